@@ -1,0 +1,92 @@
+"""Flags shared by several verbs, and turning them into library options."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def tls_verify_arg(value: str) -> bool:
+    v = value.lower()
+    if v in ("true", "1", "yes", "on"):
+        return True
+    if v in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {value!r}")
+
+
+def add_registry_flags(p: argparse.ArgumentParser, prefix: str = "", retry: bool = True) -> None:
+    """``--tls-verify``, ``--creds``, ``--authfile``... as skopeo names them (``--src-``/``--dest-`` with a prefix)."""
+    pre = f"--{prefix}-" if prefix else "--"
+    dest = f"{prefix}_" if prefix else ""
+    p.add_argument(f"{pre}tls-verify", dest=f"{dest}tls_verify", type=tls_verify_arg, nargs="?", const=True,
+                   default=None, metavar="BOOL", help="require HTTPS and verify certificates (default true)")
+    p.add_argument(f"{pre}creds", dest=f"{dest}creds", metavar="USER[:PASSWORD]",
+                   help="credentials for the registry")
+    p.add_argument(f"{pre}username", dest=f"{dest}username", metavar="USER", help="user name for the registry")
+    p.add_argument(f"{pre}password", dest=f"{dest}password", metavar="PASSWORD", help="password for the registry")
+    p.add_argument(f"{pre}registry-token", dest=f"{dest}registry_token", metavar="TOKEN",
+                   help="bearer token for the registry")
+    p.add_argument(f"{pre}no-creds", dest=f"{dest}no_creds", action="store_true", help="access the registry anonymously")
+    p.add_argument(f"{pre}cert-dir", dest=f"{dest}cert_dir", metavar="DIR",
+                   help="certificates (*.crt, *.cert, *.key) for the registry")
+    if prefix:
+        p.add_argument(f"{pre}authfile", dest=f"{dest}authfile", metavar="PATH", help="path of the authentication file")
+
+
+def add_retry_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--retry-times", type=int, default=3, metavar="N",
+                   help="retry a failed request N times (default 3)")
+    p.add_argument("--retry-delay", type=_duration, default=None, metavar="DURATION",
+                   help="fixed delay between retries, e.g. 500ms or 2s (default: exponential backoff)")
+
+
+def _duration(text: str) -> float:
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for u in ("ms", "s", "m", "h"):
+        if text.endswith(u):
+            try:
+                return float(text[: -len(u)]) * units[u]
+            except ValueError:
+                break
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 500ms, 2s)") from None
+
+
+def context(args: argparse.Namespace, prefix: str = ""):
+    """A SystemContext from the global flags and this side's registry flags."""
+    from ..errors import UsageError
+    from ..transports.base import SystemContext
+
+    dest = f"{prefix}_" if prefix else ""
+
+    def get(name, default=None):
+        return getattr(args, dest + name, default)
+
+    creds = get("creds")
+    username, password = get("username"), get("password")
+    if username is not None or password is not None:
+        if creds:
+            raise UsageError(f"--{prefix + '-' if prefix else ''}creds and --{prefix + '-' if prefix else ''}username "
+                             "cannot be used together")
+        creds = f"{username or ''}:{password or ''}"
+    if get("no_creds") and (creds or get("registry_token")):
+        raise UsageError("--no-creds cannot be combined with credentials")
+    ctx = SystemContext(
+        tls_verify=get("tls_verify"), creds=creds, registry_token=get("registry_token"),
+        authfile=get("authfile") or getattr(args, "authfile", None),
+        registries_conf=getattr(args, "registries_conf", None), cert_dir=get("cert_dir"),
+        retry_times=getattr(args, "retry_times", 3), retry_delay=getattr(args, "retry_delay", None),
+        override_os=getattr(args, "override_os", None), override_arch=getattr(args, "override_arch", None),
+        override_variant=getattr(args, "override_variant", None), no_creds=bool(get("no_creds")),
+        debug=getattr(args, "debug", False),
+    )
+    return ctx
+
+
+def print_json(obj) -> None:
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(obj, indent=4) + "\n")

@@ -1,0 +1,79 @@
+"""``pallet``: the command line. Parses arguments, calls the library, renders results.
+
+Each area registers its verbs from its own module (``register(subparsers)``); a verb's
+handler imports the library only when it runs, so ``pallet --help`` and quick verbs
+start fast. Errors become one line on stderr and the verb's exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+
+#: modules under pallet.cli that add verbs, in --help order
+AREAS = ("transport", "registry")
+
+
+class _Parser(argparse.ArgumentParser):
+    #: exit code for usage errors: skopeo's verbs use 1, podman's 125 (set per verb)
+    usage_exit = 1
+
+    def error(self, message):  # one line, never argparse's usage dump
+        self.exit(self.usage_exit, f"Error: {message}\nSee '{self.prog} --help'.\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="pallet", description="pallet: a daemonless OCI container toolchain "
+                "(image transport, storage, build, runtime)")
+    p.add_argument("--version", "-v", action="version", version=f"pallet version {__version__}")
+    p.add_argument("--debug", action="store_true", help="log what is done on stderr")
+    p.add_argument("--registries-conf", metavar="PATH", help="use PATH as registries.conf")
+    p.add_argument("--override-arch", metavar="ARCH", help="use ARCH instead of the host's when choosing images")
+    p.add_argument("--override-os", metavar="OS", help="use OS instead of the host's when choosing images")
+    p.add_argument("--override-variant", metavar="VARIANT", help="use VARIANT when choosing images")
+    p.add_argument("--root", metavar="DIR", help="the local store's root (default /var/lib/pallet)")
+    p.add_argument("--runroot", metavar="DIR", help="the local store's run-time state (default /run/pallet)")
+    p.add_argument("--storage-driver", metavar="DRIVER", help="overlay or vfs")
+    sub = p.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
+    import importlib
+
+    for area in AREAS:
+        try:
+            mod = importlib.import_module(f"pallet.cli.{area}")
+        except ImportError:
+            continue
+        mod.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    from ..errors import PalletError
+
+    try:
+        rc = args.func(args)
+    except PalletError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return getattr(args, "_error_exit", None) or e.exit_code
+    except KeyboardInterrupt:
+        print("Error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except OSError as e:  # a file or device problem the library did not wrap: still one line
+        if args.debug:
+            raise
+        print(f"Error: {e.strerror or e}{': ' + e.filename if getattr(e, 'filename', None) else ''}",
+              file=sys.stderr)
+        return 1
+    return rc or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The one error hierarchy of pallet.
+
+Every error a user can cause or meet is a :class:`PalletError` whose message says
+what went wrong and, where it can, what to do. The command line prints the message
+as one line on stderr and exits with ``exit_code``; a traceback is a bug.
+"""
+
+from __future__ import annotations
+
+
+class PalletError(Exception):
+    """Base of every error pallet raises on purpose."""
+
+    #: exit status the command line uses (skopeo's convention: 1 for failures)
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:  # one line, always
+        return " ".join(str(self.message).split("\n"))
+
+
+class UsageError(PalletError):
+    """The command line or an option value is wrong."""
+
+
+class InvalidReference(PalletError):
+    """An image reference (``docker://...``, ``oci:...``) cannot be parsed."""
+
+
+class InvalidDocument(PalletError):
+    """A manifest, index, config or other JSON document is malformed.
+
+    The message names the offending field, e.g. ``manifest: layers[2].digest: ...``.
+    """
+
+
+class ConfigError(PalletError):
+    """A configuration file (registries.conf, auth.json, policy) is malformed."""
+
+
+class NotFound(PalletError):
+    """The image, manifest, tag or blob does not exist (exit code 2, as skopeo)."""
+
+    exit_code = 2
+
+
+class BlobNotFound(NotFound):
+    """A blob the manifest names is missing from the source."""
+
+
+class AuthenticationRequired(PalletError):
+    """The registry wants credentials we do not have, or rejected ours (HTTP 401)."""
+
+
+class AccessDenied(PalletError):
+    """The registry refused the operation with these credentials (HTTP 403)."""
+
+
+class RegistryError(PalletError):
+    """The registry answered with an error we cannot recover from."""
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class NetworkError(PalletError):
+    """The connection failed and retries were exhausted."""
+
+
+class DigestMismatch(PalletError):
+    """Data read did not match the digest or size it was announced with."""
+
+
+class Unsupported(PalletError):
+    """The operation is not possible for this image or transport (e.g. zstd in a Docker v2s2 manifest)."""
+
+
+class StoreError(PalletError):
+    """The local store is in a state that prevents the operation."""

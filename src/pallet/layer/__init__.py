@@ -1,0 +1,2 @@
+"""Tar layer codec: compression streams, digests while streaming, and (later) applying
+layers onto directories.  ``stream`` is the part the transports need."""

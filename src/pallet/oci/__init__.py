@@ -1,0 +1,7 @@
+"""OCI image-spec and Docker image data: pure, no I/O.
+
+Modules: ``digest``, ``mediatype``, ``platform``, ``descriptor``, ``manifest``
+(image manifests, indexes, Docker schema 2 and schema 1), ``config`` (image config)
+and ``reference`` (Docker-style named references).  Everything parsed keeps the raw
+bytes it came from, because a digest is over bytes, not over a re-serialisation.
+"""

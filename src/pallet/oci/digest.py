@@ -1,0 +1,62 @@
+"""Content digests (``algorithm:hex``), as the OCI image-spec defines them."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from ..errors import InvalidDocument
+
+#: algorithms we compute, with their hex length
+ALGORITHMS = {"sha256": 64, "sha512": 128}
+
+_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+
+
+def validate(value: object, field: str = "digest") -> str:
+    """Return ``value`` if it is a well-formed digest we can verify, else raise naming ``field``."""
+    if not isinstance(value, str):
+        raise InvalidDocument(f"{field}: expected a digest string, got {type(value).__name__}")
+    m = _DIGEST_RE.match(value)
+    if not m:
+        raise InvalidDocument(f"{field}: {value!r} is not a digest (want algorithm:hex)")
+    algo, hexpart = m.groups()
+    length = ALGORITHMS.get(algo)
+    if length is None:
+        raise InvalidDocument(f"{field}: unsupported digest algorithm {algo!r} in {value!r}")
+    if len(hexpart) != length or not all(c in "0123456789abcdef" for c in hexpart):
+        raise InvalidDocument(f"{field}: {value!r} is not a valid {algo} digest")
+    return value
+
+
+def is_digest(value: str) -> bool:
+    try:
+        validate(value)
+        return True
+    except InvalidDocument:
+        return False
+
+
+def algorithm(digest: str) -> str:
+    return digest.split(":", 1)[0]
+
+
+def hex_part(digest: str) -> str:
+    return digest.split(":", 1)[1]
+
+
+def hasher(algo: str = "sha256"):
+    if algo not in ALGORITHMS:
+        raise InvalidDocument(f"unsupported digest algorithm {algo!r}")
+    return hashlib.new(algo)
+
+
+def of_bytes(data: bytes, algo: str = "sha256") -> str:
+    h = hasher(algo)
+    h.update(data)
+    return f"{algo}:{h.hexdigest()}"
+
+
+def short(digest: str, n: int = 12) -> str:
+    """The first ``n`` hex characters, as tools show them."""
+    return hex_part(digest)[:n]

@@ -1,0 +1,39 @@
+"""Image transports (the containers/image idea) and the copy engine.
+
+``base`` defines the interfaces every transport implements; ``parse_reference`` turns
+``transport:details`` into an :class:`~pallet.transports.base.ImageReference` by loading only
+the module of that transport; ``copy`` moves any source to any destination.
+"""
+
+from __future__ import annotations
+
+from ..errors import InvalidReference
+
+#: transport name -> module that defines ``parse(details) -> ImageReference``
+TRANSPORTS = {
+    "docker": "pallet.transports.docker",
+    "oci": "pallet.transports.oci_layout",
+    "oci-archive": "pallet.transports.oci_archive",
+    "docker-archive": "pallet.transports.docker_archive",
+    "dir": "pallet.transports.directory",
+    "local": "pallet.storage.transport",
+}
+
+
+def parse_reference(text: str):
+    """Parse ``transport:details`` (``docker://`` keeps its ``//``) as skopeo does."""
+    import importlib
+
+    name, sep, details = text.partition(":")
+    if not sep:
+        raise InvalidReference(f"invalid image name {text!r}: expected transport:details "
+                               f"(one of {', '.join(t for t in TRANSPORTS)})")
+    module = TRANSPORTS.get(name)
+    if module is None:
+        raise InvalidReference(f"invalid image name {text!r}: unknown transport {name!r} "
+                               f"(known: {', '.join(TRANSPORTS)})")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        raise InvalidReference(f"transport {name!r} is not available in this build of pallet") from None
+    return mod.parse(details)

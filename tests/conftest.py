@@ -1,0 +1,123 @@
+"""Shared fixtures: real peers only (Debian's docker-registry, skopeo), never mocks.
+
+A missing peer is a failure, not a skip: ``.ci/run`` installs them, and a suite that
+silently skipped its interop tests would claim more than it checked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if not path:
+        pytest.fail(f"{tool} is not installed: run .ci/run (it installs the peers) or apt-get install it")
+    return path
+
+
+class Registry:
+    """A real docker-registry on 127.0.0.1 with its own storage, optionally with auth."""
+
+    def __init__(self, workdir: str, auth: dict | None = None, port: int | None = None):
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.storage = os.path.join(workdir, "storage")
+        os.makedirs(self.storage, exist_ok=True)
+        import yaml
+
+        config = {
+            "version": 0.1,
+            "log": {"level": "error", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": self.storage}, "delete": {"enabled": True},
+                        "cache": {"blobdescriptor": "inmemory"}},
+            "http": {"addr": self.host, "secret": "pallet-tests"},
+        }
+        if auth:
+            config["auth"] = auth
+        self.config_path = os.path.join(workdir, "config.yml")
+        with open(self.config_path, "w") as f:
+            yaml.safe_dump(config, f)
+        self.log = open(os.path.join(workdir, "registry.log"), "wb")
+        self.proc = subprocess.Popen([need("docker-registry"), "serve", self.config_path],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break  # 401 with auth on: it is up
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    with open(os.path.join(workdir, "registry.log")) as f:
+                        pytest.fail(f"docker-registry did not start: {f.read()[-2000:]}")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """An anonymous registry shared by the session: use a unique repository name per test."""
+    reg = Registry(str(tmp_path_factory.mktemp("registry")))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def make_registry(tmp_path_factory):
+    """Factory for registries with their own config (auth modes); all stopped at teardown."""
+    started = []
+
+    def make(auth: dict | None = None) -> Registry:
+        reg = Registry(str(tmp_path_factory.mktemp("registry")), auth)
+        started.append(reg)
+        return reg
+
+    yield make
+    for reg in started:
+        reg.stop()
+
+
+@pytest.fixture(scope="session")
+def skopeo():
+    return need("skopeo")
+
+
+def run_pallet(*args, check=True, input=None, env=None):
+    """Run the installed ``pallet`` command (the console script of this venv)."""
+    exe = shutil.which("pallet")
+    if not exe:
+        pytest.fail("the pallet console script is not on PATH: pip install -e . in the venv")
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.run([exe, *args], capture_output=True, text=True, input=input, env=e)
+    if check and p.returncode != 0:
+        raise AssertionError(f"pallet {' '.join(args)} exited {p.returncode}: {p.stderr}")
+    return p
