@@ -136,9 +136,10 @@ class ImageDestination:
     #: True when blobs must arrive in manifest order (a tar stream being written)
     needs_ordered_blobs: bool = False
 
-    def try_reusing_blob(self, desc: "Descriptor") -> "Descriptor | None":
+    def try_reusing_blob(self, desc: "Descriptor", source: "ImageReference | None" = None) -> "Descriptor | None":
         """The descriptor of this blob if the destination already has it (or could get it without
-        the data, e.g. a cross-repository mount); None if it must be uploaded."""
+        the data, e.g. a cross-repository mount from ``source`` when both are on one registry);
+        None if it must be uploaded. Safe to call from several threads at once."""
         return None
 
     def put_blob(self, stream: BinaryIO, desc: "Descriptor", *, is_config: bool = False) -> "Descriptor":
