@@ -322,6 +322,40 @@ class Schema1Manifest:
             out.append(Descriptor(mt.DOCKER_LAYER_GZIP, blob, -1))
         return out
 
+    def layers_all(self) -> list[Descriptor]:
+        """Every distinct blob the manifest names (throwaway ones too), base first."""
+        seen, out = set(), []
+        for blob in reversed(self.fs_layers):
+            if blob not in seen:
+                seen.add(blob)
+                out.append(Descriptor(mt.DOCKER_LAYER_GZIP, blob, -1))
+        return out
+
+    def synthesize_config(self, diff_ids: list[str]) -> bytes:
+        """An image config for this image, as a schema 2 conversion needs it.
+
+        ``diff_ids`` are those of :attr:`layers` (the non-throwaway layers), base first.
+        The top history entry gives the config; each v1 entry gives a history line.
+        """
+        top = dict(self.history[0])
+        for key in ("id", "parent", "Size", "parent_id", "layer_id", "throwaway"):
+            top.pop(key, None)
+        history = []
+        for h in reversed(self.history):
+            cmd = (h.get("container_config") or {}).get("Cmd") or []
+            item = {"created": h.get("created", "")}
+            if h.get("author"):
+                item["author"] = h["author"]
+            item["created_by"] = " ".join(cmd) if isinstance(cmd, list) else str(cmd)
+            if h.get("comment"):
+                item["comment"] = h["comment"]
+            if h.get("throwaway"):
+                item["empty_layer"] = True
+            history.append(item)
+        top["history"] = history
+        top["rootfs"] = {"type": "layers", "diff_ids": list(diff_ids)}
+        return dumps(top)
+
     def to_dict(self) -> dict:
         return json.loads(self.raw)
 

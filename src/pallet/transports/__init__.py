@@ -32,8 +32,8 @@ def parse_reference(text: str):
     if module is None:
         raise InvalidReference(f"invalid image name {text!r}: unknown transport {name!r} "
                                f"(known: {', '.join(TRANSPORTS)})")
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        raise InvalidReference(f"transport {name!r} is not available in this build of pallet") from None
-    return mod.parse(details)
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise InvalidReference(f"transport {name!r} is not available in this build of pallet")
+    return importlib.import_module(module).parse(details)

@@ -1,0 +1,224 @@
+"""Verbs that move and look at images without a store: inspect, copy, sync, delete,
+manifest-digest (skopeo's verbs, flags and exit codes)."""
+
+from __future__ import annotations
+
+import sys
+
+from . import common
+
+
+def register(sub) -> None:
+    p = sub.add_parser("inspect", help="inspect an image (no pull): manifest, config and tags",
+                       description="Show the metadata of an image in any transport as JSON, without pulling it.")
+    p.add_argument("image", metavar="IMAGE", help="transport:details, e.g. docker://host/repo:tag, oci:DIR:TAG")
+    p.add_argument("--raw", action="store_true", help="print the raw manifest (or with --config, the raw config)")
+    p.add_argument("--config", action="store_true", help="print the image config instead")
+    p.add_argument("--no-tags", "-n", action="store_true", help="do not list the repository's tags")
+    p.add_argument("--format", "-f", metavar="TEMPLATE", help="Go-template-like output, e.g. '{{.Digest}}'")
+    p.add_argument("--authfile", metavar="PATH", help="path of the authentication file")
+    common.add_registry_flags(p)
+    common.add_retry_flags(p)
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("copy", help="copy an image from one location to another",
+                       description="Copy an image between docker://, oci:, oci-archive:, docker-archive:, dir: "
+                                   "and local: (the pallet store), converting and recompressing as asked.")
+    p.add_argument("source", metavar="SOURCE-IMAGE")
+    p.add_argument("destination", metavar="DESTINATION-IMAGE")
+    p.add_argument("--all", "-a", action="store_true", help="copy every image of a multi-platform index")
+    p.add_argument("--multi-arch", choices=("system", "all", "index-only"), default=None,
+                   help="with an index: copy the image for this system (default), all of them, or the index only")
+    p.add_argument("--format", "-f", choices=("oci", "v2s2"), default=None, help="manifest type of the destination")
+    p.add_argument("--dest-compress-format", choices=("gzip", "zstd"), default=None,
+                   help="recompress layers with this algorithm")
+    p.add_argument("--dest-compress-level", type=int, default=None, metavar="N", help="compression level")
+    p.add_argument("--dest-compress", action="store_true", help="compress layers when the source has them plain")
+    p.add_argument("--dest-decompress", action="store_true", help="store layers uncompressed")
+    p.add_argument("--preserve-digests", action="store_true", help="fail rather than change any digest")
+    p.add_argument("--digestfile", metavar="PATH", help="write the digest of the written manifest to PATH")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing while copying")
+    p.add_argument("--image-parallel-copies", type=int, default=6, metavar="N", help="layers copied at once (6)")
+    p.add_argument("--additional-tag", action="append", default=[], metavar="NAME:TAG",
+                   help="extra tags for a docker-archive: destination")
+    p.add_argument("--remove-signatures", action="store_true",
+                   help="do not copy signatures (pallet never copies them; accepted for skopeo compatibility)")
+    p.add_argument("--authfile", metavar="PATH", help="authentication file for both sides")
+    p.add_argument("--src-shared-blob-dir", metavar="DIR", help="shared blob directory of an oci: source")
+    p.add_argument("--dest-shared-blob-dir", metavar="DIR", help="shared blob directory of an oci: destination")
+    common.add_registry_flags(p, "src")
+    common.add_registry_flags(p, "dest")
+    common.add_retry_flags(p)
+    p.set_defaults(func=cmd_copy)
+
+    p = sub.add_parser("sync", help="copy many images: all tags of a repository, a directory, or a YAML list",
+                       description="Synchronise images between registries and local directories.")
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("destination", metavar="DESTINATION")
+    p.add_argument("--src", "-s", required=True, choices=("docker", "dir", "yaml"), help="source type")
+    p.add_argument("--dest", "-d", required=True, choices=("docker", "dir", "oci"), help="destination type")
+    p.add_argument("--all", "-a", action="store_true", help="copy every image of multi-platform indexes")
+    p.add_argument("--scoped", action="store_true", help="keep the full source name under the destination")
+    p.add_argument("--keep-going", action="store_true", help="go on after an image fails; exit 1 at the end")
+    p.add_argument("--format", "-f", choices=("oci", "v2s2"), default=None)
+    p.add_argument("--dry-run", action="store_true", help="say what would be copied, copy nothing")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--preserve-digests", action="store_true")
+    p.add_argument("--remove-signatures", action="store_true")
+    p.add_argument("--authfile", metavar="PATH")
+    common.add_registry_flags(p, "src")
+    common.add_registry_flags(p, "dest")
+    common.add_retry_flags(p)
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("delete", help="delete an image from a registry or layout",
+                       description="Delete the image a reference names (registry manifests are deleted by digest).")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--authfile", metavar="PATH")
+    common.add_registry_flags(p)
+    common.add_retry_flags(p)
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("manifest-digest", help="print the digest of a manifest file",
+                       description="Compute the digest of a manifest file as a registry would.")
+    p.add_argument("manifest", metavar="MANIFEST-FILE")
+    p.set_defaults(func=cmd_manifest_digest)
+
+
+def _parse_ref(text: str):
+    from ..transports import parse_reference
+
+    return parse_reference(text)
+
+
+def _progress(args):
+    from ..transports.copy import Progress
+
+    if getattr(args, "quiet", False):
+        return Progress(None)
+    if sys.stderr.isatty():
+        from ._progress import TerminalProgress
+
+        return TerminalProgress(sys.stderr)
+    return Progress(lambda line: print(line, file=sys.stderr, flush=True))
+
+
+# -- inspect -------------------------------------------------------------------------------
+
+def cmd_inspect(args) -> int:
+    from ..transports import inspect as _inspect
+
+    ref = _parse_ref(args.image)
+    ctx = common.context(args)
+    if args.format and (args.raw or args.config):
+        from ..errors import UsageError
+
+        raise UsageError("--format cannot be used with --raw or --config")
+    if args.raw and not args.config:
+        raw, _ = _inspect.raw_manifest(ref, ctx)
+        sys.stdout.buffer.write(raw)
+        sys.stdout.flush()
+        return 0
+    if args.config:
+        raw = _inspect.raw_config(ref, ctx)
+        if args.raw:
+            sys.stdout.buffer.write(raw)
+        else:
+            import json
+
+            sys.stdout.write(json.dumps(json.loads(raw), indent=4) + "\n")
+        sys.stdout.flush()
+        return 0
+    info = _inspect.inspect(ref, ctx, tags=not args.no_tags)
+    if args.format:
+        from ._template import render
+
+        sys.stdout.write(render(args.format, info) + "\n")
+    else:
+        common.print_json(info)
+    return 0
+
+
+# -- copy ----------------------------------------------------------------------------------
+
+def copy_options(args):
+    from ..oci import mediatype as mt
+    from ..transports.copy import CopyOptions
+
+    multi = args.multi_arch or ("all" if getattr(args, "all", False) else "system")
+    if getattr(args, "all", False) and args.multi_arch not in (None, "all"):
+        from ..errors import UsageError
+
+        raise UsageError("--all and --multi-arch cannot be used together")
+    return CopyOptions(
+        format=mt.FORMAT_NAMES[args.format] if args.format else None,
+        multi_arch=multi,
+        compress_format=getattr(args, "dest_compress_format", None) or
+        ("gzip" if getattr(args, "dest_compress", False) else None),
+        compress_level=getattr(args, "dest_compress_level", None),
+        decompress=getattr(args, "dest_decompress", False),
+        preserve_digests=args.preserve_digests,
+        parallel=getattr(args, "image_parallel_copies", 6),
+        progress=_progress(args),
+        additional_tags=getattr(args, "additional_tag", []),
+    )
+
+
+def cmd_copy(args) -> int:
+    from ..transports.copy import copy_image
+
+    src = _parse_ref(args.source)
+    dest = _parse_ref(args.destination)
+    options = copy_options(args)
+    if args.dest_compress_format and args.dest_decompress:
+        from ..errors import UsageError
+
+        raise UsageError("--dest-compress-format and --dest-decompress cannot be used together")
+    src_ctx = common.context(args, "src")
+    dest_ctx = common.context(args, "dest")
+    src_ctx.oci_shared_blob_dir = args.src_shared_blob_dir
+    dest_ctx.oci_shared_blob_dir = args.dest_shared_blob_dir
+    dest_ctx.docker_archive_additional_tags = list(args.additional_tag)
+    result = copy_image(src, dest, src_ctx, dest_ctx, options)
+    if args.digestfile:
+        from .._fs import write_atomic
+
+        write_atomic(args.digestfile, result.digest.encode())
+    return 0
+
+
+# -- sync ----------------------------------------------------------------------------------
+
+def cmd_sync(args) -> int:
+    from ..transports.sync import sync
+
+    options = copy_options(args)
+    src_ctx = common.context(args, "src")
+    dest_ctx = common.context(args, "dest")
+    out = (lambda line: print(line, file=sys.stderr, flush=True)) if not args.quiet else None
+    failures = sync(args.src, args.source, args.dest, args.destination, src_ctx, dest_ctx, options,
+                    scoped=args.scoped, keep_going=args.keep_going, dry_run=args.dry_run, log=out)
+    return 1 if failures else 0
+
+
+# -- delete, manifest-digest ---------------------------------------------------------------
+
+def cmd_delete(args) -> int:
+    ref = _parse_ref(args.image)
+    ref.delete(common.context(args))
+    return 0
+
+
+def cmd_manifest_digest(args) -> int:
+    from ..oci.manifest import digest_of
+
+    try:
+        with open(args.manifest, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        from ..errors import NotFound, PalletError
+
+        cls = NotFound if isinstance(e, FileNotFoundError) else PalletError
+        raise cls(f"reading manifest {args.manifest}: {e.strerror}") from None
+    print(digest_of(raw))
+    return 0

@@ -1,0 +1,403 @@
+"""The copy engine: any ImageSource to any ImageDestination.
+
+One function, :func:`copy_image`, serves every pair of transports. Blobs stream through
+``layer.stream.Verifying`` so corrupt data fails at EOF before a destination publishes
+it; layers are copied in parallel; blobs the destination already has are not sent;
+manifests are converted (OCI <-> Docker schema 2) and layers recompressed only when
+asked or when the destination needs it, and the original manifest bytes are kept
+whenever nothing changed, so digests are preserved.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ..errors import InvalidDocument, PalletError, Unsupported, UsageError
+from ..layer import stream as _stream
+from ..oci import manifest as _manifest
+from ..oci import mediatype as mt
+from ..oci import platform as _platform
+from ..oci.descriptor import Descriptor
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .base import ImageDestination, ImageReference, ImageSource, SystemContext
+
+#: a config blob larger than this is not a config (protects memory from a hostile source)
+MAX_CONFIG_SIZE = 32 << 20
+
+
+class CopyOptions:
+    """What ``pallet copy`` can ask for (skopeo's flags)."""
+
+    def __init__(self, *, format: str | None = None, multi_arch: str = "system", compress_format: str | None = None,
+                 compress_level: int | None = None, decompress: bool = False, preserve_digests: bool = False,
+                 parallel: int = 6, progress=None, additional_tags: list | None = None):
+        if multi_arch not in ("system", "all", "index-only"):
+            raise UsageError(f"invalid --multi-arch value {multi_arch!r}: want system, all or index-only")
+        if format is not None and format not in (mt.OCI_MANIFEST, mt.DOCKER_V2S2):
+            raise UsageError(f"invalid format {format!r}")
+        if compress_format not in (None, "gzip", "zstd"):
+            raise UsageError(f"invalid compression format {compress_format!r}: want gzip or zstd")
+        if parallel < 1:
+            raise UsageError("--image-parallel-copies must be at least 1")
+        self.format = format
+        self.multi_arch = multi_arch
+        self.compress_format = compress_format
+        self.compress_level = compress_level
+        self.decompress = decompress
+        self.preserve_digests = preserve_digests
+        self.parallel = parallel
+        self.progress = progress or Progress(None)
+        self.additional_tags = additional_tags or []
+
+
+class Progress:
+    """Reports blob copies. The library never prints: it calls ``sink(line)`` (None: silent)."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self._lock = threading.Lock()
+
+    def emit(self, line: str) -> None:
+        if self.sink:
+            with self._lock:
+                self.sink(line)
+
+    def blob(self, kind: str, desc: Descriptor, state: str) -> None:
+        self.emit(f"Copying {kind} {(desc.digest or '').split(':')[-1][:12]} {state}")
+
+    def wrap(self, stream, kind: str, desc: Descriptor):
+        """Wrap a stream to report bytes as they pass (subclasses draw bars)."""
+        return stream
+
+
+class CopyResult:
+    def __init__(self, digest: str, manifest: bytes, media_type: str):
+        self.digest = digest
+        self.manifest = manifest
+        self.media_type = media_type
+
+
+def copy_image(src_ref: "ImageReference", dest_ref: "ImageReference", src_ctx: "SystemContext",
+               dest_ctx: "SystemContext", options: CopyOptions | None = None) -> CopyResult:
+    """Copy the image ``src_ref`` names to ``dest_ref``; return the top-level manifest written."""
+    options = options or CopyOptions()
+    with src_ref.new_source(src_ctx) as src:
+        raw, media_type = src.get_manifest()
+        top = _manifest.parse(raw, media_type)
+        with dest_ref.new_destination(dest_ctx) as dest:
+            engine = _Engine(src, dest, src_ctx, options)
+            if top.is_index:
+                result = engine.copy_index(top)
+            else:
+                result = engine.copy_single(top, None)
+            dest.commit()
+    return result
+
+
+class _Engine:
+    def __init__(self, src: "ImageSource", dest: "ImageDestination", src_ctx: "SystemContext",
+                 options: CopyOptions):
+        self.src = src
+        self.dest = dest
+        self.ctx = src_ctx
+        self.opt = options
+        self.progress = options.progress
+        self._index_source_type = None
+
+    # -- indexes -----------------------------------------------------------------------------
+
+    def copy_index(self, index: _manifest.Index) -> CopyResult:
+        opt = self.opt
+        if opt.multi_arch == "system":
+            want = _platform.wanted(self.ctx.override_os, self.ctx.override_arch, self.ctx.override_variant)
+            chosen = index.select(want)
+            raw, media_type = self.src.get_manifest(chosen.digest)
+            inst = self._parse_instance(raw, media_type, chosen)
+            return self.copy_single(inst, None)
+        if not self.dest.supports_index:
+            raise Unsupported(f"{self.dest.reference} cannot store a multi-platform index: "
+                              "use --multi-arch system or another destination")
+        target = self._index_target(index)
+        self._index_source_type = index.media_type
+        if opt.multi_arch == "index-only":
+            if target != index.media_type and opt.preserve_digests:
+                raise Unsupported("--preserve-digests: the index would have to be converted to " + target)
+            out = index.convert(target)
+            self.dest.put_manifest(out.raw, out.media_type, None)
+            return CopyResult(out.digest, out.raw, out.media_type)
+        updated = []
+        for desc in index.manifests:
+            if desc.media_type in mt.INDEXES:
+                raise Unsupported(f"nested index {desc.digest} is not supported")
+            raw, media_type = self.src.get_manifest(desc.digest)
+            inst = self._parse_instance(raw, media_type, desc)
+            res = self.copy_single(inst, desc.digest, index_target=target)
+            updated.append(desc.replace(media_type=res.media_type, digest=res.digest, size=len(res.manifest)))
+        if updated == index.manifests and target == index.media_type:
+            out = index
+        else:
+            if opt.preserve_digests:
+                raise Unsupported("--preserve-digests: copying would change the index digest")
+            out = index.convert(target, updated)
+        self.progress.emit("Writing manifest list to image destination")
+        self.dest.put_manifest(out.raw, out.media_type, None)
+        return CopyResult(out.digest, out.raw, out.media_type)
+
+    def _parse_instance(self, raw: bytes, media_type: str, desc: Descriptor):
+        from ..errors import DigestMismatch
+
+        got = _manifest.digest_of(raw, media_type or desc.media_type)
+        if got != desc.digest:
+            raise DigestMismatch(f"manifest {desc.digest}: the source served data with digest {got}")
+        inst = _manifest.parse(raw, media_type or desc.media_type)
+        if inst.is_index:
+            raise Unsupported(f"nested index {desc.digest} is not supported")
+        return inst
+
+    def _index_target(self, index: _manifest.Index) -> str:
+        fmt = self.opt.format
+        if fmt is not None:
+            return mt.DOCKER_LIST if fmt == mt.DOCKER_V2S2 else mt.OCI_INDEX
+        supported = self.dest.supported_manifest_types
+        if supported and index.media_type not in supported:
+            for cand in supported:
+                if cand in mt.INDEXES:
+                    return cand
+            raise Unsupported(f"{self.dest.reference} cannot store {index.media_type}")
+        if self.opt.compress_format == "zstd" and index.media_type == mt.DOCKER_LIST:
+            return mt.OCI_INDEX
+        return index.media_type
+
+    # -- single images -------------------------------------------------------------------------
+
+    def _target_type(self, m, index_target: str | None) -> str:
+        """The manifest type to write for ``m``; ``index_target`` is set when ``m`` is an instance
+        of an index being converted to that type (its instances follow the index's family)."""
+        fmt = self.opt.format
+        if fmt is None and index_target is not None and index_target != self._index_source_type:
+            fmt = mt.DOCKER_V2S2 if index_target == mt.DOCKER_LIST else mt.OCI_MANIFEST
+        if fmt is not None:
+            return fmt
+        supported = self.dest.supported_manifest_types
+        if supported and m.media_type not in supported:
+            for cand in supported:
+                if cand in (mt.OCI_MANIFEST, mt.DOCKER_V2S2):
+                    return cand
+            raise Unsupported(f"{self.dest.reference} cannot store {m.media_type} manifests")
+        if self._desired_compression() == "zstd" and m.media_type == mt.DOCKER_V2S2:
+            return mt.OCI_MANIFEST
+        return m.media_type
+
+    def _desired_compression(self) -> str | None:
+        """The compression layers must end up with: None keeps the source's, "none" means plain tar."""
+        dest_wants = self.dest.desired_compression
+        if dest_wants is not None:
+            return dest_wants
+        if self.opt.decompress:
+            return "none"
+        return self.opt.compress_format
+
+    def copy_single(self, m, instance_digest: str | None, index_target: str | None = None) -> CopyResult:
+        if isinstance(m, _manifest.Schema1Manifest):
+            return self._copy_schema1(m, instance_digest)
+        target = self._target_type(m, index_target)
+        if target == mt.DOCKER_V2S2 and m.config.media_type not in (mt.OCI_CONFIG, mt.DOCKER_CONFIG):
+            raise Unsupported(f"{m.config.media_type} artifacts cannot be stored as Docker schema 2")
+        if self.opt.preserve_digests and (target != m.media_type or self._would_recompress(m)):
+            raise Unsupported("--preserve-digests: copying would change the manifest digest "
+                              f"(conversion to {target} or recompression needed)")
+        if self.dest.must_match_runtime_os:
+            self._check_runtime_os(m)
+        layers = self._copy_layers(m.layers)
+        self._copy_config(m.config)
+        if layers == m.layers and target == m.media_type:
+            out = m
+        else:
+            out = m.convert(target, layers)
+        self.progress.emit("Writing manifest to image destination")
+        self.dest.put_manifest(out.raw, out.media_type, instance_digest)
+        return CopyResult(out.digest, out.raw, out.media_type)
+
+    def _would_recompress(self, m) -> bool:
+        want = self._desired_compression()
+        if want is None:
+            return False
+        for layer in m.layers:
+            if mt.is_layer(layer.media_type) and (mt.layer_compression(layer.media_type) or "none") != want:
+                return True
+        return False
+
+    def _check_runtime_os(self, m) -> None:
+        pass  # the local store checks the config's platform itself when it commits
+
+    def _copy_config(self, desc: Descriptor) -> Descriptor:
+        if desc.size > MAX_CONFIG_SIZE:
+            raise InvalidDocument(f"manifest.config.size: {desc.size} bytes is too large for an image config")
+        got = self.dest.try_reusing_blob(desc, self.src.reference)
+        if got is not None:
+            self.progress.blob("config", desc, "skipped: already exists")
+            return got
+        with _stream.Verifying(self.src.get_blob(desc), desc.digest, desc.size, "config") as s:
+            got = self.dest.put_blob(self.progress.wrap(s, "config", desc), desc, is_config=True)
+        self.progress.blob("config", desc, "done")
+        return got
+
+    def _copy_layers(self, layers: list[Descriptor]) -> list[Descriptor]:
+        if not layers:
+            return []
+        workers = 1 if self.dest.needs_ordered_blobs else min(self.opt.parallel, len(layers))
+        if workers == 1:
+            return [self._copy_layer(d) for d in layers]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pallet-copy") as pool:
+            futures = [pool.submit(self._copy_layer, d) for d in layers]
+            try:
+                return [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+
+    def _copy_layer(self, desc: Descriptor) -> Descriptor:
+        if desc.urls and not mt.is_layer(desc.media_type):
+            return desc
+        if desc.urls and ("foreign" in desc.media_type or "nondistributable" in desc.media_type):
+            self.progress.blob("blob", desc, "skipped: foreign layer")
+            return desc
+        have = mt.layer_compression(desc.media_type) if mt.is_layer(desc.media_type) else None
+        want = self._desired_compression()
+        change = mt.is_layer(desc.media_type) and want is not None and (have or "none") != want
+        if not change:
+            got = self.dest.try_reusing_blob(desc, self.src.reference)
+            if got is not None:
+                self.progress.blob("blob", desc, "skipped: already exists")
+                return got
+        raw = self.src.get_blob(desc)
+        s = _stream.Verifying(raw, desc.digest, desc.size, "blob")
+        try:
+            if not change:
+                got = self.dest.put_blob(self.progress.wrap(s, "blob", desc), desc)
+            else:
+                data = _stream.Decompress(s, have) if have else s
+                if want != "none":
+                    data = _stream.Compress(data, want, self.opt.compress_level)
+                fmt = "oci" if mt.is_oci(desc.media_type) else "docker"
+                if want == "zstd":
+                    fmt = "oci"
+                new = desc.replace(media_type=mt.layer_type(fmt, None if want == "none" else want),
+                                   digest=None, size=-1)
+                got = self.dest.put_blob(self.progress.wrap(data, "blob", desc), new)
+                # keep the family of the source; convert() fixes it for the target format
+                got = got.replace(media_type=mt.layer_type("oci" if mt.is_oci(desc.media_type) or want == "zstd"
+                                                           else "docker", None if want == "none" else want),
+                                  annotations=desc.annotations, urls=desc.urls)
+        finally:
+            s.close()
+        self.progress.blob("blob", desc, "done")
+        return got
+
+    # -- Docker schema 1 ---------------------------------------------------------------------
+
+    def _copy_schema1(self, m: _manifest.Schema1Manifest, instance_digest: str | None) -> CopyResult:
+        supported = self.dest.supported_manifest_types
+        target = self.opt.format
+        if target is None and (not supported or m.media_type in supported):
+            if self._desired_compression() not in (None, "gzip"):
+                raise Unsupported("schema 1 images cannot be recompressed; use --format oci or v2s2 to convert")
+            for desc in m.layers_all():
+                self._copy_layer(desc)
+            self.progress.emit("Writing manifest to image destination")
+            self.dest.put_manifest(m.raw, m.media_type, instance_digest)
+            return CopyResult(m.digest, m.raw, m.media_type)
+        return self._convert_schema1(m, target or next(
+            (c for c in supported if c in (mt.DOCKER_V2S2, mt.OCI_MANIFEST)), mt.DOCKER_V2S2), instance_digest)
+
+    def _convert_schema1(self, m: _manifest.Schema1Manifest, target: str, instance_digest: str | None) -> CopyResult:
+        """Schema 1 -> schema 2/OCI: the config is made from the v1 history and the layers'
+        diffIDs, computed while the layers stream through (as containers/image does)."""
+        if self.opt.preserve_digests:
+            raise Unsupported("--preserve-digests: converting a schema 1 image changes its digest")
+        layer_descs = m.layers
+        diff_ids: dict[str, str] = {}
+
+        def tee(desc: Descriptor) -> Descriptor:
+            got = self._copy_layer_with_diffid(desc, diff_ids)
+            return got
+
+        copied = [tee(d) for d in layer_descs]
+        config_raw = m.synthesize_config([diff_ids[d.digest] for d in layer_descs])
+        from ..oci import digest as _digest
+
+        cfg_desc = Descriptor(mt.DOCKER_CONFIG if target == mt.DOCKER_V2S2 else mt.OCI_CONFIG,
+                              _digest.of_bytes(config_raw), len(config_raw))
+        import io
+
+        self.dest.put_blob(io.BytesIO(config_raw), cfg_desc, is_config=True)
+        self.progress.blob("config", cfg_desc, "done")
+        fmt = "docker" if target == mt.DOCKER_V2S2 else "oci"
+        layers = [d.replace(media_type=mt.layer_type(fmt, "gzip")) for d in copied]  # schema 1 layers are gzip
+        out = _manifest.Manifest.build(target, cfg_desc, layers)
+        self.progress.emit("Writing manifest to image destination")
+        self.dest.put_manifest(out.raw, out.media_type, instance_digest)
+        return CopyResult(out.digest, out.raw, out.media_type)
+
+    def _copy_layer_with_diffid(self, desc: Descriptor, diff_ids: dict) -> Descriptor:
+        """Copy a layer while computing the digest of its uncompressed content."""
+        import os
+
+        raw = _stream.Verifying(self.src.get_blob(desc), desc.digest, desc.size, "blob")
+        r, w = os.pipe()
+        result: dict = {}
+
+        def hash_side():
+            try:
+                with os.fdopen(r, "rb") as f:
+                    plain = _stream.Digesting(_stream.open_decompressed(f))
+                    while plain.read(_stream.CHUNK):
+                        pass
+                    result["diff"] = plain.digest
+            except BaseException as e:  # reported below
+                result["err"] = e
+
+        t = threading.Thread(target=hash_side, daemon=True)
+        t.start()
+        tee = _Tee(raw, os.fdopen(w, "wb"))
+        try:
+            got = self.dest.put_blob(tee, desc)
+        finally:
+            tee.close_sink()
+            t.join()
+            raw.close()
+        if "err" in result:
+            err = result["err"]
+            raise err if isinstance(err, PalletError) else InvalidDocument(f"layer {desc.digest}: {err}")
+        diff_ids[desc.digest] = result["diff"]
+        self.progress.blob("blob", desc, "done")
+        return got
+
+
+class _Tee(_stream.Reader):
+    """Passes reads through and writes a copy to ``sink`` (closed at EOF)."""
+
+    def __init__(self, source, sink):
+        super().__init__(source)
+        self._sink = sink
+
+    def _read(self, n: int) -> bytes:
+        b = self._src.read(n)
+        if b:
+            self._sink.write(b)
+        else:
+            self.close_sink()
+        return b
+
+    def close_sink(self) -> None:
+        if self._sink is not None:
+            try:
+                self._sink.close()
+            except OSError:
+                pass
+            self._sink = None

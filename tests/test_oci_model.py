@@ -1,0 +1,298 @@
+"""The pure image model: digests, references, platforms, manifests, indexes, schema 1."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from pallet.errors import DigestMismatch, InvalidDocument, InvalidReference, NotFound, Unsupported
+from pallet.layer import stream
+from pallet.oci import digest, manifest
+from pallet.oci import mediatype as mt
+from pallet.oci import reference
+from pallet.oci.descriptor import Descriptor
+from pallet.oci.platform import Platform, rank
+
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+D3 = "sha256:" + "3" * 64
+
+
+# -- digests -------------------------------------------------------------------------------
+
+def test_digest_validate_sha256_and_sha512():
+    assert digest.validate(D1) == D1
+    d512 = digest.of_bytes(b"x", "sha512")
+    assert d512.startswith("sha512:") and len(d512) == 7 + 128
+    assert digest.validate(d512) == d512
+
+
+@pytest.mark.parametrize("bad", ["", "sha256:", "sha256:abc", "md5:" + "a" * 32, "sha256:" + "A" * 64,
+                                 "sha256" + "a" * 64, "sha256:" + "g" * 64])
+def test_digest_rejects_malformed(bad):
+    with pytest.raises(InvalidDocument):
+        digest.validate(bad, "layers[0].digest")
+
+
+# -- references ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,want", [
+    ("busybox", "docker.io/library/busybox"),
+    ("busybox:1.36", "docker.io/library/busybox:1.36"),
+    ("index.docker.io/foo/bar", "docker.io/foo/bar"),
+    ("localhost/x", "localhost/x"),
+    ("localhost:5000/a/b:t", "localhost:5000/a/b:t"),
+    ("127.0.0.1:5000/repo@" + D1, "127.0.0.1:5000/repo@" + D1),
+    ("quay.io/a/b-c_d.e:v1.0", "quay.io/a/b-c_d.e:v1.0"),
+])
+def test_reference_normalisation(text, want):
+    assert str(reference.parse(text)) == want
+
+
+def test_reference_familiar_name():
+    assert reference.parse("docker.io/library/busybox:latest").familiar() == "busybox:latest"
+    assert reference.parse("quay.io/a/b").familiar() == "quay.io/a/b"
+
+
+@pytest.mark.parametrize("bad,word", [
+    ("", "empty"), ("a b", "white space"), ("UPPER", "lowercase"), ("repo:bad tag", "white space"),
+    ("repo@sha256:123", "digest"), ("host:5000/", "repository"), ("a:b:c", "invalid"),
+    ("repo:" + "t" * 129, "tag"),
+])
+def test_reference_errors_are_clear(bad, word):
+    with pytest.raises(InvalidReference) as e:
+        reference.parse(bad)
+    assert word in str(e.value)
+
+
+def test_reference_short_names():
+    assert reference.is_short_name("busybox")
+    assert reference.is_short_name("library/busybox")
+    assert not reference.is_short_name("localhost/busybox")
+    assert not reference.is_short_name("quay.io/busybox")
+    with pytest.raises(InvalidReference):
+        reference.parse("busybox", normalize=False)
+
+
+# -- platforms -----------------------------------------------------------------------------
+
+def test_platform_parse_and_normalise():
+    assert str(Platform.parse("linux/arm/7")) == "linux/arm/v7"
+    assert str(Platform.parse("linux/aarch64")) == "linux/arm64"
+    with pytest.raises(Exception):
+        Platform.parse("linux")
+
+
+def test_platform_variant_ranking():
+    want = Platform("linux", "arm", "v7")
+    assert rank(want, Platform("linux", "arm", "v7")) == 0
+    assert rank(want, Platform("linux", "arm", "v6")) == 1
+    assert rank(want, Platform("linux", "arm", "v8")) is None
+    assert rank(want, Platform("linux", "arm64", "v8")) is None
+    assert rank(Platform("linux", "arm64"), Platform("linux", "arm64", "v8")) == 0
+    assert rank(Platform("linux", "amd64"), Platform("windows", "amd64")) is None
+
+
+def _index(entries, media_type=mt.OCI_INDEX):
+    return manifest.parse(json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": entries}).encode())
+
+
+def _entry(d, arch, variant=""):
+    p = {"architecture": arch, "os": "linux"}
+    if variant:
+        p["variant"] = variant
+    return {"mediaType": mt.OCI_MANIFEST, "digest": d, "size": 10, "platform": p}
+
+
+def test_index_selects_best_variant():
+    idx = _index([_entry(D1, "arm", "v6"), _entry(D2, "arm", "v7"), _entry(D3, "amd64")])
+    assert idx.select(Platform("linux", "arm", "v7")).digest == D2
+    assert idx.select(Platform("linux", "arm", "v6")).digest == D1
+    assert idx.select(Platform("linux", "amd64")).digest == D3
+    with pytest.raises(NotFound) as e:
+        idx.select(Platform("linux", "s390x"))
+    assert "s390x" in str(e.value) and "linux/amd64" in str(e.value)
+
+
+# -- manifests -----------------------------------------------------------------------------
+
+def _oci_manifest(**over):
+    doc = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+           "config": {"mediaType": mt.OCI_CONFIG, "digest": D1, "size": 100},
+           "layers": [{"mediaType": mt.OCI_LAYER_GZIP, "digest": D2, "size": 200}],
+           "annotations": {"a": "b"}}
+    doc.update(over)
+    return json.dumps(doc, indent=3).encode()
+
+
+def test_manifest_keeps_raw_bytes_and_digest():
+    raw = _oci_manifest()
+    m = manifest.parse(raw, mt.OCI_MANIFEST)
+    assert m.raw == raw and m.digest == digest.of_bytes(raw)
+    assert m.layers[0].digest == D2 and m.config.size == 100
+
+
+def test_manifest_media_type_guessed_when_transport_is_silent():
+    assert manifest.parse(_oci_manifest(), None).media_type == mt.OCI_MANIFEST
+    assert manifest.parse(_oci_manifest(), "application/json").media_type == mt.OCI_MANIFEST
+
+
+@pytest.mark.parametrize("field,value,named", [
+    ("schemaVersion", 1, "schemaVersion"),
+    ("layers", "x", "layers"),
+    ("config", {"mediaType": mt.OCI_CONFIG, "digest": "nope", "size": 1}, "config.digest"),
+    ("layers", [{"mediaType": mt.OCI_LAYER, "digest": D2, "size": -1}], "layers[0].size"),
+    ("layers", [{"digest": D2, "size": 1}], "layers[0].mediaType"),
+    ("annotations", {"a": 1}, "annotations"),
+])
+def test_malformed_manifest_names_the_field(field, value, named):
+    with pytest.raises(InvalidDocument) as e:
+        manifest.parse(_oci_manifest(**{field: value}), mt.OCI_MANIFEST)
+    assert named in str(e.value)
+
+
+def test_manifest_served_with_other_media_type_is_rejected():
+    with pytest.raises(InvalidDocument) as e:
+        manifest.parse(_oci_manifest(), mt.DOCKER_V2S2)
+    assert "mediaType" in str(e.value)
+
+
+def test_not_json_and_unknown_type():
+    with pytest.raises(InvalidDocument):
+        manifest.parse(b"{not json", mt.OCI_MANIFEST)
+    with pytest.raises(InvalidDocument):
+        manifest.parse(b"[]", mt.OCI_MANIFEST)
+    with pytest.raises(InvalidDocument) as e:
+        manifest.parse(b"{}", "application/x-unknown")
+    assert "unsupported media type" in str(e.value)
+
+
+def test_convert_oci_to_docker_and_back():
+    m = manifest.parse(_oci_manifest(), mt.OCI_MANIFEST)
+    d = m.convert(mt.DOCKER_V2S2)
+    doc = json.loads(d.raw)
+    assert doc["mediaType"] == mt.DOCKER_V2S2
+    assert doc["config"]["mediaType"] == mt.DOCKER_CONFIG
+    assert doc["layers"][0]["mediaType"] == mt.DOCKER_LAYER_GZIP
+    assert list(doc["layers"][0]) == ["mediaType", "size", "digest"]  # Docker's field order
+    assert "annotations" not in doc
+    back = manifest.parse(d.raw, mt.DOCKER_V2S2).convert(mt.OCI_MANIFEST)
+    assert json.loads(back.raw)["layers"][0]["mediaType"] == mt.OCI_LAYER_GZIP
+    assert back.config.digest == D1  # the config bytes, and so the image ID, stay
+
+
+def test_zstd_layers_cannot_become_docker():
+    m = manifest.parse(_oci_manifest(layers=[{"mediaType": mt.OCI_LAYER_ZSTD, "digest": D2, "size": 1}]))
+    with pytest.raises(Unsupported) as e:
+        m.convert(mt.DOCKER_V2S2)
+    assert "zstd" in str(e.value)
+
+
+def test_unchanged_convert_keeps_bytes():
+    raw = _oci_manifest()
+    m = manifest.parse(raw)
+    assert m.convert(mt.OCI_MANIFEST).raw == raw
+
+
+def test_go_style_serialisation():
+    assert manifest.dumps({"a": "<&>"}) == b'{"a":"\\u003c\\u0026\\u003e"}'
+
+
+def test_docker_list_requires_platform():
+    with pytest.raises(InvalidDocument) as e:
+        _index([{"mediaType": mt.DOCKER_V2S2, "digest": D1, "size": 1}], mt.DOCKER_LIST)
+    assert "platform" in str(e.value)
+
+
+def test_index_conversion():
+    idx = _index([_entry(D1, "amd64")])
+    dl = idx.convert(mt.DOCKER_LIST)
+    assert json.loads(dl.raw)["mediaType"] == mt.DOCKER_LIST
+
+
+# -- schema 1 ------------------------------------------------------------------------------
+
+def _schema1(signed: bool):
+    body = {"schemaVersion": 1, "name": "x/y", "tag": "t", "architecture": "amd64",
+            "fsLayers": [{"blobSum": D2}, {"blobSum": D1}],
+            "history": [{"v1Compatibility": json.dumps({"id": "b", "parent": "a", "created": "2020-01-01T00:00:00Z",
+                                                         "architecture": "amd64", "os": "linux",
+                                                         "config": {"Env": ["A=1"]},
+                                                         "container_config": {"Cmd": ["/bin/sh", "-c", "x"]}})},
+                        {"v1Compatibility": json.dumps({"id": "a", "created": "2019-01-01T00:00:00Z"})}]}
+    payload = json.dumps(body, indent=3).encode()
+    if not signed:
+        return payload, payload
+    tail = payload[-2:]
+    cut = payload[:-2]
+    protected = base64.urlsafe_b64encode(json.dumps({"formatLength": len(cut),
+                                                     "formatTail": base64.urlsafe_b64encode(tail).decode().rstrip("=")})
+                                         .encode()).decode().rstrip("=")
+    signed_raw = cut + b',\n   "signatures": [{"header": {}, "signature": "x", "protected": "' + protected.encode() + b'"}]\n}'
+    return signed_raw, payload
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_schema1_digest_is_over_payload(signed):
+    raw, payload = _schema1(signed)
+    m = manifest.parse(raw)
+    assert m.media_type == (mt.DOCKER_V2S1_SIGNED if signed else mt.DOCKER_V2S1)
+    assert m.digest == digest.of_bytes(payload)
+    assert manifest.digest_of(raw) == digest.of_bytes(payload)
+    assert [d.digest for d in m.layers] == [D1, D2]
+
+
+def test_schema1_config_synthesis():
+    raw, _ = _schema1(False)
+    m = manifest.parse(raw)
+    cfg = json.loads(m.synthesize_config(["sha256:" + "a" * 64, "sha256:" + "b" * 64]))
+    assert cfg["rootfs"]["diff_ids"][1] == "sha256:" + "b" * 64
+    assert cfg["config"]["Env"] == ["A=1"] and "id" not in cfg and "parent" not in cfg
+    assert cfg["history"][1]["created_by"] == "/bin/sh -c x"
+
+
+# -- streams -------------------------------------------------------------------------------
+
+def test_verifying_stream_raises_at_eof():
+    import io
+
+    data = b"hello" * 1000
+    good = stream.Verifying(io.BytesIO(data), digest.of_bytes(data), len(data))
+    assert good.read() == data and good.verified
+    bad = stream.Verifying(io.BytesIO(data[:-1] + b"X"), digest.of_bytes(data), len(data))
+    with pytest.raises(DigestMismatch):
+        bad.read()
+    short = stream.Verifying(io.BytesIO(data[:-1]), digest.of_bytes(data), len(data))
+    with pytest.raises(DigestMismatch):
+        short.read()
+    long = stream.Verifying(io.BytesIO(data + b"!"), digest.of_bytes(data), len(data))
+    with pytest.raises(DigestMismatch):
+        long.read()
+
+
+@pytest.mark.parametrize("algo", ["gzip", "zstd"])
+def test_compress_roundtrip_streams(algo):
+    import io
+    import os
+
+    data = os.urandom(3 << 20) + b"a" * (2 << 20)
+    comp = stream.Compress(io.BytesIO(data), algo).read()
+    assert stream.detect(comp[:8]) == algo
+    assert stream.open_decompressed(io.BytesIO(comp)).read() == data
+
+
+def test_truncated_gzip_is_an_error():
+    import gzip
+    import io
+
+    comp = gzip.compress(b"x" * 100000)
+    with pytest.raises(DigestMismatch):
+        stream.Decompress(io.BytesIO(comp[:-20]), "gzip").read()
+
+
+def test_descriptor_roundtrip_keeps_unknown_fields():
+    d = Descriptor.from_dict({"mediaType": mt.OCI_LAYER, "digest": D1, "size": 3, "x-extra": 1,
+                              "annotations": {"k": "v"}})
+    assert d.to_dict()["x-extra"] == 1 and d.to_dict()["annotations"] == {"k": "v"}
