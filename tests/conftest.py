@@ -112,7 +112,11 @@ def skopeo():
 
 def run_pallet(*args, check=True, input=None, env=None):
     """Run the installed ``pallet`` command (the console script of this venv)."""
-    exe = shutil.which("pallet")
+    import sys
+
+    exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+    if not os.path.exists(exe):
+        exe = shutil.which("pallet")
     if not exe:
         pytest.fail("the pallet console script is not on PATH: pip install -e . in the venv")
     e = dict(os.environ)
