@@ -136,6 +136,11 @@ class ImageDestination:
     #: True when blobs must arrive in manifest order (a tar stream being written)
     needs_ordered_blobs: bool = False
 
+    def begin_image(self, manifest, config: bytes | None) -> None:
+        """Called before the layers of one single-platform image are copied, with its parsed
+        source manifest and its verified config bytes (None for schema 1 sources). A destination
+        that needs to know the image up front (the local store: chain IDs, diffIDs) uses it."""
+
     def try_reusing_blob(self, desc: "Descriptor", source: "ImageReference | None" = None) -> "Descriptor | None":
         """The descriptor of this blob if the destination already has it (or could get it without
         the data, e.g. a cross-repository mount from ``source`` when both are on one registry);

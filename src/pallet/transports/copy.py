@@ -208,10 +208,10 @@ class _Engine:
         if self.opt.preserve_digests and (target != m.media_type or self._would_recompress(m)):
             raise Unsupported("--preserve-digests: copying would change the manifest digest "
                               f"(conversion to {target} or recompression needed)")
-        if self.dest.must_match_runtime_os:
-            self._check_runtime_os(m)
+        config = self._read_config(m.config)
+        self.dest.begin_image(m, config)
         layers = self._copy_layers(m.layers)
-        self._copy_config(m.config)
+        self._put_config(m.config, config)
         if layers == m.layers and target == m.media_type:
             out = m
         else:
@@ -229,18 +229,21 @@ class _Engine:
                 return True
         return False
 
-    def _check_runtime_os(self, m) -> None:
-        pass  # the local store checks the config's platform itself when it commits
-
-    def _copy_config(self, desc: Descriptor) -> Descriptor:
+    def _read_config(self, desc: Descriptor) -> bytes:
+        """The config blob, verified. Configs are small (capped), so they are read whole."""
         if desc.size > MAX_CONFIG_SIZE:
             raise InvalidDocument(f"manifest.config.size: {desc.size} bytes is too large for an image config")
+        with _stream.Verifying(self.src.get_blob(desc), desc.digest, desc.size, "config") as s:
+            return s.read()
+
+    def _put_config(self, desc: Descriptor, config: bytes) -> Descriptor:
+        import io
+
         got = self.dest.try_reusing_blob(desc, self.src.reference)
         if got is not None:
             self.progress.blob("config", desc, "skipped: already exists")
             return got
-        with _stream.Verifying(self.src.get_blob(desc), desc.digest, desc.size, "config") as s:
-            got = self.dest.put_blob(self.progress.wrap(s, "config", desc), desc, is_config=True)
+        got = self.dest.put_blob(io.BytesIO(config), desc, is_config=True)
         self.progress.blob("config", desc, "done")
         return got
 
@@ -327,16 +330,14 @@ class _Engine:
             got = self._copy_layer_with_diffid(desc, diff_ids)
             return got
 
+        self.dest.begin_image(m, None)
         copied = [tee(d) for d in layer_descs]
         config_raw = m.synthesize_config([diff_ids[d.digest] for d in layer_descs])
         from ..oci import digest as _digest
 
         cfg_desc = Descriptor(mt.DOCKER_CONFIG if target == mt.DOCKER_V2S2 else mt.OCI_CONFIG,
                               _digest.of_bytes(config_raw), len(config_raw))
-        import io
-
-        self.dest.put_blob(io.BytesIO(config_raw), cfg_desc, is_config=True)
-        self.progress.blob("config", cfg_desc, "done")
+        self._put_config(cfg_desc, config_raw)
         fmt = "docker" if target == mt.DOCKER_V2S2 else "oci"
         layers = [d.replace(media_type=mt.layer_type(fmt, "gzip")) for d in copied]  # schema 1 layers are gzip
         out = _manifest.Manifest.build(target, cfg_desc, layers)
