@@ -131,8 +131,6 @@ class ImageDestination:
     supports_index: bool = True
     #: compression it wants for layers: None keeps what the source has
     desired_compression: str | None = None
-    #: True when it can only hold one image for the running platform (a local store)
-    must_match_runtime_os: bool = False
     #: True when blobs must arrive in manifest order (a tar stream being written)
     needs_ordered_blobs: bool = False
 
