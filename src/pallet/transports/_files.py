@@ -1,0 +1,186 @@
+"""File-system helpers shared by the local transports (``oci:``, ``oci-archive:``, ``docker-archive:``, ``dir:``).
+
+Crash-safe writes (temp file in the same directory, fsync, rename, fsync the directory),
+small bounded reads, a directory lock, and the translation of ``OSError`` into one-line
+:class:`~pallet.errors.PalletError` messages (a missing file is ``NotFound``, exit code 2).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from ..errors import NotFound, PalletError
+
+#: the largest manifest / index / config we read into memory
+MAX_DOCUMENT = 32 << 20
+
+
+class LocalFileError(PalletError):
+    """A local file or directory could not be read or written (permissions, full disk, ...)."""
+
+
+def os_error(e: OSError, what: str) -> PalletError:
+    """A one-line PalletError for ``e``, met while doing ``what`` (e.g. "writing oci:/x")."""
+    name = e.filename or ""
+    where = f" {name}" if name else ""
+    if e.errno == errno.ENOENT:
+        return NotFound(f"{what}:{where} does not exist")
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return LocalFileError(f"{what}: permission denied:{where}")
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return LocalFileError(f"{what}: no space left on device{(' (' + name + ')') if name else ''}")
+    if e.errno == errno.EROFS:
+        return LocalFileError(f"{what}: read-only file system:{where}")
+    if e.errno == errno.ENOTDIR:
+        return LocalFileError(f"{what}: not a directory:{where}")
+    if e.errno == errno.EISDIR:
+        return LocalFileError(f"{what}: is a directory:{where}")
+    return LocalFileError(f"{what}: {e.strerror or e}{':' + where if where else ''}")
+
+
+class translate_errors:
+    """``with translate_errors("reading oci:/x"):`` turns OSError into a one-line PalletError."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, exc, tb):
+        if exc is not None and isinstance(exc, OSError):
+            raise os_error(exc, self.what) from None
+        return False
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_name(directory: str, base: str) -> str:
+    """A hidden, unique temp file name in ``directory`` for a file that becomes ``base``."""
+    return os.path.join(directory, f".{base}.pallet-{os.urandom(6).hex()}.tmp")
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` whole: temp file, fsync, rename, fsync the directory."""
+    directory, base = os.path.split(path)
+    directory = directory or "."
+    tmp = temp_name(directory, base)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+    fsync_dir(directory)
+
+
+def read_small(path: str, limit: int = MAX_DOCUMENT) -> bytes:
+    """A whole (small) file; refuses files larger than ``limit``."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise LocalFileError(f"{path}: larger than {limit} bytes, refusing to read it into memory")
+    return data
+
+
+def _unlink_quiet(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def rmtree_quiet(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def is_stream_path(path: str) -> bool:
+    """True for a path that is a character device, FIFO or socket (``/dev/stdin``, ``/dev/stdout``, a pipe)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode)
+
+
+def big_temp_dir() -> str:
+    """Where to spool big temporary files (containers/image uses /var/tmp, not a tmpfs /tmp)."""
+    d = os.environ.get("TMPDIR")
+    if d and os.path.isdir(d):
+        return d
+    return "/var/tmp" if os.path.isdir("/var/tmp") and os.access("/var/tmp", os.W_OK) else "/tmp"
+
+
+class DirLock:
+    """An exclusive ``flock`` on a directory itself (no lock file is added to the layout)."""
+
+    __slots__ = ("path", "fd")
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self):
+        import fcntl
+
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd >= 0:
+            os.close(self.fd)  # releases the lock
+            self.fd = -1
+        return False
+
+
+def make_dirs(path: str, created: list) -> None:
+    """``os.makedirs`` that records, outermost first, each directory it created in ``created``."""
+    missing = []
+    p = os.path.abspath(path)
+    while not os.path.isdir(p):
+        missing.append(p)
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o755)
+        except FileExistsError:
+            if not os.path.isdir(d):
+                raise
+            continue
+        created.append(d)
+
+
+def remove_created_dirs(created: list) -> None:
+    """Remove (innermost first) the directories ``make_dirs`` created, if they are empty."""
+    for d in reversed(created):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+    created.clear()
