@@ -82,3 +82,8 @@ class Unsupported(PalletError):
 
 class StoreError(PalletError):
     """The local store is in a state that prevents the operation."""
+
+
+class LayerError(PalletError):
+    """A tar layer is malformed, truncated or unsafe (a name or link that would escape the
+    directory it is applied to), or a directory cannot be turned into a layer."""
