@@ -1,0 +1,298 @@
+"""Registry credentials in ``auth.json`` files, found and written as containers/image does.
+
+Read order (the first file with an entry wins):
+
+1. an explicit file: ``ctx.authfile``, else ``$REGISTRY_AUTH_FILE`` — when one is given,
+   it is the only file read;
+2. ``${XDG_RUNTIME_DIR}/containers/auth.json`` (root: ``/run/containers/0/auth.json``);
+3. ``${XDG_CONFIG_HOME:-~/.config}/containers/auth.json``;
+4. ``${DOCKER_CONFIG:-~/.docker}/config.json``;
+5. ``~/.dockercfg`` (the legacy format, without the ``auths`` wrapper).
+
+Within a file, keys are tried longest first: ``host/ns/repo``, ``host/ns``, ``host``
+(and legacy ``https://host/v1/`` keys match ``host``). ``login`` writes the file of step
+1 or 2 with mode 0600 (temp file, fsync, rename). Credentials are never printed or
+logged: :class:`Credentials` hides its password from ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import ConfigError, PalletError
+
+
+class Credentials:
+    """A user name and a secret (password or identity token); ``repr`` never shows the secret."""
+
+    __slots__ = ("username", "password", "identity_token", "source")
+
+    def __init__(self, username: str, password: str, identity_token: str = "", source: str = ""):
+        self.username = username
+        self.password = password
+        self.identity_token = identity_token
+        self.source = source  # where they came from (a path, "--creds"): safe to show
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, password=<hidden>, source={self.source!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Credentials) and self.username == other.username
+                and self.password == other.password and self.identity_token == other.identity_token)
+
+    def __hash__(self) -> int:
+        return hash((self.username, self.password))
+
+
+def parse_creds(text: str, source: str = "--creds") -> Credentials:
+    """``user[:password]`` as given to ``--creds``."""
+    if not text:
+        raise ConfigError("credentials cannot be empty (want USER[:PASSWORD])")
+    user, _, password = text.partition(":")
+    if not user:
+        raise ConfigError("credentials must name a user (want USER[:PASSWORD])")
+    return Credentials(user, password, source=source)
+
+
+def _home() -> str:
+    return os.path.expanduser("~")
+
+
+def explicit_auth_file(ctx=None) -> str | None:
+    """The auth file the user named (``ctx.authfile`` or ``$REGISTRY_AUTH_FILE``), if any."""
+    path = getattr(ctx, "authfile", None) if ctx is not None else None
+    return path or os.environ.get("REGISTRY_AUTH_FILE") or None
+
+
+def default_auth_file() -> str:
+    """``${XDG_RUNTIME_DIR}/containers/auth.json``; root without XDG_RUNTIME_DIR: /run/containers/0."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return os.path.join(runtime, "containers", "auth.json")
+    if os.geteuid() == 0:
+        return "/run/containers/0/auth.json"
+    return os.path.join(f"/run/user/{os.geteuid()}", "containers", "auth.json")
+
+
+def auth_file_paths(ctx=None) -> list[tuple[str, bool]]:
+    """(path, legacy_format) in read order."""
+    explicit = explicit_auth_file(ctx)
+    if explicit:
+        return [(explicit, False)]
+    home = _home()
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    docker = os.environ.get("DOCKER_CONFIG")
+    return [
+        (default_auth_file(), False),
+        (os.path.join(xdg, "containers", "auth.json"), False),
+        (os.path.join(docker, "config.json") if docker else os.path.join(home, ".docker", "config.json"), False),
+        (os.path.join(home, ".dockercfg"), True),
+    ]
+
+
+def write_path(ctx=None) -> str:
+    """The file ``login`` and ``logout`` change."""
+    return explicit_auth_file(ctx) or default_auth_file()
+
+
+def normalize_key(key: str) -> str:
+    """``https://index.docker.io/v1/`` -> ``docker.io``; ``http://host/`` -> ``host``."""
+    k = key
+    for scheme in ("https://", "http://"):
+        if k.startswith(scheme):
+            k = k[len(scheme):]
+            # a URL key names a registry, its path is an API version, not a namespace
+            k = k.split("/", 1)[0]
+            break
+    if k in ("index.docker.io", "registry-1.docker.io"):
+        k = "docker.io"
+    return k
+
+
+def keys_for(host: str, path: str = "") -> list[str]:
+    """Lookup keys for ``host/path``, longest first."""
+    keys = []
+    if path:
+        parts = path.split("/")
+        for i in range(len(parts), 0, -1):
+            keys.append(host + "/" + "/".join(parts[:i]))
+    keys.append(host)
+    return keys
+
+
+def _load(path: str, legacy: bool) -> dict:
+    """The ``auths`` map of a file ({} when it does not exist)."""
+    import json
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return {}
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected an auth file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied reading the auth file") from None
+    if not raw.strip():
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e.__class__.__name__} at {getattr(e, 'pos', '?')})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    if legacy:
+        return doc
+    auths = doc.get("auths", {})
+    if not isinstance(auths, dict):
+        raise ConfigError(f"{path}: \"auths\" must be an object")
+    return auths
+
+
+def _decode_entry(entry: object, path: str, key: str) -> Credentials | None:
+    import base64
+    import binascii
+
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{path}: auths[{key!r}] must be an object")
+    token = entry.get("identitytoken") or ""
+    auth = entry.get("auth") or ""
+    if not auth and not token:
+        return None
+    user = password = ""
+    if auth:
+        try:
+            decoded = base64.b64decode(auth, validate=False).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise ConfigError(f"{path}: auths[{key!r}].auth is not valid base64 of user:password") from None
+        user, sep, password = decoded.partition(":")
+        if not sep:
+            raise ConfigError(f"{path}: auths[{key!r}].auth does not decode to user:password")
+    return Credentials(user, password, token, source=path)
+
+
+def lookup(host: str, path: str = "", ctx=None) -> Credentials | None:
+    """Stored credentials for ``host`` (and repository ``path``), or None for anonymous access."""
+    wanted = keys_for(host, path)
+    for file, legacy in auth_file_paths(ctx):
+        auths = _load(file, legacy)
+        if not auths:
+            continue
+        normalized: dict[str, tuple[str, object]] = {}
+        for k, v in auths.items():
+            normalized.setdefault(normalize_key(k), (k, v))
+        for key in wanted:
+            hit = normalized.get(key)
+            if hit is not None:
+                creds = _decode_entry(hit[1], file, hit[0])
+                if creds is not None:
+                    return creds
+    return None
+
+
+def _read_whole(path: str) -> dict:
+    import json
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return {}
+    if not raw.strip():
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"{path}: not valid JSON; fix or remove it before logging in") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("auths", {}), dict):
+        raise ConfigError(f"{path}: not an auth file (expected an object with \"auths\")")
+    return doc
+
+
+def _write_whole(path: str, doc: dict) -> None:
+    """Replace ``path`` atomically with mode 0600 (temp + fsync + rename)."""
+    import json
+
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+    except OSError as e:
+        raise PalletError(f"cannot create {parent}: {e.strerror}") from None
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    data = (json.dumps(doc, indent="\t") + "\n").encode()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+        dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise PalletError(f"cannot write {path}: {e.strerror}") from None
+
+
+def store(key: str, username: str, password: str, ctx=None) -> str:
+    """Save credentials for ``key`` (``host`` or ``host/namespace``); returns the file written."""
+    import base64
+
+    path = write_path(ctx)
+    doc = _read_whole(path)
+    auths = doc.setdefault("auths", {})
+    # drop other spellings of the same key (legacy URL forms) so lookups find the new entry
+    for k in [k for k in auths if k != key and normalize_key(k) == key]:
+        del auths[k]
+    entry = auths.get(key) if isinstance(auths.get(key), dict) else {}
+    entry = dict(entry)
+    entry["auth"] = base64.b64encode(f"{username}:{password}".encode()).decode()
+    entry.pop("identitytoken", None)
+    auths[key] = entry
+    _write_whole(path, doc)
+    return path
+
+
+def remove(key: str, ctx=None) -> bool:
+    """Forget credentials for ``key``; False when there were none in the login file."""
+    path = write_path(ctx)
+    doc = _read_whole(path)
+    auths = doc.get("auths", {})
+    gone = [k for k in auths if k == key or normalize_key(k) == key]
+    if not gone:
+        return False
+    for k in gone:
+        del auths[k]
+    _write_whole(path, doc)
+    return True
+
+
+def remove_all(ctx=None) -> str:
+    """Forget every credential in the login file (``logout --all``); returns its path."""
+    path = write_path(ctx)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise PalletError(f"cannot remove {path}: {e.strerror}") from None
+    return path
+
+
+def get_username(key: str, ctx=None) -> str | None:
+    host, _, path = key.partition("/")
+    creds = lookup(host, path, ctx)
+    return creds.username if creds else None

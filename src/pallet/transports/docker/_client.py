@@ -1,0 +1,348 @@
+"""One registry host: ping, TLS choice, authentication, retries, redirects, error mapping.
+
+A :class:`Client` is what source, destination, ``list_tags`` and ``login`` share. It
+sends requests through the :mod:`._http` pools (keep-alive, one connection per thread
+at a time), asks :mod:`._auth` for the Authorization header of the scopes a request
+needs, lets :class:`._retry.RetryPolicy` decide about retries, and turns every failure
+into a one-line :class:`~pallet.errors.PalletError`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+from ...errors import (AccessDenied, AuthenticationRequired, BlobNotFound, NetworkError, NotFound,
+                       PalletError, RegistryError, Unsupported)
+from . import _http
+from ._auth import Authenticator, parse_challenges
+from ._retry import RetryPolicy
+
+#: what a registry error body may be at most (it is JSON; more is not an error body)
+_MAX_ERROR_BODY = 1 << 16
+#: manifests larger than this are refused (containers/image's limit)
+MAX_MANIFEST_SIZE = 4 << 20
+_REDIRECTS = (301, 302, 303, 307, 308)
+_NOT_FOUND_CODES = ("MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN", "BLOB_UPLOAD_UNKNOWN", "NOT_FOUND")
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+
+
+def cert_dirs(host: str, ctx) -> list[str]:
+    """Directories of certificates for ``host``: ``ctx.cert_dir``, else the containers/docker defaults."""
+    if getattr(ctx, "cert_dir", None):
+        return [ctx.cert_dir]
+    return [os.path.join("/etc/containers/certs.d", host), os.path.join("/etc/docker/certs.d", host)]
+
+
+def tls_config(host: str, ctx, verify: bool) -> _http.TLSConfig:
+    """CA files (``*.crt``) and client pairs (``*.cert`` + ``*.key``) from the certificate directories."""
+    from ...errors import ConfigError
+
+    cas, pairs = [], []
+    for d in cert_dirs(host, ctx):
+        try:
+            names = sorted(os.listdir(d))
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise ConfigError(f"cannot read certificate directory {d}: {e.strerror}") from None
+        for n in names:
+            p = os.path.join(d, n)
+            if n.endswith(".crt"):
+                cas.append(p)
+            elif n.endswith(".cert"):
+                key = p[: -len(".cert")] + ".key"
+                if not os.path.exists(key):
+                    raise ConfigError(f"client certificate {p} has no matching key {key}")
+                pairs.append((p, key))
+            elif n.endswith(".key"):
+                if not os.path.exists(p[: -len(".key")] + ".cert"):
+                    raise ConfigError(f"client key {p} has no matching certificate {p[:-4]}.cert")
+        if cas or pairs:
+            break
+    return _http.TLSConfig(verify, tuple(cas), tuple(pairs))
+
+
+def describe_os_error(e: BaseException) -> str:
+    """A short phrase for a connection failure (no tracebacks, no secrets)."""
+    import errno
+
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, ConnectionResetError):
+        return "connection reset by peer"
+    if isinstance(e, TimeoutError) or type(e).__name__ == "timeout":
+        return "timed out"
+    if type(e).__name__ == "gaierror":
+        return f"cannot resolve host name ({getattr(e, 'strerror', None) or e})"
+    if type(e).__name__.startswith("SSL") or "ssl" in type(e).__module__.lower():
+        reason = getattr(e, "reason", None) or getattr(e, "verify_message", None) or str(e)
+        return f"TLS error: {reason}"
+    if isinstance(e, _http.ProtocolError):
+        return str(e)
+    if getattr(e, "errno", None) in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return os.strerror(e.errno).lower()
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
+def error_details(body: bytes) -> tuple[str | None, str]:
+    """(first error code, "code: message; ...") from a distribution error body, or (None, "")."""
+    import json
+
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None, ""
+    errs = doc.get("errors") if isinstance(doc, dict) else None
+    if not isinstance(errs, list) or not errs:
+        if isinstance(doc, dict) and isinstance(doc.get("details") or doc.get("message"), str):
+            return None, (doc.get("details") or doc.get("message"))
+        return None, ""
+    parts, code = [], None
+    for e in errs[:5]:
+        if not isinstance(e, dict):
+            continue
+        c = e.get("code")
+        m = e.get("message") or ""
+        if code is None and isinstance(c, str):
+            code = c
+        text = str(m) if m else str(c or "").lower().replace("_", " ")
+        if text and text not in parts:
+            parts.append(text)
+    return code, "; ".join(parts)
+
+
+class Client:
+    """Requests to one registry host as one set of credentials; safe for many threads."""
+
+    def __init__(self, host: str, ctx, *, insecure: bool = False, repo_path: str = ""):
+        from .. import credentials
+
+        self.host = host
+        self.ctx = ctx
+        api_host = DOCKER_HUB_API if host == DOCKER_HUB else host
+        self._api_host, self._api_port = _http.split_host_port(api_host, 0)
+        tls_verify = getattr(ctx, "tls_verify", None)
+        if tls_verify is None:
+            tls_verify = not insecure
+        self.tls_verify = tls_verify
+        self.debug = bool(getattr(ctx, "debug", False))
+        self.user_agent = getattr(ctx, "user_agent", None) or "pallet"
+        self.retry = RetryPolicy.from_context(ctx)
+        creds = bearer = None
+        if not getattr(ctx, "no_creds", False):
+            if getattr(ctx, "creds", None):
+                creds = credentials.parse_creds(ctx.creds)
+            elif getattr(ctx, "registry_token", None):
+                bearer = ctx.registry_token
+            else:
+                creds = credentials.lookup(host, repo_path, ctx)
+        self.auth = Authenticator(host, creds, bearer, fetch_token=self._fetch_token)
+        self._tls: _http.TLSConfig | None = None
+        self.scheme: str | None = None
+        self._pools: dict[tuple, _http.Pool] = {}
+        self._lock = threading.Lock()
+        self._ping_lock = threading.Lock()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def log(self, msg: str) -> None:
+        if self.debug:
+            print(f"DEBUG {msg}", file=sys.stderr)
+
+    def tls(self) -> _http.TLSConfig:
+        if self._tls is None:
+            self._tls = tls_config(self.host, self.ctx, self.tls_verify)
+        return self._tls
+
+    def _pool(self, url: _http.URL) -> _http.Pool:
+        key = url.origin
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = _http.Pool(url.scheme, url.host, url.port, self.tls() if url.scheme == "https" else None)
+                self._pools[key] = pool
+            return pool
+
+    def base_url(self, scheme: str | None = None) -> _http.URL:
+        scheme = scheme or self.scheme or "https"
+        port = self._api_port or (443 if scheme == "https" else 80)
+        return _http.URL(scheme, self._api_host, port, "/")
+
+    def url(self, path: str) -> _http.URL:
+        """``/v2/...`` on this registry, or an absolute URL (upload locations, Link headers)."""
+        self.ping()
+        return self.base_url().join(path)
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for p in pools:
+            p.close()
+
+    def _network_error(self, e: BaseException, what: str) -> NetworkError:
+        hint = ""
+        if self.scheme != "http" and "TLS error" in describe_os_error(e) and self.tls_verify:
+            hint = " (for a registry without valid TLS use --tls-verify=false)"
+        return NetworkError(f"{what}: {self.host}: {describe_os_error(e)}{hint}")
+
+    # -- ping ------------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Find the scheme and the authentication challenges (``GET /v2/``), once.
+
+        HTTPS is required unless TLS verification is off (``--tls-verify=false`` or an
+        ``insecure`` registry); then HTTPS without verification and plain HTTP are both
+        accepted, as containers/image does. Plain HTTP is probed first in that mode — it
+        carries no credentials, only a registry answer (200/401) is accepted from it, and
+        it spares loading the TLS stack for the common local-registry case.
+        """
+        if self.scheme is not None:
+            return
+        with self._ping_lock:
+            if self.scheme is not None:
+                return
+            schemes = ("http", "https") if not self.tls_verify else ("https",)
+            first_error: PalletError | None = None
+            for scheme in schemes:
+                url = self.base_url(scheme).join("/v2/")
+                try:
+                    resp = self.retry.run(lambda: self._pool(url).request(
+                        "GET", url, {"User-Agent": self.user_agent}), self._retry_logger("ping " + str(url)))
+                except OSError as e:
+                    err = self._network_error(e, f"pinging container registry {self.host}")
+                    self.log(str(err))
+                    first_error = first_error or err
+                    continue
+                body = _read_limited(resp)
+                self.log(f"GET {url} -> {resp.status}")
+                if resp.status in (200, 401):
+                    self.auth.set_challenges(parse_challenges(resp.headers.get_all("www-authenticate")))
+                    self.scheme = scheme
+                    return
+                if scheme == "http" and len(schemes) > 1:
+                    continue  # a redirect to https, or an HTTPS port: try TLS
+                code, detail = error_details(body)
+                first_error = first_error or RegistryError(
+                    f"pinging container registry {self.host}: {url} answered HTTP {resp.status}"
+                    f"{': ' + detail if detail else ''} (is it a registry?)", resp.status, code)
+            raise first_error or NetworkError(f"pinging container registry {self.host}: no usable endpoint")
+
+    def _retry_logger(self, what: str):
+        def on_retry(attempt, wait, reason):
+            self.log(f"{what}: {reason}, retry {attempt}/{self.retry.times} in {wait:.1f}s")
+        return on_retry
+
+    def _fetch_token(self, url_text: str, headers: dict) -> tuple[int, bytes]:
+        url = _http.URL.parse(url_text)
+        h = {"User-Agent": self.user_agent, **headers}
+        realm = f"{url.scheme}://{url.netloc}{url.target.split('?', 1)[0]}"
+        try:
+            resp = self.retry.run(lambda: self._pool(url).request("GET", url, h), self._retry_logger("token " + realm))
+        except OSError as e:
+            raise self._network_error(e, f"getting a token from {realm}") from None
+        body = _read_limited(resp, 1 << 20)
+        self.log(f"GET {realm}?... -> {resp.status}")
+        return resp.status, body
+
+    # -- requests --------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, scopes: tuple[str, ...], what: str,
+                headers: dict | None = None, body=None, follow_redirects: bool = False) -> _http.Response:
+        """Send a request and return the response, whatever its status (see :meth:`check`).
+
+        Retries (connection errors, 5xx, 429) apply when the body can be sent again.
+        A 401 is answered once by fetching a fresh token (it may have expired, or the registry
+        asks for another scope). Redirects are followed for GET/HEAD when asked, without the
+        registry's Authorization when they lead to another host.
+        """
+        url = self.url(path)
+        origin = url.origin
+        replayable = not isinstance(body, _http.StreamBody)
+        policy = self.retry if replayable else RetryPolicy(0)
+        reauthed = False
+        redirects = 0
+        while True:
+            def attempt(url=url):
+                h = {"User-Agent": self.user_agent}
+                if headers:
+                    h.update(headers)
+                if url.origin == origin:
+                    a = self.auth.header(scopes)
+                    if a:
+                        h["Authorization"] = a
+                return self._pool(url).request(method, url, h, body)
+
+            try:
+                resp = policy.run(attempt, self._retry_logger(f"{method} {url.target.split('?', 1)[0]}"))
+            except OSError as e:
+                raise self._network_error(e, what) from None
+            self.log(f"{method} {url.scheme}://{url.netloc}{url.target.split('?', 1)[0]} -> {resp.status}")
+            if resp.status == 401 and url.origin == origin and not reauthed and replayable:
+                challenges = parse_challenges(resp.headers.get_all("www-authenticate"))
+                if challenges and not self.auth.bearer:
+                    resp.close()
+                    reauthed = True
+                    self.auth.invalidate(scopes)
+                    self.auth.set_challenges(challenges)
+                    continue
+            if follow_redirects and resp.status in _REDIRECTS and method in ("GET", "HEAD"):
+                loc = resp.headers.get("location")
+                if loc and redirects < 10:
+                    resp.close()
+                    redirects += 1
+                    url = url.join(loc)
+                    continue
+            return resp
+
+    def check(self, resp: _http.Response, ok: tuple[int, ...], what: str, *, blob: bool = False) -> _http.Response:
+        """Return ``resp`` if its status is in ``ok``; else read its error body and raise."""
+        if resp.status in ok:
+            return resp
+        body = _read_limited(resp)
+        code, detail = error_details(body)
+        status = resp.status
+        if status == 401:
+            if self.auth.creds is not None or self.auth.bearer:
+                src = "the registry token" if self.auth.bearer else (
+                    f"user {self.auth.creds.username!r} (from {self.auth.creds.source or 'the command line'})")
+                raise AuthenticationRequired(f"{what}: authentication failed at {self.host} for {src}"
+                                             f"{': ' + detail if detail else ''}")
+            raise AuthenticationRequired(f"{what}: authentication required by {self.host}"
+                                         f"{' (' + detail + ')' if detail else ''}; log in with "
+                                         f"'pallet login {self.host}' or pass --creds USER:PASSWORD")
+        if status == 403:
+            raise AccessDenied(f"{what}: access denied by {self.host}{': ' + detail if detail else ''}")
+        if status == 404 or code in _NOT_FOUND_CODES:
+            cls = BlobNotFound if blob or code == "BLOB_UNKNOWN" else NotFound
+            raise cls(f"{what}: {detail or 'not found'}")
+        if status == 405 or code == "UNSUPPORTED":
+            raise Unsupported(f"{what}: {self.host} does not support this operation (HTTP {status}"
+                              f"{': ' + detail if detail else ''})")
+        if status == 429:
+            raise RegistryError(f"{what}: {self.host} keeps answering 429 too many requests"
+                                f"{': ' + detail if detail else ''}; try again later", status, code)
+        raise RegistryError(f"{what}: {self.host} answered HTTP {status}{' ' + resp.reason if resp.reason else ''}"
+                            f"{': ' + detail if detail else ''}", status, code)
+
+
+def _read_limited(resp: _http.Response, limit: int = _MAX_ERROR_BODY) -> bytes:
+    """Up to ``limit`` bytes of a (small) body; a longer body is cut and its connection dropped."""
+    parts, got = [], 0
+    try:
+        while got <= limit:
+            b = resp.read(min(65536, limit + 1 - got))
+            if not b:
+                break
+            parts.append(b)
+            got += len(b)
+    except OSError:
+        pass
+    if got > limit:
+        resp._abort()
+    else:
+        resp.close()
+    return b"".join(parts)[:limit]

@@ -1,0 +1,448 @@
+"""``registries.conf`` (v2 TOML, and the old v1 tables), read as containers/image does.
+
+Where: ``ctx.registries_conf`` (``--registries-conf``), else ``$CONTAINERS_REGISTRIES_CONF``,
+else ``~/.config/containers/registries.conf`` when it exists, else
+``/etc/containers/registries.conf``. Drop-ins: ``registries.conf.d/*.conf`` beside the
+chosen file (and ``~/.config/containers/registries.conf.d``), applied in name order, each
+overriding what it sets (a ``[[registry]]`` with the same prefix replaces the earlier one).
+
+What it answers:
+
+- :meth:`Config.find`: the ``[[registry]]`` entry for a reference (longest ``prefix``
+  match; ``*.example.com`` matches sub-domains);
+- :meth:`Config.pull_sources`: where to pull from, mirrors first, prefix rewritten to
+  ``location``; a blocked registry raises;
+- :meth:`Config.push_endpoint`: where to push (never a mirror);
+- :meth:`Config.resolve_short_name`: candidate references for ``busybox`` (aliases, then
+  ``unqualified-search-registries``), with the ``short-name-mode``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import AccessDenied, ConfigError, InvalidReference
+
+SYSTEM_PATH = "/etc/containers/registries.conf"
+
+
+class Mirror:
+    __slots__ = ("location", "insecure", "pull_from_mirror")
+
+    def __init__(self, location: str, insecure: bool = False, pull_from_mirror: str = "all"):
+        self.location = location
+        self.insecure = insecure
+        self.pull_from_mirror = pull_from_mirror
+
+    def __repr__(self) -> str:
+        return f"Mirror({self.location!r}, insecure={self.insecure}, pull_from_mirror={self.pull_from_mirror!r})"
+
+
+class Registry:
+    """One ``[[registry]]`` table."""
+
+    __slots__ = ("prefix", "location", "insecure", "blocked", "mirrors", "mirror_by_digest_only", "source")
+
+    def __init__(self, prefix: str, location: str, insecure: bool = False, blocked: bool = False,
+                 mirrors: list[Mirror] | None = None, mirror_by_digest_only: bool = False, source: str = ""):
+        self.prefix = prefix
+        self.location = location
+        self.insecure = insecure
+        self.blocked = blocked
+        self.mirrors = list(mirrors or [])
+        self.mirror_by_digest_only = mirror_by_digest_only
+        self.source = source
+
+    @property
+    def wildcard(self) -> bool:
+        return self.prefix.startswith("*.")
+
+    def __repr__(self) -> str:
+        return (f"Registry(prefix={self.prefix!r}, location={self.location!r}, insecure={self.insecure}, "
+                f"blocked={self.blocked}, mirrors={self.mirrors!r})")
+
+
+class Endpoint:
+    """One place to talk to: the reference rewritten for it, and whether TLS may be skipped."""
+
+    __slots__ = ("named", "insecure", "mirror")
+
+    def __init__(self, named, insecure: bool = False, mirror: bool = False):
+        self.named = named  # oci.reference.Named on this endpoint's host
+        self.insecure = insecure
+        self.mirror = mirror
+
+    @property
+    def host(self) -> str:
+        return self.named.domain
+
+    def __repr__(self) -> str:
+        return f"Endpoint({str(self.named)!r}, insecure={self.insecure}, mirror={self.mirror})"
+
+
+class ShortNameResolution:
+    """What a short name may mean: ``candidates`` in order; ``alias`` True when an alias decided."""
+
+    __slots__ = ("name", "candidates", "alias", "mode")
+
+    def __init__(self, name: str, candidates: list, alias: bool, mode: str):
+        self.name = name
+        self.candidates = candidates
+        self.alias = alias
+        self.mode = mode
+
+
+_MODES = ("enforcing", "permissive", "disabled")
+_PULL_FROM_MIRROR = ("all", "digest-only", "tag-only")
+
+
+def _match_length(ref: str, prefix: str) -> int:
+    """How much of ``ref`` (``host/path[:tag][@digest]``) ``prefix`` matches; -1 for no match."""
+    if prefix.startswith("*."):
+        host = ref.split("/", 1)[0]
+        hostname = host.split(":", 1)[0] if not host.startswith("[") else host
+        suffix = prefix[1:]
+        if hostname.endswith(suffix) and len(hostname) > len(suffix):
+            return len(hostname)
+        return -1
+    if not ref.startswith(prefix):
+        return -1
+    if len(ref) == len(prefix):
+        return len(prefix)
+    return len(prefix) if ref[len(prefix)] in "/:@" else -1
+
+
+class Config:
+    def __init__(self):
+        self.unqualified_search_registries: list[str] = []
+        self.short_name_mode: str = "enforcing"
+        self.registries: list[Registry] = []
+        self.aliases: dict[str, str] = {}
+        self.paths: list[str] = []  # files read, in order (for messages)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def find(self, named) -> Registry | None:
+        """The entry whose prefix matches ``named`` (a Named or ``host/path`` string) the longest."""
+        ref = str(named)
+        best, best_len = None, -1
+        for reg in self.registries:
+            n = _match_length(ref, reg.prefix)
+            if n > best_len:
+                best, best_len = reg, n
+        return best
+
+    def _rewrite(self, named, reg: Registry, location: str):
+        from ..oci import reference
+
+        if reg.wildcard or not location:
+            return named
+        ref = named.name
+        rest = ref[len(reg.prefix):] if ref.startswith(reg.prefix) else ""
+        try:
+            base = reference.parse(location + rest, normalize=False)
+        except InvalidReference as e:
+            raise ConfigError(f"registries.conf: rewriting {named} with location {location!r}: {e}") from None
+        return reference.Named(base.domain, base.path, named.tag, named.digest)
+
+    def _check_blocked(self, named, reg: Registry | None) -> None:
+        if reg is not None and reg.blocked:
+            raise AccessDenied(f"registry {reg.prefix} is blocked in {reg.source or 'registries.conf'}: "
+                               f"refusing to use {named}")
+
+    def pull_sources(self, named) -> list[Endpoint]:
+        """Where to pull ``named`` from: mirrors first (as ``pull-from-mirror`` allows), then the registry."""
+        reg = self.find(named)
+        if reg is None:
+            return [Endpoint(named, False, False)]
+        self._check_blocked(named, reg)
+        out = []
+        by_digest = bool(named.digest)
+        for m in reg.mirrors:
+            mode = "digest-only" if reg.mirror_by_digest_only else m.pull_from_mirror
+            if mode == "digest-only" and not by_digest:
+                continue
+            if mode == "tag-only" and by_digest:
+                continue
+            out.append(Endpoint(self._rewrite(named, reg, m.location), m.insecure, True))
+        out.append(Endpoint(self._rewrite(named, reg, reg.location), reg.insecure, False))
+        return out
+
+    def push_endpoint(self, named) -> Endpoint:
+        """Where to push ``named``: the registry's location (mirrors are for pulls only)."""
+        reg = self.find(named)
+        if reg is None:
+            return Endpoint(named, False, False)
+        self._check_blocked(named, reg)
+        return Endpoint(self._rewrite(named, reg, reg.location), reg.insecure, False)
+
+    def is_insecure(self, host: str) -> bool:
+        """True when registries.conf marks ``host`` (a registry or one of its mirrors) insecure."""
+        for reg in self.registries:
+            if _match_length(host, reg.prefix) >= 0 or (reg.location and reg.location.split("/", 1)[0] == host):
+                if reg.insecure:
+                    return True
+            for m in reg.mirrors:
+                if m.location.split("/", 1)[0] == host and m.insecure:
+                    return True
+        return False
+
+    def resolve_short_name(self, name: str) -> ShortNameResolution:
+        """Candidate references for a short name such as ``busybox`` or ``library/busybox:1.36``.
+
+        A fully qualified name resolves to itself. An alias wins over the search list. The caller
+        (``pallet pull``) applies ``mode``: in "enforcing" mode several candidates without a
+        terminal to ask on is an error.
+        """
+        from ..oci import reference
+
+        if not reference.is_short_name(name):
+            return ShortNameResolution(name, [reference.parse(name)], False, self.short_name_mode)
+        digest = None
+        rest = name
+        if "@" in rest:
+            rest, digest = rest.split("@", 1)
+        tag = None
+        if ":" in rest.rsplit("/", 1)[-1]:
+            rest, tag = rest.rsplit(":", 1)
+        if rest != rest.lower():
+            raise InvalidReference(f"invalid reference {name!r}: repository name must be lowercase")
+
+        def finish(full: str):
+            text = full + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+            return reference.parse(text, normalize=False).tagged_or_latest()
+
+        alias = self.aliases.get(rest)
+        if alias:
+            return ShortNameResolution(name, [finish(alias)], True, self.short_name_mode)
+        if not self.unqualified_search_registries:
+            from ..errors import NotFound
+
+            raise NotFound(f"short-name {name!r} did not resolve to an alias and no unqualified-search registries "
+                           f"are defined in {', '.join(self.paths) or 'registries.conf'}")
+        cands = []
+        for host in self.unqualified_search_registries:
+            path = rest
+            if host in (reference.DEFAULT_DOMAIN, reference.LEGACY_DEFAULT_DOMAIN) and "/" not in path:
+                path = reference.OFFICIAL_REPO_PREFIX + path
+            cands.append(finish(f"{host}/{path}"))
+        return ShortNameResolution(name, cands, False, self.short_name_mode)
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _apply(self, doc: dict, path: str) -> None:
+        if "registries" in doc and isinstance(doc["registries"], dict):
+            self._apply_v1(doc, path)
+            return
+        allowed = {"unqualified-search-registries", "short-name-mode", "registry", "aliases",
+                   "credential-helpers", "additional-layer-store-auth-helper"}
+        for k in doc:
+            if k not in allowed:
+                raise ConfigError(f"{path}: unknown key {k!r}")
+        if "unqualified-search-registries" in doc:
+            usr = doc["unqualified-search-registries"]
+            if not isinstance(usr, list) or not all(isinstance(x, str) for x in usr):
+                raise ConfigError(f"{path}: unqualified-search-registries must be a list of strings")
+            for x in usr:
+                _validate_host(x, path, "unqualified-search-registries")
+            self.unqualified_search_registries = list(usr)
+        if "short-name-mode" in doc:
+            mode = doc["short-name-mode"]
+            if mode not in _MODES:
+                raise ConfigError(f"{path}: short-name-mode {mode!r} is not one of {', '.join(_MODES)}")
+            self.short_name_mode = mode
+        regs = doc.get("registry", [])
+        if not isinstance(regs, list):
+            raise ConfigError(f"{path}: [[registry]] must be an array of tables")
+        for i, r in enumerate(regs):
+            reg = _parse_registry(r, f"{path}: registry[{i}]")
+            reg.source = path
+            self.registries = [x for x in self.registries if x.prefix != reg.prefix] + [reg]
+        aliases = doc.get("aliases", {})
+        if not isinstance(aliases, dict):
+            raise ConfigError(f"{path}: [aliases] must be a table")
+        for k, v in aliases.items():
+            if not isinstance(v, str):
+                raise ConfigError(f"{path}: aliases.{k} must be a string")
+            if v == "":
+                self.aliases.pop(k, None)  # an empty value removes an alias set earlier
+                continue
+            from ..oci import reference
+
+            if not reference.is_short_name(k) or "@" in k or ":" in k:
+                raise ConfigError(f"{path}: alias {k!r} must be a short name without tag or digest")
+            try:
+                n = reference.parse(v, normalize=False)
+            except InvalidReference as e:
+                raise ConfigError(f"{path}: alias {k!r}: {e}") from None
+            if n.digest or n.tag:
+                raise ConfigError(f"{path}: alias {k!r} = {v!r} must not have a tag or digest")
+            self.aliases[k] = v
+
+    def _apply_v1(self, doc: dict, path: str) -> None:
+        """The old format: [registries.search] / [registries.insecure] / [registries.block] registries = [...]."""
+        r = doc["registries"]
+
+        def lst(name):
+            t = r.get(name, {})
+            v = t.get("registries", []) if isinstance(t, dict) else None
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise ConfigError(f"{path}: registries.{name}.registries must be a list of strings")
+            return v
+
+        self.unqualified_search_registries = list(lst("search"))
+        for host in lst("insecure"):
+            self._v1_entry(host, path).insecure = True
+        for host in lst("block"):
+            self._v1_entry(host, path).blocked = True
+
+    def _v1_entry(self, host: str, path: str) -> Registry:
+        for reg in self.registries:
+            if reg.prefix == host:
+                return reg
+        reg = Registry(host, host, source=path)
+        self.registries.append(reg)
+        return reg
+
+
+def _validate_host(value: str, path: str, what: str) -> None:
+    if not value or "/" in value and what == "unqualified-search-registries" or any(c.isspace() for c in value):
+        raise ConfigError(f"{path}: {what}: {value!r} is not a registry host")
+
+
+def _bool(d: dict, key: str, where: str) -> bool:
+    v = d.get(key, False)
+    if not isinstance(v, bool):
+        raise ConfigError(f"{where}.{key} must be true or false")
+    return v
+
+
+def _parse_registry(r: object, where: str) -> Registry:
+    if not isinstance(r, dict):
+        raise ConfigError(f"{where}: must be a table")
+    for k in r:
+        if k not in ("prefix", "location", "insecure", "blocked", "mirror", "mirror-by-digest-only"):
+            raise ConfigError(f"{where}: unknown key {k!r}")
+    prefix = r.get("prefix", "")
+    location = r.get("location", "")
+    if not isinstance(prefix, str) or not isinstance(location, str):
+        raise ConfigError(f"{where}: prefix and location must be strings")
+    prefix = prefix.rstrip("/")
+    location = location.rstrip("/")
+    if location.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}.location: {location!r} must not include a scheme (use insecure = true for HTTP)")
+    if not prefix:
+        if not location:
+            raise ConfigError(f"{where}: needs a prefix or a location")
+        prefix = location
+    if prefix.startswith("*."):
+        if location:
+            raise ConfigError(f"{where}: a wildcarded prefix ({prefix!r}) cannot have a location")
+        if "/" in prefix or "*" in prefix[1:]:
+            raise ConfigError(f"{where}.prefix: {prefix!r}: a wildcard prefix must be *.domain only")
+    elif "*" in prefix:
+        raise ConfigError(f"{where}.prefix: {prefix!r}: '*' is only allowed as the first label (*.example.com)")
+    mirrors = []
+    ms = r.get("mirror", [])
+    if not isinstance(ms, list):
+        raise ConfigError(f"{where}: [[registry.mirror]] must be an array of tables")
+    for j, m in enumerate(ms):
+        mw = f"{where}.mirror[{j}]"
+        if not isinstance(m, dict):
+            raise ConfigError(f"{mw}: must be a table")
+        for k in m:
+            if k not in ("location", "insecure", "pull-from-mirror"):
+                raise ConfigError(f"{mw}: unknown key {k!r}")
+        loc = m.get("location", "")
+        if not isinstance(loc, str) or not loc:
+            raise ConfigError(f"{mw}.location: missing")
+        pfm = m.get("pull-from-mirror", "") or "all"
+        if pfm not in _PULL_FROM_MIRROR:
+            raise ConfigError(f"{mw}.pull-from-mirror: {pfm!r} is not one of {', '.join(_PULL_FROM_MIRROR)}")
+        mirrors.append(Mirror(loc.rstrip("/"), _bool(m, "insecure", mw), pfm))
+    return Registry(prefix, location, _bool(r, "insecure", where), _bool(r, "blocked", where), mirrors,
+                    _bool(r, "mirror-by-digest-only", where))
+
+
+def config_paths(ctx=None) -> tuple[str | None, list[str]]:
+    """(main file, drop-in directories) to read, per the search order in the module docstring."""
+    explicit = (getattr(ctx, "registries_conf", None) if ctx is not None else None) \
+        or os.environ.get("CONTAINERS_REGISTRIES_CONF")
+    if explicit:
+        return explicit, [os.path.join(os.path.dirname(os.path.abspath(explicit)), "registries.conf.d")]
+    home = os.path.expanduser("~")
+    user = os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
+                        "containers", "registries.conf")
+    dirs = [SYSTEM_PATH + ".d", user + ".d"]
+    if os.path.exists(user):
+        return user, dirs
+    return SYSTEM_PATH, dirs
+
+
+def _read_toml(path: str, required: bool) -> dict | None:
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"registries.conf {path}: no such file") from None
+        return None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+
+
+_cache: dict = {}
+
+
+def load(ctx=None) -> Config:
+    """The effective configuration (cached per set of files and their modification times)."""
+    main, dirs = config_paths(ctx)
+    explicit = bool((getattr(ctx, "registries_conf", None) if ctx is not None else None))
+    files = []
+    for d in dirs:
+        try:
+            names = sorted(n for n in os.listdir(d) if n.endswith(".conf"))
+        except OSError:
+            continue
+        files.extend(os.path.join(d, n) for n in names)
+    key = []
+    for p in [main, *files]:
+        try:
+            key.append((p, os.stat(p).st_mtime_ns))
+        except OSError:
+            key.append((p, None))
+    key = tuple(key)
+    hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    cfg = Config()
+    doc = _read_toml(main, explicit)
+    if doc is not None:
+        cfg._apply(doc, main)
+        cfg.paths.append(main)
+    for p in files:
+        d = _read_toml(p, False)
+        if d is not None:
+            cfg._apply(d, p)
+            cfg.paths.append(p)
+    _cache.clear()
+    _cache[key] = cfg
+    return cfg
+
+
+def parse_text(text: str, path: str = "<string>") -> Config:
+    """A configuration from TOML text (for tests and tools)."""
+    import tomllib
+
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    cfg = Config()
+    cfg._apply(doc, path)
+    cfg.paths.append(path)
+    return cfg
