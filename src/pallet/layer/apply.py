@@ -77,7 +77,7 @@ class ApplyStats:
 
 def apply_layer(stream, root: str, *, whiteouts: str = "apply", uid_map=None, gid_map=None,
                 devices: str = "create", chown: bool = True, xattrs: bool = True,
-                opaque_xattr: str = OVERLAY_OPAQUE_XATTR) -> ApplyStats:
+                opaque_xattr: str = OVERLAY_OPAQUE_XATTR, lowers=()) -> ApplyStats:
     """Extract the uncompressed tar ``stream`` (a readable with ``read(n)``) into ``root``.
 
     ``root`` must exist. ``whiteouts``: "apply" or "overlay" (see the module doc).
@@ -86,6 +86,11 @@ def apply_layer(stream, root: str, *, whiteouts: str = "apply", uid_map=None, gi
     ``devices``: "create" device nodes, "skip" them, or "refuse" (raise) — FIFOs are always
     created, overlay whiteouts always made. ``chown=False`` leaves owners to the caller
     (unprivileged use). ``xattrs=False`` drops extended attributes.
+    ``lowers`` (overlay only): the directories of the layers below, top-most first. A
+    directory this layer writes into without listing it must exist in the layer's own dir;
+    it gets the metadata (owner, mode, xattrs, times) it has in the merged view of the lowers,
+    so the mount does not show a root-owned 0755 directory where the image had another.
+    Without ``lowers`` such directories are root:root 0755, as containers/storage makes them.
     Returns :class:`ApplyStats`; raises :class:`LayerError` for a malformed, truncated or
     unsafe layer (see the module doc for what happens to ``root`` then).
     """
@@ -94,6 +99,7 @@ def apply_layer(stream, root: str, *, whiteouts: str = "apply", uid_map=None, gi
     if devices not in ("create", "skip", "refuse"):
         raise ValueError(f"devices must be 'create', 'skip' or 'refuse', not {devices!r}")
     a = _Applier(root, whiteouts == "overlay", uid_map, gid_map, devices, chown, xattrs, opaque_xattr)
+    a.lowers = list(lowers) if whiteouts == "overlay" else []
     try:
         return a.run(stream)
     finally:
@@ -371,10 +377,13 @@ class _Applier:
                 except FileNotFoundError:
                     if not create:
                         raise _Missing(what) from None
-                    os.mkdir(c, 0o755, dir_fd=cur)
+                    os.mkdir(c, 0o700, dir_fd=cur)
                     fd = os.open(c, _O_DIR, dir_fd=cur)
                     os.fchmod(fd, 0o755)
-                    self._mark(b"/".join(real + [c]))
+                    key = b"/".join(real + [c])
+                    self._mark(key)
+                    if self.lowers:
+                        self._copy_lower_dir(fd, key)
                 except OSError as e:
                     if e.errno not in (errno.ELOOP, errno.ENOTDIR):
                         raise
@@ -411,6 +420,18 @@ class _Applier:
         finally:
             for fd in fds[1:]:
                 os.close(fd)
+
+    def _copy_lower_dir(self, fd: int, key: bytes) -> None:
+        """Give the implicit directory ``key`` the metadata the lowers' merged view has for it."""
+        st, xa = _lookup_lower(self.lowers, key, self.opaque_xattr)
+        if st is None:
+            return
+        if self.chown:
+            os.fchown(fd, st.st_uid, st.st_gid)
+        os.fchmod(fd, _stat.S_IMODE(st.st_mode))
+        for k, v in xa.items():
+            os.setxattr(fd, k, v)
+        self.parent_times[key] = (st.st_atime_ns, st.st_mtime_ns, self.gen)
 
     def _mark(self, key: bytes) -> None:
         """Record ``key`` (and its ancestors) as this layer's own."""
@@ -516,6 +537,45 @@ class _Missing(LayerError):
 
     def __init__(self, what: str):
         super().__init__(f"{what}: a directory in its path does not exist")
+
+
+def _lookup_lower(lowers, key: bytes, opaque_xattr: str):
+    """(stat, xattrs) of directory ``key`` as the overlay of ``lowers`` (top first) shows it,
+    or (None, None) when it is not a directory there. Follows no symlink."""
+    parts = key.split(b"/")
+    for lower in lowers:
+        fd = os.open(lower, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            hidden = False  # an opaque directory or a whiteout here hides the layers below
+            for i, c in enumerate(parts):
+                try:
+                    st = os.stat(c, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    break
+                if not _stat.S_ISDIR(st.st_mode):
+                    return None, None  # a file, symlink or whiteout covers the path
+                nfd = os.open(c, _O_DIR, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+                if i == len(parts) - 1:
+                    xa = {}
+                    for k in os.listxattr(fd):
+                        kb = os.fsencode(k)
+                        if (kb.startswith(b"user.") and not kb.startswith(b"user.overlay.")) \
+                                or kb == b"security.capability":
+                            xa[k] = os.getxattr(fd, k)
+                    return st, xa
+                try:
+                    hidden = os.getxattr(fd, opaque_xattr) == b"y"
+                except OSError:
+                    hidden = False
+                if hidden:
+                    break
+            if hidden:
+                return None, None
+        finally:
+            os.close(fd)
+    return None, None
 
 
 def _open_strict(root_fd: int, key: bytes):
