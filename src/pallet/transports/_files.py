@@ -56,6 +56,22 @@ class translate_errors:
         return False
 
 
+def check_dir(path: str, what: str) -> None:
+    """Raise the right one-line error unless ``path`` is an accessible directory."""
+    import stat
+
+    try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            os.listdir(path)  # permission to read it
+    except FileNotFoundError:
+        raise NotFound(f"{what}: no such directory {path}") from None
+    except OSError as e:
+        raise os_error(e, f"reading {what}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise LocalFileError(f"{what}: {path} is not a directory")
+
+
 def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -72,8 +72,7 @@ class DirSource(ImageSource):
         self.reference = ref
         self.root = ref.resolved
         self.what = str(ref)
-        if not os.path.isdir(self.root):
-            raise NotFound(f"{self.what}: no such directory {self.root}")
+        _files.check_dir(self.root, self.what)
         if not os.path.exists(os.path.join(self.root, MANIFEST)):
             raise NotFound(f"{self.what}: {os.path.join(self.root, MANIFEST)} not found (not a dir: image?)")
 

@@ -100,8 +100,7 @@ def read_index(root: str, what: str) -> tuple[dict, list]:
     from ..oci.manifest import Index
 
     path = os.path.join(root, INDEX_FILE)
-    if not os.path.isdir(root):
-        raise NotFound(f"{what}: no such directory {root}")
+    _files.check_dir(root, what)
     try:
         raw = _files.read_small(path)
     except FileNotFoundError:
