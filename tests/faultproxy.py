@@ -1,0 +1,245 @@
+"""A fault-injecting HTTP proxy between a registry client and a real registry (tests only).
+
+It listens on 127.0.0.1, relays each request to the upstream registry and applies the
+first matching :class:`Rule` that still has uses left:
+
+- ``reset`` / ``close``: send the headers and ``after`` bytes of the body, then abort the
+  connection (RST) or close it (FIN) — a stream broken mid-blob;
+- ``status``: answer ``code`` (503, 429...) with an optional ``Retry-After`` instead of relaying;
+- ``corrupt``: relay, with one byte of the body flipped;
+- ``redirect``: answer 307 to ``http://localhost:PORT/redirected/...`` (another origin),
+  where the proxy serves the bytes it fetched itself and notes whether the client sent an
+  Authorization header there.
+
+Everything is logged in ``self.log`` (method, path, Range, Authorization present,
+status, body bytes sent) so tests can prove a resume rather than a restart.
+Bodies are held in memory: test blobs are small.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+
+
+class Rule:
+    def __init__(self, action: str, method: str = "GET", path: str = "", times: int = 1, *, after: int = 0,
+                 code: int = 503, retry_after: str | None = None, want_range: bool | None = None,
+                 headers: dict | None = None, body: bytes | None = None):
+        self.action = action
+        self.method = method
+        self.path = path
+        self.times = times
+        self.after = after
+        self.code = code
+        self.retry_after = retry_after
+        self.want_range = want_range
+        self.headers = dict(headers or {})
+        self.body = body
+        self.used = 0
+
+    def matches(self, method: str, path: str, headers: dict) -> bool:
+        if self.used >= self.times or method != self.method or self.path not in path:
+            return False
+        if self.want_range is not None and ("range" in headers) != self.want_range:
+            return False
+        return True
+
+
+def _read_head(f) -> tuple[str, list[tuple[str, str]]] | None:
+    line = f.readline(65536)
+    if not line:
+        return None
+    first = line.decode("latin-1").rstrip("\r\n")
+    headers = []
+    while True:
+        h = f.readline(65536)
+        if h in (b"\r\n", b"\n", b""):
+            break
+        k, _, v = h.decode("latin-1").partition(":")
+        headers.append((k.strip(), v.strip()))
+    return first, headers
+
+
+def _read_body(f, headers: dict, head_request: bool = False, status: int = 200) -> bytes:
+    if head_request or status in (204, 304):
+        return b""
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        out = []
+        while True:
+            size = int(f.readline().split(b";")[0].strip(), 16)
+            if size == 0:
+                while f.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(out)
+            out.append(f.read(size))
+            f.readline()
+    n = int(headers.get("content-length", "0") or 0)
+    return f.read(n) if n else b""
+
+
+class FaultProxy:
+    def __init__(self, upstream: str):
+        self.upstream_host, port = upstream.rsplit(":", 1)
+        self.upstream_port = int(port)
+        self.rules: list[Rule] = []
+        self.log: list[dict] = []
+        self.redirected: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.host = f"127.0.0.1:{self.port}"
+        self._stop = False
+        self._threads: list[threading.Thread] = []
+        self._conns: list[socket.socket] = []
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def add(self, rule: Rule) -> Rule:
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def entries(self, path: str = "", method: str | None = None) -> list[dict]:
+        with self._lock:
+            return [e for e in self.log if path in e["path"] and (method is None or e["method"] == method)]
+
+    def stop(self) -> None:
+        self._stop = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        with self._lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._conns.append(c)
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            t.start()
+
+    def _rule_for(self, method: str, path: str, headers: dict) -> Rule | None:
+        with self._lock:
+            for r in self.rules:
+                if r.matches(method, path, headers):
+                    r.used += 1
+                    return r
+        return None
+
+    def _serve(self, c: socket.socket) -> None:
+        up = None
+        f = c.makefile("rb")
+        try:
+            while True:
+                head = _read_head(f)
+                if head is None:
+                    return
+                first, hlist = head
+                method, target, _ = first.split(" ", 2)
+                hdrs = {k.lower(): v for k, v in hlist}
+                body = _read_body(f, hdrs)
+                entry = {"method": method, "path": target, "range": hdrs.get("range"),
+                         "authorization": "authorization" in hdrs, "host": hdrs.get("host"),
+                         "time": time.monotonic(), "status": None, "sent": 0}
+                with self._lock:
+                    self.log.append(entry)
+                if target.startswith("/redirected/"):
+                    data = self.redirected.get(target, b"")
+                    self._respond(c, 200, {"Content-Type": "application/octet-stream"}, data, entry)
+                    continue
+                rule = self._rule_for(method, target, hdrs)
+                if rule is not None and rule.action == "status":
+                    extra = {"Content-Type": "application/json"}
+                    if rule.retry_after is not None:
+                        extra["Retry-After"] = rule.retry_after
+                    msg = b'{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}'
+                    if rule.code == 429:
+                        msg = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"too many requests"}]}'
+                    if rule.body is not None:
+                        msg = rule.body
+                    extra.update(rule.headers)
+                    self._respond(c, rule.code, extra, msg, entry)
+                    continue
+                if up is None:
+                    up = socket.create_connection((self.upstream_host, self.upstream_port))
+                    upf = up.makefile("rb")
+                out = [f"{method} {target} HTTP/1.1"]
+                for k, v in hlist:
+                    if k.lower() in ("content-length", "transfer-encoding", "connection"):
+                        continue
+                    out.append(f"{k}: {v}")
+                if body or method in ("PUT", "POST", "PATCH"):
+                    out.append(f"Content-Length: {len(body)}")
+                up.sendall(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + body)
+                rhead = _read_head(upf)
+                if rhead is None:
+                    return
+                status = int(rhead[0].split(" ", 2)[1])
+                rh = {k.lower(): v for k, v in rhead[1]}
+                rbody = _read_body(upf, rh, method == "HEAD", status)
+                resp_headers = {k: v for k, v in rhead[1]
+                                if k.lower() not in ("content-length", "transfer-encoding", "connection")}
+                if rule is not None and rule.action == "redirect" and status == 200:
+                    key = f"/redirected/{len(self.redirected)}{target[target.rfind('/'):]}"
+                    self.redirected[key] = rbody
+                    self._respond(c, 307, {"Location": f"http://localhost:{self.port}{key}"}, b"", entry)
+                    continue
+                if rule is not None and rule.action == "corrupt" and rbody:
+                    i = len(rbody) // 2
+                    rbody = rbody[:i] + bytes([rbody[i] ^ 0xFF]) + rbody[i + 1:]
+                if rule is not None and rule.action in ("reset", "close") and len(rbody) > rule.after:
+                    self._send_head(c, status, resp_headers, len(rbody) if method != "HEAD" else int(
+                        rh.get("content-length", "0")))
+                    c.sendall(rbody[:rule.after])
+                    entry["status"] = status
+                    entry["sent"] = rule.after
+                    entry["broken"] = rule.action
+                    time.sleep(0.05)
+                    if rule.action == "reset":
+                        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    else:
+                        c.shutdown(socket.SHUT_RDWR)
+                    return
+                if method == "HEAD":
+                    self._send_head(c, status, resp_headers, int(rh.get("content-length", "0") or 0))
+                    entry["status"] = status
+                    continue
+                self._respond(c, status, resp_headers, rbody, entry)
+        except (OSError, ValueError):
+            return
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+            if up is not None:
+                up.close()
+
+    def _send_head(self, c, status: int, headers: dict, length: int) -> None:
+        lines = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in headers.items()]
+        lines.append(f"Content-Length: {length}")
+        c.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    def _respond(self, c, status: int, headers: dict, body: bytes, entry: dict) -> None:
+        self._send_head(c, status, headers, len(body))
+        c.sendall(body)
+        entry["status"] = status
+        entry["sent"] = len(body)
