@@ -409,15 +409,14 @@ class DockerArchiveDestination(ImageDestination):
                                    "docker-archive:PATH[:NAME:TAG]")
         self.reference = ref
         self.what = str(ref)
-        self.path = os.path.abspath(ref.path)
-        self.stream = _files.is_stream_path(self.path)
+        self.path, self.stream = _files.output_target(ref.path)
         parent = os.path.dirname(self.path)
+        if os.path.isfile(self.path) and os.path.getsize(self.path) > 0:
+            raise Unsupported(f"{self.what}: {self.path} already exists; docker-archive does not modify "
+                              "existing archives (remove it first)")
         if not self.stream:
             if os.path.isdir(self.path):
                 raise _files.LocalFileError(f"{self.what}: {self.path} is a directory, not an archive file")
-            if os.path.isfile(self.path) and os.path.getsize(self.path) > 0:
-                raise Unsupported(f"{self.what}: {self.path} already exists; docker-archive does not modify "
-                                  "existing archives (remove it first)")
             if not os.path.isdir(parent):
                 raise NotFound(f"{self.what}: directory {parent} does not exist")
         self.tags = self._tags(ref, ctx)

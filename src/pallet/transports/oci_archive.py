@@ -98,8 +98,7 @@ class OCIArchiveDestination(ImageDestination):
             raise InvalidReference(f"{ref}: @N selects an image to read; a destination needs oci-archive:PATH[:REF]")
         self.reference = ref
         self.what = str(ref)
-        self.path = os.path.abspath(ref.path)
-        self.stream = _files.is_stream_path(self.path)
+        self.path, self.stream = _files.output_target(ref.path)
         if os.path.isdir(self.path):
             raise _files.LocalFileError(f"{self.what}: {self.path} is a directory, not an archive file")
         parent = os.path.dirname(self.path)
