@@ -206,12 +206,11 @@ class FaultProxy:
                     i = len(rbody) // 2
                     rbody = rbody[:i] + bytes([rbody[i] ^ 0xFF]) + rbody[i + 1:]
                 if rule is not None and rule.action in ("reset", "close") and len(rbody) > rule.after:
-                    self._send_head(c, status, resp_headers, len(rbody) if method != "HEAD" else int(
-                        rh.get("content-length", "0")))
-                    c.sendall(rbody[:rule.after])
                     entry["status"] = status
                     entry["sent"] = rule.after
                     entry["broken"] = rule.action
+                    self._send_head(c, status, resp_headers, len(rbody))
+                    c.sendall(rbody[:rule.after])
                     time.sleep(0.05)
                     if rule.action == "reset":
                         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -219,8 +218,8 @@ class FaultProxy:
                         c.shutdown(socket.SHUT_RDWR)
                     return
                 if method == "HEAD":
-                    self._send_head(c, status, resp_headers, int(rh.get("content-length", "0") or 0))
                     entry["status"] = status
+                    self._send_head(c, status, resp_headers, int(rh.get("content-length", "0") or 0))
                     continue
                 self._respond(c, status, resp_headers, rbody, entry)
         except (OSError, ValueError):
@@ -239,7 +238,7 @@ class FaultProxy:
         c.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
 
     def _respond(self, c, status: int, headers: dict, body: bytes, entry: dict) -> None:
+        entry["status"] = status  # before sending: the client may look at the log right after
+        entry["sent"] = len(body)
         self._send_head(c, status, headers, len(body))
         c.sendall(body)
-        entry["status"] = status
-        entry["sent"] = len(body)
