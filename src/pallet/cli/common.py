@@ -82,6 +82,10 @@ def context(args: argparse.Namespace, prefix: str = ""):
         override_variant=getattr(args, "override_variant", None), no_creds=bool(get("no_creds")),
         debug=getattr(args, "debug", False),
     )
+    if any(getattr(args, k, None) for k in ("root", "runroot", "storage_driver")):
+        from ..storage.options import resolve
+
+        ctx.storage = resolve(args.root, args.runroot, args.storage_driver)
     return ctx
 
 

@@ -13,7 +13,7 @@ import sys
 from .. import __version__
 
 #: modules under pallet.cli that add verbs, in --help order
-AREAS = ("transport", "registry")
+AREAS = ("transport", "registry", "store")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         rc = args.func(args)
     except PalletError as e:
         print(f"Error: {e}", file=sys.stderr)
-        return getattr(args, "_error_exit", None) or e.exit_code
+        return _exit_code(args, e)
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)
         return 130
@@ -69,10 +69,22 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a file or device problem the library did not wrap: still one line
         if args.debug:
             raise
-        print(f"Error: {e.strerror or e}{': ' + e.filename if getattr(e, 'filename', None) else ''}",
+        print(f"Error: {e.strerror or e}{': ' + str(e.filename) if getattr(e, 'filename', None) else ''}",
               file=sys.stderr)
-        return 1
+        return (getattr(args, "exit_map", None) or {}).get("default", 1)
     return rc or 0
+
+
+def _exit_code(args, e) -> int:
+    """The verb family's exit code for an error: skopeo's (the error's own) unless the verb
+    has a map (podman's verbs: 125 by default, a few errors with their own code)."""
+    exit_map = getattr(args, "exit_map", None)
+    if not exit_map:
+        return e.exit_code
+    for cls in type(e).__mro__:
+        if cls.__name__ in exit_map:
+            return exit_map[cls.__name__]
+    return exit_map.get("default", e.exit_code)
 
 
 if __name__ == "__main__":

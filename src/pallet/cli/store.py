@@ -1,0 +1,506 @@
+"""podman's image verbs on the local store: pull, push, images, rmi, tag, untag, save, load,
+``image ...`` (ls, rm, inspect, history, mount, umount, prune, ...) and ``system df/check``.
+
+Exit codes follow podman: 125 when pallet itself fails; ``rmi`` says 1 for an unknown image
+and 2 for an image in use.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from . import common
+
+PODMAN_EXIT = {"default": 125}
+RMI_EXIT = {"default": 125, "ImageUnknown": 1, "ImageInUse": 2}
+
+
+def _store(args):
+    from ..storage.store import Store
+
+    return Store(store_options(args))
+
+
+def store_options(args):
+    from ..storage.options import resolve
+
+    return resolve(getattr(args, "root", None), getattr(args, "runroot", None), getattr(args, "storage_driver", None))
+
+
+def _podman(p, exit_map=None):
+    p.usage_exit = 125
+    p.set_defaults(exit_map=exit_map or PODMAN_EXIT)
+    return p
+
+
+def register(sub) -> None:
+    _pull(sub, "pull")
+    _push(sub, "push")
+    _images(sub, "images")
+    _rmi(sub, "rmi")
+    _tag(sub, "tag")
+    _untag(sub, "untag")
+    _save(sub, "save")
+    _load(sub, "load")
+
+    image = _podman(sub.add_parser("image", help="manage images in the local store"))
+    isub = image.add_subparsers(dest="image_verb", metavar="COMMAND", parser_class=type(image))
+    _images(isub, "ls", aliases=["list"])
+    _rmi(isub, "rm")
+    _pull(isub, "pull")
+    _push(isub, "push")
+    _tag(isub, "tag")
+    _untag(isub, "untag")
+    _save(isub, "save")
+    _load(isub, "load")
+    p = _podman(isub.add_parser("inspect", help="show images' details as JSON"))
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--format", "-f", metavar="TEMPLATE")
+    p.set_defaults(func=cmd_image_inspect)
+    p = _podman(isub.add_parser("history", help="show the history of an image"))
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--format", metavar="FORMAT")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--human", "-H", type=common.tls_verify_arg, nargs="?", const=True, default=True)
+    p.set_defaults(func=cmd_history)
+    p = _podman(isub.add_parser("mount", help="mount an image's root filesystem read-only; no IMAGE: list mounts"))
+    p.add_argument("images", nargs="*", metavar="IMAGE")
+    p.add_argument("--format", metavar="FORMAT", help="json for the listing")
+    p.set_defaults(func=cmd_image_mount)
+    p = _podman(isub.add_parser("umount", aliases=["unmount"], help="unmount an image mounted with image mount"))
+    p.add_argument("images", nargs="*", metavar="IMAGE")
+    p.add_argument("--all", "-a", action="store_true")
+    p.add_argument("--force", "-f", action="store_true", help="unmount even if others still hold it")
+    p.set_defaults(func=cmd_image_umount)
+    p = _podman(isub.add_parser("prune", help="remove dangling (or, with -a, all unused) images"))
+    p.add_argument("--all", "-a", action="store_true")
+    p.add_argument("--force", "-f", action="store_true", help="do not ask (pallet never asks)")
+    p.set_defaults(func=cmd_prune)
+    p = _podman(isub.add_parser("exists", help="exit 0 if the image is in the store, 1 if not"))
+    p.add_argument("image", metavar="IMAGE")
+    p.set_defaults(func=cmd_exists)
+
+    system = _podman(sub.add_parser("system", help="store-wide information and maintenance"))
+    ssub = system.add_subparsers(dest="system_verb", metavar="COMMAND", parser_class=type(system))
+    p = _podman(ssub.add_parser("df", help="show the disk space the store uses"))
+    p.add_argument("--format", metavar="FORMAT")
+    p.set_defaults(func=cmd_df)
+    p = _podman(ssub.add_parser("check", help="verify every layer, image and container; --repair fixes"))
+    p.add_argument("--repair", "-r", action="store_true", help="remove what is damaged")
+    p.add_argument("--quick", "-q", action="store_true", help="do not re-hash blobs")
+    p.set_defaults(func=cmd_check)
+
+
+def _pull(sub, name):
+    p = _podman(sub.add_parser(name, help="pull an image from a registry (or any transport) into the store"))
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--all-tags", "-a", action="store_true", help="pull every tag of the repository")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="the platform to pull from an index")
+    p.add_argument("--arch", metavar="ARCH")
+    p.add_argument("--os", metavar="OS")
+    p.add_argument("--variant", metavar="VARIANT")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only the image ID")
+    p.add_argument("--authfile", metavar="PATH")
+    common.add_registry_flags(p)
+    common.add_retry_flags(p)
+    p.set_defaults(func=cmd_pull)
+
+
+def _push(sub, name):
+    p = _podman(sub.add_parser(name, help="push an image from the store to a registry (or any transport)"))
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("destination", nargs="?", metavar="DESTINATION")
+    p.add_argument("--format", "-f", choices=("oci", "v2s2"), default=None)
+    p.add_argument("--compression-format", choices=("gzip", "zstd"), default=None)
+    p.add_argument("--compression-level", type=int, default=None)
+    p.add_argument("--digestfile", metavar="PATH")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--remove-signatures", action="store_true")
+    p.add_argument("--authfile", metavar="PATH")
+    common.add_registry_flags(p)
+    common.add_retry_flags(p)
+    p.set_defaults(func=cmd_push)
+
+
+def _images(sub, name, aliases=()):
+    p = _podman(sub.add_parser(name, aliases=list(aliases), help="list images in the store"))
+    p.add_argument("names", nargs="?", metavar="IMAGE", help="only images matching this reference")
+    p.add_argument("--all", "-a", action="store_true")
+    p.add_argument("--digests", action="store_true", help="show digests")
+    p.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--format", metavar="FORMAT", help="json, table, or a Go template")
+    p.add_argument("--noheading", "-n", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only image IDs")
+    p.add_argument("--sort", choices=("created", "id", "repository", "size", "tag"), default="created")
+    p.set_defaults(func=cmd_images)
+
+
+def _rmi(sub, name):
+    p = _podman(sub.add_parser(name, help="remove images from the store"), RMI_EXIT)
+    p.add_argument("images", nargs="*", metavar="IMAGE")
+    p.add_argument("--all", "-a", action="store_true")
+    p.add_argument("--force", "-f", action="store_true",
+                   help="also unmount the image and remove containers using it")
+    p.add_argument("--ignore", "-i", action="store_true", help="ignore images that are not known")
+    p.set_defaults(func=cmd_rmi)
+
+
+def _tag(sub, name):
+    p = _podman(sub.add_parser(name, help="add names to an image"))
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.set_defaults(func=cmd_tag)
+
+
+def _untag(sub, name):
+    p = _podman(sub.add_parser(name, help="remove names from an image (all of them if none given)"))
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.set_defaults(func=cmd_untag)
+
+
+def _save(sub, name):
+    p = _podman(sub.add_parser(name, help="save images to an archive"))
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--output", "-o", metavar="FILE", default=None, help="default: stdout (not a terminal)")
+    p.add_argument("--format", default="docker-archive",
+                   choices=("docker-archive", "oci-archive", "oci-dir", "docker-dir"))
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--compress", action="store_true", help="compress layers (oci-dir, docker-dir)")
+    p.add_argument("--multi-image-archive", "-m", action="store_true", help="accepted; several images need oci-archive")
+    p.set_defaults(func=cmd_save)
+
+
+def _load(sub, name):
+    p = _podman(sub.add_parser(name, help="load images from a docker-archive or oci-archive"))
+    p.add_argument("--input", "-i", metavar="FILE", default=None, help="default: stdin")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.set_defaults(func=cmd_load)
+
+
+def _progress(args):
+    from .transport import _progress as p
+
+    return p(args)
+
+
+# -- handlers ------------------------------------------------------------------------------
+
+def cmd_pull(args) -> int:
+    from ..storage import ops
+    from ..transports.copy import CopyOptions
+
+    store = _store(args)
+    ctx = common.context(args)
+    if args.platform:
+        from ..oci.platform import Platform
+
+        p = Platform.parse(args.platform)
+        ctx.override_os, ctx.override_arch, ctx.override_variant = p.os, p.architecture, p.variant
+    ctx.override_arch = args.arch or ctx.override_arch
+    ctx.override_os = args.os or ctx.override_os
+    ctx.override_variant = args.variant or ctx.override_variant
+    for text in args.images:
+        images = ops.pull(store, text, ctx, CopyOptions(progress=_progress(args)), all_tags=args.all_tags)
+        for img in images:
+            print(img["id"])
+    return 0
+
+
+def cmd_push(args) -> int:
+    from ..oci import mediatype as mt
+    from ..storage import ops
+    from ..transports.copy import CopyOptions
+
+    store = _store(args)
+    options = CopyOptions(format=mt.FORMAT_NAMES[args.format] if args.format else None,
+                          compress_format=args.compression_format, compress_level=args.compression_level,
+                          progress=_progress(args))
+    result = ops.push(store, args.image, args.destination, common.context(args), common.context(args), options)
+    if args.digestfile:
+        from .._fs import write_atomic
+
+        write_atomic(args.digestfile, result.digest.encode())
+    return 0
+
+
+def cmd_images(args) -> int:
+    from ..storage import info
+    from ._table import ago, human_size, table
+
+    store = _store(args)
+    filters = info.parse_filters(args.filter)
+    if args.names:
+        filters.append(("reference", args.names))
+    images = store.images()
+    images = [r for r in images if info.matches(store, r, filters, images)]
+    key = {"created": lambda r: r.get("created", ""), "id": lambda r: r["id"], "size": lambda r: r.get("size", 0),
+           "repository": lambda r: r["names"][0] if r["names"] else "", "tag": lambda r: r["names"][0] if r["names"] else ""}
+    images.sort(key=key[args.sort], reverse=args.sort in ("created", "size"))
+    if args.quiet:
+        seen = []
+        for r in images:
+            i = r["id"] if args.no_trunc else r["id"][:12]
+            if i not in seen:
+                seen.append(i)
+        if seen:
+            print("\n".join(seen))
+        return 0
+    if args.format == "json":
+        out = []
+        for r in images:
+            tags, digests = info.repo_tags_digests(r)
+            created = r.get("created", "")
+            out.append({"Id": r["id"], "ParentId": "", "RepoTags": tags or None, "RepoDigests": digests,
+                        "Size": r.get("size", 0), "SharedSize": 0, "VirtualSize": r.get("size", 0),
+                        "Labels": None, "Containers": 0, "Names": tags or None, "Digest": r["digest"],
+                        "Digests": r["digests"], "Created": _unix(created), "CreatedAt": created})
+        common.print_json(out)
+        return 0
+    rows = []
+    for r in images:
+        names = r["names"] or ["<none>:<none>"]
+        for n in names:
+            repo, _, tag = n.rpartition(":")
+            row = [repo, tag]
+            if args.digests:
+                row.append(r["digest"])
+            row += [r["id"] if args.no_trunc else r["id"][:12], ago(r.get("created")), human_size(r.get("size", 0))]
+            rows.append((row, r, n))
+    if args.format and args.format != "table":
+        from ._template import render
+
+        fmt = args.format.removeprefix("table ")
+        for row, r, n in rows:
+            repo, _, tag = n.rpartition(":")
+            data = {"Repository": repo, "Tag": tag, "ID": row[-3], "Id": r["id"], "Digest": r["digest"],
+                    "Created": r.get("created"), "CreatedSince": row[-2], "Size": row[-1],
+                    "Names": r["names"], "Digests": r["digests"]}
+            print(render(fmt, data))
+        return 0
+    headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
+    text = table(headers, [row for row, _, _ in rows], args.noheading)
+    if text:
+        print(text)
+    return 0
+
+
+def _unix(iso: str) -> int:
+    from ._table import parse_time
+
+    try:
+        return int(parse_time(iso))
+    except ValueError:
+        return 0
+
+
+def cmd_rmi(args) -> int:
+    from ..errors import PalletError, UsageError
+
+    store = _store(args)
+    targets = list(args.images)
+    if args.all:
+        targets = [r["id"] for r in store.images()]
+    elif not targets:
+        raise UsageError("rmi needs an image, or --all")
+    worst = 0
+    for text in targets:
+        try:
+            iid, untagged, deleted = store.remove_image(text, force=args.force)
+        except PalletError as e:
+            if args.ignore and type(e).__name__ == "ImageUnknown":
+                continue
+            if len(targets) == 1:
+                raise
+            print(f"Error: {e}", file=sys.stderr)
+            code = RMI_EXIT.get(type(e).__name__, 125)
+            worst = code if worst == 0 or code > worst else worst
+            continue
+        for n in untagged:
+            print(f"Untagged: {n}")
+        if deleted:
+            print(f"Deleted: {iid}")
+    return worst
+
+
+def cmd_tag(args) -> int:
+    _store(args).tag(args.image, args.names)
+    return 0
+
+
+def cmd_untag(args) -> int:
+    _store(args).untag(args.image, args.names)
+    return 0
+
+
+def cmd_save(args) -> int:
+    from ..errors import UsageError
+    from ..storage import ops
+    from ..transports.copy import CopyOptions, Progress
+
+    output = args.output
+    if output is None:
+        if sys.stdout.isatty():
+            raise UsageError("refusing to write an archive to a terminal: use --output FILE or redirect stdout")
+        output = "/dev/stdout"
+    options = CopyOptions(progress=Progress(None) if args.quiet or output == "/dev/stdout" else _progress(args),
+                          compress_format="gzip" if args.compress else None)
+    ops.save(_store(args), args.images, output, args.format, common.context(args), options)
+    return 0
+
+
+def cmd_load(args) -> int:
+    import os
+    import shutil
+    import tempfile
+
+    from ..storage import ops
+    from ..transports.copy import CopyOptions, Progress
+
+    store = _store(args)
+    src = args.input
+    tmp = None
+    try:
+        if src is None or src in ("-", "/dev/stdin"):
+            if sys.stdin.isatty():
+                from ..errors import UsageError
+
+                raise UsageError("no archive on stdin: use --input FILE")
+            tmp = tempfile.mkdtemp(prefix="pallet-load-", dir=os.path.join(store.graphroot, "staging"))
+            src = os.path.join(tmp, "archive.tar")
+            with open(src, "wb") as f:
+                shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+        names = ops.load(store, src, common.context(args),
+                         CopyOptions(progress=Progress(None) if args.quiet else _progress(args)))
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    for n in names:
+        print(f"Loaded image: {n}")
+    return 0
+
+
+def cmd_image_inspect(args) -> int:
+    from ..storage import info
+
+    store = _store(args)
+    out = [info.inspect_image(store, text) for text in args.images]
+    if args.format:
+        from ._template import render
+
+        for o in out:
+            print(render(args.format, o))
+    else:
+        common.print_json(out)
+    return 0
+
+
+def cmd_history(args) -> int:
+    from ..storage import info
+    from ._table import ago, human_size, table
+
+    rows = info.history(_store(args), args.image)
+    if args.quiet:
+        print("\n".join(r["id"] if args.no_trunc or r["id"] == "<missing>" else r["id"][:12] for r in rows))
+        return 0
+    if args.format == "json":
+        common.print_json([{"id": r["id"], "created": r["created"], "createdBy": r["created_by"], "size": r["size"],
+                            "comment": r["comment"], "tags": r["tags"]} for r in rows])
+        return 0
+    body = []
+    for r in rows:
+        created_by = r["created_by"] if args.no_trunc or len(r["created_by"]) <= 45 else r["created_by"][:42] + "..."
+        body.append([r["id"] if args.no_trunc or r["id"] == "<missing>" else r["id"][:12],
+                     ago(r["created"]) if args.human else r["created"], created_by,
+                     human_size(r["size"]) if args.human else str(r["size"]), r["comment"]])
+    print(table(["ID", "CREATED", "CREATED BY", "SIZE", "COMMENT"], body))
+    return 0
+
+
+def cmd_image_mount(args) -> int:
+    store = _store(args)
+    if not args.images:
+        mounts = store.mounted_images()
+        if args.format == "json":
+            common.print_json([{"id": img["id"], "Names": img["names"], "Repositories": img["names"],
+                                "mountpoint": path} for img, path, _ in mounts])
+        else:
+            for img, path, _ in mounts:
+                print(f"{img['names'][0] if img['names'] else img['id'][:12]} {path}")
+        return 0
+    for text in args.images:
+        print(store.mount_image(text))
+    return 0
+
+
+def cmd_image_umount(args) -> int:
+    from ..errors import UsageError
+
+    store = _store(args)
+    targets = args.images
+    if args.all:
+        targets = [img["id"] for img, _, _ in store.mounted_images()]
+    elif not targets:
+        raise UsageError("image umount needs an image, or --all")
+    for text in targets:
+        store.umount_image(text, force=args.force or args.all)
+        print(store.image(text)["id"])
+    return 0
+
+
+def cmd_prune(args) -> int:
+    from ..storage import info
+
+    for iid in info.prune(_store(args), all_unused=args.all):
+        print(iid)
+    return 0
+
+
+def cmd_exists(args) -> int:
+    from ..storage.store import ImageUnknown
+
+    try:
+        _store(args).image(args.image)
+    except ImageUnknown:
+        return 1
+    return 0
+
+
+def cmd_df(args) -> int:
+    from ..storage import info
+    from ._table import human_size, table
+
+    u = info.disk_usage(_store(args))
+    if args.format == "json":
+        common.print_json([{"Type": "Images", "Total": u["images"]["total"], "Active": u["images"]["active"],
+                            "Size": u["images"]["size"], "Reclaimable": u["images"]["reclaimable"]},
+                           {"Type": "Containers", "Total": u["containers"]["total"],
+                            "Active": u["containers"]["active"], "Size": u["containers"]["size"],
+                            "Reclaimable": u["containers"]["reclaimable"]}])
+        return 0
+    rows = []
+    for kind, key in (("Images", "images"), ("Containers", "containers"), ("Local Volumes", None)):
+        if key is None:
+            rows.append([kind, "0", "0", "0B", "0B (0%)"])
+            continue
+        d = u[key]
+        pct = int(100 * d["reclaimable"] / d["size"]) if d["size"] else 0
+        rows.append([kind, str(d["total"]), str(d["active"]), human_size(d["size"]),
+                     f"{human_size(d['reclaimable'])} ({pct}%)"])
+    print(table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows))
+    return 0
+
+
+def cmd_check(args) -> int:
+    from ..storage.check import check
+
+    problems = check(_store(args), repair=args.repair, verify_blobs=not args.quick)
+    for p in problems:
+        print(("repaired: " if args.repair else "") + p)
+    if problems and not args.repair:
+        print(f"Error: {len(problems)} problem(s) found: run 'pallet system check --repair' to fix them "
+              "by removing what is damaged", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,139 @@
+"""mount(2)/umount2(2) through libc, and reading /proc/self/mountinfo.
+
+The store mounts with the syscall (no fork+exec of mount(8)); overlay's lowerdir list uses
+short relative names, so those mounts are made with the driver's directory as the working
+directory, in a child process so the parent's cwd never changes under its threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from ..errors import StoreError
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+
+_libc = None
+
+
+def _lib():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+        _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    return _libc
+
+
+def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: str | None = None,
+          cwd: str | None = None) -> None:
+    """mount(2); with ``cwd`` the call runs in a forked child whose working directory is ``cwd``."""
+    if cwd is None:
+        _mount_here(source, target, fstype, flags, data)
+        return
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: chdir, mount, report errno
+        code = 0
+        try:
+            os.close(r)
+            os.chdir(cwd)
+            _mount_here(source, target, fstype, flags, data)
+        except OSError as e:
+            code = e.errno or 1
+        except BaseException:
+            code = 255
+        os.write(w, str(code).encode())
+        os._exit(0)
+    os.close(w)
+    try:
+        out = b""
+        while chunk := os.read(r, 64):
+            out += chunk
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    code = int(out or b"255")
+    if code:
+        raise OSError(code, os.strerror(code) if code != 255 else "mount failed", target)
+
+
+def _mount_here(source, target, fstype, flags, data) -> None:
+    lib = _lib()
+    rc = lib.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                   data.encode() if data else None)
+    if rc != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), target)
+
+
+def umount(target: str, detach: bool = False) -> None:
+    rc = _lib().umount2(target.encode(), MNT_DETACH if detach else 0)
+    if rc != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), target)
+
+
+def is_mounted(path: str) -> bool:
+    """True when ``path`` is a mount point (per /proc/self/mountinfo)."""
+    path = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                fields = line.split(b" ", 5)
+                if _unescape(fields[4]) == path:
+                    return True
+    except OSError as e:
+        raise StoreError(f"reading /proc/self/mountinfo: {e.strerror}") from None
+    return False
+
+
+def mounts_under(prefix: str) -> list[str]:
+    prefix = os.path.realpath(prefix).rstrip("/") + "/"
+    out = []
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            p = _unescape(line.split(b" ", 5)[4])
+            if p.startswith(prefix):
+                out.append(p)
+    return out
+
+
+def _unescape(b: bytes) -> str:
+    s = b.decode(errors="surrogateescape")
+    if "\\" not in s:
+        return s
+    import re
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
+
+
+def syncfs(path: str) -> None:
+    """Flush the filesystem holding ``path`` (one call instead of an fsync per file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        lib = _lib()
+        if lib.syncfs(fd) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e), path)
+    finally:
+        os.close(fd)
+
+
+def overlay_supported() -> bool:
+    try:
+        with open("/proc/filesystems") as f:
+            if any(line.split()[-1] == "overlay" for line in f if line.strip()):
+                return True
+    except OSError:
+        return False
+    return False

@@ -1,0 +1,143 @@
+"""``pallet system check``: verify every layer, image and container record against the disk,
+and with ``repair`` remove what is broken (and what depends on it) so the store is usable."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+
+from . import _mount
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .store import Store
+
+
+def _file_digest(path: str) -> str | None:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while b := f.read(1 << 20):
+                h.update(b)
+    except OSError:
+        return None
+    return "sha256:" + h.hexdigest()
+
+
+def check(store: "Store", repair: bool = False, verify_blobs: bool = True) -> list[str]:
+    """Problems found (one line each). With ``repair``, they are fixed by removal, and the list
+    says what was done."""
+    problems: list[str] = []
+    trash = None
+    with store.write() as st:
+        drv = store.driver
+        bad_layers: set[str] = set()
+        for lid, rec in st.layers.items():
+            d = drv.layer_dir(lid)
+            if not os.path.isdir(d):
+                problems.append(f"layer {lid[:12]}: its directory {d} is missing")
+                bad_layers.add(lid)
+                continue
+            if drv.name == "overlay":
+                link = (rec.get("driver") or {}).get("link")
+                if not link or not os.path.isdir(os.path.join(drv.home, "l", link)):
+                    problems.append(f"layer {lid[:12]}: its short link l/{link} is missing or broken")
+                    bad_layers.add(lid)
+                    continue
+            if rec.get("parent") and rec["parent"] not in st.layers:
+                if any(lid in (img.get("layers") or []) for img in st.images.values()) or rec.get("kind") == "container":
+                    problems.append(f"layer {lid[:12]}: its parent {rec['parent'][:12]} is missing")
+                    bad_layers.add(lid)
+            if rec.get("kind") == "image" and rec.get("blob"):
+                bpath = store.blob_path(rec["blob"])
+                if not os.path.exists(bpath):
+                    problems.append(f"layer {lid[:12]}: its blob {rec['blob']} is missing")
+                    bad_layers.add(lid)
+                elif verify_blobs and _file_digest(bpath) != rec["blob"]:
+                    problems.append(f"layer {lid[:12]}: its blob {rec['blob']} is corrupt")
+                    bad_layers.add(lid)
+        # a layer on top of a bad one is bad too
+        changed = True
+        while changed:
+            changed = False
+            for lid, rec in st.layers.items():
+                if lid not in bad_layers and rec.get("parent") in bad_layers:
+                    bad_layers.add(lid)
+                    changed = True
+        bad_images: set[str] = set()
+        for iid, img in st.images.items():
+            for lid in img.get("layers") or []:
+                if lid not in st.layers or lid in bad_layers:
+                    problems.append(f"image {iid[:12]} ({', '.join(img['names']) or 'no name'}): "
+                                    f"layer {lid[:12]} is missing or damaged")
+                    bad_images.add(iid)
+                    break
+            for what, digest in [("config", img.get("config"))] + [("manifest", d) for d in img.get("digests", [])]:
+                path = store.blob_path(digest) if digest else ""
+                got = _file_digest(path) if digest and (verify_blobs or not os.path.exists(path)) else digest
+                if not digest or not os.path.exists(path):
+                    problems.append(f"image {iid[:12]}: its {what} {digest} is missing")
+                    bad_images.add(iid)
+                elif got != digest:
+                    problems.append(f"image {iid[:12]}: its {what} {digest} is corrupt")
+                    bad_images.add(iid)
+            if img.get("config") and img["config"].split(":", 1)[1] != iid:
+                problems.append(f"image {iid[:12]}: its ID does not match its config digest")
+                bad_images.add(iid)
+        bad_containers = set()
+        for cid, c in st.containers.items():
+            if c["layer"] not in st.layers or c["layer"] in bad_layers:
+                problems.append(f"container {cid[:12]}: its layer is missing or damaged")
+                bad_containers.add(cid)
+            elif c.get("image") and c["image"] not in st.images:
+                problems.append(f"container {cid[:12]}: its image {c['image'][:12]} is missing")
+                bad_containers.add(cid)
+        # files the records do not know
+        known = set(st.layers)
+        orphans = []
+        for name in os.listdir(drv.home):
+            if name in ("l", "empty") or name in known:
+                continue
+            orphans.append(os.path.join(drv.home, name))
+            problems.append(f"{drv.name}/{name}: not a known layer (left by an interrupted operation)")
+        if drv.name == "overlay":
+            links = {(r.get("driver") or {}).get("link") for r in st.layers.values()}
+            for name in os.listdir(os.path.join(drv.home, "l")):
+                if name not in links:
+                    orphans.append(os.path.join(drv.home, "l", name))
+                    problems.append(f"overlay/l/{name}: a link to no known layer")
+        if repair and problems:
+            trash = store._trash()
+            for cid in bad_containers:
+                mounts = store._mounts()
+                store._remove_container(st, st.containers[cid], trash, mounts)
+                store._save_mounts(mounts)
+            for iid in bad_images:
+                del st.images[iid]
+                st.dirty.add("images")
+            for lid in bad_layers:
+                for cid, c in list(st.containers.items()):
+                    if c["layer"] == lid:
+                        del st.containers[cid]
+                        st.dirty.add("containers")
+                if lid in st.layers:
+                    del st.layers[lid]
+                    st.dirty.add("layers")
+                drv.remove(lid, trash)
+            for p in orphans:
+                if os.path.islink(p) or os.path.isfile(p):
+                    os.unlink(p)
+                else:
+                    os.rename(p, os.path.join(trash, "orphan-" + os.path.basename(p)))
+            # images left without names are kept; unreferenced layers and blobs go
+            store._gc(st, trash)
+            mounts = store._mounts()
+            stale = [k for k, m in mounts.items() if not _mount.is_mounted(m["path"])]
+            for k in stale:
+                mounts.pop(k)
+            if stale:
+                store._save_mounts(mounts)
+    if trash:
+        shutil.rmtree(trash, ignore_errors=True)
+    return problems

@@ -1,0 +1,181 @@
+"""Layer drivers: how a layer's files sit on disk and how a stack of layers is mounted.
+
+``overlay`` keeps each layer's own files in ``overlay/ID/diff`` (whiteouts in overlay's
+format: 0/0 character devices and the opaque xattr) and stacks them with kernel overlayfs;
+``l/SHORT`` symlinks keep the lowerdir list short so images with many layers fit the mount
+data limit (one page). ``vfs`` keeps a full copy of the root filesystem per layer and
+mounts by bind mount: slower and bigger, but it works anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+
+from ..errors import StoreError
+from . import _mount
+
+_PAGE = 4096
+
+
+def _short_id() -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    return "".join(secrets.choice(alphabet) for _ in range(26))
+
+
+class Driver:
+    name = ""
+    #: whiteout format apply_layer must write
+    whiteouts = "apply"
+
+    def __init__(self, graphroot: str):
+        self.graphroot = graphroot
+        self.home = os.path.join(graphroot, self.name)
+        os.makedirs(self.home, exist_ok=True)
+
+    def layer_dir(self, layer_id: str) -> str:
+        return os.path.join(self.home, layer_id)
+
+    def stage(self, staging: str, parent_dir: str | None) -> str:
+        """Prepare ``staging`` for a new layer on top of the layer at ``parent_dir``; returns the
+        directory the layer's tar must be applied into."""
+        raise NotImplementedError
+
+    def install(self, staging: str, layer_id: str) -> dict:
+        """Move a staged layer into place (the caller holds the store lock). Returns driver data."""
+        raise NotImplementedError
+
+    def remove(self, layer_id: str, trash: str) -> None:
+        """Take a layer's files out of the store (renamed into ``trash``, deleted later)."""
+        d = self.layer_dir(layer_id)
+        if os.path.lexists(d):
+            os.rename(d, os.path.join(trash, f"{self.name}-{layer_id}-{secrets.token_hex(4)}"))
+
+    def mount(self, chain: list[dict], target: str, writable: dict | None = None) -> None:
+        raise NotImplementedError
+
+    def diff_dir(self, layer_id: str) -> str:
+        """The directory holding what this layer itself changed (overlay) or its whole tree (vfs)."""
+        raise NotImplementedError
+
+
+class OverlayDriver(Driver):
+    name = "overlay"
+    whiteouts = "overlay"
+
+    def __init__(self, graphroot: str):
+        super().__init__(graphroot)
+        os.makedirs(os.path.join(self.home, "l"), exist_ok=True)
+        self._empty = os.path.join(self.home, "empty")
+        os.makedirs(self._empty, exist_ok=True)
+
+    def stage(self, staging: str, parent_dir: str | None) -> str:
+        diff = os.path.join(staging, "diff")
+        os.mkdir(diff, 0o755)
+        return diff
+
+    def install(self, staging: str, layer_id: str) -> dict:
+        short = _short_id()
+        with open(os.path.join(staging, "link"), "w") as f:
+            f.write(short)
+        dest = self.layer_dir(layer_id)
+        os.rename(staging, dest)
+        link = os.path.join(self.home, "l", short)
+        os.symlink(f"../{layer_id}/diff", link)
+        return {"link": short}
+
+    def remove(self, layer_id: str, trash: str) -> None:
+        try:
+            with open(os.path.join(self.layer_dir(layer_id), "link")) as f:
+                short = f.read().strip()
+            if short and "/" not in short:
+                os.unlink(os.path.join(self.home, "l", short))
+        except FileNotFoundError:
+            pass
+        super().remove(layer_id, trash)
+
+    def diff_dir(self, layer_id: str) -> str:
+        return os.path.join(self.layer_dir(layer_id), "diff")
+
+    def mount(self, chain: list[dict], target: str, writable: dict | None = None) -> None:
+        """Mount ``chain`` (layer records, top first) at ``target``; read-only unless ``writable``
+        (a container layer record) is given, whose diff becomes the upper dir."""
+        lowers = [f"l/{rec['driver']['link']}" for rec in chain]
+        flags = _mount.MS_NODEV | _mount.MS_NOSUID
+        if writable is None:
+            flags |= _mount.MS_RDONLY
+            if len(lowers) == 1:  # overlayfs wants two lowers when there is no upper dir
+                lowers.append(os.path.relpath(self._empty, self.home))
+            data = "lowerdir=" + ":".join(lowers)
+        else:
+            if not lowers:
+                lowers = [os.path.relpath(self._empty, self.home)]
+            wdir = self.layer_dir(writable["id"])
+            os.makedirs(os.path.join(wdir, "work"), exist_ok=True)
+            data = (f"lowerdir={':'.join(lowers)},upperdir={wdir}/diff,workdir={wdir}/work")
+        if len(data) >= _PAGE:
+            raise StoreError(f"too many layers to mount ({len(chain)}): the overlay mount data exceeds a page")
+        try:
+            _mount.mount("overlay", target, "overlay", flags, data, cwd=self.home)
+        except OSError as e:
+            raise StoreError(f"mounting overlay at {target}: {e.strerror}") from None
+
+
+class VfsDriver(Driver):
+    name = "vfs"
+
+    def stage(self, staging: str, parent_dir: str | None) -> str:
+        root = os.path.join(staging, "root")
+        if parent_dir is None:
+            os.mkdir(root, 0o755)
+        else:
+            # a full copy of the parent: reflinks where the filesystem has them
+            p = subprocess.run(["cp", "-a", "--reflink=auto", parent_dir, root], capture_output=True, text=True)
+            if p.returncode != 0:
+                raise StoreError(f"copying layer {parent_dir}: {p.stderr.strip()}")
+        return root
+
+    def install(self, staging: str, layer_id: str) -> dict:
+        os.rename(os.path.join(staging, "root"), self.layer_dir(layer_id))
+        shutil.rmtree(staging, ignore_errors=True)
+        return {}
+
+    def diff_dir(self, layer_id: str) -> str:
+        return self.layer_dir(layer_id)
+
+    def mount(self, chain: list[dict], target: str, writable: dict | None = None) -> None:
+        src = self.layer_dir(writable["id"] if writable else chain[0]["id"])
+        flags = _mount.MS_NODEV | _mount.MS_NOSUID
+        try:
+            _mount.mount(src, target, None, _mount.MS_BIND)
+            ro = 0 if writable else _mount.MS_RDONLY
+            _mount.mount("none", target, None, _mount.MS_BIND | _mount.MS_REMOUNT | flags | ro)
+        except OSError as e:
+            try:
+                _mount.umount(target, detach=True)
+            except OSError:
+                pass
+            raise StoreError(f"bind-mounting layer at {target}: {e.strerror}") from None
+
+
+def probe_overlay(graphroot: str) -> bool:
+    """Can we stack overlay layers on this filesystem? Tries a real mount in a scratch dir."""
+    if not _mount.overlay_supported():
+        subprocess.run(["modprobe", "overlay"], capture_output=True)
+    probe = os.path.join(graphroot, f".probe-{secrets.token_hex(4)}")
+    try:
+        for d in ("l1", "l2", "up", "work", "merged"):
+            os.makedirs(os.path.join(probe, d))
+        data = f"lowerdir={probe}/l1:{probe}/l2,upperdir={probe}/up,workdir={probe}/work"
+        _mount.mount("overlay", os.path.join(probe, "merged"), "overlay", 0, data)
+        _mount.umount(os.path.join(probe, "merged"))
+        return True
+    except OSError:
+        return False
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+DRIVERS = {"overlay": OverlayDriver, "vfs": VfsDriver}

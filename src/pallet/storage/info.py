@@ -1,0 +1,189 @@
+"""What the store can tell about its images: inspect, history, disk use, prune, listing filters."""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .store import Store
+
+
+def _config(store: "Store", rec: dict) -> dict:
+    with store.open_blob(rec["config"]) as f:
+        return json.loads(f.read())
+
+
+def repo_tags_digests(rec: dict) -> tuple[list[str], list[str]]:
+    tags = [n for n in rec["names"] if "@" not in n]
+    repos = sorted({n.rpartition(":")[0] for n in tags})
+    digests = [f"{r}@{d}" for r in repos for d in rec["digests"]]
+    return tags, digests
+
+
+def inspect_image(store: "Store", text: str) -> dict:
+    """podman image inspect's object for one image."""
+    rec = store.image(text)
+    cfg = _config(store, rec)
+    with store.read() as st:
+        chain = store.layer_chain(st, rec.get("top_layer"))
+    tags, digests = repo_tags_digests(rec)
+    drv = store.driver
+    graph: dict = {"Name": drv.name, "Data": {}}
+    if chain:
+        if drv.name == "overlay":
+            graph["Data"] = {"UpperDir": drv.diff_dir(chain[0]["id"]), "WorkDir": drv.layer_dir(chain[0]["id"]) + "/work"}
+            if len(chain) > 1:
+                graph["Data"]["LowerDir"] = ":".join(drv.diff_dir(r["id"]) for r in chain[1:])
+        else:
+            graph["Data"] = {"Dir": drv.layer_dir(chain[0]["id"])}
+    c = cfg.get("config") or {}
+    return {
+        "Id": rec["id"],
+        "Digest": rec["digest"],
+        "RepoTags": tags,
+        "RepoDigests": digests,
+        "Parent": "",
+        "Comment": cfg.get("comment", ""),
+        "Created": cfg.get("created", rec.get("created")),
+        "Config": c,
+        "Version": cfg.get("docker_version", ""),
+        "Author": cfg.get("author", ""),
+        "Architecture": cfg.get("architecture", ""),
+        "Os": cfg.get("os", ""),
+        **({"Variant": cfg["variant"]} if cfg.get("variant") else {}),
+        "Size": rec.get("size", 0),
+        "VirtualSize": rec.get("size", 0),
+        "GraphDriver": graph,
+        "RootFS": {"Type": "layers", "Layers": list((cfg.get("rootfs") or {}).get("diff_ids") or [])},
+        "Labels": c.get("Labels"),
+        "Annotations": _manifest_annotations(store, rec),
+        "ManifestType": rec["manifests"].get(rec["digest"], ""),
+        "User": c.get("User", ""),
+        "History": cfg.get("history") or [],
+        "NamesHistory": list(rec["names"]),
+    }
+
+
+def _manifest_annotations(store: "Store", rec: dict) -> dict:
+    try:
+        with store.open_blob(rec["digest"]) as f:
+            return json.loads(f.read()).get("annotations") or {}
+    except (OSError, ValueError):
+        return {}
+
+
+def history(store: "Store", text: str) -> list[dict]:
+    """podman image history rows, newest first: id, created, created_by, size, comment."""
+    rec = store.image(text)
+    cfg = _config(store, rec)
+    with store.read() as st:
+        chain = list(reversed(store.layer_chain(st, rec.get("top_layer"))))  # base first
+    rows = []
+    layer_i = 0
+    hist = cfg.get("history") or [{"created": cfg.get("created", "")} for _ in chain]
+    for h in hist:
+        size = 0
+        if not h.get("empty_layer") and layer_i < len(chain):
+            size = chain[layer_i].get("size", 0)
+            layer_i += 1
+        rows.append({"id": "<missing>", "created": h.get("created", ""), "created_by": h.get("created_by", ""),
+                     "size": size, "comment": h.get("comment", ""), "tags": None})
+    rows.reverse()
+    if rows:
+        rows[0]["id"] = rec["id"]
+        rows[0]["tags"] = [n for n in rec["names"]]
+    return rows
+
+
+def parse_filters(filters: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep or key not in ("reference", "dangling", "label", "before", "since", "id", "readonly",
+                                  "intermediate", "until"):
+            raise UsageError(f"invalid filter {f!r}: want reference=, dangling=, label=, before=, since= or id=")
+        out.append((key, value))
+    return out
+
+
+def matches(store: "Store", rec: dict, filters: list[tuple[str, str]], all_images: list[dict]) -> bool:
+    import fnmatch
+
+    for key, value in filters:
+        if key == "reference":
+            pats = [value] if "/" in value else [value, "*/" + value]
+            ok = False
+            for n in rec["names"]:
+                repo = n.rpartition(":")[0]
+                if any(fnmatch.fnmatchcase(n, p) or fnmatch.fnmatchcase(repo, p) for p in pats):
+                    ok = True
+            if not ok:
+                return False
+        elif key == "dangling":
+            dangling = not rec["names"]
+            if (value.lower() in ("true", "1")) != dangling:
+                return False
+        elif key == "label":
+            labels = (_config(store, rec).get("config") or {}).get("Labels") or {}
+            k, sep, v = value.partition("=")
+            if k not in labels or (sep and labels[k] != v):
+                return False
+        elif key == "id":
+            if not rec["id"].startswith(value.removeprefix("sha256:")):
+                return False
+        elif key in ("before", "since"):
+            other = store.image(value)
+            if key == "before" and not rec["created"] < other["created"]:
+                return False
+            if key == "since" and not rec["created"] > other["created"]:
+                return False
+    return True
+
+
+def prune(store: "Store", all_unused: bool = False) -> list[str]:
+    """Remove dangling images (no name), or with ``all_unused`` every image no container uses."""
+    removed = []
+    used = {c["image"] for c in store.containers()}
+    mounted = {img["id"] for img, _, _ in store.mounted_images()}
+    for rec in store.images():
+        if rec["id"] in used or rec["id"] in mounted:
+            continue
+        if rec["names"] and not all_unused:
+            continue
+        store.remove_image(rec["id"], force=True)
+        removed.append(rec["id"])
+    return removed
+
+
+def disk_usage(store: "Store") -> dict:
+    """Sizes as podman system df reports them (images, containers)."""
+    images = store.images()
+    containers = store.containers()
+    layers = {r["id"]: r for r in store.layers()}
+    used = {c["image"] for c in containers}
+    size = sum(r.get("size", 0) for r in layers.values() if r.get("kind") == "image")
+    unused_layers = set()
+    for rec in images:
+        if rec["id"] not in used:
+            unused_layers.update(rec.get("layers") or [])
+    for rec in images:
+        if rec["id"] in used:
+            unused_layers.difference_update(rec.get("layers") or [])
+    reclaim = sum(layers[lid].get("size", 0) for lid in unused_layers if lid in layers)
+    import os
+
+    csize = 0
+    for c in containers:
+        d = store.driver.diff_dir(c["layer"])
+        for root, _, files in os.walk(d):
+            for f in files:
+                try:
+                    csize += os.lstat(os.path.join(root, f)).st_size
+                except OSError:
+                    pass
+    return {"images": {"total": len(images), "active": len(used & {r["id"] for r in images}),
+                       "size": size, "reclaimable": reclaim},
+            "containers": {"total": len(containers), "active": 0, "size": csize, "reclaimable": csize}}

@@ -1,0 +1,709 @@
+"""The store: metadata, layers, images, containers, mounts — safe for many processes.
+
+On-disk format and lock order: docs/storage.md. In short:
+
+- ``GRAPHROOT/{layers,images,containers}.json`` hold the records; each is replaced whole
+  (temp, fsync, rename) while the store lock is held exclusively, and a fresh writer token
+  is stamped into the lock file so other processes know to reload.
+- ``GRAPHROOT/blobs/sha256/HEX`` keeps every manifest, config and compressed layer blob an
+  image was made from, so ``local:`` can hand out the exact bytes (pushes keep digests).
+- Layers are keyed by chain ID; their files belong to the driver (``overlay/`` or ``vfs/``).
+- New things are staged in ``GRAPHROOT/staging/PID-RAND`` (with a lock file held by the
+  process that stages); a dead owner's staging dir is removed the next time a store opens.
+- ``RUNROOT/storage.lock`` is the store lock; ``RUNROOT/locks/layer-ID.lock`` serialises the
+  ingestion of one layer across processes; ``RUNROOT/mounts.json`` counts mounts.
+
+Lock order: a layer lock (one at a time) before the store lock; never a layer lock while the
+store lock is held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import time
+
+from .. import _fs
+from ..errors import DigestMismatch, NotFound, PalletError, StoreError
+from . import _mount
+from .drivers import DRIVERS, probe_overlay
+from .lock import FileLock, lock_path, try_lock_path
+from .options import StoreOptions, resolve
+
+
+class ImageInUse(PalletError):
+    """An image cannot be removed: a container uses it or it is mounted (podman's exit 2)."""
+
+    exit_code = 2
+
+
+class ImageUnknown(NotFound):
+    """No image by that name or ID (podman's rmi exits 1 for this)."""
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """Chain IDs (hex) of a layer stack, base first: the OCI image-spec's ChainID."""
+    import hashlib
+
+    out, prev = [], None
+    for d in diff_ids:
+        cur = d if prev is None else "sha256:" + hashlib.sha256(f"{prev} {d}".encode()).hexdigest()
+        out.append(cur.split(":", 1)[1])
+        prev = cur
+    return out
+
+
+class _State:
+    __slots__ = ("layers", "images", "containers", "dirty")
+
+    def __init__(self, layers: dict, images: dict, containers: dict):
+        self.layers = layers
+        self.images = images
+        self.containers = containers
+        self.dirty: set[str] = set()
+
+
+class Store:
+    """One local store. Cheap to open; every operation takes the locks it needs."""
+
+    FILES = ("layers", "images", "containers")
+
+    def __init__(self, options: StoreOptions | None = None):
+        self.options = options or resolve()
+        self.graphroot = self.options.graphroot
+        self.runroot = self.options.runroot
+        try:
+            os.makedirs(self.graphroot, 0o700, exist_ok=True)
+            os.makedirs(os.path.join(self.runroot, "locks"), 0o700, exist_ok=True)
+            for d in ("blobs/sha256", "staging", "mounts"):
+                os.makedirs(os.path.join(self.graphroot, d), 0o700, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the store at {self.graphroot}: {e.strerror}") from None
+        self._lock = FileLock(os.path.join(self.runroot, "storage.lock"))
+        self._token: bytes | None = None
+        self._state: _State | None = None
+        self.driver = self._open_driver()
+        self._clean_leftovers()
+
+    # -- driver ------------------------------------------------------------------------------
+
+    def _open_driver(self):
+        marker = os.path.join(self.graphroot, "driver")
+        with self._lock.exclusive():
+            try:
+                with open(marker) as f:
+                    recorded = f.read().strip()
+            except FileNotFoundError:
+                recorded = ""
+            want = self.options.driver
+            if recorded and want not in ("auto", recorded):
+                if self._read("layers"):
+                    raise StoreError(f"the store at {self.graphroot} uses the {recorded} driver, not {want}: "
+                                     f"use --storage-driver {recorded} or another --root")
+                recorded = ""
+            if not recorded:
+                if want == "auto":
+                    want = "overlay" if probe_overlay(self.graphroot) else "vfs"
+                elif want == "overlay" and not probe_overlay(self.graphroot):
+                    raise StoreError(f"the overlay driver does not work on {self.graphroot} "
+                                     "(no kernel overlayfs, or the filesystem cannot hold an upper dir): "
+                                     "use --storage-driver vfs")
+                _fs.write_atomic(marker, want.encode() + b"\n", 0o600)
+                recorded = want
+        return DRIVERS[recorded](self.graphroot)
+
+    # -- metadata ----------------------------------------------------------------------------
+
+    def _path(self, what: str) -> str:
+        return os.path.join(self.graphroot, f"{what}.json")
+
+    def _read(self, what: str) -> dict:
+        try:
+            with open(self._path(what), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return {}
+        try:
+            doc = json.loads(data)
+            if not isinstance(doc, dict):
+                raise ValueError("not an object")
+        except ValueError as e:
+            raise StoreError(f"{self._path(what)} is corrupt ({e}): run 'pallet system check --repair'") from None
+        return doc
+
+    def _load(self) -> _State:
+        tok = self._lock.token()
+        if self._state is None or tok != self._token:
+            self._state = _State(self._read("layers"), self._read("images"), self._read("containers"))
+            self._token = tok
+        return self._state
+
+    @contextlib.contextmanager
+    def read(self):
+        """The current records, under the shared store lock. Do not modify them."""
+        with self._lock.shared():
+            yield self._load()
+
+    @contextlib.contextmanager
+    def write(self):
+        """The records under the exclusive store lock; mark changed tables in ``state.dirty``."""
+        with self._lock.exclusive():
+            st = self._load()
+            st.dirty = set()
+            try:
+                yield st
+            except BaseException:
+                self._state = None  # in-memory changes are void; reload next time
+                raise
+            if st.dirty:
+                for what in sorted(st.dirty):
+                    table = getattr(st, what)
+                    _fs.write_atomic(self._path(what), json.dumps(table, indent=1, sort_keys=True).encode(), 0o600)
+                self._token = self._lock.touch()
+
+    # -- staging and leftovers ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def staging(self):
+        """A private scratch directory inside the store (same filesystem: renames are atomic)."""
+        path = os.path.join(self.graphroot, "staging", f"{os.getpid()}-{secrets.token_hex(6)}")
+        os.mkdir(path, 0o700)
+        fd = lock_path(path + ".lock")
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+            try:
+                os.unlink(path + ".lock")
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+
+    def _clean_leftovers(self) -> None:
+        """Remove what killed processes left: staging dirs nobody holds, trash, temp metadata."""
+        staging = os.path.join(self.graphroot, "staging")
+        try:
+            names = os.listdir(staging)
+        except FileNotFoundError:
+            return
+        for name in names:
+            p = os.path.join(staging, name)
+            if name.startswith("trash-"):
+                shutil.rmtree(p, ignore_errors=True)
+            elif name.endswith(".lock"):
+                fd = try_lock_path(p)
+                if fd is not None:  # its owner is gone
+                    shutil.rmtree(p[: -len(".lock")], ignore_errors=True)
+                    os.unlink(p)
+                    os.close(fd)
+            elif not os.path.exists(p + ".lock"):
+                shutil.rmtree(p, ignore_errors=True)
+        for name in os.listdir(self.graphroot):
+            if name.startswith(".") and ".tmp-" in name:
+                pid = name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
+                if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(self.graphroot, name))
+
+    def _trash(self) -> str:
+        path = os.path.join(self.graphroot, "staging", f"trash-{os.getpid()}-{secrets.token_hex(4)}")
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    # -- blobs -------------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> str:
+        algo, hexpart = digest.split(":", 1)
+        if algo != "sha256":
+            raise StoreError(f"the store keeps sha256 blobs only, not {algo}")
+        return os.path.join(self.graphroot, "blobs", "sha256", hexpart)
+
+    def has_blob(self, digest: str) -> bool:
+        return os.path.exists(self.blob_path(digest))
+
+    def put_blob_bytes(self, data: bytes, digest: str) -> None:
+        """Store a small blob (manifest, config) whose digest the caller verified."""
+        path = self.blob_path(digest)
+        if not os.path.exists(path):
+            _fs.write_atomic(path, data, 0o644)
+
+    def open_blob(self, digest: str):
+        try:
+            return open(self.blob_path(digest), "rb")
+        except FileNotFoundError:
+            from ..errors import BlobNotFound
+
+            raise BlobNotFound(f"blob {digest} is not in the store") from None
+
+    # -- layers ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def layer_lock(self, layer_id: str):
+        """Held while one process ingests a layer; others wait, then find it present."""
+        fd = lock_path(os.path.join(self.runroot, "locks", f"layer-{layer_id}.lock"))
+        try:
+            yield
+        finally:
+            os.close(fd)
+
+    def has_layer(self, layer_id: str) -> bool:
+        with self.read() as st:
+            return layer_id in st.layers
+
+    def ingest_layer(self, stream, *, layer_id: str, parent: str | None, diff_id: str, blob_digest: str | None,
+                     media_type: str, compression: str | None) -> dict:
+        """Apply a layer blob stream into the store as ``layer_id`` (its chain ID).
+
+        The compressed bytes are kept as a blob while they are decompressed and applied in one
+        pass; the diffID must equal ``diff_id``. Call with ``layer_lock(layer_id)`` held.
+        Nothing is visible unless it all succeeds.
+        """
+        from ..layer import stream as _stream
+        from ..layer.apply import apply_layer
+
+        with self.staging() as staging:
+            parent_dir = self.driver.layer_dir(parent) if parent and self.driver.name == "vfs" else None
+            target = self.driver.stage(staging, parent_dir)
+            blob_tmp = os.path.join(staging, "blob")
+            with open(blob_tmp, "wb") as bf:
+                tee = _TeeToFile(stream, bf)
+                plain = _stream.Digesting(_stream.open_decompressed(tee, compression))
+                stats = apply_layer(plain, target, whiteouts=self.driver.whiteouts)
+                while plain.read(_stream.CHUNK):  # trailing padding, and the verification at EOF
+                    pass
+                bf.flush()
+            if plain.digest != diff_id:
+                raise DigestMismatch(f"layer {blob_digest or diff_id}: uncompressed content has digest "
+                                     f"{plain.digest}, but the image config says {diff_id}")
+            _mount.syncfs(staging)
+            blob_digest = blob_digest or tee.digest
+            with self.write() as st:
+                if layer_id in st.layers:
+                    return st.layers[layer_id]
+                bpath = self.blob_path(blob_digest)
+                if not os.path.exists(bpath):
+                    os.rename(blob_tmp, bpath)
+                drv = self.driver.install(staging, layer_id)
+                rec = {"id": layer_id, "parent": parent, "diff_id": diff_id, "blob": blob_digest,
+                       "blob_size": tee.size, "media_type": media_type, "size": stats.bytes,
+                       "created": _now(), "driver": drv, "kind": "image"}
+                st.layers[layer_id] = rec
+                st.dirty.add("layers")
+                return rec
+
+    def layer_chain(self, st: _State, top: str | None) -> list[dict]:
+        """Records from ``top`` down to the base (top first); StoreError if one is missing."""
+        out = []
+        cur = top
+        while cur:
+            rec = st.layers.get(cur)
+            if rec is None:
+                raise StoreError(f"layer {cur[:12]} is missing from the store: run 'pallet system check --repair'")
+            out.append(rec)
+            cur = rec.get("parent")
+        return out
+
+    # -- images ------------------------------------------------------------------------------
+
+    def add_image(self, *, config: bytes, config_digest: str, manifest: bytes, manifest_digest: str,
+                  media_type: str, layers: list[str], names: list[str]) -> dict:
+        """Record an image whose layers are all in the store; names move from other images."""
+        self.put_blob_bytes(config, config_digest)
+        self.put_blob_bytes(manifest, manifest_digest)
+        image_id = config_digest.split(":", 1)[1]
+        try:
+            created = json.loads(config).get("created") or _now()
+        except ValueError:
+            created = _now()
+        with self.write() as st:
+            for lid in layers:
+                if lid not in st.layers:
+                    raise StoreError(f"layer {lid[:12]} vanished while the image was being stored; try again")
+            rec = st.images.get(image_id) or {"id": image_id, "names": [], "digests": [], "manifests": {},
+                                              "created": created, "added": _now()}
+            rec["config"] = config_digest
+            rec["layers"] = list(layers)
+            rec["top_layer"] = layers[-1] if layers else None
+            rec["digest"] = manifest_digest
+            if manifest_digest not in rec["digests"]:
+                rec["digests"].append(manifest_digest)
+            rec["manifests"][manifest_digest] = media_type
+            rec["size"] = sum(st.layers[lid].get("size", 0) for lid in layers)
+            for name in names:
+                self._move_name(st, name, rec)
+            st.images[image_id] = rec
+            st.dirty.add("images")
+            return rec
+
+    def _move_name(self, st: _State, name: str, rec: dict) -> None:
+        for other in st.images.values():
+            if other is not rec and name in other["names"]:
+                other["names"].remove(name)
+        if name not in rec["names"]:
+            rec["names"].append(name)
+
+    def lookup_image(self, st: _State, text: str) -> dict:
+        """The image record ``text`` names (see names.py), or ImageUnknown."""
+        from . import names as _names
+
+        t = text.removeprefix("sha256:") if text.startswith("sha256:") else text
+        if len(t) == 64 and t in st.images:
+            return st.images[t]
+        named, short = _names.candidates(text)
+        if named is not None:
+            if named.digest:
+                for rec in st.images.values():
+                    if named.digest in rec["digests"] and any(
+                            n.rpartition(":")[0] == named.name or n == named.name for n in rec["names"]) \
+                            or (short and named.digest in rec["digests"] and any(
+                                _names.name_matches_short(n, (short[0], None, None)) for n in rec["names"])):
+                        return rec
+            else:
+                full = str(named)
+                for rec in st.images.values():
+                    if full in rec["names"]:
+                        return rec
+                if short:
+                    found = [rec for rec in st.images.values()
+                             if any(_names.name_matches_short(n, short) for n in rec["names"])]
+                    if len(found) == 1:
+                        return found[0]
+                    if len(found) > 1:
+                        raise StoreError(f"{text!r} is ambiguous: it matches "
+                                         + ", ".join(sorted(n for r in found for n in r["names"]
+                                                            if _names.name_matches_short(n, short))))
+        if _names.is_id_like(text):
+            found = [rec for iid, rec in st.images.items() if iid.startswith(t)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise StoreError(f"image ID prefix {t!r} is ambiguous: use more characters")
+        raise ImageUnknown(f"{text}: image not known")
+
+    def image(self, text: str) -> dict:
+        with self.read() as st:
+            return dict(self.lookup_image(st, text))
+
+    def images(self) -> list[dict]:
+        with self.read() as st:
+            return [dict(r) for r in st.images.values()]
+
+    def layers(self) -> list[dict]:
+        with self.read() as st:
+            return [dict(r) for r in st.layers.values()]
+
+    def containers(self) -> list[dict]:
+        with self.read() as st:
+            return [dict(r) for r in st.containers.values()]
+
+    def tag(self, text: str, names: list[str]) -> dict:
+        from . import names as _names
+
+        qualified = [str(_names.qualify(n)) for n in names]
+        with self.write() as st:
+            rec = self.lookup_image(st, text)
+            for n in qualified:
+                self._move_name(st, n, rec)
+            st.dirty.add("images")
+            return dict(rec)
+
+    def untag(self, text: str, names: list[str]) -> dict:
+        from . import names as _names
+
+        with self.write() as st:
+            rec = self.lookup_image(st, text)
+            if not names:
+                rec["names"] = []
+            for n in names:
+                q = str(_names.qualify(n))
+                if q not in rec["names"]:
+                    raise NotFound(f"{n}: tag not known for image {rec['id'][:12]}")
+                rec["names"].remove(q)
+            st.dirty.add("images")
+            return dict(rec)
+
+    def remove_image(self, text: str, force: bool = False) -> tuple[str, list[str], bool]:
+        """Remove an image (or just one of its names). Returns (id, untagged names, deleted?)."""
+        from . import names as _names
+
+        trash = None
+        with self.write() as st:
+            rec = self.lookup_image(st, text)
+            iid = rec["id"]
+            by_name = not (_names.is_id_like(text) and (iid.startswith(text.removeprefix("sha256:"))))
+            if by_name and len(rec["names"]) > 1 and not force:
+                named, short = _names.candidates(text)
+                name = str(named) if named is not None and str(named) in rec["names"] else next(
+                    (n for n in rec["names"] if short and _names.name_matches_short(n, short)), None)
+                if name:
+                    rec["names"].remove(name)
+                    st.dirty.add("images")
+                    return iid, [name], False
+            if not by_name and len(rec["names"]) > 1 and not force:
+                raise ImageInUse(f"image {iid[:12]} has {len(rec['names'])} names: remove them by name, "
+                                 "or use --force")
+            users = [c for c in st.containers.values() if c["image"] == iid]
+            mounts = self._mounts()
+            mounted = mounts.get(f"image-{iid}")
+            if mounted and not _mount.is_mounted(mounted["path"]):
+                mounted = None
+            if not force:
+                if users:
+                    raise ImageInUse(f"image {iid[:12]} is in use by container "
+                                     f"{users[0]['names'][0] if users[0]['names'] else users[0]['id'][:12]}: "
+                                     "remove the container first, or use --force")
+                if mounted:
+                    raise ImageInUse(f"image {iid[:12]} is mounted at {mounted['path']}: "
+                                     f"run 'pallet image umount {text}' first, or use --force")
+            trash = self._trash()
+            for c in users:
+                self._remove_container(st, c, trash, mounts)
+            if mounted:
+                self._unmount_key(mounts, f"image-{iid}")
+            self._save_mounts(mounts)
+            untagged = list(rec["names"])
+            del st.images[iid]
+            st.dirty.add("images")
+            self._gc(st, trash)
+        if trash:
+            shutil.rmtree(trash, ignore_errors=True)
+        return iid, untagged, True
+
+    def _gc(self, st: _State, trash: str) -> None:
+        """Remove layers no image or container needs, and blobs nothing refers to."""
+        keep: set[str] = set()
+        for rec in st.images.values():
+            keep.update(rec.get("layers") or [])
+        for c in st.containers.values():
+            keep.add(c["layer"])
+            keep.update(r["id"] for r in self.layer_chain(st, st.layers.get(c["layer"], {}).get("parent")))
+        for lid in [lid for lid in st.layers if lid not in keep]:
+            del st.layers[lid]
+            st.dirty.add("layers")
+            self.driver.remove(lid, trash)
+        blobs: set[str] = set()
+        for rec in st.images.values():
+            blobs.add(rec["config"])
+            blobs.update(rec["digests"])
+        for layer in st.layers.values():
+            if layer.get("blob"):
+                blobs.add(layer["blob"])
+        bdir = os.path.join(self.graphroot, "blobs", "sha256")
+        for hexpart in os.listdir(bdir):
+            if "sha256:" + hexpart not in blobs and not hexpart.startswith("."):
+                os.rename(os.path.join(bdir, hexpart), os.path.join(trash, "blob-" + hexpart))
+
+    # -- mounts ------------------------------------------------------------------------------
+
+    def _mounts(self) -> dict:
+        try:
+            with open(os.path.join(self.runroot, "mounts.json"), "rb") as f:
+                doc = json.loads(f.read())
+            return doc if isinstance(doc, dict) else {}
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            return {}  # rebuilt from what is really mounted
+
+    def _save_mounts(self, mounts: dict) -> None:
+        _fs.write_atomic(os.path.join(self.runroot, "mounts.json"), json.dumps(mounts, indent=1).encode(), 0o600)
+
+    def _unmount_key(self, mounts: dict, key: str) -> None:
+        m = mounts.pop(key, None)
+        if m and _mount.is_mounted(m["path"]):
+            try:
+                _mount.umount(m["path"])
+            except OSError as e:
+                raise StoreError(f"unmounting {m['path']}: {e.strerror} (is a process using it?)") from None
+        if m:
+            with contextlib.suppress(OSError):
+                os.rmdir(m["path"])
+
+    def mount_image(self, text: str) -> str:
+        """Mount an image's root filesystem read-only (nodev, nosuid); counted across processes."""
+        with self.write() as st:
+            rec = self.lookup_image(st, text)
+            key = f"image-{rec['id']}"
+            mounts = self._mounts()
+            m = mounts.get(key)
+            if m and _mount.is_mounted(m["path"]):
+                m["count"] += 1
+            else:
+                path = os.path.join(self.graphroot, "mounts", rec["id"])
+                os.makedirs(path, 0o755, exist_ok=True)
+                chain = self.layer_chain(st, rec.get("top_layer"))
+                if chain:
+                    self.driver.mount(chain, path)
+                else:  # an image with no layers: an empty, read-only tree
+                    _mount.mount("tmpfs", path, "tmpfs", _mount.MS_RDONLY | _mount.MS_NODEV | _mount.MS_NOSUID,
+                                 "size=4k,mode=755")
+                m = mounts[key] = {"path": path, "count": 1, "image": rec["id"]}
+            self._save_mounts(mounts)
+            return m["path"]
+
+    def umount_image(self, text: str, force: bool = False) -> bool:
+        """Drop one mount reference (all with ``force``); unmounts at zero. True if unmounted."""
+        with self.write() as st:
+            rec = self.lookup_image(st, text)
+            key = f"image-{rec['id']}"
+            mounts = self._mounts()
+            m = mounts.get(key)
+            if not m:
+                raise StoreError(f"image {text} is not mounted")
+            m["count"] -= 1
+            done = force or m["count"] <= 0 or not _mount.is_mounted(m["path"])
+            if done:
+                self._unmount_key(mounts, key)
+            self._save_mounts(mounts)
+            return done
+
+    def mounted_images(self) -> list[tuple[dict, str, int]]:
+        with self.read() as st:
+            out = []
+            for key, m in self._mounts().items():
+                if key.startswith("image-") and m.get("image") in st.images and _mount.is_mounted(m["path"]):
+                    out.append((dict(st.images[m["image"]]), m["path"], m["count"]))
+            return out
+
+    # -- containers --------------------------------------------------------------------------
+
+    def create_container(self, image: str | None, name: str | None = None, kind: str = "container",
+                         metadata: dict | None = None) -> dict:
+        """A container: a writable layer on an image (None: on nothing, like ``scratch``)."""
+        cid = secrets.token_hex(32)
+        with self.staging() as staging:
+            with self.read() as st:
+                rec = self.lookup_image(st, image) if image else None
+                top = rec.get("top_layer") if rec else None
+                parent_dir = self.driver.layer_dir(top) if top and self.driver.name == "vfs" else None
+                self.driver.stage(staging, parent_dir)
+            with self.write() as st:
+                if name and any(name in c["names"] for c in st.containers.values()):
+                    raise StoreError(f"the container name {name!r} is already in use")
+                if rec and rec["id"] not in st.images:
+                    raise ImageUnknown(f"{image}: image was removed meanwhile")
+                drv = self.driver.install(staging, cid)
+                st.layers[cid] = {"id": cid, "parent": top, "diff_id": None, "blob": None, "size": 0,
+                                  "created": _now(), "driver": drv, "kind": "container"}
+                c = {"id": cid, "names": [name] if name else [], "image": rec["id"] if rec else None,
+                     "layer": cid, "created": _now(), "kind": kind, "metadata": metadata or {}}
+                st.containers[cid] = c
+                st.dirty.update(("layers", "containers"))
+                return dict(c)
+
+    def lookup_container(self, st: _State, text: str) -> dict:
+        for c in st.containers.values():
+            if text in c["names"] or c["id"] == text:
+                return c
+        found = [c for c in st.containers.values() if len(text) >= 3 and c["id"].startswith(text)]
+        if len(found) == 1:
+            return found[0]
+        raise NotFound(f"{text}: no such container")
+
+    def container(self, text: str) -> dict:
+        with self.read() as st:
+            return dict(self.lookup_container(st, text))
+
+    def update_container(self, text: str, **changes) -> dict:
+        with self.write() as st:
+            c = self.lookup_container(st, text)
+            c.update(changes)
+            st.dirty.add("containers")
+            return dict(c)
+
+    def mount_container(self, text: str) -> str:
+        with self.write() as st:
+            c = self.lookup_container(st, text)
+            key = f"container-{c['id']}"
+            mounts = self._mounts()
+            m = mounts.get(key)
+            if m and _mount.is_mounted(m["path"]):
+                m["count"] += 1
+            else:
+                path = os.path.join(self.driver.layer_dir(c["layer"]), "merged") if self.driver.name == "overlay" \
+                    else os.path.join(self.graphroot, "mounts", c["id"])
+                os.makedirs(path, 0o755, exist_ok=True)
+                layer = st.layers[c["layer"]]
+                chain = self.layer_chain(st, layer.get("parent"))
+                self.driver.mount(chain, path, writable=layer)
+                m = mounts[key] = {"path": path, "count": 1, "container": c["id"]}
+            self._save_mounts(mounts)
+            return m["path"]
+
+    def umount_container(self, text: str, force: bool = False) -> bool:
+        with self.write() as st:
+            c = self.lookup_container(st, text)
+            key = f"container-{c['id']}"
+            mounts = self._mounts()
+            m = mounts.get(key)
+            if not m:
+                return True
+            m["count"] -= 1
+            done = force or m["count"] <= 0
+            if done:
+                self._unmount_key(mounts, key)
+            self._save_mounts(mounts)
+            return done
+
+    def container_mountpoint(self, text: str) -> str | None:
+        with self.read() as st:
+            c = self.lookup_container(st, text)
+            m = self._mounts().get(f"container-{c['id']}")
+            return m["path"] if m and _mount.is_mounted(m["path"]) else None
+
+    def remove_container(self, text: str) -> str:
+        trash = None
+        with self.write() as st:
+            c = self.lookup_container(st, text)
+            trash = self._trash()
+            mounts = self._mounts()
+            self._remove_container(st, c, trash, mounts)
+            self._save_mounts(mounts)
+        shutil.rmtree(trash, ignore_errors=True)
+        return c["id"]
+
+    def _remove_container(self, st: _State, c: dict, trash: str, mounts: dict) -> None:
+        self._unmount_key(mounts, f"container-{c['id']}")
+        del st.containers[c["id"]]
+        st.layers.pop(c["layer"], None)
+        self.driver.remove(c["layer"], trash)
+        st.dirty.update(("layers", "containers"))
+
+    def container_diff_dir(self, text: str) -> str:
+        with self.read() as st:
+            c = self.lookup_container(st, text)
+            return self.driver.diff_dir(c["layer"])
+
+
+class _TeeToFile:
+    """Passes reads through while writing them to a file and hashing them (the kept blob)."""
+
+    def __init__(self, source, f):
+        import hashlib
+
+        self._src = source
+        self._f = f
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        b = self._src.read(n)
+        if b:
+            self._f.write(b)
+            self._h.update(b)
+            self.size += len(b)
+        return b
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._h.hexdigest()
+
+    def close(self) -> None:
+        pass

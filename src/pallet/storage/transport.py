@@ -1,0 +1,168 @@
+"""``local:`` — the store as a transport: ``local:NAME[:TAG]``, ``local:NAME@DIGEST``,
+``local:@IMAGE_ID``. Pulls are copies into it, pushes copies out of it."""
+
+from __future__ import annotations
+
+from ..errors import InvalidDocument, InvalidReference, StoreError, Unsupported
+from ..oci import mediatype as mt
+from ..transports.base import ImageDestination, ImageReference, ImageSource
+
+
+def parse(details: str) -> "LocalReference":
+    if not details:
+        raise InvalidReference("invalid local: reference: empty (want local:NAME[:TAG] or local:@ID)")
+    if details.startswith("@"):
+        iid = details[1:].removeprefix("sha256:")
+        if not (3 <= len(iid) <= 64 and all(c in "0123456789abcdef" for c in iid)):
+            raise InvalidReference(f"invalid local: image ID {details[1:]!r}")
+        return LocalReference(None, iid)
+    from .names import qualify
+
+    return LocalReference(qualify(details), None)
+
+
+def store_for(ctx):
+    from .store import Store
+
+    return Store(getattr(ctx, "storage", None))
+
+
+class LocalReference(ImageReference):
+    transport = "local"
+
+    def __init__(self, named, image_id: str | None):
+        self.named = named
+        self.image_id = image_id
+
+    def string_within_transport(self) -> str:
+        return str(self.named) if self.named is not None else "@" + self.image_id
+
+    def docker_reference(self):
+        return self.named
+
+    def lookup_text(self) -> str:
+        return self.image_id if self.image_id else str(self.named)
+
+    def new_source(self, ctx) -> "LocalSource":
+        return LocalSource(self, store_for(ctx))
+
+    def new_destination(self, ctx) -> "LocalDestination":
+        if self.named is None or self.named.digest:
+            raise InvalidReference(f"cannot write to {self}: a destination needs NAME[:TAG]")
+        return LocalDestination(self, store_for(ctx))
+
+    def delete(self, ctx) -> None:
+        store_for(ctx).remove_image(self.lookup_text())
+
+
+class LocalSource(ImageSource):
+    def __init__(self, ref: LocalReference, store):
+        self.reference = ref
+        self.store = store
+        self.image = store.image(ref.lookup_text())
+
+    def get_manifest(self, instance_digest: str | None = None) -> tuple[bytes, str]:
+        digest = instance_digest or (self.reference.named.digest if self.reference.named else None) \
+            or self.image["digest"]
+        if digest not in self.image["manifests"]:
+            from ..errors import NotFound
+
+            raise NotFound(f"manifest {digest} is not in the store for image {self.image['id'][:12]}")
+        with self.store.open_blob(digest) as f:
+            return f.read(), self.image["manifests"][digest]
+
+    def get_blob(self, desc):
+        return self.store.open_blob(desc.digest)
+
+
+class LocalDestination(ImageDestination):
+    """Copies into the store: layers are applied as they arrive (overlay: in parallel),
+    and the image appears, with its name, only at commit."""
+
+    supports_index = False
+    supported_manifest_types = (mt.OCI_MANIFEST, mt.DOCKER_V2S2)
+
+    def __init__(self, ref: LocalReference, store):
+        self.reference = ref
+        self.store = store
+        # vfs copies the parent's tree for each layer: layers must arrive base first
+        self.needs_ordered_blobs = store.driver.name == "vfs"
+        self._plan: dict[str, list[int]] = {}
+        self._chain: list[str] = []
+        self._diff_ids: list[str] = []
+        self._media: list[str] = []
+        self._config: bytes | None = None
+        self._config_digest: str | None = None
+        self._manifest: tuple[bytes, str] | None = None
+
+    def begin_image(self, manifest, config: bytes | None) -> None:
+        from ..oci.config import ImageConfig
+        from .store import chain_ids
+
+        if config is None:
+            raise Unsupported("pulling Docker schema 1 images into the store is not supported yet: "
+                              "copy with --format v2s2 to a registry or oci: first")
+        cfg = ImageConfig.from_bytes(config)
+        layers = [d for d in manifest.layers]
+        diff_ids = cfg.diff_ids
+        if len(diff_ids) != len(layers):
+            raise InvalidDocument(f"config.rootfs.diff_ids: {len(diff_ids)} entries for {len(layers)} layers")
+        self._diff_ids = diff_ids
+        self._chain = chain_ids(diff_ids)
+        self._media = [d.media_type for d in layers]
+        self._plan = {}
+        for i, d in enumerate(layers):
+            self._plan.setdefault(d.digest, []).append(i)
+
+    def try_reusing_blob(self, desc, source=None):
+        idx = self._plan.get(desc.digest)
+        if not idx:
+            return None
+        with self.store.read() as st:
+            if all(self._chain[i] in st.layers for i in idx):
+                return desc
+        return None
+
+    def put_blob(self, stream, desc, *, is_config: bool = False):
+        if is_config:
+            data = stream.read()
+            while stream.read(1 << 16):
+                pass
+            self._config, self._config_digest = data, desc.digest
+            return desc
+        indexes = self._plan.get(desc.digest)
+        if not indexes:
+            raise StoreError(f"blob {desc.digest} is not a layer of the image being stored")
+        first = True
+        for i in indexes:
+            layer_id = self._chain[i]
+            with self.store.layer_lock(layer_id):
+                if self.store.has_layer(layer_id):
+                    continue
+                if not first:
+                    # the same blob twice in one image (e.g. empty layers): reread it from the store
+                    stream = self.store.open_blob(desc.digest)
+                self.store.ingest_layer(stream, layer_id=layer_id, parent=self._chain[i - 1] if i else None,
+                                        diff_id=self._diff_ids[i], blob_digest=desc.digest,
+                                        media_type=desc.media_type,
+                                        compression=mt.layer_compression(desc.media_type))
+                first = False
+        return desc
+
+    def put_manifest(self, raw: bytes, media_type: str, instance_digest: str | None = None) -> None:
+        if instance_digest is not None:
+            raise Unsupported("the store keeps one image per name, not a multi-platform index")
+        self._manifest = (raw, media_type)
+
+    def commit(self) -> None:
+        from ..oci import manifest as _manifest
+
+        if self._manifest is None or self._config is None:
+            raise StoreError("internal: commit before the manifest and config were written")
+        raw, media_type = self._manifest
+        names = [str(self.reference.named.tagged_or_latest())]
+        self.image = self.store.add_image(config=self._config, config_digest=self._config_digest, manifest=raw,
+                                          manifest_digest=_manifest.digest_of(raw, media_type),
+                                          media_type=media_type, layers=self._chain, names=names)
+
+
