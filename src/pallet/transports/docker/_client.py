@@ -306,6 +306,9 @@ class Client:
         code, detail = error_details(body)
         status = resp.status
         if status == 401:
+            if detail.lower() in ("authentication required", "unauthorized", "unauthorized: authentication required",
+                                  "access to the requested resource is not authorized"):
+                detail = ""  # says nothing the message does not
             if self.auth.creds is not None or self.auth.bearer:
                 src = "the registry token" if self.auth.bearer else (
                     f"user {self.auth.creds.username!r} (from {self.auth.creds.source or 'the command line'})")
