@@ -496,3 +496,41 @@ def test_cli_archive_round_trips(src_layout, multi_layout, tmp_path):
     assert skopeo_raw(f"oci-archive:{tmp_path}/all.tar:m") == skopeo_raw(f"oci:{multi_layout}:m")
     p = run_pallet("inspect", f"docker-archive:{sk}:@3", check=False)
     assert p.returncode == 2 and "@3" in p.stderr
+
+
+def test_oci_archive_from_stdin_pipe(src_layout, tmp_path):
+    arch = str(tmp_path / "s.tar")
+    skopeo("copy", "-q", f"oci:{src_layout}:latest", f"oci-archive:{arch}:t")
+    script = ("import sys\n"
+              "from pallet.transports import parse_reference\n"
+              "from pallet.transports.base import SystemContext\n"
+              "with parse_reference('oci-archive:/dev/stdin:t').new_source(SystemContext()) as s:\n"
+              "    sys.stdout.buffer.write(s.get_manifest()[0])\n")
+    cat = subprocess.Popen(["cat", arch], stdout=subprocess.PIPE)
+    p = subprocess.run([sys.executable, "-c", script], stdin=cat.stdout, capture_output=True)
+    cat.stdout.close()
+    cat.wait()
+    assert p.returncode == 0, p.stderr.decode()
+    assert p.stdout == skopeo_raw(f"oci-archive:{arch}:t")
+
+
+def test_docker_archive_new_docker_save_layout(tmp_path):
+    """Docker 25+ `docker save`: an OCI layout inside, manifest.json pointing at blobs/sha256/..."""
+    root = str(tmp_path / "plain")
+    images.make_layout(root, "latest", compression="none")
+    config, m = config_of(root)
+    members = [("blobs", None), ("blobs/sha256", None)]
+    for dirpath, _, filenames in os.walk(os.path.join(root, "blobs", "sha256")):
+        for n in filenames:
+            members.append((f"blobs/sha256/{n}", open(os.path.join(dirpath, n), "rb").read()))
+    members += [("index.json", open(os.path.join(root, "index.json"), "rb").read()),
+                ("oci-layout", open(os.path.join(root, "oci-layout"), "rb").read()),
+                ("manifest.json", json.dumps([{"Config": "blobs/sha256/" + sha(config)[7:], "RepoTags": ["n:t"],
+                                               "Layers": ["blobs/sha256/" + x["digest"][7:] for x in m["layers"]]}]).encode())]
+    arch = str(tmp_path / "new.tar")
+    write_tar(arch, members)
+    with source(f"docker-archive:{arch}:n:t") as s:
+        got = json.loads(s.get_manifest()[0])
+        assert [x["digest"] for x in got["layers"]] == [x["digest"] for x in m["layers"]]
+        assert got["config"]["digest"] == sha(config)
+    assert skopeo_inspect(f"docker-archive:{arch}")["Layers"] == [x["digest"] for x in m["layers"]]
