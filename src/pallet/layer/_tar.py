@@ -43,6 +43,7 @@ GNU_VOLHDR = b"V"
 GNU_MULTIVOL = b"M"
 
 _KNOWN = {REG, AREG, LNK, SYM, CHR, BLK, DIR, FIFO, CONT}
+_EXTENSIONS = {PAX, PAX_GLOBAL, GNU_LONGNAME, GNU_LONGLINK}
 
 
 class Header:
@@ -63,6 +64,13 @@ class Header:
 
 
 def _num(field: bytes, what: str) -> int:
+    try:  # the common case: octal digits, NUL or space terminated
+        return int(field.rstrip(b"\0"), 8)
+    except ValueError:
+        return _num_slow(field, what)
+
+
+def _num_slow(field: bytes, what: str) -> int:
     if field[:1] and field[0] & 0x80:  # GNU base-256
         if field[0] == 0xFF:
             raise LayerError(f"tar header: negative {what}")
@@ -137,6 +145,7 @@ class TarReader:
         self._left = 0  # data bytes of the current member not consumed yet
         self._pad = 0  # padding after them
         self._global: dict = {}
+        self._name = b""
         self.bytes_read = 0
 
     # -- buffer ---------------------------------------------------------------------------
@@ -166,6 +175,7 @@ class TarReader:
             avail = len(self._buf) - self._pos
             if avail <= 0:
                 if not self._more():
+                    what = what or f"the data of {os.fsdecode(self._name)!r}"
                     raise LayerError(f"tar stream truncated: unexpected end of data in {what}")
                 continue
             k = min(avail, n)
@@ -174,8 +184,16 @@ class TarReader:
             n -= k
 
     # -- member data ----------------------------------------------------------------------
-    def copy_to(self, fd: int, what: str = "file data") -> int:
+    def copy_to(self, fd: int, what: str | None = None) -> int:
         """Write the current member's data to ``fd``; returns the byte count."""
+        n, pos = self._left, self._pos
+        if len(self._buf) - pos >= n + self._pad:  # small file already buffered: one write
+            mv = memoryview(self._buf)[pos:pos + n]
+            while mv:
+                mv = mv[os.write(fd, mv):]
+            self._pos = pos + n + self._pad
+            self._left = self._pad = 0
+            return n
         total = 0
         for mv in self._chunks(self._left, what):
             while mv:
@@ -186,13 +204,18 @@ class TarReader:
         self._skip_pad(what)
         return total
 
-    def skip(self, what: str = "file data") -> None:
+    def skip(self, what: str | None = None) -> None:
+        n = self._left + self._pad
+        if len(self._buf) - self._pos >= n:
+            self._pos += n
+            self._left = self._pad = 0
+            return
         for _ in self._chunks(self._left, what):
             pass
         self._left = 0
         self._skip_pad(what)
 
-    def _skip_pad(self, what: str) -> None:
+    def _skip_pad(self, what: str | None) -> None:
         if self._pad:
             for _ in self._chunks(self._pad, what):
                 pass
@@ -217,7 +240,7 @@ class TarReader:
     def next(self) -> Header | None:
         if self._left or self._pad:
             self.skip()
-        pax: dict = {}
+        pax = None
         longname = longlink = None
         while True:
             blk = self._take(BLOCK, "a header")
@@ -227,83 +250,119 @@ class TarReader:
                     return None
                 self._take(BLOCK, "the end-of-archive marker")
                 return None
-            stored = _num(blk[148:156], "checksum")
-            unsigned = sum(blk) - sum(blk[148:156]) + 8 * 32
-            if stored != unsigned:
+            chk = blk[148:156]
+            stored = _num(chk, "checksum")
+            if stored != sum(blk) - sum(chk) + 256:
                 signed = sum(b - 256 if b > 127 else b for b in blk) - sum(
-                    b - 256 if b > 127 else b for b in blk[148:156]) + 8 * 32
+                    b - 256 if b > 127 else b for b in chk) + 256
                 if stored != signed:
                     raise LayerError("tar header checksum mismatch: not a tar stream, or corrupt")
             typ = blk[156:157]
-            size = _num(blk[124:136], "size")
-            if typ in (PAX, PAX_GLOBAL):
-                recs = parse_pax(self._data(size, "a PAX header"))
-                if typ == PAX_GLOBAL:
-                    self._global.update(recs)
+            if typ in _EXTENSIONS:
+                size = _num(blk[124:136], "size")
+                if typ == PAX or typ == PAX_GLOBAL:
+                    recs = parse_pax(self._data(size, "a PAX header"))
+                    if typ == PAX_GLOBAL:
+                        self._global.update(recs)
+                    else:
+                        pax = recs if pax is None else {**pax, **recs}
+                elif typ == GNU_LONGNAME:
+                    longname = _cstr(self._data(size, "a GNU long name"))
                 else:
-                    pax.update(recs)
-                continue
-            if typ == GNU_LONGNAME:
-                longname = _cstr(self._data(size, "a GNU long name"))
-                continue
-            if typ == GNU_LONGLINK:
-                longlink = _cstr(self._data(size, "a GNU long link name"))
+                    longlink = _cstr(self._data(size, "a GNU long link name"))
                 continue
             break
         if typ in (GNU_SPARSE, GNU_MULTIVOL):
             raise LayerError("tar: GNU sparse and multi-volume members are not supported")
-        recs = dict(self._global)
-        recs.update(pax)
         h = Header()
-        name = _cstr(blk[0:100])
-        if blk[257:263] == b"ustar\0":  # POSIX ustar: name may be split into prefix/name
-            prefix = _cstr(blk[345:500])
-            if prefix:
-                name = prefix + b"/" + name
-        h.name = recs.get(b"path", longname if longname is not None else name)
-        h.linkname = recs.get(b"linkpath", longlink if longlink is not None else _cstr(blk[157:257]))
+        name = blk[0:100]
+        i = name.find(b"\0")
+        if i >= 0:
+            name = name[:i]
+        if blk[345] and blk[257:263] == b"ustar\0":  # POSIX ustar: name may be split
+            name = _cstr(blk[345:500]) + b"/" + name
+        h.name = name if longname is None else longname
+        link = blk[157:257]
+        h.linkname = (_cstr(link) if link[0] else b"") if longlink is None else longlink
         h.mode = _num(blk[100:108], "mode")
-        h.uid = int(recs[b"uid"]) if b"uid" in recs else _num(blk[108:116], "uid")
-        h.gid = int(recs[b"gid"]) if b"gid" in recs else _num(blk[116:124], "gid")
-        if b"size" in recs:
-            size = int(recs[b"size"])
-        h.mtime_ns = _pax_time(recs[b"mtime"]) if b"mtime" in recs else _num(blk[136:148], "mtime") * 1_000_000_000
-        h.atime_ns = _pax_time(recs[b"atime"]) if b"atime" in recs else h.mtime_ns
-        h.devmajor = int(recs[b"SCHILY.devmajor"]) if b"SCHILY.devmajor" in recs else _num(blk[329:337], "devmajor")
-        h.devminor = int(recs[b"SCHILY.devminor"]) if b"SCHILY.devminor" in recs else _num(blk[337:345], "devminor")
+        h.uid = _num(blk[108:116], "uid")
+        h.gid = _num(blk[116:124], "gid")
+        size = _num(blk[124:136], "size")
+        h.mtime_ns = h.atime_ns = _num(blk[136:148], "mtime") * 1_000_000_000
+        if typ == CHR or typ == BLK:
+            h.devmajor = _num(blk[329:337], "devmajor")
+            h.devminor = _num(blk[337:345], "devminor")
+        else:
+            h.devmajor = h.devminor = 0
         if typ == AREG or typ == CONT:
             typ = REG
         if typ == REG and h.name.endswith(b"/"):  # old tars mark directories this way
             typ = DIR
+        if pax is not None or self._global:
+            recs = {**self._global, **pax} if pax is not None else self._global
+            size = self._apply_pax(h, recs, size)
+            if typ == REG and h.name.endswith(b"/"):
+                typ = DIR
         if typ not in _KNOWN and typ != GNU_VOLHDR:
             raise LayerError(f"tar member {h.name!r}: unsupported type {typ!r}")
         h.type = typ
-        if any(k.startswith(b"GNU.sparse.") for k in recs):
-            raise LayerError(f"tar member {h.name!r}: sparse files are not supported")
-        xattrs = None
-        for k, v in recs.items():
-            if k.startswith(b"SCHILY.xattr."):
-                xattrs = xattrs or {}
-                xattrs[k[13:]] = v
-        if xattrs is None:
-            for k, v in recs.items():
-                if k.startswith(b"LIBARCHIVE.xattr."):
-                    import base64
-                    import urllib.parse
-
-                    xattrs = xattrs or {}
-                    key = urllib.parse.unquote_to_bytes(k[17:])
-                    try:
-                        xattrs[key] = base64.b64decode(v + b"=" * (-len(v) % 4))
-                    except ValueError:
-                        raise LayerError(f"tar member {h.name!r}: bad LIBARCHIVE xattr value") from None
-        h.xattrs = xattrs
+        self._name = h.name
         # only regular files carry data: links, dirs and devices are header-only whatever
         # their size field says (as Go's archive/tar and Python's tarfile read them)
         h.size = size if typ == REG else 0
         self._left = h.size
-        self._pad = -self._left % BLOCK
+        self._pad = -h.size % BLOCK
         return h
+
+    @staticmethod
+    def _apply_pax(h: Header, recs: dict, size: int) -> int:
+        if b"path" in recs:
+            h.name = recs[b"path"]
+        if b"linkpath" in recs:
+            h.linkname = recs[b"linkpath"]
+        try:
+            if b"uid" in recs:
+                h.uid = int(recs[b"uid"])
+            if b"gid" in recs:
+                h.gid = int(recs[b"gid"])
+            if b"size" in recs:
+                size = int(recs[b"size"])
+            if b"SCHILY.devmajor" in recs:
+                h.devmajor = int(recs[b"SCHILY.devmajor"])
+            if b"SCHILY.devminor" in recs:
+                h.devminor = int(recs[b"SCHILY.devminor"])
+        except ValueError:
+            raise LayerError(f"tar member {h.name!r}: malformed number in its PAX header") from None
+        if b"mtime" in recs:
+            h.mtime_ns = h.atime_ns = _pax_time(recs[b"mtime"])
+        if b"atime" in recs:
+            h.atime_ns = _pax_time(recs[b"atime"])
+        xattrs = None
+        libarchive = None
+        for k, v in recs.items():
+            if k.startswith(b"SCHILY.xattr."):
+                if xattrs is None:
+                    xattrs = {}
+                xattrs[k[13:]] = v
+            elif k.startswith(b"LIBARCHIVE.xattr."):
+                if libarchive is None:
+                    libarchive = {}
+                libarchive[k[17:]] = v
+            elif k.startswith(b"GNU.sparse."):
+                raise LayerError(f"tar member {h.name!r}: sparse files are not supported")
+        if xattrs is None and libarchive:
+            import base64
+            import binascii
+            import urllib.parse
+
+            xattrs = {}
+            for k, v in libarchive.items():
+                try:
+                    xattrs[urllib.parse.unquote_to_bytes(k)] = base64.b64decode(v + b"=" * (-len(v) % 4))
+                except (ValueError, binascii.Error):
+                    raise LayerError(f"tar member {h.name!r}: bad LIBARCHIVE xattr value") from None
+        h.xattrs = xattrs
+        return size
 
 
 # -- writing ----------------------------------------------------------------------------------

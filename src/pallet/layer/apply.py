@@ -134,10 +134,20 @@ class _Applier:
         self.parent_times: dict = {}  # real path -> (atime_ns, mtime_ns) of dirs from before
         self.gen = 0  # bumped whenever a directory or symlink is removed
         self.stats = ApplyStats()
+        # directories made by this pass: a name not in ``mine`` cannot exist in them, so the
+        # stat that looks for an entry to replace is skipped (most layers go into an empty dir)
+        self.fresh: set = set()
+        with os.scandir(self.root_fd) as it:
+            if next(it, None) is None:
+                self.fresh.add(b"")
+        rst = os.fstat(self.root_fd)
+        self.root_sgid = bool(rst.st_mode & _stat.S_ISGID)
+        self.euid, self.egid = os.geteuid(), os.getegid()
+        self.umask = _umask()
 
     def close(self) -> None:
-        for fd, _ in self.cache.values():
-            os.close(fd)
+        for v in self.cache.values():
+            os.close(v[0])
         self.cache.clear()
         self._close_stale()
         if self.root_fd >= 0:
@@ -151,8 +161,11 @@ class _Applier:
 
     def _invalidate(self) -> None:
         self.gen += 1
-        for fd, _ in self.cache.values():
-            self.stale.append(fd)
+        self._drop_cache()
+
+    def _drop_cache(self) -> None:
+        for v in self.cache.values():
+            self.stale.append(v[0])
         self.cache.clear()
 
     # -- the pass -------------------------------------------------------------------------
@@ -197,9 +210,10 @@ class _Applier:
             if self.devices == "refuse":
                 raise LayerError(f"layer has a device node {_show(h.name)} and device nodes are not allowed here")
             return
-        pfd, rparent = self._parent(parts[:-1], h.name)
-        rkey = b"/".join(rparent)
-        self._note_parent(pfd, rkey)
+        pfd, _, rkey, sgid = self._parent(parts[:-1], h.name)
+        mine = self.mine
+        if rkey not in mine:
+            self._note_parent(pfd, rkey)
         key = rkey + b"/" + base if rkey else base
 
         # hardlink targets are resolved before anything is removed (a link to itself is a no-op)
@@ -207,7 +221,7 @@ class _Applier:
             tparts = _split(h.linkname, "hardlink target")
             if not tparts:
                 raise LayerError(f"hardlink {_show(h.name)} points at the root directory")
-            tpfd, _ = self._parent(tparts[:-1], h.linkname, create=False, link_of=h.name)
+            tpfd = self._parent(tparts[:-1], h.linkname, create=False, link_of=h.name)[0]
             try:
                 tst = os.stat(tparts[-1], dir_fd=tpfd, follow_symlinks=False)
             except FileNotFoundError:
@@ -216,10 +230,13 @@ class _Applier:
             if _stat.S_ISDIR(tst.st_mode):
                 raise LayerError(f"hardlink {_show(h.name)}: target {_show(h.linkname)} is a directory")
 
-        try:
-            old = os.stat(base, dir_fd=pfd, follow_symlinks=False)
-        except FileNotFoundError:
+        if rkey in self.fresh and key not in mine:
             old = None
+        else:
+            try:
+                old = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+            except FileNotFoundError:
+                old = None
         was_whiteout = False
         if old is not None:
             if t == _tar.DIR and _stat.S_ISDIR(old.st_mode):
@@ -234,17 +251,22 @@ class _Applier:
             self._remove(pfd, base, old)
 
         if t == _tar.REG:
+            mode = h.mode & 0o7777
             fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o600, dir_fd=pfd)
+                         mode & 0o777, dir_fd=pfd)
             try:
-                self.stats.size += tr.copy_to(fd, f"the data of {_show(h.name)}")
+                self.stats.size += tr.copy_to(fd)
                 self.stats.files += 1
-                self._fd_meta(fd, h)
+                if h.xattrs or mode != mode & 0o777 & ~self.umask or not self.chown or sgid or \
+                        self.uid_map or self.gid_map or (h.uid, h.gid) != (self.euid, self.egid):
+                    self._fd_meta(fd, h)
+                # else: the kernel already gave it our owner and exactly this mode
                 os.utime(fd, ns=(h.atime_ns, h.mtime_ns))
             finally:
                 os.close(fd)
         elif t == _tar.DIR:
             os.mkdir(base, 0o700, dir_fd=pfd)
+            self.fresh.add(key)
             self._dir_meta(pfd, base, key, h, merge=False, opaque=was_whiteout)
         elif t == _tar.SYM:
             os.symlink(h.linkname, base, dir_fd=pfd)
@@ -276,13 +298,12 @@ class _Applier:
         if name in (b"", b".", b".."):
             raise LayerError(f"whiteout {_show(h.name)} names no entry (or its parent): refused")
         if self.overlay:
-            pfd, rparent = self._parent(parent, h.name)
+            pfd, _, rkey, _ = self._parent(parent, h.name)
         else:
             try:
-                pfd, rparent = self._parent(parent, h.name, create=False)
+                pfd, _, rkey, _ = self._parent(parent, h.name, create=False)
             except _Missing:
                 return  # nothing below to delete
-        rkey = b"/".join(rparent)
         key = rkey + b"/" + name if rkey else name
         try:
             old = os.stat(name, dir_fd=pfd, follow_symlinks=False)
@@ -333,24 +354,26 @@ class _Applier:
 
     # -- paths ----------------------------------------------------------------------------
     def _parent(self, parts: tuple, name: bytes, create: bool = True, link_of: bytes | None = None):
-        """(fd, real parts) of the directory ``parts`` inside the root; the fd is borrowed."""
+        """(fd, real parts, real path, setgid) of the directory ``parts`` inside the root; the
+        fd is borrowed (valid until the current entry is done)."""
         if not parts:
-            return self.root_fd, ()
+            return self.root_fd, (), b"", self.root_sgid
         hit = self.cache.get(parts)
         if hit is not None:
             return hit
         fd, real = self._resolve(parts, name, create, link_of)
-        self.cache[parts] = (fd, real)
+        hit = (fd, real, b"/".join(real), bool(os.fstat(fd).st_mode & _stat.S_ISGID))
+        self.cache[parts] = hit
         if len(self.cache) > _CACHE:
             old = next(iter(self.cache))
             self.stale.append(self.cache.pop(old)[0])
-        return fd, real
+        return hit
 
     def _open_dir(self, parts: tuple, name: bytes):
         """An fd of its own (caller closes) on the directory ``parts``, created if missing."""
         if not parts:
             return os.dup(self.root_fd), ()
-        fd, real = self._parent(parts, name)
+        fd, real = self._parent(parts, name)[:2]
         return os.dup(fd), real
 
     def _resolve(self, parts: tuple, name: bytes, create: bool, link_of: bytes | None):
@@ -382,6 +405,7 @@ class _Applier:
                     os.fchmod(fd, 0o755)
                     key = b"/".join(real + [c])
                     self._mark(key)
+                    self.fresh.add(key)
                     if self.lowers:
                         self._copy_lower_dir(fd, key)
                 except OSError as e:
@@ -398,6 +422,7 @@ class _Applier:
                         fd = os.open(c, _O_DIR, dir_fd=cur)
                         os.fchmod(fd, 0o755)
                         os.setxattr(fd, self.opaque_xattr, b"y")
+                        self.fresh.add(here)
                         fds.append(fd)
                         real.append(c)
                         continue
@@ -506,6 +531,8 @@ class _Applier:
 
     def _dir_meta(self, pfd: int, name: bytes, key: bytes, h, merge: bool, opaque: bool = False) -> None:
         fd = os.open(name, _O_DIR, dir_fd=pfd)
+        if h.mode & _stat.S_ISGID:
+            self._drop_cache()  # cached "parent is not setgid" flags may now be wrong
         try:
             self._fd_meta(fd, h, clear=merge)
             if opaque:
@@ -530,6 +557,18 @@ class _Applier:
                     os.utime(fd, ns=(atime, mtime))
                 finally:
                     os.close(fd)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would, racing other threads)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o777  # unknown: assume the worst, so modes are always set explicitly
 
 
 class _Missing(LayerError):
