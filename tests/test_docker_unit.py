@@ -407,3 +407,47 @@ def test_url_join():
     assert str(u.join("https://other.example/b?c")) == "https://other.example/b?c"
     assert URL.parse("https://[::1]:8443/v2/").port == 8443
     assert URL.parse("https://h.example/v2/").netloc == "h.example"
+
+
+def test_alias_only_files_are_parsed_when_needed(tmp_path, monkeypatch):
+    main = tmp_path / "registries.conf"
+    main.write_text("# nothing but comments\n")
+    d = tmp_path / "registries.conf.d"
+    d.mkdir()
+    (d / "shortnames.conf").write_text('[aliases]\n"registry" = "docker.io/library/registry"\n')
+    (d / "z.conf").write_text('[[registry]]\nprefix = "q.example"\nlocation = "r.example"\n')
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(main))
+    cfg = registries_conf.load(None)
+    assert cfg._deferred is not None  # shortnames.conf not parsed yet
+    assert str(cfg.push_endpoint(_named("q.example/x:1")).named) == "r.example/x:1"
+    assert cfg.aliases == {"registry": "docker.io/library/registry"}
+    assert cfg._deferred is None
+    assert str(cfg.push_endpoint(_named("q.example/x:1")).named) == "r.example/x:1"
+
+
+def test_registry_client_imports_stay_light(registry, tmp_path):
+    """Reading a manifest over plain HTTP loads neither ssl, http.client, email nor tomllib."""
+    import subprocess
+    import sys
+
+    conf = tmp_path / "registries.conf"
+    conf.write_text('[aliases]\n"x" = "example.com/x"\n')
+    code = f"""
+import sys
+from pallet.transports import parse_reference
+from pallet.transports.base import SystemContext
+from pallet import errors
+ref = parse_reference("docker://{registry.host}/light/none:v1")
+with ref.new_source(SystemContext(tls_verify=False)) as src:
+    try:
+        src.get_manifest()
+    except errors.NotFound:
+        pass
+heavy = [m for m in ("ssl", "http.client", "email.parser", "tomllib", "urllib.request", "typing", "dataclasses")
+         if m in sys.modules]
+print(",".join(heavy))
+"""
+    env = dict(os.environ, CONTAINERS_REGISTRIES_CONF=str(conf), HOME=str(tmp_path))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == ""

@@ -114,11 +114,38 @@ def _match_length(ref: str, prefix: str) -> int:
 
 class Config:
     def __init__(self):
-        self.unqualified_search_registries: list[str] = []
-        self.short_name_mode: str = "enforcing"
+        self._usr: list[str] = []
+        self._mode: str = "enforcing"
         self.registries: list[Registry] = []
-        self.aliases: dict[str, str] = {}
+        self._aliases: dict[str, str] = {}
         self.paths: list[str] = []  # files read, in order (for messages)
+        #: (path, TOML bytes) of every file, when some were not parsed yet (see :func:`load`)
+        self._deferred: list[tuple[str, bytes]] | None = None
+
+    def _complete(self) -> None:
+        """Parse the files skipped because they had no registry tables (aliases, search list)."""
+        files, self._deferred = self._deferred, None
+        if files is None:
+            return
+        self.registries, self._usr, self._mode, self._aliases, self.paths = [], [], "enforcing", {}, []
+        for path, data in files:
+            self._apply(_parse_toml(data, path), path)
+            self.paths.append(path)
+
+    @property
+    def unqualified_search_registries(self) -> list[str]:
+        self._complete()
+        return self._usr
+
+    @property
+    def short_name_mode(self) -> str:
+        self._complete()
+        return self._mode
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        self._complete()
+        return self._aliases
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -245,12 +272,12 @@ class Config:
                 raise ConfigError(f"{path}: unqualified-search-registries must be a list of strings")
             for x in usr:
                 _validate_host(x, path, "unqualified-search-registries")
-            self.unqualified_search_registries = list(usr)
+            self._usr = list(usr)
         if "short-name-mode" in doc:
             mode = doc["short-name-mode"]
             if mode not in _MODES:
                 raise ConfigError(f"{path}: short-name-mode {mode!r} is not one of {', '.join(_MODES)}")
-            self.short_name_mode = mode
+            self._mode = mode
         regs = doc.get("registry", [])
         if not isinstance(regs, list):
             raise ConfigError(f"{path}: [[registry]] must be an array of tables")
@@ -265,7 +292,7 @@ class Config:
             if not isinstance(v, str):
                 raise ConfigError(f"{path}: aliases.{k} must be a string")
             if v == "":
-                self.aliases.pop(k, None)  # an empty value removes an alias set earlier
+                self._aliases.pop(k, None)  # an empty value removes an alias set earlier
                 continue
             from ..oci import reference
 
@@ -277,7 +304,7 @@ class Config:
                 raise ConfigError(f"{path}: alias {k!r}: {e}") from None
             if n.digest or n.tag:
                 raise ConfigError(f"{path}: alias {k!r} = {v!r} must not have a tag or digest")
-            self.aliases[k] = v
+            self._aliases[k] = v
 
     def _apply_v1(self, doc: dict, path: str) -> None:
         """The old format: [registries.search] / [registries.insecure] / [registries.block] registries = [...]."""
@@ -290,7 +317,7 @@ class Config:
                 raise ConfigError(f"{path}: registries.{name}.registries must be a list of strings")
             return v
 
-        self.unqualified_search_registries = list(lst("search"))
+        self._usr = list(lst("search"))
         for host in lst("insecure"):
             self._v1_entry(host, path).insecure = True
         for host in lst("block"):
@@ -379,27 +406,48 @@ def config_paths(ctx=None) -> tuple[str | None, list[str]]:
     return SYSTEM_PATH, dirs
 
 
-def _read_toml(path: str, required: bool) -> dict | None:
+def _parse_toml(data: bytes, path: str) -> dict:
     import tomllib
 
     try:
+        return tomllib.loads(data.decode())
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+
+
+def _read(path: str, required: bool) -> bytes | None:
+    try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            return f.read()
     except FileNotFoundError:
         if required:
             raise ConfigError(f"registries.conf {path}: no such file") from None
         return None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML: {e}") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _has_registry_tables(data: bytes) -> bool:
+    """Could this file change where images are pulled or pushed ([[registry]], v1 [registries.*])?"""
+    import re
+
+    return re.search(rb"(?m)^[ \t]*(\[\[[ \t]*registry[ \t]*[\].]|registry[ \t]*=|\[[ \t]*registries[ \t]*[\].])",
+                     data) is not None
 
 
 _cache: dict = {}
 
 
 def load(ctx=None) -> Config:
-    """The effective configuration (cached per set of files and their modification times)."""
+    """The effective configuration (cached per set of files and their modification times).
+
+    Start-up matters (``tomllib`` costs ~10 ms to import): files without registry tables
+    (typically only ``[aliases]``, like the distribution's ``shortnames.conf``) are parsed
+    only when short-name data is asked for. A syntax error in such a file therefore shows
+    when a short name is resolved, not on every pull by full name.
+    """
     main, dirs = config_paths(ctx)
     explicit = bool((getattr(ctx, "registries_conf", None) if ctx is not None else None))
     files = []
@@ -420,15 +468,23 @@ def load(ctx=None) -> Config:
     if hit is not None:
         return hit
     cfg = Config()
-    doc = _read_toml(main, explicit)
-    if doc is not None:
-        cfg._apply(doc, main)
-        cfg.paths.append(main)
+    contents = []
+    data = _read(main, explicit)
+    if data is not None:
+        contents.append((main, data))
     for p in files:
-        d = _read_toml(p, False)
-        if d is not None:
-            cfg._apply(d, p)
-            cfg.paths.append(p)
+        data = _read(p, False)
+        if data is not None:
+            contents.append((p, data))
+    deferred = False
+    for path, data in contents:
+        if _has_registry_tables(data):
+            cfg._apply(_parse_toml(data, path), path)
+        else:
+            deferred = True
+        cfg.paths.append(path)
+    if deferred:
+        cfg._deferred = contents
     _cache.clear()
     _cache[key] = cfg
     return cfg
@@ -436,13 +492,7 @@ def load(ctx=None) -> Config:
 
 def parse_text(text: str, path: str = "<string>") -> Config:
     """A configuration from TOML text (for tests and tools)."""
-    import tomllib
-
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML: {e}") from None
     cfg = Config()
-    cfg._apply(doc, path)
+    cfg._apply(_parse_toml(text.encode(), path), path)
     cfg.paths.append(path)
     return cfg
