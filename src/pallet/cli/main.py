@@ -50,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported here, so the verb's own usage exit code applies (podman's 125)
+        print(f"Error: unrecognized arguments: {' '.join(extra)}\nSee 'pallet --help'.", file=sys.stderr)
+        return getattr(args, "usage_exit", 1)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -29,7 +29,7 @@ def store_options(args):
 
 def _podman(p, exit_map=None):
     p.usage_exit = 125
-    p.set_defaults(exit_map=exit_map or PODMAN_EXIT)
+    p.set_defaults(exit_map=exit_map or PODMAN_EXIT, usage_exit=125)
     return p
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 
 from . import _mount
 
@@ -29,8 +28,7 @@ def check(store: "Store", repair: bool = False, verify_blobs: bool = True) -> li
     """Problems found (one line each). With ``repair``, they are fixed by removal, and the list
     says what was done."""
     problems: list[str] = []
-    trash = None
-    with store.write() as st:
+    with store.staging() as trash, store.write() as st:
         drv = store.driver
         bad_layers: set[str] = set()
         for lid, rec in st.layers.items():
@@ -94,25 +92,13 @@ def check(store: "Store", repair: bool = False, verify_blobs: bool = True) -> li
                 problems.append(f"container {cid[:12]}: its image {c['image'][:12]} is missing")
                 bad_containers.add(cid)
         # files the records do not know
-        known = set(st.layers)
-        orphans = []
-        for name in os.listdir(drv.home):
-            if name in ("l", "empty") or name in known:
-                continue
-            orphans.append(os.path.join(drv.home, name))
-            problems.append(f"{drv.name}/{name}: not a known layer (left by an interrupted operation)")
-        if drv.name == "overlay":
-            links = {(r.get("driver") or {}).get("link") for r in st.layers.values()}
-            for name in os.listdir(os.path.join(drv.home, "l")):
-                if name not in links:
-                    orphans.append(os.path.join(drv.home, "l", name))
-                    problems.append(f"overlay/l/{name}: a link to no known layer")
+        orphans = store.orphans(st)
+        problems.extend(f"{label}: not a known layer (left by an interrupted operation)" for label, _ in orphans)
+        mounts = store._mounts()
+        stale = [k for k, m in mounts.items() if not _mount.is_mounted(m["path"])]
         if repair and problems:
-            trash = store._trash()
             for cid in bad_containers:
-                mounts = store._mounts()
                 store._remove_container(st, st.containers[cid], trash, mounts)
-                store._save_mounts(mounts)
             for iid in bad_images:
                 del st.images[iid]
                 st.dirty.add("images")
@@ -124,20 +110,11 @@ def check(store: "Store", repair: bool = False, verify_blobs: bool = True) -> li
                 if lid in st.layers:
                     del st.layers[lid]
                     st.dirty.add("layers")
-                drv.remove(lid, trash)
-            for p in orphans:
-                if os.path.islink(p) or os.path.isfile(p):
-                    os.unlink(p)
-                else:
-                    os.rename(p, os.path.join(trash, "orphan-" + os.path.basename(p)))
-            # images left without names are kept; unreferenced layers and blobs go
-            store._gc(st, trash)
-            mounts = store._mounts()
-            stale = [k for k, m in mounts.items() if not _mount.is_mounted(m["path"])]
+                st.after.append(lambda lid=lid: drv.remove(lid, trash))
+            st.after.append(lambda: store._remove_orphans(st))
+            store._gc(st, trash)  # unreferenced layers and blobs go; images left without names stay
+        if repair:
             for k in stale:
                 mounts.pop(k)
-            if stale:
-                store._save_mounts(mounts)
-    if trash:
-        shutil.rmtree(trash, ignore_errors=True)
+            store._save_mounts(mounts)
     return problems

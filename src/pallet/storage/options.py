@@ -42,7 +42,7 @@ def derived_runroot(graphroot: str) -> str:
     """The run root of a store given only its root: unique per root path."""
     base = _defaults()[1]
     h = hashlib.sha256(os.path.abspath(graphroot).encode()).hexdigest()[:16]
-    return os.path.join(os.path.dirname(base), f"pallet-stores", h)
+    return os.path.join(os.path.dirname(base), "pallet-stores", h)
 
 
 def _read_conf(path: str) -> dict:

@@ -61,13 +61,17 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 
 
 class _State:
-    __slots__ = ("layers", "images", "containers", "dirty")
+    __slots__ = ("layers", "images", "containers", "dirty", "after")
 
     def __init__(self, layers: dict, images: dict, containers: dict):
         self.layers = layers
         self.images = images
         self.containers = containers
         self.dirty: set[str] = set()
+        #: file moves to do once the metadata is written (still under the lock): removing files
+        #: only after the records no longer name them means a crash never leaves a record
+        #: pointing at nothing, only unnamed files that the next start cleans up
+        self.after: list = []
 
 
 class Store:
@@ -157,6 +161,7 @@ class Store:
         with self._lock.exclusive():
             st = self._load()
             st.dirty = set()
+            st.after = []
             try:
                 yield st
             except BaseException:
@@ -167,6 +172,9 @@ class Store:
                     table = getattr(st, what)
                     _fs.write_atomic(self._path(what), json.dumps(table, indent=1, sort_keys=True).encode(), 0o600)
                 self._token = self._lock.touch()
+            for fn in st.after:
+                fn()
+            st.after = []
 
     # -- staging and leftovers ---------------------------------------------------------------
 
@@ -187,24 +195,37 @@ class Store:
             os.close(fd)
 
     def _clean_leftovers(self) -> None:
-        """Remove what killed processes left: staging dirs nobody holds, trash, temp metadata."""
+        """Remove what killed processes left behind.
+
+        Every operation that adds or removes layer files holds a staging entry (a directory and
+        its lock file) while it runs. An entry whose lock nobody holds belongs to a dead process:
+        it is removed, and then (under the store lock) so is every layer directory or link no
+        record names, which is what a kill between a rename and a metadata write leaves.
+        """
         staging = os.path.join(self.graphroot, "staging")
         try:
             names = os.listdir(staging)
         except FileNotFoundError:
             return
+        dead = []
         for name in names:
-            p = os.path.join(staging, name)
-            if name.startswith("trash-"):
-                shutil.rmtree(p, ignore_errors=True)
-            elif name.endswith(".lock"):
-                fd = try_lock_path(p)
+            if name.endswith(".lock"):
+                fd = try_lock_path(os.path.join(staging, name))
                 if fd is not None:  # its owner is gone
-                    shutil.rmtree(p[: -len(".lock")], ignore_errors=True)
-                    os.unlink(p)
+                    dead.append((name[: -len(".lock")], fd))
+            elif not os.path.exists(os.path.join(staging, name + ".lock")):
+                dead.append((name, None))
+        if not dead:
+            return
+        with self._lock.exclusive():
+            st = self._load()
+            for name, fd in dead:
+                shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+                if fd is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(staging, name + ".lock"))
                     os.close(fd)
-            elif not os.path.exists(p + ".lock"):
-                shutil.rmtree(p, ignore_errors=True)
+            self._remove_orphans(st)
         for name in os.listdir(self.graphroot):
             if name.startswith(".") and ".tmp-" in name:
                 pid = name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
@@ -212,10 +233,28 @@ class Store:
                     with contextlib.suppress(OSError):
                         os.unlink(os.path.join(self.graphroot, name))
 
-    def _trash(self) -> str:
-        path = os.path.join(self.graphroot, "staging", f"trash-{os.getpid()}-{secrets.token_hex(4)}")
-        os.makedirs(path, exist_ok=True)
-        return path
+    def orphans(self, st: "_State") -> list[tuple[str, str]]:
+        """(label, path) of layer directories and overlay links no record names."""
+        drv = self.driver
+        out = []
+        for name in os.listdir(drv.home):
+            if name not in ("l", "empty") and name not in st.layers:
+                out.append((f"{drv.name}/{name}", os.path.join(drv.home, name)))
+        if drv.name == "overlay":
+            links = {(r.get("driver") or {}).get("link") for r in st.layers.values()}
+            ldir = os.path.join(drv.home, "l")
+            out.extend((f"overlay/l/{n}", os.path.join(ldir, n)) for n in os.listdir(ldir) if n not in links)
+        return out
+
+    def _remove_orphans(self, st: "_State") -> list[str]:
+        """Delete what :meth:`orphans` finds (store lock held)."""
+        found = self.orphans(st)
+        for _, path in found:
+            if os.path.islink(path) or not os.path.isdir(path):
+                os.unlink(path)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+        return [label for label, _ in found]
 
     # -- blobs -------------------------------------------------------------------------------
 
@@ -433,8 +472,7 @@ class Store:
         """Remove an image (or just one of its names). Returns (id, untagged names, deleted?)."""
         from . import names as _names
 
-        trash = None
-        with self.write() as st:
+        with self.staging() as trash, self.write() as st:
             rec = self.lookup_image(st, text)
             iid = rec["id"]
             by_name = not (_names.is_id_like(text) and (iid.startswith(text.removeprefix("sha256:"))))
@@ -462,7 +500,6 @@ class Store:
                 if mounted:
                     raise ImageInUse(f"image {iid[:12]} is mounted at {mounted['path']}: "
                                      f"run 'pallet image umount {text}' first, or use --force")
-            trash = self._trash()
             for c in users:
                 self._remove_container(st, c, trash, mounts)
             if mounted:
@@ -472,8 +509,6 @@ class Store:
             del st.images[iid]
             st.dirty.add("images")
             self._gc(st, trash)
-        if trash:
-            shutil.rmtree(trash, ignore_errors=True)
         return iid, untagged, True
 
     def _gc(self, st: _State, trash: str) -> None:
@@ -487,7 +522,7 @@ class Store:
         for lid in [lid for lid in st.layers if lid not in keep]:
             del st.layers[lid]
             st.dirty.add("layers")
-            self.driver.remove(lid, trash)
+            st.after.append(lambda lid=lid: self.driver.remove(lid, trash))
         blobs: set[str] = set()
         for rec in st.images.values():
             blobs.add(rec["config"])
@@ -496,9 +531,13 @@ class Store:
             if layer.get("blob"):
                 blobs.add(layer["blob"])
         bdir = os.path.join(self.graphroot, "blobs", "sha256")
-        for hexpart in os.listdir(bdir):
-            if "sha256:" + hexpart not in blobs and not hexpart.startswith("."):
-                os.rename(os.path.join(bdir, hexpart), os.path.join(trash, "blob-" + hexpart))
+
+        def drop_blobs():
+            for hexpart in os.listdir(bdir):
+                if "sha256:" + hexpart not in blobs and not hexpart.startswith("."):
+                    os.rename(os.path.join(bdir, hexpart), os.path.join(trash, "blob-" + hexpart))
+
+        st.after.append(drop_blobs)
 
     # -- mounts ------------------------------------------------------------------------------
 
@@ -533,10 +572,12 @@ class Store:
             key = f"image-{rec['id']}"
             mounts = self._mounts()
             m = mounts.get(key)
+            path = os.path.join(self.graphroot, "mounts", rec["id"])
             if m and _mount.is_mounted(m["path"]):
                 m["count"] += 1
+            elif _mount.is_mounted(path):  # mounted by a process killed before it counted
+                m = mounts[key] = {"path": path, "count": 1, "image": rec["id"]}
             else:
-                path = os.path.join(self.graphroot, "mounts", rec["id"])
                 os.makedirs(path, 0o755, exist_ok=True)
                 chain = self.layer_chain(st, rec.get("top_layer"))
                 if chain:
@@ -659,21 +700,18 @@ class Store:
             return m["path"] if m and _mount.is_mounted(m["path"]) else None
 
     def remove_container(self, text: str) -> str:
-        trash = None
-        with self.write() as st:
+        with self.staging() as trash, self.write() as st:
             c = self.lookup_container(st, text)
-            trash = self._trash()
             mounts = self._mounts()
             self._remove_container(st, c, trash, mounts)
             self._save_mounts(mounts)
-        shutil.rmtree(trash, ignore_errors=True)
         return c["id"]
 
     def _remove_container(self, st: _State, c: dict, trash: str, mounts: dict) -> None:
         self._unmount_key(mounts, f"container-{c['id']}")
         del st.containers[c["id"]]
         st.layers.pop(c["layer"], None)
-        self.driver.remove(c["layer"], trash)
+        st.after.append(lambda: self.driver.remove(c["layer"], trash))
         st.dirty.update(("layers", "containers"))
 
     def container_diff_dir(self, text: str) -> str:

@@ -1,0 +1,450 @@
+"""The local store against the real kernel, a real registry and real peers (skopeo, umoci).
+
+Every test has its own store (--root in a temp dir): nothing touches /var/lib/pallet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import images
+from conftest import need, run_pallet
+from test_layer_apply import assert_same_tree, snapshot
+
+DRIVERS = ["overlay", "vfs"]
+
+
+class StoreCLI:
+    """``pallet --root R --storage-driver D ...`` for one test's store."""
+
+    def __init__(self, root: str, driver: str):
+        self.root = root
+        self.driver = driver
+
+    def __call__(self, *args, check=True, **kw):
+        return run_pallet("--root", self.root, "--storage-driver", self.driver, *args, check=check, **kw)
+
+    def args(self, *args) -> list[str]:
+        return [os.path.join(os.path.dirname(sys.executable), "pallet"), "--root", self.root,
+                "--storage-driver", self.driver, *args]
+
+    def cleanup(self):
+        # unmount whatever a failed test left, then the store goes with tmp_path
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split()[4] for line in f]
+        for m in sorted((m for m in mounts if m.startswith(self.root)), reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+
+
+@pytest.fixture(params=DRIVERS)
+def store(request, tmp_path):
+    s = StoreCLI(str(tmp_path / "store"), request.param)
+    yield s
+    s.cleanup()
+
+
+@pytest.fixture
+def overlay_store(tmp_path):
+    s = StoreCLI(str(tmp_path / "store"), "overlay")
+    yield s
+    s.cleanup()
+
+
+def push_layout(registry, layout: str, tag: str, repo: str) -> str:
+    """Push an OCI layout's image to the registry with skopeo; returns the docker reference."""
+    ref = f"{registry.host}/{repo}:{tag}"
+    subprocess.run([need("skopeo"), "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:{tag}",
+                    f"docker://{ref}"], check=True, capture_output=True)
+    return ref
+
+
+@pytest.fixture
+def standard_image(registry, tmp_path, request):
+    layout = str(tmp_path / "layout")
+    images.make_layout(layout, "v1")
+    repo = "store/" + request.node.name.lower().replace("[", "-").replace("]", "").replace("_", "-")
+    return layout, push_layout(registry, layout, "v1", repo)
+
+
+def mount_options(path: str) -> set[str]:
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == path:
+                return set(fields[5].split(","))
+    return set()
+
+
+# -- pull, mount, compare --------------------------------------------------------------------
+
+def test_pull_and_mount_match_umoci(store, standard_image, tmp_path):
+    layout, ref = standard_image
+    image_id = store("pull", "--quiet", "--tls-verify=false", ref).stdout.strip()
+    assert len(image_id) == 64
+    path = store("image", "mount", ref).stdout.strip()
+    try:
+        opts = mount_options(path)
+        assert {"ro", "nodev", "nosuid"} <= opts, opts
+        bundle = str(tmp_path / "bundle")
+        subprocess.run([need("umoci"), "unpack", "--image", f"{layout}:v1", bundle], check=True, capture_output=True)
+        assert_same_tree(snapshot(path, dir_mtimes=False), snapshot(os.path.join(bundle, "rootfs"), dir_mtimes=False))
+        # the whiteout and the opaque directory did their job
+        assert not os.path.exists(os.path.join(path, "etc/hostname"))
+        assert sorted(os.listdir(os.path.join(path, "var/cache"))) == ["c"]
+        with pytest.raises(OSError):
+            open(os.path.join(path, "new-file"), "w")
+    finally:
+        store("image", "umount", ref)
+    assert not mount_options(path)
+    store("system", "check")
+
+
+def test_rmi_refuses_a_mounted_image_and_says_where(store, standard_image):
+    _, ref = standard_image
+    store("pull", "-q", "--tls-verify=false", ref)
+    path = store("image", "mount", ref).stdout.strip()
+    p = store("rmi", ref, check=False)
+    assert p.returncode == 2
+    assert "mounted" in p.stderr and path in p.stderr and p.stderr.count("\n") == 1
+    assert store("images", "-q").stdout.strip()  # still there
+    store("image", "umount", ref)
+    out = store("rmi", ref).stdout
+    assert "Deleted:" in out
+    assert store("images", "-q").stdout.strip() == ""
+    # nothing left behind: no layers, no blobs, no mount points
+    root = store.root
+    assert json.load(open(os.path.join(root, "layers.json"))) == {}
+    assert os.listdir(os.path.join(root, "blobs", "sha256")) == []
+    assert os.listdir(os.path.join(root, "mounts")) == []
+
+
+def test_rmi_force_unmounts_first(overlay_store, standard_image):
+    _, ref = standard_image
+    overlay_store("pull", "-q", "--tls-verify=false", ref)
+    path = overlay_store("image", "mount", ref).stdout.strip()
+    overlay_store("rmi", "--force", ref)
+    assert not mount_options(path)
+    overlay_store("system", "check")
+
+
+def test_mounts_are_counted_across_processes(overlay_store, standard_image):
+    _, ref = standard_image
+    overlay_store("pull", "-q", "--tls-verify=false", ref)
+    p1 = overlay_store("image", "mount", ref).stdout.strip()
+    p2 = overlay_store("image", "mount", ref).stdout.strip()
+    assert p1 == p2
+    listing = overlay_store("image", "mount").stdout
+    assert p1 in listing and ref in listing
+    overlay_store("image", "umount", ref)
+    assert mount_options(p1), "one user still holds it"
+    overlay_store("image", "umount", ref)
+    assert not mount_options(p1)
+    assert overlay_store("image", "mount").stdout == ""
+
+
+def test_pull_again_downloads_nothing(overlay_store, standard_image):
+    _, ref = standard_image
+    overlay_store("pull", "--tls-verify=false", ref)
+    again = overlay_store("pull", "--tls-verify=false", ref).stderr
+    blobs = [line for line in again.splitlines() if line.startswith("Copying blob")]
+    assert len(blobs) == 3 and all(line.endswith("skipped: already exists") for line in blobs), again
+
+
+# -- names, tags, lookups, exit codes -------------------------------------------------------
+
+def test_names_follow_podman(overlay_store, standard_image):
+    s = overlay_store
+    _, ref = standard_image
+    iid = s("pull", "-q", "--tls-verify=false", ref).stdout.strip()
+    s("tag", ref, "mine", "other:2")
+    js = json.loads(s("images", "--format", "json").stdout)
+    assert sorted(js[0]["Names"]) == sorted([ref, "localhost/mine:latest", "localhost/other:2"])
+    # found by short name, qualified name, ID, ID prefix, and name@digest
+    digest = js[0]["Digest"]
+    for text in ("mine", "localhost/mine", "other:2", iid, iid[:12], "sha256:" + iid, f"{ref.rsplit(':', 1)[0]}@{digest}"):
+        assert json.loads(s("image", "inspect", text).stdout)[0]["Id"] == iid, text
+    # removing by ID with several names needs --force; by name only untags
+    p = s("rmi", iid[:12], check=False)
+    assert p.returncode == 2 and "names" in p.stderr
+    assert s("rmi", "mine").stdout.strip() == "Untagged: localhost/mine:latest"
+    s("untag", iid, "other:2")
+    assert json.loads(s("images", "--format", "json").stdout)[0]["Names"] == [ref]
+    # exit codes: unknown image 1 for rmi, 125 for other verbs; usage errors 125
+    assert s("rmi", "nothere", check=False).returncode == 1
+    p = s("image", "inspect", "nothere", check=False)
+    assert p.returncode == 125 and p.stderr.strip() == "Error: nothere: image not known"
+    assert s("images", "--bogus", check=False).returncode == 125
+    assert s("image", "exists", "nothere", check=False).returncode == 1
+
+
+def test_images_filters_and_formats(overlay_store, registry, tmp_path):
+    s = overlay_store
+    for i, tag in enumerate(("a", "b")):
+        layout = str(tmp_path / f"l{i}")
+        images.make_layout(layout, tag, layers=[{f"f{i}": f"{i}"}], config_extra={"created": f"202{i}-01-01T00:00:00Z"})
+        ref = push_layout(registry, layout, tag, f"filters/img{i}")
+        s("pull", "-q", "--tls-verify=false", ref)
+    out = s("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=*img1*").stdout.split()
+    assert out == [f"{registry.host}/filters/img1:b"]
+    table = s("images").stdout.splitlines()
+    assert table[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert len(table) == 3
+    assert len(s("images", "-q").stdout.split()) == 2
+
+
+def test_push_keeps_the_digest(overlay_store, standard_image, registry):
+    _, ref = standard_image
+    overlay_store("pull", "-q", "--tls-verify=false", ref)
+    dest = f"{registry.host}/store/pushed:1"
+    overlay_store("push", "--tls-verify=false", ref, dest)
+    src_digest = subprocess.run([need("skopeo"), "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
+                                 f"docker://{ref}"], capture_output=True, text=True, check=True).stdout
+    dst_digest = subprocess.run([need("skopeo"), "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
+                                 f"docker://{dest}"], capture_output=True, text=True, check=True).stdout
+    assert src_digest == dst_digest
+
+
+def test_copy_uses_the_store_as_source_and_destination(overlay_store, standard_image, tmp_path):
+    layout, _ = standard_image
+    s = overlay_store
+    s("copy", f"oci:{layout}:v1", "local:copied:1")
+    assert "localhost/copied:1" in s("images").stdout.replace("  ", " ").replace(" 1 ", ":1 ").replace(" ", "") or \
+        json.loads(s("images", "--format", "json").stdout)[0]["Names"] == ["localhost/copied:1"]
+    s("copy", "local:copied:1", f"oci:{tmp_path}/out:x")
+    got = subprocess.run([need("skopeo"), "inspect", "--format", "{{.Digest}}", f"oci:{tmp_path}/out:x"],
+                         capture_output=True, text=True, check=True).stdout
+    want = subprocess.run([need("skopeo"), "inspect", "--format", "{{.Digest}}", f"oci:{layout}:v1"],
+                          capture_output=True, text=True, check=True).stdout
+    assert got == want
+
+
+def test_save_and_load(overlay_store, standard_image, tmp_path):
+    s = overlay_store
+    _, ref = standard_image
+    iid = s("pull", "-q", "--tls-verify=false", ref).stdout.strip()
+    s("tag", ref, "second")
+    archive = str(tmp_path / "img.tar")
+    s("save", "-o", archive, ref)
+    info = json.loads(subprocess.run([need("skopeo"), "inspect", f"docker-archive:{archive}"],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert len(info["Layers"]) == 3
+    oci = str(tmp_path / "both.tar")
+    s("save", "--format", "oci-archive", "-o", oci, ref, "second")
+    other = StoreCLI(str(tmp_path / "store2"), "overlay")
+    try:
+        out = other("load", "-i", archive).stdout
+        assert f"Loaded image: {ref}" in out
+        assert other("images", "-q", "--no-trunc").stdout.strip() == iid
+        other("rmi", "-a")
+        out = other("load", "-i", oci).stdout
+        assert "localhost/second:latest" in out and ref in out
+        other("system", "check")
+    finally:
+        other.cleanup()
+
+
+def test_history_inspect_df(overlay_store, standard_image):
+    s = overlay_store
+    _, ref = standard_image
+    s("pull", "-q", "--tls-verify=false", ref)
+    hist = s("image", "history", ref).stdout.splitlines()
+    assert hist[0].split()[:2] == ["ID", "CREATED"] and len(hist) == 4 and "layer 2" in hist[1]
+    doc = json.loads(s("image", "inspect", ref).stdout)[0]
+    assert doc["RepoTags"] == [ref] and doc["Architecture"] == "amd64" and len(doc["RootFS"]["Layers"]) == 3
+    assert doc["GraphDriver"]["Name"] == "overlay"
+    df = s("system", "df").stdout.splitlines()
+    assert df[1].split()[:3] == ["Images", "1", "0"]
+
+
+# -- damage, crashes, concurrency, bad layers --------------------------------------------------
+
+def test_check_finds_and_repairs_damage(overlay_store, standard_image):
+    s = overlay_store
+    _, ref = standard_image
+    s("pull", "-q", "--tls-verify=false", ref)
+    layers = json.load(open(os.path.join(s.root, "layers.json")))
+    victim = sorted(layers)[0]
+    subprocess.run(["rm", "-rf", os.path.join(s.root, "overlay", victim)], check=True)
+    p = s("system", "check", check=False)
+    assert p.returncode == 1 and victim[:12] in p.stdout
+    s("system", "check", "--repair")
+    s("system", "check")
+    assert s("images", "-q").stdout.strip() == ""  # the damaged image is gone, not half there
+    s("pull", "-q", "--tls-verify=false", ref)
+    s("system", "check")
+
+
+@pytest.fixture
+def big_image(registry, tmp_path):
+    """A few MB in 4 layers, so a pull takes long enough to be killed in the middle."""
+    layout = str(tmp_path / "big")
+    layers = []
+    for i in range(4):
+        layers.append({f"d{i}": {"type": "dir"}, **{f"d{i}/f{j}": os.urandom(1 << 20) for j in range(6)}})
+    images.make_layout(layout, "v1", layers=layers)
+    return push_layout(registry, layout, "v1", "store/big")
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.3, 0.45, 0.6, 0.8])
+def test_killed_pull_leaves_a_usable_store(overlay_store, big_image, delay):
+    s = overlay_store
+    p = subprocess.Popen(s.args("pull", "-q", "--tls-verify=false", big_image),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(delay)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    s("system", "check")  # passes without repair: no half image, no dangling record
+    listed = s("images", "-q").stdout.split()
+    assert len(listed) <= 1
+    s("pull", "-q", "--tls-verify=false", big_image)
+    s("system", "check")
+    path = s("image", "mount", big_image).stdout.strip()
+    assert sorted(os.listdir(path)) == ["d0", "d1", "d2", "d3"]
+    s("image", "umount", big_image)
+
+
+def test_killed_rmi_leaves_a_usable_store(overlay_store, big_image):
+    s = overlay_store
+    s("pull", "-q", "--tls-verify=false", big_image)
+    for delay in (0.05, 0.1, 0.2):
+        p = subprocess.Popen(s.args("rmi", big_image), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        s("system", "check")
+        if not s("images", "-q").stdout.strip():
+            s("pull", "-q", "--tls-verify=false", big_image)
+    s("system", "check")
+
+
+def test_concurrent_pulls_mounts_and_removals(overlay_store, registry, tmp_path):
+    s = overlay_store
+    base = {"base": {"type": "dir"}, **{f"base/f{j}": os.urandom(256 << 10) for j in range(4)}}
+    refs = []
+    for i in range(4):
+        layout = str(tmp_path / f"c{i}")
+        images.make_layout(layout, "v1", layers=[base, {f"own{i}": os.urandom(512 << 10)}])
+        refs.append(push_layout(registry, layout, "v1", f"store/conc{i}"))
+    procs = []
+    for round_ in range(2):
+        for r in refs:
+            procs.append(subprocess.Popen(s.args("pull", "-q", "--tls-verify=false", r),
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+        procs = []
+        # mounts and removals racing with each other and with a pull
+        ops = [s.args("image", "mount", refs[0]), s.args("rmi", refs[1]), s.args("pull", "-q", "--tls-verify=false", refs[1]),
+               s.args("image", "mount", refs[2]), s.args("rmi", refs[3]), s.args("images")]
+        for a in ops:
+            procs.append(subprocess.Popen(a, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0 or (err.startswith("Error: ") and err.count("\n") == 1), err
+        procs = []
+        s("system", "check")
+        for r in (refs[0], refs[2]):
+            s("image", "umount", "--force", r, check=False)
+    s("system", "check")
+
+
+def _crafted_image(tmp_path, registry, name: str, layer_tar: bytes, diff_id: str | None = None):
+    import hashlib
+
+    layout = str(tmp_path / name)
+    blobs = images.Blobs(layout)
+    gz = images.gz(layer_tar)
+    ld, ln = blobs.put(gz)
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                      "rootfs": {"type": "layers",
+                                 "diff_ids": [diff_id or "sha256:" + hashlib.sha256(layer_tar).hexdigest()]}}).encode()
+    cd, cn = blobs.put(cfg)
+    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
+                      "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld,
+                                  "size": ln}]}).encode()
+    md, mn = blobs.put(man)
+    images.write_index(layout, [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mn,
+                                 "annotations": {"org.opencontainers.image.ref.name": "v1"}}])
+    return push_layout(registry, layout, "v1", f"bad/{name}")
+
+
+def _tar(entries) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, kind, arg in entries:
+            ti = tarfile.TarInfo(name)
+            if kind == "file":
+                ti.size = len(arg)
+                tf.addfile(ti, io.BytesIO(arg))
+            elif kind == "sym":
+                ti.type, ti.linkname = tarfile.SYMTYPE, arg
+                tf.addfile(ti)
+            elif kind == "hard":
+                ti.type, ti.linkname = tarfile.LNKTYPE, arg
+                tf.addfile(ti)
+    return buf.getvalue()
+
+
+BAD_LAYERS = {
+    "dotdot": [("../../../../tmp/pallet-evil", "file", b"x")],
+    "absolute-symlink-escape": [("link", "sym", "/tmp"), ("link/pallet-evil", "file", b"x")],
+    "relative-symlink-escape": [("link", "sym", "../../../../../../tmp"), ("link/pallet-evil", "file", b"x")],
+    "hardlink-escape": [("h", "hard", "../../../../etc/passwd")],
+    "whiteout-escape": [("../.wh.pallet-evil", "file", b"")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LAYERS))
+def test_crafted_layers_are_refused_and_the_store_is_unchanged(store, registry, tmp_path, case):
+    ref = _crafted_image(tmp_path, registry, case, _tar(BAD_LAYERS[case]))
+    store("images")  # create the store
+    before = {f: open(os.path.join(store.root, f)).read() for f in os.listdir(store.root) if f.endswith(".json")}
+    p = store("pull", "--tls-verify=false", ref, check=False)
+    assert p.returncode == 125 and p.stderr.startswith("Error: ") and p.stderr.count("\n") == 1, p.stderr
+    after = {f: open(os.path.join(store.root, f)).read() for f in os.listdir(store.root) if f.endswith(".json")}
+    assert before == after
+    assert not os.path.exists("/tmp/pallet-evil")
+    assert os.listdir(os.path.join(store.root, "staging")) == []
+    assert os.listdir(os.path.join(store.root, "blobs", "sha256")) == []
+    store("system", "check")
+
+
+def test_wrong_diffid_is_a_digest_error(overlay_store, registry, tmp_path):
+    ref = _crafted_image(tmp_path, registry, "wrongdiff", _tar([("f", "file", b"x")]), diff_id="sha256:" + "0" * 64)
+    p = overlay_store("pull", "--tls-verify=false", ref, check=False)
+    assert p.returncode == 125 and "digest" in p.stderr
+    assert overlay_store("images", "-q").stdout == ""
+    overlay_store("system", "check")
+
+
+def test_truncated_layer_is_refused(overlay_store, registry, tmp_path):
+    tar = _tar([("f", "file", os.urandom(100000))])
+    ref = _crafted_image(tmp_path, registry, "truncated", tar[:50000])
+    p = overlay_store("pull", "--tls-verify=false", ref, check=False)
+    assert p.returncode == 125 and p.stderr.startswith("Error: ")
+    overlay_store("system", "check")
+
+
+def test_store_locations_and_config(tmp_path):
+    conf = tmp_path / "storage.conf"
+    root = tmp_path / "confroot"
+    conf.write_text(f'[storage]\ndriver = "vfs"\ngraphroot = "{root}"\nrunroot = "{tmp_path}/run"\n')
+    p = run_pallet("images", env={"PALLET_STORAGE_CONF": str(conf)})
+    assert p.returncode == 0
+    assert open(root / "driver").read().strip() == "vfs"
+    assert os.path.exists(tmp_path / "run" / "storage.lock")
+    conf.write_text("[storage\n")
+    p = run_pallet("images", env={"PALLET_STORAGE_CONF": str(conf)}, check=False)
+    assert p.returncode == 125 and "invalid TOML" in p.stderr
