@@ -183,9 +183,9 @@ class Client:
         for p in pools:
             p.close()
 
-    def _network_error(self, e: BaseException, what: str) -> NetworkError:
+    def _network_error(self, e: BaseException, what: str, scheme: str | None = None) -> NetworkError:
         hint = ""
-        if self.scheme != "http" and "TLS error" in describe_os_error(e) and self.tls_verify:
+        if (scheme or self.scheme) != "http" and "TLS error" in describe_os_error(e) and self.tls_verify:
             hint = " (for a registry without valid TLS use --tls-verify=false)"
         return NetworkError(f"{what}: {self.host}: {describe_os_error(e)}{hint}")
 
@@ -205,17 +205,26 @@ class Client:
         with self._ping_lock:
             if self.scheme is not None:
                 return
-            schemes = ("http", "https") if not self.tls_verify else ("https",)
-            first_error: PalletError | None = None
+            self._ping_locked()
+
+    def _ping_locked(self) -> None:
+        from ._retry import parse_retry_after
+
+        schemes = ("http", "https") if not self.tls_verify else ("https",)
+        what = f"pinging container registry {self.host}"
+        attempt = 0
+        while True:
+            # one try per scheme per round; the retry policy spaces the rounds
+            errs: dict[str, PalletError] = {}
+            retryable, retry_after = False, None
             for scheme in schemes:
                 url = self.base_url(scheme).join("/v2/")
                 try:
-                    resp = self.retry.run(lambda: self._pool(url).request(
-                        "GET", url, {"User-Agent": self.user_agent}), self._retry_logger("ping " + str(url)))
+                    resp = self._pool(url).request("GET", url, {"User-Agent": self.user_agent})
                 except OSError as e:
-                    err = self._network_error(e, f"pinging container registry {self.host}")
-                    self.log(str(err))
-                    first_error = first_error or err
+                    errs[scheme] = self._network_error(e, what, scheme)
+                    self.log(str(errs[scheme]))
+                    retryable = True
                     continue
                 body = _read_limited(resp)
                 self.log(f"GET {url} -> {resp.status}")
@@ -223,13 +232,20 @@ class Client:
                     self.auth.set_challenges(parse_challenges(resp.headers.get_all("www-authenticate")))
                     self.scheme = scheme
                     return
-                if scheme == "http" and len(schemes) > 1:
-                    continue  # a redirect to https, or an HTTPS port: try TLS
                 code, detail = error_details(body)
-                first_error = first_error or RegistryError(
-                    f"pinging container registry {self.host}: {url} answered HTTP {resp.status}"
-                    f"{': ' + detail if detail else ''} (is it a registry?)", resp.status, code)
-            raise first_error or NetworkError(f"pinging container registry {self.host}: no usable endpoint")
+                errs[scheme] = RegistryError(f"{what}: {url} answered HTTP {resp.status}"
+                                             f"{': ' + detail if detail else ''} (is it a registry?)",
+                                             resp.status, code)
+                if self.retry.should_retry_status(resp.status):
+                    retryable = True
+                    retry_after = parse_retry_after(resp.headers.get("retry-after"))
+            err = errs.get("https") or errs.get("http")
+            if not retryable or attempt >= self.retry.times:
+                raise err
+            attempt += 1
+            wait = self.retry.wait_for(attempt, retry_after)
+            self.log(f"{what}: {err}; retry {attempt}/{self.retry.times} in {wait:.1f}s")
+            self.retry.sleep(wait)
 
     def _retry_logger(self, what: str):
         def on_retry(attempt, wait, reason):

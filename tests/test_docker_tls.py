@@ -1,0 +1,229 @@
+"""docker:// over HTTPS: verification by default, --cert-dir CAs and client certificates, insecure mode.
+
+The registry itself speaks HTTP; a small TLS terminator in front of it (Python's ssl, on
+127.0.0.1) presents a certificate from a test CA and can require client certificates.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import select
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+import images
+from pallet import errors
+from pallet.oci import manifest as _manifest
+from pallet.transports import parse_reference
+from pallet.transports.base import SystemContext
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    conf = tmp_path / "registries.conf"
+    conf.write_text("")
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    return conf
+
+
+def _name(cn):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _pem_key(key):
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+class PKI:
+    def __init__(self, d):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.dir = d
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca = (x509.CertificateBuilder().subject_name(_name("pallet test CA")).issuer_name(_name("pallet test CA"))
+              .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=7))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+              .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                           content_commitment=False, key_encipherment=False,
+                                           data_encipherment=False, key_agreement=False,
+                                           encipher_only=False, decipher_only=False), critical=True)
+              .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+              .sign(ca_key, hashes.SHA256()))
+        self.ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+
+        def leaf(cn, server):
+            key = ec.generate_private_key(ec.SECP256R1())
+            b = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca.subject)
+                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                 .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=7))
+                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                                critical=False))
+            if server:
+                b = b.add_extension(x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+            cert = b.sign(ca_key, hashes.SHA256())
+            return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+
+        self.server_cert, self.server_key = leaf("127.0.0.1", True)
+        self.client_cert, self.client_key = leaf("pallet client", False)
+        for name, data in (("ca.pem", self.ca_pem), ("server.pem", self.server_cert), ("server.key", self.server_key)):
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+
+    def cert_dir(self, name, client=False):
+        d = os.path.join(self.dir, name)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "ca.crt"), "wb") as f:
+            f.write(self.ca_pem)
+        if client:
+            with open(os.path.join(d, "client.cert"), "wb") as f:
+                f.write(self.client_cert)
+            with open(os.path.join(d, "client.key"), "wb") as f:
+                f.write(self.client_key)
+        return d
+
+
+class TLSTerminator:
+    """HTTPS on 127.0.0.1 relayed as plain bytes to an HTTP upstream."""
+
+    def __init__(self, pki: PKI, upstream: str, require_client_cert=False):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(pki.dir, "server.pem"), os.path.join(pki.dir, "server.key"))
+        if require_client_cert:
+            self.ctx.verify_mode = ssl.CERT_REQUIRED
+            self.ctx.load_verify_locations(os.path.join(pki.dir, "ca.pem"))
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.handshakes = 0
+        self.failures = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            c.settimeout(10)
+            tls = self.ctx.wrap_socket(c, server_side=True)
+        except (OSError, ssl.SSLError):
+            self.failures += 1
+            c.close()
+            return
+        self.handshakes += 1
+        up = socket.create_connection(self.upstream)
+        try:
+            while True:
+                r = [tls] if tls.pending() else select.select([tls, up], [], [], 30)[0]
+                if not r:
+                    return
+                if tls in r:
+                    data = tls.recv(65536)
+                    if not data:
+                        return
+                    up.sendall(data)
+                if up in r:
+                    data = up.recv(65536)
+                    if not data:
+                        return
+                    tls.sendall(data)
+        except (OSError, ssl.SSLError):
+            return
+        finally:
+            up.close()
+            tls.close()
+
+    def stop(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def pki(tmp_path):
+    return PKI(str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def pushed(registry, tmp_path_factory):
+    layout = str(tmp_path_factory.mktemp("tls") / "layout")
+    images.make_layout(layout, "v1", layers=[{"f": "tls"}])
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1",
+                    f"docker://{registry.host}/tls/img:v1"], check=True, capture_output=True)
+    return "tls/img:v1"
+
+
+def get(host, pushed, **kw):
+    kw.setdefault("retry_delay", 0.01)
+    with parse_reference(f"docker://{host}/{pushed}").new_source(SystemContext(**kw)) as src:
+        m = _manifest.parse(*src.get_manifest())
+        with src.get_blob(m.layers[0]) as b:
+            assert len(b.read()) == m.layers[0].size
+        return src.client.scheme
+
+
+def test_https_verified_with_cert_dir(registry, pushed, pki):
+    term = TLSTerminator(pki, registry.host)
+    try:
+        assert get(term.host, pushed, cert_dir=pki.cert_dir("certs")) == "https"
+        with pytest.raises(errors.NetworkError) as ei:
+            get(term.host, pushed, retry_times=0)
+        msg = str(ei.value)
+        assert msg.startswith(f"pinging container registry {term.host}: {term.host}: TLS error: ")
+        assert "CERTIFICATE_VERIFY_FAILED" in msg.upper().replace(" ", "_") and "--tls-verify=false" in msg
+    finally:
+        term.stop()
+
+
+def test_https_without_verification_is_quick(registry, pushed, pki, isolated):
+    term = TLSTerminator(pki, registry.host)
+    try:
+        t0 = time.monotonic()
+        assert get(term.host, pushed, tls_verify=False, retry_delay=None) == "https"
+        assert time.monotonic() - t0 < 1.0  # the plain-HTTP probe failing costs no retry wait
+        isolated.write_text(f'[[registry]]\nlocation = "{term.host}"\ninsecure = true\n')
+        assert get(term.host, pushed) == "https"
+        # an explicit --tls-verify=true overrides registries.conf
+        with pytest.raises(errors.NetworkError, match="TLS error"):
+            get(term.host, pushed, tls_verify=True, retry_times=0)
+    finally:
+        term.stop()
+
+
+def test_client_certificates(registry, pushed, pki):
+    term = TLSTerminator(pki, registry.host, require_client_cert=True)
+    try:
+        assert get(term.host, pushed, cert_dir=pki.cert_dir("with-client", client=True)) == "https"
+        with pytest.raises(errors.NetworkError, match=f"pinging container registry {term.host}"):
+            get(term.host, pushed, cert_dir=pki.cert_dir("ca-only"), retry_times=0)
+    finally:
+        term.stop()
+
+
+def test_cert_dir_errors(tmp_path):
+    d = tmp_path / "certs"
+    d.mkdir()
+    (d / "lonely.cert").write_text("x")
+    with parse_reference("docker://127.0.0.1:9/x:1").new_source(SystemContext(cert_dir=str(d))) as src:
+        with pytest.raises(errors.ConfigError, match="has no matching key"):
+            src.get_manifest()
