@@ -471,3 +471,40 @@ def test_truncated_streams_are_errors(tmp_path):
 def test_not_a_tar(tmp_path):
     with pytest.raises(LayerError, match="checksum"):
         apply_layer(io.BytesIO(b"<html>not a layer</html>" + bytes(1000)), str(tmp_path))
+
+
+def test_header_variants(tmp_path):
+    """GNU base-256 owners, PAX global headers, libarchive-style xattrs, old-style dirs."""
+    gnu = TarMaker(tarfile.GNU_FORMAT).add("big-uid", data=b"x", uid=3_000_000, gid=4_000_000).bytes()
+    apply_layer(io.BytesIO(gnu), str(tmp_path))
+    st = os.lstat(tmp_path / "big-uid")
+    assert (st.st_uid, st.st_gid) == (3_000_000, 4_000_000)
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT,
+                      pax_headers={"comment": "global", "gid": "42"}) as tf:
+        ti = tarfile.TarInfo("g")
+        ti.size, ti.mtime = 1, EPOCH
+        ti.pax_headers = {"LIBARCHIVE.xattr.user.lib%20archive": "dmFsdWU", "mtime": "1700000000.25"}
+        tf.addfile(ti, io.BytesIO(b"g"))
+        old_dir = tarfile.TarInfo("olddir/")  # a directory written as a regular file with a slash
+        old_dir.type, old_dir.mode = tarfile.REGTYPE, 0o750
+        tf.addfile(old_dir, io.BytesIO(b""))
+    apply_layer(io.BytesIO(buf.getvalue()), str(tmp_path))
+    st = os.lstat(tmp_path / "g")
+    assert st.st_gid == 42 and st.st_mtime_ns == 1_700_000_000_250_000_000
+    assert os.getxattr(tmp_path / "g", "user.lib archive") == b"value"
+    assert stat.S_ISDIR(os.lstat(tmp_path / "olddir").st_mode)
+
+
+def test_hardlink_to_a_symlink_links_the_symlink(tmp_path):
+    tar = TarMaker().add("f", data=b"x").sym("s", "f").hard("h", "s").bytes()
+    apply_layer(io.BytesIO(tar), str(tmp_path))
+    assert os.path.islink(tmp_path / "h") and os.lstat(tmp_path / "h").st_ino == os.lstat(tmp_path / "s").st_ino
+
+
+def test_rootless_options(tmp_path):
+    """chown=False and xattrs=False leave owners and attributes to the caller."""
+    tar = TarMaker().add("f", data=b"x", uid=1234, xattrs={"user.a": "b"}).bytes()
+    apply_layer(io.BytesIO(tar), str(tmp_path), chown=False, xattrs=False)
+    assert os.lstat(tmp_path / "f").st_uid == 0 and os.listxattr(tmp_path / "f") == []

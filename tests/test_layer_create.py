@@ -220,3 +220,22 @@ def test_streams_and_digests(rich_tree):
     s.read(1000)
     s.close()
     assert s.read(10) == b""
+
+
+def test_id_mapping_round_trip(tmp_path):
+    """Host ids written as container ids, and back again when applied with the same map."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"x")
+    os.chown(src / "f", 101000, 201000)
+    umap, gmap = [(0, 100000, 65536)], [(0, 200000, 65536)]
+    data = tar_directory(str(src), uid_map=umap, gid_map=gmap).read()
+    m = next(x for x in members(data) if x.name == "f")
+    assert (m.uid, m.gid) == (1000, 1000)
+    out = tmp_path / "out"
+    out.mkdir()
+    apply_layer(io.BytesIO(data), str(out), uid_map=umap, gid_map=gmap)
+    assert (os.lstat(out / "f").st_uid, os.lstat(out / "f").st_gid) == (101000, 201000)
+    os.chown(src / "f", 5, 5)  # not in the mapping
+    with pytest.raises(LayerError, match="mapping"):
+        tar_directory(str(src), uid_map=umap, gid_map=gmap).read()

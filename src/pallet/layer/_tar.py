@@ -65,7 +65,7 @@ class Header:
 
 def _num(field: bytes, what: str) -> int:
     try:  # the common case: octal digits, NUL or space terminated
-        return int(field.rstrip(b"\0"), 8)
+        return int(field.rstrip(b" \0"), 8)
     except ValueError:
         return _num_slow(field, what)
 
