@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import stat
 import subprocess
 import tarfile
 
