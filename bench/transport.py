@@ -25,6 +25,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--size-mb", type=int, default=260, help="about this many MB compressed, in 4 layers")
     args = ap.parse_args()
+    c.precompile()
     work = c.tmpfs_dir("pallet-bench-")
     reg = c.Registry(os.path.join(work, "reg"))
     results = []

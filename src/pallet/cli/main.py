@@ -24,7 +24,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(self.usage_exit, f"Error: {message}\nSee '{self.prog} --help'.\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: global options that take a value (to find the verb without building every parser)
+_GLOBAL_VALUES = {"--registries-conf", "--override-arch", "--override-os", "--override-variant", "--root",
+                  "--runroot", "--storage-driver"}
+
+
+def _verb(argv: list[str]) -> str | None:
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            return None
+        if a.startswith("-"):
+            i += 2 if a in _GLOBAL_VALUES else 1
+            continue
+        return a
+    return None
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``verb`` only that verb's sub-parser is built (start-up time: building
+    all of them costs more than the rest of a quick verb)."""
     p = _Parser(prog="pallet", description="pallet: a daemonless OCI container toolchain "
                 "(image transport, storage, build, runtime)")
     p.add_argument("--version", "-v", action="version", version=f"pallet version {__version__}")
@@ -39,17 +59,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
     import importlib
 
-    import importlib.util
-
+    mods = []
     for area in AREAS:
         name = f"pallet.cli.{area}"
-        if importlib.util.find_spec(name) is not None:  # areas land one by one; a broken one still fails loudly
-            importlib.import_module(name).register(sub)
+        try:
+            mods.append(importlib.import_module(name))
+        except ModuleNotFoundError as e:  # areas land one by one; a broken one still fails loudly
+            if e.name != name:
+                raise
+    owner = next((m for m in mods if verb in getattr(m, "VERBS", ())), None) if verb else None
+    if owner is not None:
+        owner.register(sub, only=verb)
+    elif verb != "--version":
+        for mod in mods:
+            mod.register(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    verb = None if "-h" in argv or "--help" in argv else _verb(argv)
+    if verb is None and argv and argv[-1] in ("--version", "-v"):
+        verb = "--version"  # no verb parsers needed to print the version
+    parser = build_parser(verb)
     args, extra = parser.parse_known_args(argv)
     if extra:  # reported here, so the verb's own usage exit code applies (podman's 125)
         print(f"Error: unrecognized arguments: {' '.join(extra)}\nSee 'pallet --help'.", file=sys.stderr)

@@ -5,7 +5,20 @@ from __future__ import annotations
 from .common import add_registry_flags, add_retry_flags, context, tls_verify_arg
 
 
-def register(subparsers) -> None:
+VERBS = ("list-tags", "login", "logout")
+
+
+def register(subparsers, only: str | None = None) -> None:
+    """Add this area's verbs (only ``only``, when given)."""
+    if only in (None, "list-tags"):
+        _add_list_tags(subparsers)
+    if only in (None, "login"):
+        _add_login(subparsers)
+    if only in (None, "logout"):
+        _add_logout(subparsers)
+
+
+def _add_list_tags(subparsers) -> None:
     sp = subparsers.add_parser("list-tags", help="list the tags of a repository",
                                description="List the tags of docker://REGISTRY/REPOSITORY as JSON.")
     sp.add_argument("repository", metavar="SOURCE-IMAGE", help="docker://REGISTRY/REPOSITORY (no tag)")
@@ -14,6 +27,8 @@ def register(subparsers) -> None:
     add_retry_flags(sp)
     sp.set_defaults(func=list_tags_cmd)
 
+
+def _add_login(subparsers) -> None:
     sp = subparsers.add_parser("login", help="log in to a registry and store the credentials",
                                description="Check credentials against REGISTRY and save them in the auth file.")
     sp.add_argument("registry", metavar="REGISTRY", nargs="?", help="registry host[:port][/namespace]")
@@ -29,6 +44,8 @@ def register(subparsers) -> None:
     add_retry_flags(sp)
     sp.set_defaults(func=login_cmd)
 
+
+def _add_logout(subparsers) -> None:
     sp = subparsers.add_parser("logout", help="remove stored credentials for a registry",
                                description="Remove the credentials of REGISTRY (or all, with --all) from the auth file.")
     sp.add_argument("registry", metavar="REGISTRY", nargs="?", help="registry host[:port][/namespace]")

@@ -33,16 +33,22 @@ def _podman(p, exit_map=None):
     return p
 
 
-def register(sub) -> None:
-    _pull(sub, "pull")
-    _push(sub, "push")
-    _images(sub, "images")
-    _rmi(sub, "rmi")
-    _tag(sub, "tag")
-    _untag(sub, "untag")
-    _save(sub, "save")
-    _load(sub, "load")
+VERBS = ("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system")
 
+
+def register(sub, only: str | None = None) -> None:
+    """Add this area's verbs (only ``only``, when given)."""
+    for name, add in (("pull", _pull), ("push", _push), ("images", _images), ("rmi", _rmi), ("tag", _tag),
+                      ("untag", _untag), ("save", _save), ("load", _load)):
+        if only in (None, name):
+            add(sub, name)
+    if only in (None, "image"):
+        _image_group(sub)
+    if only in (None, "system"):
+        _system_group(sub)
+
+
+def _image_group(sub) -> None:
     image = _podman(sub.add_parser("image", help="manage images in the local store"))
     isub = image.add_subparsers(dest="image_verb", metavar="COMMAND", parser_class=type(image))
     _images(isub, "ls", aliases=["list"])
@@ -81,6 +87,8 @@ def register(sub) -> None:
     p.add_argument("image", metavar="IMAGE")
     p.set_defaults(func=cmd_exists)
 
+
+def _system_group(sub) -> None:
     system = _podman(sub.add_parser("system", help="store-wide information and maintenance"))
     ssub = system.add_subparsers(dest="system_verb", metavar="COMMAND", parser_class=type(system))
     p = _podman(ssub.add_parser("df", help="show the disk space the store uses"))

@@ -8,7 +8,18 @@ import sys
 from . import common
 
 
-def register(sub) -> None:
+VERBS = ("inspect", "copy", "sync", "delete", "manifest-digest")
+
+
+def register(sub, only: str | None = None) -> None:
+    """Add this area's verbs (only ``only``, when given: the CLI builds just what it parses)."""
+    for name, add in (("inspect", _add_inspect), ("copy", _add_copy), ("sync", _add_sync),
+                      ("delete", _add_delete), ("manifest-digest", _add_manifest_digest)):
+        if only is None or only == name:
+            add(sub)
+
+
+def _add_inspect(sub) -> None:
     p = sub.add_parser("inspect", help="inspect an image (no pull): manifest, config and tags",
                        description="Show the metadata of an image in any transport as JSON, without pulling it.")
     p.add_argument("image", metavar="IMAGE", help="transport:details, e.g. docker://host/repo:tag, oci:DIR:TAG")
@@ -21,6 +32,8 @@ def register(sub) -> None:
     common.add_retry_flags(p)
     p.set_defaults(func=cmd_inspect)
 
+
+def _add_copy(sub) -> None:
     p = sub.add_parser("copy", help="copy an image from one location to another",
                        description="Copy an image between docker://, oci:, oci-archive:, docker-archive:, dir: "
                                    "and local: (the pallet store), converting and recompressing as asked.")
@@ -51,6 +64,8 @@ def register(sub) -> None:
     common.add_retry_flags(p)
     p.set_defaults(func=cmd_copy)
 
+
+def _add_sync(sub) -> None:
     p = sub.add_parser("sync", help="copy many images: all tags of a repository, a directory, or a YAML list",
                        description="Synchronise images between registries and local directories.")
     p.add_argument("source", metavar="SOURCE")
@@ -71,6 +86,8 @@ def register(sub) -> None:
     common.add_retry_flags(p)
     p.set_defaults(func=cmd_sync)
 
+
+def _add_delete(sub) -> None:
     p = sub.add_parser("delete", help="delete an image from a registry or layout",
                        description="Delete the image a reference names (registry manifests are deleted by digest).")
     p.add_argument("image", metavar="IMAGE")
@@ -79,6 +96,8 @@ def register(sub) -> None:
     common.add_retry_flags(p)
     p.set_defaults(func=cmd_delete)
 
+
+def _add_manifest_digest(sub) -> None:
     p = sub.add_parser("manifest-digest", help="print the digest of a manifest file",
                        description="Compute the digest of a manifest file as a registry would.")
     p.add_argument("manifest", metavar="MANIFEST-FILE")

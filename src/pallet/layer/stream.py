@@ -124,54 +124,97 @@ class Verifying(Digesting):
         return b
 
 
-class Decompress(Reader):
-    """Decompresses gzip or zstd (``algo``) from ``source``."""
+#: the most output one decompression step may produce: bounds memory against decompression bombs
+OUT_MAX = 4 << 20
+
+
+class _Buffered(Reader):
+    """Serves reads from chunks produced by ``_fill()`` through a position, so a small read
+    copies only what it returns (slicing off the rest each time would be quadratic)."""
+
+    def __init__(self, source):
+        super().__init__(source)
+        self._buf = b""
+        self._pos = 0
+        self._done = False
+
+    def _fill(self) -> bytes:
+        raise NotImplementedError
+
+    def _read(self, n: int) -> bytes:
+        if self._pos >= len(self._buf):
+            self._buf, self._pos = b"", 0
+            while not self._buf and not self._done:
+                self._buf = self._fill()
+        if self._pos == 0 and n >= len(self._buf):
+            b, self._buf = self._buf, b""
+            return b
+        b = self._buf[self._pos:self._pos + n]
+        self._pos += len(b)
+        return b
+
+
+class Decompress(_Buffered):
+    """Decompresses gzip (isal; concatenated members too) or zstd (``algo``) from ``source``.
+
+    Output per step is bounded (``OUT_MAX``), so a small, highly compressed blob cannot make
+    it allocate gigabytes. A truncated gzip stream is an error; for zstd the binding cannot
+    tell, and the diffID check that follows every decompression catches it instead.
+    """
 
     def __init__(self, source, algo: str):
         super().__init__(source)
         self.algo = algo
+        self._pending = b""
         if algo == "gzip":
             from isal import isal_zlib
 
+            self._zlib = isal_zlib
             self._d = isal_zlib.decompressobj(wbits=31)
-            self._gz = True
         elif algo == "zstd":
             import zstandard
 
-            self._d = zstandard.ZstdDecompressor().decompressobj()
-            self._gz = False
+            self._z = zstandard.ZstdDecompressor().stream_reader(source, read_size=CHUNK, read_across_frames=True,
+                                                                 closefd=False)
         else:
             raise Unsupported(f"cannot decompress {algo}")
-        self._buf = b""
-        self._eof = False
 
-    def _read(self, n: int) -> bytes:
-        while not self._buf and not self._eof:
-            raw = self._src.read(CHUNK)
-            if not raw:
-                self._eof = True
-                if self._gz:
-                    self._buf = self._d.flush()
-                    if not self._d.eof:
-                        raise DigestMismatch("truncated gzip stream")
-                break
-            if self._gz:
-                out = self._d.decompress(raw)
-                # concatenated gzip members (pigz, some tools) decode as one stream
-                while self._d.eof and self._d.unused_data:
-                    from isal import isal_zlib
+    def _fill(self) -> bytes:
+        if self.algo == "zstd":
+            import zstandard
 
-                    rest = self._d.unused_data
-                    self._d = isal_zlib.decompressobj(wbits=31)
-                    out += self._d.decompress(rest)
-            else:
-                out = self._d.decompress(raw)
-            self._buf = out
-        b, self._buf = self._buf[:n], self._buf[n:]
-        return b
+            try:
+                out = self._z.read(OUT_MAX)
+            except zstandard.ZstdError as e:
+                raise DigestMismatch(f"corrupt zstd stream: {e}") from None
+            if not out:
+                self._done = True
+            return out
+        d = self._d
+        if d.unconsumed_tail:
+            data = d.unconsumed_tail
+        elif self._pending:
+            data, self._pending = self._pending, b""
+        else:
+            data = self._src.read(CHUNK)
+        if not data:
+            self._done = True
+            if not d.eof:
+                raise DigestMismatch("truncated gzip stream")
+            return b""
+        try:
+            out = d.decompress(data, OUT_MAX)
+        except self._zlib.error as e:
+            raise DigestMismatch(f"corrupt gzip stream: {e}") from None
+        if d.eof and d.unused_data:
+            rest = d.unused_data
+            if rest.strip(b"\0"):  # another gzip member follows (pigz and some tools write several)
+                self._pending = rest
+                self._d = self._zlib.decompressobj(wbits=31)
+        return out
 
 
-class Compress(Reader):
+class Compress(_Buffered):
     """Compresses ``source`` with gzip (isal) or zstd at ``level`` (None: the tool's default)."""
 
     def __init__(self, source, algo: str, level: int | None = None):
@@ -189,19 +232,13 @@ class Compress(Reader):
             self._c = zstandard.ZstdCompressor(level=3 if level is None else level).compressobj()
         else:
             raise Unsupported(f"cannot compress with {algo} (want gzip or zstd)")
-        self._buf = b""
-        self._eof = False
 
-    def _read(self, n: int) -> bytes:
-        while not self._buf and not self._eof:
-            raw = self._src.read(CHUNK)
-            if raw:
-                self._buf = self._c.compress(raw)
-            else:
-                self._eof = True
-                self._buf = self._c.flush()
-        b, self._buf = self._buf[:n], self._buf[n:]
-        return b
+    def _fill(self) -> bytes:
+        raw = self._src.read(CHUNK)
+        if raw:
+            return self._c.compress(raw)
+        self._done = True
+        return self._c.flush()
 
 
 def open_decompressed(source, declared: str | None = None) -> Reader:

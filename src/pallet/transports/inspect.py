@@ -64,16 +64,14 @@ def inspect(ref: "ImageReference", ctx: "SystemContext", tags: bool = True) -> d
     with ref.new_source(ctx) as src:
         raw, top, m = _chosen(src, ctx)
         config = ImageConfig.from_bytes(read_config(src, m))
+        repo_tags: list = []
+        if tags and ref.transport == "docker":
+            repo_tags = src.get_tags()
     out: dict = {}
     named = ref.docker_reference()
     if ref.transport == "docker" and named is not None:
         out["Name"] = named.name
     out["Digest"] = _manifest.digest_of(raw, top.media_type)
-    repo_tags: list = []
-    if ref.transport == "docker" and tags and named is not None:
-        from .docker import list_tags
-
-        repo_tags = list_tags(ref, ctx)
     out["RepoTags"] = repo_tags
     out["Created"] = config.created
     out["DockerVersion"] = config.docker_version

@@ -145,46 +145,53 @@ def _parse_link_next(value: str | None) -> str | None:
 
 def list_tags(ref_or_named, ctx: "SystemContext", page_size: int | None = None) -> list[str]:
     """Every tag of the repository (following ``Link`` pagination); ``page_size`` sets ``?n=``."""
-    import json
-
     from .. import registries_conf
-    from ._auth import pull_scope
-    from ._client import Client, _read_limited
+    from ._client import Client
 
     named = _named_of(ref_or_named)
     ep = registries_conf.load(ctx).push_endpoint(named)
     client = Client(ep.host, ctx, insecure=ep.insecure, repo_path=ep.named.path)
-    path = ep.named.path
-    what = f"listing tags of {ep.named.name}"
+    try:
+        return tags_with(client, ep.named, page_size)
+    finally:
+        client.close()
+
+
+def tags_with(client, named, page_size: int | None = None) -> list[str]:
+    """The tag listing over an existing client (a source reuses its pinged, authenticated one)."""
+    import json
+
+    from ._auth import pull_scope
+    from ._client import _read_limited
+
+    path = named.path
+    what = f"listing tags of {named.name}"
     url = f"/v2/{path}/tags/list" + (f"?n={int(page_size)}" if page_size else "")
     tags: list[str] = []
     seen: set[str] = set()
-    try:
-        for _ in range(100000):
-            resp = client.request("GET", url, scopes=(pull_scope(path),), what=what,
-                                  headers={"Accept": "application/json"})
-            client.check(resp, (200,), what)
-            body = _read_limited(resp, 64 << 20)
-            try:
-                doc = json.loads(body)
-                page = doc.get("tags") or []
-                if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
-                    raise ValueError("tags is not a list of strings")
-            except (ValueError, AttributeError) as e:
-                from ...errors import InvalidDocument
+    for _ in range(100000):
+        resp = client.request("GET", url, scopes=(pull_scope(path),), what=what,
+                              headers={"Accept": "application/json"})
+        client.check(resp, (200,), what)
+        body = _read_limited(resp, 64 << 20)
+        try:
+            doc = json.loads(body)
+            page = doc.get("tags") or []
+            if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
+                raise ValueError("tags is not a list of strings")
+        except (ValueError, AttributeError) as e:
+            from ...errors import InvalidDocument
 
-                raise InvalidDocument(f"{what}: the registry answered a malformed tag list ({e})") from None
-            for t in page:
-                if t not in seen:
-                    seen.add(t)
-                    tags.append(t)
-            nxt = _parse_link_next(resp.headers.get("link"))
-            if not nxt or nxt == url:
-                return tags
-            url = nxt
-        return tags
-    finally:
-        client.close()
+            raise InvalidDocument(f"{what}: the registry answered a malformed tag list ({e})") from None
+        for t in page:
+            if t not in seen:
+                seen.add(t)
+                tags.append(t)
+        nxt = _parse_link_next(resp.headers.get("link"))
+        if not nxt or nxt == url:
+            return tags
+        url = nxt
+    return tags
 
 
 def _split_login_key(host: str) -> tuple[str, str]:

@@ -243,9 +243,11 @@ class DockerSource(ImageSource):
         return resp.headers.get("docker-content-digest"), resp.media_type, resp.content_length
 
     def get_tags(self) -> list[str]:
-        from . import list_tags
+        """Tags of the repository, from the registry itself (never a mirror), on its pinged client."""
+        from . import tags_with
 
-        return list_tags(self.reference, self.ctx)
+        primary = len(self.endpoints) - 1
+        return tags_with(self._client(primary), self.endpoints[primary].named)
 
     def close(self) -> None:
         for c in self._clients.values():
