@@ -148,3 +148,38 @@ def tmpfs_dir(prefix: str) -> str:
 
 def out(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def make_small_layout(root: str, i: int, tag: str = "small") -> None:
+    """A tiny one-layer image, different for each ``i``."""
+    import io
+
+    os.makedirs(os.path.join(root, "blobs", "sha256"), exist_ok=True)
+
+    def put(data: bytes) -> tuple[str, int]:
+        d = hashlib.sha256(data).hexdigest()
+        with open(os.path.join(root, "blobs", "sha256", d), "wb") as f:
+            f.write(data)
+        return "sha256:" + d, len(data)
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        data = f"image {i}\n".encode()
+        ti = tarfile.TarInfo(f"file{i}")
+        ti.size, ti.mtime = len(data), 1700000000
+        tf.addfile(ti, io.BytesIO(data))
+    tar = buf.getvalue()
+    ld, ln = put(gzip.compress(tar, mtime=0))
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "created": "2023-11-14T22:13:20Z", "config": {},
+                      "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(tar).hexdigest()]}}).encode()
+    cd, cn = put(cfg)
+    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
+                      "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld,
+                                  "size": ln}]}).encode()
+    md, mn = put(man)
+    with open(os.path.join(root, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+    with open(os.path.join(root, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                   "digest": md, "size": mn, "annotations": {"org.opencontainers.image.ref.name": tag}}]}, f)

@@ -16,9 +16,25 @@ from .. import __version__
 AREAS = ("transport", "registry", "store")
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's formatter with the width found by os, not shutil (whose import pulls in bz2
+    and lzma: start-up time on every command, since argparse makes a formatter per argument)."""
+    import os
+
+    try:
+        width = int(os.environ.get("COLUMNS") or os.get_terminal_size(2).columns)
+    except (OSError, ValueError):
+        width = 80
+    return argparse.HelpFormatter(prog, width=max(40, width - 2))
+
+
 class _Parser(argparse.ArgumentParser):
     #: exit code for usage errors: skopeo's verbs use 1, podman's 125 (set per verb)
     usage_exit = 1
+
+    def __init__(self, *a, **kw):
+        kw.setdefault("formatter_class", _formatter)
+        super().__init__(*a, **kw)
 
     def error(self, message):  # one line, never argparse's usage dump
         self.exit(self.usage_exit, f"Error: {message}\nSee '{self.prog} --help'.\n")

@@ -7,8 +7,6 @@ gzip goes through isal (igzip), zstd through zstandard.
 
 from __future__ import annotations
 
-import hashlib
-
 from ..errors import DigestMismatch, Unsupported
 from ..oci import digest as _digest
 
@@ -75,10 +73,10 @@ class Reader:
 class Digesting(Reader):
     """Counts bytes and computes a digest of everything read through it."""
 
-    def __init__(self, source, algo: str = "sha256"):
+    def __init__(self, source, algo: str = "sha256", size_hint: int = -1):
         super().__init__(source)
         self.algo = algo
-        self._h = hashlib.new(algo)
+        self._h = _digest.hasher(algo, size_hint)
         self.size = 0
 
     def _read(self, n: int) -> bytes:
@@ -102,7 +100,7 @@ class Verifying(Digesting):
     """
 
     def __init__(self, source, expected_digest: str, expected_size: int = -1, what: str = "blob"):
-        super().__init__(source, _digest.algorithm(expected_digest))
+        super().__init__(source, _digest.algorithm(expected_digest), expected_size)
         self.expected = expected_digest
         self.expected_size = expected_size
         self.what = what

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from ..errors import InvalidDocument
 
 #: algorithms we compute, with their hex length
@@ -43,14 +41,38 @@ def hex_part(digest: str) -> str:
     return digest.split(":", 1)[1]
 
 
-def hasher(algo: str = "sha256"):
+#: below this many bytes the interpreter's built-in hash is used: loading OpenSSL (hashlib)
+#: costs more start-up time than it saves on a manifest or a config
+SMALL = 1 << 20
+
+
+def hasher(algo: str = "sha256", size_hint: int = -1):
+    """A hash object; OpenSSL's (fast on big data) unless ``size_hint`` says the data is small."""
     if algo not in ALGORITHMS:
         raise InvalidDocument(f"unsupported digest algorithm {algo!r}")
+    if 0 <= size_hint < SMALL:
+        try:
+            if algo == "sha256":
+                import _sha256  # Python 3.11 (3.12 merged it into _sha2)
+
+                return _sha256.sha256()
+            import _sha512
+
+            return _sha512.sha512()
+        except ImportError:
+            try:
+                import _sha2
+
+                return _sha2.sha256() if algo == "sha256" else _sha2.sha512()
+            except ImportError:
+                pass
+    import hashlib
+
     return hashlib.new(algo)
 
 
 def of_bytes(data: bytes, algo: str = "sha256") -> str:
-    h = hasher(algo)
+    h = hasher(algo, len(data))
     h.update(data)
     return f"{algo}:{h.hexdigest()}"
 

@@ -473,7 +473,9 @@ class Pool:
 
     def _connect(self) -> Connection:
         host = self.host[1:-1] if self.host.startswith("[") else self.host
-        sock = socket.create_connection((host, self.port), timeout=self.timeout)
+        # an ASCII host goes to getaddrinfo as bytes: a str would load the idna codec (start-up time)
+        addr = host.encode("ascii") if host.isascii() else host
+        sock = socket.create_connection((addr, self.port), timeout=self.timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.scheme == "https":
             try:
