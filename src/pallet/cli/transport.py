@@ -164,8 +164,9 @@ def copy_options(args):
     from ..oci import mediatype as mt
     from ..transports.copy import CopyOptions
 
-    multi = args.multi_arch or ("all" if getattr(args, "all", False) else "system")
-    if getattr(args, "all", False) and args.multi_arch not in (None, "all"):
+    multi_arch = getattr(args, "multi_arch", None)
+    multi = multi_arch or ("all" if getattr(args, "all", False) else "system")
+    if getattr(args, "all", False) and multi_arch not in (None, "all"):
         from ..errors import UsageError
 
         raise UsageError("--all and --multi-arch cannot be used together")

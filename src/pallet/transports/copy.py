@@ -217,8 +217,13 @@ class _Engine:
         else:
             out = m.convert(target, layers)
         self.progress.emit("Writing manifest to image destination")
-        self.dest.put_manifest(out.raw, out.media_type, instance_digest)
+        self._put_manifest(out, instance_digest)
         return CopyResult(out.digest, out.raw, out.media_type)
+
+    def _put_manifest(self, m, instance_digest: str | None) -> None:
+        """Write a manifest; an index instance is stored under the digest of what is written
+        (which differs from the source's when the copy converted or recompressed it)."""
+        self.dest.put_manifest(m.raw, m.media_type, None if instance_digest is None else m.digest)
 
     def _would_recompress(self, m) -> bool:
         want = self._desired_compression()
@@ -313,7 +318,7 @@ class _Engine:
             for desc in m.layers_all():
                 self._copy_layer(desc)
             self.progress.emit("Writing manifest to image destination")
-            self.dest.put_manifest(m.raw, m.media_type, instance_digest)
+            self._put_manifest(m, instance_digest)
             return CopyResult(m.digest, m.raw, m.media_type)
         return self._convert_schema1(m, target or next(
             (c for c in supported if c in (mt.DOCKER_V2S2, mt.OCI_MANIFEST)), mt.DOCKER_V2S2), instance_digest)
@@ -342,7 +347,7 @@ class _Engine:
         layers = [d.replace(media_type=mt.layer_type(fmt, "gzip")) for d in copied]  # schema 1 layers are gzip
         out = _manifest.Manifest.build(target, cfg_desc, layers)
         self.progress.emit("Writing manifest to image destination")
-        self.dest.put_manifest(out.raw, out.media_type, instance_digest)
+        self._put_manifest(out, instance_digest)
         return CopyResult(out.digest, out.raw, out.media_type)
 
     def _copy_layer_with_diffid(self, desc: Descriptor, diff_ids: dict) -> Descriptor:
