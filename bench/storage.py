@@ -44,9 +44,11 @@ def main() -> None:
     reg = c.Registry(os.path.join(work, "reg"))
     results = []
     pr, pn = os.path.join(work, "pallet-root"), os.path.join(work, "podman-root")
+    # podman refuses a run root longer than 50 characters
+    prun = f"/run/pb-{os.getpid()}"
 
     def podman(*a):
-        return ["podman", "--root", pn, "--runroot", pn + "-run", "--storage-driver", "overlay", *a]
+        return ["podman", "--root", pn, "--runroot", prun, "--storage-driver", "overlay", *a]
 
     def pallet(*a):
         return [c.PALLET, "--root", pr, "--runroot", pr + "-run", "--storage-driver", "overlay", *a]
@@ -56,7 +58,7 @@ def main() -> None:
             if os.path.exists(root):
                 subprocess.run(["umount", "-R", root], capture_output=True)
         subprocess.run(podman("system", "reset", "-f"), capture_output=True, env=c.ENV)
-        for d in (pn, pn + "-run", pr, pr + "-run"):
+        for d in (pn, prun, pr, pr + "-run"):
             shutil.rmtree(d, ignore_errors=True)
 
     try:

@@ -48,14 +48,13 @@ def ago(iso: str | None) -> str:
 
 def parse_time(iso: str) -> float:
     """Seconds since the epoch of an RFC 3339 time (fractions and offsets allowed)."""
-    import calendar
     import re
 
     m = re.match(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?$", iso.strip())
     if not m:
         raise ValueError(iso)
     y, mo, d, h, mi, s = (int(x) for x in m.groups()[:6])
-    ts = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) + float(m.group(7) or 0)
+    ts = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s + float(m.group(7) or 0)
     tz = m.group(8)
     if tz and tz != "Z":
         sign = 1 if tz[0] == "+" else -1
@@ -75,3 +74,13 @@ def table(headers: list[str], rows: list[list[str]], noheading: bool = False) ->
     for r in rows:
         lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
     return "\n".join(lines)
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (calendar.timegm without the import)."""
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468

@@ -7,7 +7,6 @@ directory, in a child process so the parent's cwd never changes under its thread
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from ..errors import StoreError
@@ -28,10 +27,18 @@ _libc = None
 def _lib():
     global _libc
     if _libc is None:
+        import ctypes
+
         _libc = ctypes.CDLL(None, use_errno=True)
         _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
         _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
     return _libc
+
+
+def _errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
 
 
 def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: str | None = None,
@@ -72,14 +79,14 @@ def _mount_here(source, target, fstype, flags, data) -> None:
     rc = lib.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
                    data.encode() if data else None)
     if rc != 0:
-        e = ctypes.get_errno()
+        e = _errno()
         raise OSError(e, os.strerror(e), target)
 
 
 def umount(target: str, detach: bool = False) -> None:
     rc = _lib().umount2(target.encode(), MNT_DETACH if detach else 0)
     if rc != 0:
-        e = ctypes.get_errno()
+        e = _errno()
         raise OSError(e, os.strerror(e), target)
 
 
@@ -123,7 +130,7 @@ def syncfs(path: str) -> None:
     try:
         lib = _lib()
         if lib.syncfs(fd) != 0:
-            e = ctypes.get_errno()
+            e = _errno()
             raise OSError(e, os.strerror(e), path)
     finally:
         os.close(fd)

@@ -10,9 +10,6 @@ mounts by bind mount: slower and bigger, but it works anywhere.
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
-import subprocess
 
 from ..errors import StoreError
 from . import _mount
@@ -21,8 +18,9 @@ _PAGE = 4096
 
 
 def _short_id() -> str:
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-    return "".join(secrets.choice(alphabet) for _ in range(26))
+    import base64
+
+    return base64.b32encode(os.urandom(16)).decode().rstrip("=")[:26]
 
 
 class Driver:
@@ -51,7 +49,7 @@ class Driver:
         """Take a layer's files out of the store (renamed into ``trash``, deleted later)."""
         d = self.layer_dir(layer_id)
         if os.path.lexists(d):
-            os.rename(d, os.path.join(trash, f"{self.name}-{layer_id}-{secrets.token_hex(4)}"))
+            os.rename(d, os.path.join(trash, f"{self.name}-{layer_id}-{os.urandom(4).hex()}"))
 
     def mount(self, chain: list[dict], target: str, writable: dict | None = None) -> None:
         raise NotImplementedError
@@ -132,6 +130,8 @@ class VfsDriver(Driver):
             os.mkdir(root, 0o755)
         else:
             # a full copy of the parent: reflinks where the filesystem has them
+            import subprocess
+
             p = subprocess.run(["cp", "-a", "--reflink=auto", parent_dir, root], capture_output=True, text=True)
             if p.returncode != 0:
                 raise StoreError(f"copying layer {parent_dir}: {p.stderr.strip()}")
@@ -139,6 +139,8 @@ class VfsDriver(Driver):
 
     def install(self, staging: str, layer_id: str) -> dict:
         os.rename(os.path.join(staging, "root"), self.layer_dir(layer_id))
+        import shutil
+
         shutil.rmtree(staging, ignore_errors=True)
         return {}
 
@@ -162,9 +164,12 @@ class VfsDriver(Driver):
 
 def probe_overlay(graphroot: str) -> bool:
     """Can we stack overlay layers on this filesystem? Tries a real mount in a scratch dir."""
+    import shutil
+    import subprocess
+
     if not _mount.overlay_supported():
         subprocess.run(["modprobe", "overlay"], capture_output=True)
-    probe = os.path.join(graphroot, f".probe-{secrets.token_hex(4)}")
+    probe = os.path.join(graphroot, f".probe-{os.urandom(4).hex()}")
     try:
         for d in ("l1", "l2", "up", "work", "merged"):
             os.makedirs(os.path.join(probe, d))

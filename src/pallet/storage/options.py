@@ -9,7 +9,6 @@ its own derived from the root's path, so two stores never share locks or mount c
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from ..errors import ConfigError
@@ -40,22 +39,26 @@ def _defaults() -> tuple[str, str]:
 
 def derived_runroot(graphroot: str) -> str:
     """The run root of a store given only its root: unique per root path."""
+    from ..oci.digest import of_bytes
+
     base = _defaults()[1]
-    h = hashlib.sha256(os.path.abspath(graphroot).encode()).hexdigest()[:16]
+    h = of_bytes(os.path.abspath(graphroot).encode()).split(":", 1)[1][:16]
     return os.path.join(os.path.dirname(base), "pallet-stores", h)
 
 
 def _read_conf(path: str) -> dict:
-    import tomllib
-
     try:
         with open(path, "rb") as f:
-            doc = tomllib.load(f)
+            data = f.read()
     except FileNotFoundError:
         return {}
     except OSError as e:
         raise ConfigError(f"reading {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
+    import tomllib  # only when there is a file: it imports typing, costly at start-up
+
+    try:
+        doc = tomllib.loads(data.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     st = doc.get("storage", {})
     if not isinstance(st, dict):

@@ -22,8 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
-import shutil
 import time
 
 from .. import _fs
@@ -42,6 +40,12 @@ class ImageInUse(PalletError):
 
 class ImageUnknown(NotFound):
     """No image by that name or ID (podman's rmi exits 1 for this)."""
+
+
+def _rmtree(path: str, ignore_errors: bool = True) -> None:
+    import shutil  # not at the top: its imports (bz2, lzma) cost start-up time on every command
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
 def _now() -> str:
@@ -100,6 +104,14 @@ class Store:
 
     def _open_driver(self):
         marker = os.path.join(self.graphroot, "driver")
+        want = self.options.driver
+        try:
+            with open(marker) as f:  # the common case: the store exists; no lock needed to read it
+                recorded = f.read().strip()
+            if recorded in DRIVERS and want in ("auto", recorded):
+                return DRIVERS[recorded](self.graphroot)
+        except FileNotFoundError:
+            pass
         with self._lock.exclusive():
             try:
                 with open(marker) as f:
@@ -181,13 +193,13 @@ class Store:
     @contextlib.contextmanager
     def staging(self):
         """A private scratch directory inside the store (same filesystem: renames are atomic)."""
-        path = os.path.join(self.graphroot, "staging", f"{os.getpid()}-{secrets.token_hex(6)}")
+        path = os.path.join(self.graphroot, "staging", f"{os.getpid()}-{os.urandom(6).hex()}")
         os.mkdir(path, 0o700)
         fd = lock_path(path + ".lock")
         try:
             yield path
         finally:
-            shutil.rmtree(path, ignore_errors=True)
+            _rmtree(path, ignore_errors=True)
             try:
                 os.unlink(path + ".lock")
             except FileNotFoundError:
@@ -220,7 +232,7 @@ class Store:
         with self._lock.exclusive():
             st = self._load()
             for name, fd in dead:
-                shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+                _rmtree(os.path.join(staging, name), ignore_errors=True)
                 if fd is not None:
                     with contextlib.suppress(OSError):
                         os.unlink(os.path.join(staging, name + ".lock"))
@@ -253,7 +265,7 @@ class Store:
             if os.path.islink(path) or not os.path.isdir(path):
                 os.unlink(path)
             else:
-                shutil.rmtree(path, ignore_errors=True)
+                _rmtree(path, ignore_errors=True)
         return [label for label, _ in found]
 
     # -- blobs -------------------------------------------------------------------------------
@@ -618,7 +630,7 @@ class Store:
     def create_container(self, image: str | None, name: str | None = None, kind: str = "container",
                          metadata: dict | None = None) -> dict:
         """A container: a writable layer on an image (None: on nothing, like ``scratch``)."""
-        cid = secrets.token_hex(32)
+        cid = os.urandom(32).hex()
         with self.staging() as staging:
             with self.read() as st:
                 rec = self.lookup_image(st, image) if image else None
