@@ -54,14 +54,17 @@ def _now() -> str:
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """Chain IDs (hex) of a layer stack, base first: the OCI image-spec's ChainID."""
-    import hashlib
-
-    out, prev = [], None
+    out: list[str] = []
     for d in diff_ids:
-        cur = d if prev is None else "sha256:" + hashlib.sha256(f"{prev} {d}".encode()).hexdigest()
-        out.append(cur.split(":", 1)[1])
-        prev = cur
+        out.append(_chain_step(out[-1], d) if out else d.split(":", 1)[1])
     return out
+
+
+def _chain_step(parent_chain_hex: str, diff_id: str) -> str:
+    """The chain ID (hex) of a layer with ``diff_id`` on top of the chain ``parent_chain_hex``."""
+    from ..oci.digest import of_bytes
+
+    return of_bytes(f"sha256:{parent_chain_hex} {diff_id}".encode()).split(":", 1)[1]
 
 
 class _State:
@@ -310,12 +313,27 @@ class Store:
 
     def ingest_layer(self, stream, *, layer_id: str, parent: str | None, diff_id: str, blob_digest: str | None,
                      media_type: str, compression: str | None) -> dict:
-        """Apply a layer blob stream into the store as ``layer_id`` (its chain ID).
+        """Apply a layer blob stream (as pulled) into the store as ``layer_id`` (its chain ID).
 
         The compressed bytes are kept as a blob while they are decompressed and applied in one
         pass; the diffID must equal ``diff_id``. Call with ``layer_lock(layer_id)`` held.
         Nothing is visible unless it all succeeds.
         """
+        return self._ingest(stream, parent=parent, compressed=True, compression=compression, diff_id=diff_id,
+                            layer_id=layer_id, blob_digest=blob_digest, media_type=media_type)
+
+    def add_layer_from_tar(self, tar_stream, *, parent: str | None, compression: str = "gzip",
+                           media_type: str | None = None) -> dict:
+        """A new layer from an uncompressed tar stream (a build step, a commit): it is applied,
+        and compressed into the blob kept for pushes, in the same pass. Its ID is the chain ID
+        of ``parent`` and the tar's digest; an identical existing layer is reused."""
+        from ..oci import mediatype as mt
+
+        return self._ingest(tar_stream, parent=parent, compressed=False, compression=compression,
+                            media_type=media_type or mt.layer_type("oci", None if compression == "none" else compression))
+
+    def _ingest(self, source, *, parent: str | None, compressed: bool, compression: str | None, media_type: str,
+                diff_id: str | None = None, layer_id: str | None = None, blob_digest: str | None = None) -> dict:
         from ..layer import stream as _stream
         from ..layer.apply import apply_layer
 
@@ -324,17 +342,26 @@ class Store:
             target = self.driver.stage(staging, parent_dir)
             blob_tmp = os.path.join(staging, "blob")
             with open(blob_tmp, "wb") as bf:
-                tee = _TeeToFile(stream, bf)
-                plain = _stream.Digesting(_stream.open_decompressed(tee, compression))
+                if compressed:  # keep the bytes as they came, apply what they decompress to
+                    sink = _TeeToFile(source, bf, hash_it=blob_digest is None)
+                    plain = _stream.Digesting(_stream.open_decompressed(sink, compression))
+                else:  # apply the tar, keep it compressed
+                    sink = _CompressToFile(bf, None if compression == "none" else compression)
+                    plain = _stream.Digesting(_Tee(source, sink))
                 stats = apply_layer(plain, target, whiteouts=self.driver.whiteouts)
                 while plain.read(_stream.CHUNK):  # trailing padding, and the verification at EOF
                     pass
+                if not compressed:
+                    sink.close()
                 bf.flush()
-            if plain.digest != diff_id:
+            if diff_id is not None and plain.digest != diff_id:
                 raise DigestMismatch(f"layer {blob_digest or diff_id}: uncompressed content has digest "
                                      f"{plain.digest}, but the image config says {diff_id}")
+            diff_id = plain.digest
+            if layer_id is None:
+                layer_id = _chain_step(parent, diff_id) if parent else diff_id.split(":", 1)[1]
             _mount.syncfs(staging)
-            blob_digest = blob_digest or tee.digest
+            blob_digest = blob_digest or sink.digest
             with self.write() as st:
                 if layer_id in st.layers:
                     return st.layers[layer_id]
@@ -343,7 +370,7 @@ class Store:
                     os.rename(blob_tmp, bpath)
                 drv = self.driver.install(staging, layer_id)
                 rec = {"id": layer_id, "parent": parent, "diff_id": diff_id, "blob": blob_digest,
-                       "blob_size": tee.size, "media_type": media_type, "size": stats.bytes,
+                       "blob_size": sink.size, "media_type": media_type, "size": stats.bytes,
                        "created": _now(), "driver": drv, "kind": "image"}
                 st.layers[layer_id] = rec
                 st.dirty.add("layers")
@@ -733,27 +760,84 @@ class Store:
 
 
 class _TeeToFile:
-    """Passes reads through while writing them to a file and hashing them (the kept blob)."""
+    """Passes reads through while writing them to a file (and hashing them, unless the caller
+    already verifies the stream): the kept blob of a pulled layer."""
 
-    def __init__(self, source, f):
+    def __init__(self, source, f, hash_it: bool = True):
         import hashlib
 
         self._src = source
         self._f = f
-        self._h = hashlib.sha256()
+        self._h = hashlib.sha256() if hash_it else None
         self.size = 0
 
     def read(self, n: int = -1) -> bytes:
         b = self._src.read(n)
         if b:
             self._f.write(b)
-            self._h.update(b)
+            if self._h is not None:
+                self._h.update(b)
             self.size += len(b)
         return b
 
     @property
     def digest(self) -> str:
         return "sha256:" + self._h.hexdigest()
+
+    def close(self) -> None:
+        pass
+
+
+class _CompressToFile:
+    """A write sink that compresses (gzip/zstd, or not at all) into a file, hashing what it writes."""
+
+    def __init__(self, f, algo: str | None, level: int | None = None):
+        import hashlib
+
+        self._f = f
+        self._h = hashlib.sha256()
+        self.size = 0
+        self._c = None
+        if algo == "gzip":
+            from isal import isal_zlib
+
+            self._c = isal_zlib.compressobj(1 if level is None else level, isal_zlib.DEFLATED, 31)
+        elif algo == "zstd":
+            import zstandard
+
+            self._c = zstandard.ZstdCompressor(level=3 if level is None else level).compressobj()
+
+    def _out(self, b: bytes) -> None:
+        if b:
+            self._f.write(b)
+            self._h.update(b)
+            self.size += len(b)
+
+    def write(self, b: bytes) -> None:
+        self._out(self._c.compress(b) if self._c is not None else b)
+
+    def close(self) -> None:
+        if self._c is not None:
+            self._out(self._c.flush())
+            self._c = None
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._h.hexdigest()
+
+
+class _Tee:
+    """Passes reads through and writes a copy of them to ``sink``."""
+
+    def __init__(self, source, sink):
+        self._src = source
+        self._sink = sink
+
+    def read(self, n: int = -1) -> bytes:
+        b = self._src.read(n)
+        if b:
+            self._sink.write(b)
+        return b
 
     def close(self) -> None:
         pass
