@@ -3,14 +3,20 @@
 # 127.0.0.1, push, inspect and copy the image between transports, and let skopeo read the results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install.sh
+# the test suite runs this demo too, with everything already installed
+[ -n "${PALLET_DEMO_NO_INSTALL:-}" ] || ./scripts/install.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 work=$(mktemp -d /tmp/pallet-demo.XXXXXX)
 registry_pid=""
 cleanup() {
+    rc=$?
+    set +e
     [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+    pallet --root "$work/store" image umount --all >/dev/null 2>&1
+    grep -o " $work[^ ]*" /proc/self/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "$m"; done
     rm -rf "$work"
+    exit "$rc"
 }
 trap cleanup EXIT
 
@@ -62,4 +68,20 @@ for ref in "docker://$reg/demo/busybox:1.0" "oci:$work/oci:1.0" "dir:$work/dir";
 done
 run skopeo inspect --format '{{.Layers}}' "docker-archive:$work/busybox.tar"
 
-step "Done: pallet pushed, inspected and copied an image without a daemon"
+step "Pull it into a local store (its own --root here) and look inside without running it"
+store=(pallet --root "$work/store")
+run "${store[@]}" pull --tls-verify=false "$reg/demo/busybox:1.0"
+run "${store[@]}" images
+mnt=$("${store[@]}" image mount "$reg/demo/busybox:1.0")
+echo "mounted read-only at $mnt"
+run cat "$mnt/etc/passwd"
+run ls "$mnt/bin" | head -5
+echo "\$ ${store[*]} rmi $reg/demo/busybox:1.0    # refused while mounted:"
+"${store[@]}" rmi "$reg/demo/busybox:1.0" || echo "(exit code $?)"
+run "${store[@]}" image umount "$reg/demo/busybox:1.0"
+run "${store[@]}" tag "$reg/demo/busybox:1.0" mybusybox
+run "${store[@]}" push --tls-verify=false mybusybox "$reg/demo/mybusybox:1"
+run "${store[@]}" system check
+run "${store[@]}" rmi --all
+
+step "Done: pallet pushed, inspected, copied, pulled and mounted an image without a daemon"

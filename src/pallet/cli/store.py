@@ -316,7 +316,7 @@ def cmd_rmi(args) -> int:
     worst = 0
     for text in targets:
         try:
-            iid, untagged, deleted = store.remove_image(text, force=args.force)
+            iid, untagged, deleted = store.remove_image(text, force=args.force, every_name=args.all)
         except PalletError as e:
             if args.ignore and type(e).__name__ == "ImageUnknown":
                 continue

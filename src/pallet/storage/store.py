@@ -507,8 +507,11 @@ class Store:
             st.dirty.add("images")
             return dict(rec)
 
-    def remove_image(self, text: str, force: bool = False) -> tuple[str, list[str], bool]:
-        """Remove an image (or just one of its names). Returns (id, untagged names, deleted?)."""
+    def remove_image(self, text: str, force: bool = False, every_name: bool = False) -> tuple[str, list[str], bool]:
+        """Remove an image (or, named by one of several names, just that name).
+
+        An image with several names named by ID is refused unless ``force`` or ``every_name``
+        (``rmi --all``). Returns (id, untagged names, deleted?)."""
         from . import names as _names
 
         with self.staging() as trash, self.write() as st:
@@ -523,7 +526,7 @@ class Store:
                     rec["names"].remove(name)
                     st.dirty.add("images")
                     return iid, [name], False
-            if not by_name and len(rec["names"]) > 1 and not force:
+            if not by_name and len(rec["names"]) > 1 and not (force or every_name):
                 raise ImageInUse(f"image {iid[:12]} has {len(rec['names'])} names: remove them by name, "
                                  "or use --force")
             users = [c for c in st.containers.values() if c["image"] == iid]
