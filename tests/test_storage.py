@@ -448,3 +448,70 @@ def test_store_locations_and_config(tmp_path):
     conf.write_text("[storage\n")
     p = run_pallet("images", env={"PALLET_STORAGE_CONF": str(conf)}, check=False)
     assert p.returncode == 125 and "invalid TOML" in p.stderr
+
+
+# -- pull variants, prune, streams ----------------------------------------------------------
+
+def test_short_names_resolve_through_registries_conf(overlay_store, standard_image, registry, tmp_path):
+    _, ref = standard_image
+    repo = ref.split("/", 1)[1].rsplit(":", 1)[0]
+    conf = tmp_path / "registries.conf"
+    conf.write_text(f'unqualified-search-registries = ["{registry.host}"]\n'
+                    f'[[registry]]\nlocation = "{registry.host}"\ninsecure = true\n')
+    env = {"CONTAINERS_REGISTRIES_CONF": str(conf)}
+    iid = overlay_store("pull", "-q", f"{repo}:v1", env=env).stdout.strip()
+    names = json.loads(overlay_store("images", "--format", "json").stdout)[0]["Names"]
+    assert names == [ref] and len(iid) == 64
+    # an alias wins over the search list
+    conf.write_text(f'unqualified-search-registries = ["example.invalid"]\n'
+                    f'[[registry]]\nlocation = "{registry.host}"\ninsecure = true\n'
+                    f'[aliases]\n"myalias" = "{registry.host}/{repo}"\n')
+    overlay_store("pull", "-q", "myalias:v1", env=env)
+    # no search registries: a clear error
+    conf.write_text("")
+    p = overlay_store("pull", "nothing-here", check=False, env=env)
+    assert p.returncode == 125 and "short-name" in p.stderr
+
+
+def test_pull_all_tags_and_platform(overlay_store, registry, tmp_path):
+    multi = str(tmp_path / "multi")
+    images.make_multiarch_layout(multi, "ml")
+    base = f"{registry.host}/store/alltags"
+    for tag in ("one", "two"):
+        subprocess.run([need("skopeo"), "copy", "-q", "--all", "--dest-tls-verify=false", f"oci:{multi}:ml",
+                        f"docker://{base}:{tag}"], check=True)
+    ids = overlay_store("pull", "-q", "--all-tags", "--tls-verify=false", base).stdout.split()
+    assert len(ids) == 2 and ids[0] == ids[1]  # the same amd64 image under two tags
+    names = json.loads(overlay_store("images", "--format", "json").stdout)[0]["Names"]
+    assert sorted(names) == [f"{base}:one", f"{base}:two"]
+    arm = overlay_store("pull", "-q", "--platform", "linux/arm/v7", "--tls-verify=false", f"{base}:one").stdout.strip()
+    doc = json.loads(overlay_store("image", "inspect", arm).stdout)[0]
+    assert (doc["Architecture"], doc["Variant"]) == ("arm", "v7")
+    p = overlay_store("pull", "--platform", "linux/s390x", "--tls-verify=false", f"{base}:one", check=False)
+    assert p.returncode == 125 and "s390x" in p.stderr
+
+
+def test_prune_save_to_stdout_and_load_from_stdin(overlay_store, standard_image, tmp_path):
+    s = overlay_store
+    _, ref = standard_image
+    iid = s("pull", "-q", "--tls-verify=false", ref).stdout.strip()
+    # save to stdout, load from stdin into another store
+    archive = tmp_path / "out.tar"
+    with open(archive, "wb") as f:
+        subprocess.run(s.args("save", ref), stdout=f, check=True)
+    other = StoreCLI(str(tmp_path / "store2"), "overlay")
+    try:
+        with open(archive, "rb") as f:
+            p = subprocess.run(other.args("load"), stdin=f, capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        assert other("images", "-q", "--no-trunc").stdout.strip() == iid
+    finally:
+        other.cleanup()
+    # prune removes only dangling images, -a every unused one
+    s("untag", ref)
+    assert s("image", "prune").stdout.strip() == iid
+    assert s("images", "-q").stdout == ""
+    s("pull", "-q", "--tls-verify=false", ref)
+    assert s("image", "prune").stdout == ""
+    assert s("image", "prune", "-a").stdout.strip() == iid
+    s("system", "check")
