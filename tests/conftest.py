@@ -105,6 +105,20 @@ def make_registry(tmp_path_factory):
         reg.stop()
 
 
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """No registries.conf or credentials from the machine leak into a test: an empty
+    registries.conf (returned, for tests that write one), a private HOME and XDG_RUNTIME_DIR.
+    Modules use it with ``pytestmark = pytest.mark.usefixtures("isolated")``."""
+    conf = tmp_path / "registries.conf"
+    conf.write_text("")
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    return conf
+
+
 @pytest.fixture(scope="session")
 def skopeo():
     return need("skopeo")

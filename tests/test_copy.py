@@ -14,15 +14,7 @@ from conftest import need, run_pallet
 from faultproxy import FaultProxy, Rule
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No host registries.conf or auth files leak into these tests."""
-    conf = tmp_path / "registries.conf"
-    conf.write_text("")
-    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
-    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def skopeo(*args) -> str:

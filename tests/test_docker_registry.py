@@ -22,16 +22,7 @@ from pallet.transports.base import SystemContext
 from pallet.transports.docker import list_tags
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No registries.conf or credentials from the machine leak into these tests."""
-    conf = tmp_path / "registries.conf"
-    conf.write_text("")
-    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
-    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
-    return conf
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def ctx(**kw):

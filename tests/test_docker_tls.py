@@ -29,14 +29,7 @@ from pallet.transports import parse_reference
 from pallet.transports.base import SystemContext
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    conf = tmp_path / "registries.conf"
-    conf.write_text("")
-    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
-    return conf
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def _name(cn):

@@ -242,11 +242,9 @@ class Store:
                     os.close(fd)
             self._remove_orphans(st)
         for name in os.listdir(self.graphroot):
-            if name.startswith(".") and ".tmp-" in name:
-                pid = name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
-                if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-                    with contextlib.suppress(OSError):
-                        os.unlink(os.path.join(self.graphroot, name))
+            if name.startswith(".") and ".tmp-" in name and not _fs.temp_owner_alive(name):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.graphroot, name))
 
     def orphans(self, st: "_State") -> list[tuple[str, str]]:
         """(label, path) of layer directories and overlay links no record names."""
@@ -436,27 +434,24 @@ class Store:
             return st.images[t]
         named, short = _names.candidates(text)
         if named is not None:
+            def names_repo(rec) -> bool:  # does the image have a name in this repository?
+                if short:
+                    return any(_names.name_matches_short(n, (short[0], None, None)) for n in rec["names"])
+                return any(n.rpartition(":")[0] == named.name for n in rec["names"])
+
             if named.digest:
-                for rec in st.images.values():
-                    if named.digest in rec["digests"] and any(
-                            n.rpartition(":")[0] == named.name or n == named.name for n in rec["names"]) \
-                            or (short and named.digest in rec["digests"] and any(
-                                _names.name_matches_short(n, (short[0], None, None)) for n in rec["names"])):
-                        return rec
+                found = [rec for rec in st.images.values() if named.digest in rec["digests"] and names_repo(rec)]
             else:
                 full = str(named)
-                for rec in st.images.values():
-                    if full in rec["names"]:
-                        return rec
-                if short:
+                found = [rec for rec in st.images.values() if full in rec["names"]]
+                if not found and short:
                     found = [rec for rec in st.images.values()
                              if any(_names.name_matches_short(n, short) for n in rec["names"])]
-                    if len(found) == 1:
-                        return found[0]
-                    if len(found) > 1:
-                        raise StoreError(f"{text!r} is ambiguous: it matches "
-                                         + ", ".join(sorted(n for r in found for n in r["names"]
-                                                            if _names.name_matches_short(n, short))))
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise StoreError(f"{text!r} is ambiguous: it matches images "
+                                 + ", ".join(sorted(r["id"][:12] for r in found)))
         if _names.is_id_like(text):
             found = [rec for iid, rec in st.images.items() if iid.startswith(t)]
             if len(found) == 1:

@@ -72,40 +72,8 @@ def check_dir(path: str, what: str) -> None:
         raise LocalFileError(f"{what}: {path} is not a directory")
 
 
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def temp_name(directory: str, base: str) -> str:
-    """A hidden, unique temp file name in ``directory`` for a file that becomes ``base``."""
-    return os.path.join(directory, f".{base}.pallet-{os.urandom(6).hex()}.tmp")
-
-
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` whole: temp file, fsync, rename, fsync the directory."""
-    directory, base = os.path.split(path)
-    directory = directory or "."
-    tmp = temp_name(directory, base)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except BaseException:
-        _unlink_quiet(tmp)
-        raise
-    fsync_dir(directory)
+from .._fs import fsync_dir, temp_name  # noqa: E402,F401  (one implementation, re-exported here)
+from .._fs import write_atomic as atomic_write  # noqa: E402,F401
 
 
 def read_small(path: str, limit: int = MAX_DOCUMENT) -> bytes:

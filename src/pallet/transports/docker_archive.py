@@ -24,6 +24,7 @@ import threading
 
 from ..errors import BlobNotFound, DigestMismatch, InvalidDocument, InvalidReference, NotFound, Unsupported
 from ..oci import mediatype as mt
+from .. import _fs
 from . import _files
 from .base import ImageDestination, ImageReference, ImageSource
 
@@ -535,22 +536,8 @@ class DockerArchiveDestination(ImageDestination):
                 with open(self.path, "wb") as out:
                     write(out)
             else:
-                directory = os.path.dirname(self.path)
-                tmp = _files.temp_name(directory, os.path.basename(self.path))
-                try:
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-                    with open(fd, "wb", buffering=1 << 20) as out:
-                        write(out)
-                        out.flush()
-                        os.fsync(out.fileno())
-                    os.rename(tmp, self.path)
-                except BaseException:
-                    try:
-                        os.unlink(tmp)
-                    except OSError:
-                        pass
-                    raise
-                _files.fsync_dir(directory)
+                with _fs.atomic_file(self.path) as out:
+                    write(out)
         self._staging.discard()
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from ..errors import InvalidReference, NotFound
+from .. import _fs
 from . import _files
 from .base import ImageDestination, ImageReference, ImageSource, SystemContext
 from .oci_layout import OCIDestination, OCIReference, OCISource, split_details
@@ -129,21 +130,8 @@ class OCIArchiveDestination(ImageDestination):
                 with open(self.path, "wb") as out:
                     write_layout_tar(layout, out)
             else:
-                tmp = _files.temp_name(os.path.dirname(self.path), os.path.basename(self.path))
-                try:
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-                    with open(fd, "wb", buffering=1 << 20) as out:
-                        write_layout_tar(layout, out)
-                        out.flush()
-                        os.fsync(out.fileno())
-                    os.rename(tmp, self.path)
-                except BaseException:
-                    try:
-                        os.unlink(tmp)
-                    except OSError:
-                        pass
-                    raise
-                _files.fsync_dir(os.path.dirname(self.path))
+                with _fs.atomic_file(self.path) as out:
+                    write_layout_tar(layout, out)
         self._committed = True
 
     def close(self) -> None:
