@@ -84,6 +84,23 @@ class StoreError(PalletError):
     """The local store is in a state that prevents the operation."""
 
 
+class RuntimeError_(PalletError):
+    """The OCI runtime could not create, start, signal or delete a container (runc's exit code 1)."""
+
+
 class LayerError(PalletError):
     """A tar layer is malformed, truncated or unsafe (a name or link that would escape the
     directory it is applied to), or a directory cannot be turned into a layer."""
+
+
+class BuildError(PalletError):
+    """A build or a working-container operation failed: bad Dockerfile (with file:line), a
+    missing COPY source, a RUN that exited non-zero (``exit_code`` is then the command's own,
+    as buildah reports it), an unknown stage."""
+
+    exit_code = 125
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code

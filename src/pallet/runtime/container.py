@@ -1,0 +1,529 @@
+"""The lifecycle, in the runtime's own process: create, start, run, kill, delete, list, ps.
+
+Process model (no daemon, like runc):
+
+* ``create`` validates config.json, reserves and locks ``ROOT/ID``, makes ``exec.fifo``,
+  then forks the container's init. Without a user namespace the runtime itself
+  enters the new pid namespace (``unshare(CLONE_NEWPID)`` affects only children), forks
+  init (pid 1 there) and returns to its own pid namespace. With a user namespace an
+  intermediate child creates it first (so it owns the other namespaces), the runtime
+  writes the id maps, and that child forks init and exits.
+* init builds the container (see ``init``) and reports over a pipe: ``hooks`` (the
+  runtime runs prestart/createRuntime), then ``ready``; it then blocks opening the
+  FIFO for writing. ``create`` writes state.json and exits: init's parent becomes
+  init/the nearest subreaper.
+* ``start`` opens the FIFO for reading: init's open returns, it writes one byte and
+  execs the user program, which is then pid 1 of the container.
+* ``run`` is create + start, then waits (as the parent, or as a subreaper) for the
+  exit status and forwards signals.
+"""
+
+import os
+
+from ..errors import InvalidDocument, RuntimeError_
+from . import state as _state
+
+SIGNALS = {
+    "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7, "FPE": 8,
+    "KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15,
+    "STKFLT": 16, "CHLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22,
+    "URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27, "WINCH": 28, "IO": 29,
+    "POLL": 29, "PWR": 30, "SYS": 31,
+}
+
+
+def parse_signal(text):
+    t = text.upper()
+    if t.isdigit():
+        n = int(t)
+        if 0 < n <= 64:
+            return n
+    else:
+        if t.startswith("SIG"):
+            t = t[3:]
+        if t in SIGNALS:
+            return SIGNALS[t]
+        if t.startswith("RTMIN") or t.startswith("RTMAX"):
+            base, off = (34, 1) if t.startswith("RTMIN") else (64, -1)
+            rest = t[5:]
+            if not rest:
+                return base
+            if rest[0] in "+-" and rest[1:].isdigit():
+                n = base + (int(rest[1:]) if rest[0] == "+" else -int(rest[1:]))
+                if 34 <= n <= 64:
+                    return n
+    raise RuntimeError_(f"unknown signal {text!r}")
+
+
+def _now():
+    import time
+
+    ns = time.time_ns()
+    t = time.gmtime(ns // 1_000_000_000)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%09dZ" % (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min,
+                                                   t.tm_sec, ns % 1_000_000_000)
+
+
+def _state_bytes(st, cid, status):
+    from . import _json
+
+    out = {"ociVersion": st["ociVersion"], "id": cid, "status": status, "pid": st["pid"],
+           "bundle": st["bundle"]}
+    if st.get("annotations"):
+        out["annotations"] = st["annotations"]
+    return _json.dumps(out).encode()
+
+
+# ---------------------------------------------------------------- create
+
+def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False, no_new_keyring=False,
+           preserve_fds=0, foreground=False, console_fd=None):
+    """Create the container; returns the open (locked) state and init's pid.
+
+    ``foreground``: the caller will wait for the container (``run``), so it must stay
+    init's parent (or its subreaper).
+    """
+    from . import spec as _spec
+
+    _state.check_id(cid)
+    bundle = os.path.abspath(bundle)
+    config = _spec.load(bundle)
+    rootfs = config["root"]["path"]
+    if not rootfs.startswith("/"):
+        rootfs = bundle + "/" + rootfs
+    rootfs = os.path.realpath(rootfs)
+    if not os.path.isdir(rootfs):
+        raise InvalidDocument(f"config.json: root.path: {rootfs} is not a directory")
+    proc = config["process"]
+    if proc.get("terminal") and not (console_socket or console_fd is not None):
+        raise RuntimeError_("process.terminal is true: --console-socket is required "
+                            "(or set terminal to false in config.json)")
+    if console_socket and not proc.get("terminal"):
+        raise RuntimeError_("--console-socket is only valid when process.terminal is true")
+    nss = {}
+    for ns in (config.get("linux") or {}).get("namespaces") or ():
+        nss[ns["type"]] = ns.get("path")
+    if "mount" not in nss:
+        raise InvalidDocument("config.json: linux.namespaces: a mount namespace is required")
+    join = []
+    try:
+        for i, (typ, path) in enumerate(nss.items()):
+            if path:
+                try:
+                    join.append((typ, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+                except OSError as e:
+                    raise InvalidDocument(f"config.json: linux.namespaces ({typ}): path {path}: {e.strerror}") \
+                        from None
+        if console_socket:
+            console_fd = _connect(console_socket)
+        c = _state.new(root, cid)
+    except BaseException:
+        for _, fd in join:
+            os.close(fd)
+        raise
+    try:
+        return _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot, no_new_keyring,
+                       preserve_fds, foreground)
+    except BaseException:
+        c.remove()
+        raise
+    finally:
+        for _, fd in join:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _connect(path):
+    import socket
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except OSError as e:
+        s.close()
+        raise RuntimeError_(f"--console-socket {path}: {e.strerror}") from None
+    return s.detach()
+
+
+def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot, no_new_keyring,
+            preserve_fds, foreground):
+    from . import _sys
+    from .init import Chan
+    from .spec import CLONE_FLAGS
+
+    os.mkfifo(c.fifo, 0o622)
+    os.chmod(c.fifo, 0o622)
+    fifo_fd = os.open(c.fifo, os.O_PATH | os.O_CLOEXEC)
+    cr, pw = os.pipe()
+    pr, cw = os.pipe()
+    ctx = {
+        "config": config, "bundle": bundle, "rootfs": rootfs, "id": c.id,
+        "join": [(t, fd) for t, fd in join if t not in ("user", "pid", "time")],
+        "new": [t for t, p in nss.items() if not p], "all_ns": nss,
+        "no_pivot": no_pivot, "no_new_keyring": no_new_keyring, "preserve_fds": preserve_fds,
+        "fifo_fd": fifo_fd, "console_fd": console_fd, "chan": Chan(cr, cw),
+        # held by the runtime only: the state lock must not live on in the container
+        "close": [c.fd, pr, pw],
+    }
+    chan = Chan(pr, pw)
+    pid = None
+    userns = "user" in nss
+    try:
+        if userns:
+            if foreground:
+                _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)
+            pid = _fork_via_userns(config, nss, join, ctx, chan)
+        else:
+            saved = None
+            if "pid" in nss or "time" in nss:
+                saved = [(t, os.open(f"/proc/self/ns/{t}", os.O_RDONLY | os.O_CLOEXEC))
+                         for t in ("pid", "time") if t in nss]
+                for t, _ in saved:
+                    path_fd = dict(join).get(t)
+                    if path_fd is not None:
+                        _sys.setns(path_fd, CLONE_FLAGS[t])
+                    else:
+                        _sys.unshare(CLONE_FLAGS[t])
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    ctx["close"] += [fd for _, fd in saved or ()]
+                    from .init import main
+
+                    main(ctx)
+            finally:
+                for t, fd in saved or ():
+                    _sys.setns(fd, CLONE_FLAGS[t])
+                    os.close(fd)
+        os.close(cr)
+        os.close(cw)
+        if console_fd is not None:
+            os.close(console_fd)
+        start_time = _state.proc_stat(pid)
+        st = {"ociVersion": config["ociVersion"], "id": c.id, "pid": pid,
+              "pid_start": start_time[1] if start_time else None, "bundle": bundle, "rootfs": rootfs,
+              "created": _now(), "owner": "", "annotations": config.get("annotations") or {},
+              "config": config}
+        while True:
+            msg = chan.recv()
+            if msg is None:
+                raise RuntimeError_("container init died while being created")
+            if msg.startswith("error "):
+                raise RuntimeError_(msg[6:])
+            if msg == "hooks":
+                from .hooks import run_hooks
+
+                hooks = config.get("hooks") or {}
+                try:
+                    if hooks.get("prestart") or hooks.get("createRuntime"):
+                        sb = _state_bytes(st, c.id, "creating")
+                        run_hooks(config, "prestart", sb)
+                        run_hooks(config, "createRuntime", sb)
+                except RuntimeError_:
+                    chan.send("fail")
+                    raise
+                chan.send("ok " + _state_bytes(st, c.id, "created").decode())
+            elif msg == "ready":
+                break
+            else:
+                raise RuntimeError_(f"container init sent {msg!r}")
+        c.write(st)
+        if pid_file:
+            _write_pid_file(pid_file, pid)
+        return c, pid
+    except BaseException:
+        if pid:
+            try:
+                os.kill(pid, 9)
+                if not userns:
+                    os.waitpid(pid, 0)
+            except OSError:
+                pass
+        raise
+    finally:
+        chan.close()
+        os.close(fifo_fd)
+
+
+def _fork_via_userns(config, nss, join, ctx, chan):
+    """An intermediate child makes the user namespace; we map ids; it forks init."""
+    from . import _sys
+    from .spec import CLONE_FLAGS
+
+    lx = config.get("linux") or {}
+    ctx["wait_go"] = True
+    mid = os.fork()
+    if mid == 0:
+        try:
+            fds = dict(join)
+            if "user" in fds:
+                _sys.setns(fds["user"], CLONE_FLAGS["user"])
+            else:
+                _sys.unshare(CLONE_FLAGS["user"])
+                ctx["chan"].send("maps")
+                if ctx["chan"].recv() != "ok":
+                    os._exit(1)
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+            for t in ("pid", "time"):
+                if t in nss:
+                    if t in fds:
+                        _sys.setns(fds[t], CLONE_FLAGS[t])
+                    else:
+                        _sys.unshare(CLONE_FLAGS[t])
+            pid = os.fork()
+            if pid == 0:
+                from .init import main
+
+                main(ctx)
+            ctx["chan"].send(f"pid {pid}")
+            os._exit(0)
+        except BaseException as e:
+            try:
+                ctx["chan"].send(f"error user namespace: {getattr(e, 'strerror', None) or e}")
+            finally:
+                os._exit(1)
+    try:
+        while True:
+            msg = chan.recv()
+            if msg is None:
+                raise RuntimeError_("container init died while its user namespace was set up")
+            if msg.startswith("error "):
+                raise RuntimeError_(msg[6:])
+            if msg == "maps":
+                for kind in ("uid", "gid"):
+                    lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n"
+                                    for m in lx.get(f"{kind}Mappings") or ())
+                    try:
+                        with open(f"/proc/{mid}/{kind}_map", "w") as f:
+                            f.write(lines)
+                    except OSError as e:
+                        raise RuntimeError_(f"linux.{kind}Mappings: cannot write {kind}_map: {e.strerror}") \
+                            from None
+                chan.send("ok")
+            elif msg.startswith("pid "):
+                pid = int(msg[4:])
+                chan.send("go")
+                return pid
+    finally:
+        os.waitpid(mid, 0)
+
+
+def _write_pid_file(path, pid):
+    path = os.path.abspath(path)
+    tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, path)
+    except OSError as e:
+        raise RuntimeError_(f"--pid-file {path}: {e.strerror}") from None
+
+
+# ---------------------------------------------------------------- start
+
+def start(root, cid):
+    with _state.open_container(root, cid) as c:
+        _start(c)
+
+
+def _start(c):
+    status = c.status()
+    if status != "created":
+        raise RuntimeError_(f"cannot start container {c.id!r}: it is {status}, not created")
+    import select
+
+    fd = os.open(c.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        pid, start_time = c.state["pid"], c.state.get("pid_start")
+        while not p.poll(100):
+            if not _state.process_alive(pid, start_time):
+                raise RuntimeError_(f"container {c.id!r} died before it was started")
+        if not os.read(fd, 1):
+            raise RuntimeError_(f"container {c.id!r} died before it was started")
+    finally:
+        os.close(fd)
+        try:
+            os.unlink(c.fifo)
+        except FileNotFoundError:
+            pass
+    hooks = c.state["config"].get("hooks") or {}
+    if hooks.get("poststart"):
+        _warn_hooks(c, "poststart", "running")
+
+
+def _warn_hooks(c, kind, status):
+    from .hooks import run_hooks
+
+    try:
+        run_hooks(c.state["config"], kind, _state_bytes(c.state, c.id, status))
+    except RuntimeError_ as e:
+        os.write(2, f"pallet-runtime: warning: {e}\n".encode())
+
+
+# ---------------------------------------------------------------- run
+
+_FORWARD = (1, 2, 3, 10, 12, 15, 28)  # HUP INT QUIT USR1 USR2 TERM WINCH
+
+
+def run(root, cid, bundle, detach=False, keep=False, **kw):
+    """create + start; in the foreground wait and return the container's exit code."""
+    c, pid = create(root, cid, bundle, foreground=not detach, **kw)
+    try:
+        if not detach:
+            import _signal
+
+            def forward(sig, _frame):
+                try:
+                    os.kill(pid, sig)
+                except OSError:
+                    pass
+
+            for s in _FORWARD:
+                _signal.signal(s, forward)
+        _start(c)
+    except BaseException:
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+        _destroy(c)
+        raise
+    if detach:
+        c.close()
+        return 0
+    c.close()  # others may look at it while it runs
+    code = _wait_for(pid)
+    if not keep:
+        try:
+            with _state.open_container(root, cid) as c2:
+                _destroy(c2)
+        except RuntimeError_:
+            pass
+    return code
+
+
+def _wait_for(pid):
+    while True:
+        try:
+            got, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 0
+        if got == pid:
+            if os.WIFSIGNALED(status):
+                return 128 + os.WTERMSIG(status)
+            return os.WEXITSTATUS(status)
+
+
+# ---------------------------------------------------------------- kill, delete
+
+def container_pids(c):
+    """Every process in the container: same pid namespace as init (or just init)."""
+    pid = c.state["pid"]
+    if not _state.process_alive(pid, c.state.get("pid_start")):
+        return []
+    nss = {ns["type"]: ns.get("path") for ns in (c.state["config"].get("linux") or {}).get("namespaces") or ()}
+    if "pid" not in nss:
+        return [pid]
+    try:
+        ino = os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return [pid]
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}/ns/pid").st_ino == ino:
+                    out.append(int(name))
+            except OSError:
+                pass
+    return sorted(out)
+
+
+def kill(root, cid, sig, all_=False):
+    with _state.open_container(root, cid) as c:
+        status = c.status()
+        if status not in ("created", "running", "paused"):
+            raise RuntimeError_(f"container {cid!r} is not running")
+        pids = container_pids(c) if all_ else [c.state["pid"]]
+        for p in pids:
+            try:
+                os.kill(p, sig)
+            except ProcessLookupError:
+                pass
+            except OSError as e:
+                raise RuntimeError_(f"kill {p}: {e.strerror}") from None
+
+
+def delete(root, cid, force=False):
+    try:
+        c = _state.open_container(root, cid, allow_corrupt=force)
+    except RuntimeError_:
+        if force and os.path.isdir(f"{root}/{cid}"):
+            _state.Container(cid, f"{root}/{cid}", None).remove()
+            return
+        if force and not os.path.exists(f"{root}/{cid}"):
+            return
+        raise
+    with c:
+        if c.state is None:  # corrupt, --force: nothing we can trust but the directory
+            c.remove()
+            return
+        status = c.status()
+        if status in ("running", "paused") and not force:
+            raise RuntimeError_(f"cannot delete container {cid!r} that is {status}: stop it or use --force")
+        _destroy(c)
+
+
+def _destroy(c):
+    """Kill whatever is left, wait until it is gone, poststop hooks, remove the state."""
+    import time
+
+    if c.state is not None:
+        pids = container_pids(c)
+        for p in pids:
+            try:
+                os.kill(p, 9)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 10
+        for p in pids:
+            while _state.process_alive(p) and time.monotonic() < deadline:
+                try:  # ours to reap when we are its parent (run)
+                    os.waitpid(p, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                time.sleep(0.002)
+        if (c.state["config"].get("hooks") or {}).get("poststop"):
+            _warn_hooks(c, "poststop", "stopped")
+    c.remove()
+
+
+# ---------------------------------------------------------------- state, list, ps
+
+def state(root, cid):
+    with _state.open_container(root, cid, lock=False) as c:
+        return c.oci_state()
+
+
+def list_containers(root):
+    out = []
+    for cid in _state.list_ids(root):
+        try:
+            with _state.open_container(root, cid, lock=False) as c:
+                out.append(c.oci_state())
+        except RuntimeError_ as e:
+            out.append({"id": cid, "status": "unknown", "pid": 0, "bundle": "", "rootfs": "",
+                        "created": "", "owner": "", "error": str(e)})
+    return out
+
+
+def ps(root, cid):
+    with _state.open_container(root, cid, lock=False) as c:
+        if c.status() == "stopped":
+            return []
+        return container_pids(c)

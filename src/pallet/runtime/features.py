@@ -1,0 +1,27 @@
+"""``pallet-runtime features``: what this runtime supports, in the runtime-spec's format."""
+
+from .caps import NAMES, last_cap
+from .spec import EXTENSIONS, HOOKS, MOUNT_FLAGS, NAMESPACES, OCI_VERSION, PROPAGATION, REC_ATTRS
+
+
+def features():
+    import os
+
+    ns = [n for n in sorted(NAMESPACES) if n != "time" or os.path.exists("/proc/self/ns/time")]
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": list(HOOKS),
+        "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION) | set(REC_ATTRS) | set(EXTENSIONS)),
+        "linux": {
+            "namespaces": ns,
+            "capabilities": list(NAMES[: last_cap() + 1]),
+            "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False, "rdma": False},
+            "seccomp": {"enabled": False},
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+        },
+        "annotations": {"org.opencontainers.runc.version": "pallet-runtime"},
+    }

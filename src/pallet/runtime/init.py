@@ -1,0 +1,564 @@
+"""What runs in the container's init process until it execs the user program.
+
+The runtime forks this process (see ``container``); it joins or creates namespaces,
+builds the root filesystem, tells the runtime it is ready and then blocks opening
+``exec.fifo`` for writing — which succeeds only when ``start`` opens it for reading.
+Nothing here returns: the process either execs the user program or ``_exit``s after
+reporting one line to the runtime over the sync pipe.
+"""
+
+import os
+
+from . import _sys
+from .spec import (CLONE_FLAGS, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
+                   MS_REC, MS_REMOUNT, MS_SLAVE, MS_STRICTATIME, MS_NOATIME, MS_NODIRATIME, MS_RELATIME,
+                   PROPAGATION, parse_mount_options)
+
+
+class SetupError(Exception):
+    """A step failed; the message names the config field when there is one."""
+
+
+class Chan:
+    """Newline-framed messages over two pipes (child side or parent side)."""
+
+    __slots__ = ("rfd", "wfd", "buf")
+
+    def __init__(self, rfd, wfd):
+        self.rfd, self.wfd, self.buf = rfd, wfd, b""
+
+    def send(self, msg):
+        os.write(self.wfd, msg.replace("\n", " ").encode() + b"\n")
+
+    def recv(self):
+        while b"\n" not in self.buf:
+            chunk = os.read(self.rfd, 65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode()
+
+    def close(self):
+        for fd in (self.rfd, self.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def main(ctx):
+    """Entry point in the forked init process (never returns)."""
+    chan = ctx["chan"]
+    for fd in ctx.get("close") or ():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    try:
+        _init(ctx)
+    except SetupError as e:
+        _fail(chan, str(e))
+    except OSError as e:
+        _fail(chan, f"{ctx.get('step', 'init')}: {e.strerror or e}{': ' + e.filename if e.filename else ''}")
+    except BaseException as e:  # a bug: still one line for the user
+        _fail(chan, f"{ctx.get('step', 'init')}: internal error: {type(e).__name__}: {e}")
+    os._exit(1)
+
+
+def _fail(chan, msg):
+    try:
+        chan.send("error " + msg)
+    except OSError:
+        try:
+            os.write(2, f"pallet-runtime: init: {msg}\n".encode())
+        except OSError:
+            pass
+    os._exit(1)
+
+
+def _init(ctx):
+    c = ctx["config"]
+    lx = c.get("linux") or {}
+    chan = ctx["chan"]
+    proc = c["process"]
+    os.umask(0)
+    # everything imported after pivot_root would be looked for inside the container
+    from . import caps as _caps  # noqa: F401
+    if proc.get("rlimits"):
+        import resource  # noqa: F401
+    if c.get("hooks"):
+        from . import hooks as _hooks  # noqa: F401
+    if proc.get("terminal"):
+        import fcntl, socket, struct, termios  # noqa: F401,E401
+    if ctx.get("wait_go"):
+        if chan.recv() != "go":
+            os._exit(1)
+    _sys.prctl(_sys.PR_SET_PDEATHSIG, 9)
+    os.setsid()
+
+    ctx["step"] = "linux.namespaces"
+    for typ, fd in ctx["join"]:
+        ctx["step"] = f"linux.namespaces ({typ})"
+        _sys.setns(fd, CLONE_FLAGS[typ])
+        os.close(fd)
+    flags = 0
+    for typ in ctx["new"]:
+        if typ not in ("user", "pid", "time"):
+            flags |= CLONE_FLAGS[typ]
+    if flags:
+        _sys.unshare(flags)
+
+    if not ctx["no_new_keyring"]:
+        ctx["step"] = "session keyring"
+        _sys.join_session_keyring("_ses." + ctx["id"])
+
+    rootfs = ctx["rootfs"]
+    ctx["step"] = "rootfs"
+    late_ro = []
+    # propagation: nothing we mount may leak to the host
+    prop = lx.get("rootfsPropagation")
+    _sys.mount(None, "/", None, MS_REC | MS_SLAVE if prop in (None, "shared", "rshared") else PROPAGATION[prop] | MS_REC)
+    _sys.mount(rootfs, rootfs, None, MS_BIND | MS_REC)
+    for i, m in enumerate(c.get("mounts") or ()):
+        ctx["step"] = f"mounts[{i}] ({m['destination']})"
+        _mount_one(ctx, rootfs, m, late_ro)
+
+    # hooks in the runtime's namespaces (prestart, createRuntime), then ours (createContainer)
+    ctx["step"] = "hooks"
+    chan.send("hooks")
+    reply = chan.recv()
+    if reply is None or not reply.startswith("ok "):
+        os._exit(1)
+    state_json = reply[3:].encode()
+    if (c.get("hooks") or {}).get("createContainer"):
+        from .hooks import run_hooks
+
+        try:
+            run_hooks(c, "createContainer", state_json)
+        except Exception as e:
+            raise SetupError(str(e)) from None
+
+    ctx["step"] = "devices"
+    dev_is_bind = any(m["destination"].rstrip("/") == "/dev" and
+                      (m.get("type") == "bind" or "bind" in (m.get("options") or ()) or
+                       "rbind" in (m.get("options") or ())) for m in c.get("mounts") or ())
+    _devices(rootfs, lx, "user" in ctx["all_ns"], dev_is_bind)
+    cwd = proc["cwd"]
+    os.makedirs(_secure_join(rootfs, cwd), 0o755, exist_ok=True)
+
+    ctx["step"] = "pivot_root" if not ctx["no_pivot"] else "chroot"
+    os.chdir(rootfs)
+    if ctx["no_pivot"]:
+        _sys.mount(rootfs, "/", None, MS_MOVE)
+        os.chroot(".")
+    else:
+        old = os.open("/", os.O_DIRECTORY | os.O_RDONLY)
+        _sys.pivot_root(".", ".")
+        os.fchdir(old)
+        _sys.mount(None, ".", None, MS_SLAVE | MS_REC)
+        _sys.umount2(".", _sys.MNT_DETACH)
+        os.close(old)
+    os.chdir("/")
+    if prop in ("shared", "rshared"):
+        _sys.mount(None, "/", None, PROPAGATION[prop])
+
+    if proc.get("terminal"):
+        ctx["step"] = "console"
+        _console(ctx, proc)
+
+    if c.get("hostname"):
+        ctx["step"] = "hostname"
+        _sys.sethostname(c["hostname"])
+    if c.get("domainname"):
+        ctx["step"] = "domainname"
+        _sys.setdomainname(c["domainname"])
+    for k, v in (lx.get("sysctl") or {}).items():
+        ctx["step"] = f"linux.sysctl.{k}"
+        with open("/proc/sys/" + k.replace(".", "/"), "w") as f:
+            f.write(v)
+    for i, p in enumerate(lx.get("readonlyPaths") or ()):
+        ctx["step"] = f"linux.readonlyPaths[{i}] ({p})"
+        _readonly(p)
+    for i, p in enumerate(lx.get("maskedPaths") or ()):
+        ctx["step"] = f"linux.maskedPaths[{i}] ({p})"
+        _mask(p)
+    for dest, flags in late_ro:  # host paths under rootfs: now relative to the new /
+        dest = dest[len(rootfs.rstrip("/")):] or "/"
+        ctx["step"] = f"remounting {dest} read-only"
+        _sys.mount(None, dest, None, flags | MS_REMOUNT | MS_RDONLY)
+    if c["root"].get("readonly"):
+        ctx["step"] = "root.readonly"
+        _sys.mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | _locked_flags("/"))
+
+    if proc.get("oomScoreAdj") is not None:
+        ctx["step"] = "process.oomScoreAdj"
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc["oomScoreAdj"]))
+    if proc.get("rlimits"):
+        import resource
+
+        for i, r in enumerate(proc["rlimits"]):
+            ctx["step"] = f"process.rlimits[{i}] ({r['type']})"
+            try:
+                resource.setrlimit(getattr(resource, r["type"]), (r["soft"], r["hard"]))
+            except ValueError as e:
+                raise SetupError(f"{ctx['step']}: {e}") from None
+            except AttributeError:
+                raise SetupError(f"{ctx['step']}: not known to this system") from None
+
+    # the program, as the user will run it
+    ctx["step"] = "process"
+    env = {}
+    for e in proc.get("env") or ():
+        k, _, v = e.partition("=")
+        env[k] = v
+    user = proc["user"]
+    uid, gid = user["uid"], user["gid"]
+    if "HOME" not in env:
+        env["HOME"] = _home(uid)
+    args = proc["args"]
+    path = _lookup(args[0], env.get("PATH"), cwd)
+
+    ctx["step"] = "process.user"
+    _set_user_and_caps(proc, uid, gid, "user" in ctx["all_ns"])
+    ctx["step"] = "process.cwd"
+    os.chdir(cwd)
+    if proc.get("noNewPrivileges"):
+        _sys.prctl(_sys.PR_SET_NO_NEW_PRIVS, 1)
+    _fds(ctx["preserve_fds"])
+    os.umask(user.get("umask", 0o022))
+    _sys.prctl(_sys.PR_SET_PDEATHSIG, 0)
+
+    ctx["step"] = "exec.fifo"
+    chan.send("ready")
+    chan.close()
+    fifo = os.open(f"/proc/self/fd/{ctx['fifo_fd']}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fifo, b"0")
+    os.close(fifo)
+    os.close(ctx["fifo_fd"])
+    if (c.get("hooks") or {}).get("startContainer"):
+        from .hooks import run_hooks
+
+        try:
+            run_hooks(c, "startContainer", state_json)
+        except Exception as e:
+            os.write(2, f"pallet-runtime: {e}\n".encode())
+            os._exit(1)
+    try:
+        os.execve(path, args, env)
+    except OSError as e:
+        os.write(2, f"pallet-runtime: exec {args[0]}: {e.strerror}\n".encode())
+        os._exit(127)
+
+
+# ---------------------------------------------------------------- root filesystem
+
+def _secure_join(root, unsafe):
+    """``root/unsafe`` with symlinks resolved as if ``root`` were ``/`` (never outside it)."""
+    pending = [p for p in unsafe.split("/") if p and p != "."]
+    done = []
+    links = 0
+    while pending:
+        comp = pending.pop(0)
+        if comp == "..":
+            if done:
+                done.pop()
+            continue
+        cand = root + "/" + "/".join(done + [comp])
+        try:
+            st = os.lstat(cand)
+        except OSError:
+            done.append(comp)
+            continue
+        if (st.st_mode & 0o170000) == 0o120000:
+            links += 1
+            if links > 255:
+                raise SetupError(f"{unsafe}: too many levels of symbolic links")
+            target = os.readlink(cand)
+            if target.startswith("/"):
+                done = []
+            pending = [p for p in target.split("/") if p and p != "."] + pending
+        else:
+            done.append(comp)
+    return root.rstrip("/") + "/" + "/".join(done)
+
+
+def _mkfile(path):
+    os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+
+
+_ST_TO_MS = ((1, MS_RDONLY), (2, MS_NOSUID), (4, MS_NODEV), (8, MS_NOEXEC), (1024, MS_NOATIME),
+             (2048, MS_NODIRATIME), (4096, MS_RELATIME))
+
+
+def _locked_flags(path):
+    """The flags a bind remount must keep (in a user namespace the kernel insists)."""
+    f = os.statvfs(path).f_flag
+    out = 0
+    for st, ms in _ST_TO_MS[1:]:
+        if f & st:
+            out |= ms
+    return out
+
+
+def _mount_one(ctx, rootfs, m, late_ro):
+    dest = _secure_join(rootfs, m["destination"])
+    typ = m.get("type") or ""
+    src = m.get("source") or ""
+    flags, prop, (aset, aclr), data, ext = parse_mount_options(m.get("options") or ())
+    if typ == "bind" or flags & MS_BIND:
+        if not src.startswith("/"):
+            src = ctx["bundle"] + "/" + src
+        if os.path.isdir(src):
+            os.makedirs(dest, 0o755, exist_ok=True)
+        else:
+            _mkfile(dest)
+        _sys.mount(src, dest, None, MS_BIND | (flags & MS_REC))
+        rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT)
+        if rest:
+            try:
+                _sys.mount(None, dest, None, MS_BIND | MS_REMOUNT | rest)
+            except PermissionError:
+                _sys.mount(None, dest, None, MS_BIND | MS_REMOUNT | rest | _locked_flags(dest))
+    elif typ == "cgroup":
+        _mount_cgroup(dest, flags, late_ro)
+    else:
+        os.makedirs(dest, 0o755, exist_ok=True)
+        if typ == "tmpfs" and flags & MS_RDONLY:  # submounts may follow: read-only at the end
+            flags &= ~MS_RDONLY
+            late_ro.append((dest, flags))
+        if "tmpcopyup" in ext and typ == "tmpfs":
+            _tmpcopyup(dest, src, flags, data)
+        else:
+            _sys.mount(src or typ, dest, typ, flags, data or None)
+    for p in prop:
+        _sys.mount(None, dest, None, p)
+    if aset or aclr:
+        _sys.mount_setattr(dest, aset, aclr)
+
+
+def _tmpcopyup(dest, src, flags, data):
+    import shutil
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix="pallet-tmpcopyup.")
+    try:
+        _sys.mount(src or "tmpfs", tmp, "tmpfs", flags, data or None)
+        for name in os.listdir(dest):
+            s, d = f"{dest}/{name}", f"{tmp}/{name}"
+            if os.path.isdir(s) and not os.path.islink(s):
+                shutil.copytree(s, d, symlinks=True)
+            else:
+                shutil.copy2(s, d, follow_symlinks=False)
+        _sys.mount(tmp, dest, None, MS_MOVE)
+    finally:
+        os.rmdir(tmp)
+
+
+def _mount_cgroup(dest, flags, late_ro):
+    """/sys/fs/cgroup: cgroup2 when the host is unified, else the v1 layout (hybrid too)."""
+    os.makedirs(dest, 0o755, exist_ok=True)
+    mounts = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            fstype = right.split()[0]
+            if fstype in ("cgroup", "cgroup2") and fields[4].startswith("/sys/fs/cgroup"):
+                mounts.append((fields[4], fstype))
+    if any(mp == "/sys/fs/cgroup" and t == "cgroup2" for mp, t in mounts):
+        _sys.mount("cgroup2", dest, "cgroup2", flags)
+        return
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrl, path = line.rstrip("\n").split(":", 2)
+            own[ctrl.replace("name=", "")] = path
+    _sys.mount("tmpfs", dest, "tmpfs", (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
+    if flags & MS_RDONLY:
+        late_ro.append((dest, (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC))
+    for mp, t in mounts:
+        name = mp[len("/sys/fs/cgroup/"):]
+        if not name or "/" in name:
+            continue
+        key = "" if t == "cgroup2" else name
+        sub = own.get(key, "/")
+        target = f"{dest}/{name}"
+        os.makedirs(target, 0o755, exist_ok=True)
+        _sys.mount(mp + sub, target, None, MS_BIND | MS_REC)
+        _sys.mount(None, target, None, MS_BIND | MS_REMOUNT | flags | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    try:
+        for name in os.listdir("/sys/fs/cgroup"):
+            p = "/sys/fs/cgroup/" + name
+            if os.path.islink(p) and not os.path.lexists(f"{dest}/{name}"):
+                os.symlink(os.readlink(p), f"{dest}/{name}")
+    except OSError:
+        pass
+
+
+_DEFAULT_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+                    ("urandom", 1, 9), ("tty", 5, 0))
+
+
+def _devices(rootfs, lx, userns, dev_is_bind):
+    dev = _secure_join(rootfs, "/dev")
+    os.makedirs(dev, 0o755, exist_ok=True)
+    todo = [] if dev_is_bind else [(f"/dev/{n}", "c", ma, mi, 0o666, 0, 0) for n, ma, mi in _DEFAULT_DEVICES]
+    for d in lx.get("devices") or ():
+        todo.append((d["path"], d["type"], d.get("major", 0), d.get("minor", 0),
+                     d.get("fileMode", 0o666), d.get("uid", 0), d.get("gid", 0)))
+    for path, typ, major, minor, mode, uid, gid in todo:
+        target = _secure_join(rootfs, path)
+        os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+        if os.path.lexists(target):
+            try:
+                os.unlink(target)
+            except IsADirectoryError:
+                raise SetupError(f"device {path}: a directory is in the way") from None
+        kind = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}[typ]
+        try:
+            if userns:
+                raise PermissionError
+            os.mknod(target, kind | (mode & 0o7777), os.makedev(major, minor) if typ != "p" else 0)
+            os.chown(target, uid, gid)
+        except PermissionError:  # in a user namespace: bind the host's node
+            _mkfile(target)
+            _sys.mount(path, target, None, MS_BIND)
+    links = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"),
+             ("/proc/self/fd/2", "stderr"), ("pts/ptmx", "ptmx"))
+    for src, name in links if not dev_is_bind else ():
+        p = f"{dev}/{name}"
+        if name == "ptmx" and os.path.lexists(p):
+            os.unlink(p)
+        if not os.path.lexists(p):
+            os.symlink(src, p)
+    if os.path.exists("/proc/kcore") and not os.path.lexists(f"{dev}/core"):
+        os.symlink("/proc/kcore", f"{dev}/core")
+
+
+def _mask(path):
+    try:
+        if os.path.isdir(path):
+            _sys.mount("tmpfs", path, "tmpfs", MS_RDONLY)
+        else:
+            _sys.mount("/dev/null", path, None, MS_BIND)
+    except FileNotFoundError:
+        pass
+
+
+def _readonly(path):
+    try:
+        _sys.mount(path, path, None, MS_BIND | MS_REC)
+    except FileNotFoundError:
+        return
+    _sys.mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | _locked_flags(path))
+
+
+def _console(ctx, proc):
+    import fcntl
+    import socket
+    import termios
+
+    master, slave = os.openpty()
+    name = os.ttyname(slave)
+    cs = proc.get("consoleSize")
+    if cs:
+        import struct
+
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", cs["height"], cs["width"], 0, 0))
+    if not os.path.exists("/dev/console"):
+        _mkfile("/dev/console")
+    _sys.mount(name, "/dev/console", None, MS_BIND)
+    sock = socket.socket(fileno=ctx["console_fd"])
+    socket.send_fds(sock, [name.encode()], [master])
+    sock.close()
+    os.close(master)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+# ---------------------------------------------------------------- the process
+
+def _home(uid):
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.split(":")
+                if len(parts) > 5 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def _lookup(prog, path, cwd):
+    if "/" in prog:
+        full = prog if prog.startswith("/") else cwd.rstrip("/") + "/" + prog
+        if not os.access(full, os.X_OK):
+            raise SetupError(f"process.args[0]: {prog}: no such executable")
+        return full
+    for d in (path or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+        full = (d or ".").rstrip("/") + "/" + prog
+        if os.path.isfile(full) and os.access(full, os.X_OK):
+            return full
+    raise SetupError(f"process.args[0]: {prog!r}: executable file not found in $PATH")
+
+
+def _set_user_and_caps(proc, uid, gid, userns):
+    from .caps import NUMBERS, last_cap
+
+    caps = proc.get("capabilities")
+    top = last_cap()
+
+    def mask(name):
+        m = 0
+        for n in (caps or {}).get(name) or ():
+            i = NUMBERS[n]
+            if i <= top:
+                m |= 1 << i
+        return m
+
+    if caps is not None:
+        bounding = mask("bounding")
+        for i in range(top + 1):
+            if not bounding & (1 << i):
+                _sys.prctl(_sys.PR_CAPBSET_DROP, i)
+    _sys.prctl(_sys.PR_SET_KEEPCAPS, 1)
+    groups = proc["user"].get("additionalGids") or []
+    try:
+        os.setgroups(groups)
+    except PermissionError:
+        if groups or not userns:
+            raise
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    _sys.prctl(_sys.PR_SET_KEEPCAPS, 0)
+    if caps is not None:
+        _sys.capset(mask("effective"), mask("permitted"), mask("inheritable"))
+        _sys.prctl(_sys.PR_CAP_AMBIENT, _sys.PR_CAP_AMBIENT_CLEAR_ALL)
+        for n in caps.get("ambient") or ():
+            i = NUMBERS[n]
+            if i <= top:
+                try:
+                    _sys.prctl(_sys.PR_CAP_AMBIENT, _sys.PR_CAP_AMBIENT_RAISE, i)
+                except PermissionError:  # not in permitted and inheritable: as runc, not fatal
+                    pass
+
+
+def _fds(preserve):
+    keep = 3 + preserve
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if 3 <= fd < keep:
+            os.set_inheritable(fd, True)
+        elif fd >= keep:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass
