@@ -83,6 +83,19 @@ def test_schema1_inspect_and_convert(schema1_dir, tmp_path):
     assert (tmp_path / "bundle" / "rootfs" / "b.txt").read_text() == "second\n"
 
 
+def test_schema1_into_the_store(schema1_dir, tmp_path):
+    src, tars = schema1_dir
+    root = ["--root", str(tmp_path / "store"), "--storage-driver", "vfs"]
+    run_pallet(*root, "copy", "-q", f"dir:{src}", "local:s1:latest")
+    path = run_pallet(*root, "image", "mount", "s1").stdout.strip()
+    try:
+        assert sorted(os.listdir(path)) == ["a.txt", "b.txt"]
+    finally:
+        run_pallet(*root, "image", "umount", "s1")
+    run_pallet(*root, "system", "check")
+    run_pallet(*root, "rmi", "s1")
+
+
 def test_progress_bars_on_a_terminal_and_lines_otherwise(tmp_path):
     layout = str(tmp_path / "src")
     images.make_layout(layout, "v1")

@@ -94,14 +94,18 @@ class LocalDestination(ImageDestination):
         self._config: bytes | None = None
         self._config_digest: str | None = None
         self._manifest: tuple[bytes, str] | None = None
+        self._deferred: list | None = None
+        self._spool = None
 
     def begin_image(self, manifest, config: bytes | None) -> None:
         from ..oci.config import ImageConfig
         from .store import chain_ids
 
         if config is None:
-            raise Unsupported("pulling Docker schema 1 images into the store is not supported yet: "
-                              "copy with --format v2s2 to a registry or oci: first")
+            # Docker schema 1: the config (and so the diffIDs) is made while the layers are copied;
+            # they are kept aside and applied at commit, when it is known
+            self._deferred = []
+            return
         cfg = ImageConfig.from_bytes(config)
         layers = [d for d in manifest.layers]
         diff_ids = cfg.diff_ids
@@ -130,6 +134,8 @@ class LocalDestination(ImageDestination):
                 pass
             self._config, self._config_digest = data, desc.digest
             return desc
+        if self._deferred is not None:
+            return self._keep_aside(stream, desc)
         indexes = self._plan.get(desc.digest)
         if not indexes:
             raise StoreError(f"blob {desc.digest} is not a layer of the image being stored")
@@ -149,6 +155,41 @@ class LocalDestination(ImageDestination):
                 first = False
         return desc
 
+    def _keep_aside(self, stream, desc):
+        import os
+
+        if self._spool is None:
+            self._spool_cm = self.store.staging()
+            self._spool = self._spool_cm.__enter__()
+        path = os.path.join(self._spool, f"{len(self._deferred)}.blob")
+        with open(path, "wb") as f:
+            while b := stream.read(1 << 20):
+                f.write(b)
+        self._deferred.append((desc, path))
+        return desc
+
+    def _apply_deferred(self) -> None:
+        from ..oci.config import ImageConfig
+        from .store import chain_ids
+
+        diff_ids = ImageConfig.from_bytes(self._config).diff_ids
+        if len(diff_ids) != len(self._deferred):
+            raise InvalidDocument(f"config.rootfs.diff_ids: {len(diff_ids)} entries for {len(self._deferred)} layers")
+        self._chain = chain_ids(diff_ids)
+        for i, (desc, path) in enumerate(self._deferred):
+            with self.store.layer_lock(self._chain[i]):
+                if self.store.has_layer(self._chain[i]):
+                    continue
+                with open(path, "rb") as f:
+                    self.store.ingest_layer(f, layer_id=self._chain[i], parent=self._chain[i - 1] if i else None,
+                                            diff_id=diff_ids[i], blob_digest=desc.digest, media_type=desc.media_type,
+                                            compression=mt.layer_compression(desc.media_type))
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool_cm.__exit__(None, None, None)
+            self._spool = None
+
     def put_manifest(self, raw: bytes, media_type: str, instance_digest: str | None = None) -> None:
         if instance_digest is not None:
             raise Unsupported("the store keeps one image per name, not a multi-platform index")
@@ -160,6 +201,8 @@ class LocalDestination(ImageDestination):
         if self._manifest is None or self._config is None:
             raise StoreError("internal: commit before the manifest and config were written")
         raw, media_type = self._manifest
+        if self._deferred is not None:
+            self._apply_deferred()
         names = [str(self.reference.named.tagged_or_latest())]
         self.image = self.store.add_image(config=self._config, config_digest=self._config_digest, manifest=raw,
                                           manifest_digest=_manifest.digest_of(raw, media_type),
