@@ -217,6 +217,16 @@ class FaultProxy:
                     else:
                         c.shutdown(socket.SHUT_RDWR)
                     return
+                if rule is not None and rule.action == "slow" and rbody:
+                    # the body in 20 pieces over about ``after`` milliseconds (default 1 s)
+                    entry["status"] = status
+                    entry["sent"] = len(rbody)
+                    self._send_head(c, status, resp_headers, len(rbody))
+                    step = max(1, len(rbody) // 20)
+                    for i in range(0, len(rbody), step):
+                        c.sendall(rbody[i:i + step])
+                        time.sleep((rule.after or 1000) / 20000)
+                    continue
                 if method == "HEAD":
                     entry["status"] = status
                     self._send_head(c, status, resp_headers, int(rh.get("content-length", "0") or 0))

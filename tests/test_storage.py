@@ -515,3 +515,30 @@ def test_prune_save_to_stdout_and_load_from_stdin(overlay_store, standard_image,
     assert s("image", "prune").stdout == ""
     assert s("image", "prune", "-a").stdout.strip() == iid
     s("system", "check")
+
+
+def test_a_layer_another_process_is_pulling_is_waited_for_not_downloaded_twice(overlay_store, registry, tmp_path):
+    from faultproxy import FaultProxy, Rule
+
+    layout = str(tmp_path / "slow")
+    images.make_layout(layout, "v1", layers=[{"f": os.urandom(2 << 20)}])
+    ref = push_layout(registry, layout, "v1", "store/slow")
+    digest = json.loads(subprocess.run([need("skopeo"), "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+                                       capture_output=True, text=True, check=True).stdout)["layers"][0]["digest"]
+    proxy = FaultProxy(registry.host)
+    try:
+        proxy.add(Rule("slow", "GET", f"/blobs/{digest}", times=5, after=1500))
+        via = f"{proxy.host}/store/slow:v1"
+        first = subprocess.Popen(overlay_store.args("pull", "-q", "--tls-verify=false", via),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        second = subprocess.Popen(overlay_store.args("pull", "-q", "--tls-verify=false", via),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for p in (first, second):
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+        gets = [e for e in proxy.entries(f"/blobs/{digest}") if e.get("method", "GET") == "GET"]
+    finally:
+        proxy.stop()
+    assert len(gets) == 1, gets
+    overlay_store("system", "check")

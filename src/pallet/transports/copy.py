@@ -283,8 +283,9 @@ class _Engine:
             if got is not None:
                 self.progress.blob("blob", desc, "skipped: already exists")
                 return got
-        raw = self.src.get_blob(desc)
-        s = _stream.Verifying(raw, desc.digest, desc.size, "blob")
+        # opened on first read: a destination that finds it has the blob after all (another
+        # process finished pulling it while this one waited for its lock) never downloads it
+        s = _stream.Verifying(_Lazy(lambda: self.src.get_blob(desc)), desc.digest, desc.size, "blob")
         try:
             if not change:
                 got = self.dest.put_blob(self.progress.wrap(s, "blob", desc), desc)
@@ -383,6 +384,23 @@ class _Engine:
         diff_ids[desc.digest] = result["diff"]
         self.progress.blob("blob", desc, "done")
         return got
+
+
+class _Lazy:
+    """A stream opened by ``opener`` on the first read (never, if nobody reads)."""
+
+    def __init__(self, opener):
+        self._opener = opener
+        self._f = None
+
+    def read(self, n: int = -1) -> bytes:
+        if self._f is None:
+            self._f = self._opener()
+        return self._f.read(n)
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
 
 
 class _Tee(_stream.Reader):
