@@ -315,3 +315,27 @@ def test_malformed_manifest_names_the_field(tmp_path, layout):
     json.dump(idx, open(os.path.join(bad, "index.json"), "w"))
     p = run_pallet("inspect", f"oci:{bad}:v1", check=False)
     assert p.returncode == 1 and "layers[1].digest" in p.stderr
+
+
+def test_trust_policy(layout, registry, tmp_path):
+    pol = tmp_path / "policy.json"
+    ref = f"docker://{registry.host}/policy/img:v1"
+    run_pallet("copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1", ref)
+    pol.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}],
+                               "transports": {"docker": {f"{registry.host}/policy": [{"type": "reject"}]}}}))
+    p = run_pallet("--policy", str(pol), "copy", "--src-tls-verify=false", ref, f"oci:{tmp_path}/x:y", check=False)
+    assert p.returncode == 1 and "rejected by the policy" in p.stderr
+    assert not os.path.exists(tmp_path / "x")
+    # other repositories follow the default; --insecure-policy overrides
+    run_pallet("copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{registry.host}/other/img:v1")
+    run_pallet("--policy", str(pol), "copy", "-q", "--src-tls-verify=false", f"docker://{registry.host}/other/img:v1",
+               f"oci:{tmp_path}/ok:y")
+    run_pallet("--policy", str(pol), "--insecure-policy", "copy", "-q", "--src-tls-verify=false", ref,
+               f"oci:{tmp_path}/forced:y")
+    # signatures cannot be checked yet: refused, with the reason
+    pol.write_text(json.dumps({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/k"}]}))
+    p = run_pallet("--policy", str(pol), "copy", f"oci:{layout}:v1", f"oci:{tmp_path}/s:y", check=False)
+    assert p.returncode == 1 and "signedBy" in p.stderr
+    pol.write_text("{")
+    p = run_pallet("--policy", str(pol), "copy", f"oci:{layout}:v1", f"oci:{tmp_path}/s:y", check=False)
+    assert p.returncode == 1 and "invalid JSON" in p.stderr

@@ -41,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 #: global options that take a value (to find the verb without building every parser)
-_GLOBAL_VALUES = {"--registries-conf", "--override-arch", "--override-os", "--override-variant", "--root",
+_GLOBAL_VALUES = {"--registries-conf", "--policy", "--override-arch", "--override-os", "--override-variant", "--root",
                   "--runroot", "--storage-driver"}
 
 
@@ -66,6 +66,8 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--version", "-v", action="version", version=f"pallet version {__version__}")
     p.add_argument("--debug", action="store_true", help="log what is done on stderr")
     p.add_argument("--registries-conf", metavar="PATH", help="use PATH as registries.conf")
+    p.add_argument("--policy", metavar="PATH", help="trust policy file (default: containers-policy.json locations)")
+    p.add_argument("--insecure-policy", action="store_true", help="accept any image, whatever the trust policy says")
     p.add_argument("--override-arch", metavar="ARCH", help="use ARCH instead of the host's when choosing images")
     p.add_argument("--override-os", metavar="OS", help="use OS instead of the host's when choosing images")
     p.add_argument("--override-variant", metavar="VARIANT", help="use VARIANT when choosing images")

@@ -211,7 +211,8 @@ def cmd_pull(args) -> int:
     ctx.override_os = args.os or ctx.override_os
     ctx.override_variant = args.variant or ctx.override_variant
     for text in args.images:
-        images = ops.pull(store, text, ctx, CopyOptions(progress=_progress(args)), all_tags=args.all_tags)
+        options = CopyOptions(progress=_progress(args), policy=args.policy, insecure_policy=args.insecure_policy)
+        images = ops.pull(store, text, ctx, options, all_tags=args.all_tags)
         for img in images:
             print(img["id"])
     return 0
@@ -225,7 +226,7 @@ def cmd_push(args) -> int:
     store = _store(args)
     options = CopyOptions(format=mt.FORMAT_NAMES[args.format] if args.format else None,
                           compress_format=args.compression_format, compress_level=args.compression_level,
-                          progress=_progress(args))
+                          progress=_progress(args), policy=args.policy, insecure_policy=args.insecure_policy)
     result = ops.push(store, args.image, args.destination, common.context(args), common.context(args), options)
     if args.digestfile:
         from .._fs import write_atomic

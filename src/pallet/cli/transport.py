@@ -181,6 +181,7 @@ def copy_options(args):
         parallel=getattr(args, "image_parallel_copies", 6),
         progress=_progress(args),
         additional_tags=getattr(args, "additional_tag", []),
+        policy=getattr(args, "policy", None), insecure_policy=getattr(args, "insecure_policy", False),
     )
 
 

@@ -32,7 +32,8 @@ class CopyOptions:
 
     def __init__(self, *, format: str | None = None, multi_arch: str = "system", compress_format: str | None = None,
                  compress_level: int | None = None, decompress: bool = False, preserve_digests: bool = False,
-                 parallel: int = 6, progress=None, additional_tags: list | None = None):
+                 parallel: int = 6, progress=None, additional_tags: list | None = None,
+                 policy: str | None = None, insecure_policy: bool = False):
         if multi_arch not in ("system", "all", "index-only"):
             raise UsageError(f"invalid --multi-arch value {multi_arch!r}: want system, all or index-only")
         if format is not None and format not in (mt.OCI_MANIFEST, mt.DOCKER_V2S2):
@@ -50,6 +51,8 @@ class CopyOptions:
         self.parallel = parallel
         self.progress = progress or Progress(None)
         self.additional_tags = additional_tags or []
+        self.policy = policy
+        self.insecure_policy = insecure_policy
 
 
 class Progress:
@@ -83,6 +86,9 @@ def copy_image(src_ref: "ImageReference", dest_ref: "ImageReference", src_ctx: "
                dest_ctx: "SystemContext", options: CopyOptions | None = None) -> CopyResult:
     """Copy the image ``src_ref`` names to ``dest_ref``; return the top-level manifest written."""
     options = options or CopyOptions()
+    from . import policy
+
+    policy.check(src_ref, options.policy, options.insecure_policy)
     with src_ref.new_source(src_ctx) as src:
         raw, media_type = src.get_manifest()
         top = _manifest.parse(raw, media_type)
