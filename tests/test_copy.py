@@ -339,3 +339,9 @@ def test_trust_policy(layout, registry, tmp_path):
     pol.write_text("{")
     p = run_pallet("--policy", str(pol), "copy", f"oci:{layout}:v1", f"oci:{tmp_path}/s:y", check=False)
     assert p.returncode == 1 and "invalid JSON" in p.stderr
+
+
+def test_debug_goes_to_stderr(layout, tmp_path):
+    p = run_pallet("--debug", "copy", "-q", f"oci:{layout}:v1", f"oci:{tmp_path}/d:x")
+    assert p.stdout == "" and "DEBUG copy oci:" in p.stderr and "layers" in p.stderr
+    assert run_pallet("copy", "-q", f"oci:{layout}:v1", f"oci:{tmp_path}/e:x").stderr == ""

@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from ..errors import PalletError
 
+    if args.debug:
+        from .. import _log
+
+        _log.enable()
     try:
         rc = args.func(args)
     except PalletError as e:

@@ -25,6 +25,7 @@ import os
 import time
 
 from .. import _fs
+from .._log import debug
 from ..errors import DigestMismatch, NotFound, PalletError, StoreError
 from . import _mount
 from .drivers import DRIVERS, probe_overlay
@@ -360,6 +361,7 @@ class Store:
                 layer_id = _chain_step(parent, diff_id) if parent else diff_id.split(":", 1)[1]
             _mount.syncfs(staging)
             blob_digest = blob_digest or sink.digest
+            debug(f"layer {layer_id[:12]}: applied {stats.entries} entries ({stats.bytes} bytes) from {blob_digest}")
             with self.write() as st:
                 if layer_id in st.layers:
                     return st.layers[layer_id]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 
+from .._log import debug
 from ..errors import InvalidDocument, PalletError, Unsupported, UsageError
 from ..layer import stream as _stream
 from ..oci import manifest as _manifest
@@ -92,6 +93,7 @@ def copy_image(src_ref: "ImageReference", dest_ref: "ImageReference", src_ctx: "
     with src_ref.new_source(src_ctx) as src:
         raw, media_type = src.get_manifest()
         top = _manifest.parse(raw, media_type)
+        debug(f"copy {src_ref} -> {dest_ref}: source manifest {top.digest} ({top.media_type})")
         with dest_ref.new_destination(dest_ctx) as dest:
             engine = _Engine(src, dest, src_ctx, options)
             if top.is_index:
@@ -119,6 +121,7 @@ class _Engine:
         if opt.multi_arch == "system":
             want = _platform.wanted(self.ctx.override_os, self.ctx.override_arch, self.ctx.override_variant)
             chosen = index.select(want)
+            debug(f"index {index.digest}: chose {chosen.digest} for {want}")
             raw, media_type = self.src.get_manifest(chosen.digest)
             inst = self._parse_instance(raw, media_type, chosen)
             return self.copy_single(inst, None)
@@ -214,6 +217,8 @@ class _Engine:
         if self.opt.preserve_digests and (target != m.media_type or self._would_recompress(m)):
             raise Unsupported("--preserve-digests: copying would change the manifest digest "
                               f"(conversion to {target} or recompression needed)")
+        debug(f"image {m.digest}: writing {target}, layer compression "
+              f"{self._desired_compression() or 'as the source has it'}, {len(m.layers)} layers")
         config = self._read_config(m.config)
         self.dest.begin_image(m, config)
         layers = self._copy_layers(m.layers)

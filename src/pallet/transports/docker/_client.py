@@ -151,7 +151,12 @@ class Client:
 
     def log(self, msg: str) -> None:
         if self.debug:
-            print(f"DEBUG {msg}", file=sys.stderr)
+            from ... import _log
+
+            if _log.enabled:
+                _log.debug(msg)
+            else:
+                print(f"DEBUG {msg}", file=sys.stderr)
 
     def tls(self) -> _http.TLSConfig:
         if self._tls is None:
