@@ -1,0 +1,102 @@
+"""Paths inside a container's root filesystem, resolved as the container would see them
+(symlinks followed inside the root, ``..`` stopped at it), and users looked up in its
+``/etc/passwd`` and ``/etc/group``."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+
+from ..errors import BuildError
+
+
+def resolve_in_root(root: str, path: str, follow_last: bool = True) -> str:
+    """The host path of ``path`` in the tree at ``root``: symlinks (absolute ones relative to
+    ``root``) are followed without ever leaving it; missing components are kept as they are."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    done: list[str] = []
+    hops = 0
+    while parts:
+        p = parts.pop(0)
+        if p == "..":
+            if done:
+                done.pop()
+            continue
+        cand = os.path.join(root, *done, p)
+        if (parts or follow_last) and os.path.islink(cand):
+            hops += 1
+            if hops > 255:
+                raise BuildError(f"{path}: too many levels of symbolic links")
+            target = os.readlink(cand)
+            if target.startswith("/"):
+                done = []
+            parts = [x for x in target.split("/") if x and x != "."] + parts
+            continue
+        done.append(p)
+    return os.path.join(root, *done) if done else root
+
+
+def _read_db(root: str, name: str) -> list[list[str]]:
+    try:
+        with open(resolve_in_root(root, f"/etc/{name}"), encoding="utf-8", errors="replace") as f:
+            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return []
+
+
+def lookup_user(root: str | None, spec: str) -> tuple[int, int, list[int]]:
+    """(uid, gid, supplementary gids) for ``USER`` text ``user[:group]`` in the tree at ``root``."""
+    spec = spec or "0"
+    user, _, group = spec.partition(":")
+    passwd = _read_db(root, "passwd") if root else []
+    groups = _read_db(root, "group") if root else []
+    entry = None
+    if user.isdigit():
+        uid = int(user)
+        entry = next((e for e in passwd if len(e) > 3 and e[2] == user), None)
+    else:
+        entry = next((e for e in passwd if e and e[0] == user and len(e) > 3), None)
+        if entry is None:
+            raise BuildError(f"unable to find user {user}: no matching entries in passwd file")
+        uid = int(entry[2])
+    gid = int(entry[3]) if entry is not None and entry[3].isdigit() else 0
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            g = next((e for e in groups if e and e[0] == group and len(e) > 2), None)
+            if g is None:
+                raise BuildError(f"unable to find group {group}: no matching entries in group file")
+            gid = int(g[2])
+    extra = []
+    if not group:
+        uname = entry[0] if entry is not None else None
+        for e in groups:
+            if len(e) > 3 and uname and uname in e[3].split(",") and e[2].isdigit() and int(e[2]) != gid:
+                extra.append(int(e[2]))
+    return uid, gid, extra
+
+
+def lookup_chown(root: str | None, spec: str) -> tuple[int, int]:
+    """(uid, gid) for ``--chown`` text: a name or number, optional ``:group``; a user given
+    alone gets its primary group (Docker's rule), a number not in passwd gets gid = uid."""
+    user, sep, group = spec.partition(":")
+    if user.isdigit() and not sep:
+        uid = int(user)
+        passwd = _read_db(root, "passwd") if root else []
+        entry = next((e for e in passwd if len(e) > 3 and e[2] == user), None)
+        return uid, (int(entry[3]) if entry is not None else uid)
+    if user.isdigit() and group.isdigit():
+        return int(user), int(group)
+    uid, gid, _ = lookup_user(root, spec)
+    if sep and not group:
+        gid = uid
+    return uid, gid
+
+
+def clean_abs(path: str, workdir: str = "/") -> str:
+    """``path`` made absolute against ``workdir`` and cleaned (a trailing ``/`` is dropped)."""
+    if not path.startswith("/"):
+        path = posixpath.join(workdir or "/", path)
+    p = posixpath.normpath(path)
+    return "/" + p.lstrip("/")

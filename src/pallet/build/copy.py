@@ -1,0 +1,420 @@
+"""COPY and ADD: files from the build context, another stage or image, or a heredoc, into a
+working container's root filesystem, with Docker's rules.
+
+- Sources are globs (``*``, ``?``, ``[...]`` per path component, dotfiles included) relative to
+  their root; a named source's symlinks are followed inside that root, never out of it.
+- A directory source copies its contents, not itself; a file goes to ``DEST/NAME`` when the
+  destination ends with ``/``, is an existing directory or there are several sources, else to
+  ``DEST`` itself. Several sources need a destination ending with ``/``.
+- Copied entries keep mode and mtime; owners become 0:0 (``--chown`` otherwise) for context
+  sources, and stay as they were for ``--from`` sources; ``--chmod`` sets the mode of what is
+  copied. Missing parent directories of the destination are made 0755.
+- ADD extracts a local tar archive (plain, gzip, bzip2, xz) into the destination directory,
+  and downloads ``http(s)://`` sources.
+- Paths the ignore rules exclude are never copied; naming only excluded files is an error.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as _stat
+
+from ..errors import BuildError
+from ._paths import resolve_in_root
+
+_GLOB = set("*?[")
+
+
+class Item:
+    """One top-level thing to copy: ``path`` on the host, ``rel`` its path within its root
+    (for ignore rules), ``name`` the base name it gets in a destination directory."""
+
+    __slots__ = ("path", "rel", "name", "data", "mode", "url")
+
+    def __init__(self, path: str | None, rel: str, name: str, data: bytes | None = None, mode: int | None = None,
+                 url: str | None = None):
+        self.path = path
+        self.rel = rel
+        self.name = name
+        self.data = data
+        self.mode = mode
+        self.url = url
+
+
+class Source:
+    """Where sources are looked up: a root directory (context, mounted stage or image) and
+    the ignore rules that apply to it (the context only)."""
+
+    def __init__(self, root: str, ignore=None, preserve_owner: bool = False, what: str = "build context"):
+        self.root = root
+        self.ignore = ignore
+        self.preserve_owner = preserve_owner
+        self.what = what
+
+    def excluded(self, rel: str) -> bool:
+        return bool(self.ignore) and self.ignore.excluded(rel)
+
+    def match(self, pattern: str) -> list[Item]:
+        """The items a source argument names (glob expanded); BuildError when none."""
+        clean = os.path.normpath("/" + pattern).lstrip("/")
+        parts = [p for p in clean.split("/") if p]
+        if not parts:
+            return [Item(self.root, "", "", None)]
+        found = [("", self.root)]
+        for i, comp in enumerate(parts):
+            last = i == len(parts) - 1
+            nxt = []
+            for rel, host in found:
+                if not os.path.isdir(host):
+                    continue
+                if _GLOB & set(comp):
+                    import fnmatch
+
+                    try:
+                        names = sorted(os.listdir(host))
+                    except OSError:
+                        continue
+                    for n in names:
+                        if fnmatch.fnmatchcase(n, comp):
+                            r = f"{rel}/{n}".lstrip("/")
+                            nxt.append((r, resolve_in_root(self.root, r, follow_last=True)))
+                else:
+                    r = f"{rel}/{comp}".lstrip("/")
+                    h = resolve_in_root(self.root, r, follow_last=True)
+                    if os.path.lexists(h):
+                        nxt.append((r, h))
+            found = nxt
+            del last
+        items = []
+        filtered = 0
+        for rel, host in found:
+            if self.excluded(rel) and not (os.path.isdir(host) and self.ignore.may_include_below(rel)):
+                filtered += 1
+                continue
+            items.append(Item(host, rel, os.path.basename(rel)))
+        if not items:
+            extra = f" ({filtered} excluded by the ignore file)" if filtered else ""
+            raise BuildError(f"COPY/ADD source {pattern!r}: no such file or directory in the {self.what}{extra}")
+        return items
+
+    def checksum(self, items: list[Item], h) -> None:
+        """Feed the names, types, modes and contents of ``items`` to the hash ``h`` (the build
+        cache key of a COPY/ADD)."""
+        for it in items:
+            h.update(b"\0item\0" + it.name.encode("utf-8", "surrogateescape"))
+            if it.data is not None:
+                h.update(b"data" + str(it.mode).encode() + it.data)
+                continue
+            if it.url is not None:
+                h.update(b"url" + it.url.encode())
+                continue
+            self._sum_tree(it.path, it.rel, "", h)
+
+    def _sum_tree(self, host: str, rel: str, sub: str, h) -> None:
+        st = os.lstat(host)
+        owner = f"{st.st_uid}:{st.st_gid}" if self.preserve_owner else ""
+        h.update(f"\0{sub}\0{st.st_mode:o}{owner}".encode("utf-8", "surrogateescape"))
+        if _stat.S_ISREG(st.st_mode):
+            with open(host, "rb") as f:
+                while True:
+                    b = f.read(1 << 20)
+                    if not b:
+                        break
+                    h.update(b)
+        elif _stat.S_ISLNK(st.st_mode):
+            h.update(os.readlink(host).encode("utf-8", "surrogateescape"))
+        elif _stat.S_ISDIR(st.st_mode):
+            for n in sorted(os.listdir(host)):
+                r = f"{rel}/{n}".lstrip("/")
+                if self.excluded(r) and not (self.ignore.may_include_below(r) and os.path.isdir(os.path.join(host, n))):
+                    continue
+                self._sum_tree(os.path.join(host, n), r, f"{sub}/{n}", h)
+
+
+class CopyOptions:
+    __slots__ = ("chown", "chmod", "extract", "workdir")
+
+    def __init__(self, chown: tuple[int, int] | None = None, chmod: int | None = None, extract: bool = False,
+                 workdir: str = "/"):
+        self.chown = chown
+        self.chmod = chmod
+        self.extract = extract
+        self.workdir = workdir or "/"
+
+
+def parse_chmod(text: str) -> int:
+    try:
+        v = int(text, 8)
+    except ValueError:
+        raise BuildError(f"invalid --chmod {text!r}: want an octal mode such as 755") from None
+    if v > 0o7777:
+        raise BuildError(f"invalid --chmod {text!r}: want an octal mode such as 755")
+    return v
+
+
+def copy(rootfs: str, source: Source, items: list[Item], dest: str, o: CopyOptions, several: bool = False) -> None:
+    """Copy ``items`` into the tree at ``rootfs`` at ``dest`` (see the module doc)."""
+    if not dest.startswith("/"):
+        dest = os.path.join(o.workdir, dest)
+    dir_mode = dest.endswith("/") or dest.endswith("/.") or several or len(items) > 1
+    dest_host = resolve_in_root(rootfs, dest)
+    if not dir_mode and os.path.isdir(dest_host):
+        dir_mode = True
+    w = _Writer(rootfs, source, o)
+    for it in items:
+        if it.data is not None:  # a heredoc
+            target = os.path.join(dest_host, it.name) if dir_mode else dest_host
+            w.make_parents(target)
+            w.write_bytes(target, it.data, it.mode)
+            continue
+        if it.url is not None:
+            target = dest_host
+            if dir_mode:
+                target = os.path.join(dest_host, _url_name(it.url))
+            w.make_parents(target)
+            w.download(it.url, target)
+            continue
+        st = os.stat(it.path)
+        if _stat.S_ISDIR(st.st_mode):
+            w.make_dir_at(dest_host, None)
+            w.copy_children(it.path, it.rel, dest_host)
+        elif o.extract and _stat.S_ISREG(st.st_mode) and _is_archive(it.path):
+            w.make_dir_at(dest_host, None)
+            w.extract(it.path, dest_host)
+        else:
+            target = os.path.join(dest_host, it.name) if dir_mode else dest_host
+            w.make_parents(target)
+            w.copy_entry(it.path, target, follow=True)
+
+
+def _url_name(url: str) -> str:
+    from urllib.parse import urlparse
+
+    name = os.path.basename(urlparse(url).path.rstrip("/"))
+    return name or "download"
+
+
+def _is_archive(path: str) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00" or head[:4] == b"\x28\xb5\x2f\xfd":
+        return True
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+class _Writer:
+    def __init__(self, rootfs: str, source: Source, o: CopyOptions):
+        self.rootfs = rootfs
+        self.source = source
+        self.o = o
+        self.links: dict[tuple[int, int], str] = {}
+
+    def owner(self, st) -> tuple[int, int]:
+        if self.o.chown is not None:
+            return self.o.chown
+        if self.source.preserve_owner:
+            return st.st_uid, st.st_gid
+        return 0, 0
+
+    def make_parents(self, target: str) -> None:
+        parent = os.path.dirname(target)
+        if not os.path.isdir(parent):
+            self.make_dir_at(parent, None)
+
+    def make_dir_at(self, path: str, st) -> None:
+        """Make directory ``path`` (and its parents) if missing; parents 0755 root."""
+        if os.path.isdir(path):
+            return
+        rel = os.path.relpath(path, self.rootfs)
+        cur = self.rootfs
+        for comp in rel.split("/"):
+            if comp in ("", "."):
+                continue
+            nxt = resolve_in_root(self.rootfs, os.path.relpath(os.path.join(cur, comp), self.rootfs))
+            if not os.path.isdir(nxt):
+                if os.path.lexists(nxt):
+                    os.unlink(nxt)
+                os.mkdir(nxt, 0o755)
+                os.chmod(nxt, 0o755)
+                if self.o.chown is not None:
+                    os.lchown(nxt, *self.o.chown)
+            cur = nxt
+
+    def _meta(self, target: str, st, is_link: bool = False) -> None:
+        uid, gid = self.owner(st)
+        os.lchown(target, uid, gid)
+        if not is_link:
+            mode = _stat.S_IMODE(st.st_mode)
+            if self.o.chmod is not None:
+                mode = self.o.chmod
+            os.chmod(target, mode)
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=not is_link)
+
+    def _clear(self, target: str, want_dir: bool) -> None:
+        try:
+            st = os.lstat(target)
+        except FileNotFoundError:
+            return
+        if _stat.S_ISDIR(st.st_mode):
+            if want_dir:
+                return
+            raise BuildError(f"cannot copy a file over the directory {os.path.relpath(target, self.rootfs)}")
+        os.unlink(target)
+
+    def copy_entry(self, src: str, target: str, follow: bool = False) -> None:
+        st = os.stat(src) if follow else os.lstat(src)
+        mode = st.st_mode
+        if _stat.S_ISDIR(mode):
+            self._clear(target, True)
+            if not os.path.isdir(target):
+                os.mkdir(target, 0o700)
+            self.copy_children(src, None, target)
+            self._meta(target, st)
+            return
+        self._clear(target, False)
+        if _stat.S_ISLNK(mode):
+            os.symlink(os.readlink(src), target)
+            self._meta(target, st, is_link=True)
+            return
+        if _stat.S_ISREG(mode):
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and key in self.links:
+                os.link(self.links[key], target)
+                return
+            _copy_file(src, target)
+            if st.st_nlink > 1:
+                self.links[key] = target
+        elif _stat.S_ISFIFO(mode):
+            os.mkfifo(target, 0o600)
+        elif _stat.S_ISCHR(mode) or _stat.S_ISBLK(mode):
+            os.mknod(target, mode, st.st_rdev)
+        else:
+            return  # sockets are not copied
+        self._meta(target, st)
+
+    def copy_children(self, src_dir: str, rel: str | None, target_dir: str) -> None:
+        for n in sorted(os.listdir(src_dir)):
+            r = f"{rel}/{n}".lstrip("/") if rel is not None else None
+            s = os.path.join(src_dir, n)
+            if r is not None and self.source.excluded(r):
+                if os.path.isdir(s) and not os.path.islink(s) and self.source.ignore.may_include_below(r):
+                    t = os.path.join(target_dir, n)
+                    self._copy_dir_filtered(s, r, t)
+                continue
+            if r is not None and os.path.isdir(s) and not os.path.islink(s):
+                self._copy_dir_filtered(s, r, os.path.join(target_dir, n))
+                continue
+            self.copy_entry(s, os.path.join(target_dir, n))
+
+    def _copy_dir_filtered(self, src: str, rel: str, target: str) -> None:
+        st = os.lstat(src)
+        self._clear(target, True)
+        if not os.path.isdir(target):
+            os.mkdir(target, 0o700)
+        self.copy_children(src, rel, target)
+        self._meta(target, st)
+
+    def write_bytes(self, target: str, data: bytes, mode: int | None) -> None:
+        self._clear(target, False)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        uid, gid = self.o.chown if self.o.chown is not None else (0, 0)
+        os.lchown(target, uid, gid)
+        os.chmod(target, self.o.chmod if self.o.chmod is not None else (mode if mode is not None else 0o644))
+
+    def extract(self, archive: str, dest: str) -> None:
+        from ..layer import stream as _stream
+        from ..layer.apply import apply_layer
+
+        with open(archive, "rb") as f:
+            comp = _detect(f)
+            if comp == "bz2":
+                import bz2
+
+                src = bz2.open(f)
+            elif comp == "xz":
+                import lzma
+
+                src = lzma.open(f)
+            else:
+                src = _stream.open_decompressed(f, comp) if comp else f
+            try:
+                apply_layer(src, dest, chown=True)
+            except BuildError:
+                raise
+            except Exception as e:  # a malformed archive is the user's input: one line
+                raise BuildError(f"ADD {os.path.basename(archive)}: cannot extract: {e}") from None
+        if self.o.chown is not None:
+            for root, dirs, files in os.walk(dest):
+                for n in dirs + files:
+                    os.lchown(os.path.join(root, n), *self.o.chown)
+
+    def download(self, url: str, target: str) -> None:
+        import email.utils
+        import urllib.request
+
+        self._clear(target, False)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r, open(target, "wb") as f:
+                while True:
+                    b = r.read(1 << 20)
+                    if not b:
+                        break
+                    f.write(b)
+                lm = r.headers.get("Last-Modified")
+        except OSError as e:
+            raise BuildError(f"ADD {url}: {getattr(e, 'reason', None) or e}") from None
+        uid, gid = self.o.chown if self.o.chown is not None else (0, 0)
+        os.lchown(target, uid, gid)
+        os.chmod(target, self.o.chmod if self.o.chmod is not None else 0o600)
+        if lm:
+            try:
+                t = email.utils.parsedate_to_datetime(lm).timestamp()
+                os.utime(target, (t, t))
+            except (TypeError, ValueError):
+                pass
+
+
+def _detect(f) -> str | None:
+    head = f.read(6)
+    f.seek(0)
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    if head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
+        return "bz2" if head[:3] == b"BZh" else "xz"
+    return None
+
+
+def _copy_file(src: str, dst: str) -> None:
+    sfd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            size = os.fstat(sfd).st_size
+            done = 0
+            use_cfr = hasattr(os, "copy_file_range")
+            while done < size:
+                n = 0
+                if use_cfr:
+                    try:
+                        n = os.copy_file_range(sfd, dfd, size - done)
+                    except OSError as e:
+                        if e.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                            raise
+                        use_cfr = False
+                        continue
+                else:
+                    n = os.sendfile(dfd, sfd, None, size - done)
+                if n == 0:
+                    break
+                done += n
+        finally:
+            os.close(dfd)
+    finally:
+        os.close(sfd)

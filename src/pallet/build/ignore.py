@@ -1,0 +1,127 @@
+""".dockerignore / .containerignore patterns, as Docker's pattern matcher reads them.
+
+One pattern a line; ``#`` lines are comments; ``!`` re-includes; patterns are cleaned like
+Go's ``filepath.Clean`` and a leading ``/`` is dropped; ``*`` and ``?`` do not cross ``/``,
+``**`` matches any number of directories; a path is excluded when it or one of its parent
+directories matches (the last matching pattern decides).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+
+
+def _clean(p: str) -> str:
+    p = posixpath.normpath(p)
+    if p.startswith("//"):
+        p = p[1:]
+    return p
+
+
+def _regex(pattern: str) -> re.Pattern:
+    out = ["^"]
+    i = 0
+    n = len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            if i + 1 < n and pattern[i + 1] == "*":
+                i += 1
+                if i + 1 < n and pattern[i + 1] == "/":  # **/ : zero or more directories
+                    i += 1
+                    out.append("(.*/)?")
+                else:
+                    out.append(".*")
+            else:
+                out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif c == "[":
+            end = pattern.find("]", i + 1)
+            if end < 0:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1:end]
+                if body.startswith("^") or body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    out.append("$")
+    return re.compile("".join(out))
+
+
+class IgnoreRules:
+    def __init__(self, lines: list[str]):
+        self.patterns: list[tuple[re.Pattern, bool, str]] = []
+        for line in lines:
+            p = line.strip()
+            if not p or p.startswith("#"):
+                continue
+            exclusion = p.startswith("!")
+            if exclusion:
+                p = p[1:].strip()
+            if not p:
+                continue
+            p = _clean(p)
+            if len(p) > 1 and p.startswith("/"):
+                p = p[1:]
+            self.patterns.append((_regex(p), exclusion, p))
+        self.has_exclusions = any(e for _, e, _ in self.patterns)
+
+    @classmethod
+    def load(cls, context: str, dockerfile: str | None = None) -> "IgnoreRules":
+        """The rules for a build: ``<Dockerfile>.dockerignore`` next to it, else the context's
+        ``.containerignore``, else its ``.dockerignore``."""
+        cands = []
+        if dockerfile:
+            cands += [dockerfile + ".containerignore", dockerfile + ".dockerignore"]
+        cands += [os.path.join(context, ".containerignore"), os.path.join(context, ".dockerignore")]
+        for c in cands:
+            try:
+                with open(c, encoding="utf-8", errors="surrogateescape") as f:
+                    return cls(f.read().splitlines())
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+        return cls([])
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def excluded(self, rel: str) -> bool:
+        """Is ``rel`` (a path relative to the context, ``/``-separated) excluded?"""
+        if not self.patterns:
+            return False
+        rel = _clean(rel).lstrip("/")
+        if rel in (".", ""):
+            return False
+        parents = []
+        p = rel
+        while "/" in p:
+            p = p.rsplit("/", 1)[0]
+            parents.append(p)
+        matched = False
+        for rx, exclusion, _ in self.patterns:
+            if matched != exclusion:  # only a pattern that could change the answer is tried
+                continue
+            hit = rx.match(rel) is not None or any(rx.match(q) for q in parents)
+            if hit:
+                matched = not exclusion
+        return matched
+
+    def may_include_below(self, rel: str) -> bool:
+        """Could something below the excluded directory ``rel`` be re-included by a ``!`` rule?"""
+        if not self.has_exclusions:
+            return False
+        rel = _clean(rel).lstrip("/")
+        for _, exclusion, pat in self.patterns:
+            if exclusion and (pat.startswith(rel + "/") or "*" in pat or "?" in pat or "[" in pat):
+                return True
+        return False

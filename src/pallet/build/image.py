@@ -1,0 +1,136 @@
+"""Image configs as a build changes them, and writing a built image into the store.
+
+A pending config is a plain dict in the OCI image-config layout (with Docker's extra
+``Healthcheck``, ``OnBuild`` and ``Shell`` fields kept, as Docker documents them); it lives in
+a working container's metadata between ``builder`` commands and in memory during a build.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import json
+import time
+
+from ..errors import BuildError
+
+OCI = "oci"
+DOCKER = "docker"
+
+#: the order Go's structs give the fields (so configs look like the other tools')
+_CONFIG_ORDER = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Healthcheck", "ArgsEscaped", "Volumes",
+                 "WorkingDir", "Labels", "StopSignal", "OnBuild", "Shell")
+_TOP_ORDER = ("created", "author", "architecture", "os", "os.version", "os.features", "variant", "config",
+              "rootfs", "history")
+
+
+def host_platform() -> tuple[str, str, str]:
+    from ..oci.platform import host
+
+    p = host()
+    return p.os, p.architecture, p.variant or ""
+
+
+def empty_config() -> dict:
+    os_, arch, variant = host_platform()
+    doc = {"architecture": arch, "os": os_, "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+    if variant:
+        doc["variant"] = variant
+    return doc
+
+
+def load_config(store, image_rec: dict | None) -> dict:
+    """The config of a stored image as a dict to change (a fresh one for scratch)."""
+    if image_rec is None:
+        return empty_config()
+    with store.open_blob(image_rec["config"]) as f:
+        doc = json.loads(f.read())
+    doc.setdefault("config", {})
+    if doc["config"] is None:
+        doc["config"] = {}
+    doc.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+    doc.setdefault("history", [])
+    doc.pop("container_config", None)
+    doc.pop("container", None)
+    doc.pop("docker_version", None)
+    return doc
+
+
+def timestamp(value: int | None) -> str:
+    t = time.time() if value is None else value
+    frac = "" if value is not None else ".%09d" % int((t % 1) * 1e9)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(t))) + frac + "Z"
+
+
+def set_env(cfg: dict, key: str, value: str) -> None:
+    env = cfg.setdefault("Env", [])
+    for i, e in enumerate(env):
+        if e.partition("=")[0] == key:
+            env[i] = f"{key}={value}"
+            return
+    env.append(f"{key}={value}")
+
+
+def env_dict(cfg: dict) -> dict:
+    out = {}
+    for e in cfg.get("Env") or []:
+        k, _, v = e.partition("=")
+        out[k] = v
+    return out
+
+
+def ordered(doc: dict) -> dict:
+    """``doc`` with its keys in Go's field order (unknown keys kept, after)."""
+    cfg = doc.get("config") or {}
+    c2 = {k: cfg[k] for k in _CONFIG_ORDER if k in cfg and cfg[k] not in (None, {}, [])}
+    for k, v in cfg.items():
+        if k not in c2 and k not in _CONFIG_ORDER:
+            c2[k] = v
+    out = {}
+    for k in _TOP_ORDER:
+        if k == "config":
+            out["config"] = c2
+        elif k in doc and doc[k] not in (None, ""):
+            out[k] = doc[k]
+    for k, v in doc.items():
+        if k not in out and k not in _TOP_ORDER:
+            out[k] = v
+    return out
+
+
+def write_image(store, doc: dict, layer_ids: list[str], fmt: str = OCI, names: list[str] = (),
+                annotations: dict | None = None) -> dict:
+    """Store an image made of ``layer_ids`` (base first, all in the store) with config ``doc``;
+    ``names`` are qualified as podman does. Returns the image record."""
+    from ..oci import mediatype as mt
+    from ..oci.descriptor import Descriptor
+    from ..oci.digest import of_bytes
+    from ..oci.manifest import Manifest, dumps
+    from ..storage.names import qualify
+
+    if fmt not in (OCI, DOCKER):
+        raise BuildError(f"unknown image format {fmt!r}: want oci or docker")
+    with store.read() as st:
+        recs = [dict(st.layers[lid]) for lid in layer_ids]
+    doc = _copy.deepcopy(doc)
+    doc.setdefault("rootfs", {})["type"] = "layers"
+    doc["rootfs"]["diff_ids"] = [r["diff_id"] for r in recs]
+    if fmt == OCI:
+        cfg = doc.get("config") or {}
+        # OCI configs have no place for these; buildah drops them (Docker keeps them)
+        for k in ("Healthcheck", "OnBuild", "Shell"):
+            cfg.pop(k, None)
+    config = dumps(ordered(doc))
+    config_digest = of_bytes(config)
+    layers = []
+    for r in recs:
+        comp = mt.layer_compression(r.get("media_type") or "") if r.get("media_type") else "gzip"
+        layers.append(Descriptor(mt.layer_type("docker" if fmt == DOCKER else "oci", comp), r["blob"],
+                                 r["blob_size"]))
+    if fmt == DOCKER:
+        m = Manifest.build(mt.DOCKER_V2S2, Descriptor(mt.DOCKER_CONFIG, config_digest, len(config)), layers)
+    else:
+        m = Manifest.build(mt.OCI_MANIFEST, Descriptor(mt.OCI_CONFIG, config_digest, len(config)), layers,
+                           annotations=annotations or None)
+    qualified = [str(qualify(n)) for n in names]
+    return store.add_image(config=config, config_digest=config_digest, manifest=m.raw, manifest_digest=m.digest,
+                           media_type=m.media_type, layers=list(layer_ids), names=qualified)

@@ -1,0 +1,219 @@
+"""RUN: a command in a working container through an OCI runtime's command line.
+
+We write the bundle's ``config.json`` ourselves (the working container's mount is the root,
+host network unless ``network="none"``, ``/etc/hosts`` and ``/etc/resolv.conf`` bound read-only
+from temp files so they never land in a layer) and call ``RUNTIME run --bundle DIR ID``,
+whose exit status is the command's. Mount points the runtime had to create in the root (a
+volume's target, ``/etc/hosts`` in an image without one) are removed afterwards, so they do
+not end up in the layer either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from ..errors import BuildError
+from ._paths import resolve_in_root
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+#: buildah's default capabilities (containers.conf)
+CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE",
+        "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"]
+
+MASKED = ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+          "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/fs/selinux",
+          "/sys/dev/block"]
+READONLY = ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+_runtime_cache: dict[str, str] = {}
+
+
+def default_runtime() -> str:
+    """pallet-runtime when its console script is installed and answers, else runc."""
+    if "default" in _runtime_cache:
+        return _runtime_cache["default"]
+    env = os.environ.get("PALLET_BUILD_RUNTIME")
+    choice = env or "runc"
+    if not env:
+        exe = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
+        if os.path.exists(exe):
+            try:
+                p = subprocess.run([exe, "features"], capture_output=True, timeout=10)
+                if p.returncode == 0 and p.stdout.strip().startswith(b"{"):
+                    choice = exe
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+    _runtime_cache["default"] = choice
+    return choice
+
+
+def runtime_path(name: str | None) -> str:
+    name = name or default_runtime()
+    if "/" in name:
+        if not os.access(name, os.X_OK):
+            raise BuildError(f"the runtime {name} is not an executable file")
+        return name
+    if name == "pallet-runtime":
+        exe = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
+        if os.path.exists(exe):
+            return exe
+    found = shutil.which(name)
+    if not found:
+        raise BuildError(f"the OCI runtime {name!r} is not installed (use --runtime NAME|PATH)")
+    return found
+
+
+class RunOptions:
+    __slots__ = ("env", "cwd", "user", "network", "mounts", "hostname", "runtime", "state_root", "stdin",
+                 "stdout", "stderr")
+
+    def __init__(self, *, env: list[str] | None = None, cwd: str = "/", user: tuple = (0, 0, []),
+                 network: str = "host", mounts: list[dict] | None = None, hostname: str = "",
+                 runtime: str | None = None, state_root: str | None = None, stdin=None, stdout=None, stderr=None):
+        self.env = list(env or [])
+        self.cwd = cwd or "/"
+        self.user = user
+        self.network = network or "host"
+        self.mounts = list(mounts or [])
+        self.hostname = hostname
+        self.runtime = runtime
+        self.state_root = state_root
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+def spec(rootfs: str, argv: list[str], o: RunOptions, hosts: str, resolv: str) -> dict:
+    uid, gid, extra = o.user
+    env = list(o.env)
+    if not any(e.startswith("PATH=") for e in env):
+        env.insert(0, "PATH=" + DEFAULT_PATH)
+    if o.hostname and not any(e.startswith("HOSTNAME=") for e in env):
+        env.append("HOSTNAME=" + o.hostname)
+    caps = CAPS if uid == 0 else []
+    host_net = o.network == "host"
+    mounts = [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        ({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+         if host_net else
+         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        {"destination": "/etc/hosts", "type": "bind", "source": hosts, "options": ["rbind", "ro"]},
+        {"destination": "/etc/resolv.conf", "type": "bind", "source": resolv, "options": ["rbind", "ro"]},
+    ]
+    mounts += o.mounts
+    namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
+    if not host_net:
+        namespaces.append({"type": "network"})
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {"uid": uid, "gid": gid, **({"additionalGids": extra} if extra else {})},
+            "args": list(argv),
+            "env": env,
+            "cwd": o.cwd,
+            "capabilities": {"bounding": CAPS, "effective": caps, "permitted": caps},
+            "noNewPrivileges": False,
+        },
+        "root": {"path": rootfs, "readonly": False},
+        "hostname": o.hostname or "pallet",
+        "mounts": mounts,
+        "linux": {"namespaces": namespaces, "maskedPaths": MASKED, "readonlyPaths": READONLY},
+    }
+
+
+def _hosts_file(path: str, hostname: str, host_net: bool) -> None:
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    if host_net:
+        try:
+            with open("/etc/hosts") as f:
+                lines = [line.rstrip("\n") for line in f]
+        except OSError:
+            pass
+    lines.append(f"127.0.1.1\t{hostname}")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def _resolv_file(path: str, host_net: bool) -> None:
+    text = ""
+    if host_net:
+        try:
+            with open("/etc/resolv.conf") as f:
+                text = f.read()
+        except OSError:
+            text = ""
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
+    """Run ``argv`` with ``rootfs`` as its root; returns its exit status."""
+    if not argv:
+        raise BuildError("nothing to run: no command given")
+    runtime = runtime_path(o.runtime)
+    bundle = os.path.join(scratch_dir, "bundle-" + os.urandom(4).hex())
+    os.makedirs(bundle, 0o700)
+    cid = "pallet-build-" + os.urandom(8).hex()
+    try:
+        hosts = os.path.join(bundle, "hosts")
+        resolv = os.path.join(bundle, "resolv.conf")
+        _hosts_file(hosts, o.hostname or "pallet", o.network == "host")
+        _resolv_file(resolv, o.network == "host")
+        doc = spec(rootfs, argv, o, hosts, resolv)
+        created = _missing_mountpoints(rootfs, doc["mounts"])
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(doc, f)
+        cmd = [runtime]
+        if o.state_root:
+            os.makedirs(o.state_root, 0o700, exist_ok=True)
+            cmd += ["--root", o.state_root]
+        try:
+            p = subprocess.run(cmd + ["run", "--bundle", bundle, cid], cwd=bundle,
+                               stdin=o.stdin if o.stdin is not None else subprocess.DEVNULL,
+                               stdout=o.stdout, stderr=o.stderr)
+        except OSError as e:
+            raise BuildError(f"starting the runtime {runtime}: {e.strerror}") from None
+        finally:
+            subprocess.run(cmd + ["delete", "--force", cid], capture_output=True)
+            _remove_created(created)
+        return p.returncode
+    finally:
+        shutil.rmtree(bundle, ignore_errors=True)
+
+
+def _missing_mountpoints(rootfs: str, mounts: list[dict]) -> list[str]:
+    """Host paths (deepest last) the runtime will create in the root for these mounts."""
+    out: list[str] = []
+    for m in mounts:
+        dest = m["destination"]
+        parts = [p for p in dest.split("/") if p]
+        for i in range(1, len(parts) + 1):
+            host = resolve_in_root(rootfs, "/" + "/".join(parts[:i]))
+            if not os.path.lexists(host):
+                if host not in out:
+                    out.append(host)
+    return out
+
+
+def _remove_created(paths: list[str]) -> None:
+    for host in sorted(paths, key=len, reverse=True):
+        try:
+            if os.path.isdir(host) and not os.path.islink(host):
+                os.rmdir(host)
+            elif os.path.lexists(host) and os.path.getsize(host) == 0:
+                os.unlink(host)
+        except OSError:
+            pass

@@ -1,0 +1,307 @@
+"""Working containers: buildah's primitives (from, mount, run, copy, config, commit, rm).
+
+A working container is a store container of kind ``builder``; its pending image config and
+what it was made from live in the record's ``metadata["builder"]``, so each ``pallet builder``
+command is a separate process that picks up where the last one left off.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import os
+
+from ..errors import BuildError, NotFound
+from . import image as _image
+
+KIND = "builder"
+
+
+def ensure_image(store, text: str, policy: str = "missing", ctx=None, out=None) -> dict:
+    """The stored image ``text`` names, pulled first as ``policy`` says (missing, always, never)."""
+    from ..storage.store import ImageUnknown
+
+    if policy not in ("missing", "always", "never", "newer", "ifmissing", "ifnewer", "true", "false"):
+        raise BuildError(f"invalid pull policy {policy!r}: want missing, always or never")
+    policy = {"ifmissing": "missing", "newer": "always", "ifnewer": "always", "true": "always",
+              "false": "missing"}.get(policy, policy)
+    if policy != "always":
+        try:
+            return store.image(text)
+        except ImageUnknown:
+            if policy == "never":
+                raise BuildError(f"{text}: image not known, and the pull policy is never") from None
+    from ..storage import ops
+    from ..transports.base import SystemContext
+    from ..transports.copy import CopyOptions, Progress
+
+    if ctx is None:
+        ctx = SystemContext()
+    if out is not None:
+        out(f"Resolving and pulling {text}")
+    try:
+        return ops.pull(store, text, ctx, CopyOptions(progress=Progress(None)))[0]
+    except NotFound:
+        raise
+    except BuildError:
+        raise
+    except Exception as e:
+        from ..errors import PalletError
+
+        if isinstance(e, PalletError):
+            raise BuildError(f"pulling {text}: {e}") from None
+        raise
+
+
+def _container_name(store, image_text: str | None) -> str:
+    if image_text is None:
+        base = "working-container"
+    else:
+        short = image_text.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+        base = f"{short}-working-container"
+    taken = {n for c in store.containers() for n in c["names"]}
+    if base not in taken:
+        return base
+    i = 1
+    while f"{base}-{i}" in taken:
+        i += 1
+    return f"{base}-{i}"
+
+
+class Builder:
+    def __init__(self, store, rec: dict):
+        self.store = store
+        self.rec = rec
+
+    # -- making and finding --------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, store, image_text: str | None, *, name: str | None = None, pull: str = "missing",
+               ctx=None, image_rec: dict | None = None, config: dict | None = None) -> "Builder":
+        """A working container on ``image_text`` (None or ``scratch``: on nothing)."""
+        if image_text == "scratch":
+            image_text = None
+        if image_rec is None and image_text is not None:
+            image_rec = ensure_image(store, image_text, pull, ctx)
+        doc = config if config is not None else _image.load_config(store, image_rec)
+        meta = {"builder": {"from": image_text or "scratch", "image_id": image_rec["id"] if image_rec else None,
+                            "config": doc, "created_by": None, "annotations": {}}}
+        name = name or _container_name(store, image_text)
+        rec = store.create_container(image_rec["id"] if image_rec else None, name, KIND, meta)
+        return cls(store, rec)
+
+    @classmethod
+    def get(cls, store, text: str) -> "Builder":
+        rec = store.container(text)
+        if rec.get("kind") != KIND:
+            raise BuildError(f"{text} is not a working container (pallet builder containers lists them)")
+        return cls(store, rec)
+
+    @classmethod
+    def all(cls, store) -> list["Builder"]:
+        return [cls(store, c) for c in store.containers() if c.get("kind") == KIND]
+
+    # -- accessors -----------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self.rec["id"]
+
+    @property
+    def name(self) -> str:
+        return self.rec["names"][0] if self.rec["names"] else self.rec["id"][:12]
+
+    @property
+    def meta(self) -> dict:
+        return self.rec["metadata"]["builder"]
+
+    @property
+    def config(self) -> dict:
+        """The pending image config (the whole document; ``config["config"]`` is the runtime part)."""
+        return self.meta["config"]
+
+    def save(self) -> None:
+        self.rec = self.store.update_container(self.id, metadata=self.rec["metadata"])
+
+    # -- mounts --------------------------------------------------------------------------------
+
+    def mount(self) -> str:
+        return self.store.mount_container(self.id)
+
+    def umount(self, force: bool = False) -> None:
+        self.store.umount_container(self.id, force=force)
+
+    def mountpoint(self) -> str | None:
+        return self.store.container_mountpoint(self.id)
+
+    # -- run -----------------------------------------------------------------------------------
+
+    def run(self, argv: list[str], *, env: list[str] = (), user: str | None = None, workdir: str | None = None,
+            network: str = "host", volumes: list[str] = (), mounts: list[dict] = (), runtime: str | None = None,
+            stdout=None, stderr=None) -> int:
+        """Run ``argv`` in the container (its config's Env, User, WorkingDir unless overridden)."""
+        from . import run as _run
+        from ._paths import lookup_user, resolve_in_root
+
+        cfg = self.config.get("config") or {}
+        if network not in ("host", "none"):
+            raise BuildError(f"invalid network {network!r}: want none or host")
+        root = self.mount()
+        try:
+            envd = _image.env_dict(cfg)
+            for e in env:
+                k, sep, v = e.partition("=")
+                if not sep:
+                    v = os.environ.get(k, "")
+                envd[k] = v
+            cwd = workdir or cfg.get("WorkingDir") or "/"
+            host_cwd = resolve_in_root(root, cwd)
+            if not os.path.isdir(host_cwd):
+                os.makedirs(host_cwd, 0o755, exist_ok=True)
+            uid, gid, extra = lookup_user(root, user if user is not None else (cfg.get("User") or ""))
+            all_mounts = [parse_volume(v) for v in volumes] + list(mounts)
+            o = _run.RunOptions(env=[f"{k}={v}" for k, v in envd.items()], cwd=cwd, user=(uid, gid, extra),
+                                network=network, mounts=all_mounts, hostname=self.id[:12], runtime=runtime,
+                                state_root=os.path.join(self.store.runroot, "build-runtime"),
+                                stdout=stdout, stderr=stderr)
+            with self.store.staging() as scratch:
+                return _run.run(root, argv, o, scratch)
+        finally:
+            self.umount()
+
+    # -- copy ----------------------------------------------------------------------------------
+
+    def copy(self, sources: list[str], dest: str, *, add: bool = False, chown: str | None = None,
+             chmod: str | None = None, from_: str | None = None, context: str | None = None,
+             ignore=None, pull: str = "missing", ctx=None) -> None:
+        """``builder copy``/``add``: host paths (or, with ``from_``, paths in another working
+        container or image) into the container."""
+        from . import copy as _copy_mod
+        from ._paths import lookup_chown
+
+        root = self.mount()
+        other = None
+        try:
+            cfg = self.config.get("config") or {}
+            opts = _copy_mod.CopyOptions(chown=lookup_chown(root, chown) if chown else None,
+                                         chmod=_copy_mod.parse_chmod(chmod) if chmod else None, extract=add,
+                                         workdir=cfg.get("WorkingDir") or "/")
+            if from_:
+                other = _FromMount(self.store, from_, pull, ctx)
+                src = _copy_mod.Source(other.path, preserve_owner=True, what=from_)
+                items = [it for s in sources for it in src.match(s)]
+            else:
+                items = []
+                for s in sources:
+                    if add and s.startswith(("http://", "https://")):
+                        items.append(_copy_mod.Item(None, s, "", url=s))
+                        continue
+                    path = os.path.abspath(os.path.join(context or os.getcwd(), s))
+                    if not os.path.lexists(path):
+                        raise BuildError(f"{s}: no such file or directory")
+                    src = _copy_mod.Source(os.path.dirname(path), ignore=None)
+                    items += src.match(os.path.basename(path))
+                src = _copy_mod.Source("/")
+            _copy_mod.copy(root, src, items, dest, opts, several=len(sources) > 1)
+        finally:
+            if other is not None:
+                other.close()
+            self.umount()
+
+    # -- commit --------------------------------------------------------------------------------
+
+    def commit(self, names: list[str], *, fmt: str = "oci", squash: bool = False, timestamp: int | None = None,
+               created_by: str | None = None, rm: bool = False, annotations: dict | None = None,
+               history_comment: str | None = None) -> dict:
+        """Make an image of the container: its changes as one new layer on its image's layers."""
+        from ..layer.create import epoch_from_env
+
+        epoch = timestamp if timestamp is not None else epoch_from_env()
+        created = _image.timestamp(epoch)
+        store = self.store
+        base = store.image(self.meta["image_id"]) if self.meta["image_id"] else None
+        base_layers = list(base["layers"]) if base else []
+        doc = _copy.deepcopy(self.config)
+        layer = commit_layer(store, self, base, epoch, squash)
+        layers = [layer["id"]] if squash else base_layers + [layer["id"]]
+        doc["created"] = created
+        if squash:
+            doc["history"] = []
+        entry = {"created": created, "created_by": created_by or self.meta.get("created_by") or "/bin/sh"}
+        if history_comment:
+            entry["comment"] = history_comment
+        doc.setdefault("history", []).append(entry)
+        ann = dict(self.meta.get("annotations") or {})
+        ann.update(annotations or {})
+        rec = _image.write_image(store, doc, layers, fmt, names, ann)
+        if rm:
+            self.remove()
+        return rec
+
+    def remove(self) -> None:
+        self.store.remove_container(self.id)
+
+
+def commit_layer(store, b: Builder, base: dict | None, epoch: int | None, squash: bool = False) -> dict:
+    """The container's changes (or, squashed, its whole tree) as a layer in the store."""
+    from ..layer.create import tar_changes, tar_directory, tar_overlay_upper
+
+    top = base["top_layer"] if base else None
+    if squash:
+        root = b.mount()
+        try:
+            with tar_directory(root, epoch=epoch) as stream:
+                return store.add_layer_from_tar(stream, parent=None)
+        finally:
+            b.umount()
+    diff = store.container_diff_dir(b.id)
+    if store.driver.name == "overlay":
+        stream = tar_overlay_upper(diff, epoch=epoch)
+    else:
+        old = store.driver.layer_dir(top) if top else None
+        if old is None:
+            stream = tar_directory(diff, epoch=epoch)
+        else:
+            stream = tar_changes(old, diff, epoch=epoch)
+    with stream:
+        return store.add_layer_from_tar(stream, parent=top)
+
+
+class _FromMount:
+    """A read-only view of another working container or an image, for ``copy --from``."""
+
+    def __init__(self, store, text: str, pull: str, ctx):
+        self.store = store
+        self.kind = None
+        try:
+            c = store.container(text)
+            self.kind, self.key = "container", c["id"]
+            self.path = store.mount_container(c["id"])
+            return
+        except NotFound:
+            pass
+        img = ensure_image(store, text, pull, ctx)
+        self.kind, self.key = "image", img["id"]
+        self.path = store.mount_image(img["id"])
+
+    def close(self) -> None:
+        if self.kind == "container":
+            self.store.umount_container(self.key)
+        elif self.kind == "image":
+            self.store.umount_image(self.key)
+        self.kind = None
+
+
+def parse_volume(text: str) -> dict:
+    """``-v HOST:CONTAINER[:OPTIONS]`` as an OCI bind mount (options: ro, rw, z, Z, ...)."""
+    parts = text.split(":")
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise BuildError(f"invalid volume {text!r}: want HOST-DIR:CONTAINER-DIR[:OPTIONS]")
+    src, dest = parts[0], parts[1]
+    opts = parts[2].split(",") if len(parts) > 2 and parts[2] else []
+    if not os.path.isabs(dest):
+        raise BuildError(f"invalid volume {text!r}: the container path must be absolute")
+    if not os.path.exists(src):
+        raise BuildError(f"invalid volume {text!r}: {src} does not exist")
+    mo = ["rbind"]
+    mo.append("ro" if "ro" in opts else "rw")
+    return {"destination": dest, "type": "bind", "source": os.path.abspath(src), "options": mo}

@@ -1,0 +1,495 @@
+"""``pallet build`` / ``pallet bud`` (a Dockerfile build) and ``pallet builder ...`` (buildah's
+working-container verbs: from, mount, umount, run, copy, add, config, commit, containers, rm).
+
+Exit codes follow buildah/podman: 125 when pallet fails; a RUN that fails exits with the
+command's own status.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import common
+
+BUILD_EXIT = {"default": 125}
+
+VERBS = ("build", "bud", "builder")
+
+
+def _podman(p):
+    p.usage_exit = 125
+    p.set_defaults(exit_map=BUILD_EXIT, usage_exit=125)
+    return p
+
+
+def _store(args):
+    from .store import _store as s
+
+    return s(args)
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def register(sub, only: str | None = None) -> None:
+    for name in ("build", "bud"):
+        if only in (None, name):
+            _build_parser(sub, name)
+    if only in (None, "builder"):
+        _builder_group(sub)
+
+
+def _add_pull_flags(p) -> None:
+    p.add_argument("--pull", nargs="?", const="always", default="missing", metavar="POLICY",
+                   help="missing (default), always or never")
+    p.add_argument("--pull-always", action="store_const", const="always", dest="pull")
+    p.add_argument("--pull-never", action="store_const", const="never", dest="pull")
+    p.add_argument("--authfile", metavar="PATH")
+    common.add_registry_flags(p)
+
+
+def _build_parser(sub, name: str) -> None:
+    p = _podman(sub.add_parser(name, help="build an image from a Dockerfile/Containerfile"))
+    p.add_argument("context", nargs="?", default=".", metavar="CONTEXT")
+    p.add_argument("--file", "-f", metavar="FILE", help="the Dockerfile (default CONTEXT/Containerfile or Dockerfile)")
+    p.add_argument("--tag", "-t", action="append", default=[], metavar="NAME")
+    p.add_argument("--build-arg", action="append", default=[], metavar="NAME[=VALUE]")
+    p.add_argument("--target", metavar="STAGE")
+    p.add_argument("--layers", type=common.tls_verify_arg, nargs="?", const=True, default=True, metavar="BOOL",
+                   help="cache every step as a layer (default true)")
+    p.add_argument("--no-cache", action="store_true", help="do not use cached steps")
+    p.add_argument("--squash", action="store_true", help="squash the new layers into one")
+    p.add_argument("--squash-all", action="store_true", help="squash every layer, the base's too, into one")
+    p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=PATH")
+    p.add_argument("--volume", "-v", action="append", default=[], metavar="HOST:CONTAINER[:OPTS]")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--format", default=None, choices=("oci", "docker"))
+    p.add_argument("--timestamp", type=int, default=None, metavar="SECONDS")
+    p.add_argument("--output", "-o", metavar="OUTPUT", help="type=local,dest=DIR | type=tar,dest=FILE | TRANSPORT:REF")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--runtime", metavar="NAME|PATH", help="OCI runtime for RUN (default pallet-runtime, else runc)")
+    p.add_argument("--network", default="host", metavar="MODE", help="host (default) or none")
+    p.add_argument("--iidfile", metavar="FILE")
+    p.add_argument("--rm", type=common.tls_verify_arg, nargs="?", const=True, default=True, metavar="BOOL")
+    p.add_argument("--force-rm", type=common.tls_verify_arg, nargs="?", const=True, default=True, metavar="BOOL")
+    _add_pull_flags(p)
+    p.set_defaults(func=cmd_build)
+
+
+def _kv(items: list[str], what: str) -> dict:
+    from ..errors import UsageError
+
+    out = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not k:
+            raise UsageError(f"invalid {what} {it!r}: want KEY=VALUE")
+        out[k] = v
+    return out
+
+
+def _build_args(items: list[str]) -> dict:
+    out = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not sep:
+            if k not in os.environ:
+                continue
+            v = os.environ[k]
+        out[k] = v
+    return out
+
+
+def _secrets(items: list[str]) -> dict:
+    from ..errors import UsageError
+
+    out = {}
+    for it in items:
+        opts = _kv(it.split(","), "--secret")
+        sid = opts.get("id")
+        if not sid:
+            raise UsageError(f"invalid --secret {it!r}: want id=ID,src=PATH")
+        if "src" in opts or "source" in opts:
+            src = opts.get("src") or opts.get("source")
+            if not os.path.isfile(src):
+                raise UsageError(f"--secret {sid}: {src} is not a file")
+            out[sid] = src
+        elif "env" in opts:
+            import tempfile
+
+            fd, path = tempfile.mkstemp(prefix="pallet-secret-env-")
+            os.write(fd, os.environ.get(opts["env"], "").encode())
+            os.close(fd)
+            out[sid] = path
+        else:
+            raise UsageError(f"invalid --secret {it!r}: want id=ID,src=PATH")
+    return out
+
+
+def cmd_build(args) -> int:
+    from ..build.executor import BuildOptions, build
+
+    fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
+    text = None
+    if args.file == "-":
+        text = sys.stdin.read()
+    o = BuildOptions(
+        args.context, dockerfile=args.file, dockerfile_text=text, tags=args.tag,
+        build_args=_build_args(args.build_arg), target=args.target, layers=args.layers, no_cache=args.no_cache,
+        squash=args.squash, squash_all=args.squash_all, secrets=_secrets(args.secret), volumes=args.volume,
+        labels=_kv(args.label, "--label"), annotations=_kv(args.annotation, "--annotation"), fmt=fmt,
+        timestamp=args.timestamp, output=args.output, quiet=args.quiet, pull=args.pull,
+        ctx=common.context(args), runtime=args.runtime, network=args.network,
+        out=(lambda line: sys.stderr.write(line + "\n")) if args.output in ("type=tar,dest=-", "-") else _say,
+        iidfile=args.iidfile, rm=args.rm,
+        stdout=sys.stderr.fileno() if args.output and args.output.endswith("dest=-") else None)
+    rec = build(_store(args), o)
+    if args.quiet:
+        print(rec["id"])
+    elif not (args.output and args.output.endswith("dest=-")):
+        print(rec["id"])
+    return 0
+
+
+# -- builder -------------------------------------------------------------------------------
+
+def _builder_group(sub) -> None:
+    b = _podman(sub.add_parser("builder", help="working containers, step by step (buildah's verbs)"))
+    bsub = b.add_subparsers(dest="builder_verb", metavar="COMMAND", parser_class=type(b))
+
+    p = _podman(bsub.add_parser("from", help="make a working container from an image (or scratch); prints its name"))
+    p.add_argument("image", metavar="IMAGE|scratch")
+    p.add_argument("--name", metavar="NAME")
+    p.add_argument("--quiet", "-q", action="store_true")
+    _add_pull_flags(p)
+    p.set_defaults(func=cmd_from)
+
+    p = _podman(bsub.add_parser("mount", help="mount a working container's root filesystem; prints the path"))
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")
+    p.set_defaults(func=cmd_mount)
+
+    p = _podman(bsub.add_parser("umount", aliases=["unmount"], help="unmount a working container"))
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")
+    p.add_argument("--all", "-a", action="store_true")
+    p.set_defaults(func=cmd_umount)
+
+    p = _podman(bsub.add_parser("run", help="run a command in a working container"))
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("command", nargs="+", metavar="COMMAND")
+    p.add_argument("--volume", "-v", action="append", default=[], metavar="HOST:CONTAINER[:OPTS]")
+    p.add_argument("--env", "-e", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--user", metavar="USER[:GROUP]")
+    p.add_argument("--workingdir", metavar="DIR")
+    p.add_argument("--network", "--net", default="host", metavar="MODE")
+    p.add_argument("--runtime", metavar="NAME|PATH")
+    p.set_defaults(func=cmd_run)
+
+    for verb in ("copy", "add"):
+        p = _podman(bsub.add_parser(verb, help=f"{verb} files into a working container"))
+        p.add_argument("container", metavar="CONTAINER")
+        p.add_argument("paths", nargs="+", metavar="SRC... DEST")
+        p.add_argument("--chown", metavar="USER[:GROUP]")
+        p.add_argument("--chmod", metavar="MODE")
+        p.add_argument("--from", dest="from_", metavar="CONTAINER|IMAGE")
+        p.add_argument("--quiet", "-q", action="store_true")
+        p.set_defaults(func=cmd_copy, add=verb == "add")
+
+    p = _podman(bsub.add_parser("config", help="change a working container's image config"))
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("--env", "-e", action="append", default=[], metavar="NAME=VALUE (NAME- removes)")
+    p.add_argument("--entrypoint", metavar="JSON|COMMAND")
+    p.add_argument("--cmd", metavar="JSON|COMMAND")
+    p.add_argument("--label", "-l", action="append", default=[], metavar="KEY=VALUE (KEY- removes)")
+    p.add_argument("--annotation", "-a", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--workingdir", metavar="DIR")
+    p.add_argument("--user", "-u", metavar="USER[:GROUP]")
+    p.add_argument("--port", "-p", action="append", default=[], metavar="PORT[/PROTO]")
+    p.add_argument("--volume", "-v", action="append", default=[], metavar="PATH (PATH- removes)")
+    p.add_argument("--stop-signal", metavar="SIGNAL")
+    p.add_argument("--healthcheck", metavar="COMMAND")
+    p.add_argument("--healthcheck-interval", metavar="DURATION")
+    p.add_argument("--healthcheck-timeout", metavar="DURATION")
+    p.add_argument("--healthcheck-retries", type=int, metavar="N")
+    p.add_argument("--healthcheck-start-period", metavar="DURATION")
+    p.add_argument("--shell", metavar="JSON|COMMAND")
+    p.add_argument("--onbuild", action="append", default=[], metavar="INSTRUCTION")
+    p.add_argument("--author", metavar="AUTHOR")
+    p.add_argument("--created-by", metavar="TEXT")
+    p.add_argument("--comment", metavar="TEXT")
+    p.add_argument("--os", metavar="OS")
+    p.add_argument("--arch", metavar="ARCH")
+    p.add_argument("--variant", metavar="VARIANT")
+    p.set_defaults(func=cmd_config)
+
+    p = _podman(bsub.add_parser("commit", help="make an image of a working container"))
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("image", nargs="?", metavar="IMAGE")
+    p.add_argument("--format", "-f", default=None, choices=("oci", "docker"))
+    p.add_argument("--squash", action="store_true")
+    p.add_argument("--rm", action="store_true", help="remove the working container afterwards")
+    p.add_argument("--timestamp", type=int, default=None, metavar="SECONDS")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--iidfile", metavar="FILE")
+    p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_commit)
+
+    p = _podman(bsub.add_parser("containers", aliases=["ls", "list"], help="list working containers"))
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--noheading", "-n", action="store_true")
+    p.add_argument("--notruncate", action="store_true")
+    p.set_defaults(func=cmd_containers)
+
+    p = _podman(bsub.add_parser("rm", aliases=["delete"], help="remove working containers"))
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")
+    p.add_argument("--all", "-a", action="store_true")
+    p.set_defaults(func=cmd_rm)
+
+    p = _podman(bsub.add_parser("inspect", help="a working container's pending config, as JSON"))
+    p.add_argument("container", metavar="CONTAINER")
+    p.set_defaults(func=cmd_inspect)
+
+
+def _get(args, text):
+    from ..build.working import Builder
+
+    return Builder.get(_store(args), text)
+
+
+def cmd_from(args) -> int:
+    from ..build.working import Builder
+
+    b = Builder.create(_store(args), args.image, name=args.name, pull=args.pull, ctx=common.context(args))
+    print(b.name)
+    return 0
+
+
+def cmd_mount(args) -> int:
+    from ..build.working import Builder
+
+    store = _store(args)
+    if not args.containers:
+        for b in Builder.all(store):
+            mp = b.mountpoint()
+            if mp:
+                print(f"{b.name} {mp}")
+        return 0
+    for text in args.containers:
+        path = Builder.get(store, text).mount()
+        print(path if len(args.containers) == 1 else f"{text} {path}")
+    return 0
+
+
+def cmd_umount(args) -> int:
+    from ..build.working import Builder
+
+    store = _store(args)
+    targets = [Builder.get(store, t) for t in args.containers]
+    if args.all:
+        targets = Builder.all(store)
+    for b in targets:
+        b.umount(force=True)
+        print(b.id)
+    return 0
+
+
+def cmd_run(args) -> int:
+    cmd = list(args.command)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    b = _get(args, args.container)
+    return b.run(cmd, env=args.env, user=args.user, workdir=args.workingdir, network=args.network,
+                 volumes=args.volume, runtime=args.runtime)
+
+
+def cmd_copy(args) -> int:
+    from ..errors import UsageError
+
+    if len(args.paths) < 2:
+        raise UsageError(f"{'add' if args.add else 'copy'} needs a source and a destination")
+    b = _get(args, args.container)
+    b.copy(args.paths[:-1], args.paths[-1], add=args.add, chown=args.chown, chmod=args.chmod, from_=args.from_)
+    return 0
+
+
+def _argv(text: str, shell: list | None = None) -> list:
+    import json
+
+    t = text.strip()
+    if t.startswith("["):
+        try:
+            v = json.loads(t)
+            if isinstance(v, list) and all(isinstance(x, str) for x in v):
+                return v
+        except ValueError:
+            pass
+    if not t:
+        return []
+    return list(shell or ["/bin/sh", "-c"]) + [text]
+
+
+def cmd_config(args) -> int:
+    from ..build import image as _image
+    from ..build.executor import _duration, _ports
+    from ..errors import UsageError
+
+    b = _get(args, args.container)
+    doc = b.config
+    cfg = doc.setdefault("config", {})
+    for e in args.env:
+        if e.endswith("-") and "=" not in e:
+            name = e[:-1]
+            cfg["Env"] = [x for x in cfg.get("Env") or [] if x.partition("=")[0] != name]
+            continue
+        k, sep, v = e.partition("=")
+        if not sep:
+            v = os.environ.get(k, "")
+        from ..build.shell import expand
+
+        _image.set_env(cfg, k, expand(v, _image.env_dict(cfg)) if "$" in v else v)
+    if args.shell is not None:
+        cfg["Shell"] = _argv(args.shell, ["/bin/sh", "-c"]) if args.shell.strip().startswith("[") else args.shell.split()
+    if args.entrypoint is not None:
+        cfg["Entrypoint"] = _argv(args.entrypoint, cfg.get("Shell"))
+        if not cfg["Entrypoint"]:
+            cfg.pop("Entrypoint")
+    if args.cmd is not None:
+        cfg["Cmd"] = _argv(args.cmd, None) if args.cmd.strip().startswith("[") else args.cmd.split()
+        if not cfg["Cmd"]:
+            cfg.pop("Cmd")
+    for lab in args.label:
+        if lab.endswith("-") and "=" not in lab:
+            (cfg.get("Labels") or {}).pop(lab[:-1], None)
+            continue
+        k, _, v = lab.partition("=")
+        cfg.setdefault("Labels", {})
+        if cfg["Labels"] is None:
+            cfg["Labels"] = {}
+        cfg["Labels"][k] = v
+    for a in args.annotation:
+        k, _, v = a.partition("=")
+        b.meta.setdefault("annotations", {})[k] = v
+    if args.workingdir is not None:
+        cfg["WorkingDir"] = args.workingdir
+    if args.user is not None:
+        cfg["User"] = args.user
+    for port in args.port:
+        if port.endswith("-"):
+            (cfg.get("ExposedPorts") or {}).pop(port[:-1] if "/" in port else port[:-1] + "/tcp", None)
+            continue
+
+        class _I:
+            def error(self, m):
+                return UsageError(m)
+
+        for pp in _ports(port, _I()):
+            cfg.setdefault("ExposedPorts", {})[pp] = {}
+    for v in args.volume:
+        if v.endswith("-"):
+            (cfg.get("Volumes") or {}).pop(v[:-1], None)
+        else:
+            cfg.setdefault("Volumes", {})[v] = {}
+    if args.stop_signal is not None:
+        cfg["StopSignal"] = args.stop_signal
+    if args.healthcheck is not None:
+        hc = args.healthcheck.strip()
+        if hc.upper() == "NONE":
+            cfg["Healthcheck"] = {"Test": ["NONE"]}
+        elif not hc:
+            cfg.pop("Healthcheck", None)
+        else:
+            if hc.startswith("["):
+                test = _argv(hc)
+            else:
+                kind, _, rest = hc.partition(" ")
+                test = ["CMD-SHELL", rest] if kind.upper() == "CMD-SHELL" else (
+                    ["CMD"] + rest.split() if kind.upper() == "CMD" else ["CMD-SHELL", hc])
+            cfg["Healthcheck"] = {"Test": test}
+    if cfg.get("Healthcheck") and cfg["Healthcheck"].get("Test") != ["NONE"]:
+        for flag, key in (("healthcheck_interval", "Interval"), ("healthcheck_timeout", "Timeout"),
+                          ("healthcheck_start_period", "StartPeriod")):
+            v = getattr(args, flag)
+            if v:
+                d = _duration(v)
+                if d is None:
+                    raise UsageError(f"invalid duration {v!r}")
+                cfg["Healthcheck"][key] = d
+        if args.healthcheck_retries is not None:
+            cfg["Healthcheck"]["Retries"] = args.healthcheck_retries
+    for t in args.onbuild:
+        cfg.setdefault("OnBuild", []).append(t)
+    if args.author is not None:
+        doc["author"] = args.author
+    if args.created_by is not None:
+        b.meta["created_by"] = args.created_by
+    if args.comment is not None:
+        b.meta["comment"] = args.comment
+    if args.os is not None:
+        doc["os"] = args.os
+    if args.arch is not None:
+        doc["architecture"] = args.arch
+    if args.variant is not None:
+        doc["variant"] = args.variant
+    b.save()
+    return 0
+
+
+def cmd_commit(args) -> int:
+    b = _get(args, args.container)
+    fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
+    rec = b.commit([args.image] if args.image else [], fmt=fmt, squash=args.squash, timestamp=args.timestamp,
+                   rm=args.rm, annotations=_kv(args.annotation, "--annotation"),
+                   history_comment=b.meta.get("comment"))
+    if args.iidfile:
+        from .._fs import write_atomic
+
+        write_atomic(args.iidfile, ("sha256:" + rec["id"]).encode())
+    print(rec["id"])
+    return 0
+
+
+def cmd_containers(args) -> int:
+    from ..build.working import Builder
+    from ._table import table
+
+    bs = Builder.all(_store(args))
+    if args.json:
+        common.print_json([{"id": b.id, "builder": True, "imageid": b.meta.get("image_id") or "",
+                            "imagename": b.meta.get("from"), "containername": b.name} for b in bs])
+        return 0
+    if args.quiet:
+        for b in bs:
+            print(b.id if args.notruncate else b.id[:12])
+        return 0
+    rows = [[b.id if args.notruncate else b.id[:12], "*", (b.meta.get("image_id") or "")[:12],
+             b.meta.get("from") or "", b.name] for b in bs]
+    text = table(["CONTAINER ID", "BUILDER", "IMAGE ID", "IMAGE NAME", "CONTAINER NAME"], rows, args.noheading)
+    if text:
+        print(text)
+    return 0
+
+
+def cmd_rm(args) -> int:
+    from ..build.working import Builder
+    from ..errors import UsageError
+
+    store = _store(args)
+    targets = Builder.all(store) if args.all else [Builder.get(store, t) for t in args.containers]
+    if not targets and not args.all:
+        raise UsageError("rm needs a container, or --all")
+    for b in targets:
+        b.remove()
+        print(b.id)
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    b = _get(args, args.container)
+    common.print_json({"Type": "buildah 0.0.1", "FromImage": b.meta.get("from"), "FromImageID": b.meta.get("image_id"),
+                       "Container": b.name, "ContainerID": b.id, "MountPoint": b.mountpoint() or "",
+                       "OCIv1": b.config, "ImageAnnotations": b.meta.get("annotations") or {}})
+    return 0
