@@ -13,7 +13,7 @@ import sys
 from .. import __version__
 
 #: modules under pallet.cli that add verbs, in --help order
-AREAS = ("transport", "registry", "store")
+AREAS = ("transport", "registry", "store", "build")
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
