@@ -237,11 +237,20 @@ def test_save_and_load(overlay_store, standard_image, tmp_path):
     assert len(info["Layers"]) == 3
     oci = str(tmp_path / "both.tar")
     s("save", "--format", "oci-archive", "-o", oci, ref, "second")
+    two = str(tmp_path / "two.tar")
+    s("save", "-o", two, ref, "second")
+    listed = json.loads(subprocess.run(["tar", "-xOf", two, "manifest.json"], capture_output=True, check=True).stdout)
+    assert [i["RepoTags"] for i in listed] == [[ref], ["localhost/second:latest"]]
+    for i in (0, 1):
+        subprocess.run([need("skopeo"), "inspect", f"docker-archive:{two}:@{i}"], check=True, capture_output=True)
     other = StoreCLI(str(tmp_path / "store2"), "overlay")
     try:
         out = other("load", "-i", archive).stdout
         assert f"Loaded image: {ref}" in out
         assert other("images", "-q", "--no-trunc").stdout.strip() == iid
+        other("rmi", "-a")
+        out = other("load", "-i", two).stdout
+        assert ref in out and "localhost/second:latest" in out
         other("rmi", "-a")
         out = other("load", "-i", oci).stdout
         assert "localhost/second:latest" in out and ref in out

@@ -177,7 +177,8 @@ def _save(sub, name):
                    choices=("docker-archive", "oci-archive", "oci-dir", "docker-dir"))
     p.add_argument("--quiet", "-q", action="store_true")
     p.add_argument("--compress", action="store_true", help="compress layers (oci-dir, docker-dir)")
-    p.add_argument("--multi-image-archive", "-m", action="store_true", help="accepted; several images need oci-archive")
+    p.add_argument("--multi-image-archive", "-m", action="store_true",
+                   help="accepted for podman compatibility: several images always go into one archive")
     p.set_defaults(func=cmd_save)
 
 

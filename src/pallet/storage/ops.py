@@ -147,18 +147,22 @@ def save(store: "Store", images: list[str], output: str, fmt: str, ctx: "SystemC
         raise UsageError(f"unknown save format {fmt!r}: want docker-archive, oci-archive, oci-dir or docker-dir")
     if len(images) > 1 and fmt in ("docker-dir",):
         raise UsageError("docker-dir holds one image")
-    if len(images) > 1 and fmt == "docker-archive":
-        raise UsageError("saving several images into one docker-archive is not supported yet: "
-                         "use --format oci-archive, or one save per image")
     if fmt == "docker-dir":
         options.format = "application/vnd.docker.distribution.manifest.v2+json"
     recs = [(text, store.image(text)) for text in images]
-    if fmt in ("docker-archive", "docker-dir"):
+    if fmt == "docker-dir":
         text, rec = recs[0]
-        tag = _archive_tag(text, rec)
-        dest = f"docker-archive:{output}" + (f":{tag}" if tag else "") if fmt == "docker-archive" else f"dir:{output}"
+        copy_image(LocalReference(None, rec["id"]), parse_reference(f"dir:{output}"), ctx, ctx, options)
+        return
+    if fmt == "docker-archive":
+        from ..transports.docker_archive import MultiImageArchive
+
         options.format = "application/vnd.docker.distribution.manifest.v2+json"
-        copy_image(LocalReference(None, rec["id"]), parse_reference(dest), ctx, ctx, options)
+        with MultiImageArchive(output) as archive:
+            for text, rec in recs:
+                copy_image(LocalReference(None, rec["id"]), archive.reference(_archive_tag(text, rec)), ctx, ctx,
+                           options)
+            archive.commit()
         return
     # OCI: one layout holding every image, each under its name (or ID) as the ref name
     import shutil

@@ -394,8 +394,129 @@ def legacy_layers(layer_digests: list[str], config: bytes) -> list[tuple[str, st
     return out
 
 
+class _ArchiveWriter:
+    """Stages the blobs of one or more images and writes the archive at ``finish``: several
+    images share one staging area, and layers or configs they share are written once."""
+
+    def __init__(self, path: str, what: str):
+        self.what = what
+        self.path, self.stream = _files.output_target(path)
+        parent = os.path.dirname(self.path)
+        if os.path.isfile(self.path) and os.path.getsize(self.path) > 0:
+            raise Unsupported(f"{self.what}: {self.path} already exists; docker-archive does not modify "
+                              "existing archives (remove it first)")
+        if not self.stream:
+            if os.path.isdir(self.path):
+                raise _files.LocalFileError(f"{self.what}: {self.path} is a directory, not an archive file")
+            if not os.path.isdir(parent):
+                raise NotFound(f"{self.what}: directory {parent} does not exist")
+        base = parent if not self.stream and os.access(parent, os.W_OK) else _files.big_temp_dir()
+        from ._blobs import Staging
+
+        with _files.translate_errors(f"writing {self.what}"):
+            self.staging = Staging(base, self.what)
+        self.aliases: dict[str, str] = {}  # digest as announced -> digest stored (decompressed here)
+        self.lock = threading.Lock()
+        self.images: list = []  # (manifest, tags)
+
+    def stored(self, digest: str, what: str) -> str:
+        with self.lock:
+            stored = self.aliases.get(digest, digest)
+        if self.staging.size(stored) is None:
+            raise BlobNotFound(f"{self.what}: {what} {digest} was never written to the destination")
+        return stored
+
+    def finish(self) -> None:
+        from ..oci import digest as _digest
+        from ..oci.manifest import dumps
+        from ._tar import TarWriter
+
+        if not self.images:
+            raise InvalidDocument(f"{self.what}: nothing to commit: no manifest was written")
+        items, repositories, plan = [], {}, []
+        for m, tags in self.images:
+            config_digest = self.stored(m.config.digest, "config")
+            layer_digests = [self.stored(x.digest, "layer") for x in m.layers]
+            with _files.translate_errors(f"writing {self.what}"):
+                config = _files.read_small(self.staging.path(config_digest))
+            layer_paths = [_digest.hex_part(d) + ".tar" for d in layer_digests]
+            config_path = _digest.hex_part(config_digest) + ".json"
+            legacy = legacy_layers(layer_digests, config)
+            items.append({"Config": config_path, "RepoTags": [f"{t.name}:{t.tag}" for t in tags],
+                          "Layers": layer_paths})
+            if legacy:
+                for t in tags:
+                    repositories.setdefault(t.name, {})[t.tag] = legacy[-1][0]
+            plan.append((layer_digests, layer_paths, config_path, config, legacy))
+
+        def write(out) -> None:
+            tw = TarWriter(out, mode=0o444)
+            done = set()
+            for layer_digests, layer_paths, config_path, config, legacy in plan:
+                for d, p in zip(layer_digests, layer_paths):
+                    if p not in done:
+                        done.add(p)
+                        tw.add_file(p, self.staging.path(d))
+                if config_path not in done:
+                    done.add(config_path)
+                    tw.add_bytes(config_path, config)
+                for layer_id, d, v1 in legacy:
+                    if layer_id in done:
+                        continue
+                    done.add(layer_id)
+                    tw.add_symlink(f"{layer_id}/layer.tar", f"../{_digest.hex_part(d)}.tar")
+                    tw.add_bytes(f"{layer_id}/VERSION", b"1.0")
+                    tw.add_bytes(f"{layer_id}/json", v1)
+            tw.add_bytes(MANIFEST_FILE, dumps(items))
+            tw.add_bytes(REPOSITORIES_FILE, dumps(repositories))
+            tw.close()
+
+        with _files.translate_errors(f"writing {self.what}"):
+            if self.stream:
+                with open(self.path, "wb") as out:
+                    write(out)
+            else:
+                with _fs.atomic_file(self.path) as out:
+                    write(out)
+        self.staging.discard()
+
+    def discard(self) -> None:
+        self.staging.discard()
+
+
+class MultiImageArchive:
+    """Several images in one docker-archive (``docker save a b``)::
+
+        with MultiImageArchive("/tmp/out.tar") as archive:
+            for src, name in ...:
+                copy_image(src, archive.reference(name), ctx, ctx)
+            archive.commit()
+
+    Nothing is written unless ``commit`` is reached.
+    """
+
+    def __init__(self, path: str):
+        self.writer = _ArchiveWriter(path, f"docker-archive:{path}")
+        self.path = path
+
+    def reference(self, name: str | None) -> "DockerArchiveReference":
+        """A destination reference for the next image, tagged ``name`` (``NAME:TAG``) or untagged."""
+        ref = DockerArchiveReference(self.path, _tag_reference(name, f"tag {name}") if name else None)
+        ref.writer = self.writer
+        return ref
+
+    def commit(self) -> None:
+        self.writer.finish()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.writer.discard()
+
+
 class DockerArchiveDestination(ImageDestination):
-    """Writes one image as a docker-archive; see the module docstring."""
+    """Writes one image as a docker-archive (or one image of a :class:`MultiImageArchive`)."""
 
     supported_manifest_types = (mt.DOCKER_V2S2,)
     supports_index = False
@@ -410,24 +531,10 @@ class DockerArchiveDestination(ImageDestination):
                                    "docker-archive:PATH[:NAME:TAG]")
         self.reference = ref
         self.what = str(ref)
-        self.path, self.stream = _files.output_target(ref.path)
-        parent = os.path.dirname(self.path)
-        if os.path.isfile(self.path) and os.path.getsize(self.path) > 0:
-            raise Unsupported(f"{self.what}: {self.path} already exists; docker-archive does not modify "
-                              "existing archives (remove it first)")
-        if not self.stream:
-            if os.path.isdir(self.path):
-                raise _files.LocalFileError(f"{self.what}: {self.path} is a directory, not an archive file")
-            if not os.path.isdir(parent):
-                raise NotFound(f"{self.what}: directory {parent} does not exist")
+        shared = getattr(ref, "writer", None)
+        self._owns = shared is None
+        self._writer = shared or _ArchiveWriter(ref.path, self.what)
         self.tags = self._tags(ref, ctx)
-        base = parent if not self.stream and os.access(parent, os.W_OK) else _files.big_temp_dir()
-        from ._blobs import Staging
-
-        with _files.translate_errors(f"writing {self.what}"):
-            self._staging = Staging(base, self.what)
-        self._aliases: dict[str, str] = {}  # digest as announced -> digest stored (decompressed here)
-        self._lock = threading.Lock()
         self._manifest = None
 
     def _tags(self, ref: DockerArchiveReference, ctx) -> list:
@@ -444,9 +551,10 @@ class DockerArchiveDestination(ImageDestination):
     def try_reusing_blob(self, desc: "Descriptor", source=None) -> "Descriptor | None":
         if not desc.digest:
             return None
-        with self._lock:
-            stored = self._aliases.get(desc.digest, desc.digest)
-        size = self._staging.size(stored)
+        w = self._writer
+        with w.lock:
+            stored = w.aliases.get(desc.digest, desc.digest)
+        size = w.staging.size(stored)
         if size is None:
             return None
         if stored != desc.digest:
@@ -454,8 +562,9 @@ class DockerArchiveDestination(ImageDestination):
         return desc.replace(size=size)
 
     def put_blob(self, stream, desc: "Descriptor", *, is_config: bool = False) -> "Descriptor":
+        w = self._writer
         if is_config:
-            digest, size = self._staging.put(stream, desc.digest, desc.size)
+            digest, size = w.staging.put(stream, desc.digest, desc.size)
             return desc.replace(digest=digest, size=size)
         from ..layer import stream as _stream
 
@@ -463,12 +572,12 @@ class DockerArchiveDestination(ImageDestination):
         algo = _stream.detect(peek.peek(8))
         if algo in ("gzip", "zstd"):
             # the engine should have decompressed it (desired_compression = "none"); do it here anyway
-            digest, size = self._staging.put(_stream.Decompress(peek, algo))
+            digest, size = w.staging.put(_stream.Decompress(peek, algo))
             if desc.digest:
-                with self._lock:
-                    self._aliases[desc.digest] = digest
+                with w.lock:
+                    w.aliases[desc.digest] = digest
             return desc.replace(digest=digest, size=size, media_type=PLAIN_LAYER)
-        digest, size = self._staging.put(peek, desc.digest, desc.size)
+        digest, size = w.staging.put(peek, desc.digest, desc.size)
         return desc.replace(digest=digest, size=size)
 
     def put_manifest(self, raw: bytes, media_type: str, instance_digest: str | None = None) -> None:
@@ -484,61 +593,13 @@ class DockerArchiveDestination(ImageDestination):
             raise Unsupported(f"{self.what}: Docker schema 1 images must be converted (--format v2s2)")
         self._manifest = m
 
-    def _stored(self, digest: str, what: str) -> str:
-        with self._lock:
-            stored = self._aliases.get(digest, digest)
-        if self._staging.size(stored) is None:
-            raise BlobNotFound(f"{self.what}: {what} {digest} was never written to the destination")
-        return stored
-
     def commit(self) -> None:
-        from ..oci import digest as _digest
-        from ..oci.manifest import dumps
-        from ._tar import TarWriter
-
-        m = self._manifest
-        if m is None:
+        if self._manifest is None:
             raise InvalidDocument(f"{self.what}: nothing to commit: no manifest was written")
-        config_digest = self._stored(m.config.digest, "config")
-        layer_digests = [self._stored(x.digest, "layer") for x in m.layers]
-        with _files.translate_errors(f"writing {self.what}"):
-            config = _files.read_small(self._staging.path(config_digest))
-        layer_paths = [_digest.hex_part(d) + ".tar" for d in layer_digests]
-        config_path = _digest.hex_part(config_digest) + ".json"
-        legacy = legacy_layers(layer_digests, config)
-        items = [{"Config": config_path, "RepoTags": [f"{t.name}:{t.tag}" for t in self.tags], "Layers": layer_paths}]
-        repositories: dict = {}
-        if legacy:
-            for t in self.tags:
-                repositories.setdefault(t.name, {})[t.tag] = legacy[-1][0]
-
-        def write(out) -> None:
-            tw = TarWriter(out, mode=0o444)
-            done = set()
-            for d, p in zip(layer_digests, layer_paths):
-                if p not in done:
-                    done.add(p)
-                    tw.add_file(p, self._staging.path(d))
-            tw.add_bytes(config_path, config)
-            for layer_id, d, v1 in legacy:
-                if layer_id in done:
-                    continue
-                done.add(layer_id)
-                tw.add_symlink(f"{layer_id}/layer.tar", f"../{_digest.hex_part(d)}.tar")
-                tw.add_bytes(f"{layer_id}/VERSION", b"1.0")
-                tw.add_bytes(f"{layer_id}/json", v1)
-            tw.add_bytes(MANIFEST_FILE, dumps(items))
-            tw.add_bytes(REPOSITORIES_FILE, dumps(repositories))
-            tw.close()
-
-        with _files.translate_errors(f"writing {self.what}"):
-            if self.stream:
-                with open(self.path, "wb") as out:
-                    write(out)
-            else:
-                with _fs.atomic_file(self.path) as out:
-                    write(out)
-        self._staging.discard()
+        self._writer.images.append((self._manifest, self.tags))
+        if self._owns:
+            self._writer.finish()
 
     def close(self) -> None:
-        self._staging.discard()
+        if self._owns:
+            self._writer.discard()
