@@ -382,9 +382,9 @@ def _mount_cgroup(dest, flags, late_ro):
         late_ro.append((dest, (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC))
     for mp, t in mounts:
         name = mp[len("/sys/fs/cgroup/"):]
-        if not name or "/" in name:
+        if not name or "/" in name or t == "cgroup2":  # hybrid: the v2 'unified' stays hidden, as with runc
             continue
-        key = "" if t == "cgroup2" else name
+        key = name
         sub = own.get(key, "/")
         target = f"{dest}/{name}"
         os.makedirs(target, 0o755, exist_ok=True)

@@ -1,0 +1,114 @@
+"""pallet-runtime spec, features and config.json validation (refused before anything exists)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from pallet.errors import InvalidDocument
+from pallet.runtime import spec
+from test_runtime_helpers import PALLET_RUNTIME, Runtime, load_config, make_bundle, mounts_under, need, save_config
+
+
+def test_spec_writes_runc_like_default(tmp_path):
+    r = subprocess.run([PALLET_RUNTIME, "spec", "--bundle", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    cfg = load_config(str(tmp_path))
+    spec.validate(cfg)
+    assert cfg["root"] == {"path": "rootfs", "readonly": True}
+    assert {n["type"] for n in cfg["linux"]["namespaces"]} == {"pid", "network", "ipc", "uts", "mount"}
+    assert cfg["process"]["noNewPrivileges"] is True
+    # a second spec refuses to overwrite
+    r = subprocess.run([PALLET_RUNTIME, "spec", "--bundle", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 1 and "exists" in r.stderr
+
+
+def test_spec_rootless(tmp_path):
+    subprocess.run([PALLET_RUNTIME, "spec", "--rootless", "--bundle", str(tmp_path)], check=True)
+    cfg = load_config(str(tmp_path))
+    spec.validate(cfg)
+    types = {n["type"] for n in cfg["linux"]["namespaces"]}
+    assert "user" in types and "network" not in types
+    assert cfg["linux"]["uidMappings"] == [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
+
+
+def test_runc_spec_is_accepted(tmp_path):
+    runc = need("runc")
+    subprocess.run([runc, "spec"], cwd=tmp_path, check=True)
+    spec.validate(load_config(str(tmp_path)))
+
+
+def test_features_json():
+    r = subprocess.run([PALLET_RUNTIME, "features"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    f = json.loads(r.stdout)
+    assert "createContainer" in f["hooks"] and "rbind" in f["mountOptions"]
+    assert "CAP_SYS_ADMIN" in f["linux"]["capabilities"]
+    assert set(f["linux"]["namespaces"]) >= {"pid", "mount", "user", "cgroup"}
+
+
+BAD = [
+    (lambda c: c.pop("root"), "root: is required"),
+    (lambda c: c.pop("process"), "process: is required"),
+    (lambda c: c["process"].__setitem__("args", "sh"), "process.args: must be an array"),
+    (lambda c: c["process"]["user"].__setitem__("uid", "0"), "process.user.uid: must be an integer"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "foo"}), "linux.namespaces[5].type: unknown namespace"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "pid"}), "linux.namespaces[5].type"),
+    (lambda c: c["mounts"].append({"destination": "/x", "type": "bind", "source": "/tmp",
+                                   "options": ["rbind", "mode=0755"]}), "mounts[7].options: bad mount option"),
+    (lambda c: c["mounts"].append({"destination": "/x", "type": "tmpfs", "options": ["ro,nosuid"]}),
+     "mounts[7].options[0]: bad mount option"),
+    (lambda c: c["mounts"].append({"destination": "x", "type": "tmpfs"}), "mounts[7].destination"),
+    (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_NOPE"), "process.capabilities.bounding[3]"),
+    (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}),
+     "process.rlimits[1].type"),
+    (lambda c: c["linux"].__setitem__("sysctl", {"kernel.panic": "1"}), "linux.sysctl.kernel.panic"),
+    (lambda c: c.__setitem__("hooks", {"prestart": [{"path": "relative"}]}), "hooks.prestart[0].path"),
+    (lambda c: c["linux"].__setitem__("seccomp", {"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
+]
+
+
+@pytest.mark.parametrize("breakit,field", BAD, ids=[b[1].split(":")[0] for b in BAD])
+def test_bad_config_refused_naming_field_and_leaving_nothing(tmp_path, breakit, field):
+    bundle = make_bundle(str(tmp_path / "b"), ["true"])
+    cfg = load_config(bundle)
+    breakit(cfg)
+    save_config(bundle, cfg)
+    rt = Runtime(PALLET_RUNTIME, str(tmp_path / "state"))
+    try:
+        before = mounts_under(bundle)
+        r = rt.create("bad", bundle)
+        assert r.returncode == 1
+        assert field in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+        assert not os.path.exists(os.path.join(rt.root, "bad"))
+        assert mounts_under(bundle) == before
+        r = rt("run", "--bundle", bundle, "bad2")
+        assert r.returncode == 1 and field in r.stderr
+    finally:
+        rt.cleanup()
+
+
+def test_not_json_refused(tmp_path):
+    bundle = make_bundle(str(tmp_path / "b"))
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        f.write("{ not json")
+    rt = Runtime(PALLET_RUNTIME, str(tmp_path / "state"))
+    r = rt("run", "--bundle", bundle, "x")
+    assert r.returncode == 1 and "not JSON" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_validate_pure():
+    cfg = spec.default_spec()
+    spec.validate(cfg)
+    cfg["process"]["oomScoreAdj"] = 5000
+    with pytest.raises(InvalidDocument, match="process.oomScoreAdj"):
+        spec.validate(cfg)
+    flags, prop, _attrs, data, _ = spec.parse_mount_options(["rbind", "ro", "rprivate", "nosuid", "size=1m"])
+    assert flags & spec.MS_BIND and flags & spec.MS_REC and flags & spec.MS_RDONLY and flags & spec.MS_NOSUID
+    assert prop == [spec.MS_PRIVATE | spec.MS_REC] and data == "size=1m"
+    flags, *_ = spec.parse_mount_options(["ro", "rw"])
+    assert not flags & spec.MS_RDONLY
