@@ -323,5 +323,16 @@ def _ps(root, o, args):
     return 0
 
 
+def run_main():
+    """Console-script entry: skip the interpreter's teardown (start-up *and* exit time count)."""
+    rc = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    os._exit(rc if isinstance(rc, int) else 1)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main()

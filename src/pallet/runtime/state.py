@@ -59,8 +59,7 @@ class Container:
         tmp = f"{self.dir}/.{STATE}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, _json.dumps(state).encode())
-            os.fsync(fd)
+            os.write(fd, _json.dumps(state).encode())  # no fsync: the state lives on /run (tmpfs)
         finally:
             os.close(fd)
         os.rename(tmp, f"{self.dir}/{STATE}")
