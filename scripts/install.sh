@@ -27,4 +27,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >&2
 .venv/bin/python -m pip install -q -e '.[test]' >&2
+# setuptools is only needed to build (pip does that in an isolated environment); in the venv its
+# .pth hook would run at every start of pallet
+.venv/bin/python -m pip uninstall -q -y setuptools >&2 2>/dev/null || true
 echo "pallet installed: $(.venv/bin/pallet --version)" >&2
