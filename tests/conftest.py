@@ -119,6 +119,33 @@ def isolated(tmp_path, monkeypatch):
     return conf
 
 
+@pytest.fixture
+def root_required():
+    """Tests of owners, devices, xattrs and mounts need root: without it they fail, loudly."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (the suite runs as root: see .ci/run)")
+
+
+@pytest.fixture
+def src_layout(tmp_path):
+    """An OCI layout with the standard test image, tagged "latest"."""
+    import images
+
+    root = str(tmp_path / "src")
+    images.make_layout(root, "latest")
+    return root
+
+
+@pytest.fixture
+def multi_layout(tmp_path):
+    """An OCI layout with a three-platform index, tagged "m"."""
+    import images
+
+    root = str(tmp_path / "multi")
+    images.make_multiarch_layout(root, "m")
+    return root
+
+
 @pytest.fixture(scope="session")
 def skopeo():
     return need("skopeo")

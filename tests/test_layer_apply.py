@@ -23,7 +23,7 @@ from pallet.errors import LayerError
 from pallet.layer import stream as lstream
 from pallet.layer.apply import apply_layer
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (owners, devices, trusted xattrs, mounts)")
+pytestmark = pytest.mark.usefixtures("root_required")  # owners, devices, trusted xattrs, mounts
 
 EPOCH = images.EPOCH
 # vfs_cap_data revision 2: effective, permitted = CAP_NET_BIND_SERVICE

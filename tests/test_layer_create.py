@@ -17,7 +17,7 @@ from pallet.layer.create import epoch_from_env, tar_changes, tar_directory, tar_
 from pallet.layer.stream import Digesting
 from test_layer_apply import CAP, apply_all, assert_same_tree, overlay_mount, rich_layers, snapshot  # noqa: F401
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (owners, devices, trusted xattrs, mounts)")
+pytestmark = pytest.mark.usefixtures("root_required")  # owners, devices, trusted xattrs, mounts
 
 
 @pytest.fixture

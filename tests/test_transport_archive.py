@@ -37,18 +37,6 @@ def private_tmpdir(tmp_path, monkeypatch):
     assert os.listdir(t) == [], "temp files left behind"
 
 
-@pytest.fixture
-def src_layout(tmp_path):
-    root = str(tmp_path / "src")
-    images.make_layout(root, "latest")
-    return root
-
-
-@pytest.fixture
-def multi_layout(tmp_path):
-    root = str(tmp_path / "multi")
-    images.make_multiarch_layout(root, "m")
-    return root
 
 
 def untar(path: str, into: str) -> str:

@@ -19,18 +19,6 @@ from test_transport_oci import (Exploding, dest, hidden_files, layout_blob, layo
 VERSION = b"Directory Transport Version: 1.1\n"
 
 
-@pytest.fixture
-def src_layout(tmp_path):
-    root = str(tmp_path / "src")
-    images.make_layout(root, "latest")
-    return root
-
-
-@pytest.fixture
-def multi_layout(tmp_path):
-    root = str(tmp_path / "multi")
-    images.make_multiarch_layout(root, "m")
-    return root
 
 
 def expected_files(raw: bytes, src_root: str, instances: bool = False) -> set:

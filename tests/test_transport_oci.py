@@ -234,18 +234,6 @@ def check_oci_layout(root: str, shared: str | None = None) -> int:
     return checked
 
 
-@pytest.fixture
-def src_layout(tmp_path):
-    root = str(tmp_path / "src")
-    images.make_layout(root, "latest")
-    return root
-
-
-@pytest.fixture
-def multi_layout(tmp_path):
-    root = str(tmp_path / "multi")
-    images.make_multiarch_layout(root, "m")
-    return root
 
 
 def dest(ref: str, **ctx):
