@@ -146,7 +146,7 @@ _MIN_ARGS = {"COPY": 2, "ADD": 2, "ENV": 1, "LABEL": 1, "EXPOSE": 1, "VOLUME": 1
 
 def check(ins: Instruction) -> None:
     n = _MIN_ARGS.get(ins.cmd, 0)
-    args = [a for a in ins.args if a != ""] if not ins.json else ins.args
+    args = [a for a in ins.args if a != ""] if not ins.json and ins.cmd not in ("ENV", "LABEL") else ins.args
     if ins.cmd in ("CMD", "ENTRYPOINT") and ins.json:
         return  # CMD [] is valid
     if len(args) < n:

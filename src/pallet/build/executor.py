@@ -719,7 +719,7 @@ class Builder:
             options = ["nosuid", "nodev"] + ([f"size={size}"] if size else [])
             return {"key": ["tmpfs", target, size],
                     "make": lambda cleanups: {"destination": target, "type": "tmpfs", "source": "tmpfs",
-                                              "options": options}}
+                                              "options": options, "keep": True}}
         if typ == "cache":
             cid = opts.get("id") or target
             d = os.path.join(self.store.graphroot, "build-cache-mounts",
@@ -733,7 +733,8 @@ class Builder:
                     os.makedirs(d, exist_ok=True)
                     os.chmod(d, mode)
                     os.chown(d, uid, gid)
-                return {"destination": target, "type": "bind", "source": d, "options": ["rbind", "ro" if ro else "rw"]}
+                return {"destination": target, "type": "bind", "source": d, "options": ["rbind", "ro" if ro else "rw"],
+                        "keep": True}
 
             return {"key": ["cache", cid, target], "make": make}
         if typ == "bind":
@@ -766,7 +767,7 @@ class Builder:
                         shutil.copy2(src, dst)
                     src = dst
                 return {"destination": target, "type": "bind", "source": src,
-                        "options": ["rbind", "rw" if rw else "ro"]}
+                        "options": ["rbind", "rw" if rw else "ro"], "keep": True}
 
             return {"key": ["bind", frm, source, target, rw], "make": make}
         raise ins.error(f"unknown mount type {typ!r}: want bind, cache, secret or tmpfs")
@@ -915,6 +916,7 @@ def _expand_heredoc(content: str, env: dict, escape: str) -> str:
 
 
 def _ports(w: str, ins: Instruction) -> list[str]:
+    """``EXPOSE`` words as config keys; a range stays one key, as buildah writes it."""
     port, _, proto = w.partition("/")
     proto = (proto or "tcp").lower()
     if proto not in ("tcp", "udp", "sctp"):
@@ -929,7 +931,7 @@ def _ports(w: str, ins: Instruction) -> list[str]:
         raise ins.error(f"invalid port {w!r}") from None
     if not (0 < a <= 65535 and a <= b <= 65535):
         raise ins.error(f"invalid port {w!r}")
-    return [f"{p}/{proto}" for p in range(a, b + 1)]
+    return [f"{port}/{proto}"]
 
 
 def _duration(text: str) -> int | None:

@@ -112,7 +112,7 @@ def spec(rootfs: str, argv: list[str], o: RunOptions, hosts: str, resolv: str) -
         {"destination": "/etc/hosts", "type": "bind", "source": hosts, "options": ["rbind", "ro"]},
         {"destination": "/etc/resolv.conf", "type": "bind", "source": resolv, "options": ["rbind", "ro"]},
     ]
-    mounts += o.mounts
+    mounts += [{k: v for k, v in m.items() if k != "keep"} for m in o.mounts]
     namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
     if not host_net:
         namespaces.append({"type": "network"})
@@ -173,6 +173,13 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
         _hosts_file(hosts, o.hostname or "pallet", o.network == "host")
         _resolv_file(resolv, o.network == "host")
         doc = spec(rootfs, argv, o, hosts, resolv)
+        # stubs for what is not image content go again afterwards; a volume's or a RUN
+        # --mount's target stays, as buildah and BuildKit leave it
+        # stubs for what is not image content go again afterwards; for a volume's or a RUN
+        # --mount's target the parent directories stay (0755), as buildah leaves them
+        for m in o.mounts:
+            if m.get("keep"):
+                _make_parents(rootfs, m["destination"])
         created = _missing_mountpoints(rootfs, doc["mounts"])
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(doc, f)
@@ -192,6 +199,15 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
         return p.returncode
     finally:
         shutil.rmtree(bundle, ignore_errors=True)
+
+
+def _make_parents(rootfs: str, dest: str) -> None:
+    parts = [p for p in dest.split("/") if p][:-1]
+    for i in range(1, len(parts) + 1):
+        host = resolve_in_root(rootfs, "/" + "/".join(parts[:i]))
+        if not os.path.lexists(host):
+            os.mkdir(host, 0o755)
+            os.chmod(host, 0o755)
 
 
 def _missing_mountpoints(rootfs: str, mounts: list[dict]) -> list[str]:

@@ -304,4 +304,4 @@ def parse_volume(text: str) -> dict:
         raise BuildError(f"invalid volume {text!r}: {src} does not exist")
     mo = ["rbind"]
     mo.append("ro" if "ro" in opts else "rw")
-    return {"destination": dest, "type": "bind", "source": os.path.abspath(src), "options": mo}
+    return {"destination": dest, "type": "bind", "source": os.path.abspath(src), "options": mo, "keep": True}

@@ -1,0 +1,185 @@
+"""Helpers for the build tests: a busybox base in the test registry, pallet and buildah
+stores in temp dirs, and comparing two images' files and configs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+
+from conftest import need
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(HERE, "build_corpus")
+PALLET = os.path.join(os.path.dirname(sys.executable), "pallet")
+
+#: what buildah's RUN leaves behind that is not image content
+BUILDAH_STUBS = {"/etc/hosts", "/etc/resolv.conf", "/run", "/run/.containerenv", "/etc/hostname"}
+
+CONFIG_KEYS = ("Env", "Entrypoint", "Cmd", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels", "StopSignal",
+               "Healthcheck")
+
+CONTAINERS_CONF = """[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+"""
+
+
+def make_busybox_layout(path: str, tag: str = "v1") -> None:
+    subprocess.run([sys.executable, os.path.join(HERE, "..", "scripts", "make-demo-image.py"), path, tag], check=True)
+
+
+class PalletStore:
+    def __init__(self, root: str, driver: str = "overlay"):
+        self.root = root
+        self.driver = driver
+
+    def args(self, *a) -> list[str]:
+        return [PALLET, "--root", self.root, "--storage-driver", self.driver, *a]
+
+    def __call__(self, *a, check=True, input=None, env=None, cwd=None):
+        e = dict(os.environ)
+        e.update(env or {})
+        p = subprocess.run(self.args(*a), capture_output=True, text=True, input=input, env=e, cwd=cwd)
+        if check and p.returncode != 0:
+            raise AssertionError(f"pallet {' '.join(a)} exited {p.returncode}:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+        return p
+
+    def store(self):
+        from pallet.storage.options import resolve
+        from pallet.storage.store import Store
+
+        return Store(resolve(self.root, None, self.driver))
+
+    def config(self, name: str) -> dict:
+        s = self.store()
+        rec = s.image(name)
+        with s.open_blob(rec["config"]) as f:
+            return json.loads(f.read())
+
+    def manifest(self, name: str) -> tuple[dict, str]:
+        s = self.store()
+        rec = s.image(name)
+        with s.open_blob(rec["digest"]) as f:
+            return json.loads(f.read()), rec["digest"]
+
+    def tree(self, name: str) -> dict:
+        path = self("image", "mount", name).stdout.strip()
+        try:
+            return walk(path)
+        finally:
+            self("image", "umount", name)
+
+    def layer_blobs(self, name: str) -> list[str]:
+        s = self.store()
+        m, _ = self.manifest(name)
+        return [s.blob_path(d["digest"]) for d in m["layers"]]
+
+    def unmount_all(self) -> None:
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split()[4] for line in f]
+        for m in sorted((m for m in mounts if m.startswith(self.root)), reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+
+    def containers(self) -> list:
+        return self.store().containers()
+
+    def mounts(self) -> list[str]:
+        with open("/proc/self/mountinfo") as f:
+            return [line.split()[4] for line in f if line.split()[4].startswith(self.root)]
+
+
+class Buildah:
+    def __init__(self, workdir: str):
+        self.root = os.path.join(workdir, "root")
+        self.runroot = os.path.join(workdir, "runroot")
+        self.conf = os.path.join(workdir, "containers.conf")
+        with open(self.conf, "w") as f:
+            f.write(CONTAINERS_CONF)
+        self.exe = need("buildah")
+
+    def __call__(self, *a, check=True, cwd=None):
+        env = dict(os.environ, CONTAINERS_CONF=self.conf, BUILDAH_ISOLATION="oci")
+        p = subprocess.run([self.exe, "--root", self.root, "--runroot", self.runroot, "--storage-driver", "vfs", *a],
+                           capture_output=True, text=True, env=env, cwd=cwd)
+        if check and p.returncode != 0:
+            raise AssertionError(f"buildah {' '.join(a)} exited {p.returncode}:\n{p.stderr[-3000:]}")
+        return p
+
+    def config(self, name: str, fmt: str) -> dict:
+        doc = json.loads(self("inspect", "--type", "image", name).stdout)
+        return doc["Docker"] if fmt == "docker" else doc["OCIv1"]
+
+    def tree(self, name: str) -> dict:
+        ctr = self("from", "--pull-never", name).stdout.strip().splitlines()[-1]
+        try:
+            path = self("mount", ctr).stdout.strip()
+            return walk(path)
+        finally:
+            self("rm", ctr, check=False)
+
+    def cleanup(self) -> None:
+        self("rm", "--all", check=False)
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split()[4] for line in f]
+        for m in sorted((m for m in mounts if m.startswith(self.root) or m.startswith(self.runroot)), reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+
+
+def walk(root: str) -> dict:
+    """path -> (type, mode, uid, gid, link target or content digest)."""
+    out = {}
+    for d, dirs, files in os.walk(root):
+        for n in dirs + files:
+            full = os.path.join(d, n)
+            rel = "/" + os.path.relpath(full, root)
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                what = ("l", os.readlink(full))
+            elif stat.S_ISREG(st.st_mode):
+                with open(full, "rb") as f:
+                    what = ("f", hashlib.sha256(f.read()).hexdigest()[:16])
+            elif stat.S_ISDIR(st.st_mode):
+                what = ("d", "")
+            else:
+                what = ("o", st.st_rdev)
+            out[rel] = (what[0], oct(stat.S_IMODE(st.st_mode)), st.st_uid, st.st_gid, what[1])
+    return out
+
+
+def compare_trees(ours: dict, theirs: dict, base: dict) -> list[str]:
+    diffs = []
+    for p in sorted(set(ours) | set(theirs)):
+        if p in BUILDAH_STUBS or p.startswith("/run/") and p not in ours:
+            if p not in base:
+                continue
+        a, b = ours.get(p), theirs.get(p)
+        if p in ("/etc", "/run") and a and b and a[0] == b[0]:
+            continue  # buildah's stubs touch these
+        if a != b:
+            diffs.append(f"{p}: pallet {a} buildah {b}")
+    return diffs
+
+
+def compare_configs(ours: dict, theirs: dict) -> list[str]:
+    a = ours.get("config") or {}
+    b = theirs.get("config") or {}
+    diffs = []
+    for k in CONFIG_KEYS:
+        va, vb = a.get(k), b.get(k)
+        if k == "Labels":
+            va = {x: y for x, y in (va or {}).items() if x != "io.buildah.version"} or None
+            vb = {x: y for x, y in (vb or {}).items() if x != "io.buildah.version"} or None
+        if k in ("ExposedPorts", "Volumes", "Labels", "Healthcheck", "Env", "Entrypoint", "Cmd"):
+            va, vb = va or None, vb or None
+        if k in ("WorkingDir", "User", "StopSignal"):
+            va, vb = va or "", vb or ""
+        if va != vb:
+            diffs.append(f"{k}: pallet {va!r} buildah {vb!r}")
+    return diffs
