@@ -345,3 +345,33 @@ def test_debug_goes_to_stderr(layout, tmp_path):
     p = run_pallet("--debug", "copy", "-q", f"oci:{layout}:v1", f"oci:{tmp_path}/d:x")
     assert p.stdout == "" and "DEBUG copy oci:" in p.stderr and "layers" in p.stderr
     assert run_pallet("copy", "-q", f"oci:{layout}:v1", f"oci:{tmp_path}/e:x").stderr == ""
+
+
+def test_terminated_copy_cleans_up(registry, tmp_path):
+    import signal
+    import sys
+    import time
+
+    from faultproxy import FaultProxy as _Proxy
+
+    big = str(tmp_path / "big")
+    images.make_layout(big, "v1", layers=[{"big.bin": os.urandom(3 << 20)}], compression="none")
+    ref = f"{registry.host}/copy/term:v1"
+    skopeo("copy", "-q", "--dest-tls-verify=false", f"oci:{big}:v1", f"docker://{ref}")
+    layer = sk_raw(f"docker://{ref}")["layers"][0]["digest"]
+    dest = str(tmp_path / "dest")
+    images.make_layout(dest, "old", layers=[{"x": "y"}])
+    before = tree_bytes(dest)
+    proxy = _Proxy(registry.host)
+    try:
+        proxy.add(Rule("slow", "GET", f"/blobs/{layer}", after=3000))
+        exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+        p = subprocess.Popen([exe, "copy", "-q", "--src-tls-verify=false", f"docker://{proxy.host}/copy/term:v1",
+                              f"oci:{dest}:new"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1.0)
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=30)
+    finally:
+        proxy.stop()
+    assert p.returncode == 143
+    assert tree_bytes(dest) == before, "a terminated copy leaves the layout as it was, with no temp files"
