@@ -130,6 +130,23 @@ def _secrets(items: list[str]) -> dict:
     return out
 
 
+def _own_exit(fn):
+    """A failing RUN exits with the command's status (buildah's behaviour), not 125."""
+    def wrapped(args) -> int:
+        from ..errors import BuildError
+
+        try:
+            return fn(args)
+        except BuildError as e:
+            if e.exit_code == 125:
+                raise
+            print(f"Error: {e}", file=sys.stderr)
+            return e.exit_code
+
+    return wrapped
+
+
+@_own_exit
 def cmd_build(args) -> int:
     from ..build.executor import BuildOptions, build
 

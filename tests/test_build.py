@@ -1,0 +1,320 @@
+"""pallet build and pallet builder on the real kernel, the real runtimes and skopeo: the
+host-tools workflow, the cache, reproducibility, secrets, exports, what buildah 1.28 cannot
+do (heredocs, COPY --link, ONBUILD in a child) checked against Docker's documented
+behaviour, and bad input (one-line errors, nothing left behind)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+
+import pytest
+
+from buildtools import PalletStore, make_busybox_layout
+from conftest import need
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    layout = str(tmp_path_factory.mktemp("bb") / "layout")
+    make_busybox_layout(layout, "v1")
+    return layout
+
+
+@pytest.fixture
+def pallet(tmp_path, base):
+    s = PalletStore(str(tmp_path / "store"))
+    s("copy", f"oci:{base}:v1", "local:localhost/busybox:v1")
+    yield s
+    s.unmount_all()
+
+
+def _ctx(tmp_path, dockerfile: str, files: dict | None = None) -> str:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir(exist_ok=True)
+    (ctx / "Dockerfile").write_text(dockerfile)
+    for name, data in (files or {}).items():
+        p = ctx / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return str(ctx)
+
+
+def _clean(pallet) -> None:
+    """No working containers, no mounts, no unnamed images but cache entries."""
+    assert pallet.containers() == []
+    assert pallet.mounts() == []
+
+
+def test_builder_host_tools_workflow(pallet, tmp_path):
+    ctr = pallet("builder", "from", "busybox:v1").stdout.strip()
+    assert ctr == "busybox-working-container"
+    mnt = pallet("builder", "mount", ctr).stdout.strip()
+    with open(os.path.join(mnt, "from-host.txt"), "w") as f:  # a host tool fills the image
+        f.write("written on the host\n")
+    os.makedirs(os.path.join(mnt, "opt/tool"))
+    pallet("builder", "run", ctr, "--", "sh", "-c", "echo in-container > /opt/tool/ran; rm /bin/vi")
+    (tmp_path / "cp.txt").write_text("copied\n")
+    pallet("builder", "copy", "--chown", "7:8", "--chmod", "640", ctr, str(tmp_path / "cp.txt"), "/opt/")
+    pallet("builder", "config", "--env", "A=1", "--entrypoint", '["/bin/cat"]', "--cmd", "/from-host.txt",
+           "--label", "l=v", "--workingdir", "/opt", "--user", "0:0", "--port", "8080", "--volume", "/v",
+           "--stop-signal", "SIGKILL", "--healthcheck", "CMD true", "--author", "me", "--created-by", "host tools",
+           ctr)
+    assert ctr in pallet("builder", "containers").stdout
+    iid = pallet("builder", "commit", "--format", "docker", "--rm", ctr, "hosttools").stdout.strip()
+    assert pallet("builder", "containers", "-q").stdout.strip() == ""
+    _clean(pallet)
+    cfg = pallet.config("hosttools")
+    assert iid == pallet.store().image("hosttools")["id"]
+    c = cfg["config"]
+    assert "A=1" in c["Env"] and c["Entrypoint"] == ["/bin/cat"] and c["Cmd"] == ["/from-host.txt"]
+    assert c["Labels"]["l"] == "v" and c["WorkingDir"] == "/opt" and c["ExposedPorts"] == {"8080/tcp": {}}
+    assert c["Volumes"] == {"/v": {}} and c["StopSignal"] == "SIGKILL" and c["Healthcheck"]["Test"] == ["CMD", "true"]
+    assert cfg["author"] == "me" and cfg["history"][-1]["created_by"] == "host tools"
+    assert len(cfg["rootfs"]["diff_ids"]) == 2
+    tree = pallet.tree("hosttools")
+    assert tree["/from-host.txt"][0] == "f" and tree["/opt/tool/ran"][0] == "f"
+    assert tree["/opt/cp.txt"][1:4] == ("0o640", 7, 8)
+    assert "/bin/vi" not in tree and "/etc/hosts" not in tree and "/etc/resolv.conf" not in tree
+    m, _ = pallet.manifest("hosttools")
+    assert m["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def test_builder_run_exit_code_and_scratch(pallet, tmp_path):
+    ctr = pallet("builder", "from", "busybox:v1").stdout.strip()
+    p = pallet("builder", "run", ctr, "--", "sh", "-c", "exit 7", check=False)
+    assert p.returncode == 7
+    pallet("builder", "rm", ctr)
+    s = pallet("builder", "from", "scratch").stdout.strip()
+    assert s == "working-container"
+    (tmp_path / "f").write_text("x")
+    pallet("builder", "copy", s, str(tmp_path / "f"), "/f")
+    pallet("builder", "commit", "--rm", s, "fromscratch")
+    assert set(pallet.tree("fromscratch")) == {"/f"}
+    _clean(pallet)
+
+
+def test_built_image_runs_and_exports_to_oci_for_skopeo(pallet, tmp_path):
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN echo built > /b.txt\nCMD [\"cat\", \"/b.txt\"]\n")
+    out = tmp_path / "layout"
+    pallet("build", "-t", "runme", "--output", f"oci:{out}:v1", ctx)
+    # skopeo reads the export
+    dest = tmp_path / "skopeo-copy"
+    subprocess.run([need("skopeo"), "copy", f"oci:{out}:v1", f"oci:{dest}:v1"], check=True, capture_output=True)
+    idx = json.loads((dest / "index.json").read_text())
+    assert len(idx["manifests"]) == 1
+    # it runs, under the default runtime and under runc
+    for runtime in (None, "runc"):
+        ctr = pallet("builder", "from", "runme").stdout.strip()
+        args = ["builder", "run"] + (["--runtime", runtime] if runtime else []) + [ctr, "--", "cat", "/b.txt"]
+        assert pallet(*args).stdout == "built\n"
+        pallet("builder", "rm", ctr)
+    # type=local and type=tar
+    pallet("build", "-t", "runme", "--output", f"type=local,dest={tmp_path / 'rootfs'}", ctx)
+    assert (tmp_path / "rootfs" / "b.txt").read_text() == "built\n"
+    pallet("build", "-t", "runme", "--output", f"type=tar,dest={tmp_path / 'rootfs.tar'}", ctx)
+    import tarfile
+
+    with tarfile.open(tmp_path / "rootfs.tar") as tf:
+        assert "b.txt" in tf.getnames()
+    _clean(pallet)
+
+
+def test_built_image_runs_under_podman(pallet, tmp_path):
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN echo podman-ok > /p.txt\nCMD [\"cat\", \"/p.txt\"]\n")
+    arch = tmp_path / "img.tar"
+    pallet("build", "-q", "-t", "forpodman", "--output", f"docker-archive:{arch}:localhost/forpodman:latest", ctx)
+    import tempfile
+
+    root = tmp_path / "proot"
+    runroot = tempfile.mkdtemp(prefix="prun-")  # podman wants a run root under 50 characters
+    conf = tmp_path / "containers.conf"
+    from buildtools import CONTAINERS_CONF
+
+    conf.write_text(CONTAINERS_CONF)
+    env = dict(os.environ, CONTAINERS_CONF=str(conf))
+    podman = [need("podman"), "--root", str(root), "--runroot", str(runroot), "--storage-driver", "vfs"]
+    try:
+        p = subprocess.run(podman + ["load", "-i", str(arch)], capture_output=True, text=True, env=env)
+        assert p.returncode == 0, p.stderr
+        p = subprocess.run(podman + ["run", "--rm", "--network", "none", "localhost/forpodman:latest"],
+                           capture_output=True, text=True, env=env)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == "podman-ok\n"
+    finally:
+        subprocess.run(podman + ["rmi", "-a", "-f"], capture_output=True, env=env)
+        import shutil
+
+        subprocess.run(["umount", "-R", "-l", runroot], capture_output=True)
+        shutil.rmtree(runroot, ignore_errors=True)
+
+
+def test_cache_reuses_only_unchanged_steps(pallet, tmp_path):
+    df = ("FROM localhost/busybox:v1\nARG V=1\nRUN echo $V $(date +%s%N) > /stamp\nCOPY f.txt /f.txt\n"
+          "RUN cat /f.txt /stamp > /both\nENV E=1\n")
+    ctx = _ctx(tmp_path, df, {"f.txt": "one"})
+    pallet("build", "-t", "c1", ctx)
+    first = pallet.tree("c1")
+    out = pallet("build", "-t", "c2", ctx).stdout
+    assert out.count("Using cache") == 3
+    assert pallet.tree("c2") == first
+    # the copied file's content changed: the COPY and what follows run again, the first RUN does not
+    (tmp_path / "ctx" / "f.txt").write_text("two")
+    out = pallet("build", "-t", "c3", ctx).stdout
+    assert out.count("Using cache") == 1
+    t3 = pallet.tree("c3")
+    assert t3["/stamp"] == first["/stamp"] and t3["/both"] != first["/both"]
+    # a build argument changes the RUN that sees it
+    out = pallet("build", "--build-arg", "V=2", "-t", "c4", ctx).stdout
+    assert "Using cache" not in out
+    # --no-cache runs everything
+    out = pallet("build", "--no-cache", "-t", "c5", ctx).stdout
+    assert "Using cache" not in out
+    _clean(pallet)
+
+
+def test_same_inputs_same_digest_with_timestamp(pallet, tmp_path):
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN echo hi > /x && mkdir /d\nCOPY f /d/\nENV A=b\n",
+               {"f": "data"})
+    digests = []
+    for i in range(2):
+        pallet("build", "--no-cache", "--timestamp", "1700000000", "-t", f"r{i}", ctx)
+        digests.append(pallet.manifest(f"r{i}")[1])
+    assert digests[0] == digests[1]
+    env = {"SOURCE_DATE_EPOCH": "1700000000"}
+    pallet("build", "--no-cache", "-t", "r2", ctx, env=env)
+    assert pallet.config("r2")["created"] == "2023-11-14T22:13:20Z"
+    _clean(pallet)
+
+
+def test_secret_never_lands_in_the_image(pallet, tmp_path):
+    secret = b"s3cr3t-" + os.urandom(8).hex().encode()
+    (tmp_path / "secret").write_bytes(secret)
+    df = ("FROM localhost/busybox:v1\n"
+          "RUN --mount=type=secret,id=tok cat /run/secrets/tok > /dev/null && wc -c < /run/secrets/tok > /len\n"
+          "RUN --mount=type=secret,id=tok,target=/etc/tok cp /etc/tok /tmp/copy && rm /tmp/copy\n")
+    ctx = _ctx(tmp_path, df)
+    pallet("build", "--secret", f"id=tok,src={tmp_path / 'secret'}", "--format", "docker", "-t", "sec", ctx)
+    tree = pallet.tree("sec")
+    assert tree["/len"][0] == "f"
+    assert "/run/secrets/tok" not in tree and "/etc/tok" not in tree
+    blobs = pallet.layer_blobs("sec")
+    for b in blobs:
+        with open(b, "rb") as f:
+            assert secret not in gzip.decompress(f.read())
+    s = pallet.store()
+    rec = s.image("sec")
+    with s.open_blob(rec["config"]) as f:
+        assert secret not in f.read()
+    with s.open_blob(rec["digest"]) as f:
+        assert secret not in f.read()
+    # a required secret that is missing is a clear error
+    p = pallet("build", "-t", "nosec", _ctx(tmp_path, "FROM localhost/busybox:v1\n"
+                                                      "RUN --mount=type=secret,id=x,required=true true\n"), check=False)
+    assert p.returncode == 125 and "secret 'x' is required" in p.stderr
+    _clean(pallet)
+
+
+def test_heredocs_link_onbuild_as_docker_documents(pallet, tmp_path):
+    parent = ("FROM localhost/busybox:v1\n"
+              "ONBUILD RUN echo fired > /onbuild.txt\n"
+              "ONBUILD COPY trigger.txt /trigger.txt\n")
+    pallet("build", "--format", "docker", "-t", "parent", _ctx(tmp_path, parent, {"trigger.txt": "t"}))
+    assert pallet.config("parent")["config"]["OnBuild"] == ["RUN echo fired > /onbuild.txt",
+                                                            "COPY trigger.txt /trigger.txt"]
+    child = ("FROM localhost/parent\n"
+             "ARG WHO=docs\n"
+             "RUN <<EOF\n"
+             "echo one > /h1\n"
+             "echo two >> /h1\n"
+             "EOF\n"
+             "RUN cat <<EOT > /h2\n"
+             "hello $WHO\n"
+             "EOT\n"
+             "COPY <<EOF /etc/greeting\n"
+             "hi $WHO\n"
+             "EOF\n"
+             "COPY <<'EOF' /literal\n"
+             "$WHO stays\n"
+             "EOF\n"
+             "COPY --link --chmod=700 trigger.txt /linked/\n")
+    pallet("build", "--format", "docker", "-t", "child", _ctx(tmp_path, child))
+    cfg = pallet.config("child")
+    assert not cfg["config"].get("OnBuild")  # triggers fire once, not in grandchildren
+    path = pallet("image", "mount", "child").stdout.strip()
+    try:
+        def read(p):
+            with open(path + p) as f:
+                return f.read()
+
+        assert read("/onbuild.txt") == "fired\n" and read("/trigger.txt") == "t"
+        assert read("/h1") == "one\ntwo\n" and read("/h2") == "hello docs\n"
+        assert read("/etc/greeting") == "hi docs\n" and read("/literal") == "$WHO stays\n"
+        assert oct(os.stat(path + "/linked/trigger.txt").st_mode & 0o777) == "0o700"
+    finally:
+        pallet("image", "umount", "child")
+    _clean(pallet)
+
+
+def test_run_network_none_and_build_volume(pallet, tmp_path):
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "in").write_text("from host")
+    df = ("FROM localhost/busybox:v1\n"
+          "RUN --network=none ip link | grep -c ': ' > /links || cat /proc/net/dev | wc -l > /links\n"
+          "RUN cp /hostvol/in /copied\n")
+    pallet("build", "-v", f"{vol}:/hostvol:ro", "-t", "netvol", _ctx(tmp_path, df))
+    tree = pallet.tree("netvol")
+    assert "/copied" in tree and "/hostvol/in" not in tree
+    _clean(pallet)
+
+
+def test_squash_and_squash_all(pallet, tmp_path):
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN echo a > /a\nRUN echo b > /b\nENV X=1\n")
+    pallet("build", "--squash", "-t", "sq", ctx)
+    assert len(pallet.config("sq")["rootfs"]["diff_ids"]) == 2  # the base's layer + one new
+    pallet("build", "--squash-all", "-t", "sqa", ctx)
+    assert len(pallet.config("sqa")["rootfs"]["diff_ids"]) == 1
+    assert {"/a", "/b", "/bin/sh"} <= set(pallet.tree("sqa"))
+    pallet("build", "--layers=false", "-t", "nolayers", ctx)
+    assert len(pallet.config("nolayers")["rootfs"]["diff_ids"]) == 2
+    _clean(pallet)
+
+
+def _images(pallet) -> set:
+    return {r["id"] for r in pallet.store().images()}
+
+
+@pytest.mark.parametrize("dockerfile,files,needle,code", [
+    ("FROM localhost/busybox:v1\nRUN true\nFOO bar\n", {}, "Dockerfile:3: unknown instruction: FOO", 125),
+    ("FROM localhost/busybox:v1\nRUN <<EOF\nnever closed\n", {}, "Dockerfile:", 125),
+    ("FROM localhost/busybox:v1\nCOPY missing.txt /\n", {}, "Dockerfile:2: COPY", 125),
+    ("FROM localhost/busybox:v1\nCOPY secret.key /\n", {"secret.key": "k", ".dockerignore": "*.key\n"},
+     "excluded by the ignore file", 125),
+    ("FROM localhost/busybox:v1\nRUN echo ok > /ok\nRUN exit 3\n", {}, "Dockerfile:3: building at STEP \"RUN exit 3\": the command exited with status 3", 3),
+    ("FROM localhost/busybox:v1\nCOPY --from=nosuchstage /x /y\n", {}, "--from=nosuchstage", 125),
+    ("FROM localhost/busybox:v1\nRUN echo $LATER > /x\nARG LATER=1\n", {}, "$LATER is used before its ARG", 125),
+    ("FROM localhost/busybox:v1\nCOPY a b /notadir\n", {"a": "", "b": ""}, "must be a directory", 125),
+    ("RUN true\n", {}, "Dockerfile:1: RUN before the first FROM", 125),
+])
+def test_bad_input_is_one_clear_line_and_leaves_nothing(pallet, tmp_path, dockerfile, files, needle, code):
+    before = _images(pallet)
+    p = pallet("build", "--layers=false", "-t", "bad", _ctx(tmp_path, dockerfile, files), check=False)
+    assert p.returncode == code, p.stderr
+    err = [line for line in p.stderr.splitlines() if line.startswith("Error:")]
+    assert len(err) == 1 and needle in err[0], p.stderr
+    assert "Traceback" not in p.stderr
+    _clean(pallet)
+    assert _images(pallet) == before
+
+
+def test_unknown_target_and_failed_cached_build_cleanup(pallet, tmp_path):
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1 AS a\nRUN echo 1 > /one\nRUN exit 9\n")
+    p = pallet("build", "--target", "nope", "-t", "x", ctx, check=False)
+    assert p.returncode == 125 and "target stage 'nope' could not be found" in p.stderr
+    p = pallet("build", "-t", "x", ctx, check=False)  # layers on: the first RUN stays as a cache entry
+    assert p.returncode == 9
+    _clean(pallet)
+    assert not any("localhost/x:latest" in r["names"] for r in pallet.store().images())
