@@ -318,3 +318,20 @@ def test_unknown_target_and_failed_cached_build_cleanup(pallet, tmp_path):
     assert p.returncode == 9
     _clean(pallet)
     assert not any("localhost/x:latest" in r["names"] for r in pallet.store().images())
+
+
+def test_build_and_commit_on_the_vfs_driver(tmp_path, base):
+    s = PalletStore(str(tmp_path / "vstore"), "vfs")
+    try:
+        s("copy", f"oci:{base}:v1", "local:localhost/busybox:v1")
+        ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN rm /bin/vi && echo v > /v\nCOPY f /f\n", {"f": "x"})
+        s("build", "-t", "onvfs", ctx)
+        tree = s.tree("onvfs")
+        assert "/bin/vi" not in tree and tree["/v"][0] == "f" and tree["/f"][0] == "f"
+        ctr = s("builder", "from", "onvfs").stdout.strip()
+        s("builder", "run", ctr, "--", "rm", "/v")
+        s("builder", "commit", "--rm", ctr, "onvfs2")
+        assert "/v" not in s.tree("onvfs2")
+        assert s.containers() == [] and s.mounts() == []
+    finally:
+        s.unmount_all()

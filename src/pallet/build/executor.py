@@ -18,7 +18,6 @@ import copy as _copy
 import hashlib
 import json
 import os
-import shlex
 
 from ..errors import BuildError, PalletError
 from . import image as _image
@@ -960,7 +959,6 @@ class _State:
         self.single = False
         self.cmd_set = False
         self.later_args: dict = {}
-        self.later_args_seen = True
 
 
 class _ImageMount:
