@@ -551,3 +551,17 @@ def test_a_layer_another_process_is_pulling_is_waited_for_not_downloaded_twice(o
         proxy.stop()
     assert len(gets) == 1, gets
     overlay_store("system", "check")
+
+
+def test_intermediate_images_are_hidden_unless_all(overlay_store, tmp_path):
+    s = overlay_store
+    base = {"base.txt": "base"}
+    lower, upper = str(tmp_path / "lower"), str(tmp_path / "upper")
+    images.make_layout(lower, "v1", layers=[base])
+    images.make_layout(upper, "v1", layers=[base, {"top.txt": "top"}])
+    s("copy", "-q", f"oci:{lower}:v1", "local:lower")
+    s("copy", "-q", f"oci:{upper}:v1", "local:upper")
+    s("untag", "lower")  # now an unnamed image another image is built on: an intermediate one
+    assert len(s("images", "-q").stdout.split()) == 1
+    assert len(s("images", "-q", "--all").stdout.split()) == 2
+    assert s("images", "-q", "--filter", "dangling=true").stdout == ""

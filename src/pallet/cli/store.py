@@ -134,7 +134,7 @@ def _push(sub, name):
 def _images(sub, name, aliases=()):
     p = _podman(sub.add_parser(name, aliases=list(aliases), help="list images in the store"))
     p.add_argument("names", nargs="?", metavar="IMAGE", help="only images matching this reference")
-    p.add_argument("--all", "-a", action="store_true")
+    p.add_argument("--all", "-a", action="store_true", help="also show intermediate images (build steps)")
     p.add_argument("--digests", action="store_true", help="show digests")
     p.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--format", metavar="FORMAT", help="json, table, or a Go template")
@@ -245,7 +245,8 @@ def cmd_images(args) -> int:
     if args.names:
         filters.append(("reference", args.names))
     images = store.images()
-    images = [r for r in images if info.matches(store, r, filters, images)]
+    hidden = set() if args.all else info.intermediate_ids(images)
+    images = [r for r in images if r["id"] not in hidden and info.matches(store, r, filters, images)]
     key = {"created": lambda r: r.get("created", ""), "id": lambda r: r["id"], "size": lambda r: r.get("size", 0),
            "repository": lambda r: r["names"][0] if r["names"] else "", "tag": lambda r: r["names"][0] if r["names"] else ""}
     images.sort(key=key[args.sort], reverse=args.sort in ("created", "size"))

@@ -98,6 +98,21 @@ def history(store: "Store", text: str) -> list[dict]:
     return rows
 
 
+def intermediate_ids(images: list[dict]) -> set[str]:
+    """Unnamed images another image is built on (podman's intermediate images, e.g. the build
+    cache's steps): ``images`` hides them unless ``--all``."""
+    used_layers: dict[str, set[str]] = {}
+    for rec in images:
+        for lid in rec.get("layers") or []:
+            used_layers.setdefault(lid, set()).add(rec["id"])
+    out = set()
+    for rec in images:
+        top = rec.get("top_layer")
+        if not rec["names"] and top and used_layers.get(top, set()) - {rec["id"]}:
+            out.add(rec["id"])
+    return out
+
+
 def parse_filters(filters: list[str]) -> list[tuple[str, str]]:
     out = []
     for f in filters:
@@ -123,7 +138,7 @@ def matches(store: "Store", rec: dict, filters: list[tuple[str, str]], all_image
             if not ok:
                 return False
         elif key == "dangling":
-            dangling = not rec["names"]
+            dangling = not rec["names"] and rec["id"] not in intermediate_ids(all_images)
             if (value.lower() in ("true", "1")) != dangling:
                 return False
         elif key == "label":
