@@ -82,6 +82,20 @@ run "${store[@]}" image umount "$reg/demo/busybox:1.0"
 run "${store[@]}" tag "$reg/demo/busybox:1.0" mybusybox
 run "${store[@]}" push --tls-verify=false mybusybox "$reg/demo/mybusybox:1"
 run "${store[@]}" system check
+
+step "Build an image from a Containerfile (RUN steps go through pallet-runtime) and run a command in it"
+mkdir -p "$work/ctx"
+cat > "$work/ctx/Containerfile" <<DOCKERFILE
+FROM $reg/demo/busybox:1.0
+RUN echo "hello from a pallet build" > /hello && ls /bin | wc -l > /applets
+ENV GREETING=hi
+CMD ["cat", "/hello"]
+DOCKERFILE
+run cat "$work/ctx/Containerfile"
+run "${store[@]}" build --tls-verify=false -t demo-app "$work/ctx"
+ctr=$("${store[@]}" builder from demo-app)
+run "${store[@]}" builder run "$ctr" -- cat /hello
+run "${store[@]}" builder rm "$ctr"
 run "${store[@]}" rmi --all
 
-step "Done: pallet pushed, inspected, copied, pulled and mounted an image without a daemon"
+step "Done: pallet pushed, inspected, copied, pulled, mounted, built and ran an image without a daemon"

@@ -25,5 +25,6 @@ def test_demo_runs_offline_and_cleans_up():
     assert "mounted read-only at" in out and "root:x:0:0" in out
     assert "is mounted at" in p.stderr  # the refused rmi, with where it is mounted
     assert "Deleted:" in out
+    assert "hello from a pallet build" in out  # built, then run through pallet-runtime
     with open("/proc/self/mounts") as f:
         assert "pallet-demo" not in f.read()
