@@ -67,7 +67,24 @@ BAD = [
      "process.rlimits[1].type"),
     (lambda c: c["linux"].__setitem__("sysctl", {"kernel.panic": "1"}), "linux.sysctl.kernel.panic"),
     (lambda c: c.__setitem__("hooks", {"prestart": [{"path": "relative"}]}), "hooks.prestart[0].path"),
-    (lambda c: c["linux"].__setitem__("seccomp", {"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
+    (lambda c: c["linux"].__setitem__("seccomp", {"defaultAction": "SCMP_ACT_NOPE"}), "linux.seccomp.defaultAction"),
+    (lambda c: c["linux"].__setitem__("seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 9, "value": 1, "op": "SCMP_CMP_EQ"}]}]}),
+     "linux.seccomp.syscalls[0].args[0].index"),
+    (lambda c: c["linux"].__setitem__("seccomp", {"defaultAction": "SCMP_ACT_ALLOW",
+                                                  "listenerPath": "/run/agent.sock"}), "linux.seccomp.listenerPath"),
+    (lambda c: c["linux"]["resources"].__setitem__("memory", {"limit": "1g"}), "linux.resources.memory.limit"),
+    (lambda c: c["linux"]["resources"].__setitem__("cpu", {"cpus": "zero"}), "linux.resources.cpu.cpus"),
+    (lambda c: c["linux"]["resources"].__setitem__("hugepageLimits", [{"pageSize": "2M", "limit": 1}]),
+     "linux.resources.hugepageLimits[0].pageSize"),
+    (lambda c: c["linux"]["resources"].__setitem__("devices", [{"allow": False, "access": "rwx"}]),
+     "linux.resources.devices[0].access"),
+    (lambda c: c["linux"]["resources"].__setitem__("blkio", {}), "linux.resources.blkio: unknown resource"),
+    # valid, but this host cannot: refused before anything exists, never ignored
+    (lambda c: c["linux"]["resources"].__setitem__("network", {"classID": 1}), "linux.resources.network.classID"),
+    (lambda c: c["linux"]["resources"].__setitem__("unified", {"memory.high": "1G"}),
+     "linux.resources.unified.memory.high"),
+    (lambda c: c["linux"].__setitem__("cgroupsPath", "system.slice:pallet:x"), "linux.cgroupsPath"),
 ]
 
 

@@ -32,9 +32,31 @@ commands:
   delete [--force] ID                    delete a container
   list [--format table|json] [--quiet]   list containers
   ps [--format table|json] ID [PS ARGS]  processes of a container
+  pause ID / resume ID                   freeze / thaw every process of a container
+  update [options] ID                    change resources: -r/--resources FILE (JSON, - for stdin),
+                                         --memory, --memory-reservation, --memory-swap, --kernel-memory,
+                                         --kernel-memory-tcp, --cpu-share, --cpu-period, --cpu-quota,
+                                         --cpu-rt-period, --cpu-rt-runtime, --cpuset-cpus, --cpuset-mems,
+                                         --pids-limit, --blkio-weight
+  events [--stats] [--interval 5s] ID    resource usage as JSON (once with --stats, else a stream)
+  exec [options] ID [COMMAND...]         run a process in a container (--process FILE, --tty, --cwd,
+                                         --env K=V, --user UID[:GID], --cap CAP, --detach, --pid-file,
+                                         --console-socket, --additional-gids, --no-new-privs,
+                                         --apparmor, --process-label, --preserve-fds)
 """
 
-#: per command: option name -> (destination, takes a value?)
+#: runc update's flags: name -> (resource section, key, kind)
+_UPDATE_FLAGS = {
+    "memory": ("memory", "limit", "size"), "memory-reservation": ("memory", "reservation", "size"),
+    "memory-swap": ("memory", "swap", "size"), "kernel-memory": ("memory", "kernel", "size"),
+    "kernel-memory-tcp": ("memory", "kernelTCP", "size"), "cpu-share": ("cpu", "shares", "int"),
+    "cpu-period": ("cpu", "period", "int"), "cpu-quota": ("cpu", "quota", "int"),
+    "cpu-rt-period": ("cpu", "realtimePeriod", "int"), "cpu-rt-runtime": ("cpu", "realtimeRuntime", "int"),
+    "cpuset-cpus": ("cpu", "cpus", "str"), "cpuset-mems": ("cpu", "mems", "str"),
+    "pids-limit": ("pids", "limit", "int"), "blkio-weight": ("blockIO", "weight", "int"),
+}
+
+#: per command: option name -> (destination, takes a value? True, False or "list" (repeatable))
 _CREATE = {
     "bundle": ("bundle", True), "b": ("bundle", True), "console-socket": ("console_socket", True),
     "pid-file": ("pid_file", True), "no-pivot": ("no_pivot", False), "no-new-keyring": ("no_new_keyring", False),
@@ -52,6 +74,19 @@ COMMANDS = {
     "ps": {"format": ("format", True), "f": ("format", True)},
     "spec": {"bundle": ("bundle", True), "b": ("bundle", True), "rootless": ("rootless", False)},
     "features": {},
+    "pause": {},
+    "resume": {},
+    "events": {"stats": ("stats", False), "interval": ("interval", True)},
+    "update": {"resources": ("resources", True), "r": ("resources", True),
+               **{name: (name, True) for name in _UPDATE_FLAGS}},
+    "exec": {"process": ("process", True), "p": ("process", True), "tty": ("tty", False), "t": ("tty", False),
+             "cwd": ("cwd", True), "env": ("env", "list"), "e": ("env", "list"), "user": ("user", True),
+             "u": ("user", True), "cap": ("cap", "list"), "c": ("cap", "list"), "detach": ("detach", False),
+             "d": ("detach", False), "pid-file": ("pid_file", True), "console-socket": ("console_socket", True),
+             "additional-gids": ("additional_gids", "list"), "g": ("additional_gids", "list"),
+             "no-new-privs": ("no_new_privs", False), "apparmor": ("apparmor", True),
+             "process-label": ("process_label", True), "preserve-fds": ("preserve_fds", True),
+             "cgroup": ("cgroup", "list"), "ignore-paused": ("ignore_paused", False)},
 }
 GLOBAL = {
     "root": ("root", True), "log": ("log", True), "log-format": ("log_format", True),
@@ -86,7 +121,10 @@ def _parse_opts(argv, table, opts, stop_at_positional):
                     if i >= len(argv):
                         raise Usage(f"flag needs an argument: -{name}")
                     value = argv[i]
-                opts[dest] = value
+                if takes == "list":
+                    opts.setdefault(dest, []).append(value)
+                else:
+                    opts[dest] = value
             else:
                 opts[dest] = value.lower() not in ("false", "0") if eq else True
             i += 1
@@ -110,11 +148,13 @@ def parse(argv):
     if cmd not in COMMANDS:
         raise Usage(f"no such command {cmd!r}")
     # ps takes ps(1) arguments after the id: stop at the first positional for it
-    args = _parse_opts(rest[1:], COMMANDS[cmd], opts, cmd == "ps")
+    args = _parse_opts(rest[1:], COMMANDS[cmd], opts, cmd in ("ps", "exec"))
     if cmd == "ps" and args:
         extra = _parse_opts(args[1:], COMMANDS[cmd], opts, True) if args[1:2] and args[1] in ("-f", "--format") \
             else args[1:]
         args = args[:1] + extra
+    if cmd == "exec" and args:
+        args = args[:1] + _parse_opts(args[1:], COMMANDS[cmd], opts, True)
     return cmd, opts, args
 
 
@@ -201,7 +241,8 @@ def _dispatch(cmd, o, args):
         cid = _need_id(cmd, args)
         kw = {"console_socket": o.get("console_socket"), "pid_file": o.get("pid_file"),
               "no_pivot": o.get("no_pivot", False), "no_new_keyring": o.get("no_new_keyring", False),
-              "preserve_fds": _int(o.get("preserve_fds", "0"), "--preserve-fds")}
+              "preserve_fds": _int(o.get("preserve_fds", "0"), "--preserve-fds"),
+              "systemd_cgroup": o.get("systemd_cgroup", False)}
         bundle = o.get("bundle") or os.getcwd()
         if cmd == "create":
             c, _pid = container.create(root, cid, bundle, **kw)
@@ -226,7 +267,117 @@ def _dispatch(cmd, o, args):
         return _list(root, o)
     elif cmd == "ps":
         return _ps(root, o, args)
+    elif cmd == "pause":
+        container.pause(root, _need_id(cmd, args))
+    elif cmd == "resume":
+        container.resume(root, _need_id(cmd, args))
+    elif cmd == "update":
+        container.update(root, _need_id(cmd, args), _update_resources(o))
+    elif cmd == "events":
+        return _events(root, o, _need_id(cmd, args))
+    elif cmd == "exec":
+        return _exec(root, o, args)
     return 0
+
+
+def _update_resources(o):
+    from ..errors import RuntimeError_
+
+    if o.get("resources"):
+        from ..runtime import _json
+
+        src = o["resources"]
+        try:
+            raw = sys.stdin.read() if src == "-" else open(src).read()
+        except OSError as e:
+            raise RuntimeError_(f"--resources {src}: {e.strerror}") from None
+        try:
+            res = _json.loads(raw)
+        except ValueError as e:
+            raise RuntimeError_(f"--resources {src}: not JSON: {e}") from None
+        if not isinstance(res, dict):
+            raise RuntimeError_(f"--resources {src}: must be a JSON object (linux.resources)")
+    else:
+        res = {}
+    for name, (section, key, kind) in _UPDATE_FLAGS.items():
+        v = o.get(name)
+        if v is None:
+            continue
+        if kind == "size":
+            from ..runtime.cgroups import parse_size
+
+            val = parse_size(v, "--" + name)
+        elif kind == "int":
+            try:
+                val = int(v)
+            except ValueError:
+                raise Usage(f"--{name}: {v!r} is not a number") from None
+        else:
+            val = v
+        res.setdefault(section, {})[key] = val
+    if not res:
+        raise Usage("update: nothing to update (give --resources or a flag such as --memory)")
+    return res
+
+
+def _exec(root, o, args):
+    from ..errors import RuntimeError_
+    from ..runtime import exec as _exec_mod
+    from ..runtime import container
+
+    if not args:
+        raise Usage("exec: a container id is required")
+    cid, command = args[0], args[1:]
+    if o.get("process"):
+        if command:
+            raise Usage("exec: give either --process or a command, not both")
+        proc = _exec_mod.load_process(o["process"])
+    else:
+        if not command:
+            raise Usage("exec: a command is required (or --process FILE)")
+        with container._state.open_container(root, cid, lock=False) as c:
+            base = c.state["config"]["process"]
+        proc = _exec_mod.process_from_args(
+            base, command, tty=o.get("tty", False), cwd=o.get("cwd"), env=o.get("env") or (), user=o.get("user"),
+            caps=o.get("cap") or (), additional_gids=o.get("additional_gids") or (),
+            no_new_privs=o.get("no_new_privs", False), apparmor=o.get("apparmor"),
+            process_label=o.get("process_label"))
+    if o.get("cgroup"):
+        raise RuntimeError_("exec --cgroup: joining a sub-cgroup is not supported by pallet-runtime")
+    return _exec_mod.exec_(root, cid, proc, detach=o.get("detach", False), pid_file=o.get("pid_file"),
+                           console_socket=o.get("console_socket"),
+                           preserve_fds=_int(o.get("preserve_fds", "0"), "--preserve-fds"),
+                           ignore_paused=o.get("ignore_paused", False))
+
+
+def _events(root, o, cid):
+    from ..runtime import container
+    from ..runtime._json import dumps
+
+    if o.get("stats"):
+        print(dumps(container.stats(root, cid)), flush=True)
+        return 0
+    import time
+
+    iv = o.get("interval") or "5s"
+    try:
+        secs = float(iv[:-2]) / 1000 if iv.endswith("ms") else float(iv.rstrip("s"))
+    except ValueError:
+        raise Usage(f"--interval: {iv!r} is not a duration like 5s") from None
+    if secs <= 0:
+        raise Usage("--interval: must be greater than zero")
+    from ..errors import RuntimeError_
+
+    while True:
+        try:
+            ev = container.stats(root, cid)
+        except RuntimeError_:
+            return 0  # stopped or deleted: the stream ends
+        try:
+            print(dumps(ev), flush=True)
+        except BrokenPipeError:
+            return 0
+        time.sleep(secs)
 
 
 def _int(text, flag):

@@ -77,7 +77,7 @@ def _state_bytes(st, cid, status):
 # ---------------------------------------------------------------- create
 
 def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False, no_new_keyring=False,
-           preserve_fds=0, foreground=False, console_fd=None):
+           preserve_fds=0, foreground=False, console_fd=None, systemd_cgroup=False):
     """Create the container; returns the open (locked) state and init's pid.
 
     ``foreground``: the caller will wait for the container (``run``), so it must stay
@@ -105,6 +105,11 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
         nss[ns["type"]] = ns.get("path")
     if "mount" not in nss:
         raise InvalidDocument("config.json: linux.namespaces: a mount namespace is required")
+    from . import cgroups as _cgroups
+
+    linux = config.get("linux") or {}
+    cg = _cgroups.manager(linux, cid, systemd_cgroup)
+    cg.check(linux.get("resources"), linux)  # what the host cannot do is refused before anything exists
     join = []
     try:
         for i, (typ, path) in enumerate(nss.items()):
@@ -123,7 +128,7 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
         raise
     try:
         return _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot, no_new_keyring,
-                       preserve_fds, foreground)
+                       preserve_fds, foreground, cg)
     except BaseException:
         c.remove()
         raise
@@ -148,7 +153,7 @@ def _connect(path):
 
 
 def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot, no_new_keyring,
-            preserve_fds, foreground):
+            preserve_fds, foreground, cg):
     from . import _sys
     from .init import Chan
     from .spec import CLONE_FLAGS
@@ -163,14 +168,18 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
         "join": [(t, fd) for t, fd in join if t not in ("user", "pid", "time")],
         "new": [t for t, p in nss.items() if not p], "all_ns": nss,
         "no_pivot": no_pivot, "no_new_keyring": no_new_keyring, "preserve_fds": preserve_fds,
-        "fifo_fd": fifo_fd, "console_fd": console_fd, "chan": Chan(cr, cw),
+        "fifo_fd": fifo_fd, "console_fd": console_fd, "chan": Chan(cr, cw), "cgroups": cg,
         # held by the runtime only: the state lock must not live on in the container
         "close": [c.fd, pr, pw],
     }
     chan = Chan(pr, pw)
     pid = None
     userns = "user" in nss
+    cg_applied = False
     try:
+        c.write_file(_state.CGROUPS, cg.to_state())  # found by delete --force even if state.json is not
+        cg.apply((config.get("linux") or {}).get("resources"), config.get("linux") or {})
+        cg_applied = True
         if userns:
             if foreground:
                 _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)
@@ -205,7 +214,7 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
         st = {"ociVersion": config["ociVersion"], "id": c.id, "pid": pid,
               "pid_start": start_time[1] if start_time else None, "bundle": bundle, "rootfs": rootfs,
               "created": _now(), "owner": "", "annotations": config.get("annotations") or {},
-              "config": config}
+              "config": config, "cgroups": cg.to_state()}
         while True:
             msg = chan.recv()
             if msg is None:
@@ -241,6 +250,16 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
                     os.waitpid(pid, 0)
             except OSError:
                 pass
+        if cg_applied:
+            for p in cg.pids():
+                try:
+                    os.kill(p, 9)
+                except OSError:
+                    pass
+            try:
+                cg.remove()
+            except RuntimeError_:
+                pass
         raise
     finally:
         chan.close()
@@ -257,6 +276,11 @@ def _fork_via_userns(config, nss, join, ctx, chan):
     mid = os.fork()
     if mid == 0:
         try:
+            try:  # cgroups first: inside the user namespace the host's cgroupfs is not ours to write
+                ctx["cgroups"].add_task(0)
+            except Exception as e:
+                ctx["chan"].send(f"error {e}")
+                os._exit(1)
             fds = dict(join)
             if "user" in fds:
                 _sys.setns(fds["user"], CLONE_FLAGS["user"])
@@ -421,9 +445,23 @@ def _wait_for(pid):
 
 # ---------------------------------------------------------------- kill, delete
 
-def container_pids(c):
-    """Every process in the container: same pid namespace as init (or just init)."""
+def cgroup_manager(c):
+    """The container's cgroup manager (from state.json), or None."""
+    if c.state is None or not c.state.get("cgroups"):
+        return None
+    from . import cgroups as _cgroups
+
+    return _cgroups.from_state(c.state["cgroups"])
+
+
+def container_pids(c, mgr=None):
+    """Every process in the container: its cgroup's, else the same pid namespace as init."""
     pid = c.state["pid"]
+    mgr = mgr or cgroup_manager(c)
+    if mgr is not None:
+        pids = mgr.pids()
+        if pids or not _state.process_alive(pid, c.state.get("pid_start")):
+            return pids
     if not _state.process_alive(pid, c.state.get("pid_start")):
         return []
     nss = {ns["type"]: ns.get("path") for ns in (c.state["config"].get("linux") or {}).get("namespaces") or ()}
@@ -464,13 +502,16 @@ def delete(root, cid, force=False):
         c = _state.open_container(root, cid, allow_corrupt=force)
     except RuntimeError_:
         if force and os.path.isdir(f"{root}/{cid}"):
-            _state.Container(cid, f"{root}/{cid}", None).remove()
+            c = _state.Container(cid, f"{root}/{cid}", None)
+            _remove_cgroups_of(c)
+            c.remove()
             return
         if force and not os.path.exists(f"{root}/{cid}"):
             return
         raise
     with c:
-        if c.state is None:  # corrupt, --force: nothing we can trust but the directory
+        if c.state is None:  # corrupt, --force: nothing we can trust but the directory (and cgroups.json)
+            _remove_cgroups_of(c)
             c.remove()
             return
         status = c.status()
@@ -479,16 +520,43 @@ def delete(root, cid, force=False):
         _destroy(c)
 
 
+def _remove_cgroups_of(c):
+    """Kill what is in the cgroups named by ``cgroups.json`` and remove them (state.json unreadable)."""
+    from . import cgroups as _cgroups
+
+    mgr = _cgroups.from_state(c.read_file(_state.CGROUPS))
+    if mgr is None:
+        return
+    for p in mgr.pids():
+        try:
+            os.kill(p, 9)
+        except OSError:
+            pass
+    try:
+        if mgr.frozen():
+            mgr.thaw()
+        mgr.remove()
+    except RuntimeError_ as e:
+        os.write(2, f"pallet-runtime: warning: {e}\n".encode())
+
+
 def _destroy(c):
-    """Kill whatever is left, wait until it is gone, poststop hooks, remove the state."""
+    """Kill whatever is left, wait until it is gone, poststop hooks, remove cgroups and state."""
     import time
 
     if c.state is not None:
-        pids = container_pids(c)
+        mgr = cgroup_manager(c)
+        pids = container_pids(c, mgr)
         for p in pids:
             try:
                 os.kill(p, 9)
             except OSError:
+                pass
+        if mgr is not None and pids:
+            try:
+                if mgr.frozen():  # a paused container dies only once thawed
+                    mgr.thaw()
+            except RuntimeError_:
                 pass
         deadline = time.monotonic() + 10
         for p in pids:
@@ -500,6 +568,11 @@ def _destroy(c):
                 time.sleep(0.002)
         if (c.state["config"].get("hooks") or {}).get("poststop"):
             _warn_hooks(c, "poststop", "stopped")
+        if mgr is not None:
+            try:
+                mgr.remove()
+            except RuntimeError_ as e:
+                os.write(2, f"pallet-runtime: warning: {e}\n".encode())
     c.remove()
 
 
@@ -527,3 +600,58 @@ def ps(root, cid):
         if c.status() == "stopped":
             return []
         return container_pids(c)
+
+
+# ---------------------------------------------------------------- pause, resume, update, events
+
+def _cgroup_of(c, what):
+    mgr = cgroup_manager(c)
+    if mgr is None:
+        raise RuntimeError_(f"{what}: container {c.id!r} has no cgroups")
+    return mgr
+
+
+def pause(root, cid):
+    with _state.open_container(root, cid) as c:
+        status = c.status()
+        if status != "running":
+            raise RuntimeError_(f"cannot pause container {cid!r}: it is {status}, not running")
+        _cgroup_of(c, "pause").freeze()
+
+
+def resume(root, cid):
+    with _state.open_container(root, cid) as c:
+        status = c.status()
+        if status != "paused":
+            raise RuntimeError_(f"cannot resume container {cid!r}: it is {status}, not paused")
+        _cgroup_of(c, "resume").thaw()
+
+
+def update(root, cid, resources):
+    """Apply ``resources`` (a linux.resources object, validated) and remember them in the state."""
+    from . import cgroups as _cgroups
+    from .spec import validate_resources
+
+    validate_resources(resources, "resources")
+    with _state.open_container(root, cid) as c:
+        status = c.status()
+        if status not in ("created", "running", "paused"):
+            raise RuntimeError_(f"cannot update container {cid!r}: it is {status}")
+        mgr = _cgroup_of(c, "update")
+        mgr.update(resources)
+        st = dict(c.state)
+        config = dict(st["config"])
+        linux = dict(config.get("linux") or {})
+        linux["resources"] = _cgroups.merge(linux.get("resources"), resources)
+        config["linux"] = linux
+        st["config"] = config
+        c.write(st)
+
+
+def stats(root, cid):
+    """runc's ``events --stats`` object for the container."""
+    with _state.open_container(root, cid, lock=False) as c:
+        status = c.status()
+        if status == "stopped":
+            raise RuntimeError_(f"container {cid!r} is stopped")
+        return {"type": "stats", "id": cid, "data": _cgroup_of(c, "events").stats()}

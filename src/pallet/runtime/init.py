@@ -91,9 +91,25 @@ def _init(ctx):
         from . import hooks as _hooks  # noqa: F401
     if proc.get("terminal"):
         import fcntl, socket, struct, termios  # noqa: F401,E401
+    seccomp = lx.get("seccomp")
+    if seccomp:  # libseccomp is the host's: build the filter before the root changes
+        ctx["step"] = "linux.seccomp"
+        from . import seccomp as _seccomp
+
+        try:
+            filt = _seccomp.build(seccomp)
+        except Exception as e:
+            raise SetupError(str(e)) from None
+    nnp = bool(proc.get("noNewPrivileges"))
     if ctx.get("wait_go"):
         if chan.recv() != "go":
             os._exit(1)
+    else:  # joined before any namespace: the cgroup namespace is rooted at the container's cgroup
+        ctx["step"] = "cgroups"
+        try:
+            ctx["cgroups"].add_task(0)
+        except Exception as e:
+            raise SetupError(str(e)) from None
     _sys.prctl(_sys.PR_SET_PDEATHSIG, 9)
     os.setsid()
 
@@ -220,6 +236,9 @@ def _init(ctx):
     args = proc["args"]
     path = _lookup(args[0], env.get("PATH"), cwd)
 
+    if seccomp and not nnp:  # without no_new_privs only CAP_SYS_ADMIN may load it: before caps go
+        ctx["step"] = "linux.seccomp"
+        _load_seccomp(filt, seccomp, nnp)
     ctx["step"] = "process.user"
     _set_user_and_caps(proc, uid, gid, "user" in ctx["all_ns"])
     ctx["step"] = "process.cwd"
@@ -245,11 +264,26 @@ def _init(ctx):
         except Exception as e:
             os.write(2, f"pallet-runtime: {e}\n".encode())
             os._exit(1)
+    if seccomp and nnp:  # the last step before the program
+        try:
+            _load_seccomp(filt, seccomp, nnp)
+        except SetupError as e:
+            os.write(2, f"pallet-runtime: {e}\n".encode())
+            os._exit(1)
     try:
         os.execve(path, args, env)
     except OSError as e:
         os.write(2, f"pallet-runtime: exec {args[0]}: {e.strerror}\n".encode())
         os._exit(127)
+
+
+def _load_seccomp(filt, seccomp, nnp):
+    from . import seccomp as _seccomp
+
+    try:
+        _seccomp.load(filt, seccomp, nnp)
+    except Exception as e:
+        raise SetupError(str(e)) from None
 
 
 # ---------------------------------------------------------------- root filesystem

@@ -452,13 +452,122 @@ def _validate_linux(lx, c):
     if prop is not None and prop not in ROOTFS_PROPAGATION:
         _bad("linux.rootfsPropagation", f"unknown propagation {prop!r}")
     _t(lx.get("cgroupsPath"), str, "linux.cgroupsPath")
-    _t(lx.get("resources"), dict, "linux.resources")
+    validate_resources(_t(lx.get("resources"), dict, "linux.resources") or {})
     _t(lx.get("mountLabel"), str, "linux.mountLabel")
     if lx.get("mountLabel"):
         _bad("linux.mountLabel", "SELinux is not available on this host")
     if lx.get("seccomp") is not None:
-        _t(lx["seccomp"], dict, "linux.seccomp")
-        _bad("linux.seccomp", "seccomp is not supported by pallet-runtime yet")
+        from .seccomp import check
+
+        check(lx["seccomp"])
     for key in ("intelRdt", "personality", "timeOffsets", "memoryPolicy", "netDevices"):
         if lx.get(key) is not None:
             _bad(f"linux.{key}", "is not supported by pallet-runtime yet")
+
+
+# ---------------------------------------------------------------- linux.resources
+
+_I64 = 63
+
+
+def _int64(value, field):
+    _t(value, int, field)
+    if value is not None and not -(1 << 63) <= value < (1 << 63):
+        _bad(field, f"{value} is out of range")
+    return value
+
+
+def _dev_list(lst, f, key):
+    for i, d in enumerate(_t(lst, list, f) or ()):
+        g = f"{f}[{i}]"
+        _t(d, dict, g, True)
+        _int64(d.get("major"), g + ".major")
+        _int64(d.get("minor"), g + ".minor")
+        if d.get("major") is None or d.get("minor") is None:
+            _bad(g, "major and minor are required")
+        if key == "weightDevice":
+            _uint(d.get("weight"), g + ".weight", bits=16)
+            _uint(d.get("leafWeight"), g + ".leafWeight", bits=16)
+        else:
+            _uint(d.get("rate"), g + ".rate", True, 64)
+
+
+def validate_resources(r, f="linux.resources"):
+    """Types and ranges of ``linux.resources`` (also what ``update --resources`` reads)."""
+    _t(r, dict, f, True)
+    for i, d in enumerate(_t(r.get("devices"), list, f + ".devices") or ()):
+        g = f"{f}.devices[{i}]"
+        _t(d, dict, g, True)
+        _t(d.get("allow"), bool, g + ".allow", True)
+        t = _t(d.get("type"), str, g + ".type")
+        if t is not None and t not in ("a", "c", "b"):
+            _bad(g + ".type", f"unknown device type {t!r} (a, c or b)")
+        _int64(d.get("major"), g + ".major")
+        _int64(d.get("minor"), g + ".minor")
+        a = _t(d.get("access"), str, g + ".access")
+        if a is not None and (not a or not set(a) <= set("rwm")):
+            _bad(g + ".access", f"{a!r} is not a combination of r, w and m")
+    m = _t(r.get("memory"), dict, f + ".memory")
+    if m is not None:
+        for k in ("limit", "reservation", "swap", "kernel", "kernelTCP"):
+            v = _int64(m.get(k), f"{f}.memory.{k}")
+            if v is not None and v < -1:
+                _bad(f"{f}.memory.{k}", f"{v} is neither a size nor -1 (unlimited)")
+        sw = _uint(m.get("swappiness"), f + ".memory.swappiness", bits=64)
+        if sw is not None and sw > 100:
+            _bad(f + ".memory.swappiness", f"{sw} is outside 0..100")
+        for k in ("disableOOMKiller", "useHierarchy", "checkBeforeUpdate"):
+            _t(m.get(k), bool, f"{f}.memory.{k}")
+        lim, swap = m.get("limit"), m.get("swap")
+        if lim not in (None, -1) and swap not in (None, -1) and swap < lim:
+            _bad(f + ".memory.swap", f"{swap} is below memory.limit {lim} (swap is memory plus swap)")
+    c = _t(r.get("cpu"), dict, f + ".cpu")
+    if c is not None:
+        _uint(c.get("shares"), f + ".cpu.shares", bits=64)
+        _int64(c.get("quota"), f + ".cpu.quota")
+        _uint(c.get("burst"), f + ".cpu.burst", bits=64)
+        _uint(c.get("period"), f + ".cpu.period", bits=64)
+        _int64(c.get("realtimeRuntime"), f + ".cpu.realtimeRuntime")
+        _uint(c.get("realtimePeriod"), f + ".cpu.realtimePeriod", bits=64)
+        _int64(c.get("idle"), f + ".cpu.idle")
+        for k in ("cpus", "mems"):
+            v = _t(c.get(k), str, f"{f}.cpu.{k}")
+            if v and not set(v) <= set("0123456789,-"):
+                _bad(f"{f}.cpu.{k}", f"{v!r} is not a list like 0-3,7")
+    p = _t(r.get("pids"), dict, f + ".pids")
+    if p is not None:
+        _int64(p.get("limit"), f + ".pids.limit")
+    b = _t(r.get("blockIO"), dict, f + ".blockIO")
+    if b is not None:
+        for k in ("weight", "leafWeight"):
+            v = _uint(b.get(k), f"{f}.blockIO.{k}", bits=16)
+            if v is not None and not 10 <= v <= 1000:
+                _bad(f"{f}.blockIO.{k}", f"{v} is outside 10..1000")
+        for k in ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice",
+                  "throttleWriteIOPSDevice"):
+            _dev_list(b.get(k), f"{f}.blockIO.{k}", k)
+    for i, h in enumerate(_t(r.get("hugepageLimits"), list, f + ".hugepageLimits") or ()):
+        g = f"{f}.hugepageLimits[{i}]"
+        _t(h, dict, g, True)
+        ps = _t(h.get("pageSize"), str, g + ".pageSize", True)
+        if not ps[:-2].isdigit() or ps[-2:] not in ("KB", "MB", "GB"):
+            _bad(g + ".pageSize", f"{ps!r} is not a page size like 2MB")
+        _uint(h.get("limit"), g + ".limit", True, 64)
+    n = _t(r.get("network"), dict, f + ".network")
+    if n is not None:
+        _uint(n.get("classID"), f + ".network.classID")
+        for i, pr in enumerate(_t(n.get("priorities"), list, f + ".network.priorities") or ()):
+            g = f"{f}.network.priorities[{i}]"
+            _t(pr, dict, g, True)
+            _t(pr.get("name"), str, g + ".name", True)
+            _uint(pr.get("priority"), g + ".priority", True)
+    for dev, lim in (_t(r.get("rdma"), dict, f + ".rdma") or {}).items():
+        _t(lim, dict, f"{f}.rdma.{dev}", True)
+        _uint(lim.get("hcaHandles"), f"{f}.rdma.{dev}.hcaHandles")
+        _uint(lim.get("hcaObjects"), f"{f}.rdma.{dev}.hcaObjects")
+    for k, v in (_t(r.get("unified"), dict, f + ".unified") or {}).items():
+        _t(v, str, f"{f}.unified.{k}", True)
+    known = ("devices", "memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rdma", "unified")
+    for k in r:
+        if k not in known:
+            _bad(f"{f}.{k}", f"unknown resource (known: {', '.join(known)})")

@@ -18,6 +18,7 @@ from . import _json
 DEFAULT_ROOT = "/run/pallet-runtime"
 STATE = "state.json"
 FIFO = "exec.fifo"
+CGROUPS = "cgroups.json"  # written before the cgroups exist: delete --force finds them without state.json
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
@@ -65,6 +66,17 @@ class Container:
         os.rename(tmp, f"{self.dir}/{STATE}")
         self.state = state
 
+    def write_file(self, name, obj):
+        with open(f"{self.dir}/{name}", "w") as f:
+            f.write(_json.dumps(obj))
+
+    def read_file(self, name):
+        try:
+            with open(f"{self.dir}/{name}", "rb") as f:
+                return _json.loads(f.read())
+        except (OSError, ValueError):
+            return None
+
     def remove(self):
         for name in os.listdir(self.dir):
             try:
@@ -91,6 +103,12 @@ class Container:
             return "stopped"
         if os.path.exists(self.fifo):
             return "created"
+        if st.get("cgroups"):
+            from . import cgroups
+
+            m = cgroups.from_state(st["cgroups"])
+            if m is not None and m.frozen():
+                return "paused"
         return "running"
 
     def oci_state(self):
@@ -98,7 +116,7 @@ class Container:
         st = self.state or {}
         status = self.status()
         out = {"ociVersion": st.get("ociVersion", "1.0.2-dev"), "id": self.id, "status": status,
-               "pid": st.get("pid", 0) if status in ("created", "running", "creating") else 0,
+               "pid": st.get("pid", 0) if status in ("created", "running", "creating", "paused") else 0,
                "bundle": st.get("bundle", ""), "rootfs": st.get("rootfs", ""),
                "created": st.get("created", ""), "owner": st.get("owner", "")}
         ann = st.get("annotations")

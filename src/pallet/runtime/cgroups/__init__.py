@@ -1,0 +1,294 @@
+"""cgroups for containers: one manager interface, one file per backend.
+
+* ``fs1`` — cgroup v1: one hierarchy per controller (``/sys/fs/cgroup/<controller>``).
+* ``fs2`` — cgroup v2: the unified hierarchy (``/sys/fs/cgroup`` or, in hybrid mode,
+  ``/sys/fs/cgroup/unified``).
+* ``hybrid`` — v1 controllers *and* the v2 unified hierarchy, joined as runc does: the
+  container gets a directory in every v1 hierarchy and one in the unified one; whatever
+  controllers the unified hierarchy holds (``hugetlb`` on the machines we know) are
+  set there.
+* ``devices`` — the device rules (the spec's, then linux.devices, then runc's default
+  allowlist), as v1 ``devices.allow``/``devices.deny`` lines.
+
+Every manager has the same methods: ``check(resources)`` (before anything exists: is
+every asked-for resource possible on this host?), ``apply(resources)`` (create the
+directories and set the limits), ``add_task(pid)``, ``freeze()``, ``thaw()``,
+``frozen()``, ``stats()``, ``update(resources)``, ``pids()``, ``remove()``; and
+``to_state()`` / :func:`from_state` so later commands find the same directories.
+
+``--systemd-cgroup`` is refused where systemd is not running; the systemd manager is
+not written (this host has no systemd).
+"""
+
+import os
+
+from ...errors import RuntimeError_
+
+ROOT = "/sys/fs/cgroup"
+
+
+def _mountinfo():
+    """``[(mount point, root in the hierarchy, fstype, super options)]`` of cgroup mounts."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            r = right.split()
+            if r and r[0] in ("cgroup", "cgroup2"):
+                out.append((fields[4], fields[3], r[0], r[2] if len(r) > 2 else ""))
+    return out
+
+
+def own_cgroups():
+    """``{controller or "" (v2): path}`` of this process (``/proc/self/cgroup``)."""
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if not ctrls:
+                own[""] = path
+            for c in ctrls.split(","):
+                own[c] = path
+    return own
+
+
+class Layout:
+    """Where this host's hierarchies are mounted: ``v1`` {controller: (mount point, mount root)},
+    ``v2`` (mount point, mount root) or None; ``mode`` is ``legacy``, ``hybrid`` or ``unified``."""
+
+    __slots__ = ("v1", "v2", "mode")
+
+    def __init__(self, v1, v2):
+        self.v1, self.v2 = v1, v2
+        if v2 and not v1:
+            self.mode = "unified"
+        elif v2:
+            self.mode = "hybrid"
+        else:
+            self.mode = "legacy"
+
+
+_layout = None
+
+
+def layout():
+    global _layout
+    if _layout is None:
+        v1 = {}
+        v2 = None
+        for mp, root, fstype, opts in _mountinfo():
+            if not mp.startswith(ROOT):
+                continue
+            if fstype == "cgroup2":
+                if v2 is None or mp == ROOT:
+                    v2 = (mp, root)
+                continue
+            for o in opts.split(","):
+                if o.startswith("name="):
+                    v1.setdefault(o, (mp, root))
+                elif o not in ("rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec",
+                               "clone_children", "xattr") and not o.startswith(("release_agent", "cpuset_v2")):
+                    v1.setdefault(o, (mp, root))
+        _layout = Layout(v1, v2)
+    return _layout
+
+
+def resolve(cgroups_path, cid, own_path):
+    """The container's path in one hierarchy (as runc): absolute ``cgroupsPath`` is taken as
+    it is, a relative one is below the runtime's own cgroup, none is ``<own>/<id>``."""
+    p = cgroups_path or cid
+    if not p.startswith("/"):
+        p = own_path.rstrip("/") + "/" + p
+    parts = []
+    for comp in p.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(comp)
+    return "/" + "/".join(parts)
+
+
+def check_path(cgroups_path):
+    """Refuse what cannot be a cgroupfs path (runc's systemd ``slice:prefix:name`` form)."""
+    if cgroups_path and ":" in cgroups_path and not cgroups_path.startswith("/"):
+        raise RuntimeError_(f"linux.cgroupsPath: {cgroups_path!r} is a systemd slice:prefix:name path; "
+                            "it needs --systemd-cgroup, and systemd is not running on this host")
+
+
+def on_disk(mount, hier_path):
+    """``/sys/fs/cgroup/<ctrl>/<path>`` for a path in the hierarchy, given the mount's root."""
+    mp, root = mount
+    if root != "/" and hier_path.startswith(root):
+        hier_path = hier_path[len(root):] or "/"
+    return mp + hier_path.rstrip("/") if hier_path != "/" else mp
+
+
+def manager(linux, cid, systemd=False):
+    """The manager for a new container (nothing is created until ``apply``)."""
+    if systemd:
+        if not os.path.isdir("/run/systemd/system"):
+            raise RuntimeError_("--systemd-cgroup: systemd is not running on this host")
+        raise RuntimeError_("--systemd-cgroup: the systemd cgroup manager is not implemented; "
+                            "run without --systemd-cgroup (cgroupfs)")
+    cp = linux.get("cgroupsPath")
+    check_path(cp)
+    lay = layout()
+    own = own_cgroups()
+    if lay.mode == "unified":
+        from .fs2 import Manager2
+
+        return Manager2(on_disk(lay.v2, resolve(cp, cid, own.get("", "/"))))
+    from .fs1 import Manager1
+
+    paths = {}
+    for ctrl, mount in lay.v1.items():
+        key = ctrl[5:] if ctrl.startswith("name=") else ctrl
+        paths[key] = on_disk(mount, resolve(cp, cid, own.get(ctrl, own.get(key, "/"))))
+    if lay.mode == "legacy":
+        return Manager1(paths)
+    from .fs2 import Manager2
+    from .hybrid import HybridManager
+
+    return HybridManager(Manager1(paths), Manager2(on_disk(lay.v2, resolve(cp, cid, own.get("", "/"))),
+                                                   hybrid=True))
+
+
+def from_state(st):
+    """The manager of an existing container (``to_state()`` as saved in state.json), or None."""
+    if not st:
+        return None
+    kind = st.get("kind")
+    if kind == "v1":
+        from .fs1 import Manager1
+
+        return Manager1(st["paths"], st.get("created"))
+    if kind == "v2":
+        from .fs2 import Manager2
+
+        return Manager2(st["path"], created=st.get("created"))
+    if kind == "hybrid":
+        from .fs1 import Manager1
+        from .fs2 import Manager2
+        from .hybrid import HybridManager
+
+        return HybridManager(Manager1(st["paths"], st.get("created")),
+                             Manager2(st["path"], hybrid=True, created=st.get("created2")))
+    return None
+
+
+# ---------------------------------------------------------------- small file helpers
+
+
+def read(path, default=None):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return default
+
+
+def read_int(path, default=0):
+    v = read(path)
+    if v is None:
+        return default
+    if v == "max":
+        return 0
+    try:
+        return int(v)
+    except ValueError:
+        return default
+
+
+def write(path, value, field):
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise RuntimeError_(f"{field}: {os.path.basename(path)} does not exist on this host "
+                            f"(controller or kernel feature missing)") from None
+    except OSError as e:
+        raise RuntimeError_(f"{field}: cannot open {path}: {e.strerror}") from None
+    try:
+        os.write(fd, str(value).encode())
+    except OSError as e:
+        raise RuntimeError_(f"{field}: cannot write {value!r} to {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def make_dirs(path):
+    """mkdir -p; returns the directories it created, deepest last."""
+    made = []
+    todo = []
+    p = path
+    while p and p != "/" and not os.path.isdir(p):
+        todo.append(p)
+        p = os.path.dirname(p)
+    for d in reversed(todo):
+        try:
+            os.mkdir(d, 0o755)
+            made.append(d)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            remove_dirs(made)
+            raise RuntimeError_(f"cgroups: cannot create {d}: {e.strerror}") from None
+    return made
+
+
+def remove_dirs(dirs, leaf=None):
+    """rmdir ``leaf`` (waiting while its last processes exit) then the created parents."""
+    import time
+
+    if leaf:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                os.rmdir(leaf)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != 16 or time.monotonic() > deadline:  # EBUSY: tasks still leaving
+                    raise RuntimeError_(f"cgroups: cannot remove {leaf}: {e.strerror}") from None
+                time.sleep(0.005)
+    for d in sorted(dirs or (), key=len, reverse=True):
+        if d == leaf:
+            continue
+        try:
+            os.rmdir(d)
+        except OSError:  # shared with another container, or already gone
+            pass
+
+
+def parse_size(text, flag):
+    """``512m``, ``1g``, ``1024`` (as runc's --memory), ``-1`` for unlimited."""
+    t = text.strip().lower()
+    if t == "-1":
+        return -1
+    mult = 1
+    for suffix, m in (("kb", 1 << 10), ("mb", 1 << 20), ("gb", 1 << 30), ("tb", 1 << 40),
+                      ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("t", 1 << 40), ("b", 1)):
+        if t.endswith(suffix):
+            mult = m
+            t = t[: -len(suffix)]
+            break
+    try:
+        v = float(t)
+    except ValueError:
+        raise RuntimeError_(f"{flag}: invalid size {text!r}") from None
+    return int(v * mult)
+
+
+def merge(old, new):
+    """Resources ``new`` laid over ``old`` (update): objects merge, everything else replaces."""
+    out = dict(old or {})
+    for k, v in (new or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out

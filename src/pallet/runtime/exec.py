@@ -1,0 +1,265 @@
+"""``exec``: one more process in a running container.
+
+The runtime enters the container's pid (and time) namespace for its children only,
+forks, and goes back; the child joins the container's cgroups, then its user namespace
+(when it has one), the other namespaces (mount last: its root becomes the container's),
+sets rlimits, user, capabilities, ``no_new_privs`` and seccomp exactly as for the
+container's init, and execs. It reports a failure over a close-on-exec pipe: EOF
+without a message means the exec happened. Without ``--detach`` the runtime waits and
+returns the process's exit status (128+signal when killed), forwarding signals.
+"""
+
+import os
+
+from ..errors import RuntimeError_
+from . import state as _state
+
+_PROC_NS = {"network": "net", "mount": "mnt"}
+
+#: the order namespaces are joined in (user first: it grants the rest; mount last)
+_ORDER = ("user", "cgroup", "ipc", "uts", "network", "mount")
+
+
+def process_from_args(config_proc, args, tty=False, cwd=None, env=(), user=None, caps=(), additional_gids=(),
+                      no_new_privs=False, apparmor=None, process_label=None):
+    """The process to exec, from the container's own process and runc exec's flags."""
+    import copy
+
+    p = copy.deepcopy(config_proc)
+    p.pop("consoleSize", None)
+    p["args"] = list(args)
+    p["terminal"] = bool(tty)
+    if cwd:
+        p["cwd"] = cwd
+    if env:
+        p["env"] = list(p.get("env") or ()) + list(env)
+    if user:
+        u, _, g = user.partition(":")
+        try:
+            p["user"] = {"uid": int(u), "gid": int(g) if g else 0}
+        except ValueError:
+            raise RuntimeError_(f"--user {user!r}: give UID[:GID] as numbers") from None
+    if additional_gids:
+        try:
+            p["user"]["additionalGids"] = [int(g) for g in additional_gids]
+        except ValueError:
+            raise RuntimeError_("--additional-gids: give numbers") from None
+    if caps:
+        c = p.setdefault("capabilities", {})
+        for s in ("bounding", "effective", "permitted", "ambient", "inheritable"):
+            lst = c.setdefault(s, [])
+            for cap in caps:
+                cap = cap.upper() if cap.upper().startswith("CAP_") else "CAP_" + cap.upper()
+                if cap not in lst:
+                    lst.append(cap)
+    if no_new_privs:
+        p["noNewPrivileges"] = True
+    if apparmor:
+        p["apparmorProfile"] = apparmor
+    if process_label:
+        p["selinuxLabel"] = process_label
+    return p
+
+
+def load_process(path):
+    from . import _json
+
+    try:
+        with open(path, "rb") as f:
+            p = _json.loads(f.read())
+    except OSError as e:
+        raise RuntimeError_(f"--process {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise RuntimeError_(f"--process {path}: not JSON: {e}") from None
+    return p
+
+
+def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, preserve_fds=0, ignore_paused=False):
+    """Run ``proc`` (a runtime-spec process object) in the container; returns the exit code (0 detached)."""
+    from . import _sys
+    from .spec import CLONE_FLAGS, _validate_process
+    from .container import _connect, _write_pid_file, cgroup_manager
+
+    from ..errors import InvalidDocument
+
+    try:
+        _validate_process(proc)
+    except InvalidDocument as e:
+        raise RuntimeError_(str(e).replace("config.json: ", "exec: ", 1)) from None
+    if proc.get("terminal") and not console_socket:
+        raise RuntimeError_("exec --tty: --console-socket is required (pallet-runtime does not relay a terminal)")
+    if console_socket and not proc.get("terminal"):
+        raise RuntimeError_("--console-socket is only valid with --tty (process.terminal)")
+    with _state.open_container(root, cid, lock=False) as c:
+        status = c.status()
+        if status == "paused" and not ignore_paused:
+            raise RuntimeError_(f"cannot exec in container {cid!r}: it is paused (resume it first)")
+        if status not in ("running", "created", "paused"):
+            raise RuntimeError_(f"cannot exec in container {cid!r}: it is {status}")
+        st = c.state
+    config = st["config"]
+    lx = config.get("linux") or {}
+    init = st["pid"]
+    types = [ns["type"] for ns in lx.get("namespaces") or ()]
+    fds = {}
+    try:
+        for t in types:
+            fds[t] = os.open(f"/proc/{init}/ns/{_PROC_NS.get(t, t)}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        for fd in fds.values():
+            os.close(fd)
+        raise RuntimeError_(f"exec: cannot open the namespaces of container {cid!r}: {e.strerror}") from None
+    mgr = cgroup_manager(c)
+    console_fd = _connect(console_socket) if console_socket else None
+    seccomp = lx.get("seccomp")
+    if seccomp:
+        from . import seccomp as _seccomp
+
+        _seccomp.check(seccomp)
+    r, w = os.pipe2(os.O_CLOEXEC)
+    saved = []
+    pid = None
+    try:
+        if not detach:
+            _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)
+        for t in ("pid", "time"):
+            if t in fds:
+                saved.append((t, os.open(f"/proc/self/ns/{t}", os.O_RDONLY | os.O_CLOEXEC)))
+                _sys.setns(fds[t], CLONE_FLAGS[t])
+        try:
+            pid = os.fork()
+            if pid == 0:
+                os.close(r)
+                _child(proc, fds, mgr, console_fd, w, preserve_fds, seccomp, lx)
+        finally:
+            for t, fd in saved:
+                _sys.setns(fd, CLONE_FLAGS[t])
+                os.close(fd)
+        os.close(w)
+        w = None
+        msg = b""
+        while True:
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            msg += chunk
+        if msg:
+            os.waitpid(pid, 0)
+            raise RuntimeError_(msg.decode(errors="replace").strip())
+    finally:
+        os.close(r)
+        if w is not None:
+            os.close(w)
+        for fd in fds.values():
+            os.close(fd)
+        if console_fd is not None:
+            os.close(console_fd)
+    if pid_file:
+        _write_pid_file(pid_file, pid)
+    if detach:
+        return 0
+    import _signal
+
+    def forward(sig, _frame):
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+    for s in (1, 2, 3, 10, 12, 15, 28):
+        _signal.signal(s, forward)
+    from .container import _wait_for
+
+    return _wait_for(pid)
+
+
+def _child(proc, fds, mgr, console_fd, w, preserve_fds, seccomp, lx):
+    """In the forked child: join, set up, exec (never returns)."""
+    from . import _sys
+    from .init import _fds, _home, _lookup, _set_user_and_caps
+    from .spec import CLONE_FLAGS
+
+    step = "cgroups"
+    try:
+        if proc.get("rlimits"):
+            import resource  # noqa: F401  (before the mount namespace changes what 'import' sees)
+        if proc.get("terminal"):
+            import fcntl, socket, struct, termios  # noqa: F401,E401
+        if seccomp:
+            from . import seccomp as _seccomp
+
+            filt = _seccomp.build(seccomp)
+        if mgr is not None:
+            mgr.add_task(0)
+        os.setsid()
+        for t in _ORDER:
+            if t in fds:
+                step = f"joining the {t} namespace"
+                _sys.setns(fds[t], CLONE_FLAGS[t])
+        step = "process.cwd"
+        os.chdir(proc["cwd"])
+        if proc.get("terminal"):
+            step = "console"
+            _console(console_fd, proc)
+        if proc.get("oomScoreAdj") is not None:
+            step = "process.oomScoreAdj"
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(proc["oomScoreAdj"]))
+        if proc.get("rlimits"):
+            import resource
+
+            for i, rl in enumerate(proc["rlimits"]):
+                step = f"process.rlimits[{i}] ({rl['type']})"
+                resource.setrlimit(getattr(resource, rl["type"]), (rl["soft"], rl["hard"]))
+        env = {}
+        for e in proc.get("env") or ():
+            k, _, v = e.partition("=")
+            env[k] = v
+        user = proc["user"]
+        if "HOME" not in env:
+            env["HOME"] = _home(user["uid"])
+        step = "process.args"
+        path = _lookup(proc["args"][0], env.get("PATH"), proc["cwd"])
+        step = "process.user"
+        _set_user_and_caps(proc, user["uid"], user["gid"], "user" in fds)
+        if proc.get("noNewPrivileges"):
+            _sys.prctl(_sys.PR_SET_NO_NEW_PRIVS, 1)
+        os.umask(user.get("umask", 0o022))
+        _fds(preserve_fds)
+        if seccomp:
+            step = "linux.seccomp"
+            _seccomp.load(filt, seccomp, bool(proc.get("noNewPrivileges")))
+        step = "exec"
+        os.execve(path, proc["args"], env)
+    except BaseException as e:
+        from .init import SetupError
+
+        msg = str(e) if isinstance(e, (SetupError, RuntimeError_)) else \
+            f"{step}: {getattr(e, 'strerror', None) or e}"
+        try:
+            os.write(w, f"exec: {msg}".encode())
+        finally:
+            os._exit(127 if step == "exec" else 1)
+
+
+def _console(console_fd, proc):
+    import fcntl
+    import socket
+    import termios
+
+    master, slave = os.openpty()  # /dev/ptmx of the container's devpts: the mount namespace is joined
+    name = os.ttyname(slave)
+    cs = proc.get("consoleSize")
+    if cs:
+        import struct
+
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", cs["height"], cs["width"], 0, 0))
+    sock = socket.socket(fileno=console_fd)
+    socket.send_fds(sock, [name.encode()], [master])
+    sock.close()
+    os.close(master)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)

@@ -1,0 +1,182 @@
+"""``linux.seccomp`` through libseccomp (the PyPI package ``pyseccomp``, ctypes on libseccomp2).
+
+``check`` is pure (the names of actions, operators, architectures and flags); ``build``
+makes the libseccomp filter in the container's init before the root changes (libseccomp
+is loaded from the host); ``load`` installs it as the last step before ``execve`` — or,
+without ``noNewPrivileges``, before the capabilities are dropped (loading a filter then
+needs CAP_SYS_ADMIN), as runc does.
+
+As runc: syscall names libseccomp does not know are skipped (profiles list syscalls of
+newer kernels), and rules whose action is the default action are skipped (libseccomp
+refuses them). What libseccomp 2.5 cannot do is refused: the notify action and
+``listenerPath`` (a seccomp agent), ``SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV``.
+"""
+
+from ..errors import InvalidDocument, RuntimeError_
+
+ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO",
+           "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
+OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5,
+       "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
+ARCHES = {
+    "SCMP_ARCH_X86": "X86", "SCMP_ARCH_X86_64": "X86_64", "SCMP_ARCH_X32": "X32", "SCMP_ARCH_ARM": "ARM",
+    "SCMP_ARCH_AARCH64": "AARCH64", "SCMP_ARCH_MIPS": "MIPS", "SCMP_ARCH_MIPS64": "MIPS64",
+    "SCMP_ARCH_MIPS64N32": "MIPS64N32", "SCMP_ARCH_MIPSEL": "MIPSEL", "SCMP_ARCH_MIPSEL64": "MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32": "MIPSEL64N32", "SCMP_ARCH_PPC": "PPC", "SCMP_ARCH_PPC64": "PPC64",
+    "SCMP_ARCH_PPC64LE": "PPC64LE", "SCMP_ARCH_S390": "S390", "SCMP_ARCH_S390X": "S390X",
+    "SCMP_ARCH_PARISC": "PARISC", "SCMP_ARCH_PARISC64": "PARISC64", "SCMP_ARCH_RISCV64": "RISCV64",
+}
+#: flag -> libseccomp attribute (pyseccomp.Attr), None when libseccomp 2.5 cannot set it
+FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": "CTL_TSYNC", "SECCOMP_FILTER_FLAG_LOG": "CTL_LOG",
+         "SECCOMP_FILTER_FLAG_SPEC_ALLOW": "CTL_SSB", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": None}
+
+EPERM = 1
+_F = "config.json: linux.seccomp"
+
+
+def _bad(field, problem):
+    raise InvalidDocument(f"{_F}{field}: {problem}")
+
+
+def check(s):
+    """Refuse a ``linux.seccomp`` that breaks the spec or asks for what we cannot do."""
+    from .spec import _jtype
+
+    def typ(v, t, field, what):
+        if v is not None and (not isinstance(v, t) or (t is int and isinstance(v, bool))):
+            _bad(field, f"must be {what}, not {_jtype(v)}")
+        return v
+
+    if not isinstance(s, dict):
+        _bad("", f"must be an object, not {_jtype(s)}")
+    da = typ(s.get("defaultAction"), str, ".defaultAction", "a string")
+    if da is None:
+        _bad(".defaultAction", "is required")
+    if da not in ACTIONS:
+        _bad(".defaultAction", f"unknown action {da!r}")
+    if da == "SCMP_ACT_NOTIFY":
+        _bad(".defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
+    typ(s.get("defaultErrnoRet"), int, ".defaultErrnoRet", "an integer")
+    for i, a in enumerate(typ(s.get("architectures"), list, ".architectures", "an array") or ()):
+        if a not in ARCHES:
+            _bad(f".architectures[{i}]", f"unknown architecture {a!r}")
+    for i, fl in enumerate(typ(s.get("flags"), list, ".flags", "an array") or ()):
+        if fl not in FLAGS:
+            _bad(f".flags[{i}]", f"unknown flag {fl!r}")
+        if FLAGS[fl] is None:
+            _bad(f".flags[{i}]", f"{fl} is not supported by this libseccomp (2.5)")
+    if s.get("listenerPath") or s.get("listenerMetadata"):
+        _bad(".listenerPath", "seccomp agents (SCMP_ACT_NOTIFY) are not supported by pallet-runtime")
+    for i, r in enumerate(typ(s.get("syscalls"), list, ".syscalls", "an array") or ()):
+        f = f".syscalls[{i}]"
+        typ(r, dict, f, "an object")
+        names = typ(r.get("names"), list, f + ".names", "an array")
+        if not names:
+            _bad(f + ".names", "must name at least one syscall")
+        for j, n in enumerate(names):
+            typ(n, str, f"{f}.names[{j}]", "a string")
+        act = typ(r.get("action"), str, f + ".action", "a string")
+        if act not in ACTIONS:
+            _bad(f + ".action", f"unknown action {act!r}")
+        if act == "SCMP_ACT_NOTIFY":
+            _bad(f + ".action", "SCMP_ACT_NOTIFY (a seccomp agent) is not supported by pallet-runtime")
+        typ(r.get("errnoRet"), int, f + ".errnoRet", "an integer")
+        for j, a in enumerate(typ(r.get("args"), list, f + ".args", "an array") or ()):
+            g = f"{f}.args[{j}]"
+            typ(a, dict, g, "an object")
+            idx = typ(a.get("index"), int, g + ".index", "an integer")
+            if idx is None or not 0 <= idx <= 5:
+                _bad(g + ".index", "must be 0..5")
+            if typ(a.get("value"), int, g + ".value", "an integer") is None:
+                _bad(g + ".value", "is required")
+            typ(a.get("valueTwo"), int, g + ".valueTwo", "an integer")
+            if a.get("op") not in OPS:
+                _bad(g + ".op", f"unknown operator {a.get('op')!r}")
+
+
+def _lib():
+    """pyseccomp, imported without ``ctypes.util`` (its find_library runs ldconfig: ~20 ms)."""
+    import sys
+
+    if "pyseccomp" in sys.modules:
+        return sys.modules["pyseccomp"]
+    import ctypes
+    import types
+
+    fake = None
+    if "ctypes.util" not in sys.modules:
+        fake = types.ModuleType("ctypes.util")
+        fake.find_library = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}.get
+        sys.modules["ctypes.util"] = fake
+        ctypes.util = fake
+    try:
+        import pyseccomp
+    except ImportError:
+        raise RuntimeError_("linux.seccomp: the pyseccomp package is missing (pip install pyseccomp)") from None
+    except OSError as e:
+        raise RuntimeError_(f"linux.seccomp: cannot load libseccomp ({e}): apt-get install libseccomp2") from None
+    finally:
+        if fake is not None:
+            del sys.modules["ctypes.util"]
+            del ctypes.util
+    return pyseccomp
+
+
+def _action(lib, name, errno_ret):
+    if name == "SCMP_ACT_ERRNO":
+        return lib.ERRNO(EPERM if errno_ret is None else errno_ret)
+    if name == "SCMP_ACT_TRACE":
+        return lib.TRACE(EPERM if errno_ret is None else errno_ret)
+    return {"SCMP_ACT_KILL": lib.KILL_THREAD, "SCMP_ACT_KILL_THREAD": lib.KILL_THREAD,
+            "SCMP_ACT_KILL_PROCESS": lib.KILL_PROCESS, "SCMP_ACT_TRAP": lib.TRAP, "SCMP_ACT_ALLOW": lib.ALLOW,
+            "SCMP_ACT_LOG": lib.LOG}[name]
+
+
+def build(s):
+    """The libseccomp filter for ``s`` (checked), ready to load."""
+    lib = _lib()
+    default = _action(lib, s["defaultAction"], s.get("defaultErrnoRet"))
+    try:
+        filt = lib.SyscallFilter(default)
+        for a in s.get("architectures") or ():
+            try:
+                filt.add_arch(getattr(lib.Arch, ARCHES[a]))
+            except OSError as e:
+                if e.errno != 17:  # EEXIST: the native one
+                    raise RuntimeError_(f"linux.seccomp.architectures: {a}: {e.strerror}") from None
+        for fl in s.get("flags") or ():
+            filt.set_attr(getattr(lib.Attr, FLAGS[fl]), 1)
+        filt.set_attr(lib.Attr.CTL_NNP, 0)  # no_new_privs is the spec's to decide, set by init
+    except OSError as e:
+        raise RuntimeError_(f"linux.seccomp: {e.strerror}") from None
+    for i, r in enumerate(s.get("syscalls") or ()):
+        act = _action(lib, r["action"], r.get("errnoRet"))
+        if act == default:
+            continue
+        args = r.get("args") or ()
+        conds = [lib.Arg(a["index"], OPS[a["op"]], a["value"] & (2**64 - 1), (a.get("valueTwo") or 0) & (2**64 - 1))
+                 for a in args]
+        # libseccomp wants one comparison per argument in a rule: the same index twice means
+        # several rules (either matches), as runc does
+        groups = [conds] if len({a["index"] for a in args}) == len(args) else [[c] for c in conds]
+        for name in r["names"]:
+            try:
+                nr = lib.resolve_syscall(lib.Arch.NATIVE, name)
+            except (OSError, ValueError):
+                continue  # unknown to this libseccomp/arch: skipped, as runc
+            if nr == -1:  # __NR_SCMP_ERROR (other negative numbers are libseccomp's multiplexed calls)
+                continue
+            for g in groups:
+                try:
+                    filt.add_rule(act, nr, *g)
+                except OSError as e:
+                    raise RuntimeError_(f"linux.seccomp.syscalls[{i}] ({name}): {e.strerror}") from None
+    return filt
+
+
+def load(filt, s, nnp):
+    try:
+        filt.load()
+    except OSError as e:
+        hint = "" if nnp else " (without noNewPrivileges loading a filter needs CAP_SYS_ADMIN)"
+        raise RuntimeError_(f"linux.seccomp: loading the filter: {e.strerror}{hint}") from None
