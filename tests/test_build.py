@@ -298,6 +298,10 @@ def _images(pallet) -> set:
     ("FROM localhost/busybox:v1\nRUN echo $LATER > /x\nARG LATER=1\n", {}, "$LATER is used before its ARG", 125),
     ("FROM localhost/busybox:v1\nCOPY a b /notadir\n", {"a": "", "b": ""}, "must be a directory", 125),
     ("RUN true\n", {}, "Dockerfile:1: RUN before the first FROM", 125),
+    ("FROM localhost/busybox:v1\nADD --checksum=sha256:00 http://127.0.0.1:1/x /x\n", {},
+     "Dockerfile:2: ADD --checksum is not supported by pallet yet", 125),
+    ("FROM localhost/busybox:v1\nRUN --mount=type=cache,target=/c,sharing=private true\n", {},
+     "sharing=private", 125),
 ])
 def test_bad_input_is_one_clear_line_and_leaves_nothing(pallet, tmp_path, dockerfile, files, needle, code):
     before = _images(pallet)

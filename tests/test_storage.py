@@ -565,3 +565,17 @@ def test_intermediate_images_are_hidden_unless_all(overlay_store, tmp_path):
     assert len(s("images", "-q").stdout.split()) == 1
     assert len(s("images", "-q", "--all").stdout.split()) == 2
     assert s("images", "-q", "--filter", "dangling=true").stdout == ""
+
+
+def test_rmi_refuses_an_image_a_container_uses(overlay_store, standard_image):
+    s = overlay_store
+    _, ref = standard_image
+    s("pull", "-q", "--tls-verify=false", ref)
+    ctr = s("builder", "from", "--name", "user-of-image", ref).stdout.strip()
+    assert ctr == "user-of-image"
+    p = s("rmi", ref, check=False)
+    assert p.returncode == 2 and "in use by container user-of-image" in p.stderr
+    # --force removes the container first, then the image
+    s("rmi", "--force", ref)
+    assert s("images", "-q").stdout == "" and s("builder", "containers", "-q").stdout.strip() == ""
+    s("system", "check")

@@ -727,11 +727,20 @@ class Builder:
             mode = int(opts.get("mode", "0755"), 8)
             uid, gid = int(opts.get("uid", "0")), int(opts.get("gid", "0"))
 
+            sharing = opts.get("sharing", "shared")
+            if sharing not in ("shared", "locked"):
+                raise ins.error(f"--mount=type=cache,sharing={sharing}: pallet supports shared and locked")
+
             def make(cleanups):
                 if not os.path.isdir(d):
                     os.makedirs(d, exist_ok=True)
                     os.chmod(d, mode)
                     os.chown(d, uid, gid)
+                if sharing == "locked":  # one build step at a time uses this cache, across processes
+                    from ..storage.lock import lock_path
+
+                    fd = lock_path(d + ".lock")
+                    cleanups.append(lambda: os.close(fd))
                 return {"destination": target, "type": "bind", "source": d, "options": ["rbind", "ro" if ro else "rw"],
                         "keep": True}
 
