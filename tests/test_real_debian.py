@@ -1,0 +1,93 @@
+"""A real Debian root filesystem (mmdebstrap, minbase: ~90 packages, a dpkg database, device
+nodes, hardlinks, setuid files) through the whole chain: registry -> store -> read-only mount,
+compared with umoci's unpack of the same image, and run by pallet-runtime and runc."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+
+import images
+from conftest import need
+from test_storage import StoreCLI, push_layout
+
+
+@pytest.fixture(scope="module")
+def debian_layout(tmp_path_factory):
+    work = tmp_path_factory.mktemp("debian")
+    tar = str(work / "rootfs.tar")
+    sources = "/etc/apt/sources.list.d/debian.sources"
+    if not os.path.exists(sources):
+        sources = "/etc/apt/sources.list"
+    p = subprocess.run([need("mmdebstrap"), "--variant=minbase", "--mode=root", "--format=tar", "--quiet",
+                        "bookworm", tar, sources], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, f"mmdebstrap failed (it needs the Debian mirror, as apt does): {p.stderr[-2000:]}"
+    layout = str(work / "layout")
+    blobs = images.Blobs(layout)
+    h = hashlib.sha256()
+    gz_path = str(work / "rootfs.tar.gz")
+    with open(tar, "rb") as f, open(gz_path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1,
+                                                                         mtime=0) as g:
+        while b := f.read(1 << 20):
+            h.update(b)
+            g.write(b)
+    os.unlink(tar)
+    with open(gz_path, "rb") as f:
+        ld, ln = blobs.put(f.read())
+    os.unlink(gz_path)
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/bash"]},
+                      "rootfs": {"type": "layers", "diff_ids": ["sha256:" + h.hexdigest()]}}).encode()
+    cd, cn = blobs.put(cfg)
+    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
+                      "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld,
+                                  "size": ln}]}).encode()
+    md, mn = blobs.put(man)
+    images.write_index(layout, [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md,
+                                 "size": mn, "annotations": {"org.opencontainers.image.ref.name": "bookworm"}}])
+    return layout
+
+
+def _listing(root: str) -> list[str]:
+    out = subprocess.run(["find", ".", "-printf", "%p %y %m %U %G %l\\n"], cwd=root, capture_output=True, text=True,
+                         check=True).stdout
+    return sorted(out.splitlines())
+
+
+def test_debian_through_registry_store_mount_and_runtimes(debian_layout, registry, tmp_path):
+    ref = push_layout(registry, debian_layout, "bookworm", "real/debian")
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        store("pull", "-q", "--tls-verify=false", ref)
+        mnt = store("image", "mount", ref).stdout.strip()
+        bundle = str(tmp_path / "bundle")
+        subprocess.run([need("umoci"), "unpack", "--image", f"{debian_layout}:bookworm", bundle], check=True,
+                       capture_output=True)
+        assert _listing(mnt) == _listing(os.path.join(bundle, "rootfs"))
+        with open(os.path.join(mnt, "var/lib/dpkg/status")) as f:
+            installed = f.read().count("Status: install ok installed")
+        assert installed > 50
+        store("image", "umount", ref)
+        store("system", "check")
+        with open(os.path.join(bundle, "config.json")) as f:
+            cfg = json.load(f)
+        cfg["process"]["terminal"] = False
+        cfg["process"]["args"] = ["/bin/sh", "-c", "dpkg -l | grep -c ^ii; cat /etc/debian_version"]
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        import sys
+
+        runtime = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
+        ours = subprocess.run([runtime, "--root", str(tmp_path / "rt"), "run", "--bundle", bundle, "deb"],
+                              capture_output=True, text=True, timeout=60)
+        theirs = subprocess.run([need("runc"), "--root", str(tmp_path / "runc"), "run", "--bundle", bundle, "deb"],
+                                capture_output=True, text=True, timeout=60)
+        assert ours.returncode == 0 and theirs.returncode == 0, ours.stderr + theirs.stderr
+        assert ours.stdout == theirs.stdout and ours.stdout.split()[0] == str(installed)
+    finally:
+        store.cleanup()
