@@ -288,7 +288,7 @@ def test_hugetlb_in_the_unified_hierarchy(rt, bundle):
     assert rt.create("huge", bundle).returncode == 0
     d = cg_dir("", "huge")
     assert read(f"{d}/hugetlb.2MB.max") == str(4 << 20)
-    assert rt("delete", "huge").returncode == 0
+    assert rt("delete", "--force", "huge").returncode == 0
     assert not os.path.exists(d)
     configure(bundle, ["true"], {"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]})
     r = rt.create("huge2", bundle)

@@ -106,7 +106,9 @@ def test_create_state_start_delete(rt, bundle, tmp_path):
 def test_delete_created_and_stopped(rt, bundle):
     set_args(bundle, "true")
     assert rt.create("a", bundle).returncode == 0
-    assert rt("delete", "a").returncode == 0  # a created container may be deleted
+    r = rt("delete", "a")  # the runtime-spec: only a stopped container is deleted without --force
+    assert r.returncode == 1 and "created" in r.stderr
+    assert rt("delete", "--force", "a").returncode == 0
     assert rt("run", "--keep", "-b", bundle, "b").returncode == 0
     assert rt.state("b")["status"] == "stopped"
     assert rt("delete", "b").returncode == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -52,13 +53,13 @@ def test_features_json():
 
 BAD = [
     (lambda c: c.pop("root"), "root: is required"),
-    (lambda c: c.pop("process"), "process: is required"),
     (lambda c: c["process"].__setitem__("args", "sh"), "process.args: must be an array"),
     (lambda c: c["process"]["user"].__setitem__("uid", "0"), "process.user.uid: must be an integer"),
     (lambda c: c["linux"]["namespaces"].append({"type": "foo"}), "linux.namespaces[5].type: unknown namespace"),
     (lambda c: c["linux"]["namespaces"].append({"type": "pid"}), "linux.namespaces[5].type"),
     (lambda c: c["mounts"].append({"destination": "/x", "type": "bind", "source": "/tmp",
-                                   "options": ["rbind", "mode=0755"]}), "mounts[7].options: bad mount option"),
+                                   "options": ["rbind", ""]}), "mounts[7].options[1]: bad mount option"),
+    (lambda c: c.__setitem__("ociVersion", "invalid"), "ociVersion: 'invalid' is not a runtime-spec 1.x"),
     (lambda c: c["mounts"].append({"destination": "/x", "type": "tmpfs", "options": ["ro,nosuid"]}),
      "mounts[7].options[0]: bad mount option"),
     (lambda c: c["mounts"].append({"destination": "x", "type": "tmpfs"}), "mounts[7].destination"),
@@ -105,6 +106,26 @@ def test_bad_config_refused_naming_field_and_leaving_nothing(tmp_path, breakit, 
         assert mounts_under(bundle) == before
         r = rt("run", "--bundle", bundle, "bad2")
         assert r.returncode == 1 and field in r.stderr
+    finally:
+        rt.cleanup()
+
+
+def test_no_process_creates_but_start_refuses(tmp_path):
+    bundle = make_bundle(str(tmp_path / "b"))
+    cfg = load_config(bundle)
+    del cfg["process"]
+    save_config(bundle, cfg)
+    rt = Runtime(PALLET_RUNTIME, str(tmp_path / "state"))
+    try:
+        assert rt.create("np", bundle).returncode == 0
+        assert rt.state("np")["status"] == "created"
+        r = rt("start", "np")
+        assert r.returncode == 1 and "no process" in r.stderr
+        deadline = time.monotonic() + 5
+        while rt.state("np")["status"] != "stopped":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert rt("delete", "np").returncode == 0
     finally:
         rt.cleanup()
 

@@ -94,7 +94,7 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
     rootfs = os.path.realpath(rootfs)
     if not os.path.isdir(rootfs):
         raise InvalidDocument(f"config.json: root.path: {rootfs} is not a directory")
-    proc = config["process"]
+    proc = config.get("process") or {}
     if proc.get("terminal") and not (console_socket or console_fd is not None):
         raise RuntimeError_("process.terminal is true: --console-socket is required "
                             "(or set terminal to false in config.json)")
@@ -357,6 +357,12 @@ def _start(c):
     status = c.status()
     if status != "created":
         raise RuntimeError_(f"cannot start container {c.id!r}: it is {status}, not created")
+    if not c.state["config"].get("process"):
+        try:  # nothing to run: the waiting init goes, the container is stopped
+            os.kill(c.state["pid"], 9)
+        except OSError:
+            pass
+        raise RuntimeError_(f"cannot start container {c.id!r}: config.json has no process")
     import select
 
     fd = os.open(c.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -381,12 +387,15 @@ def _start(c):
 
 
 def _warn_hooks(c, kind, status):
-    from .hooks import run_hooks
+    """poststart/poststop: a failing hook is a warning and the others still run (runtime-spec)."""
+    from .hooks import run_hook
 
-    try:
-        run_hooks(c.state["config"], kind, _state_bytes(c.state, c.id, status))
-    except RuntimeError_ as e:
-        os.write(2, f"pallet-runtime: warning: {e}\n".encode())
+    sb = _state_bytes(c.state, c.id, status)
+    for i, hook in enumerate((c.state["config"].get("hooks") or {}).get(kind) or ()):
+        try:
+            run_hook(hook, sb, f"{kind}[{i}]")
+        except RuntimeError_ as e:
+            os.write(2, f"pallet-runtime: warning: {e}\n".encode())
 
 
 # ---------------------------------------------------------------- run
@@ -515,7 +524,7 @@ def delete(root, cid, force=False):
             c.remove()
             return
         status = c.status()
-        if status in ("running", "paused") and not force:
+        if status in ("created", "running", "paused") and not force:  # the spec: only a stopped one
             raise RuntimeError_(f"cannot delete container {cid!r} that is {status}: stop it or use --force")
         _destroy(c)
 

@@ -81,7 +81,7 @@ def _init(ctx):
     c = ctx["config"]
     lx = c.get("linux") or {}
     chan = ctx["chan"]
-    proc = c["process"]
+    proc = c.get("process") or {}
     os.umask(0)
     # everything imported after pivot_root would be looked for inside the container
     from . import caps as _caps  # noqa: F401
@@ -160,7 +160,7 @@ def _init(ctx):
                       (m.get("type") == "bind" or "bind" in (m.get("options") or ()) or
                        "rbind" in (m.get("options") or ())) for m in c.get("mounts") or ())
     _devices(rootfs, lx, "user" in ctx["all_ns"], dev_is_bind)
-    cwd = proc["cwd"]
+    cwd = proc.get("cwd") or "/"
     os.makedirs(_secure_join(rootfs, cwd), 0o755, exist_ok=True)
 
     ctx["step"] = "pivot_root" if not ctx["no_pivot"] else "chroot"
@@ -222,6 +222,13 @@ def _init(ctx):
                 raise SetupError(f"{ctx['step']}: {e}") from None
             except AttributeError:
                 raise SetupError(f"{ctx['step']}: not known to this system") from None
+
+    if not proc:  # no process: created, but start has nothing to run (it kills us)
+        _sys.prctl(_sys.PR_SET_PDEATHSIG, 0)
+        chan.send("ready")
+        chan.close()
+        os.open(f"/proc/self/fd/{ctx['fifo_fd']}", os.O_WRONLY | os.O_CLOEXEC)
+        os._exit(1)
 
     # the program, as the user will run it
     ctx["step"] = "process"
@@ -574,7 +581,14 @@ def _set_user_and_caps(proc, uid, gid, userns):
     os.setresuid(uid, uid, uid)
     _sys.prctl(_sys.PR_SET_KEEPCAPS, 0)
     if caps is not None:
-        _sys.capset(mask("effective"), mask("permitted"), mask("inheritable"))
+        try:
+            _sys.capset(mask("effective"), mask("permitted"), mask("inheritable"))
+        except PermissionError:
+            own = _own_caps()
+            missing = [n for n in NUMBERS if NUMBERS[n] <= top and (mask("permitted") | mask("effective")) &
+                       ~own & (1 << NUMBERS[n])]
+            raise SetupError("process.capabilities: the runtime itself lacks " + ", ".join(missing)
+                             if missing else "process.capabilities: capset refused") from None
         _sys.prctl(_sys.PR_CAP_AMBIENT, _sys.PR_CAP_AMBIENT_CLEAR_ALL)
         for n in caps.get("ambient") or ():
             i = NUMBERS[n]
@@ -583,6 +597,14 @@ def _set_user_and_caps(proc, uid, gid, userns):
                     _sys.prctl(_sys.PR_CAP_AMBIENT, _sys.PR_CAP_AMBIENT_RAISE, i)
                 except PermissionError:  # not in permitted and inheritable: as runc, not fatal
                     pass
+
+
+def _own_caps():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16)
+    return 0
 
 
 def _fds(preserve):

@@ -272,7 +272,10 @@ def validate(c):
     """Refuse a config that breaks the runtime-spec (or asks for what we cannot do)."""
     if not isinstance(c, dict):
         _bad("(document)", f"must be an object, not {_jtype(c)}")
-    _t(c.get("ociVersion"), str, "ociVersion", True)
+    v = _t(c.get("ociVersion"), str, "ociVersion", True)
+    parts = v.split("-", 1)[0].split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts) or parts[0] != "1":
+        _bad("ociVersion", f"{v!r} is not a runtime-spec 1.x version")
     root = _t(c.get("root"), dict, "root", True)
     p = _t(root.get("path"), str, "root.path", True)
     if not p:
@@ -283,7 +286,8 @@ def validate(c):
     _t(c.get("annotations"), dict, "annotations")
     for k, v in (c.get("annotations") or {}).items():
         _t(v, str, f"annotations.{k}", True)
-    _validate_process(_t(c.get("process"), dict, "process", True))
+    if c.get("process") is not None:  # optional at create; start refuses to run nothing
+        _validate_process(_t(c.get("process"), dict, "process"))
     for i, m in enumerate(_t(c.get("mounts"), list, "mounts") or ()):
         _validate_mount(m, f"mounts[{i}]")
     hooks = _t(c.get("hooks"), dict, "hooks")
@@ -369,9 +373,7 @@ def _validate_mount(m, f):
         if not o or o != o.strip() or "," in o:
             _bad(f"{f}.options[{i}]", f"bad mount option {o!r}")
     flags, _prop, _attrs, data, _ext = parse_mount_options(opts)
-    if flags & MS_BIND or typ == "bind":
-        if data:
-            _bad(f + ".options", f"bad mount option {data!r}: a bind mount takes no filesystem options")
+    if flags & MS_BIND or typ == "bind":  # filesystem options are the kernel's to ignore, as with runc
         if not m.get("source"):
             _bad(f + ".source", "a bind mount needs a source")
     elif not typ:
