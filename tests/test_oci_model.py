@@ -296,3 +296,34 @@ def test_descriptor_roundtrip_keeps_unknown_fields():
     d = Descriptor.from_dict({"mediaType": mt.OCI_LAYER, "digest": D1, "size": 3, "x-extra": 1,
                               "annotations": {"k": "v"}})
     assert d.to_dict()["x-extra"] == 1 and d.to_dict()["annotations"] == {"k": "v"}
+
+
+@pytest.mark.parametrize("algo", ["gzip", "zstd", "none"])
+def test_decompressing_writer_matches_the_reader(algo):
+    import io
+    import os
+
+    data = os.urandom(1 << 20) + bytes(3 << 20)
+    comp = data if algo == "none" else stream.Compress(io.BytesIO(data), algo).read()
+    out = stream.HashingWriter()
+    w = stream.DecompressingWriter(out)
+    for i in range(0, len(comp), 70000):  # odd chunk sizes, the first one shorter than the magic too
+        w.write(comp[i:i + 70000] if i else comp[:3])
+        if not i:
+            w.write(comp[3:70000])
+    w.close()
+    assert out.digest == digest.of_bytes(data) and out.size == len(data)
+
+
+def test_decompressing_writer_concatenated_and_truncated_gzip():
+    import gzip
+
+    out = stream.HashingWriter()
+    w = stream.DecompressingWriter(out)
+    w.write(gzip.compress(b"abc") + gzip.compress(b"def"))
+    w.close()
+    assert out.digest == digest.of_bytes(b"abcdef")
+    w = stream.DecompressingWriter(stream.HashingWriter())
+    w.write(gzip.compress(bytes(range(256)) * 1000)[:-30])
+    with pytest.raises(DigestMismatch):
+        w.close()

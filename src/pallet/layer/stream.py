@@ -272,6 +272,137 @@ class Peek(Reader):
         return self._src.read(n)
 
 
+class Tee(Reader):
+    """Passes reads through and writes a copy of every byte to ``sink`` (a writer)."""
+
+    def __init__(self, source, sink):
+        super().__init__(source)
+        self.sink = sink
+
+    def _read(self, n: int) -> bytes:
+        b = self._src.read(n)
+        if b:
+            self.sink.write(b)
+        return b
+
+
+class HashingWriter:
+    """A write sink that counts, hashes (unless ``hash`` is False) and passes bytes on to ``out``
+    (None: nowhere)."""
+
+    def __init__(self, out=None, algo: str = "sha256", hash: bool = True):
+        self._out = out
+        self.algo = algo
+        self._h = _digest.hasher(algo) if hash else None
+        self.size = 0
+
+    def write(self, b: bytes) -> None:
+        if b:
+            if self._out is not None:
+                self._out.write(b)
+            if self._h is not None:
+                self._h.update(b)
+            self.size += len(b)
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def digest(self) -> str:
+        return f"{self.algo}:{self._h.hexdigest()}"
+
+
+class CompressingWriter:
+    """A write sink that compresses (gzip through isal, zstd, or None: as is) into ``out``;
+    ``close`` writes the end of the stream."""
+
+    def __init__(self, out, algo: str | None, level: int | None = None):
+        self._out = out
+        self._c = None
+        if algo == "gzip":
+            from isal import isal_zlib
+
+            lvl = 1 if level is None else (0 if level <= 0 else min(3, (level + 2) // 3))
+            self._c = isal_zlib.compressobj(lvl, isal_zlib.DEFLATED, 31)
+        elif algo == "zstd":
+            import zstandard
+
+            self._c = zstandard.ZstdCompressor(level=3 if level is None else level).compressobj()
+        elif algo is not None:
+            raise Unsupported(f"cannot compress with {algo} (want gzip or zstd)")
+
+    def write(self, b: bytes) -> None:
+        self._out.write(self._c.compress(b) if self._c is not None else b)
+
+    def close(self) -> None:
+        if self._c is not None:
+            self._out.write(self._c.flush())
+            self._c = None
+
+
+class DecompressingWriter:
+    """A write sink that decompresses what it is given (gzip, zstd or plain, sniffed from the
+    first bytes) into ``out``, with bounded output per step; ``close`` checks the stream ended."""
+
+    def __init__(self, out):
+        self._out = out
+        self._head = b""
+        self._algo: str | None = None
+        self._d = None
+
+    def write(self, b: bytes) -> None:
+        if self._algo is None:
+            self._head += b
+            if len(self._head) < 8:
+                return
+            b, self._head = self._head, b""
+            self._start(detect(b) or "none")
+        self._feed(b)
+
+    def _start(self, algo: str) -> None:
+        self._algo = algo
+        if algo == "gzip":
+            from isal import isal_zlib
+
+            self._zlib = isal_zlib
+            self._d = isal_zlib.decompressobj(wbits=31)
+        elif algo == "zstd":
+            import zstandard
+
+            self._d = zstandard.ZstdDecompressor().stream_writer(self._out, write_size=OUT_MAX, closefd=False)
+        elif algo != "none":
+            raise Unsupported(f"{algo}-compressed layers are not supported")
+
+    def _feed(self, data: bytes) -> None:
+        if self._algo == "none":
+            self._out.write(data)
+        elif self._algo == "zstd":
+            self._d.write(data)
+        else:
+            while data:
+                d = self._d
+                try:
+                    self._out.write(d.decompress(data, OUT_MAX))
+                except self._zlib.error as e:
+                    raise DigestMismatch(f"corrupt gzip stream: {e}") from None
+                data = d.unconsumed_tail
+                if d.eof and d.unused_data:
+                    data = d.unused_data
+                    if not data.strip(b"\0"):
+                        return
+                    self._d = self._zlib.decompressobj(wbits=31)
+
+    def close(self) -> None:
+        if self._algo is None:  # fewer than 8 bytes in all
+            head, self._head = self._head, b""
+            self._start(detect(head) or "none")
+            self._feed(head)
+        if self._algo == "gzip" and not self._d.eof:
+            raise DigestMismatch("truncated gzip stream")
+        if self._algo == "zstd":
+            self._d.flush()
+
+
 def copy(src, dst, chunk: int = CHUNK) -> int:
     """Copy a readable stream to a writable one in chunks; returns the byte count."""
     total = 0

@@ -342,16 +342,18 @@ class Store:
             blob_tmp = os.path.join(staging, "blob")
             with open(blob_tmp, "wb") as bf:
                 if compressed:  # keep the bytes as they came, apply what they decompress to
-                    sink = _TeeToFile(source, bf, hash_it=blob_digest is None)
-                    plain = _stream.Digesting(_stream.open_decompressed(sink, compression))
+                    sink = _stream.HashingWriter(bf, hash=blob_digest is None)  # a known digest is verified upstream
+                    plain = _stream.Digesting(_stream.open_decompressed(_stream.Tee(source, sink), compression))
+                    packer = None
                 else:  # apply the tar, keep it compressed
-                    sink = _CompressToFile(bf, None if compression == "none" else compression)
-                    plain = _stream.Digesting(_Tee(source, sink))
+                    sink = _stream.HashingWriter(bf)
+                    packer = _stream.CompressingWriter(sink, None if compression == "none" else compression)
+                    plain = _stream.Digesting(_stream.Tee(source, packer))
                 stats = apply_layer(plain, target, whiteouts=self.driver.whiteouts)
                 while plain.read(_stream.CHUNK):  # trailing padding, and the verification at EOF
                     pass
-                if not compressed:
-                    sink.close()
+                if packer is not None:
+                    packer.close()
                 bf.flush()
             if diff_id is not None and plain.digest != diff_id:
                 raise DigestMismatch(f"layer {blob_digest or diff_id}: uncompressed content has digest "
@@ -757,87 +759,3 @@ class Store:
         with self.read() as st:
             c = self.lookup_container(st, text)
             return self.driver.diff_dir(c["layer"])
-
-
-class _TeeToFile:
-    """Passes reads through while writing them to a file (and hashing them, unless the caller
-    already verifies the stream): the kept blob of a pulled layer."""
-
-    def __init__(self, source, f, hash_it: bool = True):
-        import hashlib
-
-        self._src = source
-        self._f = f
-        self._h = hashlib.sha256() if hash_it else None
-        self.size = 0
-
-    def read(self, n: int = -1) -> bytes:
-        b = self._src.read(n)
-        if b:
-            self._f.write(b)
-            if self._h is not None:
-                self._h.update(b)
-            self.size += len(b)
-        return b
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + self._h.hexdigest()
-
-    def close(self) -> None:
-        pass
-
-
-class _CompressToFile:
-    """A write sink that compresses (gzip/zstd, or not at all) into a file, hashing what it writes."""
-
-    def __init__(self, f, algo: str | None, level: int | None = None):
-        import hashlib
-
-        self._f = f
-        self._h = hashlib.sha256()
-        self.size = 0
-        self._c = None
-        if algo == "gzip":
-            from isal import isal_zlib
-
-            self._c = isal_zlib.compressobj(1 if level is None else level, isal_zlib.DEFLATED, 31)
-        elif algo == "zstd":
-            import zstandard
-
-            self._c = zstandard.ZstdCompressor(level=3 if level is None else level).compressobj()
-
-    def _out(self, b: bytes) -> None:
-        if b:
-            self._f.write(b)
-            self._h.update(b)
-            self.size += len(b)
-
-    def write(self, b: bytes) -> None:
-        self._out(self._c.compress(b) if self._c is not None else b)
-
-    def close(self) -> None:
-        if self._c is not None:
-            self._out(self._c.flush())
-            self._c = None
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + self._h.hexdigest()
-
-
-class _Tee:
-    """Passes reads through and writes a copy of them to ``sink``."""
-
-    def __init__(self, source, sink):
-        self._src = source
-        self._sink = sink
-
-    def read(self, n: int = -1) -> bytes:
-        b = self._src.read(n)
-        if b:
-            self._sink.write(b)
-        return b
-
-    def close(self) -> None:
-        pass

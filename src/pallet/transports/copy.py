@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 
 from .._log import debug
-from ..errors import InvalidDocument, PalletError, Unsupported, UsageError
+from ..errors import InvalidDocument, Unsupported, UsageError
 from ..layer import stream as _stream
 from ..oci import manifest as _manifest
 from ..oci import mediatype as mt
@@ -363,36 +363,17 @@ class _Engine:
         return CopyResult(out.digest, out.raw, out.media_type)
 
     def _copy_layer_with_diffid(self, desc: Descriptor, diff_ids: dict) -> Descriptor:
-        """Copy a layer while computing the digest of its uncompressed content."""
-        import os
-
-        raw = _stream.Verifying(self.src.get_blob(desc), desc.digest, desc.size, "blob")
-        r, w = os.pipe()
-        result: dict = {}
-
-        def hash_side():
-            try:
-                with os.fdopen(r, "rb") as f:
-                    plain = _stream.Digesting(_stream.open_decompressed(f))
-                    while plain.read(_stream.CHUNK):
-                        pass
-                    result["diff"] = plain.digest
-            except BaseException as e:  # reported below
-                result["err"] = e
-
-        t = threading.Thread(target=hash_side, daemon=True)
-        t.start()
-        tee = _Tee(raw, os.fdopen(w, "wb"))
-        try:
+        """Copy a layer while computing the digest of its uncompressed content (one pass: the
+        bytes the destination reads are also decompressed into a hash)."""
+        plain = _stream.HashingWriter()
+        unpack = _stream.DecompressingWriter(plain)
+        with _stream.Verifying(self.src.get_blob(desc), desc.digest, desc.size, "blob") as raw:
+            tee = _stream.Tee(raw, unpack)
             got = self.dest.put_blob(tee, desc)
-        finally:
-            tee.close_sink()
-            t.join()
-            raw.close()
-        if "err" in result:
-            err = result["err"]
-            raise err if isinstance(err, PalletError) else InvalidDocument(f"layer {desc.digest}: {err}")
-        diff_ids[desc.digest] = result["diff"]
+            while tee.read(_stream.CHUNK):  # a destination that already had the blob read none of it
+                pass
+        unpack.close()
+        diff_ids[desc.digest] = plain.digest
         self.progress.blob("blob", desc, "done")
         return got
 
@@ -412,27 +393,3 @@ class _Lazy:
     def close(self) -> None:
         if self._f is not None:
             self._f.close()
-
-
-class _Tee(_stream.Reader):
-    """Passes reads through and writes a copy to ``sink`` (closed at EOF)."""
-
-    def __init__(self, source, sink):
-        super().__init__(source)
-        self._sink = sink
-
-    def _read(self, n: int) -> bytes:
-        b = self._src.read(n)
-        if b:
-            self._sink.write(b)
-        else:
-            self.close_sink()
-        return b
-
-    def close_sink(self) -> None:
-        if self._sink is not None:
-            try:
-                self._sink.close()
-            except OSError:
-                pass
-            self._sink = None
