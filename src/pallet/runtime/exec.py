@@ -220,15 +220,19 @@ def _child(proc, fds, mgr, console_fd, w, preserve_fds, seccomp, lx):
             env["HOME"] = _home(user["uid"])
         step = "process.args"
         path = _lookup(proc["args"][0], env.get("PATH"), proc["cwd"])
+        nnp = bool(proc.get("noNewPrivileges"))
+        if seccomp and not nnp:  # without no_new_privs only CAP_SYS_ADMIN may load it: before caps go
+            step = "linux.seccomp"
+            _seccomp.load(filt, seccomp, nnp)
         step = "process.user"
         _set_user_and_caps(proc, user["uid"], user["gid"], "user" in fds)
         if proc.get("noNewPrivileges"):
             _sys.prctl(_sys.PR_SET_NO_NEW_PRIVS, 1)
         os.umask(user.get("umask", 0o022))
         _fds(preserve_fds)
-        if seccomp:
+        if seccomp and nnp:
             step = "linux.seccomp"
-            _seccomp.load(filt, seccomp, bool(proc.get("noNewPrivileges")))
+            _seccomp.load(filt, seccomp, nnp)
         step = "exec"
         os.execve(path, proc["args"], env)
     except BaseException as e:
