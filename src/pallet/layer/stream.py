@@ -212,24 +212,28 @@ class Decompress(_Buffered):
         return out
 
 
+def compressor(algo: str, level: int | None = None):
+    """A compression object (``compress``/``flush``): gzip through isal, or zstd."""
+    if algo == "gzip":
+        from isal import isal_zlib
+
+        # isal has levels 0-3; map zlib's 1-9 onto them (1-3 -> 1, 4-6 -> 2, 7-9 -> 3)
+        lvl = 1 if level is None else (0 if level <= 0 else min(3, (level + 2) // 3))
+        return isal_zlib.compressobj(lvl, isal_zlib.DEFLATED, 31)
+    if algo == "zstd":
+        import zstandard
+
+        return zstandard.ZstdCompressor(level=3 if level is None else level).compressobj()
+    raise Unsupported(f"cannot compress with {algo} (want gzip or zstd)")
+
+
 class Compress(_Buffered):
     """Compresses ``source`` with gzip (isal) or zstd at ``level`` (None: the tool's default)."""
 
     def __init__(self, source, algo: str, level: int | None = None):
         super().__init__(source)
         self.algo = algo
-        if algo == "gzip":
-            from isal import isal_zlib
-
-            # isal has levels 0-3; map zlib's 1-9 onto them (1-3 -> 1, 4-6 -> 2, 7-9 -> 3)
-            lvl = 1 if level is None else (0 if level <= 0 else min(3, (level + 2) // 3))
-            self._c = isal_zlib.compressobj(lvl, isal_zlib.DEFLATED, 31)
-        elif algo == "zstd":
-            import zstandard
-
-            self._c = zstandard.ZstdCompressor(level=3 if level is None else level).compressobj()
-        else:
-            raise Unsupported(f"cannot compress with {algo} (want gzip or zstd)")
+        self._c = compressor(algo, level)
 
     def _fill(self) -> bytes:
         raw = self._src.read(CHUNK)
@@ -318,18 +322,7 @@ class CompressingWriter:
 
     def __init__(self, out, algo: str | None, level: int | None = None):
         self._out = out
-        self._c = None
-        if algo == "gzip":
-            from isal import isal_zlib
-
-            lvl = 1 if level is None else (0 if level <= 0 else min(3, (level + 2) // 3))
-            self._c = isal_zlib.compressobj(lvl, isal_zlib.DEFLATED, 31)
-        elif algo == "zstd":
-            import zstandard
-
-            self._c = zstandard.ZstdCompressor(level=3 if level is None else level).compressobj()
-        elif algo is not None:
-            raise Unsupported(f"cannot compress with {algo} (want gzip or zstd)")
+        self._c = compressor(algo, level) if algo is not None else None
 
     def write(self, b: bytes) -> None:
         self._out.write(self._c.compress(b) if self._c is not None else b)
