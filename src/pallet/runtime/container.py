@@ -227,7 +227,7 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
                 hooks = config.get("hooks") or {}
                 try:
                     if hooks.get("prestart") or hooks.get("createRuntime"):
-                        sb = _state_bytes(st, c.id, "creating")
+                        sb = _state_bytes(st, c.id, "created")  # what runc passes (and runtime-tools checks)
                         run_hooks(config, "prestart", sb)
                         run_hooks(config, "createRuntime", sb)
                 except RuntimeError_:

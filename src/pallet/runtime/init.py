@@ -134,7 +134,8 @@ def _init(ctx):
     late_ro = []
     # propagation: nothing we mount may leak to the host
     prop = lx.get("rootfsPropagation")
-    _sys.mount(None, "/", None, MS_REC | MS_SLAVE if prop in (None, "shared", "rshared") else PROPAGATION[prop] | MS_REC)
+    # (unbindable would forbid binding the rootfs itself: that one is applied after pivot_root)
+    _sys.mount(None, "/", None, MS_REC | (MS_PRIVATE if prop in ("private", "rprivate") else MS_SLAVE))
     _sys.mount(rootfs, rootfs, None, MS_BIND | MS_REC)
     for i, m in enumerate(c.get("mounts") or ()):
         ctx["step"] = f"mounts[{i}] ({m['destination']})"
@@ -176,7 +177,7 @@ def _init(ctx):
         _sys.umount2(".", _sys.MNT_DETACH)
         os.close(old)
     os.chdir("/")
-    if prop in ("shared", "rshared"):
+    if prop in ("shared", "rshared", "unbindable", "runbindable"):
         _sys.mount(None, "/", None, PROPAGATION[prop])
 
     if proc.get("terminal"):
