@@ -18,7 +18,7 @@ global options:
   --log FILE          also write errors to FILE
   --log-format FMT    text or json (for --log)
   --debug             more detail on errors
-  --systemd-cgroup    use systemd for cgroups (not available yet)
+  --systemd-cgroup    use systemd for cgroups (refused: no systemd cgroup manager; cgroupfs is used)
 
 commands:
   spec [--bundle DIR] [--rootless]       write a default config.json

@@ -83,9 +83,12 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
     ``foreground``: the caller will wait for the container (``run``), so it must stay
     init's parent (or its subreaper).
     """
+    from . import cgroups as _cgroups
     from . import spec as _spec
 
     _state.check_id(cid)
+    if not systemd_cgroup:
+        _cgroups.warm_up()
     bundle = os.path.abspath(bundle)
     config = _spec.load(bundle)
     rootfs = config["root"]["path"]
@@ -105,8 +108,6 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
         nss[ns["type"]] = ns.get("path")
     if "mount" not in nss:
         raise InvalidDocument("config.json: linux.namespaces: a mount namespace is required")
-    from . import cgroups as _cgroups
-
     linux = config.get("linux") or {}
     cg = _cgroups.manager(linux, cid, systemd_cgroup)
     cg.check(linux.get("resources"), linux)  # what the host cannot do is refused before anything exists
@@ -178,9 +179,10 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
     cg_applied = False
     try:
         c.write_file(_state.CGROUPS, cg.to_state())  # found by delete --force even if state.json is not
-        cg.apply((config.get("linux") or {}).get("resources"), config.get("linux") or {})
-        cg_applied = True
-        if userns:
+        lx = config.get("linux") or {}
+        if userns:  # the intermediate child joins them itself: they must exist first
+            cg.apply(lx.get("resources"), lx)
+            cg_applied = True
             if foreground:
                 _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)
             pid = _fork_via_userns(config, nss, join, ctx, chan)
@@ -206,6 +208,12 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
                 for t, fd in saved or ():
                     _sys.setns(fd, CLONE_FLAGS[t])
                     os.close(fd)
+            # while init builds the root filesystem: make the cgroups, set the limits and move
+            # init in (it waits for "cg" before anything that must run inside them)
+            cg_applied = True
+            cg.apply(lx.get("resources"), lx)
+            cg.add_task(pid)
+            chan.send("cg")
         os.close(cr)
         os.close(cw)
         if console_fd is not None:

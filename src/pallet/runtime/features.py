@@ -1,6 +1,7 @@
 """``pallet-runtime features``: what this runtime supports, in the runtime-spec's format."""
 
 from .caps import NAMES, last_cap
+from .seccomp import ACTIONS, ARCHES, FLAGS, OPS
 from .spec import EXTENSIONS, HOOKS, MOUNT_FLAGS, NAMESPACES, OCI_VERSION, PROPAGATION, REC_ATTRS
 
 
@@ -16,8 +17,10 @@ def features():
         "linux": {
             "namespaces": ns,
             "capabilities": list(NAMES[: last_cap() + 1]),
-            "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False, "rdma": False},
-            "seccomp": {"enabled": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+            "seccomp": {"enabled": True, "actions": [a for a in ACTIONS if a != "SCMP_ACT_NOTIFY"],
+                        "operators": sorted(OPS), "archs": sorted(ARCHES),
+                        "knownFlags": sorted(FLAGS), "supportedFlags": sorted(f for f, a in FLAGS.items() if a)},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},

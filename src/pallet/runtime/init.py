@@ -104,12 +104,8 @@ def _init(ctx):
     if ctx.get("wait_go"):
         if chan.recv() != "go":
             os._exit(1)
-    else:  # joined before any namespace: the cgroup namespace is rooted at the container's cgroup
-        ctx["step"] = "cgroups"
-        try:
-            ctx["cgroups"].add_task(0)
-        except Exception as e:
-            raise SetupError(str(e)) from None
+    else:  # the runtime moves us into the cgroups while we set up (see _joined_cgroups)
+        ctx["cg_wait"] = True
     _sys.prctl(_sys.PR_SET_PDEATHSIG, 9)
     os.setsid()
 
@@ -123,6 +119,8 @@ def _init(ctx):
         if typ not in ("user", "pid", "time"):
             flags |= CLONE_FLAGS[typ]
     if flags:
+        if flags & CLONE_FLAGS["cgroup"]:  # rooted at the container's cgroup: join first
+            _joined_cgroups(ctx)
         _sys.unshare(flags)
 
     if not ctx["no_new_keyring"]:
@@ -143,6 +141,7 @@ def _init(ctx):
 
     # hooks in the runtime's namespaces (prestart, createRuntime), then ours (createContainer)
     ctx["step"] = "hooks"
+    _joined_cgroups(ctx)  # hooks and everything after run inside the container's cgroups
     chan.send("hooks")
     reply = chan.recv()
     if reply is None or not reply.startswith("ok "):
@@ -285,6 +284,17 @@ def _init(ctx):
         os._exit(127)
 
 
+def _joined_cgroups(ctx):
+    """Wait until the runtime has moved us into the container's cgroups (once).
+
+    Moving a task between v1 cgroups costs an RCU grace period (~10 ms here): the runtime
+    does it while we build the root filesystem, and we wait only where it matters."""
+    if ctx.pop("cg_wait", False):
+        msg = ctx["chan"].recv()
+        if msg != "cg":
+            os._exit(1)
+
+
 def _load_seccomp(filt, seccomp, nnp):
     from . import seccomp as _seccomp
 
@@ -366,6 +376,7 @@ def _mount_one(ctx, rootfs, m, late_ro):
             except PermissionError:
                 _sys.mount(None, dest, None, MS_BIND | MS_REMOUNT | rest | _locked_flags(dest))
     elif typ == "cgroup":
+        _joined_cgroups(ctx)  # it shows our own cgroups: those must be the container's
         _mount_cgroup(dest, flags, late_ro)
     else:
         os.makedirs(dest, 0o755, exist_ok=True)
