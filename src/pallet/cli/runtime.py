@@ -220,6 +220,10 @@ def _error(opts, msg):
 
 
 def _dispatch(cmd, o, args):
+    if cmd in ("create", "run") and not o.get("systemd_cgroup"):
+        from ..runtime.cgroups import warm_up
+
+        warm_up()  # first thing: its kernel wait overlaps everything up to the fork
     root = o.get("root") or "/run/pallet-runtime"
     if o.get("systemd_cgroup"):
         from ..errors import RuntimeError_
@@ -242,7 +246,7 @@ def _dispatch(cmd, o, args):
         kw = {"console_socket": o.get("console_socket"), "pid_file": o.get("pid_file"),
               "no_pivot": o.get("no_pivot", False), "no_new_keyring": o.get("no_new_keyring", False),
               "preserve_fds": _int(o.get("preserve_fds", "0"), "--preserve-fds"),
-              "systemd_cgroup": o.get("systemd_cgroup", False)}
+              "systemd_cgroup": o.get("systemd_cgroup", False), "warm": False}
         bundle = o.get("bundle") or os.getcwd()
         if cmd == "create":
             c, _pid = container.create(root, cid, bundle, **kw)

@@ -77,7 +77,7 @@ def _state_bytes(st, cid, status):
 # ---------------------------------------------------------------- create
 
 def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False, no_new_keyring=False,
-           preserve_fds=0, foreground=False, console_fd=None, systemd_cgroup=False):
+           preserve_fds=0, foreground=False, console_fd=None, systemd_cgroup=False, warm=True):
     """Create the container; returns the open (locked) state and init's pid.
 
     ``foreground``: the caller will wait for the container (``run``), so it must stay
@@ -87,7 +87,7 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
     from . import spec as _spec
 
     _state.check_id(cid)
-    if not systemd_cgroup:
+    if warm and not systemd_cgroup:  # the command line starts it earlier and says warm=False
         _cgroups.warm_up()
     bundle = os.path.abspath(bundle)
     config = _spec.load(bundle)
