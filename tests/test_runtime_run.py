@@ -299,6 +299,29 @@ def test_escapes_fail_under_default_spec(rt, bundle):
     assert r.stdout == "done\n"
 
 
+def test_host_processes_and_kernel_modules_are_out_of_reach(rt, bundle):
+    """Under the default spec a container can neither see (so neither signal nor ptrace) host
+    processes, nor load a kernel module. This kernel has no loadable-module support at all
+    (init_module is ENOSYS even for the host's root), so the module half checks both that the
+    call fails and that CAP_SYS_MODULE, which a modular kernel would require, is in no set."""
+    host_pid = os.getpid()
+    with open(os.path.join(bundle, "rootfs", "evil.ko"), "wb") as f:
+        f.write(b"\x7fELF" + bytes(256))
+    sh(bundle, f"test -e /proc/{host_pid} && echo SEES-HOST; kill -0 {host_pid} 2>/dev/null && echo SIGNALS-HOST; "
+               "ls /proc | grep -c '^[0-9]' ; "
+               "insmod /evil.ko 2>/dev/null && echo LOADED; "
+               "grep -E '^Cap(Prm|Eff|Bnd|Amb|Inh)' /proc/self/status | cut -f2; echo done")
+    r = rt("run", "-b", bundle, "hostreach")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split()
+    assert "SEES-HOST" not in lines and "SIGNALS-HOST" not in lines and "LOADED" not in lines
+    assert int(lines[0]) <= 3  # only the container's own processes
+    caps = [int(x, 16) for x in lines[1:-1]]
+    assert len(caps) == 5 and not any(c & (1 << 16) for c in caps)  # CAP_SYS_MODULE
+    assert not any(c & (1 << 19) for c in caps)  # CAP_SYS_PTRACE
+    assert lines[-1] == "done"
+
+
 def test_setuid_gains_nothing_with_no_new_privileges(rt, bundle):
     rootfs = os.path.join(bundle, "rootfs")
     suid = os.path.join(rootfs, "bin", "busybox.suid")
