@@ -106,8 +106,6 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
     nss = {}
     for ns in (config.get("linux") or {}).get("namespaces") or ():
         nss[ns["type"]] = ns.get("path")
-    if "mount" not in nss:
-        raise InvalidDocument("config.json: linux.namespaces: a mount namespace is required")
     linux = config.get("linux") or {}
     cg = _cgroups.manager(linux, cid, systemd_cgroup)
     cg.check(linux.get("resources"), linux)  # what the host cannot do is refused before anything exists
@@ -128,15 +126,55 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
             os.close(fd)
         raise
     try:
+        if "mount" not in nss:  # mounts go to the host's namespace: remember what was there before
+            c.write_file(HOST_MOUNTS, {"rootfs": rootfs, "before": _mounts_below(rootfs)})
         return _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot, no_new_keyring,
                        preserve_fds, foreground, cg)
     except BaseException:
+        _umount_host_mounts(c)
         c.remove()
         raise
     finally:
         for _, fd in join:
             try:
                 os.close(fd)
+            except OSError:
+                pass
+
+
+HOST_MOUNTS = "hostmounts.json"  # no mount namespace: the mounts init makes on the host, to undo
+
+
+def _mounts_below(rootfs):
+    """Mount points strictly below ``rootfs`` in our mount namespace, in mount order."""
+    prefix = rootfs.rstrip("/") + "/"
+    out = []
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            mp = line.split(b" ", 5)[4]
+            if b"\\" in mp:  # octal escapes (\040 for a space...)
+                mp = mp.decode("unicode_escape").encode("latin-1")
+            mp = os.fsdecode(mp)
+            if mp.startswith(prefix):
+                out.append(mp)
+    return out
+
+
+def _umount_host_mounts(c):
+    """Unmount what a container without a mount namespace mounted under its rootfs (newest first)."""
+    info = c.read_file(HOST_MOUNTS)
+    if not isinstance(info, dict) or not isinstance(info.get("rootfs"), str):
+        return
+    from . import _sys
+
+    before = set(info.get("before") or ())
+    for _ in range(3):  # stacked mounts: a detach can uncover an older one on the same point
+        todo = [m for m in _mounts_below(info["rootfs"]) if m not in before]
+        if not todo:
+            return
+        for mp in reversed(todo):
+            try:
+                _sys.umount2(mp, _sys.MNT_DETACH)
             except OSError:
                 pass
 
@@ -521,6 +559,7 @@ def delete(root, cid, force=False):
         if force and os.path.isdir(f"{root}/{cid}"):
             c = _state.Container(cid, f"{root}/{cid}", None)
             _remove_cgroups_of(c)
+            _umount_host_mounts(c)
             c.remove()
             return
         if force and not os.path.exists(f"{root}/{cid}"):
@@ -529,6 +568,7 @@ def delete(root, cid, force=False):
     with c:
         if c.state is None:  # corrupt, --force: nothing we can trust but the directory (and cgroups.json)
             _remove_cgroups_of(c)
+            _umount_host_mounts(c)
             c.remove()
             return
         status = c.status()
@@ -590,6 +630,7 @@ def _destroy(c):
                 mgr.remove()
             except RuntimeError_ as e:
                 os.write(2, f"pallet-runtime: warning: {e}\n".encode())
+    _umount_host_mounts(c)
     c.remove()
 
 

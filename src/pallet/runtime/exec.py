@@ -105,6 +105,8 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
     try:
         for t in types:
             fds[t] = os.open(f"/proc/{init}/ns/{_PROC_NS.get(t, t)}", os.O_RDONLY | os.O_CLOEXEC)
+        if "mount" not in types:  # the host's mount namespace: init's root is a chroot, enter it too
+            fds["root"] = os.open(f"/proc/{init}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         for fd in fds.values():
             os.close(fd)
@@ -196,6 +198,10 @@ def _child(proc, fds, mgr, console_fd, w, preserve_fds, seccomp, lx):
             if t in fds:
                 step = f"joining the {t} namespace"
                 _sys.setns(fds[t], CLONE_FLAGS[t])
+        if "root" in fds:
+            step = "chroot"
+            os.fchdir(fds["root"])
+            os.chroot(".")
         step = "process.cwd"
         os.chdir(proc["cwd"])
         if proc.get("terminal"):

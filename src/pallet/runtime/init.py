@@ -130,11 +130,16 @@ def _init(ctx):
     rootfs = ctx["rootfs"]
     ctx["step"] = "rootfs"
     late_ro = []
-    # propagation: nothing we mount may leak to the host
     prop = lx.get("rootfsPropagation")
-    # (unbindable would forbid binding the rootfs itself: that one is applied after pivot_root)
-    _sys.mount(None, "/", None, MS_REC | (MS_PRIVATE if prop in ("private", "rprivate") else MS_SLAVE))
-    _sys.mount(rootfs, rootfs, None, MS_BIND | MS_REC)
+    mntns = "mount" in ctx["all_ns"]
+    if mntns:
+        # propagation: nothing we mount may leak to the host
+        # (unbindable would forbid binding the rootfs itself: that one is applied after pivot_root)
+        _sys.mount(None, "/", None, MS_REC | (MS_PRIVATE if prop in ("private", "rprivate") else MS_SLAVE))
+        _sys.mount(rootfs, rootfs, None, MS_BIND | MS_REC)
+    # else: the host's mount namespace, as runc: the mounts below are made under the rootfs on the
+    # host (the runtime unmounts them at delete), the host's propagation is left alone, and the
+    # root changes by chroot
     for i, m in enumerate(c.get("mounts") or ()):
         ctx["step"] = f"mounts[{i}] ({m['destination']})"
         _mount_one(ctx, rootfs, m, late_ro)
@@ -163,9 +168,11 @@ def _init(ctx):
     cwd = proc.get("cwd") or "/"
     os.makedirs(_secure_join(rootfs, cwd), 0o755, exist_ok=True)
 
-    ctx["step"] = "pivot_root" if not ctx["no_pivot"] else "chroot"
+    ctx["step"] = "pivot_root" if mntns and not ctx["no_pivot"] else "chroot"
     os.chdir(rootfs)
-    if ctx["no_pivot"]:
+    if not mntns:  # never move or pivot the host's root
+        os.chroot(".")
+    elif ctx["no_pivot"]:
         _sys.mount(rootfs, "/", None, MS_MOVE)
         os.chroot(".")
     else:

@@ -453,6 +453,14 @@ def _validate_linux(lx, c):
     prop = _t(lx.get("rootfsPropagation"), str, "linux.rootfsPropagation")
     if prop is not None and prop not in ROOTFS_PROPAGATION:
         _bad("linux.rootfsPropagation", f"unknown propagation {prop!r}")
+    if "mount" not in types:  # the container shares the host's mount namespace (chroot, as runc)
+        for key in ("maskedPaths", "readonlyPaths"):
+            if lx.get(key):  # runc: "unable to restrict sys entries without a private MNT namespace"
+                _bad(f"linux.{key}", "needs a private mount namespace (it would change the host's mounts)")
+        if prop is not None:
+            _bad("linux.rootfsPropagation", "needs a private mount namespace (it would change the host's mounts)")
+        if (c.get("root") or {}).get("readonly"):
+            _bad("root.readonly", "needs a private mount namespace (it would remount the host's filesystem)")
     _t(lx.get("cgroupsPath"), str, "linux.cgroupsPath")
     validate_resources(_t(lx.get("resources"), dict, "linux.resources") or {})
     _t(lx.get("mountLabel"), str, "linux.mountLabel")
