@@ -106,3 +106,111 @@ def test_no_mount_namespace_refuses_what_would_change_the_host(rt, bundle, field
     assert r.stderr.startswith(f"pallet-runtime: config.json: {field}: needs a private mount namespace")
     assert mounts_under(bundle) == []
     assert not os.path.exists(os.path.join(rt.root, "nm4"))
+
+
+# ---------------------------------------------------------------- time namespace
+
+def _time_ns(bundle, script, offsets, userns=False):
+    cfg = load_config(bundle)
+    cfg["linux"]["namespaces"].append({"type": "time"})
+    if offsets is not None:
+        cfg["linux"]["timeOffsets"] = offsets
+    if userns:  # the root filesystem belongs to the mapped root, as podman makes it
+        for d, dirs, files in os.walk(os.path.join(bundle, "rootfs")):
+            os.lchown(d, 100000, 100000)
+            for n in dirs + files:
+                os.lchown(os.path.join(d, n), 100000, 100000)
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["process"]["args"] = ["sh", "-c", script]
+    save_config(bundle, cfg)
+
+
+def _uptime():
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+@pytest.fixture
+def open_dir():
+    """A directory the mapped root (host uid 100000) can reach: pytest's own tmp is 0700."""
+    import shutil
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="pallet-timens-")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
+def test_time_offsets(rt, tmp_path, open_dir, userns):
+    offsets = {"boottime": {"secs": 86400 * 365, "nanosecs": 5}, "monotonic": {"secs": 7200, "nanosecs": 0}}
+    bundle = make_bundle(os.path.join(open_dir if userns else str(tmp_path), "bundle"))
+    _time_ns(bundle, "cat /proc/self/timens_offsets; cut -d' ' -f1 /proc/uptime; sleep 60", offsets, userns)
+    host_ns = os.readlink("/proc/self/ns/time")
+    r = rt.create("tn", bundle)
+    assert r.returncode == 0, r.stderr
+    pid = rt.state("tn")["pid"]
+    assert os.readlink(f"/proc/{pid}/ns/time") != host_ns
+    assert os.readlink("/proc/self/ns/time") == host_ns  # the runtime went back to its own
+    assert rt("start", "tn").returncode == 0
+    out = os.path.join(bundle, "tn.out")
+    deadline = time.monotonic() + 5
+    while len(open(out).read().splitlines()) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    lines = open(out).read().splitlines()
+    got = {line.split()[0]: (int(line.split()[1]), int(line.split()[2])) for line in lines[:2]}
+    assert got == {"monotonic": (7200, 0), "boottime": (86400 * 365, 5)}
+    up = float(lines[2])  # /proc/uptime is the boot-time clock: offset by a year
+    assert 86400 * 365 < up < 86400 * 365 + _uptime() + 5
+    # exec enters the same time namespace
+    e = rt("exec", "tn", "cut", "-d ", "-f1", "/proc/uptime")
+    assert e.returncode == 0, e.stderr
+    assert float(e.stdout) > 86400 * 365
+    assert rt("delete", "--force", "tn").returncode == 0
+
+
+def test_time_namespace_without_offsets(rt, bundle):
+    _time_ns(bundle, "cat /proc/self/timens_offsets", None)
+    r = rt("run", "-b", bundle, "tn2")
+    assert r.returncode == 0, r.stderr
+    assert [line.split()[1:] for line in r.stdout.splitlines()] == [["0", "0"], ["0", "0"]]
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: c["linux"].__setitem__("timeOffsets", {"monotonic": {"secs": 1}}),
+     "linux.timeOffsets: needs a new time namespace in linux.namespaces"),
+    (lambda c: (c["linux"]["namespaces"].append({"type": "time", "path": "/proc/1/ns/time"}),
+                c["linux"].__setitem__("timeOffsets", {"monotonic": {"secs": 1}})),
+     "linux.timeOffsets: cannot be set on a time namespace joined by path"),
+    (lambda c: (c["linux"]["namespaces"].append({"type": "time"}),
+                c["linux"].__setitem__("timeOffsets", {"realtime": {"secs": 1}})),
+     "linux.timeOffsets.realtime: unknown clock"),
+    (lambda c: (c["linux"]["namespaces"].append({"type": "time"}),
+                c["linux"].__setitem__("timeOffsets", {"boottime": {"secs": 1, "nanosecs": 10**9}})),
+     "linux.timeOffsets.boottime.nanosecs: 1000000000 is not below"),
+    (lambda c: (c["linux"]["namespaces"].append({"type": "time"}),
+                c["linux"].__setitem__("timeOffsets", {"boottime": {"secs": "1"}})),
+     "linux.timeOffsets.boottime.secs: must be an integer"),
+])
+def test_time_offsets_refused(rt, bundle, change, message):
+    cfg = load_config(bundle)
+    change(cfg)
+    save_config(bundle, cfg)
+    r = rt.create("tn3", bundle)
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"pallet-runtime: config.json: {message}"), r.stderr
+    assert not os.path.exists(os.path.join(rt.root, "tn3"))
+
+
+def test_time_offsets_the_kernel_refuses_leave_nothing(rt, bundle):
+    # a monotonic clock pushed below zero: the kernel says ERANGE when the offsets are written
+    _time_ns(bundle, "true", {"monotonic": {"secs": -(10 ** 12), "nanosecs": 0}})
+    r = rt.create("tn4", bundle)
+    assert r.returncode == 1
+    assert r.stderr.startswith("pallet-runtime: linux.timeOffsets: the kernel refused"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert os.listdir(rt.root) == []

@@ -20,6 +20,7 @@ else:  # pragma: no cover - other architectures
     SYS_pivot_root = SYS_capget = SYS_capset = SYS_mount_setattr = SYS_keyctl = -1
 
 PR_SET_PDEATHSIG = 1
+PR_GET_DUMPABLE = 3
 PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24

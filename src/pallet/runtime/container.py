@@ -229,13 +229,15 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
             if "pid" in nss or "time" in nss:
                 saved = [(t, os.open(f"/proc/self/ns/{t}", os.O_RDONLY | os.O_CLOEXEC))
                          for t in ("pid", "time") if t in nss]
-                for t, _ in saved:
+            try:
+                for t, _ in saved or ():
                     path_fd = dict(join).get(t)
                     if path_fd is not None:
                         _sys.setns(path_fd, CLONE_FLAGS[t])
                     else:
                         _sys.unshare(CLONE_FLAGS[t])
-            try:
+                        if t == "time":
+                            set_time_offsets(lx.get("timeOffsets"))
                 pid = os.fork()
                 if pid == 0:
                     ctx["close"] += [fd for _, fd in saved or ()]
@@ -343,6 +345,12 @@ def _fork_via_userns(config, nss, join, ctx, chan):
                         _sys.setns(fds[t], CLONE_FLAGS[t])
                     else:
                         _sys.unshare(CLONE_FLAGS[t])
+                        if t == "time" and lx.get("timeOffsets"):
+                            # setresuid made us non-dumpable: /proc/self is the host root's until
+                            dumpable = _sys.prctl(_sys.PR_GET_DUMPABLE)
+                            _sys.prctl(_sys.PR_SET_DUMPABLE, 1)
+                            set_time_offsets(lx["timeOffsets"])
+                            _sys.prctl(_sys.PR_SET_DUMPABLE, dumpable)
             pid = os.fork()
             if pid == 0:
                 from .init import main
@@ -375,10 +383,31 @@ def _fork_via_userns(config, nss, join, ctx, chan):
                 chan.send("ok")
             elif msg.startswith("pid "):
                 pid = int(msg[4:])
+                # init arms PDEATHSIG when it reads "go": its parent, the intermediate child,
+                # must be gone by then, or its exit would kill init
+                os.waitpid(mid, 0)
+                mid = None
                 chan.send("go")
                 return pid
     finally:
-        os.waitpid(mid, 0)
+        if mid is not None:
+            os.waitpid(mid, 0)
+
+
+def set_time_offsets(offsets):
+    """Write ``linux.timeOffsets`` for the time namespace our children will enter (after
+    unshare(CLONE_NEWTIME), before the first of them exists: the kernel freezes them then)."""
+    if not offsets:
+        return
+    lines = "".join(f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n" for clock, o in offsets.items())
+    try:
+        fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, lines.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise RuntimeError_(f"linux.timeOffsets: the kernel refused {lines.strip()!r}: {e.strerror}") from None
 
 
 def _write_pid_file(path, pid):

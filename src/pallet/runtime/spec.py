@@ -470,7 +470,27 @@ def _validate_linux(lx, c):
         from .seccomp import check
 
         check(lx["seccomp"])
-    for key in ("intelRdt", "personality", "timeOffsets", "memoryPolicy", "netDevices"):
+    offsets = _t(lx.get("timeOffsets"), dict, "linux.timeOffsets")
+    if offsets is not None:
+        if "time" not in types:
+            _bad("linux.timeOffsets", "needs a new time namespace in linux.namespaces")
+        if types["time"] is not None:
+            _bad("linux.timeOffsets", "cannot be set on a time namespace joined by path")
+        for clock, off in offsets.items():
+            f = f"linux.timeOffsets.{clock}"
+            if clock not in ("boottime", "monotonic"):
+                _bad(f, "unknown clock (boottime or monotonic)")
+            _t(off, dict, f, True)
+            _int64(off.get("secs"), f + ".secs")
+            ns = _uint(off.get("nanosecs"), f + ".nanosecs")
+            if ns is not None and ns >= 1_000_000_000:
+                _bad(f + ".nanosecs", f"{ns} is not below 1000000000")
+    if "time" in types:
+        import os
+
+        if not os.path.exists("/proc/self/timens_offsets"):
+            _bad("linux.namespaces", "time namespaces are not supported by this kernel")
+    for key in ("intelRdt", "personality", "memoryPolicy", "netDevices"):
         if lx.get(key) is not None:
             _bad(f"linux.{key}", "is not supported by pallet-runtime yet")
 
