@@ -4,8 +4,9 @@ On a unified host this carries every controller; in hybrid mode (``hybrid=True``
 the container's directory under ``/sys/fs/cgroup/unified`` and carries only what that
 hierarchy has (``hugetlb`` on the machines we know) plus ``linux.resources.unified``.
 
-Device rules on a unified host would need an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE);
-pallet-runtime does not write one yet and says so instead of running without them.
+Device rules on a unified host are an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE, see
+``ebpf``) attached to the container's directory; in hybrid mode the v1 devices controller
+enforces them (``fs1``).
 """
 
 import os
@@ -73,9 +74,6 @@ class Manager2:
         if not self.hybrid:
             if res.get("network"):
                 raise RuntimeError_(f"{_R}.network: cgroup v2 has no net_cls/net_prio controllers")
-            if linux is not None and _needs_device_filter(linux):
-                raise RuntimeError_(f"{_R}.devices: device rules on cgroup v2 need an eBPF device filter, "
-                                    "which pallet-runtime does not implement yet")
         avail = self.available()
         for ctrl, field in self._wanted(res).items():
             if ctrl not in avail:
@@ -91,6 +89,10 @@ class Manager2:
             self.created.extend(make_dirs(self.path))
             self._enable(self._wanted(res or {}))
             self.set(res or {})
+            if not self.hybrid and linux is not None:
+                from . import devices, ebpf
+
+                ebpf.attach(self.path, devices.rules(linux))
         except BaseException:
             self.remove()
             raise
@@ -154,6 +156,10 @@ class Manager2:
         self.check(res)
         self._enable(self._wanted(res))
         self.set(res)
+        if not self.hybrid and res.get("devices") is not None:
+            from . import devices, ebpf
+
+            ebpf.attach(self.path, devices.rules({"resources": res}))
 
     def set(self, res):
         p = self.path
@@ -252,10 +258,3 @@ def _kv(path):
         except ValueError:
             pass
     return out
-
-
-def _needs_device_filter(linux):
-    """True unless the rules allow everything (then no filter is needed)."""
-    rules = (linux.get("resources") or {}).get("devices") or ()
-    return bool(rules) and not (rules[-1].get("allow") and (rules[-1].get("type") or "a") == "a" and
-                                rules[-1].get("major") is None and rules[-1].get("minor") is None)
