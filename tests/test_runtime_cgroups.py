@@ -268,6 +268,31 @@ def test_events_stats_and_stream(rt, bundle):
         p.wait()
 
 
+def test_events_stream_reports_oom(rt, bundle):
+    """An OOM kill in the container is an {"type":"oom","id":ID} line in the stream, as runc's."""
+    import select
+
+    go = os.path.join(bundle, "rootfs", "tmp", "go")
+    configure(bundle, ["sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.02; done; "
+                                   "dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 30"],
+              {"memory": {"limit": 16 << 20, "swap": 16 << 20}})
+    assert rt.create("oom", bundle).returncode == 0
+    assert rt("start", "oom").returncode == 0
+    p = subprocess.Popen([rt.binary, "--root", rt.root, "events", "--interval", "30s", "oom"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(p.stdout.readline())["type"] == "stats"  # the watch is in place before this
+        open(go, "w").close()
+        assert select.select([p.stdout], [], [], 10)[0], "no OOM event within 10 s"
+        assert json.loads(p.stdout.readline()) == {"type": "oom", "id": "oom"}
+        assert rt.state("oom")["status"] == "running"  # dd was killed, not the container's sh
+        assert rt("kill", "--all", "oom", "KILL").returncode == 0
+        p.wait(10)
+    finally:
+        p.kill()
+        p.wait()
+
+
 def test_failed_create_leaves_no_cgroups(rt, bundle):
     # the init fails late (a missing program), after the cgroups were made and joined
     configure(bundle, ["/no/such/program"], {"pids": {"limit": 10}}, cgroupsPath="pallet-fail/x")

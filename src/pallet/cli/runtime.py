@@ -372,16 +372,46 @@ def _events(root, o, cid):
         raise Usage("--interval: must be greater than zero")
     from ..errors import RuntimeError_
 
-    while True:
-        try:
-            ev = container.stats(root, cid)
-        except RuntimeError_:
-            return 0  # stopped or deleted: the stream ends
-        try:
-            print(dumps(ev), flush=True)
-        except BrokenPipeError:
-            return 0
-        time.sleep(secs)
+    container.stats(root, cid)  # a container that is not there is an error, as with runc
+    watch = container.oom_watch(root, cid)  # OOMs are printed as they happen: {"type":"oom","id":ID}
+    import select
+
+    poller = select.poll()
+    if watch is not None:
+        poller.register(watch.fileno(), select.POLLIN)
+    pidfd = None
+    try:  # init's exit ends the wait at once (the stream ends with the container)
+        pidfd = os.pidfd_open(container.state(root, cid)["pid"])
+        poller.register(pidfd, select.POLLIN)
+    except (OSError, KeyError, RuntimeError_):
+        pass
+    try:
+        while True:
+            try:
+                ev = container.stats(root, cid)
+            except RuntimeError_:
+                return 0  # stopped or deleted: the stream ends
+            try:
+                print(dumps(ev), flush=True)
+                deadline = time.monotonic() + secs
+                while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    ready = {fd for fd, _ in poller.poll(left * 1000)}
+                    if watch is not None and watch.fileno() in ready:
+                        for _ in range(watch.read()):
+                            print(dumps({"type": "oom", "id": cid}), flush=True)
+                    if pidfd is not None and pidfd in ready:
+                        poller.unregister(pidfd)
+                        break  # init is gone: one more look at the container ends the stream
+            except BrokenPipeError:
+                return 0
+    finally:
+        if watch is not None:
+            watch.close()
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def _int(text, flag):

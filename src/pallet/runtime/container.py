@@ -742,3 +742,14 @@ def stats(root, cid):
         if status == "stopped":
             raise RuntimeError_(f"container {cid!r} is stopped")
         return {"type": "stats", "id": cid, "data": _cgroup_of(c, "events").stats()}
+
+
+def oom_watch(root, cid):
+    """An OOM watch on the container's memory cgroup (see ``cgroups.oom``), or None."""
+    with _state.open_container(root, cid, lock=False) as c:
+        mgr = cgroup_manager(c)
+    if mgr is None:
+        return None
+    from .cgroups import oom
+
+    return oom.watch(mgr)
