@@ -233,7 +233,7 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
                 for t, _ in saved or ():
                     path_fd = dict(join).get(t)
                     if path_fd is not None:
-                        _sys.setns(path_fd, CLONE_FLAGS[t])
+                        _setns_single(path_fd, CLONE_FLAGS[t])
                     else:
                         _sys.unshare(CLONE_FLAGS[t])
                         if t == "time":
@@ -246,7 +246,7 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
                     main(ctx)
             finally:
                 for t, fd in saved or ():
-                    _sys.setns(fd, CLONE_FLAGS[t])
+                    _setns_single(fd, CLONE_FLAGS[t])
                     os.close(fd)
             # while init builds the root filesystem: make the cgroups, set the limits and move
             # init in (it waits for "cg" before anything that must run inside them)
@@ -392,6 +392,23 @@ def _fork_via_userns(config, nss, join, ctx, chan):
     finally:
         if mid is not None:
             os.waitpid(mid, 0)
+
+
+def _setns_single(fd, flag):
+    """setns(); a time namespace wants us single-threaded (EUSERS while the cgroup warm-up
+    thread still runs: it ends within milliseconds)."""
+    import time
+
+    from . import _sys
+
+    deadline = time.monotonic() + 2
+    while True:
+        try:
+            return _sys.setns(fd, flag)
+        except OSError as e:
+            if e.errno != 87 or time.monotonic() > deadline:  # EUSERS
+                raise
+            time.sleep(0.0005)
 
 
 def set_time_offsets(offsets):
