@@ -114,13 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         from .. import _log
 
         _log.enable()
-    import signal
+    import _signal  # the C module: "signal" would import enum wrappers we do not need
 
     def _terminated(signum, frame):  # unwind like Ctrl-C, so staged files are removed on the way out
         raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, _terminated)
-    signal.signal(signal.SIGHUP, _terminated)
+    _signal.signal(_signal.SIGTERM, _terminated)
+    _signal.signal(_signal.SIGHUP, _terminated)
     try:
         rc = args.func(args)
     except PalletError as e:

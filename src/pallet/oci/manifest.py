@@ -8,7 +8,6 @@ same field order, ``<>&`` escaped) so a conversion gives the digest skopeo would
 
 from __future__ import annotations
 
-import base64
 import json
 
 from ..errors import InvalidDocument, Unsupported
@@ -252,6 +251,8 @@ class Index:
 
 
 def _b64url(s: str) -> bytes:
+    import base64  # schema 1 signatures only
+
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 

@@ -32,8 +32,10 @@ def parse_reference(text: str):
     if module is None:
         raise InvalidReference(f"invalid image name {text!r}: unknown transport {name!r} "
                                f"(known: {', '.join(TRANSPORTS)})")
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        raise InvalidReference(f"transport {name!r} is not available in this build of pallet")
-    return importlib.import_module(module).parse(details)
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module:
+            raise
+        raise InvalidReference(f"transport {name!r} is not available in this build of pallet") from None
+    return mod.parse(details)
