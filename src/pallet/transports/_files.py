@@ -183,3 +183,16 @@ def remove_created_dirs(created: list) -> None:
         except OSError:
             pass
     created.clear()
+
+
+class StagingCleanup:
+    """Mixin for destinations that stage blobs in ``self._staging`` and create directories
+    (listed in ``self._created``): ``close`` discards the staging area and, unless ``commit``
+    set ``self._committed``, removes the directories it made."""
+
+    def close(self) -> None:
+        if self._staging is not None:
+            self._staging.discard()
+            self._staging = None
+        if not self._committed:
+            remove_created_dirs(self._created)

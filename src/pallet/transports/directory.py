@@ -104,7 +104,7 @@ def _is_dir_image(root: str) -> bool:
         return False
 
 
-class DirDestination(ImageDestination):
+class DirDestination(_files.StagingCleanup, ImageDestination):
     """Writes one image (or index with its instances) as a ``dir:`` image; see the module docstring."""
 
     supported_manifest_types = ()  # any: the directory stores bytes as they come
@@ -198,9 +198,3 @@ class DirDestination(ImageDestination):
         self._committed = True
         self._created.clear()
 
-    def close(self) -> None:
-        if self._staging is not None:
-            self._staging.discard()
-            self._staging = None
-        if not self._committed:
-            _files.remove_created_dirs(self._created)

@@ -204,7 +204,7 @@ class OCISource(ImageSource):
 # --- writing -------------------------------------------------------------------------------
 
 
-class OCIDestination(ImageDestination):
+class OCIDestination(_files.StagingCleanup, ImageDestination):
     """Writes one image or index into a layout; see the module docstring for the crash-safety story."""
 
     supported_manifest_types = (mt.OCI_MANIFEST, mt.OCI_INDEX)
@@ -322,12 +322,6 @@ class OCIDestination(ImageDestination):
         self._staging = None
         self._created.clear()
 
-    def close(self) -> None:
-        if self._staging is not None:
-            self._staging.discard()
-            self._staging = None
-        if not self._committed:
-            _files.remove_created_dirs(self._created)
 
 
 def add_entry(entries: list, new: dict) -> list:
