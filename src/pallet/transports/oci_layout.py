@@ -323,7 +323,6 @@ class OCIDestination(_files.StagingCleanup, ImageDestination):
         self._created.clear()
 
 
-
 def add_entry(entries: list, new: dict) -> list:
     """``entries`` with ``new`` added: replaces the entry with the same ref name (in place), or an
     untagged entry with the same digest when ``new`` is untagged; appended otherwise."""
