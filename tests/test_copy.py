@@ -290,7 +290,7 @@ def test_delete_and_manifest_digest(layout, registry, tmp_path):
     (["inspect", "oci:/nonexistent/path:x"], 2, "/nonexistent/path"),
     (["copy", "oci:/nonexistent:x"], 1, "required"),
     (["copy", "--format", "v3", "oci:/a:x", "oci:/b:x"], 1, "invalid choice"),
-    (["manifest-digest", "/nonexistent.json"], 2, "nonexistent"),
+    (["manifest-digest", "/nonexistent.json"], 1, "nonexistent"),
     (["inspect", "--bogus", "docker://x/y"], 1, "unrecognized"),
 ])
 def test_bad_input_is_one_clear_line(args, code, words):

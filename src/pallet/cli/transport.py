@@ -236,10 +236,9 @@ def cmd_manifest_digest(args) -> int:
     try:
         with open(args.manifest, "rb") as f:
             raw = f.read()
-    except OSError as e:
-        from ..errors import NotFound, PalletError
+    except OSError as e:  # a missing file is not a missing image: exit 1, as skopeo
+        from ..errors import PalletError
 
-        cls = NotFound if isinstance(e, FileNotFoundError) else PalletError
-        raise cls(f"reading manifest {args.manifest}: {e.strerror}") from None
+        raise PalletError(f"reading manifest {args.manifest}: {e.strerror}") from None
     print(digest_of(raw))
     return 0
