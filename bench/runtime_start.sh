@@ -1,12 +1,16 @@
 #!/bin/sh
 # Start-to-exit of /bin/true in a busybox bundle: pallet-runtime (console script in the venv)
-# vs runc vs crun (crun wrapped for this machine's hybrid cgroups, see PEERS.md). Needs hyperfine.
-# usage: bench/runtime_start.sh [RUNS]   (run as root)
+# vs runc vs crun (crun wrapped for this machine's hybrid cgroups, see PEERS.md).
+#
+# Measured INTERLEAVED (pallet-runtime, runc, crun, pallet-runtime, runc, crun, ...): this
+# machine's timing drifts by tens of percent over seconds, so running one tool's batch after
+# the other's (hyperfine's way) compares different moments; medians and ratios are printed.
+# PYTHONDONTWRITEBYTECODE is removed from the environment (a pip install precompiles).
+# usage: bench/runtime_start.sh [RUNS]   (run as root; HYPERFINE=1 also runs hyperfine)
 set -eu
-RUNS=${1:-50}
+RUNS=${1:-41}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 PR=${PALLET_RUNTIME:-$HERE/.venv/bin/pallet-runtime}
-command -v hyperfine >/dev/null || { echo "hyperfine is not installed (apt-get install hyperfine)" >&2; exit 1; }
 W=$(mktemp -d /tmp/runtime-bench.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 mkdir -p "$W/bundle/rootfs/bin"
@@ -25,14 +29,35 @@ exec unshare --mount --propagation private sh -c 'umount /sys/fs/cgroup/unified 
 SH
 chmod +x "$W/crun"
 cd "$W/bundle"
-hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$W/out.json" \
-  -n pallet-runtime "$PR --root $W/p run b" \
-  -n runc "runc --root $W/r run b" \
-  -n crun "$W/crun --root $W/c run b" >&2
-python3 - "$W/out.json" <<'PY'
-import json, sys
-res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
-p = res["pallet-runtime"]["median"]
-for name, r in res.items():
-    print(f"{name:15s} median {r['median']*1000:7.1f} ms  mean {r['mean']*1000:7.1f} ms  pallet/{name} = {p/r['median']:.2f}")
+python3 - "$RUNS" "$PR" "$W" <<'PY'
+import os, shutil, subprocess, sys, time
+runs, pr, w = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+tools = {"pallet-runtime": [pr, "--root", f"{w}/p", "run", "b"]}
+if shutil.which("runc"):
+    tools["runc"] = ["runc", "--root", f"{w}/r", "run", "b"]
+if shutil.which("crun"):
+    tools["crun"] = [f"{w}/crun", "--root", f"{w}/c", "run", "b"]
+times = {name: [] for name in tools}
+for i in range(runs + 3):  # the first 3 rounds warm the caches and are not counted
+    for name, cmd in tools.items():
+        t = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, env=env)
+        d = time.perf_counter() - t
+        if r.returncode:
+            sys.exit(f"{name} failed: {r.stderr.decode().strip()}")
+        if i >= 3:
+            times[name].append(d)
+med = {name: sorted(v)[len(v) // 2] for name, v in times.items()}
+p = med["pallet-runtime"]
+print(f"interleaved, {runs} runs each, medians:")
+for name, m in med.items():
+    print(f"{name:15s} median {m * 1000:7.1f} ms  pallet/{name} = {p / m:.2f}")
 PY
+if [ "${HYPERFINE:-0}" = 1 ]; then
+  command -v hyperfine >/dev/null || { echo "hyperfine is not installed (apt-get install hyperfine)" >&2; exit 1; }
+  env -u PYTHONDONTWRITEBYTECODE hyperfine -N --warmup 5 --runs "$RUNS" \
+    -n pallet-runtime "$PR --root $W/p run b" \
+    -n runc "runc --root $W/r run b" \
+    -n crun "$W/crun --root $W/c run b" >&2
+fi

@@ -181,6 +181,10 @@ def main(argv=None):
             return 0
         sys.stderr.write(f"pallet-runtime: {e}\n")
         return 1
+    if cmd in ("create", "run") and not opts.get("systemd_cgroup"):
+        from ..runtime.cgroups import warm_up
+
+        warm_up()  # first thing: its kernel wait overlaps everything up to the fork
     from ..errors import PalletError
 
     try:
@@ -220,10 +224,6 @@ def _error(opts, msg):
 
 
 def _dispatch(cmd, o, args):
-    if cmd in ("create", "run") and not o.get("systemd_cgroup"):
-        from ..runtime.cgroups import warm_up
-
-        warm_up()  # first thing: its kernel wait overlaps everything up to the fork
     root = o.get("root") or "/run/pallet-runtime"
     if o.get("systemd_cgroup"):
         from ..errors import RuntimeError_

@@ -1,23 +1,71 @@
-"""The Linux syscalls Python 3.11 does not wrap, through ctypes.
+"""The Linux syscalls Python 3.11 does not wrap, through ``_ctypes`` (not ``ctypes``).
 
 Every function raises ``OSError`` (errno set) like ``os`` does, so callers handle one
 kind of failure; the syscall numbers are x86_64's and aarch64's.
+
+``import ctypes`` costs ~2.5 ms here (the package defines every C type, imports
+``struct`` and sets up byte-order variants): a tenth of a whole ``run``, on its
+critical path. The few types and foreign functions below are made straight from the
+``_ctypes`` extension, which is what ``ctypes`` does too; calls behave the same
+(``ctypes`` objects made elsewhere, as ``cgroups.ebpf`` passes to ``_syscall``, work).
 """
 
-import ctypes
 import os
 
-_libc = ctypes.CDLL(None, use_errno=True)
+import _ctypes
+from _ctypes import Structure, byref, get_errno, sizeof
+
+
+class c_int(_ctypes._SimpleCData):
+    _type_ = "i"
+
+
+class c_uint(_ctypes._SimpleCData):
+    _type_ = "I"
+
+
+class c_long(_ctypes._SimpleCData):
+    _type_ = "l"
+
+
+class c_ulong(_ctypes._SimpleCData):
+    _type_ = "L"
+
+
+class c_char_p(_ctypes._SimpleCData):
+    _type_ = "z"
+
+
+c_uint32, c_uint64, c_size_t = c_uint, c_ulong, c_ulong  # LP64 (x86_64, aarch64)
+
+
+class _FuncPtr(_ctypes.CFuncPtr):
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+    _restype_ = c_int
+
+
+class _Lib:  # what CFuncPtr((name, lib)) reads: the dlopen handle
+    _handle = _ctypes.dlopen(None, os.RTLD_LOCAL)
+
+
+def _func(name, argtypes=None, restype=None):
+    f = _FuncPtr((name, _Lib))
+    if argtypes is not None:
+        f.argtypes = argtypes
+    if restype is not None:
+        f.restype = restype
+    return f
+
 
 _M = os.uname().machine
 if _M == "x86_64":
     SYS_pivot_root, SYS_capget, SYS_capset, SYS_mount_setattr = 155, 125, 126, 442
-    SYS_keyctl = 250
+    SYS_keyctl, SYS_prlimit64 = 250, 302
 elif _M == "aarch64":
     SYS_pivot_root, SYS_capget, SYS_capset, SYS_mount_setattr = 41, 90, 91, 442
-    SYS_keyctl = 219
+    SYS_keyctl, SYS_prlimit64 = 219, 261
 else:  # pragma: no cover - other architectures
-    SYS_pivot_root = SYS_capget = SYS_capset = SYS_mount_setattr = SYS_keyctl = -1
+    SYS_pivot_root = SYS_capget = SYS_capset = SYS_mount_setattr = SYS_keyctl = SYS_prlimit64 = -1
 
 PR_SET_PDEATHSIG = 1
 PR_GET_DUMPABLE = 3
@@ -37,13 +85,12 @@ AT_RECURSIVE = 0x8000
 
 def _check(ret, what, path=None):
     if ret < 0:
-        e = ctypes.get_errno()
+        e = get_errno()
         raise OSError(e, f"{what}: {os.strerror(e)}", path)
     return ret
 
 
-_mount = _libc.mount
-_mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
+_mount = _func("mount", (c_char_p, c_char_p, c_char_p, c_ulong, c_char_p))
 
 
 def mount(source, target, fstype, flags=0, data=None):
@@ -52,44 +99,46 @@ def mount(source, target, fstype, flags=0, data=None):
                   data.encode() if data else None), "mount", target)
 
 
-_umount2 = _libc.umount2
-_umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+_umount2 = _func("umount2", (c_char_p, c_int))
 
 
 def umount2(target, flags=0):
     _check(_umount2(target.encode(), flags), "umount", target)
 
 
+_unshare = _func("unshare", (c_int,))
+_setns = _func("setns", (c_int, c_int))
+
+
 def unshare(flags):
-    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+    _check(_unshare(flags), "unshare")
 
 
 def setns(fd, nstype=0):
-    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+    _check(_setns(fd, nstype), "setns")
 
 
-_syscall = _libc.syscall
+_syscall = _func("syscall", restype=c_long)
 
 
 def pivot_root(new_root, put_old):
-    _check(_syscall(ctypes.c_long(SYS_pivot_root), ctypes.c_char_p(new_root.encode()),
-                    ctypes.c_char_p(put_old.encode())), "pivot_root", new_root)
+    _check(_syscall(c_long(SYS_pivot_root), c_char_p(new_root.encode()),
+                    c_char_p(put_old.encode())), "pivot_root", new_root)
 
 
-class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+class _MountAttr(Structure):
+    _fields_ = [("attr_set", c_uint64), ("attr_clr", c_uint64),
+                ("propagation", c_uint64), ("userns_fd", c_uint64)]
 
 
 def mount_setattr(path, attr_set, attr_clr, recursive=True):
     a = _MountAttr(attr_set, attr_clr, 0, 0)
-    _check(_syscall(ctypes.c_long(SYS_mount_setattr), ctypes.c_int(AT_FDCWD),
-                    ctypes.c_char_p(path.encode()), ctypes.c_uint(AT_RECURSIVE if recursive else 0),
-                    ctypes.byref(a), ctypes.c_size_t(ctypes.sizeof(a))), "mount_setattr", path)
+    _check(_syscall(c_long(SYS_mount_setattr), c_int(AT_FDCWD),
+                    c_char_p(path.encode()), c_uint(AT_RECURSIVE if recursive else 0),
+                    byref(a), c_size_t(sizeof(a))), "mount_setattr", path)
 
 
-_prctl = _libc.prctl
-_prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+_prctl = _func("prctl", (c_int, c_ulong, c_ulong, c_ulong, c_ulong))
 
 
 def prctl(option, a2=0, a3=0, a4=0, a5=0):
@@ -98,21 +147,21 @@ def prctl(option, a2=0, a3=0, a4=0, a5=0):
 
 def sethostname(name):
     b = name.encode()
-    _check(_libc.sethostname(ctypes.c_char_p(b), ctypes.c_size_t(len(b))), "sethostname")
+    _check(_func("sethostname")(c_char_p(b), c_size_t(len(b))), "sethostname")
 
 
 def setdomainname(name):
     b = name.encode()
-    _check(_libc.setdomainname(ctypes.c_char_p(b), ctypes.c_size_t(len(b))), "setdomainname")
+    _check(_func("setdomainname")(c_char_p(b), c_size_t(len(b))), "setdomainname")
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _CapHeader(Structure):
+    _fields_ = [("version", c_uint32), ("pid", c_int)]
 
 
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+class _CapData(Structure):
+    _fields_ = [("effective", c_uint32), ("permitted", c_uint32),
+                ("inheritable", c_uint32)]
 
 
 _CAP_V3 = 0x20080522
@@ -127,11 +176,29 @@ def capset(effective, permitted, inheritable):
         d[i].effective = (effective >> shift) & 0xFFFFFFFF
         d[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         d[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(_syscall(ctypes.c_long(SYS_capset), ctypes.byref(h), ctypes.byref(d)), "capset")
+    _check(_syscall(c_long(SYS_capset), byref(h), byref(d)), "capset")
 
 
 def join_session_keyring(name):
     """A new session keyring for the container (keyctl JOIN_SESSION_KEYRING); ENOSYS is fine."""
-    ret = _syscall(ctypes.c_long(SYS_keyctl), ctypes.c_int(1), ctypes.c_char_p(name.encode()))
-    if ret < 0 and ctypes.get_errno() != 38:
+    ret = _syscall(c_long(SYS_keyctl), c_int(1), c_char_p(name.encode()))
+    if ret < 0 and get_errno() != 38:
         _check(ret, "keyctl(JOIN_SESSION_KEYRING)")
+
+
+class _Rlimit(Structure):
+    _fields_ = [("cur", c_uint64), ("max", c_uint64)]
+
+
+def setrlimit(resource, soft, hard):
+    """prlimit64(0, resource, {soft, hard}) — ``resource.setrlimit`` without importing ``resource``
+    (its numbers are the same on every Linux architecture: the order of ``spec.RLIMITS``).
+    ValueError as ``resource.setrlimit`` raises it; -1 is unlimited."""
+    lim = _Rlimit(soft & 0xFFFFFFFFFFFFFFFF, hard & 0xFFFFFFFFFFFFFFFF)
+    if _syscall(c_long(SYS_prlimit64), c_int(0), c_int(resource), byref(lim), c_ulong(0)) < 0:
+        e = get_errno()
+        if e == 22:
+            raise ValueError("current limit exceeds maximum limit")
+        if e == 1:
+            raise ValueError("not allowed to raise maximum limit")
+        _check(-1, "setrlimit")

@@ -270,11 +270,11 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
             if msg.startswith("error "):
                 raise RuntimeError_(msg[6:])
             if msg == "hooks":
-                from .hooks import run_hooks
-
                 hooks = config.get("hooks") or {}
                 try:
                     if hooks.get("prestart") or hooks.get("createRuntime"):
+                        from .hooks import run_hooks  # imported only when there are hooks
+
                         sb = _state_bytes(st, c.id, "created")  # what runc passes (and runtime-tools checks)
                         run_hooks(config, "prestart", sb)
                         run_hooks(config, "createRuntime", sb)

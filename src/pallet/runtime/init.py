@@ -12,7 +12,7 @@ import os
 from . import _sys
 from .spec import (CLONE_FLAGS, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
                    MS_REC, MS_REMOUNT, MS_SLAVE, MS_STRICTATIME, MS_NOATIME, MS_NODIRATIME, MS_RELATIME,
-                   PROPAGATION, parse_mount_options)
+                   PROPAGATION, RLIMITS, parse_mount_options)
 
 
 class SetupError(Exception):
@@ -85,8 +85,6 @@ def _init(ctx):
     os.umask(0)
     # everything imported after pivot_root would be looked for inside the container
     from . import caps as _caps  # noqa: F401
-    if proc.get("rlimits"):
-        import resource  # noqa: F401
     if c.get("hooks"):
         from . import hooks as _hooks  # noqa: F401
     if proc.get("terminal"):
@@ -219,16 +217,14 @@ def _init(ctx):
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(proc["oomScoreAdj"]))
     if proc.get("rlimits"):
-        import resource
-
         for i, r in enumerate(proc["rlimits"]):
             ctx["step"] = f"process.rlimits[{i}] ({r['type']})"
+            if r["type"] not in RLIMITS:
+                raise SetupError(f"{ctx['step']}: not known to this system")
             try:
-                resource.setrlimit(getattr(resource, r["type"]), (r["soft"], r["hard"]))
+                _sys.setrlimit(RLIMITS.index(r["type"]), r["soft"], r["hard"])
             except ValueError as e:
                 raise SetupError(f"{ctx['step']}: {e}") from None
-            except AttributeError:
-                raise SetupError(f"{ctx['step']}: not known to this system") from None
 
     if not proc:  # no process: created, but start has nothing to run (it kills us)
         _sys.prctl(_sys.PR_SET_PDEATHSIG, 0)

@@ -132,32 +132,44 @@ def warm_up():
 
     Moving a task between cgroups takes the kernel's cgroup_threadgroup_rwsem for writing,
     and the first writer after a quiet spell waits for an RCU grace period (~10 ms here);
-    writers soon after it do not. A no-op write of ourselves into our own cgroup, started
-    now, overlaps that wait with reading config.json and making the directories, so moving
-    the container's init later is quick."""
+    writers soon after it do not. It waits *holding cgroup_mutex*, so every cgroup mkdir
+    or write of the run queues behind it: it must start as early as possible. A no-op
+    write of ourselves into our own cgroup, started now, overlaps that wait with the
+    imports, reading config.json and forking init, so making the container's cgroups and
+    moving init in later is quick. The path and the open are done here, in the calling
+    thread: the thread only has the one write to do (a thread waits for the GIL while
+    this one runs Python code)."""
+    try:
+        own = own_cgroups()
+        lay = layout()
+        for ctrl in ("pids", "memory", "cpu"):
+            if ctrl in lay.v1:
+                path = on_disk(lay.v1[ctrl], own.get(ctrl, "/"))
+                break
+        else:
+            if lay.v2 is None:
+                return
+            path = on_disk(lay.v2, own.get("", "/"))
+        fd = os.open(path + "/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+    except Exception:  # only an optimisation
+        return
     import _thread
 
-    def run():
-        try:
-            own = own_cgroups()
-            lay = layout()
-            for ctrl in ("pids", "memory", "cpu"):
-                if ctrl in lay.v1:
-                    path = on_disk(lay.v1[ctrl], own.get(ctrl, "/"))
-                    break
-            else:
-                if lay.v2 is None:
-                    return
-                path = on_disk(lay.v2, own.get("", "/"))
-            fd = os.open(path + "/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, b"0")
-            finally:
-                os.close(fd)
-        except Exception:  # only an optimisation
-            pass
+    started = _thread.allocate_lock()
+    started.acquire()
+    _thread.start_new_thread(_write_self, (fd, started))
+    # until the thread is in its write: else it may wait for the GIL for milliseconds
+    started.acquire()
 
-    _thread.start_new_thread(run, ())
+
+def _write_self(fd, started):
+    try:
+        started.release()
+        os.write(fd, b"0")
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def manager(linux, cid, systemd=False):
