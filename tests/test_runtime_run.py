@@ -366,3 +366,17 @@ def test_runc_spec_bundle_runs(rt, tmp_path):
     r = rt("run", "-b", bundle, "rs")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "runc\n"
+
+
+@pytest.mark.parametrize("cgroupns", [False, True])
+def test_sys_fs_cgroup_shows_the_containers_own_cgroups(rt, bundle, cgroupns):
+    # init bind-mounts the container's directories as soon as the runtime has made them
+    # (before it is moved in); with a cgroup namespace they used to be the hierarchy roots
+    cfg = sh(bundle, "cat /sys/fs/cgroup/pids/cgroup.procs; cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+    cfg["linux"].setdefault("resources", {})["memory"] = {"limit": 64 << 20}
+    if cgroupns:
+        cfg["linux"]["namespaces"].append({"type": "cgroup"})
+    save_config(bundle, cfg)
+    r = rt("run", "-b", bundle, "cg")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "2", str(64 << 20)]  # sh and cat: nothing of the host's

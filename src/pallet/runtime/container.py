@@ -193,6 +193,8 @@ def _connect(path):
 
 def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot, no_new_keyring,
             preserve_fds, foreground, cg):
+    import select  # noqa: F401  (for start: imported now, during the cgroup grace period)
+
     from . import _sys
     from .init import Chan
     from .spec import CLONE_FLAGS
@@ -251,7 +253,15 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
             # while init builds the root filesystem: make the cgroups, set the limits and move
             # init in (it waits for "cg" before anything that must run inside them)
             cg_applied = True
-            cg.apply(lx.get("resources"), lx)
+            dirs = []
+
+            def made():  # init may bind-mount them now (/sys/fs/cgroup) while we set limits
+                chan.send("dirs")
+                dirs.append(True)
+
+            cg.apply(lx.get("resources"), lx, made)
+            if not dirs:
+                chan.send("dirs")
             cg.add_task(pid)
             chan.send("cg")
         os.close(cr)

@@ -102,8 +102,8 @@ def _init(ctx):
     if ctx.get("wait_go"):
         if chan.recv() != "go":
             os._exit(1)
-    else:  # the runtime moves us into the cgroups while we set up (see _joined_cgroups)
-        ctx["cg_wait"] = True
+    else:  # the runtime makes the cgroups ("dirs") and moves us in ("cg") while we set up
+        ctx["cg_wait"] = ["dirs", "cg"]
     _sys.prctl(_sys.PR_SET_PDEATHSIG, 9)
     os.setsid()
 
@@ -145,12 +145,15 @@ def _init(ctx):
     # hooks in the runtime's namespaces (prestart, createRuntime), then ours (createContainer)
     ctx["step"] = "hooks"
     _joined_cgroups(ctx)  # hooks and everything after run inside the container's cgroups
-    chan.send("hooks")
-    reply = chan.recv()
-    if reply is None or not reply.startswith("ok "):
-        os._exit(1)
-    state_json = reply[3:].encode()
-    if (c.get("hooks") or {}).get("createContainer"):
+    hooks = c.get("hooks") or {}
+    state_json = None
+    if any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
+        chan.send("hooks")  # no hooks, no round trip
+        reply = chan.recv()
+        if reply is None or not reply.startswith("ok "):
+            os._exit(1)
+        state_json = reply[3:].encode()
+    if hooks.get("createContainer"):
         from .hooks import run_hooks
 
         try:
@@ -287,14 +290,15 @@ def _init(ctx):
         os._exit(127)
 
 
-def _joined_cgroups(ctx):
-    """Wait until the runtime has moved us into the container's cgroups (once).
+def _joined_cgroups(ctx, upto="cg"):
+    """Wait until the runtime has moved us into the container's cgroups ("cg"), or only
+    until it has made their directories ("dirs").
 
-    Moving a task between v1 cgroups costs an RCU grace period (~10 ms here): the runtime
+    Moving a task between cgroups can cost an RCU grace period (~10 ms here): the runtime
     does it while we build the root filesystem, and we wait only where it matters."""
-    if ctx.pop("cg_wait", False):
-        msg = ctx["chan"].recv()
-        if msg != "cg":
+    pending = ctx.get("cg_wait")
+    while pending and upto in pending:
+        if ctx["chan"].recv() != pending.pop(0):
             os._exit(1)
 
 
@@ -379,8 +383,7 @@ def _mount_one(ctx, rootfs, m, late_ro):
             except PermissionError:
                 _sys.mount(None, dest, None, MS_BIND | MS_REMOUNT | rest | _locked_flags(dest))
     elif typ == "cgroup":
-        _joined_cgroups(ctx)  # it shows our own cgroups: those must be the container's
-        _mount_cgroup(dest, flags, late_ro)
+        _mount_cgroup(ctx, dest, flags, late_ro)
     else:
         os.makedirs(dest, 0o755, exist_ok=True)
         if typ == "tmpfs" and flags & MS_RDONLY:  # submounts may follow: read-only at the end
@@ -414,8 +417,30 @@ def _tmpcopyup(dest, src, flags, data):
         os.rmdir(tmp)
 
 
-def _mount_cgroup(dest, flags, late_ro):
-    """/sys/fs/cgroup: cgroup2 when the host is unified, else the v1 layout (hybrid too)."""
+def _cgroup_sources(ctx, mounts):
+    """{v1 mount name: the container's directory in it}, from the runtime's cgroup manager:
+    they can be bound as soon as they exist, before we are moved in (and in a cgroup
+    namespace, where /proc/self/cgroup says "/", they are still the right ones). None when
+    a mounted hierarchy is not the manager's: then /proc/self/cgroup, once moved in."""
+    cg = ctx.get("cgroups")
+    if cg is None or getattr(cg, "kind", None) not in ("v1", "hybrid"):
+        return None
+    paths = cg.v1.paths if cg.kind == "hybrid" else cg.paths
+    out = {}
+    for mp, t in mounts:
+        name = mp[len("/sys/fs/cgroup/"):]
+        if not name or "/" in name or t == "cgroup2":
+            continue
+        key = name.split(",")[0]
+        if key not in paths:
+            return None
+        out[name] = paths[key]
+    return out
+
+
+def _mount_cgroup(ctx, dest, flags, late_ro):
+    """/sys/fs/cgroup: cgroup2 when the host is unified, else the v1 layout (hybrid too),
+    each hierarchy showing the container's own cgroup."""
     os.makedirs(dest, 0o755, exist_ok=True)
     mounts = []
     with open("/proc/self/mountinfo") as f:
@@ -426,13 +451,19 @@ def _mount_cgroup(dest, flags, late_ro):
             if fstype in ("cgroup", "cgroup2") and fields[4].startswith("/sys/fs/cgroup"):
                 mounts.append((fields[4], fstype))
     if any(mp == "/sys/fs/cgroup" and t == "cgroup2" for mp, t in mounts):
+        _joined_cgroups(ctx)  # it shows our own cgroup: that must be the container's
         _sys.mount("cgroup2", dest, "cgroup2", flags)
         return
-    own = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, ctrl, path = line.rstrip("\n").split(":", 2)
-            own[ctrl.replace("name=", "")] = path
+    sources = _cgroup_sources(ctx, mounts)
+    if sources is not None:
+        _joined_cgroups(ctx, "dirs")
+    else:
+        _joined_cgroups(ctx)
+        own = {}
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, ctrl, path = line.rstrip("\n").split(":", 2)
+                own[ctrl.replace("name=", "")] = path
     _sys.mount("tmpfs", dest, "tmpfs", (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
     if flags & MS_RDONLY:
         late_ro.append((dest, (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC))
@@ -440,11 +471,10 @@ def _mount_cgroup(dest, flags, late_ro):
         name = mp[len("/sys/fs/cgroup/"):]
         if not name or "/" in name or t == "cgroup2":  # hybrid: the v2 'unified' stays hidden, as with runc
             continue
-        key = name
-        sub = own.get(key, "/")
+        source = sources[name] if sources is not None else mp + own.get(name, "/")
         target = f"{dest}/{name}"
         os.makedirs(target, 0o755, exist_ok=True)
-        _sys.mount(mp + sub, target, None, MS_BIND | MS_REC)
+        _sys.mount(source, target, None, MS_BIND | MS_REC)
         _sys.mount(None, target, None, MS_BIND | MS_REMOUNT | flags | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     try:
         for name in os.listdir("/sys/fs/cgroup"):

@@ -43,14 +43,17 @@ class Manager1:
             raise RuntimeError_(f"{_R}.cpu.cpus: the cpuset controller is not mounted on this host")
 
     # -------------------------------------------------------------- lifecycle
-    def apply(self, res, linux=None):
-        """Create the directories and set every limit (devices from ``linux`` too)."""
+    def apply(self, res, linux=None, made=None):
+        """Create the directories and set every limit (devices from ``linux`` too); ``made()``
+        is called once the directories exist (before the limits are written)."""
         try:
             for ctrl, path in sorted(self.paths.items()):
-                made = make_dirs(path)
-                self.created.extend(made)
-                if ctrl == "cpuset" and made:
-                    _cpuset_inherit(made)
+                new = make_dirs(path)
+                self.created.extend(new)
+                if ctrl == "cpuset" and new:
+                    _cpuset_inherit(new)
+            if made is not None:
+                made()
             self.set(res or {}, initial=True)
             if linux is not None and "devices" in self.paths:
                 self.set_devices(_devices.rules(linux))

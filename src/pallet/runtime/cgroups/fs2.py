@@ -84,9 +84,11 @@ class Manager2:
             if "/" in k or k.startswith(".") or not k:
                 raise RuntimeError_(f"{_R}.unified.{k}: not a cgroup file name")
 
-    def apply(self, res, linux=None):
+    def apply(self, res, linux=None, made=None):
         try:
             self.created.extend(make_dirs(self.path))
+            if made is not None:
+                made()
             self._enable(self._wanted(res or {}))
             self.set(res or {})
             if not self.hybrid and linux is not None:

@@ -33,9 +33,9 @@ class HybridManager:
         self.v1.check(r1)
         self.v2.check(r2)
 
-    def apply(self, res, linux=None):
+    def apply(self, res, linux=None, made=None):
         r1, r2 = self._split(res)
-        self.v1.apply(r1, linux)
+        self.v1.apply(r1, linux, made)  # the v1 directories are the ones init bind-mounts
         try:
             self.v2.apply(r2)
         except BaseException:
