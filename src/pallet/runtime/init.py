@@ -106,6 +106,16 @@ def _init(ctx):
         ctx["cg_wait"] = ["dirs", "cg"]
     _sys.prctl(_sys.PR_SET_PDEATHSIG, 9)
     os.setsid()
+    hooks = c.get("hooks") or {}
+    if not (hooks.get("createContainer") or hooks.get("startContainer")):
+        # only what we exec later is bounded by it (not our own capabilities, nor mounts):
+        # done now, while the runtime makes the cgroups, rather than after (hooks would inherit it)
+        ctx["step"] = "process.capabilities.bounding"
+        ctx["bounding_done"] = _drop_bounding(proc.get("capabilities"))
+    else:
+        from .caps import last_cap
+
+        last_cap()  # read now, while /proc is the host's and the runtime makes the cgroups
 
     ctx["step"] = "linux.namespaces"
     for typ, fd in ctx["join"]:
@@ -145,7 +155,6 @@ def _init(ctx):
     # hooks in the runtime's namespaces (prestart, createRuntime), then ours (createContainer)
     ctx["step"] = "hooks"
     _joined_cgroups(ctx)  # hooks and everything after run inside the container's cgroups
-    hooks = c.get("hooks") or {}
     state_json = None
     if any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
         chan.send("hooks")  # no hooks, no round trip
@@ -253,7 +262,7 @@ def _init(ctx):
         ctx["step"] = "linux.seccomp"
         _load_seccomp(filt, seccomp, nnp)
     ctx["step"] = "process.user"
-    _set_user_and_caps(proc, uid, gid, "user" in ctx["all_ns"])
+    _set_user_and_caps(proc, uid, gid, "user" in ctx["all_ns"], ctx.get("bounding_done", False))
     ctx["step"] = "process.cwd"
     os.chdir(cwd)
     if proc.get("noNewPrivileges"):
@@ -596,25 +605,42 @@ def _lookup(prog, path, cwd):
     raise SetupError(f"process.args[0]: {prog!r}: executable file not found in $PATH")
 
 
-def _set_user_and_caps(proc, uid, gid, userns):
+def _cap_mask(caps, name, top):
+    from .caps import NUMBERS
+
+    m = 0
+    for n in (caps or {}).get(name) or ():
+        i = NUMBERS[n]
+        if i <= top:
+            m |= 1 << i
+    return m
+
+
+def _drop_bounding(caps):
+    """Drop what process.capabilities.bounding lacks from the bounding set; True when done."""
+    if caps is None:
+        return False
+    from .caps import last_cap
+
+    top = last_cap()
+    bounding = _cap_mask(caps, "bounding", top)
+    for i in range(top + 1):
+        if not bounding & (1 << i):
+            _sys.prctl(_sys.PR_CAPBSET_DROP, i)
+    return True
+
+
+def _set_user_and_caps(proc, uid, gid, userns, bounding_done=False):
     from .caps import NUMBERS, last_cap
 
     caps = proc.get("capabilities")
     top = last_cap()
 
     def mask(name):
-        m = 0
-        for n in (caps or {}).get(name) or ():
-            i = NUMBERS[n]
-            if i <= top:
-                m |= 1 << i
-        return m
+        return _cap_mask(caps, name, top)
 
-    if caps is not None:
-        bounding = mask("bounding")
-        for i in range(top + 1):
-            if not bounding & (1 << i):
-                _sys.prctl(_sys.PR_CAPBSET_DROP, i)
+    if caps is not None and not bounding_done:
+        _drop_bounding(caps)
     _sys.prctl(_sys.PR_SET_KEEPCAPS, 1)
     groups = proc["user"].get("additionalGids") or []
     try:
