@@ -153,22 +153,25 @@ def _init(ctx):
         _mount_one(ctx, rootfs, m, late_ro)
 
     # hooks in the runtime's namespaces (prestart, createRuntime), then ours (createContainer)
-    ctx["step"] = "hooks"
-    _joined_cgroups(ctx)  # hooks and everything after run inside the container's cgroups
     state_json = None
     if any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
-        chan.send("hooks")  # no hooks, no round trip
+        ctx["step"] = "hooks"
+        _joined_cgroups(ctx)  # hooks and everything after run inside the container's cgroups
+        chan.send("hooks")
         reply = chan.recv()
         if reply is None or not reply.startswith("ok "):
             os._exit(1)
         state_json = reply[3:].encode()
-    if hooks.get("createContainer"):
-        from .hooks import run_hooks
+        if hooks.get("createContainer"):
+            from .hooks import run_hooks
 
-        try:
-            run_hooks(c, "createContainer", state_json)
-        except Exception as e:
-            raise SetupError(str(e)) from None
+            try:
+                run_hooks(c, "createContainer", state_json)
+            except Exception as e:
+                raise SetupError(str(e)) from None
+    # else no round trip, and no wait for the cgroups before "ready": the rest (devices,
+    # pivot_root, paths, user, capabilities) overlaps the runtime's limits and move (what init
+    # does here needs none of them: the device rules always allow mknod, as runc's)
 
     ctx["step"] = "devices"
     dev_is_bind = any(m["destination"].rstrip("/") == "/dev" and
@@ -240,6 +243,7 @@ def _init(ctx):
 
     if not proc:  # no process: created, but start has nothing to run (it kills us)
         _sys.prctl(_sys.PR_SET_PDEATHSIG, 0)
+        _joined_cgroups(ctx)
         chan.send("ready")
         chan.close()
         os.open(f"/proc/self/fd/{ctx['fifo_fd']}", os.O_WRONLY | os.O_CLOEXEC)
@@ -272,6 +276,7 @@ def _init(ctx):
     _sys.prctl(_sys.PR_SET_PDEATHSIG, 0)
 
     ctx["step"] = "exec.fifo"
+    _joined_cgroups(ctx)  # created means in the container's cgroups
     chan.send("ready")
     chan.close()
     fifo = os.open(f"/proc/self/fd/{ctx['fifo_fd']}", os.O_WRONLY | os.O_CLOEXEC)
