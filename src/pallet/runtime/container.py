@@ -193,8 +193,6 @@ def _connect(path):
 
 def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot, no_new_keyring,
             preserve_fds, foreground, cg):
-    import select  # noqa: F401  (for start: imported now, during the cgroup grace period)
-
     from . import _sys
     from .init import Chan
     from .spec import CLONE_FLAGS
@@ -264,6 +262,7 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
                 chan.send("dirs")
             cg.add_task(pid)
             chan.send("cg")
+            import select  # noqa: F401  (for start: imported while init works)
         os.close(cr)
         os.close(cw)
         if console_fd is not None:

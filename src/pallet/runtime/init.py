@@ -12,7 +12,8 @@ import os
 from . import _sys
 from .spec import (CLONE_FLAGS, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
                    MS_REC, MS_REMOUNT, MS_SLAVE, MS_STRICTATIME, MS_NOATIME, MS_NODIRATIME, MS_RELATIME,
-                   PROPAGATION, RLIMITS, parse_mount_options)
+                   PROPAGATION, RLIMITS, ATTR_NOATIME, ATTR_NODEV, ATTR_NODIRATIME, ATTR_NOEXEC, ATTR_NOSUID,
+                   ATTR_RDONLY, ATTR_STRICTATIME, ATTR__ATIME, parse_mount_options)
 
 
 class SetupError(Exception):
@@ -148,7 +149,9 @@ def _init(ctx):
     # else: the host's mount namespace, as runc: the mounts below are made under the rootfs on the
     # host (the runtime unmounts them at delete), the host's propagation is left alone, and the
     # root changes by chroot
-    for i, m in enumerate(c.get("mounts") or ()):
+    mounts = c.get("mounts") or ()
+    ctx["defer_cg"] = _may_defer_cgroup_binds(c, lx, hooks)
+    for i, m in enumerate(mounts):
         ctx["step"] = f"mounts[{i}] ({m['destination']})"
         _mount_one(ctx, rootfs, m, late_ro)
 
@@ -178,6 +181,10 @@ def _init(ctx):
                       (m.get("type") == "bind" or "bind" in (m.get("options") or ()) or
                        "rbind" in (m.get("options") or ())) for m in c.get("mounts") or ())
     _devices(rootfs, lx, "user" in ctx["all_ns"], dev_is_bind)
+    binds = ctx.pop("cg_binds", None)
+    if binds is not None:
+        ctx["step"] = f"mounts[{len(mounts) - 1}] ({mounts[-1]['destination']})"
+        binds()
     cwd = proc.get("cwd") or "/"
     os.makedirs(_secure_join(rootfs, cwd), 0o755, exist_ok=True)
 
@@ -302,6 +309,39 @@ def _init(ctx):
     except OSError as e:
         os.write(2, f"pallet-runtime: exec {args[0]}: {e.strerror}\n".encode())
         os._exit(127)
+
+
+def _remount_attrs(flags):
+    """``(attr_set, attr_clr)`` for mount_setattr that do what a bind remount with ``flags`` does."""
+    aset = aclr = 0
+    for ms, attr in ((MS_RDONLY, ATTR_RDONLY), (MS_NOSUID, ATTR_NOSUID), (MS_NODEV, ATTR_NODEV),
+                     (MS_NOEXEC, ATTR_NOEXEC), (MS_NODIRATIME, ATTR_NODIRATIME)):
+        if flags & ms:
+            aset |= attr
+        else:
+            aclr |= attr
+    aclr |= ATTR__ATIME  # relatime unless noatime or strictatime, as mount(2) does
+    if flags & MS_NOATIME:
+        aset |= ATTR_NOATIME
+    elif flags & MS_STRICTATIME:
+        aset |= ATTR_STRICTATIME
+    return aset, aclr
+
+
+def _may_defer_cgroup_binds(c, lx, hooks):
+    """May the container's cgroup directories be bound at /sys/fs/cgroup after the devices are
+    made (they exist only once the cgroup grace period is over: the devices need not wait)?
+    Only when nothing could tell: no hooks, the cgroup mount is the last one, without
+    propagation or recursive options, and it and the devices stay out of each other's way."""
+    mounts = c.get("mounts") or ()
+    if not mounts or mounts[-1].get("type") != "cgroup" or \
+            any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
+        return False
+    _flags, prop, (aset, aclr), _data, _ext = parse_mount_options(mounts[-1].get("options") or ())
+    dest = "/" + mounts[-1]["destination"].strip("/")
+    if prop or aset or aclr or dest == "/" or dest.startswith("/dev"):
+        return False
+    return not any(("/" + d["path"].strip("/")).startswith(dest) for d in lx.get("devices") or ())
 
 
 def _joined_cgroups(ctx, upto="cg"):
@@ -469,9 +509,7 @@ def _mount_cgroup(ctx, dest, flags, late_ro):
         _sys.mount("cgroup2", dest, "cgroup2", flags)
         return
     sources = _cgroup_sources(ctx, mounts)
-    if sources is not None:
-        _joined_cgroups(ctx, "dirs")
-    else:
+    if sources is None:
         _joined_cgroups(ctx)
         own = {}
         with open("/proc/self/cgroup") as f:
@@ -481,6 +519,7 @@ def _mount_cgroup(ctx, dest, flags, late_ro):
     _sys.mount("tmpfs", dest, "tmpfs", (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
     if flags & MS_RDONLY:
         late_ro.append((dest, (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC))
+    todo = []
     for mp, t in mounts:
         name = mp[len("/sys/fs/cgroup/"):]
         if not name or "/" in name or t == "cgroup2":  # hybrid: the v2 'unified' stays hidden, as with runc
@@ -488,8 +527,28 @@ def _mount_cgroup(ctx, dest, flags, late_ro):
         source = sources[name] if sources is not None else mp + own.get(name, "/")
         target = f"{dest}/{name}"
         os.makedirs(target, 0o755, exist_ok=True)
-        _sys.mount(source, target, None, MS_BIND | MS_REC)
-        _sys.mount(None, target, None, MS_BIND | MS_REMOUNT | flags | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        todo.append((source, target))
+
+    bind_flags = flags | MS_NOSUID | MS_NODEV | MS_NOEXEC
+    deferred = sources is not None and ctx.get("defer_cg")
+
+    def binds():
+        _joined_cgroups(ctx, "dirs")  # the container's directories exist from then on
+        for source, target in todo:
+            _sys.mount(source, target, None, MS_BIND | MS_REC)
+            if not deferred:
+                _sys.mount(None, target, None, MS_BIND | MS_REMOUNT | bind_flags)
+        if deferred:  # the last mount: one mount_setattr for them all (and the tmpfs) instead
+            try:
+                _sys.mount_setattr(dest, *_remount_attrs(bind_flags))
+            except OSError:  # a kernel before 5.12, or flags it will not change: one by one
+                for _, target in todo:
+                    _sys.mount(None, target, None, MS_BIND | MS_REMOUNT | bind_flags)
+
+    if deferred:
+        ctx["cg_binds"] = binds  # after the devices: the runtime makes the directories meanwhile
+    else:
+        binds()
     try:
         for name in os.listdir("/sys/fs/cgroup"):
             p = "/sys/fs/cgroup/" + name
