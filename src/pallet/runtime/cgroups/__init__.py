@@ -157,7 +157,11 @@ def warm_up():
 
     started = _thread.allocate_lock()
     started.acquire()
-    _thread.start_new_thread(_write_self, (fd, started))
+    try:
+        _thread.start_new_thread(_write_self, (fd, started))
+    except RuntimeError:  # no thread to be had: the first migration pays the wait itself
+        os.close(fd)
+        return
     # until the thread is in its write: else it may wait for the GIL for milliseconds
     started.acquire()
 
