@@ -252,6 +252,27 @@ def read_int(path, default=0):
         return default
 
 
+def read_kv(path):
+    """A ``key value`` per line file (cpu.stat, memory.stat, ...) as a dict of ints."""
+    out = {}
+    for line in (read(path) or "").splitlines():
+        k, _, v = line.partition(" ")
+        try:
+            out[k] = int(v)
+        except ValueError:
+            pass
+    return out
+
+
+def procs(path):
+    """The PIDs in a cgroup directory, sorted (none if it is gone)."""
+    try:
+        with open(f"{path}/cgroup.procs") as f:
+            return sorted(int(x) for x in f.read().split())
+    except OSError:
+        return []
+
+
 def write(path, value, field):
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)

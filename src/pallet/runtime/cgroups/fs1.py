@@ -4,7 +4,7 @@ import os
 
 from ...errors import RuntimeError_
 from . import devices as _devices
-from . import make_dirs, read, read_int, remove_dirs, write
+from . import make_dirs, procs, read, read_int, read_kv, remove_dirs, write
 
 _R = "linux.resources"
 #: what each part of linux.resources needs, in v1
@@ -72,9 +72,9 @@ class Manager1:
     def pids(self):
         for ctrl in ("pids", "freezer", "memory", "cpu", "devices"):
             if ctrl in self.paths:
-                return _procs(self.paths[ctrl])
+                return procs(self.paths[ctrl])
         for path in self.paths.values():
-            return _procs(path)
+            return procs(path)
         return []
 
     def remove(self):
@@ -175,12 +175,12 @@ class Manager1:
             u["percpu"] = [int(x) for x in (read(f"{acct}/cpuacct.usage_percpu") or "").split()]
             u["percpu_kernel"] = [int(x) for x in (read(f"{acct}/cpuacct.usage_percpu_sys") or "").split()]
             u["percpu_user"] = [int(x) for x in (read(f"{acct}/cpuacct.usage_percpu_user") or "").split()]
-            st = _kv(f"{acct}/cpuacct.stat")
+            st = read_kv(f"{acct}/cpuacct.stat")
             tick = 10_000_000  # USER_HZ 100
             u["kernel"] = st.get("system", 0) * tick
             u["user"] = st.get("user", 0) * tick
         if p.get("cpu"):
-            st = _kv(f"{p['cpu']}/cpu.stat")
+            st = read_kv(f"{p['cpu']}/cpu.stat")
             cpu["throttling"] = {"periods": st.get("nr_periods", 0), "throttled_periods": st.get("nr_throttled", 0),
                                  "throttled_time": st.get("throttled_time", 0)}
         out["cpu"] = cpu
@@ -189,7 +189,7 @@ class Manager1:
                              "mems": _list(read(f"{p['cpuset']}/cpuset.mems") or "")}
         m = p.get("memory")
         if m:
-            raw = _kv(f"{m}/memory.stat")
+            raw = read_kv(f"{m}/memory.stat")
             mem = {"cache": raw.get("cache", 0), "raw": raw}
             for name, prefix in (("usage", "memory"), ("swap", "memory.memsw"), ("kernel", "memory.kmem"),
                                  ("kernelTCP", "memory.kmem.tcp")):
@@ -221,25 +221,6 @@ class Manager1:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _procs(path):
-    try:
-        with open(f"{path}/cgroup.procs") as f:
-            return sorted(int(x) for x in f.read().split())
-    except OSError:
-        return []
-
-
-def _kv(path):
-    out = {}
-    for line in (read(path) or "").splitlines():
-        k, _, v = line.partition(" ")
-        try:
-            out[k] = int(v)
-        except ValueError:
-            pass
-    return out
 
 
 def _list(text):
@@ -309,26 +290,20 @@ def _memory(path, mem, initial):
         write(f"{path}/memory.use_hierarchy", int(mem["useHierarchy"]), f"{f}.useHierarchy")
 
 
+#: spec field -> v1 file, for the cpu controller
+_CPU_FILES = (("shares", "cpu.shares"), ("period", "cpu.cfs_period_us"), ("quota", "cpu.cfs_quota_us"),
+              ("burst", "cpu.cfs_burst_us"), ("realtimePeriod", "cpu.rt_period_us"),
+              ("realtimeRuntime", "cpu.rt_runtime_us"), ("idle", "cpu.idle"))
+
+
 def _cpu(path, cpuset, cpu):
     f = f"{_R}.cpu"
-    if cpu.get("shares") is not None:
-        write(f"{path}/cpu.shares", cpu["shares"], f"{f}.shares")
-    if cpu.get("period") is not None:
-        write(f"{path}/cpu.cfs_period_us", cpu["period"], f"{f}.period")
-    if cpu.get("quota") is not None:
-        write(f"{path}/cpu.cfs_quota_us", cpu["quota"], f"{f}.quota")
-    if cpu.get("burst") is not None:
-        write(f"{path}/cpu.cfs_burst_us", cpu["burst"], f"{f}.burst")
-    if cpu.get("realtimePeriod") is not None:
-        write(f"{path}/cpu.rt_period_us", cpu["realtimePeriod"], f"{f}.realtimePeriod")
-    if cpu.get("realtimeRuntime") is not None:
-        write(f"{path}/cpu.rt_runtime_us", cpu["realtimeRuntime"], f"{f}.realtimeRuntime")
-    if cpu.get("idle") is not None:
-        write(f"{path}/cpu.idle", cpu["idle"], f"{f}.idle")
-    if cpu.get("cpus"):
-        write(f"{cpuset}/cpuset.cpus", cpu["cpus"], f"{f}.cpus")
-    if cpu.get("mems"):
-        write(f"{cpuset}/cpuset.mems", cpu["mems"], f"{f}.mems")
+    for key, name in _CPU_FILES:
+        if cpu.get(key) is not None:
+            write(f"{path}/{name}", cpu[key], f"{f}.{key}")
+    for key in ("cpus", "mems"):
+        if cpu.get(key):
+            write(f"{cpuset}/cpuset.{key}", cpu[key], f"{f}.{key}")
 
 
 def _blkio(path, b):

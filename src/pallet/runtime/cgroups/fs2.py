@@ -12,7 +12,7 @@ enforces them (``fs1``).
 import os
 
 from ...errors import RuntimeError_
-from . import make_dirs, read, read_int, remove_dirs, write
+from . import make_dirs, procs, read, read_int, read_kv, remove_dirs, write
 
 _R = "linux.resources"
 #: part of linux.resources -> v2 controller
@@ -120,11 +120,7 @@ class Manager2:
         write(f"{self.path}/cgroup.procs", pid, "cgroups (unified)")
 
     def pids(self):
-        try:
-            with open(f"{self.path}/cgroup.procs") as f:
-                return sorted(int(x) for x in f.read().split())
-        except OSError:
-            return []
+        return procs(self.path)
 
     def remove(self):
         try:
@@ -222,17 +218,17 @@ class Manager2:
         p = self.path
         out = {}
         if not self.hybrid:
-            st = _kv(f"{p}/cpu.stat")
+            st = read_kv(f"{p}/cpu.stat")
             out["cpu"] = {"usage": {"total": st.get("usage_usec", 0) * 1000, "kernel": st.get("system_usec", 0) * 1000,
                                     "user": st.get("user_usec", 0) * 1000},
                           "throttling": {"periods": st.get("nr_periods", 0),
                                          "throttled_periods": st.get("nr_throttled", 0),
                                          "throttled_time": st.get("throttled_usec", 0) * 1000}}
-            raw = _kv(f"{p}/memory.stat")
+            raw = read_kv(f"{p}/memory.stat")
             out["memory"] = {"cache": raw.get("file", 0), "raw": raw,
                              "usage": {"usage": read_int(f"{p}/memory.current"), "limit": read_int(f"{p}/memory.max"),
                                        "max": read_int(f"{p}/memory.peak"),
-                                       "failcnt": _kv(f"{p}/memory.events").get("max", 0)},
+                                       "failcnt": read_kv(f"{p}/memory.events").get("max", 0)},
                              "swap": {"usage": read_int(f"{p}/memory.swap.current"),
                                       "limit": read_int(f"{p}/memory.swap.max")}}
             out["pids"] = {"current": read_int(f"{p}/pids.current"), "limit": read_int(f"{p}/pids.max")}
@@ -245,18 +241,7 @@ class Manager2:
             if name.startswith("hugetlb.") and name.endswith(".current"):
                 size = name.split(".")[1]
                 hug[size] = {"usage": read_int(f"{p}/{name}"), "max": read_int(f"{p}/hugetlb.{size}.max"),
-                             "failcnt": _kv(f"{p}/hugetlb.{size}.events").get("max", 0)}
+                             "failcnt": read_kv(f"{p}/hugetlb.{size}.events").get("max", 0)}
         if hug:
             out["hugetlb"] = hug
         return out
-
-
-def _kv(path):
-    out = {}
-    for line in (read(path) or "").splitlines():
-        k, _, v = line.partition(" ")
-        try:
-            out[k] = int(v)
-        except ValueError:
-            pass
-    return out
