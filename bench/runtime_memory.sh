@@ -7,21 +7,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 PR=${PALLET_RUNTIME:-$HERE/.venv/bin/pallet-runtime}
 W=$(mktemp -d /tmp/runtime-mem.XXXXXX)
 trap 'for r in "$PR" runc "$W/crun"; do "$r" --root "$W/s-$(basename $r)" delete --force m >/dev/null 2>&1 || true; done; rm -rf "$W"' EXIT
-mkdir -p "$W/bundle/rootfs/bin"
-cp /bin/busybox "$W/bundle/rootfs/bin/busybox"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$W/bundle/rootfs/bin/$a"; done
-"$PR" spec --bundle "$W/bundle"
-python3 - "$W/bundle/config.json" <<'PY'
-import json, sys
-p = sys.argv[1]; c = json.load(open(p))
-c["process"]["terminal"] = False; c["process"]["args"] = ["/bin/true"]
-json.dump(c, open(p, "w"), indent=2)
-PY
-cat > "$W/crun" <<'SH'
-#!/bin/sh
-exec unshare --mount --propagation private sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec crun "$@"' crun "$@"
-SH
-chmod +x "$W/crun"
+. "$HERE/bench/_runtime_bundle.sh"
 cd "$W/bundle"
 printf '%-15s %22s %26s\n' runtime "run: peak RSS (KiB)" "created init: RSS/PSS (KiB)"
 for r in "$PR" runc "$W/crun"; do
