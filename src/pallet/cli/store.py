@@ -363,31 +363,16 @@ def cmd_save(args) -> int:
 
 
 def cmd_load(args) -> int:
-    import os
-    import shutil
-    import tempfile
-
     from ..storage import ops
     from ..transports.copy import CopyOptions, Progress
 
-    store = _store(args)
-    src = args.input
-    tmp = None
-    try:
-        if src is None or src in ("-", "/dev/stdin"):
-            if sys.stdin.isatty():
-                from ..errors import UsageError
+    src = args.input or "-"
+    if src in ("-", "/dev/stdin") and sys.stdin.isatty():
+        from ..errors import UsageError
 
-                raise UsageError("no archive on stdin: use --input FILE")
-            tmp = tempfile.mkdtemp(prefix="pallet-load-", dir=os.path.join(store.graphroot, "staging"))
-            src = os.path.join(tmp, "archive.tar")
-            with open(src, "wb") as f:
-                shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
-        names = ops.load(store, src, common.context(args),
-                         CopyOptions(progress=Progress(None) if args.quiet else _progress(args)))
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+        raise UsageError("no archive on stdin: use --input FILE")
+    names = ops.load(_store(args), src, common.context(args),
+                     CopyOptions(progress=Progress(None) if args.quiet else _progress(args)))
     for n in names:
         print(f"Loaded image: {n}")
     return 0

@@ -90,32 +90,10 @@ def _pull_all_tags(store, named, ctx, options) -> list[dict]:
 
 
 def _pull_one(store, src, name: str | None, ctx, options) -> dict:
-    dest_name = name
-    if dest_name and "@" in dest_name:
-        dest_name = None  # pulled by digest: stored without a tag, found by the digest
-    ref = LocalReference(qualify(dest_name) if dest_name else None, None)
-    if ref.named is None:
-        # an unnamed image (by digest or from a nameless source): stored under a temporary name
-        import secrets
-
-        ref = LocalReference(qualify(f"localhost/pallet-untagged-{secrets.token_hex(6)}:latest"), None)
-    from .transport import LocalDestination
-
-    result = {}
-
-    class _Capture(LocalReference):
-        def new_destination(self, c):
-            d = LocalDestination(self, store)
-            result["dest"] = d
-            return d
-
-    cap = _Capture(ref.named, None)
-    copy_image(src, cap, ctx, ctx, options)
-    image = result["dest"].image
-    if dest_name is None:
-        store.untag(image["id"], [str(ref.named)])
-        image = store.image(image["id"])
-    return image
+    """Copy ``src`` into the store under ``name``; by digest (or nameless) it gets no name."""
+    named = qualify(name) if name and "@" not in name else None
+    ctx.storage = store.options
+    return copy_image(src, LocalReference(named, None), ctx, ctx, options).committed
 
 
 def push(store: "Store", image: str, destination: str | None, src_ctx: "SystemContext",
@@ -227,7 +205,23 @@ def _tar_dir(directory: str, output: str) -> None:
 
 
 def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOptions | None = None) -> list[str]:
-    """Load every image of a docker-archive or oci-archive into the store; returns the names loaded."""
+    """Load every image of a docker-archive or oci-archive into the store; returns the names loaded.
+
+    ``archive`` may be ``-`` or a pipe: it is spooled into the store's staging area first (an
+    archive is read more than once), and the spool goes when the load ends, however it ends.
+    """
+    import stat
+
+    if archive in ("-", "/dev/stdin") or (os.path.exists(archive) and not stat.S_ISREG(os.stat(archive).st_mode)):
+        import shutil
+        import sys
+
+        with store.staging() as spool:
+            path = os.path.join(spool, "archive.tar")
+            with open(sys.stdin.buffer.fileno() if archive == "-" else archive, "rb", closefd=archive != "-") as src, \
+                    open(path, "wb") as f:
+                shutil.copyfileobj(src, f, 1 << 20)
+            return load(store, path, ctx, options)
     options = options or CopyOptions()
     ctx.storage = store.options
     kind = _archive_kind(archive)

@@ -28,6 +28,9 @@ def store_for(ctx):
 
 
 class LocalReference(ImageReference):
+    """An image in the store by name or ID. With neither (only made by the library, e.g. for a
+    pull by digest) it is a destination that stores the image without a name."""
+
     transport = "local"
 
     def __init__(self, named, image_id: str | None):
@@ -35,7 +38,9 @@ class LocalReference(ImageReference):
         self.image_id = image_id
 
     def string_within_transport(self) -> str:
-        return str(self.named) if self.named is not None else "@" + self.image_id
+        if self.named is not None:
+            return str(self.named)
+        return "@" + self.image_id if self.image_id else "(no name)"
 
     def docker_reference(self):
         return self.named
@@ -47,7 +52,7 @@ class LocalReference(ImageReference):
         return LocalSource(self, store_for(ctx))
 
     def new_destination(self, ctx) -> "LocalDestination":
-        if self.named is None or self.named.digest:
+        if self.image_id or (self.named is not None and self.named.digest):
             raise InvalidReference(f"cannot write to {self}: a destination needs NAME[:TAG]")
         return LocalDestination(self, store_for(ctx))
 
@@ -203,8 +208,9 @@ class LocalDestination(ImageDestination):
         raw, media_type = self._manifest
         if self._deferred is not None:
             self._apply_deferred()
-        names = [str(self.reference.named.tagged_or_latest())]
-        self.image = self.store.add_image(config=self._config, config_digest=self._config_digest, manifest=raw,
+        named = self.reference.named
+        names = [str(named.tagged_or_latest())] if named is not None else []
+        self.committed = self.store.add_image(config=self._config, config_digest=self._config_digest, manifest=raw,
                                           manifest_digest=_manifest.digest_of(raw, media_type),
                                           media_type=media_type, layers=self._chain, names=names)
 

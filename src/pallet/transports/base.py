@@ -133,6 +133,8 @@ class ImageDestination:
     desired_compression: str | None = None
     #: True when blobs must arrive in manifest order (a tar stream being written)
     needs_ordered_blobs: bool = False
+    #: after ``commit``: what the destination made, where it can say (the store: the image record)
+    committed = None
 
     def begin_image(self, manifest, config: bytes | None) -> None:
         """Called before the layers of one single-platform image are copied, with its parsed

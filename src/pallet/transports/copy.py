@@ -81,6 +81,8 @@ class CopyResult:
         self.digest = digest
         self.manifest = manifest
         self.media_type = media_type
+        #: what the destination reports it made (ImageDestination.committed)
+        self.committed = None
 
 
 def copy_image(src_ref: "ImageReference", dest_ref: "ImageReference", src_ctx: "SystemContext",
@@ -101,6 +103,7 @@ def copy_image(src_ref: "ImageReference", dest_ref: "ImageReference", src_ctx: "
             else:
                 result = engine.copy_single(top, None)
             dest.commit()
+            result.committed = dest.committed
     return result
 
 
