@@ -705,7 +705,7 @@ class Builder:
                 path = os.path.join(d, "secret")
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with open(src, "rb") as f, os.fdopen(fd, "wb") as g:
-                    g.write(f.read())
+                    __import__("shutil").copyfileobj(f, g, 1 << 20)  # a secret file is not held whole
                 os.chown(path, uid, gid)
                 os.chmod(path, mode)
                 return {"destination": target, "type": "bind", "source": path, "options": ["rbind", "ro"]}
