@@ -291,6 +291,7 @@ def test_delete_and_manifest_digest(layout, registry, tmp_path):
     (["copy", "oci:/nonexistent:x"], 1, "required"),
     (["copy", "--format", "v3", "oci:/a:x", "oci:/b:x"], 1, "invalid choice"),
     (["manifest-digest", "/nonexistent.json"], 1, "nonexistent"),
+    (["copy", "oci:/nonexistent:x", "oci:/tmp/unused:x"], 2, "/nonexistent"),  # the image is missing
     (["inspect", "--bogus", "docker://x/y"], 1, "unrecognized"),
 ])
 def test_bad_input_is_one_clear_line(args, code, words):
@@ -375,3 +376,8 @@ def test_terminated_copy_cleans_up(registry, tmp_path):
         proxy.stop()
     assert p.returncode == 143
     assert tree_bytes(dest) == before, "a terminated copy leaves the layout as it was, with no temp files"
+
+
+def test_a_bad_destination_is_not_a_missing_image(layout):
+    p = run_pallet("copy", f"oci:{layout}:v1", "docker-archive:/nonexistent/dir/x.tar", check=False)
+    assert p.returncode == 1 and "does not exist" in p.stderr  # 2 is kept for a missing image

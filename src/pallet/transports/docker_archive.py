@@ -409,7 +409,7 @@ class _ArchiveWriter:
             if os.path.isdir(self.path):
                 raise _files.LocalFileError(f"{self.what}: {self.path} is a directory, not an archive file")
             if not os.path.isdir(parent):
-                raise NotFound(f"{self.what}: directory {parent} does not exist")
+                raise _files.LocalFileError(f"{self.what}: directory {parent} does not exist")
         base = parent if not self.stream and os.access(parent, os.W_OK) else _files.big_temp_dir()
         from ._blobs import Staging
 
