@@ -371,3 +371,59 @@ def test_resolve_paths():
     assert cgroups.parse_size("1.5g", "--memory") == 3 << 29
     assert cgroups.merge({"a": {"x": 1, "y": 2}, "b": 1}, {"a": {"y": 3}, "c": 4}) == \
         {"a": {"x": 1, "y": 3}, "b": 1, "c": 4}
+
+
+FORK_IN = r'''
+import json, os, sys
+from pallet.runtime import cgroups
+if sys.argv[2] == "seccomp":  # the kernel refuses clone3, as an old one (or a strict filter) would
+    import pyseccomp
+    f = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+    f.add_rule(pyseccomp.ERRNO(38), "clone3")
+    f.load()
+if sys.argv[2] == "thread":  # another thread: no raw clone3
+    import threading, time
+    threading.Thread(target=time.sleep, args=(5,), daemon=True).start()
+m = cgroups.manager({"cgroupsPath": sys.argv[1]}, "x")
+m.prepare()
+m.apply({}, None)
+r, w = os.pipe()
+pid, placed = cgroups.fork_in(m)
+if pid == 0:
+    born = open("/proc/self/cgroup").read()
+    m.join_self(placed)
+    os.write(w, json.dumps({"born": born, "joined": open("/proc/self/cgroup").read(),
+                            "threads": os.stat("/proc/self/task").st_nlink - 2}).encode())
+    os._exit(0)
+os.close(w)
+out = json.loads(os.read(r, 65536))
+os.waitpid(pid, 0)
+out["placed"] = placed
+m.remove()
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.parametrize("how", ["clone3", "seccomp", "thread"])
+def test_fork_in_puts_the_child_in_every_hierarchy(how):
+    """Init and exec'd processes are born in the unified directory (clone3 CLONE_INTO_CGROUP)
+    and move their one thread into the v1 hierarchies themselves ('0' to tasks): no
+    cgroup.procs write, no RCU grace period. Where clone3 is refused (seccomp here, old
+    kernels elsewhere) or the caller has threads, a plain fork and cgroup.procs do it."""
+    import sys
+
+    rel = f"pallet-forkin-{how}"
+    r = subprocess.run([sys.executable, "-c", FORK_IN, rel, how], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["placed"] is (how == "clone3")
+    want = {ctrl: (own(ctrl).rstrip("/") + "/" + rel) for ctrl in ("", "pids", "memory", "cpu", "devices")}
+    born = {line.split(":", 2)[1]: line.split(":", 2)[2] for line in out["born"].splitlines()}
+    joined = {line.split(":", 2)[1]: line.split(":", 2)[2] for line in out["joined"].splitlines()}
+    assert (born[""] == want[""]) is (how == "clone3")  # born there, or moved by join_self
+    for ctrl, path in want.items():
+        key = next(k for k in joined if ctrl in k.split(",") or k == ctrl)
+        assert joined[key] == path, (ctrl, joined)
+    assert out["threads"] == 1
+    for ctrl in want:
+        assert not os.path.exists(cg_dir(ctrl, rel))

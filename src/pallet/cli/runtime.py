@@ -181,10 +181,6 @@ def main(argv=None):
             return 0
         sys.stderr.write(f"pallet-runtime: {e}\n")
         return 1
-    if cmd in ("create", "run") and not opts.get("systemd_cgroup"):
-        from ..runtime.cgroups import warm_up
-
-        warm_up()  # first thing: its kernel wait overlaps everything up to the fork
     from ..errors import PalletError
 
     try:
@@ -246,7 +242,7 @@ def _dispatch(cmd, o, args):
         kw = {"console_socket": o.get("console_socket"), "pid_file": o.get("pid_file"),
               "no_pivot": o.get("no_pivot", False), "no_new_keyring": o.get("no_new_keyring", False),
               "preserve_fds": _int(o.get("preserve_fds", "0"), "--preserve-fds"),
-              "systemd_cgroup": o.get("systemd_cgroup", False), "warm": False}
+              "systemd_cgroup": o.get("systemd_cgroup", False)}
         bundle = o.get("bundle") or os.getcwd()
         if cmd == "create":
             c, _pid = container.create(root, cid, bundle, **kw)

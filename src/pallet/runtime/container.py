@@ -77,7 +77,7 @@ def _state_bytes(st, cid, status):
 # ---------------------------------------------------------------- create
 
 def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False, no_new_keyring=False,
-           preserve_fds=0, foreground=False, console_fd=None, systemd_cgroup=False, warm=True):
+           preserve_fds=0, foreground=False, console_fd=None, systemd_cgroup=False):
     """Create the container; returns the open (locked) state and init's pid.
 
     ``foreground``: the caller will wait for the container (``run``), so it must stay
@@ -87,8 +87,6 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
     from . import spec as _spec
 
     _state.check_id(cid)
-    if warm and not systemd_cgroup:  # the command line starts it earlier and says warm=False
-        _cgroups.warm_up()
     bundle = os.path.abspath(bundle)
     config = _spec.load(bundle)
     rootfs = config["root"]["path"]
@@ -194,6 +192,7 @@ def _connect(path):
 def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot, no_new_keyring,
             preserve_fds, foreground, cg):
     from . import _sys
+    from . import cgroups as _cgroups
     from .init import Chan
     from .spec import CLONE_FLAGS
 
@@ -219,8 +218,8 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
         c.write_file(_state.CGROUPS, cg.to_state())  # found by delete --force even if state.json is not
         lx = config.get("linux") or {}
         if userns:  # the intermediate child joins them itself: they must exist first
-            cg.apply(lx.get("resources"), lx)
             cg_applied = True
+            cg.apply(lx.get("resources"), lx)
             if foreground:
                 _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)
             pid = _fork_via_userns(config, nss, join, ctx, chan)
@@ -229,28 +228,30 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
             if "pid" in nss or "time" in nss:
                 saved = [(t, os.open(f"/proc/self/ns/{t}", os.O_RDONLY | os.O_CLOEXEC))
                          for t in ("pid", "time") if t in nss]
+            cg_applied = True
+            cg.prepare()  # the v2 directory init is born in
             try:
                 for t, _ in saved or ():
                     path_fd = dict(join).get(t)
                     if path_fd is not None:
-                        _setns_single(path_fd, CLONE_FLAGS[t])
+                        _sys.setns(path_fd, CLONE_FLAGS[t])
                     else:
                         _sys.unshare(CLONE_FLAGS[t])
                         if t == "time":
                             set_time_offsets(lx.get("timeOffsets"))
-                pid = os.fork()
+                pid, placed = _cgroups.fork_in(cg)
                 if pid == 0:
                     ctx["close"] += [fd for _, fd in saved or ()]
+                    ctx["cg_placed"] = placed
                     from .init import main
 
                     main(ctx)
             finally:
                 for t, fd in saved or ():
-                    _setns_single(fd, CLONE_FLAGS[t])
+                    _sys.setns(fd, CLONE_FLAGS[t])
                     os.close(fd)
-            # while init builds the root filesystem: make the cgroups, set the limits and move
-            # init in (it waits for "cg" before anything that must run inside them)
-            cg_applied = True
+            # while init builds the root filesystem: make the cgroups and set the limits; init
+            # moves itself in when it reads "cg" (see cgroups.fork_in)
             dirs = []
 
             def made():  # init may bind-mount them now (/sys/fs/cgroup) while we set limits
@@ -260,7 +261,6 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
             cg.apply(lx.get("resources"), lx, made)
             if not dirs:
                 chan.send("dirs")
-            cg.add_task(pid)
             chan.send("cg")
             import select  # noqa: F401  (for start: imported while init works)
         os.close(cr)
@@ -326,15 +326,16 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
 def _fork_via_userns(config, nss, join, ctx, chan):
     """An intermediate child makes the user namespace; we map ids; it forks init."""
     from . import _sys
+    from .cgroups import fork_in
     from .spec import CLONE_FLAGS
 
     lx = config.get("linux") or {}
     ctx["wait_go"] = True
-    mid = os.fork()
+    mid, placed = fork_in(ctx["cgroups"])
     if mid == 0:
         try:
             try:  # cgroups first: inside the user namespace the host's cgroupfs is not ours to write
-                ctx["cgroups"].add_task(0)
+                ctx["cgroups"].join_self(placed)
             except Exception as e:
                 ctx["chan"].send(f"error {e}")
                 os._exit(1)
@@ -402,22 +403,6 @@ def _fork_via_userns(config, nss, join, ctx, chan):
         if mid is not None:
             os.waitpid(mid, 0)
 
-
-def _setns_single(fd, flag):
-    """setns(); a time namespace wants us single-threaded (EUSERS while the cgroup warm-up
-    thread still runs: it ends within milliseconds)."""
-    import time
-
-    from . import _sys
-
-    deadline = time.monotonic() + 2
-    while True:
-        try:
-            return _sys.setns(fd, flag)
-        except OSError as e:
-            if e.errno != 87 or time.monotonic() > deadline:  # EUSERS
-                raise
-            time.sleep(0.0005)
 
 
 def set_time_offsets(offsets):

@@ -77,6 +77,7 @@ def load_process(path):
 def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, preserve_fds=0, ignore_paused=False):
     """Run ``proc`` (a runtime-spec process object) in the container; returns the exit code (0 detached)."""
     from . import _sys
+    from .cgroups import fork_in
     from .spec import CLONE_FLAGS, _validate_process
     from .container import _connect, _write_pid_file, cgroup_manager
 
@@ -129,10 +130,10 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
                 saved.append((t, os.open(f"/proc/self/ns/{t}", os.O_RDONLY | os.O_CLOEXEC)))
                 _sys.setns(fds[t], CLONE_FLAGS[t])
         try:
-            pid = os.fork()
+            pid, placed = fork_in(mgr)
             if pid == 0:
                 os.close(r)
-                _child(proc, fds, mgr, console_fd, w, preserve_fds, seccomp, lx)
+                _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx)
         finally:
             for t, fd in saved:
                 _sys.setns(fd, CLONE_FLAGS[t])
@@ -175,7 +176,7 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
     return _wait_for(pid)
 
 
-def _child(proc, fds, mgr, console_fd, w, preserve_fds, seccomp, lx):
+def _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx):
     """In the forked child: join, set up, exec (never returns)."""
     from . import _sys
     from .init import _fds, _home, _lookup, _set_user_and_caps
@@ -192,7 +193,7 @@ def _child(proc, fds, mgr, console_fd, w, preserve_fds, seccomp, lx):
 
             filt = _seccomp.build(seccomp)
         if mgr is not None:
-            mgr.add_task(0)
+            mgr.join_self(placed)
         os.setsid()
         for t in _ORDER:
             if t in fds:

@@ -188,6 +188,8 @@ def _init(ctx):
     cwd = proc.get("cwd") or "/"
     os.makedirs(_secure_join(rootfs, cwd), 0o755, exist_ok=True)
 
+    ctx["step"] = "cgroups"
+    _joined_cgroups(ctx)
     ctx["step"] = "pivot_root" if mntns and not ctx["no_pivot"] else "chroot"
     os.chdir(rootfs)
     if not mntns:  # never move or pivot the host's root
@@ -345,15 +347,21 @@ def _may_defer_cgroup_binds(c, lx, hooks):
 
 
 def _joined_cgroups(ctx, upto="cg"):
-    """Wait until the runtime has moved us into the container's cgroups ("cg"), or only
-    until it has made their directories ("dirs").
-
-    Moving a task between cgroups can cost an RCU grace period (~10 ms here): the runtime
-    does it while we build the root filesystem, and we wait only where it matters."""
+    """Wait until the runtime has made the container's cgroup directories ("dirs") or also
+    set their limits ("cg"); on "cg" move ourselves in (``cgroups.fork_in``: no global lock,
+    so no RCU grace period to wait for). The runtime does its part while we build the root
+    filesystem; we wait only where it matters, at the latest before the root changes (the
+    host's cgroupfs is out of sight after that)."""
     pending = ctx.get("cg_wait")
     while pending and upto in pending:
-        if ctx["chan"].recv() != pending.pop(0):
+        msg = ctx["chan"].recv()
+        if msg != pending.pop(0):
             os._exit(1)
+        if msg == "cg":
+            try:
+                ctx["cgroups"].join_self(ctx.get("cg_placed", False))
+            except Exception as e:  # RuntimeError_, naming the controller
+                raise SetupError(str(e)) from None
 
 
 def _load_seccomp(filt, seccomp, nnp):

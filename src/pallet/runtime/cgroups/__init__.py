@@ -12,7 +12,9 @@
 
 Every manager has the same methods: ``check(resources)`` (before anything exists: is
 every asked-for resource possible on this host?), ``apply(resources)`` (create the
-directories and set the limits), ``add_task(pid)``, ``freeze()``, ``thaw()``,
+directories and set the limits), ``prepare()`` (before the fork: the v2 directory the
+child is born in, see :func:`fork_in`), ``join_self(placed)`` (in the child),
+``add_task(pid)``, ``freeze()``, ``thaw()``,
 ``frozen()``, ``stats()``, ``update(resources)``, ``pids()``, ``remove()``; and
 ``to_state()`` / :func:`from_state` so later commands find the same directories.
 
@@ -127,53 +129,30 @@ def on_disk(mount, hier_path):
     return mp + hier_path.rstrip("/") if hier_path != "/" else mp
 
 
-def warm_up():
-    """Start paying, in a thread, for the first cgroup migration of this run.
+def fork_in(mgr):
+    """``os.fork()``, the child born in the manager's cgroup v2 directory where it has one
+    (see ``_sys.fork_into_cgroup``): ``(pid, placed)``, ``placed`` telling the child whether
+    it is in that directory already. The child then
+    calls ``mgr.join_self(placed)`` for the rest (v1 hierarchies), which costs no global
+    lock either; so no cgroup move of a container start waits for an RCU grace period.
+    A caller with other threads gets a plain fork (the child then writes cgroup.procs)."""
+    path = mgr.v2_path if mgr is not None else None
+    # clone3 is a raw syscall: with other threads about, libc's locks could be copied held
+    if path and os.stat("/proc/self/task").st_nlink <= 3:  # ".", ".." and ours
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            fd = None
+        if fd is not None:
+            from .. import _sys
 
-    Moving a task between cgroups takes the kernel's cgroup_threadgroup_rwsem for writing,
-    and the first writer after a quiet spell waits for an RCU grace period (~10 ms here);
-    writers soon after it do not. It waits *holding cgroup_mutex*, so every cgroup mkdir
-    or write of the run queues behind it: it must start as early as possible. A no-op
-    write of ourselves into our own cgroup, started now, overlaps that wait with the
-    imports, reading config.json and forking init, so making the container's cgroups and
-    moving init in later is quick. The path and the open are done here, in the calling
-    thread: the thread only has the one write to do (a thread waits for the GIL while
-    this one runs Python code)."""
-    try:
-        own = own_cgroups()
-        lay = layout()
-        for ctrl in ("pids", "memory", "cpu"):
-            if ctrl in lay.v1:
-                path = on_disk(lay.v1[ctrl], own.get(ctrl, "/"))
-                break
-        else:
-            if lay.v2 is None:
-                return
-            path = on_disk(lay.v2, own.get("", "/"))
-        fd = os.open(path + "/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
-    except Exception:  # only an optimisation
-        return
-    import _thread
-
-    started = _thread.allocate_lock()
-    started.acquire()
-    try:
-        _thread.start_new_thread(_write_self, (fd, started))
-    except RuntimeError:  # no thread to be had: the first migration pays the wait itself
-        os.close(fd)
-        return
-    # until the thread is in its write: else it may wait for the GIL for milliseconds
-    started.acquire()
-
-
-def _write_self(fd, started):
-    try:
-        started.release()
-        os.write(fd, b"0")
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+            try:
+                return _sys.fork_into_cgroup(fd), True
+            except OSError:  # an old kernel, a seccomp filter: fork, then join_self writes cgroup.procs
+                pass
+            finally:
+                os.close(fd)
+    return os.fork(), False
 
 
 def manager(linux, cid, systemd=False):

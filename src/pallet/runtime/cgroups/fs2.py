@@ -85,19 +85,16 @@ class Manager2:
                 raise RuntimeError_(f"{_R}.unified.{k}: not a cgroup file name")
 
     def apply(self, res, linux=None, made=None):
-        try:
-            self.created.extend(make_dirs(self.path))
-            if made is not None:
-                made()
-            self._enable(self._wanted(res or {}))
-            self.set(res or {})
-            if not self.hybrid and linux is not None:
-                from . import devices, ebpf
+        """As ``Manager1.apply``: on failure the caller removes what was made."""
+        self.created.extend(make_dirs(self.path))
+        if made is not None:
+            made()
+        self._enable(self._wanted(res or {}))
+        self.set(res or {})
+        if not self.hybrid and linux is not None:
+            from . import devices, ebpf
 
-                ebpf.attach(self.path, devices.rules(linux))
-        except BaseException:
-            self.remove()
-            raise
+            ebpf.attach(self.path, devices.rules(linux))
 
     def _enable(self, wanted):
         """``+ctrl`` in cgroup.subtree_control of every ancestor, top-down."""
@@ -115,6 +112,19 @@ class Manager2:
             for ctrl, field in wanted.items():
                 if ctrl not in have:
                     write(f"{d}/cgroup.subtree_control", f"+{ctrl}", field)
+
+    @property
+    def v2_path(self):
+        return self.path
+
+    def prepare(self):
+        """Before the fork: the directory, for the child to be born in (``fork_in``)."""
+        self.created.extend(make_dirs(self.path))
+
+    def join_self(self, placed=False):
+        """The calling process into the directory, unless it was born there (``placed``)."""
+        if not placed:
+            write(f"{self.path}/cgroup.procs", 0, "cgroups (unified)")
 
     def add_task(self, pid):
         write(f"{self.path}/cgroup.procs", pid, "cgroups (unified)")

@@ -36,11 +36,18 @@ class HybridManager:
     def apply(self, res, linux=None, made=None):
         r1, r2 = self._split(res)
         self.v1.apply(r1, linux, made)  # the v1 directories are the ones init bind-mounts
-        try:
-            self.v2.apply(r2)
-        except BaseException:
-            self.v1.remove()
-            raise
+        self.v2.apply(r2)
+
+    @property
+    def v2_path(self):
+        return self.v2.path
+
+    def prepare(self):
+        self.v2.prepare()
+
+    def join_self(self, placed=False):
+        self.v1.join_self()
+        self.v2.join_self(placed)
 
     def add_task(self, pid):
         self.v1.add_task(pid)
