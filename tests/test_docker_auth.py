@@ -247,3 +247,151 @@ def test_login_against_token_registry(token_registry, tmp_path):
     out = subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", "--authfile", authfile,
                           f"oci:{layout}:v1", f"docker://{reg.host}/tok/bysk:v1"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+# -- credential helpers (Docker's protocol: docker-credential-NAME get|store|erase) ----------
+
+HELPER = r'''#!/usr/bin/python3
+# A credential helper speaking Docker's protocol, keeping its secrets in $PALLET_TEST_CRED_STORE.
+import json, os, sys
+path = os.environ["PALLET_TEST_CRED_STORE"]
+try:
+    db = json.load(open(path))
+except FileNotFoundError:
+    db = {}
+action, data = sys.argv[1], sys.stdin.read().strip()
+with open(path + ".log", "a") as log:
+    log.write(action + " " + (json.loads(data)["ServerURL"] if action == "store" else data) + "\n")
+if action == "get":
+    if data not in db:
+        print("credentials not found in native keychain")
+        sys.exit(1)
+    print(json.dumps({"ServerURL": data, "Username": db[data][0], "Secret": db[data][1]}))
+elif action == "store":
+    d = json.loads(data)
+    db[d["ServerURL"]] = [d["Username"], d["Secret"]]
+    json.dump(db, open(path, "w"))
+elif action == "erase":
+    if db.pop(data, None) is None:
+        print("credentials not found in native keychain")
+        sys.exit(1)
+    json.dump(db, open(path, "w"))
+else:
+    sys.stderr.write("unknown action\n")
+    sys.exit(1)
+'''
+
+
+@pytest.fixture
+def cred_helper(tmp_path, monkeypatch):
+    """docker-credential-pallettest on PATH; returns its store (a JSON file) as a dict-ish helper."""
+    bindir = tmp_path / "helperbin"
+    bindir.mkdir()
+    prog = bindir / "docker-credential-pallettest"
+    prog.write_text(HELPER)
+    prog.chmod(0o755)
+    store = tmp_path / "helper-store.json"
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("PALLET_TEST_CRED_STORE", str(store))
+
+    class Store:
+        path = store
+
+        def load(self):
+            return json.load(open(store)) if store.exists() else {}
+
+        def put(self, server, user, secret):
+            db = self.load()
+            db[server] = [user, secret]
+            store.write_text(json.dumps(db))
+
+        def log(self):
+            p = str(store) + ".log"
+            return open(p).read().splitlines() if os.path.exists(p) else []
+
+    return Store()
+
+
+def test_cred_helpers_get(basic_registry, tmp_path, cred_helper, skopeo):
+    """credHelpers in auth.json: the helper is asked for the registry (pallet and skopeo alike);
+    credsStore in Docker's config.json serves every registry; <token> is an identity token."""
+    host = basic_registry.host
+    ref = f"docker://{host}/auth/img:v1"
+    authfile = tmp_path / "auth.json"
+    authfile.write_text(json.dumps({"credHelpers": {host: "pallettest"}}))
+    cred_helper.put(host, "bob", "builder")
+    assert pull(ref, ctx(authfile=str(authfile))).media_type
+    assert cred_helper.log() == [f"get {host}"]
+    p = run_pallet("inspect", "--tls-verify=false", "--authfile", str(authfile), ref)
+    assert json.loads(p.stdout)["Name"] == f"{host}/auth/img"
+    assert "builder" not in p.stdout + p.stderr
+    out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--authfile", str(authfile), ref],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr  # the same helper protocol as containers/image's
+    # Docker's config.json: credsStore for every registry (the auths entry is only a marker)
+    os.makedirs(tmp_path / ".docker")
+    (tmp_path / ".docker" / "config.json").write_text(json.dumps({"auths": {host: {}}, "credsStore": "pallettest"}))
+    p = run_pallet("inspect", "--tls-verify=false", ref)
+    assert json.loads(p.stdout)["Name"] == f"{host}/auth/img"
+    # the helper has nothing: anonymous, and the registry's refusal is the error
+    cred_helper.put("elsewhere", "x", "y")
+    db = cred_helper.load()
+    del db[host]
+    cred_helper.path.write_text(json.dumps(db))
+    p = run_pallet("inspect", "--tls-verify=false", "--authfile", str(authfile), ref, check=False)
+    assert p.returncode == 1 and len(p.stderr.splitlines()) == 1 and "Traceback" not in p.stderr
+    assert "authentication required" in p.stderr.lower() or "unauthorized" in p.stderr.lower()
+    # an identity token
+    from pallet.transports import credentials
+
+    cred_helper.put(host, "<token>", "refresh-me")
+    c = credentials.lookup(host, "auth/img", ctx(authfile=str(authfile)))
+    assert (c.username, c.password, c.identity_token) == ("", "", "refresh-me")
+    assert "refresh-me" not in repr(c)
+
+
+def test_cred_helpers_login_logout(basic_registry, tmp_path, cred_helper):
+    """login stores through the helper the login file names for the registry (the file keeps
+    no secret), --get-login reads it back, logout erases it."""
+    host = basic_registry.host
+    authfile = tmp_path / "auth.json"
+    authfile.write_text(json.dumps({"credHelpers": {host: "pallettest"}}))
+    run_pallet("login", "--tls-verify=false", "--authfile", str(authfile), "-u", "bob", "-p", "builder", host)
+    assert cred_helper.load() == {host: ["bob", "builder"]}
+    assert "builder" not in authfile.read_text() and host not in json.load(open(authfile)).get("auths", {})
+    assert run_pallet("login", "--authfile", str(authfile), "--get-login", host).stdout == "bob\n"
+    p = run_pallet("list-tags", "--tls-verify=false", "--authfile", str(authfile), f"docker://{host}/auth/img")
+    assert json.loads(p.stdout)["Tags"] == ["v1"]
+    p = run_pallet("logout", "--authfile", str(authfile), host)
+    assert p.stdout == f"Removed login credentials for {host}\n"
+    assert cred_helper.load() == {}
+    p = run_pallet("logout", "--authfile", str(authfile), host, check=False)
+    assert p.returncode == 1 and p.stderr == f"Error: not logged into {host}\n"
+    # a wrong password reaches neither the registry's nor the helper's store
+    p = run_pallet("login", "--tls-verify=false", "--authfile", str(authfile), "-u", "bob", "-p", "nope", host,
+                   check=False)
+    assert p.returncode == 1 and cred_helper.load() == {}
+
+
+def test_cred_helper_errors(basic_registry, tmp_path, cred_helper):
+    """A helper that is not installed, or fails, is one line naming it; its output is never shown."""
+    host = basic_registry.host
+    ref = f"docker://{host}/auth/img:v1"
+    authfile = tmp_path / "auth.json"
+    authfile.write_text(json.dumps({"credHelpers": {host: "nothere"}}))
+    p = run_pallet("inspect", "--tls-verify=false", "--authfile", str(authfile), ref, check=False)
+    assert p.returncode == 1 and len(p.stderr.splitlines()) == 1
+    assert "docker-credential-nothere" in p.stderr and "not installed" in p.stderr
+    bad = tmp_path / "helperbin" / "docker-credential-broken"
+    bad.write_text("#!/bin/sh\necho 'secret-ish output'\necho 'keychain locked' >&2\nexit 3\n")
+    bad.chmod(0o755)
+    authfile.write_text(json.dumps({"credHelpers": {host: "broken"}}))
+    p = run_pallet("inspect", "--tls-verify=false", "--authfile", str(authfile), ref, check=False)
+    assert p.returncode == 1 and len(p.stderr.splitlines()) == 1
+    assert "docker-credential-broken get: keychain locked" in p.stderr and "secret-ish" not in p.stderr
+    authfile.write_text(json.dumps({"credHelpers": {host: "../../bin/sh"}}))
+    p = run_pallet("inspect", "--tls-verify=false", "--authfile", str(authfile), ref, check=False)
+    assert p.returncode == 1 and "not a credential helper name" in p.stderr
+    authfile.write_text(json.dumps({"credHelpers": [host]}))
+    p = run_pallet("inspect", "--tls-verify=false", "--authfile", str(authfile), ref, check=False)
+    assert p.returncode == 1 and "credHelpers" in p.stderr and len(p.stderr.splitlines()) == 1

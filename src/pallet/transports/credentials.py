@@ -9,10 +9,15 @@ Read order (the first file with an entry wins):
 4. ``${DOCKER_CONFIG:-~/.docker}/config.json``;
 5. ``~/.dockercfg`` (the legacy format, without the ``auths`` wrapper).
 
-Within a file, keys are tried longest first: ``host/ns/repo``, ``host/ns``, ``host``
-(and legacy ``https://host/v1/`` keys match ``host``). ``login`` writes the file of step
-1 or 2 with mode 0600 (temp file, fsync, rename). Credentials are never printed or
-logged: :class:`Credentials` hides its password from ``repr``.
+Within a file, a credential helper named for the registry in ``credHelpers`` is asked
+first (``docker-credential-NAME get``, the protocol of Docker's credential helpers), then
+the ``auths`` keys longest first: ``host/ns/repo``, ``host/ns``, ``host`` (legacy
+``https://host/v1/`` keys match ``host``), then the file's ``credsStore`` helper, as
+Docker's config.json uses it. ``login`` writes the file of step 1 or 2 with mode 0600
+(temp file, fsync, rename) — or, when that file names a helper for the registry in
+``credHelpers``, hands the credentials to the helper (``store``; ``logout``: ``erase``),
+as containers/image does. Credentials are never printed or logged: :class:`Credentials`
+hides its password from ``repr``, and a helper's answer is never part of an error.
 """
 
 from __future__ import annotations
@@ -124,19 +129,24 @@ def keys_for(host: str, path: str = "") -> list[str]:
 
 def _load(path: str, legacy: bool) -> dict:
     """The ``auths`` map of a file ({} when it does not exist)."""
+    return _load_all(path, legacy)[0]
+
+
+def _load_all(path: str, legacy: bool) -> tuple[dict, dict, str]:
+    """``(auths, credHelpers, credsStore)`` of a file (empty when it does not exist)."""
     import json
 
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except FileNotFoundError:
-        return {}
+        return {}, {}, ""
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory, expected an auth file") from None
     except PermissionError:
         raise ConfigError(f"{path}: permission denied reading the auth file") from None
     if not raw.strip():
-        return {}
+        return {}, {}, ""
     try:
         doc = json.loads(raw)
     except ValueError as e:
@@ -144,11 +154,79 @@ def _load(path: str, legacy: bool) -> dict:
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a JSON object")
     if legacy:
-        return doc
+        return doc, {}, ""
     auths = doc.get("auths", {})
     if not isinstance(auths, dict):
         raise ConfigError(f"{path}: \"auths\" must be an object")
-    return auths
+    helpers = doc.get("credHelpers") or {}
+    if not isinstance(helpers, dict) or not all(isinstance(v, str) for v in helpers.values()):
+        raise ConfigError(f"{path}: \"credHelpers\" must map registries to helper names")
+    store = doc.get("credsStore") or ""
+    if not isinstance(store, str):
+        raise ConfigError(f"{path}: \"credsStore\" must be a helper name")
+    return auths, {normalize_key(k): v for k, v in helpers.items()}, store
+
+
+HELPER_TIMEOUT = 60
+
+
+def _run_helper(name: str, action: str, data: str, path: str) -> str | None:
+    """``docker-credential-NAME ACTION`` with ``data`` on stdin: its output, or None when it
+    says it has no credentials for that server. ConfigError otherwise (never with the
+    helper's output: it may hold a secret)."""
+    import subprocess
+
+    if not name or "/" in name or name.startswith("."):
+        raise ConfigError(f"{path}: {name!r} is not a credential helper name")
+    prog = f"docker-credential-{name}"
+    try:
+        r = subprocess.run([prog, action], input=data.encode(), capture_output=True, timeout=HELPER_TIMEOUT)
+    except FileNotFoundError:
+        raise ConfigError(f"{path} names the credential helper {prog!r}, which is not installed "
+                          f"(not found on PATH)") from None
+    except PermissionError:
+        raise ConfigError(f"credential helper {prog}: permission denied running it") from None
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"credential helper {prog} {action}: no answer within {HELPER_TIMEOUT} s") from None
+    if r.returncode != 0:
+        said = (r.stdout + r.stderr).decode(errors="replace").lower()
+        if action != "store" and "credentials not found" in said:
+            return None
+        first = r.stderr.decode(errors="replace").strip().splitlines()
+        # stderr is the helper's diagnostics; stdout is never shown (a "get" answers there)
+        why = first[0][:200] if first else f"exit status {r.returncode}"
+        raise ConfigError(f"credential helper {prog} {action}: {why}")
+    return r.stdout.decode(errors="replace")
+
+
+def _helper_servers(host: str) -> list[str]:
+    """What a helper may have the registry stored under (Docker Hub's traditional URL too)."""
+    return [host, "https://index.docker.io/v1/"] if host == "docker.io" else [host]
+
+
+def _from_helper(name: str, host: str, path: str) -> Credentials | None:
+    import json
+
+    for server in _helper_servers(host):
+        out = _run_helper(name, "get", server, path)
+        if out is None:
+            continue
+        try:
+            doc = json.loads(out)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or not isinstance(doc.get("Username", ""), str) \
+                or not isinstance(doc.get("Secret", ""), str):
+            raise ConfigError(f"credential helper docker-credential-{name} get: not the JSON object "
+                              "of a credential helper")
+        user, secret = doc.get("Username") or "", doc.get("Secret") or ""
+        if not user and not secret:
+            continue
+        src = f"docker-credential-{name}"
+        if user == "<token>":  # an identity (refresh) token, as Docker's helpers store them
+            return Credentials("", "", secret, source=src)
+        return Credentials(user, secret, source=src)
+    return None
 
 
 def _decode_entry(entry: object, path: str, key: str) -> Credentials | None:
@@ -177,9 +255,23 @@ def lookup(host: str, path: str = "", ctx=None) -> Credentials | None:
     """Stored credentials for ``host`` (and repository ``path``), or None for anonymous access."""
     wanted = keys_for(host, path)
     for file, legacy in auth_file_paths(ctx):
-        auths = _load(file, legacy)
-        if not auths:
-            continue
+        auths, helpers, default_helper = _load_all(file, legacy)
+        if host in helpers:
+            creds = _from_helper(helpers[host], host, file)
+            if creds is not None:
+                return creds
+        creds = _from_auths(auths, wanted, file)
+        if creds is not None:
+            return creds
+        if default_helper:
+            creds = _from_helper(default_helper, host, file)
+            if creds is not None:
+                return creds
+    return None
+
+
+def _from_auths(auths: dict, wanted: list[str], file: str) -> Credentials | None:
+    if auths:
         normalized: dict[str, tuple[str, object]] = {}
         for k, v in auths.items():
             normalized.setdefault(normalize_key(k), (k, v))
@@ -190,6 +282,22 @@ def lookup(host: str, path: str = "", ctx=None) -> Credentials | None:
                 if creds is not None:
                     return creds
     return None
+
+
+def _write_helper(key: str, ctx=None) -> tuple[str, str | None]:
+    """(the login file, the helper its ``credHelpers`` names for ``key``'s registry or None)."""
+    path = write_path(ctx)
+    doc = _read_whole(path)
+    helpers = doc.get("credHelpers") or {}
+    if not isinstance(helpers, dict):
+        raise ConfigError(f"{path}: \"credHelpers\" must map registries to helper names")
+    registry = key.split("/", 1)[0]
+    for k, v in helpers.items():
+        if normalize_key(k) == registry:
+            if not isinstance(v, str):
+                raise ConfigError(f"{path}: credHelpers[{k!r}] must be a helper name")
+            return path, v
+    return path, None
 
 
 def _read_whole(path: str) -> dict:
@@ -248,10 +356,19 @@ def _write_whole(path: str, doc: dict) -> None:
 
 
 def store(key: str, username: str, password: str, ctx=None) -> str:
-    """Save credentials for ``key`` (``host`` or ``host/namespace``); returns the file written."""
+    """Save credentials for ``key`` (``host`` or ``host/namespace``); returns the file written
+    (or ``docker-credential-NAME`` when the login file sends the registry to a helper)."""
     import base64
+    import json
 
-    path = write_path(ctx)
+    path, helper = _write_helper(key, ctx)
+    if helper:  # the registry's credentials live in its helper, not in the file
+        if "/" in key:
+            raise ConfigError(f"{path}: credentials for {key} would go to the credential helper "
+                              f"docker-credential-{helper}, which stores whole registries only")
+        _run_helper(helper, "store", json.dumps({"ServerURL": key, "Username": username, "Secret": password}),
+                    path)
+        return f"docker-credential-{helper}"
     doc = _read_whole(path)
     auths = doc.setdefault("auths", {})
     # drop other spellings of the same key (legacy URL forms) so lookups find the new entry
@@ -267,8 +384,10 @@ def store(key: str, username: str, password: str, ctx=None) -> str:
 
 
 def remove(key: str, ctx=None) -> bool:
-    """Forget credentials for ``key``; False when there were none in the login file."""
-    path = write_path(ctx)
+    """Forget credentials for ``key``; False when there were none in the login file (or its helper)."""
+    path, helper = _write_helper(key, ctx)
+    if helper:
+        return _run_helper(helper, "erase", key, path) is not None
     doc = _read_whole(path)
     auths = doc.get("auths", {})
     gone = [k for k in auths if k == key or normalize_key(k) == key]
