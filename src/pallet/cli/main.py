@@ -131,17 +131,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
-    except Exception as e:  # a bug: still one line for the user, the traceback with --debug
-        if args.debug:
-            raise
-        print(f"Error: internal error: {type(e).__name__}: {e} (this is a bug in pallet; "
-              "run with --debug for the traceback)", file=sys.stderr)
-        return (getattr(args, "exit_map", None) or {}).get("default", 1)
     except OSError as e:  # a file or device problem the library did not wrap: still one line
         if args.debug:
             raise
         print(f"Error: {e.strerror or e}{': ' + str(e.filename) if getattr(e, 'filename', None) else ''}",
               file=sys.stderr)
+        return (getattr(args, "exit_map", None) or {}).get("default", 1)
+    except Exception as e:  # a bug: still one line for the user, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"Error: internal error: {type(e).__name__}: {e} (this is a bug in pallet; "
+              "run with --debug for the traceback)", file=sys.stderr)
         return (getattr(args, "exit_map", None) or {}).get("default", 1)
     return rc or 0
 

@@ -7,6 +7,9 @@ from . import digest as _digest
 from .manifest import load_json
 from .platform import Platform
 
+#: an image config larger than this is refused before it is read (it is held in memory)
+MAX_CONFIG_SIZE = 32 << 20
+
 
 class ImageConfig:
     """An image config: raw bytes plus accessors for the fields tools show.

@@ -18,14 +18,12 @@ from ..layer import stream as _stream
 from ..oci import manifest as _manifest
 from ..oci import mediatype as mt
 from ..oci import platform as _platform
+from ..oci.config import MAX_CONFIG_SIZE  # a larger config is not one (protects memory)
 from ..oci.descriptor import Descriptor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .base import ImageDestination, ImageReference, ImageSource, SystemContext
-
-#: a config blob larger than this is not a config (protects memory from a hostile source)
-MAX_CONFIG_SIZE = 32 << 20
 
 
 class CopyOptions:

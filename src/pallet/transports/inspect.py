@@ -41,7 +41,7 @@ def _chosen(src: "ImageSource", ctx: "SystemContext"):
 
 def read_config(src: "ImageSource", m) -> bytes:
     """The config blob of a single-platform manifest, verified; schema 1 has it inline."""
-    from .copy import MAX_CONFIG_SIZE
+    from ..oci.config import MAX_CONFIG_SIZE
 
     if isinstance(m, _manifest.Schema1Manifest):
         return json.dumps(m.history[0]).encode()

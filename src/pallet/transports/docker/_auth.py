@@ -9,7 +9,7 @@ cross-repository mount also needs ``pull`` on the source repository) and reuse i
 
 from __future__ import annotations
 
-import threading
+import _thread  # locks only: threading costs an import on every registry command
 import time
 
 from ...errors import AuthenticationRequired
@@ -105,7 +105,7 @@ class Authenticator:
         self.fetch_token = fetch_token
         self.challenges: list[Challenge] | None = None  # None: not pinged yet
         self._tokens: dict[tuple, Token] = {}
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def set_challenges(self, challenges: list[Challenge]) -> None:
         self.challenges = challenges

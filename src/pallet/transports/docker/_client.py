@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
+import _thread  # locks only: threading costs an import on every registry command
 
 from ...errors import (AccessDenied, AuthenticationRequired, BlobNotFound, NetworkError, NotFound,
                        PalletError, RegistryError, Unsupported)
@@ -144,8 +144,8 @@ class Client:
         self._tls: _http.TLSConfig | None = None
         self.scheme: str | None = None
         self._pools: dict[tuple, _http.Pool] = {}
-        self._lock = threading.Lock()
-        self._ping_lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
+        self._ping_lock = _thread.allocate_lock()
 
     # -- plumbing --------------------------------------------------------------------------
 

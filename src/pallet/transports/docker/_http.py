@@ -1,9 +1,12 @@
-"""A small HTTP/1.1 client over ``socket``: what a registry client needs and no more.
+"""A small HTTP/1.1 client over sockets: what a registry client needs and no more.
 
 Why not ``http.client``: it imports ``email.parser`` (and ``ssl``) and costs ~45 ms of
 start-up, a third of a remote ``inspect``. This module speaks HTTP/1.1 with keep-alive,
 ``Content-Length`` and chunked bodies in both directions, ``HEAD``, and imports ``ssl``
-only when an ``https`` connection is opened.
+only when an ``https`` connection is opened. Plain TCP goes through the ``_socket`` C
+module with an ``io`` buffer on top: the ``socket`` module adds ``enum`` and ``selectors``
+to every start (~3 ms here), for nothing a plain connection uses (``ssl`` needs it, and
+imports it, for https).
 
 Nothing here knows about registries, auth or retries: a :class:`Pool` sends one request
 and returns a :class:`Response` whose body is a stream. When the body has been read to
@@ -13,8 +16,9 @@ connection per concurrent user, so six layer threads hold six connections).
 
 from __future__ import annotations
 
-import socket
-import threading
+import _socket
+import _thread
+import io  # locks only: threading costs an import on every registry command
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -285,13 +289,44 @@ class Response:
         self.close()
 
 
+class _Reader(io.RawIOBase):
+    """A plain ``_socket.socket`` as a raw binary stream (what ``socket.makefile`` gives)."""
+
+    def __init__(self, sock):
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        return self._sock.recv_into(b)
+
+
+def _tcp_connect(host, port: int, timeout: float):
+    """``socket.create_connection`` on ``_socket``: every address in turn, the last error raised."""
+    err = None
+    for family, type_, proto, _, addr in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, type_, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(addr)
+            return sock
+        except OSError as e:
+            err = e
+            sock.close()
+    raise err if err is not None else OSError(f"no address found for {host!r}")
+
+
 class Connection:
     """One TCP (maybe TLS) connection to one origin."""
 
     def __init__(self, pool: "Pool", sock):
         self.pool = pool
         self.sock = sock
-        self.rfile = sock.makefile("rb", buffering=_BUF)
+        if type(sock) is _socket.socket:
+            self.rfile = io.BufferedReader(_Reader(sock), _BUF)
+        else:  # an ssl.SSLSocket
+            self.rfile = sock.makefile("rb", buffering=_BUF)
         self.used = False
 
     def release(self) -> None:
@@ -450,7 +485,7 @@ class Pool:
         self.timeout = timeout
         self.max_idle = max_idle
         self._idle: list[Connection] = []
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def _put_idle(self, conn: Connection) -> None:
         with self._lock:
@@ -475,14 +510,20 @@ class Pool:
         host = self.host[1:-1] if self.host.startswith("[") else self.host
         # an ASCII host goes to getaddrinfo as bytes: a str would load the idna codec (start-up time)
         addr = host.encode("ascii") if host.isascii() else host
-        sock = socket.create_connection((addr, self.port), timeout=self.timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.scheme == "https":
+            ctx = self.tls.context()  # imports ssl, and with it socket
+            import socket
+
+            sock = socket.create_connection((addr, self.port), timeout=self.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
-                sock = self.tls.context().wrap_socket(sock, server_hostname=host)
+                sock = ctx.wrap_socket(sock, server_hostname=host)
             except BaseException:
                 sock.close()
                 raise
+        else:
+            sock = _tcp_connect(addr, self.port, self.timeout)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         return Connection(self, sock)
 
     def request(self, method: str, url: URL, headers: dict[str, str], body=None) -> Response:
