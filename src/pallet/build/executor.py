@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy as _copy
 import hashlib
-import json
+from .. import _json as json
 import os
 
 from ..errors import BuildError, PalletError

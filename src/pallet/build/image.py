@@ -8,7 +8,7 @@ a working container's metadata between ``builder`` commands and in memory during
 from __future__ import annotations
 
 import copy as _copy
-import json
+from .. import _json as json
 import time
 
 from ..errors import BuildError

@@ -10,7 +10,7 @@ not end up in the layer either.
 
 from __future__ import annotations
 
-import json
+from .. import _json as json
 import os
 import shutil
 import subprocess

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import json
+from .. import _json as json
 import re
 
 from ..errors import UsageError

@@ -44,6 +44,7 @@ def register(sub, only: str | None = None) -> None:
 
 def _add_pull_flags(p) -> None:
     p.add_argument("--pull", nargs="?", const="always", default="missing", metavar="POLICY",
+                   choices=("missing", "always", "never", "newer", "ifmissing", "ifnewer", "true", "false"),
                    help="missing (default), always or never")
     p.add_argument("--pull-always", action="store_const", const="always", dest="pull")
     p.add_argument("--pull-never", action="store_const", const="never", dest="pull")
@@ -334,7 +335,7 @@ def cmd_copy(args) -> int:
 
 
 def _argv(text: str, shell: list | None = None) -> list:
-    import json
+    from .. import _json as json
 
     t = text.strip()
     if t.startswith("["):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+from . import _args
 
 
 def tls_verify_arg(value: str) -> bool:
@@ -11,10 +11,10 @@ def tls_verify_arg(value: str) -> bool:
         return True
     if v in ("false", "0", "no", "off"):
         return False
-    raise argparse.ArgumentTypeError(f"invalid boolean {value!r}")
+    raise _args.ArgumentTypeError(f"invalid boolean {value!r}")
 
 
-def add_registry_flags(p: argparse.ArgumentParser, prefix: str = "", retry: bool = True) -> None:
+def add_registry_flags(p: _args.ArgumentParser, prefix: str = "", retry: bool = True) -> None:
     """``--tls-verify``, ``--creds``, ``--authfile``... as skopeo names them (``--src-``/``--dest-`` with a prefix)."""
     pre = f"--{prefix}-" if prefix else "--"
     dest = f"{prefix}_" if prefix else ""
@@ -33,7 +33,7 @@ def add_registry_flags(p: argparse.ArgumentParser, prefix: str = "", retry: bool
         p.add_argument(f"{pre}authfile", dest=f"{dest}authfile", metavar="PATH", help="path of the authentication file")
 
 
-def add_retry_flags(p: argparse.ArgumentParser) -> None:
+def add_retry_flags(p: _args.ArgumentParser) -> None:
     p.add_argument("--retry-times", type=int, default=3, metavar="N",
                    help="retry a failed request N times (default 3)")
     p.add_argument("--retry-delay", type=_duration, default=None, metavar="DURATION",
@@ -51,10 +51,10 @@ def _duration(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 500ms, 2s)") from None
+        raise _args.ArgumentTypeError(f"invalid duration {text!r} (e.g. 500ms, 2s)") from None
 
 
-def context(args: argparse.Namespace, prefix: str = ""):
+def context(args: _args.Namespace, prefix: str = ""):
     """A SystemContext from the global flags and this side's registry flags."""
     from ..errors import UsageError
     from ..transports.base import SystemContext
@@ -90,7 +90,7 @@ def context(args: argparse.Namespace, prefix: str = ""):
 
 
 def print_json(obj) -> None:
-    import json
+    from .. import _json as json
     import sys
 
     sys.stdout.write(json.dumps(obj, indent=4) + "\n")

@@ -7,36 +7,29 @@ start fast. Errors become one line on stderr and the verb's exit code.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from .. import __version__
+from . import _args
 
 #: modules under pallet.cli that add verbs, in --help order
 AREAS = ("transport", "registry", "store", "build")
 
 
-def _formatter(prog: str) -> argparse.HelpFormatter:
-    """argparse's formatter with the width found by os, not shutil (whose import pulls in bz2
-    and lzma: start-up time on every command, since argparse makes a formatter per argument)."""
-    import os
-
-    try:
-        width = int(os.environ.get("COLUMNS") or os.get_terminal_size(2).columns)
-    except (OSError, ValueError):
-        width = 80
-    return argparse.HelpFormatter(prog, width=max(40, width - 2))
-
-
-class _Parser(argparse.ArgumentParser):
+class _Parser(_args.ArgumentParser):
     #: exit code for usage errors: skopeo's verbs use 1, podman's 125 (set per verb)
     usage_exit = 1
 
-    def __init__(self, *a, **kw):
-        kw.setdefault("formatter_class", _formatter)
-        super().__init__(*a, **kw)
+    def _width(self) -> int:
+        import os
 
-    def error(self, message):  # one line, never argparse's usage dump
+        try:
+            width = int(os.environ.get("COLUMNS") or os.get_terminal_size(2).columns)
+        except (OSError, ValueError):
+            width = 80
+        return max(40, width - 2)
+
+    def error(self, message):  # one line, never the usage dump
         self.exit(self.usage_exit, f"Error: {message}\nSee '{self.prog} --help'.\n")
 
 
@@ -58,7 +51,7 @@ def _verb(argv: list[str]) -> str | None:
     return None
 
 
-def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> _args.ArgumentParser:
     """The parser; with ``verb`` only that verb's sub-parser is built (start-up time: building
     all of them costs more than the rest of a quick verb)."""
     p = _Parser(prog="pallet", description="pallet: a daemonless OCI container toolchain "

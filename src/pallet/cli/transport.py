@@ -143,7 +143,7 @@ def cmd_inspect(args) -> int:
         if args.raw:
             sys.stdout.buffer.write(raw)
         else:
-            import json
+            from .. import _json as json
 
             sys.stdout.write(json.dumps(json.loads(raw), indent=4) + "\n")
         sys.stdout.flush()

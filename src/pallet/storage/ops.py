@@ -238,7 +238,7 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
                 loaded.append("sha256:" + img["id"])
         return loaded
     # oci-archive: every ref name in the layout
-    import json
+    from .. import _json as json
     import tarfile
 
     names = []
@@ -261,7 +261,7 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
 
 def _docker_archive_tags(path: str) -> list[list[str]]:
     """RepoTags of every image in a docker-archive's manifest.json."""
-    import json
+    from .. import _json as json
     import tarfile
 
     with tarfile.open(path) as tf:

@@ -20,7 +20,7 @@ store lock is held.
 from __future__ import annotations
 
 import contextlib
-import json
+from .. import _json as json
 import os
 import time
 

@@ -134,7 +134,7 @@ def _load(path: str, legacy: bool) -> dict:
 
 def _load_all(path: str, legacy: bool) -> tuple[dict, dict, str]:
     """``(auths, credHelpers, credsStore)`` of a file (empty when it does not exist)."""
-    import json
+    from .. import _json as json
 
     try:
         with open(path, "rb") as f:
@@ -205,7 +205,7 @@ def _helper_servers(host: str) -> list[str]:
 
 
 def _from_helper(name: str, host: str, path: str) -> Credentials | None:
-    import json
+    from .. import _json as json
 
     for server in _helper_servers(host):
         out = _run_helper(name, "get", server, path)
@@ -301,7 +301,7 @@ def _write_helper(key: str, ctx=None) -> tuple[str, str | None]:
 
 
 def _read_whole(path: str) -> dict:
-    import json
+    from .. import _json as json
 
     try:
         with open(path, "rb") as f:
@@ -321,7 +321,7 @@ def _read_whole(path: str) -> dict:
 
 def _write_whole(path: str, doc: dict) -> None:
     """Replace ``path`` atomically with mode 0600 (temp + fsync + rename)."""
-    import json
+    from .. import _json as json
 
     parent = os.path.dirname(os.path.abspath(path))
     try:
@@ -359,7 +359,7 @@ def store(key: str, username: str, password: str, ctx=None) -> str:
     """Save credentials for ``key`` (``host`` or ``host/namespace``); returns the file written
     (or ``docker-credential-NAME`` when the login file sends the registry to a helper)."""
     import base64
-    import json
+    from .. import _json as json
 
     path, helper = _write_helper(key, ctx)
     if helper:  # the registry's credentials live in its helper, not in the file

@@ -149,7 +149,7 @@ class _Archive:
         return tmp
 
     def _read_manifest(self) -> list:
-        import json
+        from .. import _json as json
 
         from . import _tar
 
@@ -357,7 +357,7 @@ class DockerArchiveSource(ImageSource):
 
 def _go_json(obj) -> bytes:
     """JSON as Go's json.Marshal writes a map: compact, keys sorted."""
-    import json
+    from .. import _json as json
 
     text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
@@ -366,7 +366,7 @@ def _go_json(obj) -> bytes:
 def legacy_layers(layer_digests: list[str], config: bytes) -> list[tuple[str, str, bytes]]:
     """(layer ID, layer digest, v1 json) for the legacy per-layer directories, as skopeo writes them."""
     import hashlib
-    import json
+    from .. import _json as json
 
     out = []
     chain = ""

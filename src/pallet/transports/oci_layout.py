@@ -11,9 +11,8 @@ lock on the layout directory; closing without commit leaves the layout byte-for-
 
 from __future__ import annotations
 
-import json
+from .. import _json as json
 import os
-import re
 
 from ..errors import InvalidDocument, InvalidReference, NotFound, Unsupported
 from ..oci import digest as _digest
@@ -31,9 +30,15 @@ LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
 LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
 
-# the image-spec's grammar for ref names (annotations.md)
-_REF_RE = re.compile(r"^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$")
-_INDEX_RE = re.compile(r"^@([0-9]+)$")
+def valid_ref_name(name: str) -> bool:
+    """The image-spec's grammar for ref names (annotations.md):
+    ``[A-Za-z0-9]+((-|.|_|:|@|+|--)[A-Za-z0-9]+)*`` components joined by ``/``."""
+    from ..oci.reference import ALNUM, runs
+
+    return all(runs(c, ALNUM, _REF_SEPARATORS.__contains__) for c in name.split("/"))
+
+
+_REF_SEPARATORS = frozenset(("-", ".", "_", ":", "@", "+", "--"))
 
 
 def split_details(details: str, transport: str) -> tuple[str, str, int | None]:
@@ -42,11 +47,10 @@ def split_details(details: str, transport: str) -> tuple[str, str, int | None]:
     if not path:
         raise InvalidReference(f"invalid image name {transport}:{details!r}: missing path (want {transport}:PATH[:REF])")
     index = None
-    m = _INDEX_RE.match(image)
-    if m:
-        index = int(m.group(1))
+    if image[:1] == "@" and image[1:].isascii() and image[1:].isdigit():
+        index = int(image[1:])
         image = ""
-    elif image and not _REF_RE.match(image):
+    elif image and not valid_ref_name(image):
         raise InvalidReference(f"invalid image name {transport}:{details}: {image!r} is not a valid reference name "
                                "(letters, digits and . _ - : @ + / separators)")
     return path, image, index

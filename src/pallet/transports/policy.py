@@ -11,7 +11,7 @@ an image they govern is refused with a message saying so, never silently accepte
 
 from __future__ import annotations
 
-import json
+from .. import _json as json
 import os
 
 from ..errors import ConfigError, PalletError

@@ -431,10 +431,21 @@ def _read(path: str, required: bool) -> bytes | None:
 
 def _has_registry_tables(data: bytes) -> bool:
     """Could this file change where images are pulled or pushed ([[registry]], v1 [registries.*])?"""
-    import re
-
-    return re.search(rb"(?m)^[ \t]*(\[\[[ \t]*registry[ \t]*[\].]|registry[ \t]*=|\[[ \t]*registries[ \t]*[\].])",
-                     data) is not None
+    # a line starting (after blanks) with "[[registry" then "]" or ".", "registry =", or
+    # "[registries" then "]" or "." (by hand: "re" costs an import on every command)
+    for line in data.splitlines():
+        s = line.lstrip(b" \t")
+        if s.startswith(b"[["):
+            t = s[2:].lstrip(b" \t")
+            if t.startswith(b"registry") and t[8:].lstrip(b" \t")[:1] in (b"]", b"."):
+                return True
+        elif s.startswith(b"["):
+            t = s[1:].lstrip(b" \t")
+            if t.startswith(b"registries") and t[10:].lstrip(b" \t")[:1] in (b"]", b"."):
+                return True
+        elif s.startswith(b"registry") and s[8:].lstrip(b" \t")[:1] == b"=":
+            return True
+    return False
 
 
 _cache: dict = {}

@@ -159,7 +159,7 @@ def list_tags(ref_or_named, ctx: "SystemContext", page_size: int | None = None) 
 
 def tags_with(client, named, page_size: int | None = None) -> list[str]:
     """The tag listing over an existing client (a source reuses its pinged, authenticated one)."""
-    import json
+    from ... import _json as json
 
     from ._auth import pull_scope
     from ._client import _read_limited
@@ -212,7 +212,7 @@ def _split_login_key(host: str) -> tuple[str, str]:
         key = "docker.io" + key[len(key.split("/", 1)[0]):]
     from ...oci import reference
 
-    if not reference._DOMAIN_RE.match(registry):
+    if not reference.valid_domain(registry):
         raise InvalidReference(f"login: {host!r} is not a registry host")
     return registry, key
 

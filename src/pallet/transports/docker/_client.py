@@ -90,7 +90,7 @@ def describe_os_error(e: BaseException) -> str:
 
 def error_details(body: bytes) -> tuple[str | None, str]:
     """(first error code, "code: message; ...") from a distribution error body, or (None, "")."""
-    import json
+    from ... import _json as json
 
     try:
         doc = json.loads(body)

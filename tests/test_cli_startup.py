@@ -1,0 +1,257 @@
+"""What keeps ``pallet`` quick to start, checked for behaviour (never timed here: bench/):
+the hand-written parts that replace ``argparse``, ``json`` and ``re`` behave as those
+modules do, and the commands that must start fast do not import them."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_pallet
+from pallet import _json
+from pallet.cli import _args
+from pallet.oci import reference
+
+
+# -- _json is json -------------------------------------------------------------------------
+
+def _random_doc(rng, depth=0):
+    r = rng.random()
+    if depth > 4 or r < 0.3:
+        return rng.choice([None, True, False, 0, -5, 2 ** 70, 1.5, -0.0, 1e300, float("inf"), "",
+                           "a\"b\\c\n\u00e9\U0001f600\x01\x7f", "plain", 3.14159])
+    if r < 0.6:
+        return [_random_doc(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    keys = rng.choice([["a", "b", "c", "\u00e9"], [1, 2, 10, 9], [True, None, 1.5]])
+    return {k: _random_doc(rng, depth + 1) for k in rng.sample(keys, rng.randint(0, len(keys)))}
+
+
+def test_json_writes_and_reads_what_json_does():
+    rng = random.Random(7)
+    for _ in range(1500):
+        doc = _random_doc(rng)
+        for kw in ({}, {"indent": 4}, {"indent": "\t"}, {"indent": 1, "sort_keys": True},
+                   {"separators": (",", ":")}, {"separators": (",", ":"), "ensure_ascii": False},
+                   {"sort_keys": True}, {"indent": 2, "ensure_ascii": False}):
+            try:
+                want = json.dumps(doc, **kw)
+            except TypeError:  # keys of mixed types do not sort: the same error
+                with pytest.raises(TypeError):
+                    _json.dumps(doc, **kw)
+                continue
+            assert _json.dumps(doc, **kw) == want, (doc, kw)
+            assert json.dumps(_json.loads(want)) == json.dumps(json.loads(want))
+            assert json.dumps(_json.loads(want.encode())) == json.dumps(json.loads(want))
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        _json.dumps({"a": object()})
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        _json.dumps([{1}], indent=2)
+    with pytest.raises(TypeError):
+        _json.dumps({1: 1, "a": 2}, sort_keys=True, indent=1)  # as json: mixed keys do not sort
+
+
+@pytest.mark.parametrize("text", ["", "{", "[1,]", "nul", "1 2", '{"a":1}x', "\ufeff{}", b"\xef\xbb\xbf{}",
+                                  '"\x01"', b"\xff", '{"a":NaN}', "  [1] \n"])
+def test_json_errors_are_jsons(text):
+    def outcome(f):
+        try:
+            return "ok", json.dumps(f(text))
+        except Exception as e:
+            return type(e).__name__, str(e)
+    assert outcome(_json.loads) == outcome(json.loads)
+
+
+# -- references without re -----------------------------------------------------------------
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+_PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # distribution's \w is ASCII
+
+
+def test_reference_grammar_is_distributions():
+    """The hand-written checks accept exactly what distribution/reference's expressions do."""
+    rng = random.Random(3)
+    alphabet = "ab0Z.-_/:[]9\u00e9\n "
+    for length in range(9):
+        for _ in range(3000):
+            w = "".join(rng.choice(alphabet) for _ in range(length))
+            assert bool(_PATH.fullmatch(w)) == reference.valid_path(w), ("path", w)
+            assert bool(_DOMAIN.fullmatch(w)) == reference.valid_domain(w), ("domain", w)
+            assert bool(_TAG.fullmatch(w)) == reference.valid_tag(w), ("tag", w)
+    assert reference.valid_tag("a" * 128) and not reference.valid_tag("a" * 129)
+    assert not reference.valid_tag("v1\n") and not reference.valid_tag("\u00e9t\u00e9")
+    assert reference.valid_domain("[::1]:5000") and reference.valid_domain("127.0.0.1:5077")
+    assert reference.valid_path("a__b/c-----d") and not reference.valid_path("a___b")
+
+
+def test_layout_ref_names_are_the_image_specs():
+    from pallet.transports.oci_layout import split_details, valid_ref_name
+
+    spec = re.compile(r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*")
+    rng = random.Random(5)
+    for length in range(9):
+        for _ in range(3000):
+            w = "".join(rng.choice("aZ0-._:@+/ \u00e9") for _ in range(length))
+            assert bool(spec.fullmatch(w)) == valid_ref_name(w), w
+    assert split_details("/x:@12", "oci") == ("/x", "", 12)
+    assert split_details("/x:v1.0--rc+1", "oci") == ("/x", "v1.0--rc+1", None)
+
+
+def test_registry_table_sniffing_matches_its_pattern():
+    from pallet.transports.registries_conf import _has_registry_tables
+
+    pattern = re.compile(rb"(?m)^[ \t]*(\[\[[ \t]*registry[ \t]*[\].]|registry[ \t]*=|\[[ \t]*registries[ \t]*[\].])")
+    rng = random.Random(1)
+    toks = [b"[", b"[[", b"]", b".", b" ", b"\t", b"registry", b"registries", b"=", b"\n", b"\r\n", b"x", b"#"]
+    for _ in range(30000):
+        d = b"".join(rng.choice(toks) for _ in range(rng.randint(0, 8)))
+        assert (pattern.search(d) is not None) == _has_registry_tables(d), d
+
+
+# -- the argument parser -------------------------------------------------------------------
+
+def boolean(v):
+    if v not in ("true", "false"):
+        raise ValueError(v)
+    return v == "true"
+
+
+def _parser():
+    p = _args.ArgumentParser(prog="t")
+    p.add_argument("--flag", "-f", action="store_true")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--name", "-n", metavar="NAME")
+    p.add_argument("--tag", "-t", action="append", default=[])
+    p.add_argument("--tls-verify", type=boolean, nargs="?", const=True)
+    p.add_argument("--format", choices=("oci", "docker"))
+    p.add_argument("--count", type=int, default=3)
+    p.add_argument("--mode", action="store_const", const="x", dest="mode")
+    p.add_argument("src")
+    p.add_argument("rest", nargs="*")
+    return p
+
+
+class _Exit(Exception):
+    pass
+
+
+def _parse(p, argv):
+    def error(message):
+        raise _Exit(message)
+    p.error = error
+    ns, extra = p.parse_known_args(argv)
+    return ns, extra
+
+
+def test_parser_option_forms():
+    ns, extra = _parse(_parser(), ["-fq", "--name=a", "-n", "b", "-tx", "--tag", "y", "s", "r1", "--count", "7",
+                                   "r2", "--", "-r3", "--name"])
+    assert (ns.flag, ns.quiet, ns.name, ns.tag, ns.count) == (True, True, "b", ["x", "y"], 7)
+    assert (ns.src, ns.rest, extra) == ("s", ["r1", "r2", "-r3", "--name"], [])
+    ns, _ = _parse(_parser(), ["--tls-verify", "false", "img"])  # a valid value is taken
+    assert (ns.tls_verify, ns.src) == (False, "img")
+    ns, _ = _parse(_parser(), ["--tls-verify", "docker://img"])  # anything else stays an argument
+    assert (ns.tls_verify, ns.src) == (True, "docker://img")
+    ns, _ = _parse(_parser(), ["--tls", "s"])  # a unique prefix, as argparse allows
+    assert ns.tls_verify is True
+    ns, extra = _parse(_parser(), ["--bogus", "s", "-1"])
+    assert extra == ["--bogus"] and ns.rest == ["-1"]
+    ns, _ = _parse(_parser(), ["--mode", "-"])
+    assert (ns.mode, ns.src, ns.count, ns.tag) == ("x", "-", 3, [])
+
+
+@pytest.mark.parametrize("argv,message", [
+    ([], "the following arguments are required: src"),
+    (["--format", "v3", "s"], "argument --format: invalid choice: 'v3' (choose from 'oci', 'docker')"),
+    (["--count", "x", "s"], "argument --count: invalid int value: 'x'"),
+    (["--name"], "argument --name/-n: expected one argument"),
+    (["--flag=1", "s"], "argument --flag/-f: ignored explicit argument '1'"),
+    (["--tls-verify=maybe", "s"], "argument --tls-verify: invalid boolean value: 'maybe'"),
+])
+def test_parser_errors_say_what_argparse_says(argv, message):
+    with pytest.raises(_Exit) as e:
+        _parse(_parser(), argv)
+    assert str(e.value) == message
+
+
+def test_parser_subcommands_and_help(capsys):
+    p = _args.ArgumentParser(prog="top", description="the top")
+    p.add_argument("--debug", action="store_true", help="say more")
+    sub = p.add_subparsers(dest="verb", metavar="COMMAND")
+    a = sub.add_parser("alpha", help="the first", aliases=["a"])
+    a.add_argument("x")
+    a.add_argument("--opt", default="d")
+    a.set_defaults(func="alpha")
+    ns, extra = p.parse_known_args(["--debug", "a", "X", "--opt", "o", "--debug"])
+    assert (ns.debug, ns.verb, ns.x, ns.opt, ns.func, extra) == (True, "a", "X", "o", "alpha", ["--debug"])
+    ns, _ = p.parse_known_args([])
+    assert ns.verb is None and ns.debug is False
+    with pytest.raises(SystemExit) as e:
+        p.parse_known_args(["nope"])
+    assert e.value.code == 2 and "invalid choice: 'nope' (choose from 'alpha', 'a')" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        p.parse_known_args(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and out.startswith("usage: top [-h] [--debug] COMMAND ...")
+    assert "the top" in out and "alpha, a" in out and "the first" in out and "--debug" in out
+
+
+def test_cli_usage_errors_are_one_line_with_the_verbs_exit_code():
+    p = run_pallet("inspect", "--tls-verify=maybe", "oci:/x:y", check=False)
+    assert p.returncode == 1 and p.stderr.startswith("Error: argument --tls-verify: invalid boolean 'maybe'")
+    p = run_pallet("images", "--format", check=False)  # podman's verbs: 125
+    assert p.returncode == 125 and "expected one argument" in p.stderr
+    p = run_pallet("nosuchverb", check=False)
+    assert p.returncode == 1 and "invalid choice: 'nosuchverb'" in p.stderr
+    p = run_pallet("copy", "--help")
+    assert p.stdout.startswith("usage: pallet copy") and "--dest-tls-verify" in p.stdout
+
+
+# -- what a quick command imports ----------------------------------------------------------
+
+HEAVY = ("argparse", "json", "re", "enum", "socket", "threading", "gettext", "locale", "http.client", "ssl")
+
+PROBE = r'''
+import contextlib, io, sys
+sys.argv = ["pallet"] + sys.argv[1:]
+from pallet.cli.main import main
+with contextlib.redirect_stdout(io.StringIO()):
+    rc = main()
+print(rc, " ".join(m for m in HEAVY if m in sys.modules))
+'''
+
+
+def test_inspect_imports_none_of_the_heavy_modules(src_layout, make_registry):
+    """``inspect`` (a layout, and a plain-HTTP registry) starts without argparse, json, re,
+    enum, socket, threading: each costs milliseconds on every command."""
+    reg = make_registry()
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{src_layout}:latest",
+                    f"docker://{reg.host}/quick/img:1"], check=True, capture_output=True)
+    probe = f"HEAVY = {HEAVY!r}\n" + PROBE
+    env = dict(os.environ, CONTAINERS_REGISTRIES_CONF="/etc/containers/registries.conf")
+    for ref in (f"oci:{src_layout}:latest", f"docker://{reg.host}/quick/img:1"):
+        out = subprocess.run([sys.executable, "-c", probe, "inspect", "--tls-verify=false", "--no-tags", ref],
+                             capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 0, out.stderr
+        rc, _, loaded = out.stdout.strip().partition(" ")
+        assert rc == "0" and loaded == "", f"{ref}: imported {loaded}"
+
+
+def test_runtime_modules_import_none_of_the_heavy_modules():
+    """What ``pallet-runtime run`` loads before the container starts: no json, re, argparse,
+    enum, socket or threading (the runtime starts no thread at all)."""
+    code = ("import sys\n"
+            "import pallet.cli.runtime, pallet.runtime.container, pallet.runtime.init, pallet.runtime.spec\n"
+            "import pallet.runtime.cgroups.fs1, pallet.runtime.cgroups.fs2, pallet.runtime.cgroups.hybrid\n"
+            f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
