@@ -80,7 +80,7 @@ def context(args: _args.Namespace, prefix: str = ""):
         retry_times=getattr(args, "retry_times", 3), retry_delay=getattr(args, "retry_delay", None),
         override_os=getattr(args, "override_os", None), override_arch=getattr(args, "override_arch", None),
         override_variant=getattr(args, "override_variant", None), no_creds=bool(get("no_creds")),
-        debug=getattr(args, "debug", False),
+        debug=getattr(args, "debug", False), registries_d=getattr(args, "registries_d", None),
     )
     if any(getattr(args, k, None) for k in ("root", "runroot", "storage_driver")):
         from ..storage.options import resolve

@@ -35,7 +35,7 @@ class _Parser(_args.ArgumentParser):
 
 #: global options that take a value (to find the verb without building every parser)
 _GLOBAL_VALUES = {"--registries-conf", "--policy", "--override-arch", "--override-os", "--override-variant", "--root",
-                  "--runroot", "--storage-driver"}
+                  "--runroot", "--storage-driver", "--registries.d"}
 
 
 def _verb(argv: list[str]) -> str | None:
@@ -67,6 +67,8 @@ def build_parser(verb: str | None = None) -> _args.ArgumentParser:
     p.add_argument("--root", metavar="DIR", help="the local store's root (default /var/lib/pallet)")
     p.add_argument("--runroot", metavar="DIR", help="the local store's run-time state (default /run/pallet)")
     p.add_argument("--storage-driver", metavar="DRIVER", help="overlay or vfs")
+    p.add_argument("--registries.d", dest="registries_d", metavar="DIR",
+                   help="where signature (lookaside) locations are configured (containers-registries.d)")
     sub = p.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
     import importlib
 

@@ -124,7 +124,9 @@ def _push(sub, name):
     p.add_argument("--compression-level", type=int, default=None)
     p.add_argument("--digestfile", metavar="PATH")
     p.add_argument("--quiet", "-q", action="store_true")
-    p.add_argument("--remove-signatures", action="store_true")
+    p.add_argument("--remove-signatures", action="store_true", help="do not copy the image's signatures")
+    p.add_argument("--sign-by", metavar="FINGERPRINT", help="sign the pushed image with this GPG key")
+    p.add_argument("--sign-passphrase-file", metavar="PATH", help="the passphrase of the --sign-by key")
     p.add_argument("--authfile", metavar="PATH")
     common.add_registry_flags(p)
     common.add_retry_flags(p)
@@ -227,7 +229,9 @@ def cmd_push(args) -> int:
     store = _store(args)
     options = CopyOptions(format=mt.FORMAT_NAMES[args.format] if args.format else None,
                           compress_format=args.compression_format, compress_level=args.compression_level,
-                          progress=_progress(args), policy=args.policy, insecure_policy=args.insecure_policy)
+                          progress=_progress(args), policy=args.policy, insecure_policy=args.insecure_policy,
+                          remove_signatures=args.remove_signatures, sign_by=args.sign_by,
+                          sign_passphrase_file=args.sign_passphrase_file)
     result = ops.push(store, args.image, args.destination, common.context(args), common.context(args), options)
     if args.digestfile:
         from .._fs import write_atomic

@@ -54,8 +54,11 @@ def _add_copy(sub) -> None:
     p.add_argument("--image-parallel-copies", type=int, default=6, metavar="N", help="layers copied at once (6)")
     p.add_argument("--additional-tag", action="append", default=[], metavar="NAME:TAG",
                    help="extra tags for a docker-archive: destination")
-    p.add_argument("--remove-signatures", action="store_true",
-                   help="do not copy signatures (pallet never copies them; accepted for skopeo compatibility)")
+    p.add_argument("--remove-signatures", action="store_true", help="do not copy the source's signatures")
+    p.add_argument("--sign-by", metavar="FINGERPRINT", help="sign the image with this GPG key (simple signing)")
+    p.add_argument("--sign-passphrase-file", metavar="PATH", help="the passphrase of the --sign-by key")
+    p.add_argument("--sign-identity", metavar="REFERENCE",
+                   help="the docker reference the signature vouches for (default: the destination's)")
     p.add_argument("--authfile", metavar="PATH", help="authentication file for both sides")
     p.add_argument("--src-shared-blob-dir", metavar="DIR", help="shared blob directory of an oci: source")
     p.add_argument("--dest-shared-blob-dir", metavar="DIR", help="shared blob directory of an oci: destination")
@@ -79,7 +82,9 @@ def _add_sync(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="say what would be copied, copy nothing")
     p.add_argument("--quiet", "-q", action="store_true")
     p.add_argument("--preserve-digests", action="store_true")
-    p.add_argument("--remove-signatures", action="store_true")
+    p.add_argument("--remove-signatures", action="store_true", help="do not copy the source's signatures")
+    p.add_argument("--sign-by", metavar="FINGERPRINT", help="sign every image with this GPG key")
+    p.add_argument("--sign-passphrase-file", metavar="PATH", help="the passphrase of the --sign-by key")
     p.add_argument("--authfile", metavar="PATH")
     common.add_registry_flags(p, "src")
     common.add_registry_flags(p, "dest")
@@ -182,6 +187,9 @@ def copy_options(args):
         progress=_progress(args),
         additional_tags=getattr(args, "additional_tag", []),
         policy=getattr(args, "policy", None), insecure_policy=getattr(args, "insecure_policy", False),
+        remove_signatures=getattr(args, "remove_signatures", False), sign_by=getattr(args, "sign_by", None),
+        sign_passphrase_file=getattr(args, "sign_passphrase_file", None),
+        sign_identity=getattr(args, "sign_identity", None),
     )
 
 

@@ -127,6 +127,8 @@ def save(store: "Store", images: list[str], output: str, fmt: str, ctx: "SystemC
         raise UsageError("docker-dir holds one image")
     if fmt == "docker-dir":
         options.format = "application/vnd.docker.distribution.manifest.v2+json"
+    else:  # archives and layouts cannot hold signatures: saved without them, as podman does
+        options.remove_signatures = True
     recs = [(text, store.image(text)) for text in images]
     if fmt == "docker-dir":
         text, rec = recs[0]

@@ -393,10 +393,20 @@ class Store:
     # -- images ------------------------------------------------------------------------------
 
     def add_image(self, *, config: bytes, config_digest: str, manifest: bytes, manifest_digest: str,
-                  media_type: str, layers: list[str], names: list[str]) -> dict:
-        """Record an image whose layers are all in the store; names move from other images."""
+                  media_type: str, layers: list[str], names: list[str], signatures: list[bytes] | None = None) -> dict:
+        """Record an image whose layers are all in the store; names move from other images.
+        ``signatures`` (simple signing, kept as blobs) replace the manifest's when given."""
+        from ..oci import digest as _digest
+
         self.put_blob_bytes(config, config_digest)
         self.put_blob_bytes(manifest, manifest_digest)
+        sig_digests = None
+        if signatures is not None:
+            sig_digests = []
+            for sig in signatures:
+                d = _digest.of_bytes(sig)
+                self.put_blob_bytes(sig, d)
+                sig_digests.append(d)
         image_id = config_digest.split(":", 1)[1]
         try:
             created = json.loads(config).get("created") or _now()
@@ -415,6 +425,8 @@ class Store:
             if manifest_digest not in rec["digests"]:
                 rec["digests"].append(manifest_digest)
             rec["manifests"][manifest_digest] = media_type
+            if sig_digests is not None:
+                rec.setdefault("signatures", {})[manifest_digest] = sig_digests
             rec["size"] = sum(st.layers[lid].get("size", 0) for lid in layers)
             for name in names:
                 self._move_name(st, name, rec)
@@ -568,6 +580,8 @@ class Store:
         for rec in st.images.values():
             blobs.add(rec["config"])
             blobs.update(rec["digests"])
+            for sigs in (rec.get("signatures") or {}).values():
+                blobs.update(sigs)
         for layer in st.layers.values():
             if layer.get("blob"):
                 blobs.add(layer["blob"])

@@ -79,6 +79,15 @@ class LocalSource(ImageSource):
     def get_blob(self, desc):
         return self.store.open_blob(desc.digest)
 
+    def get_signatures(self, instance_digest: str | None = None) -> list[bytes]:
+        digest = instance_digest or (self.reference.named.digest if self.reference.named else None) \
+            or self.image["digest"]
+        out = []
+        for d in (self.image.get("signatures") or {}).get(digest, ()):
+            with self.store.open_blob(d) as f:
+                out.append(f.read())
+        return out
+
 
 class LocalDestination(ImageDestination):
     """Copies into the store: layers are applied as they arrive (overlay: in parallel),
@@ -86,6 +95,7 @@ class LocalDestination(ImageDestination):
 
     supports_index = False
     supported_manifest_types = (mt.OCI_MANIFEST, mt.DOCKER_V2S2)
+    supports_signatures = True  # kept as blobs, listed in the image record
 
     def __init__(self, ref: LocalReference, store):
         self.reference = ref
@@ -101,6 +111,7 @@ class LocalDestination(ImageDestination):
         self._manifest: tuple[bytes, str] | None = None
         self._deferred: list | None = None
         self._spool = None
+        self._signatures: list[bytes] | None = None
 
     def begin_image(self, manifest, config: bytes | None) -> None:
         from ..oci.config import ImageConfig
@@ -200,6 +211,11 @@ class LocalDestination(ImageDestination):
             raise Unsupported("the store keeps one image per name, not a multi-platform index")
         self._manifest = (raw, media_type)
 
+    def put_signatures(self, signatures: list[bytes], instance_digest: str | None = None) -> None:
+        if instance_digest is not None:
+            raise Unsupported("the store keeps one image per name, not a multi-platform index")
+        self._signatures = [bytes(s) for s in signatures]
+
     def commit(self) -> None:
         from ..oci import manifest as _manifest
 
@@ -212,6 +228,7 @@ class LocalDestination(ImageDestination):
         names = [str(named.tagged_or_latest())] if named is not None else []
         self.committed = self.store.add_image(config=self._config, config_digest=self._config_digest, manifest=raw,
                                           manifest_digest=_manifest.digest_of(raw, media_type),
-                                          media_type=media_type, layers=self._chain, names=names)
+                                          media_type=media_type, layers=self._chain, names=names,
+                                          signatures=self._signatures)
 
 

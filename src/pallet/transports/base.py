@@ -35,7 +35,7 @@ class SystemContext:
     __slots__ = ("tls_verify", "creds", "registry_token", "authfile", "registries_conf", "cert_dir",
                  "retry_times", "retry_delay", "override_os", "override_arch", "override_variant",
                  "user_agent", "no_creds", "debug", "compress_format", "compress_level",
-                 "docker_archive_additional_tags", "oci_shared_blob_dir", "storage")
+                 "docker_archive_additional_tags", "oci_shared_blob_dir", "storage", "registries_d")
 
     def __init__(self, **kw):
         self.tls_verify: bool | None = None  # None: per registries.conf (insecure) / default True
@@ -57,6 +57,7 @@ class SystemContext:
         self.docker_archive_additional_tags: list = []
         self.oci_shared_blob_dir: str | None = None
         self.storage = None  # storage options, for the local: transport
+        self.registries_d: str | None = None  # where lookaside (signature) locations are configured
         for k, v in kw.items():
             setattr(self, k, v)
 
@@ -101,6 +102,11 @@ class ImageSource:
         None asks for the top level. Raises NotFound when absent.
         """
         raise NotImplementedError
+
+    def get_signatures(self, instance_digest: str | None = None) -> list[bytes]:
+        """The simple-signing signatures of the image (or of one instance of its index), as
+        stored: OpenPGP messages, in order. ``[]`` where the transport keeps none."""
+        return []
 
     def get_blob(self, desc: "Descriptor") -> BinaryIO:
         """A stream of the blob's stored (usually compressed) bytes, NOT verified.
@@ -158,6 +164,18 @@ class ImageDestination:
         """Store a manifest. ``instance_digest`` is set for a per-platform manifest of an index
         (stored by digest only); None for the top-level manifest or index."""
         raise NotImplementedError
+
+    #: can ``put_signatures`` store signatures here?
+    supports_signatures: bool = False
+
+    def put_signatures(self, signatures: list[bytes], instance_digest: str | None = None) -> None:
+        """Store signatures for the manifest written (kept with the image, made visible at
+        ``commit``). A transport that cannot store them refuses any."""
+        if signatures:
+            from ..errors import Unsupported
+
+            raise Unsupported(f"{self.reference}: this transport cannot store signatures "
+                              "(use --remove-signatures to copy the image without them)")
 
     def commit(self) -> None:
         """Make the image visible. Before this call nothing the copy wrote is reachable."""

@@ -32,7 +32,9 @@ class CopyOptions:
     def __init__(self, *, format: str | None = None, multi_arch: str = "system", compress_format: str | None = None,
                  compress_level: int | None = None, decompress: bool = False, preserve_digests: bool = False,
                  parallel: int = 6, progress=None, additional_tags: list | None = None,
-                 policy: str | None = None, insecure_policy: bool = False):
+                 policy: str | None = None, insecure_policy: bool = False, remove_signatures: bool = False,
+                 sign_by: str | None = None, sign_passphrase_file: str | None = None,
+                 sign_identity: str | None = None):
         if multi_arch not in ("system", "all", "index-only"):
             raise UsageError(f"invalid --multi-arch value {multi_arch!r}: want system, all or index-only")
         if format is not None and format not in (mt.OCI_MANIFEST, mt.DOCKER_V2S2):
@@ -52,6 +54,13 @@ class CopyOptions:
         self.additional_tags = additional_tags or []
         self.policy = policy
         self.insecure_policy = insecure_policy
+        #: signatures: the source's are copied unless removed; sign_by adds one (a GPG key)
+        self.remove_signatures = remove_signatures
+        self.sign_by = sign_by
+        self.sign_passphrase_file = sign_passphrase_file
+        self.sign_identity = sign_identity
+        if sign_identity is not None and not sign_by:
+            raise UsageError("--sign-identity needs --sign-by")
 
 
 class Progress:
@@ -89,20 +98,55 @@ def copy_image(src_ref: "ImageReference", dest_ref: "ImageReference", src_ctx: "
     options = options or CopyOptions()
     from . import policy
 
-    policy.check(src_ref, options.policy, options.insecure_policy)
+    pending = policy.check(src_ref, options.policy, options.insecure_policy)
+    identity = _sign_identity(options, dest_ref)
     with src_ref.new_source(src_ctx) as src:
         raw, media_type = src.get_manifest()
+        policy.verify(pending, src_ref, src, raw, media_type)
         top = _manifest.parse(raw, media_type)
         debug(f"copy {src_ref} -> {dest_ref}: source manifest {top.digest} ({top.media_type})")
+        sigs = [] if options.remove_signatures else src.get_signatures()
         with dest_ref.new_destination(dest_ctx) as dest:
+            if (sigs or options.sign_by) and not dest.supports_signatures:
+                raise Unsupported(f"cannot copy signatures to {dest_ref}: it cannot store them"
+                                  + (" (use --remove-signatures to copy the image without them)" if sigs else ""))
             engine = _Engine(src, dest, src_ctx, options)
             if top.is_index:
                 result = engine.copy_index(top)
             else:
                 result = engine.copy_single(top, None)
+            if sigs and result.digest != top.digest:
+                raise Unsupported(f"copying {src_ref} changes its manifest ({top.digest} -> {result.digest}), "
+                                  f"which would invalidate its {len(sigs)} signature(s): use --remove-signatures")
+            if options.sign_by:
+                from . import signature
+
+                options.progress.emit("Signing manifest using simple signing")
+                sigs = sigs + [signature.sign(signature.payload(identity, result.digest), options.sign_by,
+                                              options.sign_passphrase_file)]
+            if sigs:
+                options.progress.emit("Storing signatures")
+                dest.put_signatures(sigs)
             dest.commit()
             result.committed = dest.committed
     return result
+
+
+def _sign_identity(options: CopyOptions, dest_ref) -> str | None:
+    """The docker reference a new signature vouches for (checked before anything is copied)."""
+    if not options.sign_by:
+        return None
+    from ..oci import reference
+
+    if options.sign_identity:
+        named = reference.parse(options.sign_identity)
+        if not (named.tag or named.digest):
+            raise UsageError(f"--sign-identity {options.sign_identity}: needs a tag or digest")
+        return str(named)
+    named = dest_ref.docker_reference()
+    if named is None:
+        raise UsageError(f"cannot tell which docker reference signing {dest_ref} vouches for: use --sign-identity")
+    return str(named.tagged_or_latest() if not named.digest else named)
 
 
 class _Engine:

@@ -2,7 +2,8 @@
 
 ``manifest.json`` (the top-level manifest or index), ``HEX.manifest.json`` for the instances
 of an index, every blob in a file named by the hex of its digest, and ``version``
-("Directory Transport Version: 1.1"). A directory holds one image: as skopeo, a destination
+("Directory Transport Version: 1.1"), signatures in ``signature-1``, ``-2``... (an
+instance's in ``HEX.signature-N``). A directory holds one image: as skopeo, a destination
 replaces what was there, and refuses a non-empty directory that is not a ``dir:`` image.
 
 Unlike skopeo, which empties the directory first, the new image is staged in a hidden
@@ -43,6 +44,14 @@ def blob_name(digest: str) -> str:
 def instance_manifest_name(digest: str) -> str:
     _digest.validate(digest, "instance digest")
     return _digest.hex_part(digest) + ".manifest.json"
+
+
+def signature_name(index: int, instance_digest: str | None = None) -> str:
+    """``signature-N`` (``index`` from 0), ``HEX.signature-N`` for an instance."""
+    if instance_digest is None:
+        return f"signature-{index + 1}"
+    _digest.validate(instance_digest, "instance digest")
+    return f"{_digest.hex_part(instance_digest)}.signature-{index + 1}"
 
 
 class DirReference(ImageReference):
@@ -95,6 +104,19 @@ class DirSource(ImageSource):
 
         return open_blob(os.path.join(self.root, blob_name(desc.digest)), desc.digest, self.what)
 
+    def get_signatures(self, instance_digest: str | None = None) -> list[bytes]:
+        from .signature import MAX_SIGNATURE_SIZE
+
+        out = []
+        while True:
+            path = os.path.join(self.root, signature_name(len(out), instance_digest))
+            try:
+                out.append(_files.read_small(path, MAX_SIGNATURE_SIZE))
+            except FileNotFoundError:
+                return out
+            except OSError as e:
+                raise _files.os_error(e, f"reading {self.what}") from None
+
 
 def _is_dir_image(root: str) -> bool:
     try:
@@ -109,6 +131,7 @@ class DirDestination(_files.StagingCleanup, ImageDestination):
 
     supported_manifest_types = ()  # any: the directory stores bytes as they come
     supports_index = True
+    supports_signatures = True
 
     def __init__(self, ref: DirReference):
         import threading
@@ -163,6 +186,12 @@ class DirDestination(_files.StagingCleanup, ImageDestination):
         name = MANIFEST if instance_digest is None else instance_manifest_name(instance_digest)
         with self._lock:
             self._manifests[name] = bytes(raw)
+
+    def put_signatures(self, signatures: list[bytes], instance_digest: str | None = None) -> None:
+        self._stage()
+        with self._lock:
+            for i, sig in enumerate(signatures):
+                self._manifests[signature_name(i, instance_digest)] = bytes(sig)
 
     def commit(self) -> None:
         from ..errors import InvalidDocument

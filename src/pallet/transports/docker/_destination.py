@@ -38,6 +38,7 @@ class DockerDestination(ImageDestination):
         self.path = ep.named.path
         self.client = Client(ep.host, ctx, insecure=ep.insecure, repo_path=self.path)
         self.scopes = (push_scope(self.path),)
+        self._top_digest: str | None = None
 
     # -- blobs -----------------------------------------------------------------------------
 
@@ -167,8 +168,8 @@ class DockerDestination(ImageDestination):
             ref = instance_digest
         else:
             ref = self.named.tag or self.named.digest or "latest"
+            got = self._top_digest = digest_of(raw, media_type)
             if self.named.digest:
-                got = digest_of(raw, media_type)
                 if got != self.named.digest:
                     raise DigestMismatch(f"writing manifest to {self.named}: its digest is {got}, "
                                          f"but the destination reference asks for {self.named.digest}")
@@ -177,6 +178,23 @@ class DockerDestination(ImageDestination):
                                    headers={"Content-Type": media_type}, body=bytes(raw))
         self.client.check(resp, (201, 200), what)
         resp.close()
+
+    @property
+    def supports_signatures(self) -> bool:
+        from .. import registries_d
+
+        return registries_d.lookaside(self.reference.named, write=True,
+                                      explicit=getattr(self.ctx, "registries_d", None)) is not None
+
+    def put_signatures(self, signatures: list[bytes], instance_digest: str | None = None) -> None:
+        """To the lookaside staging store registries.d names (file:// only)."""
+        from . import _lookaside
+
+        digest = instance_digest or self._top_digest
+        if digest is None:
+            raise PalletError("internal: signatures before the manifest")
+        if signatures or self.supports_signatures:
+            _lookaside.write(self.reference.named, digest, signatures, self.ctx)
 
     def commit(self) -> None:
         """Nothing to do: the manifest PUT (last) made the image visible."""

@@ -184,6 +184,7 @@ class DockerSource(ImageSource):
         self.endpoints = registries_conf.load(ctx).pull_sources(reference.named)
         self._clients: dict[int, Client] = {}
         self._chosen: int | None = None
+        self._top_digest: str | None = None
 
     def _client(self, i: int) -> Client:
         c = self._clients.get(i)
@@ -224,11 +225,25 @@ class DockerSource(ImageSource):
                 last_err = e
                 continue
             self._chosen = i
+            if instance_digest is None:
+                from ...oci.manifest import digest_of
+
+                self._top_digest = digest_of(raw, media_type)
             return raw, media_type
         raise last_err or NotFound(f"reading manifest {ref}: no endpoint to read it from")
 
     def get_blob(self, desc) -> BlobReader:
         return BlobReader(self.client, self.named.path, desc.digest, desc.size)
+
+    def get_signatures(self, instance_digest: str | None = None) -> list[bytes]:
+        """From the lookaside store registries.d names for this repository (as given, not a mirror)."""
+        from . import _lookaside
+
+        digest = instance_digest or self.reference.named.digest or self._top_digest
+        if digest is None:
+            self.get_manifest()
+            digest = self._top_digest
+        return _lookaside.read(self.reference.named, digest, self.ctx)
 
     def head_manifest(self) -> tuple[str | None, str, int]:
         """(Docker-Content-Digest, media type, size) of the top-level manifest without fetching it."""
