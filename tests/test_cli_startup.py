@@ -4,7 +4,6 @@ modules do, and the commands that must start fast do not import them."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
