@@ -127,7 +127,7 @@ def test_policy_rejects_what_it_should(tmp_path, keys, layout):
 
     good = signed_dir("good", tfpr)
     run_pallet("--policy", pol, "copy", "-q", f"dir:{good}", f"dir:{tmp_path / 'ok'}")
-    refused(signed_dir("other", ofpr), "not signed by a key the policy trusts")
+    refused(signed_dir("other", ofpr), "not signed by any of the trusted keys")
     refused(signed_dir("ident", tfpr, "registry.example.com/team/app:v2"), "does not accept")
     unsigned = str(tmp_path / "unsigned")
     run_pallet("copy", "-q", f"oci:{layout}:v1", f"dir:{unsigned}")
@@ -278,3 +278,28 @@ def test_registries_d_errors_are_one_line(tmp_path, layout, make_registry):
     assert p.returncode == 1 and "b.yaml: not valid YAML" in p.stderr and len(p.stderr.splitlines()) == 1
     os.unlink(d / "b.yaml")
     assert copy().returncode == 0  # a lookaside without signatures for the image: none, and fine
+
+
+def test_standalone_sign_and_verify(tmp_path, keys, layout, skopeo):
+    """skopeo's standalone-sign/-verify verbs: pallet signs, skopeo verifies, and back."""
+    fpr, pub = keys["trusted"]
+    ofpr, _ = keys["other"]
+    d = tmp_path / "img"
+    run_pallet("copy", "-q", f"oci:{layout}:v1", f"dir:{d}")
+    manifest = str(d / "manifest.json")
+    ours = str(tmp_path / "ours.sig")
+    run_pallet("standalone-sign", manifest, "example.com/a/b:c", fpr, "-o", ours)
+    out = subprocess.run(["skopeo", "standalone-verify", manifest, "example.com/a/b:c", fpr, ours],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    theirs = str(tmp_path / "theirs.sig")
+    subprocess.run(["skopeo", "standalone-sign", manifest, "example.com/a/b:c", fpr, "-o", theirs],
+                   check=True, capture_output=True)
+    p = run_pallet("standalone-verify", manifest, "example.com/a/b:c", f"{ofpr},{fpr}", theirs)
+    assert p.stdout.startswith(f"Signature verified using fingerprint {fpr}, digest sha256:")
+    run_pallet("standalone-verify", "--public-key-file", pub, manifest, "example.com/a/b:c", "", theirs)
+    for args, words in (([manifest, "example.com/a/b:x", fpr, theirs], "not example.com/a/b:x"),
+                        ([manifest, "example.com/a/b:c", ofpr, theirs], "not signed by any of the trusted keys"),
+                        ([str(tmp_path / "missing.json"), "example.com/a/b:c", fpr, theirs], "missing.json")):
+        p = run_pallet("standalone-verify", *args, check=False)
+        assert p.returncode == 1 and words in p.stderr and len(p.stderr.splitlines()) == 1, p.stderr

@@ -1,5 +1,5 @@
 """Verbs that move and look at images without a store: inspect, copy, sync, delete,
-manifest-digest (skopeo's verbs, flags and exit codes)."""
+manifest-digest, standalone-sign, standalone-verify (skopeo's verbs, flags and exit codes)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import sys
 from . import common
 
 
-VERBS = ("inspect", "copy", "sync", "delete", "manifest-digest")
+VERBS = ("inspect", "copy", "sync", "delete", "manifest-digest", "standalone-sign", "standalone-verify")
 
 
 def register(sub, only: str | None = None) -> None:
     """Add this area's verbs (only ``only``, when given: the CLI builds just what it parses)."""
     for name, add in (("inspect", _add_inspect), ("copy", _add_copy), ("sync", _add_sync),
-                      ("delete", _add_delete), ("manifest-digest", _add_manifest_digest)):
+                      ("delete", _add_delete), ("manifest-digest", _add_manifest_digest),
+                      ("standalone-sign", _add_standalone_sign), ("standalone-verify", _add_standalone_verify)):
         if only is None or only == name:
             add(sub)
 
@@ -107,6 +108,96 @@ def _add_manifest_digest(sub) -> None:
                        description="Compute the digest of a manifest file as a registry would.")
     p.add_argument("manifest", metavar="MANIFEST-FILE")
     p.set_defaults(func=cmd_manifest_digest)
+
+
+def _add_standalone_sign(sub) -> None:
+    p = sub.add_parser("standalone-sign", help="sign a manifest file (simple signing), without an image",
+                       description="Write a signature of MANIFEST as stored at DOCKER-REFERENCE, made with the "
+                                   "GPG key KEY-FINGERPRINT of your keyring.")
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("reference", metavar="DOCKER-REFERENCE")
+    p.add_argument("fingerprint", metavar="KEY-FINGERPRINT")
+    p.add_argument("--output", "-o", required=True, metavar="SIGNATURE", help="where to write the signature")
+    p.add_argument("--passphrase-file", metavar="PATH", help="the passphrase of the key")
+    p.set_defaults(func=cmd_standalone_sign)
+
+
+def _add_standalone_verify(sub) -> None:
+    p = sub.add_parser("standalone-verify", help="verify a signature of a manifest file",
+                       description="Check that SIGNATURE is a good signature of MANIFEST at DOCKER-REFERENCE by "
+                                   "one of KEY-FINGERPRINTS (comma-separated) of your keyring, or of "
+                                   "--public-key-file.")
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("reference", metavar="DOCKER-REFERENCE")
+    p.add_argument("fingerprints", metavar="KEY-FINGERPRINTS")
+    p.add_argument("signature", metavar="SIGNATURE")
+    p.add_argument("--public-key-file", metavar="PATH", help="trust the keys in this file, not your keyring")
+    p.set_defaults(func=cmd_standalone_verify)
+
+
+def _read_file(path: str, what: str, limit: int = 16 << 20) -> bytes:
+    from ..errors import PalletError
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise PalletError(f"reading {what} {path}: {e.strerror}") from None
+    if len(data) > limit:
+        raise PalletError(f"{what} {path} is too large")
+    return data
+
+
+def cmd_standalone_sign(args) -> int:
+    from .._fs import write_atomic
+    from ..errors import PalletError
+    from ..oci import reference
+    from ..oci.manifest import digest_of
+    from ..transports import signature
+
+    raw = _read_file(args.manifest, "manifest")
+    named = reference.parse(args.reference)
+    sig = signature.sign(signature.payload(str(named), digest_of(raw)), args.fingerprint, args.passphrase_file)
+    try:
+        write_atomic(args.output, sig)
+    except OSError as e:
+        raise PalletError(f"writing {args.output}: {e.strerror}") from None
+    return 0
+
+
+def cmd_standalone_verify(args) -> int:
+    import subprocess
+
+    from ..errors import PalletError
+    from ..oci import digest as _digest
+    from ..oci import reference
+    from ..oci.manifest import digest_of
+    from ..transports import signature
+
+    raw = _read_file(args.manifest, "manifest")
+    sig = _read_file(args.signature, "signature", signature.MAX_SIGNATURE_SIZE)
+    wanted = [f.strip().upper() for f in args.fingerprints.split(",") if f.strip()]
+    if args.public_key_file:
+        keys = [_read_file(args.public_key_file, "public key file")]
+    else:
+        if not wanted:
+            raise PalletError("standalone-verify: no key fingerprint given")
+        r = subprocess.run(["gpg", "--batch", "--no-tty", "--export", *wanted], capture_output=True)
+        if r.returncode != 0 or not r.stdout:
+            raise PalletError(f"standalone-verify: no key {', '.join(wanted)} in your keyring")
+        keys = [r.stdout]
+    content, fpr = signature.verify(sig, keys)
+    if wanted and fpr.upper() not in wanted:
+        raise signature.SignatureError(f"signature by key {fpr}, not one of {', '.join(wanted)}")
+    claim = signature.parse_payload(content)
+    algo = _digest.algorithm(_digest.validate(claim.manifest_digest, "docker-manifest-digest"))
+    got = digest_of(raw) if algo == "sha256" else _digest.of_bytes(raw, algo)
+    if got != claim.manifest_digest:
+        raise signature.SignatureError(f"the signature is for manifest {claim.manifest_digest}, not {got}")
+    if str(reference.parse(claim.docker_reference)) != str(reference.parse(args.reference)):
+        raise signature.SignatureError(f"the signature is for {claim.docker_reference}, not {args.reference}")
+    print(f"Signature verified using fingerprint {fpr}, digest {claim.manifest_digest}")
+    return 0
 
 
 def _parse_ref(text: str):

@@ -174,8 +174,8 @@ def verify(signature: bytes, keys: list[bytes]) -> tuple[bytes, str]:
                                                                      "ERRSIG", "NO_PUBKEY")), None)
         reason = {"BADSIG": "the signature does not match its content", "EXPKEYSIG": "the key has expired",
                   "REVKEYSIG": "the key has been revoked", "EXPSIG": "the signature has expired",
-                  "NO_PUBKEY": "it is not signed by a key the policy trusts",
-                  "ERRSIG": "it is not signed by a key the policy trusts"}.get(bad)
+                  "NO_PUBKEY": "it is not signed by any of the trusted keys",
+                  "ERRSIG": "it is not signed by any of the trusted keys"}.get(bad)
         if reason:
             raise SignatureError(f"signature rejected: {reason}")
         raise _gpg_error(r, "signature rejected")
