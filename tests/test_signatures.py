@@ -303,3 +303,33 @@ def test_standalone_sign_and_verify(tmp_path, keys, layout, skopeo):
                         ([str(tmp_path / "missing.json"), "example.com/a/b:c", fpr, theirs], "missing.json")):
         p = run_pallet("standalone-verify", *args, check=False)
         assert p.returncode == 1 and words in p.stderr and len(p.stderr.splitlines()) == 1, p.stderr
+
+
+def test_index_signatures(tmp_path, keys, multi_layout, skopeo):
+    """--all keeps the index's and each instance's signatures (HEX.signature-N in dir:);
+    copying the one image for this system keeps that instance's, verified by skopeo."""
+    fpr, pub = keys["trusted"]
+    src = tmp_path / "src"
+    run_pallet("copy", "-q", "--all", f"oci:{multi_layout}:m", f"dir:{src}")
+    index = json.load(open(src / "manifest.json"))
+    for i, m in enumerate(index["manifests"]):
+        hexd = m["digest"].split(":")[1]
+        subprocess.run(["skopeo", "standalone-sign", str(src / f"{hexd}.manifest.json"), f"example.com/a/b:{i}", fpr,
+                        "-o", str(src / f"{hexd}.signature-1")], check=True, capture_output=True)
+    subprocess.run(["skopeo", "standalone-sign", str(src / "manifest.json"), "example.com/a/b:all", fpr,
+                    "-o", str(src / "signature-1")], check=True, capture_output=True)
+    run_pallet("copy", "-q", "--all", f"dir:{src}", f"dir:{tmp_path / 'all'}")
+    names = sorted(n for n in os.listdir(tmp_path / "all") if "signature" in n)
+    assert names == sorted(["signature-1"] + [m["digest"].split(":")[1] + ".signature-1"
+                                              for m in index["manifests"]])
+    run_pallet("copy", "-q", f"dir:{src}", f"dir:{tmp_path / 'one'}")  # this system's instance (amd64)
+    amd64 = next(m for m in index["manifests"] if m["platform"]["architecture"] == "amd64")
+    i = index["manifests"].index(amd64)
+    out = subprocess.run(["skopeo", "standalone-verify", str(tmp_path / "one" / "manifest.json"),
+                          f"example.com/a/b:{i}", fpr, str(tmp_path / "one" / "signature-1")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert not os.path.exists(tmp_path / "one" / "signature-2")
+    # converting the instances would invalidate their signatures
+    p = run_pallet("copy", "-q", "--all", "--format", "v2s2", f"dir:{src}", f"dir:{tmp_path / 'conv'}", check=False)
+    assert p.returncode == 1 and "invalidate" in p.stderr

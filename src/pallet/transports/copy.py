@@ -105,7 +105,10 @@ def copy_image(src_ref: "ImageReference", dest_ref: "ImageReference", src_ctx: "
         policy.verify(pending, src_ref, src, raw, media_type)
         top = _manifest.parse(raw, media_type)
         debug(f"copy {src_ref} -> {dest_ref}: source manifest {top.digest} ({top.media_type})")
-        sigs = [] if options.remove_signatures else src.get_signatures()
+        # the signatures of what is copied: the top-level manifest's, or with an index copied
+        # as the one image for this system, that instance's (known once it is chosen)
+        sigs = [] if options.remove_signatures or (top.is_index and options.multi_arch == "system") \
+            else src.get_signatures()
         with dest_ref.new_destination(dest_ctx) as dest:
             if (sigs or options.sign_by) and not dest.supports_signatures:
                 raise Unsupported(f"cannot copy signatures to {dest_ref}: it cannot store them"
@@ -115,8 +118,15 @@ def copy_image(src_ref: "ImageReference", dest_ref: "ImageReference", src_ctx: "
                 result = engine.copy_index(top)
             else:
                 result = engine.copy_single(top, None)
-            if sigs and result.digest != top.digest:
-                raise Unsupported(f"copying {src_ref} changes its manifest ({top.digest} -> {result.digest}), "
+            signed = top.digest
+            if engine.chosen is not None and not options.remove_signatures:
+                signed = engine.chosen
+                sigs = src.get_signatures(signed)
+                if sigs and not dest.supports_signatures:
+                    raise Unsupported(f"cannot copy signatures to {dest_ref}: it cannot store them "
+                                      "(use --remove-signatures to copy the image without them)")
+            if sigs and result.digest != signed:
+                raise Unsupported(f"copying {src_ref} changes its manifest ({signed} -> {result.digest}), "
                                   f"which would invalidate its {len(sigs)} signature(s): use --remove-signatures")
             if options.sign_by:
                 from . import signature
@@ -158,6 +168,8 @@ class _Engine:
         self.opt = options
         self.progress = options.progress
         self._index_source_type = None
+        #: the instance copied as the image, when an index was copied for this system only
+        self.chosen: str | None = None
 
     # -- indexes -----------------------------------------------------------------------------
 
@@ -167,6 +179,7 @@ class _Engine:
             want = _platform.wanted(self.ctx.override_os, self.ctx.override_arch, self.ctx.override_variant)
             chosen = index.select(want)
             debug(f"index {index.digest}: chose {chosen.digest} for {want}")
+            self.chosen = chosen.digest
             raw, media_type = self.src.get_manifest(chosen.digest)
             inst = self._parse_instance(raw, media_type, chosen)
             return self.copy_single(inst, None)
@@ -188,6 +201,7 @@ class _Engine:
             raw, media_type = self.src.get_manifest(desc.digest)
             inst = self._parse_instance(raw, media_type, desc)
             res = self.copy_single(inst, desc.digest, index_target=target)
+            self._copy_instance_signatures(desc.digest, res.digest)
             updated.append(desc.replace(media_type=res.media_type, digest=res.digest, size=len(res.manifest)))
         if updated == index.manifests and target == index.media_type:
             out = index
@@ -198,6 +212,21 @@ class _Engine:
         self.progress.emit("Writing manifest list to image destination")
         self.dest.put_manifest(out.raw, out.media_type, None)
         return CopyResult(out.digest, out.raw, out.media_type)
+
+    def _copy_instance_signatures(self, source_digest: str, written_digest: str) -> None:
+        """An instance's own signatures go with it (they vouch for its digest: it must not change)."""
+        if self.opt.remove_signatures:
+            return
+        sigs = self.src.get_signatures(source_digest)
+        if not sigs:
+            return
+        if written_digest != source_digest:
+            raise Unsupported(f"copying instance {source_digest} changes its manifest (to {written_digest}), "
+                              f"which would invalidate its {len(sigs)} signature(s): use --remove-signatures")
+        if not self.dest.supports_signatures:
+            raise Unsupported(f"cannot copy signatures to {self.dest.reference}: it cannot store them "
+                              "(use --remove-signatures to copy the image without them)")
+        self.dest.put_signatures(sigs, written_digest)
 
     def _parse_instance(self, raw: bytes, media_type: str, desc: Descriptor):
         from ..errors import DigestMismatch
