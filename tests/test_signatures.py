@@ -333,3 +333,41 @@ def test_index_signatures(tmp_path, keys, multi_layout, skopeo):
     # converting the instances would invalidate their signatures
     p = run_pallet("copy", "-q", "--all", "--format", "v2s2", f"dir:{src}", f"dir:{tmp_path / 'conv'}", check=False)
     assert p.returncode == 1 and "invalidate" in p.stderr
+
+
+def test_lookaside_read_over_http(tmp_path, keys, layout, make_registry):
+    """A lookaside store served over HTTP (as sigstore web servers are) is read until its 404."""
+    import http.server
+    import threading
+    from functools import partial
+
+    fpr, pub = keys["trusted"]
+    reg = make_registry()
+    look = tmp_path / "lookaside"
+    staging = registries_d(tmp_path, look)
+    ref = f"docker://{reg.host}/team/app:v1"
+    run_pallet("--registries.d", staging, "copy", "-q", "--dest-tls-verify=false", "--sign-by", fpr,
+               f"oci:{layout}:v1", ref)
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(look))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        served = tmp_path / "served.d"
+        served.mkdir()
+        (served / "x.yaml").write_text(f"docker:\n  {reg.host}/team:\n    lookaside: "
+                                       f"http://127.0.0.1:{server.server_address[1]}/\n")
+        pol = policy(tmp_path, {"docker": {"": signed_by(pub)}}, default="insecureAcceptAnything")
+        run_pallet("--registries.d", str(served), "--policy", pol, "copy", "-q", "--src-tls-verify=false", ref,
+                   f"dir:{tmp_path / 'out'}")
+        assert (tmp_path / "out" / "signature-1").exists() and not (tmp_path / "out" / "signature-2").exists()
+        # another repository falls outside the scope: no lookaside, no signature, refused
+        run_pallet("copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false", ref,
+                   f"docker://{reg.host}/other/app:v1")
+        p = run_pallet("--registries.d", str(served), "--policy", pol, "copy", "-q", "--src-tls-verify=false",
+                       f"docker://{reg.host}/other/app:v1", f"dir:{tmp_path / 'out2'}", check=False)
+        assert p.returncode == 1 and "has none" in p.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
