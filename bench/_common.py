@@ -31,7 +31,9 @@ def precompile() -> None:
 
 
 class Registry:
-    def __init__(self, root: str):
+    def __init__(self, root: str, tls: bool = False):
+        """Debian's docker-registry on 127.0.0.1; with ``tls``, over https with a fresh
+        self-signed certificate whose CA file is in ``self.cert_dir`` (for --cert-dir)."""
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         self.port = s.getsockname()[1]
@@ -39,14 +41,29 @@ class Registry:
         self.host = f"127.0.0.1:{self.port}"
         os.makedirs(root, exist_ok=True)
         cfg = os.path.join(root, "registry.yml")
+        tls_cfg = ""
+        self.cert_dir = None
+        if tls:
+            cert, key = os.path.join(root, "cert.pem"), os.path.join(root, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                            "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                            "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+            self.cert_dir = os.path.join(root, "certs.d")
+            os.makedirs(self.cert_dir, exist_ok=True)
+            with open(cert, "rb") as src, open(os.path.join(self.cert_dir, "ca.crt"), "wb") as dst:
+                dst.write(src.read())
+            tls_cfg = f", tls: {{certificate: {cert}, key: {key}}}"
         with open(cfg, "w") as f:
             f.write(f"version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\n"
                     f"storage: {{filesystem: {{rootdirectory: {root}/data}}, delete: {{enabled: true}}}}\n"
-                    f"http: {{addr: {self.host}}}\n")
+                    f"http: {{addr: {self.host}{tls_cfg}}}\n")
         self.proc = subprocess.Popen(["docker-registry", "serve", cfg], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         for _ in range(400):
             try:
+                if tls:  # any TLS answer will do: the port is open once it comes
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                        return
                 urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
                 return
             except OSError:

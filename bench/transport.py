@@ -2,7 +2,7 @@
 """Image transport, side by side with skopeo in the same run (issue 2's figures).
 
 - copy of a multi-layer image (>= 250 MB compressed) from the registry to oci: on tmpfs;
-- inspect of a remote image;
+- inspect of a remote image (plain HTTP, and over verified TLS with --cert-dir);
 - peak memory (max RSS) of the copy.
 
 Run: .venv/bin/python bench/transport.py [--runs N] [--size-mb 260]
@@ -52,6 +52,19 @@ def main() -> None:
                             ("pallet", [c.PALLET, "inspect", "--tls-verify=false", "--no-tags", ref]),
                             ("skopeo", ["skopeo", "inspect", "--tls-verify=false", "--no-tags", ref]),
                             max(10, args.runs * 4)))
+        treg = c.Registry(os.path.join(work, "treg"), tls=True)
+        try:
+            small = os.path.join(work, "small")
+            c.make_small_layout(small, 1)
+            tref = f"docker://{treg.host}/bench/small:1"
+            subprocess.run(["skopeo", "copy", "-q", "--dest-cert-dir", treg.cert_dir, f"oci:{small}:small", tref],
+                           check=True)
+            results.append(c.ab("inspect remote image over TLS (verified, --cert-dir)",
+                                ("pallet", [c.PALLET, "inspect", "--cert-dir", treg.cert_dir, "--no-tags", tref]),
+                                ("skopeo", ["skopeo", "inspect", "--cert-dir", treg.cert_dir, "--no-tags", tref]),
+                                max(10, args.runs * 4)))
+        finally:
+            treg.stop()
         rp = c.max_rss_mb([c.PALLET, "copy", "--quiet", "--src-tls-verify=false", ref, f"oci:{dest}:x"], clean)
         rs = c.max_rss_mb(["skopeo", "copy", "--quiet", "--src-tls-verify=false", ref, f"oci:{dest}:x"], clean)
         print(f"peak memory of the copy: pallet {rp:.0f} MB, skopeo {rs:.0f} MB, ratio {rp / rs:.2f}")

@@ -151,8 +151,9 @@ def skopeo():
     return need("skopeo")
 
 
-def run_pallet(*args, check=True, input=None, env=None):
-    """Run the installed ``pallet`` command (the console script of this venv)."""
+def run_pallet(*args, check=True, input=None, env=None, base_env=None):
+    """Run the installed ``pallet`` command (the console script of this venv); ``env`` is
+    added to ``base_env`` (default: this process's environment)."""
     import sys
 
     exe = os.path.join(os.path.dirname(sys.executable), "pallet")
@@ -160,7 +161,7 @@ def run_pallet(*args, check=True, input=None, env=None):
         exe = shutil.which("pallet")
     if not exe:
         pytest.fail("the pallet console script is not on PATH: pip install -e . in the venv")
-    e = dict(os.environ)
+    e = dict(os.environ if base_env is None else base_env)
     e.update(env or {})
     p = subprocess.run([exe, *args], capture_output=True, text=True, input=input, env=e)
     if check and p.returncode != 0:

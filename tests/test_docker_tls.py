@@ -27,6 +27,7 @@ from pallet import errors
 from pallet.oci import manifest as _manifest
 from pallet.transports import parse_reference
 from pallet.transports.base import SystemContext
+from conftest import run_pallet
 
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -220,3 +221,52 @@ def test_cert_dir_errors(tmp_path):
     with parse_reference("docker://127.0.0.1:9/x:1").new_source(SystemContext(cert_dir=str(d))) as src:
         with pytest.raises(errors.ConfigError, match="has no matching key"):
             src.get_manifest()
+
+
+def test_https_without_importing_ssl(registry, pushed, pki):
+    """https goes through _ssl directly: a verified inspect imports neither ssl nor socket."""
+    import sys
+
+    term = TLSTerminator(pki, registry.host)
+    try:
+        code = ("import contextlib, io, sys\n"
+                "sys.argv = ['pallet'] + sys.argv[1:]\n"
+                "from pallet.cli.main import main\n"
+                "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+                "    rc = main()\n"
+                "assert '\"Digest\"' in out.getvalue(), out.getvalue()\n"
+                "print(rc, ' '.join(m for m in ('ssl', 'socket', 'enum', 're') if m in sys.modules))\n")
+        p = subprocess.run([sys.executable, "-c", code, "inspect", "--no-tags", "--cert-dir", pki.cert_dir("certs"),
+                            f"docker://{term.host}/{pushed}"], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.strip() == "0", p.stdout
+    finally:
+        term.stop()
+
+
+def test_system_trust_store(registry, pushed, pki, tmp_path):
+    """Without --cert-dir the system's CAs are trusted: a hashed directory (SSL_CERT_DIR, read
+    as chains need it) or a bundle file (SSL_CERT_FILE, when it is not the system bundle)."""
+    term = TLSTerminator(pki, registry.host)
+    try:
+        hashed = tmp_path / "hashed"
+        hashed.mkdir()
+        (hashed / "pallet-test-ca.pem").write_bytes(pki.ca_pem)
+        subprocess.run(["openssl", "rehash", str(hashed)], check=True, capture_output=True)
+        bundle = tmp_path / "bundle.pem"
+        bundle.write_bytes(pki.ca_pem)
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        base = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+        ref = f"docker://{term.host}/{pushed}"
+        for extra, ok in (({"SSL_CERT_DIR": str(hashed)}, True),
+                          ({"SSL_CERT_FILE": str(bundle), "SSL_CERT_DIR": str(empty)}, True),
+                          ({"SSL_CERT_DIR": str(empty)}, False)):
+            p = run_pallet("inspect", "--no-tags", "--retry-times", "0", ref, env=extra, check=False,
+                           base_env=base)
+            assert (p.returncode == 0) is ok, (extra, p.stderr)
+            if not ok:
+                assert "certificate verify failed: unable to get local issuer certificate" in p.stderr
+                assert len(p.stderr.splitlines()) == 1
+    finally:
+        term.stop()

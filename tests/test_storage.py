@@ -579,3 +579,44 @@ def test_rmi_refuses_an_image_a_container_uses(overlay_store, standard_image):
     s("rmi", "--force", ref)
     assert s("images", "-q").stdout == "" and s("builder", "containers", "-q").stdout.strip() == ""
     s("system", "check")
+
+
+STAGER = r'''
+import os, sys
+from pallet.storage.options import resolve
+from pallet.storage.store import Store
+store = Store(resolve(sys.argv[1], sys.argv[2], "vfs"))
+lost = 0
+for _ in range(int(sys.argv[3])):
+    with store.staging() as path:
+        for _ in range(3):
+            if not os.path.isdir(path):
+                lost += 1
+                break
+            open(os.path.join(path, "x"), "w").close()
+print(lost)
+'''
+
+OPENER = r'''
+import sys
+from pallet.storage.options import resolve
+from pallet.storage.store import Store
+for _ in range(int(sys.argv[3])):
+    Store(resolve(sys.argv[1], sys.argv[2], "vfs"))  # each open cleans what dead processes left
+'''
+
+
+def test_staging_survives_other_processes_cleaning_leftovers(tmp_path):
+    """A process opening the store removes staging entries whose owner is dead; it must never
+    take a live one's (the lock is taken before the directory exists, and checked to be ours)."""
+    root, run = str(tmp_path / "store"), str(tmp_path / "run")
+    subprocess.run([sys.executable, "-c", OPENER, root, run, "1"], check=True)
+    stagers = [subprocess.Popen([sys.executable, "-c", STAGER, root, run, "300"], stdout=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    openers = [subprocess.Popen([sys.executable, "-c", OPENER, root, run, "300"]) for _ in range(2)]
+    for p in openers:
+        assert p.wait(timeout=300) == 0
+    for p in stagers:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0 and out.strip() == "0", out
+    assert os.listdir(os.path.join(root, "staging")) == []

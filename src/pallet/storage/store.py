@@ -197,9 +197,26 @@ class Store:
     @contextlib.contextmanager
     def staging(self):
         """A private scratch directory inside the store (same filesystem: renames are atomic)."""
-        path = os.path.join(self.graphroot, "staging", f"{os.getpid()}-{os.urandom(6).hex()}")
-        os.mkdir(path, 0o700)
-        fd = lock_path(path + ".lock")
+        while True:
+            # the lock first, then the directory: another process cleaning leftovers takes a
+            # directory without a held lock for a dead one. And if it took our lock file in the
+            # moment between our open and our lock (and removed it), the lock we hold is on an
+            # unlinked file: try another name.
+            path = os.path.join(self.graphroot, "staging", f"{os.getpid()}-{os.urandom(6).hex()}")
+            fd = lock_path(path + ".lock")
+            try:
+                if os.fstat(fd).st_ino == os.stat(path + ".lock").st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        try:
+            os.mkdir(path, 0o700)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(path + ".lock")
+            os.close(fd)
+            raise
         try:
             yield path
         finally:

@@ -79,7 +79,9 @@ def describe_os_error(e: BaseException) -> str:
     if type(e).__name__ == "gaierror":
         return f"cannot resolve host name ({getattr(e, 'strerror', None) or e})"
     if type(e).__name__.startswith("SSL") or "ssl" in type(e).__module__.lower():
-        reason = getattr(e, "reason", None) or getattr(e, "verify_message", None) or str(e)
+        if getattr(e, "verify_message", None):  # say why: "unable to get local issuer certificate"...
+            return f"TLS error: certificate verify failed: {e.verify_message}"
+        reason = getattr(e, "reason", None) or str(e)
         return f"TLS error: {reason}"
     if isinstance(e, _http.ProtocolError):
         return str(e)
@@ -92,6 +94,8 @@ def error_details(body: bytes) -> tuple[str | None, str]:
     """(first error code, "code: message; ...") from a distribution error body, or (None, "")."""
     from ... import _json as json
 
+    if body.lstrip()[:1] != b"{":  # not JSON (an HTML page, a plain-HTTP-to-HTTPS 400): spare
+        return None, ""            # the parser's error path, which loads the json module
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):

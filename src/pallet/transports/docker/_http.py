@@ -2,11 +2,13 @@
 
 Why not ``http.client``: it imports ``email.parser`` (and ``ssl``) and costs ~45 ms of
 start-up, a third of a remote ``inspect``. This module speaks HTTP/1.1 with keep-alive,
-``Content-Length`` and chunked bodies in both directions, ``HEAD``, and imports ``ssl``
-only when an ``https`` connection is opened. Plain TCP goes through the ``_socket`` C
-module with an ``io`` buffer on top: the ``socket`` module adds ``enum`` and ``selectors``
-to every start (~3 ms here), for nothing a plain connection uses (``ssl`` needs it, and
-imports it, for https).
+``Content-Length`` and chunked bodies in both directions, and ``HEAD``. Connections go
+through the C modules directly, with an ``io`` buffer on top: ``_socket`` (the ``socket``
+module adds ``enum`` and ``selectors``, ~3 ms here) and, for https, ``_ssl`` (``ssl.py``
+costs ~14 ms more to import than the ``_ssl`` it wraps: a third of a remote inspect). TLS is
+set up as ``ssl.create_default_context()`` does it: TLS client defaults (certificate and
+host name checked), the system's CA paths, plus the registry's CA files and client
+certificates.
 
 Nothing here knows about registries, auth or retries: a :class:`Pool` sends one request
 and returns a :class:`Response` whose body is a stream. When the body has been read to
@@ -290,7 +292,8 @@ class Response:
 
 
 class _Reader(io.RawIOBase):
-    """A plain ``_socket.socket`` as a raw binary stream (what ``socket.makefile`` gives)."""
+    """A ``_socket.socket`` (or a :class:`_TLS` on one) as a raw binary stream (what
+    ``socket.makefile`` gives)."""
 
     def __init__(self, sock):
         self._sock = sock
@@ -302,11 +305,17 @@ class _Reader(io.RawIOBase):
         return self._sock.recv_into(b)
 
 
+class _Sock(_socket.socket):
+    """``_socket.socket`` with weak references (``_ssl`` holds its socket by one)."""
+
+    __slots__ = ("__weakref__",)
+
+
 def _tcp_connect(host, port: int, timeout: float):
     """``socket.create_connection`` on ``_socket``: every address in turn, the last error raised."""
     err = None
     for family, type_, proto, _, addr in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
-        sock = _socket.socket(family, type_, proto)
+        sock = _Sock(family, type_, proto)
         try:
             sock.settimeout(timeout)
             sock.connect(addr)
@@ -323,10 +332,7 @@ class Connection:
     def __init__(self, pool: "Pool", sock):
         self.pool = pool
         self.sock = sock
-        if type(sock) is _socket.socket:
-            self.rfile = io.BufferedReader(_Reader(sock), _BUF)
-        else:  # an ssl.SSLSocket
-            self.rfile = sock.makefile("rb", buffering=_BUF)
+        self.rfile = io.BufferedReader(_Reader(sock), _BUF)  # a _socket.socket or a _TLS
         self.used = False
 
     def release(self) -> None:
@@ -454,19 +460,79 @@ class TLSConfig:
 
     def context(self):
         if self._ctx is None:
-            import ssl
+            import _ssl
 
-            ctx = ssl.create_default_context()
+            ctx = _ssl._SSLContext(_ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname
             if not self.verify:
                 ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
+                ctx.verify_mode = _ssl.CERT_NONE
+            else:
+                _trust_system_cas(ctx)
             for ca in self.ca_files:
-                ctx.load_verify_locations(cafile=ca)
+                ctx.load_verify_locations(ca)
             for cert, key in self.client_certs:
                 ctx.load_cert_chain(cert, key)
-            ctx.set_alpn_protocols(["http/1.1"])
+            ctx._set_alpn_protocols(b"\x08http/1.1")
+            if hasattr(ctx, "post_handshake_auth"):
+                ctx.post_handshake_auth = True
             self._ctx = ctx
         return self._ctx
+
+
+def _trust_system_cas(ctx) -> None:
+    """The system's CAs, as ``set_default_verify_paths`` gives them, but from the hashed
+    directory (``/etc/ssl/certs``), whose certificates OpenSSL reads when a chain needs them,
+    rather than the bundle file, which it parses whole (~40 ms here). ``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR`` are honoured (``SSL_CERT_FILE`` naming the system bundle itself, as some
+    environments set it, changes nothing); without a hashed directory, the defaults as they are."""
+    import _ssl
+    import os
+
+    file_env, default_file, dir_env, default_dir = _ssl.get_default_verify_paths()
+    cafile = os.environ.get(file_env)
+    capath = os.environ.get(dir_env) or default_dir
+    if cafile and os.path.realpath(cafile) == os.path.realpath(default_file):
+        cafile = None  # the system bundle named again: the hashed directory holds the same CAs
+    if cafile:
+        ctx.load_verify_locations(cafile)
+    try:
+        hashed = capath and any(n.endswith(".0") for n in os.listdir(capath))
+    except OSError:
+        hashed = False
+    if hashed:
+        ctx.load_verify_locations(None, capath)
+    elif not cafile:
+        ctx.set_default_verify_paths()
+
+
+class _TLS:
+    """A TLS connection on a ``_socket.socket``, through ``_ssl`` (what ``ssl.SSLSocket``
+    does, without importing ``ssl``): ``sendall``, ``recv_into``, ``fileno``, ``close``."""
+
+    def __init__(self, sock, ctx, server_hostname: str):
+        self._sock = sock  # _ssl keeps only a weak reference to it
+        self._obj = ctx._wrap_socket(sock, False, server_hostname)
+        self._obj.do_handshake()
+
+    def sendall(self, data) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            n = self._obj.write(view)
+            view = view[n:]
+
+    def recv_into(self, b) -> int:
+        import _ssl
+
+        try:
+            return self._obj.read(len(b), b)
+        except (_ssl.SSLZeroReturnError, _ssl.SSLEOFError):  # closed (ragged EOFs too, as ssl does)
+            return 0
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def close(self) -> None:
+        self._sock.close()
 
 
 class Pool:
@@ -510,20 +576,15 @@ class Pool:
         host = self.host[1:-1] if self.host.startswith("[") else self.host
         # an ASCII host goes to getaddrinfo as bytes: a str would load the idna codec (start-up time)
         addr = host.encode("ascii") if host.isascii() else host
-        if self.scheme == "https":
-            ctx = self.tls.context()  # imports ssl, and with it socket
-            import socket
-
-            sock = socket.create_connection((addr, self.port), timeout=self.timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        ctx = self.tls.context() if self.scheme == "https" else None
+        sock = _tcp_connect(addr, self.port, self.timeout)
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        if ctx is not None:
             try:
-                sock = ctx.wrap_socket(sock, server_hostname=host)
+                sock = _TLS(sock, ctx, host)
             except BaseException:
                 sock.close()
                 raise
-        else:
-            sock = _tcp_connect(addr, self.port, self.timeout)
-            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         return Connection(self, sock)
 
     def request(self, method: str, url: URL, headers: dict[str, str], body=None) -> Response:
