@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import copy as _copy
 import hashlib
-from .. import _json as json
 import os
 
+from .. import _json as json
 from ..errors import BuildError, PalletError
 from . import image as _image
 from .dockerfile import Dockerfile, Instruction, Stage, parse, parse_text
@@ -405,11 +405,12 @@ class Builder:
             st.key = self._key(st.key, "ARG", {k: v for k, v in st.args.items()})
             return  # not in the history, as buildah
         if c == "ENV":
-            pairs = list(zip(ins.args[0::2], ins.args[1::2]))
+            # every variable keeps its value from before the instruction throughout it, as
+            # Docker documents: "ENV abc=bye def=$abc" gives def the old abc
+            pairs = [(self._x(st, ins, k), self._x(st, ins, v)) for k, v in zip(ins.args[0::2], ins.args[1::2])]
             for k, v in pairs:
-                k = self._x(st, ins, k)
-                _image.set_env(cfg, k, self._x(st, ins, v))
-            hist = "ENV " + " ".join(f"{k}={self._x(st, ins, v)}" for k, v in pairs)
+                _image.set_env(cfg, k, v)
+            hist = "ENV " + " ".join(f"{k}={v}" for k, v in pairs)
         elif c == "LABEL":
             labels = cfg.get("Labels") or {}
             for k, v in zip(ins.args[0::2], ins.args[1::2]):
@@ -424,7 +425,7 @@ class Builder:
 
             path = clean_abs(self._x(st, ins, ins.args[0]), cfg.get("WorkingDir") or "/")
             cfg["WorkingDir"] = path
-            st.workdirs.append(path)
+            st.workdirs.append((path, cfg.get("User") or ""))  # made as that user, as buildah and BuildKit do
             hist = f"WORKDIR {path}"
         elif c == "USER":
             cfg["User"] = self._x(st, ins, ins.args[0])
@@ -541,12 +542,25 @@ class Builder:
             self._cache_put(key, st.image, st.doc)
 
     def _make_workdirs(self, st: "_State") -> None:
-        from ._paths import resolve_in_root
+        """The WORKDIR directories that do not exist yet, each component made owned by the
+        USER in force at its WORKDIR instruction."""
+        from ._paths import lookup_user, resolve_in_root
 
-        for w in st.workdirs:
-            host = resolve_in_root(st.root, w)
-            if not os.path.isdir(host):
-                os.makedirs(host, 0o755, exist_ok=True)
+        for w, user in st.workdirs:
+            if os.path.isdir(resolve_in_root(st.root, w)):
+                continue
+            uid, gid = lookup_user(st.root, user)[:2] if user else (0, 0)
+            parts = [p for p in w.split("/") if p]
+            for i in range(1, len(parts) + 1):
+                host = resolve_in_root(st.root, "/" + "/".join(parts[:i]))
+                if os.path.isdir(host):
+                    continue
+                try:
+                    os.mkdir(host, 0o755)
+                    os.chmod(host, 0o755)  # whatever the umask
+                    os.lchown(host, uid, gid)
+                except OSError as e:
+                    raise BuildError(f"WORKDIR {w}: cannot create /{'/'.join(parts[:i])}: {e.strerror}") from None
         st.workdirs = []
 
     def _flush_workdirs(self, st: "_State", stage: Stage) -> None:

@@ -8,9 +8,9 @@ a working container's metadata between ``builder`` commands and in memory during
 from __future__ import annotations
 
 import copy as _copy
-from .. import _json as json
 import time
 
+from .. import _json as json
 from ..errors import BuildError
 
 OCI = "oci"

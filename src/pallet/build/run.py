@@ -10,12 +10,12 @@ not end up in the layer either.
 
 from __future__ import annotations
 
-from .. import _json as json
 import os
 import shutil
 import subprocess
 import sys
 
+from .. import _json as json
 from ..errors import BuildError
 from ._paths import resolve_in_root
 

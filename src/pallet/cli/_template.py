@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from .. import _json as json
 import re
 
+from .. import _json as json
 from ..errors import UsageError
 
 _TOKEN = re.compile(r"\{\{\s*(.*?)\s*\}\}")

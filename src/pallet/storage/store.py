@@ -20,10 +20,10 @@ store lock is held.
 from __future__ import annotations
 
 import contextlib
-from .. import _json as json
 import os
 import time
 
+from .. import _json as json
 from .. import _fs
 from .._log import debug
 from ..errors import DigestMismatch, NotFound, PalletError, StoreError

@@ -11,9 +11,9 @@ lock on the layout directory; closing without commit leaves the layout byte-for-
 
 from __future__ import annotations
 
-from .. import _json as json
 import os
 
+from .. import _json as json
 from ..errors import InvalidDocument, InvalidReference, NotFound, Unsupported
 from ..oci import digest as _digest
 from ..oci import mediatype as mt
