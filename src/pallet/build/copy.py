@@ -8,7 +8,9 @@ working container's root filesystem, with Docker's rules.
   ``DEST`` itself. Several sources need a destination ending with ``/``.
 - Copied entries keep mode and mtime; owners become 0:0 (``--chown`` otherwise) for context
   sources, and stay as they were for ``--from`` sources; ``--chmod`` sets the mode of what is
-  copied. Missing parent directories of the destination are made 0755.
+  copied. A Dockerfile's COPY/ADD from the build context drops the setuid and setgid bits
+  (not the sticky bit), as ``buildah bud`` does; ``--from`` sources and extracted archives
+  keep them. Missing parent directories of the destination are made 0755.
 - ADD extracts a local tar archive (plain, gzip, bzip2, xz) into the destination directory,
   and downloads ``http(s)://`` sources.
 - Paths the ignore rules exclude are never copied; naming only excluded files is an error.
@@ -46,11 +48,13 @@ class Source:
     """Where sources are looked up: a root directory (context, mounted stage or image) and
     the ignore rules that apply to it (the context only)."""
 
-    def __init__(self, root: str, ignore=None, preserve_owner: bool = False, what: str = "build context"):
+    def __init__(self, root: str, ignore=None, preserve_owner: bool = False, what: str = "build context",
+                 strip_setid: bool = False):
         self.root = root
         self.ignore = ignore
         self.preserve_owner = preserve_owner
         self.what = what
+        self.strip_setid = strip_setid  # drop setuid/setgid bits of what is copied
 
     def excluded(self, rel: str) -> bool:
         return bool(self.ignore) and self.ignore.excluded(rel)
@@ -246,6 +250,8 @@ class _Writer:
         os.lchown(target, uid, gid)
         if not is_link:
             mode = _stat.S_IMODE(st.st_mode)
+            if self.source.strip_setid:
+                mode &= ~(_stat.S_ISUID | _stat.S_ISGID)
             if self.o.chmod is not None:
                 mode = self.o.chmod
             os.chmod(target, mode)

@@ -670,15 +670,16 @@ class Builder:
                         self.epoch, self.o.volumes)
 
         def do(root):
+            import contextlib
+
             mounts = []
             cleanups = []
             try:
-                for m in mounts_spec:
-                    mounts.append(m["make"](cleanups))
-                rc = st.container.run(argv, env=[f"{k}={v}" for k, v in run_env.items()], user=cfg.get("User") or None,
-                                      workdir=cfg.get("WorkingDir") or "/", network=network,
-                                      volumes=self.o.volumes, mounts=mounts, runtime=self.o.runtime,
-                                      stdout=self.o.stdout, stderr=self.o.stderr)
+                with contextlib.ExitStack() as stack:
+                    mounts += self._volume_shadows(root, cfg, stack)
+                    for m in mounts_spec:
+                        mounts.append(m["make"](cleanups))
+                    rc = self._run_in(st, argv, run_env, cfg, network, mounts)
             finally:
                 for fn in reversed(cleanups):
                     fn()
@@ -687,6 +688,37 @@ class Builder:
                                  f"the command exited with status {rc}", exit_code=rc if rc > 0 else 125)
 
         self._fs_step(st, ins, key, do, f"/bin/sh -c {shown}" if not ins.json else shown)
+
+    def _run_in(self, st, argv, run_env, cfg, network, mounts) -> int:
+        return st.container.run(argv, env=[f"{k}={v}" for k, v in run_env.items()], user=cfg.get("User") or None,
+                                workdir=cfg.get("WorkingDir") or "/", network=network,
+                                volumes=self.o.volumes, mounts=mounts, runtime=self.o.runtime,
+                                stdout=self.o.stdout, stderr=self.o.stderr)
+
+    def _volume_shadows(self, root: str, cfg: dict, stack) -> list[dict]:
+        """What a RUN writes in a declared VOLUME is discarded (Docker's documented rule, and
+        buildah's): each volume directory is copied aside and the copy is bound over it for
+        the command, then dropped. A volume directory that does not exist yet is made (root,
+        0755) first, and stays in the step's layer, as buildah leaves it."""
+        import subprocess
+
+        from ._paths import clean_abs, resolve_in_root
+
+        out = []
+        for vol in sorted(cfg.get("Volumes") or {}):
+            vol = clean_abs(vol)
+            host = resolve_in_root(root, vol)
+            if not os.path.isdir(host):
+                try:
+                    os.makedirs(host, 0o755)
+                except OSError as e:
+                    raise BuildError(f"VOLUME {vol}: cannot create it for RUN: {e.strerror}") from None
+            d = stack.enter_context(self.store.staging())  # locked: no other process takes it for a leftover
+            r = subprocess.run(["cp", "-a", host + "/.", d + "/"], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise BuildError(f"VOLUME {vol}: cannot set it aside for RUN: {r.stderr.strip()}")
+            out.append({"destination": vol, "type": "bind", "source": d, "options": ["rbind", "rw"]})
+        return out
 
     def _parse_mount(self, ins: Instruction, text: str | None, st) -> dict:
         opts: dict = {}
@@ -833,7 +865,7 @@ class Builder:
                 source = _cp.Source(mount.path, preserve_owner=True, what=f"stage or image {frm!r}")
                 src_key = mount.key
             else:
-                source = _cp.Source(self.context, ignore=self.ignore, what="build context")
+                source = _cp.Source(self.context, ignore=self.ignore, what="build context", strip_setid=True)
                 src_key = "context"
             items: list = []
             for raw in srcs_raw:
