@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(python3-venv python3-dev gcc runc crun skopeo buildah podman umoci docker-registry conmon
           containernetworking-plugins busybox-static jq hyperfine apache2-utils iproute2 util-linux kmod time
-          libseccomp2 mmdebstrap gnupg gpgv)
+          libseccomp2 mmdebstrap gnupg gpgv openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
