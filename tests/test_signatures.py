@@ -157,14 +157,21 @@ def test_policy_rejects_what_it_should(tmp_path, keys, layout):
     assert p.returncode == 1 and "sigstore" in p.stderr and "--insecure-policy" in p.stderr
 
 
-def test_pallet_signs_into_a_lookaside_and_skopeo_verifies(tmp_path, keys, layout, make_registry, skopeo):
-    fpr, pub = keys["trusted"]
-    reg = make_registry()
+def signed_in_lookaside(tmp_path, keys, layout, reg):
+    """``layout``'s image pushed to ``reg`` as team/app:v1, signed by the trusted key into a
+    file:// lookaside: (lookaside dir, registries.d dir, docker reference)."""
     look = tmp_path / "lookaside"
     rd = registries_d(tmp_path, look)
     ref = f"docker://{reg.host}/team/app:v1"
-    run_pallet("--registries.d", rd, "copy", "-q", "--dest-tls-verify=false", "--sign-by", fpr,
+    run_pallet("--registries.d", rd, "copy", "-q", "--dest-tls-verify=false", "--sign-by", keys["trusted"][0],
                f"oci:{layout}:v1", ref)
+    return look, rd, ref
+
+
+def test_pallet_signs_into_a_lookaside_and_skopeo_verifies(tmp_path, keys, layout, make_registry, skopeo):
+    fpr, pub = keys["trusted"]
+    reg = make_registry()
+    look, rd, ref = signed_in_lookaside(tmp_path, keys, layout, reg)
     sigs = [os.path.join(dp, f) for dp, _, fs in os.walk(look) for f in fs]
     assert len(sigs) == 1 and "/team/app@sha256=" in sigs[0] and sigs[0].endswith("/signature-1")
     pol = policy(tmp_path, {"docker": {"": signed_by(pub)}, "dir": {"": [{"type": "insecureAcceptAnything"}]}})
@@ -341,13 +348,9 @@ def test_lookaside_read_over_http(tmp_path, keys, layout, make_registry):
     import threading
     from functools import partial
 
-    fpr, pub = keys["trusted"]
+    _, pub = keys["trusted"]
     reg = make_registry()
-    look = tmp_path / "lookaside"
-    staging = registries_d(tmp_path, look)
-    ref = f"docker://{reg.host}/team/app:v1"
-    run_pallet("--registries.d", staging, "copy", "-q", "--dest-tls-verify=false", "--sign-by", fpr,
-               f"oci:{layout}:v1", ref)
+    look, _, ref = signed_in_lookaside(tmp_path, keys, layout, reg)
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(look))
     handler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
