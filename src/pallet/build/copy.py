@@ -11,8 +11,9 @@ working container's root filesystem, with Docker's rules.
   copied. A Dockerfile's COPY/ADD from the build context drops the setuid and setgid bits
   (not the sticky bit), as ``buildah bud`` does; ``--from`` sources and extracted archives
   keep them. Missing parent directories of the destination are made 0755.
-- ADD extracts a local tar archive (plain, gzip, bzip2, xz) into the destination directory,
-  and downloads ``http(s)://`` sources.
+- ADD extracts a local tar archive (plain, gzip, bzip2, xz) into the destination directory
+  (with the archive's owners and modes: ``--chown`` applies only to the directories made for
+  it), and downloads ``http(s)://`` sources.
 - Paths the ignore rules exclude are never copied; naming only excluded files is an error.
 """
 
@@ -354,10 +355,9 @@ class _Writer:
                 raise
             except Exception as e:  # a malformed archive is the user's input: one line
                 raise BuildError(f"ADD {os.path.basename(archive)}: cannot extract: {e}") from None
-        if self.o.chown is not None:
-            for root, dirs, files in os.walk(dest):
-                for n in dirs + files:
-                    os.lchown(os.path.join(root, n), *self.o.chown)
+        # the archive's own owners stay: --chown applies to the directories ADD makes for it,
+        # not to what the archive holds (buildah bud's behaviour; it also left files that were
+        # already in the destination alone, which a walk over it did not)
 
     def download(self, url: str, target: str) -> None:
         import email.utils
