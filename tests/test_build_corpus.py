@@ -69,7 +69,7 @@ def test_corpus_matches_buildah(case, base, buildah, pallet, tmp_path):
             meta = json.load(f)
     fmt = meta.get("format", "oci")
     name = f"corpus-{case.replace('_', '-')}"
-    extra = meta.get("args", [])
+    extra = [a.replace("@CTX@", ctx) for a in meta.get("args", [])]  # @CTX@: the context's path
     p = pallet("build", "--tls-verify=false", "-t", name, *extra, ctx)
     assert "STEP 1/" in p.stdout
     buildah("bud", "--tls-verify=false", "--layers=false", "-t", name, *extra, ctx)

@@ -173,13 +173,14 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
         _hosts_file(hosts, o.hostname or "pallet", o.network == "host")
         _resolv_file(resolv, o.network == "host")
         doc = spec(rootfs, argv, o, hosts, resolv)
-        # stubs for what is not image content go again afterwards; a volume's or a RUN
-        # --mount's target stays, as buildah and BuildKit leave it
-        # stubs for what is not image content go again afterwards; for a volume's or a RUN
-        # --mount's target the parent directories stay (0755), as buildah leaves them
+        # stubs for what is not image content go again afterwards; for a RUN --mount's target
+        # the parent directories stay (0755), and for a build volume (-v) the mount point
+        # itself too (an empty directory or file), as buildah leaves them
         for m in o.mounts:
             if m.get("keep"):
                 _make_parents(rootfs, m["destination"])
+            if m.get("keep") == "target":
+                _make_target(rootfs, m["destination"], os.path.isdir(m["source"]))
         created = _missing_mountpoints(rootfs, doc["mounts"])
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(doc, f)
@@ -208,6 +209,17 @@ def _make_parents(rootfs: str, dest: str) -> None:
         if not os.path.lexists(host):
             os.mkdir(host, 0o755)
             os.chmod(host, 0o755)
+
+
+def _make_target(rootfs: str, dest: str, is_dir: bool) -> None:
+    host = resolve_in_root(rootfs, dest)
+    if os.path.lexists(host):
+        return
+    if is_dir:
+        os.mkdir(host, 0o755)
+        os.chmod(host, 0o755)
+    else:
+        os.close(os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
 
 
 def _missing_mountpoints(rootfs: str, mounts: list[dict]) -> list[str]:

@@ -304,4 +304,5 @@ def parse_volume(text: str) -> dict:
         raise BuildError(f"invalid volume {text!r}: {src} does not exist")
     mo = ["rbind"]
     mo.append("ro" if "ro" in opts else "rw")
-    return {"destination": dest, "type": "bind", "source": os.path.abspath(src), "options": mo, "keep": True}
+    # its mount point stays in the layer (empty), as buildah leaves it; never what is mounted
+    return {"destination": dest, "type": "bind", "source": os.path.abspath(src), "options": mo, "keep": "target"}
