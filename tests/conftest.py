@@ -167,3 +167,34 @@ def run_pallet(*args, check=True, input=None, env=None, base_env=None):
     if check and p.returncode != 0:
         raise AssertionError(f"pallet {' '.join(args)} exited {p.returncode}: {p.stderr}")
     return p
+
+
+# -- the runtime tests' fixtures -----------------------------------------------------------
+
+@pytest.fixture
+def rt(tmp_path):
+    """pallet-runtime with a state root in the test's tmp; what a test leaves is deleted."""
+    from test_runtime_helpers import PALLET_RUNTIME, Runtime
+
+    r = Runtime(PALLET_RUNTIME, str(tmp_path / "state"))
+    yield r
+    r.cleanup()
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    """A busybox bundle (config.json from ``pallet-runtime spec``)."""
+    from test_runtime_helpers import make_bundle
+
+    return make_bundle(str(tmp_path / "bundle"))
+
+
+@pytest.fixture
+def open_dir():
+    """A directory the mapped root (host uid 100000) can reach: pytest's own tmp is 0700."""
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="pallet-userns-")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

@@ -14,22 +14,10 @@ import pytest
 
 from pallet.errors import RuntimeError_
 from pallet.runtime import cgroups
-from test_runtime_helpers import PALLET_RUNTIME, Runtime, load_config, make_bundle, save_config
+from test_runtime_helpers import load_config, save_config
 
 V1 = "/sys/fs/cgroup"
 UNIFIED = "/sys/fs/cgroup/unified"
-
-
-@pytest.fixture
-def rt(tmp_path):
-    r = Runtime(PALLET_RUNTIME, str(tmp_path / "state"))
-    yield r
-    r.cleanup()
-
-
-@pytest.fixture
-def bundle(tmp_path):
-    return make_bundle(str(tmp_path / "bundle"))
 
 
 def configure(bundle, args, resources=None, **linux):

@@ -9,19 +9,7 @@ import os
 
 import pytest
 
-from test_runtime_helpers import PALLET_RUNTIME, Runtime, load_config, make_bundle, save_config
-
-
-@pytest.fixture
-def rt(tmp_path):
-    r = Runtime(PALLET_RUNTIME, str(tmp_path / "state"))
-    yield r
-    r.cleanup()
-
-
-@pytest.fixture
-def bundle(tmp_path):
-    return make_bundle(str(tmp_path / "bundle"))
+from test_runtime_helpers import load_config, save_config
 
 
 # slave: "master:N" only where the host's mount is shared (on this machine none is): never shared

@@ -7,21 +7,8 @@ import os
 import socket
 import threading
 
-import pytest
 
-from test_runtime_helpers import PALLET_RUNTIME, Runtime, load_config, make_bundle, save_config
-
-
-@pytest.fixture
-def rt(tmp_path):
-    r = Runtime(PALLET_RUNTIME, str(tmp_path / "state"))
-    yield r
-    r.cleanup()
-
-
-@pytest.fixture
-def bundle(tmp_path):
-    return make_bundle(str(tmp_path / "bundle"))
+from test_runtime_helpers import load_config, make_bundle, save_config
 
 
 class ConsoleReceiver:
@@ -117,18 +104,6 @@ def test_exec_tty_through_the_console_socket(rt, bundle, tmp_path):
 
 
 # ---------------------------------------------------------------- user namespaces
-
-@pytest.fixture
-def open_dir():
-    """A directory the mapped root (host uid 100000) can reach: pytest's own tmp is 0700."""
-    import shutil
-    import tempfile
-
-    d = tempfile.mkdtemp(prefix="pallet-userns-")
-    os.chmod(d, 0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
 
 def userns_bundle(bundle, script, host=100000, size=65536):
     # the root filesystem belongs to the mapped root, as podman makes it for a user namespace

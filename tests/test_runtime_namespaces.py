@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import time
 
 import pytest
 
-from test_runtime_helpers import PALLET_RUNTIME, Runtime, load_config, make_bundle, mounts_under, save_config
-
-
-@pytest.fixture
-def rt(tmp_path):
-    r = Runtime(PALLET_RUNTIME, str(tmp_path / "state"))
-    yield r
-    r.cleanup()
-
-
-@pytest.fixture
-def bundle(tmp_path):
-    return make_bundle(str(tmp_path / "bundle"))
+from test_runtime_helpers import load_config, make_bundle, mounts_under, save_config
 
 
 def _propagation_of_root():
@@ -130,18 +116,6 @@ def _time_ns(bundle, script, offsets, userns=False):
 def _uptime():
     with open("/proc/uptime") as f:
         return float(f.read().split()[0])
-
-
-@pytest.fixture
-def open_dir():
-    """A directory the mapped root (host uid 100000) can reach: pytest's own tmp is 0700."""
-    import shutil
-    import tempfile
-
-    d = tempfile.mkdtemp(prefix="pallet-timens-")
-    os.chmod(d, 0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])

@@ -9,14 +9,7 @@ import time
 
 import pytest
 
-from test_runtime_helpers import PALLET_RUNTIME, Runtime, load_config, make_bundle, mounts_under, need, save_config
-
-
-@pytest.fixture
-def rt(tmp_path):
-    r = Runtime(PALLET_RUNTIME, str(tmp_path / "state"))
-    yield r
-    r.cleanup()
+from test_runtime_helpers import Runtime, load_config, make_bundle, mounts_under, need, save_config
 
 
 @pytest.fixture
@@ -24,11 +17,6 @@ def runc(tmp_path):
     r = Runtime(need("runc"), str(tmp_path / "runc-state"))
     yield r
     r.cleanup()
-
-
-@pytest.fixture
-def bundle(tmp_path):
-    return make_bundle(str(tmp_path / "bundle"))
 
 
 def set_args(bundle, *args, **process):

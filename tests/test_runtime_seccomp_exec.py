@@ -9,21 +9,9 @@ import time
 
 import pytest
 
-from test_runtime_helpers import PALLET_RUNTIME, Runtime, load_config, make_bundle, save_config
+from test_runtime_helpers import load_config, save_config
 
 PODMAN_SECCOMP = "/usr/share/containers/seccomp.json"
-
-
-@pytest.fixture
-def rt(tmp_path):
-    r = Runtime(PALLET_RUNTIME, str(tmp_path / "state"))
-    yield r
-    r.cleanup()
-
-
-@pytest.fixture
-def bundle(tmp_path):
-    return make_bundle(str(tmp_path / "bundle"))
 
 
 def with_seccomp(bundle, script, seccomp, **process):

@@ -254,23 +254,8 @@ def _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx):
 
 
 def _console(console_fd, proc):
-    import fcntl
-    import socket
-    import termios
+    from .init import hand_over_console, open_console
 
-    master, slave = os.openpty()  # /dev/ptmx of the container's devpts: the mount namespace is joined
-    name = os.ttyname(slave)
-    cs = proc.get("consoleSize")
-    if cs:
-        import struct
-
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", cs["height"], cs["width"], 0, 0))
-    sock = socket.socket(fileno=console_fd)
-    socket.send_fds(sock, [name.encode()], [master])
-    sock.close()
-    os.close(master)
-    for fd in (0, 1, 2):
-        os.dup2(slave, fd)
-    if slave > 2:
-        os.close(slave)
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    # /dev/ptmx of the container's devpts: its mount namespace is joined by now
+    master, slave, _name = open_console(proc)
+    hand_over_console(console_fd, master, slave)

@@ -624,23 +624,29 @@ def _readonly(path):
     _sys.mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | _locked_flags(path))
 
 
-def _console(ctx, proc):
+def open_console(proc):
+    """A pty for ``process.terminal``: ``(master, slave, slave's path)``, sized as
+    ``process.consoleSize`` asks (from the devpts of whatever mount namespace we are in)."""
+    master, slave = os.openpty()
+    cs = proc.get("consoleSize")
+    if cs:
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", cs["height"], cs["width"], 0, 0))
+    return master, slave, os.ttyname(slave)
+
+
+def hand_over_console(console_fd, master, slave):
+    """Send the pty master over ``--console-socket`` and make the slave our stdio and
+    controlling terminal (for init and for exec alike)."""
     import fcntl
     import socket
     import termios
 
-    master, slave = os.openpty()
-    name = os.ttyname(slave)
-    cs = proc.get("consoleSize")
-    if cs:
-        import struct
-
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", cs["height"], cs["width"], 0, 0))
-    if not os.path.exists("/dev/console"):
-        _mkfile("/dev/console")
-    _sys.mount(name, "/dev/console", None, MS_BIND)
-    sock = socket.socket(fileno=ctx["console_fd"])
-    socket.send_fds(sock, [name.encode()], [master])
+    sock = socket.socket(fileno=console_fd)
+    socket.send_fds(sock, [os.ttyname(slave).encode()], [master])
     sock.close()
     os.close(master)
     for fd in (0, 1, 2):
@@ -648,6 +654,14 @@ def _console(ctx, proc):
     if slave > 2:
         os.close(slave)
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _console(ctx, proc):
+    master, slave, name = open_console(proc)
+    if not os.path.exists("/dev/console"):
+        _mkfile("/dev/console")
+    _sys.mount(name, "/dev/console", None, MS_BIND)
+    hand_over_console(ctx["console_fd"], master, slave)
 
 
 # ---------------------------------------------------------------- the process
