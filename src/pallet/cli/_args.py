@@ -226,10 +226,12 @@ class ArgumentParser:
         return a, (word[2:] if len(word) > 2 else None)
 
     def _is_option(self, word: str) -> bool:
-        return len(word) > 1 and word[0] == "-" and not (_looks_negative(word) and not self._negatives())
+        return len(word) > 1 and word[0] == "-" and not (word[1] in "0123456789." and _looks_negative(word)
+                                                          and not self._negatives())
 
     def _negatives(self) -> bool:
-        return any(_looks_negative(k) for k in self._options)
+        """Does some option look like a negative number (then "-1" is an option, as argparse has it)?"""
+        return any(_looks_negative(k) for k in self._options)  # a handful of options: cheaper than caching
 
     def _parse(self, args: list[str], ns: Namespace) -> list[str]:
         for a in self._actions:

@@ -110,9 +110,7 @@ def copy_image(src_ref: "ImageReference", dest_ref: "ImageReference", src_ctx: "
         sigs = [] if options.remove_signatures or (top.is_index and options.multi_arch == "system") \
             else src.get_signatures()
         with dest_ref.new_destination(dest_ctx) as dest:
-            if (sigs or options.sign_by) and not dest.supports_signatures:
-                raise Unsupported(f"cannot copy signatures to {dest_ref}: it cannot store them"
-                                  + (" (use --remove-signatures to copy the image without them)" if sigs else ""))
+            _check_signatures(dest, sigs or options.sign_by)  # before anything is copied
             engine = _Engine(src, dest, src_ctx, options)
             if top.is_index:
                 result = engine.copy_index(top)
@@ -122,12 +120,7 @@ def copy_image(src_ref: "ImageReference", dest_ref: "ImageReference", src_ctx: "
             if engine.chosen is not None and not options.remove_signatures:
                 signed = engine.chosen
                 sigs = src.get_signatures(signed)
-                if sigs and not dest.supports_signatures:
-                    raise Unsupported(f"cannot copy signatures to {dest_ref}: it cannot store them "
-                                      "(use --remove-signatures to copy the image without them)")
-            if sigs and result.digest != signed:
-                raise Unsupported(f"copying {src_ref} changes its manifest ({signed} -> {result.digest}), "
-                                  f"which would invalidate its {len(sigs)} signature(s): use --remove-signatures")
+            _check_signatures(dest, sigs, signed, result.digest, str(src_ref))
             if options.sign_by:
                 from . import signature
 
@@ -140,6 +133,20 @@ def copy_image(src_ref: "ImageReference", dest_ref: "ImageReference", src_ctx: "
             dest.commit()
             result.committed = dest.committed
     return result
+
+
+def _check_signatures(dest, sigs, signed: str | None = None, written: str | None = None, what: str = "") -> None:
+    """Refuse to copy signatures (or sign) where the destination cannot keep them, or when the
+    manifest written is not the one they vouch for (``signed``)."""
+    if not sigs:
+        return
+    if not dest.supports_signatures:
+        raise Unsupported(f"cannot copy signatures to {dest.reference}: it cannot store them"
+                          + (" (use --remove-signatures to copy the image without them)"
+                             if isinstance(sigs, list) else ""))
+    if written is not None and written != signed:
+        raise Unsupported(f"copying {what} changes its manifest ({signed} -> {written}), which would "
+                          f"invalidate its {len(sigs)} signature(s): use --remove-signatures")
 
 
 def _sign_identity(options: CopyOptions, dest_ref) -> str | None:
@@ -218,15 +225,9 @@ class _Engine:
         if self.opt.remove_signatures:
             return
         sigs = self.src.get_signatures(source_digest)
-        if not sigs:
-            return
-        if written_digest != source_digest:
-            raise Unsupported(f"copying instance {source_digest} changes its manifest (to {written_digest}), "
-                              f"which would invalidate its {len(sigs)} signature(s): use --remove-signatures")
-        if not self.dest.supports_signatures:
-            raise Unsupported(f"cannot copy signatures to {self.dest.reference}: it cannot store them "
-                              "(use --remove-signatures to copy the image without them)")
-        self.dest.put_signatures(sigs, written_digest)
+        if sigs:
+            _check_signatures(self.dest, sigs, source_digest, written_digest, f"instance {source_digest}")
+            self.dest.put_signatures(sigs, written_digest)
 
     def _parse_instance(self, raw: bytes, media_type: str, desc: Descriptor):
         from ..errors import DigestMismatch

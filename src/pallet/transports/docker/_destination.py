@@ -179,12 +179,18 @@ class DockerDestination(ImageDestination):
         self.client.check(resp, (201, 200), what)
         resp.close()
 
+    def _lookaside(self) -> str | None:
+        """The lookaside store registries.d names for writing this repository's signatures (read once)."""
+        if not hasattr(self, "_lookaside_base"):
+            from .. import registries_d
+
+            self._lookaside_base = registries_d.lookaside(self.reference.named, write=True,
+                                                          explicit=getattr(self.ctx, "registries_d", None))
+        return self._lookaside_base
+
     @property
     def supports_signatures(self) -> bool:
-        from .. import registries_d
-
-        return registries_d.lookaside(self.reference.named, write=True,
-                                      explicit=getattr(self.ctx, "registries_d", None)) is not None
+        return self._lookaside() is not None
 
     def put_signatures(self, signatures: list[bytes], instance_digest: str | None = None) -> None:
         """To the lookaside staging store registries.d names (file:// only)."""
@@ -193,8 +199,9 @@ class DockerDestination(ImageDestination):
         digest = instance_digest or self._top_digest
         if digest is None:
             raise PalletError("internal: signatures before the manifest")
-        if signatures or self.supports_signatures:
-            _lookaside.write(self.reference.named, digest, signatures, self.ctx)
+        base = self._lookaside()
+        if signatures or base is not None:
+            _lookaside.write(base, self.reference.named, digest, signatures)
 
     def commit(self) -> None:
         """Nothing to do: the manifest PUT (last) made the image visible."""

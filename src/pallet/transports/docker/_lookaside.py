@@ -57,9 +57,9 @@ def read(named, manifest_digest: str, ctx) -> list[bytes]:
             p.close()
 
 
-def write(named, manifest_digest: str, signatures: list[bytes], ctx) -> None:
-    """Replace the signatures of ``manifest_digest`` in the lookaside staging store (file://)."""
-    base = registries_d.lookaside(named, write=True, explicit=getattr(ctx, "registries_d", None))
+def write(base: str | None, named, manifest_digest: str, signatures: list[bytes]) -> None:
+    """Replace the signatures of ``manifest_digest`` in the lookaside staging store ``base``
+    (file://; what registries.d names for writing, None when it names none)."""
     if base is None:
         raise Unsupported(f"docker://{named}: registries.d configures no lookaside store to write signatures to "
                           "(use --remove-signatures, or set lookaside-staging)")
