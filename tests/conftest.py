@@ -198,3 +198,36 @@ def open_dir():
     os.chmod(d, 0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+# -- test groups ---------------------------------------------------------------------------
+# `pytest -m unit` runs the fast tests that need neither root, a peer tool nor a registry;
+# `-m interop`, `-m root` and `-m slow` select the others (README: "Running the tests").
+# A module opts in with ``pytestmark = pytest.mark.unit``; the older modules are listed here.
+# interop and root are derived from the fixtures a test uses, so they cannot go stale.
+
+_UNIT_MODULES = {"test_oci_model", "test_docker_unit"}
+_UNIT_TESTS = {  # pure tests in modules that also hold interop ones
+    "test_cli_startup": {"test_json_writes_and_reads_what_json_does", "test_json_errors_are_jsons",
+                         "test_reference_grammar_is_distributions", "test_layout_ref_names_are_the_image_specs",
+                         "test_registry_table_sniffing_matches_its_pattern", "test_parser_option_forms",
+                         "test_parser_errors_say_what_argparse_says", "test_parser_subcommands_and_help"},
+}
+_ROOT_FIXTURES = {"root_required", "rt", "bundle", "open_dir"}
+_INTEROP_FIXTURES = {"registry", "make_registry", "skopeo"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if getattr(item, "module", None) else ""
+        name = getattr(item, "originalname", item.name)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        listed = module in _UNIT_MODULES or name in _UNIT_TESTS.get(module, ())
+        if listed and not fixtures & (_ROOT_FIXTURES | _INTEROP_FIXTURES):
+            item.add_marker(pytest.mark.unit)
+        if fixtures & _ROOT_FIXTURES:
+            item.add_marker(pytest.mark.root)
+        if fixtures & _INTEROP_FIXTURES:
+            item.add_marker(pytest.mark.interop)
+        if item.get_closest_marker("unit") and fixtures & (_ROOT_FIXTURES | _INTEROP_FIXTURES):
+            raise pytest.UsageError(f"{item.nodeid} is marked unit but uses {sorted(fixtures & (_ROOT_FIXTURES | _INTEROP_FIXTURES))}")
