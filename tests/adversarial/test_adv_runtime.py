@@ -1,0 +1,139 @@
+"""Attacks on pallet-runtime: hostile container ids and planted state files.
+
+Every verb checks the id (runc: ``invalid container ID format``) before a path is built
+from it; ``ROOT/ID`` must be a directory in the state root (a symlink there is refused,
+never followed); state files are opened relative to it without following symlinks and
+trusted only in the shape pallet-runtime writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from test_runtime_helpers import mounts_under
+
+pytestmark = pytest.mark.usefixtures("root_required")
+
+BAD_IDS = ["..", ".", "../victim", "a/b", "/etc", "x\nunknown", "", "a b"]
+
+
+@pytest.fixture
+def tmpfs_canary(tmp_path):
+    """A tmpfs mount that a hostile state file would make ``delete --force`` detach."""
+    d = tmp_path / "canary"
+    d.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "canary", str(d)], check=True)
+    (d / "data").write_text("keep")
+    yield str(d)
+    subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def _assert_refused(r, what):
+    assert r.returncode != 0, (what, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "invalid container ID format" in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("cid", BAD_IDS)
+def test_delete_force_refuses_a_bad_id_and_removes_nothing(rt, tmp_path, cid):
+    os.makedirs(rt.root)
+    (tmp_path / "victim").mkdir()
+    (tmp_path / "victim" / "precious").write_text("data")
+    (tmp_path / "sibling").write_text("data")
+    other = os.path.join(rt.root, "other")
+    os.mkdir(other)
+    r = rt("delete", "--force", cid)
+    _assert_refused(r, cid)
+    assert (tmp_path / "victim" / "precious").read_text() == "data"
+    assert (tmp_path / "sibling").read_text() == "data"
+    assert os.path.isdir(other) and os.path.isdir(rt.root)
+
+
+@pytest.mark.parametrize("verb", ["state", "start", "kill", "delete", "pause", "resume", "ps", "events",
+                                  "exec", "update", "create", "run"])
+def test_every_verb_checks_the_id(rt, bundle, verb):
+    extra = {"exec": ["true"], "update": ["--pids-limit", "10"], "create": ["--bundle", bundle],
+             "run": ["--bundle", bundle], "events": ["--stats"]}.get(verb, [])
+    for cid in ("../x", ".."):
+        if verb in ("create", "run", "update", "events"):
+            args = [verb, *extra, cid]
+        else:
+            args = [verb, cid, *extra]
+        r = rt(*args)
+        _assert_refused(r, args)
+    assert not os.path.exists(os.path.join(os.path.dirname(rt.root), "x"))
+
+
+def test_symlinked_container_dir_is_refused_not_followed(rt, tmp_path, tmpfs_canary):
+    os.makedirs(rt.root)
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "hostmounts.json").write_text(json.dumps({"rootfs": "/", "before": []}))
+    (planted / "cgroups.json").write_text(json.dumps({"kind": "v1", "paths": {"pids": "/sys/fs/cgroup/pids"}}))
+    (planted / "state.json").write_text("{")
+    os.symlink(str(planted), os.path.join(rt.root, "evil"))
+    for verb in (["delete", "--force"], ["delete"], ["state"], ["kill"]):
+        r = rt(*verb, "evil")
+        assert r.returncode != 0, (verb, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "not a directory" in r.stderr, r.stderr
+    assert sorted(os.listdir(planted)) == ["cgroups.json", "hostmounts.json", "state.json"]
+    assert mounts_under(tmpfs_canary) == [tmpfs_canary]
+    assert open(os.path.join(tmpfs_canary, "data")).read() == "keep"
+
+
+def test_planted_hostmounts_with_root_slash_detaches_nothing(rt, tmpfs_canary):
+    d = os.path.join(rt.root, "planted")
+    os.makedirs(d)
+    with open(os.path.join(d, "hostmounts.json"), "w") as f:
+        json.dump({"rootfs": "/", "before": []}, f)
+    r = rt("delete", "--force", "planted")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not os.path.exists(d)
+    assert mounts_under(tmpfs_canary) == [tmpfs_canary]
+
+
+def test_planted_cgroups_json_outside_the_cgroupfs_is_ignored(rt, tmp_path):
+    d = os.path.join(rt.root, "planted")
+    os.makedirs(d)
+    victim = subprocess.Popen(["sleep", "30"])
+    try:
+        with open(f"/proc/{victim.pid}/cgroup") as f:
+            pids_line = [ln for ln in f if ":pids:" in ln or ln.startswith("0::")][0]
+        with open(os.path.join(d, "cgroups.json"), "w") as f:  # names the victim's cgroup through ..
+            json.dump({"kind": "v1", "paths": {"pids": "/sys/fs/cgroup/pids/x/.." +
+                                                pids_line.split(":", 2)[2].strip()}}, f)
+        r = rt("delete", "--force", "planted")
+        assert r.returncode == 0, r.stderr
+        assert victim.poll() is None, "delete --force killed a process outside the container"
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_state_files_are_not_followed_through_symlinks(rt, tmp_path):
+    d = os.path.join(rt.root, "c1")
+    os.makedirs(d)
+    target = tmp_path / "outside.json"
+    target.write_text(json.dumps({"id": "c1", "pid": 1, "config": {}}))
+    os.symlink(str(target), os.path.join(d, "state.json"))
+    r = rt("state", "c1")
+    assert r.returncode != 0 and "state.json" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = rt("delete", "--force", "c1")
+    assert r.returncode == 0, r.stderr
+    assert not os.path.lexists(d)
+    assert target.exists()
+
+
+def test_a_real_container_still_deletes(rt, bundle):
+    r = rt.create("ok1", bundle)
+    assert r.returncode == 0, r.stderr
+    assert rt.state("ok1")["status"] == "created"
+    r = rt("delete", "--force", "ok1")
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(os.path.join(rt.root, "ok1"))
