@@ -137,3 +137,69 @@ def test_a_real_container_still_deletes(rt, bundle):
     r = rt("delete", "--force", "ok1")
     assert r.returncode == 0, r.stderr
     assert not os.path.exists(os.path.join(rt.root, "ok1"))
+
+
+# -- mount destinations raced through symlinks (the CVE-2021-30465 / CVE-2024-45310 class) ----
+
+_RACER = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+a, b = (p.encode() for p in sys.argv[1:3])
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+while True:  # swap the directory and the symlink to the host, as fast as we can
+    libc.renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE)
+"""
+
+
+@pytest.fixture
+def leak_guard(tmp_path):
+    """Whatever the test leaks below tmp_path (mounts) is undone even when it fails."""
+    yield
+    for mp in reversed(mounts_under(str(tmp_path))):
+        subprocess.run(["umount", "-l", mp], check=False)
+
+
+def test_mount_destinations_raced_through_symlinks_stay_inside_the_rootfs(rt, bundle, tmp_path, leak_guard):
+    import sys
+    import time
+
+    from test_runtime_helpers import load_config, save_config
+
+    host = tmp_path / "host-target"  # what a swapped component points at
+    host.mkdir()
+    src = tmp_path / "bind-src"
+    src.mkdir()
+    (src / "f").write_text("x")
+    rootfs = os.path.join(bundle, "rootfs")
+    os.makedirs(os.path.join(rootfs, "mnt", "a"))
+    os.symlink(str(host), os.path.join(rootfs, "mnt", "swap"))
+    cfg = load_config(bundle)
+    cfg["process"]["args"] = ["true"]
+    cfg["mounts"] += [{"destination": "/mnt/a/b/t", "type": "tmpfs", "source": "tmpfs"},
+                     {"destination": "/mnt/a/b/bd", "type": "bind", "source": str(src), "options": ["rbind"]},
+                     {"destination": "/mnt/a/c/f", "type": "bind", "source": str(src / "f"), "options": ["bind"]}]
+    cfg["root"]["readonly"] = False
+    with_ns = json.loads(json.dumps(cfg))
+    without_ns = json.loads(json.dumps(cfg))  # mounts go to the host's namespace: a misplaced one stays
+    lx = without_ns["linux"]
+    lx["namespaces"] = [ns for ns in lx["namespaces"] if ns["type"] != "mount"]
+    lx.pop("maskedPaths", None)
+    lx.pop("readonlyPaths", None)
+    racer = subprocess.Popen([sys.executable, "-c", _RACER, os.path.join(rootfs, "mnt", "a"),
+                              os.path.join(rootfs, "mnt", "swap")])
+    t0 = time.monotonic()
+    try:
+        outcomes = {}
+        for i in range(200):
+            save_config(bundle, with_ns if i % 2 else without_ns)
+            r = rt("run", "--bundle", bundle, f"race{i}")
+            outcomes[r.returncode] = outcomes.get(r.returncode, 0) + 1
+            assert "Traceback" not in r.stderr, r.stderr
+            assert mounts_under(str(host)) == [], f"round {i}: a mount landed outside the rootfs"
+            assert os.listdir(host) == [], f"round {i}: {os.listdir(host)} made outside the rootfs"
+    finally:
+        racer.kill()
+        racer.wait()
+    assert time.monotonic() - t0 < 50
+    assert outcomes.get(0, 0) > 0, outcomes  # the race does not stop containers from running
+    assert mounts_under(rootfs) == []  # run deleted each one, its mounts included
