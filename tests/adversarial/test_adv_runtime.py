@@ -203,3 +203,69 @@ def test_mount_destinations_raced_through_symlinks_stay_inside_the_rootfs(rt, bu
     assert time.monotonic() - t0 < 50
     assert outcomes.get(0, 0) > 0, outcomes  # the race does not stop containers from running
     assert mounts_under(rootfs) == []  # run deleted each one, its mounts included
+
+
+# -- mounts inside /proc, symlinked root.path ---------------------------------------------------
+
+def _cfg(bundle, args, mounts=()):
+    from test_runtime_helpers import load_config, save_config
+
+    cfg = load_config(bundle)
+    cfg["process"]["args"] = args
+    cfg["mounts"] += list(mounts)
+    save_config(bundle, cfg)
+
+
+def test_a_symlink_in_the_rootfs_cannot_take_a_mount_into_proc(rt, bundle, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    os.symlink("/proc/sys", os.path.join(bundle, "rootfs", "innocent"))
+    _cfg(bundle, ["true"], [{"destination": "/innocent", "type": "bind", "source": str(src), "options": ["rbind"]}])
+    r = rt("run", "--bundle", bundle, "p1")
+    assert r.returncode == 1, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "mounts[7]" in r.stderr and "inside /proc" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(rt.root, "p1"))
+
+
+def test_runc_allowed_proc_files_and_a_procfs_bind_still_mount(rt, bundle, tmp_path):
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("lxcfs says hello\n")
+    _cfg(bundle, ["cat", "/proc/cpuinfo"],
+         [{"destination": "/proc/cpuinfo", "type": "bind", "source": str(fake), "options": ["bind"]}])
+    r = rt("run", "--bundle", bundle, "p2")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "lxcfs says hello\n"
+    # a bind of a procfs root onto /proc itself (the mounts[0] proc replaced)
+    from test_runtime_helpers import load_config, save_config
+
+    cfg = load_config(bundle)
+    cfg["mounts"][0] = {"destination": "/proc", "type": "bind", "source": "/proc", "options": ["rbind"]}
+    cfg["mounts"] = cfg["mounts"][:-1]
+    cfg["process"]["args"] = ["test", "-e", "/proc/self/status"]
+    cfg["linux"]["maskedPaths"] = []
+    cfg["linux"]["readonlyPaths"] = []
+    save_config(bundle, cfg)
+    r = rt("run", "--bundle", bundle, "p3")
+    assert r.returncode == 0, r.stderr
+    cfg["mounts"][0]["source"] = str(tmp_path)  # not a procfs: refused
+    save_config(bundle, cfg)
+    r = rt("run", "--bundle", bundle, "p4")
+    assert r.returncode == 1 and "not the root of a proc filesystem" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("target", ["/", "rootfs"])
+def test_symlinked_root_path_is_refused(rt, bundle, target):
+    from test_runtime_helpers import load_config, save_config
+
+    link = os.path.join(bundle, "rootlink")
+    os.symlink(target, link)
+    cfg = load_config(bundle)
+    cfg["root"]["path"] = "rootlink"
+    cfg["process"]["args"] = ["true"]
+    save_config(bundle, cfg)
+    for verb in ("create", "run"):
+        r = rt(verb, "--bundle", bundle, "s1")
+        assert r.returncode == 1, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "root.path" in r.stderr and "symlink" in r.stderr
+        assert not os.path.exists(os.path.join(rt.root, "s1"))

@@ -92,7 +92,11 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
     rootfs = config["root"]["path"]
     if not rootfs.startswith("/"):
         rootfs = bundle + "/" + rootfs
-    rootfs = os.path.realpath(rootfs)
+    rootfs = os.path.normpath(rootfs)
+    real = os.path.realpath(rootfs)
+    if real != rootfs:  # as runc: the rootfs is its own real path (no symlink, even to /)
+        raise InvalidDocument(f"config.json: root.path: {rootfs} is a symlink or has one in its path "
+                              f"(it resolves to {real}): give the real path")
     if not os.path.isdir(rootfs):
         raise InvalidDocument(f"config.json: root.path: {rootfs} is not a directory")
     proc = config.get("process") or {}
@@ -104,6 +108,9 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
     nss = {}
     for ns in (config.get("linux") or {}).get("namespaces") or ():
         nss[ns["type"]] = ns.get("path")
+    if "mount" not in nss and rootfs == "/":
+        raise InvalidDocument("config.json: root.path: / without a mount namespace would mount the config's "
+                              "mounts over the host's own directories")
     linux = config.get("linux") or {}
     cg = _cgroups.manager(linux, cid, systemd_cgroup)
     cg.check(linux.get("resources"), linux)  # what the host cannot do is refused before anything exists

@@ -517,7 +517,9 @@ def _mount_one(ctx, rootfs, m, late_ro):
         dfd = _mkdir_all_in_root(rfd, dest)
     new = None
     try:
-        _check_inside(rootfs, dfd, what)
+        real = _check_inside(rootfs, dfd, what)
+        # /proc as the destination resolves now (a symlink in the rootfs can point there)
+        _check_proc(real[len(rootfs.rstrip("/")):] or "/", typ, bind, src, what)
         if bind:
             _sys.mount(src, _fdp(dfd), None, MS_BIND | (flags & MS_REC))
             new = _landed(rfd, rootfs, dest, dfd, what)
@@ -548,6 +550,34 @@ def _mount_one(ctx, rootfs, m, late_ro):
         os.close(dfd)
         if new is not None:
             os.close(new)
+
+
+def _check_proc(dest, typ, bind, src, what):
+    from ..errors import InvalidDocument
+    from .spec import check_proc_destination
+
+    try:
+        check_proc_destination(dest, typ, bind, what)
+    except InvalidDocument as e:
+        raise SetupError(str(e).replace("config.json: ", "", 1)) from None
+    if dest == "/proc" and typ != "proc" and not _is_procfs_root(src):
+        raise SetupError(f"{what}: {src} is not the root of a proc filesystem: only proc may be mounted on /proc")
+
+
+def _is_procfs_root(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if st.st_ino != 1:
+        return False
+    dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if left.split()[2] == dev and right.split()[0] == "proc":
+                return True
+    return False
 
 
 def _tmpcopyup(dest, src, flags, data):
