@@ -285,7 +285,7 @@ def test_failed_create_leaves_no_cgroups(rt, bundle):
     # the init fails late (a missing program), after the cgroups were made and joined
     configure(bundle, ["/no/such/program"], {"pids": {"limit": 10}}, cgroupsPath="pallet-fail/x")
     r = rt.create("fail", bundle)
-    assert r.returncode == 1 and "no such executable" in r.stderr
+    assert r.returncode == 1 and "/no/such/program: no such file or directory" in r.stderr, r.stderr
     # and a limit the kernel refuses (a cpuset this machine does not have) fails while setting up
     configure(bundle, ["true"], {"cpu": {"cpus": "63"}}, cgroupsPath="pallet-fail/y")
     r = rt.create("fail2", bundle)

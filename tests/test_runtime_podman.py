@@ -116,3 +116,18 @@ def test_run_detached_exec_logs_pause_stop_rm(podman):
         r = podman("rm", "-f", "d1")
     assert r.returncode == 0, r.stderr
     assert podman("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_missing_or_not_executable_command_gives_runc_exit_codes(podman):
+    """podman classifies the runtime's error by its words, as runc words it: 127 for a missing
+    command, 126 for one that is not executable (absolute path and PATH lookup alike)."""
+    for args, code in ((["/no/such/cmd"], 127), (["no-such-cmd"], 127),
+                       (["/etc/passwd"], 126), (["passwd-copy"], 126)):
+        if args == ["passwd-copy"]:  # a non-executable file found on $PATH
+            cmd = ["--env", "PATH=/etc", IMAGE, "passwd"]
+        else:
+            cmd = [IMAGE, *args]
+        r = podman("run", "--rm", "--network", "none", *cmd)
+        assert r.returncode == code, (args, r.returncode, r.stderr)
+        assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    assert podman("ps", "-a", "-q").stdout.strip() == ""

@@ -847,16 +847,32 @@ def _home(uid):
 
 
 def _lookup(prog, path, cwd):
+    """The program's path, or runc's words for why not — podman, conmon and CRI-O classify a
+    runtime's error by them: "executable file not found in $PATH" / "no such file or
+    directory" are exit 127, "permission denied" 126 (as with runc)."""
     if "/" in prog:
         full = prog if prog.startswith("/") else cwd.rstrip("/") + "/" + prog
+        try:
+            st = os.stat(full)
+        except FileNotFoundError:
+            raise SetupError(f'process.args[0]: exec: "{prog}": stat {full}: no such file or directory') from None
+        except NotADirectoryError:
+            raise SetupError(f'process.args[0]: exec: "{prog}": stat {full}: not a directory') from None
+        if (st.st_mode & 0o170000) == 0o040000:
+            raise SetupError(f'process.args[0]: exec: "{prog}": is a directory')
         if not os.access(full, os.X_OK):
-            raise SetupError(f"process.args[0]: {prog}: no such executable")
+            raise SetupError(f'process.args[0]: exec: "{prog}": permission denied')
         return full
+    denied = False
     for d in (path or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
         full = (d or ".").rstrip("/") + "/" + prog
-        if os.path.isfile(full) and os.access(full, os.X_OK):
-            return full
-    raise SetupError(f"process.args[0]: {prog!r}: executable file not found in $PATH")
+        if os.path.isfile(full):
+            if os.access(full, os.X_OK):
+                return full
+            denied = True
+    if denied:  # found, but not executable (Go's exec.LookPath says so too)
+        raise SetupError(f'process.args[0]: exec: "{prog}": permission denied')
+    raise SetupError(f'process.args[0]: exec: "{prog}": executable file not found in $PATH')
 
 
 def _cap_mask(caps, name, top):
