@@ -58,11 +58,17 @@ def podman(tmp_path_factory):
         r = p("tag", r.stdout.strip(), IMAGE)
         assert r.returncode == 0, r.stderr
         yield p
-    finally:
-        p("rm", "-a", "-f", "-t", "0")
-        p("rmi", "-a", "-f")
-        subprocess.run(["umount", "-R", "-l", runroot], capture_output=True)
-        shutil.rmtree(runroot, ignore_errors=True)
+    finally:  # every step runs even when one fails (a teardown that raised left containers running)
+        errors = []
+        for step in (lambda: p("rm", "-a", "-f", "-t", "0", timeout=120),
+                     lambda: p("rmi", "-a", "-f", timeout=120),
+                     lambda: subprocess.run(["umount", "-R", "-l", runroot], capture_output=True, timeout=60),
+                     lambda: shutil.rmtree(runroot, ignore_errors=True)):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+        assert not errors, errors
         assert not os.path.exists("/sys/fs/cgroup/pids/libpod_parent") or \
             not [d for d in os.listdir("/sys/fs/cgroup/pids/libpod_parent") if d.startswith("libpod-")]
 
