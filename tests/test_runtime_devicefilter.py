@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
+from pallet.errors import RuntimeError_
 from pallet.runtime.cgroups import devices, ebpf
 from pallet.runtime.cgroups.fs2 import Manager2
 
@@ -61,7 +63,17 @@ def cgroup():
     path = f"{UNIFIED}/pallet-devfilter-test/c"
     m = Manager2(path, hybrid=False)
     yield m
-    m.remove()
+    # whatever a failed test left in it is killed first, so the removal cannot fail on it
+    deadline = time.monotonic() + 10
+    while os.path.isdir(path):
+        try:
+            for pid in m.pids():
+                os.kill(pid, 9)
+            m.remove()
+        except (OSError, RuntimeError_):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
     assert not os.path.exists(f"{UNIFIED}/pallet-devfilter-test")
 
 

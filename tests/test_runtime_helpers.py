@@ -83,11 +83,21 @@ class Runtime:
         return json.loads(r.stdout)
 
     def cleanup(self) -> None:
+        """Remove every container, whatever happens to one of them (a teardown that raised
+        half-way used to leave busy containers running): each delete is tried, a hung one
+        is killed, then what is left of the state root goes."""
         if not os.path.isdir(self.root):
             return
+        errors = []
         for cid in os.listdir(self.root):
-            self("delete", "--force", cid)
+            try:
+                r = self("delete", "--force", cid, timeout=30)
+                if r.returncode != 0 and os.path.isdir(os.path.join(self.root, cid)):
+                    errors.append(f"{cid}: {r.stderr.strip()}")
+            except Exception as e:  # noqa: BLE001  (a timeout: the next ones still go)
+                errors.append(f"{cid}: {e}")
         shutil.rmtree(self.root, ignore_errors=True)
+        return errors
 
 
 def mounts_under(path: str) -> list[str]:

@@ -58,11 +58,17 @@ def podman(tmp_path_factory):
         r = p("tag", r.stdout.strip(), IMAGE)
         assert r.returncode == 0, r.stderr
         yield p
-    finally:
-        p("rm", "-a", "-f", "-t", "0")
-        p("rmi", "-a", "-f")
-        subprocess.run(["umount", "-R", "-l", runroot], capture_output=True)
-        shutil.rmtree(runroot, ignore_errors=True)
+    finally:  # every step runs even when one fails (a teardown that raised left containers running)
+        errors = []
+        for step in (lambda: p("rm", "-a", "-f", "-t", "0", timeout=120),
+                     lambda: p("rmi", "-a", "-f", timeout=120),
+                     lambda: subprocess.run(["umount", "-R", "-l", runroot], capture_output=True, timeout=60),
+                     lambda: shutil.rmtree(runroot, ignore_errors=True)):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+        assert not errors, errors
         assert not os.path.exists("/sys/fs/cgroup/pids/libpod_parent") or \
             not [d for d in os.listdir("/sys/fs/cgroup/pids/libpod_parent") if d.startswith("libpod-")]
 
@@ -115,4 +121,19 @@ def test_run_detached_exec_logs_pause_stop_rm(podman):
     finally:
         r = podman("rm", "-f", "d1")
     assert r.returncode == 0, r.stderr
+    assert podman("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_missing_or_not_executable_command_gives_runc_exit_codes(podman):
+    """podman classifies the runtime's error by its words, as runc words it: 127 for a missing
+    command, 126 for one that is not executable (absolute path and PATH lookup alike)."""
+    for args, code in ((["/no/such/cmd"], 127), (["no-such-cmd"], 127),
+                       (["/etc/passwd"], 126), (["passwd-copy"], 126)):
+        if args == ["passwd-copy"]:  # a non-executable file found on $PATH
+            cmd = ["--env", "PATH=/etc", IMAGE, "passwd"]
+        else:
+            cmd = [IMAGE, *args]
+        r = podman("run", "--rm", "--network", "none", *cmd)
+        assert r.returncode == code, (args, r.returncode, r.stderr)
+        assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
     assert podman("ps", "-a", "-q").stdout.strip() == ""

@@ -108,7 +108,13 @@ def test_kill(rt, bundle):
     assert rt.create("k", bundle).returncode == 0
     assert rt("start", "k").returncode == 0
     pid = rt.state("k")["pid"]
-    time.sleep(0.3)  # the trap is set
+    deadline = time.monotonic() + 5
+    while True:  # wait until the shell has set its trap: SIGUSR1 (10) caught
+        caught = [ln for ln in open(f"/proc/{pid}/status") if ln.startswith("SigCgt:")][0]
+        if int(caught.split()[1], 16) & (1 << 9):
+            break
+        assert time.monotonic() < deadline, caught
+        time.sleep(0.02)
     assert rt("kill", "k", "bogus").returncode == 1
     assert rt("kill", "k", "SIGUSR1").returncode == 0
     deadline = time.monotonic() + 5

@@ -86,6 +86,22 @@ BAD = [
     (lambda c: c["linux"]["resources"].__setitem__("unified", {"memory.high": "1G"}),
      "linux.resources.unified.memory.high"),
     (lambda c: c["linux"].__setitem__("cgroupsPath", "system.slice:pallet:x"), "linux.cgroupsPath"),
+    # mounts inside /proc (runc: CVE-2019-16884/CVE-2019-19921)
+    (lambda c: c["mounts"].append({"destination": "/proc/sys", "type": "bind", "source": "/tmp",
+                                   "options": ["rbind"]}), "mounts[7].destination: '/proc/sys' is inside /proc"),
+    (lambda c: c["mounts"].append({"destination": "/x/../proc//self", "type": "tmpfs", "source": "t"}),
+     "mounts[7].destination: '/x/../proc//self' is inside /proc"),
+    (lambda c: c["mounts"].__setitem__(0, {"destination": "/proc", "type": "tmpfs", "source": "t"}),
+     "mounts[0].destination: '/proc': only a proc filesystem"),
+    # NUL bytes (C strings) and hostile nesting: one line naming the field
+    (lambda c: c["process"]["args"].append("a\x00b"), "process.args[1]: 'a\\x00b' contains a NUL byte"),
+    (lambda c: c["process"]["env"].append("A=\x00"), "process.env[2]: 'A=\\x00' contains a NUL byte"),
+    (lambda c: c.__setitem__("hostname", "h\x00"), "hostname: 'h\\x00' contains a NUL byte"),
+    (lambda c: c["mounts"][0].__setitem__("source", "pr\x00oc"), "mounts[0].source: 'pr\\x00oc' contains a NUL"),
+    (lambda c: c.__setitem__("hooks", {"prestart": [{"path": "/bin/true", "args": ["t", "\x00"]}]}),
+     "hooks.prestart[0].args[1]: '\\x00' contains a NUL byte"),
+    (lambda c: c["linux"].__setitem__("sysctl", {"net.a\x00": "1"}), "linux.sysctl: key 'net.a\\x00' contains a NUL"),
+    (lambda c: c.__setitem__("x", json.loads("[" * 200 + "]" * 200)), "nested more than 32 levels deep"),
 ]
 
 
@@ -128,6 +144,16 @@ def test_no_process_creates_but_start_refuses(tmp_path):
         assert rt("delete", "np").returncode == 0
     finally:
         rt.cleanup()
+
+
+def test_json_nested_50k_deep_is_one_line(tmp_path):
+    bundle = make_bundle(str(tmp_path / "b"))
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        f.write("[" * 50000 + "]" * 50000)
+    rt = Runtime(PALLET_RUNTIME, str(tmp_path / "state"))
+    r = rt("run", "--bundle", bundle, "x")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "config.json: not JSON: nested too deeply" in r.stderr
 
 
 def test_not_json_refused(tmp_path):

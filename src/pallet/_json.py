@@ -45,6 +45,8 @@ def loads(text):
             end += 1
         if end == n:
             return obj
+    except RecursionError:  # hostile nesting (50k "["): one ValueError, as for any bad document
+        raise ValueError("nested too deeply (more levels of arrays/objects than the parser allows)") from None
     except Exception:  # noqa: BLE001  (the real module says where and why, or copes: BOMs, UTF-16)
         pass
     import json

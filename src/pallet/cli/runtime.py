@@ -199,6 +199,11 @@ def main(argv=None):
             raise
         _error(opts, f"{e.strerror or e}{': ' + str(e.filename) if getattr(e, 'filename', None) else ''}")
         return 1
+    except Exception as e:  # a bug: still one line (--debug shows the traceback)
+        if opts.get("debug"):
+            raise
+        _error(opts, f"{cmd}: internal error: {type(e).__name__}: {e} (please report it)")
+        return 1
 
 
 def _error(opts, msg):

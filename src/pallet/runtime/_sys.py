@@ -135,6 +135,31 @@ def pivot_root(new_root, put_old):
                     c_char_p(put_old.encode())), "pivot_root", new_root)
 
 
+SYS_openat2 = 437  # the generic table's number, on x86_64 and aarch64 alike
+RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
+RESOLVE_BENEATH, RESOLVE_IN_ROOT = 0x08, 0x10
+
+
+class _OpenHow(Structure):
+    _fields_ = [("flags", c_uint64), ("mode", c_uint64), ("resolve", c_uint64)]
+
+
+def openat2(dirfd, path, flags, resolve, mode=0):
+    """openat2(2): ``path`` looked up from ``dirfd`` under ``resolve`` (RESOLVE_IN_ROOT: as if
+    ``dirfd`` were ``/``, symlinks and ``..`` included — the lookup never leaves it); a fd.
+    EAGAIN (a concurrent rename the kernel could not rule out) is retried a few times."""
+    how = _OpenHow(flags, mode, resolve)
+    p = c_char_p(os.fsencode(path))
+    for _ in range(32):
+        fd = _syscall(c_long(SYS_openat2), c_int(dirfd), p, byref(how), c_size_t(sizeof(how)))
+        if fd >= 0:
+            return fd
+        e = get_errno()
+        if e != 11:  # EAGAIN
+            break
+    raise OSError(e, os.strerror(e), path)
+
+
 class _MountAttr(Structure):
     _fields_ = [("attr_set", c_uint64), ("attr_clr", c_uint64),
                 ("propagation", c_uint64), ("userns_fd", c_uint64)]

@@ -92,7 +92,11 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
     rootfs = config["root"]["path"]
     if not rootfs.startswith("/"):
         rootfs = bundle + "/" + rootfs
-    rootfs = os.path.realpath(rootfs)
+    rootfs = os.path.normpath(rootfs)
+    real = os.path.realpath(rootfs)
+    if real != rootfs:  # as runc: the rootfs is its own real path (no symlink, even to /)
+        raise InvalidDocument(f"config.json: root.path: {rootfs} is a symlink or has one in its path "
+                              f"(it resolves to {real}): give the real path")
     if not os.path.isdir(rootfs):
         raise InvalidDocument(f"config.json: root.path: {rootfs} is not a directory")
     proc = config.get("process") or {}
@@ -104,6 +108,9 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
     nss = {}
     for ns in (config.get("linux") or {}).get("namespaces") or ():
         nss[ns["type"]] = ns.get("path")
+    if "mount" not in nss and rootfs == "/":
+        raise InvalidDocument("config.json: root.path: / without a mount namespace would mount the config's "
+                              "mounts over the host's own directories")
     linux = config.get("linux") or {}
     cg = _cgroups.manager(linux, cid, systemd_cgroup)
     cg.check(linux.get("resources"), linux)  # what the host cannot do is refused before anything exists
@@ -161,13 +168,24 @@ def _mounts_below(rootfs):
 def _umount_host_mounts(c):
     """Unmount what a container without a mount namespace mounted under its rootfs (newest first)."""
     info = c.read_file(HOST_MOUNTS)
-    if not isinstance(info, dict) or not isinstance(info.get("rootfs"), str):
+    if not isinstance(info, dict):
+        return
+    rootfs, before = info.get("rootfs"), info.get("before")
+    # only what pallet-runtime writes: an absolute, normalised rootfs that is not / (that would
+    # be every mount of the host), the one state.json names when there is one
+    if not isinstance(rootfs, str) or not rootfs.startswith("/") or os.path.normpath(rootfs) != rootfs \
+            or rootfs in ("/", "//") or "\0" in rootfs or not isinstance(before, list) \
+            or not all(isinstance(m, str) for m in before):
+        os.write(2, f"pallet-runtime: warning: container {c.id!r}: {HOST_MOUNTS} is not pallet-runtime's: "
+                    "no mount detached\n".encode())
+        return
+    if c.state is not None and c.state.get("rootfs") != rootfs:
         return
     from . import _sys
 
-    before = set(info.get("before") or ())
+    before = set(before)
     for _ in range(3):  # stacked mounts: a detach can uncover an older one on the same point
-        todo = [m for m in _mounts_below(info["rootfs"]) if m not in before]
+        todo = [m for m in _mounts_below(rootfs) if m not in before]
         if not todo:
             return
         for mp in reversed(todo):
@@ -196,9 +214,9 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
     from .init import Chan
     from .spec import CLONE_FLAGS
 
-    os.mkfifo(c.fifo, 0o622)
-    os.chmod(c.fifo, 0o622)
-    fifo_fd = os.open(c.fifo, os.O_PATH | os.O_CLOEXEC)
+    os.mkfifo(_state.FIFO, 0o622, dir_fd=c.fd)
+    fifo_fd = c.open_fifo(os.O_PATH)
+    os.chmod(f"/proc/self/fd/{fifo_fd}", 0o622)  # whatever the umask
     cr, pw = os.pipe()
     pr, cw = os.pipe()
     ctx = {
@@ -451,7 +469,7 @@ def _start(c):
         raise RuntimeError_(f"cannot start container {c.id!r}: config.json has no process")
     import select
 
-    fd = os.open(c.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = c.open_fifo(os.O_RDONLY | os.O_NONBLOCK)
     try:
         p = select.poll()
         p.register(fd, select.POLLIN)
@@ -463,10 +481,7 @@ def _start(c):
             raise RuntimeError_(f"container {c.id!r} died before it was started")
     finally:
         os.close(fd)
-        try:
-            os.unlink(c.fifo)
-        except FileNotFoundError:
-            pass
+        c.unlink(_state.FIFO)
     hooks = c.state["config"].get("hooks") or {}
     if hooks.get("poststart"):
         _warn_hooks(c, "poststart", "running")
@@ -593,16 +608,11 @@ def kill(root, cid, sig, all_=False):
 
 
 def delete(root, cid, force=False):
+    _state.check_id(cid)  # before anything: no path is ever built from an unchecked id
     try:
         c = _state.open_container(root, cid, allow_corrupt=force)
-    except RuntimeError_:
-        if force and os.path.isdir(f"{root}/{cid}"):
-            c = _state.Container(cid, f"{root}/{cid}", None)
-            _remove_cgroups_of(c)
-            _umount_host_mounts(c)
-            c.remove()
-            return
-        if force and not os.path.exists(f"{root}/{cid}"):
+    except _state.NoSuchContainer:
+        if force:
             return
         raise
     with c:

@@ -78,12 +78,14 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
     """Run ``proc`` (a runtime-spec process object) in the container; returns the exit code (0 detached)."""
     from . import _sys
     from .cgroups import fork_in
-    from .spec import CLONE_FLAGS, _validate_process
+    from .spec import CLONE_FLAGS, _t, _validate_process, check_strings
     from .container import _connect, _write_pid_file, cgroup_manager
 
     from ..errors import InvalidDocument
 
     try:
+        _t(proc, dict, "process", True)
+        check_strings(proc)
         _validate_process(proc)
     except InvalidDocument as e:
         raise RuntimeError_(str(e).replace("config.json: ", "exec: ", 1)) from None

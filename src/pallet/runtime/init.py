@@ -146,6 +146,8 @@ def _init(ctx):
         # (unbindable would forbid binding the rootfs itself: that one is applied after pivot_root)
         _sys.mount(None, "/", None, MS_REC | (MS_PRIVATE if prop in ("private", "rprivate") else MS_SLAVE))
         _sys.mount(rootfs, rootfs, None, MS_BIND | MS_REC)
+    # every mount, directory and device below is made relative to this fd, inside the root
+    ctx["rootfd"] = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     # else: the host's mount namespace, as runc: the mounts below are made under the rootfs on the
     # host (the runtime unmounts them at delete), the host's propagation is left alone, and the
     # root changes by chroot
@@ -180,13 +182,14 @@ def _init(ctx):
     dev_is_bind = any(m["destination"].rstrip("/") == "/dev" and
                       (m.get("type") == "bind" or "bind" in (m.get("options") or ()) or
                        "rbind" in (m.get("options") or ())) for m in c.get("mounts") or ())
-    _devices(rootfs, lx, "user" in ctx["all_ns"], dev_is_bind)
+    _devices(ctx["rootfd"], rootfs, lx, "user" in ctx["all_ns"], dev_is_bind)
     binds = ctx.pop("cg_binds", None)
     if binds is not None:
         ctx["step"] = f"mounts[{len(mounts) - 1}] ({mounts[-1]['destination']})"
         binds()
     cwd = proc.get("cwd") or "/"
-    os.makedirs(_secure_join(rootfs, cwd), 0o755, exist_ok=True)
+    os.close(_mkdir_all_in_root(ctx["rootfd"], cwd))
+    os.close(ctx.pop("rootfd"))
 
     ctx["step"] = "cgroups"
     _joined_cgroups(ctx)
@@ -228,8 +231,7 @@ def _init(ctx):
     for i, p in enumerate(lx.get("maskedPaths") or ()):
         ctx["step"] = f"linux.maskedPaths[{i}] ({p})"
         _mask(p)
-    for dest, flags in late_ro:  # host paths under rootfs: now relative to the new /
-        dest = dest[len(rootfs.rstrip("/")):] or "/"
+    for dest, flags in late_ro:  # real paths below the rootfs: now relative to the new /
         ctx["step"] = f"remounting {dest} read-only"
         _sys.mount(None, dest, None, flags | MS_REMOUNT | MS_RDONLY)
     if c["root"].get("readonly"):
@@ -375,40 +377,112 @@ def _load_seccomp(filt, seccomp, nnp):
 
 # ---------------------------------------------------------------- root filesystem
 
-def _secure_join(root, unsafe):
-    """``root/unsafe`` with symlinks resolved as if ``root`` were ``/`` (never outside it)."""
-    pending = [p for p in unsafe.split("/") if p and p != "."]
-    done = []
-    links = 0
-    while pending:
-        comp = pending.pop(0)
-        if comp == "..":
-            if done:
-                done.pop()
-            continue
-        cand = root + "/" + "/".join(done + [comp])
-        try:
-            st = os.lstat(cand)
-        except OSError:
-            done.append(comp)
-            continue
-        if (st.st_mode & 0o170000) == 0o120000:
-            links += 1
-            if links > 255:
-                raise SetupError(f"{unsafe}: too many levels of symbolic links")
-            target = os.readlink(cand)
-            if target.startswith("/"):
-                done = []
-            pending = [p for p in target.split("/") if p and p != "."] + pending
+_IN_ROOT = _sys.RESOLVE_IN_ROOT | _sys.RESOLVE_NO_MAGICLINKS
+_O_PATH = os.O_PATH | os.O_CLOEXEC
+
+
+def _rel(path):
+    return "/".join(p for p in path.split("/") if p and p != ".") or "."
+
+
+def _open_in_root(rfd, path, flags=_O_PATH):
+    """``path`` opened inside the root open at ``rfd`` (openat2 RESOLVE_IN_ROOT: symlinks and
+    ``..`` resolved as if it were ``/``; one atomic lookup, so a component swapped for a
+    symlink to a host path still lands inside the root)."""
+    return _sys.openat2(rfd, _rel(path), flags | os.O_CLOEXEC, _IN_ROOT)
+
+
+def _mkdir_all_in_root(rfd, path, mode=0o755):
+    """An O_PATH fd of the directory ``path`` inside the root, each missing component made
+    with mkdirat relative to its parent's fd (never by a path string)."""
+    parts = _rel(path).split("/") if _rel(path) != "." else []
+    try:
+        return _open_in_root(rfd, path, _O_PATH | os.O_DIRECTORY)
+    except FileNotFoundError:
+        pass
+    fd = os.dup(rfd)
+    for i, name in enumerate(parts):
+        sub = "/".join(parts[:i + 1])
+        for _ in range(4):
+            try:
+                nfd = _open_in_root(rfd, sub, _O_PATH | os.O_DIRECTORY)
+                break
+            except FileNotFoundError:
+                try:
+                    os.mkdir(name, mode, dir_fd=fd)
+                except FileExistsError:  # raced, or a dangling symlink: look again
+                    pass
         else:
-            done.append(comp)
-    return root.rstrip("/") + "/" + "/".join(done)
+            os.close(fd)
+            raise SetupError(f"{path}: cannot make {sub!r} inside the root filesystem "
+                             "(a dangling symlink, or it keeps changing)")
+        os.close(fd)
+        fd = nfd
+    return fd
 
 
-def _mkfile(path):
-    os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
-    if not os.path.exists(path):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+def _mkfile_in_root(rfd, path):
+    """An O_PATH fd of ``path`` inside the root; an empty file is made (O_EXCL|O_NOFOLLOW,
+    relative to the parent's fd) when nothing is there."""
+    try:
+        return _open_in_root(rfd, path)
+    except FileNotFoundError:
+        pass
+    rel = _rel(path)
+    parent, _, name = rel.rpartition("/")
+    pfd = _mkdir_all_in_root(rfd, parent or ".")
+    try:
+        try:
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             0o644, dir_fd=pfd))
+        except FileExistsError:
+            pass
+    finally:
+        os.close(pfd)
+    return _open_in_root(rfd, path)
+
+
+def _fd_path(fd):
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+
+def _mnt_id(fd):
+    with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+        for line in f:
+            if line.startswith(b"mnt_id:"):
+                return int(line.split()[1])
+    return -1
+
+
+def _inside(rootfs, real):
+    r = rootfs.rstrip("/")
+    return real == (r or "/") or real.startswith(r + "/")
+
+
+def _check_inside(rootfs, fd, what):
+    real = _fd_path(fd)
+    if not _inside(rootfs, real):
+        raise SetupError(f"{what}: resolves to {real}, outside the root filesystem {rootfs}")
+    return real
+
+
+def _landed(rfd, rootfs, dest, before_fd, what):
+    """After a mount onto ``before_fd``: the destination, looked up again inside the root, must
+    be the new mount and inside the rootfs (else something swapped a component meanwhile).
+    Returns the fd of the mount's root."""
+    fd = _open_in_root(rfd, dest)
+    try:
+        _check_inside(rootfs, fd, what)
+        if _mnt_id(fd) == _mnt_id(before_fd):
+            raise SetupError(f"{what}: the mount is not on its destination (a path component changed)")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _fdp(fd):
+    return f"/proc/self/fd/{fd}"
 
 
 _ST_TO_MS = ((1, MS_RDONLY), (2, MS_NOSUID), (4, MS_NODEV), (8, MS_NOEXEC), (1024, MS_NOATIME),
@@ -426,39 +500,84 @@ def _locked_flags(path):
 
 
 def _mount_one(ctx, rootfs, m, late_ro):
-    dest = _secure_join(rootfs, m["destination"])
+    """One mount: the destination is resolved and made inside the root by fd, the mount made
+    onto /proc/self/fd/N, then checked to have landed inside the rootfs."""
+    rfd = ctx["rootfd"]
+    what = ctx["step"]
+    dest = m["destination"]
     typ = m.get("type") or ""
     src = m.get("source") or ""
     flags, prop, (aset, aclr), data, ext = parse_mount_options(m.get("options") or ())
-    if typ == "bind" or flags & MS_BIND:
+    bind = typ == "bind" or flags & MS_BIND
+    if bind:
         if not src.startswith("/"):
             src = ctx["bundle"] + "/" + src
-        if os.path.isdir(src):
-            os.makedirs(dest, 0o755, exist_ok=True)
-        else:
-            _mkfile(dest)
-        _sys.mount(src, dest, None, MS_BIND | (flags & MS_REC))
-        rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT)
-        if rest:
-            try:
-                _sys.mount(None, dest, None, MS_BIND | MS_REMOUNT | rest)
-            except PermissionError:
-                _sys.mount(None, dest, None, MS_BIND | MS_REMOUNT | rest | _locked_flags(dest))
-    elif typ == "cgroup":
-        _mount_cgroup(ctx, dest, flags, late_ro)
+        dfd = _mkdir_all_in_root(rfd, dest) if os.path.isdir(src) else _mkfile_in_root(rfd, dest)
     else:
-        os.makedirs(dest, 0o755, exist_ok=True)
-        if typ == "tmpfs" and flags & MS_RDONLY:  # submounts may follow: read-only at the end
-            flags &= ~MS_RDONLY
-            late_ro.append((dest, flags))
-        if "tmpcopyup" in ext and typ == "tmpfs":
-            _tmpcopyup(dest, src, flags, data)
+        dfd = _mkdir_all_in_root(rfd, dest)
+    new = None
+    try:
+        real = _check_inside(rootfs, dfd, what)
+        # /proc as the destination resolves now (a symlink in the rootfs can point there)
+        _check_proc(real[len(rootfs.rstrip("/")):] or "/", typ, bind, src, what)
+        if bind:
+            _sys.mount(src, _fdp(dfd), None, MS_BIND | (flags & MS_REC))
+            new = _landed(rfd, rootfs, dest, dfd, what)
+            rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT)
+            if rest:
+                try:
+                    _sys.mount(None, _fdp(new), None, MS_BIND | MS_REMOUNT | rest)
+                except PermissionError:
+                    _sys.mount(None, _fdp(new), None, MS_BIND | MS_REMOUNT | rest | _locked_flags(_fdp(new)))
+        elif typ == "cgroup":
+            new = _mount_cgroup(ctx, dfd, dest, flags, late_ro)
         else:
-            _sys.mount(src or typ, dest, typ, flags, data or None)
-    for p in prop:
-        _sys.mount(None, dest, None, p)
-    if aset or aclr:
-        _sys.mount_setattr(dest, aset, aclr)
+            if typ == "tmpfs" and flags & MS_RDONLY:  # submounts may follow: read-only at the end
+                flags &= ~MS_RDONLY
+                late_ro.append((dfd, flags))
+            if "tmpcopyup" in ext and typ == "tmpfs":
+                _tmpcopyup(_fdp(dfd), src, flags, data)
+            else:
+                _sys.mount(src or typ, _fdp(dfd), typ, flags, data or None)
+            new = _landed(rfd, rootfs, dest, dfd, what)
+        for p in prop:
+            _sys.mount(None, _fdp(new), None, p)
+        if aset or aclr:
+            _sys.mount_setattr(_fdp(new), aset, aclr)
+        if late_ro and late_ro[-1][0] == dfd:  # remounted read-only after pivot_root, by its real path
+            late_ro[-1] = (_fd_path(new)[len(rootfs.rstrip("/")):] or "/", late_ro[-1][1])
+    finally:
+        os.close(dfd)
+        if new is not None:
+            os.close(new)
+
+
+def _check_proc(dest, typ, bind, src, what):
+    from ..errors import InvalidDocument
+    from .spec import check_proc_destination
+
+    try:
+        check_proc_destination(dest, typ, bind, what)
+    except InvalidDocument as e:
+        raise SetupError(str(e).replace("config.json: ", "", 1)) from None
+    if dest == "/proc" and typ != "proc" and not _is_procfs_root(src):
+        raise SetupError(f"{what}: {src} is not the root of a proc filesystem: only proc may be mounted on /proc")
+
+
+def _is_procfs_root(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if st.st_ino != 1:
+        return False
+    dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if left.split()[2] == dev and right.split()[0] == "proc":
+                return True
+    return False
 
 
 def _tmpcopyup(dest, src, flags, data):
@@ -500,10 +619,11 @@ def _cgroup_sources(ctx, mounts):
     return out
 
 
-def _mount_cgroup(ctx, dest, flags, late_ro):
+def _mount_cgroup(ctx, dfd, dest, flags, late_ro):
     """/sys/fs/cgroup: cgroup2 when the host is unified, else the v1 layout (hybrid too),
-    each hierarchy showing the container's own cgroup."""
-    os.makedirs(dest, 0o755, exist_ok=True)
+    each hierarchy showing the container's own cgroup. ``dfd``: the destination, open inside
+    the root; returns the fd of what is mounted there."""
+    rfd, rootfs, what = ctx["rootfd"], ctx["rootfs"], ctx["step"]
     mounts = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -514,8 +634,8 @@ def _mount_cgroup(ctx, dest, flags, late_ro):
                 mounts.append((fields[4], fstype))
     if any(mp == "/sys/fs/cgroup" and t == "cgroup2" for mp, t in mounts):
         _joined_cgroups(ctx)  # it shows our own cgroup: that must be the container's
-        _sys.mount("cgroup2", dest, "cgroup2", flags)
-        return
+        _sys.mount("cgroup2", _fdp(dfd), "cgroup2", flags)
+        return _landed(rfd, rootfs, dest, dfd, what)
     sources = _cgroup_sources(ctx, mounts)
     if sources is None:
         _joined_cgroups(ctx)
@@ -524,34 +644,49 @@ def _mount_cgroup(ctx, dest, flags, late_ro):
             for line in f:
                 _, ctrl, path = line.rstrip("\n").split(":", 2)
                 own[ctrl.replace("name=", "")] = path
-    _sys.mount("tmpfs", dest, "tmpfs", (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
+    _sys.mount("tmpfs", _fdp(dfd), "tmpfs", (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
+    cfd = _landed(rfd, rootfs, dest, dfd, what)  # our fresh tmpfs: the rest is made relative to it
     if flags & MS_RDONLY:
-        late_ro.append((dest, (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC))
+        late_ro.append((_fd_path(cfd)[len(rootfs.rstrip("/")):] or "/",
+                        (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC))
     todo = []
-    for mp, t in mounts:
-        name = mp[len("/sys/fs/cgroup/"):]
-        if not name or "/" in name or t == "cgroup2":  # hybrid: the v2 'unified' stays hidden, as with runc
-            continue
-        source = sources[name] if sources is not None else mp + own.get(name, "/")
-        target = f"{dest}/{name}"
-        os.makedirs(target, 0o755, exist_ok=True)
-        todo.append((source, target))
+    try:
+        for mp, t in mounts:
+            name = mp[len("/sys/fs/cgroup/"):]
+            if not name or "/" in name or t == "cgroup2":  # hybrid: the v2 'unified' stays hidden, as with runc
+                continue
+            source = sources[name] if sources is not None else mp + own.get(name, "/")
+            os.mkdir(name, 0o755, dir_fd=cfd)
+            todo.append((source, os.open(name, _O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=cfd)))
+    except BaseException:
+        for _, fd in todo:
+            os.close(fd)
+        os.close(cfd)
+        raise
 
     bind_flags = flags | MS_NOSUID | MS_NODEV | MS_NOEXEC
     deferred = sources is not None and ctx.get("defer_cg")
+    top = os.dup(cfd)
 
     def binds():
-        _joined_cgroups(ctx, "dirs")  # the container's directories exist from then on
-        for source, target in todo:
-            _sys.mount(source, target, None, MS_BIND | MS_REC)
-            if not deferred:
-                _sys.mount(None, target, None, MS_BIND | MS_REMOUNT | bind_flags)
-        if deferred:  # the last mount: one mount_setattr for them all (and the tmpfs) instead
-            try:
-                _sys.mount_setattr(dest, *_remount_attrs(bind_flags))
-            except OSError:  # a kernel before 5.12, or flags it will not change: one by one
-                for _, target in todo:
-                    _sys.mount(None, target, None, MS_BIND | MS_REMOUNT | bind_flags)
+        try:
+            _joined_cgroups(ctx, "dirs")  # the container's directories exist from then on
+            for source, tfd in todo:
+                _sys.mount(source, _fdp(tfd), None, MS_BIND | MS_REC)
+                if not deferred:  # the new mount: through its path below our own tmpfs
+                    mp = f"{_fdp(top)}/{os.path.basename(_fd_path(tfd))}"
+                    _sys.mount(None, mp, None, MS_BIND | MS_REMOUNT | bind_flags)
+            if deferred:  # the last mount: one mount_setattr for them all (and the tmpfs) instead
+                try:
+                    _sys.mount_setattr(_fdp(top), *_remount_attrs(bind_flags))
+                except OSError:  # a kernel before 5.12, or flags it will not change: one by one
+                    for _, tfd in todo:
+                        mp = f"{_fdp(top)}/{os.path.basename(_fd_path(tfd))}"
+                        _sys.mount(None, mp, None, MS_BIND | MS_REMOUNT | bind_flags)
+        finally:
+            for _, tfd in todo:
+                os.close(tfd)
+            os.close(top)
 
     if deferred:
         ctx["cg_binds"] = binds  # after the devices: the runtime makes the directories meanwhile
@@ -560,50 +695,77 @@ def _mount_cgroup(ctx, dest, flags, late_ro):
     try:
         for name in os.listdir("/sys/fs/cgroup"):
             p = "/sys/fs/cgroup/" + name
-            if os.path.islink(p) and not os.path.lexists(f"{dest}/{name}"):
-                os.symlink(os.readlink(p), f"{dest}/{name}")
+            if os.path.islink(p):
+                try:
+                    os.symlink(os.readlink(p), name, dir_fd=cfd)
+                except FileExistsError:
+                    pass
     except OSError:
         pass
+    return cfd
 
 
 _DEFAULT_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
                     ("urandom", 1, 9), ("tty", 5, 0))
 
 
-def _devices(rootfs, lx, userns, dev_is_bind):
-    dev = _secure_join(rootfs, "/dev")
-    os.makedirs(dev, 0o755, exist_ok=True)
+def _devices(rfd, rootfs, lx, userns, dev_is_bind):
+    """Device nodes and /dev's symlinks, each made relative to its directory's fd inside the
+    root (mknodat/symlinkat: never through a path a rootfs writer could redirect)."""
     todo = [] if dev_is_bind else [(f"/dev/{n}", "c", ma, mi, 0o666, 0, 0) for n, ma, mi in _DEFAULT_DEVICES]
     for d in lx.get("devices") or ():
         todo.append((d["path"], d["type"], d.get("major", 0), d.get("minor", 0),
                      d.get("fileMode", 0o666), d.get("uid", 0), d.get("gid", 0)))
     for path, typ, major, minor, mode, uid, gid in todo:
-        target = _secure_join(rootfs, path)
-        os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
-        if os.path.lexists(target):
+        rel = _rel(path)
+        parent, _, name = rel.rpartition("/")
+        if name in ("", ".", ".."):
+            raise SetupError(f"device {path}: not a file name")
+        pfd = _mkdir_all_in_root(rfd, parent or ".")
+        try:
+            _check_inside(rootfs, pfd, f"device {path}")
             try:
-                os.unlink(target)
+                os.unlink(name, dir_fd=pfd)
+            except FileNotFoundError:
+                pass
             except IsADirectoryError:
                 raise SetupError(f"device {path}: a directory is in the way") from None
-        kind = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}[typ]
-        try:
-            if userns:
-                raise PermissionError
-            os.mknod(target, kind | (mode & 0o7777), os.makedev(major, minor) if typ != "p" else 0)
-            os.chown(target, uid, gid)
-        except PermissionError:  # in a user namespace: bind the host's node
-            _mkfile(target)
-            _sys.mount(path, target, None, MS_BIND)
-    links = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"),
-             ("/proc/self/fd/2", "stderr"), ("pts/ptmx", "ptmx"))
-    for src, name in links if not dev_is_bind else ():
-        p = f"{dev}/{name}"
-        if name == "ptmx" and os.path.lexists(p):
-            os.unlink(p)
-        if not os.path.lexists(p):
-            os.symlink(src, p)
-    if os.path.exists("/proc/kcore") and not os.path.lexists(f"{dev}/core"):
-        os.symlink("/proc/kcore", f"{dev}/core")
+            kind = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}[typ]
+            try:
+                if userns:
+                    raise PermissionError
+                os.mknod(name, kind | (mode & 0o7777), os.makedev(major, minor) if typ != "p" else 0, dir_fd=pfd)
+                os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
+            except PermissionError:  # in a user namespace: bind the host's node
+                os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                                 dir_fd=pfd))
+                tfd = os.open(name, _O_PATH | os.O_NOFOLLOW, dir_fd=pfd)
+                try:
+                    _sys.mount(path, _fdp(tfd), None, MS_BIND)
+                finally:
+                    os.close(tfd)
+        finally:
+            os.close(pfd)
+    dev = _mkdir_all_in_root(rfd, "/dev")
+    try:
+        _check_inside(rootfs, dev, "/dev")
+        links = [] if dev_is_bind else [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
+                                        ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"),
+                                        ("pts/ptmx", "ptmx")]
+        if os.path.exists("/proc/kcore"):
+            links.append(("/proc/kcore", "core"))
+        for src, name in links:
+            if name == "ptmx":
+                try:
+                    os.unlink(name, dir_fd=dev)
+                except FileNotFoundError:
+                    pass
+            try:
+                os.symlink(src, name, dir_fd=dev)
+            except FileExistsError:
+                pass
+    finally:
+        os.close(dev)
 
 
 def _mask(path):
@@ -658,9 +820,15 @@ def hand_over_console(console_fd, master, slave):
 
 def _console(ctx, proc):
     master, slave, name = open_console(proc)
-    if not os.path.exists("/dev/console"):
-        _mkfile("/dev/console")
-    _sys.mount(name, "/dev/console", None, MS_BIND)
+    rfd = os.open("/", _O_PATH | os.O_DIRECTORY)
+    try:
+        cfd = _mkfile_in_root(rfd, "/dev/console")
+    finally:
+        os.close(rfd)
+    try:
+        _sys.mount(name, _fdp(cfd), None, MS_BIND)
+    finally:
+        os.close(cfd)
     hand_over_console(ctx["console_fd"], master, slave)
 
 
@@ -679,16 +847,32 @@ def _home(uid):
 
 
 def _lookup(prog, path, cwd):
+    """The program's path, or runc's words for why not — podman, conmon and CRI-O classify a
+    runtime's error by them: "executable file not found in $PATH" / "no such file or
+    directory" are exit 127, "permission denied" 126 (as with runc)."""
     if "/" in prog:
         full = prog if prog.startswith("/") else cwd.rstrip("/") + "/" + prog
+        try:
+            st = os.stat(full)
+        except FileNotFoundError:
+            raise SetupError(f'process.args[0]: exec: "{prog}": stat {full}: no such file or directory') from None
+        except NotADirectoryError:
+            raise SetupError(f'process.args[0]: exec: "{prog}": stat {full}: not a directory') from None
+        if (st.st_mode & 0o170000) == 0o040000:
+            raise SetupError(f'process.args[0]: exec: "{prog}": is a directory')
         if not os.access(full, os.X_OK):
-            raise SetupError(f"process.args[0]: {prog}: no such executable")
+            raise SetupError(f'process.args[0]: exec: "{prog}": permission denied')
         return full
+    denied = False
     for d in (path or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
         full = (d or ".").rstrip("/") + "/" + prog
-        if os.path.isfile(full) and os.access(full, os.X_OK):
-            return full
-    raise SetupError(f"process.args[0]: {prog!r}: executable file not found in $PATH")
+        if os.path.isfile(full):
+            if os.access(full, os.X_OK):
+                return full
+            denied = True
+    if denied:  # found, but not executable (Go's exec.LookPath says so too)
+        raise SetupError(f'process.args[0]: exec: "{prog}": permission denied')
+    raise SetupError(f'process.args[0]: exec: "{prog}": executable file not found in $PATH')
 
 
 def _cap_mask(caps, name, top):

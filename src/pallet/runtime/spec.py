@@ -268,10 +268,48 @@ def _abspath(value, field, required=False):
     return value
 
 
+MAX_DEPTH = 32  # a runtime-spec config nests ~6 levels; deeper is hostile (and would blow recursion later)
+
+
+def _field(path):
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (("." if out else "") + p)
+    return out or "(document)"
+
+
+def check_strings(c):
+    """Every string of the document (keys too) is one the kernel can take: no NUL byte
+    (args, env, paths, options, hostname... all end up as C strings). Also bounds the
+    nesting. Iterative: a hostile document cannot blow the stack here."""
+    stack = [(c, ())]
+    while stack:
+        obj, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            _bad(_field(path[:MAX_DEPTH]), f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if "\0" in k:
+                    _bad(_field(path), f"key {k!r} contains a NUL byte")
+                if isinstance(v, str):
+                    if "\0" in v:
+                        _bad(_field(path + (k,)), f"{v!r} contains a NUL byte")
+                elif isinstance(v, (dict, list)):
+                    stack.append((v, path + (k,)))
+        elif isinstance(obj, list):
+            for i, v in enumerate(obj):
+                if isinstance(v, str):
+                    if "\0" in v:
+                        _bad(_field(path + (i,)), f"{v!r} contains a NUL byte")
+                elif isinstance(v, (dict, list)):
+                    stack.append((v, path + (i,)))
+
+
 def validate(c):
     """Refuse a config that breaks the runtime-spec (or asks for what we cannot do)."""
     if not isinstance(c, dict):
         _bad("(document)", f"must be an object, not {_jtype(c)}")
+    check_strings(c)
     v = _t(c.get("ociVersion"), str, "ociVersion", True)
     parts = v.split("-", 1)[0].split(".")
     if len(parts) != 3 or not all(p.isdigit() for p in parts) or parts[0] != "1":
@@ -363,6 +401,37 @@ def _validate_process(p):
             _bad(f"process.{key}", "is not supported by pallet-runtime yet")
 
 
+#: what may be mounted inside /proc (runc's checkProcMount: lxcfs's files, CVE-2019-16884/19921)
+PROC_MOUNTS_ALLOWED = ("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+                       "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+                       "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled")
+
+
+def clean_path(path):
+    """``path`` made absolute and lexically clean (``.``, ``..``, double slashes), as Go's
+    filepath.Clean("/" + path)."""
+    out = []
+    for part in path.split("/"):
+        if part == "..":
+            if out:
+                out.pop()
+        elif part and part != ".":
+            out.append(part)
+    return "/" + "/".join(out)
+
+
+def check_proc_destination(dest, typ, is_bind, field):
+    """Refuse a mount inside /proc but for ``proc`` on /proc itself (or a bind there, whose
+    source the runtime checks is a procfs root) and runc's list of files lxcfs emulates."""
+    d = clean_path(dest)
+    if d == "/proc":
+        if typ == "proc" or is_bind:
+            return
+        _bad(field, f"{dest!r}: only a proc filesystem may be mounted on /proc, not {typ or 'this'!r}")
+    if d.startswith("/proc/") and d not in PROC_MOUNTS_ALLOWED:
+        _bad(field, f"{dest!r} is inside /proc: refused (only {', '.join(PROC_MOUNTS_ALLOWED)})")
+
+
 def _validate_mount(m, f):
     _t(m, dict, f, True)
     _abspath(m.get("destination"), f + ".destination", True)
@@ -378,6 +447,7 @@ def _validate_mount(m, f):
             _bad(f + ".source", "a bind mount needs a source")
     elif not typ:
         _bad(f + ".type", "is required for a mount that is not a bind mount")
+    check_proc_destination(m["destination"], typ, bool(flags & MS_BIND or typ == "bind"), f + ".destination")
     _t(m.get("uidMappings"), list, f + ".uidMappings")
     if m.get("uidMappings") or m.get("gidMappings"):
         _bad(f + ".uidMappings", "id-mapped mounts are not supported by pallet-runtime yet")
@@ -525,6 +595,7 @@ def _dev_list(lst, f, key):
 def validate_resources(r, f="linux.resources"):
     """Types and ranges of ``linux.resources`` (also what ``update --resources`` reads)."""
     _t(r, dict, f, True)
+    check_strings(r)
     for i, d in enumerate(_t(r.get("devices"), list, f + ".devices") or ()):
         g = f"{f}.devices[{i}]"
         _t(d, dict, g, True)

@@ -22,28 +22,55 @@ CGROUPS = "cgroups.json"  # written before the cgroups exist: delete --force fin
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_O_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+
 
 def check_id(cid):
-    if not cid or cid in (".", "..") or not set(cid) <= _ID_CHARS or len(cid) > 1024:
-        raise RuntimeError_(f"invalid container id {cid!r}: use letters, digits and _+-.")
+    """runc's rule (``^[\\w+-.]+$``, not ``.`` nor ``..``): every verb checks the id with it
+    before any path is built from it."""
+    if not isinstance(cid, str) or not cid or cid in (".", "..") or not set(cid) <= _ID_CHARS \
+            or len(cid) > 1024:
+        raise RuntimeError_(f"invalid container ID format: {cid!r} (letters, digits and _+-., "
+                            "not . or ..)")
+
+
+def open_root(root, create=False):
+    """The state root, open by file descriptor (every container is found relative to it)."""
+    if create:
+        ensure_root(root)
+    try:
+        return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise RuntimeError_(f"cannot open the state directory {root}: {e.strerror}") from None
 
 
 class Container:
-    """An open (and usually locked) state directory of one container."""
+    """An open (and usually locked) state directory of one container.
 
-    __slots__ = ("id", "dir", "fd", "state")
+    ``fd`` is the directory (and its lock), opened without following a symlink relative to
+    ``root_fd``, the state root; every state file is opened relative to ``fd`` with
+    ``O_NOFOLLOW``: nothing outside the state root is read, written or removed."""
 
-    def __init__(self, cid, path, fd, state=None):
+    __slots__ = ("id", "dir", "fd", "state", "root_fd")
+
+    def __init__(self, cid, path, fd, state=None, root_fd=None):
         self.id = cid
         self.dir = path
         self.fd = fd
         self.state = state
+        self.root_fd = root_fd
 
     # -- locking
     def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        for attr in ("fd", "root_fd"):
+            fd = getattr(self, attr)
+            if fd is not None:
+                setattr(self, attr, None)
+                os.close(fd)
 
     def __enter__(self):
         return self
@@ -56,41 +83,75 @@ class Container:
     def fifo(self):
         return f"{self.dir}/{FIFO}"
 
+    def has_fifo(self):
+        try:
+            os.stat(FIFO, dir_fd=self.fd, follow_symlinks=False)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def open_fifo(self, flags):
+        return os.open(FIFO, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.fd)
+
+    def unlink(self, name):
+        try:
+            os.unlink(name, dir_fd=self.fd)
+        except FileNotFoundError:
+            pass
+
     def write(self, state):
-        tmp = f"{self.dir}/.{STATE}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        tmp = f".{STATE}.tmp"
+        fd = os.open(tmp, _O_WRITE, 0o600, dir_fd=self.fd)
         try:
             os.write(fd, _json.dumps(state).encode())  # no fsync: the state lives on /run (tmpfs)
         finally:
             os.close(fd)
-        os.rename(tmp, f"{self.dir}/{STATE}")
+        os.rename(tmp, STATE, src_dir_fd=self.fd, dst_dir_fd=self.fd)
         self.state = state
 
     def write_file(self, name, obj):
-        with open(f"{self.dir}/{name}", "w") as f:
+        fd = os.open(name, _O_WRITE, 0o600, dir_fd=self.fd)
+        with open(fd, "w") as f:
             f.write(_json.dumps(obj))
+
+    def read_bytes(self, name):
+        """A state file's bytes: a regular file in the container's directory, never a symlink
+        (OSError otherwise)."""
+        fd = os.open(name, _O_READ, dir_fd=self.fd)
+        try:
+            if (os.fstat(fd).st_mode & 0o170000) != 0o100000:
+                raise OSError(22, f"{name} is not a regular file")
+            chunks = []
+            while True:
+                b = os.read(fd, 1 << 20)
+                if not b:
+                    return b"".join(chunks)
+                chunks.append(b)
+        finally:
+            os.close(fd)
 
     def read_file(self, name):
         try:
-            with open(f"{self.dir}/{name}", "rb") as f:
-                return _json.loads(f.read())
-        except (OSError, ValueError):
+            return _json.loads(self.read_bytes(name))
+        except (OSError, ValueError, RecursionError):
             return None
 
     def remove(self):
-        for name in os.listdir(self.dir):
+        """Remove the directory's entries (relative to its fd) and the directory itself."""
+        for name in os.listdir(self.fd):
             try:
-                os.unlink(f"{self.dir}/{name}")
+                os.unlink(name, dir_fd=self.fd)
             except IsADirectoryError:
                 import shutil
 
-                shutil.rmtree(f"{self.dir}/{name}", ignore_errors=True)
+                shutil.rmtree(name, ignore_errors=True, dir_fd=self.fd)
             except FileNotFoundError:
                 pass
-        try:
-            os.rmdir(self.dir)
-        except FileNotFoundError:
-            pass
+        if self.root_fd is not None:
+            try:
+                os.rmdir(self.id, dir_fd=self.root_fd)
+            except FileNotFoundError:
+                pass
         self.close()
 
     # -- status
@@ -101,7 +162,7 @@ class Container:
             return "creating"
         if not process_alive(st.get("pid"), st.get("pid_start")):
             return "stopped"
-        if os.path.exists(self.fifo):
+        if self.has_fifo():
             return "created"
         if st.get("cgroups"):
             from . import cgroups
@@ -141,61 +202,89 @@ def ensure_root(root):
 def new(root, cid):
     """Reserve ``ROOT/ID`` for a container being created (locked); refuse an existing id."""
     check_id(cid)
-    ensure_root(root)
+    rfd = open_root(root, create=True)
     path = f"{root}/{cid}"
     try:
-        os.mkdir(path, 0o711)
-    except FileExistsError:
-        raise RuntimeError_(f"container with id {cid!r} already exists") from None
-    except OSError as e:
-        raise RuntimeError_(f"cannot create {path}: {e.strerror}") from None
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.mkdir(cid, 0o711, dir_fd=rfd)
+        except FileExistsError:
+            raise RuntimeError_(f"container with id {cid!r} already exists") from None
+        except OSError as e:
+            raise RuntimeError_(f"cannot create {path}: {e.strerror}") from None
+        fd = os.open(cid, _O_DIR, dir_fd=rfd)
+    except BaseException:
+        os.close(rfd)
+        raise
     _lock(fd)
-    return Container(cid, path, fd)
+    return Container(cid, path, fd, root_fd=rfd)
+
+
+class NoSuchContainer(RuntimeError_):
+    """The id names no state directory."""
 
 
 def open_container(root, cid, lock=True, allow_corrupt=False):
-    """Open and lock the state of an existing container, reading ``state.json``."""
+    """Open and lock the state of an existing container, reading ``state.json``.
+
+    ``ROOT/ID`` must be a directory: a symlink (or anything else) there is refused, never
+    followed. ``allow_corrupt``: a directory whose state.json is missing or corrupt is
+    returned with ``state`` None (for ``delete --force``)."""
     check_id(cid)
     path = f"{root}/{cid}"
+    rfd = open_root(root)
+    if rfd is None:
+        raise NoSuchContainer(f"container {cid!r} does not exist")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(cid, _O_DIR, dir_fd=rfd)
     except FileNotFoundError:
-        raise RuntimeError_(f"container {cid!r} does not exist") from None
-    except NotADirectoryError:
-        raise RuntimeError_(f"container {cid!r}: {path} is not a directory (corrupt state)") from None
+        os.close(rfd)
+        raise NoSuchContainer(f"container {cid!r} does not exist") from None
     except OSError as e:
+        os.close(rfd)
+        if e.errno in (20, 40):  # ENOTDIR, ELOOP (O_NOFOLLOW on a symlink)
+            raise RuntimeError_(f"container {cid!r}: {path} is not a directory (a symlink or a file "
+                                "in the state root: refused, remove it by hand)") from None
         raise RuntimeError_(f"container {cid!r}: cannot open {path}: {e.strerror}") from None
-    c = Container(cid, path, fd)
+    c = Container(cid, path, fd, root_fd=rfd)
     try:
         if lock:
             _lock(fd)
-        if not os.path.isdir(path):  # removed while we waited for the lock
-            raise RuntimeError_(f"container {cid!r} does not exist")
-        c.state = read_state(path, cid)
+            try:  # removed (or replaced) while we waited for the lock
+                same = os.stat(cid, dir_fd=rfd, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                raise NoSuchContainer(f"container {cid!r} does not exist")
+        c.state = read_state(c, cid)
+    except NoSuchContainer:
+        c.close()
+        raise
     except RuntimeError_:
         if allow_corrupt:
             c.state = None
             return c
         c.close()
         raise
+    except BaseException:
+        c.close()
+        raise
     return c
 
 
-def read_state(path, cid):
+def read_state(c, cid):
     try:
-        with open(f"{path}/{STATE}", "rb") as f:
-            raw = f.read()
+        raw = c.read_bytes(STATE)
     except FileNotFoundError:
         raise RuntimeError_(f"container {cid!r}: no state.json (being created, or a create failed)") from None
     except OSError as e:
         raise RuntimeError_(f"container {cid!r}: cannot read state.json: {e.strerror}") from None
     try:
         st = _json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise RuntimeError_(f"container {cid!r}: state.json is corrupt ({e}); "
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise RuntimeError_(f"container {cid!r}: state.json is corrupt ({str(e)[:200]}); "
                             f"'delete --force {cid}' removes it") from None
-    if not isinstance(st, dict) or not isinstance(st.get("pid"), int) or st.get("id") != cid:
+    if not isinstance(st, dict) or not isinstance(st.get("pid"), int) or st.get("id") != cid \
+            or not isinstance(st.get("config"), dict):
         raise RuntimeError_(f"container {cid!r}: state.json is corrupt (not a pallet-runtime state); "
                             f"'delete --force {cid}' removes it")
     return st

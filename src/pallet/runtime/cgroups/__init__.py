@@ -187,7 +187,7 @@ def manager(linux, cid, systemd=False):
 
 def from_state(st):
     """The manager of an existing container (``to_state()`` as saved in state.json), or None."""
-    if not st:
+    if not st or not isinstance(st, dict) or not _state_paths_ok(st):
         return None
     kind = st.get("kind")
     if kind == "v1":
@@ -206,6 +206,24 @@ def from_state(st):
         return HybridManager(Manager1(st["paths"], st.get("created")),
                              Manager2(st["path"], hybrid=True, created=st.get("created2")))
     return None
+
+
+def _cg_path_ok(p):
+    return isinstance(p, str) and p.startswith(ROOT + "/") and "\0" not in p and \
+        not any(part in (".", "..") for part in p.split("/"))
+
+
+def _state_paths_ok(st):
+    """Only cgroup directories as pallet-runtime writes them: absolute paths under
+    /sys/fs/cgroup without . or .. (a state file is never trusted to name another path)."""
+    kind = st.get("kind")
+    if kind in ("v1", "hybrid"):
+        paths = st.get("paths")
+        if not isinstance(paths, dict) or not all(isinstance(k, str) and _cg_path_ok(v) for k, v in paths.items()):
+            return False
+    if kind in ("v2", "hybrid") and not _cg_path_ok(st.get("path")):
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- small file helpers
