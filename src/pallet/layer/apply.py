@@ -627,7 +627,16 @@ def _lookup_lower(lowers, key: bytes, opaque_xattr: str):
                 return None, None
         finally:
             os.close(fd)
+        if _root_opaque(lower, opaque_xattr):
+            break  # this layer's root replaced everything below it
     return None, None
+
+
+def _root_opaque(d: str, opaque_xattr: str) -> bool:
+    try:
+        return os.getxattr(d, opaque_xattr) == b"y"
+    except OSError:
+        return False
 
 
 def _open_strict(root_fd: int, key: bytes):
