@@ -405,3 +405,51 @@ def copy(src, dst, chunk: int = CHUNK) -> int:
             return total
         dst.write(b)
         total += len(b)
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB" if n % (1 << 20) else f"{n >> 20} MiB"
+
+
+class SpaceGuard(Reader):
+    """Passes a layer's uncompressed stream through and stops it, with a StoreError naming
+    ``what`` (the layer) and the limit, when it grows past ``limit`` bytes (0: no limit) or when
+    the filesystem holding ``path`` has less than ``reserve`` bytes free (looked at before the
+    first byte and after every ``every`` bytes): a decompression bomb fills neither the store
+    nor the disk. The consumer writes at most a buffer behind what it read, so the check holds
+    while writing."""
+
+    def __init__(self, source, path: str, what: str, *, limit: int = 0, reserve: int = 0, every: int = 1 << 20):
+        super().__init__(source)
+        self.path = path
+        self.what = what
+        self.limit = limit
+        self.reserve = reserve
+        self.every = every
+        self.count = 0
+        self._next_check = 0
+
+    def _read(self, n: int) -> bytes:
+        if self.reserve and self.count >= self._next_check:
+            self._check_space()
+            self._next_check = self.count + self.every
+        b = self._src.read(n)
+        self.count += len(b)
+        if self.limit and self.count > self.limit:
+            from ..errors import StoreError
+
+            raise StoreError(f"{self.what}: it expands to more than the layer_size_limit of {_mib(self.limit)} "
+                             "(storage.conf [storage.options.pallet]): refused")
+        return b
+
+    def _check_space(self) -> None:
+        import os
+
+        st = os.statvfs(self.path)
+        free = st.f_bavail * st.f_frsize
+        if free < self.reserve:
+            from ..errors import StoreError
+
+            raise StoreError(f"{self.what}: only {_mib(free)} left free on the store's filesystem ({self.path}) "
+                             f"after {_mib(self.count)} of it, less than the free_space_reserve of "
+                             f"{_mib(self.reserve)} (storage.conf [storage.options.pallet]): refused")

@@ -358,14 +358,18 @@ class Store:
             target = self.driver.stage(staging, parent_dir)
             blob_tmp = os.path.join(staging, "blob")
             with open(blob_tmp, "wb") as bf:
+                opts = self.options  # a decompression bomb fills neither the store nor the disk
+                guard = dict(path=staging, what=f"layer {blob_digest or diff_id}" if blob_digest or diff_id else "the new layer",
+                             limit=opts.layer_size_limit, reserve=opts.free_space_reserve)
                 if compressed:  # keep the bytes as they came, apply what they decompress to
                     sink = _stream.HashingWriter(bf, hash=blob_digest is None)  # a known digest is verified upstream
-                    plain = _stream.Digesting(_stream.open_decompressed(_stream.Tee(source, sink), compression))
+                    plain = _stream.Digesting(_stream.SpaceGuard(
+                        _stream.open_decompressed(_stream.Tee(source, sink), compression), **guard))
                     packer = None
                 else:  # apply the tar, keep it compressed
                     sink = _stream.HashingWriter(bf)
                     packer = _stream.CompressingWriter(sink, None if compression == "none" else compression)
-                    plain = _stream.Digesting(_stream.Tee(source, packer))
+                    plain = _stream.Digesting(_stream.SpaceGuard(_stream.Tee(source, packer), **guard))
                 stats = apply_layer(plain, target, whiteouts=self.driver.whiteouts)
                 while plain.read(_stream.CHUNK):  # trailing padding, and the verification at EOF
                     pass
