@@ -8,7 +8,11 @@ large sequential reads straight into ``os.write`` for speed.
 Understood on input: ustar (with prefix), GNU (``L``/``K`` long names, base-256 numbers),
 PAX local and global headers (``path``, ``linkpath``, ``size``, ``uid``, ``gid``, ``mtime``,
 ``atime``, ``SCHILY.xattr.*``, ``LIBARCHIVE.xattr.*``, ``SCHILY.devmajor/devminor``).
-Refused: GNU sparse files and multi-volume archives (no container tool writes them).
+GNU sparse files in every format GNU tar writes: the old ``S`` type with its extension
+blocks, PAX 0.0 (repeated ``GNU.sparse.offset``/``numbytes``), 0.1 (``GNU.sparse.map``) and 1.0
+(the map at the start of the data); the map is validated (in order, no overlap, inside the
+real size, adding up to the data stored) and the holes are left as holes.
+Refused: multi-volume archives.
 Every number is validated, whatever field it comes from (ustar octal, base-256, PAX): no sign,
 space or underscore where tar has none, sizes and owners never negative, each within what the
 kernel takes (``_LIMITS``); a bad one is a LayerError naming the member and the field. The
@@ -54,10 +58,13 @@ class Header:
     """One tar member, after its PAX/GNU extension headers were folded in."""
 
     __slots__ = ("name", "type", "mode", "uid", "gid", "size", "mtime_ns", "atime_ns",
-                 "linkname", "devmajor", "devminor", "xattrs")
+                 "linkname", "devmajor", "devminor", "xattrs", "sparse")
 
     def __init__(self):
         self.xattrs = None
+        #: a sparse file's map: [(offset, length), ...] of the data stored; ``size`` is then
+        #: the file's real size
+        self.sparse = None
 
     @property
     def is_dir(self) -> bool:
@@ -75,7 +82,7 @@ MAX_SIZE = (1 << 63) - 1
 MAX_ID = (1 << 32) - 2
 _LIMITS = {"size": MAX_SIZE, "uid": MAX_ID, "gid": MAX_ID, "mode": 0o7777777, "devmajor": 0xFFF,
            "devminor": 0xFFFFF, "checksum": 0o7777777, "offset": MAX_SIZE, "realsize": MAX_SIZE,
-           "numbytes": MAX_SIZE}
+           "numbytes": MAX_SIZE, "sparse map entry": MAX_SIZE, "sparse map entry count": MAX_SIZE}
 _MAX_TIME_S = ((1 << 63) - 1) // 1_000_000_000
 
 
@@ -173,9 +180,16 @@ def parse_pax(data: bytes, at: int = 0) -> dict:
         key, eq, value = data[sp + 1:end - 1].partition(b"=")
         if not eq:
             raise LayerError(f"tar PAX header at byte {at}: record without '=' at offset {pos}")
+        if key == b"GNU.sparse.offset" or key == b"GNU.sparse.numbytes":  # sparse 0.0: repeated
+            out.setdefault(_SPARSE00, []).append((key, value))
         out[key] = value
         pos = end
     return out
+
+
+_SPARSE00 = b"\0sparse 0.0"  # parse_pax keeps the ordered sparse 0.0 records under this key
+#: the most entries a sparse map may have
+MAX_SPARSE = 1 << 20
 
 
 class TarReader:
@@ -196,6 +210,7 @@ class TarReader:
         self._pad = 0  # padding after them
         self._global: dict = {}
         self._name = b""
+        self._sparse = None  # (segments, real size) of the current member, if sparse
         self.bytes_read = 0
 
     # -- buffer ---------------------------------------------------------------------------
@@ -235,7 +250,10 @@ class TarReader:
 
     # -- member data ----------------------------------------------------------------------
     def copy_to(self, fd: int, what: str | None = None) -> int:
-        """Write the current member's data to ``fd``; returns the byte count."""
+        """Write the current member's data to ``fd``; returns the byte count. A sparse file's
+        segments go to their offsets and ``fd`` is truncated to its real size."""
+        if self._sparse is not None:
+            return self._copy_sparse(fd, what)
         n, pos = self._left, self._pos
         if len(self._buf) - pos >= n + self._pad:  # small file already buffered: one write
             mv = memoryview(self._buf)[pos:pos + n]
@@ -254,7 +272,25 @@ class TarReader:
         self._skip_pad(what)
         return total
 
+    def _copy_sparse(self, fd: int, what: str | None) -> int:
+        segments, realsize = self._sparse
+        self._sparse = None
+        total = 0
+        for off, length in segments:
+            if length:
+                os.lseek(fd, off, os.SEEK_SET)
+                for mv in self._chunks(length, what):
+                    while mv:
+                        w = os.write(fd, mv)
+                        mv = mv[w:]
+                        total += w
+                self._left -= length
+        os.ftruncate(fd, realsize)
+        self._skip_pad(what)
+        return total
+
     def skip(self, what: str | None = None) -> None:
+        self._sparse = None
         n = self._left + self._pad
         if len(self._buf) - self._pos >= n:
             self._pos += n
@@ -362,8 +398,17 @@ class TarReader:
         else:
             h.devmajor = h.devminor = 0
         h.xattrs = None
+        sparse = realsize = None
+        if typ == GNU_SPARSE:  # old GNU: the map in the header, continued in extension blocks
+            sparse, realsize = self._gnu_sparse_map(blk, who)
+            typ = REG
         if recs is not None:
             size = self._apply_pax(h, recs, size, who)
+            if b"GNU.sparse.major" in recs or b"GNU.sparse.map" in recs or _SPARSE00 in recs:
+                if b"GNU.sparse.name" in recs:
+                    h.name = recs[b"GNU.sparse.name"]
+                    who = _who(h.name)
+                sparse, realsize = self._pax_sparse(recs, who, size)
         if b"\0" in h.name or b"\0" in h.linkname:
             field = "name" if b"\0" in h.name else "link target"
             raise LayerError(f"{who}: its {field} contains a NUL byte")
@@ -383,7 +428,101 @@ class TarReader:
         h.size = size if typ == REG else 0
         self._left = h.size
         self._pad = -h.size % BLOCK
+        self._sparse = None
+        if sparse is not None and typ == REG:
+            if sparse == "1.0":  # the map is at the start of the data
+                sparse = self._sparse_map_10(who)
+            self._check_sparse(sparse, realsize, self._left, who)
+            h.sparse, h.size = sparse, realsize
+            self._sparse = (sparse, realsize)
         return h
+
+    # -- sparse files ---------------------------------------------------------------------
+    def _gnu_sparse_map(self, blk: bytes, who: str):
+        out = []
+
+        def entries(area: bytes, n: int) -> None:
+            for i in range(n):
+                e = area[i * 24:(i + 1) * 24]
+                if e[0] == 0:  # unused entries are empty
+                    return
+                out.append((_num(e[:12], "offset", who), _num(e[12:], "numbytes", who)))
+
+        entries(blk[386:482], 4)
+        realsize = _num(blk[483:495], "realsize", who)
+        extended = blk[482]
+        while extended:
+            if len(out) > MAX_SPARSE:
+                raise LayerError(f"{who}: its sparse map has more than {MAX_SPARSE} entries")
+            ext = self._take(BLOCK, f"the sparse map of {who}")
+            entries(ext[:504], 21)
+            extended = ext[504]
+        return out, realsize
+
+    @staticmethod
+    def _pax_sparse(recs: dict, who: str, size: int):
+        major, minor = recs.get(b"GNU.sparse.major"), recs.get(b"GNU.sparse.minor")
+        if major is not None:
+            if (major, minor) != (b"1", b"0"):
+                raise LayerError(f"{who}: unsupported GNU sparse format {major!r}.{minor!r} in its PAX header")
+            realsize = recs.get(b"GNU.sparse.realsize")
+            if realsize is None:
+                raise LayerError(f"{who}: GNU sparse 1.0 without GNU.sparse.realsize in its PAX header")
+            return "1.0", _pax_num(realsize, "realsize", who)
+        realsize = recs.get(b"GNU.sparse.size")
+        if realsize is None:
+            raise LayerError(f"{who}: GNU sparse map without GNU.sparse.size in its PAX header")
+        realsize = _pax_num(realsize, "realsize", who)
+        if b"GNU.sparse.map" in recs:  # 0.1: "offset,numbytes,offset,numbytes..."
+            raw = recs[b"GNU.sparse.map"]
+            nums = raw.split(b",") if raw else []
+            if len(nums) % 2 or len(nums) > 2 * MAX_SPARSE:
+                raise LayerError(f"{who}: bad GNU.sparse.map in its PAX header (an odd count, or too many)")
+            vals = [_pax_num(v, "offset" if i % 2 == 0 else "numbytes", who) for i, v in enumerate(nums)]
+            return list(zip(vals[::2], vals[1::2])), realsize
+        seq = recs[_SPARSE00]  # 0.0: offset and numbytes records, alternating
+        if len(seq) % 2 or any(seq[i][0] != b"GNU.sparse.offset" or seq[i + 1][0] != b"GNU.sparse.numbytes"
+                               for i in range(0, len(seq), 2)):
+            raise LayerError(f"{who}: GNU.sparse.offset and GNU.sparse.numbytes records do not alternate "
+                             "in its PAX header")
+        return [(_pax_num(seq[i][1], "offset", who), _pax_num(seq[i + 1][1], "numbytes", who))
+                for i in range(0, len(seq), 2)], realsize
+
+    def _sparse_map_10(self, who: str) -> list:
+        """GNU sparse 1.0: decimal numbers, one a line (count, then offset/numbytes pairs), at the
+        start of the data, padded to a block."""
+        what = f"the sparse map of {who}"
+        buf = b""
+        nums: list = []
+        want = None
+        while want is None or len(nums) < want:
+            if b"\n" not in buf:
+                if self._left < BLOCK or len(buf) > 64:
+                    raise LayerError(f"{who}: bad GNU sparse 1.0 map at the start of its data")
+                buf += self._take(BLOCK, what)
+                self._left -= BLOCK
+                continue
+            line, _, buf = buf.partition(b"\n")
+            nums.append(_pax_num(line, "sparse map entry", who) if want is not None
+                        else _pax_num(line, "sparse map entry count", who))
+            if want is None:
+                if nums[0] > MAX_SPARSE:
+                    raise LayerError(f"{who}: its sparse map has more than {MAX_SPARSE} entries")
+                want = 1 + 2 * nums[0]
+        return list(zip(nums[1::2], nums[2::2]))
+
+    @staticmethod
+    def _check_sparse(segments: list, realsize: int, stored: int, who: str) -> None:
+        end = 0
+        total = 0
+        for off, length in segments:
+            if off < end or off + length > realsize:
+                raise LayerError(f"{who}: its sparse map is out of order, overlaps, or goes past "
+                                 f"the real size {realsize} (entry {off},{length})")
+            end = off + length
+            total += length
+        if total != stored:
+            raise LayerError(f"{who}: its sparse map covers {total} bytes but {stored} are stored")
 
     @staticmethod
     def _apply_pax(h: Header, recs: dict, size: int, who: str) -> int:
@@ -414,8 +553,6 @@ class TarReader:
                 if libarchive is None:
                     libarchive = {}
                 libarchive[k[17:]] = v
-            elif k.startswith(b"GNU.sparse."):
-                raise LayerError(f"{who}: sparse files are not supported")
         if xattrs is None and libarchive:
             import base64
             import binascii
