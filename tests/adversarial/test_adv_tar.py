@@ -238,3 +238,74 @@ def test_long_name_whose_first_100_bytes_end_in_a_slash(tmp_path, fmt):
     apply_layer(io.BytesIO(buf.getvalue()), str(root), chown=False)
     assert (root / d / "file.css").read_bytes() == b"body{"
     assert (root / "after").read_bytes() == b"!"
+
+
+# -- GNU sparse maps ---------------------------------------------------------------------------
+
+def old_gnu_sparse(entries: list, realsize: bytes, data: bytes) -> bytes:
+    extra = {483: realsize}
+    for i, (off, n) in enumerate(entries):
+        extra[386 + 24 * i] = off
+        extra[386 + 24 * i + 12] = n
+    return raw_header(b"sp", b"S", size_int=len(data), extra=extra) + pad(data)
+
+
+SPARSE_ATTACKS = [
+    ("pax01-negative-offset", member(b"sp", b"x" * 10, pax={b"GNU.sparse.size": b"100", b"GNU.sparse.map": b"-5,10"}),
+     ["'sp'", "offset"]),
+    ("pax01-overlap", member(b"sp", b"x" * 20, pax={b"GNU.sparse.size": b"100", b"GNU.sparse.map": b"0,10,5,10"}),
+     ["'sp'", "sparse map"]),
+    ("pax01-past-realsize", member(b"sp", b"x" * 10, pax={b"GNU.sparse.size": b"5", b"GNU.sparse.map": b"0,10"}),
+     ["'sp'", "real size"]),
+    ("pax01-covers-less-than-stored", member(b"sp", b"x" * 20, pax={b"GNU.sparse.size": b"100",
+                                                                    b"GNU.sparse.map": b"0,10"}),
+     ["'sp'", "covers 10 bytes but 20"]),
+    ("pax01-odd-count", member(b"sp", b"x", pax={b"GNU.sparse.size": b"1", b"GNU.sparse.map": b"0"}),
+     ["'sp'", "GNU.sparse.map"]),
+    ("pax00-not-alternating", member(b"sp", b"x", pax={b"GNU.sparse.size": b"1", b"GNU.sparse.numbytes": b"1"}),
+     ["'sp'", "alternate"]),
+    ("pax10-huge-count", member(b"sp", b"99999999999\n" + bytes(500), pax={b"GNU.sparse.major": b"1", b"GNU.sparse.minor": b"0",
+                                                              b"GNU.sparse.realsize": b"10"}),
+     ["'sp'", "entries"]),
+    ("pax10-garbage-map", member(b"sp", b"1\n-3\n4\n" + bytes(505), pax={b"GNU.sparse.major": b"1",
+                                                                        b"GNU.sparse.minor": b"0",
+                                                                        b"GNU.sparse.realsize": b"10"}),
+     ["'sp'", "sparse map entry"]),
+    ("pax10-map-without-newline", member(b"sp", b"7" * 2048, pax={b"GNU.sparse.major": b"1", b"GNU.sparse.minor": b"0",
+                                                                  b"GNU.sparse.realsize": b"10"}),
+     ["'sp'", "sparse 1.0 map"]),
+    ("pax-sparse-2.0", member(b"sp", b"x", pax={b"GNU.sparse.major": b"2", b"GNU.sparse.minor": b"0"}),
+     ["'sp'", "unsupported GNU sparse format"]),
+    ("old-gnu-negative-offset", old_gnu_sparse([(b256(-512, 12), b"00000000001\0")], b"00000001000\0", b"x"),
+     ["'sp'", "offset", "negative"]),
+    ("old-gnu-realsize-overflow", old_gnu_sparse([(b"00000000000\0", b"00000000001\0")], b256(1 << 70, 12), b"x"),
+     ["'sp'", "realsize", "out of range"]),
+]
+
+
+@pytest.mark.parametrize("m,words", [(m, w) for _, m, w in SPARSE_ATTACKS], ids=[i for i, _, _ in SPARSE_ATTACKS])
+def test_bad_sparse_maps_are_refused(tmp_path, m, words):
+    refused(tmp_path, archive(m, member(b"after", b"y")), *words)
+
+
+def test_old_gnu_sparse_with_extension_blocks(tmp_path):
+    """25 segments: 4 in the header, 21 in one extension block; holes stay holes."""
+    segs = [(i * 65536, 512) for i in range(25)]
+    extra = {483: b"%011o\0" % (25 * 65536), 482: b"\1"}
+    for i, (off, n) in enumerate(segs[:4]):
+        extra[386 + 24 * i] = b"%011o\0" % off
+        extra[386 + 24 * i + 12] = b"%011o\0" % n
+    ext = bytearray(BLOCK)
+    for i, (off, n) in enumerate(segs[4:]):
+        ext[24 * i:24 * i + 12] = b"%011o\0" % off
+        ext[24 * i + 12:24 * i + 24] = b"%011o\0" % n
+    data = b"".join(bytes([65 + i % 26]) * 512 for i in range(25))
+    tar = archive(raw_header(b"sp", b"S", size_int=len(data), extra=extra) + bytes(ext) + data)
+    root = tmp_path / "root"
+    root.mkdir()
+    apply_layer(io.BytesIO(tar), str(root), chown=False)
+    body = (root / "sp").read_bytes()
+    assert len(body) == 25 * 65536
+    for i, (off, n) in enumerate(segs):
+        assert body[off:off + n] == bytes([65 + i % 26]) * 512 and not any(body[off + n:off + 65536])
+    assert os.lstat(root / "sp").st_blocks * 512 < 25 * 65536
