@@ -189,3 +189,37 @@ def test_go_style_pax_overrides_by_hand(tmp_path):
     apply_layer(io.BytesIO(tar), str(root), chown=False)
     assert (root / long.decode()).read_bytes() == b"real data"
     assert os.readlink(root / "link") == long.decode()
+
+
+def test_build_add_of_a_tarfile_archive_with_a_deep_tree(tmp_path):
+    """The report of issue 13.15: ``ADD`` of a tar Python's tarfile made (a Flask app's deep
+    static tree), through ``pallet build``; and ``ADD`` of the negative-size layer of issue
+    14.3 ends with one line instead of never returning."""
+    from buildtools import PalletStore
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    static = "static/" + "v" * 91 + "/"  # 99 bytes: the ustar name of the file in it is cut at the "/"
+    assert len(static) == 99
+    with tarfile.open(ctx / "app.tar", "w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in ((static + "app.css", b"body{}"), ("app.py", b"from flask import Flask\n")):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, __import__("io").BytesIO(data))
+    (ctx / "Dockerfile").write_text("FROM scratch\nADD app.tar /srv/\n")
+    s = PalletStore(str(tmp_path / "store"), "vfs")
+    s("build", "-q", "-t", "localhost/app", str(ctx))
+    path = s("image", "mount", "localhost/app").stdout.strip()
+    try:
+        with open(os.path.join(path, "srv", static, "app.css"), "rb") as f:
+            assert f.read() == b"body{}"
+    finally:
+        s("image", "umount", "localhost/app")
+
+    from adversarial.test_adv_tar import NEG_SIZE
+
+    (ctx / "bad.tar").write_bytes(NEG_SIZE)
+    (ctx / "Dockerfile").write_text("FROM scratch\nADD bad.tar /x/\n")
+    p = subprocess.run(s.args("build", "-q", "-t", "localhost/bad", str(ctx)), capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode != 0 and "'victim'" in p.stderr and p.stderr.strip().count("\n") == 0, p.stderr
