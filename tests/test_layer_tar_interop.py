@@ -223,3 +223,52 @@ def test_build_add_of_a_tarfile_archive_with_a_deep_tree(tmp_path):
     p = subprocess.run(s.args("build", "-q", "-t", "localhost/bad", str(ctx)), capture_output=True, text=True,
                        timeout=120)
     assert p.returncode != 0 and "'victim'" in p.stderr and p.stderr.strip().count("\n") == 0, p.stderr
+
+
+# -- one tar stack: the archive transports read with the layer codec (issue 15) --------------
+
+def test_archive_transports_share_the_codec_and_its_truncation_policy(tmp_path):
+    """transports/_tar.py reads with pallet.layer._tar: an archive cut off on a block boundary
+    (tarfile took that for a clean end) is an error, and the member table's data offsets are
+    those Python's tarfile finds, for a GNU tar archive with long names."""
+    import io
+
+    from pallet.errors import InvalidDocument
+    from pallet.transports import _tar as ttar
+
+    buf = io.BytesIO()
+    tw = ttar.TarWriter(buf)
+    tw.add_dir("blobs")
+    tw.add_bytes("blobs/" + "b" * 120, b"x" * 1000)
+    tw.add_bytes("index.json", b"{}")
+    tw.close()
+    whole = buf.getvalue()
+    dest = tmp_path / "whole"
+    dest.mkdir()
+    ttar.extract_safely(io.BytesIO(whole), str(dest), "t")
+    assert (dest / "blobs" / ("b" * 120)).read_bytes() == b"x" * 1000 and (dest / "index.json").read_bytes() == b"{}"
+    cut = whole[:whole.index(b"{}") + 512]  # index.json's data block, no end-of-archive marker
+    dest = tmp_path / "cut"
+    dest.mkdir()
+    with pytest.raises(InvalidDocument, match="truncated"):
+        ttar.extract_safely(io.BytesIO(cut), str(dest), "t")
+    with pytest.raises(InvalidDocument, match="not a tar archive"):
+        ttar.extract_safely(io.BytesIO(b"<html>" + bytes(2000)), str(dest), "t")
+
+    src = tmp_path / "src"
+    make_tree(src)
+    tar = str(tmp_path / "gnu.tar")
+    subprocess.run([need("tar"), "-C", str(src), "--format=gnu", "-cf", tar, "."], check=True)
+    members = ttar.scan(tar, "t")
+    with tarfile.open(tar) as tf:
+        for m in tf.getmembers():
+            name = os.path.normpath("/" + m.name).lstrip("/")
+            if name:
+                assert members[name].size == (m.size if m.isreg() or m.issparse() else 0)
+                if m.isreg():
+                    assert members[name].offset == m.offset_data
+    with open(tar, "rb") as f:
+        data = f.read()
+    (tmp_path / "short.tar").write_bytes(data[:members["a"].offset + 512])
+    with pytest.raises(InvalidDocument, match="truncated"):
+        ttar.scan(str(tmp_path / "short.tar"), "t")

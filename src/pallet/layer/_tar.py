@@ -201,9 +201,10 @@ class TarReader:
     covers every byte. ``bytes_read`` counts what was pulled from the stream.
     """
 
-    def __init__(self, source, chunk: int = CHUNK):
+    def __init__(self, source, chunk: int = CHUNK, seekable: bool = False):
         self._src = source
         self._chunk = chunk
+        self._seekable = seekable  # skip data by seeking the source (a file) instead of reading it
         self._buf = b""
         self._pos = 0
         self._left = 0  # data bytes of the current member not consumed yet
@@ -294,6 +295,13 @@ class TarReader:
         n = self._left + self._pad
         if len(self._buf) - self._pos >= n:
             self._pos += n
+            self._left = self._pad = 0
+            return
+        if self._seekable:  # past the buffer by seeking; a short file shows at the next header
+            beyond = n - (len(self._buf) - self._pos)
+            self._src.seek(beyond, os.SEEK_CUR)
+            self.bytes_read += beyond
+            self._buf, self._pos = b"", 0
             self._left = self._pad = 0
             return
         for _ in self._chunks(self._left, what):
