@@ -173,3 +173,28 @@ def test_limits_are_read_from_storage_conf(tmp_path, monkeypatch):
     conf.write_text('[storage.options.pallet]\nfree_space_reserve = "lots"\n')
     with pytest.raises(ConfigError, match="free_space_reserve"):
         resolve(str(tmp_path / "r"))
+
+
+def test_one_diffid_helper_for_every_form(tmp_path):
+    """issue 15: the diffID is computed by one helper in its pull and push forms (store and
+    docker-archive read, copy tees): gzip, zstd and plain blobs give the same diffID and size."""
+    import io
+
+    from pallet.layer import stream as lstream
+
+    plain = str(tmp_path / "l.tar")
+    diff_id = write_layer(plain, 3 * MiB + 5, b"abc", gzip_it=False)
+    with open(plain, "rb") as f:
+        tar = f.read()
+    for algo in (None, "gzip", "zstd"):
+        blob = tar if algo is None else lstream.Compress(io.BytesIO(tar), algo).read()
+        r = lstream.diff_id_of(io.BytesIO(blob))
+        assert (r.digest, r.size, r.compression) == (diff_id, len(tar), algo)
+        w = lstream.DiffIDWriter()
+        for i in range(0, len(blob), 7777):
+            w.write(blob[i:i + 7777])
+        w.close()
+        assert (w.digest, w.size) == (diff_id, len(tar))
+    gz = lstream.Compress(io.BytesIO(tar), "gzip").read()
+    r = lstream.diff_id_of(io.BytesIO(gz), "none")  # "none": taken as it is, never sniffed
+    assert (r.digest, r.size) == ("sha256:" + hashlib.sha256(gz).hexdigest(), len(gz))

@@ -396,6 +396,46 @@ class DecompressingWriter:
             self._d.flush()
 
 
+# -- diffIDs: the one place they are computed -------------------------------------------------
+
+class DiffIDReader(Digesting):
+    """The uncompressed bytes of a layer blob (compression sniffed unless ``compression`` is
+    given; "none": a plain tar, never sniffed), digested as they are read: after the last read ``digest`` is the layer's diffID
+    and ``size`` its uncompressed size; ``compression`` is what the blob was ("gzip", "zstd",
+    None). The pull form, for whoever consumes the plain tar (the store applies it, the
+    docker-archive source only counts it)."""
+
+    def __init__(self, source, compression: str | None = None):
+        plain = source if compression == "none" else open_decompressed(source, compression)
+        super().__init__(plain)
+        self.compression = getattr(plain, "algo", None)
+
+
+class DiffIDWriter(DecompressingWriter):
+    """The push form of :class:`DiffIDReader`: a sink fed a layer blob's bytes as they pass
+    (``copy`` tees them to the destination); after ``close``, ``digest`` and ``size``."""
+
+    def __init__(self):
+        self._plain = HashingWriter()
+        super().__init__(self._plain)
+
+    @property
+    def digest(self) -> str:
+        return self._plain.digest
+
+    @property
+    def size(self) -> int:
+        return self._plain.size
+
+
+def diff_id_of(source, compression: str | None = None, chunk: int = CHUNK) -> DiffIDReader:
+    """Read a layer blob to its end; the DiffIDReader holds its diffID, size and compression."""
+    r = DiffIDReader(source, compression)
+    while r.read(chunk):
+        pass
+    return r
+
+
 def copy(src, dst, chunk: int = CHUNK) -> int:
     """Copy a readable stream to a writable one in chunks; returns the byte count."""
     total = 0
