@@ -93,6 +93,7 @@ def test_resume_gives_up_after_retries(proxy, big_image):
             read_verified(src, layer)
     msg = str(ei.value)
     assert msg.startswith(f"reading blob {layer.digest}: {proxy.host}:") and "at byte 1000 of" in msg
+    assert msg.count("at byte") == 1 and msg.count(layer.digest) == 1, msg  # said once (issue 14.14)
     assert "resuming failed 2 times" in msg and len(proxy.entries(layer.digest, "GET")) == 3
 
 
@@ -207,3 +208,17 @@ def test_debug_log_never_shows_secrets(make_registry, tmp_path, capfd):
 
     assert base64.b64encode(b"bob:s3cr3t-pw").decode() not in err
     assert json  # keep the import for symmetry with other tests
+
+
+def test_a_short_body_is_reported_once(proxy, big_image):
+    """A registry that answers 200 with fewer bytes than the blob has: the error names the blob
+    and the position once (it said "stream ended at byte N of M at byte N of M", issue 14.14)."""
+    layer = big_image.layers[0]
+    proxy.add(Rule("status", "GET", f"/blobs/{layer.digest}", times=10, code=200, body=b"x" * 389,
+                   headers={"Content-Type": "application/octet-stream"}))
+    with parse_reference(f"docker://{proxy.host}/faults/big:v1").new_source(ctx(retry_times=1)) as src:
+        with pytest.raises(errors.NetworkError) as ei:
+            read_verified(src, layer)
+    msg = str(ei.value)
+    assert msg.startswith(f"reading blob {layer.digest}: {proxy.host}: the stream ended early at byte ")
+    assert msg.count("at byte") == 1 and msg.count(layer.digest) == 1, msg

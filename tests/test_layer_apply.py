@@ -507,3 +507,50 @@ def test_rootless_options(tmp_path):
     tar = TarMaker().add("f", data=b"x", uid=1234, xattrs={"user.a": "b"}).bytes()
     apply_layer(io.BytesIO(tar), str(tmp_path), chown=False, xattrs=False)
     assert os.lstat(tmp_path / "f").st_uid == 0 and os.listxattr(tmp_path / "f") == []
+
+
+# -- a layer whose root is opaque (issue 14.10) -----------------------------------------------
+
+@pytest.mark.parametrize("driver", ["overlay", "vfs"])
+def test_root_level_opaque_whiteout_hides_the_lower_layers(registry, tmp_path, driver):
+    """``.wh..wh..opq`` at the top of a layer: pulled into a store and mounted, the lower
+    layer's files are gone with either driver (the kernel ignores the opaque xattr on a layer's
+    root, so the overlay mount must leave the layers below out), as umoci unpacks it."""
+    from conftest import run_pallet
+
+    layout = str(tmp_path / "layout")
+    images.make_layout(layout, "v1", layers=[
+        {"old-file": "from below", "olddir": {"type": "dir"}, "olddir/x": "x", "kept": "overwritten"},
+        {"": {"type": "opaque"}, "new-file": "from above", "kept": "replaced"},
+    ])
+    ref = f"{registry.host}/layer/root-opaque-{driver}:v1"
+    subprocess.run([need("skopeo"), "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:v1",
+                    f"docker://{ref}"], check=True, capture_output=True)
+    base = ["--root", str(tmp_path / "store"), "--storage-driver", driver]
+    run_pallet(*base, "pull", "-q", "--tls-verify=false", ref)
+    path = run_pallet(*base, "image", "mount", ref).stdout.strip()
+    try:
+        assert sorted(os.listdir(path)) == ["kept", "new-file"]
+        with open(os.path.join(path, "kept"), "rb") as f:
+            assert f.read() == b"replaced"
+        bundle = str(tmp_path / "bundle")
+        subprocess.run([need("umoci"), "unpack", "--image", f"{layout}:v1", bundle], check=True, capture_output=True)
+        assert_same_tree(snapshot(path, dir_mtimes=False), snapshot(os.path.join(bundle, "rootfs"), dir_mtimes=False))
+    finally:
+        run_pallet(*base, "image", "umount", ref)
+
+
+def test_root_opaque_layer_hides_lowers_in_overlay_apply(tmp_path, overlay_mount):
+    """The same through apply_layer(whiteouts="overlay", lowers=...): a directory implied in a
+    layer above a root-opaque one takes no metadata from the layers the opaque root hid."""
+    l1 = TarMaker().dir("d", mode=0o700, uid=7).add("d/old", data=b"old").bytes()
+    l2 = TarMaker().opq("").add("top", data=b"t").bytes()
+    l3 = TarMaker().add("d/new", data=b"n").bytes()
+    dirs = []
+    for i, tar in enumerate([l1, l2, l3]):
+        d = str(tmp_path / f"layer{i}")
+        os.mkdir(d)
+        apply_layer(io.BytesIO(tar), d, whiteouts="overlay", lowers=list(reversed(dirs)))
+        dirs.append(d)
+    st = os.lstat(os.path.join(dirs[2], "d"))
+    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o755, 0)  # not l1's 0700 uid 7

@@ -113,8 +113,21 @@ def _split(name: bytes, what: str = "name") -> tuple:
     return parts
 
 
-def _show(name: bytes) -> str:
-    return repr(os.fsdecode(name))
+_show = _tar.show
+
+
+def _entry_error(h, e: OSError) -> LayerError:
+    """The one-line error for a failed system call on entry ``h``: which entry, and why."""
+    if e.errno == errno.ENAMETOOLONG:
+        longest = max(_split(h.name) or (b"",), key=len)
+        if len(longest) > 255:
+            why = f"its path is too long: the component {_show(longest, 40)} is longer than 255 bytes"
+        elif len(h.linkname) >= 4096:
+            why = f"its link target is too long ({len(h.linkname)} bytes, at most 4095)"
+        else:
+            why = "its path is too long"
+        return LayerError(f"applying layer entry {_show(h.name)}: {why}")
+    return LayerError(f"applying layer entry {_show(h.name)}: {e.strerror or e}")
 
 
 class _Applier:
@@ -181,7 +194,7 @@ class _Applier:
                 try:
                     self._entry(tr, h)
                 except OSError as e:
-                    raise LayerError(f"applying layer entry {_show(h.name)}: {e.strerror or e}") from e
+                    raise _entry_error(h, e) from e
                 finally:
                     if self.stale:
                         self._close_stale()
@@ -614,7 +627,16 @@ def _lookup_lower(lowers, key: bytes, opaque_xattr: str):
                 return None, None
         finally:
             os.close(fd)
+        if _root_opaque(lower, opaque_xattr):
+            break  # this layer's root replaced everything below it
     return None, None
+
+
+def _root_opaque(d: str, opaque_xattr: str) -> bool:
+    try:
+        return os.getxattr(d, opaque_xattr) == b"y"
+    except OSError:
+        return False
 
 
 def _open_strict(root_fd: int, key: bytes):

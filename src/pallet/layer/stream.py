@@ -396,6 +396,46 @@ class DecompressingWriter:
             self._d.flush()
 
 
+# -- diffIDs: the one place they are computed -------------------------------------------------
+
+class DiffIDReader(Digesting):
+    """The uncompressed bytes of a layer blob (compression sniffed unless ``compression`` is
+    given; "none": a plain tar, never sniffed), digested as they are read: after the last read ``digest`` is the layer's diffID
+    and ``size`` its uncompressed size; ``compression`` is what the blob was ("gzip", "zstd",
+    None). The pull form, for whoever consumes the plain tar (the store applies it, the
+    docker-archive source only counts it)."""
+
+    def __init__(self, source, compression: str | None = None):
+        plain = source if compression == "none" else open_decompressed(source, compression)
+        super().__init__(plain)
+        self.compression = getattr(plain, "algo", None)
+
+
+class DiffIDWriter(DecompressingWriter):
+    """The push form of :class:`DiffIDReader`: a sink fed a layer blob's bytes as they pass
+    (``copy`` tees them to the destination); after ``close``, ``digest`` and ``size``."""
+
+    def __init__(self):
+        self._plain = HashingWriter()
+        super().__init__(self._plain)
+
+    @property
+    def digest(self) -> str:
+        return self._plain.digest
+
+    @property
+    def size(self) -> int:
+        return self._plain.size
+
+
+def diff_id_of(source, compression: str | None = None, chunk: int = CHUNK) -> DiffIDReader:
+    """Read a layer blob to its end; the DiffIDReader holds its diffID, size and compression."""
+    r = DiffIDReader(source, compression)
+    while r.read(chunk):
+        pass
+    return r
+
+
 def copy(src, dst, chunk: int = CHUNK) -> int:
     """Copy a readable stream to a writable one in chunks; returns the byte count."""
     total = 0
@@ -405,3 +445,51 @@ def copy(src, dst, chunk: int = CHUNK) -> int:
             return total
         dst.write(b)
         total += len(b)
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB" if n % (1 << 20) else f"{n >> 20} MiB"
+
+
+class SpaceGuard(Reader):
+    """Passes a layer's uncompressed stream through and stops it, with a StoreError naming
+    ``what`` (the layer) and the limit, when it grows past ``limit`` bytes (0: no limit) or when
+    the filesystem holding ``path`` has less than ``reserve`` bytes free (looked at before the
+    first byte and after every ``every`` bytes): a decompression bomb fills neither the store
+    nor the disk. The consumer writes at most a buffer behind what it read, so the check holds
+    while writing."""
+
+    def __init__(self, source, path: str, what: str, *, limit: int = 0, reserve: int = 0, every: int = 1 << 20):
+        super().__init__(source)
+        self.path = path
+        self.what = what
+        self.limit = limit
+        self.reserve = reserve
+        self.every = every
+        self.count = 0
+        self._next_check = 0
+
+    def _read(self, n: int) -> bytes:
+        if self.reserve and self.count >= self._next_check:
+            self._check_space()
+            self._next_check = self.count + self.every
+        b = self._src.read(n)
+        self.count += len(b)
+        if self.limit and self.count > self.limit:
+            from ..errors import StoreError
+
+            raise StoreError(f"{self.what}: it expands to more than the layer_size_limit of {_mib(self.limit)} "
+                             "(storage.conf [storage.options.pallet]): refused")
+        return b
+
+    def _check_space(self) -> None:
+        import os
+
+        st = os.statvfs(self.path)
+        free = st.f_bavail * st.f_frsize
+        if free < self.reserve:
+            from ..errors import StoreError
+
+            raise StoreError(f"{self.what}: only {_mib(free)} left free on the store's filesystem ({self.path}) "
+                             f"after {_mib(self.count)} of it, less than the free_space_reserve of "
+                             f"{_mib(self.reserve)} (storage.conf [storage.options.pallet]): refused")

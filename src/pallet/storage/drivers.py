@@ -1,7 +1,8 @@
 """Layer drivers: how a layer's files sit on disk and how a stack of layers is mounted.
 
 ``overlay`` keeps each layer's own files in ``overlay/ID/diff`` (whiteouts in overlay's
-format: 0/0 character devices and the opaque xattr) and stacks them with kernel overlayfs;
+format: 0/0 character devices and the opaque xattr) and stacks them with kernel overlayfs
+(a layer whose root is opaque ends the stack: the kernel ignores that xattr on a layer root);
 ``l/SHORT`` symlinks keep the lowerdir list short so images with many layers fit the mount
 data limit (one page). ``vfs`` keeps a full copy of the root filesystem per layer and
 mounts by bind mount: slower and bigger, but it works anywhere.
@@ -15,6 +16,8 @@ from ..errors import StoreError
 from . import _mount
 
 _PAGE = 4096
+#: what apply_layer(whiteouts="overlay") marks opaque directories with
+OPAQUE_XATTR = "trusted.overlay.opaque"
 
 
 def _short_id() -> str:
@@ -97,10 +100,24 @@ class OverlayDriver(Driver):
     def diff_dir(self, layer_id: str) -> str:
         return os.path.join(self.layer_dir(layer_id), "diff")
 
+    def root_opaque(self, layer_id: str) -> bool:
+        """Is the layer's root directory opaque (it replaces everything below it)?"""
+        try:
+            return os.getxattr(self.diff_dir(layer_id), OPAQUE_XATTR) == b"y"
+        except OSError:
+            return False
+
     def mount(self, chain: list[dict], target: str, writable: dict | None = None) -> None:
         """Mount ``chain`` (layer records, top first) at ``target``; read-only unless ``writable``
         (a container layer record) is given, whose diff becomes the upper dir."""
-        lowers = [f"l/{rec['driver']['link']}" for rec in chain]
+        lowers = []
+        for rec in chain:
+            lowers.append(f"l/{rec['driver']['link']}")
+            if self.root_opaque(rec["id"]):
+                # the kernel honours the opaque xattr on directories inside a lower layer, not on
+                # a layer's root: a layer whose root is opaque (".wh..wh..opq" at the top of its
+                # tar) hides the layers below it by leaving them out of the mount
+                break
         flags = _mount.MS_NODEV | _mount.MS_NOSUID
         if writable is None:
             flags |= _mount.MS_RDONLY

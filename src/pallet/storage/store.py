@@ -358,24 +358,28 @@ class Store:
             target = self.driver.stage(staging, parent_dir)
             blob_tmp = os.path.join(staging, "blob")
             with open(blob_tmp, "wb") as bf:
+                opts = self.options  # a decompression bomb fills neither the store nor the disk
+                guard = dict(path=staging, what=f"layer {blob_digest or diff_id}" if blob_digest or diff_id else "the new layer",
+                             limit=opts.layer_size_limit, reserve=opts.free_space_reserve)
                 if compressed:  # keep the bytes as they came, apply what they decompress to
                     sink = _stream.HashingWriter(bf, hash=blob_digest is None)  # a known digest is verified upstream
-                    plain = _stream.Digesting(_stream.open_decompressed(_stream.Tee(source, sink), compression))
+                    diff = _stream.DiffIDReader(_stream.Tee(source, sink), compression)
                     packer = None
                 else:  # apply the tar, keep it compressed
                     sink = _stream.HashingWriter(bf)
                     packer = _stream.CompressingWriter(sink, None if compression == "none" else compression)
-                    plain = _stream.Digesting(_stream.Tee(source, packer))
+                    diff = _stream.DiffIDReader(_stream.Tee(source, packer), "none")
+                plain = _stream.SpaceGuard(diff, **guard)
                 stats = apply_layer(plain, target, whiteouts=self.driver.whiteouts)
                 while plain.read(_stream.CHUNK):  # trailing padding, and the verification at EOF
                     pass
                 if packer is not None:
                     packer.close()
                 bf.flush()
-            if diff_id is not None and plain.digest != diff_id:
+            if diff_id is not None and diff.digest != diff_id:
                 raise DigestMismatch(f"layer {blob_digest or diff_id}: uncompressed content has digest "
-                                     f"{plain.digest}, but the image config says {diff_id}")
-            diff_id = plain.digest
+                                     f"{diff.digest}, but the image config says {diff_id}")
+            diff_id = diff.digest
             if layer_id is None:
                 layer_id = _chain_step(parent, diff_id) if parent else diff_id.split(":", 1)[1]
             _mount.syncfs(staging)

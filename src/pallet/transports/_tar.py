@@ -1,18 +1,20 @@
 """Tar helpers for the archive transports: a streaming writer, a safe streaming extractor, and a
 member table for random access to an uncompressed archive (``docker-archive:``).
 
-The writer uses :mod:`tarfile` only to encode headers and copies file data itself in large
-chunks (tarfile's own copy is 16 KiB at a time). The extractor never follows or creates links
-and refuses absolute or ``..`` names, so an archive cannot write outside its directory.
+All three sit on the layer codec (:mod:`pallet.layer._tar`): one tar reader and one header
+writer for the whole program, with one policy: a stream that ends early (even on a block
+boundary) is an error, every header field is validated. The extractor never follows or
+creates links and refuses absolute or ``..`` names, so an archive cannot write outside its
+directory.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-import tarfile
 
-from ..errors import InvalidDocument
+from ..errors import InvalidDocument, LayerError
+from ..layer import _tar as _codec
 from . import _files
 
 BLOCK = 512
@@ -33,11 +35,9 @@ class TarWriter:
         self.out.write(b)
         self.written += len(b)
 
-    def _header(self, info: tarfile.TarInfo) -> None:
-        info.mtime = self.mtime
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+    def _header(self, name: str, typ: bytes, mode: int, size: int = 0, linkname: str = "") -> None:
+        self._write(_codec.header(os.fsencode(name), typ, mode=mode, size=size, mtime=self.mtime,
+                                  linkname=os.fsencode(linkname)))
 
     def _pad(self, size: int) -> None:
         rem = size % BLOCK
@@ -45,16 +45,10 @@ class TarWriter:
             self._write(b"\0" * (BLOCK - rem))
 
     def add_dir(self, name: str) -> None:
-        ti = tarfile.TarInfo(name.rstrip("/") + "/")
-        ti.type = tarfile.DIRTYPE
-        ti.mode = 0o755
-        self._header(ti)
+        self._header(name.rstrip("/") + "/", _codec.DIR, 0o755)
 
     def add_bytes(self, name: str, data: bytes, mode: int | None = None) -> None:
-        ti = tarfile.TarInfo(name)
-        ti.size = len(data)
-        ti.mode = self.mode if mode is None else mode
-        self._header(ti)
+        self._header(name, _codec.REG, self.mode if mode is None else mode, len(data))
         self._write(data)
         self._pad(len(data))
 
@@ -62,10 +56,7 @@ class TarWriter:
         """Add a regular file from disk, streamed; its size must not change while being copied."""
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            ti = tarfile.TarInfo(name)
-            ti.size = size
-            ti.mode = self.mode if mode is None else mode
-            self._header(ti)
+            self._header(name, _codec.REG, self.mode if mode is None else mode, size)
             left = size
             while left:
                 b = f.read(min(CHUNK, left))
@@ -76,11 +67,7 @@ class TarWriter:
         self._pad(size)
 
     def add_symlink(self, name: str, target: str) -> None:
-        ti = tarfile.TarInfo(name)
-        ti.type = tarfile.SYMTYPE
-        ti.linkname = target
-        ti.mode = 0o777
-        self._header(ti)
+        self._header(name, _codec.SYM, 0o777, linkname=target)
 
     def close(self) -> None:
         """End of archive: two zero blocks, padded to a full record as tar(1) does."""
@@ -100,43 +87,71 @@ def clean_name(name: str, what: str) -> str:
     return "/".join(parts)
 
 
+def _open_plain(stream, what: str):
+    """The uncompressed bytes of an archive stream: plain, gzip, zstd, bzip2 or xz."""
+    from ..layer import stream as _stream
+
+    peek = _stream.Peek(stream)
+    algo = _stream.detect(peek.peek(8))
+    if algo == "bzip2":
+        import bz2
+
+        return bz2.open(peek)
+    if algo == "xz":
+        import lzma
+
+        return lzma.open(peek)
+    return _stream.Decompress(peek, algo) if algo else peek
+
+
 def extract_safely(stream, dest: str, what: str) -> None:
-    """Extract a tar stream (plain, gzip or other tarfile-readable compression) into ``dest``.
+    """Extract a tar stream (plain, gzip, zstd, bzip2 or xz) into ``dest``.
 
     Only directories and regular files; links, devices and unsafe names are refused with a
     one-line error. Data is streamed, never held whole.
     """
+    import lzma
+
+    from ..errors import DigestMismatch
+
     try:
-        tf = tarfile.open(fileobj=stream, mode="r|*")
-    except tarfile.TarError as e:
-        raise InvalidDocument(f"{what}: not a tar archive: {e}") from None
-    try:
-        with tf:
-            for member in tf:
-                name = clean_name(member.name, what)
-                if not name:
-                    continue
-                target = os.path.join(dest, name)
-                if member.isdir():
-                    os.makedirs(target, 0o755, exist_ok=True)
-                    continue
-                if not member.isreg():
-                    kind = "link" if (member.issym() or member.islnk()) else "special file"
-                    raise InvalidDocument(f"{what}: unsupported {kind} {member.name!r} in the archive "
-                                          "(an OCI layout holds only files and directories)")
-                os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
-                src = tf.extractfile(member)
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-                with open(fd, "wb") as out:
-                    while True:
-                        b = src.read(CHUNK)
-                        if not b:
-                            break
-                        out.write(b)
-    except tarfile.TarError as e:
+        tr = _codec.TarReader(_open_plain(stream, what))
+        first = True
+        while True:
+            try:
+                h = tr.next()
+            except LayerError as e:
+                if first and "checksum" in str(e):
+                    raise InvalidDocument(f"{what}: not a tar archive: {e}") from None
+                raise
+            first = False
+            if h is None:
+                break
+            name = clean_name(os.fsdecode(h.name), what)
+            if not name or h.type == _codec.GNU_VOLHDR:
+                continue
+            target = os.path.join(dest, name)
+            if h.type == _codec.DIR:
+                os.makedirs(target, 0o755, exist_ok=True)
+                continue
+            if h.type != _codec.REG:
+                kind = "link" if h.type in (_codec.SYM, _codec.LNK) else "special file"
+                raise InvalidDocument(f"{what}: unsupported {kind} {os.fsdecode(h.name)!r} in the archive "
+                                      "(an OCI layout holds only files and directories)")
+            os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            try:
+                tr.copy_to(fd)
+            finally:
+                os.close(fd)
+    except (LayerError, DigestMismatch) as e:
         raise InvalidDocument(f"{what}: corrupt tar archive: {e}") from None
-    except EOFError:
-        raise InvalidDocument(f"{what}: truncated tar archive") from None
+    except (EOFError, lzma.LZMAError) as e:
+        raise InvalidDocument(f"{what}: corrupt or truncated compressed archive: {e}") from None
+    except OSError as e:
+        if e.errno is None:  # bz2's "Invalid data stream"
+            raise InvalidDocument(f"{what}: corrupt compressed archive: {e}") from None
+        raise
 
 
 class Member:
@@ -151,31 +166,27 @@ class Member:
 
 
 def scan(path: str, what: str) -> dict[str, Member]:
-    """Name -> Member of every entry of an uncompressed tar file (headers only, data skipped)."""
+    """Name -> Member of every entry of an uncompressed tar file (headers only, data skipped
+    by seeking)."""
     members: dict[str, Member] = {}
-    try:
-        with tarfile.open(path, mode="r:") as tf:
+    kinds = {_codec.REG: "file", _codec.DIR: "dir", _codec.SYM: "symlink", _codec.LNK: "hardlink"}
+    with open(path, "rb") as f:
+        tr = _codec.TarReader(f, seekable=True)
+        try:
             while True:
-                ti = tf.next()
-                if ti is None:
+                h = tr.next()
+                if h is None:
                     break
-                name = posixpath.normpath("/" + ti.name).lstrip("/")
-                if ti.isreg():
-                    kind = "file"
-                elif ti.isdir():
-                    kind = "dir"
-                elif ti.issym():
-                    kind = "symlink"
-                elif ti.islnk():
-                    kind = "hardlink"
-                else:
-                    kind = "other"
-                members[name] = Member(name, ti.offset_data, ti.size, kind, ti.linkname)
-                tf.members.clear()  # keep memory flat for archives with many entries
-    except tarfile.TarError as e:
-        raise InvalidDocument(f"{what}: not a tar archive: {e}") from None
-    except EOFError:
-        raise InvalidDocument(f"{what}: truncated tar archive") from None
+                if h.sparse is not None:
+                    raise InvalidDocument(f"{what}: {os.fsdecode(h.name)!r} is a sparse file, "
+                                          "which a docker-archive does not hold")
+                name = posixpath.normpath("/" + os.fsdecode(h.name)).lstrip("/")
+                members[name] = Member(name, tr.offset(), h.size, kinds.get(h.type, "other"),
+                                       os.fsdecode(h.linkname))
+        except LayerError as e:
+            if not members and "checksum" in str(e):
+                raise InvalidDocument(f"{what}: not a tar archive: {e}") from None
+            raise InvalidDocument(f"{what}: corrupt tar archive: {e}") from None
     return members
 
 

@@ -440,15 +440,14 @@ class _Engine:
     def _copy_layer_with_diffid(self, desc: Descriptor, diff_ids: dict) -> Descriptor:
         """Copy a layer while computing the digest of its uncompressed content (one pass: the
         bytes the destination reads are also decompressed into a hash)."""
-        plain = _stream.HashingWriter()
-        unpack = _stream.DecompressingWriter(plain)
+        unpack = _stream.DiffIDWriter()
         with _stream.Verifying(self.src.get_blob(desc), desc.digest, desc.size, "blob") as raw:
             tee = _stream.Tee(raw, unpack)
             got = self.dest.put_blob(tee, desc)
             while tee.read(_stream.CHUNK):  # a destination that already had the blob read none of it
                 pass
         unpack.close()
-        diff_ids[desc.digest] = plain.digest
+        diff_ids[desc.digest] = unpack.digest
         self.progress.blob("blob", desc, "done")
         return got
 

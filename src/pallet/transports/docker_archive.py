@@ -223,8 +223,6 @@ class _Archive:
 
     def layer_info(self, member) -> tuple[str, int, str | None]:
         """(digest, size, compression) of a layer member as served (uncompressed); computed once, cached."""
-        import hashlib
-
         from ..layer import stream as _stream
 
         key = self.identity + (member.offset,)
@@ -233,21 +231,12 @@ class _Archive:
         if hit is not None:
             return hit
         with self.open(member) as sec:
-            peek = _stream.Peek(sec)
-            algo = _stream.detect(peek.peek(8))
-            if algo in ("bzip2", "xz"):
-                raise Unsupported(f"{self.what}: {member.name}: {algo}-compressed layers are not supported")
-            data = _stream.Decompress(peek, algo) if algo else peek
-            h = hashlib.sha256()
-            size = 0
             with _files.translate_errors(f"reading {self.what}"):
-                while True:
-                    b = data.read(1 << 20)
-                    if not b:
-                        break
-                    h.update(b)
-                    size += len(b)
-        info = (f"sha256:{h.hexdigest()}", size, algo)
+                try:
+                    r = _stream.diff_id_of(sec)
+                except Unsupported as e:
+                    raise Unsupported(f"{self.what}: {member.name}: {e}") from None
+        info = (r.digest, r.size, r.compression)
         with _CACHE_LOCK:
             if len(_LAYER_CACHE) > 4096:
                 _LAYER_CACHE.clear()

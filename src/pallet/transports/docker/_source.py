@@ -127,7 +127,8 @@ class BlobReader:
             try:
                 b = self._resp.read(n)
                 if not b and 0 <= self.size and self.offset < self.size:
-                    raise _http.ProtocolError(f"stream ended at byte {self.offset} of {self.size}")
+                    # the position is said once, by the NetworkError below
+                    raise _http.ProtocolError("the stream ended early")
                 self.offset += len(b)
                 return b
             except OSError as e:
