@@ -36,7 +36,8 @@ class TemplateError(UsageError):
     pass
 
 
-_MISSING = object()  # a map's missing key: Go prints "<no value>"
+_MISSING = object()
+MAX_DEPTH = 100  # parentheses and if/range/with, together: deeper is refused, not a RecursionError  # a map's missing key: Go prints "<no value>"
 
 
 class _Break(Exception):
@@ -254,6 +255,7 @@ class _Parser:
         self.i = 0
         self.vars = [["$"]]
         self.kinds: list[str] = []
+        self.depth = 0
 
     def parse(self):
         body, end = self._list(())
@@ -295,6 +297,7 @@ class _Parser:
         return out, None
 
     def _control(self, word, toks, pos):
+        self._nest(pos)
         self.vars.append([])
         self.kinds.append(word)
         try:
@@ -322,6 +325,18 @@ class _Parser:
                 self.kinds.pop()
 
     def _pipeline(self, toks, pos, decl_ok=False, ranged=False):
+        self.depth += 1
+        try:
+            return self._pipeline1(toks, pos, decl_ok, ranged)
+        finally:
+            self.depth -= 1
+
+    def _nest(self, pos):
+        if self.depth + len(self.kinds) > MAX_DEPTH:
+            self.lx.fail(pos, f"nested more than {MAX_DEPTH} deep")
+
+    def _pipeline1(self, toks, pos, decl_ok, ranged):
+        self._nest(pos)
         decls, assign = [], False
         # $x := / $x = / $i, $v :=
         if decl_ok and toks and toks[0].kind == "var":
@@ -457,9 +472,22 @@ def show(v) -> str:
 
 
 def _go_json(v) -> str:
-    if isinstance(v, Struct) and v.json_view is not None:
-        v = v.json_view
-    return json.dumps(None if v is _MISSING else v, separators=(",", ":"), ensure_ascii=False)
+    """Go's json.Marshal (as podman's ``json`` function): compact, maps' keys sorted, a
+    struct's fields in order, no HTML escaping."""
+    return json.dumps(_go_value(v), separators=(",", ":"), ensure_ascii=False)
+
+
+def _go_value(v):
+    if v is _MISSING:
+        return None
+    if isinstance(v, Struct):
+        v = v.json_view if v.json_view is not None else v
+        return {k: _go_value(x) for k, x in v.items()}
+    if isinstance(v, dict):
+        return {k: _go_value(v[k]) for k in sorted(v, key=str)}
+    if isinstance(v, (list, tuple)):
+        return [_go_value(x) for x in v]
+    return v
 
 
 def _sprintf(fail, fmt, *args) -> str:
@@ -490,6 +518,10 @@ def _sprintf(fail, fmt, *args) -> str:
         a += 1
         flags = "".join(ch for ch in spec if ch in "+-# 0")
         width_prec = spec[len(flags):]
+        if any(len(n) > 6 for n in width_prec.split(".")):  # Go's fmt: widths over 1e6 are refused
+            out.append("%!(BADWIDTH)")
+            a -= 1
+            continue
         try:
             if verb in "dxXob" and isinstance(v, int) and not isinstance(v, bool):
                 out.append(("%" + spec + verb).replace("b", "d") % v if verb != "b" else format(v, "b"))
