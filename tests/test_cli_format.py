@@ -31,6 +31,7 @@ DATA = Struct("images.imageReporter", {
     ('{{index .Labels "org.example.test"}}', "yes"),
     ("{{index .Names 1}}", "localhost/x:1"),
     ("{{.Labels.missing}}", "<no value>"),
+    ('{{index .Labels "missing"}}|{{index .Nested.Map "k"}}', "|v"),  # index: the zero value, as Go
     ("{{len .Names}} {{len .Labels}} {{len .ID}}", "2 2 12"),
     ("{{range .Names}}<{{.}}>{{end}}", "<localhost/foo:bar><localhost/x:1>"),
     ("{{range $i, $n := .Names}}{{$i}}={{$n}};{{end}}", "0=localhost/foo:bar;1=localhost/x:1;"),
@@ -117,7 +118,10 @@ def test_table_headers_and_alignment():
     assert render_rows("table {{.ID}}\\t{{.Size}}", rows, {"ID": "IMAGE ID", "Size": "SIZE"}) == out
     # without "table": no header; tabs still align (podman's tabwriter, minimum width 12)
     assert render_rows("{{.ID}}\t{{.Size}}", rows[:1], {}) == "abc         1 kB"
-    assert render_rows("{{.ID}}", [], {}) == ""
+    assert render_rows("{{.ID}}", [], {"ID": "IMAGE ID"}) == ""
+    with pytest.raises(UsageError, match="can't evaluate field Nope"):  # even with nothing to list
+        render_rows("{{.Nope}}", [], {"ID": "IMAGE ID"})
+    assert render_rows("table {{.ID}}", [], {"ID": "IMAGE ID"}) == "IMAGE ID"
     with pytest.raises(UsageError, match="can't evaluate field Nope"):
         render_rows("table {{.Nope}}", rows, {"ID": "IMAGE ID"})
     assert tabwrite("a\tb\nccc\td") == "a           b\nccc         d"

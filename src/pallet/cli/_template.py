@@ -600,7 +600,10 @@ def _f_index(fail, v, *keys):
                 fail(f"index out of range: {k}")
             v = v[k] if not isinstance(v, str) else ord(v[k])
         elif isinstance(v, dict) and not isinstance(v, Struct):
-            v = v.get(k, _MISSING) if isinstance(k, str) else fail(f"value has type {_type(k)}; should be string")
+            if not isinstance(k, str):
+                fail(f"value has type {_type(k)}; should be string")
+            # a missing key gives the zero value: "" in a map of strings (labels), nil otherwise
+            v = v[k] if k in v else "" if all(isinstance(x, str) for x in v.values()) else None
         elif v is None or v is _MISSING:
             fail("index of untyped nil")
         else:
@@ -907,8 +910,16 @@ def render_rows(fmt: str, rows: list, headers: dict, name: str = "format") -> st
         body = _spaces_to_tabs(body)
     tmpl = Template(body, name)
     lines = []
+    kind = rows[0].type_name if rows and isinstance(rows[0], Struct) else name
     if table:
-        lines.append(Template(body, name).execute(Struct("header", headers)))
+        lines.append(tmpl.execute(Struct(kind, headers)))
+    elif not rows:
+        # nothing to list: still refuse a field the rows would not have had
+        try:
+            tmpl.execute(Struct(kind, headers))
+        except TemplateError as e:
+            if "can't evaluate field" in str(e):
+                raise
     for r in rows:
         lines.append(tmpl.execute(r))
     text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
