@@ -147,96 +147,126 @@ def created(rec: dict) -> float:
 
 # -- globs -----------------------------------------------------------------------------------
 
+class _BadPattern(Exception):
+    pass
+
+
 def path_match(pattern: str, name: str) -> bool:
-    """Go's path.Match: ``*`` and ``?`` do not cross ``/``, ``[...]`` (``^`` negates), ``\\``
-    escapes; a malformed pattern matches nothing (as podman ignores the error)."""
+    """Go's path.Match, step for step (``*`` and ``?`` do not cross ``/``, ``[...]`` with ``^``,
+    ``\\`` escapes; each chunk after a star is matched leftmost, so the time is linear in the
+    pattern times the name, whatever the pattern); a malformed pattern matches nothing, as
+    podman ignores the error."""
     try:
-        return _match(pattern, 0, name, 0)
-    except ValueError:
+        return _go_match(pattern, name)
+    except _BadPattern:
         return False
 
 
-def _match(p: str, i: int, s: str, j: int) -> bool:
-    while i < len(p):
-        c = p[i]
-        if c == "*":
-            while i < len(p) and p[i] == "*":
-                i += 1
-            if i == len(p):
-                return "/" not in s[j:]
-            k = j
-            while k <= len(s):
-                if _match(p, i, s, k):
-                    return True
-                if k < len(s) and s[k] == "/":
+def _go_match(pattern: str, name: str) -> bool:
+    while pattern:
+        star, chunk, pattern = _scan_chunk(pattern)
+        if star and not chunk:
+            return "/" not in name
+        t = _match_chunk(chunk, name)
+        if t is not None and (not t or pattern):
+            name = t
+            continue
+        if star:
+            i, matched = 0, False
+            while i < len(name) and name[i] != "/":
+                t = _match_chunk(chunk, name[i + 1:])
+                if t is not None and not (not pattern and t):
+                    name, matched = t, True
                     break
-                k += 1
-            _check(p, i)
-            return False
-        if j >= len(s):
-            _check(p, i)
-            return False
-        if c == "?":
-            if s[j] == "/":
-                return False
-            i, j = i + 1, j + 1
+                i += 1
+            if matched:
+                continue
+        while pattern:  # the rest must still be a valid pattern
+            _, chunk, pattern = _scan_chunk(pattern)
+            _match_chunk(chunk, "")
+        return False
+    return not name
+
+
+def _scan_chunk(pattern: str) -> tuple[bool, str, str]:
+    star = False
+    while pattern[:1] == "*":
+        pattern, star = pattern[1:], True
+    inrange, i = False, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 < len(pattern):
+                i += 1
         elif c == "[":
-            ok, i = _klass(p, i + 1, s[j])
-            if not ok or s[j] == "/":
-                _check(p, i)
-                return False
-            j += 1
+            inrange = True
+        elif c == "]":
+            inrange = False
+        elif c == "*" and not inrange:
+            break
+        i += 1
+    return star, pattern[:i], pattern[i:]
+
+
+def _match_chunk(chunk: str, s: str) -> str | None:
+    """The rest of ``s`` after ``chunk`` matched its start, or None; _BadPattern if malformed."""
+    failed = False
+    while chunk:
+        if not failed and not s:
+            failed = True
+        c = chunk[0]
+        if c == "[":
+            r = ""
+            if not failed:
+                r, s = s[0], s[1:]
+            chunk = chunk[1:]
+            negated = chunk[:1] == "^"
+            if negated:
+                chunk = chunk[1:]
+            match, nrange = False, 0
+            while True:
+                if chunk[:1] == "]" and nrange > 0:
+                    chunk = chunk[1:]
+                    break
+                lo, chunk = _get_esc(chunk)
+                hi = lo
+                if chunk[0] == "-":
+                    hi, chunk = _get_esc(chunk[1:])
+                if lo <= r <= hi and r:
+                    match = True
+                nrange += 1
+            if match == negated:
+                failed = True
+        elif c == "?":
+            if not failed:
+                if s[0] == "/":
+                    failed = True
+                s = s[1:]
+            chunk = chunk[1:]
         else:
             if c == "\\":
-                i += 1
-                if i >= len(p):
-                    raise ValueError("bad pattern")
-                c = p[i]
-            if c != s[j]:
-                _check(p, i + 1)
-                return False
-            i, j = i + 1, j + 1
-    return j == len(s)
+                chunk = chunk[1:]
+                if not chunk:
+                    raise _BadPattern()
+            if not failed:
+                if chunk[0] != s[0]:
+                    failed = True
+                s = s[1:]
+            chunk = chunk[1:]
+    return None if failed else s
 
 
-def _klass(p: str, i: int, ch: str) -> tuple[bool, int]:
-    negate = i < len(p) and p[i] == "^"
-    i += negate
-    matched, first = False, True
-    while True:
-        if i >= len(p):
-            raise ValueError("bad pattern")
-        if p[i] == "]" and not first:
-            return matched != negate, i + 1
-        first = False
-        lo, i = _klass_char(p, i)
-        hi = lo
-        if i < len(p) and p[i] == "-" and i + 1 < len(p) and p[i + 1] != "]":
-            hi, i = _klass_char(p, i + 1)
-        if lo <= ch <= hi:
-            matched = True
-
-
-def _klass_char(p: str, i: int) -> tuple[str, int]:
-    if p[i] == "\\":
-        i += 1
-        if i >= len(p):
-            raise ValueError("bad pattern")
-    return p[i], i + 1
-
-
-def _check(p: str, i: int) -> None:
-    """Go reports a malformed rest of the pattern even when the match already failed."""
-    while i < len(p):
-        if p[i] == "\\":
-            if i + 1 >= len(p):
-                raise ValueError("bad pattern")
-            i += 2
-        elif p[i] == "[":
-            _klass(p, i + 1, "\0")
-            i = p.index("]", i + 2) + 1 if "]" in p[i + 2:] else len(p)
-        else:
-            i += 1
+def _get_esc(chunk: str) -> tuple[str, str]:
+    if not chunk or chunk[0] in "-]":
+        raise _BadPattern()
+    if chunk[0] == "\\":
+        chunk = chunk[1:]
+        if not chunk:
+            raise _BadPattern()
+    r, rest = chunk[0], chunk[1:]
+    if not rest:
+        raise _BadPattern()
+    return r, rest
 
 
 def reference_candidates(name: str) -> list[str]:
