@@ -142,9 +142,8 @@ BUILDER_HEADERS = {"ContainerID": "CONTAINER ID", "Builder": "BUILDER", "ImageID
                    "ImageName": "IMAGE NAME", "ContainerName": "CONTAINER NAME"}
 
 
-def builder_row(b, no_trunc: bool) -> Struct:
-    iid = b.meta.get("image_id") or ""
+def builder_row(b) -> Struct:
+    """buildah's containerOutputParams: with --format, IDs are never truncated (as buildah)."""
     return Struct("main.containerOutputParams", {
-        "ContainerID": b.id if no_trunc else b.id[:12], "Builder": "   *",
-        "ImageID": iid if no_trunc else iid[:12], "ImageName": b.meta.get("from") or "",
-        "ContainerName": b.name})
+        "ContainerID": b.id, "Builder": "   *", "ImageID": b.meta.get("image_id") or "",
+        "ImageName": b.meta.get("from") or "", "ContainerName": b.name})
