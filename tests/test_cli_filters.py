@@ -176,7 +176,7 @@ def test_images_format_table_has_headers(world):
 
 def test_unknown_fields_are_errors_not_the_default_table(world):
     for args in (["images"], ["image", "history", world.refs["old"]], ["system", "df"],
-                 ["image", "inspect", world.refs["old"]], ["builder", "containers"]):
+                 ["image", "inspect", world.refs["old"]], ["builder", "containers"], ["image", "mount"]):
         p = world.pallet(*args, "--format", "{{.NoSuchField}}", check=False)
         assert p.returncode == 125 and p.stdout == "", (args, p.stdout)
         assert "can't evaluate field NoSuchField" in p.stderr and len(p.stderr.strip().splitlines()) == 1
@@ -315,3 +315,14 @@ def test_builder_containers_filter_and_format(world, tmp_path):
         subprocess.run(buildah + ["rm", "-a"], capture_output=True)
         subprocess.run(["umount", "-R", "-l", broot], capture_output=True)
         shutil.rmtree(broot, ignore_errors=True)
+
+
+def test_image_mount_listing_format(world):
+    path = world.pallet("image", "mount", world.refs["old"]).stdout.strip()
+    try:
+        out = world.pallet("image", "mount", "--format", "{{.id}} {{.mountpoint}} {{join .Repositories \",\"}}").stdout
+        assert out == f"{world.ids['old']} {path} {world.refs['old']}\n"
+        p = world.pallet("image", "mount", "--format", "{{.MountPoint}}", check=False)
+        assert p.returncode == 125 and p.stdout == "" and "can't evaluate field MountPoint" in p.stderr
+    finally:
+        world.pallet("image", "umount", world.refs["old"])

@@ -72,7 +72,7 @@ def _image_group(sub) -> None:
     p.set_defaults(func=cmd_history)
     p = _podman(isub.add_parser("mount", help="mount an image's root filesystem read-only; no IMAGE: list mounts"))
     p.add_argument("images", nargs="*", metavar="IMAGE")
-    p.add_argument("--format", metavar="FORMAT", help="json for the listing")
+    p.add_argument("--format", metavar="FORMAT", help="the listing as json, or a Go template over its fields")
     p.set_defaults(func=cmd_image_mount)
     p = _podman(isub.add_parser("umount", aliases=["unmount"], help="unmount an image mounted with image mount"))
     p.add_argument("images", nargs="*", metavar="IMAGE")
@@ -419,9 +419,16 @@ def cmd_image_mount(args) -> int:
     store = _store(args)
     if not args.images:
         mounts = store.mounted_images()
+        docs = [{"id": img["id"], "Names": img["names"], "Repositories": img["names"], "mountpoint": path}
+                for img, path, _ in mounts]
         if args.format == "json":
-            common.print_json([{"id": img["id"], "Names": img["names"], "Repositories": img["names"],
-                                "mountpoint": path} for img, path, _ in mounts])
+            common.print_json(docs)
+        elif args.format:
+            from ._reports import output
+            from ._template import Struct
+
+            output(args.format, [Struct("images.mountReporter", d) for d in docs],
+                   ("id", "Names", "Repositories", "mountpoint"), None, "mount")
         else:
             for img, path, _ in mounts:
                 print(f"{img['names'][0] if img['names'] else img['id'][:12]} {path}")
