@@ -122,6 +122,10 @@ def test_table_headers_and_alignment():
     with pytest.raises(UsageError, match="can't evaluate field Nope"):  # even with nothing to list
         render_rows("{{.Nope}}", [], {"ID": "IMAGE ID"})
     assert render_rows("table {{.ID}}", [], {"ID": "IMAGE ID"}) == "IMAGE ID"
+    assert render_rows("table {{.ID}}", rows, {"ID": "IMAGE ID"}, noheading=True) == "abc\nabcdefabcdefab"
+    # a header is text: a template comparing numbers still lists its rows
+    nums = [Struct("r", {"Total": 3})]
+    assert render_rows("table {{.Total}} {{if gt .Total 1}}many{{end}}", nums, {"Total": "TOTAL"}) == "3           many"
     with pytest.raises(UsageError, match="can't evaluate field Nope"):
         render_rows("table {{.Nope}}", rows, {"ID": "IMAGE ID"})
     assert tabwrite("a\tb\nccc\td") == "a           b\nccc         d"

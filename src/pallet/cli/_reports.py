@@ -49,11 +49,12 @@ def headers(fields, overrides: dict | None = None) -> dict:
     return out
 
 
-def output(fmt: str, rows: list, fields, overrides: dict | None = None, name: str = "format") -> None:
-    """Print ``rows`` through the ``--format`` template (``table ...`` adds headers)."""
+def output(fmt: str, rows: list, fields, overrides: dict | None = None, name: str = "format",
+           noheading: bool = False) -> None:
+    """Print ``rows`` through the ``--format`` template (``table ...`` adds headers unless ``noheading``)."""
     from ._template import render_rows
 
-    text = render_rows(fmt, rows, headers(fields, overrides), name)
+    text = render_rows(fmt, rows, headers(fields, overrides), name, noheading)
     if text:
         print(text)
 

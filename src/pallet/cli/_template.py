@@ -899,7 +899,7 @@ def is_table(fmt: str | None) -> bool:
     return bool(fmt) and (fmt == "table" or fmt.startswith("table ") or fmt.startswith("table\t"))
 
 
-def render_rows(fmt: str, rows: list, headers: dict, name: str = "format") -> str:
+def render_rows(fmt: str, rows: list, headers: dict, name: str = "format", noheading: bool = False) -> str:
     """Listing verbs' --format: each row through the template, one line each (a newline is
     added unless the template ends with one), ``table ...`` adds a header line (each field
     shown by its column name), and tab-separated cells are aligned as Go's tabwriter does
@@ -911,15 +911,16 @@ def render_rows(fmt: str, rows: list, headers: dict, name: str = "format") -> st
     tmpl = Template(body, name)
     lines = []
     kind = rows[0].type_name if rows and isinstance(rows[0], Struct) else name
-    if table:
-        lines.append(tmpl.execute(Struct(kind, headers)))
-    elif not rows:
-        # nothing to list: still refuse a field the rows would not have had
+    if table or not rows:
+        # the header line; with nothing to list it still refuses a field the rows would not have had
         try:
-            tmpl.execute(Struct(kind, headers))
+            header = tmpl.execute(Struct(kind, headers))
         except TemplateError as e:
             if "can't evaluate field" in str(e):
-                raise
+                raise  # (other errors come from a header's text where the template wants a number)
+        else:
+            if table and not noheading:
+                lines.append(header)
     for r in rows:
         lines.append(tmpl.execute(r))
     text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)

@@ -492,7 +492,8 @@ def cmd_containers(args) -> int:
     if args.format:
         from ._reports import BUILDER_FIELDS, BUILDER_HEADERS, builder_row, output
 
-        output(args.format, [builder_row(b) for b in bs], BUILDER_FIELDS, BUILDER_HEADERS, "containers")
+        output(args.format, [builder_row(b) for b in bs], BUILDER_FIELDS, BUILDER_HEADERS, "containers",
+               args.noheading)
         return 0
     if args.json:
         common.print_json([{"id": b.id, "builder": True, "imageid": b.meta.get("image_id") or "",

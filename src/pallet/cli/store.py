@@ -280,7 +280,7 @@ def cmd_images(args) -> int:
         rows = [image_row(d, n, args.no_trunc) for r, d in docs for n in (r["names"] or [""])]
         output(args.format, rows, rows[0].keys() if rows else image_row(image_json(
             {"id": "", "names": [], "digest": "", "digests": []}, None, 0, False), "", False).keys(),
-            IMAGE_HEADERS, "images")
+            IMAGE_HEADERS, "images", args.noheading)
         return 0
     rows = []
     for r in images:
