@@ -70,11 +70,14 @@ def image_json(rec: dict, labels: dict | None, containers: int, dangling: bool) 
 
     tags, digests = info.repo_tags_digests(rec)
     created = rec.get("created", "")
-    return {"Id": rec["id"], "ParentId": "", "RepoTags": tags or None, "RepoDigests": digests,
-            "Size": rec.get("size", 0), "SharedSize": 0, "VirtualSize": rec.get("size", 0),
-            "Labels": labels or None, "Containers": containers, "ReadOnly": False, "Dangling": dangling,
-            "Names": list(rec["names"]) or None, "Digest": rec["digest"], "Digests": list(rec["digests"]),
-            "History": list(reversed(rec["names"])) or None, "Created": int(_ts(created)), "CreatedAt": created}
+    doc = {"Id": rec["id"], "ParentId": "", "RepoTags": tags or None, "RepoDigests": digests,
+           "Size": rec.get("size", 0), "SharedSize": 0, "VirtualSize": rec.get("size", 0),
+           "Labels": labels or None, "Containers": containers, "Names": list(rec["names"]) or None,
+           "Digest": rec["digest"], "Digests": list(rec["digests"]), "History": list(reversed(rec["names"])) or None,
+           "Created": int(_ts(created)), "CreatedAt": created}
+    if dangling:  # podman's omitempty
+        doc["Dangling"] = True
+    return doc
 
 
 def image_row(doc: dict, name: str, no_trunc: bool) -> Struct:
@@ -91,7 +94,7 @@ def image_row(doc: dict, name: str, no_trunc: bool) -> Struct:
         "Created": ago(doc["CreatedAt"]), "CreatedSince": ago(doc["CreatedAt"]),
         "CreatedAt": go_time(created), "CreatedTime": go_time(created),
         "Size": human_size(doc["Size"]), "UniqueSize": doc["Size"] - doc["SharedSize"],
-        "History": ", ".join(doc["History"] or []),
+        "History": ", ".join(doc["History"] or []), "ReadOnly": False, "Dangling": doc.get("Dangling", False),
     })
     return row
 
