@@ -60,6 +60,8 @@ DATA = Struct("images.imageReporter", {
               "[localhost/foo:bar localhost/x:1] 0 false false  [] {1 map[k:v]}}"),
     ("{{`raw {{`}} {{\"q\\t\\u00e9\"}} {{1.5}} {{-3}} {{0x1F}} {{'a'}} {{true}}", "raw {{ q\t\u00e9 1.5 -3 31 97 true"),
     ("{{.Tag}}\\t{{.ID}}\\n", "bar\t77abeacf34c8\n"),  # a typed backslash-t / backslash-n, as podman
+    ('{{printf "%s\\n" .Tag}}{{"a\\tb"}}\\n', "bar\na\tb\n"),  # and Go's escapes in string literals
+    ("{{`}}`}}", "}}"),
 ])
 def test_template_forms(tmpl, want):
     assert render(tmpl, DATA) == want
@@ -129,6 +131,9 @@ def test_table_headers_and_alignment():
     with pytest.raises(UsageError, match="can't evaluate field Nope"):
         render_rows("table {{.Nope}}", rows, {"ID": "IMAGE ID"})
     assert tabwrite("a\tb\nccc\td") == "a           b\nccc         d"
+    # a table's spaces split columns only outside actions: a string literal keeps its own
+    out = render_rows('table {{printf "%s %s" .ID "}}"}} {{.Size}}', rows[:1], {"ID": "IMAGE ID", "Size": "SIZE"})
+    assert out.splitlines() == ["IMAGE ID }}  SIZE", "abc }}       1 kB"]
 
 
 def test_parsed_once_runs_on_every_row():

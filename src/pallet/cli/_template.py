@@ -886,8 +886,41 @@ class Template:
 
 
 def unescape(fmt: str) -> str:
-    """podman's command-line convenience: a literal backslash-n/t in --format is a newline/tab."""
-    return fmt.replace("\\n", "\n").replace("\\t", "\t")
+    """podman's command-line convenience: a typed backslash-n/t in --format's text is a
+    newline/tab (inside an action, Go's string literals already read their escapes)."""
+    return _outside_actions(fmt, lambda t: t.replace("\\n", "\n").replace("\\t", "\t"))
+
+
+def _outside_actions(body: str, fn) -> str:
+    out, i = [], 0
+    while i < len(body):
+        j = body.find("{{", i)
+        if j < 0:
+            out.append(fn(body[i:]))
+            break
+        out.append(fn(body[i:j]))
+        k = _action_end(body, j + 2)
+        out.append(body[j:k])
+        i = k
+    return "".join(out)
+
+
+def _action_end(body: str, i: int) -> int:
+    """Where the action opened before ``i`` ends (after its ``}}``), quotes skipped."""
+    quote = None
+    while i < len(body):
+        c = body[i]
+        if quote:
+            if c == "\\" and quote == '"':
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "\"`'":
+            quote = c
+        elif body.startswith("}}", i):
+            return i + 2
+        i += 1
+    return len(body)
 
 
 def render(template: str, data, name: str = "format") -> str:
@@ -929,18 +962,7 @@ def render_rows(fmt: str, rows: list, headers: dict, name: str = "format", nohea
 
 def _spaces_to_tabs(body: str) -> str:
     """podman's ``table`` formats: a space between fields (outside actions) separates columns."""
-    out, i = [], 0
-    while i < len(body):
-        j = body.find("{{", i)
-        if j < 0:
-            out.append(body[i:].replace(" ", "\t"))
-            break
-        out.append(body[i:j].replace(" ", "\t"))
-        k = body.find("}}", j)
-        k = len(body) if k < 0 else k + 2
-        out.append(body[j:k])
-        i = k
-    return "".join(out)
+    return _outside_actions(body, lambda t: t.replace(" ", "\t"))
 
 
 def tabwrite(text: str, minwidth: int = 12, padding: int = 2) -> str:
