@@ -50,6 +50,7 @@ DATA = Struct("images.imageReporter", {
     ("{{upper .Tag}} {{lower \"ABC\"}} {{.Tag | upper}} {{title \"a b\"}}", "BAR abc BAR A B"),
     ('{{join .Names ", "}}', "localhost/foo:bar, localhost/x:1"),
     ('{{split "a:b:c" ":"}}', "[a b c]"),
+    ('[{{pad .Tag 2 1}}]{{truncate .Repository 5}}', "[  bar ]local"),
     ("{{if and .ID (not .Dangling)}}y{{end}}{{or .Empty .Tag}}{{and .Tag .Empty}}", "ybar[]"),
     ("{{if ne .Tag \"x\"}}ne{{end}}{{if lt .VirtualSize 200000}}lt{{end}}{{if gt 2 1}}gt{{end}}", "neltgt"),
     ('{{if eq .Tag "a" "b" "bar"}}any{{end}}', "any"),
@@ -95,6 +96,8 @@ def test_json_of_a_reporter_is_its_json_object():
     ("{{printf}}", "wrong number of args for printf"),
     ("{{}}", "missing value for command"),
     ("{{" + "(" * 500 + ".Tag" + ")" * 500 + "}}", "nested more than 100 deep"),
+    ("{{pad .Tag 99999999999 0}}", "padding out of range"),
+    ("{{range 100000000000}}x{{end}}", "range can't iterate over 100000000000"),
     ("{{if .Tag}}" * 300 + "{{end}}" * 300, "nested more than 100 deep"),
 ])
 def test_template_errors_name_the_problem(tmpl, message):

@@ -87,3 +87,11 @@ def test_an_ignored_filter_would_delete_everything(store):
         p = store("images", "-q", "--filter", flag, check=True)
         assert p.stdout == "", flag
     assert store("images", "-q", "--filter", "until=0s", check=True).stdout.strip()  # it is there
+
+
+@pytest.mark.parametrize("template", ["{{pad .ID 99999999999 0}}", "{{range 99999999999}}x{{end}}",
+                                      '{{printf "%.9999999f" 1.5}}{{.Nope}}'])
+def test_templates_that_would_exhaust_memory(store, template):
+    start = time.monotonic()
+    one_line_error(store("images", "--format", template))
+    assert time.monotonic() - start < 20

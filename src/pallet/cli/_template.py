@@ -36,8 +36,9 @@ class TemplateError(UsageError):
     pass
 
 
-_MISSING = object()
-MAX_DEPTH = 100  # parentheses and if/range/with, together: deeper is refused, not a RecursionError  # a map's missing key: Go prints "<no value>"
+_MISSING = object()  # a map's missing key: Go prints "<no value>"
+MAX_DEPTH = 100  # parentheses and if/range/with, together: deeper is refused, not a RecursionError
+MAX_PAD = 1_000_000  # as Go's fmt refuses wider widths: no template makes gigabytes of spaces
 
 
 class _Break(Exception):
@@ -640,8 +641,10 @@ def _f_truncate(fail, s, n):
 
 
 def _f_pad(fail, s, n, m):
-    if not isinstance(s, str):
-        fail("wrong type for value; expected string")
+    if not isinstance(s, str) or not all(isinstance(x, int) and not isinstance(x, bool) for x in (n, m)):
+        fail("wrong type for value; expected string, int, int")
+    if not (0 <= n <= MAX_PAD and 0 <= m <= MAX_PAD):
+        fail(f"padding out of range: {n}, {m}")
     return " " * n + s + " " * m
 
 
@@ -734,15 +737,14 @@ class _Exec:
         scopes.append({})
         try:
             v = self.pipeline(pipe, dot, scopes, bind=False)
-            if isinstance(v, Struct) or not isinstance(v, (list, tuple, dict, int)) or isinstance(v, bool):
+            # (not over an integer: podman's Go predates range-over-int)
+            if isinstance(v, Struct) or not isinstance(v, (list, tuple, dict)):
                 if v is None or v is _MISSING:
                     v = []
                 else:
                     self.fail(pos, "range", f"range can't iterate over {show(v)}")
             if isinstance(v, dict):
                 pairs = [(k, v[k]) for k in sorted(v, key=str)]
-            elif isinstance(v, int):
-                pairs = [(i, i) for i in range(v)]
             else:
                 pairs = list(enumerate(v))
             if not pairs:
