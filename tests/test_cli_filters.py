@@ -137,6 +137,8 @@ def test_images_filter_ids_and_digests(world):
     ("before=no/such:image", "invalid filter before='no/such:image'"),
     ("since=", "invalid filter since=''"),
     ("digest=abc", "invalid filter digest='abc'"),
+    ("id=", "invalid filter id=''"),
+    ("id=sha256:", "invalid filter id='sha256:'"),
     ("containers=maybe", "invalid filter containers='maybe'"),
     ("label=", "invalid filter 'label='"),
 ])

@@ -370,19 +370,24 @@ class ImageFilter:
             return lambda rec: created(rec) < t
         if key == "id":
             v = value.removeprefix("sha256:")
+            if not v:  # a prefix of every ID: "rmi $(images -q --filter id=$UNSET)" would remove them all
+                raise UsageError(f"invalid filter id={value!r}: want an image ID or the start of one")
             return lambda rec: rec["id"].startswith(v)
         if key == "digest":
             if not value.startswith("sha256:"):
                 raise UsageError(f"invalid filter digest={value!r}: want sha256:HEX")
-            return lambda rec: any(d.startswith(value) for d in [rec.get("digest") or ""] + list(rec.get("digests") or []))
+            return lambda rec: any(
+                d.startswith(value) for d in [rec.get("digest") or "", *(rec.get("digests") or ())])
         if key == "label":
             if not value:
                 raise UsageError("invalid filter 'label=': want label=KEY or label=KEY=VALUE")
             return lambda rec: match_labels(value, self.labels(rec))
         if key == "reference":
+            from ..errors import PalletError
+
             try:
                 looked_up = self.store.image(value)["id"] if value else None
-            except Exception:  # not a name or ID of a local image: only patterns then
+            except PalletError:  # not a name or ID of a local image: only patterns then
                 looked_up = None
             return lambda rec: rec["id"] == looked_up or any(
                 path_match(value, c) for n in rec["names"] for c in reference_candidates(n))
