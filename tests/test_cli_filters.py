@@ -138,6 +138,7 @@ def test_images_filter_ids_and_digests(world):
     ("since=", "invalid filter since=''"),
     ("digest=abc", "invalid filter digest='abc'"),
     ("id=", "invalid filter id=''"),
+    ("digest=sha256:", "invalid filter digest='sha256:'"),
     ("id=sha256:", "invalid filter id='sha256:'"),
     ("containers=maybe", "invalid filter containers='maybe'"),
     ("label=", "invalid filter 'label='"),

@@ -374,8 +374,8 @@ class ImageFilter:
                 raise UsageError(f"invalid filter id={value!r}: want an image ID or the start of one")
             return lambda rec: rec["id"].startswith(v)
         if key == "digest":
-            if not value.startswith("sha256:"):
-                raise UsageError(f"invalid filter digest={value!r}: want sha256:HEX")
+            if not value.startswith("sha256:") or len(value) == 7:  # "sha256:" alone: every image
+                raise UsageError(f"invalid filter digest={value!r}: want sha256:HEX (or the start of one)")
             return lambda rec: any(
                 d.startswith(value) for d in [rec.get("digest") or "", *(rec.get("digests") or ())])
         if key == "label":
