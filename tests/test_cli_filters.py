@@ -200,7 +200,7 @@ def test_image_json_fields_are_template_fields(world):
 
 
 def test_history_format_matches_podman(world):
-    tmpl = "{{.ID}}|{{.CreatedBy}}|{{.Comment}}|{{.CreatedAt}}|{{.Created}}|{{.CreatedSince}}"
+    tmpl = "{{.ID}}|{{.CreatedBy}}|{{.Comment}}|{{.CreatedAt}}|{{.Created}}|{{.CreatedSince}}|{{.Size}}"
     ours = world.pallet("image", "history", "--format", tmpl, world.refs["old"]).stdout
     assert ours == world.podman("image", "history", "--format", tmpl, world.refs["old"]).stdout
     assert ours.startswith(world.ids["old"][:12] + "|layer 0||2023-11-14 22:13:20 +0000 UTC|")
