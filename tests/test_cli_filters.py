@@ -242,27 +242,44 @@ def test_inspect_formats(world, registry):
 
 def test_prune_filters(registry, tmp_path):
     store = str(tmp_path / "store")
+    runroot = tempfile.mkdtemp(prefix="pfp-")
+    base = [need("podman"), "--root", str(tmp_path / "podman"), "--runroot", runroot, "--storage-driver", "vfs"]
 
     def pallet(*args, check=True):
         return run_pallet("--root", store, "--storage-driver", "vfs", *args, check=check)
+
+    def podman(*args):
+        p = subprocess.run(base + list(args), capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+    try:
+        _prune_filters(pallet, podman, registry, tmp_path)
+    finally:
+        subprocess.run(base + ["rmi", "-a", "-f"], capture_output=True)
+        subprocess.run(["umount", "-R", "-l", runroot], capture_output=True)
+        shutil.rmtree(runroot, ignore_errors=True)
+
+
+def _prune_filters(pallet, podman, registry, tmp_path):
     ids = {}
     for key, extra in (("p-old", {"config": {"Labels": {"keep": "no"}}}),
                        ("p-new", {"created": NOW_ISO, "config": {"Labels": {"keep": "no"}}}),
                        ("p-kept", {"config": {"Labels": {"keep": "yes"}}})):
         layout = str(tmp_path / key)
         images.make_layout(layout, "1", layers=[{f"{key}.txt": key}], config_extra=extra)
-        ids[key] = pallet("pull", "-q", "--tls-verify=false", push_layout(registry, layout, "1", f"prune/{key}"))\
-            .stdout.split()[-1]
+        ref = push_layout(registry, layout, "1", f"prune/{key}")
+        ids[key] = pallet("pull", "-q", "--tls-verify=false", ref).stdout.split()[-1]
+        podman("pull", "-q", "--tls-verify=false", ref)
     before = set(pallet("images", "-q", "--no-trunc").stdout.split())
     for bad in ("reference=*", "dangling=true", "until=soon", "label", "bogus=1"):
         p = pallet("image", "prune", "-a", "--filter", bad, check=False)
         assert p.returncode == 125 and p.stdout == "" and len(p.stderr.strip().splitlines()) == 1, (bad, p.stderr)
     assert set(pallet("images", "-q", "--no-trunc").stdout.split()) == before  # nothing went
     # until=24h: the image created a moment ago stays
-    out = pallet("image", "prune", "-a", "--filter", "until=24h", "--filter", "label=keep=no").stdout.split()
-    assert out == [ids["p-old"]]
-    out = pallet("image", "prune", "-a", "--filter", "label!=keep=yes").stdout.split()
-    assert out == [ids["p-new"]]
+    for args, want in ((["--filter", "until=24h", "--filter", "label=keep=no"], [ids["p-old"]]),
+                       (["--filter", "label!=keep=yes"], [ids["p-new"]])):
+        assert pallet("image", "prune", "-a", *args).stdout.split() == want
+        assert podman("image", "prune", "-a", "-f", *args).split() == want
     assert pallet("images", "-q", "--no-trunc").stdout.split() == [ids["p-kept"]]
 
 
