@@ -350,3 +350,11 @@ def test_image_mount_listing_format(world):
         assert p.returncode == 125 and p.stdout == "" and "can't evaluate field MountPoint" in p.stderr
     finally:
         world.pallet("image", "umount", world.refs["old"])
+
+
+def test_image_inspect_template_is_all_or_nothing(world):
+    """A template that fails on the second image prints nothing, not half the answer."""
+    args = ["image", "inspect", "--format", "{{index .RepoTags 0}}", world.refs["old"], world.ids["gone"]]
+    p = world.pallet(*args, check=False)
+    assert p.returncode == 125 and p.stdout == "" and "index out of range: 0" in p.stderr
+    assert world.pallet(*args[:-1]).stdout == world.refs["old"] + "\n"

@@ -379,9 +379,8 @@ def cmd_image_inspect(args) -> int:
         from ._template import Struct, Template, unescape
 
         tmpl = Template(unescape(args.format), "image inspect")
-        for o in out:
-            text = tmpl.execute(Struct("inspect.ImageData", o))
-            print(text, end="" if text.endswith("\n") else "\n")
+        texts = [tmpl.execute(Struct("inspect.ImageData", o)) for o in out]  # all, or an error and nothing
+        print("".join(t if t.endswith("\n") else t + "\n" for t in texts), end="")
     else:
         common.print_json(out)
     return 0
