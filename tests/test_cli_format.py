@@ -60,7 +60,8 @@ DATA = Struct("images.imageReporter", {
     ("{{.}}", "{77abeacf34c8 localhost/foo bar 176 kB 176248 map[a:1 org.example.test:yes] "
               "[localhost/foo:bar localhost/x:1] 0 false false  [] {1 map[k:v]}}"),
     ("{{`raw {{`}} {{\"q\\t\\u00e9\"}} {{1.5}} {{-3}} {{0x1F}} {{'a'}} {{true}}", "raw {{ q\t\u00e9 1.5 -3 31 97 true"),
-    ("{{.Tag}}\\t{{.ID}}\\n", "bar\t77abeacf34c8\n"),  # a typed backslash-t / backslash-n, as podman
+    ("{{.Tag}}\\t{{.ID}}\\n", "bar\t77abeacf34c8\n"),
+    ("{{1e400}} {{-1e400}} {{2.5e-7}} {{1e21}} {{3.0}}", "+Inf -Inf 2.5e-07 1e+21 3"),  # a typed backslash-t / backslash-n, as podman
     ('{{printf "%s\\n" .Tag}}{{"a\\tb"}}\\n', "bar\na\tb\n"),  # and Go's escapes in string literals
     ("{{`}}`}}", "}}"),
 ])

@@ -462,7 +462,11 @@ def show(v) -> str:
     if isinstance(v, float):
         if v.is_integer() and abs(v) < 1e21:
             return str(int(v))
-        return repr(v).replace("e+", "e+").replace("inf", "+Inf") if v == v else "NaN"
+        if v != v:
+            return "NaN"
+        if v in (float("inf"), float("-inf")):
+            return "+Inf" if v > 0 else "-Inf"
+        return repr(v)
     if isinstance(v, (list, tuple)):
         return "[" + " ".join(show(x) for x in v) + "]"
     if isinstance(v, Struct):
