@@ -95,3 +95,20 @@ def test_templates_that_would_exhaust_memory(store, template):
     start = time.monotonic()
     one_line_error(store("images", "--format", template))
     assert time.monotonic() - start < 20
+
+
+def test_an_unreadable_creation_time_is_not_old(tmp_path):
+    """An image whose config says ``"created": "yesterday"`` was listed by until=24h (read as
+    1970): ``rmi $(images -q --filter until=24h)`` would offer it for removal. It now matches no
+    time filter, and its CreatedAt is empty rather than 1970."""
+    layout = str(tmp_path / "layout")
+    images.make_layout(layout, "v1", layers=[{"f": "y"}], config_extra={"created": "yesterday"})
+    root = str(tmp_path / "store")
+
+    def pallet(*args):
+        return run_pallet("--root", root, "--storage-driver", "vfs", *args)
+    pallet("pull", "-q", f"oci:{layout}:v1")
+    for flag in ("until=24h", "until=2999-01-01", "before=localhost/v1", "since=1970-01-01"):
+        p = run_pallet("--root", root, "--storage-driver", "vfs", "images", "-q", "--filter", flag, check=False)
+        assert p.stdout == "" and "Traceback" not in p.stderr, flag
+    assert pallet("images", "--format", "[{{.CreatedAt}}]").stdout == "[]\n"

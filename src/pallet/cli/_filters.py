@@ -136,13 +136,22 @@ def _parse_timestamp(value: str) -> float | None:
     return ts - offset
 
 
-def created(rec: dict) -> float:
+def created(rec: dict) -> float | None:
+    """The image's creation time (its config's), or None when it cannot be read: such an image
+    matches no time filter (listing it under until= would offer it for removal as "old")."""
     from ._table import parse_time
 
+    value = rec.get("created")
+    if not isinstance(value, str):
+        return None
     try:
-        return parse_time(rec.get("created") or "")
+        return parse_time(value)
     except ValueError:
-        return 0.0
+        return None
+
+
+def _earlier(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and a < b
 
 
 # -- globs -----------------------------------------------------------------------------------
@@ -362,12 +371,14 @@ class ImageFilter:
             except PalletError as e:
                 raise UsageError(f"invalid filter {key}={value!r}: {e}") from None
             t = created(other)
+            if t is None:
+                raise UsageError(f"invalid filter {key}={value!r}: that image's creation time cannot be read")
             if key == "before":
-                return lambda rec: created(rec) < t
-            return lambda rec: created(rec) > t
+                return lambda rec: _earlier(created(rec), t)
+            return lambda rec: _earlier(t, created(rec))
         if key == "until":
             t = parse_until(value, now)
-            return lambda rec: created(rec) < t
+            return lambda rec: _earlier(created(rec), t)
         if key == "id":
             v = value.removeprefix("sha256:")
             if not v:  # a prefix of every ID: "rmi $(images -q --filter id=$UNSET)" would remove them all

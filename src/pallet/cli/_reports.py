@@ -24,13 +24,15 @@ def go_time(ts: float) -> str:
     return s + " +0000 UTC"
 
 
-def _ts(iso: str | None) -> float:
+def _ts(iso) -> float | None:
     from ._table import parse_time
 
+    if not isinstance(iso, str):
+        return None
     try:
-        return parse_time(iso or "")
+        return parse_time(iso)
     except ValueError:
-        return 0.0
+        return None
 
 
 def headers(fields, overrides: dict | None = None) -> dict:
@@ -74,7 +76,7 @@ def image_json(rec: dict, labels: dict | None, containers: int, dangling: bool) 
            "Size": rec.get("size", 0), "SharedSize": 0, "VirtualSize": rec.get("size", 0),
            "Labels": labels or None, "Containers": containers, "Names": list(rec["names"]) or None,
            "Digest": rec["digest"], "Digests": list(rec["digests"]), "History": list(reversed(rec["names"])) or None,
-           "Created": int(_ts(created)), "CreatedAt": created}
+           "Created": int(_ts(created) or 0), "CreatedAt": created}
     if dangling:  # podman's omitempty
         doc["Dangling"] = True
     return doc
@@ -86,13 +88,14 @@ def image_row(doc: dict, name: str, no_trunc: bool) -> Struct:
     if "@" in name:
         repo, tag = name.split("@", 1)[0], "<none>"
     created = _ts(doc["CreatedAt"])
+    at = go_time(created) if created is not None else ""
     row = Struct("images.imageReporter", doc, json_view=doc)
     row.update({
         "ID": ("sha256:" + doc["Id"]) if no_trunc else doc["Id"][:12],
         "Repository": repo or "<none>", "Tag": tag or "<none>",
         "Labels": doc["Labels"] or {}, "RepoTags": doc["RepoTags"] or [], "Names": doc["Names"] or [],
         "Created": ago(doc["CreatedAt"]), "CreatedSince": ago(doc["CreatedAt"]),
-        "CreatedAt": go_time(created), "CreatedTime": go_time(created),
+        "CreatedAt": at, "CreatedTime": at,
         "Size": human_size(doc["Size"]), "UniqueSize": doc["Size"] - doc["SharedSize"],
         "History": ", ".join(doc["History"] or []), "ReadOnly": False, "Dangling": doc.get("Dangling", False),
     })
@@ -109,7 +112,7 @@ def history_row(r: dict, no_trunc: bool, human: bool) -> Struct:
     return Struct("images.historyReporter", {
         "ID": r["id"] if no_trunc or r["id"] == "<missing>" else r["id"][:12],
         "Created": ago(r["created"]) if human else r["created"], "CreatedSince": ago(r["created"]),
-        "CreatedAt": go_time(ts) if r["created"] else "", "CreatedBy": r["created_by"],
+        "CreatedAt": go_time(ts) if ts is not None else "", "CreatedBy": r["created_by"],
         "Size": human_size(r["size"]) if human else r["size"], "Comment": r["comment"], "Tags": r["tags"] or [],
     })
 
