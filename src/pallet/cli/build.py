@@ -260,6 +260,10 @@ def _builder_group(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--noheading", "-n", action="store_true")
     p.add_argument("--notruncate", action="store_true")
+    p.add_argument("--format", metavar="TEMPLATE", help="a Go template over .ContainerID .Builder .ImageID "
+                   ".ImageName .ContainerName (table ... adds headers)")
+    p.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE[,...]",
+                   help="id=PREFIX, name=SUBSTRING, ancestor=IMAGE (as buildah's)")
     p.set_defaults(func=cmd_containers)
 
     p = _podman(bsub.add_parser("rm", aliases=["delete"], help="remove working containers"))
@@ -269,6 +273,7 @@ def _builder_group(sub) -> None:
 
     p = _podman(bsub.add_parser("inspect", help="a working container's pending config, as JSON"))
     p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("--format", "-f", metavar="TEMPLATE", help="a Go template over the JSON output's fields")
     p.set_defaults(func=cmd_inspect)
 
 
@@ -475,6 +480,21 @@ def cmd_containers(args) -> int:
     from ._table import table
 
     bs = Builder.all(_store(args))
+    if args.filter:
+        from ._filters import builder_filter
+
+        ok = builder_filter(args.filter)
+        bs = [b for b in bs if ok(b.id, b.name, b.meta.get("image_id") or "", b.meta.get("from") or "")]
+    if args.format and (args.json or args.quiet):
+        from ..errors import UsageError
+
+        raise UsageError("--format cannot be used with --json or --quiet")
+    if args.format:
+        from ._reports import BUILDER_FIELDS, BUILDER_HEADERS, builder_row, output
+
+        output(args.format, [builder_row(b) for b in bs], BUILDER_FIELDS, BUILDER_HEADERS, "containers",
+               args.noheading)
+        return 0
     if args.json:
         common.print_json([{"id": b.id, "builder": True, "imageid": b.meta.get("image_id") or "",
                             "imagename": b.meta.get("from"), "containername": b.name} for b in bs])
@@ -507,7 +527,14 @@ def cmd_rm(args) -> int:
 
 def cmd_inspect(args) -> int:
     b = _get(args, args.container)
-    common.print_json({"Type": "buildah 0.0.1", "FromImage": b.meta.get("from"), "FromImageID": b.meta.get("image_id"),
-                       "Container": b.name, "ContainerID": b.id, "MountPoint": b.mountpoint() or "",
-                       "OCIv1": b.config, "ImageAnnotations": b.meta.get("annotations") or {}})
+    doc = {"Type": "buildah 0.0.1", "FromImage": b.meta.get("from"), "FromImageID": b.meta.get("image_id"),
+           "Container": b.name, "ContainerID": b.id, "MountPoint": b.mountpoint() or "",
+           "OCIv1": b.config, "ImageAnnotations": b.meta.get("annotations") or {}}
+    if args.format and args.format != "json":
+        from ._template import Struct, Template, unescape
+
+        text = Template(unescape(args.format), "inspect").execute(Struct("buildah.Builder", doc))
+        print(text, end="" if text.endswith("\n") else "\n")
+        return 0
+    common.print_json(doc)
     return 0

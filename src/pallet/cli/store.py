@@ -61,18 +61,18 @@ def _image_group(sub) -> None:
     _load(isub, "load")
     p = _podman(isub.add_parser("inspect", help="show images' details as JSON"))
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--format", "-f", metavar="TEMPLATE")
+    p.add_argument("--format", "-f", metavar="TEMPLATE", help="json, or a Go template over each image's object")
     p.set_defaults(func=cmd_image_inspect)
     p = _podman(isub.add_parser("history", help="show the history of an image"))
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--format", metavar="FORMAT")
+    p.add_argument("--format", metavar="FORMAT", help="json, or a Go template (table ... adds headers)")
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("--quiet", "-q", action="store_true")
     p.add_argument("--human", "-H", type=common.tls_verify_arg, nargs="?", const=True, default=True)
     p.set_defaults(func=cmd_history)
     p = _podman(isub.add_parser("mount", help="mount an image's root filesystem read-only; no IMAGE: list mounts"))
     p.add_argument("images", nargs="*", metavar="IMAGE")
-    p.add_argument("--format", metavar="FORMAT", help="json for the listing")
+    p.add_argument("--format", metavar="FORMAT", help="the listing as json, or a Go template over its fields")
     p.set_defaults(func=cmd_image_mount)
     p = _podman(isub.add_parser("umount", aliases=["unmount"], help="unmount an image mounted with image mount"))
     p.add_argument("images", nargs="*", metavar="IMAGE")
@@ -82,6 +82,8 @@ def _image_group(sub) -> None:
     p = _podman(isub.add_parser("prune", help="remove dangling (or, with -a, all unused) images"))
     p.add_argument("--all", "-a", action="store_true")
     p.add_argument("--force", "-f", action="store_true", help="do not ask (pallet never asks)")
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="only images matching: label=KEY[=VALUE], label!=KEY[=VALUE], until=24h|TIME")
     p.set_defaults(func=cmd_prune)
     p = _podman(isub.add_parser("exists", help="exit 0 if the image is in the store, 1 if not"))
     p.add_argument("image", metavar="IMAGE")
@@ -92,7 +94,7 @@ def _system_group(sub) -> None:
     system = _podman(sub.add_parser("system", help="store-wide information and maintenance"))
     ssub = system.add_subparsers(dest="system_verb", metavar="COMMAND", parser_class=type(system))
     p = _podman(ssub.add_parser("df", help="show the disk space the store uses"))
-    p.add_argument("--format", metavar="FORMAT")
+    p.add_argument("--format", metavar="FORMAT", help="json, or a Go template (table ... adds headers)")
     p.set_defaults(func=cmd_df)
     p = _podman(ssub.add_parser("check", help="verify every layer, image and container; --repair fixes"))
     p.add_argument("--repair", "-r", action="store_true", help="remove what is damaged")
@@ -138,8 +140,10 @@ def _images(sub, name, aliases=()):
     p.add_argument("names", nargs="?", metavar="IMAGE", help="only images matching this reference")
     p.add_argument("--all", "-a", action="store_true", help="also show intermediate images (build steps)")
     p.add_argument("--digests", action="store_true", help="show digests")
-    p.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--format", metavar="FORMAT", help="json, table, or a Go template")
+    p.add_argument("--filter", "-f", action="append", default=[], metavar="KEY[!]=VALUE",
+                   help="after/since, before, containers, dangling, digest, id, intermediate, label, manifest, "
+                        "readonly, reference, until (as podman's)")
+    p.add_argument("--format", metavar="FORMAT", help="json, table, or a Go template (table ... adds headers)")
     p.add_argument("--noheading", "-n", action="store_true")
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("--quiet", "-q", action="store_true", help="print only image IDs")
@@ -241,16 +245,15 @@ def cmd_push(args) -> int:
 
 
 def cmd_images(args) -> int:
-    from ..storage import info
+    from ._filters import ImageFilter
     from ._table import ago, human_size, table
 
     store = _store(args)
-    filters = info.parse_filters(args.filter)
-    if args.names:
-        filters.append(("reference", args.names))
     images = store.images()
-    hidden = set() if args.all else info.intermediate_ids(images)
-    images = [r for r in images if r["id"] not in hidden and info.matches(store, r, filters, images)]
+    texts = list(args.filter) + ([f"reference={args.names}"] if args.names else [])
+    want = ImageFilter(store, images, texts)  # every value checked before anything is listed
+    hidden = set() if args.all else want.intermediate()
+    images = [r for r in images if r["id"] not in hidden and want(r)]
     key = {"created": lambda r: r.get("created", ""), "id": lambda r: r["id"], "size": lambda r: r.get("size", 0),
            "repository": lambda r: r["names"][0] if r["names"] else "", "tag": lambda r: r["names"][0] if r["names"] else ""}
     images.sort(key=key[args.sort], reverse=args.sort in ("created", "size"))
@@ -263,16 +266,21 @@ def cmd_images(args) -> int:
         if seen:
             print("\n".join(seen))
         return 0
-    if args.format == "json":
-        out = []
-        for r in images:
-            tags, digests = info.repo_tags_digests(r)
-            created = r.get("created", "")
-            out.append({"Id": r["id"], "ParentId": "", "RepoTags": tags or None, "RepoDigests": digests,
-                        "Size": r.get("size", 0), "SharedSize": 0, "VirtualSize": r.get("size", 0),
-                        "Labels": None, "Containers": 0, "Names": tags or None, "Digest": r["digest"],
-                        "Digests": r["digests"], "Created": _unix(created), "CreatedAt": created})
-        common.print_json(out)
+    if args.format and args.format != "table":
+        from ._reports import IMAGE_HEADERS, image_json, image_row, output
+
+        users: dict = {}
+        for c in store.containers():
+            users[c.get("image")] = users.get(c.get("image"), 0) + 1
+        docs = [(r, image_json(r, want.labels(r), users.get(r["id"], 0),
+                               not r["names"] and r["id"] not in want.intermediate())) for r in images]
+        if args.format == "json":
+            common.print_json([d for _, d in docs])
+            return 0
+        rows = [image_row(d, n, args.no_trunc) for r, d in docs for n in (r["names"] or [""])]
+        output(args.format, rows, rows[0].keys() if rows else image_row(image_json(
+            {"id": "", "names": [], "digest": "", "digests": []}, None, 0, False), "", False).keys(),
+            IMAGE_HEADERS, "images", args.noheading)
         return 0
     rows = []
     for r in images:
@@ -283,32 +291,12 @@ def cmd_images(args) -> int:
             if args.digests:
                 row.append(r["digest"])
             row += [r["id"] if args.no_trunc else r["id"][:12], ago(r.get("created")), human_size(r.get("size", 0))]
-            rows.append((row, r, n))
-    if args.format and args.format != "table":
-        from ._template import render
-
-        fmt = args.format.removeprefix("table ")
-        for row, r, n in rows:
-            repo, _, tag = n.rpartition(":")
-            data = {"Repository": repo, "Tag": tag, "ID": row[-3], "Id": r["id"], "Digest": r["digest"],
-                    "Created": r.get("created"), "CreatedSince": row[-2], "Size": row[-1],
-                    "Names": r["names"], "Digests": r["digests"]}
-            print(render(fmt, data))
-        return 0
+            rows.append(row)
     headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
-    text = table(headers, [row for row, _, _ in rows], args.noheading)
+    text = table(headers, rows, args.noheading)
     if text:
         print(text)
     return 0
-
-
-def _unix(iso: str) -> int:
-    from ._table import parse_time
-
-    try:
-        return int(parse_time(iso))
-    except ValueError:
-        return 0
 
 
 def cmd_rmi(args) -> int:
@@ -387,11 +375,12 @@ def cmd_image_inspect(args) -> int:
 
     store = _store(args)
     out = [info.inspect_image(store, text) for text in args.images]
-    if args.format:
-        from ._template import render
+    if args.format and args.format != "json":
+        from ._template import Struct, Template, unescape
 
-        for o in out:
-            print(render(args.format, o))
+        tmpl = Template(unescape(args.format), "image inspect")
+        texts = [tmpl.execute(Struct("inspect.ImageData", o)) for o in out]  # all, or an error and nothing
+        print("".join(t if t.endswith("\n") else t + "\n" for t in texts), end="")
     else:
         common.print_json(out)
     return 0
@@ -409,6 +398,12 @@ def cmd_history(args) -> int:
         common.print_json([{"id": r["id"], "created": r["created"], "createdBy": r["created_by"], "size": r["size"],
                             "comment": r["comment"], "tags": r["tags"]} for r in rows])
         return 0
+    if args.format and args.format != "table":
+        from ._reports import HISTORY_FIELDS, history_row, output
+
+        output(args.format, [history_row(r, args.no_trunc, args.human) for r in rows], HISTORY_FIELDS,
+               {"CreatedSince": "CREATED"}, "history")
+        return 0
     body = []
     for r in rows:
         created_by = r["created_by"] if args.no_trunc or len(r["created_by"]) <= 45 else r["created_by"][:42] + "..."
@@ -423,9 +418,16 @@ def cmd_image_mount(args) -> int:
     store = _store(args)
     if not args.images:
         mounts = store.mounted_images()
+        docs = [{"id": img["id"], "Names": img["names"], "Repositories": img["names"], "mountpoint": path}
+                for img, path, _ in mounts]
         if args.format == "json":
-            common.print_json([{"id": img["id"], "Names": img["names"], "Repositories": img["names"],
-                                "mountpoint": path} for img, path, _ in mounts])
+            common.print_json(docs)
+        elif args.format:
+            from ._reports import output
+            from ._template import Struct
+
+            output(args.format, [Struct("images.mountReporter", d) for d in docs],
+                   ("id", "Names", "Repositories", "mountpoint"), None, "mount")
         else:
             for img, path, _ in mounts:
                 print(f"{img['names'][0] if img['names'] else img['id'][:12]} {path}")
@@ -453,7 +455,14 @@ def cmd_image_umount(args) -> int:
 def cmd_prune(args) -> int:
     from ..storage import info
 
-    for iid in info.prune(_store(args), all_unused=args.all):
+    store = _store(args)
+    keep = None
+    if args.filter:
+        from ._filters import PRUNE_KEYS, ImageFilter
+
+        want = ImageFilter(store, store.images(), args.filter, PRUNE_KEYS, "image prune")
+        keep = lambda rec: not want(rec)  # noqa: E731
+    for iid in info.prune(store, all_unused=args.all, keep=keep):
         print(iid)
     return 0
 
@@ -479,6 +488,13 @@ def cmd_df(args) -> int:
                            {"Type": "Containers", "Total": u["containers"]["total"],
                             "Active": u["containers"]["active"], "Size": u["containers"]["size"],
                             "Reclaimable": u["containers"]["reclaimable"]}])
+        return 0
+    if args.format and args.format != "table":
+        from ._reports import DF_FIELDS, df_row, output
+
+        none = {"total": 0, "active": 0, "size": 0, "reclaimable": 0}
+        output(args.format, [df_row("Images", u["images"]), df_row("Containers", u["containers"]),
+                             df_row("Local Volumes", none)], DF_FIELDS, None, "df")
         return 0
     rows = []
     for kind, key in (("Images", "images"), ("Containers", "containers"), ("Local Volumes", None)):

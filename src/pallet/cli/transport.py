@@ -27,7 +27,7 @@ def _add_inspect(sub) -> None:
     p.add_argument("--raw", action="store_true", help="print the raw manifest (or with --config, the raw config)")
     p.add_argument("--config", action="store_true", help="print the image config instead")
     p.add_argument("--no-tags", "-n", action="store_true", help="do not list the repository's tags")
-    p.add_argument("--format", "-f", metavar="TEMPLATE", help="Go-template-like output, e.g. '{{.Digest}}'")
+    p.add_argument("--format", "-f", metavar="TEMPLATE", help="a Go template over the JSON output's fields, e.g. '{{.Digest}}'")
     p.add_argument("--authfile", metavar="PATH", help="path of the authentication file")
     common.add_registry_flags(p)
     common.add_retry_flags(p)
@@ -246,9 +246,10 @@ def cmd_inspect(args) -> int:
         return 0
     info = _inspect.inspect(ref, ctx, tags=not args.no_tags)
     if args.format:
-        from ._template import render
+        from ._template import Struct, Template, unescape
 
-        sys.stdout.write(render(args.format, info) + "\n")
+        text = Template(unescape(args.format), "inspect").execute(Struct("main.inspectOutput", info))
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
         common.print_json(info)
     return 0

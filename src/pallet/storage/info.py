@@ -1,10 +1,8 @@
-"""What the store can tell about its images: inspect, history, disk use, prune, listing filters."""
+"""What the store can tell about its images: inspect, history, disk use, prune (listing filters: cli/_filters.py)."""
 
 from __future__ import annotations
 
 from .. import _json as json
-
-from ..errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -113,53 +111,9 @@ def intermediate_ids(images: list[dict]) -> set[str]:
     return out
 
 
-def parse_filters(filters: list[str]) -> list[tuple[str, str]]:
-    out = []
-    for f in filters:
-        key, sep, value = f.partition("=")
-        if not sep or key not in ("reference", "dangling", "label", "before", "since", "id", "readonly",
-                                  "intermediate", "until"):
-            raise UsageError(f"invalid filter {f!r}: want reference=, dangling=, label=, before=, since= or id=")
-        out.append((key, value))
-    return out
-
-
-def matches(store: "Store", rec: dict, filters: list[tuple[str, str]], all_images: list[dict]) -> bool:
-    import fnmatch
-
-    for key, value in filters:
-        if key == "reference":
-            pats = [value] if "/" in value else [value, "*/" + value]
-            ok = False
-            for n in rec["names"]:
-                repo = n.rpartition(":")[0]
-                if any(fnmatch.fnmatchcase(n, p) or fnmatch.fnmatchcase(repo, p) for p in pats):
-                    ok = True
-            if not ok:
-                return False
-        elif key == "dangling":
-            dangling = not rec["names"] and rec["id"] not in intermediate_ids(all_images)
-            if (value.lower() in ("true", "1")) != dangling:
-                return False
-        elif key == "label":
-            labels = (_config(store, rec).get("config") or {}).get("Labels") or {}
-            k, sep, v = value.partition("=")
-            if k not in labels or (sep and labels[k] != v):
-                return False
-        elif key == "id":
-            if not rec["id"].startswith(value.removeprefix("sha256:")):
-                return False
-        elif key in ("before", "since"):
-            other = store.image(value)
-            if key == "before" and not rec["created"] < other["created"]:
-                return False
-            if key == "since" and not rec["created"] > other["created"]:
-                return False
-    return True
-
-
-def prune(store: "Store", all_unused: bool = False) -> list[str]:
-    """Remove dangling images (no name), or with ``all_unused`` every image no container uses."""
+def prune(store: "Store", all_unused: bool = False, keep=None) -> list[str]:
+    """Remove dangling images (no name), or with ``all_unused`` every image no container uses;
+    ``keep(rec)`` true spares an image (``image prune --filter``)."""
     removed = []
     used = {c["image"] for c in store.containers()}
     mounted = {img["id"] for img, _, _ in store.mounted_images()}
@@ -167,6 +121,8 @@ def prune(store: "Store", all_unused: bool = False) -> list[str]:
         if rec["id"] in used or rec["id"] in mounted:
             continue
         if rec["names"] and not all_unused:
+            continue
+        if keep is not None and keep(rec):
             continue
         store.remove_image(rec["id"], force=True)
         removed.append(rec["id"])
