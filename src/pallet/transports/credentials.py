@@ -150,7 +150,7 @@ def _load_all(path: str, legacy: bool) -> tuple[dict, dict, str]:
     try:
         doc = json.loads(raw)
     except ValueError as e:
-        raise ConfigError(f"{path}: not valid JSON ({e.__class__.__name__} at {getattr(e, 'pos', '?')})") from None
+        raise ConfigError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a JSON object")
     if legacy:
@@ -235,6 +235,9 @@ def _decode_entry(entry: object, path: str, key: str) -> Credentials | None:
 
     if not isinstance(entry, dict):
         raise ConfigError(f"{path}: auths[{key!r}] must be an object")
+    for field in ("auth", "identitytoken"):
+        if not isinstance(entry.get(field) or "", str):
+            raise ConfigError(f"{path}: auths[{key!r}].{field} must be a string")
     token = entry.get("identitytoken") or ""
     auth = entry.get("auth") or ""
     if not auth and not token:
