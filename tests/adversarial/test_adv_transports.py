@@ -107,3 +107,220 @@ def test_deep_manifest_in_layout(tmp_path):
         f.write(raw)
     p = run_pallet("inspect", f"oci:{lay}:t", check=False)
     _one_line_error(p, "nested too deeply")
+
+
+# --- deterministic failures are not retried (issue 14.12) ----------------------------------------
+
+class _CountingServer:
+    """A TCP server on 127.0.0.1 that counts connections and answers each with ``reply``."""
+
+    def __init__(self, reply: bytes):
+        import socket
+        import threading
+
+        self.reply = reply
+        self.accepted = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            try:
+                c.settimeout(5)
+                c.recv(65536)
+                c.sendall(self.reply)
+            except OSError:
+                pass
+            c.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_tls_against_plain_http_fails_at_once(tmp_path):
+    srv = _CountingServer(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    try:
+        import time
+
+        t0 = time.monotonic()
+        p = run_pallet("inspect", "--tls-verify=true", f"docker://{srv.host}/x", check=False)
+        took = time.monotonic() - t0
+        line = _one_line_error(p, srv.host, "does not speak TLS")
+        assert srv.accepted == 1, (srv.accepted, line)
+        assert took < 2, took
+    finally:
+        srv.close()
+
+
+def test_invalid_port_fails_at_once():
+    p = run_pallet("inspect", "docker://127.0.0.1:99999999/x", check=False)
+    _one_line_error(p, "invalid port 99999999")
+
+
+def test_unresolvable_and_refused_fail_at_once():
+    import time
+
+    for ref in ("docker://no-such-host.invalid/x", "docker://127.0.0.1:1/x"):
+        t0 = time.monotonic()
+        p = run_pallet("inspect", ref, check=False)
+        _one_line_error(p)
+        assert time.monotonic() - t0 < 2, ref
+
+
+def test_not_http_is_not_retried():
+    srv = _CountingServer(b"SSH-2.0-OpenSSH_9.2\r\n")
+    try:
+        p = run_pallet("inspect", "--tls-verify=false", f"docker://{srv.host}/x", check=False)
+        _one_line_error(p, "https: ", "does not speak TLS", "http: ", "not an HTTP response")
+        # one https attempt (the handshake fails) and one plain-HTTP attempt: no retry rounds
+        assert srv.accepted == 2, srv.accepted
+    finally:
+        srv.close()
+
+
+# --- Ctrl-C or one failed layer stops every blob in flight (issue 13.6) ----------------------------
+
+@pytest.fixture(scope="module")
+def three_layers(registry, tmp_path_factory):
+    """An image with three 1 MiB uncompressed layers in the registry: (reference path, layer digests)."""
+    import subprocess
+
+    import images
+
+    layout = str(tmp_path_factory.mktemp("three") / "layout")
+    images.make_layout(layout, "v1", layers=[{f"f{i}.bin": os.urandom(1 << 20)} for i in range(3)],
+                       compression="none")
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1",
+                    f"docker://{registry.host}/adv/three:v1"], check=True, capture_output=True)
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                          f"docker://{registry.host}/adv/three:v1"], check=True, capture_output=True).stdout
+    layers = [d["digest"] for d in json.loads(raw)["layers"]]  # as pushed (skopeo compresses them)
+    assert len(set(layers)) == 3
+    return "adv/three:v1", layers
+
+
+@pytest.fixture
+def proxy(registry):
+    from faultproxy import FaultProxy
+
+    p = FaultProxy(registry.host)
+    yield p
+    p.stop()
+
+
+def _start(*args):
+    import subprocess
+    import sys
+
+    exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+    return subprocess.Popen([exe, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(cond, what, timeout=30.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _leftovers(root):
+    out = []
+    for d, dirs, files in os.walk(root):
+        for n in dirs + files:
+            if n.startswith(".pallet-") or n.endswith(".tmp") or "staging" in n:
+                out.append(os.path.join(d, n))
+    return out
+
+
+def test_sigint_mid_copy_exits_130_at_once(tmp_path, proxy, three_layers):
+    import signal
+    import subprocess
+    import time
+
+    from faultproxy import Rule
+
+    ref, layers = three_layers
+    for dg in layers:  # each layer dribbles over 60 s: waiting for them would show
+        proxy.add(Rule("slow", "GET", f"/blobs/{dg}", after=60000))
+    dest = tmp_path / "out"
+    p = _start("copy", "--src-tls-verify=false", f"docker://{proxy.host}/{ref}", f"oci:{dest}:t")
+    try:
+        _wait_for(lambda: all(proxy.entries(f"/blobs/{dg}") and proxy.entries(f"/blobs/{dg}")[0]["status"] == 200
+                              for dg in layers), "the three layer downloads to start")
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(5)  # under load; the transfers themselves would take a minute
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = p.stderr.read()
+    assert rc == 130, err
+    assert "interrupted" in err and "Traceback" not in err, err
+    assert took < 5
+    assert _leftovers(str(dest)) == [], _leftovers(str(dest))
+
+
+def test_one_failed_layer_stops_the_others(tmp_path, proxy, three_layers):
+    import time
+
+    from faultproxy import Rule
+
+    ref, layers = three_layers
+    for dg in layers[1:]:
+        proxy.add(Rule("slow", "GET", f"/blobs/{dg}", after=60000))
+    proxy.add(Rule("status", "GET", f"/blobs/{layers[0]}", code=404, times=10,
+                   body=b'{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}'))
+    dest = tmp_path / "out"
+    t0 = time.monotonic()
+    p = _start("copy", "--src-tls-verify=false", f"docker://{proxy.host}/{ref}", f"oci:{dest}:t")
+    try:
+        rc = p.wait(20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    took = time.monotonic() - t0
+    err = p.stderr.read()
+    assert rc != 0 and rc != 130, err
+    assert layers[0] in err and "blob unknown" in err, err
+    assert took < 10, took  # not the minute the two slow layers take
+    assert _leftovers(str(dest)) == [], _leftovers(str(dest))
+
+
+def test_sigint_mid_pull_leaves_no_staging(tmp_path, proxy, three_layers):
+    import signal
+
+    from faultproxy import Rule
+
+    ref, layers = three_layers
+    for dg in layers:
+        proxy.add(Rule("slow", "GET", f"/blobs/{dg}", after=60000))
+    root, runroot = tmp_path / "root", tmp_path / "run"
+    p = _start("--root", str(root), "--runroot", str(runroot), "pull", "--tls-verify=false",
+               f"docker://{proxy.host}/{ref}")
+    try:
+        _wait_for(lambda: all(proxy.entries(f"/blobs/{dg}") and proxy.entries(f"/blobs/{dg}")[0]["status"] == 200
+                              for dg in layers), "the three layer downloads to start")
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(5)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = p.stderr.read()
+    assert rc == 130, err
+    staged = [os.path.join(d, n) for d, ds, fs in os.walk(root / "staging") for n in ds + fs]
+    assert staged == [], staged
+    assert _leftovers(str(root / "overlay")) == []

@@ -17,7 +17,7 @@ from ...errors import (AccessDenied, AuthenticationRequired, BlobNotFound, Netwo
                        PalletError, RegistryError, Unsupported)
 from . import _http
 from ._auth import Authenticator, parse_challenges
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, is_transient
 
 #: what a registry error body may be at most (it is JSON; more is not an error body)
 _MAX_ERROR_BODY = 1 << 16
@@ -82,6 +82,8 @@ def describe_os_error(e: BaseException) -> str:
         if getattr(e, "verify_message", None):  # say why: "unable to get local issuer certificate"...
             return f"TLS error: certificate verify failed: {e.verify_message}"
         reason = getattr(e, "reason", None) or str(e)
+        if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+            return f"TLS error: the server does not speak TLS ({reason}; is it a plain-HTTP registry?)"
         return f"TLS error: {reason}"
     if isinstance(e, _http.ProtocolError):
         return str(e)
@@ -129,6 +131,10 @@ class Client:
         self.ctx = ctx
         api_host = DOCKER_HUB_API if host == DOCKER_HUB else host
         self._api_host, self._api_port = _http.split_host_port(api_host, 0)
+        if self._api_port > 65535 or (self._api_port == 0 and api_host.endswith(":0")):
+            from ...errors import InvalidReference
+
+            raise InvalidReference(f"{host}: invalid port {self._api_port} (a port is 1 to 65535)")
         tls_verify = getattr(ctx, "tls_verify", None)
         if tls_verify is None:
             tls_verify = not insecure
@@ -205,9 +211,9 @@ class Client:
 
         HTTPS is required unless TLS verification is off (``--tls-verify=false`` or an
         ``insecure`` registry); then HTTPS without verification and plain HTTP are both
-        accepted, as containers/image does. Plain HTTP is probed first in that mode — it
-        carries no credentials, only a registry answer (200/401) is accepted from it, and
-        it spares loading the TLS stack for the common local-registry case.
+        accepted, and HTTPS is probed first, as containers/image does (a TLS handshake
+        that fails is not retried: plain HTTP is tried at once). Only a registry answer
+        (200/401) is accepted from plain HTTP.
         """
         if self.scheme is not None:
             return
@@ -219,7 +225,7 @@ class Client:
     def _ping_locked(self) -> None:
         from ._retry import parse_retry_after
 
-        schemes = ("http", "https") if not self.tls_verify else ("https",)
+        schemes = ("https", "http") if not self.tls_verify else ("https",)
         what = f"pinging container registry {self.host}"
         attempt = 0
         while True:
@@ -233,7 +239,7 @@ class Client:
                 except OSError as e:
                     errs[scheme] = self._network_error(e, what, scheme)
                     self.log(str(errs[scheme]))
-                    retryable = True
+                    retryable = retryable or is_transient(e, first_contact=True)
                     continue
                 body = _read_limited(resp)
                 self.log(f"GET {url} -> {resp.status}")
@@ -249,6 +255,9 @@ class Client:
                     retryable = True
                     retry_after = parse_retry_after(resp.headers.get("retry-after"))
             err = errs.get("https") or errs.get("http")
+            if len(errs) == 2:  # both schemes failed: say both, each is a clue
+                err = type(err)(f"{what}: https: {str(errs['https']).split(': ', 1)[-1]}; "
+                                f"http: {str(errs['http']).split(': ', 1)[-1]}")
             if not retryable or attempt >= self.retry.times:
                 raise err
             attempt += 1

@@ -31,10 +31,21 @@ _BUF = 1 << 16
 #: a status line or header longer than this is not HTTP
 _MAX_LINE = 65536
 _MAX_HEADERS = 200
+#: seconds a TLS handshake may take (Go's http.DefaultTransport: 10 s)
+TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
 class ProtocolError(ConnectionError):
     """The peer did not speak HTTP/1.x as expected (a broken or truncated connection)."""
+
+    #: a connection cut short may work on another try (``_retry.is_transient``)
+    transient = True
+
+
+class MalformedResponse(ProtocolError):
+    """The peer answered, with something that is not HTTP/1.x: another try gets the same."""
+
+    transient = False
 
 
 class URL:
@@ -161,7 +172,7 @@ class Response:
                 try:
                     self._remaining = int(cl.split(",")[0].strip())
                 except ValueError:
-                    raise ProtocolError(f"invalid Content-Length {cl!r}") from None
+                    raise MalformedResponse(f"invalid Content-Length {cl!r}") from None
             else:
                 self._keep_alive = False  # body runs until the server closes
         if self._remaining == 0 and not self._chunked:
@@ -227,7 +238,7 @@ class Response:
             try:
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError:
-                raise ProtocolError(f"invalid chunk size line {line[:40]!r}") from None
+                raise MalformedResponse(f"invalid chunk size line {line[:40]!r}") from None
             if size == 0:
                 while True:  # trailers
                     t = rf.readline(_MAX_LINE)
@@ -255,6 +266,13 @@ class Response:
                 conn.release()
             else:
                 conn.close()
+
+    def interrupt(self) -> None:
+        """From another thread: wake a read blocked on this response and fail it (the
+        socket is shut down; the connection is not reused)."""
+        conn = self._conn
+        if conn is not None:
+            conn.interrupt()
 
     def _abort(self) -> None:
         self._done = True
@@ -338,6 +356,13 @@ class Connection:
     def release(self) -> None:
         self.pool._put_idle(self)
 
+    def interrupt(self) -> None:
+        """Shut the socket down (both ways): a thread blocked reading it wakes with EOF or an error."""
+        try:
+            self.sock.shutdown(_socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def close(self) -> None:
         try:
             self.rfile.close()
@@ -380,12 +405,12 @@ class Connection:
             if not line:
                 raise ProtocolError("connection closed before a response")
             if not line.startswith(b"HTTP/1."):
-                raise ProtocolError(f"not an HTTP response: {line[:40]!r}")
+                raise MalformedResponse(f"not an HTTP response: {line[:40]!r}")
             parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
             try:
                 status = int(parts[1])
             except (IndexError, ValueError):
-                raise ProtocolError(f"invalid status line {line[:60]!r}") from None
+                raise MalformedResponse(f"invalid status line {line[:60]!r}") from None
             reason = parts[2] if len(parts) > 2 else ""
             items = []
             while True:
@@ -395,7 +420,7 @@ class Connection:
                 if not h:
                     raise ProtocolError("connection closed inside response headers")
                 if len(items) > _MAX_HEADERS:
-                    raise ProtocolError("too many response headers")
+                    raise MalformedResponse("too many response headers")
                 k, sep, v = h.decode("latin-1").partition(":")
                 if not sep:
                     continue
@@ -531,6 +556,12 @@ class _TLS:
     def fileno(self) -> int:
         return self._sock.fileno()
 
+    def shutdown(self, how: int) -> None:
+        self._sock.shutdown(how)
+
+    def settimeout(self, t: float) -> None:
+        self._sock.settimeout(t)
+
     def close(self) -> None:
         self._sock.close()
 
@@ -581,7 +612,11 @@ class Pool:
         sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         if ctx is not None:
             try:
+                # a peer that never answers the handshake (a plain-HTTP server waiting for a
+                # request line) fails after Go's TLSHandshakeTimeout, not the read timeout
+                sock.settimeout(min(self.timeout, TLS_HANDSHAKE_TIMEOUT))
                 sock = _TLS(sock, ctx, host)
+                sock.settimeout(self.timeout)
             except BaseException:
                 sock.close()
                 raise

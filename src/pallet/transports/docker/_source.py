@@ -73,6 +73,7 @@ class BlobReader:
         #: how many times the stream was resumed (tests and --debug want to know)
         self.resumes = 0
         self.closed = False
+        self.cancelled = False
         self._what = f"reading blob {digest}"
         self._resp = self._open(0)
 
@@ -120,6 +121,8 @@ class BlobReader:
                 parts.append(b)
         failures = 0
         while True:
+            if self.cancelled:
+                raise _http.ProtocolError(f"{self._what}: cancelled")
             if self._resp is None:
                 # retries of the request itself (5xx, 429, refused connections) happen in there
                 self._resp = self._open(self.offset)
@@ -133,6 +136,8 @@ class BlobReader:
             except OSError as e:
                 self._resp._abort()
                 self._resp = None
+                if self.cancelled:
+                    raise
                 failures += 1
                 if failures > self.client.retry.times:
                     raise NetworkError(f"{self._what}: {self.client.host}: {describe_os_error(e)} at byte "
@@ -142,6 +147,13 @@ class BlobReader:
                                 f"resuming with Range (attempt {failures})")
                 if failures > 1:
                     time.sleep(min(self.client.retry.wait_for(failures - 1), 2.0))
+
+    def interrupt(self) -> None:
+        """From another thread: stop at once (the copy was cancelled); no resume follows."""
+        self.cancelled = True
+        resp = self._resp
+        if resp is not None:
+            resp.interrupt()
 
     def readinto(self, buf) -> int:
         data = self.read(len(buf))
