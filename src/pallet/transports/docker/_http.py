@@ -474,7 +474,7 @@ class StreamBody:
 class TLSConfig:
     """What an https connection trusts and presents: ``verify``, extra CA files, client cert pairs."""
 
-    __slots__ = ("verify", "ca_files", "client_certs", "_ctx")
+    __slots__ = ("verify", "ca_files", "client_certs", "_ctx", "_bundle", "_lock")
 
     def __init__(self, verify: bool = True, ca_files: tuple[str, ...] = (),
                  client_certs: tuple[tuple[str, str], ...] = ()):
@@ -482,6 +482,21 @@ class TLSConfig:
         self.ca_files = tuple(ca_files)
         self.client_certs = tuple(client_certs)
         self._ctx = None
+        self._bundle = None  # the system bundle, loaded only when the hashed directory falls short
+        self._lock = _thread.allocate_lock()
+
+    def load_bundle(self) -> bool:
+        """Add the system CA bundle file to the context, once: True if that changed the trust
+        (a handshake that failed verification is then worth one more try)."""
+        with self._lock:
+            bundle, self._bundle = self._bundle, None
+            if bundle is None or self._ctx is None:
+                return False
+            try:
+                self._ctx.load_verify_locations(bundle)
+            except OSError:
+                return False
+            return True
 
     def context(self):
         if self._ctx is None:
@@ -492,7 +507,7 @@ class TLSConfig:
                 ctx.check_hostname = False
                 ctx.verify_mode = _ssl.CERT_NONE
             else:
-                _trust_system_cas(ctx)
+                self._bundle = _trust_system_cas(ctx)
             for ca in self.ca_files:
                 ctx.load_verify_locations(ca)
             for cert, key in self.client_certs:
@@ -504,30 +519,41 @@ class TLSConfig:
         return self._ctx
 
 
-def _trust_system_cas(ctx) -> None:
-    """The system's CAs, as ``set_default_verify_paths`` gives them, but from the hashed
-    directory (``/etc/ssl/certs``), whose certificates OpenSSL reads when a chain needs them,
-    rather than the bundle file, which it parses whole (~40 ms here). ``SSL_CERT_FILE`` /
-    ``SSL_CERT_DIR`` are honoured (``SSL_CERT_FILE`` naming the system bundle itself, as some
-    environments set it, changes nothing); without a hashed directory, the defaults as they are."""
+def _trust_system_cas(ctx) -> str | None:
+    """The system's CAs, as ``set_default_verify_paths`` gives them (the hashed directory and
+    the bundle file), but the hashed directory (``/etc/ssl/certs``) first: OpenSSL reads its
+    certificates as chains need them, while the bundle is parsed whole (~40 ms here). The
+    bundle is returned, to be loaded (:meth:`TLSConfig.load_bundle`) only when a chain does
+    not verify with the directory alone: a CA appended to the bundle without a rehash
+    (corporate images, ``update-ca-certificates`` users) is trusted, as by every other tool.
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` are honoured as OpenSSL does (``SSL_CERT_FILE``
+    replaces the bundle; naming the system bundle itself changes nothing); without a hashed
+    directory, the defaults as they are."""
     import _ssl
     import os
 
     file_env, default_file, dir_env, default_dir = _ssl.get_default_verify_paths()
     cafile = os.environ.get(file_env)
     capath = os.environ.get(dir_env) or default_dir
+    bundle = default_file
     if cafile and os.path.realpath(cafile) == os.path.realpath(default_file):
-        cafile = None  # the system bundle named again: the hashed directory holds the same CAs
+        cafile = None  # the system bundle named again: loaded lazily, as without the variable
     if cafile:
-        ctx.load_verify_locations(cafile)
+        try:
+            ctx.load_verify_locations(cafile)
+        except OSError:
+            pass  # a missing SSL_CERT_FILE adds nothing, as for OpenSSL: verification says the rest
+        bundle = None  # SSL_CERT_FILE replaces the system bundle, for OpenSSL too
     try:
         hashed = capath and any(n.endswith(".0") for n in os.listdir(capath))
     except OSError:
         hashed = False
     if hashed:
         ctx.load_verify_locations(None, capath)
-    elif not cafile:
+        return bundle if bundle and os.path.exists(bundle) else None
+    if not cafile:
         ctx.set_default_verify_paths()
+    return None
 
 
 class _TLS:
@@ -608,19 +634,24 @@ class Pool:
         # an ASCII host goes to getaddrinfo as bytes: a str would load the idna codec (start-up time)
         addr = host.encode("ascii") if host.isascii() else host
         ctx = self.tls.context() if self.scheme == "https" else None
-        sock = _tcp_connect(addr, self.port, self.timeout)
-        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-        if ctx is not None:
+        while True:
+            sock = _tcp_connect(addr, self.port, self.timeout)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            if ctx is None:
+                return Connection(self, sock)
             try:
                 # a peer that never answers the handshake (a plain-HTTP server waiting for a
                 # request line) fails after Go's TLSHandshakeTimeout, not the read timeout
                 sock.settimeout(min(self.timeout, TLS_HANDSHAKE_TIMEOUT))
-                sock = _TLS(sock, ctx, host)
-                sock.settimeout(self.timeout)
-            except BaseException:
+                tls = _TLS(sock, ctx, host)
+                tls.settimeout(self.timeout)
+                return Connection(self, tls)
+            except BaseException as e:
                 sock.close()
+                # the chain's CA may be in the system bundle only: load it, and try once more
+                if type(e).__name__ == "SSLCertVerificationError" and self.tls.load_bundle():
+                    continue
                 raise
-        return Connection(self, sock)
 
     def request(self, method: str, url: URL, headers: dict[str, str], body=None) -> Response:
         """Send one request; ``body`` is None, bytes, or a :class:`StreamBody`.
