@@ -68,7 +68,8 @@ class PKI:
                                 critical=False))
             if server:
                 b = b.add_extension(x509.SubjectAlternativeName(
-                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"),
+                     x509.DNSName("registry.pallet.test")]), critical=False)  # the proxy tests' name
             cert = b.sign(ca_key, hashes.SHA256())
             return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
 

@@ -592,6 +592,164 @@ class _TLS:
         self._sock.close()
 
 
+class ProxyError(ProtocolError):
+    """The proxy could not be reached or refused the tunnel: another try would not help."""
+
+    transient = False
+
+
+def _os_reason(e: OSError) -> str:
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
+class Proxy:
+    """An ``http://[user:password@]host[:port]`` proxy from the environment."""
+
+    __slots__ = ("host", "port", "auth", "display")
+
+    def __init__(self, host: str, port: int, auth: str | None, display: str):
+        self.host = host
+        self.port = port
+        self.auth = auth  # a Proxy-Authorization value, or None
+        self.display = display  # without the password
+
+
+def _getenv(*names: str) -> str:
+    import os
+
+    for n in names:
+        v = os.environ.get(n)
+        if v:
+            return v
+    return ""
+
+
+def parse_proxy(value: str, var: str) -> Proxy:
+    """A proxy URL as Go's httpproxy reads it: without a scheme, ``http://`` is assumed."""
+    text = value.strip()
+    if "://" not in text:
+        text = "http://" + text
+    scheme, _, rest = text.partition("://")
+    scheme = scheme.lower()
+    if scheme != "http":
+        from ...errors import ConfigError
+
+        raise ConfigError(f"${var}: proxy scheme {scheme!r} is not supported (http:// proxies are)")
+    netloc = rest.split("/", 1)[0].split("?", 1)[0]
+    auth = None
+    if "@" in netloc:
+        import base64
+        from urllib.parse import unquote  # only with a proxy password: not on the hot path
+
+        userinfo, netloc = netloc.rsplit("@", 1)
+        user, _, password = userinfo.partition(":")
+        auth = "Basic " + base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    try:
+        host, port = split_host_port(netloc, 80)
+    except ValueError:
+        host, port = "", 0
+    if not host or not 0 < port < 65536:
+        from ...errors import ConfigError
+
+        raise ConfigError(f"${var}: {value!r} is not a proxy URL (want http://HOST[:PORT])")
+    return Proxy(host, port, auth, f"http://{netloc}")
+
+
+def _parse_ip(text: str):
+    """The address as (version, int), or None when ``text`` is not an IP literal."""
+    import _socket
+
+    for fam, v in ((_socket.AF_INET, 4), (_socket.AF_INET6, 6)):
+        try:
+            return v, int.from_bytes(_socket.inet_pton(fam, text), "big")
+        except (OSError, ValueError):
+            pass
+    return None
+
+
+def _is_loopback(ip) -> bool:
+    v, n = ip
+    if v == 4:
+        return n >> 24 == 127
+    return n == 1 or (n >> 32 == 0xFFFF and (n >> 24) & 0xFF == 127)  # ::1, ::ffff:127.x
+
+
+def no_proxy_matches(no_proxy: str, host: str, port: int) -> bool:
+    """Whether ``NO_PROXY`` exempts ``host:port``, with golang.org/x/net/http/httpproxy's
+    rules: ``*`` exempts everything; entries are IPs (optionally with a port), CIDRs, or
+    domains (optionally with a port): ``example.com`` matches it and its subdomains,
+    ``.example.com`` and ``*.example.com`` only the subdomains."""
+    host = host.lower().strip()
+    if host.startswith("["):
+        host = host[1:-1]
+    ip = _parse_ip(host)
+    sport = str(port)
+    for p in no_proxy.split(","):
+        p = p.strip().lower()
+        if not p:
+            continue
+        if p == "*":
+            return True
+        if "/" in p:  # CIDR
+            addr, _, bits = p.partition("/")
+            net = _parse_ip(addr)
+            if net is not None and ip is not None and bits.isdigit() and net[0] == ip[0]:
+                width = 32 if net[0] == 4 else 128
+                b = int(bits)
+                if 0 <= b <= width and (net[1] >> (width - b)) == (ip[1] >> (width - b)):
+                    return True
+            continue
+        phost, pport = p, ""
+        if p.startswith("["):
+            end = p.find("]")
+            phost, rest = p[1:end], p[end + 1:]
+            pport = rest[1:] if rest.startswith(":") else ""
+        elif p.count(":") == 1:
+            phost, pport = p.split(":")
+        pip = _parse_ip(phost)
+        if pip is not None:
+            if ip is not None and pip == ip and (not pport or pport == sport):
+                return True
+            continue
+        if not phost:
+            continue
+        if phost.startswith("*."):
+            phost = phost[1:]
+        match_host = not phost.startswith(".")
+        if match_host:
+            phost = "." + phost
+        if host.endswith(phost) or (match_host and host == phost[1:]):
+            if not pport or pport == sport:
+                return True
+    return False
+
+
+def proxy_for(scheme: str, host: str, port: int) -> "Proxy | None":
+    """The proxy for a connection to ``scheme://host:port`` from the environment, as Go's
+    ``http.ProxyFromEnvironment`` decides: ``HTTPS_PROXY`` for https, ``HTTP_PROXY`` for
+    http (upper case first, then lower case), never for ``localhost`` or a loopback address,
+    not when ``NO_PROXY`` matches. None: connect directly."""
+    if scheme == "https":
+        var = "HTTPS_PROXY" if _getenv("HTTPS_PROXY") else "https_proxy"
+        value = _getenv("HTTPS_PROXY", "https_proxy")
+    else:
+        var = "HTTP_PROXY" if _getenv("HTTP_PROXY") else "http_proxy"
+        value = _getenv("HTTP_PROXY", "http_proxy")
+        if value and _getenv("REQUEST_METHOD"):
+            return None  # a CGI environment: HTTP_PROXY may come from a request header (httpoxy)
+    if not value:
+        return None
+    h = host[1:-1] if host.startswith("[") else host
+    if h.lower() == "localhost":
+        return None
+    ip = _parse_ip(h)
+    if ip is not None and _is_loopback(ip):
+        return None
+    if no_proxy_matches(_getenv("NO_PROXY", "no_proxy"), host, port):
+        return None
+    return parse_proxy(value, var)
+
+
 class Pool:
     """Keep-alive connections to one origin (scheme, host, port); safe for many threads.
 
@@ -609,6 +767,8 @@ class Pool:
         self.max_idle = max_idle
         self._idle: list[Connection] = []
         self._lock = _thread.allocate_lock()
+        #: the proxy of $HTTPS_PROXY / $HTTP_PROXY for this origin (None: connect directly)
+        self.proxy = proxy_for(scheme, host, port)
 
     def _put_idle(self, conn: Connection) -> None:
         with self._lock:
@@ -635,7 +795,10 @@ class Pool:
         addr = host.encode("ascii") if host.isascii() else host
         ctx = self.tls.context() if self.scheme == "https" else None
         while True:
-            sock = _tcp_connect(addr, self.port, self.timeout)
+            if self.proxy is not None:
+                sock = self._connect_proxy()
+            else:
+                sock = _tcp_connect(addr, self.port, self.timeout)
             sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             if ctx is None:
                 return Connection(self, sock)
@@ -683,8 +846,47 @@ class Pool:
             raise
         return Response(conn, status, reason, hdrs, method, url)
 
+    def _connect_proxy(self):
+        """A TCP connection to the proxy; for https, a tunnel (``CONNECT``) to the origin."""
+        px = self.proxy
+        phost = px.host[1:-1] if px.host.startswith("[") else px.host
+        try:
+            sock = _tcp_connect(phost.encode("ascii") if phost.isascii() else phost, px.port, self.timeout)
+        except OSError as e:
+            raise ProxyError(f"proxy {px.display}: {_os_reason(e)}") from None
+        if self.scheme != "https":
+            return sock
+        target = f"{self.host}:{self.port}"
+        head = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
+        if px.auth:
+            head.append(f"Proxy-Authorization: {px.auth}")
+        try:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            # read the answer byte-wise up to its blank line: what follows is the origin's TLS
+            buf = b""
+            while not buf.endswith(b"\r\n\r\n") and not buf.endswith(b"\n\n"):
+                b = sock.recv(1)
+                if not b:
+                    raise ProxyError(f"proxy {px.display} closed the connection instead of answering CONNECT {target}")
+                buf += b
+                if len(buf) > _MAX_LINE:
+                    raise ProxyError(f"proxy {px.display}: no answer to CONNECT {target}")
+            first = buf.split(b"\n", 1)[0].decode("latin-1").strip()
+            parts = first.split(" ", 2)
+            if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or parts[1] != "200":
+                raise ProxyError(f"proxy {px.display} refused CONNECT {target}: {first[:100]!r}")
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
     def _head(self, method: str, url: URL, headers: dict[str, str], body) -> bytes:
-        lines = [f"{method} {url.target} HTTP/1.1", f"Host: {url.netloc}"]
+        if self.proxy is not None and self.scheme == "http":  # absolute form, to the proxy
+            lines = [f"{method} http://{url.netloc}{url.target} HTTP/1.1", f"Host: {url.netloc}"]
+            if self.proxy.auth:
+                lines.append(f"Proxy-Authorization: {self.proxy.auth}")
+        else:
+            lines = [f"{method} {url.target} HTTP/1.1", f"Host: {url.netloc}"]
         has = {k.lower() for k in headers}
         for k, v in headers.items():
             if "\n" in v or "\r" in v:
