@@ -324,3 +324,112 @@ def test_sigint_mid_pull_leaves_no_staging(tmp_path, proxy, three_layers):
     staged = [os.path.join(d, n) for d, ds, fs in os.walk(root / "staging") for n in ds + fs]
     assert staged == [], staged
     assert _leftovers(str(root / "overlay")) == []
+
+
+# --- messages that say what happened (issue 14.14) ------------------------------------------------
+
+class _Scripted:
+    """A fake registry over plain HTTP on 127.0.0.1: ``/v2/`` answers 200; every other path
+    is answered by ``handler(path) -> raw bytes to send`` (then the connection is closed)."""
+
+    def __init__(self, handler):
+        import socket
+        import threading
+
+        self.handler = handler
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        import threading
+
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            f = c.makefile("rb")
+            if f.peek(1)[:1] == b"\x16":  # a TLS ClientHello: answer as Go's net/http server does
+                c.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+                return
+            while True:
+                first = f.readline(65536)
+                if not first:
+                    return
+                while f.readline(65536) not in (b"\r\n", b"\n", b""):
+                    pass
+                path = first.split(b" ")[1].decode()
+                if path == "/v2/":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}")
+                    continue
+                c.sendall(self.handler(path, self))
+                return
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_short_body_says_how_many_bytes():
+    body = b'{"schemaVersion":2}'
+
+    def handler(path, srv):
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+                b"Content-Length: %d\r\n\r\n" % (len(body) + 1000)) + body
+
+    srv = _Scripted(handler)
+    try:
+        p = run_pallet("inspect", "--raw", "--retry-times", "0", "--tls-verify=false",
+                       f"docker://{srv.host}/x:1", check=False)
+        _one_line_error(p, "closed the connection after", f"{len(body)} of {len(body) + 1000} bytes")
+    finally:
+        srv.close()
+
+
+def test_redirect_loop_says_so():
+    def handler(path, srv):
+        return (b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://%s%s\r\nContent-Length: 0\r\n\r\n"
+                % (srv.host.encode(), path.encode()))
+
+    srv = _Scripted(handler)
+    try:
+        p = run_pallet("inspect", "--raw", "--retry-times", "0", "--tls-verify=false",
+                       f"docker://{srv.host}/x:1", check=False)
+        line = _one_line_error(p, "too many redirects (10)", srv.host)
+        assert "answered HTTP 307" not in line
+    finally:
+        srv.close()
+
+
+def test_nested_index_says_so(tmp_path):
+    import hashlib
+
+    lay = str(tmp_path / "l")
+    inner = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": []}).encode()
+    di = "sha256:" + hashlib.sha256(inner).hexdigest()
+    outer = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": di,
+                                       "size": len(inner),
+                                       "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
+    do = "sha256:" + hashlib.sha256(outer).hexdigest()
+    _empty_layout(lay, json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": do, "size": len(outer),
+        "annotations": {"org.opencontainers.image.ref.name": "t"}}]}))
+    for raw, dg in ((inner, di), (outer, do)):
+        with open(os.path.join(lay, "blobs", "sha256", dg.split(":")[1]), "wb") as f:
+            f.write(raw)
+    p = run_pallet("--override-arch", "amd64", "--override-os", "linux", "copy", f"oci:{lay}:t",
+                   f"oci:{tmp_path / 'o'}:t", check=False)
+    line = _one_line_error(p, f"index {do} nests another index ({di}", "not supported")
+    assert "available" not in line

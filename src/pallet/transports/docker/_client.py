@@ -24,6 +24,8 @@ _MAX_ERROR_BODY = 1 << 16
 #: manifests larger than this are refused (containers/image's limit)
 MAX_MANIFEST_SIZE = 4 << 20
 _REDIRECTS = (301, 302, 303, 307, 308)
+#: redirects followed for one request (Go's http.Client stops after 10)
+MAX_REDIRECTS = 10
 _NOT_FOUND_CODES = ("MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN", "BLOB_UPLOAD_UNKNOWN", "NOT_FOUND")
 
 DOCKER_HUB = "docker.io"
@@ -255,9 +257,10 @@ class Client:
                     retryable = True
                     retry_after = parse_retry_after(resp.headers.get("retry-after"))
             err = errs.get("https") or errs.get("http")
-            if len(errs) == 2:  # both schemes failed: say both, each is a clue
-                err = type(err)(f"{what}: https: {str(errs['https']).split(': ', 1)[-1]}; "
-                                f"http: {str(errs['http']).split(': ', 1)[-1]}")
+            if len(errs) == 2:  # both schemes failed: say both when they differ, each is a clue
+                a, b = (str(errs[k]).split(": ", 1)[-1] for k in ("https", "http"))
+                if a != b:
+                    err = type(err)(f"{what}: https: {a}; http: {b}")
             if not retryable or attempt >= self.retry.times:
                 raise err
             attempt += 1
@@ -278,7 +281,8 @@ class Client:
             resp = self.retry.run(lambda: self._pool(url).request("GET", url, h), self._retry_logger("token " + realm))
         except OSError as e:
             raise self._network_error(e, f"getting a token from {realm}") from None
-        body = _read_limited(resp, 1 << 20)
+        body = _read_limited(resp, 1 << 20, f"getting a token from {realm}") if resp.status == 200 \
+            else _read_limited(resp, 1 << 20)
         self.log(f"GET {realm}?... -> {resp.status}")
         return resp.status, body
 
@@ -325,10 +329,18 @@ class Client:
                     continue
             if follow_redirects and resp.status in _REDIRECTS and method in ("GET", "HEAD"):
                 loc = resp.headers.get("location")
-                if loc and redirects < 10:
+                if loc:
                     resp.close()
+                    if redirects >= MAX_REDIRECTS:
+                        raise RegistryError(f"{what}: too many redirects ({redirects}) at "
+                                            f"{url.scheme}://{url.netloc}{url.target.split('?', 1)[0]}",
+                                            resp.status)
                     redirects += 1
-                    url = url.join(loc)
+                    try:
+                        url = url.join(loc)
+                    except ValueError:
+                        raise RegistryError(f"{what}: {self.host} redirected to an unsupported URL "
+                                            f"{loc[:200]!r}", resp.status) from None
                     continue
             return resp
 
@@ -366,8 +378,12 @@ class Client:
                             f"{': ' + detail if detail else ''}", status, code)
 
 
-def _read_limited(resp: _http.Response, limit: int = _MAX_ERROR_BODY) -> bytes:
-    """Up to ``limit`` bytes of a (small) body; a longer body is cut and its connection dropped."""
+def _read_limited(resp: _http.Response, limit: int = _MAX_ERROR_BODY, what: str | None = None,
+                  host: str = "") -> bytes:
+    """Up to ``limit`` bytes of a (small) body; a longer body is cut and its connection dropped.
+
+    With ``what`` (a document we will use: a manifest, a token, a tag list) a body cut short
+    is a NetworkError saying so; without it (an error body, only shown) what arrived is kept."""
     parts, got = [], 0
     try:
         while got <= limit:
@@ -376,8 +392,9 @@ def _read_limited(resp: _http.Response, limit: int = _MAX_ERROR_BODY) -> bytes:
                 break
             parts.append(b)
             got += len(b)
-    except OSError:
-        pass
+    except OSError as e:
+        if what is not None:
+            raise NetworkError(f"{what}: {host + ': ' if host else ''}{describe_os_error(e)}") from None
     if got > limit:
         resp._abort()
     else:

@@ -219,7 +219,8 @@ class Response:
         if self._remaining >= 0:
             data = rf.read1(min(n, self._remaining)) if self._remaining else b""
             if not data and self._remaining:
-                raise ProtocolError(f"connection closed with {self._remaining} bytes of the body unread")
+                raise ProtocolError(f"the registry closed the connection after {self.consumed} of "
+                                    f"{self.consumed + self._remaining} bytes of the response body")
             self._remaining -= len(data)
             if self._remaining == 0:
                 self._finish()

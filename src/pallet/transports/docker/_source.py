@@ -24,12 +24,12 @@ def manifest_media_type(resp: _http.Response, raw: bytes) -> str:
     return ctype
 
 
-def read_manifest_body(resp: _http.Response, what: str) -> bytes:
+def read_manifest_body(resp: _http.Response, what: str, host: str = "") -> bytes:
     if resp.content_length > MAX_MANIFEST_SIZE:
         resp._abort()
         raise InvalidDocument(f"{what}: manifest of {resp.content_length} bytes is larger than the "
                               f"{MAX_MANIFEST_SIZE}-byte limit")
-    raw = _read_limited(resp, MAX_MANIFEST_SIZE + 1)
+    raw = _read_limited(resp, MAX_MANIFEST_SIZE + 1, what, host)
     if len(raw) > MAX_MANIFEST_SIZE:
         raise InvalidDocument(f"{what}: manifest larger than the {MAX_MANIFEST_SIZE}-byte limit")
     return raw
@@ -38,9 +38,9 @@ def read_manifest_body(resp: _http.Response, what: str) -> bytes:
 def fetch_manifest(client: Client, path: str, ref: str, what: str, want_digest: str | None) -> tuple[bytes, str]:
     """GET a manifest; when ``want_digest`` is set, the bytes must have that digest."""
     resp = client.request("GET", f"/v2/{path}/manifests/{ref}", scopes=(pull_scope(path),), what=what,
-                          headers={"Accept": ACCEPT})
+                          headers={"Accept": ACCEPT}, follow_redirects=True)
     client.check(resp, (200,), what)
-    raw = read_manifest_body(resp, what)
+    raw = read_manifest_body(resp, what, client.host)
     media_type = manifest_media_type(resp, raw)
     if want_digest:
         from ...oci.manifest import digest_of
