@@ -433,3 +433,12 @@ def test_nested_index_says_so(tmp_path):
                    f"oci:{tmp_path / 'o'}:t", check=False)
     line = _one_line_error(p, f"index {do} nests another index ({di}", "not supported")
     assert "available" not in line
+
+
+@pytest.mark.parametrize("helper", ["\u0000", "a" * 300, "with space"])
+def test_hostile_credential_helper_names(tmp_path, helper):
+    """Found by the fuzzer: a helper name with a NUL or too long for a file name crashed."""
+    auth = tmp_path / "auth.json"
+    auth.write_text(json.dumps({"auths": {}, "credsStore": helper}))
+    p = run_pallet("inspect", "--authfile", str(auth), "docker://127.0.0.1:1/x", check=False)
+    _one_line_error(p, str(auth))

@@ -176,7 +176,7 @@ def _run_helper(name: str, action: str, data: str, path: str) -> str | None:
     helper's output: it may hold a secret)."""
     import subprocess
 
-    if not name or "/" in name or name.startswith("."):
+    if not name or "/" in name or name.startswith(".") or not name.isprintable() or " " in name:
         raise ConfigError(f"{path}: {name!r} is not a credential helper name")
     prog = f"docker-credential-{name}"
     try:
@@ -188,6 +188,8 @@ def _run_helper(name: str, action: str, data: str, path: str) -> str | None:
         raise ConfigError(f"credential helper {prog}: permission denied running it") from None
     except subprocess.TimeoutExpired:
         raise ConfigError(f"credential helper {prog} {action}: no answer within {HELPER_TIMEOUT} s") from None
+    except OSError as e:  # a name too long to be a program, and the like
+        raise ConfigError(f"{path}: cannot run the credential helper {prog[:80]!r}: {e.strerror or e}") from None
     if r.returncode != 0:
         said = (r.stdout + r.stderr).decode(errors="replace").lower()
         if action != "store" and "credentials not found" in said:
