@@ -442,3 +442,90 @@ def test_hostile_credential_helper_names(tmp_path, helper):
     auth.write_text(json.dumps({"auths": {}, "credsStore": helper}))
     p = run_pallet("inspect", "--authfile", str(auth), "docker://127.0.0.1:1/x", check=False)
     _one_line_error(p, str(auth))
+
+
+# --- unbounded spooling (issue 14.7) -----------------------------------------------------------
+
+def _tar_head_then_zeros(n_zero_bytes: int) -> bytes:
+    """A valid first tar header (a 1 MiB member), then zeros: a 'tar' that never ends."""
+    import io
+    import tarfile
+
+    ti = tarfile.TarInfo("big")
+    ti.size = 1 << 20
+    head = ti.tobuf(tarfile.USTAR_FORMAT)
+    assert len(head) == 512
+    return head + b"\0" * n_zero_bytes
+
+
+def _spool_entries(tmpdir):
+    base = os.path.join(tmpdir, f"pallet-spool-{os.geteuid()}")
+    return sorted(os.listdir(base)) if os.path.isdir(base) else []
+
+
+def test_dev_zero_is_not_a_tar(tmp_path):
+    import time
+
+    env = {"TMPDIR": str(tmp_path)}
+    t0 = time.monotonic()
+    p = run_pallet("inspect", "docker-archive:/dev/zero", check=False, env=env)
+    _one_line_error(p, "docker-archive:/dev/zero", "not a tar archive")
+    p = run_pallet("--root", str(tmp_path / "root"), "--runroot", str(tmp_path / "run"), "load", "-i", "/dev/zero",
+                   check=False, env=env)
+    _one_line_error(p, "/dev/zero", "not a tar archive")
+    assert time.monotonic() - t0 < 10
+    assert _spool_entries(str(tmp_path)) == []
+    assert os.listdir(tmp_path / "root" / "staging") == []
+
+
+def test_spool_stops_at_the_limit_flag_and_config(tmp_path):
+    data = _tar_head_then_zeros(12 << 20)
+    env = {"TMPDIR": str(tmp_path)}
+    import subprocess
+    import sys
+
+    exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+    p = subprocess.run([exe, "--spool-limit", "4M", "inspect", "docker-archive:/dev/stdin"], input=data,
+                       capture_output=True, env={**os.environ, **env})
+    p.stderr = p.stderr.decode()
+    _one_line_error(p, "docker-archive:/dev/stdin", "spool limit of 4194304 bytes", "--spool-limit")
+    conf = tmp_path / "storage.conf"
+    conf.write_text('[spool]\nlimit = "2M"\n')
+    root = ["--root", str(tmp_path / "root"), "--runroot", str(tmp_path / "run")]
+    p = subprocess.run([exe, *root, "load"], input=data, capture_output=True,
+                       env={**os.environ, **env, "PALLET_STORAGE_CONF": str(conf)})
+    p.stderr = p.stderr.decode()
+    _one_line_error(p, "standard input", "spool limit of 2097152 bytes")
+    assert _spool_entries(str(tmp_path)) == []
+    assert os.listdir(tmp_path / "root" / "staging") == []
+    # the flag wins over the config
+    p = subprocess.run([exe, *root, "--spool-limit", "1M", "load"], input=data, capture_output=True,
+                       env={**os.environ, **env, "PALLET_STORAGE_CONF": str(conf)})
+    assert b"spool limit of 1048576 bytes" in p.stderr, p.stderr
+
+
+def test_sigkilled_spool_is_removed_by_the_next_run(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    p = subprocess.Popen([exe, "inspect", "docker-archive:/dev/stdin"], stdin=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        p.stdin.write(_tar_head_then_zeros(2 << 20))
+        p.stdin.flush()
+        base = tmp_path / f"pallet-spool-{os.geteuid()}"
+        _wait_for(lambda: any(os.path.getsize(os.path.join(d, f)) > 0 for d, _, fs in os.walk(base) for f in fs
+                              if f == "archive.tar"), "the spool to grow")
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert len(_spool_entries(str(tmp_path))) == 2  # the dead process's directory and lock file
+    q = run_pallet("inspect", "docker-archive:/dev/zero", check=False, env={"TMPDIR": str(tmp_path)})
+    assert q.returncode != 0
+    assert _spool_entries(str(tmp_path)) == []

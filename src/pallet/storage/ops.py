@@ -222,14 +222,18 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
     import stat
 
     if archive in ("-", "/dev/stdin") or (os.path.exists(archive) and not stat.S_ISREG(os.stat(archive).st_mode)):
-        import shutil
         import sys
 
-        with store.staging() as spool:
+        from ..transports import _files
+
+        with store.staging() as spool:  # locked: a SIGKILLed load's spool is removed by the next run
             path = os.path.join(spool, "archive.tar")
+            what = "standard input" if archive in ("-", "/dev/stdin") else archive
             with open(sys.stdin.buffer.fileno() if archive == "-" else archive, "rb", closefd=archive != "-") as src, \
                     open(path, "wb") as f:
-                shutil.copyfileobj(src, f, 1 << 20)
+                from ..layer import stream as _stream
+
+                _files.spool_copy(_stream.open_decompressed(src), f, _files.spool_limit(ctx), what)
             return load(store, path, ctx, options)
     options = options or CopyOptions()
     ctx.storage = store.options
