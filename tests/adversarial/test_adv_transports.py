@@ -529,3 +529,22 @@ def test_sigkilled_spool_is_removed_by_the_next_run(tmp_path):
     q = run_pallet("inspect", "docker-archive:/dev/zero", check=False, env={"TMPDIR": str(tmp_path)})
     assert q.returncode != 0
     assert _spool_entries(str(tmp_path)) == []
+
+
+def test_oci_archive_from_a_pipe_stops_at_the_limit(tmp_path, src_layout):
+    import subprocess
+    import sys
+
+    arch = tmp_path / "a.tar"
+    run_pallet("copy", f"oci:{src_layout}:latest", f"oci-archive:{arch}:latest", env={"TMPDIR": str(tmp_path)})
+    exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    p = subprocess.run([exe, "--spool-limit", "1K", "inspect", "oci-archive:/dev/stdin"], input=arch.read_bytes(),
+                       capture_output=True, env=env)
+    p.stderr = p.stderr.decode()
+    _one_line_error(p, "oci-archive:/dev/stdin", "spool limit of 1024 bytes")
+    assert _spool_entries(str(tmp_path)) == []
+    p = subprocess.run([exe, "inspect", "oci-archive:/dev/stdin"], input=arch.read_bytes(), capture_output=True,
+                       env=env)
+    assert p.returncode == 0, p.stderr
+    assert _spool_entries(str(tmp_path)) == []

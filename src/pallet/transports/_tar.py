@@ -100,12 +100,14 @@ def clean_name(name: str, what: str) -> str:
     return "/".join(parts)
 
 
-def extract_safely(stream, dest: str, what: str) -> None:
+def extract_safely(stream, dest: str, what: str, limit: int = 0) -> None:
     """Extract a tar stream (plain, gzip or other tarfile-readable compression) into ``dest``.
 
     Only directories and regular files; links, devices and unsafe names are refused with a
-    one-line error. Data is streamed, never held whole.
+    one-line error. Data is streamed, never held whole; with ``limit``, no more than that
+    many bytes are written (``_files.SpoolLimit``).
     """
+    written = 0
     try:
         tf = tarfile.open(fileobj=stream, mode="r|*")
     except tarfile.TarError as e:
@@ -132,6 +134,13 @@ def extract_safely(stream, dest: str, what: str) -> None:
                         b = src.read(CHUNK)
                         if not b:
                             break
+                        written += len(b)
+                        if limit and written > limit:
+                            from ._files import SpoolLimit
+
+                            raise SpoolLimit(f"{what}: the archive holds more than the spool limit of {limit} "
+                                             "bytes; stopped there (raise it with --spool-limit SIZE or limit in "
+                                             "the [spool] table of /etc/pallet/storage.conf, 0 for none)")
                         out.write(b)
     except tarfile.TarError as e:
         raise InvalidDocument(f"{what}: corrupt tar archive: {e}") from None
