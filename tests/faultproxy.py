@@ -148,6 +148,9 @@ class FaultProxy:
         up = None
         f = c.makefile("rb")
         try:
+            if f.peek(1)[:1] == b"\x16":  # a TLS ClientHello: answer as Go's net/http server does
+                c.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+                return
             while True:
                 head = _read_head(f)
                 if head is None:

@@ -68,7 +68,8 @@ class PKI:
                                 critical=False))
             if server:
                 b = b.add_extension(x509.SubjectAlternativeName(
-                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"),
+                     x509.DNSName("registry.pallet.test")]), critical=False)  # the proxy tests' name
             cert = b.sign(ca_key, hashes.SHA256())
             return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
 
@@ -268,5 +269,32 @@ def test_system_trust_store(registry, pushed, pki, tmp_path):
             if not ok:
                 assert "certificate verify failed: unable to get local issuer certificate" in p.stderr
                 assert len(p.stderr.splitlines()) == 1
+    finally:
+        term.stop()
+
+
+def test_ca_appended_to_the_system_bundle(registry, pushed, pki, tmp_path, root_required):
+    """A CA appended to the system bundle (ca-certificates.crt) without a rehash of the hashed
+    directory is trusted, as OpenSSL's defaults (curl, skopeo, podman) trust it. The bundle is
+    swapped in a private mount namespace: the machine's own trust store is not touched."""
+    import sys
+
+    term = TLSTerminator(pki, registry.host)
+    try:
+        system = os.path.realpath(ssl.get_default_verify_paths().openssl_cafile)
+        bundle = tmp_path / "ca-certificates.crt"
+        with open(system, "rb") as f:
+            bundle.write_bytes(f.read() + b"\n" + pki.ca_pem)
+        exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+        base = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+        ref = f"docker://{term.host}/{pushed}"
+        for extra, ok in (({}, True), ({"SSL_CERT_FILE": system}, True), ({"SSL_CERT_FILE": str(tmp_path / "none.pem")}, False)):
+            p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", str(bundle), system,
+                                exe, "inspect", "--no-tags", "--retry-times", "0", ref],
+                               capture_output=True, text=True, env={**base, **extra}, timeout=60)
+            assert (p.returncode == 0) is ok, (extra, p.stderr)
+            if not ok:
+                assert "certificate verify failed" in p.stderr and len(p.stderr.splitlines()) == 1, p.stderr
     finally:
         term.stop()

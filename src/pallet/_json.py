@@ -7,7 +7,9 @@ directly. ``loads``, ``load``, ``dumps``, ``dump`` take the ``json`` arguments p
 (``indent``, ``separators``, ``sort_keys``, ``ensure_ascii``) and give the same text and
 the same objects; ``indent`` (which 3.11's C encoder cannot do) is a small pure-Python
 printer. Bad input is handed to the real ``json`` module, so errors are its
-``JSONDecodeError`` with line and column — only when there is an error to report.
+``JSONDecodeError`` with line and column — only when there is an error to report. A
+document nested deeper than the interpreter can recurse (the C scanner raises
+``RecursionError``) is a ``ValueError`` too, so every caller's "invalid JSON" path covers it.
 """
 
 import _json
@@ -51,7 +53,11 @@ def loads(text):
         pass
     import json
 
-    return json.loads(text)
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply (arrays and objects inside each other beyond "
+                         "what pallet parses)") from None
 
 
 def load(f):

@@ -82,6 +82,10 @@ def context(args: _args.Namespace, prefix: str = ""):
         override_variant=getattr(args, "override_variant", None), no_creds=bool(get("no_creds")),
         debug=getattr(args, "debug", False), registries_d=getattr(args, "registries_d", None),
     )
+    if getattr(args, "spool_limit", None) is not None:
+        from ..transports._files import parse_size
+
+        ctx.spool_limit = parse_size(args.spool_limit, "--spool-limit")
     if any(getattr(args, k, None) for k in ("root", "runroot", "storage_driver")):
         from ..storage.options import resolve
 

@@ -67,6 +67,8 @@ def build_parser(verb: str | None = None) -> _args.ArgumentParser:
     p.add_argument("--root", metavar="DIR", help="the local store's root (default /var/lib/pallet)")
     p.add_argument("--runroot", metavar="DIR", help="the local store's run-time state (default /run/pallet)")
     p.add_argument("--storage-driver", metavar="DRIVER", help="overlay or vfs")
+    p.add_argument("--spool-limit", metavar="SIZE",
+                   help="how much a piped or compressed archive may spool to disk (e.g. 32G; 0: no limit)")
     p.add_argument("--registries.d", dest="registries_d", metavar="DIR",
                    help="where signature (lookaside) locations are configured (containers-registries.d)")
     sub = p.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)

@@ -240,7 +240,14 @@ class Index:
             if r is not None and (best is None or r < best[0]):
                 best = (r, d)
         if best is None:
-            have = ", ".join(str(d.platform) for d in self.manifests if d.platform) or "none"
+            for d in self.manifests:
+                if d.media_type in mt.INDEXES and (d.platform is None or _pl.rank(want, d.platform) is not None):
+                    raise Unsupported(f"index {self.digest} nests another index ({d.digest}"
+                                      f"{' for ' + str(d.platform) if d.platform else ''}) instead of an image: "
+                                      f"nested indexes are not supported; resolve it by naming that index by "
+                                      f"digest (@{d.digest})")
+            have = ", ".join(str(d.platform) for d in self.manifests
+                             if d.platform and d.media_type not in mt.INDEXES) or "none"
             raise NotFound("no image found in manifest list "
                            f"for architecture {want.architecture}{'/' + want.variant if want.variant else ''}, "
                            f"OS {want.os} (available: {have})")

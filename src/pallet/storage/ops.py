@@ -65,14 +65,21 @@ def pull(store: "Store", text: str, ctx: "SystemContext", options: CopyOptions |
         if named.tag and named.tag != "latest" or named.digest or ":" in text.rsplit("/", 1)[-1]:
             raise UsageError("--all-tags takes a repository name without a tag or digest")
         return _pull_all_tags(store, named.repo_only(), ctx, options)
+    candidates, chosen = registries_conf.choose_candidates(resolution)
     errors = []
-    for named in resolution.candidates:
+    for named in candidates:
         src = parse_reference(f"docker://{named}")
         try:
-            return [_pull_one(store, src, str(named), ctx, options)]
+            done = [_pull_one(store, src, str(named), ctx, options)]
+            if chosen:  # the prompt's answer becomes an alias, as containers/image records it
+                short = text.split("@", 1)[0]
+                if ":" in short.rsplit("/", 1)[-1]:
+                    short = short.rsplit(":", 1)[0]
+                registries_conf.record_alias(short, named.name)
+            return done
         except PalletError as e:
             errors.append(f"{named}: {e}")
-            if not isinstance(e, NotFound) and len(resolution.candidates) == 1:
+            if not isinstance(e, NotFound) and len(candidates) == 1:
                 raise
     if len(errors) == 1:
         raise NotFound(errors[0]) if all("unknown" in e or "not found" in e for e in errors) else PalletError(errors[0])
@@ -215,14 +222,18 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
     import stat
 
     if archive in ("-", "/dev/stdin") or (os.path.exists(archive) and not stat.S_ISREG(os.stat(archive).st_mode)):
-        import shutil
         import sys
 
-        with store.staging() as spool:
+        from ..transports import _files
+
+        with store.staging() as spool:  # locked: a SIGKILLed load's spool is removed by the next run
             path = os.path.join(spool, "archive.tar")
+            what = "standard input" if archive in ("-", "/dev/stdin") else archive
             with open(sys.stdin.buffer.fileno() if archive == "-" else archive, "rb", closefd=archive != "-") as src, \
                     open(path, "wb") as f:
-                shutil.copyfileobj(src, f, 1 << 20)
+                from ..layer import stream as _stream
+
+                _files.spool_copy(_stream.open_decompressed(src), f, _files.spool_limit(ctx), what)
             return load(store, path, ctx, options)
     options = options or CopyOptions()
     ctx.storage = store.options

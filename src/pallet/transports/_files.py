@@ -196,3 +196,213 @@ class StagingCleanup:
             self._staging = None
         if not self._committed:
             remove_created_dirs(self._created)
+
+
+# -- spooling streams (pipes, stdin, compressed archives) to disk -----------------------------
+
+#: how much a stream may spool when neither --spool-limit nor the config says (32 GiB)
+DEFAULT_SPOOL_LIMIT = 32 << 30
+#: a spool stops before the file system it is on has less than this free
+SPOOL_MIN_FREE = 256 << 20
+
+
+class SpoolLimit(PalletError):
+    """A stream was larger than the spool may grow (``--spool-limit``, ``[spool] limit``)."""
+
+
+def parse_size(text: str, what: str) -> int:
+    """``1073741824``, ``512M``, ``32G``, ``1T`` (binary units; ``0``: no limit) in bytes."""
+    t = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    mult = 1
+    if t and t[-1] in "KMGT":
+        mult = 1 << (10 * ("KMGT".index(t[-1]) + 1))
+        t = t[:-1]
+    if not t.isdigit():
+        from ..errors import UsageError
+
+        raise UsageError(f"{what}: {text!r} is not a size (want bytes, or a number with K, M, G or T)")
+    return int(t) * mult
+
+
+def spool_limit(ctx=None) -> int:
+    """The spool limit in bytes (0: none): ``ctx.spool_limit`` (``--spool-limit``), else
+    ``limit`` in the ``[spool]`` table of pallet's config (``$PALLET_STORAGE_CONF`` or
+    ``/etc/pallet/storage.conf``), else :data:`DEFAULT_SPOOL_LIMIT`."""
+    given = getattr(ctx, "spool_limit", None) if ctx is not None else None
+    if given is not None:
+        return given if isinstance(given, int) else parse_size(given, "--spool-limit")
+    path = os.environ.get("PALLET_STORAGE_CONF") or "/etc/pallet/storage.conf"
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 20)
+    except OSError:
+        return DEFAULT_SPOOL_LIMIT
+    if b"spool" not in data:
+        return DEFAULT_SPOOL_LIMIT
+    import tomllib  # rare path: only with a config that mentions the spool
+
+    try:
+        doc = tomllib.loads(data.decode("utf-8", "replace"))
+    except tomllib.TOMLDecodeError as e:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{path}: {e}") from None
+    spool = doc.get("spool", {})
+    if not isinstance(spool, dict) or "limit" not in spool:
+        return DEFAULT_SPOOL_LIMIT
+    v = spool["limit"]
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{path}: spool.limit must be a size such as \"32G\"")
+    return v if isinstance(v, int) else parse_size(v, f"{path}: spool.limit")
+
+
+def check_tar_header(block: bytes, what: str) -> None:
+    """Fail at once, naming the input, when a stream's first 512 bytes are not a tar header."""
+    from ..errors import InvalidDocument
+
+    if len(block) < 512:
+        raise InvalidDocument(f"{what}: not a tar archive: the stream ends after {len(block)} bytes")
+    if not any(block):
+        raise InvalidDocument(f"{what}: not a tar archive: it begins with an all-zero block "
+                              "(an empty archive, or a stream of zeros such as /dev/zero)")
+    field = block[148:156].split(b"\0", 1)[0].strip()
+    try:
+        want = int(field, 8)
+    except ValueError:
+        want = -1
+    rest = block[:148] + block[156:512]
+    unsigned = sum(rest) + 8 * 32  # the checksum field itself counts as spaces
+    signed = unsigned - 256 * sum(1 for b in rest if b > 127)  # what some old tars wrote
+    if want not in (unsigned, signed):
+        raise InvalidDocument(f"{what}: not a tar archive: the first header's checksum is wrong "
+                              f"(starts with {block[:16]!r})")
+
+
+def spool_copy(src, out, limit: int, what: str) -> int:
+    """Copy ``src`` to the file ``out`` up to ``limit`` bytes (0: no limit), checking that it
+    starts as a tar archive, and that the file system keeps :data:`SPOOL_MIN_FREE` free."""
+    first = b""
+    while len(first) < 512:
+        b = src.read(512 - len(first))
+        if not b:
+            break
+        first += b
+    check_tar_header(first, what)
+    out.write(first)
+    total = len(first)
+    fd = out.fileno()
+    checked = 0
+    while True:
+        b = src.read(1 << 20)
+        if not b:
+            return total
+        total += len(b)
+        if limit and total > limit:
+            raise SpoolLimit(f"{what}: the stream is larger than the spool limit of {limit} bytes; stopped there "
+                             "(raise it with --spool-limit SIZE or limit in the [spool] table of "
+                             "/etc/pallet/storage.conf, 0 for none)")
+        if total - checked >= 64 << 20:  # the disk: checked every 64 MiB
+            checked = total
+            st = os.fstatvfs(fd)
+            if st.f_bavail * st.f_frsize < SPOOL_MIN_FREE:
+                raise SpoolLimit(f"{what}: spooling stopped after {total} bytes: the file system of the spool "
+                                 f"has less than {SPOOL_MIN_FREE >> 20} MiB left")
+        out.write(b)
+
+
+class SpoolDir:
+    """A private directory for one process's spooled streams, in a per-user spool directory
+    (``$TMPDIR`` or ``/var/tmp``, ``pallet-spool-UID``, mode 0700 and ours). Each process holds
+    an ``flock`` on its directory's lock file; a directory whose lock nobody holds belongs to a
+    process that died (SIGKILL) and is removed by the next one that spools."""
+
+    def __init__(self):
+        for attempt in range(5):
+            try:
+                self._open()
+                return
+            except FileNotFoundError:  # another process removed the (then empty) spool directory
+                if attempt == 4:
+                    raise LocalFileError("cannot create a spool directory: it keeps disappearing") from None
+
+    def _open(self) -> None:
+        import fcntl
+
+        base = os.path.join(big_temp_dir(), f"pallet-spool-{os.geteuid()}")
+        try:
+            os.mkdir(base, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise os_error(e, "creating the spool directory") from None
+        import stat
+
+        st = os.lstat(base)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise LocalFileError(f"spool directory {base} is not a private directory of this user "
+                                 "(a symlink, another owner, or writable by others): remove it")
+        _clean_stale_spools(base)
+        while True:  # the lock first, then the directory (as the store's staging does)
+            path = os.path.join(base, f"{os.getpid()}-{os.urandom(6).hex()}")
+            fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.fstat(fd).st_ino == os.stat(path + ".lock").st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        try:
+            os.mkdir(path, 0o700)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.base = base
+        self.path = path
+        self._fd = fd
+
+    def close(self) -> None:
+        if self._fd is None:
+            return
+        rmtree_quiet(self.path)
+        try:
+            os.unlink(self.path + ".lock")
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+        try:
+            os.rmdir(self.base)  # when no other process spools: nothing is left in $TMPDIR
+        except OSError:
+            pass
+
+
+def _clean_stale_spools(base: str) -> None:
+    import fcntl
+
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for n in names:
+        if not n.endswith(".lock"):
+            continue
+        lock = os.path.join(base, n)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)  # held: its process is alive
+            continue
+        try:
+            rmtree_quiet(lock[: -len(".lock")])
+            os.unlink(lock)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)

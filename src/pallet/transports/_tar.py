@@ -104,16 +104,18 @@ def _open_plain(stream, what: str):
     return _stream.Decompress(peek, algo) if algo else peek
 
 
-def extract_safely(stream, dest: str, what: str) -> None:
+def extract_safely(stream, dest: str, what: str, limit: int = 0) -> None:
     """Extract a tar stream (plain, gzip, zstd, bzip2 or xz) into ``dest``.
 
     Only directories and regular files; links, devices and unsafe names are refused with a
-    one-line error. Data is streamed, never held whole.
+    one-line error. Data is streamed, never held whole; with ``limit``, no more than that
+    many bytes are written (``_files.SpoolLimit``).
     """
     import lzma
 
     from ..errors import DigestMismatch
 
+    written = 0
     try:
         tr = _codec.TarReader(_open_plain(stream, what))
         first = True
@@ -138,6 +140,13 @@ def extract_safely(stream, dest: str, what: str) -> None:
                 kind = "link" if h.type in (_codec.SYM, _codec.LNK) else "special file"
                 raise InvalidDocument(f"{what}: unsupported {kind} {os.fsdecode(h.name)!r} in the archive "
                                       "(an OCI layout holds only files and directories)")
+            written += h.size
+            if limit and written > limit:
+                from ._files import SpoolLimit
+
+                raise SpoolLimit(f"{what}: the archive holds more than the spool limit of {limit} "
+                                 "bytes; stopped there (raise it with --spool-limit SIZE or limit in "
+                                 "the [spool] table of /etc/pallet/storage.conf, 0 for none)")
             os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
             try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 
 from .._log import debug
-from ..errors import InvalidDocument, Unsupported, UsageError
+from ..errors import InvalidDocument, PalletError, Unsupported, UsageError
 from ..layer import stream as _stream
 from ..oci import manifest as _manifest
 from ..oci import mediatype as mt
@@ -177,6 +177,8 @@ class _Engine:
         self._index_source_type = None
         #: the instance copied as the image, when an index was copied for this system only
         self.chosen: str | None = None
+        #: stops the parallel layer copies on the first failure or a Ctrl-C
+        self._cancel = _Cancel()
 
     # -- indexes -----------------------------------------------------------------------------
 
@@ -344,16 +346,7 @@ class _Engine:
         workers = 1 if self.dest.needs_ordered_blobs else min(self.opt.parallel, len(layers))
         if workers == 1:
             return [self._copy_layer(d) for d in layers]
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pallet-copy") as pool:
-            futures = [pool.submit(self._copy_layer, d) for d in layers]
-            try:
-                return [f.result() for f in futures]
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+        return _parallel(self._copy_layer, layers, workers, self._cancel)
 
     def _copy_layer(self, desc: Descriptor) -> Descriptor:
         if desc.urls and not mt.is_layer(desc.media_type):
@@ -371,7 +364,7 @@ class _Engine:
                 return got
         # opened on first read: a destination that finds it has the blob after all (another
         # process finished pulling it while this one waited for its lock) never downloads it
-        s = _stream.Verifying(_Lazy(lambda: self.src.get_blob(desc)), desc.digest, desc.size, "blob")
+        s = _stream.Verifying(_Lazy(lambda: self.src.get_blob(desc), self._cancel), desc.digest, desc.size, "blob")
         try:
             if not change:
                 got = self.dest.put_blob(self.progress.wrap(s, "blob", desc), desc)
@@ -452,18 +445,121 @@ class _Engine:
         return got
 
 
-class _Lazy:
-    """A stream opened by ``opener`` on the first read (never, if nobody reads)."""
+class Cancelled(PalletError):
+    """A layer copy stopped because another one failed or the user interrupted the copy."""
 
-    def __init__(self, opener):
+
+class _Cancel:
+    """Stops the layer copies in flight at once: reads check :attr:`cancelled`, and source
+    streams blocked in a network read are interrupted (``interrupt()``: the socket is shut
+    down under them) instead of being waited for. The destinations then remove what they
+    staged on their way out, as on any failure."""
+
+    def __init__(self):
+        self.cancelled = False
+        self._lock = threading.Lock()
+        self._open: set = set()
+
+    def opened(self, f) -> None:
+        with self._lock:
+            self._open.add(f)
+            if not self.cancelled:
+                return
+        _interrupt(f)
+
+    def closed(self, f) -> None:
+        with self._lock:
+            self._open.discard(f)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            streams = list(self._open)
+        for f in streams:
+            _interrupt(f)
+
+
+def _interrupt(f) -> None:
+    fn = getattr(f, "interrupt", None)
+    if fn is not None:
+        try:
+            fn()
+        except OSError:
+            pass
+
+
+def _parallel(fn, items: list, workers: int, cancel: _Cancel) -> list:
+    """``[fn(x) for x in items]`` on ``workers`` threads. The first failure (or a Ctrl-C in
+    the main thread) cancels the others at once and is raised once they have stopped (they
+    stop within a read: they are not waited for to finish their blobs)."""
+    results: list = [None] * len(items)
+    errors: list = []
+    todo = iter(range(len(items)))
+    lock = threading.Lock()
+    done = threading.Event()
+    running = [workers]
+
+    def work():
+        try:
+            while not cancel.cancelled:
+                with lock:
+                    i = next(todo, None)
+                if i is None:
+                    return
+                try:
+                    results[i] = fn(items[i])
+                except BaseException as e:  # noqa: BLE001  (handed to the main thread)
+                    with lock:
+                        errors.append(e)
+                    cancel.cancel()
+                    return
+        finally:
+            with lock:
+                running[0] -= 1
+                if running[0] == 0:
+                    done.set()
+
+    threads = [threading.Thread(target=work, name=f"pallet-copy-{n}", daemon=True) for n in range(workers)]
+    for t in threads:
+        t.start()
+    try:
+        done.wait()
+    except BaseException:  # Ctrl-C, SIGTERM: stop the others, let them clean up, then go
+        cancel.cancel()
+        for t in threads:
+            t.join(10)
+        raise
+    if errors:  # the first is the cause; the others are its consequences (Cancelled...)
+        raise errors[0]
+    return results
+
+
+class _Lazy:
+    """A stream opened by ``opener`` on the first read (never, if nobody reads); with a
+    :class:`_Cancel`, reads stop once it is cancelled."""
+
+    def __init__(self, opener, cancel: _Cancel | None = None):
         self._opener = opener
         self._f = None
+        self._cancel = cancel
 
     def read(self, n: int = -1) -> bytes:
+        c = self._cancel
+        if c is not None and c.cancelled:
+            raise Cancelled("copy cancelled")
         if self._f is None:
             self._f = self._opener()
-        return self._f.read(n)
+            if c is not None:
+                c.opened(self._f)
+        try:
+            return self._f.read(n)
+        except (OSError, PalletError):
+            if c is not None and c.cancelled:
+                raise Cancelled("copy cancelled") from None
+            raise
 
     def close(self) -> None:
         if self._f is not None:
+            if self._cancel is not None:
+                self._cancel.closed(self._f)
             self._f.close()

@@ -150,7 +150,7 @@ def _load_all(path: str, legacy: bool) -> tuple[dict, dict, str]:
     try:
         doc = json.loads(raw)
     except ValueError as e:
-        raise ConfigError(f"{path}: not valid JSON ({e.__class__.__name__} at {getattr(e, 'pos', '?')})") from None
+        raise ConfigError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a JSON object")
     if legacy:
@@ -176,7 +176,7 @@ def _run_helper(name: str, action: str, data: str, path: str) -> str | None:
     helper's output: it may hold a secret)."""
     import subprocess
 
-    if not name or "/" in name or name.startswith("."):
+    if not name or "/" in name or name.startswith(".") or not name.isprintable() or " " in name:
         raise ConfigError(f"{path}: {name!r} is not a credential helper name")
     prog = f"docker-credential-{name}"
     try:
@@ -188,6 +188,8 @@ def _run_helper(name: str, action: str, data: str, path: str) -> str | None:
         raise ConfigError(f"credential helper {prog}: permission denied running it") from None
     except subprocess.TimeoutExpired:
         raise ConfigError(f"credential helper {prog} {action}: no answer within {HELPER_TIMEOUT} s") from None
+    except OSError as e:  # a name too long to be a program, and the like
+        raise ConfigError(f"{path}: cannot run the credential helper {prog[:80]!r}: {e.strerror or e}") from None
     if r.returncode != 0:
         said = (r.stdout + r.stderr).decode(errors="replace").lower()
         if action != "store" and "credentials not found" in said:
@@ -235,6 +237,9 @@ def _decode_entry(entry: object, path: str, key: str) -> Credentials | None:
 
     if not isinstance(entry, dict):
         raise ConfigError(f"{path}: auths[{key!r}] must be an object")
+    for field in ("auth", "identitytoken"):
+        if not isinstance(entry.get(field) or "", str):
+            raise ConfigError(f"{path}: auths[{key!r}].{field} must be a string")
     token = entry.get("identitytoken") or ""
     auth = entry.get("auth") or ""
     if not auth and not token:

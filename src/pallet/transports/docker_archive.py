@@ -104,12 +104,14 @@ _CACHE_LOCK = threading.Lock()
 class _Archive:
     """An opened archive: a seekable uncompressed tar file (maybe a spooled copy) and its member table."""
 
-    def __init__(self, path: str, what: str):
+    def __init__(self, path: str, what: str, spool_limit: int = 0):
         from ..layer import stream as _stream
         from . import _tar
 
         self.what = what
         self.spooled = None
+        self._spool_dir = None
+        self._spool_limit = spool_limit
         try:
             f = open(path, "rb")
         except OSError as e:
@@ -138,14 +140,15 @@ class _Archive:
         self.identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
     def _spool(self, f, _stream) -> str:
-        """Copy a stream (maybe compressed) to an uncompressed temp file; its path."""
-        import tempfile
-
-        fd, tmp = tempfile.mkstemp(prefix="pallet-docker-archive-", suffix=".tar", dir=_files.big_temp_dir())
+        """Copy a stream (maybe compressed) to an uncompressed file in this process's spool
+        directory (removed on close, or by the next run after a SIGKILL); its path. The copy
+        stops at the spool limit, and at once when the stream does not start as a tar."""
+        self._spool_dir = _files.SpoolDir()
+        tmp = os.path.join(self._spool_dir.path, "archive.tar")
         self.spooled = tmp
-        with open(fd, "wb") as out:
+        with open(tmp, "wb") as out:
             src = _stream.open_decompressed(f)
-            _stream.copy(src, out)
+            _files.spool_copy(src, out, self._spool_limit, self.what)
         return tmp
 
     def _read_manifest(self) -> list:
@@ -244,12 +247,10 @@ class _Archive:
         return info
 
     def close(self) -> None:
-        if self.spooled:
-            try:
-                os.unlink(self.spooled)
-            except OSError:
-                pass
-            self.spooled = None
+        self.spooled = None
+        if self._spool_dir is not None:
+            self._spool_dir.close()
+            self._spool_dir = None
 
 
 class DockerArchiveSource(ImageSource):
@@ -258,7 +259,7 @@ class DockerArchiveSource(ImageSource):
     def __init__(self, ref: DockerArchiveReference, ctx: "SystemContext | None" = None):
         self.reference = ref
         self.what = str(ref)
-        self.archive = _Archive(ref.path, self.what)
+        self.archive = _Archive(ref.path, self.what, _files.spool_limit(ctx))
         try:
             self.index, self.item = self.archive.choose(ref)
         except BaseException:

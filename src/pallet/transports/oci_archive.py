@@ -57,23 +57,23 @@ class OCIArchiveReference(ImageReference):
 
 class OCIArchiveSource(ImageSource):
     def __init__(self, ref: OCIArchiveReference, ctx: SystemContext | None = None):
-        import tempfile
-
         from ._tar import extract_safely
 
         self.reference = ref
         what = str(ref)
-        self._tmp = tempfile.mkdtemp(prefix="pallet-oci-archive-", dir=_files.big_temp_dir())
+        # in this process's locked spool directory: the next run removes it after a SIGKILL
+        self._spool = _files.SpoolDir()
+        self._tmp = self._spool.path
         try:
             try:
                 f = open(ref.path, "rb")
             except OSError as e:
                 raise _files.os_error(e, f"reading {what}") from None
             with f, _files.translate_errors(f"extracting {what}"):
-                extract_safely(f, self._tmp, what)
+                extract_safely(f, self._tmp, what, _files.spool_limit(ctx))
             self._inner = OCISource(OCIReference(self._tmp, ref.image, ref.source_index), _inner_ctx(ctx), what)
         except BaseException:
-            _files.rmtree_quiet(self._tmp)
+            self.close()
             raise
 
     def get_manifest(self, instance_digest: str | None = None) -> tuple[bytes, str]:
@@ -84,7 +84,7 @@ class OCIArchiveSource(ImageSource):
 
     def close(self) -> None:
         if self._tmp:
-            _files.rmtree_quiet(self._tmp)
+            self._spool.close()
             self._tmp = ""
 
 

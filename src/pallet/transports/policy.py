@@ -55,9 +55,61 @@ def load(explicit: str | None = None) -> dict | None:
             raise ConfigError(f"{path}: invalid JSON: {e}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("default"), list):
             raise ConfigError(f"{path}: a policy needs a \"default\" list of requirements")
+        _check_shape(doc, path)
         doc["_path"] = path
         return doc
     return None
+
+
+def _check_requirements(reqs, path: str, where: str) -> None:
+    if not isinstance(reqs, list):
+        raise ConfigError(f"{path}: {where} must be a list of requirements, not {_kind(reqs)}")
+    for i, r in enumerate(reqs):
+        if not isinstance(r, dict):
+            raise ConfigError(f"{path}: {where}[{i}] must be an object, not {_kind(r)}")
+        if not isinstance(r.get("type"), str):
+            raise ConfigError(f"{path}: {where}[{i}].type must be a string, not {_kind(r.get('type'))}")
+        for k in ("keyType", "keyPath", "keyData"):
+            if k in r and not isinstance(r[k], str):
+                raise ConfigError(f"{path}: {where}[{i}].{k} must be a string, not {_kind(r[k])}")
+        ident = r.get("signedIdentity")
+        if ident is not None:
+            if not isinstance(ident, dict):
+                raise ConfigError(f"{path}: {where}[{i}].signedIdentity must be an object, not {_kind(ident)}")
+            for k, v in ident.items():
+                if not isinstance(v, str):
+                    raise ConfigError(f"{path}: {where}[{i}].signedIdentity.{k} must be a string, not {_kind(v)}")
+
+
+def _kind(v) -> str:
+    """The JSON type of a decoded value, for messages."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    return "an object"
+
+
+def _check_shape(doc: dict, path: str) -> None:
+    """Every value where containers-policy.json(5) puts it, with the JSON type it must have:
+    a wrong type deep inside is a ConfigError naming the file and the field, never a crash."""
+    _check_requirements(doc["default"], path, "default")
+    transports = doc.get("transports", {})
+    if transports is None:
+        return
+    if not isinstance(transports, dict):
+        raise ConfigError(f"{path}: transports must be an object of transports, not {_kind(transports)}")
+    for name, scopes in transports.items():
+        if not isinstance(scopes, dict):
+            raise ConfigError(f"{path}: transports.{name} must be an object of scopes, not {_kind(scopes)}")
+        for scope, reqs in scopes.items():
+            _check_requirements(reqs, path, f"transports.{name}[{scope!r}]")
 
 
 def _scopes(ref) -> list[str]:

@@ -239,9 +239,10 @@ class Config:
             text = full + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
             return reference.parse(text, normalize=False).tagged_or_latest()
 
-        alias = self.aliases.get(rest)
+        alias = self.aliases.get(rest) or alias_cache().get(rest)
+        mode = effective_short_name_mode(self)
         if alias:
-            return ShortNameResolution(name, [finish(alias)], True, self.short_name_mode)
+            return ShortNameResolution(name, [finish(alias)], True, mode)
         if not self.unqualified_search_registries:
             from ..errors import NotFound
 
@@ -253,7 +254,7 @@ class Config:
             if host in (reference.DEFAULT_DOMAIN, reference.LEGACY_DEFAULT_DOMAIN) and "/" not in path:
                 path = reference.OFFICIAL_REPO_PREFIX + path
             cands.append(finish(f"{host}/{path}"))
-        return ShortNameResolution(name, cands, False, self.short_name_mode)
+        return ShortNameResolution(name, cands, False, mode)
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -499,6 +500,103 @@ def load(ctx=None) -> Config:
     _cache.clear()
     _cache[key] = cfg
     return cfg
+
+
+def effective_short_name_mode(conf: Config) -> str:
+    """registries.conf's ``short-name-mode``; ``CONTAINERS_SHORT_NAME_ALIASING=off`` turns it
+    to ``disabled`` (as podman reads that variable), ``on`` keeps the configured mode."""
+    env = os.environ.get("CONTAINERS_SHORT_NAME_ALIASING", "").strip().lower()
+    if env == "off":
+        return "disabled"
+    return conf.short_name_mode
+
+
+def alias_cache_path() -> str:
+    """Where choices made at the short-name prompt are recorded, as containers/image does:
+    ``/var/cache/containers/short-name-aliases.conf`` for root, else under
+    ``$XDG_CACHE_HOME`` (``~/.cache``)."""
+    if os.geteuid() == 0:
+        return "/var/cache/containers/short-name-aliases.conf"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "containers", "short-name-aliases.conf")
+
+
+def alias_cache() -> dict[str, str]:
+    """The recorded aliases (below registries.conf's own ``[aliases]``); {} without a cache.
+    ``PALLET_SHORT_NAME_ALIAS_CACHE`` names another file (pallet's own variable: what
+    containers/image's ``SystemContext.UserShortNameAliasConfPath`` does)."""
+    path = os.environ.get("PALLET_SHORT_NAME_ALIAS_CACHE") or alias_cache_path()
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 20)
+    except OSError:
+        return {}
+    doc = _parse_toml(data, path)
+    aliases = doc.get("aliases", {})
+    if not isinstance(aliases, dict):
+        raise ConfigError(f"{path}: [aliases] must be a table")
+    return {k: v for k, v in aliases.items() if isinstance(v, str) and v}
+
+
+def record_alias(short: str, full: str) -> None:
+    """Add ``short = full`` to the alias cache (after a pull of the prompted choice worked)."""
+    from .. import _fs
+
+    path = os.environ.get("PALLET_SHORT_NAME_ALIAS_CACHE") or alias_cache_path()
+    cur = dict(alias_cache())
+    cur[short] = full
+    lines = ["[aliases]"] + [f'  "{k}" = "{v}"' for k, v in sorted(cur.items())]
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _fs.write_atomic(path, ("\n".join(lines) + "\n").encode(), 0o600)
+    except OSError as e:
+        raise ConfigError(f"recording the short-name alias {short!r} in {path}: {e.strerror}") from None
+
+
+def choose_candidates(res: ShortNameResolution, stdin=None, stdout=None) -> tuple[list, bool]:
+    """The candidates to try for a resolved short name, after ``short-name-mode``, as
+    containers/image's ``shortnames.Resolve``: an alias or a single candidate as it is;
+    ``disabled``: every candidate in order; otherwise with several candidates, on a
+    terminal (stdin and stdout) the user picks one (which is then recorded as an alias:
+    the bool says so); without one, ``permissive`` tries them all and ``enforcing`` refuses.
+    """
+    import sys
+
+    cands = res.candidates
+    if res.alias or len(cands) <= 1 or res.mode == "disabled":
+        return cands, False
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    try:
+        tty = stdin.isatty() and stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if not tty:
+        if res.mode == "permissive":
+            return cands, False
+        from ..errors import UsageError
+
+        raise UsageError(f"short-name resolution enforced but cannot prompt without a TTY: {res.name!r} could be "
+                         f"{', '.join(str(c) for c in cands)}; use a fully qualified name or an alias in "
+                         "registries.conf")
+    stdout.write("? Please select an image:\n")
+    for i, c in enumerate(cands, 1):
+        stdout.write(f"  {i}) {c}\n")
+    while True:
+        stdout.write(f"Enter a number (1-{len(cands)}): ")
+        stdout.flush()
+        line = stdin.readline()
+        if not line:
+            from ..errors import UsageError
+
+            raise UsageError(f"short-name {res.name!r}: no image selected (end of input at the prompt)")
+        line = line.strip()
+        if line.isdigit() and 1 <= int(line) <= len(cands):
+            return [cands[int(line) - 1]], True
+        for c in cands:
+            if line == str(c):
+                return [c], True
+        stdout.write(f"{line!r} is not one of the choices\n")
 
 
 def parse_text(text: str, path: str = "<string>") -> Config:

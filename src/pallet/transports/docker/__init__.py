@@ -173,7 +173,7 @@ def tags_with(client, named, page_size: int | None = None) -> list[str]:
         resp = client.request("GET", url, scopes=(pull_scope(path),), what=what,
                               headers={"Accept": "application/json"})
         client.check(resp, (200,), what)
-        body = _read_limited(resp, 64 << 20)
+        body = _read_limited(resp, 64 << 20, what, client.host)
         try:
             doc = json.loads(body)
             page = doc.get("tags") or []

@@ -17,13 +17,15 @@ from ...errors import (AccessDenied, AuthenticationRequired, BlobNotFound, Netwo
                        PalletError, RegistryError, Unsupported)
 from . import _http
 from ._auth import Authenticator, parse_challenges
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, is_transient
 
 #: what a registry error body may be at most (it is JSON; more is not an error body)
 _MAX_ERROR_BODY = 1 << 16
 #: manifests larger than this are refused (containers/image's limit)
 MAX_MANIFEST_SIZE = 4 << 20
 _REDIRECTS = (301, 302, 303, 307, 308)
+#: redirects followed for one request (Go's http.Client stops after 10)
+MAX_REDIRECTS = 10
 _NOT_FOUND_CODES = ("MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN", "BLOB_UPLOAD_UNKNOWN", "NOT_FOUND")
 
 DOCKER_HUB = "docker.io"
@@ -82,6 +84,8 @@ def describe_os_error(e: BaseException) -> str:
         if getattr(e, "verify_message", None):  # say why: "unable to get local issuer certificate"...
             return f"TLS error: certificate verify failed: {e.verify_message}"
         reason = getattr(e, "reason", None) or str(e)
+        if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+            return f"TLS error: the server does not speak TLS ({reason}; is it a plain-HTTP registry?)"
         return f"TLS error: {reason}"
     if isinstance(e, _http.ProtocolError):
         return str(e)
@@ -129,6 +133,10 @@ class Client:
         self.ctx = ctx
         api_host = DOCKER_HUB_API if host == DOCKER_HUB else host
         self._api_host, self._api_port = _http.split_host_port(api_host, 0)
+        if self._api_port > 65535 or (self._api_port == 0 and api_host.endswith(":0")):
+            from ...errors import InvalidReference
+
+            raise InvalidReference(f"{host}: invalid port {self._api_port} (a port is 1 to 65535)")
         tls_verify = getattr(ctx, "tls_verify", None)
         if tls_verify is None:
             tls_verify = not insecure
@@ -205,9 +213,9 @@ class Client:
 
         HTTPS is required unless TLS verification is off (``--tls-verify=false`` or an
         ``insecure`` registry); then HTTPS without verification and plain HTTP are both
-        accepted, as containers/image does. Plain HTTP is probed first in that mode — it
-        carries no credentials, only a registry answer (200/401) is accepted from it, and
-        it spares loading the TLS stack for the common local-registry case.
+        accepted, and HTTPS is probed first, as containers/image does (a TLS handshake
+        that fails is not retried: plain HTTP is tried at once). Only a registry answer
+        (200/401) is accepted from plain HTTP.
         """
         if self.scheme is not None:
             return
@@ -219,7 +227,7 @@ class Client:
     def _ping_locked(self) -> None:
         from ._retry import parse_retry_after
 
-        schemes = ("http", "https") if not self.tls_verify else ("https",)
+        schemes = ("https", "http") if not self.tls_verify else ("https",)
         what = f"pinging container registry {self.host}"
         attempt = 0
         while True:
@@ -233,7 +241,7 @@ class Client:
                 except OSError as e:
                     errs[scheme] = self._network_error(e, what, scheme)
                     self.log(str(errs[scheme]))
-                    retryable = True
+                    retryable = retryable or is_transient(e, first_contact=True)
                     continue
                 body = _read_limited(resp)
                 self.log(f"GET {url} -> {resp.status}")
@@ -249,6 +257,10 @@ class Client:
                     retryable = True
                     retry_after = parse_retry_after(resp.headers.get("retry-after"))
             err = errs.get("https") or errs.get("http")
+            if len(errs) == 2:  # both schemes failed: say both when they differ, each is a clue
+                a, b = (str(errs[k]).split(": ", 1)[-1] for k in ("https", "http"))
+                if a != b:
+                    err = type(err)(f"{what}: https: {a}; http: {b}")
             if not retryable or attempt >= self.retry.times:
                 raise err
             attempt += 1
@@ -269,7 +281,8 @@ class Client:
             resp = self.retry.run(lambda: self._pool(url).request("GET", url, h), self._retry_logger("token " + realm))
         except OSError as e:
             raise self._network_error(e, f"getting a token from {realm}") from None
-        body = _read_limited(resp, 1 << 20)
+        body = _read_limited(resp, 1 << 20, f"getting a token from {realm}") if resp.status == 200 \
+            else _read_limited(resp, 1 << 20)
         self.log(f"GET {realm}?... -> {resp.status}")
         return resp.status, body
 
@@ -316,10 +329,18 @@ class Client:
                     continue
             if follow_redirects and resp.status in _REDIRECTS and method in ("GET", "HEAD"):
                 loc = resp.headers.get("location")
-                if loc and redirects < 10:
+                if loc:
                     resp.close()
+                    if redirects >= MAX_REDIRECTS:
+                        raise RegistryError(f"{what}: too many redirects ({redirects}) at "
+                                            f"{url.scheme}://{url.netloc}{url.target.split('?', 1)[0]}",
+                                            resp.status)
                     redirects += 1
-                    url = url.join(loc)
+                    try:
+                        url = url.join(loc)
+                    except ValueError:
+                        raise RegistryError(f"{what}: {self.host} redirected to an unsupported URL "
+                                            f"{loc[:200]!r}", resp.status) from None
                     continue
             return resp
 
@@ -357,8 +378,12 @@ class Client:
                             f"{': ' + detail if detail else ''}", status, code)
 
 
-def _read_limited(resp: _http.Response, limit: int = _MAX_ERROR_BODY) -> bytes:
-    """Up to ``limit`` bytes of a (small) body; a longer body is cut and its connection dropped."""
+def _read_limited(resp: _http.Response, limit: int = _MAX_ERROR_BODY, what: str | None = None,
+                  host: str = "") -> bytes:
+    """Up to ``limit`` bytes of a (small) body; a longer body is cut and its connection dropped.
+
+    With ``what`` (a document we will use: a manifest, a token, a tag list) a body cut short
+    is a NetworkError saying so; without it (an error body, only shown) what arrived is kept."""
     parts, got = [], 0
     try:
         while got <= limit:
@@ -367,8 +392,9 @@ def _read_limited(resp: _http.Response, limit: int = _MAX_ERROR_BODY) -> bytes:
                 break
             parts.append(b)
             got += len(b)
-    except OSError:
-        pass
+    except OSError as e:
+        if what is not None:
+            raise NetworkError(f"{what}: {host + ': ' if host else ''}{describe_os_error(e)}") from None
     if got > limit:
         resp._abort()
     else:

@@ -31,10 +31,21 @@ _BUF = 1 << 16
 #: a status line or header longer than this is not HTTP
 _MAX_LINE = 65536
 _MAX_HEADERS = 200
+#: seconds a TLS handshake may take (Go's http.DefaultTransport: 10 s)
+TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
 class ProtocolError(ConnectionError):
     """The peer did not speak HTTP/1.x as expected (a broken or truncated connection)."""
+
+    #: a connection cut short may work on another try (``_retry.is_transient``)
+    transient = True
+
+
+class MalformedResponse(ProtocolError):
+    """The peer answered, with something that is not HTTP/1.x: another try gets the same."""
+
+    transient = False
 
 
 class URL:
@@ -161,7 +172,7 @@ class Response:
                 try:
                     self._remaining = int(cl.split(",")[0].strip())
                 except ValueError:
-                    raise ProtocolError(f"invalid Content-Length {cl!r}") from None
+                    raise MalformedResponse(f"invalid Content-Length {cl!r}") from None
             else:
                 self._keep_alive = False  # body runs until the server closes
         if self._remaining == 0 and not self._chunked:
@@ -208,7 +219,8 @@ class Response:
         if self._remaining >= 0:
             data = rf.read1(min(n, self._remaining)) if self._remaining else b""
             if not data and self._remaining:
-                raise ProtocolError(f"connection closed with {self._remaining} bytes of the body unread")
+                raise ProtocolError(f"the registry closed the connection after {self.consumed} of "
+                                    f"{self.consumed + self._remaining} bytes of the response body")
             self._remaining -= len(data)
             if self._remaining == 0:
                 self._finish()
@@ -227,7 +239,7 @@ class Response:
             try:
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError:
-                raise ProtocolError(f"invalid chunk size line {line[:40]!r}") from None
+                raise MalformedResponse(f"invalid chunk size line {line[:40]!r}") from None
             if size == 0:
                 while True:  # trailers
                     t = rf.readline(_MAX_LINE)
@@ -255,6 +267,13 @@ class Response:
                 conn.release()
             else:
                 conn.close()
+
+    def interrupt(self) -> None:
+        """From another thread: wake a read blocked on this response and fail it (the
+        socket is shut down; the connection is not reused)."""
+        conn = self._conn
+        if conn is not None:
+            conn.interrupt()
 
     def _abort(self) -> None:
         self._done = True
@@ -338,6 +357,13 @@ class Connection:
     def release(self) -> None:
         self.pool._put_idle(self)
 
+    def interrupt(self) -> None:
+        """Shut the socket down (both ways): a thread blocked reading it wakes with EOF or an error."""
+        try:
+            self.sock.shutdown(_socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def close(self) -> None:
         try:
             self.rfile.close()
@@ -380,12 +406,12 @@ class Connection:
             if not line:
                 raise ProtocolError("connection closed before a response")
             if not line.startswith(b"HTTP/1."):
-                raise ProtocolError(f"not an HTTP response: {line[:40]!r}")
+                raise MalformedResponse(f"not an HTTP response: {line[:40]!r}")
             parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
             try:
                 status = int(parts[1])
             except (IndexError, ValueError):
-                raise ProtocolError(f"invalid status line {line[:60]!r}") from None
+                raise MalformedResponse(f"invalid status line {line[:60]!r}") from None
             reason = parts[2] if len(parts) > 2 else ""
             items = []
             while True:
@@ -395,7 +421,7 @@ class Connection:
                 if not h:
                     raise ProtocolError("connection closed inside response headers")
                 if len(items) > _MAX_HEADERS:
-                    raise ProtocolError("too many response headers")
+                    raise MalformedResponse("too many response headers")
                 k, sep, v = h.decode("latin-1").partition(":")
                 if not sep:
                     continue
@@ -449,7 +475,7 @@ class StreamBody:
 class TLSConfig:
     """What an https connection trusts and presents: ``verify``, extra CA files, client cert pairs."""
 
-    __slots__ = ("verify", "ca_files", "client_certs", "_ctx")
+    __slots__ = ("verify", "ca_files", "client_certs", "_ctx", "_bundle", "_lock")
 
     def __init__(self, verify: bool = True, ca_files: tuple[str, ...] = (),
                  client_certs: tuple[tuple[str, str], ...] = ()):
@@ -457,6 +483,21 @@ class TLSConfig:
         self.ca_files = tuple(ca_files)
         self.client_certs = tuple(client_certs)
         self._ctx = None
+        self._bundle = None  # the system bundle, loaded only when the hashed directory falls short
+        self._lock = _thread.allocate_lock()
+
+    def load_bundle(self) -> bool:
+        """Add the system CA bundle file to the context, once: True if that changed the trust
+        (a handshake that failed verification is then worth one more try)."""
+        with self._lock:
+            bundle, self._bundle = self._bundle, None
+            if bundle is None or self._ctx is None:
+                return False
+            try:
+                self._ctx.load_verify_locations(bundle)
+            except OSError:
+                return False
+            return True
 
     def context(self):
         if self._ctx is None:
@@ -467,7 +508,7 @@ class TLSConfig:
                 ctx.check_hostname = False
                 ctx.verify_mode = _ssl.CERT_NONE
             else:
-                _trust_system_cas(ctx)
+                self._bundle = _trust_system_cas(ctx)
             for ca in self.ca_files:
                 ctx.load_verify_locations(ca)
             for cert, key in self.client_certs:
@@ -479,30 +520,41 @@ class TLSConfig:
         return self._ctx
 
 
-def _trust_system_cas(ctx) -> None:
-    """The system's CAs, as ``set_default_verify_paths`` gives them, but from the hashed
-    directory (``/etc/ssl/certs``), whose certificates OpenSSL reads when a chain needs them,
-    rather than the bundle file, which it parses whole (~40 ms here). ``SSL_CERT_FILE`` /
-    ``SSL_CERT_DIR`` are honoured (``SSL_CERT_FILE`` naming the system bundle itself, as some
-    environments set it, changes nothing); without a hashed directory, the defaults as they are."""
+def _trust_system_cas(ctx) -> str | None:
+    """The system's CAs, as ``set_default_verify_paths`` gives them (the hashed directory and
+    the bundle file), but the hashed directory (``/etc/ssl/certs``) first: OpenSSL reads its
+    certificates as chains need them, while the bundle is parsed whole (~40 ms here). The
+    bundle is returned, to be loaded (:meth:`TLSConfig.load_bundle`) only when a chain does
+    not verify with the directory alone: a CA appended to the bundle without a rehash
+    (corporate images, ``update-ca-certificates`` users) is trusted, as by every other tool.
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` are honoured as OpenSSL does (``SSL_CERT_FILE``
+    replaces the bundle; naming the system bundle itself changes nothing); without a hashed
+    directory, the defaults as they are."""
     import _ssl
     import os
 
     file_env, default_file, dir_env, default_dir = _ssl.get_default_verify_paths()
     cafile = os.environ.get(file_env)
     capath = os.environ.get(dir_env) or default_dir
+    bundle = default_file
     if cafile and os.path.realpath(cafile) == os.path.realpath(default_file):
-        cafile = None  # the system bundle named again: the hashed directory holds the same CAs
+        cafile = None  # the system bundle named again: loaded lazily, as without the variable
     if cafile:
-        ctx.load_verify_locations(cafile)
+        try:
+            ctx.load_verify_locations(cafile)
+        except OSError:
+            pass  # a missing SSL_CERT_FILE adds nothing, as for OpenSSL: verification says the rest
+        bundle = None  # SSL_CERT_FILE replaces the system bundle, for OpenSSL too
     try:
         hashed = capath and any(n.endswith(".0") for n in os.listdir(capath))
     except OSError:
         hashed = False
     if hashed:
         ctx.load_verify_locations(None, capath)
-    elif not cafile:
+        return bundle if bundle and os.path.exists(bundle) else None
+    if not cafile:
         ctx.set_default_verify_paths()
+    return None
 
 
 class _TLS:
@@ -531,8 +583,172 @@ class _TLS:
     def fileno(self) -> int:
         return self._sock.fileno()
 
+    def shutdown(self, how: int) -> None:
+        self._sock.shutdown(how)
+
+    def settimeout(self, t: float) -> None:
+        self._sock.settimeout(t)
+
     def close(self) -> None:
         self._sock.close()
+
+
+class ProxyError(ProtocolError):
+    """The proxy could not be reached or refused the tunnel: another try would not help."""
+
+    transient = False
+
+
+def _os_reason(e: OSError) -> str:
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
+class Proxy:
+    """An ``http://[user:password@]host[:port]`` proxy from the environment."""
+
+    __slots__ = ("host", "port", "auth", "display")
+
+    def __init__(self, host: str, port: int, auth: str | None, display: str):
+        self.host = host
+        self.port = port
+        self.auth = auth  # a Proxy-Authorization value, or None
+        self.display = display  # without the password
+
+
+def _getenv(*names: str) -> str:
+    import os
+
+    for n in names:
+        v = os.environ.get(n)
+        if v:
+            return v
+    return ""
+
+
+def parse_proxy(value: str, var: str) -> Proxy:
+    """A proxy URL as Go's httpproxy reads it: without a scheme, ``http://`` is assumed."""
+    text = value.strip()
+    if "://" not in text:
+        text = "http://" + text
+    scheme, _, rest = text.partition("://")
+    scheme = scheme.lower()
+    if scheme != "http":
+        from ...errors import ConfigError
+
+        raise ConfigError(f"${var}: proxy scheme {scheme!r} is not supported (http:// proxies are)")
+    netloc = rest.split("/", 1)[0].split("?", 1)[0]
+    auth = None
+    if "@" in netloc:
+        import base64
+        from urllib.parse import unquote  # only with a proxy password: not on the hot path
+
+        userinfo, netloc = netloc.rsplit("@", 1)
+        user, _, password = userinfo.partition(":")
+        auth = "Basic " + base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    try:
+        host, port = split_host_port(netloc, 80)
+    except ValueError:
+        host, port = "", 0
+    if not host or not 0 < port < 65536:
+        from ...errors import ConfigError
+
+        raise ConfigError(f"${var}: {value!r} is not a proxy URL (want http://HOST[:PORT])")
+    return Proxy(host, port, auth, f"http://{netloc}")
+
+
+def _parse_ip(text: str):
+    """The address as (version, int), or None when ``text`` is not an IP literal."""
+    import _socket
+
+    for fam, v in ((_socket.AF_INET, 4), (_socket.AF_INET6, 6)):
+        try:
+            return v, int.from_bytes(_socket.inet_pton(fam, text), "big")
+        except (OSError, ValueError):
+            pass
+    return None
+
+
+def _is_loopback(ip) -> bool:
+    v, n = ip
+    if v == 4:
+        return n >> 24 == 127
+    return n == 1 or (n >> 32 == 0xFFFF and (n >> 24) & 0xFF == 127)  # ::1, ::ffff:127.x
+
+
+def no_proxy_matches(no_proxy: str, host: str, port: int) -> bool:
+    """Whether ``NO_PROXY`` exempts ``host:port``, with golang.org/x/net/http/httpproxy's
+    rules: ``*`` exempts everything; entries are IPs (optionally with a port), CIDRs, or
+    domains (optionally with a port): ``example.com`` matches it and its subdomains,
+    ``.example.com`` and ``*.example.com`` only the subdomains."""
+    host = host.lower().strip()
+    if host.startswith("["):
+        host = host[1:-1]
+    ip = _parse_ip(host)
+    sport = str(port)
+    for p in no_proxy.split(","):
+        p = p.strip().lower()
+        if not p:
+            continue
+        if p == "*":
+            return True
+        if "/" in p:  # CIDR
+            addr, _, bits = p.partition("/")
+            net = _parse_ip(addr)
+            if net is not None and ip is not None and bits.isdigit() and net[0] == ip[0]:
+                width = 32 if net[0] == 4 else 128
+                b = int(bits)
+                if 0 <= b <= width and (net[1] >> (width - b)) == (ip[1] >> (width - b)):
+                    return True
+            continue
+        phost, pport = p, ""
+        if p.startswith("["):
+            end = p.find("]")
+            phost, rest = p[1:end], p[end + 1:]
+            pport = rest[1:] if rest.startswith(":") else ""
+        elif p.count(":") == 1:
+            phost, pport = p.split(":")
+        pip = _parse_ip(phost)
+        if pip is not None:
+            if ip is not None and pip == ip and (not pport or pport == sport):
+                return True
+            continue
+        if not phost:
+            continue
+        if phost.startswith("*."):
+            phost = phost[1:]
+        match_host = not phost.startswith(".")
+        if match_host:
+            phost = "." + phost
+        if host.endswith(phost) or (match_host and host == phost[1:]):
+            if not pport or pport == sport:
+                return True
+    return False
+
+
+def proxy_for(scheme: str, host: str, port: int) -> "Proxy | None":
+    """The proxy for a connection to ``scheme://host:port`` from the environment, as Go's
+    ``http.ProxyFromEnvironment`` decides: ``HTTPS_PROXY`` for https, ``HTTP_PROXY`` for
+    http (upper case first, then lower case), never for ``localhost`` or a loopback address,
+    not when ``NO_PROXY`` matches. None: connect directly."""
+    if scheme == "https":
+        var = "HTTPS_PROXY" if _getenv("HTTPS_PROXY") else "https_proxy"
+        value = _getenv("HTTPS_PROXY", "https_proxy")
+    else:
+        var = "HTTP_PROXY" if _getenv("HTTP_PROXY") else "http_proxy"
+        value = _getenv("HTTP_PROXY", "http_proxy")
+        if value and _getenv("REQUEST_METHOD"):
+            return None  # a CGI environment: HTTP_PROXY may come from a request header (httpoxy)
+    if not value:
+        return None
+    h = host[1:-1] if host.startswith("[") else host
+    if h.lower() == "localhost":
+        return None
+    ip = _parse_ip(h)
+    if ip is not None and _is_loopback(ip):
+        return None
+    if no_proxy_matches(_getenv("NO_PROXY", "no_proxy"), host, port):
+        return None
+    return parse_proxy(value, var)
 
 
 class Pool:
@@ -552,6 +768,8 @@ class Pool:
         self.max_idle = max_idle
         self._idle: list[Connection] = []
         self._lock = _thread.allocate_lock()
+        #: the proxy of $HTTPS_PROXY / $HTTP_PROXY for this origin (None: connect directly)
+        self.proxy = proxy_for(scheme, host, port)
 
     def _put_idle(self, conn: Connection) -> None:
         with self._lock:
@@ -577,15 +795,27 @@ class Pool:
         # an ASCII host goes to getaddrinfo as bytes: a str would load the idna codec (start-up time)
         addr = host.encode("ascii") if host.isascii() else host
         ctx = self.tls.context() if self.scheme == "https" else None
-        sock = _tcp_connect(addr, self.port, self.timeout)
-        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-        if ctx is not None:
+        while True:
+            if self.proxy is not None:
+                sock = self._connect_proxy()
+            else:
+                sock = _tcp_connect(addr, self.port, self.timeout)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            if ctx is None:
+                return Connection(self, sock)
             try:
-                sock = _TLS(sock, ctx, host)
-            except BaseException:
+                # a peer that never answers the handshake (a plain-HTTP server waiting for a
+                # request line) fails after Go's TLSHandshakeTimeout, not the read timeout
+                sock.settimeout(min(self.timeout, TLS_HANDSHAKE_TIMEOUT))
+                tls = _TLS(sock, ctx, host)
+                tls.settimeout(self.timeout)
+                return Connection(self, tls)
+            except BaseException as e:
                 sock.close()
+                # the chain's CA may be in the system bundle only: load it, and try once more
+                if type(e).__name__ == "SSLCertVerificationError" and self.tls.load_bundle():
+                    continue
                 raise
-        return Connection(self, sock)
 
     def request(self, method: str, url: URL, headers: dict[str, str], body=None) -> Response:
         """Send one request; ``body`` is None, bytes, or a :class:`StreamBody`.
@@ -617,8 +847,47 @@ class Pool:
             raise
         return Response(conn, status, reason, hdrs, method, url)
 
+    def _connect_proxy(self):
+        """A TCP connection to the proxy; for https, a tunnel (``CONNECT``) to the origin."""
+        px = self.proxy
+        phost = px.host[1:-1] if px.host.startswith("[") else px.host
+        try:
+            sock = _tcp_connect(phost.encode("ascii") if phost.isascii() else phost, px.port, self.timeout)
+        except OSError as e:
+            raise ProxyError(f"proxy {px.display}: {_os_reason(e)}") from None
+        if self.scheme != "https":
+            return sock
+        target = f"{self.host}:{self.port}"
+        head = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
+        if px.auth:
+            head.append(f"Proxy-Authorization: {px.auth}")
+        try:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            # read the answer byte-wise up to its blank line: what follows is the origin's TLS
+            buf = b""
+            while not buf.endswith(b"\r\n\r\n") and not buf.endswith(b"\n\n"):
+                b = sock.recv(1)
+                if not b:
+                    raise ProxyError(f"proxy {px.display} closed the connection instead of answering CONNECT {target}")
+                buf += b
+                if len(buf) > _MAX_LINE:
+                    raise ProxyError(f"proxy {px.display}: no answer to CONNECT {target}")
+            first = buf.split(b"\n", 1)[0].decode("latin-1").strip()
+            parts = first.split(" ", 2)
+            if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or parts[1] != "200":
+                raise ProxyError(f"proxy {px.display} refused CONNECT {target}: {first[:100]!r}")
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
     def _head(self, method: str, url: URL, headers: dict[str, str], body) -> bytes:
-        lines = [f"{method} {url.target} HTTP/1.1", f"Host: {url.netloc}"]
+        if self.proxy is not None and self.scheme == "http":  # absolute form, to the proxy
+            lines = [f"{method} http://{url.netloc}{url.target} HTTP/1.1", f"Host: {url.netloc}"]
+            if self.proxy.auth:
+                lines.append(f"Proxy-Authorization: {self.proxy.auth}")
+        else:
+            lines = [f"{method} {url.target} HTTP/1.1", f"Host: {url.netloc}"]
         has = {k.lower() for k in headers}
         for k, v in headers.items():
             if "\n" in v or "\r" in v:

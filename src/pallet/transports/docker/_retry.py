@@ -1,12 +1,22 @@
 """When and how long to wait before trying a registry request again.
 
 One policy object decides, so retrying is a visible layer and not ``try`` blocks spread
-over the client: connection errors, HTTP 5xx (but not 501/505) and 429 are retried up to
-``times`` more times; the wait is ``Retry-After`` when the server sends one (seconds or an
-HTTP date), else the fixed ``delay`` when set, else exponential backoff from 1 s.
+over the client: transient connection errors (:func:`is_transient`), HTTP 5xx (but not
+501/505) and 429 are retried up to ``times`` more times; the wait is ``Retry-After`` when
+the server sends one (seconds or an HTTP date), else the fixed ``delay`` when set, else
+exponential backoff from 1 s.
+
+Deterministic failures are not retried, as containers/common's ``pkg/retry`` decides
+(``IsErrorRetryable``): a TLS handshake that fails (a plain-HTTP peer, a certificate that
+does not verify), a host name that does not resolve, an invalid address. They fail at once
+with their reason instead of after 7 s of backoff. A refused connection is retried only
+once the registry has answered before (a registry restarting mid-copy); on first contact
+(the ping) nothing is listening there and another try would not change that.
 """
 
 from __future__ import annotations
+
+import errno as _errno
 
 import time
 
@@ -31,6 +41,41 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return max(0.0, when - (time.time() if now is None else now))
+
+
+#: errnos of a network that may come back (containers/common's isErrnoRetryable)
+_TRANSIENT_ERRNOS = frozenset({
+    _errno.ECONNREFUSED, _errno.EINTR, _errno.EAGAIN, _errno.EBUSY, _errno.ENETDOWN, _errno.ENETUNREACH,
+    _errno.ENETRESET, _errno.ECONNABORTED, _errno.ECONNRESET, _errno.ETIMEDOUT, _errno.EHOSTDOWN,
+    _errno.EHOSTUNREACH, _errno.EPIPE})
+
+
+def is_transient(e: BaseException, first_contact: bool = False) -> bool:
+    """Whether another try of the request that raised ``e`` may succeed.
+
+    Yes: a connection reset, aborted or closed mid-response (``ProtocolError``), a timeout,
+    an unreachable network, a temporary DNS failure (EAI_AGAIN). No: TLS failures (the
+    handshake with a plain-HTTP server, certificate verification), names that do not
+    resolve, invalid addresses, anything unknown. ``first_contact``: a refused connection
+    before the registry ever answered is final too.
+    """
+    if not isinstance(e, OSError):
+        return False
+    name = type(e).__name__
+    if name == "gaierror":
+        import _socket
+
+        return e.errno in (_socket.EAI_AGAIN,)
+    if name.startswith("SSL") or "ssl" in type(e).__module__.lower():
+        # a connection cut inside TLS is a reset; every other TLS error is deterministic
+        return name == "SSLEOFError" and not first_contact
+    if isinstance(e, TimeoutError) or name == "timeout":
+        return True
+    if hasattr(e, "transient"):  # _http.ProtocolError: cut short (yes) or not HTTP at all (no)
+        return e.transient
+    if isinstance(e, ConnectionRefusedError) or e.errno == _errno.ECONNREFUSED:
+        return not first_contact
+    return e.errno in _TRANSIENT_ERRNOS
 
 
 class RetryPolicy:
@@ -70,7 +115,7 @@ class RetryPolicy:
             try:
                 resp = attempt_fn()
             except OSError as e:
-                if attempt >= self.times:
+                if attempt >= self.times or not is_transient(e):
                     raise
                 attempt += 1
                 wait = self.wait_for(attempt)

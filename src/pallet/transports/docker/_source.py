@@ -24,12 +24,12 @@ def manifest_media_type(resp: _http.Response, raw: bytes) -> str:
     return ctype
 
 
-def read_manifest_body(resp: _http.Response, what: str) -> bytes:
+def read_manifest_body(resp: _http.Response, what: str, host: str = "") -> bytes:
     if resp.content_length > MAX_MANIFEST_SIZE:
         resp._abort()
         raise InvalidDocument(f"{what}: manifest of {resp.content_length} bytes is larger than the "
                               f"{MAX_MANIFEST_SIZE}-byte limit")
-    raw = _read_limited(resp, MAX_MANIFEST_SIZE + 1)
+    raw = _read_limited(resp, MAX_MANIFEST_SIZE + 1, what, host)
     if len(raw) > MAX_MANIFEST_SIZE:
         raise InvalidDocument(f"{what}: manifest larger than the {MAX_MANIFEST_SIZE}-byte limit")
     return raw
@@ -38,9 +38,9 @@ def read_manifest_body(resp: _http.Response, what: str) -> bytes:
 def fetch_manifest(client: Client, path: str, ref: str, what: str, want_digest: str | None) -> tuple[bytes, str]:
     """GET a manifest; when ``want_digest`` is set, the bytes must have that digest."""
     resp = client.request("GET", f"/v2/{path}/manifests/{ref}", scopes=(pull_scope(path),), what=what,
-                          headers={"Accept": ACCEPT})
+                          headers={"Accept": ACCEPT}, follow_redirects=True)
     client.check(resp, (200,), what)
-    raw = read_manifest_body(resp, what)
+    raw = read_manifest_body(resp, what, client.host)
     media_type = manifest_media_type(resp, raw)
     if want_digest:
         from ...oci.manifest import digest_of
@@ -73,6 +73,7 @@ class BlobReader:
         #: how many times the stream was resumed (tests and --debug want to know)
         self.resumes = 0
         self.closed = False
+        self.cancelled = False
         self._what = f"reading blob {digest}"
         self._resp = self._open(0)
 
@@ -120,6 +121,8 @@ class BlobReader:
                 parts.append(b)
         failures = 0
         while True:
+            if self.cancelled:
+                raise _http.ProtocolError(f"{self._what}: cancelled")
             if self._resp is None:
                 # retries of the request itself (5xx, 429, refused connections) happen in there
                 self._resp = self._open(self.offset)
@@ -134,6 +137,8 @@ class BlobReader:
             except OSError as e:
                 self._resp._abort()
                 self._resp = None
+                if self.cancelled:
+                    raise
                 failures += 1
                 if failures > self.client.retry.times:
                     raise NetworkError(f"{self._what}: {self.client.host}: {describe_os_error(e)} at byte "
@@ -143,6 +148,13 @@ class BlobReader:
                                 f"resuming with Range (attempt {failures})")
                 if failures > 1:
                     time.sleep(min(self.client.retry.wait_for(failures - 1), 2.0))
+
+    def interrupt(self) -> None:
+        """From another thread: stop at once (the copy was cancelled); no resume follows."""
+        self.cancelled = True
+        resp = self._resp
+        if resp is not None:
+            resp.interrupt()
 
     def readinto(self, buf) -> int:
         data = self.read(len(buf))
