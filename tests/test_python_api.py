@@ -278,3 +278,37 @@ def test_debug_messages_go_to_the_logger_not_to_stderr(busybox, tmp_path, capfd)
     pallet.copy(busybox, f"oci:{tmp_path}/l:2", tls_verify=False)  # nobody listening: nothing anywhere
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_runtime_container_lifecycle(tmp_path, root_required):
+    """Container.create/start/state/wait/kill/delete on a bundle whose config write_spec wrote;
+    the state's JSON is pallet-runtime state's; wait gives up with an error of the hierarchy."""
+    import pallet
+    from test_runtime_helpers import PALLET_RUNTIME, Runtime, make_bundle
+
+    bundle = make_bundle(str(tmp_path / "bundle"))
+    cfg = pallet.write_spec(bundle, args=["sleep", "30"])
+    assert cfg["process"]["args"] == ["sleep", "30"] and cfg["process"]["terminal"] is False
+    rt = Runtime(PALLET_RUNTIME, str(tmp_path / "state"))
+    try:
+        c = pallet.Container.create(bundle, "api-life", root=rt.root)
+        st = c.state()
+        assert isinstance(st, pallet.ContainerState) and st.status == "created" and st.pid > 0
+        assert st.as_dict() == rt.state("api-life")
+        c.start()
+        assert c.state().status == "running"
+        assert [s.id for s in pallet.Container.list(root=rt.root)] == ["api-life"]
+        with pytest.raises(pallet.WaitTimeout) as e:
+            c.wait(timeout=0.2)
+        assert isinstance(e.value, pallet.PalletError) and isinstance(e.value, TimeoutError)
+        assert e.value.reference == "api-life"
+        c.kill("KILL")
+        assert c.wait(timeout=20).status == "stopped"
+        c.delete()
+        assert pallet.Container.list(root=rt.root) == []
+        with pytest.raises(pallet.PalletError):
+            pallet.Container("../escape", root=rt.root)
+        pallet.write_spec(bundle, args=["sh", "-c", "exit 4"])
+        assert pallet.Container.run(bundle, "api-run", root=rt.root) == 4
+    finally:
+        rt.cleanup()

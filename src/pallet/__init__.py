@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 _API = (
     "open_store", "Store", "WorkingContainer", "copy", "inspect", "build", "parse_reference", "Container",
-    "write_spec", "Context", "Format", "Reference", "enable_debug",
+    "write_spec", "WaitTimeout", "Context", "Format", "Reference", "enable_debug",
     "ImageInfo", "HistoryEntry", "LayerInfo", "InspectResult", "CopyResult", "RemoveResult", "ContainerState",
     "PalletError", "UsageError", "InvalidReference", "InvalidDocument", "ConfigError", "NotFound", "BlobNotFound",
     "AuthenticationRequired", "AccessDenied", "RegistryError", "NetworkError", "DigestMismatch", "Unsupported",

@@ -13,7 +13,7 @@ from ..transports import parse_reference
 from ._common import Context, Format, Reference
 from .results import (ContainerState, CopyResult, HistoryEntry, ImageInfo, InspectResult, LayerInfo,
                       RemoveResult)
-from .runtime import Container, write_spec
+from .runtime import Container, WaitTimeout, write_spec
 from .store import Store, WorkingContainer, open_store
 from .transport import copy, inspect
 
@@ -36,7 +36,7 @@ def enable_debug(on: bool = True) -> None:
 
 __all__ = [
     "open_store", "Store", "WorkingContainer", "copy", "inspect", "build", "parse_reference", "Container",
-    "write_spec", "Context", "Format", "Reference", "enable_debug",
+    "write_spec", "WaitTimeout", "Context", "Format", "Reference", "enable_debug",
     "ImageInfo", "HistoryEntry", "LayerInfo", "InspectResult", "CopyResult", "RemoveResult", "ContainerState",
     "PalletError", "UsageError", "InvalidReference", "InvalidDocument", "ConfigError", "NotFound", "BlobNotFound",
     "AuthenticationRequired", "AccessDenied", "RegistryError", "NetworkError", "DigestMismatch", "Unsupported",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from ..errors import UsageError
+from ..errors import RuntimeError_, UsageError
 from .results import ContainerState, container_state
 
 #: where containers' state lives unless ``root`` is given (``pallet-runtime --root``)
@@ -34,6 +34,10 @@ def write_spec(bundle: str, *, args: Sequence[str] = ("sh",), rootfs: str = "roo
     os.makedirs(bundle, 0o755, exist_ok=True)
     _fs.write_atomic(os.path.join(bundle, "config.json"), _json.dumps(config, indent=2).encode(), 0o644)
     return config
+
+
+class WaitTimeout(RuntimeError_, TimeoutError):
+    """:meth:`Container.wait` gave up: the container still runs."""
 
 
 class Container:
@@ -105,7 +109,8 @@ class Container:
 
     def wait(self, timeout: float | None = None) -> ContainerState:
         """Wait until the container's process has exited (the state says ``stopped``); its state.
-        :class:`TimeoutError` after ``timeout`` seconds."""
+        :class:`WaitTimeout` (a :class:`pallet.errors.RuntimeError_` and a :class:`TimeoutError`)
+        after ``timeout`` seconds."""
         import select
         import time
 
@@ -114,17 +119,20 @@ class Container:
             st = self.state()
             if st.status == "stopped":
                 return st
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise WaitTimeout(f"container {self.id} is still {st.status} after {timeout} s", reference=self.id)
+            # the pid's exit wakes us; the state is read again at least twice a second all the
+            # same, so a pid reused by another process cannot keep us waiting
+            step = 0.5 if left is None else min(0.5, left)
             try:
                 fd = os.pidfd_open(st.pid)
-            except (OSError, ValueError):  # gone between the two looks: look again
+            except (OSError, ValueError):  # exited between the two looks: look again
                 continue
             try:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 p = select.poll()
                 p.register(fd, select.POLLIN)
-                if not p.poll(None if left is None else int(left * 1000) + 1) and deadline is not None \
-                        and time.monotonic() >= deadline:
-                    raise TimeoutError(f"container {self.id} still {st.status} after {timeout} s")
+                p.poll(int(step * 1000) + 1)
             finally:
                 os.close(fd)
 
