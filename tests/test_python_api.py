@@ -23,6 +23,7 @@ from conftest import run_pallet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DOC = os.path.join(HERE, "..", "docs", "python.md")
+README = os.path.join(HERE, "..", "README.md")
 DOC_REGISTRY = "127.0.0.1:5000"
 DOC_DIR = "/tmp/pallet-docs"
 
@@ -30,8 +31,8 @@ pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def _blocks() -> list[tuple[str, str]]:
-    """(section title, code) of every ```python block of docs/python.md, in order."""
-    text = open(DOC).read()
+    """(section title, code) of every ```python block of docs/python.md, in order, then README's."""
+    text = open(DOC).read() + "\n## README\n" + open(README).read()
     out, section = [], "top"
     for m in re.finditer(r"^## ([^\n]*)$|^```python\n(.*?)^```", text, re.M | re.S):
         if m.group(1):

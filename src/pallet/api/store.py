@@ -39,7 +39,7 @@ class Store:
         if driver is not None and driver not in ("overlay", "vfs", "auto"):
             raise UsageError(f"driver: unknown storage driver {driver!r}: want overlay, vfs or auto")
         self._store = _Store(resolve(root, runroot, driver))
-        self.context: Context = context or Context()
+        self.context: Context = context_of(context, None)
         self._closed = False
 
     # -- the store itself ----------------------------------------------------------------------
