@@ -313,3 +313,18 @@ def test_runtime_container_lifecycle(tmp_path, root_required):
         assert pallet.Container.run(bundle, "api-run", root=rt.root) == 4
     finally:
         rt.cleanup()
+
+
+def test_enable_debug_is_the_commands_debug(busybox, tmp_path):
+    """pallet.enable_debug() prints what ``pallet --debug`` prints, through the same logger."""
+    code = ("import pallet, sys\n"
+            "pallet.enable_debug()\n"
+            f"pallet.copy({busybox!r}, 'oci:{tmp_path}/d:1', tls_verify=False)\n"
+            "print('--', file=sys.stderr, flush=True)\n"
+            "pallet.enable_debug(False)\n"
+            f"pallet.copy({busybox!r}, 'oci:{tmp_path}/d:2', tls_verify=False)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), check=True)
+    first, _, second = p.stderr.partition("--\n")
+    assert first.startswith(f"DEBUG copy {busybox} -> oci:") and second == "" and p.stdout == ""
+    cli = run_pallet("--debug", "copy", "--src-tls-verify=false", busybox, f"oci:{tmp_path}/d:3")
+    assert f"\nDEBUG copy {busybox} -> oci:" in cli.stderr
