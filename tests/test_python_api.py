@@ -61,6 +61,9 @@ def busybox(registry, tmp_path_factory):
 def docdir(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("pallet-docs"))
     yield d
+    # the runtime example's container, should the example have failed half-way (default state root)
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "pallet-runtime"), "delete", "--force",
+                    "docs-demo"], capture_output=True)
     for store in ("store", "other-store"):  # nothing may stay mounted before the files go
         root = os.path.join(d, store)
         if os.path.isdir(root):
