@@ -1,7 +1,35 @@
 """pallet: a daemonless OCI container toolchain.
 
-The library is the product; the ``pallet`` command is a thin front end over it.
-Sub-packages are imported lazily by their users, so ``import pallet`` is cheap.
+The library is the product; the ``pallet`` command is a thin front end over it. The public
+Python API (docs/python.md) is re-exported here: ``pallet.open_store``, ``pallet.copy``,
+``pallet.inspect``, ``pallet.build``, ``pallet.Container``, the result types and the errors.
+They are loaded on first use (module ``__getattr__``), so ``import pallet`` stays cheap for
+the commands, which import this package on every start.
 """
 
 __version__ = "0.1.0"
+
+_API = (
+    "open_store", "Store", "WorkingContainer", "copy", "inspect", "build", "parse_reference", "Container",
+    "write_spec", "WaitTimeout", "Context", "Format", "Reference", "enable_debug",
+    "ImageInfo", "HistoryEntry", "LayerInfo", "InspectResult", "CopyResult", "RemoveResult", "ContainerState",
+    "PalletError", "UsageError", "InvalidReference", "InvalidDocument", "ConfigError", "NotFound", "BlobNotFound",
+    "AuthenticationRequired", "AccessDenied", "RegistryError", "NetworkError", "DigestMismatch", "Unsupported",
+    "StoreError", "RuntimeError_", "BuildError",
+)
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from . import api
+
+        value = getattr(api, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pallet' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))

@@ -9,14 +9,29 @@ from __future__ import annotations
 
 
 class PalletError(Exception):
-    """Base of every error pallet raises on purpose."""
+    """Base of every error pallet raises on purpose.
+
+    Attributes a program can use instead of parsing the message: ``exit_code`` (the status
+    the command line exits with), ``reference`` (the image reference or name the failed
+    operation was about, when known) and ``digest`` (the blob or manifest digest at fault,
+    when there is one). Both default to None; the Python API (``pallet.api``) fills in
+    ``reference`` with what it was given.
+    """
 
     #: exit status the command line uses (skopeo's convention: 1 for failures)
-    exit_code = 1
+    exit_code: int = 1
+    #: the image reference (as the caller gave it) the error is about, when known
+    reference: str | None = None
+    #: the digest at fault (a blob or manifest that did not verify, or is missing), when known
+    digest: str | None = None
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, reference: str | None = None, digest: str | None = None):
         super().__init__(message)
         self.message = message
+        if reference is not None:
+            self.reference = reference
+        if digest is not None:
+            self.digest = digest
 
     def __str__(self) -> str:  # one line, always
         return " ".join(str(self.message).split("\n"))
@@ -62,8 +77,8 @@ class AccessDenied(PalletError):
 class RegistryError(PalletError):
     """The registry answered with an error we cannot recover from."""
 
-    def __init__(self, message: str, status: int | None = None, code: str | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, status: int | None = None, code: str | None = None, **kw):
+        super().__init__(message, **kw)
         self.status = status
         self.code = code
 
@@ -100,7 +115,7 @@ class BuildError(PalletError):
 
     exit_code = 125
 
-    def __init__(self, message: str, exit_code: int | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, exit_code: int | None = None, **kw):
+        super().__init__(message, **kw)
         if exit_code is not None:
             self.exit_code = exit_code

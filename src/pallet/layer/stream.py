@@ -112,12 +112,15 @@ class Verifying(Digesting):
             n = max(1, min(n, self.expected_size - self.size + 1))
         b = super()._read(n)
         if self.expected_size >= 0 and self.size > self.expected_size:
-            raise DigestMismatch(f"{self.what} {self.expected}: more data than the announced {self.expected_size} bytes")
+            raise DigestMismatch(f"{self.what} {self.expected}: more data than the announced {self.expected_size} bytes",
+                                 digest=self.expected)
         if not b:
             if self.expected_size >= 0 and self.size != self.expected_size:
-                raise DigestMismatch(f"{self.what} {self.expected}: got {self.size} bytes, expected {self.expected_size}")
+                raise DigestMismatch(f"{self.what} {self.expected}: got {self.size} bytes, expected {self.expected_size}",
+                                     digest=self.expected)
             if self.digest != self.expected:
-                raise DigestMismatch(f"{self.what}: digest mismatch: expected {self.expected}, got {self.digest}")
+                raise DigestMismatch(f"{self.what}: digest mismatch: expected {self.expected}, got {self.digest}",
+                                     digest=self.expected)
             self.verified = True
         return b
 
