@@ -949,7 +949,7 @@ class Builder:
         if o.iidfile:
             from .. import _fs
 
-            _fs.write_atomic(o.iidfile, ("sha256:" + rec["id"]).encode())
+            _fs.write_output(o.iidfile, ("sha256:" + rec["id"]).encode(), what="--iidfile")
         return rec
 
     def _output(self, rec: dict) -> None:
@@ -1103,7 +1103,7 @@ def _export_tar(src: str, dest: str) -> None:
         else:
             from .. import _fs
 
-            with _fs.atomic_file(dest, 0o644) as f:
+            with _fs.output_file(dest, 0o644) as f:
                 shutil.copyfileobj(stream, f, 1 << 20)
 
 

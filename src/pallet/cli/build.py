@@ -463,9 +463,9 @@ def cmd_commit(args) -> int:
                    rm=args.rm, annotations=_kv(args.annotation, "--annotation"),
                    history_comment=b.meta.get("comment"))
     if args.iidfile:
-        from .._fs import write_atomic
+        from .._fs import write_output
 
-        write_atomic(args.iidfile, ("sha256:" + rec["id"]).encode())
+        write_output(args.iidfile, ("sha256:" + rec["id"]).encode(), what="--iidfile")
     print(rec["id"])
     return 0
 
