@@ -49,6 +49,8 @@ def _add_pull_flags(p) -> None:
     p.add_argument("--pull-always", action="store_const", const="always", dest="pull")
     p.add_argument("--pull-never", action="store_const", const="never", dest="pull")
     p.add_argument("--authfile", metavar="PATH")
+    p.add_argument("--signature-policy", metavar="PATH", help="trust policy for the images pulled (default: "
+                   "the global --policy, else containers-policy.json's locations)")
     common.add_registry_flags(p)
 
 

@@ -35,7 +35,8 @@ class SystemContext:
     __slots__ = ("tls_verify", "creds", "registry_token", "authfile", "registries_conf", "cert_dir",
                  "retry_times", "retry_delay", "override_os", "override_arch", "override_variant",
                  "user_agent", "no_creds", "debug", "compress_format", "compress_level",
-                 "docker_archive_additional_tags", "oci_shared_blob_dir", "storage", "registries_d")
+                 "docker_archive_additional_tags", "oci_shared_blob_dir", "storage", "registries_d",
+                 "signature_policy", "insecure_policy")
 
     def __init__(self, **kw):
         self.tls_verify: bool | None = None  # None: per registries.conf (insecure) / default True
@@ -58,6 +59,10 @@ class SystemContext:
         self.oci_shared_blob_dir: str | None = None
         self.storage = None  # storage options, for the local: transport
         self.registries_d: str | None = None  # where lookaside (signature) locations are configured
+        # the trust policy every copy from this side is checked against (containers/image's
+        # SignaturePolicyPath): None for the containers-policy.json locations
+        self.signature_policy: str | None = None
+        self.insecure_policy: bool = False
         for k, v in kw.items():
             setattr(self, k, v)
 

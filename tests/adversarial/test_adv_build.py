@@ -1,0 +1,117 @@
+"""Attacks on pallet build and pallet builder: the trust policy bypassed by FROM (issue
+14.4), hostile Dockerfiles for the Go parser (14.5), bad STOPSIGNALs (14.13), and input that
+used to end in "internal error" (13.8, 14.11)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from buildtools import PalletStore, make_busybox_layout
+
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("isolated")]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    layout = str(tmp_path_factory.mktemp("bb") / "layout")
+    make_busybox_layout(layout, "v1")
+    return layout
+
+
+@pytest.fixture
+def pallet(tmp_path, base):
+    s = PalletStore(str(tmp_path / "store"))
+    s("copy", f"oci:{base}:v1", "local:localhost/busybox:v1")
+    yield s
+    s.unmount_all()
+
+
+def _ctx(tmp_path, dockerfile: str | bytes, files: dict | None = None, name: str = "ctx") -> str:
+    ctx = tmp_path / name
+    ctx.mkdir(exist_ok=True)
+    (ctx / "Dockerfile").write_bytes(dockerfile if isinstance(dockerfile, bytes) else dockerfile.encode())
+    for n, data in (files or {}).items():
+        (ctx / n).write_bytes(data if isinstance(data, bytes) else data.encode())
+    return str(ctx)
+
+
+def _one_line_error(p, *needles, code=None):
+    err = p.stderr.strip()
+    assert p.returncode != 0, p.stdout + p.stderr
+    if code is not None:
+        assert p.returncode == code, (p.returncode, err)
+    assert len(err.splitlines()) == 1, err
+    assert "internal error" not in err and "Traceback" not in err and "goroutine" not in err, err
+    for n in needles:
+        assert n in err, err
+
+
+# -- 14.4: the trust policy applies to every image that comes in ----------------------------
+
+def _policy(tmp_path, name: str, doc: dict) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+@pytest.fixture
+def policies(tmp_path):
+    key = tmp_path / "key.gpg"
+    key.write_bytes(b"not a key anybody signed with")
+    signed = {"type": "signedBy", "keyType": "GPGKeys", "keyPath": str(key)}
+    return {
+        "reject": _policy(tmp_path, "reject.json", {"default": [{"type": "reject"}]}),
+        "signed": _policy(tmp_path, "signed.json", {"default": [signed]}),
+    }
+
+
+def _no_image_but_base(pallet):
+    names = [n for rec in pallet.store().images() for n in rec["names"]]
+    assert names == ["localhost/busybox:v1"], names
+
+
+@pytest.mark.parametrize("kind", ["reject", "signed"])
+def test_every_ingest_path_checks_the_policy(pallet, tmp_path, base, policies, kind):
+    pol = policies[kind]
+    words = "rejected by the policy" if kind == "reject" else "requires signatures"
+    src = f"oci:{base}:v1"
+    archive = str(tmp_path / "a.tar")
+    pallet("save", "--format", "docker-archive", "-o", archive, "busybox:v1")
+    pallet("rmi", "busybox:v1")
+    pallet("copy", src, "local:localhost/busybox:v1")  # no policy file: accepted (the machine's is permissive)
+    from_ctx = _ctx(tmp_path, f"FROM {src}\nRUN true\n", name="from")
+    copy_ctx = _ctx(tmp_path, f"FROM busybox:v1\nCOPY --from={src} /bin/busybox /bb\n", name="cpfrom")
+    for args in (("--policy", pol, "pull", src),
+                 ("--policy", pol, "copy", src, "local:localhost/other:v1"),
+                 ("--policy", pol, "load", "-i", archive),
+                 ("build", "--signature-policy", pol, from_ctx),
+                 ("--policy", pol, "build", from_ctx),
+                 ("build", "--signature-policy", pol, copy_ctx),
+                 ("builder", "from", "--signature-policy", pol, src),
+                 ("--policy", pol, "builder", "from", src)):
+        p = pallet(*args, check=False)
+        _one_line_error(p, words, pol)
+        assert pallet("builder", "containers", "-q").stdout.strip() == ""
+    _no_image_but_base(pallet)
+    # the same verbs pass without the policy: the refusals above came from it
+    pallet("build", "-q", from_ctx)
+    pallet("builder", "from", src)
+
+
+def test_registry_from_checks_the_policy_per_scope(pallet, tmp_path, registry, policies):
+    ref = f"{registry.host}/adv-build/policy:v1"
+    pallet("push", "--tls-verify=false", "busybox:v1", f"docker://{ref}")
+    ctx = _ctx(tmp_path, f"FROM {ref}\nRUN true\n")
+    scoped = _policy(tmp_path, "scoped.json", {"default": [{"type": "insecureAcceptAnything"}],
+                                               "transports": {"docker": {registry.host: [{"type": "reject"}]}}})
+    for pol in (policies["reject"], policies["signed"], scoped):
+        p = pallet("build", "--tls-verify=false", "--signature-policy", pol, ctx, check=False)
+        _one_line_error(p, ref, pol)
+        p = pallet("builder", "from", "--tls-verify=false", "--signature-policy", pol, ref, check=False)
+        _one_line_error(p, ref, pol)
+    _no_image_but_base(pallet)
+    pallet("build", "-q", "--tls-verify=false", ctx)
