@@ -115,3 +115,38 @@ def test_registry_from_checks_the_policy_per_scope(pallet, tmp_path, registry, p
         _one_line_error(p, ref, pol)
     _no_image_but_base(pallet)
     pallet("build", "-q", "--tls-verify=false", ctx)
+
+
+# -- 13.8 and 14.11: a secret not given, bad mount numbers, a bad .dockerignore pattern -----
+
+def test_secret_mount_without_secret_runs_without_it(pallet, tmp_path):
+    ctx = _ctx(tmp_path, "FROM busybox:v1\n"
+                         "RUN --mount=type=secret,id=X test ! -e /run/secrets/X && echo absent > /r\n")
+    pallet("build", "-q", "-t", "nosecret", ctx)
+    assert pallet.tree("nosecret")["/r"][0] == "f"
+    req = _ctx(tmp_path, "FROM busybox:v1\nRUN --mount=type=secret,id=X,required=true cat /run/secrets/X\n",
+               name="req")
+    _one_line_error(pallet("build", req, check=False), "'X'", "required", "Dockerfile:2")
+    # given, it is there (and the same step without it is not taken from the cache)
+    (tmp_path / "s").write_text("sesame")
+    ctx2 = _ctx(tmp_path, "FROM busybox:v1\nRUN --mount=type=secret,id=X cat /run/secrets/X > /got\n", name="given")
+    pallet("build", "-q", "--secret", f"id=X,src={tmp_path / 's'}", "-t", "given", ctx2)
+    assert pallet.tree("given")["/got"][0] == "f"
+
+
+@pytest.mark.parametrize("mount, needle", [
+    ("type=secret,id=X,mode=zz", "mode=zz"),
+    ("type=secret,id=X,uid=-5", "uid=-5"),
+    ("type=secret,id=X,gid=4294967296", "gid=4294967296"),
+    ("type=cache,target=/c,mode=99", "mode=99"),
+    ("type=cache,target=/c,uid=-5", "uid=-5"),
+    ("type=cache,target=/c,gid=x", "gid=x"),
+])
+def test_bad_mount_numbers_are_one_line(pallet, tmp_path, mount, needle):
+    ctx = _ctx(tmp_path, f"FROM busybox:v1\nRUN --mount={mount} true\n")
+    _one_line_error(pallet("build", ctx, check=False), needle, "Dockerfile:2")
+
+
+def test_bad_dockerignore_pattern_is_one_line(pallet, tmp_path):
+    ctx = _ctx(tmp_path, "FROM busybox:v1\nCOPY . /c/\n", {".dockerignore": "ok\n[z-a]\n", "f": "x"})
+    _one_line_error(pallet("build", ctx, check=False), ".dockerignore:2", "[z-a]")

@@ -678,7 +678,9 @@ class Builder:
                 with contextlib.ExitStack() as stack:
                     mounts += self._volume_shadows(root, cfg, stack)
                     for m in mounts_spec:
-                        mounts.append(m["make"](cleanups))
+                        made = m["make"](cleanups)
+                        if made is not None:  # a secret that was not given: the step runs without it
+                            mounts.append(made)
                     rc = self._run_in(st, argv, run_env, cfg, network, mounts)
             finally:
                 for fn in reversed(cleanups):
@@ -738,8 +740,8 @@ class Builder:
             src = self.o.secrets.get(sid)
             if src is None and required:
                 raise ins.error(f"secret {sid!r} is required but was not given (--secret id={sid},src=PATH)")
-            mode = int(opts.get("mode", "0400"), 8)
-            uid, gid = int(opts.get("uid", "0")), int(opts.get("gid", "0"))
+            mode = _mount_number(ins, typ, opts, "mode", "0400")
+            uid, gid = _mount_number(ins, typ, opts, "uid", "0"), _mount_number(ins, typ, opts, "gid", "0")
 
             def make(cleanups, src=src, target=target, mode=mode, uid=uid, gid=gid):
                 if src is None:
@@ -770,8 +772,8 @@ class Builder:
             d = os.path.join(self.store.graphroot, "build-cache-mounts",
                              hashlib.sha256(cid.encode()).hexdigest()[:32])
             ro = opts.get("ro", opts.get("readonly", "false")).lower() in ("true", "1")
-            mode = int(opts.get("mode", "0755"), 8)
-            uid, gid = int(opts.get("uid", "0")), int(opts.get("gid", "0"))
+            mode = _mount_number(ins, typ, opts, "mode", "0755")
+            uid, gid = _mount_number(ins, typ, opts, "uid", "0"), _mount_number(ins, typ, opts, "gid", "0")
 
             sharing = opts.get("sharing", "shared")
             if sharing not in ("shared", "locked"):
@@ -1105,6 +1107,20 @@ def _export_tar(src: str, dest: str) -> None:
 
             with _fs.output_file(dest, 0o644) as f:
                 shutil.copyfileobj(stream, f, 1 << 20)
+
+
+def _mount_number(ins, typ: str, opts: dict, field: str, default: str) -> int:
+    """``mode`` (octal, at most 07777), ``uid`` or ``gid`` (0 to 2^32-2) of a RUN --mount, or
+    an error naming the mount type and the field."""
+    text = opts.get(field, default)
+    try:
+        n = int(text, 8 if field == "mode" else 10)
+    except ValueError:
+        n = -1
+    if n < 0 or (field == "mode" and n > 0o7777) or n > 0xFFFFFFFE or not text.isdigit():
+        want = "an octal mode up to 07777" if field == "mode" else "a number from 0 to 4294967294"
+        raise ins.error(f"--mount=type={typ},{field}={text}: invalid {field}, want {want}")
+    return n
 
 
 def build(store, o: BuildOptions) -> dict:
