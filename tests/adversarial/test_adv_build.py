@@ -150,3 +150,20 @@ def test_bad_mount_numbers_are_one_line(pallet, tmp_path, mount, needle):
 def test_bad_dockerignore_pattern_is_one_line(pallet, tmp_path):
     ctx = _ctx(tmp_path, "FROM busybox:v1\nCOPY . /c/\n", {".dockerignore": "ok\n[z-a]\n", "f": "x"})
     _one_line_error(pallet("build", ctx, check=False), ".dockerignore:2", "[z-a]")
+
+
+# -- 14.13: STOPSIGNAL names a real signal --------------------------------------------------
+
+@pytest.mark.parametrize("sig", ["SIGBOGUS", "BOGUS", "0", "65", "-1", "RTMIN+31", "RTMAX-31", "SIG", "9x", ""])
+def test_bad_stop_signal_is_refused(pallet, tmp_path, sig):
+    ctx = _ctx(tmp_path, f"FROM busybox:v1\nARG S={sig}\nSTOPSIGNAL ${{S}}x\n".replace("${S}x", "$S"))
+    _one_line_error(pallet("build", ctx, check=False), "invalid stop signal", "Dockerfile:3")
+    ctr = pallet("builder", "from", "busybox:v1").stdout.strip()
+    _one_line_error(pallet("builder", "config", "--stop-signal", sig, ctr, check=False), "--stop-signal")
+
+
+def test_good_stop_signals_are_kept_as_written(pallet, tmp_path):
+    for sig in ("SIGTERM", "kill", "sigusr1", "9", "64", "RTMIN", "RTMIN+3", "SIGRTMAX-2"):
+        ctx = _ctx(tmp_path, f"FROM busybox:v1\nSTOPSIGNAL {sig}\n")
+        pallet("build", "-q", "-t", "s", ctx)
+        assert pallet.config("s")["config"]["StopSignal"] == sig

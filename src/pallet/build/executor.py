@@ -461,7 +461,7 @@ class Builder:
             cfg["Shell"] = list(ins.args)
             hist = ins.text()
         elif c == "STOPSIGNAL":
-            cfg["StopSignal"] = self._x(st, ins, ins.args[0])
+            cfg["StopSignal"] = _image.check_stop_signal(self._x(st, ins, ins.args[0]), ins.error)
             hist = ins.text()
         elif c == "HEALTHCHECK":
             cfg["Healthcheck"] = self._healthcheck(st, ins)

@@ -134,3 +134,17 @@ def write_image(store, doc: dict, layer_ids: list[str], fmt: str = OCI, names: l
     qualified = [str(qualify(n)) for n in names]
     return store.add_image(config=config, config_digest=config_digest, manifest=m.raw, manifest_digest=m.digest,
                            media_type=m.media_type, layers=list(layer_ids), names=qualified)
+
+
+def check_stop_signal(text: str, error) -> str:
+    """``text`` if it names a signal as buildah accepts one (a name with or without ``SIG``,
+    any case; a number from 1 to 64; ``RTMIN+n``/``RTMAX-n``), else ``error(message)`` is raised."""
+    from ..errors import PalletError
+    from ..runtime.container import parse_signal
+
+    try:
+        parse_signal(text)
+    except PalletError:
+        raise error(f"invalid stop signal {text!r}: want a signal name (TERM, SIGKILL, RTMIN+3) "
+                    "or a number from 1 to 64") from None
+    return text

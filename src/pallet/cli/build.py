@@ -414,7 +414,9 @@ def cmd_config(args) -> int:
         else:
             cfg.setdefault("Volumes", {})[v] = {}
     if args.stop_signal is not None:
-        cfg["StopSignal"] = args.stop_signal
+        from ..build.image import check_stop_signal
+
+        cfg["StopSignal"] = check_stop_signal(args.stop_signal, lambda m: UsageError(f"--stop-signal: {m}"))
     if args.healthcheck is not None:
         hc = args.healthcheck.strip()
         if hc.upper() == "NONE":
