@@ -278,3 +278,49 @@ def test_fuzz_the_parser_boundary():
 
     r = subprocess.run([sys.executable, "-c", FUZZ_CHILD, "1500"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "survived", r.stderr[-2000:]
+
+
+# -- 14.11: a build racing `image prune -a` ---------------------------------------------------
+
+def test_image_whose_layers_were_pruned_is_a_store_error(pallet):
+    """The point the race reached: the layers of the previous step's image gone when the next
+    step's image is stored (it used to be ``KeyError``, an internal error)."""
+    from pallet.build import image as _image
+    from pallet.errors import StoreError
+
+    store = pallet.store()
+    rec = store.image("busybox:v1")
+    doc = _image.load_config(store, rec)
+    with pytest.raises(StoreError, match="vanished while the image was being stored"):
+        _image.write_image(store, doc, list(rec["layers"]) + ["ab" * 32])
+
+
+def test_build_racing_image_prune_gives_clear_errors(pallet, tmp_path, base):
+    """Builds while another process runs `image prune -a` in a loop: every build succeeds or
+    fails with one line naming what vanished; never an internal error or a traceback."""
+    import threading
+
+    ctx = _ctx(tmp_path, "FROM busybox:v1\nRUN echo a > /a\nCOPY f /f\nRUN echo b > /b\n", {"f": "0"})
+    stop = threading.Event()
+    prune_errors = []
+
+    def prune():
+        while not stop.is_set():
+            p = pallet("image", "prune", "-a", check=False)
+            if p.returncode != 0:
+                prune_errors.append(p.stderr)
+
+    t = threading.Thread(target=prune, daemon=True)
+    t.start()
+    try:
+        for i in range(8):
+            pallet("copy", "-q", f"oci:{base}:v1", "local:localhost/busybox:v1")
+            (tmp_path / "ctx" / "f").write_text(str(i))
+            p = pallet("build", "-q", "--pull=never", ctx, check=False)
+            if p.returncode != 0:
+                _one_line_error(p)
+    finally:
+        stop.set()
+        t.join(60)
+    for err in prune_errors:
+        assert "internal error" not in err and "Traceback" not in err, err

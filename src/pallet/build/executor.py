@@ -325,7 +325,11 @@ class Builder:
                 img = ensure_image(self.store, base_text, o.pull, o.ctx, None if o.quiet else o.out)
             except PalletError as e:
                 raise BuildError(f"{stage.from_instr.where()}: FROM {base_text}: {e}") from None
-            st = _State(img, _image.load_config(self.store, img), self._key("", "image", img["id"]))
+            try:
+                doc = _image.load_config(self.store, img)
+            except PalletError as e:  # removed since it was found (a concurrent image prune or rmi)
+                raise BuildError(f"{stage.from_instr.where()}: FROM {base_text}: {e}") from None
+            st = _State(img, doc, self._key("", "image", img["id"]))
         st.args = {}
         st.single = not o.layers or (last and (o.squash or o.squash_all))
         st.later_args = {}
@@ -388,7 +392,12 @@ class Builder:
         cfg = st.doc.setdefault("config", {})
         c = ins.cmd
         if c in ("RUN", "COPY", "ADD"):
-            getattr(self, "_" + c.lower())(st, ins, stage)
+            try:
+                getattr(self, "_" + c.lower())(st, ins, stage)
+            except BuildError:
+                raise
+            except PalletError as e:  # the store changed under the step (a concurrent prune): say where
+                raise BuildError(f"{ins.where()}: {ins.cmd}: {e}", getattr(e, "exit_code", None)) from None
             return
         hist = None
         if c == "ARG":

@@ -110,6 +110,12 @@ def write_image(store, doc: dict, layer_ids: list[str], fmt: str = OCI, names: l
     if fmt not in (OCI, DOCKER):
         raise BuildError(f"unknown image format {fmt!r}: want oci or docker")
     with store.read() as st:
+        gone = [lid for lid in layer_ids if lid not in st.layers]
+        if gone:  # a concurrent `image prune -a` or `rmi` took them: the store's own wording
+            from ..errors import StoreError
+
+            raise StoreError(f"layer {gone[0][:12]} vanished while the image was being stored (removed by a "
+                             "concurrent image prune or rmi?); try again")
         recs = [dict(st.layers[lid]) for lid in layer_ids]
     doc = _copy.deepcopy(doc)
     doc.setdefault("rootfs", {})["type"] = "layers"
