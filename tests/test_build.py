@@ -371,3 +371,29 @@ def test_add_from_a_url(pallet, tmp_path):
     finally:
         srv.shutdown()
     _clean(pallet)
+
+
+def test_builder_commit_to_a_transport(pallet, tmp_path, registry):
+    """buildah commit CTR docker://... / oci:DIR:TAG: the image goes there (skopeo reads
+    it), and the store keeps no extra image."""
+    ctr = pallet("builder", "from", "busybox:v1").stdout.strip()
+    pallet("builder", "run", ctr, "--", "sh", "-c", "echo committed > /c")
+    before = {r["id"] for r in pallet.store().images()}
+    skopeo = need("skopeo")
+    ref = f"{registry.host}/build/commit-to:t1"
+    layout = str(tmp_path / "oci")
+    for dest, inspect in ((f"docker://{ref}", [f"docker://{ref}", "--tls-verify=false"]),
+                          (f"oci:{layout}:t2", [f"oci:{layout}:t2"]),
+                          (f"dir:{tmp_path / 'd'}", [f"dir:{tmp_path / 'd'}"])):
+        iid = pallet("builder", "commit", "--tls-verify=false", "--format", "docker", ctr, dest).stdout.strip()
+        cfg = json.loads(subprocess.run([skopeo, "inspect", "--config", *inspect], capture_output=True, text=True,
+                                        check=True).stdout)
+        raw = json.loads(subprocess.run([skopeo, "inspect", "--raw", *inspect], capture_output=True, text=True,
+                                        check=True).stdout)
+        assert raw["config"]["digest"] == "sha256:" + iid
+        assert len(cfg["rootfs"]["diff_ids"]) == 2 and cfg["history"][-1]["created_by"]
+        assert {r["id"] for r in pallet.store().images()} == before
+    p = pallet("builder", "commit", ctr, "oci:", check=False)
+    assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1 and "internal error" not in p.stderr
+    pallet("builder", "commit", "--rm", ctr, "local:localhost/kept:1")
+    assert pallet.store().image("kept:1")

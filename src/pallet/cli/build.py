@@ -245,9 +245,12 @@ def _builder_group(sub) -> None:
     p.add_argument("--variant", metavar="VARIANT")
     p.set_defaults(func=cmd_config)
 
-    p = _podman(bsub.add_parser("commit", help="make an image of a working container"))
+    p = _podman(bsub.add_parser("commit", help="make an image of a working container (in the store, or at a "
+                                               "transport reference: docker://..., oci:DIR:TAG, dir:...)"))
     p.add_argument("container", metavar="CONTAINER")
-    p.add_argument("image", nargs="?", metavar="IMAGE")
+    p.add_argument("image", nargs="?", metavar="IMAGE|TRANSPORT:REF")
+    p.add_argument("--authfile", metavar="PATH")
+    common.add_registry_flags(p)
     p.add_argument("--format", "-f", default=None, choices=("oci", "docker"))
     p.add_argument("--squash", action="store_true")
     p.add_argument("--rm", action="store_true", help="remove the working container afterwards")
@@ -463,9 +466,14 @@ def cmd_config(args) -> int:
 def cmd_commit(args) -> int:
     b = _get(args, args.container)
     fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
-    rec = b.commit([args.image] if args.image else [], fmt=fmt, squash=args.squash, timestamp=args.timestamp,
-                   rm=args.rm, annotations=_kv(args.annotation, "--annotation"),
-                   history_comment=b.meta.get("comment"))
+    from ..storage.ops import _has_transport
+
+    kw = dict(fmt=fmt, squash=args.squash, timestamp=args.timestamp, rm=args.rm,
+              annotations=_kv(args.annotation, "--annotation"), history_comment=b.meta.get("comment"))
+    if args.image and _has_transport(args.image):
+        rec = b.commit_to(args.image, common.context(args), **kw)
+    else:
+        rec = b.commit([args.image] if args.image else [], **kw)
     if args.iidfile:
         from .._fs import write_output
 
