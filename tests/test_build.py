@@ -397,3 +397,29 @@ def test_builder_commit_to_a_transport(pallet, tmp_path, registry):
     assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1 and "internal error" not in p.stderr
     pallet("builder", "commit", "--rm", ctr, "local:localhost/kept:1")
     assert pallet.store().image("kept:1")
+
+
+def test_builder_copy_chown_forms(pallet, tmp_path):
+    """--chown as buildah reads it (and the corpus case copy_chown_forms checks for COPY/ADD):
+    a UID alone is the GID too, even when passwd gives that UID another primary group."""
+    ctr = pallet("builder", "from", "busybox:v1").stdout.strip()
+    pallet("builder", "run", ctr, "--", "sh", "-c", "echo app:x:1500:1600::/:/bin/sh >> /etc/passwd && "
+           "echo grp:x:1700: >> /etc/group")
+    (tmp_path / "f").write_text("f")
+    for spec, want in (("1500", (1500, 1500)), ("4242", (4242, 4242)), ("app", (1500, 1600)),
+                       ("1500:1700", (1500, 1700)), ("app:grp", (1500, 1700)), ("1500:grp", (1500, 1700)),
+                       ("app:1700", (1500, 1700))):
+        pallet("builder", "copy", "--chown", spec, ctr, str(tmp_path / "f"), f"/o-{spec.replace(':', '-')}")
+        mnt = pallet("builder", "mount", ctr).stdout.strip()
+        st = os.lstat(os.path.join(mnt, f"o-{spec.replace(':', '-')}"))
+        assert (st.st_uid, st.st_gid) == want, spec
+    for spec, needle in (("nosuch", "nosuch"), ("app:nogroup", "nogroup"), ("1500:nogroup", "nogroup"),
+                         ("99999999999", "out of range")):
+        p = pallet("builder", "copy", "--chown", spec, ctr, str(tmp_path / "f"), "/x", check=False)
+        assert p.returncode != 0 and needle in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        ctx = _ctx(tmp_path, "FROM busybox:v1\nRUN echo app:x:1500:1600::/:/bin/sh >> /etc/passwd\n"
+                             f"COPY --chown={spec} f /x\n", {"f": "f"})
+        p = pallet("build", ctx, check=False)
+        assert p.returncode != 0 and needle in p.stderr and "Dockerfile:3" in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    pallet("builder", "rm", ctr)

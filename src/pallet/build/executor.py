@@ -914,8 +914,11 @@ class Builder:
                             self.epoch, add)
 
             def do(root):
-                opts = _cp.CopyOptions(chown=lookup_chown(root, chown) if chown else None, chmod=chmod,
-                                       extract=add, workdir=cfg.get("WorkingDir") or "/")
+                try:
+                    owner = lookup_chown(root, chown) if chown else None
+                except BuildError as e:
+                    raise ins.error(str(e)) from None
+                opts = _cp.CopyOptions(chown=owner, chmod=chmod, extract=add, workdir=cfg.get("WorkingDir") or "/")
                 try:
                     _cp.copy(root, source, items, dest, opts, several=several)
                 except OSError as e:
