@@ -423,3 +423,42 @@ def test_builder_copy_chown_forms(pallet, tmp_path):
         assert p.returncode != 0 and needle in p.stderr and "Dockerfile:3" in p.stderr, p.stderr
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
     pallet("builder", "rm", ctr)
+
+
+def test_format_is_part_of_the_step_cache_key(pallet, tmp_path):
+    """A step cached by an OCI build is not reused by a --format docker build (buildah checks
+    an intermediate image's manifest type): its intermediate images are docker ones."""
+    ctx = _ctx(tmp_path, "FROM busybox:v1\nRUN echo a > /a\nRUN echo b > /b\n")
+    pallet("build", "-q", "-t", "fmt-oci", ctx)
+    p = pallet("build", "--format", "docker", "-t", "fmt-docker", ctx)
+    assert "Using cache" not in p.stdout
+    assert pallet.manifest("fmt-oci")[0]["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert pallet.manifest("fmt-docker")[0]["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    p = pallet("build", "--format", "docker", "-t", "fmt-docker2", ctx)
+    assert "Using cache" in p.stdout  # the same format is still cached
+
+
+def test_stage_ending_in_workdir(pallet, tmp_path):
+    """A WORKDIR that makes a directory owns the layer holding it (no made-up history entry);
+    one whose directory exists adds no layer."""
+    ctx = _ctx(tmp_path, "FROM busybox:v1\nRUN echo a > /a\nWORKDIR /neu/sub\n")
+    pallet("build", "-q", "-t", "wd-new", ctx)
+    cfg = pallet.config("wd-new")
+    assert len(cfg["rootfs"]["diff_ids"]) == 3
+    assert [(h["created_by"], h.get("empty_layer", False)) for h in cfg["history"][1:]] == [
+        ("/bin/sh -c echo a > /a", False), ("/bin/sh -c #(nop) WORKDIR /neu/sub", False)]
+    assert pallet.tree("wd-new")["/neu/sub"][0] == "d"
+    ctx = _ctx(tmp_path, "FROM busybox:v1\nRUN echo b > /b\nWORKDIR /bin\n")
+    pallet("build", "-q", "-t", "wd-old", ctx)
+    cfg = pallet.config("wd-old")
+    assert len(cfg["rootfs"]["diff_ids"]) == 2 and cfg["history"][-1]["empty_layer"] is True
+    assert cfg["config"]["WorkingDir"] == "/bin"
+
+
+def test_builder_config_env_moves_a_reset_variable_last(pallet):
+    """buildah config --env K=V moves K to the end (a Dockerfile's ENV keeps its place)."""
+    ctr = pallet("builder", "from", "busybox:v1").stdout.strip()
+    pallet("builder", "config", "--env", "A=1", "--env", "B=2", ctr)
+    pallet("builder", "config", "--env", "A=3", ctr)
+    pallet("builder", "commit", "--rm", ctr, "envorder")
+    assert pallet.config("envorder")["config"]["Env"] == ["PATH=/bin", "B=2", "A=3"]

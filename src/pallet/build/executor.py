@@ -317,7 +317,10 @@ class Builder:
             prev = self.results[idx]
             st = _State(prev.image, _copy.deepcopy(prev.doc), self._key(prev.key, "stage"))
         elif base_text.lower() == "scratch":
-            st = _State(None, _image.empty_config(), self._key("", "scratch"))
+            doc = _image.empty_config()
+            # buildah and BuildKit give a scratch stage the default PATH
+            doc["config"]["Env"] = ["PATH=" + _image.DEFAULT_PATH]
+            st = _State(None, doc, self._key("", "scratch", o.fmt))
         else:
             from .working import ensure_image
 
@@ -329,7 +332,7 @@ class Builder:
                 doc = _image.load_config(self.store, img)
             except PalletError as e:  # removed since it was found (a concurrent image prune or rmi)
                 raise BuildError(f"{stage.from_instr.where()}: FROM {base_text}: {e}") from None
-            st = _State(img, doc, self._key("", "image", img["id"]))
+            st = _State(img, doc, self._key("", "image", img["id"], o.fmt))  # docker and oci steps differ
         st.args = {}
         st.single = not o.layers or (last and (o.squash or o.squash_all))
         st.later_args = {}
@@ -412,7 +415,11 @@ class Builder:
                 st.args[name] = value
                 st.later_args.pop(name, None)
             st.key = self._key(st.key, "ARG", {k: v for k, v in st.args.items()})
-            return  # not in the history, as buildah
+            # buildah's history entry: every ARG in scope that has a value, sorted
+            names = sorted(k for k, v in st.args.items() if v is not None)
+            st.history.append({"created_by": "/bin/sh -c #(nop) ARG" + "".join(" " + n for n in names),
+                               "empty_layer": True})
+            return
         if c == "ENV":
             # every variable keeps its value from before the instruction throughout it, as
             # Docker documents: "ENV abc=bye def=$abc" gives def the old abc
@@ -585,6 +592,18 @@ class Builder:
                 st.history = []
                 return
             self._container(st)
+            from ._paths import resolve_in_root
+
+            if all(os.path.isdir(resolve_in_root(st.root, w)) for w, _ in st.workdirs):
+                # every directory is there already: no layer (an empty one was made before)
+                b = st.container
+                b.umount()
+                b.remove()
+                if self.working is b:
+                    self.working = None
+                st.container = st.root = None
+                st.workdirs = []
+                return
             self._make_workdirs(st)
             st.key = key
             self._commit_step(st, empty_ok=True)
@@ -602,7 +621,13 @@ class Builder:
                 e["empty_layer"] = True
             out.append(e)
         if layer and all(e.get("empty_layer") for e in out):
-            out.append({"created": created, "created_by": "/bin/sh -c #(nop) WORKDIR"})
+            # the layer holds the directories a WORKDIR made: that entry owns it
+            for e in reversed(out):
+                if e["created_by"].startswith("/bin/sh -c #(nop) WORKDIR "):
+                    del e["empty_layer"]
+                    break
+            else:
+                out.append({"created": created, "created_by": "/bin/sh -c #(nop) WORKDIR"})
         return out
 
     def _commit_step(self, st: "_State", empty_ok: bool = False, squash_all: bool = False) -> None:
@@ -698,7 +723,15 @@ class Builder:
                 raise BuildError(f"{ins.where()}: building at STEP \"RUN {shown}\": "
                                  f"the command exited with status {rc}", exit_code=rc if rc > 0 else 125)
 
-        self._fs_step(st, ins, key, do, f"/bin/sh -c {shown}" if not ins.json else shown)
+        self._fs_step(st, ins, key, do, self._args_prefix(st, cfg) + (f"/bin/sh -c {shown}" if not ins.json else shown))
+
+    @staticmethod
+    def _args_prefix(st, cfg: dict) -> str:
+        """``|N K=V ... `` before a RUN's history entry, as buildah (and Docker) write it: the
+        ARGs in scope that have a value (an ENV of the same name gives it), sorted."""
+        env = _image.env_dict(cfg)
+        pairs = sorted((k, env.get(k, v)) for k, v in st.args.items() if v is not None)
+        return f"|{len(pairs)} " + " ".join(f"{k}={v}" for k, v in pairs) + " " if pairs else ""
 
     def _run_in(self, st, argv, run_env, cfg, network, mounts) -> int:
         return st.container.run(argv, env=[f"{k}={v}" for k, v in run_env.items()], user=cfg.get("User") or None,

@@ -30,6 +30,10 @@ def host_platform() -> tuple[str, str, str]:
     return p.os, p.architecture, p.variant or ""
 
 
+#: the PATH buildah and BuildKit give a FROM scratch stage
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 def empty_config() -> dict:
     os_, arch, variant = host_platform()
     doc = {"architecture": arch, "os": os_, "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
@@ -61,12 +65,17 @@ def timestamp(value: int | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(t))) + frac + "Z"
 
 
-def set_env(cfg: dict, key: str, value: str) -> None:
+def set_env(cfg: dict, key: str, value: str, move_last: bool = False) -> None:
+    """Set ``key`` in the config's Env: in place, as a Dockerfile's ENV does (Docker, buildah),
+    or ``move_last`` as ``buildah config --env`` does (the variable moves to the end)."""
     env = cfg.setdefault("Env", [])
     for i, e in enumerate(env):
         if e.partition("=")[0] == key:
-            env[i] = f"{key}={value}"
-            return
+            if not move_last:
+                env[i] = f"{key}={value}"
+                return
+            del env[i]
+            break
     env.append(f"{key}={value}")
 
 

@@ -373,7 +373,7 @@ def cmd_config(args) -> int:
             v = os.environ.get(k, "")
         from ..build.shell import expand
 
-        _image.set_env(cfg, k, expand(v, _image.env_dict(cfg)) if "$" in v else v)
+        _image.set_env(cfg, k, expand(v, _image.env_dict(cfg)) if "$" in v else v, move_last=True)
     if args.shell is not None:
         cfg["Shell"] = _argv(args.shell, ["/bin/sh", "-c"]) if args.shell.strip().startswith("[") else args.shell.split()
     if args.entrypoint is not None:
