@@ -371,3 +371,94 @@ def test_add_from_a_url(pallet, tmp_path):
     finally:
         srv.shutdown()
     _clean(pallet)
+
+
+def test_builder_commit_to_a_transport(pallet, tmp_path, registry):
+    """buildah commit CTR docker://... / oci:DIR:TAG: the image goes there (skopeo reads
+    it), and the store keeps no extra image."""
+    ctr = pallet("builder", "from", "busybox:v1").stdout.strip()
+    pallet("builder", "run", ctr, "--", "sh", "-c", "echo committed > /c")
+    before = {r["id"] for r in pallet.store().images()}
+    skopeo = need("skopeo")
+    ref = f"{registry.host}/build/commit-to:t1"
+    layout = str(tmp_path / "oci")
+    for dest, inspect in ((f"docker://{ref}", [f"docker://{ref}", "--tls-verify=false"]),
+                          (f"oci:{layout}:t2", [f"oci:{layout}:t2"]),
+                          (f"dir:{tmp_path / 'd'}", [f"dir:{tmp_path / 'd'}"])):
+        iid = pallet("builder", "commit", "--tls-verify=false", "--format", "docker", ctr, dest).stdout.strip()
+        cfg = json.loads(subprocess.run([skopeo, "inspect", "--config", *inspect], capture_output=True, text=True,
+                                        check=True).stdout)
+        raw = json.loads(subprocess.run([skopeo, "inspect", "--raw", *inspect], capture_output=True, text=True,
+                                        check=True).stdout)
+        assert raw["config"]["digest"] == "sha256:" + iid
+        assert len(cfg["rootfs"]["diff_ids"]) == 2 and cfg["history"][-1]["created_by"]
+        assert {r["id"] for r in pallet.store().images()} == before
+    p = pallet("builder", "commit", ctr, "oci:", check=False)
+    assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1 and "internal error" not in p.stderr
+    pallet("builder", "commit", "--rm", ctr, "local:localhost/kept:1")
+    assert pallet.store().image("kept:1")
+
+
+def test_builder_copy_chown_forms(pallet, tmp_path):
+    """--chown as buildah reads it (and the corpus case copy_chown_forms checks for COPY/ADD):
+    a UID alone is the GID too, even when passwd gives that UID another primary group."""
+    ctr = pallet("builder", "from", "busybox:v1").stdout.strip()
+    pallet("builder", "run", ctr, "--", "sh", "-c", "echo app:x:1500:1600::/:/bin/sh >> /etc/passwd && "
+           "echo grp:x:1700: >> /etc/group")
+    (tmp_path / "f").write_text("f")
+    for spec, want in (("1500", (1500, 1500)), ("4242", (4242, 4242)), ("app", (1500, 1600)),
+                       ("1500:1700", (1500, 1700)), ("app:grp", (1500, 1700)), ("1500:grp", (1500, 1700)),
+                       ("app:1700", (1500, 1700))):
+        pallet("builder", "copy", "--chown", spec, ctr, str(tmp_path / "f"), f"/o-{spec.replace(':', '-')}")
+        mnt = pallet("builder", "mount", ctr).stdout.strip()
+        st = os.lstat(os.path.join(mnt, f"o-{spec.replace(':', '-')}"))
+        assert (st.st_uid, st.st_gid) == want, spec
+    for spec, needle in (("nosuch", "nosuch"), ("app:nogroup", "nogroup"), ("1500:nogroup", "nogroup"),
+                         ("99999999999", "out of range")):
+        p = pallet("builder", "copy", "--chown", spec, ctr, str(tmp_path / "f"), "/x", check=False)
+        assert p.returncode != 0 and needle in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        ctx = _ctx(tmp_path, "FROM busybox:v1\nRUN echo app:x:1500:1600::/:/bin/sh >> /etc/passwd\n"
+                             f"COPY --chown={spec} f /x\n", {"f": "f"})
+        p = pallet("build", ctx, check=False)
+        assert p.returncode != 0 and needle in p.stderr and "Dockerfile:3" in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    pallet("builder", "rm", ctr)
+
+
+def test_format_is_part_of_the_step_cache_key(pallet, tmp_path):
+    """A step cached by an OCI build is not reused by a --format docker build (buildah checks
+    an intermediate image's manifest type): its intermediate images are docker ones."""
+    ctx = _ctx(tmp_path, "FROM busybox:v1\nRUN echo a > /a\nRUN echo b > /b\n")
+    pallet("build", "-q", "-t", "fmt-oci", ctx)
+    p = pallet("build", "--format", "docker", "-t", "fmt-docker", ctx)
+    assert "Using cache" not in p.stdout
+    assert pallet.manifest("fmt-oci")[0]["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert pallet.manifest("fmt-docker")[0]["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    p = pallet("build", "--format", "docker", "-t", "fmt-docker2", ctx)
+    assert "Using cache" in p.stdout  # the same format is still cached
+
+
+def test_stage_ending_in_workdir(pallet, tmp_path):
+    """A WORKDIR that makes a directory owns the layer holding it (no made-up history entry);
+    one whose directory exists adds no layer."""
+    ctx = _ctx(tmp_path, "FROM busybox:v1\nRUN echo a > /a\nWORKDIR /neu/sub\n")
+    pallet("build", "-q", "-t", "wd-new", ctx)
+    cfg = pallet.config("wd-new")
+    assert len(cfg["rootfs"]["diff_ids"]) == 3
+    assert [(h["created_by"], h.get("empty_layer", False)) for h in cfg["history"][1:]] == [
+        ("/bin/sh -c echo a > /a", False), ("/bin/sh -c #(nop) WORKDIR /neu/sub", False)]
+    assert pallet.tree("wd-new")["/neu/sub"][0] == "d"
+    ctx = _ctx(tmp_path, "FROM busybox:v1\nRUN echo b > /b\nWORKDIR /bin\n")
+    pallet("build", "-q", "-t", "wd-old", ctx)
+    cfg = pallet.config("wd-old")
+    assert len(cfg["rootfs"]["diff_ids"]) == 2 and cfg["history"][-1]["empty_layer"] is True
+    assert cfg["config"]["WorkingDir"] == "/bin"
+
+
+def test_builder_config_env_moves_a_reset_variable_last(pallet):
+    """buildah config --env K=V moves K to the end (a Dockerfile's ENV keeps its place)."""
+    ctr = pallet("builder", "from", "busybox:v1").stdout.strip()
+    pallet("builder", "config", "--env", "A=1", "--env", "B=2", ctr)
+    pallet("builder", "config", "--env", "A=3", ctr)
+    pallet("builder", "commit", "--rm", ctr, "envorder")
+    assert pallet.config("envorder")["config"]["Env"] == ["PATH=/bin", "B=2", "A=3"]

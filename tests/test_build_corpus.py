@@ -79,6 +79,19 @@ def test_corpus_matches_buildah(case, base, buildah, pallet, tmp_path):
         assert ours["config"].get(k) == v, k
         theirs["config"][k] = v
     assert compare_configs(ours, theirs) == []
+    if meta.get("history"):  # the history entries and the layers too (buildah run with --layers)
+        def entries(doc):
+            out = []
+            for h in doc.get("history") or []:
+                by = h.get("created_by", "")
+                for verb in ("COPY", "ADD"):  # buildah names the sources by digest: the verb only
+                    if f"#(nop) {verb} " in by:
+                        by = verb
+                out.append((by.strip(), bool(h.get("empty_layer"))))
+            return out
+
+        assert entries(ours) == entries(theirs)
+        assert len(ours["rootfs"]["diff_ids"]) == len(theirs["rootfs"]["diff_ids"])
     assert ours["architecture"] == theirs["architecture"] and ours["os"] == theirs["os"]
     base_tree = pallet.tree(f"{base}:v1")
     diffs = compare_trees(pallet.tree(name), buildah.tree(name), base_tree)

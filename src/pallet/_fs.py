@@ -53,3 +53,82 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves either the old or the new content."""
     with atomic_file(path, mode) as f:
         f.write(data)
+
+
+# -- files a user named (--iidfile, --digestfile, --output, -o, --authfile, --pid-file...) --
+
+def is_special(path: str) -> bool:
+    """True for a path that is (through symlinks) a character or block device, FIFO or socket."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISFIFO(st.st_mode) \
+        or stat.S_ISSOCK(st.st_mode)
+
+
+def output_target(path: str) -> tuple[str, bool]:
+    """Where a file the user named is written: ``(file, False)`` for a regular file or a new
+    one -- symlinks followed to their target, which is written to a temp file beside it and
+    renamed over it -- or ``(path, True)`` for a device, FIFO or socket (``/dev/null``,
+    ``/dev/stdout``, ``/proc/self/fd/N``, a pipe), which is opened and written in place:
+    nothing is ever renamed over, or deleted at, such a path."""
+    p = os.path.abspath(path)
+    real = os.path.realpath(p)
+    special = ("/dev/", "/proc/")
+    if is_special(p) or (p.startswith(special) or real.startswith(special)) and os.path.exists(p):
+        return p, True
+    return real, False
+
+
+@contextlib.contextmanager
+def _open_in_place(path: str):
+    import stat
+
+    try:
+        sock = stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        sock = False
+    if sock:  # open() cannot open a socket: connect to it, as `cat > socket` cannot but a user means
+        import socket
+
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            with s.makefile("wb") as f:
+                yield f
+        finally:
+            s.close()
+        return
+    # no O_CREAT for an existing device (no O_TRUNC either: it means nothing there); /dev/stdout
+    # redirected to a regular file is truncated, as the shell's > does
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_TRUNC)
+    with os.fdopen(fd, "wb") as f:
+        yield f
+
+
+@contextlib.contextmanager
+def output_file(path: str, mode: int = 0o644):
+    """Write a file the user named (see :func:`output_target`): a regular file atomically
+    (temp + fsync + rename, with ``mode``), a device, FIFO or socket in place."""
+    target, stream = output_target(path)
+    if stream:
+        with _open_in_place(target) as f:
+            yield f
+    else:
+        with atomic_file(target, mode) as f:
+            yield f
+
+
+def write_output(path: str, data: bytes, mode: int = 0o644, what: str = "") -> None:
+    """Write ``data`` to a file the user named through :func:`output_file`; ``what`` (the
+    option, e.g. ``--iidfile``) names it in the one-line error if that fails."""
+    try:
+        with output_file(path, mode) as f:
+            f.write(data)
+    except OSError as e:
+        from .errors import PalletError
+
+        raise PalletError(f"{what + ' ' if what else ''}{path}: cannot write: {e.strerror}") from None

@@ -78,17 +78,20 @@ def lookup_user(root: str | None, spec: str) -> tuple[int, int, list[int]]:
 
 
 def lookup_chown(root: str | None, spec: str) -> tuple[int, int]:
-    """(uid, gid) for ``--chown`` text: a name or number, optional ``:group``; a user given
-    alone gets its primary group (Docker's rule), a number not in passwd gets gid = uid."""
+    """(uid, gid) for ``--chown`` text, as buildah's COPY/ADD read it: a UID alone is also the
+    GID (whether or not passwd has it: Docker's documented rule); ``UID:GID`` as given; a
+    user name alone gets its primary group from the image's passwd (buildah and BuildKit do
+    this, although Docker's documentation says the UID's value); a name or group the
+    image's passwd/group files lack is an error naming it."""
     user, sep, group = spec.partition(":")
-    if user.isdigit() and not sep:
-        uid = int(user)
-        passwd = _read_db(root, "passwd") if root else []
-        entry = next((e for e in passwd if len(e) > 3 and e[2] == user), None)
-        return uid, (int(entry[3]) if entry is not None else uid)
-    if user.isdigit() and group.isdigit():
-        return int(user), int(group)
-    uid, gid, _ = lookup_user(root, spec)
+    if not user and not group:
+        raise BuildError(f"--chown={spec}: no user given")
+    for n in (user, group):
+        if n.isdigit() and int(n) > 0xFFFFFFFE:
+            raise BuildError(f"--chown={spec}: {n} is out of range (0 to 4294967294)")
+    if user.isdigit() and (not group or group.isdigit()):
+        return int(user), int(group) if group else int(user)
+    uid, gid, _ = lookup_user(root, spec if user else "0" + spec)
     if sep and not group:
         gid = uid
     return uid, gid

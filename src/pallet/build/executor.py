@@ -317,7 +317,10 @@ class Builder:
             prev = self.results[idx]
             st = _State(prev.image, _copy.deepcopy(prev.doc), self._key(prev.key, "stage"))
         elif base_text.lower() == "scratch":
-            st = _State(None, _image.empty_config(), self._key("", "scratch"))
+            doc = _image.empty_config()
+            # buildah and BuildKit give a scratch stage the default PATH
+            doc["config"]["Env"] = ["PATH=" + _image.DEFAULT_PATH]
+            st = _State(None, doc, self._key("", "scratch", o.fmt))
         else:
             from .working import ensure_image
 
@@ -325,7 +328,11 @@ class Builder:
                 img = ensure_image(self.store, base_text, o.pull, o.ctx, None if o.quiet else o.out)
             except PalletError as e:
                 raise BuildError(f"{stage.from_instr.where()}: FROM {base_text}: {e}") from None
-            st = _State(img, _image.load_config(self.store, img), self._key("", "image", img["id"]))
+            try:
+                doc = _image.load_config(self.store, img)
+            except PalletError as e:  # removed since it was found (a concurrent image prune or rmi)
+                raise BuildError(f"{stage.from_instr.where()}: FROM {base_text}: {e}") from None
+            st = _State(img, doc, self._key("", "image", img["id"], o.fmt))  # docker and oci steps differ
         st.args = {}
         st.single = not o.layers or (last and (o.squash or o.squash_all))
         st.later_args = {}
@@ -388,7 +395,12 @@ class Builder:
         cfg = st.doc.setdefault("config", {})
         c = ins.cmd
         if c in ("RUN", "COPY", "ADD"):
-            getattr(self, "_" + c.lower())(st, ins, stage)
+            try:
+                getattr(self, "_" + c.lower())(st, ins, stage)
+            except BuildError:
+                raise
+            except PalletError as e:  # the store changed under the step (a concurrent prune): say where
+                raise BuildError(f"{ins.where()}: {ins.cmd}: {e}", getattr(e, "exit_code", None)) from None
             return
         hist = None
         if c == "ARG":
@@ -403,7 +415,11 @@ class Builder:
                 st.args[name] = value
                 st.later_args.pop(name, None)
             st.key = self._key(st.key, "ARG", {k: v for k, v in st.args.items()})
-            return  # not in the history, as buildah
+            # buildah's history entry: every ARG in scope that has a value, sorted
+            names = sorted(k for k, v in st.args.items() if v is not None)
+            st.history.append({"created_by": "/bin/sh -c #(nop) ARG" + "".join(" " + n for n in names),
+                               "empty_layer": True})
+            return
         if c == "ENV":
             # every variable keeps its value from before the instruction throughout it, as
             # Docker documents: "ENV abc=bye def=$abc" gives def the old abc
@@ -461,7 +477,7 @@ class Builder:
             cfg["Shell"] = list(ins.args)
             hist = ins.text()
         elif c == "STOPSIGNAL":
-            cfg["StopSignal"] = self._x(st, ins, ins.args[0])
+            cfg["StopSignal"] = _image.check_stop_signal(self._x(st, ins, ins.args[0]), ins.error)
             hist = ins.text()
         elif c == "HEALTHCHECK":
             cfg["Healthcheck"] = self._healthcheck(st, ins)
@@ -576,6 +592,18 @@ class Builder:
                 st.history = []
                 return
             self._container(st)
+            from ._paths import resolve_in_root
+
+            if all(os.path.isdir(resolve_in_root(st.root, w)) for w, _ in st.workdirs):
+                # every directory is there already: no layer (an empty one was made before)
+                b = st.container
+                b.umount()
+                b.remove()
+                if self.working is b:
+                    self.working = None
+                st.container = st.root = None
+                st.workdirs = []
+                return
             self._make_workdirs(st)
             st.key = key
             self._commit_step(st, empty_ok=True)
@@ -593,7 +621,13 @@ class Builder:
                 e["empty_layer"] = True
             out.append(e)
         if layer and all(e.get("empty_layer") for e in out):
-            out.append({"created": created, "created_by": "/bin/sh -c #(nop) WORKDIR"})
+            # the layer holds the directories a WORKDIR made: that entry owns it
+            for e in reversed(out):
+                if e["created_by"].startswith("/bin/sh -c #(nop) WORKDIR "):
+                    del e["empty_layer"]
+                    break
+            else:
+                out.append({"created": created, "created_by": "/bin/sh -c #(nop) WORKDIR"})
         return out
 
     def _commit_step(self, st: "_State", empty_ok: bool = False, squash_all: bool = False) -> None:
@@ -678,7 +712,9 @@ class Builder:
                 with contextlib.ExitStack() as stack:
                     mounts += self._volume_shadows(root, cfg, stack)
                     for m in mounts_spec:
-                        mounts.append(m["make"](cleanups))
+                        made = m["make"](cleanups)
+                        if made is not None:  # a secret that was not given: the step runs without it
+                            mounts.append(made)
                     rc = self._run_in(st, argv, run_env, cfg, network, mounts)
             finally:
                 for fn in reversed(cleanups):
@@ -687,7 +723,15 @@ class Builder:
                 raise BuildError(f"{ins.where()}: building at STEP \"RUN {shown}\": "
                                  f"the command exited with status {rc}", exit_code=rc if rc > 0 else 125)
 
-        self._fs_step(st, ins, key, do, f"/bin/sh -c {shown}" if not ins.json else shown)
+        self._fs_step(st, ins, key, do, self._args_prefix(st, cfg) + (f"/bin/sh -c {shown}" if not ins.json else shown))
+
+    @staticmethod
+    def _args_prefix(st, cfg: dict) -> str:
+        """``|N K=V ... `` before a RUN's history entry, as buildah (and Docker) write it: the
+        ARGs in scope that have a value (an ENV of the same name gives it), sorted."""
+        env = _image.env_dict(cfg)
+        pairs = sorted((k, env.get(k, v)) for k, v in st.args.items() if v is not None)
+        return f"|{len(pairs)} " + " ".join(f"{k}={v}" for k, v in pairs) + " " if pairs else ""
 
     def _run_in(self, st, argv, run_env, cfg, network, mounts) -> int:
         return st.container.run(argv, env=[f"{k}={v}" for k, v in run_env.items()], user=cfg.get("User") or None,
@@ -738,8 +782,8 @@ class Builder:
             src = self.o.secrets.get(sid)
             if src is None and required:
                 raise ins.error(f"secret {sid!r} is required but was not given (--secret id={sid},src=PATH)")
-            mode = int(opts.get("mode", "0400"), 8)
-            uid, gid = int(opts.get("uid", "0")), int(opts.get("gid", "0"))
+            mode = _mount_number(ins, typ, opts, "mode", "0400")
+            uid, gid = _mount_number(ins, typ, opts, "uid", "0"), _mount_number(ins, typ, opts, "gid", "0")
 
             def make(cleanups, src=src, target=target, mode=mode, uid=uid, gid=gid):
                 if src is None:
@@ -770,8 +814,8 @@ class Builder:
             d = os.path.join(self.store.graphroot, "build-cache-mounts",
                              hashlib.sha256(cid.encode()).hexdigest()[:32])
             ro = opts.get("ro", opts.get("readonly", "false")).lower() in ("true", "1")
-            mode = int(opts.get("mode", "0755"), 8)
-            uid, gid = int(opts.get("uid", "0")), int(opts.get("gid", "0"))
+            mode = _mount_number(ins, typ, opts, "mode", "0755")
+            uid, gid = _mount_number(ins, typ, opts, "uid", "0"), _mount_number(ins, typ, opts, "gid", "0")
 
             sharing = opts.get("sharing", "shared")
             if sharing not in ("shared", "locked"):
@@ -903,8 +947,11 @@ class Builder:
                             self.epoch, add)
 
             def do(root):
-                opts = _cp.CopyOptions(chown=lookup_chown(root, chown) if chown else None, chmod=chmod,
-                                       extract=add, workdir=cfg.get("WorkingDir") or "/")
+                try:
+                    owner = lookup_chown(root, chown) if chown else None
+                except BuildError as e:
+                    raise ins.error(str(e)) from None
+                opts = _cp.CopyOptions(chown=owner, chmod=chmod, extract=add, workdir=cfg.get("WorkingDir") or "/")
                 try:
                     _cp.copy(root, source, items, dest, opts, several=several)
                 except OSError as e:
@@ -949,7 +996,7 @@ class Builder:
         if o.iidfile:
             from .. import _fs
 
-            _fs.write_atomic(o.iidfile, ("sha256:" + rec["id"]).encode())
+            _fs.write_output(o.iidfile, ("sha256:" + rec["id"]).encode(), what="--iidfile")
         return rec
 
     def _output(self, rec: dict) -> None:
@@ -1103,8 +1150,22 @@ def _export_tar(src: str, dest: str) -> None:
         else:
             from .. import _fs
 
-            with _fs.atomic_file(dest, 0o644) as f:
+            with _fs.output_file(dest, 0o644) as f:
                 shutil.copyfileobj(stream, f, 1 << 20)
+
+
+def _mount_number(ins, typ: str, opts: dict, field: str, default: str) -> int:
+    """``mode`` (octal, at most 07777), ``uid`` or ``gid`` (0 to 2^32-2) of a RUN --mount, or
+    an error naming the mount type and the field."""
+    text = opts.get(field, default)
+    try:
+        n = int(text, 8 if field == "mode" else 10)
+    except ValueError:
+        n = -1
+    if n < 0 or (field == "mode" and n > 0o7777) or n > 0xFFFFFFFE or not text.isdigit():
+        want = "an octal mode up to 07777" if field == "mode" else "a number from 0 to 4294967294"
+        raise ins.error(f"--mount=type={typ},{field}={text}: invalid {field}, want {want}")
+    return n
 
 
 def build(store, o: BuildOptions) -> dict:

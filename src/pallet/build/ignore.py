@@ -55,13 +55,16 @@ def _regex(pattern: str) -> re.Pattern:
             out.append(re.escape(c))
         i += 1
     out.append("$")
-    return re.compile("".join(out))
+    try:
+        return re.compile("".join(out))
+    except re.error as e:  # [z-a], a bad escape: Docker refuses the pattern too
+        raise ValueError(e.msg) from None
 
 
 class IgnoreRules:
-    def __init__(self, lines: list[str]):
+    def __init__(self, lines: list[str], source: str = ".dockerignore"):
         self.patterns: list[tuple[re.Pattern, bool, str]] = []
-        for line in lines:
+        for number, line in enumerate(lines, 1):
             p = line.strip()
             if not p or p.startswith("#"):
                 continue
@@ -73,7 +76,13 @@ class IgnoreRules:
             p = _clean(p)
             if len(p) > 1 and p.startswith("/"):
                 p = p[1:]
-            self.patterns.append((_regex(p), exclusion, p))
+            try:
+                rx = _regex(p)
+            except ValueError as e:
+                from ..errors import BuildError
+
+                raise BuildError(f"{source}:{number}: invalid pattern {line.strip()!r}: {e}") from None
+            self.patterns.append((rx, exclusion, p))
         self.has_exclusions = any(e for _, e, _ in self.patterns)
 
     @classmethod
@@ -87,7 +96,7 @@ class IgnoreRules:
         for c in cands:
             try:
                 with open(c, encoding="utf-8", errors="surrogateescape") as f:
-                    return cls(f.read().splitlines())
+                    return cls(f.read().splitlines(), c)
             except (FileNotFoundError, IsADirectoryError):
                 continue
         return cls([])

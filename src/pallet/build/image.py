@@ -30,6 +30,10 @@ def host_platform() -> tuple[str, str, str]:
     return p.os, p.architecture, p.variant or ""
 
 
+#: the PATH buildah and BuildKit give a FROM scratch stage
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 def empty_config() -> dict:
     os_, arch, variant = host_platform()
     doc = {"architecture": arch, "os": os_, "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
@@ -61,12 +65,17 @@ def timestamp(value: int | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(t))) + frac + "Z"
 
 
-def set_env(cfg: dict, key: str, value: str) -> None:
+def set_env(cfg: dict, key: str, value: str, move_last: bool = False) -> None:
+    """Set ``key`` in the config's Env: in place, as a Dockerfile's ENV does (Docker, buildah),
+    or ``move_last`` as ``buildah config --env`` does (the variable moves to the end)."""
     env = cfg.setdefault("Env", [])
     for i, e in enumerate(env):
         if e.partition("=")[0] == key:
-            env[i] = f"{key}={value}"
-            return
+            if not move_last:
+                env[i] = f"{key}={value}"
+                return
+            del env[i]
+            break
     env.append(f"{key}={value}")
 
 
@@ -110,6 +119,12 @@ def write_image(store, doc: dict, layer_ids: list[str], fmt: str = OCI, names: l
     if fmt not in (OCI, DOCKER):
         raise BuildError(f"unknown image format {fmt!r}: want oci or docker")
     with store.read() as st:
+        gone = [lid for lid in layer_ids if lid not in st.layers]
+        if gone:  # a concurrent `image prune -a` or `rmi` took them: the store's own wording
+            from ..errors import StoreError
+
+            raise StoreError(f"layer {gone[0][:12]} vanished while the image was being stored (removed by a "
+                             "concurrent image prune or rmi?); try again")
         recs = [dict(st.layers[lid]) for lid in layer_ids]
     doc = _copy.deepcopy(doc)
     doc.setdefault("rootfs", {})["type"] = "layers"
@@ -134,3 +149,17 @@ def write_image(store, doc: dict, layer_ids: list[str], fmt: str = OCI, names: l
     qualified = [str(qualify(n)) for n in names]
     return store.add_image(config=config, config_digest=config_digest, manifest=m.raw, manifest_digest=m.digest,
                            media_type=m.media_type, layers=list(layer_ids), names=qualified)
+
+
+def check_stop_signal(text: str, error) -> str:
+    """``text`` if it names a signal as buildah accepts one (a name with or without ``SIG``,
+    any case; a number from 1 to 64; ``RTMIN+n``/``RTMAX-n``), else ``error(message)`` is raised."""
+    from ..errors import PalletError
+    from ..runtime.container import parse_signal
+
+    try:
+        parse_signal(text)
+    except PalletError:
+        raise error(f"invalid stop signal {text!r}: want a signal name (TERM, SIGKILL, RTMIN+3) "
+                    "or a number from 1 to 64") from None
+    return text

@@ -237,6 +237,38 @@ class Builder:
             self.remove()
         return rec
 
+    def commit_to(self, destination: str, ctx=None, **kw) -> dict:
+        """Commit to a transport reference (``docker://...``, ``oci:DIR:TAG``, ``dir:...``,
+        ``docker-archive:...``), as buildah does: the image is made in the store, copied
+        there through the copy engine, and not left in the store unless it already was."""
+        from ..errors import PalletError
+        from ..storage.transport import LocalReference
+        from ..transports import parse_reference
+        from ..transports.base import SystemContext
+        from ..transports.copy import CopyOptions, Progress, copy_image
+
+        try:
+            dest = parse_reference(destination)
+        except PalletError as e:
+            raise BuildError(f"commit: destination {destination!r}: {e}") from None
+        if dest.transport == "local":
+            named = dest.docker_reference()
+            return self.commit([str(named)] if named is not None else [], **kw)
+        with self.store.read() as st:
+            known = set(st.images)
+        rm = kw.pop("rm", False)
+        rec = self.commit([], **kw)
+        ctx = ctx or SystemContext()
+        ctx.storage = self.store.options
+        try:
+            copy_image(LocalReference(None, rec["id"]), dest, ctx, ctx, CopyOptions(progress=Progress(None)))
+        finally:
+            if rec["id"] not in known:  # made only to be copied: as buildah, nothing stays behind
+                self.store.remove_image(rec["id"], force=True)
+        if rm:
+            self.remove()
+        return rec
+
     def remove(self) -> None:
         self.store.remove_container(self.id)
 

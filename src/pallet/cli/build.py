@@ -49,6 +49,8 @@ def _add_pull_flags(p) -> None:
     p.add_argument("--pull-always", action="store_const", const="always", dest="pull")
     p.add_argument("--pull-never", action="store_const", const="never", dest="pull")
     p.add_argument("--authfile", metavar="PATH")
+    p.add_argument("--signature-policy", metavar="PATH", help="trust policy for the images pulled (default: "
+                   "the global --policy, else containers-policy.json's locations)")
     common.add_registry_flags(p)
 
 
@@ -243,9 +245,12 @@ def _builder_group(sub) -> None:
     p.add_argument("--variant", metavar="VARIANT")
     p.set_defaults(func=cmd_config)
 
-    p = _podman(bsub.add_parser("commit", help="make an image of a working container"))
+    p = _podman(bsub.add_parser("commit", help="make an image of a working container (in the store, or at a "
+                                               "transport reference: docker://..., oci:DIR:TAG, dir:...)"))
     p.add_argument("container", metavar="CONTAINER")
-    p.add_argument("image", nargs="?", metavar="IMAGE")
+    p.add_argument("image", nargs="?", metavar="IMAGE|TRANSPORT:REF")
+    p.add_argument("--authfile", metavar="PATH")
+    common.add_registry_flags(p)
     p.add_argument("--format", "-f", default=None, choices=("oci", "docker"))
     p.add_argument("--squash", action="store_true")
     p.add_argument("--rm", action="store_true", help="remove the working container afterwards")
@@ -373,7 +378,7 @@ def cmd_config(args) -> int:
             v = os.environ.get(k, "")
         from ..build.shell import expand
 
-        _image.set_env(cfg, k, expand(v, _image.env_dict(cfg)) if "$" in v else v)
+        _image.set_env(cfg, k, expand(v, _image.env_dict(cfg)) if "$" in v else v, move_last=True)
     if args.shell is not None:
         cfg["Shell"] = _argv(args.shell, ["/bin/sh", "-c"]) if args.shell.strip().startswith("[") else args.shell.split()
     if args.entrypoint is not None:
@@ -417,7 +422,9 @@ def cmd_config(args) -> int:
         else:
             cfg.setdefault("Volumes", {})[v] = {}
     if args.stop_signal is not None:
-        cfg["StopSignal"] = args.stop_signal
+        from ..build.image import check_stop_signal
+
+        cfg["StopSignal"] = check_stop_signal(args.stop_signal, lambda m: UsageError(f"--stop-signal: {m}"))
     if args.healthcheck is not None:
         hc = args.healthcheck.strip()
         if hc.upper() == "NONE":
@@ -464,13 +471,18 @@ def cmd_config(args) -> int:
 def cmd_commit(args) -> int:
     b = _get(args, args.container)
     fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
-    rec = b.commit([args.image] if args.image else [], fmt=fmt, squash=args.squash, timestamp=args.timestamp,
-                   rm=args.rm, annotations=_kv(args.annotation, "--annotation"),
-                   history_comment=b.meta.get("comment"))
-    if args.iidfile:
-        from .._fs import write_atomic
+    from ..storage.ops import _has_transport
 
-        write_atomic(args.iidfile, ("sha256:" + rec["id"]).encode())
+    kw = dict(fmt=fmt, squash=args.squash, timestamp=args.timestamp, rm=args.rm,
+              annotations=_kv(args.annotation, "--annotation"), history_comment=b.meta.get("comment"))
+    if args.image and _has_transport(args.image):
+        rec = b.commit_to(args.image, common.context(args), **kw)
+    else:
+        rec = b.commit([args.image] if args.image else [], **kw)
+    if args.iidfile:
+        from .._fs import write_output
+
+        write_output(args.iidfile, ("sha256:" + rec["id"]).encode(), what="--iidfile")
     print(rec["id"])
     return 0
 

@@ -81,6 +81,10 @@ def context(args: _args.Namespace, prefix: str = ""):
         override_os=getattr(args, "override_os", None), override_arch=getattr(args, "override_arch", None),
         override_variant=getattr(args, "override_variant", None), no_creds=bool(get("no_creds")),
         debug=getattr(args, "debug", False), registries_d=getattr(args, "registries_d", None),
+        # the global --policy, or buildah's --signature-policy on a verb: every copy made with
+        # this context (pull, FROM, builder from, load, copy) is checked against it
+        signature_policy=getattr(args, "signature_policy", None) or getattr(args, "policy", None),
+        insecure_policy=bool(getattr(args, "insecure_policy", False)),
     )
     if getattr(args, "spool_limit", None) is not None:
         from ..transports._files import parse_size

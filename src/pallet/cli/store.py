@@ -238,9 +238,9 @@ def cmd_push(args) -> int:
                           sign_passphrase_file=args.sign_passphrase_file)
     result = ops.push(store, args.image, args.destination, common.context(args), common.context(args), options)
     if args.digestfile:
-        from .._fs import write_atomic
+        from .._fs import write_output
 
-        write_atomic(args.digestfile, result.digest.encode())
+        write_output(args.digestfile, result.digest.encode(), what="--digestfile")
     return 0
 
 

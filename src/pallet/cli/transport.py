@@ -149,8 +149,7 @@ def _read_file(path: str, what: str, limit: int = 16 << 20) -> bytes:
 
 
 def cmd_standalone_sign(args) -> int:
-    from .._fs import write_atomic
-    from ..errors import PalletError
+    from .._fs import write_output
     from ..oci import reference
     from ..oci.manifest import digest_of
     from ..transports import signature
@@ -158,10 +157,7 @@ def cmd_standalone_sign(args) -> int:
     raw = _read_file(args.manifest, "manifest")
     named = reference.parse(args.reference)
     sig = signature.sign(signature.payload(str(named), digest_of(raw)), args.fingerprint, args.passphrase_file)
-    try:
-        write_atomic(args.output, sig)
-    except OSError as e:
-        raise PalletError(f"writing {args.output}: {e.strerror}") from None
+    write_output(args.output, sig, what="--output")
     return 0
 
 
@@ -302,9 +298,9 @@ def cmd_copy(args) -> int:
     dest_ctx.docker_archive_additional_tags = list(args.additional_tag)
     result = copy_image(src, dest, src_ctx, dest_ctx, options)
     if args.digestfile:
-        from .._fs import write_atomic
+        from .._fs import write_output
 
-        write_atomic(args.digestfile, result.digest.encode())
+        write_output(args.digestfile, result.digest.encode(), what="--digestfile")
     return 0
 
 

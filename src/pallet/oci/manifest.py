@@ -20,7 +20,12 @@ from .platform import Platform
 def dumps(obj: object) -> bytes:
     """Serialise like Go's json.Marshal: compact, HTML characters escaped."""
     text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # lone surrogates (argv or files read with surrogateescape, "\\ud800" in
+        # JSON): Go's json.Marshal writes U+FFFD for what is not UTF-8, and so does this
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text).encode()
 
 
 def load_json(raw: bytes, what: str) -> dict:

@@ -440,10 +440,16 @@ def set_time_offsets(offsets):
 
 
 def _write_pid_file(path, pid):
-    path = os.path.abspath(path)
+    from .. import _fs
+
+    path, in_place = _fs.output_target(path)  # symlinks followed; a device or FIFO written in place
     tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.tmp"
     try:
-        with open(tmp, "w") as f:
+        if in_place:
+            with _fs.output_file(path) as f:
+                f.write(str(pid).encode())
+            return
+        with open(tmp, "w") as f:  # no fsync: a pid file does not outlive a reboot
             f.write(str(pid))
         os.rename(tmp, path)
     except OSError as e:

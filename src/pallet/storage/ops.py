@@ -160,7 +160,11 @@ def save(store: "Store", images: list[str], output: str, fmt: str, ctx: "SystemC
             copy_image(LocalReference(None, rec["id"]), parse_reference(f"oci:{output}:{_archive_tag(text, rec) or rec['id']}"),
                        ctx, ctx, options)
         return
-    tmp = tempfile.mkdtemp(prefix=".pallet-save-", dir=os.path.dirname(os.path.abspath(output)) or ".")
+    from .. import _fs
+    from ..transports import _files
+
+    target, stream = _fs.output_target("/dev/stdout" if output == "-" else output)
+    tmp = tempfile.mkdtemp(prefix=".pallet-save-", dir=_files.big_temp_dir() if stream else os.path.dirname(target))
     try:
         layout = os.path.join(tmp, "layout")
         for text, rec in recs:
@@ -183,34 +187,18 @@ def _archive_tag(text: str, rec: dict) -> str | None:
 
 
 def _tar_dir(directory: str, output: str) -> None:
-    """Tar ``directory``'s contents to ``output`` (temp file + rename; /dev/stdout streams)."""
+    """Tar ``directory``'s contents to ``output`` (a file the user named: see ``_fs.output_file``)."""
     import tarfile
 
     from .. import _fs
 
-    stream_out = output in ("/dev/stdout", "-")
-    tmp = output if stream_out else f"{output}.tmp-{os.getpid()}"
-    try:
-        with (open("/dev/stdout", "wb") if stream_out else open(tmp, "wb")) as f:
-            with tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-                for root, dirs, files in os.walk(directory):
-                    dirs.sort()
-                    for name in sorted(dirs) + sorted(files):
-                        full = os.path.join(root, name)
-                        tf.add(full, arcname=os.path.relpath(full, directory), recursive=False)
-            if not stream_out:
-                f.flush()
-                os.fsync(f.fileno())
-        if not stream_out:
-            os.replace(tmp, output)
-            _fs.fsync_dir(os.path.dirname(os.path.abspath(output)))
-    except BaseException:
-        if not stream_out:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        raise
+    with _fs.output_file("/dev/stdout" if output == "-" else output) as f:
+        with tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+            for root, dirs, files in os.walk(directory):
+                dirs.sort()
+                for name in sorted(dirs) + sorted(files):
+                    full = os.path.join(root, name)
+                    tf.add(full, arcname=os.path.relpath(full, directory), recursive=False)
 
 
 def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOptions | None = None) -> list[str]:

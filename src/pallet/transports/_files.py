@@ -98,30 +98,8 @@ def rmtree_quiet(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def is_stream_path(path: str) -> bool:
-    """True for a path that is a character device, FIFO or socket (``/dev/stdin``, ``/dev/stdout``, a pipe)."""
-    import stat
-
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode)
-
-
-def output_target(path: str) -> tuple[str, bool]:
-    """Where an archive destination writes ``path``: (file to replace, False) for an ordinary
-    file -- written to a temp file beside it and renamed over it, through symlinks -- or
-    (path, True) for a stream (``/dev/stdout``, ``/proc/self/fd/N``, a FIFO, a device), which is
-    opened and written in place: never rename anything onto a device path."""
-    p = os.path.abspath(path)
-    special = ("/dev/", "/proc/")
-    if p.startswith(special) or is_stream_path(p):
-        return p, True
-    real = os.path.realpath(p)
-    if real.startswith(special):
-        return p, True
-    return real, False
+from .._fs import is_special as is_stream_path  # noqa: E402,F401
+from .._fs import output_target  # noqa: E402,F401
 
 
 def big_temp_dir() -> str:

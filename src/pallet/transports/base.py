@@ -36,7 +36,7 @@ class SystemContext:
                  "retry_times", "retry_delay", "override_os", "override_arch", "override_variant",
                  "user_agent", "no_creds", "debug", "compress_format", "compress_level",
                  "docker_archive_additional_tags", "oci_shared_blob_dir", "storage", "registries_d",
-                 "spool_limit")
+                 "spool_limit", "signature_policy", "insecure_policy")
 
     def __init__(self, **kw):
         self.tls_verify: bool | None = None  # None: per registries.conf (insecure) / default True
@@ -60,6 +60,10 @@ class SystemContext:
         self.storage = None  # storage options, for the local: transport
         self.registries_d: str | None = None  # where lookaside (signature) locations are configured
         self.spool_limit: int | None = None  # bytes a piped archive may spool (None: config, default)
+        # the trust policy every copy from this side is checked against (containers/image's
+        # SignaturePolicyPath): None for the containers-policy.json locations
+        self.signature_policy: str | None = None
+        self.insecure_policy: bool = False
         for k, v in kw.items():
             setattr(self, k, v)
 

@@ -98,7 +98,10 @@ def copy_image(src_ref: "ImageReference", dest_ref: "ImageReference", src_ctx: "
     options = options or CopyOptions()
     from . import policy
 
-    pending = policy.check(src_ref, options.policy, options.insecure_policy)
+    # the one trust-policy check: every image that comes in (pull, build's FROM and --from,
+    # builder from, load, copy) is copied here, so the path comes from the options or the context
+    pending = policy.check(src_ref, options.policy or getattr(src_ctx, "signature_policy", None),
+                           options.insecure_policy or bool(getattr(src_ctx, "insecure_policy", False)))
     identity = _sign_identity(options, dest_ref)
     with src_ref.new_source(src_ctx) as src:
         raw, media_type = src.get_manifest()

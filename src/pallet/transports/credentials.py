@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 
+from .. import _fs
 from ..errors import ConfigError, PalletError
 
 
@@ -308,6 +309,8 @@ def _write_helper(key: str, ctx=None) -> tuple[str, str | None]:
 def _read_whole(path: str) -> dict:
     from .. import _json as json
 
+    if _fs.is_special(path):  # /dev/null, a FIFO: nothing stored there to keep (nor to wait for)
+        return {}
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -325,7 +328,8 @@ def _read_whole(path: str) -> dict:
 
 
 def _write_whole(path: str, doc: dict) -> None:
-    """Replace ``path`` atomically with mode 0600 (temp + fsync + rename)."""
+    """Replace ``path`` atomically with mode 0600 (temp + fsync + rename); a device, FIFO or
+    socket is written in place (``_fs.output_file``)."""
     from .. import _json as json
 
     parent = os.path.dirname(os.path.abspath(path))
@@ -333,31 +337,8 @@ def _write_whole(path: str, doc: dict) -> None:
         os.makedirs(parent, mode=0o700, exist_ok=True)
     except OSError as e:
         raise PalletError(f"cannot create {parent}: {e.strerror}") from None
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp{os.getpid()}")
     data = (json.dumps(doc, indent="\t") + "\n").encode()
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-        dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise PalletError(f"cannot write {path}: {e.strerror}") from None
+    _fs.write_output(path, data, 0o600, what="auth file")
 
 
 def store(key: str, username: str, password: str, ctx=None) -> str:
@@ -407,6 +388,9 @@ def remove(key: str, ctx=None) -> bool:
 def remove_all(ctx=None) -> str:
     """Forget every credential in the login file (``logout --all``); returns its path."""
     path = write_path(ctx)
+    if _fs.is_special(path):  # --authfile /dev/null: write it empty, never delete a device
+        _write_whole(path, {"auths": {}})
+        return path
     try:
         os.unlink(path)
     except FileNotFoundError:

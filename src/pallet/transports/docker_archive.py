@@ -462,12 +462,8 @@ class _ArchiveWriter:
             tw.close()
 
         with _files.translate_errors(f"writing {self.what}"):
-            if self.stream:
-                with open(self.path, "wb") as out:
-                    write(out)
-            else:
-                with _fs.atomic_file(self.path) as out:
-                    write(out)
+            with _fs.output_file(self.path) as out:
+                write(out)
         self.staging.discard()
 
     def discard(self) -> None:

@@ -126,12 +126,8 @@ class OCIArchiveDestination(ImageDestination):
         self._inner.commit()
         layout = self._inner.root
         with _files.translate_errors(f"writing {self.what}"):
-            if self.stream:
-                with open(self.path, "wb") as out:
-                    write_layout_tar(layout, out)
-            else:
-                with _fs.atomic_file(self.path) as out:
-                    write_layout_tar(layout, out)
+            with _fs.output_file(self.path) as out:
+                write_layout_tar(layout, out)
         self._committed = True
 
     def close(self) -> None:
