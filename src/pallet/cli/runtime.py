@@ -227,11 +227,11 @@ def _error(opts, msg):
 def _dispatch(cmd, o, args):
     root = o.get("root") or "/run/pallet-runtime"
     if o.get("systemd_cgroup"):
-        from ..errors import RuntimeError_
+        from ..errors import OCIRuntimeError
 
         if not os.path.isdir("/run/systemd/system"):
-            raise RuntimeError_("--systemd-cgroup: systemd is not running on this host")
-        raise RuntimeError_("--systemd-cgroup: the systemd cgroup manager is not implemented yet")
+            raise OCIRuntimeError("--systemd-cgroup: systemd is not running on this host")
+        raise OCIRuntimeError("--systemd-cgroup: the systemd cgroup manager is not implemented yet")
     if cmd == "spec":
         return _spec(o, args)
     if cmd == "features":
@@ -286,7 +286,7 @@ def _dispatch(cmd, o, args):
 
 
 def _update_resources(o):
-    from ..errors import RuntimeError_
+    from ..errors import OCIRuntimeError
 
     if o.get("resources"):
         from ..runtime import _json
@@ -295,13 +295,13 @@ def _update_resources(o):
         try:
             raw = sys.stdin.read() if src == "-" else open(src).read()
         except OSError as e:
-            raise RuntimeError_(f"--resources {src}: {e.strerror}") from None
+            raise OCIRuntimeError(f"--resources {src}: {e.strerror}") from None
         try:
             res = _json.loads(raw)
         except ValueError as e:
-            raise RuntimeError_(f"--resources {src}: not JSON: {e}") from None
+            raise OCIRuntimeError(f"--resources {src}: not JSON: {e}") from None
         if not isinstance(res, dict):
-            raise RuntimeError_(f"--resources {src}: must be a JSON object (linux.resources)")
+            raise OCIRuntimeError(f"--resources {src}: must be a JSON object (linux.resources)")
     else:
         res = {}
     for name, (section, key, kind) in _UPDATE_FLAGS.items():
@@ -326,7 +326,7 @@ def _update_resources(o):
 
 
 def _exec(root, o, args):
-    from ..errors import RuntimeError_
+    from ..errors import OCIRuntimeError
     from ..runtime import exec as _exec_mod
     from ..runtime import container
 
@@ -348,7 +348,7 @@ def _exec(root, o, args):
             no_new_privs=o.get("no_new_privs", False), apparmor=o.get("apparmor"),
             process_label=o.get("process_label"))
     if o.get("cgroup"):
-        raise RuntimeError_("exec --cgroup: joining a sub-cgroup is not supported by pallet-runtime")
+        raise OCIRuntimeError("exec --cgroup: joining a sub-cgroup is not supported by pallet-runtime")
     return _exec_mod.exec_(root, cid, proc, detach=o.get("detach", False), pid_file=o.get("pid_file"),
                            console_socket=o.get("console_socket"),
                            preserve_fds=_int(o.get("preserve_fds", "0"), "--preserve-fds"),
@@ -371,7 +371,7 @@ def _events(root, o, cid):
         raise Usage(f"--interval: {iv!r} is not a duration like 5s") from None
     if secs <= 0:
         raise Usage("--interval: must be greater than zero")
-    from ..errors import RuntimeError_
+    from ..errors import OCIRuntimeError
 
     container.stats(root, cid)  # a container that is not there is an error, as with runc
     watch = container.oom_watch(root, cid)  # OOMs are printed as they happen: {"type":"oom","id":ID}
@@ -384,13 +384,13 @@ def _events(root, o, cid):
     try:  # init's exit ends the wait at once (the stream ends with the container)
         pidfd = os.pidfd_open(container.state(root, cid)["pid"])
         poller.register(pidfd, select.POLLIN)
-    except (OSError, KeyError, RuntimeError_):
+    except (OSError, KeyError, OCIRuntimeError):
         pass
     try:
         while True:
             try:
                 ev = container.stats(root, cid)
-            except RuntimeError_:
+            except OCIRuntimeError:
                 return 0  # stopped or deleted: the stream ends
             try:
                 print(dumps(ev), flush=True)
@@ -426,7 +426,7 @@ def _int(text, flag):
 
 
 def _spec(o, args):
-    from ..errors import RuntimeError_
+    from ..errors import OCIRuntimeError
     from ..runtime._json import dumps_pretty
     from ..runtime.spec import default_spec
 
@@ -435,13 +435,13 @@ def _spec(o, args):
     bundle = o.get("bundle") or "."
     path = os.path.join(bundle, "config.json")
     if os.path.exists(path):
-        raise RuntimeError_(f"File {path} exists. Remove it first")
+        raise OCIRuntimeError(f"File {path} exists. Remove it first")
     spec = default_spec(rootless=o.get("rootless", False), uid=os.geteuid(), gid=os.getegid())
     try:
         with open(path, "w") as f:
             f.write(dumps_pretty(spec) + "\n")
     except OSError as e:
-        raise RuntimeError_(f"cannot write {path}: {e.strerror}") from None
+        raise OCIRuntimeError(f"cannot write {path}: {e.strerror}") from None
     return 0
 
 
@@ -488,17 +488,17 @@ def _ps(root, o, args):
     ps_args = args[1:] or ["-ef"]
     out = subprocess.run(["ps", *ps_args], capture_output=True, text=True)
     if out.returncode:
-        from ..errors import RuntimeError_
+        from ..errors import OCIRuntimeError
 
-        raise RuntimeError_(f"ps {' '.join(ps_args)}: {out.stderr.strip()}")
+        raise OCIRuntimeError(f"ps {' '.join(ps_args)}: {out.stderr.strip()}")
     lines = out.stdout.splitlines()
     if not lines:
         return 0
     header = lines[0].split()
     if "PID" not in header:
-        from ..errors import RuntimeError_
+        from ..errors import OCIRuntimeError
 
-        raise RuntimeError_("ps: no PID column in the output")
+        raise OCIRuntimeError("ps: no PID column in the output")
     col = header.index("PID")
     print(lines[0])
     wanted = set(pids)

@@ -20,7 +20,7 @@ Process model (no daemon, like runc):
 
 import os
 
-from ..errors import InvalidDocument, RuntimeError_
+from ..errors import InvalidDocument, OCIRuntimeError
 from . import state as _state
 
 SIGNALS = {
@@ -52,7 +52,7 @@ def parse_signal(text):
                 n = base + (int(rest[1:]) if rest[0] == "+" else -int(rest[1:]))
                 if 34 <= n <= 64:
                     return n
-    raise RuntimeError_(f"unknown signal {text!r}")
+    raise OCIRuntimeError(f"unknown signal {text!r}")
 
 
 def _now():
@@ -101,10 +101,10 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
         raise InvalidDocument(f"config.json: root.path: {rootfs} is not a directory")
     proc = config.get("process") or {}
     if proc.get("terminal") and not (console_socket or console_fd is not None):
-        raise RuntimeError_("process.terminal is true: --console-socket is required "
+        raise OCIRuntimeError("process.terminal is true: --console-socket is required "
                             "(or set terminal to false in config.json)")
     if console_socket and not proc.get("terminal"):
-        raise RuntimeError_("--console-socket is only valid when process.terminal is true")
+        raise OCIRuntimeError("--console-socket is only valid when process.terminal is true")
     nss = {}
     for ns in (config.get("linux") or {}).get("namespaces") or ():
         nss[ns["type"]] = ns.get("path")
@@ -203,7 +203,7 @@ def _connect(path):
         s.connect(path)
     except OSError as e:
         s.close()
-        raise RuntimeError_(f"--console-socket {path}: {e.strerror}") from None
+        raise OCIRuntimeError(f"--console-socket {path}: {e.strerror}") from None
     return s.detach()
 
 
@@ -293,9 +293,9 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
         while True:
             msg = chan.recv()
             if msg is None:
-                raise RuntimeError_("container init died while being created")
+                raise OCIRuntimeError("container init died while being created")
             if msg.startswith("error "):
-                raise RuntimeError_(msg[6:])
+                raise OCIRuntimeError(msg[6:])
             if msg == "hooks":
                 hooks = config.get("hooks") or {}
                 try:
@@ -305,14 +305,14 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
                         sb = _state_bytes(st, c.id, "created")  # what runc passes (and runtime-tools checks)
                         run_hooks(config, "prestart", sb)
                         run_hooks(config, "createRuntime", sb)
-                except RuntimeError_:
+                except OCIRuntimeError:
                     chan.send("fail")
                     raise
                 chan.send("ok " + _state_bytes(st, c.id, "created").decode())
             elif msg == "ready":
                 break
             else:
-                raise RuntimeError_(f"container init sent {msg!r}")
+                raise OCIRuntimeError(f"container init sent {msg!r}")
         c.write(st)
         if pid_file:
             _write_pid_file(pid_file, pid)
@@ -333,7 +333,7 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
                     pass
             try:
                 cg.remove()
-            except RuntimeError_:
+            except OCIRuntimeError:
                 pass
         raise
     finally:
@@ -395,9 +395,9 @@ def _fork_via_userns(config, nss, join, ctx, chan):
         while True:
             msg = chan.recv()
             if msg is None:
-                raise RuntimeError_("container init died while its user namespace was set up")
+                raise OCIRuntimeError("container init died while its user namespace was set up")
             if msg.startswith("error "):
-                raise RuntimeError_(msg[6:])
+                raise OCIRuntimeError(msg[6:])
             if msg == "maps":
                 for kind in ("uid", "gid"):
                     lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n"
@@ -406,7 +406,7 @@ def _fork_via_userns(config, nss, join, ctx, chan):
                         with open(f"/proc/{mid}/{kind}_map", "w") as f:
                             f.write(lines)
                     except OSError as e:
-                        raise RuntimeError_(f"linux.{kind}Mappings: cannot write {kind}_map: {e.strerror}") \
+                        raise OCIRuntimeError(f"linux.{kind}Mappings: cannot write {kind}_map: {e.strerror}") \
                             from None
                 chan.send("ok")
             elif msg.startswith("pid "):
@@ -436,7 +436,7 @@ def set_time_offsets(offsets):
         finally:
             os.close(fd)
     except OSError as e:
-        raise RuntimeError_(f"linux.timeOffsets: the kernel refused {lines.strip()!r}: {e.strerror}") from None
+        raise OCIRuntimeError(f"linux.timeOffsets: the kernel refused {lines.strip()!r}: {e.strerror}") from None
 
 
 def _write_pid_file(path, pid):
@@ -447,7 +447,7 @@ def _write_pid_file(path, pid):
             f.write(str(pid))
         os.rename(tmp, path)
     except OSError as e:
-        raise RuntimeError_(f"--pid-file {path}: {e.strerror}") from None
+        raise OCIRuntimeError(f"--pid-file {path}: {e.strerror}") from None
 
 
 # ---------------------------------------------------------------- start
@@ -460,13 +460,13 @@ def start(root, cid):
 def _start(c):
     status = c.status()
     if status != "created":
-        raise RuntimeError_(f"cannot start container {c.id!r}: it is {status}, not created")
+        raise OCIRuntimeError(f"cannot start container {c.id!r}: it is {status}, not created")
     if not c.state["config"].get("process"):
         try:  # nothing to run: the waiting init goes, the container is stopped
             os.kill(c.state["pid"], 9)
         except OSError:
             pass
-        raise RuntimeError_(f"cannot start container {c.id!r}: config.json has no process")
+        raise OCIRuntimeError(f"cannot start container {c.id!r}: config.json has no process")
     import select
 
     fd = c.open_fifo(os.O_RDONLY | os.O_NONBLOCK)
@@ -476,9 +476,9 @@ def _start(c):
         pid, start_time = c.state["pid"], c.state.get("pid_start")
         while not p.poll(100):
             if not _state.process_alive(pid, start_time):
-                raise RuntimeError_(f"container {c.id!r} died before it was started")
+                raise OCIRuntimeError(f"container {c.id!r} died before it was started")
         if not os.read(fd, 1):
-            raise RuntimeError_(f"container {c.id!r} died before it was started")
+            raise OCIRuntimeError(f"container {c.id!r} died before it was started")
     finally:
         os.close(fd)
         c.unlink(_state.FIFO)
@@ -495,7 +495,7 @@ def _warn_hooks(c, kind, status):
     for i, hook in enumerate((c.state["config"].get("hooks") or {}).get(kind) or ()):
         try:
             run_hook(hook, sb, f"{kind}[{i}]")
-        except RuntimeError_ as e:
+        except OCIRuntimeError as e:
             os.write(2, f"pallet-runtime: warning: {e}\n".encode())
 
 
@@ -536,7 +536,7 @@ def run(root, cid, bundle, detach=False, keep=False, **kw):
         try:
             with _state.open_container(root, cid) as c2:
                 _destroy(c2)
-        except RuntimeError_:
+        except OCIRuntimeError:
             pass
     return code
 
@@ -596,7 +596,7 @@ def kill(root, cid, sig, all_=False):
     with _state.open_container(root, cid) as c:
         status = c.status()
         if status not in ("created", "running", "paused"):
-            raise RuntimeError_(f"container {cid!r} is not running")
+            raise OCIRuntimeError(f"container {cid!r} is not running")
         pids = container_pids(c) if all_ else [c.state["pid"]]
         for p in pids:
             try:
@@ -604,7 +604,7 @@ def kill(root, cid, sig, all_=False):
             except ProcessLookupError:
                 pass
             except OSError as e:
-                raise RuntimeError_(f"kill {p}: {e.strerror}") from None
+                raise OCIRuntimeError(f"kill {p}: {e.strerror}") from None
 
 
 def delete(root, cid, force=False):
@@ -623,7 +623,7 @@ def delete(root, cid, force=False):
             return
         status = c.status()
         if status in ("created", "running", "paused") and not force:  # the spec: only a stopped one
-            raise RuntimeError_(f"cannot delete container {cid!r} that is {status}: stop it or use --force")
+            raise OCIRuntimeError(f"cannot delete container {cid!r} that is {status}: stop it or use --force")
         _destroy(c)
 
 
@@ -643,7 +643,7 @@ def _remove_cgroups_of(c):
         if mgr.frozen():
             mgr.thaw()
         mgr.remove()
-    except RuntimeError_ as e:
+    except OCIRuntimeError as e:
         os.write(2, f"pallet-runtime: warning: {e}\n".encode())
 
 
@@ -663,7 +663,7 @@ def _destroy(c):
             try:
                 if mgr.frozen():  # a paused container dies only once thawed
                     mgr.thaw()
-            except RuntimeError_:
+            except OCIRuntimeError:
                 pass
         deadline = time.monotonic() + 10
         for p in pids:
@@ -678,7 +678,7 @@ def _destroy(c):
         if mgr is not None:
             try:
                 mgr.remove()
-            except RuntimeError_ as e:
+            except OCIRuntimeError as e:
                 os.write(2, f"pallet-runtime: warning: {e}\n".encode())
     _umount_host_mounts(c)
     c.remove()
@@ -697,7 +697,7 @@ def list_containers(root):
         try:
             with _state.open_container(root, cid, lock=False) as c:
                 out.append(c.oci_state())
-        except RuntimeError_ as e:
+        except OCIRuntimeError as e:
             out.append({"id": cid, "status": "unknown", "pid": 0, "bundle": "", "rootfs": "",
                         "created": "", "owner": "", "error": str(e)})
     return out
@@ -715,7 +715,7 @@ def ps(root, cid):
 def _cgroup_of(c, what):
     mgr = cgroup_manager(c)
     if mgr is None:
-        raise RuntimeError_(f"{what}: container {c.id!r} has no cgroups")
+        raise OCIRuntimeError(f"{what}: container {c.id!r} has no cgroups")
     return mgr
 
 
@@ -723,7 +723,7 @@ def pause(root, cid):
     with _state.open_container(root, cid) as c:
         status = c.status()
         if status != "running":
-            raise RuntimeError_(f"cannot pause container {cid!r}: it is {status}, not running")
+            raise OCIRuntimeError(f"cannot pause container {cid!r}: it is {status}, not running")
         _cgroup_of(c, "pause").freeze()
 
 
@@ -731,7 +731,7 @@ def resume(root, cid):
     with _state.open_container(root, cid) as c:
         status = c.status()
         if status != "paused":
-            raise RuntimeError_(f"cannot resume container {cid!r}: it is {status}, not paused")
+            raise OCIRuntimeError(f"cannot resume container {cid!r}: it is {status}, not paused")
         _cgroup_of(c, "resume").thaw()
 
 
@@ -744,7 +744,7 @@ def update(root, cid, resources):
     with _state.open_container(root, cid) as c:
         status = c.status()
         if status not in ("created", "running", "paused"):
-            raise RuntimeError_(f"cannot update container {cid!r}: it is {status}")
+            raise OCIRuntimeError(f"cannot update container {cid!r}: it is {status}")
         mgr = _cgroup_of(c, "update")
         mgr.update(resources)
         st = dict(c.state)
@@ -761,7 +761,7 @@ def stats(root, cid):
     with _state.open_container(root, cid, lock=False) as c:
         status = c.status()
         if status == "stopped":
-            raise RuntimeError_(f"container {cid!r} is stopped")
+            raise OCIRuntimeError(f"container {cid!r} is stopped")
         return {"type": "stats", "id": cid, "data": _cgroup_of(c, "events").stats()}
 
 

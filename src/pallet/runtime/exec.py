@@ -11,7 +11,7 @@ returns the process's exit status (128+signal when killed), forwarding signals.
 
 import os
 
-from ..errors import RuntimeError_
+from ..errors import OCIRuntimeError
 from . import state as _state
 
 _PROC_NS = {"network": "net", "mount": "mnt"}
@@ -38,12 +38,12 @@ def process_from_args(config_proc, args, tty=False, cwd=None, env=(), user=None,
         try:
             p["user"] = {"uid": int(u), "gid": int(g) if g else 0}
         except ValueError:
-            raise RuntimeError_(f"--user {user!r}: give UID[:GID] as numbers") from None
+            raise OCIRuntimeError(f"--user {user!r}: give UID[:GID] as numbers") from None
     if additional_gids:
         try:
             p["user"]["additionalGids"] = [int(g) for g in additional_gids]
         except ValueError:
-            raise RuntimeError_("--additional-gids: give numbers") from None
+            raise OCIRuntimeError("--additional-gids: give numbers") from None
     if caps:
         c = p.setdefault("capabilities", {})
         for s in ("bounding", "effective", "permitted", "ambient", "inheritable"):
@@ -68,9 +68,9 @@ def load_process(path):
         with open(path, "rb") as f:
             p = _json.loads(f.read())
     except OSError as e:
-        raise RuntimeError_(f"--process {path}: {e.strerror}") from None
+        raise OCIRuntimeError(f"--process {path}: {e.strerror}") from None
     except ValueError as e:
-        raise RuntimeError_(f"--process {path}: not JSON: {e}") from None
+        raise OCIRuntimeError(f"--process {path}: not JSON: {e}") from None
     return p
 
 
@@ -88,17 +88,17 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
         check_strings(proc)
         _validate_process(proc)
     except InvalidDocument as e:
-        raise RuntimeError_(str(e).replace("config.json: ", "exec: ", 1)) from None
+        raise OCIRuntimeError(str(e).replace("config.json: ", "exec: ", 1)) from None
     if proc.get("terminal") and not console_socket:
-        raise RuntimeError_("exec --tty: --console-socket is required (pallet-runtime does not relay a terminal)")
+        raise OCIRuntimeError("exec --tty: --console-socket is required (pallet-runtime does not relay a terminal)")
     if console_socket and not proc.get("terminal"):
-        raise RuntimeError_("--console-socket is only valid with --tty (process.terminal)")
+        raise OCIRuntimeError("--console-socket is only valid with --tty (process.terminal)")
     with _state.open_container(root, cid, lock=False) as c:
         status = c.status()
         if status == "paused" and not ignore_paused:
-            raise RuntimeError_(f"cannot exec in container {cid!r}: it is paused (resume it first)")
+            raise OCIRuntimeError(f"cannot exec in container {cid!r}: it is paused (resume it first)")
         if status not in ("running", "created", "paused"):
-            raise RuntimeError_(f"cannot exec in container {cid!r}: it is {status}")
+            raise OCIRuntimeError(f"cannot exec in container {cid!r}: it is {status}")
         st = c.state
     config = st["config"]
     lx = config.get("linux") or {}
@@ -113,7 +113,7 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
     except OSError as e:
         for fd in fds.values():
             os.close(fd)
-        raise RuntimeError_(f"exec: cannot open the namespaces of container {cid!r}: {e.strerror}") from None
+        raise OCIRuntimeError(f"exec: cannot open the namespaces of container {cid!r}: {e.strerror}") from None
     mgr = cgroup_manager(c)
     console_fd = _connect(console_socket) if console_socket else None
     seccomp = lx.get("seccomp")
@@ -150,7 +150,7 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
             msg += chunk
         if msg:
             os.waitpid(pid, 0)
-            raise RuntimeError_(msg.decode(errors="replace").strip())
+            raise OCIRuntimeError(msg.decode(errors="replace").strip())
     finally:
         os.close(r)
         if w is not None:
@@ -247,7 +247,7 @@ def _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx):
     except BaseException as e:
         from .init import SetupError
 
-        msg = str(e) if isinstance(e, (SetupError, RuntimeError_)) else \
+        msg = str(e) if isinstance(e, (SetupError, OCIRuntimeError)) else \
             f"{step}: {getattr(e, 'strerror', None) or e}"
         try:
             os.write(w, f"exec: {msg}".encode())

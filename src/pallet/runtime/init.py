@@ -362,7 +362,7 @@ def _joined_cgroups(ctx, upto="cg"):
         if msg == "cg":
             try:
                 ctx["cgroups"].join_self(ctx.get("cg_placed", False))
-            except Exception as e:  # RuntimeError_, naming the controller
+            except Exception as e:  # OCIRuntimeError, naming the controller
                 raise SetupError(str(e)) from None
 
 

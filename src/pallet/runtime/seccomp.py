@@ -12,7 +12,7 @@ refuses them). What libseccomp 2.5 cannot do is refused: the notify action and
 ``listenerPath`` (a seccomp agent), ``SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV``.
 """
 
-from ..errors import InvalidDocument, RuntimeError_
+from ..errors import InvalidDocument, OCIRuntimeError
 
 ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO",
            "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
@@ -112,9 +112,9 @@ def _lib():
     try:
         import pyseccomp
     except ImportError:
-        raise RuntimeError_("linux.seccomp: the pyseccomp package is missing (pip install pyseccomp)") from None
+        raise OCIRuntimeError("linux.seccomp: the pyseccomp package is missing (pip install pyseccomp)") from None
     except OSError as e:
-        raise RuntimeError_(f"linux.seccomp: cannot load libseccomp ({e}): apt-get install libseccomp2") from None
+        raise OCIRuntimeError(f"linux.seccomp: cannot load libseccomp ({e}): apt-get install libseccomp2") from None
     finally:
         if fake is not None:
             del sys.modules["ctypes.util"]
@@ -143,12 +143,12 @@ def build(s):
                 filt.add_arch(getattr(lib.Arch, ARCHES[a]))
             except OSError as e:
                 if e.errno != 17:  # EEXIST: the native one
-                    raise RuntimeError_(f"linux.seccomp.architectures: {a}: {e.strerror}") from None
+                    raise OCIRuntimeError(f"linux.seccomp.architectures: {a}: {e.strerror}") from None
         for fl in s.get("flags") or ():
             filt.set_attr(getattr(lib.Attr, FLAGS[fl]), 1)
         filt.set_attr(lib.Attr.CTL_NNP, 0)  # no_new_privs is the spec's to decide, set by init
     except OSError as e:
-        raise RuntimeError_(f"linux.seccomp: {e.strerror}") from None
+        raise OCIRuntimeError(f"linux.seccomp: {e.strerror}") from None
     for i, r in enumerate(s.get("syscalls") or ()):
         act = _action(lib, r["action"], r.get("errnoRet"))
         if act == default:
@@ -170,7 +170,7 @@ def build(s):
                 try:
                     filt.add_rule(act, nr, *g)
                 except OSError as e:
-                    raise RuntimeError_(f"linux.seccomp.syscalls[{i}] ({name}): {e.strerror}") from None
+                    raise OCIRuntimeError(f"linux.seccomp.syscalls[{i}] ({name}): {e.strerror}") from None
     return filt
 
 
@@ -179,4 +179,4 @@ def load(filt, s, nnp):
         filt.load()
     except OSError as e:
         hint = "" if nnp else " (without noNewPrivileges loading a filter needs CAP_SYS_ADMIN)"
-        raise RuntimeError_(f"linux.seccomp: loading the filter: {e.strerror}{hint}") from None
+        raise OCIRuntimeError(f"linux.seccomp: loading the filter: {e.strerror}{hint}") from None

@@ -24,7 +24,7 @@ not written (this host has no systemd).
 
 import os
 
-from ...errors import RuntimeError_
+from ...errors import OCIRuntimeError
 
 ROOT = "/sys/fs/cgroup"
 
@@ -117,7 +117,7 @@ def resolve(cgroups_path, cid, own_path):
 def check_path(cgroups_path):
     """Refuse what cannot be a cgroupfs path (runc's systemd ``slice:prefix:name`` form)."""
     if cgroups_path and ":" in cgroups_path and not cgroups_path.startswith("/"):
-        raise RuntimeError_(f"linux.cgroupsPath: {cgroups_path!r} is a systemd slice:prefix:name path; "
+        raise OCIRuntimeError(f"linux.cgroupsPath: {cgroups_path!r} is a systemd slice:prefix:name path; "
                             "it needs --systemd-cgroup, and systemd is not running on this host")
 
 
@@ -159,8 +159,8 @@ def manager(linux, cid, systemd=False):
     """The manager for a new container (nothing is created until ``apply``)."""
     if systemd:
         if not os.path.isdir("/run/systemd/system"):
-            raise RuntimeError_("--systemd-cgroup: systemd is not running on this host")
-        raise RuntimeError_("--systemd-cgroup: the systemd cgroup manager is not implemented; "
+            raise OCIRuntimeError("--systemd-cgroup: systemd is not running on this host")
+        raise OCIRuntimeError("--systemd-cgroup: the systemd cgroup manager is not implemented; "
                             "run without --systemd-cgroup (cgroupfs)")
     cp = linux.get("cgroupsPath")
     check_path(cp)
@@ -274,14 +274,14 @@ def write(path, value, field):
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise RuntimeError_(f"{field}: {os.path.basename(path)} does not exist on this host "
+        raise OCIRuntimeError(f"{field}: {os.path.basename(path)} does not exist on this host "
                             f"(controller or kernel feature missing)") from None
     except OSError as e:
-        raise RuntimeError_(f"{field}: cannot open {path}: {e.strerror}") from None
+        raise OCIRuntimeError(f"{field}: cannot open {path}: {e.strerror}") from None
     try:
         os.write(fd, str(value).encode())
     except OSError as e:
-        raise RuntimeError_(f"{field}: cannot write {value!r} to {path}: {e.strerror}") from None
+        raise OCIRuntimeError(f"{field}: cannot write {value!r} to {path}: {e.strerror}") from None
     finally:
         os.close(fd)
 
@@ -302,7 +302,7 @@ def make_dirs(path):
             pass
         except OSError as e:
             remove_dirs(made)
-            raise RuntimeError_(f"cgroups: cannot create {d}: {e.strerror}") from None
+            raise OCIRuntimeError(f"cgroups: cannot create {d}: {e.strerror}") from None
     return made
 
 
@@ -320,7 +320,7 @@ def remove_dirs(dirs, leaf=None):
                 break
             except OSError as e:
                 if e.errno != 16 or time.monotonic() > deadline:  # EBUSY: tasks still leaving
-                    raise RuntimeError_(f"cgroups: cannot remove {leaf}: {e.strerror}") from None
+                    raise OCIRuntimeError(f"cgroups: cannot remove {leaf}: {e.strerror}") from None
                 time.sleep(0.005)
     for d in sorted(dirs or (), key=len, reverse=True):
         if d == leaf:
@@ -346,7 +346,7 @@ def parse_size(text, flag):
     try:
         v = float(t)
     except ValueError:
-        raise RuntimeError_(f"{flag}: invalid size {text!r}") from None
+        raise OCIRuntimeError(f"{flag}: invalid size {text!r}") from None
     return int(v * mult)
 
 

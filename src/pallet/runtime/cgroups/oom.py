@@ -10,7 +10,7 @@ happened since the last call (0 for a wake-up that was not one).
 
 import os
 
-from ...errors import RuntimeError_
+from ...errors import OCIRuntimeError
 
 
 class _V1:
@@ -23,7 +23,7 @@ class _V1:
                 f.write(f"{self.efd} {self.ctl}")
         except OSError as e:
             os.close(self.efd)
-            raise RuntimeError_(f"events: cannot watch {mem_dir}/memory.oom_control: {e.strerror}") from None
+            raise OCIRuntimeError(f"events: cannot watch {mem_dir}/memory.oom_control: {e.strerror}") from None
 
     def fileno(self):
         return self.efd
@@ -58,7 +58,7 @@ class _V2:
             e = ctypes.get_errno()
             if self.fd >= 0:
                 os.close(self.fd)
-            raise RuntimeError_(f"events: cannot watch {self.file}: {os.strerror(e)}")
+            raise OCIRuntimeError(f"events: cannot watch {self.file}: {os.strerror(e)}")
         self.last = self._count()
 
     def _count(self):
