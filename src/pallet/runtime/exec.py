@@ -78,15 +78,16 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
     """Run ``proc`` (a runtime-spec process object) in the container; returns the exit code (0 detached)."""
     from . import _sys
     from .cgroups import fork_in
-    from .spec import CLONE_FLAGS, _t, _validate_process, check_strings
+    from .fields import check_strings, check_type
+    from .spec import CLONE_FLAGS, validate_process
     from .container import _connect, _write_pid_file, cgroup_manager
 
     from ..errors import InvalidDocument
 
     try:
-        _t(proc, dict, "process", True)
+        check_type(proc, dict, "process", True)
         check_strings(proc)
-        _validate_process(proc)
+        validate_process(proc)
     except InvalidDocument as e:
         raise OCIRuntimeError(str(e).replace("config.json: ", "exec: ", 1)) from None
     if proc.get("terminal") and not console_socket:

@@ -13,6 +13,7 @@ refuses them). What libseccomp 2.5 cannot do is refused: the notify action and
 """
 
 from ..errors import InvalidDocument, OCIRuntimeError
+from .fields import json_type
 
 ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO",
            "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
@@ -40,15 +41,13 @@ def _bad(field, problem):
 
 def check(s):
     """Refuse a ``linux.seccomp`` that breaks the spec or asks for what we cannot do."""
-    from .spec import _jtype
-
     def typ(v, t, field, what):
         if v is not None and (not isinstance(v, t) or (t is int and isinstance(v, bool))):
-            _bad(field, f"must be {what}, not {_jtype(v)}")
+            _bad(field, f"must be {what}, not {json_type(v)}")
         return v
 
     if not isinstance(s, dict):
-        _bad("", f"must be an object, not {_jtype(s)}")
+        _bad("", f"must be an object, not {json_type(s)}")
     da = typ(s.get("defaultAction"), str, ".defaultAction", "a string")
     if da is None:
         _bad(".defaultAction", "is required")
