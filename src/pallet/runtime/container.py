@@ -211,7 +211,8 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
             preserve_fds, foreground, cg):
     from . import _sys
     from . import cgroups as _cgroups
-    from .init import Chan
+    from . import init
+    from .sync import Channel
     from .spec import CLONE_FLAGS
 
     os.mkfifo(_state.FIFO, 0o622, dir_fd=c.fd)
@@ -224,11 +225,11 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
         "join": [(t, fd) for t, fd in join if t not in ("user", "pid", "time")],
         "new": [t for t, p in nss.items() if not p], "all_ns": nss,
         "no_pivot": no_pivot, "no_new_keyring": no_new_keyring, "preserve_fds": preserve_fds,
-        "fifo_fd": fifo_fd, "console_fd": console_fd, "chan": Chan(cr, cw), "cgroups": cg,
+        "fifo_fd": fifo_fd, "console_fd": console_fd, "chan": Channel(cr, cw), "cgroups": cg,
         # held by the runtime only: the state lock must not live on in the container
         "close": [c.fd, pr, pw],
     }
-    chan = Chan(pr, pw)
+    chan = Channel(pr, pw)
     pid = None
     userns = "user" in nss
     cg_applied = False
@@ -261,9 +262,7 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
                 if pid == 0:
                     ctx["close"] += [fd for _, fd in saved or ()]
                     ctx["cg_placed"] = placed
-                    from .init import main
-
-                    main(ctx)
+                    init.main(ctx)
             finally:
                 for t, fd in saved or ():
                     _sys.setns(fd, CLONE_FLAGS[t])
@@ -381,7 +380,7 @@ def _fork_via_userns(config, nss, join, ctx, chan):
                             _sys.prctl(_sys.PR_SET_DUMPABLE, dumpable)
             pid = os.fork()
             if pid == 0:
-                from .init import main
+                from .init import main  # loaded by _create before the fork
 
                 main(ctx)
             ctx["chan"].send(f"pid {pid}")

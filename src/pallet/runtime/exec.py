@@ -182,7 +182,7 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
 def _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx):
     """In the forked child: join, set up, exec (never returns)."""
     from . import _sys
-    from .init import _fds, _home, _lookup, _set_user_and_caps
+    from .process import find_program, inherit_fds, process_env, set_user_and_caps
     from .spec import CLONE_FLAGS
 
     step = "cgroups"
@@ -221,32 +221,27 @@ def _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx):
             for i, rl in enumerate(proc["rlimits"]):
                 step = f"process.rlimits[{i}] ({rl['type']})"
                 resource.setrlimit(getattr(resource, rl["type"]), (rl["soft"], rl["hard"]))
-        env = {}
-        for e in proc.get("env") or ():
-            k, _, v = e.partition("=")
-            env[k] = v
+        env = process_env(proc)
         user = proc["user"]
-        if "HOME" not in env:
-            env["HOME"] = _home(user["uid"])
         step = "process.args"
-        path = _lookup(proc["args"][0], env.get("PATH"), proc["cwd"])
+        path = find_program(proc["args"][0], env.get("PATH"), proc["cwd"])
         nnp = bool(proc.get("noNewPrivileges"))
         if seccomp and not nnp:  # without no_new_privs only CAP_SYS_ADMIN may load it: before caps go
             step = "linux.seccomp"
             _seccomp.load(filt, seccomp, nnp)
         step = "process.user"
-        _set_user_and_caps(proc, user["uid"], user["gid"], "user" in fds)
+        set_user_and_caps(proc, user["uid"], user["gid"], "user" in fds)
         if proc.get("noNewPrivileges"):
             _sys.prctl(_sys.PR_SET_NO_NEW_PRIVS, 1)
         os.umask(user.get("umask", 0o022))
-        _fds(preserve_fds)
+        inherit_fds(preserve_fds)
         if seccomp and nnp:
             step = "linux.seccomp"
             _seccomp.load(filt, seccomp, nnp)
         step = "exec"
         os.execve(path, proc["args"], env)
     except BaseException as e:
-        from .init import SetupError
+        from .sync import SetupError
 
         msg = str(e) if isinstance(e, (SetupError, OCIRuntimeError)) else \
             f"{step}: {getattr(e, 'strerror', None) or e}"
@@ -257,7 +252,7 @@ def _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx):
 
 
 def _console(console_fd, proc):
-    from .init import hand_over_console, open_console
+    from .process import hand_over_console, open_console
 
     # /dev/ptmx of the container's devpts: its mount namespace is joined by now
     master, slave, _name = open_console(proc)
