@@ -80,7 +80,7 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
     from .cgroups import fork_in
     from .fields import check_strings, check_type
     from .spec import CLONE_FLAGS, validate_process
-    from .container import _connect, _write_pid_file, cgroup_manager
+    from .container import cgroup_manager, connect_console_socket, forward_signals, wait_for_exit, write_pid_file
 
     from ..errors import InvalidDocument
 
@@ -116,7 +116,7 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
             os.close(fd)
         raise OCIRuntimeError(f"exec: cannot open the namespaces of container {cid!r}: {e.strerror}") from None
     mgr = cgroup_manager(c)
-    console_fd = _connect(console_socket) if console_socket else None
+    console_fd = connect_console_socket(console_socket) if console_socket else None
     seccomp = lx.get("seccomp")
     if seccomp:
         from . import seccomp as _seccomp
@@ -161,22 +161,11 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
         if console_fd is not None:
             os.close(console_fd)
     if pid_file:
-        _write_pid_file(pid_file, pid)
+        write_pid_file(pid_file, pid)
     if detach:
         return 0
-    import _signal
-
-    def forward(sig, _frame):
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            pass
-
-    for s in (1, 2, 3, 10, 12, 15, 28):
-        _signal.signal(s, forward)
-    from .container import _wait_for
-
-    return _wait_for(pid)
+    forward_signals(pid)
+    return wait_for_exit(pid)
 
 
 def _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx):
