@@ -28,12 +28,12 @@ def check_type(value, typ, field, required=False):
     return value
 
 
-def json_type(v):
-    if isinstance(v, bool):
+def json_type(value):
+    if isinstance(value, bool):
         return "a boolean"
-    if isinstance(v, (int, float)):
+    if isinstance(value, (int, float)):
         return "a number"
-    return {str: "a string", list: "an array", dict: "an object"}.get(type(v), "null")
+    return {str: "a string", list: "an array", dict: "an object"}.get(type(value), "null")
 
 
 def check_strlist(value, field, required=False):
@@ -67,11 +67,11 @@ def field_name(path):
     return out or "(document)"
 
 
-def check_strings(c):
+def check_strings(document):
     """Every string of the document (keys too) is one the kernel can take: no NUL byte
     (args, env, paths, options, hostname... all end up as C strings). Also bounds the
     nesting. Iterative: a hostile document cannot blow the stack here."""
-    stack = [(c, ())]
+    stack = [(document, ())]
     while stack:
         obj, path = stack.pop()
         if len(path) > MAX_DEPTH:

@@ -40,11 +40,11 @@ def set_limits(ctx, proc):
                 raise SetupError(f"{ctx['step']}: {e}") from None
 
 
-def load_seccomp(filt, seccomp, nnp):
+def load_seccomp(seccomp_filter, seccomp, no_new_privs):
     from . import seccomp as _seccomp
 
     try:
-        _seccomp.load(filt, seccomp, nnp)
+        _seccomp.load(seccomp_filter, seccomp, no_new_privs)
     except Exception as e:
         raise SetupError(str(e)) from None
 

@@ -20,14 +20,14 @@ from .sync import SetupError, wait_for_cgroups
 
 # ---------------------------------------------------------------- the steps init runs
 
-def mount_all(ctx, c, lx, hooks):
+def mount_all(ctx, config, linux, hooks):
     """Make the rootfs a mount of its own (with a mount namespace), open it (``ctx["rootfd"]``)
     and make the config's mounts in order. Returns the mounts to make read-only after the
     root has changed: ``[(path below the new /, flags)]``."""
     rootfs = ctx["rootfs"]
     ctx["step"] = "rootfs"
     late_ro = []
-    prop = lx.get("rootfsPropagation")
+    prop = linux.get("rootfsPropagation")
     if "mount" in ctx["all_ns"]:
         # propagation: nothing we mount may leak to the host
         # (unbindable would forbid binding the rootfs itself: that one is applied after pivot_root)
@@ -38,21 +38,21 @@ def mount_all(ctx, c, lx, hooks):
     # else: the host's mount namespace, as runc: the mounts below are made under the rootfs on the
     # host (the runtime unmounts them at delete), the host's propagation is left alone, and the
     # root changes by chroot
-    ctx["defer_cg"] = may_defer_cgroup_binds(c, lx, hooks)
-    for i, m in enumerate(c.get("mounts") or ()):
+    ctx["defer_cg"] = may_defer_cgroup_binds(config, linux, hooks)
+    for i, m in enumerate(config.get("mounts") or ()):
         ctx["step"] = f"mounts[{i}] ({m['destination']})"
         mount_entry(ctx, rootfs, m, late_ro)
     return late_ro
 
 
-def finish(ctx, c, lx, cwd):
+def finish(ctx, config, linux, cwd):
     """Devices, the cgroup binds deferred until now, ``process.cwd``; closes ``ctx["rootfd"]``."""
     ctx["step"] = "devices"
-    mounts = c.get("mounts") or ()
+    mounts = config.get("mounts") or ()
     dev_is_bind = any(m["destination"].rstrip("/") == "/dev" and
                       (m.get("type") == "bind" or "bind" in (m.get("options") or ()) or
                        "rbind" in (m.get("options") or ())) for m in mounts)
-    make_devices(ctx["rootfd"], ctx["rootfs"], lx, "user" in ctx["all_ns"], dev_is_bind)
+    make_devices(ctx["rootfd"], ctx["rootfs"], linux, "user" in ctx["all_ns"], dev_is_bind)
     binds = ctx.pop("cg_binds", None)
     if binds is not None:
         ctx["step"] = f"mounts[{len(mounts) - 1}] ({mounts[-1]['destination']})"
@@ -61,7 +61,7 @@ def finish(ctx, c, lx, cwd):
     os.close(ctx.pop("rootfd"))
 
 
-def change_root(ctx, lx):
+def change_root(ctx, linux):
     """pivot_root into the rootfs (``--no-pivot``: move it onto / and chroot; no mount
     namespace: chroot only, never moving or pivoting the host's root)."""
     mntns = "mount" in ctx["all_ns"]
@@ -80,24 +80,24 @@ def change_root(ctx, lx):
         _sys.umount2(".", _sys.MNT_DETACH)
         os.close(old)
     os.chdir("/")
-    prop = lx.get("rootfsPropagation")
+    prop = linux.get("rootfsPropagation")
     if prop in ("shared", "rshared", "unbindable", "runbindable"):
         _sys.mount(None, "/", None, PROPAGATION[prop])
 
 
-def protect_paths(ctx, c, lx, late_ro):
+def protect_paths(ctx, config, linux, late_ro):
     """After the root changed: ``linux.readonlyPaths``, ``linux.maskedPaths``, the mounts made
     read-only last, ``root.readonly``."""
-    for i, p in enumerate(lx.get("readonlyPaths") or ()):
+    for i, p in enumerate(linux.get("readonlyPaths") or ()):
         ctx["step"] = f"linux.readonlyPaths[{i}] ({p})"
         make_readonly(p)
-    for i, p in enumerate(lx.get("maskedPaths") or ()):
+    for i, p in enumerate(linux.get("maskedPaths") or ()):
         ctx["step"] = f"linux.maskedPaths[{i}] ({p})"
         mask_path(p)
     for dest, flags in late_ro:  # real paths below the rootfs: now relative to the new /
         ctx["step"] = f"remounting {dest} read-only"
         _sys.mount(None, dest, None, flags | MS_REMOUNT | MS_RDONLY)
-    if c["root"].get("readonly"):
+    if config["root"].get("readonly"):
         ctx["step"] = "root.readonly"
         _sys.mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | _locked_flags("/"))
 
@@ -134,12 +134,12 @@ def _remount_attrs(flags):
     return aset, aclr
 
 
-def may_defer_cgroup_binds(c, lx, hooks):
+def may_defer_cgroup_binds(config, linux, hooks):
     """May the container's cgroup directories be bound at /sys/fs/cgroup after the devices are
     made (they exist only once the cgroup grace period is over: the devices need not wait)?
     Only when nothing could tell: no hooks, the cgroup mount is the last one, without
     propagation or recursive options, and it and the devices stay out of each other's way."""
-    mounts = c.get("mounts") or ()
+    mounts = config.get("mounts") or ()
     if not mounts or mounts[-1].get("type") != "cgroup" or \
             any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
         return False
@@ -147,7 +147,7 @@ def may_defer_cgroup_binds(c, lx, hooks):
     dest = "/" + mounts[-1]["destination"].strip("/")
     if prop or aset or aclr or dest == "/" or dest.startswith("/dev"):
         return False
-    return not any(("/" + d["path"].strip("/")).startswith(dest) for d in lx.get("devices") or ())
+    return not any(("/" + d["path"].strip("/")).startswith(dest) for d in linux.get("devices") or ())
 
 
 _IN_ROOT = _sys.RESOLVE_IN_ROOT | _sys.RESOLVE_NO_MAGICLINKS
@@ -272,15 +272,15 @@ def _locked_flags(path):
     return out
 
 
-def mount_entry(ctx, rootfs, m, late_ro):
+def mount_entry(ctx, rootfs, mount, late_ro):
     """One mount: the destination is resolved and made inside the root by fd, the mount made
     onto /proc/self/fd/N, then checked to have landed inside the rootfs."""
     rfd = ctx["rootfd"]
     what = ctx["step"]
-    dest = m["destination"]
-    typ = m.get("type") or ""
-    src = m.get("source") or ""
-    flags, prop, (aset, aclr), data, ext = parse_mount_options(m.get("options") or ())
+    dest = mount["destination"]
+    typ = mount.get("type") or ""
+    src = mount.get("source") or ""
+    flags, prop, (aset, aclr), data, ext = parse_mount_options(mount.get("options") or ())
     bind = typ == "bind" or flags & MS_BIND
     if bind:
         if not src.startswith("/"):
@@ -301,7 +301,8 @@ def mount_entry(ctx, rootfs, m, late_ro):
                 try:
                     _sys.mount(None, proc_fd_path(new), None, MS_BIND | MS_REMOUNT | rest)
                 except PermissionError:
-                    _sys.mount(None, proc_fd_path(new), None, MS_BIND | MS_REMOUNT | rest | _locked_flags(proc_fd_path(new)))
+                    _sys.mount(None, proc_fd_path(new), None,
+                               MS_BIND | MS_REMOUNT | rest | _locked_flags(proc_fd_path(new)))
         elif typ == "cgroup":
             new = _mount_cgroup(ctx, dfd, dest, flags, late_ro)
         else:
@@ -482,11 +483,11 @@ _DEFAULT_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1
                     ("urandom", 1, 9), ("tty", 5, 0))
 
 
-def make_devices(rfd, rootfs, lx, userns, dev_is_bind):
+def make_devices(root_fd, rootfs, linux, userns, dev_is_bind):
     """Device nodes and /dev's symlinks, each made relative to its directory's fd inside the
     root (mknodat/symlinkat: never through a path a rootfs writer could redirect)."""
     todo = [] if dev_is_bind else [(f"/dev/{n}", "c", ma, mi, 0o666, 0, 0) for n, ma, mi in _DEFAULT_DEVICES]
-    for d in lx.get("devices") or ():
+    for d in linux.get("devices") or ():
         todo.append((d["path"], d["type"], d.get("major", 0), d.get("minor", 0),
                      d.get("fileMode", 0o666), d.get("uid", 0), d.get("gid", 0)))
     for path, typ, major, minor, mode, uid, gid in todo:
@@ -494,7 +495,7 @@ def make_devices(rfd, rootfs, lx, userns, dev_is_bind):
         parent, _, name = rel.rpartition("/")
         if name in ("", ".", ".."):
             raise SetupError(f"device {path}: not a file name")
-        pfd = mkdir_all_in_root(rfd, parent or ".")
+        pfd = mkdir_all_in_root(root_fd, parent or ".")
         try:
             _check_inside(rootfs, pfd, f"device {path}")
             try:
@@ -519,7 +520,7 @@ def make_devices(rfd, rootfs, lx, userns, dev_is_bind):
                     os.close(tfd)
         finally:
             os.close(pfd)
-    dev = mkdir_all_in_root(rfd, "/dev")
+    dev = mkdir_all_in_root(root_fd, "/dev")
     try:
         _check_inside(rootfs, dev, "/dev")
         links = [] if dev_is_bind else [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),

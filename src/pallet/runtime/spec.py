@@ -218,30 +218,30 @@ def load(bundle):
     return config
 
 
-def validate(c):
+def validate(config):
     """Refuse a config that breaks the runtime-spec (or asks for what we cannot do)."""
-    if not isinstance(c, dict):
-        bad("(document)", f"must be an object, not {json_type(c)}")
-    check_strings(c)
-    v = check_type(c.get("ociVersion"), str, "ociVersion", True)
+    if not isinstance(config, dict):
+        bad("(document)", f"must be an object, not {json_type(config)}")
+    check_strings(config)
+    v = check_type(config.get("ociVersion"), str, "ociVersion", True)
     parts = v.split("-", 1)[0].split(".")
     if len(parts) != 3 or not all(p.isdigit() for p in parts) or parts[0] != "1":
         bad("ociVersion", f"{v!r} is not a runtime-spec 1.x version")
-    root = check_type(c.get("root"), dict, "root", True)
+    root = check_type(config.get("root"), dict, "root", True)
     p = check_type(root.get("path"), str, "root.path", True)
     if not p:
         bad("root.path", "must not be empty")
     check_type(root.get("readonly"), bool, "root.readonly")
-    check_type(c.get("hostname"), str, "hostname")
-    check_type(c.get("domainname"), str, "domainname")
-    check_type(c.get("annotations"), dict, "annotations")
-    for k, v in (c.get("annotations") or {}).items():
+    check_type(config.get("hostname"), str, "hostname")
+    check_type(config.get("domainname"), str, "domainname")
+    check_type(config.get("annotations"), dict, "annotations")
+    for k, v in (config.get("annotations") or {}).items():
         check_type(v, str, f"annotations.{k}", True)
-    if c.get("process") is not None:  # optional at create; start refuses to run nothing
-        validate_process(check_type(c.get("process"), dict, "process"))
-    for i, m in enumerate(check_type(c.get("mounts"), list, "mounts") or ()):
+    if config.get("process") is not None:  # optional at create; start refuses to run nothing
+        validate_process(check_type(config.get("process"), dict, "process"))
+    for i, m in enumerate(check_type(config.get("mounts"), list, "mounts") or ()):
         _validate_mount(m, f"mounts[{i}]")
-    hooks = check_type(c.get("hooks"), dict, "hooks")
+    hooks = check_type(config.get("hooks"), dict, "hooks")
     for name, lst in (hooks or {}).items():
         if name not in HOOKS:
             bad(f"hooks.{name}", f"unknown hook (known: {', '.join(HOOKS)})")
@@ -254,33 +254,33 @@ def validate(c):
             t = check_type(h.get("timeout"), int, f + ".timeout")
             if t is not None and t <= 0:
                 bad(f + ".timeout", "must be greater than zero")
-    _validate_linux(check_type(c.get("linux"), dict, "linux") or {}, c)
+    _validate_linux(check_type(config.get("linux"), dict, "linux") or {}, config)
     for key in ("solaris", "windows", "vm", "zos"):
-        if c.get(key) is not None:
+        if config.get(key) is not None:
             bad(key, "is not for Linux")
 
 
-def validate_process(p):
-    check_type(p.get("terminal"), bool, "process.terminal")
-    cs = check_type(p.get("consoleSize"), dict, "process.consoleSize")
+def validate_process(process):
+    check_type(process.get("terminal"), bool, "process.terminal")
+    cs = check_type(process.get("consoleSize"), dict, "process.consoleSize")
     if cs is not None:
         check_uint(cs.get("height"), "process.consoleSize.height", True)
         check_uint(cs.get("width"), "process.consoleSize.width", True)
-    args = check_strlist(p.get("args"), "process.args", True)
+    args = check_strlist(process.get("args"), "process.args", True)
     if not args:
         bad("process.args", "must name the program to run")
-    for i, e in enumerate(check_strlist(p.get("env"), "process.env") or ()):
+    for i, e in enumerate(check_strlist(process.get("env"), "process.env") or ()):
         if "=" not in e:
             bad(f"process.env[{i}]", f"{e!r} is not KEY=VALUE")
-    check_abspath(p.get("cwd"), "process.cwd", True)
-    u = check_type(p.get("user"), dict, "process.user", True)
+    check_abspath(process.get("cwd"), "process.cwd", True)
+    u = check_type(process.get("user"), dict, "process.user", True)
     check_uint(u.get("uid"), "process.user.uid", True)
     check_uint(u.get("gid"), "process.user.gid", True)
     check_uint(u.get("umask"), "process.user.umask")
     for i, g in enumerate(check_type(u.get("additionalGids"), list, "process.user.additionalGids") or ()):
         check_uint(g, f"process.user.additionalGids[{i}]", True)
     check_type(u.get("username"), str, "process.user.username")
-    caps = check_type(p.get("capabilities"), dict, "process.capabilities")
+    caps = check_type(process.get("capabilities"), dict, "process.capabilities")
     for s, lst in (caps or {}).items():
         if s not in ("bounding", "effective", "inheritable", "permitted", "ambient"):
             bad(f"process.capabilities.{s}", "unknown capability set")
@@ -288,7 +288,7 @@ def validate_process(p):
             if name not in CAP_NUMBERS:
                 bad(f"process.capabilities.{s}[{i}]", f"unknown capability {name!r}")
     seen = set()
-    for i, r in enumerate(check_type(p.get("rlimits"), list, "process.rlimits") or ()):
+    for i, r in enumerate(check_type(process.get("rlimits"), list, "process.rlimits") or ()):
         f = f"process.rlimits[{i}]"
         check_type(r, dict, f, True)
         typ = check_type(r.get("type"), str, f + ".type", True)
@@ -301,16 +301,16 @@ def validate_process(p):
         hard = check_uint(r.get("hard"), f + ".hard", True, 64)
         if soft > hard:
             bad(f + ".soft", f"soft limit {soft} is above the hard limit {hard}")
-    check_type(p.get("noNewPrivileges"), bool, "process.noNewPrivileges")
-    adj = check_type(p.get("oomScoreAdj"), int, "process.oomScoreAdj")
+    check_type(process.get("noNewPrivileges"), bool, "process.noNewPrivileges")
+    adj = check_type(process.get("oomScoreAdj"), int, "process.oomScoreAdj")
     if adj is not None and not -1000 <= adj <= 1000:
         bad("process.oomScoreAdj", f"{adj} is outside -1000..1000")
-    if check_type(p.get("apparmorProfile"), str, "process.apparmorProfile"):
+    if check_type(process.get("apparmorProfile"), str, "process.apparmorProfile"):
         bad("process.apparmorProfile", "AppArmor is not available on this host")
-    if check_type(p.get("selinuxLabel"), str, "process.selinuxLabel"):
+    if check_type(process.get("selinuxLabel"), str, "process.selinuxLabel"):
         bad("process.selinuxLabel", "SELinux is not available on this host")
     for key in ("ioPriority", "scheduler", "execCPUAffinity"):
-        if p.get(key) is not None:
+        if process.get(key) is not None:
             bad(f"process.{key}", "is not supported by pallet-runtime yet")
 
 
@@ -505,12 +505,12 @@ def _dev_list(lst, f, key):
             check_uint(d.get("rate"), g + ".rate", True, 64)
 
 
-def validate_resources(r, f="linux.resources"):
+def validate_resources(resources, field="linux.resources"):
     """Types and ranges of ``linux.resources`` (also what ``update --resources`` reads)."""
-    check_type(r, dict, f, True)
-    check_strings(r)
-    for i, d in enumerate(check_type(r.get("devices"), list, f + ".devices") or ()):
-        g = f"{f}.devices[{i}]"
+    check_type(resources, dict, field, True)
+    check_strings(resources)
+    for i, d in enumerate(check_type(resources.get("devices"), list, field + ".devices") or ()):
+        g = f"{field}.devices[{i}]"
         check_type(d, dict, g, True)
         check_type(d.get("allow"), bool, g + ".allow", True)
         t = check_type(d.get("type"), str, g + ".type")
@@ -521,67 +521,67 @@ def validate_resources(r, f="linux.resources"):
         a = check_type(d.get("access"), str, g + ".access")
         if a is not None and (not a or not set(a) <= set("rwm")):
             bad(g + ".access", f"{a!r} is not a combination of r, w and m")
-    m = check_type(r.get("memory"), dict, f + ".memory")
+    m = check_type(resources.get("memory"), dict, field + ".memory")
     if m is not None:
         for k in ("limit", "reservation", "swap", "kernel", "kernelTCP"):
-            v = _int64(m.get(k), f"{f}.memory.{k}")
+            v = _int64(m.get(k), f"{field}.memory.{k}")
             if v is not None and v < -1:
-                bad(f"{f}.memory.{k}", f"{v} is neither a size nor -1 (unlimited)")
-        sw = check_uint(m.get("swappiness"), f + ".memory.swappiness", bits=64)
+                bad(f"{field}.memory.{k}", f"{v} is neither a size nor -1 (unlimited)")
+        sw = check_uint(m.get("swappiness"), field + ".memory.swappiness", bits=64)
         if sw is not None and sw > 100:
-            bad(f + ".memory.swappiness", f"{sw} is outside 0..100")
+            bad(field + ".memory.swappiness", f"{sw} is outside 0..100")
         for k in ("disableOOMKiller", "useHierarchy", "checkBeforeUpdate"):
-            check_type(m.get(k), bool, f"{f}.memory.{k}")
+            check_type(m.get(k), bool, f"{field}.memory.{k}")
         lim, swap = m.get("limit"), m.get("swap")
         if lim not in (None, -1) and swap not in (None, -1) and swap < lim:
-            bad(f + ".memory.swap", f"{swap} is below memory.limit {lim} (swap is memory plus swap)")
-    c = check_type(r.get("cpu"), dict, f + ".cpu")
+            bad(field + ".memory.swap", f"{swap} is below memory.limit {lim} (swap is memory plus swap)")
+    c = check_type(resources.get("cpu"), dict, field + ".cpu")
     if c is not None:
-        check_uint(c.get("shares"), f + ".cpu.shares", bits=64)
-        _int64(c.get("quota"), f + ".cpu.quota")
-        check_uint(c.get("burst"), f + ".cpu.burst", bits=64)
-        check_uint(c.get("period"), f + ".cpu.period", bits=64)
-        _int64(c.get("realtimeRuntime"), f + ".cpu.realtimeRuntime")
-        check_uint(c.get("realtimePeriod"), f + ".cpu.realtimePeriod", bits=64)
-        _int64(c.get("idle"), f + ".cpu.idle")
+        check_uint(c.get("shares"), field + ".cpu.shares", bits=64)
+        _int64(c.get("quota"), field + ".cpu.quota")
+        check_uint(c.get("burst"), field + ".cpu.burst", bits=64)
+        check_uint(c.get("period"), field + ".cpu.period", bits=64)
+        _int64(c.get("realtimeRuntime"), field + ".cpu.realtimeRuntime")
+        check_uint(c.get("realtimePeriod"), field + ".cpu.realtimePeriod", bits=64)
+        _int64(c.get("idle"), field + ".cpu.idle")
         for k in ("cpus", "mems"):
-            v = check_type(c.get(k), str, f"{f}.cpu.{k}")
+            v = check_type(c.get(k), str, f"{field}.cpu.{k}")
             if v and not set(v) <= set("0123456789,-"):
-                bad(f"{f}.cpu.{k}", f"{v!r} is not a list like 0-3,7")
-    p = check_type(r.get("pids"), dict, f + ".pids")
+                bad(f"{field}.cpu.{k}", f"{v!r} is not a list like 0-3,7")
+    p = check_type(resources.get("pids"), dict, field + ".pids")
     if p is not None:
-        _int64(p.get("limit"), f + ".pids.limit")
-    b = check_type(r.get("blockIO"), dict, f + ".blockIO")
+        _int64(p.get("limit"), field + ".pids.limit")
+    b = check_type(resources.get("blockIO"), dict, field + ".blockIO")
     if b is not None:
         for k in ("weight", "leafWeight"):
-            v = check_uint(b.get(k), f"{f}.blockIO.{k}", bits=16)
+            v = check_uint(b.get(k), f"{field}.blockIO.{k}", bits=16)
             if v is not None and not 10 <= v <= 1000:
-                bad(f"{f}.blockIO.{k}", f"{v} is outside 10..1000")
+                bad(f"{field}.blockIO.{k}", f"{v} is outside 10..1000")
         for k in ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice",
                   "throttleWriteIOPSDevice"):
-            _dev_list(b.get(k), f"{f}.blockIO.{k}", k)
-    for i, h in enumerate(check_type(r.get("hugepageLimits"), list, f + ".hugepageLimits") or ()):
-        g = f"{f}.hugepageLimits[{i}]"
+            _dev_list(b.get(k), f"{field}.blockIO.{k}", k)
+    for i, h in enumerate(check_type(resources.get("hugepageLimits"), list, field + ".hugepageLimits") or ()):
+        g = f"{field}.hugepageLimits[{i}]"
         check_type(h, dict, g, True)
         ps = check_type(h.get("pageSize"), str, g + ".pageSize", True)
         if not ps[:-2].isdigit() or ps[-2:] not in ("KB", "MB", "GB"):
             bad(g + ".pageSize", f"{ps!r} is not a page size like 2MB")
         check_uint(h.get("limit"), g + ".limit", True, 64)
-    n = check_type(r.get("network"), dict, f + ".network")
+    n = check_type(resources.get("network"), dict, field + ".network")
     if n is not None:
-        check_uint(n.get("classID"), f + ".network.classID")
-        for i, pr in enumerate(check_type(n.get("priorities"), list, f + ".network.priorities") or ()):
-            g = f"{f}.network.priorities[{i}]"
+        check_uint(n.get("classID"), field + ".network.classID")
+        for i, pr in enumerate(check_type(n.get("priorities"), list, field + ".network.priorities") or ()):
+            g = f"{field}.network.priorities[{i}]"
             check_type(pr, dict, g, True)
             check_type(pr.get("name"), str, g + ".name", True)
             check_uint(pr.get("priority"), g + ".priority", True)
-    for dev, lim in (check_type(r.get("rdma"), dict, f + ".rdma") or {}).items():
-        check_type(lim, dict, f"{f}.rdma.{dev}", True)
-        check_uint(lim.get("hcaHandles"), f"{f}.rdma.{dev}.hcaHandles")
-        check_uint(lim.get("hcaObjects"), f"{f}.rdma.{dev}.hcaObjects")
-    for k, v in (check_type(r.get("unified"), dict, f + ".unified") or {}).items():
-        check_type(v, str, f"{f}.unified.{k}", True)
+    for dev, lim in (check_type(resources.get("rdma"), dict, field + ".rdma") or {}).items():
+        check_type(lim, dict, f"{field}.rdma.{dev}", True)
+        check_uint(lim.get("hcaHandles"), f"{field}.rdma.{dev}.hcaHandles")
+        check_uint(lim.get("hcaObjects"), f"{field}.rdma.{dev}.hcaObjects")
+    for k, v in (check_type(resources.get("unified"), dict, field + ".unified") or {}).items():
+        check_type(v, str, f"{field}.unified.{k}", True)
     known = ("devices", "memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rdma", "unified")
-    for k in r:
+    for k in resources:
         if k not in known:
-            bad(f"{f}.{k}", f"unknown resource (known: {', '.join(known)})")
+            bad(f"{field}.{k}", f"unknown resource (known: {', '.join(known)})")

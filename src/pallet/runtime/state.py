@@ -271,9 +271,9 @@ def open_container(root, cid, lock=True, allow_corrupt=False):
     return c
 
 
-def read_state(c, cid):
+def read_state(container, cid):
     try:
-        raw = c.read_bytes(STATE)
+        raw = container.read_bytes(STATE)
     except FileNotFoundError:
         raise OCIRuntimeError(f"container {cid!r}: no state.json (being created, or a create failed)") from None
     except OSError as e:

@@ -129,14 +129,14 @@ def on_disk(mount, hier_path):
     return mp + hier_path.rstrip("/") if hier_path != "/" else mp
 
 
-def fork_in(mgr):
+def fork_in(manager):
     """``os.fork()``, the child born in the manager's cgroup v2 directory where it has one
     (see ``_sys.fork_into_cgroup``): ``(pid, placed)``, ``placed`` telling the child whether
     it is in that directory already. The child then
     calls ``mgr.join_self(placed)`` for the rest (v1 hierarchies), which costs no global
     lock either; so no cgroup move of a container start waits for an RCU grace period.
     A caller with other threads gets a plain fork (the child then writes cgroup.procs)."""
-    path = mgr.v2_path if mgr is not None else None
+    path = manager.v2_path if manager is not None else None
     # clone3 is a raw syscall: with other threads about, libc's locks could be copied held
     if path and os.stat("/proc/self/task").st_nlink <= 3:  # ".", ".." and ours
         try:
@@ -185,26 +185,26 @@ def manager(linux, cid, systemd=False):
                                                    hybrid=True))
 
 
-def from_state(st):
+def from_state(state):
     """The manager of an existing container (``to_state()`` as saved in state.json), or None."""
-    if not st or not isinstance(st, dict) or not _state_paths_ok(st):
+    if not state or not isinstance(state, dict) or not _state_paths_ok(state):
         return None
-    kind = st.get("kind")
+    kind = state.get("kind")
     if kind == "v1":
         from .fs1 import Manager1
 
-        return Manager1(st["paths"], st.get("created"))
+        return Manager1(state["paths"], state.get("created"))
     if kind == "v2":
         from .fs2 import Manager2
 
-        return Manager2(st["path"], created=st.get("created"))
+        return Manager2(state["path"], created=state.get("created"))
     if kind == "hybrid":
         from .fs1 import Manager1
         from .fs2 import Manager2
         from .hybrid import HybridManager
 
-        return HybridManager(Manager1(st["paths"], st.get("created")),
-                             Manager2(st["path"], hybrid=True, created=st.get("created2")))
+        return HybridManager(Manager1(state["paths"], state.get("created")),
+                             Manager2(state["path"], hybrid=True, created=state.get("created2")))
     return None
 
 

@@ -88,15 +88,15 @@ class _V2:
         os.close(self.fd)
 
 
-def watch(mgr):
+def watch(manager):
     """A watch for the manager's memory cgroup, or None when it has no memory controller."""
-    v1 = getattr(mgr, "v1", mgr)  # hybrid: memory is v1's
+    v1 = getattr(manager, "v1", manager)  # hybrid: memory is v1's
     paths = getattr(v1, "paths", None)
     if isinstance(paths, dict) and paths.get("memory"):
         if os.path.exists(f"{paths['memory']}/memory.oom_control"):
             return _V1(paths["memory"])
         return None
-    path = getattr(mgr, "path", None)
-    if path and not getattr(mgr, "hybrid", False) and os.path.exists(f"{path}/memory.events"):
+    path = getattr(manager, "path", None)
+    if path and not getattr(manager, "hybrid", False) and os.path.exists(f"{path}/memory.events"):
         return _V2(path)
     return None
