@@ -36,7 +36,7 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
     proc = config.get("process") or {}
     if proc.get("terminal") and not (console_socket or console_fd is not None):
         raise OCIRuntimeError("process.terminal is true: --console-socket is required "
-                            "(or set terminal to false in config.json)")
+                              "(or set terminal to false in config.json)")
     if console_socket and not proc.get("terminal"):
         raise OCIRuntimeError("--console-socket is only valid when process.terminal is true")
     nss = {}

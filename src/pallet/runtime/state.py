@@ -33,7 +33,7 @@ def check_id(cid):
     if not isinstance(cid, str) or not cid or cid in (".", "..") or not set(cid) <= _ID_CHARS \
             or len(cid) > 1024:
         raise OCIRuntimeError(f"invalid container ID format: {cid!r} (letters, digits and _+-., "
-                            "not . or ..)")
+                              "not . or ..)")
 
 
 def open_root(root, create=False):
@@ -243,7 +243,7 @@ def open_container(root, cid, lock=True, allow_corrupt=False):
         os.close(rfd)
         if e.errno in (20, 40):  # ENOTDIR, ELOOP (O_NOFOLLOW on a symlink)
             raise OCIRuntimeError(f"container {cid!r}: {path} is not a directory (a symlink or a file "
-                                "in the state root: refused, remove it by hand)") from None
+                                  "in the state root: refused, remove it by hand)") from None
         raise OCIRuntimeError(f"container {cid!r}: cannot open {path}: {e.strerror}") from None
     c = Container(cid, path, fd, root_fd=rfd)
     try:
@@ -282,11 +282,11 @@ def read_state(container, cid):
         st = _json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise OCIRuntimeError(f"container {cid!r}: state.json is corrupt ({str(e)[:200]}); "
-                            f"'delete --force {cid}' removes it") from None
+                              f"'delete --force {cid}' removes it") from None
     if not isinstance(st, dict) or not isinstance(st.get("pid"), int) or st.get("id") != cid \
             or not isinstance(st.get("config"), dict):
         raise OCIRuntimeError(f"container {cid!r}: state.json is corrupt (not a pallet-runtime state); "
-                            f"'delete --force {cid}' removes it")
+                              f"'delete --force {cid}' removes it")
     return st
 
 

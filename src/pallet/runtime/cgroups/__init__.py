@@ -118,7 +118,7 @@ def check_path(cgroups_path):
     """Refuse what cannot be a cgroupfs path (runc's systemd ``slice:prefix:name`` form)."""
     if cgroups_path and ":" in cgroups_path and not cgroups_path.startswith("/"):
         raise OCIRuntimeError(f"linux.cgroupsPath: {cgroups_path!r} is a systemd slice:prefix:name path; "
-                            "it needs --systemd-cgroup, and systemd is not running on this host")
+                              "it needs --systemd-cgroup, and systemd is not running on this host")
 
 
 def on_disk(mount, hier_path):
@@ -161,7 +161,7 @@ def manager(linux, cid, systemd=False):
         if not os.path.isdir("/run/systemd/system"):
             raise OCIRuntimeError("--systemd-cgroup: systemd is not running on this host")
         raise OCIRuntimeError("--systemd-cgroup: the systemd cgroup manager is not implemented; "
-                            "run without --systemd-cgroup (cgroupfs)")
+                              "run without --systemd-cgroup (cgroupfs)")
     cp = linux.get("cgroupsPath")
     check_path(cp)
     lay = layout()
@@ -275,7 +275,7 @@ def write(path, value, field):
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise OCIRuntimeError(f"{field}: {os.path.basename(path)} does not exist on this host "
-                            f"(controller or kernel feature missing)") from None
+                              f"(controller or kernel feature missing)") from None
     except OSError as e:
         raise OCIRuntimeError(f"{field}: cannot open {path}: {e.strerror}") from None
     try:

@@ -166,7 +166,7 @@ def load(insns, license=b"Apache-2.0"):
     except OSError as e:
         msg = log.value.decode(errors="replace").strip().replace("\n", "; ")
         raise OCIRuntimeError(f"linux.resources.devices: the kernel refused the device filter program "
-                            f"({e.strerror}){': ' + msg[-400:] if msg else ''}") from None
+                              f"({e.strerror}){': ' + msg[-400:] if msg else ''}") from None
 
 
 def attached(cgroup_fd):
@@ -207,7 +207,7 @@ def attach(cgroup_dir, rule_list):
                      "bpf(BPF_PROG_ATTACH)")
             except OSError as e:
                 raise OCIRuntimeError(f"linux.resources.devices: cannot attach the device filter to {cgroup_dir}: "
-                                    f"{e.strerror}") from None
+                                      f"{e.strerror}") from None
             for pid in old:
                 _detach(cg, pid)
         finally:

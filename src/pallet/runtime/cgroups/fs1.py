@@ -31,10 +31,10 @@ class Manager1:
                 if key == "network":
                     if val.get("classID") is not None and "net_cls" not in self.paths:
                         raise OCIRuntimeError(f"{_R}.network.classID: the net_cls controller is not mounted "
-                                            "on this host")
+                                              "on this host")
                     if val.get("priorities") and "net_prio" not in self.paths:
                         raise OCIRuntimeError(f"{_R}.network.priorities: the net_prio controller is not "
-                                            "mounted on this host")
+                                              "mounted on this host")
                     continue
                 if ctrl not in self.paths:
                     raise OCIRuntimeError(f"{_R}.{key}: the {ctrl} controller is not mounted on this host")
