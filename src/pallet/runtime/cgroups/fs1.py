@@ -4,7 +4,7 @@ import os
 
 from ...errors import OCIRuntimeError
 from . import devices as _devices
-from . import make_dirs, procs, read, read_int, read_kv, remove_dirs, write
+from .cgfs import make_dirs, procs, read, read_int, read_kv, remove_dirs, write
 
 _R = "linux.resources"
 #: what each part of linux.resources needs, in v1

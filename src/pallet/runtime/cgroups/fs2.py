@@ -12,7 +12,7 @@ enforces them (``fs1``).
 import os
 
 from ...errors import OCIRuntimeError
-from . import make_dirs, procs, read, read_int, read_kv, remove_dirs, write
+from .cgfs import make_dirs, procs, read, read_int, read_kv, remove_dirs, write
 
 _R = "linux.resources"
 #: part of linux.resources -> v2 controller
@@ -21,7 +21,7 @@ CONTROLLER = {"memory": "memory", "cpu": "cpu", "pids": "pids", "blockIO": "io",
 
 
 def _mount_of(path):
-    from . import layout
+    from .mounts import layout
 
     v2 = layout().v2
     return v2[0] if v2 else "/sys/fs/cgroup"
