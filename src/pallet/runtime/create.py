@@ -83,11 +83,10 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
 
 def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot, no_new_keyring,
             preserve_fds, foreground, cg):
+    """Fork init and answer it until it is ready; on failure kill it and remove its cgroups."""
     from . import _sys
-    from . import cgroups as _cgroups
-    from . import init
+    from . import init  # noqa: F401  (loaded before the fork: the child only runs it)
     from .sync import Channel
-    from .spec import CLONE_FLAGS
 
     os.mkfifo(_state.FIFO, 0o622, dir_fd=c.fd)
     fifo_fd = c.open_fifo(os.O_PATH)
@@ -104,114 +103,139 @@ def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot
         "close": [c.fd, pr, pw],
     }
     chan = Channel(pr, pw)
-    pid = None
-    userns = "user" in nss
-    cg_applied = False
+    made = {"pid": None, "cgroups": False}  # what a failure must undo
     try:
         c.write_file(_state.CGROUPS, cg.to_state())  # found by delete --force even if state.json is not
         lx = config.get("linux") or {}
-        if userns:  # the intermediate child joins them itself: they must exist first
-            cg_applied = True
+        if "user" in nss:  # the intermediate child joins them itself: they must exist first
+            made["cgroups"] = True
             cg.apply(lx.get("resources"), lx)
             if foreground:
                 _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)
-            pid = _fork_via_userns(config, nss, join, ctx, chan)
+            made["pid"] = _fork_via_userns(config, nss, join, ctx, chan)
         else:
-            saved = None
-            if "pid" in nss or "time" in nss:
-                saved = [(t, os.open(f"/proc/self/ns/{t}", os.O_RDONLY | os.O_CLOEXEC))
-                         for t in ("pid", "time") if t in nss]
-            cg_applied = True
-            cg.prepare()  # the v2 directory init is born in
-            try:
-                for t, _ in saved or ():
-                    path_fd = dict(join).get(t)
-                    if path_fd is not None:
-                        _sys.setns(path_fd, CLONE_FLAGS[t])
-                    else:
-                        _sys.unshare(CLONE_FLAGS[t])
-                        if t == "time":
-                            set_time_offsets(lx.get("timeOffsets"))
-                pid, placed = _cgroups.fork_in(cg)
-                if pid == 0:
-                    ctx["close"] += [fd for _, fd in saved or ()]
-                    ctx["cg_placed"] = placed
-                    init.main(ctx)
-            finally:
-                for t, fd in saved or ():
-                    _sys.setns(fd, CLONE_FLAGS[t])
-                    os.close(fd)
-            # while init builds the root filesystem: make the cgroups and set the limits; init
-            # moves itself in when it reads "cg" (see cgroups.fork_in)
-            dirs = []
-
-            def made():  # init may bind-mount them now (/sys/fs/cgroup) while we set limits
-                chan.send("dirs")
-                dirs.append(True)
-
-            cg.apply(lx.get("resources"), lx, made)
-            if not dirs:
-                chan.send("dirs")
-            chan.send("cg")
-            import select  # noqa: F401  (for start: imported while init works)
+            _fork_in_namespaces(ctx, chan, cg, nss, join, lx, made)
         os.close(cr)
         os.close(cw)
         if console_fd is not None:
             os.close(console_fd)
+        pid = made["pid"]
         start_time = _state.proc_stat(pid)
         st = {"ociVersion": config["ociVersion"], "id": c.id, "pid": pid,
               "pid_start": start_time[1] if start_time else None, "bundle": bundle, "rootfs": rootfs,
               "created": timestamp(), "owner": "", "annotations": config.get("annotations") or {},
               "config": config, "cgroups": cg.to_state()}
-        while True:
-            msg = chan.recv()
-            if msg is None:
-                raise OCIRuntimeError("container init died while being created")
-            if msg.startswith("error "):
-                raise OCIRuntimeError(msg[6:])
-            if msg == "hooks":
-                hooks = config.get("hooks") or {}
-                try:
-                    if hooks.get("prestart") or hooks.get("createRuntime"):
-                        from .hooks import run_hooks  # imported only when there are hooks
-
-                        sb = state_bytes(st, c.id, "created")  # what runc passes (and runtime-tools checks)
-                        run_hooks(config, "prestart", sb)
-                        run_hooks(config, "createRuntime", sb)
-                except OCIRuntimeError:
-                    chan.send("fail")
-                    raise
-                chan.send("ok " + state_bytes(st, c.id, "created").decode())
-            elif msg == "ready":
-                break
-            else:
-                raise OCIRuntimeError(f"container init sent {msg!r}")
+        _answer_init(chan, config, st)
         c.write(st)
         if pid_file:
             write_pid_file(pid_file, pid)
         return c, pid
     except BaseException:
-        if pid:
-            try:
-                os.kill(pid, 9)
-                if not userns:
-                    os.waitpid(pid, 0)
-            except OSError:
-                pass
-        if cg_applied:
-            for p in cg.pids():
-                try:
-                    os.kill(p, 9)
-                except OSError:
-                    pass
-            try:
-                cg.remove()
-            except OCIRuntimeError:
-                pass
+        _undo(made, "user" in nss, cg)
         raise
     finally:
         chan.close()
         os.close(fifo_fd)
+
+
+def _fork_in_namespaces(ctx, chan, cg, nss, join, linux, made):
+    """Without a user namespace: enter the new (or joined) pid and time namespaces for our
+    children only, fork init into the v2 cgroup, go back; then make the cgroups and set the
+    limits while init builds the root filesystem (it moves itself in on "cg")."""
+    from . import _sys
+    from . import cgroups as _cgroups
+    from . import init
+    from .spec import CLONE_FLAGS
+
+    saved = None
+    if "pid" in nss or "time" in nss:
+        saved = [(t, os.open(f"/proc/self/ns/{t}", os.O_RDONLY | os.O_CLOEXEC))
+                 for t in ("pid", "time") if t in nss]
+    made["cgroups"] = True
+    cg.prepare()  # the v2 directory init is born in
+    try:
+        for t, _ in saved or ():
+            path_fd = dict(join).get(t)
+            if path_fd is not None:
+                _sys.setns(path_fd, CLONE_FLAGS[t])
+            else:
+                _sys.unshare(CLONE_FLAGS[t])
+                if t == "time":
+                    set_time_offsets(linux.get("timeOffsets"))
+        pid, placed = _cgroups.fork_in(cg)
+        if pid == 0:
+            ctx["close"] += [fd for _, fd in saved or ()]
+            ctx["cg_placed"] = placed
+            init.main(ctx)
+        made["pid"] = pid
+    finally:
+        for t, fd in saved or ():
+            _sys.setns(fd, CLONE_FLAGS[t])
+            os.close(fd)
+    # while init builds the root filesystem: make the cgroups and set the limits; init
+    # moves itself in when it reads "cg" (see cgroups.fork_in)
+    dirs = []
+
+    def made_dirs():  # init may bind-mount them now (/sys/fs/cgroup) while we set limits
+        chan.send("dirs")
+        dirs.append(True)
+
+    cg.apply(linux.get("resources"), linux, made_dirs)
+    if not dirs:
+        chan.send("dirs")
+    chan.send("cg")
+    import select  # noqa: F401  (for start: imported while init works)
+
+
+def _answer_init(chan, config, state):
+    """The runtime's side of the sync pipe until init is "ready": prestart/createRuntime
+    hooks when it asks ("hooks"), its error as ours."""
+    while True:
+        msg = chan.recv()
+        if msg is None:
+            raise OCIRuntimeError("container init died while being created")
+        if msg.startswith("error "):
+            raise OCIRuntimeError(msg[6:])
+        if msg == "hooks":
+            hooks = config.get("hooks") or {}
+            try:
+                if hooks.get("prestart") or hooks.get("createRuntime"):
+                    from .hooks import run_hooks  # imported only when there are hooks
+
+                    sb = state_bytes(state, state["id"], "created")  # what runc passes (and runtime-tools checks)
+                    run_hooks(config, "prestart", sb)
+                    run_hooks(config, "createRuntime", sb)
+            except OCIRuntimeError:
+                chan.send("fail")
+                raise
+            chan.send("ok " + state_bytes(state, state["id"], "created").decode())
+        elif msg == "ready":
+            return
+        else:
+            raise OCIRuntimeError(f"container init sent {msg!r}")
+
+
+def _undo(made, userns, cg):
+    """A failed create: kill init (reaped when it is our child) and whatever is in its
+    cgroups, and remove them."""
+    pid = made["pid"]
+    if pid:
+        try:
+            os.kill(pid, 9)
+            if not userns:
+                os.waitpid(pid, 0)
+        except OSError:
+            pass
+    if made["cgroups"]:
+        for p in cg.pids():
+            try:
+                os.kill(p, 9)
+            except OSError:
+                pass
+        try:
+            cg.remove()
+        except OCIRuntimeError:
+            pass
 
 
 def _fork_via_userns(config, nss, join, ctx, chan):
