@@ -76,13 +76,41 @@ def load_process(path):
 
 def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, preserve_fds=0, ignore_paused=False):
     """Run ``proc`` (a runtime-spec process object) in the container; returns the exit code (0 detached)."""
-    from . import _sys
-    from .cgroups import fork_in
-    from .fields import check_strings, check_type
-    from .spec import CLONE_FLAGS, validate_process
     from .container import cgroup_manager, connect_console_socket, forward_signals, wait_for_exit, write_pid_file
 
+    _check_process(proc, console_socket)
+    with _state.open_container(root, cid, lock=False) as c:
+        status = c.status()
+        if status == "paused" and not ignore_paused:
+            raise OCIRuntimeError(f"cannot exec in container {cid!r}: it is paused (resume it first)")
+        if status not in ("running", "created", "paused"):
+            raise OCIRuntimeError(f"cannot exec in container {cid!r}: it is {status}")
+    linux = c.state["config"].get("linux") or {}
+    fds = _open_namespaces(cid, c.state["pid"], [ns["type"] for ns in linux.get("namespaces") or ()])
+    try:
+        manager = cgroup_manager(c)
+        console_fd = connect_console_socket(console_socket) if console_socket else None
+        try:
+            pid = _fork_child(proc, fds, manager, console_fd, preserve_fds, linux, detach)
+        finally:
+            if console_fd is not None:
+                os.close(console_fd)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    if pid_file:
+        write_pid_file(pid_file, pid)
+    if detach:
+        return 0
+    forward_signals(pid)
+    return wait_for_exit(pid)
+
+
+def _check_process(proc, console_socket):
+    """``proc`` as config.json's ``process`` is checked (errors say ``exec:``), and the console flags."""
     from ..errors import InvalidDocument
+    from .fields import check_strings, check_type
+    from .spec import validate_process
 
     try:
         check_type(proc, dict, "process", True)
@@ -94,37 +122,37 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
         raise OCIRuntimeError("exec --tty: --console-socket is required (pallet-runtime does not relay a terminal)")
     if console_socket and not proc.get("terminal"):
         raise OCIRuntimeError("--console-socket is only valid with --tty (process.terminal)")
-    with _state.open_container(root, cid, lock=False) as c:
-        status = c.status()
-        if status == "paused" and not ignore_paused:
-            raise OCIRuntimeError(f"cannot exec in container {cid!r}: it is paused (resume it first)")
-        if status not in ("running", "created", "paused"):
-            raise OCIRuntimeError(f"cannot exec in container {cid!r}: it is {status}")
-        st = c.state
-    config = st["config"]
-    lx = config.get("linux") or {}
-    init = st["pid"]
-    types = [ns["type"] for ns in lx.get("namespaces") or ()]
+
+
+def _open_namespaces(cid, init_pid, types):
+    """{type: fd} of init's namespaces (and ``root``: init's root, without a mount namespace)."""
     fds = {}
     try:
         for t in types:
-            fds[t] = os.open(f"/proc/{init}/ns/{_PROC_NS.get(t, t)}", os.O_RDONLY | os.O_CLOEXEC)
+            fds[t] = os.open(f"/proc/{init_pid}/ns/{_PROC_NS.get(t, t)}", os.O_RDONLY | os.O_CLOEXEC)
         if "mount" not in types:  # the host's mount namespace: init's root is a chroot, enter it too
-            fds["root"] = os.open(f"/proc/{init}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            fds["root"] = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         for fd in fds.values():
             os.close(fd)
         raise OCIRuntimeError(f"exec: cannot open the namespaces of container {cid!r}: {e.strerror}") from None
-    mgr = cgroup_manager(c)
-    console_fd = connect_console_socket(console_socket) if console_socket else None
-    seccomp = lx.get("seccomp")
+    return fds
+
+
+def _fork_child(proc, fds, manager, console_fd, preserve_fds, linux, detach):
+    """Fork the child in the container's pid/time namespaces and cgroup (see ``_child``);
+    its pid once it has exec'd, or its error (sent over a close-on-exec pipe) raised."""
+    from . import _sys
+    from .cgroups import fork_in
+    from .spec import CLONE_FLAGS
+
+    seccomp = linux.get("seccomp")
     if seccomp:
         from . import seccomp as _seccomp
 
         _seccomp.check(seccomp)
     r, w = os.pipe2(os.O_CLOEXEC)
     saved = []
-    pid = None
     try:
         if not detach:
             _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)
@@ -133,10 +161,10 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
                 saved.append((t, os.open(f"/proc/self/ns/{t}", os.O_RDONLY | os.O_CLOEXEC)))
                 _sys.setns(fds[t], CLONE_FLAGS[t])
         try:
-            pid, placed = fork_in(mgr)
+            pid, placed = fork_in(manager)
             if pid == 0:
                 os.close(r)
-                _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx)
+                _child(proc, fds, manager, placed, console_fd, w, preserve_fds, seccomp, linux)
         finally:
             for t, fd in saved:
                 _sys.setns(fd, CLONE_FLAGS[t])
@@ -156,16 +184,7 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
         os.close(r)
         if w is not None:
             os.close(w)
-        for fd in fds.values():
-            os.close(fd)
-        if console_fd is not None:
-            os.close(console_fd)
-    if pid_file:
-        write_pid_file(pid_file, pid)
-    if detach:
-        return 0
-    forward_signals(pid)
-    return wait_for_exit(pid)
+    return pid
 
 
 def _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx):
