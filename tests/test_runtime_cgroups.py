@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from pallet.errors import RuntimeError_
+from pallet.errors import OCIRuntimeError
 from pallet.runtime import cgroups
 from test_runtime_helpers import load_config, save_config
 
@@ -375,7 +375,7 @@ def test_v2_manager_on_the_unified_mount():
 
     path = f"{UNIFIED}/pallet-v2-test/c"
     m = Manager2(path, hybrid=False)
-    with pytest.raises(RuntimeError_, match=r"linux.resources.memory: the memory controller is not available"):
+    with pytest.raises(OCIRuntimeError, match=r"linux.resources.memory: the memory controller is not available"):
         m.check({"memory": {"limit": 1 << 20}})
     m.check({}, {"resources": {"devices": [{"allow": False, "access": "rwm"}]}})  # an eBPF filter now
     huge = hugetlb_2mb()
@@ -383,7 +383,7 @@ def test_v2_manager_on_the_unified_mount():
     if huge:
         m.check(limits)
     else:  # a host without it: refused naming the field, before anything exists
-        with pytest.raises(RuntimeError_, match=r"hugepageLimits"):
+        with pytest.raises(OCIRuntimeError, match=r"hugepageLimits"):
             m.check(limits)
         limits = {}
     p = subprocess.Popen(["sleep", "30"])
@@ -422,7 +422,7 @@ def test_resolve_paths():
     assert cgroups.resolve(None, "id", "/user.slice") == "/user.slice/id"
     assert cgroups.resolve("a/b", "id", "/own") == "/own/a/b"
     assert cgroups.resolve("/a/../b", "id", "/own") == "/b"
-    with pytest.raises(RuntimeError_, match="slice:prefix:name"):
+    with pytest.raises(OCIRuntimeError, match="slice:prefix:name"):
         cgroups.check_path("system.slice:pallet:x")
     assert cgroups.parse_size("64m", "--memory") == 64 << 20
     assert cgroups.parse_size("1.5g", "--memory") == 3 << 29

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from pallet.errors import RuntimeError_
+from pallet.errors import OCIRuntimeError
 from pallet.runtime.cgroups import devices, ebpf
 from pallet.runtime.cgroups.fs2 import Manager2
 
@@ -70,7 +70,7 @@ def cgroup():
             for pid in m.pids():
                 os.kill(pid, 9)
             m.remove()
-        except (OSError, RuntimeError_):
+        except (OSError, OCIRuntimeError):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.02)

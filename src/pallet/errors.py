@@ -99,8 +99,11 @@ class StoreError(PalletError):
     """The local store is in a state that prevents the operation."""
 
 
-class RuntimeError_(PalletError):
+class OCIRuntimeError(PalletError):
     """The OCI runtime could not create, start, signal or delete a container (runc's exit code 1)."""
+
+
+RuntimeError_ = OCIRuntimeError  # the old name, for branches written before the rename
 
 
 class LayerError(PalletError):

@@ -11,7 +11,7 @@ returns the process's exit status (128+signal when killed), forwarding signals.
 
 import os
 
-from ..errors import RuntimeError_
+from ..errors import OCIRuntimeError
 from . import state as _state
 
 _PROC_NS = {"network": "net", "mount": "mnt"}
@@ -38,12 +38,12 @@ def process_from_args(config_proc, args, tty=False, cwd=None, env=(), user=None,
         try:
             p["user"] = {"uid": int(u), "gid": int(g) if g else 0}
         except ValueError:
-            raise RuntimeError_(f"--user {user!r}: give UID[:GID] as numbers") from None
+            raise OCIRuntimeError(f"--user {user!r}: give UID[:GID] as numbers") from None
     if additional_gids:
         try:
             p["user"]["additionalGids"] = [int(g) for g in additional_gids]
         except ValueError:
-            raise RuntimeError_("--additional-gids: give numbers") from None
+            raise OCIRuntimeError("--additional-gids: give numbers") from None
     if caps:
         c = p.setdefault("capabilities", {})
         for s in ("bounding", "effective", "permitted", "ambient", "inheritable"):
@@ -68,62 +68,91 @@ def load_process(path):
         with open(path, "rb") as f:
             p = _json.loads(f.read())
     except OSError as e:
-        raise RuntimeError_(f"--process {path}: {e.strerror}") from None
+        raise OCIRuntimeError(f"--process {path}: {e.strerror}") from None
     except ValueError as e:
-        raise RuntimeError_(f"--process {path}: not JSON: {e}") from None
+        raise OCIRuntimeError(f"--process {path}: not JSON: {e}") from None
     return p
 
 
 def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, preserve_fds=0, ignore_paused=False):
     """Run ``proc`` (a runtime-spec process object) in the container; returns the exit code (0 detached)."""
-    from . import _sys
-    from .cgroups import fork_in
-    from .spec import CLONE_FLAGS, _t, _validate_process, check_strings
-    from .container import _connect, _write_pid_file, cgroup_manager
+    from .container import cgroup_manager, connect_console_socket, forward_signals, wait_for_exit, write_pid_file
 
-    from ..errors import InvalidDocument
-
-    try:
-        _t(proc, dict, "process", True)
-        check_strings(proc)
-        _validate_process(proc)
-    except InvalidDocument as e:
-        raise RuntimeError_(str(e).replace("config.json: ", "exec: ", 1)) from None
-    if proc.get("terminal") and not console_socket:
-        raise RuntimeError_("exec --tty: --console-socket is required (pallet-runtime does not relay a terminal)")
-    if console_socket and not proc.get("terminal"):
-        raise RuntimeError_("--console-socket is only valid with --tty (process.terminal)")
+    _check_process(proc, console_socket)
     with _state.open_container(root, cid, lock=False) as c:
         status = c.status()
         if status == "paused" and not ignore_paused:
-            raise RuntimeError_(f"cannot exec in container {cid!r}: it is paused (resume it first)")
+            raise OCIRuntimeError(f"cannot exec in container {cid!r}: it is paused (resume it first)")
         if status not in ("running", "created", "paused"):
-            raise RuntimeError_(f"cannot exec in container {cid!r}: it is {status}")
-        st = c.state
-    config = st["config"]
-    lx = config.get("linux") or {}
-    init = st["pid"]
-    types = [ns["type"] for ns in lx.get("namespaces") or ()]
+            raise OCIRuntimeError(f"cannot exec in container {cid!r}: it is {status}")
+    linux = c.state["config"].get("linux") or {}
+    fds = _open_namespaces(cid, c.state["pid"], [ns["type"] for ns in linux.get("namespaces") or ()])
+    try:
+        manager = cgroup_manager(c)
+        console_fd = connect_console_socket(console_socket) if console_socket else None
+        try:
+            pid = _fork_child(proc, fds, manager, console_fd, preserve_fds, linux, detach)
+        finally:
+            if console_fd is not None:
+                os.close(console_fd)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    if pid_file:
+        write_pid_file(pid_file, pid)
+    if detach:
+        return 0
+    forward_signals(pid)
+    return wait_for_exit(pid)
+
+
+def _check_process(proc, console_socket):
+    """``proc`` as config.json's ``process`` is checked (errors say ``exec:``), and the console flags."""
+    from ..errors import InvalidDocument
+    from .fields import check_strings, check_type
+    from .spec import validate_process
+
+    try:
+        check_type(proc, dict, "process", True)
+        check_strings(proc)
+        validate_process(proc)
+    except InvalidDocument as e:
+        raise OCIRuntimeError(str(e).replace("config.json: ", "exec: ", 1)) from None
+    if proc.get("terminal") and not console_socket:
+        raise OCIRuntimeError("exec --tty: --console-socket is required (pallet-runtime does not relay a terminal)")
+    if console_socket and not proc.get("terminal"):
+        raise OCIRuntimeError("--console-socket is only valid with --tty (process.terminal)")
+
+
+def _open_namespaces(cid, init_pid, types):
+    """{type: fd} of init's namespaces (and ``root``: init's root, without a mount namespace)."""
     fds = {}
     try:
         for t in types:
-            fds[t] = os.open(f"/proc/{init}/ns/{_PROC_NS.get(t, t)}", os.O_RDONLY | os.O_CLOEXEC)
+            fds[t] = os.open(f"/proc/{init_pid}/ns/{_PROC_NS.get(t, t)}", os.O_RDONLY | os.O_CLOEXEC)
         if "mount" not in types:  # the host's mount namespace: init's root is a chroot, enter it too
-            fds["root"] = os.open(f"/proc/{init}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            fds["root"] = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         for fd in fds.values():
             os.close(fd)
-        raise RuntimeError_(f"exec: cannot open the namespaces of container {cid!r}: {e.strerror}") from None
-    mgr = cgroup_manager(c)
-    console_fd = _connect(console_socket) if console_socket else None
-    seccomp = lx.get("seccomp")
+        raise OCIRuntimeError(f"exec: cannot open the namespaces of container {cid!r}: {e.strerror}") from None
+    return fds
+
+
+def _fork_child(proc, fds, manager, console_fd, preserve_fds, linux, detach):
+    """Fork the child in the container's pid/time namespaces and cgroup (see ``_child``);
+    its pid once it has exec'd, or its error (sent over a close-on-exec pipe) raised."""
+    from . import _sys
+    from .cgroups import fork_in
+    from .spec import CLONE_FLAGS
+
+    seccomp = linux.get("seccomp")
     if seccomp:
         from . import seccomp as _seccomp
 
         _seccomp.check(seccomp)
     r, w = os.pipe2(os.O_CLOEXEC)
     saved = []
-    pid = None
     try:
         if not detach:
             _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)
@@ -132,10 +161,10 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
                 saved.append((t, os.open(f"/proc/self/ns/{t}", os.O_RDONLY | os.O_CLOEXEC)))
                 _sys.setns(fds[t], CLONE_FLAGS[t])
         try:
-            pid, placed = fork_in(mgr)
+            pid, placed = fork_in(manager)
             if pid == 0:
                 os.close(r)
-                _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx)
+                _child(proc, fds, manager, placed, console_fd, w, preserve_fds, seccomp, linux)
         finally:
             for t, fd in saved:
                 _sys.setns(fd, CLONE_FLAGS[t])
@@ -150,38 +179,18 @@ def exec_(root, cid, proc, detach=False, pid_file=None, console_socket=None, pre
             msg += chunk
         if msg:
             os.waitpid(pid, 0)
-            raise RuntimeError_(msg.decode(errors="replace").strip())
+            raise OCIRuntimeError(msg.decode(errors="replace").strip())
     finally:
         os.close(r)
         if w is not None:
             os.close(w)
-        for fd in fds.values():
-            os.close(fd)
-        if console_fd is not None:
-            os.close(console_fd)
-    if pid_file:
-        _write_pid_file(pid_file, pid)
-    if detach:
-        return 0
-    import _signal
-
-    def forward(sig, _frame):
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            pass
-
-    for s in (1, 2, 3, 10, 12, 15, 28):
-        _signal.signal(s, forward)
-    from .container import _wait_for
-
-    return _wait_for(pid)
+    return pid
 
 
 def _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx):
     """In the forked child: join, set up, exec (never returns)."""
     from . import _sys
-    from .init import _fds, _home, _lookup, _set_user_and_caps
+    from .process import find_program, inherit_fds, process_env, set_user_and_caps
     from .spec import CLONE_FLAGS
 
     step = "cgroups"
@@ -220,34 +229,29 @@ def _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx):
             for i, rl in enumerate(proc["rlimits"]):
                 step = f"process.rlimits[{i}] ({rl['type']})"
                 resource.setrlimit(getattr(resource, rl["type"]), (rl["soft"], rl["hard"]))
-        env = {}
-        for e in proc.get("env") or ():
-            k, _, v = e.partition("=")
-            env[k] = v
+        env = process_env(proc)
         user = proc["user"]
-        if "HOME" not in env:
-            env["HOME"] = _home(user["uid"])
         step = "process.args"
-        path = _lookup(proc["args"][0], env.get("PATH"), proc["cwd"])
+        path = find_program(proc["args"][0], env.get("PATH"), proc["cwd"])
         nnp = bool(proc.get("noNewPrivileges"))
         if seccomp and not nnp:  # without no_new_privs only CAP_SYS_ADMIN may load it: before caps go
             step = "linux.seccomp"
             _seccomp.load(filt, seccomp, nnp)
         step = "process.user"
-        _set_user_and_caps(proc, user["uid"], user["gid"], "user" in fds)
+        set_user_and_caps(proc, user["uid"], user["gid"], "user" in fds)
         if proc.get("noNewPrivileges"):
             _sys.prctl(_sys.PR_SET_NO_NEW_PRIVS, 1)
         os.umask(user.get("umask", 0o022))
-        _fds(preserve_fds)
+        inherit_fds(preserve_fds)
         if seccomp and nnp:
             step = "linux.seccomp"
             _seccomp.load(filt, seccomp, nnp)
         step = "exec"
         os.execve(path, proc["args"], env)
     except BaseException as e:
-        from .init import SetupError
+        from .sync import SetupError
 
-        msg = str(e) if isinstance(e, (SetupError, RuntimeError_)) else \
+        msg = str(e) if isinstance(e, (SetupError, OCIRuntimeError)) else \
             f"{step}: {getattr(e, 'strerror', None) or e}"
         try:
             os.write(w, f"exec: {msg}".encode())
@@ -256,7 +260,7 @@ def _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx):
 
 
 def _console(console_fd, proc):
-    from .init import hand_over_console, open_console
+    from .process import hand_over_console, open_console
 
     # /dev/ptmx of the container's devpts: its mount namespace is joined by now
     master, slave, _name = open_console(proc)

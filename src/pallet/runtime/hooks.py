@@ -2,11 +2,11 @@
 
 import os
 
-from ..errors import RuntimeError_
+from ..errors import OCIRuntimeError
 
 
 def run_hooks(config, kind, state_bytes):
-    """Run every hook of ``kind`` in order; RuntimeError_ on the first failure."""
+    """Run every hook of ``kind`` in order; OCIRuntimeError on the first failure."""
     for i, hook in enumerate((config.get("hooks") or {}).get(kind) or ()):
         run_hook(hook, state_bytes, f"{kind}[{i}]")
 
@@ -25,7 +25,7 @@ def run_hook(hook, state_bytes, name):
     except OSError as e:
         os.close(r)
         os.close(w)
-        raise RuntimeError_(f"hook {name} ({path}): {e.strerror}") from None
+        raise OCIRuntimeError(f"hook {name} ({path}): {e.strerror}") from None
     os.close(r)
     try:
         os.write(w, state_bytes)
@@ -35,12 +35,12 @@ def run_hook(hook, state_bytes, name):
         os.close(w)
     status = _wait(pid, timeout)
     if status is None:
-        raise RuntimeError_(f"hook {name} ({path}) did not finish within {timeout}s: killed")
+        raise OCIRuntimeError(f"hook {name} ({path}) did not finish within {timeout}s: killed")
     if os.WIFSIGNALED(status):
-        raise RuntimeError_(f"hook {name} ({path}) was killed by signal {os.WTERMSIG(status)}")
+        raise OCIRuntimeError(f"hook {name} ({path}) was killed by signal {os.WTERMSIG(status)}")
     code = os.WEXITSTATUS(status)
     if code:
-        raise RuntimeError_(f"hook {name} ({path}) failed with exit status {code}")
+        raise OCIRuntimeError(f"hook {name} ({path}) failed with exit status {code}")
 
 
 def _wait(pid, timeout):

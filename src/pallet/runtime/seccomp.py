@@ -12,7 +12,8 @@ refuses them). What libseccomp 2.5 cannot do is refused: the notify action and
 ``listenerPath`` (a seccomp agent), ``SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV``.
 """
 
-from ..errors import InvalidDocument, RuntimeError_
+from ..errors import InvalidDocument, OCIRuntimeError
+from .fields import json_type
 
 ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO",
            "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
@@ -38,36 +39,34 @@ def _bad(field, problem):
     raise InvalidDocument(f"{_F}{field}: {problem}")
 
 
-def check(s):
+def check(profile):
     """Refuse a ``linux.seccomp`` that breaks the spec or asks for what we cannot do."""
-    from .spec import _jtype
-
     def typ(v, t, field, what):
         if v is not None and (not isinstance(v, t) or (t is int and isinstance(v, bool))):
-            _bad(field, f"must be {what}, not {_jtype(v)}")
+            _bad(field, f"must be {what}, not {json_type(v)}")
         return v
 
-    if not isinstance(s, dict):
-        _bad("", f"must be an object, not {_jtype(s)}")
-    da = typ(s.get("defaultAction"), str, ".defaultAction", "a string")
+    if not isinstance(profile, dict):
+        _bad("", f"must be an object, not {json_type(profile)}")
+    da = typ(profile.get("defaultAction"), str, ".defaultAction", "a string")
     if da is None:
         _bad(".defaultAction", "is required")
     if da not in ACTIONS:
         _bad(".defaultAction", f"unknown action {da!r}")
     if da == "SCMP_ACT_NOTIFY":
         _bad(".defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
-    typ(s.get("defaultErrnoRet"), int, ".defaultErrnoRet", "an integer")
-    for i, a in enumerate(typ(s.get("architectures"), list, ".architectures", "an array") or ()):
+    typ(profile.get("defaultErrnoRet"), int, ".defaultErrnoRet", "an integer")
+    for i, a in enumerate(typ(profile.get("architectures"), list, ".architectures", "an array") or ()):
         if a not in ARCHES:
             _bad(f".architectures[{i}]", f"unknown architecture {a!r}")
-    for i, fl in enumerate(typ(s.get("flags"), list, ".flags", "an array") or ()):
+    for i, fl in enumerate(typ(profile.get("flags"), list, ".flags", "an array") or ()):
         if fl not in FLAGS:
             _bad(f".flags[{i}]", f"unknown flag {fl!r}")
         if FLAGS[fl] is None:
             _bad(f".flags[{i}]", f"{fl} is not supported by this libseccomp (2.5)")
-    if s.get("listenerPath") or s.get("listenerMetadata"):
+    if profile.get("listenerPath") or profile.get("listenerMetadata"):
         _bad(".listenerPath", "seccomp agents (SCMP_ACT_NOTIFY) are not supported by pallet-runtime")
-    for i, r in enumerate(typ(s.get("syscalls"), list, ".syscalls", "an array") or ()):
+    for i, r in enumerate(typ(profile.get("syscalls"), list, ".syscalls", "an array") or ()):
         f = f".syscalls[{i}]"
         typ(r, dict, f, "an object")
         names = typ(r.get("names"), list, f + ".names", "an array")
@@ -112,9 +111,9 @@ def _lib():
     try:
         import pyseccomp
     except ImportError:
-        raise RuntimeError_("linux.seccomp: the pyseccomp package is missing (pip install pyseccomp)") from None
+        raise OCIRuntimeError("linux.seccomp: the pyseccomp package is missing (pip install pyseccomp)") from None
     except OSError as e:
-        raise RuntimeError_(f"linux.seccomp: cannot load libseccomp ({e}): apt-get install libseccomp2") from None
+        raise OCIRuntimeError(f"linux.seccomp: cannot load libseccomp ({e}): apt-get install libseccomp2") from None
     finally:
         if fake is not None:
             del sys.modules["ctypes.util"]
@@ -132,24 +131,24 @@ def _action(lib, name, errno_ret):
             "SCMP_ACT_LOG": lib.LOG}[name]
 
 
-def build(s):
+def build(profile):
     """The libseccomp filter for ``s`` (checked), ready to load."""
     lib = _lib()
-    default = _action(lib, s["defaultAction"], s.get("defaultErrnoRet"))
+    default = _action(lib, profile["defaultAction"], profile.get("defaultErrnoRet"))
     try:
         filt = lib.SyscallFilter(default)
-        for a in s.get("architectures") or ():
+        for a in profile.get("architectures") or ():
             try:
                 filt.add_arch(getattr(lib.Arch, ARCHES[a]))
             except OSError as e:
                 if e.errno != 17:  # EEXIST: the native one
-                    raise RuntimeError_(f"linux.seccomp.architectures: {a}: {e.strerror}") from None
-        for fl in s.get("flags") or ():
+                    raise OCIRuntimeError(f"linux.seccomp.architectures: {a}: {e.strerror}") from None
+        for fl in profile.get("flags") or ():
             filt.set_attr(getattr(lib.Attr, FLAGS[fl]), 1)
         filt.set_attr(lib.Attr.CTL_NNP, 0)  # no_new_privs is the spec's to decide, set by init
     except OSError as e:
-        raise RuntimeError_(f"linux.seccomp: {e.strerror}") from None
-    for i, r in enumerate(s.get("syscalls") or ()):
+        raise OCIRuntimeError(f"linux.seccomp: {e.strerror}") from None
+    for i, r in enumerate(profile.get("syscalls") or ()):
         act = _action(lib, r["action"], r.get("errnoRet"))
         if act == default:
             continue
@@ -170,13 +169,13 @@ def build(s):
                 try:
                     filt.add_rule(act, nr, *g)
                 except OSError as e:
-                    raise RuntimeError_(f"linux.seccomp.syscalls[{i}] ({name}): {e.strerror}") from None
+                    raise OCIRuntimeError(f"linux.seccomp.syscalls[{i}] ({name}): {e.strerror}") from None
     return filt
 
 
-def load(filt, s, nnp):
+def load(seccomp_filter, profile, no_new_privs):
     try:
-        filt.load()
+        seccomp_filter.load()
     except OSError as e:
-        hint = "" if nnp else " (without noNewPrivileges loading a filter needs CAP_SYS_ADMIN)"
-        raise RuntimeError_(f"linux.seccomp: loading the filter: {e.strerror}{hint}") from None
+        hint = "" if no_new_privs else " (without noNewPrivileges loading a filter needs CAP_SYS_ADMIN)"
+        raise OCIRuntimeError(f"linux.seccomp: loading the filter: {e.strerror}{hint}") from None

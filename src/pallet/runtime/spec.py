@@ -9,6 +9,7 @@ breaks the runtime-spec *before* anything is created, naming the field
 
 from ..errors import InvalidDocument
 from .caps import NUMBERS as CAP_NUMBERS
+from .fields import bad, check_abspath, check_strings, check_strlist, check_type, check_uint, json_type
 
 OCI_VERSION = "1.0.2-dev"
 
@@ -217,188 +218,100 @@ def load(bundle):
     return config
 
 
-def _bad(field, problem):
-    raise InvalidDocument(f"config.json: {field}: {problem}")
-
-
-_TYPES = {str: "a string", bool: "a boolean", int: "an integer", list: "an array", dict: "an object"}
-
-
-def _t(value, typ, field, required=False):
-    """Check ``value`` is of ``typ`` (None allowed unless required); returns it."""
-    if value is None:
-        if required:
-            _bad(field, "is required")
-        return None
-    if typ is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, typ)
-    if not ok:
-        _bad(field, f"must be {_TYPES[typ]}, not {_jtype(value)}")
-    return value
-
-
-def _jtype(v):
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, (int, float)):
-        return "a number"
-    return {str: "a string", list: "an array", dict: "an object"}.get(type(v), "null")
-
-
-def _strlist(value, field, required=False):
-    value = _t(value, list, field, required)
-    for i, s in enumerate(value or ()):
-        _t(s, str, f"{field}[{i}]", True)
-    return value
-
-
-def _uint(value, field, required=False, bits=32):
-    _t(value, int, field, required)
-    if value is not None and not 0 <= value < (1 << bits):
-        _bad(field, f"{value} is out of range")
-    return value
-
-
-def _abspath(value, field, required=False):
-    _t(value, str, field, required)
-    if value is not None and not value.startswith("/"):
-        _bad(field, f"{value!r} is not an absolute path")
-    return value
-
-
-MAX_DEPTH = 32  # a runtime-spec config nests ~6 levels; deeper is hostile (and would blow recursion later)
-
-
-def _field(path):
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (("." if out else "") + p)
-    return out or "(document)"
-
-
-def check_strings(c):
-    """Every string of the document (keys too) is one the kernel can take: no NUL byte
-    (args, env, paths, options, hostname... all end up as C strings). Also bounds the
-    nesting. Iterative: a hostile document cannot blow the stack here."""
-    stack = [(c, ())]
-    while stack:
-        obj, path = stack.pop()
-        if len(path) > MAX_DEPTH:
-            _bad(_field(path[:MAX_DEPTH]), f"nested more than {MAX_DEPTH} levels deep")
-        if isinstance(obj, dict):
-            for k, v in obj.items():
-                if "\0" in k:
-                    _bad(_field(path), f"key {k!r} contains a NUL byte")
-                if isinstance(v, str):
-                    if "\0" in v:
-                        _bad(_field(path + (k,)), f"{v!r} contains a NUL byte")
-                elif isinstance(v, (dict, list)):
-                    stack.append((v, path + (k,)))
-        elif isinstance(obj, list):
-            for i, v in enumerate(obj):
-                if isinstance(v, str):
-                    if "\0" in v:
-                        _bad(_field(path + (i,)), f"{v!r} contains a NUL byte")
-                elif isinstance(v, (dict, list)):
-                    stack.append((v, path + (i,)))
-
-
-def validate(c):
+def validate(config):
     """Refuse a config that breaks the runtime-spec (or asks for what we cannot do)."""
-    if not isinstance(c, dict):
-        _bad("(document)", f"must be an object, not {_jtype(c)}")
-    check_strings(c)
-    v = _t(c.get("ociVersion"), str, "ociVersion", True)
+    if not isinstance(config, dict):
+        bad("(document)", f"must be an object, not {json_type(config)}")
+    check_strings(config)
+    v = check_type(config.get("ociVersion"), str, "ociVersion", True)
     parts = v.split("-", 1)[0].split(".")
     if len(parts) != 3 or not all(p.isdigit() for p in parts) or parts[0] != "1":
-        _bad("ociVersion", f"{v!r} is not a runtime-spec 1.x version")
-    root = _t(c.get("root"), dict, "root", True)
-    p = _t(root.get("path"), str, "root.path", True)
+        bad("ociVersion", f"{v!r} is not a runtime-spec 1.x version")
+    root = check_type(config.get("root"), dict, "root", True)
+    p = check_type(root.get("path"), str, "root.path", True)
     if not p:
-        _bad("root.path", "must not be empty")
-    _t(root.get("readonly"), bool, "root.readonly")
-    _t(c.get("hostname"), str, "hostname")
-    _t(c.get("domainname"), str, "domainname")
-    _t(c.get("annotations"), dict, "annotations")
-    for k, v in (c.get("annotations") or {}).items():
-        _t(v, str, f"annotations.{k}", True)
-    if c.get("process") is not None:  # optional at create; start refuses to run nothing
-        _validate_process(_t(c.get("process"), dict, "process"))
-    for i, m in enumerate(_t(c.get("mounts"), list, "mounts") or ()):
+        bad("root.path", "must not be empty")
+    check_type(root.get("readonly"), bool, "root.readonly")
+    check_type(config.get("hostname"), str, "hostname")
+    check_type(config.get("domainname"), str, "domainname")
+    check_type(config.get("annotations"), dict, "annotations")
+    for k, v in (config.get("annotations") or {}).items():
+        check_type(v, str, f"annotations.{k}", True)
+    if config.get("process") is not None:  # optional at create; start refuses to run nothing
+        validate_process(check_type(config.get("process"), dict, "process"))
+    for i, m in enumerate(check_type(config.get("mounts"), list, "mounts") or ()):
         _validate_mount(m, f"mounts[{i}]")
-    hooks = _t(c.get("hooks"), dict, "hooks")
+    hooks = check_type(config.get("hooks"), dict, "hooks")
     for name, lst in (hooks or {}).items():
         if name not in HOOKS:
-            _bad(f"hooks.{name}", f"unknown hook (known: {', '.join(HOOKS)})")
-        for i, h in enumerate(_t(lst, list, f"hooks.{name}") or ()):
+            bad(f"hooks.{name}", f"unknown hook (known: {', '.join(HOOKS)})")
+        for i, h in enumerate(check_type(lst, list, f"hooks.{name}") or ()):
             f = f"hooks.{name}[{i}]"
-            _t(h, dict, f, True)
-            _abspath(h.get("path"), f + ".path", True)
-            _strlist(h.get("args"), f + ".args")
-            _strlist(h.get("env"), f + ".env")
-            t = _t(h.get("timeout"), int, f + ".timeout")
+            check_type(h, dict, f, True)
+            check_abspath(h.get("path"), f + ".path", True)
+            check_strlist(h.get("args"), f + ".args")
+            check_strlist(h.get("env"), f + ".env")
+            t = check_type(h.get("timeout"), int, f + ".timeout")
             if t is not None and t <= 0:
-                _bad(f + ".timeout", "must be greater than zero")
-    _validate_linux(_t(c.get("linux"), dict, "linux") or {}, c)
+                bad(f + ".timeout", "must be greater than zero")
+    _validate_linux(check_type(config.get("linux"), dict, "linux") or {}, config)
     for key in ("solaris", "windows", "vm", "zos"):
-        if c.get(key) is not None:
-            _bad(key, "is not for Linux")
+        if config.get(key) is not None:
+            bad(key, "is not for Linux")
 
 
-def _validate_process(p):
-    _t(p.get("terminal"), bool, "process.terminal")
-    cs = _t(p.get("consoleSize"), dict, "process.consoleSize")
+def validate_process(process):
+    check_type(process.get("terminal"), bool, "process.terminal")
+    cs = check_type(process.get("consoleSize"), dict, "process.consoleSize")
     if cs is not None:
-        _uint(cs.get("height"), "process.consoleSize.height", True)
-        _uint(cs.get("width"), "process.consoleSize.width", True)
-    args = _strlist(p.get("args"), "process.args", True)
+        check_uint(cs.get("height"), "process.consoleSize.height", True)
+        check_uint(cs.get("width"), "process.consoleSize.width", True)
+    args = check_strlist(process.get("args"), "process.args", True)
     if not args:
-        _bad("process.args", "must name the program to run")
-    for i, e in enumerate(_strlist(p.get("env"), "process.env") or ()):
+        bad("process.args", "must name the program to run")
+    for i, e in enumerate(check_strlist(process.get("env"), "process.env") or ()):
         if "=" not in e:
-            _bad(f"process.env[{i}]", f"{e!r} is not KEY=VALUE")
-    _abspath(p.get("cwd"), "process.cwd", True)
-    u = _t(p.get("user"), dict, "process.user", True)
-    _uint(u.get("uid"), "process.user.uid", True)
-    _uint(u.get("gid"), "process.user.gid", True)
-    _uint(u.get("umask"), "process.user.umask")
-    for i, g in enumerate(_t(u.get("additionalGids"), list, "process.user.additionalGids") or ()):
-        _uint(g, f"process.user.additionalGids[{i}]", True)
-    _t(u.get("username"), str, "process.user.username")
-    caps = _t(p.get("capabilities"), dict, "process.capabilities")
+            bad(f"process.env[{i}]", f"{e!r} is not KEY=VALUE")
+    check_abspath(process.get("cwd"), "process.cwd", True)
+    u = check_type(process.get("user"), dict, "process.user", True)
+    check_uint(u.get("uid"), "process.user.uid", True)
+    check_uint(u.get("gid"), "process.user.gid", True)
+    check_uint(u.get("umask"), "process.user.umask")
+    for i, g in enumerate(check_type(u.get("additionalGids"), list, "process.user.additionalGids") or ()):
+        check_uint(g, f"process.user.additionalGids[{i}]", True)
+    check_type(u.get("username"), str, "process.user.username")
+    caps = check_type(process.get("capabilities"), dict, "process.capabilities")
     for s, lst in (caps or {}).items():
         if s not in ("bounding", "effective", "inheritable", "permitted", "ambient"):
-            _bad(f"process.capabilities.{s}", "unknown capability set")
-        for i, name in enumerate(_strlist(lst, f"process.capabilities.{s}") or ()):
+            bad(f"process.capabilities.{s}", "unknown capability set")
+        for i, name in enumerate(check_strlist(lst, f"process.capabilities.{s}") or ()):
             if name not in CAP_NUMBERS:
-                _bad(f"process.capabilities.{s}[{i}]", f"unknown capability {name!r}")
+                bad(f"process.capabilities.{s}[{i}]", f"unknown capability {name!r}")
     seen = set()
-    for i, r in enumerate(_t(p.get("rlimits"), list, "process.rlimits") or ()):
+    for i, r in enumerate(check_type(process.get("rlimits"), list, "process.rlimits") or ()):
         f = f"process.rlimits[{i}]"
-        _t(r, dict, f, True)
-        typ = _t(r.get("type"), str, f + ".type", True)
+        check_type(r, dict, f, True)
+        typ = check_type(r.get("type"), str, f + ".type", True)
         if typ not in RLIMITS:
-            _bad(f + ".type", f"unknown rlimit {typ!r}")
+            bad(f + ".type", f"unknown rlimit {typ!r}")
         if typ in seen:
-            _bad(f + ".type", f"{typ} is set twice")
+            bad(f + ".type", f"{typ} is set twice")
         seen.add(typ)
-        soft = _uint(r.get("soft"), f + ".soft", True, 64)
-        hard = _uint(r.get("hard"), f + ".hard", True, 64)
+        soft = check_uint(r.get("soft"), f + ".soft", True, 64)
+        hard = check_uint(r.get("hard"), f + ".hard", True, 64)
         if soft > hard:
-            _bad(f + ".soft", f"soft limit {soft} is above the hard limit {hard}")
-    _t(p.get("noNewPrivileges"), bool, "process.noNewPrivileges")
-    adj = _t(p.get("oomScoreAdj"), int, "process.oomScoreAdj")
+            bad(f + ".soft", f"soft limit {soft} is above the hard limit {hard}")
+    check_type(process.get("noNewPrivileges"), bool, "process.noNewPrivileges")
+    adj = check_type(process.get("oomScoreAdj"), int, "process.oomScoreAdj")
     if adj is not None and not -1000 <= adj <= 1000:
-        _bad("process.oomScoreAdj", f"{adj} is outside -1000..1000")
-    if _t(p.get("apparmorProfile"), str, "process.apparmorProfile"):
-        _bad("process.apparmorProfile", "AppArmor is not available on this host")
-    if _t(p.get("selinuxLabel"), str, "process.selinuxLabel"):
-        _bad("process.selinuxLabel", "SELinux is not available on this host")
+        bad("process.oomScoreAdj", f"{adj} is outside -1000..1000")
+    if check_type(process.get("apparmorProfile"), str, "process.apparmorProfile"):
+        bad("process.apparmorProfile", "AppArmor is not available on this host")
+    if check_type(process.get("selinuxLabel"), str, "process.selinuxLabel"):
+        bad("process.selinuxLabel", "SELinux is not available on this host")
     for key in ("ioPriority", "scheduler", "execCPUAffinity"):
-        if p.get(key) is not None:
-            _bad(f"process.{key}", "is not supported by pallet-runtime yet")
+        if process.get(key) is not None:
+            bad(f"process.{key}", "is not supported by pallet-runtime yet")
 
 
 #: what may be mounted inside /proc (runc's checkProcMount: lxcfs's files, CVE-2019-16884/19921)
@@ -427,41 +340,41 @@ def check_proc_destination(dest, typ, is_bind, field):
     if d == "/proc":
         if typ == "proc" or is_bind:
             return
-        _bad(field, f"{dest!r}: only a proc filesystem may be mounted on /proc, not {typ or 'this'!r}")
+        bad(field, f"{dest!r}: only a proc filesystem may be mounted on /proc, not {typ or 'this'!r}")
     if d.startswith("/proc/") and d not in PROC_MOUNTS_ALLOWED:
-        _bad(field, f"{dest!r} is inside /proc: refused (only {', '.join(PROC_MOUNTS_ALLOWED)})")
+        bad(field, f"{dest!r} is inside /proc: refused (only {', '.join(PROC_MOUNTS_ALLOWED)})")
 
 
 def _validate_mount(m, f):
-    _t(m, dict, f, True)
-    _abspath(m.get("destination"), f + ".destination", True)
-    typ = _t(m.get("type"), str, f + ".type")
-    _t(m.get("source"), str, f + ".source")
-    opts = _strlist(m.get("options"), f + ".options") or ()
+    check_type(m, dict, f, True)
+    check_abspath(m.get("destination"), f + ".destination", True)
+    typ = check_type(m.get("type"), str, f + ".type")
+    check_type(m.get("source"), str, f + ".source")
+    opts = check_strlist(m.get("options"), f + ".options") or ()
     for i, o in enumerate(opts):
         if not o or o != o.strip() or "," in o:
-            _bad(f"{f}.options[{i}]", f"bad mount option {o!r}")
+            bad(f"{f}.options[{i}]", f"bad mount option {o!r}")
     flags, _prop, _attrs, data, _ext = parse_mount_options(opts)
     if flags & MS_BIND or typ == "bind":  # filesystem options are the kernel's to ignore, as with runc
         if not m.get("source"):
-            _bad(f + ".source", "a bind mount needs a source")
+            bad(f + ".source", "a bind mount needs a source")
     elif not typ:
-        _bad(f + ".type", "is required for a mount that is not a bind mount")
+        bad(f + ".type", "is required for a mount that is not a bind mount")
     check_proc_destination(m["destination"], typ, bool(flags & MS_BIND or typ == "bind"), f + ".destination")
-    _t(m.get("uidMappings"), list, f + ".uidMappings")
+    check_type(m.get("uidMappings"), list, f + ".uidMappings")
     if m.get("uidMappings") or m.get("gidMappings"):
-        _bad(f + ".uidMappings", "id-mapped mounts are not supported by pallet-runtime yet")
+        bad(f + ".uidMappings", "id-mapped mounts are not supported by pallet-runtime yet")
 
 
 def _mappings(lst, f):
-    for i, m in enumerate(_t(lst, list, f) or ()):
+    for i, m in enumerate(check_type(lst, list, f) or ()):
         g = f"{f}[{i}]"
-        _t(m, dict, g, True)
-        _uint(m.get("containerID"), g + ".containerID", True)
-        _uint(m.get("hostID"), g + ".hostID", True)
-        size = _uint(m.get("size"), g + ".size", True)
+        check_type(m, dict, g, True)
+        check_uint(m.get("containerID"), g + ".containerID", True)
+        check_uint(m.get("hostID"), g + ".hostID", True)
+        size = check_uint(m.get("size"), g + ".size", True)
         if size == 0:
-            _bad(g + ".size", "must not be zero")
+            bad(g + ".size", "must not be zero")
     return lst
 
 
@@ -471,98 +384,98 @@ _SYSCTL_IPC = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", 
 
 def _validate_linux(lx, c):
     types = {}
-    for i, ns in enumerate(_t(lx.get("namespaces"), list, "linux.namespaces") or ()):
+    for i, ns in enumerate(check_type(lx.get("namespaces"), list, "linux.namespaces") or ()):
         f = f"linux.namespaces[{i}]"
-        _t(ns, dict, f, True)
-        t = _t(ns.get("type"), str, f + ".type", True)
+        check_type(ns, dict, f, True)
+        t = check_type(ns.get("type"), str, f + ".type", True)
         if t not in NAMESPACES:
-            _bad(f + ".type", f"unknown namespace type {t!r} (known: {', '.join(NAMESPACES)})")
+            bad(f + ".type", f"unknown namespace type {t!r} (known: {', '.join(NAMESPACES)})")
         if t in types:
-            _bad(f + ".type", f"namespace {t!r} is listed twice")
-        path = _abspath(ns.get("path"), f + ".path")
+            bad(f + ".type", f"namespace {t!r} is listed twice")
+        path = check_abspath(ns.get("path"), f + ".path")
         types[t] = path
     uid = _mappings(lx.get("uidMappings"), "linux.uidMappings")
     gid = _mappings(lx.get("gidMappings"), "linux.gidMappings")
     if (uid or gid) and "user" not in types:
-        _bad("linux.uidMappings", "id mappings need a user namespace")
+        bad("linux.uidMappings", "id mappings need a user namespace")
     if "user" in types and types["user"] is None and not (uid and gid):
-        _bad("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings")
+        bad("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings")
     if c.get("hostname") and "uts" not in types:
-        _bad("hostname", "setting the hostname needs a private uts namespace")
+        bad("hostname", "setting the hostname needs a private uts namespace")
     if c.get("domainname") and "uts" not in types:
-        _bad("domainname", "setting the domainname needs a private uts namespace")
-    for i, d in enumerate(_t(lx.get("devices"), list, "linux.devices") or ()):
+        bad("domainname", "setting the domainname needs a private uts namespace")
+    for i, d in enumerate(check_type(lx.get("devices"), list, "linux.devices") or ()):
         f = f"linux.devices[{i}]"
-        _t(d, dict, f, True)
-        _abspath(d.get("path"), f + ".path", True)
-        t = _t(d.get("type"), str, f + ".type", True)
+        check_type(d, dict, f, True)
+        check_abspath(d.get("path"), f + ".path", True)
+        t = check_type(d.get("type"), str, f + ".type", True)
         if t not in ("c", "b", "u", "p"):
-            _bad(f + ".type", f"unknown device type {t!r} (c, b, u or p)")
-        _t(d.get("major"), int, f + ".major", t != "p")
-        _t(d.get("minor"), int, f + ".minor", t != "p")
-        _uint(d.get("fileMode"), f + ".fileMode")
-        _uint(d.get("uid"), f + ".uid")
-        _uint(d.get("gid"), f + ".gid")
-    sysctl = _t(lx.get("sysctl"), dict, "linux.sysctl") or {}
+            bad(f + ".type", f"unknown device type {t!r} (c, b, u or p)")
+        check_type(d.get("major"), int, f + ".major", t != "p")
+        check_type(d.get("minor"), int, f + ".minor", t != "p")
+        check_uint(d.get("fileMode"), f + ".fileMode")
+        check_uint(d.get("uid"), f + ".uid")
+        check_uint(d.get("gid"), f + ".gid")
+    sysctl = check_type(lx.get("sysctl"), dict, "linux.sysctl") or {}
     for k, v in sysctl.items():
         f = f"linux.sysctl.{k}"
-        _t(v, str, f, True)
+        check_type(v, str, f, True)
         if k.startswith("net."):
             if "network" not in types:
-                _bad(f, "needs a private network namespace")
+                bad(f, "needs a private network namespace")
         elif k in _SYSCTL_IPC or k.startswith("fs.mqueue."):
             if "ipc" not in types:
-                _bad(f, "needs a private ipc namespace")
+                bad(f, "needs a private ipc namespace")
         elif k in ("kernel.hostname", "kernel.domainname"):
-            _bad(f, "set hostname/domainname in config.json instead")
+            bad(f, "set hostname/domainname in config.json instead")
         else:
-            _bad(f, "is not namespaced: it would change the host")
+            bad(f, "is not namespaced: it would change the host")
     for key in ("maskedPaths", "readonlyPaths"):
-        for i, path in enumerate(_strlist(lx.get(key), f"linux.{key}") or ()):
-            _abspath(path, f"linux.{key}[{i}]")
-    prop = _t(lx.get("rootfsPropagation"), str, "linux.rootfsPropagation")
+        for i, path in enumerate(check_strlist(lx.get(key), f"linux.{key}") or ()):
+            check_abspath(path, f"linux.{key}[{i}]")
+    prop = check_type(lx.get("rootfsPropagation"), str, "linux.rootfsPropagation")
     if prop is not None and prop not in ROOTFS_PROPAGATION:
-        _bad("linux.rootfsPropagation", f"unknown propagation {prop!r}")
+        bad("linux.rootfsPropagation", f"unknown propagation {prop!r}")
     if "mount" not in types:  # the container shares the host's mount namespace (chroot, as runc)
         for key in ("maskedPaths", "readonlyPaths"):
             if lx.get(key):  # runc: "unable to restrict sys entries without a private MNT namespace"
-                _bad(f"linux.{key}", "needs a private mount namespace (it would change the host's mounts)")
+                bad(f"linux.{key}", "needs a private mount namespace (it would change the host's mounts)")
         if prop is not None:
-            _bad("linux.rootfsPropagation", "needs a private mount namespace (it would change the host's mounts)")
+            bad("linux.rootfsPropagation", "needs a private mount namespace (it would change the host's mounts)")
         if (c.get("root") or {}).get("readonly"):
-            _bad("root.readonly", "needs a private mount namespace (it would remount the host's filesystem)")
-    _t(lx.get("cgroupsPath"), str, "linux.cgroupsPath")
-    validate_resources(_t(lx.get("resources"), dict, "linux.resources") or {})
-    _t(lx.get("mountLabel"), str, "linux.mountLabel")
+            bad("root.readonly", "needs a private mount namespace (it would remount the host's filesystem)")
+    check_type(lx.get("cgroupsPath"), str, "linux.cgroupsPath")
+    validate_resources(check_type(lx.get("resources"), dict, "linux.resources") or {})
+    check_type(lx.get("mountLabel"), str, "linux.mountLabel")
     if lx.get("mountLabel"):
-        _bad("linux.mountLabel", "SELinux is not available on this host")
+        bad("linux.mountLabel", "SELinux is not available on this host")
     if lx.get("seccomp") is not None:
         from .seccomp import check
 
         check(lx["seccomp"])
-    offsets = _t(lx.get("timeOffsets"), dict, "linux.timeOffsets")
+    offsets = check_type(lx.get("timeOffsets"), dict, "linux.timeOffsets")
     if offsets is not None:
         if "time" not in types:
-            _bad("linux.timeOffsets", "needs a new time namespace in linux.namespaces")
+            bad("linux.timeOffsets", "needs a new time namespace in linux.namespaces")
         if types["time"] is not None:
-            _bad("linux.timeOffsets", "cannot be set on a time namespace joined by path")
+            bad("linux.timeOffsets", "cannot be set on a time namespace joined by path")
         for clock, off in offsets.items():
             f = f"linux.timeOffsets.{clock}"
             if clock not in ("boottime", "monotonic"):
-                _bad(f, "unknown clock (boottime or monotonic)")
-            _t(off, dict, f, True)
+                bad(f, "unknown clock (boottime or monotonic)")
+            check_type(off, dict, f, True)
             _int64(off.get("secs"), f + ".secs")
-            ns = _uint(off.get("nanosecs"), f + ".nanosecs")
+            ns = check_uint(off.get("nanosecs"), f + ".nanosecs")
             if ns is not None and ns >= 1_000_000_000:
-                _bad(f + ".nanosecs", f"{ns} is not below 1000000000")
+                bad(f + ".nanosecs", f"{ns} is not below 1000000000")
     if "time" in types:
         import os
 
         if not os.path.exists("/proc/self/timens_offsets"):
-            _bad("linux.namespaces", "time namespaces are not supported by this kernel")
+            bad("linux.namespaces", "time namespaces are not supported by this kernel")
     for key in ("intelRdt", "personality", "memoryPolicy", "netDevices"):
         if lx.get(key) is not None:
-            _bad(f"linux.{key}", "is not supported by pallet-runtime yet")
+            bad(f"linux.{key}", "is not supported by pallet-runtime yet")
 
 
 # ---------------------------------------------------------------- linux.resources
@@ -571,104 +484,104 @@ _I64 = 63
 
 
 def _int64(value, field):
-    _t(value, int, field)
+    check_type(value, int, field)
     if value is not None and not -(1 << 63) <= value < (1 << 63):
-        _bad(field, f"{value} is out of range")
+        bad(field, f"{value} is out of range")
     return value
 
 
 def _dev_list(lst, f, key):
-    for i, d in enumerate(_t(lst, list, f) or ()):
+    for i, d in enumerate(check_type(lst, list, f) or ()):
         g = f"{f}[{i}]"
-        _t(d, dict, g, True)
+        check_type(d, dict, g, True)
         _int64(d.get("major"), g + ".major")
         _int64(d.get("minor"), g + ".minor")
         if d.get("major") is None or d.get("minor") is None:
-            _bad(g, "major and minor are required")
+            bad(g, "major and minor are required")
         if key == "weightDevice":
-            _uint(d.get("weight"), g + ".weight", bits=16)
-            _uint(d.get("leafWeight"), g + ".leafWeight", bits=16)
+            check_uint(d.get("weight"), g + ".weight", bits=16)
+            check_uint(d.get("leafWeight"), g + ".leafWeight", bits=16)
         else:
-            _uint(d.get("rate"), g + ".rate", True, 64)
+            check_uint(d.get("rate"), g + ".rate", True, 64)
 
 
-def validate_resources(r, f="linux.resources"):
+def validate_resources(resources, field="linux.resources"):
     """Types and ranges of ``linux.resources`` (also what ``update --resources`` reads)."""
-    _t(r, dict, f, True)
-    check_strings(r)
-    for i, d in enumerate(_t(r.get("devices"), list, f + ".devices") or ()):
-        g = f"{f}.devices[{i}]"
-        _t(d, dict, g, True)
-        _t(d.get("allow"), bool, g + ".allow", True)
-        t = _t(d.get("type"), str, g + ".type")
+    check_type(resources, dict, field, True)
+    check_strings(resources)
+    for i, d in enumerate(check_type(resources.get("devices"), list, field + ".devices") or ()):
+        g = f"{field}.devices[{i}]"
+        check_type(d, dict, g, True)
+        check_type(d.get("allow"), bool, g + ".allow", True)
+        t = check_type(d.get("type"), str, g + ".type")
         if t is not None and t not in ("a", "c", "b"):
-            _bad(g + ".type", f"unknown device type {t!r} (a, c or b)")
+            bad(g + ".type", f"unknown device type {t!r} (a, c or b)")
         _int64(d.get("major"), g + ".major")
         _int64(d.get("minor"), g + ".minor")
-        a = _t(d.get("access"), str, g + ".access")
+        a = check_type(d.get("access"), str, g + ".access")
         if a is not None and (not a or not set(a) <= set("rwm")):
-            _bad(g + ".access", f"{a!r} is not a combination of r, w and m")
-    m = _t(r.get("memory"), dict, f + ".memory")
+            bad(g + ".access", f"{a!r} is not a combination of r, w and m")
+    m = check_type(resources.get("memory"), dict, field + ".memory")
     if m is not None:
         for k in ("limit", "reservation", "swap", "kernel", "kernelTCP"):
-            v = _int64(m.get(k), f"{f}.memory.{k}")
+            v = _int64(m.get(k), f"{field}.memory.{k}")
             if v is not None and v < -1:
-                _bad(f"{f}.memory.{k}", f"{v} is neither a size nor -1 (unlimited)")
-        sw = _uint(m.get("swappiness"), f + ".memory.swappiness", bits=64)
+                bad(f"{field}.memory.{k}", f"{v} is neither a size nor -1 (unlimited)")
+        sw = check_uint(m.get("swappiness"), field + ".memory.swappiness", bits=64)
         if sw is not None and sw > 100:
-            _bad(f + ".memory.swappiness", f"{sw} is outside 0..100")
+            bad(field + ".memory.swappiness", f"{sw} is outside 0..100")
         for k in ("disableOOMKiller", "useHierarchy", "checkBeforeUpdate"):
-            _t(m.get(k), bool, f"{f}.memory.{k}")
+            check_type(m.get(k), bool, f"{field}.memory.{k}")
         lim, swap = m.get("limit"), m.get("swap")
         if lim not in (None, -1) and swap not in (None, -1) and swap < lim:
-            _bad(f + ".memory.swap", f"{swap} is below memory.limit {lim} (swap is memory plus swap)")
-    c = _t(r.get("cpu"), dict, f + ".cpu")
+            bad(field + ".memory.swap", f"{swap} is below memory.limit {lim} (swap is memory plus swap)")
+    c = check_type(resources.get("cpu"), dict, field + ".cpu")
     if c is not None:
-        _uint(c.get("shares"), f + ".cpu.shares", bits=64)
-        _int64(c.get("quota"), f + ".cpu.quota")
-        _uint(c.get("burst"), f + ".cpu.burst", bits=64)
-        _uint(c.get("period"), f + ".cpu.period", bits=64)
-        _int64(c.get("realtimeRuntime"), f + ".cpu.realtimeRuntime")
-        _uint(c.get("realtimePeriod"), f + ".cpu.realtimePeriod", bits=64)
-        _int64(c.get("idle"), f + ".cpu.idle")
+        check_uint(c.get("shares"), field + ".cpu.shares", bits=64)
+        _int64(c.get("quota"), field + ".cpu.quota")
+        check_uint(c.get("burst"), field + ".cpu.burst", bits=64)
+        check_uint(c.get("period"), field + ".cpu.period", bits=64)
+        _int64(c.get("realtimeRuntime"), field + ".cpu.realtimeRuntime")
+        check_uint(c.get("realtimePeriod"), field + ".cpu.realtimePeriod", bits=64)
+        _int64(c.get("idle"), field + ".cpu.idle")
         for k in ("cpus", "mems"):
-            v = _t(c.get(k), str, f"{f}.cpu.{k}")
+            v = check_type(c.get(k), str, f"{field}.cpu.{k}")
             if v and not set(v) <= set("0123456789,-"):
-                _bad(f"{f}.cpu.{k}", f"{v!r} is not a list like 0-3,7")
-    p = _t(r.get("pids"), dict, f + ".pids")
+                bad(f"{field}.cpu.{k}", f"{v!r} is not a list like 0-3,7")
+    p = check_type(resources.get("pids"), dict, field + ".pids")
     if p is not None:
-        _int64(p.get("limit"), f + ".pids.limit")
-    b = _t(r.get("blockIO"), dict, f + ".blockIO")
+        _int64(p.get("limit"), field + ".pids.limit")
+    b = check_type(resources.get("blockIO"), dict, field + ".blockIO")
     if b is not None:
         for k in ("weight", "leafWeight"):
-            v = _uint(b.get(k), f"{f}.blockIO.{k}", bits=16)
+            v = check_uint(b.get(k), f"{field}.blockIO.{k}", bits=16)
             if v is not None and not 10 <= v <= 1000:
-                _bad(f"{f}.blockIO.{k}", f"{v} is outside 10..1000")
+                bad(f"{field}.blockIO.{k}", f"{v} is outside 10..1000")
         for k in ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice",
                   "throttleWriteIOPSDevice"):
-            _dev_list(b.get(k), f"{f}.blockIO.{k}", k)
-    for i, h in enumerate(_t(r.get("hugepageLimits"), list, f + ".hugepageLimits") or ()):
-        g = f"{f}.hugepageLimits[{i}]"
-        _t(h, dict, g, True)
-        ps = _t(h.get("pageSize"), str, g + ".pageSize", True)
+            _dev_list(b.get(k), f"{field}.blockIO.{k}", k)
+    for i, h in enumerate(check_type(resources.get("hugepageLimits"), list, field + ".hugepageLimits") or ()):
+        g = f"{field}.hugepageLimits[{i}]"
+        check_type(h, dict, g, True)
+        ps = check_type(h.get("pageSize"), str, g + ".pageSize", True)
         if not ps[:-2].isdigit() or ps[-2:] not in ("KB", "MB", "GB"):
-            _bad(g + ".pageSize", f"{ps!r} is not a page size like 2MB")
-        _uint(h.get("limit"), g + ".limit", True, 64)
-    n = _t(r.get("network"), dict, f + ".network")
+            bad(g + ".pageSize", f"{ps!r} is not a page size like 2MB")
+        check_uint(h.get("limit"), g + ".limit", True, 64)
+    n = check_type(resources.get("network"), dict, field + ".network")
     if n is not None:
-        _uint(n.get("classID"), f + ".network.classID")
-        for i, pr in enumerate(_t(n.get("priorities"), list, f + ".network.priorities") or ()):
-            g = f"{f}.network.priorities[{i}]"
-            _t(pr, dict, g, True)
-            _t(pr.get("name"), str, g + ".name", True)
-            _uint(pr.get("priority"), g + ".priority", True)
-    for dev, lim in (_t(r.get("rdma"), dict, f + ".rdma") or {}).items():
-        _t(lim, dict, f"{f}.rdma.{dev}", True)
-        _uint(lim.get("hcaHandles"), f"{f}.rdma.{dev}.hcaHandles")
-        _uint(lim.get("hcaObjects"), f"{f}.rdma.{dev}.hcaObjects")
-    for k, v in (_t(r.get("unified"), dict, f + ".unified") or {}).items():
-        _t(v, str, f"{f}.unified.{k}", True)
+        check_uint(n.get("classID"), field + ".network.classID")
+        for i, pr in enumerate(check_type(n.get("priorities"), list, field + ".network.priorities") or ()):
+            g = f"{field}.network.priorities[{i}]"
+            check_type(pr, dict, g, True)
+            check_type(pr.get("name"), str, g + ".name", True)
+            check_uint(pr.get("priority"), g + ".priority", True)
+    for dev, lim in (check_type(resources.get("rdma"), dict, field + ".rdma") or {}).items():
+        check_type(lim, dict, f"{field}.rdma.{dev}", True)
+        check_uint(lim.get("hcaHandles"), f"{field}.rdma.{dev}.hcaHandles")
+        check_uint(lim.get("hcaObjects"), f"{field}.rdma.{dev}.hcaObjects")
+    for k, v in (check_type(resources.get("unified"), dict, field + ".unified") or {}).items():
+        check_type(v, str, f"{field}.unified.{k}", True)
     known = ("devices", "memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rdma", "unified")
-    for k in r:
+    for k in resources:
         if k not in known:
-            _bad(f"{f}.{k}", f"unknown resource (known: {', '.join(known)})")
+            bad(f"{field}.{k}", f"unknown resource (known: {', '.join(known)})")

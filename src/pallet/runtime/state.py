@@ -12,7 +12,7 @@ not a zombie) and the FIFO (present until ``start``).
 
 import os
 
-from ..errors import RuntimeError_
+from ..errors import OCIRuntimeError
 from . import _json
 
 DEFAULT_ROOT = "/run/pallet-runtime"
@@ -32,8 +32,8 @@ def check_id(cid):
     before any path is built from it."""
     if not isinstance(cid, str) or not cid or cid in (".", "..") or not set(cid) <= _ID_CHARS \
             or len(cid) > 1024:
-        raise RuntimeError_(f"invalid container ID format: {cid!r} (letters, digits and _+-., "
-                            "not . or ..)")
+        raise OCIRuntimeError(f"invalid container ID format: {cid!r} (letters, digits and _+-., "
+                              "not . or ..)")
 
 
 def open_root(root, create=False):
@@ -45,7 +45,7 @@ def open_root(root, create=False):
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise RuntimeError_(f"cannot open the state directory {root}: {e.strerror}") from None
+        raise OCIRuntimeError(f"cannot open the state directory {root}: {e.strerror}") from None
 
 
 class Container:
@@ -196,7 +196,7 @@ def ensure_root(root):
     try:
         os.makedirs(root, 0o700, exist_ok=True)
     except OSError as e:
-        raise RuntimeError_(f"cannot create the state directory {root}: {e.strerror}") from None
+        raise OCIRuntimeError(f"cannot create the state directory {root}: {e.strerror}") from None
 
 
 def new(root, cid):
@@ -208,9 +208,9 @@ def new(root, cid):
         try:
             os.mkdir(cid, 0o711, dir_fd=rfd)
         except FileExistsError:
-            raise RuntimeError_(f"container with id {cid!r} already exists") from None
+            raise OCIRuntimeError(f"container with id {cid!r} already exists") from None
         except OSError as e:
-            raise RuntimeError_(f"cannot create {path}: {e.strerror}") from None
+            raise OCIRuntimeError(f"cannot create {path}: {e.strerror}") from None
         fd = os.open(cid, _O_DIR, dir_fd=rfd)
     except BaseException:
         os.close(rfd)
@@ -219,7 +219,7 @@ def new(root, cid):
     return Container(cid, path, fd, root_fd=rfd)
 
 
-class NoSuchContainer(RuntimeError_):
+class NoSuchContainer(OCIRuntimeError):
     """The id names no state directory."""
 
 
@@ -242,9 +242,9 @@ def open_container(root, cid, lock=True, allow_corrupt=False):
     except OSError as e:
         os.close(rfd)
         if e.errno in (20, 40):  # ENOTDIR, ELOOP (O_NOFOLLOW on a symlink)
-            raise RuntimeError_(f"container {cid!r}: {path} is not a directory (a symlink or a file "
-                                "in the state root: refused, remove it by hand)") from None
-        raise RuntimeError_(f"container {cid!r}: cannot open {path}: {e.strerror}") from None
+            raise OCIRuntimeError(f"container {cid!r}: {path} is not a directory (a symlink or a file "
+                                  "in the state root: refused, remove it by hand)") from None
+        raise OCIRuntimeError(f"container {cid!r}: cannot open {path}: {e.strerror}") from None
     c = Container(cid, path, fd, root_fd=rfd)
     try:
         if lock:
@@ -259,7 +259,7 @@ def open_container(root, cid, lock=True, allow_corrupt=False):
     except NoSuchContainer:
         c.close()
         raise
-    except RuntimeError_:
+    except OCIRuntimeError:
         if allow_corrupt:
             c.state = None
             return c
@@ -271,22 +271,22 @@ def open_container(root, cid, lock=True, allow_corrupt=False):
     return c
 
 
-def read_state(c, cid):
+def read_state(container, cid):
     try:
-        raw = c.read_bytes(STATE)
+        raw = container.read_bytes(STATE)
     except FileNotFoundError:
-        raise RuntimeError_(f"container {cid!r}: no state.json (being created, or a create failed)") from None
+        raise OCIRuntimeError(f"container {cid!r}: no state.json (being created, or a create failed)") from None
     except OSError as e:
-        raise RuntimeError_(f"container {cid!r}: cannot read state.json: {e.strerror}") from None
+        raise OCIRuntimeError(f"container {cid!r}: cannot read state.json: {e.strerror}") from None
     try:
         st = _json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise RuntimeError_(f"container {cid!r}: state.json is corrupt ({str(e)[:200]}); "
-                            f"'delete --force {cid}' removes it") from None
+        raise OCIRuntimeError(f"container {cid!r}: state.json is corrupt ({str(e)[:200]}); "
+                              f"'delete --force {cid}' removes it") from None
     if not isinstance(st, dict) or not isinstance(st.get("pid"), int) or st.get("id") != cid \
             or not isinstance(st.get("config"), dict):
-        raise RuntimeError_(f"container {cid!r}: state.json is corrupt (not a pallet-runtime state); "
-                            f"'delete --force {cid}' removes it")
+        raise OCIRuntimeError(f"container {cid!r}: state.json is corrupt (not a pallet-runtime state); "
+                              f"'delete --force {cid}' removes it")
     return st
 
 
@@ -296,7 +296,7 @@ def list_ids(root):
     except FileNotFoundError:
         return []
     except OSError as e:
-        raise RuntimeError_(f"cannot list {root}: {e.strerror}") from None
+        raise OCIRuntimeError(f"cannot list {root}: {e.strerror}") from None
 
 
 # ---------------------------------------------------------------- processes

@@ -9,6 +9,9 @@
   set there.
 * ``devices`` — the device rules (the spec's, then linux.devices, then runc's default
   allowlist), as v1 ``devices.allow``/``devices.deny`` lines.
+* ``mounts`` — where the host's hierarchies are mounted (``layout()``), our own cgroups;
+  ``cgfs`` — reading and writing cgroupfs files, making and removing directories (what the
+  backends share: they import it, never this package's own names).
 
 Every manager has the same methods: ``check(resources)`` (before anything exists: is
 every asked-for resource possible on this host?), ``apply(resources)`` (create the
@@ -24,76 +27,8 @@ not written (this host has no systemd).
 
 import os
 
-from ...errors import RuntimeError_
-
-ROOT = "/sys/fs/cgroup"
-
-
-def _mountinfo():
-    """``[(mount point, root in the hierarchy, fstype, super options)]`` of cgroup mounts."""
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields = left.split()
-            r = right.split()
-            if r and r[0] in ("cgroup", "cgroup2"):
-                out.append((fields[4], fields[3], r[0], r[2] if len(r) > 2 else ""))
-    return out
-
-
-def own_cgroups():
-    """``{controller or "" (v2): path}`` of this process (``/proc/self/cgroup``)."""
-    own = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if not ctrls:
-                own[""] = path
-            for c in ctrls.split(","):
-                own[c] = path
-    return own
-
-
-class Layout:
-    """Where this host's hierarchies are mounted: ``v1`` {controller: (mount point, mount root)},
-    ``v2`` (mount point, mount root) or None; ``mode`` is ``legacy``, ``hybrid`` or ``unified``."""
-
-    __slots__ = ("v1", "v2", "mode")
-
-    def __init__(self, v1, v2):
-        self.v1, self.v2 = v1, v2
-        if v2 and not v1:
-            self.mode = "unified"
-        elif v2:
-            self.mode = "hybrid"
-        else:
-            self.mode = "legacy"
-
-
-_layout = None
-
-
-def layout():
-    global _layout
-    if _layout is None:
-        v1 = {}
-        v2 = None
-        for mp, root, fstype, opts in _mountinfo():
-            if not mp.startswith(ROOT):
-                continue
-            if fstype == "cgroup2":
-                if v2 is None or mp == ROOT:
-                    v2 = (mp, root)
-                continue
-            for o in opts.split(","):
-                if o.startswith("name="):
-                    v1.setdefault(o, (mp, root))
-                elif o not in ("rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec",
-                               "clone_children", "xattr") and not o.startswith(("release_agent", "cpuset_v2")):
-                    v1.setdefault(o, (mp, root))
-        _layout = Layout(v1, v2)
-    return _layout
+from ...errors import OCIRuntimeError
+from .mounts import ROOT, layout, own_cgroups
 
 
 def resolve(cgroups_path, cid, own_path):
@@ -117,8 +52,8 @@ def resolve(cgroups_path, cid, own_path):
 def check_path(cgroups_path):
     """Refuse what cannot be a cgroupfs path (runc's systemd ``slice:prefix:name`` form)."""
     if cgroups_path and ":" in cgroups_path and not cgroups_path.startswith("/"):
-        raise RuntimeError_(f"linux.cgroupsPath: {cgroups_path!r} is a systemd slice:prefix:name path; "
-                            "it needs --systemd-cgroup, and systemd is not running on this host")
+        raise OCIRuntimeError(f"linux.cgroupsPath: {cgroups_path!r} is a systemd slice:prefix:name path; "
+                              "it needs --systemd-cgroup, and systemd is not running on this host")
 
 
 def on_disk(mount, hier_path):
@@ -129,14 +64,14 @@ def on_disk(mount, hier_path):
     return mp + hier_path.rstrip("/") if hier_path != "/" else mp
 
 
-def fork_in(mgr):
+def fork_in(manager):
     """``os.fork()``, the child born in the manager's cgroup v2 directory where it has one
     (see ``_sys.fork_into_cgroup``): ``(pid, placed)``, ``placed`` telling the child whether
     it is in that directory already. The child then
     calls ``mgr.join_self(placed)`` for the rest (v1 hierarchies), which costs no global
     lock either; so no cgroup move of a container start waits for an RCU grace period.
     A caller with other threads gets a plain fork (the child then writes cgroup.procs)."""
-    path = mgr.v2_path if mgr is not None else None
+    path = manager.v2_path if manager is not None else None
     # clone3 is a raw syscall: with other threads about, libc's locks could be copied held
     if path and os.stat("/proc/self/task").st_nlink <= 3:  # ".", ".." and ours
         try:
@@ -159,9 +94,9 @@ def manager(linux, cid, systemd=False):
     """The manager for a new container (nothing is created until ``apply``)."""
     if systemd:
         if not os.path.isdir("/run/systemd/system"):
-            raise RuntimeError_("--systemd-cgroup: systemd is not running on this host")
-        raise RuntimeError_("--systemd-cgroup: the systemd cgroup manager is not implemented; "
-                            "run without --systemd-cgroup (cgroupfs)")
+            raise OCIRuntimeError("--systemd-cgroup: systemd is not running on this host")
+        raise OCIRuntimeError("--systemd-cgroup: the systemd cgroup manager is not implemented; "
+                              "run without --systemd-cgroup (cgroupfs)")
     cp = linux.get("cgroupsPath")
     check_path(cp)
     lay = layout()
@@ -185,26 +120,26 @@ def manager(linux, cid, systemd=False):
                                                    hybrid=True))
 
 
-def from_state(st):
+def from_state(state):
     """The manager of an existing container (``to_state()`` as saved in state.json), or None."""
-    if not st or not isinstance(st, dict) or not _state_paths_ok(st):
+    if not state or not isinstance(state, dict) or not _state_paths_ok(state):
         return None
-    kind = st.get("kind")
+    kind = state.get("kind")
     if kind == "v1":
         from .fs1 import Manager1
 
-        return Manager1(st["paths"], st.get("created"))
+        return Manager1(state["paths"], state.get("created"))
     if kind == "v2":
         from .fs2 import Manager2
 
-        return Manager2(st["path"], created=st.get("created"))
+        return Manager2(state["path"], created=state.get("created"))
     if kind == "hybrid":
         from .fs1 import Manager1
         from .fs2 import Manager2
         from .hybrid import HybridManager
 
-        return HybridManager(Manager1(st["paths"], st.get("created")),
-                             Manager2(st["path"], hybrid=True, created=st.get("created2")))
+        return HybridManager(Manager1(state["paths"], state.get("created")),
+                             Manager2(state["path"], hybrid=True, created=state.get("created2")))
     return None
 
 
@@ -226,111 +161,6 @@ def _state_paths_ok(st):
     return True
 
 
-# ---------------------------------------------------------------- small file helpers
-
-
-def read(path, default=None):
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return default
-
-
-def read_int(path, default=0):
-    v = read(path)
-    if v is None:
-        return default
-    if v == "max":
-        return 0
-    try:
-        return int(v)
-    except ValueError:
-        return default
-
-
-def read_kv(path):
-    """A ``key value`` per line file (cpu.stat, memory.stat, ...) as a dict of ints."""
-    out = {}
-    for line in (read(path) or "").splitlines():
-        k, _, v = line.partition(" ")
-        try:
-            out[k] = int(v)
-        except ValueError:
-            pass
-    return out
-
-
-def procs(path):
-    """The PIDs in a cgroup directory, sorted (none if it is gone)."""
-    try:
-        with open(f"{path}/cgroup.procs") as f:
-            return sorted(int(x) for x in f.read().split())
-    except OSError:
-        return []
-
-
-def write(path, value, field):
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise RuntimeError_(f"{field}: {os.path.basename(path)} does not exist on this host "
-                            f"(controller or kernel feature missing)") from None
-    except OSError as e:
-        raise RuntimeError_(f"{field}: cannot open {path}: {e.strerror}") from None
-    try:
-        os.write(fd, str(value).encode())
-    except OSError as e:
-        raise RuntimeError_(f"{field}: cannot write {value!r} to {path}: {e.strerror}") from None
-    finally:
-        os.close(fd)
-
-
-def make_dirs(path):
-    """mkdir -p; returns the directories it created, deepest last."""
-    made = []
-    todo = []
-    p = path
-    while p and p != "/" and not os.path.isdir(p):
-        todo.append(p)
-        p = os.path.dirname(p)
-    for d in reversed(todo):
-        try:
-            os.mkdir(d, 0o755)
-            made.append(d)
-        except FileExistsError:
-            pass
-        except OSError as e:
-            remove_dirs(made)
-            raise RuntimeError_(f"cgroups: cannot create {d}: {e.strerror}") from None
-    return made
-
-
-def remove_dirs(dirs, leaf=None):
-    """rmdir ``leaf`` (waiting while its last processes exit) then the created parents."""
-    import time
-
-    if leaf:
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                os.rmdir(leaf)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as e:
-                if e.errno != 16 or time.monotonic() > deadline:  # EBUSY: tasks still leaving
-                    raise RuntimeError_(f"cgroups: cannot remove {leaf}: {e.strerror}") from None
-                time.sleep(0.005)
-    for d in sorted(dirs or (), key=len, reverse=True):
-        if d == leaf:
-            continue
-        try:
-            os.rmdir(d)
-        except OSError:  # shared with another container, or already gone
-            pass
-
-
 def parse_size(text, flag):
     """``512m``, ``1g``, ``1024`` (as runc's --memory), ``-1`` for unlimited."""
     t = text.strip().lower()
@@ -346,7 +176,7 @@ def parse_size(text, flag):
     try:
         v = float(t)
     except ValueError:
-        raise RuntimeError_(f"{flag}: invalid size {text!r}") from None
+        raise OCIRuntimeError(f"{flag}: invalid size {text!r}") from None
     return int(v * mult)
 
 

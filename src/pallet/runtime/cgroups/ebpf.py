@@ -26,7 +26,7 @@ here from the kernel's interface:
 import os
 import struct
 
-from ...errors import RuntimeError_
+from ...errors import OCIRuntimeError
 
 # bpf_cgroup_dev_ctx values (include/uapi/linux/bpf.h)
 DEV_BLOCK, DEV_CHAR = 1, 2
@@ -152,7 +152,7 @@ def load(insns, license=b"Apache-2.0"):
     import ctypes
 
     if _SYS_BPF < 0:
-        raise RuntimeError_("linux.resources.devices: no bpf(2) syscall number for this architecture")
+        raise OCIRuntimeError("linux.resources.devices: no bpf(2) syscall number for this architecture")
     code = ctypes.create_string_buffer(insns, len(insns))
     lic = ctypes.create_string_buffer(license)
     log = ctypes.create_string_buffer(65536)
@@ -165,8 +165,8 @@ def load(insns, license=b"Apache-2.0"):
         return _bpf(BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD)")
     except OSError as e:
         msg = log.value.decode(errors="replace").strip().replace("\n", "; ")
-        raise RuntimeError_(f"linux.resources.devices: the kernel refused the device filter program "
-                            f"({e.strerror}){': ' + msg[-400:] if msg else ''}") from None
+        raise OCIRuntimeError(f"linux.resources.devices: the kernel refused the device filter program "
+                              f"({e.strerror}){': ' + msg[-400:] if msg else ''}") from None
 
 
 def attached(cgroup_fd):
@@ -188,14 +188,14 @@ def attached(cgroup_fd):
 
 def attach(cgroup_dir, rule_list):
     """Load the filter for ``rule_list`` and attach it to ``cgroup_dir``, replacing the ones
-    attached there before. Raises RuntimeError_ naming the field, with the kernel's reason."""
+    attached there before. Raises OCIRuntimeError naming the field, with the kernel's reason."""
     insns = program(rule_list)
     prog = load(insns)
     try:
         try:
             cg = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as e:
-            raise RuntimeError_(f"linux.resources.devices: {cgroup_dir}: {e.strerror}") from None
+            raise OCIRuntimeError(f"linux.resources.devices: {cgroup_dir}: {e.strerror}") from None
         try:
             try:
                 old = attached(cg)
@@ -206,8 +206,8 @@ def attach(cgroup_dir, rule_list):
                 _bpf(BPF_PROG_ATTACH, struct.pack("<IIIII", cg, prog, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI, 0),
                      "bpf(BPF_PROG_ATTACH)")
             except OSError as e:
-                raise RuntimeError_(f"linux.resources.devices: cannot attach the device filter to {cgroup_dir}: "
-                                    f"{e.strerror}") from None
+                raise OCIRuntimeError(f"linux.resources.devices: cannot attach the device filter to {cgroup_dir}: "
+                                      f"{e.strerror}") from None
             for pid in old:
                 _detach(cg, pid)
         finally:

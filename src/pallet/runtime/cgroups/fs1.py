@@ -2,9 +2,9 @@
 
 import os
 
-from ...errors import RuntimeError_
+from ...errors import OCIRuntimeError
 from . import devices as _devices
-from . import make_dirs, procs, read, read_int, read_kv, remove_dirs, write
+from .cgfs import make_dirs, procs, read, read_int, read_kv, remove_dirs, write
 
 _R = "linux.resources"
 #: what each part of linux.resources needs, in v1
@@ -26,21 +26,21 @@ class Manager1:
             if val in (None, [], {}):
                 continue
             if key == "unified":
-                raise RuntimeError_(f"{_R}.unified: needs cgroup v2, and this host has only cgroup v1")
+                raise OCIRuntimeError(f"{_R}.unified: needs cgroup v2, and this host has only cgroup v1")
             for ctrl in NEEDS.get(key, ()):
                 if key == "network":
                     if val.get("classID") is not None and "net_cls" not in self.paths:
-                        raise RuntimeError_(f"{_R}.network.classID: the net_cls controller is not mounted "
-                                            "on this host")
+                        raise OCIRuntimeError(f"{_R}.network.classID: the net_cls controller is not mounted "
+                                              "on this host")
                     if val.get("priorities") and "net_prio" not in self.paths:
-                        raise RuntimeError_(f"{_R}.network.priorities: the net_prio controller is not "
-                                            "mounted on this host")
+                        raise OCIRuntimeError(f"{_R}.network.priorities: the net_prio controller is not "
+                                              "mounted on this host")
                     continue
                 if ctrl not in self.paths:
-                    raise RuntimeError_(f"{_R}.{key}: the {ctrl} controller is not mounted on this host")
+                    raise OCIRuntimeError(f"{_R}.{key}: the {ctrl} controller is not mounted on this host")
         cpu = (res or {}).get("cpu") or {}
         if (cpu.get("cpus") or cpu.get("mems")) and "cpuset" not in self.paths:
-            raise RuntimeError_(f"{_R}.cpu.cpus: the cpuset controller is not mounted on this host")
+            raise OCIRuntimeError(f"{_R}.cpu.cpus: the cpuset controller is not mounted on this host")
 
     # -------------------------------------------------------------- lifecycle
     def apply(self, res, linux=None, made=None):
@@ -98,11 +98,11 @@ class Manager1:
         for path in sorted(set(self.paths.values())):
             try:
                 remove_dirs([], path)
-            except RuntimeError_ as e:
+            except OCIRuntimeError as e:
                 errors.append(str(e))
         remove_dirs(self.created)
         if errors:
-            raise RuntimeError_(errors[0])
+            raise OCIRuntimeError(errors[0])
 
     def to_state(self):
         return {"kind": self.kind, "paths": self.paths, "created": self.created}
@@ -121,7 +121,7 @@ class Manager1:
                 time.sleep(0.001)
             if time.monotonic() > deadline:
                 self.thaw()
-                raise RuntimeError_("pause: the freezer did not freeze the container within 10s")
+                raise OCIRuntimeError("pause: the freezer did not freeze the container within 10s")
 
     def thaw(self):
         path = self._need("freezer", "resume")
@@ -134,7 +134,7 @@ class Manager1:
     def _need(self, ctrl, what):
         path = self.paths.get(ctrl)
         if not path or not os.path.isdir(path):
-            raise RuntimeError_(f"{what}: the container has no {ctrl} cgroup")
+            raise OCIRuntimeError(f"{what}: the container has no {ctrl} cgroup")
         return path
 
     # -------------------------------------------------------------- limits
@@ -282,7 +282,7 @@ def _memory(path, mem, initial):
         order = (("limit", limit), ("memsw", swap))
     if mem.get("checkBeforeUpdate") and not initial and limit not in (None, -1):
         if read_int(f"{path}/memory.usage_in_bytes") > limit:
-            raise RuntimeError_(f"{f}.limit: {limit} is below the container's current usage")
+            raise OCIRuntimeError(f"{f}.limit: {limit} is below the container's current usage")
     for what, v in order:
         if v is None:
             continue
@@ -290,7 +290,7 @@ def _memory(path, mem, initial):
             write(f"{path}/memory.limit_in_bytes", v, f"{f}.limit")
         else:
             if not os.path.exists(f"{path}/memory.memsw.limit_in_bytes"):
-                raise RuntimeError_(f"{f}.swap: swap accounting is not enabled on this host")
+                raise OCIRuntimeError(f"{f}.swap: swap accounting is not enabled on this host")
             write(f"{path}/memory.memsw.limit_in_bytes", v, f"{f}.swap")
     if mem.get("reservation") is not None:
         write(f"{path}/memory.soft_limit_in_bytes", mem["reservation"], f"{f}.reservation")

@@ -11,8 +11,8 @@ enforces them (``fs1``).
 
 import os
 
-from ...errors import RuntimeError_
-from . import make_dirs, procs, read, read_int, read_kv, remove_dirs, write
+from ...errors import OCIRuntimeError
+from .cgfs import make_dirs, procs, read, read_int, read_kv, remove_dirs, write
 
 _R = "linux.resources"
 #: part of linux.resources -> v2 controller
@@ -21,7 +21,7 @@ CONTROLLER = {"memory": "memory", "cpu": "cpu", "pids": "pids", "blockIO": "io",
 
 
 def _mount_of(path):
-    from . import layout
+    from .mounts import layout
 
     v2 = layout().v2
     return v2[0] if v2 else "/sys/fs/cgroup"
@@ -73,16 +73,16 @@ class Manager2:
         res = res or {}
         if not self.hybrid:
             if res.get("network"):
-                raise RuntimeError_(f"{_R}.network: cgroup v2 has no net_cls/net_prio controllers")
+                raise OCIRuntimeError(f"{_R}.network: cgroup v2 has no net_cls/net_prio controllers")
         avail = self.available()
         for ctrl, field in self._wanted(res).items():
             if ctrl not in avail:
                 where = "the cgroup v2 hierarchy (hybrid mode: it holds only " + \
                     (", ".join(sorted(avail)) or "nothing") + ")" if self.hybrid else "cgroup v2 here"
-                raise RuntimeError_(f"{field}: the {ctrl} controller is not available in {where}")
+                raise OCIRuntimeError(f"{field}: the {ctrl} controller is not available in {where}")
         for k in (res.get("unified") or {}):
             if "/" in k or k.startswith(".") or not k:
-                raise RuntimeError_(f"{_R}.unified.{k}: not a cgroup file name")
+                raise OCIRuntimeError(f"{_R}.unified.{k}: not a cgroup file name")
 
     def apply(self, res, linux=None, made=None):
         """As ``Manager1.apply``: on failure the caller removes what was made."""
@@ -150,7 +150,7 @@ class Manager2:
         while "frozen 1" not in (read(f"{self.path}/cgroup.events") or ""):
             if time.monotonic() > deadline:
                 self.thaw()
-                raise RuntimeError_("pause: the container did not freeze within 10s")
+                raise OCIRuntimeError("pause: the container did not freeze within 10s")
             time.sleep(0.001)
 
     def thaw(self):
@@ -184,11 +184,11 @@ class Manager2:
                     sw -= mem["limit"]
                 write(f"{p}/memory.swap.max", "max" if sw == -1 else max(sw, 0), f + ".swap")
             if mem.get("kernel") is not None or mem.get("kernelTCP") is not None:
-                raise RuntimeError_(f"{f}.kernel: cgroup v2 has no kernel memory limit")
+                raise OCIRuntimeError(f"{f}.kernel: cgroup v2 has no kernel memory limit")
             if mem.get("disableOOMKiller"):
-                raise RuntimeError_(f"{f}.disableOOMKiller: cgroup v2 cannot disable the OOM killer")
+                raise OCIRuntimeError(f"{f}.disableOOMKiller: cgroup v2 cannot disable the OOM killer")
             if mem.get("swappiness") is not None:
-                raise RuntimeError_(f"{f}.swappiness: cgroup v2 has no per-cgroup swappiness")
+                raise OCIRuntimeError(f"{f}.swappiness: cgroup v2 has no per-cgroup swappiness")
             cpu = res.get("cpu") or {}
             f = f"{_R}.cpu"
             if cpu.get("shares"):
@@ -202,7 +202,7 @@ class Manager2:
             if cpu.get("idle") is not None:
                 write(f"{p}/cpu.idle", cpu["idle"], f + ".idle")
             if cpu.get("realtimeRuntime") or cpu.get("realtimePeriod"):
-                raise RuntimeError_(f"{f}.realtimeRuntime: cgroup v2 has no realtime cpu controls")
+                raise OCIRuntimeError(f"{f}.realtimeRuntime: cgroup v2 has no realtime cpu controls")
             if cpu.get("cpus"):
                 write(f"{p}/cpuset.cpus", cpu["cpus"], f + ".cpus")
             if cpu.get("mems"):

@@ -2,7 +2,7 @@
 v2 unified hierarchy (as runc does), where the controllers that live only there are set
 (on this kind of machine: ``hugetlb``) along with ``linux.resources.unified``."""
 
-from ...errors import RuntimeError_
+from ...errors import OCIRuntimeError
 
 #: parts of linux.resources that go to the unified hierarchy when v1 lacks their controller
 _V2_KEYS = {"hugepageLimits": "hugetlb", "rdma": "rdma"}
@@ -61,7 +61,7 @@ class HybridManager:
         for m in (self.v1, self.v2):
             try:
                 m.remove()
-            except RuntimeError_ as e:
+            except OCIRuntimeError as e:
                 err = err or e
         if err:
             raise err

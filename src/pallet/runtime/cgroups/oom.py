@@ -10,7 +10,7 @@ happened since the last call (0 for a wake-up that was not one).
 
 import os
 
-from ...errors import RuntimeError_
+from ...errors import OCIRuntimeError
 
 
 class _V1:
@@ -23,7 +23,7 @@ class _V1:
                 f.write(f"{self.efd} {self.ctl}")
         except OSError as e:
             os.close(self.efd)
-            raise RuntimeError_(f"events: cannot watch {mem_dir}/memory.oom_control: {e.strerror}") from None
+            raise OCIRuntimeError(f"events: cannot watch {mem_dir}/memory.oom_control: {e.strerror}") from None
 
     def fileno(self):
         return self.efd
@@ -58,7 +58,7 @@ class _V2:
             e = ctypes.get_errno()
             if self.fd >= 0:
                 os.close(self.fd)
-            raise RuntimeError_(f"events: cannot watch {self.file}: {os.strerror(e)}")
+            raise OCIRuntimeError(f"events: cannot watch {self.file}: {os.strerror(e)}")
         self.last = self._count()
 
     def _count(self):
@@ -88,15 +88,15 @@ class _V2:
         os.close(self.fd)
 
 
-def watch(mgr):
+def watch(manager):
     """A watch for the manager's memory cgroup, or None when it has no memory controller."""
-    v1 = getattr(mgr, "v1", mgr)  # hybrid: memory is v1's
+    v1 = getattr(manager, "v1", manager)  # hybrid: memory is v1's
     paths = getattr(v1, "paths", None)
     if isinstance(paths, dict) and paths.get("memory"):
         if os.path.exists(f"{paths['memory']}/memory.oom_control"):
             return _V1(paths["memory"])
         return None
-    path = getattr(mgr, "path", None)
-    if path and not getattr(mgr, "hybrid", False) and os.path.exists(f"{path}/memory.events"):
+    path = getattr(manager, "path", None)
+    if path and not getattr(manager, "hybrid", False) and os.path.exists(f"{path}/memory.events"):
         return _V2(path)
     return None

@@ -1,0 +1,104 @@
+"""The runtime's seams, checked on the source: what ``pallet-runtime run`` loads stays light,
+no runtime module imports another module's private names, and there is no import circle."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+
+import pytest
+
+import pallet
+
+pytestmark = pytest.mark.unit
+
+SRC = os.path.dirname(pallet.__file__)
+HEAVY = ("argparse", "json", "re", "enum", "socket", "threading", "gettext", "locale", "http.client", "ssl")
+
+# what `pallet-runtime create/run/start/kill/delete` and the container's init import
+RUN_PATH = ("pallet.cli.runtime", "pallet.cli.runtime_args", "pallet.runtime.run", "pallet.runtime.create",
+            "pallet.runtime.start", "pallet.runtime.delete", "pallet.runtime.kill", "pallet.runtime.query",
+            "pallet.runtime.init", "pallet.runtime.rootfs", "pallet.runtime.process", "pallet.runtime.sync",
+            "pallet.runtime.spec", "pallet.runtime.fields", "pallet.runtime.cgroups.fs1",
+            "pallet.runtime.cgroups.fs2", "pallet.runtime.cgroups.hybrid")
+
+
+def _modules():
+    """{module name: path} of pallet.runtime and the pallet-runtime command line."""
+    out = {}
+    for root, _dirs, files in os.walk(os.path.join(SRC, "runtime")):
+        for f in files:
+            if f.endswith(".py"):
+                rel = os.path.relpath(os.path.join(root, f), os.path.dirname(SRC))[:-3].replace(os.sep, ".")
+                out[rel.removesuffix(".__init__")] = os.path.join(root, f)
+    for f in os.listdir(os.path.join(SRC, "cli")):
+        if f.startswith("runtime") and f.endswith(".py"):
+            out["pallet.cli." + f[:-3]] = os.path.join(SRC, "cli", f)
+    return out
+
+
+def _imports(mods):
+    """[(importer, imported module, name or None)] for every import, lazy ones included."""
+    out = []
+    for name, path in mods.items():
+        package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[:len(parts) - node.level + 1])
+                    target = base + ("." + node.module if node.module else "")
+                else:
+                    target = node.module or ""
+                for alias in node.names:
+                    full = f"{target}.{alias.name}"
+                    if full in mods:  # `from . import init`: a module, not a name
+                        out.append((name, full, None))
+                    else:
+                        out.append((name, target, alias.name))
+            elif isinstance(node, ast.Import):
+                out.extend((name, alias.name, None) for alias in node.names)
+    return out
+
+
+def test_run_path_imports_none_of_the_heavy_modules():
+    code = (f"import sys\nfor m in {RUN_PATH!r}: __import__(m)\n"
+            f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
+
+
+def test_no_runtime_module_imports_private_names_of_another():
+    mods = _modules()
+    crossing = [f"{importer} imports {target}.{name}" for importer, target, name in _imports(mods)
+                if name and name.startswith("_") and target in mods and target != importer
+                and not target.endswith("._sys")]  # _sys: the stand-in syscall module, itself private
+    assert crossing == []
+
+
+def test_no_import_circle_in_the_runtime():
+    mods = _modules()
+    edges = {m: set() for m in mods}
+    for importer, target, _name in _imports(mods):
+        if target in mods and target != importer:
+            edges[importer].add(target)
+    circles = []
+    state = {}  # module -> "open" while on the path, "done" after
+
+    def walk(node, path):
+        state[node] = "open"
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == "open":
+                circles.append(" -> ".join(path[path.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                walk(nxt, path + [nxt])
+        state[node] = "done"
+
+    for m in sorted(mods):
+        if m not in state:
+            walk(m, [m])
+    assert circles == []
