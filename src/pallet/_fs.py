@@ -6,8 +6,20 @@ a dead writer's leftovers from a live one's work.
 
 from __future__ import annotations
 
-import contextlib
 import os
+
+
+def _contextmanager(generator):
+    """``contextlib.contextmanager``, imported when first used: pallet-runtime writes its
+    ``--pid-file`` through this module and must not pay for contextlib (and collections,
+    functools) at every container start."""
+    def make(*args, **kwargs):
+        import contextlib
+
+        return contextlib.contextmanager(generator)(*args, **kwargs)
+
+    make.__name__, make.__doc__ = generator.__name__, generator.__doc__
+    return make
 
 
 def fsync_dir(path: str) -> None:
@@ -29,7 +41,7 @@ def temp_owner_alive(name: str) -> bool:
     return not pid.isdigit() or os.path.exists(f"/proc/{pid}")
 
 
-@contextlib.contextmanager
+@_contextmanager
 def atomic_file(path: str, mode: int = 0o644):
     """Write ``path`` through a file object; it replaces ``path`` only if the block succeeds."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -43,8 +55,10 @@ def atomic_file(path: str, mode: int = 0o644):
             os.fsync(f.fileno())
         os.rename(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
         raise
     fsync_dir(directory)
 
@@ -83,7 +97,7 @@ def output_target(path: str) -> tuple[str, bool]:
     return real, False
 
 
-@contextlib.contextmanager
+@_contextmanager
 def _open_in_place(path: str):
     import stat
 
@@ -109,7 +123,7 @@ def _open_in_place(path: str):
         yield f
 
 
-@contextlib.contextmanager
+@_contextmanager
 def output_file(path: str, mode: int = 0o644):
     """Write a file the user named (see :func:`output_target`): a regular file atomically
     (temp + fsync + rename, with ``mode``), a device, FIFO or socket in place."""
