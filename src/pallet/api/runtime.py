@@ -57,55 +57,55 @@ class Container:
     def create(cls, bundle: str, id: str | None = None, *, root: str | None = None) -> "Container":
         """``pallet-runtime create --bundle BUNDLE ID``: the container is created, its process
         waits for :meth:`start`. ``id`` defaults to a random one. Its stdio is this process's."""
-        from ..runtime import container as _container
+        from ..runtime import create
 
         c = cls(id or os.urandom(16).hex(), root=root)
-        state, _pid = _container.create(c.root, c.id, bundle)
+        state, _pid = create.create(c.root, c.id, bundle)
         state.close()
         return c
 
     @classmethod
     def run(cls, bundle: str, id: str | None = None, *, root: str | None = None) -> int:
         """``pallet-runtime run --bundle BUNDLE ID``: create, start, wait, delete; the exit code."""
-        from ..runtime import container as _container
+        from ..runtime import run
 
         c = cls(id or os.urandom(16).hex(), root=root)
-        return _container.run(c.root, c.id, bundle)
+        return run.run(c.root, c.id, bundle)
 
     @classmethod
     def list(cls, *, root: str | None = None) -> list[ContainerState]:
         """``pallet-runtime list``."""
-        from ..runtime import container as _container
+        from ..runtime import query
 
-        return [container_state(d) for d in _container.list_containers(root or DEFAULT_ROOT)]
+        return [container_state(d) for d in query.list_containers(root or DEFAULT_ROOT)]
 
     def start(self) -> None:
         """``pallet-runtime start``: run the process ``create`` prepared."""
-        from ..runtime import container as _container
+        from ..runtime import start
 
-        _container.start(self.root, self.id)
+        start.start(self.root, self.id)
 
     def state(self) -> ContainerState:
         """``pallet-runtime state``: ``.status`` is creating, created, running, paused or stopped."""
-        from ..runtime import container as _container
+        from ..runtime import query
 
-        return container_state(_container.state(self.root, self.id))
+        return container_state(query.state(self.root, self.id))
 
     def kill(self, signal: int | str = "TERM", *, all: bool = False) -> None:
         """``pallet-runtime kill ID SIGNAL`` (a number, ``TERM`` or ``SIGTERM``)."""
-        from ..runtime import container as _container
+        from ..runtime import kill
 
-        _container.kill(self.root, self.id, _container.parse_signal(str(signal)), all)
+        kill.kill(self.root, self.id, kill.parse_signal(str(signal)), all)
 
     def pause(self) -> None:
-        from ..runtime import container as _container
+        from ..runtime import control
 
-        _container.pause(self.root, self.id)
+        control.pause(self.root, self.id)
 
     def resume(self) -> None:
-        from ..runtime import container as _container
+        from ..runtime import control
 
-        _container.resume(self.root, self.id)
+        control.resume(self.root, self.id)
 
     def wait(self, timeout: float | None = None) -> ContainerState:
         """Wait until the container's process has exited (the state says ``stopped``); its state.
@@ -138,6 +138,6 @@ class Container:
 
     def delete(self, *, force: bool = False) -> None:
         """``pallet-runtime delete`` (``force``: kill it first if it runs)."""
-        from ..runtime import container as _container
+        from ..runtime import delete
 
-        _container.delete(self.root, self.id, force)
+        delete.delete(self.root, self.id, force)
