@@ -185,7 +185,7 @@ def test_parallel_blob_reads(registry, tmp_path, skopeo):
             t.join()
         assert not failures
         assert results == {d.digest: d.size for d in m.layers}
-        idle = sum(len(p._idle) for p in src.client._pools.values())
+        idle = sum(len(p._idle) for p in src.client.transport._pools.values())
         assert 1 <= idle <= 8  # connections were kept alive and pooled, not one per request
 
 

@@ -1,10 +1,11 @@
-"""One registry host: ping, TLS choice, authentication, retries, redirects, error mapping.
+"""One registry host: ping (scheme choice), the layer stack, error mapping.
 
 A :class:`Client` is what source, destination, ``list_tags`` and ``login`` share. It
-sends requests through the :mod:`._http` pools (keep-alive, one connection per thread
-at a time), asks :mod:`._auth` for the Authorization header of the scopes a request
-needs, lets :class:`._retry.RetryPolicy` decide about retries, and turns every failure
-into a one-line :class:`~pallet.errors.PalletError`.
+composes the layers of :mod:`._layers` (redirects, then authentication, then retries,
+then the network :class:`~._layers.Transport`) and sends every request through them,
+then turns every failure into a one-line :class:`~pallet.errors.PalletError`. Pass a
+``transport`` (anything with ``send(request)`` and ``close()``) to run the client's logic
+without a network.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from ...errors import (AccessDenied, AuthenticationRequired, BlobNotFound, Netwo
                        PalletError, RegistryError, Unsupported)
 from . import _http
 from ._auth import Authenticator, parse_challenges
+from ._layers import AuthLayer, RedirectLayer, Request, RetryLayer, Transport
 from ._retry import RetryPolicy, is_transient
 
 #: what a registry error body may be at most (it is JSON; more is not an error body)
 _MAX_ERROR_BODY = 1 << 16
 #: manifests larger than this are refused (containers/image's limit)
 MAX_MANIFEST_SIZE = 4 << 20
-_REDIRECTS = (301, 302, 303, 307, 308)
-#: redirects followed for one request (Go's http.Client stops after 10)
-MAX_REDIRECTS = 10
 _NOT_FOUND_CODES = ("MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN", "BLOB_UPLOAD_UNKNOWN", "NOT_FOUND")
 
 DOCKER_HUB = "docker.io"
@@ -126,7 +125,7 @@ def error_details(body: bytes) -> tuple[str | None, str]:
 class Client:
     """Requests to one registry host as one set of credentials; safe for many threads."""
 
-    def __init__(self, host: str, ctx, *, insecure: bool = False, repo_path: str = ""):
+    def __init__(self, host: str, ctx, *, insecure: bool = False, repo_path: str = "", transport=None):
         from .. import credentials
 
         self.host = host
@@ -155,9 +154,15 @@ class Client:
         self.auth = Authenticator(host, creds, bearer, fetch_token=self._fetch_token)
         self._tls: _http.TLSConfig | None = None
         self.scheme: str | None = None
-        self._pools: dict[tuple, _http.Pool] = {}
-        self._lock = _thread.allocate_lock()
         self._ping_lock = _thread.allocate_lock()
+        log = self.log if self.debug else None
+        #: the network (or a stand-in): ``send(Request) -> response``, ``close()``
+        self.transport = transport if transport is not None else Transport(self.tls, log)
+        #: retries only: what token requests go through
+        self._retrying = RetryLayer(self.transport.send, self.retry, log)
+        self._authing = AuthLayer(self._retrying.send, self.auth)
+        #: the whole stack: redirects -> auth -> retries -> transport
+        self.send = RedirectLayer(self._authing.send).send
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -175,15 +180,6 @@ class Client:
             self._tls = tls_config(self.host, self.ctx, self.tls_verify)
         return self._tls
 
-    def _pool(self, url: _http.URL) -> _http.Pool:
-        key = url.origin
-        with self._lock:
-            pool = self._pools.get(key)
-            if pool is None:
-                pool = _http.Pool(url.scheme, url.host, url.port, self.tls() if url.scheme == "https" else None)
-                self._pools[key] = pool
-            return pool
-
     def base_url(self, scheme: str | None = None) -> _http.URL:
         scheme = scheme or self.scheme or "https"
         port = self._api_port or (443 if scheme == "https" else 80)
@@ -195,10 +191,7 @@ class Client:
         return self.base_url().join(path)
 
     def close(self) -> None:
-        with self._lock:
-            pools, self._pools = list(self._pools.values()), {}
-        for p in pools:
-            p.close()
+        self.transport.close()
 
     def _network_error(self, e: BaseException, what: str, scheme: str | None = None) -> NetworkError:
         hint = ""
@@ -237,16 +230,16 @@ class Client:
             for scheme in schemes:
                 url = self.base_url(scheme).join("/v2/")
                 try:
-                    resp = self._pool(url).request("GET", url, {"User-Agent": self.user_agent})
+                    resp = self.transport.send(Request("GET", url, {"User-Agent": self.user_agent}, what=what))
                 except OSError as e:
                     errs[scheme] = self._network_error(e, what, scheme)
                     self.log(str(errs[scheme]))
                     retryable = retryable or is_transient(e, first_contact=True)
                     continue
                 body = _read_limited(resp)
-                self.log(f"GET {url} -> {resp.status}")
                 if resp.status in (200, 401):
                     self.auth.set_challenges(parse_challenges(resp.headers.get_all("www-authenticate")))
+                    self._authing.origin = url.origin
                     self.scheme = scheme
                     return
                 code, detail = error_details(body)
@@ -268,29 +261,23 @@ class Client:
             self.log(f"{what}: {err}; retry {attempt}/{self.retry.times} in {wait:.1f}s")
             self.retry.sleep(wait)
 
-    def _retry_logger(self, what: str):
-        def on_retry(attempt, wait, reason):
-            self.log(f"{what}: {reason}, retry {attempt}/{self.retry.times} in {wait:.1f}s")
-        return on_retry
-
     def _fetch_token(self, url_text: str, headers: dict) -> tuple[int, bytes]:
         url = _http.URL.parse(url_text)
-        h = {"User-Agent": self.user_agent, **headers}
         realm = f"{url.scheme}://{url.netloc}{url.target.split('?', 1)[0]}"
+        what = f"getting a token from {realm}"
         try:
-            resp = self.retry.run(lambda: self._pool(url).request("GET", url, h), self._retry_logger("token " + realm))
+            resp = self._retrying.send(Request("GET", url, {"User-Agent": self.user_agent, **headers}, what=what))
         except OSError as e:
-            raise self._network_error(e, f"getting a token from {realm}") from None
-        body = _read_limited(resp, 1 << 20, f"getting a token from {realm}") if resp.status == 200 \
-            else _read_limited(resp, 1 << 20)
-        self.log(f"GET {realm}?... -> {resp.status}")
+            raise self._network_error(e, what) from None
+        body = _read_limited(resp, 1 << 20, what) if resp.status == 200 else _read_limited(resp, 1 << 20)
         return resp.status, body
 
     # -- requests --------------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, scopes: tuple[str, ...], what: str,
                 headers: dict | None = None, body=None, follow_redirects: bool = False) -> _http.Response:
-        """Send a request and return the response, whatever its status (see :meth:`check`).
+        """Send a request through the layers and return the response, whatever its status
+        (see :meth:`check`).
 
         Retries (connection errors, 5xx, 429) apply when the body can be sent again.
         A 401 is answered once by fetching a fresh token (it may have expired, or the registry
@@ -298,51 +285,14 @@ class Client:
         registry's Authorization when they lead to another host.
         """
         url = self.url(path)
-        origin = url.origin
-        replayable = not isinstance(body, _http.StreamBody)
-        policy = self.retry if replayable else RetryPolicy(0)
-        reauthed = False
-        redirects = 0
-        while True:
-            def attempt(url=url):
-                h = {"User-Agent": self.user_agent}
-                if headers:
-                    h.update(headers)
-                if url.origin == origin:
-                    a = self.auth.header(scopes)
-                    if a:
-                        h["Authorization"] = a
-                return self._pool(url).request(method, url, h, body)
-
-            try:
-                resp = policy.run(attempt, self._retry_logger(f"{method} {url.target.split('?', 1)[0]}"))
-            except OSError as e:
-                raise self._network_error(e, what) from None
-            self.log(f"{method} {url.scheme}://{url.netloc}{url.target.split('?', 1)[0]} -> {resp.status}")
-            if resp.status == 401 and url.origin == origin and not reauthed and replayable:
-                challenges = parse_challenges(resp.headers.get_all("www-authenticate"))
-                if challenges and not self.auth.bearer:
-                    resp.close()
-                    reauthed = True
-                    self.auth.invalidate(scopes)
-                    self.auth.set_challenges(challenges)
-                    continue
-            if follow_redirects and resp.status in _REDIRECTS and method in ("GET", "HEAD"):
-                loc = resp.headers.get("location")
-                if loc:
-                    resp.close()
-                    if redirects >= MAX_REDIRECTS:
-                        raise RegistryError(f"{what}: too many redirects ({redirects}) at "
-                                            f"{url.scheme}://{url.netloc}{url.target.split('?', 1)[0]}",
-                                            resp.status)
-                    redirects += 1
-                    try:
-                        url = url.join(loc)
-                    except ValueError:
-                        raise RegistryError(f"{what}: {self.host} redirected to an unsupported URL "
-                                            f"{loc[:200]!r}", resp.status) from None
-                    continue
-            return resp
+        h = {"User-Agent": self.user_agent}
+        if headers:
+            h.update(headers)
+        req = Request(method, url, h, body, scopes=scopes, what=what, follow_redirects=follow_redirects)
+        try:
+            return self.send(req)
+        except OSError as e:
+            raise self._network_error(e, what) from None
 
     def check(self, resp: _http.Response, ok: tuple[int, ...], what: str, *, blob: bool = False) -> _http.Response:
         """Return ``resp`` if its status is in ``ok``; else read its error body and raise."""

@@ -141,6 +141,23 @@ class Headers:
         return list(self._items)
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` takes other scripts' digits, ``int`` signs and spaces)."""
+    return bool(text) and not text.strip("0123456789")
+
+
+def _content_length(value: str) -> int:
+    """The Content-Length: digits only; repeated headers must agree (as Go's net/http,
+    where http.client would read a body of a guessed length)."""
+    vals = {v.strip() for v in value.split(",")}
+    if len(vals) != 1:
+        raise MalformedResponse(f"conflicting Content-Length headers {value[:60]!r}")
+    v = vals.pop()
+    if not _digits(v) or len(v) > 19:
+        raise MalformedResponse(f"invalid Content-Length {value[:60]!r}")
+    return int(v)
+
+
 class Response:
     """Status, headers and a body stream. Read the body to its end (or ``close``) to free
     the connection; a body read to its end returns the connection to its pool."""
@@ -169,10 +186,7 @@ class Response:
         else:
             cl = headers.get("content-length")
             if cl is not None:
-                try:
-                    self._remaining = int(cl.split(",")[0].strip())
-                except ValueError:
-                    raise MalformedResponse(f"invalid Content-Length {cl!r}") from None
+                self._remaining = _content_length(cl)
             else:
                 self._keep_alive = False  # body runs until the server closes
         if self._remaining == 0 and not self._chunked:
@@ -182,8 +196,8 @@ class Response:
     def content_length(self) -> int:
         cl = self.headers.get("content-length")
         try:
-            return int(cl) if cl is not None else -1
-        except ValueError:
+            return _content_length(cl) if cl is not None else -1
+        except MalformedResponse:
             return -1
 
     @property
@@ -236,10 +250,10 @@ class Response:
             line = rf.readline(_MAX_LINE)
             if not line.endswith(b"\n"):
                 raise ProtocolError("connection closed inside a chunked body")
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise MalformedResponse(f"invalid chunk size line {line[:40]!r}") from None
+            size_text = line.split(b";", 1)[0].strip()
+            if not size_text or size_text.strip(b"0123456789abcdefABCDEF") or len(size_text) > 16:
+                raise MalformedResponse(f"invalid chunk size line {line[:40]!r}")
+            size = int(size_text, 16)
             if size == 0:
                 while True:  # trailers
                     t = rf.readline(_MAX_LINE)
@@ -407,11 +421,12 @@ class Connection:
                 raise ProtocolError("connection closed before a response")
             if not line.startswith(b"HTTP/1."):
                 raise MalformedResponse(f"not an HTTP response: {line[:40]!r}")
-            parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-            try:
-                status = int(parts[1])
-            except (IndexError, ValueError):
-                raise MalformedResponse(f"invalid status line {line[:60]!r}") from None
+            # as http.client and Go: spaces between the fields, a status of exactly 3 digits
+            parts = line.decode("latin-1").rstrip("\r\n").split(None, 2)
+            code = parts[1] if len(parts) > 1 else ""
+            if len(code) != 3 or not _digits(code) or code[0] == "0":
+                raise MalformedResponse(f"invalid status line {line[:60]!r}")
+            status = int(code)
             reason = parts[2] if len(parts) > 2 else ""
             items = []
             while True:
@@ -422,7 +437,15 @@ class Connection:
                     raise ProtocolError("connection closed inside response headers")
                 if len(items) > _MAX_HEADERS:
                     raise MalformedResponse("too many response headers")
-                k, sep, v = h.decode("latin-1").partition(":")
+                text = h.decode("latin-1")
+                if text[:1] in (" ", "\t"):
+                    # an obsolete folded line continues the header before it (RFC 9112 5.2:
+                    # replaced by a space)
+                    if items:
+                        k, v = items[-1]
+                        items[-1] = (k, f"{v} {text.strip()}".strip())
+                    continue
+                k, sep, v = text.partition(":")
                 if not sep:
                     continue
                 items.append((k.strip().lower(), v.strip()))
