@@ -169,7 +169,7 @@ def _need_id(cmd, args, n_max=1):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("--version", "-v"):
-        from .. import __version__
+        from .._version import __version__
 
         print(f"pallet-runtime version {__version__}\nspec: 1.0.2-dev")
         return 0
