@@ -82,6 +82,8 @@ ALLOWED_DEBT = {
     ("layer", "pallet.storage.ops", "pallet.transports.registries_conf"): "ops: short names from registries.conf (moves to images/)",
     ("layer", "pallet.storage.ops", "pallet.transports._files"): "ops: load spools through transports' files (moves to images/)",
     ("private", "pallet.storage.ops", "pallet.transports._files"): "ops: load spools through transports' files (moves to images/)",
+    # transports knows the store by name
+    ("layer", "pallet.transports", "pallet.storage.transport"): "TRANSPORTS names local: (imported by name); the store should register it from above",
     # cross-package private modules and names whose owners must make them public
     ("private", "pallet.transports._tar", "pallet.layer._tar"): "the one tar codec: layer/_tar.py should be public (layer.tar)",
     ("private", "pallet.cli.common", "pallet.transports._files"): "--spool-limit parses with transports' parse_size (make it public)",
@@ -152,9 +154,13 @@ def _resolve(mod: Module, node: ast.ImportFrom) -> str:
 
 
 def imports(mod: Module):
-    """(line, target module, imported name or None) for every import in ``mod``."""
+    """(line, target module, imported name or None) for every import in ``mod``; a string that
+    is exactly a pallet module's name counts too (``importlib.import_module`` of a registry)."""
     for node in ast.walk(mod.tree):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("pallet."):
+            if node.value in MODULES:
+                yield node.lineno, node.value, None
+        elif isinstance(node, ast.Import):
             for a in node.names:
                 yield node.lineno, a.name, None
         elif isinstance(node, ast.ImportFrom):
@@ -411,7 +417,8 @@ def test_the_checker_sees_what_it_must(tmp_path):
     """The rules fire on the forms they are about (relative, local, TYPE_CHECKING, aliased)."""
     src = ("TYPE_CHECKING = False\nif TYPE_CHECKING:\n    from ..cli import main\n"
            "def f():\n    from ..storage.store import _lock\n    import _socket\n"
-           "    from . import _tar\n")
+           "    from . import _tar\n"
+           "TABLE = {'local': 'pallet.storage.transport', 'doc': 'pallet.storage.transport is a module'}\n")
     path = tmp_path / "x.py"
     path.write_text(src)
     mod = Module("pallet.oci.x", path, False)
@@ -420,6 +427,7 @@ def test_the_checker_sees_what_it_must(tmp_path):
     assert (5, "pallet.storage.store", "_lock") in got
     assert (6, "_socket", None) in got
     assert (7, "pallet.oci", "_tar") in got  # not a module here: a private name
+    assert [g for g in got if g[0] == 8] == [(8, "pallet.storage.transport", None)]  # by name, once
     assert sorted(private_attributes(Module("pallet.oci.y", _write(tmp_path / "y.py",
                 "from ..storage import info as i\nimport pallet.layer.stream as st\ni._config(); st._x; i.public\n"),
                 False))) == [(3, "pallet.layer.stream", "_x"), (3, "pallet.storage.info", "_config")]
