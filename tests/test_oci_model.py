@@ -327,3 +327,51 @@ def test_decompressing_writer_concatenated_and_truncated_gzip():
     w.write(gzip.compress(bytes(range(256)) * 1000)[:-30])
     with pytest.raises(DigestMismatch):
         w.close()
+
+
+# -- config field syntax: Go durations, RFC 3339 times, exposed ports -----------------------------
+
+@pytest.mark.parametrize("text, ns", [
+    ("0", 0), ("1.5h", 5400 * 10**9), ("1m30s", 90 * 10**9), ("300ms", 300 * 10**6), (".5s", 5 * 10**8),
+    ("5.s", 5 * 10**9), ("-10m", -600 * 10**9), ("+1us", 1000), ("1\u00b5s", 1000), ("10ns", 10),
+    ("9223372036854775807ns", 2**63 - 1), ("0.000000001s", 1),
+])
+def test_go_durations_in_nanoseconds(text, ns):
+    from pallet.oci.times import parse_duration
+
+    assert parse_duration(text) == ns
+
+
+@pytest.mark.parametrize("text", ["", "-", "1d", "24", "1.2.3s", ".s", "1 s", "9223372036854775808ns", "3000000h"])
+def test_not_go_durations(text):
+    from pallet.oci.times import parse_duration
+
+    assert parse_duration(text) is None
+
+
+def test_rfc3339_times():
+    from pallet.oci.times import days_from_civil, parse_rfc3339
+
+    assert parse_rfc3339("1970-01-01T00:00:00Z") == 0
+    assert parse_rfc3339("2024-02-29T12:00:00.5+01:00") == 1709204400.5
+    assert days_from_civil(2000, 3, 1) == 11017
+    with pytest.raises(ValueError):
+        parse_rfc3339("yesterday")
+
+
+@pytest.mark.parametrize("word, key", [("80", "80/tcp"), ("53/UDP", "53/udp"), ("8000-8010/tcp", "8000-8010/tcp"),
+                                       ("127.0.0.1:80", "80/tcp"), ("1/sctp", "1/sctp")])
+def test_exposed_port_keys(word, key):
+    from pallet.oci.config import exposed_port
+
+    assert exposed_port(word) == key
+
+
+@pytest.mark.parametrize("word, message", [("0", "invalid port '0'"), ("70000", "invalid port '70000'"),
+                                           ("80/quic", "invalid proto: quic"), ("http", "invalid port 'http'"),
+                                           ("90-80", "invalid port '90-80'")])
+def test_bad_exposed_ports_name_the_word(word, message):
+    from pallet.oci.config import exposed_port
+
+    with pytest.raises(ValueError, match=message):
+        exposed_port(word)

@@ -7,7 +7,7 @@ They are loaded on first use (module ``__getattr__``), so ``import pallet`` stay
 the commands, which import this package on every start.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _API = (
     "open_store", "Store", "WorkingContainer", "copy", "inspect", "build", "parse_reference", "Container",

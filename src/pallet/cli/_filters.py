@@ -45,37 +45,12 @@ def parse_bool(key: str, value: str) -> bool:
 
 # -- times -----------------------------------------------------------------------------------
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
 def parse_duration(text: str) -> float | None:
     """Go's time.ParseDuration (``24h``, ``1h30m``, ``1.5h``, ``-10m``) in seconds; None if not one."""
-    s = text
-    sign = 1.0
-    if s[:1] in "+-" and s:
-        sign = -1.0 if s[0] == "-" else 1.0
-        s = s[1:]
-    if s == "0":
-        return 0.0
-    if not s:
-        return None
-    total, i = 0.0, 0
-    while i < len(s):
-        j = i
-        while j < len(s) and (s[j].isdigit() and s[j].isascii() or s[j] == "."):
-            j += 1
-        num = s[i:j]
-        if num in ("", ".") or num.count(".") > 1:
-            return None
-        k = j
-        while k < len(s) and not (s[k].isdigit() and s[k].isascii()) and s[k] != ".":
-            k += 1
-        unit = s[j:k]
-        if unit not in _UNITS:
-            return None
-        total += float(num) * _UNITS[unit]
-        i = k
-    return sign * total
+    from ..oci.times import parse_duration as ns
+
+    d = ns(text)
+    return None if d is None else d / 1e9
 
 
 def parse_until(value: str, now: float, key: str = "until") -> float:
@@ -94,7 +69,7 @@ def parse_until(value: str, now: float, key: str = "until") -> float:
 def _parse_timestamp(value: str) -> float | None:
     import time as _time
 
-    from ._table import _days_from_civil
+    from ..oci.times import days_from_civil
 
     v = value.strip()
     if v and all(c.isdigit() or c == "." for c in v) and v.count(".") <= 1 and v[0] != ".":
@@ -130,7 +105,7 @@ def _parse_timestamp(value: str) -> float | None:
         return None
     if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and sec < 61):
         return None
-    ts = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec
+    ts = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec
     if offset is None:  # local time, as podman's ParseInLocation
         offset = -_time.altzone if _time.localtime(ts).tm_isdst > 0 else -_time.timezone
     return ts - offset

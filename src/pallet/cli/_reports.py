@@ -67,19 +67,10 @@ IMAGE_HEADERS = {"ID": "IMAGE ID", "Id": "IMAGE ID", "ReadOnly": "R/O", "Created
 
 
 def image_json(rec: dict, labels: dict | None, containers: int, dangling: bool) -> dict:
-    """One image of ``images --format json`` (podman's ImageSummary)."""
-    from ..storage import info
+    """One image of ``images --format json``: the API's definition (``ImageInfo.as_dict()``)."""
+    from ..api.results import image_json as doc
 
-    tags, digests = info.repo_tags_digests(rec)
-    created = rec.get("created", "")
-    doc = {"Id": rec["id"], "ParentId": "", "RepoTags": tags or None, "RepoDigests": digests,
-           "Size": rec.get("size", 0), "SharedSize": 0, "VirtualSize": rec.get("size", 0),
-           "Labels": labels or None, "Containers": containers, "Names": list(rec["names"]) or None,
-           "Digest": rec["digest"], "Digests": list(rec["digests"]), "History": list(reversed(rec["names"])) or None,
-           "Created": int(_ts(created) or 0), "CreatedAt": created}
-    if dangling:  # podman's omitempty
-        doc["Dangling"] = True
-    return doc
+    return doc(rec, labels, containers, dangling)
 
 
 def image_row(doc: dict, name: str, no_trunc: bool) -> Struct:

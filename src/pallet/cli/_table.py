@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from ..oci.times import parse_rfc3339 as parse_time  # noqa: F401  (the CLI's name for it)
+
 
 def human_size(n: float) -> str:
     """podman's units: decimal, three significant digits (``5.87 MB``)."""
@@ -46,23 +48,6 @@ def ago(iso: str | None) -> str:
     return f"{int(d // (86400 * 365))} years ago"
 
 
-def parse_time(iso: str) -> float:
-    """Seconds since the epoch of an RFC 3339 time (fractions and offsets allowed)."""
-    import re
-
-    m = re.match(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?$", iso.strip())
-    if not m:
-        raise ValueError(iso)
-    y, mo, d, h, mi, s = (int(x) for x in m.groups()[:6])
-    ts = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s + float(m.group(7) or 0)
-    tz = m.group(8)
-    if tz and tz != "Z":
-        sign = 1 if tz[0] == "+" else -1
-        tz = tz[1:].replace(":", "")
-        ts -= sign * (int(tz[:2]) * 3600 + int(tz[2:]) * 60)
-    return ts
-
-
 def table(headers: list[str], rows: list[list[str]], noheading: bool = False) -> str:
     widths = [len(h) for h in headers]
     for r in rows:
@@ -74,13 +59,3 @@ def table(headers: list[str], rows: list[list[str]], noheading: bool = False) ->
     for r in rows:
         lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
     return "\n".join(lines)
-
-
-def _days_from_civil(y: int, m: int, d: int) -> int:
-    """Days since 1970-01-01 of a proleptic Gregorian date (calendar.timegm without the import)."""
-    y -= m <= 2
-    era = (y if y >= 0 else y - 399) // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468

@@ -24,9 +24,9 @@ def _podman(p):
 
 
 def _store(args):
-    from .store import _store as s
+    from .store import open_store
 
-    return s(args)
+    return open_store(args)
 
 
 def _say(line: str) -> None:
@@ -362,8 +362,9 @@ def _argv(text: str, shell: list | None = None) -> list:
 
 def cmd_config(args) -> int:
     from ..build import image as _image
-    from ..build.executor import _duration, _ports
     from ..errors import UsageError
+    from ..oci.config import exposed_port
+    from ..oci.times import parse_duration
 
     b = _get(args, args.container)
     doc = b.config
@@ -409,13 +410,10 @@ def cmd_config(args) -> int:
         if port.endswith("-"):
             (cfg.get("ExposedPorts") or {}).pop(port[:-1] if "/" in port else port[:-1] + "/tcp", None)
             continue
-
-        class _I:
-            def error(self, m):
-                return UsageError(m)
-
-        for pp in _ports(port, _I()):
-            cfg.setdefault("ExposedPorts", {})[pp] = {}
+        try:
+            cfg.setdefault("ExposedPorts", {})[exposed_port(port)] = {}
+        except ValueError as e:
+            raise UsageError(f"--port: {e}") from None
     for v in args.volume:
         if v.endswith("-"):
             (cfg.get("Volumes") or {}).pop(v[:-1], None)
@@ -444,8 +442,8 @@ def cmd_config(args) -> int:
                           ("healthcheck_start_period", "StartPeriod")):
             v = getattr(args, flag)
             if v:
-                d = _duration(v)
-                if d is None:
+                d = parse_duration(v)
+                if d is None or d < 0:
                     raise UsageError(f"invalid duration {v!r}")
                 cfg["Healthcheck"][key] = d
         if args.healthcheck_retries is not None:

@@ -102,3 +102,19 @@ def print_json(obj) -> None:
     import sys
 
     sys.stdout.write(json.dumps(obj, indent=4) + "\n")
+
+
+def progress(args):
+    """Copy progress on stderr as skopeo/podman show it (none with ``--quiet``; redrawn lines
+    on a terminal)."""
+    import sys
+
+    from ..transports.copy import Progress
+
+    if getattr(args, "quiet", False):
+        return Progress(None)
+    if sys.stderr.isatty():
+        from ._progress import TerminalProgress
+
+        return TerminalProgress(sys.stderr)
+    return Progress(lambda line: print(line, file=sys.stderr, flush=True))

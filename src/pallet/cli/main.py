@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from .. import __version__
+from .._version import __version__
 from . import _args
 
 #: modules under pallet.cli that add verbs, in --help order

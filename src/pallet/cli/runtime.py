@@ -14,7 +14,7 @@ from .runtime_args import USAGE, Usage, count, need_id, parse
 
 
 def _version(root=None, o=None, args=None):
-    from .. import __version__
+    from .._version import __version__
 
     print(f"pallet-runtime version {__version__}\nspec: 1.0.2-dev")
 

@@ -15,10 +15,14 @@ PODMAN_EXIT = {"default": 125}
 RMI_EXIT = {"default": 125, "ImageUnknown": 1, "ImageInUse": 2}
 
 
-def _store(args):
+def open_store(args):
+    """The store the global flags (``--root``, ``--runroot``, ``--storage-driver``) name."""
     from ..storage.store import Store
 
     return Store(store_options(args))
+
+
+_store = open_store  # this module's verbs' short name
 
 
 def store_options(args):
@@ -196,7 +200,7 @@ def _load(sub, name):
 
 
 def _progress(args):
-    from .transport import _progress as p
+    from .common import progress as p
 
     return p(args)
 

@@ -202,18 +202,6 @@ def _parse_ref(text: str):
     return parse_reference(text)
 
 
-def _progress(args):
-    from ..transports.copy import Progress
-
-    if getattr(args, "quiet", False):
-        return Progress(None)
-    if sys.stderr.isatty():
-        from ._progress import TerminalProgress
-
-        return TerminalProgress(sys.stderr)
-    return Progress(lambda line: print(line, file=sys.stderr, flush=True))
-
-
 # -- inspect -------------------------------------------------------------------------------
 
 def cmd_inspect(args) -> int:
@@ -272,7 +260,7 @@ def copy_options(args):
         decompress=getattr(args, "dest_decompress", False),
         preserve_digests=args.preserve_digests,
         parallel=getattr(args, "image_parallel_copies", 6),
-        progress=_progress(args),
+        progress=common.progress(args),
         additional_tags=getattr(args, "additional_tag", []),
         policy=getattr(args, "policy", None), insecure_policy=getattr(args, "insecure_policy", False),
         remove_signatures=getattr(args, "remove_signatures", False), sign_by=getattr(args, "sign_by", None),

@@ -98,3 +98,24 @@ class ImageConfig:
     @property
     def history(self) -> list[dict]:
         return list(self.doc.get("history") or [])
+
+
+def exposed_port(word: str) -> str:
+    """An ``EXPOSE``/``--port`` word (``80``, ``53/udp``, ``8000-8010/tcp``, ``127.0.0.1:80``) as
+    its ``ExposedPorts`` key (a range stays one key, as buildah writes it); ``ValueError``
+    naming the word when it is not a port."""
+    port, _, proto = word.partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in ("tcp", "udp", "sctp"):
+        raise ValueError(f"invalid proto: {proto}")
+    if ":" in port:
+        port = port.rsplit(":", 1)[1]
+    lo, sep, hi = port.partition("-")
+    try:
+        a = int(lo)
+        b = int(hi) if sep else a
+    except ValueError:
+        raise ValueError(f"invalid port {word!r}") from None
+    if not (0 < a <= 65535 and a <= b <= 65535):
+        raise ValueError(f"invalid port {word!r}")
+    return f"{port}/{proto}"

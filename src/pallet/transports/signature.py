@@ -40,7 +40,7 @@ def payload(docker_reference: str, manifest_digest: str, timestamp: int | None =
     """The content to sign for ``manifest_digest`` stored at ``docker_reference``."""
     import time
 
-    from .. import __version__
+    from .._version import __version__
 
     doc = {"critical": {"identity": {"docker-reference": docker_reference},
                         "image": {"docker-manifest-digest": manifest_digest},
