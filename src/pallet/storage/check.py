@@ -24,6 +24,32 @@ def _file_digest(path: str) -> str | None:
     return "sha256:" + h.hexdigest()
 
 
+def _missing_layer_blobs(store: "Store", digest: str, media_type: str) -> list[str]:
+    """The layer blobs a stored manifest names that the store does not have (foreign layers,
+    fetched from their URLs, excepted). An unreadable manifest is reported elsewhere."""
+    from ..errors import PalletError
+    from ..oci import manifest as _manifest
+    from ..oci import mediatype as mt
+
+    try:
+        with store.open_blob(digest) as f:
+            m = _manifest.parse(f.read(), media_type)
+    except (PalletError, OSError, ValueError):
+        return []
+    if getattr(m, "is_index", False) or not hasattr(m, "config"):
+        return []
+    out = []
+    for d in m.layers:
+        if d.urls and mt.is_nondistributable(d.media_type):
+            continue
+        try:
+            if not store.has_blob(d.digest):
+                out.append(d.digest)
+        except PalletError:  # not a digest the store can keep
+            out.append(d.digest)
+    return out
+
+
 def check(store: "Store", repair: bool = False, verify_blobs: bool = True) -> list[str]:
     """Problems found (one line each). With ``repair``, they are fixed by removal, and the list
     says what was done."""
@@ -64,6 +90,7 @@ def check(store: "Store", repair: bool = False, verify_blobs: bool = True) -> li
                     bad_layers.add(lid)
                     changed = True
         bad_images: set[str] = set()
+        bad_manifests: list[tuple[str, str]] = []  # (image, manifest) to forget; the image stays
         for iid, img in st.images.items():
             for lid in img.get("layers") or []:
                 if lid not in st.layers or lid in bad_layers:
@@ -80,6 +107,15 @@ def check(store: "Store", repair: bool = False, verify_blobs: bool = True) -> li
                 elif got != digest:
                     problems.append(f"image {iid[:12]}: its {what} {digest} is corrupt")
                     bad_images.add(iid)
+            for mdigest, mtype in (img.get("manifests") or {}).items():
+                missing = _missing_layer_blobs(store, mdigest, mtype)
+                if missing:
+                    problems.append(f"image {iid[:12]}: its manifest {mdigest} names layer blob {missing[0]}, "
+                                    "which the store does not have (it cannot be saved or pushed with it)")
+                    if mdigest == img.get("digest") or len(img["manifests"]) == 1:
+                        bad_images.add(iid)
+                    else:
+                        bad_manifests.append((iid, mdigest))
             if img.get("config") and img["config"].split(":", 1)[1] != iid:
                 problems.append(f"image {iid[:12]}: its ID does not match its config digest")
                 bad_images.add(iid)
@@ -102,6 +138,13 @@ def check(store: "Store", repair: bool = False, verify_blobs: bool = True) -> li
             for iid in bad_images:
                 del st.images[iid]
                 st.dirty.add("images")
+            for iid, mdigest in bad_manifests:
+                img = st.images.get(iid)
+                if img is not None:
+                    img["manifests"].pop(mdigest, None)
+                    img["digests"] = [d for d in img["digests"] if d != mdigest]
+                    (img.get("signatures") or {}).pop(mdigest, None)
+                    st.dirty.add("images")
             for lid in bad_layers:
                 for cid, c in list(st.containers.items()):
                     if c["layer"] == lid:

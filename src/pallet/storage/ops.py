@@ -89,11 +89,12 @@ def _pull_all_tags(store, named, ctx, options) -> list[dict]:
             for t in tags]
 
 
-def _pull_one(store, src, name: str | None, ctx, options) -> dict:
-    """Copy ``src`` into the store under ``name``; by digest (or nameless) it gets no name."""
+def _pull_one(store, src, name: str | None, ctx, options, keep_digest: bool = False) -> dict:
+    """Copy ``src`` into the store under ``name``; by digest (or nameless) it gets no name.
+    ``keep_digest``: an image already stored keeps the manifest it pushes with (loads)."""
     named = qualify(name) if name and "@" not in name else None
     ctx.storage = store.options
-    return copy_image(src, LocalReference(named, None), ctx, ctx, options).committed
+    return copy_image(src, LocalReference(named, None, keep_digest=keep_digest), ctx, ctx, options).committed
 
 
 def push(store: "Store", image: str, destination: str | None, src_ctx: "SystemContext",
@@ -231,7 +232,7 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
     if kind == "docker-archive":
         for i, tags in enumerate(_docker_archive_tags(archive)):
             ref = parse_reference(f"docker-archive:{archive}:@{i}")
-            img = _pull_one(store, ref, tags[0] if tags else None, ctx, options)
+            img = _pull_one(store, ref, tags[0] if tags else None, ctx, options, keep_digest=True)
             if len(tags) > 1:
                 store.tag(img["id"], tags[1:])
             if tags:
@@ -256,7 +257,8 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
         names.append(ref_name)
     for ref_name in names:
         src = parse_reference(f"oci-archive:{archive}" + (f":{ref_name}" if ref_name else ""))
-        img = _pull_one(store, src, ref_name if ref_name and not ref_name.startswith("sha256") else None, ctx, options)
+        img = _pull_one(store, src, ref_name if ref_name and not ref_name.startswith("sha256") else None, ctx, options,
+                        keep_digest=True)
         loaded.append(str(qualify(ref_name)) if ref_name and img["names"] else "sha256:" + img["id"])
     return loaded
 

@@ -395,6 +395,32 @@ class Store:
                 st.dirty.add("layers")
                 return rec
 
+    def add_layer_blob(self, stream, *, layer_id: str, diff_id: str, blob_digest: str, compression: str | None) -> None:
+        """Keep another blob of a layer the store already has (the same diff as it came from
+        another source: a docker-archive's uncompressed tar, another compression), so images
+        whose manifests name it can be saved and pushed. The blob's digest is verified upstream;
+        what it decompresses to must be the layer's diffID. The layer itself is not touched."""
+        from ..layer import stream as _stream
+
+        with self.staging() as staging:
+            blob_tmp = os.path.join(staging, "blob")
+            with open(blob_tmp, "wb") as bf:
+                plain = _stream.Digesting(_stream.open_decompressed(_stream.Tee(stream, bf), compression))
+                while plain.read(_stream.CHUNK):
+                    pass
+                bf.flush()
+                os.fsync(bf.fileno())
+            if plain.digest != diff_id:
+                raise DigestMismatch(f"layer {blob_digest}: uncompressed content has digest {plain.digest}, "
+                                     f"but the image config says {diff_id}")
+            with self.write() as st:
+                if layer_id not in st.layers:
+                    raise StoreError(f"layer {layer_id[:12]} was removed while its blob {blob_digest} was "
+                                     "being stored; try again")
+                bpath = self.blob_path(blob_digest)
+                if not os.path.exists(bpath):
+                    os.rename(blob_tmp, bpath)
+
     def layer_chain(self, st: _State, top: str | None) -> list[dict]:
         """Records from ``top`` down to the base (top first); StoreError if one is missing."""
         out = []
@@ -410,9 +436,13 @@ class Store:
     # -- images ------------------------------------------------------------------------------
 
     def add_image(self, *, config: bytes, config_digest: str, manifest: bytes, manifest_digest: str,
-                  media_type: str, layers: list[str], names: list[str], signatures: list[bytes] | None = None) -> dict:
+                  media_type: str, layers: list[str], names: list[str], signatures: list[bytes] | None = None,
+                  blobs: list[str] | None = None, keep_digest: bool = False) -> dict:
         """Record an image whose layers are all in the store; names move from other images.
-        ``signatures`` (simple signing, kept as blobs) replace the manifest's when given."""
+        ``signatures`` (simple signing, kept as blobs) replace the manifest's when given.
+        ``blobs``: the layer blobs the manifest names (all in the store), kept while the image
+        is. ``keep_digest``: an image already stored keeps the manifest it is pushed and saved
+        with (a load adds the archive's manifest without replacing the pulled one)."""
         from ..oci import digest as _digest
 
         self.put_blob_bytes(config, config_digest)
@@ -433,12 +463,19 @@ class Store:
             for lid in layers:
                 if lid not in st.layers:
                     raise StoreError(f"layer {lid[:12]} vanished while the image was being stored; try again")
+            for b in blobs or ():
+                if not os.path.exists(self.blob_path(b)):
+                    raise StoreError(f"blob {b} vanished while the image was being stored; try again")
+            known = image_id in st.images
             rec = st.images.get(image_id) or {"id": image_id, "names": [], "digests": [], "manifests": {},
                                               "created": created, "added": _now()}
             rec["config"] = config_digest
             rec["layers"] = list(layers)
             rec["top_layer"] = layers[-1] if layers else None
-            rec["digest"] = manifest_digest
+            if not (keep_digest and known and rec.get("digest") in rec["manifests"]):
+                rec["digest"] = manifest_digest
+            if blobs:
+                rec["blobs"] = sorted(set(rec.get("blobs") or ()) | set(blobs))
             if manifest_digest not in rec["digests"]:
                 rec["digests"].append(manifest_digest)
             rec["manifests"][manifest_digest] = media_type
@@ -597,6 +634,7 @@ class Store:
         for rec in st.images.values():
             blobs.add(rec["config"])
             blobs.update(rec["digests"])
+            blobs.update(rec.get("blobs") or ())
             for sigs in (rec.get("signatures") or {}).values():
                 blobs.update(sigs)
         for layer in st.layers.values():

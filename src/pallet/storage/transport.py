@@ -33,9 +33,11 @@ class LocalReference(ImageReference):
 
     transport = "local"
 
-    def __init__(self, named, image_id: str | None):
+    def __init__(self, named, image_id: str | None, keep_digest: bool = False):
         self.named = named
         self.image_id = image_id
+        #: a destination: an image already stored keeps its manifest (see Store.add_image)
+        self.keep_digest = keep_digest
 
     def string_within_transport(self) -> str:
         if self.named is not None:
@@ -130,6 +132,12 @@ class LocalDestination(ImageDestination):
         self._diff_ids = diff_ids
         self._chain = chain_ids(diff_ids)
         self._media = [d.media_type for d in layers]
+        with self.store.read() as st:
+            for i, d in enumerate(layers):
+                if d.urls and mt.is_nondistributable(d.media_type) and self._chain[i] not in st.layers:
+                    raise Unsupported(f"layer {d.digest} is a non-distributable (foreign) layer, to be fetched "
+                                      f"from {d.urls[0]}: foreign layers are not copied (as podman and skopeo "
+                                      "do not), so the image cannot be stored in local:")
         self._plan = {}
         for i, d in enumerate(layers):
             self._plan.setdefault(d.digest, []).append(i)
@@ -139,7 +147,7 @@ class LocalDestination(ImageDestination):
         if not idx:
             return None
         with self.store.read() as st:
-            if all(self._chain[i] in st.layers for i in idx):
+            if all(self._chain[i] in st.layers for i in idx) and self.store.has_blob(desc.digest):
                 return desc
         return None
 
@@ -160,6 +168,13 @@ class LocalDestination(ImageDestination):
             layer_id = self._chain[i]
             with self.store.layer_lock(layer_id):
                 if self.store.has_layer(layer_id):
+                    if first and not self.store.has_blob(desc.digest):
+                        # the layer came as another blob (e.g. compressed, and now a docker-archive's
+                        # plain tar): keep this one too, or the manifest names a blob nobody has
+                        self.store.add_layer_blob(stream, layer_id=layer_id, diff_id=self._diff_ids[i],
+                                                  blob_digest=desc.digest,
+                                                  compression=mt.layer_compression(desc.media_type))
+                        first = False
                     continue
                 if not first:
                     # the same blob twice in one image (e.g. empty layers): reread it from the store
@@ -226,9 +241,13 @@ class LocalDestination(ImageDestination):
             self._apply_deferred()
         named = self.reference.named
         names = [str(named.tagged_or_latest())] if named is not None else []
+        parsed = _manifest.parse(raw, media_type)
+        blobs = [d.digest for d in parsed.layers if not (d.urls and mt.is_nondistributable(d.media_type))] \
+            if not getattr(parsed, "is_index", False) and hasattr(parsed, "config") else []
         self.committed = self.store.add_image(config=self._config, config_digest=self._config_digest, manifest=raw,
                                           manifest_digest=_manifest.digest_of(raw, media_type),
                                           media_type=media_type, layers=self._chain, names=names,
-                                          signatures=self._signatures)
+                                          signatures=self._signatures, blobs=blobs,
+                                          keep_digest=self.reference.keep_digest)
 
 

@@ -1,0 +1,169 @@
+"""podman's image verbs on the store, end to end: save/load round trips, prune and the build
+cache, pulls by digest, foreign roots, killed builds (against real podman where it matters)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+
+import images
+from conftest import need
+from test_storage import StoreCLI, push_layout
+
+pytestmark = pytest.mark.usefixtures("isolated")
+
+
+@pytest.fixture
+def s(tmp_path):
+    st = StoreCLI(str(tmp_path / "store"), "overlay")
+    yield st
+    st.cleanup()
+
+
+def _image(registry, tmp_path, repo: str, layers=None) -> str:
+    layout = str(tmp_path / ("layout-" + repo.replace("/", "-")))
+    if layers is None:
+        images.make_layout(layout, "v1")
+    else:
+        images.make_layout(layout, "v1", layers=layers)
+    return push_layout(registry, layout, "v1", repo)
+
+
+def _sha(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _remote_digest(ref: str) -> str:
+    return subprocess.run([need("skopeo"), "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
+                           f"docker://{ref}"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+# -- issue 13.1: save -> load in the same store --------------------------------------------
+
+def test_save_load_save_in_the_same_store_is_byte_identical(s, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/saveload")
+    s("pull", "-q", "--tls-verify=false", ref)
+    a, b = str(tmp_path / "a.tar"), str(tmp_path / "b.tar")
+    s("save", "-o", a, ref)
+    s("load", "-i", a)
+    s("save", "-o", b, ref)
+    assert _sha(a) == _sha(b)
+    dest = f"{registry.host}/imgs/saveload-pushed:1"
+    s("push", "--tls-verify=false", ref, dest)
+    assert _remote_digest(dest) == _remote_digest(ref)
+    s("system", "check")
+    # and the image loaded into a fresh store saves the same archive again
+    other = StoreCLI(str(tmp_path / "other"), "overlay")
+    try:
+        other("load", "-i", a)
+        c = str(tmp_path / "c.tar")
+        other("save", "-o", c, ref)
+        assert _sha(a) == _sha(c)
+        other("push", "--tls-verify=false", ref, f"{registry.host}/imgs/saveload-other:1")
+        other("system", "check")
+    finally:
+        other.cleanup()
+
+
+class Podman:
+    """Real podman on a store of its own in temp dirs (vfs; the run root short, as podman wants)."""
+
+    def __init__(self, root: str):
+        import tempfile
+
+        self.root = root
+        self.runroot = tempfile.mkdtemp(prefix="psr-")
+
+    def __call__(self, *args, check=True):
+        p = subprocess.run([need("podman"), "--root", self.root, "--runroot", self.runroot, "--storage-driver",
+                            "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "none", *args],
+                           capture_output=True, text=True, timeout=120)
+        if check and p.returncode != 0:
+            raise AssertionError(f"podman {' '.join(args)} exited {p.returncode}: {p.stderr}")
+        return p
+
+    def cleanup(self):
+        import shutil
+
+        self("rmi", "-a", "-f", check=False)
+        subprocess.run(["umount", "-R", "-l", self.runroot], capture_output=True)
+        shutil.rmtree(self.runroot, ignore_errors=True)
+
+
+@pytest.fixture
+def podman(tmp_path):
+    p = Podman(str(tmp_path / "podman-root"))
+    yield p
+    p.cleanup()
+
+
+def test_podmans_archive_of_an_image_whose_layers_are_stored_loads_whole(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/podmansave")
+    s("pull", "-q", "--tls-verify=false", ref)
+    podman("pull", "-q", "--tls-verify=false", ref)
+    archive = str(tmp_path / "podman.tar")
+    podman("save", "-o", archive, ref)
+    s("load", "-i", archive)
+    s("system", "check")
+    s("save", "-o", str(tmp_path / "a.tar"), ref)
+    dest = f"{registry.host}/imgs/podmansave-pushed:1"
+    s("push", "--tls-verify=false", ref, dest)
+    assert _remote_digest(dest) == _remote_digest(ref)
+    # every image the store lists saves and pushes, by ID too
+    for i, iid in enumerate(s("images", "-q", "--no-trunc").stdout.split()):
+        s("save", "-o", str(tmp_path / f"id{i}.tar"), iid)
+        s("push", "--tls-verify=false", iid, f"{registry.host}/imgs/podmansave-byid:{i}")
+    # the archive podman wrote loads into a fresh store too, and saves back to the same layers
+    other = StoreCLI(str(tmp_path / "other"), "overlay")
+    try:
+        other("load", "-i", archive)
+        c = str(tmp_path / "c.tar")
+        other("save", "-o", c, ref)
+        other("system", "check")
+    finally:
+        other.cleanup()
+
+
+# -- issue 14.14: a foreign layer copied into local: ---------------------------------------
+
+def _foreign_layout(root: str) -> str:
+    """An OCI layout whose base layer is non-distributable, with a URL, and (as such layers are)
+    not in the layout; returns that layer's digest."""
+    images.make_layout(root, "v1", layers=[{"base.txt": "base"}, {"top.txt": "top"}])
+    with open(os.path.join(root, "index.json")) as f:
+        index = json.load(f)
+    mdesc = index["manifests"][0]
+    mpath = os.path.join(root, "blobs", "sha256", mdesc["digest"].split(":", 1)[1])
+    with open(mpath) as f:
+        manifest = json.load(f)
+    layer = manifest["layers"][0]
+    layer["mediaType"] = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+    layer["urls"] = ["https://example.invalid/base.tar.gz"]
+    os.unlink(os.path.join(root, "blobs", "sha256", layer["digest"].split(":", 1)[1]))
+    raw = json.dumps(manifest).encode()
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    with open(os.path.join(root, "blobs", "sha256", digest.split(":", 1)[1]), "wb") as f:
+        f.write(raw)
+    mdesc.update(digest=digest, size=len(raw))
+    with open(os.path.join(root, "index.json"), "w") as f:
+        json.dump(index, f)
+    return layer["digest"]
+
+
+def test_a_foreign_layer_copied_into_local_is_named_not_said_to_have_vanished(s, tmp_path):
+    layout = str(tmp_path / "foreign")
+    digest = _foreign_layout(layout)
+    for args in (("copy", f"oci:{layout}:v1", "local:foreign"), ("pull", f"oci:{layout}:v1")):
+        p = s(*args, check=False)
+        assert p.returncode != 0
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+        assert digest in lines[0] and "non-distributable (foreign)" in lines[0], lines[0]
+        assert "vanished" not in lines[0]
+    assert s("images", "-q", "-a").stdout == ""
+    s("system", "check")
