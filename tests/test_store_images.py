@@ -167,3 +167,48 @@ def test_a_foreign_layer_copied_into_local_is_named_not_said_to_have_vanished(s,
         assert "vanished" not in lines[0]
     assert s("images", "-q", "-a").stdout == ""
     s("system", "check")
+
+
+# -- issue 13.3: image prune keeps the build cache -----------------------------------------
+
+@pytest.fixture
+def busybox_store(tmp_path):
+    from buildtools import PalletStore, make_busybox_layout
+
+    layout = str(tmp_path / "bb")
+    make_busybox_layout(layout, "v1")
+    st = PalletStore(str(tmp_path / "bstore"))
+    st("copy", f"oci:{layout}:v1", "local:localhost/busybox:v1")
+    yield st
+    st.unmount_all()
+
+
+def test_prune_keeps_the_build_cache_and_removes_what_dangles(busybox_store, tmp_path):
+    s = busybox_store
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nRUN echo $(date +%s%N) > /stamp\n"
+                                    "COPY f.txt /f.txt\nRUN cat /f.txt /stamp > /both\nENV E=1\n")
+    (ctx / "f.txt").write_text("one")
+    s("build", "-t", "c1", str(ctx))
+    cache = set(s("images", "-q", "-a", "--no-trunc").stdout.split())
+    assert len(cache) >= 4  # busybox, c1 and the steps under it
+    # a dangling image: an unnamed one nothing is built on
+    other = tmp_path / "other"
+    images.make_layout(str(other), "v1", layers=[{"x.txt": "x"}])
+    s("copy", f"oci:{other}:v1", "local:dangling")
+    s("untag", "dangling")
+    dangling = (set(s("images", "-q", "-a", "--no-trunc").stdout.split()) - cache).pop()
+    assert s("image", "prune").stdout.split() == [dangling]
+    assert set(s("images", "-q", "-a", "--no-trunc").stdout.split()) == cache
+    out = s("build", "-t", "c2", str(ctx)).stdout
+    assert out.count("Using cache") == 3, out
+    assert s.tree("c2")["/stamp"] == s.tree("c1")["/stamp"]
+    # untagging what the steps are under makes the whole chain dangling: it goes, step by step
+    s("rmi", "c1", "c2")
+    bb = s("images", "-q", "--no-trunc", "localhost/busybox:v1").stdout.split()
+    steps = set(s("images", "-q", "-a", "--no-trunc").stdout.split()) - set(bb)
+    assert len(steps) >= 3
+    assert set(s("image", "prune").stdout.split()) == steps
+    assert s("images", "-q", "-a", "--no-trunc").stdout.split() == bb
+    s("system", "check")

@@ -159,18 +159,28 @@ def matches(store: "Store", rec: dict, filters: list[tuple[str, str]], all_image
 
 
 def prune(store: "Store", all_unused: bool = False) -> list[str]:
-    """Remove dangling images (no name), or with ``all_unused`` every image no container uses."""
-    removed = []
-    used = {c["image"] for c in store.containers()}
-    mounted = {img["id"] for img, _, _ in store.mounted_images()}
-    for rec in store.images():
-        if rec["id"] in used or rec["id"] in mounted:
-            continue
-        if rec["names"] and not all_unused:
-            continue
-        store.remove_image(rec["id"], force=True)
-        removed.append(rec["id"])
-    return removed
+    """Remove dangling images (no name and no child: not the build cache's intermediate images,
+    which images built on them need), or with ``all_unused`` every image no container uses.
+    As podman does, it goes round again while a round removed something: an intermediate image
+    whose last child was dangling is dangling now."""
+    from .store import ImageUnknown
+
+    removed: list[str] = []
+    while True:
+        used = {c["image"] for c in store.containers()}
+        mounted = {img["id"] for img, _, _ in store.mounted_images()}
+        images = store.images()
+        keep = set() if all_unused else intermediate_ids(images)
+        batch = [rec["id"] for rec in images if rec["id"] not in used and rec["id"] not in mounted
+                 and rec["id"] not in keep and (all_unused or not rec["names"])]
+        if not batch:
+            return removed
+        for iid in batch:
+            try:
+                store.remove_image(iid, force=True)
+            except ImageUnknown:  # another process removed it meanwhile
+                continue
+            removed.append(iid)
 
 
 def disk_usage(store: "Store") -> dict:
