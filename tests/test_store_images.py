@@ -212,3 +212,57 @@ def test_prune_keeps_the_build_cache_and_removes_what_dangles(busybox_store, tmp
     assert set(s("image", "prune").stdout.split()) == steps
     assert s("images", "-q", "-a", "--no-trunc").stdout.split() == bb
     s("system", "check")
+
+
+# -- issue 13.4: a pull by digest keeps its name -------------------------------------------
+
+def _repo_tag_rows(out: str) -> list[list[str]]:
+    return [line.split()[:2] for line in out.splitlines()[1:]]
+
+
+def test_pull_by_digest_is_named_repo_at_digest_as_podman_does(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/bydigest")
+    digest = _remote_digest(ref)
+    repo = ref.rsplit(":", 1)[0]
+    dref = f"{repo}@{digest}"
+    iid = s("pull", "-q", "--tls-verify=false", dref).stdout.strip()
+    podman("pull", "-q", "--tls-verify=false", dref)
+    assert _repo_tag_rows(s("images").stdout) == _repo_tag_rows(podman("images").stdout) == [[repo, "<none>"]]
+    (ours,) = json.loads(s("images", "--format", "json").stdout)
+    (theirs,) = json.loads(podman("images", "--format", "json").stdout)
+    for key in ("Id", "RepoTags", "RepoDigests", "Names", "Digest"):
+        assert ours[key] == theirs[key], key
+    (ins,) = json.loads(s("image", "inspect", dref).stdout)
+    assert ins["Id"] == iid and ins["RepoTags"] == [] and ins["RepoDigests"] == [dref]
+    assert s("image", "exists", dref).returncode == 0
+    # not dangling
+    assert s("image", "prune").stdout == ""
+    assert s("images", "-q", "--no-trunc").stdout.strip() == iid
+    # save, push and tag take the digest reference
+    s("save", "-o", str(tmp_path / "d.tar"), dref)
+    dest = f"{registry.host}/imgs/bydigest-pushed:1"
+    s("push", "--tls-verify=false", dref, dest)
+    assert _remote_digest(dest) == digest
+    s("push", "--tls-verify=false", dref)  # to where its name points: the same digest
+    s("tag", dref, "again")
+    assert s("images", "-q", "--no-trunc", "localhost/again").stdout.strip() == iid
+    # rmi by the digest reference drops that name; the image stays under its other one
+    out = s("rmi", dref).stdout
+    assert out.strip() == f"Untagged: {dref}"
+    assert s("image", "exists", dref, check=False).returncode == 1
+    assert _repo_tag_rows(s("images").stdout) == [["localhost/again", "latest"]]
+    s("rmi", "again")
+    # named only by digest, rmi by digest removes it
+    s("pull", "-q", "--tls-verify=false", dref)
+    assert s("rmi", dref).stdout.splitlines() == [f"Untagged: {dref}", f"Deleted: {iid}"]
+    assert s("images", "-q", "-a").stdout == ""
+    s("system", "check")
+
+
+def test_a_digest_name_must_be_the_manifests_digest(s, tmp_path):
+    layout = str(tmp_path / "lay")
+    images.make_layout(layout, "v1")
+    wrong = "sha256:" + "ab" * 32
+    p = s("copy", f"oci:{layout}:v1", f"local:localhost/lying@{wrong}", check=False)
+    assert p.returncode != 0 and f"its manifest's digest is" in p.stderr and "Traceback" not in p.stderr
+    assert s("images", "-q", "-a").stdout == ""

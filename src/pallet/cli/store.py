@@ -270,15 +270,17 @@ def cmd_images(args) -> int:
             created = r.get("created", "")
             out.append({"Id": r["id"], "ParentId": "", "RepoTags": tags or None, "RepoDigests": digests,
                         "Size": r.get("size", 0), "SharedSize": 0, "VirtualSize": r.get("size", 0),
-                        "Labels": None, "Containers": 0, "Names": tags or None, "Digest": r["digest"],
+                        "Labels": None, "Containers": 0, "Names": list(r["names"]) or None, "Digest": r["digest"],
                         "Digests": r["digests"], "Created": _unix(created), "CreatedAt": created})
         common.print_json(out)
         return 0
+    from ..storage.names import split_name
+
     rows = []
     for r in images:
         names = r["names"] or ["<none>:<none>"]
         for n in names:
-            repo, _, tag = n.rpartition(":")
+            repo, tag = split_name(n)
             row = [repo, tag]
             if args.digests:
                 row.append(r["digest"])
@@ -289,7 +291,7 @@ def cmd_images(args) -> int:
 
         fmt = args.format.removeprefix("table ")
         for row, r, n in rows:
-            repo, _, tag = n.rpartition(":")
+            repo, tag = split_name(n)
             data = {"Repository": repo, "Tag": tag, "ID": row[-3], "Id": r["id"], "Digest": r["digest"],
                     "Created": r.get("created"), "CreatedSince": row[-2], "Size": row[-1],
                     "Names": r["names"], "Digests": r["digests"]}

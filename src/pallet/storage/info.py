@@ -17,9 +17,14 @@ def _config(store: "Store", rec: dict) -> dict:
 
 
 def repo_tags_digests(rec: dict) -> tuple[list[str], list[str]]:
+    """RepoTags (names with a tag) and RepoDigests (each repository it is named in, with each
+    digest it has, and the names it was pulled by digest as)."""
+    from .names import split_name
+
     tags = [n for n in rec["names"] if "@" not in n]
-    repos = sorted({n.rpartition(":")[0] for n in tags})
+    repos = sorted({split_name(n)[0] for n in rec["names"]})
     digests = [f"{r}@{d}" for r in repos for d in rec["digests"]]
+    digests += [n for n in rec["names"] if "@" in n and n not in digests]
     return tags, digests
 
 

@@ -90,11 +90,14 @@ def _pull_all_tags(store, named, ctx, options) -> list[dict]:
 
 
 def _pull_one(store, src, name: str | None, ctx, options, keep_digest: bool = False) -> dict:
-    """Copy ``src`` into the store under ``name``; by digest (or nameless) it gets no name.
+    """Copy ``src`` into the store under ``name`` (``REPO@DIGEST`` by digest; None: no name).
     ``keep_digest``: an image already stored keeps the manifest it pushes with (loads)."""
-    named = qualify(name) if name and "@" not in name else None
+    named = qualify(name) if name else None
     ctx.storage = store.options
-    return copy_image(src, LocalReference(named, None, keep_digest=keep_digest), ctx, ctx, options).committed
+    # by digest from a registry: it checked the digest (of the manifest, or of the index the
+    # image was chosen from), and the image is named REPO@DIGEST, as podman names it
+    dest = LocalReference(named, None, keep_digest=keep_digest, digest_verified=src.transport == "docker")
+    return copy_image(src, dest, ctx, ctx, options).committed
 
 
 def push(store: "Store", image: str, destination: str | None, src_ctx: "SystemContext",
@@ -167,13 +170,14 @@ def save(store: "Store", images: list[str], output: str, fmt: str, ctx: "SystemC
 
 def _archive_tag(text: str, rec: dict) -> str | None:
     """The name an image is saved under: the one the user typed if it names it, else its first name."""
+    tagged = [n for n in rec["names"] if "@" not in n]  # an archive's tags cannot hold a digest
     try:
         q = str(qualify(text))
-        if q in rec["names"]:
+        if q in tagged:
             return q
     except InvalidReference:
         pass
-    return rec["names"][0] if rec["names"] else None
+    return tagged[0] if tagged else None
 
 
 def _tar_dir(directory: str, output: str) -> None:

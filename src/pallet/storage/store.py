@@ -507,10 +507,18 @@ class Store:
             def names_repo(rec) -> bool:  # does the image have a name in this repository?
                 if short:
                     return any(_names.name_matches_short(n, (short[0], None, None)) for n in rec["names"])
-                return any(n.rpartition(":")[0] == named.name for n in rec["names"])
+                return any(_names.split_name(n)[0] == named.name for n in rec["names"])
 
             if named.digest:
-                found = [rec for rec in st.images.values() if named.digest in rec["digests"] and names_repo(rec)]
+                # by the name it was pulled as (repo@digest: the digest may be an index's), or by a
+                # manifest it has in a repository it is named in
+                def named_as(rec) -> bool:
+                    return any(n.endswith("@" + named.digest) and (
+                        _names.name_matches_short(n, (short[0], None, None)) if short
+                        else n == f"{named.name}@{named.digest}") for n in rec["names"])
+
+                found = [rec for rec in st.images.values()
+                         if named_as(rec) or (named.digest in rec["digests"] and names_repo(rec))]
             else:
                 full = str(named)
                 found = [rec for rec in st.images.values() if full in rec["names"]]
@@ -585,7 +593,8 @@ class Store:
             by_name = not (_names.is_id_like(text) and (iid.startswith(text.removeprefix("sha256:"))))
             if by_name and len(rec["names"]) > 1 and not force:
                 named, short = _names.candidates(text)
-                name = str(named) if named is not None and str(named) in rec["names"] else next(
+                stored = str(_names.qualify(text)) if named is not None else None
+                name = stored if stored in rec["names"] else next(
                     (n for n in rec["names"] if short and _names.name_matches_short(n, short)), None)
                 if name:
                     rec["names"].remove(name)

@@ -33,11 +33,14 @@ class LocalReference(ImageReference):
 
     transport = "local"
 
-    def __init__(self, named, image_id: str | None, keep_digest: bool = False):
+    def __init__(self, named, image_id: str | None, keep_digest: bool = False, digest_verified: bool = False):
         self.named = named
         self.image_id = image_id
         #: a destination: an image already stored keeps its manifest (see Store.add_image)
         self.keep_digest = keep_digest
+        #: a destination named REPO@DIGEST whose source checked that digest (a pull by digest:
+        #: the registry's manifest, or index, had it); otherwise the stored manifest must have it
+        self.digest_verified = digest_verified
 
     def string_within_transport(self) -> str:
         if self.named is not None:
@@ -54,8 +57,8 @@ class LocalReference(ImageReference):
         return LocalSource(self, store_for(ctx))
 
     def new_destination(self, ctx) -> "LocalDestination":
-        if self.image_id or (self.named is not None and self.named.digest):
-            raise InvalidReference(f"cannot write to {self}: a destination needs NAME[:TAG]")
+        if self.image_id:
+            raise InvalidReference(f"cannot write to {self}: a destination needs NAME[:TAG] or NAME@DIGEST")
         return LocalDestination(self, store_for(ctx))
 
     def delete(self, ctx) -> None:
@@ -241,11 +244,15 @@ class LocalDestination(ImageDestination):
             self._apply_deferred()
         named = self.reference.named
         names = [str(named.tagged_or_latest())] if named is not None else []
+        manifest_digest = _manifest.digest_of(raw, media_type)
+        if named is not None and named.digest and named.digest != manifest_digest \
+                and not self.reference.digest_verified:
+            raise InvalidReference(f"cannot store the image as {named}: its manifest's digest is {manifest_digest}")
         parsed = _manifest.parse(raw, media_type)
         blobs = [d.digest for d in parsed.layers if not (d.urls and mt.is_nondistributable(d.media_type))] \
             if not getattr(parsed, "is_index", False) and hasattr(parsed, "config") else []
         self.committed = self.store.add_image(config=self._config, config_digest=self._config_digest, manifest=raw,
-                                          manifest_digest=_manifest.digest_of(raw, media_type),
+                                          manifest_digest=manifest_digest,
                                           media_type=media_type, layers=self._chain, names=names,
                                           signatures=self._signatures, blobs=blobs,
                                           keep_digest=self.reference.keep_digest)
