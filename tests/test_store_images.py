@@ -73,15 +73,16 @@ def test_save_load_save_in_the_same_store_is_byte_identical(s, registry, tmp_pat
 class Podman:
     """Real podman on a store of its own in temp dirs (vfs; the run root short, as podman wants)."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, driver: str = "vfs"):
         import tempfile
 
         self.root = root
+        self.driver = driver
         self.runroot = tempfile.mkdtemp(prefix="psr-")
 
     def __call__(self, *args, check=True):
         p = subprocess.run([need("podman"), "--root", self.root, "--runroot", self.runroot, "--storage-driver",
-                            "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "none", *args],
+                            self.driver, "--cgroup-manager", "cgroupfs", "--events-backend", "none", *args],
                            capture_output=True, text=True, timeout=120)
         if check and p.returncode != 0:
             raise AssertionError(f"podman {' '.join(args)} exited {p.returncode}: {p.stderr}")

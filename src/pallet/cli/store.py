@@ -15,10 +15,12 @@ PODMAN_EXIT = {"default": 125}
 RMI_EXIT = {"default": 125, "ImageUnknown": 1, "ImageInUse": 2}
 
 
-def _store(args):
+def _store(args, create: bool = True):
+    """The store; ``create=False`` for read-only verbs: a missing or empty root stays so (they
+    show nothing), and a root that is not a pallet store is refused before anything is written."""
     from ..storage.store import Store
 
-    return Store(store_options(args))
+    return Store(store_options(args), create=create)
 
 
 def store_options(args):
@@ -226,7 +228,7 @@ def cmd_push(args) -> int:
     from ..storage import ops
     from ..transports.copy import CopyOptions
 
-    store = _store(args)
+    store = _store(args, create=False)
     options = CopyOptions(format=mt.FORMAT_NAMES[args.format] if args.format else None,
                           compress_format=args.compression_format, compress_level=args.compression_level,
                           progress=_progress(args), policy=args.policy, insecure_policy=args.insecure_policy,
@@ -244,7 +246,7 @@ def cmd_images(args) -> int:
     from ..storage import info
     from ._table import ago, human_size, table
 
-    store = _store(args)
+    store = _store(args, create=False)
     filters = info.parse_filters(args.filter)
     if args.names:
         filters.append(("reference", args.names))
@@ -364,7 +366,7 @@ def cmd_save(args) -> int:
         output = "/dev/stdout"
     options = CopyOptions(progress=Progress(None) if args.quiet or output == "/dev/stdout" else _progress(args),
                           compress_format="gzip" if args.compress else None)
-    ops.save(_store(args), args.images, output, args.format, common.context(args), options)
+    ops.save(_store(args, create=False), args.images, output, args.format, common.context(args), options)
     return 0
 
 
@@ -387,7 +389,7 @@ def cmd_load(args) -> int:
 def cmd_image_inspect(args) -> int:
     from ..storage import info
 
-    store = _store(args)
+    store = _store(args, create=False)
     out = [info.inspect_image(store, text) for text in args.images]
     if args.format:
         from ._template import render
@@ -403,7 +405,7 @@ def cmd_history(args) -> int:
     from ..storage import info
     from ._table import ago, human_size, table
 
-    rows = info.history(_store(args), args.image)
+    rows = info.history(_store(args, create=False), args.image)
     if args.quiet:
         print("\n".join(r["id"] if args.no_trunc or r["id"] == "<missing>" else r["id"][:12] for r in rows))
         return 0
@@ -422,7 +424,7 @@ def cmd_history(args) -> int:
 
 
 def cmd_image_mount(args) -> int:
-    store = _store(args)
+    store = _store(args, create=bool(args.images))
     if not args.images:
         mounts = store.mounted_images()
         if args.format == "json":
@@ -464,7 +466,7 @@ def cmd_exists(args) -> int:
     from ..storage.store import ImageUnknown
 
     try:
-        _store(args).image(args.image)
+        _store(args, create=False).image(args.image)
     except ImageUnknown:
         return 1
     return 0
@@ -474,7 +476,7 @@ def cmd_df(args) -> int:
     from ..storage import info
     from ._table import human_size, table
 
-    u = info.disk_usage(_store(args))
+    u = info.disk_usage(_store(args, create=False))
     if args.format == "json":
         common.print_json([{"Type": "Images", "Total": u["images"]["total"], "Active": u["images"]["active"],
                             "Size": u["images"]["size"], "Reclaimable": u["images"]["reclaimable"]},
@@ -498,7 +500,7 @@ def cmd_df(args) -> int:
 def cmd_check(args) -> int:
     from ..storage.check import check
 
-    problems = check(_store(args), repair=args.repair, verify_blobs=not args.quick)
+    problems = check(_store(args, create=args.repair), repair=args.repair, verify_blobs=not args.quick)
     for p in problems:
         print(("repaired: " if args.repair else "") + p)
     if problems and not args.repair:

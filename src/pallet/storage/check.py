@@ -54,6 +54,8 @@ def check(store: "Store", repair: bool = False, verify_blobs: bool = True) -> li
     """Problems found (one line each). With ``repair``, they are fixed by removal, and the list
     says what was done."""
     problems: list[str] = []
+    if store.absent:  # no store there (a read-only open of a missing or empty root): nothing to check
+        return problems
     with store.staging() as trash, store.write() as st:
         drv = store.driver
         bad_layers: set[str] = set()

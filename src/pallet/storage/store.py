@@ -82,27 +82,124 @@ class _State:
         self.after: list = []
 
 
+#: the store's format marker (GRAPHROOT/pallet-store): written when a store is made, checked
+#: whenever one is opened, before anything is written
+MARKER = "pallet-store"
+FORMAT = 1
+#: regular files where containers/storage (podman, buildah) makes its metadata directories: it
+#: then refuses the root ("not a directory") instead of treating pallet's overlay/ as its own
+DECOYS = ("overlay-images", "vfs-images")
+#: what containers/storage (podman, buildah, skopeo's containers-storage:) makes in its root
+_FOREIGN = ("storage.lock", "userns.lock", "libpod", "overlay-layers", "overlay-containers", "vfs-layers",
+            "vfs-containers", "btrfs-images", "btrfs-layers", "zfs-images", "zfs-layers")
+
+
 class Store:
-    """One local store. Cheap to open; every operation takes the locks it needs."""
+    """One local store. Cheap to open; every operation takes the locks it needs.
+
+    ``create=False`` (read-only verbs): a missing or empty root is not made into a store; it opens
+    as an empty store (``absent``) and nothing is written, in the root or the run root."""
 
     FILES = ("layers", "images", "containers")
 
-    def __init__(self, options: StoreOptions | None = None):
+    def __init__(self, options: StoreOptions | None = None, create: bool = True):
         self.options = options or resolve()
         self.graphroot = self.options.graphroot
         self.runroot = self.options.runroot
+        self._token: bytes | None = None
+        self._state: _State | None = None
+        self.absent = False
+        kind = self._probe()  # reads only: nothing is written before the root is known to be ours
+        if kind in ("missing", "empty") and not create:
+            self.absent = True
+            self.driver = None
+            return
         try:
-            os.makedirs(self.graphroot, 0o700, exist_ok=True)
             os.makedirs(os.path.join(self.runroot, "locks"), 0o700, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the run root {self.runroot}: {e.strerror}") from None
+        self._lock = FileLock(os.path.join(self.runroot, "storage.lock"))
+        if kind != "pallet":
+            self._adopt()
+        try:
             for d in ("blobs/sha256", "staging", "mounts"):
                 os.makedirs(os.path.join(self.graphroot, d), 0o700, exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create the store at {self.graphroot}: {e.strerror}") from None
-        self._lock = FileLock(os.path.join(self.runroot, "storage.lock"))
-        self._token: bytes | None = None
-        self._state: _State | None = None
         self.driver = self._open_driver()
         self._clean_leftovers()
+
+    # -- format ------------------------------------------------------------------------------
+
+    def _probe(self) -> str:
+        """What the root is: ``pallet`` (marked), ``legacy`` (a pallet store from before the
+        marker), ``missing`` or ``empty``; anything else (another tool's root, a newer pallet's
+        store) is refused here, having written nothing."""
+        root = self.graphroot
+        try:
+            names = [n for n in os.listdir(root) if not n.startswith(".")]  # .tmp files of a writer
+        except FileNotFoundError:
+            return "missing"
+        except NotADirectoryError:
+            raise StoreError(f"the store root {root} is not a directory") from None
+        except OSError as e:
+            raise StoreError(f"cannot read the store root {root}: {e.strerror}") from None
+        if MARKER in names:
+            self._check_marker()
+            return "pallet"
+        # the decoys are written first when a store is made: a process killed before the marker
+        # left a root that is still empty for our purposes
+        names = [n for n in names if not (n in DECOYS and os.path.isfile(os.path.join(root, n)))]
+        if not names:
+            return "empty"
+        foreign = sorted(n for n in names if n in _FOREIGN or (n in DECOYS and os.path.isdir(os.path.join(root, n))))
+        try:
+            with open(os.path.join(root, "driver"), "rb") as f:
+                ours = f.read(64).strip().decode("ascii", "replace") in DRIVERS
+        except OSError:
+            ours = False
+        if ours and not foreign:
+            return "legacy"
+        if ours:
+            raise StoreError(f"{root}: a pallet store that another tool has written into (containers-storage files: "
+                             f"{', '.join(foreign[:3])}); pallet does not use it so: move those out of it, "
+                             "or use another --root")
+        what = (f"it holds containers-storage files ({', '.join(foreign[:3])}: a podman, buildah or cri-o store)"
+                if foreign else f"it holds files pallet did not make ({', '.join(sorted(names)[:3])})")
+        raise StoreError(f"{root} is not a pallet store: {what}, and pallet does not write into it: "
+                         "use --root with an empty or new directory")
+
+    def _check_marker(self) -> None:
+        path = os.path.join(self.graphroot, MARKER)
+        try:
+            with open(path, "rb") as f:
+                text = f.read(256).decode("ascii", "replace")
+        except OSError as e:
+            raise StoreError(f"cannot read {path}: {e.strerror}") from None
+        word, _, version = text.strip().partition(" ")
+        if word != "pallet-store-format" or not version.isdigit():
+            raise StoreError(f"{path}: not a pallet store format marker (want 'pallet-store-format N')")
+        if int(version) > FORMAT:
+            raise StoreError(f"the store at {self.graphroot} has format {int(version)}, made by a newer pallet; "
+                             f"this pallet reads format {FORMAT}: use that newer pallet, or another --root")
+
+    def _adopt(self) -> None:
+        """Make a missing or empty root a store, or mark a store from before the marker; under the
+        store lock, looking again first (another process may have done it meanwhile)."""
+        try:
+            os.makedirs(self.graphroot, 0o700, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the store at {self.graphroot}: {e.strerror}") from None
+        with self._lock.exclusive():
+            if self._probe() == "pallet":
+                return
+            note = (b"This directory is a pallet store (see its pallet-store file), not a containers-storage "
+                    b"root: podman and buildah must not use it.\n")
+            for name in DECOYS:
+                path = os.path.join(self.graphroot, name)
+                if not os.path.lexists(path):
+                    _fs.write_atomic(path, note, 0o644)
+            _fs.write_atomic(os.path.join(self.graphroot, MARKER), f"pallet-store-format {FORMAT}\n".encode(), 0o644)
 
     # -- driver ------------------------------------------------------------------------------
 
@@ -168,12 +265,17 @@ class Store:
     @contextlib.contextmanager
     def read(self):
         """The current records, under the shared store lock. Do not modify them."""
+        if self.absent:  # no store there: nothing in it, and nothing to lock
+            yield _State({}, {}, {})
+            return
         with self._lock.shared():
             yield self._load()
 
     @contextlib.contextmanager
     def write(self):
         """The records under the exclusive store lock; mark changed tables in ``state.dirty``."""
+        if self.absent:
+            raise StoreError(f"internal: a read-only open of the store at {self.graphroot} was asked to write")
         with self._lock.exclusive():
             st = self._load()
             st.dirty = set()
@@ -269,7 +371,7 @@ class Store:
         drv = self.driver
         out = []
         for name in os.listdir(drv.home):
-            if name not in ("l", "empty") and name not in st.layers:
+            if name not in ("l", "empty") and not name.startswith(".") and name not in st.layers:
                 out.append((f"{drv.name}/{name}", os.path.join(drv.home, name)))
         if drv.name == "overlay":
             links = {(r.get("driver") or {}).get("link") for r in st.layers.values()}

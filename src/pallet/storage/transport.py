@@ -21,10 +21,10 @@ def parse(details: str) -> "LocalReference":
     return LocalReference(qualify(details), None)
 
 
-def store_for(ctx):
+def store_for(ctx, create: bool = True):
     from .store import Store
 
-    return Store(getattr(ctx, "storage", None))
+    return Store(getattr(ctx, "storage", None), create=create)
 
 
 class LocalReference(ImageReference):
@@ -54,7 +54,7 @@ class LocalReference(ImageReference):
         return self.image_id if self.image_id else str(self.named)
 
     def new_source(self, ctx) -> "LocalSource":
-        return LocalSource(self, store_for(ctx))
+        return LocalSource(self, store_for(ctx, create=False))
 
     def new_destination(self, ctx) -> "LocalDestination":
         if self.image_id:
