@@ -267,3 +267,60 @@ def test_a_digest_name_must_be_the_manifests_digest(s, tmp_path):
     p = s("copy", f"oci:{layout}:v1", f"local:localhost/lying@{wrong}", check=False)
     assert p.returncode != 0 and f"its manifest's digest is" in p.stderr and "Traceback" not in p.stderr
     assert s("images", "-q", "-a").stdout == ""
+
+
+# -- issue 14.15: a killed build leaves nothing behind -------------------------------------
+
+def _store_mounts(root: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(root)]
+
+
+def _containers(root: str) -> dict:
+    try:
+        with open(os.path.join(root, "containers.json")) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+
+
+def test_a_killed_build_leaves_no_container_mount_or_layer(busybox_store, tmp_path):
+    import signal
+    import time
+
+    s = busybox_store
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM localhost/busybox:v1 AS base\nRUN echo one > /one\n"
+        "FROM localhost/busybox:v1\nCOPY --from=base /one /one\nRUN echo two > /two\n"
+        "COPY f.txt /f.txt\nRUN cat /one /two /f.txt > /all\n")
+    (ctx / "f.txt").write_text("f")
+    user = s("builder", "from", "localhost/busybox:v1").stdout.strip()  # the user's: never reaped
+    s("builder", "mount", user)
+    for nth in (1, 2, 3, 4, 5):
+        p = subprocess.Popen(s.args("build", "--no-cache", "-t", "killed", str(ctx)),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seen: set = set()
+        deadline = time.monotonic() + 60
+        while len(seen) < nth and p.poll() is None and time.monotonic() < deadline:
+            seen.update(cid for cid, c in _containers(s.root).items() if c["names"] != [user])
+            time.sleep(0.002)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        assert seen, "the build made no working container before it ended"
+        s("system", "check")  # passes without --repair: what the dead build owned is gone
+        assert os.listdir(os.path.join(s.root, "staging")) == []
+        assert [c["names"] for c in _containers(s.root).values()] == [[user]]
+        assert all(m.startswith(os.path.join(s.root, "overlay")) for m in _store_mounts(s.root)), _store_mounts(s.root)
+        assert len(_store_mounts(s.root)) == 1  # the user's working container, still mounted
+        from pallet.storage.options import derived_runroot
+
+        with open(os.path.join(derived_runroot(s.root), "mounts.json")) as f:
+            assert [k for k in json.load(f) if k.startswith("image-")] == []
+    # builder rm --all removes the user's; a build after all that works
+    s("builder", "rm", "--all")
+    assert _containers(s.root) == {} and _store_mounts(s.root) == []
+    s("build", "-t", "whole", str(ctx))
+    assert s.tree("whole")["/all"]
+    s("system", "check")

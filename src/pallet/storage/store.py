@@ -329,6 +329,61 @@ class Store:
                 pass
             os.close(fd)
 
+    @contextlib.contextmanager
+    def owner(self):
+        """An owner for containers and mounts that must not outlive this process (a build's
+        working containers, its image mounts): a staging entry held for the ``with`` block,
+        whose name is the owner. When the process dies, the next open of the store finds the
+        entry dead and removes what it owned (see :meth:`_reap`)."""
+        with self.staging() as path:
+            yield os.path.basename(path)
+
+    def _owner_dead(self, owner: str, dead: set) -> bool:
+        """Is ``owner`` (a staging entry name) known dead: found dead by this cleaner, or its lock
+        file gone (a cleaner removed it)? A held lock, or one another cleaner holds, is alive."""
+        if owner in dead:
+            return True
+        return not os.path.exists(os.path.join(self.graphroot, "staging", owner + ".lock"))
+
+    def _reap(self, st: "_State", trash: str, dead: set) -> set:
+        """Remove the containers and drop the image mounts whose owner is dead (store lock held,
+        in a write). Returns the owners whose things could not all go (a mount still busy: a
+        process the dead one started still uses it), for a later open to try again."""
+        mounts = self._mounts()
+        changed = False
+        busy: set = set()
+        for c in [c for c in st.containers.values() if c.get("owner")]:
+            owner = c["owner"]
+            if not self._owner_dead(owner, dead):
+                continue
+            m = mounts.get(f"container-{c['id']}")
+            if m and _mount.is_mounted(m["path"]):
+                try:
+                    _mount.umount(m["path"])
+                except OSError:
+                    busy.add(owner)
+                    continue
+            debug(f"removing container {c['id'][:12]}: its owner {owner} is dead")
+            self._remove_container(st, c, trash, mounts)
+            changed = True
+        for key, m in list(mounts.items()):
+            owners = m.get("owners") or {}
+            for owner in [o for o in owners if self._owner_dead(o, dead)]:
+                m["count"] -= owners.pop(owner)
+                changed = True
+            if m.get("owners") is not None and not owners:
+                m.pop("owners")
+            if m["count"] <= 0 and key.startswith("image-"):
+                try:
+                    self._unmount_key(mounts, key)
+                except StoreError:
+                    mounts[key] = m
+                    m["count"] = max(m["count"], 0)
+                    busy.update(o for o in dead)
+        if changed:
+            self._save_mounts(mounts)
+        return busy
+
     def _clean_leftovers(self) -> None:
         """Remove what killed processes left behind.
 
@@ -352,15 +407,21 @@ class Store:
                 dead.append((name, None))
         if not dead:
             return
-        with self._lock.exclusive():
-            st = self._load()
-            for name, fd in dead:
-                _rmtree(os.path.join(staging, name), ignore_errors=True)
+        try:
+            with self.staging() as trash, self.write() as st:
+                # what a dead owner had (a killed build's working containers and mounts) goes
+                # first; an owner whose mount is still busy keeps its lock file, to try again
+                busy = self._reap(st, trash, {name for name, _ in dead})
+                for name, fd in dead:
+                    _rmtree(os.path.join(staging, name), ignore_errors=True)
+                    if fd is not None and name not in busy:
+                        with contextlib.suppress(OSError):
+                            os.unlink(os.path.join(staging, name + ".lock"))
+                st.after.append(lambda: self._remove_orphans(st))
+        finally:
+            for _, fd in dead:  # released only now: no other cleaner took them meanwhile
                 if fd is not None:
-                    with contextlib.suppress(OSError):
-                        os.unlink(os.path.join(staging, name + ".lock"))
                     os.close(fd)
-            self._remove_orphans(st)
         for name in os.listdir(self.graphroot):
             if name.startswith(".") and ".tmp-" in name and not _fs.temp_owner_alive(name):
                 with contextlib.suppress(OSError):
@@ -786,8 +847,9 @@ class Store:
             with contextlib.suppress(OSError):
                 os.rmdir(m["path"])
 
-    def mount_image(self, text: str) -> str:
-        """Mount an image's root filesystem read-only (nodev, nosuid); counted across processes."""
+    def mount_image(self, text: str, owner: str | None = None) -> str:
+        """Mount an image's root filesystem read-only (nodev, nosuid); counted across processes.
+        ``owner`` (from :meth:`owner`): its references are dropped when that process dies."""
         with self.write() as st:
             rec = self.lookup_image(st, text)
             key = f"image-{rec['id']}"
@@ -801,16 +863,31 @@ class Store:
             else:
                 os.makedirs(path, 0o755, exist_ok=True)
                 chain = self.layer_chain(st, rec.get("top_layer"))
-                if chain:
-                    self.driver.mount(chain, path)
-                else:  # an image with no layers: an empty, read-only tree
-                    _mount.mount("tmpfs", path, "tmpfs", _mount.MS_RDONLY | _mount.MS_NODEV | _mount.MS_NOSUID,
-                                 "size=4k,mode=755")
+                # counted (with its owner) before it is made: a process killed in between leaves
+                # a count for a mount that is not there, which is seen as stale, never a mount
+                # nobody knows of
                 m = mounts[key] = {"path": path, "count": 1, "image": rec["id"]}
+                if owner:
+                    m["owners"] = {owner: 1}
+                self._save_mounts(mounts)
+                owner = None
+                try:
+                    if chain:
+                        self.driver.mount(chain, path)
+                    else:  # an image with no layers: an empty, read-only tree
+                        _mount.mount("tmpfs", path, "tmpfs", _mount.MS_RDONLY | _mount.MS_NODEV | _mount.MS_NOSUID,
+                                     "size=4k,mode=755")
+                except BaseException:
+                    mounts.pop(key, None)
+                    self._save_mounts(mounts)
+                    raise
+            if owner:
+                owners = m.setdefault("owners", {})
+                owners[owner] = owners.get(owner, 0) + 1
             self._save_mounts(mounts)
             return m["path"]
 
-    def umount_image(self, text: str, force: bool = False) -> bool:
+    def umount_image(self, text: str, force: bool = False, owner: str | None = None) -> bool:
         """Drop one mount reference (all with ``force``); unmounts at zero. True if unmounted."""
         with self.write() as st:
             rec = self.lookup_image(st, text)
@@ -819,6 +896,11 @@ class Store:
             m = mounts.get(key)
             if not m:
                 raise StoreError(f"image {text} is not mounted")
+            owners = m.get("owners") or {}
+            if owner in owners:
+                owners[owner] -= 1
+                if owners[owner] <= 0:
+                    del owners[owner]
             m["count"] -= 1
             done = force or m["count"] <= 0 or not _mount.is_mounted(m["path"])
             if done:
@@ -837,8 +919,9 @@ class Store:
     # -- containers --------------------------------------------------------------------------
 
     def create_container(self, image: str | None, name: str | None = None, kind: str = "container",
-                         metadata: dict | None = None) -> dict:
-        """A container: a writable layer on an image (None: on nothing, like ``scratch``)."""
+                         metadata: dict | None = None, owner: str | None = None) -> dict:
+        """A container: a writable layer on an image (None: on nothing, like ``scratch``).
+        ``owner`` (from :meth:`owner`): the container goes when that owner's process dies."""
         cid = os.urandom(32).hex()
         with self.staging() as staging:
             with self.read() as st:
@@ -856,6 +939,8 @@ class Store:
                                   "created": _now(), "driver": drv, "kind": "container"}
                 c = {"id": cid, "names": [name] if name else [], "image": rec["id"] if rec else None,
                      "layer": cid, "created": _now(), "kind": kind, "metadata": metadata or {}}
+                if owner:
+                    c["owner"] = owner
                 st.containers[cid] = c
                 st.dirty.update(("layers", "containers"))
                 return dict(c)
@@ -886,18 +971,29 @@ class Store:
             key = f"container-{c['id']}"
             mounts = self._mounts()
             m = mounts.get(key)
+            path = self._container_mount_path(c)
             if m and _mount.is_mounted(m["path"]):
                 m["count"] += 1
+            elif _mount.is_mounted(path):  # mounted by a process killed before it counted
+                m = mounts[key] = {"path": path, "count": 1, "container": c["id"]}
             else:
-                path = os.path.join(self.driver.layer_dir(c["layer"]), "merged") if self.driver.name == "overlay" \
-                    else os.path.join(self.graphroot, "mounts", c["id"])
                 os.makedirs(path, 0o755, exist_ok=True)
                 layer = st.layers[c["layer"]]
                 chain = self.layer_chain(st, layer.get("parent"))
-                self.driver.mount(chain, path, writable=layer)
                 m = mounts[key] = {"path": path, "count": 1, "container": c["id"]}
+                self._save_mounts(mounts)  # counted before it is made (see mount_image)
+                try:
+                    self.driver.mount(chain, path, writable=layer)
+                except BaseException:
+                    mounts.pop(key, None)
+                    self._save_mounts(mounts)
+                    raise
             self._save_mounts(mounts)
             return m["path"]
+
+    def _container_mount_path(self, c: dict) -> str:
+        return os.path.join(self.driver.layer_dir(c["layer"]), "merged") if self.driver.name == "overlay" \
+            else os.path.join(self.graphroot, "mounts", c["id"])
 
     def umount_container(self, text: str, force: bool = False) -> bool:
         with self.write() as st:
@@ -930,6 +1026,12 @@ class Store:
 
     def _remove_container(self, st: _State, c: dict, trash: str, mounts: dict) -> None:
         self._unmount_key(mounts, f"container-{c['id']}")
+        path = self._container_mount_path(c)
+        if _mount.is_mounted(path):  # mounted, never counted: its process was killed in between
+            try:
+                _mount.umount(path)
+            except OSError as e:
+                raise StoreError(f"unmounting {path}: {e.strerror} (is a process using it?)") from None
         del st.containers[c["id"]]
         st.layers.pop(c["layer"], None)
         st.after.append(lambda: self.driver.remove(c["layer"], trash))
