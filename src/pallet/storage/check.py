@@ -28,25 +28,20 @@ def _missing_layer_blobs(store: "Store", digest: str, media_type: str) -> list[s
     """The layer blobs a stored manifest names that the store does not have (foreign layers,
     fetched from their URLs, excepted). An unreadable manifest is reported elsewhere."""
     from ..errors import PalletError
-    from ..oci import manifest as _manifest
-    from ..oci import mediatype as mt
+    from .store import manifest_layer_blobs
 
     try:
         with store.open_blob(digest) as f:
-            m = _manifest.parse(f.read(), media_type)
-    except (PalletError, OSError, ValueError):
-        return []
-    if getattr(m, "is_index", False) or not hasattr(m, "config"):
+            raw = f.read()
+    except (PalletError, OSError):
         return []
     out = []
-    for d in m.layers:
-        if d.urls and mt.is_nondistributable(d.media_type):
-            continue
+    for d in manifest_layer_blobs(raw):
         try:
-            if not store.has_blob(d.digest):
-                out.append(d.digest)
-        except PalletError:  # not a digest the store can keep
-            out.append(d.digest)
+            if not store.has_blob(d):
+                out.append(d)
+        except (PalletError, ValueError):  # not a digest the store can keep
+            out.append(d)
     return out
 
 

@@ -53,6 +53,27 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def manifest_layer_blobs(raw: bytes) -> list[str]:
+    """The layer blobs a stored (single-image) manifest names that the store must be able to
+    produce: every layer's digest but foreign ones (fetched from their URLs). Lenient: the
+    manifest was checked when it came in; only ``layers[].digest`` matters here."""
+    from ..oci import mediatype as mt
+
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return []
+    layers = doc.get("layers") if isinstance(doc, dict) else None
+    out = []
+    for d in layers if isinstance(layers, list) else ():
+        if not isinstance(d, dict) or not isinstance(d.get("digest"), str):
+            continue
+        if d.get("urls") and mt.is_nondistributable(str(d.get("mediaType") or "")):
+            continue
+        out.append(d["digest"])
+    return out
+
+
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """Chain IDs (hex) of a layer stack, base first: the OCI image-spec's ChainID."""
     out: list[str] = []

@@ -248,9 +248,9 @@ class LocalDestination(ImageDestination):
         if named is not None and named.digest and named.digest != manifest_digest \
                 and not self.reference.digest_verified:
             raise InvalidReference(f"cannot store the image as {named}: its manifest's digest is {manifest_digest}")
-        parsed = _manifest.parse(raw, media_type)
-        blobs = [d.digest for d in parsed.layers if not (d.urls and mt.is_nondistributable(d.media_type))] \
-            if not getattr(parsed, "is_index", False) and hasattr(parsed, "config") else []
+        from .store import manifest_layer_blobs
+
+        blobs = manifest_layer_blobs(raw)
         self.committed = self.store.add_image(config=self._config, config_digest=self._config_digest, manifest=raw,
                                           manifest_digest=manifest_digest,
                                           media_type=media_type, layers=self._chain, names=names,
