@@ -11,7 +11,7 @@ import pytest
 
 import images
 from conftest import need
-from test_store_images import _image, podman  # noqa: F401  (podman: a fixture)
+from test_store_images import _image, busybox_store, podman  # noqa: F401  (fixtures)
 from test_storage import StoreCLI
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -222,3 +222,57 @@ def test_a_store_whose_creation_was_killed_before_the_marker_opens(tmp_path):
     s("copy", "-q", f"oci:{layout}:v1", "local:x:1")
     assert (root / "pallet-store").read_text() == "pallet-store-format 1\n"
     s("system", "check")
+
+
+# -- issue 14.15: what a killed build left, while something still uses it ------------------
+
+def test_a_killed_builds_busy_mount_waits_and_no_command_fails_for_it(busybox_store, tmp_path):
+    """A process (here: one whose working directory is in it) still uses the killed build's
+    working container: the store opens, the container stays, check passes; when that process
+    is gone, the next open removes the container and its mount."""
+    import signal
+    import time
+
+    from pallet.storage.options import derived_runroot
+    from test_store_images import _containers, _store_mounts
+
+    s = busybox_store
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nRUN sleep 3\n")
+    build = subprocess.Popen(s.args("build", "--no-cache", str(ctx)), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    holder = None
+    try:
+        deadline = time.monotonic() + 60
+        path = None
+        while path is None and build.poll() is None and time.monotonic() < deadline:
+            try:
+                with open(os.path.join(derived_runroot(s.root), "mounts.json")) as f:
+                    mounts = json.load(f)
+            except (FileNotFoundError, ValueError):
+                mounts = {}
+            path = next((m["path"] for k, m in mounts.items() if k.startswith("container-")
+                         and m["path"] in _store_mounts(s.root)), None)
+            time.sleep(0.01)
+        assert path, "the build mounted no working container"
+        holder = subprocess.Popen(["sleep", "600"], cwd=path)
+        build.send_signal(signal.SIGKILL)
+        build.wait()
+        assert s("images", "-a", "-q").returncode == 0
+        s("system", "check")
+        assert len(_containers(s.root)) == 1 and path in _store_mounts(s.root)
+        holder.kill()
+        holder.wait()
+        holder = None
+        s("images")
+        assert _containers(s.root) == {} and _store_mounts(s.root) == []
+        s("system", "check")
+        assert os.listdir(os.path.join(s.root, "staging")) == []
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+        if build.poll() is None:
+            build.kill()
+            build.wait()

@@ -385,7 +385,11 @@ class Store:
                     busy.add(owner)
                     continue
             debug(f"removing container {c['id'][:12]}: its owner {owner} is dead")
-            self._remove_container(st, c, trash, mounts)
+            try:
+                self._remove_container(st, c, trash, mounts)
+            except StoreError:  # its mount is busy: not now (this open must not fail for it)
+                busy.add(owner)
+                continue
             changed = True
         for key, m in list(mounts.items()):
             owners = m.get("owners") or {}
