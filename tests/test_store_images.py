@@ -253,6 +253,12 @@ def test_pull_by_digest_is_named_repo_at_digest_as_podman_does(s, podman, regist
     assert s("image", "exists", dref, check=False).returncode == 1
     assert _repo_tag_rows(s("images").stdout) == [["localhost/again", "latest"]]
     s("rmi", "again")
+    # pulled by tag and by digest: listed by its tag only, as podman lists it
+    s("pull", "-q", "--tls-verify=false", ref)
+    s("pull", "-q", "--tls-verify=false", dref)
+    podman("pull", "-q", "--tls-verify=false", ref)
+    assert _repo_tag_rows(s("images").stdout) == _repo_tag_rows(podman("images").stdout) == [[repo, "v1"]]
+    s("rmi", "-f", ref)
     # named only by digest, rmi by digest removes it
     s("pull", "-q", "--tls-verify=false", dref)
     assert s("rmi", dref).stdout.splitlines() == [f"Untagged: {dref}", f"Deleted: {iid}"]

@@ -280,7 +280,9 @@ def cmd_images(args) -> int:
 
     rows = []
     for r in images:
-        names = r["names"] or ["<none>:<none>"]
+        # a row per tag; an image pulled by digest only: a row per repository, TAG <none> (podman)
+        names = [n for n in r["names"] if "@" not in n] or list({split_name(n)[0]: n for n in r["names"]}.values()) \
+            or ["<none>:<none>"]
         for n in names:
             repo, tag = split_name(n)
             row = [repo, tag]
