@@ -158,7 +158,8 @@ class Store:
         store) is refused here, having written nothing."""
         root = self.graphroot
         try:
-            names = [n for n in os.listdir(root) if not n.startswith(".")]  # .tmp files of a writer
+            # not counted: .tmp files of a writer, and the lost+found of a filesystem made for the store
+            names = [n for n in os.listdir(root) if not n.startswith(".") and n != "lost+found"]
         except FileNotFoundError:
             return "missing"
         except NotADirectoryError:
