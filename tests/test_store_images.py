@@ -12,6 +12,7 @@ import pytest
 
 import images
 from conftest import need
+from test_schema1_progress import schema1_dir  # noqa: F401  (a fixture)
 from test_storage import StoreCLI, push_layout
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -330,3 +331,19 @@ def test_a_killed_build_leaves_no_container_mount_or_layer(busybox_store, tmp_pa
     s("build", "-t", "whole", str(ctx))
     assert s.tree("whole")["/all"]
     s("system", "check")
+
+
+def test_a_schema1_image_whose_layers_are_stored_as_other_blobs_keeps_its_own(schema1_dir, tmp_path):
+    """Schema 1 layers are applied at commit: a layer already stored (here: from an uncompressed
+    copy of the same image) gets the schema 1 blob kept too, so the image copies out again."""
+    src, _ = schema1_dir
+    first = StoreCLI(str(tmp_path / "first"), "vfs")
+    first("copy", "-q", f"dir:{src}", "local:s1:latest")
+    plain = str(tmp_path / "plain")
+    first("copy", "-q", "--dest-decompress", "local:s1:latest", f"oci:{plain}:x")
+    s = StoreCLI(str(tmp_path / "second"), "vfs")
+    s("copy", "-q", f"oci:{plain}:x", "local:plain")
+    s("copy", "-q", f"dir:{src}", "local:s1:latest")
+    s("system", "check")
+    s("copy", "-q", "local:s1:latest", f"dir:{tmp_path}/out")
+    s("save", "-o", str(tmp_path / "s1.tar"), "s1")

@@ -196,11 +196,15 @@ class LocalDestination(ImageDestination):
             self._spool_cm = self.store.staging()
             self._spool = self._spool_cm.__enter__()
         path = os.path.join(self._spool, f"{len(self._deferred)}.blob")
+        size = 0
         with open(path, "wb") as f:
             while b := stream.read(1 << 20):
                 f.write(b)
+                size += len(b)
         self._deferred.append((desc, path))
-        return desc
+        # schema 1 gives no sizes: the manifest made from these descriptors needs them, or the
+        # image could never be copied out of the store again
+        return desc.replace(size=size) if desc.size < 0 else desc
 
     def _apply_deferred(self) -> None:
         from ..oci.config import ImageConfig
@@ -213,6 +217,11 @@ class LocalDestination(ImageDestination):
         for i, (desc, path) in enumerate(self._deferred):
             with self.store.layer_lock(self._chain[i]):
                 if self.store.has_layer(self._chain[i]):
+                    if not self.store.has_blob(desc.digest):  # the layer came as another blob (see put_blob)
+                        with open(path, "rb") as f:
+                            self.store.add_layer_blob(f, layer_id=self._chain[i], diff_id=diff_ids[i],
+                                                      blob_digest=desc.digest,
+                                                      compression=mt.layer_compression(desc.media_type))
                     continue
                 with open(path, "rb") as f:
                     self.store.ingest_layer(f, layer_id=self._chain[i], parent=self._chain[i - 1] if i else None,
