@@ -277,3 +277,31 @@ def test_a_killed_builds_busy_mount_waits_and_no_command_fails_for_it(busybox_st
         if build.poll() is None:
             build.kill()
             build.wait()
+
+
+def test_check_rehashes_the_extra_blobs_a_load_kept(s, registry, tmp_path):
+    """The plain-tar blobs a load keeps beside the pulled ones are re-hashed by check too."""
+    ref = _image(registry, tmp_path, "adv/extrablob")
+    s("pull", "-q", "--tls-verify=false", ref)
+    archive = str(tmp_path / "a.tar")
+    s("save", "-o", archive, ref)
+    s("load", "-i", archive)
+    with open(os.path.join(s.root, "images.json")) as f:
+        (rec,) = json.load(f).values()
+    other = next(d for d in rec["manifests"] if d != rec["digest"])
+    with open(os.path.join(s.root, "blobs", "sha256", other.split(":", 1)[1])) as f:
+        plain_blob = json.load(f)["layers"][-1]["digest"]
+    path = os.path.join(s.root, "blobs", "sha256", plain_blob.split(":", 1)[1])
+    with open(path, "r+b") as f:  # same size, one byte flipped
+        b = f.read(1)
+        f.seek(0)
+        f.write(bytes([b[0] ^ 1]))
+    assert s("system", "check", "--quick").returncode == 0  # --quick does not re-hash
+    p = s("system", "check", check=False)
+    assert p.returncode == 1 and f"names layer blob {plain_blob}, which is corrupt" in p.stdout
+    s("system", "check", "--repair")
+    s("system", "check")
+    assert not os.path.exists(path)  # the corrupt blob went with the manifest naming it
+    s("save", "-o", str(tmp_path / "b.tar"), ref)
+    s("load", "-i", archive)  # and a load brings the archive's manifest back, whole
+    s("system", "check")
