@@ -418,7 +418,7 @@ BAD_LAYERS = {
 @pytest.mark.parametrize("case", sorted(BAD_LAYERS))
 def test_crafted_layers_are_refused_and_the_store_is_unchanged(store, registry, tmp_path, case):
     ref = _crafted_image(tmp_path, registry, case, _tar(BAD_LAYERS[case]))
-    store("images")  # create the store
+    store("image", "prune")  # create the store (read-only verbs such as images do not)
     before = {f: open(os.path.join(store.root, f)).read() for f in os.listdir(store.root) if f.endswith(".json")}
     p = store("pull", "--tls-verify=false", ref, check=False)
     assert p.returncode == 125 and p.stderr.startswith("Error: ") and p.stderr.count("\n") == 1, p.stderr
@@ -451,6 +451,8 @@ def test_store_locations_and_config(tmp_path):
     root = tmp_path / "confroot"
     conf.write_text(f'[storage]\ndriver = "vfs"\ngraphroot = "{root}"\nrunroot = "{tmp_path}/run"\n')
     p = run_pallet("images", env={"PALLET_STORAGE_CONF": str(conf)})
+    assert p.returncode == 0 and not os.path.exists(root)  # a read-only verb makes no store
+    p = run_pallet("image", "prune", env={"PALLET_STORAGE_CONF": str(conf)})
     assert p.returncode == 0
     assert open(root / "driver").read().strip() == "vfs"
     assert os.path.exists(tmp_path / "run" / "storage.lock")

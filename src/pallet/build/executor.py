@@ -9,7 +9,9 @@ names, modes and contents of what is copied. Without it (``--layers=false``, ``-
 Config-only instructions change the pending config in memory.
 
 A failed build removes its working container and mounts, and the intermediate images it
-made that are not cache entries; completed steps' cache entries stay.
+made that are not cache entries; completed steps' cache entries stay. A killed build cannot:
+its working containers and image mounts carry its owner (``Store.owner``, held for the whole
+build), and the next open of the store removes them (docs/storage.md, "Owners").
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ class Builder:
         self.made_images: list[str] = []  # intermediate images this build made (not cache entries)
         self.mounted: list = []
         self.working = None  # the live working container (cleaned up on failure)
+        #: this build's owner (Store.owner): its working containers and image mounts are reaped
+        #: by the next open of the store if the process is killed
+        self.owner: str | None = None
         self.consumed_args: set[str] = set()
         self.cache_dir = os.path.join(store.graphroot, "build-cache")
         self.ignore = None
@@ -134,6 +139,14 @@ class Builder:
     # -- entry -------------------------------------------------------------------------------
 
     def run(self) -> dict:
+        with self.store.owner() as owner:
+            self.owner = owner
+            try:
+                return self._run_build()
+            finally:
+                self.owner = None
+
+    def _run_build(self) -> dict:
         from .ignore import IgnoreRules
 
         if not os.path.isdir(self.context):
@@ -530,7 +543,7 @@ class Builder:
 
         if st.container is None:
             st.container = WorkingContainer.create(self.store, None, image_rec=st.image, config=st.doc,
-                                                   name=f"pallet-build-{os.urandom(6).hex()}")
+                                                   name=f"pallet-build-{os.urandom(6).hex()}", owner=self.owner)
             self.working = st.container
             st.root = st.container.mount()
         return st.container
@@ -879,12 +892,12 @@ class Builder:
             if idx not in self.results:
                 raise ins.error(f"stage {text!r} is not a previous build stage")
             res = self.results[idx]
-            return _ImageMount(self.store, res.image, res.key)
+            return _ImageMount(self.store, res.image, res.key, self.owner)
         try:
             img = ensure_image(self.store, text, self.o.pull, self.o.ctx)
         except PalletError as e:
             raise ins.error(f"--from={text}: no build stage by that name, and no such image: {e}") from None
-        return _ImageMount(self.store, img, img["id"])
+        return _ImageMount(self.store, img, img["id"], self.owner)
 
     # COPY / ADD
 
@@ -1002,7 +1015,7 @@ class Builder:
     def _output(self, rec: dict) -> None:
         if not self.o.output:
             return
-        export(self.store, rec, self.o.output, self.o.ctx)
+        export(self.store, rec, self.o.output, self.o.ctx, owner=self.owner)
 
 
 def _expand_heredoc(content: str, env: dict, escape: str) -> str:
@@ -1064,23 +1077,24 @@ class _State:
 
 
 class _ImageMount:
-    def __init__(self, store, image: dict | None, key: str):
+    def __init__(self, store, image: dict | None, key: str, owner: str | None = None):
         import tempfile
 
         self.store = store
         self.image = image
         self.key = key
+        self.owner = owner
         self._tmp = None
         if image is None:
             self._tmp = tempfile.mkdtemp(prefix="pallet-scratch-")
             self.path = self._tmp
         else:
-            self.path = store.mount_image(image["id"])
+            self.path = store.mount_image(image["id"], owner=owner)
 
     def close(self) -> None:
         if self.image is not None:
             try:
-                self.store.umount_image(self.image["id"])
+                self.store.umount_image(self.image["id"], owner=self.owner)
             except PalletError:
                 pass
             self.image = None
@@ -1089,7 +1103,7 @@ class _ImageMount:
             self._tmp = None
 
 
-def export(store, rec: dict, output: str, ctx=None) -> None:
+def export(store, rec: dict, output: str, ctx=None, owner: str | None = None) -> None:
     """``--output``: ``type=local,dest=DIR``, ``type=tar,dest=FILE`` (``-``: stdout), or a
     transport reference (``oci:DIR:TAG``, ``docker-archive:FILE``, ...)."""
     opts = {}
@@ -1104,7 +1118,7 @@ def export(store, rec: dict, output: str, ctx=None) -> None:
         dest = opts.get("dest")
         if not dest:
             raise BuildError(f"--output {output}: missing dest=")
-        path = store.mount_image(rec["id"])
+        path = store.mount_image(rec["id"], owner=owner)
         try:
             if typ == "local":
                 _export_local(path, dest)
@@ -1113,7 +1127,7 @@ def export(store, rec: dict, output: str, ctx=None) -> None:
             else:
                 raise BuildError(f"--output: unknown type {typ!r}: want local or tar, or a transport reference")
         finally:
-            store.umount_image(rec["id"])
+            store.umount_image(rec["id"], owner=owner)
         return
     from ..storage.transport import LocalReference
     from ..transports import parse_reference

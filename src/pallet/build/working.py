@@ -76,8 +76,11 @@ class Builder:
 
     @classmethod
     def create(cls, store, image_text: str | None, *, name: str | None = None, pull: str = "missing",
-               ctx=None, image_rec: dict | None = None, config: dict | None = None) -> "Builder":
-        """A working container on ``image_text`` (None or ``scratch``: on nothing)."""
+               ctx=None, image_rec: dict | None = None, config: dict | None = None,
+               owner: str | None = None) -> "Builder":
+        """A working container on ``image_text`` (None or ``scratch``: on nothing). ``owner``
+        (``Store.owner``, a build's): it goes when that process dies; without one (``builder
+        from``) it is the user's, never removed but by them."""
         if image_text == "scratch":
             image_text = None
         if image_rec is None and image_text is not None:
@@ -86,7 +89,7 @@ class Builder:
         meta = {"builder": {"from": image_text or "scratch", "image_id": image_rec["id"] if image_rec else None,
                             "config": doc, "created_by": None, "annotations": {}}}
         name = name or _container_name(store, image_text)
-        rec = store.create_container(image_rec["id"] if image_rec else None, name, KIND, meta)
+        rec = store.create_container(image_rec["id"] if image_rec else None, name, KIND, meta, owner=owner)
         return cls(store, rec)
 
     @classmethod

@@ -526,7 +526,10 @@ def cmd_rm(args) -> int:
     from ..errors import UsageError
 
     store = _store(args)
-    targets = Builder.all(store) if args.all else [Builder.get(store, t) for t in args.containers]
+    # --all: the user's working containers, not those of a build still running (a killed build's
+    # went when the store was opened)
+    targets = [b for b in Builder.all(store) if not b.rec.get("owner")] if args.all \
+        else [Builder.get(store, t) for t in args.containers]
     if not targets and not args.all:
         raise UsageError("rm needs a container, or --all")
     for b in targets:

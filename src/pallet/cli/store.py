@@ -15,11 +15,13 @@ PODMAN_EXIT = {"default": 125}
 RMI_EXIT = {"default": 125, "ImageUnknown": 1, "ImageInUse": 2}
 
 
-def open_store(args):
-    """The store the global flags (``--root``, ``--runroot``, ``--storage-driver``) name."""
+def open_store(args, create: bool = True):
+    """The store the global flags (``--root``, ``--runroot``, ``--storage-driver``) name;
+    ``create=False`` for read-only verbs: a missing or empty root stays so (they show nothing),
+    and a root that is not a pallet store is refused before anything is written."""
     from ..storage.store import Store
 
-    return Store(store_options(args))
+    return Store(store_options(args), create=create)
 
 
 _store = open_store  # this module's verbs' short name
@@ -234,7 +236,7 @@ def cmd_push(args) -> int:
     from ..storage import ops
     from ..transports.copy import CopyOptions
 
-    store = _store(args)
+    store = _store(args, create=False)
     options = CopyOptions(format=mt.FORMAT_NAMES[args.format] if args.format else None,
                           compress_format=args.compression_format, compress_level=args.compression_level,
                           progress=_progress(args), policy=args.policy, insecure_policy=args.insecure_policy,
@@ -248,11 +250,19 @@ def cmd_push(args) -> int:
     return 0
 
 
+def _listed_names(rec: dict) -> list[str]:
+    """The names ``images`` gives a row each: every tag; an image pulled by digest only, one
+    per repository (TAG <none>), as podman lists them."""
+    from ..storage.names import split_name
+
+    return [n for n in rec["names"] if "@" not in n] or list({split_name(n)[0]: n for n in rec["names"]}.values())
+
+
 def cmd_images(args) -> int:
     from ._filters import ImageFilter
     from ._table import ago, human_size, table
 
-    store = _store(args)
+    store = _store(args, create=False)
     images = store.images()
     texts = list(args.filter) + ([f"reference={args.names}"] if args.names else [])
     want = ImageFilter(store, images, texts)  # every value checked before anything is listed
@@ -281,16 +291,17 @@ def cmd_images(args) -> int:
         if args.format == "json":
             common.print_json([d for _, d in docs])
             return 0
-        rows = [image_row(d, n, args.no_trunc) for r, d in docs for n in (r["names"] or [""])]
+        rows = [image_row(d, n, args.no_trunc) for r, d in docs for n in (_listed_names(r) or [""])]
         output(args.format, rows, rows[0].keys() if rows else image_row(image_json(
             {"id": "", "names": [], "digest": "", "digests": []}, None, 0, False), "", False).keys(),
             IMAGE_HEADERS, "images", args.noheading)
         return 0
+    from ..storage.names import split_name
+
     rows = []
     for r in images:
-        names = r["names"] or ["<none>:<none>"]
-        for n in names:
-            repo, _, tag = n.rpartition(":")
+        for n in _listed_names(r) or ["<none>:<none>"]:
+            repo, tag = split_name(n)
             row = [repo, tag]
             if args.digests:
                 row.append(r["digest"])
@@ -354,7 +365,7 @@ def cmd_save(args) -> int:
         output = "/dev/stdout"
     options = CopyOptions(progress=Progress(None) if args.quiet or output == "/dev/stdout" else _progress(args),
                           compress_format="gzip" if args.compress else None)
-    ops.save(_store(args), args.images, output, args.format, common.context(args), options)
+    ops.save(_store(args, create=False), args.images, output, args.format, common.context(args), options)
     return 0
 
 
@@ -377,7 +388,7 @@ def cmd_load(args) -> int:
 def cmd_image_inspect(args) -> int:
     from ..storage import info
 
-    store = _store(args)
+    store = _store(args, create=False)
     out = [info.inspect_image(store, text) for text in args.images]
     if args.format and args.format != "json":
         from ._template import Struct, Template, unescape
@@ -394,7 +405,7 @@ def cmd_history(args) -> int:
     from ..storage import info
     from ._table import ago, human_size, table
 
-    rows = info.history(_store(args), args.image)
+    rows = info.history(_store(args, create=False), args.image)
     if args.quiet:
         print("\n".join(r["id"] if args.no_trunc or r["id"] == "<missing>" else r["id"][:12] for r in rows))
         return 0
@@ -419,7 +430,7 @@ def cmd_history(args) -> int:
 
 
 def cmd_image_mount(args) -> int:
-    store = _store(args)
+    store = _store(args, create=bool(args.images))
     if not args.images:
         mounts = store.mounted_images()
         docs = [{"id": img["id"], "Names": img["names"], "Repositories": img["names"], "mountpoint": path}
@@ -475,7 +486,7 @@ def cmd_exists(args) -> int:
     from ..storage.store import ImageUnknown
 
     try:
-        _store(args).image(args.image)
+        _store(args, create=False).image(args.image)
     except ImageUnknown:
         return 1
     return 0
@@ -485,7 +496,7 @@ def cmd_df(args) -> int:
     from ..storage import info
     from ._table import human_size, table
 
-    u = info.disk_usage(_store(args))
+    u = info.disk_usage(_store(args, create=False))
     if args.format == "json":
         common.print_json([{"Type": "Images", "Total": u["images"]["total"], "Active": u["images"]["active"],
                             "Size": u["images"]["size"], "Reclaimable": u["images"]["reclaimable"]},
@@ -516,7 +527,7 @@ def cmd_df(args) -> int:
 def cmd_check(args) -> int:
     from ..storage.check import check
 
-    problems = check(_store(args), repair=args.repair, verify_blobs=not args.quick)
+    problems = check(_store(args, create=args.repair), repair=args.repair, verify_blobs=not args.quick)
     for p in problems:
         print(("repaired: " if args.repair else "") + p)
     if problems and not args.repair:

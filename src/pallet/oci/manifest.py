@@ -161,7 +161,7 @@ class Manifest:
         new_layers = []
         for i, layer in enumerate(layers):
             if mt.is_layer(layer.media_type):
-                nondist = "nondistributable" in layer.media_type or "foreign" in layer.media_type
+                nondist = mt.is_nondistributable(layer.media_type)
                 layer = layer.replace(media_type=mt.layer_type(fmt, mt.layer_compression(layer.media_type), nondist))
             elif fmt == "docker":
                 raise Unsupported(f"layers[{i}] of type {layer.media_type} cannot be stored in a Docker schema 2 manifest")

@@ -46,6 +46,11 @@ _LAYER_COMPRESSION = {
 FORMAT_NAMES = {"oci": OCI_MANIFEST, "v2s2": DOCKER_V2S2, "v2s1": DOCKER_V2S1_SIGNED}
 
 
+def is_nondistributable(media_type: str) -> bool:
+    """A foreign (Docker) or non-distributable (OCI) layer type: fetched from its URLs, never copied."""
+    return "nondistributable" in media_type or "foreign" in media_type
+
+
 def is_layer(media_type: str) -> bool:
     return media_type in _LAYER_COMPRESSION
 

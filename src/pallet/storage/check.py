@@ -24,13 +24,52 @@ def _file_digest(path: str) -> str | None:
     return "sha256:" + h.hexdigest()
 
 
+def _manifest_blobs(store: "Store", digest: str) -> list[str]:
+    from ..errors import PalletError
+    from .store import manifest_layer_blobs
+
+    try:
+        with store.open_blob(digest) as f:
+            return manifest_layer_blobs(f.read())
+    except (PalletError, OSError):
+        return []
+
+
+def _bad_layer_blobs(store: "Store", digest: str, hashed: dict | None) -> list[tuple[str, str]]:
+    """(blob, "missing" or "corrupt") for the layer blobs a stored manifest names that the store
+    cannot produce (foreign layers, fetched from their URLs, excepted). ``hashed``: digest ->
+    what re-hashing the blob gave, shared between calls; None: no re-hashing. An unreadable
+    manifest is reported elsewhere."""
+    from ..errors import PalletError
+
+    out = []
+    for d in _manifest_blobs(store, digest):
+        try:
+            path = store.blob_path(d)
+        except (PalletError, ValueError):  # not a digest the store can keep
+            out.append((d, "missing"))
+            continue
+        if not os.path.exists(path):
+            out.append((d, "missing"))
+        elif hashed is not None:
+            if d not in hashed:
+                hashed[d] = _file_digest(path)
+            if hashed[d] != d:
+                out.append((d, "corrupt"))
+    return out
+
+
 def check(store: "Store", repair: bool = False, verify_blobs: bool = True) -> list[str]:
     """Problems found (one line each). With ``repair``, they are fixed by removal, and the list
     says what was done."""
     problems: list[str] = []
+    if store.absent:  # no store there (a read-only open of a missing or empty root): nothing to check
+        return problems
     with store.staging() as trash, store.write() as st:
         drv = store.driver
         bad_layers: set[str] = set()
+        #: blob -> the digest re-hashing it gave (each blob once); None: no re-hashing
+        hashed: dict | None = {} if verify_blobs else None
         for lid, rec in st.layers.items():
             d = drv.layer_dir(lid)
             if not os.path.isdir(d):
@@ -52,9 +91,11 @@ def check(store: "Store", repair: bool = False, verify_blobs: bool = True) -> li
                 if not os.path.exists(bpath):
                     problems.append(f"layer {lid[:12]}: its blob {rec['blob']} is missing")
                     bad_layers.add(lid)
-                elif verify_blobs and _file_digest(bpath) != rec["blob"]:
-                    problems.append(f"layer {lid[:12]}: its blob {rec['blob']} is corrupt")
-                    bad_layers.add(lid)
+                elif verify_blobs:
+                    got = hashed[rec["blob"]] = _file_digest(bpath)
+                    if got != rec["blob"]:
+                        problems.append(f"layer {lid[:12]}: its blob {rec['blob']} is corrupt")
+                        bad_layers.add(lid)
         # a layer on top of a bad one is bad too
         changed = True
         while changed:
@@ -64,6 +105,7 @@ def check(store: "Store", repair: bool = False, verify_blobs: bool = True) -> li
                     bad_layers.add(lid)
                     changed = True
         bad_images: set[str] = set()
+        bad_manifests: list[tuple[str, str]] = []  # (image, manifest) to forget; the image stays
         for iid, img in st.images.items():
             for lid in img.get("layers") or []:
                 if lid not in st.layers or lid in bad_layers:
@@ -80,6 +122,17 @@ def check(store: "Store", repair: bool = False, verify_blobs: bool = True) -> li
                 elif got != digest:
                     problems.append(f"image {iid[:12]}: its {what} {digest} is corrupt")
                     bad_images.add(iid)
+            for mdigest in img.get("manifests") or {}:
+                bad = _bad_layer_blobs(store, mdigest, hashed)
+                if bad:
+                    blob, how = bad[0]
+                    problems.append(f"image {iid[:12]}: its manifest {mdigest} names layer blob {blob}, which "
+                                    + ("the store does not have" if how == "missing" else "is corrupt")
+                                    + " (it cannot be saved or pushed with it)")
+                    if mdigest == img.get("digest") or len(img["manifests"]) == 1:
+                        bad_images.add(iid)
+                    else:
+                        bad_manifests.append((iid, mdigest))
             if img.get("config") and img["config"].split(":", 1)[1] != iid:
                 problems.append(f"image {iid[:12]}: its ID does not match its config digest")
                 bad_images.add(iid)
@@ -102,6 +155,18 @@ def check(store: "Store", repair: bool = False, verify_blobs: bool = True) -> li
             for iid in bad_images:
                 del st.images[iid]
                 st.dirty.add("images")
+            for iid, mdigest in bad_manifests:
+                img = st.images.get(iid)
+                if img is not None:
+                    img["manifests"].pop(mdigest, None)
+                    img["digests"] = [d for d in img["digests"] if d != mdigest]
+                    (img.get("signatures") or {}).pop(mdigest, None)
+                    # keep only the blobs the remaining manifests name: the others go with the gc
+                    named: set = set()
+                    for d in img["manifests"]:
+                        named.update(_manifest_blobs(store, d))
+                    img["blobs"] = sorted(b for b in img.get("blobs") or () if b in named)
+                    st.dirty.add("images")
             for lid in bad_layers:
                 for cid, c in list(st.containers.items()):
                     if c["layer"] == lid:

@@ -15,9 +15,14 @@ def _config(store: "Store", rec: dict) -> dict:
 
 
 def repo_tags_digests(rec: dict) -> tuple[list[str], list[str]]:
+    """RepoTags (names with a tag) and RepoDigests (each repository it is named in, with each
+    digest it has, and the names it was pulled by digest as)."""
+    from .names import split_name
+
     tags = [n for n in rec["names"] if "@" not in n]
-    repos = sorted({n.rpartition(":")[0] for n in tags})
+    repos = sorted({split_name(n)[0] for n in rec["names"]})
     digests = [f"{r}@{d}" for r in repos for d in rec["digests"]]
+    digests += [n for n in rec["names"] if "@" in n and n not in digests]
     return tags, digests
 
 
@@ -112,21 +117,38 @@ def intermediate_ids(images: list[dict]) -> set[str]:
 
 
 def prune(store: "Store", all_unused: bool = False, keep=None) -> list[str]:
-    """Remove dangling images (no name), or with ``all_unused`` every image no container uses;
-    ``keep(rec)`` true spares an image (``image prune --filter``)."""
-    removed = []
-    used = {c["image"] for c in store.containers()}
-    mounted = {img["id"] for img, _, _ in store.mounted_images()}
-    for rec in store.images():
-        if rec["id"] in used or rec["id"] in mounted:
-            continue
-        if rec["names"] and not all_unused:
-            continue
-        if keep is not None and keep(rec):
-            continue
-        store.remove_image(rec["id"], force=True)
-        removed.append(rec["id"])
-    return removed
+    """Remove dangling images (no name and no child: not the build cache's intermediate images,
+    which images built on them need), or with ``all_unused`` every image no container uses;
+    ``keep(rec)`` true spares an image (``image prune --filter``). As podman does, it goes round
+    again while a round removed something: an intermediate image whose last child was dangling
+    is dangling now."""
+    from .store import ImageUnknown
+
+    removed: list[str] = []
+    spared: set[str] = set()
+    while True:
+        used = {c["image"] for c in store.containers()}
+        mounted = {img["id"] for img, _, _ in store.mounted_images()}
+        images = store.images()
+        parents = set() if all_unused else intermediate_ids(images)
+        batch = []
+        for rec in images:
+            iid = rec["id"]
+            if iid in used or iid in mounted or iid in parents or iid in spared \
+                    or (rec["names"] and not all_unused):
+                continue
+            if keep is not None and keep(rec):
+                spared.add(iid)
+                continue
+            batch.append(iid)
+        if not batch:
+            return removed
+        for iid in batch:
+            try:
+                store.remove_image(iid, force=True)
+            except ImageUnknown:  # another process removed it meanwhile
+                continue
+            removed.append(iid)
 
 
 def disk_usage(store: "Store") -> dict:

@@ -12,10 +12,21 @@ from ..oci import reference as _ref
 
 
 def qualify(text: str):
-    """The Named under which ``text`` is stored: short names go under ``localhost/``."""
-    if _ref.is_short_name(text):
-        return _ref.parse("localhost/" + text).tagged_or_latest()
-    return _ref.parse(text).tagged_or_latest()
+    """The Named under which ``text`` is stored: short names go under ``localhost/``; a name
+    with a digest is stored as ``repo@digest`` (a tag beside a digest is dropped, as podman does)."""
+    named = _ref.parse("localhost/" + text if _ref.is_short_name(text) else text)
+    if named.digest:
+        return _ref.Named(named.domain, named.path, None, named.digest)
+    return named.tagged_or_latest()
+
+
+def split_name(stored: str) -> tuple[str, str]:
+    """(repository, tag) of a stored name: ``repo:tag``, or ``repo@digest`` whose tag is ``<none>``
+    (how podman lists an image pulled by digest)."""
+    if "@" in stored:
+        return stored.split("@", 1)[0], "<none>"
+    repo, _, tag = stored.rpartition(":")
+    return repo, tag
 
 
 def is_id_like(text: str) -> bool:
@@ -40,9 +51,9 @@ def candidates(text: str):
 def name_matches_short(stored: str, short) -> bool:
     """Does a stored qualified name match a short ``(path, tag, digest)`` at a path boundary?"""
     path, tag, _ = short
-    repo, _, stag = stored.rpartition(":")
+    repo, stag = split_name(stored)
     if "/" in stag or not repo:
         return False
-    if tag and stag != tag:
+    if tag and (stag != tag or "@" in stored):
         return False
     return repo.endswith("/" + path)

@@ -96,11 +96,15 @@ def _pull_all_tags(store, named, ctx, options) -> list[dict]:
             for t in tags]
 
 
-def _pull_one(store, src, name: str | None, ctx, options) -> dict:
-    """Copy ``src`` into the store under ``name``; by digest (or nameless) it gets no name."""
-    named = qualify(name) if name and "@" not in name else None
+def _pull_one(store, src, name: str | None, ctx, options, keep_digest: bool = False) -> dict:
+    """Copy ``src`` into the store under ``name`` (``REPO@DIGEST`` by digest; None: no name).
+    ``keep_digest``: an image already stored keeps the manifest it pushes with (loads)."""
+    named = qualify(name) if name else None
     ctx.storage = store.options
-    return copy_image(src, LocalReference(named, None), ctx, ctx, options).committed
+    # by digest from a registry: it checked the digest (of the manifest, or of the index the
+    # image was chosen from), and the image is named REPO@DIGEST, as podman names it
+    dest = LocalReference(named, None, keep_digest=keep_digest, digest_verified=src.transport == "docker")
+    return copy_image(src, dest, ctx, ctx, options).committed
 
 
 def push(store: "Store", image: str, destination: str | None, src_ctx: "SystemContext",
@@ -177,13 +181,14 @@ def save(store: "Store", images: list[str], output: str, fmt: str, ctx: "SystemC
 
 def _archive_tag(text: str, rec: dict) -> str | None:
     """The name an image is saved under: the one the user typed if it names it, else its first name."""
+    tagged = [n for n in rec["names"] if "@" not in n]  # an archive's tags cannot hold a digest
     try:
         q = str(qualify(text))
-        if q in rec["names"]:
+        if q in tagged:
             return q
     except InvalidReference:
         pass
-    return rec["names"][0] if rec["names"] else None
+    return tagged[0] if tagged else None
 
 
 def _tar_dir(directory: str, output: str) -> None:
@@ -230,7 +235,7 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
     if kind == "docker-archive":
         for i, tags in enumerate(_docker_archive_tags(archive)):
             ref = parse_reference(f"docker-archive:{archive}:@{i}")
-            img = _pull_one(store, ref, tags[0] if tags else None, ctx, options)
+            img = _pull_one(store, ref, tags[0] if tags else None, ctx, options, keep_digest=True)
             if len(tags) > 1:
                 store.tag(img["id"], tags[1:])
             if tags:
@@ -255,7 +260,8 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
         names.append(ref_name)
     for ref_name in names:
         src = parse_reference(f"oci-archive:{archive}" + (f":{ref_name}" if ref_name else ""))
-        img = _pull_one(store, src, ref_name if ref_name and not ref_name.startswith("sha256") else None, ctx, options)
+        img = _pull_one(store, src, ref_name if ref_name and not ref_name.startswith("sha256") else None, ctx, options,
+                        keep_digest=True)
         loaded.append(str(qualify(ref_name)) if ref_name and img["names"] else "sha256:" + img["id"])
     return loaded
 

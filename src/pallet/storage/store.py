@@ -53,6 +53,27 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def manifest_layer_blobs(raw: bytes) -> list[str]:
+    """The layer blobs a stored (single-image) manifest names that the store must be able to
+    produce: every layer's digest but foreign ones (fetched from their URLs). Lenient: the
+    manifest was checked when it came in; only ``layers[].digest`` matters here."""
+    from ..oci import mediatype as mt
+
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return []
+    layers = doc.get("layers") if isinstance(doc, dict) else None
+    out = []
+    for d in layers if isinstance(layers, list) else ():
+        if not isinstance(d, dict) or not isinstance(d.get("digest"), str):
+            continue
+        if d.get("urls") and mt.is_nondistributable(str(d.get("mediaType") or "")):
+            continue
+        out.append(d["digest"])
+    return out
+
+
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """Chain IDs (hex) of a layer stack, base first: the OCI image-spec's ChainID."""
     out: list[str] = []
@@ -82,27 +103,125 @@ class _State:
         self.after: list = []
 
 
+#: the store's format marker (GRAPHROOT/pallet-store): written when a store is made, checked
+#: whenever one is opened, before anything is written
+MARKER = "pallet-store"
+FORMAT = 1
+#: regular files where containers/storage (podman, buildah) makes its metadata directories: it
+#: then refuses the root ("not a directory") instead of treating pallet's overlay/ as its own
+DECOYS = ("overlay-images", "vfs-images")
+#: what containers/storage (podman, buildah, skopeo's containers-storage:) makes in its root
+_FOREIGN = ("storage.lock", "userns.lock", "libpod", "overlay-layers", "overlay-containers", "vfs-layers",
+            "vfs-containers", "btrfs-images", "btrfs-layers", "zfs-images", "zfs-layers")
+
+
 class Store:
-    """One local store. Cheap to open; every operation takes the locks it needs."""
+    """One local store. Cheap to open; every operation takes the locks it needs.
+
+    ``create=False`` (read-only verbs): a missing or empty root is not made into a store; it opens
+    as an empty store (``absent``) and nothing is written, in the root or the run root."""
 
     FILES = ("layers", "images", "containers")
 
-    def __init__(self, options: StoreOptions | None = None):
+    def __init__(self, options: StoreOptions | None = None, create: bool = True):
         self.options = options or resolve()
         self.graphroot = self.options.graphroot
         self.runroot = self.options.runroot
+        self._token: bytes | None = None
+        self._state: _State | None = None
+        self.absent = False
+        kind = self._probe()  # reads only: nothing is written before the root is known to be ours
+        if kind in ("missing", "empty") and not create:
+            self.absent = True
+            self.driver = None
+            return
         try:
-            os.makedirs(self.graphroot, 0o700, exist_ok=True)
             os.makedirs(os.path.join(self.runroot, "locks"), 0o700, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the run root {self.runroot}: {e.strerror}") from None
+        self._lock = FileLock(os.path.join(self.runroot, "storage.lock"))
+        if kind != "pallet":
+            self._adopt()
+        try:
             for d in ("blobs/sha256", "staging", "mounts"):
                 os.makedirs(os.path.join(self.graphroot, d), 0o700, exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create the store at {self.graphroot}: {e.strerror}") from None
-        self._lock = FileLock(os.path.join(self.runroot, "storage.lock"))
-        self._token: bytes | None = None
-        self._state: _State | None = None
         self.driver = self._open_driver()
         self._clean_leftovers()
+
+    # -- format ------------------------------------------------------------------------------
+
+    def _probe(self) -> str:
+        """What the root is: ``pallet`` (marked), ``legacy`` (a pallet store from before the
+        marker), ``missing`` or ``empty``; anything else (another tool's root, a newer pallet's
+        store) is refused here, having written nothing."""
+        root = self.graphroot
+        try:
+            # not counted: .tmp files of a writer, and the lost+found of a filesystem made for the store
+            names = [n for n in os.listdir(root) if not n.startswith(".") and n != "lost+found"]
+        except FileNotFoundError:
+            return "missing"
+        except NotADirectoryError:
+            raise StoreError(f"the store root {root} is not a directory") from None
+        except OSError as e:
+            raise StoreError(f"cannot read the store root {root}: {e.strerror}") from None
+        if MARKER in names:
+            self._check_marker()
+            return "pallet"
+        # the decoys are written first when a store is made: a process killed before the marker
+        # left a root that is still empty for our purposes
+        names = [n for n in names if not (n in DECOYS and os.path.isfile(os.path.join(root, n)))]
+        if not names:
+            return "empty"
+        foreign = sorted(n for n in names if n in _FOREIGN or (n in DECOYS and os.path.isdir(os.path.join(root, n))))
+        try:
+            with open(os.path.join(root, "driver"), "rb") as f:
+                ours = f.read(64).strip().decode("ascii", "replace") in DRIVERS
+        except OSError:
+            ours = False
+        if ours and not foreign:
+            return "legacy"
+        if ours:
+            raise StoreError(f"{root}: a pallet store that another tool has written into (containers-storage files: "
+                             f"{', '.join(foreign[:3])}); pallet does not use it so: move those out of it, "
+                             "or use another --root")
+        what = (f"it holds containers-storage files ({', '.join(foreign[:3])}: a podman, buildah or cri-o store)"
+                if foreign else f"it holds files pallet did not make ({', '.join(sorted(names)[:3])})")
+        raise StoreError(f"{root} is not a pallet store: {what}, and pallet does not write into it: "
+                         "use --root with an empty or new directory")
+
+    def _check_marker(self) -> None:
+        path = os.path.join(self.graphroot, MARKER)
+        try:
+            with open(path, "rb") as f:
+                text = f.read(256).decode("ascii", "replace")
+        except OSError as e:
+            raise StoreError(f"cannot read {path}: {e.strerror}") from None
+        word, _, version = text.strip().partition(" ")
+        if word != "pallet-store-format" or not version.isdigit():
+            raise StoreError(f"{path}: not a pallet store format marker (want 'pallet-store-format N')")
+        if int(version) > FORMAT:
+            raise StoreError(f"the store at {self.graphroot} has format {int(version)}, made by a newer pallet; "
+                             f"this pallet reads format {FORMAT}: use that newer pallet, or another --root")
+
+    def _adopt(self) -> None:
+        """Make a missing or empty root a store, or mark a store from before the marker; under the
+        store lock, looking again first (another process may have done it meanwhile)."""
+        try:
+            os.makedirs(self.graphroot, 0o700, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the store at {self.graphroot}: {e.strerror}") from None
+        with self._lock.exclusive():
+            if self._probe() == "pallet":
+                return
+            note = (b"This directory is a pallet store (see its pallet-store file), not a containers-storage "
+                    b"root: podman and buildah must not use it.\n")
+            for name in DECOYS:
+                path = os.path.join(self.graphroot, name)
+                if not os.path.lexists(path):
+                    _fs.write_atomic(path, note, 0o644)
+            _fs.write_atomic(os.path.join(self.graphroot, MARKER), f"pallet-store-format {FORMAT}\n".encode(), 0o644)
 
     # -- driver ------------------------------------------------------------------------------
 
@@ -168,12 +287,17 @@ class Store:
     @contextlib.contextmanager
     def read(self):
         """The current records, under the shared store lock. Do not modify them."""
+        if self.absent:  # no store there: nothing in it, and nothing to lock
+            yield _State({}, {}, {})
+            return
         with self._lock.shared():
             yield self._load()
 
     @contextlib.contextmanager
     def write(self):
         """The records under the exclusive store lock; mark changed tables in ``state.dirty``."""
+        if self.absent:
+            raise StoreError(f"internal: a read-only open of the store at {self.graphroot} was asked to write")
         with self._lock.exclusive():
             st = self._load()
             st.dirty = set()
@@ -227,6 +351,65 @@ class Store:
                 pass
             os.close(fd)
 
+    @contextlib.contextmanager
+    def owner(self):
+        """An owner for containers and mounts that must not outlive this process (a build's
+        working containers, its image mounts): a staging entry held for the ``with`` block,
+        whose name is the owner. When the process dies, the next open of the store finds the
+        entry dead and removes what it owned (see :meth:`_reap`)."""
+        with self.staging() as path:
+            yield os.path.basename(path)
+
+    def _owner_dead(self, owner: str, dead: set) -> bool:
+        """Is ``owner`` (a staging entry name) known dead: found dead by this cleaner, or its lock
+        file gone (a cleaner removed it)? A held lock, or one another cleaner holds, is alive."""
+        if owner in dead:
+            return True
+        return not os.path.exists(os.path.join(self.graphroot, "staging", owner + ".lock"))
+
+    def _reap(self, st: "_State", trash: str, dead: set) -> set:
+        """Remove the containers and drop the image mounts whose owner is dead (store lock held,
+        in a write). Returns the owners whose things could not all go (a mount still busy: a
+        process the dead one started still uses it), for a later open to try again."""
+        mounts = self._mounts()
+        changed = False
+        busy: set = set()
+        for c in [c for c in st.containers.values() if c.get("owner")]:
+            owner = c["owner"]
+            if not self._owner_dead(owner, dead):
+                continue
+            m = mounts.get(f"container-{c['id']}")
+            if m and _mount.is_mounted(m["path"]):
+                try:
+                    _mount.umount(m["path"])
+                except OSError:
+                    busy.add(owner)
+                    continue
+            debug(f"removing container {c['id'][:12]}: its owner {owner} is dead")
+            try:
+                self._remove_container(st, c, trash, mounts)
+            except StoreError:  # its mount is busy: not now (this open must not fail for it)
+                busy.add(owner)
+                continue
+            changed = True
+        for key, m in list(mounts.items()):
+            owners = m.get("owners") or {}
+            for owner in [o for o in owners if self._owner_dead(o, dead)]:
+                m["count"] -= owners.pop(owner)
+                changed = True
+            if m.get("owners") is not None and not owners:
+                m.pop("owners")
+            if m["count"] <= 0 and key.startswith("image-"):
+                try:
+                    self._unmount_key(mounts, key)
+                except StoreError:
+                    mounts[key] = m
+                    m["count"] = max(m["count"], 0)
+                    busy.update(o for o in dead)
+        if changed:
+            self._save_mounts(mounts)
+        return busy
+
     def _clean_leftovers(self) -> None:
         """Remove what killed processes left behind.
 
@@ -250,15 +433,21 @@ class Store:
                 dead.append((name, None))
         if not dead:
             return
-        with self._lock.exclusive():
-            st = self._load()
-            for name, fd in dead:
-                _rmtree(os.path.join(staging, name), ignore_errors=True)
+        try:
+            with self.staging() as trash, self.write() as st:
+                # what a dead owner had (a killed build's working containers and mounts) goes
+                # first; an owner whose mount is still busy keeps its lock file, to try again
+                busy = self._reap(st, trash, {name for name, _ in dead})
+                for name, fd in dead:
+                    _rmtree(os.path.join(staging, name), ignore_errors=True)
+                    if fd is not None and name not in busy:
+                        with contextlib.suppress(OSError):
+                            os.unlink(os.path.join(staging, name + ".lock"))
+                st.after.append(lambda: self._remove_orphans(st))
+        finally:
+            for _, fd in dead:  # released only now: no other cleaner took them meanwhile
                 if fd is not None:
-                    with contextlib.suppress(OSError):
-                        os.unlink(os.path.join(staging, name + ".lock"))
                     os.close(fd)
-            self._remove_orphans(st)
         for name in os.listdir(self.graphroot):
             if name.startswith(".") and ".tmp-" in name and not _fs.temp_owner_alive(name):
                 with contextlib.suppress(OSError):
@@ -269,7 +458,7 @@ class Store:
         drv = self.driver
         out = []
         for name in os.listdir(drv.home):
-            if name not in ("l", "empty") and name not in st.layers:
+            if name not in ("l", "empty") and not name.startswith(".") and name not in st.layers:
                 out.append((f"{drv.name}/{name}", os.path.join(drv.home, name)))
         if drv.name == "overlay":
             links = {(r.get("driver") or {}).get("link") for r in st.layers.values()}
@@ -399,6 +588,32 @@ class Store:
                 st.dirty.add("layers")
                 return rec
 
+    def add_layer_blob(self, stream, *, layer_id: str, diff_id: str, blob_digest: str, compression: str | None) -> None:
+        """Keep another blob of a layer the store already has (the same diff as it came from
+        another source: a docker-archive's uncompressed tar, another compression), so images
+        whose manifests name it can be saved and pushed. The blob's digest is verified upstream;
+        what it decompresses to must be the layer's diffID. The layer itself is not touched."""
+        from ..layer import stream as _stream
+
+        with self.staging() as staging:
+            blob_tmp = os.path.join(staging, "blob")
+            with open(blob_tmp, "wb") as bf:
+                plain = _stream.Digesting(_stream.open_decompressed(_stream.Tee(stream, bf), compression))
+                while plain.read(_stream.CHUNK):
+                    pass
+                bf.flush()
+                os.fsync(bf.fileno())
+            if plain.digest != diff_id:
+                raise DigestMismatch(f"layer {blob_digest}: uncompressed content has digest {plain.digest}, "
+                                     f"but the image config says {diff_id}")
+            with self.write() as st:
+                if layer_id not in st.layers:
+                    raise StoreError(f"layer {layer_id[:12]} was removed while its blob {blob_digest} was "
+                                     "being stored; try again")
+                bpath = self.blob_path(blob_digest)
+                if not os.path.exists(bpath):
+                    os.rename(blob_tmp, bpath)
+
     def layer_chain(self, st: _State, top: str | None) -> list[dict]:
         """Records from ``top`` down to the base (top first); StoreError if one is missing."""
         out = []
@@ -414,9 +629,13 @@ class Store:
     # -- images ------------------------------------------------------------------------------
 
     def add_image(self, *, config: bytes, config_digest: str, manifest: bytes, manifest_digest: str,
-                  media_type: str, layers: list[str], names: list[str], signatures: list[bytes] | None = None) -> dict:
+                  media_type: str, layers: list[str], names: list[str], signatures: list[bytes] | None = None,
+                  blobs: list[str] | None = None, keep_digest: bool = False) -> dict:
         """Record an image whose layers are all in the store; names move from other images.
-        ``signatures`` (simple signing, kept as blobs) replace the manifest's when given."""
+        ``signatures`` (simple signing, kept as blobs) replace the manifest's when given.
+        ``blobs``: the layer blobs the manifest names (all in the store), kept while the image
+        is. ``keep_digest``: an image already stored keeps the manifest it is pushed and saved
+        with (a load adds the archive's manifest without replacing the pulled one)."""
         from ..oci import digest as _digest
 
         self.put_blob_bytes(config, config_digest)
@@ -437,12 +656,19 @@ class Store:
             for lid in layers:
                 if lid not in st.layers:
                     raise StoreError(f"layer {lid[:12]} vanished while the image was being stored; try again")
+            for b in blobs or ():
+                if not os.path.exists(self.blob_path(b)):
+                    raise StoreError(f"blob {b} vanished while the image was being stored; try again")
+            known = image_id in st.images
             rec = st.images.get(image_id) or {"id": image_id, "names": [], "digests": [], "manifests": {},
                                               "created": created, "added": _now()}
             rec["config"] = config_digest
             rec["layers"] = list(layers)
             rec["top_layer"] = layers[-1] if layers else None
-            rec["digest"] = manifest_digest
+            if not (keep_digest and known and rec.get("digest") in rec["manifests"]):
+                rec["digest"] = manifest_digest
+            if blobs:
+                rec["blobs"] = sorted(set(rec.get("blobs") or ()) | set(blobs))
             if manifest_digest not in rec["digests"]:
                 rec["digests"].append(manifest_digest)
             rec["manifests"][manifest_digest] = media_type
@@ -474,10 +700,18 @@ class Store:
             def names_repo(rec) -> bool:  # does the image have a name in this repository?
                 if short:
                     return any(_names.name_matches_short(n, (short[0], None, None)) for n in rec["names"])
-                return any(n.rpartition(":")[0] == named.name for n in rec["names"])
+                return any(_names.split_name(n)[0] == named.name for n in rec["names"])
 
             if named.digest:
-                found = [rec for rec in st.images.values() if named.digest in rec["digests"] and names_repo(rec)]
+                # by the name it was pulled as (repo@digest: the digest may be an index's), or by a
+                # manifest it has in a repository it is named in
+                def named_as(rec) -> bool:
+                    return any(n.endswith("@" + named.digest) and (
+                        _names.name_matches_short(n, (short[0], None, None)) if short
+                        else n == f"{named.name}@{named.digest}") for n in rec["names"])
+
+                found = [rec for rec in st.images.values()
+                         if named_as(rec) or (named.digest in rec["digests"] and names_repo(rec))]
             else:
                 full = str(named)
                 found = [rec for rec in st.images.values() if full in rec["names"]]
@@ -552,7 +786,8 @@ class Store:
             by_name = not (_names.is_id_like(text) and (iid.startswith(text.removeprefix("sha256:"))))
             if by_name and len(rec["names"]) > 1 and not force:
                 named, short = _names.candidates(text)
-                name = str(named) if named is not None and str(named) in rec["names"] else next(
+                stored = str(_names.qualify(text)) if named is not None else None
+                name = stored if stored in rec["names"] else next(
                     (n for n in rec["names"] if short and _names.name_matches_short(n, short)), None)
                 if name:
                     rec["names"].remove(name)
@@ -601,6 +836,7 @@ class Store:
         for rec in st.images.values():
             blobs.add(rec["config"])
             blobs.update(rec["digests"])
+            blobs.update(rec.get("blobs") or ())
             for sigs in (rec.get("signatures") or {}).values():
                 blobs.update(sigs)
         for layer in st.layers.values():
@@ -641,8 +877,9 @@ class Store:
             with contextlib.suppress(OSError):
                 os.rmdir(m["path"])
 
-    def mount_image(self, text: str) -> str:
-        """Mount an image's root filesystem read-only (nodev, nosuid); counted across processes."""
+    def mount_image(self, text: str, owner: str | None = None) -> str:
+        """Mount an image's root filesystem read-only (nodev, nosuid); counted across processes.
+        ``owner`` (from :meth:`owner`): its references are dropped when that process dies."""
         with self.write() as st:
             rec = self.lookup_image(st, text)
             key = f"image-{rec['id']}"
@@ -656,16 +893,31 @@ class Store:
             else:
                 os.makedirs(path, 0o755, exist_ok=True)
                 chain = self.layer_chain(st, rec.get("top_layer"))
-                if chain:
-                    self.driver.mount(chain, path)
-                else:  # an image with no layers: an empty, read-only tree
-                    _mount.mount("tmpfs", path, "tmpfs", _mount.MS_RDONLY | _mount.MS_NODEV | _mount.MS_NOSUID,
-                                 "size=4k,mode=755")
+                # counted (with its owner) before it is made: a process killed in between leaves
+                # a count for a mount that is not there, which is seen as stale, never a mount
+                # nobody knows of
                 m = mounts[key] = {"path": path, "count": 1, "image": rec["id"]}
+                if owner:
+                    m["owners"] = {owner: 1}
+                self._save_mounts(mounts)
+                owner = None
+                try:
+                    if chain:
+                        self.driver.mount(chain, path)
+                    else:  # an image with no layers: an empty, read-only tree
+                        _mount.mount("tmpfs", path, "tmpfs", _mount.MS_RDONLY | _mount.MS_NODEV | _mount.MS_NOSUID,
+                                     "size=4k,mode=755")
+                except BaseException:
+                    mounts.pop(key, None)
+                    self._save_mounts(mounts)
+                    raise
+            if owner:
+                owners = m.setdefault("owners", {})
+                owners[owner] = owners.get(owner, 0) + 1
             self._save_mounts(mounts)
             return m["path"]
 
-    def umount_image(self, text: str, force: bool = False) -> bool:
+    def umount_image(self, text: str, force: bool = False, owner: str | None = None) -> bool:
         """Drop one mount reference (all with ``force``); unmounts at zero. True if unmounted."""
         with self.write() as st:
             rec = self.lookup_image(st, text)
@@ -674,6 +926,11 @@ class Store:
             m = mounts.get(key)
             if not m:
                 raise StoreError(f"image {text} is not mounted")
+            owners = m.get("owners") or {}
+            if owner in owners:
+                owners[owner] -= 1
+                if owners[owner] <= 0:
+                    del owners[owner]
             m["count"] -= 1
             done = force or m["count"] <= 0 or not _mount.is_mounted(m["path"])
             if done:
@@ -692,8 +949,9 @@ class Store:
     # -- containers --------------------------------------------------------------------------
 
     def create_container(self, image: str | None, name: str | None = None, kind: str = "container",
-                         metadata: dict | None = None) -> dict:
-        """A container: a writable layer on an image (None: on nothing, like ``scratch``)."""
+                         metadata: dict | None = None, owner: str | None = None) -> dict:
+        """A container: a writable layer on an image (None: on nothing, like ``scratch``).
+        ``owner`` (from :meth:`owner`): the container goes when that owner's process dies."""
         cid = os.urandom(32).hex()
         with self.staging() as staging:
             with self.read() as st:
@@ -711,6 +969,8 @@ class Store:
                                   "created": _now(), "driver": drv, "kind": "container"}
                 c = {"id": cid, "names": [name] if name else [], "image": rec["id"] if rec else None,
                      "layer": cid, "created": _now(), "kind": kind, "metadata": metadata or {}}
+                if owner:
+                    c["owner"] = owner
                 st.containers[cid] = c
                 st.dirty.update(("layers", "containers"))
                 return dict(c)
@@ -741,18 +1001,29 @@ class Store:
             key = f"container-{c['id']}"
             mounts = self._mounts()
             m = mounts.get(key)
+            path = self._container_mount_path(c)
             if m and _mount.is_mounted(m["path"]):
                 m["count"] += 1
+            elif _mount.is_mounted(path):  # mounted by a process killed before it counted
+                m = mounts[key] = {"path": path, "count": 1, "container": c["id"]}
             else:
-                path = os.path.join(self.driver.layer_dir(c["layer"]), "merged") if self.driver.name == "overlay" \
-                    else os.path.join(self.graphroot, "mounts", c["id"])
                 os.makedirs(path, 0o755, exist_ok=True)
                 layer = st.layers[c["layer"]]
                 chain = self.layer_chain(st, layer.get("parent"))
-                self.driver.mount(chain, path, writable=layer)
                 m = mounts[key] = {"path": path, "count": 1, "container": c["id"]}
+                self._save_mounts(mounts)  # counted before it is made (see mount_image)
+                try:
+                    self.driver.mount(chain, path, writable=layer)
+                except BaseException:
+                    mounts.pop(key, None)
+                    self._save_mounts(mounts)
+                    raise
             self._save_mounts(mounts)
             return m["path"]
+
+    def _container_mount_path(self, c: dict) -> str:
+        return os.path.join(self.driver.layer_dir(c["layer"]), "merged") if self.driver.name == "overlay" \
+            else os.path.join(self.graphroot, "mounts", c["id"])
 
     def umount_container(self, text: str, force: bool = False) -> bool:
         with self.write() as st:
@@ -785,6 +1056,12 @@ class Store:
 
     def _remove_container(self, st: _State, c: dict, trash: str, mounts: dict) -> None:
         self._unmount_key(mounts, f"container-{c['id']}")
+        path = self._container_mount_path(c)
+        if _mount.is_mounted(path):  # mounted, never counted: its process was killed in between
+            try:
+                _mount.umount(path)
+            except OSError as e:
+                raise StoreError(f"unmounting {path}: {e.strerror} (is a process using it?)") from None
         del st.containers[c["id"]]
         st.layers.pop(c["layer"], None)
         st.after.append(lambda: self.driver.remove(c["layer"], trash))

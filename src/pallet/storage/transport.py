@@ -21,10 +21,10 @@ def parse(details: str) -> "LocalReference":
     return LocalReference(qualify(details), None)
 
 
-def store_for(ctx):
+def store_for(ctx, create: bool = True):
     from .store import Store
 
-    return Store(getattr(ctx, "storage", None))
+    return Store(getattr(ctx, "storage", None), create=create)
 
 
 class LocalReference(ImageReference):
@@ -33,9 +33,14 @@ class LocalReference(ImageReference):
 
     transport = "local"
 
-    def __init__(self, named, image_id: str | None):
+    def __init__(self, named, image_id: str | None, keep_digest: bool = False, digest_verified: bool = False):
         self.named = named
         self.image_id = image_id
+        #: a destination: an image already stored keeps its manifest (see Store.add_image)
+        self.keep_digest = keep_digest
+        #: a destination named REPO@DIGEST whose source checked that digest (a pull by digest:
+        #: the registry's manifest, or index, had it); otherwise the stored manifest must have it
+        self.digest_verified = digest_verified
 
     def string_within_transport(self) -> str:
         if self.named is not None:
@@ -49,11 +54,11 @@ class LocalReference(ImageReference):
         return self.image_id if self.image_id else str(self.named)
 
     def new_source(self, ctx) -> "LocalSource":
-        return LocalSource(self, store_for(ctx))
+        return LocalSource(self, store_for(ctx, create=False))
 
     def new_destination(self, ctx) -> "LocalDestination":
-        if self.image_id or (self.named is not None and self.named.digest):
-            raise InvalidReference(f"cannot write to {self}: a destination needs NAME[:TAG]")
+        if self.image_id:
+            raise InvalidReference(f"cannot write to {self}: a destination needs NAME[:TAG] or NAME@DIGEST")
         return LocalDestination(self, store_for(ctx))
 
     def delete(self, ctx) -> None:
@@ -130,6 +135,12 @@ class LocalDestination(ImageDestination):
         self._diff_ids = diff_ids
         self._chain = chain_ids(diff_ids)
         self._media = [d.media_type for d in layers]
+        with self.store.read() as st:
+            for i, d in enumerate(layers):
+                if d.urls and mt.is_nondistributable(d.media_type) and self._chain[i] not in st.layers:
+                    raise Unsupported(f"layer {d.digest} is a non-distributable (foreign) layer, to be fetched "
+                                      f"from {d.urls[0]}: foreign layers are not copied (as podman and skopeo "
+                                      "do not), so the image cannot be stored in local:")
         self._plan = {}
         for i, d in enumerate(layers):
             self._plan.setdefault(d.digest, []).append(i)
@@ -139,7 +150,7 @@ class LocalDestination(ImageDestination):
         if not idx:
             return None
         with self.store.read() as st:
-            if all(self._chain[i] in st.layers for i in idx):
+            if all(self._chain[i] in st.layers for i in idx) and self.store.has_blob(desc.digest):
                 return desc
         return None
 
@@ -160,6 +171,13 @@ class LocalDestination(ImageDestination):
             layer_id = self._chain[i]
             with self.store.layer_lock(layer_id):
                 if self.store.has_layer(layer_id):
+                    if first and not self.store.has_blob(desc.digest):
+                        # the layer came as another blob (e.g. compressed, and now a docker-archive's
+                        # plain tar): keep this one too, or the manifest names a blob nobody has
+                        self.store.add_layer_blob(stream, layer_id=layer_id, diff_id=self._diff_ids[i],
+                                                  blob_digest=desc.digest,
+                                                  compression=mt.layer_compression(desc.media_type))
+                        first = False
                     continue
                 if not first:
                     # the same blob twice in one image (e.g. empty layers): reread it from the store
@@ -178,11 +196,15 @@ class LocalDestination(ImageDestination):
             self._spool_cm = self.store.staging()
             self._spool = self._spool_cm.__enter__()
         path = os.path.join(self._spool, f"{len(self._deferred)}.blob")
+        size = 0
         with open(path, "wb") as f:
             while b := stream.read(1 << 20):
                 f.write(b)
+                size += len(b)
         self._deferred.append((desc, path))
-        return desc
+        # schema 1 gives no sizes: the manifest made from these descriptors needs them, or the
+        # image could never be copied out of the store again
+        return desc.replace(size=size) if desc.size < 0 else desc
 
     def _apply_deferred(self) -> None:
         from ..oci.config import ImageConfig
@@ -195,6 +217,11 @@ class LocalDestination(ImageDestination):
         for i, (desc, path) in enumerate(self._deferred):
             with self.store.layer_lock(self._chain[i]):
                 if self.store.has_layer(self._chain[i]):
+                    if not self.store.has_blob(desc.digest):  # the layer came as another blob (see put_blob)
+                        with open(path, "rb") as f:
+                            self.store.add_layer_blob(f, layer_id=self._chain[i], diff_id=diff_ids[i],
+                                                      blob_digest=desc.digest,
+                                                      compression=mt.layer_compression(desc.media_type))
                     continue
                 with open(path, "rb") as f:
                     self.store.ingest_layer(f, layer_id=self._chain[i], parent=self._chain[i - 1] if i else None,
@@ -226,9 +253,17 @@ class LocalDestination(ImageDestination):
             self._apply_deferred()
         named = self.reference.named
         names = [str(named.tagged_or_latest())] if named is not None else []
+        manifest_digest = _manifest.digest_of(raw, media_type)
+        if named is not None and named.digest and named.digest != manifest_digest \
+                and not self.reference.digest_verified:
+            raise InvalidReference(f"cannot store the image as {named}: its manifest's digest is {manifest_digest}")
+        from .store import manifest_layer_blobs
+
+        blobs = manifest_layer_blobs(raw)
         self.committed = self.store.add_image(config=self._config, config_digest=self._config_digest, manifest=raw,
-                                          manifest_digest=_manifest.digest_of(raw, media_type),
+                                          manifest_digest=manifest_digest,
                                           media_type=media_type, layers=self._chain, names=names,
-                                          signatures=self._signatures)
+                                          signatures=self._signatures, blobs=blobs,
+                                          keep_digest=self.reference.keep_digest)
 
 

@@ -354,7 +354,7 @@ class _Engine:
     def _copy_layer(self, desc: Descriptor) -> Descriptor:
         if desc.urls and not mt.is_layer(desc.media_type):
             return desc
-        if desc.urls and ("foreign" in desc.media_type or "nondistributable" in desc.media_type):
+        if desc.urls and mt.is_nondistributable(desc.media_type):
             self.progress.blob("blob", desc, "skipped: foreign layer")
             return desc
         have = mt.layer_compression(desc.media_type) if mt.is_layer(desc.media_type) else None

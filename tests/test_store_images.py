@@ -1,0 +1,349 @@
+"""podman's image verbs on the store, end to end: save/load round trips, prune and the build
+cache, pulls by digest, foreign roots, killed builds (against real podman where it matters)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+
+import images
+from conftest import need
+from test_schema1_progress import schema1_dir  # noqa: F401  (a fixture)
+from test_storage import StoreCLI, push_layout
+
+pytestmark = pytest.mark.usefixtures("isolated")
+
+
+@pytest.fixture
+def s(tmp_path):
+    st = StoreCLI(str(tmp_path / "store"), "overlay")
+    yield st
+    st.cleanup()
+
+
+def _image(registry, tmp_path, repo: str, layers=None) -> str:
+    layout = str(tmp_path / ("layout-" + repo.replace("/", "-")))
+    if layers is None:
+        images.make_layout(layout, "v1")
+    else:
+        images.make_layout(layout, "v1", layers=layers)
+    return push_layout(registry, layout, "v1", repo)
+
+
+def _sha(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _remote_digest(ref: str) -> str:
+    return subprocess.run([need("skopeo"), "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
+                           f"docker://{ref}"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+# -- issue 13.1: save -> load in the same store --------------------------------------------
+
+def test_save_load_save_in_the_same_store_is_byte_identical(s, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/saveload")
+    s("pull", "-q", "--tls-verify=false", ref)
+    a, b = str(tmp_path / "a.tar"), str(tmp_path / "b.tar")
+    s("save", "-o", a, ref)
+    s("load", "-i", a)
+    s("save", "-o", b, ref)
+    assert _sha(a) == _sha(b)
+    dest = f"{registry.host}/imgs/saveload-pushed:1"
+    s("push", "--tls-verify=false", ref, dest)
+    assert _remote_digest(dest) == _remote_digest(ref)
+    s("system", "check")
+    # and the image loaded into a fresh store saves the same archive again
+    other = StoreCLI(str(tmp_path / "other"), "overlay")
+    try:
+        other("load", "-i", a)
+        c = str(tmp_path / "c.tar")
+        other("save", "-o", c, ref)
+        assert _sha(a) == _sha(c)
+        other("push", "--tls-verify=false", ref, f"{registry.host}/imgs/saveload-other:1")
+        other("system", "check")
+    finally:
+        other.cleanup()
+
+
+class Podman:
+    """Real podman on a store of its own in temp dirs (vfs; the run root short, as podman wants)."""
+
+    def __init__(self, root: str, driver: str = "vfs"):
+        import tempfile
+
+        self.root = root
+        self.driver = driver
+        self.runroot = tempfile.mkdtemp(prefix="psr-")
+
+    def __call__(self, *args, check=True):
+        p = subprocess.run([need("podman"), "--root", self.root, "--runroot", self.runroot, "--storage-driver",
+                            self.driver, "--cgroup-manager", "cgroupfs", "--events-backend", "none", *args],
+                           capture_output=True, text=True, timeout=120)
+        if check and p.returncode != 0:
+            raise AssertionError(f"podman {' '.join(args)} exited {p.returncode}: {p.stderr}")
+        return p
+
+    def cleanup(self):
+        import shutil
+
+        self("rmi", "-a", "-f", check=False)
+        subprocess.run(["umount", "-R", "-l", self.runroot], capture_output=True)
+        shutil.rmtree(self.runroot, ignore_errors=True)
+
+
+@pytest.fixture
+def podman(tmp_path):
+    p = Podman(str(tmp_path / "podman-root"))
+    yield p
+    p.cleanup()
+
+
+def test_podmans_archive_of_an_image_whose_layers_are_stored_loads_whole(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/podmansave")
+    s("pull", "-q", "--tls-verify=false", ref)
+    podman("pull", "-q", "--tls-verify=false", ref)
+    archive = str(tmp_path / "podman.tar")
+    podman("save", "-o", archive, ref)
+    s("load", "-i", archive)
+    s("system", "check")
+    s("save", "-o", str(tmp_path / "a.tar"), ref)
+    dest = f"{registry.host}/imgs/podmansave-pushed:1"
+    s("push", "--tls-verify=false", ref, dest)
+    assert _remote_digest(dest) == _remote_digest(ref)
+    # every image the store lists saves and pushes, by ID too
+    for i, iid in enumerate(s("images", "-q", "--no-trunc").stdout.split()):
+        s("save", "-o", str(tmp_path / f"id{i}.tar"), iid)
+        s("push", "--tls-verify=false", iid, f"{registry.host}/imgs/podmansave-byid:{i}")
+    # the archive podman wrote loads into a fresh store too, and saves back to the same layers
+    other = StoreCLI(str(tmp_path / "other"), "overlay")
+    try:
+        other("load", "-i", archive)
+        c = str(tmp_path / "c.tar")
+        other("save", "-o", c, ref)
+        other("system", "check")
+    finally:
+        other.cleanup()
+
+
+# -- issue 14.14: a foreign layer copied into local: ---------------------------------------
+
+def _foreign_layout(root: str) -> str:
+    """An OCI layout whose base layer is non-distributable, with a URL, and (as such layers are)
+    not in the layout; returns that layer's digest."""
+    images.make_layout(root, "v1", layers=[{"base.txt": "base"}, {"top.txt": "top"}])
+    with open(os.path.join(root, "index.json")) as f:
+        index = json.load(f)
+    mdesc = index["manifests"][0]
+    mpath = os.path.join(root, "blobs", "sha256", mdesc["digest"].split(":", 1)[1])
+    with open(mpath) as f:
+        manifest = json.load(f)
+    layer = manifest["layers"][0]
+    layer["mediaType"] = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+    layer["urls"] = ["https://example.invalid/base.tar.gz"]
+    os.unlink(os.path.join(root, "blobs", "sha256", layer["digest"].split(":", 1)[1]))
+    raw = json.dumps(manifest).encode()
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    with open(os.path.join(root, "blobs", "sha256", digest.split(":", 1)[1]), "wb") as f:
+        f.write(raw)
+    mdesc.update(digest=digest, size=len(raw))
+    with open(os.path.join(root, "index.json"), "w") as f:
+        json.dump(index, f)
+    return layer["digest"]
+
+
+def test_a_foreign_layer_copied_into_local_is_named_not_said_to_have_vanished(s, tmp_path):
+    layout = str(tmp_path / "foreign")
+    digest = _foreign_layout(layout)
+    for args in (("copy", f"oci:{layout}:v1", "local:foreign"), ("pull", f"oci:{layout}:v1")):
+        p = s(*args, check=False)
+        assert p.returncode != 0
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+        assert digest in lines[0] and "non-distributable (foreign)" in lines[0], lines[0]
+        assert "vanished" not in lines[0]
+    assert s("images", "-q", "-a").stdout == ""
+    s("system", "check")
+
+
+# -- issue 13.3: image prune keeps the build cache -----------------------------------------
+
+@pytest.fixture
+def busybox_store(tmp_path):
+    from buildtools import PalletStore, make_busybox_layout
+
+    layout = str(tmp_path / "bb")
+    make_busybox_layout(layout, "v1")
+    st = PalletStore(str(tmp_path / "bstore"))
+    st("copy", f"oci:{layout}:v1", "local:localhost/busybox:v1")
+    yield st
+    st.unmount_all()
+
+
+def test_prune_keeps_the_build_cache_and_removes_what_dangles(busybox_store, tmp_path):
+    s = busybox_store
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nRUN echo $(date +%s%N) > /stamp\n"
+                                    "COPY f.txt /f.txt\nRUN cat /f.txt /stamp > /both\nENV E=1\n")
+    (ctx / "f.txt").write_text("one")
+    s("build", "-t", "c1", str(ctx))
+    cache = set(s("images", "-q", "-a", "--no-trunc").stdout.split())
+    assert len(cache) >= 4  # busybox, c1 and the steps under it
+    # a dangling image: an unnamed one nothing is built on
+    other = tmp_path / "other"
+    images.make_layout(str(other), "v1", layers=[{"x.txt": "x"}])
+    s("copy", f"oci:{other}:v1", "local:dangling")
+    s("untag", "dangling")
+    dangling = (set(s("images", "-q", "-a", "--no-trunc").stdout.split()) - cache).pop()
+    assert s("image", "prune").stdout.split() == [dangling]
+    assert set(s("images", "-q", "-a", "--no-trunc").stdout.split()) == cache
+    out = s("build", "-t", "c2", str(ctx)).stdout
+    assert out.count("Using cache") == 3, out
+    assert s.tree("c2")["/stamp"] == s.tree("c1")["/stamp"]
+    # untagging what the steps are under makes the whole chain dangling: it goes, step by step
+    s("rmi", "c1", "c2")
+    bb = s("images", "-q", "--no-trunc", "localhost/busybox:v1").stdout.split()
+    steps = set(s("images", "-q", "-a", "--no-trunc").stdout.split()) - set(bb)
+    assert len(steps) >= 3
+    assert set(s("image", "prune").stdout.split()) == steps
+    assert s("images", "-q", "-a", "--no-trunc").stdout.split() == bb
+    s("system", "check")
+
+
+# -- issue 13.4: a pull by digest keeps its name -------------------------------------------
+
+def _repo_tag_rows(out: str) -> list[list[str]]:
+    return [line.split()[:2] for line in out.splitlines()[1:]]
+
+
+def test_pull_by_digest_is_named_repo_at_digest_as_podman_does(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/bydigest")
+    digest = _remote_digest(ref)
+    repo = ref.rsplit(":", 1)[0]
+    dref = f"{repo}@{digest}"
+    iid = s("pull", "-q", "--tls-verify=false", dref).stdout.strip()
+    podman("pull", "-q", "--tls-verify=false", dref)
+    assert _repo_tag_rows(s("images").stdout) == _repo_tag_rows(podman("images").stdout) == [[repo, "<none>"]]
+    (ours,) = json.loads(s("images", "--format", "json").stdout)
+    (theirs,) = json.loads(podman("images", "--format", "json").stdout)
+    for key in ("Id", "RepoTags", "RepoDigests", "Names", "Digest"):
+        assert ours[key] == theirs[key], key
+    (ins,) = json.loads(s("image", "inspect", dref).stdout)
+    assert ins["Id"] == iid and ins["RepoTags"] == [] and ins["RepoDigests"] == [dref]
+    assert s("image", "exists", dref).returncode == 0
+    # not dangling
+    assert s("image", "prune").stdout == ""
+    assert s("images", "-q", "--no-trunc").stdout.strip() == iid
+    # save, push and tag take the digest reference
+    s("save", "-o", str(tmp_path / "d.tar"), dref)
+    dest = f"{registry.host}/imgs/bydigest-pushed:1"
+    s("push", "--tls-verify=false", dref, dest)
+    assert _remote_digest(dest) == digest
+    s("push", "--tls-verify=false", dref)  # to where its name points: the same digest
+    s("tag", dref, "again")
+    assert s("images", "-q", "--no-trunc", "localhost/again").stdout.strip() == iid
+    # rmi by the digest reference drops that name; the image stays under its other one
+    out = s("rmi", dref).stdout
+    assert out.strip() == f"Untagged: {dref}"
+    assert s("image", "exists", dref, check=False).returncode == 1
+    assert _repo_tag_rows(s("images").stdout) == [["localhost/again", "latest"]]
+    s("rmi", "again")
+    # pulled by tag and by digest: listed by its tag only, as podman lists it
+    s("pull", "-q", "--tls-verify=false", ref)
+    s("pull", "-q", "--tls-verify=false", dref)
+    podman("pull", "-q", "--tls-verify=false", ref)
+    assert _repo_tag_rows(s("images").stdout) == _repo_tag_rows(podman("images").stdout) == [[repo, "v1"]]
+    s("rmi", "-f", ref)
+    # named only by digest, rmi by digest removes it
+    s("pull", "-q", "--tls-verify=false", dref)
+    assert s("rmi", dref).stdout.splitlines() == [f"Untagged: {dref}", f"Deleted: {iid}"]
+    assert s("images", "-q", "-a").stdout == ""
+    s("system", "check")
+
+
+def test_a_digest_name_must_be_the_manifests_digest(s, tmp_path):
+    layout = str(tmp_path / "lay")
+    images.make_layout(layout, "v1")
+    wrong = "sha256:" + "ab" * 32
+    p = s("copy", f"oci:{layout}:v1", f"local:localhost/lying@{wrong}", check=False)
+    assert p.returncode != 0 and f"its manifest's digest is" in p.stderr and "Traceback" not in p.stderr
+    assert s("images", "-q", "-a").stdout == ""
+
+
+# -- issue 14.15: a killed build leaves nothing behind -------------------------------------
+
+def _store_mounts(root: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(root)]
+
+
+def _containers(root: str) -> dict:
+    try:
+        with open(os.path.join(root, "containers.json")) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+
+
+def test_a_killed_build_leaves_no_container_mount_or_layer(busybox_store, tmp_path):
+    import signal
+    import time
+
+    s = busybox_store
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM localhost/busybox:v1 AS base\nRUN echo one > /one\n"
+        "FROM localhost/busybox:v1\nCOPY --from=base /one /one\nRUN echo two > /two\n"
+        "COPY f.txt /f.txt\nRUN cat /one /two /f.txt > /all\n")
+    (ctx / "f.txt").write_text("f")
+    user = s("builder", "from", "localhost/busybox:v1").stdout.strip()  # the user's: never reaped
+    s("builder", "mount", user)
+    for nth in (1, 2, 3, 4, 5):
+        p = subprocess.Popen(s.args("build", "--no-cache", "-t", "killed", str(ctx)),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seen: set = set()
+        deadline = time.monotonic() + 60
+        while len(seen) < nth and p.poll() is None and time.monotonic() < deadline:
+            seen.update(cid for cid, c in _containers(s.root).items() if c["names"] != [user])
+            time.sleep(0.002)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        assert seen, "the build made no working container before it ended"
+        s("system", "check")  # passes without --repair: what the dead build owned is gone
+        assert os.listdir(os.path.join(s.root, "staging")) == []
+        assert [c["names"] for c in _containers(s.root).values()] == [[user]]
+        assert all(m.startswith(os.path.join(s.root, "overlay")) for m in _store_mounts(s.root)), _store_mounts(s.root)
+        assert len(_store_mounts(s.root)) == 1  # the user's working container, still mounted
+        from pallet.storage.options import derived_runroot
+
+        with open(os.path.join(derived_runroot(s.root), "mounts.json")) as f:
+            assert [k for k in json.load(f) if k.startswith("image-")] == []
+    # builder rm --all removes the user's; a build after all that works
+    s("builder", "rm", "--all")
+    assert _containers(s.root) == {} and _store_mounts(s.root) == []
+    s("build", "-t", "whole", str(ctx))
+    assert s.tree("whole")["/all"]
+    s("system", "check")
+
+
+def test_a_schema1_image_whose_layers_are_stored_as_other_blobs_keeps_its_own(schema1_dir, tmp_path):
+    """Schema 1 layers are applied at commit: a layer already stored (here: from an uncompressed
+    copy of the same image) gets the schema 1 blob kept too, so the image copies out again."""
+    src, _ = schema1_dir
+    first = StoreCLI(str(tmp_path / "first"), "vfs")
+    first("copy", "-q", f"dir:{src}", "local:s1:latest")
+    plain = str(tmp_path / "plain")
+    first("copy", "-q", "--dest-decompress", "local:s1:latest", f"oci:{plain}:x")
+    s = StoreCLI(str(tmp_path / "second"), "vfs")
+    s("copy", "-q", f"oci:{plain}:x", "local:plain")
+    s("copy", "-q", f"dir:{src}", "local:s1:latest")
+    s("system", "check")
+    s("copy", "-q", "local:s1:latest", f"dir:{tmp_path}/out")
+    s("save", "-o", str(tmp_path / "s1.tar"), "s1")
