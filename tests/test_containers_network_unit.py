@@ -1,0 +1,129 @@
+"""podman's -p grammar and the free-subnet choice, as pure functions."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from pallet.containers.network import config, netavark, ports, subnets
+from pallet.errors import ConfigError, NetworkError, UsageError
+
+pytestmark = pytest.mark.unit
+
+
+def _m(host_ip, cport, hport, rng=1, proto="tcp"):
+    return {"host_ip": host_ip, "container_port": cport, "host_port": hport, "range": rng, "protocol": proto}
+
+
+@pytest.mark.parametrize("spec, want", [
+    ("80", [_m("", 80, 0)]),
+    ("8080:80", [_m("", 80, 8080)]),
+    ("127.0.0.1:8080:80", [_m("127.0.0.1", 80, 8080)]),
+    ("127.0.0.1::80", [_m("127.0.0.1", 80, 0)]),
+    ("[::1]:8080:80", [_m("::1", 80, 8080)]),
+    ("53:53/udp", [_m("", 53, 53, proto="udp")]),
+    ("53:53/tcp,udp", [_m("", 53, 53), _m("", 53, 53, proto="udp")]),
+    ("8000-8009:80-89", [_m("", 80, 8000, 10)]),
+    ("9000:80-82/sctp", [_m("", 80, 9000, 3, "sctp")]),
+    ("65535:1", [_m("", 1, 65535)]),
+])
+def test_port_grammar(spec, want):
+    assert ports.parse(spec) == want
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("", "empty"), (" 80", "spaces"), ("0", "out of range"), ("65536", "out of range"), ("80/icmp", "protocol"),
+    ("80/tcp,tcp", "twice"), ("a:80", "not a port"), ("8000-8001:80-82", "differ in length"),
+    ("90-80", "ends before"), ("1.2.3.4.5:80:80", "not an IP"), ("::1:80:80", "too many"),
+    ("[::1]80", "followed by ':'"), ("[1.2.3.4]:80:80", "not an IPv6"), ("65535-65535:1-2", "past 65535"),
+    ("65535:1-2", "past 65535"), ("80:８0", "not a port"), ("1:2:3:4", "too many"),
+])
+def test_bad_port_specs_name_the_spec(spec, words):
+    with pytest.raises(UsageError) as e:
+        ports.parse(spec)
+    assert words in str(e.value) and repr(spec) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_free_host_ports_and_duplicates():
+    maps = ports.parse_all(["127.0.0.1::80", "8080:80/udp"], expose=["443/tcp", "80/tcp"], publish_all=True)
+    assert [m["container_port"] for m in maps] == [80, 80, 443]
+    assert maps[0]["host_port"] > 0 and maps[2]["host_port"] > 0
+    with pytest.raises(UsageError, match="published twice"):
+        ports.parse_all(["8080:80", "127.0.0.1:8080:81"])
+
+
+def test_subnet_parsing():
+    assert str(subnets.parse("10.1.2.0/24")) == "10.1.2.0/24"
+    assert str(subnets.parse("fd00:1::/64")) == "fd00:1::/64"
+    for bad, words in (("10.1.2.3/24", "host bits"), ("10.1.2.0", "CIDR"), ("10.1.2.0/31", "too small"),
+                       ("127.0.0.0/8", "loopback"), ("224.0.0.0/8", "multicast"), ("x/24", "invalid"), (5, "CIDR")):
+        with pytest.raises(UsageError, match=words):
+            subnets.parse(bad)
+
+
+def _nets(*texts):
+    return [ipaddress.ip_network(t) for t in texts]
+
+
+def test_subnet_choice_avoids_every_route():
+    assert str(subnets.choose([], default=True)) == "10.88.0.0/16"
+    # a machine that ran podman: its 10.88.0.0/16 bridge is routed
+    assert str(subnets.choose(_nets("10.88.0.0/16"), default=True)) == "10.128.0.0/16"
+    with pytest.raises(NetworkError, match="give one with --subnet"):
+        subnets.choose(_nets("10.0.0.0/8"), default=True)
+    assert str(subnets.choose([])) == "10.89.0.0/24"
+    taken = _nets("10.89.0.0/24", "10.89.1.128/25", "10.89.2.7/32", "fd00::/8")
+    assert str(subnets.choose(taken)) == "10.89.3.0/24"
+    # a wide route covers the whole pool: nothing is free
+    with pytest.raises(NetworkError, match="no free subnet"):
+        subnets.choose(_nets("10.0.0.0/8"))
+
+
+def test_subnet_choice_over_the_whole_pool_is_free_of_overlaps():
+    import random
+
+    rnd = random.Random(7)
+    taken = [ipaddress.ip_network((rnd.randrange(10 << 24, 11 << 24) & ~0xFF, rnd.choice((16, 20, 24, 28))),
+                                  strict=False) for _ in range(40)]
+    got = subnets.choose(taken)
+    assert not [t for t in taken if t.overlaps(got)]
+
+
+def test_gateway_and_ip_range():
+    s = config._subnet(ipaddress.ip_network("10.5.0.0/24"), None, "10.5.0.128/25")
+    assert s == {"subnet": "10.5.0.0/24", "gateway": "10.5.0.1",
+                 "lease_range": {"start_ip": "10.5.0.128", "end_ip": "10.5.0.254"}}
+    for gw in ("10.5.0.0", "10.5.0.255", "10.6.0.1", "fd00::1"):
+        with pytest.raises(UsageError):
+            config._subnet(ipaddress.ip_network("10.5.0.0/24"), gw, None)
+
+
+@pytest.mark.parametrize("doc, field", [
+    ([], "JSON object"),
+    ({"name": "n", "id": "x" * 64, "driver": "bridge", "subnets": [{"subnet": "10.1.0.0/24"}]}, "id"),
+    ({"name": "n", "id": "a" * 64, "driver": "macvlan", "subnets": [{"subnet": "10.1.0.0/24"}]}, "driver"),
+    ({"name": "n", "id": "a" * 64, "driver": "bridge", "subnets": []}, "subnets"),
+    ({"name": "n", "id": "a" * 64, "driver": "bridge", "subnets": [{"subnet": 5}]}, "subnets[0].subnet"),
+    ({"name": "n", "id": "a" * 64, "driver": "bridge", "subnets": [{"subnet": "10.1.0.0/24", "gateway": "10.2.0.1"}]},
+     "outside"),
+    ({"name": "n", "id": "a" * 64, "driver": "bridge", "internal": "yes", "subnets": [{"subnet": "10.1.0.0/24"}]},
+     "internal"),
+    ({"name": "n", "id": "a" * 64, "driver": "bridge", "labels": {"a": 1}, "subnets": [{"subnet": "10.1.0.0/24"}]},
+     "labels"),
+    ({"name": "../x", "id": "a" * 64, "driver": "bridge", "subnets": [{"subnet": "10.1.0.0/24"}]}, "name"),
+])
+def test_definitions_are_validated_naming_the_field(doc, field):
+    with pytest.raises(ConfigError) as e:
+        config.validate(doc, "/x/n.json")
+    assert "/x/n.json" in str(e.value) and field in str(e.value)
+
+
+def test_netavark_reply_parsing():
+    r = netavark.parse_reply({"n": {"dns_search_domains": ["dns.podman"], "dns_server_ips": ["10.1.0.1"],
+                                    "interfaces": {"eth0": {"mac_address": "aa:bb:cc:dd:ee:ff", "subnets": [
+                                        {"gateway": "10.1.0.1", "ipnet": "10.1.0.2/24"}]}}}})
+    assert r["n"].interfaces[0].subnets[0].ipnet == "10.1.0.2/24" and r["n"].dns_server_ips == ["10.1.0.1"]
+    for bad in ([], {"n": 5}, {"n": {"interfaces": []}}, {"n": {"interfaces": {"eth0": {"subnets": [{"ipnet": 1}]}}}}):
+        with pytest.raises(NetworkError, match="unexpected reply"):
+            netavark.parse_reply(bad)
