@@ -127,3 +127,23 @@ def test_netavark_reply_parsing():
     for bad in ([], {"n": 5}, {"n": {"interfaces": []}}, {"n": {"interfaces": {"eth0": {"subnets": [{"ipnet": 1}]}}}}):
         with pytest.raises(NetworkError, match="unexpected reply"):
             netavark.parse_reply(bad)
+
+
+def test_network_flag_values():
+    from pallet.containers.network import mode
+
+    assert mode.parse([]).networks == {"pallet": {"ips": [], "aliases": [], "interface": None, "mac": None}}
+    assert mode.parse(["none"]).kind == "none" and mode.parse(["host"]).kind == "host"
+    m = mode.parse(["container:abc"])
+    assert (m.kind, m.target) == ("container", "abc")
+    m = mode.parse(["web:ip=10.1.0.5,alias=www,interface_name=eth3,mac=AA:bb:cc:dd:ee:ff", "db"])
+    assert m.kind == "bridge" and list(m.networks) == ["web", "db"]
+    assert m.networks["web"] == {"ips": ["10.1.0.5"], "aliases": ["www"], "interface": "eth3",
+                                 "mac": "aa:bb:cc:dd:ee:ff"}
+    for bad, words in ((["none", "web"], "cannot be combined"), (["container:"], "container:NAME"),
+                       (["ns:rel/path"], "absolute"), (["web:ip=1.2.3"], "not an IP address"),
+                       (["web:ip6=10.0.0.1"], "family"), (["web:foo=1"], "invalid --network option"),
+                       (["web:mac=zz"], "six hex"), (["web", "web"], "twice"), (["bad/name"], "network name"),
+                       (["pasta"], "not supported"), (["web:interface_name=a/b"], "interface name")):
+        with pytest.raises(UsageError, match=words):
+            mode.parse(bad)

@@ -52,9 +52,28 @@ class Endpoints:
 
         write_atomic(path, _json.dumps(doc).encode(), 0o600)
 
+    def _endpoint(self, path: str) -> dict | None:
+        doc = self._read(path, None)
+        if doc is None:
+            return None
+        ok = (isinstance(doc, dict) and all(isinstance(doc.get(k), str) for k in ("id", "name", "netns"))
+              and isinstance(doc.get("ports"), list) and isinstance(doc.get("networks"), dict)
+              and all(isinstance(v, dict) and isinstance(v.get("interface"), str) and isinstance(v.get("ips"), list)
+                      and isinstance(v.get("aliases"), list) for v in doc["networks"].values()))
+        if not ok:
+            raise ConfigError(f"{path}: malformed network state (want id, name, netns, ports, networks)")
+        return doc
+
+    def _ipam(self, path: str) -> dict:
+        doc = self._read(path, {})
+        if not isinstance(doc, dict) or not all(isinstance(v, dict) and all(
+                isinstance(ip, str) and isinstance(o, str) for ip, o in v.items()) for v in doc.values()):
+            raise ConfigError(f"{path}: malformed address allocations (want {{network: {{ip: container}}}})")
+        return doc
+
     def get(self, cid: str) -> dict | None:
         _check_id(cid)
-        return self._read(os.path.join(self._dir, cid + ".json"), None)
+        return self._endpoint(os.path.join(self._dir, cid + ".json"))
 
     def list(self) -> list[dict]:
         try:
@@ -64,8 +83,8 @@ class Endpoints:
         out = []
         for n in names:
             if n.endswith(".json"):
-                doc = self._read(os.path.join(self._dir, n), None)
-                if isinstance(doc, dict):
+                doc = self._endpoint(os.path.join(self._dir, n))
+                if doc is not None:
                     out.append(doc)
         return out
 
@@ -132,7 +151,9 @@ class Endpoints:
         return {"container_id": ep["id"], "container_name": ep["name"], "port_mappings": ep["ports"] or None,
                 "networks": {n: {"interface_name": ep["networks"][n]["interface"],
                                  "static_ips": ep["networks"][n]["ips"],
-                                 "aliases": ep["networks"][n]["aliases"]} for n in names},
+                                 "aliases": ep["networks"][n]["aliases"],
+                                 **({"static_mac": ep["networks"][n]["mac"]} if ep["networks"][n].get("mac") else {})}
+                             for n in names},
                 "network_info": {n: info[n] for n in names}}
 
     # -- the operations ------------------------------------------------------------------
@@ -152,22 +173,29 @@ class Endpoints:
             path = os.path.join(self._dir, cid + ".json")
             if os.path.exists(path):
                 raise NetworkError(f"container {cid[:12]} is already attached: connect it to more networks instead")
+            if any(e["name"] == name for e in self.list()):
+                raise NetworkError(f"the container name {name!r} is already in use on pallet's networks")
             ep = {"id": cid, "name": name, "netns": netns_path, "ports": list(ports or []), "networks": {}}
             return self._setup(ep, defs, path)
 
     def _setup(self, ep: dict, defs: dict, path: str) -> dict:
         ipam_path = os.path.join(self.run_dir, "ipam.json")
-        ipam = self._read(ipam_path, {})
+        ipam = self._ipam(ipam_path)
         taken = {v["interface"] for v in ep["networks"].values()}
         n = 0
         for netname, (net, opts) in defs.items():
-            while f"eth{n}" in taken:
-                n += 1
-            taken.add(f"eth{n}")
+            iface = opts.get("interface")
+            if iface is None:
+                while f"eth{n}" in taken:
+                    n += 1
+                iface = f"eth{n}"
+            elif iface in taken:
+                raise NetworkError(f"interface name {iface} is used twice in container {ep['name']}")
+            taken.add(iface)
             aliases = list(opts.get("aliases") or [])
             if net.get("dns_enabled"):
                 aliases = [a for a in [ep["name"], ep["id"][:12]] if a not in aliases] + aliases
-            ep["networks"][netname] = {"interface": f"eth{n}", "aliases": aliases,
+            ep["networks"][netname] = {"interface": iface, "aliases": aliases, "mac": opts.get("mac") or None,
                                        "ips": self._allocate(ipam, net, ep["id"], list(opts.get("ips") or []))}
         self._write(ipam_path, ipam)
         options = self._options(ep, list(defs), {k: v[0] for k, v in defs.items()})
@@ -181,7 +209,7 @@ class Endpoints:
             raise
         for netname, block in result.items():
             if netname in ep["networks"]:
-                ep["networks"][netname]["mac"] = block.interfaces[0].mac_address if block.interfaces else ""
+                ep["networks"][netname]["mac"] = block.interfaces[0].mac_address if block.interfaces else None
                 ep["networks"][netname]["dns_servers"] = block.dns_server_ips
         self._write(path, ep)
         return result
@@ -228,7 +256,7 @@ class Endpoints:
                 netavark.teardown(self.run_dir, ep["netns"], self._options(ep, names, info))
             except NetworkError as e:
                 err = e
-        ipam = self._read(ipam_path, {})
+        ipam = self._ipam(ipam_path)
         for n in names:
             self._release(ipam, n, ep["id"])
             ep["networks"].pop(n, None)
