@@ -427,3 +427,58 @@ def test_ls_filters_format_and_prune(net):
     assert [n["name"] for n in net.networks._read_all()] == ["pallet"]
     p = net.pallet("network", "rm", "pallet", check=False)
     _one_line_125(p)
+
+
+def test_sandbox_modes(net):
+    from pallet.containers.network import mode, netns, ports, sandbox
+    from pallet.errors import NetworkNotFound, UsageError
+
+    links = _links()
+    cid = os.urandom(32).hex()
+    # the default network (bridge): the host reaches the namespace over the bridge
+    sb = sandbox.setup(net.endpoints, cid, "dflt", mode.parse(["bridge"], net.networks))
+    net.namespaces.append(sb.netns_path)
+    ip = sb.results["pallet"].interfaces[0].subnets[0].ipnet.split("/")[0]
+    default = net.networks.get("pallet")
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network(default["subnets"][0]["subnet"])
+    net.serve(sb.netns_path, 8081, b"default net")
+    with socket.create_connection((ip, 8081), timeout=5) as c:
+        assert c.recv(100) == b"default net"
+    # container:ID joins the same namespace
+    other = sandbox.setup(net.endpoints, os.urandom(32).hex(), "side", mode.parse([f"container:{cid[:12]}"]))
+    assert other.netns_path == sb.netns_path and not other.owned
+    # host: no namespace; ports discarded with podman's warning
+    warned = []
+    h = sandbox.setup(net.endpoints, os.urandom(32).hex(), "h", mode.parse(["host"]), ports.parse("8080:80"),
+                      warned.append)
+    assert h.netns_path is None and warned and "discarded" in warned[0]
+    # bad input: nothing created (no namespace file, no attachment)
+    before = sorted(os.listdir(netns.netns_dir(net.runroot)))
+    with pytest.raises(UsageError, match="--network none"):
+        sandbox.setup(net.endpoints, os.urandom(32).hex(), "n", mode.parse(["none"]), ports.parse("80"))
+    with pytest.raises(NetworkNotFound, match="nope"):
+        sandbox.setup(net.endpoints, os.urandom(32).hex(), "u", mode.parse(["nope"], None))
+    assert sorted(os.listdir(netns.netns_dir(net.runroot))) == before
+    assert [e["name"] for e in net.endpoints.list()] == ["dflt"]
+    for p in net.procs:
+        p.kill()
+        p.wait()
+    net.procs.clear()
+    sandbox.teardown(net.endpoints, cid, sb.netns_path, sb.owned)
+    assert not os.path.exists(sb.netns_path) and _links() <= links
+
+
+def test_concurrent_creates_get_distinct_names_and_subnets(net):
+    procs = [subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "pallet"), "--root", net.root,
+                               "--runroot", net.runroot, "network", "create"], env={**os.environ, **net.env},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    names = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        names.append(out.strip())
+    assert len(set(names)) == 4
+    nets = [n for n in net.networks._read_all() if n["name"] in names]
+    subs = [ipaddress.ip_network(n["subnets"][0]["subnet"]) for n in nets]
+    assert len(nets) == 4 and not [a for i, a in enumerate(subs) for b in subs[i + 1:] if a.overlaps(b)]
+    assert len({n["network_interface"] for n in nets}) == 4
