@@ -405,6 +405,9 @@ def test_unknown_network(net):
     assert p.returncode == 1 and "network not found" in p.stderr
     assert net.pallet("network", "exists", "nope", check=False).returncode == 1
     assert net.pallet("network", "exists", "pallet", check=False).returncode == 0
+    for args in ([], ["bogus"], ["create", "--subnet"]):
+        p = net.pallet("network", *args, check=False)
+        assert p.returncode == 125 and p.stderr.startswith("Error: ") and "Traceback" not in p.stderr
 
 
 def test_ls_filters_format_and_prune(net):

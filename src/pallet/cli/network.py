@@ -29,6 +29,7 @@ def register(sub, only: str | None = None) -> None:
     net.add_argument("--network-config-dir", metavar="DIR",
                      help="where network definitions are kept (default: $PALLET_NETWORK_CONFIG_DIR, "
                           "/etc/pallet/networks as root, GRAPHROOT/networks otherwise)")
+    net.set_defaults(func=cmd_missing)
     nsub = net.add_subparsers(dest="network_verb", metavar="COMMAND", parser_class=type(net))
 
     p = _podman(nsub.add_parser("create", help="create a bridge network",
@@ -190,6 +191,13 @@ def _filter(texts: list[str], keys: tuple, verb: str, users):
 
 
 # -- verbs ---------------------------------------------------------------------------------
+
+
+def cmd_missing(args) -> int:
+    from ..errors import UsageError
+
+    raise UsageError("missing command 'pallet network COMMAND' (create, ls, inspect, rm, connect, disconnect, "
+                     "prune, exists)")
 
 
 def cmd_create(args) -> int:
