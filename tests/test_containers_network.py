@@ -500,3 +500,26 @@ def test_concurrent_creates_get_distinct_names_and_subnets(net):
     subs = [ipaddress.ip_network(n["subnets"][0]["subnet"]) for n in nets]
     assert len(nets) == 4 and not [a for i, a in enumerate(subs) for b in subs[i + 1:] if a.overlaps(b)]
     assert len({n["network_interface"] for n in nets}) == 4
+
+
+def test_detach_after_the_namespace_is_gone_still_cleans_the_host(net):
+    """A namespace removed behind pallet's back (its veth goes with it): detaching still removes
+    the bridge, the network's rules and aardvark-dns."""
+    from pallet.containers.network import netns
+
+    links, rules = _links(), _rules()
+    net.pallet("network", "create", "lost")
+    subnet = net.networks.get("lost")["subnets"][0]["subnet"]
+    cid, ns, _ = net.sandbox("gone", {"lost": {}})
+    mine = _ours(_rules() - rules, [subnet])
+    assert net.networks.get("lost")["network_interface"] in _links() and mine
+    netns.remove(ns)
+    net.endpoints.detach(cid)
+    assert _links() <= links
+    assert _rules() & mine == set()
+    assert net.endpoints.list() == []
+    deadline = time.monotonic() + 10
+    while _aardvarks(net.runroot) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _aardvarks(net.runroot) == []
+    assert [n for n in os.listdir(netns.netns_dir(net.runroot)) if n.startswith("teardown-")] == []

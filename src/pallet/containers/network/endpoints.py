@@ -15,7 +15,7 @@ import os
 
 from ... import _json
 from ...errors import ConfigError, NetworkError, UsageError
-from . import netavark
+from . import netavark, netns
 from .config import Networks
 
 
@@ -251,11 +251,25 @@ class Endpoints:
                 info[n] = ep["networks"][n].get("definition") or {"name": n}
         ipam_path = os.path.join(self.run_dir, "ipam.json")
         err = None
-        if os.path.exists(ep["netns"]):
+        options = self._options(ep, names, info)
+        if netns.is_mounted(ep["netns"]):
             try:
-                netavark.teardown(self.run_dir, ep["netns"], self._options(ep, names, info))
+                netavark.teardown(self.run_dir, ep["netns"], options)
             except NetworkError as e:
                 err = e
+        else:
+            # the namespace is gone, and its veths with it; netavark still has the bridge (when
+            # nobody else is on it), the rules and the DNS entries to remove. It does that from a
+            # stand-in namespace holding an interface of each name it will delete (it stops at
+            # the first it cannot find)
+            stand_in = netns.create(os.path.dirname(self.run_dir), "teardown-" + ep["id"][:12])
+            try:
+                netns.add_placeholders(stand_in, [ep["networks"][n]["interface"] for n in names])
+                netavark.teardown(self.run_dir, stand_in, options)
+            except NetworkError as e:
+                err = e
+            finally:
+                netns.remove(stand_in)
         ipam = self._ipam(ipam_path)
         for n in names:
             self._release(ipam, n, ep["id"])

@@ -22,6 +22,14 @@ def netns_dir(runroot: str) -> str:
     return os.path.join(runroot, "netns")
 
 
+def is_mounted(path: str) -> bool:
+    """Whether ``path`` is (still) a mount point: a namespace file ``create`` made and nobody removed."""
+    try:
+        return os.path.exists(path) and _is_mountpoint(path)
+    except OSError:
+        return False
+
+
 def _is_mountpoint(path: str) -> bool:
     real = os.path.realpath(path)
     with open("/proc/self/mountinfo", "rb") as f:
@@ -101,6 +109,18 @@ def create(runroot: str, name: str) -> str:
             pass
         raise NetworkError(f"cannot create network namespace {path}: {msg.decode(errors='replace') or status}")
     return path
+
+
+def add_placeholders(path: str, names: list[str]) -> None:
+    """A veth pair per name inside the namespace at ``path`` (``NAME`` and ``phN``), for
+    netavark's teardown to delete in place of a container's vanished interfaces."""
+    import subprocess
+
+    for i, name in enumerate(names):
+        p = subprocess.run(["nsenter", f"--net={path}", "ip", "link", "add", name, "type", "veth", "peer", "name",
+                            f"ph{i}"], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise NetworkError(f"cannot make a stand-in interface {name} in {path}: {p.stderr.strip()}")
 
 
 def remove(path: str) -> None:
