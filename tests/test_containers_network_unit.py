@@ -147,3 +147,20 @@ def test_network_flag_values():
                        (["pasta"], "not supported"), (["web:interface_name=a/b"], "interface name")):
         with pytest.raises(UsageError, match=words):
             mode.parse(bad)
+
+
+def test_podman_networks_count_as_taken(tmp_path):
+    """podman's networks whose bridges are down now (netavark and CNI files), and podman's
+    in-memory default 10.88.0.0/16 when podman is installed, are never chosen."""
+    (tmp_path / "a.json").write_text('{"name": "x", "subnets": [{"subnet": "10.89.0.0/24"}, {"subnet": 5}]}')
+    (tmp_path / "87-podman.conflist").write_text(
+        '{"plugins": [{"type": "bridge", "ipam": {"ranges": [[{"subnet": "10.89.1.0/24"}]]}}, {"ipam": 3}]}')
+    (tmp_path / "b.conf").write_text('{"type": "bridge", "ipam": {"subnet": "10.89.2.0/24"}}')
+    (tmp_path / "bad.json").write_text("[" * 100000)
+    (tmp_path / "worse.json").write_text('{"subnets": {"subnet": "10.0.0.0/8"}, "plugins": 5}')
+    got = subnets.other_tools([str(tmp_path), str(tmp_path / "missing")], podman_default=True)
+    assert sorted(str(n) for n, _ in got) == ["10.88.0.0/16", "10.89.0.0/24", "10.89.1.0/24", "10.89.2.0/24"]
+    assert all("podman" in what for _, what in got)
+    taken = [n for n, _ in got]
+    assert str(subnets.choose(taken)) == "10.89.3.0/24"
+    assert str(subnets.choose(taken, default=True)) == "10.128.0.0/16"

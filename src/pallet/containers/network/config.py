@@ -5,7 +5,7 @@ The directory: ``--network-config-dir``, else ``$PALLET_NETWORK_CONFIG_DIR``, el
 ``/etc/pallet/networks`` as root (podman's ``/etc/containers/networks``) and
 ``GRAPHROOT/networks`` rootless (as podman's rootless ``~/.local/share/containers/storage/networks``).
 The default network ``pallet`` (bridge ``pallet0``) is written there the first time it is needed,
-with a subnet chosen then (10.88.0.0/16 unless the host already routes it). Every change holds
+with a subnet chosen then (10.88.0.0/16 unless the host routes it or podman uses it). Every change holds
 the directory's lock file.
 """
 
@@ -235,6 +235,7 @@ class Networks:
                 used = {n["name"] for n in existing}
                 name = next(f"{BRIDGE_PREFIX}{i}" for i in range(1, 1 << 20) if f"{BRIDGE_PREFIX}{i}" not in used)
             host = subnets.host_networks()
+            others = subnets.other_tools()
             taken_cfg = [(n["name"], s) for n in existing for s in self._taken([n])]
             for net in nets:
                 for other, s in taken_cfg:
@@ -244,8 +245,12 @@ class Networks:
                 if hit is not None:
                     raise NetworkError(f"subnet {net} is already used on the host: it overlaps the route or "
                                        f"address {hit}")
+                for s, what in others:
+                    if s.version == net.version and s.overlaps(net):
+                        raise NetworkError(f"subnet {net} is already used by {what} ({s})")
             if not subs_given:
-                subs_given = [_subnet(subnets.choose(host + [s for _, s in taken_cfg]), None, None)]
+                subs_given = [_subnet(subnets.choose(host + [s for _, s in taken_cfg] + [s for s, _ in others]),
+                                      None, None)]
             if interface is None:
                 interface = self._free_interface(existing)
             elif any(n.get("network_interface") == interface for n in existing):
@@ -259,7 +264,7 @@ class Networks:
         """The default network, when missing (the lock held)."""
         if os.path.exists(self._path(DEFAULT_NAME)):
             return
-        taken = subnets.host_networks() + self._taken(self._read_all())
+        taken = subnets.host_networks() + self._taken(self._read_all()) + [n for n, _ in subnets.other_tools()]
         net = subnets.choose(taken, default=True)
         self._write(self._new_doc(DEFAULT_NAME, DEFAULT_INTERFACE, [_subnet(net, None, None)],
                                   internal=False, dns=False, labels={}, options={}))

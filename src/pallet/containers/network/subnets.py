@@ -10,6 +10,7 @@ read from the kernel through ``ip -j``; the subnets of networks already defined 
 from __future__ import annotations
 
 import ipaddress
+import os
 
 from ...errors import NetworkError, UsageError
 
@@ -74,6 +75,70 @@ def host_networks() -> list:
                     continue
                 _add(nets, dst if "/" in dst else dst + ("/32" if ":" not in dst else "/128"))
     return nets
+
+
+#: where podman keeps network definitions (netavark's format, then CNI's), as containers.conf's defaults
+PODMAN_NETWORK_DIRS = ("/etc/containers/networks", "/etc/cni/net.d")
+#: podman's default network when containers.conf does not change it: podman0 on this subnet
+PODMAN_DEFAULT_SUBNET = "10.88.0.0/16"
+
+
+def other_tools(dirs=PODMAN_NETWORK_DIRS, podman_default: bool | None = None) -> list:
+    """Subnets podman will use whose bridges may be down now: its netavark and CNI network
+    files, and (when podman is installed) its default network's 10.88.0.0/16, which podman only
+    keeps in memory. [(ip_network, "what uses it")]; unreadable files are skipped (not ours)."""
+    from ... import _json
+
+    out = []
+    for d in dirs:
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        for n in names:
+            if not n.endswith((".json", ".conflist", ".conf")):
+                continue
+            path = os.path.join(d, n)
+            try:
+                with open(path, "rb") as f:
+                    doc = _json.loads(f.read(1 << 20).decode("utf-8"))
+            except (OSError, ValueError, UnicodeDecodeError):
+                continue
+            for text in _subnet_strings(doc):
+                try:
+                    out.append((ipaddress.ip_network(text, strict=False), f"podman's network in {path}"))
+                except ValueError:
+                    pass
+    if podman_default is None:
+        import shutil
+
+        podman_default = shutil.which("podman") is not None
+    if podman_default:
+        out.append((ipaddress.ip_network(PODMAN_DEFAULT_SUBNET), "podman's default network (podman0)"))
+    return out
+
+
+def _subnet_strings(doc) -> list:
+    """"subnet" values of a netavark network (subnets[].subnet) or a CNI config
+    (plugins[].ipam.ranges[][].subnet, ipam.subnet), whatever else the file holds."""
+    found = []
+    if not isinstance(doc, dict):
+        return found
+    for s in doc.get("subnets") or [] if isinstance(doc.get("subnets"), list) else []:
+        if isinstance(s, dict) and isinstance(s.get("subnet"), str):
+            found.append(s["subnet"])
+    plugins = doc.get("plugins") if isinstance(doc.get("plugins"), list) else [doc]
+    for pl in plugins:
+        ipam = pl.get("ipam") if isinstance(pl, dict) else None
+        if not isinstance(ipam, dict):
+            continue
+        if isinstance(ipam.get("subnet"), str):
+            found.append(ipam["subnet"])
+        for rng in ipam.get("ranges") or [] if isinstance(ipam.get("ranges"), list) else []:
+            for r in rng if isinstance(rng, list) else []:
+                if isinstance(r, dict) and isinstance(r.get("subnet"), str):
+                    found.append(r["subnet"])
+    return found
 
 
 def _add(nets: list, text: str) -> None:
