@@ -158,6 +158,8 @@ def _created(doc: dict) -> float:
 
 def _filter(texts: list[str], keys: tuple, verb: str, users):
     """podman's network filters, every value checked before anything is listed or removed."""
+    if not texts:
+        return lambda d: True
     import re
     import time
 
