@@ -388,6 +388,12 @@ def _one_line_125(p):
     (["--subnet", "10.99.0.0/24", "--ip-range", "10.99.1.0/25"], "not inside"),
     (["-d", "macvlan"], "unsupported network driver"),
     (["--opt", "mtu=12"], "mtu"),
+    (["-o", "isolate=maybe"], "isolate"),
+    (["-o", "nope=1"], "unsupported bridge option"),
+    (["--label", "=x"], "--label"),
+    (["--interface-name", "a/b"], "interface name"),
+    (["--gateway", "10.1.0.1"], "needs a --subnet"),
+    (["--subnet", "10.99.0.0/24", "--subnet", "10.99.0.128/25"], "overlap"),
     (["bad/name"], "invalid network name"),
 ])
 def test_bad_create_input_creates_nothing(net, args, words):

@@ -215,6 +215,10 @@ class Networks:
             raise UsageError(f"invalid -o mtu={options['mtu']!r}: want a number from 68 to 65535")
         if "vlan" in options and not (options["vlan"].isdigit() and 0 <= int(options["vlan"]) <= 4094):
             raise UsageError(f"invalid -o vlan={options['vlan']!r}: want a number from 0 to 4094")
+        if "isolate" in options and options["isolate"] not in ("true", "false", "strict"):
+            raise UsageError(f"invalid -o isolate={options['isolate']!r}: want true, false or strict")
+        if "metric" in options and not (options["metric"].isdigit() and int(options["metric"]) < 1 << 32):
+            raise UsageError(f"invalid -o metric={options['metric']!r}: want a route metric (a number)")
         if len(gateways) > len(subnet_texts) or len(ip_ranges) > len(subnet_texts):
             raise UsageError("every --gateway and --ip-range needs a --subnet before it")
         nets = [subnets.parse(t) for t in subnet_texts]
