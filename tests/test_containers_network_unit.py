@@ -111,6 +111,10 @@ def test_gateway_and_ip_range():
      "internal"),
     ({"name": "n", "id": "a" * 64, "driver": "bridge", "labels": {"a": 1}, "subnets": [{"subnet": "10.1.0.0/24"}]},
      "labels"),
+    ({"name": "n", "id": "a" * 64, "driver": "bridge", "subnets": [{"subnet": "10.1.0.0/24", "gateway": 5}]},
+     "gateway"),
+    ({"name": "n", "id": "a" * 64, "driver": "bridge",
+      "subnets": [{"subnet": "10.1.0.0/24", "lease_range": {"start_ip": True}}]}, "start_ip"),
     ({"name": "../x", "id": "a" * 64, "driver": "bridge", "subnets": [{"subnet": "10.1.0.0/24"}]}, "name"),
 ])
 def test_definitions_are_validated_naming_the_field(doc, field):
@@ -164,3 +168,63 @@ def test_podman_networks_count_as_taken(tmp_path):
     taken = [n for n, _ in got]
     assert str(subnets.choose(taken)) == "10.89.3.0/24"
     assert str(subnets.choose(taken, default=True)) == "10.128.0.0/16"
+
+
+def test_fuzzed_definitions_ports_and_modes_raise_only_pallet_errors():
+    """Mutated network files, -p specs and --network values: a PalletError or a result, never
+    another exception (fixed seed, bounded)."""
+    import random
+    import time
+
+    from pallet.containers.network import mode
+    from pallet.errors import PalletError
+
+    rnd = random.Random(1013)
+    good = {"name": "n", "id": "a" * 64, "driver": "bridge", "network_interface": "pallet1",
+            "subnets": [{"subnet": "10.1.0.0/24", "gateway": "10.1.0.1",
+                         "lease_range": {"start_ip": "10.1.0.10", "end_ip": "10.1.0.20"}}],
+            "ipv6_enabled": False, "internal": False, "dns_enabled": True, "labels": {"a": "b"},
+            "ipam_options": {"driver": "host-local"}}
+    values = [None, True, 0, -1, 2 ** 70, 1.5, "", "x", "10.1.0.0/24", "::", "10.1.0.300", [], {}, [1], {"a": 1},
+              "a" * 64, "\udcff", "10.1.0.0/33"]
+
+    def mutate(doc, depth=0):
+        if isinstance(doc, dict) and doc and rnd.random() < 0.8:
+            k = rnd.choice(list(doc))
+            doc = dict(doc)
+            if rnd.random() < 0.2:
+                del doc[k]
+            else:
+                doc[k] = mutate(doc[k], depth + 1) if rnd.random() < 0.6 else rnd.choice(values)
+            return doc
+        if isinstance(doc, list) and doc and rnd.random() < 0.8:
+            doc = list(doc)
+            i = rnd.randrange(len(doc))
+            doc[i] = mutate(doc[i], depth + 1) if rnd.random() < 0.6 else rnd.choice(values)
+            return doc
+        return rnd.choice(values)
+
+    alphabet = "0123456789:[]/-,.tcpudsxf ab\u0663"
+    deadline = time.monotonic() + 8
+    n = 0
+    while time.monotonic() < deadline and n < 20000:
+        n += 1
+        try:
+            config.validate(mutate(good), "/f.json")
+        except PalletError:
+            pass
+        spec = "".join(rnd.choice(alphabet) for _ in range(rnd.randrange(0, 14)))
+        try:
+            ports.parse(spec)
+        except PalletError:
+            pass
+        try:
+            mode.parse([spec.replace("[", "n:").replace("]", "=")])
+        except PalletError:
+            pass
+        try:
+            netavark.parse_reply(mutate({"n": {"interfaces": {"eth0": {"mac_address": "m", "subnets": [
+                {"ipnet": "10.1.0.2/24", "gateway": "10.1.0.1"}]}}, "dns_server_ips": ["10.1.0.1"]}}))
+        except PalletError:
+            pass
+    assert n > 100

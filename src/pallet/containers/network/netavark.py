@@ -78,7 +78,10 @@ def parse_reply(doc) -> dict:
             if not isinstance(iface, dict) or not isinstance(iface.get("mac_address", ""), str):
                 raise bad(f"{net}.interfaces.{name}")
             subs = []
-            for i, s in enumerate(iface.get("subnets") or []):
+            raw_subs = iface.get("subnets")
+            if raw_subs is not None and not isinstance(raw_subs, list):
+                raise bad(f"{net}.interfaces.{name}.subnets")
+            for i, s in enumerate(raw_subs or []):
                 if not isinstance(s, dict) or not isinstance(s.get("ipnet"), str) \
                         or not isinstance(s.get("gateway", ""), (str, type(None))):
                     raise bad(f"{net}.interfaces.{name}.subnets[{i}]")
@@ -86,8 +89,9 @@ def parse_reply(doc) -> dict:
             ifaces.append(Interface(name, iface.get("mac_address", ""), subs))
         servers = block.get("dns_server_ips") or []
         domains = block.get("dns_search_domains") or []
-        if not all(isinstance(x, str) for x in (*servers, *domains)):
-            raise bad(f"{net}.dns_server_ips")
+        for field, v in (("dns_server_ips", servers), ("dns_search_domains", domains)):
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise bad(f"{net}.{field}")
         out[net] = StatusBlock(net, ifaces, list(servers), list(domains))
     return out
 

@@ -38,6 +38,8 @@ def parse(text: str, what: str = "--subnet"):
 
 
 def parse_ip(text: str, what: str):
+    if not isinstance(text, str):  # ipaddress takes integers too: a JSON number is not an address
+        raise UsageError(f"invalid {what} {text!r}: not an IP address")
     try:
         return ipaddress.ip_address(text)
     except ValueError:
