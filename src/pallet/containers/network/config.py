@@ -20,6 +20,8 @@ from . import subnets
 DEFAULT_NAME = "pallet"
 DEFAULT_INTERFACE = "pallet0"
 BRIDGE_PREFIX = "pallet"
+#: a definition file is a few hundred bytes; a bigger one is refused, not read whole
+MAX_DEFINITION = 1 << 20
 #: netavark bridge options podman passes through (-o)
 BRIDGE_OPTIONS = ("mtu", "vlan", "isolate", "metric")
 _NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -131,11 +133,13 @@ class Networks:
             path = os.path.join(self.dir, n)
             try:
                 with open(path, "rb") as f:
-                    data = f.read(1 << 20)
+                    data = f.read(MAX_DEFINITION + 1)
             except FileNotFoundError:  # removed meanwhile
                 continue
             except OSError as e:
                 raise ConfigError(f"{path}: {e.strerror}") from None
+            if len(data) > MAX_DEFINITION:
+                raise ConfigError(f"{path}: larger than {MAX_DEFINITION >> 20} MiB: not a network definition")
             try:
                 doc = _json.loads(data.decode("utf-8"))
             except (ValueError, UnicodeDecodeError) as e:
