@@ -267,15 +267,7 @@ def cmd_rm(args) -> int:
     rc = 0
     for name in args.networks:
         try:
-            net = networks.get(name)
-            users = eps.users(net["name"])
-            if users and not args.force:
-                raise NetworkInUse(f"{net['name']!r} has associated containers with it. Use -f to forcibly "
-                                   "disconnect them: network is being used")
-            for ep in users:
-                eps.disconnect(ep["id"], net["name"])
-            networks.remove(net["name"])
-            print(net["name"])
+            print(eps.remove_network(name, args.force))
         except (NetworkNotFound, NetworkInUse) as e:  # podman goes on with the others and exits with the last code
             import sys
 
@@ -304,8 +296,6 @@ def cmd_disconnect(args) -> int:
 def cmd_prune(args) -> int:
     import sys
 
-    from ..containers.network.config import DEFAULT_NAME
-
     networks = _networks(args)
     eps = _endpoints(args, networks)
     keep = _filter(args.filter, ("label", "until"), "network prune", eps.users)
@@ -315,10 +305,8 @@ def cmd_prune(args) -> int:
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             return 0
-    for n in networks.list():
-        if n["name"] != DEFAULT_NAME and keep(n) and not eps.users(n["name"]):
-            networks.remove(n["name"])
-            print(n["name"])
+    for name in eps.prune(keep):
+        print(name)
     return 0
 
 

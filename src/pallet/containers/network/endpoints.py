@@ -181,6 +181,12 @@ class Endpoints:
     def _setup(self, ep: dict, defs: dict, path: str) -> dict:
         ipam_path = os.path.join(self.run_dir, "ipam.json")
         ipam = self._ipam(ipam_path)
+        # addresses of containers with no attachment (a pallet killed mid-setup) are free again:
+        # the lock is held, so no other setup is between allocating and recording
+        live = {e["id"] for e in self.list()} | {ep["id"]}
+        for net in list(ipam):
+            for owner in {o for o in ipam[net].values() if o not in live}:
+                self._release(ipam, net, owner)
         taken = {v["interface"] for v in ep["networks"].values()}
         n = 0
         for netname, (net, opts) in defs.items():
@@ -241,6 +247,33 @@ class Endpoints:
             if ep is None:
                 return
             self._teardown(ep, list(ep["networks"]))
+
+    def remove_network(self, name_or_id: str, force: bool = False) -> str:
+        """podman's ``network rm``: refused while containers use it (NetworkInUse), unless
+        ``force``, which disconnects them first. Returns the name."""
+        from ...errors import NetworkInUse
+
+        net = self.networks.get(name_or_id)
+        users = self.users(net["name"])
+        if users and not force:
+            raise NetworkInUse(f"{net['name']!r} has associated containers with it. Use -f to forcibly "
+                               "disconnect them: network is being used")
+        for ep in users:
+            self.disconnect(ep["id"], net["name"])
+        self.networks.remove(net["name"])
+        return net["name"]
+
+    def prune(self, keep=lambda net: True) -> list[str]:
+        """podman's ``network prune``: every network no container uses (and ``keep`` selects),
+        the default one excepted. Returns the names removed."""
+        from .config import DEFAULT_NAME
+
+        gone = []
+        for n in self.networks.list():
+            if n["name"] != DEFAULT_NAME and keep(n) and not self.users(n["name"]):
+                self.networks.remove(n["name"])
+                gone.append(n["name"])
+        return gone
 
     def _teardown(self, ep: dict, names: list[str]) -> None:
         info = {}

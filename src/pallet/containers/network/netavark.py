@@ -131,7 +131,7 @@ def setup(run_dir: str, netns_path: str, options: dict) -> dict:
     """``netavark setup``; on failure what it half made is torn down before the error is raised."""
     try:
         out = _run("setup", run_dir, netns_path, options)
-    except NetworkError:
+    except BaseException:  # a failure, or Ctrl-C/SIGTERM while netavark ran: undo what it made
         try:
             _run("teardown", run_dir, netns_path, options)
         except NetworkError:
