@@ -542,3 +542,17 @@ def test_addresses_of_a_killed_setup_are_reclaimed(net):
     assert res["reclaim"].interfaces[0].subnets[0].ipnet == "10.99.9.2/24"
     with open(os.path.join(net.runroot, "networks", "ipam.json")) as f:
         assert json.load(f) == {"reclaim": {"10.99.9.2": cid}}
+
+
+def test_dual_stack_network(net):
+    links, rules = _links(), _rules()
+    net.pallet("network", "create", "--subnet", "10.99.10.0/24", "--subnet", "fd99:1::/64", "ds")
+    doc = net.networks.get("ds")
+    assert doc["ipv6_enabled"] is True
+    cid, ns, res = net.sandbox("v6", {"ds": {}})
+    got = [(s.ipnet, s.gateway) for s in res["ds"].interfaces[0].subnets]
+    assert got == [("10.99.10.2/24", "10.99.10.1"), ("fd99:1::2/64", "fd99:1::1")]
+    mine = _ours(_rules() - rules, ["10.99.10.0/24", "fd99:1::/64"])
+    assert any("fd99:1::/64" in line for line in mine)
+    net.endpoints.detach(cid)
+    assert _links() <= links and _rules() & mine == set()
