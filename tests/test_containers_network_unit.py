@@ -142,6 +142,7 @@ def test_network_flag_values():
     assert (m.kind, m.target) == ("container", "abc")
     m = mode.parse(["web:ip=10.1.0.5,alias=www,interface_name=eth3,mac=AA:bb:cc:dd:ee:ff", "db"])
     assert m.kind == "bridge" and list(m.networks) == ["web", "db"]
+    assert list(mode.parse(["bridge", "web"]).networks) == ["pallet", "web"]
     assert m.networks["web"] == {"ips": ["10.1.0.5"], "aliases": ["www"], "interface": "eth3",
                                  "mac": "aa:bb:cc:dd:ee:ff"}
     for bad, words in ((["none", "web"], "cannot be combined"), (["container:"], "container:NAME"),

@@ -34,8 +34,8 @@ def parse(values: list[str], networks=None) -> NetworkMode:
 
     if not values:
         values = ["bridge"]
-    special = [v for v in values if v.split(":", 1)[0] in SPECIAL + ("container", "ns") and
-               (v in SPECIAL or v.startswith(("container:", "ns:")))]
+    special = [v for v in values if v in ("none", "host", "slirp4netns", "pasta")
+               or v.startswith(("container:", "ns:"))]
     if special and len(values) > 1:
         raise UsageError(f"--network {special[0]} cannot be combined with other --network values")
     v = values[0]
