@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from ...errors import UsageError
 
-SPECIAL = ("none", "host", "private", "bridge", "slirp4netns", "pasta")
+#: modes that give a container no network of pallet's, and so combine with nothing
+ALONE = ("none", "host", "slirp4netns", "pasta")
 _OPTS = ("ip", "ip6", "alias", "interface_name", "mac")
 
 
@@ -34,8 +35,7 @@ def parse(values: list[str], networks=None) -> NetworkMode:
 
     if not values:
         values = ["bridge"]
-    special = [v for v in values if v in ("none", "host", "slirp4netns", "pasta")
-               or v.startswith(("container:", "ns:"))]
+    special = [v for v in values if v in ALONE or v.startswith(("container:", "ns:"))]
     if special and len(values) > 1:
         raise UsageError(f"--network {special[0]} cannot be combined with other --network values")
     v = values[0]
