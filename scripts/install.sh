@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(python3-venv python3-dev gcc runc crun skopeo buildah podman umoci docker-registry conmon
           containernetworking-plugins busybox-static jq hyperfine apache2-utils iproute2 util-linux kmod time
-          libseccomp2 mmdebstrap gnupg gpgv openssl libarchive-tools)
+          libseccomp2 mmdebstrap gnupg gpgv openssl libarchive-tools netavark aardvark-dns catatonit)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

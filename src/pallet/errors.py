@@ -122,3 +122,18 @@ class BuildError(PalletError):
         super().__init__(message, **kw)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+class NetworkError(PalletError):
+    """A container network cannot be created, changed, attached or detached (netavark failed,
+    a subnet overlaps the host's routes, a name is taken); podman's verbs exit 125."""
+
+    exit_code = 125
+
+
+class NetworkNotFound(NetworkError):
+    """The network (name or ID) is not defined."""
+
+
+class NetworkInUse(NetworkError):
+    """The network still has containers attached (``network rm`` without ``-f``: exit 2, as podman)."""

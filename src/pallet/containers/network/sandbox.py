@@ -1,0 +1,70 @@
+"""A container's network, from its ``--network`` mode to a namespace path (what ``run`` will call).
+
+- ``none``: a new namespace with only ``lo``; published ports are refused (nothing to publish on).
+- ``host``: no namespace of its own (path None); published ports are discarded with a warning,
+  as podman does.
+- ``container:ID``: the namespace of another attached container (by name, ID or prefix).
+- ``ns:PATH``: that namespace file.
+- networks (``bridge`` = the default network): a new namespace attached through netavark; when
+  the attachment fails the namespace is removed again.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ...errors import NetworkError, UsageError
+from . import netns
+from .endpoints import Endpoints
+from .mode import NetworkMode
+
+
+class Sandbox:
+    __slots__ = ("netns_path", "owned", "results")
+
+    def __init__(self, netns_path: str | None, owned: bool, results: dict | None = None):
+        #: the namespace the container joins (None: the host's)
+        self.netns_path = netns_path
+        #: whether it was made for this container (and goes with it)
+        self.owned = owned
+        #: netavark's StatusBlocks per network (bridge mode)
+        self.results = results or {}
+
+
+def setup(endpoints: Endpoints, cid: str, name: str, mode: NetworkMode, port_mappings: list | None = None,
+          warn=None) -> Sandbox:
+    runroot = os.path.dirname(endpoints.run_dir)
+    if mode.kind == "host":
+        if port_mappings and warn is not None:
+            warn("Port mappings have been discarded as one of the Host, Container, Pod, and None network "
+                 "modes are in use")
+        return Sandbox(None, False)
+    if mode.kind in ("container", "ns"):
+        if port_mappings:
+            raise UsageError(f"published ports cannot be used with --network {mode.kind}:{mode.target}: "
+                             "publish them on the container that owns the namespace")
+        if mode.kind == "container":
+            return Sandbox(endpoints.find(mode.target)["netns"], False)
+        if not os.path.exists(mode.target):
+            raise NetworkError(f"network namespace {mode.target} does not exist")
+        return Sandbox(mode.target, False)
+    if mode.kind == "none":
+        if port_mappings:
+            raise UsageError("published ports cannot be used with --network none: it has only lo")
+        return Sandbox(netns.create(runroot, cid[:12]), True)
+    for net in mode.networks:  # every network named exists, before anything is made
+        endpoints.networks.get(net)
+    path = netns.create(runroot, cid[:12])
+    try:
+        results = endpoints.attach(cid, name, path, mode.networks, port_mappings)
+    except BaseException:
+        netns.remove(path)
+        raise
+    return Sandbox(path, True, results)
+
+
+def teardown(endpoints: Endpoints, cid: str, sandbox_path: str | None, owned: bool) -> None:
+    """Detach every network of ``cid`` and remove its namespace when it owned one."""
+    endpoints.detach(cid)
+    if owned and sandbox_path:
+        netns.remove(sandbox_path)
