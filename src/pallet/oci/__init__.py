@@ -2,6 +2,7 @@
 
 Modules: ``digest``, ``mediatype``, ``platform``, ``descriptor``, ``manifest``
 (image manifests, indexes, Docker schema 2 and schema 1), ``config`` (image config)
-and ``reference`` (Docker-style named references).  Everything parsed keeps the raw
+``reference`` (Docker-style named references), ``capabilities`` (Linux capability names)
+and ``runtime_spec`` (the one generator of runtime-spec ``config.json`` documents).  Everything parsed keeps the raw
 bytes it came from, because a digest is over bytes, not over a re-serialisation.
 """
