@@ -96,6 +96,7 @@ IMG_EP = {"Entrypoint": ["/ep", "-x"], "Cmd": ["cmd1", "cmd2"]}
     (IMG_EP, {"entrypoint": ["/other"]}, ["/other"]),                                 # --entrypoint drops CMD
     (IMG_EP, {"entrypoint": ["/other"], "command": ["z"]}, ["/other", "z"]),
     (IMG_EP, {"entrypoint": [], "command": ["/bin/true"]}, ["/bin/true"]),            # --entrypoint ""
+    (IMG_EP, {"entrypoint": []}, ["cmd1", "cmd2"]),                                   # clears only Entrypoint
     ({"Entrypoint": None, "Cmd": ["c"]}, {}, ["c"]),                                  # null is absent
 ])
 def test_entrypoint_and_cmd_as_docker_documents_them(image, kw, want):
@@ -106,7 +107,7 @@ def test_no_command_at_all_is_refused():
     with pytest.raises(UsageError, match="neither Entrypoint nor Cmd"):
         rs.generate(rs.SpecOptions(), {})
     with pytest.raises(UsageError, match="neither Entrypoint nor Cmd"):
-        rs.generate(rs.SpecOptions(entrypoint=[]), IMG_EP)
+        rs.generate(rs.SpecOptions(entrypoint=[]), {"Entrypoint": ["/ep"]})
 
 
 @pytest.mark.parametrize("image, field", [

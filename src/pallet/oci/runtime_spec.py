@@ -193,8 +193,8 @@ class Resources:
 class SpecOptions:
     """What the user asks on top of the image config (podman run's flags, a build's RUN step).
 
-    ``command`` replaces the image's Cmd; ``entrypoint`` replaces its Entrypoint *and* drops
-    its Cmd (Docker's rule). ``env`` entries override the image's by name. ``user`` is
+    ``command`` replaces the image's Cmd; ``entrypoint`` replaces its Entrypoint *and*, when
+    not empty, drops its Cmd (Docker's and podman's rule). ``env`` entries override the image's by name. ``user`` is
     ``"uid[:gid]"``/``"name[:group]"`` (names need the resolver) or a resolved :class:`User`.
     ``mounts`` replace a default mount with the same destination and go after the defaults.
     ``masked_paths``/``readonly_paths`` None: podman's lists (none when ``privileged``).
@@ -253,11 +253,12 @@ class SpecOptions:
 
 def process_args(image: Mapping, command=None, entrypoint=None) -> list[str]:
     """Entrypoint + Cmd as Docker documents them: ``command`` replaces Cmd; ``entrypoint``
-    replaces Entrypoint and drops the image's Cmd; nothing at all is an error."""
+    replaces Entrypoint and, when not empty, drops the image's Cmd (``--entrypoint ""`` only
+    clears the Entrypoint: Docker's merge and podman's makeCommand); nothing at all is an error."""
     ep = list(entrypoint) if entrypoint is not None else list(_image_list(image, "Entrypoint"))
     if command:
         cmd = list(command)
-    elif entrypoint is not None:
+    elif entrypoint:
         cmd = []
     else:
         cmd = list(_image_list(image, "Cmd"))
