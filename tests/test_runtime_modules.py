@@ -102,3 +102,23 @@ def test_no_import_circle_in_the_runtime():
         if m not in state:
             walk(m, [m])
     assert circles == []
+
+
+def test_every_name_imported_from_the_runtime_exists():
+    """A name any pallet module imports from pallet.runtime (lazy imports included) is there:
+    the runtime's split moved ``parse_signal`` into kill.py while build/image.py still took it
+    from container.py, and every build with a STOPSIGNAL failed with an internal error."""
+    import importlib
+
+    mods = {}
+    for root, _dirs, files in os.walk(SRC):
+        for f in files:
+            if f.endswith(".py"):
+                rel = os.path.relpath(os.path.join(root, f), os.path.dirname(SRC))[:-3].replace(os.sep, ".")
+                mods[rel.removesuffix(".__init__")] = os.path.join(root, f)
+    missing = []
+    for importer, target, name in _imports(mods):
+        if name and (target == "pallet.runtime" or target.startswith("pallet.runtime.")):
+            if not hasattr(importlib.import_module(target), name):
+                missing.append(f"{importer}: from {target} import {name}")
+    assert missing == []

@@ -36,6 +36,27 @@ def test_spec_rootless(tmp_path):
     assert cfg["linux"]["uidMappings"] == [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
 
 
+@pytest.mark.parametrize("rootless", [False, True])
+def test_spec_is_runc_specs_default(tmp_path, rootless):
+    """``pallet-runtime spec`` (oci.runtime_spec.default_config) writes what ``runc spec`` does,
+    but for the hostname and, rootless, the cgroup mount (no cgroup namespace to mount it in)."""
+    from pallet.oci.runtime_spec import default_config
+
+    runc = need("runc")
+    flag = ["--rootless"] if rootless else []
+    (tmp_path / "runc").mkdir()
+    subprocess.run([runc, "spec", *flag], cwd=tmp_path / "runc", check=True)
+    want = load_config(str(tmp_path / "runc"))
+    assert want["hostname"] == "runc"
+    want["hostname"] = "pallet"
+    if rootless:
+        want["mounts"] = [m for m in want["mounts"] if m["type"] != "cgroup"]
+    (tmp_path / "ours").mkdir()
+    subprocess.run([PALLET_RUNTIME, "spec", *flag, "--bundle", str(tmp_path / "ours")], check=True)
+    assert load_config(str(tmp_path / "ours")) == want
+    assert default_config(rootless, os.geteuid(), os.getegid()) == want
+
+
 def test_runc_spec_is_accepted(tmp_path):
     runc = need("runc")
     subprocess.run([runc, "spec"], cwd=tmp_path, check=True)

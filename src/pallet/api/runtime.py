@@ -17,11 +17,12 @@ def write_spec(bundle: str, *, args: Sequence[str] = ("sh",), rootfs: str = "roo
     """Write ``bundle/config.json``: ``pallet-runtime spec``'s default config without a terminal,
     running ``args`` on ``rootfs`` (relative to the bundle, or absolute). Returns the config."""
     from .. import _fs, _json
+    from ..oci.runtime_spec import default_config
     from ..runtime import spec as _spec
 
     if isinstance(args, str) or not args:
         raise UsageError("args: a non-empty list of strings, e.g. ['/bin/sh', '-c', 'echo hi']")
-    config = _spec.default_spec()
+    config = default_config()
     proc = config["process"]
     proc["terminal"] = False
     proc["args"] = list(args)

@@ -19,17 +19,6 @@ from .. import _json as json
 from ..errors import BuildError
 from ._paths import resolve_in_root
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-#: buildah's default capabilities (containers.conf)
-CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE",
-        "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"]
-
-MASKED = ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-          "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/fs/selinux",
-          "/sys/dev/block"]
-READONLY = ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-
 _runtime_cache: dict[str, str] = {}
 
 
@@ -89,49 +78,20 @@ class RunOptions:
 
 
 def spec(rootfs: str, argv: list[str], o: RunOptions, hosts: str, resolv: str) -> dict:
+    """The bundle's config, from the one runtime-spec generator (``oci.runtime_spec``): buildah's
+    capabilities (effective only for root), masked and read-only paths, a network namespace
+    unless host networking, ``/etc/hosts`` and ``/etc/resolv.conf`` bound read-only."""
+    from ..oci import runtime_spec as rs
+
     uid, gid, extra = o.user
-    env = list(o.env)
-    if not any(e.startswith("PATH=") for e in env):
-        env.insert(0, "PATH=" + DEFAULT_PATH)
-    if o.hostname and not any(e.startswith("HOSTNAME=") for e in env):
-        env.append("HOSTNAME=" + o.hostname)
-    caps = CAPS if uid == 0 else []
-    host_net = o.network == "host"
-    mounts = [
-        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        ({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
-         if host_net else
-         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
-        {"destination": "/etc/hosts", "type": "bind", "source": hosts, "options": ["rbind", "ro"]},
-        {"destination": "/etc/resolv.conf", "type": "bind", "source": resolv, "options": ["rbind", "ro"]},
-    ]
-    mounts += [{k: v for k, v in m.items() if k != "keep"} for m in o.mounts]
-    namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
-    if not host_net:
-        namespaces.append({"type": "network"})
-    return {
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": False,
-            "user": {"uid": uid, "gid": gid, **({"additionalGids": extra} if extra else {})},
-            "args": list(argv),
-            "env": env,
-            "cwd": o.cwd,
-            "capabilities": {"bounding": CAPS, "effective": caps, "permitted": caps},
-            "noNewPrivileges": False,
-        },
-        "root": {"path": rootfs, "readonly": False},
-        "hostname": o.hostname or "pallet",
-        "mounts": mounts,
-        "linux": {"namespaces": namespaces, "maskedPaths": MASKED, "readonlyPaths": READONLY},
-    }
+    namespaces = [rs.Namespace(t) for t in ("pid", "ipc", "uts", "mount")]
+    if o.network != "host":
+        namespaces.append(rs.Namespace("network"))
+    mounts = [rs.Mount.bind(hosts, "/etc/hosts", readonly=True), rs.Mount.bind(resolv, "/etc/resolv.conf", readonly=True)]
+    mounts += [rs.Mount(m["destination"], m.get("type"), m.get("source"), m.get("options") or ()) for m in o.mounts]
+    options = rs.SpecOptions(rootfs=rootfs, command=argv, env=o.env, user=rs.User(uid, gid, tuple(extra)), workdir=o.cwd,
+                             hostname=o.hostname, mounts=mounts, namespaces=namespaces)
+    return rs.generate(options)
 
 
 def _hosts_file(path: str, hostname: str, host_net: bool) -> None:

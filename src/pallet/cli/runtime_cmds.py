@@ -149,7 +149,7 @@ def events(root, o, args):
 def spec(root, o, args):
     from ..errors import OCIRuntimeError
     from ..runtime._json import dumps_pretty
-    from ..runtime.spec import default_spec
+    from ..oci.runtime_spec import default_config
 
     if args:
         raise Usage(f"spec: unexpected arguments {' '.join(args)!r}")
@@ -157,7 +157,7 @@ def spec(root, o, args):
     path = os.path.join(bundle, "config.json")
     if os.path.exists(path):
         raise OCIRuntimeError(f"File {path} exists. Remove it first")
-    spec = default_spec(rootless=o.get("rootless", False), uid=os.geteuid(), gid=os.getegid())
+    spec = default_config(rootless=o.get("rootless", False), uid=os.geteuid(), gid=os.getegid())
     try:
         with open(path, "w") as f:
             f.write(dumps_pretty(spec) + "\n")

@@ -31,6 +31,40 @@ from ..errors import OCIRuntimeError
 from . import state as _state
 
 
+SIGNALS = {
+    "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7, "FPE": 8,
+    "KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15,
+    "STKFLT": 16, "CHLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22,
+    "URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27, "WINCH": 28, "IO": 29,
+    "POLL": 29, "PWR": 30, "SYS": 31,
+}
+
+
+def parse_signal(text):
+    """Signal number of a name as runc reads one (``KILL``, ``SIGKILL``, ``9``, ``RTMIN+3``);
+    shared by ``kill`` and the build's STOPSIGNAL check."""
+    t = text.upper()
+    if t.isdigit():
+        n = int(t)
+        if 0 < n <= 64:
+            return n
+    else:
+        if t.startswith("SIG"):
+            t = t[3:]
+        if t in SIGNALS:
+            return SIGNALS[t]
+        if t.startswith("RTMIN") or t.startswith("RTMAX"):
+            base, off = (34, 1) if t.startswith("RTMIN") else (64, -1)
+            rest = t[5:]
+            if not rest:
+                return base
+            if rest[0] in "+-" and rest[1:].isdigit():
+                n = base + (int(rest[1:]) if rest[0] == "+" else -int(rest[1:]))
+                if 34 <= n <= 64:
+                    return n
+    raise OCIRuntimeError(f"unknown signal {text!r}")
+
+
 def timestamp():
     """Now, as runc writes times (RFC 3339, nanoseconds, UTC)."""
     import time

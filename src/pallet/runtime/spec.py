@@ -1,4 +1,5 @@
-"""The runtime ``config.json``: the default one, loading, validation, mount options.
+"""The runtime ``config.json``: loading, validation, mount options (the default one comes from
+``oci.runtime_spec``, the one generator of configs).
 
 Pure (no I/O but reading the file). The config stays the plain dict the JSON parser
 made: a model of dataclasses would cost start-up time on every ``run`` for nothing
@@ -132,68 +133,11 @@ def parse_mount_options(options):
 # ---------------------------------------------------------------- the default spec
 
 def default_spec(rootless=False, uid=0, gid=0):
-    """What ``runc spec`` writes (``--rootless``: a user namespace mapping uid/gid)."""
-    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-    spec = {
-        "ociVersion": OCI_VERSION,
-        "process": {
-            "terminal": True,
-            "user": {"uid": 0, "gid": 0},
-            "args": ["sh"],
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
-            "cwd": "/",
-            "capabilities": {s: list(caps) for s in ("bounding", "effective", "permitted", "ambient")},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": True,
-        },
-        "root": {"path": "rootfs", "readonly": True},
-        "hostname": "pallet",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-        ],
-        "linux": {
-            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
-            "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                "/proc/scsi",
-            ],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-        },
-    }
-    if rootless:
-        linux = spec["linux"]
-        linux["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user")]
-        linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
-        linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
-        del linux["resources"]
-        mounts = []
-        for m in spec["mounts"]:
-            if m["destination"] == "/sys":
-                m = {"destination": "/sys", "type": "none", "source": "/sys",
-                     "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
-            elif m["type"] == "cgroup":
-                continue
-            else:
-                opts = [o for o in m.get("options", ()) if not o.startswith(("gid=", "uid="))]
-                if "options" in m:
-                    m = dict(m, options=opts)
-            mounts.append(m)
-        spec["mounts"] = mounts
-    return spec
+    """What ``runc spec`` writes (``--rootless``: a user namespace mapping uid/gid), from the one
+    runtime-spec generator, ``oci.runtime_spec`` (imported here only: run/create never load it)."""
+    from ..oci.runtime_spec import default_config
+
+    return default_config(rootless, uid, gid)
 
 
 # ---------------------------------------------------------------- loading and validation
