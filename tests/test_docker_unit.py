@@ -451,3 +451,14 @@ print(",".join(heavy))
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == ""
+
+
+def test_has_transport_reads_names_as_podman_does():
+    from pallet.transports import has_transport
+
+    assert has_transport("docker://quay.io/a/b:1")
+    assert has_transport("oci:/tmp/layout:tag") and has_transport("dir:/tmp/x") and has_transport("local:busybox")
+    # docker: without its // is a store name with a tag (podman's "docker:latest" is an image name)
+    assert not has_transport("docker:latest")
+    assert not has_transport("busybox:latest") and not has_transport("busybox")
+    assert not has_transport("localhost:5000/busybox")

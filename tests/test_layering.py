@@ -88,33 +88,17 @@ ALLOWED_DEBT = {
     ("private", "pallet.transports._tar", "pallet.layer._tar"): "the one tar codec: layer/_tar.py should be public (layer.tar)",
     ("private", "pallet.cli.common", "pallet.transports._files"): "--spool-limit parses with transports' parse_size (make it public)",
     ("private", "pallet.cli.registry", "pallet.transports.docker._split_login_key"): "login/logout keys: transports.docker should export it",
-    ("private", "pallet.cli.runtime", "pallet.runtime._json"): "pallet-runtime prints the runtime's JSON (runtime should export its JSON helpers)",
-    ("private", "pallet.cli.runtime", "pallet.runtime.container._now"): "--log lines use the runtime's timestamp (make it public)",
-    # private names across modules of one package (the owners restructure these modules now)
-    ("private", "pallet.runtime.exec", "pallet.runtime.spec._t"): "exec reuses spec's validation helpers",
-    ("private", "pallet.runtime.exec", "pallet.runtime.spec._validate_process"): "exec reuses spec's validation helpers",
-    ("private", "pallet.runtime.exec", "pallet.runtime.container._connect"): "exec reuses container's internals",
-    ("private", "pallet.runtime.exec", "pallet.runtime.container._write_pid_file"): "exec reuses container's internals",
-    ("private", "pallet.runtime.exec", "pallet.runtime.container._wait_for"): "exec reuses container's internals",
-    ("private", "pallet.runtime.exec", "pallet.runtime.init._fds"): "exec reuses init's internals",
-    ("private", "pallet.runtime.exec", "pallet.runtime.init._home"): "exec reuses init's internals",
-    ("private", "pallet.runtime.exec", "pallet.runtime.init._lookup"): "exec reuses init's internals",
-    ("private", "pallet.runtime.exec", "pallet.runtime.init._set_user_and_caps"): "exec reuses init's internals",
-    ("private", "pallet.runtime.seccomp", "pallet.runtime.spec._jtype"): "seccomp validates with spec's type names (and spec imports seccomp: a cycle)",
+    # private names across modules of one package
     ("private", "pallet.transports.docker", "pallet.transports.docker._client._read_limited"): "docker's __init__ uses the client's bounded reader",
     ("private", "pallet.transports.docker", "pallet.transports.docker._auth._basic"): "docker's __init__ uses auth's basic header",
     ("private", "pallet.transports.docker._source", "pallet.transports.docker._client._read_limited"): "the source uses the client's bounded reader",
     # private names reached through the module object
     ("private", "pallet.api.store", "pallet.storage.info._config"): "Store.image reads the config through info's private reader (info should export it)",
-    ("private", "pallet.cli.runtime", "pallet.runtime.container._state"): "pallet-runtime reads the container state through container's private loader",
     ("private", "pallet.build.executor", "pallet.build.copy._Writer"): "the executor reuses copy's writer",
     ("private", "pallet.runtime.cgroups.ebpf", "pallet.runtime._sys._syscall"): "ebpf calls bpf(2) through _sys's raw syscall",
     # import cycles
-    ("cycle", "pallet.runtime.cgroups", "pallet.runtime.cgroups.fs1", "pallet.runtime.cgroups.fs2"):
-        "the cgroups package picks fs1/fs2, which use the package's helpers",
     ("cycle", "pallet.transports.docker", "pallet.transports.docker._source"):
         "docker's __init__ makes sources, and the source uses __init__'s helpers",
-    ("cycle", "pallet.runtime.seccomp", "pallet.runtime.spec"): "spec validates seccomp with seccomp's tables; seccomp uses spec's type names",
     # C modules outside the stand-ins
     ("stand-in", "pallet.transports.docker._retry", "_socket"): "reads EAI_AGAIN from _socket (should come from _http)",
 }
