@@ -254,3 +254,22 @@ def test_runtime_modules_import_none_of_the_heavy_modules():
             f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
+
+
+IMAGES_HEAVY = ("argparse", "json", "re", "enum", "dataclasses", "typing", "pallet.api")
+
+
+@pytest.mark.parametrize("opts", [(), ("--format", "json"), ("-q",), ("--filter", "until=24h"),
+                                  ("--filter", "dangling=false", "--no-trunc")])
+def test_images_imports_none_of_the_heavy_modules(src_layout, tmp_path, opts):
+    """``images`` on a store holding an image: no argparse, json, re, enum, and not the API's
+    dataclasses/typing (the images JSON is defined in storage/info.py, the RFC 3339 times
+    are read by hand). ``threading`` comes with the store's locks (storage/lock.py)."""
+    root = ["--root", str(tmp_path / "root"), "--runroot", str(tmp_path / "run")]
+    run_pallet(*root, "pull", "-q", f"oci:{src_layout}:latest")
+    probe = f"HEAVY = {IMAGES_HEAVY!r}\n" + PROBE
+    out = subprocess.run([sys.executable, "-c", probe, *root, "images", *opts],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    rc, _, loaded = out.stdout.strip().partition(" ")
+    assert rc == "0" and loaded == "", f"images {' '.join(opts)}: imported {loaded}"
