@@ -379,7 +379,7 @@ def _serve_once(responses):
 
 
 def test_http_chunked_keepalive_head():
-    from pallet.transports.docker import _http
+    from pallet._std import http as _http
 
     port, seen = _serve_once([
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"
@@ -400,7 +400,7 @@ def test_http_chunked_keepalive_head():
 
 
 def test_url_join():
-    from pallet.transports.docker._http import URL
+    from pallet._std.http import URL
 
     u = URL.parse("http://127.0.0.1:5000/v2/a/blobs/uploads/")
     assert str(u.join("/v2/a/blobs/uploads/x?_state=1")) == "http://127.0.0.1:5000/v2/a/blobs/uploads/x?_state=1"

@@ -28,7 +28,7 @@ class _Result:
 
     def to_json(self, indent: int | None = 4) -> str:
         """``as_dict()`` as JSON text."""
-        from .. import _json
+        from .._std import json as _json
 
         return _json.dumps(self.as_dict(), indent=indent)
 

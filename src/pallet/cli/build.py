@@ -345,7 +345,7 @@ def cmd_copy(args) -> int:
 
 
 def _argv(text: str, shell: list | None = None) -> list:
-    from .. import _json as json
+    from .._std import json
 
     t = text.strip()
     if t.startswith("["):

@@ -65,7 +65,7 @@ def _error(opts, msg):
         try:
             with open(log, "a") as f:
                 if opts.get("log_format") == "json":
-                    from .. import _json
+                    from .._std import json as _json
                     from ..runtime.container import timestamp
 
                     f.write(_json.dumps({"level": "error", "msg": msg, "time": timestamp()}, separators=(",", ":")) + "\n")
@@ -116,7 +116,7 @@ def _start(root, o, args):
 
 
 def _state(root, o, args):
-    from .._json import dumps
+    from .._std.json import dumps
     from ..runtime.query import state
 
     print(dumps(state(root, need_id("state", args)), indent="  "))
@@ -148,7 +148,7 @@ def _resume(root, o, args):
 
 
 def _features(root, o, args):
-    from .._json import dumps
+    from .._std.json import dumps
     from ..runtime.features import features
 
     print(dumps(features(), indent="    "))

@@ -18,7 +18,7 @@ def _update_resources(o):
     from ..errors import OCIRuntimeError
 
     if o.get("resources"):
-        from .. import _json
+        from .._std import json as _json
 
         src = o["resources"]
         try:
@@ -86,7 +86,7 @@ def exec_(root, o, args):
 
 def events(root, o, args):
     cid = need_id("events", args)
-    from .. import _json
+    from .._std import json as _json
 
     def dumps(obj):  # one compact line per event, as runc prints them
         return _json.dumps(obj, separators=(",", ":"))
@@ -152,7 +152,7 @@ def events(root, o, args):
 
 def spec(root, o, args):
     from ..errors import OCIRuntimeError
-    from .._json import dumps
+    from .._std.json import dumps
     from ..runtime.spec import default_spec
 
     if args:
@@ -180,7 +180,7 @@ def list_(root, o, args):
             print(it["id"])
         return 0
     if fmt == "json":
-        from .._json import dumps
+        from .._std.json import dumps
 
         print(dumps(items, separators=(",", ":")))
         return 0
@@ -202,7 +202,7 @@ def ps(root, o, args):
     pids = ps(root, cid)
     fmt = o.get("format") or "table"
     if fmt == "json":
-        from .._json import dumps
+        from .._std.json import dumps
 
         print(dumps(pids, separators=(",", ":")))
         return 0
