@@ -1,10 +1,10 @@
 """What keeps ``pallet`` quick to start, checked for behaviour (never timed here: bench/):
-the hand-written parts that replace ``argparse``, ``json`` and ``re`` behave as those
-modules do, and the commands that must start fast do not import them."""
+the hand-written parts that replace ``re`` behave as it does, and the commands that must
+start fast do not import the heavy modules. (The stand-ins for ``json``, ``argparse``,
+``http.client``/``ssl``, ``ctypes`` have their differential tests in tests/test_std_*.py.)"""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -14,57 +14,7 @@ import sys
 import pytest
 
 from conftest import run_pallet
-from pallet import _json
-from pallet.cli import _args
 from pallet.oci import reference
-
-
-# -- _json is json -------------------------------------------------------------------------
-
-def _random_doc(rng, depth=0):
-    r = rng.random()
-    if depth > 4 or r < 0.3:
-        return rng.choice([None, True, False, 0, -5, 2 ** 70, 1.5, -0.0, 1e300, float("inf"), "",
-                           "a\"b\\c\n\u00e9\U0001f600\x01\x7f", "plain", 3.14159])
-    if r < 0.6:
-        return [_random_doc(rng, depth + 1) for _ in range(rng.randint(0, 4))]
-    keys = rng.choice([["a", "b", "c", "\u00e9"], [1, 2, 10, 9], [True, None, 1.5]])
-    return {k: _random_doc(rng, depth + 1) for k in rng.sample(keys, rng.randint(0, len(keys)))}
-
-
-def test_json_writes_and_reads_what_json_does():
-    rng = random.Random(7)
-    for _ in range(1500):
-        doc = _random_doc(rng)
-        for kw in ({}, {"indent": 4}, {"indent": "\t"}, {"indent": 1, "sort_keys": True},
-                   {"separators": (",", ":")}, {"separators": (",", ":"), "ensure_ascii": False},
-                   {"sort_keys": True}, {"indent": 2, "ensure_ascii": False}):
-            try:
-                want = json.dumps(doc, **kw)
-            except TypeError:  # keys of mixed types do not sort: the same error
-                with pytest.raises(TypeError):
-                    _json.dumps(doc, **kw)
-                continue
-            assert _json.dumps(doc, **kw) == want, (doc, kw)
-            assert json.dumps(_json.loads(want)) == json.dumps(json.loads(want))
-            assert json.dumps(_json.loads(want.encode())) == json.dumps(json.loads(want))
-    with pytest.raises(TypeError, match="not JSON serializable"):
-        _json.dumps({"a": object()})
-    with pytest.raises(TypeError, match="not JSON serializable"):
-        _json.dumps([{1}], indent=2)
-    with pytest.raises(TypeError):
-        _json.dumps({1: 1, "a": 2}, sort_keys=True, indent=1)  # as json: mixed keys do not sort
-
-
-@pytest.mark.parametrize("text", ["", "{", "[1,]", "nul", "1 2", '{"a":1}x', "\ufeff{}", b"\xef\xbb\xbf{}",
-                                  '"\x01"', b"\xff", '{"a":NaN}', "  [1] \n"])
-def test_json_errors_are_jsons(text):
-    def outcome(f):
-        try:
-            return "ok", json.dumps(f(text))
-        except Exception as e:
-            return type(e).__name__, str(e)
-    assert outcome(_json.loads) == outcome(json.loads)
 
 
 # -- references without re -----------------------------------------------------------------
@@ -114,94 +64,6 @@ def test_registry_table_sniffing_matches_its_pattern():
     for _ in range(30000):
         d = b"".join(rng.choice(toks) for _ in range(rng.randint(0, 8)))
         assert (pattern.search(d) is not None) == _has_registry_tables(d), d
-
-
-# -- the argument parser -------------------------------------------------------------------
-
-def boolean(v):
-    if v not in ("true", "false"):
-        raise ValueError(v)
-    return v == "true"
-
-
-def _parser():
-    p = _args.ArgumentParser(prog="t")
-    p.add_argument("--flag", "-f", action="store_true")
-    p.add_argument("--quiet", "-q", action="store_true")
-    p.add_argument("--name", "-n", metavar="NAME")
-    p.add_argument("--tag", "-t", action="append", default=[])
-    p.add_argument("--tls-verify", type=boolean, nargs="?", const=True)
-    p.add_argument("--format", choices=("oci", "docker"))
-    p.add_argument("--count", type=int, default=3)
-    p.add_argument("--mode", action="store_const", const="x", dest="mode")
-    p.add_argument("src")
-    p.add_argument("rest", nargs="*")
-    return p
-
-
-class _Exit(Exception):
-    pass
-
-
-def _parse(p, argv):
-    def error(message):
-        raise _Exit(message)
-    p.error = error
-    ns, extra = p.parse_known_args(argv)
-    return ns, extra
-
-
-def test_parser_option_forms():
-    ns, extra = _parse(_parser(), ["-fq", "--name=a", "-n", "b", "-tx", "--tag", "y", "s", "r1", "--count", "7",
-                                   "r2", "--", "-r3", "--name"])
-    assert (ns.flag, ns.quiet, ns.name, ns.tag, ns.count) == (True, True, "b", ["x", "y"], 7)
-    assert (ns.src, ns.rest, extra) == ("s", ["r1", "r2", "-r3", "--name"], [])
-    ns, _ = _parse(_parser(), ["--tls-verify", "false", "img"])  # a valid value is taken
-    assert (ns.tls_verify, ns.src) == (False, "img")
-    ns, _ = _parse(_parser(), ["--tls-verify", "docker://img"])  # anything else stays an argument
-    assert (ns.tls_verify, ns.src) == (True, "docker://img")
-    ns, _ = _parse(_parser(), ["--tls", "s"])  # a unique prefix, as argparse allows
-    assert ns.tls_verify is True
-    ns, extra = _parse(_parser(), ["--bogus", "s", "-1"])
-    assert extra == ["--bogus"] and ns.rest == ["-1"]
-    ns, _ = _parse(_parser(), ["--mode", "-"])
-    assert (ns.mode, ns.src, ns.count, ns.tag) == ("x", "-", 3, [])
-
-
-@pytest.mark.parametrize("argv,message", [
-    ([], "the following arguments are required: src"),
-    (["--format", "v3", "s"], "argument --format: invalid choice: 'v3' (choose from 'oci', 'docker')"),
-    (["--count", "x", "s"], "argument --count: invalid int value: 'x'"),
-    (["--name"], "argument --name/-n: expected one argument"),
-    (["--flag=1", "s"], "argument --flag/-f: ignored explicit argument '1'"),
-    (["--tls-verify=maybe", "s"], "argument --tls-verify: invalid boolean value: 'maybe'"),
-])
-def test_parser_errors_say_what_argparse_says(argv, message):
-    with pytest.raises(_Exit) as e:
-        _parse(_parser(), argv)
-    assert str(e.value) == message
-
-
-def test_parser_subcommands_and_help(capsys):
-    p = _args.ArgumentParser(prog="top", description="the top")
-    p.add_argument("--debug", action="store_true", help="say more")
-    sub = p.add_subparsers(dest="verb", metavar="COMMAND")
-    a = sub.add_parser("alpha", help="the first", aliases=["a"])
-    a.add_argument("x")
-    a.add_argument("--opt", default="d")
-    a.set_defaults(func="alpha")
-    ns, extra = p.parse_known_args(["--debug", "a", "X", "--opt", "o", "--debug"])
-    assert (ns.debug, ns.verb, ns.x, ns.opt, ns.func, extra) == (True, "a", "X", "o", "alpha", ["--debug"])
-    ns, _ = p.parse_known_args([])
-    assert ns.verb is None and ns.debug is False
-    with pytest.raises(SystemExit) as e:
-        p.parse_known_args(["nope"])
-    assert e.value.code == 2 and "invalid choice: 'nope' (choose from 'alpha', 'a')" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as e:
-        p.parse_known_args(["--help"])
-    out = capsys.readouterr().out
-    assert e.value.code == 0 and out.startswith("usage: top [-h] [--debug] COMMAND ...")
-    assert "the top" in out and "alpha, a" in out and "the first" in out and "--debug" in out
 
 
 def test_cli_usage_errors_are_one_line_with_the_verbs_exit_code():
@@ -254,3 +116,22 @@ def test_runtime_modules_import_none_of_the_heavy_modules():
             f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
+
+
+IMAGES_HEAVY = ("argparse", "json", "re", "enum", "dataclasses", "typing", "pallet.api")
+
+
+@pytest.mark.parametrize("opts", [(), ("--format", "json"), ("-q",), ("--filter", "until=24h"),
+                                  ("--filter", "dangling=false", "--no-trunc")])
+def test_images_imports_none_of_the_heavy_modules(src_layout, tmp_path, opts):
+    """``images`` on a store holding an image: no argparse, json, re, enum, and not the API's
+    dataclasses/typing (the images JSON is defined in storage/info.py, the RFC 3339 times
+    are read by hand). ``threading`` comes with the store's locks (storage/lock.py)."""
+    root = ["--root", str(tmp_path / "root"), "--runroot", str(tmp_path / "run")]
+    run_pallet(*root, "pull", "-q", f"oci:{src_layout}:latest")
+    probe = f"HEAVY = {IMAGES_HEAVY!r}\n" + PROBE
+    out = subprocess.run([sys.executable, "-c", probe, *root, "images", *opts],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    rc, _, loaded = out.stdout.strip().partition(" ")
+    assert rc == "0" and loaded == "", f"images {' '.join(opts)}: imported {loaded}"

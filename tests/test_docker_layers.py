@@ -18,7 +18,7 @@ from pallet.transports.base import SystemContext
 from pallet.transports.credentials import Credentials
 from pallet.transports.docker._auth import Authenticator
 from pallet.transports.docker._client import Client
-from pallet.transports.docker._http import Headers, MalformedResponse, ProtocolError, StreamBody, URL
+from pallet._std.http import Headers, MalformedResponse, ProtocolError, StreamBody, URL
 from pallet.transports.docker._layers import AuthLayer, RedirectLayer, Request, RetryLayer
 from pallet.transports.docker._retry import RetryPolicy
 

@@ -379,7 +379,7 @@ def _serve_once(responses):
 
 
 def test_http_chunked_keepalive_head():
-    from pallet.transports.docker import _http
+    from pallet._std import http as _http
 
     port, seen = _serve_once([
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"
@@ -400,7 +400,7 @@ def test_http_chunked_keepalive_head():
 
 
 def test_url_join():
-    from pallet.transports.docker._http import URL
+    from pallet._std.http import URL
 
     u = URL.parse("http://127.0.0.1:5000/v2/a/blobs/uploads/")
     assert str(u.join("/v2/a/blobs/uploads/x?_state=1")) == "http://127.0.0.1:5000/v2/a/blobs/uploads/x?_state=1"
@@ -451,3 +451,14 @@ print(",".join(heavy))
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == ""
+
+
+def test_has_transport_reads_names_as_podman_does():
+    from pallet.transports import has_transport
+
+    assert has_transport("docker://quay.io/a/b:1")
+    assert has_transport("oci:/tmp/layout:tag") and has_transport("dir:/tmp/x") and has_transport("local:busybox")
+    # docker: without its // is a store name with a tag (podman's "docker:latest" is an image name)
+    assert not has_transport("docker:latest")
+    assert not has_transport("busybox:latest") and not has_transport("busybox")
+    assert not has_transport("localhost:5000/busybox")

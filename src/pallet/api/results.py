@@ -28,7 +28,7 @@ class _Result:
 
     def to_json(self, indent: int | None = 4) -> str:
         """``as_dict()`` as JSON text."""
-        from .. import _json
+        from .._std import json as _json
 
         return _json.dumps(self.as_dict(), indent=indent)
 
@@ -128,32 +128,10 @@ class ContainerState(_Result):
 
 # -- builders from the library's records (internal) -------------------------------------------
 
-def image_json(rec: dict, labels: dict | None, containers: int, dangling: bool) -> dict:
-    """One image of podman's ``images --format json`` (its ImageSummary), from the store's
-    record: the one definition of that JSON form (``pallet images`` prints it too)."""
-    from ..oci.times import parse_rfc3339
-    from ..storage import info
-
-    tags, digests = info.repo_tags_digests(rec)
-    created = rec.get("created", "")
-    try:
-        seconds = int(parse_rfc3339(created)) if isinstance(created, str) else 0
-    except ValueError:
-        seconds = 0
-    doc = {"Id": rec["id"], "ParentId": "", "RepoTags": tags or None, "RepoDigests": digests,
-           "Size": rec.get("size", 0), "SharedSize": 0, "VirtualSize": rec.get("size", 0),
-           "Labels": labels or None, "Containers": containers, "Names": list(rec["names"]) or None,
-           "Digest": rec["digest"], "Digests": list(rec["digests"]), "History": list(reversed(rec["names"])) or None,
-           "Created": seconds, "CreatedAt": created}
-    if dangling:  # podman's omitempty
-        doc["Dangling"] = True
-    return doc
-
-
 def image_info(rec: dict, labels: Mapping[str, str] | None, containers: int, dangling: bool) -> ImageInfo:
     from ..storage import info
 
-    doc = image_json(rec, dict(labels) if labels else None, containers, dangling)
+    doc = info.image_summary(rec, dict(labels) if labels else None, containers, dangling)
     tags, digests = info.repo_tags_digests(rec)
     return ImageInfo(id=rec["id"], names=tuple(rec["names"]), digest=rec["digest"], digests=tuple(rec["digests"]),
                      created=rec.get("created", ""), size=rec.get("size", 0), labels=_freeze_map(labels),

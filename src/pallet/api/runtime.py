@@ -16,7 +16,8 @@ def write_spec(bundle: str, *, args: Sequence[str] = ("sh",), rootfs: str = "roo
                env: Sequence[str] | None = None, cwd: str = "/", hostname: str = "pallet") -> dict:
     """Write ``bundle/config.json``: ``pallet-runtime spec``'s default config without a terminal,
     running ``args`` on ``rootfs`` (relative to the bundle, or absolute). Returns the config."""
-    from .. import _fs, _json
+    from .. import _fs
+    from .._std import json as _json
     from ..oci.runtime_spec import default_config
     from ..runtime import spec as _spec
 

@@ -67,10 +67,10 @@ IMAGE_HEADERS = {"ID": "IMAGE ID", "Id": "IMAGE ID", "ReadOnly": "R/O", "Created
 
 
 def image_json(rec: dict, labels: dict | None, containers: int, dangling: bool) -> dict:
-    """One image of ``images --format json``: the API's definition (``ImageInfo.as_dict()``)."""
-    from ..api.results import image_json as doc
+    """One image of ``images --format json``: the store's definition (``ImageInfo.as_dict()`` too)."""
+    from ..storage.info import image_summary
 
-    return doc(rec, labels, containers, dangling)
+    return image_summary(rec, labels, containers, dangling)
 
 
 def image_row(doc: dict, name: str, no_trunc: bool) -> Struct:

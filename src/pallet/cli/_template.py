@@ -15,7 +15,7 @@ prefix. Pure: no I/O; imported only when ``--format`` is given.
 
 from __future__ import annotations
 
-from .. import _json as json
+from .._std import json
 from ..errors import UsageError
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _args
+from .._std import args as _args
 
 
 def tls_verify_arg(value: str) -> bool:
@@ -98,7 +98,7 @@ def context(args: _args.Namespace, prefix: str = ""):
 
 
 def print_json(obj) -> None:
-    from .. import _json as json
+    from .._std import json
     import sys
 
     sys.stdout.write(json.dumps(obj, indent=4) + "\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from .._version import __version__
-from . import _args
+from .._std import args as _args
 
 #: modules under pallet.cli that add verbs, in --help order
 AREAS = ("transport", "registry", "store", "build", "network")

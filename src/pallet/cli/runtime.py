@@ -65,10 +65,10 @@ def _error(opts, msg):
         try:
             with open(log, "a") as f:
                 if opts.get("log_format") == "json":
-                    from ..runtime import _json
+                    from .._std import json as _json
                     from ..runtime.container import timestamp
 
-                    f.write(_json.dumps({"level": "error", "msg": msg, "time": timestamp()}) + "\n")
+                    f.write(_json.dumps({"level": "error", "msg": msg, "time": timestamp()}, separators=(",", ":")) + "\n")
                 else:
                     f.write(f"level=error msg={msg!r}\n")
         except OSError:
@@ -116,10 +116,10 @@ def _start(root, o, args):
 
 
 def _state(root, o, args):
-    from ..runtime._json import dumps_pretty
+    from .._std.json import dumps
     from ..runtime.query import state
 
-    print(dumps_pretty(state(root, need_id("state", args)), indent="  "))
+    print(dumps(state(root, need_id("state", args)), indent="  "))
 
 
 def _kill(root, o, args):
@@ -148,10 +148,10 @@ def _resume(root, o, args):
 
 
 def _features(root, o, args):
-    from ..runtime._json import dumps_pretty
+    from .._std.json import dumps
     from ..runtime.features import features
 
-    print(dumps_pretty(features(), indent="    "))
+    print(dumps(features(), indent="    "))
 
 
 def _later(name):

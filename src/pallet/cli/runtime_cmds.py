@@ -18,7 +18,7 @@ def _update_resources(o):
     from ..errors import OCIRuntimeError
 
     if o.get("resources"):
-        from ..runtime import _json
+        from .._std import json as _json
 
         src = o["resources"]
         try:
@@ -86,7 +86,11 @@ def exec_(root, o, args):
 
 def events(root, o, args):
     cid = need_id("events", args)
-    from ..runtime._json import dumps
+    from .._std import json as _json
+
+    def dumps(obj):  # one compact line per event, as runc prints them
+        return _json.dumps(obj, separators=(",", ":"))
+
     from ..runtime.control import oom_watch, stats
     from ..runtime.query import state
 
@@ -148,7 +152,7 @@ def events(root, o, args):
 
 def spec(root, o, args):
     from ..errors import OCIRuntimeError
-    from ..runtime._json import dumps_pretty
+    from .._std.json import dumps
     from ..oci.runtime_spec import default_config
 
     if args:
@@ -160,7 +164,7 @@ def spec(root, o, args):
     spec = default_config(rootless=o.get("rootless", False), uid=os.geteuid(), gid=os.getegid())
     try:
         with open(path, "w") as f:
-            f.write(dumps_pretty(spec) + "\n")
+            f.write(dumps(spec, indent="\t") + "\n")
     except OSError as e:
         raise OCIRuntimeError(f"cannot write {path}: {e.strerror}") from None
     return 0
@@ -176,9 +180,9 @@ def list_(root, o, args):
             print(it["id"])
         return 0
     if fmt == "json":
-        from ..runtime._json import dumps
+        from .._std.json import dumps
 
-        print(dumps(items))
+        print(dumps(items, separators=(",", ":")))
         return 0
     if fmt != "table":
         raise Usage(f"invalid format option {fmt!r}: table or json")
@@ -198,9 +202,9 @@ def ps(root, o, args):
     pids = ps(root, cid)
     fmt = o.get("format") or "table"
     if fmt == "json":
-        from ..runtime._json import dumps
+        from .._std.json import dumps
 
-        print(dumps(pids))
+        print(dumps(pids, separators=(",", ":")))
         return 0
     if fmt != "table":
         raise Usage(f"invalid format option {fmt!r}: table or json")

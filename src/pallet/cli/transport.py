@@ -223,7 +223,7 @@ def cmd_inspect(args) -> int:
         if args.raw:
             sys.stdout.buffer.write(raw)
         else:
-            from .. import _json as json
+            from .._std import json
 
             sys.stdout.write(json.dumps(json.loads(raw), indent=4) + "\n")
         sys.stdout.flush()

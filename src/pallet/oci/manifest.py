@@ -8,7 +8,7 @@ same field order, ``<>&`` escaped) so a conversion gives the digest skopeo would
 
 from __future__ import annotations
 
-from .. import _json as json
+from .._std import json
 
 from ..errors import InvalidDocument, Unsupported
 from . import digest as _digest

@@ -94,31 +94,15 @@ def check(profile):
 
 
 def _lib():
-    """pyseccomp, imported without ``ctypes.util`` (its find_library runs ldconfig: ~20 ms)."""
-    import sys
+    """pyseccomp, imported without ``ctypes.util``'s ldconfig (``_std.ctypes_util``: ~20 ms)."""
+    from .._std.ctypes_util import import_with
 
-    if "pyseccomp" in sys.modules:
-        return sys.modules["pyseccomp"]
-    import ctypes
-    import types
-
-    fake = None
-    if "ctypes.util" not in sys.modules:
-        fake = types.ModuleType("ctypes.util")
-        fake.find_library = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}.get
-        sys.modules["ctypes.util"] = fake
-        ctypes.util = fake
     try:
-        import pyseccomp
+        return import_with("pyseccomp")
     except ImportError:
         raise OCIRuntimeError("linux.seccomp: the pyseccomp package is missing (pip install pyseccomp)") from None
     except OSError as e:
         raise OCIRuntimeError(f"linux.seccomp: cannot load libseccomp ({e}): apt-get install libseccomp2") from None
-    finally:
-        if fake is not None:
-            del sys.modules["ctypes.util"]
-            del ctypes.util
-    return pyseccomp
 
 
 def _action(lib, name, errno_ret):

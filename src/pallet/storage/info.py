@@ -26,6 +26,28 @@ def repo_tags_digests(rec: dict) -> tuple[list[str], list[str]]:
     return tags, digests
 
 
+def image_summary(rec: dict, labels: dict | None, containers: int, dangling: bool) -> dict:
+    """One image of podman's ``images --format json`` (its ImageSummary), from the store's
+    record: the one definition of that JSON form (``pallet images`` prints it, the API's
+    ``ImageInfo.as_dict()`` gives it). Plain dicts, no dataclasses: ``images`` is a quick command."""
+    from ..oci.times import parse_rfc3339
+
+    tags, digests = repo_tags_digests(rec)
+    created = rec.get("created", "")
+    try:
+        seconds = int(parse_rfc3339(created)) if isinstance(created, str) else 0
+    except ValueError:
+        seconds = 0
+    doc = {"Id": rec["id"], "ParentId": "", "RepoTags": tags or None, "RepoDigests": digests,
+           "Size": rec.get("size", 0), "SharedSize": 0, "VirtualSize": rec.get("size", 0),
+           "Labels": labels or None, "Containers": containers, "Names": list(rec["names"]) or None,
+           "Digest": rec["digest"], "Digests": list(rec["digests"]), "History": list(reversed(rec["names"])) or None,
+           "Created": seconds, "CreatedAt": created}
+    if dangling:  # podman's omitempty
+        doc["Dangling"] = True
+    return doc
+
+
 def inspect_image(store: "Store", text: str) -> dict:
     """podman image inspect's object for one image."""
     rec = store.image(text)

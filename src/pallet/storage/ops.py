@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 from ..errors import InvalidReference, NotFound, PalletError, UsageError
-from ..transports import TRANSPORTS, parse_reference
+from ..transports import has_transport as _has_transport
+from ..transports import parse_reference
 from ..transports.copy import CopyOptions, copy_image
 from .names import qualify
 from .transport import LocalReference
@@ -14,11 +15,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..transports.base import SystemContext
     from .store import Store
-
-
-def _has_transport(text: str) -> bool:
-    head, sep, _ = text.partition(":")
-    return bool(sep) and head in TRANSPORTS and not (head in ("docker",) and not text.startswith("docker://"))
 
 
 def _local_name_for(src_ref) -> str | None:

@@ -20,6 +20,13 @@ TRANSPORTS = {
 }
 
 
+def has_transport(text: str) -> bool:
+    """Whether ``text`` names a transport (``oci:dir``, ``docker://host/name``) rather than an
+    image of the store: ``docker:`` counts only with its ``//``, as podman reads ``docker:name``."""
+    head, sep, _ = text.partition(":")
+    return bool(sep) and head in TRANSPORTS and not (head == "docker" and not text.startswith("docker://"))
+
+
 def parse_reference(text: str):
     """Parse ``transport:details`` (``docker://`` keeps its ``//``) as skopeo does."""
     import importlib

@@ -135,7 +135,7 @@ def _load(path: str, legacy: bool) -> dict:
 
 def _load_all(path: str, legacy: bool) -> tuple[dict, dict, str]:
     """``(auths, credHelpers, credsStore)`` of a file (empty when it does not exist)."""
-    from .. import _json as json
+    from .._std import json
 
     try:
         with open(path, "rb") as f:
@@ -208,7 +208,7 @@ def _helper_servers(host: str) -> list[str]:
 
 
 def _from_helper(name: str, host: str, path: str) -> Credentials | None:
-    from .. import _json as json
+    from .._std import json
 
     for server in _helper_servers(host):
         out = _run_helper(name, "get", server, path)
@@ -307,7 +307,7 @@ def _write_helper(key: str, ctx=None) -> tuple[str, str | None]:
 
 
 def _read_whole(path: str) -> dict:
-    from .. import _json as json
+    from .._std import json
 
     if _fs.is_special(path):  # /dev/null, a FIFO: nothing stored there to keep (nor to wait for)
         return {}
@@ -330,7 +330,7 @@ def _read_whole(path: str) -> dict:
 def _write_whole(path: str, doc: dict) -> None:
     """Replace ``path`` atomically with mode 0600 (temp + fsync + rename); a device, FIFO or
     socket is written in place (``_fs.output_file``)."""
-    from .. import _json as json
+    from .._std import json
 
     parent = os.path.dirname(os.path.abspath(path))
     try:
@@ -345,7 +345,7 @@ def store(key: str, username: str, password: str, ctx=None) -> str:
     """Save credentials for ``key`` (``host`` or ``host/namespace``); returns the file written
     (or ``docker-credential-NAME`` when the login file sends the registry to a helper)."""
     import base64
-    from .. import _json as json
+    from .._std import json
 
     path, helper = _write_helper(key, ctx)
     if helper:  # the registry's credentials live in its helper, not in the file

@@ -152,7 +152,7 @@ class _Archive:
         return tmp
 
     def _read_manifest(self) -> list:
-        from .. import _json as json
+        from .._std import json
 
         from . import _tar
 
@@ -347,7 +347,7 @@ class DockerArchiveSource(ImageSource):
 
 def _go_json(obj) -> bytes:
     """JSON as Go's json.Marshal writes a map: compact, keys sorted."""
-    from .. import _json as json
+    from .._std import json
 
     text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
@@ -356,7 +356,7 @@ def _go_json(obj) -> bytes:
 def legacy_layers(layer_digests: list[str], config: bytes) -> list[tuple[str, str, bytes]]:
     """(layer ID, layer digest, v1 json) for the legacy per-layer directories, as skopeo writes them."""
     import hashlib
-    from .. import _json as json
+    from .._std import json
 
     out = []
     chain = ""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from .. import _json as json
+from .._std import json
 from ..errors import InvalidDocument, InvalidReference, NotFound, Unsupported
 from ..oci import digest as _digest
 from ..oci import mediatype as mt

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 
-from .. import _json as json
+from .._std import json
 from ..errors import ConfigError, PalletError
 
 

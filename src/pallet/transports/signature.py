@@ -12,7 +12,7 @@ only the keys the policy names, so a good signature can only come from one of th
 from __future__ import annotations
 
 
-from .. import _json as json
+from .._std import json
 from ..errors import PalletError
 
 SIGNATURE_TYPE = "atomic container signature"

@@ -159,7 +159,7 @@ def list_tags(ref_or_named, ctx: "SystemContext", page_size: int | None = None) 
 
 def tags_with(client, named, page_size: int | None = None) -> list[str]:
     """The tag listing over an existing client (a source reuses its pinged, authenticated one)."""
-    from ... import _json as json
+    from ..._std import json
 
     from ._auth import pull_scope
     from ._client import _read_limited

@@ -150,7 +150,7 @@ class Authenticator:
         return tok
 
     def _request_token(self, ch: Challenge, scopes: tuple[str, ...]) -> Token:
-        from ... import _json as json
+        from ..._std import json
         from urllib.parse import quote
 
         realm = ch.params.get("realm")

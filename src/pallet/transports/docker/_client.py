@@ -16,7 +16,7 @@ import _thread  # locks only: threading costs an import on every registry comman
 
 from ...errors import (AccessDenied, AuthenticationRequired, BlobNotFound, NetworkError, NotFound,
                        PalletError, RegistryError, Unsupported)
-from . import _http
+from ..._std import http as _http
 from ._auth import Authenticator, parse_challenges
 from ._layers import AuthLayer, RedirectLayer, Request, RetryLayer, Transport
 from ._retry import RetryPolicy, is_transient
@@ -95,7 +95,7 @@ def describe_os_error(e: BaseException) -> str:
 
 def error_details(body: bytes) -> tuple[str | None, str]:
     """(first error code, "code: message; ...") from a distribution error body, or (None, "")."""
-    from ... import _json as json
+    from ..._std import json
 
     if body.lstrip()[:1] != b"{":  # not JSON (an HTML page, a plain-HTTP-to-HTTPS 400): spare
         return None, ""            # the parser's error path, which loads the json module

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ...errors import DigestMismatch, PalletError
 from ..base import ImageDestination
-from . import _http
+from ..._std import http as _http
 from ._auth import pull_scope, push_scope
 from ._client import Client
 

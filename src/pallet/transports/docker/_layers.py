@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import _thread  # locks only: threading costs an import on every registry command
 
-from . import _http
+from ..._std import http as _http
 
 #: statuses whose Location is followed (for GET and HEAD only)
 REDIRECTS = (301, 302, 303, 307, 308)

@@ -29,7 +29,7 @@ def read(named, manifest_digest: str, ctx) -> list[bytes]:
             if len(data) > MAX_SIGNATURE_SIZE:
                 raise SignatureError(f"{path} is too large to be a signature")
             out.append(data)
-    from . import _http
+    from ..._std import http as _http
 
     pools: dict = {}
     try:

@@ -63,9 +63,9 @@ def is_transient(e: BaseException, first_contact: bool = False) -> bool:
         return False
     name = type(e).__name__
     if name == "gaierror":
-        import _socket
+        from ..._std.http import EAI_AGAIN
 
-        return e.errno in (_socket.EAI_AGAIN,)
+        return e.errno == EAI_AGAIN
     if name.startswith("SSL") or "ssl" in type(e).__module__.lower():
         # a connection cut inside TLS is a reset; every other TLS error is deterministic
         return name == "SSLEOFError" and not first_contact

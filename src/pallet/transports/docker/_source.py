@@ -7,7 +7,7 @@ import time
 from ...errors import DigestMismatch, InvalidDocument, NetworkError, NotFound, PalletError
 from ...oci import mediatype as mt
 from ..base import ImageSource
-from . import _http
+from ..._std import http as _http
 from ._auth import pull_scope
 from ._client import MAX_MANIFEST_SIZE, Client, _read_limited, describe_os_error
 

@@ -1,4 +1,4 @@
-"""Differential test of the registry client's HTTP/1.1 response codec (``_http``) against
+"""Differential test of the HTTP/1.1 response codec of ``pallet._std.http`` against
 ``http.client``, which it stands in for: the same raw bytes go to both over a socketpair;
 both must agree on status, headers and body, or both refuse the response.
 
@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from pallet.transports.docker._http import Connection, Pool, ProtocolError, Response, URL
+from pallet._std.http import Connection, Pool, ProtocolError, Response, URL
 
 pytestmark = pytest.mark.unit
 

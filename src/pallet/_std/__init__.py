@@ -1,0 +1,17 @@
+"""The stand-in room: pallet's replacements for standard-library modules that cost start-up time.
+
+Each module does what the module it replaces does, for what pallet uses, over that module's C
+extension (or none), and has a differential test against the original (tests/test_std_*.py):
+
+- ``json``: ``json``'s loads/dumps over ``_json`` (``json`` imports ``re``);
+- ``args``: ``argparse``'s interface, hand-written (``argparse`` imports ``re``, ``gettext``);
+- ``http``: HTTP/1.1 with keep-alive, chunked bodies, proxies, over ``_socket``, and TLS over
+  ``_ssl`` set up as ``ssl.create_default_context()`` does (``http.client`` imports ``email``,
+  ``ssl.py`` costs a third of a remote inspect);
+- ``syscalls``: the Linux syscalls ``os`` lacks, through ``_ctypes`` (``ctypes`` defines every C type);
+- ``ctypes_util``: a ``ctypes.util`` whose ``find_library`` answers without running ldconfig,
+  put in ``sys.modules`` while pyseccomp is imported.
+
+Only these modules may import ``_json``, ``_socket``, ``_ssl``, ``_ctypes`` or put a module into
+``sys.modules`` (tests/test_layering.py checks it). Their private names may be used from anywhere.
+"""

@@ -1,0 +1,276 @@
+"""The Linux syscalls Python 3.11 does not wrap, through ``_ctypes`` (not ``ctypes``).
+
+Every function raises ``OSError`` (errno set) like ``os`` does, so callers handle one
+kind of failure; the syscall numbers are x86_64's and aarch64's.
+
+``import ctypes`` costs ~2.5 ms here (the package defines every C type, imports
+``struct`` and sets up byte-order variants): a tenth of a whole ``run``, on its
+critical path. The few types and foreign functions below are made straight from the
+``_ctypes`` extension, which is what ``ctypes`` does too; calls behave the same
+(``ctypes`` objects made elsewhere, as ``cgroups.ebpf`` passes to ``_syscall``, work).
+"""
+
+import os
+
+import _ctypes
+from _ctypes import Structure, byref, get_errno, sizeof
+
+
+class c_int(_ctypes._SimpleCData):
+    _type_ = "i"
+
+
+class c_uint(_ctypes._SimpleCData):
+    _type_ = "I"
+
+
+class c_long(_ctypes._SimpleCData):
+    _type_ = "l"
+
+
+class c_ulong(_ctypes._SimpleCData):
+    _type_ = "L"
+
+
+class c_char_p(_ctypes._SimpleCData):
+    _type_ = "z"
+
+
+c_uint32, c_uint64, c_size_t = c_uint, c_ulong, c_ulong  # LP64 (x86_64, aarch64)
+
+
+class _FuncPtr(_ctypes.CFuncPtr):
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+    _restype_ = c_int
+
+
+class _FuncPtrGIL(_ctypes.CFuncPtr):  # called holding the GIL (what ctypes.pythonapi functions are)
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO | _ctypes.FUNCFLAG_PYTHONAPI
+    _restype_ = c_int
+
+
+class _Lib:  # what CFuncPtr((name, lib)) reads: the dlopen handle
+    _handle = _ctypes.dlopen(None, os.RTLD_LOCAL)
+
+
+def _func(name, argtypes=None, restype=None, gil=False):
+    f = (_FuncPtrGIL if gil else _FuncPtr)((name, _Lib))
+    if argtypes is not None:
+        f.argtypes = argtypes
+    if restype is not None:
+        f.restype = restype
+    return f
+
+
+_M = os.uname().machine
+if _M == "x86_64":
+    SYS_pivot_root, SYS_capget, SYS_capset, SYS_mount_setattr = 155, 125, 126, 442
+    SYS_keyctl, SYS_prlimit64 = 250, 302
+elif _M == "aarch64":
+    SYS_pivot_root, SYS_capget, SYS_capset, SYS_mount_setattr = 41, 90, 91, 442
+    SYS_keyctl, SYS_prlimit64 = 219, 261
+else:  # pragma: no cover - other architectures
+    SYS_pivot_root = SYS_capget = SYS_capset = SYS_mount_setattr = SYS_keyctl = SYS_prlimit64 = -1
+
+PR_SET_PDEATHSIG = 1
+PR_GET_DUMPABLE = 3
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+SYS_clone3 = 435  # the same number on every architecture (the generic table's)
+CLONE_INTO_CGROUP = 0x200000000
+SIGCHLD = 17
+
+MNT_DETACH = 2
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+
+
+def _check(ret, what, path=None):
+    if ret < 0:
+        e = get_errno()
+        raise OSError(e, f"{what}: {os.strerror(e)}", path)
+    return ret
+
+
+_mount = _func("mount", (c_char_p, c_char_p, c_char_p, c_ulong, c_char_p))
+
+
+def mount(source, target, fstype, flags=0, data=None):
+    _check(_mount(source.encode() if source else None, target.encode(),
+                  fstype.encode() if fstype else None, flags,
+                  data.encode() if data else None), "mount", target)
+
+
+_umount2 = _func("umount2", (c_char_p, c_int))
+
+
+def umount2(target, flags=0):
+    _check(_umount2(target.encode(), flags), "umount", target)
+
+
+_unshare = _func("unshare", (c_int,))
+_setns = _func("setns", (c_int, c_int))
+
+
+def unshare(flags):
+    _check(_unshare(flags), "unshare")
+
+
+def setns(fd, nstype=0):
+    _check(_setns(fd, nstype), "setns")
+
+
+_syscall = _func("syscall", restype=c_long)
+
+
+def pivot_root(new_root, put_old):
+    _check(_syscall(c_long(SYS_pivot_root), c_char_p(new_root.encode()),
+                    c_char_p(put_old.encode())), "pivot_root", new_root)
+
+
+SYS_openat2 = 437  # the generic table's number, on x86_64 and aarch64 alike
+RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
+RESOLVE_BENEATH, RESOLVE_IN_ROOT = 0x08, 0x10
+
+
+class _OpenHow(Structure):
+    _fields_ = [("flags", c_uint64), ("mode", c_uint64), ("resolve", c_uint64)]
+
+
+def openat2(dirfd, path, flags, resolve, mode=0):
+    """openat2(2): ``path`` looked up from ``dirfd`` under ``resolve`` (RESOLVE_IN_ROOT: as if
+    ``dirfd`` were ``/``, symlinks and ``..`` included — the lookup never leaves it); a fd.
+    EAGAIN (a concurrent rename the kernel could not rule out) is retried a few times."""
+    how = _OpenHow(flags, mode, resolve)
+    p = c_char_p(os.fsencode(path))
+    for _ in range(32):
+        fd = _syscall(c_long(SYS_openat2), c_int(dirfd), p, byref(how), c_size_t(sizeof(how)))
+        if fd >= 0:
+            return fd
+        e = get_errno()
+        if e != 11:  # EAGAIN
+            break
+    raise OSError(e, os.strerror(e), path)
+
+
+class _MountAttr(Structure):
+    _fields_ = [("attr_set", c_uint64), ("attr_clr", c_uint64),
+                ("propagation", c_uint64), ("userns_fd", c_uint64)]
+
+
+def mount_setattr(path, attr_set, attr_clr, recursive=True):
+    a = _MountAttr(attr_set, attr_clr, 0, 0)
+    _check(_syscall(c_long(SYS_mount_setattr), c_int(AT_FDCWD),
+                    c_char_p(path.encode()), c_uint(AT_RECURSIVE if recursive else 0),
+                    byref(a), c_size_t(sizeof(a))), "mount_setattr", path)
+
+
+_prctl = _func("prctl", (c_int, c_ulong, c_ulong, c_ulong, c_ulong))
+
+
+def prctl(option, a2=0, a3=0, a4=0, a5=0):
+    return _check(_prctl(option, a2, a3, a4, a5), "prctl")
+
+
+def sethostname(name):
+    b = name.encode()
+    _check(_func("sethostname")(c_char_p(b), c_size_t(len(b))), "sethostname")
+
+
+def setdomainname(name):
+    b = name.encode()
+    _check(_func("setdomainname")(c_char_p(b), c_size_t(len(b))), "setdomainname")
+
+
+class _CapHeader(Structure):
+    _fields_ = [("version", c_uint32), ("pid", c_int)]
+
+
+class _CapData(Structure):
+    _fields_ = [("effective", c_uint32), ("permitted", c_uint32),
+                ("inheritable", c_uint32)]
+
+
+_CAP_V3 = 0x20080522
+
+
+def capset(effective, permitted, inheritable):
+    """Set this thread's three capability sets (bit masks of capability numbers)."""
+    h = _CapHeader(_CAP_V3, 0)
+    d = (_CapData * 2)()
+    for i in range(2):
+        shift = 32 * i
+        d[i].effective = (effective >> shift) & 0xFFFFFFFF
+        d[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+        d[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+    _check(_syscall(c_long(SYS_capset), byref(h), byref(d)), "capset")
+
+
+def join_session_keyring(name):
+    """A new session keyring for the container (keyctl JOIN_SESSION_KEYRING); ENOSYS is fine."""
+    ret = _syscall(c_long(SYS_keyctl), c_int(1), c_char_p(name.encode()))
+    if ret < 0 and get_errno() != 38:
+        _check(ret, "keyctl(JOIN_SESSION_KEYRING)")
+
+
+class _Rlimit(Structure):
+    _fields_ = [("cur", c_uint64), ("max", c_uint64)]
+
+
+def setrlimit(resource, soft, hard):
+    """prlimit64(0, resource, {soft, hard}) — ``resource.setrlimit`` without importing ``resource``
+    (its numbers are the same on every Linux architecture: the order of ``spec.RLIMITS``).
+    ValueError as ``resource.setrlimit`` raises it; -1 is unlimited."""
+    lim = _Rlimit(soft & 0xFFFFFFFFFFFFFFFF, hard & 0xFFFFFFFFFFFFFFFF)
+    if _syscall(c_long(SYS_prlimit64), c_int(0), c_int(resource), byref(lim), c_ulong(0)) < 0:
+        e = get_errno()
+        if e == 22:
+            raise ValueError("current limit exceeds maximum limit")
+        if e == 1:
+            raise ValueError("not allowed to raise maximum limit")
+        _check(-1, "setrlimit")
+
+
+class _CloneArgs(Structure):
+    _fields_ = [(name, c_uint64) for name in ("flags", "pidfd", "child_tid", "parent_tid", "exit_signal",
+                                             "stack", "stack_size", "tls", "set_tid", "set_tid_size",
+                                             "cgroup")]
+
+
+_clone3 = _func("syscall", restype=c_long, gil=True)  # fork() as os.fork calls it: holding the GIL
+_before_fork = _func("PyOS_BeforeFork", (), restype=None, gil=True)
+_after_fork_parent = _func("PyOS_AfterFork_Parent", (), restype=None, gil=True)
+_after_fork_child = _func("PyOS_AfterFork_Child", (), restype=None, gil=True)
+
+
+def fork_into_cgroup(cgroup_fd):
+    """``os.fork()`` whose child starts in the cgroup v2 directory open at ``cgroup_fd``
+    (clone3 with CLONE_INTO_CGROUP, Linux 5.7).
+
+    Moving a process in later (a write to cgroup.procs) takes the kernel's global
+    cgroup_threadgroup_rwsem for writing, and the first writer after a quiet spell waits for
+    an RCU grace period: 5-20 ms on this machine, the largest single cost of starting a
+    container. A child born in its cgroup takes that lock for reading only.
+
+    Done the way os.fork does it (the interpreter's fork hooks around the call, which is
+    made holding the GIL). The caller must be single-threaded: unlike glibc's fork(), the
+    raw syscall does not take libc's internal locks first. OSError (ENOSYS on old kernels)
+    when the kernel cannot; nothing was forked then."""
+    args = _CloneArgs(CLONE_INTO_CGROUP, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0, cgroup_fd)
+    _before_fork()
+    pid = _clone3(c_long(SYS_clone3), byref(args), c_size_t(sizeof(args)))
+    if pid == 0:
+        _after_fork_child()
+        return 0
+    err = get_errno()
+    _after_fork_parent()
+    if pid < 0:
+        raise OSError(err, f"clone3: {os.strerror(err)}")
+    return pid
