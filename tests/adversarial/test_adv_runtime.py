@@ -187,7 +187,6 @@ def test_mount_destinations_raced_through_symlinks_stay_inside_the_rootfs(rt, bu
     lx.pop("readonlyPaths", None)
     racer = subprocess.Popen([sys.executable, "-c", _RACER, os.path.join(rootfs, "mnt", "a"),
                               os.path.join(rootfs, "mnt", "swap")])
-    t0 = time.monotonic()
     try:
         outcomes = {}
         for i in range(200):
@@ -200,7 +199,6 @@ def test_mount_destinations_raced_through_symlinks_stay_inside_the_rootfs(rt, bu
     finally:
         racer.kill()
         racer.wait()
-    assert time.monotonic() - t0 < 50
     assert outcomes.get(0, 0) > 0, outcomes  # the race does not stop containers from running
     assert mounts_under(rootfs) == []  # run deleted each one, its mounts included
 
