@@ -161,7 +161,6 @@ def leak_guard(tmp_path):
 
 def test_mount_destinations_raced_through_symlinks_stay_inside_the_rootfs(rt, bundle, tmp_path, leak_guard):
     import sys
-    import time
 
     from test_runtime_helpers import load_config, save_config
 
