@@ -210,7 +210,7 @@ class Networks:
         if name is not None:
             check_name(name)
         if interface is not None:
-            _check_ifname(interface)
+            check_ifname(interface)
         options = dict(options or {})
         for k in options:
             if k not in BRIDGE_OPTIONS:
@@ -299,7 +299,8 @@ class Networks:
                 raise NetworkNotFound(f"unable to find network with name or ID {name}: network not found") from None
 
 
-def _check_ifname(name: str) -> None:
+def check_ifname(name: str) -> None:
+    """Refuse an interface name the kernel would (empty, over 15 characters, '/', ':', spaces)."""
     if not 0 < len(name) < 16 or any(c in "/: \t\n" or not c.isprintable() for c in name) or name in (".", ".."):
         raise UsageError(f"invalid interface name {name!r}: at most 15 characters, no '/', ':' or spaces")
 

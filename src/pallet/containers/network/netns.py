@@ -50,11 +50,11 @@ def _shared_dir(path: str) -> None:
 
 
 def _lo_up() -> None:
-    import _socket
+    import socket
     import fcntl
     import struct
 
-    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         req = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, req))[1]
