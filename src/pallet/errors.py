@@ -124,16 +124,16 @@ class BuildError(PalletError):
             self.exit_code = exit_code
 
 
-class NetworkError(PalletError):
+class ContainerNetworkError(PalletError):
     """A container network cannot be created, changed, attached or detached (netavark failed,
     a subnet overlaps the host's routes, a name is taken); podman's verbs exit 125."""
 
     exit_code = 125
 
 
-class NetworkNotFound(NetworkError):
+class NetworkNotFound(ContainerNetworkError):
     """The network (name or ID) is not defined."""
 
 
-class NetworkInUse(NetworkError):
+class NetworkInUse(ContainerNetworkError):
     """The network still has containers attached (``network rm`` without ``-f``: exit 2, as podman)."""
