@@ -137,3 +137,18 @@ class NetworkNotFound(ContainerNetworkError):
 
 class NetworkInUse(ContainerNetworkError):
     """The network still has containers attached (``network rm`` without ``-f``: exit 2, as podman)."""
+
+
+class VolumeError(PalletError):
+    """A named volume cannot be created, mounted or removed (a bad name, driver or option, a
+    mount that fails); podman's volume verbs exit 125."""
+
+    exit_code = 125
+
+
+class VolumeNotFound(VolumeError):
+    """No volume by that name (``volume rm`` and ``exists`` exit 1, as podman)."""
+
+
+class VolumeInUse(VolumeError):
+    """The volume still has users (containers): ``volume rm`` exits 2, as podman."""
