@@ -63,6 +63,11 @@ def check_options(options: dict) -> dict:
     return out
 
 
+def _show(name) -> str:
+    """A name for a one-line message: as typed when printable, else quoted with escapes."""
+    return name if isinstance(name, str) and name.isprintable() else repr(name)
+
+
 def _now() -> str:
     """Go's RFC 3339 with nanoseconds (trailing zeros trimmed), as podman's CreatedAt."""
     import time
@@ -194,7 +199,7 @@ class Volumes:
             raise VolumeNotFound("volume name is empty")
         rec = self._load()["volumes"].get(name)
         if rec is None or os.path.lexists(os.path.join(self.dir, _REMOVING + name)):
-            raise VolumeNotFound(f'no volume with name "{name}" found: no such volume')
+            raise VolumeNotFound(f'no volume with name "{_show(name)}" found: no such volume')
         return rec
 
     def inspect(self, rec: dict) -> dict:
@@ -275,7 +280,7 @@ class Volumes:
     def _rec(self, doc: dict, name: str) -> dict:
         rec = doc["volumes"].get(name) if isinstance(name, str) else None
         if rec is None:
-            raise VolumeNotFound(f'no volume with name "{name}" found: no such volume')
+            raise VolumeNotFound(f'no volume with name "{_show(name)}" found: no such volume')
         return rec
 
     def mount(self, name: str) -> str:
@@ -283,6 +288,7 @@ class Volumes:
         with self._locked() as doc:
             rec = self._rec(doc, name)
             path = self.mountpoint(name)
+            _check_dirs(self.dir, name)
             if rec["options"] and rec["mount_count"] == 0 and not _is_mountpoint(path):
                 _run_mount(rec["options"], path, name)
             rec["mount_count"] += 1
@@ -348,6 +354,9 @@ class Volumes:
                 pass  # said when that volume's removal ran; tried again next time
 
     def _delete_trash(self, trash: str, name: str) -> None:
+        if os.path.islink(trash):  # not pallet's directory (a tampered store): the link goes, never its target
+            os.unlink(trash)
+            return
         data = os.path.join(trash, "_data")
         if _is_mountpoint(data):
             _run_umount(data, name)
@@ -370,6 +379,20 @@ class Volumes:
                 self._remove_locked(doc, rec, False)
                 out.append(name)
         return out
+
+
+def _check_dirs(root: str, name: str) -> None:
+    """``NAME`` and ``NAME/_data`` are real directories (mount(8) follows a symlink: a volume
+    replaced by one would be mounted over its target)."""
+    import stat
+
+    for path in (os.path.join(root, name), os.path.join(root, name, "_data")):
+        try:
+            st = os.lstat(path)
+        except OSError as e:
+            raise VolumeError(f"volume {name}: {path}: {e.strerror}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise VolumeError(f"volume {name}: {path} is not a directory (a symlink?): refusing to mount on it")
 
 
 class _Held:
