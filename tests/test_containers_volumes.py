@@ -77,7 +77,7 @@ def test_verbs_as_podman(root):
     assert vol(root, "exists", "v1").returncode == 0
     assert vol(root, "exists", "nope", check=False).returncode == 1
     p = vol(root, "inspect", "v1", "nope", check=False)
-    assert p.returncode == 125 and p.stdout == "" and 'no volume with name "nope"' in p.stderr
+    assert p.returncode == 125 and p.stdout == "" and p.stderr == "Error: inspecting object: no such volume nope\n"
 
     p = vol(root, "create", "v1", check=False)
     assert p.returncode == 125 and "volume with name v1 already exists" in p.stderr

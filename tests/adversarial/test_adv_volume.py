@@ -176,3 +176,39 @@ def test_every_error_is_a_pallet_error(root):
         with pytest.raises(PalletError):
             call()
     assert json.loads(vol(root, "ls", "--format", "json").stdout) == []
+
+
+def test_fuzzed_record_files_raise_only_pallet_errors(root):
+    """Mutations of a valid record file (fixed seed, bounded time): reading, listing, creating,
+    mounting and removing raise only PalletError subclasses."""
+    import random
+    import time
+
+    vols = Volumes(root)
+    vols.create("a", labels={"k": "v"}, options={"type": "tmpfs", "device": "tmpfs"})
+    vols.create("b")
+    vols.add_user("b", "c1")
+    with open(_records(root), "rb") as f:
+        good = f.read()
+    rng = random.Random(1307)
+    tokens = [b"{", b"}", b"[", b"]", b'"', b",", b":", b"null", b"true", b"-1", b"1e999", b"\"../x\"", b"\\u0000",
+              b"\xff", b"\"users\"", b"\"mount_count\"", b"\"volumes\"", b"5"]
+    deadline = time.monotonic() + 10
+    n = 0
+    while time.monotonic() < deadline and n < 3000:
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(len(data) + 1)
+            if rng.random() < 0.5 and len(data) > 1:
+                del data[i:i + rng.randint(1, 8)]
+            data[i:i] = rng.choice(tokens)
+        with open(_records(root), "wb") as f:
+            f.write(data)
+        for call in (vols.list, lambda: vols.get("a"), lambda: vols.add_user("a", "x"),
+                     lambda: vols.remove("zz"), lambda: vols.prune(lambda r: False)):
+            try:
+                call()
+            except PalletError:
+                pass
+        n += 1
+    assert n > 50

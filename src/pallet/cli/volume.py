@@ -203,7 +203,12 @@ def cmd_inspect(args) -> int:
     vols = _volumes(args)
     if args.all == bool(args.volumes):
         raise UsageError("give VOLUME names or --all (not both)")
-    recs = vols.list() if args.all else [vols.get(n) for n in args.volumes]  # every name checked first
+    from ..errors import VolumeNotFound
+
+    try:
+        recs = vols.list() if args.all else [vols.get(n) for n in args.volumes]  # every name checked first
+    except VolumeNotFound as e:
+        raise VolumeNotFound(f"inspecting object: no such volume {e.reference}", reference=e.reference) from None
     docs = [vols.inspect(r) for r in recs]
     if args.format and args.format != "json":
         from ._template import render

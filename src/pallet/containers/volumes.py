@@ -68,6 +68,10 @@ def _show(name) -> str:
     return name if isinstance(name, str) and name.isprintable() else repr(name)
 
 
+def _not_found(name) -> VolumeNotFound:
+    return VolumeNotFound(f'no volume with name "{_show(name)}" found: no such volume', reference=_show(name))
+
+
 def _now() -> str:
     """Go's RFC 3339 with nanoseconds (trailing zeros trimmed), as podman's CreatedAt."""
     import time
@@ -196,10 +200,10 @@ class Volumes:
 
     def get(self, name: str) -> dict:
         if not isinstance(name, str) or not name:
-            raise VolumeNotFound("volume name is empty")
+            raise _not_found(name)
         rec = self._load()["volumes"].get(name)
         if rec is None or os.path.lexists(os.path.join(self.dir, _REMOVING + name)):
-            raise VolumeNotFound(f'no volume with name "{_show(name)}" found: no such volume')
+            raise _not_found(name)
         return rec
 
     def inspect(self, rec: dict) -> dict:
@@ -280,7 +284,7 @@ class Volumes:
     def _rec(self, doc: dict, name: str) -> dict:
         rec = doc["volumes"].get(name) if isinstance(name, str) else None
         if rec is None:
-            raise VolumeNotFound(f'no volume with name "{_show(name)}" found: no such volume')
+            raise _not_found(name)
         return rec
 
     def mount(self, name: str) -> str:
