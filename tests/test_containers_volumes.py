@@ -251,3 +251,28 @@ def test_concurrent_creates_and_removes_never_corrupt(root):
     assert vol(root, "ls", "-q").stdout.split() == sorted([f"n{i}" for i in range(6)] + ["same"])
     assert sorted(n for n in os.listdir(os.path.join(root, "volumes")) if not n.startswith(".")) == sorted(
         [f"n{i}" for i in range(6)] + ["same"])
+
+
+def test_a_data_symlink_to_a_mount_elsewhere_is_not_unmounted(root, tmp_path, root_required):
+    """A tampered store: ``_data`` replaced by a symlink to someone's mount point. Removing (or
+    unmounting) the volume drops the link; the mount it points to stays, with its files."""
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(target)], check=True)
+    try:
+        (target / "f").write_text("x")
+        vols = Volumes(root)
+        vol(root, "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "v")
+        vols.mount("v")
+        data = vols.mountpoint("v")
+        subprocess.run(["umount", data], check=True)  # behind pallet's back, then the swap
+        os.rmdir(data)
+        os.symlink(target, data)
+        vols.unmount("v")  # the last user lets go: nothing of the volume's is mounted
+        assert _mounted(str(target)) == "tmpfs"
+        with pytest.raises(VolumeError, match="not a directory"):
+            vols.mount("v")
+        assert vol(root, "rm", "v").stdout == "v\n"
+        assert _mounted(str(target)) == "tmpfs" and (target / "f").read_text() == "x"
+    finally:
+        subprocess.run(["umount", str(target)])

@@ -91,16 +91,24 @@ def _boot_id() -> str:
 
 
 def _is_mountpoint(path: str) -> bool:
+    """Something is mounted on ``path`` itself (a symlink there is never one: what it points to
+    is not the volume's)."""
+    import stat
+
     try:
-        st, parent = os.lstat(path), os.lstat(os.path.dirname(path))
+        st, parent = os.lstat(path), os.stat(os.path.dirname(path))
     except OSError:
+        return False
+    if stat.S_ISLNK(st.st_mode):
         return False
     if st.st_dev != parent.st_dev:
         return True
     # a bind mount of a directory on the same file system: ask the kernel's table
+    real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    want = os.fsencode(real).replace(b"\\", b"\\134").replace(b" ", b"\\040").replace(b"\t", b"\\011") \
+        .replace(b"\n", b"\\012")
     try:
         with open("/proc/self/mountinfo", "rb") as f:
-            want = os.fsencode(path).replace(b"\\", b"\\134").replace(b" ", b"\\040")
             return any(line.split(b" ")[4] == want for line in f)
     except (OSError, IndexError):
         return False
@@ -305,7 +313,7 @@ class Volumes:
             rec = self._rec(doc, name)
             if rec["mount_count"] == 0:
                 return
-            if rec["mount_count"] == 1 and rec["options"]:
+            if rec["mount_count"] == 1 and rec["options"] and _is_mountpoint(self.mountpoint(name)):
                 _run_umount(self.mountpoint(name), name)
             rec["mount_count"] -= 1
             self._save(doc)
