@@ -91,25 +91,33 @@ def test_verbs_as_podman(root):
     assert vol(root, "ls", "-q").stdout == ""
 
 
-def test_inspect_and_ls_json_have_podmans_keys(root):
+@pytest.mark.parametrize("opts", [
+    ["--label", "k=v", "-o", "type=tmpfs", "-o", "device=tmpfs"],
+    ["-o", "nocopy"],
+    ["-o", "o=uid=1000,gid=1001"],
+    ["-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=uid=7,mode=0700", "-o", "copy=false"],
+])
+def test_inspect_and_ls_json_have_podmans_keys(root, opts):
     podman = shutil.which("podman")
     assert podman, "podman is a peer of this suite"
     name = f"pallet-test-{os.getpid()}"
-    subprocess.run([podman, "volume", "create", "--label", "k=v", "-o", "type=tmpfs", "-o", "device=tmpfs", name],
-                   check=True, capture_output=True)
+    subprocess.run([podman, "volume", "create", *opts, name], check=True, capture_output=True)
     try:
         [want] = json.loads(subprocess.run([podman, "volume", "inspect", name], check=True, capture_output=True,
                                            text=True).stdout)
         [want_ls] = json.loads(subprocess.run([podman, "volume", "ls", "--format", "json", "--filter",
                                                f"name={name}"], check=True, capture_output=True, text=True).stdout)
+        want_owner = os.stat(want["Mountpoint"])
     finally:
         subprocess.run([podman, "volume", "rm", name], capture_output=True)
-    vol(root, "create", "--label", "k=v", "-o", "type=tmpfs", "-o", "device=tmpfs", name)
+    vol(root, "create", *opts, name)
     [got] = json.loads(vol(root, "inspect", name).stdout)
     [got_ls] = json.loads(vol(root, "ls", "--format", "json").stdout)
     assert list(got) == list(want) and list(got_ls) == list(want_ls)
-    for k in ("Name", "Driver", "Labels", "Scope", "Options", "MountCount", "NeedsCopyUp", "NeedsChown"):
+    for k in set(want) - {"Mountpoint", "CreatedAt"}:
         assert got[k] == want[k], k
+    owner = os.stat(got["Mountpoint"])
+    assert (owner.st_uid, owner.st_gid) == (want_owner.st_uid, want_owner.st_gid)
     assert want["Mountpoint"].endswith(f"/volumes/{name}/_data") and got["Mountpoint"].endswith(
         f"/volumes/{name}/_data")
     # the store is pallet's: podman's volume of that name was never touched by pallet

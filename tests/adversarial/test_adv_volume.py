@@ -63,6 +63,12 @@ def test_hostile_names_on_lookup_are_one_line(root, name):
     (["-o", "type=none", "-o", "o=bind"], "needs -o device=/ABSOLUTE/PATH"),
     (["-o", "o=bind", "-o", "device=relative/dir"], "needs -o device=/ABSOLUTE/PATH"),
     (["-o", "device=/dev/sda1"], "needs -o type=TYPE"),
+    (["-o", "o=uid=abc"], "uid wants a number"),
+    (["-o", "o=gid=-1"], "gid wants a number"),
+    (["-o", "o=uid=99999999999"], "uid wants a number"),
+    (["-o", "o=uid=٣"], "uid wants a number"),
+    (["-o", "o=nodev,uid=1"], "needs -o type=TYPE and -o device=DEVICE"),
+    (["-o", "UID=0"], "invalid mount option 'UID'"),
     (["--label", "=v"], "invalid --label"),
 ])
 def test_hostile_options_are_one_line_and_write_nothing(root, args, words):
@@ -111,6 +117,8 @@ def _records(root):
      "volumes.v.labels"),
     ('{"volumes": {"v": {"name": "v", "driver": "local", "created": "", "boot_id": "", "labels": {},'
      ' "options": {}, "users": "c1"}}}', "volumes.v.users"),
+    ('{"volumes": {"v": {"name": "v", "driver": "local", "created": "", "boot_id": "", "labels": {},'
+     ' "options": {"UID": "x"}, "users": []}}}', "volumes.v.options.UID"),
     ('{"volumes": {"v": {"name": "v", "driver": "local", "created": "", "boot_id": "", "labels": {},'
      ' "options": {}, "users": [], "mount_count": -1}}}', "volumes.v.mount_count"),
     ('{"volumes": {"v": {"name": "v", "driver": "local", "created": "", "boot_id": "", "labels": {},'

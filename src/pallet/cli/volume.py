@@ -95,8 +95,12 @@ def _pairs(values: list[str], flag: str, need_value: bool) -> dict:
 
 
 def _opts(values: list[str]) -> dict:
-    """``-o`` values: ``KEY=VALUE``; as podman, ``-o o=a,b`` keeps its commas (only the first ``=`` splits)."""
-    return _pairs(values, "--opt", True)
+    """``-o`` values: ``KEY=VALUE`` (``copy``/``nocopy`` alone); as podman, ``-o o=a,b`` keeps its
+    commas (only the first ``=`` splits)."""
+    bare = [v for v in values if v in ("copy", "nocopy")]
+    out = _pairs([v for v in values if v not in bare], "--opt", True)
+    out.update((v, "") for v in bare)
+    return out
 
 
 def _struct(v: dict):

@@ -26,7 +26,7 @@ from ..errors import ConfigError, UsageError, VolumeError, VolumeInUse, VolumeNo
 
 DRIVER = "local"
 #: the local driver's options (podman's ``-o``)
-OPTIONS = ("type", "device", "o")
+OPTIONS = ("type", "device", "o", "copy", "nocopy")
 RECORDS = ".volumes.json"
 MAX_RECORDS = 64 << 20
 _NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -42,25 +42,48 @@ def check_name(name) -> None:
 
 
 def check_options(options: dict) -> dict:
-    """The local driver's ``-o`` options, checked before anything is written."""
+    """The local driver's ``-o`` options, checked before anything is written: ``type``,
+    ``device``, ``o`` (mount(8)'s; ``uid=``/``gid=`` in it also own ``_data``, recorded as
+    podman's ``UID``/``GID``), ``copy``/``nocopy`` (kept for the container model)."""
     out = {}
     for k, v in options.items():
         if k not in OPTIONS:
-            raise UsageError(f"invalid mount option {k!r} for driver 'local': want type, device or o")
+            raise UsageError(f"invalid mount option {k!r} for driver 'local': want type, device, o, copy or nocopy")
         if not isinstance(v, str) or "\0" in v or "\n" in v:
             raise UsageError(f"invalid -o {k}={v!r}: a value without NUL or newline")
         if k == "type" and (not v or "," in v or " " in v):
             raise UsageError(f"invalid -o type={v!r}: a file system type (tmpfs, none, ext4...)")
         out[k] = v
-    if "o" in out and any(x.strip() == "" for x in out["o"].split(",")):
+    o = out.get("o", "").split(",") if "o" in out else []
+    if any(x.strip() == "" for x in o):
         raise UsageError(f"invalid -o o={out['o']!r}: empty mount option")
-    bind = out.get("type") in ("none", "bind") or "bind" in out.get("o", "").split(",") \
-        or "rbind" in out.get("o", "").split(",")
+    owner = {}
+    for x in o:
+        key, sep, val = x.partition("=")
+        if key in ("uid", "gid"):
+            if not (sep and val.isdigit() and val.isascii() and int(val) < 1 << 32):
+                raise UsageError(f"invalid -o o={out['o']!r}: {key} wants a number")
+            owner[key.upper()] = str(int(val))
+    bind = out.get("type") in ("none", "bind") or "bind" in o or "rbind" in o
     if bind and not out.get("device", "").startswith("/"):
         raise UsageError("a bind volume (-o type=none,o=bind) needs -o device=/ABSOLUTE/PATH")
     if "device" in out and "type" not in out and not bind:
         raise UsageError(f"-o device={out['device']!r} needs -o type=TYPE (or o=bind)")
+    if "type" not in out and not bind and any(x.partition("=")[0] not in ("uid", "gid") for x in o):
+        raise UsageError(f"-o o={out['o']!r} needs -o type=TYPE and -o device=DEVICE (only uid= and gid= "
+                         "apply without a mount)")
+    out.update(owner)
     return out
+
+
+def _needs_mount(options: dict) -> bool:
+    return "type" in options or "device" in options
+
+
+def _owner(options: dict) -> tuple[int, int] | None:
+    if "UID" not in options and "GID" not in options:
+        return None
+    return int(options.get("UID", "-1")), int(options.get("GID", "-1"))
 
 
 def _show(name) -> str:
@@ -137,6 +160,10 @@ def _validate(doc, where: str) -> dict:
             v = rec.get(key)
             if not isinstance(v, dict) or not all(isinstance(x, str) for kv in v.items() for x in kv):
                 raise bad(f"{f}.{key}", "want an object of strings")
+        for key in ("UID", "GID"):
+            v = rec["options"].get(key)
+            if v is not None and not (v.isascii() and v.isdigit() and int(v) < 1 << 32):
+                raise bad(f"{f}.options.{key}", "want a number")
         users = rec.get("users")
         if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
             raise bad(f"{f}.users", "want a list of container IDs")
@@ -216,10 +243,18 @@ class Volumes:
 
     def inspect(self, rec: dict) -> dict:
         """podman's ``volume inspect`` object for a record."""
-        return {"Name": rec["name"], "Driver": rec["driver"], "Mountpoint": self.mountpoint(rec["name"]),
-                "CreatedAt": rec["created"], "Labels": dict(sorted(rec["labels"].items())), "Scope": "local",
-                "Options": dict(sorted(rec["options"].items())), "MountCount": rec["mount_count"],
-                "NeedsCopyUp": rec["needs_copy_up"], "NeedsChown": rec["needs_chown"]}
+        out = {"Name": rec["name"], "Driver": rec["driver"], "Mountpoint": self.mountpoint(rec["name"]),
+               "CreatedAt": rec["created"], "Labels": dict(sorted(rec["labels"].items())), "Scope": "local",
+               "Options": dict(sorted(rec["options"].items()))}
+        for key in ("UID", "GID"):  # podman: set by -o o=uid=,gid=
+            if key in rec["options"]:
+                out[key] = int(rec["options"][key])
+        out["MountCount"] = rec["mount_count"]
+        if rec["needs_copy_up"]:  # podman omits them when false
+            out["NeedsCopyUp"] = True
+        if rec["needs_chown"]:
+            out["NeedsChown"] = True
+        return out
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -243,9 +278,14 @@ class Volumes:
                 raise VolumeError(f"volume with name {name} already exists: volume already exists")
             vdir = os.path.join(self.dir, name)
             self._make_dirs(vdir)
+            if _owner(options):
+                try:
+                    os.chown(os.path.join(vdir, "_data"), *_owner(options), follow_symlinks=False)
+                except OSError as e:
+                    raise VolumeError(f"volume {name}: -o o=uid=,gid=: {e.strerror}") from None
             rec = {"name": name, "driver": DRIVER, "created": _now(), "labels": dict(labels or {}),
                    "options": options, "users": [], "mount_count": 0, "boot_id": _boot_id(),
-                   "needs_copy_up": True, "needs_chown": True}
+                   "needs_copy_up": True, "needs_chown": _owner(options) is None}
             doc["volumes"][name] = rec
             self._save(doc)
             return rec
@@ -301,8 +341,10 @@ class Volumes:
             rec = self._rec(doc, name)
             path = self.mountpoint(name)
             _check_dirs(self.dir, name)
-            if rec["options"] and rec["mount_count"] == 0 and not _is_mountpoint(path):
+            if _needs_mount(rec["options"]) and rec["mount_count"] == 0 and not _is_mountpoint(path):
                 _run_mount(rec["options"], path, name)
+                if _owner(rec["options"]):
+                    os.chown(path, *_owner(rec["options"]), follow_symlinks=False)
             rec["mount_count"] += 1
             self._save(doc)
             return path
@@ -313,7 +355,7 @@ class Volumes:
             rec = self._rec(doc, name)
             if rec["mount_count"] == 0:
                 return
-            if rec["mount_count"] == 1 and rec["options"] and _is_mountpoint(self.mountpoint(name)):
+            if rec["mount_count"] == 1 and _needs_mount(rec["options"]) and _is_mountpoint(self.mountpoint(name)):
                 _run_umount(self.mountpoint(name), name)
             rec["mount_count"] -= 1
             self._save(doc)
