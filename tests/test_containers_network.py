@@ -323,9 +323,9 @@ def test_failed_setup_leaves_nothing(net, tmp_path):
     net.pallet("network", "create", "halfnet")
     bogus = tmp_path / "not-a-netns"
     bogus.write_text("")
-    from pallet.errors import NetworkError
+    from pallet.errors import ContainerNetworkError
 
-    with pytest.raises(NetworkError) as err:
+    with pytest.raises(ContainerNetworkError) as err:
         net.endpoints.attach(os.urandom(32).hex(), "x", str(bogus), {"halfnet": {}})
     assert "netavark setup failed" in str(err.value)
     assert _links() <= links
@@ -352,9 +352,9 @@ def test_connect_disconnect(net):
     assert "eth1" not in names and "eth0" in names
     assert "two" not in net.endpoints.get(cid)["networks"]
     # the name is taken while it is attached
-    from pallet.errors import NetworkError
+    from pallet.errors import ContainerNetworkError
 
-    with pytest.raises(NetworkError, match="already in use"):
+    with pytest.raises(ContainerNetworkError, match="already in use"):
         net.sandbox("multi", {"two": {}})
     # rm -f disconnects the users first, then removes the definition
     assert net.pallet("network", "rm", "-f", "one").stdout.strip() == "one"

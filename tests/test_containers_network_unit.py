@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from pallet.containers.network import config, netavark, ports, subnets
-from pallet.errors import ConfigError, NetworkError, UsageError
+from pallet.errors import ConfigError, ContainerNetworkError, UsageError
 
 pytestmark = pytest.mark.unit
 
@@ -70,13 +70,13 @@ def test_subnet_choice_avoids_every_route():
     assert str(subnets.choose([], default=True)) == "10.88.0.0/16"
     # a machine that ran podman: its 10.88.0.0/16 bridge is routed
     assert str(subnets.choose(_nets("10.88.0.0/16"), default=True)) == "10.128.0.0/16"
-    with pytest.raises(NetworkError, match="give one with --subnet"):
+    with pytest.raises(ContainerNetworkError, match="give one with --subnet"):
         subnets.choose(_nets("10.0.0.0/8"), default=True)
     assert str(subnets.choose([])) == "10.89.0.0/24"
     taken = _nets("10.89.0.0/24", "10.89.1.128/25", "10.89.2.7/32", "fd00::/8")
     assert str(subnets.choose(taken)) == "10.89.3.0/24"
     # a wide route covers the whole pool: nothing is free
-    with pytest.raises(NetworkError, match="no free subnet"):
+    with pytest.raises(ContainerNetworkError, match="no free subnet"):
         subnets.choose(_nets("10.0.0.0/8"))
 
 
@@ -129,7 +129,7 @@ def test_netavark_reply_parsing():
                                         {"gateway": "10.1.0.1", "ipnet": "10.1.0.2/24"}]}}}})
     assert r["n"].interfaces[0].subnets[0].ipnet == "10.1.0.2/24" and r["n"].dns_server_ips == ["10.1.0.1"]
     for bad in ([], {"n": 5}, {"n": {"interfaces": []}}, {"n": {"interfaces": {"eth0": {"subnets": [{"ipnet": 1}]}}}}):
-        with pytest.raises(NetworkError, match="unexpected reply"):
+        with pytest.raises(ContainerNetworkError, match="unexpected reply"):
             netavark.parse_reply(bad)
 
 
@@ -229,3 +229,25 @@ def test_fuzzed_definitions_ports_and_modes_raise_only_pallet_errors():
         except PalletError:
             pass
     assert n > 100
+
+
+def test_container_network_errors_do_not_change_skopeo_exit_codes(tmp_path):
+    """The container networks' error class once reused the name NetworkError, replacing the
+    registry client's (connection failures) and its exit code: skopeo's verbs exited 125."""
+    import socket
+
+    from conftest import run_pallet
+    from pallet import errors
+
+    assert errors.NetworkError is not errors.ContainerNetworkError
+    assert not issubclass(errors.NetworkNotFound, errors.NetworkError)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))  # bound, never listening: connection refused
+    port = s.getsockname()[1]
+    try:
+        p = run_pallet("inspect", f"docker://127.0.0.1:{port}/x/y", check=False,
+                       env={"HOME": str(tmp_path), "CONTAINERS_REGISTRIES_CONF": "/dev/null"})
+    finally:
+        s.close()
+    assert p.returncode == 1, p.stderr
+    assert "connection refused" in p.stderr

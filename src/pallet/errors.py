@@ -124,16 +124,31 @@ class BuildError(PalletError):
             self.exit_code = exit_code
 
 
-class NetworkError(PalletError):
+class ContainerNetworkError(PalletError):
     """A container network cannot be created, changed, attached or detached (netavark failed,
     a subnet overlaps the host's routes, a name is taken); podman's verbs exit 125."""
 
     exit_code = 125
 
 
-class NetworkNotFound(NetworkError):
+class NetworkNotFound(ContainerNetworkError):
     """The network (name or ID) is not defined."""
 
 
-class NetworkInUse(NetworkError):
+class NetworkInUse(ContainerNetworkError):
     """The network still has containers attached (``network rm`` without ``-f``: exit 2, as podman)."""
+
+
+class VolumeError(PalletError):
+    """A named volume cannot be created, mounted or removed (a bad name, driver or option, a
+    mount that fails); podman's volume verbs exit 125."""
+
+    exit_code = 125
+
+
+class VolumeNotFound(VolumeError):
+    """No volume by that name (``volume rm`` and ``exists`` exit 1, as podman)."""
+
+
+class VolumeInUse(VolumeError):
+    """The volume still has users (containers): ``volume rm`` exits 2, as podman."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from ... import _json
-from ...errors import ConfigError, NetworkError, NetworkNotFound, UsageError
+from ...errors import ConfigError, ContainerNetworkError, NetworkNotFound, UsageError
 from . import subnets
 
 DEFAULT_NAME = "pallet"
@@ -162,7 +162,7 @@ class Networks:
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:
-            raise NetworkError(f"network ID prefix {name_or_id!r} is ambiguous: {', '.join(h['name'] for h in hits)}")
+            raise ContainerNetworkError(f"network ID prefix {name_or_id!r} is ambiguous: {', '.join(h['name'] for h in hits)}")
         raise NetworkNotFound(f"unable to find network with name or ID {name_or_id}: network not found")
 
     # -- writing -------------------------------------------------------------------------
@@ -210,7 +210,7 @@ class Networks:
         if name is not None:
             check_name(name)
         if interface is not None:
-            _check_ifname(interface)
+            check_ifname(interface)
         options = dict(options or {})
         for k in options:
             if k not in BRIDGE_OPTIONS:
@@ -238,7 +238,7 @@ class Networks:
             if name is not None and any(n["name"] == name for n in existing):
                 if ignore:
                     return next(n for n in existing if n["name"] == name)
-                raise NetworkError(f"network name {name} already used: network already exists")
+                raise ContainerNetworkError(f"network name {name} already used: network already exists")
             if name is None:
                 used = {n["name"] for n in existing}
                 name = next(f"{BRIDGE_PREFIX}{i}" for i in range(1, 1 << 20) if f"{BRIDGE_PREFIX}{i}" not in used)
@@ -248,21 +248,21 @@ class Networks:
             for net in nets:
                 for other, s in taken_cfg:
                     if s.version == net.version and s.overlaps(net):
-                        raise NetworkError(f"subnet {net} is already used by network {other!r} ({s})")
+                        raise ContainerNetworkError(f"subnet {net} is already used by network {other!r} ({s})")
                 hit = subnets.overlapping(net, host)
                 if hit is not None:
-                    raise NetworkError(f"subnet {net} is already used on the host: it overlaps the route or "
+                    raise ContainerNetworkError(f"subnet {net} is already used on the host: it overlaps the route or "
                                        f"address {hit}")
                 for s, what in others:
                     if s.version == net.version and s.overlaps(net):
-                        raise NetworkError(f"subnet {net} is already used by {what} ({s})")
+                        raise ContainerNetworkError(f"subnet {net} is already used by {what} ({s})")
             if not subs_given:
                 subs_given = [_subnet(subnets.choose(host + [s for _, s in taken_cfg] + [s for s, _ in others]),
                                       None, None)]
             if interface is None:
                 interface = self._free_interface(existing)
             elif any(n.get("network_interface") == interface for n in existing):
-                raise NetworkError(f"bridge name {interface} is already used by another network")
+                raise ContainerNetworkError(f"bridge name {interface} is already used by another network")
             doc = self._new_doc(name, interface, subs_given, internal=internal, dns=dns, labels=labels or {},
                                 options=options)
             self._write(doc)
@@ -287,11 +287,11 @@ class Networks:
             cand = f"{BRIDGE_PREFIX}{i}"
             if cand not in used:
                 return cand
-        raise NetworkError("no free bridge name left")
+        raise ContainerNetworkError("no free bridge name left")
 
     def remove(self, name: str) -> None:
         if name == DEFAULT_NAME:
-            raise NetworkError(f"default network {DEFAULT_NAME} cannot be removed")
+            raise ContainerNetworkError(f"default network {DEFAULT_NAME} cannot be removed")
         with self._lock():
             try:
                 os.unlink(self._path(name))
@@ -299,7 +299,8 @@ class Networks:
                 raise NetworkNotFound(f"unable to find network with name or ID {name}: network not found") from None
 
 
-def _check_ifname(name: str) -> None:
+def check_ifname(name: str) -> None:
+    """Refuse an interface name the kernel would (empty, over 15 characters, '/', ':', spaces)."""
     if not 0 < len(name) < 16 or any(c in "/: \t\n" or not c.isprintable() for c in name) or name in (".", ".."):
         raise UsageError(f"invalid interface name {name!r}: at most 15 characters, no '/', ':' or spaces")
 

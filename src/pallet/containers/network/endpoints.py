@@ -14,7 +14,7 @@ import ipaddress
 import os
 
 from ... import _json
-from ...errors import ConfigError, NetworkError, UsageError
+from ...errors import ConfigError, ContainerNetworkError, UsageError
 from . import netavark, netns
 from .config import Networks
 
@@ -94,7 +94,7 @@ class Endpoints:
         hits = [e for e in eps if e["name"] == name_or_id or e["id"] == name_or_id] or \
                [e for e in eps if name_or_id and e["id"].startswith(name_or_id)]
         if len(hits) != 1:
-            raise NetworkError(f"no such container {name_or_id!r}" if not hits else
+            raise ContainerNetworkError(f"no such container {name_or_id!r}" if not hits else
                                f"container ID prefix {name_or_id!r} is ambiguous")
         return hits[0]
 
@@ -113,9 +113,9 @@ class Endpoints:
             if want:
                 ip = want[0]
                 if ip == gw or ip == sub.network_address or (sub.version == 4 and ip == sub.broadcast_address):
-                    raise NetworkError(f"IP address {ip} is reserved in network {net['name']}")
+                    raise ContainerNetworkError(f"IP address {ip} is reserved in network {net['name']}")
                 if str(ip) in used:
-                    raise NetworkError(f"IP address {ip} is already in use in network {net['name']}")
+                    raise ContainerNetworkError(f"IP address {ip} is already in use in network {net['name']}")
             else:
                 lr = s.get("lease_range") or {}
                 lo = ipaddress.ip_address(lr["start_ip"]) if "start_ip" in lr else sub.network_address + 1
@@ -129,12 +129,12 @@ class Endpoints:
                         break
                     cur += 1
                 if ip is None:
-                    raise NetworkError(f"no free IP address left in network {net['name']} ({sub})")
+                    raise ContainerNetworkError(f"no free IP address left in network {net['name']} ({sub})")
             used[str(ip)] = cid
             out.append(str(ip))
         for w in wanted:
             if w not in out:
-                raise NetworkError(f"IP address {w} is not inside any subnet of network {net['name']}")
+                raise ContainerNetworkError(f"IP address {w} is not inside any subnet of network {net['name']}")
         return out
 
     def _release(self, ipam: dict, network: str, cid: str) -> None:
@@ -172,9 +172,9 @@ class Endpoints:
         with self._lock():
             path = os.path.join(self._dir, cid + ".json")
             if os.path.exists(path):
-                raise NetworkError(f"container {cid[:12]} is already attached: connect it to more networks instead")
+                raise ContainerNetworkError(f"container {cid[:12]} is already attached: connect it to more networks instead")
             if any(e["name"] == name for e in self.list()):
-                raise NetworkError(f"the container name {name!r} is already in use on pallet's networks")
+                raise ContainerNetworkError(f"the container name {name!r} is already in use on pallet's networks")
             ep = {"id": cid, "name": name, "netns": netns_path, "ports": list(ports or []), "networks": {}}
             return self._setup(ep, defs, path)
 
@@ -196,7 +196,7 @@ class Endpoints:
                     n += 1
                 iface = f"eth{n}"
             elif iface in taken:
-                raise NetworkError(f"interface name {iface} is used twice in container {ep['name']}")
+                raise ContainerNetworkError(f"interface name {iface} is used twice in container {ep['name']}")
             taken.add(iface)
             aliases = list(opts.get("aliases") or [])
             if net.get("dns_enabled"):
@@ -226,7 +226,7 @@ class Endpoints:
         with self._lock():
             ep = self.find(container)
             if net["name"] in ep["networks"]:
-                raise NetworkError(f"container {ep['name']} is already connected to network {net['name']}")
+                raise ContainerNetworkError(f"container {ep['name']} is already connected to network {net['name']}")
             return self._setup(ep, {net["name"]: (net, {"aliases": list(aliases), "ips": list(ips)})},
                                os.path.join(self._dir, ep["id"] + ".json"))
 
@@ -236,7 +236,7 @@ class Endpoints:
         with self._lock():
             ep = self.find(container)
             if net["name"] not in ep["networks"]:
-                raise NetworkError(f"container {ep['name']} is not connected to network {net['name']}")
+                raise ContainerNetworkError(f"container {ep['name']} is not connected to network {net['name']}")
             self._teardown(ep, [net["name"]])
 
     def detach(self, cid: str) -> None:
@@ -280,7 +280,7 @@ class Endpoints:
         for n in names:
             try:
                 info[n] = self.networks.get(n)
-            except NetworkError:  # removed with -f meanwhile: its definition is in no file any more
+            except ContainerNetworkError:  # removed with -f meanwhile: its definition is in no file any more
                 info[n] = ep["networks"][n].get("definition") or {"name": n}
         ipam_path = os.path.join(self.run_dir, "ipam.json")
         err = None
@@ -288,7 +288,7 @@ class Endpoints:
         if netns.is_mounted(ep["netns"]):
             try:
                 netavark.teardown(self.run_dir, ep["netns"], options)
-            except NetworkError as e:
+            except ContainerNetworkError as e:
                 err = e
         else:
             # the namespace is gone, and its veths with it; netavark still has the bridge (when
@@ -299,7 +299,7 @@ class Endpoints:
             try:
                 netns.add_placeholders(stand_in, [ep["networks"][n]["interface"] for n in names])
                 netavark.teardown(self.run_dir, stand_in, options)
-            except NetworkError as e:
+            except ContainerNetworkError as e:
                 err = e
             finally:
                 netns.remove(stand_in)

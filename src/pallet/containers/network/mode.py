@@ -74,7 +74,7 @@ def parse(values: list[str], networks=None) -> NetworkMode:
                 config.check_name(val)
                 entry["aliases"].append(val)
             elif k == "interface_name":
-                config._check_ifname(val)
+                config.check_ifname(val)
                 entry["interface"] = val
             else:
                 parts = val.split(":")

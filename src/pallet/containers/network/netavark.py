@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from ... import _json
-from ...errors import NetworkError
+from ...errors import ContainerNetworkError
 
 #: where Debian and other distributions put podman's helpers (containers.conf helper_binaries_dir)
 HELPER_DIRS = ("/usr/local/libexec/podman", "/usr/local/lib/podman", "/usr/libexec/podman", "/usr/lib/podman")
@@ -61,7 +61,7 @@ class StatusBlock:
 def parse_reply(doc) -> dict:
     """netavark's setup reply -> {network name: StatusBlock}; a malformed reply is an error naming the field."""
     def bad(field):
-        return NetworkError(f"netavark setup: unexpected reply: {field}")
+        return ContainerNetworkError(f"netavark setup: unexpected reply: {field}")
 
     if not isinstance(doc, dict):
         raise bad("not a JSON object")
@@ -101,7 +101,7 @@ def _run(verb: str, run_dir: str, netns_path: str, options: dict) -> bytes:
 
     binary = find_helper("netavark")
     if binary is None:
-        raise NetworkError("netavark not found (in " + ", ".join(HELPER_DIRS) + " or PATH): install "
+        raise ContainerNetworkError("netavark not found (in " + ", ".join(HELPER_DIRS) + " or PATH): install "
                            "Debian's netavark package")
     cmd = [binary, "--config", run_dir]
     aardvark = find_helper("aardvark-dns")
@@ -114,16 +114,16 @@ def _run(verb: str, run_dir: str, netns_path: str, options: dict) -> bytes:
         p = subprocess.run(cmd, input=_json.dumps(options).encode(), capture_output=True, close_fds=True,
                            timeout=120)
     except OSError as e:
-        raise NetworkError(f"cannot run {binary}: {e.strerror}") from None
+        raise ContainerNetworkError(f"cannot run {binary}: {e.strerror}") from None
     except subprocess.TimeoutExpired:
-        raise NetworkError(f"netavark {verb} did not finish in 120 s") from None
+        raise ContainerNetworkError(f"netavark {verb} did not finish in 120 s") from None
     if p.returncode != 0:
         text = (p.stdout or p.stderr).decode(errors="replace").strip()
         try:
             text = _json.loads(text)["error"]
         except (ValueError, KeyError, TypeError):
             pass
-        raise NetworkError(f"netavark {verb} failed: {' '.join(str(text).split()) or 'exit code ' + str(p.returncode)}")
+        raise ContainerNetworkError(f"netavark {verb} failed: {' '.join(str(text).split()) or 'exit code ' + str(p.returncode)}")
     return p.stdout
 
 
@@ -134,13 +134,13 @@ def setup(run_dir: str, netns_path: str, options: dict) -> dict:
     except BaseException:  # a failure, or Ctrl-C/SIGTERM while netavark ran: undo what it made
         try:
             _run("teardown", run_dir, netns_path, options)
-        except NetworkError:
+        except ContainerNetworkError:
             pass  # netavark reports what it did not find; the setup's error is the one to show
         raise
     try:
         doc = _json.loads(out.decode())
     except (ValueError, UnicodeDecodeError):
-        raise NetworkError("netavark setup: the reply is not JSON") from None
+        raise ContainerNetworkError("netavark setup: the reply is not JSON") from None
     return parse_reply(doc)
 
 

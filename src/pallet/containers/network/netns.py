@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from ...errors import NetworkError
+from ...errors import ContainerNetworkError
 
 CLONE_NEWNET = 0x40000000
 MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 1 << 20
@@ -50,11 +50,11 @@ def _shared_dir(path: str) -> None:
 
 
 def _lo_up() -> None:
-    import _socket
+    import socket
     import fcntl
     import struct
 
-    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         req = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, req))[1]
@@ -69,12 +69,12 @@ def create(runroot: str, name: str) -> str:
     try:
         _shared_dir(d)
     except OSError as e:
-        raise NetworkError(f"cannot prepare the network namespace directory {d}: {e.strerror}") from None
+        raise ContainerNetworkError(f"cannot prepare the network namespace directory {d}: {e.strerror}") from None
     path = os.path.join(d, name)
     try:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
     except FileExistsError:
-        raise NetworkError(f"network namespace {path} already exists") from None
+        raise ContainerNetworkError(f"network namespace {path} already exists") from None
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: a new namespace, lo up, bound onto the file
@@ -107,7 +107,7 @@ def create(runroot: str, name: str) -> str:
             os.unlink(path)
         except OSError:
             pass
-        raise NetworkError(f"cannot create network namespace {path}: {msg.decode(errors='replace') or status}")
+        raise ContainerNetworkError(f"cannot create network namespace {path}: {msg.decode(errors='replace') or status}")
     return path
 
 
@@ -120,7 +120,7 @@ def add_placeholders(path: str, names: list[str]) -> None:
         p = subprocess.run(["nsenter", f"--net={path}", "ip", "link", "add", name, "type", "veth", "peer", "name",
                             f"ph{i}"], capture_output=True, text=True)
         if p.returncode != 0:
-            raise NetworkError(f"cannot make a stand-in interface {name} in {path}: {p.stderr.strip()}")
+            raise ContainerNetworkError(f"cannot make a stand-in interface {name} in {path}: {p.stderr.strip()}")
 
 
 def remove(path: str) -> None:
@@ -133,7 +133,7 @@ def remove(path: str) -> None:
         import errno
 
         if e.errno not in (errno.EINVAL, errno.ENOENT):  # not mounted (any more)
-            raise NetworkError(f"cannot unmount network namespace {path}: {e.strerror}") from None
+            raise ContainerNetworkError(f"cannot unmount network namespace {path}: {e.strerror}") from None
     try:
         os.unlink(path)
     except FileNotFoundError:

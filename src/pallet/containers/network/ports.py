@@ -122,12 +122,12 @@ def parse_all(specs: list[str], expose: list[str] | None = None, publish_all: bo
 
 def free_port(host_ip: str, protocol: str, count: int = 1) -> int:
     """A host port (the first of ``count`` in a row) nobody is bound to now."""
-    import _socket
+    import socket
 
-    family = _socket.AF_INET6 if ":" in host_ip else _socket.AF_INET
-    kind = _socket.SOCK_DGRAM if protocol == "udp" else _socket.SOCK_STREAM
+    family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
+    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
     for _ in range(32):
-        s = _socket.socket(family, kind)
+        s = socket.socket(family, kind)
         try:
             s.bind((host_ip, 0))
             first = s.getsockname()[1]
@@ -141,9 +141,9 @@ def free_port(host_ip: str, protocol: str, count: int = 1) -> int:
 
 
 def _free(host_ip, family, kind, port) -> bool:
-    import _socket
+    import socket
 
-    s = _socket.socket(family, kind)
+    s = socket.socket(family, kind)
     try:
         s.bind((host_ip, port))
         return True

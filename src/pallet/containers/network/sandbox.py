@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from ...errors import NetworkError, UsageError
+from ...errors import ContainerNetworkError, UsageError
 from . import netns
 from .endpoints import Endpoints
 from .mode import NetworkMode
@@ -46,7 +46,7 @@ def setup(endpoints: Endpoints, cid: str, name: str, mode: NetworkMode, port_map
         if mode.kind == "container":
             return Sandbox(endpoints.find(mode.target)["netns"], False)
         if not os.path.exists(mode.target):
-            raise NetworkError(f"network namespace {mode.target} does not exist")
+            raise ContainerNetworkError(f"network namespace {mode.target} does not exist")
         return Sandbox(mode.target, False)
     if mode.kind == "none":
         if port_mappings:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from ...errors import NetworkError, UsageError
+from ...errors import ContainerNetworkError, UsageError
 
 #: where the default network's subnet is chosen: podman's 10.88.0.0/16 first, then further /16s
 DEFAULT_POOL = ["10.88.0.0/16"] + [f"10.{i}.0.0/16" for i in range(128, 255)]
@@ -59,11 +59,11 @@ def host_networks() -> list:
             try:
                 out = subprocess.run(cmd, capture_output=True, check=True).stdout
             except (OSError, subprocess.CalledProcessError) as e:
-                raise NetworkError(f"cannot read the host's routes ({' '.join(cmd)}): {e}") from None
+                raise ContainerNetworkError(f"cannot read the host's routes ({' '.join(cmd)}): {e}") from None
             try:
                 doc = _json.loads(out.decode() or "[]")
             except ValueError:
-                raise NetworkError(f"cannot read the host's routes: {' '.join(cmd)} printed no JSON") from None
+                raise ContainerNetworkError(f"cannot read the host's routes: {' '.join(cmd)} printed no JSON") from None
             for entry in doc if isinstance(doc, list) else []:
                 if not isinstance(entry, dict):
                     continue
@@ -175,5 +175,5 @@ def choose(taken, default: bool = False):
     for cand in candidates:
         if overlapping(cand, taken) is None:
             return cand
-    raise NetworkError("no free subnet left in pallet's pools (10.88.0.0/16, 10.89.0.0-10.127.255.0/24, "
+    raise ContainerNetworkError("no free subnet left in pallet's pools (10.88.0.0/16, 10.89.0.0-10.127.255.0/24, "
                        "10.128-254.0.0/16): give one with --subnet")
