@@ -106,7 +106,6 @@ ALLOWED_DEBT = {
     ("private", "pallet.api.store", "pallet.storage.info._config"): "Store.image reads the config through info's private reader (info should export it)",
     ("private", "pallet.build.executor", "pallet.build.copy._Writer"): "the executor reuses copy's writer",
     ("private", "pallet.runtime.cgroups.ebpf", "pallet.runtime._sys._syscall"): "ebpf calls bpf(2) through _sys's raw syscall",
-    ("private", "pallet.containers.network.netns", "pallet.runtime._sys"): "until runtime/_sys moves to _std/",
     # import cycles
     ("cycle", "pallet.transports.docker", "pallet.transports.docker._source"):
         "docker's __init__ makes sources, and the source uses __init__'s helpers",

@@ -41,7 +41,7 @@ def _is_mountpoint(path: str) -> bool:
 
 
 def _shared_dir(path: str) -> None:
-    from ...runtime import _sys
+    from ..._std import syscalls as _sys
 
     os.makedirs(path, mode=0o755, exist_ok=True)
     if not _is_mountpoint(path):
@@ -80,7 +80,7 @@ def create(runroot: str, name: str) -> str:
     if pid == 0:  # the child: a new namespace, lo up, bound onto the file
         try:
             os.close(r)
-            from ...runtime import _sys
+            from ..._std import syscalls as _sys
 
             _sys.unshare(CLONE_NEWNET)
             _lo_up()
@@ -125,7 +125,7 @@ def add_placeholders(path: str, names: list[str]) -> None:
 
 def remove(path: str) -> None:
     """Unmount and delete a namespace file made by ``create`` (missing: nothing to do)."""
-    from ...runtime import _sys
+    from ..._std import syscalls as _sys
 
     try:
         _sys.umount2(path, _sys.MNT_DETACH)
