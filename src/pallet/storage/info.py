@@ -122,33 +122,24 @@ def prune(store: "Store", all_unused: bool = False, keep=None) -> list[str]:
     ``keep(rec)`` true spares an image (``image prune --filter``). As podman does, it goes round
     again while a round removed something: an intermediate image whose last child was dangling
     is dangling now."""
-    from .store import ImageUnknown
-
-    removed: list[str] = []
     spared: set[str] = set()
-    while True:
-        used = {c["image"] for c in store.containers()}
-        mounted = {img["id"] for img, _, _ in store.mounted_images()}
-        images = store.images()
+
+    def select(images: list[dict], in_use: set[str]) -> list[str]:
         parents = set() if all_unused else intermediate_ids(images)
         batch = []
         for rec in images:
             iid = rec["id"]
-            if iid in used or iid in mounted or iid in parents or iid in spared \
-                    or (rec["names"] and not all_unused):
+            if iid in in_use or iid in parents or iid in spared or (rec["names"] and not all_unused):
                 continue
             if keep is not None and keep(rec):
                 spared.add(iid)
                 continue
             batch.append(iid)
-        if not batch:
-            return removed
-        for iid in batch:
-            try:
-                store.remove_image(iid, force=True)
-            except ImageUnknown:  # another process removed it meanwhile
-                continue
-            removed.append(iid)
+        return batch
+
+    # decided and removed under the store's write lock: a concurrent build's step image or
+    # working container cannot change between the decision and the removal
+    return store.prune_images(select)
 
 
 def disk_usage(store: "Store") -> dict:

@@ -796,29 +796,63 @@ class Store:
             if not by_name and len(rec["names"]) > 1 and not (force or every_name):
                 raise ImageInUse(f"image {iid[:12]} has {len(rec['names'])} names: remove them by name, "
                                  "or use --force")
-            users = [c for c in st.containers.values() if c["image"] == iid]
             mounts = self._mounts()
-            mounted = mounts.get(f"image-{iid}")
-            if mounted and not _mount.is_mounted(mounted["path"]):
-                mounted = None
-            if not force:
-                if users:
-                    raise ImageInUse(f"image {iid[:12]} is in use by container "
-                                     f"{users[0]['names'][0] if users[0]['names'] else users[0]['id'][:12]}: "
-                                     "remove the container first, or use --force")
-                if mounted:
-                    raise ImageInUse(f"image {iid[:12]} is mounted at {mounted['path']}: "
-                                     f"run 'pallet image umount {text}' first, or use --force")
-            for c in users:
-                self._remove_container(st, c, trash, mounts)
-            if mounted:
-                self._unmount_key(mounts, f"image-{iid}")
+            untagged = self._drop_image(st, rec, trash, mounts, force, text)
             self._save_mounts(mounts)
-            untagged = list(rec["names"])
-            del st.images[iid]
-            st.dirty.add("images")
             self._gc(st, trash)
         return iid, untagged, True
+
+    def _drop_image(self, st: _State, rec: dict, trash: str, mounts: dict, force: bool, text: str) -> list[str]:
+        """Remove the image ``rec`` (under the write lock; the caller saves ``mounts`` and collects
+        garbage); without ``force`` an image a container uses or a mount holds is refused."""
+        iid = rec["id"]
+        users = [c for c in st.containers.values() if c["image"] == iid]
+        mounted = mounts.get(f"image-{iid}")
+        if mounted and not _mount.is_mounted(mounted["path"]):
+            mounted = None
+        if not force:
+            if users:
+                raise ImageInUse(f"image {iid[:12]} is in use by container "
+                                 f"{users[0]['names'][0] if users[0]['names'] else users[0]['id'][:12]}: "
+                                 "remove the container first, or use --force")
+            if mounted:
+                raise ImageInUse(f"image {iid[:12]} is mounted at {mounted['path']}: "
+                                 f"run 'pallet image umount {text}' first, or use --force")
+        for c in users:
+            self._remove_container(st, c, trash, mounts)
+        if mounted:
+            self._unmount_key(mounts, f"image-{iid}")
+        untagged = list(rec["names"])
+        del st.images[iid]
+        st.dirty.add("images")
+        return untagged
+
+    def prune_images(self, select) -> list[str]:
+        """Remove, under one hold of the write lock, the images ``select(images, in_use)`` picks
+        (``images``: the records; ``in_use``: IDs a container uses or a mount holds), round after
+        round while a round removed something; returns the IDs removed. Deciding and removing
+        under the same lock is what keeps a concurrent build's image, or its working container,
+        from going between the two (``image prune`` racing ``build``)."""
+        removed: list[str] = []
+        if self.absent:
+            return removed
+        with self.staging() as trash, self.write() as st:
+            mounts = self._mounts()
+            while True:
+                in_use = {c["image"] for c in st.containers.values()}
+                in_use.update(m.get("image") for k, m in mounts.items()
+                              if k.startswith("image-") and _mount.is_mounted(m["path"]))
+                batch = [iid for iid in select(list(st.images.values()), in_use) if iid in st.images
+                         and iid not in in_use]
+                if not batch:
+                    break
+                for iid in batch:
+                    self._drop_image(st, st.images[iid], trash, mounts, False, iid)
+                    removed.append(iid)
+            if removed:
+                self._save_mounts(mounts)
+                self._gc(st, trash)
+        return removed
 
     def _gc(self, st: _State, trash: str) -> None:
         """Remove layers no image or container needs, and blobs nothing refers to."""
