@@ -469,11 +469,11 @@ def cmd_config(args) -> int:
 def cmd_commit(args) -> int:
     b = _get(args, args.container)
     fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
-    from ..storage.ops import _has_transport
+    from ..images.refs import has_transport
 
     kw = dict(fmt=fmt, squash=args.squash, timestamp=args.timestamp, rm=args.rm,
               annotations=_kv(args.annotation, "--annotation"), history_comment=b.meta.get("comment"))
-    if args.image and _has_transport(args.image):
+    if args.image and has_transport(args.image):
         rec = b.commit_to(args.image, common.context(args), **kw)
     else:
         rec = b.commit([args.image] if args.image else [], **kw)
