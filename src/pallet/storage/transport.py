@@ -128,7 +128,7 @@ class LocalDestination(ImageDestination):
 
     def begin_image(self, manifest, config: bytes | None) -> None:
         from ..oci.config import ImageConfig
-        from .store import chain_ids
+        from .records import chain_ids
 
         if config is None:
             # Docker schema 1: the config (and so the diffIDs) is made while the layers are copied;
@@ -216,7 +216,7 @@ class LocalDestination(ImageDestination):
 
     def _apply_deferred(self) -> None:
         from ..oci.config import ImageConfig
-        from .store import chain_ids
+        from .records import chain_ids
 
         diff_ids = ImageConfig.from_bytes(self._config).diff_ids
         if len(diff_ids) != len(self._deferred):
@@ -265,7 +265,7 @@ class LocalDestination(ImageDestination):
         if named is not None and named.digest and named.digest != manifest_digest \
                 and not self.reference.digest_verified:
             raise InvalidReference(f"cannot store the image as {named}: its manifest's digest is {manifest_digest}")
-        from .store import manifest_layer_blobs
+        from .records import manifest_layer_blobs
 
         blobs = manifest_layer_blobs(raw)
         self.committed = self.store.add_image(config=self._config, config_digest=self._config_digest, manifest=raw,
