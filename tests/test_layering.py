@@ -101,7 +101,6 @@ ALLOWED_DEBT = {
     ("private", "pallet.transports.docker", "pallet.transports.docker._auth._basic"): "docker's __init__ uses auth's basic header",
     ("private", "pallet.transports.docker._source", "pallet.transports.docker._client._read_limited"): "the source uses the client's bounded reader",
     # private names reached through the module object
-    ("private", "pallet.api.store", "pallet.storage.info._config"): "Store.image reads the config through info's private reader (info should export it)",
     ("private", "pallet.cli.runtime", "pallet.runtime.container._state"): "pallet-runtime reads the container state through container's private loader",
     ("private", "pallet.build.executor", "pallet.build.copy._Writer"): "the executor reuses copy's writer",
     ("private", "pallet.runtime.cgroups.ebpf", "pallet.runtime._sys._syscall"): "ebpf calls bpf(2) through _sys's raw syscall",

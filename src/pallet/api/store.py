@@ -87,7 +87,7 @@ class Store:
 
         store = self._s()
         recs = all_recs if all_recs is not None else store.images()
-        cfg = info._config(store, rec)
+        cfg = info.config(store, rec)
         labels = (cfg.get("config") or {}).get("Labels") or {}
         containers = sum(1 for c in store.containers() if c.get("image") == rec["id"])
         dangling = not rec["names"] and rec["id"] not in info.intermediate_ids(recs)

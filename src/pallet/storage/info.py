@@ -9,9 +9,13 @@ if TYPE_CHECKING:
     from .store import Store
 
 
-def _config(store: "Store", rec: dict) -> dict:
+def config(store: "Store", rec: dict) -> dict:
+    """The image config of the image record ``rec``, parsed."""
     with store.open_blob(rec["config"]) as f:
         return json.loads(f.read())
+
+
+_config = config  # the old name (cli/_filters.py reaches it through its module object)
 
 
 def repo_tags_digests(rec: dict) -> tuple[list[str], list[str]]:
@@ -29,7 +33,7 @@ def repo_tags_digests(rec: dict) -> tuple[list[str], list[str]]:
 def inspect_image(store: "Store", text: str) -> dict:
     """podman image inspect's object for one image."""
     rec = store.image(text)
-    cfg = _config(store, rec)
+    cfg = config(store, rec)
     with store.read() as st:
         chain = store.layer_chain(st, rec.get("top_layer"))
     tags, digests = repo_tags_digests(rec)
@@ -81,7 +85,7 @@ def _manifest_annotations(store: "Store", rec: dict) -> dict:
 def history(store: "Store", text: str) -> list[dict]:
     """podman image history rows, newest first: id, created, created_by, size, comment."""
     rec = store.image(text)
-    cfg = _config(store, rec)
+    cfg = config(store, rec)
     with store.read() as st:
         chain = list(reversed(store.layer_chain(st, rec.get("top_layer"))))  # base first
     rows = []
