@@ -196,6 +196,27 @@ def test_import_pallet_loads_no_api_until_used():
     assert p.stdout.split() == ["False", "False", "True"]
 
 
+def test_a_local_reference_carries_the_store_it_was_parsed_with(store, busybox, tmp_path):
+    """containers/image's ParseStoreReference(store, ref): a local: reference holds its store,
+    so every source and destination of one call works on that one open store (no second open of
+    the same lock file), and transports alone do not parse local: (they never name the store)."""
+    import pallet
+    from pallet.transports import parse_reference as transports_parse
+    from pallet.transports.base import SystemContext
+
+    img = store.pull(busybox.removeprefix("docker://"))
+    ref = pallet.parse_reference(f"local:{img.names[0]}", store=store)
+    assert ref.store is store._store
+    r = pallet.copy(ref, "local:localhost/copied:1", store=store)
+    assert r.digest == img.digest
+    assert store.image("localhost/copied:1").id == img.id
+    run_pallet("--root", store.root, "copy", "-q", "local:localhost/copied:1", "local:localhost/copied:2")
+    assert store.image("localhost/copied:2").id == img.id
+    with pytest.raises(pallet.InvalidReference, match="names an image in a store"):
+        transports_parse("local:localhost/copied:1")
+    assert not hasattr(SystemContext(), "storage")
+
+
 def test_options_are_never_changed(store, busybox, tmp_path):
     import pallet
 

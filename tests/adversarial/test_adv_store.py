@@ -305,3 +305,61 @@ def test_check_rehashes_the_extra_blobs_a_load_kept(s, registry, tmp_path):
     s("save", "-o", str(tmp_path / "b.tar"), ref)
     s("load", "-i", archive)  # and a load brings the archive's manifest back, whole
     s("system", "check")
+
+
+# -- issue 15: image prune decides and removes under the store's write lock ----------------
+
+def test_prune_never_removes_an_image_a_container_took_after_the_decision(busybox_store, tmp_path):
+    """The decision is re-checked under the lock: even a selection naming every image (what a
+    decision made before a build's working container existed amounts to) keeps the image the
+    container uses, and the container (an earlier prune removed both, with --force)."""
+    s = busybox_store
+    ctr = s("builder", "from", "localhost/busybox:v1").stdout.strip()
+    other = tmp_path / "other"
+    images.make_layout(str(other), "v1", layers=[{"x.txt": "x"}])
+    s("copy", f"oci:{other}:v1", "local:localhost/other:v1")
+    store = s.store()
+    with store.read() as st:
+        ids = {i["names"][0]: iid for iid, i in st.images.items()}
+    removed = store.prune_images(lambda images, in_use: [r["id"] for r in images])
+    assert removed == [ids["localhost/other:v1"]]
+    with store.read() as st:
+        assert set(st.images) == {ids["localhost/busybox:v1"]}
+        assert [c["names"][0] for c in st.containers.values()] == [ctr]
+    s("system", "check")
+
+
+def test_prune_all_racing_builds_never_loses_a_working_container(busybox_store, tmp_path):
+    """`image prune -a` in a loop against concurrent builds, bounded rounds: a build either
+    succeeds or fails with one line saying the store changed under it, never "no such
+    container" or a traceback; afterwards the store passes check and no build left a container
+    or a mount behind."""
+    s = busybox_store
+    s("builder", "from", "--name", "keep-base", "localhost/busybox:v1")  # keeps the base in use
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nRUN echo a > /a\nRUN echo b > /b\n"
+                                    "RUN cat /a /b > /c\n")
+    failures = []
+    for rnd in range(3):
+        builds = [subprocess.Popen(s.args("build", "-q", "-t", f"race{rnd}-{i}", str(ctx)),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                  for i in range(2)]
+        prunes = 0
+        while any(b.poll() is None for b in builds) or prunes == 0:
+            p = s("image", "prune", "-a", check=False)
+            prunes += 1
+            assert p.returncode == 0, p.stderr
+            assert "Traceback" not in p.stderr
+        for b in builds:
+            out, err = b.communicate()
+            if b.returncode:
+                failures.append(err)
+                assert "Traceback" not in err and "internal" not in err, err
+                assert "no such container" not in err.lower(), err
+                assert len(err.strip().splitlines()) == 1, err
+    check = s("system", "check", check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert [c["names"] for c in s.store().containers()] == [["keep-base"]]
+    with open("/proc/self/mountinfo") as f:
+        assert not [line for line in f if s.root in line.split()[4] and "/mounts/" in line.split()[4]]

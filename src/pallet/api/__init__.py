@@ -9,13 +9,12 @@ from __future__ import annotations
 from ..errors import (AccessDenied, AuthenticationRequired, BlobNotFound, BuildError, ConfigError, DigestMismatch,
                       InvalidDocument, InvalidReference, NetworkError, NotFound, PalletError, RegistryError,
                       RuntimeError_, StoreError, Unsupported, UsageError)
-from ..transports import parse_reference
 from ._common import Context, Format, Reference
 from .results import (ContainerState, CopyResult, HistoryEntry, ImageInfo, InspectResult, LayerInfo,
                       RemoveResult)
 from .runtime import Container, WaitTimeout, write_spec
 from .store import Store, WorkingContainer, open_store
-from .transport import copy, inspect
+from .transport import copy, inspect, parse_reference
 
 
 def build(context: str, *, dockerfile: str | None = None, tags: "list[str] | tuple[str, ...]" = (),

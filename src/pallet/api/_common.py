@@ -36,13 +36,12 @@ class Context:
     override_arch: str | None = None
     override_variant: str | None = None
 
-    def system_context(self, storage=None) -> SystemContext:
+    def system_context(self) -> SystemContext:
         """A fresh library SystemContext for one call (the library may change it; this never changes)."""
         ctx = SystemContext(tls_verify=self.tls_verify, creds=self.creds, registry_token=self.registry_token,
                             authfile=self.authfile, registries_conf=self.registries_conf, cert_dir=self.cert_dir,
                             retry_times=self.retry_times, override_os=self.override_os,
                             override_arch=self.override_arch, override_variant=self.override_variant)
-        ctx.storage = storage
         return ctx
 
 
@@ -58,15 +57,16 @@ def context_of(context: Context | None, tls_verify: bool | None) -> Context:
     return c
 
 
-def parse(ref: Reference, what: str = "reference") -> ImageReference:
+def parse(ref: Reference, what: str = "reference", store=None) -> ImageReference:
+    """``ref`` parsed; a ``local:`` one names an image in ``store`` (a storage ``Store``)."""
     if isinstance(ref, ImageReference):
         return ref
     if not isinstance(ref, str):
         raise UsageError(f"{what}: want a string such as docker://host/repo:tag or a parsed reference, "
                          f"not {type(ref).__name__}")
-    from ..transports import parse_reference
+    from ..images.refs import parse_reference
 
-    return parse_reference(ref)
+    return parse_reference(ref, store)
 
 
 def manifest_type(fmt: str | None) -> str | None:

@@ -78,7 +78,7 @@ class Store:
 
     def _ctx(self, context: Context | None, tls_verify: bool | None):
         c = context_of(context if context is not None else self.context, tls_verify)
-        return c.system_context(self._store.options)
+        return c.system_context()
 
     # -- images --------------------------------------------------------------------------------
 
@@ -87,7 +87,7 @@ class Store:
 
         store = self._s()
         recs = all_recs if all_recs is not None else store.images()
-        cfg = info._config(store, rec)
+        cfg = info.config(store, rec)
         labels = (cfg.get("config") or {}).get("Labels") or {}
         containers = sum(1 for c in store.containers() if c.get("image") == rec["id"])
         dangling = not rec["names"] and rec["id"] not in info.intermediate_ids(recs)
@@ -134,12 +134,12 @@ class Store:
              policy: str | None = None, insecure_policy: bool = False) -> ImageInfo:
         """``pallet pull REF``: a name (short names resolve through registries.conf) or
         ``transport:details`` (``docker://``, ``oci:``, ``oci-archive:``, ``dir:``...)."""
-        from ..storage import ops
+        from ..images import pull as _pull
 
         with about(ref):
             text = _text(ref)
             options = copy_options(policy=policy, insecure_policy=insecure_policy)
-            recs = ops.pull(self._s(), text, self._ctx(context, tls_verify), options)
+            recs = _pull.pull(self._s(), text, self._ctx(context, tls_verify), options)
             return self._info(self._s().image(recs[0]["id"]))
 
     def push(self, image: str, destination: Reference | None = None, *, format: Format | None = None,
@@ -147,14 +147,14 @@ class Store:
              sign_by: str | None = None, compress: str | None = None) -> CopyResult:
         """``pallet push IMAGE [DEST]``: DEST defaults to the registry the image's name points at;
         a destination without a transport is a registry (``host/repo:tag``)."""
-        from ..storage import ops
+        from ..images import push as _push
 
         with about(image):
             ctx = self._ctx(context, tls_verify)
             dest = destination if destination is None or isinstance(destination, str) else str(destination)
             options = copy_options(format=format, remove_signatures=remove_signatures, sign_by=sign_by,
                                    compress=compress)
-            return copy_result(ops.push(self._s(), _text(image), dest, ctx, self._ctx(context, tls_verify),
+            return copy_result(_push.push(self._s(), _text(image), dest, ctx, self._ctx(context, tls_verify),
                                         options))
 
     def tag(self, image: str, *names: str) -> ImageInfo:
@@ -179,21 +179,21 @@ class Store:
     def save(self, images: str | Sequence[str], output: str, *, format: SaveFormat = "oci-archive",
              context: Context | None = None) -> None:
         """``pallet save -o OUTPUT --format FORMAT IMAGE...`` (archives, or ``oci-dir``/``docker-dir``)."""
-        from ..storage import ops
+        from ..images import archive as _archive
         from ..transports.copy import CopyOptions, Progress
 
         names = [images] if isinstance(images, str) else [_text(i) for i in images]
         with about(names[0] if names else None):
-            ops.save(self._s(), names, output, format, self._ctx(context, None),
+            _archive.save(self._s(), names, output, format, self._ctx(context, None),
                      CopyOptions(progress=Progress(None)))
 
     def load(self, archive: str, *, context: Context | None = None) -> list[str]:
         """``pallet load -i ARCHIVE``: every image of a docker-archive or oci-archive; the names loaded."""
-        from ..storage import ops
+        from ..images import archive as _archive
         from ..transports.copy import CopyOptions, Progress
 
         with about(archive):
-            return ops.load(self._s(), archive, self._ctx(context, None), CopyOptions(progress=Progress(None)))
+            return _archive.load(self._s(), archive, self._ctx(context, None), CopyOptions(progress=Progress(None)))
 
     @contextlib.contextmanager
     def mount(self, image: str) -> Iterator[str]:

@@ -16,8 +16,8 @@ def inspect(ref: Reference, *, context: Context | None = None, tls_verify: bool 
     from ..transports.inspect import inspect as _inspect
 
     with about(ref):
-        r = parse(ref)
-        ctx = context_of(context, tls_verify).system_context(_storage(store))
+        r = parse(ref, store=_storage(store, ref))
+        ctx = context_of(context, tls_verify).system_context()
         return inspect_result(_inspect(r, ctx))
 
 
@@ -35,23 +35,36 @@ def copy(src: Reference, dest: Reference, *, format: Format | None = None, all: 
     from ..transports.copy import copy_image
 
     with about(src):
-        s, d = parse(src, "src"), parse(dest, "dest")
+        storage = _storage(store, src, dest)
+        s, d = parse(src, "src", storage), parse(dest, "dest", storage)
         base = context_of(context, tls_verify)
-        storage = _storage(store)
-        sctx = (src_context or base).system_context(storage)
-        dctx = (dest_context or base).system_context(storage)
+        sctx = (src_context or base).system_context()
+        dctx = (dest_context or base).system_context()
         options = copy_options(format=format, all=all, remove_signatures=remove_signatures, sign_by=sign_by,
                                policy=policy, insecure_policy=insecure_policy, compress=compress)
         return copy_result(copy_image(s, d, sctx, dctx, options))
 
 
-def _storage(store):
+def parse_reference(ref: str, *, store: "object | None" = None):
+    """``transport:details`` parsed (``pallet.parse_reference``); a ``local:`` reference names an
+    image in ``store`` (a :class:`pallet.Store`; default: the default store)."""
+    with about(ref):
+        return parse(ref, store=_storage(store, ref))
+
+
+def _storage(store, *refs):
+    """The storage layer's store for ``local:`` references among ``refs``: ``store``'s, or the
+    default store's (opened only when a ``local:`` reference needs it)."""
     if store is None:
-        return None
+        if not any(isinstance(r, str) and r.startswith("local:") for r in refs):
+            return None
+        from .store import open_store
+
+        store = open_store()
     from .store import Store
 
     if not isinstance(store, Store):
         from ..errors import UsageError
 
         raise UsageError(f"store: want a pallet.Store (pallet.open_store()), not {type(store).__name__}")
-    return store._store.options
+    return store._s()

@@ -1129,18 +1129,17 @@ def export(store, rec: dict, output: str, ctx=None, owner: str | None = None) ->
         finally:
             store.umount_image(rec["id"], owner=owner)
         return
+    from ..images.refs import parse_reference
     from ..storage.transport import LocalReference
-    from ..transports import parse_reference
     from ..transports.base import SystemContext
     from ..transports.copy import CopyOptions, copy_image
 
     ctx = ctx or SystemContext()
-    ctx.storage = store.options
     try:
-        dest_ref = parse_reference(output)
+        dest_ref = parse_reference(output, store)
     except PalletError as e:
         raise BuildError(f"--output {output}: {e}") from None
-    copy_image(LocalReference(None, rec["id"]), dest_ref, ctx, ctx, CopyOptions())
+    copy_image(LocalReference(store, None, rec["id"]), dest_ref, ctx, ctx, CopyOptions())
 
 
 def _export_local(src: str, dest: str) -> None:

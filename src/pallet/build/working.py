@@ -30,7 +30,7 @@ def ensure_image(store, text: str, policy: str = "missing", ctx=None, out=None) 
         except ImageUnknown:
             if policy == "never":
                 raise BuildError(f"{text}: image not known, and the pull policy is never") from None
-    from ..storage import ops
+    from ..images import pull as _pull
     from ..transports.base import SystemContext
     from ..transports.copy import CopyOptions, Progress
 
@@ -39,7 +39,7 @@ def ensure_image(store, text: str, policy: str = "missing", ctx=None, out=None) 
     if out is not None:
         out(f"Resolving and pulling {text}")
     try:
-        return ops.pull(store, text, ctx, CopyOptions(progress=Progress(None)))[0]
+        return _pull.pull(store, text, ctx, CopyOptions(progress=Progress(None)))[0]
     except NotFound:
         raise
     except BuildError:
@@ -245,13 +245,13 @@ class Builder:
         ``docker-archive:...``), as buildah does: the image is made in the store, copied
         there through the copy engine, and not left in the store unless it already was."""
         from ..errors import PalletError
+        from ..images.refs import parse_reference
         from ..storage.transport import LocalReference
-        from ..transports import parse_reference
         from ..transports.base import SystemContext
         from ..transports.copy import CopyOptions, Progress, copy_image
 
         try:
-            dest = parse_reference(destination)
+            dest = parse_reference(destination, self.store)
         except PalletError as e:
             raise BuildError(f"commit: destination {destination!r}: {e}") from None
         if dest.transport == "local":
@@ -262,9 +262,8 @@ class Builder:
         rm = kw.pop("rm", False)
         rec = self.commit([], **kw)
         ctx = ctx or SystemContext()
-        ctx.storage = self.store.options
         try:
-            copy_image(LocalReference(None, rec["id"]), dest, ctx, ctx, CopyOptions(progress=Progress(None)))
+            copy_image(LocalReference(self.store, None, rec["id"]), dest, ctx, ctx, CopyOptions(progress=Progress(None)))
         finally:
             if rec["id"] not in known:  # made only to be copied: as buildah, nothing stays behind
                 self.store.remove_image(rec["id"], force=True)

@@ -469,7 +469,7 @@ def cmd_config(args) -> int:
 def cmd_commit(args) -> int:
     b = _get(args, args.container)
     fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
-    from ..transports import has_transport
+    from ..images.refs import has_transport
 
     kw = dict(fmt=fmt, squash=args.squash, timestamp=args.timestamp, rm=args.rm,
               annotations=_kv(args.annotation, "--annotation"), history_comment=b.meta.get("comment"))

@@ -90,10 +90,6 @@ def context(args: _args.Namespace, prefix: str = ""):
         from ..transports._files import parse_size
 
         ctx.spool_limit = parse_size(args.spool_limit, "--spool-limit")
-    if any(getattr(args, k, None) for k in ("root", "runroot", "storage_driver")):
-        from ..storage.options import resolve
-
-        ctx.storage = resolve(args.root, args.runroot, args.storage_driver)
     return ctx
 
 

@@ -210,7 +210,7 @@ def _progress(args):
 # -- handlers ------------------------------------------------------------------------------
 
 def cmd_pull(args) -> int:
-    from ..storage import ops
+    from ..images import pull as _pull
     from ..transports.copy import CopyOptions
 
     store = _store(args)
@@ -225,7 +225,7 @@ def cmd_pull(args) -> int:
     ctx.override_variant = args.variant or ctx.override_variant
     for text in args.images:
         options = CopyOptions(progress=_progress(args), policy=args.policy, insecure_policy=args.insecure_policy)
-        images = ops.pull(store, text, ctx, options, all_tags=args.all_tags)
+        images = _pull.pull(store, text, ctx, options, all_tags=args.all_tags)
         for img in images:
             print(img["id"])
     return 0
@@ -233,7 +233,7 @@ def cmd_pull(args) -> int:
 
 def cmd_push(args) -> int:
     from ..oci import mediatype as mt
-    from ..storage import ops
+    from ..images import push as _push
     from ..transports.copy import CopyOptions
 
     store = _store(args, create=False)
@@ -242,7 +242,7 @@ def cmd_push(args) -> int:
                           progress=_progress(args), policy=args.policy, insecure_policy=args.insecure_policy,
                           remove_signatures=args.remove_signatures, sign_by=args.sign_by,
                           sign_passphrase_file=args.sign_passphrase_file)
-    result = ops.push(store, args.image, args.destination, common.context(args), common.context(args), options)
+    result = _push.push(store, args.image, args.destination, common.context(args), common.context(args), options)
     if args.digestfile:
         from .._fs import write_output
 
@@ -355,7 +355,7 @@ def cmd_untag(args) -> int:
 
 def cmd_save(args) -> int:
     from ..errors import UsageError
-    from ..storage import ops
+    from ..images import archive as _archive
     from ..transports.copy import CopyOptions, Progress
 
     output = args.output
@@ -365,12 +365,12 @@ def cmd_save(args) -> int:
         output = "/dev/stdout"
     options = CopyOptions(progress=Progress(None) if args.quiet or output == "/dev/stdout" else _progress(args),
                           compress_format="gzip" if args.compress else None)
-    ops.save(_store(args, create=False), args.images, output, args.format, common.context(args), options)
+    _archive.save(_store(args, create=False), args.images, output, args.format, common.context(args), options)
     return 0
 
 
 def cmd_load(args) -> int:
-    from ..storage import ops
+    from ..images import archive as _archive
     from ..transports.copy import CopyOptions, Progress
 
     src = args.input or "-"
@@ -378,7 +378,7 @@ def cmd_load(args) -> int:
         from ..errors import UsageError
 
         raise UsageError("no archive on stdin: use --input FILE")
-    names = ops.load(_store(args), src, common.context(args),
+    names = _archive.load(_store(args), src, common.context(args),
                      CopyOptions(progress=Progress(None) if args.quiet else _progress(args)))
     for n in names:
         print(f"Loaded image: {n}")

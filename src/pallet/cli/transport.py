@@ -196,7 +196,19 @@ def cmd_standalone_verify(args) -> int:
     return 0
 
 
-def _parse_ref(text: str):
+def _parse_ref(text: str, args=None, write: bool = False):
+    """A reference; a ``local:`` one names an image in the store the global flags name, opened
+    once per command (both sides of ``copy local:A local:B`` share it: a second open of the
+    same store in one process would wait on its own lock)."""
+    if text.startswith("local:"):
+        from ..images.refs import parse_reference
+
+        store = getattr(args, "_local_store", None)
+        if store is None or (write and store.absent):
+            from .store import open_store
+
+            store = args._local_store = open_store(args, create=write)
+        return parse_reference(text, store)
     from ..transports import parse_reference
 
     return parse_reference(text)
@@ -207,7 +219,7 @@ def _parse_ref(text: str):
 def cmd_inspect(args) -> int:
     from ..transports import inspect as _inspect
 
-    ref = _parse_ref(args.image)
+    ref = _parse_ref(args.image, args)
     ctx = common.context(args)
     if args.format and (args.raw or args.config):
         from ..errors import UsageError
@@ -272,8 +284,9 @@ def copy_options(args):
 def cmd_copy(args) -> int:
     from ..transports.copy import copy_image
 
-    src = _parse_ref(args.source)
-    dest = _parse_ref(args.destination)
+    # the destination first: a local: one opens the store for writing, and the source shares it
+    dest = _parse_ref(args.destination, args, write=True)
+    src = _parse_ref(args.source, args)
     options = copy_options(args)
     if args.dest_compress_format and args.dest_decompress:
         from ..errors import UsageError
@@ -309,7 +322,7 @@ def cmd_sync(args) -> int:
 # -- delete, manifest-digest ---------------------------------------------------------------
 
 def cmd_delete(args) -> int:
-    ref = _parse_ref(args.image)
+    ref = _parse_ref(args.image, args, write=True)
     ref.delete(common.context(args))
     return 0
 

@@ -26,7 +26,7 @@ def _file_digest(path: str) -> str | None:
 
 def _manifest_blobs(store: "Store", digest: str) -> list[str]:
     from ..errors import PalletError
-    from .store import manifest_layer_blobs
+    from .records import manifest_layer_blobs
 
     try:
         with store.open_blob(digest) as f:

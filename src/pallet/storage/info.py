@@ -9,9 +9,13 @@ if TYPE_CHECKING:
     from .store import Store
 
 
-def _config(store: "Store", rec: dict) -> dict:
+def config(store: "Store", rec: dict) -> dict:
+    """The image config of the image record ``rec``, parsed."""
     with store.open_blob(rec["config"]) as f:
         return json.loads(f.read())
+
+
+_config = config  # the old name (cli/_filters.py reaches it through its module object)
 
 
 def repo_tags_digests(rec: dict) -> tuple[list[str], list[str]]:
@@ -51,7 +55,7 @@ def image_summary(rec: dict, labels: dict | None, containers: int, dangling: boo
 def inspect_image(store: "Store", text: str) -> dict:
     """podman image inspect's object for one image."""
     rec = store.image(text)
-    cfg = _config(store, rec)
+    cfg = config(store, rec)
     with store.read() as st:
         chain = store.layer_chain(st, rec.get("top_layer"))
     tags, digests = repo_tags_digests(rec)
@@ -103,7 +107,7 @@ def _manifest_annotations(store: "Store", rec: dict) -> dict:
 def history(store: "Store", text: str) -> list[dict]:
     """podman image history rows, newest first: id, created, created_by, size, comment."""
     rec = store.image(text)
-    cfg = _config(store, rec)
+    cfg = config(store, rec)
     with store.read() as st:
         chain = list(reversed(store.layer_chain(st, rec.get("top_layer"))))  # base first
     rows = []
@@ -144,33 +148,24 @@ def prune(store: "Store", all_unused: bool = False, keep=None) -> list[str]:
     ``keep(rec)`` true spares an image (``image prune --filter``). As podman does, it goes round
     again while a round removed something: an intermediate image whose last child was dangling
     is dangling now."""
-    from .store import ImageUnknown
-
-    removed: list[str] = []
     spared: set[str] = set()
-    while True:
-        used = {c["image"] for c in store.containers()}
-        mounted = {img["id"] for img, _, _ in store.mounted_images()}
-        images = store.images()
+
+    def select(images: list[dict], in_use: set[str]) -> list[str]:
         parents = set() if all_unused else intermediate_ids(images)
         batch = []
         for rec in images:
             iid = rec["id"]
-            if iid in used or iid in mounted or iid in parents or iid in spared \
-                    or (rec["names"] and not all_unused):
+            if iid in in_use or iid in parents or iid in spared or (rec["names"] and not all_unused):
                 continue
             if keep is not None and keep(rec):
                 spared.add(iid)
                 continue
             batch.append(iid)
-        if not batch:
-            return removed
-        for iid in batch:
-            try:
-                store.remove_image(iid, force=True)
-            except ImageUnknown:  # another process removed it meanwhile
-                continue
-            removed.append(iid)
+        return batch
+
+    # decided and removed under the store's write lock: a concurrent build's step image or
+    # working container cannot change between the decision and the removal
+    return store.prune_images(select)
 
 
 def disk_usage(store: "Store") -> dict:

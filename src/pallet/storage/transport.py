@@ -1,5 +1,11 @@
 """``local:`` — the store as a transport: ``local:NAME[:TAG]``, ``local:NAME@DIGEST``,
-``local:@IMAGE_ID``. Pulls are copies into it, pushes copies out of it."""
+``local:@IMAGE_ID``. Pulls are copies into it, pushes copies out of it.
+
+A reference carries the :class:`~pallet.storage.store.Store` it names an image in, as
+containers/image's ``ParseStoreReference(store, ref)`` does: whoever holds a store parses
+``local:`` text with :func:`parse` (``images.refs.parse_reference`` for any reference text), and
+every source and destination works on that one open store (a second ``Store`` on the same lock
+file in one process would wait for itself)."""
 
 from __future__ import annotations
 
@@ -8,32 +14,32 @@ from ..oci import mediatype as mt
 from ..transports.base import ImageDestination, ImageReference, ImageSource
 
 
-def parse(details: str) -> "LocalReference":
+def parse(store, details: str) -> "LocalReference":
     if not details:
         raise InvalidReference("invalid local: reference: empty (want local:NAME[:TAG] or local:@ID)")
     if details.startswith("@"):
         iid = details[1:].removeprefix("sha256:")
         if not (3 <= len(iid) <= 64 and all(c in "0123456789abcdef" for c in iid)):
             raise InvalidReference(f"invalid local: image ID {details[1:]!r}")
-        return LocalReference(None, iid)
+        return LocalReference(store, None, iid)
     from .names import qualify
 
-    return LocalReference(qualify(details), None)
-
-
-def store_for(ctx, create: bool = True):
-    from .store import Store
-
-    return Store(getattr(ctx, "storage", None), create=create)
+    return LocalReference(store, qualify(details), None)
 
 
 class LocalReference(ImageReference):
-    """An image in the store by name or ID. With neither (only made by the library, e.g. for a
+    """An image in ``store`` by name or ID. With neither (only made by the library, e.g. for a
     pull by digest) it is a destination that stores the image without a name."""
 
     transport = "local"
 
-    def __init__(self, named, image_id: str | None, keep_digest: bool = False, digest_verified: bool = False):
+    def __init__(self, store, named, image_id: str | None, keep_digest: bool = False,
+                 digest_verified: bool = False):
+        from .store import Store
+
+        if not isinstance(store, Store):
+            raise StoreError(f"internal: a local: reference needs an open store, not {type(store).__name__}")
+        self.store = store
         self.named = named
         self.image_id = image_id
         #: a destination: an image already stored keeps its manifest (see Store.add_image)
@@ -54,15 +60,17 @@ class LocalReference(ImageReference):
         return self.image_id if self.image_id else str(self.named)
 
     def new_source(self, ctx) -> "LocalSource":
-        return LocalSource(self, store_for(ctx, create=False))
+        return LocalSource(self, self.store)
 
     def new_destination(self, ctx) -> "LocalDestination":
         if self.image_id:
             raise InvalidReference(f"cannot write to {self}: a destination needs NAME[:TAG] or NAME@DIGEST")
-        return LocalDestination(self, store_for(ctx))
+        if self.store.absent:
+            raise StoreError(f"internal: {self} names a store opened read-only")
+        return LocalDestination(self, self.store)
 
     def delete(self, ctx) -> None:
-        store_for(ctx).remove_image(self.lookup_text())
+        self.store.remove_image(self.lookup_text())
 
 
 class LocalSource(ImageSource):
@@ -120,7 +128,7 @@ class LocalDestination(ImageDestination):
 
     def begin_image(self, manifest, config: bytes | None) -> None:
         from ..oci.config import ImageConfig
-        from .store import chain_ids
+        from .records import chain_ids
 
         if config is None:
             # Docker schema 1: the config (and so the diffIDs) is made while the layers are copied;
@@ -208,7 +216,7 @@ class LocalDestination(ImageDestination):
 
     def _apply_deferred(self) -> None:
         from ..oci.config import ImageConfig
-        from .store import chain_ids
+        from .records import chain_ids
 
         diff_ids = ImageConfig.from_bytes(self._config).diff_ids
         if len(diff_ids) != len(self._deferred):
@@ -257,7 +265,7 @@ class LocalDestination(ImageDestination):
         if named is not None and named.digest and named.digest != manifest_digest \
                 and not self.reference.digest_verified:
             raise InvalidReference(f"cannot store the image as {named}: its manifest's digest is {manifest_digest}")
-        from .store import manifest_layer_blobs
+        from .records import manifest_layer_blobs
 
         blobs = manifest_layer_blobs(raw)
         self.committed = self.store.add_image(config=self._config, config_digest=self._config_digest, manifest=raw,

@@ -3,6 +3,10 @@
 ``base`` defines the interfaces every transport implements; ``parse_reference`` turns
 ``transport:details`` into an :class:`~pallet.transports.base.ImageReference` by loading only
 the module of that transport; ``copy`` moves any source to any destination.
+
+The store's ``local:`` transport is not among them: a ``local:`` reference carries the store it
+names an image in, so it is parsed by whoever holds a store (``pallet.images.refs``), and this
+package never names the store.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ TRANSPORTS = {
     "oci-archive": "pallet.transports.oci_archive",
     "docker-archive": "pallet.transports.docker_archive",
     "dir": "pallet.transports.directory",
-    "local": "pallet.storage.transport",
 }
+
+#: transports parsed elsewhere, with the store they name (see the module docstring)
+PARSED_WITH_A_STORE = ("local",)
 
 
 def has_transport(text: str) -> bool:
@@ -34,11 +40,14 @@ def parse_reference(text: str):
     name, sep, details = text.partition(":")
     if not sep:
         raise InvalidReference(f"invalid image name {text!r}: expected transport:details "
-                               f"(one of {', '.join(t for t in TRANSPORTS)})")
+                               f"(one of {', '.join(tuple(TRANSPORTS) + PARSED_WITH_A_STORE)})")
     module = TRANSPORTS.get(name)
+    if name in PARSED_WITH_A_STORE:
+        raise InvalidReference(f"invalid image name {text!r}: a {name}: reference names an image in a store: "
+                               "parse it with the store (pallet.images.refs.parse_reference(text, store))")
     if module is None:
         raise InvalidReference(f"invalid image name {text!r}: unknown transport {name!r} "
-                               f"(known: {', '.join(TRANSPORTS)})")
+                               f"(known: {', '.join(tuple(TRANSPORTS) + PARSED_WITH_A_STORE)})")
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as e:

@@ -35,7 +35,7 @@ class SystemContext:
     __slots__ = ("tls_verify", "creds", "registry_token", "authfile", "registries_conf", "cert_dir",
                  "retry_times", "retry_delay", "override_os", "override_arch", "override_variant",
                  "user_agent", "no_creds", "debug", "compress_format", "compress_level",
-                 "docker_archive_additional_tags", "oci_shared_blob_dir", "storage", "registries_d",
+                 "docker_archive_additional_tags", "oci_shared_blob_dir", "registries_d",
                  "spool_limit", "signature_policy", "insecure_policy")
 
     def __init__(self, **kw):
@@ -57,7 +57,6 @@ class SystemContext:
         self.compress_level: int | None = None
         self.docker_archive_additional_tags: list = []
         self.oci_shared_blob_dir: str | None = None
-        self.storage = None  # storage options, for the local: transport
         self.registries_d: str | None = None  # where lookaside (signature) locations are configured
         self.spool_limit: int | None = None  # bytes a piped archive may spool (None: config, default)
         # the trust policy every copy from this side is checked against (containers/image's

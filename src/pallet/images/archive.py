@@ -1,0 +1,187 @@
+"""``save`` (images to a docker-archive, oci-archive, OCI layout or dir) and ``load``
+(every image of an archive into the store), as podman does."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import InvalidReference, NotFound, UsageError
+from ..storage.names import qualify
+from ..storage.transport import LocalReference
+from ..transports.copy import CopyOptions, copy_image
+from .pull import pull_one
+from .refs import parse_reference
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..storage.store import Store
+    from ..transports.base import SystemContext
+
+
+def save(store: "Store", images: list[str], output: str, fmt: str, ctx: "SystemContext",
+         options: CopyOptions | None = None) -> None:
+    """Write images to an archive (docker-archive, oci-archive) or a directory (oci-dir, docker-dir)."""
+    options = options or CopyOptions()
+    if not images:
+        raise UsageError("save needs at least one image")
+    if fmt not in ("docker-archive", "oci-archive", "oci-dir", "docker-dir"):
+        raise UsageError(f"unknown save format {fmt!r}: want docker-archive, oci-archive, oci-dir or docker-dir")
+    if len(images) > 1 and fmt in ("docker-dir",):
+        raise UsageError("docker-dir holds one image")
+    if fmt == "docker-dir":
+        options.format = "application/vnd.docker.distribution.manifest.v2+json"
+    else:  # archives and layouts cannot hold signatures: saved without them, as podman does
+        options.remove_signatures = True
+    recs = [(text, store.image(text)) for text in images]
+    if fmt == "docker-dir":
+        text, rec = recs[0]
+        copy_image(LocalReference(store, None, rec["id"]), parse_reference(f"dir:{output}"), ctx, ctx, options)
+        return
+    if fmt == "docker-archive":
+        from ..transports.docker_archive import MultiImageArchive
+
+        options.format = "application/vnd.docker.distribution.manifest.v2+json"
+        with MultiImageArchive(output) as archive:
+            for text, rec in recs:
+                copy_image(LocalReference(store, None, rec["id"]), archive.reference(_archive_tag(text, rec)), ctx, ctx,
+                           options)
+            archive.commit()
+        return
+    # OCI: one layout holding every image, each under its name (or ID) as the ref name
+    import shutil
+    import tempfile
+
+    if fmt == "oci-dir":
+        for text, rec in recs:
+            copy_image(LocalReference(store, None, rec["id"]), parse_reference(f"oci:{output}:{_archive_tag(text, rec) or rec['id']}"),
+                       ctx, ctx, options)
+        return
+    from .. import _fs
+    from ..transports import _files
+
+    target, stream = _fs.output_target("/dev/stdout" if output == "-" else output)
+    tmp = tempfile.mkdtemp(prefix=".pallet-save-", dir=_files.big_temp_dir() if stream else os.path.dirname(target))
+    try:
+        layout = os.path.join(tmp, "layout")
+        for text, rec in recs:
+            copy_image(LocalReference(store, None, rec["id"]),
+                       parse_reference(f"oci:{layout}:{_archive_tag(text, rec) or rec['id']}"), ctx, ctx, options)
+        _tar_dir(layout, output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _archive_tag(text: str, rec: dict) -> str | None:
+    """The name an image is saved under: the one the user typed if it names it, else its first name."""
+    tagged = [n for n in rec["names"] if "@" not in n]  # an archive's tags cannot hold a digest
+    try:
+        q = str(qualify(text))
+        if q in tagged:
+            return q
+    except InvalidReference:
+        pass
+    return tagged[0] if tagged else None
+
+
+def _tar_dir(directory: str, output: str) -> None:
+    """Tar ``directory``'s contents to ``output`` (a file the user named: see ``_fs.output_file``)."""
+    import tarfile
+
+    from .. import _fs
+
+    with _fs.output_file("/dev/stdout" if output == "-" else output) as f:
+        with tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+            for root, dirs, files in os.walk(directory):
+                dirs.sort()
+                for name in sorted(dirs) + sorted(files):
+                    full = os.path.join(root, name)
+                    tf.add(full, arcname=os.path.relpath(full, directory), recursive=False)
+
+
+def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOptions | None = None) -> list[str]:
+    """Load every image of a docker-archive or oci-archive into the store; returns the names loaded.
+
+    ``archive`` may be ``-`` or a pipe: it is spooled into the store's staging area first (an
+    archive is read more than once), and the spool goes when the load ends, however it ends.
+    """
+    import stat
+
+    if archive in ("-", "/dev/stdin") or (os.path.exists(archive) and not stat.S_ISREG(os.stat(archive).st_mode)):
+        import sys
+
+        from ..transports import _files
+
+        with store.staging() as spool:  # locked: a SIGKILLed load's spool is removed by the next run
+            path = os.path.join(spool, "archive.tar")
+            what = "standard input" if archive in ("-", "/dev/stdin") else archive
+            with open(sys.stdin.buffer.fileno() if archive == "-" else archive, "rb", closefd=archive != "-") as src, \
+                    open(path, "wb") as f:
+                from ..layer import stream as _stream
+
+                _files.spool_copy(_stream.open_decompressed(src), f, _files.spool_limit(ctx), what)
+            return load(store, path, ctx, options)
+    options = options or CopyOptions()
+    kind = _archive_kind(archive)
+    loaded = []
+    if kind == "docker-archive":
+        for i, tags in enumerate(_docker_archive_tags(archive)):
+            ref = parse_reference(f"docker-archive:{archive}:@{i}")
+            img = pull_one(store, ref, tags[0] if tags else None, ctx, options, keep_digest=True)
+            if len(tags) > 1:
+                store.tag(img["id"], tags[1:])
+            if tags:
+                loaded.extend(str(qualify(t)) for t in tags)
+            else:
+                loaded.append("sha256:" + img["id"])
+        return loaded
+    # oci-archive: every ref name in the layout
+    from .. import _json as json
+    import tarfile
+
+    names = []
+    with tarfile.open(archive) as tf:
+        try:
+            member = tf.getmember("index.json")
+        except KeyError:
+            raise NotFound(f"{archive}: not an oci-archive (no index.json)") from None
+        f = tf.extractfile(member)
+        idx = json.loads(f.read()) if f else {}
+    for m in idx.get("manifests", []):
+        ref_name = (m.get("annotations") or {}).get("org.opencontainers.image.ref.name")
+        names.append(ref_name)
+    for ref_name in names:
+        src = parse_reference(f"oci-archive:{archive}" + (f":{ref_name}" if ref_name else ""))
+        img = pull_one(store, src, ref_name if ref_name and not ref_name.startswith("sha256") else None, ctx, options,
+                        keep_digest=True)
+        loaded.append(str(qualify(ref_name)) if ref_name and img["names"] else "sha256:" + img["id"])
+    return loaded
+
+
+def _docker_archive_tags(path: str) -> list[list[str]]:
+    """RepoTags of every image in a docker-archive's manifest.json."""
+    from .. import _json as json
+    import tarfile
+
+    with tarfile.open(path) as tf:
+        f = tf.extractfile("manifest.json")
+        doc = json.loads(f.read()) if f else []
+    if not isinstance(doc, list):
+        raise UsageError(f"{path}: manifest.json is not a list")
+    return [list(item.get("RepoTags") or []) if isinstance(item, dict) else [] for item in doc]
+
+
+def _archive_kind(path: str) -> str:
+    import tarfile
+
+    try:
+        with tarfile.open(path) as tf:
+            names = set(tf.getnames()[:2000])
+    except FileNotFoundError:
+        raise NotFound(f"{path}: no such file") from None
+    except (tarfile.TarError, OSError) as e:
+        raise UsageError(f"{path}: not a docker-archive or oci-archive: {e}") from None
+    if "manifest.json" in names:
+        return "docker-archive"
+    if "index.json" in names or "oci-layout" in names:
+        return "oci-archive"
+    raise UsageError(f"{path}: not a docker-archive or oci-archive (no manifest.json or index.json)")

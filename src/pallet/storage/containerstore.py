@@ -1,0 +1,144 @@
+"""Containers: a writable layer on an image, their records, mounts and removal. A part of
+:class:`~pallet.storage.store.Store`."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import NotFound, StoreError
+from . import _mount
+from .records import ImageUnknown
+from .records import State as _State
+from .records import now as _now
+
+
+class ContainerStore:
+    """The store's containers (a part of ``Store``)."""
+
+    def containers(self) -> list[dict]:
+        with self.read() as st:
+            return [dict(r) for r in st.containers.values()]
+
+    def create_container(self, image: str | None, name: str | None = None, kind: str = "container",
+                         metadata: dict | None = None, owner: str | None = None) -> dict:
+        """A container: a writable layer on an image (None: on nothing, like ``scratch``).
+        ``owner`` (from :meth:`owner`): the container goes when that owner's process dies."""
+        cid = os.urandom(32).hex()
+        with self.staging() as staging:
+            with self.read() as st:
+                rec = self.lookup_image(st, image) if image else None
+                top = rec.get("top_layer") if rec else None
+                parent_dir = self.driver.layer_dir(top) if top and self.driver.name == "vfs" else None
+                self.driver.stage(staging, parent_dir)
+            with self.write() as st:
+                if name and any(name in c["names"] for c in st.containers.values()):
+                    raise StoreError(f"the container name {name!r} is already in use")
+                if rec and rec["id"] not in st.images:
+                    raise ImageUnknown(f"{image}: image was removed meanwhile")
+                drv = self.driver.install(staging, cid)
+                st.layers[cid] = {"id": cid, "parent": top, "diff_id": None, "blob": None, "size": 0,
+                                  "created": _now(), "driver": drv, "kind": "container"}
+                c = {"id": cid, "names": [name] if name else [], "image": rec["id"] if rec else None,
+                     "layer": cid, "created": _now(), "kind": kind, "metadata": metadata or {}}
+                if owner:
+                    c["owner"] = owner
+                st.containers[cid] = c
+                st.dirty.update(("layers", "containers"))
+                return dict(c)
+
+    def lookup_container(self, st: _State, text: str) -> dict:
+        for c in st.containers.values():
+            if text in c["names"] or c["id"] == text:
+                return c
+        found = [c for c in st.containers.values() if len(text) >= 3 and c["id"].startswith(text)]
+        if len(found) == 1:
+            return found[0]
+        raise NotFound(f"{text}: no such container")
+
+    def container(self, text: str) -> dict:
+        with self.read() as st:
+            return dict(self.lookup_container(st, text))
+
+    def update_container(self, text: str, **changes) -> dict:
+        with self.write() as st:
+            c = self.lookup_container(st, text)
+            c.update(changes)
+            st.dirty.add("containers")
+            return dict(c)
+
+    def mount_container(self, text: str) -> str:
+        with self.write() as st:
+            c = self.lookup_container(st, text)
+            key = f"container-{c['id']}"
+            mounts = self._mounts()
+            m = mounts.get(key)
+            path = self._container_mount_path(c)
+            if m and _mount.is_mounted(m["path"]):
+                m["count"] += 1
+            elif _mount.is_mounted(path):  # mounted by a process killed before it counted
+                m = mounts[key] = {"path": path, "count": 1, "container": c["id"]}
+            else:
+                os.makedirs(path, 0o755, exist_ok=True)
+                layer = st.layers[c["layer"]]
+                chain = self.layer_chain(st, layer.get("parent"))
+                m = mounts[key] = {"path": path, "count": 1, "container": c["id"]}
+                self._save_mounts(mounts)  # counted before it is made (see mount_image)
+                try:
+                    self.driver.mount(chain, path, writable=layer)
+                except BaseException:
+                    mounts.pop(key, None)
+                    self._save_mounts(mounts)
+                    raise
+            self._save_mounts(mounts)
+            return m["path"]
+
+    def _container_mount_path(self, c: dict) -> str:
+        return os.path.join(self.driver.layer_dir(c["layer"]), "merged") if self.driver.name == "overlay" \
+            else os.path.join(self.graphroot, "mounts", c["id"])
+
+    def umount_container(self, text: str, force: bool = False) -> bool:
+        with self.write() as st:
+            c = self.lookup_container(st, text)
+            key = f"container-{c['id']}"
+            mounts = self._mounts()
+            m = mounts.get(key)
+            if not m:
+                return True
+            m["count"] -= 1
+            done = force or m["count"] <= 0
+            if done:
+                self._unmount_key(mounts, key)
+            self._save_mounts(mounts)
+            return done
+
+    def container_mountpoint(self, text: str) -> str | None:
+        with self.read() as st:
+            c = self.lookup_container(st, text)
+            m = self._mounts().get(f"container-{c['id']}")
+            return m["path"] if m and _mount.is_mounted(m["path"]) else None
+
+    def remove_container(self, text: str) -> str:
+        with self.staging() as trash, self.write() as st:
+            c = self.lookup_container(st, text)
+            mounts = self._mounts()
+            self._remove_container(st, c, trash, mounts)
+            self._save_mounts(mounts)
+        return c["id"]
+
+    def _remove_container(self, st: _State, c: dict, trash: str, mounts: dict) -> None:
+        self._unmount_key(mounts, f"container-{c['id']}")
+        path = self._container_mount_path(c)
+        if _mount.is_mounted(path):  # mounted, never counted: its process was killed in between
+            try:
+                _mount.umount(path)
+            except OSError as e:
+                raise StoreError(f"unmounting {path}: {e.strerror} (is a process using it?)") from None
+        del st.containers[c["id"]]
+        st.layers.pop(c["layer"], None)
+        st.after.append(lambda: self.driver.remove(c["layer"], trash))
+        st.dirty.update(("layers", "containers"))
+
+    def container_diff_dir(self, text: str) -> str:
+        with self.read() as st:
+            c = self.lookup_container(st, text)
+            return self.driver.diff_dir(c["layer"])
