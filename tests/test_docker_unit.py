@@ -454,10 +454,13 @@ print(",".join(heavy))
 
 
 def test_has_transport_reads_names_as_podman_does():
-    from pallet.transports import has_transport
+    from pallet import transports
+    from pallet.images.refs import has_transport
 
     assert has_transport("docker://quay.io/a/b:1")
     assert has_transport("oci:/tmp/layout:tag") and has_transport("dir:/tmp/x") and has_transport("local:busybox")
+    # the transports know nothing of the store: local: is parsed by whoever holds one
+    assert transports.has_transport("oci:/tmp/layout:tag") and not transports.has_transport("local:busybox")
     # docker: without its // is a store name with a tag (podman's "docker:latest" is an image name)
     assert not has_transport("docker:latest")
     assert not has_transport("busybox:latest") and not has_transport("busybox")
