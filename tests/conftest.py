@@ -31,17 +31,112 @@ def need(tool: str) -> str:
     return path
 
 
+def wait_for(predicate, timeout: float = 60, what: str = "the condition", interval: float = 0.02):
+    """Poll ``predicate`` until it returns a true value (returned); fail naming ``what`` after
+    ``timeout`` seconds. Timeouts are generous: they cost nothing when the condition comes
+    quickly, and the suite must pass on a machine with a load average of 10+."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _unescape_mountinfo(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo
+    import re
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mounts_under(*roots: str) -> list[str]:
+    """The mount points at or below any of ``roots`` (from /proc/self/mountinfo), deepest first."""
+    prefixes = [os.path.realpath(r).rstrip("/") for r in roots]
+    with open("/proc/self/mountinfo") as f:
+        points = [_unescape_mountinfo(line.split()[4]) for line in f]
+    found = {m for m in points for p in prefixes if m == p or m.startswith(p + "/")}
+    return sorted(found, key=lambda m: (m.count("/"), m), reverse=True)
+
+
+def unmount_under(*roots: str) -> None:
+    """Unmount everything a (possibly failed) test left mounted at or below ``roots``, deepest
+    first, lazily (a busy mount still goes). Every mount is tried before an error is raised,
+    and the error names what stayed mounted."""
+    for _ in range(3):  # stacked mounts: one pass per layer of stacking
+        points = mounts_under(*roots)
+        if not points:
+            return
+        for m in points:
+            subprocess.run(["umount", "-l", m], capture_output=True)
+    left = mounts_under(*roots)
+    if left:
+        raise AssertionError(f"still mounted after teardown: {left}")
+
+
+def release_all(*steps) -> None:
+    """Run every teardown step even when earlier ones raise; raise the errors together at the
+    end, so one failing step never leaves a process, mount or server behind."""
+    errors = []
+    for step in steps:
+        try:
+            step()
+        except BaseException as e:  # noqa: BLE001 - collected and raised below
+            errors.append(f"{getattr(step, '__qualname__', step)}: {type(e).__name__}: {e}")
+    if errors:
+        raise AssertionError("teardown failed: " + "; ".join(errors))
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` has a TCP socket listening on ``port`` (from /proc)."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+                        return True
+        except OSError:
+            continue
+    return False
+
+
 class Registry:
     """A real docker-registry on 127.0.0.1 with its own storage, optionally with auth."""
 
     def __init__(self, workdir: str, auth: dict | None = None, port: int | None = None):
         self.workdir = workdir
-        self.port = port or free_port()
-        self.host = f"127.0.0.1:{self.port}"
         self.storage = os.path.join(workdir, "storage")
         os.makedirs(self.storage, exist_ok=True)
+        self.log = None
+        # a free port can be taken by another process before the registry binds it (several
+        # suites run on one machine): then it exits, and another free port is tried
+        for attempt in range(5):
+            if self._start(auth, port or free_port()):
+                return
+            if port:
+                break
+        self._failed("it exited: see its log")
+
+    def _start(self, auth: dict | None, port: int) -> bool:
         import yaml
 
+        self.port = port
+        self.host = f"127.0.0.1:{self.port}"
         config = {
             "version": 0.1,
             "log": {"level": "error", "accesslog": {"disabled": True}},
@@ -51,43 +146,66 @@ class Registry:
         }
         if auth:
             config["auth"] = auth
-        self.config_path = os.path.join(workdir, "config.yml")
+        self.config_path = os.path.join(self.workdir, "config.yml")
         with open(self.config_path, "w") as f:
             yaml.safe_dump(config, f)
-        self.log = open(os.path.join(workdir, "registry.log"), "wb")
+        if self.log is not None:
+            self.log.close()
+        self.log = open(os.path.join(self.workdir, "registry.log"), "wb")
         self.proc = subprocess.Popen([need("docker-registry"), "serve", self.config_path],
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while True:
+
+        def up() -> bool:
+            # our process listens on the port (not another one that took it), and answers
+            if self.proc.poll() is not None:
+                return True  # exited: the caller tries another port
+            if not _listens(self.proc.pid, self.port):
+                return False
             try:
-                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
-                break
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=5)
+                return True
             except urllib.error.HTTPError:
-                break  # 401 with auth on: it is up
+                return True  # 401 with auth on: it is up
             except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    with open(os.path.join(workdir, "registry.log")) as f:
-                        pytest.fail(f"docker-registry did not start: {f.read()[-2000:]}")
-                time.sleep(0.05)
+                return False
+
+        try:
+            wait_for(up, 60, f"docker-registry to answer on {self.host}")
+        except BaseException as e:
+            self.stop()
+            self._failed(str(e))
+        if self.proc.poll() is not None:
+            self.proc.wait()
+            return False
+        return True
+
+    def _failed(self, why: str) -> None:
+        self.stop()
+        with open(os.path.join(self.workdir, "registry.log")) as f:
+            pytest.fail(f"docker-registry did not start ({why}): {f.read()[-2000:]}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        try:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+        finally:
+            if self.log is not None:
+                self.log.close()
 
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory):
     """An anonymous registry shared by the session: use a unique repository name per test."""
     reg = Registry(str(tmp_path_factory.mktemp("registry")))
-    yield reg
-    reg.stop()
+    try:
+        yield reg
+    finally:
+        reg.stop()
 
 
 @pytest.fixture
@@ -100,9 +218,10 @@ def make_registry(tmp_path_factory):
         started.append(reg)
         return reg
 
-    yield make
-    for reg in started:
-        reg.stop()
+    try:
+        yield make
+    finally:
+        release_all(*(reg.stop for reg in started))
 
 
 @pytest.fixture
