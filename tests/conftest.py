@@ -336,7 +336,76 @@ _ROOT_FIXTURES = {"root_required", "rt", "bundle", "open_dir"}
 _INTEROP_FIXTURES = {"registry", "make_registry", "skopeo"}
 
 
+# -- host features ---------------------------------------------------------------------------
+# A test that needs a host feature probes for it; where the feature is missing, pallet refusing
+# with its clear message is the right behaviour and the test checks that instead (a pass,
+# not a skip). Overlay: the kernel's overlayfs with an upper dir on pytest's tmp filesystem.
+
+_OVERLAY_FIXTURES = {"overlay_store", "overlay_mount", "pallet"}  # pallet: build tests' PalletStore (overlay)
+_overlay_probe: list = []
+
+
+def overlay_unavailable(base: str) -> str | None:
+    """None when an overlay mount with an upper dir works under ``base``; else why not."""
+    if _overlay_probe:
+        return _overlay_probe[0]
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="overlay-probe-", dir=base)
+    why = None
+    try:
+        for n in ("l1", "l2", "up", "work", "merged"):
+            os.mkdir(os.path.join(d, n))
+        p = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                            f"lowerdir={d}/l1:{d}/l2,upperdir={d}/up,workdir={d}/work", f"{d}/merged"],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            why = p.stderr.strip() or f"mount exited {p.returncode}"
+    finally:
+        release_all(lambda: unmount_under(d), lambda: shutil.rmtree(d, ignore_errors=True))
+    _overlay_probe.append(why)
+    return why
+
+
+def _needs_overlay(item) -> bool:
+    if set(getattr(item, "fixturenames", ())) & _OVERLAY_FIXTURES:
+        return True
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return any(params.get(k) == "overlay" for k in ("store", "driver"))
+
+
+def assert_overlay_refused(root: str) -> None:
+    """Without overlayfs, ``--storage-driver overlay`` is refused in one line saying why."""
+    p = run_pallet("--root", root, "--storage-driver", "overlay", "images", check=False)
+    err = p.stderr.strip()
+    assert p.returncode != 0 and len(err.splitlines()) == 1, err
+    assert "the overlay driver does not work on" in err and "--storage-driver vfs" in err, err
+
+
+def _overlay_refusal_instead(item):
+    def run(**kwargs):
+        import tempfile
+
+        with tempfile.TemporaryDirectory(dir=str(item.config._tmp_path_factory.getbasetemp())) as d:
+            assert_overlay_refused(os.path.join(d, "store"))
+    return run
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _overlay_probe and _overlay_probe[0]:
+        terminalreporter.write_line("overlayfs does not work on this host's tmp filesystem: the tests that need it "
+                                    "checked that pallet refuses the overlay driver clearly ("
+                                    + _overlay_probe[0].splitlines()[0] + ")")
+
+
 def pytest_collection_modifyitems(config, items):
+    if any(_needs_overlay(i) for i in items):
+        why = overlay_unavailable(str(config._tmp_path_factory.getbasetemp()))
+        if why:
+            for item in items:
+                if _needs_overlay(item):
+                    item.obj = _overlay_refusal_instead(item)
+                    item.user_properties.append(("overlay-unavailable", why))
     for item in items:
         module = item.module.__name__.rpartition(".")[2] if getattr(item, "module", None) else ""
         name = getattr(item, "originalname", item.name)
