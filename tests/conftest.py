@@ -336,6 +336,58 @@ _ROOT_FIXTURES = {"root_required", "rt", "bundle", "open_dir"}
 _INTEROP_FIXTURES = {"registry", "make_registry", "skopeo"}
 
 
+# -- processes a test leaves -----------------------------------------------------------------
+
+def _children_of(pids: set[int]) -> dict[int, int]:
+    """pid -> parent pid of every live process whose parent is in ``pids``, transitively."""
+    parent = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2:].split()
+            if fields[0] != "Z":
+                parent[int(name)] = int(fields[1])
+    out: dict[int, int] = {}
+    frontier = set(pids)
+    while frontier:
+        new = {p: pp for p, pp in parent.items() if pp in frontier and p not in out}
+        out.update(new)
+        frontier = set(new)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind():
+    """Processes a test started and left running (a failed assert before its wait, a timed-out
+    communicate) are killed with their descendants when the test ends, so a failure never
+    leaves a busy process behind. Servers of wider-scoped fixtures exist before this runs
+    and are kept; the test's own fixtures have released theirs before this teardown."""
+    me = os.getpid()
+    before = set(_children_of({me}))
+    yield
+    left = {p: pp for p, pp in _children_of({me}).items() if p not in before and pp not in before}
+    if not left:
+        return
+    import signal
+
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in (p for p, pp in left.items() if pp == me):
+        def reaped(pid=pid) -> bool:
+            try:
+                return os.waitpid(pid, os.WNOHANG)[0] == pid
+            except ChildProcessError:
+                return True  # reaped by its Popen
+        wait_for(reaped, 60, f"process {pid}, left running by the test, to end after SIGKILL")
+
+
 # -- host features ---------------------------------------------------------------------------
 # A test that needs a host feature probes for it; where the feature is missing, pallet refusing
 # with its clear message is the right behaviour and the test checks that instead (a pass,
