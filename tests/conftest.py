@@ -393,7 +393,8 @@ def _no_process_left_behind():
 # with its clear message is the right behaviour and the test checks that instead (a pass,
 # not a skip). Overlay: the kernel's overlayfs with an upper dir on pytest's tmp filesystem.
 
-_OVERLAY_FIXTURES = {"overlay_store", "overlay_mount", "pallet"}  # pallet: build tests' PalletStore (overlay)
+# pallet: the build tests' PalletStore (overlay); debian_layout: its one test uses an overlay store
+_OVERLAY_FIXTURES = {"overlay_store", "overlay_mount", "pallet", "debian_layout"}
 _overlay_probe: list = []
 
 
