@@ -10,7 +10,7 @@ import stat
 import subprocess
 import sys
 
-from conftest import need, release_all, unmount_under
+from conftest import need, overlay_unavailable, release_all, unmount_under
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "build_corpus")
@@ -36,9 +36,10 @@ def make_busybox_layout(path: str, tag: str = "v1") -> None:
 
 
 class PalletStore:
-    def __init__(self, root: str, driver: str = "overlay"):
+    def __init__(self, root: str, driver: str | None = None):
         self.root = root
-        self.driver = driver
+        # overlay, or vfs where the host has no overlayfs (as pallet's auto choice does)
+        self.driver = driver or ("vfs" if overlay_unavailable(os.path.dirname(root)) else "overlay")
 
     def args(self, *a) -> list[str]:
         return [PALLET, "--root", self.root, "--storage-driver", self.driver, *a]
