@@ -338,8 +338,8 @@ _INTEROP_FIXTURES = {"registry", "make_registry", "skopeo"}
 
 # -- processes a test leaves -----------------------------------------------------------------
 
-def _children_of(pids: set[int]) -> dict[int, int]:
-    """pid -> parent pid of every live process whose parent is in ``pids``, transitively."""
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every live (not zombie) process, from /proc/*/stat."""
     parent = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -351,10 +351,52 @@ def _children_of(pids: set[int]) -> dict[int, int]:
             fields = stat[stat.rfind(")") + 2:].split()
             if fields[0] != "Z":
                 parent[int(name)] = int(fields[1])
+    return parent
+
+
+def _kids(pid: int) -> list[int] | None:
+    """The live children of ``pid`` from /proc/PID/task/*/children; None without that file."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    kids = []
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids += [int(k) for k in f.read().split()]
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended
+            return None  # a kernel without CONFIG_PROC_CHILDREN
+        except OSError:
+            continue
+    live = []
+    for k in kids:
+        try:
+            with open(f"/proc/{k}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if stat[stat.rfind(")") + 2:].split()[0] != "Z":
+            live.append(k)
+    return live
+
+
+def _children_of(pids: set[int]) -> dict[int, int]:
+    """pid -> parent pid of every live process whose parent is in ``pids``, transitively."""
     out: dict[int, int] = {}
     frontier = set(pids)
+    parent = None
     while frontier:
-        new = {p: pp for p, pp in parent.items() if pp in frontier and p not in out}
+        new = {}
+        for pp in frontier:
+            kids = _kids(pp) if parent is None else None
+            if kids is None:
+                if parent is None:
+                    parent = _parents()
+                kids = [p for p, q in parent.items() if q == pp]
+            new.update({k: pp for k in kids if k not in out})
         out.update(new)
         frontier = set(new)
     return out
