@@ -10,7 +10,7 @@ import stat
 import subprocess
 import sys
 
-from conftest import need
+from conftest import need, overlay_unavailable, release_all, unmount_under
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "build_corpus")
@@ -36,9 +36,10 @@ def make_busybox_layout(path: str, tag: str = "v1") -> None:
 
 
 class PalletStore:
-    def __init__(self, root: str, driver: str = "overlay"):
+    def __init__(self, root: str, driver: str | None = None):
         self.root = root
-        self.driver = driver
+        # overlay, or vfs where the host has no overlayfs (as pallet's auto choice does)
+        self.driver = driver or ("vfs" if overlay_unavailable(os.path.dirname(root)) else "overlay")
 
     def args(self, *a) -> list[str]:
         return [PALLET, "--root", self.root, "--storage-driver", self.driver, *a]
@@ -82,10 +83,7 @@ class PalletStore:
         return [s.blob_path(d["digest"]) for d in m["layers"]]
 
     def unmount_all(self) -> None:
-        with open("/proc/self/mountinfo") as f:
-            mounts = [line.split()[4] for line in f]
-        for m in sorted((m for m in mounts if m.startswith(self.root)), reverse=True):
-            subprocess.run(["umount", "-l", m], capture_output=True)
+        unmount_under(self.root)
 
     def containers(self) -> list:
         return self.store().containers()
@@ -125,11 +123,7 @@ class Buildah:
             self("rm", ctr, check=False)
 
     def cleanup(self) -> None:
-        self("rm", "--all", check=False)
-        with open("/proc/self/mountinfo") as f:
-            mounts = [line.split()[4] for line in f]
-        for m in sorted((m for m in mounts if m.startswith(self.root) or m.startswith(self.runroot)), reverse=True):
-            subprocess.run(["umount", "-l", m], capture_output=True)
+        release_all(lambda: self("rm", "--all", check=False), lambda: unmount_under(self.root, self.runroot))
 
 
 def walk(root: str) -> dict:

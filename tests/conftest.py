@@ -31,17 +31,112 @@ def need(tool: str) -> str:
     return path
 
 
+def wait_for(predicate, timeout: float = 60, what: str = "the condition", interval: float = 0.02):
+    """Poll ``predicate`` until it returns a true value (returned); fail naming ``what`` after
+    ``timeout`` seconds. Timeouts are generous: they cost nothing when the condition comes
+    quickly, and the suite must pass on a machine with a load average of 10+."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _unescape_mountinfo(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo
+    import re
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mounts_under(*roots: str) -> list[str]:
+    """The mount points at or below any of ``roots`` (from /proc/self/mountinfo), deepest first."""
+    prefixes = [os.path.realpath(r).rstrip("/") for r in roots]
+    with open("/proc/self/mountinfo") as f:
+        points = [_unescape_mountinfo(line.split()[4]) for line in f]
+    found = {m for m in points for p in prefixes if m == p or m.startswith(p + "/")}
+    return sorted(found, key=lambda m: (m.count("/"), m), reverse=True)
+
+
+def unmount_under(*roots: str) -> None:
+    """Unmount everything a (possibly failed) test left mounted at or below ``roots``, deepest
+    first, lazily (a busy mount still goes). Every mount is tried before an error is raised,
+    and the error names what stayed mounted."""
+    for _ in range(3):  # stacked mounts: one pass per layer of stacking
+        points = mounts_under(*roots)
+        if not points:
+            return
+        for m in points:
+            subprocess.run(["umount", "-l", m], capture_output=True)
+    left = mounts_under(*roots)
+    if left:
+        raise AssertionError(f"still mounted after teardown: {left}")
+
+
+def release_all(*steps) -> None:
+    """Run every teardown step even when earlier ones raise; raise the errors together at the
+    end, so one failing step never leaves a process, mount or server behind."""
+    errors = []
+    for step in steps:
+        try:
+            step()
+        except BaseException as e:  # noqa: BLE001 - collected and raised below
+            errors.append(f"{getattr(step, '__qualname__', step)}: {type(e).__name__}: {e}")
+    if errors:
+        raise AssertionError("teardown failed: " + "; ".join(errors))
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` has a TCP socket listening on ``port`` (from /proc)."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+                        return True
+        except OSError:
+            continue
+    return False
+
+
 class Registry:
     """A real docker-registry on 127.0.0.1 with its own storage, optionally with auth."""
 
     def __init__(self, workdir: str, auth: dict | None = None, port: int | None = None):
         self.workdir = workdir
-        self.port = port or free_port()
-        self.host = f"127.0.0.1:{self.port}"
         self.storage = os.path.join(workdir, "storage")
         os.makedirs(self.storage, exist_ok=True)
+        self.log = None
+        # a free port can be taken by another process before the registry binds it (several
+        # suites run on one machine): then it exits, and another free port is tried
+        for attempt in range(5):
+            if self._start(auth, port or free_port()):
+                return
+            if port:
+                break
+        self._failed("it exited: see its log")
+
+    def _start(self, auth: dict | None, port: int) -> bool:
         import yaml
 
+        self.port = port
+        self.host = f"127.0.0.1:{self.port}"
         config = {
             "version": 0.1,
             "log": {"level": "error", "accesslog": {"disabled": True}},
@@ -51,43 +146,66 @@ class Registry:
         }
         if auth:
             config["auth"] = auth
-        self.config_path = os.path.join(workdir, "config.yml")
+        self.config_path = os.path.join(self.workdir, "config.yml")
         with open(self.config_path, "w") as f:
             yaml.safe_dump(config, f)
-        self.log = open(os.path.join(workdir, "registry.log"), "wb")
+        if self.log is not None:
+            self.log.close()
+        self.log = open(os.path.join(self.workdir, "registry.log"), "wb")
         self.proc = subprocess.Popen([need("docker-registry"), "serve", self.config_path],
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while True:
+
+        def up() -> bool:
+            # our process listens on the port (not another one that took it), and answers
+            if self.proc.poll() is not None:
+                return True  # exited: the caller tries another port
+            if not _listens(self.proc.pid, self.port):
+                return False
             try:
-                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
-                break
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=5)
+                return True
             except urllib.error.HTTPError:
-                break  # 401 with auth on: it is up
+                return True  # 401 with auth on: it is up
             except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    with open(os.path.join(workdir, "registry.log")) as f:
-                        pytest.fail(f"docker-registry did not start: {f.read()[-2000:]}")
-                time.sleep(0.05)
+                return False
+
+        try:
+            wait_for(up, 60, f"docker-registry to answer on {self.host}")
+        except BaseException as e:
+            self.stop()
+            self._failed(str(e))
+        if self.proc.poll() is not None:
+            self.proc.wait()
+            return False
+        return True
+
+    def _failed(self, why: str) -> None:
+        self.stop()
+        with open(os.path.join(self.workdir, "registry.log")) as f:
+            pytest.fail(f"docker-registry did not start ({why}): {f.read()[-2000:]}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        try:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+        finally:
+            if self.log is not None:
+                self.log.close()
 
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory):
     """An anonymous registry shared by the session: use a unique repository name per test."""
     reg = Registry(str(tmp_path_factory.mktemp("registry")))
-    yield reg
-    reg.stop()
+    try:
+        yield reg
+    finally:
+        reg.stop()
 
 
 @pytest.fixture
@@ -100,9 +218,10 @@ def make_registry(tmp_path_factory):
         started.append(reg)
         return reg
 
-    yield make
-    for reg in started:
-        reg.stop()
+    try:
+        yield make
+    finally:
+        release_all(*(reg.stop for reg in started))
 
 
 @pytest.fixture
@@ -217,7 +336,176 @@ _ROOT_FIXTURES = {"root_required", "rt", "bundle", "open_dir"}
 _INTEROP_FIXTURES = {"registry", "make_registry", "skopeo"}
 
 
+# -- processes a test leaves -----------------------------------------------------------------
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every live (not zombie) process, from /proc/*/stat."""
+    parent = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2:].split()
+            if fields[0] != "Z":
+                parent[int(name)] = int(fields[1])
+    return parent
+
+
+def _kids(pid: int) -> list[int] | None:
+    """The live children of ``pid`` from /proc/PID/task/*/children; None without that file."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    kids = []
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids += [int(k) for k in f.read().split()]
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended
+            return None  # a kernel without CONFIG_PROC_CHILDREN
+        except OSError:
+            continue
+    live = []
+    for k in kids:
+        try:
+            with open(f"/proc/{k}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if stat[stat.rfind(")") + 2:].split()[0] != "Z":
+            live.append(k)
+    return live
+
+
+def _children_of(pids: set[int]) -> dict[int, int]:
+    """pid -> parent pid of every live process whose parent is in ``pids``, transitively."""
+    out: dict[int, int] = {}
+    frontier = set(pids)
+    parent = None
+    while frontier:
+        new = {}
+        for pp in frontier:
+            kids = _kids(pp) if parent is None else None
+            if kids is None:
+                if parent is None:
+                    parent = _parents()
+                kids = [p for p, q in parent.items() if q == pp]
+            new.update({k: pp for k in kids if k not in out})
+        out.update(new)
+        frontier = set(new)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind():
+    """Processes a test started and left running (a failed assert before its wait, a timed-out
+    communicate) are killed with their descendants when the test ends, so a failure never
+    leaves a busy process behind. Servers of wider-scoped fixtures exist before this runs
+    and are kept; the test's own fixtures have released theirs before this teardown."""
+    me = os.getpid()
+    before = set(_children_of({me}))
+    yield
+    left = {p: pp for p, pp in _children_of({me}).items() if p not in before and pp not in before}
+    if not left:
+        return
+    import signal
+
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in (p for p, pp in left.items() if pp == me):
+        def reaped(pid=pid) -> bool:
+            try:
+                return os.waitpid(pid, os.WNOHANG)[0] == pid
+            except ChildProcessError:
+                return True  # reaped by its Popen
+        wait_for(reaped, 60, f"process {pid}, left running by the test, to end after SIGKILL")
+
+
+# -- host features ---------------------------------------------------------------------------
+# A test that needs a host feature probes for it; where the feature is missing, pallet refusing
+# with its clear message is the right behaviour and the test checks that instead (a pass,
+# not a skip). Overlay: the kernel's overlayfs with an upper dir on pytest's tmp filesystem.
+
+# debian_layout: its one test uses an overlay store; the build tests' PalletStore picks vfs
+# where overlay does not work, as pallet's auto driver does
+_OVERLAY_FIXTURES = {"overlay_store", "overlay_mount", "debian_layout"}
+_overlay_probe: list = []
+
+
+def overlay_unavailable(base: str) -> str | None:
+    """None when an overlay mount with an upper dir works under ``base``; else why not."""
+    if _overlay_probe:
+        return _overlay_probe[0]
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="overlay-probe-", dir=base)
+    why = None
+    try:
+        for n in ("l1", "l2", "up", "work", "merged"):
+            os.mkdir(os.path.join(d, n))
+        try:
+            p = subprocess.run([shutil.which("mount") or "/usr/bin/mount", "-t", "overlay", "overlay", "-o",
+                                f"lowerdir={d}/l1:{d}/l2,upperdir={d}/up,workdir={d}/work", f"{d}/merged"],
+                               capture_output=True, text=True)
+            if p.returncode != 0:
+                why = p.stderr.strip() or f"mount exited {p.returncode}"
+        except OSError as e:
+            why = f"mount: {e}"
+    finally:
+        release_all(lambda: unmount_under(d), lambda: shutil.rmtree(d, ignore_errors=True))
+    _overlay_probe.append(why)
+    return why
+
+
+def _needs_overlay(item) -> bool:
+    if set(getattr(item, "fixturenames", ())) & _OVERLAY_FIXTURES:
+        return True
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return any(params.get(k) == "overlay" for k in ("store", "driver"))
+
+
+def assert_overlay_refused(root: str) -> None:
+    """Without overlayfs, ``--storage-driver overlay`` is refused in one line saying why."""
+    p = run_pallet("--root", root, "--storage-driver", "overlay", "images", check=False)
+    err = p.stderr.strip()
+    assert p.returncode != 0 and len(err.splitlines()) == 1, err
+    assert "the overlay driver does not work on" in err and "--storage-driver vfs" in err, err
+
+
+def _overlay_refusal_instead(item):
+    def run(**kwargs):
+        import tempfile
+
+        with tempfile.TemporaryDirectory(dir=str(item.config._tmp_path_factory.getbasetemp())) as d:
+            assert_overlay_refused(os.path.join(d, "store"))
+    return run
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _overlay_probe and _overlay_probe[0]:
+        terminalreporter.write_line("overlayfs does not work on this host's tmp filesystem: the tests that need it "
+                                    "checked that pallet refuses the overlay driver clearly ("
+                                    + _overlay_probe[0].splitlines()[0] + ")")
+
+
 def pytest_collection_modifyitems(config, items):
+    # unprivileged (the unit group's run) nothing can be mounted: those tests fail on root instead
+    if os.geteuid() == 0 and any(_needs_overlay(i) for i in items):
+        why = overlay_unavailable(str(config._tmp_path_factory.getbasetemp()))
+        if why:
+            for item in items:
+                if _needs_overlay(item):
+                    item.obj = _overlay_refusal_instead(item)
+                    item.user_properties.append(("overlay-unavailable", why))
     for item in items:
         module = item.module.__name__.rpartition(".")[2] if getattr(item, "module", None) else ""
         name = getattr(item, "originalname", item.name)

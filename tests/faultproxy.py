@@ -80,6 +80,25 @@ def _read_body(f, headers: dict, head_request: bool = False, status: int = 200) 
     return f.read(n) if n else b""
 
 
+def _wait_acked(c: socket.socket, timeout: float = 30.0) -> None:
+    """Wait until the client has acknowledged every byte sent (the socket's send queue is
+    empty), so the abort that follows breaks the stream after exactly the bytes the rule
+    says, however slow a loaded machine is. Bounded: a client that stops reading must not
+    hang the proxy's thread."""
+    import fcntl
+    import termios
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(c.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        except OSError:
+            return
+        if queued == 0:
+            return
+        time.sleep(0.005)
+
+
 class FaultProxy:
     def __init__(self, upstream: str):
         self.upstream_host, port = upstream.rsplit(":", 1)
@@ -214,7 +233,7 @@ class FaultProxy:
                     entry["broken"] = rule.action
                     self._send_head(c, status, resp_headers, len(rbody))
                     c.sendall(rbody[:rule.after])
-                    time.sleep(0.05)
+                    _wait_acked(c)
                     if rule.action == "reset":
                         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     else:

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from buildtools import PalletStore, make_busybox_layout
-from conftest import need
+from conftest import need, release_all, unmount_under
 
 
 @pytest.fixture(scope="module")
@@ -144,11 +144,11 @@ def test_built_image_runs_under_podman(pallet, tmp_path):
         assert p.returncode == 0, p.stderr
         assert p.stdout == "podman-ok\n"
     finally:
-        subprocess.run(podman + ["rmi", "-a", "-f"], capture_output=True, env=env)
         import shutil
 
-        subprocess.run(["umount", "-R", "-l", runroot], capture_output=True)
-        shutil.rmtree(runroot, ignore_errors=True)
+        release_all(lambda: subprocess.run(podman + ["rm", "-a", "-f", "-t", "0"], capture_output=True, env=env),
+                    lambda: subprocess.run(podman + ["rmi", "-a", "-f"], capture_output=True, env=env),
+                    lambda: unmount_under(str(root), str(runroot)), lambda: shutil.rmtree(runroot, ignore_errors=True))
 
 
 def test_cache_reuses_only_unchanged_steps(pallet, tmp_path):

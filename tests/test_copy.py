@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 import images
-from conftest import need, run_pallet
+from conftest import need, run_pallet, wait_for
 from faultproxy import FaultProxy, Rule
 
 
@@ -369,7 +369,9 @@ def test_terminated_copy_cleans_up(registry, tmp_path):
         exe = os.path.join(os.path.dirname(sys.executable), "pallet")
         p = subprocess.Popen([exe, "copy", "-q", "--src-tls-verify=false", f"docker://{proxy.host}/copy/term:v1",
                               f"oci:{dest}:new"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(1.0)
+        # terminated while it receives the (slow) layer
+        wait_for(lambda: p.poll() is not None or any(e["status"] for e in proxy.entries(f"/blobs/{layer}", "GET")),
+                 60, "the copy to start receiving the layer")
         p.send_signal(signal.SIGTERM)
         p.communicate(timeout=30)
     finally:

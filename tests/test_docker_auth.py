@@ -12,7 +12,7 @@ import time
 import pytest
 
 import images
-from conftest import run_pallet
+from conftest import run_pallet, wait_for
 from tokenserver import TokenServer
 from pallet import errors
 from pallet.layer.stream import Verifying
@@ -209,7 +209,9 @@ def test_bearer_cross_repo_mount_scopes(token_registry, tmp_path):
 
 
 def test_token_expiry_and_registry_token(make_registry, tmp_path):
-    ts = TokenServer(str(tmp_path), "RS256", users={"alice": "wonder"}, expires_in=2)
+    # expires_in=10: pallet uses a token for half that when it lives 10 s or less (5 s is room
+    # for the two requests below on a loaded machine)
+    ts = TokenServer(str(tmp_path), "RS256", users={"alice": "wonder"}, expires_in=10)
     try:
         reg = make_registry(ts.registry_auth())
         m, blob = layout_image(tmp_path)
@@ -217,10 +219,11 @@ def test_token_expiry_and_registry_token(make_registry, tmp_path):
         push(f"docker://{reg.host}/exp/img:v1", c, m, blob)
         with parse_reference(f"docker://{reg.host}/exp/img:v1").new_source(c) as src:
             src.get_manifest()
+            issued_by = time.monotonic()  # the token was received before this
             n = ts.count()
             src.get_manifest()
             assert ts.count() == n  # still valid: reused
-            time.sleep(1.2)
+            wait_for(lambda: time.monotonic() > issued_by + 5, 60, "the token's 5 s of use to run out")
             src.get_manifest()
             assert ts.count() == n + 1  # expired: a new one
         # --registry-token: sent as is, no token server round trip

@@ -195,7 +195,9 @@ def test_https_without_verification_is_quick(registry, pushed, pki, isolated):
     try:
         t0 = time.monotonic()
         assert get(term.host, pushed, tls_verify=False, retry_delay=None) == "https"
-        assert time.monotonic() - t0 < 1.0  # the plain-HTTP probe failing costs no retry wait
+        # the plain-HTTP probe failing costs no retry round (whose wait is 1 s or more): one
+        # failed handshake only; the time bound is loose, for a loaded machine
+        assert term.failures == 1 and time.monotonic() - t0 < 30
         isolated.write_text(f'[[registry]]\nlocation = "{term.host}"\ninsecure = true\n')
         assert get(term.host, pushed) == "https"
         # an explicit --tls-verify=true overrides registries.conf

@@ -18,7 +18,7 @@ import tarfile
 import pytest
 
 import images
-from conftest import need
+from conftest import need, release_all, unmount_under
 from pallet.errors import LayerError
 from pallet.layer import stream as lstream
 from pallet.layer.apply import apply_layer
@@ -187,9 +187,10 @@ def overlay_mount(tmp_path):
         mounted.append(dest)
         return dest
 
-    yield mount
-    for d in mounted:
-        subprocess.run(["umount", d], check=True)
+    try:
+        yield mount
+    finally:
+        unmount_under(*mounted)
 
 
 def overlay_compare(tmp_path, overlay_mount, layers: list[bytes]) -> None:
@@ -537,7 +538,7 @@ def test_root_level_opaque_whiteout_hides_the_lower_layers(registry, tmp_path, d
         subprocess.run([need("umoci"), "unpack", "--image", f"{layout}:v1", bundle], check=True, capture_output=True)
         assert_same_tree(snapshot(path, dir_mtimes=False), snapshot(os.path.join(bundle, "rootfs"), dir_mtimes=False))
     finally:
-        run_pallet(*base, "image", "umount", ref)
+        release_all(lambda: run_pallet(*base, "image", "umount", ref), lambda: unmount_under(str(tmp_path / "store")))
 
 
 def test_root_opaque_layer_hides_lowers_in_overlay_apply(tmp_path, overlay_mount):

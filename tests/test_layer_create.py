@@ -11,6 +11,7 @@ import tarfile
 
 import pytest
 
+from conftest import unmount_under
 from pallet.errors import LayerError
 from pallet.layer.apply import apply_layer
 from pallet.layer.create import epoch_from_env, tar_changes, tar_directory, tar_overlay_upper
@@ -140,7 +141,7 @@ def test_overlay_upper_dir(tmp_path, rich_tree, overlay_mount):
         os.link(m("new-file"), m("new-link"))
         expected = whole_seconds(snapshot(merged))
     finally:
-        subprocess.run(["umount", merged], check=True)
+        unmount_under(merged)
 
     data = tar_overlay_upper(upper, epoch=1_700_000_000).read()
     names = [mm.name for mm in members(data)]

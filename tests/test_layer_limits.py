@@ -13,7 +13,7 @@ import zlib
 
 import pytest
 
-from conftest import run_pallet
+from conftest import run_pallet, unmount_under
 from pallet.errors import ConfigError
 from pallet.storage.options import parse_size, resolve
 
@@ -119,7 +119,7 @@ def small_tmpfs(tmp_path):
     try:
         yield str(mnt)
     finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=True)
+        unmount_under(str(mnt))
 
 
 def test_free_space_reserve_on_a_small_tmpfs_store(tmp_path, small_tmpfs):

@@ -14,7 +14,7 @@ import tarfile
 
 import pytest
 
-from conftest import need
+from conftest import need, release_all
 from pallet.layer import _tar
 from pallet.layer.apply import apply_layer
 from test_layer_apply import assert_same_tree, snapshot
@@ -214,7 +214,7 @@ def test_build_add_of_a_tarfile_archive_with_a_deep_tree(tmp_path):
         with open(os.path.join(path, "srv", static, "app.css"), "rb") as f:
             assert f.read() == b"body{}"
     finally:
-        s("image", "umount", "localhost/app")
+        release_all(lambda: s("image", "umount", "localhost/app"), s.unmount_all)
 
     from adversarial.test_adv_tar import NEG_SIZE
 

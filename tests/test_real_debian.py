@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 import images
-from conftest import need
+from conftest import need, release_all
 from test_storage import StoreCLI, push_layout
 
 
@@ -84,10 +84,18 @@ def test_debian_through_registry_store_mount_and_runtimes(debian_layout, registr
 
         runtime = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
         ours = subprocess.run([runtime, "--root", str(tmp_path / "rt"), "run", "--bundle", bundle, "deb"],
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=600)
         theirs = subprocess.run([need("runc"), "--root", str(tmp_path / "runc"), "run", "--bundle", bundle, "deb"],
-                                capture_output=True, text=True, timeout=60)
+                                capture_output=True, text=True, timeout=600)
         assert ours.returncode == 0 and theirs.returncode == 0, ours.stderr + theirs.stderr
         assert ours.stdout == theirs.stdout and ours.stdout.split()[0] == str(installed)
     finally:
-        store.cleanup()
+        import sys
+
+        # a container a timed-out run left is killed and deleted before the store goes
+        release_all(
+            lambda: subprocess.run([os.path.join(os.path.dirname(sys.executable), "pallet-runtime"), "--root",
+                                    str(tmp_path / "rt"), "delete", "--force", "deb"], capture_output=True, timeout=120),
+            lambda: subprocess.run([need("runc"), "--root", str(tmp_path / "runc"), "delete", "--force", "deb"],
+                                   capture_output=True, timeout=120),
+            store.cleanup)

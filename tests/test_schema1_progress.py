@@ -14,7 +14,7 @@ import tarfile
 import pytest
 
 import images
-from conftest import need, run_pallet
+from conftest import need, release_all, run_pallet, unmount_under
 
 
 def _layer(files: dict) -> bytes:
@@ -91,7 +91,7 @@ def test_schema1_into_the_store(schema1_dir, tmp_path):
     try:
         assert sorted(os.listdir(path)) == ["a.txt", "b.txt"]
     finally:
-        run_pallet(*root, "image", "umount", "s1")
+        release_all(lambda: run_pallet(*root, "image", "umount", "s1"), lambda: unmount_under(str(tmp_path / "store")))
     run_pallet(*root, "system", "check")
     run_pallet(*root, "rmi", "s1")
 

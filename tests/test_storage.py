@@ -15,7 +15,7 @@ import time
 import pytest
 
 import images
-from conftest import need, run_pallet
+from conftest import need, run_pallet, unmount_under, wait_for
 from test_layer_apply import assert_same_tree, snapshot
 
 DRIVERS = ["overlay", "vfs"]
@@ -37,10 +37,7 @@ class StoreCLI:
 
     def cleanup(self):
         # unmount whatever a failed test left, then the store goes with tmp_path
-        with open("/proc/self/mountinfo") as f:
-            mounts = [line.split()[4] for line in f]
-        for m in sorted((m for m in mounts if m.startswith(self.root)), reverse=True):
-            subprocess.run(["umount", "-l", m], capture_output=True)
+        unmount_under(self.root)
 
 
 @pytest.fixture(params=DRIVERS)
@@ -301,13 +298,34 @@ def big_image(registry, tmp_path):
     return push_layout(registry, layout, "v1", "store/big")
 
 
-@pytest.mark.parametrize("delay", [0.15, 0.3, 0.45, 0.6, 0.8])
-def test_killed_pull_leaves_a_usable_store(overlay_store, big_image, delay):
+def _layer_dirs(root: str) -> int:
+    home = os.path.join(root, "overlay")
+    return len([n for n in os.listdir(home) if n not in ("l", "empty")]) if os.path.isdir(home) else 0
+
+
+def _staging(root: str) -> int:
+    home = os.path.join(root, "staging")
+    return len([n for n in os.listdir(home) if not n.endswith(".lock")]) if os.path.isdir(home) else 0
+
+
+def _kill_when(p, what: str, reached) -> None:
+    """SIGKILL ``p`` once the store shows ``reached()`` (or when it has already exited): kill
+    points named by progress, not by delays a loaded machine would stretch."""
+    wait_for(lambda: p.poll() is not None or reached(), 120, what)
+    p.send_signal(signal.SIGKILL)
+
+
+@pytest.mark.parametrize("stage", ["start", "staging", 1, 2, 3])
+def test_killed_pull_leaves_a_usable_store(overlay_store, big_image, stage):
     s = overlay_store
     p = subprocess.Popen(s.args("pull", "-q", "--tls-verify=false", big_image),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(delay)
-    p.send_signal(signal.SIGKILL)
+    if stage == "start":
+        p.send_signal(signal.SIGKILL)
+    elif stage == "staging":
+        _kill_when(p, "the pull to stage its first layer", lambda: _staging(s.root) > 0)
+    else:
+        _kill_when(p, f"the pull to install {stage} layer(s)", lambda: _layer_dirs(s.root) >= stage)
     p.wait()
     s("system", "check")  # passes without repair: no half image, no dangling record
     listed = s("images", "-q").stdout.split()
@@ -322,10 +340,15 @@ def test_killed_pull_leaves_a_usable_store(overlay_store, big_image, delay):
 def test_killed_rmi_leaves_a_usable_store(overlay_store, big_image):
     s = overlay_store
     s("pull", "-q", "--tls-verify=false", big_image)
-    for delay in (0.05, 0.1, 0.2):
+    for stage in ("start", "staging", "a layer gone"):
+        layers = _layer_dirs(s.root)
         p = subprocess.Popen(s.args("rmi", big_image), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(delay)
-        p.send_signal(signal.SIGKILL)
+        if stage == "start":
+            p.send_signal(signal.SIGKILL)
+        elif stage == "staging":
+            _kill_when(p, "rmi to take a staging entry", lambda: _staging(s.root) > 0)
+        else:
+            _kill_when(p, "rmi to remove a layer", lambda: _layer_dirs(s.root) < layers)
         p.wait()
         s("system", "check")
         if not s("images", "-q").stdout.strip():
@@ -542,7 +565,9 @@ def test_a_layer_another_process_is_pulling_is_waited_for_not_downloaded_twice(o
         via = f"{proxy.host}/store/slow:v1"
         first = subprocess.Popen(overlay_store.args("pull", "-q", "--tls-verify=false", via),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(0.5)
+        # the second starts once the first is receiving the (slow) layer
+        wait_for(lambda: first.poll() is not None or any(e["status"] for e in proxy.entries(f"/blobs/{digest}", "GET")),
+                 60, "the first pull to start receiving the layer")
         second = subprocess.Popen(overlay_store.args("pull", "-q", "--tls-verify=false", via),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for p in (first, second):

@@ -19,7 +19,7 @@ import threading
 import pytest
 
 import images
-from conftest import need, run_pallet
+from conftest import need, run_pallet, unmount_under
 from pallet import errors
 from pallet.layer.stream import Verifying
 from pallet.oci.descriptor import Descriptor
@@ -550,8 +550,10 @@ def small_tmpfs(tmp_path):
     p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
     if p.returncode != 0:
         pytest.fail(f"cannot mount a small tmpfs (needs root): {p.stderr.decode().strip()}")
-    yield str(mnt)
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    try:
+        yield str(mnt)
+    finally:
+        unmount_under(str(mnt))
 
 
 def test_oci_full_disk_is_one_line_error(tmp_path, small_tmpfs):
