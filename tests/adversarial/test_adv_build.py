@@ -324,3 +324,46 @@ def test_build_racing_image_prune_gives_clear_errors(pallet, tmp_path, base):
         t.join(60)
     for err in prune_errors:
         assert "internal error" not in err and "Traceback" not in err, err
+
+
+# -- ADD's archive extraction is bounded like a layer (storage.conf limits) ------------------
+
+def _gzip_tar_bomb(path: str, size: int) -> None:
+    """A gzip tar holding one file of ``size`` zero bytes, written streaming (a few KB/MiB)."""
+    import tarfile
+    import zlib
+
+    ti = tarfile.TarInfo("payload")
+    ti.size = size
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zero = bytes(1 << 20)
+    with open(path, "wb") as out:
+        out.write(comp.compress(ti.tobuf(tarfile.PAX_FORMAT)))
+        left = size
+        while left:
+            n = min(left, len(zero))
+            out.write(comp.compress(zero[:n]))
+            left -= n
+        out.write(comp.compress(bytes(-size % 512) + bytes(1024)))
+        out.write(comp.flush())
+
+
+@pytest.mark.parametrize("how", ["build", "builder-add"])
+def test_add_of_a_gzip_bomb_stops_at_the_layer_size_limit(pallet, tmp_path, how):
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nADD bomb.tar.gz /x/\n")
+    _gzip_tar_bomb(os.path.join(ctx, "bomb.tar.gz"), 128 << 20)
+    assert os.path.getsize(os.path.join(ctx, "bomb.tar.gz")) < 1 << 20
+    conf = tmp_path / "storage.conf"
+    conf.write_text('[storage.options.pallet]\nlayer_size_limit = "4MiB"\n')
+    env = {"PALLET_STORAGE_CONF": str(conf)}
+    if how == "build":
+        p = pallet("build", "-q", "-t", "bomb", ctx, check=False, env=env)
+    else:
+        ctr = pallet("builder", "from", "localhost/busybox:v1", env=env).stdout.strip()
+        p = pallet("builder", "add", ctr, os.path.join(ctx, "bomb.tar.gz"), "/x/", check=False, env=env)
+    _one_line_error(p, "ADD bomb.tar.gz", "layer_size_limit of 4 MiB")
+    # without the limit the same archive is extracted
+    if how == "builder-add":
+        pallet("builder", "add", ctr, os.path.join(ctx, "bomb.tar.gz"), "/x/")
+        mnt = pallet("builder", "mount", ctr).stdout.strip()
+        assert os.path.getsize(os.path.join(mnt, "x", "payload")) == 128 << 20

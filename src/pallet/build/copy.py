@@ -13,7 +13,8 @@ working container's root filesystem, with Docker's rules.
   keep them. Missing parent directories of the destination are made 0755.
 - ADD extracts a local tar archive (plain, gzip, bzip2, xz) into the destination directory
   (with the archive's owners and modes: ``--chown`` applies only to the directories made for
-  it), and downloads ``http(s)://`` sources.
+  it), and downloads ``http(s)://`` sources. An archive may expand to no more than the store's
+  ``layer_size_limit`` and must leave its ``free_space_reserve`` free (a decompression bomb).
 - Paths the ignore rules exclude are never copied; naming only excluded files is an error.
 """
 
@@ -23,7 +24,7 @@ import errno
 import os
 import stat as _stat
 
-from ..errors import BuildError
+from ..errors import BuildError, StoreError
 from ._paths import resolve_in_root
 
 _GLOB = set("*?[")
@@ -138,14 +139,29 @@ class Source:
 
 
 class CopyOptions:
-    __slots__ = ("chown", "chmod", "extract", "workdir")
+    """How COPY/ADD writes: ``chown``/``chmod`` as parsed, ``extract`` (ADD's archive
+    unpacking), ``workdir`` for a relative destination; ``size_limit`` and ``space_reserve``
+    bound what an extracted archive may expand to, as the store bounds a layer (storage.conf
+    ``layer_size_limit``/``free_space_reserve``: :func:`limits_of` reads them from a store)."""
+
+    __slots__ = ("chown", "chmod", "extract", "workdir", "size_limit", "space_reserve")
 
     def __init__(self, chown: tuple[int, int] | None = None, chmod: int | None = None, extract: bool = False,
-                 workdir: str = "/"):
+                 workdir: str = "/", size_limit: int = 0, space_reserve: int = 0):
         self.chown = chown
         self.chmod = chmod
         self.extract = extract
         self.workdir = workdir or "/"
+        self.size_limit = size_limit
+        self.space_reserve = space_reserve
+
+
+def limits_of(store) -> dict:
+    """``size_limit``/``space_reserve`` keyword arguments of :class:`CopyOptions` for a build
+    into ``store``: its ``layer_size_limit`` and ``free_space_reserve``."""
+    opts = getattr(store, "options", None)
+    return dict(size_limit=getattr(opts, "layer_size_limit", 0) or 0,
+                space_reserve=getattr(opts, "free_space_reserve", 0) or 0)
 
 
 def parse_chmod(text: str) -> int:
@@ -349,9 +365,12 @@ class _Writer:
                 src = lzma.open(f)
             else:
                 src = _stream.open_decompressed(f, comp) if comp else f
+            # an archive is a decompression bomb as easily as a layer is: the same guard
+            guard = _stream.SpaceGuard(src, dest, f"ADD {os.path.basename(archive)}",
+                                       limit=self.o.size_limit, reserve=self.o.space_reserve)
             try:
-                apply_layer(src, dest, chown=True)
-            except BuildError:
+                apply_layer(guard, dest, chown=True)
+            except (BuildError, StoreError):
                 raise
             except Exception as e:  # a malformed archive is the user's input: one line
                 raise BuildError(f"ADD {os.path.basename(archive)}: cannot extract: {e}") from None

@@ -951,7 +951,8 @@ class Builder:
                     owner = lookup_chown(root, chown) if chown else None
                 except BuildError as e:
                     raise ins.error(str(e)) from None
-                opts = _cp.CopyOptions(chown=owner, chmod=chmod, extract=add, workdir=cfg.get("WorkingDir") or "/")
+                opts = _cp.CopyOptions(chown=owner, chmod=chmod, extract=add, workdir=cfg.get("WorkingDir") or "/",
+                                       **_cp.limits_of(self.store))
                 try:
                     _cp.copy(root, source, items, dest, opts, several=several)
                 except OSError as e:

@@ -184,7 +184,8 @@ class Builder:
             cfg = self.config.get("config") or {}
             opts = _copy_mod.CopyOptions(chown=lookup_chown(root, chown) if chown else None,
                                          chmod=_copy_mod.parse_chmod(chmod) if chmod else None, extract=add,
-                                         workdir=cfg.get("WorkingDir") or "/")
+                                         workdir=cfg.get("WorkingDir") or "/",
+                                         **_copy_mod.limits_of(self.store))
             if from_:
                 other = _FromMount(self.store, from_, pull, ctx)
                 src = _copy_mod.Source(other.path, preserve_owner=True, what=from_)
