@@ -155,7 +155,7 @@ def check_stop_signal(text: str, error) -> str:
     """``text`` if it names a signal as buildah accepts one (a name with or without ``SIG``,
     any case; a number from 1 to 64; ``RTMIN+n``/``RTMAX-n``), else ``error(message)`` is raised."""
     from ..errors import PalletError
-    from ..runtime.container import parse_signal
+    from ..runtime.kill import parse_signal
 
     try:
         parse_signal(text)
