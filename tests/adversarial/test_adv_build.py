@@ -367,3 +367,37 @@ def test_add_of_a_gzip_bomb_stops_at_the_layer_size_limit(pallet, tmp_path, how)
         pallet("builder", "add", ctr, os.path.join(ctx, "bomb.tar.gz"), "/x/")
         mnt = pallet("builder", "mount", ctr).stdout.strip()
         assert os.path.getsize(os.path.join(mnt, "x", "payload")) == 128 << 20
+
+
+# -- 15: COPY/ADD destinations, WORKDIR, --chown's passwd and VOLUMEs resolve inside the root --
+
+def test_symlinks_in_the_image_never_reach_the_host(pallet, tmp_path):
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "passwd").write_text("evil:x:4242:4242::/:/bin/sh\n")
+    ctx = _ctx(tmp_path, f"""FROM localhost/busybox:v1
+RUN ln -s {host} /out && ln -s ../../../../../../..{host} /up && ln -s {host}/new /wd \\
+ && mkdir -p /etc && cp /etc/passwd /etc/passwd.orig 2>/dev/null; ln -sf {host}/passwd /etc/passwd
+COPY f /out/
+COPY f /up/g
+ADD f /up/sub/h
+WORKDIR /wd/deeper
+RUN test -d {host}/new/deeper && test -f {host}/f && test -f {host}/g && test -f {host}/sub/h
+""", {"f": "data"})
+    pallet("build", "-q", "-t", "in-root", ctx)
+    assert sorted(os.listdir(host)) == ["passwd"], "the build wrote on the host"
+    # the image's /etc/passwd points at a host file with "evil": inside the root it is missing
+    ctx2 = _ctx(tmp_path, "FROM in-root\nCOPY --chown=evil f /x\n", {"f": "data"}, name="ctx2")
+    _one_line_error(pallet("build", "-q", ctx2, check=False), "evil")
+
+
+def test_builder_copy_and_run_resolve_inside_the_root(pallet, tmp_path):
+    host = tmp_path / "host"
+    host.mkdir()
+    ctr = pallet("builder", "from", "localhost/busybox:v1").stdout.strip()
+    pallet("builder", "run", ctr, "--", "sh", "-c", f"ln -s {host} /out")
+    (tmp_path / "f").write_text("x")
+    pallet("builder", "copy", ctr, str(tmp_path / "f"), "/out/sub/")
+    pallet("builder", "config", "--workingdir", "/out/wd", ctr)
+    pallet("builder", "run", ctr, "--", "sh", "-c", f"test -f {host}/sub/f && test -d {host}/wd")
+    assert os.listdir(host) == []

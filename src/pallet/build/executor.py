@@ -558,25 +558,24 @@ class Builder:
             self._cache_put(key, st.image, st.doc)
 
     def _make_workdirs(self, st: "_State") -> None:
-        """The WORKDIR directories that do not exist yet, each component made owned by the
-        USER in force at its WORKDIR instruction."""
-        from ._paths import lookup_user, resolve_in_root
+        """The WORKDIR directories that do not exist yet, each component made (by mkdirat,
+        inside the root: :mod:`pallet._rootfs`) owned by the USER in force at its WORKDIR
+        instruction."""
+        from .. import _rootfs
+        from ._paths import lookup_user
 
-        for w, user in st.workdirs:
-            if os.path.isdir(resolve_in_root(st.root, w)):
-                continue
-            uid, gid = lookup_user(st.root, user)[:2] if user else (0, 0)
-            parts = [p for p in w.split("/") if p]
-            for i in range(1, len(parts) + 1):
-                host = resolve_in_root(st.root, "/" + "/".join(parts[:i]))
-                if os.path.isdir(host):
+        root_fd = _rootfs.open_root(st.root)
+        try:
+            for w, user in st.workdirs:
+                if _is_dir_in_root(st.root, w):
                     continue
+                uid, gid = lookup_user(st.root, user)[:2] if user else (0, 0)
                 try:
-                    os.mkdir(host, 0o755)
-                    os.chmod(host, 0o755)  # whatever the umask
-                    os.lchown(host, uid, gid)
+                    os.close(_rootfs.mkdir_all_in_root(root_fd, w, 0o755, owner=(uid, gid)))
                 except OSError as e:
-                    raise BuildError(f"WORKDIR {w}: cannot create /{'/'.join(parts[:i])}: {e.strerror}") from None
+                    raise BuildError(f"WORKDIR {w}: cannot create it: {e.strerror}") from None
+        finally:
+            os.close(root_fd)
         st.workdirs = []
 
     def _flush_workdirs(self, st: "_State", stage: Stage) -> None:
@@ -592,9 +591,7 @@ class Builder:
                 st.history = []
                 return
             self._container(st)
-            from ._paths import resolve_in_root
-
-            if all(os.path.isdir(resolve_in_root(st.root, w)) for w, _ in st.workdirs):
+            if all(_is_dir_in_root(st.root, w) for w, _ in st.workdirs):
                 # every directory is there already: no layer (an empty one was made before)
                 b = st.container
                 b.umount()
@@ -746,19 +743,23 @@ class Builder:
         0755) first, and stays in the step's layer, as buildah leaves it."""
         import subprocess
 
-        from ._paths import clean_abs, resolve_in_root
+        from .. import _rootfs
+        from ._paths import clean_abs
 
         out = []
+        root_fd = _rootfs.open_root(root)
+        stack.callback(os.close, root_fd)
         for vol in sorted(cfg.get("Volumes") or {}):
             vol = clean_abs(vol)
-            host = resolve_in_root(root, vol)
-            if not os.path.isdir(host):
-                try:
-                    os.makedirs(host, 0o755)
-                except OSError as e:
-                    raise BuildError(f"VOLUME {vol}: cannot create it for RUN: {e.strerror}") from None
+            try:
+                vfd = _rootfs.mkdir_all_in_root(root_fd, vol, 0o755)
+            except OSError as e:
+                raise BuildError(f"VOLUME {vol}: cannot create it for RUN: {e.strerror}") from None
+            stack.callback(os.close, vfd)
             d = stack.enter_context(self.store.staging())  # locked: no other process takes it for a leftover
-            r = subprocess.run(["cp", "-a", host + "/.", d + "/"], capture_output=True, text=True)
+            # cp gets the directory's fd, under the same number: it reads that very directory
+            r = subprocess.run(["cp", "-a", _rootfs.fd_path(vfd) + "/.", d + "/"], capture_output=True, text=True,
+                               pass_fds=(vfd,))
             if r.returncode != 0:
                 raise BuildError(f"VOLUME {vol}: cannot set it aside for RUN: {r.stderr.strip()}")
             out.append({"destination": vol, "type": "bind", "source": d, "options": ["rbind", "rw"]})
@@ -1153,6 +1154,20 @@ def _export_tar(src: str, dest: str) -> None:
 
             with _fs.output_file(dest, 0o644) as f:
                 shutil.copyfileobj(stream, f, 1 << 20)
+
+
+def _is_dir_in_root(root: str, path: str) -> bool:
+    """Whether ``path`` is a directory inside the tree at ``root`` (resolved by fd)."""
+    from .. import _rootfs
+
+    rfd = _rootfs.open_root(root)
+    try:
+        os.close(_rootfs.open_in_root(rfd, path, os.O_PATH | os.O_DIRECTORY))
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(rfd)
 
 
 def _mount_number(ins, typ: str, opts: dict, field: str, default: str) -> int:

@@ -140,7 +140,8 @@ class Builder:
             stdout=None, stderr=None) -> int:
         """Run ``argv`` in the container (its config's Env, User, WorkingDir unless overridden)."""
         from . import run as _run
-        from ._paths import lookup_user, resolve_in_root
+        from .. import _rootfs
+        from ._paths import lookup_user
 
         cfg = self.config.get("config") or {}
         if network not in ("host", "none"):
@@ -154,9 +155,13 @@ class Builder:
                     v = os.environ.get(k, "")
                 envd[k] = v
             cwd = workdir or cfg.get("WorkingDir") or "/"
-            host_cwd = resolve_in_root(root, cwd)
-            if not os.path.isdir(host_cwd):
-                os.makedirs(host_cwd, 0o755, exist_ok=True)
+            root_fd = _rootfs.open_root(root)
+            try:
+                os.close(_rootfs.mkdir_all_in_root(root_fd, cwd, 0o755))
+            except OSError as e:
+                raise BuildError(f"working directory {cwd}: cannot create it in the container: {e.strerror}") from None
+            finally:
+                os.close(root_fd)
             uid, gid, extra = lookup_user(root, user if user is not None else (cfg.get("User") or ""))
             all_mounts = [parse_volume(v) for v in volumes] + list(mounts)
             o = _run.RunOptions(env=[f"{k}={v}" for k, v in envd.items()], cwd=cwd, user=(uid, gid, extra),
