@@ -146,7 +146,7 @@ class Source:
                 self._sum_tree(os.path.join(host, n), r, f"{sub}/{n}", h)
 
 
-class CopyOptions:
+class FileCopyOptions:
     """How COPY/ADD writes: ``chown``/``chmod`` as parsed, ``extract`` (ADD's archive
     unpacking), ``workdir`` for a relative destination; ``size_limit`` and ``space_reserve``
     bound what an extracted archive may expand to, as the store bounds a layer (storage.conf
@@ -165,7 +165,7 @@ class CopyOptions:
 
 
 def limits_of(store) -> dict:
-    """``size_limit``/``space_reserve`` keyword arguments of :class:`CopyOptions` for a build
+    """``size_limit``/``space_reserve`` keyword arguments of :class:`FileCopyOptions` for a build
     into ``store``: its ``layer_size_limit`` and ``free_space_reserve``."""
     opts = getattr(store, "options", None)
     return dict(size_limit=getattr(opts, "layer_size_limit", 0) or 0,
@@ -182,7 +182,7 @@ def parse_chmod(text: str) -> int:
     return v
 
 
-def copy(rootfs: str, source: Source, items: list[Item], dest: str, o: CopyOptions, several: bool = False) -> None:
+def copy(rootfs: str, source: Source, items: list[Item], dest: str, o: FileCopyOptions, several: bool = False) -> None:
     """Copy ``items`` into the tree at ``rootfs`` at ``dest`` (see the module doc). The
     destination is resolved inside the root by fd (:mod:`pallet._rootfs`): its directories
     are made by mkdirat and written through ``/proc/self/fd/N``, so a symlink in the image
@@ -254,6 +254,13 @@ def copy(rootfs: str, source: Source, items: list[Item], dest: str, o: CopyOptio
         os.close(root_fd)
 
 
+def copy_tree(src_dir: str, dest_dir: str) -> None:
+    """The contents of ``src_dir`` into the host directory ``dest_dir`` (made if missing),
+    owners, modes and times kept (``build --output type=local``)."""
+    os.makedirs(dest_dir, exist_ok=True)
+    _Writer("/", Source(src_dir, preserve_owner=True), FileCopyOptions()).copy_children(src_dir, None, dest_dir)
+
+
 def _url_name(url: str) -> str:
     from urllib.parse import urlparse
 
@@ -270,7 +277,7 @@ def _is_archive(path: str) -> bool:
 
 
 class _Writer:
-    def __init__(self, rootfs: str, source: Source, o: CopyOptions):
+    def __init__(self, rootfs: str, source: Source, o: FileCopyOptions):
         self.rootfs = rootfs
         self.source = source
         self.o = o

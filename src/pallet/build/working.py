@@ -11,6 +11,7 @@ import copy as _copy
 import os
 
 from ..errors import BuildError, NotFound
+from . import config_edit
 from . import image as _image
 
 KIND = "builder"
@@ -67,7 +68,10 @@ def _container_name(store, image_text: str | None) -> str:
     return f"{base}-{i}"
 
 
-class Builder:
+class BuilderContainer:
+    """A `pallet builder` (buildah) working container: a writable layer on an image, its
+    pending config and metadata, and what it is run, copied into and committed with."""
+
     def __init__(self, store, rec: dict):
         self.store = store
         self.rec = rec
@@ -76,7 +80,7 @@ class Builder:
 
     @classmethod
     def create(cls, store, image_text: str | None, *, name: str | None = None, pull: str = "missing",
-               ctx=None, image_rec: dict | None = None, config: dict | None = None) -> "Builder":
+               ctx=None, image_rec: dict | None = None, config: dict | None = None) -> "BuilderContainer":
         """A working container on ``image_text`` (None or ``scratch``: on nothing)."""
         if image_text == "scratch":
             image_text = None
@@ -90,14 +94,14 @@ class Builder:
         return cls(store, rec)
 
     @classmethod
-    def get(cls, store, text: str) -> "Builder":
+    def get(cls, store, text: str) -> "BuilderContainer":
         rec = store.container(text)
         if rec.get("kind") != KIND:
             raise BuildError(f"{text} is not a working container (pallet builder containers lists them)")
         return cls(store, rec)
 
     @classmethod
-    def all(cls, store) -> list["Builder"]:
+    def all(cls, store) -> list["BuilderContainer"]:
         return [cls(store, c) for c in store.containers() if c.get("kind") == KIND]
 
     # -- accessors -----------------------------------------------------------------------------
@@ -148,7 +152,7 @@ class Builder:
             raise BuildError(f"invalid network {network!r}: want none or host")
         root = self.mount()
         try:
-            envd = _image.env_dict(cfg)
+            envd = config_edit.env_dict(cfg)
             for e in env:
                 k, sep, v = e.partition("=")
                 if not sep:
@@ -187,7 +191,7 @@ class Builder:
         other = None
         try:
             cfg = self.config.get("config") or {}
-            opts = _copy_mod.CopyOptions(chown=lookup_chown(root, chown) if chown else None,
+            opts = _copy_mod.FileCopyOptions(chown=lookup_chown(root, chown) if chown else None,
                                          chmod=_copy_mod.parse_chmod(chmod) if chmod else None, extract=add,
                                          workdir=cfg.get("WorkingDir") or "/",
                                          **_copy_mod.limits_of(self.store))
@@ -279,7 +283,7 @@ class Builder:
         self.store.remove_container(self.id)
 
 
-def commit_layer(store, b: Builder, base: dict | None, epoch: int | None, squash: bool = False) -> dict:
+def commit_layer(store, b: BuilderContainer, base: dict | None, epoch: int | None, squash: bool = False) -> dict:
     """The container's changes (or, squashed, its whole tree) as a layer in the store."""
     from ..layer.create import tar_changes, tar_directory, tar_overlay_upper
 
