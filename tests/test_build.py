@@ -465,7 +465,7 @@ def test_builder_config_env_moves_a_reset_variable_last(pallet):
 
 
 def test_dockerfile_and_builder_config_edit_the_config_alike(pallet, tmp_path):
-    """One implementation of config edits (build/config_edit.py): the same edits made by a
+    """One implementation of config edits (builder/config_edit.py): the same edits made by a
     Dockerfile and by `builder config` give the same config, and the same bad values are
     refused by both with the option or line named."""
     ctx = tmp_path / "ctx"

@@ -6,7 +6,7 @@ stopped at the root, so no lookup ever leaves it, whatever the tree holds.
     fd = open_in_root(root, "/etc/passwd", os.O_RDONLY)        # a fd, never a host path
     dfd = mkdir_all_in_root(root, "/app/src", owner=(1000, 1000))  # each part made by mkdirat
 
-The one resolver below build/, layer/ and runtime/. Two ways, same answers:
+The one resolver below builder/, layer/ and runtime/. Two ways, same answers:
 
 - ``openat2(2)`` with ``RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`` (Linux 5.6+): the kernel does
   the whole lookup at once, so a component swapped for a symlink to a host path while we

@@ -242,7 +242,7 @@ def test_config_values_that_are_not_utf8_are_written_as_go_writes_them(pallet):
 
 FUZZ_CHILD = r"""
 import random, sys
-from pallet.build import dockerfile
+from pallet.builder import dockerfile
 from pallet.errors import PalletError
 
 seed = ("FROM busybox:v1 AS a\nARG X=1\nRUN --mount=type=cache,target=/c echo $X \\\n  && true\n"
@@ -285,7 +285,7 @@ def test_fuzz_the_parser_boundary():
 def test_image_whose_layers_were_pruned_is_a_store_error(pallet):
     """The point the race reached: the layers of the previous step's image gone when the next
     step's image is stored (it used to be ``KeyError``, an internal error)."""
-    from pallet.build import image as _image
+    from pallet.builder import image as _image
     from pallet.errors import StoreError
 
     store = pallet.store()

@@ -227,7 +227,7 @@ class Store:
     def new_working_container(self, image: str | None = None, *, name: str | None = None,
                               pull: PullPolicy = "missing", context: Context | None = None) -> "WorkingContainer":
         """The same as :meth:`working_container` without the block: remove it yourself."""
-        from ..build import working
+        from ..builder import working
 
         with about(image):
             b = working.BuilderContainer.create(self._s(), _text(image) if image is not None else None, name=name,
@@ -236,7 +236,7 @@ class Store:
 
     def working_containers(self) -> list["WorkingContainer"]:
         """Every working container (``pallet builder containers``)."""
-        from ..build import working
+        from ..builder import working
 
         return [WorkingContainer(self, b) for b in working.BuilderContainer.all(self._s())]
 
@@ -253,7 +253,7 @@ class Store:
         process's, as ``subprocess.run``); the build's step messages go to the ``pallet``
         logger. ``secrets`` maps an id to a file (``--secret id=ID,src=FILE``).
         """
-        from ..build.executor import BuildOptions, build
+        from ..builder.executor import BuildOptions, build
         from .._log import debug
 
         with about(context):
@@ -328,7 +328,7 @@ class WorkingContainer:
                   cmd: Sequence[str] | None = None, workdir: str | None = None, user: str | None = None,
                   labels: Mapping[str, str] | None = None) -> None:
         """``pallet builder config``: what the committed image's config says (given fields only)."""
-        from ..build import config_edit as edit
+        from ..builder import config_edit as edit
 
         cfg = self._b.config.setdefault("config", {})  # type: ignore[attr-defined]
         for k, v in (env or {}).items():

@@ -152,7 +152,7 @@ def _own_exit(fn):
 
 @_own_exit
 def cmd_build(args) -> int:
-    from ..build.executor import BuildOptions, build
+    from ..builder.executor import BuildOptions, build
 
     fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
     text = None
@@ -284,13 +284,13 @@ def _builder_group(sub) -> None:
 
 
 def _get(args, text):
-    from ..build import working
+    from ..builder import working
 
     return working.BuilderContainer.get(_store(args), text)
 
 
 def cmd_from(args) -> int:
-    from ..build import working
+    from ..builder import working
 
     b = working.BuilderContainer.create(_store(args), args.image, name=args.name, pull=args.pull, ctx=common.context(args))
     print(b.name)
@@ -298,7 +298,7 @@ def cmd_from(args) -> int:
 
 
 def cmd_mount(args) -> int:
-    from ..build import working
+    from ..builder import working
 
     store = _store(args)
     if not args.containers:
@@ -314,7 +314,7 @@ def cmd_mount(args) -> int:
 
 
 def cmd_umount(args) -> int:
-    from ..build import working
+    from ..builder import working
 
     store = _store(args)
     targets = [working.BuilderContainer.get(store, t) for t in args.containers]
@@ -362,7 +362,7 @@ def _argv(text: str, shell: list | None = None) -> list:
 
 
 def cmd_config(args) -> int:
-    from ..build import config_edit as edit
+    from ..builder import config_edit as edit
     from ..errors import UsageError
 
     b = _get(args, args.container)
@@ -379,7 +379,7 @@ def cmd_config(args) -> int:
         k, sep, v = e.partition("=")
         if not sep:
             v = os.environ.get(k, "")
-        from ..build.shell import expand
+        from ..builder.shell import expand
 
         edit.set_env(cfg, k, expand(v, edit.env_dict(cfg)) if "$" in v else v, move_last=True)
     if args.shell is not None:
@@ -474,7 +474,7 @@ def cmd_commit(args) -> int:
 
 
 def cmd_containers(args) -> int:
-    from ..build import working
+    from ..builder import working
     from ._table import table
 
     bs = working.BuilderContainer.all(_store(args))
@@ -510,7 +510,7 @@ def cmd_containers(args) -> int:
 
 
 def cmd_rm(args) -> int:
-    from ..build import working
+    from ..builder import working
     from ..errors import UsageError
 
     store = _store(args)
