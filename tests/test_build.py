@@ -462,3 +462,36 @@ def test_builder_config_env_moves_a_reset_variable_last(pallet):
     pallet("builder", "config", "--env", "A=3", ctr)
     pallet("builder", "commit", "--rm", ctr, "envorder")
     assert pallet.config("envorder")["config"]["Env"] == ["PATH=/bin", "B=2", "A=3"]
+
+
+def test_dockerfile_and_builder_config_edit_the_config_alike(pallet, tmp_path):
+    """One implementation of config edits (builder/config_edit.py): the same edits made by a
+    Dockerfile and by `builder config` give the same config, and the same bad values are
+    refused by both with the option or line named."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM localhost/busybox:v1\n"
+        "ENV A=1 B=2\nLABEL l=v\nEXPOSE 8080 53/udp 7000-7010\nVOLUME /data\nUSER 1:2\nWORKDIR /srv\n"
+        'STOPSIGNAL SIGINT\nHEALTHCHECK --interval=5s --retries=3 CMD ["true"]\nONBUILD RUN true\n'
+        'SHELL ["/bin/ash", "-c"]\nENTRYPOINT ["/bin/cat"]\nCMD ["/etc/hostname"]\n')
+    pallet("build", "-q", "--format", "docker", "--layers=false", "-t", "from-dockerfile", str(ctx))
+    ctr = pallet("builder", "from", "localhost/busybox:v1").stdout.strip()
+    pallet("builder", "config", "--env", "A=1", "--env", "B=2", "--label", "l=v", "--port", "8080",
+           "--port", "53/udp", "--port", "7000-7010", "--volume", "/data", "--user", "1:2", "--workingdir", "/srv",
+           "--stop-signal", "SIGINT", "--healthcheck", '["CMD", "true"]', "--healthcheck-interval", "5s",
+           "--healthcheck-retries", "3", "--onbuild", "RUN true", "--shell", '["/bin/ash", "-c"]',
+           "--entrypoint", '["/bin/cat"]', "--cmd", '["/etc/hostname"]', ctr)
+    pallet("builder", "commit", "--format", "docker", ctr, "from-builder")
+    a, b = pallet.config("from-dockerfile")["config"], pallet.config("from-builder")["config"]
+    assert a == b, (a, b)
+    assert a["ExposedPorts"] == {"8080/tcp": {}, "53/udp": {}, "7000-7010/tcp": {}}
+    assert a["Healthcheck"] == {"Test": ["CMD", "true"], "Interval": 5_000_000_000, "Retries": 3}
+    for opt, value, needle in (("--port", "99999", "--port: invalid port '99999'"),
+                               ("--stop-signal", "SIGBOGUS", "--stop-signal: invalid stop signal"),
+                               ("--healthcheck-interval", "5 parsecs", "invalid --healthcheck-interval")):
+        p = pallet("builder", "config", opt, value, ctr, check=False)
+        assert p.returncode != 0 and needle in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nEXPOSE 99999\n")
+    p = pallet("build", "-q", str(ctx), check=False)
+    assert p.returncode != 0 and "invalid port '99999'" in p.stderr and "Dockerfile:2" in p.stderr, p.stderr

@@ -242,7 +242,7 @@ def test_config_values_that_are_not_utf8_are_written_as_go_writes_them(pallet):
 
 FUZZ_CHILD = r"""
 import random, sys
-from pallet.build import dockerfile
+from pallet.builder import dockerfile
 from pallet.errors import PalletError
 
 seed = ("FROM busybox:v1 AS a\nARG X=1\nRUN --mount=type=cache,target=/c echo $X \\\n  && true\n"
@@ -285,7 +285,7 @@ def test_fuzz_the_parser_boundary():
 def test_image_whose_layers_were_pruned_is_a_store_error(pallet):
     """The point the race reached: the layers of the previous step's image gone when the next
     step's image is stored (it used to be ``KeyError``, an internal error)."""
-    from pallet.build import image as _image
+    from pallet.builder import image as _image
     from pallet.errors import StoreError
 
     store = pallet.store()
@@ -324,3 +324,80 @@ def test_build_racing_image_prune_gives_clear_errors(pallet, tmp_path, base):
         t.join(60)
     for err in prune_errors:
         assert "internal error" not in err and "Traceback" not in err, err
+
+
+# -- ADD's archive extraction is bounded like a layer (storage.conf limits) ------------------
+
+def _gzip_tar_bomb(path: str, size: int) -> None:
+    """A gzip tar holding one file of ``size`` zero bytes, written streaming (a few KB/MiB)."""
+    import tarfile
+    import zlib
+
+    ti = tarfile.TarInfo("payload")
+    ti.size = size
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zero = bytes(1 << 20)
+    with open(path, "wb") as out:
+        out.write(comp.compress(ti.tobuf(tarfile.PAX_FORMAT)))
+        left = size
+        while left:
+            n = min(left, len(zero))
+            out.write(comp.compress(zero[:n]))
+            left -= n
+        out.write(comp.compress(bytes(-size % 512) + bytes(1024)))
+        out.write(comp.flush())
+
+
+@pytest.mark.parametrize("how", ["build", "builder-add"])
+def test_add_of_a_gzip_bomb_stops_at_the_layer_size_limit(pallet, tmp_path, how):
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nADD bomb.tar.gz /x/\n")
+    _gzip_tar_bomb(os.path.join(ctx, "bomb.tar.gz"), 128 << 20)
+    assert os.path.getsize(os.path.join(ctx, "bomb.tar.gz")) < 1 << 20
+    conf = tmp_path / "storage.conf"
+    conf.write_text('[storage.options.pallet]\nlayer_size_limit = "4MiB"\n')
+    env = {"PALLET_STORAGE_CONF": str(conf)}
+    if how == "build":
+        p = pallet("build", "-q", "-t", "bomb", ctx, check=False, env=env)
+    else:
+        ctr = pallet("builder", "from", "localhost/busybox:v1", env=env).stdout.strip()
+        p = pallet("builder", "add", ctr, os.path.join(ctx, "bomb.tar.gz"), "/x/", check=False, env=env)
+    _one_line_error(p, "ADD bomb.tar.gz", "layer_size_limit of 4 MiB")
+    # without the limit the same archive is extracted
+    if how == "builder-add":
+        pallet("builder", "add", ctr, os.path.join(ctx, "bomb.tar.gz"), "/x/")
+        mnt = pallet("builder", "mount", ctr).stdout.strip()
+        assert os.path.getsize(os.path.join(mnt, "x", "payload")) == 128 << 20
+
+
+# -- 15: COPY/ADD destinations, WORKDIR, --chown's passwd and VOLUMEs resolve inside the root --
+
+def test_symlinks_in_the_image_never_reach_the_host(pallet, tmp_path):
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "passwd").write_text("evil:x:4242:4242::/:/bin/sh\n")
+    ctx = _ctx(tmp_path, f"""FROM localhost/busybox:v1
+RUN ln -s {host} /out && ln -s ../../../../../../..{host} /up && ln -s {host}/new /wd \\
+ && mkdir -p /etc && cp /etc/passwd /etc/passwd.orig 2>/dev/null; ln -sf {host}/passwd /etc/passwd
+COPY f /out/
+COPY f /up/g
+ADD f /up/sub/h
+WORKDIR /wd/deeper
+RUN test -d {host}/new/deeper && test -f {host}/f && test -f {host}/g && test -f {host}/sub/h
+""", {"f": "data"})
+    pallet("build", "-q", "-t", "in-root", ctx)
+    assert sorted(os.listdir(host)) == ["passwd"], "the build wrote on the host"
+    # the image's /etc/passwd points at a host file with "evil": inside the root it is missing
+    ctx2 = _ctx(tmp_path, "FROM in-root\nCOPY --chown=evil f /x\n", {"f": "data"}, name="ctx2")
+    _one_line_error(pallet("build", "-q", ctx2, check=False), "evil")
+
+
+def test_builder_copy_and_run_resolve_inside_the_root(pallet, tmp_path):
+    host = tmp_path / "host"
+    host.mkdir()
+    ctr = pallet("builder", "from", "localhost/busybox:v1").stdout.strip()
+    pallet("builder", "run", ctr, "--", "sh", "-c", f"ln -s {host} /out")
+    (tmp_path / "f").write_text("x")
+    pallet("builder", "copy", ctr, str(tmp_path / "f"), "/out/sub/")
+    pallet("builder", "config", "--workingdir", "/out/wd", ctr)
+    pallet("builder", "run", ctr, "--", "sh", "-c", f"test -f {host}/sub/f && test -d {host}/wd")
+    assert os.listdir(host) == []

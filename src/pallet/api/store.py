@@ -227,18 +227,18 @@ class Store:
     def new_working_container(self, image: str | None = None, *, name: str | None = None,
                               pull: PullPolicy = "missing", context: Context | None = None) -> "WorkingContainer":
         """The same as :meth:`working_container` without the block: remove it yourself."""
-        from ..build.working import Builder
+        from ..builder import working
 
         with about(image):
-            b = Builder.create(self._s(), _text(image) if image is not None else None, name=name, pull=pull,
-                               ctx=self._ctx(context, None))
+            b = working.BuilderContainer.create(self._s(), _text(image) if image is not None else None, name=name,
+                                                pull=pull, ctx=self._ctx(context, None))
         return WorkingContainer(self, b)
 
     def working_containers(self) -> list["WorkingContainer"]:
         """Every working container (``pallet builder containers``)."""
-        from ..build.working import Builder
+        from ..builder import working
 
-        return [WorkingContainer(self, b) for b in Builder.all(self._s())]
+        return [WorkingContainer(self, b) for b in working.BuilderContainer.all(self._s())]
 
     def build(self, context: str, *, dockerfile: str | None = None, tags: Sequence[str] = (),
               build_args: Mapping[str, str] | None = None, target: str | None = None,
@@ -253,7 +253,7 @@ class Store:
         process's, as ``subprocess.run``); the build's step messages go to the ``pallet``
         logger. ``secrets`` maps an id to a file (``--secret id=ID,src=FILE``).
         """
-        from ..build.executor import BuildOptions, build
+        from ..builder.executor import BuildOptions, build
         from .._log import debug
 
         with about(context):
@@ -328,21 +328,21 @@ class WorkingContainer:
                   cmd: Sequence[str] | None = None, workdir: str | None = None, user: str | None = None,
                   labels: Mapping[str, str] | None = None) -> None:
         """``pallet builder config``: what the committed image's config says (given fields only)."""
-        from ..build import image as _image
+        from ..builder import config_edit as edit
 
         cfg = self._b.config.setdefault("config", {})  # type: ignore[attr-defined]
         for k, v in (env or {}).items():
-            _image.set_env(cfg, k, v)
+            edit.set_env(cfg, k, v)
         if entrypoint is not None:
-            cfg["Entrypoint"] = list(entrypoint)
+            edit.set_command(cfg, "Entrypoint", list(entrypoint))
         if cmd is not None:
-            cfg["Cmd"] = list(cmd)
+            edit.set_command(cfg, "Cmd", list(cmd))
         if workdir is not None:
-            cfg["WorkingDir"] = workdir
+            edit.set_workdir(cfg, workdir)
         if user is not None:
-            cfg["User"] = user
-        if labels:
-            cfg["Labels"] = {**(cfg.get("Labels") or {}), **labels}
+            edit.set_user(cfg, user)
+        for k, v in (labels or {}).items():
+            edit.set_label(cfg, k, v)
         self._b.save()  # type: ignore[attr-defined]
 
     def commit(self, name: str | None = None, *, format: Format = "oci", squash: bool = False,

@@ -399,7 +399,7 @@ class ImageFilter:
         for c in self.store.containers():
             users.setdefault(c.get("image"), []).append(c)
         if value == "external":  # every container using it is a working (buildah) container
-            from ..build.working import KIND
+            from ..builder.working import KIND
 
             return lambda rec: bool(users.get(rec["id"])) and all(c.get("kind") == KIND for c in users[rec["id"]])
         want = value == "true"

@@ -151,7 +151,7 @@ def _own_exit(fn):
 
 @_own_exit
 def cmd_build(args) -> int:
-    from ..build.executor import BuildOptions, build
+    from ..builder.executor import BuildOptions, build
 
     fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
     text = None
@@ -283,42 +283,42 @@ def _builder_group(sub) -> None:
 
 
 def _get(args, text):
-    from ..build.working import Builder
+    from ..builder import working
 
-    return Builder.get(_store(args), text)
+    return working.BuilderContainer.get(_store(args), text)
 
 
 def cmd_from(args) -> int:
-    from ..build.working import Builder
+    from ..builder import working
 
-    b = Builder.create(_store(args), args.image, name=args.name, pull=args.pull, ctx=common.context(args))
+    b = working.BuilderContainer.create(_store(args), args.image, name=args.name, pull=args.pull, ctx=common.context(args))
     print(b.name)
     return 0
 
 
 def cmd_mount(args) -> int:
-    from ..build.working import Builder
+    from ..builder import working
 
     store = _store(args)
     if not args.containers:
-        for b in Builder.all(store):
+        for b in working.BuilderContainer.all(store):
             mp = b.mountpoint()
             if mp:
                 print(f"{b.name} {mp}")
         return 0
     for text in args.containers:
-        path = Builder.get(store, text).mount()
+        path = working.BuilderContainer.get(store, text).mount()
         print(path if len(args.containers) == 1 else f"{text} {path}")
     return 0
 
 
 def cmd_umount(args) -> int:
-    from ..build.working import Builder
+    from ..builder import working
 
     store = _store(args)
-    targets = [Builder.get(store, t) for t in args.containers]
+    targets = [working.BuilderContainer.get(store, t) for t in args.containers]
     if args.all:
-        targets = Builder.all(store)
+        targets = working.BuilderContainer.all(store)
     for b in targets:
         b.umount(force=True)
         print(b.id)
@@ -361,74 +361,65 @@ def _argv(text: str, shell: list | None = None) -> list:
 
 
 def cmd_config(args) -> int:
-    from ..build import image as _image
+    from ..builder import config_edit as edit
     from ..errors import UsageError
-    from ..oci.config import exposed_port
-    from ..oci.times import parse_duration
 
     b = _get(args, args.container)
     doc = b.config
     cfg = doc.setdefault("config", {})
+
+    def error(option):
+        return lambda message: UsageError(f"{option}: {message}")
+
     for e in args.env:
         if e.endswith("-") and "=" not in e:
-            name = e[:-1]
-            cfg["Env"] = [x for x in cfg.get("Env") or [] if x.partition("=")[0] != name]
+            edit.unset_env(cfg, e[:-1])
             continue
         k, sep, v = e.partition("=")
         if not sep:
             v = os.environ.get(k, "")
-        from ..build.shell import expand
+        from ..builder.shell import expand
 
-        _image.set_env(cfg, k, expand(v, _image.env_dict(cfg)) if "$" in v else v, move_last=True)
+        edit.set_env(cfg, k, expand(v, edit.env_dict(cfg)) if "$" in v else v, move_last=True)
     if args.shell is not None:
-        cfg["Shell"] = _argv(args.shell, ["/bin/sh", "-c"]) if args.shell.strip().startswith("[") else args.shell.split()
+        edit.set_shell(cfg, _argv(args.shell, edit.DEFAULT_SHELL) if args.shell.strip().startswith("[")
+                       else args.shell.split())
     if args.entrypoint is not None:
-        cfg["Entrypoint"] = _argv(args.entrypoint, cfg.get("Shell"))
-        if not cfg["Entrypoint"]:
-            cfg.pop("Entrypoint")
+        edit.set_command(cfg, "Entrypoint", _argv(args.entrypoint, cfg.get("Shell")), drop_empty=True)
     if args.cmd is not None:
-        cfg["Cmd"] = _argv(args.cmd, None) if args.cmd.strip().startswith("[") else args.cmd.split()
-        if not cfg["Cmd"]:
-            cfg.pop("Cmd")
+        edit.set_command(cfg, "Cmd", _argv(args.cmd, None) if args.cmd.strip().startswith("[") else args.cmd.split(),
+                         drop_empty=True)
     for lab in args.label:
         if lab.endswith("-") and "=" not in lab:
-            (cfg.get("Labels") or {}).pop(lab[:-1], None)
+            edit.unset_label(cfg, lab[:-1])
             continue
         k, _, v = lab.partition("=")
-        cfg.setdefault("Labels", {})
-        if cfg["Labels"] is None:
-            cfg["Labels"] = {}
-        cfg["Labels"][k] = v
+        edit.set_label(cfg, k, v)
     for a in args.annotation:
         k, _, v = a.partition("=")
         b.meta.setdefault("annotations", {})[k] = v
     if args.workingdir is not None:
-        cfg["WorkingDir"] = args.workingdir
+        edit.set_workdir(cfg, args.workingdir)
     if args.user is not None:
-        cfg["User"] = args.user
+        edit.set_user(cfg, args.user)
     for port in args.port:
         if port.endswith("-"):
-            (cfg.get("ExposedPorts") or {}).pop(port[:-1] if "/" in port else port[:-1] + "/tcp", None)
-            continue
-        try:
-            cfg.setdefault("ExposedPorts", {})[exposed_port(port)] = {}
-        except ValueError as e:
-            raise UsageError(f"--port: {e}") from None
+            edit.unexpose(cfg, port[:-1])
+        else:
+            edit.expose(cfg, port, error("--port"))
     for v in args.volume:
         if v.endswith("-"):
-            (cfg.get("Volumes") or {}).pop(v[:-1], None)
+            edit.remove_volume(cfg, v[:-1])
         else:
-            cfg.setdefault("Volumes", {})[v] = {}
+            edit.add_volume(cfg, v, error("--volume"))
     if args.stop_signal is not None:
-        from ..build.image import check_stop_signal
-
-        cfg["StopSignal"] = check_stop_signal(args.stop_signal, lambda m: UsageError(f"--stop-signal: {m}"))
+        edit.set_stop_signal(cfg, args.stop_signal, error("--stop-signal"))
     if args.healthcheck is not None:
         hc = args.healthcheck.strip()
-        if hc.upper() == "NONE":
-            cfg["Healthcheck"] = {"Test": ["NONE"]}
-        elif not hc:
-            cfg.pop("Healthcheck", None)
+        if not hc:
+            edit.set_healthcheck(cfg, None)
+        elif hc.upper() == "NONE":
+            edit.set_healthcheck(cfg, edit.healthcheck(["NONE"]))
         else:
             if hc.startswith("["):
                 test = _argv(hc)
@@ -436,20 +427,16 @@ def cmd_config(args) -> int:
                 kind, _, rest = hc.partition(" ")
                 test = ["CMD-SHELL", rest] if kind.upper() == "CMD-SHELL" else (
                     ["CMD"] + rest.split() if kind.upper() == "CMD" else ["CMD-SHELL", hc])
-            cfg["Healthcheck"] = {"Test": test}
+            edit.set_healthcheck(cfg, edit.healthcheck(test))
     if cfg.get("Healthcheck") and cfg["Healthcheck"].get("Test") != ["NONE"]:
-        for flag, key in (("healthcheck_interval", "Interval"), ("healthcheck_timeout", "Timeout"),
-                          ("healthcheck_start_period", "StartPeriod")):
-            v = getattr(args, flag)
-            if v:
-                d = parse_duration(v)
-                if d is None or d < 0:
-                    raise UsageError(f"invalid duration {v!r}")
-                cfg["Healthcheck"][key] = d
-        if args.healthcheck_retries is not None:
-            cfg["Healthcheck"]["Retries"] = args.healthcheck_retries
+        given = edit.healthcheck(cfg["Healthcheck"]["Test"], UsageError, flag_prefix="--healthcheck-",
+                                 keep_zero=True, interval=args.healthcheck_interval or None,
+                                 timeout=args.healthcheck_timeout or None,
+                                 start_period=args.healthcheck_start_period or None,
+                                 retries=args.healthcheck_retries)
+        cfg["Healthcheck"].update(given)
     for t in args.onbuild:
-        cfg.setdefault("OnBuild", []).append(t)
+        edit.add_onbuild(cfg, t)
     if args.author is not None:
         doc["author"] = args.author
     if args.created_by is not None:
@@ -486,10 +473,10 @@ def cmd_commit(args) -> int:
 
 
 def cmd_containers(args) -> int:
-    from ..build.working import Builder
+    from ..builder import working
     from ._table import table
 
-    bs = Builder.all(_store(args))
+    bs = working.BuilderContainer.all(_store(args))
     if args.filter:
         from ._filters import builder_filter
 
@@ -522,14 +509,14 @@ def cmd_containers(args) -> int:
 
 
 def cmd_rm(args) -> int:
-    from ..build.working import Builder
+    from ..builder import working
     from ..errors import UsageError
 
     store = _store(args)
     # --all: the user's working containers, not those of a build still running (a killed build's
     # went when the store was opened)
-    targets = [b for b in Builder.all(store) if not b.rec.get("owner")] if args.all \
-        else [Builder.get(store, t) for t in args.containers]
+    targets = [b for b in working.BuilderContainer.all(store) if not b.rec.get("owner")] if args.all \
+        else [working.BuilderContainer.get(store, t) for t in args.containers]
     if not targets and not args.all:
         raise UsageError("rm needs a container, or --all")
     for b in targets:

@@ -641,16 +641,12 @@ def _root_opaque(d: str, opaque_xattr: str) -> bool:
 
 def _open_strict(root_fd: int, key: bytes):
     """An fd on the directory ``key`` below ``root_fd`` following no symlink, or None."""
-    fd = os.dup(root_fd)
-    for c in key.split(b"/") if key else ():
-        try:
-            nfd = os.open(c, _O_DIR, dir_fd=fd)
-        except OSError:
-            os.close(fd)
-            return None
-        os.close(fd)
-        fd = nfd
-    return fd
+    from .._rootfs import open_beneath
+
+    try:
+        return open_beneath(root_fd, key, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
 
 
 def _rmtree_at(pfd: int, name: bytes) -> None:

@@ -33,6 +33,14 @@ def has_transport(text: str) -> bool:
     return bool(sep) and head in TRANSPORTS and not (head == "docker" and not text.startswith("docker://"))
 
 
+def has_transport(text: str) -> bool:
+    """Whether ``text`` names a transport (``oci:DIR``, ``docker://HOST/NAME``) rather than
+    being an image name (``docker`` needs its ``//``: ``docker.io/x`` and ``docker:5000/x``
+    are names)."""
+    head, sep, _ = text.partition(":")
+    return bool(sep) and head in TRANSPORTS and not (head == "docker" and not text.startswith("docker://"))
+
+
 def parse_reference(text: str):
     """Parse ``transport:details`` (``docker://`` keeps its ``//``) as skopeo does."""
     import importlib

@@ -65,28 +65,6 @@ def timestamp(value: int | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(t))) + frac + "Z"
 
 
-def set_env(cfg: dict, key: str, value: str, move_last: bool = False) -> None:
-    """Set ``key`` in the config's Env: in place, as a Dockerfile's ENV does (Docker, buildah),
-    or ``move_last`` as ``buildah config --env`` does (the variable moves to the end)."""
-    env = cfg.setdefault("Env", [])
-    for i, e in enumerate(env):
-        if e.partition("=")[0] == key:
-            if not move_last:
-                env[i] = f"{key}={value}"
-                return
-            del env[i]
-            break
-    env.append(f"{key}={value}")
-
-
-def env_dict(cfg: dict) -> dict:
-    out = {}
-    for e in cfg.get("Env") or []:
-        k, _, v = e.partition("=")
-        out[k] = v
-    return out
-
-
 def ordered(doc: dict) -> dict:
     """``doc`` with its keys in Go's field order (unknown keys kept, after)."""
     cfg = doc.get("config") or {}
@@ -149,17 +127,3 @@ def write_image(store, doc: dict, layer_ids: list[str], fmt: str = OCI, names: l
     qualified = [str(qualify(n)) for n in names]
     return store.add_image(config=config, config_digest=config_digest, manifest=m.raw, manifest_digest=m.digest,
                            media_type=m.media_type, layers=list(layer_ids), names=qualified)
-
-
-def check_stop_signal(text: str, error) -> str:
-    """``text`` if it names a signal as buildah accepts one (a name with or without ``SIG``,
-    any case; a number from 1 to 64; ``RTMIN+n``/``RTMAX-n``), else ``error(message)`` is raised."""
-    from ..errors import PalletError
-    from ..runtime.container import parse_signal
-
-    try:
-        parse_signal(text)
-    except PalletError:
-        raise error(f"invalid stop signal {text!r}: want a signal name (TERM, SIGKILL, RTMIN+3) "
-                    "or a number from 1 to 64") from None
-    return text

@@ -13,7 +13,8 @@ working container's root filesystem, with Docker's rules.
   keep them. Missing parent directories of the destination are made 0755.
 - ADD extracts a local tar archive (plain, gzip, bzip2, xz) into the destination directory
   (with the archive's owners and modes: ``--chown`` applies only to the directories made for
-  it), and downloads ``http(s)://`` sources.
+  it), and downloads ``http(s)://`` sources. An archive may expand to no more than the store's
+  ``layer_size_limit`` and must leave its ``free_space_reserve`` free (a decompression bomb).
 - Paths the ignore rules exclude are never copied; naming only excluded files is an error.
 """
 
@@ -21,12 +22,20 @@ from __future__ import annotations
 
 import errno
 import os
+import posixpath
 import stat as _stat
 
-from ..errors import BuildError
-from ._paths import resolve_in_root
+from ..errors import BuildError, StoreError
 
 _GLOB = set("*?[")
+
+
+def _resolve(root: str, rel: str) -> str:
+    """A source's host path inside its root (the context, a stage, an image), symlinks
+    followed without leaving it."""
+    from .._rootfs import resolve_in_root
+
+    return resolve_in_root(root, rel)
 
 
 class Item:
@@ -83,10 +92,10 @@ class Source:
                     for n in names:
                         if fnmatch.fnmatchcase(n, comp):
                             r = f"{rel}/{n}".lstrip("/")
-                            nxt.append((r, resolve_in_root(self.root, r, follow_last=True)))
+                            nxt.append((r, _resolve(self.root, r)))
                 else:
                     r = f"{rel}/{comp}".lstrip("/")
-                    h = resolve_in_root(self.root, r, follow_last=True)
+                    h = _resolve(self.root, r)
                     if os.path.lexists(h):
                         nxt.append((r, h))
             found = nxt
@@ -137,15 +146,30 @@ class Source:
                 self._sum_tree(os.path.join(host, n), r, f"{sub}/{n}", h)
 
 
-class CopyOptions:
-    __slots__ = ("chown", "chmod", "extract", "workdir")
+class FileCopyOptions:
+    """How COPY/ADD writes: ``chown``/``chmod`` as parsed, ``extract`` (ADD's archive
+    unpacking), ``workdir`` for a relative destination; ``size_limit`` and ``space_reserve``
+    bound what an extracted archive may expand to, as the store bounds a layer (storage.conf
+    ``layer_size_limit``/``free_space_reserve``: :func:`limits_of` reads them from a store)."""
+
+    __slots__ = ("chown", "chmod", "extract", "workdir", "size_limit", "space_reserve")
 
     def __init__(self, chown: tuple[int, int] | None = None, chmod: int | None = None, extract: bool = False,
-                 workdir: str = "/"):
+                 workdir: str = "/", size_limit: int = 0, space_reserve: int = 0):
         self.chown = chown
         self.chmod = chmod
         self.extract = extract
         self.workdir = workdir or "/"
+        self.size_limit = size_limit
+        self.space_reserve = space_reserve
+
+
+def limits_of(store) -> dict:
+    """``size_limit``/``space_reserve`` keyword arguments of :class:`FileCopyOptions` for a build
+    into ``store``: its ``layer_size_limit`` and ``free_space_reserve``."""
+    opts = getattr(store, "options", None)
+    return dict(size_limit=getattr(opts, "layer_size_limit", 0) or 0,
+                space_reserve=getattr(opts, "free_space_reserve", 0) or 0)
 
 
 def parse_chmod(text: str) -> int:
@@ -158,39 +182,83 @@ def parse_chmod(text: str) -> int:
     return v
 
 
-def copy(rootfs: str, source: Source, items: list[Item], dest: str, o: CopyOptions, several: bool = False) -> None:
-    """Copy ``items`` into the tree at ``rootfs`` at ``dest`` (see the module doc)."""
+def copy(rootfs: str, source: Source, items: list[Item], dest: str, o: FileCopyOptions, several: bool = False) -> None:
+    """Copy ``items`` into the tree at ``rootfs`` at ``dest`` (see the module doc). The
+    destination is resolved inside the root by fd (:mod:`pallet._rootfs`): its directories
+    are made by mkdirat and written through ``/proc/self/fd/N``, so a symlink in the image
+    (``/app -> /etc``, ``/x -> ../../..``) resolves inside the root and never on the host."""
+    from .. import _rootfs
+
     if not dest.startswith("/"):
         dest = os.path.join(o.workdir, dest)
     dir_mode = dest.endswith("/") or dest.endswith("/.") or several or len(items) > 1
-    dest_host = resolve_in_root(rootfs, dest)
-    if not dir_mode and os.path.isdir(dest_host):
-        dir_mode = True
-    w = _Writer(rootfs, source, o)
-    for it in items:
-        if it.data is not None:  # a heredoc
-            target = os.path.join(dest_host, it.name) if dir_mode else dest_host
-            w.make_parents(target)
-            w.write_bytes(target, it.data, it.mode)
-            continue
-        if it.url is not None:
-            target = dest_host
-            if dir_mode:
-                target = os.path.join(dest_host, _url_name(it.url))
-            w.make_parents(target)
-            w.download(it.url, target)
-            continue
-        st = os.stat(it.path)
-        if _stat.S_ISDIR(st.st_mode):
-            w.make_dir_at(dest_host, None)
-            w.copy_children(it.path, it.rel, dest_host)
-        elif o.extract and _stat.S_ISREG(st.st_mode) and _is_archive(it.path):
-            w.make_dir_at(dest_host, None)
-            w.extract(it.path, dest_host)
-        else:
-            target = os.path.join(dest_host, it.name) if dir_mode else dest_host
-            w.make_parents(target)
-            w.copy_entry(it.path, target, follow=True)
+    root_fd = _rootfs.open_root(rootfs)
+    fds: list[int] = []
+
+    def directory(path: str) -> str:
+        """``path`` inside the root, made if missing (0755, ``--chown``'s owner): a path string
+        that names that very directory whatever the tree does afterwards."""
+        try:
+            fd = _rootfs.mkdir_all_in_root(root_fd, path, 0o755, owner=o.chown)
+        except NotADirectoryError:
+            raise BuildError(f"{path}: a component of it is not a directory in the container") from None
+        fds.append(fd)
+        return _rootfs.fd_path(fd)
+
+    try:
+        parent, name = posixpath.split(posixpath.normpath(dest))
+        try:  # an existing destination (a symlink followed inside the root) that is a directory
+            fd = _rootfs.open_in_root(root_fd, dest, os.O_RDONLY | os.O_DIRECTORY)
+            fds.append(fd)
+            dir_mode = True
+            dest_dir = _rootfs.fd_path(fd)
+        except (FileNotFoundError, NotADirectoryError):
+            dest_dir = None
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            raise BuildError(f"{dest}: too many levels of symbolic links in the container") from None
+        if not dir_mode:
+            # a file destination: a last component that is a symlink is followed inside the root
+            real = _rootfs.resolve_in_root(rootfs, dest)
+            rel = "/" + os.path.relpath(real, rootfs) if real != rootfs else "/"
+            parent, name = posixpath.split(rel)
+        w = _Writer(rootfs, source, o)
+
+        def into_dir() -> str:
+            nonlocal dest_dir
+            if dest_dir is None:
+                dest_dir = directory(dest)
+            return dest_dir
+
+        def file_target(base: str) -> str:
+            return os.path.join(into_dir(), base) if dir_mode else os.path.join(directory(parent), name)
+
+        for it in items:
+            if it.data is not None:  # a heredoc
+                w.write_bytes(file_target(it.name), it.data, it.mode)
+                continue
+            if it.url is not None:
+                w.download(it.url, file_target(_url_name(it.url)))
+                continue
+            st = os.stat(it.path)
+            if _stat.S_ISDIR(st.st_mode):
+                w.copy_children(it.path, it.rel, into_dir())
+            elif o.extract and _stat.S_ISREG(st.st_mode) and _is_archive(it.path):
+                w.extract(it.path, into_dir())
+            else:
+                w.copy_entry(it.path, file_target(it.name), follow=True)
+    finally:
+        for fd in fds:
+            os.close(fd)
+        os.close(root_fd)
+
+
+def copy_tree(src_dir: str, dest_dir: str) -> None:
+    """The contents of ``src_dir`` into the host directory ``dest_dir`` (made if missing),
+    owners, modes and times kept (``build --output type=local``)."""
+    os.makedirs(dest_dir, exist_ok=True)
+    _Writer("/", Source(src_dir, preserve_owner=True), FileCopyOptions()).copy_children(src_dir, None, dest_dir)
 
 
 def _url_name(url: str) -> str:
@@ -209,7 +277,7 @@ def _is_archive(path: str) -> bool:
 
 
 class _Writer:
-    def __init__(self, rootfs: str, source: Source, o: CopyOptions):
+    def __init__(self, rootfs: str, source: Source, o: FileCopyOptions):
         self.rootfs = rootfs
         self.source = source
         self.o = o
@@ -221,30 +289,6 @@ class _Writer:
         if self.source.preserve_owner:
             return st.st_uid, st.st_gid
         return 0, 0
-
-    def make_parents(self, target: str) -> None:
-        parent = os.path.dirname(target)
-        if not os.path.isdir(parent):
-            self.make_dir_at(parent, None)
-
-    def make_dir_at(self, path: str, st) -> None:
-        """Make directory ``path`` (and its parents) if missing; parents 0755 root."""
-        if os.path.isdir(path):
-            return
-        rel = os.path.relpath(path, self.rootfs)
-        cur = self.rootfs
-        for comp in rel.split("/"):
-            if comp in ("", "."):
-                continue
-            nxt = resolve_in_root(self.rootfs, os.path.relpath(os.path.join(cur, comp), self.rootfs))
-            if not os.path.isdir(nxt):
-                if os.path.lexists(nxt):
-                    os.unlink(nxt)
-                os.mkdir(nxt, 0o755)
-                os.chmod(nxt, 0o755)
-                if self.o.chown is not None:
-                    os.lchown(nxt, *self.o.chown)
-            cur = nxt
 
     def _meta(self, target: str, st, is_link: bool = False) -> None:
         uid, gid = self.owner(st)
@@ -266,7 +310,8 @@ class _Writer:
         if _stat.S_ISDIR(st.st_mode):
             if want_dir:
                 return
-            raise BuildError(f"cannot copy a file over the directory {os.path.relpath(target, self.rootfs)}")
+            where = os.path.relpath(os.path.realpath(target), os.path.realpath(self.rootfs))
+            raise BuildError(f"cannot copy a file over the directory /{where}")
         os.unlink(target)
 
     def copy_entry(self, src: str, target: str, follow: bool = False) -> None:
@@ -349,9 +394,12 @@ class _Writer:
                 src = lzma.open(f)
             else:
                 src = _stream.open_decompressed(f, comp) if comp else f
+            # an archive is a decompression bomb as easily as a layer is: the same guard
+            guard = _stream.SpaceGuard(src, dest, f"ADD {os.path.basename(archive)}",
+                                       limit=self.o.size_limit, reserve=self.o.space_reserve)
             try:
-                apply_layer(src, dest, chown=True)
-            except BuildError:
+                apply_layer(guard, dest, chown=True)
+            except (BuildError, StoreError):
                 raise
             except Exception as e:  # a malformed archive is the user's input: one line
                 raise BuildError(f"ADD {os.path.basename(archive)}: cannot extract: {e}") from None

@@ -11,6 +11,7 @@ import copy as _copy
 import os
 
 from ..errors import BuildError, NotFound
+from . import config_edit
 from . import image as _image
 
 KIND = "builder"
@@ -67,7 +68,10 @@ def _container_name(store, image_text: str | None) -> str:
     return f"{base}-{i}"
 
 
-class Builder:
+class BuilderContainer:
+    """A `pallet builder` (buildah) working container: a writable layer on an image, its
+    pending config and metadata, and what it is run, copied into and committed with."""
+
     def __init__(self, store, rec: dict):
         self.store = store
         self.rec = rec
@@ -77,7 +81,7 @@ class Builder:
     @classmethod
     def create(cls, store, image_text: str | None, *, name: str | None = None, pull: str = "missing",
                ctx=None, image_rec: dict | None = None, config: dict | None = None,
-               owner: str | None = None) -> "Builder":
+               owner: str | None = None) -> "BuilderContainer":
         """A working container on ``image_text`` (None or ``scratch``: on nothing). ``owner``
         (``Store.owner``, a build's): it goes when that process dies; without one (``builder
         from``) it is the user's, never removed but by them."""
@@ -93,14 +97,14 @@ class Builder:
         return cls(store, rec)
 
     @classmethod
-    def get(cls, store, text: str) -> "Builder":
+    def get(cls, store, text: str) -> "BuilderContainer":
         rec = store.container(text)
         if rec.get("kind") != KIND:
             raise BuildError(f"{text} is not a working container (pallet builder containers lists them)")
         return cls(store, rec)
 
     @classmethod
-    def all(cls, store) -> list["Builder"]:
+    def all(cls, store) -> list["BuilderContainer"]:
         return [cls(store, c) for c in store.containers() if c.get("kind") == KIND]
 
     # -- accessors -----------------------------------------------------------------------------
@@ -143,23 +147,28 @@ class Builder:
             stdout=None, stderr=None) -> int:
         """Run ``argv`` in the container (its config's Env, User, WorkingDir unless overridden)."""
         from . import run as _run
-        from ._paths import lookup_user, resolve_in_root
+        from .. import _rootfs
+        from ._paths import lookup_user
 
         cfg = self.config.get("config") or {}
         if network not in ("host", "none"):
             raise BuildError(f"invalid network {network!r}: want none or host")
         root = self.mount()
         try:
-            envd = _image.env_dict(cfg)
+            envd = config_edit.env_dict(cfg)
             for e in env:
                 k, sep, v = e.partition("=")
                 if not sep:
                     v = os.environ.get(k, "")
                 envd[k] = v
             cwd = workdir or cfg.get("WorkingDir") or "/"
-            host_cwd = resolve_in_root(root, cwd)
-            if not os.path.isdir(host_cwd):
-                os.makedirs(host_cwd, 0o755, exist_ok=True)
+            root_fd = _rootfs.open_root(root)
+            try:
+                os.close(_rootfs.mkdir_all_in_root(root_fd, cwd, 0o755))
+            except OSError as e:
+                raise BuildError(f"working directory {cwd}: cannot create it in the container: {e.strerror}") from None
+            finally:
+                os.close(root_fd)
             uid, gid, extra = lookup_user(root, user if user is not None else (cfg.get("User") or ""))
             all_mounts = [parse_volume(v) for v in volumes] + list(mounts)
             o = _run.RunOptions(env=[f"{k}={v}" for k, v in envd.items()], cwd=cwd, user=(uid, gid, extra),
@@ -185,9 +194,10 @@ class Builder:
         other = None
         try:
             cfg = self.config.get("config") or {}
-            opts = _copy_mod.CopyOptions(chown=lookup_chown(root, chown) if chown else None,
+            opts = _copy_mod.FileCopyOptions(chown=lookup_chown(root, chown) if chown else None,
                                          chmod=_copy_mod.parse_chmod(chmod) if chmod else None, extract=add,
-                                         workdir=cfg.get("WorkingDir") or "/")
+                                         workdir=cfg.get("WorkingDir") or "/",
+                                         **_copy_mod.limits_of(self.store))
             if from_:
                 other = _FromMount(self.store, from_, pull, ctx)
                 src = _copy_mod.Source(other.path, preserve_owner=True, what=from_)
@@ -275,7 +285,7 @@ class Builder:
         self.store.remove_container(self.id)
 
 
-def commit_layer(store, b: Builder, base: dict | None, epoch: int | None, squash: bool = False) -> dict:
+def commit_layer(store, b: BuilderContainer, base: dict | None, epoch: int | None, squash: bool = False) -> dict:
     """The container's changes (or, squashed, its whole tree) as a layer in the store."""
     from ..layer.create import tar_changes, tar_directory, tar_overlay_upper
 

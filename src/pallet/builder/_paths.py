@@ -1,47 +1,35 @@
-"""Paths inside a container's root filesystem, resolved as the container would see them
-(symlinks followed inside the root, ``..`` stopped at it), and users looked up in its
-``/etc/passwd`` and ``/etc/group``."""
+"""Users looked up in a container's ``/etc/passwd`` and ``/etc/group`` (read by fd inside
+its root), and Dockerfile path arithmetic. Paths inside a root are resolved by
+:mod:`pallet._rootfs`, the one resolver."""
 
 from __future__ import annotations
 
-import os
 import posixpath
 
 from ..errors import BuildError
 
 
 def resolve_in_root(root: str, path: str, follow_last: bool = True) -> str:
-    """The host path of ``path`` in the tree at ``root``: symlinks (absolute ones relative to
-    ``root``) are followed without ever leaving it; missing components are kept as they are."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    done: list[str] = []
-    hops = 0
-    while parts:
-        p = parts.pop(0)
-        if p == "..":
-            if done:
-                done.pop()
-            continue
-        cand = os.path.join(root, *done, p)
-        if (parts or follow_last) and os.path.islink(cand):
-            hops += 1
-            if hops > 255:
-                raise BuildError(f"{path}: too many levels of symbolic links")
-            target = os.readlink(cand)
-            if target.startswith("/"):
-                done = []
-            parts = [x for x in target.split("/") if x and x != "."] + parts
-            continue
-        done.append(p)
-    return os.path.join(root, *done) if done else root
+    """The host path of ``path`` in the tree at ``root`` (:func:`pallet._rootfs.resolve_in_root`:
+    resolved by fd, never leaving the root). For reading; what is made or written inside the
+    root goes through :func:`pallet._rootfs.mkdir_all_in_root` / ``open_in_root`` fds."""
+    from .._rootfs import resolve_in_root as resolve
+
+    try:
+        return resolve(root, path, follow_last)
+    except OSError as e:
+        raise BuildError(f"{path}: cannot resolve it in the container's root filesystem: {e.strerror}") from None
 
 
 def _read_db(root: str, name: str) -> list[list[str]]:
-    try:
-        with open(resolve_in_root(root, f"/etc/{name}"), encoding="utf-8", errors="replace") as f:
-            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    """The entries of the image's ``/etc/NAME``, read by fd inside the root."""
+    from .._rootfs import read_in_root
+
+    data = read_in_root(root, f"/etc/{name}")
+    if data is None:
         return []
+    text = data.decode("utf-8", "replace")
+    return [line.split(":") for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def lookup_user(root: str | None, spec: str) -> tuple[int, int, list[int]]:

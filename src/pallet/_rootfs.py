@@ -1,0 +1,306 @@
+"""Paths inside a root filesystem, resolved by file descriptor as a process chrooted there
+would see them: symlinks followed (an absolute target starts again at the root), ``..``
+stopped at the root, so no lookup ever leaves it, whatever the tree holds.
+
+    root = open_root("/var/lib/pallet/overlay/ID/merged")
+    fd = open_in_root(root, "/etc/passwd", os.O_RDONLY)        # a fd, never a host path
+    dfd = mkdir_all_in_root(root, "/app/src", owner=(1000, 1000))  # each part made by mkdirat
+
+The one resolver below builder/, layer/ and runtime/. Two ways, same answers:
+
+- ``openat2(2)`` with ``RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`` (Linux 5.6+): the kernel does
+  the whole lookup at once, so a component swapped for a symlink to a host path while we
+  look still lands inside the root;
+- elsewhere (an older kernel, seccomp refusing the call) a walk one component at a time, each
+  opened ``O_PATH | O_NOFOLLOW`` relative to its parent's fd, symlinks read with readlinkat and
+  expanded in place: never a path string handed to the kernel to resolve.
+
+Where a caller needs a path string for an API that takes one (a subprocess, a tar applier),
+:func:`fd_path` names the open directory (``/proc/self/fd/N``), which the kernel resolves to
+that very directory even if the tree changes afterwards.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as _stat
+
+__all__ = ["open_root", "open_in_root", "open_beneath", "open_in_root_walk", "open_in_root_openat2", "mkdir_all_in_root",
+           "read_in_root", "resolve_in_root", "fd_path", "have_openat2"]
+
+_O_PATH = os.O_PATH | os.O_CLOEXEC
+_MAX_LINKS = 40  # the kernel's MAXSYMLINKS
+_RESOLVE_NO_MAGICLINKS, _RESOLVE_NO_SYMLINKS, _RESOLVE_BENEATH, _RESOLVE_IN_ROOT = 0x02, 0x04, 0x08, 0x10
+_SYS_OPENAT2 = 437  # the generic syscall table's number (x86_64, aarch64 alike)
+
+_openat2 = None  # the ctypes function once probed; False: the kernel lacks it
+
+
+def _parts(path: str) -> list[str]:
+    return [p for p in os.fsdecode(path).split("/") if p and p != "."]
+
+
+def fd_path(fd: int) -> str:
+    """A path string naming the open file ``fd`` (for APIs that take paths)."""
+    return f"/proc/self/fd/{fd}"
+
+
+def open_root(path: str) -> int:
+    """An ``O_PATH`` fd on the directory ``path``, the root of later lookups (caller closes)."""
+    return os.open(path, _O_PATH | os.O_DIRECTORY)
+
+
+# -- openat2 ------------------------------------------------------------------------------
+
+def _load_openat2():
+    global _openat2
+    if _openat2 is None:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+
+            class OpenHow(ctypes.Structure):
+                _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+            syscall = libc.syscall
+            syscall.restype = ctypes.c_long
+
+            def call(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+                how = OpenHow(flags, mode, resolve)
+                p = ctypes.c_char_p(os.fsencode(path))
+                for _ in range(32):
+                    fd = syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dirfd), p, ctypes.byref(how),
+                                 ctypes.c_size_t(ctypes.sizeof(how)))
+                    if fd >= 0:
+                        return fd
+                    e = ctypes.get_errno()
+                    if e != errno.EAGAIN:  # EAGAIN: a concurrent rename it could not rule out
+                        break
+                raise OSError(e, os.strerror(e), path)
+
+            rfd = os.open("/", _O_PATH | os.O_DIRECTORY)
+            try:
+                os.close(call(rfd, ".", _O_PATH, _RESOLVE_IN_ROOT))
+                _openat2 = call
+            finally:
+                os.close(rfd)
+        except (OSError, AttributeError):  # ENOSYS, EPERM from a seccomp filter, no libc
+            _openat2 = False
+    return _openat2
+
+
+def have_openat2() -> bool:
+    """Whether this kernel (and seccomp profile) lets us use openat2(RESOLVE_IN_ROOT)."""
+    return bool(_load_openat2())
+
+
+def open_in_root_openat2(root_fd: int, path: str, flags: int = _O_PATH, *, follow_last: bool = True) -> int:
+    """:func:`open_in_root` by one openat2(RESOLVE_IN_ROOT) call (OSError ENOSYS without it)."""
+    call = _load_openat2()
+    if not call:
+        raise OSError(errno.ENOSYS, "openat2 is not available", path)
+    if not follow_last:
+        flags |= os.O_NOFOLLOW
+    return call(root_fd, "/".join(_parts(path)) or ".", flags | os.O_CLOEXEC,
+                _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+
+
+# -- the fd walk --------------------------------------------------------------------------
+
+def _walk(root_fd: int, path: str, *, follow_last: bool = True, create_mode: int | None = None,
+          owner: tuple[int, int] | None = None) -> int:
+    """The walk behind :func:`open_in_root_walk` and :func:`mkdir_all_in_root`: an ``O_PATH``
+    fd of ``path`` (with ``create_mode``, missing directories are made with mkdirat, chmod to
+    that mode and chowned to ``owner``). The last component stays unopened-through when it
+    is a symlink and ``follow_last`` is false (the link itself is opened)."""
+    todo = list(reversed(_parts(path)))
+    stack = [os.dup(root_fd)]  # fds of the directories walked through, root first
+    links = 0
+    try:
+        while todo:
+            name = todo.pop()
+            if name == "..":
+                if len(stack) > 1:
+                    os.close(stack.pop())
+                continue
+            cur = stack[-1]
+            try:
+                fd = os.open(name, _O_PATH | os.O_NOFOLLOW, dir_fd=cur)
+            except FileNotFoundError:
+                if create_mode is None:
+                    raise
+                try:
+                    os.mkdir(name, create_mode, dir_fd=cur)
+                except FileExistsError:  # raced: look again
+                    todo.append(name)
+                    continue
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
+                try:
+                    os.fchmod(fd, create_mode)  # whatever the umask
+                    if owner is not None:
+                        os.fchown(fd, *owner)
+                finally:
+                    os.close(fd)
+                todo.append(name)
+                continue
+            st = os.fstat(fd)
+            if _stat.S_ISLNK(st.st_mode) and (todo or follow_last):
+                os.close(fd)
+                links += 1
+                if links > _MAX_LINKS:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                target = os.readlink(name, dir_fd=cur)
+                if target.startswith("/"):  # absolute: from the root again
+                    while len(stack) > 1:
+                        os.close(stack.pop())
+                todo.extend(reversed(_parts(target)))
+                continue
+            if todo and not _stat.S_ISDIR(st.st_mode):
+                os.close(fd)
+                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+            stack.append(fd)
+        return stack.pop()
+    finally:
+        for fd in stack:
+            os.close(fd)
+
+
+def open_in_root_walk(root_fd: int, path: str, flags: int = _O_PATH, *, follow_last: bool = True) -> int:
+    """:func:`open_in_root` by the component-by-component fd walk (no openat2 needed)."""
+    fd = _walk(root_fd, path, follow_last=follow_last)
+    if flags & ~os.O_CLOEXEC == os.O_PATH:
+        return fd
+    try:
+        if flags & os.O_DIRECTORY and not _stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+        # reopen the O_PATH fd for I/O: through /proc it names this very inode, no lookup
+        return os.open(fd_path(fd), (flags & ~os.O_NOFOLLOW) | os.O_CLOEXEC)
+    finally:
+        os.close(fd)
+
+
+# -- the API ------------------------------------------------------------------------------
+
+def open_in_root(root_fd: int, path: str, flags: int = _O_PATH, *, follow_last: bool = True) -> int:
+    """``path`` opened with ``flags`` inside the root open at ``root_fd`` (see the module doc);
+    raises OSError as open(2) would (ENOENT, ENOTDIR, ELOOP). ``follow_last=False`` opens a
+    final symlink itself (with ``O_PATH``)."""
+    if _load_openat2():
+        return open_in_root_openat2(root_fd, path, flags, follow_last=follow_last)
+    return open_in_root_walk(root_fd, path, flags, follow_last=follow_last)
+
+
+def open_beneath(root_fd: int, path, flags: int = _O_PATH) -> int:
+    """``path`` (str or bytes) below ``root_fd`` opened following no symlink at all and no
+    ``..`` out (ELOOP on a symlink, EXDEV/ENOENT...): for trees whose every component must be
+    a real directory (the layer applier's own output)."""
+    rel = os.fsdecode(path)
+    if _load_openat2():
+        return _openat2(root_fd, "/".join(_parts(rel)) or ".", flags | os.O_CLOEXEC,
+                        _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS)
+    return open_beneath_walk(root_fd, rel, flags)
+
+
+def open_beneath_walk(root_fd: int, path, flags: int = _O_PATH) -> int:
+    """:func:`open_beneath` one ``O_NOFOLLOW`` component at a time (no openat2 needed)."""
+    rel = os.fsdecode(path)
+    parts = _parts(rel)
+    if ".." in parts:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), rel)
+    fd = os.dup(root_fd)
+    try:
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            nfd = os.open(name, (flags if last else _O_PATH | os.O_DIRECTORY) | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        if not parts:
+            nfd = os.open(".", flags | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def mkdir_all_in_root(root_fd: int, path: str, mode: int = 0o755, owner: tuple[int, int] | None = None) -> int:
+    """An ``O_RDONLY`` fd on the directory ``path`` inside the root, each missing component
+    made (``mode`` whatever the umask, chowned to ``owner``) by mkdirat relative to its
+    parent's fd. A component that exists and is not a directory is ENOTDIR."""
+    try:
+        return open_in_root(root_fd, path, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        pass
+    fd = _walk(root_fd, path, create_mode=mode, owner=owner)
+    try:
+        if not _stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+        return os.open(fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    finally:
+        os.close(fd)
+
+
+def read_in_root(root: str | int, path: str, limit: int = 16 << 20) -> bytes | None:
+    """The content of the regular file ``path`` inside ``root`` (a path or an fd), or None when
+    it is missing or not a regular file (an ``/etc/passwd`` that is a FIFO is no passwd)."""
+    rfd = open_root(root) if isinstance(root, str) else root
+    try:
+        try:
+            fd = open_in_root(rfd, path, os.O_RDONLY | os.O_NONBLOCK)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return None
+            raise
+        try:
+            if not _stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                return f.read(limit)
+        finally:
+            os.close(fd)
+    finally:
+        if isinstance(root, str):
+            os.close(rfd)
+
+
+def resolve_in_root(root: str, path: str, follow_last: bool = True) -> str:
+    """The host path of ``path`` in the tree at ``root``, for APIs that only take paths: the
+    longest existing prefix is resolved by fd (:func:`open_in_root`), the kernel names where it
+    landed, the missing rest is appended as written (``..`` in it stopped at what exists).
+    The answer is right when asked; code that then creates or writes something under it
+    should hold a fd instead (:func:`mkdir_all_in_root`, :func:`open_in_root`)."""
+    parts = _parts(path)
+    rfd = open_root(root)
+    try:
+        real_root = os.readlink(fd_path(rfd))
+        for i in range(len(parts), -1, -1):
+            try:
+                fd = open_in_root(rfd, "/".join(parts[:i]) or ".", follow_last=follow_last or i < len(parts))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                continue
+            try:
+                here = os.readlink(fd_path(fd))
+            finally:
+                os.close(fd)
+            out = here
+            for p in parts[i:]:
+                if p == "..":
+                    out = os.path.dirname(out) if out != real_root else out
+                else:
+                    out = os.path.join(out, p)
+            # named from ``root`` as the caller wrote it (it may reach the tree through a symlink)
+            rel = os.path.relpath(out, real_root)
+            return root if rel == "." else os.path.join(root, rel)
+        return root
+    finally:
+        os.close(rfd)

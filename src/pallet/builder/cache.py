@@ -1,0 +1,62 @@
+"""The build's step cache: each RUN/COPY/ADD (and WORKDIR-made directories) with the cache on
+is one unnamed intermediate image, found again when the step's key matches. A key chains the
+parent step's key and the step's own parts (the instruction, the build arguments in scope,
+the timestamp, ``--format``, and for COPY/ADD the names, modes and contents of what is
+copied). Entries are files ``GRAPHROOT/build-cache/KEY`` holding the image ID and config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from .. import _json as json
+from ..errors import PalletError
+
+CACHE_VERSION = b"pallet-build-cache-v1"
+
+
+def step_key(parent: str, *parts) -> str:
+    """The cache key of a step: ``parent``'s key and ``parts`` (bytes, or anything JSON)."""
+    h = hashlib.sha256(CACHE_VERSION)
+    h.update(parent.encode())
+    for p in parts:
+        h.update(b"\0")
+        h.update(p if isinstance(p, bytes) else json.dumps(p, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+class StepCache:
+    """Lookups (``use``: ``--layers`` without ``--no-cache``) and records (``record``:
+    ``--layers``) of steps in ``store``. An image recorded here stops being one of
+    ``made_images``, the intermediate images a failed build removes."""
+
+    def __init__(self, store, *, use: bool, record: bool, made_images: list[str]):
+        self.store = store
+        self.use = use
+        self.record = record
+        self.made_images = made_images
+        self.directory = os.path.join(store.graphroot, "build-cache")
+
+    def get(self, key: str):
+        """``(image record or None, config)`` of a recorded step, or None."""
+        if not self.use:
+            return None
+        try:
+            with open(os.path.join(self.directory, key), "rb") as f:
+                entry = json.loads(f.read())
+            img = self.store.image(entry["image"]) if entry.get("image") else None
+            return img, entry["config"]
+        except (OSError, ValueError, KeyError, TypeError, PalletError):
+            return None
+
+    def put(self, key: str, image: dict | None, doc: dict) -> None:
+        if not self.record:
+            return
+        from .. import _fs
+
+        os.makedirs(self.directory, 0o700, exist_ok=True)
+        _fs.write_atomic(os.path.join(self.directory, key),
+                         json.dumps({"image": image["id"] if image else None, "config": doc}).encode(), 0o600)
+        if image is not None and image["id"] in self.made_images:
+            self.made_images.remove(image["id"])

@@ -1,0 +1,585 @@
+"""``pallet build``: a Dockerfile executed with the working-container primitives.
+
+Each stage starts from an image (pulled when missing), a previous stage, or scratch. With
+the cache on (``--layers``, the default) every RUN/COPY/ADD is one layer and one unnamed
+intermediate image, found again when the step's key matches: the key chains the parent's
+key, the instruction, the build arguments in scope, the timestamp and, for COPY/ADD, the
+names, modes and contents of what is copied. Without it (``--layers=false``, ``--squash``,
+``--squash-all``) a stage runs in one working container committed once at its end.
+Config-only instructions change the pending config in memory.
+
+A failed build removes its working container and mounts, and the intermediate images it
+made that are not cache entries; completed steps' cache entries stay.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import os
+
+from ..errors import BuildError, PalletError
+from . import config_edit
+from . import image as _image
+from .cache import StepCache, step_key
+from .config_steps import PROXY_ARGS, apply_config_instruction
+from .copy_step import copy_step
+from .dockerfile import Dockerfile, Instruction, Stage, parse, parse_text
+from .export import export
+from .run_step import run_step
+from .shell import expand
+from .stage import ImageMount, StageResult, StageState
+
+
+class BuildOptions:
+    def __init__(self, context: str, *, dockerfile: str | None = None, dockerfile_text: str | None = None,
+                 tags: list[str] = (), build_args: dict | None = None, target: str | None = None,
+                 layers: bool = True, no_cache: bool = False, squash: bool = False, squash_all: bool = False,
+                 secrets: dict | None = None, volumes: list[str] = (), labels: dict | None = None,
+                 annotations: dict | None = None, fmt: str = "oci", timestamp: int | None = None,
+                 output: str | None = None, quiet: bool = False, pull: str = "missing", ctx=None,
+                 runtime: str | None = None, network: str = "host", out=None, stdout=None, stderr=None,
+                 iidfile: str | None = None, rm: bool = True):
+        self.context = context
+        self.dockerfile = dockerfile
+        self.dockerfile_text = dockerfile_text
+        self.tags = list(tags)
+        self.build_args = dict(build_args or {})
+        self.target = target
+        self.layers = layers
+        self.no_cache = no_cache
+        self.squash = squash
+        self.squash_all = squash_all
+        self.secrets = dict(secrets or {})
+        self.volumes = list(volumes)
+        self.labels = dict(labels or {})
+        self.annotations = dict(annotations or {})
+        self.fmt = fmt
+        self.timestamp = timestamp
+        self.output = output
+        self.quiet = quiet
+        self.pull = pull
+        self.ctx = ctx
+        self.runtime = runtime
+        self.network = network
+        self.out = out or (lambda line: None)
+        self.stdout = stdout
+        self.stderr = stderr
+        self.iidfile = iidfile
+        self.rm = rm
+
+
+def find_dockerfile(context: str, dockerfile: str | None) -> str:
+    if dockerfile:
+        if dockerfile == "-":
+            return "-"
+        if os.path.exists(dockerfile):
+            return dockerfile
+        alt = os.path.join(context, dockerfile)
+        if os.path.exists(alt):
+            return alt
+        raise BuildError(f"the Dockerfile {dockerfile} does not exist")
+    for n in ("Containerfile", "Dockerfile"):
+        p = os.path.join(context, n)
+        if os.path.exists(p):
+            return p
+    raise BuildError(f"no Containerfile or Dockerfile in the context directory {context}")
+
+
+def _predefined_args() -> dict:
+    os_, arch, variant = _image.host_platform()
+    plat = f"{os_}/{arch}" + (f"/{variant}" if variant else "")
+    d = {}
+    for prefix in ("TARGET", "BUILD"):
+        d[prefix + "PLATFORM"] = plat
+        d[prefix + "OS"] = os_
+        d[prefix + "ARCH"] = arch
+        d[prefix + "VARIANT"] = variant
+    return d
+
+
+class DockerfileBuild:
+    """One build. ``run()`` returns the final image record."""
+
+    def __init__(self, store, options: BuildOptions):
+        self.store = store
+        self.options = options
+        self.context = os.path.abspath(options.context)
+        self.results: dict[int, StageResult] = {}
+        self.step = 0
+        self.total = 0
+        self.epoch = options.timestamp
+        if self.epoch is None:
+            from ..layer.create import epoch_from_env
+
+            self.epoch = epoch_from_env()
+        self.made_images: list[str] = []  # intermediate images this build made (not cache entries)
+        self.mounted: list = []
+        self.working = None  # the live working container (cleaned up on failure)
+        #: this build's owner (Store.owner): its working containers and image mounts are reaped
+        #: by the next open of the store if the process is killed
+        self.owner: str | None = None
+        self.consumed_args: set[str] = set()
+        self.cache = StepCache(store, use=options.layers and not options.no_cache, record=options.layers,
+                               made_images=self.made_images)
+        self.ignore = None
+
+    # -- entry -------------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        with self.store.owner() as owner:
+            self.owner = owner
+            try:
+                return self._run_build()
+            finally:
+                self.owner = None
+
+    def _run_build(self) -> dict:
+        from .ignore import IgnoreRules
+
+        if not os.path.isdir(self.context):
+            raise BuildError(f"the build context {self.options.context} is not a directory")
+        if self.options.dockerfile_text is not None:
+            text, fname = self.options.dockerfile_text, self.options.dockerfile or "Dockerfile"
+        else:
+            fname = find_dockerfile(self.context, self.options.dockerfile)
+            try:
+                with open(fname, encoding="utf-8", errors="surrogateescape") as f:
+                    text = f.read()
+            except OSError as e:
+                raise BuildError(f"reading {fname}: {e.strerror}") from None
+        self.file = os.path.basename(fname) if fname != "-" else "Dockerfile"
+        df = parse(text, self.file)
+        self.dockerfile = df
+        self.ignore = IgnoreRules.load(self.context, fname if fname != "-" else None)
+        if self.options.fmt not in ("oci", "docker"):
+            raise BuildError(f"unknown format {self.options.fmt!r}: want oci or docker")
+        self.global_args = self._global_args(df)
+        order = self._stages_needed(df)
+        self.total = sum(1 + len(df.stages[i].instructions) for i in order)
+        try:
+            final = None
+            for i in order:
+                final = self._stage(df.stages[i], last=(i == order[-1]))
+            rec = self._finish(final)
+        except BaseException:
+            self._cleanup(failed=True)
+            raise
+        self._cleanup(failed=False)
+        unused = sorted(k for k in self.options.build_args if k not in self.consumed_args and k not in PROXY_ARGS)
+        if unused and not self.options.quiet:
+            self.options.out(f"[Warning] one or more build args were not consumed: {unused}")
+        self._output(rec)
+        return rec
+
+    def _cleanup(self, failed: bool) -> None:
+        for m in reversed(self.mounted):
+            try:
+                m.close()
+            except PalletError:
+                pass
+        self.mounted = []
+        if self.working is not None:
+            try:
+                self.working.remove()
+            except PalletError:
+                pass
+            self.working = None
+        for iid in self.made_images:
+            try:
+                rec = self.store.image(iid)
+                if not rec["names"]:
+                    self.store.remove_image(iid)
+            except PalletError:
+                pass
+        self.made_images.clear()
+
+    # -- arguments and stages ----------------------------------------------------------------
+
+    def _global_args(self, df: Dockerfile) -> dict:
+        scope = dict(_predefined_args())
+        for ins in df.global_args:
+            for name, value in self.arg_pairs(ins, scope):
+                if name in self.options.build_args:
+                    value = self.options.build_args[name]
+                    self.consumed_args.add(name)
+                scope[name] = value
+        return scope
+
+    def arg_pairs(self, ins: Instruction, env: dict):
+        for a in ins.args:
+            name, sep, default = a.partition("=")
+            if not name or not all(c.isalnum() or c == "_" for c in name):
+                raise ins.error(f"invalid ARG name {name!r}")
+            yield name, (expand(default, env, self.dockerfile.escape) if sep else None)
+
+    def stage_index(self, text: str, before: int | None = None) -> int | None:
+        t = text.lower()
+        for s in self.dockerfile.stages:
+            if before is not None and s.index >= before:
+                break
+            if s.name == t:
+                return s.index
+        if t.isdigit():
+            n = int(t)
+            if before is not None and n >= before:
+                raise BuildError(f"stage {n} is not a previous build stage")
+            if n < len(self.dockerfile.stages):
+                return n
+            raise BuildError(f"unknown stage {text!r}: the Dockerfile has {len(self.dockerfile.stages)} stage(s)")
+        return None
+
+    def _stages_needed(self, df: Dockerfile) -> list[int]:
+        if self.options.target:
+            t = self.options.target.lower()
+            found = [s.index for s in df.stages if s.name == t]
+            if not found:
+                raise BuildError(f"the target stage {self.options.target!r} could not be found in {self.file}")
+            target = found[0]
+        else:
+            target = len(df.stages) - 1
+        need = {target}
+        for s in reversed(df.stages[: target + 1]):
+            if s.index not in need:
+                continue
+            base = expand(s.base, self.global_args, df.escape)
+            idx = self.stage_index(base, s.index)
+            if idx is not None:
+                need.add(idx)
+            for ins in s.instructions:
+                refs = []
+                if ins.cmd in ("COPY", "ADD") and ins.flag("from"):
+                    refs.append(ins.flag("from"))
+                if ins.cmd == "RUN":
+                    for m in ins.flag_all("mount"):
+                        for part in (m or "").split(","):
+                            k, _, v = part.partition("=")
+                            if k == "from":
+                                refs.append(v)
+                for r in refs:
+                    try:
+                        idx = self.stage_index(r, s.index)
+                    except BuildError:
+                        idx = None
+                    if idx is not None:
+                        need.add(idx)
+        return sorted(need)
+
+    # -- progress ----------------------------------------------------------------------------
+
+    def _say_step(self, ins: Instruction) -> None:
+        self.step += 1
+        if not self.options.quiet:
+            self.options.out(f"STEP {self.step}/{self.total}: {ins.text()}")
+
+    # -- a stage -----------------------------------------------------------------------------
+
+    def _stage(self, stage: Stage, last: bool) -> StageResult:
+        options = self.options
+        esc = self.dockerfile.escape
+        self._say_step(stage.from_instr)
+        base_text = expand(stage.base, self.global_args, esc)
+        if not base_text:
+            raise stage.from_instr.error("base name should not be blank (an ARG without a value?)")
+        idx = self.stage_index(base_text, stage.index)
+        if idx is not None:
+            prev = self.results[idx]
+            state = StageState(prev.image, _copy.deepcopy(prev.doc), step_key(prev.key, "stage"))
+        elif base_text.lower() == "scratch":
+            doc = _image.empty_config()
+            # buildah and BuildKit give a scratch stage the default PATH
+            doc["config"]["Env"] = ["PATH=" + _image.DEFAULT_PATH]
+            state = StageState(None, doc, step_key("", "scratch", options.fmt))
+        else:
+            from .working import ensure_image
+
+            try:
+                img = ensure_image(self.store, base_text, options.pull, options.ctx,
+                                   None if options.quiet else options.out)
+            except PalletError as e:
+                raise BuildError(f"{stage.from_instr.where()}: FROM {base_text}: {e}") from None
+            try:
+                doc = _image.load_config(self.store, img)
+            except PalletError as e:  # removed since it was found (a concurrent image prune or rmi)
+                raise BuildError(f"{stage.from_instr.where()}: FROM {base_text}: {e}") from None
+            state = StageState(img, doc, step_key("", "image", img["id"], options.fmt))  # docker and oci steps differ
+        state.args = {}
+        state.single = not options.layers or (last and (options.squash or options.squash_all))
+        state.later_args = {}
+        for ins in stage.instructions:
+            if ins.cmd == "ARG":
+                for a in ins.args:
+                    state.later_args.setdefault(a.partition("=")[0], ins.line)
+        triggers = (state.doc.get("config") or {}).get("OnBuild") or []
+        if triggers:
+            state.doc["config"].pop("OnBuild", None)
+            state.key = step_key(state.key, "onbuild-clear")
+            for t in triggers:
+                for ins in parse_text(t, f"{self.file}:ONBUILD"):
+                    ins.line = stage.from_instr.line
+                    ins.file = self.file
+                    if not options.quiet:
+                        self.options.out(f"--> ONBUILD {t}")
+                    self._instruction(state, ins)
+        for ins in stage.instructions:
+            self._say_step(ins)
+            self._instruction(state, ins)
+        self._flush_workdirs(state, stage)
+        if state.container is not None:
+            self._commit_step(state, squash_all=last and options.squash_all)
+        elif last and options.squash_all and state.image is not None:
+            self._working_container(state)  # squash-all of a stage that changed no files: still one layer
+            self._commit_step(state, squash_all=True)
+        if state.history:  # config-only steps after the last layer
+            state.doc = _copy.deepcopy(state.doc)
+            state.doc.setdefault("history", []).extend(self._history_entries(state))
+            state.history = []
+        res = StageResult(state.image, state.doc, state.key, stage)
+        self.results[stage.index] = res
+        return res
+
+    # -- instructions ------------------------------------------------------------------------
+
+    def env_of(self, state: StageState) -> dict:
+        """What variables expand to here: ARGs in scope, overridden by ENV."""
+        env = {k: v for k, v in state.args.items() if v is not None}
+        env.update(config_edit.env_dict(state.doc.get("config") or {}))
+        return env
+
+    def expand_word(self, state: StageState, ins: Instruction, word: str) -> str:
+        used: set = set()
+        env = self.env_of(state)
+        try:
+            v = expand(word, env, self.dockerfile.escape, used)
+        except BuildError as e:
+            raise ins.error(str(e)) from None
+        self.check_used(state, ins, used, env)
+        return v
+
+    def check_used(self, state, ins: Instruction, used: set, env: dict) -> None:
+        for name in used:
+            if name not in env and name in state.later_args and state.later_args[name] > ins.line:
+                raise ins.error(f"${name} is used before its ARG instruction (line {state.later_args[name]})")
+
+    def _instruction(self, state: StageState, ins: Instruction) -> None:
+        if ins.cmd in ("RUN", "COPY", "ADD"):
+            try:
+                if ins.cmd == "RUN":
+                    run_step(self, state, ins)
+                else:
+                    copy_step(self, state, ins, add=ins.cmd == "ADD")
+            except BuildError:
+                raise
+            except PalletError as e:  # the store changed under the step (a concurrent prune): say where
+                raise BuildError(f"{ins.where()}: {ins.cmd}: {e}", getattr(e, "exit_code", None)) from None
+            return
+        apply_config_instruction(self, state, ins)
+
+    # -- filesystem steps ----------------------------------------------------------------------
+
+    def _working_container(self, state: StageState):
+        """The working container for a filesystem step (made on the current image)."""
+        from . import working
+
+        if state.container is None:
+            state.container = working.BuilderContainer.create(self.store, None, image_rec=state.image, config=state.doc,
+                                                     name=f"pallet-build-{os.urandom(6).hex()}", owner=self.owner)
+            self.working = state.container
+            state.root = state.container.mount()
+        return state.container
+
+    def fs_step(self, state: StageState, ins: Instruction, key: str, do, created_by: str) -> None:
+        """Run ``do(root)`` in a working container as one build step (cached in layers mode)."""
+        if not state.single:
+            hit = self.cache.get(key)
+            if hit is not None and state.container is None:
+                img, doc = hit
+                state.image, state.doc = img, doc
+                state.key = key
+                state.history = []
+                state.workdirs = []
+                if not self.options.quiet:
+                    self.options.out("--> Using cache " + (img["id"] if img else "(empty)"))
+                return
+        self._working_container(state)
+        self._make_workdirs(state)
+        do(state.root)
+        state.history.append({"created_by": created_by})
+        state.key = key
+        if not state.single:
+            self._commit_step(state)
+            self.cache.put(key, state.image, state.doc)
+
+    def _make_workdirs(self, state: StageState) -> None:
+        """The WORKDIR directories that do not exist yet, each component made (by mkdirat,
+        inside the root: :mod:`pallet._rootfs`) owned by the USER in force at its WORKDIR
+        instruction."""
+        from .. import _rootfs
+        from ._paths import lookup_user
+
+        root_fd = _rootfs.open_root(state.root)
+        try:
+            for w, user in state.workdirs:
+                if _is_dir_in_root(state.root, w):
+                    continue
+                uid, gid = lookup_user(state.root, user)[:2] if user else (0, 0)
+                try:
+                    os.close(_rootfs.mkdir_all_in_root(root_fd, w, 0o755, owner=(uid, gid)))
+                except OSError as e:
+                    raise BuildError(f"WORKDIR {w}: cannot create it: {e.strerror}") from None
+        finally:
+            os.close(root_fd)
+        state.workdirs = []
+
+    def _flush_workdirs(self, state: StageState, stage: Stage) -> None:
+        if not state.workdirs:
+            return
+        if state.container is None and not state.single:
+            key = step_key(state.key, "workdirs", state.workdirs)
+            hit = self.cache.get(key)
+            if hit is not None:
+                state.image, state.doc = hit
+                state.key = key
+                state.workdirs = []
+                state.history = []
+                return
+            self._working_container(state)
+            if all(_is_dir_in_root(state.root, w) for w, _ in state.workdirs):
+                # every directory is there already: no layer (an empty one was made before)
+                b = state.container
+                b.umount()
+                b.remove()
+                if self.working is b:
+                    self.working = None
+                state.container = state.root = None
+                state.workdirs = []
+                return
+            self._make_workdirs(state)
+            state.key = key
+            self._commit_step(state, empty_ok=True)
+            self.cache.put(key, state.image, state.doc)
+            return
+        self._working_container(state)
+        self._make_workdirs(state)
+
+    def _history_entries(self, state: StageState, layer: bool = False) -> list[dict]:
+        created = _image.timestamp(self.epoch)
+        out = []
+        for h in state.history:
+            e = {"created": created, "created_by": h["created_by"]}
+            if h.get("empty_layer"):
+                e["empty_layer"] = True
+            out.append(e)
+        if layer and all(e.get("empty_layer") for e in out):
+            # the layer holds the directories a WORKDIR made: that entry owns it
+            for e in reversed(out):
+                if e["created_by"].startswith("/bin/sh -c #(nop) WORKDIR "):
+                    del e["empty_layer"]
+                    break
+            else:
+                out.append({"created": created, "created_by": "/bin/sh -c #(nop) WORKDIR"})
+        return out
+
+    def _commit_step(self, state: StageState, empty_ok: bool = False, squash_all: bool = False) -> None:
+        """Commit the working container as one layer on the current image; it becomes current."""
+        from .working import commit_layer
+
+        b = state.container
+        b.umount()
+        state.root = None
+        layer = commit_layer(self.store, b, state.image, self.epoch, squash=squash_all)
+        base_layers = list(state.image["layers"]) if state.image and not squash_all else []
+        doc = _copy.deepcopy(state.doc)
+        created = _image.timestamp(self.epoch)
+        hist = doc.setdefault("history", [])
+        if squash_all:
+            hist.clear()
+        entries = self._history_entries(state, True)
+        # non-empty entries beyond the one that owns the layer are folded into it
+        nonempty = [e for e in entries if not e.get("empty_layer")]
+        if len(nonempty) > 1:
+            keep = nonempty[-1]
+            keep["created_by"] = " && ".join(e["created_by"] for e in nonempty) if state.single else keep["created_by"]
+            entries = [e for e in entries if e.get("empty_layer") or e is keep]
+        hist.extend(entries)
+        doc["created"] = created
+        rec = _image.write_image(self.store, doc, base_layers + [layer["id"]], self.options.fmt)
+        self.made_images.append(rec["id"])
+        state.image = rec
+        state.doc = doc
+        state.history = []
+        b.remove()
+        if self.working is b:
+            self.working = None
+        state.container = None
+
+    def from_mount(self, text: str, ins: Instruction, state):
+        """A read-only mount of a previous stage's files or of an image (for --from)."""
+        from .working import ensure_image
+
+        idx = self.stage_index(text)
+        if idx is not None:
+            if idx not in self.results:
+                raise ins.error(f"stage {text!r} is not a previous build stage")
+            res = self.results[idx]
+            return ImageMount(self.store, res.image, res.key, self.owner)
+        try:
+            img = ensure_image(self.store, text, self.options.pull, self.options.ctx)
+        except PalletError as e:
+            raise ins.error(f"--from={text}: no build stage by that name, and no such image: {e}") from None
+        return ImageMount(self.store, img, img["id"], self.owner)
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def _finish(self, res: StageResult) -> dict:
+        options = self.options
+        doc = _copy.deepcopy(res.doc)
+        cfg = doc.setdefault("config", {})
+        if options.labels:
+            labels = cfg.get("Labels") or {}
+            labels.update(options.labels)
+            cfg["Labels"] = labels
+        if options.fmt == "oci":
+            dropped = [k.upper() for k in ("Healthcheck", "OnBuild", "Shell") if cfg.get(k)]
+            if dropped and not options.quiet:
+                options.out(f"[Warning] {', '.join(dropped)} is not supported for the OCI image format and is "
+                            "ignored: use --format docker")
+        created = _image.timestamp(self.epoch)
+        doc["created"] = created
+        layers = list(res.image["layers"]) if res.image else []
+        if not options.quiet:
+            options.out("COMMIT " + (" ".join(options.tags) if options.tags else ""))
+        rec = _image.write_image(self.store, doc, layers, options.fmt, options.tags, options.annotations)
+        if rec["id"] in self.made_images:
+            self.made_images.remove(rec["id"])
+        if not options.quiet:
+            options.out(f"--> {rec['id'][:12]}")
+            for t in rec["names"]:
+                options.out(f"Successfully tagged {t}")
+        if options.iidfile:
+            from .. import _fs
+
+            _fs.write_output(options.iidfile, ("sha256:" + rec["id"]).encode(), what="--iidfile")
+        return rec
+
+    def _output(self, rec: dict) -> None:
+        if not self.options.output:
+            return
+        export(self.store, rec, self.options.output, self.options.ctx, owner=self.owner)
+
+
+def _is_dir_in_root(root: str, path: str) -> bool:
+    """Whether ``path`` is a directory inside the tree at ``root`` (resolved by fd)."""
+    from .. import _rootfs
+
+    rfd = _rootfs.open_root(root)
+    try:
+        os.close(_rootfs.open_in_root(rfd, path, os.O_PATH | os.O_DIRECTORY))
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(rfd)
+
+
+def build(store, options: BuildOptions) -> dict:
+    return DockerfileBuild(store, options).run()
