@@ -29,12 +29,12 @@ pytestmark = pytest.mark.unit
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: importable by every package: the error hierarchy, the shared file/log helpers, the stand-ins
-BASE = ("pallet.errors", "pallet._version", "pallet._fs", "pallet._log", "pallet._std",
+BASE = ("pallet.errors", "pallet._version", "pallet._fs", "pallet._rootfs", "pallet._log", "pallet._std",
         "pallet._json")  # pallet._json: a temporary shim (SHIMS)
 
 _FEATURE_DEPS = ("pallet.oci", "pallet.layer", "pallet.transports", "pallet.storage", "pallet.runtime",
                  "pallet.images")
-_FEATURES = ("pallet.build", "pallet.containers", "pallet.scan", "pallet.system")
+_FEATURES = ("pallet.builder", "pallet.containers", "pallet.scan", "pallet.system")
 
 #: each package (or top-level module) and what it may import besides itself and BASE;
 #: an entry may name a module (``pallet.transports.base``) rather than a whole package.
@@ -44,6 +44,7 @@ MAY_IMPORT = {
     "pallet.errors": (),
     "pallet._version": (),
     "pallet._fs": (),
+    "pallet._rootfs": (),  # the one path-in-root resolver, by fd
     "pallet._log": (),
     "pallet._json": (),
     "pallet._std": (),  # the stand-in room
@@ -54,7 +55,7 @@ MAY_IMPORT = {
     "pallet.storage": ("pallet.oci", "pallet.layer", "pallet.transports.base"),
     "pallet.runtime": ("pallet.oci",),
     "pallet.images": ("pallet.oci", "pallet.layer", "pallet.transports", "pallet.storage"),
-    "pallet.build": _FEATURE_DEPS,
+    "pallet.builder": _FEATURE_DEPS,
     "pallet.containers": _FEATURE_DEPS,  # (planned)
     "pallet.scan": _FEATURE_DEPS,  # (planned)
     "pallet.system": _FEATURE_DEPS,  # (planned)
@@ -99,7 +100,6 @@ ALLOWED_DEBT = {
     ("private", "pallet.transports.docker", "pallet.transports.docker._auth._basic"): "docker's __init__ uses auth's basic header",
     ("private", "pallet.transports.docker._source", "pallet.transports.docker._client._read_limited"): "the source uses the client's bounded reader",
     # private names reached through the module object
-    ("private", "pallet.build.executor", "pallet.build.copy._Writer"): "the executor reuses copy's writer",
     ("private", "pallet.runtime.cgroups.ebpf", "pallet.runtime._sys._syscall"): "ebpf calls bpf(2) through _sys's raw syscall",
     # import cycles
     ("cycle", "pallet.transports.docker", "pallet.transports.docker._source"):
