@@ -85,11 +85,6 @@ LOW_LEVEL = ("_ssl", "_socket", "_ctypes", "_json")
 
 #: known violations, each removed by the engineer restructuring that area
 ALLOWED_DEBT = {
-    # the temporary shim storage/ops.py re-exports images/ for branches written before the move
-    ("layer", "pallet.storage.ops", "pallet.images.archive"): "temporary re-export shim (remove once build/ imports images/)",
-    ("layer", "pallet.storage.ops", "pallet.images.pull"): "temporary re-export shim (remove once build/ imports images/)",
-    ("layer", "pallet.storage.ops", "pallet.images.push"): "temporary re-export shim (remove once build/ imports images/)",
-    ("layer", "pallet.storage.ops", "pallet.images.refs"): "temporary re-export shim (remove once build/ imports images/)",
     ("private", "pallet.images.archive", "pallet.transports._files"): "load spools, save stages through transports' files (make them public)",
     # cross-package private modules and names whose owners must make them public
     ("private", "pallet.transports._tar", "pallet.layer._tar"): "the one tar codec: layer/_tar.py should be public (layer.tar)",
