@@ -27,14 +27,12 @@ import os
 import stat as _stat
 
 __all__ = ["open_root", "open_in_root", "open_beneath", "open_in_root_walk", "open_in_root_openat2", "mkdir_all_in_root",
-           "read_in_root", "resolve_in_root", "fd_path", "have_openat2"]
+           "mkfile_in_root", "read_in_root", "resolve_in_root", "fd_path", "have_openat2"]
 
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 _MAX_LINKS = 40  # the kernel's MAXSYMLINKS
 _RESOLVE_NO_MAGICLINKS, _RESOLVE_NO_SYMLINKS, _RESOLVE_BENEATH, _RESOLVE_IN_ROOT = 0x02, 0x04, 0x08, 0x10
-_SYS_OPENAT2 = 437  # the generic syscall table's number (x86_64, aarch64 alike)
-
-_openat2 = None  # the ctypes function once probed; False: the kernel lacks it
+_openat2 = None  # the syscall stand-in's openat2 once probed; False: the kernel lacks it
 
 
 def _parts(path: str) -> list[str]:
@@ -57,28 +55,8 @@ def _load_openat2():
     global _openat2
     if _openat2 is None:
         try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-
-            class OpenHow(ctypes.Structure):
-                _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-            syscall = libc.syscall
-            syscall.restype = ctypes.c_long
-
-            def call(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
-                how = OpenHow(flags, mode, resolve)
-                p = ctypes.c_char_p(os.fsencode(path))
-                for _ in range(32):
-                    fd = syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dirfd), p, ctypes.byref(how),
-                                 ctypes.c_size_t(ctypes.sizeof(how)))
-                    if fd >= 0:
-                        return fd
-                    e = ctypes.get_errno()
-                    if e != errno.EAGAIN:  # EAGAIN: a concurrent rename it could not rule out
-                        break
-                raise OSError(e, os.strerror(e), path)
+            # the syscall stand-in (over _ctypes): ctypes itself costs the runtime's start-up
+            from ._std.syscalls import openat2 as call
 
             rfd = os.open("/", _O_PATH | os.O_DIRECTORY)
             try:
@@ -86,7 +64,7 @@ def _load_openat2():
                 _openat2 = call
             finally:
                 os.close(rfd)
-        except (OSError, AttributeError):  # ENOSYS, EPERM from a seccomp filter, no libc
+        except (OSError, AttributeError, ImportError):  # ENOSYS, EPERM from a seccomp filter, no libc
             _openat2 = False
     return _openat2
 
@@ -227,21 +205,52 @@ def open_beneath_walk(root_fd: int, path, flags: int = _O_PATH) -> int:
         raise
 
 
-def mkdir_all_in_root(root_fd: int, path: str, mode: int = 0o755, owner: tuple[int, int] | None = None) -> int:
-    """An ``O_RDONLY`` fd on the directory ``path`` inside the root, each missing component
-    made (``mode`` whatever the umask, chowned to ``owner``) by mkdirat relative to its
-    parent's fd. A component that exists and is not a directory is ENOTDIR."""
+def mkdir_all_in_root(root_fd: int, path: str, mode: int = 0o755, owner: tuple[int, int] | None = None, *,
+                      flags: int = os.O_RDONLY | os.O_DIRECTORY) -> int:
+    """A fd (opened with ``flags``: ``O_RDONLY`` by default, ``O_PATH`` for a mount point) on
+    the directory ``path`` inside the root, each missing component made (``mode`` whatever
+    the umask, chowned to ``owner``) by mkdirat relative to its parent's fd. A component that
+    exists and is not a directory is ENOTDIR; a dangling symlink on the way is followed and
+    its target made, inside the root."""
+    flags |= os.O_DIRECTORY
     try:
-        return open_in_root(root_fd, path, os.O_RDONLY | os.O_DIRECTORY)
+        return open_in_root(root_fd, path, flags)
     except FileNotFoundError:
         pass
     fd = _walk(root_fd, path, create_mode=mode, owner=owner)
     try:
         if not _stat.S_ISDIR(os.fstat(fd).st_mode):
             raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
-        return os.open(fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if flags & ~(os.O_CLOEXEC | os.O_DIRECTORY) == os.O_PATH:
+            fd, out = -1, fd
+            return out
+        return os.open(fd_path(fd), flags | os.O_CLOEXEC)
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
+
+
+def mkfile_in_root(root_fd: int, path: str, mode: int = 0o644) -> int:
+    """An ``O_PATH`` fd on ``path`` inside the root (a bind mount's point); when nothing is
+    there, its directories are made (:func:`mkdir_all_in_root`) and an empty file created
+    relative to its parent's fd (``O_EXCL | O_NOFOLLOW``: never through a symlink)."""
+    try:
+        return open_in_root(root_fd, path)
+    except FileNotFoundError:
+        pass
+    parts = _parts(path)
+    if not parts or parts[-1] == "..":
+        raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    pfd = mkdir_all_in_root(root_fd, "/".join(parts[:-1]) or ".", flags=_O_PATH)
+    try:
+        try:
+            os.close(os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             mode, dir_fd=pfd))
+        except FileExistsError:  # raced, or a dangling symlink: what is there now is looked up
+            pass
+    finally:
+        os.close(pfd)
+    return open_in_root(root_fd, path)
 
 
 def read_in_root(root: str | int, path: str, limit: int = 16 << 20) -> bytes | None:

@@ -1,15 +1,16 @@
 """The container's root filesystem, built by init before it changes root: mounts, the
 cgroup tree, devices, pivot_root/chroot, masked and read-only paths.
 
-Everything made below the rootfs is resolved inside it by fd (``openat2(RESOLVE_IN_ROOT)``),
-created relative to its parent's fd and mounted onto ``/proc/self/fd/N``; each mount is
-checked afterwards to have landed inside the rootfs (docs/runtime.md, symlink races).
+Everything made below the rootfs is resolved inside it by fd (:mod:`pallet._rootfs`, the one
+resolver: ``openat2(RESOLVE_IN_ROOT)``), created relative to its parent's fd and mounted onto
+``/proc/self/fd/N``; each mount is checked afterwards to have landed inside the rootfs (docs/runtime.md, symlink races).
 Runs in init only: every module these functions import lazily is loaded before the root
 changes.
 """
 
 import os
 
+from .. import _rootfs
 from . import _sys
 from .spec import (MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT,
                    MS_SLAVE, MS_STRICTATIME, MS_NOATIME, MS_NODIRATIME, MS_RELATIME, PROPAGATION, ATTR_NOATIME,
@@ -150,7 +151,6 @@ def may_defer_cgroup_binds(config, linux, hooks):
     return not any(("/" + d["path"].strip("/")).startswith(dest) for d in linux.get("devices") or ())
 
 
-_IN_ROOT = _sys.RESOLVE_IN_ROOT | _sys.RESOLVE_NO_MAGICLINKS
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 
 
@@ -158,61 +158,33 @@ def _rel(path):
     return "/".join(p for p in path.split("/") if p and p != ".") or "."
 
 
+# paths inside the root: pallet._rootfs, the one resolver (openat2 RESOLVE_IN_ROOT through the
+# syscall stand-in, an fd walk where the kernel lacks it); what it cannot make is a SetupError
+
 def open_in_root(rfd, path, flags=_O_PATH):
-    """``path`` opened inside the root open at ``rfd`` (openat2 RESOLVE_IN_ROOT: symlinks and
-    ``..`` resolved as if it were ``/``; one atomic lookup, so a component swapped for a
-    symlink to a host path still lands inside the root)."""
-    return _sys.openat2(rfd, _rel(path), flags | os.O_CLOEXEC, _IN_ROOT)
+    """``path`` opened inside the root open at ``rfd`` (symlinks and ``..`` resolved as if it
+    were ``/``; a component swapped for a symlink to a host path still lands inside it)."""
+    return _rootfs.open_in_root(rfd, path, flags)
 
 
 def mkdir_all_in_root(rfd, path, mode=0o755):
     """An O_PATH fd of the directory ``path`` inside the root, each missing component made
     with mkdirat relative to its parent's fd (never by a path string)."""
-    parts = _rel(path).split("/") if _rel(path) != "." else []
     try:
-        return open_in_root(rfd, path, _O_PATH | os.O_DIRECTORY)
-    except FileNotFoundError:
-        pass
-    fd = os.dup(rfd)
-    for i, name in enumerate(parts):
-        sub = "/".join(parts[:i + 1])
-        for _ in range(4):
-            try:
-                nfd = open_in_root(rfd, sub, _O_PATH | os.O_DIRECTORY)
-                break
-            except FileNotFoundError:
-                try:
-                    os.mkdir(name, mode, dir_fd=fd)
-                except FileExistsError:  # raced, or a dangling symlink: look again
-                    pass
-        else:
-            os.close(fd)
-            raise SetupError(f"{path}: cannot make {sub!r} inside the root filesystem "
-                             "(a dangling symlink, or it keeps changing)")
-        os.close(fd)
-        fd = nfd
-    return fd
+        return _rootfs.mkdir_all_in_root(rfd, path, mode, flags=_O_PATH)
+    except OSError as e:
+        raise SetupError(f"{path}: cannot make it a directory inside the root filesystem: "
+                         f"{e.strerror or e}") from None
 
 
 def mkfile_in_root(rfd, path):
     """An O_PATH fd of ``path`` inside the root; an empty file is made (O_EXCL|O_NOFOLLOW,
     relative to the parent's fd) when nothing is there."""
     try:
-        return open_in_root(rfd, path)
-    except FileNotFoundError:
-        pass
-    rel = _rel(path)
-    parent, _, name = rel.rpartition("/")
-    pfd = mkdir_all_in_root(rfd, parent or ".")
-    try:
-        try:
-            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             0o644, dir_fd=pfd))
-        except FileExistsError:
-            pass
-    finally:
-        os.close(pfd)
-    return open_in_root(rfd, path)
+        return _rootfs.mkfile_in_root(rfd, path)
+    except OSError as e:
+        raise SetupError(f"{path}: cannot make a mount point inside the root filesystem: "
+                         f"{e.strerror or e}") from None
 
 
 def fd_real_path(fd):
