@@ -401,3 +401,18 @@ def test_builder_copy_and_run_resolve_inside_the_root(pallet, tmp_path):
     pallet("builder", "config", "--workingdir", "/out/wd", ctr)
     pallet("builder", "run", ctr, "--", "sh", "-c", f"test -f {host}/sub/f && test -d {host}/wd")
     assert os.listdir(host) == []
+
+
+@pytest.mark.parametrize("mount", ["type=tmpfs,target=/a/b/c", "type=secret,id=s,target=/a/b/c"])
+def test_run_mount_points_are_tidied_by_fd_never_through_a_planted_symlink(pallet, tmp_path, mount):
+    # the runtime makes the mount point /a/b/c (and for a secret /a, /a/b too); the step moves
+    # /a away and plants symlinks to a host directory there: tidying up afterwards must not
+    # remove the host's empty c and b through them
+    victim = tmp_path / "victim"
+    (victim / "b" / "c").mkdir(parents=True)
+    (victim / "c").mkdir()
+    (tmp_path / "s").write_text("secret")
+    ctx = _ctx(tmp_path, f"FROM localhost/busybox:v1\n"
+                         f"RUN --mount={mount} mv /a /a2 && mkdir /a && ln -s {victim} /a/b && ln -s {victim} /x\n")
+    pallet("build", "-q", "--secret", f"id=s,src={tmp_path / 's'}", "-t", "tidied", ctx)
+    assert (victim / "b" / "c").is_dir() and (victim / "c").is_dir(), "tidying followed a planted symlink"

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat as _stat
 import subprocess
 import sys
 
 from .. import _json as json
+from .. import _rootfs
 from ..errors import BuildError
-from ._paths import resolve_in_root
 
 _runtime_cache: dict[str, str] = {}
 
@@ -135,73 +136,116 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
         doc = spec(rootfs, argv, o, hosts, resolv)
         # stubs for what is not image content go again afterwards; for a RUN --mount's target
         # the parent directories stay (0755), and for a build volume (-v) the mount point
-        # itself too (an empty directory or file), as buildah leaves them
-        for m in o.mounts:
-            if m.get("keep"):
-                _make_parents(rootfs, m["destination"])
-            if m.get("keep") == "target":
-                _make_target(rootfs, m["destination"], os.path.isdir(m["source"]))
-        created = _missing_mountpoints(rootfs, doc["mounts"])
-        with open(os.path.join(bundle, "config.json"), "w") as f:
-            json.dump(doc, f)
-        cmd = [runtime]
-        if o.state_root:
-            os.makedirs(o.state_root, 0o700, exist_ok=True)
-            cmd += ["--root", o.state_root]
+        # itself too (an empty directory or file), as buildah leaves them. All made and
+        # removed by fd inside the root (pallet._rootfs), never through a path string
+        root_fd = _rootfs.open_root(rootfs)
+        created: list = []
         try:
-            p = subprocess.run(cmd + ["run", "--bundle", bundle, cid], cwd=bundle,
-                               stdin=o.stdin if o.stdin is not None else subprocess.DEVNULL,
-                               stdout=o.stdout, stderr=o.stderr)
-        except OSError as e:
-            raise BuildError(f"starting the runtime {runtime}: {e.strerror}") from None
+            for m in o.mounts:
+                if m.get("keep"):
+                    _make_parents(root_fd, m["destination"])
+                if m.get("keep") == "target":
+                    _make_target(root_fd, m["destination"], os.path.isdir(m["source"]))
+            created = _missing_mountpoints(root_fd, doc["mounts"])
+            with open(os.path.join(bundle, "config.json"), "w") as f:
+                json.dump(doc, f)
+            cmd = [runtime]
+            if o.state_root:
+                os.makedirs(o.state_root, 0o700, exist_ok=True)
+                cmd += ["--root", o.state_root]
+            try:
+                p = subprocess.run(cmd + ["run", "--bundle", bundle, cid], cwd=bundle,
+                                   stdin=o.stdin if o.stdin is not None else subprocess.DEVNULL,
+                                   stdout=o.stdout, stderr=o.stderr)
+            except OSError as e:
+                raise BuildError(f"starting the runtime {runtime}: {e.strerror}") from None
+            finally:
+                subprocess.run(cmd + ["delete", "--force", cid], capture_output=True)
+                _remove_created(created)
         finally:
-            subprocess.run(cmd + ["delete", "--force", cid], capture_output=True)
-            _remove_created(created)
+            for pfd, _rel in created:
+                os.close(pfd)
+            os.close(root_fd)
         return p.returncode
     finally:
         shutil.rmtree(bundle, ignore_errors=True)
 
 
-def _make_parents(rootfs: str, dest: str) -> None:
-    parts = [p for p in dest.split("/") if p][:-1]
-    for i in range(1, len(parts) + 1):
-        host = resolve_in_root(rootfs, "/" + "/".join(parts[:i]))
-        if not os.path.lexists(host):
-            os.mkdir(host, 0o755)
-            os.chmod(host, 0o755)
+def _in_root(what: str, dest: str, fn, *args):
+    try:
+        return fn(*args)
+    except OSError as e:
+        raise BuildError(f"{what} {dest}: cannot make it in the container's root filesystem: "
+                         f"{e.strerror or e}") from None
 
 
-def _make_target(rootfs: str, dest: str, is_dir: bool) -> None:
-    host = resolve_in_root(rootfs, dest)
-    if os.path.lexists(host):
+def _make_parents(root_fd: int, dest: str) -> None:
+    """The directories above the mount target ``dest`` (0755), made by fd inside the root."""
+    parent = "/".join(p for p in dest.split("/") if p).rpartition("/")[0]
+    if parent:
+        os.close(_in_root("the mount target", dest, _rootfs.mkdir_all_in_root, root_fd, parent, 0o755))
+
+
+def _make_target(root_fd: int, dest: str, is_dir: bool) -> None:
+    """The mount target ``dest`` itself: a directory (0755) or an empty file (0644)."""
+    try:  # whatever is there already (a file where a directory is bound): the runtime decides
+        os.close(_rootfs.open_in_root(root_fd, dest))
         return
-    if is_dir:
-        os.mkdir(host, 0o755)
-        os.chmod(host, 0o755)
-    else:
-        os.close(os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+    except OSError:
+        pass
+    make = _rootfs.mkdir_all_in_root if is_dir else _rootfs.mkfile_in_root
+    os.close(_in_root("the mount target", dest, make, root_fd, dest))
 
 
-def _missing_mountpoints(rootfs: str, mounts: list[dict]) -> list[str]:
-    """Host paths (deepest last) the runtime will create in the root for these mounts."""
-    out: list[str] = []
+def _missing_mountpoints(root_fd: int, mounts: list[dict]) -> list[tuple[int, tuple[str, ...]]]:
+    """What the runtime will create in the root for these mounts: ``(fd, names)`` pairs, an
+    ``O_PATH`` fd of the deepest directory that exists (caller closes) and the chain of
+    missing names below it, each missing path once."""
+    out: list = []
+    seen: set = set()
     for m in mounts:
-        dest = m["destination"]
-        parts = [p for p in dest.split("/") if p]
-        for i in range(1, len(parts) + 1):
-            host = resolve_in_root(rootfs, "/" + "/".join(parts[:i]))
-            if not os.path.lexists(host):
-                if host not in out:
-                    out.append(host)
+        parts = [p for p in m["destination"].split("/") if p and p != "."]
+        if ".." in parts:
+            continue  # the spec generator refuses these; nothing to tidy
+        fd, i = None, len(parts)
+        while i >= 0:  # the longest prefix that exists, as the runtime will look it up
+            try:
+                fd = _rootfs.open_in_root(root_fd, "/".join(parts[:i]) or ".")
+                break
+            except OSError:
+                i -= 1
+        if fd is None or i == len(parts):
+            if fd is not None:
+                os.close(fd)
+            continue
+        key = (os.readlink(_rootfs.fd_path(fd)), tuple(parts[i:]))
+        if key in seen or not _stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.close(fd)
+            continue
+        seen.add(key)
+        out.append((fd, tuple(parts[i:])))
     return out
 
 
-def _remove_created(paths: list[str]) -> None:
-    for host in sorted(paths, key=len, reverse=True):
+def _remove_created(created: list[tuple[int, tuple[str, ...]]]) -> None:
+    """Remove the mount points the runtime made (empty directories, empty files), deepest
+    first, each looked up below its existing parent's fd following no symlink (a RUN step
+    that replaced one with a link to elsewhere has that link left alone, not followed)."""
+    todo = sorted(((pfd, names[:k]) for pfd, names in created for k in range(1, len(names) + 1)),
+                  key=lambda t: len(t[1]), reverse=True)
+    for pfd, names in todo:
         try:
-            if os.path.isdir(host) and not os.path.islink(host):
-                os.rmdir(host)
-            elif os.path.lexists(host) and os.path.getsize(host) == 0:
-                os.unlink(host)
+            dfd = _rootfs.open_beneath(pfd, "/".join(names[:-1]), os.O_PATH | os.O_DIRECTORY) \
+                if len(names) > 1 else os.dup(pfd)
+        except OSError:
+            continue
+        try:
+            st = os.stat(names[-1], dir_fd=dfd, follow_symlinks=False)
+            if _stat.S_ISDIR(st.st_mode):
+                os.rmdir(names[-1], dir_fd=dfd)
+            elif _stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                os.unlink(names[-1], dir_fd=dfd)
         except OSError:
             pass
+        finally:
+            os.close(dfd)
