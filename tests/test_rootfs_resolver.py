@@ -105,3 +105,63 @@ def test_open_beneath_follows_no_symlink(tree, method):
     for path in ("abs/secret", "etc/rel", "../root/etc/passwd", "abs"):
         with pytest.raises(OSError):
             os.close(opener(rfd, path, os.O_RDONLY))
+
+
+def test_mkfile_and_o_path_mkdir_for_mount_points(tree):
+    # the runtime's mount points: O_PATH fds, made inside the root whatever the links say
+    root, rfd = tree
+    fd = _rootfs.mkfile_in_root(rfd, "/abs/new/point")
+    try:
+        assert os.readlink(_rootfs.fd_path(fd)) == str(root / "host" / "new" / "point")
+        assert os.fstat(fd).st_size == 0
+    finally:
+        os.close(fd)
+    fd = _rootfs.mkdir_all_in_root(rfd, "/up/d", flags=os.O_PATH)
+    try:
+        with pytest.raises(OSError):  # an O_PATH fd: no I/O through it
+            os.listdir(fd)
+        assert (root / "host" / "d").is_dir()
+    finally:
+        os.close(fd)
+    fd = _rootfs.mkfile_in_root(rfd, "/etc/passwd")  # there already: opened, left as it was
+    os.close(fd)
+    assert (root / "etc" / "passwd").read_text().startswith("root:")
+    assert not os.path.exists(tree[0].parent / "host" / "new")
+
+
+def test_walk_in_root_hooks(tree):
+    # the layer applier's rules through the walker's hooks: absolute links and .. out refused
+    root, rfd = tree
+    seen = []
+
+    def absolute(here, target):
+        seen.append((b"/".join(here), target))
+        raise PermissionError("absolute")
+
+    fd, real = _rootfs.walk_in_root(rfd, (b"etc",), flags=os.O_RDONLY | os.O_DIRECTORY)
+    os.close(fd)
+    assert real == (b"etc",)
+    with pytest.raises(PermissionError):
+        _rootfs.walk_in_root(rfd, (b"abs", b"x"), absolute=absolute)
+    assert seen == [(b"abs", b"/host")]
+    with pytest.raises(PermissionError):
+        _rootfs.walk_in_root(rfd, (b"up",), escape=lambda here: (_ for _ in ()).throw(PermissionError("..")))
+    made = []
+
+    def missing(cur, name, real):
+        made.append(b"/".join(real + [name]))
+        os.mkdir(name, 0o755, dir_fd=cur)
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=cur)
+
+    fd, real = _rootfs.walk_in_root(rfd, (b"etc", b"rel2", b"a"), missing=missing)
+    os.close(fd)
+    assert made == [b"etc/rel2", b"etc/rel2/a"] and (root / "etc" / "rel2" / "a").is_dir()
+    with pytest.raises(OSError) as e:  # a file on the way, no not_dir hook: ENOTDIR
+        _rootfs.walk_in_root(rfd, (b"file", b"x"))
+    assert e.value.errno == errno.ENOTDIR
+    fd, real = _rootfs.walk_in_root(rfd, (b"file", b"x"), missing=missing,
+                                    not_dir=lambda cur, name, real, st: os.open(".", os.O_RDONLY, dir_fd=cur))
+    os.close(fd)
+    with pytest.raises(OSError) as e:
+        _rootfs.walk_in_root(rfd, (b"loop", b"x"))
+    assert e.value.errno == errno.ELOOP

@@ -26,8 +26,8 @@ import errno
 import os
 import stat as _stat
 
-__all__ = ["open_root", "open_in_root", "open_beneath", "open_in_root_walk", "open_in_root_openat2", "mkdir_all_in_root",
-           "mkfile_in_root", "read_in_root", "resolve_in_root", "fd_path", "have_openat2"]
+__all__ = ["open_root", "open_in_root", "open_beneath", "open_in_root_walk", "open_in_root_openat2", "walk_in_root",
+           "mkdir_all_in_root", "mkfile_in_root", "read_in_root", "resolve_in_root", "fd_path", "have_openat2"]
 
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 _MAX_LINKS = 40  # the kernel's MAXSYMLINKS
@@ -87,62 +87,120 @@ def open_in_root_openat2(root_fd: int, path: str, flags: int = _O_PATH, *, follo
 
 # -- the fd walk --------------------------------------------------------------------------
 
-def _walk(root_fd: int, path: str, *, follow_last: bool = True, create_mode: int | None = None,
-          owner: tuple[int, int] | None = None) -> int:
-    """The walk behind :func:`open_in_root_walk` and :func:`mkdir_all_in_root`: an ``O_PATH``
-    fd of ``path`` (with ``create_mode``, missing directories are made with mkdirat, chmod to
-    that mode and chowned to ``owner``). The last component stays unopened-through when it
-    is a symlink and ``follow_last`` is false (the link itself is opened)."""
-    todo = list(reversed(_parts(path)))
+def walk_in_root(root_fd: int, path, *, flags: int = _O_PATH, follow_last: bool = True, missing=None,
+                 not_dir=None, absolute=None, escape=None) -> tuple[int, tuple]:
+    """The fd walk itself: ``(fd, real components)`` of ``path`` (str or bytes, or a sequence
+    of components) inside the root, each component opened with ``flags | O_NOFOLLOW`` relative
+    to its parent's fd and every symlink read with readlinkat and expanded in place. The fd is
+    the caller's (a dup of ``root_fd`` for the root itself). A final symlink is opened itself
+    when ``follow_last`` is false (with ``O_PATH``).
+
+    Hooks, for callers with rules of their own (the layer applier):
+
+    - ``missing(dir_fd, name, real)``: ``name`` is absent from the directory ``real``: return
+      a fd of what now stands there (it is walked into), None to look again, or raise;
+      without it, FileNotFoundError;
+    - ``not_dir(dir_fd, name, real, st)``: ``name`` is neither a directory nor a symlink but
+      must be walked through: return a fd of a directory to walk into instead, or raise;
+      without it, ENOTDIR;
+    - ``absolute(here, target)``: the symlink ``here`` (components) points at the absolute
+      ``target``: raise to refuse; without it (or when it returns), the lookup starts again
+      at the root;
+    - ``escape(here)``: a ``..`` at the root: raise to refuse; without it, it stays there.
+
+    More than 40 symlinks (the kernel's MAXSYMLINKS) is ELOOP."""
+    sep = b"/" if isinstance(path, bytes) or (not isinstance(path, str) and path and
+                                               isinstance(path[0], bytes)) else "/"
+    dot, dotdot = (b".", b"..") if sep == b"/" else (".", "..")
+    todo = list(reversed(path.split(sep) if isinstance(path, (str, bytes)) else list(path)))
     stack = [os.dup(root_fd)]  # fds of the directories walked through, root first
+    real: list = []
     links = 0
     try:
         while todo:
             name = todo.pop()
-            if name == "..":
-                if len(stack) > 1:
+            if not name or name == dot:
+                continue
+            if name == dotdot:
+                if real:
                     os.close(stack.pop())
+                    real.pop()
+                elif escape is not None:
+                    escape(real + [name])
                 continue
             cur = stack[-1]
             try:
-                fd = os.open(name, _O_PATH | os.O_NOFOLLOW, dir_fd=cur)
+                fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
             except FileNotFoundError:
-                if create_mode is None:
+                if missing is None:
                     raise
-                try:
-                    os.mkdir(name, create_mode, dir_fd=cur)
-                except FileExistsError:  # raced: look again
+                fd = missing(cur, name, list(real))
+                if fd is None:  # made (or raced): look again
                     todo.append(name)
-                    continue
-                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
-                try:
-                    os.fchmod(fd, create_mode)  # whatever the umask
-                    if owner is not None:
-                        os.fchown(fd, *owner)
-                finally:
-                    os.close(fd)
-                todo.append(name)
+                else:
+                    stack.append(fd)
+                    real.append(name)
                 continue
-            st = os.fstat(fd)
+            except OSError as e:
+                if e.errno not in (errno.ELOOP, errno.ENOTDIR):  # O_DIRECTORY: a symlink, a file
+                    raise
+                fd = -1
+            st = os.fstat(fd) if fd >= 0 else os.stat(name, dir_fd=cur, follow_symlinks=False)
             if _stat.S_ISLNK(st.st_mode) and (todo or follow_last):
-                os.close(fd)
+                if fd >= 0:
+                    os.close(fd)
                 links += 1
                 if links > _MAX_LINKS:
-                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.fsdecode(sep.join(real + [name])))
                 target = os.readlink(name, dir_fd=cur)
-                if target.startswith("/"):  # absolute: from the root again
+                if target.startswith(sep):  # absolute: from the root again
+                    if absolute is not None:
+                        absolute(real + [name], target)
                     while len(stack) > 1:
                         os.close(stack.pop())
-                todo.extend(reversed(_parts(target)))
+                    real.clear()
+                todo.extend(reversed(target.split(sep)))
                 continue
-            if todo and not _stat.S_ISDIR(st.st_mode):
-                os.close(fd)
-                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+            if not _stat.S_ISDIR(st.st_mode) and (todo or fd < 0):
+                if fd >= 0:
+                    os.close(fd)
+                if not_dir is None or _stat.S_ISLNK(st.st_mode):
+                    raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fsdecode(sep.join(real + [name])))
+                fd = not_dir(cur, name, list(real), st)
             stack.append(fd)
-        return stack.pop()
+            real.append(name)
+        return stack.pop(), tuple(real)
     finally:
         for fd in stack:
             os.close(fd)
+
+
+def _walk(root_fd: int, path: str, *, follow_last: bool = True, create_mode: int | None = None,
+          owner: tuple[int, int] | None = None) -> int:
+    """:func:`walk_in_root` for :func:`open_in_root_walk` and :func:`mkdir_all_in_root`: an
+    ``O_PATH`` fd of ``path`` (with ``create_mode``, missing directories are made with mkdirat,
+    chmod to that mode and chowned to ``owner``)."""
+    def make(cur: int, name: str, _real) -> None:
+        try:
+            os.mkdir(name, create_mode, dir_fd=cur)
+        except FileExistsError:  # raced: look again
+            return None
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
+        try:
+            os.fchmod(fd, create_mode)  # whatever the umask
+            if owner is not None:
+                os.fchown(fd, *owner)
+        finally:
+            os.close(fd)
+        return None
+
+    try:
+        return walk_in_root(root_fd, _parts(path), follow_last=follow_last,
+                            missing=None if create_mode is None else make)[0]
+    except OSError as e:
+        if e.errno in (errno.ENOTDIR, errno.ELOOP):  # named by the path asked for, as open(2) does
+            raise OSError(e.errno, os.strerror(e.errno), path) from None
+        raise
 
 
 def open_in_root_walk(root_fd: int, path: str, flags: int = _O_PATH, *, follow_last: bool = True) -> int:

@@ -22,7 +22,8 @@ and ``.`` components are dropped; any ``..`` component is refused; the root itse
 is skipped, its metadata belongs to whoever made the directory.
 
 Symlinks in parent paths: every component is opened with ``O_NOFOLLOW`` relative to its
-parent's fd. A component that is a symlink is followed only when it is relative and stays
+parent's fd (:func:`pallet._rootfs.walk_in_root`, the one resolver, with the rules below as
+its hooks). A component that is a symlink is followed only when it is relative and stays
 inside the root (``lib -> usr/lib``, as tar would); an absolute target or one climbing out
 of the root is refused (umoci and containers/storage resolve those inside the root instead;
 legitimate layers never write through a symlink, so refusing is the safe choice). The last
@@ -53,7 +54,6 @@ OPAQUE_MARKER = b".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_MAX_LINKS = 40
 _CACHE = 64
 
 # xattrs a layer may not set: overlayfs's own (a forged redirect/metacopy/opaque would change
@@ -390,74 +390,56 @@ class _Applier:
         return os.dup(fd), real
 
     def _resolve(self, parts: tuple, name: bytes, create: bool, link_of: bytes | None):
+        """(fd, real parts) of the directory ``parts``: :func:`pallet._rootfs.walk_in_root`,
+        the one resolver, with the applier's rules as its hooks (missing directories made and
+        recorded as this layer's, a whiteout of this layer replaced by an opaque directory,
+        absolute symlinks and ``..`` out of the root refused)."""
+        from .._rootfs import walk_in_root
+
         what = (f"hardlink {_show(link_of)} -> {_show(name)}" if link_of is not None
                 else f"entry {_show(name)}")
-        fds = [self.root_fd]
-        real: list = []
-        todo = list(reversed(parts))
-        links = 0
+
+        def missing(cur: int, c: bytes, real: list) -> int:
+            if not create:
+                raise _Missing(what)
+            os.mkdir(c, 0o700, dir_fd=cur)
+            fd = os.open(c, _O_DIR, dir_fd=cur)
+            os.fchmod(fd, 0o755)
+            key = b"/".join(real + [c])
+            self._mark(key)
+            self.fresh.add(key)
+            if self.lowers:
+                self._copy_lower_dir(fd, key)
+            return fd
+
+        def not_dir(cur: int, c: bytes, real: list, st) -> int:
+            here = b"/".join(real + [c])
+            if create and self.overlay and here in self.mine and _stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                # this layer whited NAME out and now puts entries below it: in overlay
+                # terms that is an opaque directory replacing the whiteout
+                os.unlink(c, dir_fd=cur)
+                os.mkdir(c, 0o755, dir_fd=cur)
+                fd = os.open(c, _O_DIR, dir_fd=cur)
+                os.fchmod(fd, 0o755)
+                os.setxattr(fd, self.opaque_xattr, b"y")
+                self.fresh.add(here)
+                return fd
+            raise LayerError(f"{what}: {_show(here)} is not a directory")
+
+        def absolute(here: list, target: bytes) -> None:
+            raise LayerError(f"{what}: its parent {_show(b'/'.join(here))} is a symlink to the absolute "
+                             f"path {_show(target)}, outside the root: refused")
+
+        def escape(_here: list) -> None:
+            raise LayerError(f"{what}: a symlink in its path leads out of the root: refused")
+
         try:
-            while todo:
-                c = todo.pop()
-                if c in (b"", b"."):
-                    continue
-                if c == b"..":
-                    if not real:
-                        raise LayerError(f"{what}: a symlink in its path leads out of the root: refused")
-                    os.close(fds.pop())
-                    real.pop()
-                    continue
-                cur = fds[-1]
-                try:
-                    fd = os.open(c, _O_DIR, dir_fd=cur)
-                except FileNotFoundError:
-                    if not create:
-                        raise _Missing(what) from None
-                    os.mkdir(c, 0o700, dir_fd=cur)
-                    fd = os.open(c, _O_DIR, dir_fd=cur)
-                    os.fchmod(fd, 0o755)
-                    key = b"/".join(real + [c])
-                    self._mark(key)
-                    self.fresh.add(key)
-                    if self.lowers:
-                        self._copy_lower_dir(fd, key)
-                except OSError as e:
-                    if e.errno not in (errno.ELOOP, errno.ENOTDIR):
-                        raise
-                    st = os.stat(c, dir_fd=cur, follow_symlinks=False)
-                    here = b"/".join(real + [c])
-                    if (create and self.overlay and here in self.mine and _stat.S_ISCHR(st.st_mode)
-                            and st.st_rdev == 0):
-                        # this layer whited NAME out and now puts entries below it: in overlay
-                        # terms that is an opaque directory replacing the whiteout
-                        os.unlink(c, dir_fd=cur)
-                        os.mkdir(c, 0o755, dir_fd=cur)
-                        fd = os.open(c, _O_DIR, dir_fd=cur)
-                        os.fchmod(fd, 0o755)
-                        os.setxattr(fd, self.opaque_xattr, b"y")
-                        self.fresh.add(here)
-                        fds.append(fd)
-                        real.append(c)
-                        continue
-                    if not _stat.S_ISLNK(st.st_mode):
-                        raise LayerError(f"{what}: {_show(here)} is not a directory") from None
-                    target = os.readlink(c, dir_fd=cur)
-                    if target.startswith(b"/"):
-                        raise LayerError(f"{what}: its parent {_show(here)} is a symlink to the absolute "
-                                         f"path {_show(target)}, outside the root: refused") from None
-                    links += 1
-                    if links > _MAX_LINKS:
-                        raise LayerError(f"{what}: too many levels of symlinks") from None
-                    todo.extend(reversed(target.split(b"/")))
-                    continue
-                fds.append(fd)
-                real.append(c)
-            if len(fds) == 1:
-                return os.dup(self.root_fd), ()
-            return fds.pop(), tuple(real)
-        finally:
-            for fd in fds[1:]:
-                os.close(fd)
+            return walk_in_root(self.root_fd, parts, flags=_O_DIR, missing=missing, not_dir=not_dir,
+                                absolute=absolute, escape=escape)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise LayerError(f"{what}: too many levels of symlinks") from None
+            raise
 
     def _copy_lower_dir(self, fd: int, key: bytes) -> None:
         """Give the implicit directory ``key`` the metadata the lowers' merged view has for it."""
