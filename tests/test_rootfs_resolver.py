@@ -165,3 +165,14 @@ def test_walk_in_root_hooks(tree):
     with pytest.raises(OSError) as e:
         _rootfs.walk_in_root(rfd, (b"loop", b"x"))
     assert e.value.errno == errno.ELOOP
+
+
+def test_openat2_comes_from_the_syscall_stand_in_not_ctypes():
+    # pallet-runtime resolves its mount points here: ctypes would cost its start-up
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom pallet import _rootfs\nassert _rootfs.have_openat2()\n"
+            "print(sorted(m for m in ('ctypes', 'argparse', 'json', 're') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
