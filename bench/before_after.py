@@ -4,8 +4,8 @@
     python3 bench/before_after.py OLD_REV [NEW_REV]      (as root; NEW_REV defaults to HEAD)
 
 Each revision is checked out with ``git worktree add --detach`` into a temporary directory,
-installed into its own venv (``pip install -e``) and precompiled with compileall, as a
-regular install would be (PYTHONDONTWRITEBYTECODE is removed from the timed commands'
+installed into its own venv (``pip install -e``, by the project venv's pip) and precompiled
+with compileall, as a regular install would be (PYTHONDONTWRITEBYTECODE is removed from the timed commands'
 environment, see _common.ENV). Then, on tmpfs, with docker-registry on 127.0.0.1:
 
 - ``inspect`` of a remote image                         vs ``skopeo inspect``
@@ -56,6 +56,7 @@ def rounds(name: str, cmds: dict, runs: int, setup=None, env=None, cwd=None) -> 
     """``cmds``: label -> argv. One warm-up round, then ``runs`` rounds, the order reversed every
     other round; ``setup(label)`` (untimed) runs before each command. Returns label -> [(wall, cpu)]."""
     c.out(f"{name}: {runs} rounds")
+    LOADS.append(loadavg().split()[0])
     labels = list(cmds)
     samples = {label: [] for label in labels}
     for i in range(runs + 1):
@@ -82,9 +83,12 @@ class Revision:
         venv = os.path.join(self.tree, ".venv")
         c.out(f"{label} = {rev} ({self.sha[:12]}): worktree, venv, pip install -e, compileall...")
         sh(["git", "-C", c.REPO, "worktree", "add", "--detach", self.tree, self.sha], stderr=subprocess.DEVNULL)
-        sh([sys.executable, "-m", "venv", venv])
-        sh([os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check", "-e", self.tree],
-           stderr=subprocess.DEVNULL)
+        # the venv without the pip and setuptools of the system's ensurepip: installed by the
+        # project venv's current pip (--python), as a user's recent pip would install pallet
+        # (pip 23's console scripts import re before pallet runs; current pip's do not)
+        sh([sys.executable, "-m", "venv", "--without-pip", venv])
+        sh([os.path.join(c.VENV_BIN, "python"), "-m", "pip", "--python", os.path.join(venv, "bin", "python"),
+            "install", "-q", "--disable-pip-version-check", "-e", self.tree], stderr=subprocess.DEVNULL)
         sh([os.path.join(venv, "bin", "python"), "-m", "compileall", "-q", os.path.join(self.tree, "src")],
            env=c.ENV)
         self.pallet = os.path.join(venv, "bin", "pallet")
@@ -94,6 +98,9 @@ class Revision:
         subprocess.run(["git", "-C", c.REPO, "worktree", "remove", "--force", self.tree], capture_output=True)
         shutil.rmtree(self.tree, ignore_errors=True)
         subprocess.run(["git", "-C", c.REPO, "worktree", "prune"], capture_output=True)
+
+
+LOADS: list[str] = []  # the 1-minute load average as each measurement starts
 
 
 def loadavg() -> str:
@@ -135,6 +142,7 @@ def main() -> None:
     reg = None
     results: list[tuple[str, str, dict]] = []
     loads = [loadavg()]
+    LOADS.clear()
     prun = [f"/run/pba-{os.getpid()}", f"/run/pbp-{os.getpid()}"]  # podman refuses long run roots
     try:
         revs = [Revision("OLD", args.old, work), Revision("NEW", args.new, work)]
@@ -255,7 +263,8 @@ def main() -> None:
         model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?")
     print(f"OLD = {args.old} ({old.sha[:12]}), NEW = {args.new} ({new.sha[:12]})")
     print(f"machine: {os.cpu_count()} CPUs ({model}), {os.uname().release}; "
-          f"load average (1/5/15 min) at the start {loads[0]}, at the end {loads[-1]}")
+          f"load average (1/5/15 min) at the start {loads[0]}, at the end {loads[-1]}; "
+          f"1-minute load as each measurement started: {', '.join(LOADS)}")
     print(f"medians of {args.runs} rounds (pull and build: {slow_runs}), interleaved OLD/peer/NEW; "
           "CPU = user + sys of the command and its reaped children.")
     print("CPU time is the steadier figure on a loaded machine (wall time also counts waiting for a "
