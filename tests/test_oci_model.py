@@ -383,7 +383,10 @@ def _rfc3339_by_regex(text):
     "2024-02-29T12:00:00+01:00", "2024-02-29T12:00:00.Z", "2024-02-29T12:00:00+1:00", "2024-02-29T12:00:00+01:000",
     "2024-02-29t12:00:00Z", "2024-02-29T12:00:00z", "2024-2-29T12:00:00Z", "2024-02-29T12:00", "\u0662024-02-29T12:00:00Z",
     "2024-02-29T12:00:00+01:0\u0663", "2024-02-29T12:00:00 +01:00", "2024-02-29T12:00:00Zjunk", "+024-02-29T12:00:00Z",
-    "2024-02-29T12:00:00+0100", "2024-02-29T12:00:00-01", "", "2024-02-29T1:00:00Z", "2024_02-29T12:00:00Z"])
+    "2024-02-29T12:00:00+0100", "2024-02-29T12:00:00-01", "", "2024-02-29T1:00:00Z", "2024_02-29T12:00:00Z",
+    "2024-02-29T12:00:00.5\u0663Z", "2024-02-29T1_:00:00Z", "2024-02-29T12:00:00+0_:00", "2024-02-29T12:00:00.-1Z",
+    "2024-02-29T12:00:\u00b200Z", "2024-02-29T12:00:00+01:0\u00b2", "2024-02-29T12:00:00.000000001+14:00",
+    "1969-12-31T23:59:59.999Z", "2024-02-29T12:00:00.5 Z", "2024-02-29T12:00:00.5+01:00"])
 def test_rfc3339_hand_parser_agrees_with_the_pattern(text):
     """parse_rfc3339 reads by hand (``pallet images`` must not import re): same results and the
     same refusals as the regular expression it replaced."""
@@ -396,6 +399,28 @@ def test_rfc3339_hand_parser_agrees_with_the_pattern(text):
             parse_rfc3339(text)
     else:
         assert parse_rfc3339(text) == want
+
+
+def test_rfc3339_parser_makes_no_python_call_per_field():
+    """``images`` parses every image's CREATED: the parser checks the fields with string methods,
+    not with a Python helper (and a generator) per field, which made ``images`` on 20 images
+    slower than the regular expression it replaced (issue 15's before/after figures)."""
+    import sys
+
+    from pallet.oci.times import parse_rfc3339
+
+    calls = []
+
+    def count(frame, event, arg):
+        if event == "call":
+            calls.append(frame.f_code.co_name)
+
+    sys.setprofile(count)
+    try:
+        parse_rfc3339("2024-02-29T12:00:00.123456789+01:00")
+    finally:
+        sys.setprofile(None)
+    assert calls == ["parse_rfc3339", "days_from_civil"]
 
 
 @pytest.mark.parametrize("word, key", [("80", "80/tcp"), ("53/UDP", "53/udp"), ("8000-8010/tcp", "8000-8010/tcp"),
