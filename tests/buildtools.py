@@ -13,7 +13,7 @@ import sys
 from conftest import need, overlay_unavailable, release_all, unmount_under
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CORPUS = os.path.join(HERE, "build_corpus")
+CORPUS = os.path.join(HERE, "builder", "build_corpus")
 PALLET = os.path.join(os.path.dirname(sys.executable), "pallet")
 
 #: what buildah's RUN leaves behind that is not image content

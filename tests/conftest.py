@@ -10,12 +10,23 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
 import pytest
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
+
+# tests/ mirrors src/pallet/: one folder per package (tests/runtime, tests/layer, ...), with the
+# shared helpers (images.py, buildtools.py, ...) here. Module basenames are unique across the
+# folders, and every folder is on sys.path, so a module that imports another area's helpers
+# (``from test_storage import StoreCLI``) works whichever folder pytest is given.
+TESTS = os.path.dirname(os.path.abspath(__file__))
+for _area in sorted(os.listdir(TESTS)):
+    _dir = os.path.join(TESTS, _area)
+    if os.path.isdir(_dir) and not _area.startswith((".", "_")) and _dir not in sys.path:
+        sys.path.append(_dir)
 
 
 def free_port() -> int:

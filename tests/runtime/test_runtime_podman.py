@@ -49,7 +49,7 @@ def podman(tmp_path_factory):
     conf = work / "containers.conf"
     conf.write_text(CONF)
     layout = work / "layout"
-    subprocess.run([sys.executable, os.path.join(HERE, "..", "scripts", "make-demo-image.py"), str(layout), "v1"],
+    subprocess.run([sys.executable, os.path.join(HERE, "..", "..", "scripts", "make-demo-image.py"), str(layout), "v1"],
                    check=True, capture_output=True)
     p = Podman(str(work / "root"), runroot, str(conf))
     try:
