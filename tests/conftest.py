@@ -235,6 +235,22 @@ def make_registry(tmp_path_factory):
         release_all(*(reg.stop for reg in started))
 
 
+def htpasswd_registry(make_registry, tmp_path, repo: str) -> Registry:
+    """A registry (from ``make_registry``) with Basic auth for bob:builder, holding the
+    standard test image as ``REPO:v1`` (pushed with skopeo)."""
+    import images
+
+    htpasswd = tmp_path / "htpasswd"
+    out = subprocess.run(["htpasswd", "-Bbn", "bob", "builder"], check=True, capture_output=True, text=True)
+    htpasswd.write_text(out.stdout)
+    reg = make_registry({"htpasswd": {"realm": "pallet-test", "path": str(htpasswd)}})
+    layout = str(tmp_path / "layout")
+    images.make_layout(layout, "v1")
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", "--dest-creds", "bob:builder",
+                    f"oci:{layout}:v1", f"docker://{reg.host}/{repo}:v1"], check=True, capture_output=True)
+    return reg
+
+
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
     """No registries.conf or credentials from the machine leak into a test: an empty

@@ -15,6 +15,7 @@ import pytest
 
 import images
 from conftest import run_pallet
+from tcpserver import TCPServer
 from test_docker_tls import PKI, TLSTerminator
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("isolated")
 NAME = "registry.pallet.test"
 
 
-class ForwardProxy:
+class ForwardProxy(TCPServer):
     """HTTP forward proxy: absolute-form requests and CONNECT tunnels, every target host
     sent to ``upstream`` (host:port); it records each request line it is asked for."""
 
@@ -32,21 +33,10 @@ class ForwardProxy:
         self.requests: list[str] = []
         self.auth: list[str | None] = []
         self._lock = threading.Lock()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
+        self.url = f"http://{self.host}"
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
+    def serve(self, c):
         up = None
         try:
             head = b""  # byte by byte: nothing after the head may be buffered here
@@ -94,9 +84,6 @@ class ForwardProxy:
                 if not data:
                     return
                 c.sendall(data)
-
-    def stop(self):
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
