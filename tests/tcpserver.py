@@ -47,3 +47,29 @@ class TCPServer:
             pass
 
     close = stop
+
+
+def relay(a, b, seen=None, idle: float = 30) -> None:
+    """Copy bytes both ways between sockets ``a`` (the client's; a TLS socket too: what it
+    has decrypted already is read first) and ``b`` until either side closes or nothing moves
+    for ``idle`` seconds; ``seen(data)`` is called with every chunk from ``a`` before it is
+    sent on. OSError ends the relay; closing the sockets is the caller's."""
+    import select
+
+    while True:
+        pending = getattr(a, "pending", None)
+        r = [a] if pending and pending() else select.select([a, b], [], [], idle)[0]
+        if not r:
+            return
+        if a in r:
+            data = a.recv(65536)
+            if not data:
+                return
+            if seen is not None:
+                seen(data)
+            b.sendall(data)
+        if b in r:
+            data = b.recv(65536)
+            if not data:
+                return
+            a.sendall(data)

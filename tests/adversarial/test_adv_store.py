@@ -11,17 +11,10 @@ import pytest
 
 import images
 from conftest import need
-from test_store_images import _image, busybox_store, podman  # noqa: F401  (fixtures)
+from test_store_images import _image, busybox_store, podman, s  # noqa: F401  (fixtures)
 from test_storage import StoreCLI
 
 pytestmark = pytest.mark.usefixtures("isolated")
-
-
-@pytest.fixture
-def s(tmp_path):
-    st = StoreCLI(str(tmp_path / "store"), "overlay")
-    yield st
-    st.cleanup()
 
 
 def test_check_finds_a_manifest_naming_a_blob_the_store_lacks(s, registry, tmp_path):

@@ -6,7 +6,6 @@ resolve: only the proxy (which sends every name to the registry) can reach it.""
 from __future__ import annotations
 
 import os
-import select
 import socket
 import subprocess
 import threading
@@ -15,7 +14,7 @@ import pytest
 
 import images
 from conftest import run_pallet
-from tcpserver import TCPServer
+from tcpserver import TCPServer, relay
 from test_docker_tls import PKI, TLSTerminator
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -65,25 +64,14 @@ class ForwardProxy(TCPServer):
                 up.close()
 
     def _relay(self, c, up):
-        while True:
-            r, _, _ = select.select([c, up], [], [], 30)
-            if not r:
-                return
-            if c in r:
-                data = c.recv(65536)
-                if not data:
-                    return
-                if b" http://" in data:  # keep-alive: later absolute-form request lines
-                    with self._lock:
-                        for line in data.split(b"\r\n"):
-                            if b" http://" in line and line.endswith(b"HTTP/1.1"):
-                                self.requests.append(line.decode("latin-1"))
-                up.sendall(data)
-            if up in r:
-                data = up.recv(65536)
-                if not data:
-                    return
-                c.sendall(data)
+        def seen(data):
+            if b" http://" in data:  # keep-alive: later absolute-form request lines
+                with self._lock:
+                    for line in data.split(b"\r\n"):
+                        if b" http://" in line and line.endswith(b"HTTP/1.1"):
+                            self.requests.append(line.decode("latin-1"))
+
+        relay(c, up, seen)
 
 
 @pytest.fixture(scope="module")

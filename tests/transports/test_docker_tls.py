@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import select
 import socket
 import ssl
 import subprocess
@@ -27,7 +26,7 @@ from pallet.oci import manifest as _manifest
 from pallet.transports import parse_reference
 from pallet.transports.base import SystemContext
 from conftest import run_pallet
-from tcpserver import TCPServer
+from tcpserver import TCPServer, relay
 
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -118,20 +117,7 @@ class TLSTerminator(TCPServer):
         self.handshakes += 1
         up = socket.create_connection(self.upstream)
         try:
-            while True:
-                r = [tls] if tls.pending() else select.select([tls, up], [], [], 30)[0]
-                if not r:
-                    return
-                if tls in r:
-                    data = tls.recv(65536)
-                    if not data:
-                        return
-                    up.sendall(data)
-                if up in r:
-                    data = up.recv(65536)
-                    if not data:
-                        return
-                    tls.sendall(data)
+            relay(tls, up)
         except (OSError, ssl.SSLError):
             return
         finally:
