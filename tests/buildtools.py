@@ -10,10 +10,12 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 from conftest import need, overlay_unavailable, release_all, unmount_under
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CORPUS = os.path.join(HERE, "build_corpus")
+CORPUS = os.path.join(HERE, "builder", "build_corpus")
 PALLET = os.path.join(os.path.dirname(sys.executable), "pallet")
 
 #: what buildah's RUN leaves behind that is not image content
@@ -91,6 +93,24 @@ class PalletStore:
     def mounts(self) -> list[str]:
         with open("/proc/self/mountinfo") as f:
             return [line.split()[4] for line in f if line.split()[4].startswith(self.root)]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A busybox OCI layout (tag v1), once per module that imports this fixture."""
+    layout = str(tmp_path_factory.mktemp("bb") / "layout")
+    make_busybox_layout(layout, "v1")
+    return layout
+
+
+@pytest.fixture
+def pallet(tmp_path, base):
+    """A pallet store of its own holding the busybox base as localhost/busybox:v1."""
+    s = PalletStore(str(tmp_path / "store"))
+    s("copy", f"oci:{base}:v1", "local:localhost/busybox:v1")
+    yield s
+    s.unmount_all()
+
 
 
 class Buildah:

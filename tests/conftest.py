@@ -10,12 +10,23 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
 import pytest
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
+
+# tests/ mirrors src/pallet/: one folder per package (tests/runtime, tests/layer, ...), with the
+# shared helpers (images.py, buildtools.py, ...) here. Module basenames are unique across the
+# folders, and every folder is on sys.path, so a module that imports another area's helpers
+# (``from test_storage import StoreCLI``) works whichever folder pytest is given.
+TESTS = os.path.dirname(os.path.abspath(__file__))
+for _area in sorted(os.listdir(TESTS)):
+    _dir = os.path.join(TESTS, _area)
+    if os.path.isdir(_dir) and not _area.startswith((".", "_")) and _dir not in sys.path:
+        sys.path.append(_dir)
 
 
 def free_port() -> int:
@@ -222,6 +233,22 @@ def make_registry(tmp_path_factory):
         yield make
     finally:
         release_all(*(reg.stop for reg in started))
+
+
+def htpasswd_registry(make_registry, tmp_path, repo: str) -> Registry:
+    """A registry (from ``make_registry``) with Basic auth for bob:builder, holding the
+    standard test image as ``REPO:v1`` (pushed with skopeo)."""
+    import images
+
+    htpasswd = tmp_path / "htpasswd"
+    out = subprocess.run(["htpasswd", "-Bbn", "bob", "builder"], check=True, capture_output=True, text=True)
+    htpasswd.write_text(out.stdout)
+    reg = make_registry({"htpasswd": {"realm": "pallet-test", "path": str(htpasswd)}})
+    layout = str(tmp_path / "layout")
+    images.make_layout(layout, "v1")
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", "--dest-creds", "bob:builder",
+                    f"oci:{layout}:v1", f"docker://{reg.host}/{repo}:v1"], check=True, capture_output=True)
+    return reg
 
 
 @pytest.fixture

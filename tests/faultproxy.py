@@ -23,6 +23,8 @@ import struct
 import threading
 import time
 
+from tcpserver import TCPServer
+
 
 class Rule:
     def __init__(self, action: str, method: str = "GET", path: str = "", times: int = 1, *, after: int = 0,
@@ -99,7 +101,7 @@ def _wait_acked(c: socket.socket, timeout: float = 30.0) -> None:
         time.sleep(0.005)
 
 
-class FaultProxy:
+class FaultProxy(TCPServer):
     def __init__(self, upstream: str):
         self.upstream_host, port = upstream.rsplit(":", 1)
         self.upstream_port = int(port)
@@ -107,18 +109,9 @@ class FaultProxy:
         self.log: list[dict] = []
         self.redirected: dict[str, bytes] = {}
         self._lock = threading.Lock()
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.host = f"127.0.0.1:{self.port}"
         self._stop = False
-        self._threads: list[threading.Thread] = []
         self._conns: list[socket.socket] = []
-        t = threading.Thread(target=self._accept, daemon=True)
-        t.start()
-        self._threads.append(t)
+        super().__init__(backlog=64, reuse_addr=True)
 
     def add(self, rule: Rule) -> Rule:
         with self._lock:
@@ -131,10 +124,7 @@ class FaultProxy:
 
     def stop(self) -> None:
         self._stop = True
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        super().stop()
         with self._lock:
             conns = list(self._conns)
         for c in conns:
@@ -144,16 +134,13 @@ class FaultProxy:
                 pass
             c.close()
 
-    def _accept(self) -> None:
-        while not self._stop:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self._lock:
-                self._conns.append(c)
-            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
-            t.start()
+    def on_connection(self, c: socket.socket) -> None:
+        if self._stop:
+            c.close()
+            return
+        with self._lock:
+            self._conns.append(c)
+        super().on_connection(c)
 
     def _rule_for(self, method: str, path: str, headers: dict) -> Rule | None:
         with self._lock:
@@ -163,7 +150,7 @@ class FaultProxy:
                     return r
         return None
 
-    def _serve(self, c: socket.socket) -> None:
+    def serve(self, c: socket.socket) -> None:
         up = None
         f = c.makefile("rb")
         try:

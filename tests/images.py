@@ -157,6 +157,24 @@ def make_layout(root: str, tag: str = "latest", layers: list[dict] | None = None
     return desc
 
 
+def one_layer_layout(root: str, tag: str, blob: bytes, diff_id: str, gzipped: bool, config: dict | None = None) -> None:
+    """An OCI layout at ``root`` holding one image tagged ``tag`` whose one layer is ``blob`` as
+    given (crafted bytes, gzip-compressed when ``gzipped``), with ``diff_id`` in its config
+    (``config`` is the config's "config" object)."""
+    blobs = Blobs(root)
+    ld, ln = blobs.put(blob)
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": config or {},
+                      "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    cd, cn = blobs.put(cfg)
+    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
+                      "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if gzipped else ""),
+                                  "digest": ld, "size": ln}]}).encode()
+    md, mn = blobs.put(man)
+    write_index(root, [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mn,
+                        "annotations": {"org.opencontainers.image.ref.name": tag}}])
+
+
 def make_multiarch_layout(root: str, tag: str = "latest",
                           platforms=(("amd64", ""), ("arm64", "v8"), ("arm", "v7")), docker: bool = False) -> dict:
     """An OCI layout holding an index (or Docker manifest list) over several platforms."""

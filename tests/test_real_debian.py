@@ -28,7 +28,6 @@ def debian_layout(tmp_path_factory):
                         "bookworm", tar, sources], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, f"mmdebstrap failed (it needs the Debian mirror, as apt does): {p.stderr[-2000:]}"
     layout = str(work / "layout")
-    blobs = images.Blobs(layout)
     h = hashlib.sha256()
     gz_path = str(work / "rootfs.tar.gz")
     with open(tar, "rb") as f, open(gz_path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1,
@@ -38,18 +37,9 @@ def debian_layout(tmp_path_factory):
             g.write(b)
     os.unlink(tar)
     with open(gz_path, "rb") as f:
-        ld, ln = blobs.put(f.read())
+        images.one_layer_layout(layout, "bookworm", f.read(), "sha256:" + h.hexdigest(), gzipped=True,
+                                config={"Cmd": ["/bin/bash"]})
     os.unlink(gz_path)
-    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/bash"]},
-                      "rootfs": {"type": "layers", "diff_ids": ["sha256:" + h.hexdigest()]}}).encode()
-    cd, cn = blobs.put(cfg)
-    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
-                      "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld,
-                                  "size": ln}]}).encode()
-    md, mn = blobs.put(man)
-    images.write_index(layout, [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md,
-                                 "size": mn, "annotations": {"org.opencontainers.image.ref.name": "bookworm"}}])
     return layout
 
 

@@ -10,24 +10,9 @@ import subprocess
 
 import pytest
 
-from buildtools import PalletStore, make_busybox_layout
+from buildtools import base, pallet  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("isolated")]
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    layout = str(tmp_path_factory.mktemp("bb") / "layout")
-    make_busybox_layout(layout, "v1")
-    return layout
-
-
-@pytest.fixture
-def pallet(tmp_path, base):
-    s = PalletStore(str(tmp_path / "store"))
-    s("copy", f"oci:{base}:v1", "local:localhost/busybox:v1")
-    yield s
-    s.unmount_all()
 
 
 def _ctx(tmp_path, dockerfile: str | bytes, files: dict | None = None, name: str = "ctx") -> str:

@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from buildtools import PalletStore, make_busybox_layout
+from buildtools import base, pallet  # noqa: F401  (fixtures)
 from conftest import run_pallet
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("isolated")]
@@ -70,21 +70,6 @@ class Special:
             assert st.st_rdev == os.makedev(1, 3)
         assert not [n for n in os.listdir(os.path.dirname(self.path)) if ".tmp" in n]
         return self.data
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    layout = str(tmp_path_factory.mktemp("bb") / "layout")
-    make_busybox_layout(layout, "v1")
-    return layout
-
-
-@pytest.fixture
-def pallet(tmp_path, base):
-    s = PalletStore(str(tmp_path / "store"))
-    s("copy", f"oci:{base}:v1", "local:localhost/busybox:v1")
-    yield s
-    s.unmount_all()
 
 
 @pytest.mark.parametrize("kind", ["chr", "fifo"])

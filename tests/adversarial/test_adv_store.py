@@ -11,30 +11,30 @@ import pytest
 
 import images
 from conftest import need
-from test_store_images import _image, busybox_store, podman  # noqa: F401  (fixtures)
+from test_store_images import _image, busybox_store, podman, s  # noqa: F401  (fixtures)
 from test_storage import StoreCLI
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
 
-@pytest.fixture
-def s(tmp_path):
-    st = StoreCLI(str(tmp_path / "store"), "overlay")
-    yield st
-    st.cleanup()
-
-
-def test_check_finds_a_manifest_naming_a_blob_the_store_lacks(s, registry, tmp_path):
-    """What save -> load in one store used to leave: a second manifest (the archive's, with plain
-    tar layers) whose blobs were never kept. check must see it; --repair forgets that manifest
-    and keeps the image, which still saves."""
-    ref = _image(registry, tmp_path, "adv/blobless")
+def _pulled_saved_loaded(s, registry, tmp_path, name: str):
+    """Pull image ``name``, save it to ``a.tar`` and load that back into the same store;
+    return (reference, archive, its images.json record)."""
+    ref = _image(registry, tmp_path, name)
     s("pull", "-q", "--tls-verify=false", ref)
     archive = str(tmp_path / "a.tar")
     s("save", "-o", archive, ref)
     s("load", "-i", archive)
     with open(os.path.join(s.root, "images.json")) as f:
         (rec,) = json.load(f).values()
+    return ref, archive, rec
+
+
+def test_check_finds_a_manifest_naming_a_blob_the_store_lacks(s, registry, tmp_path):
+    """What save -> load in one store used to leave: a second manifest (the archive's, with plain
+    tar layers) whose blobs were never kept. check must see it; --repair forgets that manifest
+    and keeps the image, which still saves."""
+    ref, _, rec = _pulled_saved_loaded(s, registry, tmp_path, "adv/blobless")
     assert len(rec["manifests"]) == 2
     other = next(d for d in rec["manifests"] if d != rec["digest"])
     with open(os.path.join(s.root, "blobs", "sha256", other.split(":", 1)[1])) as f:
@@ -281,13 +281,7 @@ def test_a_killed_builds_busy_mount_waits_and_no_command_fails_for_it(busybox_st
 
 def test_check_rehashes_the_extra_blobs_a_load_kept(s, registry, tmp_path):
     """The plain-tar blobs a load keeps beside the pulled ones are re-hashed by check too."""
-    ref = _image(registry, tmp_path, "adv/extrablob")
-    s("pull", "-q", "--tls-verify=false", ref)
-    archive = str(tmp_path / "a.tar")
-    s("save", "-o", archive, ref)
-    s("load", "-i", archive)
-    with open(os.path.join(s.root, "images.json")) as f:
-        (rec,) = json.load(f).values()
+    ref, archive, rec = _pulled_saved_loaded(s, registry, tmp_path, "adv/extrablob")
     other = next(d for d in rec["manifests"] if d != rec["digest"])
     with open(os.path.join(s.root, "blobs", "sha256", other.split(":", 1)[1])) as f:
         plain_blob = json.load(f)["layers"][-1]["digest"]

@@ -7,8 +7,8 @@ nothing may be written outside the directory the layer is applied to.
 
 from __future__ import annotations
 
+import hashlib
 import io
-import json
 import os
 import subprocess
 import sys
@@ -108,18 +108,7 @@ def test_negative_pax_size_fails_fast_instead_of_looping(tmp_path):
 def test_negative_size_through_copy_into_the_store(tmp_path):
     """``copy oci:… local:`` of that layer returns with one line, and the store keeps nothing."""
     layout = str(tmp_path / "oci")
-    blobs = images.Blobs(layout)
-    ld, ln = blobs.put(NEG_SIZE)
-    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
-                      "rootfs": {"type": "layers", "diff_ids": [ld]}}).encode()
-    cd, cn = blobs.put(cfg)
-    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
-                      "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld,
-                                  "size": ln}]}).encode()
-    md, mn = blobs.put(man)
-    images.write_index(layout, [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md,
-                                 "size": mn, "annotations": {"org.opencontainers.image.ref.name": "t"}}])
+    images.one_layer_layout(layout, "t", NEG_SIZE, "sha256:" + hashlib.sha256(NEG_SIZE).hexdigest(), gzipped=False)
     root = str(tmp_path / "store")
     exe = os.path.join(os.path.dirname(sys.executable), "pallet")
     p = subprocess.run([exe, "--root", root, "--storage-driver", "vfs", "copy", "-q", f"oci:{layout}:t", "local:t"],

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from conftest import run_pallet
+from tcpserver import TCPServer
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -111,38 +112,23 @@ def test_deep_manifest_in_layout(tmp_path):
 
 # --- deterministic failures are not retried (issue 14.12) ----------------------------------------
 
-class _CountingServer:
+class _CountingServer(TCPServer):
     """A TCP server on 127.0.0.1 that counts connections and answers each with ``reply``."""
 
     def __init__(self, reply: bytes):
-        import socket
-        import threading
-
         self.reply = reply
         self.accepted = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._run, daemon=True).start()
+        super().__init__()
 
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            try:
-                c.settimeout(5)
-                c.recv(65536)
-                c.sendall(self.reply)
-            except OSError:
-                pass
-            c.close()
-
-    def close(self):
-        self.sock.close()
+    def on_connection(self, c):  # on the accepting thread: one connection at a time, counted
+        self.accepted += 1
+        try:
+            c.settimeout(5)
+            c.recv(65536)
+            c.sendall(self.reply)
+        except OSError:
+            pass
+        c.close()
 
 
 def test_tls_against_plain_http_fails_at_once(tmp_path):
@@ -328,32 +314,15 @@ def test_sigint_mid_pull_leaves_no_staging(tmp_path, proxy, three_layers):
 
 # --- messages that say what happened (issue 14.14) ------------------------------------------------
 
-class _Scripted:
+class _Scripted(TCPServer):
     """A fake registry over plain HTTP on 127.0.0.1: ``/v2/`` answers 200; every other path
     is answered by ``handler(path) -> raw bytes to send`` (then the connection is closed)."""
 
     def __init__(self, handler):
-        import socket
-        import threading
-
         self.handler = handler
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._run, daemon=True).start()
+        super().__init__()
 
-    def _run(self):
-        import threading
-
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
+    def serve(self, c):
         try:
             f = c.makefile("rb")
             if f.peek(1)[:1] == b"\x16":  # a TLS ClientHello: answer as Go's net/http server does
@@ -375,9 +344,6 @@ class _Scripted:
             pass
         finally:
             c.close()
-
-    def close(self):
-        self.sock.close()
 
 
 def test_short_body_says_how_many_bytes():

@@ -1,7 +1,7 @@
 """The stand-in room: pallet's replacements for standard-library modules that cost start-up time.
 
 Each module does what the module it replaces does, for what pallet uses, over that module's C
-extension (or none), and has a differential test against the original (tests/test_std_*.py):
+extension (or none), and has a differential test against the original (tests/std/test_std_*.py):
 
 - ``json``: ``json``'s loads/dumps over ``_json`` (``json`` imports ``re``);
 - ``args``: ``argparse``'s interface, hand-written (``argparse`` imports ``re``, ``gettext``);

@@ -11,7 +11,7 @@ the network (connection pools, TLS, proxies: :mod:`._http`); :class:`RetryLayer`
 another try is worth it (:class:`._retry.RetryPolicy`); :class:`AuthLayer` the
 Authorization header and the answer to a 401 (:class:`._auth.Authenticator`);
 :class:`RedirectLayer` where a redirect leads. Only the Transport touches a socket, so the
-logic above it is tested against a scripted stand-in (``tests/test_docker_layers.py``); the
+logic above it is tested against a scripted stand-in (``tests/transports/test_docker_layers.py``); the
 interop tests run the whole stack against a real registry.
 
 A response is anything with ``status``, ``reason``, ``headers`` (:class:`._http.Headers`),

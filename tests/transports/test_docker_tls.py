@@ -9,11 +9,9 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import select
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import pytest
@@ -28,6 +26,7 @@ from pallet.oci import manifest as _manifest
 from pallet.transports import parse_reference
 from pallet.transports.base import SystemContext
 from conftest import run_pallet
+from tcpserver import TCPServer, relay
 
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -92,7 +91,7 @@ class PKI:
         return d
 
 
-class TLSTerminator:
+class TLSTerminator(TCPServer):
     """HTTPS on 127.0.0.1 relayed as plain bytes to an HTTP upstream."""
 
     def __init__(self, pki: PKI, upstream: str, require_client_cert=False):
@@ -103,23 +102,11 @@ class TLSTerminator:
             self.ctx.load_verify_locations(os.path.join(pki.dir, "ca.pem"))
         host, port = upstream.rsplit(":", 1)
         self.upstream = (host, int(port))
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
         self.handshakes = 0
         self.failures = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
+    def serve(self, c):
         try:
             c.settimeout(10)
             tls = self.ctx.wrap_socket(c, server_side=True)
@@ -130,28 +117,12 @@ class TLSTerminator:
         self.handshakes += 1
         up = socket.create_connection(self.upstream)
         try:
-            while True:
-                r = [tls] if tls.pending() else select.select([tls, up], [], [], 30)[0]
-                if not r:
-                    return
-                if tls in r:
-                    data = tls.recv(65536)
-                    if not data:
-                        return
-                    up.sendall(data)
-                if up in r:
-                    data = up.recv(65536)
-                    if not data:
-                        return
-                    tls.sendall(data)
+            relay(tls, up)
         except (OSError, ssl.SSLError):
             return
         finally:
             up.close()
             tls.close()
-
-    def stop(self):
-        self.sock.close()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """What keeps ``pallet`` quick to start, checked for behaviour (never timed here: bench/):
 the hand-written parts that replace ``re`` behave as it does, and the commands that must
 start fast do not import the heavy modules. (The stand-ins for ``json``, ``argparse``,
-``http.client``/``ssl``, ``ctypes`` have their differential tests in tests/test_std_*.py.)"""
+``http.client``/``ssl``, ``ctypes`` have their differential tests in tests/std/test_std_*.py.)"""
 
 from __future__ import annotations
 

@@ -22,8 +22,8 @@ import buildtools
 from conftest import run_pallet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DOC = os.path.join(HERE, "..", "docs", "python.md")
-README = os.path.join(HERE, "..", "README.md")
+DOC = os.path.join(HERE, "..", "..", "docs", "python.md")
+README = os.path.join(HERE, "..", "..", "README.md")
 DOC_REGISTRY = "127.0.0.1:5000"
 DOC_DIR = "/tmp/pallet-docs"
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import images
-from conftest import run_pallet, wait_for
+from conftest import htpasswd_registry, run_pallet, wait_for
 from tokenserver import TokenServer
 from pallet import errors
 from pallet.layer.stream import Verifying
@@ -32,15 +32,7 @@ def ctx(**kw):
 
 @pytest.fixture
 def basic_registry(make_registry, tmp_path):
-    htpasswd = tmp_path / "htpasswd"
-    out = subprocess.run(["htpasswd", "-Bbn", "bob", "builder"], check=True, capture_output=True, text=True)
-    htpasswd.write_text(out.stdout)
-    reg = make_registry({"htpasswd": {"realm": "pallet-test", "path": str(htpasswd)}})
-    layout = str(tmp_path / "layout")
-    images.make_layout(layout, "v1")
-    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", "--dest-creds", "bob:builder",
-                    f"oci:{layout}:v1", f"docker://{reg.host}/auth/img:v1"], check=True, capture_output=True)
-    return reg
+    return htpasswd_registry(make_registry, tmp_path, "auth/img")
 
 
 def layout_image(tmp_path, name="layout"):

@@ -6,7 +6,6 @@ resolve: only the proxy (which sends every name to the registry) can reach it.""
 from __future__ import annotations
 
 import os
-import select
 import socket
 import subprocess
 import threading
@@ -15,6 +14,7 @@ import pytest
 
 import images
 from conftest import run_pallet
+from tcpserver import TCPServer, relay
 from test_docker_tls import PKI, TLSTerminator
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("isolated")
 NAME = "registry.pallet.test"
 
 
-class ForwardProxy:
+class ForwardProxy(TCPServer):
     """HTTP forward proxy: absolute-form requests and CONNECT tunnels, every target host
     sent to ``upstream`` (host:port); it records each request line it is asked for."""
 
@@ -32,21 +32,10 @@ class ForwardProxy:
         self.requests: list[str] = []
         self.auth: list[str | None] = []
         self._lock = threading.Lock()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
+        self.url = f"http://{self.host}"
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
+    def serve(self, c):
         up = None
         try:
             head = b""  # byte by byte: nothing after the head may be buffered here
@@ -75,28 +64,14 @@ class ForwardProxy:
                 up.close()
 
     def _relay(self, c, up):
-        while True:
-            r, _, _ = select.select([c, up], [], [], 30)
-            if not r:
-                return
-            if c in r:
-                data = c.recv(65536)
-                if not data:
-                    return
-                if b" http://" in data:  # keep-alive: later absolute-form request lines
-                    with self._lock:
-                        for line in data.split(b"\r\n"):
-                            if b" http://" in line and line.endswith(b"HTTP/1.1"):
-                                self.requests.append(line.decode("latin-1"))
-                up.sendall(data)
-            if up in r:
-                data = up.recv(65536)
-                if not data:
-                    return
-                c.sendall(data)
+        def seen(data):
+            if b" http://" in data:  # keep-alive: later absolute-form request lines
+                with self._lock:
+                    for line in data.split(b"\r\n"):
+                        if b" http://" in line and line.endswith(b"HTTP/1.1"):
+                            self.requests.append(line.decode("latin-1"))
 
-    def stop(self):
-        self.sock.close()
+        relay(c, up, seen)
 
 
 @pytest.fixture(scope="module")

@@ -391,20 +391,8 @@ def _crafted_image(tmp_path, registry, name: str, layer_tar: bytes, diff_id: str
     import hashlib
 
     layout = str(tmp_path / name)
-    blobs = images.Blobs(layout)
-    gz = images.gz(layer_tar)
-    ld, ln = blobs.put(gz)
-    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
-                      "rootfs": {"type": "layers",
-                                 "diff_ids": [diff_id or "sha256:" + hashlib.sha256(layer_tar).hexdigest()]}}).encode()
-    cd, cn = blobs.put(cfg)
-    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
-                      "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld,
-                                  "size": ln}]}).encode()
-    md, mn = blobs.put(man)
-    images.write_index(layout, [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mn,
-                                 "annotations": {"org.opencontainers.image.ref.name": "v1"}}])
+    images.one_layer_layout(layout, "v1", images.gz(layer_tar),
+                            diff_id or "sha256:" + hashlib.sha256(layer_tar).hexdigest(), gzipped=True)
     return push_layout(registry, layout, "v1", f"bad/{name}")
 
 

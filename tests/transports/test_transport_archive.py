@@ -14,7 +14,7 @@ import tarfile
 import pytest
 
 import images
-from conftest import run_pallet
+from conftest import TESTS, run_pallet
 from pallet import errors
 from pallet.oci.descriptor import Descriptor
 from pallet.transports import parse_reference
@@ -375,12 +375,12 @@ def test_docker_archive_destination_decompresses_if_given_gzip(src_layout, tmp_p
 
 def test_docker_archive_to_stdout_and_full_disk(src_layout, tmp_path):
     script = ("import sys\n"
-              "sys.path.insert(0, %r)\n"
+              "sys.path[:0] = [%r, %r]\n"
               "from test_transport_archive import _v2s2_push\n"
               "from pallet.transports import parse_reference\n"
               "from pallet.transports.base import SystemContext\n"
               "with parse_reference(sys.argv[1]).new_destination(SystemContext()) as d:\n"
-              "    _v2s2_push(sys.argv[2], d)\n") % os.path.dirname(os.path.abspath(__file__))
+              "    _v2s2_push(sys.argv[2], d)\n") % (os.path.dirname(os.path.abspath(__file__)), TESTS)
     out = str(tmp_path / "stdout.tar")
     with open(out, "wb") as f:
         p = subprocess.run([sys.executable, "-c", script, "docker-archive:/dev/stdout:s/t:u", src_layout],

@@ -1,4 +1,4 @@
-"""The Dockerfile corpus (tests/build_corpus/*), built with pallet and with Debian's
+"""The Dockerfile corpus (tests/builder/build_corpus/*), built with pallet and with Debian's
 ``buildah bud``: the same files (paths, types, modes, owners, link targets, contents) and the
 same config. ``@BASE@`` in a Dockerfile is the busybox test image in the test registry."""
 

@@ -11,6 +11,7 @@ import time
 import pytest
 
 import images
+from conftest import htpasswd_registry
 from faultproxy import FaultProxy, Rule
 from pallet import errors
 from pallet.layer.stream import Verifying
@@ -169,14 +170,7 @@ def test_unknown_auth_scheme(proxy, big_image):
 
 
 def test_redirect_to_another_host_drops_authorization(make_registry, tmp_path):
-    htpasswd = tmp_path / "htpasswd"
-    out = subprocess.run(["htpasswd", "-Bbn", "bob", "builder"], check=True, capture_output=True, text=True)
-    htpasswd.write_text(out.stdout)
-    reg = make_registry({"htpasswd": {"realm": "pallet-test", "path": str(htpasswd)}})
-    layout = str(tmp_path / "layout")
-    images.make_layout(layout, "v1")
-    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", "--dest-creds", "bob:builder",
-                    f"oci:{layout}:v1", f"docker://{reg.host}/redir/img:v1"], check=True, capture_output=True)
+    reg = htpasswd_registry(make_registry, tmp_path, "redir/img")
     proxy = FaultProxy(reg.host)
     try:
         c = ctx(creds="bob:builder")

@@ -1,7 +1,7 @@
 """The tar reader and the layer applier against archives other tools write (issue 13.15):
 GNU tar (gnu, oldgnu, posix; sparse 0.0, 0.1, 1.0), bsdtar (pax, gnutar, ustar), Python's
 tarfile (ustar, gnu, pax) and Go's archive/tar (pax, gnu, ustar: fixtures written once by
-tests/fixtures/gotar/main.go). Each archive is applied and compared with what ``tar -x`` makes
+tests/layer/fixtures/gotar/main.go). Each archive is applied and compared with what ``tar -x`` makes
 of it: long names (including a cut-off first 100 bytes ending in "/"), long link targets,
 hardlinks, sparse files, xattrs, large owners, times before 1970, devices and FIFOs.
 """

@@ -12,23 +12,8 @@ import subprocess
 
 import pytest
 
-from buildtools import PalletStore, make_busybox_layout
+from buildtools import PalletStore, base, pallet  # noqa: F401  (fixtures)
 from conftest import need, release_all, unmount_under
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    layout = str(tmp_path_factory.mktemp("bb") / "layout")
-    make_busybox_layout(layout, "v1")
-    return layout
-
-
-@pytest.fixture
-def pallet(tmp_path, base):
-    s = PalletStore(str(tmp_path / "store"))
-    s("copy", f"oci:{base}:v1", "local:localhost/busybox:v1")
-    yield s
-    s.unmount_all()
 
 
 def _ctx(tmp_path, dockerfile: str, files: dict | None = None) -> str:

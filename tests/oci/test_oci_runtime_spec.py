@@ -283,7 +283,7 @@ def test_rlimits_nnp_seccomp_annotations_cgroups():
 
 
 def test_the_builds_run_config():
-    """build/run.py's RUN bundle: what it wrote before the generator, field for field."""
+    """builder/run.py's RUN bundle: what it wrote before the generator, field for field."""
     from pallet.builder import run as build_run
 
     o = build_run.RunOptions(env=["A=1"], cwd="/w", user=(1000, 100, [5]), network="host", hostname="abc",

@@ -7,23 +7,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 
 import pytest
 
+from buildtools import CONTAINERS_CONF, make_busybox_layout
 from test_runtime_helpers import PALLET_RUNTIME, need
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGE = "localhost/busybox:v1"
-CONF = """[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "runc"
-"""
+CONF = CONTAINERS_CONF
 
 
 class Podman:
@@ -49,8 +42,7 @@ def podman(tmp_path_factory):
     conf = work / "containers.conf"
     conf.write_text(CONF)
     layout = work / "layout"
-    subprocess.run([sys.executable, os.path.join(HERE, "..", "scripts", "make-demo-image.py"), str(layout), "v1"],
-                   check=True, capture_output=True)
+    make_busybox_layout(str(layout), "v1")
     p = Podman(str(work / "root"), runroot, str(conf))
     parent = "/sys/fs/cgroup/pids/libpod_parent"
 
