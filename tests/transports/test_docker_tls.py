@@ -12,7 +12,6 @@ import os
 import socket
 import ssl
 import subprocess
-import time
 
 import pytest
 from cryptography import x509
@@ -164,11 +163,10 @@ def test_https_verified_with_cert_dir(registry, pushed, pki):
 def test_https_without_verification_is_quick(registry, pushed, pki, isolated):
     term = TLSTerminator(pki, registry.host)
     try:
-        t0 = time.monotonic()
         assert get(term.host, pushed, tls_verify=False, retry_delay=None) == "https"
-        # the plain-HTTP probe failing costs no retry round (whose wait is 1 s or more): one
-        # failed handshake only; the time bound is loose, for a loaded machine
-        assert term.failures == 1 and time.monotonic() - t0 < 30
+        # https is probed first (as containers/image does), so a TLS registry answers at once:
+        # no plain-HTTP attempt, no failed handshake, no retry round
+        assert term.failures == 0
         isolated.write_text(f'[[registry]]\nlocation = "{term.host}"\ninsecure = true\n')
         assert get(term.host, pushed) == "https"
         # an explicit --tls-verify=true overrides registries.conf

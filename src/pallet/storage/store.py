@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 
 from .. import _json as json
 from .. import _fs
