@@ -13,7 +13,7 @@ from .._version import __version__
 from . import _args
 
 #: modules under pallet.cli that add verbs, in --help order
-AREAS = ("transport", "registry", "store", "build", "network")
+AREAS = ("transport", "registry", "store", "build", "network", "containers")
 
 
 class _Parser(_args.ArgumentParser):
