@@ -80,6 +80,10 @@ def _create_flags(p) -> None:
     p.add_argument("--interactive", "-i", action="store_true")
     p.add_argument("--tty", "-t", action="store_true")
     p.add_argument("--network-config-dir", metavar="DIR", help="as for pallet network")
+    p.add_argument("--authfile", metavar="PATH", help="credentials for pulling the image")
+    from . import common
+
+    common.add_registry_flags(p)
 
 
 def _run(sub, name):

@@ -286,7 +286,14 @@ class Containers:
         cid = rec["id"]
         try:
             os.makedirs(self._userdata(cid), 0o700, exist_ok=True)
-            meta["config"] = self._spec(cid, meta, img_cfg)  # checks the user and the command early
+            meta["config"] = self._spec(cid, meta, img_cfg)  # checks the command early
+            user = meta["config"]["_user"]
+            if user and not all(p.isdigit() for p in user.split(":")):  # a name: the rootfs must have it
+                rootfs = self.store.mount_container(cid)
+                try:
+                    self._resolve_user(rootfs, user)
+                finally:
+                    self.store.umount_container(cid, force=True)
             meta["log_path"] = os.path.join(self._userdata(cid), "ctr.log")
             meta["created"] = rec["created"]
             self.store.update_container(cid, metadata={META: meta})

@@ -1,0 +1,307 @@
+"""podman-style ``pallet run`` and its verbs, with real conmon, pallet-runtime, netavark and the
+test registry, side by side with podman 4.3 on the same image and flags.
+
+Each test uses the module's pallet store (a temp root, a short run root, a private network
+directory); the fixture removes every container, mount and namespace even when a test fails,
+and checks nothing of pallet's is left (no container record, mount, netns, veth, cgroup).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from conftest import free_port, need, run_pallet
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+#: podman's default ulimits exceed this machine's hard limits (as in test_runtime_podman)
+PODMAN_CONF = """[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+"""
+
+
+def _pallet_links() -> set:
+    out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, check=True, text=True).stdout
+    return {l["ifname"] for l in json.loads(out)
+            if l["ifname"].startswith("pallet") or str(l.get("master", "")).startswith("pallet")}
+
+
+def _mounts_under(path: str) -> list:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
+
+
+def _cgroups() -> list:
+    out = []
+    for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory"):
+        d = os.path.join(base, "pallet_parent")
+        if os.path.isdir(d):
+            out += [os.path.join(d, x) for x in os.listdir(d) if x.startswith("pallet-")]
+    return out
+
+
+class Pallet:
+    def __init__(self, work: str, runroot: str, registry_host: str):
+        self.root = os.path.join(work, "root")
+        self.runroot = runroot
+        self.nets = os.path.join(work, "networks")
+        self.image = f"{registry_host}/ctr/busybox:v1"
+        self.base = ["--root", self.root, "--runroot", self.runroot]
+
+    def __call__(self, *args, check=False, timeout=60):
+        verb, rest = args[0], list(args[1:])
+        if verb in ("run", "create"):
+            rest = ["--network-config-dir", self.nets, "--tls-verify=false"] + rest
+        exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+        p = subprocess.run([exe] + self.base + [verb] + rest, capture_output=True, text=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
+        if check:
+            assert p.returncode == 0, (args, p.returncode, p.stderr)
+        return p
+
+    def ids(self) -> set:
+        return set(self("ps", "-a", "-q", "--no-trunc", check=True).stdout.split())
+
+    def leftovers(self) -> dict:
+        netns = os.path.join(self.runroot, "netns")
+        return {"containers": self.ids(),
+                "mounts": [m for m in _mounts_under(self.root)],
+                "netns": sorted(os.listdir(netns)) if os.path.isdir(netns) else [],
+                "cgroups": _cgroups()}
+
+
+@pytest.fixture(scope="module")
+def pallet(tmp_path_factory, registry):
+    need("conmon")
+    need("skopeo")
+    work = str(tmp_path_factory.mktemp("ctrs"))
+    runroot = tempfile.mkdtemp(prefix="pcr-")
+    layout = os.path.join(work, "layout")
+    subprocess.run([sys.executable, os.path.join(HERE, "..", "scripts", "make-demo-image.py"), layout, "v1"],
+                   check=True, capture_output=True)
+    p = Pallet(work, runroot, registry.host)
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{p.image}"],
+                   check=True, capture_output=True, timeout=120)
+    p.layout = layout
+    links_before = _pallet_links()
+    try:
+        yield p
+    finally:  # every step runs even when one fails: nothing may stay running or mounted
+        errors = []
+        for step in (lambda: p("rm", "-a", "-f", "-t", "0", timeout=120),
+                     lambda: subprocess.run(["umount", "-R", "-l", runroot], capture_output=True, timeout=60),
+                     lambda: shutil.rmtree(runroot, ignore_errors=True)):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+        assert not errors, errors
+        assert not _mounts_under(p.root)
+        assert _pallet_links() <= links_before
+
+
+@pytest.fixture(scope="module")
+def podman(pallet, tmp_path_factory):
+    work = tmp_path_factory.mktemp("podman")
+    runroot = tempfile.mkdtemp(prefix="ppr-")
+    conf = work / "containers.conf"
+    conf.write_text(PODMAN_CONF)
+    base = [need("podman"), "--root", str(work / "root"), "--runroot", runroot, "--storage-driver", "vfs"]
+    env = dict(os.environ, CONTAINERS_CONF=str(conf))
+
+    def run(*args, timeout=60):
+        return subprocess.run(base + list(args), capture_output=True, text=True, env=env, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+    try:
+        r = run("pull", "-q", f"oci:{pallet.layout}:v1")
+        assert r.returncode == 0, r.stderr
+        run.image = r.stdout.strip()
+        yield run
+    finally:
+        errors = []
+        for step in (lambda: run("rm", "-a", "-f", "-t", "0", timeout=120),
+                     lambda: run("rmi", "-a", "-f", timeout=120),
+                     lambda: subprocess.run(["umount", "-R", "-l", runroot], capture_output=True, timeout=60),
+                     lambda: shutil.rmtree(runroot, ignore_errors=True)):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+        assert not errors, errors
+
+
+def _wait_for(cond, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+def _one_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+    return lines[0]
+
+
+# -- side by side with podman -----------------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [["echo", "hi"], ["sh", "-c", "echo out; echo err >&2; exit 7"],
+                                  ["sh", "-c", "exit 0"]])
+def test_run_output_and_exit_code_as_podman(pallet, podman, argv):
+    mine = pallet("run", "--rm", "--network", "none", pallet.image, *argv)
+    theirs = podman("run", "--rm", "--network", "none", podman.image, *argv)
+    assert (mine.returncode, mine.stdout, mine.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+
+
+@pytest.mark.parametrize("argv,code", [(["/no/such/cmd"], 127), (["no-such-cmd"], 127), (["/etc/passwd"], 126)])
+def test_run_missing_or_not_executable_command_as_podman(pallet, podman, argv, code):
+    before = pallet.leftovers()
+    mine = pallet("run", "--rm", "--network", "none", pallet.image, *argv)
+    theirs = podman("run", "--rm", "--network", "none", podman.image, *argv)
+    assert mine.returncode == theirs.returncode == code, (mine.stderr, theirs.stderr)
+    line = _one_line_error(mine.stderr)
+    tail = "OCI runtime attempted to invoke a command that was not found" if code == 127 else "OCI permission denied"
+    assert line.endswith(tail) and theirs.stderr.strip().endswith(tail), (line, theirs.stderr)
+    assert mine.stdout == theirs.stdout == ""
+    assert pallet.leftovers() == before
+
+
+def test_run_missing_image_as_podman(pallet, podman):
+    before = pallet.leftovers()
+    missing = pallet.image.replace("busybox:v1", "nosuch:v1")
+    mine = pallet("run", "--rm", missing, "true")
+    theirs = podman("run", "--rm", "--tls-verify=false", missing, "true")
+    assert mine.returncode == theirs.returncode == 125
+    _one_line_error(mine.stderr)
+    assert pallet.leftovers() == before
+
+
+# -- supervision, logs, --rm ---------------------------------------------------------------------
+
+def test_detached_container_outlives_pallet_then_logs(pallet):
+    r = pallet("run", "-d", "--name", "detached", "--network", "none", pallet.image,
+               "sh", "-c", "echo ready; echo warn >&2; sleep 60", check=True)
+    cid = r.stdout.strip()
+    assert len(cid) == 64
+    # the pallet process is gone; conmon holds the container
+    ps = json.loads(pallet("ps", "--format", "json", check=True).stdout)
+    assert [(c["Id"], c["State"], c["Names"]) for c in ps if c["Id"] == cid] == [(cid, "running", ["detached"])]
+    _wait_for(lambda: "ready" in pallet("logs", "detached").stdout, what="the log line")
+    logs = pallet("logs", "detached", check=True)
+    assert logs.stdout == "ready\n" and logs.stderr == "warn\n"
+    assert pallet("stop", "-t", "0", "detached", check=True).stdout == "detached\n"
+    doc = json.loads(pallet("container", "inspect", "detached", check=True).stdout)[0]
+    assert doc["State"]["Status"] == "exited" and doc["State"]["ExitCode"] == 137 and not doc["State"]["Running"]
+    assert pallet("wait", "detached", check=True).stdout == "137\n"
+    tail = pallet("logs", "--tail", "1", "detached", check=True)  # the last line, whichever stream
+    assert (tail.stdout, tail.stderr) == ("", "warn\n")
+    assert pallet("rm", "detached", check=True).stdout == "detached\n"
+    assert cid not in pallet.ids()
+
+
+def test_exit_code_of_detached_container_and_start_attach(pallet):
+    cid = pallet("create", "--network", "none", pallet.image, "sh", "-c", "echo again; exit 4",
+                 check=True).stdout.strip()
+    r = pallet("start", "-a", cid)
+    assert (r.returncode, r.stdout) == (4, "again\n")
+    assert pallet("wait", cid, check=True).stdout == "4\n"
+    ps = json.loads(pallet("ps", "-a", "--format", "json", check=True).stdout)
+    assert [c["ExitCode"] for c in ps if c["Id"] == cid] == [4]
+    assert pallet("ps", "-a", "--format", "{{.ID}} {{.Status}}", check=True).stdout.count(cid[:12] + " Exited (4)") == 1
+    pallet("rm", cid, check=True)
+
+
+def test_rm_running_needs_force(pallet):
+    cid = pallet("run", "-d", "--network", "none", pallet.image, "sleep", "60", check=True).stdout.strip()
+    r = pallet("rm", cid)
+    assert r.returncode == 2
+    _one_line_error(r.stderr)
+    assert pallet("rm", "-f", "-t", "0", cid, check=True).returncode == 0
+    r = pallet("rm", cid)
+    assert r.returncode == 1 and "no such container" in _one_line_error(r.stderr)
+
+
+def test_rm_leaves_nothing_behind(pallet):
+    before = pallet.leftovers()
+    links = _pallet_links()
+    r = pallet("run", "--rm", pallet.image, "sh", "-c", "ip -o link | grep -c eth0")
+    assert (r.returncode, r.stdout) == (0, "1\n"), r.stderr
+    assert pallet.leftovers() == before
+    # detached: conmon's exit command (pallet container cleanup --rm) removes it
+    cid = pallet("run", "-d", "--rm", pallet.image, "true", check=True).stdout.strip()
+    _wait_for(lambda: cid not in pallet.ids(), what="the --rm container to go")
+    _wait_for(lambda: pallet.leftovers() == before, what="its mount, netns and cgroup to go")
+    assert _pallet_links() == links
+
+
+def test_network_none_has_only_lo(pallet):
+    r = pallet("run", "--rm", "--network", "none", pallet.image, "sh", "-c", "ls /sys/class/net")
+    assert (r.returncode, r.stdout.split()) == (0, ["lo"]), r.stderr
+
+
+def test_publish_serves_busybox_httpd_to_the_host(pallet):
+    port = free_port()
+    cid = pallet("run", "-d", "-p", f"127.0.0.1:{port}:80", pallet.image, "sh", "-c",
+                 "mkdir -p /www && echo hello-from-pallet > /www/index.html && exec httpd -f -p 80 -h /www",
+                 check=True).stdout.strip()
+    try:
+        def fetch():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                    return resp.read()
+            except OSError:
+                return None
+
+        assert _wait_for(fetch, what="httpd through the published port") == b"hello-from-pallet\n"
+        doc = json.loads(pallet("container", "inspect", cid, check=True).stdout)[0]
+        assert doc["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+        assert doc["NetworkSettings"]["IPAddress"]
+        assert f"127.0.0.1:{port}->80/tcp" in pallet("ps", check=True).stdout
+    finally:
+        pallet("rm", "-f", "-t", "0", cid)
+    assert pallet("ps", "-a", "-q").stdout.count(cid[:12]) == 0
+
+
+# -- bad input: one line, exit 125, nothing half-created ---------------------------------------------
+
+def test_bad_input_is_one_line_and_leaves_nothing(pallet):
+    cid = pallet("create", "--name", "taken", "--network", "none", pallet.image, "true", check=True).stdout.strip()
+    try:
+        before = pallet.leftovers()
+        links = _pallet_links()
+        for args, words in (
+                (["--name", "taken"], "already in use"),
+                (["-p", "99999:80"], "99999"),
+                (["-p", "80:abc"], "abc"),
+                (["--network", "no-such-net"], "no-such-net"),
+                (["--rm", "--restart", "always"], "--restart"),
+                (["--memory", "lots"], "--memory"),
+                (["-v", "/no/such/dir:/x"], "/no/such/dir"),
+                (["--runtime", "/no/such/runtime"], "/no/such/runtime"),
+                (["--user", "nosuchuser"], "nosuchuser")):
+            r = pallet("run", *args, pallet.image, "true")
+            assert r.returncode == 125, (args, r.stderr)
+            assert words in _one_line_error(r.stderr), (args, r.stderr)
+            assert pallet.leftovers() == before, args
+            assert _pallet_links() == links, args
+    finally:
+        pallet("rm", "-f", cid)
