@@ -22,9 +22,12 @@ import pytest
 from conftest import free_port, need, run_pallet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-#: podman's default ulimits exceed this machine's hard limits (as in test_runtime_podman)
+#: podman's default ulimits exceed this machine's hard limits (as in test_runtime_podman);
+#: CONTAINERS_CONF replaces containers-common's file, so its default capabilities are repeated
 PODMAN_CONF = """[containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+default_capabilities = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP",
+                        "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
@@ -170,6 +173,21 @@ def test_run_output_and_exit_code_as_podman(pallet, podman, argv):
     mine = pallet("run", "--rm", "--network", "none", pallet.image, *argv)
     theirs = podman("run", "--rm", "--network", "none", podman.image, *argv)
     assert (mine.returncode, mine.stdout, mine.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+
+
+@pytest.mark.parametrize("flags", [[], ["--memory", "64m", "--pids-limit", "50", "--cpus", "0.5"],
+                                   ["--cap-add", "net_admin", "--cap-drop", "chown"], ["--privileged"],
+                                   ["-u", "1000:1000", "--cap-add", "kill"]])
+def test_limits_and_capabilities_inside_as_podman(pallet, podman, flags):
+    """What the container sees of its cgroup limits and capabilities (podman's rule for a
+    privileged container: every capability pallet itself has)."""
+    script = ("for f in memory/memory.limit_in_bytes pids/pids.max cpu/cpu.cfs_quota_us memory.max pids.max cpu.max; "
+              "do [ -e /sys/fs/cgroup/$f ] && echo $f $(cat /sys/fs/cgroup/$f); done; grep ^Cap /proc/self/status")
+    mine = pallet("run", "--rm", "--network", "none", *flags, pallet.image, "sh", "-c", script)
+    theirs = podman("run", "--rm", "--network", "none", *flags, podman.image, "sh", "-c", script)
+    assert mine.returncode == theirs.returncode == 0, (mine.stderr, theirs.stderr)
+    assert mine.stdout == theirs.stdout
+    assert "pids.max" in mine.stdout and "CapEff" in mine.stdout  # the cgroups are mounted, the checks ran
 
 
 @pytest.mark.parametrize("argv,code", [(["/no/such/cmd"], 127), (["no-such-cmd"], 127), (["/etc/passwd"], 126)])

@@ -26,6 +26,8 @@ from .. import _json as json
 from ..errors import (ContainerError, ContainerNotFound, ContainerStateError, NotFound, PalletError, UsageError)
 
 META = "pallet"
+#: containers.conf's pids_limit default (podman's): --pids-limit 0 or -1 lifts it
+DEFAULT_PIDS_LIMIT = 2048
 #: podman's state names
 CONFIGURED, CREATED, RUNNING, STOPPED, EXITED = "configured", "created", "running", "stopped", "exited"
 
@@ -328,16 +330,21 @@ class Containers:
         from ..oci import runtime_spec as rs
 
         res = None
-        if meta["memory"] or meta["cpus"] or meta["pids_limit"]:
+        pids = meta["pids_limit"]
+        pids = DEFAULT_PIDS_LIMIT if pids is None else (pids if pids > 0 else None)
+        if meta["memory"] or meta["cpus"] or pids:
             quota = int(meta["cpus"] * 100000) if meta["cpus"] else None
             res = rs.Resources(memory=meta["memory"] or None, cpu_quota=quota,
-                               cpu_period=100000 if quota else None, pids_limit=meta["pids_limit"])
+                               cpu_period=100000 if quota else None, pids_limit=pids)
         env = ["container=pallet"] + list(meta["env"])
         hostname = meta["hostname"] or cid[:12]
         entrypoint = None
         if meta["entrypoint"] is not None:
             entrypoint = _entrypoint(meta["entrypoint"])
-        mounts = [rs.Mount.tmpfs(t["destination"], options=tuple(t["options"])) for t in meta["tmpfs"]]
+        # the container's own cgroups at /sys/fs/cgroup, read-only unless privileged (podman's)
+        mounts = [rs.Mount("/sys/fs/cgroup", "cgroup", "cgroup", ("rprivate", "nosuid", "noexec", "nodev", "relatime")
+                           + (() if meta["privileged"] else ("ro",)))]
+        mounts += [rs.Mount.tmpfs(t["destination"], options=tuple(t["options"])) for t in meta["tmpfs"]]
         mounts += [rs.Mount.bind(b["source"], b["destination"], readonly=b["readonly"]) for b in meta["binds"]]
         o = rs.SpecOptions(rootfs="rootfs", command=meta["command"], entrypoint=entrypoint, env=env,
                            user=meta["user"] if meta["user"] else None, workdir=meta["workdir"],
@@ -417,6 +424,12 @@ class Containers:
                 caps = rs.capabilities(rs.DEFAULT_CAPS, meta["cap_add"], meta["cap_drop"],
                                        privileged=meta["privileged"], uid=uid)
                 doc["process"]["capabilities"] = caps
+            if meta["privileged"] or "ALL" in [c.upper() for c in meta["cap_add"]]:
+                # every capability pallet itself may hand on: its bounding set (podman's rule)
+                have = _bounding_set()
+                caps = doc["process"]["capabilities"]
+                for k in caps:
+                    caps[k] = [c for c in caps[k] if c in have]
             doc["root"]["path"] = rootfs
             # the network
             mode_kind = meta["network_mode"]
@@ -668,6 +681,17 @@ class _NoEndpoints:
 
     def detach(self, cid):
         pass
+
+
+def _bounding_set() -> set:
+    from ..oci.capabilities import NAMES
+
+    try:
+        with open("/proc/self/status") as f:
+            mask = next(int(line.split()[1], 16) for line in f if line.startswith("CapBnd:"))
+    except (OSError, StopIteration, ValueError):
+        return set(NAMES)
+    return {n for i, n in enumerate(NAMES) if mask >> i & 1}
 
 
 def _alive(pid: int) -> bool:
