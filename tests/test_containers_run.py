@@ -323,3 +323,32 @@ def test_bad_input_is_one_line_and_leaves_nothing(pallet):
             assert _pallet_links() == links, args
     finally:
         pallet("rm", "-f", cid)
+
+
+def test_ps_json_and_inspect_have_podmans_keys(pallet, podman):
+    """``ps --format json`` and ``container inspect`` (State, Config, NetworkSettings, HostConfig)
+    have podman 4.3's keys and value types, for the same container."""
+    docs = {}
+    for who, tool, image in (("pallet", pallet, pallet.image), ("podman", podman, podman.image)):
+        r = tool("run", "-d", "--name", f"keys-{who}", "--network", "none", "--label", "a=b", image, "sleep", "60")
+        assert r.returncode == 0, r.stderr
+        try:
+            ps = [c for c in json.loads(tool("ps", "--format", "json").stdout) if c["Names"] == [f"keys-{who}"]]
+            verb = ["container", "inspect"] if who == "pallet" else ["inspect"]
+            docs[who] = (ps[0], json.loads(tool(*verb, f"keys-{who}").stdout)[0])
+        finally:
+            tool("rm", "-f", "-t", "0", f"keys-{who}")
+    (mine_ps, mine), (their_ps, theirs) = docs["pallet"], docs["podman"]
+
+    def shape(d):
+        return {k: type(v).__name__ for k, v in d.items() if v is not None}
+
+    assert set(mine_ps) == set(their_ps)
+    assert {k: t for k, t in shape(mine_ps).items() if k in shape(their_ps)} == \
+        {k: t for k, t in shape(their_ps).items() if k in shape(mine_ps)}
+    assert mine_ps["Labels"] == their_ps["Labels"]  # the image's labels and --label
+    assert set(theirs) <= set(mine)
+    for section in ("State", "Config", "NetworkSettings", "HostConfig"):
+        assert set(theirs[section]) <= set(mine[section]), (section, set(theirs[section]) - set(mine[section]))
+    assert mine["State"]["Status"] == theirs["State"]["Status"] == "running"
+    assert (mine["Path"], mine["Args"], mine["Config"]["Cmd"]) == (theirs["Path"], theirs["Args"], theirs["Config"]["Cmd"])

@@ -209,7 +209,7 @@ def _options(args):
                    memory=args.memory, cpus=args.cpus, pids_limit=args.pids_limit, stop_signal=args.stop_signal,
                    labels=labels, rm=args.rm, detach=getattr(args, "detach", False), interactive=args.interactive,
                    tty=args.tty, runtime=args.runtime, pull=args.pull, network_config_dir=args.network_config_dir,
-                   restart=args.restart)
+                   restart=args.restart, create_command=["pallet"] + sys.argv[1:])
 
 
 def _env_from_host(name: str) -> str:
@@ -457,54 +457,113 @@ def cmd_ps(args) -> int:
 
 
 def inspect_doc(ctrs, c) -> dict:
+    """podman 4.3's ``inspect`` object for a container (its keys; values pallet does not have
+    are podman's zero values)."""
+    import os
+
     meta = c["metadata"]["pallet"]
-    st = ctrs.state(c["id"])
+    cid = c["id"]
+    st = ctrs.state(cid)
     cfg = meta.get("config") or {}
     proc = cfg.get("process") or {}
+    caps = proc.get("capabilities") or {}
     state = st.get("state")
+    zero = "0001-01-01T00:00:00Z"
+    userdata = os.path.join(ctrs.data, cid, "userdata")
+    rundir = os.path.join(ctrs.base, cid)
     nets = {}
-    ip = ""
+    first = {}
     for net, r in (st.get("network_results") or {}).items():
         ifs = r.get("interfaces") or []
-        addr = next((s for i in ifs for s in i["subnets"] if ":" not in s["ipnet"]), None)
-        nets[net] = {"IPAddress": addr["ipnet"].split("/")[0] if addr else "",
-                     "IPPrefixLen": int(addr["ipnet"].split("/")[1]) if addr else 0,
-                     "Gateway": (addr or {}).get("gateway") or "", "MacAddress": ifs[0]["mac"] if ifs else "",
-                     "NetworkID": net}
-        ip = ip or nets[net]["IPAddress"]
+        v4 = next((s for i in ifs for s in i["subnets"] if ":" not in s["ipnet"]), None)
+        v6 = next((s for i in ifs for s in i["subnets"] if ":" in s["ipnet"]), None)
+        nets[net] = {"EndpointID": "", "Gateway": (v4 or {}).get("gateway") or "",
+                     "IPAddress": v4["ipnet"].split("/")[0] if v4 else "",
+                     "IPPrefixLen": int(v4["ipnet"].split("/")[1]) if v4 else 0,
+                     "IPv6Gateway": (v6 or {}).get("gateway") or "",
+                     "GlobalIPv6Address": v6["ipnet"].split("/")[0] if v6 else "",
+                     "GlobalIPv6PrefixLen": int(v6["ipnet"].split("/")[1]) if v6 else 0,
+                     "MacAddress": ifs[0]["mac"] if ifs else "", "NetworkID": net, "DriverOpts": None,
+                     "IPAMConfig": None, "Links": None, "Aliases": [cid[:12]]}
+        first = first or nets[net]
     ports = {}
     for p in meta.get("publish") or []:
         ports.setdefault(f"{p['container_port']}/{p.get('protocol', 'tcp')}", []).append(
             {"HostIp": p.get("host_ip") or "", "HostPort": str(p["host_port"])})
+    netset = {"EndpointID": "", "Gateway": first.get("Gateway", ""), "IPAddress": first.get("IPAddress", ""),
+              "IPPrefixLen": first.get("IPPrefixLen", 0), "IPv6Gateway": first.get("IPv6Gateway", ""),
+              "GlobalIPv6Address": first.get("GlobalIPv6Address", ""),
+              "GlobalIPv6PrefixLen": first.get("GlobalIPv6PrefixLen", 0), "MacAddress": first.get("MacAddress", ""),
+              "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+              "LinkLocalIPv6PrefixLen": 0, "Ports": ports, "SandboxKey": st.get("netns") or ""}
+    if nets:
+        netset["Networks"] = nets
+    res = (cfg.get("linux") or {}).get("resources") or {}
+    cpu = res.get("cpu") or {}
+    mode = ",".join(meta.get("networks") or [])
     return {
-        "Id": c["id"], "Created": c["created"], "Path": (proc.get("args") or [""])[0],
+        "Id": cid, "Created": c["created"], "Path": (proc.get("args") or [""])[0],
         "Args": (proc.get("args") or [])[1:],
         "State": {"OciVersion": cfg.get("ociVersion"), "Status": state, "Running": state == "running",
                   "Paused": False, "Restarting": False, "OOMKilled": False, "Dead": False, "Pid": st.get("pid") or 0,
                   "ConmonPid": st.get("conmon_pid") or 0, "ExitCode": st.get("exit_code") or 0, "Error": "",
-                  "StartedAt": st.get("started_at") or "0001-01-01T00:00:00Z",
-                  "FinishedAt": st.get("finished_at") or "0001-01-01T00:00:00Z"},
-        "Image": meta.get("image_id"), "ImageName": meta.get("image_name"), "Rootfs": "",
-        "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "", "LogPath": meta.get("log_path"),
-        "Name": meta["name"], "RestartCount": 0, "Driver": ctrs.store.driver.name, "OCIRuntime": meta.get("runtime"),
-        "Mounts": [{"Type": "bind", "Source": b["source"], "Destination": b["destination"], "RW": not b["readonly"],
-                    "Propagation": "rprivate"} for b in meta.get("binds") or []],
-        "NetworkSettings": {"IPAddress": ip, "Ports": ports, "Networks": nets,
-                            "SandboxKey": st.get("netns") or ""},
-        "Config": {"Hostname": cfg.get("hostname") or "", "User": meta.get("user") or "", "Env": proc.get("env") or [],
-                   "Cmd": meta.get("command"), "Image": meta.get("image_name"), "WorkingDir": proc.get("cwd") or "/",
-                   "Entrypoint": meta.get("entrypoint") or "", "Labels": meta.get("labels") or None,
-                   "StopSignal": meta.get("stop_signal"), "Tty": bool(meta.get("tty")),
-                   "OpenStdin": bool(meta.get("interactive"))},
-        "HostConfig": {"AutoRemove": bool(meta.get("rm")), "NetworkMode": ",".join(meta.get("networks") or []),
-                       "Privileged": bool(meta.get("privileged")), "ReadonlyRootfs": bool(meta.get("read_only")),
-                       "CapAdd": meta.get("cap_add") or [], "CapDrop": meta.get("cap_drop") or [],
-                       "Memory": meta.get("memory") or 0, "NanoCpus": int((meta.get("cpus") or 0) * 1e9),
-                       "PidsLimit": meta.get("pids_limit") or 0, "RestartPolicy": {"Name": meta.get("restart") or "no",
-                                                                                   "MaximumRetryCount": 0},
-                       "Binds": [f"{b['source']}:{b['destination']}" + (":ro" if b["readonly"] else "")
+                  "StartedAt": st.get("started_at") or zero, "FinishedAt": st.get("finished_at") or zero,
+                  "Health": {"Status": "", "FailingStreak": 0, "Log": None},
+                  "CgroupPath": (cfg.get("linux") or {}).get("cgroupsPath") or "",
+                  "CheckpointedAt": zero, "RestoredAt": zero},
+        "Image": meta.get("image_id"), "ImageDigest": meta.get("image_digest") or "",
+        "ImageName": meta.get("image_name"), "Rootfs": "", "Pod": "",
+        "ResolvConfPath": os.path.join(userdata, "resolv.conf"), "HostnamePath": os.path.join(userdata, "hostname"),
+        "HostsPath": os.path.join(userdata, "hosts"), "StaticDir": userdata,
+        "OCIConfigPath": os.path.join(userdata, "config.json"), "OCIRuntime": meta.get("runtime"),
+        "ConmonPidFile": os.path.join(rundir, "conmon.pid"), "PidFile": os.path.join(rundir, "pidfile"),
+        "Name": meta["name"], "RestartCount": 0, "Driver": ctrs.store.driver.name, "MountLabel": "",
+        "ProcessLabel": "", "AppArmorProfile": "", "EffectiveCaps": sorted(caps.get("effective") or []),
+        "BoundingCaps": sorted(caps.get("bounding") or []), "ExecIDs": [],
+        "GraphDriver": {"Name": ctrs.store.driver.name, "Data": None},
+        "Mounts": [{"Type": "bind", "Source": b["source"], "Destination": b["destination"], "Driver": "",
+                    "Mode": "", "Options": ["rbind"], "RW": not b["readonly"], "Propagation": "rprivate"}
+                   for b in meta.get("binds") or []],
+        "Dependencies": [], "NetworkSettings": netset, "Namespace": "", "IsInfra": False, "IsService": False,
+        "Config": {"Hostname": cfg.get("hostname") or "", "Domainname": "", "User": meta.get("user") or "",
+                   "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
+                   "Tty": bool(meta.get("tty")), "OpenStdin": bool(meta.get("interactive")), "StdinOnce": False,
+                   "Env": proc.get("env") or [], "Cmd": meta.get("command") or (proc.get("args") or []),
+                   "Image": meta.get("image_name"), "Volumes": None, "WorkingDir": proc.get("cwd") or "/",
+                   "Entrypoint": meta.get("entrypoint") or "", "OnBuild": None, "Labels": meta.get("labels") or None,
+                   "Annotations": {"io.container.manager": "pallet",
+                                   "io.podman.annotations.autoremove": "TRUE" if meta.get("rm") else "FALSE",
+                                   "io.podman.annotations.privileged": "TRUE" if meta.get("privileged") else "FALSE",
+                                   "org.opencontainers.image.stopSignal": str(meta.get("stop_signal"))},
+                   "StopSignal": meta.get("stop_signal"), "HealthcheckOnFailureAction": "none",
+                   "CreateCommand": meta.get("create_command") or [], "Umask": "0022", "Timeout": 0,
+                   "StopTimeout": 10, "Passwd": False, "sdNotifyMode": "container"},
+        "HostConfig": {"Binds": [f"{b['source']}:{b['destination']}:" + ("ro" if b["readonly"] else "rw") + ",rprivate,rbind"
                                  for b in meta.get("binds") or []],
-                       "PortBindings": ports, "Runtime": "oci"},
+                       "CgroupManager": "cgroupfs", "CgroupMode": "host", "ContainerIDFile": "",
+                       "LogConfig": {"Type": "k8s-file", "Config": None, "Path": meta.get("log_path"), "Tag": "",
+                                     "Size": "0B"},
+                       "NetworkMode": {"none": "none", "host": "host"}.get(mode, "bridge"), "PortBindings": ports,
+                       "RestartPolicy": {"Name": "" if meta.get("restart") in (None, "no") else meta["restart"],
+                                         "MaximumRetryCount": 0},
+                       "AutoRemove": bool(meta.get("rm")), "VolumeDriver": "", "VolumesFrom": None,
+                       "CapAdd": meta.get("cap_add") or [], "CapDrop": meta.get("cap_drop") or [], "Dns": [],
+                       "DnsOptions": [], "DnsSearch": [], "ExtraHosts": [], "GroupAdd": [], "IpcMode": "shareable",
+                       "Cgroup": "", "Cgroups": "default", "Links": None, "OomScoreAdj": 0, "PidMode": "private",
+                       "Privileged": bool(meta.get("privileged")), "PublishAllPorts": False,
+                       "ReadonlyRootfs": bool(meta.get("read_only")), "SecurityOpt": [],
+                       "Tmpfs": {t["destination"]: ",".join(t["options"]) for t in meta.get("tmpfs") or []},
+                       "UTSMode": "private", "UsernsMode": "", "ShmSize": 65536000, "Runtime": "oci",
+                       "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0, "Memory": meta.get("memory") or 0,
+                       "NanoCpus": int(round((meta.get("cpus") or 0) * 1e9)), "CgroupParent": "", "BlkioWeight": 0,
+                       "BlkioWeightDevice": None, "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None,
+                       "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None,
+                       "CpuPeriod": cpu.get("period") or 0, "CpuQuota": cpu.get("quota") or 0,
+                       "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "",
+                       "Devices": [], "DiskQuota": 0, "KernelMemory": 0, "MemoryReservation": 0, "MemorySwap": 0,
+                       "MemorySwappiness": 0, "OomKillDisable": False,
+                       "PidsLimit": (res.get("pids") or {}).get("limit") or 0, "Ulimits": [], "CpuCount": 0,
+                       "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "CgroupConf": None},
     }
 
 

@@ -44,7 +44,7 @@ class Options:
                  networks=(), publish=(), hostname=None, cap_add=(), cap_drop=(), privileged=False,
                  read_only=False, tmpfs=(), volumes=(), memory=None, cpus=None, pids_limit=None,
                  stop_signal=None, labels=None, rm=False, detach=False, interactive=False, tty=False,
-                 runtime=None, pull="missing", network_config_dir=None, restart=None):
+                 runtime=None, pull="missing", network_config_dir=None, restart=None, create_command=None):
         self.image, self.command, self.name = image, list(command) if command else None, name
         self.env, self.user, self.workdir, self.entrypoint = list(env), user, workdir, entrypoint
         self.networks, self.publish, self.hostname = list(networks), list(publish), hostname
@@ -55,6 +55,7 @@ class Options:
         self.detach, self.interactive, self.tty = detach, interactive, tty
         self.runtime, self.pull, self.network_config_dir = runtime, pull, network_config_dir
         self.restart = restart
+        self.create_command = list(create_command or [])
 
 
 _ADJ = ("admiring", "bold", "brave", "calm", "clever", "eager", "focused", "gallant", "happy", "jolly", "keen",
@@ -271,13 +272,17 @@ class Containers:
         image = self._image(o, pull_fn)
         img_cfg = self._image_config(image)
         name = o.name or _random_name()
+        labels = img_cfg.get("Labels") if isinstance(img_cfg.get("Labels"), dict) else {}
+        labels = {str(k): str(v) for k, v in labels.items()}
+        labels.update(o.labels)  # the image's labels, the user's over them (podman's)
         meta = {"name": name, "image_name": o.image, "image_id": image["id"], "command": o.command,
                 "entrypoint": o.entrypoint, "env": o.env, "user": o.user, "workdir": o.workdir,
                 "networks": o.networks or ["bridge"], "network_mode": mode.kind, "publish": mappings,
                 "network_config_dir": networks.config_dir if networks is not None else None,
                 "hostname": o.hostname, "cap_add": o.cap_add, "cap_drop": o.cap_drop, "privileged": o.privileged,
                 "read_only": o.read_only, "tmpfs": tmpfs, "binds": binds, "memory": memory, "cpus": cpus,
-                "pids_limit": o.pids_limit, "stop_signal": stop_signal, "labels": o.labels, "rm": o.rm,
+                "pids_limit": o.pids_limit, "stop_signal": stop_signal, "labels": labels, "rm": o.rm,
+                "image_digest": image.get("digest"), "create_command": o.create_command,
                 "interactive": o.interactive, "tty": o.tty, "runtime": runtime, "restart": o.restart or "no"}
         try:
             rec = self.store.create_container(image["id"], name, kind="container", metadata={META: meta})
