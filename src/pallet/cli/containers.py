@@ -267,7 +267,10 @@ def cmd_run(args) -> int:
     finally:
         sock.close()
     code = ctrs.wait(cid)
-    ctrs.cleanup(cid, rm=o.rm)
+    if o.rm:
+        ctrs.remove(cid, force=True)
+    else:
+        ctrs.cleanup(cid)
     return code
 
 
@@ -395,8 +398,7 @@ def parse_time_or_none(text):
 def _ps_entry(ctrs, c) -> dict:
     meta = c["metadata"]["pallet"]
     st = ctrs.state(c["id"])
-    cfg = meta.get("config") or {}
-    args = (cfg.get("process") or {}).get("args") or []
+    args = meta.get("args") or []
     state = st.get("state")
     return {"AutoRemove": meta.get("rm", False), "Command": args, "Created": int(parse_time_or_none(c["created"]) or 0),
             "CreatedAt": c["created"], "Exited": state in ("exited", "stopped"), "ExitedAt": 0,
@@ -461,10 +463,15 @@ def inspect_doc(ctrs, c) -> dict:
     are podman's zero values)."""
     import os
 
+    from ..errors import PalletError
+
     meta = c["metadata"]["pallet"]
     cid = c["id"]
     st = ctrs.state(cid)
-    cfg = meta.get("config") or {}
+    try:
+        cfg = ctrs.spec(cid)
+    except PalletError:
+        cfg = {}
     proc = cfg.get("process") or {}
     caps = proc.get("capabilities") or {}
     state = st.get("state")
@@ -541,7 +548,7 @@ def inspect_doc(ctrs, c) -> dict:
         "HostConfig": {"Binds": [f"{b['source']}:{b['destination']}:" + ("ro" if b["readonly"] else "rw") + ",rprivate,rbind"
                                  for b in meta.get("binds") or []],
                        "CgroupManager": "cgroupfs", "CgroupMode": "host", "ContainerIDFile": "",
-                       "LogConfig": {"Type": "k8s-file", "Config": None, "Path": meta.get("log_path"), "Tag": "",
+                       "LogConfig": {"Type": "k8s-file", "Config": None, "Path": ctrs.log_path(cid), "Tag": "",
                                      "Size": "0B"},
                        "NetworkMode": {"none": "none", "host": "host"}.get(mode, "bridge"), "PortBindings": ports,
                        "RestartPolicy": {"Name": "" if meta.get("restart") in (None, "no") else meta["restart"],
@@ -590,7 +597,7 @@ def cmd_logs(args) -> int:
 
     ctrs = _containers(args)
     c = ctrs.get(args.container)
-    path = c["metadata"]["pallet"].get("log_path")
+    path = ctrs.log_path(c["id"])
     pos = 0
     lines: list = []
     try:

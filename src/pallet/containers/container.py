@@ -145,6 +145,20 @@ class Containers:
     def _userdata(self, cid: str) -> str:
         return os.path.join(self.data, cid, "userdata")
 
+    def log_path(self, cid: str) -> str:
+        return os.path.join(self._userdata(cid), "ctr.log")
+
+    def spec(self, cid: str) -> dict:
+        """The runtime config generated at create (``_user``: the user to resolve at start)."""
+        try:
+            with open(os.path.join(self._userdata(cid), "spec.json"), "rb") as f:
+                doc = json.loads(f.read())
+        except (OSError, ValueError):
+            raise ContainerError(f"container {cid[:12]}: its generated config is missing or damaged") from None
+        if not isinstance(doc, dict):
+            raise ContainerError(f"container {cid[:12]}: its generated config is damaged")
+        return doc
+
     def get(self, text: str) -> dict:
         """The store record (with ``metadata["pallet"]``) of a container by name, ID or prefix."""
         try:
@@ -284,6 +298,8 @@ class Containers:
                 "pids_limit": o.pids_limit, "stop_signal": stop_signal, "labels": labels, "rm": o.rm,
                 "image_digest": image.get("digest"), "create_command": o.create_command,
                 "interactive": o.interactive, "tty": o.tty, "runtime": runtime, "restart": o.restart or "no"}
+        # the command and options checked before anything is made
+        meta["args"] = self._spec("0" * 64, meta, img_cfg)["process"]["args"]
         try:
             rec = self.store.create_container(image["id"], name, kind="container", metadata={META: meta})
         except PalletError as e:
@@ -293,21 +309,23 @@ class Containers:
         cid = rec["id"]
         try:
             os.makedirs(self._userdata(cid), 0o700, exist_ok=True)
-            meta["config"] = self._spec(cid, meta, img_cfg)  # checks the command early
-            user = meta["config"]["_user"]
+            spec = self._spec(cid, meta, img_cfg)
+            user = spec["_user"]
             if user and not all(p.isdigit() for p in user.split(":")):  # a name: the rootfs must have it
                 rootfs = self.store.mount_container(cid)
                 try:
                     self._resolve_user(rootfs, user)
                 finally:
                     self.store.umount_container(cid, force=True)
-            meta["log_path"] = os.path.join(self._userdata(cid), "ctr.log")
-            meta["created"] = rec["created"]
-            self.store.update_container(cid, metadata={META: meta})
+            # the generated config (what needs the rootfs and network is added at start): in the
+            # container's own directory, so the store's records are written once
+            _write_file(os.path.join(self._userdata(cid), "spec.json"), json.dumps(spec))
             self._write_state(cid, {"state": CONFIGURED})
         except BaseException:
             self._forget(cid)
             raise
+        rec["metadata"][META] = meta
+        return rec
         return self.get(cid)
 
     def _networks(self, o: Options):
@@ -406,7 +424,7 @@ class Containers:
             st = self.state(cid)
             if st.get("state") == RUNNING:
                 raise ContainerStateError(f"container {meta['name']} is already running")
-            st = {"state": CONFIGURED, "started_at": None, "finished_at": None, "exit_code": None}
+            st = {"state": CONFIGURED, "started_at": None, "finished_at": None, "exit_code": None, "oci": False}
             self._write_state(cid, st)
         try:
             os.unlink(os.path.join(self.exits, cid))
@@ -419,7 +437,7 @@ class Containers:
             rootfs = self.store.mount_container(cid)
             st["mounted"] = True
             self._write_state(cid, st)
-            doc = json.loads(json.dumps(meta["config"]))
+            doc = self.spec(cid)
             user_spec = doc.pop("_user", "")
             uid, gid, extra = self._resolve_user(rootfs, user_spec or "0")
             doc["process"]["user"] = {"uid": uid, "gid": gid}
@@ -482,7 +500,7 @@ class Containers:
                     "-p", os.path.join(rundir, "pidfile"), "-n", meta["name"], "--exit-dir", self.exits,
                     "--full-attach", "--persist-dir", rundir,
                     "--runtime-arg", "--root", "--runtime-arg", self.oci_root,
-                    "-l", "k8s-file:" + meta["log_path"], "--log-level", "error",
+                    "-l", "k8s-file:" + self.log_path(cid), "--log-level", "error",
                     "--runtime-arg", "--log-format=json", "--runtime-arg", "--log", "--runtime-arg", oci_log,
                     "--conmon-pidfile", os.path.join(rundir, "conmon.pid")]
             if meta["tty"]:
@@ -493,6 +511,7 @@ class Containers:
             args += ["--exit-command", exit_cmd[0]]
             for a in exit_cmd[1:]:
                 args += ["--exit-command-arg", a]
+            st["oci"] = True  # from here the runtime may have it: deleted on teardown
             pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"))
             st.update(state=CREATED, pid=pid, conmon_pid=_read_int(os.path.join(rundir, "conmon.pid")))
             self._write_state(cid, st)
@@ -597,7 +616,9 @@ class Containers:
     def _teardown(self, cid: str, st: dict, meta: dict) -> None:
         """Delete the runtime's container, tear the network down, unmount: every step tried."""
         errors = []
-        self._runtime(meta, "delete", "--force", cid, check=False)
+        if st.get("oci", True):
+            self._runtime(meta, "delete", "--force", cid, check=False)
+            st["oci"] = False
         if st.get("netns") is not None or st.get("network_results") or meta.get("network_config_dir"):
             try:
                 from .network import sandbox as sb
@@ -637,7 +658,7 @@ class Containers:
             return  # still running: nothing to clean yet
         with self._lock():
             st = self._read_state(cid)
-            if st.get("mounted") or st.get("netns") or st.get("pid"):
+            if st.get("mounted") or st.get("netns") or st.get("pid") or st.get("oci"):
                 st["pid"] = 0
                 try:
                     self._teardown(cid, st, meta)
@@ -711,6 +732,13 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return False
+
+
+def _write_file(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def _read_int(path: str) -> int | None:
