@@ -352,3 +352,38 @@ def test_ps_json_and_inspect_have_podmans_keys(pallet, podman):
         assert set(theirs[section]) <= set(mine[section]), (section, set(theirs[section]) - set(mine[section]))
     assert mine["State"]["Status"] == theirs["State"]["Status"] == "running"
     assert (mine["Path"], mine["Args"], mine["Config"]["Cmd"]) == (theirs["Path"], theirs["Args"], theirs["Config"]["Cmd"])
+
+
+def test_concurrent_run_ps_rm_keep_state_consistent(pallet):
+    """Many pallet processes at once on the same containers (runs, ps, rm -f) never corrupt
+    the records: every command succeeds and the final listing is exactly what is left."""
+    old = [pallet("create", "--network", "none", pallet.image, "sleep", "60", check=True).stdout.strip()
+           for _ in range(2)]
+    exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+    procs = []
+    for i in range(3):
+        procs.append(("run", subprocess.Popen([exe] + pallet.base + ["run", "-d", "--name", f"conc{i}", "--network",
+                                                                   "none", pallet.image, "sleep", "60"],
+                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+        procs.append(("ps", subprocess.Popen([exe] + pallet.base + ["ps", "-a", "--format", "json"],
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    for cid in old:
+        procs.append(("rm", subprocess.Popen([exe] + pallet.base + ["rm", "-f", "-t", "0", cid],
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    try:
+        results = [(kind, p.communicate(timeout=120), p.returncode) for kind, p in procs]
+        for kind, (out, err), rc in results:
+            assert rc == 0, (kind, err)
+            if kind == "ps":
+                assert isinstance(json.loads(out), list)
+        ps = json.loads(pallet("ps", "-a", "--format", "json", check=True).stdout)
+        names = sorted(c["Names"][0] for c in ps if c["Names"][0].startswith("conc"))
+        assert names == ["conc0", "conc1", "conc2"]
+        assert all(c["State"] == "running" for c in ps if c["Names"][0].startswith("conc"))
+        assert not set(old) & pallet.ids()
+    finally:
+        for kind, p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        pallet("rm", "-f", "-t", "0", "conc0", "conc1", "conc2")

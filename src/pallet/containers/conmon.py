@@ -124,15 +124,26 @@ def start(args: list[str], *, runtime: str, oci_log: str | None, err_path: str, 
 def attach_socket(sock_dir: str) -> socket.socket:
     """A connection to conmon's attach socket in ``sock_dir`` (the path may be longer than
     sun_path allows: connected through ``/proc/self/fd/N``)."""
+    import time
+
     fd = os.open(sock_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    deadline = time.monotonic() + 10
+    delay = 0.002
     try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            s.connect(f"/proc/self/fd/{fd}/attach")
-        except OSError as e:
-            s.close()
-            raise ContainerError(f"attaching to the container: {e.strerror}") from None
-        return s
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                s.connect(f"/proc/self/fd/{fd}/attach")
+                return s
+            except (FileNotFoundError, ConnectionRefusedError) as e:
+                s.close()  # conmon may not listen yet: wait for it, bounded
+                if time.monotonic() > deadline:
+                    raise ContainerError(f"attaching to the container: {e.strerror}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+            except OSError as e:
+                s.close()
+                raise ContainerError(f"attaching to the container: {e.strerror}") from None
     finally:
         os.close(fd)
 

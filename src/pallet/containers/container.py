@@ -182,9 +182,14 @@ class Containers:
             pass
         return {"state": CONFIGURED}
 
-    def _write_state(self, cid: str, st: dict) -> None:
+    def _write_state(self, cid: str, st: dict, create: bool = False) -> None:
+        """``create``: the run directory is made (create, start); otherwise a container removed
+        meanwhile (its directory gone) stays removed."""
         d = self._rundir(cid)
-        os.makedirs(d, 0o700, exist_ok=True)
+        if create:
+            os.makedirs(d, 0o700, exist_ok=True)
+        elif not os.path.isdir(d):
+            return
         tmp = os.path.join(d, "state.json.tmp")
         with open(tmp, "w") as f:
             json.dump(st, f)
@@ -320,7 +325,7 @@ class Containers:
             # the generated config (what needs the rootfs and network is added at start): in the
             # container's own directory, so the store's records are written once
             _write_file(os.path.join(self._userdata(cid), "spec.json"), json.dumps(spec))
-            self._write_state(cid, {"state": CONFIGURED})
+            self._write_state(cid, {"state": CONFIGURED}, create=True)
         except BaseException:
             self._forget(cid)
             raise
@@ -424,8 +429,10 @@ class Containers:
             st = self.state(cid)
             if st.get("state") == RUNNING:
                 raise ContainerStateError(f"container {meta['name']} is already running")
-            st = {"state": CONFIGURED, "started_at": None, "finished_at": None, "exit_code": None, "oci": False}
-            self._write_state(cid, st)
+            self._check_not_starting(cid, st, meta)
+            st = {"state": CONFIGURED, "started_at": None, "finished_at": None, "exit_code": None, "oci": False,
+                  "starting": os.getpid()}
+            self._write_state(cid, st, create=True)
         try:
             os.unlink(os.path.join(self.exits, cid))
         except FileNotFoundError:
@@ -518,7 +525,7 @@ class Containers:
             sock = conmon.attach_socket(userdata) if attach else None
             cleanup.append(lambda: sock and sock.close())
             self._runtime(meta, "start", cid)
-            st.update(state=RUNNING, started_at=_now())
+            st.update(state=RUNNING, started_at=_now(), starting=None)
             with self._lock():
                 self._write_state(cid, st)
             out = dict(c)
@@ -532,10 +539,16 @@ class Containers:
                     pass
             self._teardown(cid, st, meta)
             with self._lock():
-                st.update(state=CREATED if st.get("state") != EXITED else EXITED, pid=0)
-                st["state"] = CREATED
+                st.update(state=CREATED, pid=0, starting=None)
                 self._write_state(cid, st)
             raise
+
+    def _check_not_starting(self, cid: str, st: dict, meta: dict) -> None:
+        """Another live pallet process is starting it: the caller must not change it now."""
+        pid = st.get("starting")
+        if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
+            raise ContainerStateError(f"container {meta['name']} is being started by another pallet process "
+                                      f"(pid {pid}): container state improper")
 
     def _exit_command(self, cid: str, rm: bool) -> list[str]:
         import sys
@@ -653,6 +666,16 @@ class Containers:
         except ContainerNotFound:
             return
         cid, meta = c["id"], c["metadata"][META]
+        # conmon runs this as soon as the container exits, which can be before the pallet that
+        # started it has recorded the start: wait for that process (bounded)
+        deadline = time.monotonic() + 60
+        delay = 0.005
+        while True:
+            pid = self._read_state(cid).get("starting")
+            if not (isinstance(pid, int) and pid != os.getpid() and _alive(pid)) or time.monotonic() > deadline:
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
         st = self.state(cid)
         if st.get("state") == RUNNING:
             return  # still running: nothing to clean yet
@@ -677,6 +700,7 @@ class Containers:
             self.stop(cid, timeout if timeout is not None else 10)
         with self._lock():
             st = self._read_state(cid)
+            self._check_not_starting(cid, st, meta)
             try:
                 self._teardown(cid, st, meta)
             finally:
