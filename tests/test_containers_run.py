@@ -128,6 +128,8 @@ def podman(pallet, tmp_path_factory):
         return subprocess.run(base + list(args), capture_output=True, text=True, env=env, timeout=timeout,
                               stdin=subprocess.DEVNULL)
 
+    run.base, run.env = base, env
+
     try:
         r = run("pull", "-q", f"oci:{pallet.layout}:v1")
         assert r.returncode == 0, r.stderr
@@ -173,6 +175,23 @@ def test_run_output_and_exit_code_as_podman(pallet, podman, argv):
     mine = pallet("run", "--rm", "--network", "none", pallet.image, *argv)
     theirs = podman("run", "--rm", "--network", "none", podman.image, *argv)
     assert (mine.returncode, mine.stdout, mine.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+
+
+@pytest.mark.parametrize("flags,stdin", [(["-t"], None), (["-i"], b"abc\n")])
+def test_run_interactive_and_tty_as_podman(pallet, podman, flags, stdin):
+    """-i relays stdin through conmon's attach socket, -t gives a console (\r\n line ends)."""
+    script = "[ -t 1 ] && echo tty || echo notty; cat </dev/stdin | tr a-z A-Z; exit 3" if "-i" in flags \
+        else "[ -t 1 ] && echo tty || echo notty; exit 3"
+    mine_cmd = [os.path.join(os.path.dirname(sys.executable), "pallet")] + pallet.base + \
+        ["run", "--tls-verify=false", "--rm", "--network", "none", *flags, pallet.image, "sh", "-c", script]
+    their_cmd = podman.base + ["run", "--rm", "--network", "none", *flags, podman.image, "sh", "-c", script]
+    outs = []
+    for cmd, env in ((mine_cmd, None), (their_cmd, podman.env)):
+        kw = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+        r = subprocess.run(cmd, capture_output=True, env=env, timeout=60, **kw)
+        outs.append((r.returncode, r.stdout))
+    assert outs[0] == outs[1]
+    assert outs[0] == (3, b"tty\r\n" if "-t" in flags else b"notty\nABC\n")
 
 
 @pytest.mark.parametrize("flags", [[], ["--memory", "64m", "--pids-limit", "50", "--cpus", "0.5"],
@@ -387,3 +406,15 @@ def test_concurrent_run_ps_rm_keep_state_consistent(pallet):
                 p.kill()
                 p.wait()
         pallet("rm", "-f", "-t", "0", "conc0", "conc1", "conc2")
+
+
+def test_logs_follow_until_the_container_exits(pallet):
+    cid = pallet("run", "-d", "--network", "none", pallet.image, "sh", "-c",
+                 "echo one; sleep 1; echo two; echo three >&2", check=True).stdout.strip()
+    try:
+        r = pallet("logs", "-f", "-t", cid, check=True, timeout=30)  # returns once it exited
+        assert [line.split(" ", 1)[1] for line in r.stdout.splitlines()] == ["one", "two"]
+        assert r.stderr.split(" ", 1)[1] == "three\n"
+        assert pallet("wait", cid, check=True).stdout == "0\n"
+    finally:
+        pallet("rm", "-f", "-t", "0", cid)
