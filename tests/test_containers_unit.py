@@ -110,3 +110,19 @@ def test_rm_with_restart_and_unsupported_restart_are_refused_first(tmp_path):
         c.create(ctr.Options("img", rm=True, restart="always"), pull_fn=None)
     with pytest.raises(UsageError, match="restart policies are not supported"):
         c.create(ctr.Options("img", restart="on-failure:3"), pull_fn=None)
+
+
+def test_user_lookup_from_passwd_and_group_lines():
+    from pallet.oci.users import lookup, parse_db
+
+    passwd = parse_db("root:x:0:0::/root:/bin/sh\n# c\napp:x:1000:1001::/home/app:/bin/sh\nbad:x:12a:1\n")
+    groups = parse_db("app:x:1001:\nextra:x:2000:app,other\nhuge:x:99999999999:app\n")
+    assert lookup("app", passwd, groups) == (1000, 1001, [2000])
+    assert lookup("1000", passwd, groups) == (1000, 1001, [2000])
+    assert lookup("app:extra", passwd, groups) == (1000, 2000, [])
+    assert lookup("4242", passwd, groups) == (4242, 0, [])
+    assert lookup("", passwd, groups) == (0, 0, [])
+    for spec, words in (("nosuch", "unable to find user nosuch"), ("app:nogroup", "unable to find group nogroup"),
+                        ("bad", "passwd entry of bad"), ("99999999999", "not a valid id"), ("app:huge", "group entry")):
+        with pytest.raises(ContainerError, match=words):
+            lookup(spec, passwd, groups, ContainerError)

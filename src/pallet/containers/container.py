@@ -316,7 +316,7 @@ class Containers:
             os.makedirs(self._userdata(cid), 0o700, exist_ok=True)
             spec = self._spec(cid, meta, img_cfg)
             user = spec["_user"]
-            if user and not all(p.isdigit() for p in user.split(":")):  # a name: the rootfs must have it
+            if user and not all(p.isascii() and p.isdigit() for p in user.split(":")):  # a name: check it
                 rootfs = self.store.mount_container(cid)
                 try:
                     self._resolve_user(rootfs, user)
@@ -388,31 +388,26 @@ class Containers:
     # -- start ------------------------------------------------------------------------------
 
     def _resolve_user(self, rootfs: str, spec: str):
-        from ..build._paths import lookup_user
+        from ..oci.users import lookup, parse_db
         from ..runtime.rootfs import open_in_root
 
         rfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             def read_db(name):
+                import stat
+
                 try:
                     fd = open_in_root(rfd, f"/etc/{name}", os.O_RDONLY | os.O_NONBLOCK)
                 except (FileNotFoundError, NotADirectoryError):
                     return []
                 try:
-                    import stat
-
                     if not stat.S_ISREG(os.fstat(fd).st_mode):
                         return []
-                    data = os.read(fd, 4 << 20).decode("utf-8", "replace")
+                    return parse_db(os.read(fd, 4 << 20).decode("utf-8", "replace"))
                 finally:
                     os.close(fd)
-                return [line.split(":") for line in data.splitlines() if line.strip() and not line.startswith("#")]
 
-            try:
-                return lookup_user(None, spec, read_db=read_db, error=ContainerError)
-            except ValueError:
-                raise ContainerError(f"user {spec!r}: the container's /etc/passwd or /etc/group is malformed") \
-                    from None
+            return lookup(spec, read_db("passwd"), read_db("group"), ContainerError)
         finally:
             os.close(rfd)
 
@@ -553,9 +548,15 @@ class Containers:
     def _exit_command(self, cid: str, rm: bool) -> list[str]:
         import sys
 
+        import shutil
+
         exe = os.path.join(os.path.dirname(sys.executable), "pallet")
-        cmd = [exe] if os.access(exe, os.X_OK) else [sys.executable, "-m", "pallet.cli.main"]
-        cmd += self.global_args + ["container", "cleanup"]
+        if not os.access(exe, os.X_OK):
+            exe = shutil.which("pallet")
+        if not exe:
+            raise ContainerError("the pallet command is not installed: conmon could not clean up after the "
+                                 "container (install pallet's console script)")
+        cmd = [exe] + self.global_args + ["container", "cleanup"]
         if rm:
             cmd.append("--rm")
         return cmd + [cid]
