@@ -426,3 +426,11 @@ def test_logs_follow_until_the_container_exits(pallet):
         assert pallet("wait", cid, check=True).stdout == "0\n"
     finally:
         pallet("rm", "-f", "-t", "0", cid)
+
+
+@pytest.mark.parametrize("verb", [["kill"], ["stop"], ["rm"], ["start"], ["wait"], ["logs"]])
+def test_unknown_container_as_podman(pallet, podman, verb):
+    mine = pallet(*verb, "no-such-ctr")
+    theirs = podman(*verb, "no-such-ctr")
+    assert (mine.returncode, mine.stdout, mine.stderr) == \
+        (theirs.returncode, theirs.stdout, _without_podman_warnings(theirs.stderr))

@@ -108,14 +108,14 @@ def _start(sub, name):
 
 
 def _stop(sub, name):
-    p = _podman(sub.add_parser(name, help="stop containers (stop signal, then SIGKILL after -t seconds)"), RM_EXIT)
+    p = _podman(sub.add_parser(name, help="stop containers (stop signal, then SIGKILL after -t seconds)"))
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.add_argument("--time", "-t", type=int, metavar="SECONDS")
     p.set_defaults(func=cmd_stop)
 
 
 def _kill(sub, name):
-    p = _podman(sub.add_parser(name, help="send a signal to containers"), RM_EXIT)
+    p = _podman(sub.add_parser(name, help="send a signal to containers"))
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.add_argument("--signal", "-s", default="KILL", metavar="SIGNAL")
     p.set_defaults(func=cmd_kill)
