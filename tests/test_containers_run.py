@@ -434,3 +434,27 @@ def test_unknown_container_as_podman(pallet, podman, verb):
     theirs = podman(*verb, "no-such-ctr")
     assert (mine.returncode, mine.stdout, mine.stderr) == \
         (theirs.returncode, theirs.stdout, _without_podman_warnings(theirs.stderr))
+
+
+def test_signals_to_a_foreground_run_go_to_the_container(pallet):
+    """podman's --sig-proxy: SIGTERM (or Ctrl-C) to pallet reaches the container, whose own exit
+    code pallet then exits with; nothing is left of the --rm container."""
+    import signal
+
+    before = pallet.leftovers()
+    exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+    p = subprocess.Popen([exe] + pallet.base + ["run", "--tls-verify=false", "--rm", "--network", "none",
+                                                pallet.image, "sh", "-c",
+                                                "trap 'echo got-term; exit 5' TERM; echo ready; "
+                                                "while :; do sleep 0.1; done"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+        assert (p.returncode, out) == (5, "got-term\n"), err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    _wait_for(lambda: pallet.leftovers() == before, what="the --rm container to go")

@@ -263,7 +263,8 @@ def cmd_run(args) -> int:
         raise
     sock = started["attach"]
     try:
-        conmon.relay(sock, stdin_fd=0 if o.interactive else None)
+        with _sig_proxy(ctrs, cid):
+            conmon.relay(sock, stdin_fd=0 if o.interactive else None)
     finally:
         sock.close()
     code = ctrs.wait(cid)
@@ -272,6 +273,33 @@ def cmd_run(args) -> int:
     else:
         ctrs.cleanup(cid)
     return code
+
+
+class _sig_proxy:
+    """podman's --sig-proxy (its default): the signals pallet gets while it relays a foreground
+    container's output go to the container (Ctrl-C, kill PID), which then exits as it chooses."""
+
+    SIGNALS = (1, 2, 3, 10, 12, 15)  # HUP INT QUIT USR1 USR2 TERM
+
+    def __init__(self, ctrs, cid):
+        self.ctrs, self.cid, self.old = ctrs, cid, {}
+
+    def __enter__(self):
+        import _signal
+
+        for n in self.SIGNALS:
+            self.old[n] = _signal.signal(n, self._forward)
+        return self
+
+    def _forward(self, signum, frame):
+        self.ctrs.signal(self.cid, signum)
+
+    def __exit__(self, *exc):
+        import _signal
+
+        for n, h in self.old.items():
+            _signal.signal(n, h)
+        return False
 
 
 def cmd_start(args) -> int:
@@ -286,7 +314,8 @@ def cmd_start(args) -> int:
         if args.attach:
             started = ctrs.start(text, attach=True, warn=_warn)
             try:
-                conmon.relay(started["attach"], stdin_fd=0 if args.interactive else None)
+                with _sig_proxy(ctrs, started["id"]):
+                    conmon.relay(started["attach"], stdin_fd=0 if args.interactive else None)
             finally:
                 started["attach"].close()
             code = ctrs.wait(started["id"])

@@ -603,6 +603,15 @@ class Containers:
                                  f"{' '.join(p.stderr.decode('utf-8', 'replace').split())}")
         return c["id"]
 
+    def signal(self, cid: str, signum: int) -> None:
+        """Send ``signum`` to a running container, quietly (the signal proxy of a foreground run)."""
+        try:
+            c = self.get(cid)
+        except ContainerNotFound:
+            return
+        if self._read_state(c["id"]).get("state") == RUNNING:
+            self._runtime(c["metadata"][META], "kill", c["id"], str(signum), check=False)
+
     def stop(self, text: str, timeout: float | None = None) -> str:
         c = self.get(text)
         cid, meta = c["id"], c["metadata"][META]
