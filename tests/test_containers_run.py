@@ -458,3 +458,33 @@ def test_signals_to_a_foreground_run_go_to_the_container(pallet):
             p.kill()
             p.wait()
     _wait_for(lambda: pallet.leftovers() == before, what="the --rm container to go")
+
+
+def test_ps_filters(pallet):
+    a = pallet("create", "--name", "flt-a", "--label", "team=web", "--network", "none", pallet.image, "true",
+               check=True).stdout.strip()
+    b = pallet("run", "--name", "flt-b", "--network", "none", pallet.image, "sh", "-c", "exit 3").returncode
+    assert b == 3
+    try:
+        def names(*filters):
+            args = ["ps", "-a", "--format", "{{.Names}}"]
+            for f in filters:
+                args += ["--filter", f]
+            return sorted(pallet(*args, check=True).stdout.split())
+
+        assert names("name=^flt-") == ["flt-a", "flt-b"]
+        assert names("name=^flt-", "label=team=web") == ["flt-a"]
+        assert names("name=^flt-", "status=exited") == ["flt-b"]
+        assert names("name=^flt-", "status=exited", "status=created") == ["flt-a", "flt-b"]  # one key: either
+        assert names("exited=3") == ["flt-b"]
+        assert names(f"id={a[:8]}") == ["flt-a"]
+        assert names("name=^flt-", "label!=team=web") == ["flt-b"]
+        assert names("name=^flt-", f"ancestor={pallet.image}") == ["flt-a", "flt-b"]
+        # without -a a status filter still lists stopped containers (podman's)
+        r = pallet("ps", "--filter", "status=exited", "--filter", "name=^flt-", "--format", "{{.Names}}", check=True)
+        assert r.stdout.split() == ["flt-b"]
+        for bad in ("status=sleepy", "colour=red", "name=(", "exited=x", "name"):
+            r = pallet("ps", "--filter", bad)
+            assert r.returncode == 125 and _one_line_error(r.stderr), bad
+    finally:
+        pallet("rm", "-f", "flt-a", "flt-b")

@@ -139,6 +139,9 @@ def _ps(sub, name, aliases=()):
     p.add_argument("--format", metavar="FORMAT", help="json, table, or a Go template")
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("--noheading", action="store_true")
+    p.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE",
+                   help="id, name (regular expressions), status, exited, label, ancestor, network; the same key "
+                        "given twice matches either value, different keys must all match (podman's)")
     p.set_defaults(func=cmd_ps)
 
 
@@ -391,6 +394,12 @@ def cmd_exists(args) -> int:
 
 # -- ps / inspect ----------------------------------------------------------------------------
 
+def _public_state(st: dict) -> str:
+    """podman's state names: a container never started (or whose start failed) is "created"."""
+    s = st.get("state") or "created"
+    return "created" if s == "configured" else s
+
+
 def _status(st: dict) -> str:
     from ._table import ago
 
@@ -428,7 +437,7 @@ def _ps_entry(ctrs, c) -> dict:
     meta = c["metadata"]["pallet"]
     st = ctrs.state(c["id"])
     args = meta.get("args") or []
-    state = st.get("state")
+    state = _public_state(st)
     return {"AutoRemove": meta.get("rm", False), "Command": args, "Created": int(parse_time_or_none(c["created"]) or 0),
             "CreatedAt": c["created"], "Exited": state in ("exited", "stopped"), "ExitedAt": 0,
             "ExitCode": st.get("exit_code") or 0, "Id": c["id"], "Image": meta.get("image_name"),
@@ -440,17 +449,61 @@ def _ps_entry(ctrs, c) -> dict:
             "State": state, "Status": _status(st)}
 
 
+PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor", "network")
+STATUSES = ("created", "running", "paused", "stopped", "exited", "unknown")
+
+
+def _ps_filter(texts: list[str]):
+    """podman's ps filters, every value checked before anything is listed."""
+    if not texts:
+        return lambda e: True
+    import re
+
+    from ..errors import UsageError
+    from ._filters import match_labels, split
+
+    groups: dict = {}
+    for text in texts:
+        key, neg, value = split(text, PS_FILTERS, "ps")
+        if key in ("id", "name"):
+            try:
+                rx = re.compile(value)
+            except re.error as e:
+                raise UsageError(f"invalid filter {text!r}: {e}") from None
+            test = (lambda e, rx=rx: rx.search(e["Id"]) is not None) if key == "id" else \
+                (lambda e, rx=rx: any(rx.search(n) for n in e["Names"]))
+        elif key == "status":
+            if value not in STATUSES:
+                raise UsageError(f"invalid filter {text!r}: status must be one of {', '.join(STATUSES)}")
+            test = lambda e, v=value: e["State"] == v  # noqa: E731
+        elif key == "exited":
+            if not (value.isascii() and value.lstrip("-").isdigit()):
+                raise UsageError(f"invalid filter {text!r}: exited wants an exit code")
+            test = lambda e, v=int(value): e["Exited"] and e["ExitCode"] == v  # noqa: E731
+        elif key == "label":
+            test = lambda e, v=value: match_labels(v, e["Labels"] or {})  # noqa: E731
+        elif key == "ancestor":
+            test = lambda e, v=value: v in (e["Image"], e["ImageID"]) or (len(v) >= 3 and  # noqa: E731
+                                                                         (e["ImageID"] or "").startswith(v))
+        else:
+            test = lambda e, v=value: v in e["Networks"]  # noqa: E731
+        groups.setdefault(key, []).append((neg, test))
+    return lambda e: all(any(t(e) != neg for neg, t in tests) for tests in groups.values())
+
+
 def cmd_ps(args) -> int:
     import json
 
     from ._template import Struct, render_rows
     from ._table import ago, table
 
+    keep = _ps_filter(args.filter)
+    show_all = args.all or any(f.partition("=")[0].rstrip("!") in ("status", "exited") for f in args.filter)
     ctrs = _containers(args)
     entries = []
     for c in sorted(ctrs.list(), key=lambda c: c["created"], reverse=True):
         e = _ps_entry(ctrs, c)
-        if args.all or e["State"] == "running":
+        if (show_all or e["State"] == "running") and keep(e):
             entries.append(e)
     if args.quiet:
         for e in entries:
@@ -503,7 +556,7 @@ def inspect_doc(ctrs, c) -> dict:
         cfg = {}
     proc = cfg.get("process") or {}
     caps = proc.get("capabilities") or {}
-    state = st.get("state")
+    state = _public_state(st)
     zero = "0001-01-01T00:00:00Z"
     userdata = os.path.join(ctrs.data, cid, "userdata")
     rundir = os.path.join(ctrs.base, cid)
