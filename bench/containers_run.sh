@@ -31,7 +31,8 @@ pallet = [f"{here}/.venv/bin/pallet", "--root", f"{w}/p", "--runroot", f"{w}/pr"
 podman = ["podman", "--root", f"{w}/q", "--runroot", f"{w}/qr", "--storage-driver", "overlay", "--runtime", rt]
 ids = [subprocess.run(tool + ["pull", "-q", f"oci:{w}/layout:v1"], check=True, capture_output=True, env=env,
                       text=True).stdout.split()[-1] for tool in (pallet, podman)]
-tools = {"pallet": pallet + ["run", "--runtime", rt, "--rm", "--network", net, ids[0], "true"],
+tools = {"pallet": pallet + ["run", "--runtime", rt, "--network-config-dir", f"{w}/nets", "--rm", "--network", net,
+                             ids[0], "true"],
          "podman": podman + ["run", "--rm", "--network", net, ids[1], "true"]}
 times = {name: [] for name in tools}
 for i in range(runs + 2):  # the first 2 rounds warm the caches and are not counted
