@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port, need, run_pallet
+from conftest import free_port, need
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: podman's default ulimits exceed this machine's hard limits (as in test_runtime_podman);
