@@ -152,3 +152,30 @@ class VolumeNotFound(VolumeError):
 
 class VolumeInUse(VolumeError):
     """The volume still has users (containers): ``volume rm`` exits 2, as podman."""
+
+
+class ContainerError(PalletError):
+    """A container (``pallet run``/``create``/``start``/``rm``...) cannot be made, started or
+    removed; podman's verbs exit 125."""
+
+    exit_code = 125
+
+
+class ContainerNotFound(ContainerError):
+    """No container has that name or ID (``rm``, ``stop``... exit 1 for it, as podman)."""
+
+
+class ContainerStateError(ContainerError):
+    """The container is in the wrong state for the operation (a running one removed without -f: exit 2)."""
+
+
+class CommandNotFound(ContainerError):
+    """The container's command does not exist (exit 127, as podman)."""
+
+    exit_code = 127
+
+
+class CommandNotRunnable(ContainerError):
+    """The container's command cannot be invoked (permission denied: exit 126, as podman)."""
+
+    exit_code = 126

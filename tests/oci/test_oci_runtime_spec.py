@@ -205,7 +205,10 @@ def test_non_root_user_keeps_only_the_added_capabilities_effective():
     c = caps(user="1000", cap_add=["NET_RAW"])
     assert c["bounding"] == list(rs.DEFAULT_CAPS) + ["CAP_NET_RAW"]
     assert c["effective"] == c["permitted"] == ["CAP_NET_RAW"]
+    # exec drops a non-root process's capabilities unless they are ambient (podman 4.3's sets)
+    assert c["inheritable"] == c["ambient"] == ["CAP_NET_RAW"]
     assert caps(user="1000")["effective"] == []
+    assert "ambient" not in caps(user="1000") and "ambient" not in caps(cap_add=["NET_RAW"])
 
 
 # ---------------------------------------------------------------- mounts, namespaces, the rest

@@ -258,6 +258,11 @@ class ArgumentParser:
                 words.append(w)  # a sub-command's parser sees it too
                 continue
             if only_positionals or not self._is_option(w):
+                rest = self._positionals[-1] if self._positionals and self._positionals[-1].nargs == "..." else None
+                if rest is not None and len([x for x in words if x != "--"]) == len(self._positionals) - 1:
+                    # argparse's REMAINDER: from here on every word is the command's (podman run IMAGE CMD -x)
+                    setattr(ns, rest.dest, [w] + args[i:])
+                    break
                 if self._sub is not None and not [x for x in words if x != "--"]:
                     if w == "--":
                         continue
@@ -332,7 +337,7 @@ class ArgumentParser:
     def _share_out(self, words: list[str], ns: Namespace) -> list[str]:
         """Give the positional words to the positional arguments, in order; the rest is extra."""
         words = [w for w in words if w != "--"]
-        acts = self._positionals
+        acts = [a for a in self._positionals if a.nargs != "..."]
         need = [0 if a.nargs in ("?", "*") else 1 for a in acts]
         pos = 0
         for k, a in enumerate(acts):

@@ -33,36 +33,13 @@ def _read_db(root: str, name: str) -> list[list[str]]:
 
 
 def lookup_user(root: str | None, spec: str) -> tuple[int, int, list[int]]:
-    """(uid, gid, supplementary gids) for ``USER`` text ``user[:group]`` in the tree at ``root``."""
-    spec = spec or "0"
-    user, _, group = spec.partition(":")
+    """(uid, gid, supplementary gids) for ``USER`` text ``user[:group]`` in the tree at ``root``
+    (the parsing is ``oci.users``, shared with containers)."""
+    from ..oci.users import lookup
+
     passwd = _read_db(root, "passwd") if root else []
     groups = _read_db(root, "group") if root else []
-    entry = None
-    if user.isdigit():
-        uid = int(user)
-        entry = next((e for e in passwd if len(e) > 3 and e[2] == user), None)
-    else:
-        entry = next((e for e in passwd if e and e[0] == user and len(e) > 3), None)
-        if entry is None:
-            raise BuildError(f"unable to find user {user}: no matching entries in passwd file")
-        uid = int(entry[2])
-    gid = int(entry[3]) if entry is not None and entry[3].isdigit() else 0
-    if group:
-        if group.isdigit():
-            gid = int(group)
-        else:
-            g = next((e for e in groups if e and e[0] == group and len(e) > 2), None)
-            if g is None:
-                raise BuildError(f"unable to find group {group}: no matching entries in group file")
-            gid = int(g[2])
-    extra = []
-    if not group:
-        uname = entry[0] if entry is not None else None
-        for e in groups:
-            if len(e) > 3 and uname and uname in e[3].split(",") and e[2].isdigit() and int(e[2]) != gid:
-                extra.append(int(e[2]))
-    return uid, gid, extra
+    return lookup(spec, passwd, groups, BuildError)
 
 
 def lookup_chown(root: str | None, spec: str) -> tuple[int, int]:

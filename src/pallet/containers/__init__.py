@@ -1,5 +1,6 @@
 """podman's layer on the store, the runtime and the transports: containers as podman runs them.
 
-Only networking exists yet (``containers.network``); the container model (``run``, ``ps``,
-``exec``...) comes next (docs/containers.md).
+``containers.container`` (the model: create, start through conmon, stop, kill, wait, cleanup,
+remove), ``containers.conmon`` (conmon's command line, sync pipes and attach socket) and
+``containers.network`` (netavark networks and sandboxes); docs/containers.md.
 """

@@ -323,7 +323,8 @@ def _cap_name(name: str, what: str) -> str:
 def capabilities(default=DEFAULT_CAPS, add=(), drop=(), *, privileged: bool = False, uid: int = 0) -> dict:
     """``process.capabilities``: the default set less ``drop`` plus ``add`` (``ALL`` in either
     means every capability), every one when privileged. A non-root user keeps the bounding set
-    and has effective/permitted only what was added (podman's rule)."""
+    and has effective/permitted/inheritable/ambient only what was added (podman's rule: ambient, or
+    exec drops them)."""
     added = [_cap_name(c, "cap-add") for c in add]
     dropped = [_cap_name(c, "cap-drop") for c in drop]
     both = [c for c in added if c in dropped and c != "ALL"]
@@ -347,6 +348,9 @@ def capabilities(default=DEFAULT_CAPS, add=(), drop=(), *, privileged: bool = Fa
         eff = list(CAPABILITIES)
     else:
         eff = [c for c in added if c != "ALL"]
+    if uid != 0 and eff:  # a non-root user keeps them across exec only as ambient ones (podman's sets)
+        return {"bounding": list(caps), "effective": list(eff), "inheritable": list(eff), "permitted": list(eff),
+                "ambient": list(eff)}
     return {"bounding": list(caps), "effective": list(eff), "permitted": list(eff)}
 
 

@@ -1,0 +1,752 @@
+"""podman's container verbs: run, create, start, stop, kill, rm, ps, logs, wait and
+``container ...`` (inspect, ls, cleanup...). Containers are supervised by conmon; pallet exits.
+
+Exit codes as podman: the container's own for ``run``/``start -a``/``wait``; 125 when pallet
+fails, 126 when the command cannot be invoked, 127 when it does not exist; ``rm`` 1 for an
+unknown container and 2 for a running one without ``-f``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+VERBS = ("run", "create", "start", "stop", "kill", "rm", "ps", "logs", "wait", "container")
+EXIT = {"default": 125, "CommandNotFound": 127, "CommandNotRunnable": 126}
+RM_EXIT = {"default": 125, "ContainerNotFound": 1, "ContainerStateError": 2}
+
+
+def _podman(p, exit_map=None):
+    p.usage_exit = 125
+    p.set_defaults(exit_map=exit_map or EXIT, usage_exit=125)
+    return p
+
+
+def register(sub, only: str | None = None) -> None:
+    adders = {"run": _run, "create": _create, "start": _start, "stop": _stop, "kill": _kill, "rm": _rm, "ps": _ps,
+              "logs": _logs, "wait": _wait}
+    for name, add in adders.items():
+        if only in (None, name):
+            add(sub, name)
+    if only in (None, "container"):
+        grp = _podman(sub.add_parser("container", help="manage containers (run, ps, inspect, rm...)"))
+        csub = grp.add_subparsers(dest="container_verb", metavar="COMMAND", parser_class=type(grp))
+        for name, add in adders.items():
+            add(csub, name)
+        _ps(csub, "ls", aliases=["list"])
+        p = _podman(csub.add_parser("inspect", help="show containers' details as JSON"))
+        p.add_argument("containers", nargs="+", metavar="CONTAINER")
+        p.add_argument("--format", "-f", metavar="TEMPLATE", help="a Go template over each container")
+        p.set_defaults(func=cmd_inspect)
+        p = _podman(csub.add_parser("cleanup", help="(conmon's exit command) unmount, tear the network down; "
+                                                    "--rm: remove"))
+        p.add_argument("containers", nargs="+", metavar="CONTAINER")
+        p.add_argument("--rm", action="store_true")
+        p.set_defaults(func=cmd_cleanup)
+        p = _podman(csub.add_parser("exists", help="exit 0 if the container exists, 1 if not"),
+                    {"default": 125, "ContainerNotFound": 1})
+        p.add_argument("container", metavar="CONTAINER")
+        p.set_defaults(func=cmd_exists)
+
+
+def _create_flags(p) -> None:
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("command", nargs="...", default=[], metavar="COMMAND")
+    p.add_argument("--name", metavar="NAME")
+    p.add_argument("--env", "-e", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE")
+    p.add_argument("--user", "-u", metavar="USER[:GROUP]")
+    p.add_argument("--workdir", "-w", metavar="DIR")
+    p.add_argument("--entrypoint", metavar="CMD|JSON")
+    p.add_argument("--network", "--net", action="append", default=[], metavar="MODE",
+                   help="none, host, bridge (the default network), NAME, container:ID")
+    p.add_argument("--publish", "-p", action="append", default=[], metavar="[IP:]HOST:CTR[/PROTO]")
+    p.add_argument("--hostname", "-h", metavar="NAME")
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP")
+    p.add_argument("--privileged", action="store_true")
+    p.add_argument("--read-only", action="store_true")
+    p.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]")
+    p.add_argument("--volume", "-v", action="append", default=[], metavar="/HOST:/CTR[:ro]",
+                   help="host paths (named volumes: not yet)")
+    p.add_argument("--memory", "-m", metavar="SIZE")
+    p.add_argument("--cpus", metavar="N")
+    p.add_argument("--pids-limit", type=int, metavar="N")
+    p.add_argument("--stop-signal", metavar="SIGNAL")
+    p.add_argument("--label", "-l", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--pull", default="missing", metavar="POLICY", help="always, missing, never, newer")
+    p.add_argument("--runtime", metavar="NAME|PATH", help="pallet-runtime (default), runc, crun or a path")
+    p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("--restart", metavar="POLICY", help="only \"no\" (restart policies are not supported yet)")
+    p.add_argument("--interactive", "-i", action="store_true")
+    p.add_argument("--tty", "-t", action="store_true")
+    p.add_argument("--network-config-dir", metavar="DIR", help="as for pallet network")
+    p.add_argument("--authfile", metavar="PATH", help="credentials for pulling the image")
+    from . import common
+
+    common.add_registry_flags(p)
+
+
+def _run(sub, name):
+    p = _podman(sub.add_parser(name, help="run a command in a new container (supervised by conmon)"))
+    _create_flags(p)
+    p.add_argument("--detach", "-d", action="store_true", help="print the ID and leave it running")
+    p.set_defaults(func=cmd_run)
+
+
+def _create(sub, name):
+    p = _podman(sub.add_parser(name, help="create a container (start it with pallet start)"))
+    _create_flags(p)
+    p.set_defaults(func=cmd_create, detach=True)
+
+
+def _start(sub, name):
+    p = _podman(sub.add_parser(name, help="start containers"))
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.add_argument("--attach", "-a", action="store_true", help="relay its output and exit with its code")
+    p.add_argument("--interactive", "-i", action="store_true")
+    p.set_defaults(func=cmd_start)
+
+
+def _stop(sub, name):
+    p = _podman(sub.add_parser(name, help="stop containers (stop signal, then SIGKILL after -t seconds)"))
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.add_argument("--time", "-t", type=int, metavar="SECONDS")
+    p.set_defaults(func=cmd_stop)
+
+
+def _kill(sub, name):
+    p = _podman(sub.add_parser(name, help="send a signal to containers"))
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.add_argument("--signal", "-s", default="KILL", metavar="SIGNAL")
+    p.set_defaults(func=cmd_kill)
+
+
+def _rm(sub, name):
+    p = _podman(sub.add_parser(name, help="remove containers"), RM_EXIT)
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")
+    p.add_argument("--force", "-f", action="store_true", help="stop running ones first")
+    p.add_argument("--all", "-a", action="store_true")
+    p.add_argument("--time", "-t", type=int, metavar="SECONDS")
+    p.add_argument("--ignore", "-i", action="store_true", help="no error for unknown containers")
+    p.add_argument("--volumes", "-v", action="store_true", help="accepted (no anonymous volumes yet)")
+    p.set_defaults(func=cmd_rm)
+
+
+def _ps(sub, name, aliases=()):
+    p = _podman(sub.add_parser(name, aliases=list(aliases), help="list containers"))
+    p.add_argument("--all", "-a", action="store_true")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--format", metavar="FORMAT", help="json, table, or a Go template")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--noheading", action="store_true")
+    p.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE",
+                   help="id, name (regular expressions), status, exited, label, ancestor, network; the same key "
+                        "given twice matches either value, different keys must all match (podman's)")
+    p.set_defaults(func=cmd_ps)
+
+
+def _logs(sub, name):
+    p = _podman(sub.add_parser(name, help="show a container's output (conmon's k8s-file log)"))
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("--follow", "-f", action="store_true")
+    p.add_argument("--tail", type=int, default=-1, metavar="N")
+    p.add_argument("--timestamps", "-t", action="store_true")
+    p.set_defaults(func=cmd_logs)
+
+
+def _wait(sub, name):
+    p = _podman(sub.add_parser(name, help="wait for containers to exit; print their exit codes"))
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_wait)
+
+
+# -- handlers ------------------------------------------------------------------------------
+
+def _containers(args):
+    from ..containers.container import Containers
+    from .store import open_store
+
+    g = []
+    for flag, attr in (("--root", "root"), ("--runroot", "runroot"), ("--storage-driver", "storage_driver")):
+        v = getattr(args, attr, None)
+        if v:
+            import os
+
+            g += [flag, os.path.abspath(v) if attr != "storage_driver" else v]
+    return Containers(open_store(args), g)
+
+
+def _warn(msg: str) -> None:
+    print(f"WARN[0000] {msg}", file=sys.stderr)
+
+
+def _options(args):
+    from ..containers.container import Options
+    from ..errors import UsageError
+
+    env = []
+    for path in args.env_file:
+        try:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    line = line.strip()
+                    if line and not line.startswith("#"):
+                        env.append(line if "=" in line else _env_from_host(line))
+        except OSError as e:
+            raise UsageError(f"--env-file {path}: {e.strerror}") from None
+    for e in args.env:
+        env.append(e if "=" in e else _env_from_host(e))
+    labels = {}
+    for lab in args.label:
+        k, _, v = lab.partition("=")
+        if not k:
+            raise UsageError(f"invalid --label {lab!r}: want KEY=VALUE")
+        labels[k] = v
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    return Options(args.image, command or None, name=args.name, env=[e for e in env if e], user=args.user,
+                   workdir=args.workdir, entrypoint=args.entrypoint, networks=args.network, publish=args.publish,
+                   hostname=args.hostname, cap_add=args.cap_add, cap_drop=args.cap_drop,
+                   privileged=args.privileged, read_only=args.read_only, tmpfs=args.tmpfs, volumes=args.volume,
+                   memory=args.memory, cpus=args.cpus, pids_limit=args.pids_limit, stop_signal=args.stop_signal,
+                   labels=labels, rm=args.rm, detach=getattr(args, "detach", False), interactive=args.interactive,
+                   tty=args.tty, runtime=args.runtime, pull=args.pull, network_config_dir=args.network_config_dir,
+                   restart=args.restart, create_command=["pallet"] + sys.argv[1:])
+
+
+def _env_from_host(name: str) -> str:
+    import os
+
+    v = os.environ.get(name)
+    return f"{name}={v}" if v is not None else ""
+
+
+def _pull_fn(args, store):
+    def pull(image: str) -> None:
+        from ..storage import ops
+        from ..transports.copy import CopyOptions
+        from . import common
+
+        ctx = common.context(args)
+        images = ops.pull(store, image, ctx, CopyOptions(policy=args.policy, insecure_policy=args.insecure_policy))
+        return images[0]["id"]
+
+    return pull
+
+
+def cmd_create(args) -> int:
+    ctrs = _containers(args)
+    rec = ctrs.create(_options(args), _pull_fn(args, ctrs.store), warn=_warn)
+    print(rec["id"])
+    return 0
+
+
+def cmd_run(args) -> int:
+    from ..containers import conmon
+
+    ctrs = _containers(args)
+    o = _options(args)
+    rec = ctrs.create(o, _pull_fn(args, ctrs.store), warn=_warn)
+    cid = rec["id"]
+    if o.detach:
+        try:
+            ctrs.start(cid, warn=_warn)
+        except BaseException:
+            if o.rm:
+                ctrs.remove(cid, force=True)
+            raise
+        print(cid)
+        return 0
+    try:
+        started = ctrs.start(cid, attach=True, warn=_warn)
+    except BaseException:
+        if o.rm:
+            ctrs.remove(cid, force=True)
+        raise
+    sock = started["attach"]
+    try:
+        with _sig_proxy(ctrs, cid):
+            conmon.relay(sock, stdin_fd=0 if o.interactive else None)
+    finally:
+        sock.close()
+    code = ctrs.wait(cid)
+    if o.rm:
+        ctrs.remove(cid, force=True)
+    else:
+        ctrs.cleanup(cid)
+    return code
+
+
+class _sig_proxy:
+    """podman's --sig-proxy (its default): the signals pallet gets while it relays a foreground
+    container's output go to the container (Ctrl-C, kill PID), which then exits as it chooses."""
+
+    SIGNALS = (1, 2, 3, 10, 12, 15)  # HUP INT QUIT USR1 USR2 TERM
+
+    def __init__(self, ctrs, cid):
+        self.ctrs, self.cid, self.old = ctrs, cid, {}
+
+    def __enter__(self):
+        import _signal
+
+        for n in self.SIGNALS:
+            self.old[n] = _signal.signal(n, self._forward)
+        return self
+
+    def _forward(self, signum, frame):
+        self.ctrs.signal(self.cid, signum)
+
+    def __exit__(self, *exc):
+        import _signal
+
+        for n, h in self.old.items():
+            _signal.signal(n, h)
+        return False
+
+
+def cmd_start(args) -> int:
+    from ..containers import conmon
+
+    ctrs = _containers(args)
+    if args.attach and len(args.containers) > 1:
+        from ..errors import UsageError
+
+        raise UsageError("you cannot start and attach multiple containers at once")
+    for text in args.containers:
+        if args.attach:
+            started = ctrs.start(text, attach=True, warn=_warn)
+            try:
+                with _sig_proxy(ctrs, started["id"]):
+                    conmon.relay(started["attach"], stdin_fd=0 if args.interactive else None)
+            finally:
+                started["attach"].close()
+            code = ctrs.wait(started["id"])
+            ctrs.cleanup(started["id"], rm=started["metadata"]["pallet"]["rm"])
+            return code
+        ctrs.start(text, warn=_warn)
+        print(text)
+    return 0
+
+
+def cmd_stop(args) -> int:
+    ctrs = _containers(args)
+    for text in args.containers:
+        ctrs.stop(text, args.time)
+        print(text)
+    return 0
+
+
+def cmd_kill(args) -> int:
+    from ..errors import UsageError
+    from ..errors import OCIRuntimeError
+    from ..runtime.container import parse_signal
+
+    try:
+        sig = parse_signal(args.signal)
+    except OCIRuntimeError:
+        raise UsageError(f"invalid signal: {args.signal}") from None
+    ctrs = _containers(args)
+    for text in args.containers:
+        ctrs.kill(text, sig)
+        print(text)
+    return 0
+
+
+def cmd_rm(args) -> int:
+    from ..errors import ContainerNotFound, UsageError
+
+    ctrs = _containers(args)
+    names = list(args.containers)
+    if args.all:
+        names = [c["id"] for c in ctrs.list()]
+    elif not names:
+        raise UsageError("specify one or more containers to remove")
+    for text in names:
+        try:
+            cid = ctrs.remove(text, force=args.force, timeout=args.time)
+        except ContainerNotFound:
+            if args.ignore:
+                continue
+            raise
+        print(cid if args.all or text == cid else text)
+    return 0
+
+
+def cmd_wait(args) -> int:
+    ctrs = _containers(args)
+    for text in args.containers:
+        print(ctrs.wait(text))
+    return 0
+
+
+def cmd_cleanup(args) -> int:
+    ctrs = _containers(args)
+    for text in args.containers:
+        ctrs.cleanup(text, rm=args.rm)
+    return 0
+
+
+def cmd_exists(args) -> int:
+    _containers(args).get(args.container)
+    return 0
+
+
+# -- ps / inspect ----------------------------------------------------------------------------
+
+def _public_state(st: dict) -> str:
+    """podman's state names: a container never started (or whose start failed) is "created"."""
+    s = st.get("state") or "created"
+    return "created" if s == "configured" else s
+
+
+def _status(st: dict) -> str:
+    from ._table import ago
+
+    s = st.get("state")
+    if s == "running":
+        return "Up " + ago(st.get("started_at"))
+    if s in ("exited", "stopped"):
+        return f"Exited ({st.get('exit_code')}) {ago(st.get('finished_at'))}"
+    return "Created"
+
+
+def _ports_text(ports: list) -> str:
+    out = []
+    for p in ports or []:
+        host = p.get("host_ip") or "0.0.0.0"
+        n = p.get("range") or 1
+        hp, cp = p.get("host_port"), p.get("container_port")
+        if n > 1:
+            out.append(f"{host}:{hp}-{hp + n - 1}->{cp}-{cp + n - 1}/{p.get('protocol', 'tcp')}")
+        else:
+            out.append(f"{host}:{hp}->{cp}/{p.get('protocol', 'tcp')}")
+    return ", ".join(out)
+
+
+def parse_time_or_none(text):
+    from ._table import parse_time
+
+    try:
+        return parse_time(text) if text else None
+    except ValueError:
+        return None
+
+
+def _ps_entry(ctrs, c) -> dict:
+    meta = c["metadata"]["pallet"]
+    st = ctrs.state(c["id"])
+    args = meta.get("args") or []
+    state = _public_state(st)
+    return {"AutoRemove": meta.get("rm", False), "Command": args, "Created": int(parse_time_or_none(c["created"]) or 0),
+            "CreatedAt": c["created"], "Exited": state in ("exited", "stopped"), "ExitedAt": 0,
+            "ExitCode": st.get("exit_code") or 0, "Id": c["id"], "Image": meta.get("image_name"),
+            "ImageID": meta.get("image_id"), "IsInfra": False, "Labels": meta.get("labels") or None,
+            "Mounts": [b["destination"] for b in meta.get("binds") or []], "Names": [meta["name"]],
+            "Namespaces": {}, "Networks": list((st.get("network_results") or {}).keys()),
+            "Pid": st.get("pid") or 0, "Pod": "", "PodName": "", "Ports": meta.get("publish") or None,
+            "Size": None, "StartedAt": int(parse_time_or_none(st.get("started_at")) or 0),
+            "State": state, "Status": _status(st)}
+
+
+PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor", "network")
+STATUSES = ("created", "running", "paused", "stopped", "exited", "unknown")
+
+
+def _ps_filter(texts: list[str]):
+    """podman's ps filters, every value checked before anything is listed."""
+    if not texts:
+        return lambda e: True
+    import re
+
+    from ..errors import UsageError
+    from ._filters import match_labels, split
+
+    groups: dict = {}
+    for text in texts:
+        key, neg, value = split(text, PS_FILTERS, "ps")
+        if key in ("id", "name"):
+            try:
+                rx = re.compile(value)
+            except re.error as e:
+                raise UsageError(f"invalid filter {text!r}: {e}") from None
+            test = (lambda e, rx=rx: rx.search(e["Id"]) is not None) if key == "id" else \
+                (lambda e, rx=rx: any(rx.search(n) for n in e["Names"]))
+        elif key == "status":
+            if value not in STATUSES:
+                raise UsageError(f"invalid filter {text!r}: status must be one of {', '.join(STATUSES)}")
+            test = lambda e, v=value: e["State"] == v  # noqa: E731
+        elif key == "exited":
+            if not (value.isascii() and value.lstrip("-").isdigit()):
+                raise UsageError(f"invalid filter {text!r}: exited wants an exit code")
+            test = lambda e, v=int(value): e["Exited"] and e["ExitCode"] == v  # noqa: E731
+        elif key == "label":
+            test = lambda e, v=value: match_labels(v, e["Labels"] or {})  # noqa: E731
+        elif key == "ancestor":
+            test = lambda e, v=value: v in (e["Image"], e["ImageID"]) or (len(v) >= 3 and  # noqa: E731
+                                                                         (e["ImageID"] or "").startswith(v))
+        else:
+            test = lambda e, v=value: v in e["Networks"]  # noqa: E731
+        groups.setdefault(key, []).append((neg, test))
+    return lambda e: all(any(t(e) != neg for neg, t in tests) for tests in groups.values())
+
+
+def cmd_ps(args) -> int:
+    import json
+
+    from ._template import Struct, render_rows
+    from ._table import ago, table
+
+    keep = _ps_filter(args.filter)
+    show_all = args.all or any(f.partition("=")[0].rstrip("!") in ("status", "exited") for f in args.filter)
+    ctrs = _containers(args)
+    entries = []
+    for c in sorted(ctrs.list(), key=lambda c: c["created"], reverse=True):
+        e = _ps_entry(ctrs, c)
+        if (show_all or e["State"] == "running") and keep(e):
+            entries.append(e)
+    if args.quiet:
+        for e in entries:
+            print(e["Id"] if args.no_trunc else e["Id"][:12])
+        return 0
+    if args.format == "json":
+        print(json.dumps(entries, indent=4))
+        return 0
+    if args.format and args.format != "table":
+        rows = []
+        for e in entries:
+            d = dict(e)
+            d["ID"] = e["Id"] if args.no_trunc else e["Id"][:12]
+            d["Names"] = e["Names"][0]
+            d["Command"] = " ".join(e["Command"])
+            d["Ports"] = _ports_text(e["Ports"])
+            d["CreatedHuman"] = ago(e["CreatedAt"])
+            rows.append(Struct("container", d))
+        headers = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedHuman": "CREATED",
+                   "Status": "STATUS", "Ports": "PORTS", "Names": "NAMES", "State": "STATE", "Pid": "PID",
+                   "Labels": "LABELS", "Networks": "NETWORKS", "ExitCode": "EXIT CODE"}
+        out = render_rows(args.format, rows, headers, "ps", noheading=args.noheading)
+        if out:
+            print(out)
+        return 0
+    rows = []
+    for e in entries:
+        cmd = " ".join(e["Command"])
+        rows.append([e["Id"] if args.no_trunc else e["Id"][:12], e["Image"] or "",
+                     cmd if args.no_trunc or len(cmd) <= 17 else cmd[:17] + "...", ago(e["CreatedAt"]),
+                     e["Status"], _ports_text(e["Ports"]), e["Names"][0]])
+    print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows,
+                noheading=args.noheading))
+    return 0
+
+
+def inspect_doc(ctrs, c) -> dict:
+    """podman 4.3's ``inspect`` object for a container (its keys; values pallet does not have
+    are podman's zero values)."""
+    import os
+
+    from ..errors import PalletError
+
+    meta = c["metadata"]["pallet"]
+    cid = c["id"]
+    st = ctrs.state(cid)
+    try:
+        cfg = ctrs.spec(cid)
+    except PalletError:
+        cfg = {}
+    proc = cfg.get("process") or {}
+    caps = proc.get("capabilities") or {}
+    state = _public_state(st)
+    zero = "0001-01-01T00:00:00Z"
+    userdata = os.path.join(ctrs.data, cid, "userdata")
+    rundir = os.path.join(ctrs.base, cid)
+    nets = {}
+    first = {}
+    for net, r in (st.get("network_results") or {}).items():
+        ifs = r.get("interfaces") or []
+        v4 = next((s for i in ifs for s in i["subnets"] if ":" not in s["ipnet"]), None)
+        v6 = next((s for i in ifs for s in i["subnets"] if ":" in s["ipnet"]), None)
+        nets[net] = {"EndpointID": "", "Gateway": (v4 or {}).get("gateway") or "",
+                     "IPAddress": v4["ipnet"].split("/")[0] if v4 else "",
+                     "IPPrefixLen": int(v4["ipnet"].split("/")[1]) if v4 else 0,
+                     "IPv6Gateway": (v6 or {}).get("gateway") or "",
+                     "GlobalIPv6Address": v6["ipnet"].split("/")[0] if v6 else "",
+                     "GlobalIPv6PrefixLen": int(v6["ipnet"].split("/")[1]) if v6 else 0,
+                     "MacAddress": ifs[0]["mac"] if ifs else "", "NetworkID": net, "DriverOpts": None,
+                     "IPAMConfig": None, "Links": None, "Aliases": [cid[:12]]}
+        first = first or nets[net]
+    ports = {}
+    for p in meta.get("publish") or []:
+        ports.setdefault(f"{p['container_port']}/{p.get('protocol', 'tcp')}", []).append(
+            {"HostIp": p.get("host_ip") or "", "HostPort": str(p["host_port"])})
+    netset = {"EndpointID": "", "Gateway": first.get("Gateway", ""), "IPAddress": first.get("IPAddress", ""),
+              "IPPrefixLen": first.get("IPPrefixLen", 0), "IPv6Gateway": first.get("IPv6Gateway", ""),
+              "GlobalIPv6Address": first.get("GlobalIPv6Address", ""),
+              "GlobalIPv6PrefixLen": first.get("GlobalIPv6PrefixLen", 0), "MacAddress": first.get("MacAddress", ""),
+              "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+              "LinkLocalIPv6PrefixLen": 0, "Ports": ports, "SandboxKey": st.get("netns") or ""}
+    if nets:
+        netset["Networks"] = nets
+    res = (cfg.get("linux") or {}).get("resources") or {}
+    cpu = res.get("cpu") or {}
+    mode = ",".join(meta.get("networks") or [])
+    return {
+        "Id": cid, "Created": c["created"], "Path": (proc.get("args") or [""])[0],
+        "Args": (proc.get("args") or [])[1:],
+        "State": {"OciVersion": cfg.get("ociVersion"), "Status": state, "Running": state == "running",
+                  "Paused": False, "Restarting": False, "OOMKilled": False, "Dead": False, "Pid": st.get("pid") or 0,
+                  "ConmonPid": st.get("conmon_pid") or 0, "ExitCode": st.get("exit_code") or 0, "Error": "",
+                  "StartedAt": st.get("started_at") or zero, "FinishedAt": st.get("finished_at") or zero,
+                  "Health": {"Status": "", "FailingStreak": 0, "Log": None},
+                  "CgroupPath": (cfg.get("linux") or {}).get("cgroupsPath") or "",
+                  "CheckpointedAt": zero, "RestoredAt": zero},
+        "Image": meta.get("image_id"), "ImageDigest": meta.get("image_digest") or "",
+        "ImageName": meta.get("image_name"), "Rootfs": "", "Pod": "",
+        "ResolvConfPath": os.path.join(userdata, "resolv.conf"), "HostnamePath": os.path.join(userdata, "hostname"),
+        "HostsPath": os.path.join(userdata, "hosts"), "StaticDir": userdata,
+        "OCIConfigPath": os.path.join(userdata, "config.json"), "OCIRuntime": meta.get("runtime"),
+        "ConmonPidFile": os.path.join(rundir, "conmon.pid"), "PidFile": os.path.join(rundir, "pidfile"),
+        "Name": meta["name"], "RestartCount": 0, "Driver": ctrs.store.driver.name, "MountLabel": "",
+        "ProcessLabel": "", "AppArmorProfile": "", "EffectiveCaps": sorted(caps.get("effective") or []),
+        "BoundingCaps": sorted(caps.get("bounding") or []), "ExecIDs": [],
+        "GraphDriver": {"Name": ctrs.store.driver.name, "Data": None},
+        "Mounts": [{"Type": "bind", "Source": b["source"], "Destination": b["destination"], "Driver": "",
+                    "Mode": "", "Options": ["rbind"], "RW": not b["readonly"], "Propagation": "rprivate"}
+                   for b in meta.get("binds") or []],
+        "Dependencies": [], "NetworkSettings": netset, "Namespace": "", "IsInfra": False, "IsService": False,
+        "Config": {"Hostname": cfg.get("hostname") or "", "Domainname": "", "User": meta.get("user") or "",
+                   "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
+                   "Tty": bool(meta.get("tty")), "OpenStdin": bool(meta.get("interactive")), "StdinOnce": False,
+                   "Env": proc.get("env") or [], "Cmd": meta.get("command") or (proc.get("args") or []),
+                   "Image": meta.get("image_name"), "Volumes": None, "WorkingDir": proc.get("cwd") or "/",
+                   "Entrypoint": meta.get("entrypoint") or "", "OnBuild": None, "Labels": meta.get("labels") or None,
+                   "Annotations": {"io.container.manager": "pallet",
+                                   "io.podman.annotations.autoremove": "TRUE" if meta.get("rm") else "FALSE",
+                                   "io.podman.annotations.privileged": "TRUE" if meta.get("privileged") else "FALSE",
+                                   "org.opencontainers.image.stopSignal": str(meta.get("stop_signal"))},
+                   "StopSignal": meta.get("stop_signal"), "HealthcheckOnFailureAction": "none",
+                   "CreateCommand": meta.get("create_command") or [], "Umask": "0022", "Timeout": 0,
+                   "StopTimeout": 10, "Passwd": False, "sdNotifyMode": "container"},
+        "HostConfig": {"Binds": [f"{b['source']}:{b['destination']}:" + ("ro" if b["readonly"] else "rw") + ",rprivate,rbind"
+                                 for b in meta.get("binds") or []],
+                       "CgroupManager": "cgroupfs", "CgroupMode": "host", "ContainerIDFile": "",
+                       "LogConfig": {"Type": "k8s-file", "Config": None, "Path": ctrs.log_path(cid), "Tag": "",
+                                     "Size": "0B"},
+                       "NetworkMode": {"none": "none", "host": "host"}.get(mode, "bridge"), "PortBindings": ports,
+                       "RestartPolicy": {"Name": "" if meta.get("restart") in (None, "no") else meta["restart"],
+                                         "MaximumRetryCount": 0},
+                       "AutoRemove": bool(meta.get("rm")), "VolumeDriver": "", "VolumesFrom": None,
+                       "CapAdd": meta.get("cap_add") or [], "CapDrop": meta.get("cap_drop") or [], "Dns": [],
+                       "DnsOptions": [], "DnsSearch": [], "ExtraHosts": [], "GroupAdd": [], "IpcMode": "shareable",
+                       "Cgroup": "", "Cgroups": "default", "Links": None, "OomScoreAdj": 0, "PidMode": "private",
+                       "Privileged": bool(meta.get("privileged")), "PublishAllPorts": False,
+                       "ReadonlyRootfs": bool(meta.get("read_only")), "SecurityOpt": [],
+                       "Tmpfs": {t["destination"]: ",".join(t["options"]) for t in meta.get("tmpfs") or []},
+                       "UTSMode": "private", "UsernsMode": "", "ShmSize": 65536000, "Runtime": "oci",
+                       "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0, "Memory": meta.get("memory") or 0,
+                       "NanoCpus": int(round((meta.get("cpus") or 0) * 1e9)), "CgroupParent": "", "BlkioWeight": 0,
+                       "BlkioWeightDevice": None, "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None,
+                       "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None,
+                       "CpuPeriod": cpu.get("period") or 0, "CpuQuota": cpu.get("quota") or 0,
+                       "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "",
+                       "Devices": [], "DiskQuota": 0, "KernelMemory": 0, "MemoryReservation": 0, "MemorySwap": 0,
+                       "MemorySwappiness": 0, "OomKillDisable": False,
+                       "PidsLimit": (res.get("pids") or {}).get("limit") or 0, "Ulimits": [], "CpuCount": 0,
+                       "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "CgroupConf": None},
+    }
+
+
+def cmd_inspect(args) -> int:
+    import json
+
+    ctrs = _containers(args)
+    docs = [inspect_doc(ctrs, ctrs.get(t)) for t in args.containers]
+    if args.format:
+        from ._template import render
+
+        for d in docs:
+            print(render(args.format, d, "inspect"))
+        return 0
+    print(json.dumps(docs, indent=4))
+    return 0
+
+
+# -- logs ------------------------------------------------------------------------------------
+
+def cmd_logs(args) -> int:
+    import os
+    import time
+
+    ctrs = _containers(args)
+    c = ctrs.get(args.container)
+    path = ctrs.log_path(c["id"])
+    pos = 0
+    lines: list = []
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+            pos = len(data)
+    except FileNotFoundError:
+        data = b""
+    lines = _parse_log(data)
+    if args.tail >= 0:
+        lines = _tail_messages(lines, args.tail)
+    _emit(lines, args.timestamps)
+    if not args.follow:
+        return 0
+    buf = b""
+    delay = 0.01
+    while True:
+        try:
+            with open(path, "rb") as f:
+                f.seek(pos)
+                more = f.read()
+        except FileNotFoundError:
+            more = b""
+        if more:
+            pos += len(more)
+            buf += more
+            done, _, buf = buf.rpartition(b"\n")
+            if done:
+                _emit(_parse_log(done + b"\n"), args.timestamps)
+            delay = 0.01
+            continue
+        if ctrs.state(c["id"]).get("state") != "running" and not os.path.exists(path + ".partial"):
+            return 0
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+def _parse_log(data: bytes) -> list:
+    """k8s-file lines: ``TIMESTAMP STREAM P|F TEXT`` (P: a partial line, continued by the next)."""
+    out = []
+    for line in data.split(b"\n"):
+        parts = line.split(b" ", 3)
+        if len(parts) < 3:
+            continue
+        ts, stream, tag = parts[0], parts[1], parts[2]
+        text = parts[3] if len(parts) > 3 else b""
+        out.append((ts.decode("ascii", "replace"), 2 if stream == b"stderr" else 1, text, tag == b"F"))
+    return out
+
+
+def _tail_messages(lines: list, n: int) -> list:
+    ends = [i for i, line in enumerate(lines) if line[3]]
+    if n == 0:
+        return []
+    if len(ends) <= n:
+        return lines
+    start = ends[-n - 1] + 1
+    return lines[start:]
+
+
+def _emit(lines: list, timestamps: bool) -> None:
+    sys.stdout.flush()
+    new = True
+    for ts, fd, text, full in lines:
+        stream = sys.stdout.buffer if fd == 1 else sys.stderr.buffer
+        if timestamps and new:
+            stream.write(ts.encode() + b" ")
+        stream.write(text + (b"\n" if full else b""))
+        new = full
+        stream.flush()

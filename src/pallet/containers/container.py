@@ -1,0 +1,871 @@
+"""The container model: podman's containers on the store, the runtime-spec generator, netavark
+and conmon.
+
+A container is a store container (``kind="container"``: a writable layer on its image, the
+store's locking) whose ``metadata["pallet"]`` holds what does not change after ``create``: the
+name, image, command, the user's options, the generated runtime config's path, the network
+mode and ports, the runtime, the log path. What changes (state, pid, conmon pid, exit code,
+times, the network sandbox) is ``RUNROOT/pallet-containers/ID/state.json``, changed only under
+``RUNROOT/pallet-containers/containers.lock``.
+
+Where things are (podman's layout, pallet's directories):
+
+- ``GRAPHROOT/pallet-containers/ID/userdata``: the bundle (``config.json``), ``ctr.log``
+  (conmon's k8s-file log), ``hosts``, ``hostname``, ``resolv.conf``;
+- ``RUNROOT/pallet-containers/ID``: ``state.json``, ``pidfile``, ``conmon.pid``, ``oci-log``;
+- ``RUNROOT/pallet-containers/exits/ID``: conmon's exit file; ``.../oci``: the OCI runtime's
+  ``--root``; conmon's attach socket is ``userdata/attach`` (``--full-attach``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .. import _json as json
+from ..errors import (ContainerError, ContainerNotFound, ContainerStateError, NotFound, PalletError, UsageError)
+
+META = "pallet"
+#: containers.conf's pids_limit default (podman's): --pids-limit 0 or -1 lifts it
+DEFAULT_PIDS_LIMIT = 2048
+#: podman's state names
+CONFIGURED, CREATED, RUNNING, STOPPED, EXITED = "configured", "created", "running", "stopped", "exited"
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+class Options:
+    """What ``run``/``create`` take, checked before anything is made."""
+
+    def __init__(self, image: str, command=None, *, name=None, env=(), user=None, workdir=None, entrypoint=None,
+                 networks=(), publish=(), hostname=None, cap_add=(), cap_drop=(), privileged=False,
+                 read_only=False, tmpfs=(), volumes=(), memory=None, cpus=None, pids_limit=None,
+                 stop_signal=None, labels=None, rm=False, detach=False, interactive=False, tty=False,
+                 runtime=None, pull="missing", network_config_dir=None, restart=None, create_command=None):
+        self.image, self.command, self.name = image, list(command) if command else None, name
+        self.env, self.user, self.workdir, self.entrypoint = list(env), user, workdir, entrypoint
+        self.networks, self.publish, self.hostname = list(networks), list(publish), hostname
+        self.cap_add, self.cap_drop, self.privileged = list(cap_add), list(cap_drop), privileged
+        self.read_only, self.tmpfs, self.volumes = read_only, list(tmpfs), list(volumes)
+        self.memory, self.cpus, self.pids_limit = memory, cpus, pids_limit
+        self.stop_signal, self.labels, self.rm = stop_signal, dict(labels or {}), rm
+        self.detach, self.interactive, self.tty = detach, interactive, tty
+        self.runtime, self.pull, self.network_config_dir = runtime, pull, network_config_dir
+        self.restart = restart
+        self.create_command = list(create_command or [])
+
+
+_ADJ = ("admiring", "bold", "brave", "calm", "clever", "eager", "focused", "gallant", "happy", "jolly", "keen",
+        "loving", "modest", "nice", "quirky", "serene", "sharp", "stoic", "trusting", "vibrant", "wizardly", "zen")
+_NOUN = ("babbage", "curie", "darwin", "einstein", "euler", "fermi", "galileo", "hopper", "kepler", "lovelace",
+         "newton", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak")
+
+
+def _random_name() -> str:
+    b = os.urandom(2)
+    return f"{_ADJ[b[0] % len(_ADJ)]}_{_NOUN[b[1] % len(_NOUN)]}"
+
+
+def check_name(name: str) -> None:
+    ok = name and name[0].isalnum() and all(c.isalnum() or c in "_.-" for c in name) and name.isascii()
+    if not ok or len(name) > 253:
+        raise UsageError(f"container name {name!r}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+
+
+def runtime_path(name: str | None) -> str:
+    """``--runtime``: a name (pallet-runtime, runc, crun... on PATH) or an absolute path."""
+    import shutil
+    import sys
+
+    name = name or os.environ.get("PALLET_RUNTIME") or "pallet-runtime"
+    if "/" in name:
+        if not os.path.isabs(name) or not os.access(name, os.X_OK) or os.path.isdir(name):
+            raise UsageError(f"--runtime {name}: not an executable file")
+        return name
+    if name == "pallet-runtime":
+        exe = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
+        if os.access(exe, os.X_OK):
+            return exe
+    found = shutil.which(name)
+    if not found:
+        raise UsageError(f"--runtime {name}: no such OCI runtime (give a name on PATH or an absolute path)")
+    return found
+
+
+def _parse_memory(text: str) -> int:
+    t = text.strip().lower()
+    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    if t.endswith("b") and len(t) > 1 and t[-2] in units and t[-2] != "b":
+        t = t[:-1]
+    mult = 1
+    if t and t[-1] in units:
+        mult, t = units[t[-1]], t[:-1]
+    try:
+        n = float(t)
+    except ValueError:
+        raise UsageError(f"invalid --memory {text!r}: want a size such as 512m or 1g") from None
+    if not n >= 0 or n * mult > 1 << 62:
+        raise UsageError(f"invalid --memory {text!r}: out of range")
+    v = int(n * mult)
+    if v and v < 6 * (1 << 20):
+        raise UsageError(f"invalid --memory {text!r}: the minimum allowed memory limit is 6MB")
+    return v
+
+
+class Containers:
+    """podman's container verbs over one store (``store``) and network configuration."""
+
+    def __init__(self, store, global_args: list[str] | None = None):
+        self.store = store
+        self.base = os.path.join(store.runroot, "pallet-containers")
+        self.data = os.path.join(store.graphroot, "pallet-containers")
+        self.exits = os.path.join(self.base, "exits")
+        self.oci_root = os.path.join(self.base, "oci")
+        for d in (self.base, self.data, self.exits, self.oci_root):
+            os.makedirs(d, 0o700, exist_ok=True)
+        #: the global flags the exit command repeats (the same store)
+        self.global_args = list(global_args or [])
+        self._lockfile = None
+
+    # -- records and state ------------------------------------------------------------------
+
+    def _lock(self):
+        from ..storage.lock import FileLock
+
+        if self._lockfile is None:
+            self._lockfile = FileLock(os.path.join(self.base, "containers.lock"))
+        return self._lockfile.exclusive()
+
+    def _rundir(self, cid: str) -> str:
+        return os.path.join(self.base, cid)
+
+    def _userdata(self, cid: str) -> str:
+        return os.path.join(self.data, cid, "userdata")
+
+    def log_path(self, cid: str) -> str:
+        return os.path.join(self._userdata(cid), "ctr.log")
+
+    def spec(self, cid: str) -> dict:
+        """The runtime config generated at create (``_user``: the user to resolve at start)."""
+        try:
+            with open(os.path.join(self._userdata(cid), "spec.json"), "rb") as f:
+                doc = json.loads(f.read())
+        except (OSError, ValueError):
+            raise ContainerError(f"container {cid[:12]}: its generated config is missing or damaged") from None
+        if not isinstance(doc, dict):
+            raise ContainerError(f"container {cid[:12]}: its generated config is damaged")
+        return doc
+
+    def get(self, text: str) -> dict:
+        """The store record (with ``metadata["pallet"]``) of a container by name, ID or prefix."""
+        try:
+            c = self.store.container(text)
+        except NotFound:
+            raise ContainerNotFound(f"no container with name or ID \"{text}\" found: no such container") from None
+        if c.get("kind") != "container" or META not in (c.get("metadata") or {}):
+            raise ContainerNotFound(f"no container with name or ID \"{text}\" found: no such container")
+        return c
+
+    def list(self) -> list[dict]:
+        return [c for c in self.store.containers() if c.get("kind") == "container" and META in (c.get("metadata") or {})]
+
+    def _read_state(self, cid: str) -> dict:
+        try:
+            with open(os.path.join(self._rundir(cid), "state.json"), "rb") as f:
+                doc = json.loads(f.read())
+            if isinstance(doc, dict):
+                return doc
+        except (OSError, ValueError):
+            pass
+        return {"state": CONFIGURED}
+
+    def _write_state(self, cid: str, st: dict, create: bool = False) -> None:
+        """``create``: the run directory is made (create, start); otherwise a container removed
+        meanwhile (its directory gone) stays removed."""
+        d = self._rundir(cid)
+        if create:
+            os.makedirs(d, 0o700, exist_ok=True)
+        elif not os.path.isdir(d):
+            return
+        tmp = os.path.join(d, "state.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(st, f)
+        os.replace(tmp, os.path.join(d, "state.json"))
+
+    def _exit_code(self, cid: str) -> int | None:
+        try:
+            with open(os.path.join(self.exits, cid), "rb") as f:
+                text = f.read(64).strip()
+        except OSError:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            return -1
+
+    def state(self, cid: str) -> dict:
+        """The container's state, brought up to date from conmon's exit file (and a conmon that
+        died without writing one)."""
+        st = self._read_state(cid)
+        if st.get("state") == RUNNING:
+            code = self._exit_code(cid)
+            if code is None and st.get("conmon_pid") and not _alive(st["conmon_pid"]):
+                code = self._exit_code(cid)
+                if code is None:
+                    code = -1
+            if code is not None:
+                with self._lock():
+                    st = self._read_state(cid)
+                    if st.get("state") == RUNNING:
+                        st.update(state=EXITED, exit_code=code, finished_at=_now(), pid=0)
+                        self._write_state(cid, st)
+        return st
+
+    # -- create -----------------------------------------------------------------------------
+
+    def _image(self, o: Options, pull_fn):
+        if o.pull not in ("missing", "always", "never", "newer"):
+            raise UsageError(f"invalid --pull {o.pull!r}: want always, missing, never or newer")
+        if o.pull not in ("always", "newer"):
+            try:
+                return self.store.image(o.image)
+            except NotFound:
+                if o.pull == "never":
+                    raise ContainerError(f"{o.image}: image not known") from None
+        return self.store.image(pull_fn(o.image))
+
+    def create(self, o: Options, pull_fn, warn=None) -> dict:
+        """A container from ``o`` (pulled when missing through ``pull_fn(image)``: the CLI's pull,
+        so the trust policy applies). Nothing is left when it fails."""
+        from ..containers.network import mode as netmode
+        from ..containers.network import ports as netports
+
+        if o.rm and o.restart and o.restart != "no":
+            raise UsageError("the --rm option conflicts with --restart, when the restartPolicy is not \"\" and \"no\"")
+        if o.restart and o.restart != "no":
+            raise UsageError(f"--restart {o.restart}: restart policies are not supported by pallet yet "
+                             "(docs/containers.md)")
+        if o.name is not None:
+            check_name(o.name)
+            try:
+                self.store.container(o.name)
+            except NotFound:
+                pass
+            else:
+                raise ContainerError(f"creating container storage: the container name \"{o.name}\" is already in "
+                                     "use by another container. You have to remove that container to be able to "
+                                     "reuse that name: that name is already in use")
+        runtime = runtime_path(o.runtime)
+        networks = self._networks(o)
+        mode = netmode.parse(o.networks or ["bridge"], networks if not (o.networks and o.networks[0] in
+                                                                           ("none", "host")) else None)
+        mappings = netports.parse_all(o.publish) if o.publish else []
+        if mappings and mode.kind in ("none", "container", "ns"):
+            raise UsageError(f"published ports cannot be used with --network {o.networks[0]}")
+        memory = _parse_memory(o.memory) if o.memory else None
+        cpus = None
+        if o.cpus:
+            try:
+                cpus = float(o.cpus)
+            except ValueError:
+                raise UsageError(f"invalid --cpus {o.cpus!r}: want a number of CPUs") from None
+            if not 0 < cpus <= 4096:
+                raise UsageError(f"invalid --cpus {o.cpus!r}: out of range")
+        stop_signal = 15
+        if o.stop_signal:
+            from ..runtime.container import parse_signal
+            from ..errors import OCIRuntimeError
+
+            try:
+                stop_signal = parse_signal(o.stop_signal)
+            except OCIRuntimeError:
+                raise UsageError(f"invalid --stop-signal {o.stop_signal!r}") from None
+        for e in o.env:
+            if "=" not in e or e.startswith("=") or "\0" in e:
+                raise UsageError(f"invalid --env {e!r}: want KEY=VALUE")
+        binds = [_volume(v) for v in o.volumes]
+        tmpfs = [_tmpfs(t) for t in o.tmpfs]
+        image = self._image(o, pull_fn)
+        img_cfg = self._image_config(image)
+        name = o.name or _random_name()
+        labels = img_cfg.get("Labels") if isinstance(img_cfg.get("Labels"), dict) else {}
+        labels = {str(k): str(v) for k, v in labels.items()}
+        labels.update(o.labels)  # the image's labels, the user's over them (podman's)
+        meta = {"name": name, "image_name": o.image, "image_id": image["id"], "command": o.command,
+                "entrypoint": o.entrypoint, "env": o.env, "user": o.user, "workdir": o.workdir,
+                "networks": o.networks or ["bridge"], "network_mode": mode.kind, "publish": mappings,
+                "network_config_dir": networks.config_dir if networks is not None else None,
+                "hostname": o.hostname, "cap_add": o.cap_add, "cap_drop": o.cap_drop, "privileged": o.privileged,
+                "read_only": o.read_only, "tmpfs": tmpfs, "binds": binds, "memory": memory, "cpus": cpus,
+                "pids_limit": o.pids_limit, "stop_signal": stop_signal, "labels": labels, "rm": o.rm,
+                "image_digest": image.get("digest"), "create_command": o.create_command,
+                "interactive": o.interactive, "tty": o.tty, "runtime": runtime, "restart": o.restart or "no"}
+        # the command and options checked before anything is made
+        meta["args"] = self._spec("0" * 64, meta, img_cfg)["process"]["args"]
+        try:
+            rec = self.store.create_container(image["id"], name, kind="container", metadata={META: meta})
+        except PalletError as e:
+            if "already in use" in str(e):
+                raise ContainerError(f"the container name \"{name}\" is already in use") from None
+            raise
+        cid = rec["id"]
+        try:
+            os.makedirs(self._userdata(cid), 0o700, exist_ok=True)
+            spec = self._spec(cid, meta, img_cfg)
+            user = spec["_user"]
+            if user and not all(p.isascii() and p.isdigit() for p in user.split(":")):  # a name: check it
+                rootfs = self.store.mount_container(cid)
+                try:
+                    self._resolve_user(rootfs, user)
+                finally:
+                    self.store.umount_container(cid, force=True)
+            # the generated config (what needs the rootfs and network is added at start): in the
+            # container's own directory, so the store's records are written once
+            _write_file(os.path.join(self._userdata(cid), "spec.json"), json.dumps(spec))
+            self._write_state(cid, {"state": CONFIGURED}, create=True)
+        except BaseException:
+            self._forget(cid)
+            raise
+        rec["metadata"][META] = meta
+        return rec
+        return self.get(cid)
+
+    def _networks(self, o: Options):
+        if o.networks and o.networks[0] in ("none", "host"):
+            return None
+        from .network.config import Networks, default_config_dir
+
+        d = o.network_config_dir or default_config_dir(self.store.graphroot if os.getuid() else None)
+        nets = Networks(d)
+        nets.config_dir = d
+        return nets
+
+    def _image_config(self, image: dict) -> dict:
+        try:
+            with self.store.open_blob(image["config"]) as f:
+                raw = f.read(16 << 20)
+            doc = json.loads(raw)
+        except (OSError, PalletError, KeyError, ValueError, TypeError):
+            raise ContainerError(f"image {image.get('id', '?')[:12]}: its config cannot be read") from None
+        cfg = doc.get("config") if isinstance(doc, dict) else None
+        return cfg if isinstance(cfg, dict) else {}
+
+    def _spec(self, cid: str, meta: dict, img_cfg: dict) -> dict:
+        """The runtime config minus what needs the rootfs and the network (added at start)."""
+        from ..oci import runtime_spec as rs
+
+        res = None
+        pids = meta["pids_limit"]
+        pids = DEFAULT_PIDS_LIMIT if pids is None else (pids if pids > 0 else None)
+        if meta["memory"] or meta["cpus"] or pids:
+            quota = int(meta["cpus"] * 100000) if meta["cpus"] else None
+            res = rs.Resources(memory=meta["memory"] or None, cpu_quota=quota,
+                               cpu_period=100000 if quota else None, pids_limit=pids)
+        env = ["container=pallet"] + list(meta["env"])
+        hostname = meta["hostname"] or cid[:12]
+        entrypoint = None
+        if meta["entrypoint"] is not None:
+            entrypoint = _entrypoint(meta["entrypoint"])
+        # the container's own cgroups at /sys/fs/cgroup, read-only unless privileged (podman's)
+        mounts = [rs.Mount("/sys/fs/cgroup", "cgroup", "cgroup", ("rprivate", "nosuid", "noexec", "nodev", "relatime")
+                           + (() if meta["privileged"] else ("ro",)))]
+        mounts += [rs.Mount.tmpfs(t["destination"], options=tuple(t["options"])) for t in meta["tmpfs"]]
+        mounts += [rs.Mount.bind(b["source"], b["destination"], readonly=b["readonly"]) for b in meta["binds"]]
+        o = rs.SpecOptions(rootfs="rootfs", command=meta["command"], entrypoint=entrypoint, env=env,
+                           user=meta["user"] if meta["user"] else None, workdir=meta["workdir"],
+                           terminal=meta["tty"], hostname=hostname, mounts=mounts, cap_add=meta["cap_add"],
+                           cap_drop=meta["cap_drop"], privileged=meta["privileged"],
+                           readonly_rootfs=meta["read_only"], resources=res,
+                           cgroups_path=f"/pallet_parent/pallet-{cid}")
+        # the user is resolved at start (the rootfs' passwd, by fd); here only the shape is checked
+        doc = rs.generate(o, img_cfg, resolve_user=lambda spec: (0, 0, []))
+        doc["_user"] = meta["user"] if meta["user"] else (img_cfg.get("User") or "")
+        return doc
+
+    # -- start ------------------------------------------------------------------------------
+
+    def _resolve_user(self, rootfs: str, spec: str):
+        from ..oci.users import lookup, parse_db
+        from ..runtime.rootfs import open_in_root
+
+        rfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            def read_db(name):
+                import stat
+
+                try:
+                    fd = open_in_root(rfd, f"/etc/{name}", os.O_RDONLY | os.O_NONBLOCK)
+                except (FileNotFoundError, NotADirectoryError):
+                    return []
+                try:
+                    if not stat.S_ISREG(os.fstat(fd).st_mode):
+                        return []
+                    return parse_db(os.read(fd, 4 << 20).decode("utf-8", "replace"))
+                finally:
+                    os.close(fd)
+
+            return lookup(spec, read_db("passwd"), read_db("group"), ContainerError)
+        finally:
+            os.close(rfd)
+
+    def start(self, text: str, *, attach: bool = False, stdin: bool = False, warn=None) -> dict:
+        """Mount, network, write the bundle and start through conmon. With ``attach`` the
+        caller gets the attach socket in ``rec["attach"]`` before the process runs."""
+        from ..oci import runtime_spec as rs
+        from .network import sandbox as sb
+        from . import conmon
+
+        c = self.get(text)
+        cid, meta = c["id"], c["metadata"][META]
+        with self._lock():
+            st = self.state(cid)
+            if st.get("state") == RUNNING:
+                raise ContainerStateError(f"container {meta['name']} is already running")
+            self._check_not_starting(cid, st, meta)
+            st = {"state": CONFIGURED, "started_at": None, "finished_at": None, "exit_code": None, "oci": False,
+                  "starting": os.getpid()}
+            self._write_state(cid, st, create=True)
+        try:
+            os.unlink(os.path.join(self.exits, cid))
+        except FileNotFoundError:
+            pass
+        rundir = self._rundir(cid)
+        userdata = self._userdata(cid)
+        cleanup = []
+        try:
+            rootfs = self.store.mount_container(cid)
+            st["mounted"] = True
+            self._write_state(cid, st)
+            doc = self.spec(cid)
+            user_spec = doc.pop("_user", "")
+            uid, gid, extra = self._resolve_user(rootfs, user_spec or "0")
+            doc["process"]["user"] = {"uid": uid, "gid": gid}
+            if extra:
+                doc["process"]["user"]["additionalGids"] = extra
+            if uid != 0:
+                caps = rs.capabilities(rs.DEFAULT_CAPS, meta["cap_add"], meta["cap_drop"],
+                                       privileged=meta["privileged"], uid=uid)
+                doc["process"]["capabilities"] = caps
+            if meta["privileged"] or "ALL" in [c.upper() for c in meta["cap_add"]]:
+                # every capability pallet itself may hand on: its bounding set (podman's rule)
+                have = _bounding_set()
+                caps = doc["process"]["capabilities"]
+                for k in caps:
+                    caps[k] = [c for c in caps[k] if c in have]
+            doc["root"]["path"] = rootfs
+            # the network
+            mode_kind = meta["network_mode"]
+            networks = None
+            if meta["network_config_dir"]:
+                from .network.config import Networks
+                networks = Networks(meta["network_config_dir"])
+            from .network import mode as netmode
+            from .network.endpoints import Endpoints
+
+            mode = netmode.parse(meta["networks"], networks)
+            if networks is not None and mode.kind == "bridge":
+                networks.ensure_default()
+            endpoints = Endpoints(networks, self.store.runroot) if networks is not None else _NoEndpoints(self)
+            sandbox = sb.setup(endpoints, cid, meta["name"], mode, meta["publish"], warn=warn)
+            st["netns"] = sandbox.netns_path
+            st["netns_owned"] = sandbox.owned
+            st["network_results"] = _results(sandbox.results)
+            self._write_state(cid, st)
+            ns = [n for n in doc["linux"]["namespaces"] if n["type"] != "network"]
+            if mode_kind != "host":
+                ns.append({"type": "network", "path": sandbox.netns_path})
+            doc["linux"]["namespaces"] = ns
+            hostname = doc.get("hostname") or cid[:12]
+            ips = [s["ipnet"].split("/")[0] for r in st["network_results"].values() for i in r["interfaces"]
+                   for s in i["subnets"]]
+            dns = [d for r in st["network_results"].values() for d in r["dns_server_ips"]]
+            _write_etc(userdata, hostname, meta["name"], ips, dns, mode_kind == "host")
+            etc = [rs.Mount.bind(os.path.join(userdata, f), "/etc/" + f).to_dict()
+                   for f in ("hosts", "hostname", "resolv.conf")]
+            mine = {m["destination"] for m in doc["mounts"]}
+            doc["mounts"] += [m for m in etc if m["destination"] not in mine]
+            with open(os.path.join(userdata, "config.json"), "w") as f:
+                json.dump(doc, f)
+            # conmon
+            os.makedirs(rundir, 0o700, exist_ok=True)
+            oci_log = os.path.join(rundir, "oci-log")
+            for p in (oci_log, os.path.join(rundir, "pidfile"), os.path.join(rundir, "conmon.pid")):
+                try:
+                    os.unlink(p)
+                except FileNotFoundError:
+                    pass
+            runtime = meta["runtime"]
+            args = ["--api-version", "1", "-c", cid, "-u", cid, "-r", runtime, "-b", userdata,
+                    "-p", os.path.join(rundir, "pidfile"), "-n", meta["name"], "--exit-dir", self.exits,
+                    "--full-attach", "--persist-dir", rundir,
+                    "--runtime-arg", "--root", "--runtime-arg", self.oci_root,
+                    "-l", "k8s-file:" + self.log_path(cid), "--log-level", "error",
+                    "--runtime-arg", "--log-format=json", "--runtime-arg", "--log", "--runtime-arg", oci_log,
+                    "--conmon-pidfile", os.path.join(rundir, "conmon.pid")]
+            if meta["tty"]:
+                args.append("-t")
+            elif meta["interactive"]:
+                args.append("-i")
+            exit_cmd = self._exit_command(cid, rm=meta["rm"] and not attach)
+            args += ["--exit-command", exit_cmd[0]]
+            for a in exit_cmd[1:]:
+                args += ["--exit-command-arg", a]
+            st["oci"] = True  # from here the runtime may have it: deleted on teardown
+            pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"))
+            st.update(state=CREATED, pid=pid, conmon_pid=_read_int(os.path.join(rundir, "conmon.pid")))
+            self._write_state(cid, st)
+            sock = conmon.attach_socket(userdata) if attach else None
+            cleanup.append(lambda: sock and sock.close())
+            self._runtime(meta, "start", cid)
+            st.update(state=RUNNING, started_at=_now(), starting=None)
+            with self._lock():
+                self._write_state(cid, st)
+            out = dict(c)
+            out["attach"] = sock
+            return out
+        except BaseException:
+            for f in cleanup:
+                try:
+                    f()
+                except OSError:
+                    pass
+            self._teardown(cid, st, meta)
+            with self._lock():
+                st.update(state=CREATED, pid=0, starting=None)
+                self._write_state(cid, st)
+            raise
+
+    def _check_not_starting(self, cid: str, st: dict, meta: dict) -> None:
+        """Another live pallet process is starting it: the caller must not change it now."""
+        pid = st.get("starting")
+        if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
+            raise ContainerStateError(f"container {meta['name']} is being started by another pallet process "
+                                      f"(pid {pid}): container state improper")
+
+    def _exit_command(self, cid: str, rm: bool) -> list[str]:
+        import sys
+
+        import shutil
+
+        exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+        if not os.access(exe, os.X_OK):
+            exe = shutil.which("pallet")
+        if not exe:
+            raise ContainerError("the pallet command is not installed: conmon could not clean up after the "
+                                 "container (install pallet's console script)")
+        cmd = [exe] + self.global_args + ["container", "cleanup"]
+        if rm:
+            cmd.append("--rm")
+        return cmd + [cid]
+
+    def _runtime(self, meta: dict, *args, check: bool = True):
+        import subprocess
+
+        p = subprocess.run([meta["runtime"], "--root", self.oci_root] + list(args), capture_output=True,
+                           stdin=subprocess.DEVNULL)
+        if check and p.returncode != 0:
+            msg = " ".join(p.stderr.decode("utf-8", "replace").split())
+            raise ContainerError(f"{os.path.basename(meta['runtime'])} {args[0]}: {msg or 'exit ' + str(p.returncode)}")
+        return p
+
+    # -- stop, kill, wait, cleanup, rm ---------------------------------------------------------
+
+    def wait(self, text: str, timeout: float | None = None) -> int:
+        c = self.get(text)
+        cid = c["id"]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            st = self.state(cid)
+            if st.get("state") in (EXITED, STOPPED):
+                code = st.get("exit_code")
+                return -1 if code is None else code
+            if st.get("state") in (CONFIGURED, CREATED) and not st.get("pid"):
+                code = st.get("exit_code")
+                return -1 if code is None else code
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def kill(self, text: str, signal: int = 9) -> str:
+        c = self.get(text)
+        st = self.state(c["id"])
+        if st.get("state") != RUNNING:
+            raise ContainerStateError(f"can only kill running containers. {c['id'][:12]} is in state "
+                                      f"{st.get('state')}: container state improper")
+        p = self._runtime(c["metadata"][META], "kill", c["id"], str(signal), check=False)
+        if p.returncode != 0 and self.state(c["id"]).get("state") == RUNNING:
+            raise ContainerError(f"sending signal {signal} to {c['id'][:12]}: "
+                                 f"{' '.join(p.stderr.decode('utf-8', 'replace').split())}")
+        return c["id"]
+
+    def signal(self, cid: str, signum: int) -> None:
+        """Send ``signum`` to a running container, quietly (the signal proxy of a foreground run)."""
+        try:
+            c = self.get(cid)
+        except ContainerNotFound:
+            return
+        if self._read_state(c["id"]).get("state") == RUNNING:
+            self._runtime(c["metadata"][META], "kill", c["id"], str(signum), check=False)
+
+    def stop(self, text: str, timeout: float | None = None) -> str:
+        c = self.get(text)
+        cid, meta = c["id"], c["metadata"][META]
+        if self.state(cid).get("state") == RUNNING:
+            t = 10 if timeout is None else timeout
+            if t > 0:
+                self._runtime(meta, "kill", cid, str(meta["stop_signal"]), check=False)
+                try:
+                    self.wait(cid, t)
+                except TimeoutError:
+                    pass
+            if self.state(cid).get("state") == RUNNING:
+                self._runtime(meta, "kill", cid, "9", check=False)
+                try:
+                    self.wait(cid, 30)
+                except TimeoutError:
+                    raise ContainerError(f"container {cid[:12]} did not stop after SIGKILL") from None
+            with self._lock():
+                st = self._read_state(cid)
+                st["state"] = EXITED if st.get("state") in (STOPPED, RUNNING) else st.get("state")
+                self._write_state(cid, st)
+        self.cleanup(cid)
+        return cid
+
+    def _teardown(self, cid: str, st: dict, meta: dict) -> None:
+        """Delete the runtime's container, tear the network down, unmount: every step tried."""
+        errors = []
+        if st.get("oci", True):
+            self._runtime(meta, "delete", "--force", cid, check=False)
+            st["oci"] = False
+        if st.get("netns") is not None or st.get("network_results") or meta.get("network_config_dir"):
+            try:
+                from .network import sandbox as sb
+
+                if meta.get("network_config_dir"):
+                    from .network.config import Networks
+                    from .network.endpoints import Endpoints
+
+                    ep = Endpoints(Networks(meta["network_config_dir"]), self.store.runroot)
+                    sb.teardown(ep, cid, st.get("netns"), bool(st.get("netns_owned")))
+                elif st.get("netns_owned") and st.get("netns"):
+                    from .network import netns
+
+                    netns.remove(st["netns"])
+            except PalletError as e:
+                errors.append(str(e))
+        st["netns"] = None
+        st["network_results"] = {}
+        if st.get("mounted"):
+            try:
+                self.store.umount_container(cid, force=True)
+            except (PalletError, OSError) as e:
+                errors.append(str(e))
+            st["mounted"] = False
+        if errors:
+            raise ContainerError(f"cleaning up container {cid[:12]}: {'; '.join(errors)}")
+
+    def cleanup(self, text: str, rm: bool = False) -> None:
+        """What conmon's exit command does: record the exit, tear down, and with ``rm`` remove."""
+        try:
+            c = self.get(text)
+        except ContainerNotFound:
+            return
+        cid, meta = c["id"], c["metadata"][META]
+        # conmon runs this as soon as the container exits, which can be before the pallet that
+        # started it has recorded the start: wait for that process (bounded)
+        deadline = time.monotonic() + 60
+        delay = 0.005
+        while True:
+            pid = self._read_state(cid).get("starting")
+            if not (isinstance(pid, int) and pid != os.getpid() and _alive(pid)) or time.monotonic() > deadline:
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        st = self.state(cid)
+        if st.get("state") == RUNNING:
+            return  # still running: nothing to clean yet
+        with self._lock():
+            st = self._read_state(cid)
+            if st.get("mounted") or st.get("netns") or st.get("pid") or st.get("oci"):
+                st["pid"] = 0
+                try:
+                    self._teardown(cid, st, meta)
+                finally:
+                    self._write_state(cid, st)
+        if rm:
+            self.remove(cid, force=True)
+
+    def remove(self, text: str, force: bool = False, timeout: float | None = None) -> str:
+        c = self.get(text)
+        cid, meta = c["id"], c["metadata"][META]
+        if self.state(cid).get("state") == RUNNING:
+            if not force:
+                raise ContainerStateError(f"cannot remove container {cid} as it is running - running or paused "
+                                          "containers cannot be removed without force: container state improper")
+            self.stop(cid, timeout if timeout is not None else 10)
+        with self._lock():
+            st = self._read_state(cid)
+            self._check_not_starting(cid, st, meta)
+            try:
+                self._teardown(cid, st, meta)
+            finally:
+                self._write_state(cid, st)
+            self._forget(cid)
+        return cid
+
+    def _forget(self, cid: str) -> None:
+        import shutil
+
+        try:
+            self.store.remove_container(cid)
+        except NotFound:
+            pass
+        for p in (self._rundir(cid), os.path.join(self.data, cid)):
+            shutil.rmtree(p, ignore_errors=True)
+        try:
+            os.unlink(os.path.join(self.exits, cid))
+        except FileNotFoundError:
+            pass
+
+
+class _NoEndpoints:
+    """--network none/host: no netavark, only a namespace under the run root."""
+
+    def __init__(self, containers: Containers):
+        self.run_dir = os.path.join(containers.store.runroot, "networks")
+
+    def detach(self, cid):
+        pass
+
+
+def _bounding_set() -> set:
+    from ..oci.capabilities import NAMES
+
+    try:
+        with open("/proc/self/status") as f:
+            mask = next(int(line.split()[1], 16) for line in f if line.startswith("CapBnd:"))
+    except (OSError, StopIteration, ValueError):
+        return set(NAMES)
+    return {n for i, n in enumerate(NAMES) if mask >> i & 1}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _write_file(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path, "rb") as f:
+            return int(f.read(32).strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _results(results: dict) -> dict:
+    out = {}
+    for net, b in (results or {}).items():
+        out[net] = {"interfaces": [{"name": i.name, "mac": i.mac_address,
+                                    "subnets": [{"ipnet": s.ipnet, "gateway": s.gateway} for s in i.subnets]}
+                                   for i in b.interfaces],
+                    "dns_server_ips": list(b.dns_server_ips), "dns_search_domains": list(b.dns_search_domains)}
+    return out
+
+
+def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, host_net: bool) -> None:
+    hosts = ["127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4",
+             "::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6"]
+    if host_net:
+        try:
+            with open("/etc/hosts") as f:
+                hosts = [line.rstrip("\n") for line in f]
+        except OSError:
+            pass
+    for ip in ips:
+        hosts.append(f"{ip}\t{hostname} {name}")
+    if not ips:
+        hosts.append(f"127.0.1.1\t{hostname} {name}")
+    servers, rest = [], []
+    try:
+        with open("/etc/resolv.conf") as f:
+            for line in f:
+                w = line.split()
+                if w and w[0] == "nameserver" and len(w) > 1:
+                    if host_net or not (w[1].startswith("127.") or w[1] == "::1"):
+                        servers.append(w[1])
+                elif w and w[0] in ("search", "options"):
+                    rest.append(line.rstrip("\n"))
+    except OSError:
+        pass
+    servers = list(dns) + servers if dns else servers
+    for fname, text in (("hosts", "\n".join(hosts) + "\n"), ("hostname", hostname + "\n"),
+                        ("resolv.conf", "".join(f"nameserver {s}\n" for s in servers) + "".join(r + "\n" for r in rest))):
+        tmp = os.path.join(userdata, fname + ".tmp")
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, os.path.join(userdata, fname))
+
+
+def _entrypoint(text) -> list[str]:
+    """podman's --entrypoint: a JSON array, or one string (the command, not split)."""
+    if isinstance(text, list):
+        return text
+    if text.startswith("["):
+        try:
+            v = json.loads(text)
+        except ValueError:
+            raise UsageError(f"invalid --entrypoint {text!r}: not a JSON array") from None
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise UsageError(f"invalid --entrypoint {text!r}: want a JSON array of strings")
+        return v
+    return [text] if text else []
+
+
+def _volume(text: str) -> dict:
+    """-v HOST:CTR[:ro|rw]: host paths (named volumes: containers/volume, when it merges)."""
+    parts = text.split(":")
+    if len(parts) < 2 or len(parts) > 3 or "\0" in text:
+        raise UsageError(f"invalid -v {text!r}: want /HOST/PATH:/CONTAINER/PATH[:ro]")
+    src, dst = parts[0], parts[1]
+    opts = parts[2].split(",") if len(parts) == 3 else []
+    if not src.startswith("/"):
+        # the hook for named volumes: containers/volume resolves NAME to its directory here
+        raise UsageError(f"invalid -v {text!r}: named volumes are not supported yet; give an absolute host path")
+    if not dst.startswith("/"):
+        raise UsageError(f"invalid -v {text!r}: the container path must be absolute")
+    for o in opts:
+        if o not in ("ro", "rw", "z", "Z"):
+            raise UsageError(f"invalid -v {text!r}: unknown option {o!r}")
+    if not os.path.exists(src):
+        raise UsageError(f"invalid -v {text!r}: {src}: no such file or directory")
+    return {"source": os.path.realpath(src), "destination": dst, "readonly": "ro" in opts}
+
+
+def _tmpfs(text: str) -> dict:
+    dst, _, opts = text.partition(":")
+    if not dst.startswith("/") or "\0" in text:
+        raise UsageError(f"invalid --tmpfs {text!r}: want /CONTAINER/PATH[:OPTIONS]")
+    options = opts.split(",") if opts else ["rw", "noexec", "nosuid", "nodev"]
+    return {"destination": dst, "options": options}

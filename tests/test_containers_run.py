@@ -1,0 +1,490 @@
+"""podman-style ``pallet run`` and its verbs, with real conmon, pallet-runtime, netavark and the
+test registry, side by side with podman 4.3 on the same image and flags.
+
+Each test uses the module's pallet store (a temp root, a short run root, a private network
+directory); the fixture removes every container, mount and namespace even when a test fails,
+and checks nothing of pallet's is left (no container record, mount, netns, veth, cgroup).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from conftest import free_port, need
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+#: podman's default ulimits exceed this machine's hard limits (as in test_runtime_podman);
+#: CONTAINERS_CONF replaces containers-common's file, so its default capabilities are repeated
+PODMAN_CONF = """[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+default_capabilities = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP",
+                        "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+"""
+
+
+def _pallet_links() -> set:
+    out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, check=True, text=True).stdout
+    return {l["ifname"] for l in json.loads(out)
+            if l["ifname"].startswith("pallet") or str(l.get("master", "")).startswith("pallet")}
+
+
+def _mounts_under(path: str) -> list:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
+
+
+def _cgroups() -> list:
+    out = []
+    for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory"):
+        d = os.path.join(base, "pallet_parent")
+        if os.path.isdir(d):
+            out += [os.path.join(d, x) for x in os.listdir(d) if x.startswith("pallet-")]
+    return out
+
+
+class Pallet:
+    def __init__(self, work: str, runroot: str, registry_host: str):
+        self.root = os.path.join(work, "root")
+        self.runroot = runroot
+        self.nets = os.path.join(work, "networks")
+        self.image = f"{registry_host}/ctr/busybox:v1"
+        self.base = ["--root", self.root, "--runroot", self.runroot]
+
+    def __call__(self, *args, check=False, timeout=60):
+        verb, rest = args[0], list(args[1:])
+        if verb in ("run", "create"):
+            rest = ["--network-config-dir", self.nets, "--tls-verify=false"] + rest
+        exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+        p = subprocess.run([exe] + self.base + [verb] + rest, capture_output=True, text=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
+        if check:
+            assert p.returncode == 0, (args, p.returncode, p.stderr)
+        return p
+
+    def ids(self) -> set:
+        return set(self("ps", "-a", "-q", "--no-trunc", check=True).stdout.split())
+
+    def leftovers(self) -> dict:
+        netns = os.path.join(self.runroot, "netns")
+        return {"containers": self.ids(),
+                "mounts": [m for m in _mounts_under(self.root)],
+                "netns": sorted(os.listdir(netns)) if os.path.isdir(netns) else [],
+                "cgroups": _cgroups()}
+
+
+@pytest.fixture(scope="module")
+def pallet(tmp_path_factory, registry):
+    need("conmon")
+    need("skopeo")
+    work = str(tmp_path_factory.mktemp("ctrs"))
+    runroot = tempfile.mkdtemp(prefix="pcr-")
+    layout = os.path.join(work, "layout")
+    subprocess.run([sys.executable, os.path.join(HERE, "..", "scripts", "make-demo-image.py"), layout, "v1"],
+                   check=True, capture_output=True)
+    p = Pallet(work, runroot, registry.host)
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{p.image}"],
+                   check=True, capture_output=True, timeout=120)
+    p.layout = layout
+    links_before = _pallet_links()
+    try:
+        yield p
+    finally:  # every step runs even when one fails: nothing may stay running or mounted
+        errors = []
+        for step in (lambda: p("rm", "-a", "-f", "-t", "0", timeout=120),
+                     lambda: subprocess.run(["umount", "-R", "-l", runroot], capture_output=True, timeout=60),
+                     lambda: shutil.rmtree(runroot, ignore_errors=True)):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+        assert not errors, errors
+        assert not _mounts_under(p.root)
+        assert _pallet_links() <= links_before
+
+
+@pytest.fixture(scope="module")
+def podman(pallet, tmp_path_factory):
+    work = tmp_path_factory.mktemp("podman")
+    runroot = tempfile.mkdtemp(prefix="ppr-")
+    conf = work / "containers.conf"
+    conf.write_text(PODMAN_CONF)
+    base = [need("podman"), "--root", str(work / "root"), "--runroot", runroot, "--storage-driver", "vfs"]
+    env = dict(os.environ, CONTAINERS_CONF=str(conf))
+
+    def run(*args, timeout=60):
+        return subprocess.run(base + list(args), capture_output=True, text=True, env=env, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+    run.base, run.env = base, env
+
+    try:
+        r = run("pull", "-q", f"oci:{pallet.layout}:v1")
+        assert r.returncode == 0, r.stderr
+        run.image = r.stdout.strip()
+        yield run
+    finally:
+        errors = []
+        for step in (lambda: run("rm", "-a", "-f", "-t", "0", timeout=120),
+                     lambda: run("rmi", "-a", "-f", timeout=120),
+                     lambda: subprocess.run(["umount", "-R", "-l", runroot], capture_output=True, timeout=60),
+                     lambda: shutil.rmtree(runroot, ignore_errors=True)):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+        assert not errors, errors
+
+
+def _wait_for(cond, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+def _without_podman_warnings(stderr: str) -> str:
+    """podman's own log lines (a first run in a new store may warn about this machine's
+    cgroups or systemd): not the container's output."""
+    return "".join(line for line in stderr.splitlines(keepends=True)
+                   if not (line.startswith('time="') and " level=" in line) and not line.startswith("WARN["))
+
+
+def _one_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+    return lines[0]
+
+
+# -- side by side with podman -----------------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [["echo", "hi"], ["sh", "-c", "echo out; echo err >&2; exit 7"],
+                                  ["sh", "-c", "exit 0"]])
+def test_run_output_and_exit_code_as_podman(pallet, podman, argv):
+    mine = pallet("run", "--rm", "--network", "none", pallet.image, *argv)
+    theirs = podman("run", "--rm", "--network", "none", podman.image, *argv)
+    assert (mine.returncode, mine.stdout, mine.stderr) == \
+        (theirs.returncode, theirs.stdout, _without_podman_warnings(theirs.stderr))
+
+
+@pytest.mark.parametrize("flags,stdin", [(["-t"], None), (["-i"], b"abc\n")])
+def test_run_interactive_and_tty_as_podman(pallet, podman, flags, stdin):
+    """-i relays stdin through conmon's attach socket, -t gives a console (\r\n line ends)."""
+    script = "[ -t 1 ] && echo tty || echo notty; cat </dev/stdin | tr a-z A-Z; exit 3" if "-i" in flags \
+        else "[ -t 1 ] && echo tty || echo notty; exit 3"
+    mine_cmd = [os.path.join(os.path.dirname(sys.executable), "pallet")] + pallet.base + \
+        ["run", "--tls-verify=false", "--rm", "--network", "none", *flags, pallet.image, "sh", "-c", script]
+    their_cmd = podman.base + ["run", "--rm", "--network", "none", *flags, podman.image, "sh", "-c", script]
+    outs = []
+    for cmd, env in ((mine_cmd, None), (their_cmd, podman.env)):
+        kw = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+        r = subprocess.run(cmd, capture_output=True, env=env, timeout=60, **kw)
+        outs.append((r.returncode, r.stdout))
+    assert outs[0] == outs[1]
+    assert outs[0] == (3, b"tty\r\n" if "-t" in flags else b"notty\nABC\n")
+
+
+@pytest.mark.parametrize("flags", [[], ["--memory", "64m", "--pids-limit", "50", "--cpus", "0.5"],
+                                   ["--cap-add", "net_admin", "--cap-drop", "chown"], ["--privileged"],
+                                   ["-u", "1000:1000", "--cap-add", "kill"]])
+def test_limits_and_capabilities_inside_as_podman(pallet, podman, flags):
+    """What the container sees of its cgroup limits and capabilities (podman's rule for a
+    privileged container: every capability pallet itself has)."""
+    script = ("for f in memory/memory.limit_in_bytes pids/pids.max cpu/cpu.cfs_quota_us memory.max pids.max cpu.max; "
+              "do [ -e /sys/fs/cgroup/$f ] && echo $f $(cat /sys/fs/cgroup/$f); done; grep ^Cap /proc/self/status")
+    mine = pallet("run", "--rm", "--network", "none", *flags, pallet.image, "sh", "-c", script)
+    theirs = podman("run", "--rm", "--network", "none", *flags, podman.image, "sh", "-c", script)
+    assert mine.returncode == theirs.returncode == 0, (mine.stderr, theirs.stderr)
+    assert mine.stdout == theirs.stdout
+    assert "pids.max" in mine.stdout and "CapEff" in mine.stdout  # the cgroups are mounted, the checks ran
+
+
+@pytest.mark.parametrize("argv,code", [(["/no/such/cmd"], 127), (["no-such-cmd"], 127), (["/etc/passwd"], 126)])
+def test_run_missing_or_not_executable_command_as_podman(pallet, podman, argv, code):
+    before = pallet.leftovers()
+    mine = pallet("run", "--rm", "--network", "none", pallet.image, *argv)
+    theirs = podman("run", "--rm", "--network", "none", podman.image, *argv)
+    assert mine.returncode == theirs.returncode == code, (mine.stderr, theirs.stderr)
+    line = _one_line_error(mine.stderr)
+    tail = "OCI runtime attempted to invoke a command that was not found" if code == 127 else "OCI permission denied"
+    assert line.endswith(tail) and theirs.stderr.strip().endswith(tail), (line, theirs.stderr)
+    assert mine.stdout == theirs.stdout == ""
+    assert pallet.leftovers() == before
+
+
+def test_run_missing_image_as_podman(pallet, podman):
+    before = pallet.leftovers()
+    missing = pallet.image.replace("busybox:v1", "nosuch:v1")
+    mine = pallet("run", "--rm", missing, "true")
+    theirs = podman("run", "--rm", "--tls-verify=false", missing, "true")
+    assert mine.returncode == theirs.returncode == 125
+    _one_line_error(mine.stderr)
+    assert pallet.leftovers() == before
+
+
+# -- supervision, logs, --rm ---------------------------------------------------------------------
+
+def test_detached_container_outlives_pallet_then_logs(pallet):
+    r = pallet("run", "-d", "--name", "detached", "--network", "none", pallet.image,
+               "sh", "-c", "echo ready; echo warn >&2; sleep 60", check=True)
+    cid = r.stdout.strip()
+    assert len(cid) == 64
+    # the pallet process is gone; conmon holds the container
+    ps = json.loads(pallet("ps", "--format", "json", check=True).stdout)
+    assert [(c["Id"], c["State"], c["Names"]) for c in ps if c["Id"] == cid] == [(cid, "running", ["detached"])]
+    _wait_for(lambda: "ready" in pallet("logs", "detached").stdout, what="the log line")
+    logs = pallet("logs", "detached", check=True)
+    assert logs.stdout == "ready\n" and logs.stderr == "warn\n"
+    assert pallet("stop", "-t", "0", "detached", check=True).stdout == "detached\n"
+    doc = json.loads(pallet("container", "inspect", "detached", check=True).stdout)[0]
+    assert doc["State"]["Status"] == "exited" and doc["State"]["ExitCode"] == 137 and not doc["State"]["Running"]
+    assert pallet("wait", "detached", check=True).stdout == "137\n"
+    tail = pallet("logs", "--tail", "1", "detached", check=True)  # the last line, whichever stream
+    assert (tail.stdout, tail.stderr) == ("", "warn\n")
+    assert pallet("rm", "detached", check=True).stdout == "detached\n"
+    assert cid not in pallet.ids()
+
+
+def test_exit_code_of_detached_container_and_start_attach(pallet):
+    cid = pallet("create", "--network", "none", pallet.image, "sh", "-c", "echo again; exit 4",
+                 check=True).stdout.strip()
+    r = pallet("start", "-a", cid)
+    assert (r.returncode, r.stdout) == (4, "again\n")
+    assert pallet("wait", cid, check=True).stdout == "4\n"
+    ps = json.loads(pallet("ps", "-a", "--format", "json", check=True).stdout)
+    assert [c["ExitCode"] for c in ps if c["Id"] == cid] == [4]
+    assert pallet("ps", "-a", "--format", "{{.ID}} {{.Status}}", check=True).stdout.count(cid[:12] + " Exited (4)") == 1
+    pallet("rm", cid, check=True)
+
+
+def test_rm_running_needs_force(pallet):
+    cid = pallet("run", "-d", "--network", "none", pallet.image, "sleep", "60", check=True).stdout.strip()
+    r = pallet("rm", cid)
+    assert r.returncode == 2
+    _one_line_error(r.stderr)
+    assert pallet("rm", "-f", "-t", "0", cid, check=True).returncode == 0
+    r = pallet("rm", cid)
+    assert r.returncode == 1 and "no such container" in _one_line_error(r.stderr)
+
+
+def test_rm_leaves_nothing_behind(pallet):
+    before = pallet.leftovers()
+    links = _pallet_links()
+    r = pallet("run", "--rm", pallet.image, "sh", "-c", "ip -o link | grep -c eth0")
+    assert (r.returncode, r.stdout) == (0, "1\n"), r.stderr
+    assert pallet.leftovers() == before
+    # detached: conmon's exit command (pallet container cleanup --rm) removes it
+    cid = pallet("run", "-d", "--rm", pallet.image, "true", check=True).stdout.strip()
+    _wait_for(lambda: cid not in pallet.ids(), what="the --rm container to go")
+    _wait_for(lambda: pallet.leftovers() == before, what="its mount, netns and cgroup to go")
+    assert _pallet_links() == links
+
+
+def test_network_none_has_only_lo(pallet):
+    r = pallet("run", "--rm", "--network", "none", pallet.image, "sh", "-c", "ls /sys/class/net")
+    assert (r.returncode, r.stdout.split()) == (0, ["lo"]), r.stderr
+
+
+def test_publish_serves_busybox_httpd_to_the_host(pallet):
+    port = free_port()
+    cid = pallet("run", "-d", "-p", f"127.0.0.1:{port}:80", pallet.image, "sh", "-c",
+                 "mkdir -p /www && echo hello-from-pallet > /www/index.html && exec httpd -f -p 80 -h /www",
+                 check=True).stdout.strip()
+    try:
+        def fetch():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                    return resp.read()
+            except OSError:
+                return None
+
+        assert _wait_for(fetch, what="httpd through the published port") == b"hello-from-pallet\n"
+        doc = json.loads(pallet("container", "inspect", cid, check=True).stdout)[0]
+        assert doc["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+        assert doc["NetworkSettings"]["IPAddress"]
+        assert f"127.0.0.1:{port}->80/tcp" in pallet("ps", check=True).stdout
+    finally:
+        pallet("rm", "-f", "-t", "0", cid)
+    assert pallet("ps", "-a", "-q").stdout.count(cid[:12]) == 0
+
+
+# -- bad input: one line, exit 125, nothing half-created ---------------------------------------------
+
+def test_bad_input_is_one_line_and_leaves_nothing(pallet):
+    cid = pallet("create", "--name", "taken", "--network", "none", pallet.image, "true", check=True).stdout.strip()
+    try:
+        before = pallet.leftovers()
+        links = _pallet_links()
+        for args, words in (
+                (["--name", "taken"], "already in use"),
+                (["-p", "99999:80"], "99999"),
+                (["-p", "80:abc"], "abc"),
+                (["--network", "no-such-net"], "no-such-net"),
+                (["--rm", "--restart", "always"], "--restart"),
+                (["--memory", "lots"], "--memory"),
+                (["-v", "/no/such/dir:/x"], "/no/such/dir"),
+                (["--runtime", "/no/such/runtime"], "/no/such/runtime"),
+                (["--user", "nosuchuser"], "nosuchuser")):
+            r = pallet("run", *args, pallet.image, "true")
+            assert r.returncode == 125, (args, r.stderr)
+            assert words in _one_line_error(r.stderr), (args, r.stderr)
+            assert pallet.leftovers() == before, args
+            assert _pallet_links() == links, args
+    finally:
+        pallet("rm", "-f", cid)
+
+
+def test_ps_json_and_inspect_have_podmans_keys(pallet, podman):
+    """``ps --format json`` and ``container inspect`` (State, Config, NetworkSettings, HostConfig)
+    have podman 4.3's keys and value types, for the same container."""
+    docs = {}
+    for who, tool, image in (("pallet", pallet, pallet.image), ("podman", podman, podman.image)):
+        r = tool("run", "-d", "--name", f"keys-{who}", "--network", "none", "--label", "a=b", image, "sleep", "60")
+        assert r.returncode == 0, r.stderr
+        try:
+            ps = [c for c in json.loads(tool("ps", "--format", "json").stdout) if c["Names"] == [f"keys-{who}"]]
+            verb = ["container", "inspect"] if who == "pallet" else ["inspect"]
+            docs[who] = (ps[0], json.loads(tool(*verb, f"keys-{who}").stdout)[0])
+        finally:
+            tool("rm", "-f", "-t", "0", f"keys-{who}")
+    (mine_ps, mine), (their_ps, theirs) = docs["pallet"], docs["podman"]
+
+    def shape(d):
+        return {k: type(v).__name__ for k, v in d.items() if v is not None}
+
+    assert set(mine_ps) == set(their_ps)
+    assert {k: t for k, t in shape(mine_ps).items() if k in shape(their_ps)} == \
+        {k: t for k, t in shape(their_ps).items() if k in shape(mine_ps)}
+    assert mine_ps["Labels"] == their_ps["Labels"]  # the image's labels and --label
+    assert set(theirs) <= set(mine)
+    for section in ("State", "Config", "NetworkSettings", "HostConfig"):
+        assert set(theirs[section]) <= set(mine[section]), (section, set(theirs[section]) - set(mine[section]))
+    assert mine["State"]["Status"] == theirs["State"]["Status"] == "running"
+    assert (mine["Path"], mine["Args"], mine["Config"]["Cmd"]) == (theirs["Path"], theirs["Args"], theirs["Config"]["Cmd"])
+
+
+def test_concurrent_run_ps_rm_keep_state_consistent(pallet):
+    """Many pallet processes at once on the same containers (runs, ps, rm -f) never corrupt
+    the records: every command succeeds and the final listing is exactly what is left."""
+    old = [pallet("create", "--network", "none", pallet.image, "sleep", "60", check=True).stdout.strip()
+           for _ in range(2)]
+    exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+    procs = []
+    for i in range(3):
+        procs.append(("run", subprocess.Popen([exe] + pallet.base + ["run", "-d", "--name", f"conc{i}", "--network",
+                                                                   "none", pallet.image, "sleep", "60"],
+                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+        procs.append(("ps", subprocess.Popen([exe] + pallet.base + ["ps", "-a", "--format", "json"],
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    for cid in old:
+        procs.append(("rm", subprocess.Popen([exe] + pallet.base + ["rm", "-f", "-t", "0", cid],
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    try:
+        results = [(kind, p.communicate(timeout=120), p.returncode) for kind, p in procs]
+        for kind, (out, err), rc in results:
+            assert rc == 0, (kind, err)
+            if kind == "ps":
+                assert isinstance(json.loads(out), list)
+        ps = json.loads(pallet("ps", "-a", "--format", "json", check=True).stdout)
+        names = sorted(c["Names"][0] for c in ps if c["Names"][0].startswith("conc"))
+        assert names == ["conc0", "conc1", "conc2"]
+        assert all(c["State"] == "running" for c in ps if c["Names"][0].startswith("conc"))
+        assert not set(old) & pallet.ids()
+    finally:
+        for kind, p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        pallet("rm", "-f", "-t", "0", "conc0", "conc1", "conc2")
+
+
+def test_logs_follow_until_the_container_exits(pallet):
+    cid = pallet("run", "-d", "--network", "none", pallet.image, "sh", "-c",
+                 "echo one; sleep 1; echo two; echo three >&2", check=True).stdout.strip()
+    try:
+        r = pallet("logs", "-f", "-t", cid, check=True, timeout=30)  # returns once it exited
+        assert [line.split(" ", 1)[1] for line in r.stdout.splitlines()] == ["one", "two"]
+        assert r.stderr.split(" ", 1)[1] == "three\n"
+        assert pallet("wait", cid, check=True).stdout == "0\n"
+    finally:
+        pallet("rm", "-f", "-t", "0", cid)
+
+
+@pytest.mark.parametrize("verb", [["kill"], ["stop"], ["rm"], ["start"], ["wait"], ["logs"]])
+def test_unknown_container_as_podman(pallet, podman, verb):
+    mine = pallet(*verb, "no-such-ctr")
+    theirs = podman(*verb, "no-such-ctr")
+    assert (mine.returncode, mine.stdout, mine.stderr) == \
+        (theirs.returncode, theirs.stdout, _without_podman_warnings(theirs.stderr))
+
+
+def test_signals_to_a_foreground_run_go_to_the_container(pallet):
+    """podman's --sig-proxy: SIGTERM (or Ctrl-C) to pallet reaches the container, whose own exit
+    code pallet then exits with; nothing is left of the --rm container."""
+    import signal
+
+    before = pallet.leftovers()
+    exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+    p = subprocess.Popen([exe] + pallet.base + ["run", "--tls-verify=false", "--rm", "--network", "none",
+                                                pallet.image, "sh", "-c",
+                                                "trap 'echo got-term; exit 5' TERM; echo ready; "
+                                                "while :; do sleep 0.1; done"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+        assert (p.returncode, out) == (5, "got-term\n"), err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    _wait_for(lambda: pallet.leftovers() == before, what="the --rm container to go")
+
+
+def test_ps_filters(pallet):
+    a = pallet("create", "--name", "flt-a", "--label", "team=web", "--network", "none", pallet.image, "true",
+               check=True).stdout.strip()
+    b = pallet("run", "--name", "flt-b", "--network", "none", pallet.image, "sh", "-c", "exit 3").returncode
+    assert b == 3
+    try:
+        def names(*filters):
+            args = ["ps", "-a", "--format", "{{.Names}}"]
+            for f in filters:
+                args += ["--filter", f]
+            return sorted(pallet(*args, check=True).stdout.split())
+
+        assert names("name=^flt-") == ["flt-a", "flt-b"]
+        assert names("name=^flt-", "label=team=web") == ["flt-a"]
+        assert names("name=^flt-", "status=exited") == ["flt-b"]
+        assert names("name=^flt-", "status=exited", "status=created") == ["flt-a", "flt-b"]  # one key: either
+        assert names("exited=3") == ["flt-b"]
+        assert names(f"id={a[:8]}") == ["flt-a"]
+        assert names("name=^flt-", "label!=team=web") == ["flt-b"]
+        assert names("name=^flt-", f"ancestor={pallet.image}") == ["flt-a", "flt-b"]
+        # without -a a status filter still lists stopped containers (podman's)
+        r = pallet("ps", "--filter", "status=exited", "--filter", "name=^flt-", "--format", "{{.Names}}", check=True)
+        assert r.stdout.split() == ["flt-b"]
+        for bad in ("status=sleepy", "colour=red", "name=(", "exited=x", "name"):
+            r = pallet("ps", "--filter", bad)
+            assert r.returncode == 125 and _one_line_error(r.stderr), bad
+    finally:
+        pallet("rm", "-f", "flt-a", "flt-b")

@@ -1,0 +1,128 @@
+"""The container model's pure parts: flag parsing, podman's classification of runtime errors,
+k8s-file logs, the CLI's REMAINDER positional (everything after the image is the command's)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pallet.cli import containers as cli
+from pallet.cli.main import build_parser
+from pallet.containers import conmon
+from pallet.containers import container as ctr
+from pallet.errors import CommandNotFound, CommandNotRunnable, ContainerError, UsageError
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("text,value", [("64m", 64 << 20), ("1g", 1 << 30), ("1GB", 1 << 30), ("10485760", 10485760),
+                                        ("7.5m", int(7.5 * (1 << 20))), ("0", 0)])
+def test_memory_sizes(text, value):
+    assert ctr._parse_memory(text) == value
+
+
+@pytest.mark.parametrize("text", ["lots", "-1m", "1x", "5m", "nan", "1e30g", ""])
+def test_bad_memory_sizes_are_usage_errors(text):
+    with pytest.raises(UsageError, match="--memory"):
+        ctr._parse_memory(text)
+
+
+def test_volumes_and_tmpfs(tmp_path):
+    assert ctr._volume(f"{tmp_path}:/data:ro") == {"source": str(tmp_path), "destination": "/data", "readonly": True}
+    assert ctr._volume(f"{tmp_path}:/data")["readonly"] is False
+    for bad, words in ((f"{tmp_path}", "want"), (f"{tmp_path}:rel", "absolute"), ("name:/data", "named volumes"),
+                       (f"{tmp_path}:/d:xx", "'xx'"), ("/no/such/dir:/d", "no such file"), (f"{tmp_path}:/a:b:c", "want")):
+        with pytest.raises(UsageError, match=words):
+            ctr._volume(bad)
+    assert ctr._tmpfs("/run") == {"destination": "/run", "options": ["rw", "noexec", "nosuid", "nodev"]}
+    assert ctr._tmpfs("/run:size=1m,mode=700")["options"] == ["size=1m", "mode=700"]
+    with pytest.raises(UsageError, match="--tmpfs"):
+        ctr._tmpfs("run")
+
+
+def test_entrypoint_string_or_json():
+    assert ctr._entrypoint("/bin/sh -c") == ["/bin/sh -c"]  # podman: one string is the command, not split
+    assert ctr._entrypoint('["sh", "-c"]') == ["sh", "-c"]
+    assert ctr._entrypoint("") == []
+    for bad in ('["sh", 1]', "[not json"):
+        with pytest.raises(UsageError, match="--entrypoint"):
+            ctr._entrypoint(bad)
+
+
+@pytest.mark.parametrize("name", ["a", "web-1", "x.y_z", "A1"])
+def test_good_names(name):
+    ctr.check_name(name)
+
+
+@pytest.mark.parametrize("name", ["", "-a", ".a", "a b", "a/b", "é", "a" * 254, "a\0"])
+def test_bad_names(name):
+    with pytest.raises(UsageError, match="container name"):
+        ctr.check_name(name)
+
+
+@pytest.mark.parametrize("msg,cls,code", [
+    ('exec: "nosuch": executable file not found in $PATH', CommandNotFound, 127),
+    ('exec: "/x": stat /x: no such file or directory', CommandNotFound, 127),
+    ('exec: "/etc/passwd": permission denied', CommandNotRunnable, 126),
+    ("operation not permitted", CommandNotRunnable, 126),
+    ("cgroup: something else", ContainerError, 125)])
+def test_runtime_errors_classified_as_podman_does(msg, cls, code):
+    e = conmon.runtime_error("/usr/sbin/runc", msg + "\n")
+    assert type(e) is cls and e.exit_code == code
+    assert str(e).startswith("runc: ") and "\n" not in str(e)
+
+
+def test_k8s_file_log_parsing_and_tail():
+    data = (b"2024-01-01T00:00:00.1+00:00 stdout F one\n"
+            b"2024-01-01T00:00:00.2+00:00 stderr P par\n"
+            b"2024-01-01T00:00:00.3+00:00 stderr F tial\n"
+            b"garbage\n"
+            b"2024-01-01T00:00:00.4+00:00 stdout F \n")
+    lines = cli._parse_log(data)
+    assert [(fd, text, full) for _, fd, text, full in lines] == \
+        [(1, b"one", True), (2, b"par", False), (2, b"tial", True), (1, b"", True)]
+    assert cli._tail_messages(lines, 1) == lines[3:]
+    assert cli._tail_messages(lines, 2) == lines[1:]  # a partial line goes with its end
+    assert cli._tail_messages(lines, 0) == []
+    assert cli._tail_messages(lines, 10) == lines
+
+
+def test_everything_after_the_image_is_the_command():
+    p = build_parser("run")
+    args, extra = p.parse_known_args(["run", "--rm", "-e", "A=1", "img", "sh", "-c", "echo --rm -e x", "--name", "n"])
+    assert not extra
+    assert (args.rm, args.env, args.image, args.name) == (True, ["A=1"], "img", None)
+    assert args.command == ["sh", "-c", "echo --rm -e x", "--name", "n"]
+    args, _ = p.parse_known_args(["run", "img"])
+    assert args.command == []
+    args, _ = p.parse_known_args(["run", "--name", "n", "img", "--", "x"])
+    assert (args.name, args.command) == ("n", ["x"])  # "--" ends the options, as cobra has it
+
+
+def test_rm_with_restart_and_unsupported_restart_are_refused_first(tmp_path):
+    class NoStore:  # never reached: the flags are checked before the store is touched
+        runroot = graphroot = str(tmp_path)
+
+        def __getattr__(self, name):
+            raise AssertionError(f"store.{name} used")
+
+    c = ctr.Containers(NoStore())
+    with pytest.raises(UsageError, match="--rm option conflicts with --restart"):
+        c.create(ctr.Options("img", rm=True, restart="always"), pull_fn=None)
+    with pytest.raises(UsageError, match="restart policies are not supported"):
+        c.create(ctr.Options("img", restart="on-failure:3"), pull_fn=None)
+
+
+def test_user_lookup_from_passwd_and_group_lines():
+    from pallet.oci.users import lookup, parse_db
+
+    passwd = parse_db("root:x:0:0::/root:/bin/sh\n# c\napp:x:1000:1001::/home/app:/bin/sh\nbad:x:12a:1\n")
+    groups = parse_db("app:x:1001:\nextra:x:2000:app,other\nhuge:x:99999999999:app\n")
+    assert lookup("app", passwd, groups) == (1000, 1001, [2000])
+    assert lookup("1000", passwd, groups) == (1000, 1001, [2000])
+    assert lookup("app:extra", passwd, groups) == (1000, 2000, [])
+    assert lookup("4242", passwd, groups) == (4242, 0, [])
+    assert lookup("", passwd, groups) == (0, 0, [])
+    for spec, words in (("nosuch", "unable to find user nosuch"), ("app:nogroup", "unable to find group nogroup"),
+                        ("bad", "passwd entry of bad"), ("99999999999", "not a valid id"), ("app:huge", "group entry")):
+        with pytest.raises(ContainerError, match=words):
+            lookup(spec, passwd, groups, ContainerError)
