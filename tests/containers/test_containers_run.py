@@ -92,7 +92,7 @@ def pallet(tmp_path_factory, registry):
     work = str(tmp_path_factory.mktemp("ctrs"))
     runroot = tempfile.mkdtemp(prefix="pcr-")
     layout = os.path.join(work, "layout")
-    subprocess.run([sys.executable, os.path.join(HERE, "..", "scripts", "make-demo-image.py"), layout, "v1"],
+    subprocess.run([sys.executable, os.path.join(HERE, "..", "..", "scripts", "make-demo-image.py"), layout, "v1"],
                    check=True, capture_output=True)
     p = Pallet(work, runroot, registry.host)
     subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{p.image}"],

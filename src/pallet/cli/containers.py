@@ -224,12 +224,12 @@ def _env_from_host(name: str) -> str:
 
 def _pull_fn(args, store):
     def pull(image: str) -> None:
-        from ..storage import ops
+        from ..images.pull import pull as pull_images
         from ..transports.copy import CopyOptions
         from . import common
 
         ctx = common.context(args)
-        images = ops.pull(store, image, ctx, CopyOptions(policy=args.policy, insecure_policy=args.insecure_policy))
+        images = pull_images(store, image, ctx, CopyOptions(policy=args.policy, insecure_policy=args.insecure_policy))
         return images[0]["id"]
 
     return pull
