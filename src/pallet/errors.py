@@ -152,3 +152,10 @@ class VolumeNotFound(VolumeError):
 
 class VolumeInUse(VolumeError):
     """The volume still has users (containers): ``volume rm`` exits 2, as podman."""
+
+
+class ScanError(PalletError):
+    """A scan could not be done (its target cannot be read, a bad option, a database that
+    cannot be opened): ``pallet scan`` exits 125, as atomic's scan verbs did."""
+
+    exit_code = 125
