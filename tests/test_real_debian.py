@@ -4,53 +4,12 @@ compared with umoci's unpack of the same image, and run by pallet-runtime and ru
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import os
 import subprocess
 
-import pytest
-
-import images
 from conftest import need, release_all
 from test_storage import StoreCLI, push_layout
-
-
-@pytest.fixture(scope="module")
-def debian_layout(tmp_path_factory):
-    work = tmp_path_factory.mktemp("debian")
-    tar = str(work / "rootfs.tar")
-    sources = "/etc/apt/sources.list.d/debian.sources"
-    if not os.path.exists(sources):
-        sources = "/etc/apt/sources.list"
-    p = subprocess.run([need("mmdebstrap"), "--variant=minbase", "--mode=root", "--format=tar", "--quiet",
-                        "bookworm", tar, sources], capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, f"mmdebstrap failed (it needs the Debian mirror, as apt does): {p.stderr[-2000:]}"
-    layout = str(work / "layout")
-    blobs = images.Blobs(layout)
-    h = hashlib.sha256()
-    gz_path = str(work / "rootfs.tar.gz")
-    with open(tar, "rb") as f, open(gz_path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1,
-                                                                         mtime=0) as g:
-        while b := f.read(1 << 20):
-            h.update(b)
-            g.write(b)
-    os.unlink(tar)
-    with open(gz_path, "rb") as f:
-        ld, ln = blobs.put(f.read())
-    os.unlink(gz_path)
-    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/bash"]},
-                      "rootfs": {"type": "layers", "diff_ids": ["sha256:" + h.hexdigest()]}}).encode()
-    cd, cn = blobs.put(cfg)
-    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
-                      "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld,
-                                  "size": ln}]}).encode()
-    md, mn = blobs.put(man)
-    images.write_index(layout, [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md,
-                                 "size": mn, "annotations": {"org.opencontainers.image.ref.name": "bookworm"}}])
-    return layout
 
 
 def _listing(root: str) -> list[str]:

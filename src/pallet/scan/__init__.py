@@ -69,6 +69,7 @@ def scan_one(store, text: str, ctx, options, warn) -> dict:
 
 
 def worst(result: dict) -> int:
-    """The index in SEVERITIES of the worst finding (-1: none)."""
+    """The index in SEVERITIES of the worst finding (-1: none); a finding whose severity no
+    record states counts as low (an unrated vulnerability still fails ``--fail-on low``)."""
     sev = [f["severity"] for f in (result.get("vulnerabilities") or [])] + [f["severity"] for f in result.get("policy", [])]
-    return max((SEVERITIES.index(s) for s in sev if s in SEVERITIES), default=-1)
+    return max((max(SEVERITIES.index(s), 1) for s in sev if s in SEVERITIES), default=-1)

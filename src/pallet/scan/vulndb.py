@@ -117,7 +117,7 @@ def _check_record(doc) -> str | None:
                 return f"field affected[{n}].ranges[{r}]: not an object with a list of string events"
         if not all(isinstance(v, str) for v in a.get("versions", [])):
             return f"field affected[{n}].versions: not a list of strings"
-    for key in ("aliases",):
+    for key in ("aliases", "upstream"):
         if not isinstance(doc.get(key, []), list) or not all(isinstance(v, str) for v in doc.get(key, [])):
             return f"field {key}: not a list of strings"
     if not isinstance(doc.get("severity", []), list):
@@ -216,7 +216,7 @@ def _put(db, doc: dict) -> None:
                                                           "versions": a.get("versions", []), "severity": s})))
     db.execute("INSERT OR REPLACE INTO vulns VALUES(?,?,?,?,?)",
                (vid, str(doc.get("modified", "")), str(doc.get("summary", "") or doc.get("details", ""))[:500],
-                json.dumps(doc.get("aliases", [])), sev))
+                json.dumps(list(dict.fromkeys(doc.get("aliases", []) + doc.get("upstream", [])))), sev))
 
 
 def status(store) -> dict | None:
