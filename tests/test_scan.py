@@ -408,3 +408,42 @@ def test_real_debian_and_pypi(tmp_path, debian_pypi_layout):
         assert tree_digest(mnt) == before
     finally:
         unmount_under(store.root)
+
+
+# -- policy --------------------------------------------------------------------------------
+
+KEY = ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+       "-----END OPENSSH PRIVATE KEY-----\n")
+SECRET_LAYERS = [
+    {"root/.ssh/id_ed25519": KEY, "usr/bin/su": {"type": "file", "data": b"\x7fELF", "mode": 0o4755},
+     "usr/bin/wall": {"type": "file", "data": b"\x7fELF", "mode": 0o2755}},
+    {"root/.ssh/id_ed25519": {"type": "whiteout"}, "etc/app.conf": "aws_access_key_id=AKIAIOSFODNN7EXAMPLE\n"},
+    {"etc/motd": "hello\n"},
+]
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_secrets_in_any_layer_setuid_env_and_user(tmp_path, driver):
+    layout = str(tmp_path / "layout")
+    images.make_layout(layout, layers=SECRET_LAYERS,
+                       config_extra={"config": {"Env": ["DB_PASSWORD=hunter2", "PATH=/bin"], "User": "app"}})
+    store = StoreCLI(str(tmp_path / "store"), driver)
+    try:
+        r = json.loads(_scan(store, "--format", "json", f"oci:{layout}:latest").stdout)["results"][0]
+        got = {(f["rule"], f["path"], f["layer"]) for f in r["policy"]}
+        ids = [_diff_id(f) for f in SECRET_LAYERS]
+        assert got == {("secret-private-key", "/root/.ssh/id_ed25519", ids[0]),
+                       ("secret-aws-access-key", "/etc/app.conf", ids[1]),
+                       ("setuid", "/usr/bin/su", None), ("setgid", "/usr/bin/wall", None),
+                       ("secret-env", None, None)}
+        key = next(f for f in r["policy"] if f["rule"] == "secret-private-key")
+        assert key["deleted"] is True and key["severity"] == "high"
+        _scan(store, "--fail-on", "high", f"oci:{layout}:latest", rc=3)
+        # root by default: a low finding
+        images.make_layout(str(tmp_path / "plain"), layers=[{"etc/motd": "hi\n"}])
+        r = json.loads(_scan(store, "--format", "json", f"oci:{tmp_path}/plain:latest").stdout)["results"][0]
+        assert [f["rule"] for f in r["policy"]] == ["runs-as-root"]
+        _scan(store, "--fail-on", "medium", f"oci:{tmp_path}/plain:latest", rc=0)
+        _scan(store, "--fail-on", "low", f"oci:{tmp_path}/plain:latest", rc=3)
+    finally:
+        store.cleanup()

@@ -14,21 +14,12 @@ from __future__ import annotations
 SEVERITIES = ("unknown", "low", "medium", "high", "critical")
 
 
-def _policy(config: dict) -> list[dict]:
-    out = []
-    user = ((config.get("config") or {}).get("User") or "") if isinstance(config, dict) else ""
-    name = user.split(":", 1)[0] if isinstance(user, str) else ""
-    if name in ("", "0", "root"):
-        out.append({"rule": "runs-as-root", "severity": "low",
-                    "message": "the image's user is root" + (f" ({user})" if user else " (no User set)")})
-    return out
-
-
 def scan_one(store, text: str, ctx, options, warn) -> dict:
     """Scan one target; the result (see docs/scan.md for its fields)."""
+    from .. import _rootfs
     from ..images.refs import has_transport
     from ..storage import info
-    from . import inventory, target, vulndb
+    from . import inventory, policy, target, vulndb
     from .tree import Tree
 
     warnings: list[dict] = []
@@ -54,6 +45,15 @@ def scan_one(store, text: str, ctx, options, warn) -> dict:
                     if layer:
                         break
                 p["layer"] = layer
+            findings = policy.setuid_files(tree)
+            layer_trees = []
+            try:
+                for diff_id, fd in reversed(layers.layers):
+                    layer_trees.append((diff_id, Tree(_rootfs.fd_path(fd), w)))
+                findings += policy.layer_secrets(layer_trees, tree)
+            finally:
+                for _, t in layer_trees:
+                    t.close()
         finally:
             tree.close()
         try:
@@ -65,7 +65,8 @@ def scan_one(store, text: str, ctx, options, warn) -> dict:
     osr.pop("_path", None)
     vulns = vulndb.match(store, osr, pkgs, w)
     return {"target": text, "image": image, "os": osr, "packages": pkgs, "vulnerabilities": vulns,
-            "database": vulndb.status(store), "policy": _policy(config), "warnings": warnings}
+            "database": vulndb.status(store),
+            "policy": policy.runs_as_root(config) + policy.env_secrets(config) + findings, "warnings": warnings}
 
 
 def worst(result: dict) -> int:

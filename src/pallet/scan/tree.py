@@ -125,7 +125,11 @@ class Tree:
             return None
         except OSError as e:
             if e.errno == errno.ELOOP:  # a symlink: resolved inside the root instead
-                return self.read(shown, limit)
+                data = self.read(shown, limit)
+                if data is None:
+                    self.warn(shown, "a symlink that leads to no regular file inside the image "
+                                     "(a loop, dangling, or pointing out of it): skipped")
+                return data
             self.warn(shown, f"cannot be read: {e.strerror or e}")
             return None
         try:

@@ -238,7 +238,8 @@ def status(store) -> dict | None:
 
 
 def _affected(eco: str, version: str, data: dict) -> tuple[bool, str]:
-    """(is ``version`` affected, the fixed version to report) per OSV's evaluation of events."""
+    """(is ``version`` affected, the fixed version to report) per OSV's evaluation of events;
+    ValueError when a version in the record (or the installed one) is not of the ecosystem."""
     if version in data.get("versions", []):
         return True, ""
     for rng in data.get("ranges", []):
@@ -254,23 +255,20 @@ def _affected(eco: str, version: str, data: dict) -> tuple[bool, str]:
         def key(e):
             v = next(iter(e.values()), "0")
             return v
-        try:
-            import functools
+        import functools
 
-            evs = sorted(events, key=functools.cmp_to_key(
-                lambda x, y: -1 if key(x) == "0" and key(y) != "0" else 1 if key(y) == "0" and key(x) != "0"
-                else (0 if key(x) == key(y) else versions.compare(eco, key(x), key(y)))))
-            for e in evs:
-                if "introduced" in e and ge(version, e["introduced"]):
-                    affected, fixed = True, ""
-                elif "fixed" in e and versions.compare(eco, version, e["fixed"]) >= 0:
-                    affected = False
-                elif "last_affected" in e and versions.compare(eco, version, e["last_affected"]) > 0:
-                    affected = False
-                elif "fixed" in e and affected and not fixed:
-                    fixed = e["fixed"]
-        except ValueError:
-            continue
+        evs = sorted(events, key=functools.cmp_to_key(
+            lambda x, y: -1 if key(x) == "0" and key(y) != "0" else 1 if key(y) == "0" and key(x) != "0"
+            else (0 if key(x) == key(y) else versions.compare(eco, key(x), key(y)))))
+        for e in evs:
+            if "introduced" in e and ge(version, e["introduced"]):
+                affected, fixed = True, ""
+            elif "fixed" in e and versions.compare(eco, version, e["fixed"]) >= 0:
+                affected = False
+            elif "last_affected" in e and versions.compare(eco, version, e["last_affected"]) > 0:
+                affected = False
+            elif "fixed" in e and affected and not fixed:
+                fixed = e["fixed"]
         if affected:
             return True, fixed
     return False, ""
@@ -308,7 +306,7 @@ def match(store, osr: dict, packages: list[dict], warn) -> list[dict] | None:
                     try:
                         hit, fixed = _affected(eco, version, json.loads(data))
                     except ValueError as e:
-                        warn(f"record {vid}", f"cannot be evaluated: {e}")
+                        warn(f"OSV record {vid}", f"cannot be evaluated for {p['name']} {version}: {e}")
                         continue
                     if hit:
                         found.append({"id": vid, "aliases": json.loads(aliases), "package": p["name"],
