@@ -447,3 +447,32 @@ def test_secrets_in_any_layer_setuid_env_and_user(tmp_path, driver):
         _scan(store, "--fail-on", "low", f"oci:{tmp_path}/plain:latest", rc=3)
     finally:
         store.cleanup()
+
+
+def test_killed_transport_scan_leaves_nothing_after_the_next_run(tmp_path, debian_layout):
+    """SIGKILLed while its temporary store's image is mounted inside the staging: the next
+    run of pallet unmounts and removes it all."""
+    import signal
+
+    from conftest import wait_for
+
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    staging = os.path.join(store.root, "staging")
+    try:
+        store("scan", "db", "status")  # the store exists
+        proc = subprocess.Popen(store.args("scan", f"oci:{debian_layout}:bookworm"), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: mounts_under(staging) or proc.poll() is not None, timeout=300, what="the scan's mount")
+            assert proc.poll() is None, "the scan ended before it could be killed while mounted"
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait(timeout=60)
+        assert mounts_under(staging)  # what the kill left
+        store("scan", "db", "status")
+        assert mounts_under(store.root) == []
+        assert os.listdir(staging) == []
+        assert store("images", "-q").stdout.strip() == ""
+    finally:
+        store.cleanup()
