@@ -476,3 +476,28 @@ def test_killed_transport_scan_leaves_nothing_after_the_next_run(tmp_path, debia
         assert store("images", "-q").stdout.strip() == ""
     finally:
         store.cleanup()
+
+
+def test_distroless_status_d_and_scratch(tmp_path):
+    distroless = str(tmp_path / "distroless")
+    images.make_layout(distroless, layers=[{
+        "etc/os-release": 'PRETTY_NAME="Distroless"\nID=debian\nVERSION_ID="12"\n',
+        "var/lib/dpkg/status.d/base-files": "Package: base-files\nVersion: 12.4+deb12u5\nArchitecture: amd64\n",
+        "var/lib/dpkg/status.d/base-files.md5sums": "d41d8cd98f00b204e9800998ecf8427e  etc/issue\n",
+        "var/lib/dpkg/status.d/libssl3": "Package: libssl3\nVersion: 3.0.11-1~deb12u1\nArchitecture: amd64\n"
+                                         "Source: openssl\n"}])
+    scratch = str(tmp_path / "scratch")
+    images.make_layout(scratch, layers=[{"hello": {"type": "file", "data": b"\x7fELF", "mode": 0o755}}])
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        store("scan", "db", "import", write_records(tmp_path / "osv", DSA_5532_1))
+        r = json.loads(_scan(store, "--format", "json", f"oci:{distroless}:latest").stdout)["results"][0]
+        assert {(p["name"], p["version"], p["source"], p["path"]) for p in r["packages"]} == {
+            ("base-files", "12.4+deb12u5", "base-files", "/var/lib/dpkg/status.d/base-files"),
+            ("libssl3", "3.0.11-1~deb12u1", "openssl", "/var/lib/dpkg/status.d/libssl3")}
+        assert [(f["id"], f["package"]) for f in r["vulnerabilities"]] == [("DSA-5532-1", "libssl3")]
+        p = _scan(store, f"oci:{scratch}:latest")
+        assert "no os-release (scratch or distroless), 0 packages" in p.stdout
+        assert "no known vulnerabilities" in p.stdout
+    finally:
+        store.cleanup()
