@@ -501,3 +501,47 @@ def test_distroless_status_d_and_scratch(tmp_path):
         assert "no known vulnerabilities" in p.stdout
     finally:
         store.cleanup()
+
+
+# -- Go binaries ---------------------------------------------------------------------------
+
+def _go_binary(tmp_path) -> str:
+    """A Go program depending on a module (replaced by a local directory: no network)."""
+    go = need("go")
+    src = tmp_path / "gosrc"
+    (src / "lib").mkdir(parents=True)
+    (src / "hello").mkdir()
+    (src / "lib" / "go.mod").write_text("module example.com/lib\n\ngo 1.19\n")
+    (src / "lib" / "lib.go").write_text('package lib\n\nfunc Hello() string { return "hello" }\n')
+    (src / "hello" / "go.mod").write_text("module example.com/hello\n\ngo 1.19\n\nrequire example.com/lib v1.2.3\n\n"
+                                          "replace example.com/lib => ../lib\n")
+    (src / "hello" / "main.go").write_text('package main\n\nimport (\n\t"fmt"\n\n\t"example.com/lib"\n)\n\n'
+                                           'func main() { fmt.Println(lib.Hello()) }\n')
+    out = str(tmp_path / "hello.bin")
+    env = dict(os.environ, GOPROXY="off", GOFLAGS="-mod=mod", GOCACHE=str(tmp_path / "gocache"),
+               GOPATH=str(tmp_path / "gopath"), CGO_ENABLED="0")
+    p = subprocess.run([go, "build", "-ldflags=-s -w", "-o", out, "."], cwd=src / "hello", env=env,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+def test_go_binary_modules_equal_go_version_m(tmp_path):
+    binary = _go_binary(tmp_path)
+    theirs = subprocess.run([need("go"), "version", "-m", binary], capture_output=True, text=True, check=True).stdout
+    truth = {tuple(line.split("\t")[1:4]) for line in theirs.splitlines() if line.split("\t")[1:2] in (["mod"], ["dep"])}
+    truth = {(k, p, v) for k, p, v in truth}
+    with open(binary, "rb") as f:
+        data = f.read()
+    layout = str(tmp_path / "layout")
+    images.make_layout(layout, layers=[{"usr/local/bin/hello": {"type": "file", "data": data, "mode": 0o755}}])
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        r = json.loads(_scan(store, "--format", "json", f"oci:{layout}:latest").stdout)["results"][0]
+        ours = {(p["go"]["kind"], p["name"], p["version"]) for p in r["packages"] if p["type"] == "golang"}
+        assert ours == truth and ("dep", "example.com/lib", "v1.2.3") in ours
+        dep = next(p for p in r["packages"] if p["name"] == "example.com/lib")
+        assert dep["purl"] == "pkg:golang/example.com/lib@v1.2.3" and dep["go"]["replaced_by"] == "../lib (devel)"
+        assert dep["path"] == "/usr/local/bin/hello" and dep["go"]["toolchain"].startswith("go1.")
+    finally:
+        store.cleanup()

@@ -117,3 +117,39 @@ def test_hostile_osv_data_warns_and_goes_on(tmp_path):
         assert p.returncode == 125 and "fake.zip" in p.stderr and "Traceback" not in p.stderr
     finally:
         store.cleanup()
+
+
+def test_executables_that_lie_about_their_sections(tmp_path):
+    import struct
+
+    # a 64-bit ELF header whose section table lies beyond the file; one whose names table does;
+    # one that claims a .go.buildinfo section far larger than the file
+    lie_table = bytearray(b"\x7fELF\x02\x01\x01" + bytes(57))
+    struct.pack_into("<Q", lie_table, 0x28, 1 << 40)
+    struct.pack_into("<HHH", lie_table, 0x3A, 64, 3, 1)
+    lie_names = bytearray(lie_table)
+    struct.pack_into("<Q", lie_names, 0x28, 64)
+    sh = bytearray(64 * 3)
+    struct.pack_into("<IIQQQQ", sh, 64, 0, 3, 0, 0, 1 << 50, 14)  # names at a huge offset
+    huge = bytearray(lie_names)
+    sh2 = bytearray(64 * 3)
+    names = b"\x00.go.buildinfo\x00"
+    struct.pack_into("<IIQQQQ", sh2, 64, 0, 3, 0, 0, 64 + 192, len(names))
+    struct.pack_into("<IIQQQQ", sh2, 128, 1, 1, 0, 0, 10, 1 << 30)  # .go.buildinfo: 1 GiB
+    layers = [{"bin/lie-table": {"type": "file", "data": bytes(lie_table), "mode": 0o755},
+               "bin/lie-names": {"type": "file", "data": bytes(lie_names) + bytes(sh), "mode": 0o755},
+               "bin/lie-size": {"type": "file", "data": bytes(huge) + bytes(sh2) + names, "mode": 0o755},
+               "bin/not-elf": {"type": "file", "data": b"#!/bin/sh\n" + bytes(100), "mode": 0o755}}]
+    layout = str(tmp_path / "layout")
+    images.make_layout(layout, layers=layers)
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        p = _scan(store, "--format", "json", f"oci:{layout}:latest")
+        r = json.loads(p.stdout)["results"][0]
+        assert r["packages"] == []
+        warned = {w["file"]: w["message"] for w in r["warnings"]}
+        assert set(warned) == {"/bin/lie-table", "/bin/lie-names", "/bin/lie-size"}, warned
+        assert all(m.startswith("Go build info not read: ") for m in warned.values())
+        assert "Traceback" not in p.stderr
+    finally:
+        store.cleanup()

@@ -1,16 +1,21 @@
 """What an image holds, read from its files with nothing executed: the OS (``/etc/os-release``),
 dpkg (``/var/lib/dpkg/status`` and distroless ``status.d/``), apk (``/lib/apk/db/installed``),
-Python (``*.dist-info``, ``*.egg-info``) and npm (``node_modules/**/package.json``) packages.
+Python (``*.dist-info``, ``*.egg-info``), npm (``node_modules/**/package.json``) packages, and
+the modules Go binaries were built from (:mod:`.gobin`).
 
 Each package: name, version, source package, licences where stated, a purl (the purl spec's
 ``deb``, ``apk``, ``pypi``, ``npm`` types) and the path it was found at (the caller adds the
-layer). Not read yet: rpm databases, Go build info, Java archives (see docs/scan.md).
+layer). Not read yet: rpm databases, Java archives (see docs/scan.md).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat as _stat
 from urllib.parse import quote
+
+from struct import error as struct_error
 
 from .tree import Tree
 
@@ -68,8 +73,8 @@ def _paragraphs(text: str):
 
 def _purl(kind: str, namespace: str | None, name: str, version: str, qualifiers: dict | None = None) -> str:
     p = f"pkg:{kind}/"
-    if namespace:
-        p += quote(namespace, safe="") + "/"
+    if namespace:  # each segment encoded on its own (a Go module path keeps its slashes)
+        p += "/".join(quote(seg, safe="") for seg in namespace.split("/")) + "/"
     p += quote(name, safe="") + "@" + quote(version, safe="")
     if qualifiers:
         p += "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in sorted(qualifiers.items()) if v)
@@ -196,6 +201,13 @@ def python_and_npm(tree: Tree) -> list[dict]:
                 data = tree.read_at(dfd, n, shown, 1 << 20)
                 if data is not None:
                     _python(tree, out, _text(data), shown, shown)
+        for n in names:
+            try:
+                st = os.stat(n, dir_fd=dfd, follow_symlinks=False)
+            except OSError:
+                continue
+            if _stat.S_ISREG(st.st_mode) and st.st_mode & 0o111 and st.st_size >= 64:
+                _go(tree, out, dfd, n, f"{dpath.rstrip('/')}/{n}")
         if "package.json" in names and "/node_modules/" in dpath + "/" and base != "node_modules":
             shown = f"{dpath}/package.json"
             data = tree.read_at(dfd, "package.json", shown, 4 << 20)
@@ -217,6 +229,32 @@ def _python(tree: Tree, out: list, text: str, shown: str, where: str) -> None:
     out.append({"type": "pypi", "ecosystem": "PyPI", "name": name, "version": version, "arch": "",
                 "source": name, "source_version": version, "licenses": [lic] if lic and lic != "UNKNOWN" else [],
                 "purl": _purl("pypi", None, _pypi_name(name), version), "path": where, "evidence": [shown]})
+
+
+def _go(tree: Tree, out: list, dfd: int, name: str, shown: str) -> None:
+    from . import gobin
+
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+    except OSError as e:
+        tree.warn(shown, f"cannot be read: {e.strerror or e}")
+        return
+    try:
+        info = gobin.build_info(fd)
+    except (ValueError, OSError, struct_error) as e:
+        tree.warn(shown, f"Go build info not read: {e}")
+        return
+    finally:
+        os.close(fd)
+    if info is None:
+        return
+    go_version, modinfo = info
+    for m in gobin.modules(modinfo):
+        ns, _, short = m["path"].rpartition("/")
+        out.append({"type": "golang", "ecosystem": "Go", "name": m["path"], "version": m["version"], "arch": "",
+                    "source": m["path"], "source_version": m["version"], "licenses": [],
+                    "purl": _purl("golang", ns or None, short, m["version"]), "path": shown, "evidence": [shown],
+                    "go": {"kind": m["kind"], "toolchain": go_version, "replaced_by": m["replaced_by"]}})
 
 
 def _npm(tree: Tree, out: list, data: bytes, shown: str) -> None:
