@@ -262,6 +262,10 @@ def test_store_image_inventory_layers_findings_exit_codes(tmp_path, small_layout
         # exit codes: a high finding fails --fail-on high, not --fail-on critical
         _scan(store, "--fail-on", "high", image_id, rc=3)
         _scan(store, "--fail-on", "critical", image_id, rc=0)
+        p = _scan(store, "--all", "--format", "json")
+        assert [x["image"]["id"] for x in json.loads(p.stdout)["results"]] == [image_id]
+        p = _scan(store, rc=125)
+        assert "scan needs a TARGET" in p.stderr and p.stderr.count("\n") == 1
         p = _scan(store, "no-such-image", rc=125)
         assert p.stderr.count("\n") == 1 and "no-such-image" in p.stderr
 

@@ -16,7 +16,7 @@ def register(sub, only: str | None = None) -> None:
         return
     p = sub.add_parser("scan", help="scan images without running them (inventory, SBOM, vulnerabilities)",
                        description="Scan images read-only, nothing from them executed: the OS, the packages "
-                                   "(dpkg, apk, Python, npm) with the layer that brought each, the vulnerabilities "
+                                   "(dpkg, apk, Python, npm, Go modules) with the layer that brought each, the vulnerabilities "
                                    "of the offline OSV database, and SBOMs. A TARGET is an image in the store or a "
                                    "transport reference (docker://, oci:, oci-archive:, docker-archive:, dir:), "
                                    "scanned without being added to the store. 'pallet scan db import PATH...' loads "
@@ -24,7 +24,8 @@ def register(sub, only: str | None = None) -> None:
                                    "what is loaded. Exit: 0 clean, 3 a finding at or above --fail-on, 125 failure.")
     p.usage_exit = 125
     p.set_defaults(exit_map=SCAN_EXIT, usage_exit=125, func=cmd_scan)
-    p.add_argument("targets", nargs="+", metavar="TARGET", help="images, transport references, or 'db import|status'")
+    p.add_argument("targets", nargs="*", metavar="TARGET", help="images, transport references, or 'db import|status'")
+    p.add_argument("--all", "-a", action="store_true", help="scan every image in the store")
     p.add_argument("--format", default="table", choices=FORMATS, help="table (default), json, cyclonedx or spdx")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--fail-on", metavar="SEV", choices=("low", "medium", "high", "critical"),
@@ -82,9 +83,20 @@ def cmd_scan(args) -> int:
     from . import common
     from .store import open_store
 
-    if args.targets[0] == "db":
+    from ..errors import UsageError
+
+    if args.targets[:1] == ["db"]:
         return _db(args, open_store(args))
     store = open_store(args)
+    if args.all:
+        if args.targets:
+            raise UsageError("--all takes no TARGET")
+        args.targets = sorted(rec["id"] for rec in store.images())
+        if not args.targets:
+            print("no images in the store")
+            return 0
+    elif not args.targets:
+        raise UsageError("scan needs a TARGET (an image, a transport reference) or --all")
     ctx = common.context(args)
     results = [scan_one(store, t, ctx, CopyOptions(progress=Progress(None)), _warn) for t in args.targets]
     base = args.results_dir or os.path.join(store.graphroot, "scan-results")
