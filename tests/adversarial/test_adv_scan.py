@@ -153,3 +153,17 @@ def test_executables_that_lie_about_their_sections(tmp_path):
         assert "Traceback" not in p.stderr
     finally:
         store.cleanup()
+
+
+def test_output_to_a_device_and_a_bad_results_dir(tmp_path):
+    layout = str(tmp_path / "layout")
+    images.make_layout(layout, layers=[{"etc/motd": "hi\n"}])
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        _scan(store, "--output", "/dev/null", f"oci:{layout}:latest")
+        assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+        (tmp_path / "afile").write_text("x")
+        p = _scan(store, "--results-dir", str(tmp_path / "afile"), f"oci:{layout}:latest", rc=125)
+        assert p.stderr.count("\n") == 1 and "results directory" in p.stderr and "afile" in p.stderr
+    finally:
+        store.cleanup()

@@ -83,7 +83,7 @@ def cmd_scan(args) -> int:
     from . import common
     from .store import open_store
 
-    from ..errors import UsageError
+    from ..errors import ScanError, UsageError
 
     if args.targets[:1] == ["db"]:
         return _db(args, open_store(args))
@@ -103,7 +103,10 @@ def cmd_scan(args) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     for r in results:
         d = os.path.join(base, "builtin", stamp, r["image"]["id"])
-        os.makedirs(d, 0o755, exist_ok=True)
+        try:
+            os.makedirs(d, 0o755, exist_ok=True)
+        except OSError as e:
+            raise ScanError(f"results directory {d}: {e.strerror}") from None
         _fs.write_atomic(os.path.join(d, "scan.json"), json.dumps(r, indent=2, sort_keys=True).encode() + b"\n", 0o644)
         _fs.write_atomic(os.path.join(d, "cyclonedx.json"),
                          json.dumps(report.cyclonedx(r), indent=2, sort_keys=True).encode() + b"\n", 0o644)
@@ -118,7 +121,7 @@ def cmd_scan(args) -> int:
         docs = [make(r) for r in results]
         text = json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, sort_keys=True) + "\n"
     if args.output:
-        _fs.write_atomic(args.output, text.encode(), 0o644)
+        _fs.write_output(args.output, text.encode(), 0o644, what="--output")
     else:
         import sys
 
