@@ -549,3 +549,41 @@ def test_go_binary_modules_equal_go_version_m(tmp_path):
         assert dep["path"] == "/usr/local/bin/hello" and dep["go"]["toolchain"].startswith("go1.")
     finally:
         store.cleanup()
+
+
+# -- Java archives -------------------------------------------------------------------------
+
+def test_java_archives_maven_coordinates_equal_unzip(tmp_path):
+    unzip = need("unzip")
+    jars = sorted(os.path.join("/usr/share/java", n) for n in os.listdir("/usr/share/java")
+                  if n.endswith(".jar") and not os.path.islink(os.path.join("/usr/share/java", n)))
+    truth, files = set(), {}
+    for jar in jars:
+        props = subprocess.run([unzip, "-p", jar, "META-INF/maven/*/*/pom.properties"], capture_output=True,
+                               text=True).stdout
+        coords = {}
+        for line in props.splitlines():
+            if "=" in line and not line.startswith("#"):
+                k, v = line.split("=", 1)
+                coords.setdefault(k.strip(), []).append(v.strip())
+        if not coords.get("version") or len(coords["version"]) != 1:
+            continue
+        truth.add((f"{coords['groupId'][0]}:{coords['artifactId'][0]}", coords["version"][0]))
+        with open(jar, "rb") as f:
+            files[f"opt/app/lib/{os.path.basename(jar)}"] = f.read()
+        if len(files) == 6:
+            break
+    assert len(files) >= 3, "Debian's maven jars (in /usr/share/java) are needed"
+    files["opt/app/lib/broken.jar"] = b"PK\x03\x04 not really a zip"
+    layout = str(tmp_path / "layout")
+    images.make_layout(layout, layers=[files])
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        p = _scan(store, "--format", "json", f"oci:{layout}:latest")
+        r = json.loads(p.stdout)["results"][0]
+        assert {(q["name"], q["version"]) for q in r["packages"] if q["type"] == "maven"} == truth
+        q = next(q for q in r["packages"] if q["type"] == "maven")
+        assert q["purl"].startswith("pkg:maven/") and q["path"].startswith("/opt/app/lib/")
+        assert "warning: /opt/app/lib/broken.jar: Java archive not read" in p.stderr
+    finally:
+        store.cleanup()

@@ -1,11 +1,12 @@
 """What an image holds, read from its files with nothing executed: the OS (``/etc/os-release``),
 dpkg (``/var/lib/dpkg/status`` and distroless ``status.d/``), apk (``/lib/apk/db/installed``),
 Python (``*.dist-info``, ``*.egg-info``), npm (``node_modules/**/package.json``) packages, and
-the modules Go binaries were built from (:mod:`.gobin`).
+the modules Go binaries were built from (:mod:`.gobin`), Java archives' Maven coordinates
+(:mod:`.java`).
 
 Each package: name, version, source package, licences where stated, a purl (the purl spec's
 ``deb``, ``apk``, ``pypi``, ``npm`` types) and the path it was found at (the caller adds the
-layer). Not read yet: rpm databases, Java archives (see docs/scan.md).
+layer). Not read yet: rpm databases (see docs/scan.md).
 """
 
 from __future__ import annotations
@@ -208,6 +209,8 @@ def python_and_npm(tree: Tree) -> list[dict]:
                 continue
             if _stat.S_ISREG(st.st_mode) and st.st_mode & 0o111 and st.st_size >= 64:
                 _go(tree, out, dfd, n, f"{dpath.rstrip('/')}/{n}")
+            elif _stat.S_ISREG(st.st_mode) and n.lower().endswith((".jar", ".war", ".ear")):
+                _java(tree, out, dfd, n, f"{dpath.rstrip('/')}/{n}")
         if "package.json" in names and "/node_modules/" in dpath + "/" and base != "node_modules":
             shown = f"{dpath}/package.json"
             data = tree.read_at(dfd, "package.json", shown, 4 << 20)
@@ -255,6 +258,29 @@ def _go(tree: Tree, out: list, dfd: int, name: str, shown: str) -> None:
                     "source": m["path"], "source_version": m["version"], "licenses": [],
                     "purl": _purl("golang", ns or None, short, m["version"]), "path": shown, "evidence": [shown],
                     "go": {"kind": m["kind"], "toolchain": go_version, "replaced_by": m["replaced_by"]}})
+
+
+def _java(tree: Tree, out: list, dfd: int, name: str, shown: str) -> None:
+    from . import java
+
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+    except OSError as e:
+        tree.warn(shown, f"cannot be read: {e.strerror or e}")
+        return
+    try:
+        found = java.coordinates(fd)
+    except (ValueError, OSError) as e:
+        tree.warn(shown, f"Java archive not read: {e}")
+        return
+    finally:
+        os.close(fd)
+    for c in found:
+        out.append({"type": "maven", "ecosystem": "Maven", "name": f"{c['group']}:{c['artifact']}" if c["group"]
+                    else c["artifact"], "version": c["version"], "arch": "", "source": c["artifact"],
+                    "source_version": c["version"], "licenses": [],
+                    "purl": _purl("maven", c["group"] or None, c["artifact"], c["version"]),
+                    "path": shown, "evidence": [shown], "java": {"member": c["source"]}})
 
 
 def _npm(tree: Tree, out: list, data: bytes, shown: str) -> None:
