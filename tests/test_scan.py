@@ -587,3 +587,55 @@ def test_java_archives_maven_coordinates_equal_unzip(tmp_path):
         assert "warning: /opt/app/lib/broken.jar: Java archive not read" in p.stderr
     finally:
         store.cleanup()
+
+
+# -- rpm -----------------------------------------------------------------------------------
+
+def _rpm_db(tmp_path) -> str:
+    """An rpm sqlite database made by Debian's rpm tools (two packages, --justdb)."""
+    rpmbuild, rpm = need("rpmbuild"), need("rpm")
+    top = tmp_path / "rpmtop"
+    pkgs = []
+    for name, epoch, version, release, lic in (("hello-scan", "1", "1.2.3", "4", "MIT and BSD"),
+                                               ("other-scan", "", "0.9~rc1", "1.fc39", "GPL-2.0-or-later")):
+        spec = tmp_path / f"{name}.spec"
+        spec.write_text(f"Name: {name}\nVersion: {version}\nRelease: {release}\n" + (f"Epoch: {epoch}\n" if epoch else "")
+                        + f"Summary: t\nLicense: {lic}\nBuildArch: noarch\n\n%description\nt\n\n%files\n")
+        subprocess.run([rpmbuild, "--quiet", "-bb", "--define", f"_topdir {top}", str(spec)], check=True,
+                       capture_output=True)
+    pkgs = [str(p) for p in (top / "RPMS" / "noarch").iterdir()]
+    db = str(tmp_path / "rpmdb")
+    subprocess.run([rpm, "--dbpath", db, "--initdb"], check=True, capture_output=True)
+    subprocess.run([rpm, "--dbpath", db, "-i", "--justdb", "--nodeps", *pkgs], check=True, capture_output=True)
+    return db
+
+
+def test_rpm_sqlite_database_equals_rpm_qa(tmp_path):
+    db = _rpm_db(tmp_path)
+    theirs = subprocess.run([need("rpm"), "--dbpath", db, "-qa", "--qf",
+                             "%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE} %{LICENSE}\\n"],
+                            capture_output=True, text=True, check=True).stdout
+    truth = {tuple(line.split(" ", 2)) for line in theirs.splitlines()}
+    files = {}
+    for n in os.listdir(db):
+        with open(os.path.join(db, n), "rb") as f:
+            files[f"var/lib/rpm/{n}"] = f.read()
+    files["etc/os-release"] = 'ID=fedora\nVERSION_ID=39\n'
+    layout = str(tmp_path / "layout")
+    images.make_layout(layout, layers=[files])
+    old = str(tmp_path / "old")
+    images.make_layout(old, layers=[{"var/lib/rpm/Packages": b"\x00" * 4096}])
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        r = json.loads(_scan(store, "--format", "json", f"oci:{layout}:latest").stdout)["results"][0]
+        ours = {(p["name"], p["version"], p["licenses"][0]) for p in r["packages"] if p["type"] == "rpm"}
+        assert ours == truth and len(ours) == 2
+        hello = next(p for p in r["packages"] if p["name"] == "hello-scan")
+        assert hello["purl"] == ("pkg:rpm/fedora/hello-scan@1.2.3-4?arch=noarch&distro=fedora-39&epoch=1"
+                                 "&upstream=hello-scan-1.2.3-4.src.rpm")
+        assert hello["path"] == "/var/lib/rpm/rpmdb.sqlite" and hello["layer"]
+        p = _scan(store, "--format", "json", f"oci:{old}:latest")
+        assert "warning: /var/lib/rpm/Packages: an rpm database in Berkeley DB format: not read" in p.stderr
+        assert os.listdir(os.path.join(store.root, "staging")) == []
+    finally:
+        store.cleanup()

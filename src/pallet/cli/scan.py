@@ -16,7 +16,7 @@ def register(sub, only: str | None = None) -> None:
         return
     p = sub.add_parser("scan", help="scan images without running them (inventory, SBOM, vulnerabilities)",
                        description="Scan images read-only, nothing from them executed: the OS, the packages "
-                                   "(dpkg, apk, Python, npm, Go modules, Java archives) with the layer that brought each, the vulnerabilities "
+                                   "(dpkg, apk, rpm, Python, npm, Go modules, Java archives) with the layer that brought each, the vulnerabilities "
                                    "of the offline OSV database, and SBOMs. A TARGET is an image in the store or a "
                                    "transport reference (docker://, oci:, oci-archive:, docker-archive:, dir:), "
                                    "scanned without being added to the store. 'pallet scan db import PATH...' loads "

@@ -32,8 +32,8 @@ def scan_one(store, text: str, ctx, options, warn) -> dict:
         opened = target.transport_image(store, text, ctx, options)
     else:
         opened = target.store_image(store, text.removeprefix("containers-storage:"))
-    with opened as (st, rec, path, layers):
-        tree = Tree(path, w)
+    with opened as (st, rec, path, layers), store.staging() as scratch:
+        tree = Tree(path, w, scratch)
         try:
             osr, pkgs = inventory.inventory(tree)
             for p in pkgs:

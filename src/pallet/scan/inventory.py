@@ -2,11 +2,11 @@
 dpkg (``/var/lib/dpkg/status`` and distroless ``status.d/``), apk (``/lib/apk/db/installed``),
 Python (``*.dist-info``, ``*.egg-info``), npm (``node_modules/**/package.json``) packages, and
 the modules Go binaries were built from (:mod:`.gobin`), Java archives' Maven coordinates
-(:mod:`.java`).
+(:mod:`.java`), and rpm's sqlite database (:mod:`.rpm`).
 
 Each package: name, version, source package, licences where stated, a purl (the purl spec's
 ``deb``, ``apk``, ``pypi``, ``npm`` types) and the path it was found at (the caller adds the
-layer). Not read yet: rpm databases (see docs/scan.md).
+layer).
 """
 
 from __future__ import annotations
@@ -307,8 +307,33 @@ def _npm(tree: Tree, out: list, data: bytes, shown: str) -> None:
                 "purl": _purl("npm", ns or None, short, version), "path": shown, "evidence": [shown]})
 
 
+def rpm(tree: Tree, osr: dict) -> list[dict]:
+    from . import rpm as _rpm
+
+    path, found = _rpm.packages(tree)
+    distro = (osr.get("ID") or "").lower() or None
+    out = []
+    for h in found:
+        version = f"{h['version']}-{h['release']}" if h.get("release") else h["version"]
+        if h.get("epoch") is not None:
+            version = f"{h['epoch']}:{version}"
+        src = h.get("sourcerpm") or ""
+        src_name = src.rsplit("-", 2)[0] if src.count("-") >= 2 else h["name"]
+        q = {"arch": h.get("arch", ""), "distro": _distro(osr)}
+        if h.get("epoch") is not None:
+            q["epoch"] = str(h["epoch"])
+        if src:
+            q["upstream"] = src
+        out.append({"type": "rpm", "ecosystem": "RPM", "name": h["name"], "version": version,
+                    "arch": h.get("arch", ""), "source": src_name, "source_version": version,
+                    "licenses": [h["license"]] if h.get("license") else [],
+                    "purl": _purl("rpm", distro, h["name"], f"{h['version']}-{h['release']}" if h.get("release")
+                                  else h["version"], q), "path": path, "evidence": [path]})
+    return out
+
+
 def inventory(tree: Tree) -> tuple[dict, list[dict]]:
     """(os-release, packages) of the tree."""
     osr = os_release(tree)
-    pkgs = dpkg(tree, osr) + apk(tree, osr) + python_and_npm(tree)
+    pkgs = dpkg(tree, osr) + apk(tree, osr) + rpm(tree, osr) + python_and_npm(tree)
     return osr, pkgs

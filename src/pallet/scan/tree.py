@@ -20,9 +20,12 @@ MAX_DEPTH = 256
 class Tree:
     """The read-only tree at ``path``; ``warn(file, message)`` collects problems."""
 
-    def __init__(self, path: str, warn):
+    def __init__(self, path: str, warn, scratch: str | None = None):
         self.path = path
         self.warn = warn
+        #: a private directory for copies a reader needs (the store's staging: a killed scan's
+        #: copies are removed by the next run)
+        self.scratch = scratch
         self.fd = _rootfs.open_root(path)
 
     def close(self) -> None:
