@@ -167,3 +167,44 @@ def test_output_to_a_device_and_a_bad_results_dir(tmp_path):
         assert p.stderr.count("\n") == 1 and "results directory" in p.stderr and "afile" in p.stderr
     finally:
         store.cleanup()
+
+
+def test_hostile_rpm_headers(tmp_path):
+    import sqlite3
+    import struct
+
+    from pallet.scan.rpm import parse_header
+    from test_scan import _rpm_db
+
+    good_entry = struct.pack(">iIiI", 1000, 6, 0, 1)
+    for blob in (b"", b"\x00\x00\x00\x01", struct.pack(">II", 0xFFFFFF, 0),
+                 struct.pack(">II", 1, 4) + struct.pack(">iIiI", 1000, 6, 99, 1) + b"abc\x00",
+                 struct.pack(">II", 1, 3) + good_entry + b"abc",
+                 struct.pack(">II", 1, 2) + struct.pack(">iIiI", 1003, 4, 0, 1) + b"\x00\x01"):
+        try:
+            parse_header(blob)
+        except ValueError:
+            continue
+        raise AssertionError(f"accepted {blob!r}")
+    assert parse_header(struct.pack(">II", 1, 4) + good_entry + b"abc\x00") == {"name": "abc"}
+
+    db = _rpm_db(tmp_path)
+    con = sqlite3.connect(os.path.join(db, "rpmdb.sqlite"))
+    with con:
+        (hnum,) = con.execute("SELECT hnum FROM Packages ORDER BY hnum LIMIT 1").fetchone()
+        con.execute("UPDATE Packages SET blob = ? WHERE hnum = ?", (struct.pack(">II", 1000, 1 << 30), hnum))
+    con.close()
+    files = {}
+    for n in os.listdir(db):
+        with open(os.path.join(db, n), "rb") as f:
+            files[f"usr/lib/sysimage/rpm/{n}"] = f.read()
+    layout = str(tmp_path / "layout")
+    images.make_layout(layout, layers=[files])
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        p = _scan(store, "--format", "json", f"oci:{layout}:latest")
+        r = json.loads(p.stdout)["results"][0]
+        assert len([q for q in r["packages"] if q["type"] == "rpm"]) == 1
+        assert f"warning: /usr/lib/sysimage/rpm/rpmdb.sqlite: package header {hnum}: header claims" in p.stderr
+    finally:
+        store.cleanup()
