@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat as _stat
 
 from .. import _rootfs
 
@@ -61,7 +62,7 @@ class Layers:
         for i, st in enumerate(stats):
             if st is None:
                 continue
-            if self.kind == "overlay" and not (st.st_mode & 0o170000 == 0o020000 and st.st_rdev == 0):
+            if self.kind == "overlay" and not (_stat.S_ISCHR(st.st_mode) and st.st_rdev == 0):  # not a whiteout
                 return self.layers[i][0]
             if self.kind != "overlay":
                 below = stats[i + 1] if i + 1 < len(stats) else None
