@@ -315,6 +315,42 @@ def run_pallet(*args, check=True, input=None, env=None, base_env=None):
     return p
 
 
+# -- a real Debian image (test_real_debian.py, test_scan.py) ------------------------------
+
+@pytest.fixture(scope="session")
+def debian_layout(tmp_path_factory):
+    """A real Debian bookworm minbase root filesystem (mmdebstrap) as a one-layer OCI layout
+    tagged ``bookworm``; made once per session (it takes a while)."""
+    import gzip
+    import hashlib
+
+    import images
+
+    work = tmp_path_factory.mktemp("debian")
+    tar = str(work / "rootfs.tar")
+    sources = "/etc/apt/sources.list.d/debian.sources"
+    if not os.path.exists(sources):
+        sources = "/etc/apt/sources.list"
+    p = subprocess.run([need("mmdebstrap"), "--variant=minbase", "--mode=root", "--format=tar", "--quiet",
+                        "bookworm", tar, sources], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, f"mmdebstrap failed (it needs the Debian mirror, as apt does): {p.stderr[-2000:]}"
+    layout = str(work / "layout")
+    h = hashlib.sha256()
+    gz_path = str(work / "rootfs.tar.gz")
+    with open(tar, "rb") as f, open(gz_path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1,
+                                                                         mtime=0) as g:
+        while b := f.read(1 << 20):
+            h.update(b)
+            g.write(b)
+    os.unlink(tar)
+    with open(gz_path, "rb") as f:
+        images.one_layer_layout(layout, "bookworm", f.read(), "sha256:" + h.hexdigest(), gzipped=True,
+                                config={"Cmd": ["/bin/bash"]})
+    os.unlink(gz_path)
+    return layout
+
+
+
 # -- the runtime tests' fixtures -----------------------------------------------------------
 
 @pytest.fixture

@@ -4,43 +4,12 @@ compared with umoci's unpack of the same image, and run by pallet-runtime and ru
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import os
 import subprocess
 
-import pytest
-
-import images
 from conftest import need, release_all
 from test_storage import StoreCLI, push_layout
-
-
-@pytest.fixture(scope="module")
-def debian_layout(tmp_path_factory):
-    work = tmp_path_factory.mktemp("debian")
-    tar = str(work / "rootfs.tar")
-    sources = "/etc/apt/sources.list.d/debian.sources"
-    if not os.path.exists(sources):
-        sources = "/etc/apt/sources.list"
-    p = subprocess.run([need("mmdebstrap"), "--variant=minbase", "--mode=root", "--format=tar", "--quiet",
-                        "bookworm", tar, sources], capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, f"mmdebstrap failed (it needs the Debian mirror, as apt does): {p.stderr[-2000:]}"
-    layout = str(work / "layout")
-    h = hashlib.sha256()
-    gz_path = str(work / "rootfs.tar.gz")
-    with open(tar, "rb") as f, open(gz_path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1,
-                                                                         mtime=0) as g:
-        while b := f.read(1 << 20):
-            h.update(b)
-            g.write(b)
-    os.unlink(tar)
-    with open(gz_path, "rb") as f:
-        images.one_layer_layout(layout, "bookworm", f.read(), "sha256:" + h.hexdigest(), gzipped=True,
-                                config={"Cmd": ["/bin/bash"]})
-    os.unlink(gz_path)
-    return layout
 
 
 def _listing(root: str) -> list[str]:

@@ -179,3 +179,10 @@ class CommandNotRunnable(ContainerError):
     """The container's command cannot be invoked (permission denied: exit 126, as podman)."""
 
     exit_code = 126
+
+
+class ScanError(PalletError):
+    """A scan could not be done (its target cannot be read, a bad option, a database that
+    cannot be opened): ``pallet scan`` exits 125, as atomic's scan verbs did."""
+
+    exit_code = 125

@@ -380,6 +380,11 @@ class Store(LayerStore, ImageStore, MountStore, ContainerStore):
                 # first; an owner whose mount is still busy keeps its lock file, to try again
                 busy = self._reap(st, trash, {name for name, _ in dead})
                 for name, fd in dead:
+                    # a dead process's staging may hold mounts (a scan's temporary store mounts
+                    # its image there): unmounted first, deepest first, never removed through
+                    for m in sorted(_mount.mounts_under(os.path.join(staging, name)), key=len, reverse=True):
+                        with contextlib.suppress(OSError):
+                            _mount.umount(m, detach=True)
                     _rmtree(os.path.join(staging, name), ignore_errors=True)
                     if fd is not None and name not in busy:
                         with contextlib.suppress(OSError):

@@ -1,0 +1,131 @@
+"""``pallet scan``: inventory, SBOM and vulnerabilities of images, nothing run (see docs/scan.md).
+
+Exit codes as atomic's scan and podman: 0 clean, 3 when a finding at or above ``--fail-on``
+exists, 125 when the scan itself failed.
+"""
+
+from __future__ import annotations
+
+VERBS = ("scan",)
+SCAN_EXIT = {"default": 125}
+FORMATS = ("table", "json", "cyclonedx", "spdx")
+
+
+def register(sub, only: str | None = None) -> None:
+    if only not in (None, "scan"):
+        return
+    p = sub.add_parser("scan", help="scan images without running them (inventory, SBOM, vulnerabilities)",
+                       description="Scan images read-only, nothing from them executed: the OS, the packages "
+                                   "(dpkg, apk, rpm, Python, npm, Go modules, Java archives) with the layer that brought each, the vulnerabilities "
+                                   "of the offline OSV database, and SBOMs. A TARGET is an image in the store or a "
+                                   "transport reference (docker://, oci:, oci-archive:, docker-archive:, dir:), "
+                                   "scanned without being added to the store. 'pallet scan db import PATH...' loads "
+                                   "OSV records (JSON files, directories, OSV's zips); 'pallet scan db status' says "
+                                   "what is loaded. Exit: 0 clean, 3 a finding at or above --fail-on, 125 failure.")
+    p.usage_exit = 125
+    p.set_defaults(exit_map=SCAN_EXIT, usage_exit=125, func=cmd_scan)
+    p.add_argument("targets", nargs="*", metavar="TARGET", help="images, transport references, or 'db import|status'")
+    p.add_argument("--all", "-a", action="store_true", help="scan every image in the store")
+    p.add_argument("--format", default="table", choices=FORMATS, help="table (default), json, cyclonedx or spdx")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.add_argument("--fail-on", metavar="SEV", choices=("low", "medium", "high", "critical"),
+                   help="exit 3 when a finding at or above SEV exists (low, medium, high, critical)")
+    p.add_argument("--results-dir", metavar="DIR",
+                   help="where results are kept: DIR/builtin/TIMESTAMP/IMAGE-ID/ (default GRAPHROOT/scan-results)")
+    from .common import add_registry_flags
+
+    add_registry_flags(p)
+    p.add_argument("--authfile", metavar="PATH", help="registry credentials file")
+
+
+def _warn(path: str, message: str) -> None:
+    import sys
+
+    print(f"warning: {path}: {message}", file=sys.stderr)
+
+
+def _db(args, store) -> int:
+    from ..errors import UsageError
+    from ..scan import vulndb
+
+    sub = args.targets[1:]
+    if sub[:1] == ["import"] and len(sub) > 1:
+        n = vulndb.import_records(store, sub[1:], _warn)
+        print(f"imported {n} records into {vulndb.db_path(store)}")
+        return 0
+    if sub == ["status"]:
+        import time
+
+        st = vulndb.status(store)
+        if st is None:
+            print("no vulnerability database (pallet scan db import PATH)")
+            return 0
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(st["imported"])) if st["imported"] else "unknown"
+        age = int((time.time() - st["imported"]) // 86400) if st["imported"] else None
+        print(f"database: {st['path']}")
+        print(f"records: {st['records']}")
+        for eco, n in st["ecosystems"].items():
+            print(f"  {eco}: {n}")
+        print(f"imported: {when}" + (f" ({age} days ago)" if age is not None else ""))
+        print(f"newest record modified: {st['newest_modified'] or 'unknown'}")
+        return 0
+    raise UsageError("usage: pallet scan db import PATH... | pallet scan db status")
+
+
+def cmd_scan(args) -> int:
+    import os
+    import time
+
+    from .. import _fs
+    from .. import _json as json
+    from ..scan import SEVERITIES, report, scan_one, worst
+    from ..transports.copy import CopyOptions, Progress
+    from . import common
+    from .store import open_store
+
+    from ..errors import ScanError, UsageError
+
+    if args.targets[:1] == ["db"]:
+        return _db(args, open_store(args))
+    store = open_store(args)
+    if args.all:
+        if args.targets:
+            raise UsageError("--all takes no TARGET")
+        args.targets = sorted(rec["id"] for rec in store.images())
+        if not args.targets:
+            print("no images in the store")
+            return 0
+    elif not args.targets:
+        raise UsageError("scan needs a TARGET (an image, a transport reference) or --all")
+    ctx = common.context(args)
+    results = [scan_one(store, t, ctx, CopyOptions(progress=Progress(None)), _warn) for t in args.targets]
+    base = args.results_dir or os.path.join(store.graphroot, "scan-results")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for r in results:
+        d = os.path.join(base, "builtin", stamp, r["image"]["id"])
+        try:
+            os.makedirs(d, 0o755, exist_ok=True)
+        except OSError as e:
+            raise ScanError(f"results directory {d}: {e.strerror}") from None
+        _fs.write_atomic(os.path.join(d, "scan.json"), json.dumps(r, indent=2, sort_keys=True).encode() + b"\n", 0o644)
+        _fs.write_atomic(os.path.join(d, "cyclonedx.json"),
+                         json.dumps(report.cyclonedx(r), indent=2, sort_keys=True).encode() + b"\n", 0o644)
+        _fs.write_atomic(os.path.join(d, "spdx.json"),
+                         json.dumps(report.spdx(r), indent=2, sort_keys=True).encode() + b"\n", 0o644)
+    if args.format == "table":
+        text = report.table(results)
+    elif args.format == "json":
+        text = json.dumps(report.to_json(results), indent=2, sort_keys=True) + "\n"
+    else:
+        make = report.cyclonedx if args.format == "cyclonedx" else report.spdx
+        docs = [make(r) for r in results]
+        text = json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, sort_keys=True) + "\n"
+    if args.output:
+        _fs.write_output(args.output, text.encode(), 0o644, what="--output")
+    else:
+        import sys
+
+        sys.stdout.write(text)
+    if args.fail_on and max(worst(r) for r in results) >= SEVERITIES.index(args.fail_on):
+        return 3
+    return 0

@@ -1,0 +1,135 @@
+"""A scan's result rendered: a table, pallet's JSON, CycloneDX 1.5 and SPDX 2.3 JSON.
+
+SBOMs are byte-for-byte the same for the same image and data: components sorted, ids derived
+from the image id, the timestamp from ``SOURCE_DATE_EPOCH`` when set.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+from .._version import __version__
+
+_NS = uuid.UUID("6c4f1a52-3b7e-4d8e-9a55-2f0a4c1d5e77")
+
+
+def _timestamp() -> str:
+    sde = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    t = int(sde) if sde.isdigit() else int(time.time())
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _image_name(r: dict) -> str:
+    names = r["image"].get("names") or []
+    return names[0] if names else r["target"]
+
+
+def to_json(results: list[dict]) -> dict:
+    return {"scanner": "builtin", "version": __version__, "results": results}
+
+
+def cyclonedx(r: dict) -> dict:
+    img = r["image"]
+    refs: dict = {}
+    comps = []
+    for p in r["packages"]:
+        ref = p["purl"]
+        if ref in refs:
+            refs[ref] += 1
+            ref = f"{ref}#{refs[p['purl']]}"
+        else:
+            refs[ref] = 0
+        c = {"type": "library", "bom-ref": ref, "name": p["name"], "version": p["version"], "purl": p["purl"]}
+        if p.get("licenses"):
+            c["licenses"] = [{"license": {"name": lic}} for lic in p["licenses"]]
+        props = [{"name": "pallet:package:type", "value": p["type"]}, {"name": "pallet:path", "value": p["path"]}]
+        if p.get("layer"):
+            props.append({"name": "pallet:layer", "value": p["layer"]})
+        if p.get("source") and p["source"] != p["name"]:
+            props.append({"name": "pallet:source-package", "value": p["source"]})
+        c["properties"] = props
+        p["_ref"] = ref
+        comps.append(c)
+    osr = r.get("os") or {}
+    if osr.get("ID"):
+        comps.insert(0, {"type": "operating-system", "bom-ref": f"os:{osr['ID']}-{osr.get('VERSION_ID', '')}",
+                         "name": osr["ID"], "version": osr.get("VERSION_ID", ""),
+                         "description": osr.get("PRETTY_NAME", "")})
+    bom = {"bomFormat": "CycloneDX", "specVersion": "1.5",
+           "serialNumber": f"urn:uuid:{uuid.uuid5(_NS, 'cyclonedx:' + img['id'])}", "version": 1,
+           "metadata": {"timestamp": _timestamp(),
+                        "tools": {"components": [{"type": "application", "name": "pallet", "version": __version__}]},
+                        "component": {"type": "container", "bom-ref": f"image:{img['id']}", "name": _image_name(r),
+                                      "version": f"sha256:{img['id']}"}},
+           "components": comps}
+    vulns = []
+    byref = {}
+    for p in r["packages"]:
+        byref.setdefault((p["name"], p["version"], p["path"]), p["_ref"])
+    for f in r.get("vulnerabilities") or []:
+        ref = byref.get((f["package"], f["installed"], f["path"]))
+        v = {"bom-ref": f"vuln:{f['id']}:{ref}", "id": f["id"], "source": {"name": "OSV", "url": f"https://osv.dev/vulnerability/{f['id']}"},
+             "ratings": [{"severity": f["severity"]}], "affects": [{"ref": ref}] if ref else []}
+        if f.get("summary"):
+            v["description"] = f["summary"]
+        if f.get("fixed"):
+            v["recommendation"] = f"upgrade {f['package']} to {f['fixed']} or later"
+        vulns.append(v)
+    if vulns:
+        bom["vulnerabilities"] = vulns
+    for p in r["packages"]:
+        p.pop("_ref", None)
+    return bom
+
+
+def spdx(r: dict) -> dict:
+    img = r["image"]
+    pkgs = [{"SPDXID": "SPDXRef-Image", "name": _image_name(r), "versionInfo": f"sha256:{img['id']}",
+             "downloadLocation": "NOASSERTION", "filesAnalyzed": False, "primaryPackagePurpose": "CONTAINER",
+             "licenseConcluded": "NOASSERTION", "licenseDeclared": "NOASSERTION", "copyrightText": "NOASSERTION"}]
+    rels = [{"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": "SPDXRef-Image"}]
+    for n, p in enumerate(r["packages"], 1):
+        sid = f"SPDXRef-Package-{n}"
+        e = {"SPDXID": sid, "name": p["name"], "versionInfo": p["version"], "downloadLocation": "NOASSERTION",
+             "filesAnalyzed": False, "licenseConcluded": "NOASSERTION", "licenseDeclared": "NOASSERTION",
+             "copyrightText": "NOASSERTION", "primaryPackagePurpose": "LIBRARY",
+             "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
+                               "referenceLocator": p["purl"]}],
+             "sourceInfo": f"found at {p['path']}" + (f" in layer {p['layer']}" if p.get("layer") else "")}
+        if p.get("licenses"):
+            e["licenseComments"] = "stated: " + "; ".join(p["licenses"])
+        if p.get("source") and p["source"] != p["name"]:
+            e["comment"] = f"source package {p['source']}"
+        pkgs.append(e)
+        rels.append({"spdxElementId": "SPDXRef-Image", "relationshipType": "CONTAINS", "relatedSpdxElement": sid})
+    return {"spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT",
+            "name": f"pallet-scan-{_image_name(r)}",
+            "documentNamespace": f"https://pallet.invalid/spdx/{img['id']}/{uuid.uuid5(_NS, 'spdx:' + img['id'])}",
+            "creationInfo": {"created": _timestamp(), "creators": [f"Tool: pallet-{__version__}"]},
+            "packages": pkgs, "relationships": rels}
+
+
+def table(results: list[dict]) -> str:
+    lines = []
+    for r in results:
+        osr = r.get("os") or {}
+        lines.append(f"{r['target']} (image {r['image']['id'][:12]}): "
+                     f"{osr.get('PRETTY_NAME') or 'no os-release (scratch or distroless)'}, "
+                     f"{len(r['packages'])} packages")
+        if r.get("vulnerabilities") is None:
+            lines.append("vulnerabilities not checked: no database (pallet scan db import PATH)")
+        elif not r["vulnerabilities"]:
+            lines.append("no known vulnerabilities")
+        else:
+            rows = [("ID", "SEVERITY", "PACKAGE", "INSTALLED", "FIXED", "LAYER")]
+            for f in r["vulnerabilities"]:
+                rows.append((f["id"], f["severity"], f["package"], f["installed"], f["fixed"] or "-",
+                             (f.get("layer") or "-")[:19]))
+            widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+            for row in rows:
+                lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        for f in r.get("policy") or []:
+            lines.append(f"policy {f['rule']} ({f['severity']}): {f['message']}")
+    return "\n".join(lines) + "\n"
