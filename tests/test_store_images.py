@@ -347,3 +347,104 @@ def test_a_schema1_image_whose_layers_are_stored_as_other_blobs_keeps_its_own(sc
     s("system", "check")
     s("copy", "-q", "local:s1:latest", f"dir:{tmp_path}/out")
     s("save", "-o", str(tmp_path / "s1.tar"), "s1")
+
+
+# -- issue 16: podman's info, system prune/reset, history, push --format docker, save --uncompressed
+
+def _ids(text: str) -> list[str]:
+    return [x for x in text.split() if len(x) == 64]
+
+
+def test_info_has_podmans_keys_and_template_fields(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/info")
+    s("pull", "-q", "--tls-verify=false", ref)
+    podman("pull", "-q", "--tls-verify=false", ref)
+    fields = ("{{.Host.Arch}} {{.Host.OS}} {{.Host.Kernel}} {{.Host.CgroupsVersion}} {{.Host.CPUs}} "
+              "{{.Store.ImageStore.Number}} {{.Store.ContainerStore.Number}} {{.Version.OsArch}} "
+              "{{json .Store.ImageStore}} {{.Registries}}")
+    assert s("info", "--format", fields).stdout == podman("info", "--format", fields).stdout
+    assert s("info", "-f", "{{.Store.GraphRoot}} {{.Store.GraphDriverName}}").stdout == f"{s.root} overlay\n"
+    mine, theirs = json.loads(s("info", "-f", "json").stdout), json.loads(podman("info", "-f", "json").stdout)
+    for key in ("host", "store"):
+        assert set(mine[key]) <= set(theirs[key]), (key, set(mine[key]) - set(theirs[key]))
+    assert set(mine["host"]["ociRuntime"]) == {"name", "package", "path", "version"}
+    assert s("system", "info", "-f", "{{.Store.ImageStore.Number}}").stdout == "1\n"
+    assert "  graphDriverName: overlay" in s("info").stdout.splitlines()  # podman's YAML by default
+    bad = s("info", "-f", "{{.Host.Nope}}", check=False)
+    assert bad.returncode == 125 and bad.stdout == ""
+    assert bad.stderr.strip().endswith("can't evaluate field Nope in type *define.HostInfo")
+
+
+def test_system_prune_and_reset_ask_as_podman_does_and_refuse_without_a_terminal(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/sysprune")
+    for tool in (s, podman):
+        tool("pull", "-q", "--tls-verify=false", ref)
+    iid = s("images", "-q", "--no-trunc").stdout.split()
+    for verb in ("prune", "reset"):
+        mine, theirs = s("system", verb, check=False, input=""), podman("system", verb, check=False)
+        assert mine.returncode != 0 and theirs.returncode != 0
+        # the same warning, to the question, as scripts see it
+        assert mine.stdout.split("[y/N]")[0].replace(s.root, "R").splitlines()[:8] == \
+            theirs.stdout.split("[y/N]")[0].replace(podman.root, "R").splitlines()[:8]
+        assert "not a terminal" in mine.stderr and "--force" in mine.stderr
+        assert s("images", "-q", "--no-trunc").stdout.split() == iid  # nothing was removed
+    # -f: nothing dangles, nothing goes; -a -f: the unused image goes, in podman's words
+    assert s("system", "prune", "-f").stdout == podman("system", "prune", "-f").stdout == "Total reclaimed space: 0B\n"
+    mine, theirs = s("system", "prune", "-a", "-f").stdout, podman("system", "prune", "-a", "-f").stdout
+    assert mine.splitlines()[0] == theirs.splitlines()[0] == "Deleted Images"
+    assert _ids(mine) == _ids(theirs) == iid
+    assert mine.splitlines()[-1].startswith("Total reclaimed space: ") and not mine.endswith("0B\n")
+    assert s("images", "-q").stdout == ""
+    s("pull", "-q", "--tls-verify=false", ref)
+    s("builder", "from", "--name", "w", ref)
+    s("system", "reset", "-f")
+    assert s("images", "-q").stdout == "" and s("builder", "containers", "-q").stdout == ""
+    s("system", "check")
+
+
+def test_history_at_the_top_level_is_image_history_and_podmans(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/hist", layers=[{"a": "1"}, {"b": "2"}])
+    for tool in (s, podman):
+        tool("pull", "-q", "--tls-verify=false", ref)
+    tmpl = "{{.ID}}|{{.CreatedBy}}|{{.Comment}}"
+    assert s("history", "--format", tmpl, ref).stdout == s("image", "history", "--format", tmpl, ref).stdout
+    assert s("history", "--format", tmpl, ref).stdout == podman("history", "--format", tmpl, ref).stdout
+    assert s("history", "-q", "--no-trunc", ref).stdout == podman("history", "-q", "--no-trunc", ref).stdout
+    gone = s("history", "nosuch", check=False)
+    assert gone.returncode == 125 and gone.stderr.count("\n") == 1
+
+
+def _media_type(ref: str) -> str:
+    raw = subprocess.run([need("skopeo"), "inspect", "--tls-verify=false", "--raw", f"docker://{ref}"],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(raw)["mediaType"]
+
+
+def test_push_format_docker_converts_to_v2s2_as_podmans(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/pushfmt")
+    assert _media_type(ref) == "application/vnd.oci.image.manifest.v1+json"
+    for tool in (s, podman):
+        tool("pull", "-q", "--tls-verify=false", ref)
+    mine, theirs = f"{registry.host}/imgs/pushfmt-pallet:1", f"{registry.host}/imgs/pushfmt-podman:1"
+    s("push", "--tls-verify=false", "--format", "docker", ref, mine)
+    podman("push", "--tls-verify=false", "--format", "docker", ref, theirs)
+    assert _media_type(mine) == _media_type(theirs) == "application/vnd.docker.distribution.manifest.v2+json"
+    s("push", "-q", "--tls-verify=false", "-f", "oci", ref, mine)
+    assert _media_type(mine) == "application/vnd.oci.image.manifest.v1+json"
+
+
+def test_save_uncompressed_is_accepted_as_podmans(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/saveplain")
+    for tool in (s, podman):
+        tool("pull", "-q", "--tls-verify=false", ref)
+    types = []
+    for tool, out in ((s, tmp_path / "mine"), (podman, tmp_path / "theirs")):
+        tool("save", "--format", "oci-dir", "--uncompressed", "-o", str(out), ref)
+        with open(out / "index.json") as f:
+            (desc,) = json.load(f)["manifests"]
+        with open(out / "blobs" / "sha256" / desc["digest"].split(":")[1]) as f:
+            types.append([la["mediaType"] for la in json.load(f)["layers"]])
+    # podman's --uncompressed accepts uncompressed layers: each is saved as stored (here: as pulled)
+    assert types[0] == types[1] == ["application/vnd.oci.image.layer.v1.tar+gzip"] * len(types[0])
+    both = s("save", "--compress", "--uncompressed", "--format", "oci-dir", "-o", str(tmp_path / "x"), ref, check=False)
+    assert both.returncode == 125 and "mutually exclusive" in both.stderr

@@ -39,7 +39,7 @@ def _podman(p, exit_map=None):
     return p
 
 
-VERBS = ("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system")
+VERBS = ("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system", "info", "history")
 
 
 def register(sub, only: str | None = None) -> None:
@@ -50,6 +50,10 @@ def register(sub, only: str | None = None) -> None:
             add(sub, name)
     if only in (None, "image"):
         _image_group(sub)
+    if only in (None, "info"):
+        _info(sub, "info")
+    if only in (None, "history"):
+        _history(sub, "history")
     if only in (None, "system"):
         _system_group(sub)
 
@@ -69,13 +73,7 @@ def _image_group(sub) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--format", "-f", metavar="TEMPLATE", help="json, or a Go template over each image's object")
     p.set_defaults(func=cmd_image_inspect)
-    p = _podman(isub.add_parser("history", help="show the history of an image"))
-    p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--format", metavar="FORMAT", help="json, or a Go template (table ... adds headers)")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("--quiet", "-q", action="store_true")
-    p.add_argument("--human", "-H", type=common.tls_verify_arg, nargs="?", const=True, default=True)
-    p.set_defaults(func=cmd_history)
+    _history(isub, "history")
     p = _podman(isub.add_parser("mount", help="mount an image's root filesystem read-only; no IMAGE: list mounts"))
     p.add_argument("images", nargs="*", metavar="IMAGE")
     p.add_argument("--format", metavar="FORMAT", help="the listing as json, or a Go template over its fields")
@@ -96,6 +94,23 @@ def _image_group(sub) -> None:
     p.set_defaults(func=cmd_exists)
 
 
+def _history(sub, name):
+    p = _podman(sub.add_parser(name, help="show the history of an image"))
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--format", metavar="FORMAT", help="json, or a Go template (table ... adds headers)")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--human", "-H", type=common.tls_verify_arg, nargs="?", const=True, default=True)
+    p.set_defaults(func=cmd_history)
+
+
+def _info(sub, name):
+    p = _podman(sub.add_parser(name, help="show the host and the store (podman info's keys that apply)"))
+    p.add_argument("--format", "-f", metavar="FORMAT",
+                   help="json, or a Go template over podman's fields (.Host.Arch, .Store.GraphRoot, ...)")
+    p.set_defaults(func=cmd_info)
+
+
 def _system_group(sub) -> None:
     system = _podman(sub.add_parser("system", help="store-wide information and maintenance"))
     ssub = system.add_subparsers(dest="system_verb", metavar="COMMAND", parser_class=type(system))
@@ -106,6 +121,14 @@ def _system_group(sub) -> None:
     p.add_argument("--repair", "-r", action="store_true", help="remove what is damaged")
     p.add_argument("--quick", "-q", action="store_true", help="do not re-hash blobs")
     p.set_defaults(func=cmd_check)
+    _info(ssub, "info")
+    p = _podman(ssub.add_parser("prune", help="remove dangling (with -a, all unused) images; asks unless -f"))
+    p.add_argument("--all", "-a", action="store_true", help="remove every image no container uses")
+    p.add_argument("--force", "-f", action="store_true", help="do not ask (without it, stdin must be a terminal)")
+    p.set_defaults(func=cmd_system_prune)
+    p = _podman(ssub.add_parser("reset", help="remove every container and image of the store; asks unless -f"))
+    p.add_argument("--force", "-f", action="store_true", help="do not ask (without it, stdin must be a terminal)")
+    p.set_defaults(func=cmd_system_reset)
 
 
 def _pull(sub, name):
@@ -127,7 +150,8 @@ def _push(sub, name):
     p = _podman(sub.add_parser(name, help="push an image from the store to a registry (or any transport)"))
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("destination", nargs="?", metavar="DESTINATION")
-    p.add_argument("--format", "-f", choices=("oci", "v2s2"), default=None)
+    p.add_argument("--format", "-f", choices=("oci", "v2s2", "docker"), default=None,
+                   help="the manifest type to push: oci, or docker (v2s2; the layers converted as needed)")
     p.add_argument("--compression-format", choices=("gzip", "zstd"), default=None)
     p.add_argument("--compression-level", type=int, default=None)
     p.add_argument("--digestfile", metavar="PATH")
@@ -189,6 +213,9 @@ def _save(sub, name):
                    choices=("docker-archive", "oci-archive", "oci-dir", "docker-dir"))
     p.add_argument("--quiet", "-q", action="store_true")
     p.add_argument("--compress", action="store_true", help="compress layers (oci-dir, docker-dir)")
+    p.add_argument("--uncompressed", action="store_true",
+                   help="accept uncompressed layers: each layer is saved as it is stored (podman's flag; "
+                        "pallet's default too), never compressed; refused with --compress")
     p.add_argument("--multi-image-archive", "-m", action="store_true",
                    help="accepted for podman compatibility: several images always go into one archive")
     p.set_defaults(func=cmd_save)
@@ -237,7 +264,8 @@ def cmd_push(args) -> int:
     from ..transports.copy import CopyOptions
 
     store = _store(args, create=False)
-    options = CopyOptions(format=mt.FORMAT_NAMES[args.format] if args.format else None,
+    fmt = "v2s2" if args.format == "docker" else args.format
+    options = CopyOptions(format=mt.FORMAT_NAMES[fmt] if fmt else None,
                           compress_format=args.compression_format, compress_level=args.compression_level,
                           progress=_progress(args), policy=args.policy, insecure_policy=args.insecure_policy,
                           remove_signatures=args.remove_signatures, sign_by=args.sign_by,
@@ -358,6 +386,8 @@ def cmd_save(args) -> int:
     from ..images import archive as _archive
     from ..transports.copy import CopyOptions, Progress
 
+    if args.compress and args.uncompressed:
+        raise UsageError("save: --compress and --uncompressed are mutually exclusive")
     output = args.output
     if output is None:
         if sys.stdout.isatty():
@@ -534,4 +564,48 @@ def cmd_check(args) -> int:
         print(f"Error: {len(problems)} problem(s) found: run 'pallet system check --repair' to fix them "
               "by removing what is damaged", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_info(args) -> int:
+    from ..transports import registries_conf
+    from . import _system
+
+    store = _store(args, create=False)
+    doc = _system.info(store, registries_conf.load(common.context(args)).unqualified_search_registries)
+    if args.format == "json":
+        common.print_json(doc)
+    elif args.format:
+        from ._template import Template, unescape
+
+        text = Template(unescape(args.format), "info").execute(_system.go_view(doc))
+        print(text if text.endswith("\n") else text + "\n", end="")
+    else:
+        print(_system.yaml(doc))
+    return 0
+
+
+def cmd_system_prune(args) -> int:
+    from . import _system
+    from ._reports import df_size
+
+    store = _store(args)
+    if not args.force:
+        _system.confirm(_system.PRUNE_WARNING.format(images="unused" if args.all else "dangling"), "system prune")
+    removed, freed = _system.prune(store, args.all)
+    if removed:
+        print("Deleted Images")
+        print("\n".join(removed))
+    print(f"Total reclaimed space: {df_size(freed)}")
+    return 0
+
+
+def cmd_system_reset(args) -> int:
+    from . import _system
+
+    store = _store(args, create=False)
+    if not args.force:
+        _system.confirm(_system.RESET_WARNING.format(root=store.graphroot, runroot=store.runroot), "system reset")
+    if not store.absent:
+        _system.reset(store)
     return 0
