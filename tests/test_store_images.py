@@ -448,3 +448,35 @@ def test_save_uncompressed_is_accepted_as_podmans(s, podman, registry, tmp_path)
     assert types[0] == types[1] == ["application/vnd.oci.image.layer.v1.tar+gzip"] * len(types[0])
     both = s("save", "--compress", "--uncompressed", "--format", "oci-dir", "-o", str(tmp_path / "x"), ref, check=False)
     assert both.returncode == 125 and "mutually exclusive" in both.stderr
+
+
+def _layers_part(tree: str) -> list[str]:
+    """image tree's layer lines with the layer IDs and sizes left out (podman's storage names a
+    layer above the base by another chain formula; its image Size counts the config too)."""
+    import re
+
+    lines = tree.splitlines()
+    return [re.sub(r"ID: [0-9a-f]{12} Size: \S+", "ID", x) for x in lines[lines.index("Image Layers"):]]
+
+
+def test_image_tree_and_diff_print_what_podman_prints(s, podman, registry, tmp_path):
+    base = _image(registry, tmp_path, "imgs/treebase", layers=[{"a": "1", "d/x": "x", "gone": "g"}])
+    top = _image(registry, tmp_path, "imgs/treetop", layers=[{"a": "1", "d/x": "x", "gone": "g"},
+                                                              {"a": "three", "b": "2",
+                                                               "gone": {"type": "whiteout"}}])
+    for tool in (s, podman):
+        tool("pull", "-q", "--tls-verify=false", base, top)
+    for args in (["tree", top], ["tree", base], ["tree", "--whatrequires", base]):
+        mine, theirs = s("image", *args).stdout, podman("image", *args).stdout
+        assert _layers_part(mine) == _layers_part(theirs), (args, mine, theirs)
+        assert mine.splitlines()[:2] == theirs.splitlines()[:2]  # Image ID, Tags
+    for args in ([top], [base], [top, base], [base, top]):
+        mine, theirs = s("image", "diff", *args).stdout, podman("image", "diff", *args).stdout
+        # podman lists in its directory walk's order; pallet sorts by path
+        assert mine.splitlines() == sorted(mine.splitlines(), key=lambda x: x[2:]) and sorted(mine.splitlines()) == \
+            sorted(theirs.splitlines()), (args, mine, theirs)
+        mine, theirs = (json.loads(t("image", "diff", "--format", "json", *args).stdout) for t in (s, podman))
+        assert {k: sorted(v) for k, v in mine.items()} == {k: sorted(v) for k, v in theirs.items()}
+    assert s("image", "diff", top).stdout == "C /a\nA /b\nD /gone\n"
+    gone = s("image", "tree", "nosuch", check=False)
+    assert gone.returncode == 125 and gone.stderr == podman("image", "tree", "nosuch", check=False).stderr

@@ -89,6 +89,16 @@ def _image_group(sub) -> None:
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                    help="only images matching: label=KEY[=VALUE], label!=KEY[=VALUE], until=24h|TIME")
     p.set_defaults(func=cmd_prune)
+    p = _podman(isub.add_parser("tree", help="show an image's layers as a tree, as podman prints them"))
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--whatrequires", action="store_true", help="show the images built on this one")
+    p.set_defaults(func=cmd_image_tree)
+    p = _podman(isub.add_parser("diff", help="files added (A), changed (C), deleted (D): against the image's "
+                                "parent layer, or from the first image to the second"))
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("other", nargs="?", metavar="IMAGE2")
+    p.add_argument("--format", metavar="FORMAT", choices=("json",), help="json: {added, changed, deleted}")
+    p.set_defaults(func=cmd_image_diff)
     p = _podman(isub.add_parser("exists", help="exit 0 if the image is in the store, 1 if not"))
     p.add_argument("image", metavar="IMAGE")
     p.set_defaults(func=cmd_exists)
@@ -608,4 +618,28 @@ def cmd_system_reset(args) -> int:
         _system.confirm(_system.RESET_WARNING.format(root=store.graphroot, runroot=store.runroot), "system reset")
     if not store.absent:
         _system.reset(store)
+    return 0
+
+
+def cmd_image_tree(args) -> int:
+    from ._imageviews import image_tree
+
+    print(image_tree(_store(args, create=False), args.image, args.whatrequires))
+    return 0
+
+
+def cmd_image_diff(args) -> int:
+    from ._imageviews import image_diff
+
+    found = image_diff(_store(args, create=False), args.image, args.other)
+    if args.format == "json":
+        doc: dict = {}
+        for kind, key in (("A", "added"), ("C", "changed"), ("D", "deleted")):
+            paths = [p for k, p in found if k == kind]
+            if paths:
+                doc[key] = paths
+        common.print_json(doc)
+        return 0
+    if found:
+        print("\n".join(f"{k} {p}" for k, p in found))
     return 0

@@ -1,0 +1,142 @@
+"""podman's ``image tree`` and ``image diff`` over pallet's store. The file lists come from the
+layers' own blobs (read as tar headers, never extracted), so neither needs a mount or root."""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..storage.store import Store
+
+_WH = ".wh."
+_OPQ = ".wh..wh..opq"
+
+
+def _chain(store: "Store", rec: dict) -> list[dict]:
+    """The image's layers, base first (layer records)."""
+    by_id = {r["id"]: r for r in store.layers()}
+    out = []
+    lid = rec.get("top_layer") or ((rec.get("layers") or [None])[-1])
+    seen = set()
+    while lid:
+        if lid in seen or lid not in by_id:
+            from ..errors import StoreError
+
+            raise StoreError(f"image {rec['id'][:12]}: layer {lid[:12]} is missing from the store "
+                             "(run 'pallet system check')")
+        seen.add(lid)
+        out.append(by_id[lid])
+        lid = by_id[lid].get("parent")
+    out.reverse()
+    return out
+
+
+def _apply(store: "Store", layer: dict, files: dict) -> None:
+    """Replay one layer's tar headers onto ``files`` (path -> metadata), whiteouts included."""
+    from ..errors import StoreError
+    from ..layer import _tar
+    from ..layer.stream import open_decompressed
+
+    blob = layer.get("blob")
+    if not blob:
+        raise StoreError(f"layer {layer['id'][:12]} has no blob in the store to list its files from")
+    with store.open_blob(blob) as f:
+        tr = _tar.TarReader(open_decompressed(f))
+        while True:
+            h = tr.next()
+            if h is None:
+                break
+            name = h.name.decode("utf-8", "surrogateescape").strip("/")
+            while name.startswith("./"):
+                name = name[2:]
+            if name in ("", "."):
+                continue
+            parts = name.split("/")
+            base, parent = parts[-1], "/" + "/".join(parts[:-1]) if len(parts) > 1 else ""
+            if base == _OPQ:
+                for p in [p for p in files if p.startswith(parent + "/")]:
+                    del files[p]
+                continue
+            if base.startswith(_WH):
+                gone = f"{parent}/{base[len(_WH):]}"
+                for p in [p for p in files if p == gone or p.startswith(gone + "/")]:
+                    del files[p]
+                continue
+            path = "/" + name
+            meta = (h.type, h.mode & 0o7777, h.uid, h.gid, 0 if h.type == _tar.DIR else h.size,
+                    h.mtime_ns // 1_000_000_000, h.linkname)
+            if h.type != _tar.DIR and path in files and files[path][0] == _tar.DIR:
+                for p in [p for p in files if p.startswith(path + "/")]:
+                    del files[p]
+            files[path] = meta
+            up = parent
+            while up and up not in files:  # made on extraction though the tar names no entry
+                files[up] = (_tar.DIR, 0o755, 0, 0, 0, 0, b"")
+                up = up.rsplit("/", 1)[0]
+
+
+def files_of(store: "Store", layers: list[dict]) -> dict:
+    files: dict = {}
+    for layer in layers:
+        _apply(store, layer, files)
+    return files
+
+
+def changes(old: dict, new: dict) -> list[tuple[str, str]]:
+    """(kind, path) sorted by path: A added, C changed (type, mode, owner, size, mtime or link
+    target differ, as containers/storage compares), D deleted."""
+    out = []
+    for p in sorted(set(old) | set(new)):
+        if p not in old:
+            out.append(("A", p))
+        elif p not in new:
+            out.append(("D", p))
+        elif old[p] != new[p]:
+            out.append(("C", p))
+    return out
+
+
+def image_diff(store: "Store", first: str, second: str | None) -> list[tuple[str, str]]:
+    """``second`` None: the image's top layer against the layers below it; else ``first``'s
+    changes relative to ``second`` (podman's order: ``diff new old``)."""
+    a = _chain(store, store.image(first))
+    if second is None:
+        return changes(files_of(store, a[:-1]), files_of(store, a))
+    b = _chain(store, store.image(second))
+    return changes(files_of(store, b), files_of(store, a))
+
+
+def image_tree(store: "Store", text: str, what_requires: bool = False) -> str:
+    """podman's ``image tree`` text: the image, then its layers with the images whose top layer
+    each is; ``what_requires``: the top layer and the images built on this one."""
+    from ._reports import df_size
+
+    rec = store.image(text)
+    images = store.images()
+    chain = _chain(store, rec)
+    tops: dict[str, list[dict]] = {}
+    for r in images:
+        top = r.get("top_layer") or ((r.get("layers") or [None])[-1])
+        if top:
+            tops.setdefault(top, []).append(r)
+
+    def names(recs):
+        return "[" + " ".join(n for r in recs for n in (r["names"] or [r["id"][:12]])) + "]"
+
+    lines = [f"Image ID: {rec['id'][:12]}", f"Tags:     [{' '.join(rec['names'])}]",
+             f"Size:     {df_size(sum(la.get('size', 0) or 0 for la in chain))}", "Image Layers"]
+    shown = chain
+    if what_requires and chain:  # the top layer, then every layer built on it, depth first
+        kids: dict = {}
+        for la in store.layers():
+            kids.setdefault(la.get("parent"), []).append(la)
+        shown, todo = [], [chain[-1]]
+        while todo:
+            la = todo.pop()
+            shown.append(la)
+            todo.extend(sorted(kids.get(la["id"], ()), key=lambda x: x["id"], reverse=True))
+    for i, la in enumerate(shown):
+        line = ("└── " if i == len(shown) - 1 else "├── ") + f"ID: {la['id'][:12]} Size: {df_size(la.get('size', 0) or 0)}"
+        if la["id"] in tops:
+            line += f" Top Layer of: {names(tops[la['id']])}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"  # podman ends the tree with an empty line
