@@ -480,3 +480,53 @@ def test_image_tree_and_diff_print_what_podman_prints(s, podman, registry, tmp_p
     assert s("image", "diff", top).stdout == "C /a\nA /b\nD /gone\n"
     gone = s("image", "tree", "nosuch", check=False)
     assert gone.returncode == 125 and gone.stderr == podman("image", "tree", "nosuch", check=False).stderr
+
+
+def _inspect(tool, ref: str) -> dict:
+    (doc,) = json.loads(tool("image", "inspect", ref).stdout)
+    return doc
+
+
+def test_import_makes_the_image_podman_makes(s, podman, tmp_path):
+    import gzip
+    import tarfile
+
+    src = tmp_path / "root"
+    (src / "etc").mkdir(parents=True)
+    (src / "etc" / "motd").write_text("hello\n")
+    tarball = tmp_path / "rootfs.tar"
+    with tarfile.open(tarball, "w", format=tarfile.PAX_FORMAT) as tf:
+        for name in ("etc", "etc/motd"):
+            info = tf.gettarinfo(str(src / name), name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 1_700_000_000, 0, 0, "", ""
+            with open(src / name, "rb") if info.isfile() else open(os.devnull, "rb") as f:
+                tf.addfile(info, f if info.isfile() else None)
+    # podman's --change: ENV and LABEL take one KEY=VALUE, the value the rest of the line
+    changes = ["--change", "ENV A=1 B=two", "-c", 'ENV Q="q r"', "--change", 'CMD ["/bin/sh", "-c", "cat /etc/motd"]',
+               "-c", "WORKDIR /srv", "-c", "WORKDIR sub", "-c", "EXPOSE 8080/tcp", "-c", "LABEL k=v x=y",
+               "-c", "USER 1000:1000", "-c", "VOLUME /a /b", "-c", 'ENTRYPOINT ["/e"]',
+               "-m", "from a tarball"]
+    mine = s("import", *changes, str(tarball), "imported:1").stdout
+    theirs = podman("import", *changes, str(tarball), "imported:1").stdout
+    assert mine.startswith("sha256:") and len(mine.strip()) == len(theirs.strip()) == 71
+    a, b = _inspect(s, "imported:1"), _inspect(podman, "imported:1")
+    assert a["RepoTags"] == b["RepoTags"] == ["localhost/imported:1"]
+    for key in ("Config", "Architecture", "Os", "RootFS", "Comment"):
+        assert a.get(key) == b.get(key), key
+    strip = lambda hist: [{k: v for k, v in h.items() if k != "created"} for h in hist]  # noqa: E731
+    assert strip(a["History"]) == strip(b["History"])
+    assert a["History"][0]["created_by"].startswith("/bin/sh -c #(nop) ADD file:")
+    # stdin, compressed: the same layer
+    gz = gzip.compress(tarball.read_bytes())
+    iid = subprocess.run(s.args("import", "-"), input=gz, capture_output=True, check=True).stdout.decode().strip()
+    assert _inspect(s, iid)["RootFS"] == a["RootFS"]
+    # a bad change or a bad tarball: refused, one line naming it, nothing stored
+    before = s("images", "-q", "-a", "--no-trunc").stdout
+    bad = s("import", "-c", "RUN rm -rf /", str(tarball), check=False)
+    assert bad.returncode == 125 and "--change 'RUN rm -rf /'" in bad.stderr and bad.stderr.count("\n") == 1
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"not a tar at all\n" * 3)
+    bad = s("import", str(junk), check=False)
+    assert bad.returncode == 125 and f"import {junk}:" in bad.stderr and bad.stderr.count("\n") == 1
+    assert s("images", "-q", "-a", "--no-trunc").stdout == before
+    s("system", "check")

@@ -39,7 +39,7 @@ def _podman(p, exit_map=None):
     return p
 
 
-VERBS = ("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system", "info", "history")
+VERBS = ("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system", "info", "history", "import")
 
 
 def register(sub, only: str | None = None) -> None:
@@ -50,6 +50,8 @@ def register(sub, only: str | None = None) -> None:
             add(sub, name)
     if only in (None, "image"):
         _image_group(sub)
+    if only in (None, "import"):
+        _import(sub, "import")
     if only in (None, "info"):
         _info(sub, "info")
     if only in (None, "history"):
@@ -69,6 +71,7 @@ def _image_group(sub) -> None:
     _untag(isub, "untag")
     _save(isub, "save")
     _load(isub, "load")
+    _import(isub, "import")
     p = _podman(isub.add_parser("inspect", help="show images' details as JSON"))
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--format", "-f", metavar="TEMPLATE", help="json, or a Go template over each image's object")
@@ -112,6 +115,21 @@ def _history(sub, name):
     p.add_argument("--quiet", "-q", action="store_true")
     p.add_argument("--human", "-H", type=common.tls_verify_arg, nargs="?", const=True, default=True)
     p.set_defaults(func=cmd_history)
+
+
+def _import(sub, name):
+    p = _podman(sub.add_parser(name, help="make a one-layer image from a tarball (a file, or - for stdin)"))
+    p.add_argument("path", metavar="PATH", help="a .tar, .tar.gz or .tar.zst file, or - (stdin); not a URL")
+    p.add_argument("reference", nargs="?", metavar="REFERENCE", help="the image's name (default: none)")
+    p.add_argument("--change", "-c", action="append", default=[], metavar="INSTRUCTION",
+                   help="CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR, "
+                        "as in a Dockerfile (repeatable)")
+    p.add_argument("--message", "-m", metavar="TEXT", help="the history entry's comment")
+    p.add_argument("--arch", metavar="ARCH")
+    p.add_argument("--os", metavar="OS")
+    p.add_argument("--variant", metavar="VARIANT")
+    p.add_argument("--quiet", "-q", action="store_true", help="accepted: only the image ID is printed anyway")
+    p.set_defaults(func=cmd_import)
 
 
 def _info(sub, name):
@@ -642,4 +660,34 @@ def cmd_image_diff(args) -> int:
         return 0
     if found:
         print("\n".join(f"{k} {p}" for k, p in found))
+    return 0
+
+
+def cmd_import(args) -> int:
+    from ..errors import UsageError
+    from ..images.importing import apply_changes, import_tarball
+
+    if "://" in args.path:
+        raise UsageError(f"import {args.path}: URLs are not fetched: download the tarball, then import the file")
+    apply_changes({}, args.change)  # a bad --change is refused before the store or the file is opened
+    if args.path == "-":
+        if sys.stdin.isatty():
+            raise UsageError("import -: no tarball on stdin (a terminal)")
+        src = sys.stdin.buffer
+    else:
+        try:
+            src = open(args.path, "rb")
+        except OSError as e:
+            raise UsageError(f"import {args.path}: {e.strerror}") from None
+    from ..errors import PalletError
+
+    with src:
+        try:
+            rec = import_tarball(_store(args), src, [args.reference] if args.reference else [], args.change,
+                                 args.message, args.os, args.arch, args.variant)
+        except PalletError as e:  # the tarball's own faults (truncated, not a tar) name it
+            if not str(e).startswith("import "):
+                e.message = f"import {args.path}: {e.message}"
+            raise
+    print(f"sha256:{rec['id']}")
     return 0
