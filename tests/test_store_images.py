@@ -530,3 +530,28 @@ def test_import_makes_the_image_podman_makes(s, podman, tmp_path):
     assert bad.returncode == 125 and f"import {junk}:" in bad.stderr and bad.stderr.count("\n") == 1
     assert s("images", "-q", "-a", "--no-trunc").stdout == before
     s("system", "check")
+
+
+def test_search_prints_what_podman_prints(s, podman, registry, tmp_path):
+    for repo in ("srch/alpha", "srch/beta", "srchother/alphabet"):
+        _image(registry, tmp_path, repo)
+    host = registry.host
+    for args in ([f"{host}/srch/alpha"], [f"{host}/alpha"], [f"{host}/srch"], ["--limit", "1", f"{host}/alpha"],
+                 ["--no-trunc", f"{host}/alphabet"], ["--filter", "stars=1", f"{host}/alpha"],
+                 ["--filter", "is-official=false", f"{host}/beta"], [f"{host}/nosuchthing"],
+                 ["--format", "{{.Index}}|{{.Name}}|{{.Description}}|{{.Stars}}|{{.Official}}|{{.Automated}}|{{.Tag}}",
+                  f"{host}/srch"], ["--format", "table {{.Name}} {{.Stars}}", f"{host}/beta"],
+                 ["--list-tags", f"{host}/srch/alpha"], ["--list-tags", "--format", "{{.Name}}:{{.Tag}}",
+                                                          f"{host}/srch/beta"]):
+        mine, theirs = s("search", "--tls-verify=false", *args), podman("search", "--tls-verify=false", *args)
+        assert mine.stdout == theirs.stdout, (args, mine.stdout, theirs.stdout)
+    for args in (["--format", "json", f"{host}/alpha"], ["--list-tags", "--format", "json", f"{host}/srch/alpha"]):
+        mine, theirs = s("search", "--tls-verify=false", *args), podman("search", "--tls-verify=false", *args)
+        assert json.loads(mine.stdout) == json.loads(theirs.stdout), args
+    names = s("search", "--tls-verify=false", "--format", "{{.Name}}", f"{host}/alpha").stdout.split()
+    assert sorted(names) == [f"{host}/srch/alpha", f"{host}/srchother/alphabet"]
+    for bad in (["--filter", "bogus=1"], ["--filter", "stars=many"], ["--format", "{{.Nope}}"]):
+        p = s("search", "--tls-verify=false", *bad, f"{host}/alpha", check=False)
+        assert p.returncode == 125 and p.stdout == "" and p.stderr.count("\n") == 1, (bad, p.stderr)
+    p = s("search", "--tls-verify=false", "--list-tags", "alpha", check=False)
+    assert p.returncode == 125 and "fully-qualified" in p.stderr

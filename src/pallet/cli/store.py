@@ -39,7 +39,7 @@ def _podman(p, exit_map=None):
     return p
 
 
-VERBS = ("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system", "info", "history", "import")
+VERBS = ("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system", "info", "history", "import", "search")
 
 
 def register(sub, only: str | None = None) -> None:
@@ -52,6 +52,8 @@ def register(sub, only: str | None = None) -> None:
         _image_group(sub)
     if only in (None, "import"):
         _import(sub, "import")
+    if only in (None, "search"):
+        _search(sub, "search")
     if only in (None, "info"):
         _info(sub, "info")
     if only in (None, "history"):
@@ -130,6 +132,24 @@ def _import(sub, name):
     p.add_argument("--variant", metavar="VARIANT")
     p.add_argument("--quiet", "-q", action="store_true", help="accepted: only the image ID is printed anyway")
     p.set_defaults(func=cmd_import)
+
+
+def _search(sub, name):
+    p = _podman(sub.add_parser(name, help="search a registry's catalog (/v2/_catalog) for repositories"))
+    p.add_argument("term", metavar="TERM", help="REGISTRY/TEXT (repositories whose name contains TEXT), "
+                   "or TEXT for each unqualified-search registry")
+    p.add_argument("--format", metavar="FORMAT",
+                   help="json, or a Go template over .Index .Name .Description .Stars .Official .Automated .Tag")
+    p.add_argument("--limit", type=int, default=25, metavar="N", help="at most N results per registry (default 25)")
+    p.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE",
+                   help="stars=N, is-automated=BOOL, is-official=BOOL (as podman's)")
+    p.add_argument("--list-tags", action="store_true",
+                   help="list the tags of the repository TERM names (--format: json, else podman's table)")
+    p.add_argument("--no-trunc", action="store_true", help="do not shorten descriptions")
+    p.add_argument("--authfile", metavar="PATH")
+    common.add_registry_flags(p)
+    common.add_retry_flags(p)
+    p.set_defaults(func=cmd_search)
 
 
 def _info(sub, name):
@@ -690,4 +710,45 @@ def cmd_import(args) -> int:
                 e.message = f"import {args.path}: {e.message}"
             raise
     print(f"sha256:{rec['id']}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from ..errors import UsageError
+    from ..images import search as _search
+    from ._template import Struct
+
+    ctx = common.context(args)
+    keep = _search.parse_filters(args.filter)  # checked before the registry is asked
+    if args.list_tags:
+        if args.filter:
+            raise UsageError("search --list-tags takes no --filter")
+        name, tags = _search.search_tags(args.term, ctx, args.limit)
+        if args.format == "json":
+            common.print_json([{"Name": name, "Tags": tags}])
+            return 0
+        from ._reports import output
+
+        rows = [Struct("entities.listTagsEntry", {"Name": name, "Tag": t}) for t in tags]
+        if not rows:
+            return 0
+        # podman 4.3 prints its table whatever other template --list-tags is given
+        output("table {{.Name}}\t{{.Tag}}", rows, ("Name", "Tag"), None, "search")
+        return 0
+    results = [r.fields() for r in _search.search(args.term, ctx, args.limit, keep)]
+    if not args.no_trunc:
+        for r in results:
+            if len(r["Description"]) > 44:
+                r["Description"] = r["Description"][:41] + "..."
+    if args.format == "json":
+        if results:
+            common.print_json(results)
+        return 0
+    if not results:  # podman prints nothing, not even the headers
+        return 0
+    from ._reports import output
+
+    fields = ("Index", "Name", "Description", "Stars", "Official", "Automated", "Tag")
+    output(args.format or "table {{.Name}}\t{{.Description}}", [Struct("entities.SearchReport", r) for r in results],
+           fields, None, "search")
     return 0
