@@ -555,3 +555,21 @@ def test_search_prints_what_podman_prints(s, podman, registry, tmp_path):
         assert p.returncode == 125 and p.stdout == "" and p.stderr.count("\n") == 1, (bad, p.stderr)
     p = s("search", "--tls-verify=false", "--list-tags", "alpha", check=False)
     assert p.returncode == 125 and "fully-qualified" in p.stderr
+
+
+def test_unknown_images_are_worded_as_podman_words_them(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/wording")
+    for tool in (s, podman):
+        tool("pull", "-q", "--tls-verify=false", ref)
+    for args in (["rmi", "nosuch"], ["image", "inspect", "nosuch"], ["image", "inspect", "--format", "{{.Id}}", ref,
+                                                                    "nosuch"],
+                 ["history", "nosuch"], ["tag", "nosuch", "x"], ["image", "tree", "nosuch"], ["image", "diff", "nosuch"],
+                 ["image", "diff", ref, "nosuch"], ["untag", "nosuch"], ["image", "exists", "nosuch"]):
+        mine, theirs = s(*args, check=False), podman(*args, check=False)
+        assert (mine.returncode, mine.stdout, mine.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), args
+    # rmi's lines, as scripts grep them
+    s("tag", ref, "second:1")
+    podman("tag", ref, "second:1")
+    assert s("rmi", "second:1").stdout == podman("rmi", "second:1").stdout == "Untagged: localhost/second:1\n"
+    mine, theirs = s("rmi", ref).stdout, podman("rmi", ref).stdout
+    assert mine == theirs and mine.splitlines()[-1].startswith("Deleted: ")

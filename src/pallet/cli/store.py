@@ -466,16 +466,28 @@ def cmd_load(args) -> int:
 def cmd_image_inspect(args) -> int:
     from ..storage import info
 
+    from ..storage.store import ImageUnknown
+
     store = _store(args, create=False)
-    out = [info.inspect_image(store, text) for text in args.images]
+    tmpl = None
     if args.format and args.format != "json":
         from ._template import Struct, Template, unescape
 
-        tmpl = Template(unescape(args.format), "image inspect")
+        tmpl = Template(unescape(args.format), "image inspect")  # a bad template: refused before any lookup
+    out, missing = [], None
+    for text in args.images:
+        try:
+            out.append(info.inspect_image(store, text))
+        except ImageUnknown as e:  # podman: what was found is printed, then the error
+            missing = missing or e
+    if tmpl is not None:
         texts = [tmpl.execute(Struct("inspect.ImageData", o)) for o in out]  # all, or an error and nothing
         print("".join(t if t.endswith("\n") else t + "\n" for t in texts), end="")
     else:
         common.print_json(out)
+    if missing is not None:
+        missing.message = f"inspecting object: {missing.message}"
+        raise missing
     return 0
 
 
@@ -669,7 +681,13 @@ def cmd_image_tree(args) -> int:
 def cmd_image_diff(args) -> int:
     from ._imageviews import image_diff
 
-    found = image_diff(_store(args, create=False), args.image, args.other)
+    from ..storage.store import ImageUnknown
+
+    try:
+        found = image_diff(_store(args, create=False), args.image, args.other)
+    except ImageUnknown as e:  # podman's wording
+        e.message = f"{str(e).split(':', 1)[0]} not found: {e.message}"
+        raise
     if args.format == "json":
         doc: dict = {}
         for kind, key in (("A", "added"), ("C", "changed"), ("D", "deleted")):
