@@ -30,8 +30,44 @@ def _chain(store: "Store", rec: dict) -> list[dict]:
     return out
 
 
-def _apply(store: "Store", layer: dict, files: dict) -> None:
-    """Replay one layer's tar headers onto ``files`` (path -> metadata), whiteouts included."""
+class _Tree:
+    """path -> metadata, with each directory's children indexed: removing a subtree costs what it
+    holds, so a layer of many whiteouts over many files stays linear."""
+
+    def __init__(self):
+        self.files: dict = {}
+        self.kids: dict = {}
+
+    def add(self, path: str, meta) -> None:
+        from ..layer import _tar
+
+        old = self.files.get(path)
+        if old is not None and old[0] == _tar.DIR and meta[0] != _tar.DIR:
+            self.remove_children(path)
+        up = path.rsplit("/", 1)[0]
+        if up and up not in self.files:  # made on extraction though the tar names no entry
+            self.add(up, (_tar.DIR, 0o755, 0, 0, 0, 0, b""))
+        self.files[path] = meta
+        self.kids.setdefault(up or "/", set()).add(path)
+
+    def remove_children(self, path: str) -> None:
+        todo = list(self.kids.pop(path or "/", ()))
+        while todo:
+            p = todo.pop()
+            self.files.pop(p, None)
+            todo.extend(self.kids.pop(p, ()))
+
+    def remove(self, path: str) -> None:
+        if self.files.pop(path, None) is not None:
+            self.kids.get(path.rsplit("/", 1)[0] or "/", set()).discard(path)
+            self.remove_children(path)
+
+
+def _apply(store: "Store", layer: dict, tree: _Tree) -> None:
+    """Replay one layer's tar headers onto ``tree``: its whiteouts and opaque markers remove
+    from the layers below (wherever they are in the tar), then its entries are added."""
+    import posixpath
+
     from ..errors import StoreError
     from ..layer import _tar
     from ..layer.stream import open_decompressed
@@ -39,46 +75,45 @@ def _apply(store: "Store", layer: dict, files: dict) -> None:
     blob = layer.get("blob")
     if not blob:
         raise StoreError(f"layer {layer['id'][:12]} has no blob in the store to list its files from")
+    entries, gone, opaque = [], [], []
     with store.open_blob(blob) as f:
         tr = _tar.TarReader(open_decompressed(f))
         while True:
             h = tr.next()
             if h is None:
                 break
-            name = h.name.decode("utf-8", "surrogateescape").strip("/")
-            while name.startswith("./"):
-                name = name[2:]
-            if name in ("", "."):
+            path = posixpath.normpath("/" + h.name.decode("utf-8", "surrogateescape").lstrip("/"))
+            if path == "/":
                 continue
-            parts = name.split("/")
-            base, parent = parts[-1], "/" + "/".join(parts[:-1]) if len(parts) > 1 else ""
+            parent, base = path.rsplit("/", 1)
             if base == _OPQ:
-                for p in [p for p in files if p.startswith(parent + "/")]:
-                    del files[p]
-                continue
-            if base.startswith(_WH):
-                gone = f"{parent}/{base[len(_WH):]}"
-                for p in [p for p in files if p == gone or p.startswith(gone + "/")]:
-                    del files[p]
-                continue
-            path = "/" + name
-            meta = (h.type, h.mode & 0o7777, h.uid, h.gid, 0 if h.type == _tar.DIR else h.size,
-                    h.mtime_ns // 1_000_000_000, h.linkname)
-            if h.type != _tar.DIR and path in files and files[path][0] == _tar.DIR:
-                for p in [p for p in files if p.startswith(path + "/")]:
-                    del files[p]
-            files[path] = meta
-            up = parent
-            while up and up not in files:  # made on extraction though the tar names no entry
-                files[up] = (_tar.DIR, 0o755, 0, 0, 0, 0, b"")
-                up = up.rsplit("/", 1)[0]
+                opaque.append(parent)
+            elif base.startswith(_WH):
+                gone.append(f"{parent}/{base[len(_WH):]}")
+            else:
+                entries.append((path, (h.type, h.mode & 0o7777, h.uid, h.gid, 0 if h.type == _tar.DIR else h.size,
+                                       h.mtime_ns // 1_000_000_000, h.linkname)))
+    named = {p for p, _ in entries}
+    # a directory whose entries this layer changes, without an entry of its own, gets a new
+    # mtime when the layer is extracted: containers/storage then reports it changed (C)
+    touched = {d for d in opaque} | {p.rsplit("/", 1)[0] for p in gone} | {p.rsplit("/", 1)[0] for p in named}
+    for d in opaque:
+        tree.remove_children(d)
+    for p in gone:
+        tree.remove(p)
+    for p, meta in entries:
+        tree.add(p, meta)
+    for d in touched - named:
+        meta = tree.files.get(d)
+        if d and meta is not None:
+            tree.files[d] = meta[:5] + (("extracted", layer["id"]),) + meta[6:]
 
 
 def files_of(store: "Store", layers: list[dict]) -> dict:
-    files: dict = {}
+    tree = _Tree()
     for layer in layers:
-        _apply(store, layer, files)
-    return files
+        _apply(store, layer, tree)
+    return tree.files
 
 
 def changes(old: dict, new: dict) -> list[tuple[str, str]]:
@@ -133,7 +168,8 @@ def image_tree(store: "Store", text: str, what_requires: bool = False) -> str:
         while todo:
             la = todo.pop()
             shown.append(la)
-            todo.extend(sorted(kids.get(la["id"], ()), key=lambda x: x["id"], reverse=True))
+            # oldest first, as podman lists its layers in the order they were made
+            todo.extend(sorted(kids.get(la["id"], ()), key=lambda x: (x.get("created") or "", x["id"]), reverse=True))
     for i, la in enumerate(shown):
         line = ("└── " if i == len(shown) - 1 else "├── ") + f"ID: {la['id'][:12]} Size: {df_size(la.get('size', 0) or 0)}"
         if la["id"] in tops:
