@@ -370,6 +370,9 @@ def test_info_has_podmans_keys_and_template_fields(s, podman, registry, tmp_path
         assert set(mine[key]) <= set(theirs[key]), (key, set(mine[key]) - set(theirs[key]))
     assert set(mine["host"]["ociRuntime"]) == {"name", "package", "path", "version"}
     assert s("system", "info", "-f", "{{.Store.ImageStore.Number}}").stdout == "1\n"
+    # the CPUs the process may use, as Go's runtime.NumCPU (taskset limits both alike)
+    one = ["taskset", "-c", "0"]
+    assert subprocess.run(one + s.args("info", "-f", "{{.Host.CPUs}}"), capture_output=True, text=True).stdout == "1\n"
     assert "  graphDriverName: overlay" in s("info").stdout.splitlines()  # podman's YAML by default
     bad = s("info", "-f", "{{.Host.Nope}}", check=False)
     assert bad.returncode == 125 and bad.stdout == ""

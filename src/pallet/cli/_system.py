@@ -24,6 +24,14 @@ def _runtime() -> dict:
             "version": f"pallet-runtime version {__version__}"}
 
 
+def _cpus() -> int:
+    """Go's runtime.NumCPU, as podman reports it: the CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except OSError:
+        return os.cpu_count() or 0
+
+
 def info(store: "Store", registries: list[str]) -> dict:
     """podman info's keys that apply to pallet (camelCase, as ``podman info -f json``)."""
     from .._version import __version__
@@ -32,7 +40,7 @@ def info(store: "Store", registries: list[str]) -> dict:
     images = store.images()
     containers = store.containers()
     cgv = "v2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "v1"
-    host = {"arch": _GOARCH.get(u.machine, u.machine), "cgroupVersion": cgv, "cpus": os.cpu_count() or 0,
+    host = {"arch": _GOARCH.get(u.machine, u.machine), "cgroupVersion": cgv, "cpus": _cpus(),
             "hostname": u.nodename, "kernel": u.release, "ociRuntime": _runtime(), "os": u.sysname.lower()}
     driver = store.options.driver
     try:
