@@ -574,7 +574,8 @@ def test_unknown_images_are_worded_as_podman_words_them(s, podman, registry, tmp
         tool("pull", "-q", "--tls-verify=false", ref)
     for args in (["rmi", "nosuch"], ["image", "inspect", "nosuch"], ["image", "inspect", "--format", "{{.Id}}", ref,
                                                                     "nosuch"],
-                 ["history", "nosuch"], ["tag", "nosuch", "x"], ["image", "tree", "nosuch"], ["image", "diff", "nosuch"],
+                 ["history", "nosuch"], ["tag", "nosuch", "x"], ["image", "tree", "nosuch"],
+                 ["image", "diff", "nosuch"],
                  ["image", "diff", ref, "nosuch"], ["untag", "nosuch"], ["image", "exists", "nosuch"]):
         mine, theirs = s(*args, check=False), podman(*args, check=False)
         # podman's own log lines (time="..." level=warning ...) are not part of the wording

@@ -59,8 +59,6 @@ def builder_doc(*, from_image: str, from_id: str, from_digest: str, config: byte
                 container: str, container_id: str, mountpoint: str, annotations: dict, doc: dict,
                 working: bool) -> dict:
     """buildah inspect's JSON, its keys in buildah's order."""
-    from .._std import json
-
     return {
         "Type": "buildah 0.0.1", "FromImage": from_image, "FromImageID": from_id, "FromImageDigest": from_digest,
         "Config": config.decode("utf-8", "replace"), "Manifest": manifest.decode("utf-8", "replace"),
@@ -69,7 +67,7 @@ def builder_doc(*, from_image: str, from_id: str, from_digest: str, config: byte
         "Docker": docker_of(doc, working), "DefaultMountsFilePath": "", "Isolation": "oci",
         "NamespaceOptions": [{"Name": n, "Host": n in ("cgroup", "user"), "Path": ""}
                              for n in ("cgroup", "ipc", "mount", "network", "pid", "user", "uts")],
-        "Capabilities": None if not working else json.loads(json.dumps(DEFAULT_CAPS)),
+        "Capabilities": list(DEFAULT_CAPS) if working else None,
         "ConfigureNetwork": "NetworkDefault", "CNIPluginPath": "", "CNIConfigDir": "",
         "IDMappingOptions": {"HostUIDMapping": True, "HostGIDMapping": True, "UIDMap": [], "GIDMap": [],
                              "AutoUserNs": False, "AutoUserNsOpts": {"Size": 0, "InitialSize": 0, "PasswdFile": "",
@@ -95,7 +93,8 @@ def _hist_view(h) -> object:
     from ._template import Struct
 
     h = h if isinstance(h, dict) else {}
-    return Struct("v1.History", {g: (_time(h.get(k)) if k == "created" else h.get(k, False if k == "empty_layer" else ""))
+    zero = {"empty_layer": False}
+    return Struct("v1.History", {g: (_time(h.get(k)) if k == "created" else h.get(k, zero.get(k, "")))
                                  for k, g in _HISTORY_KEYS}, json_view=h)
 
 

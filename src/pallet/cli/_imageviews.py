@@ -164,14 +164,18 @@ def image_tree(store: "Store", text: str, what_requires: bool = False) -> str:
         kids: dict = {}
         for la in store.layers():
             kids.setdefault(la.get("parent"), []).append(la)
-        shown, todo = [], [chain[-1]]
+        shown, todo, seen = [], [chain[-1]], set()
         while todo:
             la = todo.pop()
+            if la["id"] in seen:  # a damaged store's parent loop: each layer once
+                continue
+            seen.add(la["id"])
             shown.append(la)
             # oldest first, as podman lists its layers in the order they were made
             todo.extend(sorted(kids.get(la["id"], ()), key=lambda x: (x.get("created") or "", x["id"]), reverse=True))
     for i, la in enumerate(shown):
-        line = ("└── " if i == len(shown) - 1 else "├── ") + f"ID: {la['id'][:12]} Size: {df_size(la.get('size', 0) or 0)}"
+        line = (("└── " if i == len(shown) - 1 else "├── ") +
+                f"ID: {la['id'][:12]} Size: {df_size(la.get('size', 0) or 0)}")
         if la["id"] in tops:
             line += f" Top Layer of: {names(tops[la['id']])}"
         lines.append(line)

@@ -283,7 +283,8 @@ def _builder_group(sub) -> None:
     p.add_argument("--type", "-t", choices=("container", "image"), default=None,
                    help="what NAME is (default: a container, else an image, as buildah)")
     p.add_argument("--format", "-f", metavar="TEMPLATE",
-                   help="a Go template over buildah's fields (.FromImageID, .OCIv1.Config.Env, .Docker.Architecture, ...)")
+                   help="a Go template over buildah's fields (.FromImageID, .OCIv1.Config.Env, "
+                        ".Docker.Architecture, ...)")
     p.set_defaults(func=cmd_inspect)
 
 

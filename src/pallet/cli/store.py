@@ -39,7 +39,8 @@ def _podman(p, exit_map=None):
     return p
 
 
-VERBS = ("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system", "info", "history", "import", "search")
+VERBS = ("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system", "info", "history",
+         "import", "search")
 
 
 def register(sub, only: str | None = None) -> None:
