@@ -480,3 +480,92 @@ def test_dockerfile_and_builder_config_edit_the_config_alike(pallet, tmp_path):
     (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nEXPOSE 99999\n")
     p = pallet("build", "-q", str(ctx), check=False)
     assert p.returncode != 0 and "invalid port '99999'" in p.stderr and "Dockerfile:2" in p.stderr, p.stderr
+
+
+# -- issue 16: buildah inspect's layout, containers -a ------------------------------------
+
+@pytest.fixture
+def buildah(tmp_path, base):
+    import shutil
+    import tempfile
+
+    root, runroot = str(tmp_path / "buildah-root"), tempfile.mkdtemp(prefix="bsr-")
+
+    def run(*a, check=True):
+        p = subprocess.run([need("buildah"), "--root", root, "--runroot", runroot, "--storage-driver", "vfs", *a],
+                           capture_output=True, text=True, timeout=120)
+        if check and p.returncode != 0:
+            raise AssertionError(f"buildah {' '.join(a)} exited {p.returncode}: {p.stderr}")
+        return p
+
+    run("pull", "-q", f"oci:{base}:v1")
+    run("tag", run("images", "-q").stdout.split()[0], "localhost/busybox:v1")
+    yield run
+    run("rm", "--all", check=False)
+    run("rmi", "-a", "-f", check=False)
+    subprocess.run(["umount", "-R", "-l", runroot], capture_output=True)
+    shutil.rmtree(runroot, ignore_errors=True)
+
+
+_BUILDAH_FIELDS = ("{{.Type}}|{{.FromImageID}}|{{.FromImageDigest}}|{{.Container}}|{{.OCIv1.Architecture}}|"
+                   "{{.OCIv1.OS}}|{{.Docker.Architecture}}|{{.OCIv1.Config.Env}}|{{.OCIv1.Config.Cmd}}|"
+                   "{{.Docker.Config.Cmd}}|{{.Docker.Config.Healthcheck}}|{{.OCIv1.Config.WorkingDir}}|"
+                   "{{.OCIv1.Created}}|{{.OCIv1.RootFS.Type}} {{len .OCIv1.RootFS.DiffIDs}}|{{.Docker.Size}}|"
+                   "{{len .History}}|{{range .OCIv1.History}}{{.CreatedBy}};{{end}}|{{.Docker.Config.Labels}}|"
+                   "{{if .MountPoint}}mounted{{else}}not mounted{{end}}|{{printf \"%.12s\" .FromImageID}}")
+
+
+def test_builder_inspect_has_buildahs_layout_for_containers_and_images(pallet, buildah):
+    for tool in (pallet, buildah):
+        (tool("builder", "from", "--name", "w", "localhost/busybox:v1") if tool is pallet
+         else tool("from", "--name", "w", "localhost/busybox:v1"))
+        (tool("builder", "config", "--env", "E=1", "--workingdir", "/srv", "w") if tool is pallet
+         else tool("config", "--env", "E=1", "--workingdir", "/srv", "w"))
+    for args in (["w"], ["--type", "container", "w"], ["--type", "image", "localhost/busybox:v1"],
+                 ["localhost/busybox:v1"]):
+        mine = pallet("builder", "inspect", "--format", _BUILDAH_FIELDS, *args).stdout
+        theirs = buildah("inspect", "--format", _BUILDAH_FIELDS, *args).stdout
+        assert mine == theirs, (args, mine, theirs)
+    mine, theirs = (json.loads(t.stdout) for t in (pallet("builder", "inspect", "w"), buildah("inspect", "w")))
+    assert list(mine) == list(theirs)  # the same keys in buildah's order
+    for key in ("Type", "FromImageID", "FromImageDigest", "Container", "MountPoint", "OCIv1", "Docker", "History",
+                "Isolation", "NamespaceOptions", "IDMappingOptions", "Capabilities", "Devices"):
+        assert mine[key] == theirs[key], (key, json.dumps(mine[key]), json.dumps(theirs[key]))
+    assert json.loads(mine["Manifest"]) == json.loads(theirs["Manifest"])
+    img = [json.loads(t.stdout) for t in (pallet("builder", "inspect", "--type", "image", "localhost/busybox:v1"),
+                                           buildah("inspect", "--type", "image", "localhost/busybox:v1"))]
+    for key in ("Container", "ContainerID", "FromImageID", "OCIv1", "Docker", "Capabilities", "Devices"):
+        assert img[0][key] == img[1][key], key
+    assert json.loads(img[0]["Config"]) == json.loads(img[1]["Config"])
+    bad = pallet("builder", "inspect", "--format", "{{.Nope}}", "w", check=False)
+    assert bad.returncode == 125 and "can't evaluate field Nope in type buildah.Builder" in bad.stderr
+    gone = pallet("builder", "inspect", "--type", "container", "localhost/busybox:v1", check=False)
+    assert gone.returncode == 125 and gone.stderr.count("\n") == 1
+    pallet("builder", "rm", "w")
+
+
+def test_builder_containers_all_lists_a_builds_containers_too(pallet, tmp_path):
+    from conftest import wait_for
+
+    v = tmp_path / "v"
+    v.mkdir()
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN while [ ! -e /v/go ]; do sleep 0.05; done\n")
+    pallet("builder", "from", "--name", "mine", "localhost/busybox:v1")
+    proc = subprocess.Popen(pallet.args("build", "-v", f"{v}:/v", "-t", "held", ctx),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(pallet.store().containers()) == 2, timeout=60, what="the build's step container")
+        assert pallet("builder", "containers", "--format", "{{.ContainerName}}|{{.Builder}}").stdout == "mine|   *\n"
+        lines = pallet("builder", "containers", "-a", "--format",
+                       "{{.ContainerName}}|{{.Builder}}|{{.ImageName}}").stdout.splitlines()
+        assert lines[0] == "mine|   *|localhost/busybox:v1" and len(lines) == 2, lines
+        assert lines[1].endswith("|    |localhost/busybox:v1"), lines
+        table = pallet("builder", "containers", "-a").stdout.splitlines()
+        assert len(table) == 3 and table[0].split()[:2] == ["CONTAINER", "ID"]
+        assert len(pallet("builder", "containers", "-a", "-q").stdout.split()) == 2
+        assert [c["builder"] for c in json.loads(pallet("builder", "containers", "-a", "--json").stdout)] == [True, False]
+    finally:
+        (v / "go").touch()
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    pallet("builder", "rm", "mine")

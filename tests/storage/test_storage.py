@@ -175,7 +175,9 @@ def test_names_follow_podman(overlay_store, standard_image):
     # exit codes: unknown image 1 for rmi, 125 for other verbs; usage errors 125
     assert s("rmi", "nothere", check=False).returncode == 1
     p = s("image", "inspect", "nothere", check=False)
-    assert p.returncode == 125 and p.stderr.strip() == "Error: nothere: image not known"
+    # podman's wording and output: what was found (nothing), then the error
+    assert p.returncode == 125 and p.stderr.strip() == "Error: inspecting object: nothere: image not known"
+    assert p.stdout == "[]\n"
     assert s("images", "--bogus", check=False).returncode == 125
     assert s("image", "exists", "nothere", check=False).returncode == 1
 

@@ -347,3 +347,244 @@ def test_a_schema1_image_whose_layers_are_stored_as_other_blobs_keeps_its_own(sc
     s("system", "check")
     s("copy", "-q", "local:s1:latest", f"dir:{tmp_path}/out")
     s("save", "-o", str(tmp_path / "s1.tar"), "s1")
+
+
+# -- issue 16: podman's info, system prune/reset, history, push --format docker, save --uncompressed
+
+def _ids(text: str) -> list[str]:
+    return [x for x in text.split() if len(x) == 64]
+
+
+def test_info_has_podmans_keys_and_template_fields(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/info")
+    s("pull", "-q", "--tls-verify=false", ref)
+    podman("pull", "-q", "--tls-verify=false", ref)
+    fields = ("{{.Host.Arch}} {{.Host.OS}} {{.Host.Kernel}} {{.Host.CgroupsVersion}} {{.Host.CPUs}} "
+              "{{.Store.ImageStore.Number}} {{.Store.ContainerStore.Number}} {{.Version.OsArch}} "
+              "{{json .Store.ImageStore}} {{.Registries}}")
+    mine, theirs = s("info", "--format", fields), podman("info", "--format", fields)
+    assert mine.stdout == theirs.stdout, (mine.stdout, theirs.stdout, theirs.stderr)
+    assert s("info", "-f", "{{.Store.GraphRoot}} {{.Store.GraphDriverName}}").stdout == f"{s.root} overlay\n"
+    mine, theirs = json.loads(s("info", "-f", "json").stdout), json.loads(podman("info", "-f", "json").stdout)
+    for key in ("host", "store"):
+        assert set(mine[key]) <= set(theirs[key]), (key, set(mine[key]) - set(theirs[key]))
+    assert set(mine["host"]["ociRuntime"]) == {"name", "package", "path", "version"}
+    assert s("system", "info", "-f", "{{.Store.ImageStore.Number}}").stdout == "1\n"
+    # the CPUs the process may use, as Go's runtime.NumCPU (taskset limits both alike)
+    one = ["taskset", "-c", "0"]
+    assert subprocess.run(one + s.args("info", "-f", "{{.Host.CPUs}}"), capture_output=True, text=True).stdout == "1\n"
+    assert "  graphDriverName: overlay" in s("info").stdout.splitlines()  # podman's YAML by default
+    bad = s("info", "-f", "{{.Host.Nope}}", check=False)
+    assert bad.returncode == 125 and bad.stdout == ""
+    assert bad.stderr.strip().endswith("can't evaluate field Nope in type *define.HostInfo")
+
+
+def test_system_prune_and_reset_ask_as_podman_does_and_refuse_without_a_terminal(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/sysprune")
+    for tool in (s, podman):
+        tool("pull", "-q", "--tls-verify=false", ref)
+    iid = s("images", "-q", "--no-trunc").stdout.split()
+    for verb in ("prune", "reset"):
+        mine, theirs = s("system", verb, check=False, input=""), podman("system", verb, check=False)
+        assert mine.returncode != 0 and theirs.returncode != 0
+        # the same warning, to the question, as scripts see it
+        assert mine.stdout.split("[y/N]")[0].replace(s.root, "R").splitlines()[:8] == \
+            theirs.stdout.split("[y/N]")[0].replace(podman.root, "R").splitlines()[:8]
+        assert "not a terminal" in mine.stderr and "--force" in mine.stderr
+        assert s("images", "-q", "--no-trunc").stdout.split() == iid  # nothing was removed
+    # -f: nothing dangles, nothing goes; -a -f: the unused image goes, in podman's words
+    assert s("system", "prune", "-f").stdout == podman("system", "prune", "-f").stdout == "Total reclaimed space: 0B\n"
+    mine, theirs = s("system", "prune", "-a", "-f").stdout, podman("system", "prune", "-a", "-f").stdout
+    assert mine.splitlines()[0] == theirs.splitlines()[0] == "Deleted Images"
+    assert _ids(mine) == _ids(theirs) == iid
+    assert mine.splitlines()[-1].startswith("Total reclaimed space: ") and not mine.endswith("0B\n")
+    assert s("images", "-q").stdout == ""
+    s("pull", "-q", "--tls-verify=false", ref)
+    s("builder", "from", "--name", "w", ref)
+    s("system", "reset", "-f")
+    assert s("images", "-q").stdout == "" and s("builder", "containers", "-q").stdout == ""
+    s("system", "check")
+
+
+def test_history_at_the_top_level_is_image_history_and_podmans(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/hist", layers=[{"a": "1"}, {"b": "2"}])
+    for tool in (s, podman):
+        tool("pull", "-q", "--tls-verify=false", ref)
+    tmpl = "{{.ID}}|{{.CreatedBy}}|{{.Comment}}"
+    assert s("history", "--format", tmpl, ref).stdout == s("image", "history", "--format", tmpl, ref).stdout
+    assert s("history", "--format", tmpl, ref).stdout == podman("history", "--format", tmpl, ref).stdout
+    assert s("history", "-q", "--no-trunc", ref).stdout == podman("history", "-q", "--no-trunc", ref).stdout
+    gone = s("history", "nosuch", check=False)
+    assert gone.returncode == 125 and gone.stderr.count("\n") == 1
+
+
+def _media_type(ref: str) -> str:
+    raw = subprocess.run([need("skopeo"), "inspect", "--tls-verify=false", "--raw", f"docker://{ref}"],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(raw)["mediaType"]
+
+
+def test_push_format_docker_converts_to_v2s2_as_podmans(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/pushfmt")
+    assert _media_type(ref) == "application/vnd.oci.image.manifest.v1+json"
+    for tool in (s, podman):
+        tool("pull", "-q", "--tls-verify=false", ref)
+    mine, theirs = f"{registry.host}/imgs/pushfmt-pallet:1", f"{registry.host}/imgs/pushfmt-podman:1"
+    s("push", "--tls-verify=false", "--format", "docker", ref, mine)
+    podman("push", "--tls-verify=false", "--format", "docker", ref, theirs)
+    assert _media_type(mine) == _media_type(theirs) == "application/vnd.docker.distribution.manifest.v2+json"
+    s("push", "-q", "--tls-verify=false", "-f", "oci", ref, mine)
+    assert _media_type(mine) == "application/vnd.oci.image.manifest.v1+json"
+
+
+def test_save_uncompressed_is_accepted_as_podmans(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/saveplain")
+    for tool in (s, podman):
+        tool("pull", "-q", "--tls-verify=false", ref)
+    types = []
+    for tool, out in ((s, tmp_path / "mine"), (podman, tmp_path / "theirs")):
+        tool("save", "--format", "oci-dir", "--uncompressed", "-o", str(out), ref)
+        with open(out / "index.json") as f:
+            (desc,) = json.load(f)["manifests"]
+        with open(out / "blobs" / "sha256" / desc["digest"].split(":")[1]) as f:
+            types.append([la["mediaType"] for la in json.load(f)["layers"]])
+    # podman's --uncompressed accepts uncompressed layers: each is saved as stored (here: as pulled)
+    assert types[0] == types[1] == ["application/vnd.oci.image.layer.v1.tar+gzip"] * len(types[0])
+    both = s("save", "--compress", "--uncompressed", "--format", "oci-dir", "-o", str(tmp_path / "x"), ref, check=False)
+    assert both.returncode == 125 and "mutually exclusive" in both.stderr
+
+
+def _layers_part(tree: str) -> list[str]:
+    """image tree's layer lines with the layer IDs and sizes left out (podman's storage names a
+    layer above the base by another chain formula; its image Size counts the config too)."""
+    import re
+
+    lines = tree.splitlines()
+    return [re.sub(r"ID: [0-9a-f]{12} Size: \S+", "ID", x) for x in lines[lines.index("Image Layers"):]]
+
+
+def test_image_tree_and_diff_print_what_podman_prints(s, podman, registry, tmp_path):
+    base = _image(registry, tmp_path, "imgs/treebase", layers=[{"a": "1", "d/x": "x", "gone": "g"}])
+    top = _image(registry, tmp_path, "imgs/treetop", layers=[{"a": "1", "d/x": "x", "gone": "g"},
+                                                              {"a": "three", "b": "2",
+                                                               "gone": {"type": "whiteout"}}])
+    # an opaque directory marker after an entry of the same layer: it hides only the layers below
+    opq = _image(registry, tmp_path, "imgs/treeopq", layers=[{"a": "1", "d/x": "x", "gone": "g"},
+                                                             {"d/new": "n", "d": {"type": "opaque"}}])
+    for tool in (s, podman):
+        tool("pull", "-q", "--tls-verify=false", base, top, opq)
+    assert s("image", "diff", opq).stdout == "C /d\nA /d/new\nD /d/x\n"  # /d/new kept, /d/x hidden
+    for args in (["tree", top], ["tree", base], ["tree", "--whatrequires", base]):
+        mine, theirs = s("image", *args).stdout, podman("image", *args).stdout
+        # the layers built on one: made in the same second here, so their order is not compared
+        mine_l, theirs_l = _layers_part(mine), _layers_part(theirs)
+        assert mine_l[:2] == theirs_l[:2] and [x[:4] for x in mine_l] == [x[:4] for x in theirs_l], (mine, theirs)
+        assert sorted(x[4:] for x in mine_l[2:]) == sorted(x[4:] for x in theirs_l[2:]), (args, mine, theirs)
+        assert mine.splitlines()[:2] == theirs.splitlines()[:2]  # Image ID, Tags
+    for args in ([top], [base], [top, base], [base, top], [opq], [opq, top]):
+        mine, theirs = s("image", "diff", *args).stdout, podman("image", "diff", *args).stdout
+        # podman lists in its directory walk's order; pallet sorts by path
+        assert mine.splitlines() == sorted(mine.splitlines(), key=lambda x: x[2:]) and sorted(mine.splitlines()) == \
+            sorted(theirs.splitlines()), (args, mine, theirs)
+        mine, theirs = (json.loads(t("image", "diff", "--format", "json", *args).stdout) for t in (s, podman))
+        assert {k: sorted(v) for k, v in mine.items()} == {k: sorted(v) for k, v in theirs.items()}
+    assert s("image", "diff", top).stdout == "C /a\nA /b\nD /gone\n"
+    gone = s("image", "tree", "nosuch", check=False)
+    assert gone.returncode == 125 and gone.stderr == podman("image", "tree", "nosuch", check=False).stderr
+
+
+def _inspect(tool, ref: str) -> dict:
+    (doc,) = json.loads(tool("image", "inspect", ref).stdout)
+    return doc
+
+
+def test_import_makes_the_image_podman_makes(s, podman, tmp_path):
+    import gzip
+    import tarfile
+
+    src = tmp_path / "root"
+    (src / "etc").mkdir(parents=True)
+    (src / "etc" / "motd").write_text("hello\n")
+    tarball = tmp_path / "rootfs.tar"
+    with tarfile.open(tarball, "w", format=tarfile.PAX_FORMAT) as tf:
+        for name in ("etc", "etc/motd"):
+            info = tf.gettarinfo(str(src / name), name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 1_700_000_000, 0, 0, "", ""
+            with open(src / name, "rb") if info.isfile() else open(os.devnull, "rb") as f:
+                tf.addfile(info, f if info.isfile() else None)
+    # podman's --change: ENV and LABEL take one KEY=VALUE, the value the rest of the line
+    changes = ["--change", "ENV A=1 B=two", "-c", 'ENV Q="q r"', "--change", 'CMD ["/bin/sh", "-c", "cat /etc/motd"]',
+               "-c", "WORKDIR /srv", "-c", "WORKDIR sub", "-c", "EXPOSE 8080/tcp", "-c", "LABEL k=v x=y",
+               "-c", "USER 1000:1000", "-c", "VOLUME /a /b", "-c", 'ENTRYPOINT ["/e"]',
+               "-m", "from a tarball"]
+    mine = s("import", *changes, str(tarball), "imported:1").stdout
+    theirs = podman("import", *changes, str(tarball), "imported:1").stdout
+    assert mine.startswith("sha256:") and len(mine.strip()) == len(theirs.strip()) == 71
+    a, b = _inspect(s, "imported:1"), _inspect(podman, "imported:1")
+    assert a["RepoTags"] == b["RepoTags"] == ["localhost/imported:1"]
+    for key in ("Config", "Architecture", "Os", "RootFS", "Comment"):
+        assert a.get(key) == b.get(key), key
+    strip = lambda hist: [{k: v for k, v in h.items() if k != "created"} for h in hist]  # noqa: E731
+    assert strip(a["History"]) == strip(b["History"])
+    assert a["History"][0]["created_by"].startswith("/bin/sh -c #(nop) ADD file:")
+    # stdin, compressed: the same layer
+    gz = gzip.compress(tarball.read_bytes())
+    iid = subprocess.run(s.args("import", "-"), input=gz, capture_output=True, check=True).stdout.decode().strip()
+    assert _inspect(s, iid)["RootFS"] == a["RootFS"]
+    # a bad change or a bad tarball: refused, one line naming it, nothing stored
+    before = s("images", "-q", "-a", "--no-trunc").stdout
+    bad = s("import", "-c", "RUN rm -rf /", str(tarball), check=False)
+    assert bad.returncode == 125 and "--change 'RUN rm -rf /'" in bad.stderr and bad.stderr.count("\n") == 1
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"not a tar at all\n" * 3)
+    bad = s("import", str(junk), check=False)
+    assert bad.returncode == 125 and f"import {junk}:" in bad.stderr and bad.stderr.count("\n") == 1
+    assert s("images", "-q", "-a", "--no-trunc").stdout == before
+    s("system", "check")
+
+
+def test_search_prints_what_podman_prints(s, podman, registry, tmp_path):
+    for repo in ("srch/alpha", "srch/beta", "srchother/alphabet"):
+        _image(registry, tmp_path, repo)
+    host = registry.host
+    for args in ([f"{host}/srch/alpha"], [f"{host}/alpha"], [f"{host}/srch"], ["--limit", "1", f"{host}/alpha"],
+                 ["--no-trunc", f"{host}/alphabet"], ["--filter", "stars=1", f"{host}/alpha"],
+                 ["--filter", "is-official=false", f"{host}/beta"], [f"{host}/nosuchthing"],
+                 ["--format", "{{.Index}}|{{.Name}}|{{.Description}}|{{.Stars}}|{{.Official}}|{{.Automated}}|{{.Tag}}",
+                  f"{host}/srch"], ["--format", "table {{.Name}} {{.Stars}}", f"{host}/beta"],
+                 ["--list-tags", f"{host}/srch/alpha"], ["--list-tags", "--format", "{{.Name}}:{{.Tag}}",
+                                                          f"{host}/srch/beta"]):
+        mine, theirs = s("search", "--tls-verify=false", *args), podman("search", "--tls-verify=false", *args)
+        assert mine.stdout == theirs.stdout, (args, mine.stdout, theirs.stdout)
+    for args in (["--format", "json", f"{host}/alpha"], ["--list-tags", "--format", "json", f"{host}/srch/alpha"]):
+        mine, theirs = s("search", "--tls-verify=false", *args), podman("search", "--tls-verify=false", *args)
+        assert json.loads(mine.stdout) == json.loads(theirs.stdout), args
+    names = s("search", "--tls-verify=false", "--format", "{{.Name}}", f"{host}/alpha").stdout.split()
+    assert sorted(names) == [f"{host}/srch/alpha", f"{host}/srchother/alphabet"]
+    for bad in (["--filter", "bogus=1"], ["--filter", "stars=many"], ["--format", "{{.Nope}}"]):
+        p = s("search", "--tls-verify=false", *bad, f"{host}/alpha", check=False)
+        assert p.returncode == 125 and p.stdout == "" and p.stderr.count("\n") == 1, (bad, p.stderr)
+    p = s("search", "--tls-verify=false", "--list-tags", "alpha", check=False)
+    assert p.returncode == 125 and "fully-qualified" in p.stderr
+
+
+def test_unknown_images_are_worded_as_podman_words_them(s, podman, registry, tmp_path):
+    ref = _image(registry, tmp_path, "imgs/wording")
+    for tool in (s, podman):
+        tool("pull", "-q", "--tls-verify=false", ref)
+    for args in (["rmi", "nosuch"], ["image", "inspect", "nosuch"], ["image", "inspect", "--format", "{{.Id}}", ref,
+                                                                    "nosuch"],
+                 ["history", "nosuch"], ["tag", "nosuch", "x"], ["image", "tree", "nosuch"],
+                 ["image", "diff", "nosuch"],
+                 ["image", "diff", ref, "nosuch"], ["untag", "nosuch"], ["image", "exists", "nosuch"]):
+        mine, theirs = s(*args, check=False), podman(*args, check=False)
+        # podman's own log lines (time="..." level=warning ...) are not part of the wording
+        theirs_err = "".join(x + "\n" for x in theirs.stderr.splitlines() if not x.startswith("time="))
+        assert (mine.returncode, mine.stdout, mine.stderr) == (theirs.returncode, theirs.stdout, theirs_err), \
+            (args, mine.stderr, theirs.stderr)
+    # rmi's lines, as scripts grep them
+    s("tag", ref, "second:1")
+    podman("tag", ref, "second:1")
+    assert s("rmi", "second:1").stdout == podman("rmi", "second:1").stdout == "Untagged: localhost/second:1\n"
+    mine, theirs = s("rmi", ref).stdout, podman("rmi", ref).stdout
+    assert mine == theirs and mine.splitlines()[-1].startswith("Deleted: ")

@@ -261,6 +261,8 @@ def _builder_group(sub) -> None:
     p.set_defaults(func=cmd_commit)
 
     p = _podman(bsub.add_parser("containers", aliases=["ls", "list"], help="list working containers"))
+    p.add_argument("--all", "-a", action="store_true",
+                   help="also the store's other containers (a build's steps), with an empty BUILDER column")
     p.add_argument("--quiet", "-q", action="store_true")
     p.add_argument("--json", action="store_true")
     p.add_argument("--noheading", "-n", action="store_true")
@@ -276,9 +278,13 @@ def _builder_group(sub) -> None:
     p.add_argument("--all", "-a", action="store_true")
     p.set_defaults(func=cmd_rm)
 
-    p = _podman(bsub.add_parser("inspect", help="a working container's pending config, as JSON"))
-    p.add_argument("container", metavar="CONTAINER")
-    p.add_argument("--format", "-f", metavar="TEMPLATE", help="a Go template over the JSON output's fields")
+    p = _podman(bsub.add_parser("inspect", help="a working container or an image, in buildah's layout (JSON)"))
+    p.add_argument("container", metavar="NAME")
+    p.add_argument("--type", "-t", choices=("container", "image"), default=None,
+                   help="what NAME is (default: a container, else an image, as buildah)")
+    p.add_argument("--format", "-f", metavar="TEMPLATE",
+                   help="a Go template over buildah's fields (.FromImageID, .OCIv1.Config.Env, "
+                        ".Docker.Architecture, ...)")
     p.set_defaults(func=cmd_inspect)
 
 
@@ -476,12 +482,20 @@ def cmd_containers(args) -> int:
     from ..builder import working
     from ._table import table
 
-    bs = working.BuilderContainer.all(_store(args))
+    store = _store(args)
+    every = working.BuilderContainer.all(store)
+    bs = [b for b in every if not b.rec.get("owner")]  # a running build's are its own: -a lists them
+    others = []
+    if args.all:
+        from ._buildah import other_rows
+
+        others = other_rows(store, bs)
     if args.filter:
         from ._filters import builder_filter
 
         ok = builder_filter(args.filter)
         bs = [b for b in bs if ok(b.id, b.name, b.meta.get("image_id") or "", b.meta.get("from") or "")]
+        others = [r for r in others if ok(r["ContainerID"], r["ContainerName"], r["ImageID"], r["ImageName"])]
     if args.format and (args.json or args.quiet):
         from ..errors import UsageError
 
@@ -489,19 +503,23 @@ def cmd_containers(args) -> int:
     if args.format:
         from ._reports import BUILDER_FIELDS, BUILDER_HEADERS, builder_row, output
 
-        output(args.format, [builder_row(b) for b in bs], BUILDER_FIELDS, BUILDER_HEADERS, "containers",
+        output(args.format, [builder_row(b) for b in bs] + others, BUILDER_FIELDS, BUILDER_HEADERS, "containers",
                args.noheading)
         return 0
     if args.json:
         common.print_json([{"id": b.id, "builder": True, "imageid": b.meta.get("image_id") or "",
-                            "imagename": b.meta.get("from"), "containername": b.name} for b in bs])
+                            "imagename": b.meta.get("from"), "containername": b.name} for b in bs] +
+                          [{"id": r["ContainerID"], "builder": False, "imageid": r["ImageID"],
+                            "imagename": r["ImageName"], "containername": r["ContainerName"]} for r in others])
         return 0
     if args.quiet:
-        for b in bs:
-            print(b.id if args.notruncate else b.id[:12])
+        for i in [b.id for b in bs] + [r["ContainerID"] for r in others]:
+            print(i if args.notruncate else i[:12])
         return 0
     rows = [[b.id if args.notruncate else b.id[:12], "*", (b.meta.get("image_id") or "")[:12],
              b.meta.get("from") or "", b.name] for b in bs]
+    rows += [[r["ContainerID"] if args.notruncate else r["ContainerID"][:12], "", r["ImageID"][:12],
+              r["ImageName"], r["ContainerName"]] for r in others]
     text = table(["CONTAINER ID", "BUILDER", "IMAGE ID", "IMAGE NAME", "CONTAINER NAME"], rows, args.noheading)
     if text:
         print(text)
@@ -526,15 +544,25 @@ def cmd_rm(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    b = _get(args, args.container)
-    doc = {"Type": "buildah 0.0.1", "FromImage": b.meta.get("from"), "FromImageID": b.meta.get("image_id"),
-           "Container": b.name, "ContainerID": b.id, "MountPoint": b.mountpoint() or "",
-           "OCIv1": b.config, "ImageAnnotations": b.meta.get("annotations") or {}}
-    if args.format and args.format != "json":
-        from ._template import Struct, Template, unescape
+    from . import _buildah
 
-        text = Template(unescape(args.format), "inspect").execute(Struct("buildah.Builder", doc))
-        print(text, end="" if text.endswith("\n") else "\n")
+    store = _store(args)
+    if args.type == "image":
+        doc = _buildah.of_image(store, args.container)
+    else:
+        from ..errors import BuildError, NotFound
+
+        try:
+            doc = _buildah.of_container(store, _get(args, args.container))
+        except (NotFound, BuildError):
+            if args.type == "container":
+                raise
+            doc = _buildah.of_image(store, args.container)  # buildah's fallback without --type
+    if args.format and args.format != "json":
+        from ._template import Template, unescape
+
+        text = Template(unescape(args.format), "format").execute(_buildah.builder_view(doc))
+        sys.stdout.write(text)  # as buildah: no newline added
         return 0
     common.print_json(doc)
     return 0

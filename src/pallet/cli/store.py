@@ -39,7 +39,8 @@ def _podman(p, exit_map=None):
     return p
 
 
-VERBS = ("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system")
+VERBS = ("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system", "info", "history",
+         "import", "search")
 
 
 def register(sub, only: str | None = None) -> None:
@@ -50,6 +51,14 @@ def register(sub, only: str | None = None) -> None:
             add(sub, name)
     if only in (None, "image"):
         _image_group(sub)
+    if only in (None, "import"):
+        _import(sub, "import")
+    if only in (None, "search"):
+        _search(sub, "search")
+    if only in (None, "info"):
+        _info(sub, "info")
+    if only in (None, "history"):
+        _history(sub, "history")
     if only in (None, "system"):
         _system_group(sub)
 
@@ -65,17 +74,12 @@ def _image_group(sub) -> None:
     _untag(isub, "untag")
     _save(isub, "save")
     _load(isub, "load")
+    _import(isub, "import")
     p = _podman(isub.add_parser("inspect", help="show images' details as JSON"))
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--format", "-f", metavar="TEMPLATE", help="json, or a Go template over each image's object")
     p.set_defaults(func=cmd_image_inspect)
-    p = _podman(isub.add_parser("history", help="show the history of an image"))
-    p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--format", metavar="FORMAT", help="json, or a Go template (table ... adds headers)")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("--quiet", "-q", action="store_true")
-    p.add_argument("--human", "-H", type=common.tls_verify_arg, nargs="?", const=True, default=True)
-    p.set_defaults(func=cmd_history)
+    _history(isub, "history")
     p = _podman(isub.add_parser("mount", help="mount an image's root filesystem read-only; no IMAGE: list mounts"))
     p.add_argument("images", nargs="*", metavar="IMAGE")
     p.add_argument("--format", metavar="FORMAT", help="the listing as json, or a Go template over its fields")
@@ -91,9 +95,69 @@ def _image_group(sub) -> None:
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                    help="only images matching: label=KEY[=VALUE], label!=KEY[=VALUE], until=24h|TIME")
     p.set_defaults(func=cmd_prune)
+    p = _podman(isub.add_parser("tree", help="show an image's layers as a tree, as podman prints them"))
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--whatrequires", action="store_true", help="show the images built on this one")
+    p.set_defaults(func=cmd_image_tree)
+    p = _podman(isub.add_parser("diff", help="files added (A), changed (C), deleted (D): against the image's "
+                                "parent layer, or from the first image to the second"))
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("other", nargs="?", metavar="IMAGE2")
+    p.add_argument("--format", metavar="FORMAT", choices=("json",), help="json: {added, changed, deleted}")
+    p.set_defaults(func=cmd_image_diff)
     p = _podman(isub.add_parser("exists", help="exit 0 if the image is in the store, 1 if not"))
     p.add_argument("image", metavar="IMAGE")
     p.set_defaults(func=cmd_exists)
+
+
+def _history(sub, name):
+    p = _podman(sub.add_parser(name, help="show the history of an image"))
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--format", metavar="FORMAT", help="json, or a Go template (table ... adds headers)")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--human", "-H", type=common.tls_verify_arg, nargs="?", const=True, default=True)
+    p.set_defaults(func=cmd_history)
+
+
+def _import(sub, name):
+    p = _podman(sub.add_parser(name, help="make a one-layer image from a tarball (a file, or - for stdin)"))
+    p.add_argument("path", metavar="PATH", help="a .tar, .tar.gz or .tar.zst file, or - (stdin); not a URL")
+    p.add_argument("reference", nargs="?", metavar="REFERENCE", help="the image's name (default: none)")
+    p.add_argument("--change", "-c", action="append", default=[], metavar="INSTRUCTION",
+                   help="CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR, "
+                        "as in a Dockerfile (repeatable)")
+    p.add_argument("--message", "-m", metavar="TEXT", help="the history entry's comment")
+    p.add_argument("--arch", metavar="ARCH")
+    p.add_argument("--os", metavar="OS")
+    p.add_argument("--variant", metavar="VARIANT")
+    p.add_argument("--quiet", "-q", action="store_true", help="accepted: only the image ID is printed anyway")
+    p.set_defaults(func=cmd_import)
+
+
+def _search(sub, name):
+    p = _podman(sub.add_parser(name, help="search a registry's catalog (/v2/_catalog) for repositories"))
+    p.add_argument("term", metavar="TERM", help="REGISTRY/TEXT (repositories whose name contains TEXT), "
+                   "or TEXT for each unqualified-search registry")
+    p.add_argument("--format", metavar="FORMAT",
+                   help="json, or a Go template over .Index .Name .Description .Stars .Official .Automated .Tag")
+    p.add_argument("--limit", type=int, default=25, metavar="N", help="at most N results per registry (default 25)")
+    p.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE",
+                   help="stars=N, is-automated=BOOL, is-official=BOOL (as podman's)")
+    p.add_argument("--list-tags", action="store_true",
+                   help="list the tags of the repository TERM names (--format: json, else podman's table)")
+    p.add_argument("--no-trunc", action="store_true", help="do not shorten descriptions")
+    p.add_argument("--authfile", metavar="PATH")
+    common.add_registry_flags(p)
+    common.add_retry_flags(p)
+    p.set_defaults(func=cmd_search)
+
+
+def _info(sub, name):
+    p = _podman(sub.add_parser(name, help="show the host and the store (podman info's keys that apply)"))
+    p.add_argument("--format", "-f", metavar="FORMAT",
+                   help="json, or a Go template over podman's fields (.Host.Arch, .Store.GraphRoot, ...)")
+    p.set_defaults(func=cmd_info)
 
 
 def _system_group(sub) -> None:
@@ -106,6 +170,14 @@ def _system_group(sub) -> None:
     p.add_argument("--repair", "-r", action="store_true", help="remove what is damaged")
     p.add_argument("--quick", "-q", action="store_true", help="do not re-hash blobs")
     p.set_defaults(func=cmd_check)
+    _info(ssub, "info")
+    p = _podman(ssub.add_parser("prune", help="remove dangling (with -a, all unused) images; asks unless -f"))
+    p.add_argument("--all", "-a", action="store_true", help="remove every image no container uses")
+    p.add_argument("--force", "-f", action="store_true", help="do not ask (without it, stdin must be a terminal)")
+    p.set_defaults(func=cmd_system_prune)
+    p = _podman(ssub.add_parser("reset", help="remove every container and image of the store; asks unless -f"))
+    p.add_argument("--force", "-f", action="store_true", help="do not ask (without it, stdin must be a terminal)")
+    p.set_defaults(func=cmd_system_reset)
 
 
 def _pull(sub, name):
@@ -127,7 +199,8 @@ def _push(sub, name):
     p = _podman(sub.add_parser(name, help="push an image from the store to a registry (or any transport)"))
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("destination", nargs="?", metavar="DESTINATION")
-    p.add_argument("--format", "-f", choices=("oci", "v2s2"), default=None)
+    p.add_argument("--format", "-f", choices=("oci", "v2s2", "docker"), default=None,
+                   help="the manifest type to push: oci, or docker (v2s2; the layers converted as needed)")
     p.add_argument("--compression-format", choices=("gzip", "zstd"), default=None)
     p.add_argument("--compression-level", type=int, default=None)
     p.add_argument("--digestfile", metavar="PATH")
@@ -189,6 +262,9 @@ def _save(sub, name):
                    choices=("docker-archive", "oci-archive", "oci-dir", "docker-dir"))
     p.add_argument("--quiet", "-q", action="store_true")
     p.add_argument("--compress", action="store_true", help="compress layers (oci-dir, docker-dir)")
+    p.add_argument("--uncompressed", action="store_true",
+                   help="accept uncompressed layers: each layer is saved as it is stored (podman's flag; "
+                        "pallet's default too), never compressed; refused with --compress")
     p.add_argument("--multi-image-archive", "-m", action="store_true",
                    help="accepted for podman compatibility: several images always go into one archive")
     p.set_defaults(func=cmd_save)
@@ -237,7 +313,8 @@ def cmd_push(args) -> int:
     from ..transports.copy import CopyOptions
 
     store = _store(args, create=False)
-    options = CopyOptions(format=mt.FORMAT_NAMES[args.format] if args.format else None,
+    fmt = "v2s2" if args.format == "docker" else args.format
+    options = CopyOptions(format=mt.FORMAT_NAMES[fmt] if fmt else None,
                           compress_format=args.compression_format, compress_level=args.compression_level,
                           progress=_progress(args), policy=args.policy, insecure_policy=args.insecure_policy,
                           remove_signatures=args.remove_signatures, sign_by=args.sign_by,
@@ -358,6 +435,8 @@ def cmd_save(args) -> int:
     from ..images import archive as _archive
     from ..transports.copy import CopyOptions, Progress
 
+    if args.compress and args.uncompressed:
+        raise UsageError("save: --compress and --uncompressed are mutually exclusive")
     output = args.output
     if output is None:
         if sys.stdout.isatty():
@@ -388,16 +467,28 @@ def cmd_load(args) -> int:
 def cmd_image_inspect(args) -> int:
     from ..storage import info
 
+    from ..storage.store import ImageUnknown
+
     store = _store(args, create=False)
-    out = [info.inspect_image(store, text) for text in args.images]
+    tmpl = None
     if args.format and args.format != "json":
         from ._template import Struct, Template, unescape
 
-        tmpl = Template(unescape(args.format), "image inspect")
+        tmpl = Template(unescape(args.format), "image inspect")  # a bad template: refused before any lookup
+    out, missing = [], None
+    for text in args.images:
+        try:
+            out.append(info.inspect_image(store, text))
+        except ImageUnknown as e:  # podman: what was found is printed, then the error
+            missing = missing or e
+    if tmpl is not None:
         texts = [tmpl.execute(Struct("inspect.ImageData", o)) for o in out]  # all, or an error and nothing
         print("".join(t if t.endswith("\n") else t + "\n" for t in texts), end="")
     else:
         common.print_json(out)
+    if missing is not None:
+        missing.message = f"inspecting object: {missing.message}"
+        raise missing
     return 0
 
 
@@ -534,4 +625,149 @@ def cmd_check(args) -> int:
         print(f"Error: {len(problems)} problem(s) found: run 'pallet system check --repair' to fix them "
               "by removing what is damaged", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_info(args) -> int:
+    from ..transports import registries_conf
+    from . import _system
+
+    store = _store(args, create=False)
+    doc = _system.info(store, registries_conf.load(common.context(args)).unqualified_search_registries)
+    if args.format == "json":
+        common.print_json(doc)
+    elif args.format:
+        from ._template import Template, unescape
+
+        text = Template(unescape(args.format), "info").execute(_system.go_view(doc))
+        print(text if text.endswith("\n") else text + "\n", end="")
+    else:
+        print(_system.yaml(doc))
+    return 0
+
+
+def cmd_system_prune(args) -> int:
+    from . import _system
+    from ._reports import df_size
+
+    store = _store(args)
+    if not args.force:
+        _system.confirm(_system.PRUNE_WARNING.format(images="unused" if args.all else "dangling"), "system prune")
+    removed, freed = _system.prune(store, args.all)
+    if removed:
+        print("Deleted Images")
+        print("\n".join(removed))
+    print(f"Total reclaimed space: {df_size(freed)}")
+    return 0
+
+
+def cmd_system_reset(args) -> int:
+    from . import _system
+
+    store = _store(args, create=False)
+    if not args.force:
+        _system.confirm(_system.RESET_WARNING.format(root=store.graphroot, runroot=store.runroot), "system reset")
+    if not store.absent:
+        _system.reset(store)
+    return 0
+
+
+def cmd_image_tree(args) -> int:
+    from ._imageviews import image_tree
+
+    print(image_tree(_store(args, create=False), args.image, args.whatrequires))
+    return 0
+
+
+def cmd_image_diff(args) -> int:
+    from ._imageviews import image_diff
+
+    from ..storage.store import ImageUnknown
+
+    try:
+        found = image_diff(_store(args, create=False), args.image, args.other)
+    except ImageUnknown as e:  # podman's wording
+        e.message = f"{str(e).split(':', 1)[0]} not found: {e.message}"
+        raise
+    if args.format == "json":
+        doc: dict = {}
+        for kind, key in (("A", "added"), ("C", "changed"), ("D", "deleted")):
+            paths = [p for k, p in found if k == kind]
+            if paths:
+                doc[key] = paths
+        common.print_json(doc)
+        return 0
+    if found:
+        print("\n".join(f"{k} {p}" for k, p in found))
+    return 0
+
+
+def cmd_import(args) -> int:
+    from ..errors import UsageError
+    from ..images.importing import apply_changes, import_tarball
+
+    if "://" in args.path:
+        raise UsageError(f"import {args.path}: URLs are not fetched: download the tarball, then import the file")
+    apply_changes({}, args.change)  # a bad --change is refused before the store or the file is opened
+    if args.path == "-":
+        if sys.stdin.isatty():
+            raise UsageError("import -: no tarball on stdin (a terminal)")
+        src = sys.stdin.buffer
+    else:
+        try:
+            src = open(args.path, "rb")
+        except OSError as e:
+            raise UsageError(f"import {args.path}: {e.strerror}") from None
+    from ..errors import PalletError
+
+    with src:
+        try:
+            rec = import_tarball(_store(args), src, [args.reference] if args.reference else [], args.change,
+                                 args.message, args.os, args.arch, args.variant)
+        except PalletError as e:  # the tarball's own faults (truncated, not a tar) name it
+            if not str(e).startswith("import "):
+                e.message = f"import {args.path}: {e.message}"
+            raise
+    print(f"sha256:{rec['id']}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from ..errors import UsageError
+    from ..images import search as _search
+    from ._template import Struct
+
+    ctx = common.context(args)
+    keep = _search.parse_filters(args.filter)  # checked before the registry is asked
+    if args.list_tags:
+        if args.filter:
+            raise UsageError("search --list-tags takes no --filter")
+        name, tags = _search.search_tags(args.term, ctx, args.limit)
+        if args.format == "json":
+            common.print_json([{"Name": name, "Tags": tags}])
+            return 0
+        from ._reports import output
+
+        rows = [Struct("entities.listTagsEntry", {"Name": name, "Tag": t}) for t in tags]
+        if not rows:
+            return 0
+        # podman 4.3 prints its table whatever other template --list-tags is given
+        output("table {{.Name}}\t{{.Tag}}", rows, ("Name", "Tag"), None, "search")
+        return 0
+    results = [r.fields() for r in _search.search(args.term, ctx, args.limit, keep)]
+    if not args.no_trunc:
+        for r in results:
+            if len(r["Description"]) > 44:
+                r["Description"] = r["Description"][:41] + "..."
+    if args.format == "json":
+        if results:
+            common.print_json(results)
+        return 0
+    if not results:  # podman prints nothing, not even the headers
+        return 0
+    from ._reports import output
+
+    fields = ("Index", "Name", "Description", "Stars", "Official", "Automated", "Tag")
+    output(args.format or "table {{.Name}}\t{{.Description}}", [Struct("entities.SearchReport", r) for r in results],
+           fields, None, "search")
     return 0

@@ -75,7 +75,7 @@ def inspect_image(store: "Store", text: str) -> dict:
         "RepoTags": tags,
         "RepoDigests": digests,
         "Parent": "",
-        "Comment": cfg.get("comment", ""),
+        "Comment": _comment(cfg),
         "Created": cfg.get("created", rec.get("created")),
         "Config": c,
         "Version": cfg.get("docker_version", ""),
@@ -94,6 +94,14 @@ def inspect_image(store: "Store", text: str) -> dict:
         "History": cfg.get("history") or [],
         "NamesHistory": list(rec["names"]),
     }
+
+
+def _comment(cfg: dict) -> str:
+    """libimage's: the config's comment, else the first history entry's (``podman import -m``)."""
+    hist = cfg.get("history")
+    first = hist[0] if isinstance(hist, list) and hist and isinstance(hist[0], dict) else {}
+    out = cfg.get("comment") or first.get("comment") or ""
+    return out if isinstance(out, str) else ""
 
 
 def _manifest_annotations(store: "Store", rec: dict) -> dict:
