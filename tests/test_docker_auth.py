@@ -91,6 +91,22 @@ def test_basic_auth(basic_registry):
     assert "wrong" not in str(ei.value)
 
 
+def test_copy_short_creds_flags(basic_registry, tmp_path):
+    # skopeo's --screds/--dcreds spell --src-creds/--dest-creds (its own suite pushes with --dcreds)
+    host = basic_registry.host
+    out = tmp_path / "out"
+    p = run_pallet("copy", "-q", "--src-tls-verify=false", "--screds", "bob:builder",
+                   f"docker://{host}/auth/img:v1", f"dir:{out}")
+    assert p.returncode == 0, p.stderr
+    p = run_pallet("copy", "-q", "--dest-tls-verify=false", "--dcreds=bob:builder", f"dir:{out}",
+                   f"docker://{host}/auth/short:v1")
+    assert p.returncode == 0, p.stderr
+    assert pull(f"docker://{host}/auth/short:v1", ctx(creds="bob:builder")).media_type
+    p = run_pallet("copy", "-q", "--dest-tls-verify=false", f"dir:{out}", f"docker://{host}/auth/short:v2",
+                   check=False)
+    assert p.returncode != 0 and "authentication required" in p.stderr
+
+
 def test_auth_file_credentials(basic_registry, tmp_path):
     host = basic_registry.host
     authfile = tmp_path / "auth.json"
