@@ -325,7 +325,9 @@ def test_trust_policy(layout, registry, tmp_path):
     pol.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}],
                                "transports": {"docker": {f"{registry.host}/policy": [{"type": "reject"}]}}}))
     p = run_pallet("--policy", str(pol), "copy", "--src-tls-verify=false", ref, f"oci:{tmp_path}/x:y", check=False)
-    assert p.returncode == 1 and "rejected by the policy" in p.stderr
+    # containers/image's words, which skopeo's own tests grep for, then the file and scope
+    assert p.returncode == 1 and f"Source image rejected: Running image {ref} is rejected by policy." in p.stderr
+    assert "rejected by the policy in" in p.stderr and str(pol) in p.stderr
     assert not os.path.exists(tmp_path / "x")
     # other repositories follow the default; --insecure-policy overrides
     run_pallet("copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{registry.host}/other/img:v1")
