@@ -130,8 +130,8 @@ def copy_image(src_ref: "ImageReference", dest_ref: "ImageReference", src_ctx: "
                 options.progress.emit("Signing manifest using simple signing")
                 sigs = sigs + [signature.sign(signature.payload(identity, result.digest), options.sign_by,
                                               options.sign_passphrase_file)]
+            options.progress.emit("Storing signatures")
             if sigs:
-                options.progress.emit("Storing signatures")
                 dest.put_signatures(sigs)
             dest.commit()
             result.committed = dest.committed
@@ -297,6 +297,7 @@ class _Engine:
         if self.opt.preserve_digests and (target != m.media_type or self._would_recompress(m)):
             raise Unsupported("--preserve-digests: copying would change the manifest digest "
                               f"(conversion to {target} or recompression needed)")
+        self._started()
         debug(f"image {m.digest}: writing {target}, layer compression "
               f"{self._desired_compression() or 'as the source has it'}, {len(m.layers)} layers")
         config = self._read_config(m.config)
@@ -310,6 +311,11 @@ class _Engine:
         self.progress.emit("Writing manifest to image destination")
         self._put_manifest(out, instance_digest)
         return CopyResult(out.digest, out.raw, out.media_type)
+
+    def _started(self) -> None:
+        """containers/image's first progress line for an image (skopeo's own tests and scripts
+        look for it), once the checks that refuse a copy before it starts have passed."""
+        self.progress.emit("Getting image source signatures")
 
     def _put_manifest(self, m, instance_digest: str | None) -> None:
         """Write a manifest; an index instance is stored under the digest of what is written
@@ -398,6 +404,7 @@ class _Engine:
         if target is None and (not supported or m.media_type in supported):
             if self._desired_compression() not in (None, "gzip"):
                 raise Unsupported("schema 1 images cannot be recompressed; use --format oci or v2s2 to convert")
+            self._started()
             for desc in m.layers_all():
                 self._copy_layer(desc)
             self.progress.emit("Writing manifest to image destination")
@@ -411,6 +418,7 @@ class _Engine:
         diffIDs, computed while the layers stream through (as containers/image does)."""
         if self.opt.preserve_digests:
             raise Unsupported("--preserve-digests: converting a schema 1 image changes its digest")
+        self._started()
         layer_descs = m.layers
         diff_ids: dict[str, str] = {}
 
