@@ -174,7 +174,16 @@ def test_multi_arch_modes(multi, registry, tmp_path):
     # no image for this platform
     p = run_pallet("--override-arch", "s390x", "copy", "--src-tls-verify=false", ref, f"oci:{tmp_path}/none:x",
                    check=False)
-    assert p.returncode == 2 and "s390x" in p.stderr
+    # as skopeo: exit 1 (the image exists, not for this platform), containers/image's words
+    assert p.returncode == 1 and "s390x" in p.stderr
+    want = 'choosing image instance: no image found in image index for architecture s390x, variant "", OS linux'
+    assert want in p.stderr
+    p = run_pallet("--override-arch", "s390x", "inspect", "--tls-verify=false", ref, check=False)
+    theirs = subprocess.run(["skopeo", "--override-arch", "s390x", "inspect", "--tls-verify=false", ref],
+                            capture_output=True, text=True)
+    assert p.returncode == theirs.returncode == 1
+    assert f"parsing manifest for image: {want}" in p.stderr
+    assert f"parsing manifest for image: {want}" in theirs.stderr.replace('\\"', '"')  # skopeo's is logrus-quoted
 
 
 def test_reads_what_skopeo_wrote_as_docker_list(multi, tmp_path):
