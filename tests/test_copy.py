@@ -274,6 +274,17 @@ def test_sync_repository_yaml_and_dir(layout, registry, tmp_path):
     y.write_text(f"{registry.host}:\n  tls-verify: false\n  images:\n    sync/src: [a, nope]\n")
     p = run_pallet("sync", "--keep-going", "--src", "yaml", "--dest", "dir", str(y), str(tmp_path / "k"), check=False)
     assert p.returncode == 1 and os.path.isdir(tmp_path / "k" / "src:a")
+    # --dry-run says what skopeo says, with its from="..." to="..." fields, and copies nothing
+    src = f"{registry.host}/sync/src:a"
+    args = ["sync", "--dry-run", "--src", "docker", "--dest", "dir", "--scoped", "--src-tls-verify=false", src,
+            str(tmp_path / "dry")]
+    p = run_pallet(*args)
+    assert not os.path.exists(tmp_path / "dry")
+    theirs = subprocess.run(["skopeo", *args], capture_output=True, text=True, check=True)
+    fields = f'from="docker://{src}" to="dir:{tmp_path}/dry/{src}"'
+    for text in (p.stdout + p.stderr, theirs.stdout + theirs.stderr):
+        assert "Would have copied image ref 1/1" in text and fields in text, text
+        assert "Would have synced 1 images from 1 sources" in text, text
 
 
 def test_delete_and_manifest_digest(layout, registry, tmp_path):
