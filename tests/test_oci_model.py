@@ -283,6 +283,23 @@ def test_compress_roundtrip_streams(algo):
     assert stream.open_decompressed(io.BytesIO(comp)).read() == data
 
 
+@pytest.mark.parametrize("algo", ["xz", "bzip2"])
+def test_xz_and_bzip2_are_read_as_containers_image_reads_them(algo):
+    import bz2
+    import io
+    import lzma
+    import os
+
+    data = os.urandom(1 << 20) + b"a" * (8 << 20)  # 8 MiB of "a": more than one bounded output step
+    comp = lzma.compress(data) if algo == "xz" else bz2.compress(data)
+    assert stream.detect(comp[:8]) == algo
+    assert stream.open_decompressed(io.BytesIO(comp)).read() == data
+    with pytest.raises(DigestMismatch, match=f"truncated {algo} stream"):
+        stream.open_decompressed(io.BytesIO(comp[: len(comp) // 2])).read()
+    with pytest.raises(DigestMismatch, match=f"corrupt {algo} stream"):
+        stream.open_decompressed(io.BytesIO(comp[:8] + bytes(64) + comp[72:])).read()
+
+
 def test_truncated_gzip_is_an_error():
     import gzip
     import io
