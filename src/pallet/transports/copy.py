@@ -83,6 +83,33 @@ class Progress:
         return stream
 
 
+class _FirstLine:
+    """A Progress that shows ``line`` once, before whatever it reports first."""
+
+    def __init__(self, progress: Progress, line: str):
+        self._p = progress
+        self._line = line
+        self._lock = threading.Lock()
+
+    def _first(self) -> None:
+        with self._lock:
+            line, self._line = self._line, None
+        if line:
+            self._p.emit(line)
+
+    def emit(self, line: str) -> None:
+        self._first()
+        self._p.emit(line)
+
+    def blob(self, kind: str, desc: Descriptor, state: str) -> None:
+        self._first()
+        self._p.blob(kind, desc, state)
+
+    def wrap(self, stream, kind: str, desc: Descriptor):
+        self._first()
+        return self._p.wrap(stream, kind, desc)
+
+
 class CopyResult:
     def __init__(self, digest: str, manifest: bytes, media_type: str):
         self.digest = digest
@@ -314,8 +341,9 @@ class _Engine:
 
     def _started(self) -> None:
         """containers/image's first progress line for an image (skopeo's own tests and scripts
-        look for it), once the checks that refuse a copy before it starts have passed."""
-        self.progress.emit("Getting image source signatures")
+        look for it), shown with the first line of progress: a copy refused before anything
+        moved fails with its one error line alone."""
+        self.progress = _FirstLine(self.opt.progress, "Getting image source signatures")
 
     def _put_manifest(self, m, instance_digest: str | None) -> None:
         """Write a manifest; an index instance is stored under the digest of what is written
