@@ -84,7 +84,7 @@ class Progress:
 
 
 class _FirstLine:
-    """A Progress that shows ``line`` once, before whatever it reports first."""
+    """A Progress that shows ``line`` once, before the first line it reports."""
 
     def __init__(self, progress: Progress, line: str):
         self._p = progress
@@ -105,8 +105,7 @@ class _FirstLine:
         self._first()
         self._p.blob(kind, desc, state)
 
-    def wrap(self, stream, kind: str, desc: Descriptor):
-        self._first()
+    def wrap(self, stream, kind: str, desc: Descriptor):  # a bar only: a blob that fails shows no line
         return self._p.wrap(stream, kind, desc)
 
 
