@@ -135,3 +135,11 @@ def test_images_imports_none_of_the_heavy_modules(src_layout, tmp_path, opts):
     assert out.returncode == 0, out.stderr
     rc, _, loaded = out.stdout.strip().partition(" ")
     assert rc == "0" and loaded == "", f"images {' '.join(opts)}: imported {loaded}"
+
+
+def test_version_names_the_peers_it_stands_in_for():
+    # skopeo's/buildah's own suites check "skopeo version N" / "buildah version N"
+    out = run_pallet("--version").stdout
+    assert out.startswith("pallet version ") and out.count("\n") == 1
+    for peer in ("skopeo", "buildah", "podman"):
+        assert re.search(rf"\b{peer} version [0-9.]+", out), out

@@ -73,14 +73,32 @@ def test_basic_auth(basic_registry):
     ref = f"docker://{host}/auth/img:v1"
     with pytest.raises(errors.AuthenticationRequired) as ei:
         pull(ref, ctx())
-    assert str(ei.value) == (f"reading manifest v1 in {host}/auth/img: authentication required by {host}; "
-                             f"log in with 'pallet login {host}' or pass --creds USER:PASSWORD")
+    # the registry's words as skopeo passes them through, then who failed or how to log in
+    assert str(ei.value) == (f"reading manifest v1 in {host}/auth/img: unauthorized: authentication required; "
+                             f"{host} requires authentication: log in with 'pallet login {host}' "
+                             "or pass --creds USER:PASSWORD")
     assert pull(ref, ctx(creds="bob:builder")).media_type
     with pytest.raises(errors.AuthenticationRequired) as ei:
         pull(ref, ctx(creds="bob:wrong"))
-    assert str(ei.value) == (f"reading manifest v1 in {host}/auth/img: authentication failed at {host} for "
-                             "user 'bob' (from --creds)")
+    assert str(ei.value) == (f"reading manifest v1 in {host}/auth/img: unauthorized: authentication required; "
+                             f"authentication failed at {host} for user 'bob' (from --creds)")
     assert "wrong" not in str(ei.value)
+
+
+def test_copy_short_creds_flags(basic_registry, tmp_path):
+    # skopeo's --screds/--dcreds spell --src-creds/--dest-creds (its own suite pushes with --dcreds)
+    host = basic_registry.host
+    out = tmp_path / "out"
+    p = run_pallet("copy", "-q", "--src-tls-verify=false", "--screds", "bob:builder",
+                   f"docker://{host}/auth/img:v1", f"dir:{out}")
+    assert p.returncode == 0, p.stderr
+    p = run_pallet("copy", "-q", "--dest-tls-verify=false", "--dcreds=bob:builder", f"dir:{out}",
+                   f"docker://{host}/auth/short:v1")
+    assert p.returncode == 0, p.stderr
+    assert pull(f"docker://{host}/auth/short:v1", ctx(creds="bob:builder")).media_type
+    p = run_pallet("copy", "-q", "--dest-tls-verify=false", f"dir:{out}", f"docker://{host}/auth/short:v2",
+                   check=False)
+    assert p.returncode != 0 and "authentication required" in p.stderr
 
 
 def test_auth_file_credentials(basic_registry, tmp_path):
@@ -170,7 +188,7 @@ def test_bearer_push_pull_and_scopes(token_registry, tmp_path):
     # anonymous may pull but not push
     with pytest.raises(errors.AuthenticationRequired) as ei:
         push(ref, ctx(), m, blob)
-    assert "authentication required by" in str(ei.value) and f"pallet login {reg.host}" in str(ei.value)
+    assert f"{reg.host} requires authentication" in str(ei.value) and f"pallet login {reg.host}" in str(ei.value)
     n0 = ts.count()
     push(ref, ctx(creds="alice:wonder"), m, blob)
     asked = ts.requests[n0:]

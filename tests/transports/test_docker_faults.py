@@ -130,7 +130,7 @@ def test_retries_exhausted_is_one_line(proxy, big_image):
         with pytest.raises(errors.RegistryError) as ei:
             src.get_manifest()
     assert str(ei.value) == (f"reading manifest v1 in {proxy.host}/faults/big: {proxy.host} answered "
-                             "HTTP 503 X: injected fault")
+                             "HTTP 503 X: unavailable: injected fault")
     assert len(proxy.entries("/manifests/v1")) == 3
     proxy.add(Rule("status", "GET", "/manifests/v1", times=10, code=429))
     with parse_reference(f"docker://{proxy.host}/faults/big:v1").new_source(ctx(retry_times=1)) as src:
@@ -156,7 +156,7 @@ def test_403_is_access_denied(proxy, big_image):
         with pytest.raises(errors.AccessDenied) as ei:
             src.get_manifest()
     assert str(ei.value) == (f"reading manifest v1 in {proxy.host}/faults/big: access denied by {proxy.host}: "
-                             "requested access to the resource is denied")
+                             "denied: requested access to the resource is denied")
 
 
 def test_unknown_auth_scheme(proxy, big_image):

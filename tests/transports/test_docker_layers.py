@@ -294,7 +294,7 @@ def test_client_ping_5xx_retried_then_reported():
                   retry_times=2)
     with pytest.raises(errors.RegistryError) as ei:
         c.ping()
-    assert len(t.requests) == 3 and "answered HTTP 503: down" in str(ei.value)
+    assert len(t.requests) == 3 and "answered HTTP 503: unavailable: down" in str(ei.value)
 
 
 def test_client_network_errors_become_one_line_errors_and_close_reaches_the_transport():

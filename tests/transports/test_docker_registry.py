@@ -239,7 +239,8 @@ def test_not_found_errors(registry, tmp_path):
     with parse_reference(f"docker://{registry.host}/nf/repo:nope").new_source(ctx()) as src:
         with pytest.raises(errors.NotFound) as ei:
             src.get_manifest()
-    assert str(ei.value) == f"reading manifest nope in {registry.host}/nf/repo: manifest unknown"
+    assert str(ei.value) == (f"reading manifest nope in {registry.host}/nf/repo: "
+                             "manifest unknown: manifest unknown")  # as skopeo says it
     assert ei.value.exit_code == 2
     with parse_reference(f"docker://{registry.host}/nf/missing:v1").new_source(ctx()) as src:
         with pytest.raises(errors.NotFound, match="manifest unknown"):

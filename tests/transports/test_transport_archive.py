@@ -250,6 +250,15 @@ def test_docker_archive_several_images(tmp_path):
     with pytest.raises(errors.NotFound) as e:
         source(f"docker-archive:{both}:img/c:3")
     assert "img/c:3" in one_line(e.value)
+    # list-tags lists every image's tags as skopeo does, from the archive xz-compressed too
+    import lzma
+
+    with open(both, "rb") as f, open(both + ".xz", "wb") as g:
+        g.write(lzma.compress(f.read()))
+    for arch in (both, both + ".xz"):
+        ours = json.loads(run_pallet("list-tags", f"docker-archive:{arch}").stdout)
+        assert ours == json.loads(skopeo("list-tags", f"docker-archive:{arch}").stdout)
+        assert ours == {"Tags": ["docker.io/img/a:1", "docker.io/img/b:2"]}
 
 
 def test_docker_archive_compressed_layers_and_archive(tmp_path):

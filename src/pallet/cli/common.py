@@ -20,7 +20,9 @@ def add_registry_flags(p: _args.ArgumentParser, prefix: str = "", retry: bool = 
     dest = f"{prefix}_" if prefix else ""
     p.add_argument(f"{pre}tls-verify", dest=f"{dest}tls_verify", type=tls_verify_arg, nargs="?", const=True,
                    default=None, metavar="BOOL", help="require HTTPS and verify certificates (default true)")
-    p.add_argument(f"{pre}creds", dest=f"{dest}creds", metavar="USER[:PASSWORD]",
+    # skopeo's short spellings of --src-creds/--dest-creds (copy, sync)
+    short = {"src": ("--screds",), "dest": ("--dcreds",)}.get(prefix, ())
+    p.add_argument(f"{pre}creds", *short, dest=f"{dest}creds", metavar="USER[:PASSWORD]",
                    help="credentials for the registry")
     p.add_argument(f"{pre}username", dest=f"{dest}username", metavar="USER", help="user name for the registry")
     p.add_argument(f"{pre}password", dest=f"{dest}password", metavar="PASSWORD", help="password for the registry")

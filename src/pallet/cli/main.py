@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from .._version import __version__
+from .._version import PEERS, __version__
 from .._std import args as _args
 
 #: modules under pallet.cli that add verbs, in --help order
@@ -56,7 +56,7 @@ def build_parser(verb: str | None = None) -> _args.ArgumentParser:
     all of them costs more than the rest of a quick verb)."""
     p = _Parser(prog="pallet", description="pallet: a daemonless OCI container toolchain "
                 "(image transport, storage, build, runtime)")
-    p.add_argument("--version", "-v", action="version", version=f"pallet version {__version__}")
+    p.add_argument("--version", "-v", action="version", version=f"pallet version {__version__} (follows {PEERS})")
     p.add_argument("--debug", action="store_true", help="log what is done on stderr")
     p.add_argument("--registries-conf", metavar="PATH", help="use PATH as registries.conf")
     p.add_argument("--policy", metavar="PATH", help="trust policy file (default: containers-policy.json locations)")

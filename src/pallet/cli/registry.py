@@ -20,8 +20,10 @@ def register(subparsers, only: str | None = None) -> None:
 
 def _add_list_tags(subparsers) -> None:
     sp = subparsers.add_parser("list-tags", help="list the tags of a repository",
-                               description="List the tags of docker://REGISTRY/REPOSITORY as JSON.")
-    sp.add_argument("repository", metavar="SOURCE-IMAGE", help="docker://REGISTRY/REPOSITORY (no tag)")
+                               description="List the tags of docker://REGISTRY/REPOSITORY, or of the images "
+                                           "in docker-archive:PATH, as JSON.")
+    sp.add_argument("repository", metavar="SOURCE-IMAGE",
+                    help="docker://REGISTRY/REPOSITORY (no tag), or docker-archive:PATH")
     add_registry_flags(sp)
     sp.add_argument("--authfile", metavar="PATH", help="path of the authentication file")
     add_retry_flags(sp)
@@ -63,9 +65,16 @@ def list_tags_cmd(args) -> int:
     from .common import print_json
 
     text = args.repository
+    if text.startswith("docker-archive:"):  # skopeo lists the tags of every image in the archive
+        from ..transports import docker_archive
+
+        print_json({"Tags": docker_archive.list_tags(docker_archive.parse(text[len("docker-archive:"):]),
+                                                     context(args))})
+        return 0
     if not text.startswith("docker://"):
         transport = text.split(":", 1)[0] if ":" in text else text
-        raise UsageError(f"list-tags: unsupported transport in {text!r} (want docker://REGISTRY/REPOSITORY)"
+        raise UsageError(f"list-tags: unsupported transport in {text!r} (want docker://REGISTRY/REPOSITORY "
+                         "or docker-archive:PATH)"
                          if ":" in text else f"list-tags: {transport!r} is not docker://REGISTRY/REPOSITORY")
     from ..errors import InvalidReference
 

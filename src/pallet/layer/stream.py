@@ -156,7 +156,7 @@ class _Buffered(Reader):
 
 
 class Decompress(_Buffered):
-    """Decompresses gzip (isal; concatenated members too) or zstd (``algo``) from ``source``.
+    """Decompresses gzip (isal; concatenated members too), zstd, xz or bzip2 (``algo``) from ``source``.
 
     Output per step is bounded (``OUT_MAX``), so a small, highly compressed blob cannot make
     it allocate gigabytes. A truncated gzip stream is an error; for zstd the binding cannot
@@ -177,10 +177,35 @@ class Decompress(_Buffered):
 
             self._z = zstandard.ZstdDecompressor().stream_reader(source, read_size=CHUNK, read_across_frames=True,
                                                                  closefd=False)
+        elif algo in ("xz", "bzip2"):  # as containers/image reads them (archives, old layers)
+            if algo == "xz":
+                import lzma
+
+                self._d, self._errors = lzma.LZMADecompressor(), (lzma.LZMAError, EOFError)
+            else:
+                import bz2
+
+                self._d, self._errors = bz2.BZ2Decompressor(), (OSError, EOFError)
         else:
             raise Unsupported(f"cannot decompress {algo}")
 
+    def _fill_other(self) -> bytes:
+        d = self._d
+        if d.eof:
+            self._done = True
+            return b""
+        data = self._src.read(CHUNK) if d.needs_input else b""
+        if d.needs_input and not data:
+            self._done = True
+            raise DigestMismatch(f"truncated {self.algo} stream")
+        try:
+            return d.decompress(data, OUT_MAX)  # bounded; the rest stays buffered in ``d``
+        except self._errors as e:
+            raise DigestMismatch(f"corrupt {self.algo} stream: {e}") from None
+
     def _fill(self) -> bytes:
+        if self.algo in ("xz", "bzip2"):
+            return self._fill_other()
         if self.algo == "zstd":
             import zstandard
 
@@ -252,8 +277,6 @@ def open_decompressed(source, declared: str | None = None) -> Reader:
     algo = declared or detect(peek.peek(8))
     if algo is None:
         return peek
-    if algo in ("bzip2", "xz"):
-        raise Unsupported(f"{algo}-compressed layers are not supported")
     return Decompress(peek, algo)
 
 

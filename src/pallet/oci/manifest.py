@@ -233,9 +233,8 @@ class Index:
         return Index.build(media_type, manifests, self.annotations, self.subject, self.artifact_type)
 
     def select(self, want: Platform) -> Descriptor:
-        """The instance that best runs on ``want`` (first listed wins ties), or NotFound."""
+        """The instance that best runs on ``want`` (first listed wins ties), or Unsupported."""
         from . import platform as _pl
-        from ..errors import NotFound
 
         best = None
         for d in self.manifests:
@@ -253,9 +252,11 @@ class Index:
                                       f"digest (@{d.digest})")
             have = ", ".join(str(d.platform) for d in self.manifests
                              if d.platform and d.media_type not in mt.INDEXES) or "none"
-            raise NotFound("no image found in manifest list "
-                           f"for architecture {want.architecture}{'/' + want.variant if want.variant else ''}, "
-                           f"OS {want.os} (available: {have})")
+            # containers/image's words; exit 1 as skopeo (the image exists, not for this platform)
+            kind = "manifest list" if self.media_type == mt.DOCKER_LIST else "image index"
+            raise Unsupported(f"choosing image instance: no image found in {kind} for architecture "
+                              f"{want.architecture}, variant \"{want.variant or ''}\", OS {want.os} "
+                              f"(available: {have})")
         return best[1]
 
     def to_dict(self) -> dict:

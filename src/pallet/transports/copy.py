@@ -83,6 +83,32 @@ class Progress:
         return stream
 
 
+class _FirstLine:
+    """A Progress that shows ``line`` once, before the first line it reports."""
+
+    def __init__(self, progress: Progress, line: str):
+        self._p = progress
+        self._line = line
+        self._lock = threading.Lock()
+
+    def _first(self) -> None:
+        with self._lock:
+            line, self._line = self._line, None
+        if line:
+            self._p.emit(line)
+
+    def emit(self, line: str) -> None:
+        self._first()
+        self._p.emit(line)
+
+    def blob(self, kind: str, desc: Descriptor, state: str) -> None:
+        self._first()
+        self._p.blob(kind, desc, state)
+
+    def wrap(self, stream, kind: str, desc: Descriptor):  # a bar only: a blob that fails shows no line
+        return self._p.wrap(stream, kind, desc)
+
+
 class CopyResult:
     def __init__(self, digest: str, manifest: bytes, media_type: str):
         self.digest = digest
@@ -130,8 +156,8 @@ def copy_image(src_ref: "ImageReference", dest_ref: "ImageReference", src_ctx: "
                 options.progress.emit("Signing manifest using simple signing")
                 sigs = sigs + [signature.sign(signature.payload(identity, result.digest), options.sign_by,
                                               options.sign_passphrase_file)]
+            options.progress.emit("Storing signatures")
             if sigs:
-                options.progress.emit("Storing signatures")
                 dest.put_signatures(sigs)
             dest.commit()
             result.committed = dest.committed
@@ -297,6 +323,7 @@ class _Engine:
         if self.opt.preserve_digests and (target != m.media_type or self._would_recompress(m)):
             raise Unsupported("--preserve-digests: copying would change the manifest digest "
                               f"(conversion to {target} or recompression needed)")
+        self._started()
         debug(f"image {m.digest}: writing {target}, layer compression "
               f"{self._desired_compression() or 'as the source has it'}, {len(m.layers)} layers")
         config = self._read_config(m.config)
@@ -310,6 +337,12 @@ class _Engine:
         self.progress.emit("Writing manifest to image destination")
         self._put_manifest(out, instance_digest)
         return CopyResult(out.digest, out.raw, out.media_type)
+
+    def _started(self) -> None:
+        """containers/image's first progress line for an image (skopeo's own tests and scripts
+        look for it), shown with the first line of progress: a copy refused before anything
+        moved fails with its one error line alone."""
+        self.progress = _FirstLine(self.opt.progress, "Getting image source signatures")
 
     def _put_manifest(self, m, instance_digest: str | None) -> None:
         """Write a manifest; an index instance is stored under the digest of what is written
@@ -398,6 +431,7 @@ class _Engine:
         if target is None and (not supported or m.media_type in supported):
             if self._desired_compression() not in (None, "gzip"):
                 raise Unsupported("schema 1 images cannot be recompressed; use --format oci or v2s2 to convert")
+            self._started()
             for desc in m.layers_all():
                 self._copy_layer(desc)
             self.progress.emit("Writing manifest to image destination")
@@ -411,6 +445,7 @@ class _Engine:
         diffIDs, computed while the layers stream through (as containers/image does)."""
         if self.opt.preserve_digests:
             raise Unsupported("--preserve-digests: converting a schema 1 image changes its digest")
+        self._started()
         layer_descs = m.layers
         diff_ids: dict[str, str] = {}
 

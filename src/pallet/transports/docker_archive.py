@@ -71,6 +71,29 @@ def _tag_reference(text: str, what: str) -> "Named":
     return named.tagged_or_latest()
 
 
+def list_tags(ref: "DockerArchiveReference", ctx: "SystemContext | None" = None) -> list[str]:
+    """The tags of every image in the archive, as skopeo's ``list-tags docker-archive:`` lists
+    them: each RepoTags entry normalized (``docker.io/library/…``), ``@N`` for an untagged image."""
+    from ..oci import reference
+
+    archive = _Archive(ref.path, str(ref), _files.spool_limit(ctx))
+    try:
+        out = []
+        for i, item in enumerate(archive.items):
+            tags = []
+            for t in item.get("RepoTags") or []:
+                try:
+                    named = reference.parse(t)
+                except InvalidReference as e:
+                    raise InvalidDocument(f"{ref}: {MANIFEST_FILE}[{i}].RepoTags: {t!r}: {e}") from None
+                if named.tag and not named.digest:
+                    tags.append(str(named))
+            out.extend(tags or [f"@{i}"])
+        return out
+    finally:
+        archive.close()
+
+
 class DockerArchiveReference(ImageReference):
     transport = "docker-archive"
 

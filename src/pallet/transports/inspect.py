@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .._std import json
 
-from ..errors import DigestMismatch, PalletError
+from ..errors import DigestMismatch, PalletError, Unsupported
 from ..layer import stream as _stream
 from ..oci import manifest as _manifest
 from ..oci import platform as _platform
@@ -28,7 +28,10 @@ def _chosen(src: "ImageSource", ctx: "SystemContext"):
     if not top.is_index:
         return raw, top, top
     want = _platform.wanted(ctx.override_os, ctx.override_arch, ctx.override_variant)
-    desc = top.select(want)
+    try:
+        desc = top.select(want)
+    except Unsupported as e:  # skopeo inspect's prefix, which its own suite looks for
+        raise Unsupported(f"parsing manifest for image: {e}") from None
     iraw, itype = src.get_manifest(desc.digest)
     got = _manifest.digest_of(iraw, itype or desc.media_type)
     if got != desc.digest:

@@ -27,7 +27,13 @@ from ..errors import ConfigError, PalletError
 
 
 class PolicyRejected(PalletError):
-    """The trust policy does not allow this image."""
+    """The trust policy does not allow this image.
+
+    Its text starts as containers/image's does ("Source image rejected: " and the requirement's
+    own words, which scripts grep for), then says which policy file and scope decided."""
+
+    def __init__(self, reason: str, where: str | None = None, **kw):
+        super().__init__(f"Source image rejected: {reason} ({where})" if where else reason, **kw)
 
 
 def paths(explicit: str | None = None) -> list[str]:
@@ -178,14 +184,16 @@ def check(ref, explicit: str | None = None, insecure: bool = False) -> "Pending 
         if kind == "insecureAcceptAnything":
             continue
         if kind == "reject":
-            raise PolicyRejected(f"{ref} is rejected by the policy in {doc['_path']} (scope {scope!r})")
+            raise PolicyRejected(f"Running image {ref} is rejected by policy.",
+                                 f"scope {scope!r} is rejected by the policy in {doc['_path']}")
         if kind == "signedBy":
             pending.append(_signed_by(r, doc["_path"], scope))
             continue
         if kind == "sigstoreSigned":
-            raise PolicyRejected(f"{ref}: the policy in {doc['_path']} requires sigstore signatures "
-                                 f"(scope {scope!r}), which pallet cannot verify yet (simple signing, "
-                                 "signedBy, it can); use --insecure-policy to copy it unverified")
+            raise PolicyRejected(f"{ref}: sigstore signatures are required",
+                                 f"the policy in {doc['_path']}, scope {scope!r}; pallet cannot verify them "
+                                 "yet (simple signing, signedBy, it can); use --insecure-policy to copy it "
+                                 "unverified")
         raise ConfigError(f"{doc['_path']}: unknown policy requirement {kind!r} for {scope!r}")
     return Pending(pending, doc["_path"], scope) if pending else None
 
@@ -249,8 +257,9 @@ def verify(pending: "Pending | None", ref, source, raw: bytes, media_type: str) 
     sigs = source.get_signatures()
     for req in pending.requirements:
         if not sigs:
-            raise PolicyRejected(f"{ref}: the policy in {pending.path} requires signatures (scope "
-                                 f"{pending.scope!r}), and the image has none")
+            raise PolicyRejected("A signature was required, but no signature exists",
+                                 f"{ref}: the policy in {pending.path} requires signatures for scope "
+                                 f"{pending.scope!r}")
         reasons = []
         for sig in sigs:
             try:
@@ -259,9 +268,10 @@ def verify(pending: "Pending | None", ref, source, raw: bytes, media_type: str) 
             except PalletError as e:
                 reasons.append(str(e))
         else:
-            why = reasons[0] if len(set(reasons)) == 1 else "; ".join(dict.fromkeys(reasons))
-            raise PolicyRejected(f"{ref}: no signature is accepted by the policy in {pending.path} "
-                                 f"(scope {pending.scope!r}): {why}")
+            why = reasons[0] if len(set(reasons)) == 1 else \
+                f"None of the signatures were accepted, reasons: {'; '.join(dict.fromkeys(reasons))}"
+            raise PolicyRejected(why, f"{ref}: no signature is accepted by the policy in {pending.path}, "
+                                      f"scope {pending.scope!r}")
 
 
 def _accept(req: dict, ref, sig: bytes, raw: bytes, media_type: str) -> None:
@@ -270,7 +280,11 @@ def _accept(req: dict, ref, sig: bytes, raw: bytes, media_type: str) -> None:
     from ..oci import reference
     from . import signature
 
-    content, _fpr = signature.verify(sig, req["keys"])
+    try:
+        content, _fpr = signature.verify(sig, req["keys"])
+    except signature.SignatureError as e:  # containers/image's words first
+        raise signature.SignatureError(f"Invalid GPG signature: {str(e).removeprefix('signature rejected: ')}") \
+            from None
     claim = signature.parse_payload(content)
     try:
         algo = _digest.algorithm(_digest.validate(claim.manifest_digest, "docker-manifest-digest"))
@@ -279,14 +293,15 @@ def _accept(req: dict, ref, sig: bytes, raw: bytes, media_type: str) -> None:
             from None
     got = _manifest.digest_of(raw, media_type) if algo == "sha256" else _digest.of_bytes(raw, algo)
     if got != claim.manifest_digest:
-        raise signature.SignatureError(f"the signature is for manifest {claim.manifest_digest}, not {got}")
+        raise signature.SignatureError(f"Signature for digest {claim.manifest_digest} does not match "
+                                       f"(the manifest is {got})")
     try:
         signed = reference.parse(claim.docker_reference)
     except PalletError:
         raise signature.SignatureError(f"signature: invalid docker-reference {claim.docker_reference!r}") from None
     if not _identity_matches(req["identity"], ref.docker_reference(), signed):
-        raise signature.SignatureError(f"the signature is for {signed}, which the policy's signedIdentity "
-                                       f"({req['identity']['type']}) does not accept for {ref}")
+        raise signature.SignatureError(f"Signature for identity {signed} is not accepted (the policy's "
+                                       f"signedIdentity {req['identity']['type']} does not accept it for {ref})")
 
 
 def _identity_matches(ident: dict, intended, signed) -> bool:

@@ -149,7 +149,9 @@ def sync(src_kind: str, source: str, dest_kind: str, destination: str, src_ctx: 
         except InvalidReference as e:
             raise UsageError(f"destination for {job.src}: {e}") from None
         if log:
-            log(f"{'Would copy' if dry_run else 'Copying'} image ref {i}/{len(jobs)} from \"{job.src}\" to \"{dest}\"")
+            # skopeo's lines, its from="..." to="..." fields as logrus writes them (scripts parse them)
+            log(f"{'Would have copied' if dry_run else 'Copying'} image ref {i}/{len(jobs)} "
+                f"from={_quoted(str(job.src))} to={_quoted(str(dest))}")
         if dry_run:
             continue
         try:
@@ -163,5 +165,18 @@ def sync(src_kind: str, source: str, dest_kind: str, destination: str, src_ctx: 
             if log:
                 log(f"Error copying {job.src}: {e}")
     if log:
-        log(f"{'Would synchronize' if dry_run else 'Synchronized'} {len(jobs) - failures} images from 1 sources")
+        log(f"{'Would have synced' if dry_run else 'Synced'} {len(jobs) - failures} images from "
+            f"{len({_repository(job.suffix) for job in jobs})} sources")
     return failures
+
+
+def _quoted(text: str) -> str:
+    """A value as logrus quotes it (Go's %q, for the characters paths and references hold)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _repository(suffix: str) -> str:
+    """``host/path`` of a ``host/path:tag`` or ``host/path@digest`` (skopeo counts sources so)."""
+    name = suffix.split("@", 1)[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]

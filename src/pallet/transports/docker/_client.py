@@ -116,7 +116,10 @@ def error_details(body: bytes) -> tuple[str | None, str]:
         m = e.get("message") or ""
         if code is None and isinstance(c, str):
             code = c
-        text = str(m) if m else str(c or "").lower().replace("_", " ")
+        # as containers/image (distribution's errcode) shows it: "manifest unknown: manifest
+        # unknown", "unauthorized: authentication required"; scripts grep for these texts
+        name = str(c).lower().replace("_", " ") if isinstance(c, str) and c else ""
+        text = f"{name}: {m}" if name and m else str(m or name)
         if text and text not in parts:
             parts.append(text)
     return code, "; ".join(parts)
@@ -302,16 +305,14 @@ class Client:
         code, detail = error_details(body)
         status = resp.status
         if status == 401:
-            if detail.lower() in ("authentication required", "unauthorized", "unauthorized: authentication required",
-                                  "access to the requested resource is not authorized"):
-                detail = ""  # says nothing the message does not
+            # the registry's own words first (skopeo passes them through and scripts grep for
+            # them), then what pallet knows: whose credentials failed, or how to give some
+            detail = detail or "unauthorized: authentication required"
             if self.auth.creds is not None or self.auth.bearer:
                 src = "the registry token" if self.auth.bearer else (
                     f"user {self.auth.creds.username!r} (from {self.auth.creds.source or 'the command line'})")
-                raise AuthenticationRequired(f"{what}: authentication failed at {self.host} for {src}"
-                                             f"{': ' + detail if detail else ''}")
-            raise AuthenticationRequired(f"{what}: authentication required by {self.host}"
-                                         f"{' (' + detail + ')' if detail else ''}; log in with "
+                raise AuthenticationRequired(f"{what}: {detail}; authentication failed at {self.host} for {src}")
+            raise AuthenticationRequired(f"{what}: {detail}; {self.host} requires authentication: log in with "
                                          f"'pallet login {self.host}' or pass --creds USER:PASSWORD")
         if status == 403:
             raise AccessDenied(f"{what}: access denied by {self.host}{': ' + detail if detail else ''}")
