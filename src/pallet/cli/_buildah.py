@@ -83,9 +83,9 @@ DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CA
 
 def _time(v):
     """A Go time.Time as templates print it (``2023-11-14 22:13:20 +0000 UTC``)."""
-    from ._reports import _ts, go_time
+    from ._reports import go_time, parse_ts
 
-    ts = _ts(v) if isinstance(v, str) else None
+    ts = parse_ts(v) if isinstance(v, str) else None
     return go_time(ts) if ts is not None else (v if v else "0001-01-01 00:00:00 +0000 UTC")
 
 

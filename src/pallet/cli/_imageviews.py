@@ -39,14 +39,14 @@ class _Tree:
         self.kids: dict = {}
 
     def add(self, path: str, meta) -> None:
-        from ..layer import _tar
+        from ..layer import tar
 
         old = self.files.get(path)
-        if old is not None and old[0] == _tar.DIR and meta[0] != _tar.DIR:
+        if old is not None and old[0] == tar.DIR and meta[0] != tar.DIR:
             self.remove_children(path)
         up = path.rsplit("/", 1)[0]
         if up and up not in self.files:  # made on extraction though the tar names no entry
-            self.add(up, (_tar.DIR, 0o755, 0, 0, 0, 0, b""))
+            self.add(up, (tar.DIR, 0o755, 0, 0, 0, 0, b""))
         self.files[path] = meta
         self.kids.setdefault(up or "/", set()).add(path)
 
@@ -69,7 +69,7 @@ def _apply(store: "Store", layer: dict, tree: _Tree) -> None:
     import posixpath
 
     from ..errors import StoreError
-    from ..layer import _tar
+    from ..layer import tar
     from ..layer.stream import open_decompressed
 
     blob = layer.get("blob")
@@ -77,7 +77,7 @@ def _apply(store: "Store", layer: dict, tree: _Tree) -> None:
         raise StoreError(f"layer {layer['id'][:12]} has no blob in the store to list its files from")
     entries, gone, opaque = [], [], []
     with store.open_blob(blob) as f:
-        tr = _tar.TarReader(open_decompressed(f))
+        tr = tar.TarReader(open_decompressed(f))
         while True:
             h = tr.next()
             if h is None:
@@ -91,7 +91,7 @@ def _apply(store: "Store", layer: dict, tree: _Tree) -> None:
             elif base.startswith(_WH):
                 gone.append(f"{parent}/{base[len(_WH):]}")
             else:
-                entries.append((path, (h.type, h.mode & 0o7777, h.uid, h.gid, 0 if h.type == _tar.DIR else h.size,
+                entries.append((path, (h.type, h.mode & 0o7777, h.uid, h.gid, 0 if h.type == tar.DIR else h.size,
                                        h.mtime_ns // 1_000_000_000, h.linkname)))
     named = {p for p, _ in entries}
     # a directory whose entries this layer changes, without an entry of its own, gets a new

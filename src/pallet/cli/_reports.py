@@ -24,7 +24,8 @@ def go_time(ts: float) -> str:
     return s + " +0000 UTC"
 
 
-def _ts(iso) -> float | None:
+def parse_ts(iso) -> float | None:
+    """An RFC 3339 time as seconds since the epoch; None if ``iso`` is not one."""
     from ._table import parse_time
 
     if not isinstance(iso, str):
@@ -78,7 +79,7 @@ def image_row(doc: dict, name: str, no_trunc: bool) -> Struct:
     repo, _, tag = name.rpartition(":") if name else ("<none>", "", "<none>")
     if "@" in name:
         repo, tag = name.split("@", 1)[0], "<none>"
-    created = _ts(doc["CreatedAt"])
+    created = parse_ts(doc["CreatedAt"])
     at = go_time(created) if created is not None else ""
     row = Struct("images.imageReporter", doc, json_view=doc)
     row.update({
@@ -99,7 +100,7 @@ HISTORY_FIELDS = ("ID", "Created", "CreatedSince", "CreatedAt", "CreatedBy", "Si
 
 
 def history_row(r: dict, no_trunc: bool, human: bool) -> Struct:
-    ts = _ts(r["created"])
+    ts = parse_ts(r["created"])
     return Struct("images.historyReporter", {
         "ID": r["id"] if no_trunc or r["id"] == "<missing>" else r["id"][:12],
         "Created": ago(r["created"]) if human else r["created"], "CreatedSince": ago(r["created"]),

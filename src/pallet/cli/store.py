@@ -704,7 +704,7 @@ def cmd_image_diff(args) -> int:
 
 def cmd_import(args) -> int:
     from ..errors import UsageError
-    from ..images.importing import apply_changes, import_tarball
+    from ..builder.importing import apply_changes, import_tarball
 
     if "://" in args.path:
         raise UsageError(f"import {args.path}: URLs are not fetched: download the tarball, then import the file")

@@ -60,54 +60,11 @@ def split_term(term: str, ctx) -> list[tuple[str, str]]:
     return [(host, term) for host in registries_conf.load(ctx).unqualified_search_registries]
 
 
-def _client(host: str, ctx):
-    from ..oci import reference
-    from ..transports import registries_conf
-    from ..transports.docker._client import Client
-
-    ep = registries_conf.load(ctx).push_endpoint(reference.parse(f"{host}/search"))
-    return Client(ep.host, ctx, insecure=ep.insecure)
-
-
-def _json_page(client, resp, what: str) -> dict:
-    from .._std import json
-    from ..errors import InvalidDocument
-    from ..transports.docker._client import _read_limited
-
-    client.check(resp, (200,), what)
-    try:
-        doc = json.loads(_read_limited(resp, 64 << 20, what, client.host))
-    except ValueError as e:
-        raise InvalidDocument(f"{what}: the registry answered malformed JSON ({e})") from None
-    if not isinstance(doc, dict):
-        raise InvalidDocument(f"{what}: the registry answered {type(doc).__name__}, not an object")
-    return doc
-
-
 def catalog(host: str, ctx) -> list[str]:
     """Every repository the registry lists (following ``Link`` pages)."""
-    from ..errors import InvalidDocument
-    from ..transports.docker import _parse_link_next
+    from ..transports.docker import list_catalog
 
-    client = _client(host, ctx)
-    what = f"searching {host}"
-    out: list[str] = []
-    url = "/v2/_catalog"
-    try:
-        for _ in range(MAX_PAGES):
-            resp = client.request("GET", url, scopes=("registry:catalog:*",), what=what,
-                                  headers={"Accept": "application/json"})
-            page = _json_page(client, resp, what).get("repositories") or []
-            if not isinstance(page, list) or not all(isinstance(r, str) for r in page):
-                raise InvalidDocument(f"{what}: the registry's catalog: repositories is not a list of strings")
-            out.extend(page)
-            nxt = _parse_link_next(resp.headers.get("link"))
-            if not nxt or nxt == url:
-                break
-            url = nxt
-    finally:
-        client.close()
-    return out
+    return list_catalog(host, ctx, MAX_PAGES, what=f"searching {host}")
 
 
 def search(term: str, ctx, limit: int, keep) -> list[Result]:

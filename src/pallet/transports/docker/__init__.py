@@ -2,9 +2,9 @@
 
 ``parse("//host/repo:tag")`` gives a :class:`DockerReference`; it opens a source (pull)
 or a destination (push) and can delete. ``list_tags``, ``login`` and ``logout`` are the
-library side of the commands of the same names. Inside: ``_http`` (a small HTTP/1.1
-client), ``_retry`` (the retry policy), ``_auth`` (challenges, tokens), ``_client`` (one
-registry host), ``_source`` and ``_destination``.
+library side of the commands of the same names; ``list_catalog`` is ``search``'s. Inside:
+``_http`` (a small HTTP/1.1 client), ``_retry`` (the retry policy), ``_auth`` (challenges,
+tokens), ``_client`` (one registry host), ``_source`` and ``_destination``.
 
 Only the standard library's light modules are imported here; ``ssl`` loads when an
 ``https`` connection is opened.
@@ -192,6 +192,44 @@ def tags_with(client, named, page_size: int | None = None) -> list[str]:
             return tags
         url = nxt
     return tags
+
+
+def list_catalog(host: str, ctx: "SystemContext", max_pages: int = 10000, what: str | None = None) -> list[str]:
+    """Every repository the registry ``host`` lists in ``/v2/_catalog`` (following ``Link``
+    pages, at most ``max_pages`` of them: a registry answering ``Link`` forever stops there)."""
+    from ..._std import json
+    from ...errors import InvalidDocument
+    from ...oci import reference
+    from .. import registries_conf
+    from ._client import Client, _read_limited
+
+    ep = registries_conf.load(ctx).push_endpoint(reference.parse(f"{host}/search"))
+    client = Client(ep.host, ctx, insecure=ep.insecure)
+    what = what or f"listing the catalog of {host}"
+    out: list[str] = []
+    url = "/v2/_catalog"
+    try:
+        for _ in range(max_pages):
+            resp = client.request("GET", url, scopes=("registry:catalog:*",), what=what,
+                                  headers={"Accept": "application/json"})
+            client.check(resp, (200,), what)
+            try:
+                doc = json.loads(_read_limited(resp, 64 << 20, what, client.host))
+            except ValueError as e:
+                raise InvalidDocument(f"{what}: the registry answered malformed JSON ({e})") from None
+            if not isinstance(doc, dict):
+                raise InvalidDocument(f"{what}: the registry answered {type(doc).__name__}, not an object")
+            page = doc.get("repositories") or []
+            if not isinstance(page, list) or not all(isinstance(r, str) for r in page):
+                raise InvalidDocument(f"{what}: the registry's catalog: repositories is not a list of strings")
+            out.extend(page)
+            nxt = _parse_link_next(resp.headers.get("link"))
+            if not nxt or nxt == url:
+                break
+            url = nxt
+    finally:
+        client.close()
+    return out
 
 
 def _split_login_key(host: str) -> tuple[str, str]:

@@ -12,8 +12,8 @@ CHANGE_INSTRUCTIONS = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD",
 def apply_changes(doc: dict, changes: list[str]) -> None:
     """Edit the image config ``doc`` by Dockerfile instructions, one a string; anything else is
     an error naming the change."""
-    from ..builder import config_edit as edit
-    from ..builder.dockerfile import parse_text
+    from . import config_edit as edit
+    from .dockerfile import parse_text
     from ..errors import UsageError
 
     cfg = doc.setdefault("config", {})
@@ -73,7 +73,7 @@ def apply_changes(doc: dict, changes: list[str]) -> None:
 def import_tarball(store, source, names: list[str], changes: list[str], message: str | None,
                    os_: str | None = None, arch: str | None = None, variant: str | None = None) -> dict:
     """Store the tar read from ``source`` (a binary file) as an image; returns its record."""
-    from ..builder.image import empty_config, timestamp, write_image
+    from .image import empty_config, timestamp, write_image
     from ..layer.stream import open_decompressed
 
     doc = empty_config()
