@@ -22,7 +22,8 @@ from test_runtime_helpers import PALLET_RUNTIME, load_config, make_bundle, mount
 pytestmark = pytest.mark.usefixtures("root_required")
 
 SEED = 20261207
-BUDGET = 20.0  # seconds of mutated runs
+BUDGET = 10.0  # seconds of mutated runs, after the first MIN_CASES
+MIN_CASES = 50  # run whatever the machine's load: the count, not the clock, bounds the check
 
 HOSTILE = ["", "a\x00b", "\x00", "../../../../x", "/nonexistent/x", "/proc/sys", "/proc/sys/kernel",
            "ro", "rbind", "proc", "tmpfs", "\u202e\U0001f4a5", "x" * 5000, "=", "PATH", "CAP_NOPE",
@@ -94,7 +95,7 @@ def test_mutated_configs_never_crash_nor_leak(tmp_path):
     outcomes = {}
     deadline = time.monotonic() + BUDGET
     n = 0
-    while time.monotonic() < deadline:
+    while n < MIN_CASES or time.monotonic() < deadline:
         raw = cases.pop(0) if cases else json.dumps(_mutate(base, rng)).encode()
         with open(os.path.join(bundle, "config.json"), "wb") as f:
             f.write(raw)
@@ -113,7 +114,6 @@ def test_mutated_configs_never_crash_nor_leak(tmp_path):
         assert not os.path.isdir(state) or os.listdir(state) == [], what
         assert mounts_under(bundle) == [], what
     print(f"{n} cases: exit codes {outcomes}")
-    assert n >= 50, f"only {n} cases in {BUDGET}s"
     assert outcomes.get(0, 0) > 0 and sum(v for k, v in outcomes.items() if k) > 0, outcomes
     leaked = {d for d in _cgroup_dirs() - cgroups_before if "fuzz" in d}
     assert not leaked, sorted(leaked)

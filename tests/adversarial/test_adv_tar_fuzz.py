@@ -29,7 +29,7 @@ from pallet.layer.apply import apply_layer
 pytestmark = pytest.mark.usefixtures("root_required")  # devices, owners: the applier's full path
 
 SEED = 20261207
-BUDGET_S = 20.0
+BUDGET_S = 12.0
 MAX_CASES = 20000
 MIN_CASES = 300  # run past the budget until this many: a loaded machine does fewer per second
 PER_CASE_S = 30  # a hang, not slowness: generous for a machine with a load average of 10+
