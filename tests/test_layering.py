@@ -29,8 +29,7 @@ pytestmark = pytest.mark.unit
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: importable by every package: the error hierarchy, the shared file/log helpers, the stand-ins
-BASE = ("pallet.errors", "pallet._version", "pallet._fs", "pallet._rootfs", "pallet._log", "pallet._std",
-        "pallet._json")  # pallet._json: a temporary shim (SHIMS)
+BASE = ("pallet.errors", "pallet._version", "pallet._fs", "pallet._rootfs", "pallet._log", "pallet._std")
 
 _FEATURE_DEPS = ("pallet.oci", "pallet.layer", "pallet.transports", "pallet.storage", "pallet.runtime",
                  "pallet.images")
@@ -46,7 +45,6 @@ MAY_IMPORT = {
     "pallet._fs": (),
     "pallet._rootfs": (),  # the one path-in-root resolver, by fd
     "pallet._log": (),
-    "pallet._json": (),
     "pallet._std": (),  # the stand-in room
     "pallet.oci": (),
     "pallet.layer": ("pallet.oci",),
@@ -73,14 +71,6 @@ STAND_INS = {
     "pallet._std.ctypes_util": {"sys.modules"},  # a faked ctypes.util so pyseccomp loads without ldconfig
     "pallet._std.args": set(),  # argparse's interface without argparse (imports no C module)
 }
-#: TEMPORARY: the old paths re-export the room until the branches in flight merge (then the lead
-#: removes them with a sed); a shim imports only its module of the room
-SHIMS = {
-    "pallet._json": "pallet._std.json",
-    "pallet.cli._args": "pallet._std.args",
-    "pallet.transports.docker._http": "pallet._std.http",
-    "pallet.runtime._sys": "pallet._std.syscalls",
-}
 LOW_LEVEL = ("_ssl", "_socket", "_ctypes", "_json")
 
 #: known violations, each removed by the engineer restructuring that area
@@ -95,7 +85,6 @@ ALLOWED_DEBT = {
     ("private", "pallet.transports.docker", "pallet.transports.docker._auth._basic"): "docker's __init__ uses auth's basic header",
     ("private", "pallet.transports.docker._source", "pallet.transports.docker._client._read_limited"): "the source uses the client's bounded reader",
     # private names reached through the module object
-    ("private", "pallet.runtime.cgroups.ebpf", "pallet.runtime._sys._syscall"): "ebpf calls bpf(2) through _sys's raw syscall",
     # import cycles
     ("cycle", "pallet.transports.docker", "pallet.transports.docker._source"):
         "docker's __init__ makes sources, and the source uses __init__'s helpers",
@@ -345,14 +334,11 @@ def cycles() -> list[tuple[set, list[str]]]:
 
 # -- the tests ---------------------------------------------------------------------------------
 
-def test_the_shims_only_re_export_the_room():
-    """Each temporary shim at an old path imports its module of the room and nothing else, and
-    nothing outside the room imports _ssl, _socket, _ctypes or _json (the stand-in rule)."""
-    for old, new in SHIMS.items():
-        mod = MODULES[old]
-        targets = {t for _line, t, _name in imports(mod)}
-        assert targets == {new}, f"{old} (a shim) imports {sorted(targets)}, not just {new}"
-        assert all(isinstance(n, ast.ImportFrom) for n in mod.tree.body), f"{old} is more than re-exports"
+def test_only_the_room_uses_the_c_modules():
+    """Nothing outside the stand-in room imports _ssl, _socket, _ctypes or _json (the stand-in
+    rule); the old paths of the stand-ins are gone."""
+    for old in ("pallet._json", "pallet.cli._args", "pallet.transports.docker._http", "pallet.runtime._sys"):
+        assert old not in MODULES, f"{old}: the stand-ins live in pallet._std only"
     for name, mod in MODULES.items():
         if _within(name, "pallet._std"):
             continue

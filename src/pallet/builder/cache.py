@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from .. import _json as json
+from .._std import json
 from ..errors import PalletError
 
 CACHE_VERSION = b"pallet-build-cache-v1"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .. import _json as json
+from .._std import json
 from . import config_edit as edit
 from .cache import step_key
 from .dockerfile import Instruction

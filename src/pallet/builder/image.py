@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy as _copy
 import time
 
-from .. import _json as json
+from .._std import json
 from ..errors import BuildError
 
 OCI = "oci"

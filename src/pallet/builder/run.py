@@ -16,7 +16,7 @@ import stat as _stat
 import subprocess
 import sys
 
-from .. import _json as json
+from .._std import json
 from .. import _rootfs
 from ..errors import BuildError
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import hashlib
 import os
 
-from .. import _json as json
+from .._std import json
 from ..errors import BuildError
 from . import config_edit
 from .cache import step_key

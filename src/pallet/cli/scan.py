@@ -77,7 +77,7 @@ def cmd_scan(args) -> int:
     import time
 
     from .. import _fs
-    from .. import _json as json
+    from .._std import json
     from ..scan import SEVERITIES, report, scan_one, worst
     from ..transports.copy import CopyOptions, Progress
     from . import common

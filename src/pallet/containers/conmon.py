@@ -17,7 +17,7 @@ import os
 import socket
 import subprocess
 
-from .. import _json as json
+from .._std import json
 from ..errors import CommandNotFound, CommandNotRunnable, ContainerError
 
 STDOUT, STDERR = 2, 3

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 
-from .. import _json as json
+from .._std import json
 from ..errors import (ContainerError, ContainerNotFound, ContainerStateError, NotFound, PalletError, UsageError)
 
 META = "pallet"

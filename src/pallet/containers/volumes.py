@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from .. import _json
+from .._std import json as _json
 from ..errors import ConfigError, UsageError, VolumeError, VolumeInUse, VolumeNotFound
 
 DRIVER = "local"

@@ -135,7 +135,7 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
                 loaded.append("sha256:" + img["id"])
         return loaded
     # oci-archive: every ref name in the layout
-    from .. import _json as json
+    from .._std import json
     import tarfile
 
     names = []
@@ -159,7 +159,7 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
 
 def _docker_archive_tags(path: str) -> list[list[str]]:
     """RepoTags of every image in a docker-archive's manifest.json."""
-    from .. import _json as json
+    from .._std import json
     import tarfile
 
     with tarfile.open(path) as tf:

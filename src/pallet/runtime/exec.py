@@ -142,7 +142,7 @@ def _open_namespaces(cid, init_pid, types):
 def _fork_child(proc, fds, manager, console_fd, preserve_fds, linux, detach):
     """Fork the child in the container's pid/time namespaces and cgroup (see ``_child``);
     its pid once it has exec'd, or its error (sent over a close-on-exec pipe) raised."""
-    from . import _sys
+    from .._std import syscalls as _sys
     from .cgroups import fork_in
     from .spec import CLONE_FLAGS
 
@@ -189,7 +189,7 @@ def _fork_child(proc, fds, manager, console_fd, preserve_fds, linux, detach):
 
 def _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx):
     """In the forked child: join, set up, exec (never returns)."""
-    from . import _sys
+    from .._std import syscalls as _sys
     from .process import find_program, inherit_fds, process_env, set_user_and_caps
     from .spec import CLONE_FLAGS
 

@@ -284,7 +284,7 @@ def _java(tree: Tree, out: list, dfd: int, name: str, shown: str) -> None:
 
 
 def _npm(tree: Tree, out: list, data: bytes, shown: str) -> None:
-    from .. import _json as json
+    from .._std import json
 
     try:
         doc = json.loads(data)

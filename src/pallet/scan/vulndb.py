@@ -169,7 +169,7 @@ def _sources(path: str, warn):
 
 def import_records(store, paths: list[str], warn) -> int:
     """Import the OSV records under ``paths``; the number imported."""
-    from .. import _json as json
+    from .._std import json
 
     db = _connect(db_path(store), True)
     n = 0
@@ -197,7 +197,7 @@ def import_records(store, paths: list[str], warn) -> int:
 
 
 def _put(db, doc: dict) -> None:
-    from .. import _json as json
+    from .._std import json
 
     vid = doc["id"]
     db.execute("DELETE FROM affected WHERE vuln = ?", (vid,))
@@ -276,7 +276,7 @@ def _affected(eco: str, version: str, data: dict) -> tuple[bool, str]:
 
 def match(store, osr: dict, packages: list[dict], warn) -> list[dict] | None:
     """The findings for ``packages``; None when there is no database."""
-    from .. import _json as json
+    from .._std import json
 
     if status(store) is None:
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .. import _json as json
+from .._std import json
 from ..errors import NotFound, StoreError
 from . import _mount
 from .records import ImageInUse, ImageUnknown

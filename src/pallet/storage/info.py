@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import _json as json
+from .._std import json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

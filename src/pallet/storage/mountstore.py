@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from .. import _json as json
+from .._std import json
 from .. import _fs
 from ..errors import StoreError
 from . import _mount

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from .. import _json as json
+from .._std import json
 from .. import _fs
 from .._log import debug
 from ..errors import StoreError

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from ... import _json
+from ..._std import json as _json
 from ...errors import ConfigError, ContainerNetworkError, UsageError
 from . import netavark, netns
 from .config import Networks

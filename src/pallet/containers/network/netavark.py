@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from ... import _json
+from ..._std import json as _json
 from ...errors import ContainerNetworkError
 
 #: where Debian and other distributions put podman's helpers (containers.conf helper_binaries_dir)

@@ -51,7 +51,7 @@ def host_networks() -> list:
     and every address's prefix, as ``ip_network``s."""
     import subprocess
 
-    from ... import _json
+    from ..._std import json as _json
 
     nets = []
     for family in ("-4", "-6"):
@@ -89,7 +89,7 @@ def other_tools(dirs=PODMAN_NETWORK_DIRS, podman_default: bool | None = None) ->
     """Subnets podman will use whose bridges may be down now: its netavark and CNI network
     files, and (when podman is installed) its default network's 10.88.0.0/16, which podman only
     keeps in memory. [(ip_network, "what uses it")]; unreadable files are skipped (not ours)."""
-    from ... import _json
+    from ..._std import json as _json
 
     out = []
     for d in dirs:

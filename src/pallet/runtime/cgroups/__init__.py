@@ -79,7 +79,7 @@ def fork_in(manager):
         except OSError:
             fd = None
         if fd is not None:
-            from .. import _sys
+            from ..._std import syscalls as _sys
 
             try:
                 return _sys.fork_into_cgroup(fd), True

@@ -137,7 +137,7 @@ _SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine, -1)
 def _bpf(cmd, attr, what):
     import ctypes
 
-    from .. import _sys
+    from ..._std import syscalls as _sys
 
     buf = ctypes.create_string_buffer(bytes(attr), 144)
     ret = _sys._syscall(ctypes.c_long(_SYS_BPF), ctypes.c_int(cmd), buf, ctypes.c_uint(144))
@@ -177,7 +177,7 @@ def attached(cgroup_fd):
     # target_fd, attach_type, query_flags, attach_flags, prog_ids, prog_cnt (written back)
     buf = ctypes.create_string_buffer(struct.pack("<IIIIQI", cgroup_fd, BPF_CGROUP_DEVICE, 0, 0,
                                                   ctypes.addressof(ids), 64), 144)
-    from .. import _sys
+    from ..._std import syscalls as _sys
 
     if _sys._syscall(ctypes.c_long(_SYS_BPF), ctypes.c_int(BPF_PROG_QUERY), buf, ctypes.c_uint(144)) < 0:
         e = ctypes.get_errno()
