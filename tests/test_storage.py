@@ -672,3 +672,29 @@ def test_staging_survives_other_processes_cleaning_leftovers(tmp_path):
         out, _ = p.communicate(timeout=300)
         assert p.returncode == 0 and out.strip() == "0", out
     assert os.listdir(os.path.join(root, "staging")) == []
+
+
+def test_is_mounted_reads_escaped_mount_points(tmp_path):
+    """``is_mounted`` compares the path as the kernel escapes it in mountinfo (space, tab,
+    newline, backslash as \\ooo), whole field only: a path that is only a prefix of a mount
+    point, or a mount's root inside its filesystem, is not a mount point."""
+    from pallet.storage import _mount
+
+    odd = tmp_path / "a b\\c\td"
+    inner = odd / "x"
+    odd.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(odd)], check=True)
+    try:
+        inner.mkdir()
+        assert _mount.is_mounted(str(odd)) and _mount.is_mounted(str(odd) + "/")
+        assert not _mount.is_mounted(str(inner)) and not _mount.is_mounted(str(tmp_path / "a b"))
+        bind = tmp_path / "bind"
+        bind.mkdir()
+        subprocess.run(["mount", "--bind", str(inner), str(bind)], check=True)
+        try:  # bind's line has "/x" as its root field: only bind itself is a mount point
+            assert _mount.is_mounted(str(bind)) and not _mount.is_mounted("/x")
+        finally:
+            subprocess.run(["umount", str(bind)], check=True)
+    finally:
+        subprocess.run(["umount", str(odd)], check=True)
+    assert not _mount.is_mounted(str(odd))

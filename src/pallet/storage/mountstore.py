@@ -73,6 +73,7 @@ class MountStore:
                     mounts.pop(key, None)
                     self._save_mounts(mounts)
                     raise
+                return path  # its count and owner are saved already
             if owner:
                 owners = m.setdefault("owners", {})
                 owners[owner] = owners.get(owner, 0) + 1
