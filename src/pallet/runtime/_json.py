@@ -1,8 +1,8 @@
-"""The runtime's JSON: ``pallet._json`` (no ``import json``: ``re`` would cost a tenth of a
+"""The runtime's JSON: ``pallet._std.json`` (no ``import json``: ``re`` would cost a tenth of a
 container start), compact for state files, pretty for ``spec`` and ``state``."""
 
-from .._json import dumps as _dumps
-from .._json import loads  # noqa: F401
+from .._std.json import dumps as _dumps
+from .._std.json import loads  # noqa: F401
 
 
 def dumps(obj):

@@ -120,7 +120,7 @@ def umount_host_mounts(container):
         return
     if container.state is not None and container.state.get("rootfs") != rootfs:
         return
-    from . import _sys
+    from .._std import syscalls as _sys
 
     before = set(before)
     for _ in range(3):  # stacked mounts: a detach can uncover an older one on the same point

@@ -84,7 +84,7 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
 def _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot, no_new_keyring,
             preserve_fds, foreground, cg):
     """Fork init and answer it until it is ready; on failure kill it and remove its cgroups."""
-    from . import _sys
+    from .._std import syscalls as _sys
     from . import init  # noqa: F401  (loaded before the fork: the child only runs it)
     from .sync import Channel
 
@@ -142,7 +142,7 @@ def _fork_in_namespaces(ctx, chan, cg, nss, join, linux, made):
     """Without a user namespace: enter the new (or joined) pid and time namespaces for our
     children only, fork init into the v2 cgroup, go back; then make the cgroups and set the
     limits while init builds the root filesystem (it moves itself in on "cg")."""
-    from . import _sys
+    from .._std import syscalls as _sys
     from . import cgroups as _cgroups
     from . import init
     from .spec import CLONE_FLAGS
@@ -240,7 +240,7 @@ def _undo(made, userns, cg):
 
 def _fork_via_userns(config, nss, join, ctx, chan):
     """An intermediate child makes the user namespace; we map ids; it forks init."""
-    from . import _sys
+    from .._std import syscalls as _sys
     from .cgroups import fork_in
     from .spec import CLONE_FLAGS
 

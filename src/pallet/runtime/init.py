@@ -9,7 +9,7 @@ reporting one line to the runtime over the sync pipe.
 
 import os
 
-from . import _sys
+from .._std import syscalls as _sys
 from . import rootfs
 from .caps import last_cap
 from .process import (attach_console, drop_bounding, find_program, inherit_fds, load_seccomp, process_env,

@@ -5,7 +5,7 @@ the fds it inherits, seccomp.
 
 import os
 
-from . import _sys
+from .._std import syscalls as _sys
 from .caps import NUMBERS, last_cap
 from .rootfs import mount_console
 from .spec import RLIMITS

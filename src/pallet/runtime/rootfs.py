@@ -11,7 +11,7 @@ changes.
 import os
 
 from .. import _rootfs
-from . import _sys
+from .._std import syscalls as _sys
 from .spec import (MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT,
                    MS_SLAVE, MS_STRICTATIME, MS_NOATIME, MS_NODIRATIME, MS_RELATIME, PROPAGATION, ATTR_NOATIME,
                    ATTR_NODEV, ATTR_NODIRATIME, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, ATTR_STRICTATIME, ATTR__ATIME,
