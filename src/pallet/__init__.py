@@ -3,11 +3,9 @@
 The library is the product; the ``pallet`` command is a thin front end over it. The public
 Python API (docs/python.md) is re-exported here: ``pallet.open_store``, ``pallet.copy``,
 ``pallet.inspect``, ``pallet.build``, ``pallet.Container``, the result types and the errors.
-They are loaded on first use (module ``__getattr__``), so ``import pallet`` stays cheap for
-the commands, which import this package on every start.
+They are loaded on first use (module ``__getattr__``), ``__version__`` too, so ``import
+pallet`` stays cheap for the commands, which import this package on every start.
 """
-
-from ._version import __version__
 
 _API = (
     "open_store", "Store", "WorkingContainer", "copy", "inspect", "build", "parse_reference", "Container",
@@ -22,6 +20,11 @@ __all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str):
+    if name == "__version__":
+        from ._version import __version__
+
+        globals()[name] = __version__
+        return __version__
     if name in _API:
         from . import api
 
@@ -32,4 +35,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_API))
+    return sorted(set(globals()) | set(_API) | {"__version__"})

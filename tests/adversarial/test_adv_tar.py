@@ -182,6 +182,40 @@ def test_numbers_at_their_limits_are_accepted(tmp_path):
     assert (h.devmajor, h.devminor) == (0xFFF, 0xFFFFF)
 
 
+def test_the_one_pass_header_path_decides_as_the_field_by_field_one():
+    """``next()`` reads plain octal headers in one go (issue 15); every field value it takes
+    or refuses must be what ``_num`` (the field-by-field check) takes or refuses, at and around
+    each limit, and the checksum is still verified on that path."""
+    import random
+
+    rnd = random.Random(15)
+    fields = {"mode": (100, 8), "uid": (108, 8), "gid": (116, 8), "size": (124, 12), "mtime": (136, 12)}
+    edge = [b"", b"0", b"7", b"8", b"9", b"07777777", b"7777777", b"17777777776", b"17777777777",
+            b"37777777776", b"37777777777", b"777777777777", b" 644", b"+644", b"0_644", b"0o644", b"644 "]
+    for i in range(600):
+        what = rnd.choice(list(fields))
+        off, width = fields[what]
+        digits = rnd.choice(edge) if i % 2 else b"%o" % rnd.randrange(1 << rnd.randrange(1, 40))
+        fill = rnd.choice([b"0", b" ", b"\0"])
+        raw = (digits + b"\0").rjust(width, fill)[-width:] if len(digits) < width else digits[:width]
+        blk = raw_header(b"f", extra={off: raw}, size=b"00000000000\0" if what != "size" else None)
+        try:
+            want = _tar._num(raw, what, "x")
+        except LayerError:
+            want = None
+        try:
+            h = _tar.TarReader(io.BytesIO(blk + bytes(2 * BLOCK))).next()
+            got = {"mode": h.mode, "uid": h.uid, "gid": h.gid, "size": h.size, "mtime": h.mtime_ns // 10**9}[what]
+        except LayerError as e:
+            got = None
+            assert "'f'" in str(e) and what in str(e), e
+        assert got == want, (what, raw)
+    bad = bytearray(raw_header(b"f"))
+    bad[0:1] = b"g"  # the checksum no longer matches
+    with pytest.raises(LayerError, match="checksum mismatch"):
+        _tar.TarReader(io.BytesIO(bytes(bad) + bytes(2 * BLOCK))).next()
+
+
 # -- issue 14.11: NUL bytes and other malformed values -------------------------------------------
 
 @pytest.mark.parametrize("pax,words", [

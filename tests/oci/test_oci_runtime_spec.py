@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 
@@ -76,8 +75,17 @@ def test_options_are_frozen_and_copied():
     o = rs.SpecOptions(command=args, env=["A=1"])
     args.append("mutated")
     assert o.command == ("echo", "hi")
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError, match="cannot assign to field 'command'"):
         o.command = ("x",)
+    # values as dataclasses made them: by position or keyword, equal and hashed by their fields
+    assert rs.Mount("/a", "bind", "/b", ["ro"]) == rs.Mount(destination="/a", source="/b", options=("ro",))
+    assert hash(rs.Namespace("pid")) == hash(rs.Namespace(type="pid")) and rs.Namespace("pid") != rs.Namespace("ipc")
+    assert repr(rs.IDMap(0, 1000, 1)) == "IDMap(container_id=0, host_id=1000, size=1)"
+    assert rs.SpecOptions().annotations == {} and rs.SpecOptions().annotations is not rs.SpecOptions().annotations
+    with pytest.raises(TypeError, match="missing required argument: 'hard'"):
+        rs.Rlimit("nofile", 1)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        rs.SpecOptions(bogus=1)
     with pytest.raises(UsageError, match="command: must be a list of strings"):
         rs.SpecOptions(command="echo hi")  # a string would become one argument per character
 

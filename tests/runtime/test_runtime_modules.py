@@ -72,6 +72,19 @@ def test_run_path_imports_none_of_the_heavy_modules():
     assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
 
 
+def test_run_path_loads_no_stand_in_module_and_stays_within_its_module_count():
+    """Every module is a few tenths of a millisecond of each container start (issue 15: the
+    runtime split had added 17): the run path loads no re-exporting shim (``pallet._json``,
+    ``runtime._sys``), not the version, and no more pallet modules than it did after issue 15."""
+    code = (f"import sys\nfor m in {RUN_PATH!r}: __import__(m)\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('pallet'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    loaded = out.stdout.split()
+    assert not {"pallet._json", "pallet.runtime._sys", "pallet._version"} & set(loaded), loaded
+    assert len(loaded) <= 34, loaded
+
+
 def test_no_runtime_module_imports_private_names_of_another():
     mods = _modules()
     crossing = [f"{importer} imports {target}.{name}" for importer, target, name in _imports(mods)

@@ -145,6 +145,32 @@ def test_mounts_are_counted_across_processes(overlay_store, standard_image):
     assert overlay_store("image", "mount").stdout == ""
 
 
+def test_records_are_compact_and_indented_ones_still_open(overlay_store, standard_image):
+    """The store's records go through the C encoder (compact, as containers/storage writes
+    them); a store written indented by an older pallet opens and mounts unchanged."""
+    _, ref = standard_image
+    s = overlay_store
+    s("pull", "-q", "--tls-verify=false", ref)
+    p = s("image", "mount", ref).stdout.strip()
+    s("image", "umount", ref)
+    from pallet.storage.options import derived_runroot
+
+    files = [os.path.join(s.root, n) for n in ("layers.json", "images.json")]
+    files.append(os.path.join(derived_runroot(s.root), "mounts.json"))
+    for path in files:
+        with open(path, "rb") as f:
+            raw = f.read()
+        assert b"\n" not in raw and b": " not in raw, (path, raw[:200])
+        with open(path, "w") as f:  # as pallet wrote it before
+            json.dump(json.loads(raw), f, indent=1, sort_keys=True)
+    assert ref.rsplit(":", 1)[0] in s("images").stdout
+    assert s("image", "mount", ref).stdout.strip() == p and mount_options(p)
+    s("image", "umount", ref)
+    s("tag", ref, "again:v1")  # a change rewrites the table compactly
+    with open(files[1], "rb") as f:
+        assert b"\n" not in f.read()
+
+
 def test_pull_again_downloads_nothing(overlay_store, standard_image):
     _, ref = standard_image
     overlay_store("pull", "--tls-verify=false", ref)
@@ -636,3 +662,29 @@ def test_staging_survives_other_processes_cleaning_leftovers(tmp_path):
         out, _ = p.communicate(timeout=300)
         assert p.returncode == 0 and out.strip() == "0", out
     assert os.listdir(os.path.join(root, "staging")) == []
+
+
+def test_is_mounted_reads_escaped_mount_points(tmp_path):
+    """``is_mounted`` compares the path as the kernel escapes it in mountinfo (space, tab,
+    newline, backslash as \\ooo), whole field only: a path that is only a prefix of a mount
+    point, or a mount's root inside its filesystem, is not a mount point."""
+    from pallet.storage import _mount
+
+    odd = tmp_path / "a b\\c\td"
+    inner = odd / "x"
+    odd.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(odd)], check=True)
+    try:
+        inner.mkdir()
+        assert _mount.is_mounted(str(odd)) and _mount.is_mounted(str(odd) + "/")
+        assert not _mount.is_mounted(str(inner)) and not _mount.is_mounted(str(tmp_path / "a b"))
+        bind = tmp_path / "bind"
+        bind.mkdir()
+        subprocess.run(["mount", "--bind", str(inner), str(bind)], check=True)
+        try:  # bind's line has "/x" as its root field: only bind itself is a mount point
+            assert _mount.is_mounted(str(bind)) and not _mount.is_mounted("/x")
+        finally:
+            subprocess.run(["umount", str(bind)], check=True)
+    finally:
+        subprocess.run(["umount", str(odd)], check=True)
+    assert not _mount.is_mounted(str(odd))

@@ -23,6 +23,7 @@ Written: ustar headers, preceded by a PAX header only when a field does not fit.
 from __future__ import annotations
 
 import os
+from zlib import adler32 as _adler32
 
 from ..errors import LayerError
 
@@ -84,6 +85,7 @@ _LIMITS = {"size": MAX_SIZE, "uid": MAX_ID, "gid": MAX_ID, "mode": 0o7777777, "d
            "devminor": 0xFFFFF, "checksum": 0o7777777, "offset": MAX_SIZE, "realsize": MAX_SIZE,
            "numbytes": MAX_SIZE, "sparse map entry": MAX_SIZE, "sparse map entry count": MAX_SIZE}
 _MAX_TIME_S = ((1 << 63) - 1) // 1_000_000_000
+_MAX_MODE = _LIMITS["mode"]
 
 
 def show(name: bytes, limit: int = 120) -> str:
@@ -350,11 +352,18 @@ class TarReader:
                 self._take(BLOCK, "the end-of-archive marker")
                 return None
             chk = blk[148:156]
-            try:
-                stored = _num(chk, "checksum")
-            except LayerError:
-                stored = -1
-            if stored != sum(blk) - sum(chk) + 256:
+            stored = chk.rstrip(b" \0")
+            if stored.isdigit() and b"8" not in stored and b"9" not in stored:  # the common case
+                stored = int(stored, 8)
+            else:
+                try:
+                    stored = _num(chk, "checksum")
+                except LayerError:
+                    stored = -1
+            # the unsigned sum of the header with the checksum field as 8 spaces, in C: adler32
+            # started at 0 keeps the byte sum (mod 65521) in its low half, exact for < 257 bytes
+            if stored != (_adler32(blk[:148], 0) & 0xFFFF) + (_adler32(blk[156:356], 0) & 0xFFFF) + (
+                    _adler32(blk[356:], 0) & 0xFFFF) + 256:
                 signed = sum(b - 256 if b > 127 else b for b in blk) - sum(
                     b - 256 if b > 127 else b for b in chk) + 256
                 if stored != signed:
@@ -394,13 +403,29 @@ class TarReader:
             recs = {**self._global, **pax} if pax is not None else self._global
             if b"path" in recs:  # the real name first: every message below names it
                 h.name = recs[b"path"]
-        who = _who(h.name)
-        h.mode = _num(blk[100:108], "mode", who)
-        h.uid = _num(blk[108:116], "uid", who)
-        h.gid = _num(blk[116:124], "gid", who)
-        size = _num(blk[124:136], "size", who)
-        h.mtime_ns = h.atime_ns = _num(blk[136:148], "mtime", who) * 1_000_000_000
+        # the common case in one go: five plain octal fields (ASCII digits only: no sign, space,
+        # underscore or "0o" that int() would take), each range-checked by one comparison;
+        # anything else (base-256, padding, a bad digit, out of range) goes through _num,
+        # which accepts or refuses it with a message naming the member and the field
+        fm, fu, fg = blk[100:108].rstrip(b" \0"), blk[108:116].rstrip(b" \0"), blk[116:124].rstrip(b" \0")
+        fs, ft = blk[124:136].rstrip(b" \0"), blk[136:148].rstrip(b" \0")
+        digits = fm + fu + fg + fs + ft
+        if (fm and fu and fg and fs and ft and digits.isdigit() and b"8" not in digits and b"9" not in digits
+                and (mode := int(fm, 8)) <= _MAX_MODE and (uid := int(fu, 8)) <= MAX_ID
+                and (gid := int(fg, 8)) <= MAX_ID and (size := int(fs, 8)) <= MAX_SIZE
+                and (mtime := int(ft, 8)) <= _MAX_TIME_S):
+            h.mode, h.uid, h.gid = mode, uid, gid
+            h.mtime_ns = h.atime_ns = mtime * 1_000_000_000
+            who = None  # named only when something needs it
+        else:
+            who = _who(h.name)
+            h.mode = _num(blk[100:108], "mode", who)
+            h.uid = _num(blk[108:116], "uid", who)
+            h.gid = _num(blk[116:124], "gid", who)
+            size = _num(blk[124:136], "size", who)
+            h.mtime_ns = h.atime_ns = _num(blk[136:148], "mtime", who) * 1_000_000_000
         if typ == CHR or typ == BLK:
+            who = who or _who(h.name)
             h.devmajor = _num(blk[329:337], "devmajor", who)
             h.devminor = _num(blk[337:345], "devminor", who)
         else:
@@ -408,9 +433,11 @@ class TarReader:
         h.xattrs = None
         sparse = realsize = None
         if typ == GNU_SPARSE:  # old GNU: the map in the header, continued in extension blocks
+            who = who or _who(h.name)
             sparse, realsize = self._gnu_sparse_map(blk, who)
             typ = REG
         if recs is not None:
+            who = who or _who(h.name)
             size = self._apply_pax(h, recs, size, who)
             if b"GNU.sparse.major" in recs or b"GNU.sparse.map" in recs or _SPARSE00 in recs:
                 if b"GNU.sparse.name" in recs:
@@ -419,7 +446,7 @@ class TarReader:
                 sparse, realsize = self._pax_sparse(recs, who, size)
         if b"\0" in h.name or b"\0" in h.linkname:
             field = "name" if b"\0" in h.name else "link target"
-            raise LayerError(f"{who}: its {field} contains a NUL byte")
+            raise LayerError(f"{_who(h.name)}: its {field} contains a NUL byte")
         if typ == AREG or typ == CONT:
             typ = REG
         # old tars mark directories as regular files with a trailing slash; decided on the
@@ -428,7 +455,7 @@ class TarReader:
         if typ == REG and h.name.endswith(b"/"):
             typ = DIR
         if typ not in _KNOWN and typ != GNU_VOLHDR:
-            raise LayerError(f"{who}: unsupported type {typ!r}")
+            raise LayerError(f"{_who(h.name)}: unsupported type {typ!r}")
         h.type = typ
         self._name = h.name
         # only regular files carry data: links, dirs and devices are header-only whatever
@@ -438,6 +465,7 @@ class TarReader:
         self._pad = -h.size % BLOCK
         self._sparse = None
         if sparse is not None and typ == REG:
+            who = who or _who(h.name)
             if sparse == "1.0":  # the map is at the start of the data
                 sparse = self._sparse_map_10(who)
             self._check_sparse(sparse, realsize, self._left, who)

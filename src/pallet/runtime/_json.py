@@ -1,4 +1,4 @@
-"""The runtime's JSON: ``pallet._json`` (no ``import json``: ``re`` would cost a tenth of a
+"""The runtime's JSON: ``pallet._std.json`` (no ``import json``: ``re`` would cost a tenth of a
 container start), compact for state files, pretty for ``spec`` and ``state``."""
 
 from .._std.json import dumps as _dumps

@@ -92,16 +92,18 @@ def umount(target: str, detach: bool = False) -> None:
 
 def is_mounted(path: str) -> bool:
     """True when ``path`` is a mount point (per /proc/self/mountinfo)."""
-    path = os.path.realpath(path)
+    # the path as the kernel writes a mount point (space, tab, newline, backslash as \ooo),
+    # compared with field 5 of each line; one read, and no line split unless it is there
+    want = (os.fsencode(os.path.realpath(path)).replace(b"\\", b"\\134").replace(b" ", b"\\040")
+            .replace(b"\t", b"\\011").replace(b"\n", b"\\012"))
     try:
         with open("/proc/self/mountinfo", "rb") as f:
-            for line in f:
-                fields = line.split(b" ", 5)
-                if _unescape(fields[4]) == path:
-                    return True
+            data = f.read()
     except OSError as e:
         raise StoreError(f"reading /proc/self/mountinfo: {e.strerror}") from None
-    return False
+    if b" " + want + b" " not in data:  # every field 5 has a space on each side
+        return False
+    return any(line.split(b" ", 5)[4] == want for line in data.splitlines())
 
 
 def mounts_under(prefix: str) -> list[str]:

@@ -89,6 +89,7 @@ class ContainerStore:
                     mounts.pop(key, None)
                     self._save_mounts(mounts)
                     raise
+                return path  # its count is saved already
             self._save_mounts(mounts)
             return m["path"]
 

@@ -26,7 +26,7 @@ class MountStore:
             return {}  # rebuilt from what is really mounted
 
     def _save_mounts(self, mounts: dict) -> None:
-        _fs.write_atomic(os.path.join(self.runroot, "mounts.json"), json.dumps(mounts, indent=1).encode(), 0o600)
+        _fs.write_atomic(os.path.join(self.runroot, "mounts.json"), json.dumps(mounts, separators=(",", ":")).encode(), 0o600)
 
     def _unmount_key(self, mounts: dict, key: str) -> None:
         m = mounts.pop(key, None)
@@ -73,6 +73,7 @@ class MountStore:
                     mounts.pop(key, None)
                     self._save_mounts(mounts)
                     raise
+                return path  # its count and owner are saved already
             if owner:
                 owners = m.setdefault("owners", {})
                 owners[owner] = owners.get(owner, 0) + 1

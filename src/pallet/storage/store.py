@@ -251,7 +251,7 @@ class Store(LayerStore, ImageStore, MountStore, ContainerStore):
             if st.dirty:
                 for what in sorted(st.dirty):
                     table = getattr(st, what)
-                    _fs.write_atomic(self._path(what), json.dumps(table, indent=1, sort_keys=True).encode(), 0o600)
+                    _fs.write_atomic(self._path(what), json.dumps(table, separators=(",", ":"), sort_keys=True).encode(), 0o600)
                 self._token = self._lock.touch()
             for fn in st.after:
                 fn()

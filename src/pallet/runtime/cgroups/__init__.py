@@ -9,9 +9,9 @@
   set there.
 * ``devices`` — the device rules (the spec's, then linux.devices, then runc's default
   allowlist), as v1 ``devices.allow``/``devices.deny`` lines.
-* ``mounts`` — where the host's hierarchies are mounted (``layout()``), our own cgroups;
-  ``cgfs`` — reading and writing cgroupfs files, making and removing directories (what the
-  backends share: they import it, never this package's own names).
+* ``cgfs`` — the cgroup filesystem: where the host's hierarchies are mounted (``layout()``),
+  our own cgroups, reading and writing cgroupfs files, making and removing directories (what
+  the backends share: they import it, never this package's own names).
 
 Every manager has the same methods: ``check(resources)`` (before anything exists: is
 every asked-for resource possible on this host?), ``apply(resources)`` (create the
@@ -28,7 +28,7 @@ not written (this host has no systemd).
 import os
 
 from ...errors import OCIRuntimeError
-from .mounts import ROOT, layout, own_cgroups
+from .cgfs import ROOT, layout, own_cgroups
 
 
 def resolve(cgroups_path, cid, own_path):

@@ -21,7 +21,7 @@ CONTROLLER = {"memory": "memory", "cpu": "cpu", "pids": "pids", "blockIO": "io",
 
 
 def _mount_of(path):
-    from .mounts import layout
+    from .cgfs import layout
 
     v2 = layout().v2
     return v2[0] if v2 else "/sys/fs/cgroup"
