@@ -77,13 +77,8 @@ LOW_LEVEL = ("_ssl", "_socket", "_ctypes", "_json")
 ALLOWED_DEBT = {
     ("private", "pallet.images.archive", "pallet.transports._files"): "load spools, save stages through transports' files (make them public)",
     # cross-package private modules and names whose owners must make them public
-    ("private", "pallet.transports._tar", "pallet.layer._tar"): "the one tar codec: layer/_tar.py should be public (layer.tar)",
     ("private", "pallet.cli.common", "pallet.transports._files"): "--spool-limit parses with transports' parse_size (make it public)",
-    ("private", "pallet.cli.registry", "pallet.transports.docker._split_login_key"): "login/logout keys: transports.docker should export it",
     # private names across modules of one package
-    ("private", "pallet.transports.docker", "pallet.transports.docker._client._read_limited"): "docker's __init__ uses the client's bounded reader",
-    ("private", "pallet.transports.docker", "pallet.transports.docker._auth._basic"): "docker's __init__ uses auth's basic header",
-    ("private", "pallet.transports.docker._source", "pallet.transports.docker._client._read_limited"): "the source uses the client's bounded reader",
     # private names reached through the module object
     # import cycles
     ("cycle", "pallet.transports.docker", "pallet.transports.docker._source"):

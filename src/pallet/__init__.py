@@ -13,7 +13,7 @@ _API = (
     "ImageInfo", "HistoryEntry", "LayerInfo", "InspectResult", "CopyResult", "RemoveResult", "ContainerState",
     "PalletError", "UsageError", "InvalidReference", "InvalidDocument", "ConfigError", "NotFound", "BlobNotFound",
     "AuthenticationRequired", "AccessDenied", "RegistryError", "NetworkError", "DigestMismatch", "Unsupported",
-    "StoreError", "RuntimeError_", "BuildError",
+    "StoreError", "OCIRuntimeError", "BuildError",
 )
 
 __all__ = ["__version__", *_API]

@@ -103,7 +103,6 @@ class OCIRuntimeError(PalletError):
     """The OCI runtime could not create, start, signal or delete a container (runc's exit code 1)."""
 
 
-RuntimeError_ = OCIRuntimeError  # the old name, for branches written before the rename
 
 
 class LayerError(PalletError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..errors import (AccessDenied, AuthenticationRequired, BlobNotFound, BuildError, ConfigError, DigestMismatch,
                       InvalidDocument, InvalidReference, NetworkError, NotFound, PalletError, RegistryError,
-                      RuntimeError_, StoreError, Unsupported, UsageError)
+                      OCIRuntimeError, StoreError, Unsupported, UsageError)
 from ._common import Context, Format, Reference
 from .results import (ContainerState, CopyResult, HistoryEntry, ImageInfo, InspectResult, LayerInfo,
                       RemoveResult)
@@ -39,5 +39,5 @@ __all__ = [
     "ImageInfo", "HistoryEntry", "LayerInfo", "InspectResult", "CopyResult", "RemoveResult", "ContainerState",
     "PalletError", "UsageError", "InvalidReference", "InvalidDocument", "ConfigError", "NotFound", "BlobNotFound",
     "AuthenticationRequired", "AccessDenied", "RegistryError", "NetworkError", "DigestMismatch", "Unsupported",
-    "StoreError", "RuntimeError_", "BuildError",
+    "StoreError", "OCIRuntimeError", "BuildError",
 ]

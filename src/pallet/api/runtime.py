@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from ..errors import RuntimeError_, UsageError
+from ..errors import OCIRuntimeError, UsageError
 from .results import ContainerState, container_state
 
 #: where containers' state lives unless ``root`` is given (``pallet-runtime --root``)
@@ -38,7 +38,7 @@ def write_spec(bundle: str, *, args: Sequence[str] = ("sh",), rootfs: str = "roo
     return config
 
 
-class WaitTimeout(RuntimeError_, TimeoutError):
+class WaitTimeout(OCIRuntimeError, TimeoutError):
     """:meth:`Container.wait` gave up: the container still runs."""
 
 
@@ -111,7 +111,7 @@ class Container:
 
     def wait(self, timeout: float | None = None) -> ContainerState:
         """Wait until the container's process has exited (the state says ``stopped``); its state.
-        :class:`WaitTimeout` (a :class:`pallet.errors.RuntimeError_` and a :class:`TimeoutError`)
+        :class:`WaitTimeout` (a :class:`pallet.errors.OCIRuntimeError` and a :class:`TimeoutError`)
         after ``timeout`` seconds."""
         import select
         import time

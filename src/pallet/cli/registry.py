@@ -113,9 +113,9 @@ def login_cmd(args) -> int:
     if not args.registry:
         raise UsageError("login: a registry is required (e.g. pallet login registry.example.com)")
     if args.get_login:
-        from ..transports.docker import _split_login_key
+        from ..transports.docker import split_login_key
 
-        _, key = _split_login_key(args.registry)
+        _, key = split_login_key(args.registry)
         user = credentials.get_username(key, ctx)
         if user is None:
             raise UsageError(f"not logged into {key}")
@@ -153,9 +153,9 @@ def logout_cmd(args) -> int:
         return 0
     if not args.registry:
         raise UsageError("logout: a registry is required (or --all)")
-    from ..transports.docker import _split_login_key
+    from ..transports.docker import split_login_key
 
-    _, key = _split_login_key(args.registry)
+    _, key = split_login_key(args.registry)
     logout(args.registry, ctx)
     print(f"Removed login credentials for {key}")
     return 0

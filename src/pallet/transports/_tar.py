@@ -1,7 +1,7 @@
 """Tar helpers for the archive transports: a streaming writer, a safe streaming extractor, and a
 member table for random access to an uncompressed archive (``docker-archive:``).
 
-All three sit on the layer codec (:mod:`pallet.layer._tar`): one tar reader and one header
+All three sit on the layer codec (:mod:`pallet.layer.tar`): one tar reader and one header
 writer for the whole program, with one policy: a stream that ends early (even on a block
 boundary) is an error, every header field is validated. The extractor never follows or
 creates links and refuses absolute or ``..`` names, so an archive cannot write outside its
@@ -14,7 +14,7 @@ import os
 import posixpath
 
 from ..errors import InvalidDocument, LayerError
-from ..layer import _tar as _codec
+from ..layer import tar as _codec
 from . import _files
 
 BLOCK = 512

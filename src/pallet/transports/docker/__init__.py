@@ -162,7 +162,7 @@ def tags_with(client, named, page_size: int | None = None) -> list[str]:
     from ..._std import json
 
     from ._auth import pull_scope
-    from ._client import _read_limited
+    from ._client import read_limited
 
     path = named.path
     what = f"listing tags of {named.name}"
@@ -173,7 +173,7 @@ def tags_with(client, named, page_size: int | None = None) -> list[str]:
         resp = client.request("GET", url, scopes=(pull_scope(path),), what=what,
                               headers={"Accept": "application/json"})
         client.check(resp, (200,), what)
-        body = _read_limited(resp, 64 << 20, what, client.host)
+        body = read_limited(resp, 64 << 20, what, client.host)
         try:
             doc = json.loads(body)
             page = doc.get("tags") or []
@@ -201,7 +201,7 @@ def list_catalog(host: str, ctx: "SystemContext", max_pages: int = 10000, what: 
     from ...errors import InvalidDocument
     from ...oci import reference
     from .. import registries_conf
-    from ._client import Client, _read_limited
+    from ._client import Client, read_limited
 
     ep = registries_conf.load(ctx).push_endpoint(reference.parse(f"{host}/search"))
     client = Client(ep.host, ctx, insecure=ep.insecure)
@@ -214,7 +214,7 @@ def list_catalog(host: str, ctx: "SystemContext", max_pages: int = 10000, what: 
                                   headers={"Accept": "application/json"})
             client.check(resp, (200,), what)
             try:
-                doc = json.loads(_read_limited(resp, 64 << 20, what, client.host))
+                doc = json.loads(read_limited(resp, 64 << 20, what, client.host))
             except ValueError as e:
                 raise InvalidDocument(f"{what}: the registry answered malformed JSON ({e})") from None
             if not isinstance(doc, dict):
@@ -232,7 +232,7 @@ def list_catalog(host: str, ctx: "SystemContext", max_pages: int = 10000, what: 
     return out
 
 
-def _split_login_key(host: str) -> tuple[str, str]:
+def split_login_key(host: str) -> tuple[str, str]:
     """``host[/namespace]`` -> (registry host, key stored in auth.json)."""
     key = host
     for scheme in ("https://", "http://"):
@@ -258,11 +258,11 @@ def _split_login_key(host: str) -> tuple[str, str]:
 def verify_credentials(host: str, username: str, password: str, ctx: "SystemContext") -> None:
     """Check ``username``/``password`` against the registry's ``/v2/`` (Basic) or its token server (Bearer)."""
     from ..base import SystemContext
-    from ._auth import _basic
-    from ._client import Client, _read_limited
+    from ._auth import basic_credentials
+    from ._client import Client, read_limited
     from ..credentials import Credentials
 
-    registry, key = _split_login_key(host)
+    registry, key = split_login_key(host)
     c2 = SystemContext(**{k: getattr(ctx, k) for k in SystemContext.__slots__})
     c2.creds, c2.registry_token, c2.no_creds = None, None, True
     client = Client(registry, c2)
@@ -278,9 +278,9 @@ def verify_credentials(host: str, username: str, password: str, ctx: "SystemCont
             return
         what = f"logging in to {registry}"
         resp = client.request("GET", "/v2/", scopes=(), what=what,
-                              headers={"Authorization": "Basic " + _basic(username, password)})
+                              headers={"Authorization": "Basic " + basic_credentials(username, password)})
         if resp.status == 401:
-            _read_limited(resp)
+            read_limited(resp)
             from ...errors import AuthenticationRequired
 
             raise AuthenticationRequired(f"logging in to {registry}: invalid username/password")
@@ -302,7 +302,7 @@ def login(host: str, username: str, password: str, ctx: "SystemContext") -> str:
         raise UsageError("login: a user name is required")
     if not password:
         raise UsageError("login: a password is required")
-    registry, key = _split_login_key(host)
+    registry, key = split_login_key(host)
     verify_credentials(key, username, password, ctx)
     return credentials.store(key, username, password, ctx)
 
@@ -317,7 +317,7 @@ def logout(host: str | None, ctx: "SystemContext", all: bool = False) -> str:
         from ...errors import UsageError
 
         raise UsageError("logout: a registry is required (or --all)")
-    _, key = _split_login_key(host)
+    _, key = split_login_key(host)
     if not credentials.remove(key, ctx):
         raise PalletError(f"not logged into {key}")
     return credentials.write_path(ctx)

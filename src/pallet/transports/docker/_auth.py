@@ -131,7 +131,7 @@ class Authenticator:
         if ch.scheme == "basic":
             if self.creds is None:
                 return None
-            return "Basic " + _basic(self.creds.username, self.creds.password)
+            return "Basic " + basic_credentials(self.creds.username, self.creds.password)
         return f"Bearer {self.token(ch, scopes).value}"
 
     def invalidate(self, scopes: tuple[str, ...]) -> None:
@@ -165,7 +165,7 @@ class Authenticator:
         if self.creds is not None:
             if self.creds.username:
                 query.append("account=" + quote(self.creds.username, safe=""))
-            headers["Authorization"] = "Basic " + _basic(self.creds.username, self.creds.password)
+            headers["Authorization"] = "Basic " + basic_credentials(self.creds.username, self.creds.password)
         sep = "&" if "?" in realm else "?"
         url = realm + (sep + "&".join(query) if query else "")
         status, body = self.fetch_token(url, headers)
@@ -193,7 +193,7 @@ class Authenticator:
         return Token(value, time.monotonic() + life)
 
 
-def _basic(user: str, password: str) -> str:
+def basic_credentials(user: str, password: str) -> str:
     import base64
 
     return base64.b64encode(f"{user}:{password}".encode()).decode()

@@ -239,7 +239,7 @@ class Client:
                     self.log(str(errs[scheme]))
                     retryable = retryable or is_transient(e, first_contact=True)
                     continue
-                body = _read_limited(resp)
+                body = read_limited(resp)
                 if resp.status in (200, 401):
                     self.auth.set_challenges(parse_challenges(resp.headers.get_all("www-authenticate")))
                     self._authing.origin = url.origin
@@ -272,7 +272,7 @@ class Client:
             resp = self._retrying.send(Request("GET", url, {"User-Agent": self.user_agent, **headers}, what=what))
         except OSError as e:
             raise self._network_error(e, what) from None
-        body = _read_limited(resp, 1 << 20, what) if resp.status == 200 else _read_limited(resp, 1 << 20)
+        body = read_limited(resp, 1 << 20, what) if resp.status == 200 else read_limited(resp, 1 << 20)
         return resp.status, body
 
     # -- requests --------------------------------------------------------------------------
@@ -301,7 +301,7 @@ class Client:
         """Return ``resp`` if its status is in ``ok``; else read its error body and raise."""
         if resp.status in ok:
             return resp
-        body = _read_limited(resp)
+        body = read_limited(resp)
         code, detail = error_details(body)
         status = resp.status
         if status == 401:
@@ -329,7 +329,7 @@ class Client:
                             f"{': ' + detail if detail else ''}", status, code)
 
 
-def _read_limited(resp: _http.Response, limit: int = _MAX_ERROR_BODY, what: str | None = None,
+def read_limited(resp: _http.Response, limit: int = _MAX_ERROR_BODY, what: str | None = None,
                   host: str = "") -> bytes:
     """Up to ``limit`` bytes of a (small) body; a longer body is cut and its connection dropped.
 

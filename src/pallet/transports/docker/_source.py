@@ -9,7 +9,7 @@ from ...oci import mediatype as mt
 from ..base import ImageSource
 from ..._std import http as _http
 from ._auth import pull_scope
-from ._client import MAX_MANIFEST_SIZE, Client, _read_limited, describe_os_error
+from ._client import MAX_MANIFEST_SIZE, Client, read_limited, describe_os_error
 
 ACCEPT = ", ".join(mt.ACCEPT)
 
@@ -29,7 +29,7 @@ def read_manifest_body(resp: _http.Response, what: str, host: str = "") -> bytes
         resp._abort()
         raise InvalidDocument(f"{what}: manifest of {resp.content_length} bytes is larger than the "
                               f"{MAX_MANIFEST_SIZE}-byte limit")
-    raw = _read_limited(resp, MAX_MANIFEST_SIZE + 1, what, host)
+    raw = read_limited(resp, MAX_MANIFEST_SIZE + 1, what, host)
     if len(raw) > MAX_MANIFEST_SIZE:
         raise InvalidDocument(f"{what}: manifest larger than the {MAX_MANIFEST_SIZE}-byte limit")
     return raw
