@@ -41,6 +41,23 @@ def temp_owner_alive(name: str) -> bool:
     return not pid.isdigit() or os.path.exists(f"/proc/{pid}")
 
 
+def locked_scratch_name(base: str, lock) -> tuple[str, int]:
+    """A fresh ``<pid>-<random>`` name in ``base`` whose ``<name>.lock`` is held: ``lock(path)``
+    opens and locks a file, returning its fd; returns (name, fd). The lock comes first, then the
+    caller makes the directory: whoever cleans leftovers takes a name without a held lock for a
+    dead one's. If a cleaner took our lock file between our open and our lock (and removed it),
+    the lock we hold is on an unlinked file: try another name."""
+    while True:
+        path = os.path.join(base, f"{os.getpid()}-{os.urandom(6).hex()}")
+        fd = lock(path + ".lock")
+        try:
+            if os.fstat(fd).st_ino == os.stat(path + ".lock").st_ino:
+                return path, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
 @_contextmanager
 def atomic_file(path: str, mode: int = 0o644):
     """Write ``path`` through a file object; it replaces ``path`` only if the block succeeds."""
