@@ -58,6 +58,26 @@ def locked_scratch_name(base: str, lock) -> tuple[str, int]:
         os.close(fd)
 
 
+def read_json_file(path: str, limit: int, what: str):
+    """The JSON document in ``path`` (UTF-8, at most ``limit`` bytes); FileNotFoundError when there
+    is no such file, otherwise a ConfigError naming the path (``larger than N MiB: not <what>``)."""
+    from .errors import ConfigError
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror}") from None
+    if len(data) > limit:
+        raise ConfigError(f"{path}: larger than {limit >> 20} MiB: not {what}")
+    from ._std import json
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid JSON: {e}") from None
+
+
 @_contextmanager
 def atomic_file(path: str, mode: int = 0o644):
     """Write ``path`` through a file object; it replaces ``path`` only if the block succeeds."""
