@@ -95,6 +95,18 @@ def context(args: _args.Namespace, prefix: str = ""):
     return ctx
 
 
+def targets_or_all(named, every: bool, all_ids, missing: str) -> list:
+    """What a removing verb acts on: with ``--all`` every id ``all_ids()`` lists, else the named
+    targets; a UsageError saying ``missing`` when there are neither."""
+    if every:
+        return list(all_ids())
+    if not named:
+        from ..errors import UsageError
+
+        raise UsageError(missing)
+    return list(named)
+
+
 def print_json(obj) -> None:
     from .._std import json
     import sys

@@ -354,14 +354,12 @@ def cmd_kill(args) -> int:
 
 
 def cmd_rm(args) -> int:
-    from ..errors import ContainerNotFound, UsageError
+    from ..errors import ContainerNotFound
+    from .common import targets_or_all
 
     ctrs = _containers(args)
-    names = list(args.containers)
-    if args.all:
-        names = [c["id"] for c in ctrs.list()]
-    elif not names:
-        raise UsageError("specify one or more containers to remove")
+    names = targets_or_all(args.containers, args.all, lambda: [c["id"] for c in ctrs.list()],
+                           "specify one or more containers to remove")
     for text in names:
         try:
             cid = ctrs.remove(text, force=args.force, timeout=args.time)
