@@ -107,6 +107,21 @@ def targets_or_all(named, every: bool, all_ids, missing: str) -> list:
     return list(named)
 
 
+def key_values(items: list[str], flag: str, need_value: bool = False) -> dict:
+    """``KEY=VALUE`` flag values (``--label``, ``--opt``, ...) as a dict, the first ``=`` splitting
+    (a bare ``KEY`` is ``KEY=`` unless ``need_value``); a UsageError naming the flag and the value
+    when the key is empty."""
+    out = {}
+    for v in items:
+        k, sep, val = v.partition("=")
+        if not k or (need_value and not sep):
+            from ..errors import UsageError
+
+            raise UsageError(f"invalid {flag} {v!r}: want KEY=VALUE")
+        out[k] = val
+    return out
+
+
 def print_json(obj) -> None:
     from .._std import json
     import sys

@@ -183,6 +183,7 @@ def _warn(msg: str) -> None:
 def _options(args):
     from ..containers.container import Options
     from ..errors import UsageError
+    from .common import key_values
 
     env = []
     for path in args.env_file:
@@ -196,12 +197,7 @@ def _options(args):
             raise UsageError(f"--env-file {path}: {e.strerror}") from None
     for e in args.env:
         env.append(e if "=" in e else _env_from_host(e))
-    labels = {}
-    for lab in args.label:
-        k, _, v = lab.partition("=")
-        if not k:
-            raise UsageError(f"invalid --label {lab!r}: want KEY=VALUE")
-        labels[k] = v
+    labels = key_values(args.label, "--label")
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
