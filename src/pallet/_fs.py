@@ -58,6 +58,16 @@ def locked_scratch_name(base: str, lock) -> tuple[str, int]:
         os.close(fd)
 
 
+def read_to_eof(fd: int, size: int = 4096) -> bytes:
+    """All that ``fd`` gives until end of file (for a pipe: until every writer closed it)."""
+    out = b""
+    while True:
+        chunk = os.read(fd, size)
+        if not chunk:
+            return out
+        out += chunk
+
+
 def read_json_file(path: str, limit: int, what: str):
     """The JSON document in ``path`` (UTF-8, at most ``limit`` bytes); FileNotFoundError when there
     is no such file, otherwise a ConfigError naming the path (``larger than N MiB: not <what>``)."""
