@@ -58,6 +58,16 @@ def locked_scratch_name(base: str, lock) -> tuple[str, int]:
         os.close(fd)
 
 
+def text_lines(path: str, default: list[str]) -> list[str]:
+    """The lines of the text file ``path`` without their newlines, or ``default`` when it cannot
+    be read (the host's /etc/hosts for a container on the host's network)."""
+    try:
+        with open(path) as f:
+            return [line.rstrip("\n") for line in f]
+    except OSError:
+        return default
+
+
 def read_to_eof(fd: int, size: int = 4096) -> bytes:
     """All that ``fd`` gives until end of file (for a pipe: until every writer closed it)."""
     out = b""
