@@ -161,6 +161,23 @@ def ab(name: str, a: tuple[str, list[str]], b: tuple[str, list[str]], runs: int,
     return row
 
 
+def interleaved_medians(tools: dict[str, list[str]], runs: int, warm: int, env: dict | None = None) -> dict[str, float]:
+    """Run each tool's command in turn (A, B, C, A, B, C, ...) ``warm`` + ``runs`` rounds, the
+    first ``warm`` not counted; the median seconds of each (the upper one of an even count).
+    Exits naming the tool and its stderr when a run fails."""
+    times = {name: [] for name in tools}
+    for i in range(runs + warm):
+        for name, cmd in tools.items():
+            t = time.perf_counter()
+            r = subprocess.run(cmd, capture_output=True, env=ENV if env is None else env)
+            d = time.perf_counter() - t
+            if r.returncode:
+                sys.exit(f"{name} failed: {r.stderr.decode().strip()}")
+            if i >= warm:
+                times[name].append(d)
+    return {name: sorted(v)[len(v) // 2] for name, v in times.items()}
+
+
 def tmpfs_dir(prefix: str) -> str:
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
     return tempfile.mkdtemp(prefix=prefix, dir=base)

@@ -23,7 +23,7 @@ trap cleanup EXIT
 python3 "$HERE/scripts/make-demo-image.py" "$W/layout" v1 >/dev/null
 printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' > "$W/c.conf"
 python3 - "$RUNS" "$RT" "$W" "$HERE" "$NET" <<'PY'
-import os, subprocess, sys, time
+import os, subprocess, sys
 runs, rt, w, here, net = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 env["CONTAINERS_CONF"] = f"{w}/c.conf"
@@ -34,17 +34,9 @@ ids = [subprocess.run(tool + ["pull", "-q", f"oci:{w}/layout:v1"], check=True, c
 tools = {"pallet": pallet + ["run", "--runtime", rt, "--network-config-dir", f"{w}/nets", "--rm", "--network", net,
                              ids[0], "true"],
          "podman": podman + ["run", "--rm", "--network", net, ids[1], "true"]}
-times = {name: [] for name in tools}
-for i in range(runs + 2):  # the first 2 rounds warm the caches and are not counted
-    for name, cmd in tools.items():
-        t = time.perf_counter()
-        r = subprocess.run(cmd, capture_output=True, env=env)
-        d = time.perf_counter() - t
-        if r.returncode:
-            sys.exit(f"{name} failed: {r.stderr.decode().strip()}")
-        if i >= 2:
-            times[name].append(d)
-med = {name: sorted(v)[len(v) // 2] for name, v in times.items()}
+sys.path.insert(0, f"{here}/bench")
+from _common import interleaved_medians
+med = interleaved_medians(tools, runs, 2, env)  # the first 2 rounds warm the caches and are not counted
 print(f"run --rm --network {net} IMAGE true, runtime {os.path.basename(rt)}, interleaved, {runs} runs each, medians:")
 for name, m in med.items():
     print(f"  {name:7s} {m * 1000:7.1f} ms")

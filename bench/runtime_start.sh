@@ -15,26 +15,18 @@ W=$(mktemp -d /tmp/runtime-bench.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 . "$HERE/bench/_runtime_bundle.sh"
 cd "$W/bundle"
-python3 - "$RUNS" "$PR" "$W" <<'PY'
-import os, shutil, subprocess, sys, time
-runs, pr, w = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+python3 - "$RUNS" "$PR" "$W" "$HERE" <<'PY'
+import os, shutil, sys
+runs, pr, w, here = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 tools = {"pallet-runtime": [pr, "--root", f"{w}/p", "run", "b"]}
 if shutil.which("runc"):
     tools["runc"] = ["runc", "--root", f"{w}/r", "run", "b"]
 if shutil.which("crun"):
     tools["crun"] = [f"{w}/crun", "--root", f"{w}/c", "run", "b"]
-times = {name: [] for name in tools}
-for i in range(runs + 3):  # the first 3 rounds warm the caches and are not counted
-    for name, cmd in tools.items():
-        t = time.perf_counter()
-        r = subprocess.run(cmd, capture_output=True, env=env)
-        d = time.perf_counter() - t
-        if r.returncode:
-            sys.exit(f"{name} failed: {r.stderr.decode().strip()}")
-        if i >= 3:
-            times[name].append(d)
-med = {name: sorted(v)[len(v) // 2] for name, v in times.items()}
+sys.path.insert(0, f"{here}/bench")
+from _common import interleaved_medians
+med = interleaved_medians(tools, runs, 3, env)  # the first 3 rounds warm the caches and are not counted
 p = med["pallet-runtime"]
 print(f"interleaved, {runs} runs each, medians:")
 for name, m in med.items():

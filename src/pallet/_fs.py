@@ -41,6 +41,63 @@ def temp_owner_alive(name: str) -> bool:
     return not pid.isdigit() or os.path.exists(f"/proc/{pid}")
 
 
+def locked_scratch_name(base: str, lock) -> tuple[str, int]:
+    """A fresh ``<pid>-<random>`` name in ``base`` whose ``<name>.lock`` is held: ``lock(path)``
+    opens and locks a file, returning its fd; returns (name, fd). The lock comes first, then the
+    caller makes the directory: whoever cleans leftovers takes a name without a held lock for a
+    dead one's. If a cleaner took our lock file between our open and our lock (and removed it),
+    the lock we hold is on an unlinked file: try another name."""
+    while True:
+        path = os.path.join(base, f"{os.getpid()}-{os.urandom(6).hex()}")
+        fd = lock(path + ".lock")
+        try:
+            if os.fstat(fd).st_ino == os.stat(path + ".lock").st_ino:
+                return path, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def text_lines(path: str, default: list[str]) -> list[str]:
+    """The lines of the text file ``path`` without their newlines, or ``default`` when it cannot
+    be read (the host's /etc/hosts for a container on the host's network)."""
+    try:
+        with open(path) as f:
+            return [line.rstrip("\n") for line in f]
+    except OSError:
+        return default
+
+
+def read_to_eof(fd: int, size: int = 4096) -> bytes:
+    """All that ``fd`` gives until end of file (for a pipe: until every writer closed it)."""
+    out = b""
+    while True:
+        chunk = os.read(fd, size)
+        if not chunk:
+            return out
+        out += chunk
+
+
+def read_json_file(path: str, limit: int, what: str):
+    """The JSON document in ``path`` (UTF-8, at most ``limit`` bytes); FileNotFoundError when there
+    is no such file, otherwise a ConfigError naming the path (``larger than N MiB: not <what>``)."""
+    from .errors import ConfigError
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror}") from None
+    if len(data) > limit:
+        raise ConfigError(f"{path}: larger than {limit >> 20} MiB: not {what}")
+    from ._std import json
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid JSON: {e}") from None
+
+
 @_contextmanager
 def atomic_file(path: str, mode: int = 0o644):
     """Write ``path`` through a file object; it replaces ``path`` only if the block succeeds."""

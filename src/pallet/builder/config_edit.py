@@ -99,21 +99,11 @@ def set_command(cfg: dict, key: str, argv: list[str] | None, drop_empty: bool = 
 def port_keys(word: str, error=_build_error) -> list[str]:
     """An ``EXPOSE`` word (``80``, ``53/udp``, ``8000-8010``, ``1.2.3.4:80``) as config keys;
     a range stays one key, as buildah writes it."""
-    port, _, proto = word.partition("/")
-    proto = (proto or "tcp").lower()
-    if proto not in ("tcp", "udp", "sctp"):
-        raise error(f"invalid proto: {proto}")
-    if ":" in port:
-        port = port.rsplit(":", 1)[1]
-    lo, sep, hi = port.partition("-")
+    from ..oci.config import exposed_port
     try:
-        a = int(lo)
-        b = int(hi) if sep else a
-    except ValueError:
-        raise error(f"invalid port {word!r}") from None
-    if not (0 < a <= 65535 and a <= b <= 65535):
-        raise error(f"invalid port {word!r}")
-    return [f"{port}/{proto}"]
+        return [exposed_port(word)]
+    except ValueError as e:
+        raise error(str(e)) from None
 
 
 def expose(cfg: dict, word: str, error=_build_error) -> None:

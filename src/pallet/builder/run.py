@@ -96,13 +96,11 @@ def spec(rootfs: str, argv: list[str], o: RunOptions, hosts: str, resolv: str) -
 
 
 def _hosts_file(path: str, hostname: str, host_net: bool) -> None:
+    from .._fs import text_lines
+
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     if host_net:
-        try:
-            with open("/etc/hosts") as f:
-                lines = [line.rstrip("\n") for line in f]
-        except OSError:
-            pass
+        lines = text_lines("/etc/hosts", lines)
     lines.append(f"127.0.1.1\t{hostname}")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -83,18 +83,6 @@ def _build_parser(sub, name: str) -> None:
     p.set_defaults(func=cmd_build)
 
 
-def _kv(items: list[str], what: str) -> dict:
-    from ..errors import UsageError
-
-    out = {}
-    for it in items:
-        k, sep, v = it.partition("=")
-        if not k:
-            raise UsageError(f"invalid {what} {it!r}: want KEY=VALUE")
-        out[k] = v
-    return out
-
-
 def _build_args(items: list[str]) -> dict:
     out = {}
     for it in items:
@@ -112,7 +100,7 @@ def _secrets(items: list[str]) -> dict:
 
     out = {}
     for it in items:
-        opts = _kv(it.split(","), "--secret")
+        opts = common.key_values(it.split(","), "--secret")
         sid = opts.get("id")
         if not sid:
             raise UsageError(f"invalid --secret {it!r}: want id=ID,src=PATH")
@@ -161,7 +149,8 @@ def cmd_build(args) -> int:
         args.context, dockerfile=args.file, dockerfile_text=text, tags=args.tag,
         build_args=_build_args(args.build_arg), target=args.target, layers=args.layers, no_cache=args.no_cache,
         squash=args.squash, squash_all=args.squash_all, secrets=_secrets(args.secret), volumes=args.volume,
-        labels=_kv(args.label, "--label"), annotations=_kv(args.annotation, "--annotation"), fmt=fmt,
+        labels=common.key_values(args.label, "--label"),
+        annotations=common.key_values(args.annotation, "--annotation"), fmt=fmt,
         timestamp=args.timestamp, output=args.output, quiet=args.quiet, pull=args.pull,
         ctx=common.context(args), runtime=args.runtime, network=args.network,
         out=(lambda line: sys.stderr.write(line + "\n")) if args.output in ("type=tar,dest=-", "-") else _say,
@@ -465,7 +454,7 @@ def cmd_commit(args) -> int:
     from ..images.refs import has_transport
 
     kw = dict(fmt=fmt, squash=args.squash, timestamp=args.timestamp, rm=args.rm,
-              annotations=_kv(args.annotation, "--annotation"), history_comment=b.meta.get("comment"))
+              annotations=common.key_values(args.annotation, "--annotation"), history_comment=b.meta.get("comment"))
     if args.image and has_transport(args.image):
         rec = b.commit_to(args.image, common.context(args), **kw)
     else:

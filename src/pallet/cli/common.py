@@ -95,6 +95,33 @@ def context(args: _args.Namespace, prefix: str = ""):
     return ctx
 
 
+def targets_or_all(named, every: bool, all_ids, missing: str) -> list:
+    """What a removing verb acts on: with ``--all`` every id ``all_ids()`` lists, else the named
+    targets; a UsageError saying ``missing`` when there are neither."""
+    if every:
+        return list(all_ids())
+    if not named:
+        from ..errors import UsageError
+
+        raise UsageError(missing)
+    return list(named)
+
+
+def key_values(items: list[str], flag: str, need_value: bool = False) -> dict:
+    """``KEY=VALUE`` flag values (``--label``, ``--opt``, ...) as a dict, the first ``=`` splitting
+    (a bare ``KEY`` is ``KEY=`` unless ``need_value``); a UsageError naming the flag and the value
+    when the key is empty."""
+    out = {}
+    for v in items:
+        k, sep, val = v.partition("=")
+        if not k or (need_value and not sep):
+            from ..errors import UsageError
+
+            raise UsageError(f"invalid {flag} {v!r}: want KEY=VALUE")
+        out[k] = val
+    return out
+
+
 def print_json(obj) -> None:
     from .._std import json
     import sys

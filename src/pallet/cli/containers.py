@@ -183,6 +183,7 @@ def _warn(msg: str) -> None:
 def _options(args):
     from ..containers.container import Options
     from ..errors import UsageError
+    from .common import key_values
 
     env = []
     for path in args.env_file:
@@ -196,12 +197,7 @@ def _options(args):
             raise UsageError(f"--env-file {path}: {e.strerror}") from None
     for e in args.env:
         env.append(e if "=" in e else _env_from_host(e))
-    labels = {}
-    for lab in args.label:
-        k, _, v = lab.partition("=")
-        if not k:
-            raise UsageError(f"invalid --label {lab!r}: want KEY=VALUE")
-        labels[k] = v
+    labels = key_values(args.label, "--label")
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
@@ -354,14 +350,12 @@ def cmd_kill(args) -> int:
 
 
 def cmd_rm(args) -> int:
-    from ..errors import ContainerNotFound, UsageError
+    from ..errors import ContainerNotFound
+    from .common import targets_or_all
 
     ctrs = _containers(args)
-    names = list(args.containers)
-    if args.all:
-        names = [c["id"] for c in ctrs.list()]
-    elif not names:
-        raise UsageError("specify one or more containers to remove")
+    names = targets_or_all(args.containers, args.all, lambda: [c["id"] for c in ctrs.list()],
+                           "specify one or more containers to remove")
     for text in names:
         try:
             cid = ctrs.remove(text, force=args.force, timeout=args.time)

@@ -119,18 +119,6 @@ def _endpoints(args, networks):
     return Endpoints(networks, store_options(args).runroot)
 
 
-def _pairs(values: list[str], flag: str) -> dict:
-    from ..errors import UsageError
-
-    out = {}
-    for v in values:
-        k, sep, val = v.partition("=")
-        if not k:
-            raise UsageError(f"invalid {flag} {v!r}: want KEY=VALUE")
-        out[k] = val
-    return out
-
-
 def _struct(doc: dict, no_trunc: bool = True):
     """A network as podman's Go struct (types.Network), for --format templates (``network ls``
     shows 12 digits of the ID unless --no-trunc, as podman's ListPrintReports)."""
@@ -203,10 +191,12 @@ def cmd_missing(args) -> int:
 
 
 def cmd_create(args) -> int:
+    from .common import key_values
+
     networks = _networks(args)
     doc = networks.create(args.name, driver=args.driver, subnet_texts=args.subnet, gateways=args.gateway,
                           ip_ranges=args.ip_range, internal=args.internal, dns=not args.disable_dns,
-                          labels=_pairs(args.label, "--label"), options=_pairs(args.opt, "--opt"),
+                          labels=key_values(args.label, "--label"), options=key_values(args.opt, "--opt"),
                           interface=args.interface_name, ignore=args.ignore)
     print(doc["name"])
     return 0

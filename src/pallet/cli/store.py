@@ -392,14 +392,11 @@ def cmd_images(args) -> int:
 
 
 def cmd_rmi(args) -> int:
-    from ..errors import PalletError, UsageError
+    from ..errors import PalletError
 
     store = _store(args)
-    targets = list(args.images)
-    if args.all:
-        targets = [r["id"] for r in store.images()]
-    elif not targets:
-        raise UsageError("rmi needs an image, or --all")
+    targets = common.targets_or_all(args.images, args.all, lambda: [r["id"] for r in store.images()],
+                                    "rmi needs an image, or --all")
     worst = 0
     for text in targets:
         try:
@@ -544,14 +541,10 @@ def cmd_image_mount(args) -> int:
 
 
 def cmd_image_umount(args) -> int:
-    from ..errors import UsageError
-
     store = _store(args)
-    targets = args.images
-    if args.all:
-        targets = [img["id"] for img, _, _ in store.mounted_images()]
-    elif not targets:
-        raise UsageError("image umount needs an image, or --all")
+    targets = common.targets_or_all(args.images, args.all,
+                                    lambda: [img["id"] for img, _, _ in store.mounted_images()],
+                                    "image umount needs an image, or --all")
     for text in targets:
         store.umount_image(text, force=args.force or args.all)
         print(store.image(text)["id"])

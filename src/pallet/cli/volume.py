@@ -82,23 +82,13 @@ def _volumes(args):
     return Volumes(store_options(args).graphroot)
 
 
-def _pairs(values: list[str], flag: str, need_value: bool) -> dict:
-    from ..errors import UsageError
-
-    out = {}
-    for v in values:
-        k, sep, val = v.partition("=")
-        if not k or (need_value and not sep):
-            raise UsageError(f"invalid {flag} {v!r}: want KEY=VALUE")
-        out[k] = val
-    return out
-
-
 def _opts(values: list[str]) -> dict:
     """``-o`` values: ``KEY=VALUE`` (``copy``/``nocopy`` alone); as podman, ``-o o=a,b`` keeps its
     commas (only the first ``=`` splits)."""
+    from .common import key_values
+
     bare = [v for v in values if v in ("copy", "nocopy")]
-    out = _pairs([v for v in values if v not in bare], "--opt", True)
+    out = key_values([v for v in values if v not in bare], "--opt", True)
     out.update((v, "") for v in bare)
     return out
 
@@ -171,7 +161,9 @@ def cmd_missing(args) -> int:
 
 
 def cmd_create(args) -> int:
-    rec = _volumes(args).create(args.name, driver=args.driver, labels=_pairs(args.label, "--label", False),
+    from .common import key_values
+
+    rec = _volumes(args).create(args.name, driver=args.driver, labels=key_values(args.label, "--label"),
                                 options=_opts(args.opt), ignore=args.ignore)
     print(rec["name"])
     return 0

@@ -797,11 +797,9 @@ def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, ho
     hosts = ["127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4",
              "::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6"]
     if host_net:
-        try:
-            with open("/etc/hosts") as f:
-                hosts = [line.rstrip("\n") for line in f]
-        except OSError:
-            pass
+        from .._fs import text_lines
+
+        hosts = text_lines("/etc/hosts", hosts)
     for ip in ips:
         hosts.append(f"{ip}\t{hostname} {name}")
     if not ips:

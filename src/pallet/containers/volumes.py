@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 
+from .._fs import read_json_file
 from .._std import json as _json
 from ..errors import ConfigError, UsageError, VolumeError, VolumeInUse, VolumeNotFound
 
@@ -193,18 +194,9 @@ class Volumes:
     def _load(self) -> dict:
         path = self._records_path()
         try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_RECORDS + 1)
+            doc = read_json_file(path, MAX_RECORDS, "pallet's volume records")
         except FileNotFoundError:
             return {"volumes": {}}
-        except OSError as e:
-            raise ConfigError(f"{path}: {e.strerror}") from None
-        if len(data) > MAX_RECORDS:
-            raise ConfigError(f"{path}: larger than {MAX_RECORDS >> 20} MiB: not pallet's volume records")
-        try:
-            doc = _json.loads(data.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: not valid JSON: {e}") from None
         doc = _validate(doc, path)
         boot = _boot_id()
         for rec in doc["volumes"].values():

@@ -171,12 +171,9 @@ def _fork_child(proc, fds, manager, console_fd, preserve_fds, linux, detach):
                 os.close(fd)
         os.close(w)
         w = None
-        msg = b""
-        while True:
-            chunk = os.read(r, 4096)
-            if not chunk:
-                break
-            msg += chunk
+        from .._fs import read_to_eof
+
+        msg = read_to_eof(r)
         if msg:
             os.waitpid(pid, 0)
             raise OCIRuntimeError(msg.decode(errors="replace").strip())

@@ -237,10 +237,8 @@ def _python(tree: Tree, out: list, text: str, shown: str, where: str) -> None:
 def _go(tree: Tree, out: list, dfd: int, name: str, shown: str) -> None:
     from . import gobin
 
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
-    except OSError as e:
-        tree.warn(shown, f"cannot be read: {e.strerror or e}")
+    fd = tree.open_at(dfd, name, shown)
+    if fd is None:
         return
     try:
         info = gobin.build_info(fd)
@@ -263,10 +261,8 @@ def _go(tree: Tree, out: list, dfd: int, name: str, shown: str) -> None:
 def _java(tree: Tree, out: list, dfd: int, name: str, shown: str) -> None:
     from . import java
 
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
-    except OSError as e:
-        tree.warn(shown, f"cannot be read: {e.strerror or e}")
+    fd = tree.open_at(dfd, name, shown)
+    if fd is None:
         return
     try:
         found = java.coordinates(fd)

@@ -87,10 +87,8 @@ def setuid_files(tree) -> list[dict]:
 
 def _read_into(tree, dfd: int, name: str, shown: str, view: memoryview) -> int:
     """Up to ``len(view)`` bytes of the regular file ``name`` (no symlink followed) into ``view``."""
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
-    except OSError as e:
-        tree.warn(shown, f"cannot be read: {e.strerror or e}")
+    fd = tree.open_at(dfd, name, shown)
+    if fd is None:
         return 0
     try:
         if not _stat.S_ISREG(os.fstat(fd).st_mode):

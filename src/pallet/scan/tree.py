@@ -120,6 +120,15 @@ class Tree:
                 os.close(dfd)
         # (every fd on the stack is closed as it is popped)
 
+    def open_at(self, dfd: int, name: str, shown: str) -> int | None:
+        """An fd on ``name`` in the directory open at ``dfd`` (no symlink followed, no blocking on a
+        FIFO), or None after a warning naming ``shown`` when it cannot be opened."""
+        try:
+            return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+        except OSError as e:
+            self.warn(shown, f"cannot be read: {e.strerror or e}")
+            return None
+
     def read_at(self, dfd: int, name: str, shown: str, limit: int = READ_LIMIT) -> bytes | None:
         """The regular file ``name`` in the directory open at ``dfd`` (no symlink followed)."""
         try:

@@ -262,19 +262,7 @@ class Store(LayerStore, ImageStore, MountStore, ContainerStore):
     @contextlib.contextmanager
     def staging(self):
         """A private scratch directory inside the store (same filesystem: renames are atomic)."""
-        while True:
-            # the lock first, then the directory: another process cleaning leftovers takes a
-            # directory without a held lock for a dead one. And if it took our lock file in the
-            # moment between our open and our lock (and removed it), the lock we hold is on an
-            # unlinked file: try another name.
-            path = os.path.join(self.graphroot, "staging", f"{os.getpid()}-{os.urandom(6).hex()}")
-            fd = lock_path(path + ".lock")
-            try:
-                if os.fstat(fd).st_ino == os.stat(path + ".lock").st_ino:
-                    break
-            except FileNotFoundError:
-                pass
-            os.close(fd)
+        path, fd = _fs.locked_scratch_name(os.path.join(self.graphroot, "staging"), lock_path)
         try:
             os.mkdir(path, 0o700)
         except BaseException:

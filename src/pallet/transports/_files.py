@@ -322,16 +322,13 @@ class SpoolDir:
             raise LocalFileError(f"spool directory {base} is not a private directory of this user "
                                  "(a symlink, another owner, or writable by others): remove it")
         _clean_stale_spools(base)
-        while True:  # the lock first, then the directory (as the store's staging does)
-            path = os.path.join(base, f"{os.getpid()}-{os.urandom(6).hex()}")
-            fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        def lock(name: str) -> int:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                if os.fstat(fd).st_ino == os.stat(path + ".lock").st_ino:
-                    break
-            except FileNotFoundError:
-                pass
-            os.close(fd)
+            return fd
+
+        from .._fs import locked_scratch_name  # the lock first, then the directory, as the store's staging
+        path, fd = locked_scratch_name(base, lock)
         try:
             os.mkdir(path, 0o700)
         except BaseException:

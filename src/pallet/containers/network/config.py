@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from ..._fs import read_json_file
 from ..._std import json as _json
 from ...errors import ConfigError, ContainerNetworkError, NetworkNotFound, UsageError
 from . import subnets
@@ -132,18 +133,9 @@ class Networks:
         for n in names:
             path = os.path.join(self.dir, n)
             try:
-                with open(path, "rb") as f:
-                    data = f.read(MAX_DEFINITION + 1)
+                doc = read_json_file(path, MAX_DEFINITION, "a network definition")
             except FileNotFoundError:  # removed meanwhile
                 continue
-            except OSError as e:
-                raise ConfigError(f"{path}: {e.strerror}") from None
-            if len(data) > MAX_DEFINITION:
-                raise ConfigError(f"{path}: larger than {MAX_DEFINITION >> 20} MiB: not a network definition")
-            try:
-                doc = _json.loads(data.decode("utf-8"))
-            except (ValueError, UnicodeDecodeError) as e:
-                raise ConfigError(f"{path}: not valid JSON: {e}") from None
             doc = validate(doc, path)
             if doc["name"] + ".json" != n:
                 raise ConfigError(f"{path}: name: {doc['name']!r} does not match the file name")

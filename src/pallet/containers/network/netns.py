@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from ..._fs import read_to_eof
 from ...errors import ContainerNetworkError
 
 CLONE_NEWNET = 0x40000000
@@ -93,12 +94,7 @@ def create(runroot: str, name: str) -> str:
                 os._exit(1)
     os.close(w)
     try:
-        msg = b""
-        while True:
-            chunk = os.read(r, 512)
-            if not chunk:
-                break
-            msg += chunk
+        msg = read_to_eof(r, 512)
     finally:
         os.close(r)
     _, status = os.waitpid(pid, 0)
