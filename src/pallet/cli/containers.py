@@ -166,6 +166,11 @@ def _containers(args):
     from ..containers.container import Containers
     from .store import open_store
 
+    return Containers(open_store(args), global_args(args))
+
+
+def global_args(args) -> list[str]:
+    """The global flags (the same store) a container's exit command repeats."""
     g = []
     for flag, attr in (("--root", "root"), ("--runroot", "runroot"), ("--storage-driver", "storage_driver")):
         v = getattr(args, attr, None)
@@ -173,7 +178,7 @@ def _containers(args):
             import os
 
             g += [flag, os.path.abspath(v) if attr != "storage_driver" else v]
-    return Containers(open_store(args), g)
+    return g
 
 
 def _warn(msg: str) -> None:

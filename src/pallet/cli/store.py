@@ -392,7 +392,9 @@ def cmd_images(args) -> int:
 
 
 def cmd_rmi(args) -> int:
+    from ..containers import container as _ctr
     from ..errors import PalletError, UsageError
+    from .containers import global_args as _global_args
 
     store = _store(args)
     targets = list(args.images)
@@ -403,7 +405,8 @@ def cmd_rmi(args) -> int:
     worst = 0
     for text in targets:
         try:
-            iid, untagged, deleted = store.remove_image(text, force=args.force, every_name=args.all)
+            iid, untagged, deleted = _ctr.remove_image(store, text, force=args.force, every_name=args.all,
+                                                       global_args=_global_args(args))
         except PalletError as e:
             if args.ignore and type(e).__name__ == "ImageUnknown":
                 continue
