@@ -394,7 +394,7 @@ def cmd_images(args) -> int:
 def cmd_rmi(args) -> int:
     from ..containers import container as _ctr
     from ..errors import PalletError, UsageError
-    from .containers import global_args as _global_args
+    from .common import global_store_args as _global_args
 
     store = _store(args)
     targets = list(args.images)
