@@ -46,6 +46,14 @@ def _mounts_under(path: str) -> list:
         return [line.split()[4] for line in f if line.split()[4].startswith(path)]
 
 
+def _umount_under(path: str) -> None:
+    """Lazily unmount everything mounted at or under ``path`` (deepest first): the run root is
+    not itself a mount point (``umount -R`` on it fails) but holds the shared ``netns`` mount."""
+    path = path.rstrip("/")
+    for m in sorted((m for m in _mounts_under(path) if m == path or m.startswith(path + "/")), key=len, reverse=True):
+        subprocess.run(["umount", "-l", m], capture_output=True, timeout=60)
+
+
 def _cgroups() -> list:
     out = []
     for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory"):
@@ -104,14 +112,14 @@ def pallet(tmp_path_factory, registry):
     finally:  # every step runs even when one fails: nothing may stay running or mounted
         errors = []
         for step in (lambda: p("rm", "-a", "-f", "-t", "0", timeout=120),
-                     lambda: subprocess.run(["umount", "-R", "-l", runroot], capture_output=True, timeout=60),
+                     lambda: _umount_under(runroot),
                      lambda: shutil.rmtree(runroot, ignore_errors=True)):
             try:
                 step()
             except Exception as e:  # noqa: BLE001
                 errors.append(repr(e))
         assert not errors, errors
-        assert not _mounts_under(p.root)
+        assert not _mounts_under(p.root) and not _mounts_under(runroot + "/")
         assert _pallet_links() <= links_before
 
 
@@ -139,7 +147,7 @@ def podman(pallet, tmp_path_factory):
         errors = []
         for step in (lambda: run("rm", "-a", "-f", "-t", "0", timeout=120),
                      lambda: run("rmi", "-a", "-f", timeout=120),
-                     lambda: subprocess.run(["umount", "-R", "-l", runroot], capture_output=True, timeout=60),
+                     lambda: _umount_under(runroot),
                      lambda: shutil.rmtree(runroot, ignore_errors=True)):
             try:
                 step()
@@ -572,3 +580,29 @@ def test_rmi_force_stops_and_removes_the_containers_using_the_image_as_podman(pa
             assert not _processes_naming(cid)
             assert pallet.leftovers() == before
     assert outs["pallet"] == outs["podman"] == f"Untagged: {image}\nDeleted: {iid}\n"
+
+
+def test_system_reset_stops_and_removes_running_containers(pallet, registry, tmp_path):
+    """``system reset -f`` stops a running container and removes it through the container model
+    (podman's): no conmon, process, mount or namespace is left, not only the store records."""
+    own = Pallet(str(tmp_path), tempfile.mkdtemp(prefix="pcs-"), registry.host)
+    cid = None
+    try:
+        before = own.leftovers()
+        cid = own("run", "-d", "--network", "none", own.image, "sh", "-c",
+                  "trap 'exit 0' TERM; while :; do sleep 0.1; done", check=True).stdout.strip()
+        _wait_for(lambda: _processes_naming(cid), what="the container's conmon")
+        r = own("system", "reset", "-f", timeout=60)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        assert not _processes_naming(cid)
+        assert own.leftovers() == before
+    finally:
+        errors = []
+        for step in (lambda: own("rm", "-a", "-f", "-t", "0", timeout=120),
+                     lambda: _umount_under(own.runroot),
+                     lambda: shutil.rmtree(own.runroot, ignore_errors=True)):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+        assert not errors, errors
