@@ -46,6 +46,14 @@ def _mounts_under(path: str) -> list:
         return [line.split()[4] for line in f if line.split()[4].startswith(path)]
 
 
+def _umount_under(path: str) -> None:
+    """Lazily unmount everything mounted at or under ``path`` (deepest first): the run root is
+    not itself a mount point (``umount -R`` on it fails) but holds the shared ``netns`` mount."""
+    path = path.rstrip("/")
+    for m in sorted((m for m in _mounts_under(path) if m == path or m.startswith(path + "/")), key=len, reverse=True):
+        subprocess.run(["umount", "-l", m], capture_output=True, timeout=60)
+
+
 def _cgroups() -> list:
     out = []
     for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory"):
@@ -104,14 +112,14 @@ def pallet(tmp_path_factory, registry):
     finally:  # every step runs even when one fails: nothing may stay running or mounted
         errors = []
         for step in (lambda: p("rm", "-a", "-f", "-t", "0", timeout=120),
-                     lambda: subprocess.run(["umount", "-R", "-l", runroot], capture_output=True, timeout=60),
+                     lambda: _umount_under(runroot),
                      lambda: shutil.rmtree(runroot, ignore_errors=True)):
             try:
                 step()
             except Exception as e:  # noqa: BLE001
                 errors.append(repr(e))
         assert not errors, errors
-        assert not _mounts_under(p.root)
+        assert not _mounts_under(p.root) and not _mounts_under(runroot + "/")
         assert _pallet_links() <= links_before
 
 
@@ -139,7 +147,7 @@ def podman(pallet, tmp_path_factory):
         errors = []
         for step in (lambda: run("rm", "-a", "-f", "-t", "0", timeout=120),
                      lambda: run("rmi", "-a", "-f", timeout=120),
-                     lambda: subprocess.run(["umount", "-R", "-l", runroot], capture_output=True, timeout=60),
+                     lambda: _umount_under(runroot),
                      lambda: shutil.rmtree(runroot, ignore_errors=True)):
             try:
                 step()
@@ -488,3 +496,113 @@ def test_ps_filters(pallet):
             assert r.returncode == 125 and _one_line_error(r.stderr), bad
     finally:
         pallet("rm", "-f", "flt-a", "flt-b")
+
+
+def _distinct_image(layout: str, dest: str) -> str:
+    """A copy of the demo layout whose config carries a label: an image ID of its own (removing
+    it cannot touch the module's image)."""
+    import hashlib
+
+    shutil.copytree(layout, dest)
+
+    def blob(data: bytes) -> dict:
+        d = hashlib.sha256(data).hexdigest()
+        with open(os.path.join(dest, "blobs", "sha256", d), "wb") as f:
+            f.write(data)
+        return {"digest": "sha256:" + d, "size": len(data)}
+
+    def read(desc) -> dict:
+        with open(os.path.join(dest, "blobs", "sha256", desc["digest"].split(":", 1)[1]), "rb") as f:
+            return json.loads(f.read())
+
+    with open(os.path.join(dest, "index.json")) as f:
+        index = json.load(f)
+    mdesc = index["manifests"][0]
+    manifest = read(mdesc)
+    config = read(manifest["config"])
+    config.setdefault("config", {}).setdefault("Labels", {})["test"] = "rmi-f"
+    manifest["config"].update(blob(json.dumps(config).encode()))
+    mdesc.update(blob(json.dumps(manifest).encode()))
+    with open(os.path.join(dest, "index.json"), "w") as f:
+        json.dump(index, f)
+    return manifest["config"]["digest"].split(":", 1)[1]
+
+
+def _processes_naming(text: str) -> list:
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def test_rmi_force_stops_and_removes_the_containers_using_the_image_as_podman(pallet, podman, tmp_path):
+    """``rmi -f IMAGE`` (podman 4.3): the containers using the image are stopped with their stop
+    signal and removed (conmon, mounts, namespace gone), then the image; stdout is only podman's
+    Untagged/Deleted lines. Without -f it is refused (exit 2) naming a container; ``image prune
+    -a`` never removes an image a run container uses."""
+    iid = _distinct_image(pallet.layout, str(tmp_path / "layout"))
+    image = pallet.image.replace("/ctr/busybox:v1", "/ctr/rmi-force:v1")
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{tmp_path / 'layout'}:v1",
+                    f"docker://{image}"], check=True, capture_output=True, timeout=120)
+    script = "trap 'exit 0' TERM; while :; do sleep 0.1; done"
+    before = pallet.leftovers()
+    assert podman("pull", "-q", "--tls-verify=false", image).returncode == 0
+    outs = {}
+    for who, tool in (("pallet", pallet), ("podman", podman)):
+        pull = ["--tls-verify=false"] if who == "podman" else []
+        running = tool("run", "-d", *pull, "--network", "none", "--name", f"rmi-run-{who}", image,
+                       "sh", "-c", script)
+        assert running.returncode == 0, running.stderr
+        cid = running.stdout.strip()
+        created = tool("create", *pull, "--network", "none", "--name", f"rmi-created-{who}", image, "true")
+        assert created.returncode == 0, created.stderr
+        if who == "pallet":
+            _wait_for(lambda: _processes_naming(cid), what="the container's conmon")
+            # a stopped run container keeps its image from image prune -a, as a running one does
+            assert tool("image", "prune", "-a", "-f").returncode == 0
+            assert tool("image", "exists", image).returncode == 0
+        refused = tool("rmi", image)
+        assert refused.returncode == 2, refused.stderr
+        line = _one_line_error(_without_podman_warnings(refused.stderr))
+        assert "in use" in line
+        assert tool("image", "exists", image).returncode == 0
+        removed = tool("rmi", "-f", image, timeout=60)
+        assert removed.returncode == 0, removed.stderr
+        outs[who] = removed.stdout
+        assert not {cid, created.stdout.strip()} & set(tool("ps", "-a", "-q", "--no-trunc").stdout.split())
+        assert tool("image", "exists", image).returncode == 1
+        if who == "pallet":
+            assert not _processes_naming(cid)
+            assert pallet.leftovers() == before
+    assert outs["pallet"] == outs["podman"] == f"Untagged: {image}\nDeleted: {iid}\n"
+
+
+def test_system_reset_stops_and_removes_running_containers(pallet, registry, tmp_path):
+    """``system reset -f`` stops a running container and removes it through the container model
+    (podman's): no conmon, process, mount or namespace is left, not only the store records."""
+    own = Pallet(str(tmp_path), tempfile.mkdtemp(prefix="pcs-"), registry.host)
+    cid = None
+    try:
+        before = own.leftovers()
+        cid = own("run", "-d", "--network", "none", own.image, "sh", "-c",
+                  "trap 'exit 0' TERM; while :; do sleep 0.1; done", check=True).stdout.strip()
+        _wait_for(lambda: _processes_naming(cid), what="the container's conmon")
+        r = own("system", "reset", "-f", timeout=60)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        assert not _processes_naming(cid)
+        assert own.leftovers() == before
+    finally:
+        errors = []
+        for step in (lambda: own("rm", "-a", "-f", "-t", "0", timeout=120),
+                     lambda: _umount_under(own.runroot),
+                     lambda: shutil.rmtree(own.runroot, ignore_errors=True)):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+        assert not errors, errors

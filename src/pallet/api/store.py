@@ -169,9 +169,12 @@ class Store:
             return self._info(self._s().untag(_text(image), [_text(n) for n in names]))
 
     def remove(self, image: str, *, force: bool = False) -> RemoveResult:
-        """``pallet rmi IMAGE``: by one of several names, only that name goes."""
+        """``pallet rmi IMAGE``: by one of several names, only that name goes; with ``force`` the
+        run containers using the image are stopped and removed first (``podman rmi -f``)."""
+        from ..containers import container as _ctr
+
         with about(image):
-            iid, untagged, deleted = self._s().remove_image(_text(image), force=force)
+            iid, untagged, deleted = _ctr.remove_image(self._s(), _text(image), force=force)
         return RemoveResult(id=iid, untagged=tuple(untagged), deleted=deleted,
                             _doc={"Id": iid, "Untagged": list(untagged), "Deleted": deleted})
 

@@ -164,7 +164,18 @@ def prune(store: "Store", all_unused: bool) -> tuple[list[str], int]:
 
 def reset(store: "Store") -> list[str]:
     """Every container and image of the store; what was removed (containers, then images)."""
+    from ..containers.container import META, Containers
+    from ..errors import ContainerNotFound
+
     gone = []
+    runs = [c["id"] for c in store.containers() if c.get("kind") == "container" and META in (c.get("metadata") or {})]
+    if runs:  # run containers are stopped and removed through their model: conmon, network, mounts
+        ctrs = Containers(store)
+        for cid in runs:
+            try:
+                gone.append(ctrs.remove(cid, force=True))
+            except ContainerNotFound:  # removed meanwhile (its --rm exit command)
+                pass
     for c in store.containers():
         gone.append(store.remove_container(c["id"]))
     for rec in store.images():

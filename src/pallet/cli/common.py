@@ -143,3 +143,15 @@ def progress(args):
 
         return TerminalProgress(sys.stderr)
     return Progress(lambda line: print(line, file=sys.stderr, flush=True))
+
+
+def global_store_args(args) -> list[str]:
+    """The global flags (the same store) a container's exit command repeats."""
+    g = []
+    for flag, attr in (("--root", "root"), ("--runroot", "runroot"), ("--storage-driver", "storage_driver")):
+        v = getattr(args, attr, None)
+        if v:
+            import os
+
+            g += [flag, os.path.abspath(v) if attr != "storage_driver" else v]
+    return g

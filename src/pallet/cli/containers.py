@@ -164,16 +164,10 @@ def _wait(sub, name):
 
 def _containers(args):
     from ..containers.container import Containers
+    from .common import global_store_args
     from .store import open_store
 
-    g = []
-    for flag, attr in (("--root", "root"), ("--runroot", "runroot"), ("--storage-driver", "storage_driver")):
-        v = getattr(args, attr, None)
-        if v:
-            import os
-
-            g += [flag, os.path.abspath(v) if attr != "storage_driver" else v]
-    return Containers(open_store(args), g)
+    return Containers(open_store(args), global_store_args(args))
 
 
 def _warn(msg: str) -> None:

@@ -392,7 +392,9 @@ def cmd_images(args) -> int:
 
 
 def cmd_rmi(args) -> int:
+    from ..containers import container as _ctr
     from ..errors import PalletError
+    from .common import global_store_args as _global_args
 
     store = _store(args)
     targets = common.targets_or_all(args.images, args.all, lambda: [r["id"] for r in store.images()],
@@ -400,7 +402,8 @@ def cmd_rmi(args) -> int:
     worst = 0
     for text in targets:
         try:
-            iid, untagged, deleted = store.remove_image(text, force=args.force, every_name=args.all)
+            iid, untagged, deleted = _ctr.remove_image(store, text, force=args.force, every_name=args.all,
+                                                       global_args=_global_args(args))
         except PalletError as e:
             if args.ignore and type(e).__name__ == "ImageUnknown":
                 continue

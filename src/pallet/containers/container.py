@@ -733,6 +733,27 @@ class Containers:
             pass
 
 
+def remove_image(store, text: str, *, force: bool = False, every_name: bool = False,
+                 global_args: list[str] | None = None) -> tuple[str, list[str], bool]:
+    """podman's ``rmi``: without ``force`` an image a container uses is refused, naming the
+    container; with ``force`` the run containers using it are stopped (their stop signal, SIGKILL
+    after the timeout) and removed through this model first (conmon, network, mounts torn down),
+    as ``podman rmi -f`` does, then the image goes with buildah's working containers on it.
+    Returns what ``Store.remove_image`` returns."""
+    if force:
+        iid = store.image(text)["id"]
+        users = [c["id"] for c in store.containers()
+                 if c.get("image") == iid and c.get("kind") == "container" and META in (c.get("metadata") or {})]
+        if users:
+            ctrs = Containers(store, global_args)
+            for cid in users:
+                try:
+                    ctrs.remove(cid, force=True)
+                except ContainerNotFound:  # removed meanwhile (its --rm exit command)
+                    pass
+    return store.remove_image(text, force=force, every_name=every_name)
+
+
 class _NoEndpoints:
     """--network none/host: no netavark, only a namespace under the run root."""
 

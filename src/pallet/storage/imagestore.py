@@ -199,6 +199,12 @@ class ImageStore:
                 raise ImageInUse(f"image {iid[:12]} is mounted at {mounted['path']}: "
                                  f"run 'pallet image umount {text}' first, or use --force")
         for c in users:
+            if c.get("kind") == "container" and "pallet" in (c.get("metadata") or {}):
+                # a run container (conmon, network, mounts): only the container model stops and
+                # removes it; dropping its record here would leave it running, unreachable
+                raise ImageInUse(f"image {iid[:12]} is in use by container "
+                                 f"{c['names'][0] if c['names'] else c['id'][:12]}: remove it with "
+                                 "'pallet rm -f' first, or remove the image with 'pallet rmi -f'")
             self._remove_container(st, c, trash, mounts)
         if mounted:
             self._unmount_key(mounts, f"image-{iid}")
