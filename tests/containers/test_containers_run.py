@@ -70,6 +70,9 @@ class Pallet:
         self.nets = os.path.join(work, "networks")
         self.image = f"{registry_host}/ctr/busybox:v1"
         self.base = ["--root", self.root, "--runroot", self.runroot]
+        #: the container cgroups that were there before this module: another pallet on the host
+        #: (a user's containers, another checkout's test run) is not ours to check
+        self.cgroups_before = set(_cgroups())
 
     def __call__(self, *args, check=False, timeout=60):
         verb, rest = args[0], list(args[1:])
@@ -90,7 +93,7 @@ class Pallet:
         return {"containers": self.ids(),
                 "mounts": [m for m in _mounts_under(self.root)],
                 "netns": sorted(os.listdir(netns)) if os.path.isdir(netns) else [],
-                "cgroups": _cgroups()}
+                "cgroups": sorted(set(_cgroups()) - self.cgroups_before)}
 
 
 @pytest.fixture(scope="module")
