@@ -14,12 +14,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
 import pytest
 
-from conftest import free_port, need
+from conftest import free_port, need, release_all, unmount_under, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: podman's default ulimits exceed this machine's hard limits (as in test_runtime_podman);
@@ -44,14 +43,6 @@ def _pallet_links() -> set:
 def _mounts_under(path: str) -> list:
     with open("/proc/self/mountinfo") as f:
         return [line.split()[4] for line in f if line.split()[4].startswith(path)]
-
-
-def _umount_under(path: str) -> None:
-    """Lazily unmount everything mounted at or under ``path`` (deepest first): the run root is
-    not itself a mount point (``umount -R`` on it fails) but holds the shared ``netns`` mount."""
-    path = path.rstrip("/")
-    for m in sorted((m for m in _mounts_under(path) if m == path or m.startswith(path + "/")), key=len, reverse=True):
-        subprocess.run(["umount", "-l", m], capture_output=True, timeout=60)
 
 
 def _cgroups() -> list:
@@ -113,15 +104,9 @@ def pallet(tmp_path_factory, registry):
     try:
         yield p
     finally:  # every step runs even when one fails: nothing may stay running or mounted
-        errors = []
-        for step in (lambda: p("rm", "-a", "-f", "-t", "0", timeout=120),
-                     lambda: _umount_under(runroot),
-                     lambda: shutil.rmtree(runroot, ignore_errors=True)):
-            try:
-                step()
-            except Exception as e:  # noqa: BLE001
-                errors.append(repr(e))
-        assert not errors, errors
+        release_all(lambda: p("rm", "-a", "-f", "-t", "0", timeout=120),
+                    lambda: unmount_under(runroot),
+                    lambda: shutil.rmtree(runroot, ignore_errors=True))
         assert not _mounts_under(p.root) and not _mounts_under(runroot + "/")
         assert _pallet_links() <= links_before
 
@@ -147,29 +132,10 @@ def podman(pallet, tmp_path_factory):
         run.image = r.stdout.strip()
         yield run
     finally:
-        errors = []
-        for step in (lambda: run("rm", "-a", "-f", "-t", "0", timeout=120),
-                     lambda: run("rmi", "-a", "-f", timeout=120),
-                     lambda: _umount_under(runroot),
-                     lambda: shutil.rmtree(runroot, ignore_errors=True)):
-            try:
-                step()
-            except Exception as e:  # noqa: BLE001
-                errors.append(repr(e))
-        assert not errors, errors
-
-
-def _wait_for(cond, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
+        release_all(lambda: run("rm", "-a", "-f", "-t", "0", timeout=120),
+                    lambda: run("rmi", "-a", "-f", timeout=120),
+                    lambda: unmount_under(runroot),
+                    lambda: shutil.rmtree(runroot, ignore_errors=True))
 
 
 def _without_podman_warnings(stderr: str) -> str:
@@ -261,7 +227,7 @@ def test_detached_container_outlives_pallet_then_logs(pallet):
     # the pallet process is gone; conmon holds the container
     ps = json.loads(pallet("ps", "--format", "json", check=True).stdout)
     assert [(c["Id"], c["State"], c["Names"]) for c in ps if c["Id"] == cid] == [(cid, "running", ["detached"])]
-    _wait_for(lambda: "ready" in pallet("logs", "detached").stdout, what="the log line")
+    wait_for(lambda: "ready" in pallet("logs", "detached").stdout, what="the log line")
     logs = pallet("logs", "detached", check=True)
     assert logs.stdout == "ready\n" and logs.stderr == "warn\n"
     assert pallet("stop", "-t", "0", "detached", check=True).stdout == "detached\n"
@@ -304,8 +270,8 @@ def test_rm_leaves_nothing_behind(pallet):
     assert pallet.leftovers() == before
     # detached: conmon's exit command (pallet container cleanup --rm) removes it
     cid = pallet("run", "-d", "--rm", pallet.image, "true", check=True).stdout.strip()
-    _wait_for(lambda: cid not in pallet.ids(), what="the --rm container to go")
-    _wait_for(lambda: pallet.leftovers() == before, what="its mount, netns and cgroup to go")
+    wait_for(lambda: cid not in pallet.ids(), what="the --rm container to go")
+    wait_for(lambda: pallet.leftovers() == before, what="its mount, netns and cgroup to go")
     assert _pallet_links() == links
 
 
@@ -327,7 +293,7 @@ def test_publish_serves_busybox_httpd_to_the_host(pallet):
             except OSError:
                 return None
 
-        assert _wait_for(fetch, what="httpd through the published port") == b"hello-from-pallet\n"
+        assert wait_for(fetch, what="httpd through the published port") == b"hello-from-pallet\n"
         doc = json.loads(pallet("container", "inspect", cid, check=True).stdout)[0]
         assert doc["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
         assert doc["NetworkSettings"]["IPAddress"]
@@ -468,7 +434,7 @@ def test_signals_to_a_foreground_run_go_to_the_container(pallet):
         if p.poll() is None:
             p.kill()
             p.wait()
-    _wait_for(lambda: pallet.leftovers() == before, what="the --rm container to go")
+    wait_for(lambda: pallet.leftovers() == before, what="the --rm container to go")
 
 
 def test_ps_filters(pallet):
@@ -565,7 +531,7 @@ def test_rmi_force_stops_and_removes_the_containers_using_the_image_as_podman(pa
         created = tool("create", *pull, "--network", "none", "--name", f"rmi-created-{who}", image, "true")
         assert created.returncode == 0, created.stderr
         if who == "pallet":
-            _wait_for(lambda: _processes_naming(cid), what="the container's conmon")
+            wait_for(lambda: _processes_naming(cid), what="the container's conmon")
             # a stopped run container keeps its image from image prune -a, as a running one does
             assert tool("image", "prune", "-a", "-f").returncode == 0
             assert tool("image", "exists", image).returncode == 0
@@ -594,18 +560,12 @@ def test_system_reset_stops_and_removes_running_containers(pallet, registry, tmp
         before = own.leftovers()
         cid = own("run", "-d", "--network", "none", own.image, "sh", "-c",
                   "trap 'exit 0' TERM; while :; do sleep 0.1; done", check=True).stdout.strip()
-        _wait_for(lambda: _processes_naming(cid), what="the container's conmon")
+        wait_for(lambda: _processes_naming(cid), what="the container's conmon")
         r = own("system", "reset", "-f", timeout=60)
         assert r.returncode == 0 and r.stderr == "", r.stderr
         assert not _processes_naming(cid)
         assert own.leftovers() == before
     finally:
-        errors = []
-        for step in (lambda: own("rm", "-a", "-f", "-t", "0", timeout=120),
-                     lambda: _umount_under(own.runroot),
-                     lambda: shutil.rmtree(own.runroot, ignore_errors=True)):
-            try:
-                step()
-            except Exception as e:  # noqa: BLE001
-                errors.append(repr(e))
-        assert not errors, errors
+        release_all(lambda: own("rm", "-a", "-f", "-t", "0", timeout=120),
+                    lambda: unmount_under(own.runroot),
+                    lambda: shutil.rmtree(own.runroot, ignore_errors=True))
