@@ -563,7 +563,8 @@ def test_system_reset_stops_and_removes_running_containers(pallet, registry, tmp
         wait_for(lambda: _processes_naming(cid), what="the container's conmon")
         r = own("system", "reset", "-f", timeout=60)
         assert r.returncode == 0 and r.stderr == "", r.stderr
-        assert not _processes_naming(cid)
+        # conmon and its exit command are on their way out once reset returns: wait, never sleep
+        wait_for(lambda: not _processes_naming(cid), what="the container's conmon and processes to end")
         assert own.leftovers() == before
     finally:
         release_all(lambda: own("rm", "-a", "-f", "-t", "0", timeout=120),
