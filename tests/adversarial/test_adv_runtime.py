@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from test_runtime_helpers import mounts_under
+from conftest import mounts_under, unmount_under
 
 pytestmark = pytest.mark.usefixtures("root_required")
 
@@ -155,8 +155,7 @@ while True:  # swap the directory and the symlink to the host, as fast as we can
 def leak_guard(tmp_path):
     """Whatever the test leaks below tmp_path (mounts) is undone even when it fails."""
     yield
-    for mp in reversed(mounts_under(str(tmp_path))):
-        subprocess.run(["umount", "-l", mp], check=False)
+    unmount_under(str(tmp_path))
 
 
 def test_mount_destinations_raced_through_symlinks_stay_inside_the_rootfs(rt, bundle, tmp_path, leak_guard):
@@ -165,7 +164,15 @@ def test_mount_destinations_raced_through_symlinks_stay_inside_the_rootfs(rt, bu
     from test_runtime_helpers import load_config, save_config
 
     host = tmp_path / "host-target"  # what a swapped component points at
-    host.mkdir()
+    canary = host / "b" / "t"  # a host mount where a swapped /mnt/a/b/t would lead
+    canary.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "canary", str(canary)], check=True)
+    (canary / "alive").write_text("host data")
+
+    def host_mounts():  # every mount entry below host (stacked ones counted each)
+        with open("/proc/self/mountinfo") as f:
+            return sorted(line.split()[4] for line in f if line.split()[4].startswith(str(host) + "/"))
+
     src = tmp_path / "bind-src"
     src.mkdir()
     (src / "f").write_text("x")
@@ -193,13 +200,18 @@ def test_mount_destinations_raced_through_symlinks_stay_inside_the_rootfs(rt, bu
             r = rt("run", "--bundle", bundle, f"race{i}")
             outcomes[r.returncode] = outcomes.get(r.returncode, 0) + 1
             assert "Traceback" not in r.stderr, r.stderr
-            assert mounts_under(str(host)) == [], f"round {i}: a mount landed outside the rootfs"
-            assert os.listdir(host) == [], f"round {i}: {os.listdir(host)} made outside the rootfs"
+            # nothing mounted over the host's mount, nothing of it detached, nothing made there
+            assert host_mounts() == [str(canary)], f"round {i}: a mount outside the rootfs changed"
+            assert (canary / "alive").read_text() == "host data", f"round {i}"
+            assert os.listdir(host) == ["b"] and os.listdir(host / "b") == ["t"], \
+                f"round {i}: {os.listdir(host)} made outside the rootfs"
+            assert os.listdir(canary) == ["alive"], f"round {i}: {os.listdir(canary)} made outside the rootfs"
     finally:
         racer.kill()
         racer.wait()
     assert outcomes.get(0, 0) > 0, outcomes  # the race does not stop containers from running
-    assert mounts_under(rootfs) == []  # run deleted each one, its mounts included
+    # run deleted each one, its mounts included, even while the racer renamed their parents
+    assert mounts_under(rootfs) == []
 
 
 # -- mounts inside /proc, symlinked root.path ---------------------------------------------------

@@ -90,22 +90,58 @@ HOST_MOUNTS = "hostmounts.json"  # no mount namespace: the mounts init makes on 
 
 
 def mounts_below(rootfs):
-    """Mount points strictly below ``rootfs`` in our mount namespace, in mount order."""
+    """``(mount id, mount point)`` of the mounts strictly below ``rootfs`` in our mount
+    namespace, in mount order."""
     prefix = rootfs.rstrip("/") + "/"
     out = []
     with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
-            mp = line.split(b" ", 5)[4]
+            fields = line.split(b" ", 5)
+            mp = fields[4]
             if b"\\" in mp:  # octal escapes (\040 for a space...)
                 mp = mp.decode("unicode_escape").encode("latin-1")
             mp = os.fsdecode(mp)
             if mp.startswith(prefix):
-                out.append(mp)
+                out.append((int(fields[0]), mp))
     return out
 
 
+def _fd_mount_id(fd):
+    with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+        for line in f:
+            if line.startswith(b"mnt_id:"):
+                return int(line.split()[1])
+    return None
+
+
+def _detach_by_fd(rootfs_fd, rootfs, mount_id, mp):
+    """Detach mount ``mount_id`` seen at ``mp``: the point is opened below the rootfs following
+    no symlink (a component swapped for a link to the host fails the open instead of leading
+    there), checked to be that very mount, and detached through its fd: never a path string
+    the kernel resolves. False when it could not be done this time (the tree is moving)."""
+    from .._rootfs import fd_path, open_beneath
+    from .._std import syscalls as _sys
+
+    try:
+        fd = open_beneath(rootfs_fd, mp[len(rootfs):])
+    except OSError:
+        return False
+    try:
+        if _fd_mount_id(fd) != mount_id:
+            return False
+        _sys.umount2(fd_path(fd), _sys.MNT_DETACH)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def umount_host_mounts(container):
-    """Unmount what a container without a mount namespace mounted under its rootfs (newest first)."""
+    """Unmount what a container without a mount namespace mounted under its rootfs (newest
+    first). The container's processes may still be renaming directories of its rootfs (it is
+    theirs): each mount is found by its id and detached through an fd opened below the rootfs,
+    retried while the tree moves, so none is left behind and none outside is touched."""
     info = container.read_file(HOST_MOUNTS)
     if not isinstance(info, dict):
         return
@@ -114,24 +150,37 @@ def umount_host_mounts(container):
     # be every mount of the host), the one state.json names when there is one
     if not isinstance(rootfs, str) or not rootfs.startswith("/") or os.path.normpath(rootfs) != rootfs \
             or rootfs in ("/", "//") or "\0" in rootfs or not isinstance(before, list) \
-            or not all(isinstance(m, str) for m in before):
+            or not all(isinstance(m, int) and not isinstance(m, bool) for m in before):
         os.write(2, f"pallet-runtime: warning: container {container.id!r}: {HOST_MOUNTS} is not pallet-runtime's: "
                     "no mount detached\n".encode())
         return
     if container.state is not None and container.state.get("rootfs") != rootfs:
         return
-    from .._std import syscalls as _sys
+    import time
 
     before = set(before)
-    for _ in range(3):  # stacked mounts: a detach can uncover an older one on the same point
-        todo = [m for m in mounts_below(rootfs) if m not in before]
-        if not todo:
-            return
-        for mp in reversed(todo):
-            try:
-                _sys.umount2(mp, _sys.MNT_DETACH)
-            except OSError:
-                pass
+    try:
+        rootfs_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        deadline = time.monotonic() + 5.0
+        while True:
+            todo = [m for m in mounts_below(rootfs) if m[0] not in before]
+            if not todo:
+                return
+            done = False
+            for mount_id, mp in reversed(todo):
+                done |= _detach_by_fd(rootfs_fd, rootfs, mount_id, mp)
+            if not done and time.monotonic() > deadline:
+                left = ", ".join(mp for _, mp in todo[:3])
+                os.write(2, f"pallet-runtime: warning: container {container.id!r}: could not detach {len(todo)} "
+                            f"mount(s) below its rootfs ({left})\n".encode())
+                return
+            if not done:
+                time.sleep(0.001)  # the tree is being renamed under us: let the renamer run
+    finally:
+        os.close(rootfs_fd)
 
 
 def connect_console_socket(path):

@@ -66,7 +66,7 @@ def create(root, cid, bundle, console_socket=None, pid_file=None, no_pivot=False
         raise
     try:
         if "mount" not in nss:  # mounts go to the host's namespace: remember what was there before
-            c.write_file(HOST_MOUNTS, {"rootfs": rootfs, "before": mounts_below(rootfs)})
+            c.write_file(HOST_MOUNTS, {"rootfs": rootfs, "before": [i for i, _ in mounts_below(rootfs)]})
         return _create(c, config, bundle, rootfs, nss, join, console_fd, pid_file, no_pivot, no_new_keyring,
                        preserve_fds, foreground, cg)
     except BaseException:
