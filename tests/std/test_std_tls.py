@@ -79,16 +79,15 @@ def pki(tmp_path_factory):
     return files
 
 
-class Server:
-    """A TLS server on 127.0.0.1 presenting one certificate; it answers each handshake and closes."""
+class _Raw:
+    """A TCP server on 127.0.0.1 whose every connection is handed to ``handle(conn)``."""
 
-    def __init__(self, cert, key):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(cert, key)
+    def __init__(self, handle):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
+        self.handle = handle
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -98,17 +97,30 @@ class Server:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            conn.settimeout(10)
-            try:
-                with self.ctx.wrap_socket(conn, server_side=True) as tls:
-                    tls.sendall(b"hello")
-            except (OSError, ssl.SSLError):
-                conn.close()
+            with conn:
+                conn.settimeout(10)
+                try:
+                    self.handle(conn)
+                except (OSError, ssl.SSLError):
+                    pass
 
     def close(self):
         self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept (a close alone would not)
         self.thread.join(10)
         self.sock.close()
+
+
+class Server(_Raw):
+    """A TLS server on 127.0.0.1 presenting one certificate; it answers each handshake and closes."""
+
+    def __init__(self, cert, key):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        super().__init__(self._hello)
+
+    def _hello(self, conn):
+        with self.ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.sendall(b"hello")
 
 
 def _verdict(e: BaseException | None, cert: bytes | None):
@@ -165,37 +177,6 @@ def test_tls_verdict_is_ssls(pki, leaf, host, verify):
 
 
 # -- the plain-HTTP probe (an insecure registry: https first, told apart without _ssl) -----------
-
-class _Raw:
-    """A TCP server on 127.0.0.1 whose every connection is handed to ``handle(conn)``."""
-
-    def __init__(self, handle):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.handle = handle
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(10)
-                try:
-                    self.handle(conn)
-                except OSError:
-                    pass
-
-    def close(self):
-        self.sock.shutdown(socket.SHUT_RDWR)
-        self.thread.join(10)
-        self.sock.close()
-
 
 def _probe(port, timeout=10.0):
     sock = http._tcp_connect(b"127.0.0.1", port, timeout)
