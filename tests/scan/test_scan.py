@@ -339,6 +339,29 @@ def test_sboms_validate_and_are_reproducible(tmp_path, small_layout):
         store.cleanup()
 
 
+def add_layer(src: str, layout: str, files: dict, tag: str) -> list[str]:
+    """A copy of the one-image layout ``src`` at ``layout`` with a layer of ``files`` on top,
+    tagged ``tag``; its diff IDs."""
+    shutil.copytree(src, layout)
+    blobs = images.Blobs(layout)
+    with open(os.path.join(layout, "index.json")) as f:
+        desc = json.load(f)["manifests"][0]
+    with open(os.path.join(layout, "blobs", "sha256", desc["digest"][7:])) as f:
+        man = json.load(f)
+    with open(os.path.join(layout, "blobs", "sha256", man["config"]["digest"][7:])) as f:
+        cfg = json.load(f)
+    tar = images.layer_tar(files)
+    cfg["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(tar).hexdigest())
+    ld, ln = blobs.put(images.gz(tar))
+    man["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": ln})
+    cd, cn = blobs.put(json.dumps(cfg).encode())
+    man["config"].update(digest=cd, size=cn)
+    md, mn = blobs.put(json.dumps(man).encode())
+    images.write_index(layout, [{"mediaType": man["mediaType"], "digest": md, "size": mn,
+                                 "annotations": {"org.opencontainers.image.ref.name": tag}}])
+    return cfg["rootfs"]["diff_ids"]
+
+
 # -- a real Debian image with packages from PyPI on top ----------------------------------------
 
 @pytest.fixture(scope="session")
@@ -356,24 +379,8 @@ def debian_pypi_layout(debian_layout, tmp_path_factory):
             with open(full, "rb") as f:
                 files["usr/local/lib/python3.11/dist-packages/" + os.path.relpath(full, site)] = f.read()
     layout = str(work / "layout")
-    shutil.copytree(debian_layout, layout)
-    blobs = images.Blobs(layout)
-    with open(os.path.join(layout, "index.json")) as f:
-        desc = json.load(f)["manifests"][0]
-    with open(os.path.join(layout, "blobs", "sha256", desc["digest"][7:])) as f:
-        man = json.load(f)
-    with open(os.path.join(layout, "blobs", "sha256", man["config"]["digest"][7:])) as f:
-        cfg = json.load(f)
-    tar = images.layer_tar(files)
-    cfg["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(tar).hexdigest())
-    ld, ln = blobs.put(images.gz(tar))
-    man["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": ln})
-    cd, cn = blobs.put(json.dumps(cfg).encode())
-    man["config"].update(digest=cd, size=cn)
-    md, mn = blobs.put(json.dumps(man).encode())
-    images.write_index(layout, [{"mediaType": man["mediaType"], "digest": md, "size": mn,
-                                 "annotations": {"org.opencontainers.image.ref.name": "pypi"}}])
-    return layout, str(site), cfg["rootfs"]["diff_ids"]
+    diff_ids = add_layer(debian_layout, layout, files, "pypi")
+    return layout, str(site), diff_ids
 
 
 def test_real_debian_and_pypi(tmp_path, debian_pypi_layout):

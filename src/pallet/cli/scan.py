@@ -31,7 +31,14 @@ def register(sub, only: str | None = None) -> None:
     p.add_argument("--fail-on", metavar="SEV", choices=("low", "medium", "high", "critical"),
                    help="exit 3 when a finding at or above SEV exists (low, medium, high, critical)")
     p.add_argument("--results-dir", metavar="DIR",
-                   help="where results are kept: DIR/builtin/TIMESTAMP/IMAGE-ID/ (default GRAPHROOT/scan-results)")
+                   help="where results are kept: DIR/SCANNER/TIMESTAMP/IMAGE-ID/ (default GRAPHROOT/scan-results)")
+    p.add_argument("--scanner", default="builtin", metavar="NAME",
+                   help="builtin (default) or openscap; --list lists them")
+    p.add_argument("--list", action="store_true", help="list the scanners and their scan types")
+    p.add_argument("--profile", metavar="ID", help="openscap: the XCCDF profile (default: the content's standard profile)")
+    p.add_argument("--content", metavar="FILE",
+                   help="openscap: the SCAP data stream or XCCDF file (default: picked from the image's os-release)")
+    p.add_argument("--oval", metavar="FILE", help="openscap: evaluate this OVAL definitions file")
     from .common import add_registry_flags
 
     add_registry_flags(p)
@@ -72,21 +79,41 @@ def _db(args, store) -> int:
     raise UsageError("usage: pallet scan db import PATH... | pallet scan db status")
 
 
+def _list() -> str:
+    import shutil
+
+    rows = [("NAME", "SCAN TYPES", "DEFAULT", "STATUS"),
+            ("builtin", "inventory,sbom,vulnerabilities,policy", "yes", "ready"),
+            ("openscap", "xccdf,oval", "no",
+             "ready" if shutil.which("oscap") else "oscap not installed (openscap-scanner)")]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
 def cmd_scan(args) -> int:
     import os
     import time
 
     from .. import _fs
     from .._std import json
-    from ..scan import SEVERITIES, report, scan_one, worst
+    from ..errors import UsageError
+    from ..scan import report, results_dir, scan_one, scan_openscap
     from ..transports.copy import CopyOptions, Progress
     from . import common
     from .store import open_store
 
-    from ..errors import ScanError, UsageError
-
+    if args.list:
+        print(_list())
+        return 0
     if args.targets[:1] == ["db"]:
         return _db(args, open_store(args))
+    if args.scanner not in ("builtin", "openscap"):
+        raise UsageError(f"--scanner {args.scanner}: no such scanner (pallet scan --list)")
+    if args.scanner != "openscap" and (args.profile or args.content or args.oval):
+        raise UsageError("--profile, --content and --oval are options of --scanner openscap")
+    if args.scanner == "openscap" and args.format not in ("table", "json"):
+        raise UsageError(f"--format {args.format}: --scanner openscap writes table or json (its ARF and HTML "
+                         "reports are in the results directory)")
     store = open_store(args)
     if args.all:
         if args.targets:
@@ -98,24 +125,40 @@ def cmd_scan(args) -> int:
     elif not args.targets:
         raise UsageError("scan needs a TARGET (an image, a transport reference) or --all")
     ctx = common.context(args)
-    results = [scan_one(store, t, ctx, CopyOptions(progress=Progress(None)), _warn) for t in args.targets]
     base = args.results_dir or os.path.join(store.graphroot, "scan-results")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    opts = CopyOptions(progress=Progress(None))
+    if args.scanner == "openscap":
+        results = []
+        for t in args.targets:
+            r = scan_openscap(store, t, ctx, opts, lambda i: results_dir(base, "openscap", stamp, i),
+                              profile=args.profile, content=args.content, oval=args.oval)
+            for w in r["warnings"]:
+                _warn(w["file"], w["message"])
+            _fs.write_atomic(os.path.join(r["results_dir"], "scan.json"),
+                             json.dumps(r, indent=2, sort_keys=True).encode() + b"\n", 0o644)
+            results.append(r)
+        return _emit(args, results, "openscap")
+    results = [scan_one(store, t, ctx, opts, _warn) for t in args.targets]
     for r in results:
-        d = os.path.join(base, "builtin", stamp, r["image"]["id"])
-        try:
-            os.makedirs(d, 0o755, exist_ok=True)
-        except OSError as e:
-            raise ScanError(f"results directory {d}: {e.strerror}") from None
+        d = results_dir(base, "builtin", stamp, r["image"]["id"])
         _fs.write_atomic(os.path.join(d, "scan.json"), json.dumps(r, indent=2, sort_keys=True).encode() + b"\n", 0o644)
         _fs.write_atomic(os.path.join(d, "cyclonedx.json"),
                          json.dumps(report.cyclonedx(r), indent=2, sort_keys=True).encode() + b"\n", 0o644)
         _fs.write_atomic(os.path.join(d, "spdx.json"),
                          json.dumps(report.spdx(r), indent=2, sort_keys=True).encode() + b"\n", 0o644)
+    return _emit(args, results, "builtin")
+
+
+def _emit(args, results: list[dict], scanner: str) -> int:
+    from .. import _fs
+    from .._std import json
+    from ..scan import SEVERITIES, report, worst
+
     if args.format == "table":
         text = report.table(results)
     elif args.format == "json":
-        text = json.dumps(report.to_json(results), indent=2, sort_keys=True) + "\n"
+        text = json.dumps(report.to_json(results, scanner), indent=2, sort_keys=True) + "\n"
     else:
         make = report.cyclonedx if args.format == "cyclonedx" else report.spdx
         docs = [make(r) for r in results]

@@ -11,13 +11,16 @@ table, JSON, CycloneDX and SPDX. See docs/scan.md.
 
 from __future__ import annotations
 
+import os
+
+from ..errors import ScanError
+
 SEVERITIES = ("unknown", "low", "medium", "high", "critical")
 
 
 def scan_one(store, text: str, ctx, options, warn) -> dict:
     """Scan one target; the result (see docs/scan.md for its fields)."""
     from .. import _rootfs
-    from ..images.refs import has_transport
     from ..storage import info
     from . import inventory, policy, target, vulndb
     from .tree import Tree
@@ -28,11 +31,7 @@ def scan_one(store, text: str, ctx, options, warn) -> dict:
         warnings.append({"file": path, "message": message})
         warn(path, message)
 
-    if has_transport(text) and not text.startswith("containers-storage:"):
-        opened = target.transport_image(store, text, ctx, options)
-    else:
-        opened = target.store_image(store, text.removeprefix("containers-storage:"))
-    with opened as (st, rec, path, layers), store.staging() as scratch:
+    with target.open_target(store, text, ctx, options) as (st, rec, path, layers), store.staging() as scratch:
         tree = Tree(path, w, scratch)
         try:
             osr, pkgs = inventory.inventory(tree)
@@ -69,8 +68,64 @@ def scan_one(store, text: str, ctx, options, warn) -> dict:
             "policy": policy.runs_as_root(config) + policy.env_secrets(config) + findings, "warnings": warnings}
 
 
+def results_dir(base: str, scanner: str, stamp: str, image_id: str) -> str:
+    """``BASE/SCANNER/STAMP/IMAGE-ID/``, made (atomic's layout of kept results)."""
+    import os
+
+    from ..errors import ScanError
+
+    d = os.path.join(base, scanner, stamp, image_id)
+    try:
+        os.makedirs(d, 0o755, exist_ok=True)
+    except OSError as e:
+        raise ScanError(f"results directory {d}: {e.strerror}") from None
+    return d
+
+
+def scan_openscap(store, text: str, ctx, options, outdir, *, profile: str | None = None,
+                  content: str | None = None, oval: str | None = None) -> dict:
+    """Scan one target with OpenSCAP (:mod:`.openscap`); ``outdir(image_id)`` is the results
+    directory oscap writes its reports into."""
+    from ..storage import info
+    from . import inventory, openscap, target
+    from .tree import Tree
+
+    openscap.oscap_binary()
+    for what, path in (("--content", content), ("--oval", oval)):
+        if path is not None and not os.path.isfile(path):
+            raise ScanError(f"{what} {path}: not a readable file")
+    warnings: list[dict] = []
+    with target.open_target(store, text, ctx, options) as (st, rec, path, _layers):
+        tree = Tree(path, lambda p, m: warnings.append({"file": p, "message": m}))
+        try:
+            osr = inventory.os_release(tree)
+        finally:
+            tree.close()
+        osr.pop("_path", None)
+        try:
+            config = info.config(st, rec)
+        except (OSError, ValueError):
+            config = {}
+        cfg = config.get("config") if isinstance(config, dict) else None
+        env = (cfg or {}).get("Env") if isinstance(cfg, dict) else None
+        env = env if isinstance(env, list) else []
+        image = {"id": rec["id"], "names": list(rec.get("names") or []) if st is store else [text]}
+        d = outdir(rec["id"])
+        res = {"target": text, "image": image, "os": osr, "scanner": "openscap", "warnings": warnings,
+               "results_dir": d}
+        if content is not None or oval is None:
+            ds = content or openscap.pick_content(osr)
+            res["xccdf"] = openscap.xccdf(path, d, ds, profile or (None if content else openscap.DEFAULT_PROFILE),
+                                          text, env)
+        if oval is not None:
+            res["oval"] = openscap.oval(path, d, oval, text, env)
+    return res
+
+
 def worst(result: dict) -> int:
     """The index in SEVERITIES of the worst finding (-1: none); a finding whose severity no
-    record states counts as low (an unrated vulnerability still fails ``--fail-on low``)."""
+    record states counts as low (an unrated vulnerability still fails ``--fail-on low``).
+    OpenSCAP's failed rules count with their rule's severity."""
     sev = [f["severity"] for f in (result.get("vulnerabilities") or [])] + [f["severity"] for f in result.get("policy", [])]
+    sev += [r["severity"] for r in (result.get("xccdf") or {}).get("rules", []) if r["result"] in ("fail", "error")]
     return max((max(SEVERITIES.index(s), 1) for s in sev if s in SEVERITIES), default=-1)

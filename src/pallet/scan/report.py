@@ -26,8 +26,8 @@ def _image_name(r: dict) -> str:
     return names[0] if names else r["target"]
 
 
-def to_json(results: list[dict]) -> dict:
-    return {"scanner": "builtin", "version": __version__, "results": results}
+def to_json(results: list[dict], scanner: str = "builtin") -> dict:
+    return {"scanner": scanner, "version": __version__, "results": results}
 
 
 def cyclonedx(r: dict) -> dict:
@@ -111,9 +111,40 @@ def spdx(r: dict) -> dict:
             "packages": pkgs, "relationships": rels}
 
 
+def _rows(rows: list[tuple]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def _openscap_table(r: dict) -> list[str]:
+    osr = r.get("os") or {}
+    lines = [f"{r['target']} (image {r['image']['id'][:12]}): "
+             f"{osr.get('PRETTY_NAME') or 'no os-release (scratch or distroless)'}"]
+    x = r.get("xccdf")
+    if x:
+        lines.append(f"openscap: data stream {x['content']}, profile {x['profile'] or '(the content default)'}")
+        lines.append("  " + ", ".join(f"{k} {n}" for k, n in x["summary"].items()) if x["summary"] else "  no rules")
+        if x["rules"]:
+            lines += ["  " + ln for ln in _rows([("RESULT", "SEVERITY", "RULE", "TITLE")] + [
+                (q["result"], q["severity"], q["id"].removeprefix("xccdf_org.ssgproject.content_rule_"), q["title"])
+                for q in x["rules"]])]
+    o = r.get("oval")
+    if o:
+        lines.append(f"openscap: OVAL definitions {o['definitions_file']}")
+        lines.append("  " + ", ".join(f"{k} {n}" for k, n in o["summary"].items()) if o["summary"] else "  no definitions")
+        if o["definitions"]:
+            lines += ["  " + ln for ln in _rows([("RESULT", "CLASS", "DEFINITION")] + [
+                (d["result"], d["class"], d["id"]) for d in o["definitions"]])]
+    lines.append(f"results: {r['results_dir']}")
+    return lines
+
+
 def table(results: list[dict]) -> str:
     lines = []
     for r in results:
+        if r.get("scanner") == "openscap":
+            lines += _openscap_table(r)
+            continue
         osr = r.get("os") or {}
         lines.append(f"{r['target']} (image {r['image']['id'][:12]}): "
                      f"{osr.get('PRETTY_NAME') or 'no os-release (scratch or distroless)'}, "
@@ -127,9 +158,7 @@ def table(results: list[dict]) -> str:
             for f in r["vulnerabilities"]:
                 rows.append((f["id"], f["severity"], f["package"], f["installed"], f["fixed"] or "-",
                              (f.get("layer") or "-")[:19]))
-            widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-            for row in rows:
-                lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+            lines += _rows(rows)
         for f in r.get("policy") or []:
             lines.append(f"policy {f['rule']} ({f['severity']}): {f['message']}")
     return "\n".join(lines) + "\n"

@@ -109,3 +109,12 @@ def transport_image(store, text: str, ctx, options):
             close = getattr(tmp, "close", None)
             if close:
                 close()
+
+
+def open_target(store, text: str, ctx, options):
+    """A target's context manager: a transport reference or an image in the store."""
+    from ..images.refs import has_transport
+
+    if has_transport(text) and not text.startswith("containers-storage:"):
+        return transport_image(store, text, ctx, options)
+    return store_image(store, text.removeprefix("containers-storage:"))
