@@ -445,15 +445,15 @@ def test_secrets_in_any_layer_setuid_env_and_user(tmp_path, driver):
         ids = [_diff_id(f) for f in SECRET_LAYERS]
         assert got == {("secret-private-key", "/root/.ssh/id_ed25519", ids[0]),
                        ("secret-aws-access-key", "/etc/app.conf", ids[1]),
-                       ("setuid", "/usr/bin/su", None), ("setgid", "/usr/bin/wall", None),
-                       ("secret-env", None, None)}
+                       ("setuid", "/usr/bin/su", ids[0]), ("setgid", "/usr/bin/wall", ids[0]),
+                       ("secret-env", None, None), ("no-healthcheck", None, None)}
         key = next(f for f in r["policy"] if f["rule"] == "secret-private-key")
         assert key["deleted"] is True and key["severity"] == "high"
         _scan(store, "--fail-on", "high", f"oci:{layout}:latest", rc=3)
         # root by default: a low finding
         images.make_layout(str(tmp_path / "plain"), layers=[{"etc/motd": "hi\n"}])
         r = json.loads(_scan(store, "--format", "json", f"oci:{tmp_path}/plain:latest").stdout)["results"][0]
-        assert [f["rule"] for f in r["policy"]] == ["runs-as-root"]
+        assert [f["rule"] for f in r["policy"]] == ["runs-as-root", "no-healthcheck"]
         _scan(store, "--fail-on", "medium", f"oci:{tmp_path}/plain:latest", rc=0)
         _scan(store, "--fail-on", "low", f"oci:{tmp_path}/plain:latest", rc=3)
     finally:
@@ -644,5 +644,75 @@ def test_rpm_sqlite_database_equals_rpm_qa(tmp_path):
         p = _scan(store, "--format", "json", f"oci:{old}:latest")
         assert "warning: /var/lib/rpm/Packages: an rpm database in Berkeley DB format: not read" in p.stderr
         assert os.listdir(os.path.join(store.root, "staging")) == []
+    finally:
+        store.cleanup()
+
+
+# -- the policy's other rules and --policy FILE ----------------------------------------------
+
+POLICY_LAYERS = [
+    {"tmp": {"type": "dir", "mode": 0o1777}, "srv/drop": {"type": "dir", "mode": 0o777},
+     "etc/shared.conf": {"type": "file", "data": b"x=1\n", "mode": 0o666},
+     "var/cache/apt/archives/lock": "", "var/cache/apt/archives/partial": {"type": "dir"},
+     "var/cache/apt/archives/curl_7.88.1-10+deb12u5_amd64.deb": b"!<arch>\n" + b"\0" * 100,
+     "var/lib/apt/lists/lock": "", "var/lib/apt/lists/auxfiles": {"type": "dir"},
+     "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages": "Package: curl\n",
+     "usr/sbin/sshd": {"type": "file", "data": b"\x7fELF", "mode": 0o755},
+     "root/.cache/pip/http/a/b/c": b"cached wheel"},
+    {"etc/motd": "hi\n", "usr/bin/passwd": {"type": "file", "data": b"\x7fELF", "mode": 0o4755}},
+]
+CLEAN_LAYERS = [{"var/cache/apt/archives/lock": "", "var/cache/apt/archives/partial": {"type": "dir"},
+                 "var/lib/apt/lists/lock": "", "tmp": {"type": "dir", "mode": 0o1777}, "etc/motd": "hi\n"}]
+
+
+def test_policy_rules_and_policy_file(tmp_path):
+    layout, clean = str(tmp_path / "layout"), str(tmp_path / "clean")
+    images.make_layout(layout, layers=POLICY_LAYERS, config_extra={"config": {"ExposedPorts": {"22/tcp": {}}}})
+    images.make_layout(clean, layers=CLEAN_LAYERS, config_extra={"config": {
+        "User": "1000", "Healthcheck": {"Test": ["CMD", "/bin/true"]}}})
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    ids = [_diff_id(f) for f in POLICY_LAYERS]
+    try:
+        r = json.loads(_scan(store, "--format", "json", f"oci:{layout}:latest").stdout)["results"][0]
+        got = {(f["rule"], f["severity"], f["path"], f["layer"]) for f in r["policy"]}
+        assert got == {
+            ("runs-as-root", "low", None, None), ("no-healthcheck", "info", None, None),
+            ("world-writable", "medium", "/srv/drop", ids[0]), ("world-writable", "medium", "/etc/shared.conf", ids[0]),
+            ("package-cache", "low", "/var/cache/apt/archives", ids[0]), ("package-cache", "low", "/var/lib/apt/lists", ids[0]),
+            ("package-cache", "low", "/root/.cache/pip", ids[0]),
+            ("ssh-server", "medium", "/usr/sbin/sshd", ids[0]), ("port-22-exposed", "medium", None, None),
+            ("setuid", "low", "/usr/bin/passwd", ids[1])}
+        # an image with a HEALTHCHECK, a user, and only apt's bookkeeping: no finding at all;
+        # "info" never fails a scan
+        r = json.loads(_scan(store, "--format", "json", f"oci:{clean}:latest").stdout)["results"][0]
+        assert r["policy"] == []
+
+        pol = tmp_path / "policy.yaml"
+        pol.write_text("# ours\nfail-on: high\nallow: [/srv/*]\nrules:\n  no-healthcheck: off\n"
+                       "  runs-as-root: high\n  package-cache:\n    allow: [/root/.cache/*]\n"
+                       "  setuid: {enabled: false}\n  world-writable: {severity: critical, allow: [/etc/shared.conf]}\n")
+        p = _scan(store, "--format", "json", "--policy", str(pol), f"oci:{layout}:latest", rc=3)  # fail-on high
+        got = {(f["rule"], f["severity"], f["path"]) for f in json.loads(p.stdout)["results"][0]["policy"]}
+        assert got == {("runs-as-root", "high", None), ("package-cache", "low", "/var/cache/apt/archives"),
+                       ("package-cache", "low", "/var/lib/apt/lists"), ("ssh-server", "medium", "/usr/sbin/sshd"),
+                       ("port-22-exposed", "medium", None)}
+        # the command line's --fail-on wins over the file's
+        _scan(store, "--policy", str(pol), "--fail-on", "critical", f"oci:{layout}:latest", rc=0)
+        js = tmp_path / "policy.json"
+        js.write_text(json.dumps({"rules": {"ssh-server": "critical"}}))
+        r = json.loads(_scan(store, "--format", "json", "--policy", str(js), f"oci:{layout}:latest").stdout)["results"][0]
+        assert next(f for f in r["policy"] if f["rule"] == "ssh-server")["severity"] == "critical"
+
+        # a bad policy file: one line naming it, 125, nothing scanned
+        for text, what in (("rules: [\n", "not valid YAML"), ("rules:\n  no-such-rule: off\n", "no rule 'no-such-rule'"),
+                           ("rules:\n  setuid: severe\n", "'severe' is not a severity"),
+                           ("allow: [relative/*]\n", "absolute paths"), ("colour: red\n", "unknown key 'colour'"),
+                           ("- 1\n", "top level must be a mapping")):
+            pol.write_text(text)
+            p = _scan(store, "--policy", str(pol), f"oci:{layout}:latest", rc=125)
+            assert p.stderr == f"Error: --policy {pol}: {what}\n" or (str(pol) in p.stderr and what in p.stderr
+                                                                      and p.stderr.count("\n") == 1), p.stderr
+        p = _scan(store, "--policy", str(tmp_path / "missing.yaml"), f"oci:{layout}:latest", rc=125)
+        assert "missing.yaml" in p.stderr and p.stderr.count("\n") == 1
     finally:
         store.cleanup()

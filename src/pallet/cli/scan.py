@@ -32,6 +32,10 @@ def register(sub, only: str | None = None) -> None:
                    help="exit 3 when a finding at or above SEV exists (low, medium, high, critical)")
     p.add_argument("--results-dir", metavar="DIR",
                    help="where results are kept: DIR/SCANNER/TIMESTAMP/IMAGE-ID/ (default GRAPHROOT/scan-results)")
+    # dest: the global --policy (before the verb) is the trust policy of pulls
+    p.add_argument("--policy", dest="scan_policy", metavar="FILE",
+                   help="a scan policy file (YAML or JSON): rules disabled, severities changed, paths allowed "
+                        "(the trust policy is the global 'pallet --policy FILE scan')")
     p.add_argument("--scanner", default="builtin", metavar="NAME",
                    help="builtin (default) or openscap; --list lists them")
     p.add_argument("--list", action="store_true", help="list the scanners and their scan types")
@@ -109,6 +113,8 @@ def cmd_scan(args) -> int:
         return _db(args, open_store(args))
     if args.scanner not in ("builtin", "openscap"):
         raise UsageError(f"--scanner {args.scanner}: no such scanner (pallet scan --list)")
+    if args.scanner == "openscap" and args.scan_policy:
+        raise UsageError("--policy is an option of the builtin scanner")
     if args.scanner != "openscap" and (args.profile or args.content or args.oval):
         raise UsageError("--profile, --content and --oval are options of --scanner openscap")
     if args.scanner == "openscap" and args.format not in ("table", "json"):
@@ -139,7 +145,13 @@ def cmd_scan(args) -> int:
                              json.dumps(r, indent=2, sort_keys=True).encode() + b"\n", 0o644)
             results.append(r)
         return _emit(args, results, "openscap")
-    results = [scan_one(store, t, ctx, opts, _warn) for t in args.targets]
+    pol = None
+    if args.scan_policy:
+        from ..scan import policy
+
+        pol = policy.load(args.scan_policy)
+        args.fail_on = args.fail_on or pol.fail_on
+    results = [scan_one(store, t, ctx, opts, _warn, pol) for t in args.targets]
     for r in results:
         d = results_dir(base, "builtin", stamp, r["image"]["id"])
         _fs.write_atomic(os.path.join(d, "scan.json"), json.dumps(r, indent=2, sort_keys=True).encode() + b"\n", 0o644)

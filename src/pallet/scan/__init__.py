@@ -18,8 +18,9 @@ from ..errors import ScanError
 SEVERITIES = ("unknown", "low", "medium", "high", "critical")
 
 
-def scan_one(store, text: str, ctx, options, warn) -> dict:
-    """Scan one target; the result (see docs/scan.md for its fields)."""
+def scan_one(store, text: str, ctx, options, warn, policy_file=None) -> dict:
+    """Scan one target; the result (see docs/scan.md for its fields). ``policy_file`` (a
+    :class:`.policy.Policy`) tunes the policy findings."""
     from .. import _rootfs
     from ..storage import info
     from . import inventory, policy, target, vulndb
@@ -44,7 +45,7 @@ def scan_one(store, text: str, ctx, options, warn) -> dict:
                     if layer:
                         break
                 p["layer"] = layer
-            findings = policy.setuid_files(tree)
+            findings = policy.tree_files(tree) + policy.package_caches(tree)
             layer_trees = []
             try:
                 for diff_id, fd in reversed(layers.layers):
@@ -53,19 +54,25 @@ def scan_one(store, text: str, ctx, options, warn) -> dict:
             finally:
                 for _, t in layer_trees:
                     t.close()
+            try:
+                config = info.config(st, rec)
+            except (OSError, ValueError):
+                config = {}
+            findings += policy.ssh_server(tree, config)
+            for f in findings:
+                if f["path"] and f["layer"] is None and not f.get("deleted"):
+                    f["layer"] = layers.which(f["path"])
         finally:
             tree.close()
-        try:
-            config = info.config(st, rec)
-        except (OSError, ValueError):
-            config = {}
         image = {"id": rec["id"], "names": list(rec.get("names") or []) if st is store else [text]}
     pkgs.sort(key=lambda p: (p["type"], p["name"], p["version"], p["path"]))
     osr.pop("_path", None)
     vulns = vulndb.match(store, osr, pkgs, w)
     return {"target": text, "image": image, "os": osr, "packages": pkgs, "vulnerabilities": vulns,
             "database": vulndb.status(store),
-            "policy": policy.runs_as_root(config) + policy.env_secrets(config) + findings, "warnings": warnings}
+            "policy": policy.apply(policy.runs_as_root(config) + policy.env_secrets(config) + findings
+                                   + policy.no_healthcheck(config), policy_file),
+            "warnings": warnings}
 
 
 def results_dir(base: str, scanner: str, stamp: str, image_id: str) -> str:
@@ -126,6 +133,7 @@ def worst(result: dict) -> int:
     """The index in SEVERITIES of the worst finding (-1: none); a finding whose severity no
     record states counts as low (an unrated vulnerability still fails ``--fail-on low``).
     OpenSCAP's failed rules count with their rule's severity."""
-    sev = [f["severity"] for f in (result.get("vulnerabilities") or [])] + [f["severity"] for f in result.get("policy", [])]
+    sev = [f["severity"] for f in (result.get("vulnerabilities") or [])] + [f["severity"] for f in result.get("policy", [])
+                                                                          if f["severity"] != "info"]
     sev += [r["severity"] for r in (result.get("xccdf") or {}).get("rules", []) if r["result"] in ("fail", "error")]
     return max((max(SEVERITIES.index(s), 1) for s in sev if s in SEVERITIES), default=-1)
