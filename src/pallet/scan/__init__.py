@@ -18,11 +18,33 @@ from ..errors import ScanError
 SEVERITIES = ("unknown", "low", "medium", "high", "critical")
 
 
-def scan_one(store, text: str, ctx, options, warn, policy_file=None) -> dict:
+def _config(st, rec: dict) -> dict:
+    """The image config of an image record, or of a container record's image ({} if none)."""
+    from ..errors import NotFound
+    from ..storage import info
+
+    try:
+        if rec.get("container"):
+            if not rec.get("image"):
+                return {}
+            rec = st.image(rec["image"])
+        return info.config(st, rec)
+    except (OSError, ValueError, NotFound):
+        return {}
+
+
+def _image(store, st, rec: dict, text: str) -> dict:
+    """The result's ``image``: id and names (the target's text for a transport reference)."""
+    out = {"id": rec["id"], "names": list(rec.get("names") or []) if st is store else [text]}
+    if rec.get("container"):
+        out.update(container=True, image=rec.get("image"))
+    return out
+
+
+def scan_one(store, text: str, ctx, options, warn, policy_file=None, kind: str | None = None) -> dict:
     """Scan one target; the result (see docs/scan.md for its fields). ``policy_file`` (a
     :class:`.policy.Policy`) tunes the policy findings."""
     from .. import _rootfs
-    from ..storage import info
     from . import inventory, policy, target, vulndb
     from .tree import Tree
 
@@ -32,7 +54,7 @@ def scan_one(store, text: str, ctx, options, warn, policy_file=None) -> dict:
         warnings.append({"file": path, "message": message})
         warn(path, message)
 
-    with target.open_target(store, text, ctx, options) as (st, rec, path, layers), store.staging() as scratch:
+    with target.open_target(store, text, ctx, options, kind) as (st, rec, path, layers), store.staging() as scratch:
         tree = Tree(path, w, scratch)
         try:
             osr, pkgs = inventory.inventory(tree)
@@ -54,17 +76,14 @@ def scan_one(store, text: str, ctx, options, warn, policy_file=None) -> dict:
             finally:
                 for _, t in layer_trees:
                     t.close()
-            try:
-                config = info.config(st, rec)
-            except (OSError, ValueError):
-                config = {}
+            config = _config(st, rec)
             findings += policy.ssh_server(tree, config)
             for f in findings:
                 if f["path"] and f["layer"] is None and not f.get("deleted"):
                     f["layer"] = layers.which(f["path"])
         finally:
             tree.close()
-        image = {"id": rec["id"], "names": list(rec.get("names") or []) if st is store else [text]}
+        image = _image(store, st, rec, text)
     pkgs.sort(key=lambda p: (p["type"], p["name"], p["version"], p["path"]))
     osr.pop("_path", None)
     vulns = vulndb.match(store, osr, pkgs, w)
@@ -90,10 +109,9 @@ def results_dir(base: str, scanner: str, stamp: str, image_id: str) -> str:
 
 
 def scan_openscap(store, text: str, ctx, options, outdir, *, profile: str | None = None,
-                  content: str | None = None, oval: str | None = None) -> dict:
+                  content: str | None = None, oval: str | None = None, kind: str | None = None) -> dict:
     """Scan one target with OpenSCAP (:mod:`.openscap`); ``outdir(image_id)`` is the results
     directory oscap writes its reports into."""
-    from ..storage import info
     from . import inventory, openscap, target
     from .tree import Tree
 
@@ -102,21 +120,18 @@ def scan_openscap(store, text: str, ctx, options, outdir, *, profile: str | None
         if path is not None and not os.path.isfile(path):
             raise ScanError(f"{what} {path}: not a readable file")
     warnings: list[dict] = []
-    with target.open_target(store, text, ctx, options) as (st, rec, path, _layers):
+    with target.open_target(store, text, ctx, options, kind) as (st, rec, path, _layers):
         tree = Tree(path, lambda p, m: warnings.append({"file": p, "message": m}))
         try:
             osr = inventory.os_release(tree)
         finally:
             tree.close()
         osr.pop("_path", None)
-        try:
-            config = info.config(st, rec)
-        except (OSError, ValueError):
-            config = {}
+        config = _config(st, rec)
         cfg = config.get("config") if isinstance(config, dict) else None
         env = (cfg or {}).get("Env") if isinstance(cfg, dict) else None
         env = env if isinstance(env, list) else []
-        image = {"id": rec["id"], "names": list(rec.get("names") or []) if st is store else [text]}
+        image = _image(store, st, rec, text)
         d = outdir(rec["id"])
         res = {"target": text, "image": image, "os": osr, "scanner": "openscap", "warnings": warnings,
                "results_dir": d}

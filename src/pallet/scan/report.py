@@ -162,3 +162,72 @@ def table(results: list[dict]) -> str:
         for f in r.get("policy") or []:
             lines.append(f"policy {f['rule']} ({f['severity']}): {f['message']}")
     return "\n".join(lines) + "\n"
+
+
+#: SARIF's levels for pallet's severities (GitHub's code scanning reads ``security-severity`` too)
+_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note", "unknown": "note"}
+_SCORE = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "2.0", "info": "0.0", "unknown": "0.0"}
+
+
+def _location(path: str | None, layer: str | None, what: str | None = None) -> list[dict]:
+    if not path:
+        return []
+    loc: dict = {"physicalLocation": {"artifactLocation": {"uri": path.lstrip("/"), "uriBaseId": "ROOTFS"}}}
+    if layer or what:
+        loc["message"] = {"text": " ".join(x for x in (what, f"layer {layer}" if layer else None) if x)}
+    return [loc]
+
+
+def sarif(results: list[dict]) -> dict:
+    """SARIF 2.1.0: one run per target; a rule per vulnerability id, policy rule or failed
+    OpenSCAP rule, a result per finding located at its path in the image (``ROOTFS``)."""
+    runs = []
+    for r in results:
+        rules: dict = {}
+        out = []
+
+        def add(rule_id: str, severity: str, text: str, short: str, help_uri: str | None, path, layer,
+                props: dict, what: str | None = None) -> None:
+            if rule_id not in rules:
+                rule = {"id": rule_id, "shortDescription": {"text": short or rule_id},
+                        "defaultConfiguration": {"level": _LEVEL.get(severity, "note")},
+                        "properties": {"security-severity": _SCORE.get(severity, "0.0")}}
+                if help_uri:
+                    rule["helpUri"] = help_uri
+                rules[rule_id] = rule
+            res = {"ruleId": rule_id, "level": _LEVEL.get(severity, "note"), "message": {"text": text},
+                   "properties": dict(props, severity=severity)}
+            loc = _location(path, layer, what)
+            if loc:
+                res["locations"] = loc
+            out.append(res)
+
+        for f in r.get("vulnerabilities") or []:
+            text = (f"{f['package']} {f['installed']} is affected by {f['id']}"
+                    + (f" (fixed in {f['fixed']})" if f.get("fixed") else " (no fix yet)"))
+            add(f["id"], f["severity"], text, f.get("summary") or f["id"], f"https://osv.dev/vulnerability/{f['id']}",
+                f.get("path"), f.get("layer"), {"package": f["package"], "installed": f["installed"],
+                                                "fixed": f.get("fixed") or "", "aliases": f.get("aliases") or []},
+                what=f"package {f['package']}")
+        for f in r.get("policy") or []:
+            add(f["rule"], f["severity"], f["message"], f["rule"].replace("-", " "), None, f.get("path"),
+                f.get("layer"), {"deleted": True} if f.get("deleted") else {})
+        for q in (r.get("xccdf") or {}).get("rules", []):
+            if q["result"] in ("fail", "error"):
+                add(q["id"], q["severity"], f"{q['title'] or q['id']}: {q['result']}", q["title"] or q["id"], None,
+                    None, None, {"result": q["result"]})
+        ids = sorted(rules)
+        for res in out:
+            res["ruleIndex"] = ids.index(res["ruleId"])
+        out.sort(key=lambda x: (x["ruleIndex"], x.get("locations", [{}])[0].get("physicalLocation", {})
+                                .get("artifactLocation", {}).get("uri", ""), x["message"]["text"]))
+        run = {"tool": {"driver": {"name": "pallet", "version": __version__, "semanticVersion": __version__,
+                                   "informationUri": "https://pallet.invalid/docs/scan",
+                                   "rules": [rules[i] for i in ids]}},
+               "automationDetails": {"id": f"pallet-scan/{r.get('scanner', 'builtin')}/{r['image']['id']}"},
+               "originalUriBaseIds": {"ROOTFS": {"uri": "file:///",
+                                                 "description": {"text": f"the root filesystem of {_image_name(r)}"}}},
+               "results": out,
+               "properties": {"target": r["target"], "image": r["image"]["id"], "names": r["image"].get("names") or []}}
+        runs.append(run)
+    return {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0", "runs": runs}
