@@ -144,6 +144,37 @@ def scan_openscap(store, text: str, ctx, options, outdir, *, profile: str | None
     return res
 
 
+def scan_with_image(store, name: str, scan_type: str | None, targets: list[tuple[str, str | None]], ctx, options,
+                    outdir, pull_fn, warn) -> list[dict]:
+    """Run the declared scanner image ``name`` (:mod:`.plugins`) once over every target, each
+    mounted read-only for the run; ``outdir()`` is the run's results directory (its
+    ``/scanout``). One result per target: its directory there and the files the scanner wrote."""
+    import contextlib
+
+    from . import plugins, target
+
+    scanner = plugins.find(name)
+    with contextlib.ExitStack() as stack:
+        opened = []
+        for text, kind in targets:
+            st, rec, path, _layers = stack.enter_context(target.open_target(store, text, ctx, options, kind))
+            opened.append((text, _image(store, st, rec, text), path))
+        d = outdir()
+        run = plugins.run(store, scanner, scan_type, [(img["id"], path) for _, img, path in opened], d, pull_fn, warn)
+    if run["exit_code"] != 0:
+        raise ScanError(f"scanner {name} ({scanner['image']}) exited {run['exit_code']}: its output is in "
+                        f"{os.path.join(d, 'scanner.log')}")
+    out = []
+    for text, img, _ in opened:
+        rd = os.path.join(d, img["id"])
+        files = []
+        for dirpath, _dirs, names in os.walk(rd):
+            files += sorted(os.path.relpath(os.path.join(dirpath, n), rd) for n in names)
+        out.append({"target": text, "image": img, "scanner": name, "scan_type": run["scan_type"],
+                    "scanner_image": scanner["image"], "results_dir": rd, "files": sorted(files), "warnings": []})
+    return out
+
+
 def worst(result: dict) -> int:
     """The index in SEVERITIES of the worst finding (-1: none); a finding whose severity no
     record states counts as low (an unrated vulnerability still fails ``--fail-on low``).

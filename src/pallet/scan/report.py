@@ -145,6 +145,11 @@ def table(results: list[dict]) -> str:
         if r.get("scanner") == "openscap":
             lines += _openscap_table(r)
             continue
+        if r.get("scanner_image"):
+            lines.append(f"{r['target']} (image {r['image']['id'][:12]}): scanner {r['scanner']} "
+                         f"({r['scanner_image']}, scan {r['scan_type']}): {len(r['files'])} files in {r['results_dir']}")
+            lines += [f"  {f}" for f in r["files"]]
+            continue
         osr = r.get("os") or {}
         lines.append(f"{r['target']} (image {r['image']['id'][:12]}): "
                      f"{osr.get('PRETTY_NAME') or 'no os-release (scratch or distroless)'}, "
