@@ -226,3 +226,34 @@ def _emit(args, results: list[dict], scanner: str) -> int:
     if args.fail_on and max(worst(r) for r in results) >= SEVERITIES.index(args.fail_on):
         return 3
     return 0
+
+
+def gate(store, image_id: str, names: list[str], policy_file: str, ctx, say) -> None:
+    """``build --scan[=POLICY]`` and ``builder commit --scan``: scan the image just made
+    (untagged) with the built-in scanner and ``policy_file`` (""/None: the default policy,
+    failing on high); tag it with ``names`` when the policy passes, else report the findings
+    on stderr, remove the image (unless something else already named it) and raise."""
+    import sys
+
+    from ..errors import ScanError
+    from ..scan import SEVERITIES, policy, report, scan_one, worst
+    from ..transports.copy import CopyOptions, Progress
+
+    pol = policy.load(policy_file) if policy_file else None
+    fail_on = (pol.fail_on if pol else None) or "high"
+    r = scan_one(store, image_id, ctx, CopyOptions(progress=Progress(None)), _warn, pol, "image")
+    if worst(r) >= SEVERITIES.index(fail_on):
+        sys.stderr.write(report.table([r]))
+        bad = [f for f in (r.get("vulnerabilities") or []) + r["policy"]
+               if f["severity"] in SEVERITIES and max(SEVERITIES.index(f["severity"]), 1) >= SEVERITIES.index(fail_on)]
+        try:
+            if not store.image(image_id).get("names"):
+                store.remove_image(image_id)
+        except Exception:  # noqa: BLE001 - the refusal is the error to report
+            pass
+        raise ScanError(f"the scan refused image {image_id[:12]}: {len(bad)} finding(s) at or above {fail_on}"
+                        + (f" (policy {policy_file})" if policy_file else "") + ": nothing tagged")
+    if names:
+        rec = store.tag(image_id, names)
+        for n in rec["names"]:
+            say(f"Successfully tagged {n}")
