@@ -18,7 +18,9 @@ import images
 from conftest import mounts_under, need, unmount_under
 from test_storage import DRIVERS, StoreCLI, push_layout
 
-# -- real OSV records (osv.dev), trimmed to the fields the matcher reads ---------------------
+# -- OSV records ------------------------------------------------------------------------------
+# The Debian ones are transcribed (trimmed to the fields the matcher reads): no store of Debian's
+# OSV data was at hand; the PyPI ones are the real records in tests/scan/osv/.
 
 #: Debian security tracker, unfixed in every release ("unimportant"): tar
 DEBIAN_CVE_2005_2541 = {
@@ -52,38 +54,21 @@ DEBIAN_CVE_2023_39804 = {
                   "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.34+dfsg-1.2+deb12u1"}]}],
                   "ecosystem_specific": {"urgency": "low"}}],
 }
-GHSA_X84V = {
-    "id": "GHSA-x84v-xcm2-53pg", "summary": "Insufficiently Protected Credentials in Requests",
-    "aliases": ["CVE-2018-18074", "PYSEC-2018-28"], "modified": "2023-11-08T03:59:45Z",
-    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}],
-    "affected": [{"package": {"ecosystem": "PyPI", "name": "requests", "purl": "pkg:pypi/requests"},
-                  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.20.0"}]}]}],
-    "database_specific": {"severity": "HIGH", "github_reviewed": True, "cwe_ids": ["CWE-522"]},
-}
-GHSA_J8R2 = {
-    "id": "GHSA-j8r2-6x86-q33q", "summary": "Unintended leak of Proxy-Authorization header in requests",
-    "aliases": ["CVE-2023-32681", "PYSEC-2023-74"], "modified": "2024-06-10T00:00:00Z",
-    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:C/C:H/I:N/A:N"}],
-    "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"},
-                  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.3.0"}, {"fixed": "2.31.0"}]}]}],
-    "database_specific": {"severity": "MODERATE"},
-}
-#: requests < 2.3.0 only: 2.19.0 is not affected
-GHSA_652X = {
-    "id": "GHSA-652x-xj99-gmcc", "summary": "Exposure of Sensitive Information in Requests",
-    "aliases": ["CVE-2014-1829"], "modified": "2023-08-25T00:00:00Z",
-    "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"},
-                  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.3.0"}]}]}],
-    "database_specific": {"severity": "MODERATE"},
-}
-GHSA_MH33 = {
-    "id": "GHSA-mh33-7rrq-662w", "summary": "Improper Certificate Validation in urllib3",
-    "aliases": ["CVE-2019-11324", "PYSEC-2019-133"], "modified": "2024-01-01T00:00:00Z",
-    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}],
-    "affected": [{"package": {"ecosystem": "PyPI", "name": "urllib3"},
-                  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.24.2"}]}]}],
-    "database_specific": {"severity": "HIGH"},
-}
+#: real records (tests/scan/osv/README.md says where from): requests 2.19.0 and urllib3 1.24.1
+#: are affected by x84v, j8r2 and mh33; 652x and PYSEC-2014-13 are for requests < 2.3.0 only
+_OSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "osv")
+
+
+def _real(ident: str) -> dict:
+    with open(os.path.join(_OSV, ident + ".json")) as f:
+        return json.load(f)
+
+
+GHSA_X84V = _real("GHSA-x84v-xcm2-53pg")
+GHSA_J8R2 = _real("GHSA-j8r2-6x86-q33q")
+GHSA_652X = _real("GHSA-652x-xj99-gmcc")
+GHSA_MH33 = _real("GHSA-mh33-7rrq-662w")
+PYSEC_2014_13 = _real("PYSEC-2014-13")
 #: openssl in bookworm, fixed in 3.0.11-1~deb12u2 (the small image below has deb12u1)
 DSA_5532_1 = {
     "id": "DSA-5532-1", "summary": "openssl - security update", "modified": "2023-10-24T00:00:00Z",
@@ -399,7 +384,7 @@ def test_real_debian_and_pypi(tmp_path, debian_pypi_layout):
 
         store("scan", "db", "import", write_records(tmp_path / "osv", DEBIAN_CVE_2005_2541, DEBIAN_CVE_2019_1010022,
                                                     DSA_5514_1, DEBIAN_CVE_2023_39804, GHSA_X84V, GHSA_J8R2, GHSA_652X,
-                                                    GHSA_MH33))
+                                                    GHSA_MH33, PYSEC_2014_13))
         r = json.loads(_scan(store, "--format", "json", image_id).stdout)["results"][0]
         debs = {(p["name"], p["version"], p["source"]) for p in r["packages"] if p["type"] == "deb"}
         assert debs == dpkg_truth and len(debs) > 50
