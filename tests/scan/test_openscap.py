@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+import images
 from conftest import mounts_under, need
 from test_scan import _scan, add_layer, tree_digest
 from test_storage import StoreCLI
@@ -17,6 +18,56 @@ from test_storage import StoreCLI
 CONTENT = "/usr/share/xml/scap/ssg/content"
 STANDARD = "xccdf_org.ssgproject.content_profile_standard"
 X = "{http://checklists.nist.gov/xccdf/1.2}"
+
+
+#: two OVAL definitions over /etc/debian_version: "11" (the test image) and "12" (this host):
+#: which one is true says whose files the probes read
+OVAL = r"""<?xml version="1.0" encoding="UTF-8"?>
+<oval_definitions xmlns="http://oval.mitre.org/XMLSchema/oval-definitions-5"
+    xmlns:oval="http://oval.mitre.org/XMLSchema/oval-common-5"
+    xmlns:ind="http://oval.mitre.org/XMLSchema/oval-definitions-5#independent">
+  <generator>
+    <oval:product_name>pallet tests</oval:product_name>
+    <oval:schema_version>5.10</oval:schema_version>
+    <oval:timestamp>2026-01-01T00:00:00</oval:timestamp>
+  </generator>
+  <definitions>
+    <definition class="inventory" id="oval:io.pallet.test:def:1" version="1">
+      <metadata><title>Debian 11</title><description>/etc/debian_version says 11</description></metadata>
+      <criteria><criterion test_ref="oval:io.pallet.test:tst:1" comment="debian_version 11"/></criteria>
+    </definition>
+    <definition class="compliance" id="oval:io.pallet.test:def:2" version="1">
+      <metadata><title>Debian 12</title><description>/etc/debian_version says 12</description></metadata>
+      <criteria><criterion test_ref="oval:io.pallet.test:tst:2" comment="debian_version 12"/></criteria>
+    </definition>
+  </definitions>
+  <tests>
+    <ind:textfilecontent54_test check="all" check_existence="at_least_one_exists" comment="11" id="oval:io.pallet.test:tst:1" version="1">
+      <ind:object object_ref="oval:io.pallet.test:obj:1"/>
+      <ind:state state_ref="oval:io.pallet.test:ste:1"/>
+    </ind:textfilecontent54_test>
+    <ind:textfilecontent54_test check="all" check_existence="at_least_one_exists" comment="12" id="oval:io.pallet.test:tst:2" version="1">
+      <ind:object object_ref="oval:io.pallet.test:obj:1"/>
+      <ind:state state_ref="oval:io.pallet.test:ste:2"/>
+    </ind:textfilecontent54_test>
+  </tests>
+  <objects>
+    <ind:textfilecontent54_object id="oval:io.pallet.test:obj:1" version="1">
+      <ind:filepath>/etc/debian_version</ind:filepath>
+      <ind:pattern operation="pattern match">^(\d+)\.</ind:pattern>
+      <ind:instance datatype="int">1</ind:instance>
+    </ind:textfilecontent54_object>
+  </objects>
+  <states>
+    <ind:textfilecontent54_state id="oval:io.pallet.test:ste:1" version="1">
+      <ind:subexpression>11</ind:subexpression>
+    </ind:textfilecontent54_state>
+    <ind:textfilecontent54_state id="oval:io.pallet.test:ste:2" version="1">
+      <ind:subexpression>12</ind:subexpression>
+    </ind:textfilecontent54_state>
+  </states>
+</oval_definitions>
+"""
 
 
 def _need_content(name: str) -> str:
@@ -53,7 +104,7 @@ def _by_hand(mnt: str, content: str, profile: str, out: str) -> dict:
     return {k: v for k, v in got.items() if v != "notselected"}
 
 
-def test_openscap_rule_results_equal_oscap_by_hand(tmp_path, debian11_layout, debian_layout):
+def test_openscap_rule_results_equal_oscap_by_hand(tmp_path, debian11_layout):
     content = _need_content("ssg-debian11-ds.xml")
     store = StoreCLI(str(tmp_path / "store"), "overlay")
     try:
@@ -63,39 +114,40 @@ def test_openscap_rule_results_equal_oscap_by_hand(tmp_path, debian11_layout, de
         theirs = _by_hand(mnt, content, STANDARD, str(tmp_path / "hand-arf.xml"))
         assert "fail" in theirs.values() and "pass" in theirs.values()
 
+        # one run: the table (data stream, profile, rules), --fail-on low (a rule failed), and the
+        # results directory's scan.json (the JSON) compared with oscap's own results
         rd = str(tmp_path / "results")
-        p = _scan(store, "--scanner", "openscap", "--format", "json", "--results-dir", rd, image_id)
-        (r,) = json.loads(p.stdout)["results"]
-        x = r["xccdf"]
-        assert {q["id"]: q["result"] for q in x["rules"]} == theirs
-        assert x["content"] == content and x["profile"] == STANDARD
-        assert x["summary"]["fail"] == list(theirs.values()).count("fail")
-        title = {q["id"]: q["title"] for q in x["rules"]}
-        assert title["xccdf_org.ssgproject.content_rule_partition_for_home"] == "Ensure /home Located On Separate Partition"
+        p = _scan(store, "--scanner", "openscap", "--fail-on", "low", "--results-dir", rd, image_id, rc=3)
+        assert f"data stream {content}, profile {STANDARD}" in p.stdout
+        assert "partition_for_home" in p.stdout and "Ensure /home Located On Separate Partition" in p.stdout
         (run,) = os.listdir(os.path.join(rd, "openscap"))
         d = os.path.join(rd, "openscap", run, image_id)
-        assert r["results_dir"] == d
-        assert {"arf.xml", "report.html", "scan.json"} <= set(os.listdir(d))
+        assert {"arf.xml", "report.html", "scan.json", "oscap-xccdf.log"} <= set(os.listdir(d))
+        with open(os.path.join(d, "scan.json")) as f:
+            r = json.load(f)
+        x = r["xccdf"]
+        assert {q["id"]: q["result"] for q in x["rules"]} == theirs
+        assert x["content"] == content and x["profile"] == STANDARD and r["results_dir"] == d
+        assert x["summary"]["fail"] == list(theirs.values()).count("fail")
         assert ET.parse(os.path.join(d, "arf.xml")).getroot().tag.endswith("asset-report-collection")
 
-        # the table says which data stream and profile, and a failed rule fails --fail-on
-        p = _scan(store, "--scanner", "openscap", "--fail-on", "low", image_id, rc=3)
-        assert f"data stream {content}, profile {STANDARD}" in p.stdout
-        assert "fail" in p.stdout and "partition_for_home" in p.stdout
-
-        # an explicit profile and content; a profile that does not exist is one line, 125
+        # a profile that does not exist: one line, 125
         p = _scan(store, "--scanner", "openscap", "--content", content, "--profile", "nosuch", image_id, rc=125)
         assert p.stderr.count("\n") == 1 and "oscap" in p.stderr
-        # OVAL definitions alone
-        oval = os.path.join(CONTENT, "ssg-debian11-oval.xml")
-        r = json.loads(_scan(store, "--scanner", "openscap", "--oval", oval, "--format", "json", image_id).stdout)
+        # OVAL definitions alone: the probes read the image's /etc/debian_version, not the host's
+        oval = tmp_path / "debian-version.xml"
+        oval.write_text(OVAL)
+        r = json.loads(_scan(store, "--scanner", "openscap", "--oval", str(oval), "--format", "json", image_id).stdout)
         o = r["results"][0]["oval"]
-        assert "xccdf" not in r["results"][0] and o["definitions"] and {"true", "false"} <= set(o["summary"])
+        assert "xccdf" not in r["results"][0]
+        assert {q["id"]: (q["result"], q["class"]) for q in o["definitions"]} == {
+            "oval:io.pallet.test:def:1": ("true", "inventory"), "oval:io.pallet.test:def:2": ("false", "compliance")}
         assert tree_digest(mnt) == before
         store("image", "umount", image_id)
 
         # a Debian 12 image: no matching content, said in one line (no silent "notapplicable")
-        plain = store("pull", "-q", f"oci:{debian_layout}:bookworm").stdout.strip()
+        images.make_layout(str(tmp_path / "deb12"), layers=[{"etc/os-release": 'ID=debian\nVERSION_ID="12"\n'}])
+        plain = f"oci:{tmp_path}/deb12:latest"
         p = _scan(store, "--scanner", "openscap", plain, rc=125)
         assert "no SCAP content for debian 12" in p.stderr and p.stderr.count("\n") == 1
         # openscap's reports are not SBOMs
