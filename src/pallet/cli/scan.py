@@ -99,8 +99,9 @@ def _list() -> str:
              "xccdf")]
     for name, s in sorted(plugins.declared(_warn).items()):
         rows.append((name, s["image"], ",".join(x["name"] for x in s["scans"]), s["default_scan"]))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    from ..scan.report import columns
+
+    return "\n".join(columns(rows))
 
 
 def cmd_scan(args) -> int:

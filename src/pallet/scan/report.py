@@ -111,7 +111,7 @@ def spdx(r: dict) -> dict:
             "packages": pkgs, "relationships": rels}
 
 
-def _rows(rows: list[tuple]) -> list[str]:
+def columns(rows: list[tuple]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
 
@@ -125,7 +125,7 @@ def _openscap_table(r: dict) -> list[str]:
         lines.append(f"openscap: data stream {x['content']}, profile {x['profile'] or '(the content default)'}")
         lines.append("  " + ", ".join(f"{k} {n}" for k, n in x["summary"].items()) if x["summary"] else "  no rules")
         if x["rules"]:
-            lines += ["  " + ln for ln in _rows([("RESULT", "SEVERITY", "RULE", "TITLE")] + [
+            lines += ["  " + ln for ln in columns([("RESULT", "SEVERITY", "RULE", "TITLE")] + [
                 (q["result"], q["severity"], q["id"].removeprefix("xccdf_org.ssgproject.content_rule_"), q["title"])
                 for q in x["rules"]])]
     o = r.get("oval")
@@ -133,7 +133,7 @@ def _openscap_table(r: dict) -> list[str]:
         lines.append(f"openscap: OVAL definitions {o['definitions_file']}")
         lines.append("  " + ", ".join(f"{k} {n}" for k, n in o["summary"].items()) if o["summary"] else "  no definitions")
         if o["definitions"]:
-            lines += ["  " + ln for ln in _rows([("RESULT", "CLASS", "DEFINITION")] + [
+            lines += ["  " + ln for ln in columns([("RESULT", "CLASS", "DEFINITION")] + [
                 (d["result"], d["class"], d["id"]) for d in o["definitions"]])]
     lines.append(f"results: {r['results_dir']}")
     return lines
@@ -163,7 +163,7 @@ def table(results: list[dict]) -> str:
             for f in r["vulnerabilities"]:
                 rows.append((f["id"], f["severity"], f["package"], f["installed"], f["fixed"] or "-",
                              (f.get("layer") or "-")[:19]))
-            lines += _rows(rows)
+            lines += columns(rows)
         for f in r.get("policy") or []:
             lines.append(f"policy {f['rule']} ({f['severity']}): {f['message']}")
     return "\n".join(lines) + "\n"
