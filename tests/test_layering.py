@@ -55,7 +55,7 @@ MAY_IMPORT = {
     "pallet.images": ("pallet.oci", "pallet.layer", "pallet.transports", "pallet.storage"),
     "pallet.builder": _FEATURE_DEPS,
     "pallet.containers": _FEATURE_DEPS,  # (planned)
-    "pallet.scan": _FEATURE_DEPS,
+    "pallet.scan": _FEATURE_DEPS + ("pallet.containers",),  # scanner images run as containers
     "pallet.system": _FEATURE_DEPS,  # (planned)
     "pallet.api": _FEATURE_DEPS + _FEATURES,
     "pallet.cri": _FEATURE_DEPS + _FEATURES + ("pallet.api",),  # (planned)

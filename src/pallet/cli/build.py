@@ -77,6 +77,8 @@ def _build_parser(sub, name: str) -> None:
     p.add_argument("--runtime", metavar="NAME|PATH", help="OCI runtime for RUN (default pallet-runtime, else runc)")
     p.add_argument("--network", default="host", metavar="MODE", help="host (default) or none")
     p.add_argument("--iidfile", metavar="FILE")
+    p.add_argument("--scan", nargs="?", const="", metavar="POLICY", type=_scan_policy,
+                   help="scan the image before tagging it; refuse it when the (scan) policy fails (docs/scan.md)")
     p.add_argument("--rm", type=common.tls_verify_arg, nargs="?", const=True, default=True, metavar="BOOL")
     p.add_argument("--force-rm", type=common.tls_verify_arg, nargs="?", const=True, default=True, metavar="BOOL")
     _add_pull_flags(p)
@@ -143,10 +145,19 @@ def cmd_build(args) -> int:
 
     fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
     text = None
+    scan = args.scan is not None
+    if scan and args.output:
+        from ..errors import UsageError
+
+        raise UsageError("--scan scans an image in the store: it cannot be used with --output")
+    if args.scan:
+        from ..scan.policy import load
+
+        load(args.scan)  # a bad policy file is said before anything is built
     if args.file == "-":
         text = sys.stdin.read()
     o = BuildOptions(
-        args.context, dockerfile=args.file, dockerfile_text=text, tags=args.tag,
+        args.context, dockerfile=args.file, dockerfile_text=text, tags=[] if scan else args.tag,
         build_args=_build_args(args.build_arg), target=args.target, layers=args.layers, no_cache=args.no_cache,
         squash=args.squash, squash_all=args.squash_all, secrets=_secrets(args.secret), volumes=args.volume,
         labels=common.key_values(args.label, "--label"),
@@ -154,14 +165,38 @@ def cmd_build(args) -> int:
         timestamp=args.timestamp, output=args.output, quiet=args.quiet, pull=args.pull,
         ctx=common.context(args), runtime=args.runtime, network=args.network,
         out=(lambda line: sys.stderr.write(line + "\n")) if args.output in ("type=tar,dest=-", "-") else _say,
-        iidfile=args.iidfile, rm=args.rm,
+        iidfile=None if scan else args.iidfile, rm=args.rm,
         stdout=sys.stderr.fileno() if args.output and args.output.endswith("dest=-") else None)
-    rec = build(_store(args), o)
+    store = _store(args)
+    rec = build(store, o)
+    if scan:
+        _scan_gate(args, store, rec, args.tag, (lambda line: None) if args.quiet else _say)
+        if args.iidfile:
+            from .._fs import write_output
+
+            write_output(args.iidfile, ("sha256:" + rec["id"]).encode(), what="--iidfile")
     if args.quiet:
         print(rec["id"])
     elif not (args.output and args.output.endswith("dest=-")):
         print(rec["id"])
     return 0
+
+
+def _scan_policy(text: str) -> str:
+    """``--scan=POLICY``: a policy file; ``--scan WORD`` takes the word only when it is a file
+    (so ``build --scan DIR`` and ``builder commit --scan CONTAINER`` keep their positional)."""
+    if not os.path.isfile(text):
+        from .._std.args import ArgumentTypeError
+
+        raise ArgumentTypeError(f"{text}: no such policy file")
+    return text
+
+
+def _scan_gate(args, store, rec: dict, names: list[str], say) -> None:
+    """``--scan[=POLICY]``: the image is named only when the scan passes (cli/scan.py's gate)."""
+    from .scan import gate
+
+    gate(store, rec["id"], names, args.scan, common.context(args), say)
 
 
 # -- builder -------------------------------------------------------------------------------
@@ -247,6 +282,8 @@ def _builder_group(sub) -> None:
     p.add_argument("--quiet", "-q", action="store_true")
     p.add_argument("--iidfile", metavar="FILE")
     p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--scan", nargs="?", const="", metavar="POLICY", type=_scan_policy,
+                   help="scan the image before naming it; refuse it when the (scan) policy fails (docs/scan.md)")
     p.set_defaults(func=cmd_commit)
 
     p = _podman(bsub.add_parser("containers", aliases=["ls", "list"], help="list working containers"))
@@ -455,10 +492,22 @@ def cmd_commit(args) -> int:
 
     kw = dict(fmt=fmt, squash=args.squash, timestamp=args.timestamp, rm=args.rm,
               annotations=common.key_values(args.annotation, "--annotation"), history_comment=b.meta.get("comment"))
+    scan = args.scan is not None
+    if args.scan:
+        from ..scan.policy import load
+
+        load(args.scan)
     if args.image and has_transport(args.image):
+        if scan:
+            from ..errors import UsageError
+
+            raise UsageError("--scan: committing to a transport reference is not supported with --scan yet "
+                             "(commit into the store, then push)")
         rec = b.commit_to(args.image, common.context(args), **kw)
     else:
-        rec = b.commit([args.image] if args.image else [], **kw)
+        rec = b.commit([] if scan or not args.image else [args.image], **kw)
+        if scan:
+            _scan_gate(args, b.store, rec, [args.image] if args.image else [], lambda line: None)
     if args.iidfile:
         from .._fs import write_output
 

@@ -11,14 +11,40 @@ table, JSON, CycloneDX and SPDX. See docs/scan.md.
 
 from __future__ import annotations
 
+import os
+
+from ..errors import ScanError
+
 SEVERITIES = ("unknown", "low", "medium", "high", "critical")
 
 
-def scan_one(store, text: str, ctx, options, warn) -> dict:
-    """Scan one target; the result (see docs/scan.md for its fields)."""
-    from .. import _rootfs
-    from ..images.refs import has_transport
+def _config(st, rec: dict) -> dict:
+    """The image config of an image record, or of a container record's image ({} if none)."""
+    from ..errors import NotFound
     from ..storage import info
+
+    try:
+        if rec.get("container"):
+            if not rec.get("image"):
+                return {}
+            rec = st.image(rec["image"])
+        return info.config(st, rec)
+    except (OSError, ValueError, NotFound):
+        return {}
+
+
+def _image(store, st, rec: dict, text: str) -> dict:
+    """The result's ``image``: id and names (the target's text for a transport reference)."""
+    out = {"id": rec["id"], "names": list(rec.get("names") or []) if st is store else [text]}
+    if rec.get("container"):
+        out.update(container=True, image=rec.get("image"))
+    return out
+
+
+def scan_one(store, text: str, ctx, options, warn, policy_file=None, kind: str | None = None) -> dict:
+    """Scan one target; the result (see docs/scan.md for its fields). ``policy_file`` (a
+    :class:`.policy.Policy`) tunes the policy findings."""
+    from .. import _rootfs
     from . import inventory, policy, target, vulndb
     from .tree import Tree
 
@@ -28,11 +54,7 @@ def scan_one(store, text: str, ctx, options, warn) -> dict:
         warnings.append({"file": path, "message": message})
         warn(path, message)
 
-    if has_transport(text) and not text.startswith("containers-storage:"):
-        opened = target.transport_image(store, text, ctx, options)
-    else:
-        opened = target.store_image(store, text.removeprefix("containers-storage:"))
-    with opened as (st, rec, path, layers), store.staging() as scratch:
+    with target.open_target(store, text, ctx, options, kind) as (st, rec, path, layers), store.staging() as scratch:
         tree = Tree(path, w, scratch)
         try:
             osr, pkgs = inventory.inventory(tree)
@@ -45,7 +67,7 @@ def scan_one(store, text: str, ctx, options, warn) -> dict:
                     if layer:
                         break
                 p["layer"] = layer
-            findings = policy.setuid_files(tree)
+            findings = policy.tree_files(tree) + policy.package_caches(tree)
             layer_trees = []
             try:
                 for diff_id, fd in reversed(layers.layers):
@@ -54,23 +76,110 @@ def scan_one(store, text: str, ctx, options, warn) -> dict:
             finally:
                 for _, t in layer_trees:
                     t.close()
+            config = _config(st, rec)
+            findings += policy.ssh_server(tree, config)
+            for f in findings:
+                if f["path"] and f["layer"] is None and not f.get("deleted"):
+                    f["layer"] = layers.which(f["path"])
         finally:
             tree.close()
-        try:
-            config = info.config(st, rec)
-        except (OSError, ValueError):
-            config = {}
-        image = {"id": rec["id"], "names": list(rec.get("names") or []) if st is store else [text]}
+        image = _image(store, st, rec, text)
     pkgs.sort(key=lambda p: (p["type"], p["name"], p["version"], p["path"]))
     osr.pop("_path", None)
     vulns = vulndb.match(store, osr, pkgs, w)
     return {"target": text, "image": image, "os": osr, "packages": pkgs, "vulnerabilities": vulns,
             "database": vulndb.status(store),
-            "policy": policy.runs_as_root(config) + policy.env_secrets(config) + findings, "warnings": warnings}
+            "policy": policy.apply(policy.runs_as_root(config) + policy.env_secrets(config) + findings
+                                   + policy.no_healthcheck(config), policy_file),
+            "warnings": warnings}
+
+
+def results_dir(base: str, scanner: str, stamp: str, image_id: str) -> str:
+    """``BASE/SCANNER/STAMP/IMAGE-ID/``, made (atomic's layout of kept results)."""
+    import os
+
+    from ..errors import ScanError
+
+    d = os.path.join(base, scanner, stamp, image_id)
+    try:
+        os.makedirs(d, 0o755, exist_ok=True)
+    except OSError as e:
+        raise ScanError(f"results directory {d}: {e.strerror}") from None
+    return d
+
+
+def scan_openscap(store, text: str, ctx, options, outdir, *, profile: str | None = None,
+                  content: str | None = None, oval: str | None = None, kind: str | None = None) -> dict:
+    """Scan one target with OpenSCAP (:mod:`.openscap`); ``outdir(image_id)`` is the results
+    directory oscap writes its reports into."""
+    from . import inventory, openscap, target
+    from .tree import Tree
+
+    openscap.oscap_binary()
+    for what, path in (("--content", content), ("--oval", oval)):
+        if path is not None and not os.path.isfile(path):
+            raise ScanError(f"{what} {path}: not a readable file")
+    warnings: list[dict] = []
+    with target.open_target(store, text, ctx, options, kind) as (st, rec, path, _layers):
+        tree = Tree(path, lambda p, m: warnings.append({"file": p, "message": m}))
+        try:
+            osr = inventory.os_release(tree)
+        finally:
+            tree.close()
+        osr.pop("_path", None)
+        config = _config(st, rec)
+        cfg = config.get("config") if isinstance(config, dict) else None
+        env = (cfg or {}).get("Env") if isinstance(cfg, dict) else None
+        env = env if isinstance(env, list) else []
+        image = _image(store, st, rec, text)
+        d = outdir(rec["id"])
+        res = {"target": text, "image": image, "os": osr, "scanner": "openscap", "warnings": warnings,
+               "results_dir": d}
+        if content is not None or oval is None:
+            ds = content or openscap.pick_content(osr)
+            res["xccdf"] = openscap.xccdf(path, d, ds, profile or (None if content else openscap.DEFAULT_PROFILE),
+                                          text, env)
+        if oval is not None:
+            res["oval"] = openscap.oval(path, d, oval, text, env)
+    return res
+
+
+def scan_with_image(store, name: str, scan_type: str | None, targets: list[tuple[str, str | None]], ctx, options,
+                    outdir, pull_fn, warn) -> list[dict]:
+    """Run the declared scanner image ``name`` (:mod:`.plugins`) once over every target, each
+    mounted read-only for the run; ``outdir()`` is the run's results directory (its
+    ``/scanout``). One result per target: its directory there and the files the scanner wrote."""
+    import contextlib
+
+    from . import plugins, target
+
+    scanner = plugins.find(name)
+    with contextlib.ExitStack() as stack:
+        opened = []
+        for text, kind in targets:
+            st, rec, path, _layers = stack.enter_context(target.open_target(store, text, ctx, options, kind))
+            opened.append((text, _image(store, st, rec, text), path))
+        d = outdir()
+        run = plugins.run(store, scanner, scan_type, [(img["id"], path) for _, img, path in opened], d, pull_fn, warn)
+    if run["exit_code"] != 0:
+        raise ScanError(f"scanner {name} ({scanner['image']}) exited {run['exit_code']}: its output is in "
+                        f"{os.path.join(d, 'scanner.log')}")
+    out = []
+    for text, img, _ in opened:
+        rd = os.path.join(d, img["id"])
+        files = []
+        for dirpath, _dirs, names in os.walk(rd):
+            files += sorted(os.path.relpath(os.path.join(dirpath, n), rd) for n in names)
+        out.append({"target": text, "image": img, "scanner": name, "scan_type": run["scan_type"],
+                    "scanner_image": scanner["image"], "results_dir": rd, "files": sorted(files), "warnings": []})
+    return out
 
 
 def worst(result: dict) -> int:
     """The index in SEVERITIES of the worst finding (-1: none); a finding whose severity no
-    record states counts as low (an unrated vulnerability still fails ``--fail-on low``)."""
-    sev = [f["severity"] for f in (result.get("vulnerabilities") or [])] + [f["severity"] for f in result.get("policy", [])]
+    record states counts as low (an unrated vulnerability still fails ``--fail-on low``).
+    OpenSCAP's failed rules count with their rule's severity."""
+    sev = [f["severity"] for f in (result.get("vulnerabilities") or [])] + [f["severity"] for f in result.get("policy", [])
+                                                                          if f["severity"] != "info"]
+    sev += [r["severity"] for r in (result.get("xccdf") or {}).get("rules", []) if r["result"] in ("fail", "error")]
     return max((max(SEVERITIES.index(s), 1) for s in sev if s in SEVERITIES), default=-1)

@@ -26,8 +26,8 @@ def _image_name(r: dict) -> str:
     return names[0] if names else r["target"]
 
 
-def to_json(results: list[dict]) -> dict:
-    return {"scanner": "builtin", "version": __version__, "results": results}
+def to_json(results: list[dict], scanner: str = "builtin") -> dict:
+    return {"scanner": scanner, "version": __version__, "results": results}
 
 
 def cyclonedx(r: dict) -> dict:
@@ -111,9 +111,45 @@ def spdx(r: dict) -> dict:
             "packages": pkgs, "relationships": rels}
 
 
+def columns(rows: list[tuple]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def _openscap_table(r: dict) -> list[str]:
+    osr = r.get("os") or {}
+    lines = [f"{r['target']} (image {r['image']['id'][:12]}): "
+             f"{osr.get('PRETTY_NAME') or 'no os-release (scratch or distroless)'}"]
+    x = r.get("xccdf")
+    if x:
+        lines.append(f"openscap: data stream {x['content']}, profile {x['profile'] or '(the content default)'}")
+        lines.append("  " + ", ".join(f"{k} {n}" for k, n in x["summary"].items()) if x["summary"] else "  no rules")
+        if x["rules"]:
+            lines += ["  " + ln for ln in columns([("RESULT", "SEVERITY", "RULE", "TITLE")] + [
+                (q["result"], q["severity"], q["id"].removeprefix("xccdf_org.ssgproject.content_rule_"), q["title"])
+                for q in x["rules"]])]
+    o = r.get("oval")
+    if o:
+        lines.append(f"openscap: OVAL definitions {o['definitions_file']}")
+        lines.append("  " + ", ".join(f"{k} {n}" for k, n in o["summary"].items()) if o["summary"] else "  no definitions")
+        if o["definitions"]:
+            lines += ["  " + ln for ln in columns([("RESULT", "CLASS", "DEFINITION")] + [
+                (d["result"], d["class"], d["id"]) for d in o["definitions"]])]
+    lines.append(f"results: {r['results_dir']}")
+    return lines
+
+
 def table(results: list[dict]) -> str:
     lines = []
     for r in results:
+        if r.get("scanner") == "openscap":
+            lines += _openscap_table(r)
+            continue
+        if r.get("scanner_image"):
+            lines.append(f"{r['target']} (image {r['image']['id'][:12]}): scanner {r['scanner']} "
+                         f"({r['scanner_image']}, scan {r['scan_type']}): {len(r['files'])} files in {r['results_dir']}")
+            lines += [f"  {f}" for f in r["files"]]
+            continue
         osr = r.get("os") or {}
         lines.append(f"{r['target']} (image {r['image']['id'][:12]}): "
                      f"{osr.get('PRETTY_NAME') or 'no os-release (scratch or distroless)'}, "
@@ -127,9 +163,76 @@ def table(results: list[dict]) -> str:
             for f in r["vulnerabilities"]:
                 rows.append((f["id"], f["severity"], f["package"], f["installed"], f["fixed"] or "-",
                              (f.get("layer") or "-")[:19]))
-            widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-            for row in rows:
-                lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+            lines += columns(rows)
         for f in r.get("policy") or []:
             lines.append(f"policy {f['rule']} ({f['severity']}): {f['message']}")
     return "\n".join(lines) + "\n"
+
+
+#: SARIF's levels for pallet's severities (GitHub's code scanning reads ``security-severity`` too)
+_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note", "unknown": "note"}
+_SCORE = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "2.0", "info": "0.0", "unknown": "0.0"}
+
+
+def _location(path: str | None, layer: str | None, what: str | None = None) -> list[dict]:
+    if not path:
+        return []
+    loc: dict = {"physicalLocation": {"artifactLocation": {"uri": path.lstrip("/"), "uriBaseId": "ROOTFS"}}}
+    if layer or what:
+        loc["message"] = {"text": " ".join(x for x in (what, f"layer {layer}" if layer else None) if x)}
+    return [loc]
+
+
+def sarif(results: list[dict]) -> dict:
+    """SARIF 2.1.0: one run per target; a rule per vulnerability id, policy rule or failed
+    OpenSCAP rule, a result per finding located at its path in the image (``ROOTFS``)."""
+    runs = []
+    for r in results:
+        rules: dict = {}
+        out = []
+
+        def add(rule_id: str, severity: str, text: str, short: str, help_uri: str | None, path, layer,
+                props: dict, what: str | None = None) -> None:
+            if rule_id not in rules:
+                rule = {"id": rule_id, "shortDescription": {"text": short or rule_id},
+                        "defaultConfiguration": {"level": _LEVEL.get(severity, "note")},
+                        "properties": {"security-severity": _SCORE.get(severity, "0.0")}}
+                if help_uri:
+                    rule["helpUri"] = help_uri
+                rules[rule_id] = rule
+            res = {"ruleId": rule_id, "level": _LEVEL.get(severity, "note"), "message": {"text": text},
+                   "properties": dict(props, severity=severity)}
+            loc = _location(path, layer, what)
+            if loc:
+                res["locations"] = loc
+            out.append(res)
+
+        for f in r.get("vulnerabilities") or []:
+            text = (f"{f['package']} {f['installed']} is affected by {f['id']}"
+                    + (f" (fixed in {f['fixed']})" if f.get("fixed") else " (no fix yet)"))
+            add(f["id"], f["severity"], text, f.get("summary") or f["id"], f"https://osv.dev/vulnerability/{f['id']}",
+                f.get("path"), f.get("layer"), {"package": f["package"], "installed": f["installed"],
+                                                "fixed": f.get("fixed") or "", "aliases": f.get("aliases") or []},
+                what=f"package {f['package']}")
+        for f in r.get("policy") or []:
+            add(f["rule"], f["severity"], f["message"], f["rule"].replace("-", " "), None, f.get("path"),
+                f.get("layer"), {"deleted": True} if f.get("deleted") else {})
+        for q in (r.get("xccdf") or {}).get("rules", []):
+            if q["result"] in ("fail", "error"):
+                add(q["id"], q["severity"], f"{q['title'] or q['id']}: {q['result']}", q["title"] or q["id"], None,
+                    None, None, {"result": q["result"]})
+        ids = sorted(rules)
+        for res in out:
+            res["ruleIndex"] = ids.index(res["ruleId"])
+        out.sort(key=lambda x: (x["ruleIndex"], x.get("locations", [{}])[0].get("physicalLocation", {})
+                                .get("artifactLocation", {}).get("uri", ""), x["message"]["text"]))
+        run = {"tool": {"driver": {"name": "pallet", "version": __version__, "semanticVersion": __version__,
+                                   "informationUri": "https://pallet.invalid/docs/scan",
+                                   "rules": [rules[i] for i in ids]}},
+               "automationDetails": {"id": f"pallet-scan/{r.get('scanner', 'builtin')}/{r['image']['id']}"},
+               "originalUriBaseIds": {"ROOTFS": {"uri": "file:///",
+                                                 "description": {"text": f"the root filesystem of {_image_name(r)}"}}},
+               "results": out,
+               "properties": {"target": r["target"], "image": r["image"]["id"], "names": r["image"].get("names") or []}}
+        runs.append(run)
+    return {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0", "runs": runs}

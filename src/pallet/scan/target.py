@@ -109,3 +109,43 @@ def transport_image(store, text: str, ctx, options):
             close = getattr(tmp, "close", None)
             if close:
                 close()
+
+
+@contextlib.contextmanager
+def store_container(store, text: str):
+    """A container in the store (a working container or a run one): its tree, its own layer
+    on its image's, mounted read-only apart from the container's own mount."""
+    with store.container_readonly(text) as (c, path, chain):
+        layers = Layers(store, chain)
+        try:
+            rec = {"id": c["id"], "names": c.get("names") or [], "container": True, "image": c.get("image"),
+                   "top_layer": c["layer"]}
+            yield store, rec, path, layers
+        finally:
+            layers.close()
+
+
+def open_target(store, text: str, ctx, options, kind: str | None = None):
+    """A target's context manager: a transport reference, an image in the store, or (when no
+    image has that name, or ``kind`` is "container") a container in the store."""
+    from ..errors import NotFound
+    from ..images.refs import has_transport
+
+    if kind == "container":
+        return store_container(store, text)
+    if kind == "image":
+        return store_image(store, text)
+    if has_transport(text) and not text.startswith("containers-storage:"):
+        return transport_image(store, text, ctx, options)
+    name = text.removeprefix("containers-storage:")
+    if kind is None and name == text:
+        try:
+            store.image(name)
+        except NotFound:
+            try:
+                store.container(name)
+            except NotFound:
+                pass
+            else:
+                return store_container(store, name)
+    return store_image(store, name)

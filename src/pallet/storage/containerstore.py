@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from ..errors import NotFound, StoreError
@@ -92,6 +93,24 @@ class ContainerStore:
                 return path  # its count is saved already
             self._save_mounts(mounts)
             return m["path"]
+
+    @contextlib.contextmanager
+    def container_readonly(self, text: str):
+        """(container record, path, layer chain top first): the container's tree (its own layer
+        on its image's) mounted read-only (nodev, nosuid) in a staging directory of its own, for
+        a reader such as a scan; unmounted after, and by the next open of the store when the
+        process is killed. The container's own mount, if any, is left alone."""
+        with self.read() as st:
+            c = dict(self.lookup_container(st, text))
+            chain = [dict(r) for r in self.layer_chain(st, c["layer"])]
+        with self.staging() as stage:
+            path = os.path.join(stage, "rootfs")
+            os.mkdir(path, 0o755)
+            self.driver.mount(chain, path)
+            try:
+                yield c, path, chain
+            finally:
+                _mount.umount(path, detach=True)
 
     def _container_mount_path(self, c: dict) -> str:
         return os.path.join(self.driver.layer_dir(c["layer"]), "merged") if self.driver.name == "overlay" \
