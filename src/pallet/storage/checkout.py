@@ -82,6 +82,22 @@ class _Linker:
             os.close(sfd)
 
 
+def _copy_xattrs(src: str, dst: str) -> None:
+    """A made-fresh entry's extended attributes (not overlay's own: the opaque marker was applied)."""
+    try:
+        names = os.listxattr(src, follow_symlinks=False)
+    except OSError:
+        return
+    for k in names:
+        if k.startswith("trusted.overlay."):
+            continue
+        try:
+            os.setxattr(dst, k, os.getxattr(src, k, follow_symlinks=False), follow_symlinks=False)
+        except OSError as e:
+            if e.errno not in (errno.ENOTSUP, errno.EPERM):
+                raise
+
+
 def _copy_meta(src_st: os.stat_result, dst: str) -> None:
     os.chown(dst, src_st.st_uid, src_st.st_gid, follow_symlinks=False)
     if not stat.S_ISLNK(src_st.st_mode):
@@ -119,6 +135,7 @@ def _merge(src: str, dst: str, linker: _Linker, dirs: dict) -> None:
                 os.mkdir(d, 0o700)
             _merge(s, d, linker, dirs)
             dirs[d] = st  # the topmost layer's directory wins
+            _copy_xattrs(s, d)
             continue
         _remove(d)
         if stat.S_ISREG(st.st_mode):
@@ -126,9 +143,11 @@ def _merge(src: str, dst: str, linker: _Linker, dirs: dict) -> None:
         elif stat.S_ISLNK(st.st_mode):
             os.symlink(os.readlink(s), d)
             _copy_meta(st, d)
+            _copy_xattrs(s, d)
         elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISFIFO(st.st_mode):
             os.mknod(d, st.st_mode, st.st_rdev)
             _copy_meta(st, d)
+            _copy_xattrs(s, d)
         # sockets are not image content: skipped
 
 
