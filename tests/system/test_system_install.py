@@ -372,3 +372,74 @@ def test_sigkill_anywhere_leaves_the_old_state_or_the_new(env, host):
         env("install", "--system", "--name", name, "localhost/web:v1", host=host)
     env("uninstall", name, host=host)
     assert strip(tree(host)) == strip(empty)
+
+
+PODMAN_CONF = """[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+"""
+
+
+def _normalize(unit: str, exe: str, ident: str, cid: str, runroot: str, pidfile: str) -> list[str]:
+    out = []
+    for line in unit.splitlines()[3:]:  # the header: the generator's name and the date
+        line = line.replace(pidfile, "PIDFILE").replace(exe, "EXE").replace(runroot, "RUNROOT")
+        out.append(line.replace(cid, "ID").replace(ident, "NAME"))
+    return out
+
+
+def test_generate_systemd_prints_podmans_unit_and_it_runs_the_container(env, tmp_path, root_required):
+    name = f"gen{os.getpid()}"
+    cid = env("create", "--name", name, "--network", "none", "localhost/busybox:v1", "sleep", "1000").stdout.strip()
+    try:
+        p = env("generate", "systemd", "--name", "--restart-policy", "always", name)
+        unit = p.stdout
+        assert unit.startswith(f"# container-{name}.service\n")
+        pidfile = os.path.join(env.runroot, "pallet-containers", cid, "conmon.pid")
+        assert f"PIDFile={pidfile}\n" in unit and "Restart=always\n" in unit and "Type=forking\n" in unit
+        path = str(tmp_path / f"container-{name}.service")
+        with open(path, "w") as f:
+            f.write(unit)
+        if shutil.which("systemd-analyze"):
+            v = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
+            assert v.returncode == 0 and not v.stderr.strip(), v.stderr
+        exe = f"{PALLET} --root {env.store} --runroot {env.runroot}"
+        # podman 4.3's unit for the same kind of container, line for line
+        if shutil.which("podman"):
+            conf = str(tmp_path / "containers.conf")
+            with open(conf, "w") as f:
+                f.write(PODMAN_CONF)
+            proot, prun = str(tmp_path / "proot"), f"/run/pg-{os.getpid()}"
+            pm = ["podman", "--root", proot, "--runroot", prun, "--storage-driver", "vfs"]
+            penv = dict(os.environ, CONTAINERS_CONF=conf)
+            layout = os.path.join(env.work, "bb")
+            try:
+                pcid = subprocess.run(pm + ["create", "--name", name, f"oci:{layout}:v1", "sleep", "1000"],
+                                      capture_output=True, text=True, env=penv, check=True).stdout.split()[-1]
+                theirs = subprocess.run(pm + ["generate", "systemd", "--name", "--restart-policy", "always", name],
+                                        capture_output=True, text=True, env=penv, check=True).stdout
+                ppid = os.path.join(prun, "vfs-containers", pcid, "userdata", "conmon.pid")
+                assert _normalize(unit, exe, name, cid, env.runroot, pidfile) == \
+                    _normalize(theirs, "/usr/bin/podman", name, pcid, prun, ppid)
+            finally:
+                release_all(lambda: subprocess.run(pm + ["rm", "-a", "-f"], capture_output=True, env=penv),
+                            lambda: unmount_under(proot, prun), lambda: shutil.rmtree(prun, ignore_errors=True))
+        # its ExecStart/ExecStop, as systemd runs them: conmon's pid file names the running container
+        lines = dict(l.split("=", 1) for l in unit.replace("\\\n\t", "").splitlines() if l.startswith("Exec"))
+        subprocess.run(shlex.split(lines["ExecStart"]), check=True, capture_output=True)
+        conmon = int(wait_for(lambda: os.path.exists(pidfile) and open(pidfile).read().strip(), 30, "conmon.pid"))
+        os.kill(conmon, 0)
+        subprocess.run(shlex.split(lines["ExecStop"].replace("-t 10", "-t 1")), check=True, capture_output=True)
+        state = json.loads(env("container", "inspect", name).stdout)[0]["State"]["Status"]
+        assert state in ("exited", "stopped")
+        # bad input: one line, 125
+        for args, word in ((["--new", name], "not supported yet"), (["nosuch"], "nosuch"),
+                           (["--restart-policy", "sometimes", name], "sometimes")):
+            p = env("generate", "systemd", *args, check=False)
+            assert p.returncode == 125
+            one_error_line(p, word)
+    finally:
+        env("rm", "-f", name, check=False)

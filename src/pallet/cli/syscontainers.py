@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-VERBS = ("install", "uninstall", "containers")
+VERBS = ("install", "uninstall", "containers", "generate")
 
 
 def _paths_flags(p) -> None:
@@ -63,6 +63,62 @@ def register(sub, only: str | None = None) -> None:
         p.add_argument("--no-trunc", action="store_true")
         _paths_flags(p)
         p.set_defaults(func=cmd_list)
+    if only in (None, "generate"):
+        _generate(sub)
+
+
+def _generate(sub) -> None:
+    grp = sub.add_parser("generate", help="generate structured data: systemd units for containers")
+    grp.usage_exit = 125
+    gsub = grp.add_subparsers(dest="generate_verb", metavar="COMMAND", parser_class=type(grp))
+    p = gsub.add_parser("systemd", help="a systemd unit for a container made by run/create (podman's)")
+    p.usage_exit = 125
+    p.set_defaults(usage_exit=125, exit_map={"default": 125})
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("--name", "-n", action="store_true", help="use the container's name instead of its ID")
+    p.add_argument("--new", action="store_true", help="(not supported yet) create the container in the unit")
+    p.add_argument("--restart-policy", default="on-failure", metavar="POLICY",
+                   help="systemd's Restart= (default on-failure)")
+    p.add_argument("--stop-timeout", "-t", type=int, default=None, metavar="SECONDS",
+                   help="the stop timeout (default: the container's, 10)")
+    p.add_argument("--files", "-f", action="store_true", help="write the unit to ./container-NAME.service")
+    p.set_defaults(func=cmd_generate_systemd)
+
+
+def cmd_generate_systemd(args) -> int:
+    import os
+
+    from ..containers.container import META
+    from ..errors import Unsupported, UsageError
+    from ..system.generate import container_unit
+    from .common import global_store_args
+    from .containers import _containers
+
+    if args.new:
+        raise Unsupported("generate systemd --new is not supported yet: pallet run lacks --cidfile, --replace "
+                          "and --sdnotify, which its units need")
+    if args.stop_timeout is not None and args.stop_timeout < 0:
+        raise UsageError(f"--stop-timeout {args.stop_timeout}: must be 0 or more")
+    ctrs = _containers(args)
+    rec = ctrs.get(args.container)
+    meta = rec["metadata"][META]
+    name = meta.get("name") or (rec.get("names") or [rec["id"]])[0]
+    from ..system.unit import command_line
+
+    exe = command_line([os.path.join(os.path.dirname(sys.executable), "pallet"), *global_store_args(args)])
+    timeout = args.stop_timeout if args.stop_timeout is not None else int(meta.get("stop_timeout") or 10)
+    fname, text = container_unit(cid=rec["id"], name=name, exe=exe, runroot=ctrs.store.runroot,
+                                 pidfile=ctrs.conmon_pidfile(rec["id"]), use_name=args.name,
+                                 restart_policy=args.restart_policy, stop_timeout=timeout)
+    if args.files:
+        from .._fs import write_output
+
+        path = os.path.join(os.getcwd(), fname)
+        write_output(path, text.encode(), 0o644, "--files")
+        print(path)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _system(args, store: bool = True):
