@@ -75,3 +75,10 @@ def test_exec_lines_are_quoted_as_systemd_splits_them():
     cmds = unit.runtime_commands("/usr/bin/pallet-runtime", "/run/pallet/system", "web", "/var/lib/p/web.0")
     assert cmds["EXEC_START"] == "/usr/bin/pallet-runtime --root /run/pallet/system run --bundle /var/lib/p/web.0 web"
     assert cmds["EXEC_STOPPOST"].startswith("-/usr/bin/pallet-runtime")
+
+
+def test_stop_signal_is_the_images_or_term():
+    assert unit.stop_signal(None) == "TERM" and unit.stop_signal("SIGRTMIN+3") == "SIGRTMIN+3"
+    assert unit.runtime_commands("/r", "/s", "n", "/b", "SIGKILL")["EXEC_STOP"] == "/r --root /s kill n SIGKILL"
+    with pytest.raises(UsageError, match="StopSignal"):
+        unit.stop_signal("KILL; rm -rf /")

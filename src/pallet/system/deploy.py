@@ -7,7 +7,8 @@ Layout (docs/system.md)::
                                      NAME.service, tmpfiles.conf, info.json, backup/
     SYSTEM_DIR/NAME.1/               the previous (or next) deployment
     SYSTEM_DIR/.journal-NAME.json    a change in flight
-    SYSTEM_DIR/.lock                 every change holds it
+    HOST_ROOT/run/pallet/system.lock every change holds it (in /run: uninstalling the last
+                                     container leaves no file behind, the system dir included)
 
 Crash safety: a change writes its journal (``{"op", "from", "to", "created"}``) before it
 touches anything another process or systemd can see, and removes it last. Every verb first
@@ -52,7 +53,7 @@ class Paths:
     when it is ``/``). ``system_dir`` holds the deployments; ``runtime_root`` is the OCI
     runtime's state directory named in the units (a path on the running host)."""
 
-    __slots__ = ("host_root", "system_dir", "unit_dir", "tmpfiles_dir", "runtime_root", "dpkg_admindir")
+    __slots__ = ("host_root", "system_dir", "unit_dir", "tmpfiles_dir", "runtime_root", "dpkg_admindir", "lock")
 
     def __init__(self, host_root: str = "/", system_dir: str | None = None, *, unit_dir: str = "/etc/systemd/system",
                  tmpfiles_dir: str = "/etc/tmpfiles.d", runtime_root: str = "/run/pallet/system",
@@ -63,6 +64,7 @@ class Paths:
         self.tmpfiles_dir = hostfiles.check_host_path(tmpfiles_dir, "tmpfiles directory")
         self.runtime_root = runtime_root
         self.dpkg_admindir = dpkg_admindir
+        self.lock = os.path.join(self.host_root, "run/pallet/system.lock")
 
     def on_host(self, path: str) -> str:
         """``path`` as the running host sees it (the system dir below the host root loses the prefix)."""
@@ -93,10 +95,10 @@ class SystemContainers:
         import fcntl
 
         try:
-            os.makedirs(self.paths.system_dir, 0o755, exist_ok=True)
-            fd = os.open(os.path.join(self.paths.system_dir, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            os.makedirs(os.path.dirname(self.paths.lock), 0o755, exist_ok=True)
+            fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as e:
-            raise SystemContainerError(f"system containers' directory {self.paths.system_dir}: {e.strerror}") from None
+            raise SystemContainerError(f"system containers' lock {self.paths.lock}: {e.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._sweep_staging()
@@ -107,6 +109,8 @@ class SystemContainers:
     def _sweep_staging(self) -> None:
         from ..storage.records import rmtree
 
+        if not os.path.isdir(self.paths.system_dir):
+            return
         for n in os.listdir(self.paths.system_dir):
             if n.startswith(".staging-"):
                 rmtree(os.path.join(self.paths.system_dir, n))
@@ -252,7 +256,7 @@ class SystemContainers:
     # -- building a deployment ------------------------------------------------------------
 
     def _values(self, name: str, image_name: str, image_id: str, destdir: str, manifest: dict, sets: dict,
-                deps: list) -> dict:
+                deps: list, signal: str = "TERM") -> dict:
         for k in sets:
             if k in FORCED:
                 raise UsageError(f"--set {k}: pallet sets ${k} itself")
@@ -273,7 +277,7 @@ class SystemContainers:
             if k in FORCED:
                 continue
             values.setdefault(str(k), "" if v is None else str(v))
-        values.update(unit.runtime_commands(self.runtime, self.paths.runtime_root, name, destdir))
+        values.update(unit.runtime_commands(self.runtime, self.paths.runtime_root, name, destdir, signal))
         values.update(DESTDIR=destdir, NAME=name, HOST_UID=os.getuid(), HOST_GID=os.getgid(),
                       IMAGE_NAME=image_name, IMAGE_ID=image_id, DEPENDENCIES=unit.dependency_lines(deps))
         return values
@@ -305,7 +309,8 @@ class SystemContainers:
                 raise SystemContainerError(f"{image_text}: manifest.json noContainerService is not supported yet")
             deps = unit.dependencies(img_cfg.get("Labels"))
             destdir = self.paths.on_host(self._dir(deployment))
-            values = self._values(name, image_text, image["id"], destdir, manifest, sets, deps)
+            values = self._values(name, image_text, image["id"], destdir, manifest, sets, deps,
+                                  unit.stop_signal(img_cfg.get("StopSignal")))
 
             config = exports.config(values, img_cfg, name, root, rootfs)
             service = exports.text("service.template")
@@ -418,6 +423,7 @@ class SystemContainers:
             if self.host.state(unit_rec)[0] != "missing":
                 raise SystemContainerError(f"{unit_rec['path']} exists and was not installed by pallet: choose "
                                            "another --name")
+            os.makedirs(self.paths.system_dir, 0o755, exist_ok=True)
             staging, info = self._build(name, 0, image, sets or {}, rootfs, force, [], None)
             deployment = f"{name}.0"
             self._journal(name, {"op": "install", "from": None, "to": deployment, "created": True})
@@ -529,6 +535,8 @@ class SystemContainers:
             _step("journal")
             kept = self._uninstall_steps(name)
             self._journal(name, None)
+            with contextlib.suppress(OSError):  # the last one out: no directory left behind
+                os.rmdir(self.paths.system_dir)
         return {"name": name, "kept": kept}
 
     def _uninstall_steps(self, name: str) -> list:
@@ -541,6 +549,7 @@ class SystemContainers:
         files = info.get("host_files", []) if info else []
         if self.paths.systemd:
             systemd.run("disable", "--now", f"{name}.service", check=False)
+            systemd.run("reset-failed", f"{name}.service", check=False)  # nothing of it left in systemd
         if self.paths.host_root == "/" and systemd.have("systemd-tmpfiles") and \
                 any(r.get("role") == "tmpfiles" and self.host.is_ours(r) for r in files):
             systemd.tmpfiles("--remove", f"{self.paths.tmpfiles_dir}/pallet-{name}.conf")

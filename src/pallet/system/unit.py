@@ -100,15 +100,26 @@ def command_line(argv: list[str]) -> str:
     return " ".join(quote(a) for a in argv)
 
 
-def runtime_commands(runtime: str, runtime_root: str, name: str, bundle: str) -> dict:
+def stop_signal(value) -> str:
+    """The image's ``StopSignal`` (``SIGQUIT``, ``QUIT``, ``3``, ``SIGRTMIN+3``) for the
+    runtime's ``kill``; SIGTERM when the image sets none."""
+    if value in (None, ""):
+        return "TERM"
+    text = str(value)
+    if not text.isascii() or not text or not all(c.isalnum() or c in "+-" for c in text):
+        raise UsageError(f"image config: StopSignal {value!r} is not a signal")
+    return text
+
+
+def runtime_commands(runtime: str, runtime_root: str, name: str, bundle: str, signal: str = "TERM") -> dict:
     """``EXEC_START``/``EXEC_STOP``/``EXEC_STARTPRE``/``EXEC_STOPPOST`` for the runtime: ``run``
-    in the foreground (the service's main process), ``kill`` (SIGTERM) to stop, and a forced
+    in the foreground (the service's main process), ``kill`` (the image's stop signal) to stop, and a forced
     ``delete`` after it stopped, so a container SIGKILLed with its runtime cannot block the
     next start. Prefixed ``-`` where failure must not fail the unit."""
     base = [runtime, "--root", runtime_root]
     return {
         "EXEC_START": command_line(base + ["run", "--bundle", bundle, name]),
-        "EXEC_STOP": command_line(base + ["kill", name, "TERM"]),
+        "EXEC_STOP": command_line(base + ["kill", name, signal]),
         "EXEC_STARTPRE": "",
         "EXEC_STOPPOST": "-" + command_line(base + ["delete", "--force", name]),
     }
