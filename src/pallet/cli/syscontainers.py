@@ -91,15 +91,16 @@ def cmd_generate_systemd(args) -> int:
     from ..containers.container import META
     from ..errors import Unsupported, UsageError
     from ..system.generate import container_unit
+    from ..containers.container import Containers
     from .common import global_store_args
-    from .containers import _containers
+    from .store import open_store
 
     if args.new:
         raise Unsupported("generate systemd --new is not supported yet: pallet run lacks --cidfile, --replace "
                           "and --sdnotify, which its units need")
     if args.stop_timeout is not None and args.stop_timeout < 0:
         raise UsageError(f"--stop-timeout {args.stop_timeout}: must be 0 or more")
-    ctrs = _containers(args)
+    ctrs = Containers(open_store(args), global_store_args(args))
     rec = ctrs.get(args.container)
     meta = rec["metadata"][META]
     name = meta.get("name") or (rec.get("names") or [rec["id"]])[0]
