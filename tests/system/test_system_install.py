@@ -235,6 +235,9 @@ def test_update_rollback_uninstall_switch_content_and_leave_nothing(env, host):
     assert "not restarted: systemd is not PID 1 here" in p.stderr
     assert open(index).read() == "two\n"
     assert os.readlink(os.path.join(sysdir(host), name)) == f"{name}.1"
+    table = env("containers", "list", "--all", host=host).stdout.splitlines()
+    assert table[0].split() == ["NAME", "IMAGE", "IMAGE", "ID", "DEPLOYMENT", "CREATED", "STATE"]
+    assert table[2].split()[:4] == [name, "localhost/web:v2", table[2].split()[2], "1"] and "*" in table[2]
     rows = json.loads(env("containers", "list", "--all", "--format", "json", host=host).stdout)
     assert sorted((r["deployment"], r["current"], r["image"]) for r in rows) == [
         (0, False, "localhost/web:v1"), (1, True, "localhost/web:v2")]
@@ -328,6 +331,21 @@ def test_atomic_exports_layout_installs_unchanged(env, host):
         assert v.returncode == 0 and not v.stderr.strip(), v.stderr
     env("uninstall", "app", host=host)
     assert not os.path.exists(os.path.join(host, "etc/app")) and not os.path.exists(os.path.join(host, "usr"))
+    # --rootfs: an exploded tree of the host runs instead of a checkout (its /exports read there)
+    tree_dir = os.path.join(os.path.dirname(host), "exploded")
+    env("install", "--system", "--name", "app", "localhost/atomic:v1", host=host)
+    subprocess.run(["cp", "-a", os.path.join(sysdir(host), "app.0", "rootfs"), tree_dir], check=True)
+    env("uninstall", "app", host=host)
+    env("install", "--system", "--name", "app2", "--rootfs", tree_dir, "--set", "PORT=1", "localhost/atomic:v1",
+        host=host)
+    dep = os.path.join(sysdir(host), "app2.0")
+    assert json.load(open(os.path.join(dep, "config.json")))["root"] == {"path": tree_dir, "readonly": True}
+    assert not os.path.exists(os.path.join(dep, "rootfs"))
+    assert os.path.isfile(os.path.join(host, "usr/local/bin/app2ctl"))
+    env("uninstall", "app2", host=host)
+    assert os.path.isdir(tree_dir)  # the user's tree is theirs
+    one_error_line(env("install", "--system", "--name", "app3", "--rootfs", tree_dir + "-no", "localhost/atomic:v1",
+                       host=host, check=False), "--rootfs")
 
 
 #: where a change is cut short: after its journal, after its deployment is renamed in place,
@@ -369,6 +387,13 @@ def test_sigkill_anywhere_leaves_the_old_state_or_the_new(env, host):
         killed("uninstall", name, step=step)
         assert strip(tree(host)) == strip(empty), step
         env("install", "--system", "--name", name, "localhost/web:v1", host=host)
+    # SIGTERM (or Ctrl-C) in the middle: the command undoes its change itself before it exits
+    installed = tree(host)
+    p = env("containers", "update", name, "--rebase", "localhost/web:v1", host=host, check=False,
+            env={"PALLET_SYSTEM_KILL_AT": "link:TERM"})
+    assert p.returncode == 128 + 15, p.stderr
+    assert not os.path.exists(os.path.join(sysdir(host), f".journal-{name}.json"))
+    assert tree(host) == installed
     env("uninstall", name, host=host)
     assert strip(tree(host)) == strip(empty)
 

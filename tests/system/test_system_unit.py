@@ -31,7 +31,7 @@ def test_variables_in_order():
     assert template.variables("$B ${A} $B $$C") == ["B", "A"]
 
 
-@pytest.mark.parametrize("item", ["NOEQ", "=v", "1A=v", "A-B=v", "Ä=v"])
+@pytest.mark.parametrize("item", ["NOEQ", "=v", "1A=v", "A-B=v", "Ä=v", "A=x\nExecStartPre=/bin/evil", "A=\0"])
 def test_bad_sets_are_refused(item):
     with pytest.raises(UsageError, match="--set"):
         template.parse_sets([item])

@@ -36,11 +36,13 @@ FORCED = ("DESTDIR", "NAME", "EXEC_START", "EXEC_STOP", "EXEC_STARTPRE", "EXEC_S
 
 def _step(name: str) -> None:
     """A point where a change may be cut short: ``PALLET_SYSTEM_KILL_AT=NAME`` makes the process
-    SIGKILL itself there (the crash-safety tests' way to stop an install at each step)."""
-    if os.environ.get("PALLET_SYSTEM_KILL_AT") == name:
+    SIGKILL itself there (the crash-safety tests' way to stop an install at each step);
+    ``NAME:TERM`` sends SIGTERM instead (which the command line turns into an exit that unwinds)."""
+    want, _, sig = (os.environ.get("PALLET_SYSTEM_KILL_AT") or "").partition(":")
+    if want == name:
         import signal
 
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGTERM if sig == "TERM" else signal.SIGKILL)
 
 
 class SystemContainerError(PalletError):

@@ -49,5 +49,7 @@ def parse_sets(items) -> dict:
         if not eq or not key or not (key[0].isalpha() or key[0] == "_") or \
                 not all(c.isalnum() or c == "_" for c in key) or not key.isascii():
             raise UsageError(f"--set {item!r}: want NAME=VALUE, NAME made of letters, digits and _")
+        if "\n" in value or "\r" in value or "\0" in value:  # a value must not add a line to a unit
+            raise UsageError(f"--set {key}: the value contains a line break or NUL")
         out[key] = value
     return out
