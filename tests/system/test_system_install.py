@@ -20,7 +20,8 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port, need, release_all, unmount_under, wait_for
+from buildtools import CONTAINERS_CONF
+from conftest import free_port, release_all, unmount_under, wait_for
 
 PALLET = os.path.join(os.path.dirname(sys.executable), "pallet")
 RUNTIME = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
@@ -398,15 +399,6 @@ def test_sigkill_anywhere_leaves_the_old_state_or_the_new(env, host):
     assert strip(tree(host)) == strip(empty)
 
 
-PODMAN_CONF = """[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "runc"
-"""
-
-
 def _normalize(unit: str, exe: str, ident: str, cid: str, runroot: str, pidfile: str) -> list[str]:
     out = []
     for line in unit.splitlines()[3:]:  # the header: the generator's name and the date
@@ -435,7 +427,7 @@ def test_generate_systemd_prints_podmans_unit_and_it_runs_the_container(env, tmp
         if shutil.which("podman"):
             conf = str(tmp_path / "containers.conf")
             with open(conf, "w") as f:
-                f.write(PODMAN_CONF)
+                f.write(CONTAINERS_CONF)
             proot, prun = str(tmp_path / "proot"), f"/run/pg-{os.getpid()}"
             pm = ["podman", "--root", proot, "--runroot", prun, "--storage-driver", "vfs"]
             penv = dict(os.environ, CONTAINERS_CONF=conf)

@@ -201,19 +201,20 @@ def cmd_update(args) -> int:
     if args.rebase:
         _pull_missing(args, sc, args.rebase)
     res = sc.update(args.name, sets, rebase=args.rebase)
-    for path in res["kept"]:
-        print(f"kept {path}: changed since it was installed", file=sys.stderr)
-    print(f"Updated {args.name} to deployment {res['deployment']} ({res['image']}); previous: {res['previous']}")
-    if not res["restarted"]:
-        print(f"{args.name}.service was not restarted: systemd is not PID 1 here", file=sys.stderr)
-    return 0
+    return _switched(args, res, f"Updated {args.name} to deployment {res['deployment']} ({res['image']}); "
+                                f"previous: {res['previous']}")
 
 
 def cmd_rollback(args) -> int:
     res = _system(args, store=False).rollback(args.name)
+    return _switched(args, res, f"Rolled {args.name} back to deployment {res['deployment']} ({res['image']})")
+
+
+def _switched(args, res: dict, line: str) -> int:
+    """What update and rollback say: the kept files, the switch, a restart that did not happen."""
     for path in res["kept"]:
         print(f"kept {path}: changed since it was installed", file=sys.stderr)
-    print(f"Rolled {args.name} back to deployment {res['deployment']} ({res['image']})")
+    print(line)
     if not res["restarted"]:
         print(f"{args.name}.service was not restarted: systemd is not PID 1 here", file=sys.stderr)
     return 0

@@ -31,6 +31,18 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _sha256_at(dfd: int, name: str) -> str:
+    """The sha256 of the regular file ``name`` in the directory ``dfd`` (never through a symlink)."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+    h = hashlib.sha256()
+    try:
+        while b := os.read(fd, 1 << 20):
+            h.update(b)
+    finally:
+        os.close(fd)
+    return h.hexdigest()
+
+
 def _parts(path: str) -> list[str]:
     return [p for p in path.split("/") if p and p != "."]
 
@@ -79,14 +91,7 @@ def _walk(dfd: int, rel: str, out: list, renames: dict) -> None:
             finally:
                 os.close(fd)
         elif stat.S_ISREG(st.st_mode):
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-            h = hashlib.sha256()
-            try:
-                while b := os.read(fd, 1 << 20):
-                    h.update(b)
-            finally:
-                os.close(fd)
-            out.append({"path": host, "kind": "file", "role": "hostfs", "sha256": h.hexdigest(),
+            out.append({"path": host, "kind": "file", "role": "hostfs", "sha256": _sha256_at(dfd, name),
                         "mode": stat.S_IMODE(st.st_mode), "source": "/exports/hostfs" + src})
         elif stat.S_ISLNK(st.st_mode):
             out.append({"path": host, "kind": "symlink", "role": "hostfs",
@@ -154,14 +159,7 @@ class Host:
                 return "dir", None
             if not stat.S_ISREG(st.st_mode):
                 return "other", None
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=pfd)
-            h = hashlib.sha256()
-            try:
-                while b := os.read(fd, 1 << 20):
-                    h.update(b)
-            finally:
-                os.close(fd)
-            return "file", h.hexdigest()
+            return "file", _sha256_at(pfd, name)
         finally:
             os.close(pfd)
 
