@@ -395,6 +395,24 @@ def test_sigkill_anywhere_leaves_the_old_state_or_the_new(env, host):
     assert p.returncode == 128 + 15, p.stderr
     assert not os.path.exists(os.path.join(sysdir(host), f".journal-{name}.json"))
     assert tree(host) == installed
+    # a journal pallet did not write is not acted on: one line naming it
+    journal = os.path.join(sysdir(host), f".journal-{name}.json")
+    for text in ('["x"]', '{"op": "install", "to": "../../etc"}', "{no json"):
+        with open(journal, "w") as f:
+            f.write(text)
+        one_error_line(env("containers", "list", host=host, check=False), journal, "remove it by hand")
+    os.unlink(journal)
+    # nor is a deployment record that names files pallet would not have written
+    info_path = os.path.join(sysdir(host), f"{name}.0", "info.json")
+    good = open(info_path).read()
+    doc = json.loads(good)
+    doc["host_files"].append({"path": "/etc/../etc/passwd", "kind": "file", "role": "hostfs",
+                              "source": "/exports/hostfs/x", "sha256": "0"})
+    with open(info_path, "w") as f:
+        json.dump(doc, f)
+    one_error_line(env("uninstall", name, host=host, check=False), info_path, "damaged")
+    with open(info_path, "w") as f:
+        f.write(good)
     env("uninstall", name, host=host)
     assert strip(tree(host)) == strip(empty)
 

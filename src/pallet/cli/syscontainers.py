@@ -48,6 +48,9 @@ def register(sub, only: str | None = None) -> None:
         p.add_argument("name", metavar="NAME")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
         p.add_argument("--rebase", metavar="IMAGE", help="update to another image")
+        p.add_argument("--force", action="store_true",
+                       help="overwrite host files the new image adds that exist (the originals are put back at "
+                            "uninstall)")
         _paths_flags(p)
         from . import common
 
@@ -200,7 +203,7 @@ def cmd_update(args) -> int:
     sc = _system(args)
     if args.rebase:
         _pull_missing(args, sc, args.rebase)
-    res = sc.update(args.name, sets, rebase=args.rebase)
+    res = sc.update(args.name, sets, rebase=args.rebase, force=args.force)
     return _switched(args, res, f"Updated {args.name} to deployment {res['deployment']} ({res['image']}); "
                                 f"previous: {res['previous']}")
 

@@ -132,9 +132,12 @@ class SystemContainers:
         return target
 
     def _info(self, deployment: str) -> dict:
-        doc = _fs.read_json_file(os.path.join(self._dir(deployment), "info.json"), 16 << 20, "deployment info")
-        if not isinstance(doc, dict):
-            raise SystemContainerError(f"{deployment}: info.json is not an object")
+        """A deployment's info.json, its host file records checked (they name what is removed)."""
+        path = os.path.join(self._dir(deployment), "info.json")
+        doc = _fs.read_json_file(path, 16 << 20, "deployment info")
+        files = doc.get("host_files") if isinstance(doc, dict) else None
+        if not isinstance(files, list) or not all(_record_ok(r, deployment) for r in files):
+            raise SystemContainerError(f"{path} is damaged: not what pallet wrote")
         return doc
 
     def _set_link(self, name: str, deployment: str | None) -> None:
@@ -211,10 +214,13 @@ class SystemContainers:
         was done (``"rolled back install"``...) or None."""
         try:
             j = _fs.read_json_file(self._journal_path(name), 1 << 20, "journal")
-        except (FileNotFoundError, PalletError):
-            if os.path.exists(self._journal_path(name)):  # unreadable: written half by a crash
-                os.unlink(self._journal_path(name))
+        except FileNotFoundError:
             return None
+        except (OSError, PalletError):  # written whole or not at all (temp + rename): not ours
+            j = None
+        ours = (None, f"{name}.0", f"{name}.1")
+        if not isinstance(j, dict) or j.get("from") not in ours or j.get("to") not in ours:
+            raise SystemContainerError(f"{self._journal_path(name)} is not a journal pallet wrote: remove it by hand")
         op, frm, to = j.get("op"), j.get("from"), j.get("to")
         if op == "uninstall":
             self._uninstall_steps(name)
@@ -223,6 +229,7 @@ class SystemContainers:
             frm_info = self._try_info(frm) if frm else None
             if self.paths.systemd and op == "install":
                 systemd.run("disable", "--now", f"{name}.service", check=False)
+                systemd.run("reset-failed", f"{name}.service", check=False)
             old = to_info.get("host_files", []) if to_info else []
             new = frm_info.get("host_files", []) if frm_info else []
             hostfiles_switch(self.host, old, new, self._reader(frm, frm_info) if frm_info else None,
@@ -238,9 +245,10 @@ class SystemContainers:
         return f"{op} of {name} was interrupted: " + ("finished" if op == "uninstall" else "undone")
 
     def _try_info(self, deployment: str) -> dict | None:
+        """The info of a deployment that may be gone (None); a damaged one is an error."""
         try:
             return self._info(deployment)
-        except (FileNotFoundError, NotADirectoryError, PalletError):
+        except (FileNotFoundError, NotADirectoryError):
             return None
 
     def _backup_reader(self, deployment: str | None):
@@ -467,7 +475,7 @@ class SystemContainers:
             raise SystemContainerError(f"{svc} did not start ({e}); the install was undone") from None
         return "started"
 
-    def update(self, name: str, sets: dict | None = None, rebase: str | None = None) -> dict:
+    def update(self, name: str, sets: dict | None = None, rebase: str | None = None, force: bool = False) -> dict:
         with self._locked():
             self.recover(name)
             cur = self.current(name)
@@ -478,7 +486,7 @@ class SystemContainers:
             values = dict(info.get("set") or {})
             values.update(sets or {})
             image = rebase or info["image"]
-            staging, new_info = self._build(name, number, image, values, info.get("rootfs"), False,
+            staging, new_info = self._build(name, number, image, values, info.get("rootfs"), force,
                                             info.get("host_files", []), cur)
             new = f"{name}.{number}"
             self._journal(name, {"op": "update", "from": cur, "to": new, "created": True})
@@ -594,6 +602,25 @@ class SystemContainers:
                             "deployment": int(d.rpartition(".")[2]), "current": d == cur,
                             "path": self._dir(d), "created": info.get("created"), "state": state})
         return out
+
+
+def _record_ok(r, deployment: str) -> bool:
+    if not isinstance(r, dict) or r.get("kind") not in ("file", "dir", "symlink"):
+        return False
+    try:
+        if hostfiles.check_host_path(r.get("path"), "record") != r["path"]:
+            return False
+    except UsageError:
+        return False
+    if r["kind"] == "dir":
+        return True
+    if r.get("role") == "hostfs":
+        ok = r["kind"] == "symlink" or str(r.get("source", "")).startswith("/exports/hostfs/")
+    else:
+        ok = r.get("role") in ("unit", "tmpfiles") and r.get("source") in (
+            f"{deployment.rpartition('.')[0]}.service", "tmpfiles.conf")
+    return ok and (r["kind"] != "file" or isinstance(r.get("sha256"), str)) and \
+        (r["kind"] != "symlink" or isinstance(r.get("target"), str))
 
 
 def hostfiles_switch(host: hostfiles.Host, old: list, new: list, read_new, *, old_backup) -> list[str]:
