@@ -541,7 +541,10 @@ class SystemContainers:
             self.recover(name)
             if self.current(name) is None and not any(os.path.lexists(self._dir(f"{name}.{n}")) for n in (0, 1)):
                 raise NotFound(f"{name} is not installed as a system container")
-            self._journal(name, {"op": "uninstall", "from": self.current(name), "to": None})
+            cur = self.current(name)
+            if cur:
+                self._try_info(cur)  # a damaged record is refused before anything changes
+            self._journal(name, {"op": "uninstall", "from": cur, "to": None})
             _step("journal")
             kept = self._uninstall_steps(name)
             self._journal(name, None)
