@@ -65,3 +65,38 @@ def test_checkout_is_the_mounted_image_made_of_links(tmp_path, driver, root_requ
     with pytest.raises(Exception):
         checkout_image(store, "localhost/none:v1", str(tmp_path / "co2"))
     assert not os.path.exists(str(tmp_path / "co2"))
+
+
+def test_checkout_across_filesystems_copies_and_says_so(tmp_path, root_required):
+    """On another filesystem than the store no link can be made: a reflink where the filesystem
+    has them, else a copy (tmpfs: a copy), with the same tree."""
+    import tempfile
+
+    from pallet.storage.checkout import checkout_image
+    from pallet.storage.options import resolve
+    from pallet.storage.store import Store
+    from conftest import run_pallet
+
+    other = tempfile.mkdtemp(dir="/dev/shm")
+    try:
+        if os.stat(other).st_dev == os.stat(str(tmp_path)).st_dev:
+            pytest.fail("/dev/shm is on the tests' filesystem: no second filesystem to check out to")
+        layout = str(tmp_path / "layout")
+        images.make_layout(layout, "v1", LAYERS)
+        root = str(tmp_path / "store")
+        run_pallet("--root", root, "--runroot", str(tmp_path / "run"), "--storage-driver", "vfs",
+                   "copy", f"oci:{layout}:v1", "local:localhost/img:v1")
+        store = Store(resolve(root, str(tmp_path / "run"), "vfs"))
+        near, far = str(tmp_path / "co"), os.path.join(other, "co")
+        assert checkout_image(store, "localhost/img:v1", near)["mode"] == "hardlink"
+        res = checkout_image(store, "localhost/img:v1", far)
+        assert res["mode"] == "copy"
+        a, b = snapshot(near), snapshot(far)
+        a.pop(None), b.pop(None)
+        assert a == b
+        assert os.stat(os.path.join(far, "big.bin")).st_nlink == 1
+    finally:
+        import shutil
+
+        shutil.rmtree(other, ignore_errors=True)
+        unmount_under(str(tmp_path))

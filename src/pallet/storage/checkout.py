@@ -71,8 +71,7 @@ class _Linker:
                     except OSError:
                         self.mode = "copy"
                 if self.mode == "copy":
-                    while os.copy_file_range(sfd, dfd, 1 << 30):
-                        pass
+                    _copy_data(sfd, dfd)
                 os.fchown(dfd, st.st_uid, st.st_gid)
                 os.fchmod(dfd, stat.S_IMODE(st.st_mode))
                 os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
@@ -96,6 +95,25 @@ def _copy_xattrs(src: str, dst: str) -> None:
         except OSError as e:
             if e.errno not in (errno.ENOTSUP, errno.EPERM):
                 raise
+
+
+def _copy_data(sfd: int, dfd: int) -> None:
+    """The bytes of one file into another: copy_file_range (in-kernel), or read/write where the
+    kernel will not across these filesystems (EXDEV since Linux 5.19)."""
+    try:
+        while os.copy_file_range(sfd, dfd, 1 << 30):
+            pass
+        return
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise
+    os.lseek(sfd, 0, os.SEEK_SET)
+    os.lseek(dfd, 0, os.SEEK_SET)
+    os.ftruncate(dfd, 0)
+    while b := os.read(sfd, 1 << 20):
+        view = memoryview(b)
+        while view:
+            view = view[os.write(dfd, view):]
 
 
 def _copy_meta(src_st: os.stat_result, dst: str) -> None:
