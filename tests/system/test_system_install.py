@@ -279,6 +279,8 @@ def test_bad_input_is_one_line_and_installs_nothing(env, host):
         (["--name", "x.1", "localhost/web:v1"], ["x.1"]),
         (["--name", "pkg", "localhost/web:v1"], ["/etc/pallet-test-web/web.conf", "base-files", "--force"]),
         (["--name", "a", "--set", "NAME=x", "localhost/web:v1"], ["--set NAME"]),
+        (["--name", "own", "--set", "CONF_DIRECTORY=/var/lib/pallet/system", "localhost/atomic:v1"],
+         ["/var/lib/pallet/system/own/app.conf", "pallet's own"]),
         (["--name", "b", "localhost/nosuch:v1", "--tls-verify=false"], ["nosuch"]),
     ]
     for args, words in cases:

@@ -372,6 +372,11 @@ class SystemContainers:
         always one a Debian package ships (also with ``force``, which only overwrites after
         saving the original in ``backup/``, put back at removal)."""
         ours = {r["path"]: r for r in old_files}
+        mine = self.paths.on_host(self.paths.system_dir)
+        for r in files:  # never into pallet's own state
+            if (r["path"] + "/").startswith((mine + "/", "/run/pallet/")):
+                raise hostfiles.HostFileConflict(f"{r['path']}: the image may not install files into pallet's "
+                                                 f"own directories ({mine}, /run/pallet)")
         seen = set()
         new_paths = []
         for r in files:
