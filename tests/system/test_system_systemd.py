@@ -167,3 +167,18 @@ def test_install_restart_update_rollback_uninstall_under_systemd(booted, root_re
     x(PALLET, "uninstall", "web")
     assert x("sh", "-c", f"find {LISTED} -xdev 2>/dev/null | sort").stdout == before
     assert x("systemctl", "list-units", "--all", "--no-legend", "web.service").stdout.strip() == ""
+
+    # --no-start: enabled, not started
+    x(PALLET, "install", "--system", "--no-start", "--name", "idle", "localhost/web:v1")
+    assert x("systemctl", "is-enabled", "idle.service").stdout.strip() == "enabled"
+    assert x("systemctl", "is-active", "idle.service", check=False).stdout.strip() == "inactive"
+    x(PALLET, "uninstall", "idle")
+
+    # killed once systemd started the unit: the next command stops, disables and removes it all
+    p = x("env", "PALLET_SYSTEM_KILL_AT=systemd", PALLET, "install", "--system", "--name", "web", "localhost/web:v1",
+          check=False)
+    assert p.returncode == 128 + 9 or p.returncode == -9, p
+    assert x("systemctl", "is-active", "web.service", check=False).stdout.strip() == "active"
+    x(PALLET, "containers", "list")
+    assert x("systemctl", "list-units", "--all", "--no-legend", "web.service").stdout.strip() == ""
+    assert x("sh", "-c", f"find {LISTED} -xdev 2>/dev/null | sort").stdout == before
