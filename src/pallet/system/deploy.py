@@ -242,6 +242,9 @@ class SystemContainers:
                 if frm:
                     systemd.run("try-restart", f"{name}.service", check=False)
         self._journal(name, None)
+        if op in ("install", "uninstall"):
+            with contextlib.suppress(OSError):  # the last one out: no directory left behind
+                os.rmdir(self.paths.system_dir)
         return f"{op} of {name} was interrupted: " + ("finished" if op == "uninstall" else "undone")
 
     def _try_info(self, deployment: str) -> dict | None:
@@ -589,6 +592,8 @@ class SystemContainers:
             for n in os.listdir(self.paths.system_dir):
                 if n.startswith(".journal-") and n.endswith(".json"):
                     self.recover(n[len(".journal-"):-len(".json")])
+            if not os.path.isdir(self.paths.system_dir):  # an install undone was the only one
+                return out
             names = sorted(os.listdir(self.paths.system_dir))
         for n in names:
             if n.startswith(".") or not os.path.islink(self._dir(n)):
