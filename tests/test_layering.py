@@ -56,7 +56,7 @@ MAY_IMPORT = {
     "pallet.builder": _FEATURE_DEPS,
     "pallet.containers": _FEATURE_DEPS,  # (planned)
     "pallet.scan": _FEATURE_DEPS + ("pallet.containers",),  # scanner images run as containers
-    "pallet.system": _FEATURE_DEPS,  # (planned)
+    "pallet.system": _FEATURE_DEPS,
     "pallet.api": _FEATURE_DEPS + _FEATURES,
     "pallet.cri": _FEATURE_DEPS + _FEATURES + ("pallet.api",),  # (planned)
     "pallet.cli": _FEATURE_DEPS + _FEATURES + ("pallet.api",),

@@ -145,6 +145,10 @@ class Containers:
     def _userdata(self, cid: str) -> str:
         return os.path.join(self.data, cid, "userdata")
 
+    def conmon_pidfile(self, cid: str) -> str:
+        """Where conmon writes its pid (a unit's PIDFile: ``generate systemd``)."""
+        return os.path.join(self._rundir(cid), "conmon.pid")
+
     def log_path(self, cid: str) -> str:
         return os.path.join(self._userdata(cid), "ctr.log")
 
