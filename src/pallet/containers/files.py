@@ -1,0 +1,380 @@
+"""A container's files: podman's ``cp``, ``diff`` and ``export``.
+
+Every path inside a container is resolved by file descriptor in its mounted root filesystem
+(:mod:`pallet._rootfs`): symlinks are followed as the container would see them and never lead
+out of it, so a container whose ``/etc`` is a symlink to the host's ``/etc`` makes ``cp`` read
+and write its own ``/etc``, never the host's. What is copied travels as a tar stream (as in
+podman, through buildah's copier): written by :func:`pallet.layer.create.tar_entry` from an
+open directory, extracted by :func:`pallet.layer.apply.apply_layer` (plain archive, no
+whiteouts) into an open directory, never writing through a symlink.
+
+podman's rules (``cp SRC DEST``, one side ``CONTAINER:PATH``):
+
+- the destination exists and is a directory: SRC goes into it under its own name;
+  ``SRC/.`` (a directory) copies its content instead;
+- the destination exists and is a file: a file SRC replaces it; a directory SRC is an error;
+- the destination does not exist: SRC (file or directory) is created under that name, its
+  parent must exist; a destination ending with ``/`` must exist;
+- ``-`` as SRC: a tar archive (plain, gzip or zstd) on stdin extracted into the destination
+  directory; ``-`` as DEST: a tar archive of SRC on stdout;
+- into a container, with ``--archive`` (the default) what is copied is owned by the container's
+  user (its primary uid and gid); out of it, by the user running pallet; device nodes are not
+  copied out.
+- a relative path inside the container is relative to its working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat as _stat
+
+from .. import _rootfs
+from ..errors import ContainerError, LayerError, UsageError
+
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+class Rootfs:
+    """A container's root filesystem mounted (counted: a running container's stays mounted) and
+    open as a directory fd; ``close()`` lets go of both."""
+
+    def __init__(self, ctrs, text: str):
+        self.ctrs = ctrs
+        self.rec = ctrs.get(text)
+        self.id = self.rec["id"]
+        self.meta = self.rec["metadata"]["pallet"]
+        self.path = ctrs.store.mount_container(self.id)
+        try:
+            self.fd = os.open(self.path, _O_DIR)
+            self.real = os.readlink(_rootfs.fd_path(self.fd))
+        except BaseException:
+            ctrs.store.umount_container(self.id)
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+            self.ctrs.store.umount_container(self.id)
+
+    @property
+    def name(self) -> str:
+        return self.meta["name"]
+
+    def absolute(self, path: str) -> str:
+        """A container path as an absolute one (relative: from the working directory)."""
+        if path.startswith("/"):
+            return path
+        try:
+            wd = (self.ctrs.spec(self.id).get("process") or {}).get("cwd") or "/"
+        except ContainerError:
+            wd = "/"
+        return posixpath.join(wd, path)
+
+    def inside(self, fd: int) -> str:
+        """The container path of an fd opened inside the root."""
+        real = os.readlink(_rootfs.fd_path(fd))
+        if real == self.real:
+            return "/"
+        if not real.startswith(self.real.rstrip("/") + "/"):  # cannot happen: resolved in the root
+            raise ContainerError(f"container {self.name}: a path resolved outside its root filesystem")
+        return real[len(self.real.rstrip("/")):]
+
+    def stat(self, path: str):
+        """``(container path with symlinks resolved, stat)`` of ``path``, or None when missing."""
+        try:
+            fd = _rootfs.open_in_root(self.fd, self.absolute(path))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as e:
+            raise ContainerError(f"{path!r} in container {self.name}: {e.strerror}") from None
+        try:
+            return self.inside(fd), os.fstat(fd)
+        finally:
+            os.close(fd)
+
+    def open_dir(self, path: str) -> int:
+        return _rootfs.open_in_root(self.fd, path, _O_DIR)
+
+    def user(self) -> tuple[int, int]:
+        """The container's primary uid and gid (its ``--user``, else the image's, by its passwd)."""
+        try:
+            spec = self.ctrs.spec(self.id).get("_user") or "0"
+        except ContainerError:
+            spec = "0"
+        uid, gid, _ = self.ctrs._resolve_user(self.path, spec)
+        return uid, gid
+
+
+def split_arg(text: str) -> tuple[str | None, str]:
+    """podman's ``[CONTAINER:]PATH``: a path starting with ``.`` or ``/`` names no container."""
+    if text and text[0] not in "./" and ":" in text:
+        c, _, p = text.partition(":")
+        return c, p
+    return None, text
+
+
+def _top_name(src: str, real: str, is_dir: bool) -> str:
+    """The name a source has at the top of the archive: "" for ``DIR/.`` (its content)."""
+    if is_dir and (src == "." or src.endswith("/.")):
+        return ""
+    return posixpath.basename(real.rstrip("/")) or "/"
+
+
+class _Dest:
+    """Where an archive is extracted: an open directory and the name its top entry gets
+    (None: the archive's own names)."""
+
+    def __init__(self, dir_path: str, rename: str | None, is_dir: bool, exists: bool):
+        self.dir_path, self.rename, self.is_dir, self.exists = dir_path, rename, is_dir, exists
+
+
+def _plan(dest_given: str, dest_stat, src_is_dir: bool | None, where: str, parent_exists) -> _Dest:
+    """podman's destination rules; ``dest_stat``: ``(resolved path, stat)`` or None when missing;
+    ``src_is_dir`` None: a tar from stdin."""
+    if dest_stat is None:
+        if dest_given.endswith("/"):
+            raise UsageError(f"\"{dest_given}\" could not be found {where}: no such file or directory")
+        if src_is_dir is None:
+            raise UsageError("destination must be a directory when copying from stdin")
+        parent = posixpath.dirname(dest_given.rstrip("/")) or ("/" if dest_given.startswith("/") else ".")
+        if not parent_exists(parent):
+            raise UsageError(f"\"{dest_given}\" could not be found {where}: no such file or directory")
+        return _Dest(parent, posixpath.basename(dest_given.rstrip("/")), False, False)
+    real, st = dest_stat
+    if _stat.S_ISDIR(st.st_mode):
+        return _Dest(real, None, True, True)
+    if src_is_dir is None:
+        raise UsageError("destination must be a directory when copying from stdin")
+    if src_is_dir:
+        raise UsageError("destination must be a directory when copying a directory")
+    if not _stat.S_ISREG(st.st_mode):
+        raise UsageError(f"invalid destination: \"{real}\" must be a directory or a regular file")
+    return _Dest(posixpath.dirname(real) or "/", posixpath.basename(real), False, True)
+
+
+def _extract(stream, dir_fd: int, *, owner, devices: str) -> None:
+    from ..layer.apply import apply_layer
+
+    try:
+        apply_layer(stream, _rootfs.fd_path(dir_fd), whiteouts="none", owner=owner, devices=devices,
+                    replace_kind=False)
+    except LayerError as e:
+        raise ContainerError(f"copying: {str(e).replace('applying layer entry', 'entry')}") from None
+
+
+def _archive(parent_fd: int, name: str, top: str):
+    from ..layer.create import tar_entry
+
+    return tar_entry(parent_fd, os.fsencode(name), os.fsencode(top))
+
+
+# -- out of a container ------------------------------------------------------------------------
+
+def _found(root: Rootfs, path: str):
+    found = root.stat(path)
+    if found is None:
+        raise ContainerError(f"\"{path}\" could not be found on container {root.name}: no such file or directory")
+    return found
+
+
+def archive_from(root: Rootfs, path: str, rename: str | None = None):
+    """``(stream, parent fd)``: a tar of ``path`` in the container (symlinks followed inside
+    it); its top entry is ``rename``, else the path's base name ("" for ``DIR/.``: the
+    content). The caller closes the fd once the stream is read."""
+    real, st = _found(root, path)
+    top = rename if rename is not None else _top_name(path, real, _stat.S_ISDIR(st.st_mode))
+    if real == "/":
+        pfd, name = root.open_dir("/"), "."
+        top = rename or ""
+    else:
+        pfd, name = root.open_dir(posixpath.dirname(real)), posixpath.basename(real)
+    try:
+        return _archive(pfd, name, top), pfd
+    except BaseException:
+        os.close(pfd)
+        raise
+
+
+def _pump(stream, out) -> None:
+    with stream:
+        while True:
+            b = stream.read(1 << 20)
+            if not b:
+                break
+            out.write(b)
+    out.flush()
+
+
+def copy_out(ctrs, text: str, path: str, host_dest: str, out=None) -> None:
+    """``cp CONTAINER:PATH HOST_DEST`` (``-``: a tar to ``out``, a binary file)."""
+    with Rootfs(ctrs, text) as root:
+        if host_dest == "-":
+            stream, pfd = archive_from(root, path)
+            try:
+                _pump(stream, out)
+            finally:
+                os.close(pfd)
+            return
+        _, st = _found(root, path)
+        d = _plan(host_dest, _host_stat(host_dest), _stat.S_ISDIR(st.st_mode), "on the host", os.path.isdir)
+        hfd = os.open(d.dir_path, _O_DIR)
+        try:
+            stream, pfd = archive_from(root, path, d.rename)
+            try:
+                with stream:
+                    _extract(stream, hfd, owner=(os.getuid(), os.getgid()), devices="skip")
+            finally:
+                os.close(pfd)
+        finally:
+            os.close(hfd)
+
+
+def _host_stat(path: str):
+    try:
+        return os.path.realpath(path), os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+# -- into a container --------------------------------------------------------------------------
+
+def copy_in(ctrs, text: str, path: str, host_src: str, *, archive: bool = True, stdin=None) -> None:
+    """``cp HOST_SRC CONTAINER:PATH`` (``-``: a tar, maybe compressed, read from ``stdin``)."""
+    if host_src != "-":
+        src_stat = _host_stat(host_src)
+        if src_stat is None:
+            raise UsageError(f"\"{host_src}\" could not be found on the host: no such file or directory")
+        src_real, sst = src_stat
+        src_is_dir = _stat.S_ISDIR(sst.st_mode)
+    else:
+        src_is_dir = None
+    with Rootfs(ctrs, text) as root:
+        want = root.absolute(path) + ("/" if path.endswith("/") else "")
+
+        def parent_exists(p):
+            found = root.stat(p)
+            return found is not None and _stat.S_ISDIR(found[1].st_mode)
+
+        d = _plan(want, root.stat(want), src_is_dir, f"on container {root.name}", parent_exists)
+        owner = root.user() if archive else None
+        dfd = root.open_dir(d.dir_path)
+        try:
+            if host_src == "-":
+                from ..layer.stream import open_decompressed
+
+                stream = open_decompressed(stdin)
+                _extract(stream, dfd, owner=owner, devices="create")
+                return
+            # to a new name, a directory (DIR/. too) is made under that name
+            top = d.rename if d.rename is not None else _top_name(host_src, src_real, src_is_dir)
+            if src_real == "/":
+                pfd, name = os.open("/", _O_DIR), "."
+                top = top or ""
+            else:
+                pfd, name = os.open(os.path.dirname(src_real), _O_DIR), os.path.basename(src_real)
+            try:
+                with _archive(pfd, name, top) as stream:
+                    _extract(stream, dfd, owner=owner, devices="create")
+            finally:
+                os.close(pfd)
+        finally:
+            os.close(dfd)
+
+
+def copy_between(ctrs, src_text: str, src_path: str, dst_text: str, dst_path: str, *, archive: bool = True) -> None:
+    """``cp A:PATH B:PATH``: the archive of A's path extracted in B."""
+    with Rootfs(ctrs, src_text) as a, Rootfs(ctrs, dst_text) as b:
+        found = _found(a, src_path)
+        want = b.absolute(dst_path) + ("/" if dst_path.endswith("/") else "")
+
+        def parent_exists(p):
+            f = b.stat(p)
+            return f is not None and _stat.S_ISDIR(f[1].st_mode)
+
+        d = _plan(want, b.stat(want), _stat.S_ISDIR(found[1].st_mode), f"on container {b.name}", parent_exists)
+        dfd = b.open_dir(d.dir_path)
+        try:
+            stream, pfd = archive_from(a, src_path, d.rename)
+            try:
+                with stream:
+                    _extract(stream, dfd, owner=b.user() if archive else None, devices="create")
+            finally:
+                os.close(pfd)
+        finally:
+            os.close(dfd)
+
+
+# -- diff, export ----------------------------------------------------------------------------
+
+#: what the runtime makes for every container, left out of ``diff`` (libpod's initInodes)
+INIT_PATHS = frozenset(("/dev", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/proc", "/run", "/run/notify",
+                        "/run/.containerenv", "/run/secrets", "/run/podman-init", "/sys", "/etc/mtab"))
+
+
+def changes(ctrs, text: str) -> list[tuple[str, str]]:
+    """podman's ``diff``: ``(kind, path)`` sorted by path, kind ``A`` (added), ``C`` (changed:
+    it was in the image; a directory whose content changed is changed too) or ``D`` (deleted),
+    without what the runtime makes in every container (:data:`INIT_PATHS`), read from the container's layer (what a commit would store) against its image."""
+    from ..layer.apply import OPAQUE_MARKER, WHITEOUT_PREFIX
+    from ..layer.tar import TarReader
+
+    c = ctrs.get(text)
+    store = ctrs.store
+    image_id = c.get("image")
+    lower = store.mount_image(image_id) if image_id else None
+    try:
+        lfd = os.open(lower, _O_DIR) if lower else -1
+        try:
+            out = {}
+            with store.container_changes(c["id"]) as stream:
+                tr = TarReader(stream)
+                while True:
+                    h = tr.next()
+                    if h is None:
+                        break
+                    parts = [p for p in h.name.split(b"/") if p and p != b"."]
+                    if not parts:
+                        continue
+                    base = parts[-1]
+                    if base == OPAQUE_MARKER:
+                        continue
+                    if base.startswith(WHITEOUT_PREFIX):
+                        path = "/" + os.fsdecode(b"/".join(parts[:-1] + [base[len(WHITEOUT_PREFIX):]]))
+                        out[path] = "D"
+                        continue
+                    path = "/" + os.fsdecode(b"/".join(parts))
+                    out[path] = "C" if lfd >= 0 and _in_lower(lfd, path) else "A"
+                tr.finish()
+        finally:
+            if lfd >= 0:
+                os.close(lfd)
+    finally:
+        if lower:
+            store.umount_image(image_id)
+    return sorted(((k, p) for p, k in out.items() if p not in INIT_PATHS), key=lambda kp: kp[1])
+
+
+def _in_lower(lfd: int, path: str) -> bool:
+    try:
+        os.close(_rootfs.open_beneath(lfd, path.lstrip("/"), os.O_PATH | os.O_NOFOLLOW))
+        return True
+    except OSError:
+        return False
+
+
+def export(ctrs, text: str, out) -> None:
+    """podman's ``export``: the container's root filesystem as one tar (no volume or bind
+    mount content) written to ``out``."""
+    from ..layer.create import tar_directory
+
+    with Rootfs(ctrs, text) as root:
+        _pump(tar_directory(_rootfs.fd_path(root.fd)), out)
