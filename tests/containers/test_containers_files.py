@@ -236,6 +236,10 @@ def test_commit_then_run_publish_all_and_port(pallet):  # noqa: F811
             assert missing.returncode == 125 and "82/udp" in _one_line_error(missing.stderr)
             insp = json.loads(pallet("container", "inspect", cid, check=True).stdout)[0]
             assert insp["HostConfig"]["PublishAllPorts"] is True
+            paused = pallet("commit", "-q", "--pause", cid, "localhost/paused:v1")  # paused while its layer is read
+            assert paused.returncode == 0, paused.stderr
+            assert json.loads(pallet("container", "inspect", cid, check=True).stdout)[0]["State"]["Status"] == "running"
+            pallet("rmi", "localhost/paused:v1", check=True)
         finally:
             pallet("rm", "-f", "-t", "0", cid)
     finally:
@@ -306,3 +310,31 @@ def test_rename_prune_and_ps_filters(pallet, tmp_path):  # noqa: F811
     finally:
         pallet("rm", "-f", "-i", "-t", "0", a, b, c)
     assert not {a, b, c} & pallet.ids()
+
+
+def test_ps_scales_without_subprocesses_or_per_container_locks(pallet, tmp_path):  # noqa: F811
+    """``ps -a`` reads the store once and one state file per container: no child process, no
+    lock per container (strace counts the system calls)."""
+    from conftest import need
+
+    strace = need("strace")
+    ids = [pallet("create", "--network", "none", pallet.image, "true", check=True).stdout.strip() for _ in range(6)]
+    running = pallet("run", "-d", "--network", "none", pallet.image, "sleep", "600", check=True).stdout.strip()
+    try:
+        log = tmp_path / "strace.log"
+        exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+        r = subprocess.run([strace, "-f", "-qq", "-o", str(log), "-e", "trace=execve,clone,clone3,fork,vfork,flock,openat",
+                            exe] + pallet.base + ["ps", "-a", "--format", "json"], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        listed = {c["Id"] for c in json.loads(r.stdout)}
+        assert set(ids) | {running} <= listed
+        calls = log.read_text().splitlines()
+        assert [c for c in calls if "execve(" in c and "resumed" not in c][1:] == []  # pallet itself only
+        assert not [c for c in calls if any(f"{k}(" in c for k in ("clone", "clone3", "fork", "vfork"))]
+        locks = [c for c in calls if "flock(" in c and "LOCK_UN" not in c]
+        assert len(locks) <= 3, locks  # the store's shared lock (and the container model's, never per container)
+        for cid in listed:
+            assert sum(f"{cid}/state.json" in c for c in calls) == 1, cid
+    finally:
+        pallet("rm", "-f", "-i", "-t", "0", *ids, running)

@@ -161,7 +161,8 @@ def cmd_commit(args) -> int:
     apply_changes(doc, args.change)
     paused = False
     if args.pause and ctrs.state(cid).get("state") == "running":
-        paused = ctrs._runtime(meta, "pause", cid, check=False).returncode == 0
+        ctrs._runtime(meta, "pause", cid)  # (run10a's pause verb will own this)
+        paused = True
     try:
         rec = commit_image(store, cid, c.get("image"), doc, names, fmt=args.format, squash=args.squash,
                            created_by=" ".join(meta.get("create_command") or []) or "/bin/sh",
