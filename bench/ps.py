@@ -20,14 +20,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as c  # noqa: E402
-
-CONTAINERS_CONF = """[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "runc"
-"""
+from build import CONTAINERS_CONF, _umount_under  # noqa: E402
 
 
 def main() -> None:
@@ -69,10 +62,7 @@ def main() -> None:
         for tool in (pallet, small):
             subprocess.run(tool + ["rm", "-a", "-f", "-t", "0"], capture_output=True, env=env)
         subprocess.run(podman + ["rm", "-a", "-f", "-t", "0"], capture_output=True, env=env)
-        with open("/proc/self/mountinfo") as f:
-            mounts = [line.split()[4] for line in f if line.split()[4].startswith(work + "/")]
-        for m in sorted(mounts, reverse=True):
-            subprocess.run(["umount", "-l", m], capture_output=True)
+        _umount_under(work + "/")
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -18,27 +18,23 @@ import tempfile
 import pytest
 
 from conftest import release_all, unmount_under
+from images import Blobs, layer_tar
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _add_layer(layout: str, members) -> None:
-    """Put one more (uncompressed) layer on the layout's image: ``members`` are TarInfo/data."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for ti, data in members:
-            tf.addfile(ti, io.BytesIO(data) if data is not None else None)
-    tar = raw.getvalue()
-
-    def blob(data: bytes) -> dict:
-        d = hashlib.sha256(data).hexdigest()
-        with open(os.path.join(layout, "blobs", "sha256", d), "wb") as f:
-            f.write(data)
-        return {"digest": "sha256:" + d, "size": len(data)}
+def _add_layer(layout: str, files: dict) -> None:
+    """Put one more (uncompressed) layer of ``files`` (tests/images.layer_tar's spec) on the
+    layout's image."""
+    blobs = Blobs(layout)
+    tar = layer_tar(files)
 
     def read(desc) -> dict:
         with open(os.path.join(layout, "blobs", "sha256", desc["digest"].split(":", 1)[1]), "rb") as f:
             return json.loads(f.read())
+
+    def put(desc: dict, data: bytes) -> None:
+        desc["digest"], desc["size"] = blobs.put(data)
 
     with open(os.path.join(layout, "index.json")) as f:
         index = json.load(f)
@@ -46,11 +42,11 @@ def _add_layer(layout: str, members) -> None:
     manifest = read(mdesc)
     config = read(manifest["config"])
     config["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(tar).hexdigest())
-    layer = blob(tar)
-    layer["mediaType"] = "application/vnd.oci.image.layer.v1.tar"
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar"}
+    put(layer, tar)
     manifest["layers"].append(layer)
-    manifest["config"].update(blob(json.dumps(config).encode()))
-    mdesc.update(blob(json.dumps(manifest).encode()))
+    put(manifest["config"], json.dumps(config).encode())
+    put(mdesc, json.dumps(manifest).encode())
     with open(os.path.join(layout, "index.json"), "w") as f:
         json.dump(index, f)
 
@@ -65,12 +61,6 @@ def _file(name: str, data: bytes) -> tuple:
     ti = tarfile.TarInfo(name)
     ti.size, ti.mode = len(data), 0o644
     return ti, data
-
-
-def _dir(name: str) -> tuple:
-    ti = tarfile.TarInfo(name)
-    ti.type, ti.mode = tarfile.DIRTYPE, 0o755
-    return ti, None
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +79,10 @@ def hostile(tmp_path_factory):
     subprocess.run([sys.executable, os.path.join(HERE, "..", "..", "scripts", "make-demo-image.py"), layout, "v1"],
                    check=True, capture_output=True)
     inside = str(host).lstrip("/")
-    members = [_dir("/".join(inside.split("/")[:i + 1])) for i in range(len(inside.split("/")))]
-    members += [_file(f"{inside}/passwd", b"inside\n"), _link("etc", "../" * 12 + inside), _link("abs", str(host))]
-    _add_layer(layout, members)
+    files = {"/".join(inside.split("/")[:i + 1]): {"type": "dir"} for i in range(len(inside.split("/")))}
+    files.update({f"{inside}/passwd": b"inside\n", "etc": {"type": "symlink", "target": "../" * 12 + inside},
+                  "abs": {"type": "symlink", "target": str(host)}})
+    _add_layer(layout, files)
     root, runroot = str(tmp_path / "root"), tempfile.mkdtemp(prefix="padv-")
     exe = os.path.join(os.path.dirname(sys.executable), "pallet")
 

@@ -11,3 +11,12 @@ def open_containers(args):
     from .store import open_store
 
     return Containers(open_store(args), global_store_args(args))
+
+
+def add_verbs(sub, adders: dict, only: str | None) -> None:
+    """Register each ``name: add(podman_verb, sub, name)`` (only ``only`` when given)."""
+    from .common import podman_verb
+
+    for name, add in adders.items():
+        if only in (None, name):
+            add(podman_verb, sub, name)

@@ -9,12 +9,9 @@ VERBS = ("cp", "diff", "export", "commit")
 
 
 def register(sub, only: str | None = None) -> None:
-    from .common import podman_verb as _podman
+    from .container_common import add_verbs
 
-    adders = {"cp": _cp, "diff": _diff, "export": _export, "commit": _commit}
-    for name, add in adders.items():
-        if only in (None, name):
-            add(_podman, sub, name)
+    add_verbs(sub, {"cp": _cp, "diff": _diff, "export": _export, "commit": _commit}, only)
 
 
 def _cp(podman, sub, name):

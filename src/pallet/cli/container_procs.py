@@ -11,14 +11,12 @@ VERBS = ("top", "stats", "port", "rename")
 
 def register(sub, only: str | None = None, group: bool = False) -> None:
     """The verbs; ``group``: under ``pallet container`` (which also has ``prune``)."""
-    from .common import podman_verb as _podman
+    from .container_common import add_verbs
 
     adders = {"top": _top, "stats": _stats, "port": _port, "rename": _rename}
     if group:
         adders["prune"] = _prune
-    for name, add in adders.items():
-        if only in (None, name):
-            add(_podman, sub, name)
+    add_verbs(sub, adders, only)
 
 
 def _top(podman, sub, name):

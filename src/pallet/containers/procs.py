@@ -187,7 +187,7 @@ def top(init_pid: int, descriptors: list[str], users: dict, groups: dict) -> lis
         except (OSError, IndexError):
             continue  # it exited meanwhile
     ns_of = {p.pid: p.nspid() for p in procs}
-    host_users = host_groups = None
+    host: dict = {}  # the host's passwd and group, read when a descriptor needs them
     rows = []
     for p in procs:
         row = []
@@ -202,20 +202,15 @@ def top(init_pid: int, descriptors: list[str], users: dict, groups: dict) -> lis
                 cpu = (int(p.field(14)) + int(p.field(15))) / _HZ
                 v = go_duration(int(elapsed * 1e9)) if d == "etime" else \
                     go_duration(int(cpu * 1e9)) if d == "time" else f"{cpu / elapsed * 100:.3f}"
-            elif d in ("user", "ruser", "huser"):
-                uid = int(p.status.get("Uid", "0 0").split()[1 if d != "ruser" else 0])
-                if d == "huser":
-                    host_users = host_users if host_users is not None else _host_db("/etc/passwd")
-                    v = host_users.get(uid, str(uid))
+            elif d in ("user", "ruser", "huser", "group", "rgroup", "hgroup"):
+                users_kind = d.endswith("user")
+                n = int(p.status.get("Uid" if users_kind else "Gid", "0 0").split()[0 if d[0] == "r" else 1])
+                if d[0] == "h":
+                    if d not in host:
+                        host[d] = _host_db("/etc/passwd" if users_kind else "/etc/group")
+                    v = host[d].get(n, str(n))
                 else:
-                    v = users.get(uid, str(uid))
-            elif d in ("group", "rgroup", "hgroup"):
-                gid = int(p.status.get("Gid", "0 0").split()[1 if d != "rgroup" else 0])
-                if d == "hgroup":
-                    host_groups = host_groups if host_groups is not None else _host_db("/etc/group")
-                    v = host_groups.get(gid, str(gid))
-                else:
-                    v = groups.get(gid, str(gid))
+                    v = (users if users_kind else groups).get(n, str(n))
             elif d == "pid":
                 v = str(ns_of[p.pid])
             elif d == "hpid":
