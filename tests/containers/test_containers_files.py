@@ -338,3 +338,32 @@ def test_ps_scales_without_subprocesses_or_per_container_locks(pallet, tmp_path)
             assert sum(f"{cid}/state.json" in c for c in calls) == 1, cid
     finally:
         pallet("rm", "-f", "-i", "-t", "0", *ids, running)
+
+
+def test_cp_goes_through_bind_mounts(pallet, tmp_path):  # noqa: F811
+    """A path below a bind mount's destination is its source's (as the running container sees
+    it), resolved by fd inside that source; a read-only one is not written."""
+    rw, ro = tmp_path / "rw", tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    (ro / "kept").write_text("ro\n")
+    os.symlink("/", rw / "up")  # inside the bind, / is the bind's top
+    cid = pallet("run", "-d", "--network", "none", "-v", f"{rw}:/data", "-v", f"{ro}:/ro:ro", pallet.image,
+                 "sleep", "600", check=True).stdout.strip()
+    try:
+        src = tmp_path / "f"
+        src.write_text("into the bind\n")
+        pallet("cp", str(src), f"{cid}:/data/", check=True)
+        assert (rw / "f").read_text() == "into the bind\n"
+        pallet("cp", str(src), f"{cid}:/data/up/g", check=True)
+        assert (rw / "g").read_text() == "into the bind\n"
+        out = tmp_path / "out"
+        pallet("cp", f"{cid}:/data", str(out), check=True)
+        assert sorted(os.listdir(out)) == ["f", "g", "up"]
+        pallet("cp", f"{cid}:/ro/kept", str(tmp_path / "kept"), check=True)
+        assert (tmp_path / "kept").read_text() == "ro\n"
+        r = pallet("cp", str(src), f"{cid}:/ro/")
+        assert r.returncode == 125 and "read-only" in _one_line_error(r.stderr)
+        assert sorted(os.listdir(ro)) == ["kept"]
+    finally:
+        pallet("rm", "-f", "-t", "0", cid)

@@ -35,9 +35,21 @@ from ..errors import ContainerError, LayerError, UsageError
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
+class _Tree:
+    """A tree a container path can land in: its root filesystem (``/``) or the source of a
+    bind mount (``dest``), open as a directory fd."""
+
+    __slots__ = ("dest", "fd", "real", "readonly")
+
+    def __init__(self, dest: str, fd: int, readonly: bool):
+        self.dest, self.fd, self.readonly = dest, fd, readonly
+        self.real = os.readlink(_rootfs.fd_path(fd))
+
+
 class Rootfs:
     """A container's root filesystem mounted (counted: a running container's stays mounted) and
-    open as a directory fd; ``close()`` lets go of both."""
+    open as a directory fd, with its bind mounts' sources (a path below a bind mount's
+    destination is that source's, as in the running container); ``close()`` lets go of them."""
 
     def __init__(self, ctrs, text: str):
         self.ctrs = ctrs
@@ -45,10 +57,22 @@ class Rootfs:
         self.id = self.rec["id"]
         self.meta = self.rec["metadata"]["pallet"]
         self.path = ctrs.store.mount_container(self.id)
+        self.trees: list[_Tree] = []
         try:
             self.fd = os.open(self.path, _O_DIR)
             self.real = os.readlink(_rootfs.fd_path(self.fd))
+            for b in self.meta.get("binds") or []:
+                try:
+                    fd = os.open(b["source"], _O_DIR)
+                except OSError:  # gone, or a file: the container's own tree there
+                    continue
+                self.trees.append(_Tree(posixpath.normpath(b["destination"]), fd, bool(b.get("readonly"))))
+            self.trees.sort(key=lambda t: len(t.dest), reverse=True)
+            self.trees.append(_Tree("/", self.fd, False))
         except BaseException:
+            for t in self.trees:
+                if t.fd != self.fd:
+                    os.close(t.fd)
             ctrs.store.umount_container(self.id)
             raise
 
@@ -61,6 +85,9 @@ class Rootfs:
 
     def close(self) -> None:
         if self.fd >= 0:
+            for t in self.trees:
+                if t.fd != self.fd:
+                    os.close(t.fd)
             os.close(self.fd)
             self.fd = -1
             self.ctrs.store.umount_container(self.id)
@@ -79,30 +106,51 @@ class Rootfs:
             wd = "/"
         return posixpath.join(wd, path)
 
-    def inside(self, fd: int) -> str:
-        """The container path of an fd opened inside the root."""
+    def route(self, path: str) -> tuple[_Tree, str]:
+        """The tree an (absolute) container path is in and the path inside it."""
+        norm = posixpath.normpath(path)
+        for t in self.trees[:-1]:
+            if norm == t.dest or norm.startswith(t.dest + "/"):
+                return t, norm[len(t.dest):] or "/"
+        return self.trees[-1], path
+
+    def inside(self, fd: int, tree: _Tree | None = None) -> str:
+        """The container path of an fd opened inside ``tree`` (the root filesystem)."""
+        tree = tree or self.trees[-1]
         real = os.readlink(_rootfs.fd_path(fd))
-        if real == self.real:
-            return "/"
-        if not real.startswith(self.real.rstrip("/") + "/"):  # cannot happen: resolved in the root
+        if real == tree.real:
+            return tree.dest
+        if not real.startswith(tree.real.rstrip("/") + "/"):  # cannot happen: resolved in the tree
             raise ContainerError(f"container {self.name}: a path resolved outside its root filesystem")
-        return real[len(self.real.rstrip("/")):]
+        return posixpath.join(tree.dest, real[len(tree.real.rstrip("/")) + 1:])
 
     def stat(self, path: str):
         """``(container path with symlinks resolved, stat)`` of ``path``, or None when missing."""
+        tree, rest = self.route(self.absolute(path))
         try:
-            fd = _rootfs.open_in_root(self.fd, self.absolute(path))
+            fd = _rootfs.open_in_root(tree.fd, rest)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as e:
             raise ContainerError(f"{path!r} in container {self.name}: {e.strerror}") from None
         try:
-            return self.inside(fd), os.fstat(fd)
+            return self.inside(fd, tree), os.fstat(fd)
         finally:
             os.close(fd)
 
-    def open_dir(self, path: str) -> int:
-        return _rootfs.open_in_root(self.fd, path, _O_DIR)
+    def open_dir(self, path: str, write: bool = False) -> int:
+        tree, rest = self.route(path)
+        if write and tree.readonly:
+            raise ContainerError(f"{path!r} in container {self.name} is on a read-only mount ({tree.dest})")
+        return _rootfs.open_in_root(tree.fd, rest, _O_DIR)
+
+    def parent(self, real: str) -> tuple[int, str]:
+        """``(fd of its directory, name in it)`` of a resolved container path; a tree's top
+        (``/``, a bind mount's destination) is ``"."`` in itself."""
+        tree, rest = self.route(real)
+        if rest == "/":
+            return os.open(".", _O_DIR, dir_fd=tree.fd), "."
+        return self.open_dir(posixpath.dirname(real)), posixpath.basename(real)
 
     def user(self) -> tuple[int, int]:
         """The container's primary uid and gid (its ``--user``, else the image's, by its passwd)."""
@@ -193,10 +241,8 @@ def archive_from(root: Rootfs, path: str, rename: str | None = None):
     real, st = _found(root, path)
     top = rename if rename is not None else _top_name(path, real, _stat.S_ISDIR(st.st_mode))
     if real == "/":
-        pfd, name = root.open_dir("/"), "."
         top = rename or ""
-    else:
-        pfd, name = root.open_dir(posixpath.dirname(real)), posixpath.basename(real)
+    pfd, name = root.parent(real)
     try:
         return _archive(pfd, name, top), pfd
     except BaseException:
@@ -266,7 +312,7 @@ def copy_in(ctrs, text: str, path: str, host_src: str, *, archive: bool = True, 
 
         d = _plan(want, root.stat(want), src_is_dir, f"on container {root.name}", parent_exists)
         owner = root.user() if archive else None
-        dfd = root.open_dir(d.dir_path)
+        dfd = root.open_dir(d.dir_path, write=True)
         try:
             if host_src == "-":
                 from ..layer.stream import open_decompressed
@@ -301,7 +347,7 @@ def copy_between(ctrs, src_text: str, src_path: str, dst_text: str, dst_path: st
             return f is not None and _stat.S_ISDIR(f[1].st_mode)
 
         d = _plan(want, b.stat(want), _stat.S_ISDIR(found[1].st_mode), f"on container {b.name}", parent_exists)
-        dfd = b.open_dir(d.dir_path)
+        dfd = b.open_dir(d.dir_path, write=True)
         try:
             stream, pfd = archive_from(a, src_path, d.rename)
             try:
