@@ -367,3 +367,41 @@ def test_cp_goes_through_bind_mounts(pallet, tmp_path):  # noqa: F811
         assert sorted(os.listdir(ro)) == ["kept"]
     finally:
         pallet("rm", "-f", "-t", "0", cid)
+
+
+def test_stats_streams_and_shows_stopped_containers_as_podman(pallet, podman):  # noqa: F811
+    """Without --no-stream, stats prints a table every --interval seconds until interrupted;
+    a container that is not running is a row of zeros, as podman 4.3 shows it."""
+    import signal
+
+    rows = []
+    for who, tool, image in (("pallet", pallet, pallet.image), ("podman", podman, podman.image)):
+        name = f"stats-created-{who}"
+        assert tool("create", "--name", name, "--network", "none", image, "true").returncode == 0
+        try:
+            r = tool("stats", "--no-stream", name)
+            assert r.returncode == 0, r.stderr
+            rows.append(r.stdout.splitlines()[1].split()[1:])
+        finally:
+            tool("rm", "-f", name)
+    assert rows[0] == [n.replace("podman", "pallet") for n in rows[1]]
+    cid = pallet("run", "-d", "--network", "none", pallet.image, "sleep", "600", check=True).stdout.strip()
+    try:
+        exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+        p = subprocess.Popen([exe] + pallet.base + ["stats", "-i", "1", "--no-trunc", cid], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        try:
+            seen = []
+            while len([line for line in seen if not line.startswith("ID ")]) < 2:
+                line = p.stdout.readline()
+                assert line, p.stderr.read()
+                seen.append(line)
+            assert [line.split()[0] for line in seen] == ["ID", cid, "ID", cid]
+            p.send_signal(signal.SIGINT)
+            assert p.wait(timeout=30) == 0
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    finally:
+        pallet("rm", "-f", "-t", "0", cid)

@@ -28,12 +28,15 @@ def _top(podman, sub, name):
 
 
 def _stats(podman, sub, name):
-    p = podman(sub.add_parser(name, help="running containers' resource use (only --no-stream: one sample)"))
+    p = podman(sub.add_parser(name, help="containers' resource use, every --interval seconds until interrupted "
+                                         "(--no-stream: once)"))
     p.add_argument("containers", nargs="*", metavar="CONTAINER")
-    p.add_argument("--no-stream", action="store_true", help="one sample, then exit (the only mode pallet has)")
-    p.add_argument("--all", "-a", action="store_true", help="every container, not only running ones")
+    p.add_argument("--no-stream", action="store_true", help="one sample, then exit")
+    p.add_argument("--all", "-a", action="store_true", help="every container (as without names)")
     p.add_argument("--format", metavar="FORMAT", help="json, table or a Go template")
-    p.add_argument("--no-reset", action="store_true", help="accepted (nothing to reset without streaming)")
+    p.add_argument("--interval", "-i", type=int, default=5, metavar="SECONDS", help="between samples (default 5)")
+    p.add_argument("--no-reset", action="store_true", help="do not clear the terminal between samples")
+    p.add_argument("--no-trunc", action="store_true", help="full container IDs")
     p.set_defaults(func=cmd_stats)
 
 
@@ -71,8 +74,7 @@ def _running(ctrs, text: str) -> tuple[dict, int]:
     c = ctrs.get(text)
     st = ctrs.state(c["id"])
     if st.get("state") != "running" or not st.get("pid"):
-        raise ContainerStateError(f"top can only be used on running containers: {c['metadata']['pallet']['name']} "
-                                  f"is {st.get('state') or 'created'}: container state improper")
+        raise ContainerStateError("top can only be used on running containers")
     return c, st["pid"]
 
 
@@ -100,69 +102,113 @@ def cmd_top(args) -> int:
     return 0
 
 
-def _stats_row(c: dict, st: dict, s: dict) -> dict:
+def _stats_row(c: dict, st: dict, s: dict, prev=None, no_trunc: bool = False) -> dict:
+    """One container's row; ``prev``: ``(cpu_ns, monotonic time)`` of the last sample (the CPU %
+    since then; without it, since the start, as podman's first sample)."""
     import time
 
     from ..containers.procs import go_duration, human_size
     from ._table import parse_time
 
     try:
-        up = max(time.time() - parse_time(st.get("started_at")), 1e-9)
+        up = max(time.time() - parse_time(st.get("started_at")), 1e-9) if s["pids"] else 0
     except (TypeError, ValueError):
         up = 0
-    cpu = s["cpu_ns"] / 1e9
-    pct = f"{cpu / up * 100:.2f}%" if up else "--"
-    mem_pct = f"{s['mem_usage'] / s['mem_limit'] * 100:.2f}%" if s["mem_limit"] else "--"
-    return {"ID": c["id"][:12], "Name": c["metadata"]["pallet"]["name"], "CPUPerc": pct, "AVGCPU": pct,
-            "CPU": go_duration(s["cpu_ns"]), "MemUsage": f"{human_size(s['mem_usage'])} / {human_size(s['mem_limit'])}",
-            "MemPerc": mem_pct, "NetIO": f"{human_size(s['net_rx'])} / {human_size(s['net_tx'])}",
+    avg = s["cpu_ns"] / 1e9 / up * 100 if up else 0.0
+    pct = avg
+    if prev is not None and s["pids"]:
+        dt = time.monotonic() - prev[1]
+        pct = (s["cpu_ns"] - prev[0]) / 1e9 / dt * 100 if dt > 0 else 0.0
+    mem_pct = s["mem_usage"] / s["mem_limit"] * 100 if s["mem_limit"] else 0.0
+    return {"ID": c["id"] if no_trunc else c["id"][:12], "Name": c["metadata"]["pallet"]["name"],
+            "CPUPerc": f"{pct:.2f}%", "AVGCPU": f"{avg:.2f}%", "CPU": go_duration(s["cpu_ns"]),
+            "MemUsage": f"{human_size(s['mem_usage'])} / {human_size(s['mem_limit'])}", "MemPerc": f"{mem_pct:.2f}%",
+            "NetIO": f"{human_size(s['net_rx'])} / {human_size(s['net_tx'])}",
             "BlockIO": f"{human_size(s['block_read'])} / {human_size(s['block_write'])}", "PIDS": str(s["pids"]),
             "MemUsageBytes": f"{s['mem_usage']} / {s['mem_limit']}", "UpTime": go_duration(int(up * 1e9))}
 
 
-def cmd_stats(args) -> int:
-    from ..containers import procs
-    from ..errors import UsageError
+#: a container that is not running (podman's row of zeros)
+_ZERO = {"cpu_ns": 0, "mem_usage": 0, "mem_limit": 0, "net_rx": 0, "net_tx": 0, "block_read": 0, "block_write": 0,
+         "pids": 0}
 
-    if not args.no_stream:
-        raise UsageError("pallet stats streams no figures yet: use --no-stream (one sample)")
-    ctrs = _containers(args)
-    if args.containers:
-        targets = [_running(ctrs, t) for t in args.containers]
-    else:
-        targets = []
-        for c in sorted(ctrs.list(), key=lambda c: c["created"]):
-            st = ctrs.state(c["id"])
-            if st.get("state") == "running" and st.get("pid"):
-                targets.append((c, st["pid"]))
+
+def _sample(ctrs, targets: list, prev: dict, no_trunc: bool) -> list:
+    import time
+
+    from ..containers import procs
+
     rows = []
-    for c, pid in targets:
+    for c in targets:
         st = ctrs.state(c["id"])
-        try:
-            rows.append(_stats_row(c, st, procs.stats(pid)))
-        except OSError:  # it exited meanwhile
-            if args.containers:
-                raise UsageError(f"container {c['metadata']['pallet']['name']} exited: no figures") from None
-    if args.format == "json":
+        s = _ZERO
+        if st.get("state") == "running" and st.get("pid"):
+            try:
+                s = procs.stats(st["pid"])
+            except OSError:  # it exited meanwhile
+                s = _ZERO
+        rows.append(_stats_row(c, st, s, prev.get(c["id"]), no_trunc))
+        prev[c["id"]] = (s["cpu_ns"], time.monotonic())
+    return rows
+
+
+def _print_stats(rows: list, fmt: str | None) -> None:
+    if fmt == "json":
         from .._std import json
 
         keys = (("id", "ID"), ("name", "Name"), ("cpu_time", "CPU"), ("cpu_percent", "CPUPerc"),
                 ("avg_cpu", "AVGCPU"), ("mem_usage", "MemUsage"), ("mem_percent", "MemPerc"), ("net_io", "NetIO"),
                 ("block_io", "BlockIO"), ("pids", "PIDS"))
-        print(json.dumps([{k: r[f] for k, f in keys} for r in rows], indent=1))
-        return 0
+        print(json.dumps([{k: r[f] for k, f in keys} for r in rows], indent=1), flush=True)
+        return
     from ._template import Struct, render_rows
 
     headers = {"ID": "ID", "Name": "NAME", "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %",
                "NetIO": "NET IO", "BlockIO": "BLOCK IO", "PIDS": "PIDS", "CPU": "CPU TIME", "AVGCPU": "AVG CPU %",
                "UpTime": "UP TIME", "MemUsageBytes": "MEM USAGE / LIMIT"}
-    fmt = args.format if args.format and args.format != "table" else \
+    fmt = fmt if fmt and fmt != "table" else \
         "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDS}}" \
         "\t{{.CPU}}\t{{.AVGCPU}}"
     out = render_rows(fmt, [Struct("stats", r) for r in rows], headers, "stats")
     if out:
-        print(out)
-    return 0
+        print(out, flush=True)
+
+
+def cmd_stats(args) -> int:
+    """podman 4.3's: the named containers (a stopped one is a row of zeros), or every container;
+    streamed every ``--interval`` seconds until interrupted, the CPU % since the last sample."""
+    import time
+
+    from ..errors import UsageError
+
+    if args.interval < 1:
+        raise UsageError(f"invalid --interval {args.interval}: must be at least 1 second")
+    ctrs = _containers(args)
+    if args.containers:
+        targets = [ctrs.get(t) for t in args.containers]
+    else:
+        targets = sorted(ctrs.list(), key=lambda c: c["created"], reverse=True)
+    prev: dict = {}
+    rows = _sample(ctrs, targets, prev, args.no_trunc)
+    if args.no_stream:
+        _print_stats(rows, args.format)
+        return 0
+    reset = sys.stdout.isatty() and not args.no_reset
+    try:
+        while True:
+            if reset:
+                sys.stdout.write("\033[2J\033[H")
+            _print_stats(rows, args.format)
+            time.sleep(args.interval)
+            if not args.containers:  # containers made or removed meanwhile
+                targets = sorted(ctrs.list(), key=lambda c: c["created"], reverse=True)
+            else:
+                targets = [c for c in targets if c["id"] in {o["id"] for o in ctrs.list()}]
+                if not targets:
+                    return 0
+            rows = _sample(ctrs, targets, prev, args.no_trunc)
+    except KeyboardInterrupt:
+        return 0
 
 
 def cmd_port(args) -> int:

@@ -315,9 +315,11 @@ def copy_in(ctrs, text: str, path: str, host_src: str, *, archive: bool = True, 
         dfd = root.open_dir(d.dir_path, write=True)
         try:
             if host_src == "-":
-                from ..layer.stream import open_decompressed
+                from ..layer.stream import Peek, open_decompressed
 
-                stream = open_decompressed(stdin)
+                stream = Peek(open_decompressed(stdin))
+                if not _tar_head(stream.peek(512)):
+                    raise UsageError("source must be a (compressed) tar archive when copying from stdin")
                 _extract(stream, dfd, owner=owner, devices="create")
                 return
             # to a new name, a directory (DIR/. too) is made under that name
@@ -334,6 +336,21 @@ def copy_in(ctrs, text: str, path: str, host_src: str, *, archive: bool = True, 
                 os.close(pfd)
         finally:
             os.close(dfd)
+
+
+def _tar_head(head: bytes) -> bool:
+    """Does a stream start like a tar archive: a header block whose checksum holds (or the zero
+    block of an empty archive)?"""
+    if len(head) < 512:
+        return False
+    if not head.strip(b"\0"):
+        return True
+    field = head[148:156].strip(b" \0")
+    try:
+        want = int(field, 8)
+    except ValueError:
+        return False
+    return sum(head[:148]) + 8 * 32 + sum(head[156:512]) == want
 
 
 def copy_between(ctrs, src_text: str, src_path: str, dst_text: str, dst_path: str, *, archive: bool = True) -> None:
