@@ -147,6 +147,24 @@ def test_cp_errors_as_podman(both, tmp_path):
     assert not (tmp_path / "x").exists() and (tmp_path / "f").read_text() == "f\n"
 
 
+def test_cp_overwrite_as_podman(both, tmp_path):
+    """A directory never replaces a file (nor the other way round) without --overwrite: exit
+    125 and podman's words, which its scripts grep; with it, both tools give the same tree."""
+    trees = []
+    for tool, name in both:
+        host = tmp_path / name
+        (host / "a").mkdir(parents=True)
+        (host / "a" / "inner").write_text("dir now\n")
+        r = tool("cp", str(host / "a"), f"{name}:/w0")
+        assert r.returncode == 125
+        assert 'error creating "/w0/a": ' in r.stderr and "file exists" in r.stderr, r.stderr
+        r = tool("cp", "--overwrite", str(host / "a"), f"{name}:/w0")
+        assert r.returncode == 0, r.stderr
+        assert tool("cp", f"{name}:/w0", str(tmp_path / f"back-{name}")).returncode == 0
+        trees.append(_tree(str(tmp_path / f"back-{name}")))
+    assert trees[0] == trees[1] and trees[0]["a/inner"][2] == b"dir now\n"
+
+
 def test_cp_archive_owner_and_stopped_container(pallet, tmp_path):  # noqa: F811
     """--archive (the default) makes what is copied in the container user's; --archive=false
     keeps the host's owner; a stopped container is copied to and from as a running one."""

@@ -23,6 +23,8 @@ def _cp(podman, sub, name):
     p.add_argument("dest", metavar="[CONTAINER:]DEST_PATH")
     p.add_argument("--archive", "-a", type=tls_verify_arg, nargs="?", const=True, default=True, metavar="BOOL",
                    help="chown what is copied into a container to its primary uid/gid (default true)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let a directory replace a non-directory and the other way round")
     p.set_defaults(func=cmd_cp)
 
 
@@ -74,13 +76,13 @@ def cmd_cp(args) -> int:
         raise UsageError("copying between two host paths is not supported: name a container as CONTAINER:PATH")
     ctrs = _containers(args)
     if src_ctr is not None and dst_ctr is not None:
-        files.copy_between(ctrs, src_ctr, src, dst_ctr, dst, archive=args.archive)
+        files.copy_between(ctrs, src_ctr, src, dst_ctr, dst, archive=args.archive, overwrite=args.overwrite)
     elif src_ctr is not None:
         if dst == "-" and sys.stdout.isatty():
             raise UsageError("refusing to write a tar archive to a terminal: redirect stdout")
-        files.copy_out(ctrs, src_ctr, src, dst, out=sys.stdout.buffer)
+        files.copy_out(ctrs, src_ctr, src, dst, out=sys.stdout.buffer, overwrite=args.overwrite)
     else:
-        files.copy_in(ctrs, dst_ctr, dst, src, archive=args.archive, stdin=sys.stdin.buffer)
+        files.copy_in(ctrs, dst_ctr, dst, src, archive=args.archive, stdin=sys.stdin.buffer, overwrite=args.overwrite)
     return 0
 
 

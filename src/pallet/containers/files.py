@@ -209,13 +209,20 @@ def _plan(dest_given: str, dest_stat, src_is_dir: bool | None, where: str, paren
     return _Dest(posixpath.dirname(real) or "/", posixpath.basename(real), False, True)
 
 
-def _extract(stream, dir_fd: int, *, owner, devices: str) -> None:
+def _extract(stream, dir_fd: int, *, owner, devices: str, where: str, overwrite: bool = False) -> None:
+    """Extract an archive into ``dir_fd`` (``where``: how errors name that directory);
+    ``overwrite``: a directory may replace a non-directory and the other way round."""
     from ..layer.apply import apply_layer
 
     try:
         apply_layer(stream, _rootfs.fd_path(dir_fd), whiteouts="none", owner=owner, devices=devices,
-                    replace_kind=False)
+                    replace_kind=overwrite)
     except LayerError as e:
+        entry = getattr(e, "entry", None)
+        if entry is not None:  # podman's words (its scripts grep them)
+            path = posixpath.join(where, os.fsdecode(entry).strip("/"))
+            raise ContainerError(f"copying: error creating \"{path}\": {e}: file exists (--overwrite replaces it)") \
+                from None
         raise ContainerError(f"copying: {str(e).replace('applying layer entry', 'entry')}") from None
 
 
@@ -260,7 +267,7 @@ def _pump(stream, out) -> None:
     out.flush()
 
 
-def copy_out(ctrs, text: str, path: str, host_dest: str, out=None) -> None:
+def copy_out(ctrs, text: str, path: str, host_dest: str, out=None, *, overwrite: bool = False) -> None:
     """``cp CONTAINER:PATH HOST_DEST`` (``-``: a tar to ``out``, a binary file)."""
     with Rootfs(ctrs, text) as root:
         if host_dest == "-":
@@ -277,7 +284,8 @@ def copy_out(ctrs, text: str, path: str, host_dest: str, out=None) -> None:
             stream, pfd = archive_from(root, path, d.rename)
             try:
                 with stream:
-                    _extract(stream, hfd, owner=(os.getuid(), os.getgid()), devices="skip")
+                    _extract(stream, hfd, owner=(os.getuid(), os.getgid()), devices="skip", where="/",
+                             overwrite=overwrite)
             finally:
                 os.close(pfd)
         finally:
@@ -293,7 +301,8 @@ def _host_stat(path: str):
 
 # -- into a container --------------------------------------------------------------------------
 
-def copy_in(ctrs, text: str, path: str, host_src: str, *, archive: bool = True, stdin=None) -> None:
+def copy_in(ctrs, text: str, path: str, host_src: str, *, archive: bool = True, stdin=None,
+            overwrite: bool = False) -> None:
     """``cp HOST_SRC CONTAINER:PATH`` (``-``: a tar, maybe compressed, read from ``stdin``)."""
     if host_src != "-":
         src_stat = _host_stat(host_src)
@@ -320,7 +329,7 @@ def copy_in(ctrs, text: str, path: str, host_src: str, *, archive: bool = True, 
                 stream = Peek(open_decompressed(stdin))
                 if not _tar_head(stream.peek(512)):
                     raise UsageError("source must be a (compressed) tar archive when copying from stdin")
-                _extract(stream, dfd, owner=owner, devices="create")
+                _extract(stream, dfd, owner=owner, devices="create", where=d.dir_path, overwrite=overwrite)
                 return
             # to a new name, a directory (DIR/. too) is made under that name
             top = d.rename if d.rename is not None else _top_name(host_src, src_real, src_is_dir)
@@ -331,7 +340,7 @@ def copy_in(ctrs, text: str, path: str, host_src: str, *, archive: bool = True, 
                 pfd, name = os.open(os.path.dirname(src_real), _O_DIR), os.path.basename(src_real)
             try:
                 with _archive(pfd, name, top) as stream:
-                    _extract(stream, dfd, owner=owner, devices="create")
+                    _extract(stream, dfd, owner=owner, devices="create", where=d.dir_path, overwrite=overwrite)
             finally:
                 os.close(pfd)
         finally:
@@ -353,7 +362,8 @@ def _tar_head(head: bytes) -> bool:
     return sum(head[:148]) + 8 * 32 + sum(head[156:512]) == want
 
 
-def copy_between(ctrs, src_text: str, src_path: str, dst_text: str, dst_path: str, *, archive: bool = True) -> None:
+def copy_between(ctrs, src_text: str, src_path: str, dst_text: str, dst_path: str, *, archive: bool = True,
+                 overwrite: bool = False) -> None:
     """``cp A:PATH B:PATH``: the archive of A's path extracted in B."""
     with Rootfs(ctrs, src_text) as a, Rootfs(ctrs, dst_text) as b:
         found = _found(a, src_path)
@@ -369,7 +379,8 @@ def copy_between(ctrs, src_text: str, src_path: str, dst_text: str, dst_path: st
             stream, pfd = archive_from(a, src_path, d.rename)
             try:
                 with stream:
-                    _extract(stream, dfd, owner=b.user() if archive else None, devices="create")
+                    _extract(stream, dfd, owner=b.user() if archive else None, devices="create", where=d.dir_path,
+                             overwrite=overwrite)
             finally:
                 os.close(pfd)
         finally:

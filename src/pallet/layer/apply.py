@@ -268,7 +268,9 @@ class _Applier:
                 return
             if not self.replace_kind and _stat.S_ISDIR(old.st_mode) != (t == _tar.DIR):
                 what = "directory with non-directory" if _stat.S_ISDIR(old.st_mode) else "non-directory with directory"
-                raise LayerError(f"cannot overwrite {what} {_show(h.name)}")
+                err = LayerError(f"cannot overwrite {what} {_show(h.name)}")
+                err.entry = h.name  # for a caller that names it its own way (cp: podman's wording)
+                raise err
             was_whiteout = (self.overlay and _stat.S_ISCHR(old.st_mode) and old.st_rdev == 0
                             and key in self.mine)
             self._remove(pfd, base, old)
