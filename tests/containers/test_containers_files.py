@@ -174,7 +174,7 @@ def test_cp_archive_owner_and_stopped_container(pallet, tmp_path):  # noqa: F811
         f.write_text("owned\n")
         os.chown(f, 1234, 1234)
         pallet("cp", str(f), f"{cid}:/tmp/a", check=True)
-        pallet("cp", "--archive=false", str(f), f"{cid}:/tmp/b", check=True)
+        pallet("cp", "-a=false", "--pause=false", str(f), f"{cid}:/tmp/b", check=True)  # pflag spellings
         out = _raw(pallet, "cp", f"{cid}:/tmp", "-")
         assert out.returncode == 0, out.stderr
         with tarfile.open(fileobj=io.BytesIO(out.stdout)) as tf:

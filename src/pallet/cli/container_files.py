@@ -14,15 +14,23 @@ def register(sub, only: str | None = None) -> None:
     add_verbs(sub, {"cp": _cp, "diff": _diff, "export": _export, "commit": _commit}, only)
 
 
-def _cp(podman, sub, name):
+def _bool(text: str) -> bool:
+    """A boolean flag's value as pflag takes it, ``-a=false`` included."""
     from .common import tls_verify_arg
 
+    return tls_verify_arg(text[1:] if text.startswith("=") else text)
+
+
+def _cp(podman, sub, name):
     p = podman(sub.add_parser(name, help="copy files between a container and the host ([CONTAINER:]PATH, "
                                          "'-': a tar on stdin/stdout)"))
     p.add_argument("source", metavar="[CONTAINER:]SRC_PATH")
     p.add_argument("dest", metavar="[CONTAINER:]DEST_PATH")
-    p.add_argument("--archive", "-a", type=tls_verify_arg, nargs="?", const=True, default=True, metavar="BOOL",
+    p.add_argument("--archive", "-a", type=_bool, nargs="?", const=True, default=True, metavar="BOOL",
                    help="chown what is copied into a container to its primary uid/gid (default true)")
+    for hidden in ("--pause", "--extract"):  # podman's deprecated flags, accepted and ignored
+        p.add_argument(hidden, type=_bool, nargs="?", const=True, default=None, metavar="BOOL",
+                       help="(deprecated, ignored: as podman 4.3)")
     p.add_argument("--overwrite", action="store_true",
                    help="let a directory replace a non-directory and the other way round")
     p.set_defaults(func=cmd_cp)
