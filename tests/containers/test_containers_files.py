@@ -315,6 +315,14 @@ def test_rename_prune_and_ps_filters(pallet, tmp_path):  # noqa: F811
         assert names("until=2100-01-01", "name=^pf-") == ["pf-a", "pf-b", "pf-c"]
         assert names("volume=/mnt") == ["pf-b"]
         assert pallet("ps", "--filter", "since=no-such").returncode == 125
+
+        def ordered(*flags):
+            return pallet("ps", "-a", "--filter", "name=^pf-", "--format", "{{.Names}}", *flags, check=True).stdout.split()
+
+        assert ordered() == ordered("--sort", "created") == ["pf-a", "pf-b", "pf-c"]  # podman's: oldest first
+        assert ordered("--sort", "runningfor") == ["pf-c", "pf-b", "pf-a"]
+        assert ordered("--sort", "status")[-1] == "pf-c"  # Created < Up
+        assert pallet("ps", "--sort", "colour").returncode == 125
         assert pallet("rename", "pf-c", "pf-renamed", check=True).stdout == ""
         assert "pf-renamed" in names("name=^pf-")
         taken = pallet("rename", "pf-a", "pf-b")

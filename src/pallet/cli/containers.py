@@ -139,6 +139,8 @@ def _ps(sub, name, aliases=()):
     p.add_argument("--format", metavar="FORMAT", help="json, table, or a Go template")
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("--noheading", action="store_true")
+    p.add_argument("--sort", default="created", metavar="KEY",
+                   help="command, created (the default: oldest first), id, image, names, runningfor, size, status")
     p.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE",
                    help="id, name (regular expressions), status, exited, label, ancestor, network; the same key "
                         "given twice matches either value, different keys must all match (podman's)")
@@ -501,6 +503,12 @@ def _time_filter(key: str, value: str, text: str, created_of):
     return test
 
 
+#: ps --sort: podman's keys
+PS_SORT = {"command": lambda e: " ".join(e["Command"]), "created": lambda e: e["_created"],
+           "id": lambda e: e["Id"], "image": lambda e: e["Image"] or "", "names": lambda e: e["Names"][0],
+           "runningfor": lambda e: -e["_created"], "size": lambda e: 0, "status": lambda e: e["Status"]}
+
+
 def _created(c: dict) -> float:
     """A container's creation time, to the nanosecond when its record has it (since=, before=)."""
     return parse_time_or_none(c["metadata"]["pallet"].get("created_at") or c["created"]) or 0
@@ -521,16 +529,24 @@ def cmd_ps(args) -> int:
     from ._template import Struct, render_rows
     from ._table import ago, table
 
+    sort_key = PS_SORT.get(args.sort)
+    if sort_key is None:
+        from ..errors import UsageError
+
+        raise UsageError(f"invalid argument \"{args.sort}\" for \"--sort\" flag: \"{args.sort}\" is not a valid "
+                         f"value.  Choose from: \"{', '.join(sorted(PS_SORT))}\"")
     keep = _ps_filter(args.filter, lambda text: _created(ctrs.get(text)))
     show_all = args.all or any(f.partition("=")[0].rstrip("!") in ("status", "exited") for f in args.filter)
     ctrs = _containers(args)
     entries = []
-    for c in sorted(ctrs.list(), key=_created, reverse=True):
+    for c in ctrs.list():
         e = _ps_entry(ctrs, c)
         e["_volumes"], e["_created"] = _volumes_of(c["metadata"]["pallet"]), _created(c)
         if (show_all or e["State"] == "running") and keep(e):
-            del e["_volumes"], e["_created"]
             entries.append(e)
+    entries.sort(key=sort_key)
+    for e in entries:
+        del e["_volumes"], e["_created"]
     if args.quiet:
         for e in entries:
             print(e["Id"] if args.no_trunc else e["Id"][:12])
