@@ -224,22 +224,26 @@ def test_unknown_container_for_file_verbs(pallet, podman):  # noqa: F811
         _one_line_error(mine.stderr)
 
 
-def test_commit_then_run_publish_all_and_port(pallet):  # noqa: F811
+def test_commit_then_run_publish_all_and_port(pallet, tmp_path):  # noqa: F811
     """commit -m -a -c makes an image of the container's changes and settings; run -P publishes
     its EXPOSE port on a free host port, and port shows it as podman does."""
     name = "commit-src"
-    pallet("run", "--name", name, "--network", "none", "-e", "FROM_RUN=1", pallet.image, "sh", "-c",
-           "echo hi > /srv-file", check=True)
+    pallet("run", "--name", name, "--network", "none", "-e", "FROM_RUN=1", "-v", f"{tmp_path}:/mnt", pallet.image,
+           "sh", "-c", "echo hi > /srv-file", check=True)
     image = "localhost/committed:v1"
     try:
         r = pallet("commit", "-q", "-m", "a message", "-a", "someone", "-c", "EXPOSE 80", "-c", "ENV A=b",
-                   "-c", 'CMD ["sh", "-c", "cat /srv-file; echo $A$FROM_RUN"]', name, image)
+                   "-c", 'CMD ["sh", "-c", "cat /srv-file; echo $A$FROM_RUN"]', "--iidfile", str(tmp_path / "iid"),
+                   "--include-volumes", name, image)
         assert r.returncode == 0, r.stderr
         iid = r.stdout.strip()
+        assert (tmp_path / "iid").read_text() == "sha256:" + iid
         out = pallet("run", "--rm", "--network", "none", image, check=True).stdout
         assert out == "hi\nb1\n"
         doc = json.loads(pallet("image", "inspect", image, check=True).stdout)[0]
         assert iid.startswith(doc["Id"][:12])
+        assert doc["Config"]["Volumes"] == {"/mnt": {}} and doc["Author"] == "someone"
+        assert doc["Config"]["ExposedPorts"] == {"80/tcp": {}}
         bad = pallet("commit", "-c", "FROM x", name, image)
         assert bad.returncode == 125 and "FROM" in _one_line_error(bad.stderr)
         port = free_port()

@@ -63,6 +63,8 @@ def _commit(podman, sub, name):
     p.add_argument("--format", "-f", default="oci", metavar="FORMAT", help="oci (default) or docker")
     p.add_argument("--squash", "-s", action="store_true", help="one layer with the whole tree")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the image ID")
+    p.add_argument("--iidfile", metavar="FILE", help="write the image ID to FILE")
+    p.add_argument("--include-volumes", action="store_true", help="the container's mount points as image VOLUMEs")
     p.set_defaults(func=cmd_commit)
 
 
@@ -162,7 +164,7 @@ def cmd_commit(args) -> int:
     cid, meta = c["id"], c["metadata"]["pallet"]
     store = ctrs.store
     doc = load_config(store, store.image(c["image"])) if c.get("image") else empty_config()
-    apply_container(doc.setdefault("config", {}), meta, ctrs.spec(cid))
+    apply_container(doc.setdefault("config", {}), meta, ctrs.spec(cid), volumes=args.include_volumes)
     if args.author:
         doc["author"] = args.author
     apply_changes(doc, args.change)
@@ -177,5 +179,9 @@ def cmd_commit(args) -> int:
     finally:
         if paused:
             ctrs._runtime(meta, "resume", cid, check=False)
+    if args.iidfile:
+        from .._fs import write_output
+
+        write_output(args.iidfile, ("sha256:" + rec["id"]).encode(), what="--iidfile")
     print(rec["id"])
     return 0

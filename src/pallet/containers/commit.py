@@ -20,9 +20,10 @@ def _entrypoint(text) -> list[str]:
     return [text] if text else []
 
 
-def apply_container(cfg: dict, meta: dict, spec: dict) -> None:
+def apply_container(cfg: dict, meta: dict, spec: dict, volumes: bool = False) -> None:
     """Change the image config ``cfg`` (the ``config`` part) by the container's settings
-    (``meta``: its ``metadata["pallet"]``; ``spec``: its generated runtime config)."""
+    (``meta``: its ``metadata["pallet"]``; ``spec``: its generated runtime config); ``volumes``
+    (``--include-volumes``): its bind mounts' destinations become VOLUMEs."""
     proc = spec.get("process") or {}
     env = [e for e in proc.get("env") or [] if isinstance(e, str) and "=" in e]
     if env:
@@ -51,6 +52,9 @@ def apply_container(cfg: dict, meta: dict, spec: dict) -> None:
         n = p.get("range") or 1
         for i in range(n):
             cfg.setdefault("ExposedPorts", {})[f"{p['container_port'] + i}/{p.get('protocol', 'tcp')}"] = {}
+    if volumes:
+        for b in meta.get("binds") or []:
+            cfg.setdefault("Volumes", {})[b["destination"]] = {}
     sig = meta.get("stop_signal")
     if isinstance(sig, int) and sig != 15:
         from ..runtime.container import SIGNALS
