@@ -326,6 +326,9 @@ def test_rename_prune_and_ps_filters(pallet, tmp_path):  # noqa: F811
         assert ordered() == ordered("--sort", "created") == ["pf-a", "pf-b", "pf-c"]  # podman's: oldest first
         assert ordered("--sort", "runningfor") == ["pf-c", "pf-b", "pf-a"]
         assert ordered("--sort", "status")[-1] == "pf-c"  # Created < Up
+        pallet("stop", "-t", "0", c, check=True)
+        assert names("status=stopped", "name=^pf-") == names("status=exited", "name=^pf-") == ["pf-c"]  # podman's
+        pallet("start", c, check=True)
         assert pallet("ps", "--sort", "colour").returncode == 125
         assert pallet("rename", "pf-c", "pf-renamed", check=True).stdout == ""
         assert "pf-renamed" in names("name=^pf-")

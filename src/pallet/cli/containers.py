@@ -464,7 +464,8 @@ def _ps_filter(texts: list[str], created_of=None):
         elif key == "status":
             if value not in STATUSES:
                 raise UsageError(f"invalid filter {text!r}: status must be one of {', '.join(STATUSES)}")
-            test = lambda e, v=value: e["State"] == v  # noqa: E731
+            # podman's: "stopped" is "exited" (a container that ran and stopped)
+            test = lambda e, v="exited" if value == "stopped" else value: e["State"] == v  # noqa: E731
         elif key == "exited":
             if not (value.isascii() and value.lstrip("-").isdigit()):
                 raise UsageError(f"invalid filter {text!r}: exited wants an exit code")
