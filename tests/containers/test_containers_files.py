@@ -216,6 +216,29 @@ def test_diff_and_export_as_podman(pallet, podman, tmp_path):  # noqa: F811
     assert "A /tmp/added" in outs[0][0] and "D /etc/passwd" in outs[0][0] and "C /etc/group" in outs[0][0]
 
 
+def test_diff_on_the_vfs_driver(pallet, registry, tmp_path):  # noqa: F811
+    """The vfs driver's diff (its tree compared with the image's) says what overlay's does."""
+    import tempfile
+
+    from conftest import release_all, unmount_under
+    from test_containers_run import Pallet
+
+    own = Pallet(str(tmp_path), tempfile.mkdtemp(prefix="pvfs-"), registry.host)
+    own.base += ["--storage-driver", "vfs"]
+    script = "echo new > /tmp/added && echo changed >> /etc/group && rm /etc/passwd"
+    try:
+        outs = []
+        for tool in (own, pallet):
+            name = f"vfs-diff-{len(outs)}"
+            tool("run", "--name", name, "--network", "none", tool.image, "sh", "-c", script, check=True)
+            outs.append(tool("diff", name, check=True).stdout)
+            tool("rm", name, check=True)
+        assert outs[0] == outs[1] == "C /etc\nC /etc/group\nD /etc/passwd\nC /tmp\nA /tmp/added\n"
+    finally:
+        release_all(lambda: own("rm", "-a", "-f", "-t", "0"), lambda: unmount_under(own.runroot),
+                    lambda: __import__("shutil").rmtree(own.runroot, ignore_errors=True))
+
+
 def test_unknown_container_for_file_verbs(pallet, podman):  # noqa: F811
     for verb in (["diff"], ["export", "-o", "/dev/null"], ["top"], ["port"], ["rename", "x"], ["commit"]):
         mine = pallet(*verb[:1], "no-such-ctr", *verb[1:])

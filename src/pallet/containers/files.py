@@ -397,10 +397,9 @@ INIT_PATHS = frozenset(("/dev", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf
 def changes(ctrs, text: str) -> list[tuple[str, str]]:
     """podman's ``diff``: ``(kind, path)`` sorted by path, kind ``A`` (added), ``C`` (changed:
     it was in the image; a directory whose content changed is changed too) or ``D`` (deleted),
-    without what the runtime makes in every container (:data:`INIT_PATHS`), read from the container's layer (what a commit would store) against its image."""
-    from ..layer.apply import OPAQUE_MARKER, WHITEOUT_PREFIX
-    from ..layer.tar import TarReader
-
+    without what the runtime makes in every container (:data:`INIT_PATHS`), from the
+    container's layer against its image (overlay: its upper dir, metadata only; vfs: the layer
+    a commit would store)."""
     c = ctrs.get(text)
     store = ctrs.store
     image_id = c.get("image")
@@ -408,26 +407,15 @@ def changes(ctrs, text: str) -> list[tuple[str, str]]:
     try:
         lfd = os.open(lower, _O_DIR) if lower else -1
         try:
-            out = {}
-            with store.container_changes(c["id"]) as stream:
-                tr = TarReader(stream)
-                while True:
-                    h = tr.next()
-                    if h is None:
-                        break
-                    parts = [p for p in h.name.split(b"/") if p and p != b"."]
-                    if not parts:
-                        continue
-                    base = parts[-1]
-                    if base == OPAQUE_MARKER:
-                        continue
-                    if base.startswith(WHITEOUT_PREFIX):
-                        path = "/" + os.fsdecode(b"/".join(parts[:-1] + [base[len(WHITEOUT_PREFIX):]]))
-                        out[path] = "D"
-                        continue
-                    path = "/" + os.fsdecode(b"/".join(parts))
-                    out[path] = "C" if lfd >= 0 and _in_lower(lfd, path) else "A"
-                tr.finish()
+            out: dict = {}
+            if store.driver.name == "overlay":  # its upper dir, metadata only (no file is read)
+                ufd = os.open(store.container_diff_dir(c["id"]), _O_DIR | os.O_NOFOLLOW)
+                try:
+                    _upper_changes(ufd, "", lfd, out)
+                finally:
+                    os.close(ufd)
+            else:
+                _stream_changes(store, c["id"], lfd, out)
         finally:
             if lfd >= 0:
                 os.close(lfd)
@@ -435,6 +423,47 @@ def changes(ctrs, text: str) -> list[tuple[str, str]]:
         if lower:
             store.umount_image(image_id)
     return sorted(((k, p) for p, k in out.items() if p not in INIT_PATHS), key=lambda kp: kp[1])
+
+
+def _upper_changes(dfd: int, rel: str, lfd: int, out: dict) -> None:
+    """An overlay upper dir's changes: a 0/0 character device is a deletion, anything else
+    added or (when the image has it) changed; directories walked by fd, never followed."""
+    for name in sorted(os.listdir(dfd)):
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        path = f"{rel}/{name}"
+        if _stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            out[path] = "D"
+            continue
+        out[path] = "C" if lfd >= 0 and _in_lower(lfd, path) else "A"
+        if _stat.S_ISDIR(st.st_mode):
+            fd = os.open(name, _O_DIR | os.O_NOFOLLOW, dir_fd=dfd)
+            try:
+                _upper_changes(fd, path, lfd, out)
+            finally:
+                os.close(fd)
+
+
+def _stream_changes(store, cid: str, lfd: int, out: dict) -> None:
+    """The vfs driver's changes: the layer a commit would store, its entries read."""
+    from ..layer.apply import OPAQUE_MARKER, WHITEOUT_PREFIX
+    from ..layer.tar import TarReader
+
+    with store.container_changes(cid) as stream:
+        tr = TarReader(stream)
+        while True:
+            h = tr.next()
+            if h is None:
+                break
+            parts = [p for p in h.name.split(b"/") if p and p != b"."]
+            if not parts or parts[-1] == OPAQUE_MARKER:
+                continue
+            base = parts[-1]
+            if base.startswith(WHITEOUT_PREFIX):
+                out["/" + os.fsdecode(b"/".join(parts[:-1] + [base[len(WHITEOUT_PREFIX):]]))] = "D"
+                continue
+            path = "/" + os.fsdecode(b"/".join(parts))
+            out[path] = "C" if lfd >= 0 and _in_lower(lfd, path) else "A"
+        tr.finish()
 
 
 def _in_lower(lfd: int, path: str) -> bool:
