@@ -81,7 +81,8 @@ def hostile(tmp_path_factory):
     inside = str(host).lstrip("/")
     files = {"/".join(inside.split("/")[:i + 1]): {"type": "dir"} for i in range(len(inside.split("/")))}
     files.update({f"{inside}/passwd": b"inside\n", "etc": {"type": "symlink", "target": "../" * 12 + inside},
-                  "abs": {"type": "symlink", "target": str(host)}})
+                  "abs": {"type": "symlink", "target": str(host)},
+                  "dangle": {"type": "symlink", "target": "../" * 12 + inside + "/created"}})
     _add_layer(layout, files)
     root, runroot = str(tmp_path / "root"), tempfile.mkdtemp(prefix="padv-")
     exe = os.path.join(os.path.dirname(sys.executable), "pallet")
@@ -137,6 +138,19 @@ def test_cp_in_writes_the_containers_file_never_the_hosts(hostile, tmp_path, des
     got = hostile("cp", f"hostile:{dest.rstrip('/') + ('/passwd' if dest.endswith('/') else '')}", "-")
     with tarfile.open(fileobj=io.BytesIO(got.stdout)) as tf:
         assert [tf.extractfile(m).read() for m in tf.getmembers()] == [b"pwned\n"]
+
+
+def test_cp_through_a_dangling_symlink_creates_inside(hostile, tmp_path):
+    """A destination that is a symlink to nothing is written through, as podman does, to where
+    it points inside the container: ``../`` climbing out stops at its root."""
+    src = tmp_path / "f"
+    src.write_text("through\n")
+    r = hostile("cp", str(src), "hostile:/dangle")
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(hostile.host)) == ["passwd"]
+    got = hostile("cp", "hostile:/dangle", "-")
+    with tarfile.open(fileobj=io.BytesIO(got.stdout)) as tf:
+        assert [tf.extractfile(m).read() for m in tf.getmembers()] == [b"through\n"]
 
 
 def test_hostile_tar_on_stdin_stays_in_the_destination(hostile, tmp_path):

@@ -144,6 +144,30 @@ class Rootfs:
             raise ContainerError(f"{path!r} in container {self.name} is on a read-only mount ({tree.dest})")
         return _rootfs.open_in_root(tree.fd, rest, _O_DIR)
 
+    def dangling(self, path: str) -> str:
+        """``path``, or where it points when it is a symlink to nothing (a destination podman
+        writes through: ``x -> /tmp/none`` makes ``/tmp/none``); the link's target is taken as
+        the container reads it, and resolved by fd again by whoever uses the answer."""
+        if path.endswith("/"):
+            return path
+        for _ in range(40):  # the kernel's MAXSYMLINKS
+            tree, rest = self.route(path)
+            try:
+                fd = _rootfs.open_in_root(tree.fd, rest, os.O_PATH | os.O_NOFOLLOW, follow_last=False)
+            except OSError:
+                return path
+            try:
+                if not _stat.S_ISLNK(os.fstat(fd).st_mode):
+                    return path
+                target = os.readlink("", dir_fd=fd)
+                link = self.inside(fd, tree)
+            finally:
+                os.close(fd)
+            if self.stat(link) is not None:  # not dangling: the caller's stat follows it
+                return path
+            path = posixpath.normpath(posixpath.join(posixpath.dirname(link), target))
+        return path
+
     def parent(self, real: str) -> tuple[int, str]:
         """``(fd of its directory, name in it)`` of a resolved container path; a tree's top
         (``/``, a bind mount's destination) is ``"."`` in itself."""
@@ -185,17 +209,19 @@ class _Dest:
         self.dir_path, self.rename, self.is_dir, self.exists = dir_path, rename, is_dir, exists
 
 
-def _plan(dest_given: str, dest_stat, src_is_dir: bool | None, where: str, parent_exists) -> _Dest:
+def _plan(dest_given: str, dest_stat, src_is_dir: bool | None, where: str, parent_exists,
+          shown: str | None = None) -> _Dest:
     """podman's destination rules; ``dest_stat``: ``(resolved path, stat)`` or None when missing;
-    ``src_is_dir`` None: a tar from stdin."""
+    ``src_is_dir`` None: a tar from stdin; ``shown``: the path as the user wrote it (errors)."""
+    shown = shown or dest_given
     if dest_stat is None:
         if dest_given.endswith("/"):
-            raise UsageError(f"\"{dest_given}\" could not be found {where}: no such file or directory")
+            raise UsageError(f"\"{shown}\" could not be found {where}: no such file or directory")
         if src_is_dir is None:
             raise UsageError("destination must be a directory when copying from stdin")
         parent = posixpath.dirname(dest_given.rstrip("/")) or ("/" if dest_given.startswith("/") else ".")
         if not parent_exists(parent):
-            raise UsageError(f"\"{dest_given}\" could not be found {where}: no such file or directory")
+            raise UsageError(f"\"{shown}\" could not be found {where}: no such file or directory")
         return _Dest(parent, posixpath.basename(dest_given.rstrip("/")), False, False)
     real, st = dest_stat
     if _stat.S_ISDIR(st.st_mode):
@@ -313,13 +339,13 @@ def copy_in(ctrs, text: str, path: str, host_src: str, *, archive: bool = True, 
     else:
         src_is_dir = None
     with Rootfs(ctrs, text) as root:
-        want = root.absolute(path) + ("/" if path.endswith("/") else "")
+        want = root.dangling(root.absolute(path))
 
         def parent_exists(p):
             found = root.stat(p)
             return found is not None and _stat.S_ISDIR(found[1].st_mode)
 
-        d = _plan(want, root.stat(want), src_is_dir, f"on container {root.name}", parent_exists)
+        d = _plan(want, root.stat(want), src_is_dir, f"on container {root.name}", parent_exists, path)
         owner = root.user() if archive else None
         dfd = root.open_dir(d.dir_path, write=True)
         try:
@@ -367,13 +393,14 @@ def copy_between(ctrs, src_text: str, src_path: str, dst_text: str, dst_path: st
     """``cp A:PATH B:PATH``: the archive of A's path extracted in B."""
     with Rootfs(ctrs, src_text) as a, Rootfs(ctrs, dst_text) as b:
         found = _found(a, src_path)
-        want = b.absolute(dst_path) + ("/" if dst_path.endswith("/") else "")
+        want = b.dangling(b.absolute(dst_path))
 
         def parent_exists(p):
             f = b.stat(p)
             return f is not None and _stat.S_ISDIR(f[1].st_mode)
 
-        d = _plan(want, b.stat(want), _stat.S_ISDIR(found[1].st_mode), f"on container {b.name}", parent_exists)
+        d = _plan(want, b.stat(want), _stat.S_ISDIR(found[1].st_mode), f"on container {b.name}", parent_exists,
+                  dst_path)
         dfd = b.open_dir(d.dir_path, write=True)
         try:
             stream, pfd = archive_from(a, src_path, d.rename)
