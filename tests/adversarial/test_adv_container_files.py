@@ -93,7 +93,7 @@ def hostile(tmp_path_factory):
 
     r = pallet("create", "--name", "hostile", "--network", "none", f"oci:{layout}:v1", "true")
     assert r.returncode == 0, r.stderr
-    pallet.host = host
+    pallet.host, pallet.image = host, f"oci:{layout}:v1"
     try:
         yield pallet
     finally:
@@ -151,6 +151,25 @@ def test_cp_through_a_dangling_symlink_creates_inside(hostile, tmp_path):
     got = hostile("cp", "hostile:/dangle", "-")
     with tarfile.open(fileobj=io.BytesIO(got.stdout)) as tf:
         assert [tf.extractfile(m).read() for m in tf.getmembers()] == [b"through\n"]
+
+
+def test_a_running_container_is_read_and_written_in_its_own_root(hostile, tmp_path):
+    """A running container is reached through its init's root (``/proc/PID/root``, checked to
+    be its root filesystem): its symlinks still resolve inside it."""
+    r = hostile("run", "-d", "--name", "hostile-live", "--network", "none", hostile.image, "sleep", "600")
+    assert r.returncode == 0, r.stderr
+    try:
+        src = tmp_path / "f"
+        src.write_text("live\n")
+        for dest in ("/etc/live", "/abs/live2", f"/abs/{UP}etc/live3", "/dangle"):
+            r = hostile("cp", str(src), f"hostile-live:{dest}")
+            assert r.returncode == 0, (dest, r.stderr)
+        assert sorted(os.listdir(hostile.host)) == ["passwd"]
+        got = hostile("cp", "hostile-live:/etc/passwd", "-")
+        with tarfile.open(fileobj=io.BytesIO(got.stdout)) as tf:
+            assert [tf.extractfile(m).read() for m in tf.getmembers()] == [b"inside\n"]
+    finally:
+        hostile("rm", "-f", "-t", "0", "hostile-live")
 
 
 def test_hostile_tar_on_stdin_stays_in_the_destination(hostile, tmp_path):

@@ -397,8 +397,8 @@ def test_ps_scales_without_subprocesses_or_per_container_locks(pallet, tmp_path)
 
 
 def test_cp_goes_through_bind_mounts(pallet, tmp_path):  # noqa: F811
-    """A path below a bind mount's destination is its source's (as the running container sees
-    it), resolved by fd inside that source; a read-only one is not written."""
+    """A path below a bind mount's destination is its source's, as the running container sees
+    it; a read-only one is not written."""
     rw, ro = tmp_path / "rw", tmp_path / "ro"
     rw.mkdir()
     ro.mkdir()
@@ -411,16 +411,38 @@ def test_cp_goes_through_bind_mounts(pallet, tmp_path):  # noqa: F811
         src.write_text("into the bind\n")
         pallet("cp", str(src), f"{cid}:/data/", check=True)
         assert (rw / "f").read_text() == "into the bind\n"
-        pallet("cp", str(src), f"{cid}:/data/up/g", check=True)
-        assert (rw / "g").read_text() == "into the bind\n"
+        pallet("cp", str(src), f"{cid}:/data/up/g", check=True)  # up -> / is the container's root, as it sees it
+        assert not (rw / "g").exists() and not os.path.exists("/g")
+        assert pallet("cp", f"{cid}:/g", str(tmp_path / "g-back"), check=True).returncode == 0
         out = tmp_path / "out"
         pallet("cp", f"{cid}:/data", str(out), check=True)
-        assert sorted(os.listdir(out)) == ["f", "g", "up"]
+        assert sorted(os.listdir(out)) == ["f", "up"]
         pallet("cp", f"{cid}:/ro/kept", str(tmp_path / "kept"), check=True)
         assert (tmp_path / "kept").read_text() == "ro\n"
         r = pallet("cp", str(src), f"{cid}:/ro/")
-        assert r.returncode == 125 and "read-only" in _one_line_error(r.stderr)
+        assert r.returncode == 125 and "read-only" in _one_line_error(r.stderr).lower()
         assert sorted(os.listdir(ro)) == ["kept"]
+    finally:
+        pallet("rm", "-f", "-t", "0", cid)
+
+
+def test_cp_into_a_running_containers_tmpfs(pallet, tmp_path):  # noqa: F811
+    """A running container's paths are its own view (its init's root): a file copied under its
+    tmpfs is in that tmpfs, so gone once it stops; a stopped container's bind mounts are still
+    reached through their sources."""
+    cid = pallet("run", "-d", "--network", "none", "--tmpfs", "/scratch", "-v", f"{tmp_path}:/data", pallet.image,
+                 "sleep", "600", check=True).stdout.strip()
+    try:
+        src = tmp_path / "f"
+        src.write_text("in tmpfs\n")
+        pallet("cp", str(src), f"{cid}:/scratch/", check=True)
+        assert pallet("cp", f"{cid}:/scratch/f", str(tmp_path / "back"), check=True).returncode == 0
+        assert (tmp_path / "back").read_text() == "in tmpfs\n"
+        pallet("stop", "-t", "0", cid, check=True)
+        gone = pallet("cp", f"{cid}:/scratch/f", str(tmp_path / "again"))
+        assert gone.returncode == 125 and "could not be found" in _one_line_error(gone.stderr)
+        pallet("cp", str(src), f"{cid}:/data/g", check=True)  # stopped: through the bind's source
+        assert (tmp_path / "g").read_text() == "in tmpfs\n"
     finally:
         pallet("rm", "-f", "-t", "0", cid)
 

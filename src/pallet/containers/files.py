@@ -46,10 +46,30 @@ class _Tree:
         self.real = os.readlink(_rootfs.fd_path(fd))
 
 
+def _proc_root(pid, rootfs_stat) -> int | None:
+    """A running container's root as its init sees it (``/proc/PID/root``: with its tmpfs,
+    bind and volume mounts), or None. It must be the very directory the store mounted (same
+    device and inode): a PID that was reused, or a process without a mount namespace of its
+    own, whose root is the host's, is never taken."""
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        fd = os.open(f"/proc/{pid}/root", _O_DIR)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (rootfs_stat.st_dev, rootfs_stat.st_ino):
+        os.close(fd)
+        return None
+    return fd
+
+
 class Rootfs:
     """A container's root filesystem mounted (counted: a running container's stays mounted) and
-    open as a directory fd, with its bind mounts' sources (a path below a bind mount's
-    destination is that source's, as in the running container); ``close()`` lets go of them."""
+    open as a directory fd. A running container's paths are resolved in its init's root
+    (:func:`_proc_root`), so its tmpfs, bind and volume mounts are what it sees; a stopped one's
+    in its root filesystem and its bind mounts' sources (a path below a bind mount's
+    destination is that source's); ``close()`` lets go of them."""
 
     def __init__(self, ctrs, text: str):
         self.ctrs = ctrs
@@ -61,6 +81,11 @@ class Rootfs:
         try:
             self.fd = os.open(self.path, _O_DIR)
             self.real = os.readlink(_rootfs.fd_path(self.fd))
+            st = ctrs.state(self.id)
+            live = _proc_root(st.get("pid"), os.fstat(self.fd)) if st.get("state") == "running" else None
+            if live is not None:  # everything as the container sees it: its tmpfs, binds and volumes
+                self.trees.append(_Tree("/", live, False))
+                return
             for b in self.meta.get("binds") or []:
                 try:
                     fd = os.open(b["source"], _O_DIR)
