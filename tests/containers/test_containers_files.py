@@ -136,7 +136,8 @@ def test_cp_errors_as_podman(both, tmp_path):
     (tmp_path / "f").write_text("f\n")
     for src, dst in (("CTR:/no/such", str(tmp_path / "x")), ("CTR:/data", str(tmp_path / "f")),
                      (str(tmp_path / "d"), "CTR:/data/a"), (str(tmp_path / "nope"), "CTR:/tmp"),
-                     (str(tmp_path / "f"), "CTR:/no/such/dir/"), ("no-such-ctr:/x", str(tmp_path / "y"))):
+                     (str(tmp_path / "f"), "CTR:/no/such/dir/"), ("no-such-ctr:/x", str(tmp_path / "y")),
+                     ("CTR:/data/a", "/dev/stdout"), ("CTR:/data/a", "/dev/null")):
         codes = []
         for tool, name in both:
             r = tool("cp", src.replace("CTR", name), dst.replace("CTR", name))

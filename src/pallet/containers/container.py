@@ -296,7 +296,7 @@ class Containers:
             mappings = netports.parse_all(o.publish, list(img_cfg.get("ExposedPorts") or {}), True)
             if mappings and mode.kind in ("none", "container", "ns"):
                 raise UsageError(f"published ports cannot be used with --network {o.networks[0]}")
-        name = o.name or _random_name()
+        name = o.name or self._unused_name()
         labels = img_cfg.get("Labels") if isinstance(img_cfg.get("Labels"), dict) else {}
         labels = {str(k): str(v) for k, v in labels.items()}
         labels.update(o.labels)  # the image's labels, the user's over them (podman's)
@@ -339,6 +339,15 @@ class Containers:
         rec["metadata"][META] = meta
         return rec
         return self.get(cid)
+
+    def _unused_name(self) -> str:
+        """A random adjective_noun no container has (podman's names generator retries too)."""
+        taken = {n for c in self.store.containers() for n in c.get("names") or ()}
+        for _ in range(50):
+            name = _random_name()
+            if name not in taken:
+                return name
+        return f"{_random_name()}_{os.urandom(3).hex()}"
 
     def _networks(self, o: Options):
         if o.networks and o.networks[0] in ("none", "host"):

@@ -29,7 +29,7 @@ import os
 import posixpath
 import stat as _stat
 
-from .. import _rootfs
+from .. import _fs, _rootfs
 from ..errors import ContainerError, LayerError, UsageError
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -256,7 +256,7 @@ def _plan(dest_given: str, dest_stat, src_is_dir: bool | None, where: str, paren
     if src_is_dir:
         raise UsageError("destination must be a directory when copying a directory")
     if not _stat.S_ISREG(st.st_mode):
-        raise UsageError(f"invalid destination: \"{real}\" must be a directory or a regular file")
+        raise UsageError(f"invalid destination: \"{shown}\" must be a directory or a regular file")
     return _Dest(posixpath.dirname(real) or "/", posixpath.basename(real), False, True)
 
 
@@ -329,6 +329,10 @@ def copy_out(ctrs, text: str, path: str, host_dest: str, out=None, *, overwrite:
                 os.close(pfd)
             return
         _, st = _found(root, path)
+        special = ("/dev/", "/proc/")
+        if os.path.abspath(host_dest).startswith(special) or os.path.realpath(host_dest).startswith(special) \
+                or _fs.is_special(host_dest):  # never written: /dev/stdout is "-"'s job
+            raise UsageError(f"invalid destination: \"{host_dest}\" must be a directory or a regular file")
         d = _plan(host_dest, _host_stat(host_dest), _stat.S_ISDIR(st.st_mode), "on the host", os.path.isdir)
         hfd = os.open(d.dir_path, _O_DIR)
         try:
