@@ -19,7 +19,7 @@ import tarfile
 import pytest
 
 from conftest import free_port, wait_for
-from test_containers_run import _one_line_error, _without_podman_warnings, pallet, podman  # noqa: F401  (fixtures)
+from test_containers_run import _one_line_error, pallet, podman, ps_names  # noqa: F401  (fixtures)
 
 
 def _tree(root: str) -> dict:
@@ -332,10 +332,7 @@ def test_rename_prune_and_ps_filters(pallet, tmp_path):  # noqa: F811
                check=True).stdout.strip()
     try:
         def names(*filters):
-            args = ["ps", "-a", "--format", "{{.Names}}"]
-            for f in filters:
-                args += ["--filter", f]
-            return sorted(pallet(*args, check=True).stdout.split())
+            return ps_names(pallet, *filters)
 
         assert names("since=pf-a", "name=^pf-") == ["pf-b", "pf-c"]
         assert names("before=pf-c", "name=^pf-") == ["pf-a", "pf-b"]
