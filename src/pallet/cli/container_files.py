@@ -102,7 +102,19 @@ def cmd_diff(args) -> int:
 
     if args.format not in (None, "", "json"):
         raise UsageError(f"invalid --format {args.format!r}: want json")
-    found = files.changes(_containers(args), args.container)
+    ctrs = _containers(args)
+    from ..errors import ContainerNotFound, NotFound
+
+    try:
+        found = files.changes(ctrs, args.container)
+    except ContainerNotFound:
+        try:
+            ctrs.store.image(args.container)
+        except NotFound:
+            raise ContainerNotFound(f"{args.container} not found: no container or image with that name or ID") \
+                from None
+        raise UsageError(f"{args.container} is an image: pallet diff compares a container with its image; "
+                         "the diff of an image's layers is not supported yet") from None
     if args.format == "json":
         from .._std import json
 
