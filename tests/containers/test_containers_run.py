@@ -145,6 +145,14 @@ def _without_podman_warnings(stderr: str) -> str:
                    if not (line.startswith('time="') and " level=" in line) and not line.startswith("WARN["))
 
 
+def ps_names(pallet, *filters) -> list:
+    """The sorted names ``ps -a --filter F...`` lists."""
+    args = ["ps", "-a", "--format", "{{.Names}}"]
+    for f in filters:
+        args += ["--filter", f]
+    return sorted(pallet(*args, check=True).stdout.split())
+
+
 def _one_line_error(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
@@ -444,10 +452,7 @@ def test_ps_filters(pallet):
     assert b == 3
     try:
         def names(*filters):
-            args = ["ps", "-a", "--format", "{{.Names}}"]
-            for f in filters:
-                args += ["--filter", f]
-            return sorted(pallet(*args, check=True).stdout.split())
+            return ps_names(pallet, *filters)
 
         assert names("name=^flt-") == ["flt-a", "flt-b"]
         assert names("name=^flt-", "label=team=web") == ["flt-a"]

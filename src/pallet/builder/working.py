@@ -226,26 +226,11 @@ class BuilderContainer:
                created_by: str | None = None, rm: bool = False, annotations: dict | None = None,
                history_comment: str | None = None) -> dict:
         """Make an image of the container: its changes as one new layer on its image's layers."""
-        from ..layer.create import epoch_from_env
-
-        epoch = timestamp if timestamp is not None else epoch_from_env()
-        created = _image.timestamp(epoch)
-        store = self.store
-        base = store.image(self.meta["image_id"]) if self.meta["image_id"] else None
-        base_layers = list(base["layers"]) if base else []
-        doc = _copy.deepcopy(self.config)
-        layer = commit_layer(store, self, base, epoch, squash)
-        layers = [layer["id"]] if squash else base_layers + [layer["id"]]
-        doc["created"] = created
-        if squash:
-            doc["history"] = []
-        entry = {"created": created, "created_by": created_by or self.meta.get("created_by") or "/bin/sh"}
-        if history_comment:
-            entry["comment"] = history_comment
-        doc.setdefault("history", []).append(entry)
         ann = dict(self.meta.get("annotations") or {})
         ann.update(annotations or {})
-        rec = _image.write_image(store, doc, layers, fmt, names, ann)
+        rec = commit_image(self.store, self.id, self.meta["image_id"], self.config, names, fmt=fmt, squash=squash,
+                           timestamp=timestamp, created_by=created_by or self.meta.get("created_by") or "/bin/sh",
+                           annotations=ann, history_comment=history_comment)
         if rm:
             self.remove()
         return rec
@@ -285,28 +270,50 @@ class BuilderContainer:
         self.store.remove_container(self.id)
 
 
+def commit_image(store, cid: str, image_id: str | None, config: dict, names: list[str], *, fmt: str = "oci",
+                 squash: bool = False, timestamp: int | None = None, created_by: str = "/bin/sh",
+                 annotations: dict | None = None, history_comment: str | None = None) -> dict:
+    """An image of the store container ``cid`` made on ``image_id`` (None: on nothing): its
+    changes as one new layer on the image's layers (``squash``: its whole tree as the only
+    layer), with the image config ``config`` (not changed here) and a history entry. The one
+    commit of working containers and of ``pallet commit``."""
+    from ..layer.create import epoch_from_env
+
+    epoch = timestamp if timestamp is not None else epoch_from_env()
+    created = _image.timestamp(epoch)
+    base = store.image(image_id) if image_id else None
+    base_layers = list(base["layers"]) if base else []
+    doc = _copy.deepcopy(config)
+    layer = container_layer(store, cid, base, epoch, squash)
+    layers = [layer["id"]] if squash else base_layers + [layer["id"]]
+    doc["created"] = created
+    if squash:
+        doc["history"] = []
+    entry = {"created": created, "created_by": created_by}
+    if history_comment:
+        entry["comment"] = history_comment
+    doc.setdefault("history", []).append(entry)
+    return _image.write_image(store, doc, layers, fmt, names, annotations)
+
+
 def commit_layer(store, b: BuilderContainer, base: dict | None, epoch: int | None, squash: bool = False) -> dict:
     """The container's changes (or, squashed, its whole tree) as a layer in the store."""
-    from ..layer.create import tar_changes, tar_directory, tar_overlay_upper
+    return container_layer(store, b.id, base, epoch, squash)
+
+
+def container_layer(store, cid: str, base: dict | None, epoch: int | None, squash: bool = False) -> dict:
+    """:func:`commit_layer` for any store container (a working one, or ``pallet commit``'s)."""
+    from ..layer.create import tar_directory
 
     top = base["top_layer"] if base else None
     if squash:
-        root = b.mount()
+        root = store.mount_container(cid)
         try:
             with tar_directory(root, epoch=epoch) as stream:
                 return store.add_layer_from_tar(stream, parent=None)
         finally:
-            b.umount()
-    diff = store.container_diff_dir(b.id)
-    if store.driver.name == "overlay":
-        stream = tar_overlay_upper(diff, epoch=epoch)
-    else:
-        old = store.driver.layer_dir(top) if top else None
-        if old is None:
-            stream = tar_directory(diff, epoch=epoch)
-        else:
-            stream = tar_changes(old, diff, epoch=epoch)
-    with stream:
+            store.umount_container(cid)
+    with store.container_changes(cid, epoch) as stream:
         return store.add_layer_from_tar(stream, parent=top)
 
 

@@ -155,3 +155,15 @@ def global_store_args(args) -> list[str]:
 
             g += [flag, os.path.abspath(v) if attr != "storage_driver" else v]
     return g
+
+
+#: podman's exit codes for its verbs' errors
+PODMAN_EXIT = {"default": 125, "CommandNotFound": 127, "CommandNotRunnable": 126}
+
+
+def podman_verb(p, exit_map=None):
+    """A podman verb's parser: usage errors and failures exit 125 (``exit_map``: other codes)."""
+    p.usage_exit = 125
+    p.set_defaults(exit_map=exit_map or PODMAN_EXIT, usage_exit=125)
+    return p
+

@@ -11,14 +11,9 @@ from __future__ import annotations
 import sys
 
 VERBS = ("run", "create", "start", "stop", "kill", "rm", "ps", "logs", "wait", "container")
-EXIT = {"default": 125, "CommandNotFound": 127, "CommandNotRunnable": 126}
+from .common import PODMAN_EXIT as EXIT, podman_verb as _podman  # noqa: F401  (shared with the other verb modules)
+
 RM_EXIT = {"default": 125, "ContainerNotFound": 1, "ContainerStateError": 2}
-
-
-def _podman(p, exit_map=None):
-    p.usage_exit = 125
-    p.set_defaults(exit_map=exit_map or EXIT, usage_exit=125)
-    return p
 
 
 def register(sub, only: str | None = None) -> None:
@@ -33,6 +28,10 @@ def register(sub, only: str | None = None) -> None:
         for name, add in adders.items():
             add(csub, name)
         _ps(csub, "ls", aliases=["list"])
+        from . import container_files, container_procs
+
+        container_files.register(csub)
+        container_procs.register(csub, group=True)
         p = _podman(csub.add_parser("inspect", help="show containers' details as JSON"))
         p.add_argument("containers", nargs="+", metavar="CONTAINER")
         p.add_argument("--format", "-f", metavar="TEMPLATE", help="a Go template over each container")
@@ -60,6 +59,7 @@ def _create_flags(p) -> None:
     p.add_argument("--network", "--net", action="append", default=[], metavar="MODE",
                    help="none, host, bridge (the default network), NAME, container:ID")
     p.add_argument("--publish", "-p", action="append", default=[], metavar="[IP:]HOST:CTR[/PROTO]")
+    p.add_argument("--publish-all", "-P", action="store_true", help="publish the image's EXPOSE ports on free host ports")
     p.add_argument("--hostname", "-h", metavar="NAME")
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP")
     p.add_argument("--cap-drop", action="append", default=[], metavar="CAP")
@@ -139,6 +139,8 @@ def _ps(sub, name, aliases=()):
     p.add_argument("--format", metavar="FORMAT", help="json, table, or a Go template")
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("--noheading", action="store_true")
+    p.add_argument("--sort", default="created", metavar="KEY",
+                   help="command, created (the default: oldest first), id, image, names, runningfor, size, status")
     p.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE",
                    help="id, name (regular expressions), status, exited, label, ancestor, network; the same key "
                         "given twice matches either value, different keys must all match (podman's)")
@@ -163,11 +165,9 @@ def _wait(sub, name):
 # -- handlers ------------------------------------------------------------------------------
 
 def _containers(args):
-    from ..containers.container import Containers
-    from .common import global_store_args
-    from .store import open_store
+    from .container_common import open_containers
 
-    return Containers(open_store(args), global_store_args(args))
+    return open_containers(args)
 
 
 def _warn(msg: str) -> None:
@@ -202,7 +202,7 @@ def _options(args):
                    memory=args.memory, cpus=args.cpus, pids_limit=args.pids_limit, stop_signal=args.stop_signal,
                    labels=labels, rm=args.rm, detach=getattr(args, "detach", False), interactive=args.interactive,
                    tty=args.tty, runtime=args.runtime, pull=args.pull, network_config_dir=args.network_config_dir,
-                   restart=args.restart, create_command=["pallet"] + sys.argv[1:])
+                   restart=args.restart, create_command=["pallet"] + sys.argv[1:], publish_all=args.publish_all)
 
 
 def _env_from_host(name: str) -> str:
@@ -437,12 +437,13 @@ def _ps_entry(ctrs, c) -> dict:
             "State": state, "Status": _status(st)}
 
 
-PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor", "network")
+PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor", "network", "since", "before", "until", "volume")
 STATUSES = ("created", "running", "paused", "stopped", "exited", "unknown")
 
 
-def _ps_filter(texts: list[str]):
-    """podman's ps filters, every value checked before anything is listed."""
+def _ps_filter(texts: list[str], created_of=None):
+    """podman's ps filters, every value checked before anything is listed; ``created_of(name)``:
+    a container's creation time (since=, before=), asked when a filter first needs it."""
     if not texts:
         return lambda e: True
     import re
@@ -463,7 +464,8 @@ def _ps_filter(texts: list[str]):
         elif key == "status":
             if value not in STATUSES:
                 raise UsageError(f"invalid filter {text!r}: status must be one of {', '.join(STATUSES)}")
-            test = lambda e, v=value: e["State"] == v  # noqa: E731
+            # podman's: "stopped" is "exited" (a container that ran and stopped)
+            test = lambda e, v="exited" if value == "stopped" else value: e["State"] == v  # noqa: E731
         elif key == "exited":
             if not (value.isascii() and value.lstrip("-").isdigit()):
                 raise UsageError(f"invalid filter {text!r}: exited wants an exit code")
@@ -473,10 +475,53 @@ def _ps_filter(texts: list[str]):
         elif key == "ancestor":
             test = lambda e, v=value: v in (e["Image"], e["ImageID"]) or (len(v) >= 3 and  # noqa: E731
                                                                          (e["ImageID"] or "").startswith(v))
+        elif key in ("since", "before", "until"):
+            test = _time_filter(key, value, text, created_of)
+        elif key == "volume":
+            test = lambda e, v=value: v in e["_volumes"]  # noqa: E731
         else:
             test = lambda e, v=value: v in e["Networks"]  # noqa: E731
         groups.setdefault(key, []).append((neg, test))
     return lambda e: all(any(t(e) != neg for neg, t in tests) for tests in groups.values())
+
+
+def _time_filter(key: str, value: str, text: str, created_of):
+    """since=CONTAINER / before=CONTAINER (created after / before it), until=TIME (created before)."""
+    import time
+
+    from ._filters import parse_until
+
+    if key == "until":
+        limit = parse_until(value, time.time())
+        return lambda e: e["_created"] < limit
+    ref: list = []
+
+    def test(e):
+        if not ref:
+            ref.append(created_of(value))
+        return e["_created"] > ref[0] if key == "since" else e["_created"] < ref[0]
+
+    return test
+
+
+#: ps --sort: podman's keys
+PS_SORT = {"command": lambda e: " ".join(e["Command"]), "created": lambda e: e["_created"],
+           "id": lambda e: e["Id"], "image": lambda e: e["Image"] or "", "names": lambda e: e["Names"][0],
+           "runningfor": lambda e: -e["_created"], "size": lambda e: 0, "status": lambda e: e["Status"]}
+
+
+def _created(c: dict) -> float:
+    """A container's creation time, to the nanosecond when its record has it (since=, before=)."""
+    return parse_time_or_none(c["metadata"]["pallet"].get("created_at") or c["created"]) or 0
+
+
+def _volumes_of(meta: dict) -> set:
+    """What ps's volume= filter matches: a mount's destination, a bind's source, a volume's name."""
+    out = set()
+    for m in (meta.get("binds") or []) + (meta.get("mounts") or []) + (meta.get("volumes") or []):
+        if isinstance(m, dict):
+            out.update(str(m[k]) for k in ("source", "destination", "name") if m.get(k))
+    return out
 
 
 def cmd_ps(args) -> int:
@@ -485,14 +530,24 @@ def cmd_ps(args) -> int:
     from ._template import Struct, render_rows
     from ._table import ago, table
 
-    keep = _ps_filter(args.filter)
+    sort_key = PS_SORT.get(args.sort)
+    if sort_key is None:
+        from ..errors import UsageError
+
+        raise UsageError(f"invalid argument \"{args.sort}\" for \"--sort\" flag: \"{args.sort}\" is not a valid "
+                         f"value.  Choose from: \"{', '.join(sorted(PS_SORT))}\"")
+    keep = _ps_filter(args.filter, lambda text: _created(ctrs.get(text)))
     show_all = args.all or any(f.partition("=")[0].rstrip("!") in ("status", "exited") for f in args.filter)
     ctrs = _containers(args)
     entries = []
-    for c in sorted(ctrs.list(), key=lambda c: c["created"], reverse=True):
+    for c in ctrs.list():
         e = _ps_entry(ctrs, c)
+        e["_volumes"], e["_created"] = _volumes_of(c["metadata"]["pallet"]), _created(c)
         if (show_all or e["State"] == "running") and keep(e):
             entries.append(e)
+    entries.sort(key=sort_key)
+    for e in entries:
+        del e["_volumes"], e["_created"]
     if args.quiet:
         for e in entries:
             print(e["Id"] if args.no_trunc else e["Id"][:12])
@@ -627,7 +682,7 @@ def inspect_doc(ctrs, c) -> dict:
                        "CapAdd": meta.get("cap_add") or [], "CapDrop": meta.get("cap_drop") or [], "Dns": [],
                        "DnsOptions": [], "DnsSearch": [], "ExtraHosts": [], "GroupAdd": [], "IpcMode": "shareable",
                        "Cgroup": "", "Cgroups": "default", "Links": None, "OomScoreAdj": 0, "PidMode": "private",
-                       "Privileged": bool(meta.get("privileged")), "PublishAllPorts": False,
+                       "Privileged": bool(meta.get("privileged")), "PublishAllPorts": bool(meta.get("publish_all")),
                        "ReadonlyRootfs": bool(meta.get("read_only")), "SecurityOpt": [],
                        "Tmpfs": {t["destination"]: ",".join(t["options"]) for t in meta.get("tmpfs") or []},
                        "UTSMode": "private", "UsernsMode": "", "ShmSize": 65536000, "Runtime": "oci",

@@ -44,7 +44,8 @@ class Options:
                  networks=(), publish=(), hostname=None, cap_add=(), cap_drop=(), privileged=False,
                  read_only=False, tmpfs=(), volumes=(), memory=None, cpus=None, pids_limit=None,
                  stop_signal=None, labels=None, rm=False, detach=False, interactive=False, tty=False,
-                 runtime=None, pull="missing", network_config_dir=None, restart=None, create_command=None):
+                 runtime=None, pull="missing", network_config_dir=None, restart=None, create_command=None,
+                 publish_all=False):
         self.image, self.command, self.name = image, list(command) if command else None, name
         self.env, self.user, self.workdir, self.entrypoint = list(env), user, workdir, entrypoint
         self.networks, self.publish, self.hostname = list(networks), list(publish), hostname
@@ -56,6 +57,7 @@ class Options:
         self.runtime, self.pull, self.network_config_dir = runtime, pull, network_config_dir
         self.restart = restart
         self.create_command = list(create_command or [])
+        self.publish_all = publish_all
 
 
 _ADJ = ("admiring", "bold", "brave", "calm", "clever", "eager", "focused", "gallant", "happy", "jolly", "keen",
@@ -294,7 +296,11 @@ class Containers:
         tmpfs = [_tmpfs(t) for t in o.tmpfs]
         image = self._image(o, pull_fn)
         img_cfg = self._image_config(image)
-        name = o.name or _random_name()
+        if o.publish_all:  # -P: the image's EXPOSE ports too, each on a free host port
+            mappings = netports.parse_all(o.publish, list(img_cfg.get("ExposedPorts") or {}), True)
+            if mappings and mode.kind in ("none", "container", "ns"):
+                raise UsageError(f"published ports cannot be used with --network {o.networks[0]}")
+        name = o.name or self._unused_name()
         labels = img_cfg.get("Labels") if isinstance(img_cfg.get("Labels"), dict) else {}
         labels = {str(k): str(v) for k, v in labels.items()}
         labels.update(o.labels)  # the image's labels, the user's over them (podman's)
@@ -306,7 +312,8 @@ class Containers:
                 "read_only": o.read_only, "tmpfs": tmpfs, "binds": binds, "memory": memory, "cpus": cpus,
                 "pids_limit": o.pids_limit, "stop_signal": stop_signal, "labels": labels, "rm": o.rm,
                 "image_digest": image.get("digest"), "create_command": o.create_command,
-                "interactive": o.interactive, "tty": o.tty, "runtime": runtime, "restart": o.restart or "no"}
+                "interactive": o.interactive, "tty": o.tty, "runtime": runtime, "restart": o.restart or "no",
+                "publish_all": bool(o.publish_all), "created_at": _now()}
         # the command and options checked before anything is made
         meta["args"] = self._spec("0" * 64, meta, img_cfg)["process"]["args"]
         try:
@@ -336,6 +343,15 @@ class Containers:
         rec["metadata"][META] = meta
         return rec
         return self.get(cid)
+
+    def _unused_name(self) -> str:
+        """A random adjective_noun no container has (podman's names generator retries too)."""
+        taken = {n for c in self.store.containers() for n in c.get("names") or ()}
+        for _ in range(50):
+            name = _random_name()
+            if name not in taken:
+                return name
+        return f"{_random_name()}_{os.urandom(3).hex()}"
 
     def _networks(self, o: Options):
         if o.networks and o.networks[0] in ("none", "host"):

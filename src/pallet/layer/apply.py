@@ -77,7 +77,8 @@ class ApplyStats:
 
 def apply_layer(stream, root: str, *, whiteouts: str = "apply", uid_map=None, gid_map=None,
                 devices: str = "create", chown: bool = True, xattrs: bool = True,
-                opaque_xattr: str = OVERLAY_OPAQUE_XATTR, lowers=()) -> ApplyStats:
+                opaque_xattr: str = OVERLAY_OPAQUE_XATTR, lowers=(), owner: tuple[int, int] | None = None,
+                replace_kind: bool = True) -> ApplyStats:
     """Extract the uncompressed tar ``stream`` (a readable with ``read(n)``) into ``root``.
 
     ``root`` must exist. ``whiteouts``: "apply" or "overlay" (see the module doc).
@@ -91,15 +92,20 @@ def apply_layer(stream, root: str, *, whiteouts: str = "apply", uid_map=None, gi
     it gets the metadata (owner, mode, xattrs, times) it has in the merged view of the lowers,
     so the mount does not show a root-owned 0755 directory where the image had another.
     Without ``lowers`` such directories are root:root 0755, as containers/storage makes them.
+    ``whiteouts="none"``: a plain archive, not a layer (``pallet cp``): ``.wh.`` names are
+    ordinary files. ``owner``: every entry gets this (uid, gid), whatever the tar says (cp's
+    ``--archive``). ``replace_kind=False``: a directory is never replaced by a non-directory,
+    nor the other way round (LayerError naming the entry), as podman's cp refuses.
     Returns :class:`ApplyStats`; raises :class:`LayerError` for a malformed, truncated or
     unsafe layer (see the module doc for what happens to ``root`` then).
     """
-    if whiteouts not in ("apply", "overlay"):
-        raise ValueError(f"whiteouts must be 'apply' or 'overlay', not {whiteouts!r}")
+    if whiteouts not in ("apply", "overlay", "none"):
+        raise ValueError(f"whiteouts must be 'apply', 'overlay' or 'none', not {whiteouts!r}")
     if devices not in ("create", "skip", "refuse"):
         raise ValueError(f"devices must be 'create', 'skip' or 'refuse', not {devices!r}")
     a = _Applier(root, whiteouts == "overlay", uid_map, gid_map, devices, chown, xattrs, opaque_xattr)
     a.lowers = list(lowers) if whiteouts == "overlay" else []
+    a.plain, a.owner, a.replace_kind = whiteouts == "none", owner, replace_kind
     try:
         return a.run(stream)
     finally:
@@ -147,6 +153,7 @@ class _Applier:
         self.parent_times: dict = {}  # real path -> (atime_ns, mtime_ns) of dirs from before
         self.gen = 0  # bumped whenever a directory or symlink is removed
         self.stats = ApplyStats()
+        self.plain, self.owner, self.replace_kind = False, None, True
         # directories made by this pass: a name not in ``mine`` cannot exist in them, so the
         # stat that looks for an entry to replace is skipped (most layers go into an empty dir)
         self.fresh: set = set()
@@ -209,7 +216,7 @@ class _Applier:
         if not parts or h.type == b"V":
             return
         base = parts[-1]
-        if base.startswith(WHITEOUT_PREFIX):
+        if base.startswith(WHITEOUT_PREFIX) and not self.plain:
             self.stats.whiteouts += 1
             if base == OPAQUE_MARKER:
                 self._opaque(parts[:-1], h)
@@ -259,6 +266,11 @@ class _Applier:
             if t == _tar.LNK and (old.st_dev, old.st_ino) == (tst.st_dev, tst.st_ino):
                 self._mark(key)
                 return
+            if not self.replace_kind and _stat.S_ISDIR(old.st_mode) != (t == _tar.DIR):
+                what = "directory with non-directory" if _stat.S_ISDIR(old.st_mode) else "non-directory with directory"
+                err = LayerError(f"cannot overwrite {what} {_show(h.name)}")
+                err.entry = h.name  # for a caller that names it its own way (cp: podman's wording)
+                raise err
             was_whiteout = (self.overlay and _stat.S_ISCHR(old.st_mode) and old.st_rdev == 0
                             and key in self.mine)
             self._remove(pfd, base, old)
@@ -271,7 +283,7 @@ class _Applier:
                 self.stats.size += tr.copy_to(fd)
                 self.stats.files += 1
                 if h.xattrs or mode != mode & 0o777 & ~self.umask or not self.chown or sgid or \
-                        self.uid_map or self.gid_map or (h.uid, h.gid) != (self.euid, self.egid):
+                        self.uid_map or self.gid_map or self.owner or (h.uid, h.gid) != (self.euid, self.egid):
                     self._fd_meta(fd, h)
                 # else: the kernel already gave it our owner and exactly this mode
                 os.utime(fd, ns=(h.atime_ns, h.mtime_ns))
@@ -482,10 +494,10 @@ class _Applier:
             os.unlink(name, dir_fd=pfd)
 
     def _uid(self, h) -> int:
-        return to_host(self.uid_map, h.uid, "uid")
+        return self.owner[0] if self.owner else to_host(self.uid_map, h.uid, "uid")
 
     def _gid(self, h) -> int:
-        return to_host(self.gid_map, h.gid, "gid")
+        return self.owner[1] if self.owner else to_host(self.gid_map, h.gid, "gid")
 
     def _wanted_xattrs(self, h) -> dict:
         if not self.xattrs or not h.xattrs:

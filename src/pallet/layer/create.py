@@ -124,6 +124,29 @@ def tar_changes(old: str, new: str, *, epoch: int | None = None, uid_map=None, g
     return LayerStream(w.run_changes(old, new))
 
 
+def tar_entry(dir_fd: int, name: bytes, arcname: bytes, *, epoch: int | None = None, uid_map=None,
+              gid_map=None) -> LayerStream:
+    """One entry of an archive (``pallet cp``, not a layer): ``name`` in the open directory
+    ``dir_fd`` (never followed if it is a symlink) and, for a directory, everything below it,
+    the top member named ``arcname``; ``arcname`` empty: a directory's content at the top,
+    without a member for the directory itself (``cp SRC/.``)."""
+    w = _Walker(epoch, uid_map, gid_map)
+
+    def chunks():
+        if not arcname:
+            fd = os.open(name, _O_DIR, dir_fd=dir_fd)
+            try:
+                yield from w.full_dir(fd, b"")
+            finally:
+                os.close(fd)
+        else:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            yield from w.entry(dir_fd, name, arcname, st, w.full_dir)
+        yield _tar.END
+
+    return LayerStream(chunks())
+
+
 class _Walker:
     def __init__(self, epoch, uid_map, gid_map):
         self.epoch = epoch

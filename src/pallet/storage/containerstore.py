@@ -158,6 +158,35 @@ class ContainerStore:
         st.after.append(lambda: self.driver.remove(c["layer"], trash))
         st.dirty.update(("layers", "containers"))
 
+    def container_changes(self, text: str, epoch: int | None = None):
+        """What the container changed on its image, as a tar layer stream (a context manager):
+        overlay, its upper dir with OCI whiteouts; vfs, its tree compared with its image's top
+        layer. Used by a commit (builder, ``pallet commit``) and ``pallet diff``."""
+        from ..layer.create import tar_changes, tar_directory, tar_overlay_upper
+
+        with self.read() as st:
+            c = self.lookup_container(st, text)
+            top = (st.layers.get(c["layer"]) or {}).get("parent")
+        diff = self.driver.diff_dir(c["layer"])
+        if self.driver.name == "overlay":
+            return tar_overlay_upper(diff, epoch=epoch)
+        if top is None:
+            return tar_directory(diff, epoch=epoch)
+        return tar_changes(self.driver.layer_dir(top), diff, epoch=epoch)
+
+    def rename_container(self, text: str, name: str, meta_key: str | None = None) -> dict:
+        """Give a container a new (unique) name; with ``meta_key``, ``metadata[meta_key]["name"]``
+        too, in the same write."""
+        with self.write() as st:
+            c = self.lookup_container(st, text)
+            if any(name in o["names"] for o in st.containers.values() if o["id"] != c["id"]):
+                raise StoreError(f"the container name {name!r} is already in use")
+            c["names"] = [name]
+            if meta_key and isinstance((c.get("metadata") or {}).get(meta_key), dict):
+                c["metadata"][meta_key]["name"] = name
+            st.dirty.add("containers")
+            return dict(c)
+
     def container_diff_dir(self, text: str) -> str:
         with self.read() as st:
             c = self.lookup_container(st, text)
