@@ -44,7 +44,8 @@ class Options:
                  networks=(), publish=(), hostname=None, cap_add=(), cap_drop=(), privileged=False,
                  read_only=False, tmpfs=(), volumes=(), memory=None, cpus=None, pids_limit=None,
                  stop_signal=None, labels=None, rm=False, detach=False, interactive=False, tty=False,
-                 runtime=None, pull="missing", network_config_dir=None, restart=None, create_command=None):
+                 runtime=None, pull="missing", network_config_dir=None, restart=None, create_command=None,
+                 extra=None):
         self.image, self.command, self.name = image, list(command) if command else None, name
         self.env, self.user, self.workdir, self.entrypoint = list(env), user, workdir, entrypoint
         self.networks, self.publish, self.hostname = list(networks), list(publish), hostname
@@ -56,6 +57,8 @@ class Options:
         self.runtime, self.pull, self.network_config_dir = runtime, pull, network_config_dir
         self.restart = restart
         self.create_command = list(create_command or [])
+        #: the flags of containers/options.py (an ``options.Extra``)
+        self.extra = extra
 
 
 _ADJ = ("admiring", "bold", "brave", "calm", "clever", "eager", "focused", "gallant", "happy", "jolly", "keen",
@@ -75,12 +78,18 @@ def check_name(name: str) -> None:
         raise UsageError(f"container name {name!r}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 
-def runtime_path(name: str | None) -> str:
-    """``--runtime``: a name (pallet-runtime, runc, crun... on PATH) or an absolute path."""
+def runtime_path(name: str | None, conf=None) -> str:
+    """``--runtime``: a name (pallet-runtime, runc, crun... on PATH, or containers.conf's
+    ``[engine.runtimes]`` paths) or an absolute path; then ``$PALLET_RUNTIME``, then
+    containers.conf's ``runtime``."""
     import shutil
     import sys
 
-    name = name or os.environ.get("PALLET_RUNTIME") or "pallet-runtime"
+    name = name or os.environ.get("PALLET_RUNTIME") or (conf.runtime if conf is not None else None) or "pallet-runtime"
+    if conf is not None and name in conf.runtimes:
+        for path in conf.runtimes[name]:
+            if os.path.isabs(path) and os.access(path, os.X_OK) and not os.path.isdir(path):
+                return path
     if "/" in name:
         if not os.path.isabs(name) or not os.access(name, os.X_OK) or os.path.isdir(name):
             raise UsageError(f"--runtime {name}: not an executable file")
@@ -145,8 +154,10 @@ class Containers:
     def _userdata(self, cid: str) -> str:
         return os.path.join(self.data, cid, "userdata")
 
-    def log_path(self, cid: str) -> str:
-        return os.path.join(self._userdata(cid), "ctr.log")
+    def log_path(self, cid: str, meta: dict | None = None) -> str:
+        """conmon's k8s-file log (``--log-opt path=`` moves it)."""
+        given = ((meta or {}).get("extra") or {}).get("log", {}).get("path")
+        return given or os.path.join(self._userdata(cid), "ctr.log")
 
     def spec(self, cid: str) -> dict:
         """The runtime config generated at create (``_user``: the user to resolve at start)."""
@@ -258,7 +269,11 @@ class Containers:
                 raise ContainerError(f"creating container storage: the container name \"{o.name}\" is already in "
                                      "use by another container. You have to remove that container to be able to "
                                      "reuse that name: that name is already in use")
-        runtime = runtime_path(o.runtime)
+        from . import conf as conf_mod
+        from . import options as extra_opts
+
+        conf = conf_mod.load()
+        runtime = runtime_path(o.runtime, conf)
         networks = self._networks(o)
         mode = netmode.parse(o.networks or ["bridge"], networks if not (o.networks and o.networks[0] in
                                                                            ("none", "host")) else None)
@@ -286,8 +301,13 @@ class Containers:
         for e in o.env:
             if "=" not in e or e.startswith("=") or "\0" in e:
                 raise UsageError(f"invalid --env {e!r}: want KEY=VALUE")
+        extra = extra_opts.resolve(o.extra or extra_opts.Extra(), conf, mode.kind, warn)
         binds = [_volume(v) for v in o.volumes]
         tmpfs = [_tmpfs(t) for t in o.tmpfs]
+        for m in (o.extra.mounts if o.extra else ()):
+            m = extra_opts.parse_mount(m)
+            (tmpfs if m.pop("tmpfs", False) else binds).append(m)
+        pids_limit = o.pids_limit if o.pids_limit is not None else conf.get("pids_limit")
         image = self._image(o, pull_fn)
         img_cfg = self._image_config(image)
         name = o.name or _random_name()
@@ -300,9 +320,14 @@ class Containers:
                 "network_config_dir": networks.config_dir if networks is not None else None,
                 "hostname": o.hostname, "cap_add": o.cap_add, "cap_drop": o.cap_drop, "privileged": o.privileged,
                 "read_only": o.read_only, "tmpfs": tmpfs, "binds": binds, "memory": memory, "cpus": cpus,
-                "pids_limit": o.pids_limit, "stop_signal": stop_signal, "labels": labels, "rm": o.rm,
+                "pids_limit": pids_limit, "stop_signal": stop_signal, "labels": labels, "rm": o.rm,
                 "image_digest": image.get("digest"), "create_command": o.create_command,
-                "interactive": o.interactive, "tty": o.tty, "runtime": runtime, "restart": o.restart or "no"}
+                "interactive": o.interactive, "tty": o.tty, "runtime": runtime, "restart": o.restart or "no",
+                "extra": extra}
+        from . import mounts as ctr_mounts
+
+        ctr_mounts.add_image_volumes(meta, img_cfg)
+        ctr_mounts.set_sources(self.store, meta)
         # the command and options checked before anything is made
         meta["args"] = self._spec("0" * 64, meta, img_cfg)["process"]["args"]
         try:
@@ -313,6 +338,7 @@ class Containers:
             raise
         cid = rec["id"]
         try:
+            ctr_mounts.claim(self.store, cid, meta)
             os.makedirs(self._userdata(cid), 0o700, exist_ok=True)
             spec = self._spec(cid, meta, img_cfg)
             user = spec["_user"]
@@ -327,6 +353,7 @@ class Containers:
             _write_file(os.path.join(self._userdata(cid), "spec.json"), json.dumps(spec))
             self._write_state(cid, {"state": CONFIGURED}, create=True)
         except BaseException:
+            ctr_mounts.release(self.store, cid, meta, remove_anonymous=True)
             self._forget(cid)
             raise
         rec["metadata"][META] = meta
@@ -373,13 +400,19 @@ class Containers:
         mounts = [rs.Mount("/sys/fs/cgroup", "cgroup", "cgroup", ("rprivate", "nosuid", "noexec", "nodev", "relatime")
                            + (() if meta["privileged"] else ("ro",)))]
         mounts += [rs.Mount.tmpfs(t["destination"], options=tuple(t["options"])) for t in meta["tmpfs"]]
-        mounts += [rs.Mount.bind(b["source"], b["destination"], readonly=b["readonly"]) for b in meta["binds"]]
+        mounts += [rs.Mount.bind(b["source"], b["destination"], readonly=b["readonly"], options=b.get("options", ()))
+                   for b in meta["binds"]]
+        more = {}
+        if meta.get("extra"):
+            from .options import spec_options
+
+            more = spec_options(meta["extra"], meta["privileged"], meta["cap_add"], meta["cap_drop"])
         o = rs.SpecOptions(rootfs="rootfs", command=meta["command"], entrypoint=entrypoint, env=env,
                            user=meta["user"] if meta["user"] else None, workdir=meta["workdir"],
                            terminal=meta["tty"], hostname=hostname, mounts=mounts, cap_add=meta["cap_add"],
                            cap_drop=meta["cap_drop"], privileged=meta["privileged"],
                            readonly_rootfs=meta["read_only"], resources=res,
-                           cgroups_path=f"/pallet_parent/pallet-{cid}")
+                           cgroups_path=f"/pallet_parent/pallet-{cid}", **more)
         # the user is resolved at start (the rootfs' passwd, by fd); here only the shape is checked
         doc = rs.generate(o, img_cfg, resolve_user=lambda spec: (0, 0, []))
         doc["_user"] = meta["user"] if meta["user"] else (img_cfg.get("User") or "")
@@ -439,6 +472,10 @@ class Containers:
             rootfs = self.store.mount_container(cid)
             st["mounted"] = True
             self._write_state(cid, st)
+            from . import mounts as ctr_mounts
+
+            st["volumes"] = ctr_mounts.mount_all(self.store, meta)
+            self._write_state(cid, st)
             doc = self.spec(cid)
             user_spec = doc.pop("_user", "")
             uid, gid, extra = self._resolve_user(rootfs, user_spec or "0")
@@ -446,7 +483,8 @@ class Containers:
             if extra:
                 doc["process"]["user"]["additionalGids"] = extra
             if uid != 0:
-                caps = rs.capabilities(rs.DEFAULT_CAPS, meta["cap_add"], meta["cap_drop"],
+                default = (meta.get("extra") or {}).get("default_caps") or rs.DEFAULT_CAPS
+                caps = rs.capabilities(default, meta["cap_add"], meta["cap_drop"],
                                        privileged=meta["privileged"], uid=uid)
                 doc["process"]["capabilities"] = caps
             if meta["privileged"] or "ALL" in [c.upper() for c in meta["cap_add"]]:
@@ -479,10 +517,14 @@ class Containers:
                 ns.append({"type": "network", "path": sandbox.netns_path})
             doc["linux"]["namespaces"] = ns
             hostname = doc.get("hostname") or cid[:12]
+            if not any(n["type"] == "uts" for n in doc["linux"]["namespaces"]):  # --uts host
+                import socket
+
+                hostname = socket.gethostname()
             ips = [s["ipnet"].split("/")[0] for r in st["network_results"].values() for i in r["interfaces"]
                    for s in i["subnets"]]
             dns = [d for r in st["network_results"].values() for d in r["dns_server_ips"]]
-            _write_etc(userdata, hostname, meta["name"], ips, dns, mode_kind == "host")
+            _write_etc(userdata, hostname, meta["name"], ips, dns, mode_kind == "host", meta.get("extra"))
             etc = [rs.Mount.bind(os.path.join(userdata, f), "/etc/" + f).to_dict()
                    for f in ("hosts", "hostname", "resolv.conf")]
             mine = {m["destination"] for m in doc["mounts"]}
@@ -502,9 +544,12 @@ class Containers:
                     "-p", os.path.join(rundir, "pidfile"), "-n", meta["name"], "--exit-dir", self.exits,
                     "--full-attach", "--persist-dir", rundir,
                     "--runtime-arg", "--root", "--runtime-arg", self.oci_root,
-                    "-l", "k8s-file:" + self.log_path(cid), "--log-level", "error",
+                    "-l", _log_arg(self.log_path(cid, meta), meta), "--log-level", "error",
                     "--runtime-arg", "--log-format=json", "--runtime-arg", "--log", "--runtime-arg", oci_log,
                     "--conmon-pidfile", os.path.join(rundir, "conmon.pid")]
+            max_size = ((meta.get("extra") or {}).get("log") or {}).get("max_size")
+            if max_size:
+                args += ["--log-size-max", str(max_size)]
             if meta["tty"]:
                 args.append("-t")
             elif meta["interactive"]:
@@ -660,6 +705,11 @@ class Containers:
                 errors.append(str(e))
         st["netns"] = None
         st["network_results"] = {}
+        if st.get("volumes"):
+            from . import mounts as ctr_mounts
+
+            errors += ctr_mounts.unmount_all(self.store, st["volumes"])
+            st["volumes"] = []
         if st.get("mounted"):
             try:
                 self.store.umount_container(cid, force=True)
@@ -700,7 +750,8 @@ class Containers:
         if rm:
             self.remove(cid, force=True)
 
-    def remove(self, text: str, force: bool = False, timeout: float | None = None) -> str:
+    def remove(self, text: str, force: bool = False, timeout: float | None = None, volumes: bool = False) -> str:
+        """``volumes`` (``rm -v``; always for a ``--rm`` container): its anonymous volumes go too."""
         c = self.get(text)
         cid, meta = c["id"], c["metadata"][META]
         if self.state(cid).get("state") == RUNNING:
@@ -716,6 +767,11 @@ class Containers:
             finally:
                 self._write_state(cid, st)
             self._forget(cid)
+        from . import mounts as ctr_mounts
+
+        errors = ctr_mounts.release(self.store, cid, meta, remove_anonymous=volumes or bool(meta.get("rm")))
+        if errors:
+            raise ContainerError(f"container {cid[:12]} removed; its volumes: {'; '.join(errors)}")
         return cid
 
     def _forget(self, cid: str) -> None:
@@ -814,9 +870,21 @@ def _results(results: dict) -> dict:
     return out
 
 
-def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, host_net: bool) -> None:
-    hosts = ["127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4",
-             "::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6"]
+def _log_arg(path: str, meta: dict) -> str:
+    """conmon's ``-l``: ``k8s-file:PATH``, or ``none`` (podman's ``--log-driver none``)."""
+    driver = ((meta.get("extra") or {}).get("log") or {}).get("driver", "k8s-file")
+    return "none" if driver == "none" else "k8s-file:" + path
+
+
+def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, host_net: bool,
+               extra: dict | None = None) -> None:
+    """``hosts``, ``hostname``, ``resolv.conf``: ``--add-host`` lines first (podman's order);
+    ``--dns``/``--dns-search``/``--dns-option`` (or containers.conf's) replace the host's
+    nameservers, ``search`` and ``options`` (``--dns-search .``: none)."""
+    extra = extra or {}
+    hosts = list(extra.get("add_hosts") or ()) + [
+        "127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4",
+        "::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6"]
     if host_net:
         from .._fs import text_lines
 
@@ -825,7 +893,7 @@ def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, ho
         hosts.append(f"{ip}\t{hostname} {name}")
     if not ips:
         hosts.append(f"127.0.1.1\t{hostname} {name}")
-    servers, rest = [], []
+    servers, search, options = [], [], []
     try:
         with open("/etc/resolv.conf") as f:
             for line in f:
@@ -833,13 +901,23 @@ def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, ho
                 if w and w[0] == "nameserver" and len(w) > 1:
                     if host_net or not (w[1].startswith("127.") or w[1] == "::1"):
                         servers.append(w[1])
-                elif w and w[0] in ("search", "options"):
-                    rest.append(line.rstrip("\n"))
+                elif w and w[0] == "search":
+                    search = w[1:]
+                elif w and w[0] == "options":
+                    options += w[1:]
     except OSError:
         pass
     servers = list(dns) + servers if dns else servers
+    if extra.get("dns"):
+        servers = list(extra["dns"])
+    if extra.get("dns_search"):
+        search = [d for d in extra["dns_search"] if d != "."]
+    if extra.get("dns_options"):
+        options = list(extra["dns_options"])
+    resolv = ((f"search {' '.join(search)}\n" if search else "") + "".join(f"nameserver {s}\n" for s in servers)
+              + (f"options {' '.join(options)}\n" if options else ""))
     for fname, text in (("hosts", "\n".join(hosts) + "\n"), ("hostname", hostname + "\n"),
-                        ("resolv.conf", "".join(f"nameserver {s}\n" for s in servers) + "".join(r + "\n" for r in rest))):
+                        ("resolv.conf", resolv)):
         tmp = os.path.join(userdata, fname + ".tmp")
         with open(tmp, "w") as f:
             f.write(text)
@@ -863,23 +941,10 @@ def _entrypoint(text) -> list[str]:
 
 
 def _volume(text: str) -> dict:
-    """-v HOST:CTR[:ro|rw]: host paths (named volumes: containers/volume, when it merges)."""
-    parts = text.split(":")
-    if len(parts) < 2 or len(parts) > 3 or "\0" in text:
-        raise UsageError(f"invalid -v {text!r}: want /HOST/PATH:/CONTAINER/PATH[:ro]")
-    src, dst = parts[0], parts[1]
-    opts = parts[2].split(",") if len(parts) == 3 else []
-    if not src.startswith("/"):
-        # the hook for named volumes: containers/volume resolves NAME to its directory here
-        raise UsageError(f"invalid -v {text!r}: named volumes are not supported yet; give an absolute host path")
-    if not dst.startswith("/"):
-        raise UsageError(f"invalid -v {text!r}: the container path must be absolute")
-    for o in opts:
-        if o not in ("ro", "rw", "z", "Z"):
-            raise UsageError(f"invalid -v {text!r}: unknown option {o!r}")
-    if not os.path.exists(src):
-        raise UsageError(f"invalid -v {text!r}: {src}: no such file or directory")
-    return {"source": os.path.realpath(src), "destination": dst, "readonly": "ro" in opts}
+    """-v /HOST:/CTR[:ro|rw], -v NAME:/CTR (a named volume), -v /CTR (an anonymous one)."""
+    from .options import parse_volume
+
+    return parse_volume(text)
 
 
 def _tmpfs(text: str) -> dict:
