@@ -141,11 +141,11 @@ def _check(conf: Conf, path: str) -> None:
                 except UsageError as e:
                     raise conf.bad(key, str(e)) from None
         elif key == "default_capabilities":
-            from ..oci.runtime_spec import _cap_name
+            from ..oci.runtime_spec import cap_name
 
             for c in v:
                 try:
-                    _cap_name(c, "capability")
+                    cap_name(c, "capability")
                 except UsageError:
                     raise conf.bad(key, f"unknown capability {c!r}") from None
         elif key in ("env", "default_sysctls"):

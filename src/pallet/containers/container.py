@@ -882,13 +882,13 @@ def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, ho
     ``--dns``/``--dns-search``/``--dns-option`` (or containers.conf's) replace the host's
     nameservers, ``search`` and ``options`` (``--dns-search .``: none)."""
     extra = extra or {}
-    hosts = list(extra.get("add_hosts") or ()) + [
-        "127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4",
-        "::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6"]
+    hosts = ["127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4",
+             "::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6"]
     if host_net:
         from .._fs import text_lines
 
         hosts = text_lines("/etc/hosts", hosts)
+    hosts = list(extra.get("add_hosts") or ()) + hosts
     for ip in ips:
         hosts.append(f"{ip}\t{hostname} {name}")
     if not ips:

@@ -188,17 +188,25 @@ def parse_log(driver: str, opts: list[str]) -> dict:
                 raise UsageError(f"invalid --log-opt {o!r}: the path must be absolute")
             out["path"] = os.path.normpath(value)
         elif key == "max-size":
-            from .container import _parse_memory
-
-            try:
-                out["max_size"] = _parse_memory(value)
-            except UsageError:
-                raise UsageError(f"invalid --log-opt {o!r}: want a size such as 10m") from None
+            out["max_size"] = _size(value, f"--log-opt {o}")
         elif key == "tag":
             pass  # for journald: nothing here
         else:
             raise UsageError(f"invalid --log-opt {o!r}: unknown option {key!r} (path, max-size)")
     return out
+
+
+def _size(text: str, what: str) -> int:
+    """``N[k|m|g][b]`` (go-units' RAMInBytes, binary units)."""
+    t = text.strip().lower()
+    if t.endswith("b"):
+        t = t[:-1]
+    mult = 1
+    if t[-1:] in ("k", "m", "g"):
+        mult, t = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[t[-1]], t[:-1]
+    if not t.isdigit() or int(t) * mult >= 1 << 62:
+        raise UsageError(f"invalid {what}: want a size such as 10m")
+    return int(t) * mult
 
 
 def parse_idmap(text: str, flag: str) -> list[list[int]]:
@@ -268,12 +276,12 @@ def rlimits(flag_ulimits: list[str], conf) -> list[list]:
 
 
 def default_caps(conf) -> list[str]:
-    from ..oci.runtime_spec import _cap_name
+    from ..oci.runtime_spec import cap_name
 
     caps = conf.get("default_capabilities")
     if caps is None:
         return list(BUILTIN_CAPS)
-    return [_cap_name(c, "capability") for c in caps]
+    return [cap_name(c, "capability") for c in caps]
 
 
 # -- volumes and --mount ---------------------------------------------------------------------

@@ -398,7 +398,8 @@ def to_user(user: "str | User | None", resolver: UserResolver | None = None) -> 
     raise UsageError(f"user {text!r}: names need the container's /etc/passwd (no resolver given)")
 
 
-def _cap_name(name: str, what: str) -> str:
+def cap_name(name: str, what: str) -> str:
+    """``CAP_X`` of ``x``/``X``/``CAP_X`` (or ``ALL``); unknown names are a UsageError."""
     if not isinstance(name, str):
         raise UsageError(f"{what}: {name!r} is not a capability name")
     n = name.upper()
@@ -414,8 +415,8 @@ def capabilities(default=DEFAULT_CAPS, add=(), drop=(), *, privileged: bool = Fa
     means every capability), every one when privileged. A non-root user keeps the bounding set
     and has effective/permitted/inheritable/ambient only what was added (podman's rule: ambient, or
     exec drops them)."""
-    added = [_cap_name(c, "cap-add") for c in add]
-    dropped = [_cap_name(c, "cap-drop") for c in drop]
+    added = [cap_name(c, "cap-add") for c in add]
+    dropped = [cap_name(c, "cap-drop") for c in drop]
     both = [c for c in added if c in dropped and c != "ALL"]
     if both:
         raise UsageError(f"capability {both[0]} cannot be both added and dropped")
