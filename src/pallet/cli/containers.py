@@ -643,7 +643,7 @@ def inspect_doc(ctrs, c) -> dict:
                    "StopSignal": meta.get("stop_signal"), "HealthcheckOnFailureAction": "none",
                    "CreateCommand": meta.get("create_command") or [], "Umask": "0022", "Timeout": 0,
                    "StopTimeout": 10, "Passwd": False, "sdNotifyMode": "container"},
-        "HostConfig": {"Binds": [f"{b['source']}:{b['destination']}:" + ("ro" if b["readonly"] else "rw") + ",rprivate,rbind"
+        "HostConfig": _with_extra(meta, {"Binds": [f"{b['source']}:{b['destination']}:" + ("ro" if b["readonly"] else "rw") + ",rprivate,rbind"
                                  for b in meta.get("binds") or []],
                        "CgroupManager": "cgroupfs", "CgroupMode": "host", "ContainerIDFile": "",
                        "LogConfig": {"Type": ((meta.get("extra") or {}).get("log") or {}).get("driver", "k8s-file"),
@@ -669,8 +669,32 @@ def inspect_doc(ctrs, c) -> dict:
                        "Devices": [], "DiskQuota": 0, "KernelMemory": 0, "MemoryReservation": 0, "MemorySwap": 0,
                        "MemorySwappiness": 0, "OomKillDisable": False,
                        "PidsLimit": (res.get("pids") or {}).get("limit") or 0, "Ulimits": [], "CpuCount": 0,
-                       "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "CgroupConf": None},
+                       "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "CgroupConf": None}),
     }
+
+
+def _with_extra(meta: dict, hc: dict) -> dict:
+    """podman's HostConfig keys for run's extra flags (containers/options.py)."""
+    x = meta.get("extra")
+    if not x:
+        return hc
+    ns = x.get("namespaces") or {}
+
+    def mode(kind, private):
+        v = ns.get(kind)
+        return "host" if v == "host" else (f"ns:{v}" if v else private)
+
+    sec = (["no-new-privileges"] if x.get("no_new_privileges") else []) + \
+        ([f"seccomp={x['seccomp']}"] if x.get("seccomp_explicit") else [])
+    hc.update(Dns=list(x.get("dns") or []), DnsOptions=list(x.get("dns_options") or []),
+              DnsSearch=list(x.get("dns_search") or []),
+              ExtraHosts=[":".join(reversed(h.split("\t", 1))) for h in x.get("add_hosts") or []],
+              SecurityOpt=sec, IpcMode=mode("ipc", "shareable"), PidMode=mode("pid", "private"),
+              UTSMode=mode("uts", "private"), CgroupMode=mode("cgroup", "private") if "cgroup" in ns else "host",
+              Ulimits=[{"Name": t, "Soft": soft, "Hard": hard} for t, soft, hard in x.get("rlimits") or []],
+              Devices=[{"PathOnHost": d.get("source", ""), "PathInContainer": d["path"], "CgroupPermissions": d["access"]}
+                       for d in x.get("devices") or []])
+    return hc
 
 
 def cmd_inspect(args) -> int:

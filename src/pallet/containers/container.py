@@ -273,6 +273,8 @@ class Containers:
         from . import options as extra_opts
 
         conf = conf_mod.load()
+        if not o.networks and conf.get("netns") in ("host", "none"):  # containers.conf's default mode
+            o.networks = [conf.get("netns")]
         runtime = runtime_path(o.runtime, conf)
         networks = self._networks(o)
         mode = netmode.parse(o.networks or ["bridge"], networks if not (o.networks and o.networks[0] in

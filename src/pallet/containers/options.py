@@ -155,7 +155,7 @@ def parse_device(text: str) -> dict:
         raise UsageError(f"--device {text}: a directory of devices is not supported by pallet yet")
     else:
         raise UsageError(f"--device {text}: {src} is not a device node")
-    return {"path": dst, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+    return {"path": dst, "source": src, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
             "file_mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid, "access": perms}
 
 

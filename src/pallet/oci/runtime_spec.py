@@ -509,7 +509,10 @@ def generate(options: SpecOptions = SpecOptions(), image: Mapping | None = None,
         process["rlimits"] = [r.to_dict() for r in o.rlimits]
 
     mine = {_clean(m.destination) for m in o.mounts}
-    mounts = [m for m in (default_mounts(sysfs="network" in new_ns, privileged=o.privileged)
+    # a sysfs of its own with a network namespace of its own, new or joined (the runtime mounts it
+    # inside the namespace, so it shows the container's interfaces), else the host's /sys bound
+    own_net = any(ns.type == "network" for ns in o.namespaces)
+    mounts = [m for m in (default_mounts(sysfs=own_net, privileged=o.privileged)
                           if o.default_mounts else ()) if m.destination not in mine]
     mounts += o.mounts
 
