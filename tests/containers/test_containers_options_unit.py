@@ -65,6 +65,9 @@ def test_mount_and_volume_grammar(tmp_path):
     assert opts.parse_mount(f"type=bind,source={tmp_path},target=/x,bind-propagation=rslave")["options"] == ["rslave"]
     assert opts.parse_mount("type=volume,dst=/v") == {"volume": None, "destination": "/v", "readonly": False}
     assert opts.parse_mount("type=volume,src=data,destination=/v,readonly=true")["volume"] == "data"
+    assert opts.parse_mount("type=volume,src=data,dst=/v,volume-nocopy")["nocopy"] is True
+    assert opts.parse_volume("data:/v:ro,nocopy") == {"volume": "data", "destination": "/v", "readonly": True,
+                                                      "nocopy": True}
     assert opts.parse_mount("type=tmpfs,dst=/t,tmpfs-size=64m,tmpfs-mode=1777")["options"][-2:] == \
         ["size=64m", "mode=1777"]
     for bad, words in (("type=bind,dst=/x", "needs src"), ("type=volume,src=a/b,dst=/x", "name"),

@@ -111,6 +111,7 @@ def test_dns_flags_as_podman(pallet, podman, conf):
     (["--mount", "type=volume,dst=relative"], "dst= must be an absolute path"),
     (["--mount", "type=nfs,dst=/x"], "type= must be bind, volume or tmpfs"),
     (["-v", "bad/name:/x"], "neither an absolute host path nor a volume name"),
+    (["-v", "r10c-dup:/x", "--tmpfs", "/x/"], "/x: duplicate mount destination"),
 ])
 def test_bad_flags_are_one_line_and_leave_nothing(pallet, flags, words):
     before = _left(pallet)
@@ -177,6 +178,17 @@ def test_named_and_anonymous_volumes(pallet, tmp_path):
         pallet("run", "--rm", "--network", "none", "-v", "/anon4", image, "true", check=True)
         assert set(pallet("volume", "ls", "-q", check=True).stdout.split()) == {vol}
         pallet("volume", "rm", vol, check=True)
+        # copy-up: a new, empty volume gets what the image has at the mount point (not with nocopy)
+        pallet("run", "--rm", "--network", "none", "-v", "r10c-cu:/etc", image, "true", check=True)
+        pallet("run", "--rm", "--network", "none", "-v", "r10c-nc:/etc:nocopy", image, "true", check=True)
+        pallet("run", "--rm", "--network", "none", "--mount", "type=volume,src=r10c-nc2,dst=/etc,volume-nocopy",
+               image, "true", check=True)
+        where = {n: json.loads(pallet("volume", "inspect", n, check=True).stdout)[0]["Mountpoint"]
+                 for n in ("r10c-cu", "r10c-nc", "r10c-nc2")}
+        assert os.path.isfile(os.path.join(where["r10c-cu"], "passwd"))
+        assert "passwd" not in os.listdir(where["r10c-nc"]) + os.listdir(where["r10c-nc2"])
+        for n in ("r10c-cu", "r10c-nc", "r10c-nc2"):
+            pallet("volume", "rm", n, check=True)
     finally:
         pallet("rmi", "-f", image)
 
@@ -209,15 +221,22 @@ def test_namespace_flags_and_device(pallet):
     def ns(kind):
         return os.readlink(f"/proc/self/ns/{kind}")
 
+    shm = f"/dev/shm/r10c-{os.getpid()}"  # the host's shared memory, seen with --ipc host
     script = ("for n in pid ipc uts cgroup; do readlink /proc/self/ns/$n; done; hostname; "
-              "[ -c /dev/mynull ] && echo dev > /dev/mynull && echo devok")
-    r = pallet("run", "--rm", "--network", "none", "--pid", "host", "--ipc", "host", "--uts", "host",
-               "--cgroupns", "private", "--device", "/dev/null:/dev/mynull:rw", pallet.image, "sh", "-c", script)
+              "[ -c /dev/mynull ] && echo dev > /dev/mynull && echo devok; "
+              f"[ -e {shm} ] && echo shmok")
+    with open(shm, "w"):
+        pass
+    try:
+        r = pallet("run", "--rm", "--network", "none", "--pid", "host", "--ipc", "host", "--uts", "host",
+                   "--cgroupns", "private", "--device", "/dev/null:/dev/mynull:rw", pallet.image, "sh", "-c", script)
+    finally:
+        os.unlink(shm)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.split()
     assert lines[:3] == [ns("pid"), ns("ipc"), ns("uts")]
     assert lines[3] != ns("cgroup")
-    assert lines[4] == os.uname().nodename and lines[5] == "devok"
+    assert lines[4:] == [os.uname().nodename, "devok", "shmok"]
     r = pallet("run", "--rm", "--network", "none", pallet.image, "sh", "-c", script)
     assert r.stdout.split()[:3] != [ns("pid"), ns("ipc"), ns("uts")] and "devok" not in r.stdout
 

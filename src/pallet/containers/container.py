@@ -409,6 +409,7 @@ class Containers:
             from .options import spec_options
 
             more = spec_options(meta["extra"], meta["privileged"], meta["cap_add"], meta["cap_drop"])
+            mounts = list(more.pop("mounts", ())) + mounts
         o = rs.SpecOptions(rootfs="rootfs", command=meta["command"], entrypoint=entrypoint, env=env,
                            user=meta["user"] if meta["user"] else None, workdir=meta["workdir"],
                            terminal=meta["tty"], hostname=hostname, mounts=mounts, cap_add=meta["cap_add"],
@@ -478,6 +479,7 @@ class Containers:
 
             st["volumes"] = ctr_mounts.mount_all(self.store, meta)
             self._write_state(cid, st)
+            ctr_mounts.copy_up(self.store, rootfs, meta)
             doc = self.spec(cid)
             user_spec = doc.pop("_user", "")
             uid, gid, extra = self._resolve_user(rootfs, user_spec or "0")

@@ -335,7 +335,10 @@ def parse_mount(text: str) -> dict:
             from .volumes import check_name
 
             check_name(src)
-        return {"volume": src or None, "destination": dst, "readonly": ro}
+        out = {"volume": src or None, "destination": dst, "readonly": ro}
+        if "volume-nocopy" in fields:
+            out["nocopy"] = True
+        return out
     if kind == "tmpfs":
         opts = ["rw", "noexec", "nosuid", "nodev"] if not ro else ["ro", "noexec", "nosuid", "nodev"]
         for k, v in fields.items():
@@ -390,7 +393,10 @@ def parse_volume(text: str) -> dict:
         check_name(src)
     except UsageError:
         raise UsageError(f"invalid -v {text!r}: {src!r} is neither an absolute host path nor a volume name") from None
-    return {"volume": src, "destination": os.path.normpath(dst), "readonly": ro}
+    out = {"volume": src, "destination": os.path.normpath(dst), "readonly": ro}
+    if "nocopy" in opts:
+        out["nocopy"] = True
+    return out
 
 
 # -- everything ------------------------------------------------------------------------------
@@ -503,6 +509,9 @@ def spec_options(extra: dict, privileged: bool, cap_add, cap_drop) -> dict:
             continue
         namespaces.append(rs.Namespace(t, v))
     kw["namespaces"] = tuple(namespaces)
+    if extra["namespaces"].get("ipc") == "host":  # the host's shared memory and queues (podman's binds)
+        kw["mounts"] = tuple(rs.Mount(d, "bind", d, ("rbind", "nosuid", "noexec", "nodev"))
+                             for d in ("/dev/shm", "/dev/mqueue") if os.path.isdir(d))
     seccomp = extra["seccomp"]
     if seccomp != "unconfined" and (not privileged or extra["seccomp_explicit"]):
         from .seccomp_profile import load
