@@ -55,8 +55,9 @@ def test_add_host_dns_security_namespaces():
     assert opts.parse_namespace("pid", "host") == "host"
     assert opts.parse_namespace("ipc", "shareable") is None
     assert opts.parse_namespace("uts", "ns:/proc/1/ns/uts") == "/proc/1/ns/uts"
-    with pytest.raises(UsageError, match="not supported"):
-        opts.parse_namespace("pid", "container:abc")
+    assert opts.parse_namespace("pid", "container:abc") == "container:abc"
+    with pytest.raises(UsageError, match="invalid --pid"):
+        opts.parse_namespace("pid", "container:")
 
 
 def test_mount_and_volume_grammar(tmp_path):

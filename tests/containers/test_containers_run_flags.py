@@ -108,6 +108,7 @@ def test_dns_flags_as_podman(pallet, podman, conf):
     (["--uidmap", "0:100000:65536"], "user namespaces are not supported by pallet yet"),
     (["--userns", "keep-id"], "user namespaces are not supported by pallet yet"),
     (["--pid", "bogus"], "invalid --pid"),
+    (["--ipc", "container:r10c-nosuch"], "no such container"),
     (["--mount", "type=volume,dst=relative"], "dst= must be an absolute path"),
     (["--mount", "type=nfs,dst=/x"], "type= must be bind, volume or tmpfs"),
     (["-v", "bad/name:/x"], "neither an absolute host path nor a volume name"),
@@ -239,6 +240,23 @@ def test_namespace_flags_and_device(pallet):
     assert lines[4:] == [os.uname().nodename, "devok", "shmok"]
     r = pallet("run", "--rm", "--network", "none", pallet.image, "sh", "-c", script)
     assert r.stdout.split()[:3] != [ns("pid"), ns("ipc"), ns("uts")] and "devok" not in r.stdout
+
+
+def test_join_another_containers_namespaces(pallet):
+    """--pid/--ipc/--uts container:NAME join a running container's namespaces (its hostname is
+    left alone); a stopped one is refused, one line, exit 125."""
+    cid = pallet("run", "-d", "--name", "r10c-target", "--network", "none", pallet.image, "sleep", "60",
+                 check=True).stdout.strip()
+    try:
+        r = pallet("run", "--rm", "--network", "none", "--pid", "container:r10c-target", "--ipc",
+                   "container:r10c-target", "--uts", "container:r10c-target", pallet.image, "sh", "-c",
+                   "cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; cat /etc/hostname", check=True)
+        assert r.stdout.split("\n")[:3] == ["sleep 60 ", cid[:12], cid[:12]]
+        pallet("stop", "-t", "0", "r10c-target", check=True)
+        r = pallet("run", "--rm", "--network", "none", "--pid", "container:r10c-target", pallet.image, "true")
+        assert r.returncode == 125 and "not running" in _one_line_error(r.stderr)
+    finally:
+        pallet("rm", "-f", "-t", "0", "r10c-target")
 
 
 assert Pallet  # the module's store and helpers come from test_containers_run

@@ -304,6 +304,9 @@ class Containers:
             if "=" not in e or e.startswith("=") or "\0" in e:
                 raise UsageError(f"invalid --env {e!r}: want KEY=VALUE")
         extra = extra_opts.resolve(o.extra or extra_opts.Extra(), conf, mode.kind, warn)
+        for kind, v in extra["namespaces"].items():  # container:NAME -> container:ID (it must exist)
+            if isinstance(v, str) and v.startswith("container:"):
+                extra["namespaces"][kind] = "container:" + self.get(v[len("container:"):])["id"]
         binds = [_volume(v) for v in o.volumes]
         tmpfs = [_tmpfs(t) for t in o.tmpfs]
         for m in (o.extra.mounts if o.extra else ()):
@@ -520,7 +523,8 @@ class Containers:
             if mode_kind != "host":
                 ns.append({"type": "network", "path": sandbox.netns_path})
             doc["linux"]["namespaces"] = ns
-            hostname = doc.get("hostname") or cid[:12]
+            joined_host = self._join_containers(meta, doc)
+            hostname = joined_host or doc.get("hostname") or cid[:12]
             if not any(n["type"] == "uts" for n in doc["linux"]["namespaces"]):  # --uts host
                 import socket
 
@@ -586,6 +590,35 @@ class Containers:
                 st.update(state=CREATED, pid=0, starting=None)
                 self._write_state(cid, st)
             raise
+
+    def _join_containers(self, meta: dict, doc: dict) -> None:
+        """``--pid``/``--ipc``/``--uts``/``--cgroupns container:ID``: that running container's
+        namespace (``/proc/PID/ns/TYPE``). Returns the hostname of the container whose UTS
+        namespace is joined (whose hostname this one must not change), else None."""
+        joined_host = None
+        for kind, v in ((meta.get("extra") or {}).get("namespaces") or {}).items():
+            if not (isinstance(v, str) and v.startswith("container:")):
+                continue
+            try:
+                other = self.get(v[len("container:"):])
+            except ContainerNotFound:
+                raise ContainerError(f"--{'cgroupns' if kind == 'cgroup' else kind} {v}: that container no longer "
+                                     "exists") from None
+            ost = self.state(other["id"])
+            pid = ost.get("pid")
+            if ost.get("state") != RUNNING or not pid or not _alive(pid):
+                raise ContainerStateError(f"cannot join the {kind} namespace of container {other['id'][:12]}: it is "
+                                          f"not running: container state improper")
+            path = f"/proc/{pid}/ns/{kind}"
+            for n in doc["linux"]["namespaces"]:
+                if n["type"] == kind:
+                    n["path"] = path
+            if kind == "uts":
+                doc.pop("hostname", None)
+                env = doc["process"]["env"]
+                env[:] = [e for e in env if not e.startswith("HOSTNAME=")]
+                joined_host = other["metadata"][META].get("hostname") or other["id"][:12]
+        return joined_host
 
     def _check_not_starting(self, cid: str, st: dict, meta: dict) -> None:
         """Another live pallet process is starting it: the caller must not change it now."""

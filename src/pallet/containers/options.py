@@ -1,7 +1,7 @@
 """``run``/``create``'s flags beyond the basics, parsed and checked as podman 4.3 does, and
 containers.conf's defaults under them: ``--ulimit``, ``--add-host``, ``--dns``,
 ``--dns-search``, ``--dns-option``, ``--security-opt``, ``--device``, ``--log-driver``/``--log-opt``,
-``--cgroupns``/``--ipc``/``--pid``/``--uts``, ``--userns``/``--uidmap``/``--gidmap``, ``--mount``,
+``--cgroupns``/``--ipc``/``--pid``/``--uts`` (``host``, ``private``, ``container:ID``, ``ns:PATH``), ``--userns``/``--uidmap``/``--gidmap``, ``--mount``,
 named and anonymous ``-v``.
 
 :func:`resolve` turns them (with a :class:`~.conf.Conf`) into plain JSON values kept in the
@@ -160,17 +160,17 @@ def parse_device(text: str) -> dict:
 
 
 def parse_namespace(flag: str, value: str) -> str | None:
-    """``host``, ``private`` (and ipc's ``shareable``), ``ns:PATH``: None (a new one), "host",
-    or a path."""
+    """``host``, ``private`` (and ipc's ``shareable``), ``container:ID``, ``ns:PATH``: None (a new
+    one), "host", "container:ID" or a path."""
     if value in ("private", "") or (flag == "ipc" and value == "shareable"):
         return None
     if value == "host":
         return "host"
     if value.startswith("ns:") and value[3:].startswith("/") and "\0" not in value:
         return value[3:]
-    if value.startswith("container:"):
-        raise UsageError(f"--{flag} {value}: sharing another container's namespace is not supported by pallet yet")
-    raise UsageError(f"invalid --{flag} {value!r}: want host, private or ns:PATH")
+    if value.startswith("container:") and len(value) > len("container:") and "\0" not in value:
+        return value  # the container is looked up at create (it must exist) and at start (running)
+    raise UsageError(f"invalid --{flag} {value!r}: want host, private, container:ID or ns:PATH")
 
 
 def parse_log(driver: str, opts: list[str]) -> dict:
@@ -507,7 +507,8 @@ def spec_options(extra: dict, privileged: bool, cap_add, cap_drop) -> dict:
         v = extra["namespaces"].get(t, None) if t in ("pid", "ipc", "uts", "cgroup") else None
         if v == "host" or (t == "cgroup" and t not in extra["namespaces"]):
             continue
-        namespaces.append(rs.Namespace(t, v))
+        # container:ID -> /proc/PID/ns/TYPE of that container, set when it starts
+        namespaces.append(rs.Namespace(t, None if v and v.startswith("container:") else v))
     kw["namespaces"] = tuple(namespaces)
     if extra["namespaces"].get("ipc") == "host":  # the host's shared memory and queues (podman's binds)
         kw["mounts"] = tuple(rs.Mount(d, "bind", d, ("rbind", "nosuid", "noexec", "nodev"))
