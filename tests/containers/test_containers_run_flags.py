@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -138,6 +139,30 @@ def test_bad_containers_conf_names_file_and_key(pallet, tmp_path):
         line = _one_line_error(r.stderr)
         assert r.returncode == 125 and str(bad) in line and words in line, line
     assert _left(pallet) == before
+
+
+def test_containers_conf_runtime_and_netns(pallet, tmp_path):
+    """containers.conf's [engine] runtime (a name on PATH, or [engine.runtimes] paths) and its
+    netns (the default network mode) apply when no flag says otherwise."""
+    runc = shutil.which("runc")
+    if runc is None:
+        pytest.skip("runc is not installed")
+    conf = tmp_path / "containers.conf"
+    conf.write_text('[containers]\nnetns = "none"\n[engine]\nruntime = "myrunc"\n'
+                    f'[engine.runtimes]\nmyrunc = ["/no/such/runc", "{runc}"]\n')
+    env = dict(os.environ, CONTAINERS_CONF=str(conf))
+    cmd = _run_cmd(pallet)
+    cmd[cmd.index("run")] = "create"
+    r = subprocess.run(cmd + [pallet.image, "true"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    try:
+        doc = json.loads(pallet("container", "inspect", cid, check=True).stdout)[0]
+        assert doc["OCIRuntime"] == runc and doc["HostConfig"]["NetworkMode"] == "none"
+        start = pallet("start", "-a", cid)
+        assert start.returncode == 0, start.stderr
+    finally:
+        pallet("rm", "-f", "-t", "0", cid)
 
 
 def test_named_and_anonymous_volumes(pallet, tmp_path):
