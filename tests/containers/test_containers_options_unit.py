@@ -161,3 +161,18 @@ def test_containers_common_profile_loads(tmp_path):
     bad.write_text("{")
     with pytest.raises(UsageError, match="not valid JSON"):
         seccomp_profile.load(str(bad), [])
+
+
+def test_etc_hosts_order_and_names(tmp_path):
+    from pallet.containers import etc_hosts
+
+    base = tmp_path / "hosts"
+    base.write_text("# comment\n127.0.0.1 localhost  # x\n10.0.0.9\n10.0.0.8 files.lan files\n")
+    text = etc_hosts.text(["1.2.3.4\tdb"], "hh", "ctr", ["10.88.0.5"], False, "10.88.0.1", str(base))
+    assert text == ("1.2.3.4\tdb\n127.0.0.1\tlocalhost\n10.0.0.8\tfiles.lan files\n"
+                    "10.88.0.1\thost.containers.internal\n10.88.0.5\thh ctr\n")
+    none = etc_hosts.text([], "hh", "ctr", [], False, "192.0.2.2", str(tmp_path / "missing"))
+    assert none == ("127.0.0.1\tlocalhost\n::1\tlocalhost\n192.0.2.2\thost.containers.internal\n"
+                    "127.0.0.1\thh ctr\n")
+    host = etc_hosts.text([], "hh", "ctr", [], True, "192.0.2.2", str(base))
+    assert "hh" not in host

@@ -96,6 +96,24 @@ def test_dns_flags_as_podman(pallet, podman, conf):
                        "192.0.2.10\tdb.test\n2001:db8::1\tv6.test\n")
 
 
+@pytest.mark.parametrize("network", ["none", "host"])
+def test_etc_hosts_as_podman(pallet, podman, conf, network):
+    """podman 4.3's /etc/hosts: --add-host entries, the host's /etc/hosts, host.containers.internal,
+    the container's names (127.0.0.1 without a network, none with the host's)."""
+    flags = ["--network", network, "--name", f"r10c-hosts-{network}", "--hostname", "hh",
+             "--add-host", "db.test:192.0.2.10"]
+    env = dict(os.environ, CONTAINERS_CONF=conf)
+    outs = []
+    for cmd in (_run_cmd(pallet) + ["--rm", *flags, pallet.image, "cat", "/etc/hosts"],
+                podman.base + ["run", "--rm", *flags, podman.image, "cat", "/etc/hosts"]):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stderr
+        outs.append(r.stdout)
+    assert outs[0] == outs[1]
+    assert outs[0].startswith("192.0.2.10\tdb.test\n")
+    assert ("127.0.0.1\thh r10c-hosts-none\n" in outs[0]) == (network == "none")
+
+
 @pytest.mark.parametrize("flags,words", [
     (["--ulimit", "nofile=10:5"], "soft limit must be less than or equal to hard limit"),
     (["--ulimit", "bogus=1"], "invalid ulimit type: bogus"),

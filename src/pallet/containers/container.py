@@ -532,7 +532,10 @@ class Containers:
             ips = [s["ipnet"].split("/")[0] for r in st["network_results"].values() for i in r["interfaces"]
                    for s in i["subnets"]]
             dns = [d for r in st["network_results"].values() for d in r["dns_server_ips"]]
-            _write_etc(userdata, hostname, meta["name"], ips, dns, mode_kind == "host", meta.get("extra"))
+            gateways = [s["gateway"] for r in st["network_results"].values() for i in r["interfaces"]
+                        for s in i["subnets"] if s.get("gateway")]
+            _write_etc(userdata, hostname, meta["name"], ips, dns, mode_kind == "host", meta.get("extra"),
+                       gateways[0] if gateways else None)
             etc = [rs.Mount.bind(os.path.join(userdata, f), "/etc/" + f).to_dict()
                    for f in ("hosts", "hostname", "resolv.conf")]
             mine = {m["destination"] for m in doc["mounts"]}
@@ -914,22 +917,14 @@ def _log_arg(path: str, meta: dict) -> str:
 
 
 def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, host_net: bool,
-               extra: dict | None = None) -> None:
-    """``hosts``, ``hostname``, ``resolv.conf``: ``--add-host`` lines first (podman's order);
+               extra: dict | None = None, gateway: str | None = None) -> None:
+    """``hosts`` (podman's, ``containers/etc_hosts.py``), ``hostname``, ``resolv.conf``:
     ``--dns``/``--dns-search``/``--dns-option`` (or containers.conf's) replace the host's
     nameservers, ``search`` and ``options`` (``--dns-search .``: none)."""
-    extra = extra or {}
-    hosts = ["127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4",
-             "::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6"]
-    if host_net:
-        from .._fs import text_lines
+    from .etc_hosts import text as hosts_text
 
-        hosts = text_lines("/etc/hosts", hosts)
-    hosts = list(extra.get("add_hosts") or ()) + hosts
-    for ip in ips:
-        hosts.append(f"{ip}\t{hostname} {name}")
-    if not ips:
-        hosts.append(f"127.0.1.1\t{hostname} {name}")
+    extra = extra or {}
+    hosts = hosts_text(list(extra.get("add_hosts") or ()), hostname, name, ips, host_net, gateway)
     servers, search, options = [], [], []
     try:
         with open("/etc/resolv.conf") as f:
@@ -953,7 +948,7 @@ def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, ho
         options = list(extra["dns_options"])
     resolv = ((f"search {' '.join(search)}\n" if search else "") + "".join(f"nameserver {s}\n" for s in servers)
               + (f"options {' '.join(options)}\n" if options else ""))
-    for fname, text in (("hosts", "\n".join(hosts) + "\n"), ("hostname", hostname + "\n"),
+    for fname, text in (("hosts", hosts), ("hostname", hostname + "\n"),
                         ("resolv.conf", resolv)):
         tmp = os.path.join(userdata, fname + ".tmp")
         with open(tmp, "w") as f:
