@@ -176,3 +176,12 @@ def test_etc_hosts_order_and_names(tmp_path):
                     "127.0.0.1\thh ctr\n")
     host = etc_hosts.text([], "hh", "ctr", [], True, "192.0.2.2", str(base))
     assert "hh" not in host
+
+
+def test_userns_refused_naming_flag_or_file():
+    with pytest.raises(UsageError, match="--uidmap/--gidmap: user namespaces are not supported"):
+        opts.resolve(opts.Extra(uidmap=["0:100000:65536"]), conf_mod.Conf(), "none")
+    c = conf_mod.Conf({"userns": "auto"}, {"userns": "/etc/containers/containers.conf"})
+    with pytest.raises(UsageError, match=r"containers.conf /etc/containers/containers.conf: \[containers\] userns"):
+        opts.resolve(opts.Extra(), c, "none")
+    assert opts.resolve(opts.Extra(userns="host"), c, "none")["namespaces"]  # the flag wins over the file

@@ -449,8 +449,11 @@ def resolve(x: Extra, conf, network_mode: str, warn=None) -> dict:
             parse_idmap(m, "--uidmap")
         for m in x.gidmap:
             parse_idmap(m, "--gidmap")
-        raise UsageError(f"{what}: user namespaces are not supported by pallet yet (the image's files would "
-                         "need their owners shifted to the mapping); use --userns host")
+        why = ("user namespaces are not supported by pallet yet (the image's files would need their owners "
+               "shifted to the mapping)")
+        if x.userns is None and not (x.uidmap or x.gidmap):
+            raise conf.bad("userns", f"{userns!r}: {why}")
+        raise UsageError(f"{what}: {why}; use --userns host")
     out["default_caps"] = default_caps(conf)
     out["sysctl"] = _sysctls(conf, network_mode, ns)
     # podman's: containers.conf's env (else c/common's built-in PATH), and TERM=xterm, under the image's
