@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pallet.containers import conf as conf_mod
@@ -81,7 +83,7 @@ def test_mount_and_volume_grammar(tmp_path):
 
 def test_log_and_idmap():
     assert opts.parse_log("none", []) == {"driver": "none", "path": None, "max_size": None}
-    assert opts.parse_log("k8s-file", ["path=/var/x/../log", "max-size=10m"])["path"] == "/var/log"
+    assert opts.parse_log("k8s-file", ["path=/var/x/../ctr.log", "max-size=10m"])["path"] == "/var/ctr.log"
     for driver, o in (("syslog", []), ("k8s-file", ["path=rel"]), ("k8s-file", ["color=1"])):
         with pytest.raises(UsageError):
             opts.parse_log(driver, o)
@@ -185,3 +187,16 @@ def test_userns_refused_naming_flag_or_file():
     with pytest.raises(UsageError, match=r"containers.conf /etc/containers/containers.conf: \[containers\] userns"):
         opts.resolve(opts.Extra(), c, "none")
     assert opts.resolve(opts.Extra(userns="host"), c, "none")["namespaces"]  # the flag wins over the file
+
+
+def test_log_path_is_never_written_through_a_link_or_device(tmp_path):
+    (tmp_path / "link").symlink_to("/etc/passwd")
+    os.mkfifo(tmp_path / "fifo")
+    for name in ("link", "fifo", "."):
+        with pytest.raises(UsageError, match="not a regular file|no such directory"):
+            opts.parse_log("k8s-file", [f"path={tmp_path / name}"])
+    with pytest.raises(UsageError, match="no such directory"):
+        opts.parse_log("k8s-file", [f"path={tmp_path}/missing/ctr.log"])
+    (tmp_path / "real").mkdir()
+    (tmp_path / "via").symlink_to(tmp_path / "real")
+    assert opts.parse_log("k8s-file", [f"path={tmp_path}/via/ctr.log"])["path"] == f"{tmp_path}/real/ctr.log"

@@ -186,7 +186,7 @@ def parse_log(driver: str, opts: list[str]) -> dict:
         if key == "path":
             if not value.startswith("/") or "\0" in value:
                 raise UsageError(f"invalid --log-opt {o!r}: the path must be absolute")
-            out["path"] = os.path.normpath(value)
+            out["path"] = _log_file(os.path.normpath(value), o)
         elif key == "max-size":
             out["max_size"] = _size(value, f"--log-opt {o}")
         elif key == "tag":
@@ -194,6 +194,24 @@ def parse_log(driver: str, opts: list[str]) -> dict:
         else:
             raise UsageError(f"invalid --log-opt {o!r}: unknown option {key!r} (path, max-size)")
     return out
+
+
+def _log_file(path: str, opt: str) -> str:
+    """conmon appends to the log as root: its directory must exist (resolved now), and the file,
+    when there, must be a regular file -- never written through a symlink, device or FIFO."""
+    import stat
+
+    parent, name = os.path.split(path)
+    if not name or not os.path.isdir(parent):
+        raise UsageError(f"invalid --log-opt {opt!r}: {parent}: no such directory")
+    path = os.path.join(os.path.realpath(parent), name)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return path
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"invalid --log-opt {opt!r}: {path} exists and is not a regular file")
+    return path
 
 
 def _size(text: str, what: str) -> int:
