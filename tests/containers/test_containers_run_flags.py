@@ -104,14 +104,16 @@ def test_etc_hosts_as_podman(pallet, podman, conf, network):
              "--add-host", "db.test:192.0.2.10"]
     env = dict(os.environ, CONTAINERS_CONF=conf)
     outs = []
-    for cmd in (_run_cmd(pallet) + ["--rm", *flags, pallet.image, "cat", "/etc/hosts"],
-                podman.base + ["run", "--rm", *flags, podman.image, "cat", "/etc/hosts"]):
+    script = "cat /etc/hosts; [ -e /etc/resolv.conf ] && echo has-resolv.conf; true"
+    for cmd in (_run_cmd(pallet) + ["--rm", *flags, pallet.image, "sh", "-c", script],
+                podman.base + ["run", "--rm", *flags, podman.image, "sh", "-c", script]):
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
         assert r.returncode == 0, r.stderr
         outs.append(r.stdout)
     assert outs[0] == outs[1]
     assert outs[0].startswith("192.0.2.10\tdb.test\n")
     assert ("127.0.0.1\thh r10c-hosts-none\n" in outs[0]) == (network == "none")
+    assert ("has-resolv.conf" in outs[0]) == (network == "host")  # podman binds none without a network
 
 
 @pytest.mark.parametrize("flags,words", [

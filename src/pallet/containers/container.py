@@ -537,7 +537,8 @@ class Containers:
             _write_etc(userdata, hostname, meta["name"], ips, dns, mode_kind == "host", meta.get("extra"),
                        gateways[0] if gateways else None)
             etc = [rs.Mount.bind(os.path.join(userdata, f), "/etc/" + f).to_dict()
-                   for f in ("hosts", "hostname", "resolv.conf")]
+                   for f in ("hosts", "hostname", "resolv.conf")
+                   if f != "resolv.conf" or mode_kind != "none"]  # podman: no resolver without a network
             mine = {m["destination"] for m in doc["mounts"]}
             doc["mounts"] += [m for m in etc if m["destination"] not in mine]
             with open(os.path.join(userdata, "config.json"), "w") as f:
