@@ -200,3 +200,19 @@ def test_log_path_is_never_written_through_a_link_or_device(tmp_path):
     (tmp_path / "real").mkdir()
     (tmp_path / "via").symlink_to(tmp_path / "real")
     assert opts.parse_log("k8s-file", [f"path={tmp_path}/via/ctr.log"])["path"] == f"{tmp_path}/real/ctr.log"
+
+
+def test_mtab_link_made_inside_the_root(tmp_path):
+    from pallet.containers import etc_hosts
+
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    etc_hosts.add_mtab(str(root))
+    assert os.readlink(root / "etc" / "mtab") == "/proc/mounts"
+    etc_hosts.add_mtab(str(root))  # there already: kept
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "etc").symlink_to(tmp_path / "outside")  # a symlinked /etc resolves inside the root
+    (tmp_path / "outside").mkdir()
+    etc_hosts.add_mtab(str(other))
+    assert not os.path.lexists(tmp_path / "outside" / "mtab")

@@ -104,7 +104,7 @@ def test_etc_hosts_as_podman(pallet, podman, conf, network):
              "--add-host", "db.test:192.0.2.10"]
     env = dict(os.environ, CONTAINERS_CONF=conf)
     outs = []
-    script = "cat /etc/hosts; [ -e /etc/resolv.conf ] && echo has-resolv.conf; true"
+    script = "cat /etc/hosts; [ -e /etc/resolv.conf ] && echo has-resolv.conf; readlink /etc/mtab"
     for cmd in (_run_cmd(pallet) + ["--rm", *flags, pallet.image, "sh", "-c", script],
                 podman.base + ["run", "--rm", *flags, podman.image, "sh", "-c", script]):
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
@@ -114,6 +114,7 @@ def test_etc_hosts_as_podman(pallet, podman, conf, network):
     assert outs[0].startswith("192.0.2.10\tdb.test\n")
     assert ("127.0.0.1\thh r10c-hosts-none\n" in outs[0]) == (network == "none")
     assert ("has-resolv.conf" in outs[0]) == (network == "host")  # podman binds none without a network
+    assert outs[0].endswith("/proc/mounts\n")  # podman's /etc/mtab link
 
 
 @pytest.mark.parametrize("flags,words", [

@@ -483,6 +483,9 @@ class Containers:
             st["volumes"] = ctr_mounts.mount_all(self.store, meta)
             self._write_state(cid, st)
             ctr_mounts.copy_up(self.store, rootfs, meta)
+            from .etc_hosts import add_mtab
+
+            add_mtab(rootfs)
             doc = self.spec(cid)
             user_spec = doc.pop("_user", "")
             uid, gid, extra = self._resolve_user(rootfs, user_spec or "0")

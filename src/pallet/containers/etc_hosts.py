@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import os
+
 BASE_FILE = "/etc/hosts"
 INTERNAL = "host.containers.internal"
 
@@ -63,3 +65,24 @@ def text(add_hosts: list[str], hostname: str, name: str, ips: list[str], host_ne
         if free:
             entries.append((ip, free))
     return "".join(f"{ip}\t{' '.join(names)}\n" for ip, names in entries)
+
+
+def add_mtab(rootfs: str) -> None:
+    """podman's ``/etc/mtab -> /proc/mounts`` in a rootfs whose ``/etc`` has none (made by fd
+    inside the root: a symlinked ``/etc`` cannot point it at the host's)."""
+    from .. import _rootfs
+
+    root_fd = _rootfs.open_root(rootfs)
+    try:
+        try:
+            etc = _rootfs.open_in_root(root_fd, "/etc", os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return  # no /etc directory: nothing to add to (as podman)
+        try:
+            os.symlink("/proc/mounts", "mtab", dir_fd=etc)
+        except FileExistsError:
+            pass
+        finally:
+            os.close(etc)
+    finally:
+        os.close(root_fd)
