@@ -37,6 +37,10 @@ def make_busybox_layout(path: str, tag: str = "v1") -> None:
     subprocess.run([sys.executable, os.path.join(HERE, "..", "scripts", "make-demo-image.py"), path, tag], check=True)
 
 
+#: containers.conf of the pallet builds here: RUN steps on the host's network (see PalletStore)
+HOST_NETNS_CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "builder", "containers-netns-host.conf")
+
+
 class PalletStore:
     def __init__(self, root: str, driver: str | None = None):
         self.root = root
@@ -46,9 +50,17 @@ class PalletStore:
     def args(self, *a) -> list[str]:
         return [PALLET, "--root", self.root, "--storage-driver", self.driver, *a]
 
-    def __call__(self, *a, check=True, input=None, env=None, cwd=None):
+    def env(self, extra=None) -> dict:
+        """The environment of this store's pallet commands: builds keep the host's network unless
+        a test asks (containers.conf's netns): a private one attaches every RUN to the default
+        network through netavark (half a second each, and bridges other test runs share)."""
         e = dict(os.environ)
-        e.update(env or {})
+        e.setdefault("CONTAINERS_CONF", HOST_NETNS_CONF)
+        e.update(extra or {})
+        return e
+
+    def __call__(self, *a, check=True, input=None, env=None, cwd=None):
+        e = self.env(env)
         p = subprocess.run(self.args(*a), capture_output=True, text=True, input=input, env=e, cwd=cwd)
         if check and p.returncode != 0:
             raise AssertionError(f"pallet {' '.join(a)} exited {p.returncode}:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")

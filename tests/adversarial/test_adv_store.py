@@ -241,7 +241,7 @@ def test_a_killed_builds_busy_mount_waits_and_no_command_fails_for_it(busybox_st
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nRUN sleep 3\n")
-    build = subprocess.Popen(s.args("build", "--no-cache", str(ctx)), stdout=subprocess.DEVNULL,
+    build = subprocess.Popen(s.args("build", "--no-cache", str(ctx)), env=s.env(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     holder = None
     try:
@@ -336,7 +336,7 @@ def test_prune_all_racing_builds_never_loses_a_working_container(busybox_store, 
                                     "RUN cat /a /b > /c\n")
     failures = []
     for rnd in range(3):
-        builds = [subprocess.Popen(s.args("build", "-q", "-t", f"race{rnd}-{i}", str(ctx)),
+        builds = [subprocess.Popen(s.args("build", "-q", "-t", f"race{rnd}-{i}", str(ctx)), env=s.env(),
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                   for i in range(2)]
         prunes = 0

@@ -551,7 +551,7 @@ def test_builder_containers_all_lists_a_builds_containers_too(pallet, tmp_path):
     v.mkdir()
     ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN while [ ! -e /v/go ]; do sleep 0.05; done\n")
     pallet("builder", "from", "--name", "mine", "localhost/busybox:v1")
-    proc = subprocess.Popen(pallet.args("build", "-v", f"{v}:/v", "-t", "held", ctx),
+    proc = subprocess.Popen(pallet.args("build", "-v", f"{v}:/v", "-t", "held", ctx), env=pallet.env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: len(pallet.store().containers()) == 2, timeout=60, what="the build's step container")

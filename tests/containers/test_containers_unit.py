@@ -29,7 +29,9 @@ def test_bad_memory_sizes_are_usage_errors(text):
 def test_volumes_and_tmpfs(tmp_path):
     assert ctr._volume(f"{tmp_path}:/data:ro") == {"source": str(tmp_path), "destination": "/data", "readonly": True}
     assert ctr._volume(f"{tmp_path}:/data")["readonly"] is False
-    for bad, words in ((f"{tmp_path}", "want"), (f"{tmp_path}:rel", "absolute"), ("name:/data", "named volumes"),
+    assert ctr._volume("/anon/") == {"volume": None, "destination": "/anon", "readonly": False}
+    assert ctr._volume("name:/data:ro") == {"volume": "name", "destination": "/data", "readonly": True}
+    for bad, words in (("rel", "absolute"), (f"{tmp_path}:rel", "absolute"), ("bad/name:/data", "neither"),
                        (f"{tmp_path}:/d:xx", "'xx'"), ("/no/such/dir:/d", "no such file"), (f"{tmp_path}:/a:b:c", "want")):
         with pytest.raises(UsageError, match=words):
             ctr._volume(bad)

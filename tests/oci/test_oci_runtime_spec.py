@@ -253,6 +253,10 @@ def test_namespaces_host_and_joined():
                                          rs.Namespace("network", "/proc/1/ns/net"), rs.Namespace("uts", "/proc/1/ns/uts")])
     assert cfg["linux"]["namespaces"][2] == {"type": "network", "path": "/proc/1/ns/net"}
     assert "hostname" not in cfg  # the uts namespace is not the container's own
+    # a joined network namespace is the container's own too: a sysfs mounted inside it (podman's)
+    assert cfg["mounts"][-1] == {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                                 "options": ["nosuid", "noexec", "nodev", "ro"]}
+    cfg = gen(command=["x"], namespaces=[rs.Namespace("pid"), rs.Namespace("mount")])  # the host's network
     assert cfg["mounts"][-1] == {"destination": "/sys", "type": "bind", "source": "/sys",
                                  "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
     with pytest.raises(UsageError, match="unknown"):

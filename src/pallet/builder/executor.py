@@ -37,8 +37,8 @@ class BuildOptions:
                  secrets: dict | None = None, volumes: list[str] = (), labels: dict | None = None,
                  annotations: dict | None = None, fmt: str = "oci", timestamp: int | None = None,
                  output: str | None = None, quiet: bool = False, pull: str = "missing", ctx=None,
-                 runtime: str | None = None, network: str = "host", out=None, stdout=None, stderr=None,
-                 iidfile: str | None = None, rm: bool = True):
+                 runtime: str | None = None, network: str | None = None, out=None, stdout=None, stderr=None,
+                 iidfile: str | None = None, rm: bool = True, network_config_dir: str | None = None):
         self.context = context
         self.dockerfile = dockerfile
         self.dockerfile_text = dockerfile_text
@@ -60,7 +60,9 @@ class BuildOptions:
         self.pull = pull
         self.ctx = ctx
         self.runtime = runtime
+        #: RUN's network (None: builder/network.py's default, buildah's private namespace)
         self.network = network
+        self.network_config_dir = network_config_dir
         self.out = out or (lambda line: None)
         self.stdout = stdout
         self.stderr = stderr

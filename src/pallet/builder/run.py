@@ -60,11 +60,12 @@ def runtime_path(name: str | None) -> str:
 
 class RunOptions:
     __slots__ = ("env", "cwd", "user", "network", "mounts", "hostname", "runtime", "state_root", "stdin",
-                 "stdout", "stderr")
+                 "stdout", "stderr", "runroot", "graphroot", "network_config_dir")
 
     def __init__(self, *, env: list[str] | None = None, cwd: str = "/", user: tuple = (0, 0, []),
                  network: str = "host", mounts: list[dict] | None = None, hostname: str = "",
-                 runtime: str | None = None, state_root: str | None = None, stdin=None, stdout=None, stderr=None):
+                 runtime: str | None = None, state_root: str | None = None, stdin=None, stdout=None, stderr=None,
+                 runroot: str | None = None, graphroot: str | None = None, network_config_dir: str | None = None):
         self.env = list(env or [])
         self.cwd = cwd or "/"
         self.user = user
@@ -76,18 +77,24 @@ class RunOptions:
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
+        #: for a network other than host/none (builder/network.py): the store's run root and
+        #: graph root, and the networks' directory (None: the containers' default)
+        self.runroot = runroot
+        self.graphroot = graphroot
+        self.network_config_dir = network_config_dir
 
 
-def spec(rootfs: str, argv: list[str], o: RunOptions, hosts: str, resolv: str) -> dict:
+def spec(rootfs: str, argv: list[str], o: RunOptions, hosts: str, resolv: str, netns: str | None = None) -> dict:
     """The bundle's config, from the one runtime-spec generator (``oci.runtime_spec``): buildah's
     capabilities (effective only for root), masked and read-only paths, a network namespace
-    unless host networking, ``/etc/hosts`` and ``/etc/resolv.conf`` bound read-only."""
+    unless host networking (``netns``: the attached one to join), ``/etc/hosts`` and
+    ``/etc/resolv.conf`` bound read-only."""
     from ..oci import runtime_spec as rs
 
     uid, gid, extra = o.user
     namespaces = [rs.Namespace(t) for t in ("pid", "ipc", "uts", "mount")]
     if o.network != "host":
-        namespaces.append(rs.Namespace("network"))
+        namespaces.append(rs.Namespace("network", netns))
     mounts = [rs.Mount.bind(hosts, "/etc/hosts", readonly=True), rs.Mount.bind(resolv, "/etc/resolv.conf", readonly=True)]
     mounts += [rs.Mount(m["destination"], m.get("type"), m.get("source"), m.get("options") or ()) for m in o.mounts]
     options = rs.SpecOptions(rootfs=rootfs, command=argv, env=o.env, user=rs.User(uid, gid, tuple(extra)), workdir=o.cwd,
@@ -95,25 +102,35 @@ def spec(rootfs: str, argv: list[str], o: RunOptions, hosts: str, resolv: str) -
     return rs.generate(options)
 
 
-def _hosts_file(path: str, hostname: str, host_net: bool) -> None:
+def _hosts_file(path: str, hostname: str, host_net: bool, ips=()) -> None:
     from .._fs import text_lines
 
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     if host_net:
         lines = text_lines("/etc/hosts", lines)
-    lines.append(f"127.0.1.1\t{hostname}")
+    lines += [f"{ip}\t{hostname}" for ip in ips] or [f"127.0.1.1\t{hostname}"]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
-def _resolv_file(path: str, host_net: bool) -> None:
+def _resolv_file(path: str, host_net: bool, attached=None) -> None:
+    """The host's resolv.conf with the host's network; on a network, the network's DNS servers
+    and the host's nameservers that are not on its loopback (unreachable from the namespace)."""
     text = ""
-    if host_net:
+    if host_net or attached is not None:
         try:
             with open("/etc/resolv.conf") as f:
                 text = f.read()
         except OSError:
             text = ""
+    if attached is not None:
+        lines = [f"nameserver {d}" for d in attached.dns]
+        for line in text.splitlines():
+            w = line.split()
+            if w[:1] == ["nameserver"] and len(w) > 1 and (w[1].startswith("127.") or w[1] == "::1"):
+                continue
+            lines.append(line)
+        text = "\n".join(lines) + "\n"
     with open(path, "w") as f:
         f.write(text)
 
@@ -126,12 +143,18 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
     bundle = os.path.join(scratch_dir, "bundle-" + os.urandom(4).hex())
     os.makedirs(bundle, 0o700)
     cid = "pallet-build-" + os.urandom(8).hex()
+    attached = None
     try:
+        if o.network not in ("host", "none"):
+            from .network import Attached
+
+            attached = Attached(o.network, o.runroot or scratch_dir, o.network_config_dir, o.graphroot,
+                                o.hostname or cid).__enter__()
         hosts = os.path.join(bundle, "hosts")
         resolv = os.path.join(bundle, "resolv.conf")
-        _hosts_file(hosts, o.hostname or "pallet", o.network == "host")
-        _resolv_file(resolv, o.network == "host")
-        doc = spec(rootfs, argv, o, hosts, resolv)
+        _hosts_file(hosts, o.hostname or "pallet", o.network == "host", attached.ips if attached else ())
+        _resolv_file(resolv, o.network == "host", attached)
+        doc = spec(rootfs, argv, o, hosts, resolv, attached.path if attached else None)
         # stubs for what is not image content go again afterwards; for a RUN --mount's target
         # the parent directories stay (0755), and for a build volume (-v) the mount point
         # itself too (an empty directory or file), as buildah leaves them. All made and
@@ -166,7 +189,11 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
             os.close(root_fd)
         return p.returncode
     finally:
-        shutil.rmtree(bundle, ignore_errors=True)
+        try:
+            if attached is not None:
+                attached.__exit__(None, None, None)
+        finally:
+            shutil.rmtree(bundle, ignore_errors=True)
 
 
 def _in_root(what: str, dest: str, fn, *args):

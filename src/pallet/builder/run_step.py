@@ -43,11 +43,17 @@ def run_step(build, state: "StageState", ins: Instruction) -> None:
     text = " ".join(argv)
     used = set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text))
     build.check_used(state, ins, used, env_now)
-    network = ins.flag("network") or build.options.network
-    if network == "default":
-        network = "host"
-    if network not in ("host", "none"):
+    network = ins.flag("network")
+    if network not in (None, "default", "host", "none"):
         raise ins.error(f"invalid --network {network!r}: want none, host or default")
+    if network in (None, "default"):
+        network = build.options.network
+    from .network import check as check_network
+
+    try:
+        network = check_network(network)
+    except BuildError as e:
+        raise ins.error(str(e)) from None
     mounts_spec = [parse_mount(build, ins, m, state) for m in ins.flag_all("mount")]
     run_env = dict(env_now)
     args_env = {k: v for k, v in state.args.items() if v is not None and k not in config_edit.env_dict(cfg)}
@@ -88,6 +94,7 @@ def args_prefix(state, cfg: dict) -> str:
 def _run_in(build, state, argv, run_env, cfg, network, mounts) -> int:
     return state.container.run(argv, env=[f"{k}={v}" for k, v in run_env.items()], user=cfg.get("User") or None,
                             workdir=cfg.get("WorkingDir") or "/", network=network,
+                            network_config_dir=build.options.network_config_dir,
                             volumes=build.options.volumes, mounts=mounts, runtime=build.options.runtime,
                             stdout=build.options.stdout, stderr=build.options.stderr)
 

@@ -143,16 +143,17 @@ class BuilderContainer:
     # -- run -----------------------------------------------------------------------------------
 
     def run(self, argv: list[str], *, env: list[str] = (), user: str | None = None, workdir: str | None = None,
-            network: str = "host", volumes: list[str] = (), mounts: list[dict] = (), runtime: str | None = None,
-            stdout=None, stderr=None) -> int:
+            network: str | None = None, volumes: list[str] = (), mounts: list[dict] = (), runtime: str | None = None,
+            stdout=None, stderr=None, network_config_dir: str | None = None) -> int:
         """Run ``argv`` in the container (its config's Env, User, WorkingDir unless overridden)."""
         from . import run as _run
         from .. import _rootfs
         from ._paths import lookup_user
 
         cfg = self.config.get("config") or {}
-        if network not in ("host", "none"):
-            raise BuildError(f"invalid network {network!r}: want none or host")
+        from .network import check as check_network
+
+        network = check_network(network)
         root = self.mount()
         try:
             envd = config_edit.env_dict(cfg)
@@ -174,6 +175,8 @@ class BuilderContainer:
             o = _run.RunOptions(env=[f"{k}={v}" for k, v in envd.items()], cwd=cwd, user=(uid, gid, extra),
                                 network=network, mounts=all_mounts, hostname=self.id[:12], runtime=runtime,
                                 state_root=os.path.join(self.store.runroot, "build-runtime"),
+                                runroot=self.store.runroot, graphroot=self.store.graphroot,
+                                network_config_dir=network_config_dir,
                                 stdout=stdout, stderr=stderr)
             with self.store.staging() as scratch:
                 return _run.run(root, argv, o, scratch)

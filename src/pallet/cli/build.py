@@ -75,7 +75,10 @@ def _build_parser(sub, name: str) -> None:
     p.add_argument("--output", "-o", metavar="OUTPUT", help="type=local,dest=DIR | type=tar,dest=FILE | TRANSPORT:REF")
     p.add_argument("--quiet", "-q", action="store_true")
     p.add_argument("--runtime", metavar="NAME|PATH", help="OCI runtime for RUN (default pallet-runtime, else runc)")
-    p.add_argument("--network", default="host", metavar="MODE", help="host (default) or none")
+    p.add_argument("--network", "--net", default=None, metavar="MODE",
+                   help="for RUN: private (the default as root: the default network, outbound access), "
+                        "host, none or a network's name")
+    p.add_argument("--network-config-dir", metavar="DIR", help="as for pallet network")
     p.add_argument("--iidfile", metavar="FILE")
     p.add_argument("--scan", nargs="?", const="", metavar="POLICY", type=_scan_policy,
                    help="scan the image before tagging it; refuse it when the (scan) policy fails (docs/scan.md)")
@@ -164,6 +167,7 @@ def cmd_build(args) -> int:
         annotations=common.key_values(args.annotation, "--annotation"), fmt=fmt,
         timestamp=args.timestamp, output=args.output, quiet=args.quiet, pull=args.pull,
         ctx=common.context(args), runtime=args.runtime, network=args.network,
+        network_config_dir=args.network_config_dir,
         out=(lambda line: sys.stderr.write(line + "\n")) if args.output in ("type=tar,dest=-", "-") else _say,
         iidfile=None if scan else args.iidfile, rm=args.rm,
         stdout=sys.stderr.fileno() if args.output and args.output.endswith("dest=-") else None)
@@ -228,7 +232,9 @@ def _builder_group(sub) -> None:
     p.add_argument("--env", "-e", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--user", metavar="USER[:GROUP]")
     p.add_argument("--workingdir", metavar="DIR")
-    p.add_argument("--network", "--net", default="host", metavar="MODE")
+    p.add_argument("--network", "--net", default=None, metavar="MODE",
+                   help="private (the default as root), host, none or a network's name")
+    p.add_argument("--network-config-dir", metavar="DIR", help="as for pallet network")
     p.add_argument("--runtime", metavar="NAME|PATH")
     p.set_defaults(func=cmd_run)
 
@@ -363,7 +369,7 @@ def cmd_run(args) -> int:
         cmd = cmd[1:]
     b = _get(args, args.container)
     return b.run(cmd, env=args.env, user=args.user, workdir=args.workingdir, network=args.network,
-                 volumes=args.volume, runtime=args.runtime)
+                 volumes=args.volume, runtime=args.runtime, network_config_dir=args.network_config_dir)
 
 
 def cmd_copy(args) -> int:

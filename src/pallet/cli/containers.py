@@ -67,7 +67,25 @@ def _create_flags(p) -> None:
     p.add_argument("--read-only", action="store_true")
     p.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]")
     p.add_argument("--volume", "-v", action="append", default=[], metavar="/HOST:/CTR[:ro]",
-                   help="host paths (named volumes: not yet)")
+                   help="a host path, NAME:/CTR (a named volume, made when missing) or /CTR (an anonymous one)")
+    p.add_argument("--mount", action="append", default=[], metavar="type=bind|volume|tmpfs,...",
+                   help="type=bind,src=,dst=[,ro]; type=volume[,src=NAME],dst=[,ro]; type=tmpfs,dst=[,tmpfs-size=]")
+    p.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+                   help="replaces containers.conf's default_ulimits")
+    p.add_argument("--add-host", action="append", default=[], metavar="HOST:IP")
+    p.add_argument("--dns", action="append", default=[], metavar="IP")
+    p.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN")
+    p.add_argument("--dns-option", "--dns-opt", action="append", default=[], metavar="OPTION")
+    p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
+                   help="no-new-privileges, seccomp=unconfined|FILE, label=disable")
+    p.add_argument("--device", action="append", default=[], metavar="HOST[:CTR][:PERMS]")
+    p.add_argument("--log-driver", metavar="DRIVER", help="k8s-file (default) or none")
+    p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE", help="path=FILE, max-size=SIZE")
+    for flag in ("--cgroupns", "--ipc", "--pid", "--uts"):
+        p.add_argument(flag, metavar="MODE", help="host, private or ns:PATH")
+    p.add_argument("--userns", metavar="MODE", help="host only (user namespaces: not yet)")
+    p.add_argument("--uidmap", action="append", default=[], metavar="CTR:HOST:SIZE", help="not yet")
+    p.add_argument("--gidmap", action="append", default=[], metavar="CTR:HOST:SIZE", help="not yet")
     p.add_argument("--memory", "-m", metavar="SIZE")
     p.add_argument("--cpus", metavar="N")
     p.add_argument("--pids-limit", type=int, metavar="N")
@@ -128,7 +146,7 @@ def _rm(sub, name):
     p.add_argument("--all", "-a", action="store_true")
     p.add_argument("--time", "-t", type=int, metavar="SECONDS")
     p.add_argument("--ignore", "-i", action="store_true", help="no error for unknown containers")
-    p.add_argument("--volumes", "-v", action="store_true", help="accepted (no anonymous volumes yet)")
+    p.add_argument("--volumes", "-v", action="store_true", help="remove its anonymous volumes too")
     p.set_defaults(func=cmd_rm)
 
 
@@ -202,7 +220,18 @@ def _options(args):
                    memory=args.memory, cpus=args.cpus, pids_limit=args.pids_limit, stop_signal=args.stop_signal,
                    labels=labels, rm=args.rm, detach=getattr(args, "detach", False), interactive=args.interactive,
                    tty=args.tty, runtime=args.runtime, pull=args.pull, network_config_dir=args.network_config_dir,
-                   restart=args.restart, create_command=["pallet"] + sys.argv[1:], publish_all=args.publish_all)
+                   restart=args.restart, create_command=["pallet"] + sys.argv[1:], publish_all=args.publish_all,
+                   extra=_extra(args))
+
+
+def _extra(args):
+    from ..containers.options import Extra
+
+    return Extra(ulimits=args.ulimit, add_hosts=args.add_host, dns=args.dns, dns_search=args.dns_search,
+                 dns_options=args.dns_option, security_opts=args.security_opt, devices=args.device,
+                 log_driver=args.log_driver, log_opts=args.log_opt, cgroupns=args.cgroupns, ipc=args.ipc,
+                 pid=args.pid, uts=args.uts, userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap,
+                 mounts=args.mount)
 
 
 def _env_from_host(name: str) -> str:
@@ -352,7 +381,7 @@ def cmd_rm(args) -> int:
                            "specify one or more containers to remove")
     for text in names:
         try:
-            cid = ctrs.remove(text, force=args.force, timeout=args.time)
+            cid = ctrs.remove(text, force=args.force, timeout=args.time, volumes=args.volumes)
         except ContainerNotFound:
             if args.ignore:
                 continue
@@ -670,10 +699,11 @@ def inspect_doc(ctrs, c) -> dict:
                    "StopSignal": meta.get("stop_signal"), "HealthcheckOnFailureAction": "none",
                    "CreateCommand": meta.get("create_command") or [], "Umask": "0022", "Timeout": 0,
                    "StopTimeout": 10, "Passwd": False, "sdNotifyMode": "container"},
-        "HostConfig": {"Binds": [f"{b['source']}:{b['destination']}:" + ("ro" if b["readonly"] else "rw") + ",rprivate,rbind"
+        "HostConfig": _with_extra(meta, {"Binds": [f"{b['source']}:{b['destination']}:" + ("ro" if b["readonly"] else "rw") + ",rprivate,rbind"
                                  for b in meta.get("binds") or []],
                        "CgroupManager": "cgroupfs", "CgroupMode": "host", "ContainerIDFile": "",
-                       "LogConfig": {"Type": "k8s-file", "Config": None, "Path": ctrs.log_path(cid), "Tag": "",
+                       "LogConfig": {"Type": ((meta.get("extra") or {}).get("log") or {}).get("driver", "k8s-file"),
+                                     "Config": None, "Path": ctrs.log_path(cid, meta), "Tag": "",
                                      "Size": "0B"},
                        "NetworkMode": {"none": "none", "host": "host"}.get(mode, "bridge"), "PortBindings": ports,
                        "RestartPolicy": {"Name": "" if meta.get("restart") in (None, "no") else meta["restart"],
@@ -695,7 +725,7 @@ def inspect_doc(ctrs, c) -> dict:
                        "Devices": [], "DiskQuota": 0, "KernelMemory": 0, "MemoryReservation": 0, "MemorySwap": 0,
                        "MemorySwappiness": 0, "OomKillDisable": False,
                        "PidsLimit": (res.get("pids") or {}).get("limit") or 0, "Ulimits": [], "CpuCount": 0,
-                       "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "CgroupConf": None},
+                       "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "CgroupConf": None}),
     }
 
 
@@ -705,6 +735,30 @@ def inspect_one(args, name: str):
     ctrs = _containers(args)
     doc = inspect_doc(ctrs, ctrs.get(name))
     return doc, doc
+
+
+def _with_extra(meta: dict, hc: dict) -> dict:
+    """podman's HostConfig keys for run's extra flags (containers/options.py)."""
+    x = meta.get("extra")
+    if not x:
+        return hc
+    ns = x.get("namespaces") or {}
+
+    def mode(kind, private):
+        v = ns.get(kind)
+        return "host" if v == "host" else (f"ns:{v}" if v else private)
+
+    sec = (["no-new-privileges"] if x.get("no_new_privileges") else []) + \
+        ([f"seccomp={x['seccomp']}"] if x.get("seccomp_explicit") else [])
+    hc.update(Dns=list(x.get("dns") or []), DnsOptions=list(x.get("dns_options") or []),
+              DnsSearch=list(x.get("dns_search") or []),
+              ExtraHosts=[":".join(reversed(h.split("\t", 1))) for h in x.get("add_hosts") or []],
+              SecurityOpt=sec, IpcMode=mode("ipc", "shareable"), PidMode=mode("pid", "private"),
+              UTSMode=mode("uts", "private"), CgroupMode=mode("cgroup", "private") if "cgroup" in ns else "host",
+              Ulimits=[{"Name": t, "Soft": soft, "Hard": hard} for t, soft, hard in x.get("rlimits") or []],
+              Devices=[{"PathOnHost": d.get("source", ""), "PathInContainer": d["path"], "CgroupPermissions": d["access"]}
+                       for d in x.get("devices") or []])
+    return hc
 
 
 def cmd_inspect(args) -> int:
@@ -730,7 +784,13 @@ def cmd_logs(args) -> int:
 
     ctrs = _containers(args)
     c = ctrs.get(args.container)
-    path = ctrs.log_path(c["id"])
+    meta = c["metadata"]["pallet"]
+    if ((meta.get("extra") or {}).get("log") or {}).get("driver") == "none":
+        from ..errors import ContainerError
+
+        raise ContainerError("this container is using the 'none' log driver, cannot read logs: this container is "
+                             "not logging output")
+    path = ctrs.log_path(c["id"], meta)
     pos = 0
     lines: list = []
     try:

@@ -45,7 +45,7 @@ class Options:
                  read_only=False, tmpfs=(), volumes=(), memory=None, cpus=None, pids_limit=None,
                  stop_signal=None, labels=None, rm=False, detach=False, interactive=False, tty=False,
                  runtime=None, pull="missing", network_config_dir=None, restart=None, create_command=None,
-                 publish_all=False):
+                 publish_all=False, extra=None):
         self.image, self.command, self.name = image, list(command) if command else None, name
         self.env, self.user, self.workdir, self.entrypoint = list(env), user, workdir, entrypoint
         self.networks, self.publish, self.hostname = list(networks), list(publish), hostname
@@ -58,6 +58,8 @@ class Options:
         self.restart = restart
         self.create_command = list(create_command or [])
         self.publish_all = publish_all
+        #: the flags of containers/options.py (an ``options.Extra``)
+        self.extra = extra
 
 
 _ADJ = ("admiring", "bold", "brave", "calm", "clever", "eager", "focused", "gallant", "happy", "jolly", "keen",
@@ -77,12 +79,18 @@ def check_name(name: str) -> None:
         raise UsageError(f"container name {name!r}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 
-def runtime_path(name: str | None) -> str:
-    """``--runtime``: a name (pallet-runtime, runc, crun... on PATH) or an absolute path."""
+def runtime_path(name: str | None, conf=None) -> str:
+    """``--runtime``: a name (pallet-runtime, runc, crun... on PATH, or containers.conf's
+    ``[engine.runtimes]`` paths) or an absolute path; then ``$PALLET_RUNTIME``, then
+    containers.conf's ``runtime``."""
     import shutil
     import sys
 
-    name = name or os.environ.get("PALLET_RUNTIME") or "pallet-runtime"
+    name = name or os.environ.get("PALLET_RUNTIME") or (conf.runtime if conf is not None else None) or "pallet-runtime"
+    if conf is not None and name in conf.runtimes:
+        for path in conf.runtimes[name]:
+            if os.path.isabs(path) and os.access(path, os.X_OK) and not os.path.isdir(path):
+                return path
     if "/" in name:
         if not os.path.isabs(name) or not os.access(name, os.X_OK) or os.path.isdir(name):
             raise UsageError(f"--runtime {name}: not an executable file")
@@ -151,8 +159,10 @@ class Containers:
         """Where conmon writes its pid (a unit's PIDFile: ``generate systemd``)."""
         return os.path.join(self._rundir(cid), "conmon.pid")
 
-    def log_path(self, cid: str) -> str:
-        return os.path.join(self._userdata(cid), "ctr.log")
+    def log_path(self, cid: str, meta: dict | None = None) -> str:
+        """conmon's k8s-file log (``--log-opt path=`` moves it)."""
+        given = ((meta or {}).get("extra") or {}).get("log", {}).get("path")
+        return given or os.path.join(self._userdata(cid), "ctr.log")
 
     def spec(self, cid: str) -> dict:
         """The runtime config generated at create (``_user``: the user to resolve at start)."""
@@ -264,7 +274,13 @@ class Containers:
                 raise ContainerError(f"creating container storage: the container name \"{o.name}\" is already in "
                                      "use by another container. You have to remove that container to be able to "
                                      "reuse that name: that name is already in use")
-        runtime = runtime_path(o.runtime)
+        from . import conf as conf_mod
+        from . import options as extra_opts
+
+        conf = conf_mod.load()
+        if not o.networks and conf.get("netns") in ("host", "none"):  # containers.conf's default mode
+            o.networks = [conf.get("netns")]
+        runtime = runtime_path(o.runtime, conf)
         networks = self._networks(o)
         mode = netmode.parse(o.networks or ["bridge"], networks if not (o.networks and o.networks[0] in
                                                                            ("none", "host")) else None)
@@ -292,8 +308,16 @@ class Containers:
         for e in o.env:
             if "=" not in e or e.startswith("=") or "\0" in e:
                 raise UsageError(f"invalid --env {e!r}: want KEY=VALUE")
+        extra = extra_opts.resolve(o.extra or extra_opts.Extra(), conf, mode.kind, warn)
+        for kind, v in extra["namespaces"].items():  # container:NAME -> container:ID (it must exist)
+            if isinstance(v, str) and v.startswith("container:"):
+                extra["namespaces"][kind] = "container:" + self.get(v[len("container:"):])["id"]
         binds = [_volume(v) for v in o.volumes]
         tmpfs = [_tmpfs(t) for t in o.tmpfs]
+        for m in (o.extra.mounts if o.extra else ()):
+            m = extra_opts.parse_mount(m)
+            (tmpfs if m.pop("tmpfs", False) else binds).append(m)
+        pids_limit = o.pids_limit if o.pids_limit is not None else conf.get("pids_limit")
         image = self._image(o, pull_fn)
         img_cfg = self._image_config(image)
         if o.publish_all:  # -P: the image's EXPOSE ports too, each on a free host port
@@ -310,10 +334,14 @@ class Containers:
                 "network_config_dir": networks.config_dir if networks is not None else None,
                 "hostname": o.hostname, "cap_add": o.cap_add, "cap_drop": o.cap_drop, "privileged": o.privileged,
                 "read_only": o.read_only, "tmpfs": tmpfs, "binds": binds, "memory": memory, "cpus": cpus,
-                "pids_limit": o.pids_limit, "stop_signal": stop_signal, "labels": labels, "rm": o.rm,
+                "pids_limit": pids_limit, "stop_signal": stop_signal, "labels": labels, "rm": o.rm,
                 "image_digest": image.get("digest"), "create_command": o.create_command,
                 "interactive": o.interactive, "tty": o.tty, "runtime": runtime, "restart": o.restart or "no",
-                "publish_all": bool(o.publish_all), "created_at": _now()}
+                "publish_all": bool(o.publish_all), "created_at": _now(), "extra": extra}
+        from . import mounts as ctr_mounts
+
+        ctr_mounts.add_image_volumes(meta, img_cfg)
+        ctr_mounts.set_sources(self.store, meta)
         # the command and options checked before anything is made
         meta["args"] = self._spec("0" * 64, meta, img_cfg)["process"]["args"]
         try:
@@ -324,6 +352,7 @@ class Containers:
             raise
         cid = rec["id"]
         try:
+            ctr_mounts.claim(self.store, cid, meta)
             os.makedirs(self._userdata(cid), 0o700, exist_ok=True)
             spec = self._spec(cid, meta, img_cfg)
             user = spec["_user"]
@@ -338,6 +367,7 @@ class Containers:
             _write_file(os.path.join(self._userdata(cid), "spec.json"), json.dumps(spec))
             self._write_state(cid, {"state": CONFIGURED}, create=True)
         except BaseException:
+            ctr_mounts.release(self.store, cid, meta, remove_anonymous=True)
             self._forget(cid)
             raise
         rec["metadata"][META] = meta
@@ -393,13 +423,20 @@ class Containers:
         mounts = [rs.Mount("/sys/fs/cgroup", "cgroup", "cgroup", ("rprivate", "nosuid", "noexec", "nodev", "relatime")
                            + (() if meta["privileged"] else ("ro",)))]
         mounts += [rs.Mount.tmpfs(t["destination"], options=tuple(t["options"])) for t in meta["tmpfs"]]
-        mounts += [rs.Mount.bind(b["source"], b["destination"], readonly=b["readonly"]) for b in meta["binds"]]
+        mounts += [rs.Mount.bind(b["source"], b["destination"], readonly=b["readonly"], options=b.get("options", ()))
+                   for b in meta["binds"]]
+        more = {}
+        if meta.get("extra"):
+            from .options import spec_options
+
+            more = spec_options(meta["extra"], meta["privileged"], meta["cap_add"], meta["cap_drop"])
+            mounts = list(more.pop("mounts", ())) + mounts
         o = rs.SpecOptions(rootfs="rootfs", command=meta["command"], entrypoint=entrypoint, env=env,
                            user=meta["user"] if meta["user"] else None, workdir=meta["workdir"],
                            terminal=meta["tty"], hostname=hostname, mounts=mounts, cap_add=meta["cap_add"],
                            cap_drop=meta["cap_drop"], privileged=meta["privileged"],
                            readonly_rootfs=meta["read_only"], resources=res,
-                           cgroups_path=f"/pallet_parent/pallet-{cid}")
+                           cgroups_path=f"/pallet_parent/pallet-{cid}", **more)
         # the user is resolved at start (the rootfs' passwd, by fd); here only the shape is checked
         doc = rs.generate(o, img_cfg, resolve_user=lambda spec: (0, 0, []))
         doc["_user"] = meta["user"] if meta["user"] else (img_cfg.get("User") or "")
@@ -459,6 +496,14 @@ class Containers:
             rootfs = self.store.mount_container(cid)
             st["mounted"] = True
             self._write_state(cid, st)
+            from . import mounts as ctr_mounts
+
+            st["volumes"] = ctr_mounts.mount_all(self.store, meta)
+            self._write_state(cid, st)
+            ctr_mounts.copy_up(self.store, rootfs, meta)
+            from .etc_hosts import add_mtab
+
+            add_mtab(rootfs)
             doc = self.spec(cid)
             user_spec = doc.pop("_user", "")
             uid, gid, extra = self._resolve_user(rootfs, user_spec or "0")
@@ -466,7 +511,8 @@ class Containers:
             if extra:
                 doc["process"]["user"]["additionalGids"] = extra
             if uid != 0:
-                caps = rs.capabilities(rs.DEFAULT_CAPS, meta["cap_add"], meta["cap_drop"],
+                default = (meta.get("extra") or {}).get("default_caps") or rs.DEFAULT_CAPS
+                caps = rs.capabilities(default, meta["cap_add"], meta["cap_drop"],
                                        privileged=meta["privileged"], uid=uid)
                 doc["process"]["capabilities"] = caps
             if meta["privileged"] or "ALL" in [c.upper() for c in meta["cap_add"]]:
@@ -498,13 +544,22 @@ class Containers:
             if mode_kind != "host":
                 ns.append({"type": "network", "path": sandbox.netns_path})
             doc["linux"]["namespaces"] = ns
-            hostname = doc.get("hostname") or cid[:12]
+            joined_host = self._join_containers(meta, doc)
+            hostname = joined_host or doc.get("hostname") or cid[:12]
+            if not any(n["type"] == "uts" for n in doc["linux"]["namespaces"]):  # --uts host
+                import socket
+
+                hostname = socket.gethostname()
             ips = [s["ipnet"].split("/")[0] for r in st["network_results"].values() for i in r["interfaces"]
                    for s in i["subnets"]]
             dns = [d for r in st["network_results"].values() for d in r["dns_server_ips"]]
-            _write_etc(userdata, hostname, meta["name"], ips, dns, mode_kind == "host")
+            gateways = [s["gateway"] for r in st["network_results"].values() for i in r["interfaces"]
+                        for s in i["subnets"] if s.get("gateway")]
+            _write_etc(userdata, hostname, meta["name"], ips, dns, mode_kind == "host", meta.get("extra"),
+                       gateways[0] if gateways else None)
             etc = [rs.Mount.bind(os.path.join(userdata, f), "/etc/" + f).to_dict()
-                   for f in ("hosts", "hostname", "resolv.conf")]
+                   for f in ("hosts", "hostname", "resolv.conf")
+                   if f != "resolv.conf" or mode_kind != "none"]  # podman: no resolver without a network
             mine = {m["destination"] for m in doc["mounts"]}
             doc["mounts"] += [m for m in etc if m["destination"] not in mine]
             with open(os.path.join(userdata, "config.json"), "w") as f:
@@ -522,9 +577,12 @@ class Containers:
                     "-p", os.path.join(rundir, "pidfile"), "-n", meta["name"], "--exit-dir", self.exits,
                     "--full-attach", "--persist-dir", rundir,
                     "--runtime-arg", "--root", "--runtime-arg", self.oci_root,
-                    "-l", "k8s-file:" + self.log_path(cid), "--log-level", "error",
+                    "-l", _log_arg(self.log_path(cid, meta), meta), "--log-level", "error",
                     "--runtime-arg", "--log-format=json", "--runtime-arg", "--log", "--runtime-arg", oci_log,
                     "--conmon-pidfile", os.path.join(rundir, "conmon.pid")]
+            max_size = ((meta.get("extra") or {}).get("log") or {}).get("max_size")
+            if max_size:
+                args += ["--log-size-max", str(max_size)]
             if meta["tty"]:
                 args.append("-t")
             elif meta["interactive"]:
@@ -557,6 +615,35 @@ class Containers:
                 st.update(state=CREATED, pid=0, starting=None)
                 self._write_state(cid, st)
             raise
+
+    def _join_containers(self, meta: dict, doc: dict) -> None:
+        """``--pid``/``--ipc``/``--uts``/``--cgroupns container:ID``: that running container's
+        namespace (``/proc/PID/ns/TYPE``). Returns the hostname of the container whose UTS
+        namespace is joined (whose hostname this one must not change), else None."""
+        joined_host = None
+        for kind, v in ((meta.get("extra") or {}).get("namespaces") or {}).items():
+            if not (isinstance(v, str) and v.startswith("container:")):
+                continue
+            try:
+                other = self.get(v[len("container:"):])
+            except ContainerNotFound:
+                raise ContainerError(f"--{'cgroupns' if kind == 'cgroup' else kind} {v}: that container no longer "
+                                     "exists") from None
+            ost = self.state(other["id"])
+            pid = ost.get("pid")
+            if ost.get("state") != RUNNING or not pid or not _alive(pid):
+                raise ContainerStateError(f"cannot join the {kind} namespace of container {other['id'][:12]}: it is "
+                                          f"not running: container state improper")
+            path = f"/proc/{pid}/ns/{kind}"
+            for n in doc["linux"]["namespaces"]:
+                if n["type"] == kind:
+                    n["path"] = path
+            if kind == "uts":
+                doc.pop("hostname", None)
+                env = doc["process"]["env"]
+                env[:] = [e for e in env if not e.startswith("HOSTNAME=")]
+                joined_host = other["metadata"][META].get("hostname") or other["id"][:12]
+        return joined_host
 
     def _check_not_starting(self, cid: str, st: dict, meta: dict) -> None:
         """Another live pallet process is starting it: the caller must not change it now."""
@@ -680,6 +767,11 @@ class Containers:
                 errors.append(str(e))
         st["netns"] = None
         st["network_results"] = {}
+        if st.get("volumes"):
+            from . import mounts as ctr_mounts
+
+            errors += ctr_mounts.unmount_all(self.store, st["volumes"])
+            st["volumes"] = []
         if st.get("mounted"):
             try:
                 self.store.umount_container(cid, force=True)
@@ -720,7 +812,8 @@ class Containers:
         if rm:
             self.remove(cid, force=True)
 
-    def remove(self, text: str, force: bool = False, timeout: float | None = None) -> str:
+    def remove(self, text: str, force: bool = False, timeout: float | None = None, volumes: bool = False) -> str:
+        """``volumes`` (``rm -v``; always for a ``--rm`` container): its anonymous volumes go too."""
         c = self.get(text)
         cid, meta = c["id"], c["metadata"][META]
         if self.state(cid).get("state") == RUNNING:
@@ -736,6 +829,11 @@ class Containers:
             finally:
                 self._write_state(cid, st)
             self._forget(cid)
+        from . import mounts as ctr_mounts
+
+        errors = ctr_mounts.release(self.store, cid, meta, remove_anonymous=volumes or bool(meta.get("rm")))
+        if errors:
+            raise ContainerError(f"container {cid[:12]} removed; its volumes: {'; '.join(errors)}")
         return cid
 
     def _forget(self, cid: str) -> None:
@@ -834,18 +932,22 @@ def _results(results: dict) -> dict:
     return out
 
 
-def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, host_net: bool) -> None:
-    hosts = ["127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4",
-             "::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6"]
-    if host_net:
-        from .._fs import text_lines
+def _log_arg(path: str, meta: dict) -> str:
+    """conmon's ``-l``: ``k8s-file:PATH``, or ``none`` (podman's ``--log-driver none``)."""
+    driver = ((meta.get("extra") or {}).get("log") or {}).get("driver", "k8s-file")
+    return "none" if driver == "none" else "k8s-file:" + path
 
-        hosts = text_lines("/etc/hosts", hosts)
-    for ip in ips:
-        hosts.append(f"{ip}\t{hostname} {name}")
-    if not ips:
-        hosts.append(f"127.0.1.1\t{hostname} {name}")
-    servers, rest = [], []
+
+def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, host_net: bool,
+               extra: dict | None = None, gateway: str | None = None) -> None:
+    """``hosts`` (podman's, ``containers/etc_hosts.py``), ``hostname``, ``resolv.conf``:
+    ``--dns``/``--dns-search``/``--dns-option`` (or containers.conf's) replace the host's
+    nameservers, ``search`` and ``options`` (``--dns-search .``: none)."""
+    from .etc_hosts import text as hosts_text
+
+    extra = extra or {}
+    hosts = hosts_text(list(extra.get("add_hosts") or ()), hostname, name, ips, host_net, gateway)
+    servers, search, options = [], [], []
     try:
         with open("/etc/resolv.conf") as f:
             for line in f:
@@ -853,13 +955,23 @@ def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, ho
                 if w and w[0] == "nameserver" and len(w) > 1:
                     if host_net or not (w[1].startswith("127.") or w[1] == "::1"):
                         servers.append(w[1])
-                elif w and w[0] in ("search", "options"):
-                    rest.append(line.rstrip("\n"))
+                elif w and w[0] == "search":
+                    search = w[1:]
+                elif w and w[0] == "options":
+                    options += w[1:]
     except OSError:
         pass
     servers = list(dns) + servers if dns else servers
-    for fname, text in (("hosts", "\n".join(hosts) + "\n"), ("hostname", hostname + "\n"),
-                        ("resolv.conf", "".join(f"nameserver {s}\n" for s in servers) + "".join(r + "\n" for r in rest))):
+    if extra.get("dns"):
+        servers = list(extra["dns"])
+    if extra.get("dns_search"):
+        search = [d for d in extra["dns_search"] if d != "."]
+    if extra.get("dns_options"):
+        options = list(extra["dns_options"])
+    resolv = ((f"search {' '.join(search)}\n" if search else "") + "".join(f"nameserver {s}\n" for s in servers)
+              + (f"options {' '.join(options)}\n" if options else ""))
+    for fname, text in (("hosts", hosts), ("hostname", hostname + "\n"),
+                        ("resolv.conf", resolv)):
         tmp = os.path.join(userdata, fname + ".tmp")
         with open(tmp, "w") as f:
             f.write(text)
@@ -883,23 +995,10 @@ def _entrypoint(text) -> list[str]:
 
 
 def _volume(text: str) -> dict:
-    """-v HOST:CTR[:ro|rw]: host paths (named volumes: containers/volume, when it merges)."""
-    parts = text.split(":")
-    if len(parts) < 2 or len(parts) > 3 or "\0" in text:
-        raise UsageError(f"invalid -v {text!r}: want /HOST/PATH:/CONTAINER/PATH[:ro]")
-    src, dst = parts[0], parts[1]
-    opts = parts[2].split(",") if len(parts) == 3 else []
-    if not src.startswith("/"):
-        # the hook for named volumes: containers/volume resolves NAME to its directory here
-        raise UsageError(f"invalid -v {text!r}: named volumes are not supported yet; give an absolute host path")
-    if not dst.startswith("/"):
-        raise UsageError(f"invalid -v {text!r}: the container path must be absolute")
-    for o in opts:
-        if o not in ("ro", "rw", "z", "Z"):
-            raise UsageError(f"invalid -v {text!r}: unknown option {o!r}")
-    if not os.path.exists(src):
-        raise UsageError(f"invalid -v {text!r}: {src}: no such file or directory")
-    return {"source": os.path.realpath(src), "destination": dst, "readonly": "ro" in opts}
+    """-v /HOST:/CTR[:ro|rw], -v NAME:/CTR (a named volume), -v /CTR (an anonymous one)."""
+    from .options import parse_volume
+
+    return parse_volume(text)
 
 
 def _tmpfs(text: str) -> dict:

@@ -318,6 +318,17 @@ class Volumes:
                 rec["users"].remove(container_id)
                 self._save(doc)
 
+    def copied_up(self, name: str) -> bool:
+        """Claim a volume's copy-up (podman's NeedsCopyUp): True for the one caller that gets it
+        (then the flag is off; the caller fills ``_data`` from the image), False when done already."""
+        with self._locked() as doc:
+            rec = self._rec(doc, name)
+            if not rec["needs_copy_up"]:
+                return False
+            rec["needs_copy_up"] = False
+            self._save(doc)
+            return True
+
     def users(self, name: str) -> list[str]:
         return list(self.get(name)["users"])
 

@@ -219,6 +219,33 @@ class Rlimit(_Value):
         return {"type": t if t.startswith("RLIMIT_") else "RLIMIT_" + t, "hard": self.hard, "soft": self.soft}
 
 
+class Device(_Value):
+    """A ``linux.devices`` node (podman's ``--device``), allowed in the device cgroup with ``access``."""
+
+    path: str
+    type: str  # c, b, u, p
+    major: int
+    minor: int
+    file_mode: int = 0o666
+    uid: int = 0
+    gid: int = 0
+    access: str = "rwm"
+
+    def __post_init__(self):
+        _abspath(self.path, "device path")
+        if self.type not in ("c", "b", "u", "p"):
+            raise UsageError(f"device {self.path}: type {self.type!r} is not c, b, u or p")
+        if not self.access or any(c not in "rwm" for c in self.access):
+            raise UsageError(f"device {self.path}: access {self.access!r} is not made of r, w and m")
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "type": self.type, "major": self.major, "minor": self.minor,
+                "fileMode": self.file_mode, "uid": self.uid, "gid": self.gid}
+
+    def rule(self) -> dict:
+        return {"allow": True, "type": self.type, "major": self.major, "minor": self.minor, "access": self.access}
+
+
 class Resources(_Value):
     """The cgroup limits podman's run flags set (``--memory``, ``--memory-swap``, ``--cpu-shares``,
     ``--cpu-quota``, ``--cpu-period``, ``--pids-limit``); None leaves one unset."""
@@ -252,12 +279,16 @@ class SpecOptions(_Value):
     ``"uid[:gid]"``/``"name[:group]"`` (names need the resolver) or a resolved :class:`User`.
     ``mounts`` replace a default mount with the same destination and go after the defaults.
     ``masked_paths``/``readonly_paths`` None: podman's lists (none when ``privileged``).
+    ``default_env`` goes under the image's Env (containers.conf's ``env``), ``default_caps``
+    replaces :data:`DEFAULT_CAPS` (its ``default_capabilities``); ``devices`` are created and
+    allowed in the device cgroup; ``sysctl`` is ``linux.sysctl``.
     """
 
     rootfs: str = "rootfs"
     command: tuple[str, ...] | None = None
     entrypoint: tuple[str, ...] | None = None
     env: tuple[str, ...] = ()
+    default_env: tuple[str, ...] = ()
     user: "str | User | None" = None
     workdir: str | None = None
     terminal: bool = False
@@ -269,6 +300,7 @@ class SpecOptions(_Value):
     gid_mappings: tuple[IDMap, ...] = ()
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
+    default_caps: tuple[str, ...] = DEFAULT_CAPS
     privileged: bool = False
     rlimits: tuple[Rlimit, ...] = ()
     no_new_privileges: bool = False
@@ -279,6 +311,8 @@ class SpecOptions(_Value):
     annotations: Mapping[str, str] = _NEW_DICT
     cgroups_path: str | None = None
     resources: Resources | None = None
+    devices: tuple[Device, ...] = ()
+    sysctl: Mapping[str, str] = _NEW_DICT
     oci_version: str = OCI_VERSION
 
     def __post_init__(self):
@@ -286,12 +320,13 @@ class SpecOptions(_Value):
             v = getattr(self, name)
             if v is not None:
                 object.__setattr__(self, name, _strs(v, name.replace("_", " ")))
-        for name in ("env", "cap_add", "cap_drop"):
+        for name in ("env", "default_env", "cap_add", "cap_drop", "default_caps"):
             object.__setattr__(self, name, _strs(getattr(self, name), name.replace("_", " ")))
-        for name in ("mounts", "namespaces", "uid_mappings", "gid_mappings", "rlimits"):
+        for name in ("mounts", "namespaces", "uid_mappings", "gid_mappings", "rlimits", "devices"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "annotations", dict(self.annotations))
-        for e in self.env:
+        object.__setattr__(self, "sysctl", dict(self.sysctl))
+        for e in self.env + self.default_env:
             if "=" not in e or e.startswith("="):
                 raise UsageError(f"env: {e!r} is not KEY=VALUE")
         if self.workdir is not None:
@@ -363,7 +398,8 @@ def to_user(user: "str | User | None", resolver: UserResolver | None = None) -> 
     raise UsageError(f"user {text!r}: names need the container's /etc/passwd (no resolver given)")
 
 
-def _cap_name(name: str, what: str) -> str:
+def cap_name(name: str, what: str) -> str:
+    """``CAP_X`` of ``x``/``X``/``CAP_X`` (or ``ALL``); unknown names are a UsageError."""
     if not isinstance(name, str):
         raise UsageError(f"{what}: {name!r} is not a capability name")
     n = name.upper()
@@ -379,8 +415,8 @@ def capabilities(default=DEFAULT_CAPS, add=(), drop=(), *, privileged: bool = Fa
     means every capability), every one when privileged. A non-root user keeps the bounding set
     and has effective/permitted/inheritable/ambient only what was added (podman's rule: ambient, or
     exec drops them)."""
-    added = [_cap_name(c, "cap-add") for c in add]
-    dropped = [_cap_name(c, "cap-drop") for c in drop]
+    added = [cap_name(c, "cap-add") for c in add]
+    dropped = [cap_name(c, "cap-drop") for c in drop]
     both = [c for c in added if c in dropped and c != "ALL"]
     if both:
         raise UsageError(f"capability {both[0]} cannot be both added and dropped")
@@ -445,7 +481,7 @@ def generate(options: SpecOptions = SpecOptions(), image: Mapping | None = None,
         raise InvalidDocument(f"image config: config must be an object, not {type(image).__name__}")
     user = to_user(o.user if o.user is not None else image.get("User"), resolve_user)
     args = process_args(image, o.command, o.entrypoint)
-    env = merge_env(_image_list(image, "Env"), o.env)
+    env = merge_env(list(o.default_env) + list(_image_list(image, "Env")), o.env)
     new_ns = {ns.type for ns in o.namespaces if ns.path is None}
     if o.hostname and "uts" in new_ns and not any(e.startswith("HOSTNAME=") for e in env):
         env.append("HOSTNAME=" + o.hostname)
@@ -466,14 +502,17 @@ def generate(options: SpecOptions = SpecOptions(), image: Mapping | None = None,
         "args": args,
         "env": env,
         "cwd": workdir,
-        "capabilities": capabilities(DEFAULT_CAPS, o.cap_add, o.cap_drop, privileged=o.privileged, uid=user.uid),
+        "capabilities": capabilities(o.default_caps, o.cap_add, o.cap_drop, privileged=o.privileged, uid=user.uid),
         "noNewPrivileges": o.no_new_privileges,
     }
     if o.rlimits:
         process["rlimits"] = [r.to_dict() for r in o.rlimits]
 
     mine = {_clean(m.destination) for m in o.mounts}
-    mounts = [m for m in (default_mounts(sysfs="network" in new_ns, privileged=o.privileged)
+    # a sysfs of its own with a network namespace of its own, new or joined (the runtime mounts it
+    # inside the namespace, so it shows the container's interfaces), else the host's /sys bound
+    own_net = any(ns.type == "network" for ns in o.namespaces)
+    mounts = [m for m in (default_mounts(sysfs=own_net, privileged=o.privileged)
                           if o.default_mounts else ()) if m.destination not in mine]
     mounts += o.mounts
 
@@ -485,6 +524,11 @@ def generate(options: SpecOptions = SpecOptions(), image: Mapping | None = None,
     if o.cgroups_path:
         linux["cgroupsPath"] = o.cgroups_path
     res = o.resources.to_dict() if o.resources is not None else {}
+    if o.devices:
+        linux["devices"] = [d.to_dict() for d in o.devices]
+        res["devices"] = [d.rule() for d in o.devices]
+    if o.sysctl:
+        linux["sysctl"] = dict(o.sysctl)
     if res:
         linux["resources"] = res
     if o.seccomp is not None:  # given explicitly: kept even when privileged

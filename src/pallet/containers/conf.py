@@ -1,0 +1,174 @@
+"""containers.conf as podman 4.3 reads it: the defaults of ``run``/``create`` a user or the
+distribution set.
+
+The files, later ones overriding earlier ones key by key: ``$CONTAINERS_CONF`` alone when it is
+set (podman's rule: it replaces every other file); otherwise
+``/usr/share/containers/containers.conf``, ``/etc/containers/containers.conf`` and the
+``*.conf`` files of ``/etc/containers/containers.conf.d`` in name order. A missing file is
+skipped (but a missing ``$CONTAINERS_CONF`` is an error, as in podman).
+
+Only the keys pallet acts on are read (others are ignored, as podman ignores keys it does not
+know); a key of the wrong type or with a bad value is one line naming the file and the key
+(:class:`~pallet.errors.UsageError`: exit 125).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import UsageError
+
+SYSTEM_FILES = ("/usr/share/containers/containers.conf", "/etc/containers/containers.conf")
+DROP_IN_DIR = "/etc/containers/containers.conf.d"
+DEFAULT_SECCOMP_PROFILE = "/usr/share/containers/seccomp.json"
+
+#: (table, key) -> kind: "strs" (a list of strings), "str", "int", "bool"
+_KEYS = {
+    ("containers", "default_capabilities"): "strs",
+    ("containers", "default_ulimits"): "strs",
+    ("containers", "default_sysctls"): "strs",
+    ("containers", "dns_servers"): "strs",
+    ("containers", "dns_searches"): "strs",
+    ("containers", "dns_options"): "strs",
+    ("containers", "env"): "strs",
+    ("containers", "pids_limit"): "int",
+    ("containers", "log_driver"): "str",
+    ("containers", "log_size_max"): "int",
+    ("containers", "seccomp_profile"): "str",
+    ("containers", "init_path"): "str",
+    ("containers", "cgroupns"): "str",
+    ("containers", "ipcns"): "str",
+    ("containers", "pidns"): "str",
+    ("containers", "utsns"): "str",
+    ("containers", "userns"): "str",
+    ("containers", "netns"): "str",
+    ("containers", "no_hosts"): "bool",
+    ("engine", "runtime"): "str",
+}
+
+
+class Conf:
+    """The merged settings: ``get(key)`` of the ``[containers]`` table, ``runtime`` and
+    ``runtimes`` of ``[engine]``; ``origin[key]`` is the file that set it (for messages)."""
+
+    def __init__(self, values: dict | None = None, origin: dict | None = None, runtimes: dict | None = None):
+        self.values = dict(values or {})
+        self.origin = dict(origin or {})
+        self.runtimes = dict(runtimes or {})
+
+    def get(self, key: str, default=None):
+        return self.values.get(key, default)
+
+    def where(self, key: str) -> str:
+        """``containers.conf FILE: [table] key`` for a message about a value read from a file."""
+        table = "engine" if key == "runtime" else "containers"
+        return f"containers.conf {self.origin.get(key, '(built in)')}: [{table}] {key}"
+
+    def bad(self, key: str, why: str) -> UsageError:
+        return UsageError(f"{self.where(key)}: {why}")
+
+    @property
+    def runtime(self) -> str | None:
+        return self.values.get("runtime")
+
+
+def files(env=None) -> list[str]:
+    """The files podman reads, in order (those that exist)."""
+    env = os.environ if env is None else env
+    explicit = env.get("CONTAINERS_CONF")
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise UsageError(f"CONTAINERS_CONF {explicit}: no such file")
+        return [explicit]
+    out = [p for p in SYSTEM_FILES if os.path.isfile(p)]
+    try:
+        names = sorted(n for n in os.listdir(DROP_IN_DIR) if n.endswith(".conf"))
+    except OSError:
+        names = []
+    out += [os.path.join(DROP_IN_DIR, n) for n in names if os.path.isfile(os.path.join(DROP_IN_DIR, n))]
+    return out
+
+
+def parse(text: str, path: str, into: Conf) -> Conf:
+    """Merge one file's settings into ``into`` (checked: a bad one raises naming file and key)."""
+    import tomllib
+
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"containers.conf {path}: not valid TOML: {e}") from None
+    for (table, key), kind in _KEYS.items():
+        t = doc.get(table)
+        if not isinstance(t, dict) or key not in t:
+            continue
+        v = t[key]
+        where = f"containers.conf {path}: [{table}] {key}"
+        if kind == "strs":
+            if not isinstance(v, list) or not all(isinstance(x, str) and "\0" not in x for x in v):
+                raise UsageError(f"{where}: want a list of strings, not {v!r}")
+        elif kind == "str":
+            if not isinstance(v, str) or "\0" in v:
+                raise UsageError(f"{where}: want a string, not {v!r}")
+        elif kind == "int":
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise UsageError(f"{where}: want an integer, not {v!r}")
+        elif kind == "bool" and not isinstance(v, bool):
+            raise UsageError(f"{where}: want true or false, not {v!r}")
+        into.values[key] = v
+        into.origin[key] = path
+    runtimes = (doc.get("engine") or {}).get("runtimes") if isinstance(doc.get("engine"), dict) else None
+    if runtimes is not None:
+        if not isinstance(runtimes, dict):
+            raise UsageError(f"containers.conf {path}: [engine.runtimes]: want a table of lists of paths")
+        for name, paths in runtimes.items():
+            if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+                raise UsageError(f"containers.conf {path}: [engine.runtimes] {name}: want a list of paths")
+            into.runtimes[name] = list(paths)
+    _check(into, path)
+    return into
+
+
+def _check(conf: Conf, path: str) -> None:
+    """The values (not only the types) of what this file set."""
+    from .options import parse_ulimit
+
+    mine = [k for k, p in conf.origin.items() if p == path]
+    for key in mine:
+        v = conf.values[key]
+        if key == "default_ulimits":
+            for u in v:
+                try:
+                    parse_ulimit(u)
+                except UsageError as e:
+                    raise conf.bad(key, str(e)) from None
+        elif key == "default_capabilities":
+            from ..oci.runtime_spec import cap_name
+
+            for c in v:
+                try:
+                    cap_name(c, "capability")
+                except UsageError:
+                    raise conf.bad(key, f"unknown capability {c!r}") from None
+        elif key in ("env", "default_sysctls"):
+            for e in v:
+                if "=" not in e or e.startswith("="):
+                    raise conf.bad(key, f"{e!r} is not KEY=VALUE")
+        elif key == "log_driver" and v not in ("k8s-file", "none", "journald", "passthrough"):
+            raise conf.bad(key, f"unknown log driver {v!r}: want k8s-file or none")
+        elif key in ("cgroupns", "ipcns", "pidns", "utsns") and v not in ("host", "private", ""):
+            raise conf.bad(key, f"{v!r}: want host or private")
+        elif key == "pids_limit" and v < -1:
+            raise conf.bad(key, f"{v}: want -1, 0 or a positive number")
+
+
+def load(env=None) -> Conf:
+    """The merged containers.conf of this process (read once per call)."""
+    conf = Conf()
+    for path in files(env):
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(4 << 20)
+        except OSError as e:
+            raise UsageError(f"containers.conf {path}: {e.strerror}") from None
+        parse(raw.decode("utf-8", "replace"), path, conf)
+    return conf

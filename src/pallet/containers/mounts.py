@@ -1,0 +1,155 @@
+"""A container's volumes: named ones (``-v NAME:/PATH``, ``--mount type=volume,src=NAME``, made
+when missing, as podman does), anonymous ones (``-v /PATH``, ``--mount type=volume`` without
+``src``, and the image's ``VOLUME``s no other mount covers) -- their names (64 random hex digits)
+are chosen before the container's record is written, so the record names them.
+
+The container is recorded as a user of each (``volume rm`` refuses them) at create; ``start``
+mounts the ones with ``-o`` options (``Volumes.mount``) and teardown lets them go; ``rm`` drops
+the container as a user and, with ``-v`` (and ``run --rm``), removes its anonymous volumes.
+
+Copy-up (podman's): the first time a volume is mounted into a container, when it is empty, it is
+filled with what the image has at the mount point (owners, modes, links, xattrs: ``cp -a``), and
+takes that directory's owner and mode. The image's directory is opened by fd inside the rootfs
+(``pallet._rootfs``: a symlinked path cannot point the copy at a host directory).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import VolumeNotFound
+
+
+def add_image_volumes(meta: dict, img_cfg: dict) -> None:
+    """The image's ``Volumes`` no bind, volume or tmpfs covers become anonymous volumes; every
+    volume without a name gets one, and its ``source`` (the volume's ``_data``)."""
+    from ..errors import UsageError
+
+    taken: set = set()
+    for m in list(meta["binds"]) + list(meta["tmpfs"]):
+        dst = os.path.normpath(m["destination"])
+        if dst in taken:
+            raise UsageError(f"{dst}: duplicate mount destination")
+        taken.add(dst)
+    vols = img_cfg.get("Volumes") if isinstance(img_cfg.get("Volumes"), dict) else {}
+    for dst in sorted(vols):
+        if isinstance(dst, str) and dst.startswith("/") and "\0" not in dst and os.path.normpath(dst) not in taken:
+            meta["binds"].append({"volume": None, "destination": os.path.normpath(dst), "readonly": False})
+            taken.add(os.path.normpath(dst))
+    for b in meta["binds"]:
+        if "volume" in b and b["volume"] is None:
+            b["volume"] = os.urandom(32).hex()
+            b["anonymous"] = True
+
+
+def _volumes(store):
+    from .volumes import Volumes
+
+    return Volumes(store.graphroot)
+
+
+def set_sources(store, meta: dict) -> None:
+    vols = _volumes(store)
+    for b in meta["binds"]:
+        if "volume" in b:
+            b["source"] = vols.mountpoint(b["volume"])
+
+
+def claim(store, cid: str, meta: dict) -> None:
+    """Make the missing volumes and record the container as their user."""
+    vols = _volumes(store)
+    for b in meta["binds"]:
+        if "volume" not in b:
+            continue
+        try:
+            vols.get(b["volume"])
+        except VolumeNotFound:
+            vols.create(b["volume"], ignore=True)
+        vols.add_user(b["volume"], cid)
+
+
+def release(store, cid: str, meta: dict, remove_anonymous: bool) -> list[str]:
+    """Drop the container as a user (and remove its anonymous volumes when asked); the errors."""
+    from ..errors import PalletError
+
+    vols = _volumes(store)
+    errors = []
+    for b in meta.get("binds", ()):
+        if "volume" not in b:
+            continue
+        try:
+            vols.remove_user(b["volume"], cid)
+            if remove_anonymous and b.get("anonymous"):
+                vols.remove(b["volume"])
+        except VolumeNotFound:
+            pass
+        except PalletError as e:
+            errors.append(str(e))
+    return errors
+
+
+def mount_all(store, meta: dict) -> list[str]:
+    """``Volumes.mount`` each (mounting those with ``-o`` options); the names mounted."""
+    vols = _volumes(store)
+    done = []
+    try:
+        for b in meta["binds"]:
+            if "volume" in b:
+                vols.mount(b["volume"])
+                done.append(b["volume"])
+    except BaseException:
+        unmount_all(store, done)
+        raise
+    return done
+
+
+def copy_up(store, rootfs: str, meta: dict) -> None:
+    """Fill each new, empty volume of the container from the image (``-v NAME:/PATH:nocopy``
+    and ``--mount ...,volume-nocopy`` skip it)."""
+    import stat
+    import subprocess
+
+    from .. import _rootfs
+    from ..errors import ContainerError
+
+    vols = _volumes(store)
+    for b in meta["binds"]:
+        if "volume" not in b or b.get("nocopy") or not vols.get(b["volume"])["needs_copy_up"]:
+            continue
+        data = vols.mountpoint(b["volume"])
+        if os.listdir(data) or not vols.copied_up(b["volume"]):
+            continue
+        root_fd = _rootfs.open_root(rootfs)
+        try:
+            try:
+                fd = _rootfs.open_in_root(root_fd, b["destination"], os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                continue  # nothing (or no directory) there in the image
+            try:
+                st = os.fstat(fd)
+                p = subprocess.run(["cp", "-a", "--", f"/proc/self/fd/{fd}/.", data + "/"], pass_fds=(fd,),
+                                   capture_output=True)
+                if p.returncode != 0:
+                    msg = " ".join(p.stderr.decode("utf-8", "replace").split())
+                    raise ContainerError(f"copying the image's {b['destination']} into volume {b['volume']}: {msg}")
+                os.chown(data, st.st_uid, st.st_gid)
+                os.chmod(data, stat.S_IMODE(st.st_mode))
+            finally:
+                os.close(fd)
+        finally:
+            os.close(root_fd)
+
+
+def unmount_all(store, names) -> list[str]:
+    from ..errors import PalletError
+
+    vols = _volumes(store)
+    errors = []
+    for n in reversed(list(names or ())):
+        try:
+            vols.unmount(n)
+        except VolumeNotFound:
+            pass
+        except PalletError as e:
+            errors.append(str(e))
+    return errors

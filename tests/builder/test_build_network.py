@@ -1,0 +1,139 @@
+"""RUN steps and ``builder run`` get networks as buildah gives them: a private namespace on the
+default network through netavark (outbound access by netavark's masquerade), ``host``, ``none``,
+or a network by name. The traffic stays on this machine: an HTTP server of the test listens on
+the host, and the RUN fetches it through the bridge's gateway address and through the host's own
+address (routed out of the namespace like any outbound connection).
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import threading
+
+import pytest
+
+from buildtools import base, pallet  # noqa: F401  (fixtures)
+
+#: busybox's wget -T crashes on Debian: bound the fetch with timeout instead
+FETCH = ("gw=$(ip route | awk '/^default/ {{print $3}}'); "
+         "timeout 10 wget -q -O - http://$gw:{port}/token > /via-gateway; "
+         "timeout 10 wget -q -O - http://{host_ip}:{port}/token > /via-host-address; "
+         "cat /etc/resolv.conf > /resolv; ls /sys/class/net > /links")
+
+
+def _attachments(network: str) -> list:
+    """The run root's attachments (pallet's default run root: PalletStore's) to ``network``."""
+    d = "/run/pallet/networks/endpoints"
+    out = []
+    for name in os.listdir(d) if os.path.isdir(d) else ():
+        try:
+            with open(os.path.join(d, name)) as f:
+                if network in json.load(f).get("networks", {}):
+                    out.append(name)
+        except (OSError, ValueError, AttributeError):
+            pass
+    return out
+
+
+@pytest.fixture
+def server():
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"token-from-host\n" if self.path == "/token" else b""
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _host_ip() -> str | None:
+    r = subprocess.run(["ip", "-j", "route", "get", "192.0.2.200"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    routes = json.loads(r.stdout or "[]")
+    return routes[0].get("prefsrc") if routes else None
+
+
+@pytest.fixture
+def nets(tmp_path, monkeypatch):
+    """The network definitions in the test's own directory (never /etc/pallet/networks)."""
+    from pallet.containers.network.netavark import find_helper
+
+    assert find_helper("netavark"), "netavark is not installed (scripts/install.sh installs it)"
+    if os.geteuid() != 0:
+        pytest.skip("netavark needs root")
+    d = str(tmp_path / "networks")
+    monkeypatch.setenv("PALLET_NETWORK_CONFIG_DIR", d)
+    conf = tmp_path / "containers.conf"  # no netns: buildah's default, private (PalletStore's says host)
+    conf.write_text("[containers]\n")
+    monkeypatch.setenv("CONTAINERS_CONF", str(conf))
+    yield d
+
+
+def _tree_text(pallet, image: str, paths) -> dict:
+    mnt = pallet("image", "mount", image).stdout.strip()
+    try:
+        out = {}
+        for p in paths:
+            with open(os.path.join(mnt, p.lstrip("/"))) as f:
+                out[p] = f.read()
+        return out
+    finally:
+        pallet("image", "umount", image)
+
+
+def test_run_steps_default_to_a_private_network_with_outbound_access(pallet, nets, server, tmp_path):
+    """Without --network (and no containers.conf netns) a RUN is attached to the default network."""
+    host_ip = _host_ip() or "127.0.0.1"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox:v1\nRUN " + FETCH.format(port=server, host_ip=host_ip) + "\n"
+                                    "RUN --network=none ls /sys/class/net > /links-none\n")
+    pallet("build", "-t", "netted", str(ctx))
+    got = _tree_text(pallet, "netted", ["/via-gateway", "/via-host-address", "/links", "/links-none"])
+    assert got["/via-gateway"] == got["/via-host-address"] == "token-from-host\n"
+    assert sorted(got["/links"].split()) == ["eth0", "lo"]  # a namespace of its own, attached
+    assert got["/links-none"].split() == ["lo"]
+    with open(os.path.join(nets, "pallet.json")) as f:  # the default network, in the given directory
+        assert json.load(f)["driver"] == "bridge"
+    (tmp_path / "host.conf").write_text('[containers]\nnetns = "none"\n')  # containers.conf's netns
+    pallet("build", "--no-cache", "-t", "netted2", str(ctx), env={"CONTAINERS_CONF": str(tmp_path / "host.conf")},
+           check=False)
+    assert _tree_text(pallet, "netted2", ["/links"])["/links"].split() == ["lo"]
+
+
+def test_builder_run_network_modes(pallet, nets, server):
+    host_ip = _host_ip()
+    pallet("network", "create", "r10c-buildnet")  # in $PALLET_NETWORK_CONFIG_DIR
+    ctr = pallet("builder", "from", "busybox:v1").stdout.strip()
+    try:
+        fetch = f"timeout 10 wget -q -O - http://{host_ip or '127.0.0.1'}:{server}/token"
+        r = pallet("builder", "run", "--network", "r10c-buildnet", ctr, "--", "sh", "-c",
+                   "ls /sys/class/net; " + fetch)
+        assert r.stdout.split() == ["eth0", "lo", "token-from-host"]
+        r = pallet("builder", "run", "--network", "host", ctr, "--", "sh", "-c",
+                   f"timeout 10 wget -q -O - http://127.0.0.1:{server}/token")
+        assert r.stdout == "token-from-host\n"
+        r = pallet("builder", "run", "--network", "none", ctr, "--", "sh", "-c", fetch, check=False)
+        assert r.returncode != 0 and r.stdout == ""  # only lo: nothing reachable
+        bad = pallet("builder", "run", "--network", "r10c-nosuchnet", ctr, "--", "true", check=False)
+        assert bad.returncode == 125 and "r10c-nosuchnet" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    finally:
+        pallet("builder", "rm", ctr)
+        pallet("network", "rm", "r10c-buildnet")
+    assert _attachments("r10c-buildnet") == []  # each command's attachment went with it
