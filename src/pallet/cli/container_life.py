@@ -194,7 +194,8 @@ def cmd_attach(args) -> int:
     c = ctrs.get(args.container)
     with sig_proxy(ctrs, c["id"], args.sig_proxy):
         cid, detached = at.attach(ctrs, c["id"], no_stdin=args.no_stdin, detach_keys=keys)
-    if detached:
+    if detached:  # podman prints a newline
+        print()
         return 0
     return ctrs.wait(cid)
 

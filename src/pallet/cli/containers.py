@@ -8,6 +8,7 @@ unknown container and 2 for a running one without ``-f``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 VERBS = ("run", "create", "start", "stop", "kill", "rm", "ps", "logs", "wait", "container")
@@ -243,7 +244,9 @@ def cmd_create(args) -> int:
 def cmd_run(args) -> int:
     from ..containers.attach import parse_detach_keys
 
+    # podman 4.3 watches for the detach keys only when its stdin is a terminal; else they are input
     keys = parse_detach_keys(args.detach_keys) if args.interactive else b""
+    keys = keys if os.isatty(0) else b""
     ctrs = _containers(args)
     o = _options(args)
     rec = ctrs.create(o, _pull_fn(args, ctrs.store), warn=_warn)
@@ -271,7 +274,8 @@ def cmd_run(args) -> int:
             detached = attach.relay(sock, 0 if o.interactive else None, keys)
     finally:
         sock.close()
-    if detached:  # the detach keys: it keeps running under conmon
+    if detached:  # the detach keys: it keeps running under conmon (podman prints a newline)
+        print()
         return 0
     code = ctrs.wait(cid)
     if o.rm:

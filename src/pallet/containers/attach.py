@@ -2,8 +2,9 @@
 
 conmon's attach socket (SOCK_SEQPACKET) carries the container's output as packets whose first
 byte names the stream (2 stdout, 3 stderr); what is sent to it is the container's stdin. The
-detach keys (podman's default ``ctrl-p,ctrl-q``) typed on stdin leave the container running
-and end the attachment; a prefix of them is held back until the next byte decides.
+detach keys (podman's default ``ctrl-p,ctrl-q``) typed on a terminal leave the container running
+and end the attachment (a prefix of them is held back until the next byte decides); when stdin is
+not a terminal podman 4.3 passes them on as input, and so does pallet.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ class raw_tty:
             import tty
 
             self.saved = termios.tcgetattr(self.fd)
-            tty.setraw(self.fd)
+            tty.setraw(self.fd, termios.TCSANOW)  # not TCSAFLUSH: what was typed already is input
         return self
 
     def __exit__(self, *exc):
@@ -156,7 +157,8 @@ def attach(ctrs, text: str, *, no_stdin: bool = False, detach_keys: bytes = b"\x
     try:
         stdin = 0 if meta.get("interactive") and not no_stdin else None
         with raw_tty(0, stdin is not None and meta.get("tty")):
-            return cid, relay(sock, stdin, detach_keys)
+            # podman 4.3 watches for the detach keys only when its stdin is a terminal; else they are input
+            return cid, relay(sock, stdin, detach_keys if os.isatty(0) else b"")
     finally:
         sock.close()
 

@@ -81,7 +81,10 @@ def run(ctrs, text: str) -> str:
     if timed_out:
         output = "Healthcheck command timed out"
         rc = -1
-    entry = {"Start": start, "End": end, "ExitCode": rc, "Output": output[:MAX_OUTPUT]}
+    if output.endswith("\n"):
+        output = output[:-1]
+    # podman's: the exit code is the check's result (0 passed, 1 failed), the output one string
+    entry = {"Start": start, "End": end, "ExitCode": 0 if rc == 0 else 1, "Output": output[:MAX_OUTPUT]}
     in_start_period = time.time() - _started(st) < (hc.get("StartPeriod") or 0) / 1e9
     with ctrs._lock():
         st = ctrs._read_state(cid)

@@ -2,6 +2,8 @@
 ``--restart``, the health check (``--health-*``, ``--no-healthcheck``, the image's
 ``Healthcheck``), ``--init`` and ``--stop-timeout``. ``meta(...)`` turns them into the fields
 kept in the container's record; ``apply_to_spec`` adds ``--init`` to the generated runtime config.
+``before_stop`` marks a container stopped by the user (no restart policy applies after it) and
+``set_paused`` records ``pause``; they live here, below ``container.py``, which calls them.
 """
 
 from __future__ import annotations
