@@ -425,3 +425,20 @@ def test_bad_life_flags_are_one_line_and_leave_nothing(pallet):
         assert words in _one_line_error(r.stderr), (args, r.stderr)
         assert pallet.leftovers() == before, args
     assert shutil.which("catatonit")  # install.sh installs it (Debian's catatonit)
+
+
+def test_exec_in_a_runc_container(pallet):
+    """runc takes a console socket only when it detaches: exec -t runs detached with pallet as the
+    command's subreaper, and still returns the command's own exit code."""
+    cid = pallet("run", "-d", "--runtime", "runc", "--network", "none", pallet.image, "sleep", "300",
+                 check=True).stdout.strip()
+    try:
+        r = pallet("exec", cid, "sh", "-c", "echo out; echo err >&2; exit 3")
+        assert (r.returncode, r.stdout, r.stderr) == (3, "out\n", "err\n")
+        t = subprocess.run([EXE] + pallet.base + ["exec", "-t", cid, "sh", "-c", "[ -t 1 ] && echo tty; kill -9 $$"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        assert (t.returncode, t.stdout) == (137, b"tty\r\n"), t.stderr
+        r = pallet("exec", cid, "no-such-cmd")
+        assert r.returncode == 127 and _one_line_error(r.stderr).startswith("Error: runc: ")
+    finally:
+        pallet("rm", "-f", "-t", "0", cid)

@@ -9,8 +9,10 @@ as ``RUNTIME --root OCIROOT --log LOG --log-format=json exec --process FILE --pi
   where the runtime writes its own errors) goes through a pipe held back until the runtime wrote
   the pid file, so a runtime that fails before the command ran prints nothing there: its error
   (from ``--log``) becomes one line, classified as podman does (127 not found, 126 cannot invoke).
-- ``-t``: the runtime is given ``--console-socket``; pallet receives the pseudo-terminal's master
-  and relays it (our tty in raw mode while it runs), as podman relays conmon's console.
+- ``-t``: pallet-runtime is given ``--console-socket``; pallet receives the pseudo-terminal's
+  master and relays it (our tty in raw mode while it runs), as podman relays conmon's console.
+  runc and crun take a console socket only when they detach: they get ``--tty`` and relay the
+  terminal to pallet's own stdio themselves.
 - ``-d``: ``exec -d``, every stream ``/dev/null``; returns once the command started.
 
 The exit code is the command's own (the runtime's, which waits for it).
@@ -190,6 +192,10 @@ def run(ctrs, text: str, o: ExecOptions) -> tuple[int, str]:
             listener.bind(os.path.join(work, "console"))
             listener.listen(1)
             argv += ["--console-socket", os.path.join(work, "console")]
+            if not _console_socket(s.runtime):
+                # runc and crun take a console socket only when they detach: the command becomes
+                # our child (we are its subreaper), so its exit code is still ours to wait for
+                argv.append("--detach")
         argv.append(s.cid)
         try:
             if o.detach:
@@ -197,7 +203,7 @@ def run(ctrs, text: str, o: ExecOptions) -> tuple[int, str]:
                                    stderr=subprocess.DEVNULL)
                 rc = p.returncode
             elif o.tty:
-                rc = _run_tty(argv, listener, o.interactive)
+                rc = _run_tty(argv, listener, o.interactive, None if _console_socket(s.runtime) else pid_file)
             else:
                 rc = _run_plain(argv, pid_file, o.interactive)
         finally:
@@ -207,6 +213,12 @@ def run(ctrs, text: str, o: ExecOptions) -> tuple[int, str]:
         return rc, s.id
     finally:
         s.close()
+
+
+def _console_socket(runtime: str) -> bool:
+    """Whether a non-detached ``exec -t`` gives the terminal through ``--console-socket``
+    (pallet-runtime, which does not relay one) or relays it itself (runc, crun)."""
+    return os.path.basename(runtime).startswith("pallet-runtime")
 
 
 def _run_plain(argv: list, pid_file: str, interactive: bool) -> int:
@@ -244,12 +256,18 @@ def _run_plain(argv: list, pid_file: str, interactive: bool) -> int:
     return rc
 
 
-def _run_tty(argv: list, listener, interactive: bool) -> int:
-    """The runtime sends the console's master over the socket: relay it until the command ends."""
+def _run_tty(argv: list, listener, interactive: bool, detached_pid_file: str | None = None) -> int:
+    """The runtime sends the console's master over the socket: relay it until the command ends.
+    With ``detached_pid_file`` the runtime detaches and the command, reparented to pallet (a child
+    subreaper), is waited for by its pid."""
     import select
     import socket
     import subprocess
 
+    if detached_pid_file:
+        from .._std import syscalls
+
+        syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     master = None
     try:
@@ -263,6 +281,18 @@ def _run_tty(argv: list, listener, interactive: bool) -> int:
                     master = fds[0]
             elif p.poll() is not None:
                 return p.returncode
+        if detached_pid_file:
+            rc = p.wait()
+            if rc != 0:
+                return rc
+            try:
+                with open(detached_pid_file) as f:
+                    pid = int(f.read().strip())
+            except (OSError, ValueError):
+                raise ContainerError("exec: the runtime wrote no pid file") from None
+            _relay_console(master, interactive, None)
+            _, status = os.waitpid(pid, 0)
+            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
         return _relay_console(master, interactive, p)
     finally:
         if master is not None:
@@ -296,7 +326,7 @@ def _relay_console(master: int, interactive: bool, proc) -> int:
                     watch.remove(0)
                     continue
                 _write_all(master, chunk)
-    return proc.wait()
+    return proc.wait() if proc is not None else 0
 
 
 def _copy_winsize(src: int, dst: int) -> None:
