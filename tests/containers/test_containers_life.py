@@ -442,3 +442,28 @@ def test_exec_in_a_runc_container(pallet):
         assert r.returncode == 127 and _one_line_error(r.stderr).startswith("Error: runc: ")
     finally:
         pallet("rm", "-f", "-t", "0", cid)
+
+
+def test_health_failures_in_the_start_period_do_not_count(pallet):
+    cid = pallet("run", "-d", "--network", "none", "--health-cmd", "exit 1", "--health-retries", "1",
+                 "--health-start-period", "1h", pallet.image, "sleep", "300", check=True).stdout.strip()
+    try:
+        r = pallet("healthcheck", "run", cid)
+        assert (r.returncode, r.stdout) == (1, "unhealthy\n")
+        h = _inspect(pallet, cid)["State"]["Health"]
+        assert (h["Status"], h["FailingStreak"], len(h["Log"])) == ("starting", 0, 1)
+    finally:
+        pallet("rm", "-f", "-t", "0", cid)
+
+
+def test_rm_force_during_restarts_leaves_nothing(pallet):
+    """rm -f while an always-restarting container comes and goes: removed, nothing restarts it."""
+    before = pallet.leftovers()
+    cid = pallet("run", "-d", "--network", "none", "--restart", "always", pallet.image, "true",
+                 check=True).stdout.strip()
+    wait_for(lambda: _inspect(pallet, cid)["RestartCount"] >= 2, what="two restarts")
+    r = pallet("rm", "-f", "-t", "0", cid)
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: not _processes_naming(cid), what="its conmon and exit commands to end")
+    assert cid not in pallet.ids()
+    wait_for(lambda: pallet.leftovers() == before, what="its mount, namespace and cgroup to go")

@@ -716,6 +716,10 @@ class Containers:
     def remove(self, text: str, force: bool = False, timeout: float | None = None) -> str:
         c = self.get(text)
         cid, meta = c["id"], c["metadata"][META]
+        if force:
+            from .policies import before_stop
+
+            before_stop(self, cid, meta)  # a restart policy's start under way finishes; none follows
         if self.state(cid).get("state") == RUNNING:
             if not force:
                 raise ContainerStateError(f"cannot remove container {cid} as it is running - running or paused "
