@@ -99,8 +99,12 @@ def read_json_file(path: str, limit: int, what: str):
 
 
 @_contextmanager
-def atomic_file(path: str, mode: int = 0o644):
-    """Write ``path`` through a file object; it replaces ``path`` only if the block succeeds."""
+def atomic_file(path: str, mode: int = 0o644, durable: bool = True):
+    """Write ``path`` through a file object; it replaces ``path`` only if the block succeeds.
+
+    ``durable=False`` for volatile state (the run root's records of mounts and network
+    attachments, which a reboot makes void anyway): still replaced atomically by rename, so a
+    crashed writer leaves the old content or the new, but not flushed to the disk (no fsync)."""
     directory = os.path.dirname(os.path.abspath(path))
     tmp = temp_name(directory, os.path.basename(path))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -109,7 +113,8 @@ def atomic_file(path: str, mode: int = 0o644):
             yield f
             f.flush()
             os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.rename(tmp, path)
     except BaseException:
         try:
@@ -117,12 +122,14 @@ def atomic_file(path: str, mode: int = 0o644):
         except OSError:
             pass
         raise
-    fsync_dir(directory)
+    if durable:
+        fsync_dir(directory)
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new content."""
-    with atomic_file(path, mode) as f:
+def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new content
+    (``durable``: see :func:`atomic_file`)."""
+    with atomic_file(path, mode, durable) as f:
         f.write(data)
 
 

@@ -62,6 +62,13 @@ class NotFound(PalletError):
     exit_code = 2
 
 
+class ObjectNotFound(NotFound):
+    """``pallet inspect NAME``: no container, image, volume or network by that name (exit 125,
+    as podman inspect)."""
+
+    exit_code = 125
+
+
 class BlobNotFound(NotFound):
     """A blob the manifest names is missing from the source."""
 

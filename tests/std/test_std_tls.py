@@ -79,16 +79,15 @@ def pki(tmp_path_factory):
     return files
 
 
-class Server:
-    """A TLS server on 127.0.0.1 presenting one certificate; it answers each handshake and closes."""
+class _Raw:
+    """A TCP server on 127.0.0.1 whose every connection is handed to ``handle(conn)``."""
 
-    def __init__(self, cert, key):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(cert, key)
+    def __init__(self, handle):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
+        self.handle = handle
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -98,17 +97,30 @@ class Server:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            conn.settimeout(10)
-            try:
-                with self.ctx.wrap_socket(conn, server_side=True) as tls:
-                    tls.sendall(b"hello")
-            except (OSError, ssl.SSLError):
-                conn.close()
+            with conn:
+                conn.settimeout(10)
+                try:
+                    self.handle(conn)
+                except (OSError, ssl.SSLError):
+                    pass
 
     def close(self):
         self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept (a close alone would not)
         self.thread.join(10)
         self.sock.close()
+
+
+class Server(_Raw):
+    """A TLS server on 127.0.0.1 presenting one certificate; it answers each handshake and closes."""
+
+    def __init__(self, cert, key):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        super().__init__(self._hello)
+
+    def _hello(self, conn):
+        with self.ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.sendall(b"hello")
 
 
 def _verdict(e: BaseException | None, cert: bytes | None):
@@ -162,3 +174,64 @@ def test_tls_verdict_is_ssls(pki, leaf, host, verify):
             open(pki[leaf][0], "rb").read()).public_bytes(serialization.Encoding.DER)
     else:
         assert got[:2] == ("error", "SSLCertVerificationError")
+
+
+# -- the plain-HTTP probe (an insecure registry: https first, told apart without _ssl) -----------
+
+def _probe(port, timeout=10.0):
+    sock = http._tcp_connect(b"127.0.0.1", port, timeout)
+    try:
+        return http.answers_plain_http(sock, timeout)
+    finally:
+        sock.close()
+
+
+def _http_server(conn):  # reads a request line, as an HTTP server does, and answers 400
+    buf = b""
+    while b"\n" not in buf:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return
+        buf += chunk
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+@pytest.mark.parametrize("handle, plain", [
+    (_http_server, True),  # waits for a line end: the probe's random holds one
+    (lambda conn: conn.recv(10), False),  # hangs up without a word
+    (lambda conn: conn.sendall(b"\x15\x03\x03\x00\x02\x02\x28"), False),  # a TLS alert
+    (lambda conn: conn.sendall(b"HTTP"), False),  # not an HTTP status line after all
+])
+def test_plain_http_probe_answers_only_for_a_plain_http_reply(handle, plain):
+    server = _Raw(handle)
+    try:
+        assert _probe(server.port) is plain
+    finally:
+        server.close()
+
+
+def test_plain_http_probe_is_a_hello_a_tls_server_answers(pki):
+    """The probe is a well-formed ClientHello: a TLS server answers it with a handshake record
+    (its ServerHello), never with an alert or silence, so a TLS registry is never taken for a
+    plain-HTTP one."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*pki["good"])
+    seen = []
+
+    def tls_server(conn):
+        try:
+            with ctx.wrap_socket(conn, server_side=True):
+                pass
+        except (OSError, ssl.SSLError) as e:
+            seen.append(e)
+
+    server = _Raw(tls_server)
+    try:
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        with raw:
+            raw.sendall(http._probe_hello())
+            first = raw.recv(1)
+        assert first == b"\x16", first  # a handshake record, not an alert (\x15)
+        assert _probe(server.port) is False
+    finally:
+        server.close()

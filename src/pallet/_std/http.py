@@ -50,6 +50,48 @@ class MalformedResponse(ProtocolError):
     transient = False
 
 
+class PlainHTTPServer(ProtocolError):
+    """An https origin answered our TLS ClientHello in plain HTTP: it does not speak TLS."""
+
+    transient = False
+
+
+def _probe_hello() -> bytes:
+    """A TLS 1.2 ClientHello (ECDHE suites, x25519/P-256, the usual signature schemes) whose
+    random holds a CRLF: a plain-HTTP server reading a request line answers it at once (Go's
+    net/http waits for a line end), and a TLS server answers with a record of its own."""
+    random = b"pallet probe: is this TLS?\r\n\0\0\0\0"  # 32 bytes
+    suites = bytes.fromhex("c02bc02fc02cc030cca9cca8c009c013c00ac014009c009d002f0035")
+    exts = b"".join(t.to_bytes(2, "big") + len(d).to_bytes(2, "big") + d for t, d in (
+        (0x000a, bytes.fromhex("0004001d0017")),  # supported_groups: x25519, secp256r1
+        (0x000b, bytes.fromhex("0100")),  # ec_point_formats: uncompressed
+        (0x000d, bytes.fromhex("000c040305030804080502010201")),  # signature_algorithms
+    ))
+    body = (b"\x03\x03" + random + b"\x00" + len(suites).to_bytes(2, "big") + suites + b"\x01\x00"
+            + len(exts).to_bytes(2, "big") + exts)
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x01" + len(hs).to_bytes(2, "big") + hs
+
+
+def answers_plain_http(sock, timeout: float) -> bool:
+    """Send a TLS ClientHello on a fresh TCP connection: True if the peer answers in plain
+    HTTP (``HTTP/``), so that a TLS handshake there can only fail. Anything else (a TLS
+    record, silence, a closed connection) is False: the real handshake decides. Costs one
+    round trip and no TLS library (``_ssl`` is not loaded)."""
+    sock.settimeout(min(timeout, TLS_HANDSHAKE_TIMEOUT))
+    try:
+        sock.sendall(_probe_hello())
+        head = b""
+        while len(head) < 5:
+            chunk = sock.recv(5 - len(head))
+            if not chunk:
+                break
+            head += chunk
+    except OSError:
+        return False
+    return head == b"HTTP/"
+
+
 class URL:
     """``scheme://host[:port]/path?query`` split once; ``host`` keeps IPv6 brackets."""
 
@@ -795,6 +837,7 @@ class Pool:
         self._lock = _thread.allocate_lock()
         #: the proxy of $HTTPS_PROXY / $HTTP_PROXY for this origin (None: connect directly)
         self.proxy = proxy_for(scheme, host, port)
+        self._tls_seen = False  # a TLS answer seen from this origin (no more plain-HTTP probes)
 
     def _put_idle(self, conn: Connection) -> None:
         with self._lock:
@@ -819,6 +862,17 @@ class Pool:
         host = self.host[1:-1] if self.host.startswith("[") else self.host
         # an ASCII host goes to getaddrinfo as bytes: a str would load the idna codec (start-up time)
         addr = host.encode("ascii") if host.isascii() else host
+        if self.scheme == "https" and not self.tls.verify and self.proxy is None and not self._tls_seen:
+            # verification off (an insecure registry, probed https first then http): a plain-HTTP
+            # server is told apart by one round trip, before any TLS library is loaded
+            sock = _tcp_connect(addr, self.port, self.timeout)
+            try:
+                if answers_plain_http(sock, self.timeout):
+                    raise PlainHTTPServer(f"TLS error: the server does not speak TLS (it answered a TLS "
+                                          f"handshake in plain HTTP; is it a plain-HTTP registry?)")
+            finally:
+                sock.close()
+            self._tls_seen = True
         ctx = self.tls.context() if self.scheme == "https" else None
         while True:
             if self.proxy is not None:

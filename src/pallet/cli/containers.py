@@ -652,6 +652,14 @@ def inspect_doc(ctrs, c) -> dict:
     }
 
 
+def inspect_one(args, name: str):
+    """(JSON document, template data) of one container, for the top-level ``inspect``
+    (ContainerNotFound when there is none by that name or ID)."""
+    ctrs = _containers(args)
+    doc = inspect_doc(ctrs, ctrs.get(name))
+    return doc, doc
+
+
 def cmd_inspect(args) -> int:
     import json
 

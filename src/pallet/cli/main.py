@@ -58,6 +58,10 @@ def build_parser(verb: str | None = None) -> _args.ArgumentParser:
                 "(image transport, storage, build, runtime)")
     p.add_argument("--version", "-v", action="version", version=f"pallet version {__version__} (follows {PEERS})")
     p.add_argument("--debug", action="store_true", help="log what is done on stderr")
+    p.add_argument("--log-level", metavar="LEVEL", choices=("trace", "debug", "info", "warn", "warning", "error",
+                                                         "fatal", "panic"),
+                   help="podman's: debug or trace log what is done on stderr (as --debug); others change nothing")
+    p.add_argument("--noout", action="store_true", help="podman's: discard what the command prints on stdout")
     p.add_argument("--registries-conf", metavar="PATH", help="use PATH as registries.conf")
     p.add_argument("--policy", metavar="PATH", help="trust policy file (default: containers-policy.json locations)")
     p.add_argument("--insecure-policy", action="store_true", help="accept any image, whatever the trust policy says")
@@ -107,10 +111,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from ..errors import PalletError
 
+    if args.log_level in ("debug", "trace"):
+        args.debug = True
     if args.debug:
         from .. import _log
 
         _log.enable()
+    if args.noout:  # podman's --noout: the command's stdout goes nowhere, its errors still show
+        import os
+
+        sys.stdout.flush()
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        os.dup2(null, 1)
+        os.close(null)
     import _signal  # the C module: "signal" would import enum wrappers we do not need
 
     def _terminated(signum, frame):  # unwind like Ctrl-C, so staged files are removed on the way out

@@ -101,7 +101,7 @@ def register(sub, only: str | None = None) -> None:
 def _networks(args):
     from ..containers.network.config import Networks, default_config_dir
 
-    d = args.network_config_dir
+    d = getattr(args, "network_config_dir", None)
     if not d:
         graph = None
         if getattr(args, "root", None):
@@ -231,6 +231,12 @@ def cmd_ls(args) -> int:
     fields = rows[0].keys() if rows else _struct({"name": "", "id": "", "driver": "", "subnets": []}).keys()
     output(fmt, rows, fields, {"ID": "NETWORK ID"}, "network ls", args.noheading)
     return 0
+
+
+def inspect_one(args, name: str):
+    """(JSON document, template data) of one network, for the top-level ``inspect``."""
+    doc = _networks(args).get(name)
+    return doc, _struct(doc)
 
 
 def cmd_inspect(args) -> int:

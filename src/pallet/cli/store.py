@@ -464,6 +464,15 @@ def cmd_load(args) -> int:
     return 0
 
 
+def inspect_one(args, name: str):
+    """(JSON document, template data) of one image of the store, for the top-level ``inspect``."""
+    from ..storage import info
+    from ._template import Struct
+
+    doc = info.inspect_image(_store(args, create=False), name)
+    return doc, Struct("inspect.ImageData", doc)
+
+
 def cmd_image_inspect(args) -> int:
     from ..storage import info
 

@@ -21,9 +21,15 @@ def register(sub, only: str | None = None) -> None:
 
 
 def _add_inspect(sub) -> None:
-    p = sub.add_parser("inspect", help="inspect an image (no pull): manifest, config and tags",
-                       description="Show the metadata of an image in any transport as JSON, without pulling it.")
-    p.add_argument("image", metavar="IMAGE", help="transport:details, e.g. docker://host/repo:tag, oci:DIR:TAG")
+    p = sub.add_parser("inspect", help="inspect an image (no pull): manifest, config and tags; or local objects",
+                       description="Show the metadata of an image in any transport as JSON, without pulling it "
+                                   "(skopeo's inspect). Names without a transport are the store's objects, as "
+                                   "podman inspect shows them: a container, an image, a volume or a network, "
+                                   "looked up in that order (--type narrows it).")
+    p.add_argument("image", metavar="IMAGE", nargs="+",
+                   help="transport:details, e.g. docker://host/repo:tag, oci:DIR:TAG; or NAME... of local objects")
+    p.add_argument("--type", "-t", choices=("all", "container", "image", "volume", "network"), default=None,
+                   help="local objects: which kind to look for (default all)")
     p.add_argument("--raw", action="store_true", help="print the raw manifest (or with --config, the raw config)")
     p.add_argument("--config", action="store_true", help="print the image config instead")
     p.add_argument("--no-tags", "-n", action="store_true", help="do not list the repository's tags")
@@ -218,13 +224,22 @@ def _parse_ref(text: str, args=None, write: bool = False):
 # -- inspect -------------------------------------------------------------------------------
 
 def cmd_inspect(args) -> int:
+    from ..errors import UsageError
+    from ..transports import has_transport
     from ..transports import inspect as _inspect
 
-    ref = _parse_ref(args.image, args)
+    if args.type or not all(has_transport(t) or t.startswith("local:") for t in args.image):
+        if args.raw or args.config or args.no_tags:
+            raise UsageError("--raw, --config and --no-tags are for an image given with its transport "
+                             "(docker://, oci:...), not for local objects")
+        from .objects import inspect_local
+
+        return inspect_local(args, args.image, args.type or "all")
+    if len(args.image) != 1:
+        raise UsageError("exactly one argument expected")
+    ref = _parse_ref(args.image[0], args)
     ctx = common.context(args)
     if args.format and (args.raw or args.config):
-        from ..errors import UsageError
-
         raise UsageError("--format cannot be used with --raw or --config")
     if args.raw and not args.config:
         raw, _ = _inspect.raw_manifest(ref, ctx)

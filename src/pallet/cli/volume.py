@@ -193,6 +193,13 @@ def cmd_ls(args) -> int:
     return 0
 
 
+def inspect_one(args, name: str):
+    """(JSON document, template data) of one volume, for the top-level ``inspect``."""
+    vols = _volumes(args)
+    doc = vols.inspect(vols.get(name))
+    return doc, _struct(doc)
+
+
 def cmd_inspect(args) -> int:
     from ..errors import UsageError
 

@@ -26,7 +26,9 @@ class MountStore:
             return {}  # rebuilt from what is really mounted
 
     def _save_mounts(self, mounts: dict) -> None:
-        _fs.write_atomic(os.path.join(self.runroot, "mounts.json"), json.dumps(mounts, separators=(",", ":")).encode(), 0o600)
+        # volatile (the run root, as containers/storage keeps mountpoints.json): no fsync
+        _fs.write_atomic(os.path.join(self.runroot, "mounts.json"), json.dumps(mounts, separators=(",", ":")).encode(),
+                         0o600, durable=False)
 
     def _unmount_key(self, mounts: dict, key: str) -> None:
         m = mounts.pop(key, None)

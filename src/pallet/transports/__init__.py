@@ -27,13 +27,6 @@ PARSED_WITH_A_STORE = ("local",)
 
 
 def has_transport(text: str) -> bool:
-    """Whether ``text`` names a transport (``oci:dir``, ``docker://host/name``) rather than an
-    image of the store: ``docker:`` counts only with its ``//``, as podman reads ``docker:name``."""
-    head, sep, _ = text.partition(":")
-    return bool(sep) and head in TRANSPORTS and not (head == "docker" and not text.startswith("docker://"))
-
-
-def has_transport(text: str) -> bool:
     """Whether ``text`` names a transport (``oci:DIR``, ``docker://HOST/NAME``) rather than
     being an image name (``docker`` needs its ``//``: ``docker.io/x`` and ``docker:5000/x``
     are names)."""

@@ -50,7 +50,7 @@ class Endpoints:
     def _write(self, path: str, doc) -> None:
         from ..._fs import write_atomic
 
-        write_atomic(path, _json.dumps(doc).encode(), 0o600)
+        write_atomic(path, _json.dumps(doc).encode(), 0o600, durable=False)  # the run root's: volatile
 
     def _endpoint(self, path: str) -> dict | None:
         doc = self._read(path, None)

@@ -1,0 +1,46 @@
+"""``pallet._fs``: crash-safe replacement of files (temp file, rename), durable or volatile."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pallet import _fs
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_write_atomic_replaces_whole_and_leaves_no_temp(tmp_path, durable):
+    p = tmp_path / "state.json"
+    p.write_text("old")
+    _fs.write_atomic(str(p), b"new", 0o600, durable=durable)
+    assert p.read_text() == "new"
+    assert oct(p.stat().st_mode & 0o777) == oct(0o600)
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_failed_write_keeps_the_old_content(tmp_path, durable):
+    p = tmp_path / "state.json"
+    p.write_text("old")
+    with pytest.raises(RuntimeError):
+        with _fs.atomic_file(str(p), durable=durable) as f:
+            f.write(b"half")
+            raise RuntimeError("writer died")
+    assert p.read_text() == "old"
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_only_durable_writes_are_flushed(tmp_path, monkeypatch):
+    """Durable: the file and its directory are fsynced (a power cut keeps the new content);
+    volatile run-root state skips both (a reboot voids it anyway)."""
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd)))
+    _fs.write_atomic(str(tmp_path / "a"), b"x")
+    assert len(synced) == 2 and synced[1] == str(tmp_path)
+    synced.clear()
+    _fs.write_atomic(str(tmp_path / "b"), b"x", durable=False)
+    assert synced == []
