@@ -8,6 +8,7 @@ unknown container and 2 for a running one without ``-f``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 VERBS = ("run", "create", "start", "stop", "kill", "rm", "ps", "logs", "wait", "container")
@@ -45,6 +46,9 @@ def register(sub, only: str | None = None) -> None:
                     {"default": 125, "ContainerNotFound": 1})
         p.add_argument("container", metavar="CONTAINER")
         p.set_defaults(func=cmd_exists)
+        from .container_life import register_container_verbs
+
+        register_container_verbs(csub)  # exec, attach, restart, pause, unpause
 
 
 def _create_flags(p) -> None:
@@ -94,20 +98,23 @@ def _create_flags(p) -> None:
     p.add_argument("--pull", default="missing", metavar="POLICY", help="always, missing, never, newer")
     p.add_argument("--runtime", metavar="NAME|PATH", help="pallet-runtime (default), runc, crun or a path")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
-    p.add_argument("--restart", metavar="POLICY", help="only \"no\" (restart policies are not supported yet)")
     p.add_argument("--interactive", "-i", action="store_true")
     p.add_argument("--tty", "-t", action="store_true")
     p.add_argument("--network-config-dir", metavar="DIR", help="as for pallet network")
     p.add_argument("--authfile", metavar="PATH", help="credentials for pulling the image")
-    from . import common
+    from . import common, container_life
 
     common.add_registry_flags(p)
+    container_life.add_create_flags(p)  # --restart, --health-*, --init, --stop-timeout
 
 
 def _run(sub, name):
     p = _podman(sub.add_parser(name, help="run a command in a new container (supervised by conmon)"))
     _create_flags(p)
     p.add_argument("--detach", "-d", action="store_true", help="print the ID and leave it running")
+    from .container_life import add_run_flags
+
+    add_run_flags(p)  # --detach-keys, --sig-proxy
     p.set_defaults(func=cmd_run)
 
 
@@ -195,6 +202,7 @@ def _warn(msg: str) -> None:
 def _options(args):
     from ..containers.container import Options
     from ..errors import UsageError
+    from . import container_life
     from .common import key_values
 
     env = []
@@ -221,7 +229,7 @@ def _options(args):
                    labels=labels, rm=args.rm, detach=getattr(args, "detach", False), interactive=args.interactive,
                    tty=args.tty, runtime=args.runtime, pull=args.pull, network_config_dir=args.network_config_dir,
                    restart=args.restart, create_command=["pallet"] + sys.argv[1:], publish_all=args.publish_all,
-                   extra=_extra(args))
+                   extra=_extra(args), life=container_life.life_options(args))
 
 
 def _extra(args):
@@ -262,8 +270,11 @@ def cmd_create(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from ..containers import conmon
+    from ..containers.attach import parse_detach_keys
 
+    # podman 4.3 watches for the detach keys only when its stdin is a terminal; else they are input
+    keys = parse_detach_keys(args.detach_keys) if args.interactive else b""
+    keys = keys if os.isatty(0) else b""
     ctrs = _containers(args)
     o = _options(args)
     rec = ctrs.create(o, _pull_fn(args, ctrs.store), warn=_warn)
@@ -284,44 +295,22 @@ def cmd_run(args) -> int:
             ctrs.remove(cid, force=True)
         raise
     sock = started["attach"]
+    from ..containers import attach
+
     try:
-        with _sig_proxy(ctrs, cid):
-            conmon.relay(sock, stdin_fd=0 if o.interactive else None)
+        with attach.sig_proxy(ctrs, cid, args.sig_proxy), attach.raw_tty(0, o.interactive and o.tty):
+            detached = attach.relay(sock, 0 if o.interactive else None, keys)
     finally:
         sock.close()
+    if detached:  # the detach keys: it keeps running under conmon (podman prints a newline)
+        print()
+        return 0
     code = ctrs.wait(cid)
     if o.rm:
         ctrs.remove(cid, force=True)
     else:
         ctrs.cleanup(cid)
     return code
-
-
-class _sig_proxy:
-    """podman's --sig-proxy (its default): the signals pallet gets while it relays a foreground
-    container's output go to the container (Ctrl-C, kill PID), which then exits as it chooses."""
-
-    SIGNALS = (1, 2, 3, 10, 12, 15)  # HUP INT QUIT USR1 USR2 TERM
-
-    def __init__(self, ctrs, cid):
-        self.ctrs, self.cid, self.old = ctrs, cid, {}
-
-    def __enter__(self):
-        import _signal
-
-        for n in self.SIGNALS:
-            self.old[n] = _signal.signal(n, self._forward)
-        return self
-
-    def _forward(self, signum, frame):
-        self.ctrs.signal(self.cid, signum)
-
-    def __exit__(self, *exc):
-        import _signal
-
-        for n, h in self.old.items():
-            _signal.signal(n, h)
-        return False
 
 
 def cmd_start(args) -> int:
@@ -336,7 +325,9 @@ def cmd_start(args) -> int:
         if args.attach:
             started = ctrs.start(text, attach=True, warn=_warn)
             try:
-                with _sig_proxy(ctrs, started["id"]):
+                from ..containers.attach import sig_proxy
+
+                with sig_proxy(ctrs, started["id"]):
                     conmon.relay(started["attach"], stdin_fd=0 if args.interactive else None)
             finally:
                 started["attach"].close()
@@ -399,8 +390,12 @@ def cmd_wait(args) -> int:
 
 def cmd_cleanup(args) -> int:
     ctrs = _containers(args)
+    from .container_life import cmd_cleanup_then_restart
+
     for text in args.containers:
         ctrs.cleanup(text, rm=args.rm)
+        if not args.rm:
+            cmd_cleanup_then_restart(ctrs, text)  # the restart policy
     return 0
 
 
@@ -414,15 +409,22 @@ def cmd_exists(args) -> int:
 def _public_state(st: dict) -> str:
     """podman's state names: a container never started (or whose start failed) is "created"."""
     s = st.get("state") or "created"
+    if s == "running" and st.get("paused"):
+        return "paused"
     return "created" if s == "configured" else s
 
 
-def _status(st: dict) -> str:
+def _status(st: dict, meta: dict | None = None) -> str:
     from ._table import ago
 
     s = st.get("state")
+    if s == "running" and st.get("paused"):
+        return "Paused"
     if s == "running":
-        return "Up " + ago(st.get("started_at"))
+        from ..containers.health import status as health
+
+        h = health(st, meta or {})["Status"]
+        return "Up " + ago(st.get("started_at")) + (f" ({h})" if h else "")
     if s in ("exited", "stopped"):
         return f"Exited ({st.get('exit_code')}) {ago(st.get('finished_at'))}"
     return "Created"
@@ -463,7 +465,7 @@ def _ps_entry(ctrs, c) -> dict:
             "Namespaces": {}, "Networks": list((st.get("network_results") or {}).keys()),
             "Pid": st.get("pid") or 0, "Pod": "", "PodName": "", "Ports": meta.get("publish") or None,
             "Size": None, "StartedAt": int(parse_time_or_none(st.get("started_at")) or 0),
-            "State": state, "Status": _status(st)}
+            "State": state, "Status": _status(st, meta)}
 
 
 PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor", "network", "since", "before", "until", "volume")
@@ -619,6 +621,8 @@ def inspect_doc(ctrs, c) -> dict:
 
     from ..errors import PalletError
 
+    from ..containers.health import status as health_status
+
     meta = c["metadata"]["pallet"]
     cid = c["id"]
     st = ctrs.state(cid)
@@ -666,10 +670,10 @@ def inspect_doc(ctrs, c) -> dict:
         "Id": cid, "Created": c["created"], "Path": (proc.get("args") or [""])[0],
         "Args": (proc.get("args") or [])[1:],
         "State": {"OciVersion": cfg.get("ociVersion"), "Status": state, "Running": state == "running",
-                  "Paused": False, "Restarting": False, "OOMKilled": False, "Dead": False, "Pid": st.get("pid") or 0,
+                  "Paused": state == "paused", "Restarting": False, "OOMKilled": False, "Dead": False, "Pid": st.get("pid") or 0,
                   "ConmonPid": st.get("conmon_pid") or 0, "ExitCode": st.get("exit_code") or 0, "Error": "",
                   "StartedAt": st.get("started_at") or zero, "FinishedAt": st.get("finished_at") or zero,
-                  "Health": {"Status": "", "FailingStreak": 0, "Log": None},
+                  "Health": health_status(st, meta),
                   "CgroupPath": (cfg.get("linux") or {}).get("cgroupsPath") or "",
                   "CheckpointedAt": zero, "RestoredAt": zero},
         "Image": meta.get("image_id"), "ImageDigest": meta.get("image_digest") or "",
@@ -678,7 +682,7 @@ def inspect_doc(ctrs, c) -> dict:
         "HostsPath": os.path.join(userdata, "hosts"), "StaticDir": userdata,
         "OCIConfigPath": os.path.join(userdata, "config.json"), "OCIRuntime": meta.get("runtime"),
         "ConmonPidFile": os.path.join(rundir, "conmon.pid"), "PidFile": os.path.join(rundir, "pidfile"),
-        "Name": meta["name"], "RestartCount": 0, "Driver": ctrs.store.driver.name, "MountLabel": "",
+        "Name": meta["name"], "RestartCount": int(st.get("restart_count") or 0), "Driver": ctrs.store.driver.name, "MountLabel": "",
         "ProcessLabel": "", "AppArmorProfile": "", "EffectiveCaps": sorted(caps.get("effective") or []),
         "BoundingCaps": sorted(caps.get("bounding") or []), "ExecIDs": [],
         "GraphDriver": {"Name": ctrs.store.driver.name, "Data": None},
@@ -697,8 +701,9 @@ def inspect_doc(ctrs, c) -> dict:
                                    "io.podman.annotations.privileged": "TRUE" if meta.get("privileged") else "FALSE",
                                    "org.opencontainers.image.stopSignal": str(meta.get("stop_signal"))},
                    "StopSignal": meta.get("stop_signal"), "HealthcheckOnFailureAction": "none",
+                   **({"Healthcheck": meta["healthcheck"]} if meta.get("healthcheck") else {}),
                    "CreateCommand": meta.get("create_command") or [], "Umask": "0022", "Timeout": 0,
-                   "StopTimeout": 10, "Passwd": False, "sdNotifyMode": "container"},
+                   "StopTimeout": meta.get("stop_timeout", 10), "Passwd": False, "sdNotifyMode": "container"},
         "HostConfig": _with_extra(meta, {"Binds": [f"{b['source']}:{b['destination']}:" + ("ro" if b["readonly"] else "rw") + ",rprivate,rbind"
                                  for b in meta.get("binds") or []],
                        "CgroupManager": "cgroupfs", "CgroupMode": "host", "ContainerIDFile": "",
@@ -706,8 +711,10 @@ def inspect_doc(ctrs, c) -> dict:
                                      "Config": None, "Path": ctrs.log_path(cid, meta), "Tag": "",
                                      "Size": "0B"},
                        "NetworkMode": {"none": "none", "host": "host"}.get(mode, "bridge"), "PortBindings": ports,
-                       "RestartPolicy": {"Name": "" if meta.get("restart") in (None, "no") else meta["restart"],
-                                         "MaximumRetryCount": 0},
+                       "RestartPolicy": {"Name": "" if meta.get("restart_policy") in (None, "no")
+                                         else meta["restart_policy"],
+                                         "MaximumRetryCount": meta.get("restart_retries") or 0},
+                       "Init": bool(meta.get("init")),
                        "AutoRemove": bool(meta.get("rm")), "VolumeDriver": "", "VolumesFrom": None,
                        "CapAdd": meta.get("cap_add") or [], "CapDrop": meta.get("cap_drop") or [], "Dns": [],
                        "DnsOptions": [], "DnsSearch": [], "ExtraHosts": [], "GroupAdd": [], "IpcMode": "shareable",

@@ -13,8 +13,8 @@ from .._version import PEERS, __version__
 from .._std import args as _args
 
 #: modules under pallet.cli that add verbs, in --help order
-AREAS = ("transport", "registry", "store", "build", "containers", "container_files", "container_procs", "network",
-         "volume", "scan", "syscontainers")
+AREAS = ("transport", "registry", "store", "build", "containers", "container_life", "container_files",
+         "container_procs", "network", "volume", "scan", "syscontainers")
 
 
 class _Parser(_args.ArgumentParser):

@@ -47,7 +47,7 @@ def runtime_error(runtime: str, message: str) -> ContainerError:
     return ContainerError(f"{name}: {msg}: OCI runtime error")
 
 
-def _oci_log_message(path: str | None) -> str | None:
+def oci_log_message(path: str | None) -> str | None:
     if not path:
         return None
     try:
@@ -109,12 +109,12 @@ def start(args: list[str], *, runtime: str, oci_log: str | None, err_path: str, 
         if not isinstance(pid, int) or isinstance(pid, bool):
             raise ValueError
     except (ValueError, KeyError, TypeError):
-        msg = _oci_log_message(oci_log)
+        msg = oci_log_message(oci_log)
         if msg:
             raise runtime_error(runtime, msg) from None
         raise ContainerError(f"container create failed (no logs from conmon): {data[:200]!r}") from None
     if pid < 0:
-        msg = _oci_log_message(oci_log) or (doc.get("message") if isinstance(doc.get("message"), str) else None)
+        msg = oci_log_message(oci_log) or (doc.get("message") if isinstance(doc.get("message"), str) else None)
         if msg:
             raise runtime_error(runtime, msg)
         raise ContainerError("container create failed: the runtime gave no reason")

@@ -45,7 +45,7 @@ class Options:
                  read_only=False, tmpfs=(), volumes=(), memory=None, cpus=None, pids_limit=None,
                  stop_signal=None, labels=None, rm=False, detach=False, interactive=False, tty=False,
                  runtime=None, pull="missing", network_config_dir=None, restart=None, create_command=None,
-                 publish_all=False, extra=None):
+                 publish_all=False, extra=None, life=None):
         self.image, self.command, self.name = image, list(command) if command else None, name
         self.env, self.user, self.workdir, self.entrypoint = list(env), user, workdir, entrypoint
         self.networks, self.publish, self.hostname = list(networks), list(publish), hostname
@@ -56,6 +56,8 @@ class Options:
         self.detach, self.interactive, self.tty = detach, interactive, tty
         self.runtime, self.pull, self.network_config_dir = runtime, pull, network_config_dir
         self.restart = restart
+        #: policies.LifeOptions: --restart, health checks, --init, --stop-timeout
+        self.life = life
         self.create_command = list(create_command or [])
         self.publish_all = publish_all
         #: the flags of containers/options.py (an ``options.Extra``)
@@ -259,11 +261,12 @@ class Containers:
         from ..containers.network import mode as netmode
         from ..containers.network import ports as netports
 
-        if o.rm and o.restart and o.restart != "no":
+        from . import policies
+
+        life = o.life or policies.LifeOptions(restart=o.restart)
+        policies.parse_restart(life.restart)
+        if o.rm and policies.parse_restart(life.restart)[0] != "no":
             raise UsageError("the --rm option conflicts with --restart, when the restartPolicy is not \"\" and \"no\"")
-        if o.restart and o.restart != "no":
-            raise UsageError(f"--restart {o.restart}: restart policies are not supported by pallet yet "
-                             "(docs/containers.md)")
         if o.name is not None:
             check_name(o.name)
             try:
@@ -336,8 +339,9 @@ class Containers:
                 "read_only": o.read_only, "tmpfs": tmpfs, "binds": binds, "memory": memory, "cpus": cpus,
                 "pids_limit": pids_limit, "stop_signal": stop_signal, "labels": labels, "rm": o.rm,
                 "image_digest": image.get("digest"), "create_command": o.create_command,
-                "interactive": o.interactive, "tty": o.tty, "runtime": runtime, "restart": o.restart or "no",
+                "interactive": o.interactive, "tty": o.tty, "runtime": runtime,
                 "publish_all": bool(o.publish_all), "created_at": _now(), "extra": extra}
+        meta.update(policies.meta(life, img_cfg, o.rm))
         from . import mounts as ctr_mounts
 
         ctr_mounts.add_image_volumes(meta, img_cfg)
@@ -468,7 +472,8 @@ class Containers:
         finally:
             os.close(rfd)
 
-    def start(self, text: str, *, attach: bool = False, stdin: bool = False, warn=None) -> dict:
+    def start(self, text: str, *, attach: bool = False, stdin: bool = False, warn=None,
+              restart_count: int = 0) -> dict:
         """Mount, network, write the bundle and start through conmon. With ``attach`` the
         caller gets the attach socket in ``rec["attach"]`` before the process runs."""
         from ..oci import runtime_spec as rs
@@ -482,8 +487,10 @@ class Containers:
             if st.get("state") == RUNNING:
                 raise ContainerStateError(f"container {meta['name']} is already running")
             self._check_not_starting(cid, st, meta)
+            if restart_count and st.get("stopped_by_user"):
+                raise ContainerStateError(f"container {meta['name']} was stopped: its restart policy does not apply")
             st = {"state": CONFIGURED, "started_at": None, "finished_at": None, "exit_code": None, "oci": False,
-                  "starting": os.getpid()}
+                  "starting": os.getpid(), "restart_count": restart_count}
             self._write_state(cid, st, create=True)
         try:
             os.unlink(os.path.join(self.exits, cid))
@@ -505,6 +512,9 @@ class Containers:
 
             add_mtab(rootfs)
             doc = self.spec(cid)
+            from .policies import apply_to_spec
+
+            apply_to_spec(doc, meta)  # --init
             user_spec = doc.pop("_user", "")
             uid, gid, extra = self._resolve_user(rootfs, user_spec or "0")
             doc["process"]["user"] = {"uid": uid, "gid": gid}
@@ -517,7 +527,7 @@ class Containers:
                 doc["process"]["capabilities"] = caps
             if meta["privileged"] or "ALL" in [c.upper() for c in meta["cap_add"]]:
                 # every capability pallet itself may hand on: its bounding set (podman's rule)
-                have = _bounding_set()
+                have = bounding_set()
                 caps = doc["process"]["capabilities"]
                 for k in caps:
                     caps[k] = [c for c in caps[k] if c in have]
@@ -720,10 +730,13 @@ class Containers:
             self._runtime(c["metadata"][META], "kill", c["id"], str(signum), check=False)
 
     def stop(self, text: str, timeout: float | None = None) -> str:
+        from .policies import before_stop
+
         c = self.get(text)
         cid, meta = c["id"], c["metadata"][META]
+        before_stop(self, cid, meta)  # no restart policy after a stop; a paused one is thawed
         if self.state(cid).get("state") == RUNNING:
-            t = 10 if timeout is None else timeout
+            t = meta.get("stop_timeout", 10) if timeout is None else timeout
             if t > 0:
                 self._runtime(meta, "kill", cid, str(meta["stop_signal"]), check=False)
                 try:
@@ -816,6 +829,10 @@ class Containers:
         """``volumes`` (``rm -v``; always for a ``--rm`` container): its anonymous volumes go too."""
         c = self.get(text)
         cid, meta = c["id"], c["metadata"][META]
+        if force:
+            from .policies import before_stop
+
+            before_stop(self, cid, meta)  # a restart policy's start under way finishes; none follows
         if self.state(cid).get("state") == RUNNING:
             if not force:
                 raise ContainerStateError(f"cannot remove container {cid} as it is running - running or paused "
@@ -882,7 +899,7 @@ class _NoEndpoints:
         pass
 
 
-def _bounding_set() -> set:
+def bounding_set() -> set:
     from ..oci.capabilities import NAMES
 
     try:
