@@ -13,7 +13,7 @@ from .._version import PEERS, __version__
 from .._std import args as _args
 
 #: modules under pallet.cli that add verbs, in --help order
-AREAS = ("transport", "registry", "store", "build", "containers", "network", "volume", "scan")
+AREAS = ("transport", "registry", "store", "build", "containers", "network", "volume", "scan", "cri")
 
 
 class _Parser(_args.ArgumentParser):

@@ -305,8 +305,17 @@ class Containers:
                 "interactive": o.interactive, "tty": o.tty, "runtime": runtime, "restart": o.restart or "no"}
         # the command and options checked before anything is made
         meta["args"] = self._spec("0" * 64, meta, img_cfg)["process"]["args"]
+        return self.create_record(image["id"], name, meta, lambda cid: self._spec(cid, meta, img_cfg))
+
+    def create_record(self, image_id: str, name: str, meta: dict, make_spec) -> dict:
+        """The store container, its directories, ``spec.json`` (``make_spec(cid)``: a runtime
+        config whose ``_user`` is resolved at start) and state: what ``create`` and the CRI
+        server's CreateContainer share. ``meta`` holds what start, stop and cleanup read (name,
+        runtime, network_mode and networks, publish, cap_add/cap_drop/privileged, tty,
+        interactive, rm, stop_signal; ``log_path``, ``supplemental_groups`` optional). Nothing
+        is left when it fails."""
         try:
-            rec = self.store.create_container(image["id"], name, kind="container", metadata={META: meta})
+            rec = self.store.create_container(image_id, name, kind="container", metadata={META: meta})
         except PalletError as e:
             if "already in use" in str(e):
                 raise ContainerError(f"the container name \"{name}\" is already in use") from None
@@ -314,7 +323,7 @@ class Containers:
         cid = rec["id"]
         try:
             os.makedirs(self._userdata(cid), 0o700, exist_ok=True)
-            spec = self._spec(cid, meta, img_cfg)
+            spec = make_spec(cid)
             user = spec["_user"]
             if user and not all(p.isascii() and p.isdigit() for p in user.split(":")):  # a name: check it
                 rootfs = self.store.mount_container(cid)
@@ -331,7 +340,6 @@ class Containers:
             raise
         rec["metadata"][META] = meta
         return rec
-        return self.get(cid)
 
     def _networks(self, o: Options):
         if o.networks and o.networks[0] in ("none", "host"):
@@ -443,6 +451,7 @@ class Containers:
             user_spec = doc.pop("_user", "")
             uid, gid, extra = self._resolve_user(rootfs, user_spec or "0")
             doc["process"]["user"] = {"uid": uid, "gid": gid}
+            extra = list(extra) + [g for g in meta.get("supplemental_groups") or () if g not in extra]
             if extra:
                 doc["process"]["user"]["additionalGids"] = extra
             if uid != 0:
@@ -502,7 +511,7 @@ class Containers:
                     "-p", os.path.join(rundir, "pidfile"), "-n", meta["name"], "--exit-dir", self.exits,
                     "--full-attach", "--persist-dir", rundir,
                     "--runtime-arg", "--root", "--runtime-arg", self.oci_root,
-                    "-l", "k8s-file:" + self.log_path(cid), "--log-level", "error",
+                    "-l", "k8s-file:" + (meta.get("log_path") or self.log_path(cid)), "--log-level", "error",
                     "--runtime-arg", "--log-format=json", "--runtime-arg", "--log", "--runtime-arg", oci_log,
                     "--conmon-pidfile", os.path.join(rundir, "conmon.pid")]
             if meta["tty"]:

@@ -1,0 +1,298 @@
+"""``pallet cri serve`` driven over its unix socket with real gRPC calls (and with crictl from
+cri-tools v1.29 when it is on PATH or in /opt/peers): the image service on a real registry,
+pods with catatonit and Debian's CNI plugins on a test-private bridge and subnet, containers
+under conmon with CRI logs, and a server restart that leaves the containers running.
+
+The module's fixture starts one server on a temp store, a test-private CNI configuration
+directory (bridge ``pcri<N>``, a free /24, host-local's data in a temp dir) and a registries.conf
+that makes the test registry insecure; it removes every pod, container, mount, namespace,
+veth and the bridge afterwards, even when a test fails.
+"""
+
+from __future__ import annotations
+
+import grpc
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from conftest import need, release_all, unmount_under, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PALLET = os.path.join(os.path.dirname(sys.executable), "pallet")
+
+
+def _pb():
+    from pallet.cri.api import runtime_v1_pb2 as pb
+    from pallet.cri.api import runtime_v1_pb2_grpc as pbg
+
+    return pb, pbg
+
+
+def _free_subnet() -> ipaddress.IPv4Network:
+    from pallet.containers.network import subnets
+
+    taken = subnets.host_networks() + [n for n, _ in subnets.other_tools()]
+    for i in range(200):
+        net = ipaddress.ip_network(f"10.{200 + (os.getpid() + i) % 50}.{(os.getpid() // 50 + i) % 250}.0/24")
+        if subnets.overlapping(net, taken) is None:
+            return net
+    pytest.fail("no free /24 for the test bridge")
+
+
+def _links() -> set:
+    out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, check=True, text=True).stdout
+    return {l["ifname"] for l in json.loads(out)}
+
+
+def _daemon(argv: list[str], log: str) -> int:
+    """Start ``argv`` detached from pytest (a server that outlives one test, as a real one
+    outlives its client): its pid."""
+    r = subprocess.run(["sh", "-c", 'log=$1; shift; setsid "$@" </dev/null >>"$log" 2>&1 & echo $!', "sh", log] + argv,
+                       capture_output=True, text=True, check=True)
+    return int(r.stdout.strip())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+class CRI:
+    def __init__(self, work: str, runroot: str, registry_host: str):
+        self.work, self.runroot = work, runroot
+        self.root = os.path.join(work, "root")
+        self.sock = os.path.join(runroot, "cri.sock")
+        self.cni_dir = os.path.join(work, "net.d")
+        self.ipam_dir = os.path.join(work, "ipam")
+        self.logs = os.path.join(work, "logs")
+        os.makedirs(self.cni_dir)
+        os.makedirs(self.logs)
+        self.bridge = f"pcri{os.getpid() % 100000}"
+        self.subnet = _free_subnet()
+        self.net_name = f"pcri-test-{os.getpid()}"
+        self.write_conflist("10-pcri.conflist", [
+            {"type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": False, "hairpinMode": True,
+             "ipam": {"type": "host-local", "dataDir": self.ipam_dir, "ranges": [[{"subnet": str(self.subnet)}]]}},
+            {"type": "portmap", "capabilities": {"portMappings": True}}])
+        self.registries_conf = os.path.join(work, "registries.conf")
+        with open(self.registries_conf, "w") as f:
+            f.write(f'[[registry]]\nlocation = "{registry_host}"\ninsecure = true\n')
+        self.config = os.path.join(work, "cri.conf")
+        with open(self.config, "w") as f:
+            f.write(f'cni_config_dir = "{self.cni_dir}"\nregistries_conf = "{self.registries_conf}"\n')
+        self.image = f"{registry_host}/cri/busybox:v1"
+        self.pid = None
+        self.channel = None
+
+    def write_conflist(self, fname: str, plugins: list) -> str:
+        path = os.path.join(self.cni_dir, fname)
+        with open(path, "w") as f:
+            json.dump({"cniVersion": "0.4.0", "name": self.net_name, "plugins": plugins}, f)
+        return path
+
+    def start(self) -> None:
+        self.pid = _daemon([PALLET, "--root", self.root, "--runroot", self.runroot, "cri", "serve",
+                            "--config", self.config, "--listen", "unix://" + self.sock],
+                           os.path.join(self.work, "server.log"))
+        wait_for(lambda: os.path.exists(self.sock) or not _alive(self.pid), 60, "the CRI server's socket")
+        assert _alive(self.pid), open(os.path.join(self.work, "server.log")).read()[-2000:]
+        pb, pbg = _pb()
+        self.channel = grpc.insecure_channel("unix://" + self.sock)
+        self.rt = pbg.RuntimeServiceStub(self.channel)
+        self.img = pbg.ImageServiceStub(self.channel)
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        if self.pid and _alive(self.pid):
+            os.kill(self.pid, sig)
+            wait_for(lambda: not _alive(self.pid), 60, "the CRI server to exit")
+        self.pid = None
+
+    def pod_config(self, name: str, **kw):
+        pb, _ = _pb()
+        cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=name, uid=f"uid-{name}", namespace="test"),
+                                  hostname=name, log_directory=os.path.join(self.logs, name), **kw)
+        cfg.linux.cgroup_parent = "/pallet-cri-test"
+        return cfg
+
+    def run_pod(self, name: str, **kw) -> tuple[str, object]:
+        pb, _ = _pb()
+        cfg = self.pod_config(name, **kw)
+        return self.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=120).pod_sandbox_id, cfg
+
+    def container(self, pod_id: str, pod_cfg, name: str, args: list[str], **kw) -> str:
+        pb, _ = _pb()
+        cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=self.image),
+                                 args=args, log_path=f"{name}.log", **kw)
+        return self.rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=cfg,
+                                                                 sandbox_config=pod_cfg), timeout=120).container_id
+
+    def status(self, cid: str):
+        pb, _ = _pb()
+        return self.rt.ContainerStatus(pb.ContainerStatusRequest(container_id=cid), timeout=60).status
+
+    def remove_all_pods(self) -> None:
+        pb, _ = _pb()
+        for p in self.rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=60).items:
+            self.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=p.id), timeout=120)
+            self.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=p.id), timeout=120)
+
+    def netns(self) -> list:
+        d = os.path.join(self.runroot, "netns")
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+    def allocations(self) -> list:
+        d = os.path.join(self.ipam_dir, self.net_name)
+        return sorted(n for n in os.listdir(d) if n[0].isdigit()) if os.path.isdir(d) else []
+
+    def cgroups(self) -> list:
+        out = []
+        for base in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+            d = os.path.join(base, "pallet-cri-test")
+            if os.path.isdir(d):
+                out += [os.path.join(d, x) for x in os.listdir(d) if x.startswith("pallet-")]
+        return sorted(out)
+
+
+@pytest.fixture(scope="module")
+def cri(tmp_path_factory, registry):
+    need("conmon")
+    need("skopeo")
+    if not os.path.exists("/usr/bin/catatonit") or not os.path.exists("/usr/lib/cni/bridge"):
+        pytest.fail("catatonit and containernetworking-plugins are needed: run scripts/install.sh")
+    work = str(tmp_path_factory.mktemp("cri"))
+    runroot = tempfile.mkdtemp(prefix="pcri-")
+    layout = os.path.join(work, "layout")
+    subprocess.run([sys.executable, os.path.join(HERE, "..", "..", "scripts", "make-demo-image.py"), layout, "v1"],
+                   check=True, capture_output=True)
+    c = CRI(work, runroot, registry.host)
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{c.image}"],
+                   check=True, capture_output=True, timeout=120)
+    links_before = _links()
+    c.start()
+    try:
+        yield c
+    finally:
+        def stop_server():
+            if c.pid is None or not _alive(c.pid):
+                c.start()
+            try:
+                c.remove_all_pods()
+            finally:
+                c.stop()
+
+        release_all(stop_server,
+                    lambda: subprocess.run([PALLET, "--root", c.root, "--runroot", runroot, "rm", "-a", "-f", "-t", "0"],
+                                           capture_output=True, timeout=120),
+                    lambda: subprocess.run(["ip", "link", "del", c.bridge], capture_output=True),
+                    lambda: unmount_under(runroot),
+                    lambda: unmount_under(c.root),
+                    lambda: shutil.rmtree(runroot, ignore_errors=True))
+        assert _links() <= links_before | {c.bridge} and c.bridge not in _links()
+        assert c.cgroups() == []
+
+
+# -- the server and its configuration -----------------------------------------------------------
+
+def test_version_status_and_runtime_config(cri):
+    pb, _ = _pb()
+    v = cri.rt.Version(pb.VersionRequest(version="v1"), timeout=30)
+    assert (v.runtime_name, v.runtime_api_version) == ("pallet", "v1") and v.runtime_version
+    st = cri.rt.Status(pb.StatusRequest(verbose=True), timeout=30)
+    conds = {c.type: c.status for c in st.status.conditions}
+    assert conds == {"RuntimeReady": True, "NetworkReady": True}
+    assert json.loads(st.info["config"])["cniConfigDir"] == cri.cni_dir
+    cri.rt.UpdateRuntimeConfig(pb.UpdateRuntimeConfigRequest(
+        runtime_config=pb.RuntimeConfig(network_config=pb.NetworkConfig(pod_cidr="10.244.0.0/16"))), timeout=30)
+    with pytest.raises(grpc.RpcError) as e:
+        cri.rt.ContainerStats(pb.ContainerStatsRequest(container_id="x"), timeout=30)
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and "not supported" in e.value.details()
+
+
+@pytest.mark.parametrize("text,words", [("listen = [\n", "not valid TOML"), ("nosuch = 1\n", "unknown key 'nosuch'"),
+                                        ("cni_plugin_dirs = 'x'\n", "cni_plugin_dirs must be a list"),
+                                        ("listen = 'tcp://1.2.3.4:5'\n", "want unix:///"),
+                                        ("pause_image = 'registry.k8s.io/pause:3.9'\n", "not supported yet")])
+def test_bad_config_is_one_line_and_125(tmp_path, text, words):
+    conf = tmp_path / "cri.conf"
+    conf.write_text(text)
+    p = subprocess.run([PALLET, "--root", str(tmp_path / "r"), "--runroot", str(tmp_path / "rr"), "cri", "serve",
+                        "--config", str(conf), "--listen", f"unix://{tmp_path}/s.sock"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 125
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("Error: ") and words in p.stderr, p.stderr
+    assert not os.path.exists(tmp_path / "s.sock")
+
+
+def test_grpc_is_not_imported_by_other_commands():
+    code = "import sys; from pallet.cli import main; main.build_parser(); print('grpc' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+# -- images --------------------------------------------------------------------------------------
+
+def test_pull_list_status_remove_image(cri):
+    pb, _ = _pb()
+    ref = cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=cri.image)), timeout=120).image_ref
+    assert ref.startswith("sha256:") and len(ref) == 71
+    imgs = cri.img.ListImages(pb.ListImagesRequest(), timeout=30).images
+    mine = [i for i in imgs if i.id == ref]
+    assert mine and cri.image in mine[0].repo_tags and mine[0].size > 0
+    assert mine[0].repo_digests and mine[0].repo_digests[0].startswith(cri.image.rsplit(":", 1)[0] + "@sha256:")
+    for text in (cri.image, ref, ref[7:19]):
+        assert cri.img.ImageStatus(pb.ImageStatusRequest(image=pb.ImageSpec(image=text)), timeout=30).image.id == ref
+    assert not cri.img.ImageStatus(pb.ImageStatusRequest(image=pb.ImageSpec(image="nosuch/image:1")),
+                                   timeout=30).HasField("image")
+    fs = cri.img.ImageFsInfo(pb.ImageFsInfoRequest(), timeout=60).image_filesystems[0]
+    assert fs.fs_id.mountpoint == cri.root and fs.used_bytes.value > 0 and fs.inodes_used.value > 0
+    with pytest.raises(grpc.RpcError) as e:
+        cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=cri.image.replace("busybox", "nosuch"))),
+                          timeout=120)
+    assert e.value.code() == grpc.StatusCode.UNKNOWN and "nosuch" in e.value.details()
+    # removed, and removing again is fine; pulled back for the other tests
+    cri.img.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(image=ref)), timeout=60)
+    assert not any(i.id == ref for i in cri.img.ListImages(pb.ListImagesRequest(), timeout=30).images)
+    cri.img.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(image=ref)), timeout=60)
+    cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=cri.image)), timeout=120)
+
+
+def test_pull_with_credentials_from_the_request(cri, make_registry, tmp_path):
+    from conftest import htpasswd_registry
+
+    pb, _ = _pb()
+    reg = htpasswd_registry(make_registry, tmp_path, "cri/auth")
+    with open(cri.registries_conf, "a") as f:
+        f.write(f'[[registry]]\nlocation = "{reg.host}"\ninsecure = true\n')
+    image = f"{reg.host}/cri/auth:v1"
+    with pytest.raises(grpc.RpcError) as e:
+        cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=image)), timeout=120)
+    assert e.value.code() == grpc.StatusCode.UNKNOWN
+    with pytest.raises(grpc.RpcError):
+        cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=image),
+                                              auth=pb.AuthConfig(username="bob", password="wrong")), timeout=120)
+    ref = cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=image),
+                                                auth=pb.AuthConfig(username="bob", password="builder")),
+                            timeout=120).image_ref
+    assert ref.startswith("sha256:")
+    import base64
+
+    cri.img.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(image=ref)), timeout=60)
+    auth = base64.b64encode(b"bob:builder").decode()
+    assert cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=image), auth=pb.AuthConfig(auth=auth)),
+                             timeout=120).image_ref == ref
+    cri.img.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(image=ref)), timeout=60)
