@@ -296,3 +296,226 @@ def test_pull_with_credentials_from_the_request(cri, make_registry, tmp_path):
     assert cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=image), auth=pb.AuthConfig(auth=auth)),
                              timeout=120).image_ref == ref
     cri.img.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(image=ref)), timeout=60)
+
+
+# -- pods ----------------------------------------------------------------------------------------
+
+def _veths_on(bridge: str) -> list:
+    out = subprocess.run(["ip", "-j", "link", "show", "master", bridge], capture_output=True, text=True).stdout
+    return [l["ifname"] for l in json.loads(out or "[]")]
+
+
+def test_pod_lifecycle_with_cni(cri):
+    pb, _ = _pb()
+    netns_before, allocs_before = cri.netns(), cri.allocations()
+    pod_id, cfg = cri.run_pod("web", labels={"app": "web"},
+                              port_mappings=[pb.PortMapping(container_port=80, host_port=0)])
+    st = cri.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id, verbose=True), timeout=30)
+    s = st.status
+    assert s.state == pb.SANDBOX_READY and s.metadata.name == "web" and s.labels["app"] == "web"
+    assert ipaddress.ip_address(s.network.ip) in cri.subnet
+    info = json.loads(st.info["info"])
+    assert _alive(info["pid"])
+    with open(f"/proc/{info['pid']}/cmdline", "rb") as f:
+        assert f.read().split(b"\0")[1:2] == [b"-P"]  # catatonit -P holds the namespaces
+    assert os.readlink(f"/proc/{info['pid']}/ns/net") != os.readlink("/proc/self/ns/net")
+    assert len(cri.netns()) == len(netns_before) + 1 and len(cri.allocations()) == len(allocs_before) + 1
+    assert len(_veths_on(cri.bridge)) >= 1
+    # listed, filtered by id prefix, label and state
+    ids = lambda **f: [p.id for p in cri.rt.ListPodSandbox(pb.ListPodSandboxRequest(
+        filter=pb.PodSandboxFilter(**f)), timeout=30).items]
+    assert pod_id in ids() and ids(id=pod_id[:12]) == [pod_id]
+    assert ids(label_selector={"app": "web"}) == [pod_id] and ids(label_selector={"app": "nope"}) == []
+    assert pod_id in ids(state=pb.PodSandboxStateValue(state=pb.SANDBOX_READY))
+    # the same name and attempt again: refused
+    with pytest.raises(grpc.RpcError) as e:
+        cri.run_pod("web")
+    assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    # stop: not ready, network gone; twice is fine; remove; twice is fine
+    for _ in range(2):
+        cri.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+    s = cri.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id), timeout=30).status
+    assert s.state == pb.SANDBOX_NOTREADY and not _alive(info["pid"])
+    assert cri.netns() == netns_before and cri.allocations() == allocs_before
+    for _ in range(2):
+        cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+    with pytest.raises(grpc.RpcError) as e:
+        cri.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id), timeout=30)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert cri.cgroups() == []
+
+
+def test_host_network_pod(cri):
+    pb, _ = _pb()
+    cfg = cri.pod_config("hostnet")
+    cfg.linux.security_context.namespace_options.network = pb.NODE
+    before = cri.netns()
+    pod_id = cri.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=120).pod_sandbox_id
+    try:
+        st = cri.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id, verbose=True), timeout=30)
+        pid = json.loads(st.info["info"])["pid"]
+        assert os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net") and cri.netns() == before
+    finally:
+        cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+
+
+def test_failed_run_pod_sandbox_leaves_nothing(cri):
+    """A CNI plugin after bridge fails: bridge's veth and host-local's address are released, the
+    namespace, the pause container and its cgroup never stay, no pod is listed."""
+    pb, _ = _pb()
+    before = (cri.netns(), cri.allocations(), _veths_on(cri.bridge), cri.cgroups())
+    bad = cri.write_conflist("00-failing.conflist", [
+        {"type": "bridge", "bridge": cri.bridge, "isGateway": True, "ipMasq": False,
+         "ipam": {"type": "host-local", "dataDir": cri.ipam_dir, "ranges": [[{"subnet": str(cri.subnet)}]]}},
+        {"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.no_such_sysctl": "1"}}])
+    try:
+        with pytest.raises(grpc.RpcError) as e:
+            cri.run_pod("broken")
+        assert "tuning" in e.value.details()
+    finally:
+        os.unlink(bad)
+    assert (cri.netns(), cri.allocations(), _veths_on(cri.bridge), cri.cgroups()) == before
+    assert not [p for p in cri.rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=30).items
+                if p.metadata.name == "broken"]
+    # a failing pause process (after the network was made) leaves nothing either
+    cfg = cri.pod_config("badparent")
+    cfg.linux.cgroup_parent = "relative/parent"
+    with pytest.raises(grpc.RpcError) as e:
+        cri.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=120)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (cri.netns(), cri.allocations(), _veths_on(cri.bridge), cri.cgroups()) == before
+
+
+@pytest.mark.parametrize("field,value,code", [("name", "", grpc.StatusCode.INVALID_ARGUMENT),
+                                              ("name", "../x", grpc.StatusCode.INVALID_ARGUMENT),
+                                              ("hostname", "a b", grpc.StatusCode.INVALID_ARGUMENT)])
+def test_bad_pod_requests(cri, field, value, code):
+    pb, _ = _pb()
+    cfg = cri.pod_config("bad")
+    if field == "name":
+        cfg.metadata.name = value
+    else:
+        cfg.hostname = value
+    with pytest.raises(grpc.RpcError) as e:
+        cri.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=60)
+    assert e.value.code() == code and e.value.details()
+    with pytest.raises(grpc.RpcError) as e:
+        cri.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cri.pod_config("h"), runtime_handler="kata"), timeout=60)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not supported yet" in e.value.details()
+
+
+# -- containers ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def pod(cri):
+    pb, _ = _pb()
+    cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=cri.image)), timeout=120)
+    name = f"p{time.monotonic_ns() % 10**9}"
+    pod_id, cfg = cri.run_pod(name)
+    try:
+        yield pod_id, cfg
+    finally:
+        cri.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+        cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+
+
+def _cri_log(path: str) -> list:
+    """(stream, tag, text) of each line of a CRI log (TIMESTAMP STREAM P|F TEXT)."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            ts, stream, tag, text = line.rstrip("\n").split(" ", 3)
+            assert ts[:4].isdigit() and "T" in ts
+            out.append((stream, tag, text))
+    return out
+
+
+def test_container_lifecycle_logs_and_exit_reasons(cri, pod):
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    cid = cri.container(pod_id, pod_cfg, "main", ["sh", "-c", "echo out; echo err >&2; echo $GREETING; exit 3"],
+                        envs=[pb.KeyValue(key="GREETING", value="hello")], labels={"tier": "one"})
+    s = cri.status(cid)
+    assert s.state == pb.CONTAINER_CREATED and s.metadata.name == "main" and s.created_at > 0
+    assert s.log_path == os.path.join(cri.logs, pod_cfg.metadata.name, "main.log")
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+    wait_for(lambda: cri.status(cid).state == pb.CONTAINER_EXITED, 60, "the container to exit")
+    s = cri.status(cid)
+    assert (s.exit_code, s.reason) == (3, "Error") and s.finished_at >= s.started_at > 0
+    assert sorted(_cri_log(s.log_path)) == sorted([("stdout", "F", "out"), ("stderr", "F", "err"),
+                                                   ("stdout", "F", "hello")])
+    ok = cri.container(pod_id, pod_cfg, "ok", ["true"])
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=ok), timeout=120)
+    wait_for(lambda: cri.status(ok).state == pb.CONTAINER_EXITED, 60, "the container to exit")
+    assert (cri.status(ok).exit_code, cri.status(ok).reason) == (0, "Completed")
+    listed = lambda **f: sorted(c.id for c in cri.rt.ListContainers(pb.ListContainersRequest(
+        filter=pb.ContainerFilter(**f)), timeout=30).containers)
+    assert listed(pod_sandbox_id=pod_id) == sorted([cid, ok])
+    assert listed(label_selector={"tier": "one"}) == [cid] and listed(id=ok[:12]) == [ok]
+    assert listed(pod_sandbox_id=pod_id, state=pb.ContainerStateValue(state=pb.CONTAINER_RUNNING)) == []
+    # starting an exited container again is refused
+    with pytest.raises(grpc.RpcError) as e:
+        cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    for _ in range(2):
+        cri.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=60)
+    assert listed(pod_sandbox_id=pod_id) == [ok]
+    with pytest.raises(grpc.RpcError) as e:
+        cri.status(cid)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_running_container_shares_the_pod_and_stops_with_sigkill_after_timeout(cri, pod):
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    # ignores SIGTERM: StopContainer must kill it after the timeout
+    cid = cri.container(pod_id, pod_cfg, "sleeper", ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"])
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+    assert cri.status(cid).state == pb.CONTAINER_RUNNING
+    r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", "hostname; ip -4 -o addr show eth0 "
+                                                                  "2>/dev/null || cat /proc/net/fib_trie | head -1; "
+                                                                  "echo E >&2; exit 4"], timeout=30), timeout=60)
+    assert r.exit_code == 4 and r.stderr == b"E\n"
+    assert r.stdout.decode().splitlines()[0] == pod_cfg.hostname
+    ps = cri.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id), timeout=30).status
+    r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["cat", "/proc/net/fib_trie"], timeout=30),
+                        timeout=60)
+    assert ps.network.ip in r.stdout.decode()  # the pod's network namespace
+    with pytest.raises(grpc.RpcError) as e:
+        cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sleep", "10"], timeout=1), timeout=60)
+    assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    t0 = time.monotonic()
+    cri.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1), timeout=120)
+    assert 1 <= time.monotonic() - t0 < 30
+    s = cri.status(cid)
+    assert s.state == pb.CONTAINER_EXITED and s.exit_code == 137 and s.reason == "Error"
+    cri.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1), timeout=60)  # idempotent
+
+
+def test_bad_container_requests(cri, pod, tmp_path):
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+
+    def create(**kw):
+        cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=kw.pop("name", "bad")),
+                                 image=pb.ImageSpec(image=kw.pop("image", cri.image)), args=["true"], **kw)
+        with pytest.raises(grpc.RpcError) as e:
+            cri.rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=kw.pop("pod", pod_id), config=cfg),
+                                   timeout=60)
+        return e.value
+
+    e = create(mounts=[pb.Mount(container_path="/data", host_path=str(tmp_path / "missing"))])
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "missing" in e.details()
+    e = create(image="nosuch/image:1")
+    assert e.code() == grpc.StatusCode.NOT_FOUND
+    sc = pb.LinuxContainerSecurityContext(seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.Localhost,
+                                                                     localhost_ref=str(tmp_path / "nosuch.json")))
+    e = create(linux=pb.LinuxContainerConfig(security_context=sc))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "nosuch.json" in e.details()
+    cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="x"), image=pb.ImageSpec(image=cri.image))
+    with pytest.raises(grpc.RpcError) as ei:
+        cri.rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id="f" * 64, config=cfg), timeout=60)
+    assert ei.value.code() == grpc.StatusCode.NOT_FOUND
+    # nothing was left: no container in the pod
+    assert not cri.rt.ListContainers(pb.ListContainersRequest(filter=pb.ContainerFilter(pod_sandbox_id=pod_id)),
+                                     timeout=30).containers

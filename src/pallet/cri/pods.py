@@ -153,8 +153,9 @@ class Pods:
             cport, hport = int(p.get("container_port") or 0), int(p.get("host_port") or 0)
             if not 0 < cport < 65536 or not 0 <= hport < 65536:
                 raise CRIError(f"port mapping {p}: ports must be in 1..65535", "INVALID_ARGUMENT")
-            ports.append({"containerPort": cport, "hostPort": hport, "protocol": p.get("protocol", "tcp"),
-                          "hostIP": p.get("host_ip", "")})
+            if hport:  # no host port: nothing to map (as containerd and CRI-O drop them)
+                ports.append({"containerPort": cport, "hostPort": hport, "protocol": p.get("protocol", "tcp"),
+                              "hostIP": p.get("host_ip", "")})
         host_net, host_ipc, host_pid = (bool(config.get(k)) for k in ("host_network", "host_ipc", "host_pid"))
         net = None
         if not host_net:
