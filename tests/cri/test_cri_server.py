@@ -69,6 +69,19 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _listening(path: str) -> bool:
+    import socket
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 class CRI:
     def __init__(self, work: str, runroot: str, registry_host: str):
         self.work, self.runroot = work, runroot
@@ -89,9 +102,12 @@ class CRI:
         self.registries_conf = os.path.join(work, "registries.conf")
         with open(self.registries_conf, "w") as f:
             f.write(f'[[registry]]\nlocation = "{registry_host}"\ninsecure = true\n')
+        self.plugins = os.path.join(work, "plugins")
+        os.makedirs(self.plugins)
         self.config = os.path.join(work, "cri.conf")
         with open(self.config, "w") as f:
-            f.write(f'cni_config_dir = "{self.cni_dir}"\nregistries_conf = "{self.registries_conf}"\n')
+            f.write(f'cni_config_dir = "{self.cni_dir}"\nregistries_conf = "{self.registries_conf}"\n'
+                    f'cni_plugin_dirs = ["{self.plugins}", "/usr/lib/cni"]\n')
         self.image = f"{registry_host}/cri/busybox:v1"
         self.pid = None
         self.channel = None
@@ -106,7 +122,7 @@ class CRI:
         self.pid = _daemon([PALLET, "--root", self.root, "--runroot", self.runroot, "cri", "serve",
                             "--config", self.config, "--listen", "unix://" + self.sock],
                            os.path.join(self.work, "server.log"))
-        wait_for(lambda: os.path.exists(self.sock) or not _alive(self.pid), 60, "the CRI server's socket")
+        wait_for(lambda: _listening(self.sock) or not _alive(self.pid), 60, "the CRI server's socket")
         assert _alive(self.pid), open(os.path.join(self.work, "server.log")).read()[-2000:]
         pb, pbg = _pb()
         self.channel = grpc.insecure_channel("unix://" + self.sock)
@@ -519,3 +535,128 @@ def test_bad_container_requests(cri, pod, tmp_path):
     # nothing was left: no container in the pod
     assert not cri.rt.ListContainers(pb.ListContainersRequest(filter=pb.ContainerFilter(pod_sandbox_id=pod_id)),
                                      timeout=30).containers
+
+
+# -- restart safety ------------------------------------------------------------------------------
+
+def test_restarted_server_sees_pods_and_containers_that_kept_running(cri, pod):
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    cid = cri.container(pod_id, pod_cfg, "long", ["sh", "-c", "while :; do echo tick; sleep 0.2; done"])
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+    pid = json.loads(cri.rt.ContainerStatus(pb.ContainerStatusRequest(container_id=cid, verbose=True),
+                                            timeout=30).info["info"])["pid"]
+    assert _alive(pid)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        cri.stop(sig)
+        path = os.path.join(cri.logs, pod_cfg.metadata.name, "long.log")
+        lines = len(_cri_log(path))
+        wait_for(lambda: len(_cri_log(path)) > lines + 2, 30, "the container to go on logging with no server")
+        assert _alive(pid)
+        cri.start()
+        pods = {p.id: p.state for p in cri.rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=30).items}
+        assert pods[pod_id] == pb.SANDBOX_READY
+        s = cri.status(cid)
+        assert s.state == pb.CONTAINER_RUNNING and s.metadata.name == "long"
+        r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["echo", "still"], timeout=30), timeout=60)
+        assert r.stdout == b"still\n"
+    cri.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=5), timeout=120)
+    s = cri.status(cid)
+    assert s.state == pb.CONTAINER_EXITED and s.exit_code == 143 and not _alive(pid)
+
+
+def test_server_killed_mid_run_pod_sandbox_is_cleaned_up_at_restart(cri):
+    """kill -9 while a CNI plugin of RunPodSandbox runs: the restarted server detaches the
+    network, removes the namespace and forgets the pod."""
+    pb, _ = _pb()
+    marker = os.path.join(cri.work, "slow-started")
+    plugin = os.path.join(cri.plugins, "slowplugin")
+    with open(plugin, "w") as f:
+        f.write(f'#!/bin/sh\ncat >/dev/null\n[ "$CNI_COMMAND" = ADD ] || exit 0\necho $$ > {marker}\n'
+                f'i=0; while [ $i -lt 300 ] && [ -e {marker} ]; do sleep 0.1; i=$((i+1)); done\nexit 1\n')
+    os.chmod(plugin, 0o755)
+    before = (cri.netns(), cri.allocations(), _veths_on(cri.bridge), cri.cgroups())
+    bad = cri.write_conflist("00-slow.conflist", [
+        {"type": "bridge", "bridge": cri.bridge, "isGateway": True, "ipMasq": False,
+         "ipam": {"type": "host-local", "dataDir": cri.ipam_dir, "ranges": [[{"subnet": str(cri.subnet)}]]}},
+        {"type": "slowplugin"}])
+    import threading
+
+    errors = []
+    t = threading.Thread(target=lambda: errors.append(_call_quietly(cri, "slowpod")))
+    try:
+        t.start()
+        wait_for(lambda: os.path.exists(marker), 60, "the slow CNI plugin to run")
+        assert len(cri.netns()) == len(before[0]) + 1 and len(cri.allocations()) == len(before[1]) + 1
+        cri.stop(signal.SIGKILL)
+        t.join(60)
+    finally:
+        os.unlink(bad)
+        try:
+            os.unlink(marker)  # the orphaned plugin ends
+        except FileNotFoundError:
+            pass
+    cri.start()
+    assert (cri.netns(), cri.allocations(), _veths_on(cri.bridge), cri.cgroups()) == before
+    assert not [p for p in cri.rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=30).items
+                if p.metadata.name == "slowpod"]
+
+
+def _call_quietly(cri, name):
+    try:
+        cri.run_pod(name)
+    except grpc.RpcError as e:
+        return e.code()
+    return None
+
+
+# -- crictl (cri-tools v1.29), when it is here ----------------------------------------------------
+
+def _crictl() -> str | None:
+    for path in (shutil.which("crictl"), "/opt/peers/crictl"):
+        if path and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+@pytest.mark.skipif(_crictl() is None, reason="crictl (cri-tools v1.29) is not installed: the server is tested "
+                                               "through grpc directly above")
+def test_crictl_drives_a_whole_life(cri, tmp_path):
+    crictl = _crictl()
+    ep = "unix://" + cri.sock
+
+    def run(*args, check=True):
+        p = subprocess.run([crictl, "--runtime-endpoint", ep, "--image-endpoint", ep, "--timeout", "60s"] + list(args),
+                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        if check:
+            assert p.returncode == 0, (args, p.stdout, p.stderr)
+        return p
+
+    assert "RuntimeName:  pallet" in run("version").stdout
+    run("pull", cri.image)
+    assert cri.image.rsplit(":", 1)[0] in run("images").stdout
+    pod_json = tmp_path / "pod.json"
+    pod_json.write_text(json.dumps({"metadata": {"name": "crictl-pod", "namespace": "test", "uid": "crictl-uid"},
+                                    "log_directory": str(tmp_path / "logs"), "hostname": "crictl-pod",
+                                    "linux": {"cgroup_parent": "/pallet-cri-test"}}))
+    ctr_json = tmp_path / "ctr.json"
+    ctr_json.write_text(json.dumps({"metadata": {"name": "hello"}, "image": {"image": cri.image},
+                                    "args": ["sh", "-c", "echo hello from crictl; sleep 300"],
+                                    "log_path": "hello.log"}))
+    pod_id = run("runp", str(pod_json)).stdout.strip()
+    try:
+        assert pod_id in run("pods", "-q").stdout
+        cid = run("create", pod_id, str(ctr_json), str(pod_json)).stdout.strip()
+        run("start", cid)
+        assert cid in run("ps", "-q").stdout
+        wait_for(lambda: "hello from crictl" in run("logs", cid).stdout, 30, "the container's log through crictl")
+        assert run("exec", "-s", cid, "cat", "/etc/hostname").stdout.split() == ["crictl-pod"]
+        assert json.loads(run("inspect", cid).stdout)["status"]["state"] == "CONTAINER_RUNNING"
+        run("stop", "-t", "1", cid)
+        assert json.loads(run("inspect", cid).stdout)["status"]["state"] == "CONTAINER_EXITED"
+        run("rm", cid)
+        run("stopp", pod_id)
+        run("rmp", pod_id)
+        assert pod_id not in run("pods", "-q").stdout
+    finally:
+        run("rmp", "-f", pod_id, check=False)

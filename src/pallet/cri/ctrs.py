@@ -88,7 +88,7 @@ class Ctrs:
                "started_at": _iso_to_ns(st.get("started_at")), "finished_at": 0, "exit_code": 0,
                "image": cri["image"], "image_ref": cri["image_ref"], "reason": "", "message": "",
                "labels": cri["labels"], "annotations": cri["annotations"], "mounts": cri["mounts"],
-               "log_path": cri["log_path"]}
+               "log_path": cri["log_path"], "pid": st.get("pid") or 0 if state == RUNNING else 0}
         if state == EXITED:
             code = st.get("exit_code")
             out["exit_code"] = -1 if code is None else code

@@ -270,6 +270,21 @@ class Pods:
 
         return self.ctx.containers.create_record(None, name, meta, spec)["id"]
 
+    def recover(self) -> list[str]:
+        """At start: a pod a killed server left half-made (``creating``) is torn down and removed
+        (its pause container, CNI attachment, namespace, record); the IDs removed."""
+        gone = []
+        for pod in self.list():
+            if pod.get("state") == "creating":
+                try:
+                    self._teardown(pod, remove=True)
+                except PalletError:
+                    self._save(pod)
+                    continue
+                shutil.rmtree(self._dir(pod["id"]), ignore_errors=True)
+                gone.append(pod["id"])
+        return gone
+
     # -- Stop / Remove ------------------------------------------------------------------------
 
     def _teardown(self, pod: dict, remove: bool = False) -> None:

@@ -47,6 +47,9 @@ def serve(store, config, global_args: list[str], ready=None, workers: int = 8) -
     path = config.socket_path
     ctx = Context(store, config, global_args)
     _claim_socket(path)
+    from .pods import Pods
+
+    Pods(ctx).recover()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers),
                          options=[("grpc.max_receive_message_length", 16 << 20),
                                   ("grpc.max_send_message_length", 16 << 20)])

@@ -283,7 +283,12 @@ class Runtime(pbg.RuntimeServiceServicer):
                                 exit_code=s["exit_code"], image=pb.ImageSpec(**s["image"]), image_ref=s["image_ref"],
                                 reason=s["reason"], message=s["message"], labels=s["labels"],
                                 annotations=s["annotations"], mounts=mounts, log_path=s["log_path"])
-        return pb.ContainerStatusResponse(status=st)
+        info = {}
+        if request.verbose:
+            from .._std import json
+
+            info["info"] = json.dumps({"pid": s["pid"], "runtime": self.ctx.runtime})
+        return pb.ContainerStatusResponse(status=st, info=info)
 
     @rpc(locked=False)
     def ExecSync(self, request, context):
