@@ -660,3 +660,45 @@ def test_crictl_drives_a_whole_life(cri, tmp_path):
         assert pod_id not in run("pods", "-q").stdout
     finally:
         run("rmp", "-f", pod_id, check=False)
+
+
+def test_oom_killed_reason(cri, pod):
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    res = pb.LinuxContainerResources(memory_limit_in_bytes=16 << 20)
+    cid = cri.container(pod_id, pod_cfg, "hog", ["sh", "-c", "x=a; while :; do x=$x$x$x$x; done"],
+                        linux=pb.LinuxContainerConfig(resources=res))
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+    wait_for(lambda: cri.status(cid).state == pb.CONTAINER_EXITED, 60, "the memory hog to be killed")
+    s = cri.status(cid)
+    assert (s.exit_code, s.reason) == (137, "OOMKilled")
+
+
+def test_host_port_mapping_through_portmap(cri):
+    """A pod's hostPort reaches its container (CNI portmap's DNAT, from 127.0.0.1 too), and goes
+    with the pod."""
+    import urllib.request
+
+    from conftest import free_port
+
+    pb, _ = _pb()
+    cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=cri.image)), timeout=120)
+    port = free_port()
+    pod_id, cfg = cri.run_pod("ported", port_mappings=[pb.PortMapping(container_port=8080, host_port=port,
+                                                                      host_ip="127.0.0.1")])
+
+    def get():
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+        except OSError:
+            return None
+
+    try:
+        cid = cri.container(pod_id, cfg, "web", ["sh", "-c", "mkdir -p /tmp/w && echo served > /tmp/w/index.html && "
+                                                            "exec httpd -f -p 8080 -h /tmp/w"])
+        cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+        assert wait_for(get, 30, f"the container's httpd on host port {port}") == b"served\n"
+    finally:
+        cri.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+        cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+    assert get() is None

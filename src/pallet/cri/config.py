@@ -90,7 +90,10 @@ def parse(text: str, where: str = DEFAULT_PATH) -> CRIConfig:
             raise ConfigError(f"{where}: {k} must be a list of strings")
         values[k] = v
     cfg = CRIConfig(**values)
-    socket_path(cfg.listen)
+    try:
+        socket_path(cfg.listen)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
     if cfg.cgroup_manager != "cgroupfs":
         raise ConfigError(f"{where}: cgroup_manager {cfg.cgroup_manager!r}: only \"cgroupfs\" is supported so far")
     if cfg.pause_image:

@@ -120,14 +120,14 @@ class Ctrs:
     def create(self, pod_id: str, config: dict) -> str:
         """A created container from ``config`` (ContainerConfig as plain values) in the pod."""
         from ..oci import runtime_spec as rs
-        from .pods import _check_name
+        from .pods import check_name
 
         pod = self.pods.get(pod_id)
         pause_pid = self.pods.pause_pid(pod)
         if self.pods.state(pod) != "ready" or not pause_pid:
             raise CRIError(f"pod sandbox {pod['id'][:13]} is not ready", "FAILED_PRECONDITION")
         md = config.get("metadata") or {}
-        cname = _check_name(md.get("name", ""), "container name")
+        cname = check_name(md.get("name", ""), "container name")
         attempt = int(md.get("attempt") or 0)
         pmd = pod["metadata"]
         name = f"k8s_{cname}_{pmd['name']}_{pmd['namespace']}_{pmd['uid']}_{attempt}"

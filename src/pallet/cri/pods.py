@@ -29,7 +29,7 @@ def now_ns() -> int:
     return time.time_ns()
 
 
-def _check_name(value: str, what: str, limit: int = 253) -> str:
+def check_name(value: str, what: str, limit: int = 253) -> str:
     if not isinstance(value, str) or not value or len(value) > limit or not value.isascii() \
             or not all(c.isalnum() or c in "-._" for c in value):
         raise CRIError(f"{what} {value!r}: want 1 to {limit} letters, digits, '-', '.' or '_'", "INVALID_ARGUMENT")
@@ -132,16 +132,16 @@ class Pods:
             raise CRIError(f"runtime handler {runtime_handler!r}: runtime handlers are not supported yet "
                            "(the configured runtime runs every pod)", "INVALID_ARGUMENT")
         md = config.get("metadata") or {}
-        name = _check_name(md.get("name", ""), "pod name")
-        namespace = _check_name(md.get("namespace", "") or "default", "pod namespace")
-        uid = _check_name(md.get("uid", "") or "none", "pod uid")
+        name = check_name(md.get("name", ""), "pod name")
+        namespace = check_name(md.get("namespace", "") or "default", "pod namespace")
+        uid = check_name(md.get("uid", "") or "none", "pod uid")
         attempt = int(md.get("attempt") or 0)
         key = f"{name}_{namespace}_{uid}_{attempt}"
         for other in self.list():
             if other.get("key") == key:
                 raise CRIError(f"pod sandbox name {key!r} is reserved for {other['id']}", "ALREADY_EXISTS")
         hostname = config.get("hostname") or name
-        _check_name(hostname, "hostname", 64)
+        check_name(hostname, "hostname", 64)
         log_dir = config.get("log_directory") or ""
         if log_dir and not log_dir.startswith("/"):
             raise CRIError(f"log_directory {log_dir!r}: not an absolute path", "INVALID_ARGUMENT")
