@@ -36,12 +36,9 @@ def load(conf_dir: str) -> Network:
     if not names:
         raise CRIError(f"no CNI network configuration in {conf_dir}", "FAILED_PRECONDITION")
     path = os.path.join(conf_dir, names[0])
-    try:
-        with open(path, "rb") as f:
-            doc = json.loads(f.read(1 << 20))
-    except (OSError, ValueError) as e:
-        raise CRIError(f"CNI configuration {path}: {getattr(e, 'strerror', None) or e}", "FAILED_PRECONDITION") \
-            from None
+    from .jsonfile import read
+
+    doc = read(path, "CNI configuration", "FAILED_PRECONDITION")
     if not isinstance(doc, dict):
         raise CRIError(f"CNI configuration {path}: not a JSON object", "FAILED_PRECONDITION")
     if "plugins" in doc:

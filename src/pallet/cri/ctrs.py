@@ -282,14 +282,9 @@ class Ctrs:
         path = prof.get("localhost_ref") or ""
         if not path.startswith("/"):
             raise CRIError(f"seccomp profile {path!r}: localhost_ref must be an absolute path", "INVALID_ARGUMENT")
-        from .._std import json
+        from .jsonfile import read
 
-        try:
-            with open(path, "rb") as f:
-                doc = json.loads(f.read(4 << 20))
-        except (OSError, ValueError) as e:
-            raise CRIError(f"seccomp profile {path}: {getattr(e, 'strerror', None) or e}", "INVALID_ARGUMENT") \
-                from None
+        doc = read(path, "seccomp profile", "INVALID_ARGUMENT", 4 << 20)
         if not isinstance(doc, dict) or not isinstance(doc.get("defaultAction"), str):
             raise CRIError(f"seccomp profile {path}: not a runtime-spec seccomp object", "INVALID_ARGUMENT")
         return doc
