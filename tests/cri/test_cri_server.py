@@ -107,7 +107,7 @@ class CRI:
         self.config = os.path.join(work, "cri.conf")
         with open(self.config, "w") as f:
             f.write(f'cni_config_dir = "{self.cni_dir}"\nregistries_conf = "{self.registries_conf}"\n'
-                    f'cni_plugin_dirs = ["{self.plugins}", "/usr/lib/cni"]\n')
+                    f'cni_plugin_dirs = ["{self.plugins}", "/usr/lib/cni"]\n[runtimes]\nrunc = "runc"\n')
         self.image = f"{registry_host}/cri/busybox:v1"
         self.pid = None
         self.channel = None
@@ -417,7 +417,7 @@ def test_bad_pod_requests(cri, field, value, code):
     assert e.value.code() == code and e.value.details()
     with pytest.raises(grpc.RpcError) as e:
         cri.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cri.pod_config("h"), runtime_handler="kata"), timeout=60)
-    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not supported yet" in e.value.details()
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'kata' is not configured" in e.value.details()
 
 
 # -- containers ----------------------------------------------------------------------------------
@@ -702,3 +702,29 @@ def test_host_port_mapping_through_portmap(cri):
         cri.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
         cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
     assert get() is None
+
+
+def test_runtime_handler_picks_the_oci_runtime(cri):
+    """RuntimeClass: the pod's handler (cri.conf's [runtimes]) runs its pause and containers."""
+    need("runc")
+    pb, _ = _pb()
+    cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=cri.image)), timeout=120)
+    cfg = cri.pod_config("withrunc")
+    pod_id = cri.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg, runtime_handler="runc"),
+                                  timeout=120).pod_sandbox_id
+    try:
+        st = cri.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id, verbose=True), timeout=30)
+        assert st.status.runtime_handler == "runc"
+        assert [p.runtime_handler for p in cri.rt.ListPodSandbox(pb.ListPodSandboxRequest(
+            filter=pb.PodSandboxFilter(id=pod_id)), timeout=30).items] == ["runc"]
+        cid = cri.container(pod_id, cfg, "c", ["sleep", "60"])
+        cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+        oci_root = os.path.join(cri.runroot, "pallet-containers", "oci")
+        for ident in (cid, json.loads(st.info["info"])["pause"]):
+            state = subprocess.run(["runc", "--root", oci_root, "state", ident], capture_output=True, text=True)
+            assert state.returncode == 0 and json.loads(state.stdout)["status"] == "running", state.stderr
+        r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["echo", "via-runc"], timeout=30), timeout=60)
+        assert r.stdout == b"via-runc\n"
+    finally:
+        cri.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+        cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)

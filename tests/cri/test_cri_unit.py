@@ -33,7 +33,9 @@ def test_config_defaults_and_values():
                                         ("cgroup_manager = 'systemd'", "only \"cgroupfs\""),
                                         ("pause_image = 'k8s.gcr.io/pause'", "not supported yet"),
                                         ("pause_command = []", "must not be empty"),
-                                        ("stream_port = 70000", "not a port number")])
+                                        ("stream_port = 70000", "not a port number"),
+                                        ("runtimes = 'runc'", "runtimes must be a table"),
+                                        ("[runtimes]\n'a b' = 'runc'", "runtimes.a b")])
 def test_config_errors_name_the_file_and_key(text, words):
     from pallet.cri.config import parse
 

@@ -16,6 +16,10 @@ Every key is optional::
     stream_port = 0
     registries_conf = ""                      # containers-registries.conf for pulls
 
+    [runtimes]                                # runtime handlers (RuntimeClass): name = OCI runtime
+    runc = "runc"
+    crun = "/usr/local/bin/crun"
+
 Pure: :func:`parse` takes the text; :func:`load` reads the file.
 """
 
@@ -34,6 +38,7 @@ class CRIConfig:
         "listen": str, "root": str, "runroot": str, "runtime": str, "cgroup_manager": str,
         "cni_config_dir": str, "cni_plugin_dirs": list, "pause_command": list, "pause_image": str,
         "log_size_max": int, "stream_address": str, "stream_port": int, "registries_conf": str,
+        "runtimes": dict,
     }
 
     def __init__(self, **kw):
@@ -50,6 +55,8 @@ class CRIConfig:
         self.stream_address = "127.0.0.1"
         self.stream_port = 0
         self.registries_conf = ""
+        #: runtime handler name -> OCI runtime (a name on PATH or a path); "" is ``runtime``
+        self.runtimes: dict = {}
         for k, v in kw.items():
             setattr(self, k, v)
 
@@ -85,9 +92,15 @@ def parse(text: str, where: str = DEFAULT_PATH) -> CRIConfig:
         if want is None:
             raise ConfigError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(CRIConfig._KEYS))})")
         if not isinstance(v, want) or isinstance(v, bool) and want is int:
-            raise ConfigError(f"{where}: {k} must be {'a list' if want is list else 'an integer' if want is int else 'a string'}")
+            kind = {list: "a list", int: "an integer", dict: "a table"}.get(want, "a string")
+            raise ConfigError(f"{where}: {k} must be {kind}")
         if want is list and not all(isinstance(x, str) for x in v):
             raise ConfigError(f"{where}: {k} must be a list of strings")
+        if want is dict:
+            for name, runtime in v.items():
+                if not name or not all(c.isalnum() or c in "-_." for c in name) or not isinstance(runtime, str) \
+                        or not runtime:
+                    raise ConfigError(f"{where}: runtimes.{name}: want handler-name = \"RUNTIME\" (a name or a path)")
         values[k] = v
     cfg = CRIConfig(**values)
     try:

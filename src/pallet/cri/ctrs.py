@@ -237,7 +237,7 @@ class Ctrs:
                 "tmpfs": [], "binds": [], "memory": None, "cpus": None, "pids_limit": None,
                 "stop_signal": stop_signal, "labels": dict(config.get("labels") or {}), "rm": False,
                 "image_digest": image.get("digest"), "create_command": [], "interactive": bool(config.get("stdin")),
-                "tty": bool(config.get("tty")), "runtime": self.ctx.runtime, "restart": "no",
+                "tty": bool(config.get("tty")), "runtime": pod.get("runtime") or self.ctx.runtime, "restart": "no",
                 "log_path": log_path or None, "supplemental_groups": groups,
                 "cri": {"kind": "container", "pod": pod["id"], "metadata": {"name": cname, "attempt": attempt},
                         "image": {"image": image_text, "annotations": dict(image_spec.get("annotations") or {})},
@@ -329,7 +329,7 @@ class Ctrs:
             raise CRIError(f"container {c['id'][:13]} is not running", "FAILED_PRECONDITION")
         if not cmd:
             raise CRIError("ExecSync: no command", "INVALID_ARGUMENT")
-        argv = [self.ctx.runtime, "--root", self.ctx.containers.oci_root, "exec", c["id"]] + list(cmd)
+        argv = [c["metadata"]["pallet"]["runtime"], "--root", self.ctx.containers.oci_root, "exec", c["id"]] + list(cmd)
         try:
             p = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL,
                                timeout=timeout if timeout and timeout > 0 else None)

@@ -54,6 +54,15 @@ class Context:
         self.store, self.config = store, config
         self.containers = Containers(store, global_args)
         self.runtime = runtime_path(config.runtime)
+        #: the runtime handlers (RuntimeClass names) and their runtimes, resolved now
+        self.handlers = {"": self.runtime}
+        for name, rt in config.runtimes.items():
+            try:
+                self.handlers[name] = runtime_path(rt)
+            except PalletError as e:
+                from ..errors import ConfigError
+
+                raise ConfigError(f"runtime handler {name!r}: {e}") from None
         self.base = os.path.join(store.graphroot, "pallet-cri")
         self.pods_dir = os.path.join(self.base, "pods")
         os.makedirs(self.pods_dir, 0o700, exist_ok=True)
@@ -128,9 +137,10 @@ class Pods:
     def run(self, config: dict, runtime_handler: str = "") -> str:
         """A ready pod from ``config`` (the request's PodSandboxConfig as a dict of plain
         values); nothing is left behind when a step fails."""
-        if runtime_handler:
-            raise CRIError(f"runtime handler {runtime_handler!r}: runtime handlers are not supported yet "
-                           "(the configured runtime runs every pod)", "INVALID_ARGUMENT")
+        runtime = self.ctx.handlers.get(runtime_handler or "")
+        if runtime is None:
+            raise CRIError(f"runtime handler {runtime_handler!r} is not configured (cri.conf's [runtimes]: "
+                           f"{', '.join(sorted(h for h in self.ctx.handlers if h)) or 'none'})", "INVALID_ARGUMENT")
         md = config.get("metadata") or {}
         name = check_name(md.get("name", ""), "pod name")
         namespace = check_name(md.get("namespace", "") or "default", "pod namespace")
@@ -169,7 +179,7 @@ class Pods:
                "port_mappings": ports, "labels": dict(config.get("labels") or {}),
                "annotations": dict(config.get("annotations") or {}), "cgroup_parent": parent,
                "host_network": host_net, "host_ipc": host_ipc, "host_pid": host_pid,
-               "runtime_handler": runtime_handler, "created_at": now_ns(), "state": "creating",
+               "runtime_handler": runtime_handler, "runtime": runtime, "created_at": now_ns(), "state": "creating",
                "netns": None, "network": None, "cni": None, "ips": [], "pause": None}
         os.makedirs(d, 0o700)
         try:
@@ -244,7 +254,7 @@ class Pods:
                 "read_only": True, "tmpfs": [], "binds": [], "memory": None, "cpus": None, "pids_limit": None,
                 "stop_signal": 15, "labels": {"io.kubernetes.pod.sandbox": pod["id"]}, "rm": False,
                 "image_digest": None, "create_command": [], "interactive": False, "tty": False,
-                "runtime": self.ctx.runtime, "restart": "no", "args": ["/pause"] + cmd[1:],
+                "runtime": pod["runtime"], "restart": "no", "args": ["/pause"] + cmd[1:],
                 "cri": {"kind": "pause", "pod": pod["id"]}}
         namespaces = [rs.Namespace("mount"), rs.Namespace("network")]
         if not pod["host_pid"]:
