@@ -728,3 +728,44 @@ def test_runtime_handler_picks_the_oci_runtime(cri):
     finally:
         cri.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
         cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+
+
+def test_reopen_container_log_after_rotation(cri, pod):
+    """The kubelet's rotation: rename the log, ReopenContainerLog, conmon writes a new file."""
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    cid = cri.container(pod_id, pod_cfg, "chatty", ["sh", "-c", "i=0; while :; do echo line$i; i=$((i+1)); sleep 0.1; done"])
+    path = cri.status(cid).log_path
+    with pytest.raises(grpc.RpcError) as e:
+        cri.rt.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid), timeout=30)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # not running yet
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+    wait_for(lambda: os.path.exists(path) and len(_cri_log(path)) >= 2, 30, "the first log lines")
+    os.rename(path, path + ".1")
+    cri.rt.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid), timeout=30)
+    wait_for(lambda: os.path.exists(path) and len(_cri_log(path)) >= 2, 30, "lines in the reopened log")
+    old, new = _cri_log(path + ".1"), _cri_log(path)
+    n = lambda entry: int(entry[2][4:])
+    assert n(new[0]) > n(old[0]) and all(e[0] == "stdout" for e in new)
+
+
+def test_update_container_resources(cri, pod):
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    res = pb.LinuxContainerResources(memory_limit_in_bytes=64 << 20, cpu_shares=512)
+    cid = cri.container(pod_id, pod_cfg, "tunable", ["sleep", "60"], linux=pb.LinuxContainerConfig(resources=res))
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+    read = lambda f: cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["cat", "/sys/fs/cgroup/" + f],
+                                                        timeout=30), timeout=60).stdout.strip()
+    v1 = os.path.isdir("/sys/fs/cgroup/memory")  # this machine's hybrid layout, or cgroup v2
+    limits = (lambda: (read("memory/memory.limit_in_bytes"), read("cpu/cpu.shares"))) if v1 else \
+        (lambda: (read("memory.max"), None))
+    assert limits() == (str(64 << 20).encode(), b"512" if v1 else None)
+    cri.rt.UpdateContainerResources(pb.UpdateContainerResourcesRequest(
+        container_id=cid, linux=pb.LinuxContainerResources(memory_limit_in_bytes=32 << 20, cpu_shares=256)),
+        timeout=60)
+    assert limits() == (str(32 << 20).encode(), b"256" if v1 else None)
+    with pytest.raises(grpc.RpcError) as e:
+        cri.rt.UpdateContainerResources(pb.UpdateContainerResourcesRequest(
+            container_id=cid, linux=pb.LinuxContainerResources(cpu_shares=-5)), timeout=60)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT

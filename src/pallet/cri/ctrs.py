@@ -47,6 +47,26 @@ def _own_oom_score_adj() -> int:
         return 0
 
 
+def _resources(res: dict):
+    """LinuxContainerResources (plain values) as runtime_spec's Resources; 0 and "" leave one unset."""
+    from ..oci import runtime_spec as rs
+
+    if res.get("hugepage_limits"):
+        raise CRIError("hugepage limits are not supported yet", "UNIMPLEMENTED")
+    if res.get("unified"):
+        raise CRIError("cgroup v2 unified resources are not supported yet", "UNIMPLEMENTED")
+    for k in ("cpu_period", "cpu_quota", "cpu_shares", "memory_limit_in_bytes", "memory_swap_limit_in_bytes"):
+        v = int(res.get(k) or 0)
+        if v < 0 and not (k in ("cpu_quota", "memory_swap_limit_in_bytes") and v == -1):
+            raise CRIError(f"resources: {k} {v} is negative", "INVALID_ARGUMENT")
+    return rs.Resources(memory=int(res.get("memory_limit_in_bytes") or 0) or None,
+                        memory_swap=int(res.get("memory_swap_limit_in_bytes") or 0) or None,
+                        cpu_shares=int(res.get("cpu_shares") or 0) or None,
+                        cpu_quota=int(res.get("cpu_quota") or 0) or None,
+                        cpu_period=int(res.get("cpu_period") or 0) or None,
+                        cpuset_cpus=res.get("cpuset_cpus") or None, cpuset_mems=res.get("cpuset_mems") or None)
+
+
 class Ctrs:
     def __init__(self, ctx: Context, pods: Pods):
         self.ctx, self.pods = ctx, pods
@@ -195,14 +215,7 @@ class Ctrs:
         # resources
         oom = int(res.get("oom_score_adj") or 0)
         oom = max(oom, _own_oom_score_adj())  # root here may not lower it: clamped, as containerd's restrict_oom_score_adj
-        resources = rs.Resources(memory=int(res.get("memory_limit_in_bytes") or 0) or None,
-                                 memory_swap=int(res.get("memory_swap_limit_in_bytes") or 0) or None,
-                                 cpu_shares=int(res.get("cpu_shares") or 0) or None,
-                                 cpu_quota=int(res.get("cpu_quota") or 0) or None,
-                                 cpu_period=int(res.get("cpu_period") or 0) or None,
-                                 cpuset_cpus=res.get("cpuset_cpus") or None, cpuset_mems=res.get("cpuset_mems") or None)
-        if res.get("hugepage_limits"):
-            raise CRIError("CreateContainer: hugepage limits are not supported yet", "UNIMPLEMENTED")
+        resources = _resources(res)
         # the log
         log_path = ""
         if config.get("log_path"):
@@ -336,3 +349,54 @@ class Ctrs:
         except subprocess.TimeoutExpired:
             raise CRIError(f"ExecSync: command timed out after {timeout}s", "DEADLINE_EXCEEDED") from None
         return p.stdout, p.stderr, p.returncode
+
+    def reopen_log(self, text: str) -> None:
+        """conmon reopens the container's log file (the kubelet renamed it to rotate it): "2"
+        on conmon's ``ctl`` FIFO in the bundle."""
+        import errno
+
+        c = self.get(text)
+        if self.state(c)[0] != RUNNING:
+            raise CRIError(f"container {c['id'][:13]} is not running", "FAILED_PRECONDITION")
+        path = os.path.join(self.ctx.containers.data, c["id"], "userdata", "ctl")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as e:
+            why = "conmon is not listening" if e.errno == errno.ENXIO else e.strerror
+            raise CRIError(f"reopening the log of {c['id'][:13]}: {why}", "FAILED_PRECONDITION") from None
+        try:
+            import stat
+
+            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                raise CRIError(f"reopening the log of {c['id'][:13]}: {path} is not conmon's FIFO")
+            os.write(fd, b"2 0 0\n")
+        finally:
+            os.close(fd)
+
+    def update_resources(self, text: str, res: dict) -> None:
+        """The OCI runtime's ``update --resources`` on a created or running container."""
+        import subprocess
+
+        from .._std import json
+
+        c = self.get(text)
+        state = self.state(c)[0]
+        if state not in (RUNNING, CREATED):
+            raise CRIError(f"container {c['id'][:13]} is {state}: only created or running containers can be "
+                           "updated", "FAILED_PRECONDITION")
+        doc = _resources(res).to_dict()
+        if not doc:
+            return
+        if state == CREATED:
+            raise CRIError(f"container {c['id'][:13]} is not started yet: updating a created container's resources "
+                           "is not supported yet", "UNIMPLEMENTED")
+        rundir = os.path.join(self.ctx.containers.base, c["id"])
+        path = os.path.join(rundir, "cri-update.json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        runtime = c["metadata"]["pallet"]["runtime"]
+        p = subprocess.run([runtime, "--root", self.ctx.containers.oci_root, "update", "--resources", path, c["id"]],
+                           capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+        if p.returncode != 0:
+            msg = " ".join(p.stderr.decode("utf-8", "replace").split())
+            raise CRIError(f"updating {c['id'][:13]}: {os.path.basename(runtime)}: {msg or 'exit ' + str(p.returncode)}")

@@ -297,8 +297,21 @@ class Runtime(pbg.RuntimeServiceServicer):
         out, err, code = self.ctrs.exec_sync(request.container_id, list(request.cmd), request.timeout)
         return pb.ExecSyncResponse(stdout=out, stderr=err, exit_code=code)
 
-    UpdateContainerResources = _unimplemented("UpdateContainerResources")
-    ReopenContainerLog = _unimplemented("ReopenContainerLog")
+    @rpc()
+    def UpdateContainerResources(self, request, context):
+        r = request.linux
+        self.ctrs.update_resources(request.container_id, {
+            "cpu_period": r.cpu_period, "cpu_quota": r.cpu_quota, "cpu_shares": r.cpu_shares,
+            "memory_limit_in_bytes": r.memory_limit_in_bytes, "cpuset_cpus": r.cpuset_cpus,
+            "cpuset_mems": r.cpuset_mems, "memory_swap_limit_in_bytes": r.memory_swap_limit_in_bytes,
+            "hugepage_limits": list(r.hugepage_limits), "unified": dict(r.unified)})
+        return pb.UpdateContainerResourcesResponse()
+
+    @rpc()
+    def ReopenContainerLog(self, request, context):
+        self.ctrs.reopen_log(request.container_id)
+        return pb.ReopenContainerLogResponse()
+
     Exec = _unimplemented("Exec (the streaming server)")
     Attach = _unimplemented("Attach (the streaming server)")
     PortForward = _unimplemented("PortForward (the streaming server)")
