@@ -235,7 +235,7 @@ def test_version_status_and_runtime_config(cri):
     cri.rt.UpdateRuntimeConfig(pb.UpdateRuntimeConfigRequest(
         runtime_config=pb.RuntimeConfig(network_config=pb.NetworkConfig(pod_cidr="10.244.0.0/16"))), timeout=30)
     with pytest.raises(grpc.RpcError) as e:
-        cri.rt.ContainerStats(pb.ContainerStatsRequest(container_id="x"), timeout=30)
+        cri.rt.Exec(pb.ExecRequest(container_id="x", cmd=["sh"]), timeout=30)
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and "not supported" in e.value.details()
 
 
@@ -652,6 +652,7 @@ def test_crictl_drives_a_whole_life(cri, tmp_path):
         wait_for(lambda: "hello from crictl" in run("logs", cid).stdout, 30, "the container's log through crictl")
         assert run("exec", "-s", cid, "cat", "/etc/hostname").stdout.split() == ["crictl-pod"]
         assert json.loads(run("inspect", cid).stdout)["status"]["state"] == "CONTAINER_RUNNING"
+        assert cid[:13] in run("stats").stdout and pod_id[:13] in run("statsp").stdout
         run("stop", "-t", "1", cid)
         assert json.loads(run("inspect", cid).stdout)["status"]["state"] == "CONTAINER_EXITED"
         run("rm", cid)
@@ -769,3 +770,28 @@ def test_update_container_resources(cri, pod):
         cri.rt.UpdateContainerResources(pb.UpdateContainerResourcesRequest(
             container_id=cid, linux=pb.LinuxContainerResources(cpu_shares=-5)), timeout=60)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_container_and_pod_stats(cri, pod):
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    cid = cri.container(pod_id, pod_cfg, "busy", ["sh", "-c", "dd if=/dev/zero of=/big bs=1k count=512 2>/dev/null; "
+                                                             "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; "
+                                                             "sleep 60"])
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+    get = lambda: cri.rt.ContainerStats(pb.ContainerStatsRequest(container_id=cid), timeout=60).stats
+    wait_for(lambda: get().writable_layer.used_bytes.value >= 512 << 10, 30, "the container's file in its layer")
+    s = get()
+    assert s.attributes.id == cid and s.attributes.metadata.name == "busy"
+    assert s.cpu.usage_core_nano_seconds.value > 0 and s.memory.working_set_bytes.value > 0
+    assert s.writable_layer.inodes_used.value >= 1 and s.writable_layer.fs_id.mountpoint == cri.root
+    assert get().cpu.HasField("usage_nano_cores")  # the second sample
+    listed = cri.rt.ListContainerStats(pb.ListContainerStatsRequest(
+        filter=pb.ContainerStatsFilter(pod_sandbox_id=pod_id)), timeout=60).stats
+    assert [x.attributes.id for x in listed] == [cid]
+    p = cri.rt.PodSandboxStats(pb.PodSandboxStatsRequest(pod_sandbox_id=pod_id), timeout=60).stats
+    assert p.attributes.id == pod_id and [c.attributes.id for c in p.linux.containers] == [cid]
+    assert p.linux.cpu.usage_core_nano_seconds.value >= s.cpu.usage_core_nano_seconds.value
+    assert p.linux.network.default_interface.name == "eth0" and p.linux.process.process_count.value >= 2
+    assert pod_id in [x.attributes.id for x in cri.rt.ListPodSandboxStats(pb.ListPodSandboxStatsRequest(),
+                                                                          timeout=60).stats]

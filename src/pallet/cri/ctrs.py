@@ -400,3 +400,22 @@ class Ctrs:
         if p.returncode != 0:
             msg = " ".join(p.stderr.decode("utf-8", "replace").split())
             raise CRIError(f"updating {c['id'][:13]}: {os.path.basename(runtime)}: {msg or 'exit ' + str(p.returncode)}")
+
+    def stats(self, c: dict) -> dict:
+        """Figures of one container: its cgroup's CPU and memory, its writable layer's use."""
+        from . import imagesvc, stats
+
+        try:
+            cg = (self.ctx.containers.spec(c["id"]).get("linux") or {}).get("cgroupsPath") or ""
+        except PalletError:
+            cg = ""
+        running = self.state(c)[0] == RUNNING
+        u = stats.cgroup_usage(cg) if cg and running else {}
+        used = inodes = 0
+        try:
+            used, inodes = imagesvc.fs_usage(self.ctx.store.container_diff_dir(c["id"]))
+        except (PalletError, OSError):
+            pass
+        u["nano_cores"] = stats.nano_cores(c["id"], u.get("cpu_ns"))
+        u.update(fs_used=used, fs_inodes=inodes, fs_mount=self.ctx.store.graphroot)
+        return u

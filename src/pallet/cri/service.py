@@ -315,10 +315,87 @@ class Runtime(pbg.RuntimeServiceServicer):
     Exec = _unimplemented("Exec (the streaming server)")
     Attach = _unimplemented("Attach (the streaming server)")
     PortForward = _unimplemented("PortForward (the streaming server)")
-    ContainerStats = _unimplemented("ContainerStats")
-    ListContainerStats = _unimplemented("ListContainerStats")
-    PodSandboxStats = _unimplemented("PodSandboxStats")
-    ListPodSandboxStats = _unimplemented("ListPodSandboxStats")
+    def _container_stats(self, c: dict, now: int):
+        cri = c["metadata"]["pallet"]["cri"]
+        u = self.ctrs.stats(c)
+        v = lambda k: pb.UInt64Value(value=u[k]) if u.get(k) is not None else None  # noqa: E731
+        attrs = pb.ContainerAttributes(id=c["id"], metadata=pb.ContainerMetadata(**cri["metadata"]),
+                                       labels=cri["labels"], annotations=cri["annotations"])
+        avail = None
+        if u.get("limit") is not None and u.get("working_set") is not None and u["limit"] < 1 << 62:
+            avail = pb.UInt64Value(value=max(0, u["limit"] - u["working_set"]))
+        return pb.ContainerStats(
+            attributes=attrs,
+            cpu=pb.CpuUsage(timestamp=now, usage_core_nano_seconds=v("cpu_ns"), usage_nano_cores=v("nano_cores")),
+            memory=pb.MemoryUsage(timestamp=now, working_set_bytes=v("working_set"), usage_bytes=v("memory_usage"),
+                                  rss_bytes=v("rss"), page_faults=v("page_faults"),
+                                  major_page_faults=v("major_page_faults"), available_bytes=avail),
+            writable_layer=pb.FilesystemUsage(timestamp=now, fs_id=pb.FilesystemIdentifier(mountpoint=u["fs_mount"]),
+                                              used_bytes=pb.UInt64Value(value=u["fs_used"]),
+                                              inodes_used=pb.UInt64Value(value=u["fs_inodes"])))
+
+    @rpc()
+    def ContainerStats(self, request, context):
+        return pb.ContainerStatsResponse(stats=self._container_stats(self.ctrs.get(request.container_id),
+                                                                     time.time_ns()))
+
+    @rpc()
+    def ListContainerStats(self, request, context):
+        f = request.filter
+        now = time.time_ns()
+        out = [self._container_stats(self.ctrs.get(c["id"]), now)
+               for c in self.ctrs.list(f.id, None, f.pod_sandbox_id, dict(f.label_selector))]
+        return pb.ListContainerStatsResponse(stats=out)
+
+    def _pod_stats(self, pod: dict, now: int):
+        from . import stats
+
+        md = pod["metadata"]
+        ctrs = [self._container_stats(self.ctrs.get(cid), now) for cid in self.ctrs.ids_of(pod["id"])]
+        total = lambda get: sum(get(c).value for c in ctrs if get(c) is not None)  # noqa: E731
+        cpu = total(lambda c: c.cpu.usage_core_nano_seconds if c.cpu.HasField("usage_core_nano_seconds") else None)
+        ws = total(lambda c: c.memory.working_set_bytes if c.memory.HasField("working_set_bytes") else None)
+        usage = total(lambda c: c.memory.usage_bytes if c.memory.HasField("usage_bytes") else None)
+        pid = self.pods.pause_pid(pod)
+        ifaces = [pb.NetworkInterfaceUsage(name=i["name"], rx_bytes=pb.UInt64Value(value=i["rx_bytes"]),
+                                           rx_errors=pb.UInt64Value(value=i["rx_errors"]),
+                                           tx_bytes=pb.UInt64Value(value=i["tx_bytes"]),
+                                           tx_errors=pb.UInt64Value(value=i["tx_errors"]))
+                  for i in (stats.net_dev(pid) if pid and not pod["host_network"] else [])]
+        default = next((i for i in ifaces if i.name == "eth0"), None)
+        procs = 0
+        for cid in self.ctrs.ids_of(pod["id"]) + ([pod["pause"]] if pod.get("pause") else []):
+            try:
+                cg = (self.ctx.containers.spec(cid).get("linux") or {}).get("cgroupsPath") or ""
+            except PalletError:
+                continue
+            procs += stats.cgroup_usage(cg).get("pids") or 0 if cg else 0
+        nano = stats.nano_cores("pod-" + pod["id"], cpu)
+        linux = pb.LinuxPodSandboxStats(
+            cpu=pb.CpuUsage(timestamp=now, usage_core_nano_seconds=pb.UInt64Value(value=cpu),
+                            usage_nano_cores=pb.UInt64Value(value=nano) if nano is not None else None),
+            memory=pb.MemoryUsage(timestamp=now, working_set_bytes=pb.UInt64Value(value=ws),
+                                  usage_bytes=pb.UInt64Value(value=usage)),
+            network=pb.NetworkUsage(timestamp=now, default_interface=default, interfaces=ifaces),
+            process=pb.ProcessUsage(timestamp=now, process_count=pb.UInt64Value(value=procs)),
+            containers=ctrs)
+        return pb.PodSandboxStats(attributes=pb.PodSandboxAttributes(id=pod["id"], metadata=pb.PodSandboxMetadata(**md),
+                                                                     labels=pod["labels"],
+                                                                     annotations=pod["annotations"]),
+                                  linux=linux)
+
+    @rpc()
+    def PodSandboxStats(self, request, context):
+        return pb.PodSandboxStatsResponse(stats=self._pod_stats(self.pods.get(request.pod_sandbox_id), time.time_ns()))
+
+    @rpc()
+    def ListPodSandboxStats(self, request, context):
+        f = request.filter
+        now = time.time_ns()
+        out = [self._pod_stats(p, now) for p in self.pods.list()
+               if p.get("state") != "creating" and (not f.id or p["id"].startswith(f.id))
+               and not any(p["labels"].get(k) != v for k, v in f.label_selector.items())]
+        return pb.ListPodSandboxStatsResponse(stats=out)
     CheckpointContainer = _unimplemented("CheckpointContainer")
     ListMetricDescriptors = _unimplemented("ListMetricDescriptors")
     ListPodSandboxMetrics = _unimplemented("ListPodSandboxMetrics")
