@@ -498,8 +498,11 @@ def test_running_container_shares_the_pod_and_stops_with_sigkill_after_timeout(c
                         timeout=60)
     assert ps.network.ip in r.stdout.decode()  # the pod's network namespace
     with pytest.raises(grpc.RpcError) as e:
-        cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sleep", "10"], timeout=1), timeout=60)
+        cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sleep", "1234"], timeout=1), timeout=60)
     assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", "ps | grep -v grep | grep 'sleep 1234'"],
+                                           timeout=30), timeout=60)
+    assert r.stdout == b""  # the timed-out command was killed
     t0 = time.monotonic()
     cri.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1), timeout=120)
     assert 1 <= time.monotonic() - t0 < 30
@@ -522,6 +525,9 @@ def test_bad_container_requests(cri, pod, tmp_path):
 
     e = create(mounts=[pb.Mount(container_path="/data", host_path=str(tmp_path / "missing"))])
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "missing" in e.details()
+    sc = pb.LinuxContainerSecurityContext(run_as_group=pb.Int64Value(value=5))
+    e = create(linux=pb.LinuxContainerConfig(security_context=sc))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "run_as_group" in e.details()
     e = create(image="nosuch/image:1")
     assert e.code() == grpc.StatusCode.NOT_FOUND
     sc = pb.LinuxContainerSecurityContext(seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.Localhost,
@@ -744,6 +750,7 @@ def test_reopen_container_log_after_rotation(cri, pod):
     wait_for(lambda: os.path.exists(path) and len(_cri_log(path)) >= 2, 30, "the first log lines")
     os.rename(path, path + ".1")
     cri.rt.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid), timeout=30)
+    assert os.path.exists(path)  # there when the call returns (critest's check)
     wait_for(lambda: os.path.exists(path) and len(_cri_log(path)) >= 2, 30, "lines in the reopened log")
     old, new = _cri_log(path + ".1"), _cri_log(path)
     n = lambda entry: int(entry[2][4:])
@@ -795,3 +802,26 @@ def test_container_and_pod_stats(cri, pod):
     assert p.linux.network.default_interface.name == "eth0" and p.linux.process.process_count.value >= 2
     assert pod_id in [x.attributes.id for x in cri.rt.ListPodSandboxStats(pb.ListPodSandboxStatsRequest(),
                                                                           timeout=60).stats]
+
+
+def test_pod_sysctls(cri):
+    pb, _ = _pb()
+    cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=cri.image)), timeout=120)
+    cfg = cri.pod_config("sysctls")
+    cfg.linux.sysctls["net.ipv4.ip_unprivileged_port_start"] = "123"
+    cfg.linux.sysctls["kernel.shm_rmid_forced"] = "1"
+    pod_id = cri.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=120).pod_sandbox_id
+    try:
+        cid = cri.container(pod_id, cfg, "c", ["sleep", "60"])
+        cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+        r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=[
+            "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start", "/proc/sys/kernel/shm_rmid_forced"], timeout=30),
+            timeout=60)
+        assert r.stdout.split() == [b"123", b"1"]
+    finally:
+        cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+    bad = cri.pod_config("badsysctl")
+    bad.linux.sysctls["kernel.hostname"] = "x"
+    with pytest.raises(grpc.RpcError) as e:
+        cri.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=bad), timeout=60)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not a namespaced sysctl" in e.value.details()

@@ -209,7 +209,9 @@ class Ctrs:
         elif sc.get("run_as_user") is not None:
             user = str(int(sc["run_as_user"]))
         if sc.get("run_as_group") is not None:
-            user = f"{user or '0'}:{int(sc['run_as_group'])}" if ":" not in user else user
+            if not user:  # the CRI's rule: a group alone is an error
+                raise CRIError("run_as_group is given without run_as_user or run_as_username", "INVALID_ARGUMENT")
+            user = f"{user}:{int(sc['run_as_group'])}" if ":" not in user else user
         groups = [int(g) for g in sc.get("supplemental_groups") or []]
         seccomp = self._seccomp(sc.get("seccomp") or {})
         # resources
@@ -271,6 +273,7 @@ class Ctrs:
                                    masked_paths=sc.get("masked_paths") or None,
                                    readonly_paths=sc.get("readonly_paths") or None, oom_score_adj=oom,
                                    cgroups_path=f"{pod['cgroup_parent']}/pallet-{cid}",
+                                   sysctl=pod.get("sysctls") or {},
                                    annotations=dict(config.get("annotations") or {}))
                 doc = rs.generate(o, img_cfg, resolve_user=lambda s: (0, 0, []))
             except PalletError as e:
@@ -342,13 +345,26 @@ class Ctrs:
             raise CRIError(f"container {c['id'][:13]} is not running", "FAILED_PRECONDITION")
         if not cmd:
             raise CRIError("ExecSync: no command", "INVALID_ARGUMENT")
-        argv = [c["metadata"]["pallet"]["runtime"], "--root", self.ctx.containers.oci_root, "exec", c["id"]] + list(cmd)
-        try:
-            p = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL,
-                               timeout=timeout if timeout and timeout > 0 else None)
-        except subprocess.TimeoutExpired:
-            raise CRIError(f"ExecSync: command timed out after {timeout}s", "DEADLINE_EXCEEDED") from None
-        return p.stdout, p.stderr, p.returncode
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="execsync-", dir=self.ctx.containers.base) as tmp:
+            pidfile = os.path.join(tmp, "pid")
+            argv = [c["metadata"]["pallet"]["runtime"], "--root", self.ctx.containers.oci_root, "exec",
+                    "--pid-file", pidfile, c["id"]] + list(cmd)
+            p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            try:
+                out, err = p.communicate(timeout=timeout if timeout and timeout > 0 else None)
+            except subprocess.TimeoutExpired:
+                # the command goes too, not only the runtime's exec that waits for it
+                try:
+                    with open(pidfile) as f:
+                        os.kill(int(f.read().strip()), 9)
+                except (OSError, ValueError):
+                    pass
+                p.kill()
+                p.communicate()
+                raise CRIError(f"ExecSync: command timed out after {timeout}s", "DEADLINE_EXCEEDED") from None
+        return out, err, p.returncode
 
     def reopen_log(self, text: str) -> None:
         """conmon reopens the container's log file (the kubelet renamed it to rotate it): "2"
@@ -372,6 +388,12 @@ class Ctrs:
             os.write(fd, b"2 0 0\n")
         finally:
             os.close(fd)
+        # conmon reopens it when it reads the FIFO: answer once the new file is there (bounded)
+        log = c["metadata"]["pallet"].get("log_path")
+        if log:
+            deadline = time.monotonic() + 5
+            while not os.path.exists(log) and time.monotonic() < deadline:
+                time.sleep(0.01)
 
     def update_resources(self, text: str, res: dict) -> None:
         """The OCI runtime's ``update --resources`` on a created or running container."""

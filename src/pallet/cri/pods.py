@@ -150,7 +150,8 @@ class Pods:
         for other in self.list():
             if other.get("key") == key:
                 raise CRIError(f"pod sandbox name {key!r} is reserved for {other['id']}", "ALREADY_EXISTS")
-        hostname = config.get("hostname") or name
+        # none given: the node's, as containerd does (the pod name may be longer than a hostname)
+        hostname = config.get("hostname") or os.uname().nodename
         check_name(hostname, "hostname", 64)
         log_dir = config.get("log_directory") or ""
         if log_dir and not log_dir.startswith("/"):
@@ -167,6 +168,16 @@ class Pods:
                 ports.append({"containerPort": cport, "hostPort": hport, "protocol": p.get("protocol", "tcp"),
                               "hostIP": p.get("host_ip", "")})
         host_net, host_ipc, host_pid = (bool(config.get(k)) for k in ("host_network", "host_ipc", "host_pid"))
+        sysctls = dict(config.get("sysctls") or {})
+        for k, v in sysctls.items():
+            if not k or not all(c.isalnum() or c in "._-" for c in k) or ".." in k or not isinstance(v, str):
+                raise CRIError(f"sysctl {k!r}: not a sysctl name", "INVALID_ARGUMENT")
+            # namespaced ones only, and only those of namespaces the pod has of its own
+            if k.startswith("net.") and host_net or (k.startswith(("kernel.shm", "kernel.msg", "kernel.sem",
+                                                                  "fs.mqueue.")) and host_ipc):
+                raise CRIError(f"sysctl {k}: the pod shares the host's namespace for it", "INVALID_ARGUMENT")
+            if not k.startswith(("net.", "kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")):
+                raise CRIError(f"sysctl {k}: not a namespaced sysctl", "INVALID_ARGUMENT")
         net = None
         if not host_net:
             net = cni.load(self.ctx.config.cni_config_dir)
@@ -178,7 +189,7 @@ class Pods:
                "hostname": hostname, "log_directory": log_dir, "dns": config.get("dns") or {},
                "port_mappings": ports, "labels": dict(config.get("labels") or {}),
                "annotations": dict(config.get("annotations") or {}), "cgroup_parent": parent,
-               "host_network": host_net, "host_ipc": host_ipc, "host_pid": host_pid,
+               "host_network": host_net, "host_ipc": host_ipc, "host_pid": host_pid, "sysctls": sysctls,
                "runtime_handler": runtime_handler, "runtime": runtime, "created_at": now_ns(), "state": "creating",
                "netns": None, "network": None, "cni": None, "ips": [], "pause": None}
         os.makedirs(d, 0o700)
@@ -272,7 +283,7 @@ class Pods:
                                        rs.Mount.bind(os.path.join(d, "resolv.conf"), "/etc/resolv.conf",
                                                      readonly=True),
                                        rs.Mount.bind(os.path.join(d, "hostname"), "/etc/hostname", readonly=True)),
-                               cgroups_path=f"{pod['cgroup_parent']}/pallet-{cid}",
+                               cgroups_path=f"{pod['cgroup_parent']}/pallet-{cid}", sysctl=pod["sysctls"],
                                annotations={"io.kubernetes.cri.sandbox-id": pod["id"]})
             doc = rs.generate(o, {})
             doc["_user"] = "0"

@@ -88,6 +88,7 @@ def _pod_config(c) -> dict:
             "port_mappings": [{"protocol": pb.Protocol.Name(p.protocol).lower(), "container_port": p.container_port,
                                "host_port": p.host_port, "host_ip": p.host_ip} for p in c.port_mappings],
             "labels": dict(c.labels), "annotations": dict(c.annotations), "cgroup_parent": linux.cgroup_parent,
+            "sysctls": dict(linux.sysctls),
             "host_network": ns.network == pb.NODE, "host_pid": ns.pid == pb.NODE, "host_ipc": ns.ipc == pb.NODE}
 
 

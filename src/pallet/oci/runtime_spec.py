@@ -284,6 +284,7 @@ class SpecOptions(_Value):
     cgroups_path: str | None = None
     resources: Resources | None = None
     oom_score_adj: int | None = None
+    sysctl: Mapping[str, str] = _NEW_DICT
     oci_version: str = OCI_VERSION
 
     def __post_init__(self):
@@ -296,6 +297,10 @@ class SpecOptions(_Value):
         for name in ("mounts", "namespaces", "uid_mappings", "gid_mappings", "rlimits"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "annotations", dict(self.annotations))
+        object.__setattr__(self, "sysctl", dict(self.sysctl))
+        for k, v in self.sysctl.items():
+            if not isinstance(k, str) or not k or "/" in k or ".." in k or not isinstance(v, str):
+                raise UsageError(f"sysctl {k!r}: want a name such as net.ipv4.ip_forward and a string value")
         for e in self.env:
             if "=" not in e or e.startswith("="):
                 raise UsageError(f"env: {e!r} is not KEY=VALUE")
@@ -491,6 +496,8 @@ def generate(options: SpecOptions = SpecOptions(), image: Mapping | None = None,
         linux["gidMappings"] = [m.to_dict() for m in o.gid_mappings]
     if o.cgroups_path:
         linux["cgroupsPath"] = o.cgroups_path
+    if o.sysctl:
+        linux["sysctl"] = dict(o.sysctl)
     res = o.resources.to_dict() if o.resources is not None else {}
     if res:
         linux["resources"] = res
