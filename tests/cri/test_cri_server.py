@@ -825,3 +825,22 @@ def test_pod_sysctls(cri):
     with pytest.raises(grpc.RpcError) as e:
         cri.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=bad), timeout=60)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not a namespaced sysctl" in e.value.details()
+
+
+@pytest.mark.parametrize("profile,privileged,want", [(None, False, "0"), ("RuntimeDefault", False, "2"),
+                                                      ("Unconfined", False, "0"), ("RuntimeDefault", True, "0")])
+def test_seccomp_profiles(cri, pod, profile, privileged, want):
+    """No profile and Unconfined: no filter; RuntimeDefault: a filter (swapoff refused); a
+    privileged container runs unconfined."""
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    sc = pb.LinuxContainerSecurityContext(privileged=privileged)
+    if profile:
+        sc.seccomp.profile_type = getattr(pb.SecurityProfile, profile)
+    cid = cri.container(pod_id, pod_cfg, f"sc{profile}{privileged}", ["sleep", "60"],
+                        linux=pb.LinuxContainerConfig(security_context=sc))
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+    r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["grep", "^Seccomp:", "/proc/self/status"],
+                                           timeout=30), timeout=60)
+    assert r.stdout.split() == [b"Seccomp:", want.encode()]
+    cri.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=60)

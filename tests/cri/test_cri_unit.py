@@ -122,3 +122,12 @@ def test_image_description_of_a_record():
     d = imagesvc.describe(NoBlobs(), rec)
     assert d["id"] == "sha256:" + "a" * 64 and d["repo_tags"] == rec["names"] and d["size"] == 42
     assert d["repo_digests"] == ["localhost:5000/x/y@sha256:" + "b" * 64] and d["uid"] is None
+
+
+def test_default_seccomp_is_a_deny_list_the_runtime_accepts():
+    from pallet.oci import runtime_spec as rs
+    from pallet.runtime import seccomp
+
+    prof = rs.default_seccomp()
+    assert prof["defaultAction"] == "SCMP_ACT_ALLOW" and "kexec_load" in prof["syscalls"][0]["names"]
+    seccomp.check(prof)

@@ -213,7 +213,8 @@ class Ctrs:
                 raise CRIError("run_as_group is given without run_as_user or run_as_username", "INVALID_ARGUMENT")
             user = f"{user}:{int(sc['run_as_group'])}" if ":" not in user else user
         groups = [int(g) for g in sc.get("supplemental_groups") or []]
-        seccomp = self._seccomp(sc.get("seccomp") or {})
+        # a privileged container runs unconfined (containerd's and CRI-O's rule)
+        seccomp = None if sc.get("privileged") else self._seccomp(sc.get("seccomp") or {})
         # resources
         oom = int(res.get("oom_score_adj") or 0)
         oom = max(oom, _own_oom_score_adj())  # root here may not lower it: clamped, as containerd's restrict_oom_score_adj
@@ -292,8 +293,12 @@ class Ctrs:
         return rec["id"]
 
     def _seccomp(self, prof: dict):
-        kind = int(prof.get("profile_type") or 0)
-        if kind in (0, 1):  # RuntimeDefault (no default profile yet: unconfined) or Unconfined
+        kind = int(prof.get("profile_type", 1))  # none given: unconfined
+        if kind == 0:  # RuntimeDefault
+            from ..oci.runtime_spec import default_seccomp
+
+            return default_seccomp()
+        if kind == 1:  # Unconfined
             return None
         path = prof.get("localhost_ref") or ""
         if not path.startswith("/"):

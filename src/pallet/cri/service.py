@@ -119,7 +119,9 @@ def _container_config(c) -> dict:
                 "seccomp": ({"profile_type": sc.seccomp.profile_type, "localhost_ref": sc.seccomp.localhost_ref}
                             if sc.HasField("seccomp") else
                             {"profile_type": 2, "localhost_ref": sc.seccomp_profile_path[len("localhost/"):]}
-                            if sc.seccomp_profile_path.startswith("localhost/") else {}),
+                            if sc.seccomp_profile_path.startswith("localhost/") else
+                            {"profile_type": 0} if sc.seccomp_profile_path in ("runtime/default", "docker/default")
+                            else {}),
             },
             "resources": {"cpu_period": r.cpu_period, "cpu_quota": r.cpu_quota, "cpu_shares": r.cpu_shares,
                           "memory_limit_in_bytes": r.memory_limit_in_bytes, "oom_score_adj": r.oom_score_adj,
