@@ -844,3 +844,41 @@ def test_seccomp_profiles(cri, pod, profile, privileged, want):
                                            timeout=30), timeout=60)
     assert r.stdout.split() == [b"Seccomp:", want.encode()]
     cri.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=60)
+
+
+@pytest.mark.parametrize("handler", ["", "runc"])
+def test_bidirectional_mount_propagation(cri, tmp_path, handler):
+    """PROPAGATION_BIDIRECTIONAL (the host path a shared mount): a mount made on the host appears
+    in the container, and with runc one made in the container appears on the host (pallet-runtime
+    keeps the container's mounts slaves of the host's: that direction is not there yet)."""
+    pb, _ = _pb()
+    cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=cri.image)), timeout=120)
+    cfg = cri.pod_config(f"prop{handler}")
+    pod_id = cri.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg, runtime_handler=handler),
+                                  timeout=120).pod_sandbox_id
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "fromctr").mkdir()
+    (vol / "fromhost").mkdir()
+    subprocess.run(["mount", "--bind", str(vol), str(vol)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(vol)], check=True)
+        m = pb.Mount(container_path="/vol", host_path=str(vol), propagation=pb.PROPAGATION_BIDIRECTIONAL)
+        cid = cri.container(pod_id, cfg, "prop", ["sleep", "60"], mounts=[m],
+                            linux=pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(
+                                privileged=True)))
+        cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+        subprocess.run(["mount", "-t", "tmpfs", "h", str(vol / "fromhost")], check=True)
+        (vol / "fromhost" / "seen").write_text("x")
+        r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["cat", "/vol/fromhost/seen"], timeout=30),
+                            timeout=60)
+        assert r.stdout == b"x"
+        if handler == "runc":
+            r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["mount", "-t", "tmpfs", "t",
+                                                                          "/vol/fromctr"], timeout=30), timeout=60)
+            assert r.exit_code == 0, r.stderr
+            assert os.path.ismount(vol / "fromctr")
+    finally:
+        cri.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+        cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+        unmount_under(str(vol))

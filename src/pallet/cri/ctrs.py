@@ -180,6 +180,9 @@ class Ctrs:
             req_mounts.append({"container_path": dest, "host_path": host, "readonly": bool(m.get("readonly")),
                                "propagation": int(m.get("propagation") or 0)})
         mine = {m["container_path"] for m in req_mounts}
+        # mounts propagating to or from the host need the root's own propagation (CRI-O's rule)
+        props = {m["propagation"] for m in req_mounts}
+        rootfs_prop = "rshared" if 2 in props else "rslave" if 1 in props else None
         mounts = [rs.Mount.bind(m["host_path"], m["container_path"], readonly=m["readonly"],
                                 options=(PROPAGATION[m["propagation"]],)) for m in req_mounts]
         for f in ("resolv.conf", "hostname", "hosts"):
@@ -274,7 +277,7 @@ class Ctrs:
                                    masked_paths=sc.get("masked_paths") or None,
                                    readonly_paths=sc.get("readonly_paths") or None, oom_score_adj=oom,
                                    cgroups_path=f"{pod['cgroup_parent']}/pallet-{cid}",
-                                   sysctl=pod.get("sysctls") or {},
+                                   sysctl=pod.get("sysctls") or {}, rootfs_propagation=rootfs_prop,
                                    annotations=dict(config.get("annotations") or {}))
                 doc = rs.generate(o, img_cfg, resolve_user=lambda s: (0, 0, []))
             except PalletError as e:

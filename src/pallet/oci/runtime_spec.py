@@ -285,6 +285,7 @@ class SpecOptions(_Value):
     resources: Resources | None = None
     oom_score_adj: int | None = None
     sysctl: Mapping[str, str] = _NEW_DICT
+    rootfs_propagation: str | None = None
     oci_version: str = OCI_VERSION
 
     def __post_init__(self):
@@ -520,6 +521,8 @@ def generate(options: SpecOptions = SpecOptions(), image: Mapping | None = None,
         linux["cgroupsPath"] = o.cgroups_path
     if o.sysctl:
         linux["sysctl"] = dict(o.sysctl)
+    if o.rootfs_propagation:
+        linux["rootfsPropagation"] = o.rootfs_propagation
     res = o.resources.to_dict() if o.resources is not None else {}
     if res:
         linux["resources"] = res
