@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import time
 
+from .._fs import read_int
 from .._std import json
 from ..errors import (ContainerError, ContainerNotFound, ContainerStateError, NotFound, PalletError, UsageError)
 
@@ -524,7 +525,7 @@ class Containers:
                 args += ["--exit-command-arg", a]
             st["oci"] = True  # from here the runtime may have it: deleted on teardown
             pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"))
-            st.update(state=CREATED, pid=pid, conmon_pid=_read_int(os.path.join(rundir, "conmon.pid")))
+            st.update(state=CREATED, pid=pid, conmon_pid=read_int(os.path.join(rundir, "conmon.pid")))
             self._write_state(cid, st)
             sock = conmon.attach_socket(userdata) if attach else None
             cleanup.append(lambda: sock and sock.close())
@@ -804,13 +805,6 @@ def _write_file(path: str, text: str) -> None:
         f.write(text)
     os.replace(tmp, path)
 
-
-def _read_int(path: str) -> int | None:
-    try:
-        with open(path, "rb") as f:
-            return int(f.read(32).strip())
-    except (OSError, ValueError):
-        return None
 
 
 def _results(results: dict) -> dict:

@@ -10,20 +10,12 @@ from __future__ import annotations
 import os
 import time
 
+from .._fs import read_int
+
 CGROUP = "/sys/fs/cgroup"
 _last: dict = {}
 
 
-def _read_int(path: str) -> int | None:
-    try:
-        with open(path) as f:
-            text = f.read(64).strip()
-    except OSError:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return None
 
 
 def _kv(path: str) -> dict:
@@ -55,23 +47,23 @@ def cgroup_usage(path: str) -> dict:
         d = os.path.join(CGROUP, rel)
         cpu = _kv(os.path.join(d, "cpu.stat")).get("usage_usec")
         mem = _kv(os.path.join(d, "memory.stat"))
-        usage = _read_int(os.path.join(d, "memory.current"))
+        usage = read_int(os.path.join(d, "memory.current"))
         inactive = mem.get("inactive_file", 0)
         return {"cpu_ns": cpu * 1000 if cpu is not None else None, "memory_usage": usage,
                 "working_set": max(0, usage - inactive) if usage is not None else None,
                 "rss": mem.get("anon"), "page_faults": mem.get("pgfault"), "major_page_faults": mem.get("pgmajfault"),
-                "limit": _read_int(os.path.join(d, "memory.max")), "pids": _read_int(os.path.join(d, "pids.current"))}
-    cpu = _read_int(os.path.join(CGROUP, "cpuacct", rel, "cpuacct.usage"))
+                "limit": read_int(os.path.join(d, "memory.max")), "pids": read_int(os.path.join(d, "pids.current"))}
+    cpu = read_int(os.path.join(CGROUP, "cpuacct", rel, "cpuacct.usage"))
     md = os.path.join(CGROUP, "memory", rel)
-    usage = _read_int(os.path.join(md, "memory.usage_in_bytes"))
+    usage = read_int(os.path.join(md, "memory.usage_in_bytes"))
     mem = _kv(os.path.join(md, "memory.stat"))
     inactive = mem.get("total_inactive_file", 0)
     return {"cpu_ns": cpu, "memory_usage": usage,
             "working_set": max(0, usage - inactive) if usage is not None else None,
             "rss": mem.get("total_rss"), "page_faults": mem.get("total_pgfault"),
             "major_page_faults": mem.get("total_pgmajfault"),
-            "limit": _read_int(os.path.join(md, "memory.limit_in_bytes")),
-            "pids": _read_int(os.path.join(CGROUP, "pids", rel, "pids.current"))}
+            "limit": read_int(os.path.join(md, "memory.limit_in_bytes")),
+            "pids": read_int(os.path.join(CGROUP, "pids", rel, "pids.current"))}
 
 
 def nano_cores(key: str, cpu_ns: int | None) -> int | None:
