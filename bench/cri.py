@@ -113,6 +113,13 @@ def main(runs: int, pods: int) -> None:
                            reverse=True):
             subprocess.run(["umount", "-l", line], capture_output=True)
         shutil.rmtree(w, ignore_errors=True)
+        import glob
+
+        for d in glob.glob("/sys/fs/cgroup/*/pallet-cri-bench") + glob.glob("/sys/fs/cgroup/pallet-cri-bench"):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
 
 
 if __name__ == "__main__":

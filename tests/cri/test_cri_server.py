@@ -220,6 +220,13 @@ def cri(tmp_path_factory, registry):
                     lambda: shutil.rmtree(runroot, ignore_errors=True))
         assert _links() <= links_before | {c.bridge} and c.bridge not in _links()
         assert c.cgroups() == []
+        import glob
+
+        for d in glob.glob("/sys/fs/cgroup/*/pallet-cri-test") + glob.glob("/sys/fs/cgroup/pallet-cri-test"):
+            try:
+                os.rmdir(d)  # the runtime made the pods' parent cgroup: empty now
+            except OSError:
+                pass
 
 
 # -- the server and its configuration -----------------------------------------------------------
