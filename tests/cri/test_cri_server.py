@@ -889,3 +889,33 @@ def test_bidirectional_mount_propagation(cri, tmp_path, handler):
         cri.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
         cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
         unmount_under(str(vol))
+
+
+def test_concurrent_run_pod_sandbox(cri):
+    """Pods start in parallel; the same name twice at once: one pod, one ALREADY_EXISTS."""
+    pb, _ = _pb()
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = (cri.netns(), cri.allocations())
+    names = ["conc1", "conc2", "conc3", "dup", "dup"]
+    with ThreadPoolExecutor(len(names)) as ex:
+        results = list(ex.map(lambda n: _call_or_code(cri, n), names))
+    ids = [r for r in results if isinstance(r, str)]
+    assert len(ids) == 4 and [r for r in results if not isinstance(r, str)] == [grpc.StatusCode.ALREADY_EXISTS]
+    try:
+        assert len(cri.netns()) == len(before[0]) + 4 and len(cri.allocations()) == len(before[1]) + 4
+        ips = {cri.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=i), timeout=30).status.network.ip
+               for i in ids}
+        assert len(ips) == 4
+    finally:
+        with ThreadPoolExecutor(4) as ex:
+            list(ex.map(lambda i: cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=i), timeout=120),
+                        ids))
+    assert (cri.netns(), cri.allocations()) == before
+
+
+def _call_or_code(cri, name):
+    try:
+        return cri.run_pod(name)[0]
+    except grpc.RpcError as e:
+        return e.code()

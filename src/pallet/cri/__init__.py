@@ -3,7 +3,7 @@ socket, built only from the layers below (docs/cri.md).
 
 ``cri.config`` (``/etc/pallet/cri.conf``), ``cri.cni`` (CNI plugins for pod networks),
 ``cri.pods`` (sandboxes: a network namespace, CNI, a ``catatonit -P`` pause container),
-``cri.ctrs`` (the kubelet's containers on the ``containers`` model), ``cri.imagesvc`` (the
+``cri.ctrs`` (the kubelet's containers on the ``containers`` model), ``cri.stats`` (cgroup figures), ``cri.imagesvc`` (the
 image service on the store), ``cri.service`` (gRPC servicers: protobuf in and out, errors to
-status codes) and ``cri.server`` (``pallet cri serve``). Only this package imports grpc.
+status codes, a lock per pod) and ``cri.server`` (``pallet cri serve``). Only this package imports grpc.
 """

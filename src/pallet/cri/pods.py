@@ -70,7 +70,10 @@ class Context:
 
 class Pods:
     def __init__(self, ctx: Context):
+        import threading
+
         self.ctx = ctx
+        self._reserve = threading.Lock()
 
     # -- records ------------------------------------------------------------------------------
 
@@ -147,9 +150,6 @@ class Pods:
         uid = check_name(md.get("uid", "") or "none", "pod uid")
         attempt = int(md.get("attempt") or 0)
         key = f"{name}_{namespace}_{uid}_{attempt}"
-        for other in self.list():
-            if other.get("key") == key:
-                raise CRIError(f"pod sandbox name {key!r} is reserved for {other['id']}", "ALREADY_EXISTS")
         # none given: the node's, as containerd does (the pod name may be longer than a hostname)
         hostname = config.get("hostname") or os.uname().nodename
         check_name(hostname, "hostname", 64)
@@ -192,9 +192,17 @@ class Pods:
                "host_network": host_net, "host_ipc": host_ipc, "host_pid": host_pid, "sysctls": sysctls,
                "runtime_handler": runtime_handler, "runtime": runtime, "created_at": now_ns(), "state": "creating",
                "netns": None, "network": None, "cni": None, "ips": [], "pause": None}
-        os.makedirs(d, 0o700)
+        with self._reserve:  # the name is checked and the record made at once: two requests, one pod
+            for other in self.list():
+                if other.get("key") == key:
+                    raise CRIError(f"pod sandbox name {key!r} is reserved for {other['id']}", "ALREADY_EXISTS")
+            os.makedirs(d, 0o700)
+            try:
+                self._save(pod)
+            except BaseException:
+                shutil.rmtree(d, ignore_errors=True)
+                raise
         try:
-            self._save(pod)
             self._write_etc(d, pod)
             if net is not None:
                 from ..containers.network import netns

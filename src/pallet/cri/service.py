@@ -4,8 +4,9 @@ INVALID_ARGUMENT, a container in the wrong state -> FAILED_PRECONDITION, anythin
 UNKNOWN with its one-line message; a bug is INTERNAL and logged). RPCs not implemented yet
 answer UNIMPLEMENTED with a message saying so.
 
-One lock serialises the RPCs that read or change pods, containers and images (the store's
-file locks exclude other processes, not this one's threads); Version and Status do not take it.
+RPCs that change a pod or its containers hold that pod's lock (``PodLocks``): concurrent RPCs on
+one pod are serialised, different pods proceed in parallel (the store's and the containers
+model's locks keep threads and processes apart below that). Listing and status take none.
 """
 
 from __future__ import annotations
@@ -45,15 +46,28 @@ def _abort(context, e: Exception):
     context.abort(code, str(e))
 
 
+class PodLocks:
+    """One re-entrant lock per pod ID, made on first use."""
+
+    def __init__(self):
+        self._mutex = threading.Lock()
+        self._locks: dict = {}
+
+    def __call__(self, pod_id: str):
+        with self._mutex:
+            lock = self._locks.get(pod_id)
+            if lock is None:
+                lock = self._locks[pod_id] = threading.RLock()
+            return lock
+
+
 def rpc(locked: bool = True):
-    """A servicer method: under the server's lock, library errors as gRPC statuses."""
+    """A servicer method: library errors as gRPC statuses (``locked`` is kept for the reader:
+    the methods that change a pod take its lock themselves)."""
 
     def wrap(fn):
         def method(self, request, context):
             try:
-                if locked:
-                    with self.lock:
-                        return fn(self, request, context)
                 return fn(self, request, context)
             except (PalletError, OSError) as e:
                 if isinstance(e, OSError):
@@ -145,6 +159,17 @@ class Runtime(pbg.RuntimeServiceServicer):
         self.pods = Pods(ctx)
         self.ctrs = Ctrs(ctx, self.pods)
 
+    def _pod_id(self, text: str) -> str:
+        """The full ID of a pod (its lock's key); an unknown one locks on the text."""
+        return self.pods.resolve(text) or text
+
+    def _ctr_lock(self, text: str):
+        """The lock of the pod a container is in (an unknown container: its own text)."""
+        try:
+            return self.lock(self.ctrs.get(text)["metadata"]["pallet"]["cri"]["pod"])
+        except CRIError:
+            return self.lock(text)
+
     @rpc(locked=False)
     def Version(self, request, context):
         return pb.VersionResponse(version="0.1.0", runtime_name=RUNTIME_NAME,
@@ -189,12 +214,14 @@ class Runtime(pbg.RuntimeServiceServicer):
 
     @rpc()
     def StopPodSandbox(self, request, context):
-        self.pods.stop(request.pod_sandbox_id, self.ctrs)
+        with self.lock(self._pod_id(request.pod_sandbox_id)):
+            self.pods.stop(request.pod_sandbox_id, self.ctrs)
         return pb.StopPodSandboxResponse()
 
     @rpc()
     def RemovePodSandbox(self, request, context):
-        self.pods.remove(request.pod_sandbox_id, self.ctrs)
+        with self.lock(self._pod_id(request.pod_sandbox_id)):
+            self.pods.remove(request.pod_sandbox_id, self.ctrs)
         return pb.RemovePodSandboxResponse()
 
     def _pod_status(self, pod: dict):
@@ -248,22 +275,26 @@ class Runtime(pbg.RuntimeServiceServicer):
 
     @rpc()
     def CreateContainer(self, request, context):
-        return pb.CreateContainerResponse(container_id=self.ctrs.create(request.pod_sandbox_id,
-                                                                        _container_config(request.config)))
+        with self.lock(self._pod_id(request.pod_sandbox_id)):
+            cid = self.ctrs.create(request.pod_sandbox_id, _container_config(request.config))
+        return pb.CreateContainerResponse(container_id=cid)
 
     @rpc()
     def StartContainer(self, request, context):
-        self.ctrs.start(request.container_id)
+        with self._ctr_lock(request.container_id):
+            self.ctrs.start(request.container_id)
         return pb.StartContainerResponse()
 
     @rpc()
     def StopContainer(self, request, context):
-        self.ctrs.stop(request.container_id, request.timeout)
+        with self._ctr_lock(request.container_id):
+            self.ctrs.stop(request.container_id, request.timeout)
         return pb.StopContainerResponse()
 
     @rpc()
     def RemoveContainer(self, request, context):
-        self.ctrs.remove(request.container_id)
+        with self._ctr_lock(request.container_id):
+            self.ctrs.remove(request.container_id)
         return pb.RemoveContainerResponse()
 
     @rpc()
@@ -295,24 +326,27 @@ class Runtime(pbg.RuntimeServiceServicer):
 
     @rpc(locked=False)
     def ExecSync(self, request, context):
-        with self.lock:
-            self.ctrs.get(request.container_id)
         out, err, code = self.ctrs.exec_sync(request.container_id, list(request.cmd), request.timeout)
         return pb.ExecSyncResponse(stdout=out, stderr=err, exit_code=code)
 
     @rpc()
     def UpdateContainerResources(self, request, context):
+        with self._ctr_lock(request.container_id):
+            self._update(request)
+        return pb.UpdateContainerResourcesResponse()
+
+    def _update(self, request):
         r = request.linux
         self.ctrs.update_resources(request.container_id, {
             "cpu_period": r.cpu_period, "cpu_quota": r.cpu_quota, "cpu_shares": r.cpu_shares,
             "memory_limit_in_bytes": r.memory_limit_in_bytes, "cpuset_cpus": r.cpuset_cpus,
             "cpuset_mems": r.cpuset_mems, "memory_swap_limit_in_bytes": r.memory_swap_limit_in_bytes,
             "hugepage_limits": list(r.hugepage_limits), "unified": dict(r.unified)})
-        return pb.UpdateContainerResourcesResponse()
 
     @rpc()
     def ReopenContainerLog(self, request, context):
-        self.ctrs.reopen_log(request.container_id)
+        with self._ctr_lock(request.container_id):
+            self.ctrs.reopen_log(request.container_id)
         return pb.ReopenContainerLogResponse()
 
     Exec = _unimplemented("Exec (the streaming server)")
@@ -446,11 +480,11 @@ class Images(pbg.ImageServiceServicer):
         return pb.ImageFsInfoResponse(image_filesystems=[u], container_filesystems=[u])
 
 
-def add_to(server, ctx: Context) -> threading.RLock:
-    lock = threading.RLock()
-    pbg.add_RuntimeServiceServicer_to_server(Runtime(ctx, lock), server)
-    pbg.add_ImageServiceServicer_to_server(Images(ctx, lock), server)
-    return lock
+def add_to(server, ctx: Context) -> PodLocks:
+    locks = PodLocks()
+    pbg.add_RuntimeServiceServicer_to_server(Runtime(ctx, locks), server)
+    pbg.add_ImageServiceServicer_to_server(Images(ctx, locks), server)
+    return locks
 
 
 __all__ = ["add_to", "Runtime", "Images", "os"]
