@@ -60,8 +60,9 @@ MAY_IMPORT = {
     "pallet.scan": _FEATURE_DEPS + ("pallet.containers",),  # scanner images run as containers
     "pallet.system": _FEATURE_DEPS,
     "pallet.api": _FEATURE_DEPS + _FEATURES,
-    "pallet.cri": _FEATURE_DEPS + _FEATURES + ("pallet.api",),  # (planned)
-    "pallet.cli": _FEATURE_DEPS + _FEATURES + ("pallet.api",),
+    "pallet.cri": _FEATURE_DEPS + _FEATURES + ("pallet.api",),
+    # the CRI server is a front end of its own; ``pallet cri serve`` starts it
+    "pallet.cli": _FEATURE_DEPS + _FEATURES + ("pallet.api", "pallet.cri"),
 }
 
 #: the modules that replace a standard-library module, and the C modules each may use: the

@@ -210,3 +210,13 @@ def write_output(path: str, data: bytes, mode: int = 0o644, what: str = "") -> N
         from .errors import PalletError
 
         raise PalletError(f"{what + ' ' if what else ''}{path}: cannot write: {e.strerror}") from None
+
+
+def read_int(path: str, limit: int = 64) -> int | None:
+    """The integer a small text file holds (a pid file, a cgroup counter), None when it cannot
+    be read or is not one."""
+    try:
+        with open(path, "rb") as f:
+            return int(f.read(limit).strip())
+    except (OSError, ValueError):
+        return None

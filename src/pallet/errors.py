@@ -192,3 +192,15 @@ class ScanError(PalletError):
     cannot be opened): ``pallet scan`` exits 125, as atomic's scan verbs did."""
 
     exit_code = 125
+
+
+class CRIError(PalletError):
+    """A CRI request the server refuses or could not carry out; ``code`` is the gRPC status
+    name the server answers with (``NOT_FOUND``, ``INVALID_ARGUMENT``, ``ALREADY_EXISTS``,
+    ``FAILED_PRECONDITION``, ``UNKNOWN``...)."""
+
+    exit_code = 125
+
+    def __init__(self, message: str, code: str = "UNKNOWN", **kw):
+        super().__init__(message, **kw)
+        self.code = code

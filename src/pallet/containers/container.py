@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import time
 
+from .._fs import read_int
 from .._std import json
 from ..errors import (ContainerError, ContainerNotFound, ContainerStateError, NotFound, PalletError, UsageError)
 
@@ -163,7 +164,8 @@ class Containers:
 
     def log_path(self, cid: str, meta: dict | None = None) -> str:
         """conmon's k8s-file log (``--log-opt path=`` moves it)."""
-        given = ((meta or {}).get("extra") or {}).get("log", {}).get("path")
+        meta = meta or {}
+        given = meta.get("log_path") or (meta.get("extra") or {}).get("log", {}).get("path")  # the CRI's, --log-opt's
         return given or os.path.join(self._userdata(cid), "ctr.log")
 
     def spec(self, cid: str) -> dict:
@@ -348,17 +350,28 @@ class Containers:
         ctr_mounts.set_sources(self.store, meta)
         # the command and options checked before anything is made
         meta["args"] = self._spec("0" * 64, meta, img_cfg)["process"]["args"]
+        return self.create_record(image["id"], name, meta, lambda cid: self._spec(cid, meta, img_cfg))
+
+    def create_record(self, image_id: str, name: str, meta: dict, make_spec) -> dict:
+        """The store container, its directories, ``spec.json`` (``make_spec(cid)``: a runtime
+        config whose ``_user`` is resolved at start) and state: what ``create`` and the CRI
+        server's CreateContainer share. ``meta`` holds what start, stop and cleanup read (name,
+        runtime, network_mode and networks, publish, cap_add/cap_drop/privileged, tty,
+        interactive, rm, stop_signal; ``log_path``, ``supplemental_groups`` optional). Nothing
+        is left when it fails."""
         try:
-            rec = self.store.create_container(image["id"], name, kind="container", metadata={META: meta})
+            rec = self.store.create_container(image_id, name, kind="container", metadata={META: meta})
         except PalletError as e:
             if "already in use" in str(e):
                 raise ContainerError(f"the container name \"{name}\" is already in use") from None
             raise
         cid = rec["id"]
+        from . import mounts as ctr_mounts
+
         try:
             ctr_mounts.claim(self.store, cid, meta)
             os.makedirs(self._userdata(cid), 0o700, exist_ok=True)
-            spec = self._spec(cid, meta, img_cfg)
+            spec = make_spec(cid)
             user = spec["_user"]
             if user and not all(p.isascii() and p.isdigit() for p in user.split(":")):  # a name: check it
                 rootfs = self.store.mount_container(cid)
@@ -376,7 +389,6 @@ class Containers:
             raise
         rec["metadata"][META] = meta
         return rec
-        return self.get(cid)
 
     def _unused_name(self) -> str:
         """A random adjective_noun no container has (podman's names generator retries too)."""
@@ -518,6 +530,7 @@ class Containers:
             user_spec = doc.pop("_user", "")
             uid, gid, extra = self._resolve_user(rootfs, user_spec or "0")
             doc["process"]["user"] = {"uid": uid, "gid": gid}
+            extra = list(extra) + [g for g in meta.get("supplemental_groups") or () if g not in extra]
             if extra:
                 doc["process"]["user"]["additionalGids"] = extra
             if uid != 0:
@@ -603,7 +616,7 @@ class Containers:
                 args += ["--exit-command-arg", a]
             st["oci"] = True  # from here the runtime may have it: deleted on teardown
             pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"))
-            st.update(state=CREATED, pid=pid, conmon_pid=_read_int(os.path.join(rundir, "conmon.pid")))
+            st.update(state=CREATED, pid=pid, conmon_pid=read_int(os.path.join(rundir, "conmon.pid")))
             self._write_state(cid, st)
             sock = conmon.attach_socket(userdata) if attach else None
             cleanup.append(lambda: sock and sock.close())
@@ -930,13 +943,6 @@ def _write_file(path: str, text: str) -> None:
         f.write(text)
     os.replace(tmp, path)
 
-
-def _read_int(path: str) -> int | None:
-    try:
-        with open(path, "rb") as f:
-            return int(f.read(32).strip())
-    except (OSError, ValueError):
-        return None
 
 
 def _results(results: dict) -> dict:

@@ -248,7 +248,8 @@ class Device(_Value):
 
 class Resources(_Value):
     """The cgroup limits podman's run flags set (``--memory``, ``--memory-swap``, ``--cpu-shares``,
-    ``--cpu-quota``, ``--cpu-period``, ``--pids-limit``); None leaves one unset."""
+    ``--cpu-quota``, ``--cpu-period``, ``--pids-limit``, ``--cpuset-cpus``, ``--cpuset-mems``) and
+    the CRI's LinuxContainerResources; None leaves one unset."""
 
     memory: int | None = None
     memory_swap: int | None = None
@@ -256,12 +257,15 @@ class Resources(_Value):
     cpu_quota: int | None = None
     cpu_period: int | None = None
     pids_limit: int | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
 
     def to_dict(self) -> dict:
         out: dict = {}
         mem = {k: v for k, v in (("limit", self.memory), ("swap", self.memory_swap)) if v is not None}
         cpu = {k: v for k, v in (("shares", self.cpu_shares), ("quota", self.cpu_quota),
-                                 ("period", self.cpu_period)) if v is not None}
+                                 ("period", self.cpu_period), ("cpus", self.cpuset_cpus),
+                                 ("mems", self.cpuset_mems)) if v is not None}
         if mem:
             out["memory"] = mem
         if cpu:
@@ -312,7 +316,9 @@ class SpecOptions(_Value):
     cgroups_path: str | None = None
     resources: Resources | None = None
     devices: tuple[Device, ...] = ()
+    oom_score_adj: int | None = None
     sysctl: Mapping[str, str] = _NEW_DICT
+    rootfs_propagation: str | None = None
     oci_version: str = OCI_VERSION
 
     def __post_init__(self):
@@ -326,6 +332,9 @@ class SpecOptions(_Value):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "annotations", dict(self.annotations))
         object.__setattr__(self, "sysctl", dict(self.sysctl))
+        for k, v in self.sysctl.items():
+            if not isinstance(k, str) or not k or "/" in k or ".." in k or not isinstance(v, str):
+                raise UsageError(f"sysctl {k!r}: want a name such as net.ipv4.ip_forward and a string value")
         for e in self.env + self.default_env:
             if "=" not in e or e.startswith("="):
                 raise UsageError(f"env: {e!r} is not KEY=VALUE")
@@ -465,6 +474,28 @@ def _clean(path: str) -> str:
     return "/" + "/".join(p for p in path.split("/") if p and p != ".")
 
 
+#: syscalls :func:`default_seccomp` refuses with EPERM: what Docker's and containers/common's
+#: default profiles leave out for a container without CAP_SYS_ADMIN-like needs (kernel modules,
+#: kexec, reboot, swap, clocks, accounting, keyrings, BPF, perf, handles, userfaultfd, obsolete calls)
+SECCOMP_DENIED = ("acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
+                  "finit_module", "get_kernel_syms", "get_mempolicy", "init_module", "ioperm", "iopl", "kcmp",
+                  "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mbind", "move_pages",
+                  "name_to_handle_at", "nfsservctl", "open_by_handle_at", "perf_event_open", "personality",
+                  "pivot_root", "process_vm_readv", "process_vm_writev", "quotactl", "reboot", "request_key",
+                  "set_mempolicy", "settimeofday", "stime", "swapoff", "swapon", "sysfs", "_sysctl", "umount",
+                  "umount2", "uselib", "userfaultfd", "ustat", "vm86", "vm86old")
+
+
+def default_seccomp() -> dict:
+    """The CRI's RuntimeDefault profile: every syscall allowed but :data:`SECCOMP_DENIED` (EPERM).
+    A deny list, shorter than Docker's allow list: it keeps what a container must not do to the
+    host out, with ``Seccomp: 2`` in the container's status."""
+    return {"defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64",
+                              "SCMP_ARCH_ARM"],
+            "syscalls": [{"names": list(SECCOMP_DENIED), "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+
+
 # ---------------------------------------------------------------- the generator
 
 def generate(options: SpecOptions = SpecOptions(), image: Mapping | None = None, *,
@@ -507,6 +538,8 @@ def generate(options: SpecOptions = SpecOptions(), image: Mapping | None = None,
     }
     if o.rlimits:
         process["rlimits"] = [r.to_dict() for r in o.rlimits]
+    if o.oom_score_adj is not None:
+        process["oomScoreAdj"] = o.oom_score_adj
 
     mine = {_clean(m.destination) for m in o.mounts}
     # a sysfs of its own with a network namespace of its own, new or joined (the runtime mounts it
@@ -523,12 +556,14 @@ def generate(options: SpecOptions = SpecOptions(), image: Mapping | None = None,
         linux["gidMappings"] = [m.to_dict() for m in o.gid_mappings]
     if o.cgroups_path:
         linux["cgroupsPath"] = o.cgroups_path
+    if o.sysctl:
+        linux["sysctl"] = dict(o.sysctl)
+    if o.rootfs_propagation:
+        linux["rootfsPropagation"] = o.rootfs_propagation
     res = o.resources.to_dict() if o.resources is not None else {}
     if o.devices:
         linux["devices"] = [d.to_dict() for d in o.devices]
         res["devices"] = [d.rule() for d in o.devices]
-    if o.sysctl:
-        linux["sysctl"] = dict(o.sysctl)
     if res:
         linux["resources"] = res
     if o.seccomp is not None:  # given explicitly: kept even when privileged

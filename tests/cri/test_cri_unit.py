@@ -1,0 +1,133 @@
+"""Pure parts of the CRI server: its configuration, CNI configuration loading and results, the
+runtime-spec fields it adds, and the protocol's wire facts (names and field numbers the kubelet
+and crictl rely on)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pallet.errors import ConfigError, CRIError
+
+pytestmark = pytest.mark.unit
+
+
+def test_config_defaults_and_values():
+    from pallet.cri.config import CRIConfig, parse
+
+    c = parse("")
+    assert (c.listen, c.socket_path, c.cni_config_dir) == ("unix:///run/pallet/cri.sock", "/run/pallet/cri.sock",
+                                                           "/etc/cni/net.d")
+    assert c.pause_command == ["/usr/bin/catatonit", "-P"] and c.cgroup_manager == "cgroupfs"
+    c = parse('listen = "unix:///tmp/x.sock"\nruntime = "runc"\ncni_plugin_dirs = ["/a"]\nlog_size_max = 1024\n')
+    assert (c.socket_path, c.runtime, c.cni_plugin_dirs, c.log_size_max) == ("/tmp/x.sock", "runc", ["/a"], 1024)
+    assert isinstance(c, CRIConfig)
+
+
+@pytest.mark.parametrize("text,words", [("x = ", "not valid TOML"), ("bogus = 1", "unknown key 'bogus'"),
+                                        ("runtime = 1", "runtime must be a string"),
+                                        ("log_size_max = true", "log_size_max must be an integer"),
+                                        ("cni_plugin_dirs = [1]", "list of strings"),
+                                        ("listen = 'relative.sock'", "want unix:///"),
+                                        ("cgroup_manager = 'systemd'", "only \"cgroupfs\""),
+                                        ("pause_image = 'k8s.gcr.io/pause'", "not supported yet"),
+                                        ("pause_command = []", "must not be empty"),
+                                        ("stream_port = 70000", "not a port number"),
+                                        ("runtimes = 'runc'", "runtimes must be a table"),
+                                        ("[runtimes]\n'a b' = 'runc'", "runtimes.a b")])
+def test_config_errors_name_the_file_and_key(text, words):
+    from pallet.cri.config import parse
+
+    with pytest.raises(ConfigError) as e:
+        parse(text, "/etc/pallet/cri.conf")
+    assert str(e.value).startswith("/etc/pallet/cri.conf: ") and words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_cni_load_picks_the_first_file_and_reads_conf_and_conflist(tmp_path):
+    from pallet.cri import cni
+
+    (tmp_path / "20-b.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "b",
+                                                        "plugins": [{"type": "bridge"}, {"type": "portmap"}]}))
+    (tmp_path / "10-a.conf").write_text(json.dumps({"cniVersion": "0.4.0", "name": "a", "type": "bridge",
+                                                    "bridge": "x0"}))
+    (tmp_path / "README").write_text("not a config")
+    net = cni.load(str(tmp_path))
+    assert (net.name, net.version, net.plugins) == ("a", "0.4.0", [{"type": "bridge", "bridge": "x0"}])
+    (tmp_path / "10-a.conf").unlink()
+    assert [p["type"] for p in cni.load(str(tmp_path)).plugins] == ["bridge", "portmap"]
+
+
+@pytest.mark.parametrize("doc", ["[]", "{}", '{"name": "x", "plugins": []}', '{"name": "x", "plugins": [{"type": "../evil"}]}',
+                                 "not json"])
+def test_cni_bad_configurations_are_refused(tmp_path, doc):
+    from pallet.cri import cni
+
+    (tmp_path / "a.conflist").write_text(doc)
+    with pytest.raises(CRIError) as e:
+        cni.load(str(tmp_path))
+    assert e.value.code == "FAILED_PRECONDITION" and "a.conflist" in str(e.value)
+
+
+def test_cni_empty_dir_and_result_addresses(tmp_path):
+    from pallet.cri import cni
+
+    with pytest.raises(CRIError, match="no CNI network configuration"):
+        cni.load(str(tmp_path))
+    assert cni.ips({"ips": [{"address": "10.1.2.3/24"}, {"address": "fd00::3/64"}]}) == ["10.1.2.3", "fd00::3"]
+    assert cni.ips({"ip4": {"ip": "10.9.9.9/16"}}) == ["10.9.9.9"]
+    assert cni.k8s_args("p", "ns", "u", "id").split(";")[0] == "IgnoreUnknown=1"
+
+
+def test_runtime_spec_carries_oom_score_adj_and_cpusets():
+    from pallet.oci import runtime_spec as rs
+
+    doc = rs.generate(rs.SpecOptions(command=("true",), oom_score_adj=500,
+                                     resources=rs.Resources(cpu_shares=512, cpuset_cpus="0", cpuset_mems="0")))
+    assert doc["process"]["oomScoreAdj"] == 500
+    assert doc["linux"]["resources"]["cpu"] == {"shares": 512, "cpus": "0", "mems": "0"}
+    assert "oomScoreAdj" not in rs.generate(rs.SpecOptions(command=("true",)))["process"]
+
+
+def test_protocol_wire_facts():
+    """The names and numbers peers put on the wire (the CRI API's runtime.v1)."""
+    from pallet.cri.api import runtime_v1_pb2 as pb
+
+    def number(msg, field):
+        return msg.DESCRIPTOR.fields_by_name[field].number
+
+    assert pb.DESCRIPTOR.package == "runtime.v1"
+    svc = pb.DESCRIPTOR.services_by_name
+    assert {"RunPodSandbox", "CreateContainer", "ExecSync", "PortForward", "RuntimeConfig"} <= \
+        set(svc["RuntimeService"].methods_by_name)
+    assert set(svc["ImageService"].methods_by_name) == {"ListImages", "ImageStatus", "PullImage", "RemoveImage",
+                                                        "ImageFsInfo"}
+    assert number(pb.ContainerConfig, "log_path") == 11 and number(pb.ContainerConfig, "linux") == 15
+    assert number(pb.LinuxContainerSecurityContext, "run_as_group") == 12
+    assert number(pb.LinuxContainerSecurityContext, "seccomp") == 15
+    assert number(pb.ImageSpec, "user_specified_image") == 18 and number(pb.PodSandboxConfig, "linux") == 8
+    assert number(pb.LinuxSandboxSecurityContext, "run_as_group") == 8
+    assert (pb.NODE, pb.CONTAINER_EXITED, pb.SANDBOX_NOTREADY, pb.CGROUPFS) == (2, 2, 1, 1)
+
+
+def test_image_description_of_a_record():
+    from pallet.cri import imagesvc
+
+    class NoBlobs:
+        def open_blob(self, d):
+            raise OSError("none")
+
+    rec = {"id": "a" * 64, "names": ["localhost:5000/x/y:1", "localhost:5000/x/y:2"], "digest": "sha256:" + "b" * 64,
+           "size": 42, "config": "sha256:" + "a" * 64}
+    d = imagesvc.describe(NoBlobs(), rec)
+    assert d["id"] == "sha256:" + "a" * 64 and d["repo_tags"] == rec["names"] and d["size"] == 42
+    assert d["repo_digests"] == ["localhost:5000/x/y@sha256:" + "b" * 64] and d["uid"] is None
+
+
+def test_default_seccomp_is_a_deny_list_the_runtime_accepts():
+    from pallet.oci import runtime_spec as rs
+    from pallet.runtime import seccomp
+
+    prof = rs.default_seccomp()
+    assert prof["defaultAction"] == "SCMP_ACT_ALLOW" and "kexec_load" in prof["syscalls"][0]["names"]
+    seccomp.check(prof)
