@@ -34,7 +34,10 @@ def copy_step(build, state: "StageState", ins: Instruction, add: bool = False) -
     try:
         if frm:
             mount = build.from_mount(frm, ins, state)
-            source = _cp.Source(mount.path, preserve_owner=True, what=f"stage or image {frm!r}")
+            if getattr(mount, "host_dir", False):  # --build-context NAME=DIR: as the main context
+                source = _cp.Source(mount.path, what=f"build context {frm!r}", strip_setid=True)
+            else:
+                source = _cp.Source(mount.path, preserve_owner=True, what=f"stage or image {frm!r}")
             src_key = mount.key
         else:
             source = _cp.Source(build.context, ignore=build.ignore, what="build context", strip_setid=True)

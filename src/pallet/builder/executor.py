@@ -38,7 +38,10 @@ class BuildOptions:
                  annotations: dict | None = None, fmt: str = "oci", timestamp: int | None = None,
                  output: str | None = None, quiet: bool = False, pull: str = "missing", ctx=None,
                  runtime: str | None = None, network: str = "host", out=None, stdout=None, stderr=None,
-                 iidfile: str | None = None, rm: bool = True):
+                 iidfile: str | None = None, rm: bool = True, run_extras=None, stdin=None,
+                 env: list[str] = (), unsetenv: list[str] = (), omit_history: bool = False,
+                 ignorefile: str | None = None, skip_unused_stages: bool = True,
+                 build_contexts: dict | None = None, platform=None):
         self.context = context
         self.dockerfile = dockerfile
         self.dockerfile_text = dockerfile_text
@@ -66,6 +69,18 @@ class BuildOptions:
         self.stderr = stderr
         self.iidfile = iidfile
         self.rm = rm
+        #: what every RUN step gets (resources, limits, capabilities...): a run.RunExtras
+        self.run_extras = run_extras
+        self.stdin = stdin
+        self.env = list(env)            # NAME=VALUE set in the image's config
+        self.unsetenv = list(unsetenv)  # names removed from it (after env)
+        self.omit_history = omit_history
+        self.ignorefile = ignorefile
+        self.skip_unused_stages = skip_unused_stages
+        #: --build-context: name -> ("image", reference) or ("dir", absolute path)
+        self.build_contexts = {k.lower(): v for k, v in (build_contexts or {}).items()}
+        #: --platform/--os/--arch/--variant: an oci.platform.Platform (None: the host's)
+        self.platform = platform
 
 
 def find_dockerfile(context: str, dockerfile: str | None) -> str:
@@ -85,12 +100,14 @@ def find_dockerfile(context: str, dockerfile: str | None) -> str:
     raise BuildError(f"no Containerfile or Dockerfile in the context directory {context}")
 
 
-def _predefined_args() -> dict:
-    os_, arch, variant = _image.host_platform()
-    plat = f"{os_}/{arch}" + (f"/{variant}" if variant else "")
+def _predefined_args(target=None) -> dict:
+    """BUILDPLATFORM & co. (the host's) and TARGETPLATFORM & co. (``target``, an
+    ``oci.platform.Platform``, else the host's)."""
+    host = _image.host_platform()
     d = {}
-    for prefix in ("TARGET", "BUILD"):
-        d[prefix + "PLATFORM"] = plat
+    for prefix, (os_, arch, variant) in (("BUILD", host), ("TARGET", host if target is None else
+                                                               (target.os, target.architecture, target.variant or ""))):
+        d[prefix + "PLATFORM"] = f"{os_}/{arch}" + (f"/{variant}" if variant else "")
         d[prefix + "OS"] = os_
         d[prefix + "ARCH"] = arch
         d[prefix + "VARIANT"] = variant
@@ -150,7 +167,10 @@ class DockerfileBuild:
         self.file = os.path.basename(fname) if fname != "-" else "Dockerfile"
         df = parse(text, self.file)
         self.dockerfile = df
-        self.ignore = IgnoreRules.load(self.context, fname if fname != "-" else None)
+        if self.options.ignorefile:
+            self.ignore = IgnoreRules.from_file(self.options.ignorefile)
+        else:
+            self.ignore = IgnoreRules.load(self.context, fname if fname != "-" else None)
         if self.options.fmt not in ("oci", "docker"):
             raise BuildError(f"unknown format {self.options.fmt!r}: want oci or docker")
         self.global_args = self._global_args(df)
@@ -196,7 +216,7 @@ class DockerfileBuild:
     # -- arguments and stages ----------------------------------------------------------------
 
     def _global_args(self, df: Dockerfile) -> dict:
-        scope = dict(_predefined_args())
+        scope = dict(_predefined_args(self.options.platform))
         for ins in df.global_args:
             for name, value in self.arg_pairs(ins, scope):
                 if name in self.options.build_args:
@@ -214,6 +234,8 @@ class DockerfileBuild:
 
     def stage_index(self, text: str, before: int | None = None) -> int | None:
         t = text.lower()
+        if t in self.options.build_contexts and not t.isdigit():
+            return None  # an additional build context wins over a stage of the same name (BuildKit's rule)
         for s in self.dockerfile.stages:
             if before is not None and s.index >= before:
                 break
@@ -237,6 +259,8 @@ class DockerfileBuild:
             target = found[0]
         else:
             target = len(df.stages) - 1
+        if not self.options.skip_unused_stages:
+            return list(range(target + 1))
         need = {target}
         for s in reversed(df.stages[: target + 1]):
             if s.index not in need:
@@ -284,8 +308,22 @@ class DockerfileBuild:
         if idx is not None:
             prev = self.results[idx]
             state = StageState(prev.image, _copy.deepcopy(prev.doc), step_key(prev.key, "stage"))
+        elif base_text.lower() in options.build_contexts:
+            kind, value = options.build_contexts[base_text.lower()]
+            if kind != "image":
+                raise stage.from_instr.error(f"FROM {base_text}: the build context {base_text!r} is a directory, "
+                                             "not an image")
+            from .working import ensure_image
+
+            try:
+                img = ensure_image(self.store, value, options.pull, options.ctx, None if options.quiet else options.out)
+                doc = _image.load_config(self.store, img)
+            except PalletError as e:
+                raise BuildError(f"{stage.from_instr.where()}: FROM {base_text} (--build-context {value}): {e}") \
+                    from None
+            state = StageState(img, doc, step_key("", "image", img["id"], options.fmt))
         elif base_text.lower() == "scratch":
-            doc = _image.empty_config()
+            doc = _image.empty_config(self._stage_platform(stage))
             # buildah and BuildKit give a scratch stage the default PATH
             doc["config"]["Env"] = ["PATH=" + _image.DEFAULT_PATH]
             state = StageState(None, doc, step_key("", "scratch", options.fmt))
@@ -294,7 +332,7 @@ class DockerfileBuild:
 
             try:
                 img = ensure_image(self.store, base_text, options.pull, options.ctx,
-                                   None if options.quiet else options.out)
+                                   None if options.quiet else options.out, platform=self._stage_platform(stage))
             except PalletError as e:
                 raise BuildError(f"{stage.from_instr.where()}: FROM {base_text}: {e}") from None
             try:
@@ -336,6 +374,19 @@ class DockerfileBuild:
         res = StageResult(state.image, state.doc, state.key, stage)
         self.results[stage.index] = res
         return res
+
+    def _stage_platform(self, stage: Stage):
+        """The platform a stage's base is for: FROM --platform (its ARGs expanded), else the
+        build's --platform, else None (the host's)."""
+        if stage.platform:
+            from ..oci.platform import Platform
+
+            text = expand(stage.platform, self.global_args, self.dockerfile.escape)
+            try:
+                return Platform.parse(text)
+            except PalletError as e:
+                raise stage.from_instr.error(f"FROM --platform={text}: {e}") from None
+        return self.options.platform
 
     # -- instructions ------------------------------------------------------------------------
 
@@ -516,7 +567,18 @@ class DockerfileBuild:
         """A read-only mount of a previous stage's files or of an image (for --from)."""
         from .working import ensure_image
 
-        idx = self.stage_index(text)
+        name = text.lower()
+        if text.isdigit() and int(text) < len(self.dockerfile.stages):
+            name = self.dockerfile.stages[int(text)].name or ""  # a stage by number is its name's context too
+        extra = self.options.build_contexts.get(name) if name and not name.isdigit() else None
+        if extra is not None:
+            kind, value = extra
+            if kind == "dir":
+                from .stage import DirContext
+
+                return DirContext(value)
+            text = value  # an image: pulled as FROM's are
+        idx = self.stage_index(text) if extra is None else None
         if idx is not None:
             if idx not in self.results:
                 raise ins.error(f"stage {text!r} is not a previous build stage")
@@ -538,6 +600,20 @@ class DockerfileBuild:
             labels = cfg.get("Labels") or {}
             labels.update(options.labels)
             cfg["Labels"] = labels
+        if options.platform is not None:  # the image is for the target platform, whatever its base's
+            p = options.platform
+            doc["os"], doc["architecture"] = p.os, p.architecture
+            if p.variant:
+                doc["variant"] = p.variant
+            else:
+                doc.pop("variant", None)
+        for e in options.env:
+            k, _, v = e.partition("=")
+            config_edit.set_env(cfg, k, v)
+        for k in options.unsetenv:
+            config_edit.unset_env(cfg, k)
+        if options.omit_history:
+            doc["history"] = []
         if options.fmt == "oci":
             dropped = [k.upper() for k in ("Healthcheck", "OnBuild", "Shell") if cfg.get(k)]
             if dropped and not options.quiet:

@@ -12,6 +12,8 @@ import os
 import posixpath
 import re
 
+from ..errors import BuildError
+
 
 def _clean(p: str) -> str:
     p = posixpath.normpath(p)
@@ -100,6 +102,15 @@ class IgnoreRules:
             except (FileNotFoundError, IsADirectoryError):
                 continue
         return cls([])
+
+    @classmethod
+    def from_file(cls, path: str) -> "IgnoreRules":
+        """The rules in ``path`` (``--ignorefile``); a missing file is an error."""
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                return cls(f.read().splitlines(), path)
+        except OSError as e:
+            raise BuildError(f"--ignorefile {path}: {e.strerror}") from None
 
     def __bool__(self) -> bool:
         return bool(self.patterns)

@@ -98,6 +98,19 @@ def _hist_view(h) -> object:
                                  for k, g in _HISTORY_KEYS}, json_view=h)
 
 
+#: fields that are Go maps and slices: a nil one prints as map[] / [] in a template, not <nil>
+_GO_MAPS = ("Labels", "ExposedPorts", "Volumes")
+_GO_SLICES = ("Env", "Cmd", "Entrypoint", "OnBuild", "Shell")
+
+
+def _go_value(field: str, v):
+    if v is None and field in _GO_MAPS:
+        return {}
+    if v is None and field in _GO_SLICES:
+        return []
+    return v
+
+
 def _image_view(doc: dict, keys: dict, type_name: str, config_fields, config_type: str) -> object:
     from ._template import Struct
 
@@ -108,7 +121,7 @@ def _image_view(doc: dict, keys: dict, type_name: str, config_fields, config_typ
             v = _time(v)
         elif k in ("config", "container_config"):
             c = v if isinstance(v, dict) else {}
-            v = Struct(config_type, {f: c.get(f, d) for f, d in config_fields}, json_view=c)
+            v = Struct(config_type, {f: _go_value(f, c.get(f, d)) for f, d in config_fields}, json_view=c)
         elif k == "rootfs":
             r = v if isinstance(v, dict) else {}
             v = Struct("v1.RootFS", {"Type": r.get("type", ""), "DiffIDs": r.get("diff_ids") or []}, json_view=r)

@@ -73,12 +73,70 @@ def _build_parser(sub, name: str) -> None:
     p.add_argument("--format", default=None, choices=("oci", "docker"))
     p.add_argument("--timestamp", type=int, default=None, metavar="SECONDS")
     p.add_argument("--output", "-o", metavar="OUTPUT", help="type=local,dest=DIR | type=tar,dest=FILE | TRANSPORT:REF")
-    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--quiet", "-q", type=common.tls_verify_arg, nargs="?", const=True, default=False, metavar="BOOL")
     p.add_argument("--runtime", metavar="NAME|PATH", help="OCI runtime for RUN (default pallet-runtime, else runc)")
     p.add_argument("--network", default="host", metavar="MODE", help="host (default) or none")
     p.add_argument("--iidfile", metavar="FILE")
     p.add_argument("--rm", type=common.tls_verify_arg, nargs="?", const=True, default=True, metavar="BOOL")
     p.add_argument("--force-rm", type=common.tls_verify_arg, nargs="?", const=True, default=True, metavar="BOOL")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                   help="the platform to build for: bases pulled for it, TARGETPLATFORM & co., the image's config")
+    p.add_argument("--os", metavar="OS", help="as --platform, the OS alone")
+    p.add_argument("--arch", metavar="ARCH", help="as --platform, the architecture alone")
+    p.add_argument("--variant", metavar="VARIANT", help="as --platform, the variant alone")
+    p.add_argument("--build-context", action="append", default=[], metavar="NAME=DIR|docker-image://IMAGE",
+                   help="an additional context for FROM NAME, COPY --from=NAME, RUN --mount=from=NAME "
+                        "(it wins over a stage of that name)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
+                   help="set in the image's config (NAME alone: this process's value)")
+    p.add_argument("--unsetenv", action="append", default=[], metavar="NAME",
+                   help="remove from the image's config (after --env)")
+    p.add_argument("--omit-history", type=common.tls_verify_arg, nargs="?", const=True, default=False,
+                   metavar="BOOL", help="write no history entries in the image")
+    p.add_argument("--identity-label", type=common.tls_verify_arg, nargs="?", const=True, default=True,
+                   metavar="BOOL", help="accepted for buildah: pallet writes no io.buildah.version label either way")
+    p.add_argument("--ignorefile", metavar="FILE", help="the ignore rules (default: .containerignore, .dockerignore)")
+    p.add_argument("--logfile", metavar="FILE", help="write the build's output to FILE instead of stdout/stderr")
+    p.add_argument("--stdin", action="store_true", help="pass stdin to RUN steps")
+    p.add_argument("--skip-unused-stages", type=common.tls_verify_arg, nargs="?", const=True, default=True,
+                   metavar="BOOL", help="build only the stages the target needs (default true)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="accepted for buildah: stages are built one after another")
+    p.add_argument("--isolation", metavar="TYPE", default=os.environ.get("BUILDAH_ISOLATION") or None,
+                   choices=("oci", "chroot", "rootless"),
+                   help="accepted for buildah: RUN steps always run under the OCI runtime; chroot shares the "
+                        "host's PID namespace and allows only host networking, as buildah's")
+    p.add_argument("--compress", action="store_true", help="accepted for docker build: a no-op, as in buildah")
+    p.add_argument("--cache-from", action="append", default=[], metavar="IMAGE",
+                   help="accepted for docker build: a no-op (only this store's cache is used)")
+    common.add_retry_flags(p)
+    p.add_argument("--retry", dest="retry_times", type=int, metavar="N", help="as --retry-times (buildah)")
+    # what every RUN step gets (buildah's resource and security flags)
+    p.add_argument("--cpu-shares", "-c", nargs="?", const="", metavar="SHARES")
+    p.add_argument("--cpu-period", type=int, metavar="MICROSECONDS")
+    p.add_argument("--cpu-quota", type=int, metavar="MICROSECONDS")
+    p.add_argument("--cpuset-cpus", metavar="CPUS")
+    p.add_argument("--cpuset-mems", metavar="NODES")
+    p.add_argument("--memory", "-m", metavar="SIZE")
+    p.add_argument("--memory-swap", metavar="SIZE|-1")
+    p.add_argument("--shm-size", metavar="SIZE")
+    p.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]")
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP[,CAP...]")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP[,CAP...]")
+    p.add_argument("--security-opt", action="append", default=[], metavar="seccomp=PATH|no-new-privileges|...")
+    p.add_argument("--device", action="append", default=[], metavar="HOST[:CONTAINER][:PERMS]")
+    p.add_argument("--dns", action="append", default=[], metavar="IP")
+    p.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN")
+    p.add_argument("--dns-option", action="append", default=[], metavar="OPTION")
+    p.add_argument("--add-host", action="append", default=[], metavar="HOST:IP")
+    p.add_argument("--no-hosts", action="store_true", help="do not bind an /etc/hosts into RUN steps")
+    p.add_argument("--cgroup-parent", metavar="PATH")
+    p.add_argument("--cgroupns", metavar="private|host")
+    p.add_argument("--pid", metavar="private|host")
+    p.add_argument("--ipc", metavar="private|host")
+    p.add_argument("--uts", metavar="private|host")
+    p.add_argument("--runtime-flag", action="append", default=[], metavar="FLAG",
+                   help="a global flag for the runtime (debug -> --debug)")
     _add_pull_flags(p)
     p.set_defaults(func=cmd_build)
 
@@ -137,8 +195,140 @@ def _own_exit(fn):
     return wrapped
 
 
+def _run_extras(args):
+    """The RUN steps' resources and security from build's flags (checked: UsageError)."""
+    from ..builder.run import run_extras
+    from ..errors import UsageError
+
+    network = args.network
+    if args.isolation == "chroot":
+        if network not in ("host", "default"):
+            raise UsageError("cannot set --network other than host with --isolation chroot")
+    pid = args.pid
+    if args.isolation == "chroot" and pid in (None, "private"):
+        pid = "host"  # buildah's chroot isolation makes no PID namespace
+    shares = args.cpu_shares
+    if shares is not None:
+        if not shares.isdigit():  # buildah's (pflag's) wording, which scripts match
+            raise UsageError(f'invalid argument "{shares}" for "-c, --cpu-shares" flag: strconv.ParseUint: '
+                             f'parsing "{shares}": invalid syntax')
+        shares = int(shares)
+    return run_extras(cpu_shares=shares, cpu_period=args.cpu_period, cpu_quota=args.cpu_quota,
+                      cpuset_cpus=args.cpuset_cpus, cpuset_mems=args.cpuset_mems, memory=args.memory,
+                      memory_swap=args.memory_swap, shm_size=args.shm_size, ulimits=args.ulimit,
+                      cap_add=args.cap_add, cap_drop=args.cap_drop, devices=args.device, dns=args.dns,
+                      dns_search=args.dns_search, dns_options=args.dns_option, add_hosts=args.add_host,
+                      no_hosts=args.no_hosts, network=network, cgroup_parent=args.cgroup_parent, pid=pid,
+                      ipc=args.ipc, uts=args.uts, cgroupns=args.cgroupns, security_opts=args.security_opt,
+                      runtime_flags=args.runtime_flag)
+
+
+def _build_contexts(items: list[str]) -> dict:
+    """``--build-context NAME=VALUE``: an image (``docker-image://``, ``docker://``,
+    ``container-image://``) or a local directory."""
+    from ..errors import UsageError
+
+    out = {}
+    for it in items:
+        name, sep, value = it.partition("=")
+        if not sep or not name or not value:
+            raise UsageError(f"invalid --build-context {it!r}: want NAME=VALUE")
+        for prefix in ("docker-image://", "container-image://", "docker://"):
+            if value.startswith(prefix):
+                out[name] = ("image", value[len(prefix):])
+                break
+        else:
+            if value.startswith(("http://", "https://", "git://", "git@")):
+                raise UsageError(f"--build-context {it}: a context from a URL or git repository is not "
+                                 "supported yet (give a local directory or docker-image://IMAGE)")
+            if not os.path.isdir(value):
+                raise UsageError(f"--build-context {it}: {value} is not a directory")
+            out[name] = ("dir", os.path.abspath(value))
+    return out
+
+
+def _platform(args):
+    """``--platform``/``--os``/``--arch``/``--variant`` as one ``Platform`` (None: none given)."""
+    from ..errors import UsageError
+    from ..oci.platform import Platform, host
+
+    if not (args.platform or args.os or args.arch or args.variant):
+        return None
+    p = host()
+    if args.platform:
+        texts = [t.strip() for t in args.platform.split(",") if t.strip()]
+        if len(texts) != 1:
+            raise UsageError(f"--platform {args.platform}: building for several platforms at once "
+                             "(a manifest list) is not supported yet: build once per platform")
+        p = Platform.parse(texts[0])
+    if args.os or args.arch or args.variant:
+        p = Platform(args.os or p.os, args.arch or p.architecture,
+                     args.variant if args.variant is not None else ("" if args.arch else p.variant)).normalized()
+    for what, v in (("os", p.os), ("architecture", p.architecture), ("variant", p.variant)):
+        if v and (not all(c.isalnum() or c in "._-" for c in v)):
+            raise UsageError(f"invalid {what} {v!r}")
+    return p
+
+
+def _env_items(items: list[str]) -> list[str]:
+    out = []
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not k:
+            from ..errors import UsageError
+
+            raise UsageError(f"invalid --env {it!r}: want NAME[=VALUE]")
+        out.append(f"{k}={v if sep else os.environ.get(k, '')}")
+    return out
+
+
 @_own_exit
 def cmd_build(args) -> int:
+    if args.logfile:
+        return _with_logfile(args)
+    return _build(args)
+
+
+def _with_logfile(args) -> int:
+    """``--logfile FILE``: the build's output (steps, RUN output, errors) goes to FILE (written
+    as every user-named output file: a regular file replaced whole at the end, a FIFO or
+    device in place)."""
+    from .._fs import output_file
+    from ..errors import PalletError
+
+    try:
+        cm = output_file(args.logfile)
+        f = cm.__enter__()
+    except OSError as e:
+        raise PalletError(f"--logfile {args.logfile}: cannot write: {e.strerror}") from None
+    saved = os.dup(1), os.dup(2)
+    ok = False
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            rc = _build(args)
+        except PalletError as e:  # the error goes to the log file too, as buildah's
+            print(f"Error: {e}", file=sys.stderr)
+            rc = getattr(e, "exit_code", 125) or 125
+        ok = True
+        return rc
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        if ok:
+            cm.__exit__(None, None, None)
+        else:
+            cm.__exit__(*sys.exc_info())
+
+
+def _build(args) -> int:
     from ..builder.executor import BuildOptions, build
 
     fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
@@ -155,7 +345,11 @@ def cmd_build(args) -> int:
         ctx=common.context(args), runtime=args.runtime, network=args.network,
         out=(lambda line: sys.stderr.write(line + "\n")) if args.output in ("type=tar,dest=-", "-") else _say,
         iidfile=args.iidfile, rm=args.rm,
-        stdout=sys.stderr.fileno() if args.output and args.output.endswith("dest=-") else None)
+        stdout=sys.stderr.fileno() if args.output and args.output.endswith("dest=-") else None,
+        run_extras=_run_extras(args), stdin=0 if args.stdin else None, env=_env_items(args.env),
+        unsetenv=args.unsetenv, omit_history=args.omit_history, ignorefile=args.ignorefile,
+        skip_unused_stages=args.skip_unused_stages, build_contexts=_build_contexts(args.build_context),
+        platform=_platform(args))
     rec = build(_store(args), o)
     if args.quiet:
         print(rec["id"])
@@ -188,7 +382,8 @@ def _builder_group(sub) -> None:
 
     p = _podman(bsub.add_parser("run", help="run a command in a working container"))
     p.add_argument("container", metavar="CONTAINER")
-    p.add_argument("command", nargs="+", metavar="COMMAND")
+    p.add_argument("command", nargs="...", metavar="COMMAND", help="the command and its arguments (options "
+                   "after the container name belong to the command)")
     p.add_argument("--volume", "-v", action="append", default=[], metavar="HOST:CONTAINER[:OPTS]")
     p.add_argument("--env", "-e", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--user", metavar="USER[:GROUP]")
@@ -324,6 +519,10 @@ def cmd_run(args) -> int:
     cmd = list(args.command)
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
+    if not cmd:
+        from ..errors import UsageError
+
+        raise UsageError("command must be specified")
     b = _get(args, args.container)
     return b.run(cmd, env=args.env, user=args.user, workdir=args.workingdir, network=args.network,
                  volumes=args.volume, runtime=args.runtime)

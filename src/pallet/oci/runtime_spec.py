@@ -221,7 +221,8 @@ class Rlimit(_Value):
 
 class Resources(_Value):
     """The cgroup limits podman's run flags set (``--memory``, ``--memory-swap``, ``--cpu-shares``,
-    ``--cpu-quota``, ``--cpu-period``, ``--pids-limit``); None leaves one unset."""
+    ``--cpu-quota``, ``--cpu-period``, ``--pids-limit``, ``--cpuset-cpus``, ``--cpuset-mems``);
+    None leaves one unset."""
 
     memory: int | None = None
     memory_swap: int | None = None
@@ -229,12 +230,15 @@ class Resources(_Value):
     cpu_quota: int | None = None
     cpu_period: int | None = None
     pids_limit: int | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
 
     def to_dict(self) -> dict:
         out: dict = {}
         mem = {k: v for k, v in (("limit", self.memory), ("swap", self.memory_swap)) if v is not None}
         cpu = {k: v for k, v in (("shares", self.cpu_shares), ("quota", self.cpu_quota),
-                                 ("period", self.cpu_period)) if v is not None}
+                                 ("period", self.cpu_period), ("cpus", self.cpuset_cpus),
+                                 ("mems", self.cpuset_mems)) if v is not None}
         if mem:
             out["memory"] = mem
         if cpu:
