@@ -63,8 +63,8 @@ def copy_step(build, state: "StageState", ins: Instruction, add: bool = False) -
                 raise ins.error(f"ADD of a git repository ({s}) is not supported")
             try:
                 items += source.match(s)
-            except BuildError as e:
-                raise ins.error(str(e)) from None
+            except BuildError as e:  # buildah's wording, which scripts match: building at STEP "...": ...
+                raise ins.error(f'building at STEP "{ins.text()}": {e}') from None
         several = len(srcs_raw) > 1
         if (several or len(items) > 1) and not dest.endswith("/"):
             raise ins.error("When using COPY with more than one source file, the destination must be a "

@@ -41,7 +41,7 @@ class BuildOptions:
                  iidfile: str | None = None, rm: bool = True, run_extras=None, stdin=None,
                  env: list[str] = (), unsetenv: list[str] = (), omit_history: bool = False,
                  ignorefile: str | None = None, skip_unused_stages: bool = True,
-                 build_contexts: dict | None = None, platform=None):
+                 build_contexts: dict | None = None, platform=None, cpp_flags: list[str] = (), warn=None):
         self.context = context
         self.dockerfile = dockerfile
         self.dockerfile_text = dockerfile_text
@@ -81,6 +81,8 @@ class BuildOptions:
         self.build_contexts = {k.lower(): v for k, v in (build_contexts or {}).items()}
         #: --platform/--os/--arch/--variant: an oci.platform.Platform (None: the host's)
         self.platform = platform
+        self.cpp_flags = list(cpp_flags)  # for a Containerfile.in (after $BUILDAH_CPPFLAGS)
+        self.warn = warn or (lambda line: None)  # warnings, shown even with quiet
 
 
 def find_dockerfile(context: str, dockerfile: str | None) -> str:
@@ -164,6 +166,8 @@ class DockerfileBuild:
                     text = f.read()
             except OSError as e:
                 raise BuildError(f"reading {fname}: {e.strerror}") from None
+            if fname.endswith(".in"):
+                text = self._preprocess(fname, text)
         self.file = os.path.basename(fname) if fname != "-" else "Dockerfile"
         df = parse(text, self.file)
         self.dockerfile = df
@@ -190,6 +194,28 @@ class DockerfileBuild:
             self.options.out(f"[Warning] one or more build args were not consumed: {unused}")
         self._output(rec)
         return rec
+
+    def _preprocess(self, fname: str, text: str) -> str:
+        """A ``*.in`` Containerfile goes through cpp first, as buildah runs it (``-E -iquote DIR
+        -traditional -undef``, then ``$BUILDAH_CPPFLAGS`` and ``--cpp-flag``): ``#include``
+        files next to it, macros; cpp's complaints are warnings while it still wrote output."""
+        import shlex
+        import subprocess
+
+        argv = ["cpp", "-E", "-iquote", os.path.dirname(os.path.abspath(fname)), "-traditional", "-undef", "-"]
+        argv += shlex.split(os.environ.get("BUILDAH_CPPFLAGS", "")) + self.options.cpp_flags
+        try:
+            p = subprocess.run(argv, input=text.encode("utf-8", "surrogateescape"), capture_output=True)
+        except OSError as e:
+            raise BuildError(f"preprocessing {fname}: cannot run cpp: {e.strerror} (install the cpp package)") \
+                from None
+        err = p.stderr.decode("utf-8", "replace").strip()
+        if p.returncode != 0:
+            if err:
+                self.options.warn(f"Ignoring {err}")
+            if not p.stdout:
+                raise BuildError(f"preprocessing {fname}: cpp exited with status {p.returncode}")
+        return p.stdout.decode("utf-8", "surrogateescape")
 
     def _cleanup(self, failed: bool) -> None:
         for m in reversed(self.mounted):
@@ -223,6 +249,18 @@ class DockerfileBuild:
                     value = self.options.build_args[name]
                     self.consumed_args.add(name)
                 scope[name] = value
+        return scope
+
+    def base_scope(self) -> dict:
+        """What a FROM line expands: the global ARGs, and a --build-arg for a name an ARG
+        declares in any stage (buildah's rule; a name no ARG declares stays empty)."""
+        scope = dict(self.global_args)
+        declared = {a.partition("=")[0] for s in self.dockerfile.stages for ins in s.instructions
+                    if ins.cmd == "ARG" for a in ins.args}
+        for name in declared:
+            if name in self.options.build_args and name not in scope:
+                scope[name] = self.options.build_args[name]
+                self.consumed_args.add(name)
         return scope
 
     def arg_pairs(self, ins: Instruction, env: dict):
@@ -265,7 +303,7 @@ class DockerfileBuild:
         for s in reversed(df.stages[: target + 1]):
             if s.index not in need:
                 continue
-            base = expand(s.base, self.global_args, df.escape)
+            base = expand(s.base, self.base_scope(), df.escape)
             idx = self.stage_index(base, s.index)
             if idx is not None:
                 need.add(idx)
@@ -301,7 +339,7 @@ class DockerfileBuild:
         options = self.options
         esc = self.dockerfile.escape
         self._say_step(stage.from_instr)
-        base_text = expand(stage.base, self.global_args, esc)
+        base_text = expand(stage.base, self.base_scope(), esc)
         if not base_text:
             raise stage.from_instr.error("base name should not be blank (an ARG without a value?)")
         idx = self.stage_index(base_text, stage.index)
@@ -330,6 +368,15 @@ class DockerfileBuild:
         else:
             from .working import ensure_image
 
+            from ..images.refs import has_transport
+            from ..oci.reference import parse as parse_name
+
+            try:
+                if not has_transport(base_text) and "@" not in base_text:
+                    parse_name(base_text)
+            except PalletError as e:  # buildah's wording first, which scripts match
+                raise BuildError(f"{stage.from_instr.where()}: FROM {base_text}: invalid reference format: {e}") \
+                    from None
             try:
                 img = ensure_image(self.store, base_text, options.pull, options.ctx,
                                    None if options.quiet else options.out, platform=self._stage_platform(stage))

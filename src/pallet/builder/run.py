@@ -295,11 +295,9 @@ def spec(rootfs: str, argv: list[str], o: RunOptions, hosts: str | None, resolv:
                              cap_add=x.cap_add, cap_drop=x.cap_drop, resources=x.resources,
                              cgroups_path=cgroups_path, seccomp=x.seccomp, no_new_privileges=x.no_new_privileges)
     doc = rs.generate(options)
-    if uid != 0:  # buildah's rule: a non-root user's process has the bounding set, no ambient capabilities
+    if uid != 0:  # buildah's rule: a non-root user's --cap-add goes to the bounding set only
         caps = doc["process"]["capabilities"]
-        caps.pop("ambient", None)
-        for k in ("effective", "inheritable", "permitted"):
-            caps[k] = list(caps["bounding"])
+        doc["process"]["capabilities"] = {"bounding": caps["bounding"], "effective": [], "permitted": []}
     rules = [_device_rule(src, perms) for src, _dst, perms in x.devices]
     rules = [r for r in rules if r is not None]
     if rules:  # the devices cgroup lets the container use them (the runtime's defaults stay)

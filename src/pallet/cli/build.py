@@ -84,6 +84,8 @@ def _build_parser(sub, name: str) -> None:
     p.add_argument("--os", metavar="OS", help="as --platform, the OS alone")
     p.add_argument("--arch", metavar="ARCH", help="as --platform, the architecture alone")
     p.add_argument("--variant", metavar="VARIANT", help="as --platform, the variant alone")
+    p.add_argument("--cpp-flag", action="append", default=[], metavar="FLAG",
+                   help="a flag for cpp, which preprocesses a Containerfile named *.in")
     p.add_argument("--build-context", action="append", default=[], metavar="NAME=DIR|docker-image://IMAGE",
                    help="an additional context for FROM NAME, COPY --from=NAME, RUN --mount=from=NAME "
                         "(it wins over a stage of that name)")
@@ -260,7 +262,12 @@ def _platform(args):
         if len(texts) != 1:
             raise UsageError(f"--platform {args.platform}: building for several platforms at once "
                              "(a manifest list) is not supported yet: build once per platform")
-        p = Platform.parse(texts[0])
+        parts = texts[0].split("/")
+        if len(parts) == 3 and not parts[2]:  # "linux/amd64/": no variant
+            parts = parts[:2]
+        if len(parts) in (2, 3) and not all(parts[:2]):  # "windows/" or "/arm": the host's for the empty part
+            parts = [parts[0] or p.os, parts[1] or p.architecture] + parts[2:]
+        p = Platform.parse("/".join(parts))
     if args.os or args.arch or args.variant:
         p = Platform(args.os or p.os, args.arch or p.architecture,
                      args.variant if args.variant is not None else ("" if args.arch else p.variant)).normalized()
@@ -349,7 +356,8 @@ def _build(args) -> int:
         run_extras=_run_extras(args), stdin=0 if args.stdin else None, env=_env_items(args.env),
         unsetenv=args.unsetenv, omit_history=args.omit_history, ignorefile=args.ignorefile,
         skip_unused_stages=args.skip_unused_stages, build_contexts=_build_contexts(args.build_context),
-        platform=_platform(args))
+        platform=_platform(args), cpp_flags=args.cpp_flag,
+        warn=lambda line: (sys.stderr.write(f"WARN {line}\n"), sys.stderr.flush()))
     rec = build(_store(args), o)
     if args.quiet:
         print(rec["id"])
@@ -516,7 +524,7 @@ def cmd_umount(args) -> int:
 
 
 def cmd_run(args) -> int:
-    cmd = list(args.command)
+    cmd = list(args.command or [])
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     if not cmd:

@@ -1,0 +1,227 @@
+"""pallet build's buildah flags (issue 16, as buildah's tests/bud.bats uses them): what every
+RUN step gets (cgroup limits, rlimits, capabilities, devices, /etc/hosts and resolv.conf,
+/dev/shm), additional build contexts, the target platform, the image config's --env/--unsetenv,
+--omit-history, --logfile, --ignorefile, Containerfile.in through cpp, and bad values (one
+line, exit 125, nothing made)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from buildtools import PalletStore, base, pallet  # noqa: F401  (fixtures)
+
+
+def _ctx(tmp_path, dockerfile: str, files: dict | None = None, name: str = "Dockerfile") -> str:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir(exist_ok=True)
+    (ctx / name).write_text(dockerfile)
+    for n, data in (files or {}).items():
+        p = ctx / n
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(data)
+    return str(ctx)
+
+
+def _cgroup_v1(controller: str) -> bool:
+    return os.path.isdir(f"/sys/fs/cgroup/{controller}") and not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+def test_run_steps_get_the_resource_and_security_flags(pallet, tmp_path):
+    # the container's own cgroup files at /sys/fs/cgroup (v1 here; v2 names otherwise)
+    script = ("cat /sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || cat /sys/fs/cgroup/cpu.weight; "
+              "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; "
+              "cat /sys/fs/cgroup/cpuset/cpuset.cpus 2>/dev/null || cat /sys/fs/cgroup/cpuset.cpus; "
+              "echo nofile=$(ulimit -n); df -k /dev/shm | tail -1; grep myhost /etc/hosts; cat /etc/resolv.conf; "
+              "ls /test/null; grep CapBnd /proc/self/status")
+    ctx = _ctx(tmp_path, f"FROM localhost/busybox:v1\nRUN {script}\n")
+    p = pallet("build", "--no-cache", "--cpu-shares", "12345", "--memory", "40m", "--cpuset-cpus", "0",
+               "--ulimit", "nofile=1234:1234", "--shm-size", "8m", "--add-host", "myhost:10.1.2.3",
+               "--dns", "10.9.9.9", "--dns-search", "example.com", "--dns-option", "use-vc",
+               "--device", "/dev/null:/test/null", "--cap-add", "cap_sys_ptrace", "--cap-drop", "CHOWN", ctx)
+    out = p.stdout
+    if _cgroup_v1("cpu"):
+        assert "\n12345\n" in out and "\n41943040\n" in out, out
+    else:  # cgroup v2: the weight runc derives from the shares
+        assert f"\n{1 + ((12345 - 2) * 9999) // 262142}\n" in out and "\n41943040\n" in out, out
+    assert "\n0\n" in out  # cpuset.cpus
+    assert "nofile=1234" in out
+    assert " 8192 " in out  # /dev/shm's size in KiB
+    assert "10.1.2.3\tmyhost" in out
+    assert "nameserver 10.9.9.9" in out and "search example.com" in out and "options use-vc" in out
+    assert "/test/null" in out
+    caps = int(out.split("CapBnd:")[1].split()[0], 16)
+    assert caps & (1 << 19) and not caps & 1  # CAP_SYS_PTRACE added, CAP_CHOWN dropped
+
+
+def test_no_hosts_and_pid_host_with_chroot_isolation(pallet, tmp_path):
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN ls /etc/hosts || echo no-hosts; readlink /proc/self/ns/pid\n")
+    p = pallet("build", "--no-cache", "--no-hosts", "--isolation", "chroot", ctx)
+    assert "no-hosts" in p.stdout  # busybox:v1 has no /etc/hosts, and none was bound
+    assert os.readlink("/proc/self/ns/pid") in p.stdout  # chroot isolation: the host's PID namespace
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--cpu-shares", "bogus"], 'invalid argument "bogus" for "-c, --cpu-shares" flag'),
+    (["--dns", "1.2.3.4", "--network", "none"], "the --dns option cannot be used with --network=none"),
+    (["--dns-search", "x.org", "--network", "none"], "the --dns-search option cannot be used with --network=none"),
+    (["--dns", "not-an-ip"], "invalid --dns 'not-an-ip'"),
+    (["--add-host", "a:1.2.3.4", "--no-hosts"], "--no-hosts and --add-host conflict, can not be used together"),
+    (["--isolation", "chroot", "--network", "none"], "cannot set --network other than host with --isolation chroot"),
+    (["--ulimit", "nofile=2:1"], "the soft limit is above the hard limit"),
+    (["--ulimit", "bogus=1"], "invalid --ulimit 'bogus=1'"),
+    (["--memory", "lots"], "invalid --memory 'lots'"),
+    (["--memory", "10m", "--memory-swap", "5m"], "--memory-swap must be at least --memory"),
+    (["--device", "/nonexistent/dev"], "--device /nonexistent/dev: /nonexistent/dev: no such file"),
+    (["--security-opt", "bogus"], "invalid --security-opt 'bogus'"),
+    (["--pid", "container:x"], "invalid --pid 'container:x'"),
+    (["--platform", "linux/amd64,linux/arm64"], "not supported yet"),
+    (["--platform", "linux"], "invalid platform 'linux'"),
+    (["--build-context", "x=https://example.com/a.tar"], "not supported yet"),
+    (["--build-context", "x=/nonexistent"], "/nonexistent is not a directory"),
+    (["--build-context", "novalue"], "invalid --build-context 'novalue'"),
+    (["--ignorefile", "/nonexistent/ignore"], "--ignorefile /nonexistent/ignore"),
+])
+def test_bad_flag_values_are_one_line_and_make_nothing(pallet, tmp_path, flags, needle):
+    before = {r["id"] for r in pallet.store().images()}
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN true\n")
+    p = pallet("build", *flags, "-t", "bad", ctx, check=False)
+    assert p.returncode == 125, p.stderr
+    err = [line for line in p.stderr.splitlines() if line.startswith("Error:")]
+    assert len(err) == 1 and needle in err[0], p.stderr
+    assert {r["id"] for r in pallet.store().images()} == before
+
+
+def test_additional_build_contexts_win_over_stage_names(pallet, tmp_path):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "hello").write_text("from-the-directory\n")
+    pallet("build", "-t", "source", _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN echo from-the-image > /hello\n"))
+    df = ("FROM localhost/busybox:v1 AS some-stage\nRUN echo from-the-stage > /hello\n"
+          "FROM localhost/busybox:v1\nCOPY --from=dir hello /dir-hello\nCOPY --from=some-stage /hello /img-hello\n"
+          "COPY --from=0 /hello /zero-hello\nRUN --mount=type=bind,from=dir,target=/m cat /m/hello\n"
+          "RUN cat /dir-hello /img-hello /zero-hello\n")
+    os.remove(os.path.join(tmp_path, "ctx", "Dockerfile"))
+    p = pallet("build", "--build-context", f"dir={extra}", "--build-context", "some-stage=docker-image://source",
+               "-t", "out", _ctx(tmp_path, df))
+    # stage 0 is named some-stage: by number it is that context too (buildah's rule)
+    assert p.stdout.count("from-the-directory") == 2 and p.stdout.count("from-the-image") == 2, p.stdout
+    assert "\nfrom-the-stage\n" not in p.stdout  # the shadowed stage's file was copied nowhere
+    # FROM a context that is an image
+    p = pallet("build", "--build-context", "base=docker-image://source", "-t", "out2",
+               _ctx(tmp_path, "FROM base\nRUN cat /hello\n"))
+    assert "from-the-image" in p.stdout
+
+
+def test_platform_flags_target_args_and_the_image_config(pallet, tmp_path):
+    # the base for the build's platform (no index: only the host's is there), as buildah's suite does
+    df = ("FROM --platform=$BUILDPLATFORM localhost/busybox:v1\nARG TARGETPLATFORM\nARG TARGETARCH\nARG BUILDARCH\n"
+          "RUN echo target=$TARGETPLATFORM arch=$TARGETARCH build=$BUILDARCH\n")
+    p = pallet("build", "--no-cache", "--platform", "linux/arm64", "-t", "arm", _ctx(tmp_path, df))
+    from pallet.oci.platform import host
+
+    assert f"target=linux/arm64 arch=arm64 build={host().architecture}" in p.stdout
+    cfg = pallet.config("arm")
+    assert (cfg["os"], cfg["architecture"]) == ("linux", "arm64")  # a host-arch base, tagged for the target
+    pallet("build", "--arch", "arm", "--variant", "v7", "-t", "armv7", _ctx(tmp_path, "FROM scratch\n"))
+    cfg = pallet.config("armv7")
+    assert (cfg["architecture"], cfg["variant"]) == ("arm", "v7")
+    pallet("build", "-t", "fbsd", _ctx(tmp_path, "FROM --platform=freebsd/arm64/v8 scratch\nLABEL a=b\n"))
+    cfg = pallet.config("fbsd")
+    assert (cfg["os"], cfg["architecture"], cfg["variant"]) == ("freebsd", "arm64", "v8")
+    pallet("build", "--platform", "windows/", "-t", "win", _ctx(tmp_path, "FROM scratch\n"))
+    # a stored base of another platform is not used for the target's: it is pulled (and here fails)
+    p = pallet("build", "--platform", "linux/s390x", _ctx(tmp_path, "FROM localhost/busybox:v1\n"), check=False)
+    assert p.returncode == 125 and "FROM localhost/busybox:v1" in p.stderr
+    assert (pallet.config("win")["os"], pallet.config("win")["architecture"]) == ("windows", host().architecture)
+
+
+def test_env_unsetenv_omit_history_and_skip_unused_stages(pallet, tmp_path):
+    df = ("FROM localhost/busybox:v1 AS unused\nRUN echo unused-stage-ran\n"
+          "FROM localhost/busybox:v1\nENV keep=1 drop=2\nRUN echo hello\n")
+    p = pallet("build", "--env", "ADDED=x", "--env", "PATH", "--unsetenv", "drop", "--omit-history", "-t", "e",
+               _ctx(tmp_path, df), env={"PATH": os.environ["PATH"]})
+    assert "unused-stage-ran" not in p.stdout
+    cfg = pallet.config("e")
+    env = cfg["config"]["Env"]
+    assert "keep=1" in env and "ADDED=x" in env and f"PATH={os.environ['PATH']}" in env
+    assert not any(e.startswith("drop=") for e in env)
+    assert cfg["history"] == []
+    p = pallet("build", "--no-cache", "--skip-unused-stages=false", "-t", "e2", _ctx(tmp_path, df))
+    assert "unused-stage-ran" in p.stdout
+
+
+def test_logfile_ignorefile_and_stdin(pallet, tmp_path):
+    ign = tmp_path / "myignore"
+    ign.write_text("secret*\n")
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nCOPY . /c/\nRUN ls /c; read -t 5 x && echo got-$x\n",
+               {"secret.txt": "s", "public.txt": "p"})
+    log = tmp_path / "build.log"
+    p = pallet("build", "--logfile", str(log), "--ignorefile", str(ign), "--stdin", "-t", "l", ctx, input="input\n")
+    assert p.stdout == "" and p.stderr == ""
+    text = log.read_text()
+    assert "STEP 1/3" in text and "public.txt" in text and "secret.txt" not in text and "got-input" in text
+    # a failure goes to the log too, with the RUN's own exit status
+    bad = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN exit 4\n")
+    p = pallet("build", "--logfile", str(log), bad, check=False)
+    assert p.returncode == 4 and 'building at STEP "RUN exit 4": exit status 4' in log.read_text()
+
+
+def test_containerfile_in_goes_through_cpp(pallet, tmp_path):
+    if not shutil.which("cpp"):
+        pytest.skip("no cpp on this host")
+    df = '#include "common"\n#if DEBUGGING\nRUN echo debug=yes\n#else\nRUN echo debug=no\n#endif\n'
+    ctx = _ctx(tmp_path, df, {"common": "FROM localhost/busybox:v1\n"}, name="Containerfile.in")
+    p = pallet("build", "--no-cache", "-f", os.path.join(ctx, "Containerfile.in"), ctx)
+    assert "debug=no" in p.stdout
+    p = pallet("build", "--no-cache", "--cpp-flag", "-DDEBUGGING", "-f", os.path.join(ctx, "Containerfile.in"), ctx)
+    assert "debug=yes" in p.stdout
+    p = pallet("build", "--no-cache", "-f", os.path.join(ctx, "Containerfile.in"), ctx,
+               env={"BUILDAH_CPPFLAGS": "-DDEBUGGING"})
+    assert "debug=yes" in p.stdout
+    # cpp's error with output still written: a warning, the build goes on (buildah's behaviour)
+    (tmp_path / "ctx" / "Containerfile.in").write_text('#include "common"\n#error oops\nRUN echo went-on\n')
+    p = pallet("build", "--no-cache", "-f", os.path.join(ctx, "Containerfile.in"), ctx)
+    assert "Ignoring" in p.stderr and "#error oops" in p.stderr and "went-on" in p.stdout
+
+
+def test_from_with_an_undeclared_or_stage_declared_arg(pallet, tmp_path):
+    df = ("FROM localhost/busybox:v1 AS build\nARG WHICH\nFROM build AS pick-one\nENV C=one\n"
+          "FROM pick-${WHICH}\nRUN echo chose-$C\n")
+    p = pallet("build", "--build-arg", "WHICH=one", _ctx(tmp_path, df))
+    assert "chose-one" in p.stdout  # an ARG declared in any stage: its --build-arg expands FROM
+    p = pallet("build", _ctx(tmp_path, df), check=False)
+    assert p.returncode == 125 and "FROM pick-: invalid reference format" in p.stderr
+
+
+def test_builder_run_options_after_the_container_are_the_commands(pallet):
+    ctr = pallet("builder", "from", "localhost/busybox:v1").stdout.strip()
+    p = pallet("builder", "run", ctr, "ls", "-ld", "/etc")
+    assert p.stdout.startswith("d")
+    p = pallet("builder", "run", ctr, check=False)
+    assert p.returncode == 125 and "command must be specified" in p.stderr
+    pallet("builder", "rm", ctr)
+
+
+@pytest.mark.unit
+def test_run_extras_in_the_runtime_config():
+    from pallet.builder import run as build_run
+
+    x = build_run.run_extras(cpu_shares=5, memory="1g", memory_swap="-1", cpuset_mems="0", ulimits=["cpu=300"],
+                             cap_add=["cap_sys_ptrace"], devices=["/dev/null:/d/n:r"], cgroup_parent="/p/q",
+                             pid="host", security_opts=["no-new-privileges"], shm_size="1m")
+    o = build_run.RunOptions(user=(1000, 1000, []), extras=x)
+    cfg = build_run.spec("/r", ["true"], o, None, "/rv", "cid1")
+    caps = cfg["process"]["capabilities"]
+    assert "CAP_SYS_PTRACE" in caps["bounding"] and caps["effective"] == [] and "ambient" not in caps
+    assert cfg["linux"]["resources"]["cpu"] == {"shares": 5, "mems": "0"}
+    assert cfg["linux"]["resources"]["memory"] == {"limit": 1 << 30, "swap": -1}
+    assert {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "r"} in cfg["linux"]["resources"]["devices"]
+    assert cfg["linux"]["cgroupsPath"] == "/p/q/cid1" and cfg["process"]["noNewPrivileges"] is True
+    assert cfg["process"]["rlimits"] == [{"type": "RLIMIT_CPU", "hard": 300, "soft": 300}]
+    assert "pid" not in [n["type"] for n in cfg["linux"]["namespaces"]]
+    dests = [m["destination"] for m in cfg["mounts"]]
+    assert "/etc/hosts" not in dests and "/d/n" in dests  # --no-hosts: hosts None
+    assert [m for m in cfg["mounts"] if m["destination"] == "/dev/shm"][0]["options"][-1] == "size=1048576"
