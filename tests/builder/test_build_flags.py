@@ -225,3 +225,51 @@ def test_run_extras_in_the_runtime_config():
     dests = [m["destination"] for m in cfg["mounts"]]
     assert "/etc/hosts" not in dests and "/d/n" in dests  # --no-hosts: hosts None
     assert [m for m in cfg["mounts"] if m["destination"] == "/dev/shm"][0]["options"][-1] == "size=1048576"
+
+
+def test_contexts_from_stdin_an_archive_and_a_dockerfile(pallet, tmp_path):
+    import subprocess
+
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nCOPY hello /hello\nRUN cat /hello\n", {"hello": "hi-from-ctx"})
+    tarball = tmp_path / "ctx.tar.gz"
+    subprocess.run(["tar", "-czf", str(tarball), "-C", ctx, "."], check=True)
+    assert "hi-from-ctx" in pallet("build", "--no-cache", str(tarball)).stdout  # an archive as the context
+    with open(tarball, "rb") as f:
+        data = f.read()
+    p = subprocess.run(pallet.args("build", "--no-cache", "-"), input=data, capture_output=True)
+    assert p.returncode == 0 and b"hi-from-ctx" in p.stdout, p.stderr  # the archive on stdin
+    p = pallet("build", "-q", "-t", "fromstdin", "-", input="FROM localhost/busybox:v1\nLABEL s=1\n")
+    assert pallet.config("fromstdin")["config"]["Labels"]["s"] == "1"  # a Dockerfile on stdin
+    assert "hi-from-ctx" in pallet("build", "--no-cache", os.path.join(ctx, "Dockerfile")).stdout
+    # nothing of the extracted contexts stays in the store's staging
+    assert not [n for n in os.listdir(os.path.join(pallet.root, "staging")) if not n.endswith(".lock")]
+
+
+@pytest.mark.parametrize("make,args,needle", [
+    (None, ["nonexistent-dir"], "the build context nonexistent-dir: no such file or directory"),
+    ("empty", ["-f", "Empty", "CTX"], 'no contents in "'),
+    (None, ["-f", "CTX", "CTX"], "cannot be path to a directory"),
+    ("dir-dockerfile", ["CTX"], "Dockerfile is not a file"),
+    ("copy-chown", ["CTX"], "COPY only supports the --chmod=<permissions> --chown=<uid:gid> and the "
+                            "--from=<image|stage> flags"),
+    ("add-flag", ["CTX"], "ADD only supports the --chmod=<permissions> and the --chown=<uid:gid> flags"),
+    ("self-from", ["CTX"], "COPY --from=build: no stage or image found with that name"),
+    (None, ["https://example.com/ctx.tar"], "not supported yet"),
+])
+def test_context_and_dockerfile_errors_in_buildahs_words(pallet, tmp_path, make, args, needle):
+    ctx = tmp_path / "c"
+    ctx.mkdir()
+    if make == "empty":
+        (ctx / "Empty").write_text("")
+    elif make == "dir-dockerfile":
+        (ctx / "Dockerfile").mkdir()
+    elif make == "copy-chown":
+        (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nCOPY --chown 1:2 a /a\n")
+    elif make == "add-flag":
+        (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nADD --from=x a /a\n")
+    elif make == "self-from":
+        (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1 AS build\nCOPY --from=build /bin /b\n")
+    p = pallet("build", *[str(ctx) if a == "CTX" else a for a in args], check=False, cwd=str(tmp_path))
+    assert p.returncode == 125, p.stderr
+    err = [line for line in p.stderr.splitlines() if line.startswith("Error:")]
+    assert len(err) == 1 and needle in err[0], p.stderr

@@ -41,7 +41,8 @@ class BuildOptions:
                  iidfile: str | None = None, rm: bool = True, run_extras=None, stdin=None,
                  env: list[str] = (), unsetenv: list[str] = (), omit_history: bool = False,
                  ignorefile: str | None = None, skip_unused_stages: bool = True,
-                 build_contexts: dict | None = None, platform=None, cpp_flags: list[str] = (), warn=None):
+                 build_contexts: dict | None = None, platform=None, cpp_flags: list[str] = (), warn=None,
+                 context_stream=None):
         self.context = context
         self.dockerfile = dockerfile
         self.dockerfile_text = dockerfile_text
@@ -81,6 +82,7 @@ class BuildOptions:
         self.build_contexts = {k.lower(): v for k, v in (build_contexts or {}).items()}
         #: --platform/--os/--arch/--variant: an oci.platform.Platform (None: the host's)
         self.platform = platform
+        self.context_stream = context_stream  # what context "-" reads (a binary stream)
         self.cpp_flags = list(cpp_flags)  # for a Containerfile.in (after $BUILDAH_CPPFLAGS)
         self.warn = warn or (lambda line: None)  # warnings, shown even with quiet
 
@@ -89,17 +91,20 @@ def find_dockerfile(context: str, dockerfile: str | None) -> str:
     if dockerfile:
         if dockerfile == "-":
             return "-"
-        if os.path.exists(dockerfile):
-            return dockerfile
-        alt = os.path.join(context, dockerfile)
-        if os.path.exists(alt):
-            return alt
-        raise BuildError(f"the Dockerfile {dockerfile} does not exist")
+        for p in (dockerfile, os.path.join(context, dockerfile)):
+            if os.path.isdir(p):
+                raise BuildError(f"the Dockerfile {dockerfile} cannot be path to a directory")
+            if os.path.exists(p):
+                return p
+        raise BuildError(f"the Dockerfile {dockerfile}: no such file or directory")
     for n in ("Containerfile", "Dockerfile"):
         p = os.path.join(context, n)
         if os.path.exists(p):
+            if not os.path.isfile(p):
+                raise BuildError(f"{p} is not a file")
             return p
-    raise BuildError(f"no Containerfile or Dockerfile in the context directory {context}")
+    raise BuildError(f"no Containerfile or Dockerfile in the context directory {context}: "
+                     "no such file or directory")
 
 
 def _predefined_args(target=None) -> dict:
@@ -145,12 +150,60 @@ class DockerfileBuild:
     # -- entry -------------------------------------------------------------------------------
 
     def run(self) -> dict:
+        import contextlib
+
         with self.store.owner() as owner:
             self.owner = owner
             try:
-                return self._run_build()
+                with contextlib.ExitStack() as stack:
+                    self._prepare_context(stack)
+                    return self._run_build()
             finally:
                 self.owner = None
+
+    def _prepare_context(self, stack) -> None:
+        """The context as buildah takes it: a directory; a Dockerfile (its directory is the
+        context); a tar archive, plain or compressed (extracted into the store's staging,
+        removed after the build); ``-``: stdin holding a Dockerfile (an empty context) or
+        such an archive. A URL or git repository: not supported yet."""
+        o = self.options
+        text = o.context
+        if text.startswith(("http://", "https://", "git://", "git@", "github.com/")):
+            raise BuildError(f"the build context {text}: a context from a URL or git repository is not "
+                             "supported yet (give a directory, a Dockerfile, a tar archive or -)")
+        if text != "-":
+            if not os.path.exists(text):
+                raise BuildError(f"the build context {text}: no such file or directory")
+            if os.path.isdir(text):
+                return
+        from .copy import extract_archive, is_archive
+
+        scratch = stack.enter_context(self.store.staging())
+        if text == "-":
+            src = os.path.join(scratch, "stdin")
+            with open(src, "wb") as f:
+                import shutil
+
+                shutil.copyfileobj(o.context_stream, f, 1 << 20)
+        else:
+            src = text
+        if is_archive(src):
+            ctx = os.path.join(scratch, "context")
+            os.mkdir(ctx, 0o755)
+            extract_archive(src, ctx, f"the build context {text}")
+            self.context = ctx
+            return
+        if text == "-":  # a Dockerfile on stdin, and an empty context
+            with open(src, encoding="utf-8", errors="surrogateescape") as f:
+                o.dockerfile_text = f.read()
+            ctx = os.path.join(scratch, "context")
+            os.mkdir(ctx, 0o755)
+            self.context = ctx
+            return
+        # a Dockerfile named as the context: its directory is the context
+        if o.dockerfile is None and o.dockerfile_text is None:
+            o.dockerfile = os.path.abspath(text)
+        self.context = os.path.dirname(os.path.abspath(text))
 
     def _run_build(self) -> dict:
         from .ignore import IgnoreRules
@@ -166,6 +219,8 @@ class DockerfileBuild:
                     text = f.read()
             except OSError as e:
                 raise BuildError(f"reading {fname}: {e.strerror}") from None
+            if not text.strip():
+                raise BuildError(f'no contents in "{fname}"')
             if fname.endswith(".in"):
                 text = self._preprocess(fname, text)
         self.file = os.path.basename(fname) if fname != "-" else "Dockerfile"
@@ -627,14 +682,15 @@ class DockerfileBuild:
             text = value  # an image: pulled as FROM's are
         idx = self.stage_index(text) if extra is None else None
         if idx is not None:
-            if idx not in self.results:
-                raise ins.error(f"stage {text!r} is not a previous build stage")
+            if idx not in self.results:  # this stage itself, or a later one
+                raise ins.error(f"COPY --from={text}: no stage or image found with that name "
+                                "(the stage is not a previous one)")
             res = self.results[idx]
             return ImageMount(self.store, res.image, res.key, self.owner)
         try:
             img = ensure_image(self.store, text, self.options.pull, self.options.ctx)
         except PalletError as e:
-            raise ins.error(f"--from={text}: no build stage by that name, and no such image: {e}") from None
+            raise ins.error(f"{ins.cmd} --from={text}: no stage or image found with that name: {e}") from None
         return ImageMount(self.store, img, img["id"], self.owner)
 
     # -- the end -------------------------------------------------------------------------------

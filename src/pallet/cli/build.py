@@ -357,6 +357,7 @@ def _build(args) -> int:
         unsetenv=args.unsetenv, omit_history=args.omit_history, ignorefile=args.ignorefile,
         skip_unused_stages=args.skip_unused_stages, build_contexts=_build_contexts(args.build_context),
         platform=_platform(args), cpp_flags=args.cpp_flag,
+        context_stream=sys.stdin.buffer if args.context == "-" else None,
         warn=lambda line: (sys.stderr.write(f"WARN {line}\n"), sys.stderr.flush()))
     rec = build(_store(args), o)
     if args.quiet:
