@@ -273,3 +273,15 @@ def test_context_and_dockerfile_errors_in_buildahs_words(pallet, tmp_path, make,
     assert p.returncode == 125, p.stderr
     err = [line for line in p.stderr.splitlines() if line.startswith("Error:")]
     assert len(err) == 1 and needle in err[0], p.stderr
+
+
+def test_cache_ttl(pallet, tmp_path):
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN echo step > /s\n")
+    pallet("build", ctx)
+    assert "Using cache" in pallet("build", "--cache-ttl=1h", ctx).stdout
+    assert "Using cache" not in pallet("build", "--cache-ttl=0", ctx).stdout  # 0: as --no-cache
+    cache = os.path.join(pallet.root, "build-cache")
+    for n in os.listdir(cache):  # recorded two hours ago
+        os.utime(os.path.join(cache, n), (0, os.path.getmtime(os.path.join(cache, n)) - 7200))
+    assert "Using cache" not in pallet("build", "--cache-ttl=1h", ctx).stdout
+    assert "Using cache" in pallet("build", ctx).stdout  # rebuilt just now, without a ttl

@@ -42,7 +42,7 @@ class BuildOptions:
                  env: list[str] = (), unsetenv: list[str] = (), omit_history: bool = False,
                  ignorefile: str | None = None, skip_unused_stages: bool = True,
                  build_contexts: dict | None = None, platform=None, cpp_flags: list[str] = (), warn=None,
-                 context_stream=None):
+                 context_stream=None, cache_ttl: float | None = None):
         self.context = context
         self.dockerfile = dockerfile
         self.dockerfile_text = dockerfile_text
@@ -82,6 +82,7 @@ class BuildOptions:
         self.build_contexts = {k.lower(): v for k, v in (build_contexts or {}).items()}
         #: --platform/--os/--arch/--variant: an oci.platform.Platform (None: the host's)
         self.platform = platform
+        self.cache_ttl = cache_ttl  # seconds (--cache-ttl; 0: as --no-cache)
         self.context_stream = context_stream  # what context "-" reads (a binary stream)
         self.cpp_flags = list(cpp_flags)  # for a Containerfile.in (after $BUILDAH_CPPFLAGS)
         self.warn = warn or (lambda line: None)  # warnings, shown even with quiet
@@ -143,8 +144,8 @@ class DockerfileBuild:
         #: by the next open of the store if the process is killed
         self.owner: str | None = None
         self.consumed_args: set[str] = set()
-        self.cache = StepCache(store, use=options.layers and not options.no_cache, record=options.layers,
-                               made_images=self.made_images)
+        self.cache = StepCache(store, use=options.layers and not options.no_cache and options.cache_ttl != 0,
+                               record=options.layers, made_images=self.made_images, ttl=options.cache_ttl)
         self.ignore = None
 
     # -- entry -------------------------------------------------------------------------------

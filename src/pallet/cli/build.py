@@ -109,6 +109,8 @@ def _build_parser(sub, name: str) -> None:
                    help="accepted for buildah: RUN steps always run under the OCI runtime; chroot shares the "
                         "host's PID namespace and allows only host networking, as buildah's")
     p.add_argument("--compress", action="store_true", help="accepted for docker build: a no-op, as in buildah")
+    p.add_argument("--cache-ttl", type=common.duration_arg, default=None, metavar="DURATION",
+                   help="use cached steps built at most this long ago (0: as --no-cache), e.g. 30m, 1h")
     p.add_argument("--cache-from", action="append", default=[], metavar="IMAGE",
                    help="accepted for docker build: a no-op (only this store's cache is used)")
     common.add_retry_flags(p)
@@ -357,7 +359,7 @@ def _build(args) -> int:
         unsetenv=args.unsetenv, omit_history=args.omit_history, ignorefile=args.ignorefile,
         skip_unused_stages=args.skip_unused_stages, build_contexts=_build_contexts(args.build_context),
         platform=_platform(args), cpp_flags=args.cpp_flag,
-        context_stream=sys.stdin.buffer if args.context == "-" else None,
+        context_stream=sys.stdin.buffer if args.context == "-" else None, cache_ttl=args.cache_ttl,
         warn=lambda line: (sys.stderr.write(f"WARN {line}\n"), sys.stderr.flush()))
     rec = build(_store(args), o)
     if args.quiet:
