@@ -277,7 +277,7 @@ def _images(pallet) -> set:
     ("FROM localhost/busybox:v1\nRUN <<EOF\nnever closed\n", {}, "Dockerfile:", 125),
     ("FROM localhost/busybox:v1\nCOPY missing.txt /\n", {}, "Dockerfile:2: COPY", 125),
     ("FROM localhost/busybox:v1\nCOPY secret.key /\n", {"secret.key": "k", ".dockerignore": "*.key\n"},
-     "excluded by the ignore file", 125),
+     "filtered out using", 125),
     ("FROM localhost/busybox:v1\nRUN echo ok > /ok\nRUN exit 3\n", {}, "Dockerfile:3: building at STEP \"RUN exit 3\": exit status 3", 3),
     ("FROM localhost/busybox:v1\nCOPY --from=nosuchstage /x /y\n", {}, "--from=nosuchstage", 125),
     ("FROM localhost/busybox:v1\nRUN echo $LATER > /x\nARG LATER=1\n", {}, "$LATER is used before its ARG", 125),

@@ -285,3 +285,20 @@ def test_cache_ttl(pallet, tmp_path):
         os.utime(os.path.join(cache, n), (0, os.path.getmtime(os.path.join(cache, n)) - 7200))
     assert "Using cache" not in pallet("build", "--cache-ttl=1h", ctx).stdout
     assert "Using cache" in pallet("build", ctx).stdout  # rebuilt just now, without a ttl
+
+
+def test_ignore_rules_and_globs_as_buildah(pallet, tmp_path):
+    files = {"test1.txt": "1", "test2.txt": "2", "subdir/sub1.txt": "s1", "subdir/sub2.txt": "s2",
+             "keep/k.txt": "k", "keep/other.txt": "o",
+             ".dockerignore": "*\n!test2*\nsubdir\n!*/sub1*\nkeep\n!keep/k.txt\n!Dockerfile\n"}
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nCOPY ./ /c/\nRUN find /c | sort\n", files)
+    out = pallet("build", "--no-cache", ctx).stdout
+    # a wildcard "!" rule does not bring an excluded directory back; one naming a path below it does
+    assert "/c/test2.txt" in out and "/c/keep/k.txt" in out
+    assert "/c/test1.txt" not in out and "/c/subdir" not in out and "/c/keep/other.txt" not in out
+    p = pallet("build", _ctx(tmp_path, "FROM localhost/busybox:v1\nCOPY subdir /s/\n", files), check=False)
+    assert p.returncode == 125 and 'building at STEP "COPY subdir /s/"' in p.stderr
+    assert "1 filtered out using" in p.stderr and ".dockerignore" in p.stderr
+    # one glob matching several files: DEST is a directory without its "/" (buildah's)
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nCOPY *.txt /testdir\nRUN ls /testdir\n", {".dockerignore": ""})
+    assert "test1.txt" in pallet("build", "--no-cache", ctx).stdout

@@ -108,7 +108,7 @@ class Source:
                 continue
             items.append(Item(host, rel, os.path.basename(rel)))
         if not items:
-            extra = f" ({filtered} excluded by the ignore file)" if filtered else ""
+            extra = f" ({filtered} filtered out using {self.ignore.source})" if filtered else ""
             raise BuildError(f"COPY/ADD source {pattern!r}: no such file or directory in the {self.what}{extra}")
         return items
 

@@ -66,7 +66,9 @@ def copy_step(build, state: "StageState", ins: Instruction, add: bool = False) -
             except BuildError as e:  # buildah's wording, which scripts match: building at STEP "...": ...
                 raise ins.error(f'building at STEP "{ins.text()}": {e}') from None
         several = len(srcs_raw) > 1
-        if (several or len(items) > 1) and not dest.endswith("/"):
+        # several sources named need a DEST/ (Docker's and buildah's rule); one glob matching
+        # several files copies them into DEST as a directory (buildah's)
+        if several and not dest.endswith("/"):
             raise ins.error("When using COPY with more than one source file, the destination must be a "
                             "directory and end with a /")
         h = hashlib.sha256()
