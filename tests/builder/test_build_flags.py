@@ -194,6 +194,9 @@ def test_from_with_an_undeclared_or_stage_declared_arg(pallet, tmp_path):
     assert "chose-one" in p.stdout  # an ARG declared in any stage: its --build-arg expands FROM
     p = pallet("build", _ctx(tmp_path, df), check=False)
     assert p.returncode == 125 and "FROM pick-: invalid reference format" in p.stderr
+    # a stage name with a "/" (buildah's suite names stages platform-arm/v7)
+    df = "FROM localhost/busybox:v1 AS platform-arm/v7\nENV V=7\nFROM platform-arm/v7\nRUN echo v=$V\n"
+    assert "v=7" in pallet("build", _ctx(tmp_path, df)).stdout
 
 
 def test_builder_run_options_after_the_container_are_the_commands(pallet):

@@ -243,7 +243,7 @@ def parse(text: str, file: str = "Dockerfile") -> Dockerfile:
             if name is not None:
                 import re
 
-                if not re.fullmatch(r"[a-z][a-z0-9-_.]*", name):
+                if not re.fullmatch(r"[a-z][a-z0-9-_./]*", name):  # "/" too, as buildah (platform-arm/v7)
                     raise BuildError(f"{ins.where()}: invalid name for build stage: {ins.args[2]!r}, "
                                      "name can't start with a number or contain symbols")
                 if any(s.name == name for s in stages):
