@@ -305,3 +305,13 @@ def test_ignore_rules_and_globs_as_buildah(pallet, tmp_path):
     # one glob matching several files: DEST is a directory without its "/" (buildah's)
     ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nCOPY *.txt /testdir\nRUN ls /testdir\n", {".dockerignore": ""})
     assert "test1.txt" in pallet("build", "--no-cache", ctx).stdout
+
+
+def test_os_version_and_features(pallet, tmp_path):
+    pallet("build", "-t", "osv", "--os-version=1.0", "--os-feature", "gone", "--os-feature", "gone-",
+           "--os-feature", "win32k", _ctx(tmp_path, "FROM scratch\n"))
+    cfg = pallet.config("osv")
+    assert cfg["os.version"] == "1.0" and cfg["os.features"] == ["win32k"]
+    out = pallet("builder", "inspect", "--type", "image", "--format",
+                 "{{.OCIv1.OSVersion}} {{.OCIv1.OSFeatures}} {{.Docker.OSVersion}} {{.Docker.OSFeatures}}", "osv")
+    assert out.stdout == "1.0 [win32k] 1.0 [win32k]"

@@ -42,7 +42,8 @@ class BuildOptions:
                  env: list[str] = (), unsetenv: list[str] = (), omit_history: bool = False,
                  ignorefile: str | None = None, skip_unused_stages: bool = True,
                  build_contexts: dict | None = None, platform=None, cpp_flags: list[str] = (), warn=None,
-                 context_stream=None, cache_ttl: float | None = None):
+                 context_stream=None, cache_ttl: float | None = None, os_version: str | None = None,
+                 os_features: list[str] = ()):
         self.context = context
         self.dockerfile = dockerfile
         self.dockerfile_text = dockerfile_text
@@ -82,6 +83,8 @@ class BuildOptions:
         self.build_contexts = {k.lower(): v for k, v in (build_contexts or {}).items()}
         #: --platform/--os/--arch/--variant: an oci.platform.Platform (None: the host's)
         self.platform = platform
+        self.os_version = os_version
+        self.os_features = list(os_features)  # FEATURE adds, FEATURE- removes (in order)
         self.cache_ttl = cache_ttl  # seconds (--cache-ttl; 0: as --no-cache)
         self.context_stream = context_stream  # what context "-" reads (a binary stream)
         self.cpp_flags = list(cpp_flags)  # for a Containerfile.in (after $BUILDAH_CPPFLAGS)
@@ -711,6 +714,19 @@ class DockerfileBuild:
                 doc["variant"] = p.variant
             else:
                 doc.pop("variant", None)
+        if options.os_version is not None:
+            doc["os.version"] = options.os_version
+        if options.os_features:
+            feats = list(doc.get("os.features") or [])
+            for f in options.os_features:
+                if f.endswith("-"):
+                    feats = [x for x in feats if x != f[:-1]]
+                elif f not in feats:
+                    feats.append(f)
+            if feats:
+                doc["os.features"] = feats
+            else:
+                doc.pop("os.features", None)
         for e in options.env:
             k, _, v = e.partition("=")
             config_edit.set_env(cfg, k, v)

@@ -39,8 +39,8 @@ def docker_of(doc: dict, working: bool = True) -> dict:
     out = {"created": doc.get("created")}
     out["container_config"] = dict(cfg)
     out["config"] = cfg
-    for k in ("architecture", "variant", "os", "rootfs", "history"):
-        if doc.get(k) not in (None, ""):
+    for k in ("architecture", "variant", "os", "os.version", "os.features", "rootfs", "history"):
+        if doc.get(k) not in (None, "") and not (k == "os.features" and not doc[k]):
             out[k] = doc[k]
     if not out.get("created"):
         out.pop("created")
@@ -49,8 +49,9 @@ def docker_of(doc: dict, working: bool = True) -> dict:
 
 def oci_of(doc: dict) -> dict:
     out = {}
-    for k in ("created", "author", "architecture", "variant", "os", "config", "rootfs", "history"):
-        if doc.get(k) not in (None, ""):
+    for k in ("created", "author", "architecture", "variant", "os", "os.version", "os.features", "config", "rootfs",
+              "history"):
+        if doc.get(k) not in (None, "") and not (k == "os.features" and not doc[k]):
             out[k] = doc[k]
     return out
 

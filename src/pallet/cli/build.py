@@ -84,6 +84,9 @@ def _build_parser(sub, name: str) -> None:
     p.add_argument("--os", metavar="OS", help="as --platform, the OS alone")
     p.add_argument("--arch", metavar="ARCH", help="as --platform, the architecture alone")
     p.add_argument("--variant", metavar="VARIANT", help="as --platform, the variant alone")
+    p.add_argument("--os-version", metavar="VERSION", help="the image config's os.version")
+    p.add_argument("--os-feature", action="append", default=[], metavar="FEATURE[-]",
+                   help="add to the image config's os.features (FEATURE- removes it)")
     p.add_argument("--cpp-flag", action="append", default=[], metavar="FLAG",
                    help="a flag for cpp, which preprocesses a Containerfile named *.in")
     p.add_argument("--build-context", action="append", default=[], metavar="NAME=DIR|docker-image://IMAGE",
@@ -360,6 +363,7 @@ def _build(args) -> int:
         skip_unused_stages=args.skip_unused_stages, build_contexts=_build_contexts(args.build_context),
         platform=_platform(args), cpp_flags=args.cpp_flag,
         context_stream=sys.stdin.buffer if args.context == "-" else None, cache_ttl=args.cache_ttl,
+        os_version=args.os_version, os_features=args.os_feature,
         warn=lambda line: (sys.stderr.write(f"WARN {line}\n"), sys.stderr.flush()))
     rec = build(_store(args), o)
     if args.quiet:
