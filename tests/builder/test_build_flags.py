@@ -315,3 +315,15 @@ def test_os_version_and_features(pallet, tmp_path):
     out = pallet("builder", "inspect", "--type", "image", "--format",
                  "{{.OCIv1.OSVersion}} {{.OCIv1.OSFeatures}} {{.Docker.OSVersion}} {{.Docker.OSFeatures}}", "osv")
     assert out.stdout == "1.0 [win32k] 1.0 [win32k]"
+
+
+def test_log_rusage(pallet, tmp_path):
+    import re
+
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN echo one\nRUN echo two\n")
+    want = re.compile(r"^\S+\(system\) \S+\(user\) \S+\(elapsed\) \S+ input \S+ output$", re.M)
+    assert len(want.findall(pallet("build", "--no-cache", "--log-rusage", ctx).stdout)) == 2  # one a RUN
+    log = tmp_path / "rusage.log"
+    log.write_text("earlier\n")
+    out = pallet("build", "--no-cache", "--log-rusage", "--rusage-logfile", str(log), ctx).stdout
+    assert not want.findall(out) and log.read_text().startswith("earlier\n") and len(want.findall(log.read_text())) == 2

@@ -43,7 +43,7 @@ class BuildOptions:
                  ignorefile: str | None = None, skip_unused_stages: bool = True,
                  build_contexts: dict | None = None, platform=None, cpp_flags: list[str] = (), warn=None,
                  context_stream=None, cache_ttl: float | None = None, os_version: str | None = None,
-                 os_features: list[str] = ()):
+                 os_features: list[str] = (), log_rusage: bool = False, rusage_out=None):
         self.context = context
         self.dockerfile = dockerfile
         self.dockerfile_text = dockerfile_text
@@ -84,6 +84,8 @@ class BuildOptions:
         #: --platform/--os/--arch/--variant: an oci.platform.Platform (None: the host's)
         self.platform = platform
         self.os_version = os_version
+        self.log_rusage = log_rusage  # each RUN's resource use, a line to rusage_out (default out)
+        self.rusage_out = rusage_out or self.out
         self.os_features = list(os_features)  # FEATURE adds, FEATURE- removes (in order)
         self.cache_ttl = cache_ttl  # seconds (--cache-ttl; 0: as --no-cache)
         self.context_stream = context_stream  # what context "-" reads (a binary stream)

@@ -84,6 +84,8 @@ def _build_parser(sub, name: str) -> None:
     p.add_argument("--os", metavar="OS", help="as --platform, the OS alone")
     p.add_argument("--arch", metavar="ARCH", help="as --platform, the architecture alone")
     p.add_argument("--variant", metavar="VARIANT", help="as --platform, the variant alone")
+    p.add_argument("--log-rusage", action="store_true", help="print each RUN step's resource use")
+    p.add_argument("--rusage-logfile", metavar="FILE", help="append --log-rusage's lines to FILE")
     p.add_argument("--os-version", metavar="VERSION", help="the image config's os.version")
     p.add_argument("--os-feature", action="append", default=[], metavar="FEATURE[-]",
                    help="add to the image config's os.features (FEATURE- removes it)")
@@ -282,6 +284,22 @@ def _platform(args):
     return p
 
 
+def _appender(path: str):
+    """A line writer appending to a file the user named (made 0644 if missing; a symlink or
+    a directory there is refused)."""
+    from ..errors import UsageError
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise UsageError(f"--rusage-logfile {path}: {e.strerror}") from None
+
+    def write(line: str) -> None:
+        os.write(fd, (line + "\n").encode())
+
+    return write
+
+
 def _env_items(items: list[str]) -> list[str]:
     out = []
     for it in items:
@@ -363,7 +381,8 @@ def _build(args) -> int:
         skip_unused_stages=args.skip_unused_stages, build_contexts=_build_contexts(args.build_context),
         platform=_platform(args), cpp_flags=args.cpp_flag,
         context_stream=sys.stdin.buffer if args.context == "-" else None, cache_ttl=args.cache_ttl,
-        os_version=args.os_version, os_features=args.os_feature,
+        os_version=args.os_version, os_features=args.os_feature, log_rusage=args.log_rusage,
+        rusage_out=_appender(args.rusage_logfile) if args.rusage_logfile else None,
         warn=lambda line: (sys.stderr.write(f"WARN {line}\n"), sys.stderr.flush()))
     rec = build(_store(args), o)
     if args.quiet:
