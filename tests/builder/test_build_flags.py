@@ -327,3 +327,13 @@ def test_log_rusage(pallet, tmp_path):
     log.write_text("earlier\n")
     out = pallet("build", "--no-cache", "--log-rusage", "--rusage-logfile", str(log), ctx).stdout
     assert not want.findall(out) and log.read_text().startswith("earlier\n") and len(want.findall(log.read_text())) == 2
+
+
+def test_step_lines_are_numbered_per_stage_as_buildah(pallet, tmp_path):
+    df = "FROM localhost/busybox:v1 AS a\nRUN true\nFROM localhost/busybox:v1\nCOPY --from=a /bin/true /t\nENV x=1\n"
+    lines = [ln for ln in pallet("build", _ctx(tmp_path, df)).stdout.splitlines() if "STEP" in ln]
+    assert lines == ["[1/2] STEP 1/2: FROM localhost/busybox:v1 AS a", "[1/2] STEP 2/2: RUN true",
+                     "[2/2] STEP 1/3: FROM localhost/busybox:v1", "[2/2] STEP 2/3: COPY --from=a /bin/true /t",
+                     "[2/2] STEP 3/3: ENV x=1"]
+    one = pallet("build", _ctx(tmp_path, "FROM localhost/busybox:v1\nENV y=2\n")).stdout.splitlines()
+    assert one[:2] == ["STEP 1/2: FROM localhost/busybox:v1", "STEP 2/2: ENV y=2"]

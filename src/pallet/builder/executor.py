@@ -136,7 +136,7 @@ class DockerfileBuild:
         self.context = os.path.abspath(options.context)
         self.results: dict[int, StageResult] = {}
         self.step = 0
-        self.total = 0
+        self.stage_now = None  # the stage being built (for the STEP lines)
         self.epoch = options.timestamp
         if self.epoch is None:
             from ..layer.create import epoch_from_env
@@ -240,7 +240,6 @@ class DockerfileBuild:
             raise BuildError(f"unknown format {self.options.fmt!r}: want oci or docker")
         self.global_args = self._global_args(df)
         order = self._stages_needed(df)
-        self.total = sum(1 + len(df.stages[i].instructions) for i in order)
         try:
             final = None
             for i in order:
@@ -390,15 +389,21 @@ class DockerfileBuild:
     # -- progress ----------------------------------------------------------------------------
 
     def _say_step(self, ins: Instruction) -> None:
+        """``STEP j/m: ...``, numbered within the stage (m: its FROM and instructions), and
+        with ``[i/n] `` before it in a Dockerfile of several stages: buildah's lines."""
         self.step += 1
         if not self.options.quiet:
-            self.options.out(f"STEP {self.step}/{self.total}: {ins.text()}")
+            st = self.stage_now
+            prefix = f"[{st.index + 1}/{len(self.dockerfile.stages)}] " if len(self.dockerfile.stages) > 1 else ""
+            self.options.out(f"{prefix}STEP {self.step}/{1 + len(st.instructions)}: {ins.text()}")
 
     # -- a stage -----------------------------------------------------------------------------
 
     def _stage(self, stage: Stage, last: bool) -> StageResult:
         options = self.options
         esc = self.dockerfile.escape
+        self.stage_now = stage
+        self.step = 0
         self._say_step(stage.from_instr)
         base_text = expand(stage.base, self.base_scope(), esc)
         if not base_text:
