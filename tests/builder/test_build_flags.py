@@ -337,3 +337,10 @@ def test_step_lines_are_numbered_per_stage_as_buildah(pallet, tmp_path):
                      "[2/2] STEP 3/3: ENV x=1"]
     one = pallet("build", _ctx(tmp_path, "FROM localhost/busybox:v1\nENV y=2\n")).stdout.splitlines()
     assert one[:2] == ["STEP 1/2: FROM localhost/busybox:v1", "STEP 2/2: ENV y=2"]
+
+
+def test_from_replaces_the_first_stages_base(pallet, tmp_path):
+    pallet("build", "-t", "marked", _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN echo marked > /m\n"))
+    df = "FROM localhost/nonexistent:v1 AS builder\nFROM localhost/busybox:v1\nCOPY --from=builder /m /m\nRUN cat /m\n"
+    out = pallet("build", "--no-cache", "--from", "marked", _ctx(tmp_path, df)).stdout
+    assert "[1/2] STEP 1/1: FROM marked AS builder" in out and "\nmarked\n" in out

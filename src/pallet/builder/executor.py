@@ -43,7 +43,8 @@ class BuildOptions:
                  ignorefile: str | None = None, skip_unused_stages: bool = True,
                  build_contexts: dict | None = None, platform=None, cpp_flags: list[str] = (), warn=None,
                  context_stream=None, cache_ttl: float | None = None, os_version: str | None = None,
-                 os_features: list[str] = (), log_rusage: bool = False, rusage_out=None):
+                 os_features: list[str] = (), log_rusage: bool = False, rusage_out=None,
+                 from_image: str | None = None):
         self.context = context
         self.dockerfile = dockerfile
         self.dockerfile_text = dockerfile_text
@@ -84,6 +85,7 @@ class BuildOptions:
         #: --platform/--os/--arch/--variant: an oci.platform.Platform (None: the host's)
         self.platform = platform
         self.os_version = os_version
+        self.from_image = from_image  # --from: replaces the first stage's base
         self.log_rusage = log_rusage  # each RUN's resource use, a line to rusage_out (default out)
         self.rusage_out = rusage_out or self.out
         self.os_features = list(os_features)  # FEATURE adds, FEATURE- removes (in order)
@@ -363,7 +365,8 @@ class DockerfileBuild:
         for s in reversed(df.stages[: target + 1]):
             if s.index not in need:
                 continue
-            base = expand(s.base, self.base_scope(), df.escape)
+            base = self.options.from_image if s.index == 0 and self.options.from_image else \
+                expand(s.base, self.base_scope(), df.escape)
             idx = self.stage_index(base, s.index)
             if idx is not None:
                 need.add(idx)
@@ -388,14 +391,14 @@ class DockerfileBuild:
 
     # -- progress ----------------------------------------------------------------------------
 
-    def _say_step(self, ins: Instruction) -> None:
+    def _say_step(self, ins: Instruction, shown: str | None = None) -> None:
         """``STEP j/m: ...``, numbered within the stage (m: its FROM and instructions), and
         with ``[i/n] `` before it in a Dockerfile of several stages: buildah's lines."""
         self.step += 1
         if not self.options.quiet:
             st = self.stage_now
             prefix = f"[{st.index + 1}/{len(self.dockerfile.stages)}] " if len(self.dockerfile.stages) > 1 else ""
-            self.options.out(f"{prefix}STEP {self.step}/{1 + len(st.instructions)}: {ins.text()}")
+            self.options.out(f"{prefix}STEP {self.step}/{1 + len(st.instructions)}: {shown or ins.text()}")
 
     # -- a stage -----------------------------------------------------------------------------
 
@@ -404,8 +407,12 @@ class DockerfileBuild:
         esc = self.dockerfile.escape
         self.stage_now = stage
         self.step = 0
-        self._say_step(stage.from_instr)
-        base_text = expand(stage.base, self.base_scope(), esc)
+        if stage.index == 0 and options.from_image:  # --from: the first FROM's image replaced
+            base_text = options.from_image
+            self._say_step(stage.from_instr, f"FROM {base_text}" + (f" AS {stage.name}" if stage.name else ""))
+        else:
+            self._say_step(stage.from_instr)
+            base_text = expand(stage.base, self.base_scope(), esc)
         if not base_text:
             raise stage.from_instr.error("base name should not be blank (an ARG without a value?)")
         idx = self.stage_index(base_text, stage.index)

@@ -84,6 +84,7 @@ def _build_parser(sub, name: str) -> None:
     p.add_argument("--os", metavar="OS", help="as --platform, the OS alone")
     p.add_argument("--arch", metavar="ARCH", help="as --platform, the architecture alone")
     p.add_argument("--variant", metavar="VARIANT", help="as --platform, the variant alone")
+    p.add_argument("--from", dest="from_image", metavar="IMAGE", help="the first stage's base instead of its FROM's")
     p.add_argument("--log-rusage", action="store_true", help="print each RUN step's resource use")
     p.add_argument("--rusage-logfile", metavar="FILE", help="append --log-rusage's lines to FILE")
     p.add_argument("--os-version", metavar="VERSION", help="the image config's os.version")
@@ -382,6 +383,7 @@ def _build(args) -> int:
         platform=_platform(args), cpp_flags=args.cpp_flag,
         context_stream=sys.stdin.buffer if args.context == "-" else None, cache_ttl=args.cache_ttl,
         os_version=args.os_version, os_features=args.os_feature, log_rusage=args.log_rusage,
+        from_image=args.from_image,
         rusage_out=_appender(args.rusage_logfile) if args.rusage_logfile else None,
         warn=lambda line: (sys.stderr.write(f"WARN {line}\n"), sys.stderr.flush()))
     rec = build(_store(args), o)
