@@ -252,6 +252,7 @@ def test_contexts_from_stdin_an_archive_and_a_dockerfile(pallet, tmp_path):
     (None, ["nonexistent-dir"], "the build context nonexistent-dir: no such file or directory"),
     ("empty", ["-f", "Empty", "CTX"], 'no contents in "'),
     (None, ["-f", "CTX", "CTX"], "cannot be path to a directory"),
+    (None, ["-f", "/etc/hostname/Dockerfile", "CTX"], "/etc/hostname/Dockerfile: not a directory"),
     ("dir-dockerfile", ["CTX"], "Dockerfile is not a file"),
     ("copy-chown", ["CTX"], "COPY only supports the --chmod=<permissions> --chown=<uid:gid> and the "
                             "--from=<image|stage> flags"),

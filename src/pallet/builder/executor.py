@@ -104,7 +104,12 @@ def find_dockerfile(context: str, dockerfile: str | None) -> str:
                 raise BuildError(f"the Dockerfile {dockerfile} cannot be path to a directory")
             if os.path.exists(p):
                 return p
-        raise BuildError(f"the Dockerfile {dockerfile}: no such file or directory")
+        try:
+            os.stat(dockerfile)
+            why = "no such file or directory"
+        except OSError as e:  # ENOTDIR for a file in the path, as buildah says it
+            why = (e.strerror or "no such file or directory").lower()
+        raise BuildError(f"the Dockerfile {dockerfile}: {why}")
     for n in ("Containerfile", "Dockerfile"):
         p = os.path.join(context, n)
         if os.path.exists(p):
