@@ -345,3 +345,9 @@ def test_from_replaces_the_first_stages_base(pallet, tmp_path):
     df = "FROM localhost/nonexistent:v1 AS builder\nFROM localhost/busybox:v1\nCOPY --from=builder /m /m\nRUN cat /m\n"
     out = pallet("build", "--no-cache", "--from", "marked", _ctx(tmp_path, df)).stdout
     assert "[1/2] STEP 1/1: FROM marked AS builder" in out and "\nmarked\n" in out
+
+
+def test_run_user_has_its_group_among_the_supplementary_ones(pallet, tmp_path):
+    out = pallet("build", "--no-cache", _ctx(tmp_path, "FROM localhost/busybox:v1\nUSER 1000:1000\n"
+                                                       "RUN grep Groups /proc/self/status\n")).stdout
+    assert "Groups:\t1000" in out  # as buildah's RUN

@@ -200,6 +200,8 @@ class BuilderContainer:
             finally:
                 os.close(root_fd)
             uid, gid, extra = lookup_user(root, user if user is not None else (cfg.get("User") or ""))
+            if gid not in extra:  # buildah's: the primary group is among the supplementary ones too
+                extra = list(extra) + [gid]
             all_mounts = [parse_volume(v) for v in volumes] + list(mounts)
             o = _run.RunOptions(env=[f"{k}={v}" for k, v in envd.items()], cwd=cwd, user=(uid, gid, extra),
                                 network=network, mounts=all_mounts, hostname=self.id[:12], runtime=runtime,
