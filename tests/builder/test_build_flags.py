@@ -351,3 +351,16 @@ def test_run_user_has_its_group_among_the_supplementary_ones(pallet, tmp_path):
     out = pallet("build", "--no-cache", _ctx(tmp_path, "FROM localhost/busybox:v1\nUSER 1000:1000\n"
                                                        "RUN grep Groups /proc/self/status\n")).stdout
     assert "Groups:\t1000" in out  # as buildah's RUN
+
+
+def test_inspect_author_annotations_from_by_id_and_oci_warnings(pallet, tmp_path):
+    iid = tmp_path / "iid"
+    p = pallet("build", "-t", "mt", "--annotation", "test=a1,a2=z", "--iidfile", str(iid),
+               _ctx(tmp_path, 'FROM scratch\nMAINTAINER kilroy\nSHELL ["/bin/bash", "-c"]\n'))
+    assert "SHELL is not supported for OCI image format, [/bin/bash -c] will be ignored. Must use `docker` format" \
+        in p.stderr
+    out = pallet("builder", "inspect", "--type", "image", "--format",
+                 '{{.Docker.Author}} {{.OCIv1.Author}} {{index .ImageAnnotations "test"}}', "mt").stdout
+    assert out == "kilroy kilroy a1,a2=z"
+    assert pallet("builder", "from", iid.read_text()).stdout.strip() == "mt-working-container"  # named as the image
+    pallet("builder", "rm", "--all")

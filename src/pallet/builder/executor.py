@@ -754,10 +754,11 @@ class DockerfileBuild:
         if options.omit_history:
             doc["history"] = []
         if options.fmt == "oci":
-            dropped = [k.upper() for k in ("Healthcheck", "OnBuild", "Shell") if cfg.get(k)]
-            if dropped and not options.quiet:
-                options.out(f"[Warning] {', '.join(dropped)} is not supported for the OCI image format and is "
-                            "ignored: use --format docker")
+            for k in ("Healthcheck", "OnBuild", "Shell"):  # buildah's warnings, word for word
+                if cfg.get(k) and not options.quiet:
+                    what = "will be ignored" if k == "Healthcheck" else f"{_go_list(cfg[k])} will be ignored"
+                    options.warn(f"{k.upper()} is not supported for OCI image format, {what}. "
+                                 "Must use `docker` format")
         created = _image.timestamp(self.epoch)
         doc["created"] = created
         layers = list(res.image["layers"]) if res.image else []
@@ -780,6 +781,11 @@ class DockerfileBuild:
         if not self.options.output:
             return
         export(self.store, rec, self.options.output, self.options.ctx, owner=self.owner)
+
+
+def _go_list(v) -> str:
+    """A list as Go's %v prints it: ``[/bin/bash -c]``."""
+    return "[" + " ".join(str(x) for x in v) + "]" if isinstance(v, list) else str(v)
 
 
 def _is_dir_in_root(root: str, path: str) -> bool:

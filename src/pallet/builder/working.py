@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy as _copy
 import os
 
-from ..errors import BuildError, NotFound
+from ..errors import BuildError, NotFound, PalletError
 from . import config_edit
 from . import image as _image
 
@@ -86,7 +86,15 @@ def _container_name(store, image_text: str | None) -> str:
     if image_text is None:
         base = "working-container"
     else:
-        short = image_text.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+        text = image_text
+        try:  # an image by ID: named after its first name, as buildah does
+            rec = store.image(image_text)
+            bare = image_text.removeprefix("sha256:")
+            if rec["names"] and (image_text.startswith("sha256:") or rec["id"].startswith(bare)):
+                text = rec["names"][0]
+        except PalletError:  # not in the store (pulled later, a bad name): its own text
+            pass
+        short = text.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
         base = f"{short}-working-container"
     taken = {n for c in store.containers() for n in c["names"]}
     if base not in taken:

@@ -39,7 +39,7 @@ def docker_of(doc: dict, working: bool = True) -> dict:
     out = {"created": doc.get("created")}
     out["container_config"] = dict(cfg)
     out["config"] = cfg
-    for k in ("architecture", "variant", "os", "os.version", "os.features", "rootfs", "history"):
+    for k in ("author", "architecture", "variant", "os", "os.version", "os.features", "rootfs", "history"):
         if doc.get(k) not in (None, "") and not (k == "os.features" and not doc[k]):
             out[k] = doc[k]
     if not out.get("created"):
@@ -188,8 +188,20 @@ def of_image(store, text: str) -> dict:
         doc = {}
     return builder_doc(from_image=rec["names"][0] if rec["names"] else "", from_id=rec["id"],
                        from_digest=rec["digest"], config=config, manifest=_blob(store, rec["digest"]),
-                       container="", container_id="", mountpoint="", annotations={},
+                       container="", container_id="", mountpoint="", annotations=_manifest_annotations(store, rec),
                        doc=doc if isinstance(doc, dict) else {}, working=False)
+
+
+def _manifest_annotations(store, rec: dict) -> dict:
+    """An image's manifest annotations (buildah's .ImageAnnotations of an image)."""
+    from .._std import json
+
+    try:
+        m = json.loads(_blob(store, rec["digest"]) or b"{}")
+    except ValueError:
+        return {}
+    a = m.get("annotations") if isinstance(m, dict) else None
+    return {k: v for k, v in a.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(a, dict) else {}
 
 
 def other_rows(store, builders) -> list:
