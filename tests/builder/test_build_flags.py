@@ -336,6 +336,10 @@ def test_step_lines_are_numbered_per_stage_as_buildah(pallet, tmp_path):
     assert lines == ["[1/2] STEP 1/2: FROM localhost/busybox:v1 AS a", "[1/2] STEP 2/2: RUN true",
                      "[2/2] STEP 1/3: FROM localhost/busybox:v1", "[2/2] STEP 2/3: COPY --from=a /bin/true /t",
                      "[2/2] STEP 3/3: ENV x=1"]
+    # stages not built (after the target, or unused) are not counted
+    lines = [ln for ln in pallet("build", "--target", "a", _ctx(tmp_path, df + "FROM scratch\n")).stdout.splitlines()
+             if "STEP" in ln]
+    assert lines == ["STEP 1/2: FROM localhost/busybox:v1 AS a", "STEP 2/2: RUN true"]
     one = pallet("build", _ctx(tmp_path, "FROM localhost/busybox:v1\nENV y=2\n")).stdout.splitlines()
     assert one[:2] == ["STEP 1/2: FROM localhost/busybox:v1", "STEP 2/2: ENV y=2"]
 

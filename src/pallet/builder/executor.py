@@ -144,6 +144,7 @@ class DockerfileBuild:
         self.results: dict[int, StageResult] = {}
         self.step = 0
         self.stage_now = None  # the stage being built (for the STEP lines)
+        self.built_stages: list[int] = []
         self.epoch = options.timestamp
         if self.epoch is None:
             from ..layer.create import epoch_from_env
@@ -247,6 +248,7 @@ class DockerfileBuild:
             raise BuildError(f"unknown format {self.options.fmt!r}: want oci or docker")
         self.global_args = self._global_args(df)
         order = self._stages_needed(df)
+        self.built_stages = order  # the STEP lines number stages among those built, as buildah
         try:
             final = None
             for i in order:
@@ -402,7 +404,8 @@ class DockerfileBuild:
         self.step += 1
         if not self.options.quiet:
             st = self.stage_now
-            prefix = f"[{st.index + 1}/{len(self.dockerfile.stages)}] " if len(self.dockerfile.stages) > 1 else ""
+            built = self.built_stages
+            prefix = f"[{built.index(st.index) + 1}/{len(built)}] " if len(built) > 1 else ""
             self.options.out(f"{prefix}STEP {self.step}/{1 + len(st.instructions)}: {shown or ins.text()}")
 
     # -- a stage -----------------------------------------------------------------------------
