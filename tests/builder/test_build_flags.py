@@ -368,3 +368,17 @@ def test_inspect_author_annotations_from_by_id_and_oci_warnings(pallet, tmp_path
     assert out == "kilroy kilroy a1,a2=z"
     assert pallet("builder", "from", iid.read_text()).stdout.strip() == "mt-working-container"  # named as the image
     pallet("builder", "rm", "--all")
+
+
+def test_secret_sources_as_buildah(pallet, tmp_path):
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN --mount=type=secret,id=s cat /run/secrets/s; echo\n")
+    env = {"MYVAR": "from-myvar", "s": "from-s"}
+    for flag, want in (("id=s,src=MYVAR,type=env", "from-myvar"), ("id=s,env=MYVAR", "from-myvar"),
+                       ("id=s", "from-s")):
+        assert want in pallet("build", "--no-cache", "--secret", flag, ctx, env=env).stdout, flag
+    (tmp_path / "sfile").write_text("from-file")
+    assert "from-file" in pallet("build", "--no-cache", "--secret", f"id=s,src={tmp_path}/sfile", ctx).stdout
+    p = pallet("build", "--secret", "id=s,type=env,src=UNSET_VAR_X", ctx, check=False)
+    assert p.returncode == 125 and "UNSET_VAR_X is not set" in p.stderr
+    p = pallet("build", ctx, "extra", check=False)
+    assert p.returncode == 125 and "accepts at most 1 arg(s), received 2" in p.stderr

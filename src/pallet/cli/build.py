@@ -56,7 +56,7 @@ def _add_pull_flags(p) -> None:
 
 def _build_parser(sub, name: str) -> None:
     p = _podman(sub.add_parser(name, help="build an image from a Dockerfile/Containerfile"))
-    p.add_argument("context", nargs="?", default=".", metavar="CONTEXT")
+    p.add_argument("context", nargs="*", default=[], metavar="CONTEXT")
     p.add_argument("--file", "-f", metavar="FILE", help="the Dockerfile (default CONTEXT/Containerfile or Dockerfile)")
     p.add_argument("--tag", "-t", action="append", default=[], metavar="NAME")
     p.add_argument("--build-arg", action="append", default=[], metavar="NAME[=VALUE]")
@@ -172,20 +172,29 @@ def _secrets(items: list[str]) -> dict:
         sid = opts.get("id")
         if not sid:
             raise UsageError(f"invalid --secret {it!r}: want id=ID,src=PATH")
-        if "src" in opts or "source" in opts:
-            src = opts.get("src") or opts.get("source")
-            if not os.path.isfile(src):
-                raise UsageError(f"--secret {sid}: {src} is not a file")
-            out[sid] = src
-        elif "env" in opts:
+        typ = opts.get("type")
+        if typ not in (None, "file", "env"):
+            raise UsageError(f"invalid --secret {it!r}: type must be file or env")
+        src = opts.get("src") or opts.get("source")
+        # buildah's rules: env=NAME, or type=env with src=NAME, is a variable; src=PATH a file;
+        # id=ID alone is the variable ID when it is set, else the file ID
+        var = opts.get("env") or (src or sid if typ == "env" else None)
+        if var is None and src is None and typ is None and sid in os.environ:
+            var = sid
+        if var is not None:
+            if var not in os.environ:
+                raise UsageError(f"--secret {it}: the environment variable {var} is not set")
             import tempfile
 
             fd, path = tempfile.mkstemp(prefix="pallet-secret-env-")
-            os.write(fd, os.environ.get(opts["env"], "").encode())
+            os.write(fd, os.environ[var].encode())
             os.close(fd)
             out[sid] = path
-        else:
-            raise UsageError(f"invalid --secret {it!r}: want id=ID,src=PATH")
+            continue
+        src = src or sid
+        if not os.path.isfile(src):
+            raise UsageError(f"--secret {it}: {src} is not a file (want id=ID,src=PATH or id=ID,env=NAME)")
+        out[sid] = src
     return out
 
 
@@ -361,6 +370,11 @@ def _with_logfile(args) -> int:
 
 def _build(args) -> int:
     from ..builder.executor import BuildOptions, build
+    from ..errors import UsageError
+
+    if len(args.context) > 1:  # buildah's (cobra's) wording
+        raise UsageError(f"accepts at most 1 arg(s), received {len(args.context)}")
+    args.context = args.context[0] if args.context else "."
 
     fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
     text = None
