@@ -241,8 +241,9 @@ def _caps(items) -> list[str]:
     return [c.strip() for it in items for c in it.split(",") if c.strip()]
 
 
-def _human_size(n: float) -> str:
-    """docker/go-units' HumanSize: decimal units, 4 significant digits."""
+def human_size(n: float) -> str:
+    """docker/go-units' HumanSize: decimal units, 4 significant digits (``352.5kB``); also
+    ``system df``'s sizes."""
     units = ("B", "kB", "MB", "GB", "TB", "PB")
     i = 0
     while n >= 1000 and i < len(units) - 1:
@@ -285,8 +286,8 @@ class rusage_report:
         self.out(f"{_go_seconds(r.ru_stime - self.r0.ru_stime)}(system) "
                  f"{_go_seconds(r.ru_utime - self.r0.ru_utime)}(user) "
                  f"{_go_seconds(time.monotonic() - self.t0)}(elapsed) "
-                 f"{_human_size((r.ru_inblock - self.r0.ru_inblock) * 512)} input "
-                 f"{_human_size((r.ru_oublock - self.r0.ru_oublock) * 512)} output")
+                 f"{human_size((r.ru_inblock - self.r0.ru_inblock) * 512)} input "
+                 f"{human_size((r.ru_oublock - self.r0.ru_oublock) * 512)} output")
         return False
 
 
