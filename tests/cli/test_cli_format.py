@@ -55,6 +55,9 @@ DATA = Struct("images.imageReporter", {
     ("{{if ne .Tag \"x\"}}ne{{end}}{{if lt .VirtualSize 200000}}lt{{end}}{{if gt 2 1}}gt{{end}}", "neltgt"),
     ('{{if eq .Tag "a" "b" "bar"}}any{{end}}', "any"),
     ("{{(index .Names 0) | printf \"%s!\"}}", "localhost/foo:bar!"),
+    # %q quotes a map's and a slice's elements, as Go's fmt (buildah's suite prints labels so)
+    ('{{printf "%q" .Labels}} {{printf "%q" .Names}} {{printf "%q" .Empty}}',
+     'map["a":"1" "org.example.test":"yes"] ["localhost/foo:bar" "localhost/x:1"] []'),
     ("a  {{- .Tag -}}  b\n", "abarb\n"),
     ("{{/* a comment */}}x{{- /* trimmed */ -}}  y", "xy"),
     ("{{.}}", "{77abeacf34c8 localhost/foo bar 176 kB 176248 map[a:1 org.example.test:yes] "

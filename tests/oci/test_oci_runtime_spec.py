@@ -312,11 +312,13 @@ def test_the_builds_run_config():
     assert cfg["process"]["capabilities"] == {"bounding": list(rs.DEFAULT_CAPS), "effective": [], "permitted": []}
     assert [n["type"] for n in cfg["linux"]["namespaces"]] == ["pid", "ipc", "uts", "mount"]
     assert [m["destination"] for m in cfg["mounts"]] == ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys",
-                                                          "/etc/hosts", "/etc/resolv.conf", "/cache"]
+                                                          "/etc/hosts", "/etc/resolv.conf", "/sys/fs/cgroup", "/cache"]
+    assert cfg["mounts"][8] == {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
     assert cfg["mounts"][5]["type"] == "bind"  # host network: the host's /sys, read-only
     assert cfg["mounts"][6] == {"destination": "/etc/hosts", "type": "bind", "source": "/b/hosts",
                                 "options": ["rbind", "ro"]}
-    assert "keep" not in cfg["mounts"][8]
+    assert "keep" not in cfg["mounts"][9]
     o = build_run.RunOptions(network="none")
     cfg = build_run.spec("/r", ["x"], o, "/h", "/rv")
     assert cfg["linux"]["namespaces"][-1] == {"type": "network"} and cfg["mounts"][5]["type"] == "sysfs"

@@ -377,6 +377,11 @@ def test_info_has_podmans_keys_and_template_fields(s, podman, registry, tmp_path
     bad = s("info", "-f", "{{.Host.Nope}}", check=False)
     assert bad.returncode == 125 and bad.stdout == ""
     assert bad.stderr.strip().endswith("can't evaluate field Nope in type *define.HostInfo")
+    # buildah's info is a map of the same keys, with the host's variant and its build runtime
+    arch, variant, runtime = s("info", "-f", "{{.host.arch}}|{{.host.variant}}|{{.host.OCIRuntime}}").stdout \
+        .strip().split("|")
+    assert arch == s("info", "-f", "{{.Host.Arch}}").stdout.strip() and variant in ("", "v7", "v8")
+    assert os.access(runtime, os.X_OK)
 
 
 def test_system_prune_and_reset_ask_as_podman_does_and_refuse_without_a_terminal(s, podman, registry, tmp_path):

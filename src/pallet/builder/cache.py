@@ -2,7 +2,8 @@
 is one unnamed intermediate image, found again when the step's key matches. A key chains the
 parent step's key and the step's own parts (the instruction, the build arguments in scope,
 the timestamp, ``--format``, and for COPY/ADD the names, modes and contents of what is
-copied). Entries are files ``GRAPHROOT/build-cache/KEY`` holding the image ID and config.
+copied). Entries are files ``GRAPHROOT/build-cache/KEY`` holding the image ID and config; their mtime
+is when the step was built (``--cache-ttl`` ignores older ones).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ class StepCache:
     ``--layers``) of steps in ``store``. An image recorded here stops being one of
     ``made_images``, the intermediate images a failed build removes."""
 
-    def __init__(self, store, *, use: bool, record: bool, made_images: list[str]):
+    def __init__(self, store, *, use: bool, record: bool, made_images: list[str], ttl: float | None = None):
         self.store = store
+        self.ttl = ttl  # seconds: an entry recorded longer ago is not used (--cache-ttl)
         self.use = use
         self.record = record
         self.made_images = made_images
@@ -44,6 +46,11 @@ class StepCache:
             return None
         try:
             with open(os.path.join(self.directory, key), "rb") as f:
+                if self.ttl is not None:
+                    import time
+
+                    if time.time() - os.fstat(f.fileno()).st_mtime > self.ttl:
+                        return None
                 entry = json.loads(f.read())
             img = self.store.image(entry["image"]) if entry.get("image") else None
             return img, entry["config"]

@@ -108,7 +108,7 @@ class Source:
                 continue
             items.append(Item(host, rel, os.path.basename(rel)))
         if not items:
-            extra = f" ({filtered} excluded by the ignore file)" if filtered else ""
+            extra = f" ({filtered} filtered out using {self.ignore.source})" if filtered else ""
             raise BuildError(f"COPY/ADD source {pattern!r}: no such file or directory in the {self.what}{extra}")
         return items
 
@@ -379,30 +379,7 @@ class _Writer:
         os.chmod(target, self.o.chmod if self.o.chmod is not None else (mode if mode is not None else 0o644))
 
     def extract(self, archive: str, dest: str) -> None:
-        from ..layer import stream as _stream
-        from ..layer.apply import apply_layer
-
-        with open(archive, "rb") as f:
-            comp = _detect(f)
-            if comp == "bz2":
-                import bz2
-
-                src = bz2.open(f)
-            elif comp == "xz":
-                import lzma
-
-                src = lzma.open(f)
-            else:
-                src = _stream.open_decompressed(f, comp) if comp else f
-            # an archive is a decompression bomb as easily as a layer is: the same guard
-            guard = _stream.SpaceGuard(src, dest, f"ADD {os.path.basename(archive)}",
-                                       limit=self.o.size_limit, reserve=self.o.space_reserve)
-            try:
-                apply_layer(guard, dest, chown=True)
-            except (BuildError, StoreError):
-                raise
-            except Exception as e:  # a malformed archive is the user's input: one line
-                raise BuildError(f"ADD {os.path.basename(archive)}: cannot extract: {e}") from None
+        extract_archive(archive, dest, f"ADD {os.path.basename(archive)}", self.o.size_limit, self.o.space_reserve)
         # the archive's own owners stay: --chown applies to the directories ADD makes for it,
         # not to what the archive holds (buildah bud's behaviour; it also left files that were
         # already in the destination alone, which a walk over it did not)
@@ -431,6 +408,42 @@ class _Writer:
                 os.utime(target, (t, t))
             except (TypeError, ValueError):
                 pass
+
+
+def extract_archive(archive: str, dest: str, what: str, limit: int = 0, reserve: int = 0) -> None:
+    """A tar archive (plain, gzip, zstd, bzip2 or xz) extracted into ``dest`` by the layer
+    applier (paths kept inside ``dest``, owners kept), with the decompression-bomb guard."""
+    from ..layer import stream as _stream
+    from ..layer.apply import apply_layer
+
+    with open(archive, "rb") as f:
+        comp = _detect(f)
+        if comp == "bz2":
+            import bz2
+
+            src = bz2.open(f)
+        elif comp == "xz":
+            import lzma
+
+            src = lzma.open(f)
+        else:
+            src = _stream.open_decompressed(f, comp) if comp else f
+        guard = _stream.SpaceGuard(src, dest, what, limit=limit, reserve=reserve)
+        try:
+            apply_layer(guard, dest, chown=True)
+        except (BuildError, StoreError):
+            raise
+        except Exception as e:  # a malformed archive is the user's input: one line
+            raise BuildError(f"{what}: cannot extract: {e}") from None
+
+
+def is_archive(path: str) -> bool:
+    """Whether a file is a tar archive, compressed or not (by its first bytes)."""
+    with open(path, "rb") as f:
+        if _detect(f):
+            return True
+        head = f.read(512)
+    return len(head) >= 262 and head[257:262] == b"ustar"
 
 
 def _detect(f) -> str | None:

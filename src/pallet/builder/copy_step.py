@@ -34,7 +34,10 @@ def copy_step(build, state: "StageState", ins: Instruction, add: bool = False) -
     try:
         if frm:
             mount = build.from_mount(frm, ins, state)
-            source = _cp.Source(mount.path, preserve_owner=True, what=f"stage or image {frm!r}")
+            if getattr(mount, "host_dir", False):  # --build-context NAME=DIR: as the main context
+                source = _cp.Source(mount.path, what=f"build context {frm!r}", strip_setid=True)
+            else:
+                source = _cp.Source(mount.path, preserve_owner=True, what=f"stage or image {frm!r}")
             src_key = mount.key
         else:
             source = _cp.Source(build.context, ignore=build.ignore, what="build context", strip_setid=True)
@@ -60,10 +63,12 @@ def copy_step(build, state: "StageState", ins: Instruction, add: bool = False) -
                 raise ins.error(f"ADD of a git repository ({s}) is not supported")
             try:
                 items += source.match(s)
-            except BuildError as e:
-                raise ins.error(str(e)) from None
+            except BuildError as e:  # buildah's wording, which scripts match: building at STEP "...": ...
+                raise ins.error(f'building at STEP "{ins.text()}": {e}') from None
         several = len(srcs_raw) > 1
-        if (several or len(items) > 1) and not dest.endswith("/"):
+        # several sources named need a DEST/ (Docker's and buildah's rule); one glob matching
+        # several files copies them into DEST as a directory (buildah's)
+        if several and not dest.endswith("/"):
             raise ins.error("When using COPY with more than one source file, the destination must be a "
                             "directory and end with a /")
         h = hashlib.sha256()

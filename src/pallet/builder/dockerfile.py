@@ -18,6 +18,11 @@ FLAGS = {
 #: (an ignored ``ADD --checksum`` would skip a verification the Dockerfile asked for)
 NOT_YET = {("RUN", "security"), ("COPY", "parents"), ("COPY", "exclude"), ("ADD", "exclude"),
            ("ADD", "checksum"), ("ADD", "keep-git-dir")}
+#: what buildah says of a flag COPY or ADD does not take, or takes only as --flag=value
+COPY_FLAGS_WORDING = {
+    "COPY": "COPY only supports the --chmod=<permissions> --chown=<uid:gid> and the --from=<image|stage> flags",
+    "ADD": "ADD only supports the --chmod=<permissions> and the --chown=<uid:gid> flags",
+}
 INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT",
                 "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}
 
@@ -127,6 +132,9 @@ def parse_instruction(c, file: str) -> Instruction:
     for f in c.flags:
         body = f[2:] if f.startswith("--") else f
         k, sep, v = body.partition("=")
+        if cmd in COPY_FLAGS_WORDING and (k not in allowed or (k in ("chown", "chmod", "from") and not sep)):
+            # buildah's wording, which scripts match (--chown 1:2 without "=" among them)
+            raise BuildError(f"{file}:{c.start_line}: {COPY_FLAGS_WORDING[cmd]}")
         if k not in allowed:
             raise BuildError(f"{file}:{c.start_line}: {cmd}: unknown flag: --{k}")
         if (cmd if not c.sub_cmd else c.sub_cmd.upper(), k) in NOT_YET:
@@ -235,7 +243,7 @@ def parse(text: str, file: str = "Dockerfile") -> Dockerfile:
             if name is not None:
                 import re
 
-                if not re.fullmatch(r"[a-z][a-z0-9-_.]*", name):
+                if not re.fullmatch(r"[a-z][a-z0-9-_./]*", name):  # "/" too, as buildah (platform-arm/v7)
                     raise BuildError(f"{ins.where()}: invalid name for build stage: {ins.args[2]!r}, "
                                      "name can't start with a number or contain symbols")
                 if any(s.name == name for s in stages):

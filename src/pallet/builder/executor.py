@@ -38,7 +38,14 @@ class BuildOptions:
                  annotations: dict | None = None, fmt: str = "oci", timestamp: int | None = None,
                  output: str | None = None, quiet: bool = False, pull: str = "missing", ctx=None,
                  runtime: str | None = None, network: str | None = None, out=None, stdout=None, stderr=None,
-                 iidfile: str | None = None, rm: bool = True, network_config_dir: str | None = None):
+                 iidfile: str | None = None, rm: bool = True, network_config_dir: str | None = None,
+                 run_extras=None, stdin=None,
+                 env: list[str] = (), unsetenv: list[str] = (), omit_history: bool = False,
+                 ignorefile: str | None = None, skip_unused_stages: bool = True,
+                 build_contexts: dict | None = None, platform=None, cpp_flags: list[str] = (), warn=None,
+                 context_stream=None, cache_ttl: float | None = None, os_version: str | None = None,
+                 os_features: list[str] = (), log_rusage: bool = False, rusage_out=None,
+                 from_image: str | None = None):
         self.context = context
         self.dockerfile = dockerfile
         self.dockerfile_text = dockerfile_text
@@ -68,31 +75,62 @@ class BuildOptions:
         self.stderr = stderr
         self.iidfile = iidfile
         self.rm = rm
+        #: what every RUN step gets (resources, limits, capabilities...): a run.RunExtras
+        self.run_extras = run_extras
+        self.stdin = stdin
+        self.env = list(env)            # NAME=VALUE set in the image's config
+        self.unsetenv = list(unsetenv)  # names removed from it (after env)
+        self.omit_history = omit_history
+        self.ignorefile = ignorefile
+        self.skip_unused_stages = skip_unused_stages
+        #: --build-context: name -> ("image", reference) or ("dir", absolute path)
+        self.build_contexts = {k.lower(): v for k, v in (build_contexts or {}).items()}
+        #: --platform/--os/--arch/--variant: an oci.platform.Platform (None: the host's)
+        self.platform = platform
+        self.os_version = os_version
+        self.from_image = from_image  # --from: replaces the first stage's base
+        self.log_rusage = log_rusage  # each RUN's resource use, a line to rusage_out (default out)
+        self.rusage_out = rusage_out or self.out
+        self.os_features = list(os_features)  # FEATURE adds, FEATURE- removes (in order)
+        self.cache_ttl = cache_ttl  # seconds (--cache-ttl; 0: as --no-cache)
+        self.context_stream = context_stream  # what context "-" reads (a binary stream)
+        self.cpp_flags = list(cpp_flags)  # for a Containerfile.in (after $BUILDAH_CPPFLAGS)
+        self.warn = warn or (lambda line: None)  # warnings, shown even with quiet
 
 
 def find_dockerfile(context: str, dockerfile: str | None) -> str:
     if dockerfile:
         if dockerfile == "-":
             return "-"
-        if os.path.exists(dockerfile):
-            return dockerfile
-        alt = os.path.join(context, dockerfile)
-        if os.path.exists(alt):
-            return alt
-        raise BuildError(f"the Dockerfile {dockerfile} does not exist")
+        for p in (dockerfile, os.path.join(context, dockerfile)):
+            if os.path.isdir(p):
+                raise BuildError(f"the Dockerfile {dockerfile} cannot be path to a directory")
+            if os.path.exists(p):
+                return p
+        try:
+            os.stat(dockerfile)
+            why = "no such file or directory"
+        except OSError as e:  # ENOTDIR for a file in the path, as buildah says it
+            why = (e.strerror or "no such file or directory").lower()
+        raise BuildError(f"the Dockerfile {dockerfile}: {why}")
     for n in ("Containerfile", "Dockerfile"):
         p = os.path.join(context, n)
         if os.path.exists(p):
+            if not os.path.isfile(p):
+                raise BuildError(f"{p} is not a file")
             return p
-    raise BuildError(f"no Containerfile or Dockerfile in the context directory {context}")
+    raise BuildError(f"no Containerfile or Dockerfile in the context directory {context}: "
+                     "no such file or directory")
 
 
-def _predefined_args() -> dict:
-    os_, arch, variant = _image.host_platform()
-    plat = f"{os_}/{arch}" + (f"/{variant}" if variant else "")
+def _predefined_args(target=None) -> dict:
+    """BUILDPLATFORM & co. (the host's) and TARGETPLATFORM & co. (``target``, an
+    ``oci.platform.Platform``, else the host's)."""
+    host = _image.host_platform()
     d = {}
-    for prefix in ("TARGET", "BUILD"):
-        d[prefix + "PLATFORM"] = plat
+    for prefix, (os_, arch, variant) in (("BUILD", host), ("TARGET", host if target is None else
+                                                               (target.os, target.architecture, target.variant or ""))):
+        d[prefix + "PLATFORM"] = f"{os_}/{arch}" + (f"/{variant}" if variant else "")
         d[prefix + "OS"] = os_
         d[prefix + "ARCH"] = arch
         d[prefix + "VARIANT"] = variant
@@ -108,7 +146,8 @@ class DockerfileBuild:
         self.context = os.path.abspath(options.context)
         self.results: dict[int, StageResult] = {}
         self.step = 0
-        self.total = 0
+        self.stage_now = None  # the stage being built (for the STEP lines)
+        self.built_stages: list[int] = []
         self.epoch = options.timestamp
         if self.epoch is None:
             from ..layer.create import epoch_from_env
@@ -121,19 +160,67 @@ class DockerfileBuild:
         #: by the next open of the store if the process is killed
         self.owner: str | None = None
         self.consumed_args: set[str] = set()
-        self.cache = StepCache(store, use=options.layers and not options.no_cache, record=options.layers,
-                               made_images=self.made_images)
+        self.cache = StepCache(store, use=options.layers and not options.no_cache and options.cache_ttl != 0,
+                               record=options.layers, made_images=self.made_images, ttl=options.cache_ttl)
         self.ignore = None
 
     # -- entry -------------------------------------------------------------------------------
 
     def run(self) -> dict:
+        import contextlib
+
         with self.store.owner() as owner:
             self.owner = owner
             try:
-                return self._run_build()
+                with contextlib.ExitStack() as stack:
+                    self._prepare_context(stack)
+                    return self._run_build()
             finally:
                 self.owner = None
+
+    def _prepare_context(self, stack) -> None:
+        """The context as buildah takes it: a directory; a Dockerfile (its directory is the
+        context); a tar archive, plain or compressed (extracted into the store's staging,
+        removed after the build); ``-``: stdin holding a Dockerfile (an empty context) or
+        such an archive. A URL or git repository: not supported yet."""
+        o = self.options
+        text = o.context
+        if text.startswith(("http://", "https://", "git://", "git@", "github.com/")):
+            raise BuildError(f"the build context {text}: a context from a URL or git repository is not "
+                             "supported yet (give a directory, a Dockerfile, a tar archive or -)")
+        if text != "-":
+            if not os.path.exists(text):
+                raise BuildError(f"the build context {text}: no such file or directory")
+            if os.path.isdir(text):
+                return
+        from .copy import extract_archive, is_archive
+
+        scratch = stack.enter_context(self.store.staging())
+        if text == "-":
+            src = os.path.join(scratch, "stdin")
+            with open(src, "wb") as f:
+                import shutil
+
+                shutil.copyfileobj(o.context_stream, f, 1 << 20)
+        else:
+            src = text
+        if is_archive(src):
+            ctx = os.path.join(scratch, "context")
+            os.mkdir(ctx, 0o755)
+            extract_archive(src, ctx, f"the build context {text}")
+            self.context = ctx
+            return
+        if text == "-":  # a Dockerfile on stdin, and an empty context
+            with open(src, encoding="utf-8", errors="surrogateescape") as f:
+                o.dockerfile_text = f.read()
+            ctx = os.path.join(scratch, "context")
+            os.mkdir(ctx, 0o755)
+            self.context = ctx
+            return
+        # a Dockerfile named as the context: its directory is the context
+        if o.dockerfile is None and o.dockerfile_text is None:
+            o.dockerfile = os.path.abspath(text)
+        self.context = os.path.dirname(os.path.abspath(text))
 
     def _run_build(self) -> dict:
         from .ignore import IgnoreRules
@@ -149,15 +236,22 @@ class DockerfileBuild:
                     text = f.read()
             except OSError as e:
                 raise BuildError(f"reading {fname}: {e.strerror}") from None
+            if not text.strip():
+                raise BuildError(f'no contents in "{fname}"')
+            if fname.endswith(".in"):
+                text = self._preprocess(fname, text)
         self.file = os.path.basename(fname) if fname != "-" else "Dockerfile"
         df = parse(text, self.file)
         self.dockerfile = df
-        self.ignore = IgnoreRules.load(self.context, fname if fname != "-" else None)
+        if self.options.ignorefile:
+            self.ignore = IgnoreRules.from_file(self.options.ignorefile)
+        else:
+            self.ignore = IgnoreRules.load(self.context, fname if fname != "-" else None)
         if self.options.fmt not in ("oci", "docker"):
             raise BuildError(f"unknown format {self.options.fmt!r}: want oci or docker")
         self.global_args = self._global_args(df)
         order = self._stages_needed(df)
-        self.total = sum(1 + len(df.stages[i].instructions) for i in order)
+        self.built_stages = order  # the STEP lines number stages among those built, as buildah
         try:
             final = None
             for i in order:
@@ -172,6 +266,28 @@ class DockerfileBuild:
             self.options.out(f"[Warning] one or more build args were not consumed: {unused}")
         self._output(rec)
         return rec
+
+    def _preprocess(self, fname: str, text: str) -> str:
+        """A ``*.in`` Containerfile goes through cpp first, as buildah runs it (``-E -iquote DIR
+        -traditional -undef``, then ``$BUILDAH_CPPFLAGS`` and ``--cpp-flag``): ``#include``
+        files next to it, macros; cpp's complaints are warnings while it still wrote output."""
+        import shlex
+        import subprocess
+
+        argv = ["cpp", "-E", "-iquote", os.path.dirname(os.path.abspath(fname)), "-traditional", "-undef", "-"]
+        argv += shlex.split(os.environ.get("BUILDAH_CPPFLAGS", "")) + self.options.cpp_flags
+        try:
+            p = subprocess.run(argv, input=text.encode("utf-8", "surrogateescape"), capture_output=True)
+        except OSError as e:
+            raise BuildError(f"preprocessing {fname}: cannot run cpp: {e.strerror} (install the cpp package)") \
+                from None
+        err = p.stderr.decode("utf-8", "replace").strip()
+        if p.returncode != 0:
+            if err:
+                self.options.warn(f"Ignoring {err}")
+            if not p.stdout:
+                raise BuildError(f"preprocessing {fname}: cpp exited with status {p.returncode}")
+        return p.stdout.decode("utf-8", "surrogateescape")
 
     def _cleanup(self, failed: bool) -> None:
         for m in reversed(self.mounted):
@@ -198,13 +314,25 @@ class DockerfileBuild:
     # -- arguments and stages ----------------------------------------------------------------
 
     def _global_args(self, df: Dockerfile) -> dict:
-        scope = dict(_predefined_args())
+        scope = dict(_predefined_args(self.options.platform))
         for ins in df.global_args:
             for name, value in self.arg_pairs(ins, scope):
                 if name in self.options.build_args:
                     value = self.options.build_args[name]
                     self.consumed_args.add(name)
                 scope[name] = value
+        return scope
+
+    def base_scope(self) -> dict:
+        """What a FROM line expands: the global ARGs, and a --build-arg for a name an ARG
+        declares in any stage (buildah's rule; a name no ARG declares stays empty)."""
+        scope = dict(self.global_args)
+        declared = {a.partition("=")[0] for s in self.dockerfile.stages for ins in s.instructions
+                    if ins.cmd == "ARG" for a in ins.args}
+        for name in declared:
+            if name in self.options.build_args and name not in scope:
+                scope[name] = self.options.build_args[name]
+                self.consumed_args.add(name)
         return scope
 
     def arg_pairs(self, ins: Instruction, env: dict):
@@ -216,6 +344,8 @@ class DockerfileBuild:
 
     def stage_index(self, text: str, before: int | None = None) -> int | None:
         t = text.lower()
+        if t in self.options.build_contexts and not t.isdigit():
+            return None  # an additional build context wins over a stage of the same name (BuildKit's rule)
         for s in self.dockerfile.stages:
             if before is not None and s.index >= before:
                 break
@@ -239,11 +369,14 @@ class DockerfileBuild:
             target = found[0]
         else:
             target = len(df.stages) - 1
+        if not self.options.skip_unused_stages:
+            return list(range(target + 1))
         need = {target}
         for s in reversed(df.stages[: target + 1]):
             if s.index not in need:
                 continue
-            base = expand(s.base, self.global_args, df.escape)
+            base = self.options.from_image if s.index == 0 and self.options.from_image else \
+                expand(s.base, self.base_scope(), df.escape)
             idx = self.stage_index(base, s.index)
             if idx is not None:
                 need.add(idx)
@@ -268,35 +401,69 @@ class DockerfileBuild:
 
     # -- progress ----------------------------------------------------------------------------
 
-    def _say_step(self, ins: Instruction) -> None:
+    def _say_step(self, ins: Instruction, shown: str | None = None) -> None:
+        """``STEP j/m: ...``, numbered within the stage (m: its FROM and instructions), and
+        with ``[i/n] `` before it in a Dockerfile of several stages: buildah's lines."""
         self.step += 1
         if not self.options.quiet:
-            self.options.out(f"STEP {self.step}/{self.total}: {ins.text()}")
+            st = self.stage_now
+            built = self.built_stages
+            prefix = f"[{built.index(st.index) + 1}/{len(built)}] " if len(built) > 1 else ""
+            self.options.out(f"{prefix}STEP {self.step}/{1 + len(st.instructions)}: {shown or ins.text()}")
 
     # -- a stage -----------------------------------------------------------------------------
 
     def _stage(self, stage: Stage, last: bool) -> StageResult:
         options = self.options
         esc = self.dockerfile.escape
-        self._say_step(stage.from_instr)
-        base_text = expand(stage.base, self.global_args, esc)
+        self.stage_now = stage
+        self.step = 0
+        if stage.index == 0 and options.from_image:  # --from: the first FROM's image replaced
+            base_text = options.from_image
+            self._say_step(stage.from_instr, f"FROM {base_text}" + (f" AS {stage.name}" if stage.name else ""))
+        else:
+            self._say_step(stage.from_instr)
+            base_text = expand(stage.base, self.base_scope(), esc)
         if not base_text:
             raise stage.from_instr.error("base name should not be blank (an ARG without a value?)")
         idx = self.stage_index(base_text, stage.index)
         if idx is not None:
             prev = self.results[idx]
             state = StageState(prev.image, _copy.deepcopy(prev.doc), step_key(prev.key, "stage"))
+        elif base_text.lower() in options.build_contexts:
+            kind, value = options.build_contexts[base_text.lower()]
+            if kind != "image":
+                raise stage.from_instr.error(f"FROM {base_text}: the build context {base_text!r} is a directory, "
+                                             "not an image")
+            from .working import ensure_image
+
+            try:
+                img = ensure_image(self.store, value, options.pull, options.ctx, None if options.quiet else options.out)
+                doc = _image.load_config(self.store, img)
+            except PalletError as e:
+                raise BuildError(f"{stage.from_instr.where()}: FROM {base_text} (--build-context {value}): {e}") \
+                    from None
+            state = StageState(img, doc, step_key("", "image", img["id"], options.fmt))
         elif base_text.lower() == "scratch":
-            doc = _image.empty_config()
+            doc = _image.empty_config(self._stage_platform(stage))
             # buildah and BuildKit give a scratch stage the default PATH
             doc["config"]["Env"] = ["PATH=" + _image.DEFAULT_PATH]
             state = StageState(None, doc, step_key("", "scratch", options.fmt))
         else:
             from .working import ensure_image
 
+            from ..images.refs import has_transport
+            from ..oci.reference import parse as parse_name
+
+            try:
+                if not has_transport(base_text) and "@" not in base_text:
+                    parse_name(base_text)
+            except PalletError as e:  # buildah's wording first, which scripts match
+                raise BuildError(f"{stage.from_instr.where()}: FROM {base_text}: invalid reference format: {e}") \
+                    from None
             try:
                 img = ensure_image(self.store, base_text, options.pull, options.ctx,
-                                   None if options.quiet else options.out)
+                                   None if options.quiet else options.out, platform=self._stage_platform(stage))
             except PalletError as e:
                 raise BuildError(f"{stage.from_instr.where()}: FROM {base_text}: {e}") from None
             try:
@@ -338,6 +505,19 @@ class DockerfileBuild:
         res = StageResult(state.image, state.doc, state.key, stage)
         self.results[stage.index] = res
         return res
+
+    def _stage_platform(self, stage: Stage):
+        """The platform a stage's base is for: FROM --platform (its ARGs expanded), else the
+        build's --platform, else None (the host's)."""
+        if stage.platform:
+            from ..oci.platform import Platform
+
+            text = expand(stage.platform, self.global_args, self.dockerfile.escape)
+            try:
+                return Platform.parse(text)
+            except PalletError as e:
+                raise stage.from_instr.error(f"FROM --platform={text}: {e}") from None
+        return self.options.platform
 
     # -- instructions ------------------------------------------------------------------------
 
@@ -518,16 +698,28 @@ class DockerfileBuild:
         """A read-only mount of a previous stage's files or of an image (for --from)."""
         from .working import ensure_image
 
-        idx = self.stage_index(text)
+        name = text.lower()
+        if text.isdigit() and int(text) < len(self.dockerfile.stages):
+            name = self.dockerfile.stages[int(text)].name or ""  # a stage by number is its name's context too
+        extra = self.options.build_contexts.get(name) if name and not name.isdigit() else None
+        if extra is not None:
+            kind, value = extra
+            if kind == "dir":
+                from .stage import DirContext
+
+                return DirContext(value)
+            text = value  # an image: pulled as FROM's are
+        idx = self.stage_index(text) if extra is None else None
         if idx is not None:
-            if idx not in self.results:
-                raise ins.error(f"stage {text!r} is not a previous build stage")
+            if idx not in self.results:  # this stage itself, or a later one
+                raise ins.error(f"COPY --from={text}: no stage or image found with that name "
+                                "(the stage is not a previous one)")
             res = self.results[idx]
             return ImageMount(self.store, res.image, res.key, self.owner)
         try:
             img = ensure_image(self.store, text, self.options.pull, self.options.ctx)
         except PalletError as e:
-            raise ins.error(f"--from={text}: no build stage by that name, and no such image: {e}") from None
+            raise ins.error(f"{ins.cmd} --from={text}: no stage or image found with that name: {e}") from None
         return ImageMount(self.store, img, img["id"], self.owner)
 
     # -- the end -------------------------------------------------------------------------------
@@ -540,11 +732,39 @@ class DockerfileBuild:
             labels = cfg.get("Labels") or {}
             labels.update(options.labels)
             cfg["Labels"] = labels
+        if options.platform is not None:  # the image is for the target platform, whatever its base's
+            p = options.platform
+            doc["os"], doc["architecture"] = p.os, p.architecture
+            if p.variant:
+                doc["variant"] = p.variant
+            else:
+                doc.pop("variant", None)
+        if options.os_version is not None:
+            doc["os.version"] = options.os_version
+        if options.os_features:
+            feats = list(doc.get("os.features") or [])
+            for f in options.os_features:
+                if f.endswith("-"):
+                    feats = [x for x in feats if x != f[:-1]]
+                elif f not in feats:
+                    feats.append(f)
+            if feats:
+                doc["os.features"] = feats
+            else:
+                doc.pop("os.features", None)
+        for e in options.env:
+            k, _, v = e.partition("=")
+            config_edit.set_env(cfg, k, v)
+        for k in options.unsetenv:
+            config_edit.unset_env(cfg, k)
+        if options.omit_history:
+            doc["history"] = []
         if options.fmt == "oci":
-            dropped = [k.upper() for k in ("Healthcheck", "OnBuild", "Shell") if cfg.get(k)]
-            if dropped and not options.quiet:
-                options.out(f"[Warning] {', '.join(dropped)} is not supported for the OCI image format and is "
-                            "ignored: use --format docker")
+            for k in ("Healthcheck", "OnBuild", "Shell"):  # buildah's warnings, word for word
+                if cfg.get(k) and not options.quiet:
+                    what = "will be ignored" if k == "Healthcheck" else f"{_go_list(cfg[k])} will be ignored"
+                    options.warn(f"{k.upper()} is not supported for OCI image format, {what}. "
+                                 "Must use `docker` format")
         created = _image.timestamp(self.epoch)
         doc["created"] = created
         layers = list(res.image["layers"]) if res.image else []
@@ -567,6 +787,11 @@ class DockerfileBuild:
         if not self.options.output:
             return
         export(self.store, rec, self.options.output, self.options.ctx, owner=self.owner)
+
+
+def _go_list(v) -> str:
+    """A list as Go's %v prints it: ``[/bin/bash -c]``."""
+    return "[" + " ".join(str(x) for x in v) + "]" if isinstance(v, list) else str(v)
 
 
 def _is_dir_in_root(root: str, path: str) -> bool:

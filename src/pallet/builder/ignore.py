@@ -12,6 +12,8 @@ import os
 import posixpath
 import re
 
+from ..errors import BuildError
+
 
 def _clean(p: str) -> str:
     p = posixpath.normpath(p)
@@ -64,6 +66,7 @@ def _regex(pattern: str) -> re.Pattern:
 class IgnoreRules:
     def __init__(self, lines: list[str], source: str = ".dockerignore"):
         self.patterns: list[tuple[re.Pattern, bool, str]] = []
+        self.source = source  # the file the rules came from (named in errors)
         for number, line in enumerate(lines, 1):
             p = line.strip()
             if not p or p.startswith("#"):
@@ -101,6 +104,15 @@ class IgnoreRules:
                 continue
         return cls([])
 
+    @classmethod
+    def from_file(cls, path: str) -> "IgnoreRules":
+        """The rules in ``path`` (``--ignorefile``); a missing file is an error."""
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                return cls(f.read().splitlines(), path)
+        except OSError as e:
+            raise BuildError(f"--ignorefile {path}: {e.strerror}") from None
+
     def __bool__(self) -> bool:
         return bool(self.patterns)
 
@@ -126,11 +138,10 @@ class IgnoreRules:
         return matched
 
     def may_include_below(self, rel: str) -> bool:
-        """Could something below the excluded directory ``rel`` be re-included by a ``!`` rule?"""
+        """Could something below the excluded directory ``rel`` be re-included by a ``!`` rule?
+        Only a rule naming a path below it (``!rel/...``), as buildah's copier descends: a
+        wildcard rule (``!*/keep*``) does not bring an excluded directory back (Docker's would)."""
         if not self.has_exclusions:
             return False
         rel = _clean(rel).lstrip("/")
-        for _, exclusion, pat in self.patterns:
-            if exclusion and (pat.startswith(rel + "/") or "*" in pat or "?" in pat or "[" in pat):
-                return True
-        return False
+        return any(exclusion and pat.startswith(rel + "/") for _, exclusion, pat in self.patterns)

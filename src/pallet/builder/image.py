@@ -34,8 +34,12 @@ def host_platform() -> tuple[str, str, str]:
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def empty_config() -> dict:
-    os_, arch, variant = host_platform()
+def empty_config(platform=None) -> dict:
+    """A scratch config for ``platform`` (an ``oci.platform.Platform``; default the host's)."""
+    if platform is not None:
+        os_, arch, variant = platform.os, platform.architecture, platform.variant or ""
+    else:
+        os_, arch, variant = host_platform()
     doc = {"architecture": arch, "os": os_, "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
     if variant:
         doc["variant"] = variant

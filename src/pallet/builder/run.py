@@ -18,7 +18,7 @@ import sys
 
 from .._std import json
 from .. import _rootfs
-from ..errors import BuildError
+from ..errors import BuildError, PalletError
 
 _runtime_cache: dict[str, str] = {}
 
@@ -58,14 +58,249 @@ def runtime_path(name: str | None) -> str:
     return found
 
 
+class RunExtras:
+    """What ``build``'s resource and security flags ask of every RUN step (buildah's
+    ``--cpu-shares``, ``--memory``, ``--ulimit``, ``--cap-add``, ``--device``, ``--dns``,
+    ``--add-host``, ``--shm-size``, ``--cgroup-parent``, ``--pid``/``--ipc``/``--uts`` host ...),
+    already checked: :func:`run_extras` makes one from the flags' texts."""
+
+    def __init__(self, *, resources=None, rlimits=(), cap_add=(), cap_drop=(), devices=(), dns=(),
+                 dns_search=(), dns_options=(), add_hosts=(), no_hosts: bool = False, shm_size: int | None = None,
+                 cgroup_parent: str | None = None, host_namespaces=(), seccomp=None,
+                 no_new_privileges: bool = False, runtime_flags=()):
+        self.resources = resources            # oci.runtime_spec.Resources or None
+        self.rlimits = tuple(rlimits)         # oci.runtime_spec.Rlimit
+        self.cap_add = tuple(cap_add)
+        self.cap_drop = tuple(cap_drop)
+        self.devices = tuple(devices)         # (host path, container path, permissions)
+        self.dns = tuple(dns)
+        self.dns_search = tuple(dns_search)
+        self.dns_options = tuple(dns_options)
+        self.add_hosts = tuple(add_hosts)     # (name, address)
+        self.no_hosts = no_hosts
+        self.shm_size = shm_size
+        self.cgroup_parent = cgroup_parent
+        self.host_namespaces = frozenset(host_namespaces)  # of pid, ipc, uts, cgroup
+        self.seccomp = seccomp                # a parsed profile, or None for the runtime's default
+        self.no_new_privileges = no_new_privileges
+        self.runtime_flags = tuple(runtime_flags)
+
+
+NO_EXTRAS = RunExtras()
+
+
+def _size(text: str, flag: str, minus_one: bool = False) -> int:
+    from ..errors import UsageError
+    from ..storage.options import parse_size
+
+    if minus_one and text.strip() == "-1":
+        return -1
+    try:
+        return parse_size(text, flag)
+    except PalletError:
+        raise UsageError(f"invalid {flag} {text!r}: want a size such as 64m or 1g") from None
+
+
+_ULIMITS = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss",
+            "rtprio", "rttime", "sigpending", "stack", "as")
+
+
+def parse_ulimit(text: str):
+    """``NAME=SOFT[:HARD]`` (as podman's and buildah's ``--ulimit``; -1 is unlimited)."""
+    from ..errors import UsageError
+    from ..oci.runtime_spec import Rlimit
+
+    name, sep, value = text.partition("=")
+    soft, _, hard = value.partition(":")
+    hard = hard or soft
+
+    def num(t):
+        t = t.strip()
+        if t == "-1" or t == "unlimited":
+            return (1 << 64) - 1
+        if not t.isdigit():
+            raise UsageError(f"invalid --ulimit {text!r}: want NAME=SOFT[:HARD] with numbers")
+        return int(t)
+
+    if not sep or name.lower() not in _ULIMITS:
+        raise UsageError(f"invalid --ulimit {text!r}: want NAME=SOFT[:HARD], NAME one of {', '.join(_ULIMITS)}")
+    s, h = num(soft), num(hard)
+    if s > h:
+        raise UsageError(f"invalid --ulimit {text!r}: the soft limit is above the hard limit")
+    return Rlimit(name.lower(), s, h)
+
+
+def parse_device(text: str) -> tuple[str, str, str]:
+    """``HOST[:CONTAINER][:PERMISSIONS]`` (as ``--device``)."""
+    from ..errors import UsageError
+
+    parts = text.split(":")
+    perms = "rwm"
+    if len(parts) > 1 and parts[-1] and set(parts[-1]) <= set("rwm") and not parts[-1].startswith("/"):
+        perms = parts.pop()
+    if len(parts) == 1:
+        parts.append(parts[0])
+    if len(parts) != 2 or not parts[0].startswith("/") or not parts[1].startswith("/"):
+        raise UsageError(f"invalid --device {text!r}: want /HOST/PATH[:/CONTAINER/PATH][:PERMISSIONS]")
+    if not os.path.exists(parts[0]):
+        raise UsageError(f"--device {text}: {parts[0]}: no such file or directory")
+    return parts[0], parts[1], perms
+
+
+def run_extras(*, cpu_shares=None, cpu_period=None, cpu_quota=None, cpuset_cpus=None, cpuset_mems=None,
+               memory=None, memory_swap=None, shm_size=None, ulimits=(), cap_add=(), cap_drop=(), devices=(),
+               dns=(), dns_search=(), dns_options=(), add_hosts=(), no_hosts=False, network="host",
+               cgroup_parent=None, pid=None, ipc=None, uts=None, cgroupns=None, security_opts=(),
+               runtime_flags=()) -> RunExtras:
+    """A :class:`RunExtras` from build's flags (texts as typed), each checked: a wrong one is a
+    :class:`UsageError` naming it."""
+    from ..errors import UsageError
+    from ..oci.runtime_spec import Resources
+
+    if network == "none":
+        for flag, given in (("--dns", dns), ("--dns-option", dns_options), ("--dns-search", dns_search)):
+            if given:
+                raise UsageError(f"the {flag} option cannot be used with --network=none")
+    if no_hosts and add_hosts:
+        raise UsageError("--no-hosts and --add-host conflict, can not be used together")
+    hosts = []
+    for h in add_hosts:
+        name, sep, addr = h.partition(":")
+        if not sep or not name or not addr or any(c.isspace() for c in h):
+            raise UsageError(f"invalid --add-host {h!r}: want HOST:IP")
+        hosts.append((name, addr))
+    for d in dns:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(d)
+        except ValueError:
+            raise UsageError(f"invalid --dns {d!r}: not an IP address") from None
+    for what, v in (("--dns-search", dns_search), ("--dns-option", dns_options)):
+        for x in v:
+            if not x or any(c.isspace() for c in x):
+                raise UsageError(f"invalid {what} {x!r}")
+    mem = _size(memory, "--memory") if memory else None
+    swap = _size(memory_swap, "--memory-swap", minus_one=True) if memory_swap else None
+    if swap is not None and swap != -1 and mem is not None and swap < mem:
+        raise UsageError("--memory-swap must be at least --memory (or -1 for unlimited swap)")
+    if swap is not None and mem is None and swap != -1:
+        raise UsageError("--memory-swap needs --memory")
+    for flag, v in (("--cpuset-cpus", cpuset_cpus), ("--cpuset-mems", cpuset_mems)):
+        if v is not None and (not v or not all(c.isdigit() or c in ",-" for c in v)):
+            raise UsageError(f"invalid {flag} {v!r}: want a list such as 0-3,5")
+    for flag, v in (("--cpu-shares", cpu_shares), ("--cpu-period", cpu_period), ("--cpu-quota", cpu_quota)):
+        if v is not None and v < (-1 if flag == "--cpu-quota" else 0):
+            raise UsageError(f"invalid {flag} {v}: negative")
+    res = Resources(memory=mem, memory_swap=swap, cpu_shares=cpu_shares or None, cpu_quota=cpu_quota or None,
+                    cpu_period=cpu_period or None, cpuset_cpus=cpuset_cpus or None, cpuset_mems=cpuset_mems or None)
+    host_ns = []
+    for flag, v, ns in (("--pid", pid, "pid"), ("--ipc", ipc, "ipc"), ("--uts", uts, "uts"),
+                        ("--cgroupns", cgroupns, "cgroup")):
+        if v in (None, "", "private"):
+            continue
+        if v != "host":
+            raise UsageError(f"invalid {flag} {v!r}: want private or host")
+        host_ns.append(ns)
+    if cgroup_parent is not None and (not cgroup_parent or ".." in cgroup_parent.split("/")
+                                      or "\0" in cgroup_parent):
+        raise UsageError(f"invalid --cgroup-parent {cgroup_parent!r}")
+    seccomp, nnp = None, False
+    for so in security_opts:
+        k, sep, v = so.partition("=") if "=" in so else so.partition(":")
+        if k == "seccomp" and sep:
+            if v == "unconfined":
+                seccomp = {}
+                continue
+            try:
+                with open(v, encoding="utf-8") as f:
+                    from .._std import json
+
+                    seccomp = json.load(f)
+            except (OSError, ValueError) as e:
+                raise UsageError(f"--security-opt {so}: cannot read the seccomp profile: {e}") from None
+            if not isinstance(seccomp, dict):
+                raise UsageError(f"--security-opt {so}: the seccomp profile is not a JSON object")
+        elif k == "no-new-privileges" and (not sep or v in ("true", "")):
+            nnp = True
+        elif k in ("label", "apparmor", "mask", "unmask") and sep:
+            continue  # no SELinux or AppArmor here; masks: the runtime's defaults stay (see docs/build.md)
+        else:
+            raise UsageError(f"invalid --security-opt {so!r}: want seccomp=PATH|unconfined, no-new-privileges, "
+                             "label=..., apparmor=...")
+    return RunExtras(resources=res if res.to_dict() else None, rlimits=[parse_ulimit(u) for u in ulimits],
+                     cap_add=_caps(cap_add), cap_drop=_caps(cap_drop), devices=[parse_device(d) for d in devices],
+                     dns=dns, dns_search=dns_search, dns_options=dns_options, add_hosts=hosts, no_hosts=no_hosts,
+                     shm_size=_size(shm_size, "--shm-size") if shm_size else None, cgroup_parent=cgroup_parent,
+                     host_namespaces=host_ns, seccomp=seccomp, no_new_privileges=nnp, runtime_flags=runtime_flags)
+
+
+def _caps(items) -> list[str]:
+    """``--cap-add cap_sys_ptrace`` or ``CHOWN,DAC_OVERRIDE``: names, as given (the spec
+    generator checks and normalises them)."""
+    return [c.strip() for it in items for c in it.split(",") if c.strip()]
+
+
+def human_size(n: float) -> str:
+    """docker/go-units' HumanSize: decimal units, 4 significant digits (``352.5kB``); also
+    ``system df``'s sizes."""
+    units = ("B", "kB", "MB", "GB", "TB", "PB")
+    i = 0
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000.0
+        i += 1
+    return f"{n:.4g}{units[i]}"
+
+
+def _go_seconds(s: float) -> str:
+    """A duration rounded to the millisecond, as Go prints one (0s, 12ms, 1.234s)."""
+    ms = round(s * 1000)
+    if ms == 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    return f"{ms / 1000:g}s"
+
+
+class rusage_report:
+    """``--log-rusage``: the resources a RUN step's processes used, written to ``out`` on
+    exit as buildah's ``pkg/rusage.FormatDiff`` does (``0s(system) 3ms(user) 52ms(elapsed)
+    0B input 4.096kB output``)."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def __enter__(self):
+        import resource
+        import time
+
+        self.t0 = time.monotonic()
+        self.r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return self
+
+    def __exit__(self, *exc):
+        import resource
+        import time
+
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.out(f"{_go_seconds(r.ru_stime - self.r0.ru_stime)}(system) "
+                 f"{_go_seconds(r.ru_utime - self.r0.ru_utime)}(user) "
+                 f"{_go_seconds(time.monotonic() - self.t0)}(elapsed) "
+                 f"{human_size((r.ru_inblock - self.r0.ru_inblock) * 512)} input "
+                 f"{human_size((r.ru_oublock - self.r0.ru_oublock) * 512)} output")
+        return False
+
+
 class RunOptions:
     __slots__ = ("env", "cwd", "user", "network", "mounts", "hostname", "runtime", "state_root", "stdin",
-                 "stdout", "stderr", "runroot", "graphroot", "network_config_dir")
+                 "stdout", "stderr", "runroot", "graphroot", "network_config_dir", "extras")
 
     def __init__(self, *, env: list[str] | None = None, cwd: str = "/", user: tuple = (0, 0, []),
                  network: str = "host", mounts: list[dict] | None = None, hostname: str = "",
                  runtime: str | None = None, state_root: str | None = None, stdin=None, stdout=None, stderr=None,
-                 runroot: str | None = None, graphroot: str | None = None, network_config_dir: str | None = None):
+                 runroot: str | None = None, graphroot: str | None = None, network_config_dir: str | None = None,
+                 extras: RunExtras | None = None):
+        self.extras = extras or NO_EXTRAS
         self.env = list(env or [])
         self.cwd = cwd or "/"
         self.user = user
@@ -84,38 +319,83 @@ class RunOptions:
         self.network_config_dir = network_config_dir
 
 
-def spec(rootfs: str, argv: list[str], o: RunOptions, hosts: str, resolv: str, netns: str | None = None) -> dict:
+def spec(rootfs: str, argv: list[str], o: RunOptions, hosts: str | None, resolv: str, netns: str | None = None,
+         cid: str = "") -> dict:
     """The bundle's config, from the one runtime-spec generator (``oci.runtime_spec``): buildah's
     capabilities (effective only for root), masked and read-only paths, a network namespace
-    unless host networking (``netns``: the attached one to join), ``/etc/hosts`` and
-    ``/etc/resolv.conf`` bound read-only."""
+    unless host networking (``netns``: the attached one to join), ``/etc/hosts`` (unless
+    ``--no-hosts``: ``hosts`` None) and ``/etc/resolv.conf`` bound read-only, and the build's
+    :class:`RunExtras` (resources, limits, capabilities, devices, namespaces shared with the host,
+    ``/dev/shm``'s size, the cgroup parent)."""
     from ..oci import runtime_spec as rs
 
+    x = o.extras
     uid, gid, extra = o.user
-    namespaces = [rs.Namespace(t) for t in ("pid", "ipc", "uts", "mount")]
+    namespaces = [rs.Namespace(t) for t in ("pid", "ipc", "uts", "mount") if t not in x.host_namespaces]
     if o.network != "host":
         namespaces.append(rs.Namespace("network", netns))
-    mounts = [rs.Mount.bind(hosts, "/etc/hosts", readonly=True), rs.Mount.bind(resolv, "/etc/resolv.conf", readonly=True)]
+    mounts = [rs.Mount.bind(resolv, "/etc/resolv.conf", readonly=True)]
+    if hosts is not None:
+        mounts.insert(0, rs.Mount.bind(hosts, "/etc/hosts", readonly=True))
+    # the container's own cgroups at /sys/fs/cgroup, read-only, as buildah mounts them (the
+    # host's /sys bound for host networking would show the host's root cgroups there)
+    mounts.append(rs.Mount("/sys/fs/cgroup", "cgroup", "cgroup", ("nosuid", "noexec", "nodev", "relatime", "ro")))
+    if x.shm_size is not None:
+        mounts.append(rs.Mount("/dev/shm", "tmpfs", "shm", ("nosuid", "noexec", "nodev", "mode=1777",
+                                                            f"size={x.shm_size}")))
+    mounts += [rs.Mount.bind(src, dst) for src, dst, _perms in x.devices]
     mounts += [rs.Mount(m["destination"], m.get("type"), m.get("source"), m.get("options") or ()) for m in o.mounts]
+    cgroups_path = None
+    if x.cgroup_parent:
+        cgroups_path = "/" + "/".join(p for p in x.cgroup_parent.split("/") if p) + "/" + (cid or "pallet-build")
     options = rs.SpecOptions(rootfs=rootfs, command=argv, env=o.env, user=rs.User(uid, gid, tuple(extra)), workdir=o.cwd,
-                             hostname=o.hostname, mounts=mounts, namespaces=namespaces)
-    return rs.generate(options)
+                             hostname=o.hostname, mounts=mounts, namespaces=namespaces, rlimits=x.rlimits,
+                             cap_add=x.cap_add, cap_drop=x.cap_drop, resources=x.resources,
+                             cgroups_path=cgroups_path, seccomp=x.seccomp, no_new_privileges=x.no_new_privileges)
+    doc = rs.generate(options)
+    if uid != 0:  # buildah's rule: a non-root user's --cap-add goes to the bounding set only
+        caps = doc["process"]["capabilities"]
+        doc["process"]["capabilities"] = {"bounding": caps["bounding"], "effective": [], "permitted": []}
+    rules = [_device_rule(src, perms) for src, _dst, perms in x.devices]
+    rules = [r for r in rules if r is not None]
+    if rules:  # the devices cgroup lets the container use them (the runtime's defaults stay)
+        doc["linux"].setdefault("resources", {}).setdefault("devices", []).extend(rules)
+    return doc
 
 
-def _hosts_file(path: str, hostname: str, host_net: bool, ips=()) -> None:
+def _device_rule(path: str, perms: str) -> dict | None:
+    """A devices-cgroup rule allowing a device node (None for a directory of them: each node
+    the runtime's defaults do not allow stays denied)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if _stat.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif _stat.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        return None
+    return {"allow": True, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+            "access": perms}
+
+
+def _hosts_file(path: str, hostname: str, host_net: bool, ips=(), add_hosts=()) -> None:
     from .._fs import text_lines
 
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     if host_net:
         lines = text_lines("/etc/hosts", lines)
+    lines += [f"{addr}\t{name}" for name, addr in add_hosts]
     lines += [f"{ip}\t{hostname}" for ip in ips] or [f"127.0.1.1\t{hostname}"]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
-def _resolv_file(path: str, host_net: bool, attached=None) -> None:
+def _resolv_file(path: str, host_net: bool, attached=None, extras: RunExtras = NO_EXTRAS) -> None:
     """The host's resolv.conf with the host's network; on a network, the network's DNS servers
-    and the host's nameservers that are not on its loopback (unreachable from the namespace)."""
+    and the host's nameservers that are not on its loopback (unreachable from the namespace);
+    then ``--dns``, ``--dns-search``, ``--dns-option`` replace the lines of their kind."""
     text = ""
     if host_net or attached is not None:
         try:
@@ -131,8 +411,15 @@ def _resolv_file(path: str, host_net: bool, attached=None) -> None:
                 continue
             lines.append(line)
         text = "\n".join(lines) + "\n"
+    lines = text.splitlines()
+    # --dns, --dns-search, --dns-option replace the host's lines of their kind
+    for word, given in (("nameserver", [f"nameserver {d}" for d in extras.dns]),
+                        ("search", [f"search {' '.join(extras.dns_search)}"] if extras.dns_search else []),
+                        ("options", [f"options {' '.join(extras.dns_options)}"] if extras.dns_options else [])):
+        if given:
+            lines = [ln for ln in lines if ln.split()[:1] != [word]] + given
     with open(path, "w") as f:
-        f.write(text)
+        f.write("\n".join(lines) + ("\n" if lines else ""))
 
 
 def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
@@ -152,9 +439,11 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
                                 o.hostname or cid).__enter__()
         hosts = os.path.join(bundle, "hosts")
         resolv = os.path.join(bundle, "resolv.conf")
-        _hosts_file(hosts, o.hostname or "pallet", o.network == "host", attached.ips if attached else ())
-        _resolv_file(resolv, o.network == "host", attached)
-        doc = spec(rootfs, argv, o, hosts, resolv, attached.path if attached else None)
+        _hosts_file(hosts, o.hostname or "pallet", o.network == "host", attached.ips if attached else (),
+                    o.extras.add_hosts)
+        _resolv_file(resolv, o.network == "host", attached, o.extras)
+        doc = spec(rootfs, argv, o, None if o.extras.no_hosts else hosts, resolv,
+                   attached.path if attached else None, cid)
         # stubs for what is not image content go again afterwards; for a RUN --mount's target
         # the parent directories stay (0755), and for a build volume (-v) the mount point
         # itself too (an empty directory or file), as buildah leaves them. All made and
@@ -170,7 +459,7 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
             created = _missing_mountpoints(root_fd, doc["mounts"])
             with open(os.path.join(bundle, "config.json"), "w") as f:
                 json.dump(doc, f)
-            cmd = [runtime]
+            cmd = [runtime] + ["--" + f.lstrip("-") for f in o.extras.runtime_flags]
             if o.state_root:
                 os.makedirs(o.state_root, 0o700, exist_ok=True)
                 cmd += ["--root", o.state_root]

@@ -78,7 +78,7 @@ def run_step(build, state: "StageState", ins: Instruction) -> None:
                 fn()
         if rc != 0:
             raise BuildError(f"{ins.where()}: building at STEP \"RUN {shown}\": "
-                             f"the command exited with status {rc}", exit_code=rc if rc > 0 else 125)
+                             f"exit status {rc}", exit_code=rc if rc > 0 else 125)
 
     build.fs_step(state, ins, key, do, args_prefix(state, cfg) + (f"/bin/sh -c {shown}" if not ins.json else shown))
 
@@ -92,11 +92,21 @@ def args_prefix(state, cfg: dict) -> str:
 
 
 def _run_in(build, state, argv, run_env, cfg, network, mounts) -> int:
+    if build.options.log_rusage:
+        from .run import rusage_report
+
+        with rusage_report(build.options.rusage_out):
+            return _run_in_container(build, state, argv, run_env, cfg, network, mounts)
+    return _run_in_container(build, state, argv, run_env, cfg, network, mounts)
+
+
+def _run_in_container(build, state, argv, run_env, cfg, network, mounts) -> int:
     return state.container.run(argv, env=[f"{k}={v}" for k, v in run_env.items()], user=cfg.get("User") or None,
                             workdir=cfg.get("WorkingDir") or "/", network=network,
                             network_config_dir=build.options.network_config_dir,
                             volumes=build.options.volumes, mounts=mounts, runtime=build.options.runtime,
-                            stdout=build.options.stdout, stderr=build.options.stderr)
+                            stdout=build.options.stdout, stderr=build.options.stderr,
+                            extras=build.options.run_extras, stdin=build.options.stdin)
 
 
 def volume_shadows(build, root: str, cfg: dict, stack) -> list[dict]:

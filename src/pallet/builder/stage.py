@@ -68,3 +68,17 @@ class ImageMount:
         if self._empty_dir:
             os.rmdir(self._empty_dir)
             self._empty_dir = None
+
+
+class DirContext:
+    """A directory given as an additional build context (``--build-context NAME=DIR``), read
+    in place as the main context is (``--from=NAME``, ``RUN --mount=from=NAME``)."""
+
+    host_dir = True
+
+    def __init__(self, path: str):
+        self.path = path
+        self.key = "context:" + path  # what is copied is keyed by its contents too
+
+    def close(self) -> None:
+        pass

@@ -10,16 +10,29 @@ from __future__ import annotations
 import copy as _copy
 import os
 
-from ..errors import BuildError, NotFound
+from ..errors import BuildError, NotFound, PalletError
 from . import config_edit
 from . import image as _image
 
 KIND = "builder"
 
 
-def ensure_image(store, text: str, policy: str = "missing", ctx=None, out=None) -> dict:
-    """The stored image ``text`` names, pulled first as ``policy`` says (missing, always, never)."""
+def ensure_image(store, text: str, policy: str = "missing", ctx=None, out=None, platform=None) -> dict:
+    """The stored image ``text`` names, pulled first as ``policy`` says (missing, always, never).
+    With ``platform`` (an ``oci.platform.Platform``), a stored image of another platform counts
+    as missing, and the pull picks that platform from an index."""
     from ..storage.store import ImageUnknown
+
+    if platform is not None:
+        import copy
+
+        ctx = copy.copy(ctx) if ctx is not None else None
+        if ctx is None:
+            from ..transports.base import SystemContext
+
+            ctx = SystemContext()
+        ctx.override_os, ctx.override_arch = platform.os, platform.architecture
+        ctx.override_variant = platform.variant or None
 
     if policy not in ("missing", "always", "never", "newer", "ifmissing", "ifnewer", "true", "false"):
         raise BuildError(f"invalid pull policy {policy!r}: want missing, always or never")
@@ -27,7 +40,9 @@ def ensure_image(store, text: str, policy: str = "missing", ctx=None, out=None) 
               "false": "missing"}.get(policy, policy)
     if policy != "always":
         try:
-            return store.image(text)
+            rec = store.image(text)
+            if platform is None or policy == "never" or _of_platform(store, rec, platform):
+                return rec
         except ImageUnknown:
             if policy == "never":
                 raise BuildError(f"{text}: image not known, and the pull policy is never") from None
@@ -53,11 +68,33 @@ def ensure_image(store, text: str, policy: str = "missing", ctx=None, out=None) 
         raise
 
 
+def _of_platform(store, rec: dict, platform) -> bool:
+    """Whether a stored image's config says ``platform`` (its os and architecture; the variant
+    when both name one)."""
+    from .image import load_config
+
+    try:
+        doc = load_config(store, rec)
+    except Exception:  # an unreadable config: pull again
+        return False
+    v = doc.get("variant") or ""
+    return doc.get("os") == platform.os and doc.get("architecture") == platform.architecture and \
+        (not v or not platform.variant or v == platform.variant)
+
+
 def _container_name(store, image_text: str | None) -> str:
     if image_text is None:
         base = "working-container"
     else:
-        short = image_text.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+        text = image_text
+        try:  # an image by ID: named after its first name, as buildah does
+            rec = store.image(image_text)
+            bare = image_text.removeprefix("sha256:")
+            if rec["names"] and (image_text.startswith("sha256:") or rec["id"].startswith(bare)):
+                text = rec["names"][0]
+        except PalletError:  # not in the store (pulled later, a bad name): its own text
+            pass
+        short = text.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
         base = f"{short}-working-container"
     taken = {n for c in store.containers() for n in c["names"]}
     if base not in taken:
@@ -144,8 +181,9 @@ class BuilderContainer:
 
     def run(self, argv: list[str], *, env: list[str] = (), user: str | None = None, workdir: str | None = None,
             network: str | None = None, volumes: list[str] = (), mounts: list[dict] = (), runtime: str | None = None,
-            stdout=None, stderr=None, network_config_dir: str | None = None) -> int:
-        """Run ``argv`` in the container (its config's Env, User, WorkingDir unless overridden)."""
+            stdout=None, stderr=None, network_config_dir: str | None = None, extras=None, stdin=None) -> int:
+        """Run ``argv`` in the container (its config's Env, User, WorkingDir unless overridden;
+        ``extras``: a build's :class:`.run.RunExtras`)."""
         from . import run as _run
         from .. import _rootfs
         from ._paths import lookup_user
@@ -171,13 +209,15 @@ class BuilderContainer:
             finally:
                 os.close(root_fd)
             uid, gid, extra = lookup_user(root, user if user is not None else (cfg.get("User") or ""))
+            if gid not in extra:  # buildah's: the primary group is among the supplementary ones too
+                extra = list(extra) + [gid]
             all_mounts = [parse_volume(v) for v in volumes] + list(mounts)
             o = _run.RunOptions(env=[f"{k}={v}" for k, v in envd.items()], cwd=cwd, user=(uid, gid, extra),
                                 network=network, mounts=all_mounts, hostname=self.id[:12], runtime=runtime,
                                 state_root=os.path.join(self.store.runroot, "build-runtime"),
                                 runroot=self.store.runroot, graphroot=self.store.graphroot,
                                 network_config_dir=network_config_dir,
-                                stdout=stdout, stderr=stderr)
+                                stdin=stdin, stdout=stdout, stderr=stderr, extras=extras)
             with self.store.staging() as scratch:
                 return _run.run(root, argv, o, scratch)
         finally:

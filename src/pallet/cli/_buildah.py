@@ -39,8 +39,8 @@ def docker_of(doc: dict, working: bool = True) -> dict:
     out = {"created": doc.get("created")}
     out["container_config"] = dict(cfg)
     out["config"] = cfg
-    for k in ("architecture", "variant", "os", "rootfs", "history"):
-        if doc.get(k) not in (None, ""):
+    for k in ("author", "architecture", "variant", "os", "os.version", "os.features", "rootfs", "history"):
+        if doc.get(k) not in (None, "") and not (k == "os.features" and not doc[k]):
             out[k] = doc[k]
     if not out.get("created"):
         out.pop("created")
@@ -49,8 +49,9 @@ def docker_of(doc: dict, working: bool = True) -> dict:
 
 def oci_of(doc: dict) -> dict:
     out = {}
-    for k in ("created", "author", "architecture", "variant", "os", "config", "rootfs", "history"):
-        if doc.get(k) not in (None, ""):
+    for k in ("created", "author", "architecture", "variant", "os", "os.version", "os.features", "config", "rootfs",
+              "history"):
+        if doc.get(k) not in (None, "") and not (k == "os.features" and not doc[k]):
             out[k] = doc[k]
     return out
 
@@ -98,6 +99,19 @@ def _hist_view(h) -> object:
                                  for k, g in _HISTORY_KEYS}, json_view=h)
 
 
+#: fields that are Go maps and slices: a nil one prints as map[] / [] in a template, not <nil>
+_GO_MAPS = ("Labels", "ExposedPorts", "Volumes")
+_GO_SLICES = ("Env", "Cmd", "Entrypoint", "OnBuild", "Shell")
+
+
+def _go_value(field: str, v):
+    if v is None and field in _GO_MAPS:
+        return {}
+    if v is None and field in _GO_SLICES:
+        return []
+    return v
+
+
 def _image_view(doc: dict, keys: dict, type_name: str, config_fields, config_type: str) -> object:
     from ._template import Struct
 
@@ -108,7 +122,7 @@ def _image_view(doc: dict, keys: dict, type_name: str, config_fields, config_typ
             v = _time(v)
         elif k in ("config", "container_config"):
             c = v if isinstance(v, dict) else {}
-            v = Struct(config_type, {f: c.get(f, d) for f, d in config_fields}, json_view=c)
+            v = Struct(config_type, {f: _go_value(f, c.get(f, d)) for f, d in config_fields}, json_view=c)
         elif k == "rootfs":
             r = v if isinstance(v, dict) else {}
             v = Struct("v1.RootFS", {"Type": r.get("type", ""), "DiffIDs": r.get("diff_ids") or []}, json_view=r)
@@ -174,8 +188,20 @@ def of_image(store, text: str) -> dict:
         doc = {}
     return builder_doc(from_image=rec["names"][0] if rec["names"] else "", from_id=rec["id"],
                        from_digest=rec["digest"], config=config, manifest=_blob(store, rec["digest"]),
-                       container="", container_id="", mountpoint="", annotations={},
+                       container="", container_id="", mountpoint="", annotations=_manifest_annotations(store, rec),
                        doc=doc if isinstance(doc, dict) else {}, working=False)
+
+
+def _manifest_annotations(store, rec: dict) -> dict:
+    """An image's manifest annotations (buildah's .ImageAnnotations of an image)."""
+    from .._std import json
+
+    try:
+        m = json.loads(_blob(store, rec["digest"]) or b"{}")
+    except ValueError:
+        return {}
+    a = m.get("annotations") if isinstance(m, dict) else None
+    return {k: v for k, v in a.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(a, dict) else {}
 
 
 def other_rows(store, builders) -> list:

@@ -116,12 +116,9 @@ DF_FIELDS = ("Type", "Total", "Active", "Size", "Reclaimable", "RawSize", "RawRe
 
 def df_size(n: float) -> str:
     """go-units HumanSize, as ``system df`` prints sizes (``352.5kB``)."""
-    units = ("B", "kB", "MB", "GB", "TB", "PB")
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000
-        i += 1
-    return f"{n:.4g}{units[i]}"
+    from ..builder.run import human_size
+
+    return human_size(n)
 
 
 def df_row(kind: str, d: dict) -> Struct:

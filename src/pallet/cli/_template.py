@@ -533,7 +533,7 @@ def _sprintf(fail, fmt, *args) -> str:
             elif verb in "feEgG" and isinstance(v, (int, float)) and not isinstance(v, bool):
                 out.append(("%" + spec + verb) % v)
             elif verb == "q":
-                s = _go_json(v if isinstance(v, str) else show(v))
+                s = _quoted(v, show)
                 out.append(("%" + flags.replace("#", "") + width_prec + "s") % s)
             elif verb == "t" and isinstance(v, bool):
                 out.append(("%" + spec + "s") % show(v))
@@ -985,3 +985,15 @@ def tabwrite(text: str, minwidth: int = 12, padding: int = 2) -> str:
         parts = [c.ljust(max(minwidth, widths[i] + padding)) for i, c in enumerate(cells[:-1])]
         out.append("".join(parts) + cells[-1])
     return "\n".join(out)
+
+
+def _quoted(v, show) -> str:
+    """Go's %q: a string quoted; a map's or slice's elements quoted one by one
+    (``map["k":"v"]``, ``["a" "b"]``), map keys sorted."""
+    if isinstance(v, str):
+        return _go_json(v)
+    if isinstance(v, dict) and not hasattr(v, "type_name"):
+        return "map[" + " ".join(f"{_quoted(k, show)}:{_quoted(v[k], show)}" for k in sorted(v, key=str)) + "]"
+    if isinstance(v, (list, tuple)):
+        return "[" + " ".join(_quoted(x, show) for x in v) + "]"
+    return _go_json(show(v))

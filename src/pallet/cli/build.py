@@ -56,7 +56,7 @@ def _add_pull_flags(p) -> None:
 
 def _build_parser(sub, name: str) -> None:
     p = _podman(sub.add_parser(name, help="build an image from a Dockerfile/Containerfile"))
-    p.add_argument("context", nargs="?", default=".", metavar="CONTEXT")
+    p.add_argument("context", nargs="*", default=[], metavar="CONTEXT")
     p.add_argument("--file", "-f", metavar="FILE", help="the Dockerfile (default CONTEXT/Containerfile or Dockerfile)")
     p.add_argument("--tag", "-t", action="append", default=[], metavar="NAME")
     p.add_argument("--build-arg", action="append", default=[], metavar="NAME[=VALUE]")
@@ -73,7 +73,7 @@ def _build_parser(sub, name: str) -> None:
     p.add_argument("--format", default=None, choices=("oci", "docker"))
     p.add_argument("--timestamp", type=int, default=None, metavar="SECONDS")
     p.add_argument("--output", "-o", metavar="OUTPUT", help="type=local,dest=DIR | type=tar,dest=FILE | TRANSPORT:REF")
-    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--quiet", "-q", type=common.tls_verify_arg, nargs="?", const=True, default=False, metavar="BOOL")
     p.add_argument("--runtime", metavar="NAME|PATH", help="OCI runtime for RUN (default pallet-runtime, else runc)")
     p.add_argument("--network", "--net", default=None, metavar="MODE",
                    help="for RUN: private (the default as root: the default network, outbound access), "
@@ -84,6 +84,74 @@ def _build_parser(sub, name: str) -> None:
                    help="scan the image before tagging it; refuse it when the (scan) policy fails (docs/scan.md)")
     p.add_argument("--rm", type=common.tls_verify_arg, nargs="?", const=True, default=True, metavar="BOOL")
     p.add_argument("--force-rm", type=common.tls_verify_arg, nargs="?", const=True, default=True, metavar="BOOL")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                   help="the platform to build for: bases pulled for it, TARGETPLATFORM & co., the image's config")
+    p.add_argument("--os", metavar="OS", help="as --platform, the OS alone")
+    p.add_argument("--arch", metavar="ARCH", help="as --platform, the architecture alone")
+    p.add_argument("--variant", metavar="VARIANT", help="as --platform, the variant alone")
+    p.add_argument("--from", dest="from_image", metavar="IMAGE", help="the first stage's base instead of its FROM's")
+    p.add_argument("--log-rusage", action="store_true", help="print each RUN step's resource use")
+    p.add_argument("--rusage-logfile", metavar="FILE", help="append --log-rusage's lines to FILE")
+    p.add_argument("--os-version", metavar="VERSION", help="the image config's os.version")
+    p.add_argument("--os-feature", action="append", default=[], metavar="FEATURE[-]",
+                   help="add to the image config's os.features (FEATURE- removes it)")
+    p.add_argument("--cpp-flag", action="append", default=[], metavar="FLAG",
+                   help="a flag for cpp, which preprocesses a Containerfile named *.in")
+    p.add_argument("--build-context", action="append", default=[], metavar="NAME=DIR|docker-image://IMAGE",
+                   help="an additional context for FROM NAME, COPY --from=NAME, RUN --mount=from=NAME "
+                        "(it wins over a stage of that name)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
+                   help="set in the image's config (NAME alone: this process's value)")
+    p.add_argument("--unsetenv", action="append", default=[], metavar="NAME",
+                   help="remove from the image's config (after --env)")
+    p.add_argument("--omit-history", type=common.tls_verify_arg, nargs="?", const=True, default=False,
+                   metavar="BOOL", help="write no history entries in the image")
+    p.add_argument("--identity-label", type=common.tls_verify_arg, nargs="?", const=True, default=True,
+                   metavar="BOOL", help="accepted for buildah: pallet writes no io.buildah.version label either way")
+    p.add_argument("--ignorefile", metavar="FILE", help="the ignore rules (default: .containerignore, .dockerignore)")
+    p.add_argument("--logfile", metavar="FILE", help="write the build's output to FILE instead of stdout/stderr")
+    p.add_argument("--stdin", action="store_true", help="pass stdin to RUN steps")
+    p.add_argument("--skip-unused-stages", type=common.tls_verify_arg, nargs="?", const=True, default=True,
+                   metavar="BOOL", help="build only the stages the target needs (default true)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="accepted for buildah: stages are built one after another")
+    p.add_argument("--isolation", metavar="TYPE", default=os.environ.get("BUILDAH_ISOLATION") or None,
+                   choices=("oci", "chroot", "rootless"),
+                   help="accepted for buildah: RUN steps always run under the OCI runtime; chroot shares the "
+                        "host's PID namespace and allows only host networking, as buildah's")
+    p.add_argument("--compress", action="store_true", help="accepted for docker build: a no-op, as in buildah")
+    p.add_argument("--cache-ttl", type=common.duration_arg, default=None, metavar="DURATION",
+                   help="use cached steps built at most this long ago (0: as --no-cache), e.g. 30m, 1h")
+    p.add_argument("--cache-from", action="append", default=[], metavar="IMAGE",
+                   help="accepted for docker build: a no-op (only this store's cache is used)")
+    common.add_retry_flags(p)
+    p.add_argument("--retry", dest="retry_times", type=int, metavar="N", help="as --retry-times (buildah)")
+    # what every RUN step gets (buildah's resource and security flags)
+    p.add_argument("--cpu-shares", "-c", nargs="?", const="", metavar="SHARES")
+    p.add_argument("--cpu-period", type=int, metavar="MICROSECONDS")
+    p.add_argument("--cpu-quota", type=int, metavar="MICROSECONDS")
+    p.add_argument("--cpuset-cpus", metavar="CPUS")
+    p.add_argument("--cpuset-mems", metavar="NODES")
+    p.add_argument("--memory", "-m", metavar="SIZE")
+    p.add_argument("--memory-swap", metavar="SIZE|-1")
+    p.add_argument("--shm-size", metavar="SIZE")
+    p.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]")
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP[,CAP...]")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP[,CAP...]")
+    p.add_argument("--security-opt", action="append", default=[], metavar="seccomp=PATH|no-new-privileges|...")
+    p.add_argument("--device", action="append", default=[], metavar="HOST[:CONTAINER][:PERMS]")
+    p.add_argument("--dns", action="append", default=[], metavar="IP")
+    p.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN")
+    p.add_argument("--dns-option", action="append", default=[], metavar="OPTION")
+    p.add_argument("--add-host", action="append", default=[], metavar="HOST:IP")
+    p.add_argument("--no-hosts", action="store_true", help="do not bind an /etc/hosts into RUN steps")
+    p.add_argument("--cgroup-parent", metavar="PATH")
+    p.add_argument("--cgroupns", metavar="private|host")
+    p.add_argument("--pid", metavar="private|host")
+    p.add_argument("--ipc", metavar="private|host")
+    p.add_argument("--uts", metavar="private|host")
+    p.add_argument("--runtime-flag", action="append", default=[], metavar="FLAG",
+                   help="a global flag for the runtime (debug -> --debug)")
     _add_pull_flags(p)
     p.set_defaults(func=cmd_build)
 
@@ -109,20 +177,29 @@ def _secrets(items: list[str]) -> dict:
         sid = opts.get("id")
         if not sid:
             raise UsageError(f"invalid --secret {it!r}: want id=ID,src=PATH")
-        if "src" in opts or "source" in opts:
-            src = opts.get("src") or opts.get("source")
-            if not os.path.isfile(src):
-                raise UsageError(f"--secret {sid}: {src} is not a file")
-            out[sid] = src
-        elif "env" in opts:
+        typ = opts.get("type")
+        if typ not in (None, "file", "env"):
+            raise UsageError(f"invalid --secret {it!r}: type must be file or env")
+        src = opts.get("src") or opts.get("source")
+        # buildah's rules: env=NAME, or type=env with src=NAME, is a variable; src=PATH a file;
+        # id=ID alone is the variable ID when it is set, else the file ID
+        var = opts.get("env") or (src or sid if typ == "env" else None)
+        if var is None and src is None and typ is None and sid in os.environ:
+            var = sid
+        if var is not None:
+            if var not in os.environ:
+                raise UsageError(f"--secret {it}: the environment variable {var} is not set")
             import tempfile
 
             fd, path = tempfile.mkstemp(prefix="pallet-secret-env-")
-            os.write(fd, os.environ.get(opts["env"], "").encode())
+            os.write(fd, os.environ[var].encode())
             os.close(fd)
             out[sid] = path
-        else:
-            raise UsageError(f"invalid --secret {it!r}: want id=ID,src=PATH")
+            continue
+        src = src or sid
+        if not os.path.isfile(src):
+            raise UsageError(f"--secret {it}: {src} is not a file (want id=ID,src=PATH or id=ID,env=NAME)")
+        out[sid] = src
     return out
 
 
@@ -142,9 +219,168 @@ def _own_exit(fn):
     return wrapped
 
 
+def _run_extras(args):
+    """The RUN steps' resources and security from build's flags (checked: UsageError)."""
+    from ..builder.run import run_extras
+    from ..errors import UsageError
+
+    network = args.network
+    if args.isolation == "chroot":
+        if network not in (None, "host", "default"):
+            raise UsageError("cannot set --network other than host with --isolation chroot")
+        args.network = network = "host"  # buildah's chroot isolation makes no network namespace
+    pid = args.pid
+    if args.isolation == "chroot" and pid in (None, "private"):
+        pid = "host"  # buildah's chroot isolation makes no PID namespace
+    shares = args.cpu_shares
+    if shares is not None:
+        if not shares.isdigit():  # buildah's (pflag's) wording, which scripts match
+            raise UsageError(f'invalid argument "{shares}" for "-c, --cpu-shares" flag: strconv.ParseUint: '
+                             f'parsing "{shares}": invalid syntax')
+        shares = int(shares)
+    return run_extras(cpu_shares=shares, cpu_period=args.cpu_period, cpu_quota=args.cpu_quota,
+                      cpuset_cpus=args.cpuset_cpus, cpuset_mems=args.cpuset_mems, memory=args.memory,
+                      memory_swap=args.memory_swap, shm_size=args.shm_size, ulimits=args.ulimit,
+                      cap_add=args.cap_add, cap_drop=args.cap_drop, devices=args.device, dns=args.dns,
+                      dns_search=args.dns_search, dns_options=args.dns_option, add_hosts=args.add_host,
+                      no_hosts=args.no_hosts, network=network, cgroup_parent=args.cgroup_parent, pid=pid,
+                      ipc=args.ipc, uts=args.uts, cgroupns=args.cgroupns, security_opts=args.security_opt,
+                      runtime_flags=args.runtime_flag)
+
+
+def _build_contexts(items: list[str]) -> dict:
+    """``--build-context NAME=VALUE``: an image (``docker-image://``, ``docker://``,
+    ``container-image://``) or a local directory."""
+    from ..errors import UsageError
+
+    out = {}
+    for it in items:
+        name, sep, value = it.partition("=")
+        if not sep or not name or not value:
+            raise UsageError(f"invalid --build-context {it!r}: want NAME=VALUE")
+        for prefix in ("docker-image://", "container-image://", "docker://"):
+            if value.startswith(prefix):
+                out[name] = ("image", value[len(prefix):])
+                break
+        else:
+            if value.startswith(("http://", "https://", "git://", "git@")):
+                raise UsageError(f"--build-context {it}: a context from a URL or git repository is not "
+                                 "supported yet (give a local directory or docker-image://IMAGE)")
+            if not os.path.isdir(value):
+                raise UsageError(f"--build-context {it}: {value} is not a directory")
+            out[name] = ("dir", os.path.abspath(value))
+    return out
+
+
+def _platform(args):
+    """``--platform``/``--os``/``--arch``/``--variant`` as one ``Platform`` (None: none given)."""
+    from ..errors import UsageError
+    from ..oci.platform import Platform, host
+
+    if not (args.platform or args.os or args.arch or args.variant):
+        return None
+    p = host()
+    if args.platform:
+        texts = [t.strip() for t in args.platform.split(",") if t.strip()]
+        if len(texts) != 1:
+            raise UsageError(f"--platform {args.platform}: building for several platforms at once "
+                             "(a manifest list) is not supported yet: build once per platform")
+        parts = texts[0].split("/")
+        if len(parts) == 3 and not parts[2]:  # "linux/amd64/": no variant
+            parts = parts[:2]
+        if len(parts) in (2, 3) and not all(parts[:2]):  # "windows/" or "/arm": the host's for the empty part
+            parts = [parts[0] or p.os, parts[1] or p.architecture] + parts[2:]
+        p = Platform.parse("/".join(parts))
+    if args.os or args.arch or args.variant:
+        p = Platform(args.os or p.os, args.arch or p.architecture,
+                     args.variant if args.variant is not None else ("" if args.arch else p.variant)).normalized()
+    for what, v in (("os", p.os), ("architecture", p.architecture), ("variant", p.variant)):
+        if v and (not all(c.isalnum() or c in "._-" for c in v)):
+            raise UsageError(f"invalid {what} {v!r}")
+    return p
+
+
+def _appender(path: str):
+    """A line writer appending to a file the user named (made 0644 if missing; a symlink or
+    a directory there is refused)."""
+    from ..errors import UsageError
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise UsageError(f"--rusage-logfile {path}: {e.strerror}") from None
+
+    def write(line: str) -> None:
+        os.write(fd, (line + "\n").encode())
+
+    return write
+
+
+def _env_items(items: list[str]) -> list[str]:
+    out = []
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not k:
+            from ..errors import UsageError
+
+            raise UsageError(f"invalid --env {it!r}: want NAME[=VALUE]")
+        out.append(f"{k}={v if sep else os.environ.get(k, '')}")
+    return out
+
+
 @_own_exit
 def cmd_build(args) -> int:
+    if args.logfile:
+        return _with_logfile(args)
+    return _build(args)
+
+
+def _with_logfile(args) -> int:
+    """``--logfile FILE``: the build's output (steps, RUN output, errors) goes to FILE (written
+    as every user-named output file: a regular file replaced whole at the end, a FIFO or
+    device in place)."""
+    from .._fs import output_file
+    from ..errors import PalletError
+
+    try:
+        cm = output_file(args.logfile)
+        f = cm.__enter__()
+    except OSError as e:
+        raise PalletError(f"--logfile {args.logfile}: cannot write: {e.strerror}") from None
+    saved = os.dup(1), os.dup(2)
+    ok = False
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            rc = _build(args)
+        except PalletError as e:  # the error goes to the log file too, as buildah's
+            print(f"Error: {e}", file=sys.stderr)
+            rc = getattr(e, "exit_code", 125) or 125
+        ok = True
+        return rc
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        if ok:
+            cm.__exit__(None, None, None)
+        else:
+            cm.__exit__(*sys.exc_info())
+
+
+def _build(args) -> int:
     from ..builder.executor import BuildOptions, build
+    from ..errors import UsageError
+
+    if len(args.context) > 1:  # buildah's (cobra's) wording
+        raise UsageError(f"accepts at most 1 arg(s), received {len(args.context)}")
+    args.context = args.context[0] if args.context else "."
 
     fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
     text = None
@@ -159,6 +395,7 @@ def cmd_build(args) -> int:
         load(args.scan)  # a bad policy file is said before anything is built
     if args.file == "-":
         text = sys.stdin.read()
+    extras = _run_extras(args)  # first: chroot isolation settles --network
     o = BuildOptions(
         args.context, dockerfile=args.file, dockerfile_text=text, tags=[] if scan else args.tag,
         build_args=_build_args(args.build_arg), target=args.target, layers=args.layers, no_cache=args.no_cache,
@@ -170,7 +407,16 @@ def cmd_build(args) -> int:
         network_config_dir=args.network_config_dir,
         out=(lambda line: sys.stderr.write(line + "\n")) if args.output in ("type=tar,dest=-", "-") else _say,
         iidfile=None if scan else args.iidfile, rm=args.rm,
-        stdout=sys.stderr.fileno() if args.output and args.output.endswith("dest=-") else None)
+        stdout=sys.stderr.fileno() if args.output and args.output.endswith("dest=-") else None,
+        run_extras=extras, stdin=0 if args.stdin else None, env=_env_items(args.env),
+        unsetenv=args.unsetenv, omit_history=args.omit_history, ignorefile=args.ignorefile,
+        skip_unused_stages=args.skip_unused_stages, build_contexts=_build_contexts(args.build_context),
+        platform=_platform(args), cpp_flags=args.cpp_flag,
+        context_stream=sys.stdin.buffer if args.context == "-" else None, cache_ttl=args.cache_ttl,
+        os_version=args.os_version, os_features=args.os_feature, log_rusage=args.log_rusage,
+        from_image=args.from_image,
+        rusage_out=_appender(args.rusage_logfile) if args.rusage_logfile else None,
+        warn=lambda line: (sys.stderr.write(f"WARN {line}\n"), sys.stderr.flush()))
     store = _store(args)
     rec = build(store, o)
     if scan:
@@ -227,7 +473,8 @@ def _builder_group(sub) -> None:
 
     p = _podman(bsub.add_parser("run", help="run a command in a working container"))
     p.add_argument("container", metavar="CONTAINER")
-    p.add_argument("command", nargs="+", metavar="COMMAND")
+    p.add_argument("command", nargs="...", metavar="COMMAND", help="the command and its arguments (options "
+                   "after the container name belong to the command)")
     p.add_argument("--volume", "-v", action="append", default=[], metavar="HOST:CONTAINER[:OPTS]")
     p.add_argument("--env", "-e", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--user", metavar="USER[:GROUP]")
@@ -364,9 +611,13 @@ def cmd_umount(args) -> int:
 
 
 def cmd_run(args) -> int:
-    cmd = list(args.command)
+    cmd = list(args.command or [])
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
+    if not cmd:
+        from ..errors import UsageError
+
+        raise UsageError("command must be specified")
     b = _get(args, args.container)
     return b.run(cmd, env=args.env, user=args.user, workdir=args.workingdir, network=args.network,
                  volumes=args.volume, runtime=args.runtime, network_config_dir=args.network_config_dir)

@@ -38,11 +38,11 @@ def add_registry_flags(p: _args.ArgumentParser, prefix: str = "", retry: bool = 
 def add_retry_flags(p: _args.ArgumentParser) -> None:
     p.add_argument("--retry-times", type=int, default=3, metavar="N",
                    help="retry a failed request N times (default 3)")
-    p.add_argument("--retry-delay", type=_duration, default=None, metavar="DURATION",
+    p.add_argument("--retry-delay", type=duration_arg, default=None, metavar="DURATION",
                    help="fixed delay between retries, e.g. 500ms or 2s (default: exponential backoff)")
 
 
-def _duration(text: str) -> float:
+def duration_arg(text: str) -> float:
     units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
     for u in ("ms", "s", "m", "h"):
         if text.endswith(u):

@@ -96,12 +96,36 @@ def build_parser(verb: str | None = None) -> _args.ArgumentParser:
     return p
 
 
+#: build's flags whose values are themselves flags (``--cpp-flag -DX``, ``--runtime-flag --debug``)
+_DASH_VALUED = ("--cpp-flag", "--runtime-flag")
+
+
+def _glue_dash_values(argv: list[str]) -> list[str]:
+    """``--cpp-flag -DX`` -> ``--cpp-flag=-DX`` (argparse takes a value starting with - for a
+    flag), up to a ``--``."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            out += argv[i:]
+            break
+        if a in _DASH_VALUED and i + 1 < len(argv):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     verb = None if "-h" in argv or "--help" in argv else _verb(argv)
     if verb is None and argv and argv[-1] in ("--version", "-v"):
         verb = "--version"  # no verb parsers needed to print the version
+    if verb in ("build", "bud"):
+        argv = _glue_dash_values(argv)
     parser = build_parser(verb)
     args, extra = parser.parse_known_args(argv)
     if extra:  # reported here, so the verb's own usage exit code applies (podman's 125)

@@ -642,9 +642,23 @@ def cmd_info(args) -> int:
     if args.format == "json":
         common.print_json(doc)
     elif args.format:
-        from ._template import Template, unescape
+        from ._template import Template, TemplateError, unescape
 
-        text = Template(unescape(args.format), "info").execute(_system.go_view(doc))
+        tmpl = Template(unescape(args.format), "info")
+        try:
+            text = tmpl.execute(_system.go_view(doc))  # podman's fields: .Host.Arch
+        except TemplateError as e:
+            try:  # buildah's info is a map of the same keys (.host.arch), and its host has these two
+                from ..oci.platform import host
+
+                bdoc = dict(doc, host=dict(doc.get("host") or {}))
+                bdoc["host"].setdefault("variant", host().variant or "")
+                from ..builder.run import default_runtime
+
+                bdoc["host"].setdefault("OCIRuntime", default_runtime())  # what build's RUN uses
+                text = tmpl.execute(bdoc)
+            except TemplateError:
+                raise e from None
         print(text if text.endswith("\n") else text + "\n", end="")
     else:
         print(_system.yaml(doc))
