@@ -86,7 +86,7 @@ def go_view(v, key: str = ""):
         return Struct(_GO_TYPES.get(key, "define.Info"),
                       {_GO_NAMES.get(k, k[:1].upper() + k[1:]): go_view(x, k) for k, x in v.items()}, json_view=v)
     if isinstance(v, list):
-        return [go_view(x, type_name) for x in v]
+        return [go_view(x, key) for x in v]
     return v
 
 
