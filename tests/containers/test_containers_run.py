@@ -45,13 +45,36 @@ def _mounts_under(path: str) -> list:
         return [line.split()[4] for line in f if line.split()[4].startswith(path)]
 
 
-def _cgroups() -> list:
+#: this module's containers go below a cgroup parent of their own (--cgroup-parent), so what is
+#: left there is theirs, whatever other pallets on the host do meanwhile
+CGROUP_PARENT = f"pallet_test_{os.getpid()}"
+
+
+def _hierarchies() -> list:
+    """Every mounted cgroup hierarchy: v2 at /sys/fs/cgroup, or v1 controllers (and the hybrid
+    layout's unified tree) below it."""
+    base = "/sys/fs/cgroup"
+    if os.path.exists(os.path.join(base, "cgroup.controllers")):
+        return [base]
+    return [os.path.join(base, d) for d in sorted(os.listdir(base)) if os.path.isdir(os.path.join(base, d))
+            and not os.path.islink(os.path.join(base, d))]
+
+
+def _cgroups(parent: str = CGROUP_PARENT) -> list:
     out = []
-    for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory"):
-        d = os.path.join(base, "pallet_parent")
+    for base in _hierarchies():
+        d = os.path.join(base, parent)
         if os.path.isdir(d):
             out += [os.path.join(d, x) for x in os.listdir(d) if x.startswith("pallet-")]
-    return out
+    return sorted(out)
+
+
+def remove_cgroup_parent(parent: str = CGROUP_PARENT) -> None:
+    for base in _hierarchies():
+        try:
+            os.rmdir(os.path.join(base, parent))
+        except OSError:
+            pass
 
 
 class Pallet:
@@ -61,14 +84,11 @@ class Pallet:
         self.nets = os.path.join(work, "networks")
         self.image = f"{registry_host}/ctr/busybox:v1"
         self.base = ["--root", self.root, "--runroot", self.runroot]
-        #: the container cgroups that were there before this module: another pallet on the host
-        #: (a user's containers, another checkout's test run) is not ours to check
-        self.cgroups_before = set(_cgroups())
 
     def __call__(self, *args, check=False, timeout=60):
         verb, rest = args[0], list(args[1:])
         if verb in ("run", "create"):
-            rest = ["--network-config-dir", self.nets, "--tls-verify=false"] + rest
+            rest = ["--network-config-dir", self.nets, "--tls-verify=false", "--cgroup-parent", CGROUP_PARENT] + rest
         exe = os.path.join(os.path.dirname(sys.executable), "pallet")
         p = subprocess.run([exe] + self.base + [verb] + rest, capture_output=True, text=True, timeout=timeout,
                            stdin=subprocess.DEVNULL)
@@ -84,7 +104,7 @@ class Pallet:
         return {"containers": self.ids(),
                 "mounts": [m for m in _mounts_under(self.root)],
                 "netns": sorted(os.listdir(netns)) if os.path.isdir(netns) else [],
-                "cgroups": sorted(set(_cgroups()) - self.cgroups_before)}
+                "cgroups": _cgroups()}
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +127,9 @@ def pallet(tmp_path_factory, registry):
         release_all(lambda: p("rm", "-a", "-f", "-t", "0", timeout=120),
                     lambda: unmount_under(runroot),
                     lambda: shutil.rmtree(runroot, ignore_errors=True))
+        left = _cgroups()
+        remove_cgroup_parent()
+        assert not left, left
         assert not _mounts_under(p.root) and not _mounts_under(runroot + "/")
         assert _pallet_links() <= links_before
 
@@ -575,3 +598,22 @@ def test_system_reset_stops_and_removes_running_containers(pallet, registry, tmp
         release_all(lambda: own("rm", "-a", "-f", "-t", "0", timeout=120),
                     lambda: unmount_under(own.runroot),
                     lambda: shutil.rmtree(own.runroot, ignore_errors=True))
+
+
+def test_cgroup_parent_places_the_container_and_a_bad_one_is_refused(pallet):
+    """``--cgroup-parent`` (the fixture passes its own): the container's cgroup is below it, as
+    /proc/self/cgroup shows inside, and inspect says so; a path climbing out is refused (125)
+    before anything is made."""
+    r = pallet("run", "--rm", pallet.image, "cat", "/proc/self/cgroup", check=True)
+    assert f"/{CGROUP_PARENT}/pallet-" in r.stdout, r.stdout
+    r = pallet("create", "--name", "cgp", pallet.image, "true", check=True)
+    try:
+        [doc] = json.loads(pallet("container", "inspect", "cgp", check=True).stdout)
+        assert doc["HostConfig"]["CgroupParent"] == "/" + CGROUP_PARENT
+    finally:
+        pallet("rm", "cgp")
+    before = pallet.leftovers()
+    for bad in ("../escape", "/a/../../b", "/", "a b"):
+        r = pallet("run", "--rm", "--cgroup-parent", bad, pallet.image, "true")
+        assert r.returncode == 125 and "--cgroup-parent" in r.stderr and "Traceback" not in r.stderr, (bad, r.stderr)
+    assert pallet.leftovers() == before

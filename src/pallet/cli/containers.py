@@ -93,6 +93,8 @@ def _create_flags(p) -> None:
     p.add_argument("--memory", "-m", metavar="SIZE")
     p.add_argument("--cpus", metavar="N")
     p.add_argument("--pids-limit", type=int, metavar="N")
+    p.add_argument("--cgroup-parent", metavar="PATH",
+                   help="the cgroup the container's cgroup goes below (default /pallet_parent)")
     p.add_argument("--stop-signal", metavar="SIGNAL")
     p.add_argument("--label", "-l", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--pull", default="missing", metavar="POLICY", help="always, missing, never, newer")
@@ -229,6 +231,7 @@ def _options(args):
                    labels=labels, rm=args.rm, detach=getattr(args, "detach", False), interactive=args.interactive,
                    tty=args.tty, runtime=args.runtime, pull=args.pull, network_config_dir=args.network_config_dir,
                    restart=args.restart, create_command=["pallet"] + sys.argv[1:], publish_all=args.publish_all,
+                   cgroup_parent=args.cgroup_parent,
                    extra=_extra(args), life=container_life.life_options(args))
 
 
@@ -724,7 +727,8 @@ def inspect_doc(ctrs, c) -> dict:
                        "Tmpfs": {t["destination"]: ",".join(t["options"]) for t in meta.get("tmpfs") or []},
                        "UTSMode": "private", "UsernsMode": "", "ShmSize": 65536000, "Runtime": "oci",
                        "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0, "Memory": meta.get("memory") or 0,
-                       "NanoCpus": int(round((meta.get("cpus") or 0) * 1e9)), "CgroupParent": "", "BlkioWeight": 0,
+                       "NanoCpus": int(round((meta.get("cpus") or 0) * 1e9)),
+                       "CgroupParent": meta.get("cgroup_parent") or "", "BlkioWeight": 0,
                        "BlkioWeightDevice": None, "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None,
                        "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None,
                        "CpuPeriod": cpu.get("period") or 0, "CpuQuota": cpu.get("quota") or 0,

@@ -46,7 +46,7 @@ class Options:
                  read_only=False, tmpfs=(), volumes=(), memory=None, cpus=None, pids_limit=None,
                  stop_signal=None, labels=None, rm=False, detach=False, interactive=False, tty=False,
                  runtime=None, pull="missing", network_config_dir=None, restart=None, create_command=None,
-                 publish_all=False, extra=None, life=None):
+                 publish_all=False, extra=None, life=None, cgroup_parent=None):
         self.image, self.command, self.name = image, list(command) if command else None, name
         self.env, self.user, self.workdir, self.entrypoint = list(env), user, workdir, entrypoint
         self.networks, self.publish, self.hostname = list(networks), list(publish), hostname
@@ -61,8 +61,22 @@ class Options:
         self.life = life
         self.create_command = list(create_command or [])
         self.publish_all = publish_all
+        #: ``--cgroup-parent``: the cgroup the container's goes below (default /pallet_parent)
+        self.cgroup_parent = cgroup_parent
         #: the flags of containers/options.py (an ``options.Extra``)
         self.extra = extra
+
+
+def cgroup_parent(text: str | None) -> str | None:
+    """``--cgroup-parent``, normalised to ``/a/b`` (cgroupfs paths; a relative one is from the
+    root, as podman's): no ``..``, no empty or dot components, nothing but printable ASCII."""
+    if text is None:
+        return None
+    parts = [p for p in text.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts) or not all(c.isascii() and c.isprintable() and c != " "
+                                                                       for c in text):
+        raise UsageError(f"invalid --cgroup-parent {text!r}: want a cgroup path such as /mygroup")
+    return "/" + "/".join(parts)
 
 
 _ADJ = ("admiring", "bold", "brave", "calm", "clever", "eager", "focused", "gallant", "happy", "jolly", "keen",
@@ -342,7 +356,8 @@ class Containers:
                 "pids_limit": pids_limit, "stop_signal": stop_signal, "labels": labels, "rm": o.rm,
                 "image_digest": image.get("digest"), "create_command": o.create_command,
                 "interactive": o.interactive, "tty": o.tty, "runtime": runtime,
-                "publish_all": bool(o.publish_all), "created_at": _now(), "extra": extra}
+                "publish_all": bool(o.publish_all), "created_at": _now(), "extra": extra,
+                "cgroup_parent": cgroup_parent(o.cgroup_parent)}
         meta.update(policies.meta(life, img_cfg, o.rm))
         from . import mounts as ctr_mounts
 
@@ -452,7 +467,7 @@ class Containers:
                            terminal=meta["tty"], hostname=hostname, mounts=mounts, cap_add=meta["cap_add"],
                            cap_drop=meta["cap_drop"], privileged=meta["privileged"],
                            readonly_rootfs=meta["read_only"], resources=res,
-                           cgroups_path=f"/pallet_parent/pallet-{cid}", **more)
+                           cgroups_path=f"{meta.get('cgroup_parent') or '/pallet_parent'}/pallet-{cid}", **more)
         # the user is resolved at start (the rootfs' passwd, by fd); here only the shape is checked
         doc = rs.generate(o, img_cfg, resolve_user=lambda spec: (0, 0, []))
         doc["_user"] = meta["user"] if meta["user"] else (img_cfg.get("User") or "")
