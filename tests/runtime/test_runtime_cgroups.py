@@ -484,3 +484,37 @@ def test_fork_in_puts_the_child_in_every_hierarchy(how):
     assert out["threads"] == 1
     for ctrl in want:
         assert not os.path.exists(cg_dir(ctrl, rel))
+
+
+def test_delete_removes_the_cgroups_a_container_made_below_its_own(rt, bundle):
+    """systemd in a container makes cgroups below the container's: ``delete --force`` kills the
+    processes in them too and removes them, deepest first (as runc's), instead of failing busy."""
+    configure(bundle, ["sleep", "30"], cgroupsPath="/pallet-nest/c1")
+    assert rt.create("nest", bundle).returncode == 0
+    dirs = [f"{V1}/pids/pallet-nest/c1", f"{UNIFIED}/pallet-nest/c1"]
+    for d in dirs:
+        os.makedirs(f"{d}/system.slice/inner")
+    stray = subprocess.Popen(["sleep", "60"])  # a process in a nested cgroup, as a service would be
+    try:
+        with open(f"{V1}/pids/pallet-nest/c1/system.slice/inner/cgroup.procs", "w") as f:
+            f.write(str(stray.pid))
+        assert str(stray.pid) in rt("ps", "--format", "json", "nest").stdout  # its processes, nested ones too
+        r = rt("delete", "--force", "nest")
+        assert r.returncode == 0, r.stderr
+        assert stray.wait(timeout=10) != 0  # killed with the container
+        for d in dirs:
+            assert not os.path.exists(d), d
+    finally:
+        stray.kill()
+        stray.wait()
+        for d in dirs:
+            for sub in ("system.slice/inner", "system.slice", ""):
+                try:
+                    os.rmdir(os.path.join(d, sub))
+                except OSError:
+                    pass
+        for top in (f"{V1}/pids/pallet-nest", f"{UNIFIED}/pallet-nest"):
+            try:
+                os.rmdir(top)
+            except OSError:
+                pass

@@ -109,12 +109,16 @@ def read_kv(path):
 
 
 def procs(path):
-    """The PIDs in a cgroup directory, sorted (none if it is gone)."""
-    try:
-        with open(f"{path}/cgroup.procs") as f:
-            return sorted(int(x) for x in f.read().split())
-    except OSError:
-        return []
+    """The PIDs in a cgroup directory and the cgroups the container made below it (systemd in a
+    container makes its own), sorted (none if it is gone), as runc's GetAllPids."""
+    out = []
+    for d, _, _ in os.walk(path):
+        try:
+            with open(f"{d}/cgroup.procs") as f:
+                out += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return sorted(set(out))
 
 
 def write(path, value, field):
@@ -159,16 +163,19 @@ def remove_dirs(dirs, leaf=None):
 
     if leaf:
         deadline = time.monotonic() + 5
-        while True:
-            try:
-                os.rmdir(leaf)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as e:
-                if e.errno != 16 or time.monotonic() > deadline:  # EBUSY: tasks still leaving
-                    raise OCIRuntimeError(f"cgroups: cannot remove {leaf}: {e.strerror}") from None
-                time.sleep(0.005)
+        # the cgroups the container made below its own first, deepest first (runc removes them too)
+        below = [d for d, _, _ in os.walk(leaf, topdown=False) if d != leaf]
+        for d in below + [leaf]:
+            while True:
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as e:
+                    if e.errno != 16 or time.monotonic() > deadline:  # EBUSY: tasks still leaving
+                        raise OCIRuntimeError(f"cgroups: cannot remove {d}: {e.strerror}") from None
+                    time.sleep(0.005)
     for d in sorted(dirs or (), key=len, reverse=True):
         if d == leaf:
             continue
