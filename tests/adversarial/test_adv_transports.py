@@ -166,8 +166,9 @@ def test_not_http_is_not_retried():
     try:
         p = run_pallet("inspect", "--tls-verify=false", f"docker://{srv.host}/x", check=False)
         _one_line_error(p, "https: ", "does not speak TLS", "http: ", "not an HTTP response")
-        # one https attempt (the handshake fails) and one plain-HTTP attempt: no retry rounds
-        assert srv.accepted == 2, srv.accepted
+        # the probe (a ClientHello answered with something that is not HTTP, so the real handshake
+        # decides), one https attempt (the handshake fails) and one plain-HTTP attempt: no retry rounds
+        assert srv.accepted == 3, srv.accepted
     finally:
         srv.close()
 

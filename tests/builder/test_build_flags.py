@@ -216,7 +216,7 @@ def test_run_extras_in_the_runtime_config():
                              cap_add=["cap_sys_ptrace"], devices=["/dev/null:/d/n:r"], cgroup_parent="/p/q",
                              pid="host", security_opts=["no-new-privileges"], shm_size="1m")
     o = build_run.RunOptions(user=(1000, 1000, []), extras=x)
-    cfg = build_run.spec("/r", ["true"], o, None, "/rv", "cid1")
+    cfg = build_run.spec("/r", ["true"], o, None, "/rv", cid="cid1")
     caps = cfg["process"]["capabilities"]
     assert "CAP_SYS_PTRACE" in caps["bounding"] and caps["effective"] == [] and "ambient" not in caps
     assert cfg["linux"]["resources"]["cpu"] == {"shares": 5, "mems": "0"}
