@@ -308,8 +308,9 @@ def test_delete_and_manifest_digest(layout, registry, tmp_path):
 
 @pytest.mark.parametrize("args,code,words", [
     (["inspect", "docker://"], 1, "invalid"),
-    (["inspect", "nottransport:x"], 1, "unknown transport"),
-    (["inspect", "busybox"], 1, "transport:details"),
+    # no transport: podman's inspect of the store's objects (125), saying why it is no reference
+    (["inspect", "nottransport:x"], 125, "unknown transport"),
+    (["inspect", "busybox"], 125, "transport:details"),
     (["inspect", "docker://Upper/Case"], 1, "lowercase"),
     (["inspect", "oci:/nonexistent/path:x"], 2, "/nonexistent/path"),
     (["copy", "oci:/nonexistent:x"], 1, "required"),

@@ -52,6 +52,14 @@ def inspect_local(args, names: list[str], kind: str = "all") -> int:
         from ..errors import ObjectNotFound
 
         what = "object" if kind == "all" else kind
-        raise ObjectNotFound("inspecting object: " + "; ".join(f'no such {what}: "{n}"' for n in missing),
-                             reference=missing[0])
+        msg = "inspecting object: " + "; ".join(f'no such {what}: "{n}"' for n in missing)
+        if kind == "all" and len(names) == 1:  # perhaps meant as skopeo's: say why it is not a reference
+            from ..errors import PalletError
+            from ..transports import parse_reference
+
+            try:
+                parse_reference(names[0])
+            except PalletError as e:
+                msg += f" (nor an image reference: {str(e).split(': ', 1)[-1]})"
+        raise ObjectNotFound(msg, reference=missing[0])
     return 0
