@@ -160,7 +160,10 @@ def scan_with_image(store, name: str, scan_type: str | None, targets: list[tuple
             st, rec, path, _layers = stack.enter_context(target.open_target(store, text, ctx, options, kind))
             opened.append((text, _image(store, st, rec, text), path))
         d = outdir()
-        run = plugins.run(store, scanner, scan_type, [(img["id"], path) for _, img, path in opened], d, pull_fn, warn)
+        # one image named twice (a store name and a transport reference of it) is one tree at
+        # /scanin/ID: mounted once, both results point at its directory
+        trees = list({img["id"]: path for _, img, path in opened}.items())
+        run = plugins.run(store, scanner, scan_type, trees, d, pull_fn, warn)
     if run["exit_code"] != 0:
         raise ScanError(f"scanner {name} ({scanner['image']}) exited {run['exit_code']}: its output is in "
                         f"{os.path.join(d, 'scanner.log')}")
