@@ -617,3 +617,26 @@ def test_cgroup_parent_places_the_container_and_a_bad_one_is_refused(pallet):
         r = pallet("run", "--rm", "--cgroup-parent", bad, pallet.image, "true")
         assert r.returncode == 125 and "--cgroup-parent" in r.stderr and "Traceback" not in r.stderr, (bad, r.stderr)
     assert pallet.leftovers() == before
+
+
+def test_all_and_ignore_flags_of_start_stop_kill_rm(pallet):
+    """podman's ``--all`` (running ones for stop/kill, the others for start, IDs printed),
+    ``stop --ignore``, ``rm --force`` of a missing container (success, as podman 4.3), and both
+    or neither of names and ``--all`` refused."""
+    ids = [pallet("run", "-d", "--network", "none", "--name", f"all{i}", pallet.image, "sleep", "300",
+                  check=True).stdout.strip() for i in range(2)]
+    try:
+        assert sorted(pallet("stop", "-a", "-t", "0", check=True).stdout.split()) == sorted(ids)
+        assert pallet("stop", "--all", check=True).stdout == ""  # none running any more
+        assert sorted(pallet("start", "--all", check=True).stdout.split()) == sorted(ids)
+        assert sorted(pallet("kill", "-a", check=True).stdout.split()) == sorted(ids)
+        r = pallet("stop", "--ignore", "--timeout", "0", "no-such-ctr")
+        assert (r.returncode, r.stdout) == (0, "")
+        assert pallet("stop", "no-such-ctr").returncode == 125
+        assert pallet("rm", "--force", "no-such-ctr").returncode == 0
+        assert pallet("rm", "no-such-ctr").returncode == 1
+        for args in (["stop"], ["kill"], ["start"], ["stop", "-a", "all0"]):
+            r = pallet(*args)
+            assert r.returncode == 125 and "Traceback" not in r.stderr, (args, r.stderr)
+    finally:
+        pallet("rm", "-f", "-t", "0", *ids)

@@ -128,7 +128,8 @@ def _create(sub, name):
 
 def _start(sub, name):
     p = _podman(sub.add_parser(name, help="start containers"))
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")
+    p.add_argument("--all", action="store_true", help="every container that is not running")
     p.add_argument("--attach", "-a", action="store_true", help="relay its output and exit with its code")
     p.add_argument("--interactive", "-i", action="store_true")
     p.set_defaults(func=cmd_start)
@@ -136,15 +137,18 @@ def _start(sub, name):
 
 def _stop(sub, name):
     p = _podman(sub.add_parser(name, help="stop containers (stop signal, then SIGKILL after -t seconds)"))
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
-    p.add_argument("--time", "-t", type=int, metavar="SECONDS")
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")
+    p.add_argument("--time", "--timeout", "-t", type=int, metavar="SECONDS")
+    p.add_argument("--all", "-a", action="store_true", help="every running container")
+    p.add_argument("--ignore", "-i", action="store_true", help="no error for unknown containers")
     p.set_defaults(func=cmd_stop)
 
 
 def _kill(sub, name):
     p = _podman(sub.add_parser(name, help="send a signal to containers"))
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")
     p.add_argument("--signal", "-s", default="KILL", metavar="SIGNAL")
+    p.add_argument("--all", "-a", action="store_true", help="every running container")
     p.set_defaults(func=cmd_kill)
 
 
@@ -320,11 +324,12 @@ def cmd_start(args) -> int:
     from ..containers import conmon
 
     ctrs = _containers(args)
-    if args.attach and len(args.containers) > 1:
+    names = _named_or_all(ctrs, args, lambda st: st != "running", "start")
+    if args.attach and len(names) > 1:
         from ..errors import UsageError
 
         raise UsageError("you cannot start and attach multiple containers at once")
-    for text in args.containers:
+    for text in names:
         if args.attach:
             started = ctrs.start(text, attach=True, warn=_warn)
             try:
@@ -342,10 +347,31 @@ def cmd_start(args) -> int:
     return 0
 
 
+def _named_or_all(ctrs, args, pick, verb: str) -> list:
+    """The containers a verb acts on: the named ones, or with ``--all`` every container whose
+    podman state ``pick`` accepts (by ID, as podman prints them); both or neither: podman's error."""
+    from ..errors import UsageError
+
+    if args.all and args.containers:
+        raise UsageError(f"either specify --all or the containers to {verb}, not both")
+    if not args.all:
+        if not args.containers:
+            raise UsageError(f"specify one or more containers to {verb} (or --all)")
+        return list(args.containers)
+    return [c["id"] for c in ctrs.list() if pick(_public_state(ctrs.state(c["id"])))]
+
+
 def cmd_stop(args) -> int:
+    from ..errors import ContainerNotFound
+
     ctrs = _containers(args)
-    for text in args.containers:
-        ctrs.stop(text, args.time)
+    for text in _named_or_all(ctrs, args, lambda st: st in ("running", "paused"), "stop"):
+        try:
+            ctrs.stop(text, args.time)
+        except ContainerNotFound:
+            if args.ignore:
+                continue
+            raise
         print(text)
     return 0
 
@@ -360,7 +386,7 @@ def cmd_kill(args) -> int:
     except OCIRuntimeError:
         raise UsageError(f"invalid signal: {args.signal}") from None
     ctrs = _containers(args)
-    for text in args.containers:
+    for text in _named_or_all(ctrs, args, lambda st: st in ("running", "paused"), "kill"):
         ctrs.kill(text, sig)
         print(text)
     return 0
@@ -377,7 +403,7 @@ def cmd_rm(args) -> int:
         try:
             cid = ctrs.remove(text, force=args.force, timeout=args.time, volumes=args.volumes)
         except ContainerNotFound:
-            if args.ignore:
+            if args.ignore or args.force:  # podman: rm --force of a missing container succeeds
                 continue
             raise
         print(cid if args.all or text == cid else text)
