@@ -321,8 +321,6 @@ def cmd_run(args) -> int:
 
 
 def cmd_start(args) -> int:
-    from ..containers import conmon
-
     ctrs = _containers(args)
     names = _named_or_all(ctrs, args, lambda st: st != "running", "start")
     if args.attach and len(names) > 1:
@@ -333,10 +331,10 @@ def cmd_start(args) -> int:
         if args.attach:
             started = ctrs.start(text, attach=True, warn=_warn)
             try:
-                from ..containers.attach import sig_proxy
+                from ..containers.attach import relay, sig_proxy
 
                 with sig_proxy(ctrs, started["id"]):
-                    conmon.relay(started["attach"], stdin_fd=0 if args.interactive else None)
+                    relay(started["attach"], stdin_fd=0 if args.interactive else None)
             finally:
                 started["attach"].close()
             code = ctrs.wait(started["id"])

@@ -13,9 +13,9 @@ import os
 import socket
 
 from ..errors import UsageError
+from .conmon import BUF, STDERR, STDOUT  # the attach socket's stream tags and packet size
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
-STDOUT, STDERR = 2, 3
 
 
 def parse_detach_keys(text: str | None) -> bytes:
@@ -102,7 +102,7 @@ def relay(sock: socket.socket, stdin_fd: int | None = None, detach_keys: bytes =
                     pass
         if sock in ready:
             try:
-                pkt = sock.recv(8192 + 1)
+                pkt = sock.recv(BUF)
             except ConnectionResetError:
                 return False
             if not pkt:
