@@ -12,7 +12,6 @@ anything is made.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 
 from ..errors import UsageError
@@ -82,6 +81,8 @@ def parse_add_host(text: str) -> str:
     if not colon or not name:
         raise UsageError(f"bad format for add-host: \"{text}\"")
     try:
+        import ipaddress  # only for --add-host/--dns: run without them does not load it
+
         ipaddress.ip_address(ip)
     except ValueError:
         raise UsageError(f"invalid IP address in add-host: \"{ip}\"") from None
@@ -92,6 +93,8 @@ def parse_add_host(text: str) -> str:
 
 def parse_ip(text: str, flag: str) -> str:
     try:
+        import ipaddress
+
         return str(ipaddress.ip_address(text))
     except ValueError:
         raise UsageError(f"{flag} {text}: {text} is not an ip address") from None

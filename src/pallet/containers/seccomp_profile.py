@@ -11,7 +11,8 @@ arguments and ``errnoRet``. A profile that is already a runtime-spec one (no ``a
 
 from __future__ import annotations
 
-import platform
+import os
+
 
 from .._std import json
 from ..errors import UsageError
@@ -25,7 +26,7 @@ _ARCHES = {"x86_64": ("amd64", "SCMP_ARCH_X86_64"), "aarch64": ("arm64", "SCMP_A
 
 
 def _kernel() -> tuple[int, int]:
-    parts = platform.release().split(".")
+    parts = os.uname().release.split(".")
     try:
         return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
     except (IndexError, ValueError):
@@ -45,7 +46,7 @@ def convert(profile: dict, bounding, machine: str | None = None) -> dict:
     ``bounding`` (capability names)."""
     if not isinstance(profile, dict) or not isinstance(profile.get("defaultAction"), str):
         raise UsageError("seccomp profile: want an object with defaultAction")
-    go_arch, scmp_arch = _ARCHES.get(machine or platform.machine(), ("", ""))
+    go_arch, scmp_arch = _ARCHES.get(machine or os.uname().machine, ("", ""))
     caps = set(bounding)
     out: dict = {"defaultAction": profile["defaultAction"]}
     if isinstance(profile.get("defaultErrnoRet"), int):
