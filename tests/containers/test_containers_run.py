@@ -640,3 +640,18 @@ def test_all_and_ignore_flags_of_start_stop_kill_rm(pallet):
             assert r.returncode == 125 and "Traceback" not in r.stderr, (args, r.stderr)
     finally:
         pallet("rm", "-f", "-t", "0", *ids)
+
+
+def test_logs_since_and_until_filter_by_the_lines_times(pallet):
+    pallet("run", "--network", "none", "--name", "lgwin", pallet.image, "sh", "-c", "echo one; echo two", check=True)
+    try:
+        assert pallet("logs", "lgwin", check=True).stdout == "one\ntwo\n"
+        assert pallet("logs", "--since", "2000-01-01", "lgwin", check=True).stdout == "one\ntwo\n"
+        assert pallet("logs", "--since", "2999-01-01T00:00:00Z", "lgwin", check=True).stdout == ""
+        assert pallet("logs", "--until", "946684800", "lgwin", check=True).stdout == ""  # Unix seconds: 2000
+        # a negative duration is after now (Go durations, as podman reads them)
+        assert pallet("logs", "--until=-1h", "--since", "24h", "lgwin", check=True).stdout == "one\ntwo\n"
+        r = pallet("logs", "--since", "yesterday-ish", "lgwin")
+        assert r.returncode == 125 and "--since" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        pallet("rm", "-f", "lgwin")

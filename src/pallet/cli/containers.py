@@ -184,6 +184,9 @@ def _logs(sub, name):
     p.add_argument("--follow", "-f", action="store_true")
     p.add_argument("--tail", type=int, default=-1, metavar="N")
     p.add_argument("--timestamps", "-t", action="store_true")
+    p.add_argument("--since", metavar="TIME", help="only lines written since TIME (RFC 3339, Unix seconds, or a "
+                                                   "duration such as 10m before now)")
+    p.add_argument("--until", metavar="TIME", help="only lines written before TIME (same forms)")
     p.set_defaults(func=cmd_logs)
 
 
@@ -826,6 +829,7 @@ def cmd_logs(args) -> int:
         raise ContainerError("this container is using the 'none' log driver, cannot read logs: this container is "
                              "not logging output")
     path = ctrs.log_path(c["id"], meta)
+    keep = _log_window(args.since, args.until)
     pos = 0
     lines: list = []
     try:
@@ -834,7 +838,7 @@ def cmd_logs(args) -> int:
             pos = len(data)
     except FileNotFoundError:
         data = b""
-    lines = _parse_log(data)
+    lines = [ln for ln in _parse_log(data) if keep(ln[0])]
     if args.tail >= 0:
         lines = _tail_messages(lines, args.tail)
     _emit(lines, args.timestamps)
@@ -854,13 +858,47 @@ def cmd_logs(args) -> int:
             buf += more
             done, _, buf = buf.rpartition(b"\n")
             if done:
-                _emit(_parse_log(done + b"\n"), args.timestamps)
+                _emit([ln for ln in _parse_log(done + b"\n") if keep(ln[0])], args.timestamps)
             delay = 0.01
             continue
         if ctrs.state(c["id"]).get("state") != "running" and not os.path.exists(path + ".partial"):
             return 0
         time.sleep(delay)
         delay = min(delay * 2, 0.25)
+
+
+def _log_window(since: str | None, until: str | None):
+    """``logs --since/--until``: a test of a line's k8s-file timestamp (podman's time forms:
+    RFC 3339, a date, Unix seconds, or a duration before now)."""
+    import time
+
+    from ..errors import UsageError
+    from ..oci.times import parse_rfc3339
+    from ._filters import parse_until
+
+    now = time.time()
+    bounds = []
+    for flag, value in (("--since", since), ("--until", until)):
+        if value is None:
+            bounds.append(None)
+            continue
+        try:
+            bounds.append(parse_until(value, now, flag))
+        except UsageError:
+            raise UsageError(f"invalid {flag} {value!r}: want a time (2006-01-02T15:04:05Z, Unix seconds) or "
+                             "a duration before now (10m, 1h)") from None
+    lo, hi = bounds
+    if lo is None and hi is None:
+        return lambda ts: True
+
+    def keep(ts: str) -> bool:
+        try:
+            t = parse_rfc3339(ts)
+        except ValueError:
+            return True  # a line without a readable time is shown, as written
+        return (lo is None or t >= lo) and (hi is None or t <= hi)
+
+    return keep
 
 
 def _parse_log(data: bytes) -> list:
