@@ -7,10 +7,10 @@ line, exit 125, nothing made)."""
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
+from conftest import need
 from buildtools import PalletStore, base, pallet  # noqa: F401  (fixtures)
 
 
@@ -170,8 +170,7 @@ def test_logfile_ignorefile_and_stdin(pallet, tmp_path):
 
 
 def test_containerfile_in_goes_through_cpp(pallet, tmp_path):
-    if not shutil.which("cpp"):
-        pytest.skip("no cpp on this host")
+    need("cpp")  # scripts/install.sh installs it (gcc's)
     df = '#include "common"\n#if DEBUGGING\nRUN echo debug=yes\n#else\nRUN echo debug=no\n#endif\n'
     ctx = _ctx(tmp_path, df, {"common": "FROM localhost/busybox:v1\n"}, name="Containerfile.in")
     p = pallet("build", "--no-cache", "-f", os.path.join(ctx, "Containerfile.in"), ctx)

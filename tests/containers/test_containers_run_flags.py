@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
 
+from conftest import need
 from test_containers_run import PODMAN_CONF, Pallet, _one_line_error, pallet, podman  # noqa: F401 (fixtures)
 
 #: the file both tools read: podman's fixture settings plus the defaults under test
@@ -165,9 +165,7 @@ def test_bad_containers_conf_names_file_and_key(pallet, tmp_path):
 def test_containers_conf_runtime_and_netns(pallet, tmp_path):
     """containers.conf's [engine] runtime (a name on PATH, or [engine.runtimes] paths) and its
     netns (the default network mode) apply when no flag says otherwise."""
-    runc = shutil.which("runc")
-    if runc is None:
-        pytest.skip("runc is not installed")
+    runc = need("runc")  # scripts/install.sh installs it
     conf = tmp_path / "containers.conf"
     conf.write_text('[containers]\nnetns = "none"\n[engine]\nruntime = "myrunc"\n'
                     f'[engine.runtimes]\nmyrunc = ["/no/such/runc", "{runc}"]\n')

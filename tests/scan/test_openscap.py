@@ -74,7 +74,7 @@ def _need_content(name: str) -> str:
     need("oscap")
     path = os.path.join(CONTENT, name)
     if not os.path.isfile(path):
-        pytest.skip(f"{path} is missing (Debian's ssg-debian package)")
+        pytest.fail(f"{path} is missing: scripts/install.sh installs Debian's ssg-debian and ssg-debderived")
     return path
 
 
