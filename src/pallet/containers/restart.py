@@ -69,27 +69,26 @@ def restart(ctrs, text: str, timeout: float | None = None, warn=None) -> str:
 
 def pause(ctrs, text: str) -> str:
     """The runtime's ``pause`` (the cgroup freezer): state "paused" until ``unpause``."""
-    c = ctrs.get(text)
-    cid, meta = c["id"], c["metadata"][META]
-    st = ctrs.state(cid)
-    if st.get("state") != RUNNING or st.get("paused"):
-        state = "paused" if st.get("paused") else st.get("state")
-        raise ContainerStateError(f"\"{state}\" is not running, can't pause: container state improper")
-    p = ctrs._runtime(meta, "pause", cid, check=False)
-    if p.returncode != 0:
-        raise ContainerError(f"pausing {cid[:12]}: {' '.join(p.stderr.decode('utf-8', 'replace').split())}")
-    set_paused(ctrs, cid, True)
-    return cid
+    return _freeze(ctrs, text, True)
 
 
 def unpause(ctrs, text: str) -> str:
+    """The runtime's ``resume`` of a paused container."""
+    return _freeze(ctrs, text, False)
+
+
+def _freeze(ctrs, text: str, paused: bool) -> str:
     c = ctrs.get(text)
     cid, meta = c["id"], c["metadata"][META]
     st = ctrs.state(cid)
-    if st.get("state") != RUNNING or not st.get("paused"):
+    if st.get("state") != RUNNING or bool(st.get("paused")) == paused:
+        if paused:
+            state = "paused" if st.get("paused") else st.get("state")
+            raise ContainerStateError(f"\"{state}\" is not running, can't pause: container state improper")
         raise ContainerStateError(f"\"{cid}\" is not paused, can't unpause: container state improper")
-    p = ctrs._runtime(meta, "resume", cid, check=False)
+    p = ctrs._runtime(meta, "pause" if paused else "resume", cid, check=False)
     if p.returncode != 0:
-        raise ContainerError(f"unpausing {cid[:12]}: {' '.join(p.stderr.decode('utf-8', 'replace').split())}")
-    set_paused(ctrs, cid, False)
+        raise ContainerError(f"{'pausing' if paused else 'unpausing'} {cid[:12]}: "
+                             f"{' '.join(p.stderr.decode('utf-8', 'replace').split())}")
+    set_paused(ctrs, cid, paused)
     return cid
