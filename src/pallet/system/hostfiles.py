@@ -179,6 +179,8 @@ class Host:
         finally:
             os.close(pfd)
         with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # swapped since it was looked at
+                raise HostFileConflict(f"{rec['path']} is no longer a regular file")
             return f.read()
 
     def mkdir(self, path: str, mode: int) -> bool:
