@@ -90,6 +90,11 @@ SIGCHLD = 17
 MNT_DETACH = 2
 AT_FDCWD = -100
 AT_RECURSIVE = 0x8000
+AT_EMPTY_PATH = 0x1000
+SYS_open_tree, SYS_move_mount = 428, 429  # the generic table's, as clone3
+OPEN_TREE_CLONE = 1
+MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH = 0x04, 0x40
+MOUNT_ATTR_IDMAP = 0x00100000
 
 
 def _check(ret, what, path=None):
@@ -165,11 +170,30 @@ class _MountAttr(Structure):
                 ("propagation", c_uint64), ("userns_fd", c_uint64)]
 
 
-def mount_setattr(path, attr_set, attr_clr, recursive=True):
-    a = _MountAttr(attr_set, attr_clr, 0, 0)
-    _check(_syscall(c_long(SYS_mount_setattr), c_int(AT_FDCWD),
-                    c_char_p(path.encode()), c_uint(AT_RECURSIVE if recursive else 0),
+def mount_setattr(path, attr_set, attr_clr, recursive=True, dirfd=AT_FDCWD, userns_fd=0):
+    """mount_setattr(2) on ``path`` (``""`` with ``dirfd``: that fd's mount); ``userns_fd``
+    with ``MOUNT_ATTR_IDMAP``: the ids of the user namespace it names (a detached mount only)."""
+    a = _MountAttr(attr_set, attr_clr, 0, userns_fd)
+    flags = (AT_RECURSIVE if recursive else 0) | (0 if path else AT_EMPTY_PATH)
+    _check(_syscall(c_long(SYS_mount_setattr), c_int(dirfd),
+                    c_char_p(path.encode()), c_uint(flags),
                     byref(a), c_size_t(sizeof(a))), "mount_setattr", path)
+
+
+def open_tree(path, recursive=True, dirfd=AT_FDCWD):
+    """open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at ``path`` (its
+    submounts too when ``recursive``), as a close-on-exec fd that move_mount attaches."""
+    flags = OPEN_TREE_CLONE | os.O_CLOEXEC | (AT_RECURSIVE if recursive else 0) | (0 if path else AT_EMPTY_PATH)
+    return _check(_syscall(c_long(SYS_open_tree), c_int(dirfd), c_char_p(os.fsencode(path)), c_uint(flags)),
+                  "open_tree", path)
+
+
+def move_mount(from_fd, to_fd, to_path=""):
+    """move_mount(2): the (detached) mount ``from_fd`` onto ``to_path`` from ``to_fd`` (the fd
+    itself when ``to_path`` is empty)."""
+    flags = MOVE_MOUNT_F_EMPTY_PATH | (0 if to_path else MOVE_MOUNT_T_EMPTY_PATH)
+    _check(_syscall(c_long(SYS_move_mount), c_int(from_fd), c_char_p(b""), c_int(to_fd),
+                    c_char_p(os.fsencode(to_path)), c_uint(flags)), "move_mount", to_path or None)
 
 
 _prctl = _func("prctl", (c_int, c_ulong, c_ulong, c_ulong, c_ulong))

@@ -255,6 +255,13 @@ def _fork_via_userns(config, nss, join, ctx, chan):
                 ctx["chan"].send(f"error {e}")
                 os._exit(1)
             fds = dict(join)
+            # namespaces given by path are joined before the user namespace exists, as runc
+            # does: once inside it, joining one the host's user namespace owns is refused
+            for t, fd in ctx["join"]:
+                _sys.setns(fd, CLONE_FLAGS[t])
+            ctx["join"] = []
+            if "user" not in fds and "mount" in nss:
+                ctx["trees"] = _clone_sources(config, ctx["rootfs"], ctx["bundle"])
             if "user" in fds:
                 _sys.setns(fds["user"], CLONE_FLAGS["user"])
             else:
@@ -317,6 +324,31 @@ def _fork_via_userns(config, nss, join, ctx, chan):
     finally:
         if mid is not None:
             os.waitpid(mid, 0)
+
+
+def _clone_sources(config, rootfs, bundle):
+    """Before a new user namespace: detached clones of the rootfs and of each bind mount's
+    source (``{"rootfs": fd, index: fd}``), and the rootfs as our cwd (init's after it makes
+    its mount namespace: where the rootfs' clone goes). The mapped root may not be able to
+    walk their paths (a store or a userdata directory of mode 0700); runc passes such mounts'
+    sources as fds opened before the user namespace too. A source that cannot be cloned is
+    left to init, whose error names the mount."""
+    from .._std import syscalls as _sys
+    from .spec import MS_BIND, MS_REC, parse_mount_options
+
+    os.chdir(rootfs)
+    trees = {"rootfs": _sys.open_tree(rootfs)}
+    for i, m in enumerate(config.get("mounts") or ()):
+        flags = parse_mount_options(m.get("options") or ())[0]
+        if m.get("type") == "bind" or flags & MS_BIND:
+            src = m.get("source") or ""
+            if not src.startswith("/"):
+                src = bundle + "/" + src
+            try:
+                trees[i] = _sys.open_tree(src, recursive=bool(flags & MS_REC))
+            except OSError:
+                pass
+    return trees
 
 
 def set_time_offsets(offsets):

@@ -33,16 +33,26 @@ def mount_all(ctx, config, linux, hooks):
         # propagation: nothing we mount may leak to the host
         # (unbindable would forbid binding the rootfs itself: that one is applied after pivot_root)
         _sys.mount(None, "/", None, MS_REC | (MS_PRIVATE if prop in ("private", "rprivate") else MS_SLAVE))
-        _sys.mount(rootfs, rootfs, None, MS_BIND | MS_REC)
-    # every mount, directory and device below is made relative to this fd, inside the root
-    ctx["rootfd"] = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    trees = ctx.get("trees")
+    if trees:
+        # a user namespace: the runtime cloned the rootfs (and the bind sources) while it could
+        # still reach them, and made the rootfs our cwd; its clone goes over it, and is our root
+        # fd from here on (the path may lead through directories the mapped root cannot enter)
+        tree = trees.pop("rootfs")
+        _sys.move_mount(tree, _sys.AT_FDCWD, ".")
+        ctx["rootfd"], ctx["root_cwd"] = tree, os.dup(tree)
+    else:
+        if "mount" in ctx["all_ns"]:
+            _sys.mount(rootfs, rootfs, None, MS_BIND | MS_REC)
+        # every mount, directory and device below is made relative to this fd, inside the root
+        ctx["rootfd"] = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     # else: the host's mount namespace, as runc: the mounts below are made under the rootfs on the
     # host (the runtime unmounts them at delete), the host's propagation is left alone, and the
     # root changes by chroot
     ctx["defer_cg"] = may_defer_cgroup_binds(config, linux, hooks)
     for i, m in enumerate(config.get("mounts") or ()):
         ctx["step"] = f"mounts[{i}] ({m['destination']})"
-        mount_entry(ctx, rootfs, m, late_ro)
+        mount_entry(ctx, rootfs, m, late_ro, (trees or {}).pop(i, None))
     return late_ro
 
 
@@ -67,11 +77,16 @@ def change_root(ctx, linux):
     namespace: chroot only, never moving or pivoting the host's root)."""
     mntns = "mount" in ctx["all_ns"]
     ctx["step"] = "pivot_root" if mntns and not ctx["no_pivot"] else "chroot"
-    os.chdir(ctx["rootfs"])
+    root_cwd = ctx.pop("root_cwd", None)
+    if root_cwd is not None:  # the rootfs' path may not be ours to walk (a user namespace)
+        os.fchdir(root_cwd)
+        os.close(root_cwd)
+    else:
+        os.chdir(ctx["rootfs"])
     if not mntns:  # never move or pivot the host's root
         os.chroot(".")
     elif ctx["no_pivot"]:
-        _sys.mount(ctx["rootfs"], "/", None, MS_MOVE)
+        _sys.mount(".", "/", None, MS_MOVE)
         os.chroot(".")
     else:
         old = os.open("/", os.O_DIRECTORY | os.O_RDONLY)
@@ -244,9 +259,10 @@ def _locked_flags(path):
     return out
 
 
-def mount_entry(ctx, rootfs, mount, late_ro):
+def mount_entry(ctx, rootfs, mount, late_ro, tree=None):
     """One mount: the destination is resolved and made inside the root by fd, the mount made
-    onto /proc/self/fd/N, then checked to have landed inside the rootfs."""
+    onto /proc/self/fd/N, then checked to have landed inside the rootfs. ``tree``: a bind
+    mount's source cloned by the runtime before the user namespace (see ``mount_all``)."""
     rfd = ctx["rootfd"]
     what = ctx["step"]
     dest = mount["destination"]
@@ -257,7 +273,10 @@ def mount_entry(ctx, rootfs, mount, late_ro):
     if bind:
         if not src.startswith("/"):
             src = ctx["bundle"] + "/" + src
-        dfd = mkdir_all_in_root(rfd, dest) if os.path.isdir(src) else mkfile_in_root(rfd, dest)
+        import stat
+
+        isdir = stat.S_ISDIR(os.fstat(tree).st_mode) if tree is not None else os.path.isdir(src)
+        dfd = mkdir_all_in_root(rfd, dest) if isdir else mkfile_in_root(rfd, dest)
     else:
         dfd = mkdir_all_in_root(rfd, dest)
     new = None
@@ -266,7 +285,10 @@ def mount_entry(ctx, rootfs, mount, late_ro):
         # /proc as the destination resolves now (a symlink in the rootfs can point there)
         _check_proc(real[len(rootfs.rstrip("/")):] or "/", typ, bind, src, what)
         if bind:
-            _sys.mount(src, proc_fd_path(dfd), None, MS_BIND | (flags & MS_REC))
+            if tree is not None:
+                _sys.move_mount(tree, dfd)
+            else:
+                _sys.mount(src, proc_fd_path(dfd), None, MS_BIND | (flags & MS_REC))
             new = _check_landed(rfd, rootfs, dest, dfd, what)
             rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT)
             if rest:
@@ -284,8 +306,19 @@ def mount_entry(ctx, rootfs, mount, late_ro):
             if "tmpcopyup" in ext and typ == "tmpfs":
                 _tmpcopyup(proc_fd_path(dfd), src, flags, data)
             else:
-                _sys.mount(src or typ, proc_fd_path(dfd), typ, flags, data or None)
-            new = _check_landed(rfd, rootfs, dest, dfd, what)
+                try:
+                    _sys.mount(src or typ, proc_fd_path(dfd), typ, flags, data or None)
+                except PermissionError:
+                    if typ != "sysfs" or "user" not in ctx["all_ns"]:
+                        raise
+                    # a user namespace without a network namespace of its own may not mount
+                    # sysfs: the host's /sys bound instead, as runc and crun do
+                    _sys.mount("/sys", proc_fd_path(dfd), None, MS_BIND | MS_REC)
+                    new = _check_landed(rfd, rootfs, dest, dfd, what)
+                    _sys.mount(None, proc_fd_path(new), None, MS_BIND | MS_REMOUNT | (flags & ~MS_REC) |
+                               _locked_flags(proc_fd_path(new)))
+            if new is None:
+                new = _check_landed(rfd, rootfs, dest, dfd, what)
         for p in prop:
             _sys.mount(None, proc_fd_path(new), None, p)
         if aset or aclr:
