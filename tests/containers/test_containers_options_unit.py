@@ -81,15 +81,12 @@ def test_mount_and_volume_grammar(tmp_path):
             opts.parse_mount(bad)
 
 
-def test_log_and_idmap():
+def test_log():
     assert opts.parse_log("none", []) == {"driver": "none", "path": None, "max_size": None}
     assert opts.parse_log("k8s-file", ["path=/var/x/../ctr.log", "max-size=10m"])["path"] == "/var/ctr.log"
     for driver, o in (("syslog", []), ("k8s-file", ["path=rel"]), ("k8s-file", ["color=1"])):
         with pytest.raises(UsageError):
             opts.parse_log(driver, o)
-    assert opts.parse_idmap("0:100000:65536,65536:5:1", "--uidmap") == [[0, 100000, 65536], [65536, 5, 1]]
-    with pytest.raises(UsageError, match="--uidmap"):
-        opts.parse_idmap("0:1", "--uidmap")
 
 
 def test_containers_conf_merging_and_errors(tmp_path, monkeypatch):
@@ -180,13 +177,15 @@ def test_etc_hosts_order_and_names(tmp_path):
     assert "hh" not in host
 
 
-def test_userns_refused_naming_flag_or_file():
-    with pytest.raises(UsageError, match="--uidmap/--gidmap: user namespaces are not supported"):
-        opts.resolve(opts.Extra(uidmap=["0:100000:65536"]), conf_mod.Conf(), "none")
-    c = conf_mod.Conf({"userns": "auto"}, {"userns": "/etc/containers/containers.conf"})
+def test_userns_errors_name_flag_or_file():
+    with pytest.raises(UsageError, match="--uidmap '0:100000:0': the size must not be 0"):
+        opts.resolve(opts.Extra(uidmap=["0:100000:0"]), conf_mod.Conf(), "none")
+    c = conf_mod.Conf({"userns": "keep-id"}, {"userns": "/etc/containers/containers.conf"})
     with pytest.raises(UsageError, match=r"containers.conf /etc/containers/containers.conf: \[containers\] userns"):
         opts.resolve(opts.Extra(), c, "none")
-    assert opts.resolve(opts.Extra(userns="host"), c, "none")["namespaces"]  # the flag wins over the file
+    assert opts.resolve(opts.Extra(userns="host"), c, "none")["userns"] is None  # the flag wins over the file
+    got = opts.resolve(opts.Extra(uidmap=["0:100000:65536"]), conf_mod.Conf(), "none")["userns"]
+    assert got == {"mode": "private", "uid": [[0, 100000, 65536]], "gid": [[0, 100000, 65536]]}
 
 
 def test_log_path_is_never_written_through_a_link_or_device(tmp_path):

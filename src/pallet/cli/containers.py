@@ -87,9 +87,13 @@ def _create_flags(p) -> None:
     p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE", help="path=FILE, max-size=SIZE")
     for flag in ("--cgroupns", "--ipc", "--pid", "--uts"):
         p.add_argument(flag, metavar="MODE", help="host, private or ns:PATH")
-    p.add_argument("--userns", metavar="MODE", help="host only (user namespaces: not yet)")
-    p.add_argument("--uidmap", action="append", default=[], metavar="CTR:HOST:SIZE", help="not yet")
-    p.add_argument("--gidmap", action="append", default=[], metavar="CTR:HOST:SIZE", help="not yet")
+    p.add_argument("--userns", metavar="MODE",
+                   help="user namespace: host (default), auto[:size=N] (from /etc/subuid's containers ranges), "
+                        "ns:PATH; keep-id and nomap are rootless only")
+    p.add_argument("--uidmap", action="append", default=[], metavar="CTR:HOST:SIZE",
+                   help="run in a new user namespace with this uid mapping (repeatable)")
+    p.add_argument("--gidmap", action="append", default=[], metavar="CTR:HOST:SIZE",
+                   help="its gid mapping (repeatable; the uid mapping when not given)")
     p.add_argument("--memory", "-m", metavar="SIZE")
     p.add_argument("--cpus", metavar="N")
     p.add_argument("--pids-limit", type=int, metavar="N")
@@ -796,6 +800,10 @@ def _with_extra(meta: dict, hc: dict) -> dict:
               Ulimits=[{"Name": t, "Soft": soft, "Hard": hard} for t, soft, hard in x.get("rlimits") or []],
               Devices=[{"PathOnHost": d.get("source", ""), "PathInContainer": d["path"], "CgroupPermissions": d["access"]}
                        for d in x.get("devices") or []])
+    if x.get("userns"):
+        from ..containers.userns import inspect as userns_inspect
+
+        hc.update(userns_inspect(x["userns"]))
     return hc
 
 

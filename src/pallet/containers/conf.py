@@ -41,6 +41,7 @@ _KEYS = {
     ("containers", "pidns"): "str",
     ("containers", "utsns"): "str",
     ("containers", "userns"): "str",
+    ("containers", "userns_size"): "int",
     ("containers", "netns"): "str",
     ("containers", "no_hosts"): "bool",
     ("engine", "runtime"): "str",

@@ -365,17 +365,34 @@ class Containers:
         ctr_mounts.set_sources(self.store, meta)
         # the command and options checked before anything is made
         meta["args"] = self._spec("0" * 64, meta, img_cfg)["process"]["args"]
-        return self.create_record(image["id"], name, meta, lambda cid: self._spec(cid, meta, img_cfg))
+        uns = extra.get("userns")
+        if not uns:
+            return self.create_record(image["id"], name, meta, lambda cid: self._spec(cid, meta, img_cfg))
+        from . import userns as userns_mod
 
-    def create_record(self, image_id: str, name: str, meta: dict, make_spec) -> dict:
+        if uns["mode"] == "ns":
+            uns["uid"], uns["gid"] = userns_mod.read_ns_maps(uns["path"])
+        if uns["mode"] != "auto":
+            return self.create_record(image["id"], name, meta, lambda cid: self._spec(cid, meta, img_cfg),
+                                      idmap=uns)
+        size = uns["size"] or userns_mod.auto_size(*self.store.image_max_ids(image["id"]))
+        with self._lock():  # no other auto container takes the same ids meanwhile
+            uns.update(userns_mod.allocate(size, [c["idmap"] for c in self.store.containers() if c.get("idmap")]))
+            return self.create_record(image["id"], name, meta, lambda cid: self._spec(cid, meta, img_cfg),
+                                      idmap=uns)
+
+    def create_record(self, image_id: str, name: str, meta: dict, make_spec, idmap: dict | None = None) -> dict:
         """The store container, its directories, ``spec.json`` (``make_spec(cid)``: a runtime
         config whose ``_user`` is resolved at start) and state: what ``create`` and the CRI
         server's CreateContainer share. ``meta`` holds what start, stop and cleanup read (name,
         runtime, network_mode and networks, publish, cap_add/cap_drop/privileged, tty,
-        interactive, rm, stop_signal; ``log_path``, ``supplemental_groups`` optional). Nothing
-        is left when it fails."""
+        interactive, rm, stop_signal; ``log_path``, ``supplemental_groups`` optional). ``idmap``
+        (``{"uid": MAP, "gid": MAP}``): a user namespace's ids, the store's layers mounted
+        id-mapped to them (mounted once here: a kernel that cannot is refused now, and the
+        user must be in the maps). Nothing is left when it fails."""
         try:
-            rec = self.store.create_container(image_id, name, kind="container", metadata={META: meta})
+            idmap = {"uid": idmap["uid"], "gid": idmap["gid"]} if idmap else None
+            rec = self.store.create_container(image_id, name, kind="container", metadata={META: meta}, idmap=idmap)
         except PalletError as e:
             if "already in use" in str(e):
                 raise ContainerError(f"the container name \"{name}\" is already in use") from None
@@ -388,12 +405,16 @@ class Containers:
             os.makedirs(self._userdata(cid), 0o700, exist_ok=True)
             spec = make_spec(cid)
             user = spec["_user"]
-            if user and not all(p.isascii() and p.isdigit() for p in user.split(":")):  # a name: check it
+            if idmap or (user and not all(p.isascii() and p.isdigit() for p in user.split(":"))):  # a name: check it
                 rootfs = self.store.mount_container(cid)
                 try:
-                    self._resolve_user(rootfs, user)
+                    uid, gid, _ = self._resolve_user(rootfs, user or "0")
                 finally:
                     self.store.umount_container(cid, force=True)
+                if idmap:
+                    from .userns import check_user
+
+                    check_user(idmap, uid, gid, user)
             # the generated config (what needs the rootfs and network is added at start): in the
             # container's own directory, so the store's records are written once
             _write_file(os.path.join(self._userdata(cid), "spec.json"), json.dumps(spec))
@@ -537,7 +558,7 @@ class Containers:
             ctr_mounts.copy_up(self.store, rootfs, meta)
             from .etc_hosts import add_mtab
 
-            add_mtab(rootfs)
+            add_mtab(rootfs, _mapped_root(meta))
             doc = self.spec(cid)
             from .policies import apply_to_spec
 
@@ -573,7 +594,8 @@ class Containers:
             if networks is not None and mode.kind == "bridge":
                 networks.ensure_default()
             endpoints = Endpoints(networks, self.store.runroot) if networks is not None else _NoEndpoints(self)
-            sandbox = sb.setup(endpoints, cid, meta["name"], mode, meta["publish"], warn=warn)
+            userns_path = self._userns(cid, st, meta, doc)
+            sandbox = sb.setup(endpoints, cid, meta["name"], mode, meta["publish"], warn=warn, userns=userns_path)
             st["netns"] = sandbox.netns_path
             st["netns_owned"] = sandbox.owned
             st["network_results"] = _results(sandbox.results)
@@ -595,6 +617,11 @@ class Containers:
                         for s in i["subnets"] if s.get("gateway")]
             _write_etc(userdata, hostname, meta["name"], ips, dns, mode_kind == "host", meta.get("extra"),
                        gateways[0] if gateways else None)
+            if (meta.get("extra") or {}).get("userns"):  # the container's root may edit them, as podman's
+                from .userns import chown_to_root
+
+                chown_to_root(meta["extra"]["userns"], [os.path.join(userdata, f)
+                                                         for f in ("hosts", "hostname", "resolv.conf")])
             etc = [rs.Mount.bind(os.path.join(userdata, f), "/etc/" + f).to_dict()
                    for f in ("hosts", "hostname", "resolv.conf")
                    if f != "resolv.conf" or mode_kind != "none"]  # podman: no resolver without a network
@@ -653,6 +680,27 @@ class Containers:
                 st.update(state=CREATED, pid=0, starting=None)
                 self._write_state(cid, st)
             raise
+
+    def _userns(self, cid: str, st: dict, meta: dict, doc: dict) -> str | None:
+        """A user namespace (``--uidmap``, ``--userns auto``): made now, kept by a file the
+        config names for the runtime to join (its maps left out) and the network namespace
+        belongs to; ``ns:PATH``: that file. Its path, or None."""
+        uns = (meta.get("extra") or {}).get("userns")
+        if not uns:
+            return None
+        if uns["mode"] == "ns":
+            path = uns["path"]
+        else:
+            from .userns import create_ns
+
+            path = create_ns(self.store.runroot, cid[:12], uns)
+            st["userns"] = path
+            self._write_state(cid, st)
+        lx = doc["linux"]
+        lx["namespaces"] = [n for n in lx["namespaces"] if n["type"] != "user"] + [{"type": "user", "path": path}]
+        lx.pop("uidMappings", None)
+        lx.pop("gidMappings", None)
+        return path
 
     def _join_containers(self, meta: dict, doc: dict) -> None:
         """``--pid``/``--ipc``/``--uts``/``--cgroupns container:ID``: that running container's
@@ -808,6 +856,14 @@ class Containers:
                 errors.append(str(e))
         st["netns"] = None
         st["network_results"] = {}
+        if st.get("userns"):
+            from .userns import remove_ns
+
+            try:
+                remove_ns(st["userns"])
+            except PalletError as e:
+                errors.append(str(e))
+            st["userns"] = None
         if st.get("volumes"):
             from . import mounts as ctr_mounts
 
@@ -950,6 +1006,21 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return False
+
+
+def _mapped_root(meta: dict) -> tuple[int, int] | None:
+    """The host uid and gid of a user-namespace container's root (None: no namespace, or its
+    root is not mapped)."""
+    uns = (meta.get("extra") or {}).get("userns")
+    if not uns or not uns.get("uid"):
+        return None
+    from .userns import covers
+
+    if not (covers(uns["uid"], 0) and covers(uns["gid"], 0)):
+        return None
+    from ..layer.idmap import to_host
+
+    return to_host(uns["uid"], 0), to_host(uns["gid"], 0)
 
 
 def _write_file(path: str, text: str) -> None:

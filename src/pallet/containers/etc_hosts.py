@@ -67,9 +67,10 @@ def text(add_hosts: list[str], hostname: str, name: str, ips: list[str], host_ne
     return "".join(f"{ip}\t{' '.join(names)}\n" for ip, names in entries)
 
 
-def add_mtab(rootfs: str) -> None:
+def add_mtab(rootfs: str, owner: tuple[int, int] | None = None) -> None:
     """podman's ``/etc/mtab -> /proc/mounts`` in a rootfs whose ``/etc`` has none (made by fd
-    inside the root: a symlinked ``/etc`` cannot point it at the host's)."""
+    inside the root: a symlinked ``/etc`` cannot point it at the host's); ``owner``: its host
+    uid and gid (a user namespace's root), else ours."""
     from .. import _rootfs
 
     root_fd = _rootfs.open_root(rootfs)
@@ -80,6 +81,8 @@ def add_mtab(rootfs: str) -> None:
             return  # no /etc directory: nothing to add to (as podman)
         try:
             os.symlink("/proc/mounts", "mtab", dir_fd=etc)
+            if owner:
+                os.chown("mtab", *owner, dir_fd=etc, follow_symlinks=False)
         except FileExistsError:
             pass
         finally:

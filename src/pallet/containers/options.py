@@ -230,21 +230,6 @@ def _size(text: str, what: str) -> int:
     return int(t) * mult
 
 
-def parse_idmap(text: str, flag: str) -> list[list[int]]:
-    """``CONTAINER:HOST:SIZE[,...]`` -> ``[[container, host, size], ...]``."""
-    out = []
-    for part in text.split(","):
-        nums = part.split(":")
-        try:
-            c, h, n = (int(x, 10) for x in nums)
-        except ValueError:
-            raise UsageError(f"invalid {flag} {text!r}: want CONTAINER_ID:HOST_ID:SIZE") from None
-        if c < 0 or h < 0 or n <= 0 or c + n > 1 << 32 or h + n > 1 << 32:
-            raise UsageError(f"invalid {flag} {text!r}: ids out of range")
-        out.append([c, h, n])
-    return out
-
-
 # -- rlimits, capabilities -------------------------------------------------------------------
 
 def _has_cap(bit: int) -> bool:
@@ -463,18 +448,9 @@ def resolve(x: Extra, conf, network_mode: str, warn=None) -> dict:
                 value = "private" if _cgroup2_only() else "host"  # podman's default by cgroup version
         ns[kind] = parse_namespace(flag, value)
     out["namespaces"] = ns
-    userns = x.userns if x.userns is not None else conf.get("userns", "")
-    if userns not in ("", "host") or x.uidmap or x.gidmap:
-        what = f"--userns {userns}" if userns not in ("", "host") else "--uidmap/--gidmap"
-        for m in x.uidmap:
-            parse_idmap(m, "--uidmap")
-        for m in x.gidmap:
-            parse_idmap(m, "--gidmap")
-        why = ("user namespaces are not supported by pallet yet (the image's files would need their owners "
-               "shifted to the mapping)")
-        if x.userns is None and not (x.uidmap or x.gidmap):
-            raise conf.bad("userns", f"{userns!r}: {why}")
-        raise UsageError(f"{what}: {why}; use --userns host")
+    from . import userns as userns_mod
+
+    out["userns"] = userns_mod.parse(x.userns, x.uidmap, x.gidmap, conf)
     out["default_caps"] = default_caps(conf)
     out["sysctl"] = _sysctls(conf, network_mode, ns)
     # podman's: containers.conf's env (else c/common's built-in PATH), and TERM=xterm, under the image's
@@ -533,6 +509,12 @@ def spec_options(extra: dict, privileged: bool, cap_add, cap_drop) -> dict:
             continue
         # container:ID -> /proc/PID/ns/TYPE of that container, set when it starts
         namespaces.append(rs.Namespace(t, None if v and v.startswith("container:") else v))
+    uns = extra.get("userns")
+    if uns:  # its maps are set by create (auto's are chosen there); joined by path: the namespace's own
+        namespaces.append(rs.Namespace("user", uns.get("path")))
+        if uns["mode"] != "ns" and uns.get("uid"):
+            kw["uid_mappings"] = tuple(rs.IDMap(*m) for m in uns["uid"])
+            kw["gid_mappings"] = tuple(rs.IDMap(*m) for m in uns["gid"])
     kw["namespaces"] = tuple(namespaces)
     if extra["namespaces"].get("ipc") == "host":  # the host's shared memory and queues (podman's binds)
         kw["mounts"] = tuple(rs.Mount(d, "bind", d, ("rbind", "nosuid", "noexec", "nodev"))

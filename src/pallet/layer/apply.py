@@ -46,7 +46,7 @@ import stat as _stat
 
 from ..errors import LayerError
 from . import _tar
-from ._idmap import to_host
+from .idmap import to_host
 
 WHITEOUT_PREFIX = b".wh."
 WHITEOUT_META_PREFIX = b".wh..wh."

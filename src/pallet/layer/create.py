@@ -38,7 +38,7 @@ import stat as _stat
 
 from ..errors import LayerError
 from . import _tar
-from ._idmap import to_container
+from .idmap import to_container
 from .apply import OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX
 from .stream import CHUNK, Reader
 

@@ -260,7 +260,7 @@ def _fork_via_userns(config, nss, join, ctx, chan):
             for t, fd in ctx["join"]:
                 _sys.setns(fd, CLONE_FLAGS[t])
             ctx["join"] = []
-            if "user" not in fds and "mount" in nss:
+            if "mount" in nss and nss["mount"] is None:  # a new one: made inside the user namespace
                 ctx["trees"] = _clone_sources(config, ctx["rootfs"], ctx["bundle"])
             if "user" in fds:
                 _sys.setns(fds["user"], CLONE_FLAGS["user"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from ..errors import NotFound, StoreError
+from ..errors import NotFound, PalletError, StoreError
 from . import _mount
 from .records import ImageUnknown
 from .records import State as _State
@@ -21,16 +21,34 @@ class ContainerStore:
             return [dict(r) for r in st.containers.values()]
 
     def create_container(self, image: str | None, name: str | None = None, kind: str = "container",
-                         metadata: dict | None = None, owner: str | None = None) -> dict:
+                         metadata: dict | None = None, owner: str | None = None, idmap: dict | None = None) -> dict:
         """A container: a writable layer on an image (None: on nothing, like ``scratch``).
-        ``owner`` (from :meth:`owner`): the container goes when that owner's process dies."""
+        ``owner`` (from :meth:`owner`): the container goes when that owner's process dies.
+        ``idmap`` (``{"uid": [[container, host, size], ...], "gid": [...]}``): its ids in a user
+        namespace (containers/storage's UIDMap/GIDMap): the image's layers are mounted id-mapped
+        to it, its own layer holds host ids (its root directory the mapped root's) and its
+        changes are read back with container ids (:meth:`container_changes`)."""
+        from ..layer.idmap import to_host
+
+        if idmap and self.driver.name != "overlay":
+            raise StoreError("user namespaces need the overlay driver (id-mapped layers): the vfs driver's "
+                             "chowned copies are not supported yet")
         cid = os.urandom(32).hex()
         with self.staging() as staging:
             with self.read() as st:
                 rec = self.lookup_image(st, image) if image else None
                 top = rec.get("top_layer") if rec else None
                 parent_dir = self.driver.layer_dir(top) if top and self.driver.name == "vfs" else None
-                self.driver.stage(staging, parent_dir)
+                upper = self.driver.stage(staging, parent_dir)
+            if idmap:  # the merged root is the upper dir's: the image root's owner, mapped
+                st_root = os.stat(self.driver.diff_dir(top)) if top else None
+                uid, gid = (st_root.st_uid, st_root.st_gid) if st_root else (0, 0)
+                try:
+                    os.chown(upper, to_host(idmap["uid"], uid), to_host(idmap["gid"], gid, "gid"))
+                except PalletError:  # not in the mapping: left to the host's root, as nobody sees it
+                    pass
+                if st_root:
+                    os.chmod(upper, st_root.st_mode & 0o7777)
             with self.write() as st:
                 if name and any(name in c["names"] for c in st.containers.values()):
                     raise StoreError(f"the container name {name!r} is already in use")
@@ -41,6 +59,8 @@ class ContainerStore:
                                   "created": _now(), "driver": drv, "kind": "container"}
                 c = {"id": cid, "names": [name] if name else [], "image": rec["id"] if rec else None,
                      "layer": cid, "created": _now(), "kind": kind, "metadata": metadata or {}}
+                if idmap:
+                    c["idmap"] = {"uid": [list(m) for m in idmap["uid"]], "gid": [list(m) for m in idmap["gid"]]}
                 if owner:
                     c["owner"] = owner
                 st.containers[cid] = c
@@ -85,7 +105,7 @@ class ContainerStore:
                 m = mounts[key] = {"path": path, "count": 1, "container": c["id"]}
                 self._save_mounts(mounts)  # counted before it is made (see mount_image)
                 try:
-                    self.driver.mount(chain, path, writable=layer)
+                    self.driver.mount(chain, path, writable=layer, idmap=c.get("idmap"))
                 except BaseException:
                     mounts.pop(key, None)
                     self._save_mounts(mounts)
@@ -169,7 +189,8 @@ class ContainerStore:
             top = (st.layers.get(c["layer"]) or {}).get("parent")
         diff = self.driver.diff_dir(c["layer"])
         if self.driver.name == "overlay":
-            return tar_overlay_upper(diff, epoch=epoch)
+            idmap = c.get("idmap") or {}  # host ids on disk, container ids in the layer
+            return tar_overlay_upper(diff, epoch=epoch, uid_map=idmap.get("uid"), gid_map=idmap.get("gid"))
         if top is None:
             return tar_directory(diff, epoch=epoch)
         return tar_changes(self.driver.layer_dir(top), diff, epoch=epoch)

@@ -54,7 +54,7 @@ class Driver:
         if os.path.lexists(d):
             os.rename(d, os.path.join(trash, f"{self.name}-{layer_id}-{os.urandom(4).hex()}"))
 
-    def mount(self, chain: list[dict], target: str, writable: dict | None = None) -> None:
+    def mount(self, chain: list[dict], target: str, writable: dict | None = None, idmap: dict | None = None) -> None:
         raise NotImplementedError
 
     def diff_dir(self, layer_id: str) -> str:
@@ -107,9 +107,11 @@ class OverlayDriver(Driver):
         except OSError:
             return False
 
-    def mount(self, chain: list[dict], target: str, writable: dict | None = None) -> None:
+    def mount(self, chain: list[dict], target: str, writable: dict | None = None, idmap: dict | None = None) -> None:
         """Mount ``chain`` (layer records, top first) at ``target``; read-only unless ``writable``
-        (a container layer record) is given, whose diff becomes the upper dir."""
+        (a container layer record) is given, whose diff becomes the upper dir. ``idmap``
+        (``{"uid": [[container, host, size], ...], "gid": ...}``, with ``writable``): the lower
+        layers id-mapped to it (``idmapped``), for a container in a user namespace."""
         lowers = []
         for rec in chain:
             lowers.append(f"l/{rec['driver']['link']}")
@@ -130,8 +132,20 @@ class OverlayDriver(Driver):
             wdir = self.layer_dir(writable["id"])
             os.makedirs(os.path.join(wdir, "work"), exist_ok=True)
             data = (f"lowerdir={':'.join(lowers)},upperdir={wdir}/diff,workdir={wdir}/work")
+        if idmap and writable is not None:
+            from . import idmapped
+
+            scratch = os.path.join(self.layer_dir(writable["id"]), "idmapped")
+            with idmapped.mapped_lowers([os.path.join(self.home, lw) for lw in lowers], scratch, idmap) as paths:
+                rel = [os.path.relpath(p, self.home) for p in paths]
+                self._mount(target, flags, data.replace("lowerdir=" + ":".join(lowers), "lowerdir=" + ":".join(rel)),
+                            len(chain))
+            return
+        self._mount(target, flags, data, len(chain))
+
+    def _mount(self, target, flags, data, layers):
         if len(data) >= _PAGE:
-            raise StoreError(f"too many layers to mount ({len(chain)}): the overlay mount data exceeds a page")
+            raise StoreError(f"too many layers to mount ({layers}): the overlay mount data exceeds a page")
         try:
             _mount.mount("overlay", target, "overlay", flags, data, cwd=self.home)
         except OSError as e:
@@ -164,7 +178,10 @@ class VfsDriver(Driver):
     def diff_dir(self, layer_id: str) -> str:
         return self.layer_dir(layer_id)
 
-    def mount(self, chain: list[dict], target: str, writable: dict | None = None) -> None:
+    def mount(self, chain: list[dict], target: str, writable: dict | None = None, idmap: dict | None = None) -> None:
+        if idmap:
+            raise StoreError("user namespaces need the overlay driver (id-mapped layers): the vfs driver's "
+                             "chowned copies are not supported yet")
         src = self.layer_dir(writable["id"] if writable else chain[0]["id"])
         flags = _mount.MS_NODEV | _mount.MS_NOSUID
         try:

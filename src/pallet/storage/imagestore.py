@@ -123,6 +123,23 @@ class ImageStore:
         with self.read() as st:
             return dict(self.lookup_image(st, text))
 
+    def image_max_ids(self, text: str) -> tuple[int, int]:
+        """The highest uid and gid owning a file in the image's layers (containers/storage reads
+        them to size a ``--userns=auto`` namespace); whiteouts count as the kernel's 0:0."""
+        with self.read() as st:
+            rec = self.lookup_image(st, text)
+            dirs = [self.driver.diff_dir(r["id"]) for r in self.layer_chain(st, rec.get("top_layer"))]
+        uid = gid = 0
+        for top in dirs:
+            for d, subdirs, files in os.walk(top):
+                for n in subdirs + files:
+                    try:
+                        s = os.lstat(os.path.join(d, n))
+                    except OSError:
+                        continue
+                    uid, gid = max(uid, s.st_uid), max(gid, s.st_gid)
+        return uid, gid
+
     def images(self) -> list[dict]:
         with self.read() as st:
             return [dict(r) for r in st.images.values()]

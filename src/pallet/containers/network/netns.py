@@ -41,7 +41,8 @@ def _is_mountpoint(path: str) -> bool:
     return False
 
 
-def _shared_dir(path: str) -> None:
+def shared_dir(path: str) -> None:
+    """``path`` made (once) a shared mount of its own: what is bound below reaches later copies."""
     from ..._std import syscalls as _sys
 
     os.makedirs(path, mode=0o755, exist_ok=True)
@@ -64,11 +65,13 @@ def _lo_up() -> None:
         s.close()
 
 
-def create(runroot: str, name: str) -> str:
-    """A new network namespace (only ``lo``, up) kept at ``RUNROOT/netns/NAME``; its path."""
+def create(runroot: str, name: str, userns: str | None = None) -> str:
+    """A new network namespace (only ``lo``, up) kept at ``RUNROOT/netns/NAME``; its path.
+    ``userns``: the (persistent) user namespace that owns it: the container's root may then
+    set its sysctls and mount its sysfs, as with podman, whose runtime makes it inside."""
     d = netns_dir(runroot)
     try:
-        _shared_dir(d)
+        shared_dir(d)
     except OSError as e:
         raise ContainerNetworkError(f"cannot prepare the network namespace directory {d}: {e.strerror}") from None
     path = os.path.join(d, name)
@@ -76,6 +79,8 @@ def create(runroot: str, name: str) -> str:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
     except FileExistsError:
         raise ContainerNetworkError(f"network namespace {path} already exists") from None
+    if userns:
+        return _create_in(path, userns)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: a new namespace, lo up, bound onto the file
@@ -104,6 +109,55 @@ def create(runroot: str, name: str) -> str:
         except OSError:
             pass
         raise ContainerNetworkError(f"cannot create network namespace {path}: {msg.decode(errors='replace') or status}")
+    return path
+
+
+def _create_in(path: str, userns: str) -> str:
+    """``create`` inside a user namespace: the child joins it, makes the namespace and brings
+    lo up; it cannot mount on the host's side any more, so we bind its namespace file."""
+    from ..._std import syscalls as _sys
+
+    r, w = os.pipe()
+    r2, w2 = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.close(w2)
+            fd = os.open(userns, os.O_RDONLY | os.O_CLOEXEC)
+            _sys.setns(fd, 0x10000000)
+            _sys.unshare(CLONE_NEWNET)
+            _lo_up()
+            os.write(w, b"ok")
+            os.read(r2, 1)
+            os._exit(0)
+        except BaseException as e:  # noqa: BLE001 - reported to the parent, never raised here
+            try:
+                os.write(w, str(getattr(e, "strerror", None) or e).encode()[:500])
+            finally:
+                os._exit(1)
+    os.close(w)
+    os.close(r2)
+    err = None
+    try:
+        msg = os.read(r, 512)
+        if msg == b"ok":
+            try:
+                _sys.mount(f"/proc/{pid}/ns/net", path, None, MS_BIND)
+            except OSError as e:
+                err = e.strerror
+        else:
+            err = msg.decode(errors="replace") or "the child died"
+    finally:
+        os.close(r)
+        os.close(w2)
+        os.waitpid(pid, 0)
+    if err:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        raise ContainerNetworkError(f"cannot create network namespace {path} in user namespace {userns}: {err}")
     return path
 
 

@@ -32,7 +32,8 @@ class Sandbox:
 
 
 def setup(endpoints: Endpoints, cid: str, name: str, mode: NetworkMode, port_mappings: list | None = None,
-          warn=None) -> Sandbox:
+          warn=None, userns: str | None = None) -> Sandbox:
+    """``userns``: the container's user namespace file; a namespace made here belongs to it."""
     runroot = os.path.dirname(endpoints.run_dir)
     if mode.kind == "host":
         if port_mappings and warn is not None:
@@ -51,10 +52,10 @@ def setup(endpoints: Endpoints, cid: str, name: str, mode: NetworkMode, port_map
     if mode.kind == "none":
         if port_mappings:
             raise UsageError("published ports cannot be used with --network none: it has only lo")
-        return Sandbox(netns.create(runroot, cid[:12]), True)
+        return Sandbox(netns.create(runroot, cid[:12], userns), True)
     for net in mode.networks:  # every network named exists, before anything is made
         endpoints.networks.get(net)
-    path = netns.create(runroot, cid[:12])
+    path = netns.create(runroot, cid[:12], userns)
     try:
         results = endpoints.attach(cid, name, path, mode.networks, port_mappings)
     except BaseException:

@@ -1,0 +1,283 @@
+"""User namespaces for ``run``/``create`` as podman 4.3 gives them to root: ``--uidmap``,
+``--gidmap``, ``--userns=host|auto[:size=N]|ns:PATH`` and containers.conf's ``userns``.
+
+:func:`parse` checks the flags into a plain value kept in the container's record
+(``meta["extra"]["userns"]``): ``None`` (the host's user namespace), ``{"mode": "private",
+"uid": MAP, "gid": MAP}``, ``{"mode": "auto", "size": N|None}`` (its ranges chosen by
+:func:`allocate` once the image is known) or ``{"mode": "ns", "path": PATH}``; a ``MAP`` is
+``[[container_id, host_id, size], ...]``. The store mounts the image's layers id-mapped to the
+container's map (``storage/idmapped.py``), so files owned by root in the image are root's
+inside and the mapped host uid's outside.
+
+Not supported, as podman refuses them for root: ``keep-id`` and ``nomap`` (rootless only).
+Not supported yet: ``auto``'s ``uidmapping=``/``gidmapping=``, ``container:ID``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import ContainerError, UsageError
+
+MAX_ID = 1 << 32
+#: containers/storage's AutoUserNsMinSize: the least ``auto`` gives when it estimates
+AUTO_MIN_SIZE = 1024
+SUBUID, SUBGID = "/etc/subuid", "/etc/subgid"
+
+
+def parse_map(text: str, flag: str) -> list[list[int]]:
+    """``CONTAINER:HOST:SIZE[,...]`` -> ``[[container, host, size], ...]``."""
+    out = []
+    for part in text.split(","):
+        nums = part.split(":")
+        if len(nums) != 3 or not all(n.isascii() and n.isdigit() for n in nums):
+            raise UsageError(f"invalid {flag} {text!r}: want CONTAINER_ID:HOST_ID:SIZE")
+        c, h, n = (int(x, 10) for x in nums)
+        if n == 0:
+            raise UsageError(f"invalid {flag} {text!r}: the size must not be 0")
+        if c + n > MAX_ID or h + n > MAX_ID:
+            raise UsageError(f"invalid {flag} {text!r}: ids out of range (0..4294967295)")
+        out.append([c, h, n])
+    return out
+
+
+def check_map(mapping: list[list[int]], flag: str) -> None:
+    """The kernel's rules for a map, as one line naming the flag: no two ranges may overlap on
+    either side, at most 340 lines."""
+    if len(mapping) > 340:
+        raise UsageError(f"invalid {flag}: {len(mapping)} ranges, the kernel takes at most 340")
+    for side, name in ((0, "container"), (1, "host")):
+        spans = sorted((m[side], m[side] + m[2] - 1) for m in mapping)
+        for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
+            if b0 <= a1:
+                raise UsageError(f"invalid {flag}: the {name} ids {a0}-{a1} and {b0}-{b1} overlap")
+
+
+def parse(userns: str | None, uidmaps, gidmaps, conf) -> dict | None:
+    """The checked user namespace of ``--userns``/``--uidmap``/``--gidmap`` (containers.conf's
+    ``userns`` when no flag is given)."""
+    from_conf = userns is None and not (uidmaps or gidmaps)
+    if userns is None:
+        userns = "" if (uidmaps or gidmaps) else conf.get("userns", "") or ""
+    try:
+        return _parse(userns, list(uidmaps), list(gidmaps))
+    except UsageError as e:
+        if from_conf:
+            raise conf.bad("userns", f"{userns!r}: {e}") from None
+        raise
+
+
+def _parse(userns: str, uidmaps: list, gidmaps: list) -> dict | None:
+    if userns not in ("", "host") and (uidmaps or gidmaps):
+        raise UsageError("--userns and --uidmap/--gidmap are mutually exclusive")
+    if uidmaps or gidmaps:
+        uid = [m for t in uidmaps for m in parse_map(t, "--uidmap")]
+        gid = [m for t in gidmaps for m in parse_map(t, "--gidmap")]
+        uid, gid = uid or gid, gid or uid  # podman: one given, the other is the same
+        check_map(uid, "--uidmap")
+        check_map(gid, "--gidmap")
+        return {"mode": "private", "uid": uid, "gid": gid}
+    mode, _, opts = userns.partition(":")
+    if mode in ("", "host") and not opts:
+        return None
+    if mode == "auto":
+        size = None
+        for o in filter(None, opts.split(",")):
+            k, eq, v = o.partition("=")
+            if k == "size" and eq and v.isascii() and v.isdigit() and 0 < int(v) < MAX_ID:
+                size = int(v)
+            elif k in ("uidmapping", "gidmapping"):
+                raise UsageError(f"--userns auto: {k} is not supported by pallet yet")
+            else:
+                raise UsageError(f"invalid --userns {userns!r}: want auto[:size=N]")
+        return {"mode": "auto", "size": size}
+    if mode in ("keep-id", "nomap"):  # podman 4.3's words for root
+        raise UsageError(f"{mode} is only supported in rootless mode")
+    if mode == "ns" and opts.startswith("/"):
+        if not os.path.exists(opts):
+            raise UsageError(f"--userns {userns}: {opts} does not exist")
+        return {"mode": "ns", "path": opts}
+    if mode == "container":
+        raise UsageError("--userns container:ID is not supported by pallet yet")
+    raise UsageError(f"invalid --userns {userns!r}: want host, auto[:size=N] or ns:PATH "
+                     "(keep-id and nomap are rootless only)")
+
+
+def read_ns_maps(path: str) -> tuple[list, list]:
+    """The maps of the user namespace at ``path`` (``/proc/PID/ns/user`` or a bind mount of
+    one): read by a child that joins it (a map is shown relative to its reader)."""
+    from .._std import syscalls as _sys
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise UsageError(f"--userns ns:{path}: {e.strerror}") from None
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child only joins and reads
+        code = 1
+        try:
+            os.close(r)
+            _sys.setns(fd, 0x10000000)
+            with open("/proc/self/uid_map") as u, open("/proc/self/gid_map") as g:
+                os.write(w, (u.read() + "--\n" + g.read()).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    os.close(fd)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or b"--\n" not in data:
+        raise UsageError(f"--userns ns:{path}: not a user namespace pallet can join")
+    u, _, g = data.decode().partition("--\n")
+    maps = ([[int(x) for x in line.split()] for line in u.splitlines() if line.strip()],
+            [[int(x) for x in line.split()] for line in g.splitlines() if line.strip()])
+    if maps[0] == [[0, 0, MAX_ID - 1]]:
+        raise UsageError(f"--userns ns:{path}: that is the host's user namespace (use --userns host)")
+    return maps
+
+
+def read_sub_ranges(path: str, user: str = "containers") -> list[tuple[int, int]]:
+    """``user``'s ``(start, size)`` ranges in a subuid/subgid file (subuid(5))."""
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.strip().split(":")
+                if len(parts) == 3 and parts[0] == user and parts[1].isdigit() and parts[2].isdigit():
+                    if int(parts[2]) > 0:
+                        out.append((int(parts[1]), int(parts[2])))
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise UsageError(f"--userns auto: reading {path}: {e.strerror}") from None
+    if not out:
+        raise UsageError(f"--userns auto: cannot find mappings for user \"{user}\": no subuid ranges found for "
+                         f"user \"{user}\" in {path} (podman's rule for root: add a line such as "
+                         f"{user}:2147483647:2147483648)")
+    return out
+
+
+def pick(ranges: list[tuple[int, int]], used: list[tuple[int, int]], size: int, what: str) -> int:
+    """The lowest start of ``size`` free ids in ``ranges`` clear of every ``used`` (start, size)."""
+    spans = sorted(used)
+    for start, n in sorted(ranges):
+        at, end = start, start + n
+        for u0, un in spans:
+            if u0 + un <= at or u0 >= at + size:
+                if u0 >= at + size:
+                    break
+                continue
+            at = u0 + un
+        if at + size <= end:
+            return at
+    raise UsageError(f"--userns auto: no {size} free {what}s left in the \"containers\" ranges "
+                     "(other containers hold them)")
+
+
+def auto_size(max_uid: int, max_gid: int) -> int:
+    """containers/storage's estimate: the image's highest id plus one, at least 1024."""
+    return max(AUTO_MIN_SIZE, max_uid + 1, max_gid + 1)
+
+
+def allocate(size: int, in_use: list[dict], subuid: str = SUBUID, subgid: str = SUBGID) -> dict:
+    """``auto``: ``size`` ids from the ``containers`` ranges of /etc/subuid and /etc/subgid,
+    overlapping no other container's (``in_use``: their idmaps) on the host."""
+    used_u = [(h, n) for m in in_use for _c, h, n in m.get("uid") or ()]
+    used_g = [(h, n) for m in in_use for _c, h, n in m.get("gid") or ()]
+    u = pick(read_sub_ranges(subuid), used_u, size, "uid")
+    g = pick(read_sub_ranges(subgid), used_g, size, "gid")
+    return {"uid": [[0, u, size]], "gid": [[0, g, size]]}
+
+
+def covers(mapping: list, cid: int) -> bool:
+    return any(c <= cid < c + n for c, _h, n in mapping)
+
+
+def check_user(idmap: dict, uid: int, gid: int, user_spec: str) -> None:
+    """The container's user must be in the namespace (else the runtime's setresuid fails late)."""
+    for kind, v in (("uid", uid), ("gid", gid)):
+        if not covers(idmap[kind], v):
+            who = f"--user {user_spec}" if user_spec else f"the image's user ({kind} {v})"
+            if not user_spec and v == 0:
+                who = "the container's root (no --user given)"
+            raise UsageError(f"{kind} {v} of {who} is not in the user namespace's {kind} mapping "
+                             f"{format_map(idmap[kind])}: map it or choose --user")
+
+
+def chown_to_root(userns: dict, paths: list[str]) -> None:
+    """Give ``paths`` (files pallet writes for the container) to the container's root."""
+    from ..layer.idmap import to_host
+
+    if not (covers(userns["uid"], 0) and covers(userns["gid"], 0)):
+        return  # root is not mapped: nobody inside owns them
+    uid, gid = to_host(userns["uid"], 0), to_host(userns["gid"], 0, "gid")
+    for p in paths:
+        try:
+            os.chown(p, uid, gid, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+
+
+def create_ns(runroot: str, name: str, userns: dict) -> str:
+    """The container's user namespace with its maps, kept at ``RUNROOT/userns/NAME`` by a bind
+    mount (as a network namespace is): the runtime joins it, and the network namespace made
+    for the container belongs to it, so its root may set its sysctls (podman's runtime makes
+    both inside; the effect is the same)."""
+    from .._std import syscalls as _sys
+    from ..storage.idmapped import userns_fd
+    from .network.netns import shared_dir
+
+    d = os.path.join(runroot, "userns")
+    path = os.path.join(d, name)
+    try:
+        shared_dir(d)
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
+    except OSError as e:
+        raise ContainerError(f"cannot make the user namespace file {path}: {e.strerror}") from None
+    try:
+        fd = userns_fd(userns["uid"], userns["gid"])
+        try:
+            _sys.mount(f"/proc/self/fd/{fd}", path, None, 0x1000)  # MS_BIND
+        finally:
+            os.close(fd)
+    except BaseException:
+        remove_ns(path)
+        raise
+    return path
+
+
+def remove_ns(path: str) -> None:
+    """Unmount and delete what ``create_ns`` made (missing: nothing to do)."""
+    from .._std import syscalls as _sys
+
+    try:
+        _sys.umount2(path, _sys.MNT_DETACH)
+    except OSError:
+        pass
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise ContainerError(f"cannot remove the user namespace file {path}: {e.strerror}") from None
+
+
+def format_map(mapping: list) -> list[str]:
+    """podman's inspect form: ``CONTAINER:HOST:SIZE`` strings."""
+    return [f"{c}:{h}:{n}" for c, h, n in mapping]
+
+
+def inspect(userns: dict | None) -> dict:
+    """podman's HostConfig keys: ``UsernsMode`` and, with a mapping, ``IDMappings``."""
+    if not userns:
+        return {"UsernsMode": ""}
+    mode = {"private": "private", "auto": "auto", "ns": "ns:" + str(userns.get("path"))}[userns["mode"]]
+    out: dict = {"UsernsMode": mode}
+    if userns.get("uid"):
+        out["IDMappings"] = {"UidMap": format_map(userns["uid"]), "GidMap": format_map(userns["gid"])}
+    return out
