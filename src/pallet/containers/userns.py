@@ -47,10 +47,11 @@ def check_map(mapping: list[list[int]], flag: str) -> None:
     if len(mapping) > 340:
         raise UsageError(f"invalid {flag}: {len(mapping)} ranges, the kernel takes at most 340")
     for side, name in ((0, "container"), (1, "host")):
-        spans = sorted((m[side], m[side] + m[2] - 1) for m in mapping)
-        for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
-            if b0 <= a1:
-                raise UsageError(f"invalid {flag}: the {name} ids {a0}-{a1} and {b0}-{b1} overlap")
+        spans = sorted((m[side], m[side] + m[2] - 1, m) for m in mapping)
+        for (a0, a1, _), (b0, b1, m) in zip(spans, spans[1:]):
+            if b0 <= a1:  # podman's words, then which ids
+                raise UsageError(f"invalid {flag}: the specified mapping {':'.join(map(str, m))} conflicts with "
+                                 f"other mappings ({name} ids {a0}-{a1} and {b0}-{b1} overlap)")
 
 
 def parse(userns: str | None, uidmaps, gidmaps, conf) -> dict | None:
@@ -69,7 +70,7 @@ def parse(userns: str | None, uidmaps, gidmaps, conf) -> dict | None:
 
 def _parse(userns: str, uidmaps: list, gidmaps: list) -> dict | None:
     if userns not in ("", "host") and (uidmaps or gidmaps):
-        raise UsageError("--userns and --uidmap/--gidmap are mutually exclusive")
+        raise UsageError("--userns and --uidmap/--gidmap/--subuidname/--subgidname are mutually exclusive")
     if uidmaps or gidmaps:
         uid = [m for t in uidmaps for m in parse_map(t, "--uidmap")]
         gid = [m for t in gidmaps for m in parse_map(t, "--gidmap")]
@@ -95,11 +96,11 @@ def _parse(userns: str, uidmaps: list, gidmaps: list) -> dict | None:
         raise UsageError(f"{mode} is only supported in rootless mode")
     if mode == "ns" and opts.startswith("/"):
         if not os.path.exists(opts):
-            raise UsageError(f"--userns {userns}: {opts} does not exist")
+            raise UsageError(f"cannot find specified user namespace path: {opts} does not exist")
         return {"mode": "ns", "path": opts}
     if mode == "container":
         raise UsageError("--userns container:ID is not supported by pallet yet")
-    raise UsageError(f"invalid --userns {userns!r}: want host, auto[:size=N] or ns:PATH "
+    raise UsageError(f"unrecognized namespace mode {userns} passed: want host, auto[:size=N] or ns:PATH "
                      "(keep-id and nomap are rootless only)")
 
 
@@ -156,9 +157,8 @@ def read_sub_ranges(path: str, user: str = "containers") -> list[tuple[int, int]
     except OSError as e:
         raise UsageError(f"--userns auto: reading {path}: {e.strerror}") from None
     if not out:
-        raise UsageError(f"--userns auto: cannot find mappings for user \"{user}\": no subuid ranges found for "
-                         f"user \"{user}\" in {path} (podman's rule for root: add a line such as "
-                         f"{user}:2147483647:2147483648)")
+        raise UsageError(f"--userns auto: could not find enough available IDs: no ranges for user \"{user}\" in "
+                         f"{path} (podman's rule for root: add a line such as {user}:2147483647:2147483648)")
     return out
 
 
@@ -175,8 +175,8 @@ def pick(ranges: list[tuple[int, int]], used: list[tuple[int, int]], size: int, 
             at = u0 + un
         if at + size <= end:
             return at
-    raise UsageError(f"--userns auto: no {size} free {what}s left in the \"containers\" ranges "
-                     "(other containers hold them)")
+    raise UsageError(f"--userns auto: could not find enough available IDs: no {size} free {what}s left in the "
+                     "\"containers\" ranges (other containers hold them)")
 
 
 def auto_size(max_uid: int, max_gid: int) -> int:
@@ -202,11 +202,9 @@ def check_user(idmap: dict, uid: int, gid: int, user_spec: str) -> None:
     """The container's user must be in the namespace (else the runtime's setresuid fails late)."""
     for kind, v in (("uid", uid), ("gid", gid)):
         if not covers(idmap[kind], v):
-            who = f"--user {user_spec}" if user_spec else f"the image's user ({kind} {v})"
-            if not user_spec and v == 0:
-                who = "the container's root (no --user given)"
-            raise UsageError(f"{kind} {v} of {who} is not in the user namespace's {kind} mapping "
-                             f"{format_map(idmap[kind])}: map it or choose --user")
+            who = f"the user {user_spec!r}" if user_spec else "the container's root (no --user given)"
+            raise UsageError(f"container ID {v} cannot be mapped to a host ID: {kind} {v} of {who} is not in "
+                             f"the {kind} mapping {' '.join(format_map(idmap[kind]))}: map it or choose --user")
 
 
 def chown_to_root(userns: dict, paths: list[str]) -> None:
@@ -234,6 +232,8 @@ def create_ns(runroot: str, name: str, userns: dict) -> str:
 
     d = os.path.join(runroot, "userns")
     path = os.path.join(d, name)
+    if os.path.lexists(path):  # left by a pallet killed while it started this container: ours
+        remove_ns(path)
     try:
         shared_dir(d)
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))

@@ -1,0 +1,147 @@
+"""run/create in a user namespace, on the real kernel with real overlay, conmon and
+pallet-runtime (side by side with podman 4.3 where cheap): the maps inside, the image's
+files root's inside and the mapped host ids' outside, exec, --user, inspect, commit with
+container ids, ns:PATH, auto; bad input refused with nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from test_containers_run import _mounts_under, _one_line_error, pallet, podman  # noqa: F401 (fixtures)
+
+SHOW = "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; stat -c '%u:%g %n' / /bin /etc/passwd"
+
+
+def _left(pallet) -> dict:
+    runroot_userns = os.path.join(pallet.runroot, "userns")
+    return {"containers": pallet.ids(), "mounts": _mounts_under(pallet.root),
+            "userns": sorted(os.listdir(runroot_userns)) if os.path.isdir(runroot_userns) else []}
+
+
+def _inspect(pallet, name) -> dict:
+    return json.loads(pallet("inspect", name, check=True).stdout)[0]
+
+
+def test_uidmap_inside_outside_exec_inspect_commit(pallet):
+    before = _left(pallet)
+    pallet("run", "-d", "--name", "u10-main", "--uidmap", "0:100000:65536", pallet.image, "sleep", "600",
+           check=True)
+    try:
+        doc = _inspect(pallet, "u10-main")
+        cid = doc["Id"]
+        r = pallet("exec", "u10-main", "sh", "-c", SHOW + "; cat /proc/sys/net/ipv4/ping_group_range; "
+                   "echo hi > /etc/motd && mkdir /data && touch /data/f && chown 1000:1000 /data/f; "
+                   "readlink /proc/self/ns/user; readlink /proc/1/ns/user", check=True)
+        lines = r.stdout.splitlines()
+        assert [x.split() for x in lines[:2]] == [["0", "100000", "65536"]] * 2
+        assert lines[2:4] == ["0", "0"]
+        assert lines[4:7] == ["0:0 /", "0:0 /bin", "0:0 /etc/passwd"]  # the image's root files are root's inside
+        assert len(lines[7].split()) == 2  # the sysctl is readable (set through containers.conf where given)
+        assert lines[8] == lines[9]  # exec joined init's user namespace
+        # outside: the container's layer holds host ids
+        upper = os.path.join(pallet.root, "overlay", cid, "diff")
+        st = os.stat(os.path.join(upper, "etc", "motd"))
+        assert (st.st_uid, st.st_gid) == (100000, 100000)
+        st = os.stat(os.path.join(upper, "data", "f"))
+        assert (st.st_uid, st.st_gid) == (101000, 101000)
+        # --user with a mapped uid
+        r = pallet("exec", "-u", "1000:1000", "u10-main", "sh", "-c", "id -u; id -g; touch /tmp/by-1000", check=True)
+        assert r.stdout.split() == ["1000", "1000"]
+        assert os.stat(os.path.join(upper, "tmp", "by-1000")).st_uid == 101000
+        hc = doc["HostConfig"]
+        assert hc["UsernsMode"] == "private"
+        assert hc["IDMappings"] == {"UidMap": ["0:100000:65536"], "GidMap": ["0:100000:65536"]}
+        assert os.listdir(os.path.join(pallet.runroot, "userns")) == [cid[:12]]
+        # the id-mapped clones of the image's layers were detached once the overlay held them
+        assert not [m for m in _mounts_under(pallet.root) if "/idmapped" in m]
+        assert not os.path.exists(os.path.join(pallet.root, "overlay", cid, "idmapped"))
+        pallet("stop", "-t", "0", "u10-main", check=True)
+        # commit: the container's ids, unshifted, as podman stores them
+        pallet("commit", "-q", "u10-main", "localhost/u10-committed", check=True)
+        r = pallet("run", "--rm", "--network", "none", "localhost/u10-committed", "stat", "-c", "%u:%g %n",
+                   "/etc/motd", "/data/f", "/tmp/by-1000", check=True)
+        assert r.stdout.splitlines() == ["0:0 /etc/motd", "1000:1000 /data/f", "1000:1000 /tmp/by-1000"]
+    finally:
+        pallet("rm", "-f", "-t", "0", "u10-main")
+        pallet("rmi", "-f", "localhost/u10-committed")
+    assert _left(pallet) == before
+
+
+def test_same_view_as_podman(pallet, podman):
+    before = _left(pallet)
+    flags = ["--rm", "--network", "none", "--uidmap", "0:200000:5000", "--gidmap", "0:300000:5000"]
+    mine = pallet("run", *flags, pallet.image, "sh", "-c", SHOW)
+    theirs = podman("run", *flags, podman.image, "sh", "-c", SHOW)
+    assert mine.returncode == theirs.returncode == 0, (mine.stderr, theirs.stderr)
+    assert mine.stdout == theirs.stdout
+    assert "200000" in mine.stdout and "300000" in mine.stdout
+    assert _left(pallet) == before  # --rm: no container, mount or user namespace file left
+
+
+def test_user_namespace_of_another_container_by_path(pallet):
+    pallet("run", "-d", "--name", "u10-owner", "--network", "none", "--uidmap", "0:400000:65536", pallet.image,
+           "sleep", "600", check=True)
+    try:
+        pid = _inspect(pallet, "u10-owner")["State"]["Pid"]
+        path = f"/proc/{pid}/ns/user"
+        r = pallet("run", "--name", "u10-joiner", "--network", "none", "--userns", f"ns:{path}", pallet.image,
+                   "sh", "-c", SHOW + "; readlink /proc/self/ns/user", check=True)
+        lines = r.stdout.splitlines()
+        assert lines[0].split() == ["0", "400000", "65536"]
+        assert lines[4:7] == ["0:0 /", "0:0 /bin", "0:0 /etc/passwd"]
+        assert lines[7] == "user:[%d]" % os.stat(path).st_ino
+        assert _inspect(pallet, "u10-joiner")["HostConfig"]["UsernsMode"] == f"ns:{path}"
+    finally:
+        pallet("rm", "-f", "-t", "0", "u10-joiner", "u10-owner")
+
+
+def _has_containers_subids() -> bool:
+    try:
+        with open("/etc/subuid") as u, open("/etc/subgid") as g:
+            return any(line.startswith("containers:") for line in u) and \
+                any(line.startswith("containers:") for line in g)
+    except OSError:
+        return False
+
+
+def test_auto_takes_ranges_from_subuid_or_says_why(pallet):
+    before = _left(pallet)
+    if not _has_containers_subids():  # this host (the file is the admin's: never written by a test)
+        r = pallet("run", "--rm", "--network", "none", "--userns", "auto", pallet.image, "true")
+        assert r.returncode == 125
+        assert 'no ranges for user "containers" in /etc/subuid' in _one_line_error(r.stderr)
+        assert _left(pallet) == before
+        return
+    try:
+        for n in ("u10-auto1", "u10-auto2"):
+            pallet("create", "--name", n, "--network", "none", "--userns", "auto:size=2048", pallet.image, "true",
+                   check=True)
+        maps = [_inspect(pallet, n)["HostConfig"]["IDMappings"]["UidMap"][0].split(":")
+                for n in ("u10-auto1", "u10-auto2")]
+        (c1, h1, n1), (c2, h2, n2) = [[int(x) for x in m] for m in maps]
+        assert c1 == c2 == 0 and n1 == n2 == 2048
+        assert h1 + n1 <= h2 or h2 + n2 <= h1  # never overlapping
+        r = pallet("start", "-a", "u10-auto1")
+        assert r.returncode == 0, r.stderr
+    finally:
+        pallet("rm", "-f", "-t", "0", "u10-auto1", "u10-auto2")
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--uidmap", "0:100000:100", "--uidmap", "50:200000:100"], "50:200000:100 conflicts with other mappings"),
+    (["--uidmap", "0:1"], "want CONTAINER_ID:HOST_ID:SIZE"),
+    (["--uidmap", "1:100000:100"], "container ID 0 cannot be mapped to a host ID"),
+    (["--uidmap", "0:100000:100", "--user", "5000"], "container ID 5000 cannot be mapped to a host ID"),
+    (["--uidmap", "0:100000:65536", "--user", "nosuchuser"], "nosuchuser"),
+    (["--userns", "auto", "--uidmap", "0:100000:10"], "mutually exclusive"),
+    (["--userns", "nomap"], "nomap is only supported in rootless mode"),
+])
+def test_bad_input_is_one_line_and_leaves_nothing(pallet, flags, words):
+    before = _left(pallet)
+    r = pallet("run", "--rm", "--network", "none", *flags, pallet.image, "true")
+    assert r.returncode == 125, r.stderr
+    assert words in _one_line_error(r.stderr)
+    assert _left(pallet) == before
