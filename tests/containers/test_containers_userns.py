@@ -5,8 +5,12 @@ container ids, ns:PATH, auto; bad input refused with nothing left behind."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import subprocess
+import sys
+import tarfile
 
 import pytest
 
@@ -19,6 +23,10 @@ def _left(pallet) -> dict:
     runroot_userns = os.path.join(pallet.runroot, "userns")
     return {"containers": pallet.ids(), "mounts": _mounts_under(pallet.root),
             "userns": sorted(os.listdir(runroot_userns)) if os.path.isdir(runroot_userns) else []}
+
+
+def _cli(pallet) -> list:
+    return [os.path.join(os.path.dirname(sys.executable), "pallet")] + pallet.base
 
 
 def _inspect(pallet, name) -> dict:
@@ -58,6 +66,21 @@ def test_uidmap_inside_outside_exec_inspect_commit(pallet):
         # the id-mapped clones of the image's layers were detached once the overlay held them
         assert not [m for m in _mounts_under(pallet.root) if "/idmapped" in m]
         assert not os.path.exists(os.path.join(pallet.root, "overlay", cid, "idmapped"))
+        # cp in: the container's root owns it (host uid 100000); cp out and export: container ids
+        src = os.path.join(pallet.runroot, "u10-hostfile")
+        with open(src, "w") as f:
+            f.write("x\n")
+        pallet("cp", src, "u10-main:/copied", check=True)
+        os.unlink(src)
+        assert os.stat(os.path.join(upper, "copied")).st_uid == 100000
+        assert pallet("exec", "u10-main", "stat", "-c", "%u:%g", "/copied", check=True).stdout == "0:0\n"
+        out = subprocess.run([*_cli(pallet), "cp", "u10-main:/data", "-"], capture_output=True, timeout=60, check=True)
+        with tarfile.open(fileobj=io.BytesIO(out.stdout)) as t:
+            assert {(m.name, m.uid, m.gid) for m in t} == {("data", 0, 0), ("data/f", 1000, 1000)}
+        out = subprocess.run([*_cli(pallet), "export", "u10-main"], capture_output=True, timeout=60, check=True)
+        with tarfile.open(fileobj=io.BytesIO(out.stdout)) as t:
+            owners = {m.name: (m.uid, m.gid) for m in t}
+        assert owners["etc/passwd"] == (0, 0) and owners["data/f"] == (1000, 1000)
         pallet("stop", "-t", "0", "u10-main", check=True)
         # commit: the container's ids, unshifted, as podman stores them
         pallet("commit", "-q", "u10-main", "localhost/u10-committed", check=True)

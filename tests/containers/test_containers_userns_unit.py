@@ -113,3 +113,15 @@ def test_inspect_keys_are_podmans():
     assert got == {"UsernsMode": "private", "IDMappings": {"UidMap": ["0:100000:65536"], "GidMap": ["0:200000:10"]}}
     assert userns.inspect({"mode": "ns", "path": "/run/x", "uid": [[0, 1, 1]], "gid": [[0, 1, 1]]})["UsernsMode"] \
         == "ns:/run/x"
+
+
+def test_cp_and_export_maps_make_unmapped_ids_nobodys():
+    from pallet.errors import LayerError
+    from pallet.layer.idmap import Tolerant, to_container, to_host
+
+    m = [[0, 100000, 1000]]
+    assert to_container(Tolerant(m), 100005) == 5 and to_host(Tolerant(m), 5) == 100005
+    assert to_container(Tolerant(m), 0) == 65534  # a bind mount's host-root file, as the container sees it
+    assert to_host(Tolerant(m), 5000) == 65534
+    with pytest.raises(LayerError):  # commits stay strict
+        to_container(m, 0)

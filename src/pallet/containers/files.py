@@ -202,13 +202,29 @@ class Rootfs:
         return self.open_dir(posixpath.dirname(real)), posixpath.basename(real)
 
     def user(self) -> tuple[int, int]:
-        """The container's primary uid and gid (its ``--user``, else the image's, by its passwd)."""
+        """The container's primary uid and gid (its ``--user``, else the image's, by its passwd),
+        as the host writes them (a user namespace's mapped ids)."""
         try:
             spec = self.ctrs.spec(self.id).get("_user") or "0"
         except ContainerError:
             spec = "0"
         uid, gid, _ = self.ctrs._resolve_user(self.path, spec)
+        umap, gmap = self.maps
+        if umap:
+            from ..layer.idmap import to_host
+
+            uid, gid = to_host(umap, uid), to_host(gmap, gid)
         return uid, gid
+
+    @property
+    def maps(self):
+        """A user namespace's ``(uid map, gid map)`` (ids outside them are nobody's), else Nones."""
+        uns = (self.meta.get("extra") or {}).get("userns")
+        if not uns or not uns.get("uid"):
+            return None, None
+        from ..layer.idmap import Tolerant
+
+        return Tolerant(uns["uid"]), Tolerant(uns["gid"])
 
 
 def split_arg(text: str) -> tuple[str | None, str]:
@@ -277,10 +293,10 @@ def _extract(stream, dir_fd: int, *, owner, devices: str, where: str, overwrite:
         raise ContainerError(f"copying: {str(e).replace('applying layer entry', 'entry')}") from None
 
 
-def _archive(parent_fd: int, name: str, top: str):
+def _archive(parent_fd: int, name: str, top: str, maps=(None, None)):
     from ..layer.create import tar_entry
 
-    return tar_entry(parent_fd, os.fsencode(name), os.fsencode(top))
+    return tar_entry(parent_fd, os.fsencode(name), os.fsencode(top), uid_map=maps[0], gid_map=maps[1])
 
 
 # -- out of a container ------------------------------------------------------------------------
@@ -302,7 +318,7 @@ def archive_from(root: Rootfs, path: str, rename: str | None = None):
         top = rename or ""
     pfd, name = root.parent(real)
     try:
-        return _archive(pfd, name, top), pfd
+        return _archive(pfd, name, top, root.maps), pfd
     except BaseException:
         os.close(pfd)
         raise
@@ -536,4 +552,5 @@ def export(ctrs, text: str, out) -> None:
     from ..layer.create import tar_directory
 
     with Rootfs(ctrs, text) as root:
-        _pump(tar_directory(_rootfs.fd_path(root.fd)), out)
+        umap, gmap = root.maps  # a user namespace's files with the container's ids
+        _pump(tar_directory(_rootfs.fd_path(root.fd), uid_map=umap, gid_map=gmap), out)
