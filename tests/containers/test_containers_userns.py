@@ -10,11 +10,14 @@ import json
 import os
 import subprocess
 import sys
+import shutil
 import tarfile
+import tempfile
 
 import pytest
 
-from test_containers_run import _mounts_under, _one_line_error, pallet, podman  # noqa: F401 (fixtures)
+from conftest import need, release_all, unmount_under
+from test_containers_run import CGROUP_PARENT, _mounts_under, _one_line_error, pallet, podman  # noqa: F401
 
 SHOW = "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; stat -c '%u:%g %n' / /bin /etc/passwd"
 
@@ -168,3 +171,31 @@ def test_bad_input_is_one_line_and_leaves_nothing(pallet, flags, words):
     assert r.returncode == 125, r.stderr
     assert words in _one_line_error(r.stderr)
     assert _left(pallet) == before
+
+
+def test_runc_joins_the_namespace_pallet_made(pallet):
+    """runc 1.1 wants the maps with a namespace it joins, and reaches the rootfs by path as the
+    mapped root: a store whose directories it can walk (pytest's tmp is 0700), the container's
+    layer directory the mapped root's (containers/storage's rule)."""
+    runc = need("runc")
+    work = tempfile.mkdtemp(prefix="pallet-u10-")
+    os.chmod(work, 0o755)
+    base = [os.path.join(os.path.dirname(sys.executable), "pallet"), "--root", work + "/root",
+            "--runroot", work + "/run"]
+
+    def p(*args):
+        return subprocess.run(base + list(args), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    try:
+        r = p("pull", "-q", f"oci:{pallet.layout}:v1")
+        assert r.returncode == 0, r.stderr
+        r = p("run", "--rm", "--network", "none", "--cgroup-parent", CGROUP_PARENT, "--runtime", runc,
+              "--uidmap", "0:500000:65536", r.stdout.strip(), "sh", "-c",
+              "cat /proc/self/uid_map; stat -c %u /bin; cat /proc/sys/net/ipv4/ping_group_range")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert lines[0].split() == ["0", "500000", "65536"] and lines[1] == "0"
+        assert not _mounts_under(work + "/root") and not os.listdir(work + "/run/userns")
+    finally:
+        release_all(lambda: p("rm", "-a", "-f", "-t", "0"), lambda: unmount_under(work),
+                    lambda: shutil.rmtree(work, ignore_errors=True))

@@ -683,7 +683,7 @@ class Containers:
 
     def _userns(self, cid: str, st: dict, meta: dict, doc: dict) -> str | None:
         """A user namespace (``--uidmap``, ``--userns auto``): made now, kept by a file the
-        config names for the runtime to join (its maps left out) and the network namespace
+        config names for the runtime to join and the network namespace
         belongs to; ``ns:PATH``: that file. Its path, or None."""
         uns = (meta.get("extra") or {}).get("userns")
         if not uns:
@@ -698,8 +698,9 @@ class Containers:
             self._write_state(cid, st)
         lx = doc["linux"]
         lx["namespaces"] = [n for n in lx["namespaces"] if n["type"] != "user"] + [{"type": "user", "path": path}]
-        lx.pop("uidMappings", None)
-        lx.pop("gidMappings", None)
+        # the maps stay: they are the namespace's, and runc 1.1 wants them even for one it joins
+        lx["uidMappings"] = [{"containerID": c, "hostID": h, "size": n} for c, h, n in uns["uid"]]
+        lx["gidMappings"] = [{"containerID": c, "hostID": h, "size": n} for c, h, n in uns["gid"]]
         return path
 
     def _join_containers(self, meta: dict, doc: dict) -> None:

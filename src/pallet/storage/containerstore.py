@@ -49,6 +49,15 @@ class ContainerStore:
                     pass
                 if st_root:
                     os.chmod(upper, st_root.st_mode & 0o7777)
+                try:  # containers/storage's: the layer's directory is the mapped root's, so that a
+                    # runtime inside the namespace (runc, crun) can reach its mount point
+                    os.chown(staging, to_host(idmap["uid"], 0), to_host(idmap["gid"], 0, "gid"))
+                except PalletError:
+                    pass
+                for d in (self.graphroot, self.driver.home):  # and the store's 0711 (traverse only)
+                    mode = os.stat(d).st_mode & 0o7777
+                    if mode & 0o011 != 0o011:
+                        os.chmod(d, mode | 0o011)
             with self.write() as st:
                 if name and any(name in c["names"] for c in st.containers.values()):
                     raise StoreError(f"the container name {name!r} is already in use")
