@@ -38,8 +38,8 @@ def _inspect(pallet, name) -> dict:
 
 def test_uidmap_inside_outside_exec_inspect_commit(pallet):
     before = _left(pallet)
-    pallet("run", "-d", "--name", "u10-main", "--uidmap", "0:100000:65536", pallet.image, "sleep", "600",
-           check=True)
+    pallet("run", "-d", "--name", "u10-main", "--uidmap", "0:100000:65536", "-v", "u10-vol:/newvol", pallet.image,
+           "sleep", "600", check=True)
     try:
         doc = _inspect(pallet, "u10-main")
         cid = doc["Id"]
@@ -58,6 +58,11 @@ def test_uidmap_inside_outside_exec_inspect_commit(pallet):
         assert (st.st_uid, st.st_gid) == (100000, 100000)
         st = os.stat(os.path.join(upper, "data", "f"))
         assert (st.st_uid, st.st_gid) == (101000, 101000)
+        # a new volume is the container's root's (podman's), what it writes there the mapped host ids
+        r = pallet("exec", "u10-main", "sh", "-c", "stat -c %u:%g /newvol; touch /newvol/v", check=True)
+        assert r.stdout == "0:0\n"
+        vol = json.loads(pallet("volume", "inspect", "u10-vol", check=True).stdout)[0]["Mountpoint"]
+        assert os.stat(os.path.join(vol, "v")).st_uid == 100000
         # --user with a mapped uid
         r = pallet("exec", "-u", "1000:1000", "u10-main", "sh", "-c", "id -u; id -g; touch /tmp/by-1000", check=True)
         assert r.stdout.split() == ["1000", "1000"]
@@ -93,6 +98,7 @@ def test_uidmap_inside_outside_exec_inspect_commit(pallet):
     finally:
         pallet("rm", "-f", "-t", "0", "u10-main")
         pallet("rmi", "-f", "localhost/u10-committed")
+        pallet("volume", "rm", "-f", "u10-vol")
     assert _left(pallet) == before
 
 

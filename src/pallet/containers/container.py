@@ -557,8 +557,9 @@ class Containers:
             self._write_state(cid, st)
             ctr_mounts.copy_up(self.store, rootfs, meta)
             from .etc_hosts import add_mtab
+            from .userns import container_root
 
-            add_mtab(rootfs, _mapped_root(meta))
+            add_mtab(rootfs, container_root(meta))
             doc = self.spec(cid)
             from .policies import apply_to_spec
 
@@ -1007,21 +1008,6 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return False
-
-
-def _mapped_root(meta: dict) -> tuple[int, int] | None:
-    """The host uid and gid of a user-namespace container's root (None: no namespace, or its
-    root is not mapped)."""
-    uns = (meta.get("extra") or {}).get("userns")
-    if not uns or not uns.get("uid"):
-        return None
-    from .userns import covers
-
-    if not (covers(uns["uid"], 0) and covers(uns["gid"], 0)):
-        return None
-    from ..layer.idmap import to_host
-
-    return to_host(uns["uid"], 0), to_host(uns["gid"], 0)
 
 
 def _write_file(path: str, text: str) -> None:

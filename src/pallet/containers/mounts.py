@@ -123,8 +123,13 @@ def copy_up(store, rootfs: str, meta: dict) -> None:
         try:
             try:
                 fd = _rootfs.open_in_root(root_fd, b["destination"], os.O_RDONLY | os.O_DIRECTORY)
-            except OSError:
-                continue  # nothing (or no directory) there in the image
+            except OSError:  # nothing (or no directory) there in the image
+                from .userns import container_root
+
+                root = container_root(meta)
+                if root:  # podman's: a user namespace's new volume is its root's
+                    os.chown(data, *root)
+                continue
             try:
                 st = os.fstat(fd)
                 p = subprocess.run(["cp", "-a", "--", f"/proc/self/fd/{fd}/.", data + "/"], pass_fds=(fd,),

@@ -207,13 +207,27 @@ def check_user(idmap: dict, uid: int, gid: int, user_spec: str) -> None:
                              f"the {kind} mapping {' '.join(format_map(idmap[kind]))}: map it or choose --user")
 
 
-def chown_to_root(userns: dict, paths: list[str]) -> None:
-    """Give ``paths`` (files pallet writes for the container) to the container's root."""
+def mapped_root(userns: dict) -> tuple[int, int] | None:
+    """The host uid and gid of the container's root (None: root is not in the maps)."""
     from ..layer.idmap import to_host
 
     if not (covers(userns["uid"], 0) and covers(userns["gid"], 0)):
+        return None
+    return to_host(userns["uid"], 0), to_host(userns["gid"], 0, "gid")
+
+
+def container_root(meta: dict) -> tuple[int, int] | None:
+    """:func:`mapped_root` of a container's record (None: no user namespace of its own maps)."""
+    uns = (meta.get("extra") or {}).get("userns")
+    return mapped_root(uns) if uns and uns.get("uid") else None
+
+
+def chown_to_root(userns: dict, paths: list[str]) -> None:
+    """Give ``paths`` (files pallet writes for the container) to the container's root."""
+    root = mapped_root(userns)
+    if root is None:
         return  # root is not mapped: nobody inside owns them
-    uid, gid = to_host(userns["uid"], 0), to_host(userns["gid"], 0, "gid")
+    uid, gid = root
     for p in paths:
         try:
             os.chown(p, uid, gid, follow_symlinks=False)
