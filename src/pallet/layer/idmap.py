@@ -19,23 +19,26 @@ class Tolerant(list):
         self.unmapped = unmapped
 
 
-def to_host(mapping, cid: int, what: str = "uid") -> int:
+def _map(mapping, i: int, src: int, dst: int):
+    """``i`` from side ``src`` of the triples to side ``dst`` (0: container, 1: host); None
+    when no range holds it (a Tolerant mapping's ``unmapped``)."""
     if not mapping:
-        return cid
-    for c, h, n in mapping:
-        if c <= cid < c + n:
-            return h + cid - c
-    if isinstance(mapping, Tolerant):
-        return mapping.unmapped
-    raise LayerError(f"{what} {cid} is not in the {what} mapping: extend the mapping or use a layer without it")
+        return i
+    for m in mapping:
+        if m[src] <= i < m[src] + m[2]:
+            return m[dst] + i - m[src]
+    return mapping.unmapped if isinstance(mapping, Tolerant) else None
+
+
+def to_host(mapping, cid: int, what: str = "uid") -> int:
+    h = _map(mapping, cid, 0, 1)
+    if h is None:
+        raise LayerError(f"{what} {cid} is not in the {what} mapping: extend the mapping or use a layer without it")
+    return h
 
 
 def to_container(mapping, hid: int, what: str = "uid") -> int:
-    if not mapping:
-        return hid
-    for c, h, n in mapping:
-        if h <= hid < h + n:
-            return c + hid - h
-    if isinstance(mapping, Tolerant):
-        return mapping.unmapped
-    raise LayerError(f"host {what} {hid} has no container {what} in the mapping")
+    c = _map(mapping, hid, 1, 0)
+    if c is None:
+        raise LayerError(f"host {what} {hid} has no container {what} in the mapping")
+    return c

@@ -1,8 +1,9 @@
 """Persistent network namespaces, as podman's /run/netns handling (without ``ip netns``).
 
-A namespace is a file ``RUNROOT/netns/NAME`` on which a child process, after
-``unshare(CLONE_NEWNET)`` and bringing ``lo`` up, bind-mounts its ``/proc/self/ns/net``; the
-child then exits and the mount keeps the namespace alive. The directory is a shared mount
+A namespace is a file ``RUNROOT/netns/NAME`` onto which we bind-mount the
+``/proc/PID/ns/net`` of a child that made it (``unshare(CLONE_NEWNET)``, ``lo`` up; inside a
+container's user namespace when it has one); the child then exits and the mount keeps the
+namespace alive. The directory is a shared mount
 (bound onto itself once), so an unmount reaches the copies in mount namespaces made since
 (a container's), and ``remove`` really frees the namespace.
 """
@@ -11,10 +12,9 @@ from __future__ import annotations
 
 import os
 
-from ..._fs import read_to_eof
 from ...errors import ContainerNetworkError
 
-CLONE_NEWNET = 0x40000000
+CLONE_NEWNET, CLONE_NEWUSER = 0x40000000, 0x10000000
 MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 1 << 20
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 
@@ -79,53 +79,17 @@ def create(runroot: str, name: str, userns: str | None = None) -> str:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
     except FileExistsError:
         raise ContainerNetworkError(f"network namespace {path} already exists") from None
-    if userns:
-        return _create_in(path, userns)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: a new namespace, lo up, bound onto the file
-        try:
-            os.close(r)
-            from ..._std import syscalls as _sys
-
-            _sys.unshare(CLONE_NEWNET)
-            _lo_up()
-            _sys.mount("/proc/self/ns/net", path, None, MS_BIND)
-            os._exit(0)
-        except BaseException as e:  # noqa: BLE001 - reported to the parent, never raised here
-            try:
-                os.write(w, str(getattr(e, "strerror", None) or e).encode()[:500])
-            finally:
-                os._exit(1)
-    os.close(w)
-    try:
-        msg = read_to_eof(r, 512)
-    finally:
-        os.close(r)
-    _, status = os.waitpid(pid, 0)
-    if status != 0:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-        raise ContainerNetworkError(f"cannot create network namespace {path}: {msg.decode(errors='replace') or status}")
-    return path
-
-
-def _create_in(path: str, userns: str) -> str:
-    """``create`` inside a user namespace: the child joins it, makes the namespace and brings
-    lo up; it cannot mount on the host's side any more, so we bind its namespace file."""
-    from ..._std import syscalls as _sys
-
     r, w = os.pipe()
     r2, w2 = os.pipe()
     pid = os.fork()
-    if pid == 0:
+    if pid == 0:  # the child: [the user namespace,] a new namespace, lo up; then it waits
         try:
             os.close(r)
             os.close(w2)
-            fd = os.open(userns, os.O_RDONLY | os.O_CLOEXEC)
-            _sys.setns(fd, 0x10000000)
+            from ..._std import syscalls as _sys
+
+            if userns:
+                _sys.setns(os.open(userns, os.O_RDONLY | os.O_CLOEXEC), CLONE_NEWUSER)
             _sys.unshare(CLONE_NEWNET)
             _lo_up()
             os.write(w, b"ok")
@@ -133,15 +97,17 @@ def _create_in(path: str, userns: str) -> str:
             os._exit(0)
         except BaseException as e:  # noqa: BLE001 - reported to the parent, never raised here
             try:
-                os.write(w, str(getattr(e, "strerror", None) or e).encode()[:500])
+                os.write(w, str(getattr(e, "strerror", None) or e).encode()[:500] or b"?")
             finally:
                 os._exit(1)
     os.close(w)
     os.close(r2)
     err = None
-    try:
+    try:  # we bind its namespace (in a user namespace it could not mount on the host's side)
         msg = os.read(r, 512)
         if msg == b"ok":
+            from ..._std import syscalls as _sys
+
             try:
                 _sys.mount(f"/proc/{pid}/ns/net", path, None, MS_BIND)
             except OSError as e:
@@ -157,7 +123,8 @@ def _create_in(path: str, userns: str) -> str:
             os.unlink(path)
         except OSError:
             pass
-        raise ContainerNetworkError(f"cannot create network namespace {path} in user namespace {userns}: {err}")
+        where = f" in user namespace {userns}" if userns else ""
+        raise ContainerNetworkError(f"cannot create network namespace {path}{where}: {err}")
     return path
 
 
