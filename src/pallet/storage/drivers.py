@@ -138,8 +138,12 @@ class OverlayDriver(Driver):
             scratch = os.path.join(self.layer_dir(writable["id"]), "idmapped")
             with idmapped.mapped_lowers([os.path.join(self.home, lw) for lw in lowers], scratch, idmap) as paths:
                 rel = [os.path.relpath(p, self.home) for p in paths]
-                self._mount(target, flags, data.replace("lowerdir=" + ":".join(lowers), "lowerdir=" + ":".join(rel)),
-                            len(chain))
+                try:
+                    self._mount(target, flags, data.replace("lowerdir=" + ":".join(lowers),
+                                                            "lowerdir=" + ":".join(rel)), len(chain))
+                except StoreError as e:
+                    raise StoreError(f"{e} (overlayfs takes id-mapped layers from Linux 5.19: a user "
+                                     "namespace's chowned copy of the image is not supported yet)") from None
             return
         self._mount(target, flags, data, len(chain))
 

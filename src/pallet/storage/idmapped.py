@@ -62,6 +62,9 @@ def mapped_lowers(lowers: list[str], scratch: str, idmap: dict):
     """The absolute ``lowers`` as id-mapped clones attached at ``scratch/N`` (yielded as those
     paths) while the block runs; detached and removed after it, even when it fails."""
     os.makedirs(scratch, 0o700, exist_ok=True)
+    for name in os.listdir(scratch):  # left by a process killed in between: never stacked on
+        with contextlib.suppress(OSError):
+            _sys.umount2(os.path.join(scratch, name), _sys.MNT_DETACH)
     attached: list[str] = []
     ufd = userns_fd(idmap["uid"], idmap["gid"])
     try:
