@@ -195,3 +195,19 @@ def test_runc_joins_the_namespace_pallet_made(pallet):
     finally:
         release_all(lambda: p("rm", "-a", "-f", "-t", "0"), lambda: unmount_under(work),
                     lambda: shutil.rmtree(work, ignore_errors=True))
+
+
+def test_volume_U_gives_the_source_to_the_mapped_user(pallet, tmp_path):
+    src = tmp_path / "h"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "f").write_text("x")
+    target = tmp_path / "not-below"
+    target.write_text("must keep its owner")
+    (src / "link").symlink_to(target)
+    r = pallet("run", "--rm", "--network", "none", "-v", f"{src}:/h:U", "--user", "1000:1000",
+               "--uidmap", "0:100000:65536", pallet.image, "sh", "-c", "stat -c %u:%g /h /h/sub/f; touch /h/sub/new")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1000:1000", "1000:1000"]
+    for p in (src, src / "sub", src / "sub" / "f", src / "sub" / "new"):
+        assert (os.lstat(p).st_uid, os.lstat(p).st_gid) == (101000, 101000), p
+    assert os.lstat(src / "link").st_uid == 101000 and os.stat(target).st_uid == 0  # never followed

@@ -125,3 +125,11 @@ def test_cp_and_export_maps_make_unmapped_ids_nobodys():
     assert to_host(Tolerant(m), 5000) == 65534
     with pytest.raises(LayerError):  # commits stay strict
         to_container(m, 0)
+
+
+def test_volume_U_option():
+    from pallet.containers.options import parse_volume
+
+    assert parse_volume("/tmp:/x:U")["chown"] is True
+    assert parse_volume("vol:/x:ro,U") == {"volume": "vol", "destination": "/x", "readonly": True, "chown": True}
+    assert "chown" not in parse_volume("/tmp:/x:ro")

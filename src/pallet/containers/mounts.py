@@ -145,6 +145,26 @@ def copy_up(store, rootfs: str, meta: dict) -> None:
             os.close(root_fd)
 
 
+def chown_sources(meta: dict, uid: int, gid: int) -> None:
+    """podman's ``-v SRC:DST:U``: each such source, and everything below it, given to the
+    container's user (``uid``/``gid`` as the host writes them: a user namespace's mapped
+    ids). Walked by fd, symlinks never followed (their own owner is changed)."""
+    from ..errors import ContainerError
+
+    for b in meta["binds"]:
+        if not b.get("chown"):
+            continue
+        src = b["source"]
+        try:
+            os.chown(src, uid, gid, follow_symlinks=False)
+            if os.path.isdir(src) and not os.path.islink(src):
+                for _d, dirs, files, dfd in os.fwalk(src, follow_symlinks=False):
+                    for n in dirs + files:
+                        os.chown(n, uid, gid, dir_fd=dfd, follow_symlinks=False)
+        except OSError as e:
+            raise ContainerError(f"chowning {src} for {b['destination']}:U: {e.strerror}") from None
+
+
 def unmount_all(store, names) -> list[str]:
     from ..errors import PalletError
 

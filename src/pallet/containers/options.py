@@ -388,11 +388,14 @@ def parse_volume(text: str) -> dict:
     if not dst.startswith("/"):
         raise UsageError(f"invalid -v {text!r}: the container path must be absolute")
     for o in opts:
-        if o not in ("ro", "rw", "z", "Z", "nocopy", "copy"):
+        if o not in ("ro", "rw", "z", "Z", "nocopy", "copy", "U"):
             raise UsageError(f"invalid -v {text!r}: unknown option {o!r}")
     ro = "ro" in opts
     if src.startswith("/"):
-        return _bind(src, dst, ro, f"-v {text!r}")
+        out = _bind(src, dst, ro, f"-v {text!r}")
+        if "U" in opts:  # podman's: the source is chowned to the container's user at start
+            out["chown"] = True
+        return out
     from .volumes import check_name
 
     try:
@@ -402,6 +405,8 @@ def parse_volume(text: str) -> dict:
     out = {"volume": src, "destination": os.path.normpath(dst), "readonly": ro}
     if "nocopy" in opts:
         out["nocopy"] = True
+    if "U" in opts:
+        out["chown"] = True
     return out
 
 

@@ -216,6 +216,16 @@ def mapped_root(userns: dict) -> tuple[int, int] | None:
     return to_host(userns["uid"], 0), to_host(userns["gid"], 0, "gid")
 
 
+def host_ids(meta: dict, uid: int, gid: int) -> tuple[int, int]:
+    """A container's ``uid``/``gid`` as the host sees them (mapped in a user namespace)."""
+    from ..layer.idmap import Tolerant, to_host
+
+    uns = (meta.get("extra") or {}).get("userns")
+    if not uns or not uns.get("uid"):
+        return uid, gid
+    return to_host(Tolerant(uns["uid"]), uid), to_host(Tolerant(uns["gid"]), gid, "gid")
+
+
 def container_root(meta: dict) -> tuple[int, int] | None:
     """:func:`mapped_root` of a container's record (None: no user namespace of its own maps)."""
     uns = (meta.get("extra") or {}).get("userns")
