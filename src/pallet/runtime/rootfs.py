@@ -9,6 +9,7 @@ changes.
 """
 
 import os
+import stat as _stat
 
 from .. import _rootfs
 from .._std import syscalls as _sys
@@ -273,9 +274,7 @@ def mount_entry(ctx, rootfs, mount, late_ro, tree=None):
     if bind:
         if not src.startswith("/"):
             src = ctx["bundle"] + "/" + src
-        import stat
-
-        isdir = stat.S_ISDIR(os.fstat(tree).st_mode) if tree is not None else os.path.isdir(src)
+        isdir = _stat.S_ISDIR(os.fstat(tree).st_mode) if tree is not None else os.path.isdir(src)
         dfd = mkdir_all_in_root(rfd, dest) if isdir else mkfile_in_root(rfd, dest)
     else:
         dfd = mkdir_all_in_root(rfd, dest)
@@ -329,6 +328,8 @@ def mount_entry(ctx, rootfs, mount, late_ro, tree=None):
         os.close(dfd)
         if new is not None:
             os.close(new)
+        if tree is not None:
+            os.close(tree)
 
 
 def _check_proc(dest, typ, bind, src, what):
