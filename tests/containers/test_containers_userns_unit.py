@@ -58,8 +58,9 @@ def test_modes_and_the_conf_default():
     assert userns.parse("auto", [], [], c) == {"mode": "auto", "size": None}
     assert userns.parse("auto:size=2048", [], [], c) == {"mode": "auto", "size": 2048}
     assert userns.parse("ns:/proc/self/ns/user", [], [], c) == {"mode": "ns", "path": "/proc/self/ns/user"}
-    with pytest.raises(UsageError, match="mutually exclusive"):
-        userns.parse("auto", ["0:1:1"], [], c)
+    for given in ("auto", "host", ""):  # podman: any --userns with a map
+        with pytest.raises(UsageError, match="mutually exclusive"):
+            userns.parse(given, ["0:1:1"], [], c)
     from_file = conf_mod.Conf({"userns": "auto:size=4096"}, {"userns": "/x.conf"})
     assert userns.parse(None, [], [], from_file) == {"mode": "auto", "size": 4096}
     assert userns.parse(None, ["0:1:1"], [], from_file)["mode"] == "private"  # a flag wins over the file

@@ -58,6 +58,8 @@ def parse(userns: str | None, uidmaps, gidmaps, conf) -> dict | None:
     """The checked user namespace of ``--userns``/``--uidmap``/``--gidmap`` (containers.conf's
     ``userns`` when no flag is given)."""
     from_conf = userns is None and not (uidmaps or gidmaps)
+    if userns is not None and (uidmaps or gidmaps):  # podman: any --userns, even host or ""
+        raise UsageError("--userns and --uidmap/--gidmap/--subuidname/--subgidname are mutually exclusive")
     if userns is None:
         userns = "" if (uidmaps or gidmaps) else conf.get("userns", "") or ""
     try:
@@ -69,8 +71,6 @@ def parse(userns: str | None, uidmaps, gidmaps, conf) -> dict | None:
 
 
 def _parse(userns: str, uidmaps: list, gidmaps: list) -> dict | None:
-    if userns not in ("", "host") and (uidmaps or gidmaps):
-        raise UsageError("--userns and --uidmap/--gidmap/--subuidname/--subgidname are mutually exclusive")
     if uidmaps or gidmaps:
         uid = [m for t in uidmaps for m in parse_map(t, "--uidmap")]
         gid = [m for t in gidmaps for m in parse_map(t, "--gidmap")]
