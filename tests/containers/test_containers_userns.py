@@ -112,14 +112,16 @@ def test_uidmap_inside_outside_exec_inspect_commit(pallet):
     assert _left(pallet) == before
 
 
-def test_same_view_as_podman(pallet, podman):
+@pytest.mark.parametrize("maps", [["--uidmap", "0:200000:5000", "--gidmap", "0:300000:5000"],
+                                  ["--uidmap", "0:200000:5000", "--user", "1000"]])
+def test_same_view_as_podman(pallet, podman, maps):
     before = _left(pallet)
-    flags = ["--rm", "--network", "none", "--uidmap", "0:200000:5000", "--gidmap", "0:300000:5000"]
+    flags = ["--rm", "--network", "none", *maps]
     mine = pallet("run", *flags, pallet.image, "sh", "-c", SHOW)
     theirs = podman("run", *flags, podman.image, "sh", "-c", SHOW)
     assert mine.returncode == theirs.returncode == 0, (mine.stderr, theirs.stderr)
     assert mine.stdout == theirs.stdout
-    assert "200000" in mine.stdout and "300000" in mine.stdout
+    assert "200000" in mine.stdout
     assert _left(pallet) == before  # --rm: no container, mount or user namespace file left
 
 
