@@ -1,7 +1,7 @@
 """run/create in a user namespace, on the real kernel with real overlay, conmon and
 pallet-runtime (side by side with podman 4.3 where cheap): the maps inside, the image's
 files root's inside and the mapped host ids' outside, exec, --user, inspect, commit with
-container ids, ns:PATH, auto, runc; bad input refused with nothing left behind (the grammar's
+container ids, ns:PATH, container:ID, auto, runc, -v :U; bad input refused with nothing left behind (the grammar's
 other refusals: test_containers_userns_unit.py)."""
 
 from __future__ import annotations
@@ -81,6 +81,12 @@ def test_uidmap_inside_outside_exec_inspect_commit(pallet):
         assert joined[7] == "user:[%d]" % os.stat(path).st_ino
         assert _inspect(pallet, "u10-joiner")["HostConfig"]["UsernsMode"] == f"ns:{path}"
         pallet("rm", "u10-joiner", check=True)
+        # --userns container:NAME: the same namespace, its maps (the store's layers mapped alike)
+        r = pallet("run", "--rm", "--network", "none", "--userns", "container:u10-main", pallet.image,
+                   "sh", "-c", SHOW + "; readlink /proc/self/ns/user", check=True)
+        joined = r.stdout.splitlines()
+        assert joined[0].split() == ["0", "100000", "65536"] and joined[4] == "0:0 /"
+        assert joined[7] == lines[8]  # the user namespace of u10-main's exec above
         # the id-mapped clones of the image's layers were detached once the overlay held them
         assert not [m for m in _mounts_under(pallet.root) if "/idmapped" in m]
         assert not os.path.exists(os.path.join(pallet.root, "overlay", cid, "idmapped"))
@@ -162,6 +168,7 @@ def test_auto_takes_ranges_from_subuid_or_says_why(pallet):
     (["--uidmap", "1:100000:100"], "container ID 0 cannot be mapped to a host ID"),
     (["--uidmap", "0:100000:100", "--user", "5000"], "container ID 5000 cannot be mapped to a host ID"),
     (["--uidmap", "0:100000:65536", "--user", "nosuchuser"], "nosuchuser"),
+    (["--userns", "container:u10-no-such-container"], "u10-no-such-container"),
 ])
 def test_bad_input_is_one_line_and_leaves_nothing(pallet, flags, words):
     before = _left(pallet)

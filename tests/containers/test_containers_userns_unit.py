@@ -44,7 +44,7 @@ def test_bad_maps_name_the_flag(uidmap, words):
     ("auto:size=abc", "want auto[:size=N]"),
     ("auto:size=0", "want auto[:size=N]"),
     ("auto:uidmapping=0:1:1", "not supported by pallet yet"),
-    ("container:abc", "not supported by pallet yet"),
+    ("container:", "unrecognized namespace mode"),
     ("ns:/no/such/ns", "cannot find specified user namespace path"),
 ])
 def test_bad_userns_modes(value, words):
@@ -58,6 +58,7 @@ def test_modes_and_the_conf_default():
     assert userns.parse("auto", [], [], c) == {"mode": "auto", "size": None}
     assert userns.parse("auto:size=2048", [], [], c) == {"mode": "auto", "size": 2048}
     assert userns.parse("ns:/proc/self/ns/user", [], [], c) == {"mode": "ns", "path": "/proc/self/ns/user"}
+    assert userns.parse("container:web", [], [], c) == {"mode": "container", "target": "web"}
     for given in ("auto", "host", ""):  # podman: any --userns with a map
         with pytest.raises(UsageError, match="mutually exclusive"):
             userns.parse(given, ["0:1:1"], [], c)

@@ -89,7 +89,7 @@ def _create_flags(p) -> None:
         p.add_argument(flag, metavar="MODE", help="host, private or ns:PATH")
     p.add_argument("--userns", metavar="MODE",
                    help="user namespace: host (default), auto[:size=N] (from /etc/subuid's containers ranges), "
-                        "ns:PATH; keep-id and nomap are rootless only")
+                        "ns:PATH, container:ID; keep-id and nomap are rootless only")
     p.add_argument("--uidmap", action="append", default=[], metavar="CTR:HOST:SIZE",
                    help="run in a new user namespace with this uid mapping (repeatable)")
     p.add_argument("--gidmap", action="append", default=[], metavar="CTR:HOST:SIZE",

@@ -372,6 +372,13 @@ class Containers:
 
         if uns["mode"] == "ns":
             uns["uid"], uns["gid"] = userns_mod.read_ns_maps(uns["path"])
+        if uns["mode"] == "container":  # podman's: that container's namespace, so its maps
+            other = self.get(uns["target"])
+            ouns = (other["metadata"][META].get("extra") or {}).get("userns")
+            if not ouns or not ouns.get("uid"):
+                raise UsageError(f"--userns container:{uns['target']}: that container has no user namespace of "
+                                 "its own (it runs in the host's)")
+            uns.update(target=other["id"], uid=ouns["uid"], gid=ouns["gid"])
         if uns["mode"] != "auto":
             return self.create_record(image["id"], name, meta, lambda cid: self._spec(cid, meta, img_cfg),
                                       idmap=uns)
@@ -695,6 +702,12 @@ class Containers:
             return None
         if uns["mode"] == "ns":
             path = uns["path"]
+        elif uns["mode"] == "container":
+            ost = self.state(uns["target"])
+            if ost.get("state") != RUNNING or not ost.get("pid"):
+                name = self.get(uns["target"])["metadata"][META]["name"]
+                raise ContainerStateError(f"--userns container:{name}: that container is not running")
+            path = ost.get("userns") or f"/proc/{ost['pid']}/ns/user"
         else:
             from .userns import create_ns
 

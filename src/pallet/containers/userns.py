@@ -1,16 +1,17 @@
 """User namespaces for ``run``/``create`` as podman 4.3 gives them to root: ``--uidmap``,
-``--gidmap``, ``--userns=host|auto[:size=N]|ns:PATH`` and containers.conf's ``userns``.
+``--gidmap``, ``--userns=host|auto[:size=N]|ns:PATH|container:ID`` and containers.conf's ``userns``.
 
 :func:`parse` checks the flags into a plain value kept in the container's record
 (``meta["extra"]["userns"]``): ``None`` (the host's user namespace), ``{"mode": "private",
 "uid": MAP, "gid": MAP}``, ``{"mode": "auto", "size": N|None}`` (its ranges chosen by
-:func:`allocate` once the image is known) or ``{"mode": "ns", "path": PATH}``; a ``MAP`` is
+:func:`allocate` once the image is known), ``{"mode": "ns", "path": PATH}`` or ``{"mode":
+"container", "target": ID}`` (its maps copied at create, its namespace joined at start); a ``MAP`` is
 ``[[container_id, host_id, size], ...]``. The store mounts the image's layers id-mapped to the
 container's map (``storage/idmapped.py``), so files owned by root in the image are root's
 inside and the mapped host uid's outside.
 
 Not supported, as podman refuses them for root: ``keep-id`` and ``nomap`` (rootless only).
-Not supported yet: ``auto``'s ``uidmapping=``/``gidmapping=``, ``container:ID``.
+Not supported yet: ``auto``'s ``uidmapping=``/``gidmapping=``.
 """
 
 from __future__ import annotations
@@ -98,10 +99,10 @@ def _parse(userns: str, uidmaps: list, gidmaps: list) -> dict | None:
         if not os.path.exists(opts):
             raise UsageError(f"cannot find specified user namespace path: {opts} does not exist")
         return {"mode": "ns", "path": opts}
-    if mode == "container":
-        raise UsageError("--userns container:ID is not supported by pallet yet")
-    raise UsageError(f"unrecognized namespace mode {userns} passed: want host, auto[:size=N] or ns:PATH "
-                     "(keep-id and nomap are rootless only)")
+    if mode == "container" and opts:  # its maps and namespace are found at create and start
+        return {"mode": "container", "target": opts}
+    raise UsageError(f"unrecognized namespace mode {userns} passed: want host, auto[:size=N], ns:PATH or "
+                     "container:ID (keep-id and nomap are rootless only)")
 
 
 def read_ns_maps(path: str) -> tuple[list, list]:
@@ -300,7 +301,8 @@ def inspect(userns: dict | None) -> dict:
     """podman's HostConfig keys: ``UsernsMode`` and, with a mapping, ``IDMappings``."""
     if not userns:
         return {"UsernsMode": ""}
-    mode = {"private": "private", "auto": "auto", "ns": "ns:" + str(userns.get("path"))}[userns["mode"]]
+    mode = {"private": "private", "auto": "auto", "ns": "ns:" + str(userns.get("path")),
+            "container": "container:" + str(userns.get("target"))}[userns["mode"]]
     out: dict = {"UsernsMode": mode}
     if userns.get("uid"):
         out["IDMappings"] = {"UidMap": format_map(userns["uid"]), "GidMap": format_map(userns["gid"])}
