@@ -29,7 +29,8 @@ pytestmark = pytest.mark.unit
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: importable by every package: the error hierarchy, the shared file/log helpers, the stand-ins
-BASE = ("pallet.errors", "pallet._version", "pallet._fs", "pallet._rootfs", "pallet._log", "pallet._std")
+BASE = ("pallet.errors", "pallet._version", "pallet._fs", "pallet._rootfs", "pallet._userns", "pallet._log",
+        "pallet._std")
 
 _FEATURE_DEPS = ("pallet.oci", "pallet.layer", "pallet.transports", "pallet.storage", "pallet.runtime",
                  "pallet.images")
@@ -44,6 +45,7 @@ MAY_IMPORT = {
     "pallet._version": (),
     "pallet._fs": (),
     "pallet._rootfs": (),  # the one path-in-root resolver, by fd
+    "pallet._userns": (),  # a user namespace with given maps, as an fd (id-mapped mounts)
     "pallet._log": (),
     "pallet._std": (),  # the stand-in room
     "pallet.oci": (),

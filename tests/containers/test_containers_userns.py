@@ -1,7 +1,7 @@
 """run/create in a user namespace, on the real kernel with real overlay, conmon and
 pallet-runtime (side by side with podman 4.3 where cheap): the maps inside, the image's
 files root's inside and the mapped host ids' outside, exec, --user, inspect, commit with
-container ids, ns:PATH, container:ID, auto, runc, -v :U; bad input refused with nothing left behind (the grammar's
+container ids, ns:PATH, container:ID, auto, runc, -v :U and :idmap; bad input refused with nothing left behind (the grammar's
 other refusals: test_containers_userns_unit.py)."""
 
 from __future__ import annotations
@@ -169,6 +169,7 @@ def test_auto_takes_ranges_from_subuid_or_says_why(pallet):
     (["--uidmap", "0:100000:100", "--user", "5000"], "container ID 5000 cannot be mapped to a host ID"),
     (["--uidmap", "0:100000:65536", "--user", "nosuchuser"], "nosuchuser"),
     (["--userns", "container:u10-no-such-container"], "u10-no-such-container"),
+    (["-v", "/tmp:/i:idmap"], "idmap needs a user namespace"),
 ])
 def test_bad_input_is_one_line_and_leaves_nothing(pallet, flags, words):
     before = _left(pallet)
@@ -206,17 +207,20 @@ def test_runc_joins_the_namespace_pallet_made(pallet):
                     lambda: shutil.rmtree(work, ignore_errors=True))
 
 
-def test_volume_U_gives_the_source_to_the_mapped_user(pallet, tmp_path):
+def test_volume_U_gives_the_source_to_the_mapped_user_and_idmap_maps_it(pallet, tmp_path):
+    idm = tmp_path / "i"
+    idm.mkdir()
+    (idm / "f").write_text("host root's")
     src = tmp_path / "h"
     (src / "sub").mkdir(parents=True)
     (src / "sub" / "f").write_text("x")
     target = tmp_path / "not-below"
     target.write_text("must keep its owner")
     (src / "link").symlink_to(target)
-    r = pallet("run", "--rm", "--network", "none", "-v", f"{src}:/h:U", "--user", "1000:1000",
-               "--uidmap", "0:100000:65536", pallet.image, "sh", "-c", "stat -c %u:%g /h /h/sub/f; touch /h/sub/new")
+    r = pallet("run", "--rm", "--network", "none", "-v", f"{src}:/h:U", "-v", f"{idm}:/i:idmap", "--user", "1000:1000",
+               "--uidmap", "0:100000:65536", pallet.image, "sh", "-c", "stat -c %u:%g /h /h/sub/f /i/f; touch /h/sub/new")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["1000:1000", "1000:1000"]
+    assert r.stdout.split() == ["1000:1000", "1000:1000", "0:0"]  # :idmap: the host root's file is root's
     for p in (src, src / "sub", src / "sub" / "f", src / "sub" / "new"):
         assert (os.lstat(p).st_uid, os.lstat(p).st_gid) == (101000, 101000), p
     assert os.lstat(src / "link").st_uid == 101000 and os.stat(target).st_uid == 0  # never followed

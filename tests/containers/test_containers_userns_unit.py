@@ -135,3 +135,4 @@ def test_volume_U_option():
     assert parse_volume("/tmp:/x:U")["chown"] is True
     assert parse_volume("vol:/x:ro,U") == {"volume": "vol", "destination": "/x", "readonly": True, "chown": True}
     assert "chown" not in parse_volume("/tmp:/x:ro")
+    assert parse_volume("/tmp:/x:idmap")["idmap"] is True and parse_volume("v:/x:idmap")["idmap"] is True

@@ -74,3 +74,44 @@ def test_userns_rootfs_clone_is_gone_after_delete(rt, tmp_path):
     assert r.returncode == 0, r.stderr
     with open("/proc/self/mountinfo") as f:
         assert f.read().count(str(tmp_path)) == before
+
+
+def test_id_mapped_bind_mount(rt, tmp_path):
+    """``mounts[].uidMappings`` (runtime-spec 1.1, crun's idmap mounts): a host directory of the
+    host's root, mapped with the container's maps, is root's inside, and what the container
+    writes there lands as the host's root on disk (podman's ``:idmap``)."""
+    bundle = _mapped_bundle(tmp_path, 100000)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "by-host-root").write_text("x")
+    os.chown(shared / "by-host-root", 0, 0)
+    cfg = load_config(bundle)
+    cfg["process"]["args"] = ["sh", "-c", "stat -c %u:%g /shared /shared/by-host-root; touch /shared/new; "
+                                          "stat -c %u:%g /plain"]
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    maps = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = maps
+    cfg["mounts"].append({"destination": "/shared", "type": "bind", "source": str(shared), "options": ["rbind"],
+                          "uidMappings": maps, "gidMappings": maps})
+    cfg["mounts"].append({"destination": "/plain", "type": "bind", "source": str(shared), "options": ["rbind"]})
+    save_config(bundle, cfg)
+    r = rt("run", "-b", bundle, "u10-idmap")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0:0", "0:0", "65534:65534"]  # the same directory unmapped: nobody's
+    st = os.stat(shared / "new")
+    assert (st.st_uid, st.st_gid) == (0, 0)
+
+
+def test_id_mapped_mount_rules(rt, bundle):
+    maps = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg = load_config(bundle)
+    cfg["mounts"].append({"destination": "/m", "type": "bind", "source": "/tmp", "options": ["rbind"],
+                          "uidMappings": maps, "gidMappings": maps})
+    save_config(bundle, cfg)
+    r = rt("run", "-b", bundle, "u10-idmap-nouserns")
+    assert r.returncode == 1 and "uidMappings" in r.stderr and "need a user namespace" in r.stderr
+    cfg["mounts"][-1] = {"destination": "/m", "type": "tmpfs", "source": "tmpfs", "uidMappings": maps,
+                         "gidMappings": maps}
+    save_config(bundle, cfg)
+    r = rt("run", "-b", bundle, "u10-idmap-tmpfs")
+    assert r.returncode == 1 and "only bind mounts" in r.stderr

@@ -367,6 +367,9 @@ class Containers:
         meta["args"] = self._spec("0" * 64, meta, img_cfg)["process"]["args"]
         uns = extra.get("userns")
         if not uns:
+            if any(b.get("idmap") for b in binds):
+                raise UsageError("-v ...:idmap needs a user namespace of the container's own (--uidmap, --userns "
+                                 "auto, ...)")
             return self.create_record(image["id"], name, meta, lambda cid: self._spec(cid, meta, img_cfg))
         from . import userns as userns_mod
 
@@ -719,6 +722,10 @@ class Containers:
         # the maps stay: they are the namespace's, and runc 1.1 wants them even for one it joins
         lx["uidMappings"] = [{"containerID": c, "hostID": h, "size": n} for c, h, n in uns["uid"]]
         lx["gidMappings"] = [{"containerID": c, "hostID": h, "size": n} for c, h, n in uns["gid"]]
+        idmapped = {b["destination"] for b in meta["binds"] if b.get("idmap")}
+        for m in doc["mounts"]:  # -v ...:idmap: the source's ids seen through these maps
+            if m["destination"] in idmapped and m.get("type") == "bind":
+                m["uidMappings"], m["gidMappings"] = lx["uidMappings"], lx["gidMappings"]
         return path
 
     def _join_containers(self, meta: dict, doc: dict) -> None:

@@ -388,13 +388,15 @@ def parse_volume(text: str) -> dict:
     if not dst.startswith("/"):
         raise UsageError(f"invalid -v {text!r}: the container path must be absolute")
     for o in opts:
-        if o not in ("ro", "rw", "z", "Z", "nocopy", "copy", "U"):
+        if o not in ("ro", "rw", "z", "Z", "nocopy", "copy", "U", "idmap"):
             raise UsageError(f"invalid -v {text!r}: unknown option {o!r}")
     ro = "ro" in opts
     if src.startswith("/"):
         out = _bind(src, dst, ro, f"-v {text!r}")
         if "U" in opts:  # podman's: the source is chowned to the container's user at start
             out["chown"] = True
+        if "idmap" in opts:  # id-mapped with the container's user namespace's maps
+            out["idmap"] = True
         return out
     from .volumes import check_name
 
@@ -407,6 +409,8 @@ def parse_volume(text: str) -> dict:
         out["nocopy"] = True
     if "U" in opts:
         out["chown"] = True
+    if "idmap" in opts:
+        out["idmap"] = True
     return out
 
 

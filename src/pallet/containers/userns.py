@@ -252,7 +252,7 @@ def create_ns(runroot: str, name: str, userns: dict) -> str:
     for the container belongs to it, so its root may set its sysctls (podman's runtime makes
     both inside; the effect is the same)."""
     from .._std import syscalls as _sys
-    from ..storage.idmapped import userns_fd
+    from .._userns import userns_fd
     from .network.netns import shared_dir
 
     d = os.path.join(runroot, "userns")
@@ -265,7 +265,7 @@ def create_ns(runroot: str, name: str, userns: dict) -> str:
     except OSError as e:
         raise ContainerError(f"cannot make the user namespace file {path}: {e.strerror}") from None
     try:
-        fd = userns_fd(userns["uid"], userns["gid"])
+        fd = userns_fd(userns["uid"], userns["gid"], ContainerError)
         try:
             _sys.mount(f"/proc/self/fd/{fd}", path, None, 0x1000)  # MS_BIND
         finally:

@@ -346,9 +346,30 @@ def _clone_sources(config, rootfs, bundle):
                 src = bundle + "/" + src
             try:
                 trees[i] = _sys.open_tree(src, recursive=bool(flags & MS_REC))
-            except OSError:
-                pass
+            except OSError as e:
+                if m.get("uidMappings"):  # never bound unmapped instead
+                    raise OCIRuntimeError(f"mounts[{i}]: {src}: {e.strerror}") from None
+                continue
+            if m.get("uidMappings"):
+                _idmap(trees[i], m, i, bool(flags & MS_REC))
     return trees
+
+
+def _idmap(tree, mount, i, recursive):
+    """``mounts[i].uidMappings``/``gidMappings``: the clone's ids mapped through a user
+    namespace holding them (a file its owner's id k shows as the host id k maps to)."""
+    from .._std import syscalls as _sys
+    from .._userns import userns_fd
+
+    fd = userns_fd([(m["containerID"], m["hostID"], m["size"]) for m in mount["uidMappings"]],
+                   [(m["containerID"], m["hostID"], m["size"]) for m in mount["gidMappings"]], OCIRuntimeError)
+    try:
+        _sys.mount_setattr("", _sys.MOUNT_ATTR_IDMAP, 0, recursive=recursive, dirfd=tree, userns_fd=fd)
+    except OSError as e:
+        raise OCIRuntimeError(f"mounts[{i}].uidMappings: the kernel cannot id-map {mount.get('source')}: "
+                              f"{e.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def set_time_offsets(offsets):

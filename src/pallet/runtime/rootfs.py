@@ -274,6 +274,8 @@ def mount_entry(ctx, rootfs, mount, late_ro, tree=None):
     if bind:
         if not src.startswith("/"):
             src = ctx["bundle"] + "/" + src
+        if mount.get("uidMappings") and tree is None:  # never bound unmapped instead
+            raise SetupError(f"{what}: an id-mapped mount needs a new mount namespace in a user namespace")
         isdir = _stat.S_ISDIR(os.fstat(tree).st_mode) if tree is not None else os.path.isdir(src)
         dfd = mkdir_all_in_root(rfd, dest) if isdir else mkfile_in_root(rfd, dest)
     else:

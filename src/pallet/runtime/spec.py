@@ -183,8 +183,10 @@ def validate(config):
         check_type(v, str, f"annotations.{k}", True)
     if config.get("process") is not None:  # optional at create; start refuses to run nothing
         validate_process(check_type(config.get("process"), dict, "process"))
+    userns = any(isinstance(n, dict) and n.get("type") == "user"
+                 for n in (config.get("linux") or {}).get("namespaces") or ())
     for i, m in enumerate(check_type(config.get("mounts"), list, "mounts") or ()):
-        _validate_mount(m, f"mounts[{i}]")
+        _validate_mount(m, f"mounts[{i}]", userns)
     hooks = check_type(config.get("hooks"), dict, "hooks")
     for name, lst in (hooks or {}).items():
         if name not in HOOKS:
@@ -289,7 +291,7 @@ def check_proc_destination(dest, typ, is_bind, field):
         bad(field, f"{dest!r} is inside /proc: refused (only {', '.join(PROC_MOUNTS_ALLOWED)})")
 
 
-def _validate_mount(m, f):
+def _validate_mount(m, f, userns=False):
     check_type(m, dict, f, True)
     check_abspath(m.get("destination"), f + ".destination", True)
     typ = check_type(m.get("type"), str, f + ".type")
@@ -305,9 +307,16 @@ def _validate_mount(m, f):
     elif not typ:
         bad(f + ".type", "is required for a mount that is not a bind mount")
     check_proc_destination(m["destination"], typ, bool(flags & MS_BIND or typ == "bind"), f + ".destination")
-    check_type(m.get("uidMappings"), list, f + ".uidMappings")
-    if m.get("uidMappings") or m.get("gidMappings"):
-        bad(f + ".uidMappings", "id-mapped mounts are not supported by pallet-runtime yet")
+    uid = _mappings(m.get("uidMappings"), f + ".uidMappings")
+    gid = _mappings(m.get("gidMappings"), f + ".gidMappings")
+    if uid or gid:  # an id-mapped bind mount (runtime-spec 1.1), as crun makes it
+        if not (uid and gid):
+            bad(f + ".uidMappings", "an id-mapped mount needs both uidMappings and gidMappings")
+        if not (flags & MS_BIND or typ == "bind"):
+            bad(f + ".uidMappings", "only bind mounts can be id-mapped by pallet-runtime")
+        if not userns:
+            bad(f + ".uidMappings", "id-mapped mounts need a user namespace with pallet-runtime (its source is "
+                                    "cloned and mapped before the namespace is made)")
 
 
 def _mappings(lst, f):

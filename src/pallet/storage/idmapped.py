@@ -18,44 +18,8 @@ import contextlib
 import os
 
 from .._std import syscalls as _sys
+from .._userns import userns_fd
 from ..errors import StoreError
-
-CLONE_NEWUSER = 0x10000000
-
-
-def userns_fd(uid_map, gid_map) -> int:
-    """An fd of a new user namespace with these maps (``[[container, host, size], ...]``); the
-    process that made it is gone when this returns."""
-    r, w = os.pipe()
-    r2, w2 = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child only makes the namespace and waits
-        try:
-            os.close(r)
-            os.close(w2)
-            _sys.unshare(CLONE_NEWUSER)
-            os.write(w, b"1")
-            os.read(r2, 1)
-        finally:
-            os._exit(0)
-    os.close(w)
-    os.close(r2)
-    try:
-        if os.read(r, 1) != b"1":
-            raise StoreError("cannot make a user namespace for the container's id-mapped layers")
-        for kind, mapping in (("uid", uid_map), ("gid", gid_map)):
-            lines = "".join(f"{c} {h} {n}\n" for c, h, n in mapping)
-            try:
-                with open(f"/proc/{pid}/{kind}_map", "w") as f:
-                    f.write(lines)
-            except OSError as e:
-                raise StoreError(f"the kernel refused the {kind} mapping {lines.strip()!r}: {e.strerror}") from None
-        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-    finally:
-        os.close(w2)
-        os.close(r)
-        os.waitpid(pid, 0)
-
 
 @contextlib.contextmanager
 def mapped_lowers(lowers: list[str], scratch: str, idmap: dict):
@@ -66,7 +30,7 @@ def mapped_lowers(lowers: list[str], scratch: str, idmap: dict):
         with contextlib.suppress(OSError):
             _sys.umount2(os.path.join(scratch, name), _sys.MNT_DETACH)
     attached: list[str] = []
-    ufd = userns_fd(idmap["uid"], idmap["gid"])
+    ufd = userns_fd(idmap["uid"], idmap["gid"], StoreError)
     try:
         for i, lower in enumerate(lowers):
             path = os.path.join(scratch, str(i))
