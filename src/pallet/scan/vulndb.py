@@ -239,9 +239,21 @@ def status(store) -> dict | None:
 
 def _affected(eco: str, version: str, data: dict) -> tuple[bool, str]:
     """(is ``version`` affected, the fixed version to report) per OSV's evaluation of events;
-    ValueError when a version in the record (or the installed one) is not of the ecosystem."""
-    if version in data.get("versions", []):
-        return True, ""
+    ValueError when a version in the record (or the installed one) is not of the ecosystem.
+    A version in the ``versions`` list is affected whatever the ranges say; its fix is still
+    read from the ranges (the first ``fixed`` event after it): OSV's Debian records list every
+    affected version and give the fix only as an event."""
+    hit, fixed = _in_ranges(eco, version, data)
+    if hit or version not in data.get("versions", []):
+        return hit, fixed
+    later = [e["fixed"] for rng in data.get("ranges", []) if rng.get("type") in ("ECOSYSTEM", "SEMVER")
+             for e in rng.get("events", []) if "fixed" in e and versions.compare(eco, e["fixed"], version) > 0]
+    import functools
+
+    return True, min(later, key=functools.cmp_to_key(lambda a, b: versions.compare(eco, a, b)), default="")
+
+
+def _in_ranges(eco: str, version: str, data: dict) -> tuple[bool, str]:
     for rng in data.get("ranges", []):
         if rng.get("type") not in ("ECOSYSTEM", "SEMVER"):
             continue

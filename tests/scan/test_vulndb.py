@@ -1,0 +1,149 @@
+"""Matching against OSV records as OSV publishes them (tests/scan/osv/README.md says where each
+file comes from; they are byte-for-byte the published JSON), and Debian's version order checked
+against ``dpkg --compare-versions`` on real versions: every version those records name and every
+version of a package installed on this (Debian) machine."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import subprocess
+
+import images
+from conftest import need
+from test_scan import _scan
+from test_storage import StoreCLI
+
+OSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "osv")
+
+
+def _record(ident: str) -> dict:
+    with open(os.path.join(OSV, ident + ".json")) as f:
+        return json.load(f)
+
+
+def _debian_versions_of_records() -> set[str]:
+    out = set()
+    for name in os.listdir(OSV):
+        if not name.endswith(".json"):
+            continue
+        with open(os.path.join(OSV, name)) as f:
+            doc = json.load(f)
+        for a in doc.get("affected", []):
+            if not a.get("package", {}).get("ecosystem", "").startswith("Debian"):
+                continue
+            out.update(a.get("versions", []))
+            for r in a.get("ranges", []):
+                out.update(v for e in r.get("events", []) for v in e.values() if v != "0")
+    return out
+
+
+def test_debian_order_on_real_versions_is_dpkgs():
+    """Sorted by our order, each neighbour pair is in dpkg's order too (so the whole order is
+    dpkg's, an order being transitive), and so are random pairs of the same versions."""
+    from pallet.scan.versions import dpkg_compare
+
+    dpkg = need("dpkg")
+    host = subprocess.run([need("dpkg-query"), "-W", "-f", "${Version}\\n"], capture_output=True, text=True,
+                          check=True).stdout.split()
+    record_versions = _debian_versions_of_records()
+    assert len(record_versions) >= 60
+    versions = sorted(record_versions | set(host), key=functools.cmp_to_key(dpkg_compare))
+    assert len(versions) >= 200
+
+    def theirs(a: str, b: str) -> int:
+        if subprocess.run([dpkg, "--compare-versions", a, "lt", b]).returncode == 0:
+            return -1
+        return 0 if subprocess.run([dpkg, "--compare-versions", a, "eq", b]).returncode == 0 else 1
+
+    rnd = random.Random(12)
+    pairs = list(zip(versions, versions[1:])) + [tuple(rnd.sample(versions, 2)) for _ in range(100)]
+    wrong = [(a, b) for a, b in pairs if dpkg_compare(a, b) != theirs(a, b)]
+    assert not wrong
+
+
+STRETCH_STATUS = "".join(
+    f"Package: {name}\nStatus: install ok installed\nArchitecture: amd64\n{src}Version: {version}\n\n"
+    for name, src, version in (
+        ("libssl1.1", "Source: openssl\n", "1.1.0l-1~deb9u5"),     # in DLA-3008-1's versions, before its fix
+        ("openssl", "", "1.1.0l-1~deb9u6"),                         # exactly the fix: not affected
+        ("tzdata", "", "2021a-0+deb9u3"),                           # DLA-3051-1, fixed in 2021a-0+deb9u4
+        ("dpkg", "", "1.18.26"),                                    # DLA-3022-1's fix: not affected
+        ("libdpkg-perl", "Source: dpkg\n", "1.18.25"),              # DLA-3022-1 through its source
+    ))
+
+
+def _layout(tmp_path, name: str, version_id: str, status: str = "") -> str:
+    layout = str(tmp_path / name)
+    images.make_layout(layout, layers=[{
+        "etc/os-release": f'ID=debian\nVERSION_ID="{version_id}"\n',
+        "var/lib/dpkg/status": STRETCH_STATUS + status,
+        "app/node_modules/ansi-html/package.json": '{"name": "ansi-html", "version": "0.0.7"}',
+        "app/node_modules/x/node_modules/ansi-html/package.json": '{"name": "ansi-html", "version": "0.0.8"}'}])
+    return layout
+
+
+def test_published_debian_and_npm_records_give_their_findings(tmp_path):
+    busybox = "Package: busybox\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.35.0-4+deb12u1\n"
+    stretch, bookworm = _layout(tmp_path, "stretch", "9", busybox), _layout(tmp_path, "bookworm", "12", busybox)
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        store("scan", "db", "import", *(os.path.join(OSV, n + ".json") for n in (
+            "DLA-3008-1", "DLA-3022-1", "DLA-3051-1", "GHSA-whgm-jr23-g3j9", "DEBIAN-CVE-2026-88841")))
+        assert "records: 5" in store("scan", "db", "status").stdout
+        r = json.loads(_scan(store, "--format", "json", f"oci:{stretch}:latest").stdout)["results"][0]
+        got = {(f["id"], f["package"], f["installed"], f["fixed"]) for f in r["vulnerabilities"]}
+        assert got == {("DLA-3008-1", "libssl1.1", "1.1.0l-1~deb9u5", "1.1.0l-1~deb9u6"),
+                       ("DLA-3051-1", "tzdata", "2021a-0+deb9u3", "2021a-0+deb9u4"),
+                       ("DLA-3022-1", "libdpkg-perl", "1.18.25", "1.18.26"),
+                       ("GHSA-whgm-jr23-g3j9", "ansi-html", "0.0.7", "0.0.8")}
+        by_id = {f["id"]: f for f in r["vulnerabilities"]}
+        assert "CVE-2022-1292" in by_id["DLA-3008-1"]["aliases"]
+        assert by_id["GHSA-whgm-jr23-g3j9"]["severity"] == "high"
+        assert by_id["GHSA-whgm-jr23-g3j9"]["path"] == "/app/node_modules/ansi-html/package.json"
+        # the same packages in an image saying Debian 12: the DLAs are for Debian 9 only, the
+        # busybox record for Debian 12 only ("unimportant" is low)
+        r = json.loads(_scan(store, "--format", "json", f"oci:{bookworm}:latest").stdout)["results"][0]
+        assert sorted((f["id"], f["severity"], f["fixed"]) for f in r["vulnerabilities"]) == [
+            ("DEBIAN-CVE-2026-88841", "low", ""), ("GHSA-whgm-jr23-g3j9", "high", "0.0.8")]
+    finally:
+        store.cleanup()
+
+
+def test_published_go_record_against_a_real_go_binary(tmp_path):
+    """GO-2022-0274 (runc 1.0.1-0.2021... up to 1.1.0) against a Go binary built here that
+    requires github.com/opencontainers/runc v1.0.2 (replaced by a local directory: no network),
+    as ``go version -m`` lists it."""
+    go = need("go")
+    src = tmp_path / "src"
+    (src / "runc").mkdir(parents=True)
+    (src / "app").mkdir()
+    (src / "runc" / "go.mod").write_text("module github.com/opencontainers/runc\n\ngo 1.19\n")
+    (src / "runc" / "runc.go").write_text('package runc\n\nfunc V() string { return "x" }\n')
+    (src / "app" / "go.mod").write_text("module example.com/app\n\ngo 1.19\n\nrequire github.com/opencontainers/runc "
+                                        "v1.0.2\n\nreplace github.com/opencontainers/runc v1.0.2 => ../runc\n")
+    (src / "app" / "main.go").write_text('package main\n\nimport (\n\t"fmt"\n\n\t"github.com/opencontainers/runc"\n)\n\n'
+                                         'func main() { fmt.Println(runc.V()) }\n')
+    out = str(tmp_path / "app.bin")
+    env = dict(os.environ, GOPROXY="off", GOFLAGS="-mod=mod", GOCACHE=str(tmp_path / "gocache"),
+               GOPATH=str(tmp_path / "gopath"), CGO_ENABLED="0")
+    p = subprocess.run([go, "build", "-ldflags=-s -w", "-o", out, "."], cwd=src / "app", env=env,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    listed = subprocess.run([go, "version", "-m", out], capture_output=True, text=True, check=True).stdout
+    assert "\tdep\tgithub.com/opencontainers/runc\tv1.0.2" in listed
+    with open(out, "rb") as f:
+        data = f.read()
+    layout = str(tmp_path / "layout")
+    images.make_layout(layout, layers=[{"usr/local/bin/app": {"type": "file", "data": data, "mode": 0o755}}])
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        store("scan", "db", "import", os.path.join(OSV, "GO-2022-0274.json"))
+        r = json.loads(_scan(store, "--format", "json", f"oci:{layout}:latest").stdout)["results"][0]
+        got = [(f["id"], f["package"], f["installed"], f["fixed"], f["path"]) for f in r["vulnerabilities"]]
+        assert got == [("GO-2022-0274", "github.com/opencontainers/runc", "v1.0.2", "1.1.0", "/usr/local/bin/app")]
+        assert "CVE-2021-43784" in r["vulnerabilities"][0]["aliases"]
+    finally:
+        store.cleanup()
