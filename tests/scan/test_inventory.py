@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import struct
+import subprocess
 
 import images
+from conftest import need
 from test_scan import _scan, write_records
 from test_storage import StoreCLI
 
@@ -183,5 +185,48 @@ def test_a_link_out_of_the_image_reads_the_images_own_file(tmp_path):
         r = json.loads(_scan(store, "--format", "json", f"oci:{layout}:latest").stdout)["results"][0]
         assert [(q["name"], q["version"]) for q in r["packages"]] == [("image-own", "1")]
         assert os.path.exists(host)
+    finally:
+        store.cleanup()
+
+
+def test_npm_packages_installed_by_npm_equal_npm_ls(tmp_path):
+    """Packages npm itself installed (from the npm registry, as pip's come from PyPI in
+    test_scan): the inventory equals ``npm ls --all``; GHSA-whgm (real) is found in ansi-html."""
+    npm = need("npm")
+    site = tmp_path / "app"
+    site.mkdir()
+    env = dict(os.environ, npm_config_cache=str(tmp_path / "npm-cache"), npm_config_update_notifier="false")
+    p = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix", str(site),
+                        "ansi-html@0.0.7", "chalk@4.1.2", "@sindresorhus/is@4.6.0"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, f"npm install (it needs the npm registry): {p.stderr[-2000:]}"
+    listed = json.loads(subprocess.run([npm, "ls", "--all", "--json", "--prefix", str(site)], capture_output=True,
+                                       text=True, check=True, env=env).stdout)
+    truth = set()
+
+    def walk(deps: dict):
+        for name, d in (deps or {}).items():
+            truth.add((name, d["version"]))
+            walk(d.get("dependencies"))
+
+    walk(listed.get("dependencies"))
+    assert len(truth) >= 8
+    files = {}
+    for d, _, names in os.walk(site / "node_modules"):
+        for n in names:
+            full = os.path.join(d, n)
+            if os.path.isfile(full) and not os.path.islink(full):
+                with open(full, "rb") as f:
+                    files["srv/app/" + os.path.relpath(full, site)] = f.read()
+    layout = str(tmp_path / "layout")
+    images.make_layout(layout, layers=[files])
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        store("scan", "db", "import", os.path.join(os.path.dirname(os.path.abspath(__file__)), "osv",
+                                                   "GHSA-whgm-jr23-g3j9.json"))
+        r = json.loads(_scan(store, "--format", "json", f"oci:{layout}:latest").stdout)["results"][0]
+        assert {(q["name"], q["version"]) for q in r["packages"] if q["type"] == "npm"} == truth
+        assert {q["purl"] for q in r["packages"]} >= {"pkg:npm/%40sindresorhus/is@4.6.0", "pkg:npm/chalk@4.1.2"}
+        assert [(f["id"], f["package"], f["fixed"]) for f in r["vulnerabilities"]] == [
+            ("GHSA-whgm-jr23-g3j9", "ansi-html", "0.0.8")]
     finally:
         store.cleanup()
