@@ -246,9 +246,18 @@ def test_transport_references_leave_nothing_behind(tmp_path, small_layout, regis
     store = StoreCLI(str(tmp_path / "store"), "overlay")
     try:
         ref = push_layout(registry, small_layout, "latest", "scan/small")
-        for target, extra in ((f"oci:{small_layout}:latest", ()), (f"docker://{ref}", ("--tls-verify=false",))):
+        targets = [(f"oci:{small_layout}:latest", ()), (f"docker://{ref}", ("--tls-verify=false",))]
+        for kind, where in (("oci-archive", f"{tmp_path}/small-oci.tar"), ("docker-archive", f"{tmp_path}/small-docker.tar"),
+                            ("dir", f"{tmp_path}/small-dir")):
+            dest = f"{kind}:{where}" + (":localhost/small:latest" if kind == "docker-archive" else "")
+            store("copy", f"oci:{small_layout}:latest", dest)
+            targets.append((dest if kind != "dir" else f"dir:{where}", ()))
+        ids = set()
+        for target, extra in targets:
             r = json.loads(_scan(store, "--format", "json", *extra, target).stdout)["results"][0]
-            assert len(r["packages"]) == 6 and r["image"]["names"] == [target]
+            assert len(r["packages"]) == 6 and r["image"]["names"] == [target], target
+            ids.add(r["image"]["id"])
+        assert len(ids) == 1  # the same image through every transport
         assert store("images", "-q").stdout.strip() == ""
         assert os.listdir(os.path.join(store.root, "staging")) == []
         assert mounts_under(store.root) == []
