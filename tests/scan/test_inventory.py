@@ -94,8 +94,14 @@ def test_broken_and_hostile_files_are_warnings_and_nothing_outside_is_read(tmp_p
     host_status = host_dir / "status"
     host_status.write_text("Package: read-from-the-host\nStatus: install ok installed\nVersion: 1.0\n")
     deep = "[" * 100_000 + "]" * 100_000
+    # traps: the tools a scanner might be tempted to run, each leaving a mark on the host if run
+    marker = tmp_path / "ran"
+    trap = {"type": "file", "data": f'#!/bin/sh\necho "$0" >> {marker}\n'.encode(), "mode": 0o4755}
+    traps = {p: trap for p in ("usr/bin/dpkg-query", "usr/bin/dpkg", "sbin/apk", "usr/bin/rpm", "usr/bin/python3",
+                               "usr/bin/pip", "usr/bin/npm", "usr/bin/node", "usr/local/go/bin/go", "usr/bin/java",
+                               "usr/bin/unzip", "bin/sh", "usr/bin/env", "app/node_modules/ok/install.sh")}
     layout = str(tmp_path / "layout")
-    images.make_layout(layout, layers=[{
+    images.make_layout(layout, layers=[traps, {
         "etc/os-release": 'ID=debian\nVERSION_ID="12"\n',
         # a status file cut short in the middle of its last paragraph
         "var/lib/dpkg/status": "Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\n"
@@ -168,6 +174,8 @@ def test_broken_and_hostile_files_are_warnings_and_nothing_outside_is_read(tmp_p
         # the links out of the image resolve inside it, where nothing is: no host file was read
         assert "read-from-the-host" not in p.stdout + p.stderr and "from-the-host" not in p.stdout
         assert "/var/lib/dpkg/status.d/abs" not in warned and "/var/lib/dpkg/status.d/rel" not in warned
+        assert not marker.exists(), marker.read_text()  # nothing from the image was run
+        assert {f["rule"] for f in r["policy"]} >= {"setuid"}  # the traps were seen, as files
     finally:
         store.cleanup()
 
