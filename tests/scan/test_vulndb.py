@@ -147,3 +147,36 @@ def test_published_go_record_against_a_real_go_binary(tmp_path):
         assert "CVE-2021-43784" in r["vulnerabilities"][0]["aliases"]
     finally:
         store.cleanup()
+
+
+def test_published_ubuntu_and_alpine_records_apply_to_their_release(tmp_path):
+    """USN-8611-1 (glibc; ecosystems ``Ubuntu:22.04:LTS``, ``Ubuntu:24.04:LTS``...) and
+    ALPINE-CVE-2025-26519 (musl; ``Alpine:v3.16`` to ``v3.24``, each its own fix), as OSV.dev
+    serves them: each applies to the image's own release only."""
+    status = "".join(f"Package: {n}\nStatus: install ok installed\nArchitecture: amd64\nSource: glibc\nVersion: {v}\n\n"
+                     for n, v in (("libc6", "2.35-0ubuntu3.13"), ("libc-bin", "2.35-0ubuntu3.14")))
+    apk = "P:musl\nV:1.2.4-r2\nA:x86_64\nL:MIT\no:musl\n\n"
+    layouts = {}
+    for name, osr, files in (
+            ("jammy", 'ID=ubuntu\nVERSION_ID="22.04"\n', {"var/lib/dpkg/status": status}),
+            ("noble", 'ID=ubuntu\nVERSION_ID="24.04"\n', {"var/lib/dpkg/status": status}),
+            ("alpine318", "ID=alpine\nVERSION_ID=3.18.4\n", {"lib/apk/db/installed": apk}),
+            ("alpine319", "ID=alpine\nVERSION_ID=3.19.1\n", {"lib/apk/db/installed": apk})):
+        layouts[name] = str(tmp_path / name)
+        images.make_layout(layouts[name], layers=[dict(files, **{"etc/os-release": osr})])
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        store("scan", "db", "import", os.path.join(OSV, "USN-8611-1.json"), os.path.join(OSV, "ALPINE-CVE-2025-26519.json"))
+
+        def findings(name):
+            r = json.loads(_scan(store, "--format", "json", f"oci:{layouts[name]}:latest").stdout)["results"][0]
+            return [(f["id"], f["package"], f["installed"], f["fixed"]) for f in r["vulnerabilities"]]
+
+        assert findings("jammy") == [("USN-8611-1", "libc6", "2.35-0ubuntu3.13", "2.35-0ubuntu3.14")]
+        # 24.04's entry is for 2.39 versions: 2.35 is below its fix too, but it is 22.04's package
+        assert findings("noble") == [("USN-8611-1", "libc-bin", "2.35-0ubuntu3.14", "2.39-0ubuntu8.8"),
+                                     ("USN-8611-1", "libc6", "2.35-0ubuntu3.13", "2.39-0ubuntu8.8")]
+        assert findings("alpine318") == [("ALPINE-CVE-2025-26519", "musl", "1.2.4-r2", "1.2.4-r3")]
+        assert findings("alpine319") == [("ALPINE-CVE-2025-26519", "musl", "1.2.4-r2", "1.2.4_git20230717-r5")]
+    finally:
+        store.cleanup()

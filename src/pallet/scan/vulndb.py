@@ -286,6 +286,23 @@ def _in_ranges(eco: str, version: str, data: dict) -> tuple[bool, str]:
     return False, ""
 
 
+def _release_applies(eco: str, rel: str, release: str) -> bool:
+    """Whether a record's release (the part of its ecosystem after the first ``:``) is the
+    image's ``VERSION_ID``: ``Debian:12`` for 12, ``Alpine:v3.18`` for 3.18.4,
+    ``Ubuntu:22.04:LTS`` for 22.04. Ubuntu Pro's (``Ubuntu:Pro:18.04:LTS``) fixes are for
+    subscribed machines' ESM packages: not applied to an image."""
+    if not rel or not release or eco not in ("Debian", "Ubuntu", "Alpine"):
+        return True
+    if eco == "Ubuntu":
+        parts = rel.split(":")
+        if parts[0] == "Pro":
+            return False
+        rel = parts[0]
+    elif eco == "Alpine":
+        rel = rel[1:] if rel[:1] == "v" else rel
+    return rel == release or release.startswith(rel + ".") or rel.startswith(release + ".")
+
+
 def match(store, osr: dict, packages: list[dict], warn) -> list[dict] | None:
     """The findings for ``packages``; None when there is no database."""
     from .._std import json
@@ -308,8 +325,7 @@ def match(store, osr: dict, packages: list[dict], warn) -> list[dict] | None:
                                       "JOIN vulns v ON v.id = a.vuln WHERE a.ecosystem = ? AND lower(a.name) = ?",
                                       (eco, nm.lower())).fetchall()
                 for vid, rel, data, aliases, summary in rows:
-                    if rel and release and eco in ("Debian", "Ubuntu", "Alpine") and \
-                            not (rel == release or release.startswith(rel + ".") or rel.startswith(release + ".")):
+                    if not _release_applies(eco, rel, release):
                         continue
                     # Debian records name source packages, versioned as the source package is
                     version = p.get("source_version") if nm == p.get("source") and nm != p["name"] else p["version"]
