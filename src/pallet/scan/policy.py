@@ -1,6 +1,8 @@
 """Policy findings, each with a rule id and a severity (docs/scan.md lists them):
 
-- ``secret-private-key``, ``secret-aws-access-key``, ``secret-github-token``, ``secret-slack-token``
+- ``secret-private-key``, ``secret-aws-access-key``, ``secret-github-token``, ``secret-slack-token``,
+  ``secret-gcp-api-key``, ``secret-azure-storage-key``, ``secret-gitlab-token``, ``secret-npm-token``,
+  ``secret-pypi-token``, ``secret-stripe-key``
   (high): in ANY layer, including files a later layer deleted or replaced: every layer's own
   files are read (by fd, no symlink followed), and a secret is attributed to the lowest layer
   that holds it;
@@ -32,7 +34,9 @@ from ..errors import ScanError
 #: every rule and its default severity ("info" findings never fail ``--fail-on``)
 RULES = {
     "secret-private-key": "high", "secret-aws-access-key": "high", "secret-github-token": "high",
-    "secret-slack-token": "high", "secret-env": "high", "setuid": "low", "setgid": "low",
+    "secret-slack-token": "high", "secret-gcp-api-key": "high", "secret-azure-storage-key": "high",
+    "secret-gitlab-token": "high", "secret-npm-token": "high", "secret-pypi-token": "high",
+    "secret-stripe-key": "high", "secret-env": "high", "setuid": "low", "setgid": "low",
     "world-writable": "medium", "package-cache": "low", "ssh-server": "medium", "port-22-exposed": "medium",
     "no-healthcheck": "info", "runs-as-root": "low",
 }
@@ -49,6 +53,14 @@ _PATTERNS = [
     ("secret-aws-access-key", (b"AKIA", b"ASIA"), re.compile(rb"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
     ("secret-github-token", (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"), re.compile(rb"\bgh[pousr]_[A-Za-z0-9]{36,}\b")),
     ("secret-slack-token", (b"xox",), re.compile(rb"\bxox[baprs]-[A-Za-z0-9-]{10,}\b")),
+    # Google Cloud API keys; Azure storage account keys in connection strings (88 base64 characters)
+    ("secret-gcp-api-key", (b"AIza",), re.compile(rb"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])")),
+    ("secret-azure-storage-key", (b"AccountKey=",), re.compile(rb"AccountKey=[A-Za-z0-9+/]{86}==")),
+    # registry and service tokens: GitLab personal access, npm, PyPI (a macaroon for pypi.org), Stripe
+    ("secret-gitlab-token", (b"glpat-",), re.compile(rb"\bglpat-[0-9A-Za-z_-]{20,}")),
+    ("secret-npm-token", (b"npm_",), re.compile(rb"\bnpm_[A-Za-z0-9]{36}\b")),
+    ("secret-pypi-token", (b"pypi-AgEIcHlwaS5vcmc",), re.compile(rb"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}")),
+    ("secret-stripe-key", (b"sk_live_", b"rk_live_"), re.compile(rb"\b[rs]k_live_[0-9A-Za-z]{24,}\b")),
 ]
 _ENV_SECRET = re.compile(r"(pass(word|wd)?|secret|token|api_?key|private_?key|credentials?|_key)$", re.I)
 
