@@ -322,6 +322,16 @@ def test_bad_input_is_one_line_and_installs_nothing(env, host):
     _write(os.path.join(host, "etc/systemd/system/other.service"), "[Service]\nExecStart=/bin/true\n")
     one_error_line(env("install", "--system", "--name", "other", "localhost/web:v1", host=host, check=False),
                    "other.service exists")
+    # update and rollback refused: nothing to roll back to, an image that cannot be had, a forced
+    # variable, a name not installed; each one line, the installed one untouched
+    snap = tree(host)
+    for args, words in ((["rollback", "dup"], ["dup", "no previous deployment"]),
+                        (["update", "dup", "--rebase", "localhost/nosuch:v1", "--tls-verify=false"], ["nosuch"]),
+                        (["update", "dup", "--set", "DESTDIR=/tmp"], ["--set DESTDIR"]),
+                        (["update", "ghost"], ["ghost", "not installed"]),
+                        (["rollback", "ghost"], ["ghost", "not installed"])):
+        one_error_line(env("containers", *args, host=host, check=False), *words)
+        assert tree(host) == snap, args
     env("uninstall", "dup", host=host)
 
 
