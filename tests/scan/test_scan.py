@@ -480,17 +480,18 @@ def test_distroless_status_d_and_scratch(tmp_path):
 
 # -- Go binaries ---------------------------------------------------------------------------
 
-def _go_binary(tmp_path) -> str:
-    """A Go program depending on a module (replaced by a local directory: no network)."""
+def _go_binary(tmp_path, dep: str, version: str) -> str:
+    """A Go program requiring the module ``dep`` at ``version`` (replaced by a local directory:
+    no network)."""
     go = need("go")
     src = tmp_path / "gosrc"
     (src / "lib").mkdir(parents=True)
     (src / "hello").mkdir()
-    (src / "lib" / "go.mod").write_text("module example.com/lib\n\ngo 1.19\n")
+    (src / "lib" / "go.mod").write_text(f"module {dep}\n\ngo 1.19\n")
     (src / "lib" / "lib.go").write_text('package lib\n\nfunc Hello() string { return "hello" }\n')
-    (src / "hello" / "go.mod").write_text("module example.com/hello\n\ngo 1.19\n\nrequire example.com/lib v1.2.3\n\n"
-                                          "replace example.com/lib => ../lib\n")
-    (src / "hello" / "main.go").write_text('package main\n\nimport (\n\t"fmt"\n\n\t"example.com/lib"\n)\n\n'
+    (src / "hello" / "go.mod").write_text(f"module example.com/hello\n\ngo 1.19\n\nrequire {dep} {version}\n\n"
+                                          f"replace {dep} => ../lib\n")
+    (src / "hello" / "main.go").write_text(f'package main\n\nimport (\n\t"fmt"\n\n\tlib "{dep}"\n)\n\n'
                                            'func main() { fmt.Println(lib.Hello()) }\n')
     out = str(tmp_path / "hello.bin")
     env = dict(os.environ, GOPROXY="off", GOFLAGS="-mod=mod", GOCACHE=str(tmp_path / "gocache"),
@@ -502,7 +503,10 @@ def _go_binary(tmp_path) -> str:
 
 
 def test_go_binary_modules_equal_go_version_m(tmp_path):
-    binary = _go_binary(tmp_path)
+    """The modules of a Go binary built here requiring github.com/opencontainers/runc v1.0.2 (a
+    local stand-in) equal ``go version -m``, and the Go database's GO-2022-0274 (runc from
+    1.0.1-0.2021... up to 1.1.0, as published) is found in it."""
+    binary = _go_binary(tmp_path, "github.com/opencontainers/runc", "v1.0.2")
     theirs = subprocess.run([need("go"), "version", "-m", binary], capture_output=True, text=True, check=True).stdout
     truth = {tuple(line.split("\t")[1:4]) for line in theirs.splitlines() if line.split("\t")[1:2] in (["mod"], ["dep"])}
     truth = {(k, p, v) for k, p, v in truth}
@@ -512,12 +516,17 @@ def test_go_binary_modules_equal_go_version_m(tmp_path):
     images.make_layout(layout, layers=[{"usr/local/bin/hello": {"type": "file", "data": data, "mode": 0o755}}])
     store = StoreCLI(str(tmp_path / "store"), "overlay")
     try:
+        store("scan", "db", "import", os.path.join(_OSV, "GO-2022-0274.json"))
         r = json.loads(_scan(store, "--format", "json", f"oci:{layout}:latest").stdout)["results"][0]
         ours = {(p["go"]["kind"], p["name"], p["version"]) for p in r["packages"] if p["type"] == "golang"}
-        assert ours == truth and ("dep", "example.com/lib", "v1.2.3") in ours
-        dep = next(p for p in r["packages"] if p["name"] == "example.com/lib")
-        assert dep["purl"] == "pkg:golang/example.com/lib@v1.2.3" and dep["go"]["replaced_by"] == "../lib (devel)"
+        assert ours == truth and ("dep", "github.com/opencontainers/runc", "v1.0.2") in ours
+        dep = next(p for p in r["packages"] if p["name"] == "github.com/opencontainers/runc")
+        assert dep["purl"] == "pkg:golang/github.com/opencontainers/runc@v1.0.2"
+        assert dep["go"]["replaced_by"] == "../lib (devel)"
         assert dep["path"] == "/usr/local/bin/hello" and dep["go"]["toolchain"].startswith("go1.")
+        got = [(f["id"], f["package"], f["installed"], f["fixed"], f["path"]) for f in r["vulnerabilities"]]
+        assert got == [("GO-2022-0274", "github.com/opencontainers/runc", "v1.0.2", "1.1.0", "/usr/local/bin/hello")]
+        assert "CVE-2021-43784" in r["vulnerabilities"][0]["aliases"]
     finally:
         store.cleanup()
 
