@@ -25,11 +25,15 @@ SECRETS = {
 }
 NEAR_MISSES = {
     "etc/short.txt": "AIzaShort glpat-short npm_short sk_live_short AccountKey=abc== pypi-AgEIcHlwaS5vcmcX\n",
+    # a binary file (a NUL in its first 8 KiB): token formats are looked for in text files only...
+    "usr/lib/libtoken.so": b"\x7fELF\x02\x01\x01\0" + b"npm_" + b"a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8\n",
 }
+#: ...private keys, AWS, GitHub and Slack ones in every file
+BINARY_KEY = {"usr/lib/libkey.so": b"\x7fELF\x02\x01\x01\0-----BEGIN RSA PRIVATE KEY-----\nMIIE\n"}
 
 
 def test_secret_formats_are_found_and_near_misses_are_not(tmp_path):
-    layers = [{p: text for p, (_, text) in SECRETS.items()}, NEAR_MISSES]
+    layers = [{p: text for p, (_, text) in SECRETS.items()}, dict(NEAR_MISSES, **BINARY_KEY)]
     layout = str(tmp_path / "layout")
     images.make_layout(layout, layers=layers, config_extra={"config": {"User": "1000", "Healthcheck": {
         "Test": ["CMD", "/bin/true"]}}})
@@ -39,7 +43,9 @@ def test_secret_formats_are_found_and_near_misses_are_not(tmp_path):
         r = json.loads(p.stdout)["results"][0]
         layer0 = "sha256:" + hashlib.sha256(images.layer_tar(layers[0])).hexdigest()
         got = {(f["rule"], f["path"], f["layer"], f["severity"]) for f in r["policy"]}
-        assert got == {(rule, "/" + path, layer0, "high") for path, (rule, _) in SECRETS.items()}
+        layer1 = "sha256:" + hashlib.sha256(images.layer_tar(layers[1])).hexdigest()
+        assert got == {(rule, "/" + path, layer0, "high") for path, (rule, _) in SECRETS.items()} | {
+            ("secret-private-key", "/usr/lib/libkey.so", layer1, "high")}
         _scan(store, "--fail-on", "high", f"oci:{layout}:latest", rc=3)
     finally:
         store.cleanup()
