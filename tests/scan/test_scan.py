@@ -86,6 +86,7 @@ def _random_debian_version(rnd: random.Random) -> str:
     return v
 
 
+@pytest.mark.unit
 def test_debian_order_is_dpkgs(tmp_path):
     from pallet.scan.versions import dpkg_compare
 
@@ -110,6 +111,7 @@ def test_debian_order_is_dpkgs(tmp_path):
     assert not wrong
 
 
+@pytest.mark.unit
 def test_pypi_semver_apk_orders_and_osv_events():
     from pallet.scan import versions
     from pallet.scan.vulndb import _affected
