@@ -146,3 +146,29 @@ def test_published_ubuntu_and_alpine_records_apply_to_their_release(tmp_path):
         assert findings("alpine319") == [("ALPINE-CVE-2025-26519", "musl", "1.2.4-r2", "1.2.4_git20230717-r5")]
     finally:
         store.cleanup()
+
+
+def test_a_withdrawn_record_gives_no_finding_and_removes_its_older_copy(tmp_path):
+    """DEBIAN-CVE-2026-5358 (glibc, withdrawn two days after it was published): imported, it
+    finds nothing; the same record before its withdrawal (the field taken out) finds libc6, and
+    importing the withdrawn one afterwards removes it."""
+    withdrawn = _record("DEBIAN-CVE-2026-5358")
+    live = {k: v for k, v in withdrawn.items() if k != "withdrawn"}
+    (tmp_path / "live").mkdir()
+    (tmp_path / "live" / "r.json").write_text(json.dumps(live))
+    layout = str(tmp_path / "bullseye")
+    images.make_layout(layout, layers=[{"etc/os-release": 'ID=debian\nVERSION_ID="11"\n', "var/lib/dpkg/status":
+                                        "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\n"
+                                        "Source: glibc\nVersion: 2.31-13+deb11u11\n"}])
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        def ids():
+            r = json.loads(_scan(store, "--format", "json", f"oci:{layout}:latest").stdout)["results"][0]
+            return [f["id"] for f in r["vulnerabilities"]]
+
+        store("scan", "db", "import", str(tmp_path / "live"), os.path.join(OSV, "DLA-3051-1.json"))
+        assert ids() == ["DEBIAN-CVE-2026-5358"]
+        store("scan", "db", "import", os.path.join(OSV, "DEBIAN-CVE-2026-5358.json"))
+        assert ids() == []
+    finally:
+        store.cleanup()

@@ -122,6 +122,8 @@ def _check_record(doc) -> str | None:
             return f"field {key}: not a list of strings"
     if not isinstance(doc.get("severity", []), list):
         return "field severity: not a list"
+    if not isinstance(doc.get("withdrawn", ""), str):
+        return "field withdrawn: not a string"
     return None
 
 
@@ -201,6 +203,9 @@ def _put(db, doc: dict) -> None:
 
     vid = doc["id"]
     db.execute("DELETE FROM affected WHERE vuln = ?", (vid,))
+    if doc.get("withdrawn"):  # OSV: a withdrawn record is no longer valid: it (and an older copy) goes
+        db.execute("DELETE FROM vulns WHERE id = ?", (vid,))
+        return
     sev = "unknown"
     for a in doc.get("affected", []):
         pkg = a.get("package") or {}
