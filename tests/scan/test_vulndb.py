@@ -143,6 +143,12 @@ def test_published_ubuntu_and_alpine_records_apply_to_their_release(tmp_path):
         assert findings("noble") == [("USN-8611-1", "libc-bin", "2.35-0ubuntu3.14", "2.39-0ubuntu8.8"),
                                      ("USN-8611-1", "libc6", "2.35-0ubuntu3.13", "2.39-0ubuntu8.8")]
         assert findings("alpine318") == [("ALPINE-CVE-2025-26519", "musl", "1.2.4-r2", "1.2.4-r3")]
+        # severities: Ubuntu's priority of the USN's CVEs (all "medium"); the Alpine record's CVSS
+        # 3.1 vector scores 7.0, "high"
+        r = json.loads(_scan(store, "--format", "json", f"oci:{layouts['jammy']}:latest").stdout)["results"][0]
+        assert [f["severity"] for f in r["vulnerabilities"]] == ["medium"]
+        r = json.loads(_scan(store, "--format", "json", f"oci:{layouts['alpine318']}:latest").stdout)["results"][0]
+        assert [f["severity"] for f in r["vulnerabilities"]] == ["high"]
         assert findings("alpine319") == [("ALPINE-CVE-2025-26519", "musl", "1.2.4-r2", "1.2.4_git20230717-r5")]
     finally:
         store.cleanup()

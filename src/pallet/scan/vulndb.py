@@ -46,18 +46,34 @@ def _connect(path: str, create: bool):
         raise ScanError(f"vulnerability database {path}: {e}") from None
 
 
+def _word(v) -> str | None:
+    """A severity word of a database (GHSA's, Debian's urgency, Ubuntu's priority) as ours."""
+    if not isinstance(v, str):
+        return None
+    v = v.lower().rstrip("*").strip()
+    v = {"moderate": "medium", "important": "high", "unimportant": "low", "negligible": "low"}.get(v, v)
+    return v if v in SEVERITIES[1:] else None
+
+
 def _severity(doc: dict, aff: dict) -> str:
     """low/medium/high/critical from the record: GHSA's database_specific.severity, Debian's
-    urgency, else a CVSS v3 base score; 'unknown' when none is stated."""
+    urgency, Ubuntu's priority (a USN: the highest of its CVEs'), else a CVSS v3 base score;
+    'unknown' when none is stated."""
     for holder in (aff.get("ecosystem_specific"), aff.get("database_specific"), doc.get("database_specific")):
         if isinstance(holder, dict):
             for key in ("severity", "urgency"):
-                v = holder.get(key)
-                if isinstance(v, str):
-                    v = v.lower().rstrip("*").strip()
-                    v = {"moderate": "medium", "important": "high", "unimportant": "low", "negligible": "low"}.get(v, v)
-                    if v in SEVERITIES[1:]:
-                        return v
+                if _word(holder.get(key)):
+                    return _word(holder.get(key))
+    ubuntu = [w for sev in doc.get("severity") or [] if isinstance(sev, dict) and sev.get("type") == "Ubuntu"
+              for w in [_word(sev.get("score"))] if w]
+    cves = ((aff.get("database_specific") or {}).get("cves_map") or {}).get("cves") if isinstance(
+        aff.get("database_specific"), dict) else None
+    for cve in cves if isinstance(cves, list) else []:
+        for sev in (cve.get("severity") if isinstance(cve, dict) and isinstance(cve.get("severity"), list) else []):
+            if isinstance(sev, dict) and sev.get("type") == "Ubuntu" and _word(sev.get("score")):
+                ubuntu.append(_word(sev.get("score")))
+    if ubuntu:
+        return max(ubuntu, key=SEVERITIES.index)
     for sev in doc.get("severity") or []:
         if isinstance(sev, dict) and sev.get("type") == "CVSS_V3" and isinstance(sev.get("score"), str):
             score = cvss3_score(sev["score"])
