@@ -369,6 +369,7 @@ def test_real_debian_and_pypi(tmp_path, debian_pypi_layout):
         assert {p["layer"] for p in r["packages"] if p["type"] == "deb"} == {diff_ids[0]}
         assert {p["layer"] for p in r["packages"] if p["type"] == "pypi"} == {diff_ids[1]}
         assert r["os"]["VERSION_CODENAME"] == "bookworm"
+        assert r["warnings"] == []  # a real, sound tree: nothing to warn about
 
         # what the Debian records must give, by dpkg's own comparison of the installed versions
         dpkg = need("dpkg")
