@@ -112,6 +112,15 @@ def test_debian_order_is_dpkgs(tmp_path):
 
 
 @pytest.mark.unit
+def test_runs_of_the_same_second_get_their_own_results_directory(tmp_path):
+    from pallet.scan import results_dir, run_dir
+
+    first, second = (run_dir(str(tmp_path), "builtin", "20261207T140000Z") for _ in range(2))
+    assert (os.path.basename(first), os.path.basename(second)) == ("20261207T140000Z", "20261207T140000Z-2")
+    assert results_dir(first, "abc") == os.path.join(first, "abc") and os.path.isdir(os.path.join(first, "abc"))
+
+
+@pytest.mark.unit
 def test_pypi_semver_apk_orders_and_osv_events():
     from pallet.scan import versions
     from pallet.scan.vulndb import _affected
@@ -227,6 +236,12 @@ def test_store_image_inventory_layers_findings_exit_codes(tmp_path, small_layout
         assert runs
         for run in runs:
             assert os.listdir(os.path.join(store.root, "scan-results", "builtin", run)) == [image_id]
+        # two more scans (likely in the same second): two more directories, none overwritten;
+        # a failed scan makes none
+        _scan(store, image_id)
+        _scan(store, image_id)
+        _scan(store, "no-such-image", rc=125)
+        assert len(os.listdir(os.path.join(store.root, "scan-results", "builtin"))) == len(runs) + 2
         rd = str(tmp_path / "results")
         _scan(store, "--results-dir", rd, "--output", str(tmp_path / "out.json"), "--format", "json", image_id)
         (run,) = os.listdir(os.path.join(rd, "builtin"))
