@@ -178,3 +178,33 @@ def test_a_withdrawn_record_gives_no_finding_and_removes_its_older_copy(tmp_path
         assert ids() == []
     finally:
         store.cleanup()
+
+
+def test_an_older_copy_of_a_record_does_not_replace_a_newer_one(tmp_path):
+    """DLA-3008-1 as published, then a copy dated before it saying openssl was fixed earlier: the
+    published one stays; a copy dated after it replaces it."""
+    stretch = _layout(tmp_path, "stretch", "9")
+    published = _record("DLA-3008-1")
+
+    def copy(modified: str, d: str) -> str:
+        doc = json.loads(json.dumps(published))
+        doc["modified"] = modified
+        doc["affected"][0]["ranges"][0]["events"][1]["fixed"] = "1.1.0l-1~deb9u5"
+        doc["affected"][0]["versions"] = []
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "DLA-3008-1.json").write_text(json.dumps(doc))
+        return str(tmp_path / d)
+
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        def fixes():
+            r = json.loads(_scan(store, "--format", "json", f"oci:{stretch}:latest").stdout)["results"][0]
+            return [(f["package"], f["fixed"]) for f in r["vulnerabilities"] if f["id"] == "DLA-3008-1"]
+
+        store("scan", "db", "import", os.path.join(OSV, "DLA-3008-1.json"))
+        store("scan", "db", "import", copy("2022-05-14T00:00:00Z", "older"))
+        assert fixes() == [("libssl1.1", "1.1.0l-1~deb9u6")]
+        store("scan", "db", "import", copy("2026-12-01T00:00:00.5Z", "newer"))
+        assert fixes() == []
+    finally:
+        store.cleanup()

@@ -214,10 +214,23 @@ def import_records(store, paths: list[str], warn) -> int:
     return n
 
 
+def _newer(a: str, b: str) -> bool:
+    """Whether the RFC 3339 time ``a`` is later than ``b`` (False when either is not one)."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(a.replace("Z", "+00:00")) > datetime.fromisoformat(b.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return False
+
+
 def _put(db, doc: dict) -> None:
     from .._std import json
 
     vid = doc["id"]
+    row = db.execute("SELECT modified FROM vulns WHERE id = ?", (vid,)).fetchone()
+    if row and _newer(row[0], str(doc.get("modified", ""))):
+        return  # an older copy (a zip of last week after today's): the newer one stays
     db.execute("DELETE FROM affected WHERE vuln = ?", (vid,))
     if doc.get("withdrawn"):  # OSV: a withdrawn record is no longer valid: it (and an older copy) goes
         db.execute("DELETE FROM vulns WHERE id = ?", (vid,))
