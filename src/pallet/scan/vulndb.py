@@ -66,10 +66,12 @@ def _severity(doc: dict, aff: dict) -> str:
                     return _word(holder.get(key))
     ubuntu = [w for sev in doc.get("severity") or [] if isinstance(sev, dict) and sev.get("type") == "Ubuntu"
               for w in [_word(sev.get("score"))] if w]
-    cves = ((aff.get("database_specific") or {}).get("cves_map") or {}).get("cves") if isinstance(
-        aff.get("database_specific"), dict) else None
+    ds = aff.get("database_specific")
+    cves_map = ds.get("cves_map") if isinstance(ds, dict) else None
+    cves = cves_map.get("cves") if isinstance(cves_map, dict) else None
     for cve in cves if isinstance(cves, list) else []:
-        for sev in (cve.get("severity") if isinstance(cve, dict) and isinstance(cve.get("severity"), list) else []):
+        sevs = cve.get("severity") if isinstance(cve, dict) else None
+        for sev in sevs if isinstance(sevs, list) else []:
             if isinstance(sev, dict) and sev.get("type") == "Ubuntu" and _word(sev.get("score")):
                 ubuntu.append(_word(sev.get("score")))
     if ubuntu:
