@@ -226,6 +226,27 @@ def test_install_checks_out_by_hard_links_and_the_unit_runs_the_service(env, hos
     env("uninstall", name, host=host)
 
 
+def test_install_pulls_an_image_it_does_not_have(env, host, registry):
+    """A reference the store does not hold is pulled as ``pallet pull`` does (registry flags),
+    then installed; the image stays in the store after the uninstall, as atomic's did."""
+    ref = f"{registry.host}/pallet-system-pull-{os.getpid()}:v1"
+    env("push", "--tls-verify=false", "localhost/web:v1", f"docker://{ref}")
+    assert ref not in env("images", "--format", "{{.Repository}}:{{.Tag}}").stdout
+    before = tree(host)
+    name = f"pulled{os.getpid()}"
+    one_error_line(env("install", "--system", "--name", name, ref, host=host, check=False), ref)  # TLS: refused
+    assert tree(host) == before
+    env("install", "--system", "--name", name, "--tls-verify=false", ref, host=host)
+    try:
+        assert ref in env("images", "--format", "{{.Repository}}:{{.Tag}}").stdout
+        rows = json.loads(env("containers", "list", "--format", "json", host=host).stdout)
+        assert [(r["name"], r["image"]) for r in rows] == [(name, ref)]
+    finally:
+        env("uninstall", name, host=host)
+        env("rmi", ref)
+    assert {k: v for k, v in tree(host).items() if not k.startswith("var/lib/pallet")} == before
+
+
 def test_update_rollback_uninstall_switch_content_and_leave_nothing(env, host):
     before = tree(host)
     name = "websvc"
@@ -301,6 +322,16 @@ def test_bad_input_is_one_line_and_installs_nothing(env, host):
     _write(os.path.join(host, "etc/systemd/system/other.service"), "[Service]\nExecStart=/bin/true\n")
     one_error_line(env("install", "--system", "--name", "other", "localhost/web:v1", host=host, check=False),
                    "other.service exists")
+    # update and rollback refused: nothing to roll back to, an image that cannot be had, a forced
+    # variable, a name not installed; each one line, the installed one untouched
+    snap = tree(host)
+    for args, words in ((["rollback", "dup"], ["dup", "no previous deployment"]),
+                        (["update", "dup", "--rebase", "localhost/nosuch:v1", "--tls-verify=false"], ["nosuch"]),
+                        (["update", "dup", "--set", "DESTDIR=/tmp"], ["--set DESTDIR"]),
+                        (["update", "ghost"], ["ghost", "not installed"]),
+                        (["rollback", "ghost"], ["ghost", "not installed"])):
+        one_error_line(env("containers", *args, host=host, check=False), *words)
+        assert tree(host) == snap, args
     env("uninstall", "dup", host=host)
 
 
