@@ -46,7 +46,7 @@ class Options:
                  read_only=False, tmpfs=(), volumes=(), memory=None, cpus=None, pids_limit=None,
                  stop_signal=None, labels=None, rm=False, detach=False, interactive=False, tty=False,
                  runtime=None, pull="missing", network_config_dir=None, restart=None, create_command=None,
-                 publish_all=False, extra=None, life=None, cgroup_parent=None):
+                 publish_all=False, extra=None, life=None, cgroup_parent=None, runflags=None):
         self.image, self.command, self.name = image, list(command) if command else None, name
         self.env, self.user, self.workdir, self.entrypoint = list(env), user, workdir, entrypoint
         self.networks, self.publish, self.hostname = list(networks), list(publish), hostname
@@ -65,6 +65,8 @@ class Options:
         self.cgroup_parent = cgroup_parent
         #: the flags of containers/options.py (an ``options.Extra``)
         self.extra = extra
+        #: --cidfile, --conmon-pidfile, --sdnotify, --timeout... (a ``runflags.RunFlags``)
+        self.runflags = runflags
 
 
 def cgroup_parent(text: str | None) -> str | None:
@@ -295,6 +297,9 @@ class Containers:
                                      "reuse that name: that name is already in use")
         from . import conf as conf_mod
         from . import options as extra_opts
+        from . import runflags
+
+        run_meta = runflags.meta(o.runflags)
 
         conf = conf_mod.load()
         if not o.networks and conf.get("netns") in ("host", "none"):  # containers.conf's default mode
@@ -359,6 +364,7 @@ class Containers:
                 "publish_all": bool(o.publish_all), "created_at": _now(), "extra": extra,
                 "cgroup_parent": cgroup_parent(o.cgroup_parent)}
         meta.update(policies.meta(life, img_cfg, o.rm))
+        meta.update(run_meta)
         from . import mounts as ctr_mounts
 
         ctr_mounts.add_image_volumes(meta, img_cfg)
@@ -500,9 +506,10 @@ class Containers:
             os.close(rfd)
 
     def start(self, text: str, *, attach: bool = False, stdin: bool = False, warn=None,
-              restart_count: int = 0) -> dict:
+              restart_count: int = 0, preserve_fds: int = 0) -> dict:
         """Mount, network, write the bundle and start through conmon. With ``attach`` the
-        caller gets the attach socket in ``rec["attach"]`` before the process runs."""
+        caller gets the attach socket in ``rec["attach"]`` before the process runs;
+        ``preserve_fds``: pallet's fds 3 .. 2+N are the container's too (``--preserve-fds``)."""
         from ..oci import runtime_spec as rs
         from .network import sandbox as sb
         from . import conmon
@@ -597,7 +604,7 @@ class Containers:
                        gateways[0] if gateways else None)
             etc = [rs.Mount.bind(os.path.join(userdata, f), "/etc/" + f).to_dict()
                    for f in ("hosts", "hostname", "resolv.conf")
-                   if f != "resolv.conf" or mode_kind != "none"]  # podman: no resolver without a network
+                   if (f != "resolv.conf" or mode_kind != "none") and (f != "hosts" or not meta.get("no_hosts"))]  # podman: no resolver without a network
             mine = {m["destination"] for m in doc["mounts"]}
             doc["mounts"] += [m for m in etc if m["destination"] not in mine]
             with open(os.path.join(userdata, "config.json"), "w") as f:
@@ -629,8 +636,13 @@ class Containers:
             args += ["--exit-command", exit_cmd[0]]
             for a in exit_cmd[1:]:
                 args += ["--exit-command-arg", a]
+            from . import runflags
+
+            args += runflags.conmon_args(meta, preserve_fds)
+            fds = runflags.check_preserved_fds(preserve_fds)
             st["oci"] = True  # from here the runtime may have it: deleted on teardown
-            pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"))
+            pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"),
+                               pass_fds=fds)
             st.update(state=CREATED, pid=pid, conmon_pid=read_int(os.path.join(rundir, "conmon.pid")))
             self._write_state(cid, st)
             sock = conmon.attach_socket(userdata) if attach else None
@@ -639,6 +651,7 @@ class Containers:
             st.update(state=RUNNING, started_at=_now(), starting=None)
             with self._lock():
                 self._write_state(cid, st)
+            runflags.after_start(meta, pid, st.get("conmon_pid"))
             out = dict(c)
             out["attach"] = sock
             return out
