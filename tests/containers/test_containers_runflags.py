@@ -82,8 +82,9 @@ def test_cidfile_and_pid_files_then_verbs_by_cidfile(pallet, tmp_path):
 
 def test_replace_removes_the_container_of_that_name(pallet):
     name = f"rep{os.getpid()}"
-    first = pallet("run", "-d", "--network", "none", "--name", name, pallet.image, "sleep", "100",
-                   check=True).stdout.strip()
+    # (SIGKILL as its stop signal: --replace removes it as rm -f does, after its stop timeout)
+    first = pallet("run", "-d", "--network", "none", "--name", name, "--stop-signal", "KILL", pallet.image, "sleep",
+                   "100", check=True).stdout.strip()
     try:
         p = pallet("run", "-d", "--network", "none", "--name", name, pallet.image, "true")
         assert p.returncode == 125 and "already in use" in p.stderr
@@ -255,3 +256,64 @@ def test_container_exists(pallet):
         assert pallet("container", "exists", name).returncode == 0
     finally:
         pallet("rm", name)
+
+
+def test_podman_system_test_wording_and_flags(pallet, tmp_path):
+    """What podman's system tests (030-run, 045-start, 050-stop, 160-volumes) check of these verbs."""
+    # published ports with --network host/none: podman's warning, first on stderr, and the run goes on
+    p = pallet("run", "--rm", "-p", "8080", "--network", "host", pallet.image, "echo", "hi")
+    assert (p.returncode, p.stdout) == (0, "hi\n")
+    assert p.stderr.splitlines()[0] == ("Port mappings have been discarded as one of the Host, Container, Pod, and "
+                                        "None network modes are in use")
+    # --attach: only those streams; neither stdout nor stderr: the ID is printed
+    p = pallet("run", "--rm", "--network", "none", "-a", "stderr", pallet.image, "sh", "-c", "echo out; echo err >&2")
+    assert (p.stdout, p.stderr) == ("", "err\n")
+    name = f"att{os.getpid()}"
+    p = pallet("run", "--name", name, "--network", "none", "--attach", "stdin", pallet.image, "echo", "hello")
+    try:
+        assert p.stdout.strip() == _inspect(pallet, name)["Id"]
+    finally:
+        pallet("rm", "-f", name)
+    p = pallet("run", "--rm", "--network", "none", "-a", "bogus", pallet.image, "true")
+    assert p.returncode == 125 and 'invalid stream "bogus" for --attach' in p.stderr
+    # warnings and flags podman takes
+    p = pallet("run", "--rm", "--network", "none", "--kernel-memory", "100", "--security-opt", "no-new-privileges:true",
+               pallet.image, "true")
+    assert p.returncode == 0 and "The --kernel-memory flag is no longer supported. This flag is a noop." in p.stderr
+    # the same bind twice is one mount; two on one destination are refused
+    d = tmp_path / "v1"
+    d.mkdir()
+    pallet("run", "--rm", "--network", "none", "-v", f"{d}:/vol1", "-v", f"{d}:/vol1", pallet.image, "true", check=True)
+    p = pallet("run", "--rm", "--network", "none", "-v", f"{d}:/vol1", "-v", f"{tmp_path}:/vol1", pallet.image, "true")
+    assert p.returncode == 125 and _one_line_error(p.stderr) == "Error: /vol1: duplicate mount destination"
+
+
+def test_http_proxy_passes_the_hosts_proxy_variables(pallet):
+    cmd = [PALLET] + pallet.base + ["run", "--rm", "--network", "none"]
+    env = dict(os.environ, http_proxy="http://proxy.example:3128", NO_PROXY="localhost")
+    show = [pallet.image, "sh", "-c", "echo $http_proxy,$NO_PROXY"]
+    for flags, out in (([], "http://proxy.example:3128,localhost\n"), (["--http-proxy=false"], ",\n"),
+                       (["-e", "http_proxy=mine"], "mine,localhost\n")):
+        p = subprocess.run(cmd + flags + show, capture_output=True, text=True, env=env, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        assert (p.returncode, p.stdout) == (0, out), p.stderr
+
+
+def test_start_filter_and_stop_warning(pallet):
+    cid = pallet("run", "-d", "--network", "none", pallet.image, "true", check=True).stdout.strip()
+    name = f"stopme{os.getpid()}"
+    try:
+        pallet("wait", cid, check=True)
+        assert pallet("start", "--filter", "restart-policy=always", cid, check=True).stdout == ""
+        assert pallet("start", "--filter", "restart-policy=none", cid, check=True).stdout == cid + "\n"
+        p = pallet("start", "--filter", "restart-policy=fakepolicy", cid)
+        assert p.returncode == 125 and _one_line_error(p.stderr) == "Error: fakepolicy invalid restart policy"
+        p = pallet("start", "--all", "12333")
+        assert p.returncode == 125 and _one_line_error(p.stderr) == \
+            "Error: either start all containers or the container(s) provided in the arguments"
+        assert cid in pallet("ps", "-a", "-q", "--no-trunc", "--filter", "restart-policy=no", check=True).stdout
+        pallet("run", "-d", "--network", "none", "--name", name, pallet.image, "sleep", "100", check=True)
+        p = pallet("stop", "-t", "1", name, check=True)
+        assert f"StopSignal SIGTERM failed to stop container {name} in 1 seconds, resorting to SIGKILL" in p.stderr
+    finally:
+        pallet("rm", "-f", "-t", "0", cid, name)

@@ -24,13 +24,54 @@ def add_create_flags(p) -> None:
                                                                  "result of healthcheck run does")
     p.add_argument("--no-hosts", action="store_true", help="do not create /etc/hosts (the image's stays)")
     p.add_argument("--pod", metavar="POD", help="(pods are not supported yet)")
+    p.add_argument("--http-proxy", type=_bool, nargs="?", const=True, default=True, metavar="BOOL",
+                   help="pass the host's http_proxy, https_proxy, ftp_proxy, no_proxy (either case) in (true)")
+    p.add_argument("--kernel-memory", metavar="SIZE", help="(no longer supported: a no-op, as in podman)")
+
+
+def _bool(value: str) -> bool:
+    from .common import tls_verify_arg
+
+    return tls_verify_arg(value)
+
+
+#: the proxy variables podman's --http-proxy passes in
+PROXY_VARS = ("http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY",
+              "NO_PROXY")
+
+
+def proxy_env(args) -> list:
+    """``--http-proxy`` (true by default): the host's proxy variables, as podman passes them."""
+    import os
+
+    if not getattr(args, "http_proxy", True):
+        return []
+    return [f"{k}={os.environ[k]}" for k in PROXY_VARS if os.environ.get(k)]
 
 
 def add_run_flags(p) -> None:
+    p.add_argument("--attach", "-a", action="append", default=[], metavar="STREAM",
+                   help="only these of stdin, stdout, stderr (repeatable)")
     p.add_argument("--rmi", action="store_true", help="remove the image once the container is gone, unless "
                                                       "another container uses it")
     p.add_argument("--preserve-fds", type=int, default=0, metavar="N",
                    help="pass fds 3 .. 2+N into the container")
+
+
+def attach_streams(args):
+    """``run --attach``: the set of our fds (0, 1, 2) attached, None for all; checked as podman."""
+    from ..errors import UsageError
+
+    if not args.attach:
+        return None
+    fds = {"stdin": 0, "stdout": 1, "stderr": 2}
+    out = set()
+    for s in args.attach:
+        if s.lower() not in fds:
+            raise UsageError(f"invalid stream \"{s}\" for --attach - must be one of stdin, stdout, or stderr: "
+                             "invalid argument")
+        out.add(fds[s.lower()])
+    return out
 
 
 def run_flags(args):
@@ -49,6 +90,14 @@ def check_fds(args) -> None:
         from ..containers.runflags import check_preserved_fds
 
         check_preserved_fds(args.preserve_fds)
+
+
+def warnings(args, warn) -> None:
+    """Flags that only warn, and the checks of run's own flags (before anything is made)."""
+    if getattr(args, "attach", None):
+        attach_streams(args)
+    if args.kernel_memory is not None:
+        warn("The --kernel-memory flag is no longer supported. This flag is a noop.")
 
 
 def before_create(args, ctrs) -> None:

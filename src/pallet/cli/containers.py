@@ -135,6 +135,8 @@ def _start(sub, name):
     p.add_argument("--all", action="store_true", help="every container that is not running")
     p.add_argument("--attach", "-a", action="store_true", help="relay its output and exit with its code")
     p.add_argument("--interactive", "-i", action="store_true")
+    p.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE",
+                   help="only the containers ps --filter would list (restart-policy=, exited=, label=...)")
     _cidfile_flag(p)
     p.set_defaults(func=cmd_start)
 
@@ -223,8 +225,12 @@ def _containers(args):
     return open_containers(args)
 
 
+#: warnings podman prints as they are, not as log lines (scripts match them at a line's start)
+PLAIN_WARNINGS = ("Port mappings have been discarded",)
+
+
 def _warn(msg: str) -> None:
-    print(f"WARN[0000] {msg}", file=sys.stderr)
+    print(msg if msg.startswith(PLAIN_WARNINGS) else f"WARN[0000] {msg}", file=sys.stderr)
 
 
 def _options(args):
@@ -245,6 +251,7 @@ def _options(args):
             raise UsageError(f"--env-file {path}: {e.strerror}") from None
     for e in args.env:
         env.append(e if "=" in e else _env_from_host(e))
+    env = container_run.proxy_env(args) + env  # --http-proxy: the host's, under the user's
     labels = key_values(args.label, "--label")
     command = list(args.command)
     if command and command[0] == "--":
@@ -297,6 +304,7 @@ def cmd_create(args) -> int:
 
     ctrs = _containers(args)
     o = _options(args)
+    container_run.warnings(args, _warn)
     container_run.before_create(args, ctrs)
     rec = ctrs.create(o, _pull_fn(args, ctrs.store), warn=_warn)
     container_run.after_create(args, ctrs, rec)
@@ -315,6 +323,7 @@ def cmd_run(args) -> int:
     container_run.check_fds(args)  # before pallet opens files of its own
     ctrs = _containers(args)
     o = _options(args)
+    container_run.warnings(args, _warn)
     container_run.before_create(args, ctrs)
     rec = ctrs.create(o, _pull_fn(args, ctrs.store), warn=_warn)
     container_run.after_create(args, ctrs, rec)
@@ -337,9 +346,13 @@ def cmd_run(args) -> int:
     sock = started["attach"]
     from ..containers import attach
 
+    streams = container_run.attach_streams(args)
+    if streams is not None and not streams & {1, 2}:
+        print(cid)  # podman's: neither stdout nor stderr attached
+    stdin = 0 if o.interactive and (streams is None or 0 in streams) else None
     try:
         with attach.sig_proxy(ctrs, cid, args.sig_proxy), attach.raw_tty(0, o.interactive and o.tty):
-            detached = attach.relay(sock, 0 if o.interactive else None, keys)
+            detached = attach.relay(sock, stdin, keys, streams=streams)
     finally:
         sock.close()
     if detached:  # the detach keys: it keeps running under conmon (podman prints a newline)
@@ -356,8 +369,18 @@ def cmd_run(args) -> int:
 
 
 def cmd_start(args) -> int:
+    from ..errors import UsageError
+
+    if args.all and args.containers:
+        raise UsageError("either start all containers or the container(s) provided in the arguments")
     ctrs = _containers(args)
-    names = _named_or_all(ctrs, args, lambda st: st != "running", "start")
+    if args.filter:  # podman's: of the named containers (or all of them), those its ps filters match
+        keep = _ps_filter(args.filter, lambda t: _created(ctrs.get(t)))
+        pool = args.containers or [c["id"] for c in ctrs.list()]
+        names = [t for t in pool if keep(_filter_entry(ctrs, ctrs.get(t)))
+                 and (not args.all or _public_state(ctrs.state(ctrs.get(t)["id"])) != "running")]
+    else:
+        names = _named_or_all(ctrs, args, lambda st: st != "running", "start")
     if args.attach and len(names) > 1:
         from ..errors import UsageError
 
@@ -404,7 +427,7 @@ def cmd_stop(args) -> int:
     ctrs = _containers(args)
     for text in _named_or_all(ctrs, args, lambda st: st in ("running", "paused"), "stop"):
         try:
-            ctrs.stop(text, args.time)
+            ctrs.stop(text, args.time, warn=_warn)
         except ContainerNotFound:
             if args.ignore:
                 continue
@@ -548,7 +571,10 @@ def _ps_entry(ctrs, c) -> dict:
             "State": state, "Status": _status(st, meta)}
 
 
-PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor", "network", "since", "before", "until", "volume")
+PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor", "network", "since", "before", "until", "volume",
+              "restart-policy")
+#: restart-policy= values (podman's; none: no policy given)
+RESTART_FILTER = ("always", "on-failure", "unless-stopped", "no", "none")
 STATUSES = ("created", "running", "paused", "stopped", "exited", "unknown")
 
 
@@ -590,6 +616,10 @@ def _ps_filter(texts: list[str], created_of=None):
             test = _time_filter(key, value, text, created_of)
         elif key == "volume":
             test = lambda e, v=value: v in e["_volumes"]  # noqa: E731
+        elif key == "restart-policy":
+            if value not in RESTART_FILTER:
+                raise UsageError(f"{value} invalid restart policy")
+            test = lambda e, v="no" if value == "none" else value: e["_restart"] == v  # noqa: E731
         else:
             test = lambda e, v=value: v in e["Networks"]  # noqa: E731
         groups.setdefault(key, []).append((neg, test))
@@ -626,6 +656,15 @@ def _created(c: dict) -> float:
     return parse_time_or_none(c["metadata"]["pallet"].get("created_at") or c["created"]) or 0
 
 
+def _filter_entry(ctrs, c: dict, e: dict | None = None) -> dict:
+    """A ps row with what only the filters read (``_volumes``, ``_created``, ``_restart``)."""
+    e = e if e is not None else _ps_entry(ctrs, c)
+    meta = c["metadata"]["pallet"]
+    e["_volumes"], e["_created"] = _volumes_of(meta), _created(c)
+    e["_restart"] = meta.get("restart_policy") or "no"
+    return e
+
+
 def _volumes_of(meta: dict) -> set:
     """What ps's volume= filter matches: a mount's destination, a bind's source, a volume's name."""
     out = set()
@@ -653,12 +692,12 @@ def cmd_ps(args) -> int:
     entries = []
     for c in ctrs.list():
         e = _ps_entry(ctrs, c)
-        e["_volumes"], e["_created"] = _volumes_of(c["metadata"]["pallet"]), _created(c)
+        e = _filter_entry(ctrs, c, e)
         if (show_all or e["State"] == "running") and keep(e):
             entries.append(e)
     entries.sort(key=sort_key)
     for e in entries:
-        del e["_volumes"], e["_created"]
+        del e["_volumes"], e["_created"], e["_restart"]
     if args.quiet:
         for e in entries:
             print(e["Id"] if args.no_trunc else e["Id"][:12])

@@ -308,9 +308,7 @@ class Containers:
         networks = self._networks(o)
         mode = netmode.parse(o.networks or ["bridge"], networks if not (o.networks and o.networks[0] in
                                                                            ("none", "host")) else None)
-        mappings = netports.parse_all(o.publish) if o.publish else []
-        if mappings and mode.kind in ("none", "container", "ns"):
-            raise UsageError(f"published ports cannot be used with --network {o.networks[0]}")
+        mappings = _discard_ports(netports.parse_all(o.publish) if o.publish else [], mode.kind, warn)
         memory = _parse_memory(o.memory) if o.memory else None
         cpus = None
         if o.cpus:
@@ -345,9 +343,8 @@ class Containers:
         image = self._image(o, pull_fn)
         img_cfg = self._image_config(image)
         if o.publish_all:  # -P: the image's EXPOSE ports too, each on a free host port
-            mappings = netports.parse_all(o.publish, list(img_cfg.get("ExposedPorts") or {}), True)
-            if mappings and mode.kind in ("none", "container", "ns"):
-                raise UsageError(f"published ports cannot be used with --network {o.networks[0]}")
+            mappings = _discard_ports(netports.parse_all(o.publish, list(img_cfg.get("ExposedPorts") or {}), True),
+                                      mode.kind, warn)
         name = o.name or self._unused_name()
         labels = img_cfg.get("Labels") if isinstance(img_cfg.get("Labels"), dict) else {}
         labels = {str(k): str(v) for k, v in labels.items()}
@@ -770,7 +767,7 @@ class Containers:
         if self._read_state(c["id"]).get("state") == RUNNING:
             self._runtime(c["metadata"][META], "kill", c["id"], str(signum), check=False)
 
-    def stop(self, text: str, timeout: float | None = None) -> str:
+    def stop(self, text: str, timeout: float | None = None, warn=None) -> str:
         from .policies import before_stop
 
         c = self.get(text)
@@ -783,7 +780,9 @@ class Containers:
                 try:
                     self.wait(cid, t)
                 except TimeoutError:
-                    pass
+                    if warn:
+                        warn(f"StopSignal {_signal_name(meta['stop_signal'])} failed to stop container "
+                             f"{meta['name']} in {t} seconds, resorting to SIGKILL")
             if self.state(cid).get("state") == RUNNING:
                 self._runtime(meta, "kill", cid, "9", check=False)
                 try:
@@ -963,6 +962,26 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return False
+
+
+def _signal_name(n) -> str:
+    import signal
+
+    try:
+        return signal.Signals(int(n)).name
+    except (ValueError, TypeError):
+        return str(n)
+
+
+def _discard_ports(mappings: list, kind: str, warn) -> list:
+    """podman 4.3: published ports with ``--network host|none|container:ID|ns:PATH`` are dropped
+    with its warning (the container still runs)."""
+    if mappings and kind in ("host", "none", "container", "ns"):
+        if warn:
+            warn("Port mappings have been discarded as one of the Host, Container, Pod, and None network modes are "
+                 "in use")
+        return []
+    return mappings
 
 
 def _write_file(path: str, text: str) -> None:

@@ -26,6 +26,11 @@ def add_image_volumes(meta: dict, img_cfg: dict) -> None:
     from ..errors import UsageError
 
     taken: set = set()
+    unique = []
+    for m in meta["binds"]:  # the same mount given twice is one mount (podman's)
+        if m not in unique:
+            unique.append(m)
+    meta["binds"] = unique
     for m in list(meta["binds"]) + list(meta["tmpfs"]):
         dst = os.path.normpath(m["destination"])
         if dst in taken:
