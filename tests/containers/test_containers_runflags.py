@@ -317,3 +317,21 @@ def test_start_filter_and_stop_warning(pallet):
         assert f"StopSignal SIGTERM failed to stop container {name} in 1 seconds, resorting to SIGKILL" in p.stderr
     finally:
         pallet("rm", "-f", "-t", "0", cid, name)
+
+
+def test_image_name_is_the_resolved_name_and_image_id_field(pallet):
+    """podman's .ImageName is the name the reference resolved to (its :latest added); image
+    templates have podman's Go field ID."""
+    tag = f"localhost/rn{os.getpid()}/img"
+    pallet("tag", pallet.image, tag, check=True)
+    cid = None
+    try:
+        cid = pallet("create", "--network", "none", tag, check=True).stdout.strip()
+        doc = _inspect(pallet, cid)
+        assert doc["ImageName"] == doc["Config"]["Image"] == tag + ":latest"
+        iid = pallet("image", "inspect", "--format", "{{.Id}}", tag, check=True).stdout.strip()
+        assert pallet("inspect", "--format", "{{.ID}}", tag, check=True).stdout.strip() == iid == doc["Image"]
+    finally:
+        if cid:
+            pallet("rm", cid)
+        pallet("untag", pallet.image, tag)

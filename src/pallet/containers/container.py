@@ -362,6 +362,7 @@ class Containers:
                 "cgroup_parent": cgroup_parent(o.cgroup_parent)}
         meta.update(policies.meta(life, img_cfg, o.rm))
         meta.update(run_meta)
+        meta["image_ref"] = resolved_name(o.image, image)
         from . import mounts as ctr_mounts
 
         ctr_mounts.add_image_volumes(meta, img_cfg)
@@ -962,6 +963,20 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return False
+
+
+def resolved_name(typed: str, image: dict) -> str:
+    """The image's own name that ``typed`` resolved to (``localhost/x`` -> ``localhost/x:latest``,
+    a short name -> its full one), as podman's ``ImageName``; ``typed`` itself when it names the
+    image by ID or no name matches."""
+    names = [n for n in image.get("names") or () if isinstance(n, str)]
+    last = typed.rsplit("/", 1)[-1]
+    cands = [typed] + ([typed + ":latest"] if ":" not in last and "@" not in typed else [])
+    for test in (lambda n, c: n == c, lambda n, c: n.endswith("/" + c)):
+        for n in names:
+            if any(test(n, c) for c in cands):
+                return n
+    return typed
 
 
 def _signal_name(n) -> str:
