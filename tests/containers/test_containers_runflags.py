@@ -335,3 +335,23 @@ def test_image_name_is_the_resolved_name_and_image_id_field(pallet):
         if cid:
             pallet("rm", cid)
         pallet("untag", pallet.image, tag)
+
+
+def test_volume_rm_force_removes_its_containers(pallet):
+    vol = f"frc{os.getpid()}"
+    cid = pallet("run", "-d", "--network", "none", "--stop-signal", "KILL", "-v", f"{vol}:/v", pallet.image, "sleep",
+                 "100", check=True).stdout.strip()
+    try:
+        p = pallet("volume", "rm", vol)
+        assert p.returncode == 2 and _one_line_error(p.stderr) == (
+            f"Error: volume {vol} is being used by the following container(s): {cid}: volume is being used")
+        assert pallet("volume", "rm", "--force", vol, check=True).stdout == f"{vol}\n"
+        assert cid not in pallet.ids()
+        assert pallet("volume", "exists", vol).returncode == 1
+        # templates have the Go struct's fields podman's JSON leaves out
+        pallet("volume", "create", vol, check=True)
+        p = pallet("volume", "inspect", "--format", "{{.NeedsCopyUp}} {{.NeedsChown}} {{.UID}}", vol, check=True)
+        assert p.stdout == "true true 0\n"
+    finally:
+        pallet("rm", "-f", "-t", "0", cid)
+        pallet("volume", "rm", "-f", vol)

@@ -365,16 +365,16 @@ class Volumes:
 
     def remove(self, name: str, force: bool = False) -> None:
         """Remove a volume and its data (podman's ``volume rm``). A volume with users is refused
-        (also with ``force``: removing containers comes with the container model)."""
+        (also with ``force``: ``volume rm --force`` removes its containers first, through the
+        container model, then calls this)."""
         with self._locked() as doc:
             self._remove_locked(doc, self._rec(doc, name), force)
 
     def _remove_locked(self, doc: dict, rec: dict, force: bool) -> None:
         name = rec["name"]
         if rec["users"]:
-            extra = " (-f cannot remove containers yet)" if force else ""
             raise VolumeInUse(f"volume {name} is being used by the following container(s): "
-                              f"{', '.join(rec['users'])}: volume is being used{extra}")
+                              f"{', '.join(rec['users'])}: volume is being used")
         path = self.mountpoint(name)
         if _is_mountpoint(path):
             _run_umount(path, name)  # fails: nothing changed
