@@ -355,3 +355,19 @@ def test_volume_rm_force_removes_its_containers(pallet):
     finally:
         pallet("rm", "-f", "-t", "0", cid)
         pallet("volume", "rm", "-f", vol)
+
+
+def test_rm_depend(pallet):
+    base = pallet("create", "--network", "none", pallet.image, check=True).stdout.strip()
+    dep = pallet("create", f"--net=container:{base}", pallet.image, check=True).stdout.strip()
+    dep2 = pallet("create", "--network", "none", "--ipc", f"container:{dep}", pallet.image, check=True).stdout.strip()
+    try:
+        p = pallet("rm", base)
+        assert p.returncode == 125 and _one_line_error(p.stderr).startswith(
+            f"Error: container {base} has dependent containers which must be removed before it: {dep}")
+        assert {base, dep, dep2} <= pallet.ids()
+        p = pallet("rm", "--depend", base, check=True)
+        assert p.stdout.split() == [dep2, dep, base]  # dependents first
+        assert not {base, dep, dep2} & pallet.ids()
+    finally:
+        pallet("rm", "-f", dep2, dep, base)

@@ -168,6 +168,7 @@ def _rm(sub, name):
     p.add_argument("--time", "-t", type=int, metavar="SECONDS")
     p.add_argument("--ignore", "-i", action="store_true", help="no error for unknown containers")
     p.add_argument("--volumes", "-v", action="store_true", help="remove its anonymous volumes too")
+    p.add_argument("--depend", action="store_true", help="remove the containers that joined its namespaces first")
     _cidfile_flag(p)
     p.set_defaults(func=cmd_rm)
 
@@ -467,12 +468,25 @@ def cmd_rm(args) -> int:
     else:
         names = targets_or_all(args.containers, args.all, lambda: [c["id"] for c in ctrs.list()],
                                "specify one or more containers to remove")
+    from ..containers.depend import dependents, removal_order
+    from ..errors import ContainerError
+
     for text in names:
         try:
+            cid = ctrs.get(text)["id"]
+            deps = dependents(ctrs, cid)
+            if deps and not (args.depend or args.all):
+                raise ContainerError(f"container {cid} has dependent containers which must be removed before it: "
+                                     f"{','.join(deps)}: dependency error")
+            for dep in (removal_order(ctrs, cid)[:-1] if deps else []):  # --depend, --all: dependents first
+                try:
+                    print(ctrs.remove(dep, force=args.force, timeout=args.time, volumes=args.volumes))
+                except ContainerNotFound:
+                    pass
             cid = ctrs.remove(text, force=args.force, timeout=args.time, volumes=args.volumes)
         except ContainerNotFound:
-            if args.ignore or args.force:  # podman: rm --force of a missing container succeeds
-                continue
+            if args.ignore or args.force or args.all:  # podman: rm --force of a missing container succeeds
+                continue  # (--all: removed meanwhile, e.g. as a dependent)
             raise
         print(cid if args.all or text == cid else text)
     return 0
