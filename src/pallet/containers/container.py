@@ -602,7 +602,8 @@ class Containers:
                        gateways[0] if gateways else None)
             etc = [rs.Mount.bind(os.path.join(userdata, f), "/etc/" + f).to_dict()
                    for f in ("hosts", "hostname", "resolv.conf")
-                   if (f != "resolv.conf" or mode_kind != "none") and (f != "hosts" or not meta.get("no_hosts"))]  # podman: no resolver without a network
+                   # podman: no resolver without a network; --no-hosts: the image's /etc/hosts
+                   if (f != "resolv.conf" or mode_kind != "none") and (f != "hosts" or not meta.get("no_hosts"))]
             mine = {m["destination"] for m in doc["mounts"]}
             doc["mounts"] += [m for m in etc if m["destination"] not in mine]
             with open(os.path.join(userdata, "config.json"), "w") as f:
