@@ -42,6 +42,11 @@ WantedBy=default.target
 """
 
 
+def _now() -> str:
+    """The header's time, as podman prints it (Go's time.UnixDate)."""
+    return time.strftime("%a %b %e %H:%M:%S UTC %Y", time.gmtime())
+
+
 def service_name(cid: str, name: str, use_name: bool, prefix: str = "container", separator: str = "-") -> str:
     return f"{prefix}{separator}{name if use_name else cid}.service"
 
@@ -54,7 +59,7 @@ def container_unit(*, cid: str, name: str, exe: str, runroot: str, pidfile: str,
     if restart_policy not in RESTART_POLICIES:
         raise UsageError(f"--restart-policy {restart_policy!r}: want one of {', '.join(RESTART_POLICIES)}")
     service = service_name(cid, name, use_name)
-    text = _TEMPLATE.format(new="", service=service, date=date or time.strftime("%a %b %e %H:%M:%S UTC %Y", time.gmtime()),
+    text = _TEMPLATE.format(new="", service=service, date=date or _now(),
                             runroot=runroot, restart=restart_policy, timeout_stop=stop_timeout + 60, exe=exe,
                             ident=name if use_name else cid, stop_timeout=stop_timeout, pidfile=pidfile)
     return service, text
@@ -161,7 +166,8 @@ def new_container_unit(*, create_command: list, image: str, command: list | None
     unit's ``Restart=``), so that every start makes a fresh container and every stop removes it.
     ``create_command`` is what the user typed (``pallet [GLOBAL...] run|create FLAGS IMAGE
     [COMMAND...]``), ``exe`` the pallet to run (quoted; unlike podman 4.3, ExecStop and
-    ExecStopPost repeat the create command's global flags, so they reach the same store), ``env`` the container's environment
+    ExecStopPost repeat the create command's global flags, so they reach the same store), ``env``
+    the container's environment
     (a bare ``-e NAME`` takes its value from there, as podman's unit does)."""
     if restart_policy is not None and restart_policy not in RESTART_POLICIES:
         raise UsageError(f"--restart-policy {restart_policy!r}: want one of {', '.join(RESTART_POLICIES)}")
@@ -223,7 +229,7 @@ def new_container_unit(*, create_command: list, image: str, command: list | None
                          for a in start[1:] + flags + positional]
     service = service_name(cid, name, use_name)
     text = _NEW_TEMPLATE.format(
-        new=" --new", runroot="%t/containers", service=service, date=date or time.strftime("%a %b %e %H:%M:%S UTC %Y", time.gmtime()),
+        new=" --new", runroot="%t/containers", service=service, date=date or _now(),
         envs="".join(f"Environment={e}\n" for e in extra_env), restart=policy,
         burst=f"StartLimitBurst={burst}\n" if burst else "", timeout_stop=stop_timeout + 60, cidfile=CIDFILE,
         exec_start=format_options(argv), exe=" ".join([exe] + [escape_arg(a) for a in root_flags]),
