@@ -371,3 +371,26 @@ def test_rm_depend(pallet):
         assert not {base, dep, dep2} & pallet.ids()
     finally:
         pallet("rm", "-f", dep2, dep, base)
+
+
+def test_volume_copy_up_waits_for_content_and_bind_device_checked(pallet, tmp_path):
+    """podman's 160-volumes: an empty or missing image directory leaves NeedsCopyUp true (the next
+    mount copies up); a bind volume's device must exist; the same tmpfs twice is one."""
+    vol = f"cu{os.getpid()}"
+    pallet("volume", "create", vol, check=True)
+    try:
+        pallet("run", "--rm", "--network", "none", "-v", f"{vol}:/nothing-here", pallet.image, "true", check=True)
+        fmt = ["volume", "inspect", "--format", "{{.NeedsCopyUp}}", vol]
+        assert pallet(*fmt, check=True).stdout == "true\n"
+        pallet("run", "--rm", "--network", "none", "-v", f"{vol}:/etc", pallet.image, "true", check=True)
+        assert pallet(*fmt, check=True).stdout == "false\n"
+        assert os.path.exists(json.loads(pallet("volume", "inspect", vol, check=True).stdout)[0]["Mountpoint"]
+                              + "/passwd")
+    finally:
+        pallet("volume", "rm", "-f", vol)
+    p = pallet("volume", "create", "-o", "type=bind", "-o", f"device={tmp_path}/bogus", vol)
+    assert p.returncode == 125 and _one_line_error(p.stderr) == \
+        f"Error: invalid volume option device for driver 'local': stat {tmp_path}/bogus: no such file or directory"
+    pallet("run", "--rm", "--network", "none", "--tmpfs", "/t", "--tmpfs", "/t", pallet.image, "true", check=True)
+    p = pallet("run", "--rm", "--network", "none", "--tmpfs", "/t", "--tmpfs", "/t:ro", pallet.image, "true")
+    assert p.returncode == 125 and _one_line_error(p.stderr) == "Error: /t: duplicate mount destination"

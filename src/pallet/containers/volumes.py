@@ -68,6 +68,9 @@ def check_options(options: dict) -> dict:
     bind = out.get("type") in ("none", "bind") or "bind" in o or "rbind" in o
     if bind and not out.get("device", "").startswith("/"):
         raise UsageError("a bind volume (-o type=none,o=bind) needs -o device=/ABSOLUTE/PATH")
+    if bind and not os.path.exists(out["device"]):  # podman's check, at create rather than at first mount
+        raise UsageError(f"invalid volume option device for driver 'local': stat {out['device']}: no such file or "
+                         "directory")
     if "device" in out and "type" not in out and not bind:
         raise UsageError(f"-o device={out['device']!r} needs -o type=TYPE (or o=bind)")
     if "type" not in out and not bind and any(x.partition("=")[0] not in ("uid", "gid") for x in o):
