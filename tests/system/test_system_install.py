@@ -473,6 +473,13 @@ def test_generate_systemd_prints_podmans_unit_and_it_runs_the_container(env, tmp
         if shutil.which("systemd-analyze"):
             v = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
             assert v.returncode == 0 and not v.stderr.strip(), v.stderr
+            # --new's unit too (a Type=notify unit running `pallet run --cidfile ... --replace`)
+            new = env("generate", "systemd", "--new", "--name", name).stdout
+            assert "Type=notify\n" in new and "ExecStartPre=/bin/rm \\\n\t-f %t/%n.ctr-id\n" in new
+            with open(path, "w") as f:
+                f.write(new)
+            v = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
+            assert v.returncode == 0 and not v.stderr.strip(), v.stderr
         exe = f"{PALLET} --root {env.store} --runroot {env.runroot}"
         # podman 4.3's unit for the same kind of container, line for line
         if shutil.which("podman"):
@@ -503,7 +510,7 @@ def test_generate_systemd_prints_podmans_unit_and_it_runs_the_container(env, tmp
         state = json.loads(env("container", "inspect", name).stdout)[0]["State"]["Status"]
         assert state in ("exited", "stopped")
         # bad input: one line, 125
-        for args, word in ((["--new", name], "not supported yet"), (["nosuch"], "nosuch"),
+        for args, word in ((["nosuch"], "nosuch"), (["--new", "nosuch"], "nosuch"),
                            (["--restart-policy", "sometimes", name], "sometimes")):
             p = env("generate", "systemd", *args, check=False)
             assert p.returncode == 125
