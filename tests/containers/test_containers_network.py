@@ -17,16 +17,11 @@ import time
 import pytest
 
 from conftest import free_port, run_pallet
+from netlinks import pallet_links as _links
 
 NETAVARK_CHAINS = ("NETAVARK_FORWARD", "NETAVARK-HOSTPORT-DNAT", "NETAVARK-HOSTPORT-MASQ", "NETAVARK-HOSTPORT-SETMARK")
 
 
-def _links() -> set:
-    """pallet's links on the host: its bridges and the veths on them (other engineers' podman
-    may add and remove its own links meanwhile: those are not compared)."""
-    out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, check=True, text=True).stdout
-    return {l["ifname"] for l in json.loads(out)
-            if l["ifname"].startswith("pallet") or str(l.get("master", "")).startswith("pallet")}
 
 
 def _rules() -> set:

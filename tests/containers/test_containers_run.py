@@ -19,6 +19,7 @@ import urllib.request
 import pytest
 
 from conftest import free_port, need, release_all, unmount_under, wait_for
+from netlinks import pallet_links as _pallet_links
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: podman's default ulimits exceed this machine's hard limits (as in test_runtime_podman);
@@ -34,10 +35,6 @@ runtime = "runc"
 """
 
 
-def _pallet_links() -> set:
-    out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, check=True, text=True).stdout
-    return {l["ifname"] for l in json.loads(out)
-            if l["ifname"].startswith("pallet") or str(l.get("master", "")).startswith("pallet")}
 
 
 def _mounts_under(path: str) -> list:

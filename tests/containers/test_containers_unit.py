@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from pallet.cli import container_logs as logs_cli
 from pallet.cli import containers as cli
 from pallet.cli.main import build_parser
 from pallet.containers import conmon
@@ -79,13 +80,13 @@ def test_k8s_file_log_parsing_and_tail():
             b"2024-01-01T00:00:00.3+00:00 stderr F tial\n"
             b"garbage\n"
             b"2024-01-01T00:00:00.4+00:00 stdout F \n")
-    lines = cli._parse_log(data)
+    lines = logs_cli.parse_log(data)
     assert [(fd, text, full) for _, fd, text, full in lines] == \
         [(1, b"one", True), (2, b"par", False), (2, b"tial", True), (1, b"", True)]
-    assert cli._tail_messages(lines, 1) == lines[3:]
-    assert cli._tail_messages(lines, 2) == lines[1:]  # a partial line goes with its end
-    assert cli._tail_messages(lines, 0) == []
-    assert cli._tail_messages(lines, 10) == lines
+    assert logs_cli.tail_messages(lines, 1) == lines[3:]
+    assert logs_cli.tail_messages(lines, 2) == lines[1:]  # a partial line goes with its end
+    assert logs_cli.tail_messages(lines, 0) == []
+    assert logs_cli.tail_messages(lines, 10) == lines
 
 
 def test_everything_after_the_image_is_the_command():

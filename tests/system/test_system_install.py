@@ -226,6 +226,27 @@ def test_install_checks_out_by_hard_links_and_the_unit_runs_the_service(env, hos
     env("uninstall", name, host=host)
 
 
+def test_install_pulls_an_image_it_does_not_have(env, host, registry):
+    """A reference the store does not hold is pulled as ``pallet pull`` does (registry flags),
+    then installed; the image stays in the store after the uninstall, as atomic's did."""
+    ref = f"{registry.host}/pallet-system-pull-{os.getpid()}:v1"
+    env("push", "--tls-verify=false", "localhost/web:v1", f"docker://{ref}")
+    assert ref not in env("images", "--format", "{{.Repository}}:{{.Tag}}").stdout
+    before = tree(host)
+    name = f"pulled{os.getpid()}"
+    one_error_line(env("install", "--system", "--name", name, ref, host=host, check=False), ref)  # TLS: refused
+    assert tree(host) == before
+    env("install", "--system", "--name", name, "--tls-verify=false", ref, host=host)
+    try:
+        assert ref in env("images", "--format", "{{.Repository}}:{{.Tag}}").stdout
+        rows = json.loads(env("containers", "list", "--format", "json", host=host).stdout)
+        assert [(r["name"], r["image"]) for r in rows] == [(name, ref)]
+    finally:
+        env("uninstall", name, host=host)
+        env("rmi", ref)
+    assert {k: v for k, v in tree(host).items() if not k.startswith("var/lib/pallet")} == before
+
+
 def test_update_rollback_uninstall_switch_content_and_leave_nothing(env, host):
     before = tree(host)
     name = "websvc"
@@ -301,6 +322,16 @@ def test_bad_input_is_one_line_and_installs_nothing(env, host):
     _write(os.path.join(host, "etc/systemd/system/other.service"), "[Service]\nExecStart=/bin/true\n")
     one_error_line(env("install", "--system", "--name", "other", "localhost/web:v1", host=host, check=False),
                    "other.service exists")
+    # update and rollback refused: nothing to roll back to, an image that cannot be had, a forced
+    # variable, a name not installed; each one line, the installed one untouched
+    snap = tree(host)
+    for args, words in ((["rollback", "dup"], ["dup", "no previous deployment"]),
+                        (["update", "dup", "--rebase", "localhost/nosuch:v1", "--tls-verify=false"], ["nosuch"]),
+                        (["update", "dup", "--set", "DESTDIR=/tmp"], ["--set DESTDIR"]),
+                        (["update", "ghost"], ["ghost", "not installed"]),
+                        (["rollback", "ghost"], ["ghost", "not installed"])):
+        one_error_line(env("containers", *args, host=host, check=False), *words)
+        assert tree(host) == snap, args
     env("uninstall", "dup", host=host)
 
 
@@ -442,6 +473,13 @@ def test_generate_systemd_prints_podmans_unit_and_it_runs_the_container(env, tmp
         if shutil.which("systemd-analyze"):
             v = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
             assert v.returncode == 0 and not v.stderr.strip(), v.stderr
+            # --new's unit too (a Type=notify unit running `pallet run --cidfile ... --replace`)
+            new = env("generate", "systemd", "--new", "--name", name).stdout
+            assert "Type=notify\n" in new and "ExecStartPre=/bin/rm \\\n\t-f %t/%n.ctr-id\n" in new
+            with open(path, "w") as f:
+                f.write(new)
+            v = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
+            assert v.returncode == 0 and not v.stderr.strip(), v.stderr
         exe = f"{PALLET} --root {env.store} --runroot {env.runroot}"
         # podman 4.3's unit for the same kind of container, line for line
         if shutil.which("podman"):
@@ -472,7 +510,7 @@ def test_generate_systemd_prints_podmans_unit_and_it_runs_the_container(env, tmp
         state = json.loads(env("container", "inspect", name).stdout)[0]["State"]["Status"]
         assert state in ("exited", "stopped")
         # bad input: one line, 125
-        for args, word in ((["--new", name], "not supported yet"), (["nosuch"], "nosuch"),
+        for args, word in ((["nosuch"], "nosuch"), (["--new", "nosuch"], "nosuch"),
                            (["--restart-policy", "sometimes", name], "sometimes")):
             p = env("generate", "systemd", *args, check=False)
             assert p.returncode == 125

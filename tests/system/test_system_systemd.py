@@ -6,7 +6,9 @@ this pallet bound in. Inside it: ``pallet install --system`` of a busybox httpd 
 unit that systemd starts and that answers on its port, survives ``systemctl restart``;
 ``containers update`` then ``rollback`` switch the content served; ``uninstall`` leaves
 ``/etc``, ``/var/lib/pallet`` and the unit directories as they were, and systemd forgets
-the unit.
+the unit. ``pallet generate systemd --new`` gives a Type=notify unit that systemd starts
+(pallet run --sdnotify=conmon tells it), restarts (a fresh container each time, --replace) and
+stops (the container removed).
 
 Slow: making the root filesystem takes a minute or two (Debian's mirror, as apt uses it).
 """
@@ -48,7 +50,7 @@ def booted(tmp_path_factory):
         subprocess.run(["cp", "-a", os.environ["PALLET_TEST_SYSTEMD_ROOTFS"], rootfs], check=True)
     else:
         p = subprocess.run([need("mmdebstrap"), "--variant=minbase", "--mode=root", "--format=directory", "--quiet",
-                            "--include=systemd,systemd-sysv,dbus", "bookworm", rootfs, sources],
+                            "--include=systemd,systemd-sysv,dbus,conmon", "bookworm", rootfs, sources],
                            capture_output=True, text=True, timeout=900)
         assert p.returncode == 0, f"mmdebstrap failed (it needs the Debian mirror, as apt does): {p.stderr[-2000:]}"
 
@@ -182,3 +184,44 @@ def test_install_restart_update_rollback_uninstall_under_systemd(booted, root_re
     x(PALLET, "containers", "list")
     assert x("systemctl", "list-units", "--all", "--no-legend", "web.service").stdout.strip() == ""
     assert x("sh", "-c", f"find {LISTED} -xdev 2>/dev/null | sort").stdout == before
+
+
+def test_generate_systemd_new_unit_starts_restarts_and_stops_under_systemd(booted, root_required):
+    """issue 11's ``generate systemd --new``: the unit's ExecStart is ``pallet run --cidfile=%t/%n.ctr-id
+    --cgroups=no-conmon --rm --sdnotify=conmon -d --replace ...``; systemd waits for pallet's READY
+    (conmon's PID as MainPID), a restart makes a new container, a stop leaves none."""
+    x = booted
+    x(PALLET, "copy", "oci:/images:web-v1", "local:localhost/web:v1")
+    # a service that exits 0 on SIGTERM (conmon, the unit's main process, exits with the container's
+    # code: one killed by SIGKILL would leave the unit "failed", for podman's units too)
+    x(PALLET, "create", "--name", "gweb", "--network", "host", "--stop-signal", "TERM", "localhost/web:v1", "sh",
+      "-c", f"trap 'exit 0' TERM; httpd -p 127.0.0.1:{PORT} -h /www; while :; do sleep 0.1; done")
+    unit = x(PALLET, "generate", "systemd", "--new", "--name", "gweb").stdout
+    assert "Type=notify\n" in unit and "--sdnotify=conmon" in unit and "--replace" in unit
+    x(PALLET, "rm", "gweb")
+    x(sys.executable, "-c", f"open('/etc/systemd/system/container-gweb.service', 'w').write({unit!r})")
+    try:
+        x("systemctl", "daemon-reload")
+        x("systemctl", "start", "container-gweb.service")
+        assert x("systemctl", "is-active", "container-gweb.service").stdout.strip() == "active"
+        cid = x("cat", "/run/container-gweb.service.ctr-id").stdout.strip()
+        main_pid = x("systemctl", "show", "-p", "MainPID", "--value", "container-gweb.service").stdout.strip()
+        assert x("readlink", f"/proc/{main_pid}/exe").stdout.strip().endswith("conmon")
+        assert _get(x) == "one\n"
+        assert x(PALLET, "ps", "-q", "--no-trunc").stdout.split() == [cid]
+
+        x("systemctl", "restart", "container-gweb.service")
+        assert x("systemctl", "is-active", "container-gweb.service").stdout.strip() == "active"
+        cid2 = x("cat", "/run/container-gweb.service.ctr-id").stdout.strip()
+        assert cid2 != cid and _get(x) == "one\n"
+        assert x(PALLET, "ps", "-a", "-q", "--no-trunc").stdout.split() == [cid2]
+
+        x("systemctl", "stop", "container-gweb.service")
+        assert x("systemctl", "show", "--property=ActiveState", "container-gweb.service").stdout.strip() == \
+            "ActiveState=inactive"  # podman's own check (its 250-systemd.bats)
+        assert x(PALLET, "ps", "-a", "-q").stdout.strip() == ""
+    finally:
+        x("systemctl", "stop", "container-gweb.service", check=False)
+        x("rm", "-f", "/etc/systemd/system/container-gweb.service", check=False)
+        x("systemctl", "daemon-reload", check=False)
+        x(PALLET, "rm", "-a", "-f", check=False)

@@ -108,10 +108,11 @@ def _create_flags(p) -> None:
     p.add_argument("--tty", "-t", action="store_true")
     p.add_argument("--network-config-dir", metavar="DIR", help="as for pallet network")
     p.add_argument("--authfile", metavar="PATH", help="credentials for pulling the image")
-    from . import common, container_life
+    from . import common, container_life, container_run
 
     common.add_registry_flags(p)
     container_life.add_create_flags(p)  # --restart, --health-*, --init, --stop-timeout
+    container_run.add_create_flags(p)  # --cidfile, --replace, --sdnotify, --timeout...
 
 
 def _run(sub, name):
@@ -119,8 +120,10 @@ def _run(sub, name):
     _create_flags(p)
     p.add_argument("--detach", "-d", action="store_true", help="print the ID and leave it running")
     from .container_life import add_run_flags
+    from .container_run import add_run_flags as add_more_run_flags
 
     add_run_flags(p)  # --detach-keys, --sig-proxy
+    add_more_run_flags(p)  # --rmi, --preserve-fds
     p.set_defaults(func=cmd_run)
 
 
@@ -136,6 +139,9 @@ def _start(sub, name):
     p.add_argument("--all", action="store_true", help="every container that is not running")
     p.add_argument("--attach", "-a", action="store_true", help="relay its output and exit with its code")
     p.add_argument("--interactive", "-i", action="store_true")
+    p.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE",
+                   help="only the containers ps --filter would list (restart-policy=, exited=, label=...)")
+    _cidfile_flag(p)
     p.set_defaults(func=cmd_start)
 
 
@@ -145,6 +151,7 @@ def _stop(sub, name):
     p.add_argument("--time", "--timeout", "-t", type=int, metavar="SECONDS")
     p.add_argument("--all", "-a", action="store_true", help="every running container")
     p.add_argument("--ignore", "-i", action="store_true", help="no error for unknown containers")
+    _cidfile_flag(p)
     p.set_defaults(func=cmd_stop)
 
 
@@ -153,6 +160,7 @@ def _kill(sub, name):
     p.add_argument("containers", nargs="*", metavar="CONTAINER")
     p.add_argument("--signal", "-s", default="KILL", metavar="SIGNAL")
     p.add_argument("--all", "-a", action="store_true", help="every running container")
+    _cidfile_flag(p)
     p.set_defaults(func=cmd_kill)
 
 
@@ -164,7 +172,15 @@ def _rm(sub, name):
     p.add_argument("--time", "-t", type=int, metavar="SECONDS")
     p.add_argument("--ignore", "-i", action="store_true", help="no error for unknown containers")
     p.add_argument("--volumes", "-v", action="store_true", help="remove its anonymous volumes too")
+    p.add_argument("--depend", action="store_true", help="remove the containers that joined its namespaces first")
+    _cidfile_flag(p)
     p.set_defaults(func=cmd_rm)
+
+
+def _cidfile_flag(p) -> None:
+    from .container_run import add_cidfile_flag
+
+    add_cidfile_flag(p)
 
 
 def _ps(sub, name, aliases=()):
@@ -183,8 +199,10 @@ def _ps(sub, name, aliases=()):
 
 
 def _logs(sub, name):
-    p = _podman(sub.add_parser(name, help="show a container's output (conmon's k8s-file log)"))
-    p.add_argument("container", metavar="CONTAINER")
+    p = _podman(sub.add_parser(name, help="show containers' output (conmon's k8s-file log; several: each line "
+                                          "after its container's ID, or name with --names)"))
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.add_argument("--names", "-n", action="store_true", help="with several containers: prefix names, not IDs")
     p.add_argument("--follow", "-f", action="store_true")
     p.add_argument("--tail", type=int, default=-1, metavar="N")
     p.add_argument("--timestamps", "-t", action="store_true")
@@ -197,6 +215,10 @@ def _logs(sub, name):
 def _wait(sub, name):
     p = _podman(sub.add_parser(name, help="wait for containers to exit; print their exit codes"))
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.add_argument("--condition", action="append", default=[], metavar="STATE",
+                   help="wait for this state instead (repeatable: any of them): configured, created, exited, "
+                        "paused, running, stopped, healthy, unhealthy")
+    p.add_argument("--interval", "-i", default="250ms", metavar="DURATION", help="how often to look (250ms)")
     p.set_defaults(func=cmd_wait)
 
 
@@ -208,14 +230,18 @@ def _containers(args):
     return open_containers(args)
 
 
+#: warnings podman prints as they are, not as log lines (scripts match them at a line's start)
+PLAIN_WARNINGS = ("Port mappings have been discarded",)
+
+
 def _warn(msg: str) -> None:
-    print(f"WARN[0000] {msg}", file=sys.stderr)
+    print(msg if msg.startswith(PLAIN_WARNINGS) else f"WARN[0000] {msg}", file=sys.stderr)
 
 
 def _options(args):
     from ..containers.container import Options
     from ..errors import UsageError
-    from . import container_life
+    from . import container_life, container_run
     from .common import key_values
 
     env = []
@@ -230,6 +256,7 @@ def _options(args):
             raise UsageError(f"--env-file {path}: {e.strerror}") from None
     for e in args.env:
         env.append(e if "=" in e else _env_from_host(e))
+    env = container_run.proxy_env(args) + env  # --http-proxy: the host's, under the user's
     labels = key_values(args.label, "--label")
     command = list(args.command)
     if command and command[0] == "--":
@@ -243,7 +270,8 @@ def _options(args):
                    tty=args.tty, runtime=args.runtime, pull=args.pull, network_config_dir=args.network_config_dir,
                    restart=args.restart, create_command=["pallet"] + sys.argv[1:], publish_all=args.publish_all,
                    cgroup_parent=args.cgroup_parent,
-                   extra=_extra(args), life=container_life.life_options(args))
+                   extra=_extra(args), life=container_life.life_options(args),
+                   runflags=container_run.run_flags(args))
 
 
 def _extra(args):
@@ -277,8 +305,14 @@ def _pull_fn(args, store):
 
 
 def cmd_create(args) -> int:
+    from . import container_run
+
     ctrs = _containers(args)
-    rec = ctrs.create(_options(args), _pull_fn(args, ctrs.store), warn=_warn)
+    o = _options(args)
+    container_run.warnings(args, _warn)
+    container_run.before_create(args, ctrs)
+    rec = ctrs.create(o, _pull_fn(args, ctrs.store), warn=_warn)
+    container_run.after_create(args, ctrs, rec)
     print(rec["id"])
     return 0
 
@@ -289,13 +323,19 @@ def cmd_run(args) -> int:
     # podman 4.3 watches for the detach keys only when its stdin is a terminal; else they are input
     keys = parse_detach_keys(args.detach_keys) if args.interactive else b""
     keys = keys if os.isatty(0) else b""
+    from . import container_run
+
+    container_run.check_fds(args)  # before pallet opens files of its own
     ctrs = _containers(args)
     o = _options(args)
+    container_run.warnings(args, _warn)
+    container_run.before_create(args, ctrs)
     rec = ctrs.create(o, _pull_fn(args, ctrs.store), warn=_warn)
+    container_run.after_create(args, ctrs, rec)
     cid = rec["id"]
     if o.detach:
         try:
-            ctrs.start(cid, warn=_warn)
+            ctrs.start(cid, warn=_warn, preserve_fds=args.preserve_fds)
         except BaseException:
             if o.rm:
                 ctrs.remove(cid, force=True)
@@ -303,7 +343,7 @@ def cmd_run(args) -> int:
         print(cid)
         return 0
     try:
-        started = ctrs.start(cid, attach=True, warn=_warn)
+        started = ctrs.start(cid, attach=True, warn=_warn, preserve_fds=args.preserve_fds)
     except BaseException:
         if o.rm:
             ctrs.remove(cid, force=True)
@@ -311,9 +351,13 @@ def cmd_run(args) -> int:
     sock = started["attach"]
     from ..containers import attach
 
+    streams = container_run.attach_streams(args)
+    if streams is not None and not streams & {1, 2}:
+        print(cid)  # podman's: neither stdout nor stderr attached
+    stdin = 0 if o.interactive and (streams is None or 0 in streams) else None
     try:
         with attach.sig_proxy(ctrs, cid, args.sig_proxy), attach.raw_tty(0, o.interactive and o.tty):
-            detached = attach.relay(sock, 0 if o.interactive else None, keys)
+            detached = attach.relay(sock, stdin, keys, streams=streams)
     finally:
         sock.close()
     if detached:  # the detach keys: it keeps running under conmon (podman prints a newline)
@@ -324,12 +368,24 @@ def cmd_run(args) -> int:
         ctrs.remove(cid, force=True)
     else:
         ctrs.cleanup(cid)
+    if args.rmi:
+        container_run.remove_image(ctrs, rec["metadata"]["pallet"]["image_id"])
     return code
 
 
 def cmd_start(args) -> int:
+    from ..errors import UsageError
+
+    if args.all and args.containers:
+        raise UsageError("either start all containers or the container(s) provided in the arguments")
     ctrs = _containers(args)
-    names = _named_or_all(ctrs, args, lambda st: st != "running", "start")
+    if args.filter:  # podman's: of the named containers (or all of them), those its ps filters match
+        keep = _ps_filter(args.filter, lambda t: _created(ctrs.get(t)))
+        pool = args.containers or [c["id"] for c in ctrs.list()]
+        names = [t for t in pool if keep(_filter_entry(ctrs, ctrs.get(t)))
+                 and (not args.all or _public_state(ctrs.state(ctrs.get(t)["id"])) != "running")]
+    else:
+        names = _named_or_all(ctrs, args, lambda st: st != "running", "start")
     if args.attach and len(names) > 1:
         from ..errors import UsageError
 
@@ -359,10 +415,14 @@ def _named_or_all(ctrs, args, pick, verb: str) -> list:
 
     if args.all and args.containers:
         raise UsageError(f"either specify --all or the containers to {verb}, not both")
+    if args.all and args.cidfile:
+        raise UsageError("--all, --latest, and --cidfile cannot be used together")
     if not args.all:
-        if not args.containers:
+        if not args.containers and not args.cidfile:
             raise UsageError(f"specify one or more containers to {verb} (or --all)")
-        return list(args.containers)
+        from .container_run import targets
+
+        return targets(args)
     return [c["id"] for c in ctrs.list() if pick(_public_state(ctrs.state(c["id"])))]
 
 
@@ -372,7 +432,7 @@ def cmd_stop(args) -> int:
     ctrs = _containers(args)
     for text in _named_or_all(ctrs, args, lambda st: st in ("running", "paused"), "stop"):
         try:
-            ctrs.stop(text, args.time)
+            ctrs.stop(text, args.time, warn=_warn)
         except ContainerNotFound:
             if args.ignore:
                 continue
@@ -401,15 +461,36 @@ def cmd_rm(args) -> int:
     from ..errors import ContainerNotFound
     from .common import targets_or_all
 
+    from ..errors import UsageError
+    from .container_run import targets
+
+    if args.all and args.cidfile:
+        raise UsageError("--all, --latest, and --cidfile cannot be used together")
     ctrs = _containers(args)
-    names = targets_or_all(args.containers, args.all, lambda: [c["id"] for c in ctrs.list()],
-                           "specify one or more containers to remove")
+    if args.cidfile and not args.all:
+        names = targets(args)
+    else:
+        names = targets_or_all(args.containers, args.all, lambda: [c["id"] for c in ctrs.list()],
+                               "specify one or more containers to remove")
+    from ..containers.depend import dependents, removal_order
+    from ..errors import ContainerError
+
     for text in names:
         try:
+            cid = ctrs.get(text)["id"]
+            deps = dependents(ctrs, cid)
+            if deps and not (args.depend or args.all):
+                raise ContainerError(f"container {cid} has dependent containers which must be removed before it: "
+                                     f"{','.join(deps)}: dependency error")
+            for dep in (removal_order(ctrs, cid)[:-1] if deps else []):  # --depend, --all: dependents first
+                try:
+                    print(ctrs.remove(dep, force=args.force, timeout=args.time, volumes=args.volumes))
+                except ContainerNotFound:
+                    pass
             cid = ctrs.remove(text, force=args.force, timeout=args.time, volumes=args.volumes)
         except ContainerNotFound:
-            if args.ignore or args.force:  # podman: rm --force of a missing container succeeds
-                continue
+            if args.ignore or args.force or args.all:  # podman: rm --force of a missing container succeeds
+                continue  # (--all: removed meanwhile, e.g. as a dependent)
             raise
         print(cid if args.all or text == cid else text)
     return 0
@@ -417,6 +498,12 @@ def cmd_rm(args) -> int:
 
 def cmd_wait(args) -> int:
     ctrs = _containers(args)
+    if args.condition:
+        from .container_run import wait_condition
+
+        for text in args.containers:
+            print(wait_condition(ctrs, text, args.condition, args.interval, _public_state))
+        return 0
     for text in args.containers:
         print(ctrs.wait(text))
     return 0
@@ -502,7 +589,10 @@ def _ps_entry(ctrs, c) -> dict:
             "State": state, "Status": _status(st, meta)}
 
 
-PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor", "network", "since", "before", "until", "volume")
+PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor", "network", "since", "before", "until", "volume",
+              "restart-policy")
+#: restart-policy= values (podman's; none: no policy given)
+RESTART_FILTER = ("always", "on-failure", "unless-stopped", "no", "none")
 STATUSES = ("created", "running", "paused", "stopped", "exited", "unknown")
 
 
@@ -544,6 +634,10 @@ def _ps_filter(texts: list[str], created_of=None):
             test = _time_filter(key, value, text, created_of)
         elif key == "volume":
             test = lambda e, v=value: v in e["_volumes"]  # noqa: E731
+        elif key == "restart-policy":
+            if value not in RESTART_FILTER:
+                raise UsageError(f"{value} invalid restart policy")
+            test = lambda e, v="no" if value == "none" else value: e["_restart"] == v  # noqa: E731
         else:
             test = lambda e, v=value: v in e["Networks"]  # noqa: E731
         groups.setdefault(key, []).append((neg, test))
@@ -580,6 +674,15 @@ def _created(c: dict) -> float:
     return parse_time_or_none(c["metadata"]["pallet"].get("created_at") or c["created"]) or 0
 
 
+def _filter_entry(ctrs, c: dict, e: dict | None = None) -> dict:
+    """A ps row with what only the filters read (``_volumes``, ``_created``, ``_restart``)."""
+    e = e if e is not None else _ps_entry(ctrs, c)
+    meta = c["metadata"]["pallet"]
+    e["_volumes"], e["_created"] = _volumes_of(meta), _created(c)
+    e["_restart"] = meta.get("restart_policy") or "no"
+    return e
+
+
 def _volumes_of(meta: dict) -> set:
     """What ps's volume= filter matches: a mount's destination, a bind's source, a volume's name."""
     out = set()
@@ -607,12 +710,12 @@ def cmd_ps(args) -> int:
     entries = []
     for c in ctrs.list():
         e = _ps_entry(ctrs, c)
-        e["_volumes"], e["_created"] = _volumes_of(c["metadata"]["pallet"]), _created(c)
+        e = _filter_entry(ctrs, c, e)
         if (show_all or e["State"] == "running") and keep(e):
             entries.append(e)
     entries.sort(key=sort_key)
     for e in entries:
-        del e["_volumes"], e["_created"]
+        del e["_volumes"], e["_created"], e["_restart"]
     if args.quiet:
         for e in entries:
             print(e["Id"] if args.no_trunc else e["Id"][:12])
@@ -711,11 +814,12 @@ def inspect_doc(ctrs, c) -> dict:
                   "CgroupPath": (cfg.get("linux") or {}).get("cgroupsPath") or "",
                   "CheckpointedAt": zero, "RestoredAt": zero},
         "Image": meta.get("image_id"), "ImageDigest": meta.get("image_digest") or "",
-        "ImageName": meta.get("image_name"), "Rootfs": "", "Pod": "",
+        "ImageName": meta.get("image_ref") or meta.get("image_name"), "Rootfs": "", "Pod": "",
         "ResolvConfPath": os.path.join(userdata, "resolv.conf"), "HostnamePath": os.path.join(userdata, "hostname"),
         "HostsPath": os.path.join(userdata, "hosts"), "StaticDir": userdata,
         "OCIConfigPath": os.path.join(userdata, "config.json"), "OCIRuntime": meta.get("runtime"),
-        "ConmonPidFile": os.path.join(rundir, "conmon.pid"), "PidFile": os.path.join(rundir, "pidfile"),
+        "ConmonPidFile": meta.get("conmon_pidfile") or os.path.join(rundir, "conmon.pid"),
+        "PidFile": meta.get("pidfile") or os.path.join(rundir, "pidfile"),
         "Name": meta["name"], "RestartCount": int(st.get("restart_count") or 0), "Driver": ctrs.store.driver.name, "MountLabel": "",
         "ProcessLabel": "", "AppArmorProfile": "", "EffectiveCaps": sorted(caps.get("effective") or []),
         "BoundingCaps": sorted(caps.get("bounding") or []), "ExecIDs": [],
@@ -728,19 +832,23 @@ def inspect_doc(ctrs, c) -> dict:
                    "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
                    "Tty": bool(meta.get("tty")), "OpenStdin": bool(meta.get("interactive")), "StdinOnce": False,
                    "Env": proc.get("env") or [], "Cmd": meta.get("command") or (proc.get("args") or []),
-                   "Image": meta.get("image_name"), "Volumes": None, "WorkingDir": proc.get("cwd") or "/",
+                   "Image": meta.get("image_ref") or meta.get("image_name"), "Volumes": None,
+                   "WorkingDir": proc.get("cwd") or "/",
                    "Entrypoint": meta.get("entrypoint") or "", "OnBuild": None, "Labels": meta.get("labels") or None,
                    "Annotations": {"io.container.manager": "pallet",
                                    "io.podman.annotations.autoremove": "TRUE" if meta.get("rm") else "FALSE",
                                    "io.podman.annotations.privileged": "TRUE" if meta.get("privileged") else "FALSE",
                                    "org.opencontainers.image.stopSignal": str(meta.get("stop_signal"))},
-                   "StopSignal": meta.get("stop_signal"), "HealthcheckOnFailureAction": "none",
+                   "StopSignal": meta.get("stop_signal"),
+                   "HealthcheckOnFailureAction": meta.get("health_on_failure") or "none",
                    **({"Healthcheck": meta["healthcheck"]} if meta.get("healthcheck") else {}),
-                   "CreateCommand": meta.get("create_command") or [], "Umask": "0022", "Timeout": 0,
-                   "StopTimeout": meta.get("stop_timeout", 10), "Passwd": False, "sdNotifyMode": "container"},
+                   "CreateCommand": meta.get("create_command") or [], "Umask": "0022",
+                   "Timeout": meta.get("timeout") or 0,
+                   "StopTimeout": meta.get("stop_timeout", 10), "Passwd": False,
+                   "sdNotifyMode": meta.get("sdnotify") or "container"},
         "HostConfig": _with_extra(meta, {"Binds": [f"{b['source']}:{b['destination']}:" + ("ro" if b["readonly"] else "rw") + ",rprivate,rbind"
                                  for b in meta.get("binds") or []],
-                       "CgroupManager": "cgroupfs", "CgroupMode": "host", "ContainerIDFile": "",
+                       "CgroupManager": "cgroupfs", "CgroupMode": "host", "ContainerIDFile": meta.get("cidfile") or "",
                        "LogConfig": {"Type": ((meta.get("extra") or {}).get("log") or {}).get("driver", "k8s-file"),
                                      "Config": None, "Path": ctrs.log_path(cid, meta), "Tag": "",
                                      "Size": "0B"},
@@ -822,123 +930,7 @@ def cmd_inspect(args) -> int:
     return 0
 
 
-# -- logs ------------------------------------------------------------------------------------
-
 def cmd_logs(args) -> int:
-    import os
-    import time
+    from .container_logs import cmd_logs as logs
 
-    ctrs = _containers(args)
-    c = ctrs.get(args.container)
-    meta = c["metadata"]["pallet"]
-    if ((meta.get("extra") or {}).get("log") or {}).get("driver") == "none":
-        from ..errors import ContainerError
-
-        raise ContainerError("this container is using the 'none' log driver, cannot read logs: this container is "
-                             "not logging output")
-    path = ctrs.log_path(c["id"], meta)
-    keep = _log_window(args.since, args.until)
-    pos = 0
-    lines: list = []
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-            pos = len(data)
-    except FileNotFoundError:
-        data = b""
-    lines = [ln for ln in _parse_log(data) if keep(ln[0])]
-    if args.tail >= 0:
-        lines = _tail_messages(lines, args.tail)
-    _emit(lines, args.timestamps)
-    if not args.follow:
-        return 0
-    buf = b""
-    delay = 0.01
-    while True:
-        try:
-            with open(path, "rb") as f:
-                f.seek(pos)
-                more = f.read()
-        except FileNotFoundError:
-            more = b""
-        if more:
-            pos += len(more)
-            buf += more
-            done, _, buf = buf.rpartition(b"\n")
-            if done:
-                _emit([ln for ln in _parse_log(done + b"\n") if keep(ln[0])], args.timestamps)
-            delay = 0.01
-            continue
-        if ctrs.state(c["id"]).get("state") != "running" and not os.path.exists(path + ".partial"):
-            return 0
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
-
-
-def _log_window(since: str | None, until: str | None):
-    """``logs --since/--until``: a test of a line's k8s-file timestamp (podman's time forms:
-    RFC 3339, a date, Unix seconds, or a duration before now)."""
-    import time
-
-    from ..errors import UsageError
-    from ..oci.times import parse_rfc3339
-    from ._filters import parse_until
-
-    now = time.time()
-    bounds = []
-    for flag, value in (("--since", since), ("--until", until)):
-        if value is None:
-            bounds.append(None)
-            continue
-        try:
-            bounds.append(parse_until(value, now, flag))
-        except UsageError:
-            raise UsageError(f"invalid {flag} {value!r}: want a time (2006-01-02T15:04:05Z, Unix seconds) or "
-                             "a duration before now (10m, 1h)") from None
-    lo, hi = bounds
-    if lo is None and hi is None:
-        return lambda ts: True
-
-    def keep(ts: str) -> bool:
-        try:
-            t = parse_rfc3339(ts)
-        except ValueError:
-            return True  # a line without a readable time is shown, as written
-        return (lo is None or t >= lo) and (hi is None or t <= hi)
-
-    return keep
-
-
-def _parse_log(data: bytes) -> list:
-    """k8s-file lines: ``TIMESTAMP STREAM P|F TEXT`` (P: a partial line, continued by the next)."""
-    out = []
-    for line in data.split(b"\n"):
-        parts = line.split(b" ", 3)
-        if len(parts) < 3:
-            continue
-        ts, stream, tag = parts[0], parts[1], parts[2]
-        text = parts[3] if len(parts) > 3 else b""
-        out.append((ts.decode("ascii", "replace"), 2 if stream == b"stderr" else 1, text, tag == b"F"))
-    return out
-
-
-def _tail_messages(lines: list, n: int) -> list:
-    ends = [i for i, line in enumerate(lines) if line[3]]
-    if n == 0:
-        return []
-    if len(ends) <= n:
-        return lines
-    start = ends[-n - 1] + 1
-    return lines[start:]
-
-
-def _emit(lines: list, timestamps: bool) -> None:
-    sys.stdout.flush()
-    new = True
-    for ts, fd, text, full in lines:
-        stream = sys.stdout.buffer if fd == 1 else sys.stderr.buffer
-        if timestamps and new:
-            stream.write(ts.encode() + b" ")
-        stream.write(text + (b"\n" if full else b""))
-        new = full
-        stream.flush()
+    return logs(args)

@@ -265,6 +265,8 @@ def cmd_rm(args) -> int:
         try:
             print(eps.remove_network(name, args.force))
         except (NetworkNotFound, NetworkInUse) as e:  # podman goes on with the others and exits with the last code
+            if args.force and isinstance(e, NetworkNotFound):
+                continue  # podman 4.3: rm --force of a network that does not exist is no error
             import sys
 
             print(f"Error: {e}", file=sys.stderr)

@@ -157,6 +157,15 @@ def cmd_scan(args) -> int:
     ctx = common.context(args)
     base = args.results_dir or os.path.join(store.graphroot, "scan-results")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    runs: dict = {}
+
+    def run(scanner: str) -> str:  # made when the first result is written, then reused
+        from ..scan import run_dir
+
+        if scanner not in runs:
+            runs[scanner] = run_dir(base, scanner, stamp)
+        return runs[scanner]
+
     opts = CopyOptions(progress=Progress(None))
     if plugin:
         from ..scan import scan_with_image
@@ -167,16 +176,14 @@ def cmd_scan(args) -> int:
             return pull(store, image, ctx, opts)[0]["id"]
 
         def outdir() -> str:
-            d = os.path.join(base, args.scanner, stamp)
-            os.makedirs(d, 0o755, exist_ok=True)
-            return d
+            return run(args.scanner)
 
         results = scan_with_image(store, args.scanner, args.scan_type, targets, ctx, opts, outdir, pull_fn, _warn)
         return _emit(args, results, args.scanner)
     if args.scanner == "openscap":
         results = []
         for t, kind in targets:
-            r = scan_openscap(store, t, ctx, opts, lambda i: results_dir(base, "openscap", stamp, i),
+            r = scan_openscap(store, t, ctx, opts, lambda i: results_dir(run("openscap"), i),
                               profile=args.profile, content=args.content, oval=args.oval, kind=kind)
             for w in r["warnings"]:
                 _warn(w["file"], w["message"])
@@ -192,7 +199,7 @@ def cmd_scan(args) -> int:
         args.fail_on = args.fail_on or pol.fail_on
     results = [scan_one(store, t, ctx, opts, _warn, pol, kind) for t, kind in targets]
     for r in results:
-        d = results_dir(base, "builtin", stamp, r["image"]["id"])
+        d = results_dir(run("builtin"), r["image"]["id"])
         _fs.write_atomic(os.path.join(d, "scan.json"), json.dumps(r, indent=2, sort_keys=True).encode() + b"\n", 0o644)
         _fs.write_atomic(os.path.join(d, "cyclonedx.json"),
                          json.dumps(report.cyclonedx(r), indent=2, sort_keys=True).encode() + b"\n", 0o644)

@@ -470,7 +470,15 @@ def inspect_one(args, name: str):
     from ._template import Struct
 
     doc = info.inspect_image(_store(args, create=False), name)
-    return doc, Struct("inspect.ImageData", doc)
+    return doc, _image_data(doc)
+
+
+def _image_data(doc: dict):
+    """An image's inspect document as template data: podman's Go struct names its ``Id`` key's
+    field ``ID`` (``{{.ID}}``); ``{{json .}}`` is the document."""
+    from ._template import Struct
+
+    return Struct("inspect.ImageData", doc, ID=doc.get("Id"), json_view=doc)
 
 
 def cmd_image_inspect(args) -> int:
@@ -481,7 +489,7 @@ def cmd_image_inspect(args) -> int:
     store = _store(args, create=False)
     tmpl = None
     if args.format and args.format != "json":
-        from ._template import Struct, Template, unescape
+        from ._template import Template, unescape
 
         tmpl = Template(unescape(args.format), "image inspect")  # a bad template: refused before any lookup
     out, missing = [], None
@@ -491,7 +499,7 @@ def cmd_image_inspect(args) -> int:
         except ImageUnknown as e:  # podman: what was found is printed, then the error
             missing = missing or e
     if tmpl is not None:
-        texts = [tmpl.execute(Struct("inspect.ImageData", o)) for o in out]  # all, or an error and nothing
+        texts = [tmpl.execute(_image_data(o)) for o in out]  # all, or an error and nothing
         print("".join(t if t.endswith("\n") else t + "\n" for t in texts), end="")
     else:
         common.print_json(out)

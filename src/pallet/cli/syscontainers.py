@@ -79,8 +79,9 @@ def _generate(sub) -> None:
     p.set_defaults(usage_exit=125, exit_map={"default": 125})
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("--name", "-n", action="store_true", help="use the container's name instead of its ID")
-    p.add_argument("--new", action="store_true", help="(not supported yet) create the container in the unit")
-    p.add_argument("--restart-policy", default="on-failure", metavar="POLICY",
+    p.add_argument("--new", action="store_true", help="a unit that creates the container at each start and "
+                                                      "removes it at each stop (from its create command)")
+    p.add_argument("--restart-policy", default=None, metavar="POLICY",
                    help="systemd's Restart= (default on-failure)")
     p.add_argument("--stop-timeout", "-t", type=int, default=None, metavar="SECONDS",
                    help="the stop timeout (default: the container's, 10)")
@@ -92,15 +93,12 @@ def cmd_generate_systemd(args) -> int:
     import os
 
     from ..containers.container import META
-    from ..errors import Unsupported, UsageError
-    from ..system.generate import container_unit
+    from ..errors import PalletError, UsageError
+    from ..system.generate import container_unit, new_container_unit
     from ..containers.container import Containers
     from .common import global_store_args
     from .store import open_store
 
-    if args.new:
-        raise Unsupported("generate systemd --new is not supported yet: pallet run lacks --cidfile, --replace "
-                          "and --sdnotify, which its units need")
     if args.stop_timeout is not None and args.stop_timeout < 0:
         raise UsageError(f"--stop-timeout {args.stop_timeout}: must be 0 or more")
     ctrs = Containers(open_store(args), global_store_args(args))
@@ -109,11 +107,24 @@ def cmd_generate_systemd(args) -> int:
     name = meta.get("name") or (rec.get("names") or [rec["id"]])[0]
     from ..system.unit import command_line
 
-    exe = command_line([os.path.join(os.path.dirname(sys.executable), "pallet"), *global_store_args(args)])
     timeout = args.stop_timeout if args.stop_timeout is not None else int(meta.get("stop_timeout") or 10)
-    fname, text = container_unit(cid=rec["id"], name=name, exe=exe, runroot=ctrs.store.runroot,
-                                 pidfile=ctrs.conmon_pidfile(rec["id"]), use_name=args.name,
-                                 restart_policy=args.restart_policy, stop_timeout=timeout)
+    if args.new:
+        if not meta.get("create_command"):
+            raise UsageError(f"cannot use --new on container {rec['id'][:12]}: no create command found")
+        try:
+            env = ctrs.spec(rec["id"]).get("process", {}).get("env") or []
+        except PalletError:
+            env = []
+        exe = command_line([os.path.join(os.path.dirname(sys.executable), "pallet")])
+        fname, text = new_container_unit(create_command=meta["create_command"], image=meta["image_name"],
+                                         command=meta.get("command"), exe=exe, cid=rec["id"], name=name, env=env,
+                                         use_name=args.name, restart_policy=args.restart_policy,
+                                         stop_timeout=timeout)
+    else:
+        exe = command_line([os.path.join(os.path.dirname(sys.executable), "pallet"), *global_store_args(args)])
+        fname, text = container_unit(cid=rec["id"], name=name, exe=exe, runroot=ctrs.store.runroot,
+                                     pidfile=ctrs.conmon_pidfile(rec["id"]), use_name=args.name,
+                                     restart_policy=args.restart_policy or "on-failure", stop_timeout=timeout)
     if args.files:
         from .._fs import write_output
 

@@ -99,7 +99,9 @@ def _struct(v: dict):
 
     c = v["CreatedAt"]  # Go's time.Time.String() of it, nanoseconds kept
     created = c[:10] + " " + c[11:-1] + " +0000 UTC" if len(c) >= 20 and c[10] == "T" and c.endswith("Z") else c
-    return Struct("Volume", v, CreatedAt=created, json_view=v)
+    # the Go struct's fields are there when the JSON leaves them out (podman omits false/zero ones)
+    return Struct("Volume", {"UID": 0, "GID": 0, "NeedsCopyUp": False, "NeedsChown": False, **v}, CreatedAt=created,
+                  json_view=v)
 
 
 def _filter(texts: list[str], keys: tuple, verb: str):
@@ -246,9 +248,28 @@ def cmd_rm(args) -> int:
             print(f"Error: {e}", file=sys.stderr)
             rc = RM_EXIT["VolumeNotFound"]
         except VolumeInUse as e:  # podman goes on with the others and exits with the last code
+            if args.force and _remove_users(args, vols, name):
+                vols.remove(name, args.force)
+                print(name)
+                continue
             print(f"Error: {e}", file=sys.stderr)
             rc = RM_EXIT["VolumeInUse"]
     return rc
+
+
+def _remove_users(args, vols, name: str) -> bool:
+    """``volume rm --force``: the containers using the volume are removed first (stopped if
+    running), as podman does. False when one of its users is not such a container."""
+    from ..errors import PalletError
+    from .container_common import open_containers
+
+    try:
+        ctrs = open_containers(args)
+        for cid in list(vols.get(name).get("users") or ()):
+            ctrs.remove(cid, force=True)
+    except PalletError:  # no such container (or no store of containers here): the volume stays
+        return False
+    return True
 
 
 def cmd_prune(args) -> int:

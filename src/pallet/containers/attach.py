@@ -70,13 +70,14 @@ class _KeyWatch:
         return bytes(out), False
 
 
-def relay(sock: socket.socket, stdin_fd: int | None = None, detach_keys: bytes = b"") -> bool:
+def relay(sock: socket.socket, stdin_fd: int | None = None, detach_keys: bytes = b"", streams=None) -> bool:
     """Copy the container's output to our stdout/stderr until conmon closes the socket; with
-    ``stdin_fd``, our stdin goes to the container (its EOF closes the container's stdin).
+    ``stdin_fd``, our stdin goes to the container (its EOF closes the container's stdin);
+    ``streams``: only these of our fds (1, 2) are written (``run --attach``).
     Returns True when the user typed the detach keys (the container keeps running)."""
     import select
 
-    out = {STDOUT: 1, STDERR: 2}
+    out = {k: fd for k, fd in ((STDOUT, 1), (STDERR, 2)) if streams is None or fd in streams}
     watch = [sock] + ([stdin_fd] if stdin_fd is not None else [])
     keys = _KeyWatch(detach_keys)
     while True:

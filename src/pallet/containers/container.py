@@ -46,7 +46,7 @@ class Options:
                  read_only=False, tmpfs=(), volumes=(), memory=None, cpus=None, pids_limit=None,
                  stop_signal=None, labels=None, rm=False, detach=False, interactive=False, tty=False,
                  runtime=None, pull="missing", network_config_dir=None, restart=None, create_command=None,
-                 publish_all=False, extra=None, life=None, cgroup_parent=None):
+                 publish_all=False, extra=None, life=None, cgroup_parent=None, runflags=None):
         self.image, self.command, self.name = image, list(command) if command else None, name
         self.env, self.user, self.workdir, self.entrypoint = list(env), user, workdir, entrypoint
         self.networks, self.publish, self.hostname = list(networks), list(publish), hostname
@@ -65,6 +65,8 @@ class Options:
         self.cgroup_parent = cgroup_parent
         #: the flags of containers/options.py (an ``options.Extra``)
         self.extra = extra
+        #: --cidfile, --conmon-pidfile, --sdnotify, --timeout... (a ``runflags.RunFlags``)
+        self.runflags = runflags
 
 
 def cgroup_parent(text: str | None) -> str | None:
@@ -295,6 +297,9 @@ class Containers:
                                      "reuse that name: that name is already in use")
         from . import conf as conf_mod
         from . import options as extra_opts
+        from . import runflags
+
+        run_meta = runflags.meta(o.runflags)
 
         conf = conf_mod.load()
         if not o.networks and conf.get("netns") in ("host", "none"):  # containers.conf's default mode
@@ -303,9 +308,7 @@ class Containers:
         networks = self._networks(o)
         mode = netmode.parse(o.networks or ["bridge"], networks if not (o.networks and o.networks[0] in
                                                                            ("none", "host")) else None)
-        mappings = netports.parse_all(o.publish) if o.publish else []
-        if mappings and mode.kind in ("none", "container", "ns"):
-            raise UsageError(f"published ports cannot be used with --network {o.networks[0]}")
+        mappings = _discard_ports(netports.parse_all(o.publish) if o.publish else [], mode.kind, warn)
         memory = _parse_memory(o.memory) if o.memory else None
         cpus = None
         if o.cpus:
@@ -340,9 +343,8 @@ class Containers:
         image = self._image(o, pull_fn)
         img_cfg = self._image_config(image)
         if o.publish_all:  # -P: the image's EXPOSE ports too, each on a free host port
-            mappings = netports.parse_all(o.publish, list(img_cfg.get("ExposedPorts") or {}), True)
-            if mappings and mode.kind in ("none", "container", "ns"):
-                raise UsageError(f"published ports cannot be used with --network {o.networks[0]}")
+            mappings = _discard_ports(netports.parse_all(o.publish, list(img_cfg.get("ExposedPorts") or {}), True),
+                                      mode.kind, warn)
         name = o.name or self._unused_name()
         labels = img_cfg.get("Labels") if isinstance(img_cfg.get("Labels"), dict) else {}
         labels = {str(k): str(v) for k, v in labels.items()}
@@ -359,6 +361,8 @@ class Containers:
                 "publish_all": bool(o.publish_all), "created_at": _now(), "extra": extra,
                 "cgroup_parent": cgroup_parent(o.cgroup_parent)}
         meta.update(policies.meta(life, img_cfg, o.rm))
+        meta.update(run_meta)
+        meta["image_ref"] = resolved_name(o.image, image)
         from . import mounts as ctr_mounts
 
         ctr_mounts.add_image_volumes(meta, img_cfg)
@@ -531,9 +535,10 @@ class Containers:
             os.close(rfd)
 
     def start(self, text: str, *, attach: bool = False, stdin: bool = False, warn=None,
-              restart_count: int = 0) -> dict:
+              restart_count: int = 0, preserve_fds: int = 0) -> dict:
         """Mount, network, write the bundle and start through conmon. With ``attach`` the
-        caller gets the attach socket in ``rec["attach"]`` before the process runs."""
+        caller gets the attach socket in ``rec["attach"]`` before the process runs;
+        ``preserve_fds``: pallet's fds 3 .. 2+N are the container's too (``--preserve-fds``)."""
         from ..oci import runtime_spec as rs
         from .network import sandbox as sb
         from . import conmon
@@ -639,7 +644,8 @@ class Containers:
                                                          for f in ("hosts", "hostname", "resolv.conf")])
             etc = [rs.Mount.bind(os.path.join(userdata, f), "/etc/" + f).to_dict()
                    for f in ("hosts", "hostname", "resolv.conf")
-                   if f != "resolv.conf" or mode_kind != "none"]  # podman: no resolver without a network
+                   # podman: no resolver without a network; --no-hosts: the image's /etc/hosts
+                   if (f != "resolv.conf" or mode_kind != "none") and (f != "hosts" or not meta.get("no_hosts"))]
             mine = {m["destination"] for m in doc["mounts"]}
             doc["mounts"] += [m for m in etc if m["destination"] not in mine]
             with open(os.path.join(userdata, "config.json"), "w") as f:
@@ -671,8 +677,13 @@ class Containers:
             args += ["--exit-command", exit_cmd[0]]
             for a in exit_cmd[1:]:
                 args += ["--exit-command-arg", a]
+            from . import runflags
+
+            args += runflags.conmon_args(meta, preserve_fds)
+            fds = runflags.check_preserved_fds(preserve_fds)
             st["oci"] = True  # from here the runtime may have it: deleted on teardown
-            pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"))
+            pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"),
+                               pass_fds=fds)
             st.update(state=CREATED, pid=pid, conmon_pid=read_int(os.path.join(rundir, "conmon.pid")))
             self._write_state(cid, st)
             sock = conmon.attach_socket(userdata) if attach else None
@@ -681,6 +692,7 @@ class Containers:
             st.update(state=RUNNING, started_at=_now(), starting=None)
             with self._lock():
                 self._write_state(cid, st)
+            runflags.after_start(meta, pid, st.get("conmon_pid"))
             out = dict(c)
             out["attach"] = sock
             return out
@@ -831,7 +843,7 @@ class Containers:
         if self._read_state(c["id"]).get("state") == RUNNING:
             self._runtime(c["metadata"][META], "kill", c["id"], str(signum), check=False)
 
-    def stop(self, text: str, timeout: float | None = None) -> str:
+    def stop(self, text: str, timeout: float | None = None, warn=None) -> str:
         from .policies import before_stop
 
         c = self.get(text)
@@ -844,7 +856,9 @@ class Containers:
                 try:
                     self.wait(cid, t)
                 except TimeoutError:
-                    pass
+                    if warn:
+                        warn(f"StopSignal {_signal_name(meta['stop_signal'])} failed to stop container "
+                             f"{meta['name']} in {t} seconds, resorting to SIGKILL")
             if self.state(cid).get("state") == RUNNING:
                 self._runtime(meta, "kill", cid, "9", check=False)
                 try:
@@ -1032,6 +1046,40 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return False
+
+
+def resolved_name(typed: str, image: dict) -> str:
+    """The image's own name that ``typed`` resolved to (``localhost/x`` -> ``localhost/x:latest``,
+    a short name -> its full one), as podman's ``ImageName``; ``typed`` itself when it names the
+    image by ID or no name matches."""
+    names = [n for n in image.get("names") or () if isinstance(n, str)]
+    last = typed.rsplit("/", 1)[-1]
+    cands = [typed] + ([typed + ":latest"] if ":" not in last and "@" not in typed else [])
+    for test in (lambda n, c: n == c, lambda n, c: n.endswith("/" + c)):
+        for n in names:
+            if any(test(n, c) for c in cands):
+                return n
+    return typed
+
+
+def _signal_name(n) -> str:
+    import signal
+
+    try:
+        return signal.Signals(int(n)).name
+    except (ValueError, TypeError):
+        return str(n)
+
+
+def _discard_ports(mappings: list, kind: str, warn) -> list:
+    """podman 4.3: published ports with ``--network host|none|container:ID|ns:PATH`` are dropped
+    with its warning (the container still runs)."""
+    if mappings and kind in ("host", "none", "container", "ns"):
+        if warn:
+            warn("Port mappings have been discarded as one of the Host, Container, Pod, and None network modes are "
+                 "in use")
+        return []
+    return mappings
 
 
 def _write_file(path: str, text: str) -> None:

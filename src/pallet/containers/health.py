@@ -102,4 +102,19 @@ def run(ctrs, text: str) -> str:
                 state = UNHEALTHY
         st["health"] = {"Status": state, "FailingStreak": streak, "Log": log}
         ctrs._write_state(cid, st)
+    if state == UNHEALTHY and meta.get("health_on_failure"):
+        on_failure(ctrs, cid, meta["health_on_failure"])
     return HEALTHY if rc == 0 else UNHEALTHY
+
+
+def on_failure(ctrs, cid: str, action: str) -> None:
+    """``--health-on-failure``: what an unhealthy result does (podman 4.3's kill, stop,
+    restart; none does nothing)."""
+    if action == "kill":
+        ctrs.kill(cid, 9)
+    elif action == "stop":
+        ctrs.stop(cid)
+    elif action == "restart":
+        from .restart import restart
+
+        restart(ctrs, cid)

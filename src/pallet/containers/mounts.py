@@ -26,6 +26,12 @@ def add_image_volumes(meta: dict, img_cfg: dict) -> None:
     from ..errors import UsageError
 
     taken: set = set()
+    for key in ("binds", "tmpfs"):  # the same mount given twice is one mount (podman's)
+        unique = []
+        for m in meta[key]:
+            if m not in unique:
+                unique.append(m)
+        meta[key] = unique
     for m in list(meta["binds"]) + list(meta["tmpfs"]):
         dst = os.path.normpath(m["destination"])
         if dst in taken:
@@ -117,20 +123,21 @@ def copy_up(store, rootfs: str, meta: dict) -> None:
         if "volume" not in b or b.get("nocopy") or not vols.get(b["volume"])["needs_copy_up"]:
             continue
         data = vols.mountpoint(b["volume"])
-        if os.listdir(data) or not vols.copied_up(b["volume"]):
+        if os.listdir(data):
             continue
         root_fd = _rootfs.open_root(rootfs)
         try:
             try:
                 fd = _rootfs.open_in_root(root_fd, b["destination"], os.O_RDONLY | os.O_DIRECTORY)
-            except OSError:  # nothing (or no directory) there in the image
-                from .userns import container_root
-
-                root = container_root(meta)
-                if root:  # podman's: a user namespace's new volume is its root's
-                    os.chown(data, *root)
+            except OSError:  # nothing (or no directory) there in the image: still to copy up (podman's)
+                _userns_owner(meta, data, None)
                 continue
             try:
+                # an empty directory leaves the copy-up for a later mount, as podman's NeedsCopyUp;
+                # else this caller claims it (one of several starting at once)
+                if not os.listdir(f"/proc/self/fd/{fd}") or not vols.copied_up(b["volume"]):
+                    _userns_owner(meta, data, os.fstat(fd))
+                    continue
                 st = os.fstat(fd)
                 p = subprocess.run(["cp", "-a", "--", f"/proc/self/fd/{fd}/.", data + "/"], pass_fds=(fd,),
                                    capture_output=True)
@@ -143,6 +150,17 @@ def copy_up(store, rootfs: str, meta: dict) -> None:
                 os.close(fd)
         finally:
             os.close(root_fd)
+
+
+def _userns_owner(meta: dict, data: str, st) -> None:
+    """A user-namespace container's empty volume: its mount point's owner in the image (``st``,
+    seen through the id-mapped layers: host ids), else the container's root (podman's), so
+    that its root can write there."""
+    from .userns import container_root
+
+    root = container_root(meta)
+    if root:
+        os.chown(data, *((st.st_uid, st.st_gid) if st is not None else root))
 
 
 def chown_sources(meta: dict, uid: int, gid: int) -> None:

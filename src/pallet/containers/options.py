@@ -113,6 +113,8 @@ def parse_security_opts(opts: list[str]) -> dict:
     "seccomp": None|"unconfined"|path}``."""
     out = {"no_new_privileges": None, "seccomp": None}
     for o in opts:
+        if o.startswith("no-new-privileges:"):  # podman also takes the older colon form
+            o = "no-new-privileges=" + o[len("no-new-privileges:"):]
         key, eq, value = o.partition("=")
         if key == "no-new-privileges" and (not eq or value in ("true", "false")):
             out["no_new_privileges"] = value != "false"

@@ -68,6 +68,9 @@ def check_options(options: dict) -> dict:
     bind = out.get("type") in ("none", "bind") or "bind" in o or "rbind" in o
     if bind and not out.get("device", "").startswith("/"):
         raise UsageError("a bind volume (-o type=none,o=bind) needs -o device=/ABSOLUTE/PATH")
+    if bind and not os.path.exists(out["device"]):  # podman's check, at create rather than at first mount
+        raise UsageError(f"invalid volume option device for driver 'local': stat {out['device']}: no such file or "
+                         "directory")
     if "device" in out and "type" not in out and not bind:
         raise UsageError(f"-o device={out['device']!r} needs -o type=TYPE (or o=bind)")
     if "type" not in out and not bind and any(x.partition("=")[0] not in ("uid", "gid") for x in o):
@@ -365,16 +368,16 @@ class Volumes:
 
     def remove(self, name: str, force: bool = False) -> None:
         """Remove a volume and its data (podman's ``volume rm``). A volume with users is refused
-        (also with ``force``: removing containers comes with the container model)."""
+        (also with ``force``: ``volume rm --force`` removes its containers first, through the
+        container model, then calls this)."""
         with self._locked() as doc:
             self._remove_locked(doc, self._rec(doc, name), force)
 
     def _remove_locked(self, doc: dict, rec: dict, force: bool) -> None:
         name = rec["name"]
         if rec["users"]:
-            extra = " (-f cannot remove containers yet)" if force else ""
             raise VolumeInUse(f"volume {name} is being used by the following container(s): "
-                              f"{', '.join(rec['users'])}: volume is being used{extra}")
+                              f"{', '.join(rec['users'])}: volume is being used")
         path = self.mountpoint(name)
         if _is_mountpoint(path):
             _run_umount(path, name)  # fails: nothing changed

@@ -94,13 +94,36 @@ def scan_one(store, text: str, ctx, options, warn, policy_file=None, kind: str |
             "warnings": warnings}
 
 
-def results_dir(base: str, scanner: str, stamp: str, image_id: str) -> str:
-    """``BASE/SCANNER/STAMP/IMAGE-ID/``, made (atomic's layout of kept results)."""
+def run_dir(base: str, scanner: str, stamp: str) -> str:
+    """``BASE/SCANNER/STAMP/``, made for this run alone (atomic's layout of kept results): a run
+    of the same second that has it already makes this one ``STAMP-2`` (``-3``...), so no run's
+    results overwrite another's."""
     import os
 
     from ..errors import ScanError
 
-    d = os.path.join(base, scanner, stamp, image_id)
+    parent = os.path.join(base, scanner)
+    try:
+        os.makedirs(parent, 0o755, exist_ok=True)
+        for n in range(1, 10000):
+            d = os.path.join(parent, stamp if n == 1 else f"{stamp}-{n}")
+            try:
+                os.mkdir(d, 0o755)
+                return d
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise ScanError(f"results directory {parent}: {e.strerror}") from None
+    raise ScanError(f"results directory {parent}: no free name for {stamp}")
+
+
+def results_dir(run: str, image_id: str) -> str:
+    """``RUN/IMAGE-ID/`` (RUN from :func:`run_dir`), made."""
+    import os
+
+    from ..errors import ScanError
+
+    d = os.path.join(run, image_id)
     try:
         os.makedirs(d, 0o755, exist_ok=True)
     except OSError as e:

@@ -89,6 +89,8 @@ def _distro(osr: dict) -> str:
 def _dpkg_packages(tree: Tree, osr: dict, text: str, path: str) -> list[dict]:
     out = []
     distro_id = (osr.get("ID") or "debian").lower()
+    # OSV's ecosystem for the distribution's own advisories (Ubuntu's USNs name "Ubuntu:22.04:LTS")
+    ecosystem = "Ubuntu" if distro_id == "ubuntu" else "Debian"
     for para in _paragraphs(text):
         name = para.get("Package")
         status = para.get("Status", "install ok installed").split()
@@ -110,7 +112,7 @@ def _dpkg_packages(tree: Tree, osr: dict, text: str, path: str) -> list[dict]:
         q = {"arch": arch, "distro": _distro(osr)}
         if src != name:
             q["upstream"] = src
-        out.append({"type": "deb", "ecosystem": "Debian", "name": name, "version": version, "arch": arch,
+        out.append({"type": "deb", "ecosystem": ecosystem, "name": name, "version": version, "arch": arch,
                     "source": src, "source_version": src_version, "licenses": [],
                     "purl": _purl("deb", distro_id, name, version, q), "path": path,
                     "evidence": [f"/var/lib/dpkg/info/{name}:{arch}.list", f"/var/lib/dpkg/info/{name}.list", path]})

@@ -1,6 +1,8 @@
 """Policy findings, each with a rule id and a severity (docs/scan.md lists them):
 
-- ``secret-private-key``, ``secret-aws-access-key``, ``secret-github-token``, ``secret-slack-token``
+- ``secret-private-key``, ``secret-aws-access-key``, ``secret-github-token``, ``secret-slack-token``,
+  ``secret-gcp-api-key``, ``secret-azure-storage-key``, ``secret-gitlab-token``, ``secret-npm-token``,
+  ``secret-pypi-token``, ``secret-stripe-key`` (these six in text files only)
   (high): in ANY layer, including files a later layer deleted or replaced: every layer's own
   files are read (by fd, no symlink followed), and a secret is attributed to the lowest layer
   that holds it;
@@ -32,7 +34,9 @@ from ..errors import ScanError
 #: every rule and its default severity ("info" findings never fail ``--fail-on``)
 RULES = {
     "secret-private-key": "high", "secret-aws-access-key": "high", "secret-github-token": "high",
-    "secret-slack-token": "high", "secret-env": "high", "setuid": "low", "setgid": "low",
+    "secret-slack-token": "high", "secret-gcp-api-key": "high", "secret-azure-storage-key": "high",
+    "secret-gitlab-token": "high", "secret-npm-token": "high", "secret-pypi-token": "high",
+    "secret-stripe-key": "high", "secret-env": "high", "setuid": "low", "setgid": "low",
     "world-writable": "medium", "package-cache": "low", "ssh-server": "medium", "port-22-exposed": "medium",
     "no-healthcheck": "info", "runs-as-root": "low",
 }
@@ -42,7 +46,9 @@ POLICY_SEVERITIES = ("info", "low", "medium", "high", "critical")
 SECRET_FILE_LIMIT = 1 << 20
 
 #: (rule, literal markers one of which every match holds, pattern): the markers are looked for
-#: first (a substring search runs at memory speed; the regex only where one is found)
+#: first (a substring search runs at memory speed; the regex only where one is found); the
+#: first four in every file, the token formats after them (credentials kept in configuration)
+#: only in text files (no NUL byte in the first 8 KiB, as grep and git tell binary files)
 _PATTERNS = [
     ("secret-private-key", (b"PRIVATE KEY",),
      re.compile(rb"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----")),
@@ -50,6 +56,17 @@ _PATTERNS = [
     ("secret-github-token", (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"), re.compile(rb"\bgh[pousr]_[A-Za-z0-9]{36,}\b")),
     ("secret-slack-token", (b"xox",), re.compile(rb"\bxox[baprs]-[A-Za-z0-9-]{10,}\b")),
 ]
+_TEXT_PATTERNS = [
+    # Google Cloud API keys; Azure storage account keys in connection strings (88 base64 characters)
+    ("secret-gcp-api-key", (b"AIza",), re.compile(rb"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])")),
+    ("secret-azure-storage-key", (b"AccountKey=",), re.compile(rb"AccountKey=[A-Za-z0-9+/]{86}==")),
+    # registry and service tokens: GitLab personal access, npm, PyPI (a macaroon for pypi.org), Stripe
+    ("secret-gitlab-token", (b"glpat-",), re.compile(rb"\bglpat-[0-9A-Za-z_-]{20,}")),
+    ("secret-npm-token", (b"npm_",), re.compile(rb"\bnpm_[A-Za-z0-9]{36}\b")),
+    ("secret-pypi-token", (b"pypi-AgEIcHlwaS5vcmc",), re.compile(rb"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}")),
+    ("secret-stripe-key", (b"sk_live_", b"rk_live_"), re.compile(rb"\b[rs]k_live_[0-9A-Za-z]{24,}\b")),
+]
+_ALL_PATTERNS = _PATTERNS + _TEXT_PATTERNS
 _ENV_SECRET = re.compile(r"(pass(word|wd)?|secret|token|api_?key|private_?key|credentials?|_key)$", re.I)
 
 
@@ -214,7 +231,8 @@ def layer_secrets(layer_trees: list[tuple[str, object]], merged) -> list[dict]:
             n = _read_into(tree, dfd, name, path, view)
             if not n:
                 return
-            for rule, markers, rx in _PATTERNS:
+            patterns = _PATTERNS if buf.find(b"\0", 0, min(n, 8192)) >= 0 else _ALL_PATTERNS
+            for rule, markers, rx in patterns:
                 if not any(buf.find(mk, 0, n) >= 0 for mk in markers):
                     continue
                 m = rx.search(buf, 0, n)

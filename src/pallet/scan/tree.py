@@ -40,10 +40,34 @@ class Tree:
         except OSError as e:
             self.warn(path, f"cannot be read: {e.strerror or e}")
             return None
-        if data is not None and len(data) > limit:
+        if data is None:
+            self._why_not(path)
+        elif len(data) > limit:
             self.warn(path, f"larger than {limit} bytes: only the start is read")
             data = data[:limit]
         return data
+
+    def _why_not(self, path: str) -> None:
+        """A warning for ``path`` when it exists but is no regular file one can read (a symlink
+        loop, a directory, a FIFO or device); nothing when it is simply missing."""
+        try:
+            fd = _rootfs.open_in_root(self.fd, path)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                self.warn(path, "a symlink loop (or more than 40 links in a row): not read")
+            else:
+                self.warn(path, f"cannot be read: {e.strerror or e}")
+            return
+        try:
+            mode = os.fstat(fd).st_mode
+        finally:
+            os.close(fd)
+        if not _stat.S_ISREG(mode):
+            kind = {_stat.S_IFDIR: "a directory", _stat.S_IFIFO: "a FIFO", _stat.S_IFCHR: "a device",
+                    _stat.S_IFBLK: "a device", _stat.S_IFSOCK: "a socket"}.get(_stat.S_IFMT(mode), "special")
+            self.warn(path, f"not a regular file ({kind}): not read")
 
     def exists(self, path: str) -> bool:
         try:

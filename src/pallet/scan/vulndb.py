@@ -46,18 +46,36 @@ def _connect(path: str, create: bool):
         raise ScanError(f"vulnerability database {path}: {e}") from None
 
 
+def _word(v) -> str | None:
+    """A severity word of a database (GHSA's, Debian's urgency, Ubuntu's priority) as ours."""
+    if not isinstance(v, str):
+        return None
+    v = v.lower().rstrip("*").strip()
+    v = {"moderate": "medium", "important": "high", "unimportant": "low", "negligible": "low"}.get(v, v)
+    return v if v in SEVERITIES[1:] else None
+
+
 def _severity(doc: dict, aff: dict) -> str:
     """low/medium/high/critical from the record: GHSA's database_specific.severity, Debian's
-    urgency, else a CVSS v3 base score; 'unknown' when none is stated."""
+    urgency, Ubuntu's priority (a USN: the highest of its CVEs'), else a CVSS v3 base score;
+    'unknown' when none is stated."""
     for holder in (aff.get("ecosystem_specific"), aff.get("database_specific"), doc.get("database_specific")):
         if isinstance(holder, dict):
             for key in ("severity", "urgency"):
-                v = holder.get(key)
-                if isinstance(v, str):
-                    v = v.lower().rstrip("*").strip()
-                    v = {"moderate": "medium", "important": "high", "unimportant": "low", "negligible": "low"}.get(v, v)
-                    if v in SEVERITIES[1:]:
-                        return v
+                if _word(holder.get(key)):
+                    return _word(holder.get(key))
+    ubuntu = [w for sev in doc.get("severity") or [] if isinstance(sev, dict) and sev.get("type") == "Ubuntu"
+              for w in [_word(sev.get("score"))] if w]
+    ds = aff.get("database_specific")
+    cves_map = ds.get("cves_map") if isinstance(ds, dict) else None
+    cves = cves_map.get("cves") if isinstance(cves_map, dict) else None
+    for cve in cves if isinstance(cves, list) else []:
+        sevs = cve.get("severity") if isinstance(cve, dict) else None
+        for sev in sevs if isinstance(sevs, list) else []:
+            if isinstance(sev, dict) and sev.get("type") == "Ubuntu" and _word(sev.get("score")):
+                ubuntu.append(_word(sev.get("score")))
+    if ubuntu:
+        return max(ubuntu, key=SEVERITIES.index)
     for sev in doc.get("severity") or []:
         if isinstance(sev, dict) and sev.get("type") == "CVSS_V3" and isinstance(sev.get("score"), str):
             score = cvss3_score(sev["score"])
@@ -122,6 +140,8 @@ def _check_record(doc) -> str | None:
             return f"field {key}: not a list of strings"
     if not isinstance(doc.get("severity", []), list):
         return "field severity: not a list"
+    if not isinstance(doc.get("withdrawn", ""), str):
+        return "field withdrawn: not a string"
     return None
 
 
@@ -196,11 +216,27 @@ def import_records(store, paths: list[str], warn) -> int:
     return n
 
 
+def _newer(a: str, b: str) -> bool:
+    """Whether the RFC 3339 time ``a`` is later than ``b`` (False when either is not one)."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(a.replace("Z", "+00:00")) > datetime.fromisoformat(b.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return False
+
+
 def _put(db, doc: dict) -> None:
     from .._std import json
 
     vid = doc["id"]
+    row = db.execute("SELECT modified FROM vulns WHERE id = ?", (vid,)).fetchone()
+    if row and _newer(row[0], str(doc.get("modified", ""))):
+        return  # an older copy (a zip of last week after today's): the newer one stays
     db.execute("DELETE FROM affected WHERE vuln = ?", (vid,))
+    if doc.get("withdrawn"):  # OSV: a withdrawn record is no longer valid: it (and an older copy) goes
+        db.execute("DELETE FROM vulns WHERE id = ?", (vid,))
+        return
     sev = "unknown"
     for a in doc.get("affected", []):
         pkg = a.get("package") or {}
@@ -239,9 +275,21 @@ def status(store) -> dict | None:
 
 def _affected(eco: str, version: str, data: dict) -> tuple[bool, str]:
     """(is ``version`` affected, the fixed version to report) per OSV's evaluation of events;
-    ValueError when a version in the record (or the installed one) is not of the ecosystem."""
-    if version in data.get("versions", []):
-        return True, ""
+    ValueError when a version in the record (or the installed one) is not of the ecosystem.
+    A version in the ``versions`` list is affected whatever the ranges say; its fix is still
+    read from the ranges (the first ``fixed`` event after it): OSV's Debian records list every
+    affected version and give the fix only as an event."""
+    hit, fixed = _in_ranges(eco, version, data)
+    if hit or version not in data.get("versions", []):
+        return hit, fixed
+    later = [e["fixed"] for rng in data.get("ranges", []) if rng.get("type") in ("ECOSYSTEM", "SEMVER")
+             for e in rng.get("events", []) if "fixed" in e and versions.compare(eco, e["fixed"], version) > 0]
+    import functools
+
+    return True, min(later, key=functools.cmp_to_key(lambda a, b: versions.compare(eco, a, b)), default="")
+
+
+def _in_ranges(eco: str, version: str, data: dict) -> tuple[bool, str]:
     for rng in data.get("ranges", []):
         if rng.get("type") not in ("ECOSYSTEM", "SEMVER"):
             continue
@@ -274,6 +322,23 @@ def _affected(eco: str, version: str, data: dict) -> tuple[bool, str]:
     return False, ""
 
 
+def _release_applies(eco: str, rel: str, release: str) -> bool:
+    """Whether a record's release (the part of its ecosystem after the first ``:``) is the
+    image's ``VERSION_ID``: ``Debian:12`` for 12, ``Alpine:v3.18`` for 3.18.4,
+    ``Ubuntu:22.04:LTS`` for 22.04. Ubuntu Pro's (``Ubuntu:Pro:18.04:LTS``) fixes are for
+    subscribed machines' ESM packages: not applied to an image."""
+    if not rel or not release or eco not in ("Debian", "Ubuntu", "Alpine"):
+        return True
+    if eco == "Ubuntu":
+        parts = rel.split(":")
+        if parts[0] == "Pro":
+            return False
+        rel = parts[0]
+    elif eco == "Alpine":
+        rel = rel[1:] if rel[:1] == "v" else rel
+    return rel == release or release.startswith(rel + ".") or rel.startswith(release + ".")
+
+
 def match(store, osr: dict, packages: list[dict], warn) -> list[dict] | None:
     """The findings for ``packages``; None when there is no database."""
     from .._std import json
@@ -296,8 +361,7 @@ def match(store, osr: dict, packages: list[dict], warn) -> list[dict] | None:
                                       "JOIN vulns v ON v.id = a.vuln WHERE a.ecosystem = ? AND lower(a.name) = ?",
                                       (eco, nm.lower())).fetchall()
                 for vid, rel, data, aliases, summary in rows:
-                    if rel and release and eco in ("Debian", "Ubuntu", "Alpine") and \
-                            not (rel == release or release.startswith(rel + ".") or rel.startswith(release + ".")):
+                    if not _release_applies(eco, rel, release):
                         continue
                     # Debian records name source packages, versioned as the source package is
                     version = p.get("source_version") if nm == p.get("source") and nm != p["name"] else p["version"]

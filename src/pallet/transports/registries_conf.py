@@ -246,8 +246,11 @@ class Config:
         if not self.unqualified_search_registries:
             from ..errors import NotFound
 
-            raise NotFound(f"short-name {name!r} did not resolve to an alias and no unqualified-search registries "
-                           f"are defined in {', '.join(self.paths) or 'registries.conf'}")
+            import json
+
+            # podman's words: the main file named (drop-ins are read too, as there)
+            raise NotFound(f"short-name {json.dumps(name)} did not resolve to an alias and no unqualified-search "
+                           f"registries are defined in {json.dumps(self.paths[0] if self.paths else 'registries.conf')}")
         cands = []
         for host in self.unqualified_search_registries:
             path = rest

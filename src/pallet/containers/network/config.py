@@ -7,6 +7,12 @@ The directory: ``--network-config-dir``, else ``$PALLET_NETWORK_CONFIG_DIR``, el
 The default network ``pallet`` (bridge ``pallet0``) is written there the first time it is needed,
 with a subnet chosen then (10.88.0.0/16 unless the host routes it or podman uses it). Every change holds
 the directory's lock file.
+
+Several definitions directories can be in use on one host (``--network-config-dir``, one per
+store): each one other than ``/etc/pallet/networks`` names its bridges ``pl`` + six hex digits of
+its path's digest + a number, and, as root, records itself in ``/var/lib/pallet/network-dirs`` so
+that another directory's networks never take a subnet it holds while its bridges are down (a
+record whose directory is gone is dropped when read).
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ from ...errors import ConfigError, ContainerNetworkError, NetworkNotFound, Usage
 from . import subnets
 
 DEFAULT_NAME = "pallet"
-DEFAULT_INTERFACE = "pallet0"
 BRIDGE_PREFIX = "pallet"
+#: the definitions directory whose bridges are pallet0, pallet1...
+STANDARD_DIR = "/etc/pallet/networks"
+#: every definitions directory in use on this host, one small file each (root only)
+DIRS_REGISTRY = "/var/lib/pallet/network-dirs"
 #: a definition file is a few hundred bytes; a bigger one is refused, not read whole
 MAX_DEFINITION = 1 << 20
 #: netavark bridge options podman passes through (-o)
@@ -113,6 +122,14 @@ class Networks:
 
     def __init__(self, config_dir: str):
         self.dir = config_dir
+        self._real = os.path.realpath(config_dir)
+        if self._real == STANDARD_DIR:
+            self.bridge_prefix = BRIDGE_PREFIX
+        else:
+            import hashlib
+
+            self.bridge_prefix = "pl" + hashlib.sha256(self._real.encode("utf-8", "surrogateescape")).hexdigest()[:6]
+        self.default_interface = self.bridge_prefix + "0"
 
     # -- reading -------------------------------------------------------------------------
 
@@ -169,6 +186,67 @@ class Networks:
         from ..._fs import write_atomic
 
         write_atomic(self._path(doc["name"]), (_json.dumps(doc, indent=5) + "\n").encode(), 0o644)
+        self._register()
+
+    def _registry_entry(self, real: str) -> str:
+        import hashlib
+
+        return os.path.join(DIRS_REGISTRY, hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:32])
+
+    def _register(self) -> None:
+        """Record this directory for the other directories' subnet choices (root only; best effort:
+        a host without the record only loses the cross-store check)."""
+        if os.geteuid() != 0 or self._real == STANDARD_DIR:
+            return
+        entry = self._registry_entry(self._real)
+        if os.path.exists(entry):
+            return
+        from ..._fs import write_atomic
+
+        try:
+            os.makedirs(DIRS_REGISTRY, mode=0o755, exist_ok=True)
+            write_atomic(entry, self._real.encode("utf-8", "surrogateescape"), 0o644)
+        except OSError:
+            pass
+
+    def _choose(self, taken: list, default: bool = False):
+        """A free subnet: overlapping no route, no network here, podman's, and, while the pools
+        last, none of another pallet store's (whose bridges are down now: a kept-around test
+        store's claims must not exhaust the pools; bringing up a bridge whose subnet another
+        device routes is refused at attach time, see ``subnets.check_not_routed_elsewhere``)."""
+        others = self.other_subnets()
+        try:
+            return subnets.choose(taken + [s for s, _ in others], default=default)
+        except ContainerNetworkError:
+            return subnets.choose(taken + [s for s, what in others if not what.startswith("another pallet")],
+                                  default=default)
+
+    def other_subnets(self) -> list:
+        """Subnets that other tools' and other pallet stores' networks hold, bridges up or down:
+        [(ip_network, "what uses it")]."""
+        out = subnets.other_tools()
+        dirs = [] if self._real == STANDARD_DIR else [STANDARD_DIR]
+        try:
+            names = os.listdir(DIRS_REGISTRY)
+        except OSError:
+            names = []
+        for n in names:
+            entry = os.path.join(DIRS_REGISTRY, n)
+            try:
+                with open(entry, "rb") as f:
+                    real = f.read(4097).decode("utf-8", "surrogateescape")
+            except OSError:
+                continue
+            if real == self._real or real == STANDARD_DIR or not real.startswith("/"):
+                continue
+            if not os.path.isdir(real):  # the store is gone, and so are its networks
+                try:
+                    os.unlink(entry)
+                except OSError:
+                    pass
+                continue
+            dirs.append(real)
+        return out + subnets.other_tools(dirs, podman_default=False, owner="another pallet store's")
 
     def ensure_default(self) -> None:
         if os.path.exists(self._path(DEFAULT_NAME)):
@@ -235,6 +313,8 @@ class Networks:
                 used = {n["name"] for n in existing}
                 name = next(f"{BRIDGE_PREFIX}{i}" for i in range(1, 1 << 20) if f"{BRIDGE_PREFIX}{i}" not in used)
             host = subnets.host_networks()
+            # a --subnet given is checked against podman's (another pallet store's is this user's call:
+            # bringing both up at once is refused at attach time)
             others = subnets.other_tools()
             taken_cfg = [(n["name"], s) for n in existing for s in self._taken([n])]
             for net in nets:
@@ -249,8 +329,7 @@ class Networks:
                     if s.version == net.version and s.overlaps(net):
                         raise ContainerNetworkError(f"subnet {net} is already used by {what} ({s})")
             if not subs_given:
-                subs_given = [_subnet(subnets.choose(host + [s for _, s in taken_cfg] + [s for s, _ in others]),
-                                      None, None)]
+                subs_given = [_subnet(self._choose(host + [s for _, s in taken_cfg]), None, None)]
             if interface is None:
                 interface = self._free_interface(existing)
             elif any(n.get("network_interface") == interface for n in existing):
@@ -264,9 +343,9 @@ class Networks:
         """The default network, when missing (the lock held)."""
         if os.path.exists(self._path(DEFAULT_NAME)):
             return
-        taken = subnets.host_networks() + self._taken(self._read_all()) + [n for n, _ in subnets.other_tools()]
-        net = subnets.choose(taken, default=True)
-        self._write(self._new_doc(DEFAULT_NAME, DEFAULT_INTERFACE, [_subnet(net, None, None)],
+        taken = subnets.host_networks() + self._taken(self._read_all())
+        net = self._choose(taken, default=True)
+        self._write(self._new_doc(DEFAULT_NAME, self.default_interface, [_subnet(net, None, None)],
                                   internal=False, dns=False, labels={}, options={}))
 
     def _free_interface(self, existing) -> str:
@@ -276,7 +355,7 @@ class Networks:
         except OSError:
             pass
         for i in range(1, 1 << 16):
-            cand = f"{BRIDGE_PREFIX}{i}"
+            cand = f"{self.bridge_prefix}{i}"
             if cand not in used:
                 return cand
         raise ContainerNetworkError("no free bridge name left")

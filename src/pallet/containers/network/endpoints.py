@@ -15,7 +15,7 @@ import os
 
 from ..._std import json as _json
 from ...errors import ConfigError, ContainerNetworkError, UsageError
-from . import netavark, netns
+from . import netavark, netns, subnets
 from .config import Networks
 
 
@@ -189,6 +189,8 @@ class Endpoints:
                 self._release(ipam, net, owner)
         taken = {v["interface"] for v in ep["networks"].values()}
         n = 0
+        for net, _ in defs.values():
+            subnets.check_not_routed_elsewhere(net)
         for netname, (net, opts) in defs.items():
             iface = opts.get("interface")
             if iface is None:

@@ -85,7 +85,7 @@ PODMAN_NETWORK_DIRS = ("/etc/containers/networks", "/etc/cni/net.d")
 PODMAN_DEFAULT_SUBNET = "10.88.0.0/16"
 
 
-def other_tools(dirs=PODMAN_NETWORK_DIRS, podman_default: bool | None = None) -> list:
+def other_tools(dirs=PODMAN_NETWORK_DIRS, podman_default: bool | None = None, owner: str = "podman's") -> list:
     """Subnets podman will use whose bridges may be down now: its netavark and CNI network
     files, and (when podman is installed) its default network's 10.88.0.0/16, which podman only
     keeps in memory. [(ip_network, "what uses it")]; unreadable files are skipped (not ours)."""
@@ -108,7 +108,7 @@ def other_tools(dirs=PODMAN_NETWORK_DIRS, podman_default: bool | None = None) ->
                 continue
             for text in _subnet_strings(doc):
                 try:
-                    out.append((ipaddress.ip_network(text, strict=False), f"podman's network in {path}"))
+                    out.append((ipaddress.ip_network(text, strict=False), f"{owner} network in {path}"))
                 except ValueError:
                     pass
     if podman_default is None:
@@ -177,3 +177,59 @@ def choose(taken, default: bool = False):
             return cand
     raise ContainerNetworkError("no free subnet left in pallet's pools (10.88.0.0/16, 10.89.0.0-10.127.255.0/24, "
                        "10.128-254.0.0/16): give one with --subnet")
+
+
+def kernel_routes() -> list:
+    """The routes of this network namespace's main table as [(ip_network, device)], read from
+    ``/proc/net/route`` and ``/proc/net/ipv6_route`` (no ``ip`` process: this runs on every
+    attachment whose bridge is down). Default routes and IPv6 link-local ones are left out."""
+    out = []
+    try:
+        with open("/proc/net/route", "rb") as f:
+            lines = f.read(1 << 22).decode("ascii", "replace").splitlines()[1:]
+    except OSError:
+        lines = []
+    for line in lines:
+        parts = line.split()
+        try:
+            dev, dst, mask = parts[0], int(parts[1], 16), int(parts[7], 16)
+            prefix = bin(mask).count("1")
+            if prefix:
+                addr = ipaddress.IPv4Address(int.from_bytes(dst.to_bytes(4, "little"), "big"))
+                out.append((ipaddress.ip_network((addr, prefix), strict=False), dev))
+        except (IndexError, ValueError):
+            continue
+    try:
+        with open("/proc/net/ipv6_route", "rb") as f:
+            lines = f.read(1 << 22).decode("ascii", "replace").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        parts = line.split()
+        try:
+            prefix = int(parts[1], 16)
+            net = ipaddress.ip_network((ipaddress.IPv6Address(int(parts[0], 16)), prefix), strict=False)
+            if prefix and not net.is_link_local and not net.is_multicast and prefix < 128:
+                out.append((net, parts[-1]))
+        except (IndexError, ValueError):
+            continue
+    return out
+
+
+def check_not_routed_elsewhere(network: dict) -> None:
+    """Refuse to bring up a network's bridge when another device already routes one of its
+    subnets (another store's or tool's bridge on the same subnet): both would silently break."""
+    iface = network.get("network_interface") or ""
+    if not iface or os.path.exists(os.path.join("/sys/class/net", iface)):
+        return  # the bridge is up: its subnets were checked when it came up
+    routes = kernel_routes()
+    for s in network.get("subnets") or []:
+        try:
+            net = ipaddress.ip_network(s.get("subnet"), strict=False)
+        except (TypeError, ValueError, AttributeError):
+            continue
+        for r, dev in routes:
+            if r.version == net.version and r.overlaps(net) and dev != iface:
+                raise ContainerNetworkError(
+                    f"network {network.get('name')}: subnet {net} is already routed through {dev} ({r}): "
+                    f"another network on this host uses it; remove one or give this one another --subnet")
