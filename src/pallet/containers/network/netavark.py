@@ -107,18 +107,12 @@ HOST_LOCK = "/run/pallet-netavark.lock"  # in /run: only root makes files there
 def _host_lock() -> int | None:
     """The host-wide lock, held (its fd: close it to release); None where it cannot be opened
     (not root: netavark would fail anyway)."""
-    import fcntl
+    from ...storage.lock import lock_path
 
     try:
-        fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        return lock_path(HOST_LOCK)
     except OSError:
         return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def _run(verb: str, run_dir: str, netns_path: str, options: dict) -> bytes:
