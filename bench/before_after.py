@@ -11,7 +11,8 @@ environment, see _common.ENV). Then, on tmpfs, with docker-registry on 127.0.0.1
 - ``inspect`` of a remote image                         vs ``skopeo inspect``
 - ``images`` on a store of 20 images                     vs ``podman images`` on the same images
 - ``pull`` of a 4-layer image into an empty store        vs ``podman pull``
-- a small build (RUN + COPY + ENV) on a fresh store      vs ``buildah bud``
+- a small build (RUN + COPY + ENV) on a fresh store      vs ``buildah bud`` (the default network,
+  then ``--network host``)
 - ``pallet-runtime run`` of /bin/true in a busybox bundle vs ``runc run``
 
 Each round runs OLD, the peer and NEW one after the other (the order reversed every other
@@ -227,12 +228,16 @@ def main() -> None:
         def fresh_build(label: str) -> None:
             _fresh(broot[label], broot[label] + "-run")
 
-        results.append((f"build RUN + COPY {args.copy_mb} MB + ENV, fresh store", "buildah", rounds("build", {
-            "OLD": pallet(old, broot["OLD"], "build", "--tls-verify=false", "-t", "bench", ctx),
-            "buildah": ["buildah", "--root", broot["buildah"], "--runroot", broot["buildah"] + "-run",
-                        "--storage-driver", "overlay", "bud", "--tls-verify=false", "-t", "bench", ctx],
-            "NEW": pallet(new, broot["NEW"], "build", "--tls-verify=false", "-t", "bench", ctx)},
-            slow_runs, fresh_build, env={"buildah": dict(c.ENV, BUILDAH_ISOLATION="oci")})))
+        # by default NEW (as buildah) runs RUN in a private namespace on the default network
+        # (netavark); OLD ran it on the host's. With --network host all three do the same work
+        for label, net in (("", ()), (", --network host", ("--network", "host"))):
+            results.append((f"build RUN + COPY {args.copy_mb} MB + ENV, fresh store{label}", "buildah",
+                            rounds("build" + label, {
+                "OLD": pallet(old, broot["OLD"], "build", "--tls-verify=false", *net, "-t", "bench", ctx),
+                "buildah": ["buildah", "--root", broot["buildah"], "--runroot", broot["buildah"] + "-run",
+                            "--storage-driver", "overlay", "bud", "--tls-verify=false", *net, "-t", "bench", ctx],
+                "NEW": pallet(new, broot["NEW"], "build", "--tls-verify=false", *net, "-t", "bench", ctx)},
+                slow_runs, fresh_build, env={"buildah": dict(c.ENV, BUILDAH_ISOLATION="oci")})))
         for label in broot:
             fresh_build(label)
 

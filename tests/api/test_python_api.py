@@ -352,3 +352,50 @@ def test_enable_debug_is_the_commands_debug(busybox, tmp_path):
     assert first.startswith(f"DEBUG copy {busybox} -> oci:") and second == "" and p.stdout == ""
     cli = run_pallet("--debug", "copy", "--src-tls-verify=false", busybox, f"oci:{tmp_path}/d:3")
     assert f"\nDEBUG copy {busybox} -> oci:" in cli.stderr
+
+
+@pytest.fixture
+def private_net(tmp_path, monkeypatch, root_required):
+    """The command line's default network for RUN (no containers.conf netns: private, as root),
+    its definitions in the test's own directory; a run root of the test's own."""
+    monkeypatch.setenv("PALLET_NETWORK_CONFIG_DIR", str(tmp_path / "networks"))
+    conf = tmp_path / "containers.conf"
+    conf.write_text("[containers]\n")
+    monkeypatch.setenv("CONTAINERS_CONF", str(conf))
+    runroot = str(tmp_path / "run")
+    yield runroot
+    from conftest import unmount_under
+
+    unmount_under(runroot)
+
+
+def test_build_runs_steps_on_the_commands_default_network(busybox, tmp_path, private_net):
+    """Store.build's default network is ``pallet build``'s: a private namespace on the default
+    network (eth0 besides lo), not the host's; ``network=`` still chooses."""
+    import pallet
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text(f"FROM {busybox.removeprefix('docker://')}\n"
+                                       "RUN ls /sys/class/net > /links\n")
+    with pallet.open_store(str(tmp_path / "store"), runroot=private_net, tls_verify=False) as s:
+        s.build(str(ctx), tags=["net-default:1"])
+        s.build(str(ctx), tags=["net-none:1"], network="none", no_cache=True)
+        for tag, links in (("net-default:1", ["eth0", "lo"]), ("net-none:1", ["lo"])):
+            with s.mount(tag) as root:
+                assert sorted(open(os.path.join(root, "links")).read().split()) == links, tag
+
+
+def test_working_container_run_uses_the_commands_default_network(busybox, tmp_path, private_net):
+    """WorkingContainer.run's default network is ``pallet builder run``'s: private."""
+    import pallet
+
+    with pallet.open_store(str(tmp_path / "store"), runroot=private_net, tls_verify=False) as s:
+        with s.working_container(busybox.removeprefix("docker://")) as wc:
+            out = tmp_path / "links"
+            with open(out, "w") as f:
+                wc.run(["ls", "/sys/class/net"], stdout=f)
+            assert sorted(out.read_text().split()) == ["eth0", "lo"]
+            with open(out, "w") as f:
+                wc.run(["ls", "/sys/class/net"], stdout=f, network="none")
+            assert out.read_text().split() == ["lo"]

@@ -16,6 +16,7 @@ import threading
 import pytest
 
 from buildtools import base, pallet  # noqa: F401  (fixtures)
+from conftest import unmount_under
 
 #: busybox's wget -T crashes on Debian: bound the fetch with timeout instead
 FETCH = ("gw=$(ip route | awk '/^default/ {{print $3}}'); "
@@ -137,3 +138,78 @@ def test_builder_run_network_modes(pallet, nets, server):
         pallet("builder", "rm", ctr)
         pallet("network", "rm", "r10c-buildnet")
     assert _attachments("r10c-buildnet") == []  # each command's attachment went with it
+
+
+def _nothing_left(runroot) -> None:
+    netns_dir = os.path.join(runroot, "netns")
+    assert not os.path.isdir(netns_dir) or os.listdir(netns_dir) == []
+    ep = os.path.join(runroot, "networks", "endpoints")
+    assert not os.path.isdir(ep) or os.listdir(ep) == []
+    ipam = os.path.join(runroot, "networks", "ipam.json")
+    if os.path.exists(ipam):
+        with open(ipam) as f:
+            assert json.load(f) == {}
+    with open("/proc/self/mountinfo") as f:  # no namespace is kept by a mount any more
+        assert not [line for line in f if line.split()[4].startswith(netns_dir + "/")]
+
+
+def test_run_steps_of_a_build_share_one_namespace_torn_down_at_the_end(pallet, nets, tmp_path):
+    """Every RUN step of a build on the same network joins one namespace, attached once and
+    torn down once, when the build succeeds and when a step fails (the namespace itself, its
+    attachment and its addresses are gone when pallet returns). A step with --cap-add
+    NET_ADMIN could change it for the next: such builds give each step its own."""
+    runroot = str(tmp_path / "run")
+    try:
+        _shared_namespace_builds(pallet, tmp_path, runroot)
+    finally:
+        unmount_under(runroot)  # the namespaces' directory, bound onto itself (netns.py)
+
+
+def _shared_namespace_builds(pallet, tmp_path, runroot):
+    # a namespace is told by its eth0's MAC address, random for each attachment (its inode
+    # number is not enough: a freed one is handed to the next namespace made)
+    ns = "cat /sys/class/net/eth0/address"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox:v1\n"
+        f"RUN {ns} > /ns1; ls /sys/class/net > /links1; hostname > /h1\n"
+        "COPY Dockerfile /df\n"
+        f"RUN {ns} > /ns2; ls /sys/class/net > /links2; hostname > /h2\n"
+        "RUN --network=none ls /sys/class/net > /links3\n")
+    pallet("--runroot", runroot, "build", "-t", "shared-ns", str(ctx))
+    got = _tree_text(pallet, "shared-ns", ["/ns1", "/ns2", "/links1", "/links2", "/links3", "/h1", "/h2"])
+    assert got["/ns1"] == got["/ns2"] and len(got["/ns1"].strip()) == 17
+    assert got["/links1"].split() == got["/links2"].split() == ["eth0", "lo"]
+    assert got["/links3"].split() == ["lo"]
+    assert got["/h1"] != got["/h2"]  # still a container of its own per step
+    _nothing_left(runroot)
+
+    # with a cache that the first step hits: the namespace is made at the first step that runs;
+    # a step fails: the namespace still goes
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox:v1\n"
+        f"RUN {ns} > /ns1; ls /sys/class/net > /links1; hostname > /h1\n"
+        f"RUN echo mac=$({ns}); echo step2 > /s2\n"
+        f"RUN echo mac=$({ns}); exit 3\n")
+    p = pallet("--runroot", runroot, "build", str(ctx), check=False)
+    assert p.returncode == 3, p.stderr
+    seen = [w for w in p.stdout.split() if w.startswith("mac=") and "$" not in w]
+    assert len(seen) == 2 and seen[0] == seen[1] and len(seen[0]) == 21, p.stdout
+    _nothing_left(runroot)
+
+    (ctx / "Dockerfile").write_text(f"FROM busybox:v1\nRUN echo mac=$({ns})\nRUN echo mac=$({ns})\n")
+    p = pallet("--runroot", runroot, "build", "--cap-add", "NET_ADMIN", str(ctx))
+    seen = [w for w in p.stdout.split() if w.startswith("mac=") and "$" not in w]
+    assert len(seen) == 2 and seen[0] != seen[1], p.stdout
+    _nothing_left(runroot)
+
+
+@pytest.mark.unit
+def test_which_capabilities_need_a_namespace_per_step():
+    from pallet.builder.network import needs_own_namespace
+    from pallet.builder.run import RunExtras
+
+    assert not needs_own_namespace(None) and not needs_own_namespace(RunExtras(cap_add=["NET_RAW", "CHOWN"]))
+    for caps in (["NET_ADMIN"], ["cap_net_admin"], ["CAP_SYS_ADMIN"], ["all"], ["CHOWN", "NET_ADMIN"]):
+        assert needs_own_namespace(RunExtras(cap_add=caps)), caps

@@ -246,14 +246,17 @@ class Store:
               build_args: Mapping[str, str] | None = None, target: str | None = None,
               labels: Mapping[str, str] | None = None, format: Format = "oci", layers: bool = True,
               no_cache: bool = False, timestamp: int | None = None, pull: PullPolicy = "missing",
-              runtime: str | None = None, network: str = "host", secrets: Mapping[str, str] | None = None,
+              runtime: str | None = None, network: str | None = None, secrets: Mapping[str, str] | None = None,
               stdout: IO | int | None = None, stderr: IO | int | None = None,
               registry_context: Context | None = None) -> ImageInfo:
         """``pallet build -t TAG -f DOCKERFILE CONTEXT``; returns the image built.
 
         RUN steps' output goes to ``stdout``/``stderr`` (files or descriptors; None: this
         process's, as ``subprocess.run``); the build's step messages go to the ``pallet``
-        logger. ``secrets`` maps an id to a file (``--secret id=ID,src=FILE``).
+        logger. ``secrets`` maps an id to a file (``--secret id=ID,src=FILE``). ``network`` is
+        ``--network``'s: None is the command's default (containers.conf's ``netns``, else, as
+        root, a private namespace on the default network, as buildah's), or ``"host"``,
+        ``"none"``, ``"private"`` or a network's name.
         """
         from ..builder.executor import BuildOptions, build
         from .._log import debug
@@ -296,11 +299,12 @@ class WorkingContainer:
         return self._b.meta.get("from") or "scratch"  # type: ignore[attr-defined]
 
     def run(self, argv: Sequence[str], *, env: Sequence[str] = (), user: str | None = None,
-            workdir: str | None = None, network: Literal["host", "none"] = "host", runtime: str | None = None,
+            workdir: str | None = None, network: str | None = None, runtime: str | None = None,
             stdout: IO | int | None = None, stderr: IO | int | None = None, check: bool = True) -> int:
         """``pallet builder run``: run ``argv`` in the container; its exit code. A non-zero exit
         raises :class:`pallet.errors.BuildError` (``exit_code`` is the command's) unless
-        ``check=False``. Output goes to ``stdout``/``stderr`` (None: this process's)."""
+        ``check=False``. Output goes to ``stdout``/``stderr`` (None: this process's).
+        ``network``: as :meth:`Store.build`'s (None: the command's default, a private one)."""
         if isinstance(argv, str) or not argv:
             raise UsageError("run: argv is a non-empty list of strings, e.g. ['sh', '-c', 'echo hi']")
         code = self._b.run(list(argv), env=list(env), user=user, workdir=workdir, network=network,  # type: ignore

@@ -40,6 +40,16 @@ class StepCache:
         self.made_images = made_images
         self.directory = os.path.join(store.graphroot, "build-cache")
 
+    def can_hit(self) -> bool:
+        """Whether a lookup may find anything (lookups on, and some step recorded in the store)."""
+        if not self.use:
+            return False
+        try:
+            with os.scandir(self.directory) as it:
+                return any(True for _ in it)
+        except OSError:
+            return False
+
     def get(self, key: str):
         """``(image record or None, config)`` of a recorded step, or None."""
         if not self.use:

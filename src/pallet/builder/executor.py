@@ -163,6 +163,10 @@ class DockerfileBuild:
         self.cache = StepCache(store, use=options.layers and not options.no_cache and options.cache_ttl != 0,
                                record=options.layers, made_images=self.made_images, ttl=options.cache_ttl)
         self.ignore = None
+        #: the RUN steps' network namespaces (builder/network.py), made at the first step that
+        #: needs one; torn down after the last RUN instruction, and in any case when the build ends
+        self.networks = None
+        self.last_run = None  # the last RUN instruction of the stages built
 
     # -- entry -------------------------------------------------------------------------------
 
@@ -174,9 +178,51 @@ class DockerfileBuild:
             try:
                 with contextlib.ExitStack() as stack:
                     self._prepare_context(stack)
-                    return self._run_build()
+                    rec = self._run_build()
+            except BaseException:
+                self._close_networks()
+                raise
             finally:
                 self.owner = None
+            self._close_networks()
+            return rec
+
+    def run_networks(self):
+        """The build's :class:`.network.BuildNetworks` (made on first use)."""
+        if self.networks is None:
+            from .network import BuildNetworks
+
+            self.networks = BuildNetworks(self.store.runroot, self.store.graphroot, self.options.network_config_dir)
+        return self.networks
+
+    def _start_network_early(self, runs: list) -> None:
+        """When no step can come from the cache (none used, or none recorded yet) every RUN
+        step runs: the namespace of the build's network is attached now, while the base image
+        is pulled and mounted (otherwise at the first step that misses the cache: run_step)."""
+        from .network import BuildNetworks, check, needs_own_namespace
+
+        if needs_own_namespace(self.options.run_extras) \
+                or not any(ins.flag("network") in (None, "default") for ins in runs):
+            return
+        try:
+            network = check(self.options.network)
+        except BuildError:
+            return  # the first RUN step reports it, naming its line
+        if BuildNetworks.shares(network):
+            try:
+                self.run_networks().start(network)
+            except PalletError:
+                pass  # (an unknown network's name): the first RUN step tries again and reports it
+
+    def _close_networks(self) -> None:
+        """Tear down the RUN steps' namespaces and wait for it; a failure is a warning (the
+        build's outcome stands, as buildah logs a failed network teardown)."""
+        if self.networks is None:
+            return
+        try:
+            self.networks.close()
+        except PalletError as e:
+            self.options.warn(f"tearing down the build's network namespace: {e}")
 
     def _prepare_context(self, stack) -> None:
         """The context as buildah takes it: a directory; a Dockerfile (its directory is the
@@ -252,6 +298,10 @@ class DockerfileBuild:
         self.global_args = self._global_args(df)
         order = self._stages_needed(df)
         self.built_stages = order  # the STEP lines number stages among those built, as buildah
+        runs = [ins for i in order for ins in df.stages[i].instructions if ins.cmd == "RUN"]
+        self.last_run = runs[-1] if runs else None
+        if runs and not self.cache.can_hit():
+            self._start_network_early(runs)
         try:
             final = None
             for i in order:
@@ -569,8 +619,9 @@ class DockerfileBuild:
             state.root = state.container.mount()
         return state.container
 
-    def fs_step(self, state: StageState, ins: Instruction, key: str, do, created_by: str) -> None:
-        """Run ``do(root)`` in a working container as one build step (cached in layers mode)."""
+    def fs_step(self, state: StageState, ins: Instruction, key: str, do, created_by: str, prepare=None) -> None:
+        """Run ``do(root)`` in a working container as one build step (cached in layers mode);
+        ``prepare()``, when the step is not a cache hit, first (before the container is made)."""
         if not state.single:
             hit = self.cache.get(key)
             if hit is not None and state.container is None:
@@ -582,6 +633,8 @@ class DockerfileBuild:
                 if not self.options.quiet:
                     self.options.out("--> Using cache " + (img["id"] if img else "(empty)"))
                 return
+        if prepare is not None:
+            prepare()
         self._working_container(state)
         self._make_workdirs(state)
         do(state.root)

@@ -1,7 +1,7 @@
 """RUN: a command in a working container through an OCI runtime's command line.
 
 We write the bundle's ``config.json`` ourselves (the working container's mount is the root,
-host network unless ``network="none"``, ``/etc/hosts`` and ``/etc/resolv.conf`` bound read-only
+the network :mod:`.network` gives, ``/etc/hosts`` and ``/etc/resolv.conf`` bound read-only
 from temp files so they never land in a layer) and call ``RUNTIME run --bundle DIR ID``,
 whose exit status is the command's. Mount points the runtime had to create in the root (a
 volume's target, ``/etc/hosts`` in an image without one) are removed afterwards, so they do
@@ -293,14 +293,20 @@ class rusage_report:
 
 class RunOptions:
     __slots__ = ("env", "cwd", "user", "network", "mounts", "hostname", "runtime", "state_root", "stdin",
-                 "stdout", "stderr", "runroot", "graphroot", "network_config_dir", "extras")
+                 "stdout", "stderr", "runroot", "graphroot", "network_config_dir", "extras", "shared_network",
+                 "release_network")
 
     def __init__(self, *, env: list[str] | None = None, cwd: str = "/", user: tuple = (0, 0, []),
                  network: str = "host", mounts: list[dict] | None = None, hostname: str = "",
                  runtime: str | None = None, state_root: str | None = None, stdin=None, stdout=None, stderr=None,
                  runroot: str | None = None, graphroot: str | None = None, network_config_dir: str | None = None,
-                 extras: RunExtras | None = None):
+                 extras: RunExtras | None = None, shared_network=None, release_network: bool = False):
         self.extras = extras or NO_EXTRAS
+        #: a build's network.BuildNetworks: the command joins its namespace on ``network``
+        #: (None: a namespace is attached for this one command and torn down after it);
+        #: ``release_network``: its last user, which starts the teardown once the command exited
+        self.shared_network = shared_network
+        self.release_network = release_network
         self.env = list(env or [])
         self.cwd = cwd or "/"
         self.user = user
@@ -430,13 +436,15 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
     bundle = os.path.join(scratch_dir, "bundle-" + os.urandom(4).hex())
     os.makedirs(bundle, 0o700)
     cid = "pallet-build-" + os.urandom(8).hex()
-    attached = None
+    attached = own = None
     try:
-        if o.network not in ("host", "none"):
+        if o.shared_network is not None and o.shared_network.shares(o.network):
+            attached = o.shared_network.get(o.network)
+        elif o.network not in ("host", "none"):
             from .network import Attached
 
-            attached = Attached(o.network, o.runroot or scratch_dir, o.network_config_dir, o.graphroot,
-                                o.hostname or cid).__enter__()
+            attached = own = Attached(o.network, o.runroot or scratch_dir, o.network_config_dir, o.graphroot,
+                                      o.hostname or cid).__enter__()
         hosts = os.path.join(bundle, "hosts")
         resolv = os.path.join(bundle, "resolv.conf")
         _hosts_file(hosts, o.hostname or "pallet", o.network == "host", attached.ips if attached else (),
@@ -470,6 +478,8 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
             except OSError as e:
                 raise BuildError(f"starting the runtime {runtime}: {e.strerror}") from None
             finally:
+                if o.release_network and o.shared_network is not None:
+                    o.shared_network.release()  # torn down while the runtime deletes, the layer is made
                 subprocess.run(cmd + ["delete", "--force", cid], capture_output=True)
                 _remove_created(created)
         finally:
@@ -479,8 +489,8 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
         return p.returncode
     finally:
         try:
-            if attached is not None:
-                attached.__exit__(None, None, None)
+            if own is not None:
+                own.close()
         finally:
             shutil.rmtree(bundle, ignore_errors=True)
 

@@ -59,6 +59,16 @@ def run_step(build, state: "StageState", ins: Instruction) -> None:
     args_env = {k: v for k, v in state.args.items() if v is not None and k not in config_edit.env_dict(cfg)}
     key = step_key(state.key, "RUN", argv, args_env, network, [m["key"] for m in mounts_spec],
                    build.epoch, build.options.volumes)
+    from .network import BuildNetworks, needs_own_namespace
+
+    # the build's namespace on this network, attached while the step's container is made
+    shared = None
+    if BuildNetworks.shares(network) and not needs_own_namespace(build.options.run_extras):
+        shared = build.run_networks()
+
+    def prepare():
+        if shared is not None:
+            shared.start(network)
 
     def do(root):
         import contextlib
@@ -72,15 +82,18 @@ def run_step(build, state: "StageState", ins: Instruction) -> None:
                     made = m["make"](cleanups)
                     if made is not None:  # a secret that was not given: the step runs without it
                         mounts.append(made)
-                rc = _run_in(build, state, argv, run_env, cfg, network, mounts)
+                rc = _run_in(build, state, argv, run_env, cfg, network, mounts, shared, ins is build.last_run)
         finally:
             for fn in reversed(cleanups):
                 fn()
+            if shared is not None and ins is build.last_run:  # (when the command did not start)
+                shared.release()
         if rc != 0:
             raise BuildError(f"{ins.where()}: building at STEP \"RUN {shown}\": "
                              f"exit status {rc}", exit_code=rc if rc > 0 else 125)
 
-    build.fs_step(state, ins, key, do, args_prefix(state, cfg) + (f"/bin/sh -c {shown}" if not ins.json else shown))
+    build.fs_step(state, ins, key, do, args_prefix(state, cfg) + (f"/bin/sh -c {shown}" if not ins.json else shown),
+                  prepare=prepare)
 
 
 def args_prefix(state, cfg: dict) -> str:
@@ -91,19 +104,20 @@ def args_prefix(state, cfg: dict) -> str:
     return f"|{len(pairs)} " + " ".join(f"{k}={v}" for k, v in pairs) + " " if pairs else ""
 
 
-def _run_in(build, state, argv, run_env, cfg, network, mounts) -> int:
+def _run_in(build, state, argv, run_env, cfg, network, mounts, shared, last) -> int:
     if build.options.log_rusage:
         from .run import rusage_report
 
         with rusage_report(build.options.rusage_out):
-            return _run_in_container(build, state, argv, run_env, cfg, network, mounts)
-    return _run_in_container(build, state, argv, run_env, cfg, network, mounts)
+            return _run_in_container(build, state, argv, run_env, cfg, network, mounts, shared, last)
+    return _run_in_container(build, state, argv, run_env, cfg, network, mounts, shared, last)
 
 
-def _run_in_container(build, state, argv, run_env, cfg, network, mounts) -> int:
+def _run_in_container(build, state, argv, run_env, cfg, network, mounts, shared, last) -> int:
     return state.container.run(argv, env=[f"{k}={v}" for k, v in run_env.items()], user=cfg.get("User") or None,
                             workdir=cfg.get("WorkingDir") or "/", network=network,
-                            network_config_dir=build.options.network_config_dir,
+                            network_config_dir=build.options.network_config_dir, shared_network=shared,
+                            release_network=last,
                             volumes=build.options.volumes, mounts=mounts, runtime=build.options.runtime,
                             stdout=build.options.stdout, stderr=build.options.stderr,
                             extras=build.options.run_extras, stdin=build.options.stdin)

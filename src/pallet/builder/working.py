@@ -181,9 +181,12 @@ class BuilderContainer:
 
     def run(self, argv: list[str], *, env: list[str] = (), user: str | None = None, workdir: str | None = None,
             network: str | None = None, volumes: list[str] = (), mounts: list[dict] = (), runtime: str | None = None,
-            stdout=None, stderr=None, network_config_dir: str | None = None, extras=None, stdin=None) -> int:
+            stdout=None, stderr=None, network_config_dir: str | None = None, extras=None, stdin=None,
+            shared_network=None, release_network: bool = False) -> int:
         """Run ``argv`` in the container (its config's Env, User, WorkingDir unless overridden;
-        ``extras``: a build's :class:`.run.RunExtras`)."""
+        ``extras``: a build's :class:`.run.RunExtras`; ``shared_network``: a build's
+        :class:`.network.BuildNetworks`, whose namespace on ``network`` the command joins, and
+        releases as soon as it exited with ``release_network``)."""
         from . import run as _run
         from .. import _rootfs
         from ._paths import lookup_user
@@ -216,7 +219,8 @@ class BuilderContainer:
                                 network=network, mounts=all_mounts, hostname=self.id[:12], runtime=runtime,
                                 state_root=os.path.join(self.store.runroot, "build-runtime"),
                                 runroot=self.store.runroot, graphroot=self.store.graphroot,
-                                network_config_dir=network_config_dir,
+                                network_config_dir=network_config_dir, shared_network=shared_network,
+                                release_network=release_network,
                                 stdin=stdin, stdout=stdout, stderr=stderr, extras=extras)
             with self.store.staging() as scratch:
                 return _run.run(root, argv, o, scratch)

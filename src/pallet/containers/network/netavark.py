@@ -96,6 +96,25 @@ def parse_reply(doc) -> dict:
     return out
 
 
+#: one netavark at a time on this host, whatever the run root: the networks' bridges and
+#: firewall chains are the host's, and two netavark runs on one network from two run roots
+#: (two pallet stores, a build and a container) race ("iptables: Chain already exists", a
+#: teardown that removes the bridge under the other's setup). podman serializes its own the same
+#: way, by a lock in its one network run directory
+HOST_LOCK = "/run/pallet-netavark.lock"  # in /run: only root makes files there
+
+
+def _host_lock() -> int | None:
+    """The host-wide lock, held (its fd: close it to release); None where it cannot be opened
+    (not root: netavark would fail anyway)."""
+    from ...storage.lock import lock_path
+
+    try:
+        return lock_path(HOST_LOCK)
+    except OSError:
+        return None
+
+
 def _run(verb: str, run_dir: str, netns_path: str, options: dict) -> bytes:
     import subprocess
 
@@ -109,6 +128,7 @@ def _run(verb: str, run_dir: str, netns_path: str, options: dict) -> bytes:
         cmd += ["--aardvark-binary", aardvark]
     cmd += [verb, netns_path]
     os.makedirs(run_dir, mode=0o755, exist_ok=True)
+    lock = _host_lock()
     try:
         # aardvark-dns, started by netavark, must not hold our pipes open
         p = subprocess.run(cmd, input=_json.dumps(options).encode(), capture_output=True, close_fds=True,
@@ -117,6 +137,9 @@ def _run(verb: str, run_dir: str, netns_path: str, options: dict) -> bytes:
         raise ContainerNetworkError(f"cannot run {binary}: {e.strerror}") from None
     except subprocess.TimeoutExpired:
         raise ContainerNetworkError(f"netavark {verb} did not finish in 120 s") from None
+    finally:
+        if lock is not None:
+            os.close(lock)
     if p.returncode != 0:
         text = (p.stdout or p.stderr).decode(errors="replace").strip()
         try:
