@@ -47,6 +47,13 @@ def _own_oom_score_adj() -> int:
         return 0
 
 
+def tty_exec_supported(runtime: str) -> bool:
+    """Whether the streaming server can run an exec with a terminal under ``runtime``: one that
+    sends the terminal over ``--console-socket`` without detaching (pallet-runtime; runc and crun
+    take one only when they detach, and the exit code is then not the server's to wait for)."""
+    return os.path.basename(runtime).startswith("pallet-runtime")
+
+
 def _resources(res: dict):
     """LinuxContainerResources (plain values) as runtime_spec's Resources; 0 and "" leave one unset."""
     from ..oci import runtime_spec as rs
