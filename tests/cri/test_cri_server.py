@@ -857,8 +857,8 @@ def test_seccomp_profiles(cri, pod, profile, privileged, want):
 @pytest.mark.parametrize("handler", ["", "runc"])
 def test_bidirectional_mount_propagation(cri, tmp_path, handler):
     """PROPAGATION_BIDIRECTIONAL (the host path a shared mount): a mount made on the host appears
-    in the container, and with runc one made in the container appears on the host (pallet-runtime
-    keeps the container's mounts slaves of the host's: that direction is not there yet)."""
+    in the container, and one made in the container appears on the host (the root's propagation
+    rshared: the runtime keeps its copies of the host's shared mounts peers of the host's)."""
     pb, _ = _pb()
     cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=cri.image)), timeout=120)
     cfg = cri.pod_config(f"prop{handler}")
@@ -881,11 +881,10 @@ def test_bidirectional_mount_propagation(cri, tmp_path, handler):
         r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["cat", "/vol/fromhost/seen"], timeout=30),
                             timeout=60)
         assert r.stdout == b"x"
-        if handler == "runc":
-            r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["mount", "-t", "tmpfs", "t",
-                                                                          "/vol/fromctr"], timeout=30), timeout=60)
-            assert r.exit_code == 0, r.stderr
-            assert os.path.ismount(vol / "fromctr")
+        r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["mount", "-t", "tmpfs", "t",
+                                                                      "/vol/fromctr"], timeout=30), timeout=60)
+        assert r.exit_code == 0, r.stderr
+        assert os.path.ismount(vol / "fromctr")
     finally:
         cri.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
         cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
