@@ -510,6 +510,9 @@ def test_running_container_shares_the_pod_and_stops_with_sigkill_after_timeout(c
     r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", "ps | grep -v grep | grep 'sleep 1234'"],
                                            timeout=30), timeout=60)
     assert r.stdout == b""  # the timed-out command was killed
+    r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", "cat /proc/[0-9]*/stat | grep '(sleep) Z'"],
+                                           timeout=30), timeout=60)
+    assert r.stdout == b""  # and reaped by the runtime, not left a zombie of the container's init
     t0 = time.monotonic()
     cri.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1), timeout=120)
     assert 1 <= time.monotonic() - t0 < 30

@@ -370,14 +370,19 @@ class Ctrs:
             try:
                 out, err = p.communicate(timeout=timeout if timeout and timeout > 0 else None)
             except subprocess.TimeoutExpired:
-                # the command goes too, not only the runtime's exec that waits for it
+                # the command goes too, not only the runtime's exec that waits for it; the
+                # runtime reaps it (killed first, the command would be left to the container's
+                # init, a zombie when that init does not reap)
                 try:
                     with open(pidfile) as f:
                         os.kill(int(f.read().strip()), 9)
                 except (OSError, ValueError):
                     pass
-                p.kill()
-                p.communicate()
+                try:
+                    p.communicate(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.communicate()
                 raise CRIError(f"ExecSync: command timed out after {timeout}s", "DEADLINE_EXCEEDED") from None
         return out, err, p.returncode
 
