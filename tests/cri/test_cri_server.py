@@ -1177,3 +1177,13 @@ def test_crictl_exec_attach_and_port_forward(cri, pod, tmp_path):
     finally:
         fwd.send_signal(signal.SIGINT)
         fwd.communicate(timeout=30)
+
+
+def test_container_root_keeps_setuid(cri, sleeper):
+    """A container's root is mounted nodev but not nosuid (containers-storage's default), so a
+    setuid binary raises privileges unless no_new_privs (critest's NoNewPrivs specs)."""
+    pb, _ = _pb()
+    r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=sleeper, cmd=["sh", "-c", "grep ' / ' /proc/self/mountinfo"],
+                                           timeout=30), timeout=60)
+    opts = set(r.stdout.split()[5].decode().split(","))
+    assert "nosuid" not in opts and "nodev" in opts, r.stdout
