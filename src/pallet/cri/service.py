@@ -107,6 +107,9 @@ def _pod_config(c) -> dict:
 
 
 def _container_config(c) -> dict:
+    if len(c.CDI_devices):
+        raise CRIError(f"CDI devices ({', '.join(d.name for d in c.CDI_devices)}) are not supported yet",
+                       "UNIMPLEMENTED")
     sc = c.linux.security_context
     r = c.linux.resources
     ns = sc.namespace_options
@@ -341,7 +344,8 @@ class Runtime(pbg.RuntimeServiceServicer):
             "cpu_period": r.cpu_period, "cpu_quota": r.cpu_quota, "cpu_shares": r.cpu_shares,
             "memory_limit_in_bytes": r.memory_limit_in_bytes, "cpuset_cpus": r.cpuset_cpus,
             "cpuset_mems": r.cpuset_mems, "memory_swap_limit_in_bytes": r.memory_swap_limit_in_bytes,
-            "hugepage_limits": list(r.hugepage_limits), "unified": dict(r.unified)})
+            "hugepage_limits": [{"page_size": h.page_size, "limit": h.limit} for h in r.hugepage_limits],
+            "unified": dict(r.unified)})
 
     @rpc()
     def ReopenContainerLog(self, request, context):
