@@ -184,8 +184,13 @@ def test_spdy_session_both_sides_over_a_socketpair():
         assert got.get(timeout=10).headers["streamtype"] == "error" and st2.id == 3
         client.ping(1)
     finally:
+        # each side shuts its end and waits (bounded) for the other's: closed together
+        import threading
+
+        t = threading.Thread(target=server.close)
+        t.start()
         client.close()
-        server.close()
+        t.join()
     # a header block that inflates past the limit: the session ends, its streams read EOF
     a, b = socket.socketpair()
     server = spdy.Session(b, server=True, on_stream=lambda s: None).start()
