@@ -963,6 +963,11 @@ def _session(url: str, protocol: str = "v4.channel.k8s.io"):
     return spdy.Session(s, server=False).start()
 
 
+def _open(sess, *types):
+    """The exec/attach streams, opened in the order the kubelet's clients open them."""
+    return [sess.open({"streamType": t}) for t in types]
+
+
 def _exec_url(cri, cid, cmd, **kw):
     pb, _ = _pb()
     return cri.rt.Exec(pb.ExecRequest(container_id=cid, cmd=cmd, **kw), timeout=30).url
@@ -983,10 +988,7 @@ def test_exec_streams_stdin_stdout_stderr_and_exit_code(cri, sleeper):
     assert url.startswith("http://127.0.0.1:") and "/exec/" in url
     sess = _session(url)
     try:
-        err = sess.open({"streamType": "error"})
-        stdin = sess.open({"streamType": "stdin"})
-        out = sess.open({"streamType": "stdout"})
-        errs = sess.open({"streamType": "stderr"})
+        err, stdin, out, errs = _open(sess, "error", "stdin", "stdout", "stderr")
         stdin.write(b"ping\n")
         stdin.close()
         assert out.read_all(30) == b"out:ping\n"
@@ -1009,10 +1011,7 @@ def test_exec_with_a_terminal_and_resize(cri, sleeper):
                     stdin=True, stdout=True, tty=True)
     sess = _session(url)
     try:
-        err = sess.open({"streamType": "error"})
-        stdin = sess.open({"streamType": "stdin"})
-        out = sess.open({"streamType": "stdout"})
-        resize = sess.open({"streamType": "resize"})
+        err, stdin, out, resize = _open(sess, "error", "stdin", "stdout", "resize")
         resize.write(b'{"Width":100,"Height":30}')
         seen = b""
         while b"/dev/pts/" not in seen:
@@ -1057,10 +1056,7 @@ def test_attach_to_a_shell_with_stdin_once(cri, pod):
     url = cri.rt.Attach(pb.AttachRequest(container_id=cid, stdin=True, stdout=True, stderr=True), timeout=30).url
     sess = _session(url)
     try:
-        err = sess.open({"streamType": "error"})
-        stdin = sess.open({"streamType": "stdin"})
-        out = sess.open({"streamType": "stdout"})
-        errs = sess.open({"streamType": "stderr"})
+        err, stdin, out, errs = _open(sess, "error", "stdin", "stdout", "stderr")
         stdin.write(b"echo hello; echo oops >&2\n")
         assert out.read(30) == b"hello\n"
         assert errs.read(30) == b"oops\n"
