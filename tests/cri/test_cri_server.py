@@ -1005,25 +1005,34 @@ def test_exec_streams_stdin_stdout_stderr_and_exit_code(cri, sleeper):
 
 
 def test_exec_with_a_terminal_and_resize(cri, sleeper):
-    """A terminal: one output, the resize stream's sizes reach it (stty), success is a Status."""
-    url = _exec_url(cri, sleeper, ["sh", "-c", 'while [ "$(stty size)" != "30 100" ]; do sleep 0.05; done; '
-                                               'echo sized; tty; read x; echo got:$x'],
+    """A terminal: one output; the first size is the console's from the start, later ones reach
+    it (stty); success is a Status."""
+    url = _exec_url(cri, sleeper, ["sh", "-c", 'stty size; tty; while [ "$(stty size)" != "40 120" ]; '
+                                               'do sleep 0.05; done; echo resized; read x; echo got:$x'],
                     stdin=True, stdout=True, tty=True)
     sess = _session(url)
     try:
         err, stdin, out, resize = _open(sess, "error", "stdin", "stdout", "resize")
         resize.write(b'{"Width":100,"Height":30}')
         seen = b""
-        while b"/dev/pts/" not in seen:
-            chunk = out.read(30)
-            assert chunk, seen
-            seen += chunk
+
+        def read_until(word):
+            nonlocal seen
+            while word not in seen:
+                chunk = out.read(30)
+                assert chunk, seen
+                seen += chunk
+
+        read_until(b"/dev/pts/")
+        assert seen.startswith(b"30 100\r\n"), seen  # no 0x0 first, however fast the command asks
+        resize.write(b'{"Width":120,"Height":40}')
+        read_until(b"resized")
         stdin.write(b"tty-input\r")
         rest = out.read_all(30)
         status = json.loads(err.read_all(30))
     finally:
         sess.close()
-    assert b"sized" in seen and b"got:tty-input" in rest.replace(b"\r", b"")
+    assert b"got:tty-input" in rest.replace(b"\r", b"")
     assert status == {"metadata": {}, "status": "Success"}
 
 

@@ -203,3 +203,38 @@ def test_spdy_session_both_sides_over_a_socketpair():
     finally:
         a.close()
         server.close()
+
+
+def test_spdy_stream_holds_back_a_peer_that_sends_faster_than_it_is_read():
+    """No flow control in SPDY as spdystream speaks it: a stream buffers at most MAX_BUFFERED
+    unread bytes, then the session stops reading until the reader catches up; nothing is lost."""
+    import queue
+    import socket
+    import threading
+
+    from pallet.cri import spdy
+
+    a, b = socket.socketpair()
+    got: queue.Queue = queue.Queue()
+    server = spdy.Session(b, server=True, on_stream=got.put).start()
+    client = spdy.Session(a, server=False).start()
+    try:
+        st = client.open({"streamType": "stdin"})
+        peer = got.get(timeout=10)
+        data = bytes(range(256)) * (3 * spdy.MAX_BUFFERED // 256)
+        sender = threading.Thread(target=lambda: (st.write(data), st.close()), daemon=True)
+        sender.start()
+        assert not wait_joined(sender, 1)  # held back: the server stopped reading
+        assert peer._buffered <= spdy.MAX_BUFFERED + spdy.CHUNK
+        assert peer.read_all(30) == data
+        sender.join(10)
+    finally:
+        t = threading.Thread(target=server.close)
+        t.start()
+        client.close()
+        t.join()
+
+
+def wait_joined(thread, seconds: float) -> bool:
+    thread.join(seconds)
+    return not thread.is_alive()

@@ -15,7 +15,9 @@ direction for the whole session, each block ended by a sync flush. The client op
 IDs, the server even ones.
 
 spdystream neither sends WINDOW_UPDATE nor waits for one, so flow control is not applied here
-either (WINDOW_UPDATE and SETTINGS are read and ignored).
+either (WINDOW_UPDATE and SETTINGS are read and ignored); instead a stream holds at most
+``MAX_BUFFERED`` bytes its reader has not taken, and the session stops reading the socket until
+it does (TCP's own window then holds the peer back).
 
 A ``Session`` is symmetric: the streaming server accepts the streams a client opens
 (``on_stream``), tests' clients open them (``open``).
@@ -37,6 +39,8 @@ RST_PROTOCOL_ERROR, RST_INVALID_STREAM, RST_CANCEL = 1, 2, 5
 CHUNK = 32 << 10
 #: a header block may not inflate past this (hostile peers)
 MAX_HEADERS = 256 << 10
+#: what one stream may hold unread before the session stops reading (a peer without flow control)
+MAX_BUFFERED = 4 << 20
 
 _WORDS = ("options head post put delete trace accept accept-charset accept-encoding accept-language "
           "accept-ranges age allow authorization cache-control connection content-base content-encoding "
@@ -112,6 +116,7 @@ class Stream:
         self.session, self.id, self.headers = session, sid, headers
         self._cond = threading.Condition()
         self._chunks: list[bytes] = []
+        self._buffered = 0
         self._eof = False
         self.closed = False  # our half
         self._replied = threading.Event()
@@ -120,7 +125,10 @@ class Stream:
     def _feed(self, data: bytes, fin: bool) -> None:
         with self._cond:
             if data:
+                # backpressure: wait for the reader (or for the session to be closed)
+                self._cond.wait_for(lambda: self._buffered < MAX_BUFFERED or self.session.closing)
                 self._chunks.append(data)
+                self._buffered += len(data)
             if fin:
                 self._eof = True
             self._cond.notify_all()
@@ -130,7 +138,10 @@ class Stream:
             if not self._cond.wait_for(lambda: self._chunks or self._eof, timeout):
                 raise TimeoutError(f"stream {self.id}: nothing read in {timeout}s")
             if self._chunks:
-                return self._chunks.pop(0)
+                b = self._chunks.pop(0)
+                self._buffered -= len(b)
+                self._cond.notify_all()
+                return b
             return b""
 
     def read_all(self, timeout: float | None = None) -> bytes:
@@ -180,6 +191,7 @@ class Session:
         self.streams: dict[int, Stream] = {}
         self._next_id = 2 if server else 1
         self.done = threading.Event()
+        self.closing = False
         self._thread = None
 
     def start(self) -> "Session":
@@ -217,6 +229,12 @@ class Session:
     def close(self) -> None:
         """GOAWAY, then the socket is shut for writing and closed once the peer closed its end
         (bounded), so nothing it still sends resets what we sent."""
+        self.closing = True
+        with self._lock:
+            streams = list(self.streams.values())
+        for st in streams:  # a reader waiting for room in a stream nobody reads goes on
+            with st._cond:
+                st._cond.notify_all()
         try:
             with self._lock:
                 last = max((i for i in self.streams if i % 2 != self._next_id % 2), default=0)

@@ -33,6 +33,8 @@ from . import spdy
 
 TOKEN_TTL = 60
 STREAM_CREATION_TIMEOUT = 30
+#: how long a terminal exec waits for the client's first size before it starts without one
+FIRST_SIZE_WAIT = 0.5
 EXEC_PROTOCOLS = ("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io")
 PORTFORWARD_PROTOCOL = "portforward.k8s.io"
 CLONE_NEWNET = 0x40000000
@@ -205,32 +207,52 @@ def _fd_reader(fd: int):
     return read
 
 
-def _resize_reader(stream, apply) -> threading.Thread:
-    """Decodes the ``resize`` stream's consecutive JSON objects and applies each size."""
-    import json as stdjson
+class _Sizes:
+    """The ``resize`` stream: consecutive JSON objects ``{"Width": W, "Height": H}``."""
 
-    def run():
-        dec, text = stdjson.JSONDecoder(), ""
+    def __init__(self, stream):
+        import json as stdjson
+
+        self.stream, self.text, self.dec = stream, "", stdjson.JSONDecoder()
+
+    def next(self, timeout: float | None = None):
+        """The next (width, height), None at the stream's end (or junk); TimeoutError."""
         while True:
-            b = stream.read()
-            if not b or len(text) > 4096:  # ended, or not JSON objects at all
-                return
-            text += b.decode("utf-8", "replace")
-            while text.strip():
+            body = self.text.lstrip()
+            if body:
                 try:
-                    doc, end = dec.raw_decode(text.lstrip())
+                    doc, end = self.dec.raw_decode(body)
                 except ValueError:
-                    break
-                text = text.lstrip()[end:]
-                if isinstance(doc, dict):
+                    doc = None
+                else:
+                    self.text = body[end:]
                     try:
-                        apply(int(doc.get("Width") or 0), int(doc.get("Height") or 0))
-                    except (OSError, ValueError, TypeError):
-                        pass
+                        return int(doc.get("Width") or 0), int(doc.get("Height") or 0)
+                    except (AttributeError, ValueError, TypeError):
+                        continue
+            if len(self.text) > 4096:  # not JSON objects at all
+                return None
+            b = self.stream.read(timeout)
+            if not b:
+                return None
+            self.text += b.decode("utf-8", "replace")
 
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
+    def follow(self, apply) -> threading.Thread:
+        """Applies every further size, on a thread of its own."""
+
+        def run():
+            while True:
+                size = self.next()
+                if size is None:
+                    return
+                try:
+                    apply(*size)
+                except OSError:
+                    pass
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t
 
 
 def _set_winsize(fd: int, width: int, height: int) -> None:
@@ -344,13 +366,31 @@ class _Exec:
                     if f is not None:
                         f.close()
                 return rc
-            # a terminal: pallet-runtime sends its master over a console socket (checked at Exec)
+            # a terminal: pallet-runtime sends its master over a console socket (checked at Exec).
+            # The client's first size (sent at once from a terminal) is the console's size from
+            # the start (process.consoleSize): a command asking for it at once must not see 0x0
+            from ..containers.exec import ExecOptions, process
+
+            sizes = _Sizes(streams["resize"]) if "resize" in streams else None
+            first = None
+            if sizes is not None:
+                try:
+                    first = sizes.next(FIRST_SIZE_WAIT)
+                except TimeoutError:
+                    pass
+            c = self.ctx.containers.get(v["cid"])
+            proc = process(self.ctx.containers, v["cid"], c["metadata"]["pallet"],
+                           ExecOptions(v["cmd"], interactive="stdin" in streams, tty=True))
+            if first and 0 < first[0] < 65536 and 0 < first[1] < 65536:
+                proc["consoleSize"] = {"width": first[0], "height": first[1]}
+            with open(os.path.join(tmp, "process.json"), "w") as f:
+                json.dump(proc, f)
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(os.path.join(tmp, "console"))
             listener.listen(1)
-            p = subprocess.Popen(argv + ["--tty", "--console-socket", os.path.join(tmp, "console"), v["cid"]]
-                                 + list(v["cmd"]), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE)
+            p = subprocess.Popen(argv + ["--process", os.path.join(tmp, "process.json"), "--console-socket",
+                                         os.path.join(tmp, "console"), v["cid"]],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             master = None
             try:
                 listener.settimeout(0.1)
@@ -367,8 +407,8 @@ class _Exec:
                         _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
                     if fds:
                         master = fds[0]
-                if "resize" in streams:
-                    _resize_reader(streams["resize"], lambda w, h: _set_winsize(master, w, h))
+                if sizes is not None:  # the sizes after the first (at its end: returns at once)
+                    sizes.follow(lambda w, h: _set_winsize(master, w, h))
                 if "stdin" in streams:
                     _pump(streams["stdin"].read, lambda b: _write_all(master, b))
                 out = _pump(_fd_reader(master), streams["stdout"].write if "stdout" in streams else (lambda b: None))
@@ -392,7 +432,7 @@ class _Exec:
         sock = conmon.attach_socket(userdata)
         try:
             if "resize" in streams:
-                _resize_reader(streams["resize"], lambda w, h: _conmon_resize(userdata, w, h))
+                _Sizes(streams["resize"]).follow(lambda w, h: _conmon_resize(userdata, w, h))
             if "stdin" in streams:
                 _pump(streams["stdin"].read, sock.sendall, lambda: sock.shutdown(socket.SHUT_WR))
             out = {conmon.STDOUT: streams.get("stdout"), conmon.STDERR: streams.get("stderr") or
