@@ -1078,6 +1078,32 @@ def test_attach_to_a_shell_with_stdin_once(cri, pod):
     wait_for(lambda: cri.status(cid).state == pb.CONTAINER_EXITED, 30, "the shell to exit")
 
 
+def test_attach_to_a_terminal_follows_resizes(cri, pod):
+    """A container with a terminal: attach carries it (one output), the resize stream's sizes go
+    to conmon, which sizes the container's terminal."""
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    cid = cri.container(pod_id, pod_cfg, "tty", ["sh"], stdin=True, tty=True)
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+    url = cri.rt.Attach(pb.AttachRequest(container_id=cid, stdin=True, stdout=True, tty=True), timeout=30).url
+    sess = _session(url)
+    try:
+        err, stdin, out, resize = _open(sess, "error", "stdin", "stdout", "resize")
+        resize.write(b'{"Width":77,"Height":22}')
+        seen = b""
+        stdin.write(b'while [ "$(stty size)" != "22 77" ]; do sleep 0.05; done; echo SIZED\r')
+        while b"SIZED\r\n" not in seen:
+            chunk = out.read(30)
+            assert chunk, seen
+            seen += chunk
+        stdin.write(b"exit\r")
+        out.read_all(30)
+        assert json.loads(err.read_all(30))["status"] == "Success"
+    finally:
+        sess.close()
+    wait_for(lambda: cri.status(cid).state == pb.CONTAINER_EXITED, 30, "the shell to exit")
+
+
 def test_port_forward_into_the_pod(cri, pod):
     """The pod's port 8080 (busybox httpd, reachable only in the pod's namespace) through the
     port-forward protocol; a port nobody listens on is an error on the error stream."""
