@@ -1134,6 +1134,10 @@ def test_port_forward_into_the_pod(cri, pod):
         err = sess.open({"streamType": "error", "port": "9", "requestID": "3"})
         data = sess.open({"streamType": "data", "port": "9", "requestID": "3"})
         assert b"port 9 was not among the PortForward request's ports" in err.read_all(30)
+        for i, bad in enumerate(("8_080", "+8080", "99999", "")):  # int() would take the first two
+            err = sess.open({"streamType": "error", "port": bad, "requestID": f"bad{i}"})
+            sess.open({"streamType": "data", "port": bad, "requestID": f"bad{i}"})
+            assert b"invalid port" in err.read_all(30), bad
     finally:
         sess.close()
 

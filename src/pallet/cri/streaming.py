@@ -37,6 +37,8 @@ STREAM_CREATION_TIMEOUT = 30
 FIRST_SIZE_WAIT = 0.5
 EXEC_PROTOCOLS = ("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io")
 PORTFORWARD_PROTOCOL = "portforward.k8s.io"
+#: port-forward requests (error + data streams) a session may have half-open at once
+MAX_PENDING_PAIRS = 256
 CLONE_NEWNET = 0x40000000
 
 
@@ -531,6 +533,9 @@ class _PortForward:
             if kind not in ("error", "data"):
                 st.reset()
                 continue
+            if rid not in pending and len(pending) >= MAX_PENDING_PAIRS:
+                st.reset()  # halves of pairs that never complete: bounded
+                continue
             pair = pending.setdefault(rid, {})
             pair[kind] = st
             if len(pair) == 2:
@@ -540,12 +545,10 @@ class _PortForward:
     def _forward(self, pair: dict) -> None:
         data, err = pair["data"], pair["error"]
         try:
-            try:
-                port = int(data.headers.get("port", ""))
-                if not 0 < port < 65536:
-                    raise ValueError
-            except ValueError:
-                raise ConnectionError(f"invalid port {data.headers.get('port', '')!r}") from None
+            text = data.headers.get("port", "")
+            port = int(text) if text.isascii() and text.isdigit() and len(text) <= 5 else 0
+            if not 0 < port < 65536:
+                raise ConnectionError(f"invalid port {text!r}")
             allowed = self.v.get("ports") or []
             if allowed and port not in allowed:
                 raise ConnectionError(f"port {port} was not among the PortForward request's ports {allowed}")
