@@ -1057,15 +1057,23 @@ def test_streaming_bad_requests(cri, sleeper):
         assert code == want, (u, protos, upgrade)
 
 
-def test_attach_to_a_shell_with_stdin_once(cri, pod):
+def _attached(cri, pod, name: str, tty: bool, **kw):
+    """A shell container reading its stdin, started, and a session attached to it: (container
+    ID, session, its streams: error, stdin, stdout and stderr or resize)."""
     pb, _ = _pb()
     pod_id, pod_cfg = pod
-    cid = cri.container(pod_id, pod_cfg, "shell", ["sh"], stdin=True, stdin_once=True)
+    cid = cri.container(pod_id, pod_cfg, name, ["sh"], stdin=True, tty=tty, **kw)
     cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
-    url = cri.rt.Attach(pb.AttachRequest(container_id=cid, stdin=True, stdout=True, stderr=True), timeout=30).url
+    url = cri.rt.Attach(pb.AttachRequest(container_id=cid, stdin=True, stdout=True, stderr=not tty, tty=tty),
+                        timeout=30).url
     sess = _session(url)
+    return cid, sess, _open(sess, "error", "stdin", "stdout", "resize" if tty else "stderr")
+
+
+def test_attach_to_a_shell_with_stdin_once(cri, pod):
+    pb, _ = _pb()
+    cid, sess, (err, stdin, out, errs) = _attached(cri, pod, "shell", False, stdin_once=True)
     try:
-        err, stdin, out, errs = _open(sess, "error", "stdin", "stdout", "stderr")
         stdin.write(b"echo hello; echo oops >&2\n")
         assert out.read(30) == b"hello\n"
         assert errs.read(30) == b"oops\n"
@@ -1082,13 +1090,8 @@ def test_attach_to_a_terminal_follows_resizes(cri, pod):
     """A container with a terminal: attach carries it (one output), the resize stream's sizes go
     to conmon, which sizes the container's terminal."""
     pb, _ = _pb()
-    pod_id, pod_cfg = pod
-    cid = cri.container(pod_id, pod_cfg, "tty", ["sh"], stdin=True, tty=True)
-    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
-    url = cri.rt.Attach(pb.AttachRequest(container_id=cid, stdin=True, stdout=True, tty=True), timeout=30).url
-    sess = _session(url)
+    cid, sess, (err, stdin, out, resize) = _attached(cri, pod, "tty", True)
     try:
-        err, stdin, out, resize = _open(sess, "error", "stdin", "stdout", "resize")
         resize.write(b'{"Width":77,"Height":22}')
         seen = b""
         stdin.write(b'while [ "$(stty size)" != "22 77" ]; do sleep 0.05; done; echo SIZED\r')
