@@ -27,6 +27,8 @@ import pytest
 from conftest import need, release_all, unmount_under, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: the pods' cgroup parent: this run's own (other sessions run these tests on the machine too)
+CGPARENT = f"pallet-cri-test-{os.getpid()}"
 PALLET = os.path.join(os.path.dirname(sys.executable), "pallet")
 
 
@@ -129,20 +131,29 @@ class CRI:
         self.rt = pbg.RuntimeServiceStub(self.channel)
         self.img = pbg.ImageServiceStub(self.channel)
 
+    def ours(self) -> bool:
+        """Whether ``self.pid`` is still this server (pids are reused quickly on a busy machine:
+        never signal a process that only has its number)."""
+        try:
+            with open(f"/proc/{self.pid}/cmdline", "rb") as f:
+                return self.sock.encode() in f.read() and _alive(self.pid)
+        except OSError:
+            return False
+
     def stop(self, sig=signal.SIGTERM) -> None:
         if self.channel is not None:
             self.channel.close()
             self.channel = None
-        if self.pid and _alive(self.pid):
+        if self.pid and self.ours():
             os.kill(self.pid, sig)
-            wait_for(lambda: not _alive(self.pid), 60, "the CRI server to exit")
+            wait_for(lambda: not self.ours(), 60, "the CRI server to exit")
         self.pid = None
 
     def pod_config(self, name: str, **kw):
         pb, _ = _pb()
         cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=name, uid=f"uid-{name}", namespace="test"),
                                   hostname=name, log_directory=os.path.join(self.logs, name), **kw)
-        cfg.linux.cgroup_parent = "/pallet-cri-test"
+        cfg.linux.cgroup_parent = "/" + CGPARENT
         return cfg
 
     def run_pod(self, name: str, **kw) -> tuple[str, object]:
@@ -178,7 +189,7 @@ class CRI:
     def cgroups(self) -> list:
         out = []
         for base in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
-            d = os.path.join(base, "pallet-cri-test")
+            d = os.path.join(base, CGPARENT)
             if os.path.isdir(d):
                 out += [os.path.join(d, x) for x in os.listdir(d) if x.startswith("pallet-")]
         return sorted(out)
@@ -204,7 +215,7 @@ def cri(tmp_path_factory, registry):
         yield c
     finally:
         def stop_server():
-            if c.pid is None or not _alive(c.pid):
+            if c.pid is None or not c.ours():
                 c.start()
             try:
                 c.remove_all_pods()
@@ -227,7 +238,7 @@ def cri(tmp_path_factory, registry):
         assert c.cgroups() == []
         import glob
 
-        for d in glob.glob("/sys/fs/cgroup/*/pallet-cri-test") + glob.glob("/sys/fs/cgroup/pallet-cri-test"):
+        for d in glob.glob(f"/sys/fs/cgroup/*/{CGPARENT}") + glob.glob(f"/sys/fs/cgroup/{CGPARENT}"):
             try:
                 os.rmdir(d)  # the runtime made the pods' parent cgroup: empty now
             except OSError:
@@ -660,7 +671,7 @@ def test_crictl_drives_a_whole_life(cri, tmp_path):
     pod_json = tmp_path / "pod.json"
     pod_json.write_text(json.dumps({"metadata": {"name": "crictl-pod", "namespace": "test", "uid": "crictl-uid"},
                                     "log_directory": str(tmp_path / "logs"), "hostname": "crictl-pod",
-                                    "linux": {"cgroup_parent": "/pallet-cri-test"}}))
+                                    "linux": {"cgroup_parent": "/" + CGPARENT}}))
     ctr_json = tmp_path / "ctr.json"
     ctr_json.write_text(json.dumps({"metadata": {"name": "hello"}, "image": {"image": cri.image},
                                     "args": ["sh", "-c", "echo hello from crictl; sleep 300"],
