@@ -185,7 +185,7 @@ def _pump(read, write, done=None) -> threading.Thread:
                 if not b:
                     break
                 write(b)
-        except OSError:
+        except (OSError, ValueError):  # the other end went (a closed pipe, file or stream)
             pass
         finally:
             if done is not None:
