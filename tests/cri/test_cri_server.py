@@ -27,6 +27,8 @@ import pytest
 from conftest import need, release_all, unmount_under, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: the pods' cgroup parent: this run's own (other sessions run these tests on the machine too)
+CGPARENT = f"pallet-cri-test-{os.getpid()}"
 PALLET = os.path.join(os.path.dirname(sys.executable), "pallet")
 
 
@@ -129,20 +131,29 @@ class CRI:
         self.rt = pbg.RuntimeServiceStub(self.channel)
         self.img = pbg.ImageServiceStub(self.channel)
 
+    def ours(self) -> bool:
+        """Whether ``self.pid`` is still this server (pids are reused quickly on a busy machine:
+        never signal a process that only has its number)."""
+        try:
+            with open(f"/proc/{self.pid}/cmdline", "rb") as f:
+                return self.sock.encode() in f.read() and _alive(self.pid)
+        except OSError:
+            return False
+
     def stop(self, sig=signal.SIGTERM) -> None:
         if self.channel is not None:
             self.channel.close()
             self.channel = None
-        if self.pid and _alive(self.pid):
+        if self.pid and self.ours():
             os.kill(self.pid, sig)
-            wait_for(lambda: not _alive(self.pid), 60, "the CRI server to exit")
+            wait_for(lambda: not self.ours(), 60, "the CRI server to exit")
         self.pid = None
 
     def pod_config(self, name: str, **kw):
         pb, _ = _pb()
         cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=name, uid=f"uid-{name}", namespace="test"),
                                   hostname=name, log_directory=os.path.join(self.logs, name), **kw)
-        cfg.linux.cgroup_parent = "/pallet-cri-test"
+        cfg.linux.cgroup_parent = "/" + CGPARENT
         return cfg
 
     def run_pod(self, name: str, **kw) -> tuple[str, object]:
@@ -178,7 +189,7 @@ class CRI:
     def cgroups(self) -> list:
         out = []
         for base in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
-            d = os.path.join(base, "pallet-cri-test")
+            d = os.path.join(base, CGPARENT)
             if os.path.isdir(d):
                 out += [os.path.join(d, x) for x in os.listdir(d) if x.startswith("pallet-")]
         return sorted(out)
@@ -198,16 +209,21 @@ def cri(tmp_path_factory, registry):
     c = CRI(work, runroot, registry.host)
     subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{c.image}"],
                    check=True, capture_output=True, timeout=120)
-    links_before = _links()
     c.start()
+    left_on_bridge = []
     try:
         yield c
     finally:
         def stop_server():
-            if c.pid is None or not _alive(c.pid):
+            if c.pid is None or not c.ours():
                 c.start()
             try:
                 c.remove_all_pods()
+                # what the pods attached to the test's bridge (veths) must be gone with them
+                # (other links come and go with other sessions on this machine: not compared)
+                out = subprocess.run(["ip", "-j", "link", "show", "master", c.bridge], capture_output=True,
+                                     text=True).stdout
+                left_on_bridge.extend(l["ifname"] for l in json.loads(out or "[]"))
             finally:
                 c.stop()
 
@@ -218,11 +234,11 @@ def cri(tmp_path_factory, registry):
                     lambda: unmount_under(runroot),
                     lambda: unmount_under(c.root),
                     lambda: shutil.rmtree(runroot, ignore_errors=True))
-        assert _links() <= links_before | {c.bridge} and c.bridge not in _links()
+        assert left_on_bridge == [] and c.bridge not in _links()
         assert c.cgroups() == []
         import glob
 
-        for d in glob.glob("/sys/fs/cgroup/*/pallet-cri-test") + glob.glob("/sys/fs/cgroup/pallet-cri-test"):
+        for d in glob.glob(f"/sys/fs/cgroup/*/{CGPARENT}") + glob.glob(f"/sys/fs/cgroup/{CGPARENT}"):
             try:
                 os.rmdir(d)  # the runtime made the pods' parent cgroup: empty now
             except OSError:
@@ -242,8 +258,8 @@ def test_version_status_and_runtime_config(cri):
     cri.rt.UpdateRuntimeConfig(pb.UpdateRuntimeConfigRequest(
         runtime_config=pb.RuntimeConfig(network_config=pb.NetworkConfig(pod_cidr="10.244.0.0/16"))), timeout=30)
     with pytest.raises(grpc.RpcError) as e:
-        cri.rt.Exec(pb.ExecRequest(container_id="x", cmd=["sh"]), timeout=30)
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and "not supported" in e.value.details()
+        cri.rt.Exec(pb.ExecRequest(container_id="x", cmd=["sh"], stdout=True), timeout=30)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 @pytest.mark.parametrize("text,words", [("listen = [\n", "not valid TOML"), ("nosuch = 1\n", "unknown key 'nosuch'"),
@@ -510,6 +526,9 @@ def test_running_container_shares_the_pod_and_stops_with_sigkill_after_timeout(c
     r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", "ps | grep -v grep | grep 'sleep 1234'"],
                                            timeout=30), timeout=60)
     assert r.stdout == b""  # the timed-out command was killed
+    r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", "cat /proc/[0-9]*/stat | grep '(sleep) Z'"],
+                                           timeout=30), timeout=60)
+    assert r.stdout == b""  # and reaped by the runtime, not left a zombie of the container's init
     t0 = time.monotonic()
     cri.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1), timeout=120)
     assert 1 <= time.monotonic() - t0 < 30
@@ -652,7 +671,7 @@ def test_crictl_drives_a_whole_life(cri, tmp_path):
     pod_json = tmp_path / "pod.json"
     pod_json.write_text(json.dumps({"metadata": {"name": "crictl-pod", "namespace": "test", "uid": "crictl-uid"},
                                     "log_directory": str(tmp_path / "logs"), "hostname": "crictl-pod",
-                                    "linux": {"cgroup_parent": "/pallet-cri-test"}}))
+                                    "linux": {"cgroup_parent": "/" + CGPARENT}}))
     ctr_json = tmp_path / "ctr.json"
     ctr_json.write_text(json.dumps({"metadata": {"name": "hello"}, "image": {"image": cri.image},
                                     "args": ["sh", "-c", "echo hello from crictl; sleep 300"],
@@ -857,8 +876,8 @@ def test_seccomp_profiles(cri, pod, profile, privileged, want):
 @pytest.mark.parametrize("handler", ["", "runc"])
 def test_bidirectional_mount_propagation(cri, tmp_path, handler):
     """PROPAGATION_BIDIRECTIONAL (the host path a shared mount): a mount made on the host appears
-    in the container, and with runc one made in the container appears on the host (pallet-runtime
-    keeps the container's mounts slaves of the host's: that direction is not there yet)."""
+    in the container, and one made in the container appears on the host (the root's propagation
+    rshared: the runtime keeps its copies of the host's shared mounts peers of the host's)."""
     pb, _ = _pb()
     cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=cri.image)), timeout=120)
     cfg = cri.pod_config(f"prop{handler}")
@@ -881,11 +900,10 @@ def test_bidirectional_mount_propagation(cri, tmp_path, handler):
         r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["cat", "/vol/fromhost/seen"], timeout=30),
                             timeout=60)
         assert r.stdout == b"x"
-        if handler == "runc":
-            r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["mount", "-t", "tmpfs", "t",
-                                                                          "/vol/fromctr"], timeout=30), timeout=60)
-            assert r.exit_code == 0, r.stderr
-            assert os.path.ismount(vol / "fromctr")
+        r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["mount", "-t", "tmpfs", "t",
+                                                                      "/vol/fromctr"], timeout=30), timeout=60)
+        assert r.exit_code == 0, r.stderr
+        assert os.path.ismount(vol / "fromctr")
     finally:
         cri.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
         cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
@@ -920,3 +938,364 @@ def _call_or_code(cri, name):
         return cri.run_pod(name)[0]
     except grpc.RpcError as e:
         return e.code()
+
+
+# -- the streaming server: Exec, Attach, PortForward over SPDY/3.1 ---------------------------------
+
+def _upgrade(url: str, protocols: list[str], upgrade: str = "SPDY/3.1"):
+    """POST to a streaming URL asking for the upgrade: (status code, headers, socket)."""
+    import socket
+    import urllib.parse
+
+    u = urllib.parse.urlsplit(url)
+    s = socket.create_connection((u.hostname, u.port), timeout=30)
+    head = [f"POST {u.path} HTTP/1.1", f"Host: {u.netloc}", "Content-Length: 0"]
+    if upgrade:
+        head += ["Connection: Upgrade", f"Upgrade: {upgrade}"]
+    head += [f"X-Stream-Protocol-Version: {p}" for p in protocols]
+    s.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        b = s.recv(4096)
+        assert b, buf
+        buf += b
+    lines = buf.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    s.settimeout(None)
+    return int(lines[0].split()[1]), headers, s
+
+
+def _session(url: str, protocol: str = "v4.channel.k8s.io"):
+    from pallet.cri import spdy
+
+    code, headers, s = _upgrade(url, [protocol, "v3.channel.k8s.io"])
+    assert code == 101 and headers["upgrade"] == "SPDY/3.1", (code, headers)
+    assert headers["x-stream-protocol-version"] == protocol
+    return spdy.Session(s, server=False).start()
+
+
+def _open(sess, *types):
+    """The exec/attach streams, opened in the order the kubelet's clients open them."""
+    return [sess.open({"streamType": t}) for t in types]
+
+
+def _exec_url(cri, cid, cmd, **kw):
+    pb, _ = _pb()
+    return cri.rt.Exec(pb.ExecRequest(container_id=cid, cmd=cmd, **kw), timeout=30).url
+
+
+@pytest.fixture
+def sleeper(cri, pod):
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    cid = cri.container(pod_id, pod_cfg, "sleeper", ["sleep", "300"])
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+    return cid
+
+
+def test_exec_streams_stdin_stdout_stderr_and_exit_code(cri, sleeper):
+    url = _exec_url(cri, sleeper, ["sh", "-c", "read x; echo out:$x; echo err >&2; exit 3"],
+                    stdin=True, stdout=True, stderr=True)
+    assert url.startswith("http://127.0.0.1:") and "/exec/" in url
+    sess = _session(url)
+    try:
+        err, stdin, out, errs = _open(sess, "error", "stdin", "stdout", "stderr")
+        stdin.write(b"ping\n")
+        stdin.close()
+        assert out.read_all(30) == b"out:ping\n"
+        assert errs.read_all(30) == b"err\n"
+        status = json.loads(err.read_all(30))
+    finally:
+        sess.close()
+    assert status["status"] == "Failure" and status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+    # the token was for one use
+    code, _, s = _upgrade(url, ["v4.channel.k8s.io"])
+    s.close()
+    assert code == 404
+
+
+def test_exec_with_a_terminal_and_resize(cri, sleeper):
+    """A terminal: one output; the first size is the console's from the start, later ones reach
+    it (stty); success is a Status."""
+    url = _exec_url(cri, sleeper, ["sh", "-c", 'stty size; tty; while [ "$(stty size)" != "40 120" ]; '
+                                               'do sleep 0.05; done; echo resized; read x; echo got:$x'],
+                    stdin=True, stdout=True, tty=True)
+    sess = _session(url)
+    try:
+        err, stdin, out, resize = _open(sess, "error", "stdin", "stdout", "resize")
+        resize.write(b'{"Width":100,"Height":30}')
+        seen = b""
+
+        def read_until(word):
+            nonlocal seen
+            while word not in seen:
+                chunk = out.read(30)
+                assert chunk, seen
+                seen += chunk
+
+        read_until(b"/dev/pts/")
+        assert seen.startswith(b"30 100\r\n"), seen  # no 0x0 first, however fast the command asks
+        resize.write(b'{"Width":120,"Height":40}')
+        read_until(b"resized")
+        stdin.write(b"tty-input\r")
+        rest = out.read_all(30)
+        status = json.loads(err.read_all(30))
+    finally:
+        sess.close()
+    assert b"got:tty-input" in rest.replace(b"\r", b"")
+    assert status == {"metadata": {}, "status": "Success"}
+
+
+def test_streaming_bad_requests(cri, sleeper):
+    pb, _ = _pb()
+    for kw, code in ((dict(cmd=["true"]), grpc.StatusCode.INVALID_ARGUMENT),  # no stream at all
+                     (dict(cmd=["true"], tty=True, stdout=True, stderr=True), grpc.StatusCode.INVALID_ARGUMENT),
+                     (dict(cmd=[], stdout=True), grpc.StatusCode.INVALID_ARGUMENT)):
+        with pytest.raises(grpc.RpcError) as e:
+            cri.rt.Exec(pb.ExecRequest(container_id=sleeper, **kw), timeout=30)
+        assert e.value.code() == code
+    with pytest.raises(grpc.RpcError) as e:
+        cri.rt.PortForward(pb.PortForwardRequest(pod_sandbox_id="nosuchpod"), timeout=30)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    url = _exec_url(cri, sleeper, ["true"], stdout=True)
+    bad = url.rsplit("/", 1)[0] + "/not-a-token"
+    for u, protos, upgrade, want in ((bad, ["v4.channel.k8s.io"], "SPDY/3.1", 404),
+                                     (url, ["v4.channel.k8s.io"], "", 400),
+                                     (url, ["v9.channel.k8s.io"], "SPDY/3.1", 403)):
+        code, _, s = _upgrade(u, protos, upgrade)
+        s.close()
+        assert code == want, (u, protos, upgrade)
+
+
+def _attached(cri, pod, name: str, tty: bool, **kw):
+    """A shell container reading its stdin, started, and a session attached to it: (container
+    ID, session, its streams: error, stdin, stdout and stderr or resize)."""
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    cid = cri.container(pod_id, pod_cfg, name, ["sh"], stdin=True, tty=tty, **kw)
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+    url = cri.rt.Attach(pb.AttachRequest(container_id=cid, stdin=True, stdout=True, stderr=not tty, tty=tty),
+                        timeout=30).url
+    sess = _session(url)
+    return cid, sess, _open(sess, "error", "stdin", "stdout", "resize" if tty else "stderr")
+
+
+def test_attach_to_a_shell_with_stdin_once(cri, pod):
+    pb, _ = _pb()
+    cid, sess, (err, stdin, out, errs) = _attached(cri, pod, "shell", False, stdin_once=True)
+    try:
+        stdin.write(b"echo hello; echo oops >&2\n")
+        assert out.read(30) == b"hello\n"
+        assert errs.read(30) == b"oops\n"
+        stdin.close()  # stdin_once: the shell's stdin closes, it exits, the attachment ends
+        assert out.read_all(30) == b""
+        status = json.loads(err.read_all(30))
+    finally:
+        sess.close()
+    assert status["status"] == "Success"
+    wait_for(lambda: cri.status(cid).state == pb.CONTAINER_EXITED, 30, "the shell to exit")
+
+
+def test_attach_to_a_terminal_follows_resizes(cri, pod):
+    """A container with a terminal: attach carries it (one output), the resize stream's sizes go
+    to conmon, which sizes the container's terminal."""
+    pb, _ = _pb()
+    cid, sess, (err, stdin, out, resize) = _attached(cri, pod, "tty", True)
+    try:
+        resize.write(b'{"Width":77,"Height":22}')
+        seen = b""
+        stdin.write(b'while [ "$(stty size)" != "22 77" ]; do sleep 0.05; done; echo SIZED\r')
+        while b"SIZED\r\n" not in seen:
+            chunk = out.read(30)
+            assert chunk, seen
+            seen += chunk
+        stdin.write(b"exit\r")
+        out.read_all(30)
+        assert json.loads(err.read_all(30))["status"] == "Success"
+    finally:
+        sess.close()
+    wait_for(lambda: cri.status(cid).state == pb.CONTAINER_EXITED, 30, "the shell to exit")
+
+
+def test_port_forward_into_the_pod(cri, pod):
+    """The pod's port 8080 (busybox httpd, reachable only in the pod's namespace) through the
+    port-forward protocol; a port nobody listens on is an error on the error stream."""
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    cid = cri.container(pod_id, pod_cfg, "web", ["httpd", "-f", "-p", "8080", "-h", "/etc"])
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+    name = pod_cfg.hostname
+    wait_for(lambda: cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["wget", "-qO-",
+                                                                               "http://127.0.0.1:8080/hostname"],
+                                                        timeout=10), timeout=30).exit_code == 0,
+             30, "httpd in the pod")
+    url = cri.rt.PortForward(pb.PortForwardRequest(pod_sandbox_id=pod_id, port=[8080, 8081]), timeout=30).url
+    sess = _session(url, "portforward.k8s.io")
+    try:
+        for rid in ("0", "1"):  # two connections over one session
+            err = sess.open({"streamType": "error", "port": "8080", "requestID": rid})
+            err.close()
+            data = sess.open({"streamType": "data", "port": "8080", "requestID": rid})
+            data.write(b"GET /hostname HTTP/1.0\r\n\r\n")
+            reply = data.read_all(30)
+            assert reply.startswith(b"HTTP/1.") and reply.endswith(name.encode() + b"\n"), reply
+            assert err.read_all(30) == b""
+        err = sess.open({"streamType": "error", "port": "8081", "requestID": "2"})
+        data = sess.open({"streamType": "data", "port": "8081", "requestID": "2"})
+        assert b"connecting to port 8081" in err.read_all(30)
+        assert data.read_all(30) == b""
+        err = sess.open({"streamType": "error", "port": "9", "requestID": "3"})
+        data = sess.open({"streamType": "data", "port": "9", "requestID": "3"})
+        assert b"port 9 was not among the PortForward request's ports" in err.read_all(30)
+        for i, bad in enumerate(("8_080", "+8080", "99999", "")):  # int() would take the first two
+            err = sess.open({"streamType": "error", "port": bad, "requestID": f"bad{i}"})
+            sess.open({"streamType": "data", "port": bad, "requestID": f"bad{i}"})
+            assert b"invalid port" in err.read_all(30), bad
+    finally:
+        sess.close()
+
+
+@pytest.mark.skipif(_crictl() is None, reason="crictl (cri-tools v1.29, no Debian package: built from source "
+                                               "outside the repo, e.g. /opt/peers) is not here; the streaming server "
+                                               "is tested through grpc and pallet.cri.spdy's client above")
+def test_crictl_exec_attach_and_port_forward(cri, pod, tmp_path):
+    import urllib.request
+
+    from conftest import free_port
+
+    pb, _ = _pb()
+    crictl = _crictl()
+    ep = "unix://" + cri.sock
+    base = [crictl, "--runtime-endpoint", ep, "--image-endpoint", ep, "--timeout", "60s"]
+    pod_id, pod_cfg = pod
+    cid = cri.container(pod_id, pod_cfg, "web", ["httpd", "-f", "-p", "8080", "-h", "/etc"])
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+
+    def run(*args, input=None):
+        return subprocess.run(base + list(args), capture_output=True, input=input, timeout=120,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+
+    p = run("exec", cid, "sh", "-c", "echo out; echo err >&2; exit 4")
+    # crictl v1.29 exits 1 and names the command's exit code, which the Status carried
+    assert (p.returncode, p.stdout) == (1, b"out\n") and p.stderr.startswith(b"err\n"), p
+    assert b"command terminated with exit code 4" in p.stderr
+    p = run("exec", "-i", cid, "sh", "-c", "read x; echo got:$x", input=b"piped\n")
+    assert (p.returncode, p.stdout) == (0, b"got:piped\n"), p
+    # exec -it wants a terminal: crictl runs on one (ours, a pty); its size reaches the container
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+    try:
+        t = subprocess.Popen(base + ["exec", "-i", "-t", cid, "sh", "-c", "tty; stty size; read x; echo got:$x"],
+                             stdin=slave, stdout=slave, stderr=slave)
+        os.close(slave)
+        seen = b""
+
+        def read_until(word):
+            nonlocal seen
+            import select
+
+            while word not in seen:
+                assert select.select([master], [], [], 60)[0], ("nothing more on the terminal", seen)
+                chunk = os.read(master, 4096)
+                assert chunk, seen
+                seen += chunk
+
+        read_until(b"33 111")  # the terminal's size inside the exec
+        os.write(master, b"typed\r")
+        read_until(b"got:typed")
+        assert t.wait(timeout=60) == 0 and b"/dev/pts/" in seen, seen
+    finally:
+        os.close(master)
+    # attach to a shell reading its stdin (stdin_once: our EOF ends it)
+    sh = cri.container(pod_id, pod_cfg, "shell", ["sh"], stdin=True, stdin_once=True)
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=sh), timeout=120)
+    p = run("attach", "-i", sh, input=b"echo attached\n")
+    assert p.returncode == 0 and p.stdout == b"attached\n", p
+    wait_for(lambda: cri.status(sh).state == pb.CONTAINER_EXITED, 30, "the attached shell to exit")
+    # port-forward: a local port to the pod's 8080
+    port = free_port()
+    fwd = subprocess.Popen(base + ["port-forward", pod_id, f"{port}:8080"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: b"Forwarding from" in fwd.stdout.readline() or fwd.poll() is not None, 60,
+                 "crictl port-forward to listen")
+        assert fwd.poll() is None
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/hostname", timeout=30) as r:
+            assert r.read() == pod_cfg.hostname.encode() + b"\n"
+    finally:
+        fwd.send_signal(signal.SIGINT)
+        fwd.communicate(timeout=30)
+
+
+def test_container_root_keeps_setuid(cri, sleeper):
+    """A container's root is mounted nodev but not nosuid (containers-storage's default), so a
+    setuid binary raises privileges unless no_new_privs (critest's NoNewPrivs specs)."""
+    pb, _ = _pb()
+    r = cri.rt.ExecSync(pb.ExecSyncRequest(container_id=sleeper, cmd=["sh", "-c", "grep ' / ' /proc/self/mountinfo"],
+                                           timeout=30), timeout=60)
+    opts = set(r.stdout.split()[5].decode().split(","))
+    assert "nosuid" not in opts and "nodev" in opts, r.stdout
+
+
+def test_devices(cri, pod, tmp_path):
+    """Devices: a node at another path with its permissions in the device cgroup, a directory's
+    nodes below container_path; a path that is no device is INVALID_ARGUMENT."""
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    devdir = tmp_path / "devs"
+    devdir.mkdir()
+    # loop-control's numbers: not in the default allow list, and opening it does nothing
+    os.mknod(tmp_path / "ctl", 0o600 | 0o020000, os.makedev(10, 237))
+    os.mknod(devdir / "nul", 0o666 | 0o020000, os.makedev(1, 3))
+    (devdir / "notadevice").write_text("x")
+    devs = [pb.Device(container_path="/dev/writeonly-ctl", host_path=str(tmp_path / "ctl"), permissions="w"),
+            pb.Device(container_path="/dev/more", host_path=str(devdir))]
+    cid = cri.container(pod_id, pod_cfg, "devs", ["sleep", "300"], devices=devs)
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+
+    def sh(cmd):
+        return cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", cmd], timeout=30), timeout=60)
+
+    r = sh("stat -c '%t:%T %F' /dev/writeonly-ctl /dev/more/nul; ls /dev/more")
+    assert r.stdout.decode().split("\n")[:3] == ["a:ed character special file", "1:3 character special file", "nul"]
+    assert sh("exec 3> /dev/writeonly-ctl && echo opened").stdout == b"opened\n"
+    # a device not asked for is denied by the device cgroup, even one made inside
+    r = sh("mknod /tmp/loop0 b 7 0 && exec 3< /tmp/loop0 && echo opened")
+    assert r.exit_code != 0 and b"Operation not permitted" in r.stderr, r
+    for host in (str(devdir / "notadevice"), str(tmp_path / "missing"), "relative"):
+        with pytest.raises(grpc.RpcError) as e:
+            cri.container(pod_id, pod_cfg, "baddev", ["true"], devices=[pb.Device(container_path="/dev/x", host_path=host)])
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "device" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:
+        cri.container(pod_id, pod_cfg, "cdi", ["true"], CDI_devices=[pb.CDIDevice(name="vendor.com/gpu=0")])
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and "vendor.com/gpu=0" in e.value.details()
+
+
+def test_hugepage_limits(cri, pod):
+    """A hugepage limit lands in the container's hugetlb cgroup (v1 or the unified hierarchy);
+    a page size this kernel lacks is INVALID_ARGUMENT."""
+    import glob
+
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    res = pb.LinuxContainerResources(hugepage_limits=[pb.HugepageLimit(page_size="2MB", limit=4 << 20)])
+    if not os.path.isdir("/sys/kernel/mm/hugepages/hugepages-2048kB"):
+        with pytest.raises(grpc.RpcError) as e:
+            cri.container(pod_id, pod_cfg, "huge", ["sleep", "300"], linux=pb.LinuxContainerConfig(resources=res))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        return
+    cid = cri.container(pod_id, pod_cfg, "huge", ["sleep", "300"], linux=pb.LinuxContainerConfig(resources=res))
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+    files = [f for f in glob.glob(f"/sys/fs/cgroup/**/pallet-{cid}/hugetlb.2MB.*", recursive=True)
+             if f.endswith((".limit_in_bytes", ".max")) and ".rsvd." not in f]
+    assert files and all(open(f).read().strip() == str(4 << 20) for f in files), files
+    bad = pb.LinuxContainerResources(hugepage_limits=[pb.HugepageLimit(page_size="3MB", limit=1)])
+    with pytest.raises(grpc.RpcError) as e:
+        cri.container(pod_id, pod_cfg, "huge2", ["true"], linux=pb.LinuxContainerConfig(resources=bad))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "3MB" in e.value.details()

@@ -131,3 +131,110 @@ def test_default_seccomp_is_a_deny_list_the_runtime_accepts():
     prof = rs.default_seccomp()
     assert prof["defaultAction"] == "SCMP_ACT_ALLOW" and "kexec_load" in prof["syscalls"][0]["names"]
     seccomp.check(prof)
+
+
+# -- SPDY/3.1 (cri/spdy.py) ------------------------------------------------------------------------
+
+def test_spdy_dictionary_and_frames():
+    import hashlib
+    import struct
+
+    from pallet.cri import spdy
+
+    # the draft's dictionary, byte for byte (1423 bytes; the checksum of the draft's text)
+    assert len(spdy.DICTIONARY) == 1423 and spdy.DICTIONARY.startswith(b"\0\0\0\x07options\0\0\0\x04head")
+    assert hashlib.sha256(spdy.DICTIONARY).hexdigest() == spdy.DICTIONARY_SHA256
+    block = spdy.encode_headers({"streamType": "stdout", "X": ["a", "b"]})
+    assert block == (b"\0\0\0\x02" b"\0\0\0\x0astreamtype" b"\0\0\0\x06stdout" b"\0\0\0\x01x" b"\0\0\0\x03a\0b")
+    assert spdy.decode_headers(block) == {"streamtype": "stdout", "x": "a\0b"}
+    with pytest.raises(spdy.ProtocolError):
+        spdy.decode_headers(block[:-2])
+    with pytest.raises(spdy.ProtocolError):
+        spdy.decode_headers(b"\0\0")
+    assert spdy.control_frame(spdy.PING, 0, struct.pack(">I", 7)) == b"\x80\x03\x00\x06\x00\x00\x00\x04\0\0\0\x07"
+    assert spdy.data_frame(5, spdy.FLAG_FIN, b"hi") == b"\0\0\0\x05\x01\0\0\x02hi"
+
+
+def test_spdy_session_both_sides_over_a_socketpair():
+    """Streams the client opens reach the server's handler with their headers; data both ways,
+    FIN as EOF, large writes in frames, a ping answered, a hostile header block ends the session."""
+    import queue
+    import socket
+    import struct
+    import zlib
+
+    from pallet.cri import spdy
+
+    a, b = socket.socketpair()
+    got: queue.Queue = queue.Queue()
+    server = spdy.Session(b, server=True, on_stream=got.put).start()
+    client = spdy.Session(a, server=False).start()
+    try:
+        st = client.open({"streamType": "stdin", "requestID": "1"})
+        peer = got.get(timeout=10)
+        assert st.id == 1 and peer.id == 1 and peer.headers == {"streamtype": "stdin", "requestid": "1"}
+        big = bytes(range(256)) * 1000  # 256000 bytes: several frames
+        st.write(big)
+        st.close()
+        assert peer.read_all(10) == big
+        peer.write(b"back")
+        peer.close()
+        assert st.read_all(10) == b"back"
+        st2 = client.open({"streamType": "error"})
+        assert got.get(timeout=10).headers["streamtype"] == "error" and st2.id == 3
+        client.ping(1)
+    finally:
+        # each side shuts its end and waits (bounded) for the other's: closed together
+        import threading
+
+        t = threading.Thread(target=server.close)
+        t.start()
+        client.close()
+        t.join()
+    # a header block that inflates past the limit: the session ends, its streams read EOF
+    a, b = socket.socketpair()
+    server = spdy.Session(b, server=True, on_stream=lambda s: None).start()
+    try:
+        z = zlib.compressobj(zdict=spdy.DICTIONARY)
+        bomb = z.compress(b"\0" * (spdy.MAX_HEADERS * 4)) + z.flush(zlib.Z_SYNC_FLUSH)
+        a.sendall(spdy.control_frame(spdy.SYN_STREAM, 0, struct.pack(">IIH", 1, 0, 0) + bomb))
+        assert server.done.wait(10)
+        assert 1 not in server.streams
+    finally:
+        a.close()
+        server.close()
+
+
+def test_spdy_stream_holds_back_a_peer_that_sends_faster_than_it_is_read():
+    """No flow control in SPDY as spdystream speaks it: a stream buffers at most MAX_BUFFERED
+    unread bytes, then the session stops reading until the reader catches up; nothing is lost."""
+    import queue
+    import socket
+    import threading
+
+    from pallet.cri import spdy
+
+    a, b = socket.socketpair()
+    got: queue.Queue = queue.Queue()
+    server = spdy.Session(b, server=True, on_stream=got.put).start()
+    client = spdy.Session(a, server=False).start()
+    try:
+        st = client.open({"streamType": "stdin"})
+        peer = got.get(timeout=10)
+        data = bytes(range(256)) * (3 * spdy.MAX_BUFFERED // 256)
+        sender = threading.Thread(target=lambda: (st.write(data), st.close()), daemon=True)
+        sender.start()
+        assert not wait_joined(sender, 1)  # held back: the server stopped reading
+        assert peer._buffered <= spdy.MAX_BUFFERED + spdy.CHUNK
+        assert peer.read_all(30) == data
+        sender.join(10)
+    finally:
+        t = threading.Thread(target=server.close)
+        t.start()
+        client.close()
+        t.join()
+
+
+def wait_joined(thread, seconds: float) -> bool:
+    thread.join(seconds)
+    return not thread.is_alive()

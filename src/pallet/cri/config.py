@@ -12,7 +12,7 @@ Every key is optional::
     pause_command = ["/usr/bin/catatonit", "-P"]
     pause_image = ""                          # not supported yet: the pause process is the host's catatonit
     log_size_max = -1                         # bytes per container log (-1: unlimited)
-    stream_address = "127.0.0.1"              # the streaming server (not there yet)
+    stream_address = "127.0.0.1"              # the streaming server (Exec, Attach, PortForward URLs)
     stream_port = 0
     registries_conf = ""                      # containers-registries.conf for pulls
 

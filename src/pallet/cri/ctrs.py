@@ -47,12 +47,75 @@ def _own_oom_score_adj() -> int:
         return 0
 
 
+def tty_exec_supported(runtime: str) -> bool:
+    """Whether the streaming server can run an exec with a terminal under ``runtime``: one that
+    sends the terminal over ``--console-socket`` without detaching (pallet-runtime; runc and crun
+    take one only when they detach, and the exit code is then not the server's to wait for)."""
+    return os.path.basename(runtime).startswith("pallet-runtime")
+
+
+def _hugepages(res: dict) -> list:
+    """HugepageLimit values as the runtime spec's ``hugepageLimits`` (page sizes as the kubelet
+    writes them: ``2MB``, ``1GB``); a size the kernel does not offer is INVALID_ARGUMENT."""
+    out = []
+    for h in res.get("hugepage_limits") or ():
+        size, limit = str(h.get("page_size") or ""), int(h.get("limit") or 0)
+        if not (size[:-2].isdigit() and size[-2:] in ("KB", "MB", "GB")) or limit < 0:
+            raise CRIError(f"hugepage limit {size!r}={limit}: want a page size like 2MB and a byte count",
+                           "INVALID_ARGUMENT")
+        kb = int(size[:-2]) << {"KB": 0, "MB": 10, "GB": 20}[size[-2:]]
+        if not os.path.isdir(f"/sys/kernel/mm/hugepages/hugepages-{kb}kB"):
+            raise CRIError(f"hugepage limit {size}: this kernel has no {size} huge pages", "INVALID_ARGUMENT")
+        out.append({"pageSize": size, "limit": limit})
+    return out
+
+
+def _devices(items: list) -> list:
+    """The request's devices as runtime-spec device nodes, allowed in the device cgroup with their
+    ``permissions`` (``rwm`` when empty); a host directory gives every device below it, at the
+    same place below ``container_path`` (as containerd and CRI-O do)."""
+    import stat
+
+    from ..oci import runtime_spec as rs
+
+    def node(path: str, st, dest: str, perms: str):
+        kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+        return rs.Device(dest, kind, os.major(st.st_rdev), os.minor(st.st_rdev), stat.S_IMODE(st.st_mode),
+                         st.st_uid, st.st_gid, perms)
+
+    out = []
+    for d in items:
+        host, dest, perms = d.get("host_path") or "", d.get("container_path") or "", d.get("permissions") or "rwm"
+        for what, p in (("host_path", host), ("container_path", dest)):
+            if not p.startswith("/") or "\0" in p or ".." in p.split("/"):
+                raise CRIError(f"device {what} {p!r}: not an absolute path", "INVALID_ARGUMENT")
+        if any(c not in "rwm" for c in perms):
+            raise CRIError(f"device {host}: permissions {perms!r} are not made of r, w and m", "INVALID_ARGUMENT")
+        try:
+            st = os.stat(host)
+        except OSError as e:
+            raise CRIError(f"device {host}: {e.strerror}", "INVALID_ARGUMENT") from None
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            out.append(node(host, st, dest, perms))
+        elif stat.S_ISDIR(st.st_mode):
+            for top, _dirs, files in os.walk(host):
+                for name in sorted(files):
+                    path = os.path.join(top, name)
+                    try:
+                        sub = os.lstat(path)
+                    except OSError:
+                        continue
+                    if stat.S_ISCHR(sub.st_mode) or stat.S_ISBLK(sub.st_mode):
+                        out.append(node(path, sub, os.path.join(dest, os.path.relpath(path, host)), perms))
+        else:
+            raise CRIError(f"device {host}: not a device node or a directory of them", "INVALID_ARGUMENT")
+    return out
+
+
 def _resources(res: dict):
     """LinuxContainerResources (plain values) as runtime_spec's Resources; 0 and "" leave one unset."""
     from ..oci import runtime_spec as rs
 
-    if res.get("hugepage_limits"):
-        raise CRIError("hugepage limits are not supported yet", "UNIMPLEMENTED")
     if res.get("unified"):
         raise CRIError("cgroup v2 unified resources are not supported yet", "UNIMPLEMENTED")
     for k in ("cpu_period", "cpu_quota", "cpu_shares", "memory_limit_in_bytes", "memory_swap_limit_in_bytes"):
@@ -159,8 +222,7 @@ class Ctrs:
         except NotFound:
             raise CRIError(f"image {image_text!r} not found: pull it first", "NOT_FOUND") from None
         img_cfg = self.ctx.containers._image_config(image)
-        if config.get("devices"):
-            raise CRIError("CreateContainer: devices are not supported yet", "UNIMPLEMENTED")
+        devices = _devices(config.get("devices") or [])
         sc = config.get("security_context") or {}
         res = config.get("resources") or {}
         # the pod's /etc files, unless the kubelet mounts its own
@@ -222,6 +284,7 @@ class Ctrs:
         oom = int(res.get("oom_score_adj") or 0)
         oom = max(oom, _own_oom_score_adj())  # root here may not lower it: clamped, as containerd's restrict_oom_score_adj
         resources = _resources(res)
+        hugepages = _hugepages(res)
         # the log
         log_path = ""
         if config.get("log_path"):
@@ -278,10 +341,17 @@ class Ctrs:
                                    readonly_paths=sc.get("readonly_paths") or None, oom_score_adj=oom,
                                    cgroups_path=f"{pod['cgroup_parent']}/pallet-{cid}",
                                    sysctl=pod.get("sysctls") or {}, rootfs_propagation=rootfs_prop,
+                                   devices=tuple(devices),
                                    annotations=dict(config.get("annotations") or {}))
                 doc = rs.generate(o, img_cfg, resolve_user=lambda s: (0, 0, []))
             except PalletError as e:
                 raise CRIError(f"CreateContainer: {e}", "INVALID_ARGUMENT") from None
+            lres = doc["linux"].setdefault("resources", {})
+            if hugepages:
+                lres["hugepageLimits"] = hugepages
+            # the device cgroup: everything denied but the runtime's defaults and the requested
+            # devices (containerd's and CRI-O's rule); a privileged container may use any device
+            lres["devices"] = [{"allow": bool(meta["privileged"]), "access": "rwm"}] + list(lres.get("devices") or [])
             doc["_user"] = user or (img_cfg.get("User") or "")
             return doc
 
@@ -363,14 +433,19 @@ class Ctrs:
             try:
                 out, err = p.communicate(timeout=timeout if timeout and timeout > 0 else None)
             except subprocess.TimeoutExpired:
-                # the command goes too, not only the runtime's exec that waits for it
+                # the command goes too, not only the runtime's exec that waits for it; the
+                # runtime reaps it (killed first, the command would be left to the container's
+                # init, a zombie when that init does not reap)
                 try:
                     with open(pidfile) as f:
                         os.kill(int(f.read().strip()), 9)
                 except (OSError, ValueError):
                     pass
-                p.kill()
-                p.communicate()
+                try:
+                    p.communicate(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.communicate()
                 raise CRIError(f"ExecSync: command timed out after {timeout}s", "DEADLINE_EXCEEDED") from None
         return out, err, p.returncode
 
@@ -415,6 +490,8 @@ class Ctrs:
             raise CRIError(f"container {c['id'][:13]} is {state}: only created or running containers can be "
                            "updated", "FAILED_PRECONDITION")
         doc = _resources(res).to_dict()
+        if _hugepages(res):
+            doc["hugepageLimits"] = _hugepages(res)
         if not doc:
             return
         if state == CREATED:

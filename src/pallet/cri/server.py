@@ -50,6 +50,12 @@ def serve(store, config, global_args: list[str], ready=None, workers: int = 8) -
     from .pods import Pods
 
     Pods(ctx).recover()
+    from .streaming import StreamServer
+
+    try:
+        ctx.streaming = StreamServer(ctx, config.stream_address, config.stream_port).start()
+    except OSError as e:
+        raise ConfigError(f"stream server {config.stream_address}:{config.stream_port}: {e.strerror}") from None
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers),
                          options=[("grpc.max_receive_message_length", 16 << 20),
                                   ("grpc.max_send_message_length", 16 << 20)])
@@ -71,6 +77,7 @@ def serve(store, config, global_args: list[str], ready=None, workers: int = 8) -
             pass
     finally:
         server.stop(grace=5).wait()
+        ctx.streaming.close()
         for s, h in old.items():
             signal.signal(s, h)
         try:

@@ -107,6 +107,9 @@ def _pod_config(c) -> dict:
 
 
 def _container_config(c) -> dict:
+    if len(c.CDI_devices):
+        raise CRIError(f"CDI devices ({', '.join(d.name for d in c.CDI_devices)}) are not supported yet",
+                       "UNIMPLEMENTED")
     sc = c.linux.security_context
     r = c.linux.resources
     ns = sc.namespace_options
@@ -341,7 +344,8 @@ class Runtime(pbg.RuntimeServiceServicer):
             "cpu_period": r.cpu_period, "cpu_quota": r.cpu_quota, "cpu_shares": r.cpu_shares,
             "memory_limit_in_bytes": r.memory_limit_in_bytes, "cpuset_cpus": r.cpuset_cpus,
             "cpuset_mems": r.cpuset_mems, "memory_swap_limit_in_bytes": r.memory_swap_limit_in_bytes,
-            "hugepage_limits": list(r.hugepage_limits), "unified": dict(r.unified)})
+            "hugepage_limits": [{"page_size": h.page_size, "limit": h.limit} for h in r.hugepage_limits],
+            "unified": dict(r.unified)})
 
     @rpc()
     def ReopenContainerLog(self, request, context):
@@ -349,9 +353,59 @@ class Runtime(pbg.RuntimeServiceServicer):
             self.ctrs.reopen_log(request.container_id)
         return pb.ReopenContainerLogResponse()
 
-    Exec = _unimplemented("Exec (the streaming server)")
-    Attach = _unimplemented("Attach (the streaming server)")
-    PortForward = _unimplemented("PortForward (the streaming server)")
+    # -- streaming: a URL on the streaming server (cri/streaming.py) ---------------------------
+    def _stream_url(self, kind: str, **values) -> str:
+        srv = getattr(self.ctx, "streaming", None)
+        if srv is None:
+            raise CRIError("the streaming server is not running", "UNAVAILABLE")
+        return srv.url(kind, **values)
+
+    def _running(self, text: str) -> dict:
+        c = self.ctrs.get(text)
+        if self.ctrs.state(c)[0] != RUNNING:
+            raise CRIError(f"container {c['id'][:13]} is not running", "FAILED_PRECONDITION")
+        return c
+
+    @staticmethod
+    def _check_streams(request) -> None:
+        if not (request.stdin or request.stdout or request.stderr):
+            raise CRIError("one of stdin, stdout and stderr must be requested", "INVALID_ARGUMENT")
+        if request.tty and request.stderr:  # the kubelet's rule: a terminal has one output
+            raise CRIError("tty and stderr cannot both be requested", "INVALID_ARGUMENT")
+
+    @rpc(locked=False)
+    def Exec(self, request, context):
+        from .ctrs import tty_exec_supported
+
+        c = self._running(request.container_id)
+        if not request.cmd:
+            raise CRIError("Exec: no command", "INVALID_ARGUMENT")
+        self._check_streams(request)
+        runtime = c["metadata"]["pallet"]["runtime"]
+        if request.tty and not tty_exec_supported(runtime):
+            raise CRIError(f"Exec with a terminal under {os.path.basename(runtime)} is not supported yet "
+                           "(pallet-runtime's only)", "UNIMPLEMENTED")
+        return pb.ExecResponse(url=self._stream_url("exec", cid=c["id"], runtime=runtime, cmd=list(request.cmd),
+                                                    tty=request.tty, stdin=request.stdin, stdout=request.stdout,
+                                                    stderr=request.stderr))
+
+    @rpc(locked=False)
+    def Attach(self, request, context):
+        c = self._running(request.container_id)
+        self._check_streams(request)
+        return pb.AttachResponse(url=self._stream_url("attach", cid=c["id"], tty=request.tty, stdin=request.stdin,
+                                                      stdout=request.stdout, stderr=request.stderr))
+
+    @rpc(locked=False)
+    def PortForward(self, request, context):
+        pod = self.pods.get(request.pod_sandbox_id)
+        if self.pods.state(pod) != READY:
+            raise CRIError(f"pod sandbox {pod['id'][:13]} is not ready", "FAILED_PRECONDITION")
+        ports = [int(p) for p in request.port]
+        if any(not 0 < p < 65536 for p in ports):
+            raise CRIError(f"PortForward: invalid port in {ports}", "INVALID_ARGUMENT")
+        return pb.PortForwardResponse(url=self._stream_url("portforward", pod=pod["id"], ports=ports,
+                                                           netns=None if pod["host_network"] else pod["netns"]))
     def _container_stats(self, c: dict, now: int):
         cri = c["metadata"]["pallet"]["cri"]
         u = self.ctrs.stats(c)

@@ -14,8 +14,8 @@ import stat as _stat
 from .. import _rootfs
 from .._std import syscalls as _sys
 from .spec import (MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT,
-                   MS_SLAVE, MS_STRICTATIME, MS_NOATIME, MS_NODIRATIME, MS_RELATIME, PROPAGATION, ATTR_NOATIME,
-                   ATTR_NODEV, ATTR_NODIRATIME, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, ATTR_STRICTATIME, ATTR__ATIME,
+                   MS_SHARED, MS_SLAVE, MS_STRICTATIME, MS_NOATIME, MS_NODIRATIME, MS_RELATIME, PROPAGATION,
+                   ATTR_NOATIME, ATTR_NODEV, ATTR_NODIRATIME, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, ATTR_STRICTATIME, ATTR__ATIME,
                    parse_mount_options)
 from .sync import SetupError, wait_for_cgroups
 
@@ -31,9 +31,17 @@ def mount_all(ctx, config, linux, hooks):
     late_ro = []
     prop = linux.get("rootfsPropagation")
     if "mount" in ctx["all_ns"]:
-        # propagation: nothing we mount may leak to the host
-        # (unbindable would forbid binding the rootfs itself: that one is applied after pivot_root)
-        _sys.mount(None, "/", None, MS_REC | (MS_PRIVATE if prop in ("private", "rprivate") else MS_SLAVE))
+        if prop in ("shared", "rshared"):
+            # as runc: our copies of the host's shared mounts stay its peers, so what the
+            # container mounts below a shared bind (Kubernetes' Bidirectional) reaches the host;
+            # the mount holding the rootfs is made private first (pivot_root refuses a shared
+            # parent, and nothing mounted in the rootfs itself may leak)
+            _sys.mount(None, "/", None, MS_REC | MS_SHARED)
+            _sys.mount(None, _mount_point_of(rootfs), None, MS_PRIVATE)
+        else:
+            # propagation: nothing we mount may leak to the host
+            # (unbindable would forbid binding the rootfs itself: that one is applied after pivot_root)
+            _sys.mount(None, "/", None, MS_REC | (MS_PRIVATE if prop in ("private", "rprivate") else MS_SLAVE))
     trees = ctx.get("trees")
     if trees:
         # a user namespace: the runtime cloned the rootfs (and the bind sources) while it could
@@ -344,6 +352,20 @@ def _check_proc(dest, typ, bind, src, what):
         raise SetupError(str(e).replace("config.json: ", "", 1)) from None
     if dest == "/proc" and typ != "proc" and not _is_procfs_root(src):
         raise SetupError(f"{what}: {src} is not the root of a proc filesystem: only proc may be mounted on /proc")
+
+
+def _mount_point_of(path):
+    """The mount point (of this mount namespace) that holds ``path``: the longest one above it."""
+    real = os.path.realpath(path)
+    best = "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4]
+            if "\\" in mp:  # octal escapes (\040 a space)
+                mp = mp.encode().decode("unicode_escape")
+            if (real == mp or real.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+                best = mp
+    return best
 
 
 def _is_procfs_root(path):

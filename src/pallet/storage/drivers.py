@@ -120,9 +120,11 @@ class OverlayDriver(Driver):
                 # a layer's root: a layer whose root is opaque (".wh..wh..opq" at the top of its
                 # tar) hides the layers below it by leaving them out of the mount
                 break
-        flags = _mount.MS_NODEV | _mount.MS_NOSUID
+        # a container's root keeps setuid (containers-storage's "nodev" only: `su`, `ping`,
+        # Kubernetes' allowPrivilegeEscalation); a read-only image mount is nosuid too
+        flags = _mount.MS_NODEV
         if writable is None:
-            flags |= _mount.MS_RDONLY
+            flags |= _mount.MS_RDONLY | _mount.MS_NOSUID
             if len(lowers) == 1:  # overlayfs wants two lowers when there is no upper dir
                 lowers.append(os.path.relpath(self._empty, self.home))
             data = "lowerdir=" + ":".join(lowers)
@@ -187,7 +189,7 @@ class VfsDriver(Driver):
             raise StoreError("user namespaces need the overlay driver (id-mapped layers): the vfs driver's "
                              "chowned copies are not supported yet")
         src = self.layer_dir(writable["id"] if writable else chain[0]["id"])
-        flags = _mount.MS_NODEV | _mount.MS_NOSUID
+        flags = _mount.MS_NODEV | (0 if writable else _mount.MS_NOSUID)  # as the overlay driver
         try:
             _mount.mount(src, target, None, _mount.MS_BIND)
             ro = 0 if writable else _mount.MS_RDONLY
