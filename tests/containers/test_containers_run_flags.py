@@ -304,3 +304,24 @@ def test_join_another_containers_namespaces(pallet):
 
 
 assert Pallet  # the module's store and helpers come from test_containers_run
+
+
+def test_device_cgroup_denies_what_was_not_given(pallet):
+    """As podman (runtime-tools' generator): every device is denied but the runtime's defaults
+    and --device's; a node made inside (MKNOD given) cannot be opened, unless --privileged."""
+    import stat
+
+    host = next((p for p in ("/dev/fuse", "/dev/loop-control") if os.path.exists(p)), None)
+    assert host is not None, "this test needs /dev/fuse or /dev/loop-control on the host (opened with no capability)"
+    rdev = os.stat(host).st_rdev
+    assert stat.S_ISCHR(os.stat(host).st_mode)
+    # made in /dev: the container's root is mounted nodev, where no device opens at all
+    script = (f"mknod /dev/probe c {os.major(rdev)} {os.minor(rdev)} && "
+              "{ (: < /dev/probe) 2>/dev/null && echo opened || echo refused; }; : < /dev/null && echo nullok")
+    r = pallet("run", "--rm", "--network", "none", "--cap-add", "MKNOD", pallet.image, "sh", "-c", script)
+    assert r.stdout.split() == ["refused", "nullok"], (r.stdout, r.stderr)
+    r = pallet("run", "--rm", "--network", "none", "--privileged", pallet.image, "sh", "-c", script)
+    assert r.stdout.split() == ["opened", "nullok"], (r.stdout, r.stderr)
+    r = pallet("run", "--rm", "--network", "none", "--device", f"{host}:/dev/given", pallet.image, "sh", "-c",
+               "(: < /dev/given) && echo opened")
+    assert r.stdout.split() == ["opened"], (r.stdout, r.stderr)

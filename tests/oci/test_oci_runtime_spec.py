@@ -67,7 +67,9 @@ def test_generate_defaults():
     assert [n["type"] for n in cfg["linux"]["namespaces"]] == ["pid", "network", "ipc", "uts", "mount"]
     assert cfg["linux"]["maskedPaths"] == list(rs.MASKED_PATHS)
     assert cfg["linux"]["readonlyPaths"] == list(rs.READONLY_PATHS)
-    assert "resources" not in cfg["linux"] and "annotations" not in cfg and "rlimits" not in p
+    # the device cgroup denies every device (the runtime adds its defaults after), as runtime-tools' generator
+    assert cfg["linux"]["resources"] == {"devices": [{"allow": False, "access": "rwm"}]}
+    assert "annotations" not in cfg and "rlimits" not in p
 
 
 def test_options_are_frozen_and_copied():
@@ -293,8 +295,11 @@ def test_rlimits_nnp_seccomp_annotations_cgroups():
     assert profile["syscalls"][0]["names"] == ["mkdir"]  # the caller's profile is not shared
     assert lx["cgroupsPath"] == "/pallet/c1"
     assert lx["resources"] == {"memory": {"limit": 1 << 26, "swap": 1 << 27},
-                               "cpu": {"shares": 512, "quota": 50000, "period": 100000}, "pids": {"limit": 64}}
-    assert "resources" not in gen(command=["x"], resources=rs.Resources())["linux"]
+                               "cpu": {"shares": 512, "quota": 50000, "period": 100000}, "pids": {"limit": 64},
+                               "devices": [{"allow": False, "access": "rwm"}]}
+    assert gen(command=["x"], resources=rs.Resources())["linux"]["resources"] == {
+        "devices": [{"allow": False, "access": "rwm"}]}
+    assert gen(command=["x"], privileged=True)["linux"]["resources"] == {"devices": [{"allow": True, "access": "rwm"}]}
 
 
 def test_the_builds_run_config():

@@ -349,9 +349,8 @@ class Ctrs:
             lres = doc["linux"].setdefault("resources", {})
             if hugepages:
                 lres["hugepageLimits"] = hugepages
-            # the device cgroup: everything denied but the runtime's defaults and the requested
-            # devices (containerd's and CRI-O's rule); a privileged container may use any device
-            lres["devices"] = [{"allow": bool(meta["privileged"]), "access": "rwm"}] + list(lres.get("devices") or [])
+            # the device cgroup (everything denied but the runtime's defaults and the requested
+            # devices; any device when privileged) is the generator's, as for every container
             doc["_user"] = user or (img_cfg.get("User") or "")
             return doc
 

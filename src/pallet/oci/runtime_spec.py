@@ -561,11 +561,13 @@ def generate(options: SpecOptions = SpecOptions(), image: Mapping | None = None,
     if o.rootfs_propagation:
         linux["rootfsPropagation"] = o.rootfs_propagation
     res = o.resources.to_dict() if o.resources is not None else {}
+    # the device cgroup, as runtime-tools' generator (podman, buildah, CRI-O, containerd): every
+    # device denied, then the container's own (the runtime adds its default allowlist after);
+    # a privileged container may use any device
+    res["devices"] = [{"allow": bool(o.privileged), "access": "rwm"}] + [d.rule() for d in o.devices]
     if o.devices:
         linux["devices"] = [d.to_dict() for d in o.devices]
-        res["devices"] = [d.rule() for d in o.devices]
-    if res:
-        linux["resources"] = res
+    linux["resources"] = res
     if o.seccomp is not None:  # given explicitly: kept even when privileged
         import copy
 
