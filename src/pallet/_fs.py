@@ -30,6 +30,38 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def rmtree(path: str) -> None:
+    """``shutil.rmtree(path, ignore_errors=True)`` without importing ``shutil`` (it imports
+    ``bz2``, ``lzma``, ``fnmatch``: milliseconds of every ``run``). As shutil's safe variant it
+    works through directory fds (``os.fwalk``): a symlink is removed, never followed, and a
+    directory swapped for a symlink meanwhile is not entered. ``path`` itself being a symlink
+    or not a directory: nothing is done (as shutil refuses it)."""
+    import stat
+
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            return
+        for _, dirs, files, fd in os.fwalk(path, topdown=False):
+            for name in files:
+                try:
+                    os.unlink(name, dir_fd=fd)
+                except OSError:
+                    pass
+            for name in dirs:
+                try:
+                    os.rmdir(name, dir_fd=fd)
+                except NotADirectoryError:  # a symlink to a directory: listed as one
+                    try:
+                        os.unlink(name, dir_fd=fd)
+                    except OSError:
+                        pass
+                except OSError:
+                    pass
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
 def temp_name(directory: str, base: str) -> str:
     """A hidden, unique temp file name in ``directory`` for a file that becomes ``base``."""
     return os.path.join(directory, f".{base}.tmp-{os.getpid()}-{os.urandom(4).hex()}")

@@ -25,12 +25,15 @@ BUF = 8192 + 1
 
 
 def find() -> str:
-    import shutil
-
     for path in (os.environ.get("PALLET_CONMON"), "/usr/libexec/podman/conmon", "/usr/local/libexec/podman/conmon",
-                 "/usr/bin/conmon", shutil.which("conmon")):
+                 "/usr/bin/conmon"):
         if path and os.access(path, os.X_OK):
             return path
+    import shutil  # only now: its imports (bz2, lzma) cost every run
+
+    path = shutil.which("conmon")
+    if path and os.access(path, os.X_OK):
+        return path
     raise ContainerError("conmon not found (install Debian's conmon package, or set $PALLET_CONMON)")
 
 

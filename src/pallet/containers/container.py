@@ -100,7 +100,6 @@ def runtime_path(name: str | None, conf=None) -> str:
     """``--runtime``: a name (pallet-runtime, runc, crun... on PATH, or containers.conf's
     ``[engine.runtimes]`` paths) or an absolute path; then ``$PALLET_RUNTIME``, then
     containers.conf's ``runtime``."""
-    import shutil
     import sys
 
     name = name or os.environ.get("PALLET_RUNTIME") or (conf.runtime if conf is not None else None) or "pallet-runtime"
@@ -116,6 +115,8 @@ def runtime_path(name: str | None, conf=None) -> str:
         exe = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
         if os.access(exe, os.X_OK):
             return exe
+    import shutil
+
     found = shutil.which(name)
     if not found:
         raise UsageError(f"--runtime {name}: no such OCI runtime (give a name on PATH or an absolute path)")
@@ -156,6 +157,8 @@ class Containers:
         #: the global flags the exit command repeats (the same store)
         self.global_args = list(global_args or [])
         self._lockfile = None
+        #: container ID -> the fd of its owner lock this process holds (see _hold)
+        self._held: dict[str, int] = {}
 
     # -- records and state ------------------------------------------------------------------
 
@@ -296,7 +299,7 @@ class Containers:
         from . import conf as conf_mod
         from . import options as extra_opts
 
-        conf = conf_mod.load()
+        conf = conf_mod.load(cache_dir=self.base)  # cached in the run root (keyed by the files)
         if not o.networks and conf.get("netns") in ("host", "none"):  # containers.conf's default mode
             o.networks = [conf.get("netns")]
         runtime = runtime_path(o.runtime, conf)
@@ -476,8 +479,8 @@ class Containers:
     # -- start ------------------------------------------------------------------------------
 
     def _resolve_user(self, rootfs: str, spec: str):
+        from .._rootfs import open_in_root
         from ..oci.users import lookup, parse_db
-        from ..runtime.rootfs import open_in_root
 
         rfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -504,7 +507,6 @@ class Containers:
         """Mount, network, write the bundle and start through conmon. With ``attach`` the
         caller gets the attach socket in ``rec["attach"]`` before the process runs."""
         from ..oci import runtime_spec as rs
-        from .network import sandbox as sb
         from . import conmon
 
         c = self.get(text)
@@ -526,7 +528,13 @@ class Containers:
         rundir = self._rundir(cid)
         userdata = self._userdata(cid)
         cleanup = []
+        net = None
         try:
+            if attach and meta.get("rm"):
+                self._hold(cid)  # before conmon: its exit command waits for this run (see cleanup)
+            # the network is set up (netavark: its iptables calls are most of a bridge's start) while
+            # this thread mounts and writes the bundle; joined before anything needs it
+            net = self._network_up(cid, meta, warn)
             rootfs = self.store.mount_container(cid)
             st["mounted"] = True
             self._write_state(cid, st)
@@ -562,18 +570,8 @@ class Containers:
             doc["root"]["path"] = rootfs
             # the network
             mode_kind = meta["network_mode"]
-            networks = None
-            if meta["network_config_dir"]:
-                from .network.config import Networks
-                networks = Networks(meta["network_config_dir"])
-            from .network import mode as netmode
-            from .network.endpoints import Endpoints
-
-            mode = netmode.parse(meta["networks"], networks)
-            if networks is not None and mode.kind == "bridge":
-                networks.ensure_default()
-            endpoints = Endpoints(networks, self.store.runroot) if networks is not None else _NoEndpoints(self)
-            sandbox = sb.setup(endpoints, cid, meta["name"], mode, meta["publish"], warn=warn)
+            sandbox = net.join()
+            net = None
             st["netns"] = sandbox.netns_path
             st["netns_owned"] = sandbox.owned
             st["network_results"] = _results(sandbox.results)
@@ -625,7 +623,7 @@ class Containers:
                 args.append("-t")
             elif meta["interactive"]:
                 args.append("-i")
-            exit_cmd = self._exit_command(cid, rm=meta["rm"] and not attach)
+            exit_cmd = self._exit_command(cid, rm=meta["rm"])  # a foreground run holds it: see _hold
             args += ["--exit-command", exit_cmd[0]]
             for a in exit_cmd[1:]:
                 args += ["--exit-command-arg", a]
@@ -643,16 +641,47 @@ class Containers:
             out["attach"] = sock
             return out
         except BaseException:
+            if net is not None:  # its namespace and attachments are torn down with the rest
+                try:
+                    sandbox = net.join()
+                except BaseException:  # noqa: BLE001 - it removed what it made; the first error is raised
+                    pass
+                else:
+                    st.update(netns=sandbox.netns_path, netns_owned=sandbox.owned,
+                              network_results=_results(sandbox.results))
             for f in cleanup:
                 try:
                     f()
                 except OSError:
                     pass
+            self._release(cid)
             self._teardown(cid, st, meta)
             with self._lock():
                 st.update(state=CREATED, pid=0, starting=None)
                 self._write_state(cid, st)
             raise
+
+    def _network_up(self, cid: str, meta: dict, warn=None):
+        """The container's network sandbox (a namespace, netavark's attachments): a handle whose
+        ``join()`` gives it, netavark's part running in a thread meanwhile (see start)."""
+        from .network import mode as netmode
+        from .network import sandbox as sb
+
+        networks = None
+        if meta["network_config_dir"]:
+            from .network.config import Networks
+
+            networks = Networks(meta["network_config_dir"])
+        mode = netmode.parse(meta["networks"], networks)
+        if networks is not None and mode.kind == "bridge":
+            networks.ensure_default()
+        if networks is not None:
+            from .network.endpoints import Endpoints
+
+            endpoints = Endpoints(networks, self.store.runroot)
+        else:
+            endpoints = _NoEndpoints(self)
+        return sb.setup(endpoints, cid, meta["name"], mode, meta["publish"], warn=warn, background=_Background)
 
     def _join_containers(self, meta: dict, doc: dict) -> None:
         """``--pid``/``--ipc``/``--uts``/``--cgroupns container:ID``: that running container's
@@ -693,10 +722,10 @@ class Containers:
     def _exit_command(self, cid: str, rm: bool) -> list[str]:
         import sys
 
-        import shutil
-
         exe = os.path.join(os.path.dirname(sys.executable), "pallet")
         if not os.access(exe, os.X_OK):
+            import shutil
+
             exe = shutil.which("pallet")
         if not exe:
             raise ContainerError("the pallet command is not installed: conmon could not clean up after the "
@@ -715,6 +744,13 @@ class Containers:
             msg = " ".join(p.stderr.decode("utf-8", "replace").split())
             raise ContainerError(f"{os.path.basename(meta['runtime'])} {args[0]}: {msg or 'exit ' + str(p.returncode)}")
         return p
+
+    def _runtime_spawn(self, meta: dict, *args):
+        """The runtime running ``args`` (its output dropped): the caller waits for it."""
+        import subprocess
+
+        return subprocess.Popen([meta["runtime"], "--root", self.oci_root] + list(args), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     # -- stop, kill, wait, cleanup, rm ---------------------------------------------------------
 
@@ -784,46 +820,114 @@ class Containers:
         self.cleanup(cid)
         return cid
 
-    def _teardown(self, cid: str, st: dict, meta: dict) -> None:
-        """Delete the runtime's container, tear the network down, unmount: every step tried."""
+    def _teardown(self, cid: str, st: dict, meta: dict, meanwhile=None) -> None:
+        """Delete the runtime's container, tear the network down, unmount: every step tried.
+
+        The runtime's ``delete`` (a process of its own) and the network's teardown (netavark's,
+        in a thread) run while this thread unmounts and then runs ``meanwhile()`` (only when
+        the unmounts succeeded: ``remove`` drops the store's record there); it returns when all
+        of them are done."""
         errors = []
+        delete = None
         if st.get("oci", True):
-            self._runtime(meta, "delete", "--force", cid, check=False)
+            delete = self._runtime_spawn(meta, "delete", "--force", cid)
             st["oci"] = False
+        net = None
         if st.get("netns") is not None or st.get("network_results") or meta.get("network_config_dir"):
-            try:
-                from .network import sandbox as sb
-
-                if meta.get("network_config_dir"):
-                    from .network.config import Networks
-                    from .network.endpoints import Endpoints
-
-                    ep = Endpoints(Networks(meta["network_config_dir"]), self.store.runroot)
-                    sb.teardown(ep, cid, st.get("netns"), bool(st.get("netns_owned")))
-                elif st.get("netns_owned") and st.get("netns"):
-                    from .network import netns
-
-                    netns.remove(st["netns"])
-            except PalletError as e:
-                errors.append(str(e))
+            netns_path, owned = st.get("netns"), bool(st.get("netns_owned"))
+            if meta.get("network_config_dir"):
+                net = _Background(lambda: self._network_down(cid, meta, netns_path, owned))
+            elif owned and netns_path:  # none: only a namespace file to unmount (no thread for that)
+                try:
+                    self._network_down(cid, meta, netns_path, owned)
+                except PalletError as e:
+                    errors.append(str(e))
         st["netns"] = None
         st["network_results"] = {}
-        if st.get("volumes"):
-            from . import mounts as ctr_mounts
+        try:
+            if st.get("volumes"):
+                from . import mounts as ctr_mounts
 
-            errors += ctr_mounts.unmount_all(self.store, st["volumes"])
-            st["volumes"] = []
-        if st.get("mounted"):
-            try:
-                self.store.umount_container(cid, force=True)
-            except (PalletError, OSError) as e:
-                errors.append(str(e))
-            st["mounted"] = False
+                errors += ctr_mounts.unmount_all(self.store, st["volumes"])
+                st["volumes"] = []
+            if st.get("mounted"):
+                try:
+                    self.store.umount_container(cid, force=True)
+                except (PalletError, OSError) as e:
+                    errors.append(str(e))
+                st["mounted"] = False
+            if meanwhile is not None and not errors:
+                meanwhile()
+        finally:
+            if net is not None:
+                try:
+                    net.join()
+                except PalletError as e:
+                    errors.append(str(e))
+            if delete is not None:
+                delete.wait()
         if errors:
             raise ContainerError(f"cleaning up container {cid[:12]}: {'; '.join(errors)}")
 
+    def _network_down(self, cid: str, meta: dict, netns_path: str | None, owned: bool) -> None:
+        from .network import sandbox as sb
+
+        if meta.get("network_config_dir"):
+            from .network.config import Networks
+            from .network.endpoints import Endpoints
+
+            ep = Endpoints(Networks(meta["network_config_dir"]), self.store.runroot)
+            sb.teardown(ep, cid, netns_path, owned)
+        elif owned and netns_path:
+            from .network import netns
+
+            netns.remove(netns_path)
+
+    # -- the foreground run's hold on its container --------------------------------------------
+
+    def _owner_lock(self, cid: str) -> str:
+        return os.path.join(self._rundir(cid), "owner.lock")
+
+    def _hold(self, cid: str) -> None:
+        """This process drives a ``run --rm`` in the foreground: it waits for the exit code and
+        removes the container. conmon's exit command (``cleanup --rm``) waits on this lock, so
+        the removal is done once, by this process, or by the exit command when this process
+        dies first (the kernel drops the lock)."""
+        import fcntl
+
+        fd = os.open(self._owner_lock(cid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._held[cid] = fd
+
+    def _release(self, cid: str) -> None:
+        fd = self._held.pop(cid, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _wait_for_owner(self, cid: str) -> None:
+        """Block until no foreground run holds ``cid`` (see _hold); ``cid`` is a full ID."""
+        import fcntl
+
+        if cid in self._held:
+            return
+        try:
+            fd = os.open(self._owner_lock(cid), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return  # never held, or its run removed the container already
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        finally:
+            os.close(fd)
+
     def cleanup(self, text: str, rm: bool = False) -> None:
-        """What conmon's exit command does: record the exit, tear down, and with ``rm`` remove."""
+        """What conmon's exit command does: record the exit, tear down, and with ``rm`` remove
+        (after the foreground run that holds it, if any, is done: then usually nothing is left)."""
+        if rm and _is_full_id(text):
+            self._wait_for_owner(text)
         try:
             c = self.get(text)
         except ContainerNotFound:
@@ -851,7 +955,10 @@ class Containers:
                 finally:
                     self._write_state(cid, st)
         if rm:
-            self.remove(cid, force=True)
+            try:
+                self.remove(cid, force=True)
+            except ContainerNotFound:  # removed meanwhile (``rm -f``, the foreground run)
+                pass
 
     def remove(self, text: str, force: bool = False, timeout: float | None = None, volumes: bool = False) -> str:
         """``volumes`` (``rm -v``; always for a ``--rm`` container): its anonymous volumes go too."""
@@ -869,11 +976,19 @@ class Containers:
         with self._lock():
             st = self._read_state(cid)
             self._check_not_starting(cid, st, meta)
-            try:
-                self._teardown(cid, st, meta)
-            finally:
+            dropped = []
+
+            def drop_record():  # while the runtime deletes its container: see _teardown
                 self._write_state(cid, st)
-            self._forget(cid)
+                self._forget_record(cid)
+                dropped.append(cid)
+
+            try:
+                self._teardown(cid, st, meta, meanwhile=drop_record)
+            finally:
+                if not dropped:
+                    self._write_state(cid, st)
+            self._forget(cid, record=not dropped)
         from . import mounts as ctr_mounts
 
         errors = ctr_mounts.release(self.store, cid, meta, remove_anonymous=volumes or bool(meta.get("rm")))
@@ -881,15 +996,20 @@ class Containers:
             raise ContainerError(f"container {cid[:12]} removed; its volumes: {'; '.join(errors)}")
         return cid
 
-    def _forget(self, cid: str) -> None:
-        import shutil
-
+    def _forget_record(self, cid: str) -> None:
         try:
             self.store.remove_container(cid)
         except NotFound:
             pass
+
+    def _forget(self, cid: str, record: bool = True) -> None:
+        from .._fs import rmtree
+
+        if record:
+            self._forget_record(cid)
         for p in (self._rundir(cid), os.path.join(self.data, cid)):
-            shutil.rmtree(p, ignore_errors=True)
+            rmtree(p)
+        self._release(cid)
         try:
             os.unlink(os.path.join(self.exits, cid))
         except FileNotFoundError:
@@ -915,6 +1035,35 @@ def remove_image(store, text: str, *, force: bool = False, every_name: bool = Fa
                 except ContainerNotFound:  # removed meanwhile (its --rm exit command)
                     pass
     return store.remove_image(text, force=force, every_name=every_name)
+
+
+class _Background:
+    """``fn()`` in a thread; ``join()`` returns its result or raises its exception."""
+
+    def __init__(self, fn):
+        import threading
+
+        self._out: list = []
+
+        def run():
+            try:
+                self._out.append((True, fn()))
+            except BaseException as e:  # noqa: BLE001 - handed to join()
+                self._out.append((False, e))
+
+        self._thread = threading.Thread(target=run, name="pallet-network", daemon=True)
+        self._thread.start()
+
+    def join(self):
+        self._thread.join()
+        ok, value = self._out[0]
+        if not ok:
+            raise value
+        return value
+
+
+def _is_full_id(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 class _NoEndpoints:

@@ -51,8 +51,8 @@ def _shared_dir(path: str) -> None:
 
 
 def _lo_up() -> None:
-    import socket
     import fcntl
+    import socket
     import struct
 
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -76,13 +76,19 @@ def create(runroot: str, name: str) -> str:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
     except FileExistsError:
         raise ContainerNetworkError(f"network namespace {path} already exists") from None
+    # what the child runs is imported here: a child imports nothing (another thread of this
+    # process may hold an import lock at the fork, which the child would wait for forever)
+    import fcntl  # noqa: F401
+    import socket  # noqa: F401
+    import struct  # noqa: F401
+
+    from ..._std import syscalls as _sys
+
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: a new namespace, lo up, bound onto the file
         try:
             os.close(r)
-            from ..._std import syscalls as _sys
-
             _sys.unshare(CLONE_NEWNET)
             _lo_up()
             _sys.mount("/proc/self/ns/net", path, None, MS_BIND)
