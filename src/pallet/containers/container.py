@@ -824,9 +824,10 @@ class Containers:
         """Delete the runtime's container, tear the network down, unmount: every step tried.
 
         The runtime's ``delete`` (a process of its own) and the network's teardown (netavark's,
-        in a thread) run while this thread unmounts and then runs ``meanwhile()`` (only when
-        the unmounts succeeded: ``remove`` drops the store's record there); it returns when all
-        of them are done."""
+        in a thread) run while this thread unmounts; then, the network torn down and the
+        unmounts done, ``meanwhile()`` runs while the runtime may still be deleting (``remove``
+        drops the store's record there: a container gone from ``ps`` has no address, veth or
+        mount left). It returns when all of them are done."""
         errors = []
         delete = None
         if st.get("oci", True):
@@ -856,14 +857,16 @@ class Containers:
                 except (PalletError, OSError) as e:
                     errors.append(str(e))
                 st["mounted"] = False
-            if meanwhile is not None and not errors:
-                meanwhile()
         finally:
             if net is not None:
                 try:
                     net.join()
                 except PalletError as e:
                     errors.append(str(e))
+        try:
+            if meanwhile is not None and not errors:
+                meanwhile()
+        finally:
             if delete is not None:
                 delete.wait()
         if errors:
