@@ -535,7 +535,8 @@ class Containers:
             # the network is set up (netavark: its iptables calls are most of a bridge's start) while
             # this thread mounts and writes the bundle; joined before anything needs it
             net = self._network_up(cid, meta, warn)
-            rootfs = self.store.mount_container(cid)
+            # a --rm container's writes need not survive a crash: no sync of its layer (podman's)
+            rootfs = self.store.mount_container(cid, volatile=bool(meta.get("rm")))
             st["mounted"] = True
             self._write_state(cid, st)
             from . import mounts as ctr_mounts

@@ -10,6 +10,7 @@ mounts by bind mount: slower and bigger, but it works anywhere.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from ..errors import StoreError
@@ -54,7 +55,10 @@ class Driver:
         if os.path.lexists(d):
             os.rename(d, os.path.join(trash, f"{self.name}-{layer_id}-{os.urandom(4).hex()}"))
 
-    def mount(self, chain: list[dict], target: str, writable: dict | None = None) -> None:
+    def mount(self, chain: list[dict], target: str, writable: dict | None = None, volatile: bool = False) -> None:
+        """``volatile``: the container's writes need not survive a crash (a ``run --rm``): overlay
+        then skips syncing its upper directory (at unmount too), as containers/storage does for
+        podman's ``--rm`` containers."""
         raise NotImplementedError
 
     def diff_dir(self, layer_id: str) -> str:
@@ -107,9 +111,10 @@ class OverlayDriver(Driver):
         except OSError:
             return False
 
-    def mount(self, chain: list[dict], target: str, writable: dict | None = None) -> None:
+    def mount(self, chain: list[dict], target: str, writable: dict | None = None, volatile: bool = False) -> None:
         """Mount ``chain`` (layer records, top first) at ``target``; read-only unless ``writable``
-        (a container layer record) is given, whose diff becomes the upper dir."""
+        (a container layer record) is given, whose diff becomes the upper dir (``volatile``: with
+        overlay's ``volatile`` option, kernel 5.10 on; mounted without it where it is refused)."""
         lowers = []
         for rec in chain:
             lowers.append(f"l/{rec['driver']['link']}")
@@ -129,10 +134,22 @@ class OverlayDriver(Driver):
                 lowers = [os.path.relpath(self._empty, self.home)]
             wdir = self.layer_dir(writable["id"])
             os.makedirs(os.path.join(wdir, "work"), exist_ok=True)
+            # a volatile mount leaves work/work/incompat/volatile, and overlay refuses the work
+            # directory again while it is there (containers/storage removes it the same way)
+            from .._fs import rmtree
+
+            rmtree(os.path.join(wdir, "work", "work", "incompat", "volatile"))
             data = (f"lowerdir={':'.join(lowers)},upperdir={wdir}/diff,workdir={wdir}/work")
         if len(data) >= _PAGE:
             raise StoreError(f"too many layers to mount ({len(chain)}): the overlay mount data exceeds a page")
         try:
+            if writable is not None and volatile:
+                try:
+                    _mount.mount("overlay", target, "overlay", flags, data + ",volatile", cwd=self.home)
+                    return
+                except OSError as e:
+                    if e.errno != errno.EINVAL:  # EINVAL: a kernel without it; mounted without
+                        raise
             _mount.mount("overlay", target, "overlay", flags, data, cwd=self.home)
         except OSError as e:
             raise StoreError(f"mounting overlay at {target}: {e.strerror}") from None
@@ -164,7 +181,7 @@ class VfsDriver(Driver):
     def diff_dir(self, layer_id: str) -> str:
         return self.layer_dir(layer_id)
 
-    def mount(self, chain: list[dict], target: str, writable: dict | None = None) -> None:
+    def mount(self, chain: list[dict], target: str, writable: dict | None = None, volatile: bool = False) -> None:
         src = self.layer_dir(writable["id"] if writable else chain[0]["id"])
         flags = _mount.MS_NODEV | _mount.MS_NOSUID
         try:
