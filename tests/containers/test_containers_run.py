@@ -368,14 +368,16 @@ def test_bridge_run_rm_leaves_no_veth_rule_address_or_namespace(pallet):
 
 
 RUN_HEAVY = ("argparse", "json", "tomllib", "typing", "ctypes", "shutil", "ipaddress", "copy", "datetime", "bz2",
-             "lzma")
+             "lzma", "re", "subprocess", "socket", "enum", "locale", "selectors", "base64")
 
 
 def test_run_rm_imports_none_of_the_heavy_modules(pallet):
     """``run --rm --network none`` (the issue's benchmark) loads none of these: containers.conf
     comes from the run root's cache (tomllib imports typing, datetime, re), the rootfs is
     mounted through the syscall stand-in (not ctypes), trees are removed without shutil (bz2,
-    lzma), the network modules (ipaddress) only for a network."""
+    lzma), the network modules (ipaddress) only for a network, conmon and the runtime are
+    run through ``_std.proc`` and ``_std.sock`` (subprocess imports locale and re, socket
+    builds enums and imports selectors)."""
     pallet("run", "--rm", "--network", "none", pallet.image, "true", check=True)  # fills the cache
     probe = (f"HEAVY = {RUN_HEAVY!r}\n"
              "import contextlib, io, sys\n"

@@ -728,3 +728,16 @@ def test_a_volatile_container_mount_then_a_plain_one(overlay_store, standard_ima
     finally:
         unmount_under(overlay_store.root)
         store.remove_container(cid)
+
+
+@pytest.mark.unit
+def test_overlay_short_ids_are_base32_of_16_random_bytes(monkeypatch):
+    """The link names (``l/SHORT``) are base64.b32encode's first 26 characters, made by hand."""
+    import base64
+
+    from pallet.storage import drivers
+
+    for _ in range(500):
+        data = os.urandom(16)
+        monkeypatch.setattr(drivers.os, "urandom", lambda n, data=data: data)
+        assert drivers._short_id() == base64.b32encode(data).decode().rstrip("=")[:26]

@@ -542,7 +542,8 @@ class Containers:
             from . import mounts as ctr_mounts
 
             st["volumes"] = ctr_mounts.mount_all(self.store, meta)
-            self._write_state(cid, st)
+            if st["volumes"]:
+                self._write_state(cid, st)
             ctr_mounts.copy_up(self.store, rootfs, meta)
             from .etc_hosts import add_mtab
 
@@ -584,9 +585,7 @@ class Containers:
             joined_host = self._join_containers(meta, doc)
             hostname = joined_host or doc.get("hostname") or cid[:12]
             if not any(n["type"] == "uts" for n in doc["linux"]["namespaces"]):  # --uts host
-                import socket
-
-                hostname = socket.gethostname()
+                hostname = os.uname().nodename  # gethostname(2)
             ips = [s["ipnet"].split("/")[0] for r in st["network_results"].values() for i in r["interfaces"]
                    for s in i["subnets"]]
             dns = [d for r in st["network_results"].values() for d in r["dns_server_ips"]]
@@ -737,10 +736,10 @@ class Containers:
         return cmd + [cid]
 
     def _runtime(self, meta: dict, *args, check: bool = True):
-        import subprocess
+        from .._std import proc
 
-        p = subprocess.run([meta["runtime"], "--root", self.oci_root] + list(args), capture_output=True,
-                           stdin=subprocess.DEVNULL)
+        p = proc.run([meta["runtime"], "--root", self.oci_root] + list(args), capture_output=True,
+                     stdin=proc.DEVNULL)
         if check and p.returncode != 0:
             msg = " ".join(p.stderr.decode("utf-8", "replace").split())
             raise ContainerError(f"{os.path.basename(meta['runtime'])} {args[0]}: {msg or 'exit ' + str(p.returncode)}")
@@ -748,10 +747,10 @@ class Containers:
 
     def _runtime_spawn(self, meta: dict, *args):
         """The runtime running ``args`` (its output dropped): the caller waits for it."""
-        import subprocess
+        from .._std import proc
 
-        return subprocess.Popen([meta["runtime"], "--root", self.oci_root] + list(args), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return proc.Popen([meta["runtime"], "--root", self.oci_root] + list(args), stdin=proc.DEVNULL,
+                          stdout=proc.DEVNULL, stderr=proc.DEVNULL)
 
     # -- stop, kill, wait, cleanup, rm ---------------------------------------------------------
 
@@ -968,11 +967,13 @@ class Containers:
         """``volumes`` (``rm -v``; always for a ``--rm`` container): its anonymous volumes go too."""
         c = self.get(text)
         cid, meta = c["id"], c["metadata"][META]
-        if force:
+        st = self.state(cid)
+        if force and (st.get("state") == RUNNING or meta.get("restart_policy", "no") != "no"):
             from .policies import before_stop
 
             before_stop(self, cid, meta)  # a restart policy's start under way finishes; none follows
-        if self.state(cid).get("state") == RUNNING:
+            st = self.state(cid)
+        if st.get("state") == RUNNING:
             if not force:
                 raise ContainerStateError(f"cannot remove container {cid} as it is running - running or paused "
                                           "containers cannot be removed without force: container state improper")
@@ -983,8 +984,7 @@ class Containers:
             dropped = []
 
             def drop_record():  # while the runtime deletes its container: see _teardown
-                self._write_state(cid, st)
-                self._forget_record(cid)
+                self._forget_record(cid)  # (its state is written only if this fails: see below)
                 dropped.append(cid)
 
             try:

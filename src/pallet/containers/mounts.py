@@ -107,7 +107,6 @@ def copy_up(store, rootfs: str, meta: dict) -> None:
     """Fill each new, empty volume of the container from the image (``-v NAME:/PATH:nocopy``
     and ``--mount ...,volume-nocopy`` skip it)."""
     import stat
-    import subprocess
 
     from .. import _rootfs
     from ..errors import ContainerError
@@ -126,6 +125,8 @@ def copy_up(store, rootfs: str, meta: dict) -> None:
             except OSError:
                 continue  # nothing (or no directory) there in the image
             try:
+                import subprocess
+
                 st = os.fstat(fd)
                 p = subprocess.run(["cp", "-a", "--", f"/proc/self/fd/{fd}/.", data + "/"], pass_fds=(fd,),
                                    capture_output=True)

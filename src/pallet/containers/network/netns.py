@@ -52,8 +52,9 @@ def _shared_dir(path: str) -> None:
 
 def _lo_up() -> None:
     import fcntl
-    import socket
     import struct
+
+    from ..._std import sock as socket
 
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -79,9 +80,9 @@ def create(runroot: str, name: str) -> str:
     # what the child runs is imported here: a child imports nothing (another thread of this
     # process may hold an import lock at the fork, which the child would wait for forever)
     import fcntl  # noqa: F401
-    import socket  # noqa: F401
     import struct  # noqa: F401
 
+    from ..._std import sock  # noqa: F401
     from ..._std import syscalls as _sys
 
     r, w = os.pipe()
