@@ -755,22 +755,32 @@ class Containers:
     # -- stop, kill, wait, cleanup, rm ---------------------------------------------------------
 
     def wait(self, text: str, timeout: float | None = None) -> int:
+        """The container's exit code once it has exited (``timeout``: TimeoutError after that
+        many seconds). No polling: woken by a change of the exit directory (conmon writes the
+        exit file there; a removal deletes it) or by conmon's death (no exit file then)."""
         c = self.get(text)
         cid = c["id"]
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            st = self.state(cid)
-            if st.get("state") in (EXITED, STOPPED):
-                code = st.get("exit_code")
-                return -1 if code is None else code
-            if st.get("state") in (CONFIGURED, CREATED) and not st.get("pid"):
-                code = st.get("exit_code")
-                return -1 if code is None else code
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
+        watch = None
+        try:
+            while True:
+                st = self.state(cid)
+                if st.get("state") in (EXITED, STOPPED):
+                    code = st.get("exit_code")
+                    return -1 if code is None else code
+                if st.get("state") in (CONFIGURED, CREATED) and not st.get("pid"):
+                    code = st.get("exit_code")
+                    return -1 if code is None else code
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError
+                if watch is None:  # armed, then the state read again: no change is missed
+                    watch = _ExitWatch(self.exits, st.get("conmon_pid"))
+                    continue
+                watch.wait(left)
+        finally:
+            if watch is not None:
+                watch.close()
 
     def kill(self, text: str, signal: int = 9) -> str:
         c = self.get(text)
@@ -1039,6 +1049,54 @@ def remove_image(store, text: str, *, force: bool = False, every_name: bool = Fa
                 except ContainerNotFound:  # removed meanwhile (its --rm exit command)
                     pass
     return store.remove_image(text, force=force, every_name=every_name)
+
+
+class _ExitWatch:
+    """What ``wait`` sleeps on: inotify on conmon's exit directory (a file written, renamed in
+    or deleted) and a pidfd of conmon (it died: ``state`` then records -1). Each wait is also
+    bounded to a second, a re-check in case a change came another way (a restart's new conmon)."""
+
+    def __init__(self, exits: str, conmon_pid):
+        import select
+
+        from .._std import syscalls as sc
+
+        self._fds = []
+        self._poll = select.poll()
+        fd = sc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._fds.append(fd)
+        try:
+            sc.inotify_add_watch(fd, exits, sc.IN_CLOSE_WRITE | sc.IN_MOVED_TO | sc.IN_DELETE)
+            self._poll.register(fd, select.POLLIN)
+            self._inotify = fd
+            if isinstance(conmon_pid, int) and conmon_pid > 0:
+                try:
+                    pfd = os.pidfd_open(conmon_pid)
+                except OSError:  # gone already: the state read after arming sees it
+                    pass
+                else:
+                    self._fds.append(pfd)
+                    self._poll.register(pfd, select.POLLIN)
+        except BaseException:
+            self.close()
+            raise
+
+    def wait(self, timeout: float | None) -> None:
+        ms = 1000 if timeout is None else max(1, min(1000, int(timeout * 1000)))
+        for fd, _ in self._poll.poll(ms):
+            if fd == self._inotify:
+                try:
+                    while os.read(fd, 65536):  # drain: the state is read again anyway
+                        pass
+                except BlockingIOError:
+                    pass
+            else:  # conmon exited: nothing more will come from it
+                self._poll.unregister(fd)
+
+    def close(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
 
 
 class _Background:
