@@ -44,6 +44,8 @@ def test_only_durable_writes_are_flushed(tmp_path, monkeypatch):
     synced.clear()
     _fs.write_atomic(str(tmp_path / "b"), b"x", durable=False)
     assert synced == []
+    _fs.write_atomic(str(tmp_path / "c"), b"x", sync_dir=False)  # the caller syncs the directory once
+    assert len(synced) == 1 and os.path.dirname(synced[0]) == str(tmp_path)  # the file (its temp name), not the dir
 
 
 def test_rmtree_removes_a_tree_and_never_follows_a_symlink(tmp_path):

@@ -131,12 +131,14 @@ def read_json_file(path: str, limit: int, what: str):
 
 
 @_contextmanager
-def atomic_file(path: str, mode: int = 0o644, durable: bool = True):
+def atomic_file(path: str, mode: int = 0o644, durable: bool = True, sync_dir: bool = True):
     """Write ``path`` through a file object; it replaces ``path`` only if the block succeeds.
 
     ``durable=False`` for volatile state (the run root's records of mounts and network
     attachments, which a reboot makes void anyway): still replaced atomically by rename, so a
-    crashed writer leaves the old content or the new, but not flushed to the disk (no fsync)."""
+    crashed writer leaves the old content or the new, but not flushed to the disk (no fsync).
+    ``sync_dir=False`` (durable): the caller fsyncs the directory itself, once for several
+    files replaced in it."""
     directory = os.path.dirname(os.path.abspath(path))
     tmp = temp_name(directory, os.path.basename(path))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -154,14 +156,14 @@ def atomic_file(path: str, mode: int = 0o644, durable: bool = True):
         except OSError:
             pass
         raise
-    if durable:
+    if durable and sync_dir:
         fsync_dir(directory)
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True, sync_dir: bool = True) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves either the old or the new content
-    (``durable``: see :func:`atomic_file`)."""
-    with atomic_file(path, mode, durable) as f:
+    (``durable``, ``sync_dir``: see :func:`atomic_file`)."""
+    with atomic_file(path, mode, durable, sync_dir) as f:
         f.write(data)
 
 

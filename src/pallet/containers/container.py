@@ -530,8 +530,7 @@ class Containers:
         cleanup = []
         net = None
         try:
-            if attach and meta.get("rm"):
-                self._hold(cid)  # before conmon: its exit command waits for this run (see cleanup)
+            self._hold(cid)  # before conmon: its exit command waits for this start (see cleanup)
             # the network is set up (netavark: its iptables calls are most of a bridge's start) while
             # this thread mounts and writes the bundle; joined before anything needs it
             net = self._network_up(cid, meta, warn)
@@ -570,32 +569,25 @@ class Containers:
                 for k in caps:
                     caps[k] = [c for c in caps[k] if c in have]
             doc["root"]["path"] = rootfs
-            # the network
+            # the network: its namespace is known now; netavark's addresses (for /etc/hosts and
+            # resolv.conf) are waited for only after the runtime's create, before its start
             mode_kind = meta["network_mode"]
-            sandbox = net.join()
-            net = None
-            st["netns"] = sandbox.netns_path
-            st["netns_owned"] = sandbox.owned
-            st["network_results"] = _results(sandbox.results)
+            st["netns"] = net.netns_path
+            st["netns_owned"] = net.owned
             self._write_state(cid, st)
             ns = [n for n in doc["linux"]["namespaces"] if n["type"] != "network"]
             if mode_kind != "host":
-                ns.append({"type": "network", "path": sandbox.netns_path})
+                ns.append({"type": "network", "path": net.netns_path})
             doc["linux"]["namespaces"] = ns
             joined_host = self._join_containers(meta, doc)
             hostname = joined_host or doc.get("hostname") or cid[:12]
             if not any(n["type"] == "uts" for n in doc["linux"]["namespaces"]):  # --uts host
                 hostname = os.uname().nodename  # gethostname(2)
-            ips = [s["ipnet"].split("/")[0] for r in st["network_results"].values() for i in r["interfaces"]
-                   for s in i["subnets"]]
-            dns = [d for r in st["network_results"].values() for d in r["dns_server_ips"]]
-            gateways = [s["gateway"] for r in st["network_results"].values() for i in r["interfaces"]
-                        for s in i["subnets"] if s.get("gateway")]
-            _write_etc(userdata, hostname, meta["name"], ips, dns, mode_kind == "host", meta.get("extra"),
-                       gateways[0] if gateways else None)
+            for f in _ETC:  # bound at create, filled in place (the same inode) before the start
+                os.close(os.open(os.path.join(userdata, f), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 0o644))
             etc = [rs.Mount.bind(os.path.join(userdata, f), "/etc/" + f).to_dict()
-                   for f in ("hosts", "hostname", "resolv.conf")
-                   if f != "resolv.conf" or mode_kind != "none"]  # podman: no resolver without a network
+                   for f in _ETC if f != "resolv.conf" or mode_kind != "none"]  # podman: no resolver without a network
             mine = {m["destination"] for m in doc["mounts"]}
             doc["mounts"] += [m for m in etc if m["destination"] not in mine]
             with open(os.path.join(userdata, "config.json"), "w") as f:
@@ -630,13 +622,25 @@ class Containers:
             st["oci"] = True  # from here the runtime may have it: deleted on teardown
             pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"))
             st.update(state=CREATED, pid=pid, conmon_pid=read_int(os.path.join(rundir, "conmon.pid")))
+            sandbox = net.join()  # netavark ran alongside conmon and the runtime's create
+            net = None
+            st["network_results"] = _results(sandbox.results)
             self._write_state(cid, st)
+            ips = [s["ipnet"].split("/")[0] for r in st["network_results"].values() for i in r["interfaces"]
+                   for s in i["subnets"]]
+            dns = [d for r in st["network_results"].values() for d in r["dns_server_ips"]]
+            gateways = [s["gateway"] for r in st["network_results"].values() for i in r["interfaces"]
+                        for s in i["subnets"] if s.get("gateway")]
+            _write_etc(userdata, hostname, meta["name"], ips, dns, mode_kind == "host", meta.get("extra"),
+                       gateways[0] if gateways else None)
             sock = conmon.attach_socket(userdata) if attach else None
             cleanup.append(lambda: sock and sock.close())
             self._runtime(meta, "start", cid)
             st.update(state=RUNNING, started_at=_now(), starting=None)
             with self._lock():
                 self._write_state(cid, st)
+            if not (attach and meta.get("rm")):  # a foreground run --rm keeps it until it removed it
+                self._release(cid)
             out = dict(c)
             out["attach"] = sock
             return out
@@ -844,6 +848,7 @@ class Containers:
             delete = self._runtime_spawn(meta, "delete", "--force", cid)
             st["oci"] = False
         net = None
+        net_failed = False  # then the state keeps the namespace: a later cleanup or rm tries again
         if st.get("netns") is not None or st.get("network_results") or meta.get("network_config_dir"):
             netns_path, owned = st.get("netns"), bool(st.get("netns_owned"))
             if meta.get("network_config_dir"):
@@ -851,10 +856,9 @@ class Containers:
             elif owned and netns_path:  # none: only a namespace file to unmount (no thread for that)
                 try:
                     self._network_down(cid, meta, netns_path, owned)
-                except PalletError as e:
+                except (PalletError, OSError) as e:
                     errors.append(str(e))
-        st["netns"] = None
-        st["network_results"] = {}
+                    net_failed = True
         try:
             if st.get("volumes"):
                 from . import mounts as ctr_mounts
@@ -871,8 +875,12 @@ class Containers:
             if net is not None:
                 try:
                     net.join()
-                except PalletError as e:
+                except (PalletError, OSError) as e:
                     errors.append(str(e))
+                    net_failed = True
+        if not net_failed:
+            st["netns"] = None
+            st["network_results"] = {}
         try:
             if meanwhile is not None and not errors:
                 meanwhile()
@@ -902,15 +910,20 @@ class Containers:
         return os.path.join(self._rundir(cid), "owner.lock")
 
     def _hold(self, cid: str) -> None:
-        """This process drives a ``run --rm`` in the foreground: it waits for the exit code and
-        removes the container. conmon's exit command (``cleanup --rm``) waits on this lock, so
-        the removal is done once, by this process, or by the exit command when this process
-        dies first (the kernel drops the lock)."""
+        """This process starts the container: conmon's exit command (``cleanup``) waits on this
+        lock, so it never tears down a start under way (no polling of the starter's pid). A
+        foreground ``run --rm`` keeps it until it has read the exit code and removed the
+        container: the removal is done once, by that run, or by the exit command when the run
+        dies first (the kernel drops the lock). Held by another process: refused."""
         import fcntl
 
         fd = os.open(self._owner_lock(cid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ContainerStateError(f"container {cid[:12]} is being started or run by another pallet process: "
+                                      "container state improper") from None
         except BaseException:
             os.close(fd)
             raise
@@ -922,7 +935,7 @@ class Containers:
             os.close(fd)
 
     def _wait_for_owner(self, cid: str) -> None:
-        """Block until no foreground run holds ``cid`` (see _hold); ``cid`` is a full ID."""
+        """Block until no start or foreground run holds ``cid`` (see _hold); a full ID."""
         import fcntl
 
         if cid in self._held:
@@ -938,8 +951,9 @@ class Containers:
 
     def cleanup(self, text: str, rm: bool = False) -> None:
         """What conmon's exit command does: record the exit, tear down, and with ``rm`` remove
-        (after the foreground run that holds it, if any, is done: then usually nothing is left)."""
-        if rm and _is_full_id(text):
+        (after the start, or the foreground run, that holds it is done: for a foreground ``run
+        --rm`` nothing is left then)."""
+        if _is_full_id(text):
             self._wait_for_owner(text)
         try:
             c = self.get(text)
@@ -1187,6 +1201,10 @@ def _log_arg(path: str, meta: dict) -> str:
     return "none" if driver == "none" else "k8s-file:" + path
 
 
+#: the files of userdata bound onto the container's /etc
+_ETC = ("hosts", "hostname", "resolv.conf")
+
+
 def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, host_net: bool,
                extra: dict | None = None, gateway: str | None = None) -> None:
     """``hosts`` (podman's, ``containers/etc_hosts.py``), ``hostname``, ``resolv.conf``:
@@ -1221,11 +1239,16 @@ def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, ho
               + (f"options {' '.join(options)}\n" if options else ""))
     for fname, text in (("hosts", hosts), ("hostname", hostname + "\n"),
                         ("resolv.conf", resolv)):
-        tmp = os.path.join(userdata, fname + ".tmp")
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, os.path.join(userdata, fname))
+        # in place: the runtime's create bound these very files into the container already
+        fd = os.open(os.path.join(userdata, fname), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644)
+        try:
+            os.fchmod(fd, 0o644)
+            data = text.encode()
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
 
 
 def _entrypoint(text) -> list[str]:

@@ -39,8 +39,8 @@ def setup(endpoints, cid: str, name: str, mode: NetworkMode, port_mappings: list
     """The container's sandbox for ``mode``. With ``background`` (``background(fn)`` runs ``fn``
     elsewhere and returns a handle whose ``join()`` gives ``fn()``'s result or raises its
     error) netavark's attachment, the slow part of a bridge, runs through it, and the handle is
-    returned (its ``join()`` gives the Sandbox); the namespace itself is made here first, so no
-    other thread forks."""
+    returned: ``netns_path`` and ``owned`` at once (the namespace itself is made here first, so
+    no other thread forks), ``join()`` gives the Sandbox."""
     runroot = os.path.dirname(endpoints.run_dir)
     if mode.kind == "host":
         if port_mappings and warn is not None:
@@ -72,12 +72,17 @@ def setup(endpoints, cid: str, name: str, mode: NetworkMode, port_mappings: list
             raise
         return Sandbox(path, True, results)
 
-    return attach() if background is None else background(attach)
+    if background is None:
+        return attach()
+    handle = background(attach)
+    handle.netns_path, handle.owned = path, True
+    return handle
 
 
 class _Ready:
-    def __init__(self, value):
+    def __init__(self, value: Sandbox):
         self.value = value
+        self.netns_path, self.owned = value.netns_path, value.owned
 
     def join(self):
         return self.value
@@ -88,7 +93,11 @@ def _ready(sandbox: Sandbox, background):
 
 
 def teardown(endpoints, cid: str, sandbox_path: str | None, owned: bool) -> None:
-    """Detach every network of ``cid`` and remove its namespace when it owned one."""
-    endpoints.detach(cid)
-    if owned and sandbox_path:
-        netns.remove(sandbox_path)
+    """Detach every network of ``cid`` and remove its namespace when it owned one: removed even
+    when netavark's teardown fails (the detach releases the addresses and the record either
+    way; a namespace left would keep its veth, and so the bridge, on the host)."""
+    try:
+        endpoints.detach(cid)
+    finally:
+        if owned and sandbox_path:
+            netns.remove(sandbox_path)
