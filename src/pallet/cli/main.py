@@ -80,6 +80,7 @@ def build_parser(verb: str | None = None) -> _args.ArgumentParser:
     import importlib
 
     mods = []
+    owner = None
     for area in AREAS:
         name = f"pallet.cli.{area}"
         try:
@@ -87,7 +88,10 @@ def build_parser(verb: str | None = None) -> _args.ArgumentParser:
         except ModuleNotFoundError as e:  # areas land one by one; a broken one still fails loudly
             if e.name != name:
                 raise
-    owner = next((m for m in mods if verb in getattr(m, "VERBS", ())), None) if verb else None
+            continue
+        if verb and verb in getattr(mods[-1], "VERBS", ()):
+            owner = mods[-1]  # the first area with the verb: the later ones are not even imported
+            break
     if owner is not None:
         owner.register(sub, only=verb)
     elif verb != "--version":
