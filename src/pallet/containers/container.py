@@ -622,7 +622,7 @@ class Containers:
             st["oci"] = True  # from here the runtime may have it: deleted on teardown
             pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"))
             st.update(state=CREATED, pid=pid, conmon_pid=read_int(os.path.join(rundir, "conmon.pid")))
-            sandbox = net.join()  # netavark ran alongside conmon and the runtime's create
+            sandbox = net.result()  # netavark ran alongside conmon and the runtime's create
             net = None
             st["network_results"] = _results(sandbox.results)
             self._write_state(cid, st)
@@ -647,7 +647,7 @@ class Containers:
         except BaseException:
             if net is not None:  # its namespace and attachments are torn down with the rest
                 try:
-                    sandbox = net.join()
+                    sandbox = net.result()
                 except BaseException:  # noqa: BLE001 - it removed what it made; the first error is raised
                     pass
                 else:
@@ -685,7 +685,7 @@ class Containers:
             endpoints = Endpoints(networks, self.store.runroot)
         else:
             endpoints = _NoEndpoints(self)
-        return sb.setup(endpoints, cid, meta["name"], mode, meta["publish"], warn=warn, background=_Background)
+        return sb.setup(endpoints, cid, meta["name"], mode, meta["publish"], warn=warn, background=_submit)
 
     def _join_containers(self, meta: dict, doc: dict) -> None:
         """``--pid``/``--ipc``/``--uts``/``--cgroupns container:ID``: that running container's
@@ -852,7 +852,7 @@ class Containers:
         if st.get("netns") is not None or st.get("network_results") or meta.get("network_config_dir"):
             netns_path, owned = st.get("netns"), bool(st.get("netns_owned"))
             if meta.get("network_config_dir"):
-                net = _Background(lambda: self._network_down(cid, meta, netns_path, owned))
+                net = _submit(lambda: self._network_down(cid, meta, netns_path, owned))
             elif owned and netns_path:  # none: only a namespace file to unmount (no thread for that)
                 try:
                     self._network_down(cid, meta, netns_path, owned)
@@ -874,7 +874,7 @@ class Containers:
         finally:
             if net is not None:
                 try:
-                    net.join()
+                    net.result()
                 except (PalletError, OSError) as e:
                     errors.append(str(e))
                     net_failed = True
@@ -1113,29 +1113,11 @@ class _ExitWatch:
         self._fds = []
 
 
-class _Background:
-    """``fn()`` in a thread; ``join()`` returns its result or raises its exception."""
+def _submit(fn):
+    """``fn()`` in a thread (the network's setup or teardown); ``result()`` waits for it."""
+    from .._std import futures
 
-    def __init__(self, fn):
-        import threading
-
-        self._out: list = []
-
-        def run():
-            try:
-                self._out.append((True, fn()))
-            except BaseException as e:  # noqa: BLE001 - handed to join()
-                self._out.append((False, e))
-
-        self._thread = threading.Thread(target=run, name="pallet-network", daemon=True)
-        self._thread.start()
-
-    def join(self):
-        self._thread.join()
-        ok, value = self._out[0]
-        if not ok:
-            raise value
-        return value
+    return futures.submit(fn, "pallet-network")
 
 
 def _is_full_id(text: str) -> bool:

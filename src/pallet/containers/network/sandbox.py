@@ -37,10 +37,10 @@ class Sandbox:
 def setup(endpoints, cid: str, name: str, mode: NetworkMode, port_mappings: list | None = None,
           warn=None, background=None):
     """The container's sandbox for ``mode``. With ``background`` (``background(fn)`` runs ``fn``
-    elsewhere and returns a handle whose ``join()`` gives ``fn()``'s result or raises its
+    elsewhere and returns a handle whose ``result()`` gives ``fn()``'s result or raises its
     error) netavark's attachment, the slow part of a bridge, runs through it, and the handle is
     returned: ``netns_path`` and ``owned`` at once (the namespace itself is made here first, so
-    no other thread forks), ``join()`` gives the Sandbox."""
+    no other thread forks), ``result()`` gives the Sandbox."""
     runroot = os.path.dirname(endpoints.run_dir)
     if mode.kind == "host":
         if port_mappings and warn is not None:
@@ -84,7 +84,7 @@ class _Ready:
         self.value = value
         self.netns_path, self.owned = value.netns_path, value.owned
 
-    def join(self):
+    def result(self):
         return self.value
 
 
