@@ -44,3 +44,29 @@ def test_only_durable_writes_are_flushed(tmp_path, monkeypatch):
     synced.clear()
     _fs.write_atomic(str(tmp_path / "b"), b"x", durable=False)
     assert synced == []
+    _fs.write_atomic(str(tmp_path / "c"), b"x", sync_dir=False)  # the caller syncs the directory once
+    assert len(synced) == 1 and os.path.dirname(synced[0]) == str(tmp_path)  # the file (its temp name), not the dir
+
+
+def test_rmtree_removes_a_tree_and_never_follows_a_symlink(tmp_path):
+    """``_fs.rmtree`` (shutil.rmtree(ignore_errors=True) without shutil): the whole tree goes,
+    read-only directories included; symlinks in it are removed, their targets kept; a path that
+    is itself a symlink, a file or missing is left alone."""
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "sub" / "keep").write_text("x")
+    tree = tmp_path / "tree"
+    (tree / "a" / "b" / "c").mkdir(parents=True)
+    (tree / "a" / "b" / "f").write_text("1")
+    (tree / "a" / "dirlink").symlink_to(outside)
+    (tree / "a" / "filelink").symlink_to(outside / "sub" / "keep")
+    (tree / "a" / "b" / "c").chmod(0o500)
+    link = tmp_path / "link"
+    link.symlink_to(outside)
+    _fs.rmtree(str(link))
+    assert link.is_symlink() and (outside / "sub" / "keep").exists()
+    _fs.rmtree(str(outside / "sub" / "keep"))  # not a directory
+    _fs.rmtree(str(tmp_path / "missing"))
+    _fs.rmtree(str(tree))
+    assert not tree.exists() and not tree.is_symlink()
+    assert (outside / "sub" / "keep").read_text() == "x"

@@ -75,6 +75,9 @@ STAND_INS = {
     "pallet._std.syscalls": {"_ctypes"},  # syscalls without ctypes' Python layer
     "pallet._std.ctypes_util": {"sys.modules"},  # a faked ctypes.util so pyseccomp loads without ldconfig
     "pallet._std.args": set(),  # argparse's interface without argparse (imports no C module)
+    "pallet._std.sock": {"_socket"},  # unix/inet sockets and pairs without socket's enums and selectors
+    "pallet._std.proc": set(),  # subprocess's Popen/run over os.posix_spawn (no locale, re, threading)
+    "pallet._std.futures": set(),  # a function in a thread and its result, without concurrent.futures
 }
 LOW_LEVEL = ("_ssl", "_socket", "_ctypes", "_json")
 

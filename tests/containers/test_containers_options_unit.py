@@ -109,6 +109,49 @@ def test_containers_conf_merging_and_errors(tmp_path, monkeypatch):
         conf_mod.files({"CONTAINERS_CONF": str(tmp_path / "missing")})
 
 
+def test_containers_conf_cache_follows_the_files(tmp_path, monkeypatch):
+    """The merged result kept in the run root is used only while every file is the same one
+    (path, inode, size, times): a change, a new file or a damaged cache means a new parse."""
+    monkeypatch.setattr(conf_mod, "_RACY", 0)  # files written just now count as settled
+    cache = tmp_path / "run"
+    cache.mkdir()
+    a = tmp_path / "a.conf"
+    a.write_text('[containers]\npids_limit = 10\n')
+    env = {"CONTAINERS_CONF": str(a)}
+    assert conf_mod.load(env, cache_dir=str(cache)).get("pids_limit") == 10
+    assert (cache / conf_mod._CACHE).exists()
+
+    def no_parse(*args):
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(conf_mod, "parse", no_parse)
+    c = conf_mod.load(env, cache_dir=str(cache))
+    assert c.get("pids_limit") == 10 and c.origin["pids_limit"] == str(a)
+    monkeypatch.undo()
+    monkeypatch.setattr(conf_mod, "_RACY", 0)
+    a.write_text('[containers]\npids_limit = 20\n')  # the same size: the times and inode tell
+    os.utime(a, ns=(1, 1))
+    assert conf_mod.load(env, cache_dir=str(cache)).get("pids_limit") == 20
+    (cache / conf_mod._CACHE).write_text('{"key": [')  # damaged: parsed, and rewritten
+    assert conf_mod.load(env, cache_dir=str(cache)).get("pids_limit") == 20
+    assert conf_mod.load(env, cache_dir=str(cache)).get("pids_limit") == 20
+    b = tmp_path / "b.conf"
+    b.write_text('[containers]\npids_limit = 30\n')
+    assert conf_mod.load({"CONTAINERS_CONF": str(b)}, cache_dir=str(cache)).get("pids_limit") == 30
+    a.write_text('[containers]\npids_limit = "x"\n')  # a bad file is an error even after a cached good one
+    with pytest.raises(UsageError, match="pids_limit"):
+        conf_mod.load(env, cache_dir=str(cache))
+
+
+def test_containers_conf_just_written_is_not_cached(tmp_path):
+    """A file changed within the last seconds is parsed every time (a change inside the
+    filesystem's timestamp granularity could keep its size and times)."""
+    a = tmp_path / "a.conf"
+    a.write_text('[containers]\npids_limit = 10\n')
+    assert conf_mod.load({"CONTAINERS_CONF": str(a)}, cache_dir=str(tmp_path)).get("pids_limit") == 10
+    assert not (tmp_path / conf_mod._CACHE).exists()
+
+
 def test_resolve_and_spec_options():
     c = conf_mod.Conf({"default_capabilities": ["CHOWN", "cap_kill"], "env": ["X=1"], "dns_servers": ["9.9.9.9"],
                        "default_sysctls": ["net.ipv4.ping_group_range=0 0", "kernel.msgmax=8192"]})

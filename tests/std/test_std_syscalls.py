@@ -309,3 +309,29 @@ def test_fork_into_cgroup_is_os_fork_born_in_the_cgroup():
     unified = next(line for line in out["child_cgroup"].splitlines() if line.startswith("0::"))
     assert unified == "0::/" + os.path.relpath(cg, CGROUP2)
     assert out["bad_fd"] in (errno.EBADF, errno.ENOTDIR, errno.EINVAL) and out["no_child"]
+
+
+def test_inotify_reports_a_directory_s_changes_as_the_kernel_makes_them(tmp_path):
+    """inotify_init1/inotify_add_watch: an event per change of the watched kind, none for
+    others; a missing directory is FileNotFoundError, as open(2)'s would be."""
+    import select
+
+    fd = syscalls.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        assert not os.get_inheritable(fd)
+        syscalls.inotify_add_watch(fd, str(tmp_path), syscalls.IN_CLOSE_WRITE | syscalls.IN_MOVED_TO | syscalls.IN_DELETE)
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        assert p.poll(0) == []
+        os.mkdir(tmp_path / "dir")  # IN_CREATE is not asked for
+        assert p.poll(0) == []
+        (tmp_path / "exit").write_text("0")
+        assert p.poll(1000)
+        data = os.read(fd, 4096)
+        assert b"exit" in data and b"dir" not in data
+        (tmp_path / "exit").unlink()
+        assert p.poll(1000) and b"exit" in os.read(fd, 4096)
+        with pytest.raises(FileNotFoundError):
+            syscalls.inotify_add_watch(fd, str(tmp_path / "missing"), syscalls.IN_CLOSE_WRITE)
+    finally:
+        os.close(fd)

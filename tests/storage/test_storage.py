@@ -688,3 +688,56 @@ def test_is_mounted_reads_escaped_mount_points(tmp_path):
     finally:
         subprocess.run(["umount", str(odd)], check=True)
     assert not _mount.is_mounted(str(odd))
+
+
+def _super_options(path: str) -> set[str]:
+    """The filesystem's own options of the mount at ``path`` (after the `` - `` of mountinfo)."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if left.split()[4] == path:
+                return set(right.split()[2].split(","))
+    return set()
+
+
+def test_a_volatile_container_mount_then_a_plain_one(overlay_store, standard_image, tmp_path):
+    """``mount_container(volatile=True)`` (a ``run --rm``'s) mounts overlay with ``volatile``
+    (no sync of the upper directory, at unmount either) where the kernel has it; the marker
+    directory such a mount leaves does not stop the next mount of the same container."""
+    _, ref = standard_image
+    overlay_store("pull", "-q", "--tls-verify=false", ref)
+    from pallet.storage.options import resolve
+    from pallet.storage.store import Store
+
+    store = Store(resolve(overlay_store.root, str(tmp_path / "run"), "overlay"))
+    cid = store.create_container(ref, "vol")["id"]
+    try:
+        path = store.mount_container(cid, volatile=True)
+        opts = _super_options(path)
+        with open(os.path.join(path, "written"), "w") as f:
+            f.write("x")
+        assert store.umount_container(cid, force=True)
+        if "fsync=volatile" not in opts and "volatile" not in opts:
+            kernel = tuple(int(x) for x in os.uname().release.split(".")[:2])
+            assert kernel < (5, 10), f"no volatile option on kernel {os.uname().release}: {opts}"
+        path = store.mount_container(cid)  # the same upper and work directories, not volatile
+        assert "fsync=volatile" not in _super_options(path) and "volatile" not in _super_options(path)
+        with open(os.path.join(path, "written")) as f:
+            assert f.read() == "x"
+        assert store.umount_container(cid, force=True)
+    finally:
+        unmount_under(overlay_store.root)
+        store.remove_container(cid)
+
+
+@pytest.mark.unit
+def test_overlay_short_ids_are_base32_of_16_random_bytes(monkeypatch):
+    """The link names (``l/SHORT``) are base64.b32encode's first 26 characters, made by hand."""
+    import base64
+
+    from pallet.storage import drivers
+
+    for _ in range(500):
+        data = os.urandom(16)
+        monkeypatch.setattr(drivers.os, "urandom", lambda n, data=data: data)
+        assert drivers._short_id() == base64.b32encode(data).decode().rstrip("=")[:26]

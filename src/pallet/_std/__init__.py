@@ -9,6 +9,12 @@ extension (or none), and has a differential test against the original (tests/std
   ``_ssl`` set up as ``ssl.create_default_context()`` does (``http.client`` imports ``email``,
   ``ssl.py`` costs a third of a remote inspect);
 - ``syscalls``: the Linux syscalls ``os`` lacks, through ``_ctypes`` (``ctypes`` defines every C type);
+- ``sock``: ``socket``'s unix and inet sockets and socket pairs, over ``_socket`` (``socket`` builds
+  enums and imports ``selectors``);
+- ``futures``: ``concurrent.futures``' one function in a thread and its result (a pool's
+  imports: ``logging``, ``queue``...);
+- ``proc``: ``subprocess``'s ``Popen``/``run`` for conmon, the OCI runtime and netavark, over
+  ``os.posix_spawn`` (``subprocess`` imports ``locale``, ``re``, ``threading``, ``selectors``);
 - ``ctypes_util``: a ``ctypes.util`` whose ``find_library`` answers without running ldconfig,
   put in ``sys.modules`` while pyseccomp is imported.
 

@@ -298,3 +298,23 @@ def fork_into_cgroup(cgroup_fd):
     if pid < 0:
         raise OSError(err, f"clone3: {os.strerror(err)}")
     return pid
+
+
+# -- inotify: a wait on a directory's changes (conmon's exit files) instead of polling -----------
+
+IN_CLOSE_WRITE = 0x8
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+
+_inotify_init1 = _func("inotify_init1", (c_int,))
+_inotify_add_watch = _func("inotify_add_watch", (c_int, c_char_p, c_uint))
+
+
+def inotify_init1(flags=0):
+    """An inotify fd (``flags``: ``os.O_CLOEXEC``, ``os.O_NONBLOCK``); read it for events."""
+    return _check(_inotify_init1(flags), "inotify_init1")
+
+
+def inotify_add_watch(fd, path, mask):
+    return _check(_inotify_add_watch(fd, os.fsencode(path), mask), "inotify_add_watch", path)

@@ -364,8 +364,13 @@ def cmd_run(args) -> int:
         print()
         return 0
     code = ctrs.wait(cid)
-    if o.rm:
-        ctrs.remove(cid, force=True)
+    if o.rm:  # this process holds it: conmon's exit command (cleanup --rm) waits, then finds it gone
+        from ..errors import ContainerNotFound
+
+        try:
+            ctrs.remove(cid, force=True)
+        except ContainerNotFound:  # removed meanwhile (rm -f)
+            pass
     else:
         ctrs.cleanup(cid)
     if args.rmi:

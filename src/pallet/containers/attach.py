@@ -10,8 +10,8 @@ not a terminal podman 4.3 passes them on as input, and so does pallet.
 from __future__ import annotations
 
 import os
-import socket
 
+from .._std import sock as socket  # not socket: its enums and selectors cost every run
 from ..errors import UsageError
 from .conmon import BUF, STDERR, STDOUT  # the attach socket's stream tags and packet size
 
@@ -70,7 +70,7 @@ class _KeyWatch:
         return bytes(out), False
 
 
-def relay(sock: socket.socket, stdin_fd: int | None = None, detach_keys: bytes = b"", streams=None) -> bool:
+def relay(sock, stdin_fd: int | None = None, detach_keys: bytes = b"", streams=None) -> bool:
     """Copy the container's output to our stdout/stderr until conmon closes the socket; with
     ``stdin_fd``, our stdin goes to the container (its EOF closes the container's stdin);
     ``streams``: only these of our fds (1, 2) are written (``run --attach``).

@@ -162,14 +162,80 @@ def _check(conf: Conf, path: str) -> None:
             raise conf.bad(key, f"{v}: want -1, 0 or a positive number")
 
 
-def load(env=None) -> Conf:
-    """The merged containers.conf of this process (read once per call)."""
+def load(env=None, cache_dir: str | None = None) -> Conf:
+    """The merged containers.conf of this process.
+
+    ``cache_dir`` (a run root's directory): the merged result is kept there in
+    ``containers-conf.json``, keyed by each file's path, device, inode, size, mtime and ctime
+    (and which files there are), so a later ``run`` reads one small JSON file instead of
+    parsing TOML (``tomllib`` imports ``typing``, ``datetime``, ``re``: several ms of every
+    start). A file that changes, appears or goes changes the key: the next load parses again.
+    A file changed less than :data:`_RACY` seconds ago is not cached (a change within the
+    filesystem's timestamp granularity could keep size and times: git's racy-file rule)."""
+    paths = files(env)
+    key = _key(paths) if cache_dir else None
+    if key is not None:
+        cached = _cached(cache_dir, key)
+        if cached is not None:
+            return cached
     conf = Conf()
-    for path in files(env):
+    for path in paths:
         try:
             with open(path, "rb") as f:
                 raw = f.read(4 << 20)
         except OSError as e:
             raise UsageError(f"containers.conf {path}: {e.strerror}") from None
         parse(raw.decode("utf-8", "replace"), path, conf)
+    if key is not None and _key(paths) == key and not _racy(key):  # unchanged while it was read
+        _store(cache_dir, key, conf)
     return conf
+
+
+#: seconds: a file whose ctime is this recent is not cached (see :func:`load`)
+_RACY = 2.0
+_CACHE = "containers-conf.json"
+
+
+def _key(paths: list[str]) -> list | None:
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            return None
+        out.append([p, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
+    return out
+
+
+def _racy(key: list) -> bool:
+    import time
+
+    now = time.time_ns()
+    return any(now - e[5] < _RACY * 1e9 for e in key)
+
+
+def _cached(cache_dir: str, key: list) -> Conf | None:
+    from .._std import json
+
+    try:
+        with open(os.path.join(cache_dir, _CACHE), "rb") as f:
+            doc = json.loads(f.read(1 << 20))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or doc.get("key") != key:
+        return None
+    values, origin, runtimes = doc.get("values"), doc.get("origin"), doc.get("runtimes")
+    if not (isinstance(values, dict) and isinstance(origin, dict) and isinstance(runtimes, dict)):
+        return None
+    return Conf(values, origin, runtimes)
+
+
+def _store(cache_dir: str, key: list, conf: Conf) -> None:
+    from .. import _fs
+    from .._std import json
+
+    doc = {"key": key, "values": conf.values, "origin": conf.origin, "runtimes": conf.runtimes}
+    try:  # volatile (the run root): no fsync; a failure only means no cache
+        _fs.write_atomic(os.path.join(cache_dir, _CACHE), json.dumps(doc).encode(), 0o600, durable=False)
+    except OSError:
+        pass

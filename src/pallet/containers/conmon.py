@@ -14,10 +14,10 @@ stdin.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 
 from .._std import json
+from .._std import proc as subprocess  # subprocess's imports (locale, re...) cost every run
+from .._std import sock as socket  # socket's enums and selectors too
 from ..errors import CommandNotFound, CommandNotRunnable, ContainerError
 
 STDOUT, STDERR = 2, 3
@@ -25,12 +25,15 @@ BUF = 8192 + 1
 
 
 def find() -> str:
-    import shutil
-
     for path in (os.environ.get("PALLET_CONMON"), "/usr/libexec/podman/conmon", "/usr/local/libexec/podman/conmon",
-                 "/usr/bin/conmon", shutil.which("conmon")):
+                 "/usr/bin/conmon"):
         if path and os.access(path, os.X_OK):
             return path
+    import shutil  # only now: its imports (bz2, lzma) cost every run
+
+    path = shutil.which("conmon")
+    if path and os.access(path, os.X_OK):
+        return path
     raise ContainerError("conmon not found (install Debian's conmon package, or set $PALLET_CONMON)")
 
 
@@ -122,7 +125,7 @@ def start(args: list[str], *, runtime: str, oci_log: str | None, err_path: str, 
     return pid
 
 
-def attach_socket(sock_dir: str) -> socket.socket:
+def attach_socket(sock_dir: str):
     """A connection to conmon's attach socket in ``sock_dir`` (the path may be longer than
     sun_path allows: connected through ``/proc/self/fd/N``)."""
     import time

@@ -102,7 +102,6 @@ def runtime_path(name: str | None, conf=None) -> str:
     """``--runtime``: a name (pallet-runtime, runc, crun... on PATH, or containers.conf's
     ``[engine.runtimes]`` paths) or an absolute path; then ``$PALLET_RUNTIME``, then
     containers.conf's ``runtime``."""
-    import shutil
     import sys
 
     name = name or os.environ.get("PALLET_RUNTIME") or (conf.runtime if conf is not None else None) or "pallet-runtime"
@@ -118,6 +117,8 @@ def runtime_path(name: str | None, conf=None) -> str:
         exe = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
         if os.access(exe, os.X_OK):
             return exe
+    import shutil
+
     found = shutil.which(name)
     if not found:
         raise UsageError(f"--runtime {name}: no such OCI runtime (give a name on PATH or an absolute path)")
@@ -158,6 +159,8 @@ class Containers:
         #: the global flags the exit command repeats (the same store)
         self.global_args = list(global_args or [])
         self._lockfile = None
+        #: container ID -> the fd of its owner lock this process holds (see _hold)
+        self._held: dict[str, int] = {}
 
     # -- records and state ------------------------------------------------------------------
 
@@ -301,7 +304,7 @@ class Containers:
 
         run_meta = runflags.meta(o.runflags)
 
-        conf = conf_mod.load()
+        conf = conf_mod.load(cache_dir=self.base)  # cached in the run root (keyed by the files)
         if not o.networks and conf.get("netns") in ("host", "none"):  # containers.conf's default mode
             o.networks = [conf.get("netns")]
         runtime = runtime_path(o.runtime, conf)
@@ -511,8 +514,8 @@ class Containers:
     # -- start ------------------------------------------------------------------------------
 
     def _resolve_user(self, rootfs: str, spec: str):
+        from .._rootfs import open_in_root
         from ..oci.users import lookup, parse_db
-        from ..runtime.rootfs import open_in_root
 
         rfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -540,7 +543,6 @@ class Containers:
         caller gets the attach socket in ``rec["attach"]`` before the process runs;
         ``preserve_fds``: pallet's fds 3 .. 2+N are the container's too (``--preserve-fds``)."""
         from ..oci import runtime_spec as rs
-        from .network import sandbox as sb
         from . import conmon
 
         c = self.get(text)
@@ -562,14 +564,23 @@ class Containers:
         rundir = self._rundir(cid)
         userdata = self._userdata(cid)
         cleanup = []
+        net = None
         try:
-            rootfs = self.store.mount_container(cid)
+            self._hold(cid)  # before conmon: its exit command waits for this start (see cleanup)
+            # the network is set up (netavark: its iptables calls are most of a bridge's start) while
+            # this thread mounts and writes the bundle; joined before anything needs it
+            # a user namespace first: the network namespace is made inside it
+            userns_path = self._userns_path(cid, st, meta)
+            net = self._network_up(cid, meta, warn, userns=userns_path)
+            # a --rm container's writes need not survive a crash: no sync of its layer (podman's)
+            rootfs = self.store.mount_container(cid, volatile=bool(meta.get("rm")))
             st["mounted"] = True
             self._write_state(cid, st)
             from . import mounts as ctr_mounts
 
             st["volumes"] = ctr_mounts.mount_all(self.store, meta)
-            self._write_state(cid, st)
+            if st["volumes"]:
+                self._write_state(cid, st)
             ctr_mounts.copy_up(self.store, rootfs, meta)
             from .etc_hosts import add_mtab
             from .userns import container_root
@@ -601,49 +612,30 @@ class Containers:
                 for k in caps:
                     caps[k] = [c for c in caps[k] if c in have]
             doc["root"]["path"] = rootfs
-            # the network
+            # the network: its namespace is known now; netavark's addresses (for /etc/hosts and
+            # resolv.conf) are waited for only after the runtime's create, before its start
             mode_kind = meta["network_mode"]
-            networks = None
-            if meta["network_config_dir"]:
-                from .network.config import Networks
-                networks = Networks(meta["network_config_dir"])
-            from .network import mode as netmode
-            from .network.endpoints import Endpoints
-
-            mode = netmode.parse(meta["networks"], networks)
-            if networks is not None and mode.kind == "bridge":
-                networks.ensure_default()
-            endpoints = Endpoints(networks, self.store.runroot) if networks is not None else _NoEndpoints(self)
-            userns_path = self._userns(cid, st, meta, doc)
-            sandbox = sb.setup(endpoints, cid, meta["name"], mode, meta["publish"], warn=warn, userns=userns_path)
-            st["netns"] = sandbox.netns_path
-            st["netns_owned"] = sandbox.owned
-            st["network_results"] = _results(sandbox.results)
+            st["netns"] = net.netns_path
+            st["netns_owned"] = net.owned
+            self._userns_spec(meta, doc, userns_path)
             self._write_state(cid, st)
             ns = [n for n in doc["linux"]["namespaces"] if n["type"] != "network"]
             if mode_kind != "host":
-                ns.append({"type": "network", "path": sandbox.netns_path})
+                ns.append({"type": "network", "path": net.netns_path})
             doc["linux"]["namespaces"] = ns
             joined_host = self._join_containers(meta, doc)
             hostname = joined_host or doc.get("hostname") or cid[:12]
             if not any(n["type"] == "uts" for n in doc["linux"]["namespaces"]):  # --uts host
-                import socket
-
-                hostname = socket.gethostname()
-            ips = [s["ipnet"].split("/")[0] for r in st["network_results"].values() for i in r["interfaces"]
-                   for s in i["subnets"]]
-            dns = [d for r in st["network_results"].values() for d in r["dns_server_ips"]]
-            gateways = [s["gateway"] for r in st["network_results"].values() for i in r["interfaces"]
-                        for s in i["subnets"] if s.get("gateway")]
-            _write_etc(userdata, hostname, meta["name"], ips, dns, mode_kind == "host", meta.get("extra"),
-                       gateways[0] if gateways else None)
+                hostname = os.uname().nodename  # gethostname(2)
+            for f in _ETC:  # bound at create, filled in place (the same inode) before the start
+                os.close(os.open(os.path.join(userdata, f), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 0o644))
             if (meta.get("extra") or {}).get("userns"):  # the container's root may edit them, as podman's
                 from .userns import chown_to_root
 
-                chown_to_root(meta["extra"]["userns"], [os.path.join(userdata, f)
-                                                         for f in ("hosts", "hostname", "resolv.conf")])
+                chown_to_root(meta["extra"]["userns"], [os.path.join(userdata, f) for f in _ETC])
             etc = [rs.Mount.bind(os.path.join(userdata, f), "/etc/" + f).to_dict()
-                   for f in ("hosts", "hostname", "resolv.conf")
+                   for f in _ETC
                    # podman: no resolver without a network; --no-hosts: the image's /etc/hosts
                    if (f != "resolv.conf" or mode_kind != "none") and (f != "hosts" or not meta.get("no_hosts"))]
             mine = {m["destination"] for m in doc["mounts"]}
@@ -673,7 +665,7 @@ class Containers:
                 args.append("-t")
             elif meta["interactive"]:
                 args.append("-i")
-            exit_cmd = self._exit_command(cid, rm=meta["rm"] and not attach)
+            exit_cmd = self._exit_command(cid, rm=meta["rm"])  # a foreground run holds it: see _hold
             args += ["--exit-command", exit_cmd[0]]
             for a in exit_cmd[1:]:
                 args += ["--exit-command-arg", a]
@@ -685,7 +677,17 @@ class Containers:
             pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"),
                                pass_fds=fds)
             st.update(state=CREATED, pid=pid, conmon_pid=read_int(os.path.join(rundir, "conmon.pid")))
+            sandbox = net.result()  # netavark ran alongside conmon and the runtime's create
+            net = None
+            st["network_results"] = _results(sandbox.results)
             self._write_state(cid, st)
+            ips = [s["ipnet"].split("/")[0] for r in st["network_results"].values() for i in r["interfaces"]
+                   for s in i["subnets"]]
+            dns = [d for r in st["network_results"].values() for d in r["dns_server_ips"]]
+            gateways = [s["gateway"] for r in st["network_results"].values() for i in r["interfaces"]
+                        for s in i["subnets"] if s.get("gateway")]
+            _write_etc(userdata, hostname, meta["name"], ips, dns, mode_kind == "host", meta.get("extra"),
+                       gateways[0] if gateways else None)
             sock = conmon.attach_socket(userdata) if attach else None
             cleanup.append(lambda: sock and sock.close())
             self._runtime(meta, "start", cid)
@@ -693,22 +695,33 @@ class Containers:
             with self._lock():
                 self._write_state(cid, st)
             runflags.after_start(meta, pid, st.get("conmon_pid"))
+            if not (attach and meta.get("rm")):  # a foreground run --rm keeps it until it removed it
+                self._release(cid)
             out = dict(c)
             out["attach"] = sock
             return out
         except BaseException:
+            if net is not None:  # its namespace and attachments are torn down with the rest
+                try:
+                    sandbox = net.result()
+                except BaseException:  # noqa: BLE001 - it removed what it made; the first error is raised
+                    pass
+                else:
+                    st.update(netns=sandbox.netns_path, netns_owned=sandbox.owned,
+                              network_results=_results(sandbox.results))
             for f in cleanup:
                 try:
                     f()
                 except OSError:
                     pass
+            self._release(cid)
             self._teardown(cid, st, meta)
             with self._lock():
                 st.update(state=CREATED, pid=0, starting=None)
                 self._write_state(cid, st)
             raise
 
-    def _userns(self, cid: str, st: dict, meta: dict, doc: dict) -> str | None:
+    def _userns_path(self, cid: str, st: dict, meta: dict) -> str | None:
         """A user namespace (``--uidmap``, ``--userns auto``): made now, kept by a file the
         config names for the runtime to join and the network namespace
         belongs to; ``ns:PATH``: that file. Its path, or None."""
@@ -729,6 +742,14 @@ class Containers:
             path = create_ns(self.store.runroot, cid[:12], uns)
             st["userns"] = path
             self._write_state(cid, st)
+        return path
+
+    @staticmethod
+    def _userns_spec(meta: dict, doc: dict, path: str | None) -> None:
+        """The config's user namespace (``path``, from ``_userns_path``) and its maps."""
+        if path is None:
+            return
+        uns = meta["extra"]["userns"]
         lx = doc["linux"]
         lx["namespaces"] = [n for n in lx["namespaces"] if n["type"] != "user"] + [{"type": "user", "path": path}]
         # the maps stay: they are the namespace's, and runc 1.1 wants them even for one it joins
@@ -738,7 +759,29 @@ class Containers:
         for m in doc["mounts"]:  # -v ...:idmap: the source's ids seen through these maps
             if m["destination"] in idmapped and m.get("type") == "bind":
                 m["uidMappings"], m["gidMappings"] = lx["uidMappings"], lx["gidMappings"]
-        return path
+
+    def _network_up(self, cid: str, meta: dict, warn=None, userns: str | None = None):
+        """The container's network sandbox (a namespace, netavark's attachments): a handle whose
+        ``join()`` gives it, netavark's part running in a thread meanwhile (see start)."""
+        from .network import mode as netmode
+        from .network import sandbox as sb
+
+        networks = None
+        if meta["network_config_dir"]:
+            from .network.config import Networks
+
+            networks = Networks(meta["network_config_dir"])
+        mode = netmode.parse(meta["networks"], networks)
+        if networks is not None and mode.kind == "bridge":
+            networks.ensure_default()
+        if networks is not None:
+            from .network.endpoints import Endpoints
+
+            endpoints = Endpoints(networks, self.store.runroot)
+        else:
+            endpoints = _NoEndpoints(self)
+        return sb.setup(endpoints, cid, meta["name"], mode, meta["publish"], warn=warn, background=_submit,
+                          userns=userns)
 
     def _join_containers(self, meta: dict, doc: dict) -> None:
         """``--pid``/``--ipc``/``--uts``/``--cgroupns container:ID``: that running container's
@@ -779,10 +822,10 @@ class Containers:
     def _exit_command(self, cid: str, rm: bool) -> list[str]:
         import sys
 
-        import shutil
-
         exe = os.path.join(os.path.dirname(sys.executable), "pallet")
         if not os.access(exe, os.X_OK):
+            import shutil
+
             exe = shutil.which("pallet")
         if not exe:
             raise ContainerError("the pallet command is not installed: conmon could not clean up after the "
@@ -793,34 +836,51 @@ class Containers:
         return cmd + [cid]
 
     def _runtime(self, meta: dict, *args, check: bool = True):
-        import subprocess
+        from .._std import proc
 
-        p = subprocess.run([meta["runtime"], "--root", self.oci_root] + list(args), capture_output=True,
-                           stdin=subprocess.DEVNULL)
+        p = proc.run([meta["runtime"], "--root", self.oci_root] + list(args), capture_output=True,
+                     stdin=proc.DEVNULL)
         if check and p.returncode != 0:
             msg = " ".join(p.stderr.decode("utf-8", "replace").split())
             raise ContainerError(f"{os.path.basename(meta['runtime'])} {args[0]}: {msg or 'exit ' + str(p.returncode)}")
         return p
 
+    def _runtime_spawn(self, meta: dict, *args):
+        """The runtime running ``args`` (its output dropped): the caller waits for it."""
+        from .._std import proc
+
+        return proc.Popen([meta["runtime"], "--root", self.oci_root] + list(args), stdin=proc.DEVNULL,
+                          stdout=proc.DEVNULL, stderr=proc.DEVNULL)
+
     # -- stop, kill, wait, cleanup, rm ---------------------------------------------------------
 
     def wait(self, text: str, timeout: float | None = None) -> int:
+        """The container's exit code once it has exited (``timeout``: TimeoutError after that
+        many seconds). No polling: woken by a change of the exit directory (conmon writes the
+        exit file there; a removal deletes it) or by conmon's death (no exit file then)."""
         c = self.get(text)
         cid = c["id"]
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            st = self.state(cid)
-            if st.get("state") in (EXITED, STOPPED):
-                code = st.get("exit_code")
-                return -1 if code is None else code
-            if st.get("state") in (CONFIGURED, CREATED) and not st.get("pid"):
-                code = st.get("exit_code")
-                return -1 if code is None else code
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
+        watch = None
+        try:
+            while True:
+                st = self.state(cid)
+                if st.get("state") in (EXITED, STOPPED):
+                    code = st.get("exit_code")
+                    return -1 if code is None else code
+                if st.get("state") in (CONFIGURED, CREATED) and not st.get("pid"):
+                    code = st.get("exit_code")
+                    return -1 if code is None else code
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError
+                if watch is None:  # armed, then the state read again: no change is missed
+                    watch = _ExitWatch(self.exits, st.get("conmon_pid"))
+                    continue
+                watch.wait(left)
+        finally:
+            if watch is not None:
+                watch.close()
 
     def kill(self, text: str, signal: int = 9) -> str:
         c = self.get(text)
@@ -872,31 +932,54 @@ class Containers:
         self.cleanup(cid)
         return cid
 
-    def _teardown(self, cid: str, st: dict, meta: dict) -> None:
-        """Delete the runtime's container, tear the network down, unmount: every step tried."""
+    def _teardown(self, cid: str, st: dict, meta: dict, meanwhile=None) -> None:
+        """Delete the runtime's container, tear the network down, unmount: every step tried.
+
+        The runtime's ``delete`` (a process of its own) and the network's teardown (netavark's,
+        in a thread) run while this thread unmounts; then, the network torn down and the
+        unmounts done, ``meanwhile()`` runs while the runtime may still be deleting (``remove``
+        drops the store's record there: a container gone from ``ps`` has no address, veth or
+        mount left). It returns when all of them are done."""
         errors = []
+        delete = None
         if st.get("oci", True):
-            self._runtime(meta, "delete", "--force", cid, check=False)
+            delete = self._runtime_spawn(meta, "delete", "--force", cid)
             st["oci"] = False
+        net = None
+        net_failed = False  # then the state keeps the namespace: a later cleanup or rm tries again
         if st.get("netns") is not None or st.get("network_results") or meta.get("network_config_dir"):
-            try:
-                from .network import sandbox as sb
+            netns_path, owned = st.get("netns"), bool(st.get("netns_owned"))
+            if meta.get("network_config_dir"):
+                net = _submit(lambda: self._network_down(cid, meta, netns_path, owned))
+            elif owned and netns_path:  # none: only a namespace file to unmount (no thread for that)
+                try:
+                    self._network_down(cid, meta, netns_path, owned)
+                except (PalletError, OSError) as e:
+                    errors.append(str(e))
+                    net_failed = True
+        try:
+            if st.get("volumes"):
+                from . import mounts as ctr_mounts
 
-                if meta.get("network_config_dir"):
-                    from .network.config import Networks
-                    from .network.endpoints import Endpoints
-
-                    ep = Endpoints(Networks(meta["network_config_dir"]), self.store.runroot)
-                    sb.teardown(ep, cid, st.get("netns"), bool(st.get("netns_owned")))
-                elif st.get("netns_owned") and st.get("netns"):
-                    from .network import netns
-
-                    netns.remove(st["netns"])
-            except PalletError as e:
-                errors.append(str(e))
-        st["netns"] = None
-        st["network_results"] = {}
-        if st.get("userns"):
+                errors += ctr_mounts.unmount_all(self.store, st["volumes"])
+                st["volumes"] = []
+            if st.get("mounted"):
+                try:
+                    self.store.umount_container(cid, force=True)
+                except (PalletError, OSError) as e:
+                    errors.append(str(e))
+                st["mounted"] = False
+        finally:
+            if net is not None:
+                try:
+                    net.result()
+                except (PalletError, OSError) as e:
+                    errors.append(str(e))
+                    net_failed = True
+        if not net_failed:
+            st["netns"] = None
+            st["network_results"] = {}
+        if st.get("userns"):  # after the network namespace it owns
             from .userns import remove_ns
 
             try:
@@ -904,22 +987,80 @@ class Containers:
             except PalletError as e:
                 errors.append(str(e))
             st["userns"] = None
-        if st.get("volumes"):
-            from . import mounts as ctr_mounts
-
-            errors += ctr_mounts.unmount_all(self.store, st["volumes"])
-            st["volumes"] = []
-        if st.get("mounted"):
-            try:
-                self.store.umount_container(cid, force=True)
-            except (PalletError, OSError) as e:
-                errors.append(str(e))
-            st["mounted"] = False
+        try:
+            if meanwhile is not None and not errors:
+                meanwhile()
+        finally:
+            if delete is not None:
+                delete.wait()
         if errors:
             raise ContainerError(f"cleaning up container {cid[:12]}: {'; '.join(errors)}")
 
+    def _network_down(self, cid: str, meta: dict, netns_path: str | None, owned: bool) -> None:
+        from .network import sandbox as sb
+
+        if meta.get("network_config_dir"):
+            from .network.config import Networks
+            from .network.endpoints import Endpoints
+
+            ep = Endpoints(Networks(meta["network_config_dir"]), self.store.runroot)
+            sb.teardown(ep, cid, netns_path, owned)
+        elif owned and netns_path:
+            from .network import netns
+
+            netns.remove(netns_path)
+
+    # -- the foreground run's hold on its container --------------------------------------------
+
+    def _owner_lock(self, cid: str) -> str:
+        return os.path.join(self._rundir(cid), "owner.lock")
+
+    def _hold(self, cid: str) -> None:
+        """This process starts the container: conmon's exit command (``cleanup``) waits on this
+        lock, so it never tears down a start under way (no polling of the starter's pid). A
+        foreground ``run --rm`` keeps it until it has read the exit code and removed the
+        container: the removal is done once, by that run, or by the exit command when the run
+        dies first (the kernel drops the lock). Held by another process: refused."""
+        import fcntl
+
+        fd = os.open(self._owner_lock(cid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ContainerStateError(f"container {cid[:12]} is being started or run by another pallet process: "
+                                      "container state improper") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._held[cid] = fd
+
+    def _release(self, cid: str) -> None:
+        fd = self._held.pop(cid, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _wait_for_owner(self, cid: str) -> None:
+        """Block until no start or foreground run holds ``cid`` (see _hold); a full ID."""
+        import fcntl
+
+        if cid in self._held:
+            return
+        try:
+            fd = os.open(self._owner_lock(cid), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return  # never held, or its run removed the container already
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        finally:
+            os.close(fd)
+
     def cleanup(self, text: str, rm: bool = False) -> None:
-        """What conmon's exit command does: record the exit, tear down, and with ``rm`` remove."""
+        """What conmon's exit command does: record the exit, tear down, and with ``rm`` remove
+        (after the start, or the foreground run, that holds it is done: for a foreground ``run
+        --rm`` nothing is left then)."""
+        if _is_full_id(text):
+            self._wait_for_owner(text)
         try:
             c = self.get(text)
         except ContainerNotFound:
@@ -947,17 +1088,22 @@ class Containers:
                 finally:
                     self._write_state(cid, st)
         if rm:
-            self.remove(cid, force=True)
+            try:
+                self.remove(cid, force=True)
+            except ContainerNotFound:  # removed meanwhile (``rm -f``, the foreground run)
+                pass
 
     def remove(self, text: str, force: bool = False, timeout: float | None = None, volumes: bool = False) -> str:
         """``volumes`` (``rm -v``; always for a ``--rm`` container): its anonymous volumes go too."""
         c = self.get(text)
         cid, meta = c["id"], c["metadata"][META]
-        if force:
+        st = self.state(cid)
+        if force and (st.get("state") == RUNNING or meta.get("restart_policy", "no") != "no"):
             from .policies import before_stop
 
             before_stop(self, cid, meta)  # a restart policy's start under way finishes; none follows
-        if self.state(cid).get("state") == RUNNING:
+            st = self.state(cid)
+        if st.get("state") == RUNNING:
             if not force:
                 raise ContainerStateError(f"cannot remove container {cid} as it is running - running or paused "
                                           "containers cannot be removed without force: container state improper")
@@ -965,11 +1111,18 @@ class Containers:
         with self._lock():
             st = self._read_state(cid)
             self._check_not_starting(cid, st, meta)
+            dropped = []
+
+            def drop_record():  # while the runtime deletes its container: see _teardown
+                self._forget_record(cid)  # (its state is written only if this fails: see below)
+                dropped.append(cid)
+
             try:
-                self._teardown(cid, st, meta)
+                self._teardown(cid, st, meta, meanwhile=drop_record)
             finally:
-                self._write_state(cid, st)
-            self._forget(cid)
+                if not dropped:
+                    self._write_state(cid, st)
+            self._forget(cid, record=not dropped)
         from . import mounts as ctr_mounts
 
         errors = ctr_mounts.release(self.store, cid, meta, remove_anonymous=volumes or bool(meta.get("rm")))
@@ -977,15 +1130,20 @@ class Containers:
             raise ContainerError(f"container {cid[:12]} removed; its volumes: {'; '.join(errors)}")
         return cid
 
-    def _forget(self, cid: str) -> None:
-        import shutil
-
+    def _forget_record(self, cid: str) -> None:
         try:
             self.store.remove_container(cid)
         except NotFound:
             pass
+
+    def _forget(self, cid: str, record: bool = True) -> None:
+        from .._fs import rmtree
+
+        if record:
+            self._forget_record(cid)
         for p in (self._rundir(cid), os.path.join(self.data, cid)):
-            shutil.rmtree(p, ignore_errors=True)
+            rmtree(p)
+        self._release(cid)
         try:
             os.unlink(os.path.join(self.exits, cid))
         except FileNotFoundError:
@@ -1011,6 +1169,65 @@ def remove_image(store, text: str, *, force: bool = False, every_name: bool = Fa
                 except ContainerNotFound:  # removed meanwhile (its --rm exit command)
                     pass
     return store.remove_image(text, force=force, every_name=every_name)
+
+
+class _ExitWatch:
+    """What ``wait`` sleeps on: inotify on conmon's exit directory (a file written, renamed in
+    or deleted) and a pidfd of conmon (it died: ``state`` then records -1). Each wait is also
+    bounded to a second, a re-check in case a change came another way (a restart's new conmon)."""
+
+    def __init__(self, exits: str, conmon_pid):
+        import select
+
+        from .._std import syscalls as sc
+
+        self._fds = []
+        self._poll = select.poll()
+        fd = sc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._fds.append(fd)
+        try:
+            sc.inotify_add_watch(fd, exits, sc.IN_CLOSE_WRITE | sc.IN_MOVED_TO | sc.IN_DELETE)
+            self._poll.register(fd, select.POLLIN)
+            self._inotify = fd
+            if isinstance(conmon_pid, int) and conmon_pid > 0:
+                try:
+                    pfd = os.pidfd_open(conmon_pid)
+                except OSError:  # gone already: the state read after arming sees it
+                    pass
+                else:
+                    self._fds.append(pfd)
+                    self._poll.register(pfd, select.POLLIN)
+        except BaseException:
+            self.close()
+            raise
+
+    def wait(self, timeout: float | None) -> None:
+        ms = 1000 if timeout is None else max(1, min(1000, int(timeout * 1000)))
+        for fd, _ in self._poll.poll(ms):
+            if fd == self._inotify:
+                try:
+                    while os.read(fd, 65536):  # drain: the state is read again anyway
+                        pass
+                except BlockingIOError:
+                    pass
+            else:  # conmon exited: nothing more will come from it
+                self._poll.unregister(fd)
+
+    def close(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+
+
+def _submit(fn):
+    """``fn()`` in a thread (the network's setup or teardown); ``result()`` waits for it."""
+    from .._std import futures
+
+    return futures.submit(fn, "pallet-network")
+
+
+def _is_full_id(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 class _NoEndpoints:
@@ -1106,6 +1323,10 @@ def _log_arg(path: str, meta: dict) -> str:
     return "none" if driver == "none" else "k8s-file:" + path
 
 
+#: the files of userdata bound onto the container's /etc
+_ETC = ("hosts", "hostname", "resolv.conf")
+
+
 def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, host_net: bool,
                extra: dict | None = None, gateway: str | None = None) -> None:
     """``hosts`` (podman's, ``containers/etc_hosts.py``), ``hostname``, ``resolv.conf``:
@@ -1140,11 +1361,16 @@ def _write_etc(userdata: str, hostname: str, name: str, ips: list, dns: list, ho
               + (f"options {' '.join(options)}\n" if options else ""))
     for fname, text in (("hosts", hosts), ("hostname", hostname + "\n"),
                         ("resolv.conf", resolv)):
-        tmp = os.path.join(userdata, fname + ".tmp")
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, os.path.join(userdata, fname))
+        # in place: the runtime's create bound these very files into the container already
+        fd = os.open(os.path.join(userdata, fname), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644)
+        try:
+            os.fchmod(fd, 0o644)
+            data = text.encode()
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
 
 
 def _entrypoint(text) -> list[str]:

@@ -30,7 +30,7 @@ def parse(text: str) -> list[tuple[str, list[str]]]:
 def host_address() -> str | None:
     """The host's address on its default route (no packet is sent: a UDP socket's connect only
     picks the source address), for ``host.containers.internal`` without a bridge."""
-    import socket
+    from .._std import sock as socket  # not socket: its enums and selectors cost every run
 
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:

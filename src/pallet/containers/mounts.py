@@ -113,7 +113,6 @@ def copy_up(store, rootfs: str, meta: dict) -> None:
     """Fill each new, empty volume of the container from the image (``-v NAME:/PATH:nocopy``
     and ``--mount ...,volume-nocopy`` skip it)."""
     import stat
-    import subprocess
 
     from .. import _rootfs
     from ..errors import ContainerError
@@ -138,6 +137,8 @@ def copy_up(store, rootfs: str, meta: dict) -> None:
                 if not os.listdir(f"/proc/self/fd/{fd}") or not vols.copied_up(b["volume"]):
                     _userns_owner(meta, data, os.fstat(fd))
                     continue
+                import subprocess
+
                 st = os.fstat(fd)
                 p = subprocess.run(["cp", "-a", "--", f"/proc/self/fd/{fd}/.", data + "/"], pass_fds=(fd,),
                                    capture_output=True)

@@ -90,10 +90,27 @@ def convert(profile: dict, bounding, machine: str | None = None) -> dict:
     return out
 
 
+_loaded: dict = {}
+
+
 def load(path: str | None, bounding) -> dict | None:
     """The ``linux.seccomp`` of the profile at ``path`` (None: containers-common's default; when
     that file is missing, no filter, as a podman without containers-common installed has only
-    its built-in one)."""
+    its built-in one). Read and converted once per process for a path and bounding set (``create``
+    generates the config twice) while the file stays the same one (a long-lived CRI server sees a
+    change); the caller must not change the result (the spec copies it)."""
+    try:
+        st = os.stat(path or DEFAULT_PATH)
+        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    except OSError:
+        ident = None
+    key = (path, ident, frozenset(bounding))
+    if key not in _loaded:
+        _loaded[key] = _load(path, bounding)
+    return _loaded[key]
+
+
+def _load(path: str | None, bounding) -> dict | None:
     explicit = path is not None
     path = path or DEFAULT_PATH
     try:

@@ -569,9 +569,9 @@ def generate(options: SpecOptions = SpecOptions(), image: Mapping | None = None,
         linux["devices"] = [d.to_dict() for d in o.devices]
     linux["resources"] = res
     if o.seccomp is not None:  # given explicitly: kept even when privileged
-        import copy
+        from .._std import json  # a deep copy of JSON data (``copy`` imports ``weakref``)
 
-        linux["seccomp"] = copy.deepcopy(dict(o.seccomp))
+        linux["seccomp"] = json.loads(json.dumps(dict(o.seccomp)))
     masked = o.masked_paths if o.masked_paths is not None else (() if o.privileged else MASKED_PATHS)
     readonly = o.readonly_paths if o.readonly_paths is not None else (() if o.privileged else READONLY_PATHS)
     linux["maskedPaths"] = list(masked)

@@ -25,20 +25,25 @@ _libc = None
 
 
 def _lib():
+    """mount(2), umount2(2), syncfs(2) through ``_std.syscalls``' foreign functions (``_ctypes``:
+    not ``ctypes``, whose import costs milliseconds of every ``run``)."""
     global _libc
     if _libc is None:
-        import ctypes
+        from .._std import syscalls as sc
 
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-        _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+        class _Libc:
+            mount = sc._mount
+            umount2 = sc._umount2
+            syncfs = sc._func("syncfs", (sc.c_int,))
+
+        _libc = _Libc
     return _libc
 
 
 def _errno() -> int:
-    import ctypes
+    from .._std.syscalls import get_errno
 
-    return ctypes.get_errno()
+    return get_errno()
 
 
 def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: str | None = None,
@@ -47,6 +52,7 @@ def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: st
     if cwd is None:
         _mount_here(source, target, fstype, flags, data)
         return
+    _lib()  # loaded here: the child must import nothing (another thread may hold an import lock)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: chdir, mount, report errno

@@ -96,7 +96,8 @@ class ContainerStore:
             st.dirty.add("containers")
             return dict(c)
 
-    def mount_container(self, text: str) -> str:
+    def mount_container(self, text: str, volatile: bool = False) -> str:
+        """The container's tree mounted (counted); ``volatile``: see ``Driver.mount``."""
         with self.write() as st:
             c = self.lookup_container(st, text)
             key = f"container-{c['id']}"
@@ -114,7 +115,7 @@ class ContainerStore:
                 m = mounts[key] = {"path": path, "count": 1, "container": c["id"]}
                 self._save_mounts(mounts)  # counted before it is made (see mount_image)
                 try:
-                    self.driver.mount(chain, path, writable=layer, idmap=c.get("idmap"))
+                    self.driver.mount(chain, path, writable=layer, idmap=c.get("idmap"), volatile=volatile)
                 except BaseException:
                     mounts.pop(key, None)
                     self._save_mounts(mounts)

@@ -10,6 +10,7 @@ mounts by bind mount: slower and bigger, but it works anywhere.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from ..errors import StoreError
@@ -20,10 +21,14 @@ _PAGE = 4096
 OPAQUE_XATTR = "trusted.overlay.opaque"
 
 
-def _short_id() -> str:
-    import base64
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
-    return base64.b32encode(os.urandom(16)).decode().rstrip("=")[:26]
+
+def _short_id() -> str:
+    """26 base32 characters of 16 random bytes (``base64.b32encode``'s first 26, by hand:
+    ``base64`` imports ``re``)."""
+    n = int.from_bytes(os.urandom(16), "big") << 2  # 128 bits, padded to 130 = 26 x 5
+    return "".join(_B32[(n >> (5 * i)) & 31] for i in range(25, -1, -1))
 
 
 class Driver:
@@ -54,7 +59,11 @@ class Driver:
         if os.path.lexists(d):
             os.rename(d, os.path.join(trash, f"{self.name}-{layer_id}-{os.urandom(4).hex()}"))
 
-    def mount(self, chain: list[dict], target: str, writable: dict | None = None, idmap: dict | None = None) -> None:
+    def mount(self, chain: list[dict], target: str, writable: dict | None = None, idmap: dict | None = None,
+              volatile: bool = False) -> None:
+        """``volatile``: the container's writes need not survive a crash (a ``run --rm``): overlay
+        then skips syncing its upper directory (at unmount too), as containers/storage does for
+        podman's ``--rm`` containers."""
         raise NotImplementedError
 
     def diff_dir(self, layer_id: str) -> str:
@@ -107,11 +116,13 @@ class OverlayDriver(Driver):
         except OSError:
             return False
 
-    def mount(self, chain: list[dict], target: str, writable: dict | None = None, idmap: dict | None = None) -> None:
+    def mount(self, chain: list[dict], target: str, writable: dict | None = None, idmap: dict | None = None,
+              volatile: bool = False) -> None:
         """Mount ``chain`` (layer records, top first) at ``target``; read-only unless ``writable``
-        (a container layer record) is given, whose diff becomes the upper dir. ``idmap``
-        (``{"uid": [[container, host, size], ...], "gid": ...}``, with ``writable``): the lower
-        layers id-mapped to it (``idmapped``), for a container in a user namespace."""
+        (a container layer record) is given, whose diff becomes the upper dir (``volatile``: with
+        overlay's ``volatile`` option, kernel 5.10 on; mounted without it where it is refused).
+        ``idmap`` (``{"uid": [[container, host, size], ...], "gid": ...}``, with ``writable``): the
+        lower layers id-mapped to it (``idmapped``), for a container in a user namespace."""
         lowers = []
         for rec in chain:
             lowers.append(f"l/{rec['driver']['link']}")
@@ -133,6 +144,11 @@ class OverlayDriver(Driver):
                 lowers = [os.path.relpath(self._empty, self.home)]
             wdir = self.layer_dir(writable["id"])
             os.makedirs(os.path.join(wdir, "work"), exist_ok=True)
+            # a volatile mount leaves work/work/incompat/volatile, and overlay refuses the work
+            # directory again while it is there (containers/storage removes it the same way)
+            from .._fs import rmtree
+
+            rmtree(os.path.join(wdir, "work", "work", "incompat", "volatile"))
             data = (f"lowerdir={':'.join(lowers)},upperdir={wdir}/diff,workdir={wdir}/work")
         if idmap and writable is not None:
             from . import idmapped
@@ -142,17 +158,25 @@ class OverlayDriver(Driver):
                 rel = [os.path.relpath(p, self.home) for p in paths]
                 try:
                     self._mount(target, flags, data.replace("lowerdir=" + ":".join(lowers),
-                                                            "lowerdir=" + ":".join(rel)), len(chain))
+                                                            "lowerdir=" + ":".join(rel)), len(chain),
+                                volatile=volatile)
                 except StoreError as e:
                     raise StoreError(f"{e} (overlayfs takes id-mapped layers from Linux 5.19: a user "
                                      "namespace's chowned copy of the image is not supported yet)") from None
             return
-        self._mount(target, flags, data, len(chain))
+        self._mount(target, flags, data, len(chain), volatile=writable is not None and volatile)
 
-    def _mount(self, target, flags, data, layers):
+    def _mount(self, target, flags, data, layers, volatile=False):
         if len(data) >= _PAGE:
             raise StoreError(f"too many layers to mount ({layers}): the overlay mount data exceeds a page")
         try:
+            if volatile:
+                try:
+                    _mount.mount("overlay", target, "overlay", flags, data + ",volatile", cwd=self.home)
+                    return
+                except OSError as e:
+                    if e.errno != errno.EINVAL:  # EINVAL: a kernel without it; mounted without
+                        raise
             _mount.mount("overlay", target, "overlay", flags, data, cwd=self.home)
         except OSError as e:
             raise StoreError(f"mounting overlay at {target}: {e.strerror}") from None
@@ -184,7 +208,8 @@ class VfsDriver(Driver):
     def diff_dir(self, layer_id: str) -> str:
         return self.layer_dir(layer_id)
 
-    def mount(self, chain: list[dict], target: str, writable: dict | None = None, idmap: dict | None = None) -> None:
+    def mount(self, chain: list[dict], target: str, writable: dict | None = None, idmap: dict | None = None,
+              volatile: bool = False) -> None:
         if idmap:
             raise StoreError("user namespaces need the overlay driver (id-mapped layers): the vfs driver's "
                              "chowned copies are not supported yet")

@@ -20,9 +20,14 @@ class ImageUnknown(NotFound):
 
 
 def rmtree(path: str, ignore_errors: bool = True) -> None:
-    import shutil  # not at the top: its imports (bz2, lzma) cost start-up time on every command
+    if ignore_errors:
+        from .._fs import rmtree as quiet  # not shutil: its imports (bz2, lzma) cost every command
 
-    shutil.rmtree(path, ignore_errors=ignore_errors)
+        quiet(path)
+        return
+    import shutil
+
+    shutil.rmtree(path)
 
 
 def now() -> str:

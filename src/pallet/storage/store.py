@@ -249,9 +249,11 @@ class Store(LayerStore, ImageStore, MountStore, ContainerStore):
                 self._state = None  # in-memory changes are void; reload next time
                 raise
             if st.dirty:
-                for what in sorted(st.dirty):
+                for what in sorted(st.dirty):  # each file flushed; their directory once, after
                     table = getattr(st, what)
-                    _fs.write_atomic(self._path(what), json.dumps(table, separators=(",", ":"), sort_keys=True).encode(), 0o600)
+                    _fs.write_atomic(self._path(what), json.dumps(table, separators=(",", ":"), sort_keys=True).encode(),
+                                     0o600, sync_dir=False)
+                _fs.fsync_dir(self.graphroot)
                 self._token = self._lock.touch()
             for fn in st.after:
                 fn()

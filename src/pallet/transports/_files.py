@@ -92,11 +92,7 @@ def _unlink_quiet(path: str) -> None:
         pass
 
 
-def rmtree_quiet(path: str) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
+from .._fs import rmtree as rmtree_quiet  # noqa: E402,F401
 
 from .._fs import is_special as is_stream_path  # noqa: E402,F401
 from .._fs import output_target  # noqa: E402,F401

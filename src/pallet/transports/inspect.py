@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._std import json
+from .._std import futures, json
 
 from ..errors import DigestMismatch, PalletError, Unsupported
 from ..layer import stream as _stream
@@ -62,37 +62,13 @@ def raw_config(ref: "ImageReference", ctx: "SystemContext") -> bytes:
         return read_config(src, m)
 
 
-class _Background:
-    """Run ``fn`` in a thread; ``result()`` waits and returns or raises what it did."""
-
-    def __init__(self, fn):
-        import threading
-
-        self._out: list = []
-        self._t = threading.Thread(target=self._run, args=(fn,), daemon=True)
-        self._t.start()
-
-    def _run(self, fn) -> None:
-        try:
-            self._out.append((True, fn()))
-        except BaseException as e:  # handed to the caller
-            self._out.append((False, e))
-
-    def result(self):
-        self._t.join()
-        ok, value = self._out[0]
-        if not ok:
-            raise value
-        return value
-
-
 def inspect(ref: "ImageReference", ctx: "SystemContext", tags: bool = True) -> dict:
     """skopeo inspect's JSON object for ``ref`` (keys and order as skopeo prints them)."""
     with ref.new_source(ctx) as src:
         raw, top, m = _chosen(src, ctx)
         tag_job = None
         if tags and ref.transport == "docker":  # the tag list comes while the config does
-            tag_job = _Background(src.get_tags)
+            tag_job = futures.submit(src.get_tags)
         config = ImageConfig.from_bytes(read_config(src, m))
         repo_tags = tag_job.result() if tag_job else []
     out: dict = {}

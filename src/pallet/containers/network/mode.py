@@ -31,8 +31,6 @@ class NetworkMode:
 def parse(values: list[str], networks=None) -> NetworkMode:
     """The ``--network`` flags of one container; ``networks`` (a config.Networks), when given,
     resolves names (an unknown network is NetworkNotFound) and ``bridge`` to the default."""
-    from . import config, subnets
-
     if not values:
         values = ["bridge"]
     special = [v for v in values if v in ALONE or v.startswith(("container:", "ns:"))]
@@ -52,6 +50,8 @@ def parse(values: list[str], networks=None) -> NetworkMode:
         if not path.startswith("/"):
             raise UsageError(f"invalid --network {v!r}: ns: wants an absolute path")
         return NetworkMode("ns", path)
+    from . import config, subnets  # not before: none and host need neither (nor ipaddress)
+
     out: dict = {}
     for v in values:
         name, _, opts = v.partition(":")

@@ -116,7 +116,7 @@ def _host_lock() -> int | None:
 
 
 def _run(verb: str, run_dir: str, netns_path: str, options: dict) -> bytes:
-    import subprocess
+    from ..._std import proc as subprocess  # subprocess's imports (locale, re...) cost every run
 
     binary = find_helper("netavark")
     if binary is None:
@@ -131,8 +131,7 @@ def _run(verb: str, run_dir: str, netns_path: str, options: dict) -> bytes:
     lock = _host_lock()
     try:
         # aardvark-dns, started by netavark, must not hold our pipes open
-        p = subprocess.run(cmd, input=_json.dumps(options).encode(), capture_output=True, close_fds=True,
-                           timeout=120)
+        p = subprocess.run(cmd, input=_json.dumps(options).encode(), capture_output=True, timeout=120)
     except OSError as e:
         raise ContainerNetworkError(f"cannot run {binary}: {e.strerror}") from None
     except subprocess.TimeoutExpired:

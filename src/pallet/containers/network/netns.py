@@ -52,9 +52,10 @@ def shared_dir(path: str) -> None:
 
 
 def _lo_up() -> None:
-    import socket
     import fcntl
     import struct
+
+    from ..._std import sock as socket
 
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -79,6 +80,14 @@ def create(runroot: str, name: str, userns: str | None = None) -> str:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
     except FileExistsError:
         raise ContainerNetworkError(f"network namespace {path} already exists") from None
+    # what the child runs is imported here: a child imports nothing (another thread of this
+    # process may hold an import lock at the fork, which the child would wait for forever)
+    import fcntl  # noqa: F401
+    import struct  # noqa: F401
+
+    from ..._std import sock  # noqa: F401
+    from ..._std import syscalls as _sys
+
     r, w = os.pipe()
     r2, w2 = os.pipe()
     pid = os.fork()
@@ -86,8 +95,6 @@ def create(runroot: str, name: str, userns: str | None = None) -> str:
         try:
             os.close(r)
             os.close(w2)
-            from ..._std import syscalls as _sys
-
             if userns:
                 _sys.setns(os.open(userns, os.O_RDONLY | os.O_CLOEXEC), CLONE_NEWUSER)
             _sys.unshare(CLONE_NEWNET)

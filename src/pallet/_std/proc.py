@@ -1,0 +1,202 @@
+"""``subprocess`` for what the container path uses (conmon, the OCI runtime, netavark), over
+``os.posix_spawn``.
+
+``subprocess`` imports ``locale`` (and through it ``re``), ``signal``, ``threading``,
+``selectors`` and ``contextlib``: ~4 ms of every ``run``, before the container starts. Here:
+``Popen(args, stdin=, stdout=, stderr=, env=, pass_fds=, start_new_session=)`` with ``wait``
+(and its ``timeout``), ``poll``, ``kill``; ``run(args, input=, capture_output=, stdin=,
+stdout=, stderr=, env=, timeout=)``; ``DEVNULL``, ``PIPE``, ``TimeoutExpired``. As
+``subprocess`` does: every fd but 0-2 and ``pass_fds`` is closed in the child (fds are
+close-on-exec by default; inheritable ones this process got are closed explicitly), a command
+that cannot be started raises ``OSError`` (``FileNotFoundError``, ``PermissionError``) in the
+caller, ``returncode`` is ``-N`` for a child killed by signal N, and ``run`` with a ``timeout``
+kills the child and raises ``TimeoutExpired`` when it is over. Not here: shells, text mode,
+``cwd``, ``preexec_fn``, ``communicate``; the ``stdin``/``stdout``/``stderr`` of a ``Popen`` are
+not readable streams (only ``run`` captures).
+"""
+
+import os
+
+PIPE = -1
+DEVNULL = -3
+_SIGPIPE, _SIGXFSZ = 13, 25  # x86_64's and aarch64's (signal's numbers without importing it)
+
+
+class TimeoutExpired(Exception):
+    """``subprocess.TimeoutExpired``: ``cmd``, ``timeout``, ``output``, ``stderr``."""
+
+    def __init__(self, cmd, timeout, output=None, stderr=None):
+        super().__init__(cmd, timeout)
+        self.cmd, self.timeout, self.output, self.stderr = cmd, timeout, output, stderr
+
+    def __str__(self):
+        return f"Command '{self.cmd}' timed out after {self.timeout} seconds"
+
+
+class CompletedProcess:
+    def __init__(self, args, returncode, stdout=None, stderr=None):
+        self.args, self.returncode, self.stdout, self.stderr = args, returncode, stdout, stderr
+
+
+def _fd_of(f) -> int:
+    return f if isinstance(f, int) else f.fileno()
+
+
+class Popen:
+    def __init__(self, args, *, stdin=None, stdout=None, stderr=None, env=None, pass_fds=(),
+                 start_new_session=False):
+        self.args = list(args)
+        self.returncode = None
+        self._pipes = {}  # child fd -> our end
+        actions = []
+        theirs = []
+        try:
+            for target, spec in ((0, stdin), (1, stdout), (2, stderr)):
+                if spec is None:
+                    continue
+                if spec == DEVNULL:
+                    actions.append((os.POSIX_SPAWN_OPEN, target, os.devnull, os.O_RDWR, 0))
+                elif spec == PIPE:
+                    r, w = os.pipe()
+                    mine, child = (w, r) if target == 0 else (r, w)
+                    self._pipes[target] = mine
+                    theirs.append(child)
+                    actions.append((os.POSIX_SPAWN_DUP2, child, target))
+                else:
+                    actions.append((os.POSIX_SPAWN_DUP2, _fd_of(spec), target))
+            keep = set(pass_fds)
+            for fd in keep:  # dup2 onto itself clears close-on-exec (glibc >= 2.29)
+                actions.append((os.POSIX_SPAWN_DUP2, fd, fd))
+            for fd in _inheritable_fds():
+                if fd > 2 and fd not in keep:
+                    actions.append((os.POSIX_SPAWN_CLOSE, fd))
+            spawn = os.posix_spawn if "/" in self.args[0] else os.posix_spawnp
+            # SIGPIPE and SIGXFSZ back to their default actions (Python ignores them), as
+            # subprocess's restore_signals does
+            self.pid = spawn(self.args[0], self.args, os.environ if env is None else env, file_actions=actions,
+                             setsid=start_new_session, setsigdef=(_SIGPIPE, _SIGXFSZ))
+        except BaseException:
+            for fd in list(self._pipes.values()) + theirs:
+                os.close(fd)
+            raise
+        finally:
+            for fd in theirs:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def _reaped(self, status: int) -> int:
+        self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def poll(self):
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self._reaped(status)
+        return self.returncode
+
+    def wait(self, timeout=None) -> int:
+        if self.returncode is not None:
+            return self.returncode
+        if timeout is not None and not _exited_within(self.pid, timeout):
+            raise TimeoutExpired(self.args, timeout)
+        _, status = os.waitpid(self.pid, 0)
+        return self._reaped(status)
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, 9)
+            except ProcessLookupError:
+                pass
+
+
+def _inheritable_fds() -> list:
+    """This process's fds a child would inherit (those it got at its own exec, mostly)."""
+    out = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if os.get_inheritable(fd):
+                out.append(fd)
+        except OSError:  # the listing's own fd, closed meanwhile
+            pass
+    return out
+
+
+def _exited_within(pid: int, timeout: float) -> bool:
+    import select
+
+    fd = os.pidfd_open(pid)
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        return bool(p.poll(max(0, int(timeout * 1000))))
+    finally:
+        os.close(fd)
+
+
+def run(args, *, input=None, capture_output=False, stdin=None, stdout=None, stderr=None, env=None,
+        timeout=None) -> CompletedProcess:
+    """``subprocess.run`` (bytes, no ``check``): the child's output read as it comes, ``input``
+    written as it is taken."""
+    import select
+    import time
+
+    if capture_output:
+        stdout = stderr = PIPE
+    if input is not None:
+        stdin = PIPE
+    p = Popen(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env)
+    got = {fd: [] for fd in (1, 2) if fd in p._pipes}
+    todo = memoryview(input or b"")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    poller = select.poll()
+    ours = {}
+    for child, fd in p._pipes.items():
+        ours[fd] = child
+        poller.register(fd, select.POLLOUT if child == 0 else select.POLLIN)
+    try:
+        if 0 in p._pipes and not todo:
+            poller.unregister(p._pipes[0])
+            os.close(p._pipes[0])
+            del ours[p._pipes.pop(0)]
+        while ours:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                p.kill()
+                p.wait()
+                raise TimeoutExpired(p.args, timeout, b"".join(got.get(1, [])) or None,
+                                     b"".join(got.get(2, [])) or None)
+            for fd, _ in poller.poll(None if left is None else max(1, int(left * 1000))):
+                child = ours[fd]
+                if child == 0:
+                    try:
+                        n = os.write(fd, todo[:65536])
+                    except BrokenPipeError:
+                        n = len(todo)
+                    todo = todo[n:]
+                    if todo:
+                        continue
+                else:
+                    data = os.read(fd, 65536)
+                    if data:
+                        got[child].append(data)
+                        continue
+                poller.unregister(fd)
+                os.close(fd)
+                del ours[fd]
+                del p._pipes[child]
+        p.wait(None if deadline is None else max(0, deadline - time.monotonic()))
+    except BaseException:
+        for fd in p._pipes.values():
+            os.close(fd)
+        p._pipes.clear()
+        p.kill()
+        if p.returncode is None:
+            p.wait()
+        raise
+    return CompletedProcess(p.args, p.returncode, b"".join(got[1]) if 1 in got else None,
+                            b"".join(got[2]) if 2 in got else None)

@@ -1,0 +1,79 @@
+"""``pallet._std.proc`` against ``subprocess``, the module it stands in for (``subprocess``
+imports ``locale``, ``re``, ``threading``, ``selectors``): the same exit codes, output, input,
+fds in the child, session, signals and errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pallet._std import proc
+
+pytestmark = pytest.mark.unit
+
+PY = sys.executable
+
+
+@pytest.mark.parametrize("code", [
+    "import sys; sys.stdout.write('out'); sys.stderr.write('err'); sys.exit(3)",
+    "import os; os.kill(os.getpid(), 9)",
+    "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read()[::-1])",
+    "import sys; sys.stdout.write('x' * 300000); sys.stderr.write('y' * 300000)",  # more than a pipe holds
+    "import signal; print(signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL)",
+])
+def test_run_gives_what_subprocess_gives(code):
+    data = os.urandom(200000)
+    mine = proc.run([PY, "-c", code], input=data, capture_output=True, timeout=60)
+    theirs = subprocess.run([PY, "-c", code], input=data, capture_output=True, timeout=60)
+    assert (mine.returncode, mine.stdout, mine.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+
+
+def test_devnull_fds_and_session_as_subprocess(tmp_path):
+    """Only 0-2 and pass_fds reach the child (an inheritable fd this process holds does not);
+    start_new_session makes it a session leader; DEVNULL and a file object as stdout."""
+    code = ("import os, sys; print(sorted(int(f) for f in os.listdir('/proc/self/fd')), os.getsid(0) == os.getpid(),"
+            " sys.stdin.read() == '')")
+    leak = os.open(os.devnull, os.O_RDONLY)
+    os.set_inheritable(leak, True)
+    passed = os.open(os.devnull, os.O_RDONLY)
+    outs = []
+    try:
+        for mod in (proc, subprocess):
+            path = tmp_path / mod.__name__
+            with open(path, "wb") as f:
+                kw = {} if mod is proc else {"close_fds": True}
+                p = mod.Popen([PY, "-c", code], stdin=mod.DEVNULL, stdout=f,
+                              stderr=mod.DEVNULL, pass_fds=(passed,), start_new_session=True, **kw)
+                assert p.wait(timeout=60) == 0
+            outs.append(path.read_text())
+    finally:
+        os.close(leak)
+        os.close(passed)
+    assert outs[0] == outs[1], outs
+    fds = [int(x) for x in outs[0].split("]")[0].strip("[").split(",")]
+    assert passed in fds and leak not in fds and outs[0].split("]")[1].split() == ["True", "True"]
+
+
+def test_errors_and_timeouts_as_subprocess(tmp_path):
+    for mod in (proc, subprocess):
+        with pytest.raises(FileNotFoundError):
+            mod.run([str(tmp_path / "missing")])
+        with pytest.raises(FileNotFoundError):
+            mod.run(["no-such-command-anywhere"])
+    marker = tmp_path / "pid"
+    with pytest.raises(proc.TimeoutExpired) as e:
+        proc.run([PY, "-c", f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)"],
+                 capture_output=True, timeout=1)
+    assert e.value.timeout == 1
+    pid = int(marker.read_text())
+    with pytest.raises(ChildProcessError):  # killed and reaped: not our child any more
+        os.waitpid(pid, os.WNOHANG)
+    p = proc.Popen([PY, "-c", "import time; time.sleep(60)"])
+    assert p.poll() is None
+    with pytest.raises(proc.TimeoutExpired):
+        p.wait(timeout=0.1)
+    p.kill()
+    assert p.wait() == -9
