@@ -30,9 +30,9 @@ def _rootfs(tmp_path, target: str):
 def test_user_names_are_never_read_from_outside_the_rootfs(tmp_path, target):
     root = _rootfs(tmp_path, target)
     with pytest.raises(ContainerError, match="unable to find user intruder"):
-        Containers._resolve_user(None, root, "intruder")
+        Containers.resolve_user(None, root, "intruder")
     with pytest.raises(ContainerError, match="unable to find group wheel"):
-        Containers._resolve_user(None, root, "0:wheel")
+        Containers.resolve_user(None, root, "0:wheel")
 
 
 def test_an_inside_symlink_is_followed_inside(tmp_path):
@@ -40,7 +40,7 @@ def test_an_inside_symlink_is_followed_inside(tmp_path):
     (root / "etc" / "real").mkdir(parents=True)
     (root / "etc" / "real" / "passwd").write_text("app:x:1000:1000::/:/bin/sh\n")
     os.symlink("/etc/real/passwd", root / "etc" / "passwd")  # absolute: relative to the rootfs
-    assert Containers._resolve_user(None, str(root), "app") == (1000, 1000, [])
+    assert Containers.resolve_user(None, str(root), "app") == (1000, 1000, [])
 
 
 @pytest.mark.parametrize("text", ["app:x:1000", "app:x:-1:0", "app:x:4294967296:0", "app:x:１２:0"])
@@ -50,5 +50,5 @@ def test_hostile_passwd_entries_are_one_line_errors(tmp_path, text):
     (root / "etc" / "passwd").write_text(text + "\n")
     (root / "etc" / "group").mkdir()  # not a file: ignored
     with pytest.raises(ContainerError) as e:
-        Containers._resolve_user(None, str(root), "app")
+        Containers.resolve_user(None, str(root), "app")
     assert "\n" not in str(e.value) and "app" in str(e.value)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy as _copy
 import time
 
-from .._std import json
 from ..errors import BuildError
 
 OCI = "oci"
@@ -50,8 +49,13 @@ def load_config(store, image_rec: dict | None) -> dict:
     """The config of a stored image as a dict to change (a fresh one for scratch)."""
     if image_rec is None:
         return empty_config()
-    with store.open_blob(image_rec["config"]) as f:
-        doc = json.loads(f.read())
+    from ..storage.info import config
+
+    doc = config(store, image_rec)
+    if not isinstance(doc, dict):
+        from ..errors import StoreError
+
+        raise StoreError(f"image {image_rec['id'][:12]}: its config is not a JSON object")
     doc.setdefault("config", {})
     if doc["config"] is None:
         doc["config"] = {}

@@ -181,8 +181,10 @@ def cmd_commit(args) -> int:
         doc["author"] = args.author
     apply_changes(doc, args.change)
     paused = False
-    if args.pause and ctrs.state(cid).get("state") == "running":
-        ctrs._runtime(meta, "pause", cid)  # (run10a's pause verb will own this)
+    if args.pause and ctrs.state(cid).get("state") == "running" and not ctrs.state(cid).get("paused"):
+        from ..containers.restart import pause, unpause
+
+        pause(ctrs, cid)  # as `pallet pause`: the state says so while the layer is read
         paused = True
     try:
         rec = commit_image(store, cid, c.get("image"), doc, names, fmt=args.format, squash=args.squash,
@@ -190,7 +192,7 @@ def cmd_commit(args) -> int:
                            history_comment=args.message)
     finally:
         if paused:
-            ctrs._runtime(meta, "resume", cid, check=False)
+            unpause(ctrs, cid)
     if args.iidfile:
         from .._fs import write_output
 

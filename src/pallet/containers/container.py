@@ -171,6 +171,21 @@ class Containers:
             self._lockfile = FileLock(os.path.join(self.base, "containers.lock"))
         return self._lockfile.exclusive()
 
+    def editing_state(self, cid: str):
+        """``with ctrs.editing_state(cid) as st:`` the container's run-time state under the
+        containers' lock; the dict, changed in the block, is written back when it ends without an
+        error (for the modules beside this one: restart policies, health checks, pause)."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def edit():
+            with self._lock():
+                st = self._read_state(cid)
+                yield st
+                self._write_state(cid, st)
+
+        return edit()
+
     def _rundir(self, cid: str) -> str:
         return os.path.join(self.base, cid)
 
@@ -344,7 +359,7 @@ class Containers:
             (tmpfs if m.pop("tmpfs", False) else binds).append(m)
         pids_limit = o.pids_limit if o.pids_limit is not None else conf.get("pids_limit")
         image = self._image(o, pull_fn)
-        img_cfg = self._image_config(image)
+        img_cfg = self.image_config(image)
         if o.publish_all:  # -P: the image's EXPOSE ports too, each on a free host port
             mappings = _discard_ports(netports.parse_all(o.publish, list(img_cfg.get("ExposedPorts") or {}), True),
                                       mode.kind, warn)
@@ -425,7 +440,7 @@ class Containers:
             if idmap or (user and not all(p.isascii() and p.isdigit() for p in user.split(":"))):  # a name: check it
                 rootfs = self.store.mount_container(cid)
                 try:
-                    uid, gid, _ = self._resolve_user(rootfs, user or "0")
+                    uid, gid, _ = self.resolve_user(rootfs, user or "0")
                 finally:
                     self.store.umount_container(cid, force=True)
                 if idmap:
@@ -462,15 +477,14 @@ class Containers:
         nets.config_dir = d
         return nets
 
-    def _image_config(self, image: dict) -> dict:
+    def image_config(self, image: dict) -> dict:
+        """The image's ``config`` part (Entrypoint, Cmd, Env...)."""
+        from ..storage.info import run_config
+
         try:
-            with self.store.open_blob(image["config"]) as f:
-                raw = f.read(16 << 20)
-            doc = json.loads(raw)
-        except (OSError, PalletError, KeyError, ValueError, TypeError):
-            raise ContainerError(f"image {image.get('id', '?')[:12]}: its config cannot be read") from None
-        cfg = doc.get("config") if isinstance(doc, dict) else None
-        return cfg if isinstance(cfg, dict) else {}
+            return run_config(self.store, image)
+        except PalletError:
+            raise ContainerError(f"image {str(image.get('id', '?'))[:12]}: its config cannot be read") from None
 
     def _spec(self, cid: str, meta: dict, img_cfg: dict) -> dict:
         """The runtime config minus what needs the rootfs and the network (added at start)."""
@@ -513,7 +527,7 @@ class Containers:
 
     # -- start ------------------------------------------------------------------------------
 
-    def _resolve_user(self, rootfs: str, spec: str):
+    def resolve_user(self, rootfs: str, spec: str):
         from .._rootfs import open_in_root
         from ..oci.users import lookup, parse_db
 
@@ -551,7 +565,7 @@ class Containers:
             st = self.state(cid)
             if st.get("state") == RUNNING:
                 raise ContainerStateError(f"container {meta['name']} is already running")
-            self._check_not_starting(cid, st, meta)
+            self.check_not_starting(cid, st, meta)
             if restart_count and st.get("stopped_by_user"):
                 raise ContainerStateError(f"container {meta['name']} was stopped: its restart policy does not apply")
             st = {"state": CONFIGURED, "started_at": None, "finished_at": None, "exit_code": None, "oci": False,
@@ -591,7 +605,7 @@ class Containers:
 
             apply_to_spec(doc, meta)  # --init
             user_spec = doc.pop("_user", "")
-            uid, gid, extra = self._resolve_user(rootfs, user_spec or "0")
+            uid, gid, extra = self.resolve_user(rootfs, user_spec or "0")
             if any(b.get("chown") for b in meta["binds"]):  # -v ...:U
                 from .userns import host_ids
 
@@ -690,7 +704,7 @@ class Containers:
                        gateways[0] if gateways else None)
             sock = conmon.attach_socket(userdata) if attach else None
             cleanup.append(lambda: sock and sock.close())
-            self._runtime(meta, "start", cid)
+            self.runtime_command(meta, "start", cid)
             st.update(state=RUNNING, started_at=_now(), starting=None)
             with self._lock():
                 self._write_state(cid, st)
@@ -812,7 +826,7 @@ class Containers:
                 joined_host = other["metadata"][META].get("hostname") or other["id"][:12]
         return joined_host
 
-    def _check_not_starting(self, cid: str, st: dict, meta: dict) -> None:
+    def check_not_starting(self, cid: str, st: dict, meta: dict) -> None:
         """Another live pallet process is starting it: the caller must not change it now."""
         pid = st.get("starting")
         if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
@@ -835,7 +849,7 @@ class Containers:
             cmd.append("--rm")
         return cmd + [cid]
 
-    def _runtime(self, meta: dict, *args, check: bool = True):
+    def runtime_command(self, meta: dict, *args, check: bool = True):
         from .._std import proc
 
         p = proc.run([meta["runtime"], "--root", self.oci_root] + list(args), capture_output=True,
@@ -888,7 +902,7 @@ class Containers:
         if st.get("state") != RUNNING:
             raise ContainerStateError(f"can only kill running containers. {c['id'][:12]} is in state "
                                       f"{st.get('state')}: container state improper")
-        p = self._runtime(c["metadata"][META], "kill", c["id"], str(signal), check=False)
+        p = self.runtime_command(c["metadata"][META], "kill", c["id"], str(signal), check=False)
         if p.returncode != 0 and self.state(c["id"]).get("state") == RUNNING:
             raise ContainerError(f"sending signal {signal} to {c['id'][:12]}: "
                                  f"{' '.join(p.stderr.decode('utf-8', 'replace').split())}")
@@ -901,7 +915,7 @@ class Containers:
         except ContainerNotFound:
             return
         if self._read_state(c["id"]).get("state") == RUNNING:
-            self._runtime(c["metadata"][META], "kill", c["id"], str(signum), check=False)
+            self.runtime_command(c["metadata"][META], "kill", c["id"], str(signum), check=False)
 
     def stop(self, text: str, timeout: float | None = None, warn=None) -> str:
         from .policies import before_stop
@@ -912,7 +926,7 @@ class Containers:
         if self.state(cid).get("state") == RUNNING:
             t = meta.get("stop_timeout", 10) if timeout is None else timeout
             if t > 0:
-                self._runtime(meta, "kill", cid, str(meta["stop_signal"]), check=False)
+                self.runtime_command(meta, "kill", cid, str(meta["stop_signal"]), check=False)
                 try:
                     self.wait(cid, t)
                 except TimeoutError:
@@ -920,7 +934,7 @@ class Containers:
                         warn(f"StopSignal {_signal_name(meta['stop_signal'])} failed to stop container "
                              f"{meta['name']} in {t} seconds, resorting to SIGKILL")
             if self.state(cid).get("state") == RUNNING:
-                self._runtime(meta, "kill", cid, "9", check=False)
+                self.runtime_command(meta, "kill", cid, "9", check=False)
                 try:
                     self.wait(cid, 30)
                 except TimeoutError:
@@ -1110,7 +1124,7 @@ class Containers:
             self.stop(cid, timeout if timeout is not None else 10)
         with self._lock():
             st = self._read_state(cid)
-            self._check_not_starting(cid, st, meta)
+            self.check_not_starting(cid, st, meta)
             dropped = []
 
             def drop_record():  # while the runtime deletes its container: see _teardown

@@ -85,7 +85,7 @@ def process(ctrs, cid: str, meta: dict, o: ExecOptions) -> dict:
     uid = (p.get("user") or {}).get("uid", 0)
     if o.user:
         try:
-            uid, gid, extra = ctrs._resolve_user(rootfs, o.user)
+            uid, gid, extra = ctrs.resolve_user(rootfs, o.user)
         except ContainerError as e:
             raise ExecSetupError(str(e)) from None
         p["user"] = {"uid": uid, "gid": gid}

@@ -208,7 +208,7 @@ class Rootfs:
             spec = self.ctrs.spec(self.id).get("_user") or "0"
         except ContainerError:
             spec = "0"
-        uid, gid, _ = self.ctrs._resolve_user(self.path, spec)
+        uid, gid, _ = self.ctrs.resolve_user(self.path, spec)
         umap, gmap = self.maps
         if umap:
             from ..layer.idmap import to_host

@@ -86,8 +86,7 @@ def run(ctrs, text: str) -> str:
     # podman's: the exit code is the check's result (0 passed, 1 failed), the output one string
     entry = {"Start": start, "End": end, "ExitCode": 0 if rc == 0 else 1, "Output": output[:MAX_OUTPUT]}
     in_start_period = time.time() - _started(st) < (hc.get("StartPeriod") or 0) / 1e9
-    with ctrs._lock():
-        st = ctrs._read_state(cid)
+    with ctrs.editing_state(cid) as st:
         if st.get("state") != RUNNING:
             raise HealthCheckError(f"container {meta['name']} is not running")
         h = st.get("health") if isinstance(st.get("health"), dict) else {}
@@ -101,7 +100,6 @@ def run(ctrs, text: str) -> str:
             if streak >= int(hc.get("Retries") or 3):
                 state = UNHEALTHY
         st["health"] = {"Status": state, "FailingStreak": streak, "Log": log}
-        ctrs._write_state(cid, st)
     if state == UNHEALTHY and meta.get("health_on_failure"):
         on_failure(ctrs, cid, meta["health_on_failure"])
     return HEALTHY if rc == 0 else UNHEALTHY

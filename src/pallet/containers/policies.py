@@ -177,26 +177,24 @@ def before_stop(ctrs, cid: str, meta: dict) -> None:
 
     deadline = time.monotonic() + 60
     while True:
-        with ctrs._lock():
-            st = ctrs._read_state(cid)
+        with ctrs.editing_state(cid) as st:
             try:
-                ctrs._check_not_starting(cid, st, meta)
+                ctrs.check_not_starting(cid, st, meta)
                 starting = False
             except ContainerStateError:
                 starting = True
-            if not starting or time.monotonic() > deadline:
+            done = not starting or time.monotonic() > deadline
+            if done:
                 st["stopped_by_user"] = True
                 paused = st.get("paused") and st.get("state") == "running"
-                ctrs._write_state(cid, st)
-                break
+        if done:
+            break
         time.sleep(0.02)
     if paused:
-        ctrs._runtime(meta, "resume", cid, check=False)
+        ctrs.runtime_command(meta, "resume", cid, check=False)
         set_paused(ctrs, cid, False)
 
 
 def set_paused(ctrs, cid: str, paused: bool) -> None:
-    with ctrs._lock():
-        st = ctrs._read_state(cid)
+    with ctrs.editing_state(cid) as st:
         st["paused"] = paused
-        ctrs._write_state(cid, st)

@@ -86,7 +86,7 @@ def _freeze(ctrs, text: str, paused: bool) -> str:
             state = "paused" if st.get("paused") else st.get("state")
             raise ContainerStateError(f"\"{state}\" is not running, can't pause: container state improper")
         raise ContainerStateError(f"\"{cid}\" is not paused, can't unpause: container state improper")
-    p = ctrs._runtime(meta, "pause" if paused else "resume", cid, check=False)
+    p = ctrs.runtime_command(meta, "pause" if paused else "resume", cid, check=False)
     if p.returncode != 0:
         raise ContainerError(f"{'pausing' if paused else 'unpausing'} {cid[:12]}: "
                              f"{' '.join(p.stderr.decode('utf-8', 'replace').split())}")

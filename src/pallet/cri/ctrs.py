@@ -221,7 +221,7 @@ class Ctrs:
             image = self.ctx.store.image(image_text)
         except NotFound:
             raise CRIError(f"image {image_text!r} not found: pull it first", "NOT_FOUND") from None
-        img_cfg = self.ctx.containers._image_config(image)
+        img_cfg = self.ctx.containers.image_config(image)
         devices = _devices(config.get("devices") or [])
         sc = config.get("security_context") or {}
         res = config.get("resources") or {}

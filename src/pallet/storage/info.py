@@ -9,10 +9,30 @@ if TYPE_CHECKING:
     from .store import Store
 
 
+#: an image config is a few KiB: a bigger blob is refused, not read whole
+MAX_CONFIG = 16 << 20
+
+
 def config(store: "Store", rec: dict) -> dict:
-    """The image config of the image record ``rec``, parsed."""
-    with store.open_blob(rec["config"]) as f:
-        return json.loads(f.read())
+    """The image config of the image record ``rec``, parsed (bounded); a blob that cannot be
+    read or parsed is a StoreError naming the image."""
+    from ..errors import StoreError
+
+    try:
+        with store.open_blob(rec["config"]) as f:
+            raw = f.read(MAX_CONFIG + 1)
+        if len(raw) > MAX_CONFIG:
+            raise ValueError("larger than 16 MiB")
+        return json.loads(raw)
+    except (OSError, KeyError, ValueError, TypeError):
+        raise StoreError(f"image {str(rec.get('id', '?'))[:12]}: its config cannot be read") from None
+
+
+def run_config(store: "Store", rec: dict) -> dict:
+    """The image's ``config`` part (Entrypoint, Cmd, Env, ...): ``{}`` when it has none."""
+    doc = config(store, rec)
+    cfg = doc.get("config") if isinstance(doc, dict) else None
+    return cfg if isinstance(cfg, dict) else {}
 
 
 _config = config  # the old name (cli/_filters.py reaches it through its module object)

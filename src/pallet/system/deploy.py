@@ -749,13 +749,12 @@ def default_config(img_cfg: dict, name: str, root: str) -> dict:
 
 
 def _image_config(store, image: dict) -> dict:
+    from ..storage.info import run_config
+
     try:
-        with store.open_blob(image["config"]) as f:
-            doc = json.loads(f.read(16 << 20))
-    except (OSError, PalletError, KeyError, ValueError):
-        raise SystemContainerError(f"image {image.get('id', '?')[:12]}: its config cannot be read") from None
-    cfg = doc.get("config") if isinstance(doc, dict) else None
-    return cfg if isinstance(cfg, dict) else {}
+        return run_config(store, image)
+    except PalletError:
+        raise SystemContainerError(f"image {str(image.get('id', '?'))[:12]}: its config cannot be read") from None
 
 
 def _uuid() -> str:
