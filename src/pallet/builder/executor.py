@@ -83,7 +83,7 @@ class BuildOptions:
         self.omit_history = omit_history
         self.ignorefile = ignorefile
         self.skip_unused_stages = skip_unused_stages
-        #: --build-context: name -> ("image", reference) or ("dir", absolute path)
+        #: --build-context: name -> ("image", reference), ("dir", absolute path) or ("url", text)
         self.build_contexts = {k.lower(): v for k, v in (build_contexts or {}).items()}
         #: --platform/--os/--arch/--variant: an oci.platform.Platform (None: the host's)
         self.platform = platform
@@ -163,6 +163,8 @@ class DockerfileBuild:
         self.cache = StepCache(store, use=options.layers and not options.no_cache and options.cache_ttl != 0,
                                record=options.layers, made_images=self.made_images, ttl=options.cache_ttl)
         self.ignore = None
+        self._stack = None  # the build's ExitStack (staging directories live as long as it)
+        self._remote: dict[str, str] = {}  # remote contexts fetched: text -> directory
 
     # -- entry -------------------------------------------------------------------------------
 
@@ -173,6 +175,7 @@ class DockerfileBuild:
             self.owner = owner
             try:
                 with contextlib.ExitStack() as stack:
+                    self._stack = stack
                     self._prepare_context(stack)
                     return self._run_build()
             finally:
@@ -182,12 +185,15 @@ class DockerfileBuild:
         """The context as buildah takes it: a directory; a Dockerfile (its directory is the
         context); a tar archive, plain or compressed (extracted into the store's staging,
         removed after the build); ``-``: stdin holding a Dockerfile (an empty context) or
-        such an archive. A URL or git repository: not supported yet."""
+        such an archive; a URL or a git repository (``builder.remote``: fetched into the
+        staging too)."""
+        from . import remote
+
         o = self.options
         text = o.context
-        if text.startswith(("http://", "https://", "git://", "git@", "github.com/")):
-            raise BuildError(f"the build context {text}: a context from a URL or git repository is not "
-                             "supported yet (give a directory, a Dockerfile, a tar archive or -)")
+        if remote.is_remote(text):
+            self.context = self._fetch_remote(text)
+            return
         if text != "-":
             if not os.path.exists(text):
                 raise BuildError(f"the build context {text}: no such file or directory")
@@ -221,6 +227,20 @@ class DockerfileBuild:
         if o.dockerfile is None and o.dockerfile_text is None:
             o.dockerfile = os.path.abspath(text)
         self.context = os.path.dirname(os.path.abspath(text))
+
+    def _fetch_remote(self, text: str) -> str:
+        """A context from a URL or git repository (the build's or a ``--build-context``'s),
+        fetched once into the store's staging, removed after the build."""
+        from . import remote
+        from .copy import limits_of
+
+        done = self._remote.get(text)
+        if done is None:
+            scratch = self._stack.enter_context(self.store.staging())
+            ctx = os.path.join(scratch, "context")
+            os.mkdir(ctx, 0o755)
+            done = self._remote[text] = remote.fetch(text, ctx, **limits_of(self.store))
+        return done
 
     def _run_build(self) -> dict:
         from .ignore import IgnoreRules
@@ -704,6 +724,8 @@ class DockerfileBuild:
         extra = self.options.build_contexts.get(name) if name and not name.isdigit() else None
         if extra is not None:
             kind, value = extra
+            if kind == "url":
+                kind, value = "dir", self._fetch_remote(value)
             if kind == "dir":
                 from .stage import DirContext
 

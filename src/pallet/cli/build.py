@@ -250,7 +250,8 @@ def _run_extras(args):
 
 def _build_contexts(items: list[str]) -> dict:
     """``--build-context NAME=VALUE``: an image (``docker-image://``, ``docker://``,
-    ``container-image://``) or a local directory."""
+    ``container-image://``), a URL or git repository (as the build's context), or a local
+    directory."""
     from ..errors import UsageError
 
     out = {}
@@ -263,9 +264,9 @@ def _build_contexts(items: list[str]) -> dict:
                 out[name] = ("image", value[len(prefix):])
                 break
         else:
-            if value.startswith(("http://", "https://", "git://", "git@")):
-                raise UsageError(f"--build-context {it}: a context from a URL or git repository is not "
-                                 "supported yet (give a local directory or docker-image://IMAGE)")
+            if value.startswith(("http://", "https://", "git://", "github.com/")):
+                out[name] = ("url", value)  # fetched when a step first uses it
+                continue
             if not os.path.isdir(value):
                 raise UsageError(f"--build-context {it}: {value} is not a directory")
             out[name] = ("dir", os.path.abspath(value))
