@@ -381,3 +381,25 @@ def test_secret_sources_as_buildah(pallet, tmp_path):
     assert p.returncode == 125 and "UNSET_VAR_X is not set" in p.stderr
     p = pallet("build", ctx, "extra", check=False)
     assert p.returncode == 125 and "accepts at most 1 arg(s), received 2" in p.stderr
+
+
+def test_empty_run_and_mounts_from_stages_as_buildah(pallet, tmp_path):
+    # an empty RUN runs the shell without a command: the shell's own error and status 2
+    p = pallet("build", _ctx(tmp_path, "FROM localhost/busybox:v1\nCMD [\"pwd\"]\nRUN\n"), check=False)
+    assert p.returncode == 2 and "-c requires an argument" in p.stderr, p.stderr
+    assert 'building at STEP "RUN ": exit status 2' in p.stderr
+    # RUN --mount=type=cache,from=STAGE: that stage's files (SOURCE in them) are the cache, writable
+    df = ("FROM localhost/busybox:v1 AS builder\nRUN mkdir -p /sub/deeper && echo hello > /sub/deeper/h\n"
+          "FROM localhost/busybox:v1\n"
+          "RUN --mount=type=cache,from=builder,target=/t --mount=type=cache,from=builder,source=/sub/deeper,"
+          "target=/t2 cat /t/sub/deeper/h /t2/h && echo scribble > /t2/h\n")
+    p = pallet("build", "-t", "cf", _ctx(tmp_path, df))
+    assert p.stdout.count("hello") >= 2, p.stdout
+    assert "/t2" not in pallet.tree("cf") or pallet.tree("cf")["/t2"][0] == "d"
+    # an image is no stage for a cache mount; an empty from= is buildah's error
+    for line, said in (("RUN --mount=type=cache,from=localhost/busybox:v1,target=/t true",
+                        "no stage found with name localhost/busybox:v1"),
+                       ("RUN --mount=type=bind,source=.,from=,target=/t true", "from points to an empty value")):
+        p = pallet("build", _ctx(tmp_path, f"FROM localhost/busybox:v1\n{line}\n"), check=False)
+        assert p.returncode == 125 and said in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    assert pallet.containers() == [] and pallet.mounts() == []

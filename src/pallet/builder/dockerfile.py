@@ -154,8 +154,8 @@ def parse_instruction(c, file: str) -> Instruction:
 
 
 _MIN_ARGS = {"COPY": 2, "ADD": 2, "ENV": 1, "LABEL": 1, "EXPOSE": 1, "VOLUME": 1, "USER": 1, "WORKDIR": 1,
-             "ARG": 1, "STOPSIGNAL": 1, "MAINTAINER": 1, "SHELL": 1, "ENTRYPOINT": 1, "CMD": 1, "RUN": 1,
-             "HEALTHCHECK": 1, "FROM": 1, "ONBUILD": 1}
+             "ARG": 1, "STOPSIGNAL": 1, "MAINTAINER": 1, "SHELL": 1, "ENTRYPOINT": 1, "CMD": 1,
+             "HEALTHCHECK": 1, "FROM": 1, "ONBUILD": 1}  # an empty RUN runs the shell without a command, as buildah
 
 
 def check(ins: Instruction) -> None:
