@@ -403,3 +403,24 @@ def test_empty_run_and_mounts_from_stages_as_buildah(pallet, tmp_path):
         p = pallet("build", _ctx(tmp_path, f"FROM localhost/busybox:v1\n{line}\n"), check=False)
         assert p.returncode == 125 and said in p.stderr and p.stderr.count("\n") == 1, p.stderr
     assert pallet.containers() == [] and pallet.mounts() == []
+
+
+def test_base_image_annotations_as_buildah(pallet, tmp_path):
+    """OCI images committed on a base carry its digest and name (the image spec's annotations),
+    through FROM STAGE too; --annotation wins; Docker manifests have no annotations."""
+    base_rec = pallet.store().image("localhost/busybox:v1")
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1 AS base\nRUN true\nFROM base\n")
+    pallet("build", "-t", "ann", ctx)
+    m, _ = pallet.manifest("ann")
+    assert m["annotations"] == {"org.opencontainers.image.base.digest": base_rec["digest"],
+                                "org.opencontainers.image.base.name": "localhost/busybox:v1"}
+    pallet("build", "-t", "ann2", "--annotation", "org.opencontainers.image.base.name=mine", ctx)
+    assert pallet.manifest("ann2")[0]["annotations"]["org.opencontainers.image.base.name"] == "mine"
+    pallet("build", "-t", "ann3", "--format", "docker", ctx)
+    assert "annotations" not in pallet.manifest("ann3")[0]
+    # builder from an image by ID (no name of its own) and commit: the digest, no name
+    iid = pallet("build", "-q", _ctx(tmp_path, "FROM scratch\nLABEL a=b\n")).stdout.strip()
+    ctr = pallet("builder", "from", iid).stdout.strip()
+    pallet("builder", "commit", "--rm", ctr, "fromid")
+    ann = pallet.manifest("fromid")[0]["annotations"]
+    assert ann == {"org.opencontainers.image.base.digest": pallet.store().image(iid)["digest"]}

@@ -450,6 +450,7 @@ class DockerfileBuild:
         if idx is not None:
             prev = self.results[idx]
             state = StageState(prev.image, _copy.deepcopy(prev.doc), step_key(prev.key, "stage"))
+            state.annotations = dict(prev.annotations)
         elif base_text.lower() in options.build_contexts:
             kind, value = options.build_contexts[base_text.lower()]
             if kind != "image":
@@ -464,6 +465,7 @@ class DockerfileBuild:
                 raise BuildError(f"{stage.from_instr.where()}: FROM {base_text} (--build-context {value}): {e}") \
                     from None
             state = StageState(img, doc, step_key("", "image", img["id"], options.fmt))
+            state.annotations = _image.base_annotations(img, value)
         elif base_text.lower() == "scratch":
             doc = _image.empty_config(self._stage_platform(stage))
             # buildah and BuildKit give a scratch stage the default PATH
@@ -491,6 +493,7 @@ class DockerfileBuild:
             except PalletError as e:  # removed since it was found (a concurrent image prune or rmi)
                 raise BuildError(f"{stage.from_instr.where()}: FROM {base_text}: {e}") from None
             state = StageState(img, doc, step_key("", "image", img["id"], options.fmt))  # docker and oci steps differ
+            state.annotations = _image.base_annotations(img, base_text)
         state.args = {}
         state.single = not options.layers or (last and (options.squash or options.squash_all))
         state.later_args = {}
@@ -522,7 +525,7 @@ class DockerfileBuild:
             state.doc = _copy.deepcopy(state.doc)
             state.doc.setdefault("history", []).extend(self._history_entries(state))
             state.history = []
-        res = StageResult(state.image, state.doc, state.key, stage)
+        res = StageResult(state.image, state.doc, state.key, stage, state.annotations)
         self.results[stage.index] = res
         return res
 
@@ -792,7 +795,8 @@ class DockerfileBuild:
         layers = list(res.image["layers"]) if res.image else []
         if not options.quiet:
             options.out("COMMIT " + (" ".join(options.tags) if options.tags else ""))
-        rec = _image.write_image(self.store, doc, layers, options.fmt, options.tags, options.annotations)
+        rec = _image.write_image(self.store, doc, layers, options.fmt, options.tags,
+                                 {**res.annotations, **options.annotations})
         if rec["id"] in self.made_images:
             self.made_images.remove(rec["id"])
         if not options.quiet:

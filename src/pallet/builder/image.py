@@ -88,6 +88,26 @@ def ordered(doc: dict) -> dict:
     return out
 
 
+BASE_DIGEST = "org.opencontainers.image.base.digest"
+BASE_NAME = "org.opencontainers.image.base.name"
+
+
+def base_annotations(img: dict | None, spec: str) -> dict:
+    """The OCI image-spec's base-image annotations buildah puts on what it commits on ``img``
+    (the image record ``spec`` named; None: scratch, none): its manifest digest, and its name
+    (the first that contains ``spec``, else its first; none for an image without names)."""
+    if img is None:
+        return {}
+    out = {}
+    if img.get("digest"):
+        out[BASE_DIGEST] = img["digest"]
+    names = img.get("names") or []
+    name = next((n for n in names if spec and spec in n), names[0] if names else "")
+    if name:
+        out[BASE_NAME] = name
+    return out
+
+
 def write_image(store, doc: dict, layer_ids: list[str], fmt: str = OCI, names: list[str] = (),
                 annotations: dict | None = None) -> dict:
     """Store an image made of ``layer_ids`` (base first, all in the store) with config ``doc``;

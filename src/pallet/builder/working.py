@@ -128,7 +128,8 @@ class BuilderContainer:
             image_rec = ensure_image(store, image_text, pull, ctx)
         doc = config if config is not None else _image.load_config(store, image_rec)
         meta = {"builder": {"from": image_text or "scratch", "image_id": image_rec["id"] if image_rec else None,
-                            "config": doc, "created_by": None, "annotations": {}}}
+                            "config": doc, "created_by": None,
+                            "annotations": _image.base_annotations(image_rec, image_text or "")}}
         name = name or _container_name(store, image_text)
         rec = store.create_container(image_rec["id"] if image_rec else None, name, KIND, meta, owner=owner)
         return cls(store, rec)
