@@ -424,3 +424,20 @@ def test_base_image_annotations_as_buildah(pallet, tmp_path):
     pallet("builder", "commit", "--rm", ctr, "fromid")
     ann = pallet.manifest("fromid")[0]["annotations"]
     assert ann == {"org.opencontainers.image.base.digest": pallet.store().image(iid)["digest"]}
+
+
+def test_final_image_is_the_last_steps_image_as_buildah(pallet, tmp_path):
+    """--layers: the last step's image is the image (no copy differing in its creation time:
+    `images -a` counts as buildah's); a base nothing changed is itself the image, named."""
+    before = {r["id"] for r in pallet.store().images()}
+    iid = pallet("build", "-q", "--layers", "-t", "one", _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN touch /x\n")
+                 ).stdout.strip().splitlines()[-1]
+    made = {r["id"] for r in pallet.store().images()} - before
+    assert made == {iid}, made
+    base_rec = pallet.store().image("localhost/busybox:v1")
+    iid = pallet("build", "-q", "-t", "same", _ctx(tmp_path, "FROM localhost/busybox:v1\n")).stdout.strip()
+    rec = pallet.store().image("same")
+    assert iid == rec["id"] == base_rec["id"] and rec["digest"] == base_rec["digest"]
+    iid = pallet("build", "-q", "--label", "x=y", "-t", "other", _ctx(tmp_path, "FROM localhost/busybox:v1\n")
+                 ).stdout.strip()
+    assert iid != base_rec["id"] and pallet.store().image("localhost/busybox:v1")["digest"] == base_rec["digest"]

@@ -792,11 +792,28 @@ class DockerfileBuild:
                                  "Must use `docker` format")
         created = _image.timestamp(self.epoch)
         doc["created"] = created
+        keep = False
+        if res.image is not None:
+            # the image holding the stage's files already says all this (the last step's, cached
+            # or committed, or a base nothing changed): it is the image, as buildah's last step
+            # commit is, not a copy with another creation time
+            try:
+                prev = _image.load_config(self.store, res.image)
+            except PalletError:
+                prev = None
+            if prev is not None and prev.get("created") and \
+                    {k: v for k, v in prev.items() if k not in ("created", "rootfs")} == \
+                    {k: v for k, v in doc.items() if k not in ("created", "rootfs")}:  # (same layers)
+                doc["created"] = prev["created"]
+                keep = bool(res.image.get("names"))  # a named image (a base) keeps its own manifest
         layers = list(res.image["layers"]) if res.image else []
         if not options.quiet:
             options.out("COMMIT " + (" ".join(options.tags) if options.tags else ""))
-        rec = _image.write_image(self.store, doc, layers, options.fmt, options.tags,
-                                 {**res.annotations, **options.annotations})
+        if keep and not options.annotations:  # a base nothing changed is the image: named, as buildah
+            rec = self.store.tag(res.image["id"], options.tags) if options.tags else self.store.image(res.image["id"])
+        else:
+            rec = _image.write_image(self.store, doc, layers, options.fmt, options.tags,
+                                     {**res.annotations, **options.annotations}, keep_digest=keep)
         if rec["id"] in self.made_images:
             self.made_images.remove(rec["id"])
         if not options.quiet:

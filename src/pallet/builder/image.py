@@ -109,9 +109,10 @@ def base_annotations(img: dict | None, spec: str) -> dict:
 
 
 def write_image(store, doc: dict, layer_ids: list[str], fmt: str = OCI, names: list[str] = (),
-                annotations: dict | None = None) -> dict:
+                annotations: dict | None = None, keep_digest: bool = False) -> dict:
     """Store an image made of ``layer_ids`` (base first, all in the store) with config ``doc``;
-    ``names`` are qualified as podman does. Returns the image record."""
+    ``names`` are qualified as podman does. Returns the image record. ``keep_digest``: an
+    image already stored with this config keeps its manifest (the new one is added)."""
     from ..oci import mediatype as mt
     from ..oci.descriptor import Descriptor
     from ..oci.digest import of_bytes
@@ -150,4 +151,5 @@ def write_image(store, doc: dict, layer_ids: list[str], fmt: str = OCI, names: l
                            annotations=annotations or None)
     qualified = [str(qualify(n)) for n in names]
     return store.add_image(config=config, config_digest=config_digest, manifest=m.raw, manifest_digest=m.digest,
-                           media_type=m.media_type, layers=list(layer_ids), names=qualified)
+                           media_type=m.media_type, layers=list(layer_ids), names=qualified,
+                           keep_digest=keep_digest)

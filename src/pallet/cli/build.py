@@ -70,6 +70,8 @@ def _build_parser(sub, name: str) -> None:
     p.add_argument("--volume", "-v", action="append", default=[], metavar="HOST:CONTAINER[:OPTS]")
     p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--manifest", metavar="LIST",
+                   help="add the image to this manifest list in the store (created if missing)")
     p.add_argument("--format", default=None, choices=("oci", "docker"))
     p.add_argument("--timestamp", type=int, default=None, metavar="SECONDS")
     p.add_argument("--output", "-o", metavar="OUTPUT", help="type=local,dest=DIR | type=tar,dest=FILE | TRANSPORT:REF")
@@ -408,7 +410,8 @@ def _build(args) -> int:
         network_config_dir=args.network_config_dir,
         out=(lambda line: sys.stderr.write(line + "\n")) if args.output in ("type=tar,dest=-", "-") else _say,
         iidfile=None if scan else args.iidfile, rm=args.rm,
-        stdout=sys.stderr.fileno() if args.output and args.output.endswith("dest=-") else None,
+        stdout=sys.stderr.fileno() if args.output and args.output.endswith("dest=-") else
+        (os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC) if args.quiet else None),  # -q: RUN's stdout dropped, as buildah
         run_extras=extras, stdin=0 if args.stdin else None, env=_env_items(args.env),
         unsetenv=args.unsetenv, omit_history=args.omit_history, ignorefile=args.ignorefile,
         skip_unused_stages=args.skip_unused_stages, build_contexts=_build_contexts(args.build_context),
@@ -419,7 +422,17 @@ def _build(args) -> int:
         rusage_out=_appender(args.rusage_logfile) if args.rusage_logfile else None,
         warn=lambda line: (sys.stderr.write(f"WARN {line}\n"), sys.stderr.flush()))
     store = _store(args)
+    if args.manifest:  # a bad list name is said before anything is built
+        from ..storage.names import qualify
+
+        qualify(args.manifest)
     rec = build(store, o)
+    if args.manifest:
+        from ..images.manifests import ManifestLists
+
+        lists = ManifestLists(store)
+        lists.create(args.manifest, amend=True)
+        lists.add(args.manifest, rec["id"])
     if scan:
         _scan_gate(args, store, rec, args.tag, (lambda line: None) if args.quiet else _say)
         if args.iidfile:

@@ -14,7 +14,7 @@ from .._std import args as _args
 
 #: modules under pallet.cli that add verbs, in --help order
 AREAS = ("transport", "registry", "store", "build", "containers", "container_life", "container_files",
-         "container_procs", "network", "volume", "scan", "syscontainers", "cri")
+         "container_procs", "network", "volume", "scan", "syscontainers", "cri", "manifest")
 
 
 class _Parser(_args.ArgumentParser):
