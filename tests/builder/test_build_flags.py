@@ -441,3 +441,17 @@ def test_final_image_is_the_last_steps_image_as_buildah(pallet, tmp_path):
     iid = pallet("build", "-q", "--label", "x=y", "-t", "other", _ctx(tmp_path, "FROM localhost/busybox:v1\n")
                  ).stdout.strip()
     assert iid != base_rec["id"] and pallet.store().image("localhost/busybox:v1")["digest"] == base_rec["digest"]
+
+
+def test_several_files_bad_tag_and_output_said_first(pallet, tmp_path):
+    ctx = _ctx(tmp_path, "FROM scratch\nCOPY a /a\n", {"a": "a", "more": "COPY a /b\n"})
+    pallet("build", "-t", "two", "-f", "Dockerfile", "-f", "more", ctx)  # read as one Dockerfile
+    assert {"/a", "/b"} <= set(pallet.tree("two"))
+    before = {r["id"] for r in pallet.store().images()}
+    for args, said in ((("--tag", "TEST1"), "tag TEST1: invalid reference format: repository name must be lowercase"),
+                       (("--output", "type=tar,"), "invalid build output options"),
+                       (("--output", "type=wrong,dest=x"), 'invalid type "wrong"'),
+                       (("--output", "type=local,dest=-"), "type=local and dest=- is not supported")):
+        p = pallet("build", *args, ctx, check=False)
+        assert p.returncode == 125 and said in p.stderr and "STEP" not in p.stdout, (args, p.stderr)
+    assert {r["id"] for r in pallet.store().images()} == before  # nothing built

@@ -102,7 +102,7 @@ def test_git_contexts_ref_and_subdirectory(pallet, git_daemon):
     pallet("build", "-t", "g2", f"{url}#{first}")  # a commit: the Containerfile only it has
     assert "/old.txt" in pallet.tree("g2")
     p = pallet("build", "-t", "g3", url, check=False)  # HEAD (main) has no Containerfile at the top
-    assert p.returncode == 125 and "no Containerfile or Dockerfile" in p.stderr, p.stderr
+    assert p.returncode == 125 and "cannot find Containerfile or Dockerfile" in p.stderr, p.stderr
     # a subdirectory is resolved inside the clone: the repository's symlink to /etc stays in it
     p = pallet("build", "-t", "g4", f"{url}#main:escape", check=False)
     assert p.returncode == 125 and "escape" in p.stderr and p.stderr.count("\n") == 1, p.stderr

@@ -44,6 +44,7 @@ class BuildOptions:
                  ignorefile: str | None = None, skip_unused_stages: bool = True,
                  build_contexts: dict | None = None, platform=None, cpp_flags: list[str] = (), warn=None,
                  context_stream=None, cache_ttl: float | None = None, os_version: str | None = None,
+                 more_dockerfiles: list[str] = (),
                  os_features: list[str] = (), log_rusage: bool = False, rusage_out=None,
                  from_image: str | None = None):
         self.context = context
@@ -94,6 +95,7 @@ class BuildOptions:
         self.os_features = list(os_features)  # FEATURE adds, FEATURE- removes (in order)
         self.cache_ttl = cache_ttl  # seconds (--cache-ttl; 0: as --no-cache)
         self.context_stream = context_stream  # what context "-" reads (a binary stream)
+        self.more_dockerfiles = list(more_dockerfiles)  # further -f files, read after the first as one
         self.cpp_flags = list(cpp_flags)  # for a Containerfile.in (after $BUILDAH_CPPFLAGS)
         self.warn = warn or (lambda line: None)  # warnings, shown even with quiet
 
@@ -119,8 +121,8 @@ def find_dockerfile(context: str, dockerfile: str | None) -> str:
             if not os.path.isfile(p):
                 raise BuildError(f"{p} is not a file")
             return p
-    raise BuildError(f"no Containerfile or Dockerfile in the context directory {context}: "
-                     "no such file or directory")
+    raise BuildError(f"cannot find Containerfile or Dockerfile in context directory {context}: "
+                     "no such file or directory")  # buildah's words
 
 
 def _predefined_args(target=None) -> dict:
@@ -260,6 +262,16 @@ class DockerfileBuild:
                 raise BuildError(f'no contents in "{fname}"')
             if fname.endswith(".in"):
                 text = self._preprocess(fname, text)
+        for more in self.options.more_dockerfiles:  # buildah reads several -f as one Dockerfile
+            mname = find_dockerfile(self.context, more)
+            try:
+                with open(mname, encoding="utf-8", errors="surrogateescape") as f:
+                    more_text = f.read()
+            except OSError as e:
+                raise BuildError(f"reading {mname}: {e.strerror}") from None
+            if mname.endswith(".in"):
+                more_text = self._preprocess(mname, more_text)
+            text = text.rstrip("\n") + "\n" + more_text
         self.file = os.path.basename(fname) if fname != "-" else "Dockerfile"
         df = parse(text, self.file)
         self.dockerfile = df
@@ -805,11 +817,12 @@ class DockerfileBuild:
                     {k: v for k, v in prev.items() if k not in ("created", "rootfs")} == \
                     {k: v for k, v in doc.items() if k not in ("created", "rootfs")}:  # (same layers)
                 doc["created"] = prev["created"]
-                keep = bool(res.image.get("names"))  # a named image (a base) keeps its own manifest
+                # a named image (a base) keeps its own manifest, unless --annotation asks for another
+                keep = bool(res.image.get("names")) and not options.annotations
         layers = list(res.image["layers"]) if res.image else []
         if not options.quiet:
             options.out("COMMIT " + (" ".join(options.tags) if options.tags else ""))
-        if keep and not options.annotations:  # a base nothing changed is the image: named, as buildah
+        if keep:  # a base nothing changed is the image: named, as buildah
             rec = self.store.tag(res.image["id"], options.tags) if options.tags else self.store.image(res.image["id"])
         else:
             rec = _image.write_image(self.store, doc, layers, options.fmt, options.tags,

@@ -57,7 +57,9 @@ def _add_pull_flags(p) -> None:
 def _build_parser(sub, name: str) -> None:
     p = _podman(sub.add_parser(name, help="build an image from a Dockerfile/Containerfile"))
     p.add_argument("context", nargs="*", default=[], metavar="CONTEXT")
-    p.add_argument("--file", "-f", metavar="FILE", help="the Dockerfile (default CONTEXT/Containerfile or Dockerfile)")
+    p.add_argument("--file", "-f", action="append", default=[], metavar="FILE",
+                   help="the Dockerfile (default CONTEXT/Containerfile or Dockerfile); several are read as one, "
+                        "in order")
     p.add_argument("--tag", "-t", action="append", default=[], metavar="NAME")
     p.add_argument("--build-arg", action="append", default=[], metavar="NAME[=VALUE]")
     p.add_argument("--target", metavar="STAGE")
@@ -396,11 +398,27 @@ def _build(args) -> int:
         from ..scan.policy import load
 
         load(args.scan)  # a bad policy file is said before anything is built
+    files = args.file
+    args.file = files[0] if files else None
     if args.file == "-":
         text = sys.stdin.read()
+    if args.output:
+        from ..builder.export import parse_output
+
+        parse_output(args.output)  # a bad --output is said before anything is built
+    for t in args.tag:  # and a bad tag (buildah's words)
+        from ..errors import InvalidReference
+        from ..storage.names import qualify
+
+        try:
+            qualify(t)
+        except InvalidReference as e:
+            why = str(e).split("': ", 1)[-1]
+            raise UsageError(f"tag {t}: invalid reference format: {why}") from None
     extras = _run_extras(args)  # first: chroot isolation settles --network
     o = BuildOptions(
         args.context, dockerfile=args.file, dockerfile_text=text, tags=[] if scan else args.tag,
+        more_dockerfiles=files[1:],
         build_args=_build_args(args.build_arg), target=args.target, layers=args.layers, no_cache=args.no_cache,
         squash=args.squash, squash_all=args.squash_all, secrets=_secrets(args.secret), volumes=args.volume,
         labels=common.key_values(args.label, "--label"),
