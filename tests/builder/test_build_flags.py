@@ -441,6 +441,8 @@ def test_final_image_is_the_last_steps_image_as_buildah(pallet, tmp_path):
     iid = pallet("build", "-q", "--label", "x=y", "-t", "other", _ctx(tmp_path, "FROM localhost/busybox:v1\n")
                  ).stdout.strip()
     assert iid != base_rec["id"] and pallet.store().image("localhost/busybox:v1")["digest"] == base_rec["digest"]
+    p = pallet("--log-level", "debug", "build", "--layers", _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN touch /x\n"))
+    assert "Found a cache hit in the first iteration" in p.stderr  # buildah's debug line, which scripts grep
 
 
 def test_several_files_bad_tag_and_output_said_first(pallet, tmp_path):
@@ -455,3 +457,13 @@ def test_several_files_bad_tag_and_output_said_first(pallet, tmp_path):
         p = pallet("build", *args, ctx, check=False)
         assert p.returncode == 125 and said in p.stderr and "STEP" not in p.stdout, (args, p.stderr)
     assert {r["id"] for r in pallet.store().images()} == before  # nothing built
+
+
+def test_bud_caches_as_buildah_and_build_as_podman(pallet, tmp_path):
+    """`bud` keeps buildah's default (--layers=false unless $BUILDAH_LAYERS), `build` podman's (true)."""
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN touch /x\n")
+    pallet("build", ctx)
+    assert "Using cache" in pallet("build", ctx).stdout
+    assert "Using cache" not in pallet("bud", ctx).stdout
+    assert "Using cache" in pallet("bud", ctx, env={"BUILDAH_LAYERS": "true"}).stdout
+    assert "Using cache" not in pallet("build", ctx, env={"BUILDAH_LAYERS": "false"}).stdout

@@ -63,8 +63,9 @@ def _build_parser(sub, name: str) -> None:
     p.add_argument("--tag", "-t", action="append", default=[], metavar="NAME")
     p.add_argument("--build-arg", action="append", default=[], metavar="NAME[=VALUE]")
     p.add_argument("--target", metavar="STAGE")
-    p.add_argument("--layers", type=common.tls_verify_arg, nargs="?", const=True, default=True, metavar="BOOL",
-                   help="cache every step as a layer (default true)")
+    p.add_argument("--layers", type=common.tls_verify_arg, nargs="?", const=True, default=None, metavar="BOOL",
+                   help="cache every step as a layer (default: $BUILDAH_LAYERS, else true for build (podman's "
+                        "default), false for bud (buildah's))")
     p.add_argument("--no-cache", action="store_true", help="do not use cached steps")
     p.add_argument("--squash", action="store_true", help="squash the new layers into one")
     p.add_argument("--squash-all", action="store_true", help="squash every layer, the base's too, into one")
@@ -387,6 +388,9 @@ def _build(args) -> int:
         raise UsageError(f"accepts at most 1 arg(s), received {len(args.context)}")
     args.context = args.context[0] if args.context else "."
 
+    if args.layers is None:  # buildah's $BUILDAH_LAYERS, else podman's default (build) or buildah's (bud)
+        env = os.environ.get("BUILDAH_LAYERS", "").strip().lower()
+        args.layers = env in ("1", "true", "t") if env else args.verb != "bud"
     fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
     text = None
     scan = args.scan is not None
