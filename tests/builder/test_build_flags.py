@@ -467,3 +467,13 @@ def test_bud_caches_as_buildah_and_build_as_podman(pallet, tmp_path):
     assert "Using cache" not in pallet("bud", ctx).stdout
     assert "Using cache" in pallet("bud", ctx, env={"BUILDAH_LAYERS": "true"}).stdout
     assert "Using cache" not in pallet("build", ctx, env={"BUILDAH_LAYERS": "false"}).stdout
+
+
+def test_step_pull_and_unused_arg_lines_as_buildah(pallet, tmp_path, registry):
+    ref = f"{registry.host}/build/step-lines:v1"
+    pallet("push", "--tls-verify=false", "localhost/busybox:v1", f"docker://{ref}")
+    ctx = _ctx(tmp_path, "ARG base\nFROM ${base}\nRUN true\n")
+    out = pallet("build", "--tls-verify=false", "--build-arg", f"base={ref}", "--build-arg", "foo2=x", ctx).stdout
+    lines = out.splitlines()
+    assert lines[0] == f"STEP 1/2: FROM {ref}" and lines[1] == f"Trying to pull {ref}...", out
+    assert "one or more build args were not consumed: [foo2]" in out

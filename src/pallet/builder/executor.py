@@ -295,7 +295,7 @@ class DockerfileBuild:
         self._cleanup(failed=False)
         unused = sorted(k for k in self.options.build_args if k not in self.consumed_args and k not in PROXY_ARGS)
         if unused and not self.options.quiet:
-            self.options.out(f"[Warning] one or more build args were not consumed: {unused}")
+            self.options.out(f"[Warning] one or more build args were not consumed: [{' '.join(unused)}]")  # Go's %v
         self._output(rec)
         return rec
 
@@ -453,9 +453,10 @@ class DockerfileBuild:
         if stage.index == 0 and options.from_image:  # --from: the first FROM's image replaced
             base_text = options.from_image
             self._say_step(stage.from_instr, f"FROM {base_text}" + (f" AS {stage.name}" if stage.name else ""))
-        else:
-            self._say_step(stage.from_instr)
+        else:  # the STEP line shows the base as expanded (buildah's)
             base_text = expand(stage.base, self.base_scope(), esc)
+            self._say_step(stage.from_instr, f"FROM {base_text}" + (f" AS {stage.name}" if stage.name else "")
+                           if base_text and base_text != stage.base else None)
         if not base_text:
             raise stage.from_instr.error("base name should not be blank (an ARG without a value?)")
         idx = self.stage_index(base_text, stage.index)

@@ -52,10 +52,8 @@ def ensure_image(store, text: str, policy: str = "missing", ctx=None, out=None, 
 
     if ctx is None:
         ctx = SystemContext()
-    if out is not None:
-        out(f"Resolving and pulling {text}")
-    try:
-        return _pull.pull(store, text, ctx, CopyOptions(progress=Progress(None)))[0]
+    try:  # "Trying to pull NAME..." for each candidate a short name resolves to, as buildah
+        return _pull.pull(store, text, ctx, CopyOptions(progress=Progress(None)), say=out)[0]
     except NotFound:
         raise
     except BuildError:
