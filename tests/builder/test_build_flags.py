@@ -477,3 +477,13 @@ def test_step_pull_and_unused_arg_lines_as_buildah(pallet, tmp_path, registry):
     lines = out.splitlines()
     assert lines[0] == f"STEP 1/2: FROM {ref}" and lines[1] == f"Trying to pull {ref}...", out
     assert "one or more build args were not consumed: [foo2]" in out
+
+
+def test_unset_arg_warning_and_debug_lines_as_buildah(pallet, tmp_path):
+    ctx = _ctx(tmp_path, 'ARG S="x"\nFROM scratch\nARG S\nARG foo\nLABEL a=$foo\n')
+    p = pallet("--log-level", "debug", "build", "--retry", "4", "--retry-delay", "5s", "--cache-ttl", "0", ctx)
+    assert 'missing \\"foo\\" build argument. Try adding \\"--build-arg foo=<VALUE>\\"' in p.stderr, p.stderr
+    assert '"S\\"' not in p.stderr and "S=<VALUE>" not in p.stderr
+    assert "Setting MaxPullPushRetries to 4 and PullPushRetryDelay to 5s" in p.stderr
+    assert "Setting --no-cache=true" in p.stderr
+    assert "missing" not in pallet("build", "--build-arg", "foo=1", ctx).stderr

@@ -230,6 +230,20 @@ class DockerfileBuild:
             o.dockerfile = os.path.abspath(text)
         self.context = os.path.dirname(os.path.abspath(text))
 
+    def _warn_unset_args(self, df) -> None:
+        """buildah's warning for an ARG that has no value anywhere (no default in an earlier ARG
+        of that name, no --build-arg), in its words (logrus quotes them)."""
+        found: set = set()
+        for ins in list(df.global_args) + [i for st in df.stages for i in st.instructions]:
+            if ins.cmd != "ARG" or not ins.args:
+                continue
+            name, sep, value = ins.args[0].partition("=")
+            if sep and value:
+                found.add(name)
+            if not (sep or name in found) and name not in self.options.build_args:
+                self.options.warn(f'missing \\"{name}\\" build argument. Try adding '
+                                  f'\\"--build-arg {name}=<VALUE>\\" to the command line')
+
     def _fetch_remote(self, text: str) -> str:
         """A context from a URL or git repository (the build's or a ``--build-context``'s),
         fetched once into the store's staging, removed after the build."""
@@ -282,6 +296,7 @@ class DockerfileBuild:
         if self.options.fmt not in ("oci", "docker"):
             raise BuildError(f"unknown format {self.options.fmt!r}: want oci or docker")
         self.global_args = self._global_args(df)
+        self._warn_unset_args(df)
         order = self._stages_needed(df)
         self.built_stages = order  # the STEP lines number stages among those built, as buildah
         try:

@@ -392,6 +392,17 @@ def _build(args) -> int:
         env = os.environ.get("BUILDAH_LAYERS", "").strip().lower()
         args.layers = env in ("1", "true", "t") if env else args.verb != "bud"
     fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
+    from .._log import debug
+
+    if args.cache_ttl == 0:  # buildah's debug lines, which scripts grep
+        debug("Setting --no-cache=true since --cache-ttl was set to 0s which effectively means user wants to "
+              "ignore cache")
+    if args.debug or args.log_level in ("debug", "trace"):
+        from ..containers.procs import go_duration
+
+        delay = args.retry_delay if args.retry_delay is not None else 2.0
+        debug(f"Setting MaxPullPushRetries to {args.retry_times} and PullPushRetryDelay to "
+              f"{go_duration(round(delay * 1e9))}")
     text = None
     scan = args.scan is not None
     if scan and args.output:
