@@ -487,3 +487,12 @@ def test_unset_arg_warning_and_debug_lines_as_buildah(pallet, tmp_path):
     assert "Setting MaxPullPushRetries to 4 and PullPushRetryDelay to 5s" in p.stderr
     assert "Setting --no-cache=true" in p.stderr
     assert "missing" not in pallet("build", "--build-arg", "foo=1", ctx).stderr
+
+
+def test_copy_refusals_in_buildahs_words(pallet, tmp_path):
+    for line, said in (("COPY https://example.com/x /", "source can't be a URL for COPY"),
+                       ("COPY ../up.txt /", "possible escaping context directory error"),
+                       ("COPY --chown=${BOGUS}:${BOGUS} f /", "looking up UID/GID for \":\": can't find uid for user")):
+        p = pallet("build", _ctx(tmp_path, f"FROM localhost/busybox:v1\n{line}\n", {"f": "x"}), check=False)
+        assert p.returncode == 125 and said in p.stderr and p.stderr.count("\n") == 1, (line, p.stderr)
+    assert pallet.containers() == [] and pallet.mounts() == []
