@@ -496,3 +496,13 @@ def test_copy_refusals_in_buildahs_words(pallet, tmp_path):
         p = pallet("build", _ctx(tmp_path, f"FROM localhost/busybox:v1\n{line}\n", {"f": "x"}), check=False)
         assert p.returncode == 125 and said in p.stderr and p.stderr.count("\n") == 1, (line, p.stderr)
     assert pallet.containers() == [] and pallet.mounts() == []
+
+
+def test_secret_mount_relative_target_and_required_wording(pallet, tmp_path):
+    (tmp_path / "s").write_text("SOMESECRETDATA\n")
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nWORKDIR /w\n"
+                         "RUN --mount=type=secret,id=mysecret,target=mysecret cat /w/mysecret\n")
+    assert "SOMESECRETDATA" in pallet("build", "--secret", f"id=mysecret,src={tmp_path / 's'}", ctx).stdout
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN --mount=type=secret,id=mysecret,required=true true\n")
+    p = pallet("build", ctx, check=False)
+    assert p.returncode == 125 and "secret required but no secret with id mysecret found" in p.stderr

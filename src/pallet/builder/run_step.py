@@ -151,6 +151,11 @@ def parse_mount(build, ins: Instruction, text: str | None, state) -> dict:
         opts[k.strip().lower()] = v if sep else "true"
     typ = opts.get("type", "bind")
     target = opts.get("target") or opts.get("dst") or opts.get("destination")
+    if target and not target.startswith("/"):  # relative to the step's working directory
+        import posixpath
+
+        cfg = state.doc.get("config") or {}
+        target = posixpath.normpath(posixpath.join(cfg.get("WorkingDir") or "/", target))
     if typ == "secret":
         sid = opts.get("id") or (os.path.basename(target) if target else None)
         if not sid:
@@ -159,7 +164,7 @@ def parse_mount(build, ins: Instruction, text: str | None, state) -> dict:
         required = opts.get("required", "false").lower() in ("true", "1", "")
         src = build.options.secrets.get(sid)
         if src is None and required:
-            raise ins.error(f"secret {sid!r} is required but was not given (--secret id={sid},src=PATH)")
+            raise ins.error(f"secret required but no secret with id {sid} found (--secret id={sid},src=PATH)")
         mode = mount_number(ins, typ, opts, "mode", "0400")
         uid, gid = mount_number(ins, typ, opts, "uid", "0"), mount_number(ins, typ, opts, "gid", "0")
 
