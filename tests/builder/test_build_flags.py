@@ -6,6 +6,7 @@ line, exit 125, nothing made)."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -506,3 +507,22 @@ def test_secret_mount_relative_target_and_required_wording(pallet, tmp_path):
     ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN --mount=type=secret,id=mysecret,required=true true\n")
     p = pallet("build", ctx, check=False)
     assert p.returncode == 125 and "secret required but no secret with id mysecret found" in p.stderr
+
+
+def test_hooks_dir_runs_oci_hooks_for_run_steps(pallet, tmp_path):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    script = hooks / "h"
+    script.write_text(f"#!/bin/sh\necho \"$1\" >> {tmp_path / 'out'}\n")
+    script.chmod(0o755)
+    for name, when, arg in (("a.json", {"always": True}, "always"),
+                            ("b.json", {"commands": [".*/nothere"]}, "never")):
+        (hooks / name).write_text(json.dumps({"version": "1.0.0", "hook": {"path": str(script), "args": ["h", arg]},
+                                              "when": when, "stages": ["prestart"]}))
+    pallet("build", "--hooks-dir", str(hooks), _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN true\nRUN true\n"))
+    assert (tmp_path / "out").read_text() == "always\nalways\n"  # once per RUN step, the other never
+    (hooks / "c.json").write_text('{"version": "1.0.0", "hook": {"path": "rel"}, "when": {"always": true}, '
+                                  '"stages": ["prestart"]}')
+    p = pallet("build", "--hooks-dir", str(hooks), _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN true\n"),
+               check=False)
+    assert p.returncode == 125 and "c.json" in p.stderr and "hook.path" in p.stderr and "STEP" not in p.stdout

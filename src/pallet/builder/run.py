@@ -19,6 +19,7 @@ import sys
 from .._std import json
 from .. import _rootfs
 from ..errors import BuildError, PalletError
+from . import hooks as _hooks
 
 _runtime_cache: dict[str, str] = {}
 
@@ -67,7 +68,7 @@ class RunExtras:
     def __init__(self, *, resources=None, rlimits=(), cap_add=(), cap_drop=(), devices=(), dns=(),
                  dns_search=(), dns_options=(), add_hosts=(), no_hosts: bool = False, shm_size: int | None = None,
                  cgroup_parent: str | None = None, host_namespaces=(), seccomp=None,
-                 no_new_privileges: bool = False, runtime_flags=()):
+                 no_new_privileges: bool = False, runtime_flags=(), hooks=()):
         self.resources = resources            # oci.runtime_spec.Resources or None
         self.rlimits = tuple(rlimits)         # oci.runtime_spec.Rlimit
         self.cap_add = tuple(cap_add)
@@ -84,6 +85,7 @@ class RunExtras:
         self.seccomp = seccomp                # a parsed profile, or None for the runtime's default
         self.no_new_privileges = no_new_privileges
         self.runtime_flags = tuple(runtime_flags)
+        self.hooks = tuple(hooks)             # --hooks-dir's, as builder.hooks.load reads them
 
 
 NO_EXTRAS = RunExtras()
@@ -151,7 +153,7 @@ def run_extras(*, cpu_shares=None, cpu_period=None, cpu_quota=None, cpuset_cpus=
                memory=None, memory_swap=None, shm_size=None, ulimits=(), cap_add=(), cap_drop=(), devices=(),
                dns=(), dns_search=(), dns_options=(), add_hosts=(), no_hosts=False, network="host",
                cgroup_parent=None, pid=None, ipc=None, uts=None, cgroupns=None, security_opts=(),
-               runtime_flags=()) -> RunExtras:
+               runtime_flags=(), hooks_dirs=()) -> RunExtras:
     """A :class:`RunExtras` from build's flags (texts as typed), each checked: a wrong one is a
     :class:`UsageError` naming it."""
     from ..errors import UsageError
@@ -232,7 +234,8 @@ def run_extras(*, cpu_shares=None, cpu_period=None, cpu_quota=None, cpuset_cpus=
                      cap_add=_caps(cap_add), cap_drop=_caps(cap_drop), devices=[parse_device(d) for d in devices],
                      dns=dns, dns_search=dns_search, dns_options=dns_options, add_hosts=hosts, no_hosts=no_hosts,
                      shm_size=_size(shm_size, "--shm-size") if shm_size else None, cgroup_parent=cgroup_parent,
-                     host_namespaces=host_ns, seccomp=seccomp, no_new_privileges=nnp, runtime_flags=runtime_flags)
+                     host_namespaces=host_ns, seccomp=seccomp, no_new_privileges=nnp, runtime_flags=runtime_flags,
+                     hooks=_hooks.load(list(hooks_dirs)) if hooks_dirs else ())
 
 
 def _caps(items) -> list[str]:
@@ -353,6 +356,10 @@ def spec(rootfs: str, argv: list[str], o: RunOptions, hosts: str | None, resolv:
                              cap_add=x.cap_add, cap_drop=x.cap_drop, resources=x.resources,
                              cgroups_path=cgroups_path, seccomp=x.seccomp, no_new_privileges=x.no_new_privileges)
     doc = rs.generate(options)
+    if x.hooks:
+        hooks = _hooks.for_step(x.hooks, argv[0] if argv else "", any(m.get("type") == "bind" for m in o.mounts))
+        if hooks:
+            doc["hooks"] = hooks
     if uid != 0:  # buildah's rule: a non-root user's --cap-add goes to the bounding set only
         caps = doc["process"]["capabilities"]
         doc["process"]["capabilities"] = {"bounding": caps["bounding"], "effective": [], "permitted": []}

@@ -73,6 +73,8 @@ def _build_parser(sub, name: str) -> None:
     p.add_argument("--volume", "-v", action="append", default=[], metavar="HOST:CONTAINER[:OPTS]")
     p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--hooks-dir", action="append", default=[], metavar="DIR",
+                   help="OCI hooks (JSON, schema 1.0.0) for the RUN steps, as buildah reads them")
     p.add_argument("--manifest", metavar="LIST",
                    help="add the image to this manifest list in the store (created if missing)")
     p.add_argument("--format", default=None, choices=("oci", "docker"))
@@ -250,7 +252,7 @@ def _run_extras(args):
                       dns_search=args.dns_search, dns_options=args.dns_option, add_hosts=args.add_host,
                       no_hosts=args.no_hosts, network=network, cgroup_parent=args.cgroup_parent, pid=pid,
                       ipc=args.ipc, uts=args.uts, cgroupns=args.cgroupns, security_opts=args.security_opt,
-                      runtime_flags=args.runtime_flag)
+                      runtime_flags=args.runtime_flag, hooks_dirs=args.hooks_dir)
 
 
 def _build_contexts(items: list[str]) -> dict:
