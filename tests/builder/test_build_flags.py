@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -526,3 +527,21 @@ def test_hooks_dir_runs_oci_hooks_for_run_steps(pallet, tmp_path):
     p = pallet("build", "--hooks-dir", str(hooks), _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN true\n"),
                check=False)
     assert p.returncode == 125 and "c.json" in p.stderr and "hook.path" in p.stderr and "STEP" not in p.stdout
+
+
+def test_arg_cache_by_what_steps_see_and_tar_on_stdout(pallet, tmp_path):
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nARG FOO\nENV FOO=bat\nRUN echo $FOO\n")
+    pallet("build", "--layers", "--build-arg", "FOO=1", ctx)
+    assert "Using cache" in pallet("build", "--layers", "--build-arg", "FOO=12", ctx).stdout  # ENV overrides it
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nARG FOO\nRUN echo $FOO\n")
+    pallet("build", "--layers", "--build-arg", "FOO=1", ctx)
+    out = pallet("build", "--layers", "--build-arg", "FOO=12", ctx).stdout
+    assert "Using cache" not in out and "12" in out
+    # -o -: a tar of the image's files on stdout, nothing else there
+    p = subprocess.run(pallet.args("build", "-o", "-", ctx), capture_output=True, env=pallet.env())
+    assert p.returncode == 0
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(p.stdout)) as tf:
+        assert "bin/sh" in tf.getnames() or "./bin/sh" in tf.getnames()

@@ -386,6 +386,8 @@ def _build(args) -> int:
     from ..builder.executor import BuildOptions, build
     from ..errors import UsageError
 
+    if args.output == "-":  # buildah's short form of a tar on stdout
+        args.output = "type=tar,dest=-"
     if len(args.context) > 1:  # buildah's (cobra's) wording
         raise UsageError(f"accepts at most 1 arg(s), received {len(args.context)}")
     args.context = args.context[0] if args.context else "."
