@@ -545,3 +545,18 @@ def test_arg_cache_by_what_steps_see_and_tar_on_stdout(pallet, tmp_path):
 
     with tarfile.open(fileobj=io.BytesIO(p.stdout)) as tf:
         assert "bin/sh" in tf.getnames() or "./bin/sh" in tf.getnames()
+
+
+def test_containers_conf_caps_and_ulimits_for_run_steps(pallet, tmp_path):
+    conf = tmp_path / "containers.conf"
+    conf.write_text('[containers]\nnetns = "host"\ndefault_ulimits = ["nofile=500:500"]\n'
+                    'default_capabilities = ["CHOWN", "KILL", "NET_RAW"]\n')
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN grep CapBnd /proc/self/status; ulimit -n\n")
+    out = pallet("build", "--no-cache", ctx, env={"CONTAINERS_CONF": str(conf)}).stdout
+    assert int(out.split("CapBnd:")[1].split()[0], 16) == (1 << 0) | (1 << 5) | (1 << 13), out
+    assert "\n500\n" in out
+    out = pallet("build", "--no-cache", "--ulimit", "nofile=600:600", ctx, env={"CONTAINERS_CONF": str(conf)}).stdout
+    assert "\n600\n" in out
+    conf.write_text('[containers]\ndefault_capabilities = ["NOPE"]\n')
+    p = pallet("build", ctx, env={"CONTAINERS_CONF": str(conf)}, check=False)
+    assert p.returncode == 125 and "default_capabilities" in p.stderr and "STEP" not in p.stdout
