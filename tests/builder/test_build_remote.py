@@ -6,17 +6,15 @@ clone). Nothing leaves the machine: every server is on 127.0.0.1 and stopped aft
 
 from __future__ import annotations
 
-import http.server
 import io
 import os
 import socket
 import subprocess
 import tarfile
-import threading
 
 import pytest
 
-from buildtools import PalletStore, base, pallet  # noqa: F401  (fixtures)
+from buildtools import PalletStore, base, http_dir, pallet  # noqa: F401  (fixtures)
 from conftest import free_port, need, wait_for
 
 
@@ -64,30 +62,6 @@ def git_daemon(tmp_path):
     finally:
         p.terminate()
         p.wait()
-
-
-@pytest.fixture
-def http_dir(tmp_path):
-    """A directory served over HTTP on 127.0.0.1; yields (directory, base URL)."""
-    served = tmp_path / "http"
-    served.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, directory=str(served), **kw)
-
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield served, f"http://127.0.0.1:{srv.server_address[1]}"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join()
 
 
 def _staging_empty(pallet) -> None:
