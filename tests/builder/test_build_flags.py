@@ -455,7 +455,9 @@ def test_several_files_bad_tag_and_output_said_first(pallet, tmp_path):
     for args, said in ((("--tag", "TEST1"), "tag TEST1: invalid reference format: repository name must be lowercase"),
                        (("--output", "type=tar,"), "invalid build output options"),
                        (("--output", "type=wrong,dest=x"), 'invalid type "wrong"'),
-                       (("--output", "type=local,dest=-"), "type=local and dest=- is not supported")):
+                       (("--output", "type=local,dest=-"), "type=local and dest=- is not supported"),
+                       (("--authfile", "/nonexistent/auth.json"),
+                        "checking authfile: stat /nonexistent/auth.json: no such file or directory")):
         p = pallet("build", *args, ctx, check=False)
         assert p.returncode == 125 and said in p.stderr and "STEP" not in p.stdout, (args, p.stderr)
     assert {r["id"] for r in pallet.store().images()} == before  # nothing built

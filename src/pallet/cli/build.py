@@ -386,6 +386,8 @@ def _build(args) -> int:
     from ..builder.executor import BuildOptions, build
     from ..errors import UsageError
 
+    if args.authfile and not os.path.exists(args.authfile):  # buildah's and podman's words
+        raise UsageError(f"checking authfile: stat {args.authfile}: no such file or directory")
     if args.output == "-":  # buildah's short form of a tar on stdout
         args.output = "type=tar,dest=-"
     if len(args.context) > 1:  # buildah's (cobra's) wording
