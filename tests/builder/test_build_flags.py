@@ -471,6 +471,7 @@ def test_bud_caches_as_buildah_and_build_as_podman(pallet, tmp_path):
     assert "Using cache" not in pallet("bud", ctx).stdout
     assert "Using cache" in pallet("bud", ctx, env={"BUILDAH_LAYERS": "true"}).stdout
     assert "Using cache" not in pallet("build", ctx, env={"BUILDAH_LAYERS": "false"}).stdout
+    assert "Using cache" in pallet("buildx", "build", "--load", ctx).stdout  # podman's alias, podman's default
 
 
 def test_step_pull_and_unused_arg_lines_as_buildah(pallet, tmp_path, registry):

@@ -14,7 +14,7 @@ from . import common
 
 BUILD_EXIT = {"default": 125}
 
-VERBS = ("build", "bud", "builder")
+VERBS = ("build", "bud", "builder", "buildx")
 
 
 def _podman(p):
@@ -40,6 +40,12 @@ def register(sub, only: str | None = None) -> None:
             _build_parser(sub, name)
     if only in (None, "builder"):
         _builder_group(sub)
+    if only in (None, "buildx"):  # podman's `buildx build`: an alias of build
+        bx = _podman(sub.add_parser("buildx", help="podman's alias: buildx build is build"))
+        bsub = bx.add_subparsers(dest="buildx_verb", metavar="COMMAND", parser_class=type(bx))
+        bsub.required = True
+        p = _build_parser(bsub, "build")
+        p.add_argument("--load", action="store_true", help="accepted: the image goes to the store either way")
 
 
 def _add_pull_flags(p) -> None:
@@ -54,7 +60,7 @@ def _add_pull_flags(p) -> None:
     common.add_registry_flags(p)
 
 
-def _build_parser(sub, name: str) -> None:
+def _build_parser(sub, name: str):
     p = _podman(sub.add_parser(name, help="build an image from a Dockerfile/Containerfile"))
     p.add_argument("context", nargs="*", default=[], metavar="CONTEXT")
     p.add_argument("--file", "-f", action="append", default=[], metavar="FILE",
@@ -161,6 +167,7 @@ def _build_parser(sub, name: str) -> None:
                    help="a global flag for the runtime (debug -> --debug)")
     _add_pull_flags(p)
     p.set_defaults(func=cmd_build)
+    return p
 
 
 def _build_args(items: list[str]) -> dict:
