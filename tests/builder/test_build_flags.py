@@ -81,7 +81,7 @@ def test_no_hosts_and_pid_host_with_chroot_isolation(pallet, tmp_path):
     (["--pid", "container:x"], "invalid --pid 'container:x'"),
     (["--platform", "linux/amd64,linux/arm64"], "not supported yet"),
     (["--platform", "linux"], "invalid platform 'linux'"),
-    (["--build-context", "x=https://example.com/a.tar"], "not supported yet"),
+    (["--hooks-dir", "/nonexistent/hooks"], "--hooks-dir /nonexistent/hooks"),
     (["--build-context", "x=/nonexistent"], "/nonexistent is not a directory"),
     (["--build-context", "novalue"], "invalid --build-context 'novalue'"),
     (["--ignorefile", "/nonexistent/ignore"], "--ignorefile /nonexistent/ignore"),
@@ -259,7 +259,7 @@ def test_contexts_from_stdin_an_archive_and_a_dockerfile(pallet, tmp_path):
                             "--from=<image|stage> flags"),
     ("add-flag", ["CTX"], "ADD only supports the --chmod=<permissions> and the --chown=<uid:gid> flags"),
     ("self-from", ["CTX"], "COPY --from=build: no stage or image found with that name"),
-    (None, ["https://example.com/ctx.tar"], "not supported yet"),
+    (None, ["http://127.0.0.1:1/ctx.tar"], "the build context http://127.0.0.1:1/ctx.tar: "),  # nothing listens
 ])
 def test_context_and_dockerfile_errors_in_buildahs_words(pallet, tmp_path, make, args, needle):
     ctx = tmp_path / "c"
@@ -482,6 +482,9 @@ def test_step_pull_and_unused_arg_lines_as_buildah(pallet, tmp_path, registry):
     lines = out.splitlines()
     assert lines[0] == f"STEP 1/2: FROM {ref}" and lines[1] == f"Trying to pull {ref}...", out
     assert "one or more build args were not consumed: [foo2]" in out
+    p = pallet("pull", "--tls-verify=false", ref)  # podman's pull says it too, on stderr (not with -q)
+    assert p.stderr.startswith(f"Trying to pull {ref}...\n"), p.stderr
+    assert "Trying" not in pallet("pull", "-q", "--tls-verify=false", ref).stderr
 
 
 def test_unset_arg_warning_and_debug_lines_as_buildah(pallet, tmp_path):

@@ -301,7 +301,8 @@ def cmd_pull(args) -> int:
     ctx.override_variant = args.variant or ctx.override_variant
     for text in args.images:
         options = CopyOptions(progress=_progress(args), policy=args.policy, insecure_policy=args.insecure_policy)
-        images = _pull.pull(store, text, ctx, options, all_tags=args.all_tags)
+        say = None if args.quiet else (lambda line: (sys.stderr.write(line + "\n"), sys.stderr.flush()))
+        images = _pull.pull(store, text, ctx, options, all_tags=args.all_tags, say=say)  # "Trying to pull X..."
         for img in images:
             print(img["id"])
     return 0
