@@ -275,10 +275,12 @@ def _images(pallet) -> set:
 @pytest.mark.parametrize("dockerfile,files,needle,code", [
     ("FROM localhost/busybox:v1\nRUN true\nFOO bar\n", {}, "Dockerfile:3: unknown instruction: FOO", 125),
     ("FROM localhost/busybox:v1\nRUN <<EOF\nnever closed\n", {}, "Dockerfile:", 125),
-    ("FROM localhost/busybox:v1\nCOPY missing.txt /\n", {}, "Dockerfile:2: COPY", 125),
+    ("FROM localhost/busybox:v1\nCOPY missing.txt /\n", {}, "'missing.txt': no such file or directory in the build "
+     "context (Dockerfile:2)", 125),
     ("FROM localhost/busybox:v1\nCOPY secret.key /\n", {"secret.key": "k", ".dockerignore": "*.key\n"},
      "filtered out using", 125),
-    ("FROM localhost/busybox:v1\nRUN echo ok > /ok\nRUN exit 3\n", {}, "Dockerfile:3: building at STEP \"RUN exit 3\": exit status 3", 3),
+    ("FROM localhost/busybox:v1\nRUN echo ok > /ok\nRUN exit 3\n", {},
+     "building at STEP \"RUN exit 3\": exit status 3 (Dockerfile:3)", 3),
     ("FROM localhost/busybox:v1\nCOPY --from=nosuchstage /x /y\n", {}, "--from=nosuchstage", 125),
     ("FROM localhost/busybox:v1\nRUN echo $LATER > /x\nARG LATER=1\n", {}, "$LATER is used before its ARG", 125),
     ("FROM localhost/busybox:v1\nCOPY a b /notadir\n", {"a": "", "b": ""}, "must be a directory", 125),

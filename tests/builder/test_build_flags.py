@@ -566,3 +566,15 @@ def test_containers_conf_caps_and_ulimits_for_run_steps(pallet, tmp_path):
     conf.write_text('[containers]\ndefault_capabilities = ["NOPE"]\n')
     p = pallet("build", ctx, env={"CONTAINERS_CONF": str(conf)}, check=False)
     assert p.returncode == 125 and "default_capabilities" in p.stderr and "STEP" not in p.stdout
+
+
+def test_errors_start_with_the_peers_words(pallet, tmp_path):
+    """podman's scripts match 'Error: building at STEP' and 'Error: creating build container:': the
+    Dockerfile's place comes after."""
+    p = pallet("build", "--pull-never", _ctx(tmp_path, "FROM quay.io/libpod/nosuchimage:nosuchtag\nRUN true\n"),
+               check=False)
+    assert p.returncode == 125
+    assert p.stderr.startswith("Error: creating build container: quay.io/libpod/nosuchimage:nosuchtag: image not known")
+    p = pallet("build", _ctx(tmp_path, "FROM localhost/busybox:v1\nCOPY nothere /x\n"), check=False)
+    assert p.returncode == 125 and p.stderr.startswith('Error: building at STEP "COPY nothere /x": ')
+    assert p.stderr.rstrip().endswith("(Dockerfile:2)")

@@ -58,6 +58,8 @@ class Instruction:
         return " ".join(self.original.split("\n", 1)[0].split())
 
     def error(self, message: str, exit_code: int | None = None) -> BuildError:
+        if message.startswith("building at STEP "):  # the peers' words first (scripts match "Error: building
+            return BuildError(f"{message} ({self.where()})", exit_code)  # at STEP"), the place after
         return BuildError(f"{self.where()}: {self.cmd}: {message}", exit_code)
 
 

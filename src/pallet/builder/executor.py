@@ -515,6 +515,8 @@ class DockerfileBuild:
                 img = ensure_image(self.store, base_text, options.pull, options.ctx,
                                    None if options.quiet else options.out, platform=self._stage_platform(stage))
             except PalletError as e:
+                if str(e).startswith("creating build container: "):  # the peers' words first, the place after
+                    raise BuildError(f"{e} ({stage.from_instr.where()})") from None
                 raise BuildError(f"{stage.from_instr.where()}: FROM {base_text}: {e}") from None
             try:
                 doc = _image.load_config(self.store, img)

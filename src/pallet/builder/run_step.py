@@ -80,8 +80,7 @@ def run_step(build, state: "StageState", ins: Instruction) -> None:
             for fn in reversed(cleanups):
                 fn()
         if rc != 0:
-            raise BuildError(f"{ins.where()}: building at STEP \"RUN {shown}\": "
-                             f"exit status {rc}", exit_code=rc if rc > 0 else 125)
+            raise ins.error(f"building at STEP \"RUN {shown}\": exit status {rc}", exit_code=rc if rc > 0 else 125)
 
     build.fs_step(state, ins, key, do, args_prefix(state, cfg) + (f"/bin/sh -c {shown}" if not ins.json else shown))
 

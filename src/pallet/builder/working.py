@@ -45,7 +45,9 @@ def ensure_image(store, text: str, policy: str = "missing", ctx=None, out=None, 
                 return rec
         except ImageUnknown:
             if policy == "never":
-                raise BuildError(f"{text}: image not known, and the pull policy is never") from None
+                # podman's and buildah's words (scripts match them)
+                raise BuildError(f"creating build container: {text}: image not known (the pull policy is never)") \
+                    from None
     from ..images import pull as _pull
     from ..transports.base import SystemContext
     from ..transports.copy import CopyOptions, Progress
