@@ -578,3 +578,17 @@ def test_errors_start_with_the_peers_words(pallet, tmp_path):
     p = pallet("build", _ctx(tmp_path, "FROM localhost/busybox:v1\nCOPY nothere /x\n"), check=False)
     assert p.returncode == 125 and p.stderr.startswith('Error: building at STEP "COPY nothere /x": ')
     assert p.stderr.rstrip().endswith("(Dockerfile:2)")
+
+
+def test_repeated_stage_names_and_globs_matching_nothing_as_buildah(pallet, tmp_path):
+    df = ("FROM localhost/busybox:v1 AS final\nRUN echo one > /which\n"
+          "FROM localhost/busybox:v1 AS final\nRUN echo two > /which\n"
+          "FROM final\nCOPY *foo *.txt /t/\n")
+    ctx = _ctx(tmp_path, df, {"a.txt": "a"})
+    out = pallet("build", "-t", "rep", "--layers=false", ctx).stdout  # the latest 'final'
+    assert "/t/a.txt" in pallet.tree("rep") and "/which" in pallet.tree("rep")
+    ctr = pallet("builder", "from", "rep").stdout.strip()
+    assert pallet("builder", "run", ctr, "cat", "/which").stdout == "two\n", out
+    pallet("builder", "rm", ctr)
+    p = pallet("build", _ctx(tmp_path, "FROM localhost/busybox:v1\nCOPY *foo /t/\n"), check=False)
+    assert p.returncode == 125 and "'*foo': no such file or directory" in p.stderr

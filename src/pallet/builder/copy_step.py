@@ -44,6 +44,7 @@ def copy_step(build, state: "StageState", ins: Instruction, add: bool = False) -
             source = _cp.Source(build.context, ignore=build.ignore, what="build context", strip_setid=True)
             src_key = "context"
         items: list = []
+        missed: list = []  # globs that matched nothing
         for raw in srcs_raw:
             m = raw.strip()
             if m.startswith("<<"):
@@ -71,8 +72,13 @@ def copy_step(build, state: "StageState", ins: Instruction, add: bool = False) -
             try:
                 items += source.match(s)
             except BuildError as e:  # buildah's wording, which scripts match: building at STEP "...": ...
+                if len(srcs_raw) > 1 and set(s) & set("*?["):  # buildah: a glob among several may match
+                    missed.append(e)  # nothing, as long as the instruction copies something
+                    continue
                 raise ins.error(f'building at STEP "{ins.text()}": {e}') from None
-        several = len(srcs_raw) > 1
+        if missed and not items:
+            raise ins.error(f'building at STEP "{ins.text()}": {missed[0]}')
+        several = len(srcs_raw) - len(missed) > 1
         # several sources named need a DEST/ (Docker's and buildah's rule); one glob matching
         # several files copies them into DEST as a directory (buildah's)
         if several and not dest.endswith("/"):

@@ -248,8 +248,7 @@ def parse(text: str, file: str = "Dockerfile") -> Dockerfile:
                 if not re.fullmatch(r"[a-z][a-z0-9-_./]*", name):  # "/" too, as buildah (platform-arm/v7)
                     raise BuildError(f"{ins.where()}: invalid name for build stage: {ins.args[2]!r}, "
                                      "name can't start with a number or contain symbols")
-                if any(s.name == name for s in stages):
-                    raise BuildError(f"{ins.where()}: duplicate name {ins.args[2]!r} for build stage")
+                # a name may come again (buildah's): a later reference means the latest before it
             stages.append(Stage(len(stages), base, name, ins.flag("platform"), ins))
         elif not stages:
             if ins.cmd != "ARG":

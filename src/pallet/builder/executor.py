@@ -393,11 +393,14 @@ class DockerfileBuild:
         t = text.lower()
         if t in self.options.build_contexts and not t.isdigit():
             return None  # an additional build context wins over a stage of the same name (BuildKit's rule)
+        found = None
         for s in self.dockerfile.stages:
             if before is not None and s.index >= before:
                 break
             if s.name == t:
-                return s.index
+                found = s.index  # the latest of that name (buildah lets a name come again)
+        if found is not None:
+            return found
         if t.isdigit():
             n = int(t)
             if before is not None and n >= before:
