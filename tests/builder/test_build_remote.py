@@ -99,7 +99,8 @@ def test_http_contexts(pallet, http_dir):
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in (("context/Dockerfile", b"FROM scratch\nCOPY context/f.txt /\n"), ("context/f.txt", b"in tar\n")):
+        for name, data in (("context/Dockerfile", b"FROM scratch\nCOPY context/f.txt /\n"),
+                           ("context/f.txt", b"in tar\n")):
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))

@@ -840,6 +840,13 @@ class DockerfileBuild:
                 doc["created"] = prev["created"]
                 # a named image (a base) keeps its own manifest, unless --annotation asks for another
                 keep = bool(res.image.get("names")) and not options.annotations
+        # the image's own edits (--label, --env, ...) are a cached step too, as buildah's last
+        # commit is: the same edits on the same stage give the same image again
+        fkey = step_key(res.key, "finish", {k: v for k, v in doc.items() if k != "created"}, options.fmt)
+        hit = self.cache.get(fkey) if res.image is not None and doc["created"] == created else None
+        if hit is not None and hit[0] is not None and hit[1].get("created") and \
+                {k: v for k, v in hit[1].items() if k != "created"} == {k: v for k, v in doc.items() if k != "created"}:
+            doc["created"] = hit[1]["created"]
         layers = list(res.image["layers"]) if res.image else []
         if not options.quiet:
             options.out("COMMIT " + (" ".join(options.tags) if options.tags else ""))
@@ -848,6 +855,8 @@ class DockerfileBuild:
         else:
             rec = _image.write_image(self.store, doc, layers, options.fmt, options.tags,
                                      {**res.annotations, **options.annotations}, keep_digest=keep)
+            if res.image is not None:
+                self.cache.put(fkey, rec, doc)
         if rec["id"] in self.made_images:
             self.made_images.remove(rec["id"])
         if not options.quiet:

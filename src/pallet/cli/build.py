@@ -457,7 +457,7 @@ def _build(args) -> int:
         out=(lambda line: sys.stderr.write(line + "\n")) if args.output in ("type=tar,dest=-", "-") else _say,
         iidfile=None if scan else args.iidfile, rm=args.rm,
         stdout=sys.stderr.fileno() if args.output and args.output.endswith("dest=-") else
-        (os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC) if args.quiet else None),  # -q: RUN's stdout dropped, as buildah
+        (os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC) if args.quiet else None),  # -q drops RUN's stdout (buildah)
         run_extras=extras, stdin=0 if args.stdin else None, env=_env_items(args.env),
         unsetenv=args.unsetenv, omit_history=args.omit_history, ignorefile=args.ignorefile,
         skip_unused_stages=args.skip_unused_stages, build_contexts=_build_contexts(args.build_context),
