@@ -598,3 +598,9 @@ def test_the_images_edits_are_cached_as_a_step(pallet, tmp_path):
     ctx = _ctx(tmp_path, "FROM localhost/busybox:v1 AS base\nRUN true\nFROM base\n")
     ids = [pallet("build", "-q", "--layers", "--label", f"l={v}", ctx).stdout.strip() for v in ("1", "2", "1")]
     assert ids[0] == ids[2] != ids[1]  # buildah: the same labels on the same steps, the same image
+
+
+def test_run_steps_have_a_run_directory_that_stays(pallet, tmp_path):
+    pallet("build", "-t", "runs", _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN touch /run/hello\n"))
+    tree = pallet.tree("runs")
+    assert tree["/run"][0] == "d" and "/run/hello" in tree and "/run/.containerenv" not in tree

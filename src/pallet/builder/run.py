@@ -479,6 +479,8 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
         root_fd = _rootfs.open_root(rootfs)
         created: list = []
         try:
+            # /run is there for the command, and stays as buildah leaves it (its .containerenv goes)
+            _make_parents(root_fd, "/run/.containerenv")
             for m in o.mounts:
                 if m.get("keep"):
                     _make_parents(root_fd, m["destination"])
