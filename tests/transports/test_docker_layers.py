@@ -314,4 +314,6 @@ def test_describe_os_error_says_no_such_host_as_go():
     nx = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     assert describe_os_error(nx).startswith("cannot resolve host name: no such host")
     again = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-    assert "no such host" not in describe_os_error(again) and "cannot resolve host name" in describe_os_error(again)
+    assert describe_os_error(again) == "cannot resolve host name: no such host (Temporary failure in name resolution)"
+    other = socket.gaierror(socket.EAI_FAIL, "Non-recoverable failure in name resolution")
+    assert "no such host" not in describe_os_error(other) and "cannot resolve host name" in describe_os_error(other)
