@@ -595,9 +595,9 @@ def test_repeated_stage_names_and_globs_matching_nothing_as_buildah(pallet, tmp_
 
 
 def test_the_images_edits_are_cached_as_a_step(pallet, tmp_path):
-    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1 AS base\nRUN true\nFROM base\n")
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1 AS base\nRUN true\nFROM base\nCMD [\"/x\"]\n")
     ids = [pallet("build", "-q", "--layers", "--label", f"l={v}", ctx).stdout.strip() for v in ("1", "2", "1")]
-    assert ids[0] == ids[2] != ids[1]  # buildah: the same labels on the same steps, the same image
+    assert ids[0] == ids[2] != ids[1]  # buildah: the same labels on the same steps (CMD too), the same image
 
 
 def test_run_steps_have_a_run_directory_that_stays(pallet, tmp_path):

@@ -842,11 +842,11 @@ class DockerfileBuild:
                 keep = bool(res.image.get("names")) and not options.annotations
         # the image's own edits (--label, --env, ...) are a cached step too, as buildah's last
         # commit is: the same edits on the same stage give the same image again
-        fkey = step_key(res.key, "finish", {k: v for k, v in doc.items() if k != "created"}, options.fmt)
+        fkey = step_key(res.key, "finish", _timeless(doc), options.fmt)
         hit = self.cache.get(fkey) if res.image is not None and doc["created"] == created else None
-        if hit is not None and hit[0] is not None and hit[1].get("created") and \
-                {k: v for k, v in hit[1].items() if k != "created"} == {k: v for k, v in doc.items() if k != "created"}:
-            doc["created"] = hit[1]["created"]
+        if hit is not None and hit[0] is not None and hit[1].get("created") and _timeless(hit[1]) == _timeless(doc):
+            doc = hit[1]  # its times too (the config steps' history entries)
+            cfg = doc.setdefault("config", {})
         layers = list(res.image["layers"]) if res.image else []
         if not options.quiet:
             options.out("COMMIT " + (" ".join(options.tags) if options.tags else ""))
@@ -873,6 +873,15 @@ class DockerfileBuild:
         if not self.options.output:
             return
         export(self.store, rec, self.options.output, self.options.ctx, owner=self.owner)
+
+
+def _timeless(doc: dict) -> dict:
+    """An image config without its creation times (its own and its history entries')."""
+    out = {k: v for k, v in doc.items() if k != "created"}
+    if isinstance(out.get("history"), list):
+        out["history"] = [{k: v for k, v in h.items() if k != "created"} if isinstance(h, dict) else h
+                          for h in out["history"]]
+    return out
 
 
 def _go_list(v) -> str:
