@@ -209,3 +209,31 @@ def compare_configs(ours: dict, theirs: dict) -> list[str]:
         if va != vb:
             diffs.append(f"{k}: pallet {va!r} buildah {vb!r}")
     return diffs
+
+
+@pytest.fixture
+def http_dir(tmp_path):
+    """A directory served over HTTP on 127.0.0.1 (nothing leaves the machine); yields
+    (directory, base URL), the server stopped after."""
+    import http.server
+    import threading
+
+    served = tmp_path / "http"
+    served.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(served), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield served, f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join()

@@ -6,7 +6,9 @@ line, exit 125, nothing made)."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 
 import pytest
 
@@ -79,7 +81,7 @@ def test_no_hosts_and_pid_host_with_chroot_isolation(pallet, tmp_path):
     (["--pid", "container:x"], "invalid --pid 'container:x'"),
     (["--platform", "linux/amd64,linux/arm64"], "not supported yet"),
     (["--platform", "linux"], "invalid platform 'linux'"),
-    (["--build-context", "x=https://example.com/a.tar"], "not supported yet"),
+    (["--hooks-dir", "/nonexistent/hooks"], "--hooks-dir /nonexistent/hooks"),
     (["--build-context", "x=/nonexistent"], "/nonexistent is not a directory"),
     (["--build-context", "novalue"], "invalid --build-context 'novalue'"),
     (["--ignorefile", "/nonexistent/ignore"], "--ignorefile /nonexistent/ignore"),
@@ -257,7 +259,7 @@ def test_contexts_from_stdin_an_archive_and_a_dockerfile(pallet, tmp_path):
                             "--from=<image|stage> flags"),
     ("add-flag", ["CTX"], "ADD only supports the --chmod=<permissions> and the --chown=<uid:gid> flags"),
     ("self-from", ["CTX"], "COPY --from=build: no stage or image found with that name"),
-    (None, ["https://example.com/ctx.tar"], "not supported yet"),
+    (None, ["http://127.0.0.1:1/ctx.tar"], "the build context http://127.0.0.1:1/ctx.tar: "),  # nothing listens
 ])
 def test_context_and_dockerfile_errors_in_buildahs_words(pallet, tmp_path, make, args, needle):
     ctx = tmp_path / "c"
@@ -381,3 +383,224 @@ def test_secret_sources_as_buildah(pallet, tmp_path):
     assert p.returncode == 125 and "UNSET_VAR_X is not set" in p.stderr
     p = pallet("build", ctx, "extra", check=False)
     assert p.returncode == 125 and "accepts at most 1 arg(s), received 2" in p.stderr
+
+
+def test_empty_run_and_mounts_from_stages_as_buildah(pallet, tmp_path):
+    # an empty RUN runs the shell without a command: the shell's own error and status 2
+    p = pallet("build", _ctx(tmp_path, "FROM localhost/busybox:v1\nCMD [\"pwd\"]\nRUN\n"), check=False)
+    assert p.returncode == 2 and "-c requires an argument" in p.stderr, p.stderr
+    assert 'building at STEP "RUN ": exit status 2' in p.stderr
+    # RUN --mount=type=cache,from=STAGE: that stage's files (SOURCE in them) are the cache, writable
+    df = ("FROM localhost/busybox:v1 AS builder\nRUN mkdir -p /sub/deeper && echo hello > /sub/deeper/h\n"
+          "FROM localhost/busybox:v1\n"
+          "RUN --mount=type=cache,from=builder,target=/t --mount=type=cache,from=builder,source=/sub/deeper,"
+          "target=/t2 cat /t/sub/deeper/h /t2/h && echo scribble > /t2/h\n")
+    p = pallet("build", "-t", "cf", _ctx(tmp_path, df))
+    assert p.stdout.count("hello") >= 2, p.stdout
+    assert "/t2" not in pallet.tree("cf") or pallet.tree("cf")["/t2"][0] == "d"
+    # an image is no stage for a cache mount; an empty from= is buildah's error
+    for line, said in (("RUN --mount=type=cache,from=localhost/busybox:v1,target=/t true",
+                        "no stage found with name localhost/busybox:v1"),
+                       ("RUN --mount=type=bind,source=.,from=,target=/t true", "from points to an empty value")):
+        p = pallet("build", _ctx(tmp_path, f"FROM localhost/busybox:v1\n{line}\n"), check=False)
+        assert p.returncode == 125 and said in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    assert pallet.containers() == [] and pallet.mounts() == []
+
+
+def test_base_image_annotations_as_buildah(pallet, tmp_path):
+    """OCI images committed on a base carry its digest and name (the image spec's annotations),
+    through FROM STAGE too; --annotation wins; Docker manifests have no annotations."""
+    base_rec = pallet.store().image("localhost/busybox:v1")
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1 AS base\nRUN true\nFROM base\n")
+    pallet("build", "-t", "ann", ctx)
+    m, _ = pallet.manifest("ann")
+    assert m["annotations"] == {"org.opencontainers.image.base.digest": base_rec["digest"],
+                                "org.opencontainers.image.base.name": "localhost/busybox:v1"}
+    pallet("build", "-t", "ann2", "--annotation", "org.opencontainers.image.base.name=mine", ctx)
+    assert pallet.manifest("ann2")[0]["annotations"]["org.opencontainers.image.base.name"] == "mine"
+    pallet("build", "-t", "ann3", "--format", "docker", ctx)
+    assert "annotations" not in pallet.manifest("ann3")[0]
+    # builder from an image by ID (no name of its own) and commit: the digest, no name
+    iid = pallet("build", "-q", _ctx(tmp_path, "FROM scratch\nLABEL a=b\n")).stdout.strip()
+    ctr = pallet("builder", "from", iid).stdout.strip()
+    pallet("builder", "commit", "--rm", ctr, "fromid")
+    ann = pallet.manifest("fromid")[0]["annotations"]
+    assert ann == {"org.opencontainers.image.base.digest": pallet.store().image(iid)["digest"]}
+
+
+def test_final_image_is_the_last_steps_image_as_buildah(pallet, tmp_path):
+    """--layers: the last step's image is the image (no copy differing in its creation time:
+    `images -a` counts as buildah's); a base nothing changed is itself the image, named."""
+    before = {r["id"] for r in pallet.store().images()}
+    iid = pallet("build", "-q", "--layers", "-t", "one", _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN touch /x\n")
+                 ).stdout.strip().splitlines()[-1]
+    made = {r["id"] for r in pallet.store().images()} - before
+    assert made == {iid}, made
+    base_rec = pallet.store().image("localhost/busybox:v1")
+    iid = pallet("build", "-q", "-t", "same", _ctx(tmp_path, "FROM localhost/busybox:v1\n")).stdout.strip()
+    rec = pallet.store().image("same")
+    assert iid == rec["id"] == base_rec["id"] and rec["digest"] == base_rec["digest"]
+    iid = pallet("build", "-q", "--label", "x=y", "-t", "other", _ctx(tmp_path, "FROM localhost/busybox:v1\n")
+                 ).stdout.strip()
+    assert iid != base_rec["id"] and pallet.store().image("localhost/busybox:v1")["digest"] == base_rec["digest"]
+    p = pallet("--log-level", "debug", "build", "--layers", _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN touch /x\n"))
+    assert "Found a cache hit in the first iteration" in p.stderr  # buildah's debug line, which scripts grep
+
+
+def test_several_files_bad_tag_and_output_said_first(pallet, tmp_path):
+    ctx = _ctx(tmp_path, "FROM scratch\nCOPY a /a\n", {"a": "a", "more": "COPY a /b\n"})
+    pallet("build", "-t", "two", "-f", "Dockerfile", "-f", "more", ctx)  # read as one Dockerfile
+    assert {"/a", "/b"} <= set(pallet.tree("two"))
+    before = {r["id"] for r in pallet.store().images()}
+    for args, said in ((("--tag", "TEST1"), "tag TEST1: invalid reference format: repository name must be lowercase"),
+                       (("--output", "type=tar,"), "invalid build output options"),
+                       (("--output", "type=wrong,dest=x"), 'invalid type "wrong"'),
+                       (("--output", "type=local,dest=-"), "type=local and dest=- is not supported"),
+                       (("--authfile", "/nonexistent/auth.json"),
+                        "checking authfile: stat /nonexistent/auth.json: no such file or directory")):
+        p = pallet("build", *args, ctx, check=False)
+        assert p.returncode == 125 and said in p.stderr and "STEP" not in p.stdout, (args, p.stderr)
+    assert {r["id"] for r in pallet.store().images()} == before  # nothing built
+
+
+def test_bud_caches_as_buildah_and_build_as_podman(pallet, tmp_path):
+    """`bud` keeps buildah's default (--layers=false unless $BUILDAH_LAYERS), `build` podman's (true)."""
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN touch /x\n")
+    pallet("build", ctx)
+    assert "Using cache" in pallet("build", ctx).stdout
+    assert "Using cache" not in pallet("bud", ctx).stdout
+    assert "Using cache" in pallet("bud", ctx, env={"BUILDAH_LAYERS": "true"}).stdout
+    assert "Using cache" not in pallet("build", ctx, env={"BUILDAH_LAYERS": "false"}).stdout
+    assert "Using cache" in pallet("buildx", "build", "--load", ctx).stdout  # podman's alias, podman's default
+
+
+def test_step_pull_and_unused_arg_lines_as_buildah(pallet, tmp_path, registry):
+    ref = f"{registry.host}/build/step-lines:v1"
+    pallet("push", "--tls-verify=false", "localhost/busybox:v1", f"docker://{ref}")
+    ctx = _ctx(tmp_path, "ARG base\nFROM ${base}\nRUN true\n")
+    out = pallet("build", "--tls-verify=false", "--build-arg", f"base={ref}", "--build-arg", "foo2=x", ctx).stdout
+    lines = out.splitlines()
+    assert lines[0] == f"STEP 1/2: FROM {ref}" and lines[1] == f"Trying to pull {ref}...", out
+    assert "one or more build args were not consumed: [foo2]" in out
+    p = pallet("pull", "--tls-verify=false", ref)  # podman's pull says it too, on stderr (not with -q)
+    assert p.stderr.startswith(f"Trying to pull {ref}...\n"), p.stderr
+    assert "Trying" not in pallet("pull", "-q", "--tls-verify=false", ref).stderr
+
+
+def test_unset_arg_warning_and_debug_lines_as_buildah(pallet, tmp_path):
+    ctx = _ctx(tmp_path, 'ARG S="x"\nFROM scratch\nARG S\nARG foo\nLABEL a=$foo\n')
+    p = pallet("--log-level", "debug", "build", "--retry", "4", "--retry-delay", "5s", "--cache-ttl", "0", ctx)
+    assert 'missing \\"foo\\" build argument. Try adding \\"--build-arg foo=<VALUE>\\"' in p.stderr, p.stderr
+    assert '"S\\"' not in p.stderr and "S=<VALUE>" not in p.stderr
+    assert "Setting MaxPullPushRetries to 4 and PullPushRetryDelay to 5s" in p.stderr
+    assert "Setting --no-cache=true" in p.stderr
+    assert "missing" not in pallet("build", "--build-arg", "foo=1", ctx).stderr
+
+
+def test_copy_refusals_in_buildahs_words(pallet, tmp_path):
+    for line, said in (("COPY https://example.com/x /", "source can't be a URL for COPY"),
+                       ("COPY ../up.txt /", "possible escaping context directory error"),
+                       ("COPY --chown=${BOGUS}:${BOGUS} f /", "looking up UID/GID for \":\": can't find uid for user")):
+        p = pallet("build", _ctx(tmp_path, f"FROM localhost/busybox:v1\n{line}\n", {"f": "x"}), check=False)
+        assert p.returncode == 125 and said in p.stderr and p.stderr.count("\n") == 1, (line, p.stderr)
+    assert pallet.containers() == [] and pallet.mounts() == []
+
+
+def test_secret_mount_relative_target_and_required_wording(pallet, tmp_path):
+    (tmp_path / "s").write_text("SOMESECRETDATA\n")
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nWORKDIR /w\n"
+                         "RUN --mount=type=secret,id=mysecret,target=mysecret cat /w/mysecret\n")
+    assert "SOMESECRETDATA" in pallet("build", "--secret", f"id=mysecret,src={tmp_path / 's'}", ctx).stdout
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN --mount=type=secret,id=mysecret,required=true true\n")
+    p = pallet("build", ctx, check=False)
+    assert p.returncode == 125 and "secret required but no secret with id mysecret found" in p.stderr
+
+
+def test_hooks_dir_runs_oci_hooks_for_run_steps(pallet, tmp_path):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    script = hooks / "h"
+    script.write_text(f"#!/bin/sh\necho \"$1\" >> {tmp_path / 'out'}\n")
+    script.chmod(0o755)
+    for name, when, arg in (("a.json", {"always": True}, "always"),
+                            ("b.json", {"commands": [".*/nothere"]}, "never")):
+        (hooks / name).write_text(json.dumps({"version": "1.0.0", "hook": {"path": str(script), "args": ["h", arg]},
+                                              "when": when, "stages": ["prestart"]}))
+    pallet("build", "--hooks-dir", str(hooks), _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN true\nRUN true\n"))
+    assert (tmp_path / "out").read_text() == "always\nalways\n"  # once per RUN step, the other never
+    (hooks / "c.json").write_text('{"version": "1.0.0", "hook": {"path": "rel"}, "when": {"always": true}, '
+                                  '"stages": ["prestart"]}')
+    p = pallet("build", "--hooks-dir", str(hooks), _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN true\n"),
+               check=False)
+    assert p.returncode == 125 and "c.json" in p.stderr and "hook.path" in p.stderr and "STEP" not in p.stdout
+
+
+def test_arg_cache_by_what_steps_see_and_tar_on_stdout(pallet, tmp_path):
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nARG FOO\nENV FOO=bat\nRUN echo $FOO\n")
+    pallet("build", "--layers", "--build-arg", "FOO=1", ctx)
+    assert "Using cache" in pallet("build", "--layers", "--build-arg", "FOO=12", ctx).stdout  # ENV overrides it
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nARG FOO\nRUN echo $FOO\n")
+    pallet("build", "--layers", "--build-arg", "FOO=1", ctx)
+    out = pallet("build", "--layers", "--build-arg", "FOO=12", ctx).stdout
+    assert "Using cache" not in out and "12" in out
+    # -o -: a tar of the image's files on stdout, nothing else there
+    p = subprocess.run(pallet.args("build", "-o", "-", ctx), capture_output=True, env=pallet.env())
+    assert p.returncode == 0
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(p.stdout)) as tf:
+        assert "bin/sh" in tf.getnames() or "./bin/sh" in tf.getnames()
+
+
+def test_containers_conf_caps_and_ulimits_for_run_steps(pallet, tmp_path):
+    conf = tmp_path / "containers.conf"
+    conf.write_text('[containers]\nnetns = "host"\ndefault_ulimits = ["nofile=500:500"]\n'
+                    'default_capabilities = ["CHOWN", "KILL", "NET_RAW"]\n')
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN grep CapBnd /proc/self/status; ulimit -n\n")
+    out = pallet("build", "--no-cache", ctx, env={"CONTAINERS_CONF": str(conf)}).stdout
+    assert int(out.split("CapBnd:")[1].split()[0], 16) == (1 << 0) | (1 << 5) | (1 << 13), out
+    assert "\n500\n" in out
+    out = pallet("build", "--no-cache", "--ulimit", "nofile=600:600", ctx, env={"CONTAINERS_CONF": str(conf)}).stdout
+    assert "\n600\n" in out
+    conf.write_text('[containers]\ndefault_capabilities = ["NOPE"]\n')
+    p = pallet("build", ctx, env={"CONTAINERS_CONF": str(conf)}, check=False)
+    assert p.returncode == 125 and "default_capabilities" in p.stderr and "STEP" not in p.stdout
+
+
+def test_errors_start_with_the_peers_words(pallet, tmp_path):
+    """podman's scripts match 'Error: building at STEP' and 'Error: creating build container:': the
+    Dockerfile's place comes after."""
+    p = pallet("build", "--pull-never", _ctx(tmp_path, "FROM quay.io/libpod/nosuchimage:nosuchtag\nRUN true\n"),
+               check=False)
+    assert p.returncode == 125
+    assert p.stderr.startswith("Error: creating build container: quay.io/libpod/nosuchimage:nosuchtag: image not known")
+    p = pallet("build", _ctx(tmp_path, "FROM localhost/busybox:v1\nCOPY nothere /x\n"), check=False)
+    assert p.returncode == 125 and p.stderr.startswith('Error: building at STEP "COPY nothere /x": ')
+    assert p.stderr.rstrip().endswith("(Dockerfile:2)")
+
+
+def test_repeated_stage_names_and_globs_matching_nothing_as_buildah(pallet, tmp_path):
+    df = ("FROM localhost/busybox:v1 AS final\nRUN echo one > /which\n"
+          "FROM localhost/busybox:v1 AS final\nRUN echo two > /which\n"
+          "FROM final\nCOPY *foo *.txt /t/\n")
+    ctx = _ctx(tmp_path, df, {"a.txt": "a"})
+    out = pallet("build", "-t", "rep", "--layers=false", ctx).stdout  # the latest 'final'
+    assert "/t/a.txt" in pallet.tree("rep") and "/which" in pallet.tree("rep")
+    ctr = pallet("builder", "from", "rep").stdout.strip()
+    assert pallet("builder", "run", ctr, "cat", "/which").stdout == "two\n", out
+    pallet("builder", "rm", ctr)
+    p = pallet("build", _ctx(tmp_path, "FROM localhost/busybox:v1\nCOPY *foo /t/\n"), check=False)
+    assert p.returncode == 125 and "'*foo': no such file or directory" in p.stderr
+
+
+def test_the_images_edits_are_cached_as_a_step(pallet, tmp_path):
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1 AS base\nRUN true\nFROM base\nCMD [\"/x\"]\n")
+    ids = [pallet("build", "-q", "--layers", "--label", f"l={v}", ctx).stdout.strip() for v in ("1", "2", "1")]
+    assert ids[0] == ids[2] != ids[1]  # buildah: the same labels on the same steps (CMD too), the same image
+
+
+def test_run_steps_have_a_run_directory_that_stays(pallet, tmp_path):
+    pallet("build", "-t", "runs", _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN touch /run/hello\n"))
+    tree = pallet.tree("runs")
+    assert tree["/run"][0] == "d" and "/run/hello" in tree and "/run/.containerenv" not in tree

@@ -304,3 +304,16 @@ def test_client_network_errors_become_one_line_errors_and_close_reaches_the_tran
     assert str(ei.value) == "reading manifest 1: reg.example:5000: not an HTTP response: b'SSH-2.0'"
     c.close()
     assert t.closed
+
+
+def test_describe_os_error_says_no_such_host_as_go():
+    import socket
+
+    from pallet.transports.docker._client import describe_os_error
+
+    nx = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert describe_os_error(nx).startswith("cannot resolve host name: no such host")
+    again = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    assert describe_os_error(again) == "cannot resolve host name: no such host (Temporary failure in name resolution)"
+    other = socket.gaierror(socket.EAI_FAIL, "Non-recoverable failure in name resolution")
+    assert "no such host" not in describe_os_error(other) and "cannot resolve host name" in describe_os_error(other)

@@ -50,7 +50,8 @@ def lookup_chown(root: str | None, spec: str) -> tuple[int, int]:
     image's passwd/group files lack is an error naming it."""
     user, sep, group = spec.partition(":")
     if not user and not group:
-        raise BuildError(f"--chown={spec}: no user given")
+        raise BuildError(f'--chown={spec}: looking up UID/GID for "{spec}": '  # buildah's words
+                         f"can't find uid for user {spec}")
     for n in (user, group):
         if n.isdigit() and int(n) > 0xFFFFFFFE:
             raise BuildError(f"--chown={spec}: {n} is out of range (0 to 4294967294)")

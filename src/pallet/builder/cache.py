@@ -63,6 +63,10 @@ class StepCache:
                         return None
                 entry = json.loads(f.read())
             img = self.store.image(entry["image"]) if entry.get("image") else None
+            from .._log import debug
+
+            # buildah's debug line (scripts look for it)
+            debug(f"Found a cache hit in the first iteration with id {entry.get('image') or key}")
             return img, entry["config"]
         except (OSError, ValueError, KeyError, TypeError, PalletError):
             return None

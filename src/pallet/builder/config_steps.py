@@ -101,7 +101,9 @@ def _arg(build, state, ins: Instruction) -> None:
             value = os.environ.get(name)
         state.args[name] = value
         state.later_args.pop(name, None)
-    state.key = step_key(state.key, "ARG", {k: v for k, v in state.args.items()})
+    # the names only (as buildah's history-based cache): the values enter the key of each later
+    # step they can change (RUN's args in scope, a config step's expansions, COPY's expanded flags)
+    state.key = step_key(state.key, "ARG", sorted(k for k, v in state.args.items() if v is not None))
     # buildah's history entry: every ARG in scope that has a value, sorted
     names = sorted(k for k, v in state.args.items() if v is not None)
     state.history.append({"created_by": "/bin/sh -c #(nop) ARG" + "".join(" " + n for n in names),

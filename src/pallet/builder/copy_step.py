@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import hashlib
+import posixpath
 
 from ..errors import BuildError
 from .cache import step_key
@@ -43,6 +44,7 @@ def copy_step(build, state: "StageState", ins: Instruction, add: bool = False) -
             source = _cp.Source(build.context, ignore=build.ignore, what="build context", strip_setid=True)
             src_key = "context"
         items: list = []
+        missed: list = []  # globs that matched nothing
         for raw in srcs_raw:
             m = raw.strip()
             if m.startswith("<<"):
@@ -56,16 +58,27 @@ def copy_step(build, state: "StageState", ins: Instruction, add: bool = False) -
                 items.append(_cp.Item(None, name, name, data=content.encode("utf-8", "surrogateescape")))
                 continue
             s = build.expand_word(state, ins, raw)
-            if add and s.startswith(("http://", "https://")):
+            if s.startswith(("http://", "https://")):
+                if not add:  # buildah's words
+                    raise ins.error(f'building at STEP "{ins.text()}": source can\'t be a URL for COPY')
                 items.append(_cp.Item(None, s, "", url=s))
                 continue
             if add and s.startswith("git@") or (add and s.endswith(".git") and "://" in s):
                 raise ins.error(f"ADD of a git repository ({s}) is not supported")
+            if not frm and (posixpath.normpath(s) == ".." or posixpath.normpath(s).startswith("../")):
+                # buildah refuses what would be outside the context (pallet would stop at its top)
+                raise ins.error(f'building at STEP "{ins.text()}": possible escaping context directory error: '
+                                f'"{s}" is outside of "{build.context}"')
             try:
                 items += source.match(s)
             except BuildError as e:  # buildah's wording, which scripts match: building at STEP "...": ...
+                if len(srcs_raw) > 1 and set(s) & set("*?["):  # buildah: a glob among several may match
+                    missed.append(e)  # nothing, as long as the instruction copies something
+                    continue
                 raise ins.error(f'building at STEP "{ins.text()}": {e}') from None
-        several = len(srcs_raw) > 1
+        if missed and not items:
+            raise ins.error(f'building at STEP "{ins.text()}": {missed[0]}')
+        several = len(srcs_raw) - len(missed) > 1
         # several sources named need a DEST/ (Docker's and buildah's rule); one glob matching
         # several files copies them into DEST as a directory (buildah's)
         if several and not dest.endswith("/"):

@@ -58,6 +58,8 @@ class Instruction:
         return " ".join(self.original.split("\n", 1)[0].split())
 
     def error(self, message: str, exit_code: int | None = None) -> BuildError:
+        if message.startswith("building at STEP "):  # the peers' words first (scripts match "Error: building
+            return BuildError(f"{message} ({self.where()})", exit_code)  # at STEP"), the place after
         return BuildError(f"{self.where()}: {self.cmd}: {message}", exit_code)
 
 
@@ -154,8 +156,8 @@ def parse_instruction(c, file: str) -> Instruction:
 
 
 _MIN_ARGS = {"COPY": 2, "ADD": 2, "ENV": 1, "LABEL": 1, "EXPOSE": 1, "VOLUME": 1, "USER": 1, "WORKDIR": 1,
-             "ARG": 1, "STOPSIGNAL": 1, "MAINTAINER": 1, "SHELL": 1, "ENTRYPOINT": 1, "CMD": 1, "RUN": 1,
-             "HEALTHCHECK": 1, "FROM": 1, "ONBUILD": 1}
+             "ARG": 1, "STOPSIGNAL": 1, "MAINTAINER": 1, "SHELL": 1, "ENTRYPOINT": 1, "CMD": 1,
+             "HEALTHCHECK": 1, "FROM": 1, "ONBUILD": 1}  # an empty RUN runs the shell without a command, as buildah
 
 
 def check(ins: Instruction) -> None:
@@ -246,8 +248,7 @@ def parse(text: str, file: str = "Dockerfile") -> Dockerfile:
                 if not re.fullmatch(r"[a-z][a-z0-9-_./]*", name):  # "/" too, as buildah (platform-arm/v7)
                     raise BuildError(f"{ins.where()}: invalid name for build stage: {ins.args[2]!r}, "
                                      "name can't start with a number or contain symbols")
-                if any(s.name == name for s in stages):
-                    raise BuildError(f"{ins.where()}: duplicate name {ins.args[2]!r} for build stage")
+                # a name may come again (buildah's): a later reference means the latest before it
             stages.append(Stage(len(stages), base, name, ins.flag("platform"), ins))
         elif not stages:
             if ins.cmd != "ARG":

@@ -44,6 +44,7 @@ class BuildOptions:
                  ignorefile: str | None = None, skip_unused_stages: bool = True,
                  build_contexts: dict | None = None, platform=None, cpp_flags: list[str] = (), warn=None,
                  context_stream=None, cache_ttl: float | None = None, os_version: str | None = None,
+                 more_dockerfiles: list[str] = (),
                  os_features: list[str] = (), log_rusage: bool = False, rusage_out=None,
                  from_image: str | None = None):
         self.context = context
@@ -83,7 +84,7 @@ class BuildOptions:
         self.omit_history = omit_history
         self.ignorefile = ignorefile
         self.skip_unused_stages = skip_unused_stages
-        #: --build-context: name -> ("image", reference) or ("dir", absolute path)
+        #: --build-context: name -> ("image", reference), ("dir", absolute path) or ("url", text)
         self.build_contexts = {k.lower(): v for k, v in (build_contexts or {}).items()}
         #: --platform/--os/--arch/--variant: an oci.platform.Platform (None: the host's)
         self.platform = platform
@@ -94,6 +95,7 @@ class BuildOptions:
         self.os_features = list(os_features)  # FEATURE adds, FEATURE- removes (in order)
         self.cache_ttl = cache_ttl  # seconds (--cache-ttl; 0: as --no-cache)
         self.context_stream = context_stream  # what context "-" reads (a binary stream)
+        self.more_dockerfiles = list(more_dockerfiles)  # further -f files, read after the first as one
         self.cpp_flags = list(cpp_flags)  # for a Containerfile.in (after $BUILDAH_CPPFLAGS)
         self.warn = warn or (lambda line: None)  # warnings, shown even with quiet
 
@@ -119,8 +121,8 @@ def find_dockerfile(context: str, dockerfile: str | None) -> str:
             if not os.path.isfile(p):
                 raise BuildError(f"{p} is not a file")
             return p
-    raise BuildError(f"no Containerfile or Dockerfile in the context directory {context}: "
-                     "no such file or directory")
+    raise BuildError(f"cannot find Containerfile or Dockerfile in context directory {context}: "
+                     "no such file or directory")  # buildah's words
 
 
 def _predefined_args(target=None) -> dict:
@@ -167,6 +169,8 @@ class DockerfileBuild:
         #: needs one; torn down after the last RUN instruction, and in any case when the build ends
         self.networks = None
         self.last_run = None  # the last RUN instruction of the stages built
+        self._stack = None  # the build's ExitStack (staging directories live as long as it)
+        self._remote: dict[str, str] = {}  # remote contexts fetched: text -> directory
 
     # -- entry -------------------------------------------------------------------------------
 
@@ -177,6 +181,7 @@ class DockerfileBuild:
             self.owner = owner
             try:
                 with contextlib.ExitStack() as stack:
+                    self._stack = stack
                     self._prepare_context(stack)
                     rec = self._run_build()
             except BaseException:
@@ -228,12 +233,15 @@ class DockerfileBuild:
         """The context as buildah takes it: a directory; a Dockerfile (its directory is the
         context); a tar archive, plain or compressed (extracted into the store's staging,
         removed after the build); ``-``: stdin holding a Dockerfile (an empty context) or
-        such an archive. A URL or git repository: not supported yet."""
+        such an archive; a URL or a git repository (``builder.remote``: fetched into the
+        staging too)."""
+        from . import remote
+
         o = self.options
         text = o.context
-        if text.startswith(("http://", "https://", "git://", "git@", "github.com/")):
-            raise BuildError(f"the build context {text}: a context from a URL or git repository is not "
-                             "supported yet (give a directory, a Dockerfile, a tar archive or -)")
+        if remote.is_remote(text):
+            self.context = self._fetch_remote(text)
+            return
         if text != "-":
             if not os.path.exists(text):
                 raise BuildError(f"the build context {text}: no such file or directory")
@@ -268,6 +276,34 @@ class DockerfileBuild:
             o.dockerfile = os.path.abspath(text)
         self.context = os.path.dirname(os.path.abspath(text))
 
+    def _warn_unset_args(self, df) -> None:
+        """buildah's warning for an ARG that has no value anywhere (no default in an earlier ARG
+        of that name, no --build-arg), in its words (logrus quotes them)."""
+        found: set = set()
+        for ins in list(df.global_args) + [i for st in df.stages for i in st.instructions]:
+            if ins.cmd != "ARG" or not ins.args:
+                continue
+            name, sep, value = ins.args[0].partition("=")
+            if sep and value:
+                found.add(name)
+            if not (sep or name in found) and name not in self.options.build_args:
+                self.options.warn(f'missing \\"{name}\\" build argument. Try adding '
+                                  f'\\"--build-arg {name}=<VALUE>\\" to the command line')
+
+    def _fetch_remote(self, text: str) -> str:
+        """A context from a URL or git repository (the build's or a ``--build-context``'s),
+        fetched once into the store's staging, removed after the build."""
+        from . import remote
+        from .copy import limits_of
+
+        done = self._remote.get(text)
+        if done is None:
+            scratch = self._stack.enter_context(self.store.staging())
+            ctx = os.path.join(scratch, "context")
+            os.mkdir(ctx, 0o755)
+            done = self._remote[text] = remote.fetch(text, ctx, **limits_of(self.store))
+        return done
+
     def _run_build(self) -> dict:
         from .ignore import IgnoreRules
 
@@ -286,6 +322,16 @@ class DockerfileBuild:
                 raise BuildError(f'no contents in "{fname}"')
             if fname.endswith(".in"):
                 text = self._preprocess(fname, text)
+        for more in self.options.more_dockerfiles:  # buildah reads several -f as one Dockerfile
+            mname = find_dockerfile(self.context, more)
+            try:
+                with open(mname, encoding="utf-8", errors="surrogateescape") as f:
+                    more_text = f.read()
+            except OSError as e:
+                raise BuildError(f"reading {mname}: {e.strerror}") from None
+            if mname.endswith(".in"):
+                more_text = self._preprocess(mname, more_text)
+            text = text.rstrip("\n") + "\n" + more_text
         self.file = os.path.basename(fname) if fname != "-" else "Dockerfile"
         df = parse(text, self.file)
         self.dockerfile = df
@@ -296,6 +342,7 @@ class DockerfileBuild:
         if self.options.fmt not in ("oci", "docker"):
             raise BuildError(f"unknown format {self.options.fmt!r}: want oci or docker")
         self.global_args = self._global_args(df)
+        self._warn_unset_args(df)
         order = self._stages_needed(df)
         self.built_stages = order  # the STEP lines number stages among those built, as buildah
         runs = [ins for i in order for ins in df.stages[i].instructions if ins.cmd == "RUN"]
@@ -313,7 +360,7 @@ class DockerfileBuild:
         self._cleanup(failed=False)
         unused = sorted(k for k in self.options.build_args if k not in self.consumed_args and k not in PROXY_ARGS)
         if unused and not self.options.quiet:
-            self.options.out(f"[Warning] one or more build args were not consumed: {unused}")
+            self.options.out(f"[Warning] one or more build args were not consumed: [{' '.join(unused)}]")  # Go's %v
         self._output(rec)
         return rec
 
@@ -396,11 +443,14 @@ class DockerfileBuild:
         t = text.lower()
         if t in self.options.build_contexts and not t.isdigit():
             return None  # an additional build context wins over a stage of the same name (BuildKit's rule)
+        found = None
         for s in self.dockerfile.stages:
             if before is not None and s.index >= before:
                 break
             if s.name == t:
-                return s.index
+                found = s.index  # the latest of that name (buildah lets a name come again)
+        if found is not None:
+            return found
         if t.isdigit():
             n = int(t)
             if before is not None and n >= before:
@@ -471,15 +521,17 @@ class DockerfileBuild:
         if stage.index == 0 and options.from_image:  # --from: the first FROM's image replaced
             base_text = options.from_image
             self._say_step(stage.from_instr, f"FROM {base_text}" + (f" AS {stage.name}" if stage.name else ""))
-        else:
-            self._say_step(stage.from_instr)
+        else:  # the STEP line shows the base as expanded (buildah's)
             base_text = expand(stage.base, self.base_scope(), esc)
+            self._say_step(stage.from_instr, f"FROM {base_text}" + (f" AS {stage.name}" if stage.name else "")
+                           if base_text and base_text != stage.base else None)
         if not base_text:
             raise stage.from_instr.error("base name should not be blank (an ARG without a value?)")
         idx = self.stage_index(base_text, stage.index)
         if idx is not None:
             prev = self.results[idx]
             state = StageState(prev.image, _copy.deepcopy(prev.doc), step_key(prev.key, "stage"))
+            state.annotations = dict(prev.annotations)
         elif base_text.lower() in options.build_contexts:
             kind, value = options.build_contexts[base_text.lower()]
             if kind != "image":
@@ -494,6 +546,7 @@ class DockerfileBuild:
                 raise BuildError(f"{stage.from_instr.where()}: FROM {base_text} (--build-context {value}): {e}") \
                     from None
             state = StageState(img, doc, step_key("", "image", img["id"], options.fmt))
+            state.annotations = _image.base_annotations(img, value)
         elif base_text.lower() == "scratch":
             doc = _image.empty_config(self._stage_platform(stage))
             # buildah and BuildKit give a scratch stage the default PATH
@@ -515,12 +568,15 @@ class DockerfileBuild:
                 img = ensure_image(self.store, base_text, options.pull, options.ctx,
                                    None if options.quiet else options.out, platform=self._stage_platform(stage))
             except PalletError as e:
+                if str(e).startswith("creating build container: "):  # the peers' words first, the place after
+                    raise BuildError(f"{e} ({stage.from_instr.where()})") from None
                 raise BuildError(f"{stage.from_instr.where()}: FROM {base_text}: {e}") from None
             try:
                 doc = _image.load_config(self.store, img)
             except PalletError as e:  # removed since it was found (a concurrent image prune or rmi)
                 raise BuildError(f"{stage.from_instr.where()}: FROM {base_text}: {e}") from None
             state = StageState(img, doc, step_key("", "image", img["id"], options.fmt))  # docker and oci steps differ
+            state.annotations = _image.base_annotations(img, base_text)
         state.args = {}
         state.single = not options.layers or (last and (options.squash or options.squash_all))
         state.later_args = {}
@@ -552,7 +608,7 @@ class DockerfileBuild:
             state.doc = _copy.deepcopy(state.doc)
             state.doc.setdefault("history", []).extend(self._history_entries(state))
             state.history = []
-        res = StageResult(state.image, state.doc, state.key, stage)
+        res = StageResult(state.image, state.doc, state.key, stage, state.annotations)
         self.results[stage.index] = res
         return res
 
@@ -757,6 +813,8 @@ class DockerfileBuild:
         extra = self.options.build_contexts.get(name) if name and not name.isdigit() else None
         if extra is not None:
             kind, value = extra
+            if kind == "url":
+                kind, value = "dir", self._fetch_remote(value)
             if kind == "dir":
                 from .stage import DirContext
 
@@ -820,10 +878,38 @@ class DockerfileBuild:
                                  "Must use `docker` format")
         created = _image.timestamp(self.epoch)
         doc["created"] = created
+        keep = False
+        if res.image is not None:
+            # the image holding the stage's files already says all this (the last step's, cached
+            # or committed, or a base nothing changed): it is the image, as buildah's last step
+            # commit is, not a copy with another creation time
+            try:
+                prev = _image.load_config(self.store, res.image)
+            except PalletError:
+                prev = None
+            if prev is not None and prev.get("created") and \
+                    {k: v for k, v in prev.items() if k not in ("created", "rootfs")} == \
+                    {k: v for k, v in doc.items() if k not in ("created", "rootfs")}:  # (same layers)
+                doc["created"] = prev["created"]
+                # a named image (a base) keeps its own manifest, unless --annotation asks for another
+                keep = bool(res.image.get("names")) and not options.annotations
+        # the image's own edits (--label, --env, ...) are a cached step too, as buildah's last
+        # commit is: the same edits on the same stage give the same image again
+        fkey = step_key(res.key, "finish", _timeless(doc), options.fmt)
+        hit = self.cache.get(fkey) if res.image is not None and doc["created"] == created else None
+        if hit is not None and hit[0] is not None and hit[1].get("created") and _timeless(hit[1]) == _timeless(doc):
+            doc = hit[1]  # its times too (the config steps' history entries)
+            cfg = doc.setdefault("config", {})
         layers = list(res.image["layers"]) if res.image else []
         if not options.quiet:
             options.out("COMMIT " + (" ".join(options.tags) if options.tags else ""))
-        rec = _image.write_image(self.store, doc, layers, options.fmt, options.tags, options.annotations)
+        if keep:  # a base nothing changed is the image: named, as buildah
+            rec = self.store.tag(res.image["id"], options.tags) if options.tags else self.store.image(res.image["id"])
+        else:
+            rec = _image.write_image(self.store, doc, layers, options.fmt, options.tags,
+                                     {**res.annotations, **options.annotations}, keep_digest=keep)
+            if res.image is not None:
+                self.cache.put(fkey, rec, doc)
         if rec["id"] in self.made_images:
             self.made_images.remove(rec["id"])
         if not options.quiet:
@@ -840,6 +926,15 @@ class DockerfileBuild:
         if not self.options.output:
             return
         export(self.store, rec, self.options.output, self.options.ctx, owner=self.owner)
+
+
+def _timeless(doc: dict) -> dict:
+    """An image config without its creation times (its own and its history entries')."""
+    out = {k: v for k, v in doc.items() if k != "created"}
+    if isinstance(out.get("history"), list):
+        out["history"] = [{k: v for k, v in h.items() if k != "created"} if isinstance(h, dict) else h
+                          for h in out["history"]]
+    return out
 
 
 def _go_list(v) -> str:

@@ -6,29 +6,46 @@ from __future__ import annotations
 from ..errors import BuildError, PalletError
 
 
+def parse_output(output: str) -> dict | None:
+    """``--output`` checked before anything is built, in buildah's words: ``{"type": "local" or
+    "tar", "dest": ...}``, or None for a transport reference."""
+    if output == "-":
+        return {"type": "tar", "dest": "-"}
+    if not (output.startswith("type=") or ("," in output and "=" in output.split(",", 1)[0])):
+        if "=" not in output and ":" not in output:
+            return {"type": "local", "dest": output}
+        return None
+    opts: dict = {}
+    for part in output.split(","):
+        k, sep, v = part.partition("=")
+        if not sep:
+            raise BuildError(f"invalid build output options \"{output}\", expected format key=value")
+        if k not in ("type", "dest"):
+            raise BuildError(f"unrecognized key \"{k}\" in build output option: \"{output}\"")
+        if k in opts:
+            raise BuildError(f"duplicate \"{k}\" not supported")
+        if k == "type" and v not in ("local", "tar"):
+            raise BuildError(f"invalid type \"{v}\" selected for build output options \"{output}\"")
+        opts[k] = v
+    if "type" not in opts or "dest" not in opts or not opts["dest"]:
+        raise BuildError(f"invalid build output option \"{output}\", accepted keys are type and dest must be present")
+    if opts["dest"] == "-" and opts["type"] == "local":
+        raise BuildError(f"invalid build output option \"{output}\", type=local and dest=- is not supported")
+    return opts
+
+
 def export(store, rec: dict, output: str, ctx=None, owner: str | None = None) -> None:
     """``--output``: ``type=local,dest=DIR``, ``type=tar,dest=FILE`` (``-``: stdout), or a
     transport reference (``oci:DIR:TAG``, ``docker-archive:FILE``, ...)."""
-    opts = {}
-    if output.startswith("type=") or ("," in output and "=" in output.split(",", 1)[0]):
-        for part in output.split(","):
-            k, _, v = part.partition("=")
-            opts[k.strip()] = v.strip()
-    elif "=" not in output and ":" not in output:
-        opts = {"type": "local", "dest": output}
+    opts = parse_output(output)
     if opts:
-        typ = opts.get("type", "local")
-        dest = opts.get("dest")
-        if not dest:
-            raise BuildError(f"--output {output}: missing dest=")
+        typ, dest = opts["type"], opts["dest"]
         path = store.mount_image(rec["id"], owner=owner)
         try:
             if typ == "local":
                 export_local(path, dest)
-            elif typ == "tar":
-                export_tar(path, dest)
             else:
-                raise BuildError(f"--output: unknown type {typ!r}: want local or tar, or a transport reference")
+                export_tar(path, dest)
         finally:
             store.umount_image(rec["id"], owner=owner)
         return

@@ -92,10 +92,31 @@ def ordered(doc: dict) -> dict:
     return out
 
 
+BASE_DIGEST = "org.opencontainers.image.base.digest"
+BASE_NAME = "org.opencontainers.image.base.name"
+
+
+def base_annotations(img: dict | None, spec: str) -> dict:
+    """The OCI image-spec's base-image annotations buildah puts on what it commits on ``img``
+    (the image record ``spec`` named; None: scratch, none): its manifest digest, and its name
+    (the first that contains ``spec``, else its first; none for an image without names)."""
+    if img is None:
+        return {}
+    out = {}
+    if img.get("digest"):
+        out[BASE_DIGEST] = img["digest"]
+    names = img.get("names") or []
+    name = next((n for n in names if spec and spec in n), names[0] if names else "")
+    if name:
+        out[BASE_NAME] = name
+    return out
+
+
 def write_image(store, doc: dict, layer_ids: list[str], fmt: str = OCI, names: list[str] = (),
-                annotations: dict | None = None) -> dict:
+                annotations: dict | None = None, keep_digest: bool = False) -> dict:
     """Store an image made of ``layer_ids`` (base first, all in the store) with config ``doc``;
-    ``names`` are qualified as podman does. Returns the image record."""
+    ``names`` are qualified as podman does. Returns the image record. ``keep_digest``: an
+    image already stored with this config keeps its manifest (the new one is added)."""
     from ..oci import mediatype as mt
     from ..oci.descriptor import Descriptor
     from ..oci.digest import of_bytes
@@ -134,4 +155,5 @@ def write_image(store, doc: dict, layer_ids: list[str], fmt: str = OCI, names: l
                            annotations=annotations or None)
     qualified = [str(qualify(n)) for n in names]
     return store.add_image(config=config, config_digest=config_digest, manifest=m.raw, manifest_digest=m.digest,
-                           media_type=m.media_type, layers=list(layer_ids), names=qualified)
+                           media_type=m.media_type, layers=list(layer_ids), names=qualified,
+                           keep_digest=keep_digest)

@@ -19,6 +19,7 @@ import sys
 from .._std import json
 from .. import _rootfs
 from ..errors import BuildError, PalletError
+from . import hooks as _hooks
 
 _runtime_cache: dict[str, str] = {}
 
@@ -67,7 +68,7 @@ class RunExtras:
     def __init__(self, *, resources=None, rlimits=(), cap_add=(), cap_drop=(), devices=(), dns=(),
                  dns_search=(), dns_options=(), add_hosts=(), no_hosts: bool = False, shm_size: int | None = None,
                  cgroup_parent: str | None = None, host_namespaces=(), seccomp=None,
-                 no_new_privileges: bool = False, runtime_flags=()):
+                 no_new_privileges: bool = False, runtime_flags=(), hooks=(), default_caps=None):
         self.resources = resources            # oci.runtime_spec.Resources or None
         self.rlimits = tuple(rlimits)         # oci.runtime_spec.Rlimit
         self.cap_add = tuple(cap_add)
@@ -84,6 +85,9 @@ class RunExtras:
         self.seccomp = seccomp                # a parsed profile, or None for the runtime's default
         self.no_new_privileges = no_new_privileges
         self.runtime_flags = tuple(runtime_flags)
+        self.hooks = tuple(hooks)             # --hooks-dir's, as builder.hooks.load reads them
+        #: containers.conf's default_capabilities (None: oci.runtime_spec.DEFAULT_CAPS)
+        self.default_caps = tuple(default_caps) if default_caps is not None else None
 
 
 NO_EXTRAS = RunExtras()
@@ -151,7 +155,7 @@ def run_extras(*, cpu_shares=None, cpu_period=None, cpu_quota=None, cpuset_cpus=
                memory=None, memory_swap=None, shm_size=None, ulimits=(), cap_add=(), cap_drop=(), devices=(),
                dns=(), dns_search=(), dns_options=(), add_hosts=(), no_hosts=False, network="host",
                cgroup_parent=None, pid=None, ipc=None, uts=None, cgroupns=None, security_opts=(),
-               runtime_flags=()) -> RunExtras:
+               runtime_flags=(), hooks_dirs=()) -> RunExtras:
     """A :class:`RunExtras` from build's flags (texts as typed), each checked: a wrong one is a
     :class:`UsageError` naming it."""
     from ..errors import UsageError
@@ -228,11 +232,30 @@ def run_extras(*, cpu_shares=None, cpu_period=None, cpu_quota=None, cpuset_cpus=
         else:
             raise UsageError(f"invalid --security-opt {so!r}: want seccomp=PATH|unconfined, no-new-privileges, "
                              "label=..., apparmor=...")
-    return RunExtras(resources=res if res.to_dict() else None, rlimits=[parse_ulimit(u) for u in ulimits],
+    # containers.conf's [containers] defaults, as buildah gives them to RUN steps: the
+    # capabilities, and the ulimits when no --ulimit is given
+    from ..containers import conf as _conf
+    from ..oci.runtime_spec import cap_name
+
+    conf = _conf.load()
+    caps = conf.get("default_capabilities")
+    try:
+        default_caps = [cap_name(c, "capability") for c in caps] if caps is not None else None
+    except PalletError as e:
+        raise conf.bad("default_capabilities", str(e)) from None
+    if not ulimits:
+        try:
+            rlimits = [parse_ulimit(u) for u in conf.get("default_ulimits", [])]
+        except PalletError as e:
+            raise conf.bad("default_ulimits", str(e)) from None
+    else:
+        rlimits = [parse_ulimit(u) for u in ulimits]
+    return RunExtras(resources=res if res.to_dict() else None, rlimits=rlimits, default_caps=default_caps,
                      cap_add=_caps(cap_add), cap_drop=_caps(cap_drop), devices=[parse_device(d) for d in devices],
                      dns=dns, dns_search=dns_search, dns_options=dns_options, add_hosts=hosts, no_hosts=no_hosts,
                      shm_size=_size(shm_size, "--shm-size") if shm_size else None, cgroup_parent=cgroup_parent,
-                     host_namespaces=host_ns, seccomp=seccomp, no_new_privileges=nnp, runtime_flags=runtime_flags)
+                     host_namespaces=host_ns, seccomp=seccomp, no_new_privileges=nnp, runtime_flags=runtime_flags,
+                     hooks=_hooks.load(list(hooks_dirs)) if hooks_dirs else ())
 
 
 def _caps(items) -> list[str]:
@@ -357,8 +380,13 @@ def spec(rootfs: str, argv: list[str], o: RunOptions, hosts: str | None, resolv:
     options = rs.SpecOptions(rootfs=rootfs, command=argv, env=o.env, user=rs.User(uid, gid, tuple(extra)), workdir=o.cwd,
                              hostname=o.hostname, mounts=mounts, namespaces=namespaces, rlimits=x.rlimits,
                              cap_add=x.cap_add, cap_drop=x.cap_drop, resources=x.resources,
+                             default_caps=x.default_caps if x.default_caps is not None else rs.DEFAULT_CAPS,
                              cgroups_path=cgroups_path, seccomp=x.seccomp, no_new_privileges=x.no_new_privileges)
     doc = rs.generate(options)
+    if x.hooks:
+        hooks = _hooks.for_step(x.hooks, argv[0] if argv else "", any(m.get("type") == "bind" for m in o.mounts))
+        if hooks:
+            doc["hooks"] = hooks
     if uid != 0:  # buildah's rule: a non-root user's --cap-add goes to the bounding set only
         caps = doc["process"]["capabilities"]
         doc["process"]["capabilities"] = {"bounding": caps["bounding"], "effective": [], "permitted": []}
@@ -459,6 +487,8 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
         root_fd = _rootfs.open_root(rootfs)
         created: list = []
         try:
+            # /run is there for the command, and stays as buildah leaves it (its .containerenv goes)
+            _make_parents(root_fd, "/run/.containerenv")
             for m in o.mounts:
                 if m.get("keep"):
                     _make_parents(root_fd, m["destination"])

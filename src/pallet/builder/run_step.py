@@ -31,6 +31,9 @@ def run_step(build, state: "StageState", ins: Instruction) -> None:
         script = ins.heredocs[0][1]
         argv = shell + [script]
         shown = ins.args[0]
+    elif not ins.args and not ins.heredocs:  # buildah (imagebuilder) runs the shell with no command:
+        argv = shell  # "sh: -c requires an argument", exit status 2
+        shown = ""
     else:
         cmdline = ins.args[0] if ins.args else ""
         if ins.heredocs:
@@ -89,8 +92,7 @@ def run_step(build, state: "StageState", ins: Instruction) -> None:
             if shared is not None and ins is build.last_run:  # (when the command did not start)
                 shared.release()
         if rc != 0:
-            raise BuildError(f"{ins.where()}: building at STEP \"RUN {shown}\": "
-                             f"exit status {rc}", exit_code=rc if rc > 0 else 125)
+            raise ins.error(f"building at STEP \"RUN {shown}\": exit status {rc}", exit_code=rc if rc > 0 else 125)
 
     build.fs_step(state, ins, key, do, args_prefix(state, cfg) + (f"/bin/sh -c {shown}" if not ins.json else shown),
                   prepare=prepare)
@@ -162,6 +164,11 @@ def parse_mount(build, ins: Instruction, text: str | None, state) -> dict:
         opts[k.strip().lower()] = v if sep else "true"
     typ = opts.get("type", "bind")
     target = opts.get("target") or opts.get("dst") or opts.get("destination")
+    if target and not target.startswith("/"):  # relative to the step's working directory
+        import posixpath
+
+        cfg = state.doc.get("config") or {}
+        target = posixpath.normpath(posixpath.join(cfg.get("WorkingDir") or "/", target))
     if typ == "secret":
         sid = opts.get("id") or (os.path.basename(target) if target else None)
         if not sid:
@@ -170,7 +177,7 @@ def parse_mount(build, ins: Instruction, text: str | None, state) -> dict:
         required = opts.get("required", "false").lower() in ("true", "1", "")
         src = build.options.secrets.get(sid)
         if src is None and required:
-            raise ins.error(f"secret {sid!r} is required but was not given (--secret id={sid},src=PATH)")
+            raise ins.error(f"secret required but no secret with id {sid} found (--secret id={sid},src=PATH)")
         mode = mount_number(ins, typ, opts, "mode", "0400")
         uid, gid = mount_number(ins, typ, opts, "uid", "0"), mount_number(ins, typ, opts, "gid", "0")
 
@@ -190,6 +197,8 @@ def parse_mount(build, ins: Instruction, text: str | None, state) -> dict:
             return {"destination": target, "type": "bind", "source": path, "options": ["rbind", "ro"]}
 
         return {"key": ["secret", sid, target], "make": make}
+    if opts.get("from") == "":  # buildah's words
+        raise ins.error("unable to resolve argument for `from=`: from points to an empty value")
     if not target:
         raise ins.error(f"--mount=type={typ} needs a target")
     if typ == "tmpfs":
@@ -198,6 +207,14 @@ def parse_mount(build, ins: Instruction, text: str | None, state) -> dict:
         return {"key": ["tmpfs", target, size],
                 "make": lambda cleanups: {"destination": target, "type": "tmpfs", "source": "tmpfs",
                                           "options": options, "keep": True}}
+    if typ == "cache" and opts.get("from"):
+        # buildah: a previous stage's files (or SOURCE in them) are the cache, written to
+        # freely and never kept; an image is refused
+        frm = opts["from"]
+        if build.stage_index(frm) is None:  # (a --build-context of that name is no stage either)
+            raise ins.error(f"no stage found with name {frm}")
+        ro = opts.get("ro", opts.get("readonly", "false")).lower() in ("true", "1")
+        return _bind(build, ins, state, frm, opts.get("source") or opts.get("src") or "/", target, not ro, "cache")
     if typ == "cache":
         cid = opts.get("id") or target
         d = os.path.join(build.store.graphroot, "build-cache-mounts",
@@ -225,39 +242,44 @@ def parse_mount(build, ins: Instruction, text: str | None, state) -> dict:
 
         return {"key": ["cache", cid, target], "make": make}
     if typ == "bind":
-        source = opts.get("source") or opts.get("src") or "/"
-        frm = opts.get("from")
         rw = opts.get("rw", opts.get("readwrite", "false")).lower() in ("true", "1")
-
-        def make(cleanups):
-            from ._paths import resolve_in_root
-
-            if frm:
-                m = build.from_mount(frm, ins, state)
-                cleanups.append(m.close)
-                root = m.path
-            else:
-                root = build.context
-            src = resolve_in_root(root, source)
-            if not os.path.exists(src):
-                raise ins.error(f"--mount=type=bind: {source}: no such file or directory")
-            if rw:
-                import shutil
-                import tempfile
-
-                tmp = tempfile.mkdtemp(prefix="pallet-bind-", dir=build.store.runroot)
-                cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
-                dst = os.path.join(tmp, "src")
-                if os.path.isdir(src):
-                    shutil.copytree(src, dst, symlinks=True)
-                else:
-                    shutil.copy2(src, dst)
-                src = dst
-            return {"destination": target, "type": "bind", "source": src,
-                    "options": ["rbind", "rw" if rw else "ro"], "keep": True}
-
-        return {"key": ["bind", frm, source, target, rw], "make": make}
+        return _bind(build, ins, state, opts.get("from"), opts.get("source") or opts.get("src") or "/", target, rw,
+                     "bind")
     raise ins.error(f"unknown mount type {typ!r}: want bind, cache, secret or tmpfs")
+
+
+def _bind(build, ins: Instruction, state, frm: str | None, source: str, target: str, rw: bool, kind: str) -> dict:
+    """A bind mount of SOURCE in the context, or in a stage's or image's files (``frm``):
+    read-only, or ``rw`` as a scratch copy the step may change and that is discarded."""
+
+    def make(cleanups):
+        from ._paths import resolve_in_root
+
+        if frm:
+            m = build.from_mount(frm, ins, state)
+            cleanups.append(m.close)
+            root = m.path
+        else:
+            root = build.context
+        src = resolve_in_root(root, source)
+        if not os.path.exists(src):
+            raise ins.error(f"--mount=type={kind}: {source}: no such file or directory")
+        if rw:
+            import shutil
+            import tempfile
+
+            tmp = tempfile.mkdtemp(prefix="pallet-bind-", dir=build.store.runroot)
+            cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+            dst = os.path.join(tmp, "src")
+            if os.path.isdir(src):
+                shutil.copytree(src, dst, symlinks=True)
+            else:
+                shutil.copy2(src, dst)
+            src = dst
+        return {"destination": target, "type": "bind", "source": src,
+                "options": ["rbind", "rw" if rw else "ro"], "keep": True}
+
+    return {"key": [kind, frm, source, target, rw], "make": make}
 
 
 def mount_number(ins, typ: str, opts: dict, field: str, default: str) -> int:

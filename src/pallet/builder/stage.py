@@ -26,18 +26,20 @@ class StageState:
         self.single = False
         self.cmd_set = False
         self.later_args: dict = {}
+        self.annotations: dict = {}  # the base-image annotations of what the stage commits
 
 
 class StageResult:
     """What a finished stage leaves for later ones (``FROM stage``, ``--from``) and the build."""
 
-    __slots__ = ("image", "doc", "key", "stage")
+    __slots__ = ("image", "doc", "key", "stage", "annotations")
 
-    def __init__(self, image: dict | None, doc: dict, key: str, stage: Stage):
+    def __init__(self, image: dict | None, doc: dict, key: str, stage: Stage, annotations: dict | None = None):
         self.image = image  # the image holding the stage's files (None: scratch, empty)
         self.doc = doc
         self.key = key
         self.stage = stage
+        self.annotations = annotations or {}  # its base image's (FROM STAGE inherits them)
 
 
 class ImageMount:

@@ -45,17 +45,17 @@ def ensure_image(store, text: str, policy: str = "missing", ctx=None, out=None, 
                 return rec
         except ImageUnknown:
             if policy == "never":
-                raise BuildError(f"{text}: image not known, and the pull policy is never") from None
+                # podman's and buildah's words (scripts match them)
+                raise BuildError(f"creating build container: {text}: image not known (the pull policy is never)") \
+                    from None
     from ..images import pull as _pull
     from ..transports.base import SystemContext
     from ..transports.copy import CopyOptions, Progress
 
     if ctx is None:
         ctx = SystemContext()
-    if out is not None:
-        out(f"Resolving and pulling {text}")
-    try:
-        return _pull.pull(store, text, ctx, CopyOptions(progress=Progress(None)))[0]
+    try:  # "Trying to pull NAME..." for each candidate a short name resolves to, as buildah
+        return _pull.pull(store, text, ctx, CopyOptions(progress=Progress(None)), say=out)[0]
     except NotFound:
         raise
     except BuildError:
@@ -128,7 +128,8 @@ class BuilderContainer:
             image_rec = ensure_image(store, image_text, pull, ctx)
         doc = config if config is not None else _image.load_config(store, image_rec)
         meta = {"builder": {"from": image_text or "scratch", "image_id": image_rec["id"] if image_rec else None,
-                            "config": doc, "created_by": None, "annotations": {}}}
+                            "config": doc, "created_by": None,
+                            "annotations": _image.base_annotations(image_rec, image_text or "")}}
         name = name or _container_name(store, image_text)
         rec = store.create_container(image_rec["id"] if image_rec else None, name, KIND, meta, owner=owner)
         return cls(store, rec)

@@ -14,7 +14,7 @@ from . import common
 
 BUILD_EXIT = {"default": 125}
 
-VERBS = ("build", "bud", "builder")
+VERBS = ("build", "bud", "builder", "buildx")
 
 
 def _podman(p):
@@ -40,6 +40,12 @@ def register(sub, only: str | None = None) -> None:
             _build_parser(sub, name)
     if only in (None, "builder"):
         _builder_group(sub)
+    if only in (None, "buildx"):  # podman's `buildx build`: an alias of build
+        bx = _podman(sub.add_parser("buildx", help="podman's alias: buildx build is build"))
+        bsub = bx.add_subparsers(dest="buildx_verb", metavar="COMMAND", parser_class=type(bx))
+        bsub.required = True
+        p = _build_parser(bsub, "build")
+        p.add_argument("--load", action="store_true", help="accepted: the image goes to the store either way")
 
 
 def _add_pull_flags(p) -> None:
@@ -54,15 +60,18 @@ def _add_pull_flags(p) -> None:
     common.add_registry_flags(p)
 
 
-def _build_parser(sub, name: str) -> None:
+def _build_parser(sub, name: str):
     p = _podman(sub.add_parser(name, help="build an image from a Dockerfile/Containerfile"))
     p.add_argument("context", nargs="*", default=[], metavar="CONTEXT")
-    p.add_argument("--file", "-f", metavar="FILE", help="the Dockerfile (default CONTEXT/Containerfile or Dockerfile)")
+    p.add_argument("--file", "-f", action="append", default=[], metavar="FILE",
+                   help="the Dockerfile (default CONTEXT/Containerfile or Dockerfile); several are read as one, "
+                        "in order")
     p.add_argument("--tag", "-t", action="append", default=[], metavar="NAME")
     p.add_argument("--build-arg", action="append", default=[], metavar="NAME[=VALUE]")
     p.add_argument("--target", metavar="STAGE")
-    p.add_argument("--layers", type=common.tls_verify_arg, nargs="?", const=True, default=True, metavar="BOOL",
-                   help="cache every step as a layer (default true)")
+    p.add_argument("--layers", type=common.tls_verify_arg, nargs="?", const=True, default=None, metavar="BOOL",
+                   help="cache every step as a layer (default: $BUILDAH_LAYERS, else true for build (podman's "
+                        "default), false for bud (buildah's))")
     p.add_argument("--no-cache", action="store_true", help="do not use cached steps")
     p.add_argument("--squash", action="store_true", help="squash the new layers into one")
     p.add_argument("--squash-all", action="store_true", help="squash every layer, the base's too, into one")
@@ -70,6 +79,10 @@ def _build_parser(sub, name: str) -> None:
     p.add_argument("--volume", "-v", action="append", default=[], metavar="HOST:CONTAINER[:OPTS]")
     p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--hooks-dir", action="append", default=[], metavar="DIR",
+                   help="OCI hooks (JSON, schema 1.0.0) for the RUN steps, as buildah reads them")
+    p.add_argument("--manifest", metavar="LIST",
+                   help="add the image to this manifest list in the store (created if missing)")
     p.add_argument("--format", default=None, choices=("oci", "docker"))
     p.add_argument("--timestamp", type=int, default=None, metavar="SECONDS")
     p.add_argument("--output", "-o", metavar="OUTPUT", help="type=local,dest=DIR | type=tar,dest=FILE | TRANSPORT:REF")
@@ -154,6 +167,7 @@ def _build_parser(sub, name: str) -> None:
                    help="a global flag for the runtime (debug -> --debug)")
     _add_pull_flags(p)
     p.set_defaults(func=cmd_build)
+    return p
 
 
 def _build_args(items: list[str]) -> dict:
@@ -245,12 +259,13 @@ def _run_extras(args):
                       dns_search=args.dns_search, dns_options=args.dns_option, add_hosts=args.add_host,
                       no_hosts=args.no_hosts, network=network, cgroup_parent=args.cgroup_parent, pid=pid,
                       ipc=args.ipc, uts=args.uts, cgroupns=args.cgroupns, security_opts=args.security_opt,
-                      runtime_flags=args.runtime_flag)
+                      runtime_flags=args.runtime_flag, hooks_dirs=args.hooks_dir)
 
 
 def _build_contexts(items: list[str]) -> dict:
     """``--build-context NAME=VALUE``: an image (``docker-image://``, ``docker://``,
-    ``container-image://``) or a local directory."""
+    ``container-image://``), a URL or git repository (as the build's context), or a local
+    directory."""
     from ..errors import UsageError
 
     out = {}
@@ -263,9 +278,9 @@ def _build_contexts(items: list[str]) -> dict:
                 out[name] = ("image", value[len(prefix):])
                 break
         else:
-            if value.startswith(("http://", "https://", "git://", "git@")):
-                raise UsageError(f"--build-context {it}: a context from a URL or git repository is not "
-                                 "supported yet (give a local directory or docker-image://IMAGE)")
+            if value.startswith(("http://", "https://", "git://", "github.com/")):
+                out[name] = ("url", value)  # fetched when a step first uses it
+                continue
             if not os.path.isdir(value):
                 raise UsageError(f"--build-context {it}: {value} is not a directory")
             out[name] = ("dir", os.path.abspath(value))
@@ -378,11 +393,29 @@ def _build(args) -> int:
     from ..builder.executor import BuildOptions, build
     from ..errors import UsageError
 
+    if args.authfile and not os.path.exists(args.authfile):  # buildah's and podman's words
+        raise UsageError(f"checking authfile: stat {args.authfile}: no such file or directory")
+    if args.output == "-":  # buildah's short form of a tar on stdout
+        args.output = "type=tar,dest=-"
     if len(args.context) > 1:  # buildah's (cobra's) wording
         raise UsageError(f"accepts at most 1 arg(s), received {len(args.context)}")
     args.context = args.context[0] if args.context else "."
 
+    if args.layers is None:  # buildah's $BUILDAH_LAYERS, else podman's default (build) or buildah's (bud)
+        env = os.environ.get("BUILDAH_LAYERS", "").strip().lower()
+        args.layers = env in ("1", "true", "t") if env else args.verb != "bud"
     fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
+    from .._log import debug
+
+    if args.cache_ttl == 0:  # buildah's debug lines, which scripts grep
+        debug("Setting --no-cache=true since --cache-ttl was set to 0s which effectively means user wants to "
+              "ignore cache")
+    if args.debug or args.log_level in ("debug", "trace"):
+        from ..containers.procs import go_duration
+
+        delay = args.retry_delay if args.retry_delay is not None else 2.0
+        debug(f"Setting MaxPullPushRetries to {args.retry_times} and PullPushRetryDelay to "
+              f"{go_duration(round(delay * 1e9))}")
     text = None
     scan = args.scan is not None
     if scan and args.output:
@@ -393,11 +426,27 @@ def _build(args) -> int:
         from ..scan.policy import load
 
         load(args.scan)  # a bad policy file is said before anything is built
+    files = args.file
+    args.file = files[0] if files else None
     if args.file == "-":
         text = sys.stdin.read()
+    if args.output:
+        from ..builder.export import parse_output
+
+        parse_output(args.output)  # a bad --output is said before anything is built
+    for t in args.tag:  # and a bad tag (buildah's words)
+        from ..errors import InvalidReference
+        from ..storage.names import qualify
+
+        try:
+            qualify(t)
+        except InvalidReference as e:
+            why = str(e).split("': ", 1)[-1]
+            raise UsageError(f"tag {t}: invalid reference format: {why}") from None
     extras = _run_extras(args)  # first: chroot isolation settles --network
     o = BuildOptions(
         args.context, dockerfile=args.file, dockerfile_text=text, tags=[] if scan else args.tag,
+        more_dockerfiles=files[1:],
         build_args=_build_args(args.build_arg), target=args.target, layers=args.layers, no_cache=args.no_cache,
         squash=args.squash, squash_all=args.squash_all, secrets=_secrets(args.secret), volumes=args.volume,
         labels=common.key_values(args.label, "--label"),
@@ -407,7 +456,8 @@ def _build(args) -> int:
         network_config_dir=args.network_config_dir,
         out=(lambda line: sys.stderr.write(line + "\n")) if args.output in ("type=tar,dest=-", "-") else _say,
         iidfile=None if scan else args.iidfile, rm=args.rm,
-        stdout=sys.stderr.fileno() if args.output and args.output.endswith("dest=-") else None,
+        stdout=sys.stderr.fileno() if args.output and args.output.endswith("dest=-") else
+        (os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC) if args.quiet else None),  # -q drops RUN's stdout (buildah)
         run_extras=extras, stdin=0 if args.stdin else None, env=_env_items(args.env),
         unsetenv=args.unsetenv, omit_history=args.omit_history, ignorefile=args.ignorefile,
         skip_unused_stages=args.skip_unused_stages, build_contexts=_build_contexts(args.build_context),
@@ -418,7 +468,17 @@ def _build(args) -> int:
         rusage_out=_appender(args.rusage_logfile) if args.rusage_logfile else None,
         warn=lambda line: (sys.stderr.write(f"WARN {line}\n"), sys.stderr.flush()))
     store = _store(args)
+    if args.manifest:  # a bad list name is said before anything is built
+        from ..storage.names import qualify
+
+        qualify(args.manifest)
     rec = build(store, o)
+    if args.manifest:
+        from ..images.manifests import ManifestLists
+
+        lists = ManifestLists(store)
+        lists.create(args.manifest, amend=True)
+        lists.add(args.manifest, rec["id"])
     if scan:
         _scan_gate(args, store, rec, args.tag, (lambda line: None) if args.quiet else _say)
         if args.iidfile:

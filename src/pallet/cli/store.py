@@ -301,7 +301,8 @@ def cmd_pull(args) -> int:
     ctx.override_variant = args.variant or ctx.override_variant
     for text in args.images:
         options = CopyOptions(progress=_progress(args), policy=args.policy, insecure_policy=args.insecure_policy)
-        images = _pull.pull(store, text, ctx, options, all_tags=args.all_tags)
+        say = None if args.quiet else (lambda line: (sys.stderr.write(line + "\n"), sys.stderr.flush()))
+        images = _pull.pull(store, text, ctx, options, all_tags=args.all_tags, say=say)  # "Trying to pull X..."
         for img in images:
             print(img["id"])
     return 0
@@ -375,13 +376,17 @@ def cmd_images(args) -> int:
         return 0
     from ..storage.names import split_name
 
+    if not texts:  # the store's manifest lists are listed as images, as podman and buildah do
+        from ..images.manifests import ManifestLists
+
+        images += [dict(r, size=0) for r in ManifestLists(store).all()]
     rows = []
     for r in images:
         for n in _listed_names(r) or ["<none>:<none>"]:
             repo, tag = split_name(n)
             row = [repo, tag]
             if args.digests:
-                row.append(r["digest"])
+                row.append(r.get("digest") or "")
             row += [r["id"] if args.no_trunc else r["id"][:12], ago(r.get("created")), human_size(r.get("size", 0))]
             rows.append(row)
     headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
@@ -402,8 +407,19 @@ def cmd_rmi(args) -> int:
     worst = 0
     for text in targets:
         try:
-            iid, untagged, deleted = _ctr.remove_image(store, text, force=args.force, every_name=args.all,
-                                                       global_args=_global_args(args))
+            try:
+                iid, untagged, deleted = _ctr.remove_image(store, text, force=args.force, every_name=args.all,
+                                                           global_args=_global_args(args))
+            except PalletError as e:  # a manifest list of that name goes as podman's rmi removes one
+                if type(e).__name__ != "ImageUnknown":
+                    raise
+                from ..images.manifests import ManifestLists
+
+                lists = ManifestLists(store)
+                if lists.find(text) is None:
+                    raise
+                rec = lists.delete(text)
+                iid, untagged, deleted = rec["id"], rec["names"], True
         except PalletError as e:
             if args.ignore and type(e).__name__ == "ImageUnknown":
                 continue

@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 
 
 def pull(store: "Store", text: str, ctx: "SystemContext", options: CopyOptions | None = None,
-         all_tags: bool = False) -> list[dict]:
-    """Pull ``text`` (a name, resolved through registries.conf, or transport:details) into the store."""
+         all_tags: bool = False, say=None) -> list[dict]:
+    """Pull ``text`` (a name, resolved through registries.conf, or transport:details) into the store.
+    ``say``: called with ``Trying to pull NAME...`` before each registry candidate (podman's and
+    buildah's line)."""
     options = options or CopyOptions()
     options.multi_arch = "system"
     if has_transport(text):
@@ -40,6 +42,8 @@ def pull(store: "Store", text: str, ctx: "SystemContext", options: CopyOptions |
     candidates, chosen = registries_conf.choose_candidates(resolution)
     errors = []
     for named in candidates:
+        if say is not None:
+            say(f"Trying to pull {named}...")
         src = parse_reference(f"docker://{named}")
         try:
             done = [pull_one(store, src, str(named), ctx, options)]

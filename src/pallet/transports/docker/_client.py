@@ -78,7 +78,13 @@ def describe_os_error(e: BaseException) -> str:
     if isinstance(e, TimeoutError) or type(e).__name__ == "timeout":
         return "timed out"
     if type(e).__name__ == "gaierror":
-        return f"cannot resolve host name ({getattr(e, 'strerror', None) or e})"
+        import socket
+
+        # Go's words for a name that does not exist (scripts written for the peers grep them)
+        # (Go says it too when no name server answers: EAI_AGAIN, whose own words follow)
+        nx = getattr(e, "errno", None) in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME),
+                                           socket.EAI_AGAIN)
+        return f"cannot resolve host name{': no such host' if nx else ''} ({getattr(e, 'strerror', None) or e})"
     if type(e).__name__.startswith("SSL") or "ssl" in type(e).__module__.lower():
         if getattr(e, "verify_message", None):  # say why: "unable to get local issuer certificate"...
             return f"TLS error: certificate verify failed: {e.verify_message}"
