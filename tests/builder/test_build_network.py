@@ -205,6 +205,52 @@ def _shared_namespace_builds(pallet, tmp_path, runroot):
     _nothing_left(runroot)
 
 
+def test_a_killed_builds_namespace_is_reaped_by_the_next_build(pallet, nets, tmp_path):
+    """A pallet killed mid-RUN (SIGKILL: no teardown of its own) leaves its namespace, its
+    attachment, addresses and netavark's rules; the next build in the same run root tears them
+    down before it attaches its own (a live build's are left alone: its lock is held)."""
+    import signal
+
+    from conftest import wait_for
+
+    runroot = str(tmp_path / "run")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox:v1\nRUN touch /started; sleep 600\n")
+    ep = os.path.join(runroot, "networks", "endpoints")
+    nsdir = os.path.join(runroot, "netns")
+    try:
+        p = subprocess.Popen(pallet.args("--runroot", runroot, "build", str(ctx)), env=pallet.env(),
+                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: os.path.isdir(ep) and os.listdir(ep) and os.listdir(nsdir), what="the build's attachment")
+            inode = os.stat(os.path.join(nsdir, os.listdir(nsdir)[0])).st_ino
+            wait_for(lambda: _in_netns(inode), what="the RUN step's command in the namespace")
+        finally:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        for pid in _in_netns(inode):  # the RUN's own processes (a session of their own) go too
+            os.kill(pid, signal.SIGKILL)
+        assert os.listdir(ep) and os.listdir(nsdir)  # what the killed build left
+        (ctx / "Dockerfile").write_text("FROM busybox:v1\nRUN true\n")
+        pallet("--runroot", runroot, "build", str(ctx))
+        _nothing_left(runroot)
+    finally:
+        unmount_under(runroot)
+
+
+def _in_netns(inode: int) -> list:
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                if os.stat(f"/proc/{pid}/ns/net").st_ino == inode:
+                    out.append(int(pid))
+            except OSError:
+                pass
+    return out
+
+
 @pytest.mark.unit
 def test_which_capabilities_need_a_namespace_per_step():
     from pallet.builder.network import needs_own_namespace

@@ -88,6 +88,7 @@ class Attached:
         self._teardown_error: BaseException | None = None
         self._setup = None  # the thread attaching the namespace
         self._teardown = None  # the thread detaching it (close(background=True))
+        self._owner_fd: int | None = None  # the lock saying this process uses the namespace
 
     def _fail(self, e: BaseException) -> BaseException:
         if isinstance(e, PalletError) and not isinstance(e, BuildError):
@@ -112,8 +113,11 @@ class Attached:
             nets.ensure_default()
             for net in mode.networks:  # every network named exists, before anything is made
                 nets.get(net)
+            reap_orphans(self.runroot, endpoints)
+            self._owner_fd = _own(self.runroot, self.id)
             self.path = netns.create(self.runroot, self.id[:12])
         except PalletError as e:
+            self._disown()
             raise self._fail(e) from None
         self._endpoints, self._owned = endpoints, True
         import threading
@@ -173,6 +177,17 @@ class Attached:
 
                     netns.remove(self.path)
                 raise
+            finally:
+                self._disown()
+
+    def _disown(self) -> None:
+        if self._owner_fd is not None:
+            fd, self._owner_fd = self._owner_fd, None
+            try:
+                os.unlink(_owner_path(self.runroot, self.id))
+            except OSError:
+                pass
+            os.close(fd)
 
     def _close_quietly(self) -> None:
         try:
@@ -195,6 +210,80 @@ class Attached:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def _owners_dir(runroot: str) -> str:
+    return os.path.join(runroot, "networks", "build-owners")
+
+
+def _owner_path(runroot: str, ns_id: str) -> str:
+    return os.path.join(_owners_dir(runroot), ns_id + ".lock")
+
+
+def _own(runroot: str, ns_id: str) -> int:
+    """A lock file for a build's namespace, held (flock) by this process while it uses it: made
+    under a scratch name, locked, then renamed into place, so a reaper never sees it unlocked."""
+    import fcntl
+
+    d = _owners_dir(runroot)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    scratch = os.path.join(d, f".{ns_id}.{os.getpid()}")
+    fd = os.open(scratch, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(scratch, _owner_path(runroot, ns_id))
+    except BaseException:
+        os.close(fd)
+        try:
+            os.unlink(scratch)
+        except OSError:
+            pass
+        raise
+    return fd
+
+
+def reap_orphans(runroot: str, endpoints) -> list[str]:
+    """Tear down the namespaces of builds that died without doing it (a pallet killed mid-build:
+    their lock is free): the attachment (addresses, netavark's firewall rules and veth) and the
+    namespace file. Returns their IDs. Run before a build attaches a namespace of its own."""
+    import fcntl
+
+    from ..containers.network import netns
+    from ..containers.network import sandbox as sb
+
+    d = _owners_dir(runroot)
+    try:
+        names = [n for n in os.listdir(d) if n.endswith(".lock") and not n.startswith(".")]
+    except FileNotFoundError:
+        return []
+    reaped = []
+    for n in names:
+        ns_id = n[:-len(".lock")]
+        if len(ns_id) != 64 or any(c not in "0123456789abcdef" for c in ns_id):
+            continue
+        path = os.path.join(d, n)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its build is alive
+            ns_path = os.path.join(netns.netns_dir(runroot), ns_id[:12])
+            try:
+                sb.teardown(endpoints, ns_id, ns_path if os.path.exists(ns_path) else None, True)
+            except PalletError:
+                if os.path.exists(ns_path):
+                    netns.remove(ns_path)
+            os.unlink(path)
+            reaped.append(ns_id)
+        except PalletError:
+            continue  # tried again by the next build
+        finally:
+            os.close(fd)
+    return reaped
 
 
 class BuildNetworks:
