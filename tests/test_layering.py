@@ -55,9 +55,10 @@ MAY_IMPORT = {
     "pallet.storage": ("pallet.oci", "pallet.layer", "pallet.transports.base"),
     "pallet.runtime": ("pallet.oci",),
     "pallet.images": ("pallet.oci", "pallet.layer", "pallet.transports", "pallet.storage"),
-    # RUN steps get the containers' networks (buildah's private namespace through netavark) and
-    # containers.conf's netns
-    "pallet.builder": _FEATURE_DEPS + ("pallet.containers.network", "pallet.containers.conf"),
+    # RUN steps get the containers' networks (buildah's private namespace through netavark),
+    # containers.conf's netns and containers-common's seccomp profile as podman converts it
+    "pallet.builder": _FEATURE_DEPS + ("pallet.containers.network", "pallet.containers.conf",
+                                       "pallet.containers.seccomp_profile"),
     "pallet.containers": _FEATURE_DEPS,  # (planned)
     "pallet.scan": _FEATURE_DEPS + ("pallet.containers",),  # scanner images run as containers
     "pallet.system": _FEATURE_DEPS,

@@ -58,6 +58,33 @@ def test_run_steps_get_the_resource_and_security_flags(pallet, tmp_path):
     assert caps & (1 << 19) and not caps & 1  # CAP_SYS_PTRACE added, CAP_CHOWN dropped
 
 
+def test_run_steps_get_containers_commons_seccomp_profile(pallet, tmp_path):
+    """As buildah: RUN steps are filtered by containers-common's profile (podman's conversion;
+    no file installed: no filter), another one with --security-opt seccomp=PATH, none with
+    seccomp=unconfined; a bad profile is one line before anything is built."""
+    from pallet.containers.seccomp_profile import DEFAULT_PATH
+
+    import re
+
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\n"
+                         "RUN echo mode=$(awk '/^Seccomp:/ {print $2}' /proc/self/status); mkdir /made && echo ma''de\n")
+
+    def mode(*flags):
+        return re.findall(r"mode=(\d)", pallet("build", "--no-cache", *flags, ctx).stdout)
+
+    assert mode() == ["2" if os.path.exists(DEFAULT_PATH) else "0"]
+    assert mode("--security-opt", "seccomp=unconfined") == ["0"]
+    deny = tmp_path / "deny-mkdir.json"
+    deny.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
+    p = pallet("build", "--no-cache", "--security-opt", f"seccomp={deny}", ctx, check=False)
+    assert p.returncode != 0 and "\nmade" not in p.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    p = pallet("build", "--security-opt", f"seccomp={bad}", ctx, check=False)
+    assert p.returncode == 125 and len(p.stderr.strip().splitlines()) == 1 and str(bad) in p.stderr, p.stderr
+
+
 def test_no_hosts_and_pid_host_with_chroot_isolation(pallet, tmp_path):
     ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN ls /etc/hosts || echo no-hosts; readlink /proc/self/ns/pid\n")
     p = pallet("build", "--no-cache", "--no-hosts", "--isolation", "chroot", ctx)

@@ -82,7 +82,9 @@ class RunExtras:
         self.shm_size = shm_size
         self.cgroup_parent = cgroup_parent
         self.host_namespaces = frozenset(host_namespaces)  # of pid, ipc, uts, cgroup
-        self.seccomp = seccomp                # a parsed profile, or None for the runtime's default
+        #: None: containers.conf's seccomp_profile, else containers-common's (buildah's default);
+        #: "unconfined": no filter; else a profile's path (containers-common's format)
+        self.seccomp = seccomp
         self.no_new_privileges = no_new_privileges
         self.runtime_flags = tuple(runtime_flags)
         self.hooks = tuple(hooks)             # --hooks-dir's, as builder.hooks.load reads them
@@ -213,18 +215,15 @@ def run_extras(*, cpu_shares=None, cpu_period=None, cpu_quota=None, cpuset_cpus=
     for so in security_opts:
         k, sep, v = so.partition("=") if "=" in so else so.partition(":")
         if k == "seccomp" and sep:
-            if v == "unconfined":
-                seccomp = {}
-                continue
-            try:
-                with open(v, encoding="utf-8") as f:
-                    from .._std import json
+            if v != "unconfined":
+                from ..containers.seccomp_profile import load
+                from ..oci.runtime_spec import DEFAULT_CAPS
 
-                    seccomp = json.load(f)
-            except (OSError, ValueError) as e:
-                raise UsageError(f"--security-opt {so}: cannot read the seccomp profile: {e}") from None
-            if not isinstance(seccomp, dict):
-                raise UsageError(f"--security-opt {so}: the seccomp profile is not a JSON object")
+                try:  # read and checked now (converted for each step's capabilities, cached)
+                    load(v, DEFAULT_CAPS)
+                except PalletError as e:
+                    raise UsageError(f"--security-opt {so}: {e}") from None
+            seccomp = v
         elif k == "no-new-privileges" and (not sep or v in ("true", "")):
             nnp = True
         elif k in ("label", "apparmor", "mask", "unmask") and sep:
@@ -256,6 +255,24 @@ def run_extras(*, cpu_shares=None, cpu_period=None, cpu_quota=None, cpuset_cpus=
                      shm_size=_size(shm_size, "--shm-size") if shm_size else None, cgroup_parent=cgroup_parent,
                      host_namespaces=host_ns, seccomp=seccomp, no_new_privileges=nnp, runtime_flags=runtime_flags,
                      hooks=_hooks.load(list(hooks_dirs)) if hooks_dirs else ())
+
+
+def _seccomp(x: RunExtras) -> dict | None:
+    """A RUN step's ``linux.seccomp``, as buildah's: containers.conf's ``seccomp_profile`` or
+    containers-common's profile (no file: no filter), converted as podman does for the step's
+    bounding set; none with ``seccomp=unconfined``."""
+    if x.seccomp == "unconfined":
+        return None
+    from ..containers import conf as _conf
+    from ..containers.seccomp_profile import load
+    from ..oci import runtime_spec as rs
+
+    path = x.seccomp
+    if path is None:
+        path = _conf.load().get("seccomp_profile") or None
+    default = x.default_caps if x.default_caps is not None else rs.DEFAULT_CAPS
+    bounding = rs.capabilities(default, x.cap_add, x.cap_drop)["bounding"]
+    return load(path, bounding)
 
 
 def _caps(items) -> list[str]:
@@ -381,7 +398,7 @@ def spec(rootfs: str, argv: list[str], o: RunOptions, hosts: str | None, resolv:
                              hostname=o.hostname, mounts=mounts, namespaces=namespaces, rlimits=x.rlimits,
                              cap_add=x.cap_add, cap_drop=x.cap_drop, resources=x.resources,
                              default_caps=x.default_caps if x.default_caps is not None else rs.DEFAULT_CAPS,
-                             cgroups_path=cgroups_path, seccomp=x.seccomp, no_new_privileges=x.no_new_privileges)
+                             cgroups_path=cgroups_path, seccomp=_seccomp(x), no_new_privileges=x.no_new_privileges)
     doc = rs.generate(options)
     if x.hooks:
         hooks = _hooks.for_step(x.hooks, argv[0] if argv else "", any(m.get("type") == "bind" for m in o.mounts))
