@@ -70,3 +70,33 @@ def test_rmtree_removes_a_tree_and_never_follows_a_symlink(tmp_path):
     _fs.rmtree(str(tree))
     assert not tree.exists() and not tree.is_symlink()
     assert (outside / "sub" / "keep").read_text() == "x"
+
+
+def test_reap_orphaned_locks_cleans_only_what_no_process_holds(tmp_path):
+    """The one reaper behind spools' and builds' leftovers: a lock nobody holds is its owner's
+    death; a held one (flock is per open file, so a second open here stands for a live process)
+    is left alone; a failed clean keeps the lock file for the next try; dot names are scratch."""
+    import fcntl
+
+    for n in ("dead", "alive", "retry", ".scratch"):
+        (tmp_path / f"{n}.lock").write_text("")
+        (tmp_path / n).mkdir()
+    held = os.open(tmp_path / "alive.lock", os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    seen = []
+
+    def clean(stem):
+        seen.append(os.path.basename(stem))
+        if stem.endswith("retry"):
+            return False
+        os.rmdir(stem)
+        return True
+
+    try:
+        assert _fs.reap_orphaned_locks(str(tmp_path), clean) == ["dead"]
+    finally:
+        os.close(held)
+    assert sorted(seen) == ["dead", "retry"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".scratch", ".scratch.lock", "alive", "alive.lock",
+                                                          "retry", "retry.lock"]
+    assert _fs.reap_orphaned_locks(str(tmp_path / "missing"), clean) == []

@@ -90,6 +90,42 @@ def locked_scratch_name(base: str, lock) -> tuple[str, int]:
         os.close(fd)
 
 
+def reap_orphaned_locks(base: str, clean) -> list[str]:
+    """For each ``NAME.lock`` in ``base`` that no process holds (its owner died without cleaning
+    up; a live owner holds its flock), ``clean(base/NAME)`` runs with the lock held by us; when it
+    returns true the lock file is removed (false: left for a later try). Returns the NAMEs cleaned.
+    Names starting with a dot are skipped (scratch names an owner renames into place once locked)."""
+    import fcntl
+
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return []
+    done = []
+    for n in names:
+        if not n.endswith(".lock") or n.startswith("."):
+            continue
+        lock = os.path.join(base, n)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # held: its process is alive
+            if clean(lock[: -len(".lock")]):
+                try:
+                    os.unlink(lock)
+                except OSError:
+                    pass
+                done.append(n[: -len(".lock")])
+        finally:
+            os.close(fd)
+    return done
+
+
 def text_lines(path: str, default: list[str]) -> list[str]:
     """The lines of the text file ``path`` without their newlines, or ``default`` when it cannot
     be read (the host's /etc/hosts for a container on the host's network)."""

@@ -246,44 +246,26 @@ def reap_orphans(runroot: str, endpoints) -> list[str]:
     """Tear down the namespaces of builds that died without doing it (a pallet killed mid-build:
     their lock is free): the attachment (addresses, netavark's firewall rules and veth) and the
     namespace file. Returns their IDs. Run before a build attaches a namespace of its own."""
-    import fcntl
-
+    from .._fs import reap_orphaned_locks
     from ..containers.network import netns
     from ..containers.network import sandbox as sb
 
-    d = _owners_dir(runroot)
-    try:
-        names = [n for n in os.listdir(d) if n.endswith(".lock") and not n.startswith(".")]
-    except FileNotFoundError:
-        return []
-    reaped = []
-    for n in names:
-        ns_id = n[:-len(".lock")]
+    def clean(stem: str) -> bool:
+        ns_id = os.path.basename(stem)
         if len(ns_id) != 64 or any(c not in "0123456789abcdef" for c in ns_id):
-            continue
-        path = os.path.join(d, n)
+            return False
+        ns_path = os.path.join(netns.netns_dir(runroot), ns_id[:12])
         try:
-            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # its build is alive
-            ns_path = os.path.join(netns.netns_dir(runroot), ns_id[:12])
             try:
                 sb.teardown(endpoints, ns_id, ns_path if os.path.exists(ns_path) else None, True)
             except PalletError:
                 if os.path.exists(ns_path):
                     netns.remove(ns_path)
-            os.unlink(path)
-            reaped.append(ns_id)
         except PalletError:
-            continue  # tried again by the next build
-        finally:
-            os.close(fd)
-    return reaped
+            return False  # tried again by the next build
+        return True
+
+    return reap_orphaned_locks(_owners_dir(runroot), clean)
 
 
 class BuildNetworks:

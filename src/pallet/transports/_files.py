@@ -351,29 +351,10 @@ class SpoolDir:
 
 
 def _clean_stale_spools(base: str) -> None:
-    import fcntl
+    from .._fs import reap_orphaned_locks
 
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return
-    for n in names:
-        if not n.endswith(".lock"):
-            continue
-        lock = os.path.join(base, n)
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)  # held: its process is alive
-            continue
-        try:
-            rmtree_quiet(lock[: -len(".lock")])
-            os.unlink(lock)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+    def clean(stem: str) -> bool:
+        rmtree_quiet(stem)
+        return True
+
+    reap_orphaned_locks(base, clean)
