@@ -551,3 +551,55 @@ def test_dual_stack_network(net):
     assert any("fd99:1::/64" in line for line in mine)
     net.endpoints.detach(cid)
     assert _links() <= links and _rules() & mine == set()
+
+
+# (not unit tests: they read the host's routes through iproute2's `ip`)
+def test_another_stores_subnets_are_avoided_while_the_pools_last(tmp_path, monkeypatch):
+    from pallet.containers.network import config as netconfig
+    from pallet.containers.network import subnets as netsubnets
+
+    monkeypatch.setattr(netconfig, "DIRS_REGISTRY", str(tmp_path / "registry"))
+    monkeypatch.setattr(netsubnets, "other_tools", lambda dirs=(), podman_default=None, owner="podman's", _real=netsubnets.other_tools:
+                        _real(dirs, podman_default=False, owner=owner))  # podman's files on this host: not this test's
+    a = netconfig.Networks(str(tmp_path / "a"))
+    a.ensure_default()
+    a_net = a.get("pallet")["subnets"][0]["subnet"]
+    b = netconfig.Networks(str(tmp_path / "b"))
+    if os.geteuid() != 0:  # the registry is root's: nothing recorded, nothing avoided
+        assert not (tmp_path / "registry").exists()
+        return
+
+    def claims(n):  # what this test's other stores hold (the host's own /etc/pallet/networks counts too)
+        return [str(s) for s, what in n.other_subnets() if str(tmp_path) in what]
+
+    assert claims(b) == [a_net]
+    b.ensure_default()
+    assert b.get("pallet")["subnets"][0]["subnet"] != a_net
+    # with the pool exhausted by other stores' claims, their (down) subnets are reused, not refused
+    monkeypatch.setattr(netsubnets, "DEFAULT_POOL", [a_net])
+    c = netconfig.Networks(str(tmp_path / "c"))
+    c.ensure_default()
+    assert c.get("pallet")["subnets"][0]["subnet"] == a_net
+    # a store that is gone no longer counts, and its record is dropped
+    import shutil
+
+    shutil.rmtree(tmp_path / "a")
+    assert claims(b) == [a_net]  # c's
+    assert len(os.listdir(tmp_path / "registry")) == 2  # a's record dropped, b's and c's kept
+
+
+def test_kernel_routes_match_ip_route():
+    """The /proc reader used at attach time against iproute2's view of the main table."""
+    from pallet.containers.network import subnets as netsubnets
+
+    want = set()
+    for fam in ("-4", "-6"):
+        for r in json.loads(subprocess.run(["ip", "-j", fam, "route", "show"], capture_output=True, check=True).stdout or b"[]"):
+            dst = r.get("dst")
+            if dst and dst != "default" and r.get("dev"):
+                net = ipaddress.ip_network(dst if "/" in dst else dst + ("/32" if ":" not in dst else "/128"), strict=False)
+                if net.version == 4 or not (net.is_link_local or net.is_multicast or net.prefixlen == 128):
+                    want.add((net, r["dev"]))
+    got = set(netsubnets.kernel_routes())
+    assert {g for g in got if g[0].version == 4} == {w for w in want if w[0].version == 4}
+    assert {w for w in want if w[0].version == 6} <= got

@@ -265,56 +265,6 @@ def test_each_definitions_directory_has_its_own_bridge_names(tmp_path):
     assert config.Networks(str(tmp_path / "a") + "/").default_interface == a.default_interface
 
 
-def test_another_stores_subnets_are_avoided_while_the_pools_last(tmp_path, monkeypatch):
-    import os
-
-    monkeypatch.setattr(config, "DIRS_REGISTRY", str(tmp_path / "registry"))
-    monkeypatch.setattr(subnets, "other_tools", lambda dirs=(), podman_default=None, owner="podman's", _real=subnets.other_tools:
-                        _real(dirs, podman_default=False, owner=owner))  # podman's files on this host: not this test's
-    a = config.Networks(str(tmp_path / "a"))
-    a.ensure_default()
-    a_net = a.get("pallet")["subnets"][0]["subnet"]
-    b = config.Networks(str(tmp_path / "b"))
-    if os.geteuid() != 0:  # the registry is root's: nothing recorded, nothing avoided
-        assert not (tmp_path / "registry").exists()
-        return
-    def claims(n):  # what this test's other stores hold (the host's own /etc/pallet/networks counts too)
-        return [str(s) for s, what in n.other_subnets() if str(tmp_path) in what]
-
-    assert claims(b) == [a_net]
-    b.ensure_default()
-    assert b.get("pallet")["subnets"][0]["subnet"] != a_net
-    # with the pool exhausted by other stores' claims, their (down) subnets are reused, not refused
-    monkeypatch.setattr(subnets, "DEFAULT_POOL", [a_net])
-    c = config.Networks(str(tmp_path / "c"))
-    c.ensure_default()
-    assert c.get("pallet")["subnets"][0]["subnet"] == a_net
-    # a store that is gone no longer counts, and its record is dropped
-    import shutil
-
-    shutil.rmtree(tmp_path / "a")
-    assert claims(b) == [a_net]  # c's
-    assert len(os.listdir(tmp_path / "registry")) == 2  # a's record dropped, b's and c's kept
-
-
-def test_kernel_routes_match_ip_route():
-    """The /proc reader used at attach time against iproute2's view of the main table."""
-    import json
-    import subprocess
-
-    want = set()
-    for fam in ("-4", "-6"):
-        for r in json.loads(subprocess.run(["ip", "-j", fam, "route", "show"], capture_output=True, check=True).stdout or b"[]"):
-            dst = r.get("dst")
-            if dst and dst != "default" and r.get("dev"):
-                net = ipaddress.ip_network(dst if "/" in dst else dst + ("/32" if ":" not in dst else "/128"), strict=False)
-                if net.version == 4 or not (net.is_link_local or net.is_multicast or net.prefixlen == 128):
-                    want.add((net, r["dev"]))
-    got = set(subnets.kernel_routes())
-    assert {g for g in got if g[0].version == 4} == {w for w in want if w[0].version == 4}
-    assert {w for w in want if w[0].version == 6} <= got
-
-
 def test_a_bridge_whose_subnet_another_device_routes_is_refused():
     routes = [(n, d) for n, d in subnets.kernel_routes() if n.version == 4]
     if not routes:  # a host with no IPv4 route: nothing can collide

@@ -86,7 +86,6 @@ def _random_debian_version(rnd: random.Random) -> str:
     return v
 
 
-@pytest.mark.unit
 def test_debian_order_is_dpkgs(tmp_path):
     from pallet.scan.versions import dpkg_compare
 

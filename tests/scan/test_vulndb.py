@@ -42,7 +42,6 @@ def _debian_versions_of_records() -> set[str]:
     return out
 
 
-@pytest.mark.unit
 def test_debian_order_on_real_versions_is_dpkgs():
     """Sorted by our order, each neighbour pair is in dpkg's order too (so the whole order is
     dpkg's, an order being transitive), and so are random pairs of the same versions."""
