@@ -445,6 +445,25 @@ def test_bad_pod_requests(cri, field, value, code):
 
 # -- containers ----------------------------------------------------------------------------------
 
+@pytest.fixture(autouse=True)
+def _server_still_up(request):
+    """A server that died during a test is that test's error, with its log; the next test gets
+    a fresh one (one death is not every later test's failure)."""
+    yield
+    if "cri" not in request.fixturenames:
+        return
+    c = request.getfixturevalue("cri")
+    if c.pid is not None and c.ours():
+        return
+    try:
+        with open(os.path.join(c.work, "server.log"), errors="replace") as f:
+            log = f.read()[-3000:]
+    except OSError as e:
+        log = f"(no log: {e})"
+    c.start()
+    pytest.fail(f"the CRI server died during this test; its log ends:\n{log}")
+
+
 @pytest.fixture
 def pod(cri):
     pb, _ = _pb()

@@ -307,7 +307,10 @@ class Pods:
             if pod.get("state") == "creating":
                 try:
                     self._teardown(pod, remove=True)
-                except PalletError:
+                except (PalletError, OSError) as e:  # kept for the next start; the server serves on
+                    import logging  # (the server's: grpc has it imported already)
+
+                    logging.getLogger("pallet").warning("cannot tear down half-made pod %s yet: %s", pod["id"][:12], e)
                     self._save(pod)
                     continue
                 shutil.rmtree(self._dir(pod["id"]), ignore_errors=True)
