@@ -467,6 +467,13 @@ def test_generate_systemd_prints_podmans_unit_and_it_runs_the_container(env, tmp
         assert unit.startswith(f"# container-{name}.service\n")
         pidfile = os.path.join(env.runroot, "pallet-containers", cid, "conmon.pid")
         assert f"PIDFile={pidfile}\n" in unit and "Restart=always\n" in unit and "Type=forking\n" in unit
+        # --files: the same unit in ./container-NAME.service, its path printed (podman's)
+        fdir = tmp_path / "files"
+        fdir.mkdir()
+        p = subprocess.run([PALLET, "--root", env.store, "--runroot", env.runroot, "generate", "systemd", "--files",
+                            "--name", "--restart-policy", "always", name], capture_output=True, text=True, cwd=fdir)
+        assert p.returncode == 0 and p.stdout.strip() == str(fdir / f"container-{name}.service"), p.stderr
+        assert (fdir / f"container-{name}.service").read_text().splitlines()[3:] == unit.splitlines()[3:]
         path = str(tmp_path / f"container-{name}.service")
         with open(path, "w") as f:
             f.write(unit)
