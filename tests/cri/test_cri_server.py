@@ -553,6 +553,37 @@ def test_running_container_shares_the_pod_and_stops_with_sigkill_after_timeout(c
     cri.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1), timeout=60)  # idempotent
 
 
+def test_containers_of_a_pod_stop_in_parallel(cri, pod):
+    """The kubelet stops a pod's containers at once, each with its grace period: the pod is down
+    after the longest one, not after their sum (StopContainer waits outside the pod's lock)."""
+    import threading
+
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    cids = [cri.container(pod_id, pod_cfg, f"deaf{i}", ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"])
+            for i in range(2)]
+    for cid in cids:
+        cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+    ended, errors = {}, []
+
+    def stop(cid):
+        try:
+            cri.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=3), timeout=120)
+            ended[cid] = time.monotonic()
+        except grpc.RpcError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=stop, args=(cid,)) for cid in cids]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and all(cri.status(cid).state == pb.CONTAINER_EXITED for cid in cids)
+    # one after the other, the second would end a whole grace period (3 s) after the first
+    assert all(e - t0 >= 3 for e in ended.values()) and abs(ended[cids[0]] - ended[cids[1]]) < 2
+
+
 def test_bad_container_requests(cri, pod, tmp_path):
     pb, _ = _pb()
     pod_id, pod_cfg = pod
