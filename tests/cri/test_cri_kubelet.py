@@ -13,9 +13,10 @@ the crictl tests are; a ``$PALLET_TEST_KUBELET`` naming no executable is a failu
 
 Host-global things the kubelet touches are the test's own or put back: its cgroup root
 (``/pallet-kube-test-PID`` in every hierarchy, made before and removed after), the kernel tunables
-it sets (``vm.overcommit_memory``, ``kernel.panic*``...: snapshotted and restored), the pod's log
-directory under ``/var/log/pods`` (its own namespace's; the two directories themselves removed when
-the test made them and they are empty).
+it sets (``vm.overcommit_memory``, ``kernel.panic*``...: snapshotted and restored), what it writes
+at fixed paths (pod logs under ``/var/log/pods``, links in ``/var/log/containers``, its device
+plugin socket under ``/var/lib/kubelet``: every path there that was not there before is removed);
+its root, certificates and volume plugin directory are the test's own.
 """
 
 from __future__ import annotations
