@@ -2,8 +2,8 @@
 runtime endpoint pallet's socket, a static pod manifest directory.
 
 It starts a two-container pod whose containers share an emptyDir and reach each other over
-localhost, restarts a container whose process is killed, and stops and removes the pod when the
-manifest goes (the removal is the kubelet's container GC, which runs once a minute: the test takes
+localhost, restarts a container whose process is killed, goes on with a restarted server, and
+stops and removes the pod when the manifest goes (the removal is the kubelet's container GC, which runs once a minute: the test takes
 about that long).
 
 The kubelet has no Debian package and cannot be fetched by the project: it is built outside the
@@ -293,7 +293,15 @@ def test_kubelet_runs_restarts_and_removes_a_static_pod(kube_cri, kubelet):
     assert again.pod_sandbox_id == server.pod_sandbox_id
     old = rt.ContainerStatus(pb.ContainerStatusRequest(container_id=server.id), timeout=60).status
     assert (old.state, old.exit_code, old.reason) == (pb.CONTAINER_EXITED, 137, "Error")
-    assert running("client", 0) is not None
+    client = running("client", 0)
+    assert client is not None
+
+    # the server restarted under the kubelet: the containers ran on, the kubelet goes on with the
+    # new server (it reconnects; what follows is all through it)
+    kube_cri.stop()
+    kube_cri.start()
+    rt = kube_cri.rt
+    assert (running("server", 1).id, running("client", 0).id) == (again.id, client.id)
 
     # the manifest gone: the kubelet stops the pod, then removes its containers and the sandbox
     # (the sandbox in its container GC, once a minute)
