@@ -11,6 +11,7 @@ veth and the bridge afterwards, even when a test fails.
 
 from __future__ import annotations
 
+import contextlib
 import grpc
 import ipaddress
 import json
@@ -71,6 +72,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _runs(pid: int | None, marker: str) -> bool:
+    """Whether ``pid`` is alive with ``marker`` in its command line (pids are reused quickly on a
+    busy machine: never signal a process that only has its number)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return marker.encode() in f.read() and _alive(pid)
+    except OSError:
+        return False
+
+
 def _listening(path: str) -> bool:
     import socket
 
@@ -85,7 +96,9 @@ def _listening(path: str) -> bool:
 
 
 class CRI:
-    def __init__(self, work: str, runroot: str, registry_host: str):
+    def __init__(self, work: str, runroot: str, registry_host: str, tag: str = "cri"):
+        """``tag`` names this server's bridge (``p<tag><pid>``), network and image repository: a
+        module with a server of its own uses its own."""
         self.work, self.runroot = work, runroot
         self.root = os.path.join(work, "root")
         self.sock = os.path.join(runroot, "cri.sock")
@@ -94,10 +107,10 @@ class CRI:
         self.logs = os.path.join(work, "logs")
         os.makedirs(self.cni_dir)
         os.makedirs(self.logs)
-        self.bridge = f"pcri{os.getpid() % 100000}"
+        self.bridge = f"p{tag[:4]}{os.getpid() % 100000}"
         self.subnet = _free_subnet()
-        self.net_name = f"pcri-test-{os.getpid()}"
-        self.write_conflist("10-pcri.conflist", [
+        self.net_name = f"p{tag}-test-{os.getpid()}"
+        self.write_conflist(f"10-p{tag}.conflist", [
             {"type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": False, "hairpinMode": True,
              "ipam": {"type": "host-local", "dataDir": self.ipam_dir, "ranges": [[{"subnet": str(self.subnet)}]]}},
             {"type": "portmap", "capabilities": {"portMappings": True}}])
@@ -110,7 +123,7 @@ class CRI:
         with open(self.config, "w") as f:
             f.write(f'cni_config_dir = "{self.cni_dir}"\nregistries_conf = "{self.registries_conf}"\n'
                     f'cni_plugin_dirs = ["{self.plugins}", "/usr/lib/cni"]\n[runtimes]\nrunc = "runc"\n')
-        self.image = f"{registry_host}/cri/busybox:v1"
+        self.image = f"{registry_host}/{tag}/busybox:v1"
         self.pid = None
         self.channel = None
 
@@ -132,13 +145,8 @@ class CRI:
         self.img = pbg.ImageServiceStub(self.channel)
 
     def ours(self) -> bool:
-        """Whether ``self.pid`` is still this server (pids are reused quickly on a busy machine:
-        never signal a process that only has its number)."""
-        try:
-            with open(f"/proc/{self.pid}/cmdline", "rb") as f:
-                return self.sock.encode() in f.read() and _alive(self.pid)
-        except OSError:
-            return False
+        """Whether ``self.pid`` is still this server."""
+        return _runs(self.pid, self.sock)
 
     def stop(self, sig=signal.SIGTERM) -> None:
         if self.channel is not None:
@@ -195,8 +203,10 @@ class CRI:
         return sorted(out)
 
 
-@pytest.fixture(scope="module")
-def cri(tmp_path_factory, registry):
+@contextlib.contextmanager
+def serving(tmp_path_factory, registry, tag: str = "cri"):
+    """A started ``CRI`` server (``tag``: see CRI); afterwards every pod, container, mount and
+    the bridge removed, even when a test failed, and nothing left on the bridge."""
     need("conmon")
     need("skopeo")
     if not os.path.exists("/usr/bin/catatonit") or not os.path.exists("/usr/lib/cni/bridge"):
@@ -206,7 +216,7 @@ def cri(tmp_path_factory, registry):
     layout = os.path.join(work, "layout")
     subprocess.run([sys.executable, os.path.join(HERE, "..", "..", "scripts", "make-demo-image.py"), layout, "v1"],
                    check=True, capture_output=True)
-    c = CRI(work, runroot, registry.host)
+    c = CRI(work, runroot, registry.host, tag)
     subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{c.image}"],
                    check=True, capture_output=True, timeout=120)
     c.start()
@@ -235,14 +245,20 @@ def cri(tmp_path_factory, registry):
                     lambda: unmount_under(c.root),
                     lambda: shutil.rmtree(runroot, ignore_errors=True))
         assert left_on_bridge == [] and c.bridge not in _links()
-        assert c.cgroups() == []
-        import glob
 
-        for d in glob.glob(f"/sys/fs/cgroup/*/{CGPARENT}") + glob.glob(f"/sys/fs/cgroup/{CGPARENT}"):
-            try:
-                os.rmdir(d)  # the runtime made the pods' parent cgroup: empty now
-            except OSError:
-                pass
+
+@pytest.fixture(scope="module")
+def cri(tmp_path_factory, registry):
+    with serving(tmp_path_factory, registry) as c:
+        yield c
+    assert c.cgroups() == []
+    import glob
+
+    for d in glob.glob(f"/sys/fs/cgroup/*/{CGPARENT}") + glob.glob(f"/sys/fs/cgroup/{CGPARENT}"):
+        try:
+            os.rmdir(d)  # the runtime made the pods' parent cgroup: empty now
+        except OSError:
+            pass
 
 
 # -- the server and its configuration -----------------------------------------------------------
@@ -554,6 +570,37 @@ def test_running_container_shares_the_pod_and_stops_with_sigkill_after_timeout(c
     s = cri.status(cid)
     assert s.state == pb.CONTAINER_EXITED and s.exit_code == 137 and s.reason == "Error"
     cri.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1), timeout=60)  # idempotent
+
+
+def test_containers_of_a_pod_stop_in_parallel(cri, pod):
+    """The kubelet stops a pod's containers at once, each with its grace period: the pod is down
+    after the longest one, not after their sum (StopContainer waits outside the pod's lock)."""
+    import threading
+
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    cids = [cri.container(pod_id, pod_cfg, f"deaf{i}", ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"])
+            for i in range(2)]
+    for cid in cids:
+        cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+    ended, errors = {}, []
+
+    def stop(cid):
+        try:
+            cri.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=3), timeout=120)
+            ended[cid] = time.monotonic()
+        except grpc.RpcError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=stop, args=(cid,)) for cid in cids]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and all(cri.status(cid).state == pb.CONTAINER_EXITED for cid in cids)
+    # one after the other, the second would end a whole grace period (3 s) after the first
+    assert all(e - t0 >= 3 for e in ended.values()) and abs(ended[cids[0]] - ended[cids[1]]) < 2
 
 
 def test_bad_container_requests(cri, pod, tmp_path):
