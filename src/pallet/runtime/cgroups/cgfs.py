@@ -158,14 +158,21 @@ def make_dirs(path):
 
 
 def remove_dirs(dirs, leaf=None):
-    """rmdir ``leaf`` (waiting while its last processes exit) then the created parents."""
+    """rmdir ``leaf`` (waiting while its last processes exit) then the created parents
+    (``leaf`` among them is skipped)."""
     import time
 
     if leaf:
+        try:  # usually empty: no walk (a listing of every hierarchy's directory at each delete)
+            os.rmdir(leaf)
+            below = []
+        except FileNotFoundError:
+            below = []
+        except OSError:
+            # the cgroups the container made below its own first, deepest first (runc removes them too)
+            below = [d for d, _, _ in os.walk(leaf, topdown=False) if d != leaf] + [leaf]
         deadline = time.monotonic() + 5
-        # the cgroups the container made below its own first, deepest first (runc removes them too)
-        below = [d for d, _, _ in os.walk(leaf, topdown=False) if d != leaf]
-        for d in below + [leaf]:
+        for d in below:
             while True:
                 try:
                     os.rmdir(d)
