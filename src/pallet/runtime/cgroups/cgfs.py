@@ -10,8 +10,23 @@ from ...errors import OCIRuntimeError
 ROOT = "/sys/fs/cgroup"
 
 
+_mounts = None
+
+
+def cgroup_mounts(cached=True):
+    """``[(mount point, root in the hierarchy, fstype, super options)]`` of cgroup mounts, in
+    mount order, read from /proc/self/mountinfo once: the forked init has them from the
+    runtime (for /sys/fs/cgroup in the container) instead of reading the file again.
+    ``cached=False``: read now (a mount namespace joined by path has mounts of its own)."""
+    global _mounts
+    if not cached:
+        return _mountinfo()
+    if _mounts is None:
+        _mounts = _mountinfo()
+    return _mounts
+
+
 def _mountinfo():
-    """``[(mount point, root in the hierarchy, fstype, super options)]`` of cgroup mounts."""
     out = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -60,7 +75,7 @@ def layout():
     if _layout is None:
         v1 = {}
         v2 = None
-        for mp, root, fstype, opts in _mountinfo():
+        for mp, root, fstype, opts in cgroup_mounts():
             if not mp.startswith(ROOT):
                 continue
             if fstype == "cgroup2":
