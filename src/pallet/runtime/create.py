@@ -193,11 +193,7 @@ def _answer_init(chan, config, state):
     """The runtime's side of the sync pipe until init is "ready": prestart/createRuntime
     hooks when it asks ("hooks"), its error as ours."""
     while True:
-        msg = chan.recv()
-        if msg is None:
-            raise OCIRuntimeError("container init died while being created")
-        if msg.startswith("error "):
-            raise OCIRuntimeError(msg[6:])
+        msg = chan.recv_from_init("container init died while being created")
         if msg == "hooks":
             hooks = config.get("hooks") or {}
             try:

@@ -68,11 +68,7 @@ def fork_via_userns(config, nss, join, ctx, chan):
                 os._exit(1)
     try:
         while True:
-            msg = chan.recv()
-            if msg is None:
-                raise OCIRuntimeError("container init died while its user namespace was set up")
-            if msg.startswith("error "):
-                raise OCIRuntimeError(msg[6:])
+            msg = chan.recv_from_init("container init died while its user namespace was set up")
             if msg == "maps":
                 for kind in ("uid", "gid"):
                     lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n"
