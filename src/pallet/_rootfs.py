@@ -20,7 +20,7 @@ Where a caller needs a path string for an API that takes one (a subprocess, a ta
 that very directory even if the tree changes afterwards.
 """
 
-from __future__ import annotations
+# no ``from __future__ import annotations`` (pallet-runtime's start: see errors.py)
 
 import errno
 import os

@@ -173,7 +173,17 @@ HANDLERS = {
 
 
 def run_main():
-    """Console-script entry: skip the interpreter's teardown (start-up *and* exit time count)."""
+    """Console-script entry: no cyclic garbage collection (a command lives for milliseconds: the
+    collections its imports set off were a tenth of a ``run``'s instructions, and a collection in
+    the forked init would copy every page it touches; ``events``, which runs on, turns it back on),
+    pallet's modules through ``_std.importer`` (half importlib's instructions each), and no
+    interpreter teardown (start-up *and* exit time count)."""
+    import gc
+
+    from .._std import importer
+
+    gc.disable()
+    importer.install()  # pallet's modules found and loaded in half importlib's instructions
     rc = main()
     try:
         sys.stdout.flush()

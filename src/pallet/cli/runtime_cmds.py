@@ -86,6 +86,9 @@ def exec_(root, o, args):
 
 def events(root, o, args):
     cid = need_id("events", args)
+    import gc
+
+    gc.enable()  # run_main turned it off for the short commands: this one runs until stopped
     from .._std import json as _json
 
     def dumps(obj):  # one compact line per event, as runc prints them

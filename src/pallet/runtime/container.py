@@ -77,13 +77,13 @@ def timestamp():
 
 def state_bytes(state, cid, status):
     """The OCI state the hooks read on stdin."""
-    from . import _json
+    from .._std import json as _json
 
     out = {"ociVersion": state["ociVersion"], "id": cid, "status": status, "pid": state["pid"],
            "bundle": state["bundle"]}
     if state.get("annotations"):
         out["annotations"] = state["annotations"]
-    return _json.dumps(out).encode()
+    return _json.dumps(out, separators=(",", ":")).encode()
 
 
 HOST_MOUNTS = "hostmounts.json"  # no mount namespace: the mounts init makes on the host, to undo
@@ -292,3 +292,19 @@ def container_pids(container, manager=None):
             except OSError:
                 pass
     return sorted(out)
+
+
+def set_time_offsets(offsets):
+    """Write ``linux.timeOffsets`` for the time namespace our children will enter (after
+    unshare(CLONE_NEWTIME), before the first of them exists: the kernel freezes them then)."""
+    if not offsets:
+        return
+    lines = "".join(f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n" for clock, o in offsets.items())
+    try:
+        fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, lines.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise OCIRuntimeError(f"linux.timeOffsets: the kernel refused {lines.strip()!r}: {e.strerror}") from None

@@ -62,7 +62,7 @@ def process_from_args(config_proc, args, tty=False, cwd=None, env=(), user=None,
 
 
 def load_process(path):
-    from . import _json
+    from .._std import json as _json
 
     try:
         with open(path, "rb") as f:

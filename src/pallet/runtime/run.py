@@ -17,7 +17,7 @@ def run(root, cid, bundle, detach=False, keep=False, **kw):
     try:
         if not detach:
             forward_signals(pid)
-        start_created(c)
+        start_created(c, just_created=True)
     except BaseException:
         try:
             os.kill(pid, 9)

@@ -144,7 +144,7 @@ def default_spec(rootless=False, uid=0, gid=0):
 
 def load(bundle):
     """Read and validate ``BUNDLE/config.json``; returns the dict."""
-    from . import _json
+    from .._std import json as _json
 
     path = bundle.rstrip("/") + "/config.json"
     try:

@@ -12,8 +12,11 @@ def start(root, cid):
         start_created(c)
 
 
-def start_created(container):
-    status = container.status()
+def start_created(container, just_created=False):
+    """``just_created``: ``run``, right after ``create`` (init said it is ready and waits on
+    exec.fifo): no status check, which would read /proc/PID/stat a second time; the wait
+    below still notices an init that died."""
+    status = "created" if just_created else container.status()
     if status != "created":
         raise OCIRuntimeError(f"cannot start container {container.id!r}: it is {status}, not created")
     if not container.state["config"].get("process"):

@@ -13,7 +13,7 @@ not a zombie) and the FIFO (present until ``start``).
 import os
 
 from ..errors import OCIRuntimeError
-from . import _json
+from .._std import json as _json
 
 DEFAULT_ROOT = "/run/pallet-runtime"
 STATE = "state.json"
@@ -103,7 +103,7 @@ class Container:
         tmp = f".{STATE}.tmp"
         fd = os.open(tmp, _O_WRITE, 0o600, dir_fd=self.fd)
         try:
-            os.write(fd, _json.dumps(state).encode())  # no fsync: the state lives on /run (tmpfs)
+            os.write(fd, _json.dumps(state, separators=(",", ":")).encode())  # no fsync: the state lives on /run (tmpfs)
         finally:
             os.close(fd)
         os.rename(tmp, STATE, src_dir_fd=self.fd, dst_dir_fd=self.fd)
@@ -112,7 +112,7 @@ class Container:
     def write_file(self, name, obj):
         fd = os.open(name, _O_WRITE, 0o600, dir_fd=self.fd)
         with open(fd, "w") as f:
-            f.write(_json.dumps(obj))
+            f.write(_json.dumps(obj, separators=(",", ":")))
 
     def read_bytes(self, name):
         """A state file's bytes: a regular file in the container's directory, never a symlink

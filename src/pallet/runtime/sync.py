@@ -30,6 +30,17 @@ class Channel:
         line, _, self.buf = self.buf.partition(b"\n")
         return line.decode()
 
+    def recv_from_init(self, died):
+        """The runtime's side: the next message of init (or of the intermediate child); its
+        ``error ...`` or a pipe closed without a word (``died``: what to say then) raised as
+        OCIRuntimeError."""
+        msg = self.recv()
+        if msg is None or msg.startswith("error "):
+            from ..errors import OCIRuntimeError
+
+            raise OCIRuntimeError(died if msg is None else msg[6:])
+        return msg
+
     def close(self):
         for fd in (self.rfd, self.wfd):
             try:

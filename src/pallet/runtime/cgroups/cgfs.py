@@ -10,8 +10,23 @@ from ...errors import OCIRuntimeError
 ROOT = "/sys/fs/cgroup"
 
 
+_mounts = None
+
+
+def cgroup_mounts(cached=True):
+    """``[(mount point, root in the hierarchy, fstype, super options)]`` of cgroup mounts, in
+    mount order, read from /proc/self/mountinfo once: the forked init has them from the
+    runtime (for /sys/fs/cgroup in the container) instead of reading the file again.
+    ``cached=False``: read now (a mount namespace joined by path has mounts of its own)."""
+    global _mounts
+    if not cached:
+        return _mountinfo()
+    if _mounts is None:
+        _mounts = _mountinfo()
+    return _mounts
+
+
 def _mountinfo():
-    """``[(mount point, root in the hierarchy, fstype, super options)]`` of cgroup mounts."""
     out = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -60,7 +75,7 @@ def layout():
     if _layout is None:
         v1 = {}
         v2 = None
-        for mp, root, fstype, opts in _mountinfo():
+        for mp, root, fstype, opts in cgroup_mounts():
             if not mp.startswith(ROOT):
                 continue
             if fstype == "cgroup2":
@@ -158,14 +173,21 @@ def make_dirs(path):
 
 
 def remove_dirs(dirs, leaf=None):
-    """rmdir ``leaf`` (waiting while its last processes exit) then the created parents."""
+    """rmdir ``leaf`` (waiting while its last processes exit) then the created parents
+    (``leaf`` among them is skipped)."""
     import time
 
     if leaf:
+        try:  # usually empty: no walk (a listing of every hierarchy's directory at each delete)
+            os.rmdir(leaf)
+            below = []
+        except FileNotFoundError:
+            below = []
+        except OSError:
+            # the cgroups the container made below its own first, deepest first (runc removes them too)
+            below = [d for d, _, _ in os.walk(leaf, topdown=False) if d != leaf] + [leaf]
         deadline = time.monotonic() + 5
-        # the cgroups the container made below its own first, deepest first (runc removes them too)
-        below = [d for d, _, _ in os.walk(leaf, topdown=False) if d != leaf]
-        for d in below + [leaf]:
+        for d in below:
             while True:
                 try:
                     os.rmdir(d)

@@ -100,7 +100,8 @@ class Manager1:
                 remove_dirs([], path)
             except OCIRuntimeError as e:
                 errors.append(str(e))
-        remove_dirs(self.created)
+        leaves = set(self.paths.values())
+        remove_dirs([d for d in self.created or () if d not in leaves])  # the leaves are gone
         if errors:
             raise OCIRuntimeError(errors[0])
 

@@ -136,7 +136,7 @@ class Manager2:
         try:
             remove_dirs([], self.path)
         finally:
-            remove_dirs(self.created)
+            remove_dirs([d for d in self.created or () if d != self.path])  # the leaf is gone
 
     def to_state(self):
         return {"kind": self.kind, "path": self.path, "created": self.created}

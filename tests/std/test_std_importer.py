@@ -1,0 +1,77 @@
+"""``pallet._std.importer`` against importlib: the modules it loads look as importlib's do, and
+it leaves to importlib every module whose pyc is missing, stale or not a timestamp pyc."""
+
+import os
+import py_compile
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+MODULES = ("pallet.cli.runtime", "pallet.runtime.run", "pallet.runtime.cgroups", "pallet.runtime.cgroups.fs1",
+           "pallet.runtime.init", "pallet._std.syscalls", "pallet.oci.capabilities")
+
+_SHOW = """
+import sys
+{install}
+for m in {mods!r}:
+    __import__(m)
+for name in sorted(n for n in sys.modules if n.startswith("pallet.") and n != "pallet._std.importer"):
+    m = sys.modules[name]
+    s = m.__spec__
+    print(name, m.__file__, m.__cached__, m.__package__, getattr(m, "__path__", None), s.origin, s.parent,
+          s.has_location, sorted(k for k in vars(m) if k not in ("__loader__", "__spec__", "__builtins__", "importer")),
+          type(m.__loader__).__name__ if not isinstance(m.__loader__, type) else m.__loader__.__name__)
+"""
+
+
+def _show(install):
+    code = _SHOW.format(install=install, mods=MODULES)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return [line.rsplit(" ", 1) for line in out.stdout.splitlines()]
+
+
+def test_modules_it_loads_are_what_importlib_makes():
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.dirname(__import__("pallet").__file__)],
+                   check=True, timeout=120)  # the pycs are current (the finder needs them)
+    plain = _show("")
+    lean = _show("from pallet._std import importer; importer.install()")
+    assert [a for a, _ in lean] == [a for a, _ in plain]  # the same modules, files, paths and names
+    assert {loader for _, loader in plain} == {"SourceFileLoader"}
+    loaded = [a.split()[0] for a, loader in lean if loader == "PalletLoader"]
+    # everything imported after install() (the package pallet and pallet._std came before it)
+    assert set(loaded) >= set(MODULES) - {"pallet._std.syscalls"} and "pallet.runtime" in loaded
+
+
+def _finder():
+    from pallet._std.importer import PalletFinder
+
+    return PalletFinder
+
+
+def test_it_leaves_missing_stale_and_hash_based_pycs_to_importlib(tmp_path):
+    src = tmp_path / "mod.py"
+    src.write_text("X = 1\n")
+    find = _finder().find_spec
+    assert find("pallet.mod", [str(tmp_path)]) is None  # no pyc yet: importlib compiles it
+    py_compile.compile(str(src), cfile=str(tmp_path / "__pycache__" / f"mod.{sys.implementation.cache_tag}.pyc"))
+    spec = find("pallet.mod", [str(tmp_path)])
+    assert spec is not None and spec.origin == str(src) and spec.cached.endswith(".pyc")
+    assert find("other.mod", [str(tmp_path)]) is None and find("pallet.nothing", [str(tmp_path)]) is None
+    src.write_text("X = 22\n")  # changed since: size (and mtime) differ from the pyc's record
+    assert find("pallet.mod", [str(tmp_path)]) is None
+    py_compile.compile(str(src), cfile=spec.cached, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+    assert find("pallet.mod", [str(tmp_path)]) is None  # hash-based: importlib checks those
+
+
+def test_a_package_is_found_with_its_path(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    py_compile.compile(str(pkg / "__init__.py"),
+                       cfile=str(pkg / "__pycache__" / f"__init__.{sys.implementation.cache_tag}.pyc"))
+    spec = _finder().find_spec("pallet.pkg", [str(tmp_path)])
+    assert spec.submodule_search_locations == [str(pkg)] and spec.origin == str(pkg / "__init__.py")
