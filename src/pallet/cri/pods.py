@@ -127,6 +127,8 @@ class Pods:
         """A pod's ID by its ID or a unique prefix (crictl's short IDs)."""
         if not isinstance(text, str) or not text or not all(c in "0123456789abcdef" for c in text):
             return None
+        if len(text) == 64:  # a full ID: no listing
+            return text if os.path.exists(os.path.join(self.ctx.pods_dir, text, "pod.json")) else None
         found = [p for p in self.ids() if p.startswith(text)]
         return found[0] if len(found) == 1 else None
 
