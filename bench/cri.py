@@ -2,7 +2,8 @@
 """The CRI server's pod start, side by side with containerd 1.6 (Debian's) on the same CRI calls:
 RunPodSandbox + CreateContainer + StartContainer of the demo busybox image to a running container
 (medians of RUNS, the servers interleaved A, B, C, A, B, C..., each pod removed untimed afterwards),
-and PODS pods started in parallel (one client thread each) with each server's peak RSS.
+and PODS pods started in parallel (one client thread each; ROUNDS rounds, the servers in turn)
+with each server's peak RSS (containerd's shims, one per pod, not counted).
 
 Three servers, one run: pallet with its default runtime (pallet-runtime), pallet with the runtime
 handler ``runc`` (the runtime containerd uses), and containerd (runc through its shim; skipped
@@ -37,6 +38,7 @@ from _common import ENV, PALLET, REPO, Registry, precompile  # noqa: E402
 
 CGROUP_PARENT = "/pallet-cri-bench"
 CONTAINERD = "/usr/bin/containerd"
+ROUNDS = 2  # of the parallel start
 
 
 def free_subnets(n: int) -> list:
@@ -221,22 +223,22 @@ def main(runs: int, pods: int) -> None:
             ratio = f"  ratio to containerd {med[0] / 1000 / ref:.2f}" if ref else ""
             print(f"  {n:12} {med[0]:5.0f} ({min(t[0] for t in ts) * 1000:.0f}-{max(t[0] for t in ts) * 1000:.0f})"
                   f" = {med[1]:.0f} + {med[2]:.0f} + {med[3]:.0f}{ratio}")
-        print(f"{pods} pods in parallel to running (one client thread each):")
-        par = {}
-        for n in clients:
+        print(f"{pods} pods in parallel to running (one client thread each), {ROUNDS} rounds interleaved:")
+        par: dict[str, list] = {n: [] for n in clients}
+        for r in range(ROUNDS):
+            for n in clients:
+                t0 = time.perf_counter()
+                with ThreadPoolExecutor(pods) as ex:
+                    started = list(ex.map(lambda i: start(n, f"par{r}x{i}"), range(pods)))
+                par[n].append(time.perf_counter() - t0)
+                with ThreadPoolExecutor(4) as ex:
+                    list(ex.map(lambda p: remove(n, p[0]), started))
+        for n, ts in par.items():
             srv = servers["containerd" if n == "containerd" else "pallet"]
-            t0 = time.perf_counter()
-            with ThreadPoolExecutor(pods) as ex:
-                started = list(ex.map(lambda i: start(n, f"par{i}"), range(pods)))
-            par[n] = time.perf_counter() - t0
-            ratio = f"  ratio to containerd {par[n] / par['containerd']:.2f}" if n != "containerd" and \
-                "containerd" in par else ""
-            print(f"  {n:12} {par[n]:.1f} s, server peak RSS so far {srv.hwm_mb():.0f} MB{ratio}", flush=True)
-            with ThreadPoolExecutor(4) as ex:
-                list(ex.map(lambda p: remove(n, p[0]), started))
-        if with_containerd:
-            for n in ("pallet", "pallet-runc"):
-                print(f"  {n} / containerd: {par[n] / par['containerd']:.2f}")
+            ratio = f"  ratio to containerd {statistics.mean(ts) / statistics.mean(par['containerd']):.2f}" \
+                if n != "containerd" and "containerd" in par else ""
+            print(f"  {n:12} {' '.join(f'{t:.1f}' for t in ts)} s (mean {statistics.mean(ts):.1f}); "
+                  f"server peak RSS {srv.hwm_mb():.0f} MB{ratio}")
     finally:
         for s in servers.values():
             s.stop()
