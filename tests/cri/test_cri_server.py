@@ -700,6 +700,57 @@ def test_server_killed_mid_run_pod_sandbox_is_cleaned_up_at_restart(cri):
                 if p.metadata.name == "slowpod"]
 
 
+def test_server_killed_while_the_pause_container_starts_is_cleaned_up_at_restart(cri):
+    """The pause container starts while the CNI plugins run: kill -9 while the runtime's
+    ``create`` of it is under way (conmon goes on and finishes it), and the restarted server
+    deletes it from the runtime (process, cgroup), detaches the network and forgets the pod."""
+    need("runc")
+    pb, _ = _pb()
+    marker, done = os.path.join(cri.work, "create-started"), os.path.join(cri.work, "create-done")
+    wrapper = os.path.join(cri.work, "slowruntime")
+    with open(wrapper, "w") as f:
+        f.write(f'#!/bin/sh\nfor a; do if [ "$a" = create ]; then echo $$ > {marker}\n'
+                f'  i=0; while [ $i -lt 300 ] && [ -e {marker} ]; do sleep 0.1; i=$((i+1)); done\n'
+                f'  runc "$@"; rc=$?; touch {done}; exit $rc; fi; done\nexec runc "$@"\n')
+    os.chmod(wrapper, 0o755)
+    with open(cri.config, "a") as f:
+        f.write(f'slow = "{wrapper}"\n')
+    cri.stop()
+    cri.start()
+    oci_root = os.path.join(cri.runroot, "pallet-containers", "oci")
+
+    def runc_ids():
+        out = subprocess.run(["runc", "--root", oci_root, "list", "-q"], capture_output=True, text=True).stdout
+        return sorted(out.split())
+
+    before = (cri.netns(), cri.allocations(), _veths_on(cri.bridge), cri.cgroups(), runc_ids())
+    import threading
+
+    def call():
+        try:
+            cri.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cri.pod_config("slowpause"), runtime_handler="slow"),
+                                 timeout=120)
+        except grpc.RpcError:
+            pass
+
+    t = threading.Thread(target=call)
+    try:
+        t.start()
+        wait_for(lambda: os.path.exists(marker), 60, "the runtime's create of the pause container")
+        cri.stop(signal.SIGKILL)
+        t.join(60)
+    finally:
+        try:
+            os.unlink(marker)  # the runtime's create goes on, under conmon
+        except FileNotFoundError:
+            pass
+    wait_for(lambda: os.path.exists(done), 60, "the runtime's create to finish")
+    cri.start()
+    assert (cri.netns(), cri.allocations(), _veths_on(cri.bridge), cri.cgroups(), runc_ids()) == before
+    assert not [p for p in cri.rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=30).items
+                if p.metadata.name == "slowpause"]
+
+
 def _call_quietly(cri, name):
     try:
         cri.run_pod(name)

@@ -146,6 +146,14 @@ class Ctrs:
     def get(self, text: str) -> dict:
         if not isinstance(text, str) or not text or not all(c in "0123456789abcdef" for c in text):
             raise CRIError(f"container {text!r} not found", "NOT_FOUND")
+        if len(text) == 64:  # a full ID (the kubelet's): one record read, not every container listed
+            try:
+                c = self.ctx.containers.get(text)
+            except ContainerNotFound:
+                c = None
+            if c is None or c["id"] != text or (c["metadata"]["pallet"].get("cri") or {}).get("kind") != "container":
+                raise CRIError(f"container {text!r} not found", "NOT_FOUND")
+            return c
         found = [c for c in self._all() if c["id"].startswith(text)]
         if len(found) != 1:
             raise CRIError(f"container {text!r} not found", "NOT_FOUND")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 
 from .._std import json
@@ -21,6 +22,10 @@ from ..errors import ContainerNotFound, CRIError, PalletError
 from . import cni
 
 READY, NOTREADY = "ready", "notready"
+#: one ``netns.create`` at a time: its forked child (no exec) keeps every descriptor open at the
+#: fork until the parent lets it go, so two at once can each hold the pipe the other's child
+#: waits on to end (a deadlock of both RPCs); it takes milliseconds
+_NETNS_LOCK = threading.Lock()
 #: the cgroup parent of pods the kubelet gives none
 DEFAULT_CGROUP_PARENT = "/pallet-cri"
 
@@ -37,12 +42,34 @@ def check_name(value: str, what: str, limit: int = 253) -> str:
 
 
 def _write_json(path: str, doc: dict) -> None:
+    """A whole-file replace, not synced: the record is run-time state (the pod's namespaces,
+    processes and addresses do not outlive the machine either), and a killed server's writes are
+    in the page cache for the next one; the rename keeps a reader from a half-written file."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(doc, f)
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+class _Attach:
+    """``cni.add`` in a thread of its own; ``join`` returns its result or raises its error."""
+
+    def __init__(self, *args):
+        self._result, self._error = None, None
+        self._thread = threading.Thread(target=self._run, args=args, name="cni-add", daemon=True)
+        self._thread.start()
+
+    def _run(self, *args) -> None:
+        try:
+            self._result = cni.add(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the joining thread
+            self._error = e
+
+    def join(self) -> dict:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 class Context:
@@ -70,8 +97,6 @@ class Context:
 
 class Pods:
     def __init__(self, ctx: Context):
-        import threading
-
         self.ctx = ctx
         self._reserve = threading.Lock()
 
@@ -102,6 +127,8 @@ class Pods:
         """A pod's ID by its ID or a unique prefix (crictl's short IDs)."""
         if not isinstance(text, str) or not text or not all(c in "0123456789abcdef" for c in text):
             return None
+        if len(text) == 64:  # a full ID: no listing
+            return text if os.path.exists(os.path.join(self.ctx.pods_dir, text, "pod.json")) else None
         found = [p for p in self.ids() if p.startswith(text)]
         return found[0] if len(found) == 1 else None
 
@@ -202,24 +229,31 @@ class Pods:
             except BaseException:
                 shutil.rmtree(d, ignore_errors=True)
                 raise
+        attach = None
         try:
             self._write_etc(d, pod)
             if net is not None:
                 from ..containers.network import netns
 
-                pod["netns"] = netns.create(self.ctx.store.runroot, "cri-" + pid[:12])
+                with _NETNS_LOCK:
+                    pod["netns"] = netns.create(self.ctx.store.runroot, "cri-" + pid[:12])
                 pod["network"] = net.name
                 pod["cni"] = {"path": net.path, "name": net.name}
-                self._save(pod)
-                result = cni.add(net, pid, pod["netns"], self._cni_args(pod), self.ctx.config.cni_plugin_dirs,
+                self._save(pod)  # before any plugin runs: a restarted server can detach it
+                # the CNI plugins attach the namespace while this thread makes and starts the pause
+                # container (it only needs the namespace's path); both are done before the pod is ready
+                attach = _Attach(net, pid, pod["netns"], self._cni_args(pod), self.ctx.config.cni_plugin_dirs,
                                  {"portMappings": ports})
+            try:
+                pod["pause"] = self._make_pause(pod)
+                self._save(pod)
+                self.ctx.containers.start(pod["pause"])
+            finally:
+                result = attach.join() if attach is not None else None  # its error first: it ran first
+            if attach is not None:
                 pod["cni"]["result"] = result
                 pod["ips"] = cni.ips(result)
-                self._save(pod)
-            self._write_etc(d, pod)
-            pod["pause"] = self._make_pause(pod)
-            self._save(pod)
-            self.ctx.containers.start(pod["pause"])
+                self._write_etc(d, pod)
             pod["state"] = READY
             self._save(pod)
         except BaseException:
@@ -305,6 +339,8 @@ class Pods:
         gone = []
         for pod in self.list():
             if pod.get("state") == "creating":
+                if pod.get("pause"):
+                    self._delete_from_runtime(pod)
                 try:
                     self._teardown(pod, remove=True)
                 except (PalletError, OSError) as e:  # kept for the next start; the server serves on
@@ -316,6 +352,20 @@ class Pods:
                 shutil.rmtree(self._dir(pod["id"]), ignore_errors=True)
                 gone.append(pod["id"])
         return gone
+
+    def _delete_from_runtime(self, pod: dict) -> None:
+        """The pause container is started while the CNI plugins run: a server killed then may have
+        left it made by the runtime (``create`` done under conmon) before its state said so, so
+        the runtime is asked to delete it (its process killed, its cgroup removed) whatever the
+        state says; one it does not know is fine."""
+        import subprocess
+
+        runtime = pod.get("runtime") or self.ctx.runtime
+        try:
+            subprocess.run([runtime, "--root", self.ctx.containers.oci_root, "delete", "--force", pod["pause"]],
+                           capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
 
     # -- Stop / Remove ------------------------------------------------------------------------
 

@@ -33,8 +33,11 @@ def _claim_socket(path: str) -> None:
             s.close()
 
 
-def serve(store, config, global_args: list[str], ready=None, workers: int = 8) -> None:
-    """Serve until SIGTERM/SIGINT; ``ready(path)`` is called once the socket listens."""
+def serve(store, config, global_args: list[str], ready=None, workers: int = 64) -> None:
+    """Serve until SIGTERM/SIGINT; ``ready(path)`` is called once the socket listens.
+
+    ``workers``: the RPCs served at once (threads; most of an RPC is waiting for conmon, the runtime
+    or a CNI plugin, so 30 pods started together all run at once, as containerd's goroutines do)."""
     import signal
     import threading
     from concurrent import futures
