@@ -155,6 +155,9 @@ class CRI:
         if self.pid and self.ours():
             os.kill(self.pid, sig)
             wait_for(lambda: not self.ours(), 60, "the CRI server to exit")
+            # a process being torn down has no cmdline any more but may still hold its listening
+            # socket (a loaded machine takes its time): the next server would find it answering
+            wait_for(lambda: not _listening(self.sock), 60, "the CRI server's socket to close")
         self.pid = None
 
     def pod_config(self, name: str, **kw):
@@ -684,7 +687,8 @@ def test_server_killed_mid_run_pod_sandbox_is_cleaned_up_at_restart(cri):
     t = threading.Thread(target=lambda: errors.append(_call_quietly(cri, "slowpod")))
     try:
         t.start()
-        wait_for(lambda: os.path.exists(marker), 60, "the slow CNI plugin to run")
+        wait_for(lambda: os.path.exists(marker) or not t.is_alive(), 60, "the slow CNI plugin to run")
+        assert os.path.exists(marker), (errors, open(os.path.join(cri.work, "server.log"), errors="replace").read()[-3000:])
         assert len(cri.netns()) == len(before[0]) + 1 and len(cri.allocations()) == len(before[1]) + 1
         cri.stop(signal.SIGKILL)
         t.join(60)
@@ -695,7 +699,8 @@ def test_server_killed_mid_run_pod_sandbox_is_cleaned_up_at_restart(cri):
         except FileNotFoundError:
             pass
     cri.start()
-    assert (cri.netns(), cri.allocations(), _veths_on(cri.bridge), cri.cgroups()) == before
+    assert (cri.netns(), cri.allocations(), _veths_on(cri.bridge), cri.cgroups()) == before, \
+        open(os.path.join(cri.work, "server.log"), errors="replace").read()[-4000:]
     assert not [p for p in cri.rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=30).items
                 if p.metadata.name == "slowpod"]
 
