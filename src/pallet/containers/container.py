@@ -654,6 +654,7 @@ class Containers:
                    if (f != "resolv.conf" or mode_kind != "none") and (f != "hosts" or not meta.get("no_hosts"))]
             mine = {m["destination"] for m in doc["mounts"]}
             doc["mounts"] += [m for m in etc if m["destination"] not in mine]
+            ctr_mounts.check_workdir(rootfs, cid, meta.get("workdir"), [m["destination"] for m in doc["mounts"]])
             with open(os.path.join(userdata, "config.json"), "w") as f:
                 json.dump(doc, f)
             # conmon

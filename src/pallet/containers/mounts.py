@@ -197,3 +197,36 @@ def unmount_all(store, names) -> list[str]:
         except PalletError as e:
             errors.append(str(e))
     return errors
+
+
+def check_workdir(rootfs: str, cid: str, workdir: str | None, destinations) -> None:
+    """``--workdir`` as podman 4.3 checks it at start: a directory the user named (not the
+    image's ``WorkingDir``, which the runtime makes) must exist in the rootfs -- resolved by fd
+    inside it -- unless a mount is at it, below it or above it (the runtime makes those);
+    CommandNotRunnable (exit 126) with podman's words otherwise."""
+    import stat
+
+    from .. import _rootfs
+    from ..errors import CommandNotRunnable
+
+    if not workdir:
+        return
+    wd = os.path.normpath(workdir)
+    for d in destinations:
+        d = os.path.normpath(d)
+        if wd == d or d.startswith(wd.rstrip("/") + "/") or wd.startswith(d.rstrip("/") + "/"):
+            return
+    root = _rootfs.open_root(rootfs)
+    try:
+        fd = _rootfs.open_in_root(root, wd)
+    except FileNotFoundError:
+        raise CommandNotRunnable(f'workdir "{workdir}" does not exist on container {cid}') from None
+    except OSError as e:
+        raise CommandNotRunnable(f'workdir "{workdir}" on container {cid}: {e.strerror}') from None
+    finally:
+        os.close(root)
+    try:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise CommandNotRunnable(f'workdir "{workdir}" exists on container {cid}, but is not a directory')
+    finally:
+        os.close(fd)

@@ -1,0 +1,35 @@
+"""Behaviour podman 4.3.1's own system tests (test/system 030..500) check, side by side with
+podman where it is cheap: ``--workdir`` missing from the image (126 at start), ...
+"""
+
+from __future__ import annotations
+
+import re
+
+from test_containers_run import Pallet, _one_line_error, pallet, podman  # noqa: F401 (fixtures)
+
+
+def _no_id(stderr: str) -> str:
+    return re.sub(r"[0-9a-f]{64}", "ID", _one_line_error(stderr))
+
+
+def test_run_workdir_missing_is_126_as_podman(pallet, podman):
+    before = pallet.ids()
+    mine = pallet("run", "--rm", "--network", "none", "--workdir", "/i/do/not/exist", pallet.image, "pwd")
+    theirs = podman("run", "--rm", "--network", "none", "--workdir", "/i/do/not/exist", podman.image, "pwd")
+    assert mine.returncode == theirs.returncode == 126, (mine.stderr, theirs.stderr)
+    assert _no_id(mine.stderr) == _no_id(theirs.stderr) == \
+        'Error: workdir "/i/do/not/exist" does not exist on container ID'
+    assert pallet.ids() == before  # --rm: nothing left
+
+
+def test_run_workdir_at_or_above_a_mount_is_made(pallet, tmp_path):
+    (tmp_path / "content").write_text("hi\n")
+    r = pallet("run", "--rm", "--network", "none", "--workdir", "/NotOnImage", "-v", f"{tmp_path}:/NotOnImage",
+               pallet.image, "cat", "content")
+    assert (r.returncode, r.stdout) == (0, "hi\n"), r.stderr
+    r = pallet("run", "--rm", "--network", "none", "--workdir", "/NotOnImage2", "-v",
+               f"{tmp_path}/content:/NotOnImage2/foo", pallet.image, "cat", "foo")
+    assert (r.returncode, r.stdout) == (0, "hi\n"), r.stderr
+    r = pallet("run", "--rm", "--network", "none", "--workdir", "/etc", pallet.image, "pwd")  # on the image
+    assert (r.returncode, r.stdout) == (0, "/etc\n"), r.stderr
