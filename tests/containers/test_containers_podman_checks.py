@@ -4,6 +4,7 @@ podman where it is cheap: ``--workdir`` missing from the image (126 at start), .
 
 from __future__ import annotations
 
+import os
 import re
 
 from test_containers_run import Pallet, _one_line_error, pallet, podman  # noqa: F401 (fixtures)
@@ -33,3 +34,22 @@ def test_run_workdir_at_or_above_a_mount_is_made(pallet, tmp_path):
     assert (r.returncode, r.stdout) == (0, "hi\n"), r.stderr
     r = pallet("run", "--rm", "--network", "none", "--workdir", "/etc", pallet.image, "pwd")  # on the image
     assert (r.returncode, r.stdout) == (0, "/etc\n"), r.stderr
+
+
+def test_info_runtime_path_is_what_run_uses_and_a_copy_is_kept(pallet, tmp_path):
+    """030-run's "full path to --runtime is preserved": info names the runtime's file; a copy
+    of it given by path runs the container, and inspect shows that path."""
+    import shutil
+
+    path = pallet("info", "--format", "{{.Host.OCIRuntime.Path}}", check=True).stdout.strip()
+    assert os.path.isabs(path) and os.access(path, os.X_OK), path
+    copy = str(tmp_path / "myruntime")
+    shutil.copy2(path, copy)
+    r = pallet("run", "--rm", "--network", "none", "--runtime", copy, "--name", "rtcopy", pallet.image, "true")
+    assert r.returncode == 0, r.stderr
+    r = pallet("create", "--network", "none", "--runtime", copy, pallet.image, "true", check=True)
+    cid = r.stdout.strip()
+    try:
+        assert pallet("inspect", "--format", "{{.OCIRuntime}}", cid, check=True).stdout.strip() == copy
+    finally:
+        pallet("rm", "-f", cid)
