@@ -53,3 +53,17 @@ def test_info_runtime_path_is_what_run_uses_and_a_copy_is_kept(pallet, tmp_path)
         assert pallet("inspect", "--format", "{{.OCIRuntime}}", cid, check=True).stdout.strip() == copy
     finally:
         pallet("rm", "-f", cid)
+
+
+def test_containerenv_empty_unless_privileged(pallet):
+    """030-run's "Verify /run/.containerenv exist": podman's marker file, empty, and with the
+    container's fields for --privileged (engine: pallet's name and version, not podman's)."""
+    r = pallet("run", "--rm", "--network", "none", pallet.image, "stat", "-c", "%s", "/run/.containerenv")
+    assert (r.returncode, r.stdout) == (0, "0\n"), r.stderr
+    iid = pallet("image", "inspect", "--format", "{{.Id}}", pallet.image, check=True).stdout.strip()
+    r = pallet("run", "--rm", "--network", "none", "--privileged", "--name", "cenv1", pallet.image, "sh", "-c",
+               ". /run/.containerenv; echo $engine; echo $name; echo $image; echo $id; echo $imageid; echo $rootless")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("pallet-") and lines[1:3] == ["cenv1", pallet.image]
+    assert re.fullmatch(r"[0-9a-f]{64}", lines[3]) and lines[4] == iid and lines[5] == "0"

@@ -652,6 +652,9 @@ class Containers:
                    for f in _ETC
                    # podman: no resolver without a network; --no-hosts: the image's /etc/hosts
                    if (f != "resolv.conf" or mode_kind != "none") and (f != "hosts" or not meta.get("no_hosts"))]
+            env_file = os.path.join(userdata, ".containerenv")  # podman's marker (its fields: privileged only)
+            _write_file(env_file, _containerenv(cid, meta))
+            etc.append(rs.Mount.bind(env_file, "/run/.containerenv").to_dict())
             mine = {m["destination"] for m in doc["mounts"]}
             doc["mounts"] += [m for m in etc if m["destination"] not in mine]
             ctr_mounts.check_workdir(rootfs, cid, meta.get("workdir"), [m["destination"] for m in doc["mounts"]])
@@ -1312,6 +1315,21 @@ def _discard_ports(mappings: list, kind: str, warn) -> list:
                  "in use")
         return []
     return mappings
+
+
+def _containerenv(cid: str, meta: dict) -> str:
+    """``/run/.containerenv`` as podman 4.3 writes it: empty, but for a ``--privileged``
+    container its engine, name, id, image, image id and rootless flag (shell-sourceable)."""
+    if not meta.get("privileged"):
+        return ""
+    from .._version import __version__
+
+    def q(v) -> str:
+        return json.dumps(str(v or ""), ensure_ascii=False)
+
+    return (f'engine="pallet-{__version__}"\nname={q(meta["name"])}\nid={q(cid)}\n'
+            f'image={q(meta.get("image_ref") or meta.get("image_name"))}\nimageid={q(meta.get("image_id"))}\n'
+            f"rootless={0 if os.geteuid() == 0 else 1}\n")
 
 
 def _write_file(path: str, text: str) -> None:
