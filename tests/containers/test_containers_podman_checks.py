@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+
+import pytest
 
 from test_containers_run import Pallet, _one_line_error, pallet, podman  # noqa: F401 (fixtures)
 
@@ -67,3 +70,39 @@ def test_containerenv_empty_unless_privileged(pallet):
     lines = r.stdout.splitlines()
     assert lines[0].startswith("pallet-") and lines[1:3] == ["cenv1", pallet.image]
     assert re.fullmatch(r"[0-9a-f]{64}", lines[3]) and lines[4] == iid and lines[5] == "0"
+
+
+def test_published_port_is_held_second_container_fails_126(pallet):
+    """030-run's "podman run failed --rm": conmon holds a socket on each published host port
+    (podman 4.3's reservation), so a second container publishing it fails to start with exit
+    126 and podman's words (measured: podman 4.3.1 on this machine); without --rm it stays
+    created, with --rm it is gone; the first keeps running and its port."""
+    from conftest import free_port, wait_for
+
+    port = free_port()
+    first = pallet("run", "-d", "--rm", "-p", f"{port}:80", "--name", "pfirst", pallet.image, "sleep", "60")
+    assert first.returncode == 0, first.stderr
+    try:
+        for flags, name in (([], "pfail"), (["--rm"], "pfailrm")):
+            r = pallet("run", "-d", *flags, "-p", f"{port}:80", "--name", name, pallet.image, "sleep", "60")
+            assert r.returncode == 126, r.stderr
+            assert _one_line_error(r.stderr) == \
+                f"Error: cannot listen on the TCP port: listen tcp4 :{port}: bind: address already in use"
+        names = pallet("ps", "-a", "--format", "{{.Names}} {{.Status}}", check=True).stdout
+        assert "pfailrm" not in names and "pfail Created" in names and "pfirst Up" in names
+        with pytest.raises(OSError):  # the port is held while the first container runs
+            with socket.socket() as s:
+                s.bind(("0.0.0.0", port))
+    finally:
+        pallet("rm", "-f", "-t", "0", "pfirst", "pfail")
+
+    def free():
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                return False
+            return True
+
+    wait_for(free, what=f"port {port} let go with the container")  # conmon exits with it

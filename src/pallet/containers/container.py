@@ -691,9 +691,15 @@ class Containers:
 
             args += runflags.conmon_args(meta, preserve_fds)
             fds = runflags.check_preserved_fds(preserve_fds)
+            from .network.ports import reserve
+
+            held = reserve(meta.get("publish") or [])  # conmon keeps them: the ports stay the container's
+            cleanup.append(lambda: [s.close() for s in held])
             st["oci"] = True  # from here the runtime may have it: deleted on teardown
             pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"),
-                               pass_fds=fds)
+                               pass_fds=fds + tuple(s.fileno() for s in held))
+            for s in held:
+                s.close()
             st.update(state=CREATED, pid=pid, conmon_pid=read_int(os.path.join(rundir, "conmon.pid")))
             sandbox = net.result()  # netavark ran alongside conmon and the runtime's create
             net = None
