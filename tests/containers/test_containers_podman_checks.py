@@ -106,3 +106,20 @@ def test_published_port_is_held_second_container_fails_126(pallet):
             return True
 
     wait_for(free, what=f"port {port} let go with the container")  # conmon exits with it
+
+
+def test_log_opt_max_size_decimal_as_podman(pallet):
+    """030-run's "--log-opt option": go-units' decimal sizes, shown by inspect as podman does."""
+    cid = pallet("create", "--network", "none", "--log-opt", "max-size=9.057m", pallet.image, "true",
+                 check=True).stdout.strip()
+    try:
+        assert pallet("inspect", "--format", "{{ .HostConfig.LogConfig.Size }}", cid,
+                      check=True).stdout.strip() == "9.057MB"
+    finally:
+        pallet("rm", "-f", cid)
+    cid = pallet("create", "--network", "none", pallet.image, "true", check=True).stdout.strip()
+    try:
+        assert pallet("inspect", "--format", "{{ .HostConfig.LogConfig.Size }}", cid,
+                      check=True).stdout.strip() == "0B"
+    finally:
+        pallet("rm", "-f", cid)

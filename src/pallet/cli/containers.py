@@ -764,6 +764,7 @@ def inspect_doc(ctrs, c) -> dict:
     from ..errors import PalletError
 
     from ..containers.health import status as health_status
+    from ..containers.procs import human_size
 
     meta = c["metadata"]["pallet"]
     cid = c["id"]
@@ -856,7 +857,8 @@ def inspect_doc(ctrs, c) -> dict:
                        "CgroupManager": "cgroupfs", "CgroupMode": "host", "ContainerIDFile": meta.get("cidfile") or "",
                        "LogConfig": {"Type": ((meta.get("extra") or {}).get("log") or {}).get("driver", "k8s-file"),
                                      "Config": None, "Path": ctrs.log_path(cid, meta), "Tag": "",
-                                     "Size": "0B"},
+                                     "Size": human_size(((meta.get("extra") or {}).get("log") or {}).get("max_size")
+                                                        or 0)},
                        "NetworkMode": {"none": "none", "host": "host"}.get(mode, "bridge"), "PortBindings": ports,
                        "RestartPolicy": {"Name": "" if meta.get("restart_policy") in (None, "no")
                                          else meta["restart_policy"],

@@ -220,16 +220,15 @@ def _log_file(path: str, opt: str) -> str:
 
 
 def _size(text: str, what: str) -> int:
-    """``N[k|m|g][b]`` (go-units' RAMInBytes, binary units)."""
-    t = text.strip().lower()
-    if t.endswith("b"):
-        t = t[:-1]
-    mult = 1
-    if t[-1:] in ("k", "m", "g"):
-        mult, t = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[t[-1]], t[:-1]
-    if not t.isdigit() or int(t) * mult >= 1 << 62:
+    """go-units' FromHumanSize, as podman parses ``--log-opt max-size``: ``N[.N][ ][k|m|g|t|p][i][b]``,
+    decimal units (``9.057m`` is 9057000 bytes), case-insensitive."""
+    import re
+
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?) ?([kmgtp])?i?b?", text.strip(), re.I | re.ASCII)
+    size = float(m.group(1)) * 1000 ** ("kmgtp".index(m.group(2).lower()) + 1 if m.group(2) else 0) if m else -1
+    if not 0 <= size < 1 << 62:
         raise UsageError(f"invalid {what}: want a size such as 10m")
-    return int(t) * mult
+    return int(size)
 
 
 # -- rlimits, capabilities -------------------------------------------------------------------
