@@ -366,6 +366,41 @@ class Volumes:
             rec["mount_count"] -= 1
             self._save(doc)
 
+    def export(self, name: str, out) -> None:
+        """podman's ``volume export``: the volume's content (not its directory) as a tar written
+        to the binary ``out``; mounted for the while if it has mount options."""
+        from ..layer.create import tar_entry
+
+        self.mount(name)
+        try:
+            vfd = os.open(os.path.join(self.dir, name), os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                with tar_entry(vfd, b"_data", b"") as stream:
+                    while True:
+                        chunk = stream.read(1 << 20)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                out.flush()
+            finally:
+                os.close(vfd)
+        finally:
+            self.unmount(name)
+
+    def import_tar(self, name: str, stream) -> None:
+        """podman's ``volume import``: a tar (the binary ``stream``) extracted into the volume
+        over what it has, safely (pallet's layer applier: no entry lands outside it)."""
+        from ..errors import LayerError
+        from ..layer.apply import apply_layer
+
+        path = self.mount(name)
+        try:
+            apply_layer(stream, path, whiteouts="none", devices="create")
+        except LayerError as e:
+            raise VolumeError(f"importing into volume {name}: {e}") from None
+        finally:
+            self.unmount(name)
+
     def remove(self, name: str, force: bool = False) -> None:
         """Remove a volume and its data (podman's ``volume rm``). A volume with users is refused
         (also with ``force``: ``volume rm --force`` removes its containers first, through the
