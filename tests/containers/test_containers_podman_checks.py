@@ -181,3 +181,34 @@ def test_volume_create_on_a_new_root_makes_a_pallet_store(tmp_path):
     assert (r.returncode, r.stdout) == (0, "first\n"), r.stderr
     r = subprocess.run(base + ["images", "-q"], capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize("rule", ["b 7:* r", "c 7:1 r", "a 7 r"])
+def test_device_cgroup_rule_as_podman(pallet, podman, rule):
+    """030-run's --device-cgroup-rule: the rule opens the device cgroup for that device (a loop
+    device node made in /dev is readable or not), the same as podman."""
+    if not os.path.exists("/dev/loop1"):
+        pytest.skip("no /dev/loop1 on this host")
+    script = "mknod /dev/l b 7 1; head -c 1 /dev/l >/dev/null && echo readable || echo denied"
+    flags = ["--rm", "--network", "none", "--cap-add", "mknod", "--device-cgroup-rule", rule]
+    mine = pallet("run", *flags, pallet.image, "sh", "-c", script)
+    theirs = podman("run", *flags, podman.image, "sh", "-c", script)
+    assert mine.returncode == theirs.returncode == 0, (mine.stderr, theirs.stderr)
+    assert mine.stdout == theirs.stdout
+    assert mine.stdout == ("denied\n" if rule.startswith("c") else "readable\n")
+
+
+@pytest.mark.parametrize("rule,error", [
+    ("b 7:* rmX", "invalid device access in device-access-add: X"),
+    ("b 7:2", 'invalid device cgroup rule requires type, major:Minor, and access rules: "b 7:2"'),
+    ("x 7:* rmw", "invalid device type in device-access-add: x"),
+    ("a a:* rmw", 'strconv.ParseUint: parsing "a": invalid syntax'),
+    ("b 7:-1 r", 'strconv.ParseUint: parsing "-1": invalid syntax'),
+])
+def test_device_cgroup_rule_errors_as_podman(pallet, podman, rule, error):
+    before = pallet.ids()
+    mine = pallet("run", "--rm", "--network", "none", "--device-cgroup-rule", rule, pallet.image, "true")
+    theirs = podman("run", "--rm", "--network", "none", "--device-cgroup-rule", rule, podman.image, "true")
+    assert mine.returncode == theirs.returncode == 125
+    assert _one_line_error(mine.stderr) == _one_line_error(theirs.stderr) == "Error: " + error
+    assert pallet.ids() == before

@@ -83,6 +83,8 @@ def _create_flags(p) -> None:
     p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
                    help="no-new-privileges, seccomp=unconfined|FILE, label=disable")
     p.add_argument("--device", action="append", default=[], metavar="HOST[:CTR][:PERMS]")
+    p.add_argument("--device-cgroup-rule", action="append", default=[], metavar="'TYPE MAJOR:MINOR ACCESS'",
+                   help="allow devices in the device cgroup (type a, b or c; * for any minor; access of rwm)")
     p.add_argument("--log-driver", metavar="DRIVER", help="k8s-file (default) or none")
     p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE", help="path=FILE, max-size=SIZE")
     for flag in ("--cgroupns", "--ipc", "--pid", "--uts"):
@@ -281,7 +283,7 @@ def _extra(args):
                  dns_options=args.dns_option, security_opts=args.security_opt, devices=args.device,
                  log_driver=args.log_driver, log_opts=args.log_opt, cgroupns=args.cgroupns, ipc=args.ipc,
                  pid=args.pid, uts=args.uts, userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap,
-                 mounts=args.mount)
+                 mounts=args.mount, device_cgroup_rules=getattr(args, "device_cgroup_rule", ()))
 
 
 def _env_from_host(name: str) -> str:

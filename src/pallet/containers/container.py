@@ -522,6 +522,9 @@ class Containers:
                            cgroups_path=f"{meta.get('cgroup_parent') or '/pallet_parent'}/pallet-{cid}", **more)
         # the user is resolved at start (the rootfs' passwd, by fd); here only the shape is checked
         doc = rs.generate(o, img_cfg, resolve_user=lambda spec: (0, 0, []))
+        rules = (meta.get("extra") or {}).get("device_cgroup_rules")
+        if rules:  # --device-cgroup-rule: after the default deny and the devices' own rules
+            doc["linux"].setdefault("resources", {}).setdefault("devices", []).extend(rules)
         doc["_user"] = meta["user"] if meta["user"] else (img_cfg.get("User") or "")
         return doc
 
