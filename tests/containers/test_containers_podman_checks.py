@@ -212,3 +212,29 @@ def test_device_cgroup_rule_errors_as_podman(pallet, podman, rule, error):
     assert mine.returncode == theirs.returncode == 125
     assert _one_line_error(mine.stderr) == _one_line_error(theirs.stderr) == "Error: " + error
     assert pallet.ids() == before
+
+
+def test_stop_shows_stopping_while_it_waits(pallet):
+    """050-stop's "unlock while waiting for timeout": while stop waits for a container that
+    ignores SIGTERM, other verbs work and inspect says "stopping"; then "exited"."""
+    import subprocess
+
+    from conftest import wait_for
+
+    cid = pallet("run", "-d", "--network", "none", "--name", "stopme", pallet.image, "sh", "-c",
+                 "trap 'echo got TERM' TERM; echo READY; while :; do sleep 0.2; done", check=True).stdout.strip()
+    try:
+        wait_for(lambda: "READY" in pallet("logs", cid).stdout, what="the container's READY")
+        exe = os.path.join(os.path.dirname(os.sys.executable), "pallet")
+        stopper = subprocess.Popen([exe] + pallet.base + ["stop", "-t", "3", cid], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: "got TERM" in pallet("logs", cid).stdout, what="the container's TERM")
+            assert pallet("ps", "-a", check=True).returncode == 0
+            assert pallet("inspect", "--format", "{{.State.Status}}", cid, check=True).stdout == "stopping\n"
+        finally:
+            out, err = stopper.communicate(timeout=60)
+        assert stopper.returncode == 0, err
+        assert pallet("inspect", "--format", "{{.State.Status}}", cid, check=True).stdout == "exited\n"
+    finally:
+        pallet("rm", "-f", "-t", "0", cid)

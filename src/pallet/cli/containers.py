@@ -536,9 +536,13 @@ def cmd_exists(args) -> int:
 
 def _public_state(st: dict) -> str:
     """podman's state names: a container never started (or whose start failed) is "created"."""
+    from ..containers.container import Containers
+
     s = st.get("state") or "created"
     if s == "running" and st.get("paused"):
         return "paused"
+    if Containers.stopping(st):
+        return "stopping"
     return "created" if s == "configured" else s
 
 

@@ -278,6 +278,13 @@ class Containers:
                         self._write_state(cid, st)
         return st
 
+    @staticmethod
+    def stopping(st: dict) -> bool:
+        """A running container a live ``stop`` is waiting for (podman's "stopping" state); a
+        stop that died on the way leaves it running."""
+        pid = st.get("stopping")
+        return st.get("state") == RUNNING and isinstance(pid, int) and pid > 0 and _alive(pid)
+
     # -- create -----------------------------------------------------------------------------
 
     def _image(self, o: Options, pull_fn):
@@ -938,6 +945,9 @@ class Containers:
         before_stop(self, cid, meta)  # no restart policy after a stop; a paused one is thawed
         if self.state(cid).get("state") == RUNNING:
             t = meta.get("stop_timeout", 10) if timeout is None else timeout
+            with self.editing_state(cid) as st:  # podman's "stopping" while this waits (see stopping())
+                if st.get("state") == RUNNING:
+                    st["stopping"] = os.getpid()
             if t > 0:
                 self.runtime_command(meta, "kill", cid, str(meta["stop_signal"]), check=False)
                 try:
@@ -955,6 +965,7 @@ class Containers:
             with self._lock():
                 st = self._read_state(cid)
                 st["state"] = EXITED if st.get("state") in (STOPPED, RUNNING) else st.get("state")
+                st.pop("stopping", None)
                 self._write_state(cid, st)
         self.cleanup(cid)
         return cid
