@@ -238,3 +238,25 @@ def test_stop_shows_stopping_while_it_waits(pallet):
         assert pallet("inspect", "--format", "{{.State.Status}}", cid, check=True).stdout == "exited\n"
     finally:
         pallet("rm", "-f", "-t", "0", cid)
+
+
+def test_volume_needs_chown_first_use_as_podman(pallet, podman):
+    """160-volumes' "volume create copyup": the first use gives the volume to the container's
+    user (nothing at the mount point in the image) and turns NeedsChown off, NeedsCopyUp stays
+    on until a mount point with content; podman side by side."""
+    def flags(tool, name):
+        return tool("volume", "inspect", "--format", "{{.NeedsCopyUp}} {{.NeedsChown}}", name).stdout.split()
+
+    for tool, image in ((pallet, pallet.image), (podman, podman.image)):
+        tool("volume", "create", "nchown")
+        try:
+            assert flags(tool, "nchown") == ["true", "true"]
+            r = tool("run", "--rm", "--network", "none", "-u", "1234:5678", "-v", "nchown:/vol", image, "stat", "-c",
+                     "%u:%g", "/vol")
+            assert (r.returncode, r.stdout) == (0, "1234:5678\n"), r.stderr
+            assert flags(tool, "nchown") == ["true", "false"]
+            r = tool("run", "--rm", "--network", "none", "-v", "nchown:/etc", image, "ls", "/etc/passwd")
+            assert r.returncode == 0, r.stderr
+            assert flags(tool, "nchown") == ["false", "false"]
+        finally:
+            tool("volume", "rm", "-f", "nchown")

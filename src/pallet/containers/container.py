@@ -616,9 +616,10 @@ class Containers:
             apply_to_spec(doc, meta)  # --init
             user_spec = doc.pop("_user", "")
             uid, gid, extra = self.resolve_user(rootfs, user_spec or "0")
-            if any(b.get("chown") for b in meta["binds"]):  # -v ...:U
-                from .userns import host_ids
+            from .userns import host_ids
 
+            ctr_mounts.first_use_owner(self.store, rootfs, meta, host_ids(meta, uid, gid))
+            if any(b.get("chown") for b in meta["binds"]):  # -v ...:U
                 ctr_mounts.chown_sources(meta, *host_ids(meta, uid, gid))
             doc["process"]["user"] = {"uid": uid, "gid": gid}
             extra = list(extra) + [g for g in meta.get("supplemental_groups") or () if g not in extra]

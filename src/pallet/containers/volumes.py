@@ -332,6 +332,17 @@ class Volumes:
             self._save(doc)
             return True
 
+    def chowned(self, name: str) -> bool:
+        """Claim a volume's first-use chown (podman's NeedsChown): True for the one caller that
+        gets it (then the flag is off), False when done already or not wanted (``-o uid=/gid=``)."""
+        with self._locked() as doc:
+            rec = self._rec(doc, name)
+            if not rec["needs_chown"]:
+                return False
+            rec["needs_chown"] = False
+            self._save(doc)
+            return True
+
     def users(self, name: str) -> list[str]:
         return list(self.get(name)["users"])
 
