@@ -260,3 +260,27 @@ def test_volume_needs_chown_first_use_as_podman(pallet, podman):
             assert flags(tool, "nchown") == ["false", "false"]
         finally:
             tool("volume", "rm", "-f", "nchown")
+
+
+def test_run_pull_prints_podmans_lines_unless_quiet(pallet, tmp_path):
+    """030-run's "run --pull": a pull by run prints podman's "Trying to pull NAME..." and copy
+    lines on stderr (none when the image is there, none with -q)."""
+    import subprocess
+
+    exe = os.path.join(os.path.dirname(os.sys.executable), "pallet")
+    base = [exe, "--root", str(tmp_path / "root"), "--runroot", str(tmp_path / "run"), "run",
+            "--network-config-dir", pallet.nets, "--tls-verify=false", "--rm", "--network", "none"]
+
+    def run(*flags):
+        return subprocess.run(base + list(flags) + [pallet.image, "true"], capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL)
+
+    r = run("--pull=missing")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith(f"Trying to pull {pallet.image}...\nGetting image source signatures\n"), r.stderr
+    assert "Writing manifest to image destination" in r.stderr
+    assert run("--pull=missing").stderr == ""
+    r = run("--pull=always")
+    assert r.stderr.startswith(f"Trying to pull {pallet.image}..."), r.stderr
+    r = run("--pull=always", "-q")
+    assert (r.returncode, r.stderr) == (0, "")

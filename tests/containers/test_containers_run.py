@@ -117,6 +117,9 @@ def pallet(tmp_path_factory, registry):
     subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{p.image}"],
                    check=True, capture_output=True, timeout=120)
     p.layout = layout
+    # in the store before the tests: run's pull prints podman's progress on stderr
+    r = p("pull", "-q", "--tls-verify=false", p.image)
+    assert r.returncode == 0, r.stderr
     links_before = _pallet_links()
     try:
         yield p

@@ -104,6 +104,7 @@ def _create_flags(p) -> None:
     p.add_argument("--stop-signal", metavar="SIGNAL")
     p.add_argument("--label", "-l", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--pull", default="missing", metavar="POLICY", help="always, missing, never, newer")
+    p.add_argument("--quiet", "-q", action="store_true", help="no pull progress (podman's: \"Trying to pull\"...)")
     p.add_argument("--runtime", metavar="NAME|PATH", help="pallet-runtime (default), runc, crun or a path")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("--interactive", "-i", action="store_true")
@@ -300,7 +301,10 @@ def _pull_fn(args, store):
         from . import common
 
         ctx = common.context(args)
-        images = pull_images(store, image, ctx, CopyOptions(policy=args.policy, insecure_policy=args.insecure_policy))
+        say = None if getattr(args, "quiet", False) else (lambda line: (sys.stderr.write(line + "\n"),
+                                                                      sys.stderr.flush()))
+        options = CopyOptions(policy=args.policy, insecure_policy=args.insecure_policy, progress=common.progress(args))
+        images = pull_images(store, image, ctx, options, say=say)  # podman's lines on stderr, as pull's
         return images[0]["id"]
 
     return pull
