@@ -284,3 +284,14 @@ def test_run_pull_prints_podmans_lines_unless_quiet(pallet, tmp_path):
     assert r.stderr.startswith(f"Trying to pull {pallet.image}..."), r.stderr
     r = run("--pull=always", "-q")
     assert (r.returncode, r.stderr) == (0, "")
+
+
+def test_run_start_failure_is_126_as_podman(pallet, podman):
+    """podman's run exits 126 when the start fails for a reason other than a missing command
+    (libpod's define.ExitCode): a runtime that fails its create (/bin/false); --rm leaves nothing."""
+    before = pallet.ids()
+    mine = pallet("run", "--rm", "--network", "none", "--runtime", "/bin/false", pallet.image, "true")
+    theirs = podman("run", "--rm", "--network", "none", "--runtime", "/bin/false", podman.image, "true")
+    assert mine.returncode == theirs.returncode == 126, (mine.stderr, theirs.stderr)
+    assert "container create failed" in _one_line_error(mine.stderr)
+    assert pallet.ids() == before

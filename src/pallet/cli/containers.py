@@ -323,6 +323,22 @@ def cmd_create(args) -> int:
     return 0
 
 
+def _raise_start_error(e: BaseException):
+    """podman 4.3's exit code for a ``run`` whose start fails (libpod's define.ExitCode): 127
+    when the error says "not found", "no such file" or "executable path is empty", else 126 --
+    the error's words unchanged. Anything but pallet's errors is raised as it is, and so are
+    state refusals (125)."""
+    from ..errors import CommandNotFound, CommandNotRunnable, ContainerStateError, PalletError
+
+    # pallet's own refusals of a state (a container to join that is not running) stay 125
+    if not isinstance(e, PalletError) or isinstance(e, (CommandNotFound, CommandNotRunnable, ContainerStateError)):
+        raise e
+    low = str(e).lower()
+    if "not found" in low or "no such file" in low or "executable path is empty" in low:
+        raise CommandNotFound(str(e)) from None
+    raise CommandNotRunnable(str(e)) from None
+
+
 def cmd_run(args) -> int:
     from ..containers.attach import parse_detach_keys
 
@@ -342,18 +358,18 @@ def cmd_run(args) -> int:
     if o.detach:
         try:
             ctrs.start(cid, warn=_warn, preserve_fds=args.preserve_fds)
-        except BaseException:
+        except BaseException as e:
             if o.rm:
                 ctrs.remove(cid, force=True)
-            raise
+            _raise_start_error(e)
         print(cid)
         return 0
     try:
         started = ctrs.start(cid, attach=True, warn=_warn, preserve_fds=args.preserve_fds)
-    except BaseException:
+    except BaseException as e:
         if o.rm:
             ctrs.remove(cid, force=True)
-        raise
+        _raise_start_error(e)
     sock = started["attach"]
     from ..containers import attach
 

@@ -159,6 +159,8 @@ def reserve(mappings: list[dict]) -> list:
     life, so a second container publishing the port fails to start instead of silently
     sharing it. SCTP ports are not reserved (podman only warns). Raises CommandNotRunnable (exit
     126, as podman's run) with podman's words, closing what it bound."""
+    if not mappings:
+        return []
     import errno
     import socket
 
