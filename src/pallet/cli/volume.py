@@ -93,14 +93,10 @@ def register(sub, only: str | None = None) -> None:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _volumes(args, make_store: bool = False):
-    """The store's volumes; ``make_store``: a missing or empty root is made a pallet store first
-    (a volume created before any image or container would otherwise make it a foreign root)."""
+def _volumes(args):
     from ..containers.volumes import Volumes
-    from .store import open_store, store_options
+    from .store import store_options
 
-    if make_store:
-        return Volumes(open_store(args).graphroot)
     return Volumes(store_options(args).graphroot)
 
 
@@ -188,7 +184,7 @@ def cmd_missing(args) -> int:
 def cmd_create(args) -> int:
     from .common import key_values
 
-    rec = _volumes(args, make_store=True).create(args.name, driver=args.driver, labels=key_values(args.label, "--label"),
+    rec = _volumes(args).create(args.name, driver=args.driver, labels=key_values(args.label, "--label"),
                                 options=_opts(args.opt), ignore=args.ignore)
     print(rec["name"])
     return 0
