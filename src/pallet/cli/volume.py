@@ -87,7 +87,7 @@ def register(sub, only: str | None = None) -> None:
 
     p = _podman(vsub.add_parser("unmount", aliases=["umount"], help="let go of what volume mount took"))
     p.add_argument("volumes", nargs="+", metavar="VOLUME")
-    p.set_defaults(func=cmd_unmount)
+    p.set_defaults(func=cmd_mount)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -357,19 +357,14 @@ def cmd_import(args) -> int:
 
 
 def cmd_mount(args) -> int:
+    """``volume mount`` (prints each path) and ``volume unmount|umount`` (prints each name)."""
     vols = _volumes(args)
-    for name in args.volumes:
+    for name in args.volumes:  # every name checked before any is mounted
         vols.get(name)
     for name in args.volumes:
-        print(vols.mount(name))
-    return 0
-
-
-def cmd_unmount(args) -> int:
-    vols = _volumes(args)
-    for name in args.volumes:
-        vols.get(name)
-    for name in args.volumes:
-        vols.unmount(name)
-        print(name)
+        if args.volume_verb == "mount":
+            print(vols.mount(name))
+        else:
+            vols.unmount(name)
+            print(name)
     return 0
