@@ -295,3 +295,17 @@ def test_run_start_failure_is_126_as_podman(pallet, podman):
     assert mine.returncode == theirs.returncode == 126, (mine.stderr, theirs.stderr)
     assert "container create failed" in _one_line_error(mine.stderr)
     assert pallet.ids() == before
+
+
+def test_inspect_latest(pallet):
+    """030-run's "does not truncate or hang": ``inspect -l`` is the container created last."""
+    first = pallet("create", "--network", "none", pallet.image, "true", check=True).stdout.strip()
+    second = pallet("create", "--network", "none", pallet.image, "true", check=True).stdout.strip()
+    try:
+        r = pallet("inspect", "-l", "--format", "{{.Id}} {{.HostConfig.LogConfig.Path}}", check=True)
+        cid, path = r.stdout.split()
+        assert cid == second and second in path
+        r = pallet("inspect", "--latest", first)
+        assert r.returncode != 0 and "--latest and containers cannot be used together" in _one_line_error(r.stderr)
+    finally:
+        pallet("rm", "-f", first, second)

@@ -948,6 +948,17 @@ def _with_extra(meta: dict, hc: dict) -> dict:
     return hc
 
 
+def latest_container(args) -> str:
+    """podman's ``--latest``: the ID of the container created last (ContainerNotFound when the
+    store has none)."""
+    from ..errors import ContainerNotFound
+
+    recs = _containers(args).list()
+    if not recs:
+        raise ContainerNotFound("no containers to use with --latest")
+    return max(recs, key=lambda c: c.get("created") or "")["id"]
+
+
 def cmd_inspect(args) -> int:
     import json
 
