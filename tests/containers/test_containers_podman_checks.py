@@ -307,5 +307,7 @@ def test_inspect_latest(pallet):
         assert cid == second and second in path
         r = pallet("inspect", "--latest", first)
         assert r.returncode != 0 and "--latest and containers cannot be used together" in _one_line_error(r.stderr)
+        assert pallet("rm", "-l", check=True).stdout.strip() == second  # rm -l too
+        assert second not in pallet.ids() and first in pallet.ids()
     finally:
         pallet("rm", "-f", first, second)

@@ -176,6 +176,7 @@ def _rm(sub, name):
     p.add_argument("--ignore", "-i", action="store_true", help="no error for unknown containers")
     p.add_argument("--volumes", "-v", action="store_true", help="remove its anonymous volumes too")
     p.add_argument("--depend", action="store_true", help="remove the containers that joined its namespaces first")
+    p.add_argument("--latest", "-l", action="store_true", help="the container created last")
     _cidfile_flag(p)
     p.set_defaults(func=cmd_rm)
 
@@ -491,8 +492,12 @@ def cmd_rm(args) -> int:
     from ..errors import UsageError
     from .container_run import targets
 
-    if args.all and args.cidfile:
+    if sum(map(bool, (args.all, args.cidfile, getattr(args, "latest", False)))) > 1:
         raise UsageError("--all, --latest, and --cidfile cannot be used together")
+    if getattr(args, "latest", False):
+        if args.containers:
+            raise UsageError("--latest and containers cannot be used together")
+        args.containers = [latest_container(args)]
     ctrs = _containers(args)
     if args.cidfile and not args.all:
         names = targets(args)
