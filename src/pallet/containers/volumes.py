@@ -381,13 +381,13 @@ class Volumes:
         """podman's ``volume export``: the volume's content (not its directory) as a tar written
         to the binary ``out``; mounted for the while if it has mount options."""
         from ..layer.create import tar_entry
-        from .files import _pump
+        from .files import pump
 
         self.mount(name)
         try:
             vfd = os.open(os.path.join(self.dir, name), os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
             try:
-                _pump(tar_entry(vfd, b"_data", b""), out)
+                pump(tar_entry(vfd, b"_data", b""), out)
             finally:
                 os.close(vfd)
         finally:
