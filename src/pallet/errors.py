@@ -183,7 +183,8 @@ class CommandNotFound(ContainerError):
 
 
 class CommandNotRunnable(ContainerError):
-    """The container's command cannot be invoked (permission denied: exit 126, as podman)."""
+    """The container's command cannot be invoked (permission denied), or its start fails before
+    it runs (a ``--workdir`` missing, a published host port taken): exit 126, as podman."""
 
     exit_code = 126
 

@@ -84,7 +84,13 @@ def test_mount_and_volume_grammar(tmp_path):
 def test_log():
     assert opts.parse_log("none", []) == {"driver": "none", "path": None, "max_size": None}
     assert opts.parse_log("k8s-file", ["path=/var/x/../ctr.log", "max-size=10m"])["path"] == "/var/ctr.log"
-    for driver, o in (("syslog", []), ("k8s-file", ["path=rel"]), ("k8s-file", ["color=1"])):
+    # go-units' FromHumanSize, as podman: decimal units, fractions, optional i/b, any case
+    for text, want in (("10m", 10_000_000), ("9.057m", 9_057_000), ("1k", 1000), ("2 MB", 2_000_000),
+                       ("3GiB", 3_000_000_000), ("512", 512), ("1.5kb", 1500)):
+        assert opts.parse_log("k8s-file", [f"max-size={text}"])["max_size"] == want, text
+    for driver, o in (("syslog", []), ("k8s-file", ["path=rel"]), ("k8s-file", ["color=1"]),
+                      ("k8s-file", ["max-size=1.2.3m"]), ("k8s-file", ["max-size=-1m"]),
+                      ("k8s-file", ["max-size=1x"]), ("k8s-file", ["max-size=١m"])):
         with pytest.raises(UsageError):
             opts.parse_log(driver, o)
 

@@ -117,6 +117,9 @@ def pallet(tmp_path_factory, registry):
     subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{p.image}"],
                    check=True, capture_output=True, timeout=120)
     p.layout = layout
+    # in the store before the tests: run's pull prints podman's progress on stderr
+    r = p("pull", "-q", "--tls-verify=false", p.image)
+    assert r.returncode == 0, r.stderr
     links_before = _pallet_links()
     try:
         yield p
@@ -241,7 +244,11 @@ def test_run_missing_image_as_podman(pallet, podman):
     mine = pallet("run", "--rm", missing, "true")
     theirs = podman("run", "--rm", "--tls-verify=false", missing, "true")
     assert mine.returncode == theirs.returncode == 125
-    _one_line_error(mine.stderr)
+    # podman's pull line first (run pulls as pull does), then the one-line error
+    for stderr in (mine.stderr, _without_podman_warnings(theirs.stderr)):
+        first, rest = stderr.split("\n", 1)
+        assert first == f"Trying to pull {missing}...", stderr
+        _one_line_error(rest)
     assert pallet.leftovers() == before
 
 

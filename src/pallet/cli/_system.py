@@ -19,7 +19,10 @@ def _runtime() -> dict:
 
     from .._version import __version__
 
-    path = shutil.which("pallet-runtime") or ""
+    # where run finds it (containers.container.runtime_path): next to pallet's python first
+    path = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
+    if not os.access(path, os.X_OK):
+        path = shutil.which("pallet-runtime") or ""
     return {"name": "pallet-runtime", "package": f"pallet {__version__}", "path": path,
             "version": f"pallet-runtime version {__version__}"}
 

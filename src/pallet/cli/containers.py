@@ -83,6 +83,8 @@ def _create_flags(p) -> None:
     p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
                    help="no-new-privileges, seccomp=unconfined|FILE, label=disable")
     p.add_argument("--device", action="append", default=[], metavar="HOST[:CTR][:PERMS]")
+    p.add_argument("--device-cgroup-rule", action="append", default=[], metavar="'TYPE MAJOR:MINOR ACCESS'",
+                   help="allow devices in the device cgroup (type a, b or c; * for any minor; access of rwm)")
     p.add_argument("--log-driver", metavar="DRIVER", help="k8s-file (default) or none")
     p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE", help="path=FILE, max-size=SIZE")
     for flag in ("--cgroupns", "--ipc", "--pid", "--uts"):
@@ -102,6 +104,7 @@ def _create_flags(p) -> None:
     p.add_argument("--stop-signal", metavar="SIGNAL")
     p.add_argument("--label", "-l", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--pull", default="missing", metavar="POLICY", help="always, missing, never, newer")
+    p.add_argument("--quiet", "-q", action="store_true", help="no pull progress (podman's: \"Trying to pull\"...)")
     p.add_argument("--runtime", metavar="NAME|PATH", help="pallet-runtime (default), runc, crun or a path")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("--interactive", "-i", action="store_true")
@@ -173,6 +176,7 @@ def _rm(sub, name):
     p.add_argument("--ignore", "-i", action="store_true", help="no error for unknown containers")
     p.add_argument("--volumes", "-v", action="store_true", help="remove its anonymous volumes too")
     p.add_argument("--depend", action="store_true", help="remove the containers that joined its namespaces first")
+    p.add_argument("--latest", "-l", action="store_true", help="the container created last")
     _cidfile_flag(p)
     p.set_defaults(func=cmd_rm)
 
@@ -281,7 +285,7 @@ def _extra(args):
                  dns_options=args.dns_option, security_opts=args.security_opt, devices=args.device,
                  log_driver=args.log_driver, log_opts=args.log_opt, cgroupns=args.cgroupns, ipc=args.ipc,
                  pid=args.pid, uts=args.uts, userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap,
-                 mounts=args.mount)
+                 mounts=args.mount, device_cgroup_rules=getattr(args, "device_cgroup_rule", ()))
 
 
 def _env_from_host(name: str) -> str:
@@ -298,7 +302,10 @@ def _pull_fn(args, store):
         from . import common
 
         ctx = common.context(args)
-        images = pull_images(store, image, ctx, CopyOptions(policy=args.policy, insecure_policy=args.insecure_policy))
+        say = None if getattr(args, "quiet", False) else (lambda line: (sys.stderr.write(line + "\n"),
+                                                                      sys.stderr.flush()))
+        options = CopyOptions(policy=args.policy, insecure_policy=args.insecure_policy, progress=common.progress(args))
+        images = pull_images(store, image, ctx, options, say=say)  # podman's lines on stderr, as pull's
         return images[0]["id"]
 
     return pull
@@ -315,6 +322,22 @@ def cmd_create(args) -> int:
     container_run.after_create(args, ctrs, rec)
     print(rec["id"])
     return 0
+
+
+def _raise_start_error(e: BaseException):
+    """podman 4.3's exit code for a ``run`` whose start fails (libpod's define.ExitCode): 127
+    when the error says "not found", "no such file" or "executable path is empty", else 126 --
+    the error's words unchanged. Anything but pallet's errors is raised as it is, and so are
+    state refusals (125)."""
+    from ..errors import CommandNotFound, CommandNotRunnable, ContainerStateError, PalletError
+
+    # pallet's own refusals of a state (a container to join that is not running) stay 125
+    if not isinstance(e, PalletError) or isinstance(e, (CommandNotFound, CommandNotRunnable, ContainerStateError)):
+        raise e
+    low = str(e).lower()
+    if "not found" in low or "no such file" in low or "executable path is empty" in low:
+        raise CommandNotFound(str(e)) from None
+    raise CommandNotRunnable(str(e)) from None
 
 
 def cmd_run(args) -> int:
@@ -336,18 +359,18 @@ def cmd_run(args) -> int:
     if o.detach:
         try:
             ctrs.start(cid, warn=_warn, preserve_fds=args.preserve_fds)
-        except BaseException:
+        except BaseException as e:
             if o.rm:
                 ctrs.remove(cid, force=True)
-            raise
+            _raise_start_error(e)
         print(cid)
         return 0
     try:
         started = ctrs.start(cid, attach=True, warn=_warn, preserve_fds=args.preserve_fds)
-    except BaseException:
+    except BaseException as e:
         if o.rm:
             ctrs.remove(cid, force=True)
-        raise
+        _raise_start_error(e)
     sock = started["attach"]
     from ..containers import attach
 
@@ -469,8 +492,12 @@ def cmd_rm(args) -> int:
     from ..errors import UsageError
     from .container_run import targets
 
-    if args.all and args.cidfile:
+    if sum(map(bool, (args.all, args.cidfile, getattr(args, "latest", False)))) > 1:
         raise UsageError("--all, --latest, and --cidfile cannot be used together")
+    if getattr(args, "latest", False):
+        if args.containers:
+            raise UsageError("--latest and containers cannot be used together")
+        args.containers = [latest_container(args)]
     ctrs = _containers(args)
     if args.cidfile and not args.all:
         names = targets(args)
@@ -534,9 +561,13 @@ def cmd_exists(args) -> int:
 
 def _public_state(st: dict) -> str:
     """podman's state names: a container never started (or whose start failed) is "created"."""
+    from ..containers.container import Containers
+
     s = st.get("state") or "created"
     if s == "running" and st.get("paused"):
         return "paused"
+    if Containers.stopping(st):
+        return "stopping"
     return "created" if s == "configured" else s
 
 
@@ -764,6 +795,7 @@ def inspect_doc(ctrs, c) -> dict:
     from ..errors import PalletError
 
     from ..containers.health import status as health_status
+    from ..containers.procs import human_size
 
     meta = c["metadata"]["pallet"]
     cid = c["id"]
@@ -856,7 +888,8 @@ def inspect_doc(ctrs, c) -> dict:
                        "CgroupManager": "cgroupfs", "CgroupMode": "host", "ContainerIDFile": meta.get("cidfile") or "",
                        "LogConfig": {"Type": ((meta.get("extra") or {}).get("log") or {}).get("driver", "k8s-file"),
                                      "Config": None, "Path": ctrs.log_path(cid, meta), "Tag": "",
-                                     "Size": "0B"},
+                                     "Size": human_size(((meta.get("extra") or {}).get("log") or {}).get("max_size")
+                                                        or 0)},
                        "NetworkMode": {"none": "none", "host": "host"}.get(mode, "bridge"), "PortBindings": ports,
                        "RestartPolicy": {"Name": "" if meta.get("restart_policy") in (None, "no")
                                          else meta["restart_policy"],
@@ -918,6 +951,17 @@ def _with_extra(meta: dict, hc: dict) -> dict:
 
         hc.update(userns_inspect(x["userns"]))
     return hc
+
+
+def latest_container(args) -> str:
+    """podman's ``--latest``: the ID of the container created last (ContainerNotFound when the
+    store has none)."""
+    from ..errors import ContainerNotFound
+
+    recs = _containers(args).list()
+    if not recs:
+        raise ContainerNotFound("no containers to use with --latest")
+    return max(recs, key=lambda c: c.get("created") or "")["id"]
 
 
 def cmd_inspect(args) -> int:

@@ -26,8 +26,9 @@ def _add_inspect(sub) -> None:
                                    "(skopeo's inspect). Names without a transport are the store's objects, as "
                                    "podman inspect shows them: a container, an image, a volume or a network, "
                                    "looked up in that order (--type narrows it).")
-    p.add_argument("image", metavar="IMAGE", nargs="+",
+    p.add_argument("image", metavar="IMAGE", nargs="*",
                    help="transport:details, e.g. docker://host/repo:tag, oci:DIR:TAG; or NAME... of local objects")
+    p.add_argument("--latest", "-l", action="store_true", help="local objects: the container created last")
     p.add_argument("--type", "-t", choices=("all", "container", "image", "volume", "network"), default=None,
                    help="local objects: which kind to look for (default all)")
     p.add_argument("--raw", action="store_true", help="print the raw manifest (or with --config, the raw config)")
@@ -228,6 +229,15 @@ def cmd_inspect(args) -> int:
     from ..transports import has_transport
     from ..transports import inspect as _inspect
 
+    if getattr(args, "latest", False):  # podman's -l: the container created last
+        if args.image:
+            raise UsageError("--latest and containers cannot be used together")
+        from .containers import latest_container
+        from .objects import inspect_local
+
+        return inspect_local(args, [latest_container(args)], "container")
+    if not args.image:
+        raise UsageError("the following arguments are required: IMAGE (or --latest)")
     if args.type or not all(has_transport(t) or t.startswith("local:") for t in args.image):
         if args.raw or args.config or args.no_tags:
             raise UsageError("--raw, --config and --no-tags are for an image given with its transport "

@@ -1,4 +1,4 @@
-"""podman's ``volume`` verbs: create, ls, inspect, rm, prune, exists.
+"""podman's ``volume`` verbs: create, ls, inspect, rm, prune, exists, export, import, mount, unmount.
 
 Volumes live in pallet's store, ``GRAPHROOT/volumes/NAME/_data`` (see docs/containers.md).
 Exit codes as podman: 125 when pallet fails; ``rm`` 1 for an unknown volume and 2 for one in
@@ -70,6 +70,24 @@ def register(sub, only: str | None = None) -> None:
     p = _podman(vsub.add_parser("exists", help="exit 0 when the volume exists, 1 when not"), EXISTS_EXIT)
     p.add_argument("volume", metavar="VOLUME")
     p.set_defaults(func=cmd_exists)
+
+    p = _podman(vsub.add_parser("export", help="a volume's content as a tar archive"))
+    p.add_argument("volume", metavar="VOLUME")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE (default: stdout, not a terminal)")
+    p.set_defaults(func=cmd_export)
+
+    p = _podman(vsub.add_parser("import", help="extract a tar archive into a volume (over its content)"))
+    p.add_argument("volume", metavar="VOLUME")
+    p.add_argument("source", metavar="TARBALL", help="a tar file, or - for stdin")
+    p.set_defaults(func=cmd_import)
+
+    p = _podman(vsub.add_parser("mount", help="mount volumes (those with -o options) and print their paths"))
+    p.add_argument("volumes", nargs="+", metavar="VOLUME")
+    p.set_defaults(func=cmd_mount)
+
+    p = _podman(vsub.add_parser("unmount", aliases=["umount"], help="let go of what volume mount took"))
+    p.add_argument("volumes", nargs="+", metavar="VOLUME")
+    p.set_defaults(func=cmd_mount)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -159,7 +177,8 @@ def _filter(texts: list[str], keys: tuple, verb: str):
 def cmd_missing(args) -> int:
     from ..errors import UsageError
 
-    raise UsageError("missing command 'pallet volume COMMAND' (create, ls, inspect, rm, prune, exists)")
+    raise UsageError("missing command 'pallet volume COMMAND' (create, ls, inspect, rm, prune, exists, export, import, mount, "
+                     "unmount)")
 
 
 def cmd_create(args) -> int:
@@ -293,4 +312,59 @@ def cmd_prune(args) -> int:
 
 def cmd_exists(args) -> int:
     _volumes(args).get(args.volume)
+    return 0
+
+
+def cmd_export(args) -> int:
+    import sys
+
+    from ..errors import UsageError
+
+    vols = _volumes(args)
+    vols.get(args.volume)  # an unknown volume leaves no file behind
+    if args.output:
+        from .._fs import output_file
+
+        try:
+            with output_file(args.output, 0o644) as f:
+                vols.export(args.volume, f)
+        except OSError as e:
+            raise UsageError(f"--output {args.output}: {e.strerror}") from None
+        return 0
+    if sys.stdout.isatty():
+        raise UsageError("cannot write to terminal, use command-line redirection or the --output flag")
+    vols.export(args.volume, sys.stdout.buffer)
+    return 0
+
+
+def cmd_import(args) -> int:
+    import sys
+
+    from ..errors import UsageError
+
+    vols = _volumes(args)
+    vols.get(args.volume)
+    if args.source == "-":
+        vols.import_tar(args.volume, sys.stdin.buffer)
+        return 0
+    try:
+        f = open(args.source, "rb")
+    except OSError as e:
+        raise UsageError(f"unable to read {args.source}: {e.strerror}") from None
+    with f:
+        vols.import_tar(args.volume, f)
+    return 0
+
+
+def cmd_mount(args) -> int:
+    """``volume mount`` (prints each path) and ``volume unmount|umount`` (prints each name)."""
+    vols = _volumes(args)
+    for name in args.volumes:  # every name checked before any is mounted
+        vols.get(name)
+    for name in args.volumes:
+        if args.volume_verb == "mount":
+            print(vols.mount(name))
+        else:
+            vols.unmount(name)
+            print(name)
     return 0

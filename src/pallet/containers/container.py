@@ -278,6 +278,13 @@ class Containers:
                         self._write_state(cid, st)
         return st
 
+    @staticmethod
+    def stopping(st: dict) -> bool:
+        """A running container a live ``stop`` is waiting for (podman's "stopping" state); a
+        stop that died on the way leaves it running."""
+        pid = st.get("stopping")
+        return st.get("state") == RUNNING and isinstance(pid, int) and pid > 0 and _alive(pid)
+
     # -- create -----------------------------------------------------------------------------
 
     def _image(self, o: Options, pull_fn):
@@ -522,6 +529,9 @@ class Containers:
                            cgroups_path=f"{meta.get('cgroup_parent') or '/pallet_parent'}/pallet-{cid}", **more)
         # the user is resolved at start (the rootfs' passwd, by fd); here only the shape is checked
         doc = rs.generate(o, img_cfg, resolve_user=lambda spec: (0, 0, []))
+        rules = (meta.get("extra") or {}).get("device_cgroup_rules")
+        if rules:  # --device-cgroup-rule: after the default deny and the devices' own rules
+            doc["linux"].setdefault("resources", {}).setdefault("devices", []).extend(rules)
         doc["_user"] = meta["user"] if meta["user"] else (img_cfg.get("User") or "")
         return doc
 
@@ -606,9 +616,10 @@ class Containers:
             apply_to_spec(doc, meta)  # --init
             user_spec = doc.pop("_user", "")
             uid, gid, extra = self.resolve_user(rootfs, user_spec or "0")
-            if any(b.get("chown") for b in meta["binds"]):  # -v ...:U
-                from .userns import host_ids
+            from .userns import host_ids
 
+            ctr_mounts.first_use_owner(self.store, rootfs, meta, host_ids(meta, uid, gid))
+            if any(b.get("chown") for b in meta["binds"]):  # -v ...:U
                 ctr_mounts.chown_sources(meta, *host_ids(meta, uid, gid))
             doc["process"]["user"] = {"uid": uid, "gid": gid}
             extra = list(extra) + [g for g in meta.get("supplemental_groups") or () if g not in extra]
@@ -652,8 +663,12 @@ class Containers:
                    for f in _ETC
                    # podman: no resolver without a network; --no-hosts: the image's /etc/hosts
                    if (f != "resolv.conf" or mode_kind != "none") and (f != "hosts" or not meta.get("no_hosts"))]
+            env_file = os.path.join(userdata, ".containerenv")  # podman's marker (its fields: privileged only)
+            _write_file(env_file, _containerenv(cid, meta))
+            etc.append(rs.Mount.bind(env_file, "/run/.containerenv").to_dict())
             mine = {m["destination"] for m in doc["mounts"]}
             doc["mounts"] += [m for m in etc if m["destination"] not in mine]
+            ctr_mounts.check_workdir(rootfs, cid, meta.get("workdir"), [m["destination"] for m in doc["mounts"]])
             with open(os.path.join(userdata, "config.json"), "w") as f:
                 json.dump(doc, f)
             # conmon
@@ -687,9 +702,15 @@ class Containers:
 
             args += runflags.conmon_args(meta, preserve_fds)
             fds = runflags.check_preserved_fds(preserve_fds)
+            from .network.ports import reserve
+
+            held = reserve(meta.get("publish") or [])  # conmon keeps them: the ports stay the container's
+            cleanup.append(lambda: [s.close() for s in held])
             st["oci"] = True  # from here the runtime may have it: deleted on teardown
             pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"),
-                               pass_fds=fds)
+                               pass_fds=fds + tuple(s.fileno() for s in held))
+            for s in held:
+                s.close()
             st.update(state=CREATED, pid=pid, conmon_pid=read_int(os.path.join(rundir, "conmon.pid")))
             sandbox = net.result()  # netavark ran alongside conmon and the runtime's create
             net = None
@@ -925,6 +946,9 @@ class Containers:
         before_stop(self, cid, meta)  # no restart policy after a stop; a paused one is thawed
         if self.state(cid).get("state") == RUNNING:
             t = meta.get("stop_timeout", 10) if timeout is None else timeout
+            with self.editing_state(cid) as st:  # podman's "stopping" while this waits (see stopping())
+                if st.get("state") == RUNNING:
+                    st["stopping"] = os.getpid()
             if t > 0:
                 self.runtime_command(meta, "kill", cid, str(meta["stop_signal"]), check=False)
                 try:
@@ -942,6 +966,7 @@ class Containers:
             with self._lock():
                 st = self._read_state(cid)
                 st["state"] = EXITED if st.get("state") in (STOPPED, RUNNING) else st.get("state")
+                st.pop("stopping", None)
                 self._write_state(cid, st)
         self.cleanup(cid)
         return cid
@@ -1311,6 +1336,21 @@ def _discard_ports(mappings: list, kind: str, warn) -> list:
                  "in use")
         return []
     return mappings
+
+
+def _containerenv(cid: str, meta: dict) -> str:
+    """``/run/.containerenv`` as podman 4.3 writes it: empty, but for a ``--privileged``
+    container its engine, name, id, image, image id and rootless flag (shell-sourceable)."""
+    if not meta.get("privileged"):
+        return ""
+    from .._version import __version__
+
+    def q(v) -> str:
+        return json.dumps(str(v or ""), ensure_ascii=False)
+
+    return (f'engine="pallet-{__version__}"\nname={q(meta["name"])}\nid={q(cid)}\n'
+            f'image={q(meta.get("image_ref") or meta.get("image_name"))}\nimageid={q(meta.get("image_id"))}\n'
+            f"rootless={0 if os.geteuid() == 0 else 1}\n")
 
 
 def _write_file(path: str, text: str) -> None:

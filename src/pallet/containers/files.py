@@ -324,7 +324,7 @@ def archive_from(root: Rootfs, path: str, rename: str | None = None):
         raise
 
 
-def _pump(stream, out) -> None:
+def pump(stream, out) -> None:
     with stream:
         while True:
             b = stream.read(1 << 20)
@@ -340,7 +340,7 @@ def copy_out(ctrs, text: str, path: str, host_dest: str, out=None, *, overwrite:
         if host_dest == "-":
             stream, pfd = archive_from(root, path)
             try:
-                _pump(stream, out)
+                pump(stream, out)
             finally:
                 os.close(pfd)
             return
@@ -553,4 +553,4 @@ def export(ctrs, text: str, out) -> None:
 
     with Rootfs(ctrs, text) as root:
         umap, gmap = root.maps  # a user namespace's files with the container's ids
-        _pump(tar_directory(_rootfs.fd_path(root.fd), uid_map=umap, gid_map=gmap), out)
+        pump(tar_directory(_rootfs.fd_path(root.fd), uid_map=umap, gid_map=gmap), out)

@@ -109,6 +109,41 @@ def mount_all(store, meta: dict) -> list[str]:
     return done
 
 
+def first_use_owner(store, rootfs: str, meta: dict, owner: tuple[int, int]) -> None:
+    """podman's NeedsChown: the first container to mount a named volume gives its data
+    directory to the owner and mode the image has at the mount point (resolved by fd in the
+    rootfs), else to the container's user (``owner``: host ids); volumes made with ``-o
+    uid=/gid=`` keep theirs."""
+    import stat
+
+    from .. import _rootfs
+    from ..errors import ContainerError
+
+    vols = _volumes(store)
+    for b in meta["binds"]:
+        if "volume" not in b or not vols.chowned(b["volume"]):
+            continue
+        data = vols.mountpoint(b["volume"])
+        root_fd = _rootfs.open_root(rootfs)
+        try:
+            try:
+                fd = _rootfs.open_in_root(root_fd, b["destination"], os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                fd = None
+            try:
+                st = os.fstat(fd) if fd is not None else None
+                os.chown(data, *((st.st_uid, st.st_gid) if st is not None else owner), follow_symlinks=False)
+                if st is not None:
+                    os.chmod(data, stat.S_IMODE(st.st_mode))
+            except OSError as e:
+                raise ContainerError(f"volume {b['volume']}: setting its owner: {e.strerror}") from None
+            finally:
+                if fd is not None:
+                    os.close(fd)
+        finally:
+            os.close(root_fd)
+
+
 def copy_up(store, rootfs: str, meta: dict) -> None:
     """Fill each new, empty volume of the container from the image (``-v NAME:/PATH:nocopy``
     and ``--mount ...,volume-nocopy`` skip it)."""
@@ -197,3 +232,36 @@ def unmount_all(store, names) -> list[str]:
         except PalletError as e:
             errors.append(str(e))
     return errors
+
+
+def check_workdir(rootfs: str, cid: str, workdir: str | None, destinations) -> None:
+    """``--workdir`` as podman 4.3 checks it at start: a directory the user named (not the
+    image's ``WorkingDir``, which the runtime makes) must exist in the rootfs -- resolved by fd
+    inside it -- unless a mount is at it, below it or above it (the runtime makes those);
+    CommandNotRunnable (exit 126) with podman's words otherwise."""
+    import stat
+
+    from .. import _rootfs
+    from ..errors import CommandNotRunnable
+
+    if not workdir:
+        return
+    wd = os.path.normpath(workdir)
+    for d in destinations:
+        d = os.path.normpath(d)
+        if wd == d or d.startswith(wd.rstrip("/") + "/") or wd.startswith(d.rstrip("/") + "/"):
+            return
+    root = _rootfs.open_root(rootfs)
+    try:
+        fd = _rootfs.open_in_root(root, wd)
+    except FileNotFoundError:
+        raise CommandNotRunnable(f'workdir "{workdir}" does not exist on container {cid}') from None
+    except OSError as e:
+        raise CommandNotRunnable(f'workdir "{workdir}" on container {cid}: {e.strerror}') from None
+    finally:
+        os.close(root)
+    try:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise CommandNotRunnable(f'workdir "{workdir}" exists on container {cid}, but is not a directory')
+    finally:
+        os.close(fd)

@@ -35,7 +35,7 @@ class Extra:
 
     def __init__(self, *, ulimits=(), add_hosts=(), dns=(), dns_search=(), dns_options=(), security_opts=(),
                  devices=(), log_driver=None, log_opts=(), cgroupns=None, ipc=None, pid=None, uts=None,
-                 userns=None, uidmap=(), gidmap=(), mounts=()):
+                 userns=None, uidmap=(), gidmap=(), mounts=(), device_cgroup_rules=()):
         self.ulimits, self.add_hosts = list(ulimits), list(add_hosts)
         self.dns, self.dns_search, self.dns_options = list(dns), list(dns_search), list(dns_options)
         self.security_opts, self.devices = list(security_opts), list(devices)
@@ -43,6 +43,7 @@ class Extra:
         self.cgroupns, self.ipc, self.pid, self.uts = cgroupns, ipc, pid, uts
         self.userns, self.uidmap, self.gidmap = userns, list(uidmap), list(gidmap)
         self.mounts = list(mounts)
+        self.device_cgroup_rules = list(device_cgroup_rules)
 
 
 # -- single values ---------------------------------------------------------------------------
@@ -129,6 +130,42 @@ def parse_security_opts(opts: list[str]) -> dict:
         else:  # podman's numbers: 1 without "=", 2 for an unknown key
             raise UsageError(f"invalid --security-opt {2 if eq else 1}: \"{o}\"")
     return out
+
+
+def _parse_uint(text: str) -> int:
+    """Go's strconv.ParseUint(text, 10, 64), with its error words."""
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(f'strconv.ParseUint: parsing "{text}": invalid syntax')
+    if int(text) >= 1 << 64:
+        raise UsageError(f'strconv.ParseUint: parsing "{text}": value out of range')
+    return int(text)
+
+
+def parse_device_cgroup_rule(text: str) -> dict:
+    """``--device-cgroup-rule 'TYPE MAJOR[:MINOR|:*] ACCESS'`` as podman 4.3: an allow rule of the
+    device cgroup (no minor, or ``*``: every minor), with podman's error words."""
+    parts = text.split(" ")
+    if len(parts) != 3:
+        raise UsageError(f"invalid device cgroup rule requires type, major:Minor, and access rules: "
+                         f"{_go_quote(text)}")
+    kind, numbers, access = parts
+    if kind not in ("a", "b", "c"):
+        raise UsageError(f"invalid device type in device-access-add: {kind}")
+    major, colon, minor = numbers.partition(":")
+    rule = {"allow": True, "type": kind, "major": _parse_uint(major)}
+    if colon and minor != "*":
+        rule["minor"] = _parse_uint(minor)
+    for c in access:
+        if c not in "rwm":
+            raise UsageError(f"invalid device access in device-access-add: {c}")
+    rule["access"] = access
+    return rule
+
+
+def _go_quote(text: str) -> str:
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
 
 
 def parse_device(text: str) -> dict:
@@ -220,16 +257,15 @@ def _log_file(path: str, opt: str) -> str:
 
 
 def _size(text: str, what: str) -> int:
-    """``N[k|m|g][b]`` (go-units' RAMInBytes, binary units)."""
-    t = text.strip().lower()
-    if t.endswith("b"):
-        t = t[:-1]
-    mult = 1
-    if t[-1:] in ("k", "m", "g"):
-        mult, t = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[t[-1]], t[:-1]
-    if not t.isdigit() or int(t) * mult >= 1 << 62:
+    """go-units' FromHumanSize, as podman parses ``--log-opt max-size``: ``N[.N][ ][k|m|g|t|p][i][b]``,
+    decimal units (``9.057m`` is 9057000 bytes), case-insensitive."""
+    import re
+
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?) ?([kmgtp])?i?b?", text.strip(), re.I | re.ASCII)
+    size = float(m.group(1)) * 1000 ** ("kmgtp".index(m.group(2).lower()) + 1 if m.group(2) else 0) if m else -1
+    if not 0 <= size < 1 << 62:
         raise UsageError(f"invalid {what}: want a size such as 10m")
-    return int(t) * mult
+    return int(size)
 
 
 # -- rlimits, capabilities -------------------------------------------------------------------
@@ -441,6 +477,7 @@ def resolve(x: Extra, conf, network_mode: str, warn=None) -> dict:
     out["seccomp"] = seccomp
     out["seccomp_explicit"] = sec["seccomp"] is not None
     out["devices"] = [parse_device(d) for d in x.devices]
+    out["device_cgroup_rules"] = [parse_device_cgroup_rule(r) for r in x.device_cgroup_rules]
     log_driver = x.log_driver or conf.get("log_driver") or "k8s-file"
     try:
         out["log"] = parse_log(log_driver, x.log_opts)

@@ -332,6 +332,17 @@ class Volumes:
             self._save(doc)
             return True
 
+    def chowned(self, name: str) -> bool:
+        """Claim a volume's first-use chown (podman's NeedsChown): True for the one caller that
+        gets it (then the flag is off), False when done already or not wanted (``-o uid=/gid=``)."""
+        with self._locked() as doc:
+            rec = self._rec(doc, name)
+            if not rec["needs_chown"]:
+                return False
+            rec["needs_chown"] = False
+            self._save(doc)
+            return True
+
     def users(self, name: str) -> list[str]:
         return list(self.get(name)["users"])
 
@@ -365,6 +376,36 @@ class Volumes:
                 _run_umount(self.mountpoint(name), name)
             rec["mount_count"] -= 1
             self._save(doc)
+
+    def export(self, name: str, out) -> None:
+        """podman's ``volume export``: the volume's content (not its directory) as a tar written
+        to the binary ``out``; mounted for the while if it has mount options."""
+        from ..layer.create import tar_entry
+        from .files import pump
+
+        self.mount(name)
+        try:
+            vfd = os.open(os.path.join(self.dir, name), os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                pump(tar_entry(vfd, b"_data", b""), out)
+            finally:
+                os.close(vfd)
+        finally:
+            self.unmount(name)
+
+    def import_tar(self, name: str, stream) -> None:
+        """podman's ``volume import``: a tar (the binary ``stream``) extracted into the volume
+        over what it has, safely (pallet's layer applier: no entry lands outside it)."""
+        from ..errors import LayerError
+        from ..layer.apply import apply_layer
+
+        path = self.mount(name)
+        try:
+            apply_layer(stream, path, whiteouts="none", devices="create")
+        except LayerError as e:
+            raise VolumeError(f"importing into volume {name}: {e}") from None
+        finally:
+            self.unmount(name)
 
     def remove(self, name: str, force: bool = False) -> None:
         """Remove a volume and its data (podman's ``volume rm``). A volume with users is refused

@@ -113,6 +113,10 @@ class Store(LayerStore, ImageStore, MountStore, ContainerStore):
         # the decoys are written first when a store is made: a process killed before the marker
         # left a root that is still empty for our purposes
         names = [n for n in names if not (n in DECOYS and os.path.isfile(os.path.join(root, n)))]
+        # pallet's named volumes (GRAPHROOT/volumes) may come before the store: `volume create` on a
+        # new root makes only them (a podman root has its libpod/ and locks beside them: foreign)
+        names = [n for n in names if not (n == "volumes" and os.path.isdir(os.path.join(root, n))
+                                          and not os.path.islink(os.path.join(root, n)))]
         if not names:
             return "empty"
         foreign = sorted(n for n in names if n in _FOREIGN or (n in DECOYS and os.path.isdir(os.path.join(root, n))))

@@ -151,3 +151,45 @@ def _free(host_ip, family, kind, port) -> bool:
         return False
     finally:
         s.close()
+
+
+def reserve(mappings: list[dict]) -> list:
+    """podman 4.3's port reservation (root, bridge networks): a socket bound (and listening,
+    for TCP) on each published host port, handed to conmon, which keeps it for the container's
+    life, so a second container publishing the port fails to start instead of silently
+    sharing it. SCTP ports are not reserved (podman only warns). Raises CommandNotRunnable (exit
+    126, as podman's run) with podman's words, closing what it bound."""
+    if not mappings:
+        return []
+    import errno
+    import socket
+
+    from ...errors import CommandNotRunnable
+
+    socks = []
+    try:
+        for m in mappings:
+            host_ip = m.get("host_ip") or ""
+            v6 = ":" in host_ip
+            for proto in str(m.get("protocol") or "tcp").split(","):
+                if proto not in ("tcp", "udp"):
+                    continue
+                for port in range(m["host_port"], m["host_port"] + (m.get("range") or 1)):
+                    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
+                                      socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+                    socks.append(s)
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        s.bind((host_ip, port))
+                        if proto == "tcp":
+                            s.listen(128)
+                    except OSError as e:
+                        addr = f"[{host_ip}]:{port}" if v6 else f"{host_ip}:{port}"
+                        why = {errno.EADDRINUSE: "address already in use"}.get(e.errno, (e.strerror or str(e)).lower())
+                        raise CommandNotRunnable(f"cannot listen on the {proto.upper()} port: listen "
+                                                 f"{proto}{6 if v6 else 4} {addr}: bind: {why}") from None
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    return socks
