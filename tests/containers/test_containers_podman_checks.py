@@ -275,15 +275,20 @@ def test_run_pull_prints_podmans_lines_unless_quiet(pallet, tmp_path):
         return subprocess.run(base + list(flags) + [pallet.image, "true"], capture_output=True, text=True,
                               timeout=120, stdin=subprocess.DEVNULL)
 
-    r = run("--pull=missing")
-    assert r.returncode == 0, r.stderr
-    assert r.stderr.startswith(f"Trying to pull {pallet.image}...\nGetting image source signatures\n"), r.stderr
-    assert "Writing manifest to image destination" in r.stderr
-    assert run("--pull=missing").stderr == ""
-    r = run("--pull=always")
-    assert r.stderr.startswith(f"Trying to pull {pallet.image}..."), r.stderr
-    r = run("--pull=always", "-q")
-    assert (r.returncode, r.stderr) == (0, "")
+    from conftest import unmount_under
+
+    try:
+        r = run("--pull=missing")
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.startswith(f"Trying to pull {pallet.image}...\nGetting image source signatures\n"), r.stderr
+        assert "Writing manifest to image destination" in r.stderr
+        assert run("--pull=missing").stderr == ""
+        r = run("--pull=always")
+        assert r.stderr.startswith(f"Trying to pull {pallet.image}..."), r.stderr
+        r = run("--pull=always", "-q")
+        assert (r.returncode, r.stderr) == (0, "")
+    finally:  # the store's own run root: its namespaces' directory is a mount (netns.py)
+        unmount_under(str(tmp_path / "run"), str(tmp_path / "root"))
 
 
 def test_run_start_failure_is_126_as_podman(pallet, podman):
