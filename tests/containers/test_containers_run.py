@@ -395,6 +395,13 @@ def test_a_failed_network_teardown_leaves_no_namespace_and_a_second_rm_finishes(
         if cid:
             pallet("rm", "-f", "-t", "0", cid)
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+        p = subprocess.run([exe, *pallet.base, "network", "--network-config-dir", pallet.nets, "inspect", net],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode == 0:  # the rules netavark could not remove once its bridge was gone
+            from netlinks import drop_netavark_rules
+
+            for s in json.loads(p.stdout)[0]["subnets"]:
+                drop_netavark_rules(s["subnet"])
         subprocess.run([exe, *pallet.base, "network", "--network-config-dir", pallet.nets, "rm", "-f", net],
                        capture_output=True, timeout=60)
 
