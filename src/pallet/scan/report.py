@@ -140,7 +140,13 @@ def _openscap_table(r: dict) -> list[str]:
     x = r.get("xccdf")
     if x:
         lines.append(f"openscap: data stream {x['content']}, profile {x['profile'] or '(the content default)'}")
-        lines.append("  " + ", ".join(f"{k} {n}" for k, n in x["summary"].items()) if x["summary"] else "  no rules")
+        if x["summary"]:
+            lines.append("  " + ", ".join(f"{k} {n}" for k, n in x["summary"].items()))
+        elif not x["profile"]:
+            lines.append(f"  no rules: the content's default selection is empty; choose a profile with --profile ID "
+                         f"(oscap info {x['content']} lists them)")
+        else:
+            lines.append("  no rules")
         if x["rules"]:
             lines += ["  " + ln for ln in columns([("RESULT", "SEVERITY", "RULE", "TITLE")] + [
                 (q["result"], q["severity"], q["id"].removeprefix("xccdf_org.ssgproject.content_rule_"), q["title"])
