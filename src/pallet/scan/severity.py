@@ -11,7 +11,6 @@ the severity from another entry), never a guess.
 from __future__ import annotations
 
 import itertools
-from decimal import ROUND_HALF_UP, Decimal
 
 #: the severities of findings, in ``--fail-on`` order; ``none`` (a CVSS score of 0.0) sits below
 #: them all and never fails ``--fail-on``
@@ -194,6 +193,8 @@ _V4_DISTANCE_ORDER = ("AV", "PR", "UI", "AC", "AT", "VC", "VI", "VA", "SC", "SI"
 def _round1(x: float) -> float:
     """Half up to one decimal; the 1e-6 absorbs binary floating point's error in differences
     such as 8.6 - 7.15 (1.4499999999999993, which is 1.45: 1.5), as FIRST's calculators do."""
+    from decimal import ROUND_HALF_UP, Decimal  # here: decimal costs ~10 ms to import
+
     return float(Decimal(x + 1e-6).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
@@ -368,7 +369,8 @@ def cvss2_score(vector: str) -> float:
     if isinstance(vector, str) and vector.startswith("(") and vector.endswith(")"):
         vector = vector[1:-1]
     _, m = _parse(vector, ("",), _V2_METRICS, _V2_BASE)
-    D = Decimal
+    from decimal import ROUND_HALF_UP, Decimal as D
+
     av = {"L": D("0.395"), "A": D("0.646"), "N": D("1.0")}[m["AV"]]
     ac = {"H": D("0.35"), "M": D("0.61"), "L": D("0.71")}[m["AC"]]
     au = {"M": D("0.45"), "S": D("0.56"), "N": D("0.704")}[m["Au"]]
