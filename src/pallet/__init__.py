@@ -12,12 +12,13 @@ _API = (
     "open_store", "Store", "WorkingContainer", "copy", "inspect", "build", "parse_reference", "Container",
     "write_spec", "WaitTimeout", "Context", "Format", "Reference", "enable_debug",
     "ContainerManager", "ManagedContainer", "ContainerFailed", "ContainerWaitTimeout", "scan_image", "SystemPaths",
+    "VolumeManager", "NetworkManager", "VolumeInfo", "NetworkInfo",
     "ImageInfo", "HistoryEntry", "LayerInfo", "InspectResult", "CopyResult", "RemoveResult", "ContainerState",
     "ContainerInfo", "ExecResult", "ScanReport", "Package", "Vulnerability", "PolicyFinding", "SystemContainerInfo",
     "PalletError", "UsageError", "InvalidReference", "InvalidDocument", "ConfigError", "NotFound", "BlobNotFound",
     "AuthenticationRequired", "AccessDenied", "RegistryError", "NetworkError", "DigestMismatch", "Unsupported",
     "StoreError", "OCIRuntimeError", "BuildError", "ContainerError", "ContainerNotFound", "ContainerStateError",
-    "ScanError",
+    "ScanError", "VolumeError", "VolumeNotFound", "VolumeInUse", "NetworkNotFound", "NetworkInUse",
 )
 
 __all__ = ["__version__", *_API]

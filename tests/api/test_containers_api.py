@@ -189,3 +189,54 @@ def test_bad_input_is_refused_naming_it_and_nothing_is_made(ctr_store):
         cm.create(img, ["true"], name="api-sig", **_opts()).kill("NOSUCHSIGNAL")
     cm.get("api-sig").remove()
     assert cm.list(all=True) == []
+
+
+def test_named_volumes(ctr_store):
+    import pallet
+
+    vols, cm = ctr_store.volumes, ctr_store.containers
+    labels = {"team": "api"}
+    v = vols.create("api-vol", labels=labels)
+    assert labels == {"team": "api"}
+    assert isinstance(v, pallet.VolumeInfo) and (v.name, v.driver, v.labels) == ("api-vol", "local", labels)
+    cli = json.loads(run_pallet("--root", ctr_store.root, "--runroot", ctr_store.runroot, "volume", "inspect",
+                                "api-vol").stdout)
+    assert v.as_dict() == cli[0] and vols.get("api-vol") == v and vols.list() == [v]
+    with pytest.raises(pallet.VolumeError, match="already exists"):
+        vols.create("api-vol")
+    img = ctr_store.test_image
+    cm.run(img, ["sh", "-c", "echo kept > /data/f"], volumes={"api-vol": {"bind": "/data", "mode": "rw"}},
+           remove=True, **_opts())
+    assert cm.run(img, ["cat", "/data/f"], volumes=["api-vol:/data:ro"], remove=True, **_opts()) == b"kept\n"
+    user = cm.create(img, ["true"], volumes={"api-vol": "/data"}, **_opts())
+    with pytest.raises(pallet.VolumeInUse) as e:
+        vols.remove("api-vol")
+    assert e.value.reference == "api-vol"
+    vols.remove("api-vol", force=True)  # its container goes first
+    assert not vols.exists("api-vol") and not cm.exists(user.id)
+    with pytest.raises(pallet.VolumeNotFound):
+        vols.get("api-vol")
+
+
+def test_networks_in_a_directory_of_their_own(ctr_store, tmp_path):
+    import pallet
+
+    netdir = str(tmp_path / "networks")
+    with pallet.open_store(ctr_store.root, runroot=ctr_store.runroot, network_config_dir=netdir) as s:
+        n = s.networks.create("apinet", labels={"a": "b"})
+        assert isinstance(n, pallet.NetworkInfo) and n.name == "apinet" and n.driver == "bridge"
+        assert len(n.subnets) == 1 and n.gateways and n.labels == {"a": "b"}
+        cli = json.loads(run_pallet("--root", s.root, "network", "inspect", "apinet",
+                                    env={"PALLET_NETWORK_CONFIG_DIR": netdir}).stdout)
+        assert n.as_dict() == cli[0] and s.networks.get(n.id[:12]) == n
+        assert [x.name for x in s.networks.list()] == ["apinet", "pallet"]  # and the default one
+        with pytest.raises(pallet.PalletError, match="already exists") as e:
+            s.networks.create("apinet")
+        assert e.value.reference == "apinet" and e.value.exit_code == 125
+        with pytest.raises(pallet.UsageError):
+            s.networks.create("bad/name")
+        s.networks.remove("apinet")
+        assert not s.networks.exists("apinet")
+        with pytest.raises(pallet.NetworkNotFound) as e:
+            s.networks.get("apinet")
+        assert e.value.reference == "apinet"

@@ -72,14 +72,15 @@ def _env() -> dict:
 def test_the_document_has_an_example_per_capability():
     titles = {t for t, _ in BLOCKS}
     for words in ("Inspect", "Copy", "pull", "push", "Save", "Mount", "Build", "Working containers",
-                  "OCI runtime", "Run containers", "Scan", "System containers", "Errors"):
+                  "OCI runtime", "Run containers", "Volumes and networks", "Scan", "System containers", "Errors"):
         assert any(words in t for t in titles), words
     for code in ("pallet.inspect(", "pallet.copy(", "store.pull(", "store.images(", "store.image(", "store.tag(",
                  "store.push(", "store.remove(", "store.save(", ".load(", "store.mount(", "store.build(",
                  "store.working_container(", "wc.run(", "wc.copy(", "wc.commit(", "pallet.Container.create(",
                  "pallet.Container.run(", "store.containers.run(", ".exec_run(", ".logs(", ".inspect()",
                  ".stop(", ".wait()", ".remove()", "pallet.scan_image(", ".fails(", ".to_cyclonedx()",
-                 "store.install_system(", "store.uninstall_system("):
+                 "store.install_system(", "store.uninstall_system(", "store.volumes.create(",
+                 "store.networks.create("):
         assert any(code in c for _, c in BLOCKS), code
 
 

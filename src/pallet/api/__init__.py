@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from ..errors import (AccessDenied, AuthenticationRequired, BlobNotFound, BuildError, ConfigError, ContainerError,
                       ContainerNotFound, ContainerStateError, DigestMismatch, InvalidDocument, InvalidReference,
-                      NetworkError, NotFound, PalletError, RegistryError, OCIRuntimeError, ScanError, StoreError,
-                      Unsupported, UsageError)
+                      NetworkError, NetworkInUse, NetworkNotFound, NotFound, PalletError, RegistryError,
+                      OCIRuntimeError, ScanError, StoreError, Unsupported, UsageError, VolumeError, VolumeInUse,
+                      VolumeNotFound)
 from ._common import Context, Format, Reference
 from .results import (ContainerInfo, ContainerState, CopyResult, ExecResult, HistoryEntry, ImageInfo, InspectResult,
-                      LayerInfo, Package, PolicyFinding, RemoveResult, ScanReport, SystemContainerInfo, Vulnerability)
+                      LayerInfo, NetworkInfo, Package, PolicyFinding, RemoveResult, ScanReport, SystemContainerInfo,
+                      VolumeInfo, Vulnerability)
 from .runtime import Container, WaitTimeout, write_spec
 from .store import Store, WorkingContainer, open_store
 from .containers import ContainerFailed, ContainerManager, ContainerWaitTimeout, ManagedContainer
+from .objects import NetworkManager, VolumeManager
 from .scans import TargetKind
 from .system import SystemPaths
 from .transport import copy, inspect, parse_reference
@@ -53,10 +56,11 @@ __all__ = [
     "open_store", "Store", "WorkingContainer", "copy", "inspect", "build", "parse_reference", "Container",
     "write_spec", "WaitTimeout", "Context", "Format", "Reference", "enable_debug",
     "ContainerManager", "ManagedContainer", "ContainerFailed", "ContainerWaitTimeout", "scan_image", "SystemPaths",
+    "VolumeManager", "NetworkManager", "VolumeInfo", "NetworkInfo",
     "ImageInfo", "HistoryEntry", "LayerInfo", "InspectResult", "CopyResult", "RemoveResult", "ContainerState",
     "ContainerInfo", "ExecResult", "ScanReport", "Package", "Vulnerability", "PolicyFinding", "SystemContainerInfo",
     "PalletError", "UsageError", "InvalidReference", "InvalidDocument", "ConfigError", "NotFound", "BlobNotFound",
     "AuthenticationRequired", "AccessDenied", "RegistryError", "NetworkError", "DigestMismatch", "Unsupported",
     "StoreError", "OCIRuntimeError", "BuildError", "ContainerError", "ContainerNotFound", "ContainerStateError",
-    "ScanError",
+    "ScanError", "VolumeError", "VolumeNotFound", "VolumeInUse", "NetworkNotFound", "NetworkInUse",
 ]

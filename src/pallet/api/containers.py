@@ -89,6 +89,8 @@ class ContainerManager:
                           tmpfs=tmpfs, mem_limit=mem_limit, cpus=cpus, pids_limit=pids_limit,
                           stop_signal=stop_signal, restart=restart, remove=remove, tty=tty, pull=pull,
                           runtime=runtime, network_config_dir=network_config_dir, cgroup_parent=cgroup_parent)
+        if o.network_config_dir is None:
+            o.network_config_dir = self._store.network_config_dir
         with about(name or image):
             rec = ctrs.create(o, self._pull, warn=_warn)
         return ManagedContainer(self, rec["id"])

@@ -150,6 +150,33 @@ class ContainerInfo(_Result):
 
 
 @dataclass(frozen=True)
+class VolumeInfo(_Result):
+    """A named volume (``pallet volume inspect``'s object, podman's keys, in ``as_dict()``)."""
+
+    name: str
+    driver: str
+    mountpoint: str
+    created: str
+    labels: dict[str, str]
+    options: dict[str, str]
+
+
+@dataclass(frozen=True)
+class NetworkInfo(_Result):
+    """A network (``pallet network inspect``'s object: netavark's definition, in ``as_dict()``)."""
+
+    name: str
+    id: str
+    driver: str
+    interface: str
+    subnets: tuple[str, ...]
+    gateways: tuple[str, ...]
+    internal: bool
+    dns_enabled: bool
+    labels: dict[str, str]
+    created: str
+
+@dataclass(frozen=True)
 class ExecResult(_Result):
     """What :meth:`ManagedContainer.exec_run` gives (docker-py's ``(exit_code, output)``: it
     unpacks so too)."""
@@ -343,6 +370,20 @@ def container_info(doc: dict) -> ContainerInfo:
                          restart_count=doc.get("RestartCount") or 0, _doc=doc)
 
 
+def volume_info(doc: dict) -> VolumeInfo:
+    return VolumeInfo(name=doc["Name"], driver=doc.get("Driver") or "", mountpoint=doc.get("Mountpoint") or "",
+                      created=doc.get("CreatedAt") or "", labels=_freeze_map(doc.get("Labels")),
+                      options=_freeze_map(doc.get("Options")), _doc=doc)
+
+
+def network_info(doc: dict) -> NetworkInfo:
+    subs = doc.get("subnets") or []
+    return NetworkInfo(name=doc["name"], id=doc.get("id") or "", driver=doc.get("driver") or "",
+                       interface=doc.get("network_interface") or "", subnets=tuple(s["subnet"] for s in subs),
+                       gateways=tuple(s["gateway"] for s in subs if s.get("gateway")),
+                       internal=bool(doc.get("internal")), dns_enabled=bool(doc.get("dns_enabled")),
+                       labels=_freeze_map(doc.get("labels")), created=doc.get("created") or "", _doc=doc)
+
 def exec_result(code: int, output: bytes) -> ExecResult:
     return ExecResult(exit_code=code, output=output,
                       _doc={"ExitCode": code, "Output": output.decode("utf-8", "replace")})
@@ -373,7 +414,7 @@ def system_container_info(d: dict) -> SystemContainerInfo:
 
 
 RESULT_TYPES = (ImageInfo, HistoryEntry, LayerInfo, InspectResult, CopyResult, RemoveResult, ContainerState,
-                ContainerInfo, ExecResult, Package, Vulnerability, PolicyFinding, ScanReport,
+                ContainerInfo, ExecResult, VolumeInfo, NetworkInfo, Package, Vulnerability, PolicyFinding, ScanReport,
                 SystemContainerInfo)
 __all__ = [t.__name__ for t in RESULT_TYPES]
 del dataclasses

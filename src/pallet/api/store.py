@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import IO, Iterator, Literal, Mapping, Sequence
 
 from ..errors import BuildError, UsageError
 from ._common import Context, Format, Reference, about, context_of, copy_options, image_format
 from .containers import ContainerManager
+from .objects import NetworkManager, VolumeManager
 from .results import (CopyResult, HistoryEntry, ImageInfo, RemoveResult, ScanReport, SystemContainerInfo, copy_result,
                       history_entry, image_info, system_container_info)
 from .scans import TargetKind
@@ -21,21 +23,25 @@ SaveFormat = Literal["oci-archive", "docker-archive", "oci-dir", "docker-dir"]
 
 
 def open_store(root: str | None = None, *, runroot: str | None = None, driver: str | None = None,
-               context: Context | None = None, tls_verify: bool | None = None) -> "Store":
+               context: Context | None = None, tls_verify: bool | None = None,
+               network_config_dir: str | None = None) -> "Store":
     """Open the local store (``pallet --root ROOT --runroot RUNROOT --storage-driver DRIVER``).
 
     ``root=None`` is the default store (``/var/lib/pallet`` for root, or storage.conf's
     ``graphroot``). ``context`` (or ``tls_verify``) is how the store's pulls and pushes reach
-    registries unless a call gives its own. Use it as a context manager, or call ``close()``.
+    registries unless a call gives its own. ``network_config_dir`` is ``--network-config-dir``:
+    where the networks of run containers are defined (default ``/etc/pallet/networks`` as root).
+    Use it as a context manager, or call ``close()``.
     """
-    return Store(root, runroot=runroot, driver=driver, context=context_of(context, tls_verify))
+    return Store(root, runroot=runroot, driver=driver, context=context_of(context, tls_verify),
+                 network_config_dir=network_config_dir)
 
 
 class Store:
     """One local store; cheap to open, safe to share with other processes (they lock)."""
 
     def __init__(self, root: str | None = None, *, runroot: str | None = None, driver: str | None = None,
-                 context: Context | None = None):
+                 context: Context | None = None, network_config_dir: str | None = None):
         from ..storage.options import resolve
         from ..storage.store import Store as _Store
 
@@ -44,6 +50,8 @@ class Store:
         self._store = _Store(resolve(root, runroot, driver))
         self.context: Context = context_of(context, None)
         self._closed = False
+        #: ``--network-config-dir`` of the run containers' networks (None: the default directory)
+        self.network_config_dir: str | None = os.path.abspath(network_config_dir) if network_config_dir else None
         self._containers: ContainerManager | None = None
 
     # -- the store itself ----------------------------------------------------------------------
@@ -223,6 +231,16 @@ class Store:
         if self._containers is None:
             self._containers = ContainerManager(self)
         return self._containers
+
+    @property
+    def volumes(self) -> VolumeManager:
+        """The store's named volumes (``pallet volume ...``)."""
+        return VolumeManager(self)
+
+    @property
+    def networks(self) -> NetworkManager:
+        """The networks run containers attach to (``pallet network ...``)."""
+        return NetworkManager(self)
 
     def scan(self, target: str, *, policy: str | None = None, kind: TargetKind | None = None,
              context: Context | None = None, tls_verify: bool | None = None) -> ScanReport:
