@@ -95,6 +95,9 @@ def test_foreground_run_gives_output_or_raises_with_the_exit_code(ctr_store):
     assert isinstance(e.value, pallet.ContainerError) and isinstance(e.value, pallet.PalletError)
     assert (e.value.exit_code, e.value.stderr, e.value.reference) == (3, b"bad\n", "api-fails")
     assert e.value.image == img and e.value.command == ["sh", "-c", "echo bad >&2; exit 3"]
+    with pytest.raises(pallet.ContainerError) as e:  # a command that cannot start: podman's 127
+        cm.run(img, ["/no/such/command"], name="api-nocmd", remove=True, **_opts())
+    assert e.value.exit_code == 127 and e.value.reference == "api-nocmd" and "/no/such/command" in str(e.value)
     assert cm.list(all=True) == []  # remove=True: nothing stays
     # without remove the container stays, exited, with its exit code
     cm.run(img, ["true"], name="api-kept", **_opts())

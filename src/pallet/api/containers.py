@@ -105,9 +105,11 @@ class ContainerManager:
         container is removed once it exited. Other keywords are :meth:`create`'s."""
         c = self.create(image, command, remove=remove, **options)  # type: ignore[arg-type]
         ctrs = self._ctrs()
+        name = c.name
         if detach:
             try:
-                ctrs.start(c.id, warn=_warn)
+                with about(name):
+                    ctrs.start(c.id, warn=_warn)
             except BaseException:
                 if remove:
                     ctrs.remove(c.id, force=True)
@@ -116,7 +118,8 @@ class ContainerManager:
         # attached: a --rm container is this process's until it was removed (conmon's exit
         # command then finds it gone), so its output and exit code are read first
         try:
-            sock = ctrs.start(c.id, attach=True, warn=_warn)["attach"]
+            with about(name):
+                sock = ctrs.start(c.id, attach=True, warn=_warn)["attach"]
         except BaseException:
             if remove:
                 ctrs.remove(c.id, force=True)
@@ -132,7 +135,6 @@ class ContainerManager:
             if remove:  # interrupted: nothing stays behind a --rm run
                 ctrs.remove(c.id, force=True, timeout=0)
             raise
-        name = c.name
         if remove:
             from ..errors import ContainerNotFound
 
