@@ -38,7 +38,7 @@ def test_docker_py_option_forms_become_run_flags():
     (lambda c: c._ports({80: True}), "ports"),
     (lambda c: c._env([1]), "env"),
     (lambda c: c._command("sh -c 'unclosed"), "unclosed"),
-    (lambda c: c._strings(7, "cap_add"), "cap_add"),
+    (lambda c: c.strings_arg(7, "cap_add"), "cap_add"),
     (lambda c: c._when("yesterday", "since"), "since"),
     (lambda c: c._when(True, "until"), "until"),
 ])

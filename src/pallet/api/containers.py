@@ -15,7 +15,7 @@ import time
 from typing import Any, Iterator, Literal, Mapping, Sequence, Union
 
 from ..errors import ContainerError, UsageError
-from ._common import about
+from ._common import about, name_arg, strings_arg
 from .results import ContainerInfo, ExecResult, container_info, exec_result
 
 
@@ -153,13 +153,13 @@ class ContainerManager:
     def get(self, container: str) -> "ManagedContainer":
         """The container a name, ID or ID prefix names; :class:`pallet.errors.ContainerNotFound` if none."""
         with about(container):
-            return ManagedContainer(self, self._ctrs().get(_text(container, "container"))["id"])
+            return ManagedContainer(self, self._ctrs().get(name_arg(container, "container"))["id"])
 
     def exists(self, container: str) -> bool:
         from ..errors import ContainerNotFound
 
         try:
-            self._ctrs().get(_text(container, "container"))
+            self._ctrs().get(name_arg(container, "container"))
         except ContainerNotFound:
             return False
         return True
@@ -190,12 +190,12 @@ class ContainerManager:
         if ep is not None and not isinstance(ep, str):
             from .._std import json
 
-            ep = json.dumps(_strings(ep, "entrypoint"))  # run's --entrypoint takes a JSON array
+            ep = json.dumps(strings_arg(ep, "entrypoint"))  # run's --entrypoint takes a JSON array
         return Options(image, _command(command), name=name, env=_env(env), user=user, workdir=workdir,
-                       entrypoint=ep, networks=_strings(network, "network") if network is not None else [],
-                       publish=_ports(ports), hostname=hostname, cap_add=_strings(cap_add, "cap_add"),
-                       cap_drop=_strings(cap_drop, "cap_drop"), privileged=bool(privileged),
-                       read_only=bool(read_only), tmpfs=_strings(tmpfs, "tmpfs"), volumes=_volumes(volumes),
+                       entrypoint=ep, networks=strings_arg(network, "network") if network is not None else [],
+                       publish=_ports(ports), hostname=hostname, cap_add=strings_arg(cap_add, "cap_add"),
+                       cap_drop=strings_arg(cap_drop, "cap_drop"), privileged=bool(privileged),
+                       read_only=bool(read_only), tmpfs=strings_arg(tmpfs, "tmpfs"), volumes=_volumes(volumes),
                        memory=str(mem_limit) if mem_limit is not None else None,
                        cpus=str(cpus) if cpus is not None else None, pids_limit=pids_limit,
                        stop_signal=str(stop_signal) if stop_signal is not None else None,
@@ -365,24 +365,6 @@ def _warn(msg: str) -> None:
     debug(msg)
 
 
-def _text(v: object, what: str) -> str:
-    if not isinstance(v, str) or not v:
-        raise UsageError(f"{what}: want a name or ID as a string, not {type(v).__name__}")
-    return v
-
-
-def _strings(v, what: str) -> list[str]:
-    if isinstance(v, str):
-        return [v]
-    try:
-        out = list(v)
-    except TypeError:
-        raise UsageError(f"{what}: want a string or a list of strings, not {type(v).__name__}") from None
-    if not all(isinstance(x, str) for x in out):
-        raise UsageError(f"{what}: want strings")
-    return out
-
-
 def _command(command) -> list[str] | None:
     if command is None:
         return None
@@ -393,7 +375,7 @@ def _command(command) -> list[str] | None:
             return shlex.split(command)
         except ValueError as e:
             raise UsageError(f"command {command!r}: {e}") from None
-    return _strings(command, "command")
+    return strings_arg(command, "command")
 
 
 def _env(env) -> list[str]:
@@ -401,14 +383,14 @@ def _env(env) -> list[str]:
         return []
     if isinstance(env, Mapping):
         return [f"{k}={v}" for k, v in env.items()]
-    return _strings(env, "env")
+    return strings_arg(env, "env")
 
 
 def _volumes(volumes) -> list[str]:
     if volumes is None:
         return []
     if not isinstance(volumes, Mapping):
-        return _strings(volumes, "volumes")
+        return strings_arg(volumes, "volumes")
     out = []
     for src, spec in volumes.items():
         if isinstance(spec, str):
@@ -425,7 +407,7 @@ def _ports(ports) -> list[str]:
     if ports is None:
         return []
     if not isinstance(ports, Mapping):
-        return _strings(ports, "ports")
+        return strings_arg(ports, "ports")
     out = []
     for ctr, host in ports.items():
         ctr = str(ctr)

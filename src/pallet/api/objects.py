@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from ..errors import UsageError
-from ._common import about
+from ._common import about, name_arg, strings_arg
 from .results import NetworkInfo, VolumeInfo, network_info, volume_info
 
 
@@ -30,7 +29,7 @@ class VolumeManager:
         driver's ``-o`` (``type``, ``device``, ``o``...). A name in use is refused."""
         vols = self._vols()
         with about(name):
-            rec = vols.create(_name(name, "volume") if name is not None else None, labels=dict(labels or {}),
+            rec = vols.create(name_arg(name, "volume") if name is not None else None, labels=dict(labels or {}),
                               options=dict(options or {}))
         return volume_info(vols.inspect(rec))
 
@@ -38,13 +37,13 @@ class VolumeManager:
         """``pallet volume inspect NAME``; :class:`pallet.errors.VolumeNotFound` if none."""
         vols = self._vols()
         with about(name):
-            return volume_info(vols.inspect(vols.get(_name(name, "volume"))))
+            return volume_info(vols.inspect(vols.get(name_arg(name, "volume"))))
 
     def exists(self, name: str) -> bool:
         from ..errors import VolumeNotFound
 
         try:
-            self._vols().get(_name(name, "volume"))
+            self._vols().get(name_arg(name, "volume"))
         except VolumeNotFound:
             return False
         return True
@@ -59,7 +58,7 @@ class VolumeManager:
         (:class:`pallet.errors.VolumeInUse`), unless ``force``: they are removed first."""
         vols = self._vols()
         with about(name):
-            rec = vols.get(_name(name, "volume"))
+            rec = vols.get(name_arg(name, "volume"))
             if force and rec.get("users"):
                 ctrs = self._store.containers
                 for cid in list(rec["users"]):
@@ -98,8 +97,9 @@ class NetworkManager:
         if name is not None:
             check_name(name)
         with about(name):
-            doc = self._nets().create(name, subnet_texts=_list(subnet, "subnet"), gateways=_list(gateway, "gateway"),
-                                      ip_ranges=_list(ip_range, "ip_range"), internal=bool(internal),
+            doc = self._nets().create(name, subnet_texts=strings_arg(subnet, "subnet"),
+                                      gateways=strings_arg(gateway, "gateway"),
+                                      ip_ranges=strings_arg(ip_range, "ip_range"), internal=bool(internal),
                                       dns=bool(dns), labels=dict(labels or {}), options=dict(options or {}),
                                       interface=interface)
         return network_info(doc)
@@ -107,13 +107,13 @@ class NetworkManager:
     def get(self, name_or_id: str) -> NetworkInfo:
         """``pallet network inspect``; :class:`pallet.errors.NetworkNotFound` if none."""
         with about(name_or_id):
-            return network_info(self._nets().get(_name(name_or_id, "network")))
+            return network_info(self._nets().get(name_arg(name_or_id, "network")))
 
     def exists(self, name_or_id: str) -> bool:
         from ..errors import NetworkNotFound
 
         try:
-            self._nets().get(_name(name_or_id, "network"))
+            self._nets().get(name_arg(name_or_id, "network"))
         except NetworkNotFound:
             return False
         return True
@@ -128,19 +128,4 @@ class NetworkManager:
         from ..containers.network.endpoints import Endpoints
 
         with about(name_or_id):
-            Endpoints(self._nets(), self._store._s().runroot).remove_network(_name(name_or_id, "network"), force)
-
-
-def _name(v: object, what: str) -> str:
-    if not isinstance(v, str) or not v:
-        raise UsageError(f"{what}: want a name as a string, not {type(v).__name__}")
-    return v
-
-
-def _list(v, what: str) -> list[str]:
-    if isinstance(v, str):
-        return [v]
-    out = list(v)
-    if not all(isinstance(x, str) for x in out):
-        raise UsageError(f"{what}: want a string or a list of strings")
-    return out
+            Endpoints(self._nets(), self._store._s().runroot).remove_network(name_arg(name_or_id, "network"), force)
