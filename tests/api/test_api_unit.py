@@ -104,3 +104,6 @@ def test_no_api_name_is_hidden_by_a_module_of_pallet():
 
     clashes = [n for n in pallet._API if importlib.util.find_spec(f"pallet.{n}") is not None]
     assert clashes == []
+    import pallet.api
+
+    assert set(pallet._API) == set(pallet.api.__all__)  # every name of the API is pallet's too

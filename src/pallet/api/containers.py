@@ -145,7 +145,7 @@ class ContainerManager:
         else:
             ctrs.cleanup(c.id)
         if code != 0:
-            argv = list(command) if isinstance(command, (list, tuple)) else ([command] if command else [])
+            argv = _command(command) or []
             raise ContainerFailed(f"container {name}: {image} exited with status {code}", exit_code=code,
                                   stderr=bytes(err), image=image, command=argv, reference=name)
         return bytes(out) + (bytes(err) if stderr else b"")
