@@ -30,6 +30,9 @@ def test_docker_py_option_forms_become_run_flags():
     assert c._command(None) is None and c._volumes(None) == [] and c._ports(None) == [] and c._env(None) == []
     assert c._when(datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc), "since") == 1704067200.0
     assert c._when("2024-01-01T00:00:00Z", "since") == 1704067200.0 and c._when(5, "since") == 5.0
+    import time
+
+    assert abs(c._when("10m", "since") - (time.time() - 600)) < 5  # a duration before now, as logs --since
 
 
 @pytest.mark.parametrize("call,word", [
@@ -40,6 +43,7 @@ def test_docker_py_option_forms_become_run_flags():
     (lambda c: c._command("sh -c 'unclosed"), "unclosed"),
     (lambda c: c.strings_arg(7, "cap_add"), "cap_add"),
     (lambda c: c._when("yesterday", "since"), "since"),
+    (lambda c: c._when("-5m", "since"), "since"),
     (lambda c: c._when(True, "until"), "until"),
 ])
 def test_bad_option_forms_are_refused_naming_them(call, word):

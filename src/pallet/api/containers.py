@@ -294,8 +294,8 @@ class ManagedContainer:
         """``pallet logs``: the container's output, line by line as bytes (each with its ``\\n``;
         a very long line comes in pieces), read as it is iterated (never the whole log in memory).
         ``tail``: the last N lines only; ``since``/``until``: lines logged in that window (Unix
-        seconds, a ``datetime`` or RFC 3339 text); ``timestamps``: each line after its log time;
-        ``follow``: go on until the container exited."""
+        seconds, a ``datetime``, RFC 3339 text or a duration before now such as ``"10m"``);
+        ``timestamps``: each line after its log time; ``follow``: go on until the container exited."""
         rec = self._rec()
         meta = rec["metadata"]["pallet"]
         if ((meta.get("extra") or {}).get("log") or {}).get("driver") == "none":
@@ -448,13 +448,17 @@ def _when(v, what: str) -> float | None:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return float(v)
     if isinstance(v, str):
-        from ..oci.times import parse_rfc3339
+        from ..oci.times import parse_duration, parse_rfc3339
 
         try:
             return parse_rfc3339(v)
         except ValueError:
             pass
-    raise UsageError(f"{what}: want Unix seconds, a datetime or an RFC 3339 time, not {v!r}")
+        ns = parse_duration(v) if v else None
+        if ns is not None and ns >= 0:  # a duration before now, as ``pallet logs --since 10m``
+            return time.time() - ns / 1e9
+    raise UsageError(f"{what}: want Unix seconds, a datetime, an RFC 3339 time or a duration before now (10m), "
+                     f"not {v!r}")
 
 
 def _log_lines(ctrs, cid: str, path: str, streams: set, tail: int | None, lo: float | None, hi: float | None,
