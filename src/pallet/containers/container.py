@@ -148,8 +148,11 @@ def _parse_memory(text: str) -> int:
 class Containers:
     """podman's container verbs over one store (``store``) and network configuration."""
 
-    def __init__(self, store, global_args: list[str] | None = None):
+    def __init__(self, store, global_args: list[str] | None = None, runtime_flags: list[str] | None = None):
         self.store = store
+        #: the global ``--runtime-flag``s (``--debug``, ``--log=FILE``): on every runtime call this
+        #: process makes, conmon's included, as podman's (not the exit command's: podman's neither)
+        self.runtime_flags = list(runtime_flags or [])
         self.base = os.path.join(store.runroot, "pallet-containers")
         self.data = os.path.join(store.graphroot, "pallet-containers")
         self.exits = os.path.join(self.base, "exits")
@@ -682,8 +685,10 @@ class Containers:
             runtime = meta["runtime"]
             args = ["--api-version", "1", "-c", cid, "-u", cid, "-r", runtime, "-b", userdata,
                     "-p", os.path.join(rundir, "pidfile"), "-n", meta["name"], "--exit-dir", self.exits,
-                    "--full-attach", "--persist-dir", rundir,
-                    "--runtime-arg", "--root", "--runtime-arg", self.oci_root,
+                    "--full-attach", "--persist-dir", rundir]
+            for flag in self.runtime_flags:  # podman's place for them: before the rest
+                args += ["--runtime-arg", flag]
+            args += ["--runtime-arg", "--root", "--runtime-arg", self.oci_root,
                     "-l", _log_arg(self.log_path(cid, meta), meta), "--log-level", "error",
                     "--runtime-arg", "--log-format=json", "--runtime-arg", "--log", "--runtime-arg", oci_log,
                     "--conmon-pidfile", os.path.join(rundir, "conmon.pid")]
@@ -870,10 +875,14 @@ class Containers:
             cmd.append("--rm")
         return cmd + [cid]
 
+    def runtime_argv(self, runtime: str) -> list[str]:
+        """The runtime with the global flags and its state root: the start of every call."""
+        return [runtime] + self.runtime_flags + ["--root", self.oci_root]
+
     def runtime_command(self, meta: dict, *args, check: bool = True):
         from .._std import proc
 
-        p = proc.run([meta["runtime"], "--root", self.oci_root] + list(args), capture_output=True,
+        p = proc.run(self.runtime_argv(meta["runtime"]) + list(args), capture_output=True,
                      stdin=proc.DEVNULL)
         if check and p.returncode != 0:
             msg = " ".join(p.stderr.decode("utf-8", "replace").split())
@@ -884,7 +893,7 @@ class Containers:
         """The runtime running ``args`` (its output dropped): the caller waits for it."""
         from .._std import proc
 
-        return proc.Popen([meta["runtime"], "--root", self.oci_root] + list(args), stdin=proc.DEVNULL,
+        return proc.Popen(self.runtime_argv(meta["runtime"]) + list(args), stdin=proc.DEVNULL,
                           stdout=proc.DEVNULL, stderr=proc.DEVNULL)
 
     # -- stop, kill, wait, cleanup, rm ---------------------------------------------------------

@@ -1,0 +1,141 @@
+"""Where a container's root filesystem comes from, as podman 4.3 does it: the mode of an image's
+root directory (containers/storage's 0555 when no layer sets it), ``run``/``create`` of a transport
+reference (``docker-archive:``, ``oci:``...), ``--rootfs PATH`` (and ``:O``), and the global
+``--runtime-flag``; side by side with podman where it is cheap.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+
+import pytest
+
+from test_containers_run import Pallet, _one_line_error, pallet, podman  # noqa: F401 (fixtures)
+
+
+def _blob(root: str, data: bytes) -> dict:
+    d = hashlib.sha256(data).hexdigest()
+    with open(os.path.join(root, "blobs", "sha256", d), "wb") as f:
+        f.write(data)
+    return {"digest": "sha256:" + d, "size": len(data)}
+
+
+def _read_blob(root: str, digest: str) -> bytes:
+    with open(os.path.join(root, "blobs", "sha256", digest.split(":", 1)[1]), "rb") as f:
+        return f.read()
+
+
+def layout_with_layer(src: str, dst: str, entries: list) -> str:
+    """A copy of the OCI layout ``src`` (one image) with one more layer: ``entries`` are
+    (name, mode) directories (``.`` is the layer's root entry)."""
+    shutil.copytree(src, dst)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, mode in entries:
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, mode, 1700000000
+            tf.addfile(ti)
+    tar = raw.getvalue()
+    with open(os.path.join(dst, "index.json")) as f:
+        index = json.load(f)
+    desc = index["manifests"][0]
+    manifest = json.loads(_read_blob(dst, desc["digest"]))
+    config = json.loads(_read_blob(dst, manifest["config"]["digest"]))
+    config["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(tar).hexdigest())
+    config["history"].append({"created": "2023-11-14T22:13:20Z", "created_by": "test"})
+    layer = _blob(dst, gzip.compress(tar, 6, mtime=0))
+    layer["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip"
+    manifest["layers"].append(layer)
+    manifest["config"].update(_blob(dst, json.dumps(config).encode()))
+    desc.update(_blob(dst, json.dumps(manifest).encode()))
+    with open(os.path.join(dst, "index.json"), "w") as f:
+        json.dump(index, f)
+    return dst
+
+
+# -- the image root's mode ----------------------------------------------------------------------
+
+def test_image_root_mode_as_containers_storage(pallet, podman, tmp_path):
+    """containers/storage makes a base layer's root 0555, each layer above (and the container's
+    own) takes its parent's; a layer's ``./`` entry sets it with the vfs driver only (podman
+    4.3.1 with overlay, measured: 555 whatever the entry says). ``stat -c %a /`` inside the
+    container, side by side with podman (whose fixture store is vfs)."""
+    import tempfile
+
+    from conftest import release_all, unmount_under
+
+    mine = pallet("run", "--rm", "--network", "none", pallet.image, "stat", "-c", "%a", "/")
+    theirs = podman("run", "--rm", "--network", "none", podman.image, "stat", "-c", "%a", "/")
+    assert (mine.returncode, mine.stdout) == (theirs.returncode, theirs.stdout) == (0, "555\n"), \
+        (mine.stderr, theirs.stderr)
+    # a layer whose root entry is 0750, then one without a root entry (0750 inherited with vfs)
+    two = layout_with_layer(pallet.layout, str(tmp_path / "l1"), [(".", 0o750), ("x", 0o755)])
+    three = layout_with_layer(two, str(tmp_path / "l2"), [("y", 0o755)])
+    vfs = Pallet(str(tmp_path / "vfs"), tempfile.mkdtemp(prefix="pcv-"), "")
+    vfs.base += ["--storage-driver", "vfs"]
+    try:
+        for layout in (two, three):
+            for store, want in ((pallet, "555\n"), (vfs, "750\n")):
+                iid = store("pull", "-q", f"oci:{layout}:v1", check=True).stdout.strip()
+                r = store("run", "--rm", "--network", "none", iid, "stat", "-c", "%a", "/")
+                assert (r.returncode, r.stdout) == (0, want), (layout, store.base, r.stderr)
+                store("rmi", "-f", iid, check=True)
+        pid = podman("pull", "-q", f"oci:{three}:v1").stdout.strip()
+        theirs = podman("run", "--rm", "--network", "none", pid, "stat", "-c", "%a", "/")
+        podman("rmi", "-f", pid)
+        assert (theirs.returncode, theirs.stdout) == (0, "750\n"), theirs.stderr
+    finally:
+        release_all(lambda: vfs("rm", "-a", "-f", "-t", "0"), lambda: unmount_under(vfs.runroot),
+                    lambda: shutil.rmtree(vfs.runroot, ignore_errors=True))
+
+
+# -- the global --runtime-flag ------------------------------------------------------------------
+
+def test_runtime_flag_invalid_is_126_as_podman(pallet, podman):
+    """030-run's "global runtime option": a flag the runtime does not know fails the start (126,
+    the flag named), and a --rm container is gone."""
+    before = pallet.ids()
+    mine = pallet("--runtime-flag", "invalidflag", "run", "--rm", "--network", "none", pallet.image, "true")
+    theirs = podman("--runtime-flag", "invalidflag", "run", "--rm", "--network", "none", podman.image, "true")
+    assert mine.returncode == theirs.returncode == 126, (mine.stderr, theirs.stderr)
+    assert "invalidflag" in _one_line_error(mine.stderr) and "invalidflag" in theirs.stderr.splitlines()[-1]
+    assert pallet.ids() == before
+
+
+@pytest.mark.parametrize("runtime", ["pallet-runtime", "runc"])
+def test_runtime_flag_reaches_every_runtime_call(pallet, tmp_path, runtime):
+    """Every call this pallet makes to the runtime (conmon's create, start, exec, kill, delete)
+    has the global flags before the verb, as podman passes them; the exit command's own calls
+    do not (podman's neither). The runtime is the real one, behind a script recording argv."""
+    from conftest import need
+
+    real = need("runc") if runtime == "runc" else \
+        pallet("info", "--format", "{{.Host.OCIRuntime.Path}}", check=True).stdout.strip()
+    record = tmp_path / "calls"
+    wrapper = tmp_path / "rt"
+    wrapper.write_text(f"#!/bin/sh\necho \"$*\" >> {record}\nexec {real} \"$@\"\n")
+    wrapper.chmod(0o755)
+    flags = ["--runtime-flag", "debug", "--runtime-flag", "log-format=json"]
+    cid = pallet(*flags, "run", "-d", "--network", "none", "--runtime", str(wrapper), pallet.image, "sleep", "60",
+                 check=True).stdout.strip()
+    try:
+        r = pallet(*flags, "exec", cid, "echo", "in")
+        assert (r.returncode, r.stdout) == (0, "in\n"), r.stderr
+        pallet(*flags, "rm", "-f", "-t", "0", cid, check=True)
+    finally:
+        pallet("rm", "-f", "-t", "0", cid)
+    calls = record.read_text().splitlines()
+    verbs = {}
+    for line in calls:
+        words = line.split()
+        verb = next(w for w in words if w in ("create", "start", "exec", "kill", "delete", "state", "ps"))
+        verbs.setdefault(verb, []).append(words[:words.index("--root")])
+    assert {"create", "start", "exec", "kill", "delete"} <= set(verbs), calls
+    for verb in ("create", "start", "exec", "kill"):
+        assert all(w[:2] == ["--debug", "--log-format=json"] for w in verbs[verb]), (verb, calls)
