@@ -139,3 +139,66 @@ def test_runtime_flag_reaches_every_runtime_call(pallet, tmp_path, runtime):
     assert {"create", "start", "exec", "kill", "delete"} <= set(verbs), calls
     for verb in ("create", "start", "exec", "kill"):
         assert all(w[:2] == ["--debug", "--log-format=json"] for w in verbs[verb]), (verb, calls)
+
+
+# -- run/create of a transport reference --------------------------------------------------------
+
+def test_run_docker_archive_podman_saved_as_podman(pallet, podman, tmp_path):
+    """030-run's "podman run docker-archive": an archive ``podman save`` wrote is copied into the
+    store (podman's copy lines on stderr, no "Trying to pull"), named by its RepoTags, and run;
+    ``rmi`` of that name then works. Side by side with podman."""
+    archive = str(tmp_path / "archive.tar")
+    assert podman("tag", podman.image, "localhost/r10d-arch:latest").returncode == 0
+    r = podman("save", "-q", "-o", archive, "localhost/r10d-arch:latest")
+    assert r.returncode == 0, r.stderr
+    assert podman("rmi", "localhost/r10d-arch:latest").returncode == 0
+    for tool in (pallet, podman):
+        before = pallet.ids()
+        r = tool("run", "--rm", "--network", "none", f"docker-archive:{archive}", "echo", "from-archive")
+        assert (r.returncode, r.stdout) == (0, "from-archive\n"), (tool, r.stderr)
+        lines = [ln for ln in r.stderr.splitlines() if not ln.startswith(("time=", "WARN["))]
+        assert lines[0] == "Getting image source signatures" and any(ln.startswith("Copying blob") for ln in lines) \
+            and "Writing manifest to image destination" in lines, (tool, r.stderr)
+        assert not any("Trying to pull" in ln for ln in lines)
+        name = tool("inspect", "--format", "{{.RepoTags}}", "localhost/r10d-arch:latest")
+        assert name.returncode == 0 and "localhost/r10d-arch:latest" in name.stdout.strip("[]\n").split(), \
+            name.stderr
+        assert tool("rmi", "localhost/r10d-arch").returncode == 0
+        assert pallet.ids() == before
+
+
+def test_run_create_of_every_transport(pallet, tmp_path):
+    """``oci:``, ``oci-archive:``, ``dir:`` and ``docker://`` references run as podman runs
+    them: copied whatever ``--pull`` says (podman's: the policy is for registries), the container
+    showing the image by its name (or ID); ``docker://`` follows the policy (``--pull never``
+    with the image stored runs it)."""
+    from conftest import need
+
+    skopeo = need("skopeo")
+    oci_archive = str(tmp_path / "img-oci.tar")
+    dir_ref = str(tmp_path / "img-dir")
+    import subprocess
+
+    for dest in (f"oci-archive:{oci_archive}:r10d-ocia", f"dir:{dir_ref}"):
+        subprocess.run([skopeo, "copy", "-q", f"oci:{pallet.layout}:v1", dest], check=True, capture_output=True,
+                       timeout=60)
+    r = pallet("run", "--rm", "--pull", "never", "--network", "none", f"oci-archive:{oci_archive}", "cat", "/etc/group")
+    assert (r.returncode, r.stdout) == (0, "root:x:0:\n"), r.stderr
+    for ref in (f"oci:{pallet.layout}:v1", f"oci-archive:{oci_archive}", f"dir:{dir_ref}", f"docker://{pallet.image}"):
+        r = pallet("create", "-q", "--pull", "never", "--network", "none", ref, "true")
+        assert r.returncode == 0, (ref, r.stderr)
+        cid = r.stdout.strip()
+        try:
+            img = pallet("inspect", "--format", "{{.ImageName}} {{.Image}}", cid, check=True).stdout.split()
+            assert not img[0].startswith(("oci", "dir:", "docker:")) and len(img[1]) == 64, (ref, img)
+        finally:
+            pallet("rm", "-f", cid)
+
+
+def test_run_of_a_missing_archive_is_one_line_and_nothing_made(pallet, tmp_path):
+    before = pallet.ids()
+    for ref in (f"docker-archive:{tmp_path}/nope.tar", f"oci-archive:{tmp_path}/nope.tar", f"oci:{tmp_path}/nope"):
+        r = pallet("run", "--rm", "--network", "none", ref, "true")
+        assert r.returncode == 125, (ref, r.stderr)
+        assert "nope" in _one_line_error(r.stderr), r.stderr
+    assert pallet.ids() == before

@@ -293,9 +293,16 @@ class Containers:
     def _image(self, o: Options, pull_fn):
         if o.pull not in ("missing", "always", "never", "newer"):
             raise UsageError(f"invalid --pull {o.pull!r}: want always, missing, never or newer")
+        from ..images.refs import has_transport
+
+        text = o.image
+        if has_transport(text):
+            if not text.startswith("docker://"):  # podman's: copied whatever --pull says (the
+                return self.store.image(pull_fn(text))  # policy is for registries), by the new ID
+            text = text[len("docker://"):]  # the policy applies to the name
         if o.pull not in ("always", "newer"):
             try:
-                return self.store.image(o.image)
+                return self.store.image(text)
             except NotFound:
                 if o.pull == "never":
                     raise ContainerError(f"{o.image}: image not known") from None
@@ -306,6 +313,7 @@ class Containers:
         so the trust policy applies). Nothing is left when it fails."""
         from ..containers.network import mode as netmode
         from ..containers.network import ports as netports
+        from ..images.refs import has_transport
 
         from . import policies
 
@@ -391,6 +399,8 @@ class Containers:
         meta.update(policies.meta(life, img_cfg, o.rm))
         meta.update(run_meta)
         meta["image_ref"] = resolved_name(o.image, image)
+        if has_transport(o.image):  # podman's: the image as pulled, by its first name (else its ID)
+            meta["image_name"] = meta["image_ref"] = (image.get("names") or [image["id"]])[0]
         from . import mounts as ctr_mounts
 
         ctr_mounts.add_image_volumes(meta, img_cfg)
