@@ -54,6 +54,9 @@ def register(sub, only: str | None = None) -> None:
 def _create_flags(p) -> None:
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs="...", default=[], metavar="COMMAND")
+    p.add_argument("--rootfs", action="store_true",
+                   help="IMAGE is an exploded root filesystem, PATH (the container writes into it) or PATH:O "
+                        "(an overlay on it: it is never written, the changes go when the container stops)")
     p.add_argument("--name", metavar="NAME")
     p.add_argument("--env", "-e", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--env-file", action="append", default=[], metavar="FILE")
@@ -265,7 +268,8 @@ def _options(args):
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
-    return Options(args.image, command or None, name=args.name, env=[e for e in env if e], user=args.user,
+    rootfs = args.image if getattr(args, "rootfs", False) else None
+    return Options("" if rootfs is not None else args.image, command or None, rootfs=rootfs, name=args.name, env=[e for e in env if e], user=args.user,
                    workdir=args.workdir, entrypoint=args.entrypoint, networks=args.network, publish=args.publish,
                    hostname=args.hostname, cap_add=args.cap_add, cap_drop=args.cap_drop,
                    privileged=args.privileged, read_only=args.read_only, tmpfs=args.tmpfs, volumes=args.volume,
@@ -396,7 +400,7 @@ def cmd_run(args) -> int:
             pass
     else:
         ctrs.cleanup(cid)
-    if args.rmi:
+    if args.rmi and rec["metadata"]["pallet"]["image_id"]:  # --rootfs: no image
         container_run.remove_image(ctrs, rec["metadata"]["pallet"]["image_id"])
     return code
 
@@ -851,7 +855,7 @@ def inspect_doc(ctrs, c) -> dict:
                   "CgroupPath": (cfg.get("linux") or {}).get("cgroupsPath") or "",
                   "CheckpointedAt": zero, "RestoredAt": zero},
         "Image": meta.get("image_id"), "ImageDigest": meta.get("image_digest") or "",
-        "ImageName": meta.get("image_ref") or meta.get("image_name"), "Rootfs": "", "Pod": "",
+        "ImageName": meta.get("image_ref") or meta.get("image_name"), "Rootfs": (meta.get("rootfs") or {}).get("path", ""), "Pod": "",
         "ResolvConfPath": os.path.join(userdata, "resolv.conf"), "HostnamePath": os.path.join(userdata, "hostname"),
         "HostsPath": os.path.join(userdata, "hosts"), "StaticDir": userdata,
         "OCIConfigPath": os.path.join(userdata, "config.json"), "OCIRuntime": meta.get("runtime"),

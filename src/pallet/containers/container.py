@@ -46,7 +46,7 @@ class Options:
                  read_only=False, tmpfs=(), volumes=(), memory=None, cpus=None, pids_limit=None,
                  stop_signal=None, labels=None, rm=False, detach=False, interactive=False, tty=False,
                  runtime=None, pull="missing", network_config_dir=None, restart=None, create_command=None,
-                 publish_all=False, extra=None, life=None, cgroup_parent=None, runflags=None):
+                 publish_all=False, extra=None, life=None, cgroup_parent=None, runflags=None, rootfs=None):
         self.image, self.command, self.name = image, list(command) if command else None, name
         self.env, self.user, self.workdir, self.entrypoint = list(env), user, workdir, entrypoint
         self.networks, self.publish, self.hostname = list(networks), list(publish), hostname
@@ -67,6 +67,12 @@ class Options:
         self.extra = extra
         #: --cidfile, --conmon-pidfile, --sdnotify, --timeout... (a ``runflags.RunFlags``)
         self.runflags = runflags
+        #: ``--rootfs``: ``PATH[:O]``, the root filesystem instead of an image (``image`` unused)
+        self.rootfs = rootfs
+
+
+#: the environment's PATH when there is no image (``--rootfs``): containers-common's default
+DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def cgroup_parent(text: str | None) -> str | None:
@@ -204,6 +210,32 @@ class Containers:
         meta = meta or {}
         given = meta.get("log_path") or (meta.get("extra") or {}).get("log", {}).get("path")  # the CRI's, --log-opt's
         return given or os.path.join(self._userdata(cid), "ctr.log")
+
+    def mount_root(self, cid: str, meta: dict, volatile: bool = False) -> str:
+        """The container's root filesystem mounted: its store layer on the image's, or its
+        ``--rootfs`` directory (bound by fd, or under an overlay with ``:O``)."""
+        if meta.get("rootfs"):
+            from . import rootfs as rootfs_mod
+
+            return rootfs_mod.mount(self._rundir(cid), os.path.join(self.data, cid), meta["rootfs"])
+        return self.store.mount_container(cid, volatile=volatile)
+
+    def unmount_root(self, cid: str, meta: dict) -> None:
+        if meta.get("rootfs"):
+            from . import rootfs as rootfs_mod
+
+            rootfs_mod.unmount(self._rundir(cid), os.path.join(self.data, cid), meta["rootfs"])
+            return
+        self.store.umount_container(cid, force=True)
+
+    @staticmethod
+    def check_has_layer(c: dict, verb: str) -> None:
+        """``cp``, ``diff``, ``export``, ``commit`` read the container's store layer: a ``--rootfs``
+        container has none (not supported yet)."""
+        meta = c["metadata"][META]
+        if meta.get("rootfs"):
+            raise ContainerError(f"{verb}: container {meta['name']} runs on --rootfs {meta['rootfs']['path']}: not "
+                                 "supported yet for such containers")
 
     def spec(self, cid: str) -> dict:
         """The runtime config generated at create (``_user``: the user to resolve at start)."""
@@ -376,8 +408,18 @@ class Containers:
             m = extra_opts.parse_mount(m)
             (tmpfs if m.pop("tmpfs", False) else binds).append(m)
         pids_limit = o.pids_limit if o.pids_limit is not None else conf.get("pids_limit")
-        image = self._image(o, pull_fn)
-        img_cfg = self.image_config(image)
+        rootfs_spec = None
+        if o.rootfs is not None:  # no image: the directory is the root (containers/rootfs.py)
+            from . import rootfs as rootfs_mod
+
+            rootfs_spec = rootfs_mod.parse(o.rootfs)
+            if extra.get("userns"):
+                raise UsageError("--rootfs with a user namespace (--userns, --uidmap, containers.conf's userns) is "
+                                 "not supported yet")
+            image, img_cfg = {"id": "", "names": [], "digest": ""}, {"Env": [DEFAULT_PATH_ENV]}
+        else:
+            image = self._image(o, pull_fn)
+            img_cfg = self.image_config(image)
         if o.publish_all:  # -P: the image's EXPOSE ports too, each on a free host port
             mappings = _discard_ports(netports.parse_all(o.publish, list(img_cfg.get("ExposedPorts") or {}), True),
                                       mode.kind, warn)
@@ -399,6 +441,8 @@ class Containers:
         meta.update(policies.meta(life, img_cfg, o.rm))
         meta.update(run_meta)
         meta["image_ref"] = resolved_name(o.image, image)
+        if rootfs_spec is not None:  # podman's: no image name, no digest
+            meta.update(image_name="", image_ref="", image_digest="", rootfs=rootfs_spec)
         if has_transport(o.image):  # podman's: the image as pulled, by its first name (else its ID)
             meta["image_name"] = meta["image_ref"] = (image.get("names") or [image["id"]])[0]
         from . import mounts as ctr_mounts
@@ -458,11 +502,12 @@ class Containers:
             spec = make_spec(cid)
             user = spec["_user"]
             if idmap or (user and not all(p.isascii() and p.isdigit() for p in user.split(":"))):  # a name: check it
-                rootfs = self.store.mount_container(cid)
+                os.makedirs(self._rundir(cid), 0o700, exist_ok=True)
+                rootfs = self.mount_root(cid, meta)
                 try:
                     uid, gid, _ = self.resolve_user(rootfs, user or "0")
                 finally:
-                    self.store.umount_container(cid, force=True)
+                    self.unmount_root(cid, meta)
                 if idmap:
                     from .userns import check_user
 
@@ -610,7 +655,7 @@ class Containers:
             userns_path = self._userns_path(cid, st, meta)
             net = self._network_up(cid, meta, warn, userns=userns_path)
             # a --rm container's writes need not survive a crash: no sync of its layer (podman's)
-            rootfs = self.store.mount_container(cid, volatile=bool(meta.get("rm")))
+            rootfs = self.mount_root(cid, meta, volatile=bool(meta.get("rm")))
             st["mounted"] = True
             self._write_state(cid, st)
             from . import mounts as ctr_mounts
@@ -1023,7 +1068,7 @@ class Containers:
                 st["volumes"] = []
             if st.get("mounted"):
                 try:
-                    self.store.umount_container(cid, force=True)
+                    self.unmount_root(cid, meta)
                 except (PalletError, OSError) as e:
                     errors.append(str(e))
                 st["mounted"] = False
@@ -1199,8 +1244,11 @@ class Containers:
 
         if record:
             self._forget_record(cid)
+        from .rootfs import release
+
         for p in (self._rundir(cid), os.path.join(self.data, cid)):
-            rmtree(p)
+            if release(p):  # never through a --rootfs directory still bound there
+                rmtree(p)
         self._release(cid)
         try:
             os.unlink(os.path.join(self.exits, cid))
