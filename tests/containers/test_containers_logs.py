@@ -4,11 +4,15 @@ journald`` (conmon writes to a real systemd-journald, ``logs`` reads it back).""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 
-from test_containers_run import Pallet, _one_line_error, pallet  # noqa: F401 (fixtures)
+import pytest
+
+from test_containers_run import CGROUP_PARENT, Pallet, _one_line_error, pallet  # noqa: F401 (fixtures)
 
 
 def _peak_kib(argv: list[str], out=subprocess.DEVNULL) -> tuple[int, int]:
@@ -64,3 +68,84 @@ def test_log_opt_max_size_keeps_the_log_under_it(pallet):
         assert os.path.getsize(path) <= 10_000
     finally:
         pallet("rm", "-f", "r10d-maxsize")
+
+
+# -- --log-driver journald ----------------------------------------------------------------------
+
+#: where a journald of the test's own keeps its sockets and files: tmpfs over them in a mount
+#: namespace of its own, so the host's journal (none runs on these machines) is never touched
+_JOURNAL_DIRS = ("/run/systemd", "/run/log", "/var/log/journal")
+_JOURNALD = "/lib/systemd/systemd-journald"
+
+
+@pytest.fixture(scope="module")
+def journal(pallet):
+    """A real systemd-journald in a private mount namespace (slave: the host's mounts reach it,
+    its own do not leave); ``journal(*args)`` runs pallet in that namespace, where conmon then
+    writes to it and journalctl reads it."""
+    from conftest import wait_for
+
+    if not os.access(_JOURNALD, os.X_OK) or not shutil.which("journalctl"):
+        pytest.skip(f"runs when systemd's {_JOURNALD} and journalctl are installed")
+    missing = [d for d in _JOURNAL_DIRS if not os.path.isdir(d)]
+    if missing:
+        pytest.skip(f"runs when {missing} exist to mount a private tmpfs over")
+    script = "".join(f"mount -t tmpfs tmpfs {d} && " for d in _JOURNAL_DIRS) + f"exec {_JOURNALD}"
+    proc = subprocess.Popen(["unshare", "--mount", "--propagation", "slave", "sh", "-c", script],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: os.path.exists(f"/proc/{proc.pid}/root/run/systemd/journal/socket") or
+                 proc.poll() is not None, 30, "journald's socket")
+        assert proc.poll() is None, proc.stderr.read()
+        nsenter = ["nsenter", f"--mount=/proc/{proc.pid}/ns/mnt", "--"]
+        exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+
+        def run(*args, check=False):
+            verb, rest = args[0], list(args[1:])
+            if verb in ("run", "create"):
+                rest = ["--network-config-dir", pallet.nets, "--cgroup-parent", CGROUP_PARENT] + rest
+            p = subprocess.run(nsenter + [exe] + pallet.base + [verb] + rest, capture_output=True, text=True,
+                               timeout=60, stdin=subprocess.DEVNULL)
+            if check:
+                assert p.returncode == 0, (args, p.stderr)
+            return p
+
+        run.journalctl = lambda *a: subprocess.run(nsenter + ["journalctl", "-q", "--no-pager"] + list(a),
+                                                    capture_output=True, text=True, timeout=30)
+        yield run
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stderr.close()
+
+
+def test_log_driver_journald_writes_and_logs_reads(pallet, journal):
+    """conmon writes each line to the journal (``CONTAINER_ID_FULL``, ``PRIORITY`` 6 or 3,
+    ``--log-opt tag=`` as ``CONTAINER_TAG`` and ``SYSLOG_IDENTIFIER``), and ``logs`` reads them
+    back: stdout to stdout, stderr to stderr, ``--tail``, ``-f`` until the container exits."""
+    cid = journal("run", "-d", "--name", "r10d-jd", "--network", "none", "--log-driver", "journald", "--log-opt",
+                  "tag=r10d-tag", pallet.image, "sh", "-c", "echo out1; echo err1 >&2; sleep 0.2; echo out2",
+                  check=True).stdout.strip()
+    try:
+        assert journal("wait", cid, check=True).stdout == "0\n"
+        r = journal("logs", cid, check=True)
+        assert (r.stdout, r.stderr) == ("out1\nout2\n", "err1\n")
+        assert journal("logs", "--tail", "1", cid, check=True).stdout == "out2\n"
+        entries = [json.loads(ln) for ln in journal.journalctl("-o", "json", f"CONTAINER_ID_FULL={cid}").stdout
+                   .splitlines()]
+        # (stdout and stderr are two pipes: their lines' order between them is not fixed)
+        assert sorted((e["MESSAGE"].rstrip("\n"), e["PRIORITY"], e["CONTAINER_TAG"], e["SYSLOG_IDENTIFIER"]) for e in entries) \
+            == [("err1", "3", "r10d-tag", "r10d-tag"), ("out1", "6", "r10d-tag", "r10d-tag"),
+                ("out2", "6", "r10d-tag", "r10d-tag")]
+        conf = journal("inspect", "--format", "{{.HostConfig.LogConfig.Type}} {{.HostConfig.LogConfig.Tag}}", cid,
+                       check=True).stdout
+        assert conf == "journald r10d-tag\n"
+    finally:
+        journal("rm", "-f", cid)
+    cid = journal("run", "-d", "--network", "none", "--log-driver", "journald", pallet.image, "sh", "-c",
+                  "echo a; sleep 0.3; echo b", check=True).stdout.strip()
+    try:
+        r = journal("logs", "-f", cid, check=True)  # returns once the container exited, every line read
+        assert r.stdout == "a\nb\n"
+    finally:
+        journal("rm", "-f", cid)

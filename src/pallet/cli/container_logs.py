@@ -97,12 +97,16 @@ class _Source:
         while True:
             data = self.read()
             if not data:
-                if self.fd is None or not self._more():
+                if self.fd is None or not self.more():
                     return
                 continue
             yield from parse_log(data)
 
-    def _more(self) -> bool:
+    def poll(self) -> list:
+        """Parsed lines written since the last read (a bounded piece)."""
+        return parse_log(self.read())
+
+    def more(self) -> bool:
         """Is there more to read than the unfinished line already kept?"""
         try:
             return os.lseek(self.fd, 0, os.SEEK_CUR) < os.fstat(self.fd).st_size
@@ -113,6 +117,92 @@ class _Source:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+class _JournalSource:
+    """One ``--log-driver journald`` container's entries (conmon's: ``CONTAINER_ID_FULL``,
+    ``PRIORITY`` 6 stdout / 3 stderr, ``CONTAINER_PARTIAL_MESSAGE``), read as podman reads them
+    but through ``journalctl -o json`` (the system's journal files), one entry at a time; a
+    cursor keeps where following got to."""
+
+    path = ""
+
+    def __init__(self, cid: str, prefix: bytes):
+        self.cid, self.prefix = cid, prefix
+        self.new = True
+        self.tail = -1
+        self.cursor = None
+
+    def seek_tail(self, n: int) -> None:
+        self.tail = n
+
+    def _entries(self, first: bool):
+        import shutil
+        import subprocess
+
+        from ..errors import ContainerError
+
+        exe = shutil.which("journalctl")
+        if exe is None:
+            raise ContainerError("the container logs to the journal and journalctl is not installed")
+        argv = [exe, "-q", "--no-pager", "-o", "json"]
+        if self.cursor:
+            argv += ["--after-cursor", self.cursor]
+        elif first and self.tail >= 0:
+            argv += ["-n", str(max(self.tail, 1))]  # -n 1 for --tail 0: only where following starts
+        argv.append(f"CONTAINER_ID_FULL={self.cid}")
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            for raw in p.stdout:
+                line = journal_line(raw)
+                if line is not None:
+                    self.cursor = line[4] or self.cursor
+                    if not (first and self.tail == 0):
+                        yield line[:4]
+        finally:
+            p.stdout.close()
+            p.kill()
+            p.wait()
+
+    def lines(self):
+        return self._entries(first=True)
+
+    def poll(self) -> list:
+        return list(self._entries(first=False))
+
+    def more(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def journal_line(raw: bytes):
+    """One ``journalctl -o json`` entry as ``(time, stream, text, full, cursor)``, None when it is
+    not a container's output line (podman's formatter: PRIORITY 6 stdout, 3 stderr)."""
+    import datetime
+    import json
+
+    try:
+        doc = json.loads(raw)
+        usec = int(doc["__REALTIME_TIMESTAMP"])
+        msg = doc.get("MESSAGE")
+    except (ValueError, KeyError, TypeError):
+        return None
+    fd = {"6": 1, "3": 2}.get(doc.get("PRIORITY"))
+    if fd is None or not isinstance(doc, dict):
+        return None
+    if isinstance(msg, list) and all(isinstance(b, int) and 0 <= b < 256 for b in msg):
+        text = bytes(msg)  # journalctl's form for a message that is not UTF-8
+    elif isinstance(msg, str):
+        text = msg.encode("utf-8", "surrogateescape")
+    else:
+        return None
+    if text.endswith(b"\n"):
+        text = text[:-1]
+    ts = datetime.datetime.fromtimestamp(usec / 1e6, datetime.timezone.utc).astimezone()
+    cursor = doc.get("__CURSOR") if isinstance(doc.get("__CURSOR"), str) else None
+    return ts.isoformat(timespec="microseconds"), fd, text, "CONTAINER_PARTIAL_MESSAGE" not in doc, cursor
 
 
 def _is_full(line: bytes) -> bool:
@@ -138,7 +228,10 @@ def cmd_logs(args) -> int:
             raise ContainerError("this container is using the 'none' log driver, cannot read logs: this container "
                                  "is not logging output")
         prefix = ((meta.get("name") if args.names else c["id"][:12]) + " ").encode() if multi else b""
-        sources.append(_Source(c["id"], ctrs.log_path(c["id"], meta), prefix))
+        if ((meta.get("extra") or {}).get("log") or {}).get("driver") == "journald":
+            sources.append(_JournalSource(c["id"], prefix))
+        else:
+            sources.append(_Source(c["id"], ctrs.log_path(c["id"], meta), prefix))
     keep = log_window(args.since, args.until)
     try:
         def stream(i: int, src: _Source):
@@ -161,13 +254,14 @@ def cmd_logs(args) -> int:
             progressed = False
             for src in list(live):
                 # the state first, then the last lines: nothing written before the exit is lost
-                ended = ctrs.state(src.cid).get("state") != "running" and not os.path.exists(src.path + ".partial")
+                ended = ctrs.state(src.cid).get("state") != "running" and \
+                    not (src.path and os.path.exists(src.path + ".partial"))
                 while True:
-                    got = [(src, ln) for ln in parse_log(src.read()) if keep(ln[0])]
+                    got = [(src, ln) for ln in src.poll() if keep(ln[0])]
                     if got:
                         emit(got, args.timestamps)
                         progressed = True
-                    if not ended or not src._more():
+                    if not ended or not src.more():
                         break
                 if ended:
                     live.remove(src)

@@ -88,8 +88,9 @@ def _create_flags(p) -> None:
     p.add_argument("--device", action="append", default=[], metavar="HOST[:CTR][:PERMS]")
     p.add_argument("--device-cgroup-rule", action="append", default=[], metavar="'TYPE MAJOR:MINOR ACCESS'",
                    help="allow devices in the device cgroup (type a, b or c; * for any minor; access of rwm)")
-    p.add_argument("--log-driver", metavar="DRIVER", help="k8s-file (default) or none")
-    p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE", help="path=FILE, max-size=SIZE")
+    p.add_argument("--log-driver", metavar="DRIVER", help="k8s-file (default), journald or none")
+    p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="path=FILE, max-size=SIZE (k8s-file); tag=TAG (journald)")
     for flag in ("--cgroupns", "--ipc", "--pid", "--uts"):
         p.add_argument(flag, metavar="MODE", help="host, private or ns:PATH")
     p.add_argument("--userns", metavar="MODE",
@@ -891,7 +892,9 @@ def inspect_doc(ctrs, c) -> dict:
                                  for b in meta.get("binds") or []],
                        "CgroupManager": "cgroupfs", "CgroupMode": "host", "ContainerIDFile": meta.get("cidfile") or "",
                        "LogConfig": {"Type": ((meta.get("extra") or {}).get("log") or {}).get("driver", "k8s-file"),
-                                     "Config": None, "Path": ctrs.log_path(cid, meta), "Tag": "",
+                                     "Config": None, "Tag": ((meta.get("extra") or {}).get("log") or {}).get("tag", ""),
+                                     "Path": "" if ((meta.get("extra") or {}).get("log") or {}).get("driver")
+                                     == "journald" else ctrs.log_path(cid, meta),
                                      "Size": human_size(((meta.get("extra") or {}).get("log") or {}).get("max_size")
                                                         or 0)},
                        "NetworkMode": {"none": "none", "host": "host"}.get(mode, "bridge"), "PortBindings": ports,

@@ -747,9 +747,11 @@ class Containers:
                     "-l", _log_arg(self.log_path(cid, meta), meta), "--log-level", "error",
                     "--runtime-arg", "--log-format=json", "--runtime-arg", "--log", "--runtime-arg", oci_log,
                     "--conmon-pidfile", os.path.join(rundir, "conmon.pid")]
-            max_size = ((meta.get("extra") or {}).get("log") or {}).get("max_size")
-            if max_size:
-                args += ["--log-size-max", str(max_size)]
+            log = (meta.get("extra") or {}).get("log") or {}
+            if log.get("max_size"):
+                args += ["--log-size-max", str(log["max_size"])]
+            if log.get("tag"):  # journald's CONTAINER_TAG and SYSLOG_IDENTIFIER
+                args += ["--log-tag", log["tag"]]
             if meta["tty"]:
                 args.append("-t")
             elif meta["interactive"]:
@@ -1439,9 +1441,9 @@ def _results(results: dict) -> dict:
 
 
 def _log_arg(path: str, meta: dict) -> str:
-    """conmon's ``-l``: ``k8s-file:PATH``, or ``none`` (podman's ``--log-driver none``)."""
+    """conmon's ``-l``: ``k8s-file:PATH``, ``journald:`` or ``none`` (podman's ``--log-driver``)."""
     driver = ((meta.get("extra") or {}).get("log") or {}).get("driver", "k8s-file")
-    return "none" if driver == "none" else "k8s-file:" + path
+    return {"none": "none", "journald": "journald:"}.get(driver) or "k8s-file:" + path
 
 
 #: the files of userdata bound onto the container's /etc
