@@ -102,7 +102,7 @@ class _Source:
                 continue
             yield from parse_log(data)
 
-    def poll(self) -> list:
+    def poll(self, final: bool = False) -> list:
         """Parsed lines written since the last read (a bounded piece)."""
         return parse_log(self.read())
 
@@ -165,9 +165,12 @@ class _JournalSource:
             p.wait()
 
     def lines(self):
+        _journal_sync()
         return self._entries(first=True)
 
-    def poll(self) -> list:
+    def poll(self, final: bool = False) -> list:
+        if final:  # conmon's last lines may still be in journald's socket: have them written first
+            _journal_sync()
         return list(self._entries(first=False))
 
     def more(self) -> bool:
@@ -175,6 +178,21 @@ class _JournalSource:
 
     def close(self) -> None:
         pass
+
+
+def _journal_sync() -> None:
+    """``journalctl --sync``: journald has written every entry sent before the call (conmon's
+    sends are datagrams it may not have read yet). Without the right to ask, nothing is done."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("journalctl")
+    if exe:
+        try:
+            subprocess.run([exe, "--sync"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
 
 
 def journal_line(raw: bytes):
@@ -257,7 +275,7 @@ def cmd_logs(args) -> int:
                 ended = ctrs.state(src.cid).get("state") != "running" and \
                     not (src.path and os.path.exists(src.path + ".partial"))
                 while True:
-                    got = [(src, ln) for ln in src.poll() if keep(ln[0])]
+                    got = [(src, ln) for ln in src.poll(final=ended) if keep(ln[0])]
                     if got:
                         emit(got, args.timestamps)
                         progressed = True
