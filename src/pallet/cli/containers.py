@@ -968,7 +968,7 @@ def latest_container(args) -> str:
     recs = _containers(args).list()
     if not recs:
         raise ContainerNotFound("no containers to use with --latest")
-    return max(recs, key=lambda c: c.get("created") or "")["id"]
+    return max(recs, key=_created)["id"]  # to the nanosecond: two creates within a second differ
 
 
 def cmd_inspect(args) -> int:

@@ -17,8 +17,8 @@ point, so nothing swapped at the path meanwhile (a symlink, another directory) i
 from __future__ import annotations
 
 import os
-import shutil
 
+from .._fs import rmtree
 from ..errors import UsageError
 
 
@@ -72,7 +72,7 @@ def mount(rundir: str, datadir: str, spec: dict) -> str:
         os.close(fd)
     try:  # :O -- a fresh upper layer at every start
         top = os.path.join(datadir, "rootfs-overlay")
-        shutil.rmtree(top, ignore_errors=True)
+        rmtree(top)
         upper, work = os.path.join(top, "upper"), os.path.join(top, "work")
         os.makedirs(upper, 0o755)
         os.makedirs(work, 0o700)
@@ -108,4 +108,4 @@ def unmount(rundir: str, datadir: str, spec: dict) -> None:
         if _is_mountpoint(path):
             syscalls.umount2(path, 2)
     if spec.get("overlay"):
-        shutil.rmtree(os.path.join(datadir, "rootfs-overlay"), ignore_errors=True)
+        rmtree(os.path.join(datadir, "rootfs-overlay"))
