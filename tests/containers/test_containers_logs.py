@@ -72,6 +72,21 @@ def test_log_opt_max_size_keeps_the_log_under_it(pallet):
 
 # -- --log-driver journald ----------------------------------------------------------------------
 
+def test_log_driver_journald_without_a_journal_is_refused_at_create(pallet):
+    """podman 4.3.1 (measured here): ``create --log-driver journald`` with no journald to take
+    entries fails, ``failed to initialize journal: ...``, and nothing is made. Where the host
+    runs a journald, the create works."""
+    before = pallet.ids()
+    r = pallet("create", "--network", "none", "--log-driver", "journald", pallet.image, "true")
+    if os.path.exists("/run/systemd/journal/socket"):
+        assert r.returncode == 0, r.stderr
+        pallet("rm", "-f", r.stdout.strip(), check=True)
+    else:
+        assert r.returncode == 125
+        assert _one_line_error(r.stderr).startswith("Error: failed to initialize journal: "), r.stderr
+    assert pallet.ids() == before
+
+
 #: where a journald of the test's own keeps its sockets and files: tmpfs over them in a mount
 #: namespace of its own, so the host's journal (none runs on these machines) is never touched
 _JOURNAL_DIRS = ("/run/systemd", "/run/log", "/var/log/journal")

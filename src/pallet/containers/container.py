@@ -399,6 +399,8 @@ class Containers:
             if "=" not in e or e.startswith("=") or "\0" in e:
                 raise UsageError(f"invalid --env {e!r}: want KEY=VALUE")
         extra = extra_opts.resolve(o.extra or extra_opts.Extra(), conf, mode.kind, warn)
+        if extra["log"]["driver"] == "journald":
+            check_journal()
         for kind, v in extra["namespaces"].items():  # container:NAME -> container:ID (it must exist)
             if isinstance(v, str) and v.startswith("container:"):
                 extra["namespaces"][kind] = "container:" + self.get(v[len("container:"):])["id"]
@@ -1438,6 +1440,25 @@ def _results(results: dict) -> dict:
                                    for i in b.interfaces],
                     "dns_server_ips": list(b.dns_server_ips), "dns_search_domains": list(b.dns_search_domains)}
     return out
+
+
+#: where journald takes entries (sd_journal_send's socket, what conmon writes to)
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+
+
+def check_journal() -> None:
+    """podman's create of a ``--log-driver journald`` container fails when the journal cannot
+    take entries (its first one, an event, is sent then): the same check, without an entry."""
+    import socket
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    try:
+        s.connect(JOURNAL_SOCKET)
+    except OSError as e:
+        raise ContainerError(f"failed to initialize journal: {JOURNAL_SOCKET}: {(e.strerror or str(e)).lower()}") \
+            from None
+    finally:
+        s.close()
 
 
 def _log_arg(path: str, meta: dict) -> str:
