@@ -74,7 +74,7 @@ def test_runtime_errors_classified_as_podman_does(msg, cls, code):
     assert str(e).startswith("runc: ") and "\n" not in str(e)
 
 
-def test_k8s_file_log_parsing_and_tail():
+def test_k8s_file_log_parsing_and_tail(tmp_path, monkeypatch):
     data = (b"2024-01-01T00:00:00.1+00:00 stdout F one\n"
             b"2024-01-01T00:00:00.2+00:00 stderr P par\n"
             b"2024-01-01T00:00:00.3+00:00 stderr F tial\n"
@@ -83,10 +83,17 @@ def test_k8s_file_log_parsing_and_tail():
     lines = logs_cli.parse_log(data)
     assert [(fd, text, full) for _, fd, text, full in lines] == \
         [(1, b"one", True), (2, b"par", False), (2, b"tial", True), (1, b"", True)]
-    assert logs_cli.tail_messages(lines, 1) == lines[3:]
-    assert logs_cli.tail_messages(lines, 2) == lines[1:]  # a partial line goes with its end
-    assert logs_cli.tail_messages(lines, 0) == []
-    assert logs_cli.tail_messages(lines, 10) == lines
+    path = tmp_path / "ctr.log"
+    path.write_bytes(data + b"2024-01-01T00:00:00.5+00:00 stdout P not yet ended")  # a line being written
+    for chunk in (16, 1 << 16):  # blocks smaller than a line too: read back across their edges
+        monkeypatch.setattr(logs_cli, "CHUNK", chunk)
+        for n, want in ((1, lines[3:]), (2, lines[1:]), (0, []), (10, lines), (3, lines)):
+            src = logs_cli._Source("x", str(path), b"")
+            try:
+                src.seek_tail(n)
+                assert list(src.lines()) == want, (chunk, n)  # a partial line goes with its end
+            finally:
+                src.close()
 
 
 def test_everything_after_the_image_is_the_command():

@@ -259,7 +259,7 @@ def _run_extras(args):
                       dns_search=args.dns_search, dns_options=args.dns_option, add_hosts=args.add_host,
                       no_hosts=args.no_hosts, network=network, cgroup_parent=args.cgroup_parent, pid=pid,
                       ipc=args.ipc, uts=args.uts, cgroupns=args.cgroupns, security_opts=args.security_opt,
-                      runtime_flags=args.runtime_flag, hooks_dirs=args.hooks_dir)
+                      runtime_flags=list(getattr(args, "global_runtime_flags", None) or ()) + args.runtime_flag, hooks_dirs=args.hooks_dir)
 
 
 def _build_contexts(items: list[str]) -> dict:

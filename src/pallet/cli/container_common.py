@@ -10,7 +10,12 @@ def open_containers(args):
     from .common import global_store_args
     from .store import open_store
 
-    return Containers(open_store(args), global_store_args(args))
+    return Containers(open_store(args), global_store_args(args), runtime_flags(args))
+
+
+def runtime_flags(args) -> list[str]:
+    """The global ``--runtime-flag`` values as the runtime's flags (podman's: ``--`` before each)."""
+    return ["--" + f for f in getattr(args, "global_runtime_flags", None) or ()]
 
 
 def add_verbs(sub, adders: dict, only: str | None) -> None:

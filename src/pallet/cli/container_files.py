@@ -173,6 +173,7 @@ def cmd_commit(args) -> int:
         names = [args.image]
     ctrs = _containers(args)
     c = ctrs.get(args.container)
+    ctrs.check_has_layer(c, "commit")
     cid, meta = c["id"], c["metadata"]["pallet"]
     store = ctrs.store
     doc = load_config(store, store.image(c["image"])) if c.get("image") else empty_config()

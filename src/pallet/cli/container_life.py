@@ -135,11 +135,9 @@ def life_options(args):
 # -- handlers ------------------------------------------------------------------------------------
 
 def _containers(args):
-    from ..containers.container import Containers
-    from .common import global_store_args
-    from .store import open_store
+    from .container_common import open_containers
 
-    return Containers(open_store(args), global_store_args(args))
+    return open_containers(args)
 
 
 def _env(args) -> list[str]:

@@ -54,6 +54,9 @@ def register(sub, only: str | None = None) -> None:
 def _create_flags(p) -> None:
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs="...", default=[], metavar="COMMAND")
+    p.add_argument("--rootfs", action="store_true",
+                   help="IMAGE is an exploded root filesystem, PATH (the container writes into it) or PATH:O "
+                        "(an overlay on it: it is never written, the changes go when the container stops)")
     p.add_argument("--name", metavar="NAME")
     p.add_argument("--env", "-e", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--env-file", action="append", default=[], metavar="FILE")
@@ -85,8 +88,9 @@ def _create_flags(p) -> None:
     p.add_argument("--device", action="append", default=[], metavar="HOST[:CTR][:PERMS]")
     p.add_argument("--device-cgroup-rule", action="append", default=[], metavar="'TYPE MAJOR:MINOR ACCESS'",
                    help="allow devices in the device cgroup (type a, b or c; * for any minor; access of rwm)")
-    p.add_argument("--log-driver", metavar="DRIVER", help="k8s-file (default) or none")
-    p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE", help="path=FILE, max-size=SIZE")
+    p.add_argument("--log-driver", metavar="DRIVER", help="k8s-file (default), journald or none")
+    p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="path=FILE, max-size=SIZE (k8s-file); tag=TAG (journald)")
     for flag in ("--cgroupns", "--ipc", "--pid", "--uts"):
         p.add_argument(flag, metavar="MODE", help="host, private or ns:PATH")
     p.add_argument("--userns", metavar="MODE",
@@ -265,7 +269,8 @@ def _options(args):
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
-    return Options(args.image, command or None, name=args.name, env=[e for e in env if e], user=args.user,
+    rootfs = args.image if getattr(args, "rootfs", False) else None
+    return Options("" if rootfs is not None else args.image, command or None, rootfs=rootfs, name=args.name, env=[e for e in env if e], user=args.user,
                    workdir=args.workdir, entrypoint=args.entrypoint, networks=args.network, publish=args.publish,
                    hostname=args.hostname, cap_add=args.cap_add, cap_drop=args.cap_drop,
                    privileged=args.privileged, read_only=args.read_only, tmpfs=args.tmpfs, volumes=args.volume,
@@ -396,7 +401,7 @@ def cmd_run(args) -> int:
             pass
     else:
         ctrs.cleanup(cid)
-    if args.rmi:
+    if args.rmi and rec["metadata"]["pallet"]["image_id"]:  # --rootfs: no image
         container_run.remove_image(ctrs, rec["metadata"]["pallet"]["image_id"])
     return code
 
@@ -803,7 +808,7 @@ def latest_container(args) -> str:
     recs = _containers(args).list()
     if not recs:
         raise ContainerNotFound("no containers to use with --latest")
-    return max(recs, key=lambda c: c.get("created") or "")["id"]
+    return max(recs, key=_created)["id"]  # to the nanosecond: two creates within a second differ
 
 
 def cmd_inspect(args) -> int:

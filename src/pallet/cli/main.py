@@ -56,7 +56,7 @@ class _Parser(_args.ArgumentParser):
 
 #: global options that take a value (to find the verb without building every parser)
 _GLOBAL_VALUES = {"--registries-conf", "--policy", "--override-arch", "--override-os", "--override-variant", "--root",
-                  "--runroot", "--storage-driver", "--registries.d"}
+                  "--runroot", "--storage-driver", "--registries.d", "--runtime-flag"}
 
 
 def _verb(argv: list[str]) -> str | None:
@@ -92,6 +92,9 @@ def build_parser(verb: str | None = None) -> _args.ArgumentParser:
     p.add_argument("--root", metavar="DIR", help="the local store's root (default /var/lib/pallet)")
     p.add_argument("--runroot", metavar="DIR", help="the local store's run-time state (default /run/pallet)")
     p.add_argument("--storage-driver", metavar="DRIVER", help="overlay or vfs")
+    p.add_argument("--runtime-flag", dest="global_runtime_flags", action="append", default=[], metavar="FLAG",
+                   help="podman's: a global flag for the OCI runtime at every call (debug -> --debug, "
+                        "log=FILE -> --log=FILE)")
     p.add_argument("--spool-limit", metavar="SIZE",
                    help="how much a piped or compressed archive may spool to disk (e.g. 32G; 0: no limit)")
     p.add_argument("--registries.d", dest="registries_d", metavar="DIR",

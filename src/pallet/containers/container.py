@@ -46,7 +46,7 @@ class Options:
                  read_only=False, tmpfs=(), volumes=(), memory=None, cpus=None, pids_limit=None,
                  stop_signal=None, labels=None, rm=False, detach=False, interactive=False, tty=False,
                  runtime=None, pull="missing", network_config_dir=None, restart=None, create_command=None,
-                 publish_all=False, extra=None, life=None, cgroup_parent=None, runflags=None):
+                 publish_all=False, extra=None, life=None, cgroup_parent=None, runflags=None, rootfs=None):
         self.image, self.command, self.name = image, list(command) if command else None, name
         self.env, self.user, self.workdir, self.entrypoint = list(env), user, workdir, entrypoint
         self.networks, self.publish, self.hostname = list(networks), list(publish), hostname
@@ -67,6 +67,12 @@ class Options:
         self.extra = extra
         #: --cidfile, --conmon-pidfile, --sdnotify, --timeout... (a ``runflags.RunFlags``)
         self.runflags = runflags
+        #: ``--rootfs``: ``PATH[:O]``, the root filesystem instead of an image (``image`` unused)
+        self.rootfs = rootfs
+
+
+#: the environment's PATH when there is no image (``--rootfs``): containers-common's default
+DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def cgroup_parent(text: str | None) -> str | None:
@@ -148,8 +154,11 @@ def _parse_memory(text: str) -> int:
 class Containers:
     """podman's container verbs over one store (``store``) and network configuration."""
 
-    def __init__(self, store, global_args: list[str] | None = None):
+    def __init__(self, store, global_args: list[str] | None = None, runtime_flags: list[str] | None = None):
         self.store = store
+        #: the global ``--runtime-flag``s (``--debug``, ``--log=FILE``): on every runtime call this
+        #: process makes, conmon's included, as podman's (not the exit command's: podman's neither)
+        self.runtime_flags = list(runtime_flags or [])
         self.base = os.path.join(store.runroot, "pallet-containers")
         self.data = os.path.join(store.graphroot, "pallet-containers")
         self.exits = os.path.join(self.base, "exits")
@@ -201,6 +210,32 @@ class Containers:
         meta = meta or {}
         given = meta.get("log_path") or (meta.get("extra") or {}).get("log", {}).get("path")  # the CRI's, --log-opt's
         return given or os.path.join(self._userdata(cid), "ctr.log")
+
+    def mount_root(self, cid: str, meta: dict, volatile: bool = False) -> str:
+        """The container's root filesystem mounted: its store layer on the image's, or its
+        ``--rootfs`` directory (bound by fd, or under an overlay with ``:O``)."""
+        if meta.get("rootfs"):
+            from . import rootfs as rootfs_mod
+
+            return rootfs_mod.mount(self._rundir(cid), os.path.join(self.data, cid), meta["rootfs"])
+        return self.store.mount_container(cid, volatile=volatile)
+
+    def unmount_root(self, cid: str, meta: dict) -> None:
+        if meta.get("rootfs"):
+            from . import rootfs as rootfs_mod
+
+            rootfs_mod.unmount(self._rundir(cid), os.path.join(self.data, cid), meta["rootfs"])
+            return
+        self.store.umount_container(cid, force=True)
+
+    @staticmethod
+    def check_has_layer(c: dict, verb: str) -> None:
+        """``cp``, ``diff``, ``export``, ``commit`` read the container's store layer: a ``--rootfs``
+        container has none (not supported yet)."""
+        meta = c["metadata"][META]
+        if meta.get("rootfs"):
+            raise ContainerError(f"{verb}: container {meta['name']} runs on --rootfs {meta['rootfs']['path']}: not "
+                                 "supported yet for such containers")
 
     def spec(self, cid: str) -> dict:
         """The runtime config generated at create (``_user``: the user to resolve at start)."""
@@ -290,9 +325,16 @@ class Containers:
     def _image(self, o: Options, pull_fn):
         if o.pull not in ("missing", "always", "never", "newer"):
             raise UsageError(f"invalid --pull {o.pull!r}: want always, missing, never or newer")
+        from ..images.refs import has_transport
+
+        text = o.image
+        if has_transport(text):
+            if not text.startswith("docker://"):  # podman's: copied whatever --pull says (the
+                return self.store.image(pull_fn(text))  # policy is for registries), by the new ID
+            text = text[len("docker://"):]  # the policy applies to the name
         if o.pull not in ("always", "newer"):
             try:
-                return self.store.image(o.image)
+                return self.store.image(text)
             except NotFound:
                 if o.pull == "never":
                     raise ContainerError(f"{o.image}: image not known") from None
@@ -303,6 +345,7 @@ class Containers:
         so the trust policy applies). Nothing is left when it fails."""
         from ..containers.network import mode as netmode
         from ..containers.network import ports as netports
+        from ..images.refs import has_transport
 
         from . import policies
 
@@ -356,6 +399,8 @@ class Containers:
             if "=" not in e or e.startswith("=") or "\0" in e:
                 raise UsageError(f"invalid --env {e!r}: want KEY=VALUE")
         extra = extra_opts.resolve(o.extra or extra_opts.Extra(), conf, mode.kind, warn)
+        if extra["log"]["driver"] == "journald":
+            check_journal()
         for kind, v in extra["namespaces"].items():  # container:NAME -> container:ID (it must exist)
             if isinstance(v, str) and v.startswith("container:"):
                 extra["namespaces"][kind] = "container:" + self.get(v[len("container:"):])["id"]
@@ -365,8 +410,18 @@ class Containers:
             m = extra_opts.parse_mount(m)
             (tmpfs if m.pop("tmpfs", False) else binds).append(m)
         pids_limit = o.pids_limit if o.pids_limit is not None else conf.get("pids_limit")
-        image = self._image(o, pull_fn)
-        img_cfg = self.image_config(image)
+        rootfs_spec = None
+        if o.rootfs is not None:  # no image: the directory is the root (containers/rootfs.py)
+            from . import rootfs as rootfs_mod
+
+            rootfs_spec = rootfs_mod.parse(o.rootfs)
+            if extra.get("userns"):
+                raise UsageError("--rootfs with a user namespace (--userns, --uidmap, containers.conf's userns) is "
+                                 "not supported yet")
+            image, img_cfg = {"id": "", "names": [], "digest": ""}, {"Env": [DEFAULT_PATH_ENV]}
+        else:
+            image = self._image(o, pull_fn)
+            img_cfg = self.image_config(image)
         if o.publish_all:  # -P: the image's EXPOSE ports too, each on a free host port
             mappings = _discard_ports(netports.parse_all(o.publish, list(img_cfg.get("ExposedPorts") or {}), True),
                                       mode.kind, warn)
@@ -388,6 +443,10 @@ class Containers:
         meta.update(policies.meta(life, img_cfg, o.rm))
         meta.update(run_meta)
         meta["image_ref"] = resolved_name(o.image, image)
+        if rootfs_spec is not None:  # podman's: no image name, no digest
+            meta.update(image_name="", image_ref="", image_digest="", rootfs=rootfs_spec)
+        if has_transport(o.image):  # podman's: the image as pulled, by its first name (else its ID)
+            meta["image_name"] = meta["image_ref"] = (image.get("names") or [image["id"]])[0]
         from . import mounts as ctr_mounts
 
         ctr_mounts.add_image_volumes(meta, img_cfg)
@@ -445,11 +504,12 @@ class Containers:
             spec = make_spec(cid)
             user = spec["_user"]
             if idmap or (user and not all(p.isascii() and p.isdigit() for p in user.split(":"))):  # a name: check it
-                rootfs = self.store.mount_container(cid)
+                os.makedirs(self._rundir(cid), 0o700, exist_ok=True)
+                rootfs = self.mount_root(cid, meta)
                 try:
                     uid, gid, _ = self.resolve_user(rootfs, user or "0")
                 finally:
-                    self.store.umount_container(cid, force=True)
+                    self.unmount_root(cid, meta)
                 if idmap:
                     from .userns import check_user
 
@@ -597,7 +657,7 @@ class Containers:
             userns_path = self._userns_path(cid, st, meta)
             net = self._network_up(cid, meta, warn, userns=userns_path)
             # a --rm container's writes need not survive a crash: no sync of its layer (podman's)
-            rootfs = self.store.mount_container(cid, volatile=bool(meta.get("rm")))
+            rootfs = self.mount_root(cid, meta, volatile=bool(meta.get("rm")))
             st["mounted"] = True
             self._write_state(cid, st)
             from . import mounts as ctr_mounts
@@ -682,14 +742,18 @@ class Containers:
             runtime = meta["runtime"]
             args = ["--api-version", "1", "-c", cid, "-u", cid, "-r", runtime, "-b", userdata,
                     "-p", os.path.join(rundir, "pidfile"), "-n", meta["name"], "--exit-dir", self.exits,
-                    "--full-attach", "--persist-dir", rundir,
-                    "--runtime-arg", "--root", "--runtime-arg", self.oci_root,
+                    "--full-attach", "--persist-dir", rundir]
+            for flag in self.runtime_flags:  # podman's place for them: before the rest
+                args += ["--runtime-arg", flag]
+            args += ["--runtime-arg", "--root", "--runtime-arg", self.oci_root,
                     "-l", _log_arg(self.log_path(cid, meta), meta), "--log-level", "error",
                     "--runtime-arg", "--log-format=json", "--runtime-arg", "--log", "--runtime-arg", oci_log,
                     "--conmon-pidfile", os.path.join(rundir, "conmon.pid")]
-            max_size = ((meta.get("extra") or {}).get("log") or {}).get("max_size")
-            if max_size:
-                args += ["--log-size-max", str(max_size)]
+            log = (meta.get("extra") or {}).get("log") or {}
+            if log.get("max_size"):
+                args += ["--log-size-max", str(log["max_size"])]
+            if log.get("tag"):  # journald's CONTAINER_TAG and SYSLOG_IDENTIFIER
+                args += ["--log-tag", log["tag"]]
             if meta["tty"]:
                 args.append("-t")
             elif meta["interactive"]:
@@ -870,10 +934,14 @@ class Containers:
             cmd.append("--rm")
         return cmd + [cid]
 
+    def runtime_argv(self, runtime: str) -> list[str]:
+        """The runtime with the global flags and its state root: the start of every call."""
+        return [runtime] + self.runtime_flags + ["--root", self.oci_root]
+
     def runtime_command(self, meta: dict, *args, check: bool = True):
         from .._std import proc
 
-        p = proc.run([meta["runtime"], "--root", self.oci_root] + list(args), capture_output=True,
+        p = proc.run(self.runtime_argv(meta["runtime"]) + list(args), capture_output=True,
                      stdin=proc.DEVNULL)
         if check and p.returncode != 0:
             msg = " ".join(p.stderr.decode("utf-8", "replace").split())
@@ -884,7 +952,7 @@ class Containers:
         """The runtime running ``args`` (its output dropped): the caller waits for it."""
         from .._std import proc
 
-        return proc.Popen([meta["runtime"], "--root", self.oci_root] + list(args), stdin=proc.DEVNULL,
+        return proc.Popen(self.runtime_argv(meta["runtime"]) + list(args), stdin=proc.DEVNULL,
                           stdout=proc.DEVNULL, stderr=proc.DEVNULL)
 
     # -- stop, kill, wait, cleanup, rm ---------------------------------------------------------
@@ -1004,7 +1072,7 @@ class Containers:
                 st["volumes"] = []
             if st.get("mounted"):
                 try:
-                    self.store.umount_container(cid, force=True)
+                    self.unmount_root(cid, meta)
                 except (PalletError, OSError) as e:
                     errors.append(str(e))
                 st["mounted"] = False
@@ -1180,8 +1248,11 @@ class Containers:
 
         if record:
             self._forget_record(cid)
+        from .rootfs import release
+
         for p in (self._rundir(cid), os.path.join(self.data, cid)):
-            rmtree(p)
+            if release(p):  # never through a --rootfs directory still bound there
+                rmtree(p)
         self._release(cid)
         try:
             os.unlink(os.path.join(self.exits, cid))
@@ -1371,10 +1442,29 @@ def _results(results: dict) -> dict:
     return out
 
 
+#: where journald takes entries (sd_journal_send's socket, what conmon writes to)
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+
+
+def check_journal() -> None:
+    """podman's create of a ``--log-driver journald`` container fails when the journal cannot
+    take entries (its first one, an event, is sent then): the same check, without an entry."""
+    import socket
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    try:
+        s.connect(JOURNAL_SOCKET)
+    except OSError as e:
+        raise ContainerError(f"failed to initialize journal: {JOURNAL_SOCKET}: {(e.strerror or str(e)).lower()}") \
+            from None
+    finally:
+        s.close()
+
+
 def _log_arg(path: str, meta: dict) -> str:
-    """conmon's ``-l``: ``k8s-file:PATH``, or ``none`` (podman's ``--log-driver none``)."""
+    """conmon's ``-l``: ``k8s-file:PATH``, ``journald:`` or ``none`` (podman's ``--log-driver``)."""
     driver = ((meta.get("extra") or {}).get("log") or {}).get("driver", "k8s-file")
-    return "none" if driver == "none" else "k8s-file:" + path
+    return {"none": "none", "journald": "journald:"}.get(driver) or "k8s-file:" + path
 
 
 #: the files of userdata bound onto the container's /etc

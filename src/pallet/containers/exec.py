@@ -126,7 +126,7 @@ class _Session:
         with open(spec_path, "w") as f:
             json.dump(proc, f)
         self.log, self.pid_file = os.path.join(self.work, "log"), os.path.join(self.work, "pid")
-        self.argv = [self.runtime, "--root", ctrs.oci_root, "--log", self.log, "--log-format=json", "exec",
+        self.argv = ctrs.runtime_argv(self.runtime) + ["--log", self.log, "--log-format=json", "exec",
                      "--process", spec_path, "--pid-file", self.pid_file]
 
     def check(self, rc: int) -> None:

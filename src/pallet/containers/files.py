@@ -74,6 +74,7 @@ class Rootfs:
     def __init__(self, ctrs, text: str):
         self.ctrs = ctrs
         self.rec = ctrs.get(text)
+        ctrs.check_has_layer(self.rec, "cp and export")
         self.id = self.rec["id"]
         self.meta = self.rec["metadata"]["pallet"]
         self.path = ctrs.store.mount_container(self.id)
@@ -473,6 +474,7 @@ def changes(ctrs, text: str) -> list[tuple[str, str]]:
     container's layer against its image (overlay: its upper dir, metadata only; vfs: the layer
     a commit would store)."""
     c = ctrs.get(text)
+    ctrs.check_has_layer(c, "diff")
     store = ctrs.store
     image_id = c.get("image")
     lower = store.mount_image(image_id) if image_id else None

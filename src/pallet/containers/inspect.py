@@ -80,7 +80,7 @@ def inspect_doc(ctrs, c) -> dict:
                   "CgroupPath": (cfg.get("linux") or {}).get("cgroupsPath") or "",
                   "CheckpointedAt": zero, "RestoredAt": zero},
         "Image": meta.get("image_id"), "ImageDigest": meta.get("image_digest") or "",
-        "ImageName": meta.get("image_ref") or meta.get("image_name"), "Rootfs": "", "Pod": "",
+        "ImageName": meta.get("image_ref") or meta.get("image_name"), "Rootfs": (meta.get("rootfs") or {}).get("path", ""), "Pod": "",
         "ResolvConfPath": os.path.join(userdata, "resolv.conf"), "HostnamePath": os.path.join(userdata, "hostname"),
         "HostsPath": os.path.join(userdata, "hosts"), "StaticDir": userdata,
         "OCIConfigPath": os.path.join(userdata, "config.json"), "OCIRuntime": meta.get("runtime"),
@@ -116,7 +116,9 @@ def inspect_doc(ctrs, c) -> dict:
                                  for b in meta.get("binds") or []],
                        "CgroupManager": "cgroupfs", "CgroupMode": "host", "ContainerIDFile": meta.get("cidfile") or "",
                        "LogConfig": {"Type": ((meta.get("extra") or {}).get("log") or {}).get("driver", "k8s-file"),
-                                     "Config": None, "Path": ctrs.log_path(cid, meta), "Tag": "",
+                                     "Config": None, "Tag": ((meta.get("extra") or {}).get("log") or {}).get("tag", ""),
+                                     "Path": "" if ((meta.get("extra") or {}).get("log") or {}).get("driver")
+                                     == "journald" else ctrs.log_path(cid, meta),
                                      "Size": human_size(((meta.get("extra") or {}).get("log") or {}).get("max_size")
                                                         or 0)},
                        "NetworkMode": {"none": "none", "host": "host"}.get(mode, "bridge"), "PortBindings": ports,

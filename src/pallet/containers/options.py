@@ -216,10 +216,13 @@ def parse_namespace(flag: str, value: str) -> str | None:
 
 
 def parse_log(driver: str, opts: list[str]) -> dict:
-    if driver in ("journald", "passthrough"):
-        raise UsageError(f"--log-driver {driver}: not supported by pallet (use k8s-file or none)")
-    if driver not in ("k8s-file", "none"):
-        raise UsageError(f"invalid --log-driver {driver!r}: want k8s-file or none")
+    """``--log-driver k8s-file|journald|none`` and its ``--log-opt``s: ``path=`` and ``max-size=``
+    (k8s-file), ``tag=`` (journald: conmon's ``--log-tag``, the entries' ``CONTAINER_TAG`` and
+    ``SYSLOG_IDENTIFIER``)."""
+    if driver == "passthrough":
+        raise UsageError(f"--log-driver {driver}: not supported by pallet (use k8s-file, journald or none)")
+    if driver not in ("k8s-file", "journald", "none"):
+        raise UsageError(f"invalid --log-driver {driver!r}: want k8s-file, journald or none")
     out = {"driver": driver, "path": None, "max_size": None}
     for o in opts:
         key, eq, value = o.partition("=")
@@ -228,13 +231,19 @@ def parse_log(driver: str, opts: list[str]) -> dict:
         if key == "path":
             if not value.startswith("/") or "\0" in value:
                 raise UsageError(f"invalid --log-opt {o!r}: the path must be absolute")
+            if driver == "journald":
+                raise UsageError(f"invalid --log-opt {o!r}: the journald driver writes to the journal, not a file")
             out["path"] = _log_file(os.path.normpath(value), o)
         elif key == "max-size":
             out["max_size"] = _size(value, f"--log-opt {o}")
         elif key == "tag":
-            pass  # for journald: nothing here
+            if "{{" in value:
+                raise UsageError(f"--log-opt {o!r}: templates in the tag are not supported yet")
+            if not value or "\0" in value or "\n" in value:
+                raise UsageError(f"invalid --log-opt {o!r}: want a tag of one line")
+            out["tag"] = value
         else:
-            raise UsageError(f"invalid --log-opt {o!r}: unknown option {key!r} (path, max-size)")
+            raise UsageError(f"invalid --log-opt {o!r}: unknown option {key!r} (path, max-size, tag)")
     return out
 
 

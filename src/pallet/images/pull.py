@@ -29,6 +29,8 @@ def pull(store: "Store", text: str, ctx: "SystemContext", options: CopyOptions |
                 raise UsageError("--all-tags works with registries only")
             return _pull_all_tags(store, src.docker_reference(), ctx, options)
         name = local_name_for(src)
+        if name is None and src.transport == "docker-archive":
+            return [_pull_archive_tagged(store, src, ctx, options)]
         return [pull_one(store, src, name, ctx, options)]
     from ..transports import registries_conf
 
@@ -60,6 +62,21 @@ def pull(store: "Store", text: str, ctx: "SystemContext", options: CopyOptions |
     if len(errors) == 1:
         raise NotFound(errors[0]) if all("unknown" in e or "not found" in e for e in errors) else PalletError(errors[0])
     raise PalletError(f"pulling {text}: every candidate failed: " + "; ".join(errors))
+
+
+def _pull_archive_tagged(store, src, ctx, options) -> dict:
+    """A docker-archive reference without a name (``docker-archive:PATH``): the image it
+    chooses gets every one of its ``RepoTags``, as podman's pull names it (``podman run
+    docker-archive:PATH`` then ``rmi NAME``); none: no name."""
+    source = src.new_source(ctx)
+    try:
+        tags = source.repo_tags
+    finally:
+        source.close()
+    img = pull_one(store, src, tags[0] if tags else None, ctx, options)
+    if len(tags) > 1:
+        store.tag(img["id"], tags[1:])
+    return img
 
 
 def _pull_all_tags(store, named, ctx, options) -> list[dict]:

@@ -19,7 +19,8 @@ Two output formats (``whiteouts=``):
 
 Names: a leading ``/`` is stripped (``/a`` is ``a``, as containers/storage and tar do); empty
 and ``.`` components are dropped; any ``..`` component is refused; the root itself (``./``)
-is skipped, its metadata belongs to whoever made the directory.
+is not changed, its metadata belongs to whoever made the directory (its mode is reported in
+``ApplyStats.root_mode`` for the store to use).
 
 Symlinks in parent paths: every component is opened with ``O_NOFOLLOW`` relative to its
 parent's fd (:func:`pallet._rootfs.walk_in_root`, the one resolver, with the rules below as
@@ -63,12 +64,16 @@ _REFUSED_XATTR_PREFIXES = (b"trusted.overlay.", b"user.overlay.", b"security.sel
 
 class ApplyStats:
     """What one apply did. ``bytes``: tar bytes read (the whole stream); ``entries``: members
-    processed; ``files``: regular files written; ``size``: bytes of file data written."""
+    processed; ``files``: regular files written; ``size``: bytes of file data written;
+    ``root_mode``: the permission bits of the layer's own root entry (``./``), None without one
+    (the applier does not change the root: the store gives it this mode, as containers/storage
+    does)."""
 
-    __slots__ = ("bytes", "entries", "files", "size", "whiteouts")
+    __slots__ = ("bytes", "entries", "files", "size", "whiteouts", "root_mode")
 
     def __init__(self):
         self.bytes = self.entries = self.files = self.size = self.whiteouts = 0
+        self.root_mode = None
 
     def __repr__(self) -> str:
         return (f"ApplyStats(bytes={self.bytes}, entries={self.entries}, files={self.files}, "
@@ -214,6 +219,8 @@ class _Applier:
     def _entry(self, tr, h) -> None:
         parts = _split(h.name)
         if not parts or h.type == b"V":
+            if not parts and h.type == _tar.DIR:
+                self.stats.root_mode = h.mode & 0o7777
             return
         base = parts[-1]
         if base.startswith(WHITEOUT_PREFIX) and not self.plain:

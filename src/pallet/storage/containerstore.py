@@ -40,6 +40,7 @@ class ContainerStore:
                 top = rec.get("top_layer") if rec else None
                 parent_dir = self.driver.layer_dir(top) if top and self.driver.name == "vfs" else None
                 upper = self.driver.stage(staging, parent_dir)
+                os.chmod(upper, self.driver.root_mode(top))  # the image's root mode (0555 by default)
             if idmap:  # the merged root is the upper dir's: the image root's owner, mapped
                 st_root = os.stat(self.driver.diff_dir(top)) if top else None
                 uid, gid = (st_root.st_uid, st_root.st_gid) if st_root else (0, 0)

@@ -100,6 +100,8 @@ class LayerStore:
                     diff = _stream.DiffIDReader(_stream.Tee(source, packer), "none")
                 plain = _stream.SpaceGuard(diff, **guard)
                 stats = apply_layer(plain, target, whiteouts=self.driver.whiteouts)
+                own = stats.root_mode if self.driver.root_entry_sets_mode else None
+                os.chmod(target, own if own is not None else self.driver.root_mode(parent))
                 while plain.read(_stream.CHUNK):  # trailing padding, and the verification at EOF
                     pass
                 if packer is not None:
