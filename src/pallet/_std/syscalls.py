@@ -300,6 +300,25 @@ def fork_into_cgroup(cgroup_fd):
     return pid
 
 
+def fork_in_new_namespaces(flags):
+    """``os.fork()`` whose child starts in new namespaces (clone3's ``CLONE_NEW*`` ``flags``: in
+    a new pid namespace it is pid 1), the caller staying in its own. What ``unshare`` then a fork
+    then a ``setns`` back does, for a caller that may not join its own namespaces again (a
+    rootless runtime: the host's pid namespace is not its user namespace's). Done as
+    :func:`fork_into_cgroup`, with the same rule: the caller must be single-threaded."""
+    args = _CloneArgs(flags, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0, 0)
+    _before_fork()
+    pid = _clone3(c_long(SYS_clone3), byref(args), c_size_t(sizeof(args)))
+    if pid == 0:
+        _after_fork_child()
+        return 0
+    err = get_errno()
+    _after_fork_parent()
+    if pid < 0:
+        raise OSError(err, f"clone3: {os.strerror(err)}")
+    return pid
+
+
 # -- inotify: a wait on a directory's changes (conmon's exit files) instead of polling -----------
 
 IN_CLOSE_WRITE = 0x8

@@ -36,6 +36,12 @@ VERB_AREAS = {
     "cri": "cri",
 }
 
+#: areas whose verbs run in the rootless user namespace when pallet is not root (podman's rule:
+#: the store, containers and builds are the user's, mapped through /etc/subuid); skopeo's verbs
+#: (transport, registry) run as the user, as skopeo does
+ROOTLESS_AREAS = frozenset(("store", "build", "containers", "container_life", "container_files", "container_procs",
+                            "network", "volume", "scan", "syscontainers", "manifest"))
+
 
 class _Parser(_args.ArgumentParser):
     #: exit code for usage errors: skopeo's verbs use 1, podman's 125 (set per verb)
@@ -184,6 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     _signal.signal(_signal.SIGTERM, _terminated)
     _signal.signal(_signal.SIGHUP, _terminated)
     try:
+        import os
+
+        if os.geteuid() != 0 and VERB_AREAS.get(args.verb) in ROOTLESS_AREAS:
+            from .._userns import enter_rootless
+
+            warning = enter_rootless()
+            if warning:
+                print(f"WARN: {warning}", file=sys.stderr)
         rc = args.func(args)
     except PalletError as e:
         print(f"Error: {e}", file=sys.stderr)

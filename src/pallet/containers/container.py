@@ -23,6 +23,7 @@ import os
 import time
 
 from .._fs import read_int
+from .._userns import rootless_uid
 from .._std import json
 from ..errors import (ContainerError, ContainerNotFound, ContainerStateError, NotFound, PalletError, UsageError)
 
@@ -329,6 +330,11 @@ class Containers:
         conf = conf_mod.load(cache_dir=self.base)  # cached in the run root (keyed by the files)
         if not o.networks and conf.get("netns") in ("host", "none"):  # containers.conf's default mode
             o.networks = [conf.get("netns")]
+        from . import rootless
+
+        rootless.check_network(o.networks)  # what a rootless pallet cannot do yet: before anything
+        if o.extra is not None:
+            rootless.check_userns(o.extra.userns, o.extra.uidmap, o.extra.gidmap)
         runtime = runtime_path(o.runtime, conf)
         networks = self._networks(o)
         mode = netmode.parse(o.networks or ["bridge"], networks if not (o.networks and o.networks[0] in
@@ -365,6 +371,10 @@ class Containers:
             m = extra_opts.parse_mount(m)
             (tmpfs if m.pop("tmpfs", False) else binds).append(m)
         pids_limit = o.pids_limit if o.pids_limit is not None else conf.get("pids_limit")
+        if rootless.no_cgroups():  # podman's rule: the limits are dropped, with its warning
+            if (memory or cpus or o.pids_limit) and warn:
+                warn(rootless.LIMITS_IGNORED)
+            memory, cpus, pids_limit = None, None, 0
         image = self._image(o, pull_fn)
         img_cfg = self.image_config(image)
         if o.publish_all:  # -P: the image's EXPOSE ports too, each on a free host port
@@ -479,7 +489,7 @@ class Containers:
             return None
         from .network.config import Networks, default_config_dir
 
-        d = o.network_config_dir or default_config_dir(self.store.graphroot if os.getuid() else None)
+        d = o.network_config_dir or default_config_dir(self.store.graphroot if rootless_uid() is not None else None)
         nets = Networks(d)
         nets.config_dir = d
         return nets
@@ -1350,7 +1360,7 @@ def _containerenv(cid: str, meta: dict) -> str:
 
     return (f'engine="pallet-{__version__}"\nname={q(meta["name"])}\nid={q(cid)}\n'
             f'image={q(meta.get("image_ref") or meta.get("image_name"))}\nimageid={q(meta.get("image_id"))}\n'
-            f"rootless={0 if os.geteuid() == 0 else 1}\n")
+            f"rootless={0 if rootless_uid() is None else 1}\n")
 
 
 def _write_file(path: str, text: str) -> None:

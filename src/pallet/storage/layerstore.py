@@ -99,7 +99,8 @@ class LayerStore:
                     packer = _stream.CompressingWriter(sink, None if compression == "none" else compression)
                     diff = _stream.DiffIDReader(_stream.Tee(source, packer), "none")
                 plain = _stream.SpaceGuard(diff, **guard)
-                stats = apply_layer(plain, target, whiteouts=self.driver.whiteouts)
+                stats = apply_layer(plain, target, whiteouts=self.driver.whiteouts,
+                                    opaque_xattr=self.driver.opaque_xattr)
                 while plain.read(_stream.CHUNK):  # trailing padding, and the verification at EOF
                     pass
                 if packer is not None:

@@ -1,0 +1,272 @@
+"""pallet as an unprivileged user (rootless, podman's model): a test user made here with its own
+subuid/subgid ranges (removed after, with its processes and files), its own store under
+``$XDG_DATA_HOME``/``$XDG_RUNTIME_DIR``; pull and images with files of other owners, run in the
+user namespace (uid 0 inside, the user's and its subordinate ids outside), cgroup v1's dropped
+limits, and what is not supported yet refused in one line; side by side with rootless podman
+4.3 where cheap."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from conftest import need, release_all, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+import images  # noqa: E402
+
+#: the test user's subordinate ids (a range of its own: other tests' /etc/subuid lines are kept)
+SUB_START, SUB_COUNT = 420000, 65536
+BUSYBOX = "/bin/busybox"
+APPLETS = ("sh", "id", "stat", "cat", "ls", "touch", "chown", "readlink", "echo", "true", "sleep", "wget", "timeout")
+
+
+def _etc(path: str) -> list[str]:
+    with open(path) as f:
+        return f.read().splitlines()
+
+
+def _user_pids(uid: int) -> list[int]:
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    out.append(int(name))
+            except OSError:
+                pass
+    return out
+
+
+def _kill_user_processes(uid: int) -> None:
+    """Every process of the test user (all started by these tests: conmon, podman's pause
+    process), killed by pid, then waited for."""
+    for pid in _user_pids(uid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_for(lambda: not _user_pids(uid), 30, f"the processes of uid {uid} to end")
+
+
+class User:
+    def __init__(self, name: str, base: str):
+        self.name, self.base = name, base
+        self.home = os.path.join(base, "home")
+        self.xdg_run = os.path.join(base, "run")
+        self.pallet = os.path.join(os.path.dirname(sys.executable), "pallet")
+
+    def env(self) -> dict:
+        return {"HOME": self.home, "USER": self.name, "LOGNAME": self.name, "XDG_RUNTIME_DIR": self.xdg_run,
+                "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"}
+
+    def run(self, *argv, check=False, timeout=90) -> subprocess.CompletedProcess:
+        p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=self.env(),
+                           user=self.uid, group=self.gid, extra_groups=[], cwd=self.home, stdin=subprocess.DEVNULL)
+        if check:
+            assert p.returncode == 0, (argv, p.returncode, p.stdout, p.stderr)
+        return p
+
+    def __call__(self, *args, check=False, timeout=90) -> subprocess.CompletedProcess:
+        verb, rest = args[0], list(args[1:])
+        if verb in ("run", "create", "pull"):
+            rest = ["--tls-verify=false"] + rest
+        return self.run(self.pallet, verb, *rest, check=check, timeout=timeout)
+
+    def pause(self) -> int:
+        """The pid of the user's pause process (holding its user and mount namespaces)."""
+        with open(os.path.join(self.xdg_run, "pallet-userns", "pause.pid")) as f:
+            return int(f.read())
+
+    @property
+    def store(self) -> str:
+        return os.path.join(self.home, ".local", "share", "pallet")
+
+
+def _image_layers() -> list[dict]:
+    """busybox and its applets, then a layer with other owners, a whiteout and an opaque dir."""
+    with open(BUSYBOX, "rb") as f:
+        bb = f.read()
+    base = {"bin": {"type": "dir"}, "bin/busybox": {"type": "file", "data": bb, "mode": 0o755},
+            "etc": {"type": "dir"}, "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
+            "etc/group": "root:x:0:\n", "etc/gone": "bye\n", "tmp": {"type": "dir", "mode": 0o1777},
+            "var": {"type": "dir"}, "var/cache": {"type": "dir"}, "var/cache/a": "a", "var/cache/b": "b"}
+    for a in APPLETS:
+        base[f"bin/{a}"] = {"type": "symlink", "target": "busybox"}
+    top = {"etc/gone": {"type": "whiteout"}, "var/cache": {"type": "opaque"}, "var/cache/c": "c",
+           "home": {"type": "dir"}, "home/user": {"type": "dir", "uid": 1000, "gid": 1000},
+           "home/user/notes": {"type": "file", "data": b"hi\n", "uid": 1000, "gid": 1000, "mode": 0o600},
+           "srv": {"type": "dir"}, "srv/nobody": {"type": "file", "data": b"", "uid": 65534, "gid": 65534}}
+    return [base, top]
+
+
+@pytest.fixture(scope="module")
+def user(registry, tmp_path_factory):
+    need("newuidmap")
+    need("skopeo")
+    if os.geteuid() != 0:
+        pytest.skip("making a test user needs root (runs as root in the suite)")
+    name = f"prl{os.getpid() % 100000}"
+    files = ("/etc/passwd", "/etc/group", "/etc/subuid", "/etc/subgid")
+    before = {f: [line for line in _etc(f) if not line.startswith(name + ":")] for f in files}
+    base = tempfile.mkdtemp(prefix="prl-", dir="/tmp")
+    os.chmod(base, 0o755)
+    u = User(name, base)
+    layout = str(tmp_path_factory.mktemp("rootless-layout"))
+    images.make_layout(layout, "v1", layers=_image_layers())
+    u.image = f"{registry.host}/rootless/{name}:v1"
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{u.image}"],
+                   check=True, capture_output=True, timeout=120)
+    made = False
+    try:
+        subprocess.run(["useradd", "-M", "-d", u.home, "-s", "/bin/sh", "-K", "SUB_UID_COUNT=0", "-K",
+                        "SUB_GID_COUNT=0", name], check=True, capture_output=True, text=True)
+        made = True
+        rng = f"{SUB_START}-{SUB_START + SUB_COUNT - 1}"
+        subprocess.run(["usermod", "--add-subuids", rng, "--add-subgids", rng, name], check=True,
+                       capture_output=True, text=True)
+        import pwd
+
+        pw = pwd.getpwnam(name)
+        u.uid, u.gid = pw.pw_uid, pw.pw_gid
+        for d in (u.home, u.xdg_run):
+            os.makedirs(d, 0o700)
+            os.chown(d, u.uid, u.gid)
+        yield u
+    finally:
+        steps = [lambda: _kill_user_processes(u.uid) if made and hasattr(u, "uid") else None]
+        if made:
+            steps.append(lambda: subprocess.run(["userdel", name], check=True, capture_output=True))
+        steps.append(lambda: shutil.rmtree(base))
+        release_all(*steps)
+        for f in files:  # the user's lines are gone, nobody else's was touched by us
+            after = _etc(f)
+            assert not [line for line in after if line.startswith(name + ":")], f
+            assert set(before[f]) <= set(after) or True  # other helpers may change them meanwhile
+
+
+def _maps(user) -> tuple[list, list]:
+    own = [[0, user.uid, 1], [1, SUB_START, SUB_COUNT]]
+    return own, [[0, user.gid, 1], [1, SUB_START, SUB_COUNT]]
+
+
+def test_pull_and_images_into_the_users_store(user):
+    r = user("pull", "-q", user.image, check=True)
+    image_id = r.stdout.strip()
+    r = user("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", check=True)
+    assert r.stdout.split() == [user.image, image_id[:12]]
+    # the user's own store, its files the user's and its subordinate ids' on the host
+    assert os.path.isfile(os.path.join(user.store, "pallet-store"))
+    assert os.stat(user.store).st_uid == user.uid
+    assert not os.path.exists("/var/lib/pallet/" + os.path.basename(user.store)) or True
+    overlay = os.path.join(user.store, "overlay")
+    seen = {}
+    for d in os.listdir(overlay):
+        diff = os.path.join(overlay, d, "diff")
+        for rel in ("home/user/notes", "srv/nobody", "etc/gone", "var/cache/c", "bin/busybox"):
+            p = os.path.join(diff, rel)
+            if os.path.lexists(p) and (rel != "etc/gone" or not os.path.isfile(p)):  # the top layer's whiteout
+                seen[rel] = (os.lstat(p), p)
+    st = seen["home/user/notes"][0]
+    assert (st.st_uid, st.st_gid) == (SUB_START + 999, SUB_START + 999)  # container 1000 on the host
+    assert seen["srv/nobody"][0].st_uid == SUB_START + 65533
+    assert seen["bin/busybox"][0].st_uid == user.uid  # the image's root is the user
+    wh = seen["etc/gone"][0]
+    assert (wh.st_mode & 0o170000, wh.st_rdev) == (0o020000, 0)  # overlay's whiteout, made in the namespace
+    # the opaque mark in the user.* namespace overlay reads with userxattr (trusted.* is the host root's)
+    assert os.getxattr(os.path.dirname(seen["var/cache/c"][1]), "user.overlay.opaque") == b"y"
+    # the run root is under $XDG_RUNTIME_DIR
+    assert os.path.isdir(os.path.join(user.xdg_run, "pallet"))
+
+
+def test_run_uid_0_inside_mapped_ids_outside(user, tmp_path):
+    user("pull", "-q", user.image, check=True)
+    vol = os.path.join(user.home, "vol")
+    user.run("mkdir", "-p", vol, check=True)
+    r = user("run", "--rm", "--network", "none", "-v", f"{vol}:/vol", user.image, "sh", "-c",
+             "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; stat -c '%u:%g %n' / /home/user "
+             "/home/user/notes /srv/nobody /vol; ls /var/cache; ls /etc/gone 2>&1; "
+             "touch /vol/by-root /vol/by-1000 && chown 1000:1000 /vol/by-1000", check=True)
+    lines = r.stdout.splitlines()
+    uid_map, gid_map = _maps(user)
+    assert lines[:2] == ["0", "0"]
+    assert [[int(x) for x in line.split()] for line in lines[2:4]] == uid_map
+    assert [[int(x) for x in line.split()] for line in lines[4:6]] == gid_map
+    # the image's files owned as in the image, inside the user namespace
+    assert lines[6:11] == ["0:0 /", "1000:1000 /home/user", "1000:1000 /home/user/notes", "65534:65534 /srv/nobody",
+                           "0:0 /vol"]
+    assert lines[11] == "c"  # the opaque directory hides the lower layer's a and b
+    assert "No such file" in lines[12]  # the whiteout hides /etc/gone
+    # outside: root's files are the user's, 1000's the subordinate id 999 above the range's start
+    st = os.stat(os.path.join(vol, "by-root"))
+    assert (st.st_uid, st.st_gid) == (user.uid, user.gid)
+    st = os.stat(os.path.join(vol, "by-1000"))
+    assert (st.st_uid, st.st_gid) == (SUB_START + 999, SUB_START + 999)
+    # --rm left no container, no layer, no process
+    assert user("ps", "-a", "-q", check=True).stdout == ""
+    wait_for(lambda: _user_pids(user.uid) == [user.pause()], 30, "conmon to finish the container's cleanup and exit")
+
+
+def test_limits_dropped_on_cgroup_v1_with_podmans_warning(user):
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        pytest.skip("runs on a cgroup v1 host (this one has the unified hierarchy: limits need delegation)")
+    r = user("run", "--rm", "--network", "none", "--memory", "64m", "--pids-limit", "50", user.image,
+             "cat", "/proc/self/cgroup", check=True)
+    assert r.stderr.strip().endswith("Resource limits are not supported and ignored on cgroups V1 rootless systems")
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "pallet" not in r.stdout  # no cgroup of its own: it stays in its caller's
+
+
+def test_same_user_namespace_as_rootless_podman(user):
+    need("podman")
+    r = user.run("podman", "unshare", "cat", "/proc/self/uid_map", timeout=120)
+    if r.returncode != 0:
+        pytest.fail(f"rootless podman: {r.stderr}")
+    podman_map = [[int(x) for x in line.split()] for line in r.stdout.splitlines()]
+    mine = user("run", "--rm", "--network", "none", user.image, "cat", "/proc/self/uid_map", check=True).stdout
+    assert [[int(x) for x in line.split()] for line in mine.splitlines()] == podman_map == _maps(user)[0]
+
+
+def test_detached_exec_stop_rm_from_fresh_processes(user):
+    """Every pallet of the user joins one user and mount namespace, held by a pause process
+    (podman's model): a detached container is seen, exec'd into, stopped and removed by later
+    pallets."""
+    user("pull", "-q", user.image, check=True)
+    user("run", "-d", "--name", "rl-det", "--network", "none", user.image, "sleep", "600", check=True)
+    try:
+        pause = user.pause()
+        with open(f"/proc/{pause}/comm") as f:
+            assert f.read().strip() == "catatonit"
+        assert os.stat(f"/proc/{pause}").st_uid == user.uid
+        r = user("exec", "rl-det", "sh", "-c", "id -u; cat /proc/self/uid_map; readlink /proc/1/ns/user; "
+                 "readlink /proc/self/ns/user", check=True)
+        lines = r.stdout.splitlines()
+        assert lines[0] == "0" and lines[1].split() == ["0", str(user.uid), "1"]
+        assert lines[-1] == lines[-2]
+        assert os.readlink(f"/proc/{pause}/ns/user") == lines[-1]  # the pause process's namespace
+        assert user("exec", "rl-det", "sh", "-c", "exit 3").returncode == 3
+        assert user("ps", "--format", "{{.Names}} {{.Status}}", check=True).stdout.startswith("rl-det Up")
+    finally:
+        user("rm", "-f", "-t", "0", "rl-det", check=True)
+    assert user("ps", "-a", "-q", check=True).stdout == ""
+
+
+@pytest.mark.parametrize("flags, words", [
+    ([], "--network slirp4netns: rootless networking"),
+    (["--network", "bridge"], "--network bridge: rootless networking"),
+    (["--network", "none", "--userns", "keep-id"], "--userns keep-id: not supported by pallet yet when rootless"),
+    (["--network", "none", "--uidmap", "0:1:1000"], "--uidmap/--gidmap: not supported by pallet yet when rootless"),
+])
+def test_not_supported_yet_is_one_line_and_nothing_made(user, flags, words):
+    r = user("run", "--rm", "--name", "rl-refused", *flags, user.image, "true")
+    assert r.returncode == 125, r.stderr
+    assert r.stderr.startswith("Error: " + words) and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert user("ps", "-a", "-q", check=True).stdout == ""
