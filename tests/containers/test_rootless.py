@@ -25,7 +25,11 @@ import images  # noqa: E402
 #: the test user's subordinate ids (a range of its own: other tests' /etc/subuid lines are kept)
 SUB_START, SUB_COUNT = 420000, 65536
 BUSYBOX = "/bin/busybox"
-APPLETS = ("sh", "id", "stat", "cat", "ls", "touch", "chown", "readlink", "echo", "true", "sleep", "wget", "timeout")
+#: this host's /dev/net/tun is root's only (no udev to make it 0666, as Debian's rule does):
+#: the test user's commands then see a 0666 node of the same device, in a mount namespace of
+#: their own (the host's node is not changed); slirp4netns opens it as the user
+TUN_BLOCKED = os.path.exists("/dev/net/tun") and not os.stat("/dev/net/tun").st_mode & 0o006
+APPLETS = ("sh", "id", "stat", "cat", "ls", "touch", "chown", "readlink", "echo", "true", "sleep", "wget", "timeout", "ip", "grep")
 
 
 def _etc(path: str) -> list[str]:
@@ -68,8 +72,18 @@ class User:
                 "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"}
 
     def run(self, *argv, check=False, timeout=90) -> subprocess.CompletedProcess:
-        p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=self.env(),
-                           user=self.uid, group=self.gid, extra_groups=[], cwd=self.home, stdin=subprocess.DEVNULL)
+        if TUN_BLOCKED:  # Debian's /dev/net/tun is 0666 (udev); this host's is root's: the user's copy is
+            d = os.path.join(self.base, "tun")
+            argv = ("unshare", "--mount", "--propagation", "private", "sh", "-ec",
+                    f"mount -t tmpfs -o mode=755 tmpfs {d}; mknod -m 666 {d}/tun c 10 200; "
+                    f"mount --bind {d}/tun /dev/net/tun; exec setpriv --reuid={self.uid} --regid={self.gid} "
+                    "--clear-groups -- \"$@\"", "sh") + tuple(argv)
+            p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=self.env(),
+                               cwd=self.home, stdin=subprocess.DEVNULL)
+        else:
+            p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=self.env(),
+                               user=self.uid, group=self.gid, extra_groups=[], cwd=self.home,
+                               stdin=subprocess.DEVNULL)
         if check:
             assert p.returncode == 0, (argv, p.returncode, p.stdout, p.stderr)
         return p
@@ -136,6 +150,7 @@ def user(registry, tmp_path_factory):
 
         pw = pwd.getpwnam(name)
         u.uid, u.gid = pw.pw_uid, pw.pw_gid
+        os.makedirs(os.path.join(base, "tun"))
         for d in (u.home, u.xdg_run):
             os.makedirs(d, 0o700)
             os.chown(d, u.uid, u.gid)
@@ -226,7 +241,14 @@ def test_limits_dropped_on_cgroup_v1_with_podmans_warning(user):
 
 def test_same_user_namespace_as_rootless_podman(user):
     need("podman")
-    r = user.run("podman", "unshare", "cat", "/proc/self/uid_map", timeout=120)
+    try:
+        r = user.run("podman", "unshare", "cat", "/proc/self/uid_map", timeout=120)
+    finally:  # podman's own pause process (catatonit -P, as pallet's), stopped by its pid
+        try:
+            with open(os.path.join(user.xdg_run, "libpod", "tmp", "pause.pid")) as f:
+                os.kill(int(f.read()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
     if r.returncode != 0:
         pytest.fail(f"rootless podman: {r.stderr}")
     podman_map = [[int(x) for x in line.split()] for line in r.stdout.splitlines()]
@@ -259,8 +281,9 @@ def test_detached_exec_stop_rm_from_fresh_processes(user):
 
 
 @pytest.mark.parametrize("flags, words", [
-    ([], "--network slirp4netns: rootless networking"),
-    (["--network", "bridge"], "--network bridge: rootless networking"),
+    (["--network", "bridge"], "--network bridge: bridges and networks need root"),
+    (["-p", "8080:80"], "-p/-P with --network slirp4netns (podman's rootless default) is not supported by pallet yet"),
+    (["--network", "slirp4netns:mtu=1500"], "--network slirp4netns: option mtu is not supported by pallet yet"),
     (["--network", "none", "--userns", "keep-id"], "--userns keep-id: not supported by pallet yet when rootless"),
     (["--network", "none", "--uidmap", "0:1:1000"], "--uidmap/--gidmap: not supported by pallet yet when rootless"),
 ])
@@ -270,3 +293,62 @@ def test_not_supported_yet_is_one_line_and_nothing_made(user, flags, words):
     assert r.stderr.startswith("Error: " + words) and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr
     assert user("ps", "-a", "-q", check=True).stdout == ""
+
+
+@pytest.fixture
+def host_http():
+    """An HTTP server on the host's 127.0.0.1 (what allow_host_loopback reaches at 10.0.2.2)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"from-the-host\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_slirp4netns_by_default_and_the_hosts_loopback_only_when_allowed(user, host_http):
+    user("pull", "-q", user.image, check=True)
+    fetch = f"timeout 10 wget -q -O - http://10.0.2.2:{host_http}/ 2>&1; echo rc=$?"
+    r = user("run", "--rm", "--network", "slirp4netns:allow_host_loopback=true", user.image, "sh", "-c",
+             "ip -4 addr show tap0 | grep -o 'inet [0-9./]*'; ip route | grep default; "
+             "grep nameserver /etc/resolv.conf | head -1; " + fetch, check=True)
+    lines = r.stdout.splitlines()
+    assert lines[0] == "inet 10.0.2.100/24"  # podman's slirp4netns addresses
+    assert lines[1].startswith("default via 10.0.2.2 dev tap0")
+    assert lines[2] == "nameserver 10.0.2.3"
+    assert lines[3:] == ["from-the-host", "rc=0"]
+    # the default (no --network: podman's rootless default) keeps the host's loopback out
+    r = user("run", "--rm", user.image, "sh", "-c", "ip -4 addr show tap0 | grep -o 'inet [0-9./]*'; " + fetch,
+             check=True)
+    lines = r.stdout.splitlines()
+    assert lines[0] == "inet 10.0.2.100/24"
+    assert "from-the-host" not in r.stdout and lines[-1] != "rc=0"
+    assert user("ps", "-a", "-q", check=True).stdout == ""
+    # slirp4netns stopped with the container, its namespace removed
+    wait_for(lambda: _user_pids(user.uid) == [user.pause()], 30, "slirp4netns and conmon to exit: " + " ".join(open(f"/proc/{p}/cmdline").read().replace("\0", " ") for p in _user_pids(user.uid)))
+    assert not [f for f in os.listdir(os.path.join(user.xdg_run, "pallet", "netns")) if not f.startswith(".")]
+
+
+def test_host_network_binds_the_hosts_sysfs(user):
+    """The host's network namespace (sysfs cannot be mounted for it rootless: /sys is bound)."""
+    with open("/proc/net/route") as f:
+        dev = next((line.split()[0] for line in f.readlines()[1:] if line.split()[1] == "00000000"), "lo")
+    r = user("run", "--rm", "--network", "host", user.image, "sh", "-c",
+             f"grep -c ' {dev}:' /proc/net/dev; ls /sys/class/net/{dev}/address", check=True)
+    assert r.stdout.split() == ["1", f"/sys/class/net/{dev}/address"]

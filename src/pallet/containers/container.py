@@ -332,13 +332,14 @@ class Containers:
             o.networks = [conf.get("netns")]
         from . import rootless
 
-        rootless.check_network(o.networks)  # what a rootless pallet cannot do yet: before anything
+        # rootless: slirp4netns by default; what it cannot do yet refused before anything is made
+        o.networks = rootless.check_network(o.networks, bool(o.publish or o.publish_all))
         if o.extra is not None:
             rootless.check_userns(o.extra.userns, o.extra.uidmap, o.extra.gidmap)
         runtime = runtime_path(o.runtime, conf)
         networks = self._networks(o)
-        mode = netmode.parse(o.networks or ["bridge"], networks if not (o.networks and o.networks[0] in
-                                                                           ("none", "host")) else None)
+        mode = netmode.parse(o.networks or ["bridge"], networks if networks is not None and not (
+            o.networks and o.networks[0] in ("none", "host")) else None)
         mappings = _discard_ports(netports.parse_all(o.publish) if o.publish else [], mode.kind, warn)
         memory = _parse_memory(o.memory) if o.memory else None
         cpus = None
@@ -485,8 +486,8 @@ class Containers:
         return f"{_random_name()}_{os.urandom(3).hex()}"
 
     def _networks(self, o: Options):
-        if o.networks and o.networks[0] in ("none", "host"):
-            return None
+        if o.networks and (o.networks[0] in ("none", "host") or o.networks[0].startswith("slirp4netns")):
+            return None  # no network of netavark's
         from .network.config import Networks, default_config_dir
 
         d = o.network_config_dir or default_config_dir(self.store.graphroot if rootless_uid() is not None else None)
@@ -657,6 +658,10 @@ class Containers:
             ns = [n for n in doc["linux"]["namespaces"] if n["type"] != "network"]
             if mode_kind != "host":
                 ns.append({"type": "network", "path": net.netns_path})
+            else:
+                from .rootless import host_sysfs
+
+                host_sysfs(doc)
             doc["linux"]["namespaces"] = ns
             joined_host = self._join_containers(meta, doc)
             hostname = joined_host or doc.get("hostname") or cid[:12]
@@ -729,6 +734,10 @@ class Containers:
             ips = [s["ipnet"].split("/")[0] for r in st["network_results"].values() for i in r["interfaces"]
                    for s in i["subnets"]]
             dns = [d for r in st["network_results"].values() for d in r["dns_server_ips"]]
+            if mode_kind == "slirp4netns":  # podman's: slirp4netns' resolver first
+                from .network.sandbox import SLIRP_DNS
+
+                dns = [SLIRP_DNS]
             gateways = [s["gateway"] for r in st["network_results"].values() for i in r["interfaces"]
                         for s in i["subnets"] if s.get("gateway")]
             _write_etc(userdata, hostname, meta["name"], ips, dns, mode_kind == "host", meta.get("extra"),
@@ -1057,7 +1066,11 @@ class Containers:
         elif owned and netns_path:
             from .network import netns
 
-            netns.remove(netns_path)
+            try:
+                if meta.get("network_mode") == "slirp4netns":
+                    sb.stop_slirp4netns(netns_path)
+            finally:
+                netns.remove(netns_path)
 
     # -- the foreground run's hold on its container --------------------------------------------
 

@@ -19,18 +19,29 @@ def no_cgroups() -> bool:
     return rootless_uid() is not None and not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 
 
-def check_network(values: list[str]) -> None:
-    """Rootless: the network modes pallet can give (netavark's bridges change the host's links
-    and firewall: root's; user-mode networking is not written yet). One line, before anything."""
-    if rootless_uid() is None:
-        return
-    v = (values or ["slirp4netns"])[0]  # podman's default for a rootless container
-    if v in ("none", "host") or v.startswith(("container:", "ns:")):
-        return
+def check_network(values: list[str], publish: bool) -> list[str]:
+    """Rootless: the ``--network`` values to use (none given: slirp4netns, podman's default for
+    a rootless container); bridges (netavark changes the host's links and firewall: root's) and
+    ``-p`` on slirp4netns refused as not supported yet. One line, before anything is made."""
     from ..errors import UsageError
 
-    raise UsageError(f"--network {v}: rootless networking (slirp4netns, podman's default for rootless "
-                     "containers; pasta; bridges) is not supported by pallet yet: use --network none or host")
+    v = (values or [""])[0]
+    slirp = v == "slirp4netns" or v.startswith("slirp4netns:")
+    if rootless_uid() is None:
+        if slirp and publish:
+            raise UsageError("-p with --network slirp4netns is not supported by pallet yet")
+        return values
+    if not values:
+        values, v, slirp = ["slirp4netns"], "slirp4netns", True
+    if slirp:
+        if publish:
+            raise UsageError("-p/-P with --network slirp4netns (podman's rootless default) is not supported by "
+                             "pallet yet (port forwarding through slirp4netns' API socket)")
+        return values
+    if v in ("none", "host") or v.startswith(("container:", "ns:", "pasta")):
+        return values
+    raise UsageError(f"--network {v}: bridges and networks need root (netavark changes the host's links and "
+                     "firewall); rootless containers have slirp4netns (the default), none or host")
 
 
 def check_userns(userns: str | None, uidmaps, gidmaps) -> None:
@@ -44,3 +55,13 @@ def check_userns(userns: str | None, uidmaps, gidmaps) -> None:
     what = f"--userns {userns}" if userns else "--uidmap/--gidmap"
     raise UsageError(f"{what}: not supported by pallet yet when rootless (the container gets pallet's own user "
                      "namespace: the user as root, its subordinate ids from 1)")
+
+
+def host_sysfs(doc: dict) -> None:
+    """Rootless with the host's network: sysfs cannot be mounted (the host's network namespace
+    is not pallet's user namespace's), so ``/sys`` is the host's, bound read-only (podman's)."""
+    if rootless_uid() is None:
+        return
+    for m in doc.get("mounts") or ():
+        if m.get("destination") == "/sys" and m.get("type") == "sysfs":
+            m.update(type="bind", source="/sys", options=["rbind", "nosuid", "noexec", "nodev", "ro"])
