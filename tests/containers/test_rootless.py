@@ -29,7 +29,7 @@ BUSYBOX = "/bin/busybox"
 #: the test user's commands then see a 0666 node of the same device, in a mount namespace of
 #: their own (the host's node is not changed); slirp4netns opens it as the user
 TUN_BLOCKED = os.path.exists("/dev/net/tun") and not os.stat("/dev/net/tun").st_mode & 0o006
-APPLETS = ("sh", "id", "stat", "cat", "ls", "touch", "chown", "readlink", "echo", "true", "sleep", "wget", "timeout", "ip", "grep")
+APPLETS = ("sh", "id", "stat", "cat", "ls", "touch", "chown", "readlink", "echo", "true", "sleep", "wget", "timeout", "ip", "grep", "httpd", "mkdir")
 
 
 def _etc(path: str) -> list[str]:
@@ -282,7 +282,7 @@ def test_detached_exec_stop_rm_from_fresh_processes(user):
 
 @pytest.mark.parametrize("flags, words", [
     (["--network", "bridge"], "--network bridge: bridges and networks need root"),
-    (["-p", "8080:80"], "-p/-P with --network slirp4netns (podman's rootless default) is not supported by pallet yet"),
+    (["-p", "[::1]:8080:80"], "-p [::1]:...: IPv6 host addresses through slirp4netns are not supported by pallet yet"),
     (["--network", "slirp4netns:mtu=1500"], "--network slirp4netns: option mtu is not supported by pallet yet"),
     (["--network", "none", "--userns", "keep-id"], "--userns keep-id: not supported by pallet yet when rootless"),
     (["--network", "none", "--uidmap", "0:1:1000"], "--uidmap/--gidmap: not supported by pallet yet when rootless"),
@@ -352,3 +352,26 @@ def test_host_network_binds_the_hosts_sysfs(user):
     r = user("run", "--rm", "--network", "host", user.image, "sh", "-c",
              f"grep -c ' {dev}:' /proc/net/dev; ls /sys/class/net/{dev}/address", check=True)
     assert r.stdout.split() == ["1", f"/sys/class/net/{dev}/address"]
+
+
+def test_publish_through_slirp4netns(user):
+    from conftest import free_port
+
+    port = free_port()
+    user("run", "-d", "--name", "rl-web", "-p", f"127.0.0.1:{port}:80", user.image, "sh", "-c",
+         "mkdir -p /www && echo served-by-the-container > /www/index.html && exec httpd -f -p 80 -h /www",
+         check=True)
+    try:
+        import urllib.request
+
+        def fetch():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                    return r.read()
+            except OSError:
+                return None
+
+        assert wait_for(fetch, 30, f"the container's httpd on 127.0.0.1:{port}") == b"served-by-the-container\n"
+    finally:
+        user("rm", "-f", "-t", "0", "rl-web", check=True)
+    wait_for(lambda: _user_pids(user.uid) == [user.pause()], 30, "slirp4netns and conmon to exit")

@@ -333,7 +333,7 @@ class Containers:
         from . import rootless
 
         # rootless: slirp4netns by default; what it cannot do yet refused before anything is made
-        o.networks = rootless.check_network(o.networks, bool(o.publish or o.publish_all))
+        o.networks = rootless.check_network(o.networks)
         if o.extra is not None:
             rootless.check_userns(o.extra.userns, o.extra.uidmap, o.extra.gidmap)
         runtime = runtime_path(o.runtime, conf)
@@ -341,6 +341,10 @@ class Containers:
         mode = netmode.parse(o.networks or ["bridge"], networks if networks is not None and not (
             o.networks and o.networks[0] in ("none", "host")) else None)
         mappings = _discard_ports(netports.parse_all(o.publish) if o.publish else [], mode.kind, warn)
+        if mode.kind == "slirp4netns":
+            from .network.sandbox import check_slirp_ports
+
+            check_slirp_ports(mappings)
         memory = _parse_memory(o.memory) if o.memory else None
         cpus = None
         if o.cpus:
@@ -719,7 +723,8 @@ class Containers:
             fds = runflags.check_preserved_fds(preserve_fds)
             from .network.ports import reserve
 
-            held = reserve(meta.get("publish") or [])  # conmon keeps them: the ports stay the container's
+            # conmon keeps them: the ports stay the container's (slirp4netns binds its own)
+            held = reserve(meta.get("publish") or []) if mode_kind != "slirp4netns" else []
             cleanup.append(lambda: [s.close() for s in held])
             st["oci"] = True  # from here the runtime may have it: deleted on teardown
             pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"),

@@ -19,24 +19,19 @@ def no_cgroups() -> bool:
     return rootless_uid() is not None and not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 
 
-def check_network(values: list[str], publish: bool) -> list[str]:
+def check_network(values: list[str]) -> list[str]:
     """Rootless: the ``--network`` values to use (none given: slirp4netns, podman's default for
-    a rootless container); bridges (netavark changes the host's links and firewall: root's) and
-    ``-p`` on slirp4netns refused as not supported yet. One line, before anything is made."""
+    a rootless container); bridges and named networks refused (netavark changes the host's links
+    and firewall: root's). One line, before anything is made."""
     from ..errors import UsageError
 
     v = (values or [""])[0]
     slirp = v == "slirp4netns" or v.startswith("slirp4netns:")
     if rootless_uid() is None:
-        if slirp and publish:
-            raise UsageError("-p with --network slirp4netns is not supported by pallet yet")
         return values
     if not values:
         values, v, slirp = ["slirp4netns"], "slirp4netns", True
     if slirp:
-        if publish:
-            raise UsageError("-p/-P with --network slirp4netns (podman's rootless default) is not supported by "
-                             "pallet yet (port forwarding through slirp4netns' API socket)")
         return values
     if v in ("none", "host") or v.startswith(("container:", "ns:", "pasta")):
         return values

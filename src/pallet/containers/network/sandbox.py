@@ -67,11 +67,9 @@ def setup(endpoints, cid: str, name: str, mode: NetworkMode, port_mappings: list
             raise UsageError("published ports cannot be used with --network none: it has only lo")
         return _ready(Sandbox(netns.create(runroot, cid[:12], userns), True), background)
     if mode.kind == "slirp4netns":
-        if port_mappings:  # refused at create too: a record made before this pallet knew
-            raise UsageError("-p with --network slirp4netns is not supported by pallet yet")
         path = netns.create(runroot, cid[:12], userns)
         try:
-            start_slirp4netns(path, mode.target)
+            start_slirp4netns(path, mode.target, port_mappings or [])
         except BaseException:
             netns.remove(path)
             raise
@@ -131,10 +129,12 @@ def _slirp_pidfile(netns_path: str) -> str:
     return netns_path + ".slirp4netns.pid"
 
 
-def start_slirp4netns(netns_path: str, options: str | None, timeout: float = 10.0) -> int:
+def start_slirp4netns(netns_path: str, options: str | None, port_mappings: list, timeout: float = 10.0) -> int:
     """slirp4netns for the namespace at ``netns_path`` (podman's flags: ``--configure``, MTU
     65520, ``--disable-host-loopback`` unless allowed), in a session of its own so it outlives
-    this pallet; returns once it says it is ready (``--ready-fd``), its pid recorded."""
+    this pallet; returns once it says it is ready (``--ready-fd``), its pid recorded, and each
+    published port forwarded through its API socket (``add_hostfwd``, podman's
+    ``port_handler=slirp4netns``: the host port is slirp4netns' own socket, as the user)."""
     import select
 
     from .mode import slirp_allows_host_loopback
@@ -142,6 +142,11 @@ def start_slirp4netns(netns_path: str, options: str | None, timeout: float = 10.
     if not os.access(SLIRP4NETNS, os.X_OK):
         raise ContainerNetworkError(f"--network slirp4netns needs {SLIRP4NETNS} (Debian's slirp4netns package)")
     argv = ["slirp4netns", "--configure", "--mtu=65520", "--netns-type=path", "--ready-fd=3"]
+    api = _slirp_pidfile(netns_path)[:-len(".pid")] + ".sock"
+    if port_mappings:
+        if len(api) >= 108:
+            raise ContainerNetworkError(f"-p: the slirp4netns API socket path {api} is too long for a unix socket")
+        argv.append(f"--api-socket={api}")
     if not slirp_allows_host_loopback(options):
         argv.append("--disable-host-loopback")
     argv += [netns_path, "tap0"]
@@ -177,7 +182,64 @@ def start_slirp4netns(netns_path: str, options: str | None, timeout: float = 10.
     from ..._fs import write_atomic
 
     write_atomic(_slirp_pidfile(netns_path), f"{pid}\n".encode(), 0o600, durable=False)
+    if port_mappings:
+        try:
+            _forward_ports(api, port_mappings)
+        except BaseException:
+            stop_slirp4netns(netns_path)
+            raise
     return pid
+
+
+#: the container's address on slirp4netns' network (podman's, from its default cidr)
+SLIRP_GUEST = "10.0.2.100"
+
+
+def check_slirp_ports(port_mappings: list) -> None:
+    """What slirp4netns cannot publish (yet), refused when the container is created."""
+    for m in port_mappings:
+        if ":" in (m.get("host_ip") or ""):
+            raise UsageError(f"-p [{m['host_ip']}]:...: IPv6 host addresses through slirp4netns are not "
+                             "supported by pallet yet")
+        for proto in str(m.get("protocol") or "tcp").split(","):
+            if proto not in ("tcp", "udp"):
+                raise UsageError(f"-p .../{proto}: slirp4netns forwards tcp and udp only")
+
+
+def _forward_ports(api: str, port_mappings: list) -> None:
+    """``add_hostfwd`` for every published port (tcp and udp; each port of a range)."""
+    from ..._std import json
+    from ..._std import sock as socket
+
+    check_slirp_ports(port_mappings)
+    for m in port_mappings:
+        host_ip = m.get("host_ip") or "0.0.0.0"
+        for proto in str(m.get("protocol") or "tcp").split(","):
+            for i in range(m.get("range") or 1):
+                req = {"execute": "add_hostfwd", "arguments": {
+                    "proto": proto, "host_addr": host_ip, "host_port": m["host_port"] + i,
+                    "guest_addr": SLIRP_GUEST, "guest_port": m["container_port"] + i}}
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    s.connect(api)
+                    s.sendall(json.dumps(req).encode())
+                    s.shutdown(socket.SHUT_WR)
+                    data = b""
+                    while chunk := s.recv(65536):
+                        data += chunk
+                except OSError as e:
+                    raise ContainerNetworkError(f"-p: slirp4netns' API socket {api}: {e.strerror}") from None
+                finally:
+                    s.close()
+                try:
+                    answer = json.loads(data.decode() or "{}")
+                except ValueError:
+                    answer = {}
+                if not isinstance(answer, dict) or "return" not in answer:
+                    err = answer.get("error") if isinstance(answer, dict) else None
+                    desc = err.get("desc") if isinstance(err, dict) else data.decode(errors="replace")[:200]
+                    raise ContainerNetworkError(f"failed to expose ports via slirp4netns: {host_ip}:"
+                                                f"{m['host_port'] + i}/{proto}: {desc}")
 
 
 def _stop(pid: int) -> None:
@@ -210,7 +272,8 @@ def stop_slirp4netns(netns_path: str) -> None:
             _stop(pid)
     except OSError:
         pass
-    try:
-        os.unlink(pidfile)
-    except FileNotFoundError:
-        pass
+    for f in (pidfile, pidfile[:-len(".pid")] + ".sock"):
+        try:
+            os.unlink(f)
+        except FileNotFoundError:
+            pass
