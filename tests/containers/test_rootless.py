@@ -232,6 +232,7 @@ def test_run_uid_0_inside_mapped_ids_outside(user, tmp_path):
 def test_limits_dropped_on_cgroup_v1_with_podmans_warning(user):
     if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
         pytest.skip("runs on a cgroup v1 host (this one has the unified hierarchy: limits need delegation)")
+    user("pull", "-q", user.image, check=True)
     r = user("run", "--rm", "--network", "none", "--memory", "64m", "--pids-limit", "50", user.image,
              "cat", "/proc/self/cgroup", check=True)
     assert r.stderr.strip().endswith("Resource limits are not supported and ignored on cgroups V1 rootless systems")
@@ -239,21 +240,42 @@ def test_limits_dropped_on_cgroup_v1_with_podmans_warning(user):
     assert "pallet" not in r.stdout  # no cgroup of its own: it stays in its caller's
 
 
-def test_same_user_namespace_as_rootless_podman(user):
+def _podman_lines(stderr: str) -> list[str]:
+    """podman's own lines without its log lines (a first rootless run warns about this host)."""
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith(("time=", "WARN["))]
+
+
+def test_side_by_side_with_rootless_podman(user):
+    """The same user namespace as `podman unshare`, the same `id` and maps inside a container,
+    the same warning for limits on cgroup v1 (podman 4.3 with runc: crun 1.8.1 refuses this
+    host's hybrid cgroups)."""
     need("podman")
+    need("runc")
+    show = "id; cat /proc/self/uid_map /proc/self/gid_map; stat -c '%u:%g %n' / /home/user/notes"
     try:
         r = user.run("podman", "unshare", "cat", "/proc/self/uid_map", timeout=120)
-    finally:  # podman's own pause process (catatonit -P, as pallet's), stopped by its pid
+        assert r.returncode == 0, r.stderr
+        podman_map = [[int(x) for x in line.split()] for line in r.stdout.splitlines()]
+        pod = user.run("podman", "--runtime", "runc", "--storage-driver", "vfs", "run", "--rm", "--network", "none",
+                       "--tls-verify=false", user.image, "sh", "-c", show, timeout=180)
+        assert pod.returncode == 0, pod.stderr
+        pod_lim = user.run("podman", "--runtime", "runc", "--storage-driver", "vfs", "run", "--rm", "--network",
+                           "none", "--memory", "64m", user.image, "true", timeout=120)
+    finally:  # podman's own pause process (catatonit -P, as pallet's) and store, by pid and path
         try:
             with open(os.path.join(user.xdg_run, "libpod", "tmp", "pause.pid")) as f:
                 os.kill(int(f.read()), signal.SIGKILL)
         except (OSError, ValueError):
             pass
-    if r.returncode != 0:
-        pytest.fail(f"rootless podman: {r.stderr}")
-    podman_map = [[int(x) for x in line.split()] for line in r.stdout.splitlines()]
     mine = user("run", "--rm", "--network", "none", user.image, "cat", "/proc/self/uid_map", check=True).stdout
     assert [[int(x) for x in line.split()] for line in mine.splitlines()] == podman_map == _maps(user)[0]
+    r = user("run", "--rm", "--network", "none", user.image, "sh", "-c", show, check=True)
+    assert r.stdout == pod.stdout
+    if not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        r = user("run", "--rm", "--network", "none", "--memory", "64m", user.image, "true", check=True)
+        assert pod_lim.returncode == 0 and _podman_lines(pod_lim.stderr) == [
+            "Resource limits are not supported and ignored on cgroups V1 rootless systems"]
+        assert r.stderr.splitlines() == ["WARN[0000] " + _podman_lines(pod_lim.stderr)[0]]
 
 
 def test_detached_exec_stop_rm_from_fresh_processes(user):
