@@ -16,6 +16,7 @@ import tempfile
 
 import pytest
 
+from buildtools import http_dir  # noqa: F401  (a fixture: a directory served on 127.0.0.1)
 from conftest import need, release_all, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -317,36 +318,13 @@ def test_not_supported_yet_is_one_line_and_nothing_made(user, flags, words):
     assert user("ps", "-a", "-q", check=True).stdout == ""
 
 
-@pytest.fixture
-def host_http():
-    """An HTTP server on the host's 127.0.0.1 (what allow_host_loopback reaches at 10.0.2.2)."""
-    import http.server
-    import threading
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = b"from-the-host\n"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield srv.server_address[1]
-    finally:
-        srv.shutdown()
-        srv.server_close()
-
-
-def test_slirp4netns_by_default_and_the_hosts_loopback_only_when_allowed(user, host_http):
+def test_slirp4netns_by_default_and_the_hosts_loopback_only_when_allowed(user, http_dir):
+    """An HTTP server on the host's 127.0.0.1, which allow_host_loopback reaches at 10.0.2.2."""
+    served, url = http_dir
+    (served / "index.html").write_text("from-the-host\n")
+    port = url.rsplit(":", 1)[1]
     user("pull", "-q", user.image, check=True)
-    fetch = f"timeout 10 wget -q -O - http://10.0.2.2:{host_http}/ 2>&1; echo rc=$?"
+    fetch = f"timeout 10 wget -q -O - http://10.0.2.2:{port}/index.html 2>&1; echo rc=$?"
     r = user("run", "--rm", "--network", "slirp4netns:allow_host_loopback=true", user.image, "sh", "-c",
              "ip -4 addr show tap0 | grep -o 'inet [0-9./]*'; ip route | grep default; "
              "grep nameserver /etc/resolv.conf | head -1; " + fetch, check=True)
