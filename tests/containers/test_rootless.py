@@ -241,6 +241,10 @@ def test_limits_dropped_on_cgroup_v1_with_podmans_warning(user):
     assert "pallet" not in r.stdout  # no cgroup of its own: it stays in its caller's
 
 
+KEEP_ID_SHOW = ("cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; stat -c '%u:%g %n' / /bin /home/user/notes; "
+                "tail -1 /etc/passwd; tail -1 /etc/group; echo HOME=$HOME; pwd")
+
+
 def _podman_lines(stderr: str) -> list[str]:
     """podman's own lines without its log lines (a first rootless run warns about this host)."""
     return [line for line in stderr.splitlines() if line.strip() and not line.startswith(("time=", "WARN["))]
@@ -260,6 +264,9 @@ def test_side_by_side_with_rootless_podman(user):
         pod = user.run("podman", "--runtime", "runc", "--storage-driver", "vfs", "run", "--rm", "--network", "none",
                        "--tls-verify=false", user.image, "sh", "-c", show, timeout=180)
         assert pod.returncode == 0, pod.stderr
+        keep = user.run("podman", "--runtime", "runc", "--storage-driver", "vfs", "run", "--rm", "--network", "none",
+                        "--userns", "keep-id", user.image, "sh", "-c", KEEP_ID_SHOW, timeout=120)
+        assert keep.returncode == 0, keep.stderr
         pod_lim = user.run("podman", "--runtime", "runc", "--storage-driver", "vfs", "run", "--rm", "--network",
                            "none", "--memory", "64m", user.image, "true", timeout=120)
     finally:  # podman's own pause process (catatonit -P, as pallet's) and store, by pid and path
@@ -268,6 +275,9 @@ def test_side_by_side_with_rootless_podman(user):
                 os.kill(int(f.read()), signal.SIGKILL)
         except (OSError, ValueError):
             pass
+    r = user("run", "--rm", "--network", "none", "--userns", "keep-id", user.image, "sh", "-c", KEEP_ID_SHOW,
+             check=True)
+    assert r.stdout == keep.stdout  # maps, ids, the image's owners, passwd and group entries, HOME
     mine = user("run", "--rm", "--network", "none", user.image, "cat", "/proc/self/uid_map", check=True).stdout
     assert [[int(x) for x in line.split()] for line in mine.splitlines()] == podman_map == _maps(user)[0]
     r = user("run", "--rm", "--network", "none", user.image, "sh", "-c", show, check=True)
@@ -307,7 +317,8 @@ def test_detached_exec_stop_rm_from_fresh_processes(user):
     (["--network", "bridge"], "--network bridge: bridges and networks need root"),
     (["-p", "[::1]:8080:80"], "-p [::1]:...: IPv6 host addresses through slirp4netns are not supported by pallet yet"),
     (["--network", "slirp4netns:mtu=1500"], "--network slirp4netns: option mtu is not supported by pallet yet"),
-    (["--network", "none", "--userns", "keep-id"], "--userns keep-id: not supported by pallet yet when rootless"),
+    (["--network", "none", "--userns", "auto"], "--userns auto: not supported by pallet yet when rootless"),
+    (["--network", "none", "--userns", "keep-id:uid=5"], "--userns keep-id:uid=5: not supported by pallet yet"),
     (["--network", "none", "--uidmap", "0:1:1000"], "--uidmap/--gidmap: not supported by pallet yet when rootless"),
 ])
 def test_not_supported_yet_is_one_line_and_nothing_made(user, flags, words):
@@ -375,3 +386,29 @@ def test_publish_through_slirp4netns(user):
     finally:
         user("rm", "-f", "-t", "0", "rl-web", check=True)
     wait_for(lambda: _user_pids(user.uid) == [user.pause()], 30, "slirp4netns and conmon to exit")
+
+
+def test_keep_id_the_user_is_itself_inside(user):
+    """--userns keep-id: the user's uid and gid are themselves inside (what it writes to a bind
+    mount is its own on the host), the image's owners as in the image through a copy of the
+    layers chowned to the mapping (kept per mapping, removed with the image)."""
+    user("pull", "-q", user.image, check=True)
+    vol = os.path.join(user.home, "kvol")
+    user.run("mkdir", "-p", vol, check=True)
+    r = user("run", "--rm", "--network", "none", "--userns", "keep-id", "-v", f"{vol}:/vol", user.image, "sh", "-c",
+             "id -u; id -g; stat -c '%u:%g %n' / /home/user/notes /srv/nobody /vol; touch /vol/mine; "
+             "grep -c ':0:0:' /etc/passwd", check=True)
+    assert r.stdout.splitlines() == [str(user.uid), str(user.gid), "0:0 /", "1000:1000 /home/user/notes",
+                                     "65534:65534 /srv/nobody", f"{user.uid}:{user.gid} /vol", "1"]
+    st = os.stat(os.path.join(vol, "mine"))
+    assert (st.st_uid, st.st_gid) == (user.uid, user.gid)
+    overlay = os.path.join(user.store, "overlay")
+    mapped = [d for d in os.listdir(overlay) if d.startswith("mapped-")]
+    assert len(mapped) == 1 and len(os.listdir(os.path.join(overlay, mapped[0]))) == 2  # the image's two layers
+    # the copy holds the mapping's ids on the host: the image's root (container 0) is subordinate id 0
+    copy = next(os.path.join(overlay, mapped[0], d, "diff") for d in os.listdir(os.path.join(overlay, mapped[0]))
+                if os.path.exists(os.path.join(overlay, mapped[0], d, "diff", "bin")))
+    assert os.stat(os.path.join(copy, "bin", "busybox")).st_uid == SUB_START
+    user("rmi", user.image, check=True)
+    assert os.listdir(os.path.join(overlay, mapped[0])) == []
+    user("pull", "-q", user.image, check=True)

@@ -55,7 +55,8 @@ def test_userns_flags_refused_rootless_only(monkeypatch):
     monkeypatch.setattr(rootless, "rootless_uid", lambda: 1001)
     rootless.check_userns(None, [], [])
     rootless.check_userns("host", [], [])
-    for userns, maps in (("keep-id", []), ("auto", []), (None, ["0:1:10"])):
+    rootless.check_userns("keep-id", [], [])
+    for userns, maps in (("keep-id:uid=5", []), ("auto", []), ("nomap", []), (None, ["0:1:10"])):
         with pytest.raises(UsageError, match="not supported by pallet yet when rootless"):
             rootless.check_userns(userns, maps, [])
     monkeypatch.setattr(rootless, "rootless_uid", lambda: None)
@@ -88,3 +89,14 @@ def test_what_slirp4netns_cannot_publish():
         sandbox.check_slirp_ports([{"host_ip": "::1", "container_port": 80, "host_port": 8080, "protocol": "tcp"}])
     with pytest.raises(UsageError, match="tcp and udp only"):
         sandbox.check_slirp_ports([{"host_ip": "", "container_port": 80, "host_port": 8080, "protocol": "sctp"}])
+
+
+def test_keep_id_maps_as_podman_builds_them():
+    ns_uid = [[0, 1001, 1], [1, 100000, 65536], [65537, 200000, 65536]]
+    ns_gid = [[0, 1002, 1], [1, 300000, 1500]]
+    got = rootless.keep_id_maps(ns_uid, ns_gid)
+    # podman 4.3's, seen as uid_map in its keep-id container on this machine (uid 1001)
+    assert got["uid"] == [[0, 1, 1001], [1001, 0, 1], [1002, 1002, 64535], [65537, 65537, 65536]]
+    assert got["gid"] == [[0, 1, 1002], [1002, 0, 1], [1003, 1003, 498]]  # the namespace's ids up to 1500
+    with pytest.raises(UsageError, match="does not fit"):
+        rootless.keep_id_maps([[0, 1001, 1], [1, 100000, 10]], ns_gid)  # 11 ids: 1001 is not among them

@@ -426,6 +426,10 @@ class Containers:
                 raise UsageError(f"--userns container:{uns['target']}: that container has no user namespace of "
                                  "its own (it runs in the host's)")
             uns.update(target=other["id"], uid=ouns["uid"], gid=ouns["gid"])
+        if uns["mode"] == "keep-id":  # rootless: the user is itself inside, and runs as itself
+            uns.update(rootless.keep_id_maps())
+            if not meta["user"]:  # its gid and groups from the passwd and group entries added at start
+                meta["user"] = str(uns["uid"][1][0])
         if uns["mode"] != "auto":
             return self.create_record(image["id"], name, meta, lambda cid: self._spec(cid, meta, img_cfg),
                                       idmap=uns)
@@ -625,6 +629,11 @@ class Containers:
             from .userns import container_root
 
             add_mtab(rootfs, container_root(meta))
+            uns = (meta.get("extra") or {}).get("userns") or {}
+            if uns.get("mode") == "keep-id":  # podman's passwd and group entries for the user
+                from .rootless import keep_id_entries
+
+                keep_id_entries(rootfs, uns["uid"][1][0], uns["gid"][1][0], meta.get("workdir"))
             doc = self.spec(cid)
             from .policies import apply_to_spec
 

@@ -115,6 +115,10 @@ class OverlayDriver(Driver):
                 os.unlink(os.path.join(self.home, "l", short))
         except FileNotFoundError:
             pass
+        if self.rootless:
+            from .idmapped import remove_chowned
+
+            remove_chowned(self.home, layer_id, trash)
         super().remove(layer_id, trash)
 
     def diff_dir(self, layer_id: str) -> str:
@@ -161,6 +165,14 @@ class OverlayDriver(Driver):
 
             rmtree(os.path.join(wdir, "work", "work", "incompat", "volatile"))
             data = (f"lowerdir={':'.join(lowers)},upperdir={wdir}/diff,workdir={wdir}/work")
+        if idmap and writable is not None and self.rootless:
+            # rootless: the kernel will not id-map the host's filesystem for us; chowned copies
+            from . import idmapped
+
+            rel = idmapped.chowned_lowers(self.home, lowers, idmap)
+            data = data.replace("lowerdir=" + ":".join(lowers), "lowerdir=" + ":".join(rel))
+            self._mount(target, flags, data, len(chain), volatile=volatile)
+            return
         if idmap and writable is not None:
             from . import idmapped
 
