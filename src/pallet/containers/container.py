@@ -671,10 +671,9 @@ class Containers:
             ns = [n for n in doc["linux"]["namespaces"] if n["type"] != "network"]
             if mode_kind != "host":
                 ns.append({"type": "network", "path": net.netns_path})
-            else:
-                from .rootless import host_sysfs
+            from .rootless import adjust_mounts
 
-                host_sysfs(doc)
+            adjust_mounts(doc, mode_kind == "host")
             doc["linux"]["namespaces"] = ns
             joined_host = self._join_containers(meta, doc)
             hostname = joined_host or doc.get("hostname") or cid[:12]

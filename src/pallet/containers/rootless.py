@@ -52,14 +52,18 @@ def check_userns(userns: str | None, uidmaps, gidmaps) -> None:
                      "namespace: the user as root, its subordinate ids from 1)")
 
 
-def host_sysfs(doc: dict) -> None:
-    """Rootless with the host's network: sysfs cannot be mounted (the host's network namespace
-    is not pallet's user namespace's), so ``/sys`` is the host's, bound read-only (podman's)."""
+def adjust_mounts(doc: dict, host_network: bool) -> None:
+    """Rootless: with the host's network, sysfs cannot be mounted (the host's network namespace
+    is not pallet's user namespace's), so ``/sys`` is the host's, bound read-only (podman's); a
+    namespace without gid 5 (no subordinate ids) mounts devpts without ``gid=5`` (podman's)."""
     if rootless_uid() is None:
         return
+    tty_mapped = any(c <= 5 < c + n for c, _h, n in _ns_map("gid"))
     for m in doc.get("mounts") or ():
-        if m.get("destination") == "/sys" and m.get("type") == "sysfs":
+        if host_network and m.get("destination") == "/sys" and m.get("type") == "sysfs":
             m.update(type="bind", source="/sys", options=["rbind", "nosuid", "noexec", "nodev", "ro"])
+        if not tty_mapped and m.get("type") == "devpts":
+            m["options"] = [o for o in m.get("options") or () if o != "gid=5"]
 
 
 def _ns_map(kind: str) -> list[list[int]]:
