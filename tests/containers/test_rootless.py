@@ -445,3 +445,18 @@ def test_keep_id_the_user_is_itself_inside(user):
     user("rmi", user.image, check=True)
     assert os.listdir(os.path.join(overlay, mapped[0])) == []
     user("pull", "-q", user.image, check=True)
+
+
+def test_build_rootless_commits_container_ids(user):
+    """A build's RUN step in the user's namespace; its layer holds the ids as the container saw
+    them (a file chowned to 1000 is 1000's in the new image, not the subordinate id's)."""
+    ctx = os.path.join(user.base, "ctx")
+    os.makedirs(ctx)
+    with open(os.path.join(ctx, "Containerfile"), "w") as f:
+        f.write(f"FROM {user.image}\nRUN echo built > /made && chown 1000:1000 /made\n")
+    os.chmod(ctx, 0o755)
+    user("build", "--tls-verify=false", "-q", "-t", "localhost/rl-built", ctx, check=True)
+    r = user("run", "--rm", "--network", "none", "localhost/rl-built", "sh", "-c", "cat /made; stat -c %u:%g /made",
+             check=True)
+    assert r.stdout.splitlines() == ["built", "1000:1000"]
+    user("rmi", "localhost/rl-built", check=True)
