@@ -278,6 +278,10 @@ KEEP_ID_SHOW = ("cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; stat -
                 "tail -1 /etc/passwd; tail -1 /etc/group; echo HOME=$HOME; pwd")
 
 
+SLIRP_SHOW = ("ip -4 addr show tap0 | grep -o 'inet [0-9./]*'; ip route; cat /sys/class/net/tap0/mtu; "
+              "grep nameserver /etc/resolv.conf | head -1")
+
+
 def _podman_lines(stderr: str) -> list[str]:
     """podman's own lines without its log lines (a first rootless run warns about this host)."""
     return [line for line in stderr.splitlines() if line.strip() and not line.startswith(("time=", "WARN["))]
@@ -300,6 +304,9 @@ def test_side_by_side_with_rootless_podman(user):
         keep = user.run("podman", "--runtime", "runc", "--storage-driver", "vfs", "run", "--rm", "--network", "none",
                         "--userns", "keep-id", user.image, "sh", "-c", KEEP_ID_SHOW, timeout=120)
         assert keep.returncode == 0, keep.stderr
+        net = user.run("podman", "--runtime", "runc", "--storage-driver", "vfs", "run", "--rm", "--network",
+                       "slirp4netns", user.image, "sh", "-c", SLIRP_SHOW, timeout=120)
+        assert net.returncode == 0, net.stderr
         pod_lim = user.run("podman", "--runtime", "runc", "--storage-driver", "vfs", "run", "--rm", "--network",
                            "none", "--memory", "64m", user.image, "true", timeout=120)
     finally:  # podman's own pause process (catatonit -P, as pallet's) and store, by pid and path
@@ -311,6 +318,8 @@ def test_side_by_side_with_rootless_podman(user):
     r = user("run", "--rm", "--network", "none", "--userns", "keep-id", user.image, "sh", "-c", KEEP_ID_SHOW,
              check=True)
     assert r.stdout == keep.stdout  # maps, ids, the image's owners, passwd and group entries, HOME
+    r = user("run", "--rm", "--network", "slirp4netns", user.image, "sh", "-c", SLIRP_SHOW, check=True)
+    assert r.stdout == net.stdout  # slirp4netns' addresses, routes, MTU and first resolver
     mine = user("run", "--rm", "--network", "none", user.image, "cat", "/proc/self/uid_map", check=True).stdout
     assert [[int(x) for x in line.split()] for line in mine.splitlines()] == podman_map == _maps(user)[0]
     r = user("run", "--rm", "--network", "none", user.image, "sh", "-c", show, check=True)
