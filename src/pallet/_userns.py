@@ -192,20 +192,20 @@ def enter_rootless(error=PalletError) -> str | None:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one pallet makes the namespaces, the others wait and join
         pid = _pause_pid(pidfile, uid)
         if pid is not None:
-            cwd = os.getcwd()
+            cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # setns(mnt) moves us to its /
+            fds = []
             try:
-                fds = [os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in ("user", "mnt")]
-            except OSError as e:
-                raise error(f"cannot open the namespaces of pallet's pause process {pid}: {e.strerror}") from None
-            try:
+                for ns in ("user", "mnt"):
+                    fds.append(os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC))
                 _sys.setns(fds[0], CLONE_NEWUSER)
                 _sys.setns(fds[1], CLONE_NEWNS)
+                os.fchdir(cwd)
             except OSError as e:
-                raise error(f"cannot join the rootless user namespace of pause process {pid}: {e.strerror}") from None
+                raise error(f"cannot join the rootless user namespace of pallet's pause process {pid}: "
+                            f"{e.strerror}") from None
             finally:
-                for fd in fds:
+                for fd in fds + [cwd]:
                     os.close(fd)
-            os.chdir(cwd)
             warning = None
         else:
             warning = _new_namespaces(uid, os.getegid(), error)
