@@ -225,6 +225,8 @@ def test_pull_and_images_into_the_users_store(user):
                 seen[rel] = (os.lstat(p), p)
     st = seen["home/user/notes"][0]
     assert (st.st_uid, st.st_gid) == (SUB_START + 999, SUB_START + 999)  # container 1000 on the host
+    r = user("unshare", "stat", "-c", "%u:%g", seen["home/user/notes"][1], seen["bin/busybox"][1], check=True)
+    assert r.stdout.split() == ["1000:1000", "0:0"]  # as the image has them, in the user's namespace
     assert seen["srv/nobody"][0].st_uid == SUB_START + 65533
     assert seen["bin/busybox"][0].st_uid == user.uid  # the image's root is the user
     wh = seen["etc/gone"][0]
@@ -314,6 +316,8 @@ def test_side_by_side_with_rootless_podman(user):
                 os.kill(int(f.read()), signal.SIGKILL)
         except (OSError, ValueError):
             pass
+    r = user("unshare", "cat", "/proc/self/uid_map", check=True)  # podman unshare's namespace, pallet's own
+    assert [[int(x) for x in line.split()] for line in r.stdout.splitlines()] == podman_map
     r = user("run", "--rm", "--network", "none", "--userns", "keep-id", user.image, "sh", "-c", KEEP_ID_SHOW,
              check=True)
     assert r.stdout == keep.stdout  # maps, ids, the image's owners, passwd and group entries, HOME
@@ -468,3 +472,10 @@ def test_build_rootless_commits_container_ids(user):
              check=True)
     assert r.stdout.splitlines() == ["built", "1000:1000"]
     user("rmi", "localhost/rl-built", check=True)
+
+
+def test_unshare_is_rootless_only():
+    r = subprocess.run([os.path.join(os.path.dirname(sys.executable), "pallet"), "unshare", "true"],
+                       capture_output=True, text=True, timeout=60)
+    if os.geteuid() == 0:
+        assert (r.returncode, r.stderr) == (125, "Error: please use unshare with rootless\n")  # podman's words
