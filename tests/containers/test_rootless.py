@@ -279,6 +279,7 @@ KEEP_ID_SHOW = ("cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; stat -
                 "tail -1 /etc/passwd; tail -1 /etc/group; echo HOME=$HOME; pwd")
 
 
+INFO_SHOW = "{{.Host.Security.Rootless}} {{json .Host.IDMappings.UIDMap}} {{json .Host.IDMappings.GIDMap}}"
 SLIRP_SHOW = ("ip -4 addr show tap0 | grep -o 'inet [0-9./]*'; ip route; cat /sys/class/net/tap0/mtu; "
               "grep nameserver /etc/resolv.conf | head -1")
 
@@ -299,6 +300,8 @@ def test_side_by_side_with_rootless_podman(user):
         r = user.run("podman", "unshare", "cat", "/proc/self/uid_map", timeout=120)
         assert r.returncode == 0, r.stderr
         podman_map = [[int(x) for x in line.split()] for line in r.stdout.splitlines()]
+        info = user.run("podman", "info", "--format", INFO_SHOW, timeout=120)
+        assert info.returncode == 0, info.stderr
         pod = user.run("podman", "--runtime", "runc", "--storage-driver", "vfs", "run", "--rm", "--network", "none",
                        "--tls-verify=false", user.image, "sh", "-c", show, timeout=180)
         assert pod.returncode == 0, pod.stderr
@@ -316,6 +319,7 @@ def test_side_by_side_with_rootless_podman(user):
                 os.kill(int(f.read()), signal.SIGKILL)
         except (OSError, ValueError):
             pass
+    assert user("info", "--format", INFO_SHOW, check=True).stdout == info.stdout
     r = user("unshare", "cat", "/proc/self/uid_map", check=True)  # podman unshare's namespace, pallet's own
     assert [[int(x) for x in line.split()] for line in r.stdout.splitlines()] == podman_map
     r = user("run", "--rm", "--network", "none", "--userns", "keep-id", user.image, "sh", "-c", KEEP_ID_SHOW,
