@@ -18,7 +18,7 @@ import tempfile
 import pytest
 
 from buildtools import http_dir  # noqa: F401  (a fixture: a directory served on 127.0.0.1)
-from conftest import need, release_all, wait_for
+from conftest import need, release_all, unmount_under, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
@@ -490,3 +490,22 @@ def test_unshare_is_rootless_only():
                        capture_output=True, text=True, timeout=60)
     if os.geteuid() == 0:
         assert (r.returncode, r.stderr) == (125, "Error: please use unshare with rootless\n")  # podman's words
+
+
+def test_slirp4netns_as_root_too(user, tmp_path):
+    """podman takes --network slirp4netns as root as well: the same namespace and addresses."""
+    if os.geteuid() != 0:
+        pytest.skip("as root")
+    runroot = tempfile.mkdtemp(prefix="prr-")
+    base = [os.path.join(os.path.dirname(sys.executable), "pallet"), "--root", str(tmp_path / "root"),
+            "--runroot", runroot]
+    try:
+        r = subprocess.run(base + ["run", "--rm", "--tls-verify=false", "--network", "slirp4netns", user.image,
+                                   "sh", "-c", "ip -4 addr show tap0 | grep -o 'inet [0-9./]*'"],
+                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert (r.returncode, r.stdout) == (0, "inet 10.0.2.100/24\n"), r.stderr
+        netns = os.path.join(runroot, "netns")
+        assert not [f for f in os.listdir(netns) if not f.startswith(".")]  # slirp4netns' pid file gone too
+    finally:
+        release_all(lambda: subprocess.run(base + ["rm", "-a", "-f", "-t", "0"], capture_output=True, timeout=120),
+                    lambda: unmount_under(runroot), lambda: shutil.rmtree(runroot, ignore_errors=True))
