@@ -113,16 +113,21 @@ def rootless_maps(user: str, uid: int, gid: int, subuid: str = SUBUID, subgid: s
     return maps[0], maps[1]
 
 
-def _user_name(uid: int) -> str:
+def host_name(path: str, num: int) -> str | None:
+    """The name of id ``num`` in the host's ``/etc/passwd`` or ``/etc/group`` (None: not there)."""
     try:
-        with open("/etc/passwd") as f:
+        with open(path) as f:
             for line in f:
                 parts = line.split(":")
-                if len(parts) > 2 and parts[2] == str(uid):
+                if len(parts) > 2 and parts[2] == str(num):
                     return parts[0]
     except OSError:
         pass
-    return os.environ.get("USER") or str(uid)
+    return None
+
+
+def _user_name(uid: int) -> str:
+    return host_name("/etc/passwd", uid) or os.environ.get("USER") or str(uid)
 
 
 CATATONIT = "/usr/bin/catatonit"

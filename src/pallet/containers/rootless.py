@@ -95,18 +95,6 @@ def keep_id_maps(uid_map: list | None = None, gid_map: list | None = None) -> di
 
 
 
-def _host_name(path: str, num: int) -> str | None:
-    try:
-        with open(path) as f:
-            for line in f:
-                parts = line.split(":")
-                if len(parts) > 2 and parts[2] == str(num):
-                    return parts[0]
-    except OSError:
-        pass
-    return None
-
-
 def keep_id_entries(rootfs: str, uid: int, gid: int, workdir: str | None) -> None:
     """podman 4.3's keep-id entries, appended to the container's ``/etc/passwd`` and
     ``/etc/group`` (resolved by fd in its root; a file missing, not a regular file, or already
@@ -116,8 +104,10 @@ def keep_id_entries(rootfs: str, uid: int, gid: int, workdir: str | None) -> Non
 
     from .. import _rootfs
 
-    name = _host_name("/etc/passwd", uid) or os.environ.get("USER") or str(uid)
-    group = _host_name("/etc/group", gid) or name
+    from .._userns import host_name
+
+    name = host_name("/etc/passwd", uid) or os.environ.get("USER") or str(uid)
+    group = host_name("/etc/group", gid) or name
     root_fd = _rootfs.open_root(rootfs)
     try:
         for path, num, line in (("/etc/passwd", uid, f"{name}:*:{uid}:{gid}::{workdir or '/'}:/bin/sh\n"),
