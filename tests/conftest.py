@@ -553,6 +553,55 @@ def _overlay_refusal_instead(item):
     return run
 
 
+def _leftover_run_roots(base: str, depth: int = 4) -> list[str]:
+    """The run roots (``/run/pallet-stores/HASH``) that stores made under ``base`` left behind:
+    a store opened with only ``--root`` derives its run root from the root's path."""
+    from pallet.storage.options import derived_runroot
+
+    found = []
+    base = os.path.realpath(base)
+    for top, dirs, _ in os.walk(base):
+        if top[len(base):].count("/") >= depth:
+            dirs[:] = []
+            continue
+        dirs[:] = [d for d in dirs if not os.path.ismount(os.path.join(top, d))]
+        for d in dirs:
+            rr = derived_runroot(os.path.join(top, d))
+            if os.path.isdir(rr):
+                found.append(rr)
+    return found
+
+
+def remove_run_roots(run_roots) -> list[str]:
+    """Remove run roots nothing lives in any more: their namespace directory is unmounted
+    when no namespace is mounted under it. One still holding a namespace or a mount is kept
+    (a leak for its test to answer for) and returned."""
+    kept = []
+    for rr in run_roots:
+        inner = mounts_under(rr)
+        if any(m != os.path.join(rr, "netns") for m in inner) or any(
+                os.scandir(os.path.join(rr, "netns")) if os.path.isdir(os.path.join(rr, "netns")) else ()):
+            kept.append(rr)
+            continue
+        for m in inner:
+            subprocess.run(["umount", "-l", m], capture_output=True)
+        shutil.rmtree(rr, ignore_errors=True)
+    return kept
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # the tests' stores live under pytest's base temp; their derived run roots do not
+    if os.geteuid() != 0:
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    try:
+        base = str(factory.getbasetemp()) if factory else None
+    except (OSError, ValueError):
+        base = None
+    if base and os.path.isdir(base):
+        remove_run_roots(_leftover_run_roots(base))
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if _overlay_probe and _overlay_probe[0]:
         terminalreporter.write_line("overlayfs does not work on this host's tmp filesystem: the tests that need it "

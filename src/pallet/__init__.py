@@ -2,7 +2,8 @@
 
 The library is the product; the ``pallet`` command is a thin front end over it. The public
 Python API (docs/python.md) is re-exported here: ``pallet.open_store``, ``pallet.copy``,
-``pallet.inspect``, ``pallet.build``, ``pallet.Container``, the result types and the errors.
+``pallet.inspect``, ``pallet.build``, ``pallet.scan_image``, ``pallet.Container``, the result types and
+the errors (``store.containers`` runs podman's containers).
 They are loaded on first use (module ``__getattr__``), ``__version__`` too, so ``import
 pallet`` stays cheap for the commands, which import this package on every start.
 """
@@ -10,10 +11,14 @@ pallet`` stays cheap for the commands, which import this package on every start.
 _API = (
     "open_store", "Store", "WorkingContainer", "copy", "inspect", "build", "parse_reference", "Container",
     "write_spec", "WaitTimeout", "Context", "Format", "Reference", "enable_debug",
+    "ContainerManager", "ManagedContainer", "ContainerFailed", "ContainerWaitTimeout", "scan_image", "SystemPaths",
+    "VolumeManager", "NetworkManager", "VolumeInfo", "NetworkInfo",
     "ImageInfo", "HistoryEntry", "LayerInfo", "InspectResult", "CopyResult", "RemoveResult", "ContainerState",
+    "ContainerInfo", "ExecResult", "ScanReport", "Package", "Vulnerability", "PolicyFinding", "SystemContainerInfo",
     "PalletError", "UsageError", "InvalidReference", "InvalidDocument", "ConfigError", "NotFound", "BlobNotFound",
     "AuthenticationRequired", "AccessDenied", "RegistryError", "NetworkError", "DigestMismatch", "Unsupported",
-    "StoreError", "OCIRuntimeError", "BuildError",
+    "StoreError", "OCIRuntimeError", "BuildError", "ContainerError", "ContainerNotFound", "ContainerStateError",
+    "ScanError", "VolumeError", "VolumeNotFound", "VolumeInUse", "NetworkNotFound", "NetworkInUse",
 )
 
 __all__ = ["__version__", *_API]

@@ -18,7 +18,7 @@ import typing
 
 import pytest
 
-import buildtools
+from api_fixtures import busybox  # noqa: F401  (a fixture)
 from conftest import run_pallet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,28 +46,20 @@ BLOCKS = _blocks()
 
 
 @pytest.fixture(scope="module")
-def busybox(registry, tmp_path_factory):
-    """The examples' image: a busybox image at REGISTRY/demo/busybox:1 (pushed through the API)."""
-    import pallet
-
-    layout = str(tmp_path_factory.mktemp("busybox") / "layout")
-    buildtools.make_busybox_layout(layout, "1")
-    ref = f"docker://{registry.host}/demo/busybox:1"
-    pallet.copy(f"oci:{layout}:1", ref, tls_verify=False)
-    return ref
-
-
-@pytest.fixture(scope="module")
 def docdir(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("pallet-docs"))
     yield d
     # the runtime example's container, should the example have failed half-way (default state root)
     subprocess.run([os.path.join(os.path.dirname(sys.executable), "pallet-runtime"), "delete", "--force",
                     "docs-demo"], capture_output=True)
-    for store in ("store", "other-store"):  # nothing may stay mounted before the files go
+    for store in ("store", "other-store"):  # nothing may stay running or mounted before the files go
         root = os.path.join(d, store)
         if os.path.isdir(root):
+            run_pallet("--root", root, "rm", "--all", "--force", "-t", "0", check=False)
             run_pallet("--root", root, "image", "umount", "--all", check=False)
+    if os.path.isdir(os.path.join(d, "host")):  # the system containers' example, had it failed
+        run_pallet("--root", os.path.join(d, "store"), "uninstall", "docs-sys", "--host-root", os.path.join(d, "host"),
+                   check=False)
     shutil.rmtree(d, ignore_errors=True)
 
 
@@ -80,12 +72,15 @@ def _env() -> dict:
 def test_the_document_has_an_example_per_capability():
     titles = {t for t, _ in BLOCKS}
     for words in ("Inspect", "Copy", "pull", "push", "Save", "Mount", "Build", "Working containers",
-                  "OCI runtime", "Errors"):
+                  "OCI runtime", "Run containers", "Volumes and networks", "Scan", "System containers", "Errors"):
         assert any(words in t for t in titles), words
     for code in ("pallet.inspect(", "pallet.copy(", "store.pull(", "store.images(", "store.image(", "store.tag(",
                  "store.push(", "store.remove(", "store.save(", ".load(", "store.mount(", "store.build(",
                  "store.working_container(", "wc.run(", "wc.copy(", "wc.commit(", "pallet.Container.create(",
-                 "pallet.Container.run("):
+                 "pallet.Container.run(", "store.containers.run(", ".exec_run(", ".logs(", ".inspect()",
+                 ".stop(", ".wait()", ".remove()", "pallet.scan_image(", ".fails(", ".to_cyclonedx()",
+                 "store.install_system(", "store.uninstall_system(", "store.volumes.create(",
+                 "store.networks.create("):
         assert any(code in c for _, c in BLOCKS), code
 
 

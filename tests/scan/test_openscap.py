@@ -146,10 +146,37 @@ def test_openscap_rule_results_equal_oscap_by_hand(tmp_path, debian11_layout):
         store("image", "umount", image_id)
 
         # a Debian 12 image: no matching content, said in one line (no silent "notapplicable")
-        images.make_layout(str(tmp_path / "deb12"), layers=[{"etc/os-release": 'ID=debian\nVERSION_ID="12"\n'}])
+        # naming the image's release, the data streams there are, and --content/--profile;
+        # nothing is left in the results directory
+        images.make_layout(str(tmp_path / "deb12"), layers=[{
+            "etc/debian_version": "12.5\n",
+            "etc/os-release": 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'}])
         plain = f"oci:{tmp_path}/deb12:latest"
-        p = _scan(store, "--scanner", "openscap", plain, rc=125)
-        assert "no SCAP content for debian 12" in p.stderr and p.stderr.count("\n") == 1
+        rd12 = str(tmp_path / "results12")
+        p = _scan(store, "--scanner", "openscap", "--results-dir", rd12, plain, rc=125)
+        have = sorted(n for n in os.listdir(CONTENT) if n.endswith("-ds.xml"))
+        assert "ssg-debian11-ds.xml" in have and "ssg-debian12-ds.xml" not in have
+        assert p.stderr.count("\n") == 1 and p.stderr.startswith(
+            f"Error: no SCAP content for debian 12 (Debian GNU/Linux 12 (bookworm)): the data streams in {CONTENT} "
+            f"are {', '.join(have)}; --content FILE (with --profile ID) runs a data stream you choose"), p.stderr
+        assert not os.path.exists(os.path.join(rd12, "openscap")) or all(
+            not os.listdir(os.path.join(rd12, "openscap", r)) for r in os.listdir(os.path.join(rd12, "openscap")))
+        # the Debian 11 data stream chosen for it runs and says which data stream and profile it
+        # used; its rules check their platform (Debian 11): each is notapplicable, as oscap says
+        p = _scan(store, "--scanner", "openscap", "--content", content, "--profile", STANDARD, "--results-dir", rd12,
+                  plain)
+        assert f"openscap: data stream {content}, profile {STANDARD}" in p.stdout
+        (run,) = os.listdir(os.path.join(rd12, "openscap"))
+        (d12,) = os.listdir(os.path.join(rd12, "openscap", run))
+        with open(os.path.join(rd12, "openscap", run, d12, "scan.json")) as f:
+            x = json.load(f)["xccdf"]
+        assert (x["content"], x["profile"]) == (content, STANDARD)
+        assert len(x["rules"]) == len(theirs) and {q["result"] for q in x["rules"]} == {"notapplicable"}
+        assert f"notapplicable {len(theirs)}" in p.stdout
+        # no --profile: the content's default selection, empty in the SCAP Security Guide's: said
+        p = _scan(store, "--scanner", "openscap", "--content", content, plain)
+        assert f"openscap: data stream {content}, profile (the content default)" in p.stdout
+        assert "no rules: the content's default selection is empty; choose a profile with --profile ID" in p.stdout
         # openscap's reports are not SBOMs
         p = _scan(store, "--scanner", "openscap", "--format", "spdx", plain, rc=125)
         assert "--format spdx" in p.stderr

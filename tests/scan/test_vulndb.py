@@ -207,3 +207,74 @@ def test_an_older_copy_of_a_record_does_not_replace_a_newer_one(tmp_path):
         assert fixes() == []
     finally:
         store.cleanup()
+
+
+def test_a_cvss_v4_record_gives_its_score_in_every_format(tmp_path):
+    """GHSA-2g4f-4pwh-qvx6 (ajv, as OSV.dev serves it): its only vector is CVSS v4.0 with a threat
+    metric (CVSS-BT 5.5, medium, as GitHub's "MODERATE" says). Two records made up here beside it:
+    one whose only vector is v4.0 (9.3: critical, from the score alone), one whose vector is not
+    valid (a warning at import naming the record; severity unknown). The table, JSON, SARIF and
+    CycloneDX (validated) carry the score; --fail-on critical fails on the v4.0 score."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+    import jsonschema
+    from test_scan import _sarif_schema
+
+    ghsa = _record("GHSA-2g4f-4pwh-qvx6")
+    v4 = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:L/SC:N/SI:N/SA:N/E:P"
+    assert ghsa["severity"] == [{"type": "CVSS_V4", "score": v4}]
+    affected = [{"package": {"ecosystem": "npm", "name": "ajv"},
+                 "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "6.14.0"}]}]}]
+    made = tmp_path / "made"
+    made.mkdir()
+    bad = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/AV:L"
+    (made / "only-v4.json").write_text(json.dumps({"id": "TEST-ONLY-V4", "modified": "2026-12-01T00:00:00Z",
+                                                    "affected": affected, "severity": [{"type": "CVSS_V4",
+                                                    "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"}]}))
+    (made / "bad-v4.json").write_text(json.dumps({"id": "TEST-BAD-V4", "modified": "2026-12-01T00:00:00Z",
+                                                   "affected": affected, "severity": [{"type": "CVSS_V4", "score": bad}]}))
+    layout = str(tmp_path / "app")
+    images.make_layout(layout, layers=[{
+        "etc/os-release": 'ID=debian\nVERSION_ID="12"\n',
+        "app/node_modules/ajv/package.json": '{"name": "ajv", "version": "6.12.6"}',
+        "app/node_modules/x/node_modules/ajv/package.json": '{"name": "ajv", "version": "8.18.0"}'}])
+    store = StoreCLI(str(tmp_path / "store"), "overlay")
+    try:
+        p = store("scan", "db", "import", os.path.join(OSV, "GHSA-2g4f-4pwh-qvx6.json"), str(made))
+        assert f"{made}/bad-v4.json: TEST-BAD-V4: severity[0] CVSS_V4 '{bad}': duplicate metric AV" in p.stderr
+        assert p.stderr.count("warning") == 1, p.stderr
+        image_id = store("pull", "-q", f"oci:{layout}:latest").stdout.strip()
+
+        r = json.loads(_scan(store, "--format", "json", image_id).stdout)["results"][0]
+        got = {f["id"]: f for f in r["vulnerabilities"]}
+        assert sorted((f["id"], f["installed"], f["severity"]) for f in got.values()) == [
+            ("GHSA-2g4f-4pwh-qvx6", "6.12.6", "medium"), ("TEST-BAD-V4", "6.12.6", "unknown"),
+            ("TEST-ONLY-V4", "6.12.6", "critical")]
+        assert got["GHSA-2g4f-4pwh-qvx6"]["cvss"] == {"version": "4.0", "vector": v4, "score": 5.5,
+                                                      "severity": "medium", "nomenclature": "CVSS-BT"}
+        assert got["TEST-ONLY-V4"]["cvss"]["score"] == 9.3 and "cvss" not in got["TEST-BAD-V4"]
+
+        table = _scan(store, image_id).stdout
+        row = next(ln.split() for ln in table.splitlines() if ln.startswith("GHSA-2g4f-4pwh-qvx6"))
+        assert row[:5] == ["GHSA-2g4f-4pwh-qvx6", "medium", "5.5", "v4.0", "ajv"]
+        assert next(ln for ln in table.splitlines() if ln.startswith("TEST-BAD-V4")).split()[1:3] == ["unknown", "-"]
+
+        doc = json.loads(_scan(store, "--format", "sarif", image_id).stdout)
+        jsonschema.Draft4Validator(_sarif_schema()).validate(doc)
+        run = doc["runs"][0]
+        rules = {rule["id"]: rule for rule in run["tool"]["driver"]["rules"]}
+        levels = {res["ruleId"]: res["level"] for res in run["results"]}
+        assert (levels["GHSA-2g4f-4pwh-qvx6"], rules["GHSA-2g4f-4pwh-qvx6"]["properties"]["security-severity"]) == \
+            ("warning", "5.5")
+        assert (levels["TEST-ONLY-V4"], rules["TEST-ONLY-V4"]["properties"]["security-severity"]) == ("error", "9.3")
+
+        cdx = _scan(store, "--format", "cyclonedx", image_id).stdout
+        assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(cdx) is None
+        ratings = {v["id"]: v["ratings"] for v in json.loads(cdx)["vulnerabilities"]}
+        assert ratings["GHSA-2g4f-4pwh-qvx6"] == [{"score": 5.5, "severity": "medium", "method": "CVSSv4",
+                                                   "vector": v4}]
+        assert ratings["TEST-BAD-V4"] == [{"severity": "unknown"}]
+
+        _scan(store, "--fail-on", "critical", image_id, rc=3)
+    finally:
+        store.cleanup()

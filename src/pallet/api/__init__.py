@@ -6,14 +6,21 @@ Documented in docs/python.md. The names are re-exported by the ``pallet`` packag
 
 from __future__ import annotations
 
-from ..errors import (AccessDenied, AuthenticationRequired, BlobNotFound, BuildError, ConfigError, DigestMismatch,
-                      InvalidDocument, InvalidReference, NetworkError, NotFound, PalletError, RegistryError,
-                      OCIRuntimeError, StoreError, Unsupported, UsageError)
+from ..errors import (AccessDenied, AuthenticationRequired, BlobNotFound, BuildError, ConfigError, ContainerError,
+                      ContainerNotFound, ContainerStateError, DigestMismatch, InvalidDocument, InvalidReference,
+                      NetworkError, NetworkInUse, NetworkNotFound, NotFound, PalletError, RegistryError,
+                      OCIRuntimeError, ScanError, StoreError, Unsupported, UsageError, VolumeError, VolumeInUse,
+                      VolumeNotFound)
 from ._common import Context, Format, Reference
-from .results import (ContainerState, CopyResult, HistoryEntry, ImageInfo, InspectResult, LayerInfo,
-                      RemoveResult)
+from .results import (ContainerInfo, ContainerState, CopyResult, ExecResult, HistoryEntry, ImageInfo, InspectResult,
+                      LayerInfo, NetworkInfo, Package, PolicyFinding, RemoveResult, ScanReport, SystemContainerInfo,
+                      VolumeInfo, Vulnerability)
 from .runtime import Container, WaitTimeout, write_spec
 from .store import Store, WorkingContainer, open_store
+from .containers import ContainerFailed, ContainerManager, ContainerWaitTimeout, ManagedContainer
+from .objects import NetworkManager, VolumeManager
+from .scans import TargetKind
+from .system import SystemPaths
 from .transport import copy, inspect, parse_reference
 
 
@@ -23,6 +30,18 @@ def build(context: str, *, dockerfile: str | None = None, tags: "list[str] | tup
     Other keywords are :meth:`Store.build`'s."""
     s = store if store is not None else open_store()
     return s.build(context, dockerfile=dockerfile, tags=tags, build_args=build_args, **options)  # type: ignore
+
+
+def scan_image(target: str, *, store: Store | None = None, policy: str | None = None,
+               kind: TargetKind | None = None, context: Context | None = None,
+               tls_verify: bool | None = None) -> ScanReport:
+    """``pallet scan TARGET`` (not ``pallet.scan``: that name is the scanner's package): an image
+    or container of ``store`` (default: the default store) by name or ID, or a transport
+    reference (``docker://``, ``oci:``...: read into a temporary store, not added). ``policy``:
+    a scan policy file (``--policy``). Vulnerabilities are matched against the store's OSV
+    database (``store.import_vulnerabilities``); None without one."""
+    s = store if store is not None else open_store()
+    return s.scan(target, policy=policy, kind=kind, context=context, tls_verify=tls_verify)
 
 
 def enable_debug(on: bool = True) -> None:
@@ -36,8 +55,12 @@ def enable_debug(on: bool = True) -> None:
 __all__ = [
     "open_store", "Store", "WorkingContainer", "copy", "inspect", "build", "parse_reference", "Container",
     "write_spec", "WaitTimeout", "Context", "Format", "Reference", "enable_debug",
+    "ContainerManager", "ManagedContainer", "ContainerFailed", "ContainerWaitTimeout", "scan_image", "SystemPaths",
+    "VolumeManager", "NetworkManager", "VolumeInfo", "NetworkInfo",
     "ImageInfo", "HistoryEntry", "LayerInfo", "InspectResult", "CopyResult", "RemoveResult", "ContainerState",
+    "ContainerInfo", "ExecResult", "ScanReport", "Package", "Vulnerability", "PolicyFinding", "SystemContainerInfo",
     "PalletError", "UsageError", "InvalidReference", "InvalidDocument", "ConfigError", "NotFound", "BlobNotFound",
     "AuthenticationRequired", "AccessDenied", "RegistryError", "NetworkError", "DigestMismatch", "Unsupported",
-    "StoreError", "OCIRuntimeError", "BuildError",
+    "StoreError", "OCIRuntimeError", "BuildError", "ContainerError", "ContainerNotFound", "ContainerStateError",
+    "ScanError", "VolumeError", "VolumeNotFound", "VolumeInUse", "NetworkNotFound", "NetworkInUse",
 ]

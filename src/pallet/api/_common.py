@@ -69,6 +69,26 @@ def parse(ref: Reference, what: str = "reference", store=None) -> ImageReference
     return parse_reference(ref, store)
 
 
+def name_arg(v: object, what: str) -> str:
+    """``v``, a non-empty string (a name or ID the call was given), or a UsageError naming ``what``."""
+    if not isinstance(v, str) or not v:
+        raise UsageError(f"{what}: want a name or ID as a string, not {type(v).__name__}")
+    return v
+
+
+def strings_arg(v: object, what: str) -> list[str]:
+    """``v`` (a string, or an iterable of strings) as a new list; else a UsageError naming ``what``."""
+    if isinstance(v, str):
+        return [v]
+    try:
+        out = list(v)  # type: ignore[call-overload]
+    except TypeError:
+        raise UsageError(f"{what}: want a string or a list of strings, not {type(v).__name__}") from None
+    if not all(isinstance(x, str) for x in out):
+        raise UsageError(f"{what}: want strings")
+    return out
+
+
 def manifest_type(fmt: str | None) -> str | None:
     """The media type for a format name (``oci``, ``docker``; the CLI's ``v2s2`` too)."""
     if fmt is None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy as _copy
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
+
+from ..errors import UsageError
 
 
 def _freeze_map(d: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -126,6 +128,192 @@ class ContainerState(_Result):
     annotations: dict[str, str]
 
 
+@dataclass(frozen=True)
+class ContainerInfo(_Result):
+    """A run container as ``pallet container inspect`` shows it (podman's keys in ``as_dict()``)."""
+
+    id: str
+    name: str
+    image_id: str
+    image_name: str
+    status: str
+    running: bool
+    pid: int
+    exit_code: int
+    created: str
+    started_at: str
+    finished_at: str
+    command: tuple[str, ...]
+    labels: dict[str, str]
+    ip_address: str
+    restart_count: int
+
+
+@dataclass(frozen=True)
+class VolumeInfo(_Result):
+    """A named volume (``pallet volume inspect``'s object, podman's keys, in ``as_dict()``)."""
+
+    name: str
+    driver: str
+    mountpoint: str
+    created: str
+    labels: dict[str, str]
+    options: dict[str, str]
+
+
+@dataclass(frozen=True)
+class NetworkInfo(_Result):
+    """A network (``pallet network inspect``'s object: netavark's definition, in ``as_dict()``)."""
+
+    name: str
+    id: str
+    driver: str
+    interface: str
+    subnets: tuple[str, ...]
+    gateways: tuple[str, ...]
+    internal: bool
+    dns_enabled: bool
+    labels: dict[str, str]
+    created: str
+
+@dataclass(frozen=True)
+class ExecResult(_Result):
+    """What :meth:`ManagedContainer.exec_run` gives (docker-py's ``(exit_code, output)``: it
+    unpacks so too)."""
+
+    exit_code: int
+    output: bytes = field(repr=False)
+
+    def __iter__(self):
+        return iter((self.exit_code, self.output))
+
+
+@dataclass(frozen=True)
+class Package(_Result):
+    """One package a scan found (``pallet scan --format json``'s ``packages`` entry)."""
+
+    type: str
+    name: str
+    version: str
+    purl: str
+    path: str
+    layer: str | None
+
+
+@dataclass(frozen=True)
+class Vulnerability(_Result):
+    """A known vulnerability of an installed package (the ``vulnerabilities`` entry)."""
+
+    id: str
+    aliases: tuple[str, ...]
+    package: str
+    installed: str
+    fixed: str | None
+    severity: str
+    summary: str | None
+    layer: str | None
+    path: str | None
+
+
+@dataclass(frozen=True)
+class PolicyFinding(_Result):
+    """A policy rule's finding (the ``policy`` entry): a secret, a setuid file, root user..."""
+
+    rule: str
+    severity: str
+    message: str
+    path: str | None
+    layer: str | None
+
+
+@dataclass(frozen=True)
+class SystemContainerInfo(_Result):
+    """A system container's deployment (``pallet containers list --format json``'s entry)."""
+
+    name: str
+    image: str
+    image_id: str | None
+    deployment: int
+    current: bool
+    created: str
+    state: str
+    #: the deployment's directory (``SYSTEM_DIR/NAME.N``)
+    path: str
+
+
+#: a finding's severity, lowest first (``fails(at=...)`` takes the last four)
+Severity = Literal["unknown", "low", "medium", "high", "critical"]
+
+#: ``render()``'s formats: ``pallet scan --format``'s
+ScanFormat = Literal["table", "json", "cyclonedx", "spdx", "sarif"]
+
+
+@dataclass(frozen=True)
+class ScanReport(_Result):
+    """One target's scan (``pallet scan --format json``'s ``results`` entry in ``as_dict()``)."""
+
+    target: str
+    image_id: str
+    image_names: tuple[str, ...]
+    os: dict[str, str]
+    packages: tuple[Package, ...]
+    #: None when no vulnerability database was imported (``Store.import_vulnerabilities``)
+    vulnerabilities: tuple[Vulnerability, ...] | None
+    policy: tuple[PolicyFinding, ...]
+    warnings: tuple[str, ...]
+    #: the policy file's ``fail_on`` (None without one)
+    fail_on: str | None = field(default=None, compare=False)
+
+    def worst(self) -> Severity | None:
+        """The severity of the worst finding (``info`` findings do not count; an unrated one
+        counts as low), or None when there is none."""
+        from ..scan import SEVERITIES, worst
+
+        i = worst(self._doc)
+        return SEVERITIES[i] if i >= 0 else None  # type: ignore[return-value]
+
+    def fails(self, at: Severity | None = None) -> bool:
+        """Whether a finding is at or above ``at`` (``pallet scan --fail-on AT`` would exit 3);
+        ``at=None``: the policy file's ``fail_on``, else ``"high"``."""
+        from ..scan import SEVERITIES, worst
+
+        level = at or self.fail_on or "high"
+        if level not in SEVERITIES[1:]:
+            raise UsageError(f"at: want low, medium, high or critical, not {level!r}")
+        return worst(self._doc) >= SEVERITIES.index(level)
+
+    def to_cyclonedx(self) -> dict[str, Any]:
+        """The CycloneDX 1.5 SBOM (``--format cyclonedx``)."""
+        from ..scan import report
+
+        return report.cyclonedx(self.as_dict())
+
+    def to_spdx(self) -> dict[str, Any]:
+        """The SPDX 2.3 SBOM (``--format spdx``)."""
+        from ..scan import report
+
+        return report.spdx(self.as_dict())
+
+    def to_sarif(self) -> dict[str, Any]:
+        """SARIF 2.1.0 (``--format sarif``)."""
+        from ..scan import report
+
+        return report.sarif([self.as_dict()])
+
+    def render(self, format: ScanFormat = "table") -> str:
+        """What ``pallet scan --format FORMAT TARGET`` prints."""
+        from .._std import json
+        from ..scan import report
+
+        if format == "table":
+            return report.table([self.as_dict()])
+        docs = {"json": lambda: report.to_json([self.as_dict()], "builtin"), "cyclonedx": self.to_cyclonedx,
+                "spdx": self.to_spdx, "sarif": self.to_sarif}
+        if format not in docs:
+            raise UsageError(f"format: unknown format {format!r}: want table, json, cyclonedx, spdx or sarif")
+        return json.dumps(docs[format](), indent=2, sort_keys=True) + "\n"
+
+
 # -- builders from the library's records (internal) -------------------------------------------
 
 def image_info(rec: dict, labels: Mapping[str, str] | None, containers: int, dangling: bool) -> ImageInfo:
@@ -168,6 +356,65 @@ def container_state(doc: dict) -> ContainerState:
                           annotations=_freeze_map(doc.get("annotations")), _doc=doc)
 
 
-RESULT_TYPES = (ImageInfo, HistoryEntry, LayerInfo, InspectResult, CopyResult, RemoveResult, ContainerState)
+def container_info(doc: dict) -> ContainerInfo:
+    st = doc.get("State") or {}
+    net = doc.get("NetworkSettings") or {}
+    cfg = doc.get("Config") or {}
+    return ContainerInfo(id=doc["Id"], name=doc.get("Name") or "", image_id=doc.get("Image") or "",
+                         image_name=doc.get("ImageName") or "", status=st.get("Status") or "",
+                         running=bool(st.get("Running")), pid=st.get("Pid") or 0, exit_code=st.get("ExitCode") or 0,
+                         created=doc.get("Created") or "", started_at=st.get("StartedAt") or "",
+                         finished_at=st.get("FinishedAt") or "",
+                         command=tuple([doc["Path"]] + list(doc.get("Args") or [])) if doc.get("Path") else (),
+                         labels=_freeze_map(cfg.get("Labels")), ip_address=net.get("IPAddress") or "",
+                         restart_count=doc.get("RestartCount") or 0, _doc=doc)
+
+
+def volume_info(doc: dict) -> VolumeInfo:
+    return VolumeInfo(name=doc["Name"], driver=doc.get("Driver") or "", mountpoint=doc.get("Mountpoint") or "",
+                      created=doc.get("CreatedAt") or "", labels=_freeze_map(doc.get("Labels")),
+                      options=_freeze_map(doc.get("Options")), _doc=doc)
+
+
+def network_info(doc: dict) -> NetworkInfo:
+    subs = doc.get("subnets") or []
+    return NetworkInfo(name=doc["name"], id=doc.get("id") or "", driver=doc.get("driver") or "",
+                       interface=doc.get("network_interface") or "", subnets=tuple(s["subnet"] for s in subs),
+                       gateways=tuple(s["gateway"] for s in subs if s.get("gateway")),
+                       internal=bool(doc.get("internal")), dns_enabled=bool(doc.get("dns_enabled")),
+                       labels=_freeze_map(doc.get("labels")), created=doc.get("created") or "", _doc=doc)
+
+def exec_result(code: int, output: bytes) -> ExecResult:
+    return ExecResult(exit_code=code, output=output,
+                      _doc={"ExitCode": code, "Output": output.decode("utf-8", "replace")})
+
+
+def package(d: dict) -> Package:
+    return Package(type=d.get("type") or "", name=d.get("name") or "", version=d.get("version") or "",
+                   purl=d.get("purl") or "", path=d.get("path") or "", layer=d.get("layer"), _doc=d)
+
+
+def vulnerability(d: dict) -> Vulnerability:
+    return Vulnerability(id=d["id"], aliases=tuple(d.get("aliases") or ()), package=d.get("package") or "",
+                         installed=d.get("installed") or "", fixed=d.get("fixed"),
+                         severity=d.get("severity") or "unknown", summary=d.get("summary"), layer=d.get("layer"),
+                         path=d.get("path"), _doc=d)
+
+
+def policy_finding(d: dict) -> PolicyFinding:
+    return PolicyFinding(rule=d["rule"], severity=d.get("severity") or "unknown", message=d.get("message") or "",
+                         path=d.get("path"), layer=d.get("layer"), _doc=d)
+
+
+def system_container_info(d: dict) -> SystemContainerInfo:
+    return SystemContainerInfo(name=d["name"], image=d.get("image") or "", image_id=d.get("image_id"),
+                               deployment=d.get("deployment", 0), current=bool(d.get("current")),
+                               created=d.get("created") or "", state=d.get("state") or "", path=d.get("path") or "",
+                               _doc=d)
+
+
+RESULT_TYPES = (ImageInfo, HistoryEntry, LayerInfo, InspectResult, CopyResult, RemoveResult, ContainerState,
+                ContainerInfo, ExecResult, VolumeInfo, NetworkInfo, Package, Vulnerability, PolicyFinding, ScanReport,
+                SystemContainerInfo)
 __all__ = [t.__name__ for t in RESULT_TYPES]
 del dataclasses

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import IO, Iterator, Literal, Mapping, Sequence
 
 from ..errors import BuildError, UsageError
 from ._common import Context, Format, Reference, about, context_of, copy_options, image_format
-from .results import CopyResult, HistoryEntry, ImageInfo, RemoveResult, copy_result, history_entry, image_info
+from .containers import ContainerManager
+from .objects import NetworkManager, VolumeManager
+from .results import (CopyResult, HistoryEntry, ImageInfo, RemoveResult, ScanReport, SystemContainerInfo, copy_result,
+                      history_entry, image_info, system_container_info)
+from .scans import TargetKind
+from .system import SystemPaths
 
 #: how ``pull`` treats an image already in the store (buildah's ``--pull`` values)
 PullPolicy = Literal["missing", "always", "never"]
@@ -17,21 +23,25 @@ SaveFormat = Literal["oci-archive", "docker-archive", "oci-dir", "docker-dir"]
 
 
 def open_store(root: str | None = None, *, runroot: str | None = None, driver: str | None = None,
-               context: Context | None = None, tls_verify: bool | None = None) -> "Store":
+               context: Context | None = None, tls_verify: bool | None = None,
+               network_config_dir: str | None = None) -> "Store":
     """Open the local store (``pallet --root ROOT --runroot RUNROOT --storage-driver DRIVER``).
 
     ``root=None`` is the default store (``/var/lib/pallet`` for root, or storage.conf's
     ``graphroot``). ``context`` (or ``tls_verify``) is how the store's pulls and pushes reach
-    registries unless a call gives its own. Use it as a context manager, or call ``close()``.
+    registries unless a call gives its own. ``network_config_dir`` is ``--network-config-dir``:
+    where the networks of run containers are defined (default ``/etc/pallet/networks`` as root).
+    Use it as a context manager, or call ``close()``.
     """
-    return Store(root, runroot=runroot, driver=driver, context=context_of(context, tls_verify))
+    return Store(root, runroot=runroot, driver=driver, context=context_of(context, tls_verify),
+                 network_config_dir=network_config_dir)
 
 
 class Store:
     """One local store; cheap to open, safe to share with other processes (they lock)."""
 
     def __init__(self, root: str | None = None, *, runroot: str | None = None, driver: str | None = None,
-                 context: Context | None = None):
+                 context: Context | None = None, network_config_dir: str | None = None):
         from ..storage.options import resolve
         from ..storage.store import Store as _Store
 
@@ -40,6 +50,9 @@ class Store:
         self._store = _Store(resolve(root, runroot, driver))
         self.context: Context = context_of(context, None)
         self._closed = False
+        #: ``--network-config-dir`` of the run containers' networks (None: the default directory)
+        self.network_config_dir: str | None = os.path.abspath(network_config_dir) if network_config_dir else None
+        self._containers: ContainerManager | None = None
 
     # -- the store itself ----------------------------------------------------------------------
 
@@ -210,6 +223,96 @@ class Store:
         finally:
             store.umount_image(rec["id"])
 
+    # -- run containers, scans, system containers -----------------------------------------------
+
+    @property
+    def containers(self) -> ContainerManager:
+        """The store's run containers (``pallet run``, ``ps``...): ``store.containers.run(...)``."""
+        if self._containers is None:
+            self._containers = ContainerManager(self)
+        return self._containers
+
+    @property
+    def volumes(self) -> VolumeManager:
+        """The store's named volumes (``pallet volume ...``)."""
+        return VolumeManager(self)
+
+    @property
+    def networks(self) -> NetworkManager:
+        """The networks run containers attach to (``pallet network ...``)."""
+        return NetworkManager(self)
+
+    def scan(self, target: str, *, policy: str | None = None, kind: TargetKind | None = None,
+             context: Context | None = None, tls_verify: bool | None = None) -> ScanReport:
+        """``pallet scan TARGET``: see :func:`pallet.scan`."""
+        from .scans import run_scan
+
+        return run_scan(self._s(), target, policy, kind, self._ctx(context, tls_verify))
+
+    def import_vulnerabilities(self, paths: str | Sequence[str]) -> int:
+        """``pallet scan db import PATH...``: OSV records (JSON files, directories, OSV's zips)
+        into the store's database; how many records were imported."""
+        from .scans import import_vulnerabilities
+
+        return import_vulnerabilities(self._s(), [paths] if isinstance(paths, str) else list(paths))
+
+    def install_system(self, image: str, name: str, *, values: Mapping[str, str] | None = None,
+                       rootfs: str | None = None, force: bool = False, start: bool = True,
+                       paths: SystemPaths | None = None, context: Context | None = None,
+                       tls_verify: bool | None = None) -> SystemContainerInfo:
+        """``pallet install --system --name NAME IMAGE``: the image (pulled when missing) as the
+        systemd service ``NAME.service``; ``values`` are ``--set``'s template variables, ``paths``
+        the ``--host-root``/``--system-dir``/``--runtime`` options. Its current deployment."""
+        from . import system as _system
+        from ..system.unit import check_name
+
+        check_name(_text(name))
+        v = _system.sets(values)
+        sc = _system.system_containers(self._s(), paths)
+        if not self.exists(_text(image)):
+            self.pull(image, context=context, tls_verify=tls_verify)
+        with about(name):
+            sc.install(image, name, v, rootfs=rootfs, force=force, start=start)
+            return _system.current(sc, name)
+
+    def update_system(self, name: str, *, values: Mapping[str, str] | None = None, rebase: str | None = None,
+                      force: bool = False, paths: SystemPaths | None = None, context: Context | None = None,
+                      tls_verify: bool | None = None) -> SystemContainerInfo:
+        """``pallet containers update NAME [--rebase IMAGE]``: a new deployment, switched to and restarted."""
+        from . import system as _system
+
+        v = _system.sets(values)
+        sc = _system.system_containers(self._s(), paths)
+        if rebase is not None and not self.exists(_text(rebase)):
+            self.pull(rebase, context=context, tls_verify=tls_verify)
+        with about(name):
+            sc.update(_text(name), v, rebase=rebase, force=force)
+            return _system.current(sc, name)
+
+    def rollback_system(self, name: str, *, paths: SystemPaths | None = None) -> SystemContainerInfo:
+        """``pallet containers rollback NAME``: back to the previous deployment."""
+        from . import system as _system
+
+        sc = _system.system_containers(self._s(), paths)
+        with about(name):
+            sc.rollback(_text(name))
+            return _system.current(sc, name)
+
+    def uninstall_system(self, name: str, *, paths: SystemPaths | None = None) -> list[str]:
+        """``pallet uninstall NAME``: unit, host files and deployments removed; the host files
+        kept because they changed since the install."""
+        from . import system as _system
+
+        with about(name):
+            return list(_system.system_containers(None, paths).uninstall(_text(name))["kept"])
+
+    def system_containers(self, *, all: bool = False,
+                          paths: SystemPaths | None = None) -> list[SystemContainerInfo]:
+        """``pallet containers list`` (``all``: the previous deployments too)."""
+        from . import system as _system
+
+        return [system_container_info(d) for d in _system.system_containers(None, paths).list(all)]
+
     # -- working containers and builds ----------------------------------------------------------
 
     @contextlib.contextmanager
@@ -369,3 +472,4 @@ def _text(ref: object) -> str:
     if not isinstance(ref, str):
         raise UsageError(f"want an image name or ID as a string, not {type(ref).__name__}")
     return ref
+

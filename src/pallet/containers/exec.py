@@ -148,9 +148,11 @@ class _Session:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def capture(ctrs, text: str, o: ExecOptions, timeout: float) -> tuple[int, str, bool]:
+def capture(ctrs, text: str, o: ExecOptions, timeout: float | None,
+            raw: bool = False) -> tuple[int, str | bytes, bool]:
     """Run ``o`` with its output captured (both streams): (exit code, output, timed out). A
-    command past ``timeout`` gets SIGTERM through the runtime, then SIGKILL."""
+    command past ``timeout`` gets SIGTERM through the runtime, then SIGKILL. ``raw``: the
+    output as bytes (the Python API's ``exec_run``), not text."""
     import subprocess
 
     s = _Session(ctrs, text, o)
@@ -170,7 +172,7 @@ def capture(ctrs, text: str, o: ExecOptions, timeout: float) -> tuple[int, str, 
                 out, _ = p.communicate()
         if not timed_out:
             s.check(p.returncode)
-        return p.returncode, out.decode("utf-8", "replace"), timed_out
+        return p.returncode, out if raw else out.decode("utf-8", "replace"), timed_out
     finally:
         s.close()
 

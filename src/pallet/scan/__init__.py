@@ -14,8 +14,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ScanError
-
-SEVERITIES = ("unknown", "low", "medium", "high", "critical")
+from .severity import SEVERITIES  # noqa: F401  (the CLI's --fail-on order)
 
 
 def _config(st, rec: dict) -> dict:
@@ -155,11 +154,12 @@ def scan_openscap(store, text: str, ctx, options, outdir, *, profile: str | None
         env = (cfg or {}).get("Env") if isinstance(cfg, dict) else None
         env = env if isinstance(env, list) else []
         image = _image(store, st, rec, text)
+        # the content first: an image without any is refused before a results directory is made
+        ds = (content or openscap.pick_content(osr)) if content is not None or oval is None else None
         d = outdir(rec["id"])
         res = {"target": text, "image": image, "os": osr, "scanner": "openscap", "warnings": warnings,
                "results_dir": d}
-        if content is not None or oval is None:
-            ds = content or openscap.pick_content(osr)
+        if ds is not None:
             res["xccdf"] = openscap.xccdf(path, d, ds, profile or (None if content else openscap.DEFAULT_PROFILE),
                                           text, env)
         if oval is not None:

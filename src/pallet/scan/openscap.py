@@ -32,8 +32,16 @@ def oscap_binary() -> str:
     return path
 
 
+def _shown(v, limit: int = 60) -> str:
+    """An os-release value of the image (hostile) fit for one line of output."""
+    v = "".join(c if c.isprintable() else "?" for c in str(v))
+    return v if len(v) <= limit else v[:limit] + "..."
+
+
 def pick_content(osr: dict, content_dir: str = CONTENT_DIR) -> str:
-    """The SCAP Security Guide data stream for the image's os-release (``ID``, ``VERSION_ID``)."""
+    """The SCAP Security Guide data stream for the image's os-release (``ID``, ``VERSION_ID``);
+    a ScanError of one line naming the image's release, the data streams there are and
+    ``--content``/``--profile`` when there is none for it."""
     ident = str(osr.get("ID") or "").lower()
     version = str(osr.get("VERSION_ID") or "")
     name = None
@@ -45,10 +53,14 @@ def pick_content(osr: dict, content_dir: str = CONTENT_DIR) -> str:
     if not path or not os.path.isfile(path):
         have = sorted(n for n in (os.listdir(content_dir) if os.path.isdir(content_dir) else [])
                       if n.endswith("-ds.xml"))
-        what = f"{ident or 'an unknown OS'} {version}".strip()
-        raise ScanError(f"no SCAP content for {what} in {content_dir} "
-                        f"({', '.join(have) or 'none installed: ssg-debian, ssg-debderived'}); name a data stream "
-                        "with --content FILE")
+        what = f"{_shown(ident) or 'an unknown OS'} {_shown(version)}".strip()
+        if osr.get("PRETTY_NAME"):
+            what += f" ({_shown(osr['PRETTY_NAME'])})"
+        there = f"the data streams in {content_dir} are {', '.join(have)}" if have else \
+            f"{content_dir} has no data streams (Debian's ssg-debian, ssg-debderived install them)"
+        raise ScanError(f"no SCAP content for {what}: {there}; --content FILE (with --profile ID) runs a data "
+                        "stream you choose (one for another release marks the rules whose platform check "
+                        "fails notapplicable)")
     return path
 
 

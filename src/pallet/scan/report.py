@@ -71,7 +71,7 @@ def cyclonedx(r: dict) -> dict:
     for f in r.get("vulnerabilities") or []:
         ref = byref.get((f["package"], f["installed"], f["path"]))
         v = {"bom-ref": f"vuln:{f['id']}:{ref}", "id": f["id"], "source": {"name": "OSV", "url": f"https://osv.dev/vulnerability/{f['id']}"},
-             "ratings": [{"severity": f["severity"]}], "affects": [{"ref": ref}] if ref else []}
+             "ratings": _ratings(f), "affects": [{"ref": ref}] if ref else []}
         if f.get("summary"):
             v["description"] = f["summary"]
         if f.get("fixed"):
@@ -82,6 +82,23 @@ def cyclonedx(r: dict) -> dict:
     for p in r["packages"]:
         p.pop("_ref", None)
     return bom
+
+
+#: CycloneDX's scoring methods of CVSS versions
+_METHOD = {"2.0": "CVSSv2", "3.0": "CVSSv3", "3.1": "CVSSv31", "4.0": "CVSSv4"}
+
+
+def _ratings(f: dict) -> list[dict]:
+    """A finding's CycloneDX ratings: its CVSS score (score, severity, method, vector) when
+    the record has one, and the severity the record states when that differs."""
+    c = f.get("cvss")
+    if not c:
+        return [{"severity": f["severity"]}]
+    out = [{"score": c["score"], "severity": c["severity"], "method": _METHOD.get(c["version"], "other"),
+            "vector": c["vector"]}]
+    if f["severity"] != c["severity"]:
+        out.insert(0, {"severity": f["severity"]})
+    return out
 
 
 def spdx(r: dict) -> dict:
@@ -123,7 +140,13 @@ def _openscap_table(r: dict) -> list[str]:
     x = r.get("xccdf")
     if x:
         lines.append(f"openscap: data stream {x['content']}, profile {x['profile'] or '(the content default)'}")
-        lines.append("  " + ", ".join(f"{k} {n}" for k, n in x["summary"].items()) if x["summary"] else "  no rules")
+        if x["summary"]:
+            lines.append("  " + ", ".join(f"{k} {n}" for k, n in x["summary"].items()))
+        elif not x["profile"]:
+            lines.append(f"  no rules: the content's default selection is empty; choose a profile with --profile ID "
+                         f"(oscap info {x['content']} lists them)")
+        else:
+            lines.append("  no rules")
         if x["rules"]:
             lines += ["  " + ln for ln in columns([("RESULT", "SEVERITY", "RULE", "TITLE")] + [
                 (q["result"], q["severity"], q["id"].removeprefix("xccdf_org.ssgproject.content_rule_"), q["title"])
@@ -159,10 +182,11 @@ def table(results: list[dict]) -> str:
         elif not r["vulnerabilities"]:
             lines.append("no known vulnerabilities")
         else:
-            rows = [("ID", "SEVERITY", "PACKAGE", "INSTALLED", "FIXED", "LAYER")]
+            rows = [("ID", "SEVERITY", "CVSS", "PACKAGE", "INSTALLED", "FIXED", "LAYER")]
             for f in r["vulnerabilities"]:
-                rows.append((f["id"], f["severity"], f["package"], f["installed"], f["fixed"] or "-",
-                             (f.get("layer") or "-")[:19]))
+                c = f.get("cvss")
+                rows.append((f["id"], f["severity"], f"{c['score']} v{c['version']}" if c else "-", f["package"],
+                             f["installed"], f["fixed"] or "-", (f.get("layer") or "-")[:19]))
             lines += columns(rows)
         for f in r.get("policy") or []:
             lines.append(f"policy {f['rule']} ({f['severity']}): {f['message']}")
@@ -170,8 +194,10 @@ def table(results: list[dict]) -> str:
 
 
 #: SARIF's levels for pallet's severities (GitHub's code scanning reads ``security-severity`` too)
-_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note", "unknown": "note"}
-_SCORE = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "2.0", "info": "0.0", "unknown": "0.0"}
+_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note", "unknown": "note",
+          "none": "note"}
+_SCORE = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "2.0", "info": "0.0", "unknown": "0.0",
+          "none": "0.0"}
 
 
 def _location(path: str | None, layer: str | None, what: str | None = None) -> list[dict]:
@@ -192,11 +218,13 @@ def sarif(results: list[dict]) -> dict:
         out = []
 
         def add(rule_id: str, severity: str, text: str, short: str, help_uri: str | None, path, layer,
-                props: dict, what: str | None = None) -> None:
+                props: dict, what: str | None = None, score: float | None = None) -> None:
             if rule_id not in rules:
+                # GitHub's security-severity: the CVSS score when there is one
                 rule = {"id": rule_id, "shortDescription": {"text": short or rule_id},
                         "defaultConfiguration": {"level": _LEVEL.get(severity, "note")},
-                        "properties": {"security-severity": _SCORE.get(severity, "0.0")}}
+                        "properties": {"security-severity": f"{score:.1f}" if score is not None
+                                       else _SCORE.get(severity, "0.0")}}
                 if help_uri:
                     rule["helpUri"] = help_uri
                 rules[rule_id] = rule
@@ -210,10 +238,13 @@ def sarif(results: list[dict]) -> dict:
         for f in r.get("vulnerabilities") or []:
             text = (f"{f['package']} {f['installed']} is affected by {f['id']}"
                     + (f" (fixed in {f['fixed']})" if f.get("fixed") else " (no fix yet)"))
+            props = {"package": f["package"], "installed": f["installed"], "fixed": f.get("fixed") or "",
+                     "aliases": f.get("aliases") or []}
+            if f.get("cvss"):
+                props["cvss"] = f["cvss"]
             add(f["id"], f["severity"], text, f.get("summary") or f["id"], f"https://osv.dev/vulnerability/{f['id']}",
-                f.get("path"), f.get("layer"), {"package": f["package"], "installed": f["installed"],
-                                                "fixed": f.get("fixed") or "", "aliases": f.get("aliases") or []},
-                what=f"package {f['package']}")
+                f.get("path"), f.get("layer"), props, what=f"package {f['package']}",
+                score=(f.get("cvss") or {}).get("score"))
         for f in r.get("policy") or []:
             add(f["rule"], f["severity"], f["message"], f["rule"].replace("-", " "), None, f.get("path"),
                 f.get("layer"), {"deleted": True} if f.get("deleted") else {})

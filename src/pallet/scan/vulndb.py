@@ -12,11 +12,10 @@ import os
 import time
 
 from ..errors import ScanError
-from . import versions
+from . import severity, versions
 
 #: the most bytes one record may have
 RECORD_LIMIT = 16 << 20
-SEVERITIES = ("unknown", "low", "medium", "high", "critical")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -46,69 +45,6 @@ def _connect(path: str, create: bool):
         raise ScanError(f"vulnerability database {path}: {e}") from None
 
 
-def _word(v) -> str | None:
-    """A severity word of a database (GHSA's, Debian's urgency, Ubuntu's priority) as ours."""
-    if not isinstance(v, str):
-        return None
-    v = v.lower().rstrip("*").strip()
-    v = {"moderate": "medium", "important": "high", "unimportant": "low", "negligible": "low"}.get(v, v)
-    return v if v in SEVERITIES[1:] else None
-
-
-def _severity(doc: dict, aff: dict) -> str:
-    """low/medium/high/critical from the record: GHSA's database_specific.severity, Debian's
-    urgency, Ubuntu's priority (a USN: the highest of its CVEs'), else a CVSS v3 base score;
-    'unknown' when none is stated."""
-    for holder in (aff.get("ecosystem_specific"), aff.get("database_specific"), doc.get("database_specific")):
-        if isinstance(holder, dict):
-            for key in ("severity", "urgency"):
-                if _word(holder.get(key)):
-                    return _word(holder.get(key))
-    ubuntu = [w for sev in doc.get("severity") or [] if isinstance(sev, dict) and sev.get("type") == "Ubuntu"
-              for w in [_word(sev.get("score"))] if w]
-    ds = aff.get("database_specific")
-    cves_map = ds.get("cves_map") if isinstance(ds, dict) else None
-    cves = cves_map.get("cves") if isinstance(cves_map, dict) else None
-    for cve in cves if isinstance(cves, list) else []:
-        sevs = cve.get("severity") if isinstance(cve, dict) else None
-        for sev in sevs if isinstance(sevs, list) else []:
-            if isinstance(sev, dict) and sev.get("type") == "Ubuntu" and _word(sev.get("score")):
-                ubuntu.append(_word(sev.get("score")))
-    if ubuntu:
-        return max(ubuntu, key=SEVERITIES.index)
-    for sev in doc.get("severity") or []:
-        if isinstance(sev, dict) and sev.get("type") == "CVSS_V3" and isinstance(sev.get("score"), str):
-            score = cvss3_score(sev["score"])
-            if score is not None:
-                return ("low" if score < 4 else "medium" if score < 7 else "high" if score < 9 else "critical") \
-                    if score > 0 else "unknown"
-    return "unknown"
-
-
-def cvss3_score(vector: str) -> float | None:
-    """The CVSS v3.x base score of a vector (the specification's formulas), None if malformed."""
-    import math
-
-    try:
-        m = dict(p.split(":", 1) for p in vector.split("/")[1:])
-        av = {"N": 0.85, "A": 0.62, "L": 0.55, "P": 0.2}[m["AV"]]
-        ac = {"L": 0.77, "H": 0.44}[m["AC"]]
-        ui = {"N": 0.85, "R": 0.62}[m["UI"]]
-        changed = {"U": False, "C": True}[m["S"]]
-        pr = {"N": 0.85, "L": 0.68 if changed else 0.62, "H": 0.5 if changed else 0.27}[m["PR"]]
-        c, i, a = ({"H": 0.56, "L": 0.22, "N": 0.0}[m[k]] for k in ("C", "I", "A"))
-    except (KeyError, ValueError):
-        return None
-    iss = 1 - (1 - c) * (1 - i) * (1 - a)
-    impact = 7.52 * (iss - 0.029) - 3.25 * (iss - 0.02) ** 15 if changed else 6.42 * iss
-    if impact <= 0:
-        return 0.0
-    expl = 8.22 * av * ac * pr * ui
-    raw = min(1.08 * (impact + expl), 10) if changed else min(impact + expl, 10)
-    n = round(raw * 100000)
-    return n / 100000.0 if n % 10000 == 0 else (math.floor(n / 10000) + 1) / 10.0
-
-
 def _check_record(doc) -> str | None:
     """Why ``doc`` is not a usable OSV record (None when it is)."""
     if not isinstance(doc, dict):
@@ -125,7 +61,7 @@ def _check_record(doc) -> str | None:
         if pkg is not None and (not isinstance(pkg, dict) or not isinstance(pkg.get("ecosystem", ""), str)
                                 or not isinstance(pkg.get("name", ""), str)):
             return f"field affected[{n}].package: not an object with string ecosystem and name"
-        for key in ("ranges", "versions"):
+        for key in ("ranges", "versions", "severity"):
             if not isinstance(a.get(key, []), list):
                 return f"field affected[{n}].{key}: not a list"
         for r, rng in enumerate(a.get("ranges", [])):
@@ -208,7 +144,7 @@ def import_records(store, paths: list[str], warn) -> int:
                         if why:
                             warn(shown, f"not an OSV record: {why}")
                             continue
-                        _put(db, d)
+                        _put(db, d, lambda what, shown=shown, vid=d["id"]: warn(shown, f"{vid}: {what}"))
                         n += 1
             db.execute("INSERT OR REPLACE INTO meta VALUES('imported', ?)", (str(int(time.time())),))
     finally:
@@ -226,7 +162,9 @@ def _newer(a: str, b: str) -> bool:
         return False
 
 
-def _put(db, doc: dict) -> None:
+def _put(db, doc: dict, warn=None) -> None:
+    """Store ``doc`` (each affected package's severity and CVSS score with it); ``warn(what)``
+    for a severity vector that is not valid."""
     from .._std import json
 
     vid = doc["id"]
@@ -238,18 +176,26 @@ def _put(db, doc: dict) -> None:
         db.execute("DELETE FROM vulns WHERE id = ?", (vid,))
         return
     sev = "unknown"
+    said: set[str] = set()
+
+    def once(what: str) -> None:  # a record's bad vector is said once, not once per package
+        if warn and what not in said:
+            said.add(what)
+            warn(what)
+
     for a in doc.get("affected", []):
         pkg = a.get("package") or {}
         eco, name = pkg.get("ecosystem", ""), pkg.get("name", "")
         if not eco or not name:
             continue
         base, _, release = eco.partition(":")
-        s = _severity(doc, a)
-        if SEVERITIES.index(s) > SEVERITIES.index(sev):
+        s, cvss = severity.of_record(doc, a, once)
+        if severity.rank(s) > severity.rank(sev):
             sev = s
-        db.execute("INSERT INTO affected VALUES(?,?,?,?,?)",
-                   (vid, base, release, name, json.dumps({"ranges": a.get("ranges", []),
-                                                          "versions": a.get("versions", []), "severity": s})))
+        data = {"ranges": a.get("ranges", []), "versions": a.get("versions", []), "severity": s}
+        if cvss:
+            data["cvss"] = cvss
+        db.execute("INSERT INTO affected VALUES(?,?,?,?,?)", (vid, base, release, name, json.dumps(data)))
     db.execute("INSERT OR REPLACE INTO vulns VALUES(?,?,?,?,?)",
                (vid, str(doc.get("modified", "")), str(doc.get("summary", "") or doc.get("details", ""))[:500],
                 json.dumps(list(dict.fromkeys(doc.get("aliases", []) + doc.get("upstream", [])))), sev))
@@ -367,19 +313,23 @@ def match(store, osr: dict, packages: list[dict], warn) -> list[dict] | None:
                     version = p.get("source_version") if nm == p.get("source") and nm != p["name"] else p["version"]
                     if nm != p["name"] and eco not in ("Debian", "Ubuntu", "Alpine"):
                         continue
+                    rec = json.loads(data)
                     try:
-                        hit, fixed = _affected(eco, version, json.loads(data))
+                        hit, fixed = _affected(eco, version, rec)
                     except ValueError as e:
                         warn(f"OSV record {vid}", f"cannot be evaluated for {p['name']} {version}: {e}")
                         continue
                     if hit:
-                        found.append({"id": vid, "aliases": json.loads(aliases), "package": p["name"],
-                                      "source": p.get("source"), "ecosystem": eco, "installed": p["version"],
-                                      "fixed": fixed, "severity": json.loads(data).get("severity", "unknown"),
-                                      "summary": summary, "layer": p.get("layer"), "path": p.get("path")})
+                        f = {"id": vid, "aliases": json.loads(aliases), "package": p["name"],
+                             "source": p.get("source"), "ecosystem": eco, "installed": p["version"],
+                             "fixed": fixed, "severity": rec.get("severity", "unknown"),
+                             "summary": summary, "layer": p.get("layer"), "path": p.get("path")}
+                        if rec.get("cvss"):
+                            f["cvss"] = rec["cvss"]
+                        found.append(f)
     finally:
         db.close()
     uniq = {}
     for f in found:
         uniq.setdefault((f["id"], f["package"], f["installed"]), f)
-    return sorted(uniq.values(), key=lambda f: (-SEVERITIES.index(f["severity"]), f["package"], f["id"]))
+    return sorted(uniq.values(), key=lambda f: (-severity.rank(f["severity"]), f["package"], f["id"]))
