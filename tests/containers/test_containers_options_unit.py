@@ -226,7 +226,10 @@ def test_etc_hosts_order_and_names(tmp_path):
     assert "hh" not in host
 
 
-def test_userns_errors_name_flag_or_file():
+def test_userns_errors_name_flag_or_file(monkeypatch):
+    from pallet import _userns
+
+    monkeypatch.setattr(_userns, "rootless_uid", lambda: None)  # podman's rules for root (keep-id refused)
     with pytest.raises(UsageError, match="--uidmap '0:100000:0': the size must not be 0"):
         opts.resolve(opts.Extra(uidmap=["0:100000:0"]), conf_mod.Conf(), "none")
     c = conf_mod.Conf({"userns": "keep-id"}, {"userns": "/etc/containers/containers.conf"})

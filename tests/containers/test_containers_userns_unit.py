@@ -12,6 +12,14 @@ from pallet.errors import UsageError
 pytestmark = pytest.mark.unit
 
 
+@pytest.fixture(autouse=True)
+def _as_root(monkeypatch):
+    """podman's rules for root (keep-id refused), whoever runs the unit tests."""
+    from pallet import _userns
+
+    monkeypatch.setattr(_userns, "rootless_uid", lambda: None)
+
+
 def test_maps_parse_and_one_stands_for_both():
     assert userns.parse(None, ["0:100000:65536,65536:5:1"], [], conf_mod.Conf()) == {
         "mode": "private", "uid": [[0, 100000, 65536], [65536, 5, 1]], "gid": [[0, 100000, 65536], [65536, 5, 1]]}

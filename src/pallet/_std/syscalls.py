@@ -287,7 +287,20 @@ def fork_into_cgroup(cgroup_fd):
     made holding the GIL). The caller must be single-threaded: unlike glibc's fork(), the
     raw syscall does not take libc's internal locks first. OSError (ENOSYS on old kernels)
     when the kernel cannot; nothing was forked then."""
-    args = _CloneArgs(CLONE_INTO_CGROUP, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0, cgroup_fd)
+    return _clone3_fork(CLONE_INTO_CGROUP, cgroup_fd)
+
+
+def fork_in_new_namespaces(flags):
+    """``os.fork()`` whose child starts in new namespaces (clone3's ``CLONE_NEW*`` ``flags``: in
+    a new pid namespace it is pid 1), the caller staying in its own. What ``unshare`` then a fork
+    then a ``setns`` back does, for a caller that may not join its own namespaces again (a
+    rootless runtime: the host's pid namespace is not its user namespace's). Done as
+    :func:`fork_into_cgroup`, with the same rule: the caller must be single-threaded."""
+    return _clone3_fork(flags, 0)
+
+
+def _clone3_fork(flags, cgroup_fd):
+    args = _CloneArgs(flags, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0, cgroup_fd)
     _before_fork()
     pid = _clone3(c_long(SYS_clone3), byref(args), c_size_t(sizeof(args)))
     if pid == 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from .._userns import rootless_uid
 from ..errors import BuildError, PalletError, UsageError
 
 #: what ``--network`` may say besides a network's name
@@ -30,7 +31,7 @@ def default_mode() -> str:
         return value
     if value not in ("private", "bridge"):
         raise BuildError(f"{conf.where('netns')}: {value!r}: want private, bridge, host or none")
-    return "private" if os.geteuid() == 0 else "host"
+    return "private" if rootless_uid() is None else "host"
 
 
 def check(value: str | None) -> str:
@@ -103,7 +104,7 @@ class Attached:
         from ..containers.network.endpoints import Endpoints
 
         try:
-            nets = Networks(self.config_dir or default_config_dir(self.graphroot if os.geteuid() else None))
+            nets = Networks(self.config_dir or default_config_dir(self.graphroot if rootless_uid() is not None else None))
             mode = netmode.parse([self.network], nets)
             endpoints = Endpoints(nets, self.runroot)
             if mode.kind != "bridge":  # ns:PATH: nothing to make, nothing to wait for

@@ -45,6 +45,17 @@ def info(store: "Store", registries: list[str]) -> dict:
     cgv = "v2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "v1"
     host = {"arch": _GOARCH.get(u.machine, u.machine), "cgroupVersion": cgv, "cpus": _cpus(),
             "hostname": u.nodename, "kernel": u.release, "ociRuntime": _runtime(), "os": u.sysname.lower()}
+    from .._userns import rootless_uid
+
+    rootless = rootless_uid() is not None
+    host["security"] = {"rootless": rootless}
+    if rootless and os.geteuid() == 0:  # in the user's namespace (info is a rootless verb): its maps
+        maps = {}
+        for kind in ("uid", "gid"):
+            with open(f"/proc/self/{kind}_map") as f:
+                maps[kind + "map"] = [{"container_id": int(c), "host_id": int(h), "size": int(n)}
+                                      for c, h, n in (line.split() for line in f if line.strip())]
+        host["idMappings"] = maps
     driver = store.options.driver
     try:
         with open(os.path.join(store.graphroot, "driver"), "rb") as f:
@@ -72,7 +83,9 @@ def info(store: "Store", registries: list[str]) -> dict:
 
 
 #: podman's Go field names where they are not the JSON key with a capital
-_GO_NAMES = {"cgroupVersion": "CgroupsVersion", "os": "OS", "cpus": "CPUs", "ociRuntime": "OCIRuntime"}
+_GO_NAMES = {"cgroupVersion": "CgroupsVersion", "os": "OS", "cpus": "CPUs", "ociRuntime": "OCIRuntime",
+             "idMappings": "IDMappings", "uidmap": "UIDMap", "gidmap": "GIDMap", "container_id": "ContainerID",
+             "host_id": "HostID"}
 _GO_TYPES = {"host": "*define.HostInfo", "store": "*define.StoreInfo", "version": "define.Version",
              "ociRuntime": "define.OCIRuntimeInfo", "containerStore": "define.ContainerStore",
              "imageStore": "define.ImageStore"}

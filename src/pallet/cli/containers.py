@@ -239,7 +239,8 @@ def _containers(args):
 
 
 #: warnings podman prints as they are, not as log lines (scripts match them at a line's start)
-PLAIN_WARNINGS = ("Port mappings have been discarded",)
+#: podman prints these (its create's warnings) as they are, not as log lines
+PLAIN_WARNINGS = ("Port mappings have been discarded", "Resource limits are not supported")
 
 
 def _warn(msg: str) -> None:

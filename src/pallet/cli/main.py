@@ -24,7 +24,7 @@ VERB_AREAS = {
                      "standalone-verify"), "transport"),
     **dict.fromkeys(("list-tags", "login", "logout"), "registry"),
     **dict.fromkeys(("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system", "info",
-                     "history", "import", "search"), "store"),
+                     "history", "import", "search", "unshare"), "store"),
     **dict.fromkeys(("build", "bud", "builder", "buildx"), "build"),
     **dict.fromkeys(("run", "create", "start", "stop", "kill", "rm", "ps", "logs", "wait", "container"),
                     "containers"),
@@ -35,6 +35,12 @@ VERB_AREAS = {
     **dict.fromkeys(("install", "uninstall", "containers", "generate"), "syscontainers"),
     "cri": "cri",
 }
+
+#: areas whose verbs run in the rootless user namespace when pallet is not root (podman's rule:
+#: the store, containers and builds are the user's, mapped through /etc/subuid); skopeo's verbs
+#: (transport, registry) run as the user, as skopeo does
+ROOTLESS_AREAS = frozenset(("store", "build", "containers", "container_life", "container_files", "container_procs",
+                            "network", "volume", "scan", "syscontainers", "manifest"))
 
 
 class _Parser(_args.ArgumentParser):
@@ -187,6 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     _signal.signal(_signal.SIGTERM, _terminated)
     _signal.signal(_signal.SIGHUP, _terminated)
     try:
+        import os
+
+        if os.geteuid() != 0 and VERB_AREAS.get(args.verb) in ROOTLESS_AREAS:
+            from .._userns import enter_rootless
+
+            warning = enter_rootless()
+            if warning:
+                print(f"WARN: {warning}", file=sys.stderr)
         rc = args.func(args)
     except PalletError as e:
         print(f"Error: {e}", file=sys.stderr)

@@ -40,7 +40,7 @@ def _podman(p, exit_map=None):
 
 
 VERBS = ("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system", "info", "history",
-         "import", "search")
+         "import", "search", "unshare")
 
 
 def register(sub, only: str | None = None) -> None:
@@ -61,6 +61,33 @@ def register(sub, only: str | None = None) -> None:
         _history(sub, "history")
     if only in (None, "system"):
         _system_group(sub)
+    if only in (None, "unshare"):
+        _unshare(sub, "unshare")
+
+
+def _unshare(sub, name):
+    p = _podman(sub.add_parser(name, help="run COMMAND (default: $SHELL) in the rootless user and mount namespace, "
+                               "as its root: the store's files with the ids containers see (podman unshare)"))
+    p.add_argument("command", nargs="...", default=[], metavar="COMMAND")
+    p.set_defaults(func=cmd_unshare)
+
+
+def cmd_unshare(args) -> int:
+    """The CLI entered the namespace already (``unshare`` is a rootless verb): exec the command."""
+    import os
+
+    from .._userns import rootless_uid
+    from ..errors import PalletError, UsageError
+
+    if rootless_uid() is None:
+        raise UsageError("please use unshare with rootless")  # podman's words as root
+    cmd = args.command or [os.environ.get("SHELL") or "/bin/sh"]
+    sys.stdout.flush()
+    try:
+        os.execvp(cmd[0], cmd)
+    except OSError as e:
+        raise PalletError(f"exec {cmd[0]!r}: {e.strerror}") from None
+    return 0
 
 
 def _image_group(sub) -> None:

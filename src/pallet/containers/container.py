@@ -23,6 +23,7 @@ import os
 import time
 
 from .._fs import read_int
+from .._userns import rootless_uid
 from .._std import json
 from ..errors import (ContainerError, ContainerNotFound, ContainerStateError, NotFound, PalletError, UsageError)
 
@@ -372,11 +373,21 @@ class Containers:
         conf = conf_mod.load(cache_dir=self.base)  # cached in the run root (keyed by the files)
         if not o.networks and conf.get("netns") in ("host", "none"):  # containers.conf's default mode
             o.networks = [conf.get("netns")]
+        from . import rootless
+
+        # rootless: slirp4netns by default; what it cannot do yet refused before anything is made
+        o.networks = rootless.check_network(o.networks)
+        if o.extra is not None:
+            rootless.check_userns(o.extra.userns, o.extra.uidmap, o.extra.gidmap)
         runtime = runtime_path(o.runtime, conf)
         networks = self._networks(o)
-        mode = netmode.parse(o.networks or ["bridge"], networks if not (o.networks and o.networks[0] in
-                                                                           ("none", "host")) else None)
+        mode = netmode.parse(o.networks or ["bridge"], networks if networks is not None and not (
+            o.networks and o.networks[0] in ("none", "host")) else None)
         mappings = _discard_ports(netports.parse_all(o.publish) if o.publish else [], mode.kind, warn)
+        if mode.kind == "slirp4netns":
+            from .network.sandbox import check_slirp_ports
+
+            check_slirp_ports(mappings)
         memory = _parse_memory(o.memory) if o.memory else None
         cpus = None
         if o.cpus:
@@ -410,6 +421,10 @@ class Containers:
             m = extra_opts.parse_mount(m)
             (tmpfs if m.pop("tmpfs", False) else binds).append(m)
         pids_limit = o.pids_limit if o.pids_limit is not None else conf.get("pids_limit")
+        if rootless.no_cgroups():  # podman's rule: the limits are dropped, with its warning
+            if (memory or cpus or o.pids_limit) and warn:
+                warn(rootless.LIMITS_IGNORED)
+            memory, cpus, pids_limit = None, None, 0
         rootfs_spec = None
         if o.rootfs is not None:  # no image: the directory is the root (containers/rootfs.py)
             from . import rootfs as rootfs_mod
@@ -470,6 +485,10 @@ class Containers:
                 raise UsageError(f"--userns container:{uns['target']}: that container has no user namespace of "
                                  "its own (it runs in the host's)")
             uns.update(target=other["id"], uid=ouns["uid"], gid=ouns["gid"])
+        if uns["mode"] == "keep-id":  # rootless: the user is itself inside, and runs as itself
+            uns.update(rootless.keep_id_maps())
+            if not meta["user"]:  # its gid and groups from the passwd and group entries added at start
+                meta["user"] = str(uns["uid"][1][0])
         if uns["mode"] != "auto":
             return self.create_record(image["id"], name, meta, lambda cid: self._spec(cid, meta, img_cfg),
                                       idmap=uns)
@@ -535,11 +554,11 @@ class Containers:
         return f"{_random_name()}_{os.urandom(3).hex()}"
 
     def _networks(self, o: Options):
-        if o.networks and o.networks[0] in ("none", "host"):
-            return None
+        if o.networks and (o.networks[0] in ("none", "host") or o.networks[0].startswith("slirp4netns")):
+            return None  # no network of netavark's
         from .network.config import Networks, default_config_dir
 
-        d = o.network_config_dir or default_config_dir(self.store.graphroot if os.getuid() else None)
+        d = o.network_config_dir or default_config_dir(self.store.graphroot if rootless_uid() is not None else None)
         nets = Networks(d)
         nets.config_dir = d
         return nets
@@ -670,6 +689,11 @@ class Containers:
             from .userns import container_root
 
             add_mtab(rootfs, container_root(meta))
+            uns = (meta.get("extra") or {}).get("userns") or {}
+            if uns.get("mode") == "keep-id":  # podman's passwd and group entries for the user
+                from .rootless import keep_id_entries
+
+                keep_id_entries(rootfs, uns["uid"][1][0], uns["gid"][1][0], meta.get("workdir"))
             doc = self.spec(cid)
             from .policies import apply_to_spec
 
@@ -707,6 +731,9 @@ class Containers:
             ns = [n for n in doc["linux"]["namespaces"] if n["type"] != "network"]
             if mode_kind != "host":
                 ns.append({"type": "network", "path": net.netns_path})
+            from .rootless import adjust_mounts
+
+            adjust_mounts(doc, mode_kind == "host")
             doc["linux"]["namespaces"] = ns
             joined_host = self._join_containers(meta, doc)
             hostname = joined_host or doc.get("hostname") or cid[:12]
@@ -768,7 +795,8 @@ class Containers:
             fds = runflags.check_preserved_fds(preserve_fds)
             from .network.ports import reserve
 
-            held = reserve(meta.get("publish") or [])  # conmon keeps them: the ports stay the container's
+            # conmon keeps them: the ports stay the container's (slirp4netns binds its own)
+            held = reserve(meta.get("publish") or []) if mode_kind != "slirp4netns" else []
             cleanup.append(lambda: [s.close() for s in held])
             st["oci"] = True  # from here the runtime may have it: deleted on teardown
             pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"),
@@ -783,6 +811,10 @@ class Containers:
             ips = [s["ipnet"].split("/")[0] for r in st["network_results"].values() for i in r["interfaces"]
                    for s in i["subnets"]]
             dns = [d for r in st["network_results"].values() for d in r["dns_server_ips"]]
+            if mode_kind == "slirp4netns":  # podman's: slirp4netns' resolver first
+                from .network.sandbox import SLIRP_DNS
+
+                dns = [SLIRP_DNS]
             gateways = [s["gateway"] for r in st["network_results"].values() for i in r["interfaces"]
                         for s in i["subnets"] if s.get("gateway")]
             _write_etc(userdata, hostname, meta["name"], ips, dns, mode_kind == "host", meta.get("extra"),
@@ -1115,7 +1147,11 @@ class Containers:
         elif owned and netns_path:
             from .network import netns
 
-            netns.remove(netns_path)
+            try:
+                if meta.get("network_mode") == "slirp4netns":
+                    sb.stop_slirp4netns(netns_path)
+            finally:
+                netns.remove(netns_path)
 
     # -- the foreground run's hold on its container --------------------------------------------
 
@@ -1421,7 +1457,7 @@ def _containerenv(cid: str, meta: dict) -> str:
 
     return (f'engine="pallet-{__version__}"\nname={q(meta["name"])}\nid={q(cid)}\n'
             f'image={q(meta.get("image_ref") or meta.get("image_name"))}\nimageid={q(meta.get("image_id"))}\n'
-            f"rootless={0 if os.geteuid() == 0 else 1}\n")
+            f"rootless={0 if rootless_uid() is None else 1}\n")
 
 
 def _write_file(path: str, text: str) -> None:

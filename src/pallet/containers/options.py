@@ -301,7 +301,10 @@ def _settable(kind: str, value: int) -> int:
                 value = min(value, int(f.read().strip()))
         except (OSError, ValueError):
             pass
-    if not _has_cap(CAP_SYS_RESOURCE):
+    from .._userns import rootless_uid
+
+    # rootless: CAP_SYS_RESOURCE in pallet's user namespace raises no limit (the host's counts)
+    if rootless_uid() is not None or not _has_cap(CAP_SYS_RESOURCE):
         hard = resource.getrlimit(res)[1]
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)

@@ -93,6 +93,11 @@ def _parse(userns: str, uidmaps: list, gidmaps: list) -> dict | None:
             else:
                 raise UsageError(f"invalid --userns {userns!r}: want auto[:size=N]")
         return {"mode": "auto", "size": size}
+    if mode == "keep-id" and not opts:
+        from .._userns import rootless_uid
+
+        if rootless_uid() is not None:  # its maps are set at create (containers/rootless.py)
+            return {"mode": "keep-id"}
     if mode in ("keep-id", "nomap"):  # podman 4.3's words for root
         raise UsageError(f"{mode} is only supported in rootless mode")
     if mode == "ns" and opts.startswith("/"):
@@ -301,7 +306,7 @@ def inspect(userns: dict | None) -> dict:
     """podman's HostConfig keys: ``UsernsMode`` and, with a mapping, ``IDMappings``."""
     if not userns:
         return {"UsernsMode": ""}
-    mode = {"private": "private", "auto": "auto", "ns": "ns:" + str(userns.get("path")),
+    mode = {"private": "private", "auto": "auto", "keep-id": "keep-id", "ns": "ns:" + str(userns.get("path")),
             "container": "container:" + str(userns.get("target"))}[userns["mode"]]
     out: dict = {"UsernsMode": mode}
     if userns.get("uid"):

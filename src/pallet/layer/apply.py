@@ -138,6 +138,13 @@ def _entry_error(h, e: OSError) -> LayerError:
         else:
             why = "its path is too long"
         return LayerError(f"applying layer entry {_show(h.name)}: {why}")
+    if e.errno == errno.EINVAL and (h.uid or h.gid):
+        from .._userns import in_initial_userns
+
+        if not in_initial_userns():  # chown to an id the namespace does not map (podman's words)
+            return LayerError(f"applying layer entry {_show(h.name)}: potentially insufficient UIDs or GIDs "
+                              f"available in user namespace (requested {h.uid}:{h.gid}): check /etc/subuid and "
+                              "/etc/subgid")
     return LayerError(f"applying layer entry {_show(h.name)}: {e.strerror or e}")
 
 

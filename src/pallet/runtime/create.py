@@ -150,9 +150,12 @@ def _fork_in_namespaces(ctx, chan, cg, nss, join, linux, made):
     from .spec import CLONE_FLAGS
 
     saved = None
+    # rootless (in a user namespace of an unprivileged user): the host's pid namespace cannot be
+    # joined again once left, so init is cloned straight into its new one
+    new_pid = "pid" in nss and dict(join).get("pid") is None and _cgroups.rootless()
     if "pid" in nss or "time" in nss:
         saved = [(t, os.open(f"/proc/self/ns/{t}", os.O_RDONLY | os.O_CLOEXEC))
-                 for t in ("pid", "time") if t in nss]
+                 for t in ("pid", "time") if t in nss and not (t == "pid" and new_pid)]
     made["cgroups"] = True
     cg.prepare()  # the v2 directory init is born in
     try:
@@ -164,7 +167,10 @@ def _fork_in_namespaces(ctx, chan, cg, nss, join, linux, made):
                 _sys.unshare(CLONE_FLAGS[t])
                 if t == "time":
                     set_time_offsets(linux.get("timeOffsets"))
-        pid, placed = _cgroups.fork_in(cg)
+        if new_pid:
+            pid, placed = _sys.fork_in_new_namespaces(CLONE_FLAGS["pid"]), False
+        else:
+            pid, placed = _cgroups.fork_in(cg)
         if pid == 0:
             ctx["close"] += [fd for _, fd in saved or ()]
             ctx["cg_placed"] = placed

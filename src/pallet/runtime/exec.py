@@ -167,8 +167,17 @@ def _fork_child(proc, fds, manager, console_fd, preserve_fds, linux, detach):
                 _child(proc, fds, manager, placed, console_fd, w, preserve_fds, seccomp, linux)
         finally:
             for t, fd in saved:
-                _sys.setns(fd, CLONE_FLAGS[t])
-                os.close(fd)
+                try:
+                    _sys.setns(fd, CLONE_FLAGS[t])
+                except OSError:
+                    # rootless: the host's pid namespace is not ours to join again; this process
+                    # forks nothing more, so only its later children would have been affected
+                    from .cgroups import rootless
+
+                    if not rootless():
+                        raise
+                finally:
+                    os.close(fd)
         os.close(w)
         w = None
         from .._fs import read_to_eof

@@ -154,6 +154,16 @@ def drop_bounding(caps):
     return True
 
 
+def _setgroups_denied():
+    """A user namespace whose maker wrote "deny" to setgroups (a rootless pallet with no
+    subordinate ids): no process in it may call setgroups, so none is needed for no groups."""
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "deny"
+    except OSError:
+        return False
+
+
 def set_user_and_caps(proc, uid, gid, userns, bounding_done=False):
     """``process.user`` (ids, additional groups) and ``process.capabilities`` (every set)."""
     caps = proc.get("capabilities")
@@ -169,7 +179,7 @@ def set_user_and_caps(proc, uid, gid, userns, bounding_done=False):
     try:
         os.setgroups(groups)
     except PermissionError:
-        if groups or not userns:
+        if groups or not (userns or _setgroups_denied()):
             raise
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)

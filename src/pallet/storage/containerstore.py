@@ -201,7 +201,8 @@ class ContainerStore:
         diff = self.driver.diff_dir(c["layer"])
         if self.driver.name == "overlay":
             idmap = c.get("idmap") or {}  # host ids on disk, container ids in the layer
-            return tar_overlay_upper(diff, epoch=epoch, uid_map=idmap.get("uid"), gid_map=idmap.get("gid"))
+            return tar_overlay_upper(diff, epoch=epoch, uid_map=idmap.get("uid"), gid_map=idmap.get("gid"),
+                                     opaque_xattr=self.driver.opaque_xattr)
         if top is None:
             return tar_directory(diff, epoch=epoch)
         return tar_changes(self.driver.layer_dir(top), diff, epoch=epoch)

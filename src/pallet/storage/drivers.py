@@ -19,6 +19,9 @@ from . import _mount
 _PAGE = 4096
 #: what apply_layer(whiteouts="overlay") marks opaque directories with
 OPAQUE_XATTR = "trusted.overlay.opaque"
+#: the same in a rootless store: overlay mounted in a user namespace reads ``user.overlay.*``
+#: (its ``userxattr`` option, Linux 5.11 on), since ``trusted.*`` needs the host's CAP_SYS_ADMIN
+USER_OPAQUE_XATTR = "user.overlay.opaque"
 
 
 _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -35,6 +38,8 @@ class Driver:
     name = ""
     #: whiteout format apply_layer must write
     whiteouts = "apply"
+    #: the xattr marking an opaque directory in a layer (overlay)
+    opaque_xattr = OPAQUE_XATTR
 
     def __init__(self, graphroot: str):
         self.graphroot = graphroot
@@ -96,7 +101,13 @@ class OverlayDriver(Driver):
     whiteouts = "overlay"
 
     def __init__(self, graphroot: str):
+        from .._userns import rootless_uid
+
         super().__init__(graphroot)
+        #: pallet runs rootless, in its user namespace: overlay's user.* xattrs (see USER_OPAQUE_XATTR)
+        self.rootless = rootless_uid() is not None
+        if self.rootless:
+            self.opaque_xattr = USER_OPAQUE_XATTR
         os.makedirs(os.path.join(self.home, "l"), exist_ok=True)
         self._empty = os.path.join(self.home, "empty")
         os.makedirs(self._empty, exist_ok=True)
@@ -124,6 +135,10 @@ class OverlayDriver(Driver):
                 os.unlink(os.path.join(self.home, "l", short))
         except FileNotFoundError:
             pass
+        if self.rootless:
+            from .idmapped import remove_chowned
+
+            remove_chowned(self.home, layer_id, trash)
         super().remove(layer_id, trash)
 
     def diff_dir(self, layer_id: str) -> str:
@@ -132,7 +147,7 @@ class OverlayDriver(Driver):
     def root_opaque(self, layer_id: str) -> bool:
         """Is the layer's root directory opaque (it replaces everything below it)?"""
         try:
-            return os.getxattr(self.diff_dir(layer_id), OPAQUE_XATTR) == b"y"
+            return os.getxattr(self.diff_dir(layer_id), self.opaque_xattr) == b"y"
         except OSError:
             return False
 
@@ -170,6 +185,14 @@ class OverlayDriver(Driver):
 
             rmtree(os.path.join(wdir, "work", "work", "incompat", "volatile"))
             data = (f"lowerdir={':'.join(lowers)},upperdir={wdir}/diff,workdir={wdir}/work")
+        if idmap and writable is not None and self.rootless:
+            # rootless: the kernel will not id-map the host's filesystem for us; chowned copies
+            from . import idmapped
+
+            rel = idmapped.chowned_lowers(self.home, lowers, idmap)
+            data = data.replace("lowerdir=" + ":".join(lowers), "lowerdir=" + ":".join(rel))
+            self._mount(target, flags, data, len(chain), volatile=volatile)
+            return
         if idmap and writable is not None:
             from . import idmapped
 
@@ -187,6 +210,8 @@ class OverlayDriver(Driver):
         self._mount(target, flags, data, len(chain), volatile=writable is not None and volatile)
 
     def _mount(self, target, flags, data, layers, volatile=False):
+        if self.rootless:
+            data += ",userxattr"
         if len(data) >= _PAGE:
             raise StoreError(f"too many layers to mount ({layers}): the overlay mount data exceeds a page")
         try:
@@ -260,6 +285,10 @@ def probe_overlay(graphroot: str) -> bool:
         for d in ("l1", "l2", "up", "work", "merged"):
             os.makedirs(os.path.join(probe, d))
         data = f"lowerdir={probe}/l1:{probe}/l2,upperdir={probe}/up,workdir={probe}/work"
+        from .._userns import rootless_uid
+
+        if rootless_uid() is not None:  # in a user namespace: Linux 5.11 on, with user.* xattrs
+            data += ",userxattr"
         _mount.mount("overlay", os.path.join(probe, "merged"), "overlay", 0, data)
         _mount.umount(os.path.join(probe, "merged"))
         return True

@@ -60,3 +60,85 @@ def mapped_lowers(lowers: list[str], scratch: str, idmap: dict):
                 os.rmdir(os.path.join(scratch, name))
         with contextlib.suppress(OSError):
             os.rmdir(scratch)
+
+
+#: where a rootless store keeps its layers chowned to a container's mapping: overlay/mapped-HASH/ID/diff
+MAPPED_PREFIX = "mapped-"
+
+
+def mapping_key(idmap: dict) -> str:
+    """A short name of a mapping (its copies of the layers are shared by containers with it)."""
+    from ..oci.digest import of_bytes
+
+    text = repr((idmap["uid"], idmap["gid"])).encode()
+    return of_bytes(text).split(":", 1)[1][:16]
+
+
+def chowned_lowers(home: str, lowers: list[str], idmap: dict) -> list[str]:
+    """containers/storage's fallback where a layer cannot be id-mapped by the kernel (a rootless
+    store: id-mapped mounts of the host's filesystems are the host root's to make): each lower
+    layer copied once per mapping (reflinks where the filesystem has them) with every owner
+    shifted through ``idmap`` (container ids -> the ids on disk), then kept beside the layer
+    for the next container with that mapping (removed with the layer). ``lowers`` are paths
+    relative to ``home`` (the driver's ``l/SHORT`` links); the copies' paths are returned, the
+    same way. A copy is made in ``.tmp-PID-RAND`` beside where it goes, then renamed there."""
+    import shutil
+    import subprocess
+
+    from ..layer.idmap import Tolerant, to_host
+
+    key = MAPPED_PREFIX + mapping_key(idmap)
+    uids, gids = Tolerant(idmap["uid"]), Tolerant(idmap["gid"])
+    out = []
+    for lower in lowers:
+        diff = os.path.realpath(os.path.join(home, lower))  # .../overlay/ID/diff
+        layer_id = os.path.basename(os.path.dirname(diff))
+        rel = os.path.join(key, layer_id, "diff")
+        dest = os.path.join(home, rel)
+        if not os.path.isdir(dest):
+            os.makedirs(os.path.join(home, key), 0o700, exist_ok=True)
+            work = os.path.join(home, key, f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
+            os.mkdir(work, 0o700)
+            p = subprocess.run(["cp", "-a", "--reflink=auto", diff, os.path.join(work, "diff")],
+                               capture_output=True, text=True)
+            if p.returncode != 0:
+                shutil.rmtree(work, ignore_errors=True)
+                raise StoreError(f"copying layer {layer_id} for a user namespace: {p.stderr.strip()}")
+            try:
+                _shift_owners(os.path.join(work, "diff"), uids, gids, to_host)
+            except OSError as e:
+                shutil.rmtree(work, ignore_errors=True)
+                raise StoreError(f"shifting the owners of layer {layer_id}'s copy: {e.strerror}: {e.filename}") \
+                    from None
+            try:
+                os.rename(work, os.path.dirname(dest))
+            except OSError:  # another process made it meanwhile: theirs is as good
+                shutil.rmtree(work, ignore_errors=True)
+        out.append(rel)
+    return out
+
+
+def _shift_owners(root: str, uids, gids, to_host) -> None:
+    """Every entry's owner mapped (symlinks not followed); the mode set again after, since a
+    chown drops setuid/setgid bits."""
+    import stat
+
+    def shift(path: str) -> None:
+        st = os.lstat(path)
+        os.chown(path, to_host(uids, st.st_uid), to_host(gids, st.st_gid, "gid"), follow_symlinks=False)
+        if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o6000:
+            os.chmod(path, stat.S_IMODE(st.st_mode))
+
+    shift(root)
+    for d, dirs, files in os.walk(root):
+        for name in dirs + files:
+            shift(os.path.join(d, name))
+
+
+def remove_chowned(home: str, layer_id: str, trash: str) -> None:
+    """A layer's chowned copies, every mapping's, moved to ``trash`` with the layer."""
+    for name in os.listdir(home):
+        if name.startswith(MAPPED_PREFIX):
+            d = os.path.join(home, name, layer_id)
+            if os.path.lexists(d):
+                os.rename(d, os.path.join(trash, f"{name}-{layer_id}-{os.urandom(4).hex()}"))

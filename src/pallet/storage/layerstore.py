@@ -99,7 +99,8 @@ class LayerStore:
                     packer = _stream.CompressingWriter(sink, None if compression == "none" else compression)
                     diff = _stream.DiffIDReader(_stream.Tee(source, packer), "none")
                 plain = _stream.SpaceGuard(diff, **guard)
-                stats = apply_layer(plain, target, whiteouts=self.driver.whiteouts)
+                stats = apply_layer(plain, target, whiteouts=self.driver.whiteouts,
+                                    opaque_xattr=self.driver.opaque_xattr)
                 own = stats.root_mode if self.driver.root_entry_sets_mode else None
                 os.chmod(target, own if own is not None else self.driver.root_mode(parent))
                 while plain.read(_stream.CHUNK):  # trailing padding, and the verification at EOF

@@ -41,10 +41,13 @@ class StoreOptions:
 
 
 def _defaults() -> tuple[str, str]:
-    if os.geteuid() == 0:
+    from .._userns import rootless_uid
+
+    uid = rootless_uid()  # in the rootless user namespace too: the user's own store
+    if uid is None:
         return "/var/lib/pallet", "/run/pallet"
     data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    run = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/pallet-run-{os.geteuid()}"
+    run = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/pallet-run-{uid}"
     return os.path.join(data, "pallet"), os.path.join(run, "pallet")
 
 

@@ -304,7 +304,10 @@ class SpoolDir:
     def _open(self) -> None:
         import fcntl
 
-        base = os.path.join(big_temp_dir(), f"pallet-spool-{os.geteuid()}")
+        from .._userns import host_euid
+
+        # named for the user on the host (inside pallet's rootless namespace its euid is 0: not root's)
+        base = os.path.join(big_temp_dir(), f"pallet-spool-{host_euid()}")
         try:
             os.mkdir(base, 0o700)
         except FileExistsError:

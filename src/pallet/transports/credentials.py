@@ -77,9 +77,14 @@ def default_auth_file() -> str:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
         return os.path.join(runtime, "containers", "auth.json")
-    if os.geteuid() == 0:
+    uid = os.geteuid()
+    if uid == 0 and "_PALLET_ROOTLESS_UID" in os.environ:  # in pallet's rootless user namespace?
+        from .._userns import rootless_uid
+
+        uid = rootless_uid()  # the user's there
+    if not uid:
         return "/run/containers/0/auth.json"
-    return os.path.join(f"/run/user/{os.geteuid()}", "containers", "auth.json")
+    return os.path.join(f"/run/user/{uid}", "containers", "auth.json")
 
 
 def auth_file_paths(ctx=None) -> list[tuple[str, bool]]:

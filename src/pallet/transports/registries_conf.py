@@ -518,7 +518,9 @@ def alias_cache_path() -> str:
     """Where choices made at the short-name prompt are recorded, as containers/image does:
     ``/var/cache/containers/short-name-aliases.conf`` for root, else under
     ``$XDG_CACHE_HOME`` (``~/.cache``)."""
-    if os.geteuid() == 0:
+    from .._userns import rootless_uid
+
+    if rootless_uid() is None:
         return "/var/cache/containers/short-name-aliases.conf"
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "containers", "short-name-aliases.conf")

@@ -42,7 +42,9 @@ def default_config_dir(graphroot: str | None = None) -> str:
     env = os.environ.get("PALLET_NETWORK_CONFIG_DIR")
     if env:
         return os.path.abspath(env)
-    if os.geteuid() == 0:
+    from ..._userns import rootless_uid
+
+    if rootless_uid() is None:
         return "/etc/pallet/networks"
     if graphroot is None:
         from ...storage.options import resolve
@@ -196,7 +198,9 @@ class Networks:
     def _register(self) -> None:
         """Record this directory for the other directories' subnet choices (root only; best effort:
         a host without the record only loses the cross-store check)."""
-        if os.geteuid() != 0 or self._real == STANDARD_DIR:
+        from ..._userns import rootless_uid
+
+        if rootless_uid() is not None or self._real == STANDARD_DIR:
             return
         entry = self._registry_entry(self._real)
         if os.path.exists(entry):

@@ -28,19 +28,44 @@ class NetworkMode:
         return f"NetworkMode({self.kind!r}, {self.target!r}, {self.networks!r})"
 
 
+#: slirp4netns's options podman 4.3 takes that pallet gives (the others are refused by name)
+SLIRP_OPTIONS = ("allow_host_loopback",)
+
+
+def slirp4netns_options(text: str) -> str:
+    """``--network slirp4netns:OPT=V,...`` checked; returned as given (the mode's ``target``)."""
+    for o in filter(None, text.split(",")):
+        k, eq, v = o.partition("=")
+        if k not in SLIRP_OPTIONS and k in ("cidr", "enable_ipv6", "mtu", "outbound_addr", "outbound_addr6",
+                                            "port_handler"):
+            raise UsageError(f"--network slirp4netns: option {k} is not supported by pallet yet "
+                             "(allow_host_loopback is)")
+        if k not in SLIRP_OPTIONS or v not in ("true", "false"):
+            raise UsageError(f"invalid --network slirp4netns option {o!r}: want allow_host_loopback=true|false")
+    return text
+
+
+def slirp_allows_host_loopback(target: str | None) -> bool:
+    """podman's rule: the host's 127.0.0.1 is reachable at 10.0.2.2 only when asked."""
+    opts = dict(o.partition("=")[::2] for o in (target or "").split(",") if o)
+    return opts.get("allow_host_loopback") == "true"
+
+
 def parse(values: list[str], networks=None) -> NetworkMode:
     """The ``--network`` flags of one container; ``networks`` (a config.Networks), when given,
     resolves names (an unknown network is NetworkNotFound) and ``bridge`` to the default."""
     if not values:
         values = ["bridge"]
-    special = [v for v in values if v in ALONE or v.startswith(("container:", "ns:"))]
+    special = [v for v in values if v in ALONE or v.startswith(("container:", "ns:", "slirp4netns:"))]
     if special and len(values) > 1:
         raise UsageError(f"--network {special[0]} cannot be combined with other --network values")
     v = values[0]
     if v in ("none", "host"):
         return NetworkMode(v)
-    if v in ("slirp4netns", "pasta"):
-        raise UsageError(f"--network {v} is not supported by pallet (rootless user-mode networking)")
+    if v == "slirp4netns" or v.startswith("slirp4netns:"):
+        return NetworkMode("slirp4netns", slirp4netns_options(v.partition(":")[2]))
+    if v == "pasta" or v.startswith("pasta:"):
+        raise UsageError(f"--network {v}: pasta is not supported by pallet yet (slirp4netns is)")
     if v.startswith("container:"):
         if not v[len("container:"):]:
             raise UsageError("invalid --network container: want container:NAME or container:ID")

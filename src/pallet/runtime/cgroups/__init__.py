@@ -90,6 +90,17 @@ def fork_in(manager):
     return os.fork(), False
 
 
+def rootless():
+    """Does the runtime run in a user namespace it made as an unprivileged user (runc's
+    ``--rootless`` auto): not the host's, and root's id 0 not the host's root?"""
+    try:
+        with open("/proc/self/uid_map") as f:
+            first = f.readline().split()
+    except OSError:
+        return False
+    return len(first) == 3 and not (first[0] == "0" and first[1] == "0")
+
+
 def manager(linux, cid, systemd=False):
     """The manager for a new container (nothing is created until ``apply``)."""
     if systemd:
@@ -100,6 +111,10 @@ def manager(linux, cid, systemd=False):
     cp = linux.get("cgroupsPath")
     check_path(cp)
     lay = layout()
+    if lay.mode != "unified" and rootless():
+        from .nocgroups import NoCgroups
+
+        return NoCgroups()
     own = own_cgroups()
     if lay.mode == "unified":
         from .fs2 import Manager2
@@ -125,6 +140,10 @@ def from_state(state):
     if not state or not isinstance(state, dict) or not _state_paths_ok(state):
         return None
     kind = state.get("kind")
+    if kind == "none":
+        from .nocgroups import NoCgroups
+
+        return NoCgroups()
     if kind == "v1":
         from .fs1 import Manager1
 
