@@ -21,6 +21,7 @@ error stream.
 
 from __future__ import annotations
 
+import base64
 import os
 import queue
 import secrets
@@ -37,6 +38,14 @@ STREAM_CREATION_TIMEOUT = 30
 FIRST_SIZE_WAIT = 0.5
 EXEC_PROTOCOLS = ("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io")
 PORTFORWARD_PROTOCOL = "portforward.k8s.io"
+#: over WebSocket (the client's order of preference decides among them)
+WS_EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io", "channel.k8s.io",
+                     "base64.channel.k8s.io")
+WS_PORTFORWARD_PROTOCOLS = ("portforward.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io")
+#: the exec and attach channels' numbers over WebSocket
+WS_CHANNELS = {"stdin": 0, "stdout": 1, "stderr": 2, "error": 3, "resize": 4}
+#: the protocols whose end is a metav1.Status (the older ones send the error's text)
+STATUS_PROTOCOLS = ("v4.channel.k8s.io", "v5.channel.k8s.io", "v4.base64.channel.k8s.io")
 #: port-forward requests (error + data streams) a session may have half-open at once
 MAX_PENDING_PAIRS = 256
 CLONE_NEWNET = 0x40000000
@@ -111,8 +120,11 @@ class StreamServer:
             parts = path.split("?", 1)[0].strip("/").split("/")
             if method not in ("GET", "POST") or len(parts) != 2 or parts[0] not in ("exec", "attach", "portforward"):
                 return _respond(conn, 404, "not found")
-            if "spdy/3.1" not in [v.strip().lower() for v in headers.get("upgrade", [""])[0].split(",")]:
-                return _respond(conn, 400, "this server speaks SPDY/3.1 only: want Upgrade: SPDY/3.1")
+            upgrade = [v.strip().lower() for v in headers.get("upgrade", [""])[0].split(",")]
+            if "websocket" in upgrade:
+                return self._websocket(conn, method, path, parts, headers)
+            if "spdy/3.1" not in upgrade:
+                return _respond(conn, 400, "want Upgrade: SPDY/3.1 or Upgrade: websocket")
             offered = [p.strip() for v in headers.get("x-stream-protocol-version", []) for p in v.split(",")]
             known = (PORTFORWARD_PROTOCOL,) if parts[0] == "portforward" else EXEC_PROTOCOLS
             proto = next((p for p in offered if p in known), None)
@@ -134,6 +146,89 @@ class StreamServer:
                 _PortForward(self.ctx, sess, incoming, req.values).run()
             else:
                 _Exec(self.ctx, sess, incoming, req, proto).run()
+        except Exception:  # a session's failure ends that session, never the server
+            import logging
+
+            logging.getLogger("pallet.cri").exception("streaming session failed")
+        finally:
+            sess.close()
+
+
+    # -- WebSocket -----------------------------------------------------------------------------
+    def _websocket(self, conn: socket.socket, method: str, path: str, parts: list, headers: dict) -> None:
+        from urllib.parse import parse_qs, urlsplit
+
+        from . import websocket
+
+        try:
+            if method != "GET":
+                return _respond(conn, 400, "a websocket upgrade is a GET")
+            if headers.get("sec-websocket-version", [""])[0].strip() != "13":
+                return _respond(conn, 426, "want Sec-WebSocket-Version: 13", ["Sec-WebSocket-Version: 13"])
+            key = headers.get("sec-websocket-key", [""])[0].strip()
+            try:
+                if len(base64.b64decode(key, validate=True)) != 16:
+                    raise ValueError
+            except ValueError:
+                return _respond(conn, 400, "want a Sec-WebSocket-Key of 16 bytes in base64")
+            offered = [p.strip() for v in headers.get("sec-websocket-protocol", []) for p in v.split(",") if p.strip()]
+            known = WS_PORTFORWARD_PROTOCOLS if parts[0] == "portforward" else WS_EXEC_PROTOCOLS
+            proto = next((p for p in offered if p in known), None)
+            if proto is None and offered:
+                return _respond(conn, 403, f"no supported websocket protocol among {offered}: want one of "
+                                           f"{', '.join(known)}")
+            proto = proto or ""
+            ports: list[int] = []
+            if parts[0] == "portforward":  # the ports are the query's (the kubelet's rule)
+                for text in parse_qs(urlsplit(path).query).get("port", []):
+                    for p in text.split(","):
+                        if not (p.isascii() and p.isdigit() and len(p) <= 5 and 0 < int(p) < 65536):
+                            return _respond(conn, 400, f"invalid port {p!r} in the query")
+                        ports.append(int(p))
+                if not ports or len(ports) > 64:
+                    return _respond(conn, 400, "want 1 to 64 port=N query parameters")
+            req = self._take(parts[0], parts[1])
+            if req is None:
+                return _respond(conn, 404, "unknown or expired streaming token")
+            head = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Accept: {websocket.accept_key(key)}\r\n")
+            if proto:
+                head += f"Sec-WebSocket-Protocol: {proto}\r\n"
+            conn.sendall((head + "\r\n").encode())
+        except OSError:
+            conn.close()
+            return
+        try:
+            peer = "%s:%s" % conn.getpeername()[:2]
+        except OSError:
+            peer = ""
+        b64 = ".base64." in "." + proto
+        if req.kind == "portforward":
+            channels = {}
+            for i, port in enumerate(ports):
+                channels[2 * i] = {"streamtype": "data", "port": str(port), "requestid": str(i)}
+                channels[2 * i + 1] = {"streamtype": "error", "port": str(port), "requestid": str(i)}
+        else:
+            v = req.values
+            channels = {WS_CHANNELS["error"]: {"streamtype": "error"}}
+            for name in ("stdin", "stdout", "stderr"):
+                if v.get(name) and not (name == "stderr" and v.get("tty")):
+                    channels[WS_CHANNELS[name]] = {"streamtype": name}
+            if v.get("tty"):
+                channels[WS_CHANNELS["resize"]] = {"streamtype": "resize"}
+        sess = websocket.Session(conn, server=True, channels=channels, base64=b64,
+                                 close_signal=proto == "v5.channel.k8s.io", peer=peer).start()
+        try:
+            if req.kind == "portforward":
+                _WSPortForward(self.ctx, sess, req.values).run()
+            else:
+                # the kubelet's first message: an empty one on the first output channel
+                first = next(n for n in ("stdout", "stderr", "error") if WS_CHANNELS[n] in channels)
+                sess.send_data(WS_CHANNELS[first], b"")
+                incoming: queue.Queue = queue.Queue()
+                for st in sess.streams.values():
+                    incoming.put(st)
+                _Exec(self.ctx, sess, incoming, req, proto or "channel.k8s.io").run()
         except Exception:  # a session's failure ends that session, never the server
             import logging
 
@@ -164,12 +259,13 @@ def _read_head(conn: socket.socket):
     return first[0], first[1], headers
 
 
-def _respond(conn: socket.socket, code: int, text: str) -> None:
-    reason = {400: "Bad Request", 403: "Forbidden", 404: "Not Found"}.get(code, "Error")
+def _respond(conn: socket.socket, code: int, text: str, extra: list[str] = ()) -> None:
+    reason = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 426: "Upgrade Required"}.get(code, "Error")
     body = (text + "\n").encode()
+    more = "".join(h + "\r\n" for h in extra)
     try:
         conn.sendall(f"HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
-                     f"Connection: close\r\n\r\n".encode() + body)
+                     f"{more}Connection: close\r\n\r\n".encode() + body)
     except OSError:
         pass
     conn.close()
@@ -319,7 +415,7 @@ class _Exec:
         streams["error"].close()
 
     def _status(self, stream, code, err) -> None:
-        v4 = self.proto == "v4.channel.k8s.io"
+        v4 = self.proto in STATUS_PROTOCOLS
         if err is None and code == 0:
             if v4:
                 stream.write(b'{"metadata":{},"status":"Success"}')
@@ -513,6 +609,31 @@ def dial_in_netns(netns: str | None, port: int, timeout: float = 10) -> socket.s
         return out["sock"]
     e = out.get("error")
     raise ConnectionError(f"connecting to port {port} in the pod: {getattr(e, 'strerror', None) or e}")
+
+
+class _WSPortForward:
+    """Port forward over WebSocket: a channel pair per port of the query (data ``2i``, error
+    ``2i+1``), each starting with the port (2 bytes, little endian) as the kubelet sends it; one
+    connection to each port, the session ends when all are done."""
+
+    def __init__(self, ctx, sess, values: dict):
+        self.ctx, self.sess, self.v = ctx, sess, values
+
+    def run(self) -> None:
+        import struct
+
+        fwd = _PortForward(self.ctx, self.sess, None, self.v)
+        threads = []
+        for n in sorted(self.sess.streams)[::2]:
+            data, err = self.sess.streams[n], self.sess.streams[n + 1]
+            prefix = struct.pack("<H", int(data.headers["port"]))
+            data.write(prefix)
+            err.write(prefix)
+            t = threading.Thread(target=fwd._forward, args=({"data": data, "error": err},), daemon=True)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join()
 
 
 class _PortForward:
