@@ -47,11 +47,12 @@ def _own_oom_score_adj() -> int:
         return 0
 
 
-def tty_exec_supported(runtime: str) -> bool:
-    """Whether the streaming server can run an exec with a terminal under ``runtime``: one that
-    sends the terminal over ``--console-socket`` without detaching (pallet-runtime; runc and crun
-    take one only when they detach, and the exit code is then not the server's to wait for)."""
-    return os.path.basename(runtime).startswith("pallet-runtime")
+def console_socket_exec(runtime: str) -> bool:
+    """Whether ``runtime`` sends an exec's terminal over ``--console-socket`` without detaching
+    and waits for the process (pallet-runtime, crun: by the program's name, a wrapper named
+    ``crun...`` too). runc takes a console socket only when it detaches; without one it relays
+    the terminal to its own stdio, which the streaming server makes a pty of."""
+    return os.path.basename(runtime).startswith(("pallet-runtime", "crun"))
 
 
 def _hugepages(res: dict) -> list:

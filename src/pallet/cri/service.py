@@ -377,16 +377,11 @@ class Runtime(pbg.RuntimeServiceServicer):
 
     @rpc(locked=False)
     def Exec(self, request, context):
-        from .ctrs import tty_exec_supported
-
         c = self._running(request.container_id)
         if not request.cmd:
             raise CRIError("Exec: no command", "INVALID_ARGUMENT")
         self._check_streams(request)
         runtime = c["metadata"]["pallet"]["runtime"]
-        if request.tty and not tty_exec_supported(runtime):
-            raise CRIError(f"Exec with a terminal under {os.path.basename(runtime)} is not supported yet "
-                           "(pallet-runtime's only)", "UNIMPLEMENTED")
         return pb.ExecResponse(url=self._stream_url("exec", cid=c["id"], runtime=runtime, cmd=list(request.cmd),
                                                     tty=request.tty, stdin=request.stdin, stdout=request.stdout,
                                                     stderr=request.stderr))

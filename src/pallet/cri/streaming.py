@@ -1,5 +1,7 @@
 """The streaming server: Exec, Attach and PortForward answer a URL; the client (the kubelet,
-crictl, critest) POSTs to it with ``Upgrade: SPDY/3.1`` and then speaks SPDY streams.
+crictl, critest) POSTs to it with ``Upgrade: SPDY/3.1`` and then speaks SPDY streams, or (client-go
+1.29+, kubectl 1.30+) GETs it with ``Upgrade: websocket`` and speaks a channel protocol
+(``cri/websocket.py``; the same handlers below run on its channels as on SPDY streams).
 
 As the kubelet's streaming server does: each URL carries a random single-use token that expires
 after a minute (``/exec/TOKEN``, ``/attach/TOKEN``, ``/portforward/TOKEN``); the server listens on
@@ -464,10 +466,11 @@ class _Exec:
                     if f is not None:
                         f.close()
                 return rc
-            # a terminal: pallet-runtime sends its master over a console socket (checked at Exec).
-            # The client's first size (sent at once from a terminal) is the console's size from
-            # the start (process.consoleSize): a command asking for it at once must not see 0x0
+            # a terminal. The client's first size (sent at once from a terminal) is the console's
+            # size from the start (process.consoleSize, or the size of runc's own terminal): a
+            # command asking for it at once must not see 0x0
             from ..containers.exec import ExecOptions, process
+            from .ctrs import console_socket_exec
 
             sizes = _Sizes(streams["resize"]) if "resize" in streams else None
             first = None
@@ -483,6 +486,10 @@ class _Exec:
                 proc["consoleSize"] = {"width": first[0], "height": first[1]}
             with open(os.path.join(tmp, "process.json"), "w") as f:
                 json.dump(proc, f)
+            if not console_socket_exec(v["runtime"]):
+                return self._exec_on_pty(argv + ["--process", os.path.join(tmp, "process.json"), v["cid"]],
+                                         streams, sizes, first, os.path.join(tmp, "pid"))
+            # pallet-runtime sends the terminal's master over a console socket
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(os.path.join(tmp, "console"))
             listener.listen(1)
@@ -522,6 +529,64 @@ class _Exec:
                     p.wait()
                 p.stderr.close()
 
+    @staticmethod
+    def _exec_on_pty(argv: list, streams: dict, sizes, first, pid_file: str) -> int:
+        """runc and crun with a terminal and no console socket relay the container's terminal to
+        their own stdio (raw): their stdio is a pty of ours, whose master the streams are copied
+        to and from. Its size is the container terminal's at the start; later sizes go to runc
+        by SIGWINCH (it copies our pty's size), and to the process's own terminal (crun 1.8 does
+        not follow SIGWINCH)."""
+        import signal
+        import subprocess
+
+        fd, slave = os.openpty()
+        # a file object, not the number: a pump still running after the close gets ValueError
+        # instead of writing to whatever reuses the number
+        master = open(fd, "r+b", buffering=0)
+        try:
+            import tty as ttymod
+
+            ttymod.setraw(slave)  # as the runtime sets it, but before the first byte: no \r\r\n
+            if first:
+                _set_winsize(fd, *first)
+            p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        except BaseException:
+            master.close()
+            raise
+        finally:
+            os.close(slave)
+        try:
+            def resize(w, h):
+                _set_winsize(master.fileno(), w, h)
+                if p.poll() is None:
+                    p.send_signal(signal.SIGWINCH)
+                    _resize_process_terminal(pid_file, w, h)
+
+            def read():
+                try:
+                    return master.read(32 << 10)
+                except OSError:  # EIO: the runtime and its terminal are gone
+                    return b""
+
+            def write(b):
+                view = memoryview(b)
+                while view:
+                    view = view[master.write(view):]
+
+            if sizes is not None:
+                sizes.follow(resize)
+            if "stdin" in streams:
+                _pump(streams["stdin"].read, write)
+            out = _pump(read, streams["stdout"].write if "stdout" in streams else (lambda b: None))
+            rc = p.wait()
+            out.join(5)  # what the runtime wrote before it exited (then EIO: no slave left)
+            return rc
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            master.close()
+
     # attach: conmon's attach socket (its output packets tagged 2 stdout, 3 stderr; our bytes its stdin)
     def _attach(self, streams: dict, tty: bool) -> int:
         from ..containers import conmon
@@ -551,6 +616,34 @@ class _Exec:
             return 0
         finally:
             sock.close()
+
+
+#: the device majors of UNIX 98 pty slaves (Documentation/admin-guide/devices.txt)
+PTY_SLAVE_MAJORS = range(136, 144)
+
+
+def _resize_process_terminal(pid_file: str, width: int, height: int) -> None:
+    """Sizes the terminal on the stdin of the exec'd process named by the runtime's pid file,
+    when that is a pty slave (checked before it is opened: the container owns its descriptors)."""
+    import stat
+
+    try:
+        with open(pid_file) as f:
+            text = f.read(32).strip()
+        if not text.isdigit():
+            return
+        path = f"/proc/{int(text)}/fd/0"
+        st = os.stat(path)
+        if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) not in PTY_SLAVE_MAJORS:
+            return
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if os.isatty(fd) and os.fstat(fd).st_rdev == st.st_rdev:
+                _set_winsize(fd, width, height)
+        finally:
+            os.close(fd)
+    except (OSError, ValueError):
+        pass
 
 
 def _write_all(fd: int, data: bytes) -> None:
