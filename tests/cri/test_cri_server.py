@@ -962,6 +962,81 @@ def test_container_and_pod_stats(cri, pod):
                                                                           timeout=60).stats]
 
 
+def test_container_events_stream(cri):
+    """GetContainerEvents (the kubelet's EventedPLEG): a container's created, started, stopped
+    (its process ended on its own) and deleted events, and the pod's started, stopped and
+    deleted ones, each with the pod's status and its containers' statuses."""
+    import queue
+    import threading
+
+    pb, _ = _pb()
+    cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=cri.image)), timeout=120)
+    pod_id, cfg = cri.run_pod(f"ev{time.monotonic_ns() % 10**9}")
+    call = cri.rt.GetContainerEvents(pb.GetEventsRequest(), timeout=300)
+    got: queue.Queue = queue.Queue()
+
+    def collect():
+        try:
+            for ev in call:
+                got.put(ev)
+        except grpc.RpcError:
+            pass
+
+    threading.Thread(target=collect, daemon=True).start()
+
+    def next_event(cid, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                ev = got.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if ev.container_id == cid:
+                return ev
+        return None
+
+    try:
+        # the stream is up once an event comes (a container made until one does)
+        for _ in range(50):
+            cid = cri.container(pod_id, cfg, "quick", ["sh", "-c", "read x; exit 4"], stdin=True, stdin_once=True)
+            ev = next_event(cid, 1)
+            if ev is not None:
+                break
+            cri.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=60)
+        assert ev is not None and ev.container_event_type == pb.CONTAINER_CREATED_EVENT
+        assert ev.pod_sandbox_status.id == pod_id and ev.pod_sandbox_status.metadata.uid == cfg.metadata.uid
+        assert [c.id for c in ev.containers_statuses] == [cid]
+        assert ev.containers_statuses[0].state == pb.CONTAINER_CREATED and ev.created_at > 0
+        cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+        ev = next_event(cid)
+        assert ev.container_event_type == pb.CONTAINER_STARTED_EVENT
+        assert ev.containers_statuses[0].state == pb.CONTAINER_RUNNING
+        url = cri.rt.Attach(pb.AttachRequest(container_id=cid, stdin=True, stdout=True), timeout=30).url
+        sess = _session(url)
+        try:
+            _, stdin, _ = _open(sess, "error", "stdin", "stdout")
+            stdin.write(b"go\n")
+            ev = next_event(cid)  # it ends on its own: conmon's exit file
+        finally:
+            sess.close()
+        assert ev.container_event_type == pb.CONTAINER_STOPPED_EVENT
+        assert (ev.containers_statuses[0].state, ev.containers_statuses[0].exit_code) == (pb.CONTAINER_EXITED, 4)
+        cri.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=60)
+        ev = next_event(cid)
+        assert ev.container_event_type == pb.CONTAINER_DELETED_EVENT and list(ev.containers_statuses) == []
+        cri.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+        ev = next_event(pod_id)
+        assert ev.container_event_type == pb.CONTAINER_STOPPED_EVENT
+        assert ev.pod_sandbox_status.state == pb.SANDBOX_NOTREADY
+        cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+        ev = next_event(pod_id)
+        assert ev.container_event_type == pb.CONTAINER_DELETED_EVENT and ev.pod_sandbox_status.id == pod_id
+    finally:
+        call.cancel()
+        cri.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+        cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=120)
+
+
 def test_pod_sysctls(cri):
     pb, _ = _pb()
     cri.img.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=cri.image)), timeout=120)
