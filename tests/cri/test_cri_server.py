@@ -950,7 +950,18 @@ def test_container_and_pod_stats(cri, pod):
     assert s.attributes.id == cid and s.attributes.metadata.name == "busy"
     assert s.cpu.usage_core_nano_seconds.value > 0 and s.memory.working_set_bytes.value > 0
     assert s.writable_layer.inodes_used.value >= 1 and s.writable_layer.fs_id.mountpoint == cri.root
-    assert get().cpu.HasField("usage_nano_cores")  # the second sample
+    # usage_nano_cores: the first sample's since the start, then between samples (at most the
+    # machine's cores); the CPU time is the cgroup's own (cgroup v1 cpuacct, else v2 cpu.stat)
+    assert s.cpu.HasField("usage_nano_cores") and s.cpu.usage_nano_cores.value > 0
+    s2 = get()
+    assert s2.cpu.HasField("usage_nano_cores") and s2.cpu.usage_nano_cores.value <= os.cpu_count() * 10**9
+    import glob
+
+    acct = glob.glob(f"/sys/fs/cgroup/cpuacct/{CGPARENT}/pallet-{cid}/cpuacct.usage") + \
+        glob.glob(f"/sys/fs/cgroup/cpu,cpuacct/{CGPARENT}/pallet-{cid}/cpuacct.usage")
+    assert acct or not os.path.isdir("/sys/fs/cgroup/cpuacct")  # probed: v1 here, v2 elsewhere
+    if acct:
+        assert s2.cpu.usage_core_nano_seconds.value <= int(open(acct[0]).read())
     listed = cri.rt.ListContainerStats(pb.ListContainerStatsRequest(
         filter=pb.ContainerStatsFilter(pod_sandbox_id=pod_id)), timeout=60).stats
     assert [x.attributes.id for x in listed] == [cid]

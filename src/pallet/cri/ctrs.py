@@ -422,6 +422,9 @@ class Ctrs:
             self.ctx.containers.remove(c["id"], force=True, timeout=0)
         except ContainerNotFound:
             pass
+        from . import stats
+
+        stats.forget(c["id"])
 
     def exec_sync(self, text: str, cmd: list[str], timeout: int) -> tuple[bytes, bytes, int]:
         import subprocess
@@ -524,13 +527,14 @@ class Ctrs:
             cg = (self.ctx.containers.spec(c["id"]).get("linux") or {}).get("cgroupsPath") or ""
         except PalletError:
             cg = ""
-        running = self.state(c)[0] == RUNNING
+        state, st = self.state(c)
+        running = state == RUNNING
         u = stats.cgroup_usage(cg) if cg and running else {}
         used = inodes = 0
         try:
             used, inodes = imagesvc.fs_usage(self.ctx.store.container_diff_dir(c["id"]))
         except (PalletError, OSError):
             pass
-        u["nano_cores"] = stats.nano_cores(c["id"], u.get("cpu_ns"))
+        u["nano_cores"] = stats.nano_cores(c["id"], u.get("cpu_ns"), _iso_to_ns(st.get("started_at")) or None)
         u.update(fs_used=used, fs_inodes=inodes, fs_mount=self.ctx.store.graphroot)
         return u

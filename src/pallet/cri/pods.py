@@ -430,6 +430,9 @@ class Pods:
             return
         for cid in ctrs.ids_of(pod["id"]):
             ctrs.remove(cid)
+        from . import stats
+
+        stats.forget("pod-" + pod["id"])
         pod["state"] = NOTREADY
         self._save(pod)
         try:

@@ -529,7 +529,7 @@ class Runtime(pbg.RuntimeServiceServicer):
             except PalletError:
                 continue
             procs += stats.cgroup_usage(cg).get("pids") or 0 if cg else 0
-        nano = stats.nano_cores("pod-" + pod["id"], cpu)
+        nano = stats.nano_cores("pod-" + pod["id"], cpu, pod.get("created_at") or None)
         linux = pb.LinuxPodSandboxStats(
             cpu=pb.CpuUsage(timestamp=now, usage_core_nano_seconds=pb.UInt64Value(value=cpu),
                             usage_nano_cores=pb.UInt64Value(value=nano) if nano is not None else None),
