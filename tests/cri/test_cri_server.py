@@ -945,14 +945,16 @@ def test_container_and_pod_stats(cri, pod):
                                                              "sleep 60"])
     cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
     get = lambda: cri.rt.ContainerStats(pb.ContainerStatsRequest(container_id=cid), timeout=60).stats
+    # usage_nano_cores: the first sample's is the average since the start (the shell has run)
+    first = get()
+    assert first.cpu.HasField("usage_nano_cores") and first.cpu.usage_nano_cores.value > 0
     wait_for(lambda: get().writable_layer.used_bytes.value >= 512 << 10, 30, "the container's file in its layer")
     s = get()
     assert s.attributes.id == cid and s.attributes.metadata.name == "busy"
     assert s.cpu.usage_core_nano_seconds.value > 0 and s.memory.working_set_bytes.value > 0
     assert s.writable_layer.inodes_used.value >= 1 and s.writable_layer.fs_id.mountpoint == cri.root
-    # usage_nano_cores: the first sample's since the start, then between samples (at most the
-    # machine's cores); the CPU time is the cgroup's own (cgroup v1 cpuacct, else v2 cpu.stat)
-    assert s.cpu.HasField("usage_nano_cores") and s.cpu.usage_nano_cores.value > 0
+    # then between samples (at most the machine's cores); the CPU time is the cgroup's own
+    # (cgroup v1 cpuacct, else v2 cpu.stat)
     s2 = get()
     assert s2.cpu.HasField("usage_nano_cores") and s2.cpu.usage_nano_cores.value <= os.cpu_count() * 10**9
     import glob
@@ -1755,3 +1757,31 @@ def test_client_go_websocket_executor(cri, sleeper):
                         _exec_url(cri, sleeper, ["stty", "size"], stdout=True, tty=True)],
                        capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
     assert (p.returncode, p.stdout) == (0, b"27 91\r\n"), p
+
+
+def test_pod_namespaces_are_made_by_threads_in_parallel(tmp_path):
+    """The server's network namespaces (``netns.create_threaded``): made by short-lived threads at
+    once, each its own with ``lo`` up, the caller's namespace untouched; removed, nothing left."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pallet.containers.network import netns
+
+    runroot = str(tmp_path / "run")
+    mine = os.stat("/proc/self/ns/net").st_ino
+    paths = []
+    try:
+        with ThreadPoolExecutor(8) as ex:
+            paths = list(ex.map(lambda i: netns.create_threaded(runroot, f"t{os.getpid()}-{i}"), range(8)))
+        assert os.stat("/proc/self/ns/net").st_ino == mine
+        inodes = {os.stat(p).st_ino for p in paths}
+        assert len(inodes) == 8 and mine not in inodes and all(netns.is_mounted(p) for p in paths)
+        out = subprocess.run(["nsenter", f"--net={paths[0]}", "ip", "-j", "link", "show"], capture_output=True,
+                             text=True, check=True).stdout
+        assert [(l["ifname"], "UP" in l["flags"]) for l in json.loads(out)] == [("lo", True)]
+        with pytest.raises(Exception, match="already exists"):
+            netns.create_threaded(runroot, f"t{os.getpid()}-0")
+    finally:
+        for p in paths:
+            netns.remove(p)
+        unmount_under(runroot)
+    assert not any(netns.is_mounted(p) for p in paths)
