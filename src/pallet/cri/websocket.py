@@ -182,13 +182,7 @@ class Session:
 
     # -- receiving ------------------------------------------------------------------------------
     def _recv_exact(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            b = self.sock.recv(min(n - len(buf), 1 << 16))
-            if not b:
-                raise EOFError
-            buf += b
-        return bytes(buf)
+        return spdy.recv_exact(self.sock, n)
 
     def _frame(self):
         """(fin, opcode, payload) of the next frame, checked."""
