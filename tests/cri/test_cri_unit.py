@@ -273,11 +273,13 @@ def test_websocket_session_both_sides_and_hostile_frames():
         assert server.streams[0].read_all(10) == big
         server.streams[1].write(b"back")
         assert client.streams[1].read(10) == b"back"
+        client.streams[1].write(b"x" * 100)  # on the server's output channel: dropped, not kept
         client.ping(b"p")
     finally:
         client.close()
         server.close()
     assert server.done.wait(10) and server.error is None
+    assert server.streams[1].read_all(10) == b""
     a, b = socket.socketpair()
     server = websocket.Session(b, server=True, channels=chans, base64=True).start()
     client = websocket.Session(a, server=False, channels=chans, base64=True).start()

@@ -50,6 +50,8 @@ MAX_MESSAGE = 1 << 20
 STREAM_CLOSE = 255
 #: data written in messages of at most this much
 CHUNK = 32 << 10
+#: the channels a client writes to (what it sends on the others is dropped)
+CLIENT_WRITES = ("stdin", "resize", "data")
 
 log = logging.getLogger("pallet.cri")
 
@@ -279,8 +281,11 @@ class Session:
                     st._feed(b"", True)
                 return
         st = self.streams.get(channel)
-        if st is not None and data and not st._eof:  # data for no channel (or a closed one): dropped
-            st._feed(data, False)
+        if st is None or not data or st._eof:  # data for no channel (or a closed one): dropped
+            return
+        if self.server and st.headers.get("streamtype") not in CLIENT_WRITES:
+            return  # the server's own output channels: nobody would read it (unbounded stall)
+        st._feed(data, False)
 
 
 def client_handshake(sock: socket.socket, host: str, path: str, protocols: list[str]) -> tuple[int, dict]:
