@@ -3,7 +3,8 @@
 RunPodSandbox + CreateContainer + StartContainer of the demo busybox image to a running container
 (medians of RUNS, the servers interleaved A, B, C, A, B, C..., each pod removed untimed afterwards),
 and PODS pods started in parallel (one client thread each; ROUNDS rounds, the servers in turn)
-with each server's peak RSS (containerd's shims, one per pod, not counted).
+with each server's peak RSS and CPU time during the parallel start (its own, and its reaped
+children's: containerd's shims, one per pod, are not its children and not counted).
 
 Three servers, one run: pallet with its default runtime (pallet-runtime), pallet with the runtime
 handler ``runc`` (the runtime containerd uses), and containerd (runc through its shim; skipped
@@ -108,6 +109,13 @@ class Server:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"{name} did not start: {open(log).read()[-3000:]}")
             time.sleep(0.05)
+
+    def cpu(self) -> tuple[float, float]:
+        """(the server's own CPU seconds, its reaped children's), from /proc/PID/stat."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
     def hwm_mb(self) -> float:
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -225,20 +233,28 @@ def main(runs: int, pods: int) -> None:
                   f" = {med[1]:.0f} + {med[2]:.0f} + {med[3]:.0f}{ratio}")
         print(f"{pods} pods in parallel to running (one client thread each), {ROUNDS} rounds interleaved:")
         par: dict[str, list] = {n: [] for n in clients}
+        cpu: dict[str, list] = {n: [] for n in clients}
         for r in range(ROUNDS):
             for n in clients:
+                srv = servers["containerd" if n == "containerd" else "pallet"]
+                c0 = srv.cpu()
                 t0 = time.perf_counter()
                 with ThreadPoolExecutor(pods) as ex:
                     started = list(ex.map(lambda i: start(n, f"par{r}x{i}"), range(pods)))
                 par[n].append(time.perf_counter() - t0)
+                c1 = srv.cpu()
+                cpu[n].append((c1[0] - c0[0], c1[1] - c0[1]))
                 with ThreadPoolExecutor(4) as ex:
                     list(ex.map(lambda p: remove(n, p[0]), started))
         for n, ts in par.items():
             srv = servers["containerd" if n == "containerd" else "pallet"]
             ratio = f"  ratio to containerd {statistics.mean(ts) / statistics.mean(par['containerd']):.2f}" \
                 if n != "containerd" and "containerd" in par else ""
+            own = statistics.mean(c[0] for c in cpu[n])
+            kids = statistics.mean(c[1] for c in cpu[n])
             print(f"  {n:12} {' '.join(f'{t:.1f}' for t in ts)} s (mean {statistics.mean(ts):.1f}); "
-                  f"server peak RSS {srv.hwm_mb():.0f} MB{ratio}")
+                  f"server peak RSS {srv.hwm_mb():.0f} MB; server CPU {own:.1f} s (its reaped children "
+                  f"{kids:.1f} s){ratio}")
     finally:
         for s in servers.values():
             s.stop()

@@ -165,6 +165,9 @@ class Kubelet:
                        "makeIPTablesUtilChains": False, "oomScoreAdj": 0, "staticPodPath": self.manifests,
                        "fileCheckFrequency": "1s", "volumePluginDir": os.path.join(work, "volume-plugins"),
                        "enableServer": False, "healthzPort": 0, "readOnlyPort": 0,
+                       # container events from GetContainerEvents (relisting only every 300 s): a
+                       # killed container is restarted on the server's stop event
+                       "featureGates": {"EventedPLEG": True},
                        "containerRuntimeEndpoint": "unix://" + cri.sock, "imageServiceEndpoint": "unix://" + cri.sock},
                       f)
         self.pid = None

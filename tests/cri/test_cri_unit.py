@@ -238,3 +238,73 @@ def test_spdy_stream_holds_back_a_peer_that_sends_faster_than_it_is_read():
 def wait_joined(thread, seconds: float) -> bool:
     thread.join(seconds)
     return not thread.is_alive()
+
+
+# -- WebSocket (cri/websocket.py) -----------------------------------------------------------------
+
+def test_websocket_accept_key_and_frames():
+    from pallet.cri import websocket
+
+    # RFC 6455 section 1.3's example
+    assert websocket.accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    assert websocket.frame(websocket.OP_BINARY, b"\1hi") == b"\x82\x03\x01hi"
+    # section 5.7's examples: a masked "Hello", and the length forms
+    assert websocket.frame(websocket.OP_TEXT, b"Hello", b"\x37\xfa\x21\x3d") == bytes.fromhex("818537fa213d7f9f4d5158")
+    assert websocket.frame(websocket.OP_BINARY, b"x" * 256)[:4] == b"\x82\x7e\x01\x00"
+    assert websocket.frame(websocket.OP_BINARY, b"x" * 65536)[:10] == b"\x82\x7f" + (65536).to_bytes(8, "big")
+
+
+def test_websocket_session_both_sides_and_hostile_frames():
+    """Channels both ways over a socketpair, v5's CLOSE signal as end of file, a channel's
+    backpressure, base64 framing; a hostile frame closes with the RFC's code and EOF everywhere."""
+    import socket
+    import struct
+
+    from pallet.cri import websocket
+
+    chans = {0: {"streamtype": "stdin"}, 1: {"streamtype": "stdout"}}
+    a, b = socket.socketpair()
+    server = websocket.Session(b, server=True, channels=chans, close_signal=True).start()
+    client = websocket.Session(a, server=False, channels=chans, close_signal=True).start()
+    try:
+        big = bytes(range(256)) * 1000  # several messages
+        client.streams[0].write(big)
+        client.streams[0].close()  # [255, 0]
+        assert server.streams[0].read_all(10) == big
+        server.streams[1].write(b"back")
+        assert client.streams[1].read(10) == b"back"
+        client.streams[1].write(b"x" * 100)  # on the server's output channel: dropped, not kept
+        client.ping(b"p")
+    finally:
+        client.close()
+        server.close()
+    assert server.done.wait(10) and server.error is None
+    assert server.streams[1].read_all(10) == b""
+    a, b = socket.socketpair()
+    server = websocket.Session(b, server=True, channels=chans, base64=True).start()
+    client = websocket.Session(a, server=False, channels=chans, base64=True).start()
+    try:
+        client.streams[0].write(b"\0\xffdata")
+        assert server.streams[0].read(10) == b"\0\xffdata"
+    finally:
+        client.close()
+        server.close()
+    mask = b"abcd"
+    for raw, code in ((websocket.frame(websocket.OP_BINARY, b"\0x"), 1002),  # unmasked
+                      (b"\xc2\x80" + mask, 1002),  # RSV1
+                      (websocket.frame(3, b"", mask), 1002),
+                      (websocket.frame(websocket.OP_PING, b"x" * 126, mask), 1002),
+                      (b"\x82\xff" + struct.pack(">Q", websocket.MAX_MESSAGE + 1) + mask, 1009),
+                      (websocket.frame(websocket.OP_BINARY, b"\0" + b"x" * 1000, mask, fin=False)
+                       + websocket.frame(websocket.OP_CONT, b"x" * websocket.MAX_MESSAGE, mask), 1009),
+                      (websocket.frame(websocket.OP_CONT, b"x", mask), 1002),
+                      (websocket.frame(websocket.OP_TEXT, b"0aGk=", mask), 1003)):
+        a, b = socket.socketpair()
+        server = websocket.Session(b, server=True, channels=chans).start()
+        a.sendall(raw)
+        assert server.done.wait(10) and server.error, raw[:8]
+        reply = a.recv(200)
+        assert reply[0] == 0x88 and struct.unpack(">H", reply[2:4])[0] == code, (raw[:8], reply)
+        assert server.streams[0].read(10) == b""
+        server.close()
+        a.close()

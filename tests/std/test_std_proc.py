@@ -17,6 +17,14 @@ pytestmark = pytest.mark.unit
 PY = sys.executable
 
 
+@pytest.fixture(autouse=True, params=["posix_spawn", "ctypes"])
+def spawn_path(request, monkeypatch):
+    """Every test twice: CPython's ``os.posix_spawn`` (a single-threaded process: the CLI) and
+    the ctypes call a threaded process uses (the CRI server: it lets other threads run)."""
+    monkeypatch.setattr(proc, "_threaded", lambda: request.param == "ctypes")
+    return request.param
+
+
 @pytest.mark.parametrize("code", [
     "import sys; sys.stdout.write('out'); sys.stderr.write('err'); sys.exit(3)",
     "import os; os.kill(os.getpid(), 9)",

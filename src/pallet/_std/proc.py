@@ -70,11 +70,14 @@ class Popen:
             for fd in _inheritable_fds():
                 if fd > 2 and fd not in keep:
                     actions.append((os.POSIX_SPAWN_CLOSE, fd))
-            spawn = os.posix_spawn if "/" in self.args[0] else os.posix_spawnp
             # SIGPIPE and SIGXFSZ back to their default actions (Python ignores them), as
             # subprocess's restore_signals does
-            self.pid = spawn(self.args[0], self.args, os.environ if env is None else env, file_actions=actions,
-                             setsid=start_new_session, setsigdef=(_SIGPIPE, _SIGXFSZ))
+            if _threaded():
+                self.pid = _spawn_without_gil(self.args, env, actions, start_new_session)
+            else:
+                spawn = os.posix_spawn if "/" in self.args[0] else os.posix_spawnp
+                self.pid = spawn(self.args[0], self.args, os.environ if env is None else env, file_actions=actions,
+                                 setsid=start_new_session, setsigdef=(_SIGPIPE, _SIGXFSZ))
         except BaseException:
             for fd in list(self._pipes.values()) + theirs:
                 os.close(fd)
@@ -111,6 +114,76 @@ class Popen:
                 os.kill(self.pid, 9)
             except ProcessLookupError:
                 pass
+
+
+def _threaded() -> bool:
+    """Whether other threads run here (``threading`` is never imported for this question)."""
+    import sys
+
+    threading = sys.modules.get("threading")
+    return threading is not None and threading.active_count() > 1
+
+
+#: glibc's <spawn.h> flags
+_POSIX_SPAWN_SETSIGDEF, _POSIX_SPAWN_SETSID = 0x04, 0x80
+_libc = None
+
+
+def _spawn_without_gil(args: list, env, actions: list, setsid: bool) -> int:
+    """``os.posix_spawn(p)`` through ctypes, which lets other threads run meanwhile. CPython's
+    own holds the GIL through the whole call, and glibc's posix_spawn returns only once the
+    child has exec'd (a vfork): in a threaded server (the CRI's) every other thread then waits
+    for each exec of conmon or a runtime, milliseconds each on a loaded machine."""
+    import ctypes
+
+    global _libc
+    if _libc is None:
+        lib = ctypes.CDLL(None, use_errno=True)
+        for name in ("posix_spawn", "posix_spawnp"):
+            getattr(lib, name).argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_char_p, ctypes.c_void_p,
+                                           ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        lib.posix_spawn_file_actions_addopen.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p,
+                                                         ctypes.c_int, ctypes.c_uint]
+        lib.posix_spawn_file_actions_adddup2.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+        lib.posix_spawn_file_actions_addclose.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.posix_spawnattr_setflags.argtypes = [ctypes.c_void_p, ctypes.c_short]
+        _libc = lib
+    lib = _libc
+    fa = ctypes.create_string_buffer(256)  # posix_spawn_file_actions_t: 80 bytes in glibc
+    attr = ctypes.create_string_buffer(512)  # posix_spawnattr_t: 336 bytes
+    sigs = ctypes.create_string_buffer(128)  # sigset_t
+    for fn, buf in ((lib.posix_spawn_file_actions_init, fa), (lib.posix_spawnattr_init, attr)):
+        if fn(buf):
+            raise OSError(ctypes.get_errno(), "posix_spawn: cannot set up")
+    try:
+        for a in actions:
+            if a[0] == os.POSIX_SPAWN_OPEN:
+                err = lib.posix_spawn_file_actions_addopen(fa, a[1], os.fsencode(a[2]), a[3], a[4])
+            elif a[0] == os.POSIX_SPAWN_DUP2:
+                err = lib.posix_spawn_file_actions_adddup2(fa, a[1], a[2])
+            else:
+                err = lib.posix_spawn_file_actions_addclose(fa, a[1])
+            if err:
+                raise OSError(err, os.strerror(err))
+        lib.sigemptyset(sigs)
+        lib.sigaddset(sigs, _SIGPIPE)
+        lib.sigaddset(sigs, _SIGXFSZ)
+        lib.posix_spawnattr_setsigdefault(attr, sigs)
+        lib.posix_spawnattr_setflags(attr, _POSIX_SPAWN_SETSIGDEF | (_POSIX_SPAWN_SETSID if setsid else 0))
+        argv = [os.fsencode(a) for a in args]
+        envb = os.environb if env is None else {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
+        envp = [k + b"=" + v for k, v in envb.items()]
+        c_argv = (ctypes.c_char_p * (len(argv) + 1))(*argv, None)
+        c_envp = (ctypes.c_char_p * (len(envp) + 1))(*envp, None)
+        pid = ctypes.c_int()
+        fn = lib.posix_spawn if b"/" in argv[0] else lib.posix_spawnp
+        err = fn(ctypes.byref(pid), argv[0], fa, attr, c_argv, c_envp)
+        if err:
+            raise OSError(err, os.strerror(err), args[0])
+        return pid.value
+    finally:
+        lib.posix_spawn_file_actions_destroy(fa)
+        lib.posix_spawnattr_destroy(attr)
 
 
 def _inheritable_fds() -> list:

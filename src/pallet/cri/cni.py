@@ -12,7 +12,6 @@ errors, reporting the first.
 from __future__ import annotations
 
 import os
-import subprocess
 
 from .._std import json
 from ..errors import CRIError
@@ -87,9 +86,11 @@ def _call(net: Network, plugin: dict, command: str, container_id: str, netns: st
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "CNI_COMMAND": command,
            "CNI_CONTAINERID": container_id, "CNI_NETNS": netns, "CNI_IFNAME": IFNAME,
            "CNI_PATH": ":".join(plugin_dirs), "CNI_ARGS": args}
+    from .._std import proc  # its spawn lets the server's other threads run (subprocess's holds the GIL)
+
     try:
-        p = subprocess.run([exe], input=json.dumps(conf).encode(), capture_output=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
+        p = proc.run([exe], input=json.dumps(conf).encode(), capture_output=True, env=env, timeout=timeout)
+    except proc.TimeoutExpired:
         raise CRIError(f"CNI plugin {plugin['type']} {command} timed out", "DEADLINE_EXCEEDED") from None
     if p.returncode != 0:
         msg = p.stdout.decode("utf-8", "replace").strip() or p.stderr.decode("utf-8", "replace").strip()

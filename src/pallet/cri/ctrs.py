@@ -47,11 +47,12 @@ def _own_oom_score_adj() -> int:
         return 0
 
 
-def tty_exec_supported(runtime: str) -> bool:
-    """Whether the streaming server can run an exec with a terminal under ``runtime``: one that
-    sends the terminal over ``--console-socket`` without detaching (pallet-runtime; runc and crun
-    take one only when they detach, and the exit code is then not the server's to wait for)."""
-    return os.path.basename(runtime).startswith("pallet-runtime")
+def console_socket_exec(runtime: str) -> bool:
+    """Whether ``runtime`` sends an exec's terminal over ``--console-socket`` without detaching
+    and waits for the process (pallet-runtime, crun: by the program's name, a wrapper named
+    ``crun...`` too). runc takes a console socket only when it detaches; without one it relays
+    the terminal to its own stdio, which the streaming server makes a pty of."""
+    return os.path.basename(runtime).startswith(("pallet-runtime", "crun"))
 
 
 def _hugepages(res: dict) -> list:
@@ -421,6 +422,9 @@ class Ctrs:
             self.ctx.containers.remove(c["id"], force=True, timeout=0)
         except ContainerNotFound:
             pass
+        from . import stats
+
+        stats.forget(c["id"])
 
     def exec_sync(self, text: str, cmd: list[str], timeout: int) -> tuple[bytes, bytes, int]:
         import subprocess
@@ -523,13 +527,14 @@ class Ctrs:
             cg = (self.ctx.containers.spec(c["id"]).get("linux") or {}).get("cgroupsPath") or ""
         except PalletError:
             cg = ""
-        running = self.state(c)[0] == RUNNING
+        state, st = self.state(c)
+        running = state == RUNNING
         u = stats.cgroup_usage(cg) if cg and running else {}
         used = inodes = 0
         try:
             used, inodes = imagesvc.fs_usage(self.ctx.store.container_diff_dir(c["id"]))
         except (PalletError, OSError):
             pass
-        u["nano_cores"] = stats.nano_cores(c["id"], u.get("cpu_ns"))
+        u["nano_cores"] = stats.nano_cores(c["id"], u.get("cpu_ns"), _iso_to_ns(st.get("started_at")) or None)
         u.update(fs_used=used, fs_inodes=inodes, fs_mount=self.ctx.store.graphroot)
         return u

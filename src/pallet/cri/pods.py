@@ -22,10 +22,6 @@ from ..errors import ContainerNotFound, CRIError, PalletError
 from . import cni
 
 READY, NOTREADY = "ready", "notready"
-#: one ``netns.create`` at a time: its forked child (no exec) keeps every descriptor open at the
-#: fork until the parent lets it go, so two at once can each hold the pipe the other's child
-#: waits on to end (a deadlock of both RPCs); it takes milliseconds
-_NETNS_LOCK = threading.Lock()
 #: the cgroup parent of pods the kubelet gives none
 DEFAULT_CGROUP_PARENT = "/pallet-cri"
 
@@ -99,6 +95,10 @@ class Pods:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self._reserve = threading.Lock()
+        #: pod name key -> the ID of the last pod made with it (read from the records once, then
+        #: kept up by ``run``; an ID whose record is gone frees its key): no listing of every pod
+        #: under the lock at each RunPodSandbox
+        self._keys: dict | None = None
 
     # -- records ------------------------------------------------------------------------------
 
@@ -220,23 +220,25 @@ class Pods:
                "runtime_handler": runtime_handler, "runtime": runtime, "created_at": now_ns(), "state": "creating",
                "netns": None, "network": None, "cni": None, "ips": [], "pause": None}
         with self._reserve:  # the name is checked and the record made at once: two requests, one pod
-            for other in self.list():
-                if other.get("key") == key:
-                    raise CRIError(f"pod sandbox name {key!r} is reserved for {other['id']}", "ALREADY_EXISTS")
+            if self._keys is None:
+                self._keys = {p["key"]: p["id"] for p in self.list() if isinstance(p.get("key"), str)}
+            other = self._keys.get(key)
+            if other is not None and os.path.exists(os.path.join(self._dir(other), "pod.json")):
+                raise CRIError(f"pod sandbox name {key!r} is reserved for {other}", "ALREADY_EXISTS")
             os.makedirs(d, 0o700)
             try:
                 self._save(pod)
             except BaseException:
                 shutil.rmtree(d, ignore_errors=True)
                 raise
+            self._keys[key] = pid
         attach = None
         try:
             self._write_etc(d, pod)
             if net is not None:
                 from ..containers.network import netns
 
-                with _NETNS_LOCK:
-                    pod["netns"] = netns.create(self.ctx.store.runroot, "cri-" + pid[:12])
+                pod["netns"] = netns.create_threaded(self.ctx.store.runroot, "cri-" + pid[:12])
                 pod["network"] = net.name
                 pod["cni"] = {"path": net.path, "name": net.name}
                 self._save(pod)  # before any plugin runs: a restarted server can detach it
@@ -430,6 +432,9 @@ class Pods:
             return
         for cid in ctrs.ids_of(pod["id"]):
             ctrs.remove(cid)
+        from . import stats
+
+        stats.forget("pod-" + pod["id"])
         pod["state"] = NOTREADY
         self._save(pod)
         try:

@@ -158,9 +158,55 @@ def _image_msg(d: dict):
 
 class Runtime(pbg.RuntimeServiceServicer):
     def __init__(self, ctx: Context, lock):
+        from .events import Events
+
         self.ctx, self.lock = ctx, lock
         self.pods = Pods(ctx)
         self.ctrs = Ctrs(ctx, self.pods)
+        self.events = Events(ctx.containers.exits, self._exited)
+
+    # -- GetContainerEvents (cri/events.py) ----------------------------------------------------
+    def _event(self, cid: str, pod, etype) -> None:
+        """Publishes an event of container (or pod) ``cid`` of ``pod`` (a record or an ID) with the
+        pod's status and every container's, when somebody listens."""
+
+        def make():
+            p = pod if isinstance(pod, dict) else self.pods.get(pod)
+            statuses = []
+            for x in self.ctrs.ids_of(p["id"]):
+                try:
+                    statuses.append(self._ctr_status(self.ctrs.get(x)))
+                except PalletError:  # removed meanwhile
+                    pass
+            return pb.ContainerEventResponse(container_id=cid, container_event_type=etype, created_at=time.time_ns(),
+                                             pod_sandbox_status=self._pod_status(p), containers_statuses=statuses)
+
+        self.events.publish(make)
+
+    def _exited(self, cid: str) -> None:
+        """conmon wrote ``cid``'s exit file: a container stopped, or a pod (its pause process)."""
+        try:
+            c = self.ctx.containers.get(cid)
+        except PalletError:
+            return
+        cri = c["metadata"]["pallet"].get("cri") or {}
+        if cri.get("kind") == "pause":
+            self._event(cri["pod"], cri["pod"], pb.CONTAINER_STOPPED_EVENT)
+        elif cri.get("kind") == "container":
+            self._event(cid, cri["pod"], pb.CONTAINER_STOPPED_EVENT)
+
+    def GetContainerEvents(self, request, context):
+        q = self.events.subscribe()
+        try:
+            import queue
+
+            while context.is_active():
+                try:
+                    yield q.get(timeout=1)
+                except queue.Empty:
+                    continue
+        finally:
+            self.events.unsubscribe(q)
 
     def _pod_id(self, text: str) -> str:
         """The full ID of a pod (its lock's key); an unknown one locks on the text."""
@@ -212,8 +258,9 @@ class Runtime(pbg.RuntimeServiceServicer):
 
     @rpc()
     def RunPodSandbox(self, request, context):
-        return pb.RunPodSandboxResponse(pod_sandbox_id=self.pods.run(_pod_config(request.config),
-                                                                     request.runtime_handler))
+        pod_id = self.pods.run(_pod_config(request.config), request.runtime_handler)
+        self._event(pod_id, pod_id, pb.CONTAINER_STARTED_EVENT)
+        return pb.RunPodSandboxResponse(pod_sandbox_id=pod_id)
 
     @rpc()
     def StopPodSandbox(self, request, context):
@@ -224,7 +271,15 @@ class Runtime(pbg.RuntimeServiceServicer):
     @rpc()
     def RemovePodSandbox(self, request, context):
         with self.lock(self._pod_id(request.pod_sandbox_id)):
+            pod = None
+            if self.events.active():  # its status as it was, for the event
+                try:
+                    pod = self.pods.get(request.pod_sandbox_id)
+                except CRIError:
+                    pass
             self.pods.remove(request.pod_sandbox_id, self.ctrs)
+        if pod is not None:
+            self._event(pod["id"], pod, pb.CONTAINER_DELETED_EVENT)
         return pb.RemovePodSandboxResponse()
 
     def _pod_status(self, pod: dict):
@@ -280,12 +335,16 @@ class Runtime(pbg.RuntimeServiceServicer):
     def CreateContainer(self, request, context):
         with self.lock(self._pod_id(request.pod_sandbox_id)):
             cid = self.ctrs.create(request.pod_sandbox_id, _container_config(request.config))
+        self._event(cid, request.pod_sandbox_id, pb.CONTAINER_CREATED_EVENT)
         return pb.CreateContainerResponse(container_id=cid)
 
     @rpc()
     def StartContainer(self, request, context):
         with self._ctr_lock(request.container_id):
             self.ctrs.start(request.container_id)
+        c = self.ctrs.get(request.container_id) if self.events.active() else None
+        if c is not None:
+            self._event(c["id"], c["metadata"]["pallet"]["cri"]["pod"], pb.CONTAINER_STARTED_EVENT)
         return pb.StartContainerResponse()
 
     @rpc()
@@ -298,8 +357,16 @@ class Runtime(pbg.RuntimeServiceServicer):
 
     @rpc()
     def RemoveContainer(self, request, context):
+        c = None
+        if self.events.active():
+            try:
+                c = self.ctrs.get(request.container_id)
+            except CRIError:
+                pass
         with self._ctr_lock(request.container_id):
             self.ctrs.remove(request.container_id)
+        if c is not None:
+            self._event(c["id"], c["metadata"]["pallet"]["cri"]["pod"], pb.CONTAINER_DELETED_EVENT)
         return pb.RemoveContainerResponse()
 
     @rpc()
@@ -314,7 +381,16 @@ class Runtime(pbg.RuntimeServiceServicer):
 
     @rpc()
     def ContainerStatus(self, request, context):
-        s = self.ctrs.status(self.ctrs.get(request.container_id))
+        c = self.ctrs.get(request.container_id)
+        info = {}
+        if request.verbose:
+            from .._std import json
+
+            info["info"] = json.dumps({"pid": self.ctrs.status(c)["pid"], "runtime": self.ctx.runtime})
+        return pb.ContainerStatusResponse(status=self._ctr_status(c), info=info)
+
+    def _ctr_status(self, c: dict):
+        s = self.ctrs.status(c)
         mounts = [pb.Mount(container_path=m["container_path"], host_path=m["host_path"], readonly=m["readonly"],
                            propagation=m["propagation"]) for m in s["mounts"]]
         st = pb.ContainerStatus(id=s["id"], metadata=pb.ContainerMetadata(**s["metadata"]), state=_STATES[s["state"]],
@@ -322,12 +398,7 @@ class Runtime(pbg.RuntimeServiceServicer):
                                 exit_code=s["exit_code"], image=pb.ImageSpec(**s["image"]), image_ref=s["image_ref"],
                                 reason=s["reason"], message=s["message"], labels=s["labels"],
                                 annotations=s["annotations"], mounts=mounts, log_path=s["log_path"])
-        info = {}
-        if request.verbose:
-            from .._std import json
-
-            info["info"] = json.dumps({"pid": s["pid"], "runtime": self.ctx.runtime})
-        return pb.ContainerStatusResponse(status=st, info=info)
+        return st
 
     @rpc(locked=False)
     def ExecSync(self, request, context):
@@ -377,16 +448,11 @@ class Runtime(pbg.RuntimeServiceServicer):
 
     @rpc(locked=False)
     def Exec(self, request, context):
-        from .ctrs import tty_exec_supported
-
         c = self._running(request.container_id)
         if not request.cmd:
             raise CRIError("Exec: no command", "INVALID_ARGUMENT")
         self._check_streams(request)
         runtime = c["metadata"]["pallet"]["runtime"]
-        if request.tty and not tty_exec_supported(runtime):
-            raise CRIError(f"Exec with a terminal under {os.path.basename(runtime)} is not supported yet "
-                           "(pallet-runtime's only)", "UNIMPLEMENTED")
         return pb.ExecResponse(url=self._stream_url("exec", cid=c["id"], runtime=runtime, cmd=list(request.cmd),
                                                     tty=request.tty, stdin=request.stdin, stdout=request.stdout,
                                                     stderr=request.stderr))
@@ -463,7 +529,7 @@ class Runtime(pbg.RuntimeServiceServicer):
             except PalletError:
                 continue
             procs += stats.cgroup_usage(cg).get("pids") or 0 if cg else 0
-        nano = stats.nano_cores("pod-" + pod["id"], cpu)
+        nano = stats.nano_cores("pod-" + pod["id"], cpu, pod.get("created_at") or None)
         linux = pb.LinuxPodSandboxStats(
             cpu=pb.CpuUsage(timestamp=now, usage_core_nano_seconds=pb.UInt64Value(value=cpu),
                             usage_nano_cores=pb.UInt64Value(value=nano) if nano is not None else None),
@@ -493,8 +559,6 @@ class Runtime(pbg.RuntimeServiceServicer):
     ListMetricDescriptors = _unimplemented("ListMetricDescriptors")
     ListPodSandboxMetrics = _unimplemented("ListPodSandboxMetrics")
 
-    def GetContainerEvents(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "GetContainerEvents is not supported by pallet's CRI server yet")
 
 
 class Images(pbg.ImageServiceServicer):

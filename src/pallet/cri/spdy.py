@@ -73,6 +73,17 @@ class ProtocolError(Exception):
     pass
 
 
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    """``n`` bytes from ``sock`` (read in pieces of at most 64 KiB); EOFError at its end."""
+    buf = bytearray()
+    while len(buf) < n:
+        b = sock.recv(min(n - len(buf), 1 << 16))
+        if not b:
+            raise EOFError
+        buf += b
+    return bytes(buf)
+
+
 def encode_headers(headers: dict) -> bytes:
     """The uncompressed name/value block: names lower-cased, a list value NUL-joined."""
     out = [struct.pack(">I", len(headers))]
@@ -251,13 +262,7 @@ class Session:
 
     # -- receiving ------------------------------------------------------------------------------
     def _recv_exact(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            b = self.sock.recv(n - len(buf))
-            if not b:
-                raise EOFError
-            buf += b
-        return bytes(buf)
+        return recv_exact(self.sock, n)
 
     def _headers(self, block: bytes) -> dict:
         raw = self._inflate.decompress(block, MAX_HEADERS)

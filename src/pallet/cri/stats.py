@@ -1,8 +1,8 @@
 """Container and pod statistics from the cgroup files (v1 controllers, or the v2 unified
 hierarchy) and the writable layer, as the kubelet's summary API and ``crictl stats`` read them.
 
-``usage_nano_cores`` needs two samples: the previous one of each container is kept in memory
-(a fresh server answers without it until its second sample).
+``usage_nano_cores`` is the CPU use between two samples: the previous one of each container and
+pod is kept in memory (forgotten with it); a first sample's is the average since the start.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from .._fs import read_int
 
 CGROUP = "/sys/fs/cgroup"
 _last: dict = {}
-
-
 
 
 def _kv(path: str) -> dict:
@@ -66,14 +64,18 @@ def cgroup_usage(path: str) -> dict:
             "pids": read_int(os.path.join(CGROUP, "pids", rel, "pids.current"))}
 
 
-def nano_cores(key: str, cpu_ns: int | None) -> int | None:
-    """CPU use in nanocores since the last sample of ``key``."""
+def nano_cores(key: str, cpu_ns: int | None, since_ns: int | None = None) -> int | None:
+    """CPU use in nanocores since the last sample of ``key``; the first sample's is the average
+    since ``since_ns`` (wall clock: the container's start), if given."""
     if cpu_ns is None:
         return None
     now = time.monotonic_ns()
     prev = _last.get(key)
     _last[key] = (now, cpu_ns)
-    if prev is None or now <= prev[0] or cpu_ns < prev[1]:
+    if prev is None:
+        elapsed = time.time_ns() - since_ns if since_ns else 0
+        return int(cpu_ns * 1_000_000_000 / elapsed) if elapsed > 0 else None
+    if now <= prev[0] or cpu_ns < prev[1]:
         return None
     return int((cpu_ns - prev[1]) * 1_000_000_000 / (now - prev[0]))
 

@@ -1,5 +1,7 @@
 """The streaming server: Exec, Attach and PortForward answer a URL; the client (the kubelet,
-crictl, critest) POSTs to it with ``Upgrade: SPDY/3.1`` and then speaks SPDY streams.
+crictl, critest) POSTs to it with ``Upgrade: SPDY/3.1`` and then speaks SPDY streams, or (client-go
+1.29+, kubectl 1.30+) GETs it with ``Upgrade: websocket`` and speaks a channel protocol
+(``cri/websocket.py``; the same handlers below run on its channels as on SPDY streams).
 
 As the kubelet's streaming server does: each URL carries a random single-use token that expires
 after a minute (``/exec/TOKEN``, ``/attach/TOKEN``, ``/portforward/TOKEN``); the server listens on
@@ -21,6 +23,7 @@ error stream.
 
 from __future__ import annotations
 
+import base64
 import os
 import queue
 import secrets
@@ -37,6 +40,14 @@ STREAM_CREATION_TIMEOUT = 30
 FIRST_SIZE_WAIT = 0.5
 EXEC_PROTOCOLS = ("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io")
 PORTFORWARD_PROTOCOL = "portforward.k8s.io"
+#: over WebSocket (the client's order of preference decides among them)
+WS_EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io", "channel.k8s.io",
+                     "base64.channel.k8s.io")
+WS_PORTFORWARD_PROTOCOLS = ("portforward.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io")
+#: the exec and attach channels' numbers over WebSocket
+WS_CHANNELS = {"stdin": 0, "stdout": 1, "stderr": 2, "error": 3, "resize": 4}
+#: the protocols whose end is a metav1.Status (the older ones send the error's text)
+STATUS_PROTOCOLS = ("v4.channel.k8s.io", "v5.channel.k8s.io", "v4.base64.channel.k8s.io")
 #: port-forward requests (error + data streams) a session may have half-open at once
 MAX_PENDING_PAIRS = 256
 CLONE_NEWNET = 0x40000000
@@ -111,8 +122,11 @@ class StreamServer:
             parts = path.split("?", 1)[0].strip("/").split("/")
             if method not in ("GET", "POST") or len(parts) != 2 or parts[0] not in ("exec", "attach", "portforward"):
                 return _respond(conn, 404, "not found")
-            if "spdy/3.1" not in [v.strip().lower() for v in headers.get("upgrade", [""])[0].split(",")]:
-                return _respond(conn, 400, "this server speaks SPDY/3.1 only: want Upgrade: SPDY/3.1")
+            upgrade = [v.strip().lower() for v in headers.get("upgrade", [""])[0].split(",")]
+            if "websocket" in upgrade:
+                return self._websocket(conn, method, path, parts, headers)
+            if "spdy/3.1" not in upgrade:
+                return _respond(conn, 400, "want Upgrade: SPDY/3.1 or Upgrade: websocket")
             offered = [p.strip() for v in headers.get("x-stream-protocol-version", []) for p in v.split(",")]
             known = (PORTFORWARD_PROTOCOL,) if parts[0] == "portforward" else EXEC_PROTOCOLS
             proto = next((p for p in offered if p in known), None)
@@ -134,6 +148,89 @@ class StreamServer:
                 _PortForward(self.ctx, sess, incoming, req.values).run()
             else:
                 _Exec(self.ctx, sess, incoming, req, proto).run()
+        except Exception:  # a session's failure ends that session, never the server
+            import logging
+
+            logging.getLogger("pallet.cri").exception("streaming session failed")
+        finally:
+            sess.close()
+
+
+    # -- WebSocket -----------------------------------------------------------------------------
+    def _websocket(self, conn: socket.socket, method: str, path: str, parts: list, headers: dict) -> None:
+        from urllib.parse import parse_qs, urlsplit
+
+        from . import websocket
+
+        try:
+            if method != "GET":
+                return _respond(conn, 400, "a websocket upgrade is a GET")
+            if headers.get("sec-websocket-version", [""])[0].strip() != "13":
+                return _respond(conn, 426, "want Sec-WebSocket-Version: 13", ["Sec-WebSocket-Version: 13"])
+            key = headers.get("sec-websocket-key", [""])[0].strip()
+            try:
+                if len(base64.b64decode(key, validate=True)) != 16:
+                    raise ValueError
+            except ValueError:
+                return _respond(conn, 400, "want a Sec-WebSocket-Key of 16 bytes in base64")
+            offered = [p.strip() for v in headers.get("sec-websocket-protocol", []) for p in v.split(",") if p.strip()]
+            known = WS_PORTFORWARD_PROTOCOLS if parts[0] == "portforward" else WS_EXEC_PROTOCOLS
+            proto = next((p for p in offered if p in known), None)
+            if proto is None and offered:
+                return _respond(conn, 403, f"no supported websocket protocol among {offered}: want one of "
+                                           f"{', '.join(known)}")
+            proto = proto or ""
+            ports: list[int] = []
+            if parts[0] == "portforward":  # the ports are the query's (the kubelet's rule)
+                for text in parse_qs(urlsplit(path).query).get("port", []):
+                    for p in text.split(","):
+                        if not (p.isascii() and p.isdigit() and len(p) <= 5 and 0 < int(p) < 65536):
+                            return _respond(conn, 400, f"invalid port {p!r} in the query")
+                        ports.append(int(p))
+                if not ports or len(ports) > 64:
+                    return _respond(conn, 400, "want 1 to 64 port=N query parameters")
+            req = self._take(parts[0], parts[1])
+            if req is None:
+                return _respond(conn, 404, "unknown or expired streaming token")
+            head = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Accept: {websocket.accept_key(key)}\r\n")
+            if proto:
+                head += f"Sec-WebSocket-Protocol: {proto}\r\n"
+            conn.sendall((head + "\r\n").encode())
+        except OSError:
+            conn.close()
+            return
+        try:
+            peer = "%s:%s" % conn.getpeername()[:2]
+        except OSError:
+            peer = ""
+        b64 = ".base64." in "." + proto
+        if req.kind == "portforward":
+            channels = {}
+            for i, port in enumerate(ports):
+                channels[2 * i] = {"streamtype": "data", "port": str(port), "requestid": str(i)}
+                channels[2 * i + 1] = {"streamtype": "error", "port": str(port), "requestid": str(i)}
+        else:
+            v = req.values
+            channels = {WS_CHANNELS["error"]: {"streamtype": "error"}}
+            for name in ("stdin", "stdout", "stderr"):
+                if v.get(name) and not (name == "stderr" and v.get("tty")):
+                    channels[WS_CHANNELS[name]] = {"streamtype": name}
+            if v.get("tty"):
+                channels[WS_CHANNELS["resize"]] = {"streamtype": "resize"}
+        sess = websocket.Session(conn, server=True, channels=channels, base64=b64,
+                                 close_signal=proto == "v5.channel.k8s.io", peer=peer).start()
+        try:
+            if req.kind == "portforward":
+                _WSPortForward(self.ctx, sess, req.values).run()
+            else:
+                # the kubelet's first message: an empty one on the first output channel
+                first = next(n for n in ("stdout", "stderr", "error") if WS_CHANNELS[n] in channels)
+                sess.send_data(WS_CHANNELS[first], b"")
+                incoming: queue.Queue = queue.Queue()
+                for st in sess.streams.values():
+                    incoming.put(st)
+                _Exec(self.ctx, sess, incoming, req, proto or "channel.k8s.io").run()
         except Exception:  # a session's failure ends that session, never the server
             import logging
 
@@ -164,12 +261,13 @@ def _read_head(conn: socket.socket):
     return first[0], first[1], headers
 
 
-def _respond(conn: socket.socket, code: int, text: str) -> None:
-    reason = {400: "Bad Request", 403: "Forbidden", 404: "Not Found"}.get(code, "Error")
+def _respond(conn: socket.socket, code: int, text: str, extra: list[str] = ()) -> None:
+    reason = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 426: "Upgrade Required"}.get(code, "Error")
     body = (text + "\n").encode()
+    more = "".join(h + "\r\n" for h in extra)
     try:
         conn.sendall(f"HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
-                     f"Connection: close\r\n\r\n".encode() + body)
+                     f"{more}Connection: close\r\n\r\n".encode() + body)
     except OSError:
         pass
     conn.close()
@@ -319,7 +417,7 @@ class _Exec:
         streams["error"].close()
 
     def _status(self, stream, code, err) -> None:
-        v4 = self.proto == "v4.channel.k8s.io"
+        v4 = self.proto in STATUS_PROTOCOLS
         if err is None and code == 0:
             if v4:
                 stream.write(b'{"metadata":{},"status":"Success"}')
@@ -368,10 +466,11 @@ class _Exec:
                     if f is not None:
                         f.close()
                 return rc
-            # a terminal: pallet-runtime sends its master over a console socket (checked at Exec).
-            # The client's first size (sent at once from a terminal) is the console's size from
-            # the start (process.consoleSize): a command asking for it at once must not see 0x0
+            # a terminal. The client's first size (sent at once from a terminal) is the console's
+            # size from the start (process.consoleSize, or the size of runc's own terminal): a
+            # command asking for it at once must not see 0x0
             from ..containers.exec import ExecOptions, process
+            from .ctrs import console_socket_exec
 
             sizes = _Sizes(streams["resize"]) if "resize" in streams else None
             first = None
@@ -387,6 +486,10 @@ class _Exec:
                 proc["consoleSize"] = {"width": first[0], "height": first[1]}
             with open(os.path.join(tmp, "process.json"), "w") as f:
                 json.dump(proc, f)
+            if not console_socket_exec(v["runtime"]):
+                return self._exec_on_pty(argv + ["--process", os.path.join(tmp, "process.json"), v["cid"]],
+                                         streams, sizes, first, os.path.join(tmp, "pid"))
+            # pallet-runtime sends the terminal's master over a console socket
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(os.path.join(tmp, "console"))
             listener.listen(1)
@@ -426,6 +529,64 @@ class _Exec:
                     p.wait()
                 p.stderr.close()
 
+    @staticmethod
+    def _exec_on_pty(argv: list, streams: dict, sizes, first, pid_file: str) -> int:
+        """runc and crun with a terminal and no console socket relay the container's terminal to
+        their own stdio (raw): their stdio is a pty of ours, whose master the streams are copied
+        to and from. Its size is the container terminal's at the start; later sizes go to runc
+        by SIGWINCH (it copies our pty's size), and to the process's own terminal (crun 1.8 does
+        not follow SIGWINCH)."""
+        import signal
+        import subprocess
+
+        fd, slave = os.openpty()
+        # a file object, not the number: a pump still running after the close gets ValueError
+        # instead of writing to whatever reuses the number
+        master = open(fd, "r+b", buffering=0)
+        try:
+            import tty as ttymod
+
+            ttymod.setraw(slave)  # as the runtime sets it, but before the first byte: no \r\r\n
+            if first:
+                _set_winsize(fd, *first)
+            p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        except BaseException:
+            master.close()
+            raise
+        finally:
+            os.close(slave)
+        try:
+            def resize(w, h):
+                _set_winsize(master.fileno(), w, h)
+                if p.poll() is None:
+                    p.send_signal(signal.SIGWINCH)
+                    _resize_process_terminal(pid_file, w, h)
+
+            def read():
+                try:
+                    return master.read(32 << 10)
+                except OSError:  # EIO: the runtime and its terminal are gone
+                    return b""
+
+            def write(b):
+                view = memoryview(b)
+                while view:
+                    view = view[master.write(view):]
+
+            if sizes is not None:
+                sizes.follow(resize)
+            if "stdin" in streams:
+                _pump(streams["stdin"].read, write)
+            out = _pump(read, streams["stdout"].write if "stdout" in streams else (lambda b: None))
+            rc = p.wait()
+            out.join(5)  # what the runtime wrote before it exited (then EIO: no slave left)
+            return rc
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            master.close()
+
     # attach: conmon's attach socket (its output packets tagged 2 stdout, 3 stderr; our bytes its stdin)
     def _attach(self, streams: dict, tty: bool) -> int:
         from ..containers import conmon
@@ -455,6 +616,34 @@ class _Exec:
             return 0
         finally:
             sock.close()
+
+
+#: the device majors of UNIX 98 pty slaves (Documentation/admin-guide/devices.txt)
+PTY_SLAVE_MAJORS = range(136, 144)
+
+
+def _resize_process_terminal(pid_file: str, width: int, height: int) -> None:
+    """Sizes the terminal on the stdin of the exec'd process named by the runtime's pid file,
+    when that is a pty slave (checked before it is opened: the container owns its descriptors)."""
+    import stat
+
+    try:
+        with open(pid_file) as f:
+            text = f.read(32).strip()
+        if not text.isdigit():
+            return
+        path = f"/proc/{int(text)}/fd/0"
+        st = os.stat(path)
+        if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) not in PTY_SLAVE_MAJORS:
+            return
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if os.isatty(fd) and os.fstat(fd).st_rdev == st.st_rdev:
+                _set_winsize(fd, width, height)
+        finally:
+            os.close(fd)
+    except (OSError, ValueError):
+        pass
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -513,6 +702,31 @@ def dial_in_netns(netns: str | None, port: int, timeout: float = 10) -> socket.s
         return out["sock"]
     e = out.get("error")
     raise ConnectionError(f"connecting to port {port} in the pod: {getattr(e, 'strerror', None) or e}")
+
+
+class _WSPortForward:
+    """Port forward over WebSocket: a channel pair per port of the query (data ``2i``, error
+    ``2i+1``), each starting with the port (2 bytes, little endian) as the kubelet sends it; one
+    connection to each port, the session ends when all are done."""
+
+    def __init__(self, ctx, sess, values: dict):
+        self.ctx, self.sess, self.v = ctx, sess, values
+
+    def run(self) -> None:
+        import struct
+
+        fwd = _PortForward(self.ctx, self.sess, None, self.v)
+        threads = []
+        for n in sorted(self.sess.streams)[::2]:
+            data, err = self.sess.streams[n], self.sess.streams[n + 1]
+            prefix = struct.pack("<H", int(data.headers["port"]))
+            data.write(prefix)
+            err.write(prefix)
+            t = threading.Thread(target=fwd._forward, args=({"data": data, "error": err},), daemon=True)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join()
 
 
 class _PortForward:

@@ -2,7 +2,8 @@
 
 The store mounts with the syscall (no fork+exec of mount(8)); overlay's lowerdir list uses
 short relative names, so those mounts are made with the driver's directory as the working
-directory, in a child process so the parent's cwd never changes under its threads.
+directory, in a child process so the parent's cwd never changes under its threads (in a
+threaded process, a thread with a working directory of its own instead of a fork).
 """
 
 from __future__ import annotations
@@ -48,9 +49,16 @@ def _errno() -> int:
 
 def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: str | None = None,
           cwd: str | None = None) -> None:
-    """mount(2); with ``cwd`` the call runs in a forked child whose working directory is ``cwd``."""
+    """mount(2); with ``cwd`` the call runs in a forked child whose working directory is ``cwd``
+    (in a threaded process: a thread of its own with a working directory of its own)."""
     if cwd is None:
         _mount_here(source, target, fstype, flags, data)
+        return
+    import sys
+
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        _mount_in_thread(source, target, fstype, flags, data, cwd)
         return
     _lib()  # loaded here: the child must import nothing (another thread may hold an import lock)
     r, w = os.pipe()
@@ -78,6 +86,35 @@ def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: st
     code = int(out or b"255")
     if code:
         raise OSError(code, os.strerror(code) if code != 255 else "mount failed", target)
+
+
+CLONE_FS = 0x200
+
+
+def _mount_in_thread(source, target, fstype, flags, data, cwd) -> None:
+    """The mount made by a short-lived thread that unshares its filesystem attributes
+    (``unshare(CLONE_FS)``: a working directory of its own) and changes to ``cwd``. A threaded
+    server (the CRI's) forks no copy of itself for it, and its other threads run meanwhile."""
+    import threading
+
+    from .._std import syscalls as sc
+
+    out: dict = {}
+
+    def run():  # this thread's working directory changes; it ends right after, never reused
+        try:
+            sc.unshare(CLONE_FS)
+            os.chdir(cwd)
+            _mount_here(source, target, fstype, flags, data)
+        except OSError as e:
+            out["error"] = e
+
+    t = threading.Thread(target=run, name="mount", daemon=True)
+    t.start()
+    t.join()
+    if "error" in out:
+        e = out["error"]
+        raise OSError(e.errno or 1, e.strerror or "mount failed", target)
 
 
 def _mount_here(source, target, fstype, flags, data) -> None:

@@ -66,10 +66,8 @@ def _lo_up() -> None:
         s.close()
 
 
-def create(runroot: str, name: str, userns: str | None = None) -> str:
-    """A new network namespace (only ``lo``, up) kept at ``RUNROOT/netns/NAME``; its path.
-    ``userns``: the (persistent) user namespace that owns it: the container's root may then
-    set its sysctls and mount its sysfs, as with podman, whose runtime makes it inside."""
+def _new_file(runroot: str, name: str) -> str:
+    """The empty file ``RUNROOT/netns/NAME`` a namespace is bound onto (in the shared directory)."""
     d = netns_dir(runroot)
     try:
         shared_dir(d)
@@ -80,6 +78,47 @@ def create(runroot: str, name: str, userns: str | None = None) -> str:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
     except FileExistsError:
         raise ContainerNetworkError(f"network namespace {path} already exists") from None
+    return path
+
+
+def create_threaded(runroot: str, name: str) -> str:
+    """As ``create`` without a user namespace, for a threaded server: a thread of this process,
+    not a forked child, makes it. The thread unshares its own network namespace (a thread may),
+    brings ``lo`` up, binds ``/proc/thread-self/ns/net`` onto the file and ends (the mount keeps
+    the namespace). No fork (which copies a large process's memory map and every descriptor it
+    has open at that moment, other threads' pipes too), so concurrent calls need no lock."""
+    import threading
+
+    from ..._std import syscalls as _sys
+
+    path = _new_file(runroot, name)
+    out: dict = {}
+
+    def run():  # this thread's namespace changes; it ends right after, never reused
+        try:
+            _sys.unshare(CLONE_NEWNET)
+            _lo_up()
+            _sys.mount("/proc/thread-self/ns/net", path, None, MS_BIND)
+        except OSError as e:
+            out["error"] = e.strerror or str(e)
+
+    t = threading.Thread(target=run, name="netns-create", daemon=True)
+    t.start()
+    t.join()
+    if "error" in out:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        raise ContainerNetworkError(f"cannot create network namespace {path}: {out['error']}")
+    return path
+
+
+def create(runroot: str, name: str, userns: str | None = None) -> str:
+    """A new network namespace (only ``lo``, up) kept at ``RUNROOT/netns/NAME``; its path.
+    ``userns``: the (persistent) user namespace that owns it: the container's root may then
+    set its sysctls and mount its sysfs, as with podman, whose runtime makes it inside."""
+    path = _new_file(runroot, name)
     # what the child runs is imported here: a child imports nothing (another thread of this
     # process may hold an import lock at the fork, which the child would wait for forever)
     import fcntl  # noqa: F401
