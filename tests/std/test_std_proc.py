@@ -85,3 +85,11 @@ def test_errors_and_timeouts_as_subprocess(tmp_path):
         p.wait(timeout=0.1)
     p.kill()
     assert p.wait() == -9
+
+
+def test_a_null_byte_is_refused_as_subprocess_refuses_it():
+    for mod in (proc, subprocess):
+        with pytest.raises(ValueError):
+            mod.run([PY, "-c", "pass", "a\0b"])
+        with pytest.raises(ValueError):
+            mod.run([PY, "-c", "pass"], env={"A": "x\0y"})

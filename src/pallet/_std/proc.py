@@ -173,6 +173,8 @@ def _spawn_without_gil(args: list, env, actions: list, setsid: bool) -> int:
         argv = [os.fsencode(a) for a in args]
         envb = os.environb if env is None else {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
         envp = [k + b"=" + v for k, v in envb.items()]
+        if any(b"\0" in x for x in argv + envp):  # C strings would cut them short: refuse, as os.posix_spawn does
+            raise ValueError("embedded null byte")
         c_argv = (ctypes.c_char_p * (len(argv) + 1))(*argv, None)
         c_envp = (ctypes.c_char_p * (len(envp) + 1))(*envp, None)
         pid = ctypes.c_int()
