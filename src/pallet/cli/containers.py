@@ -533,6 +533,12 @@ def cmd_rm(args) -> int:
             c = ctrs.get(text)
             cid = c["id"]
             if (c["metadata"]["pallet"].get("pod") or {}).get("infra"):
+                if args.depend:  # the pod goes, with its containers (podman's)
+                    from .pod_members import remove_pod_of
+
+                    for gone in remove_pod_of(ctrs, c, args.force, args.time):
+                        print(gone)
+                    continue
                 ctrs.remove(cid)  # refused (podman's words): it goes with its pod, not before its dependents
             deps = dependents(ctrs, cid)
             if deps and not (args.depend or args.all):
@@ -569,10 +575,14 @@ def cmd_cleanup(args) -> int:
     ctrs = _containers(args)
     from .container_life import cmd_cleanup_then_restart
 
+    from .pod_members import exit_policy
+
     for text in args.containers:
+        then = exit_policy(ctrs, text)  # a pod's member: its pod's exit policy, after the cleanup
         ctrs.cleanup(text, rm=args.rm)
         if not args.rm:
             cmd_cleanup_then_restart(ctrs, text)  # the restart policy
+        then()
     return 0
 
 

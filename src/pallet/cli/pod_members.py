@@ -24,9 +24,11 @@ def pod_member(args, ctrs, o, pull_fn, warn):
         pods = Pods(ctrs)
         made = None
         try:
-            if text.startswith("new:"):
+            if text.startswith("new:"):  # the container's --hostname becomes the new pod's (podman's)
                 made = pods.create(PodOptions(name=text[4:], network_config_dir=o.network_config_dir,
-                                              create_command=["pallet"] + sys.argv[1:]), pull_fn, warn=warn)
+                                              hostname=o.hostname, create_command=["pallet"] + sys.argv[1:]),
+                                   pull_fn, warn=warn)
+                o.hostname = None
                 text = made["id"]
             pods.join(o, text)
             yield lambda rec: pods.check_member(rec["id"])
@@ -36,6 +38,35 @@ def pod_member(args, ctrs, o, pull_fn, warn):
             raise
 
     return scope()
+
+
+def exit_policy(ctrs, text: str):
+    """conmon's exit command for a pod's member: what to call after its cleanup (a pod whose
+    exit policy is ``stop`` stops its infra container when no other member runs)."""
+    from ..containers.pods import Pods
+    from ..errors import ContainerNotFound
+
+    try:
+        pod = ctrs.get(text)["metadata"]["pallet"].get("pod") or {}
+    except ContainerNotFound:
+        pod = {}
+    if not pod.get("id") or pod.get("infra"):
+        return lambda: None
+    return lambda: Pods(ctrs).stop_if_idle(pod["id"])
+
+
+def remove_pod_of(ctrs, rec: dict, force: bool, timeout) -> list[str] | None:
+    """``rm --depend`` of an infra container: its pod goes (podman's); the IDs of the containers
+    removed, or None when ``rec`` is no infra container."""
+    pod = rec["metadata"]["pallet"].get("pod") or {}
+    if not pod.get("infra"):
+        return None
+    from ..containers.pods import Pods
+
+    pods = Pods(ctrs)
+    ids = [c["id"] for c in pods.containers(pods.get(pod["id"], removing=True))]
+    pods.remove(pod["id"], force=force, timeout=timeout)
+    return ids
 
 
 def remove_all(ctrs, force: bool, timeout) -> list[str]:

@@ -56,6 +56,9 @@ def register(sub, only: str | None = None) -> None:
     p.add_argument("--exit-policy", default="continue", metavar="POLICY", help="continue or stop (recorded)")
     p.add_argument("--add-host", action="append", default=[], metavar="HOST:IP")
     p.add_argument("--dns", action="append", default=[], metavar="IP")
+    p.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN")
+    p.add_argument("--dns-option", action="append", default=[], metavar="OPTION")
+    p.add_argument("--replace", action="store_true", help="remove the pod of that --name first")
     p.add_argument("--pod-id-file", metavar="FILE", help="write the pod's ID to FILE")
     p.add_argument("--tls-verify", type=_bool, nargs="?", const=True, default=None, metavar="BOOL",
                    help="verify TLS when pulling the infra image")
@@ -182,7 +185,8 @@ def options(args):
                       networks=args.network, hostname=args.hostname, share=args.share,
                       labels=key_values(args.label, "--label"), cgroup_parent=args.cgroup_parent,
                       network_config_dir=args.network_config_dir, create_command=["pallet"] + sys.argv[1:],
-                      exit_policy=args.exit_policy, add_hosts=args.add_host, dns=args.dns)
+                      exit_policy=args.exit_policy, add_hosts=args.add_host, dns=args.dns,
+                      dns_search=args.dns_search, dns_options=args.dns_option, replace=args.replace)
 
 
 def cmd_create(args) -> int:
@@ -283,10 +287,13 @@ def cmd_top(args) -> int:
     from ..containers import procs
     from ._template import Struct, render_rows
 
+    from .container_procs import id_names
+
     descriptors = procs.parse_descriptors(args.descriptors)
+    pods = _pods(args)
     rows = []
-    for pid in _pods(args).processes(args.pod):
-        rows += procs.top(pid, descriptors, {}, {})
+    for cid, pid in pods.processes(args.pod):
+        rows += procs.top(pid, descriptors, *id_names(pods.ctrs, cid, descriptors))
     keys = [f"C{i}" for i in range(len(descriptors))]
     headers = {k: procs.DESCRIPTORS[d] for k, d in zip(keys, descriptors)}
     data = [Struct("top", dict(zip(keys, r))) for r in rows]
@@ -320,7 +327,9 @@ def cmd_inspect(args) -> int:
         from ._template import Struct, render
 
         for d in docs:
-            out = render(args.format, Struct("pod inspect", d, json_view=d), "pod inspect")
+            view = dict(d, ID=d["Id"], Containers=[Struct("container", c, ID=c["Id"]) for c in d.get("Containers", [])],
+                        Labels=d.get("Labels") or {})
+            out = render(args.format, Struct("pod inspect", view, json_view=d), "pod inspect")
             print(out, end="" if out.endswith("\n") else "\n")
         return 0
     import json

@@ -56,13 +56,15 @@ class PodOptions:
 
     def __init__(self, *, name=None, infra=True, infra_image=None, infra_command=None, infra_name=None,
                  publish=(), networks=(), hostname=None, share=None, labels=None, cgroup_parent=None,
-                 network_config_dir=None, create_command=None, exit_policy="continue", add_hosts=(), dns=()):
+                 network_config_dir=None, create_command=None, exit_policy="continue", add_hosts=(), dns=(),
+                 dns_search=(), dns_options=(), replace=False):
         self.name, self.infra, self.infra_image, self.infra_command = name, infra, infra_image, infra_command
         self.infra_name, self.publish, self.networks, self.hostname = infra_name, list(publish), list(networks), \
             hostname
         self.share, self.labels, self.cgroup_parent = share, dict(labels or {}), cgroup_parent
         self.network_config_dir, self.create_command = network_config_dir, list(create_command or [])
         self.exit_policy, self.add_hosts, self.dns = exit_policy, list(add_hosts), list(dns)
+        self.dns_search, self.dns_options, self.replace = list(dns_search), list(dns_options), replace
 
 
 def parse_share(text: str | None) -> list[str]:
@@ -208,7 +210,9 @@ class Pods:
 
         share = parse_share(o.share)
         if o.exit_policy not in ("continue", "stop"):
-            raise UsageError(f"invalid pod exit policy: \"{o.exit_policy}\": want continue or stop")
+            raise UsageError(f"running pod create option: invalid pod exit policy: \"{o.exit_policy}\"")
+        # podman's "private" is the default network
+        o.networks = ["bridge" if n == "private" else n for n in o.networks]
         parent = cgroup_parent(o.cgroup_parent) or DEFAULT_CGROUP_PARENT
         if o.name is not None:
             check_name(o.name)
@@ -226,6 +230,13 @@ class Pods:
             share = []
         if o.publish:
             netports.parse_all(o.publish)  # a bad spec is refused before anything is made
+        if o.replace:
+            if not o.name:
+                raise UsageError("cannot replace pod without --name being set")
+            try:
+                self.remove(o.name, force=True)
+            except PodNotFound:
+                pass
         pod_id = os.urandom(32).hex()
         name = o.name or self.ctrs.unused_name()
         with self._edit() as doc:  # the name is the pod's from here (a concurrent create sees it)
@@ -258,10 +269,16 @@ class Pods:
                                 networks=o.networks if "net" in share else (o.networks or ["none"]),
                                 publish=o.publish, hostname=o.hostname or name,
                                 cgroup_parent=f"{parent}/{pod_id}", network_config_dir=o.network_config_dir,
-                                pull=pull, extra=Extra(add_hosts=o.add_hosts, dns=o.dns),
+                                pull=pull, extra=Extra(add_hosts=o.add_hosts, dns=o.dns, dns_search=o.dns_search,
+                                                       dns_options=o.dns_options),
+                                volumes=self._shm_volume(pod_id, share),
                                 pod={"id": pod_id, "infra": True, "infra_id": ""})
                 infra_rec = self.ctrs.create(infra, pull_fn, warn=warn)
                 infra_id = infra_rec["id"]
+                # the files members bind (filled in place when the infra container starts)
+                for f in ("hosts", "resolv.conf", "hostname"):
+                    os.close(os.open(self._infra_file(infra_id, f), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW |
+                                     os.O_CLOEXEC, 0o644))
             with self._edit() as doc:
                 rec = doc["pods"][pod_id]
                 rec["infra_id"] = infra_id
@@ -302,11 +319,30 @@ class Pods:
                                  f"its {kind} namespace")
             setattr(extra, flag, f"container:{infra_id}")
         if "uts" in share and infra_id and o.hostname:
-            raise UsageError("invalid config provided: cannot set hostname when joining the pod UTS namespace")
+            raise UsageError("invalid config provided: cannot set hostname when joining the pod UTS namespace: "
+                             "invalid configuration")
+        if infra_id:  # the pod's /etc/hosts, resolv.conf, hostname and /dev/shm: the infra container's
+            binds = {"net": ("hosts", "resolv.conf"), "uts": ("hostname",)}
+            o.volumes += [f"{self._infra_file(infra_id, f)}:/etc/{f}" for kind in share for f in binds.get(kind, ())
+                          if not (f == "resolv.conf" and o.networks and o.networks[0].startswith(("host", "ns:")))]
+            o.volumes += self._shm_volume(rec["id"], share)
         if o.cgroup_parent is None:
             o.cgroup_parent = self.cgroup(rec)
         o.pod = {"id": rec["id"], "infra": False, "infra_id": infra_id}
         return rec
+
+    def _infra_file(self, infra_id: str, name: str) -> str:
+        return os.path.join(self.ctrs.data, infra_id, "userdata", name)
+
+    def _shm_volume(self, pod_id: str, share: list) -> list:
+        """A pod sharing its IPC namespace shares ``/dev/shm`` (as podman's): a directory of the
+        pod's (``GRAPHROOT/pallet-pods/ID/shm``, mode 1777) bound there in each of its containers."""
+        if "ipc" not in share:
+            return []
+        d = os.path.join(self.dir, pod_id, "shm")
+        os.makedirs(d, 0o700, exist_ok=True)
+        os.chmod(d, 0o1777)
+        return [f"{d}:/dev/shm"]
 
     def _infra_network(self, infra_id: str) -> str:
         """The ``--network`` a member joining the infra container's network namespace gets:
@@ -374,6 +410,23 @@ class Pods:
                 pass
         return rec["id"]
 
+    def stop_if_idle(self, pod_id: str) -> None:
+        """A member exited: a pod whose exit policy is ``stop`` stops its infra container when
+        none of its other containers runs (podman's)."""
+        try:
+            rec = self.get(pod_id)
+        except PodNotFound:
+            return
+        if rec.get("exit_policy") != "stop" or not rec.get("infra_id"):
+            return
+        others = [c for c in self.containers(rec) if c["id"] != rec["infra_id"]]
+        if any(self.ctrs.state(c["id"]).get("state") == RUNNING for c in others):
+            return
+        try:
+            self.ctrs.stop(rec["infra_id"])
+        except ContainerNotFound:
+            pass
+
     def restart(self, text: str, warn=None) -> str:
         self.stop(text, warn=warn)
         return self.start(text, warn=warn)
@@ -388,14 +441,14 @@ class Pods:
                 (restart.pause if paused else restart.unpause)(self.ctrs, c["id"])
         return rec["id"]
 
-    def processes(self, text: str) -> list[int]:
-        """The init pid of each running container of the pod (``pod top``)."""
+    def processes(self, text: str) -> list[tuple[str, int]]:
+        """``(container ID, init pid)`` of each running container of the pod (``pod top``)."""
         rec = self.get(text)
         out = []
         for c in self.containers(rec):
             st = self.ctrs.state(c["id"])
             if st.get("state") == RUNNING and st.get("pid"):
-                out.append(st["pid"])
+                out.append((c["id"], st["pid"]))
         if not out:
             raise ContainerStateError(f"no containers in pod {rec['name']} are running: pod state improper")
         return out
@@ -408,9 +461,9 @@ class Pods:
         the record dropped last (see the module's docstring)."""
         rec = self.get(text, removing=True)
         members = self.containers(rec)
-        if not force:
+        if not force:  # a running infra container does not count (it goes with its pod)
             for c in members:
-                if self.ctrs.state(c["id"]).get("state") == RUNNING:
+                if c["id"] != rec.get("infra_id") and self.ctrs.state(c["id"]).get("state") == RUNNING:
                     raise ContainerStateError(
                         f"pod {rec['id']} has containers that are not ready to be removed: cannot remove container "
                         f"{c['id']} as it is running - running or paused containers cannot be removed without "
@@ -430,6 +483,9 @@ class Pods:
         if errors:  # the pod stays (marked): a later pod rm finishes it
             raise ContainerError(f"removing pod {rec['id']}: {'; '.join(errors)}")
         remove_cgroup(self.cgroup(rec))
+        from .._fs import rmtree
+
+        rmtree(os.path.join(self.dir, rec["id"]))  # its /dev/shm
         with self._edit() as doc:
             doc["pods"].pop(rec["id"], None)
         return rec["id"]
