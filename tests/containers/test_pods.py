@@ -74,10 +74,11 @@ def test_pod_members_share_localhost_hostname_ipc_and_the_pods_port(pallet):
     rules = _firewall()
     port = free_port()
     tag = f"pt{os.getpid()}"
-    pod = _pod_create(pallet, "--name", tag, "-p", f"127.0.0.1:{port}:80")
+    pod = _pod_create(pallet, "--name", tag, "-p", f"127.0.0.1:{port}:80", "--add-host", "pod.example:10.1.2.3")
     assert len(pod) == 64
     web = _pallet(pallet, "run", "-d", "--pod", tag, "--name", f"{tag}-web", pallet.image, "sh", "-c",
-                  "mkdir -p /www && echo hello-pod > /www/index.html && exec httpd -f -p 80 -h /www",
+                  "mkdir -p /www && echo hello-pod > /www/index.html && echo shm > /dev/shm/pod-shm && "
+                  "exec httpd -f -p 80 -h /www",
                   check=True).stdout.strip()
 
     def fetch():
@@ -89,8 +90,10 @@ def test_pod_members_share_localhost_hostname_ipc_and_the_pods_port(pallet):
 
     assert wait_for(fetch, what="the pod's published port") == b"hello-pod\n"  # httpd listens now
     r = _pallet(pallet, "run", "--rm", "--pod", tag, pallet.image, "sh", "-c",
-                "timeout 5 wget -qO- http://127.0.0.1:80/; hostname; cat /etc/hostname")
-    assert (r.returncode, r.stdout) == (0, f"hello-pod\n{tag}\n{tag}\n"), r.stderr
+                "timeout 5 wget -qO- http://127.0.0.1:80/; hostname; cat /etc/hostname /dev/shm/pod-shm; "
+                "grep -c '^10.1.2.3.pod.example$' /etc/hosts")
+    # one localhost, hostname, /dev/shm and /etc/hosts (the pod's --add-host) for both
+    assert (r.returncode, r.stdout) == (0, f"hello-pod\n{tag}\n{tag}\nshm\n1\n"), r.stderr
     doc = json.loads(_pallet(pallet, "pod", "inspect", tag, check=True).stdout)
     infra = doc["InfraContainerID"]
     assert doc["State"] == "Running" and doc["NumContainers"] == 2
@@ -183,9 +186,21 @@ def test_pod_life_and_the_infra_container_goes_only_with_its_pod(pallet):
     assert _pallet(pallet, "pod", "rm", "-f", tag).returncode == 0
 
 
+def test_exit_policy_stop_stops_the_pod_when_its_last_member_exits(pallet):
+    tag = f"pe{os.getpid()}"
+    before = _state(pallet)
+    pod = _pod_create(pallet, "--name", tag, "--exit-policy", "stop")
+    assert _pallet(pallet, "run", "--pod", tag, pallet.image, "true", check=True).returncode == 0
+    # conmon's exit command stops the infra container: every container exited
+    wait_for(lambda: json.loads(_pallet(pallet, "pod", "inspect", tag).stdout)["State"] == "Exited",
+             what="the pod to stop")
+    assert _pallet(pallet, "pod", "rm", tag, check=True).stdout == pod + "\n"
+    assert _state(pallet) == before
+
+
 def test_rm_all_removes_pods_with_their_containers(pallet):
-    """``rm -a -f`` (the fixtures' teardown too) removes pods and their infra containers, as
-    podman's does."""
+    """``rm --depend INFRA`` removes its pod; ``rm -a -f`` (the fixtures' teardown too) removes pods
+    and their infra containers, as podman's does."""
     tag = f"pa{os.getpid()}"
     before = _state(pallet)
     _pod_create(pallet, "--name", tag)
@@ -193,6 +208,10 @@ def test_rm_all_removes_pods_with_their_containers(pallet):
     # another pod, made by run --pod new:NAME
     _pallet(pallet, "create", "--pod", f"new:{tag}n", pallet.image, "true", check=True)
     assert len(_pod_ids(pallet) - before["pods"]) == 2
+    infra = json.loads(_pallet(pallet, "pod", "inspect", f"{tag}n", check=True).stdout)["InfraContainerID"]
+    r = _pallet(pallet, "rm", "--depend", infra)  # its pod goes, with its container
+    assert r.returncode == 0 and infra in r.stdout.split() and len(r.stdout.split()) == 2, r.stderr
+    assert len(_pod_ids(pallet) - before["pods"]) == 1
     r = _pallet(pallet, "rm", "-a", "-f", "-t", "0")
     assert r.returncode == 0, r.stderr
     assert _pod_ids(pallet) == set() and pallet.ids() == set()

@@ -644,6 +644,8 @@ def parse_time_or_none(text):
 
 
 def _ps_entry(ctrs, c) -> dict:
+    from .pod_members import pod_ports
+
     meta = c["metadata"]["pallet"]
     st = ctrs.state(c["id"])
     args = meta.get("args") or []
@@ -656,7 +658,7 @@ def _ps_entry(ctrs, c) -> dict:
             "Mounts": [b["destination"] for b in meta.get("binds") or []], "Names": [meta["name"]],
             "Namespaces": {}, "Networks": list((st.get("network_results") or {}).keys()),
             "Pid": st.get("pid") or 0, "Pod": (meta.get("pod") or {}).get("id") or "", "PodName": "",
-            "Ports": meta.get("publish") or None,
+            "Ports": meta.get("publish") or pod_ports(ctrs, meta) or None,
             "Size": None, "StartedAt": int(parse_time_or_none(st.get("started_at")) or 0),
             "State": state, "Status": _status(st, meta)}
 

@@ -86,6 +86,19 @@ def remove_all(ctrs, force: bool, timeout) -> list[str]:
     return out
 
 
+def pod_ports(ctrs, meta: dict) -> list:
+    """A pod member's published ports: its pod's (the infra container's), as podman's ps shows."""
+    infra = (meta.get("pod") or {}).get("infra_id")
+    if not infra or not (meta.get("networks") or [""])[0].startswith("container:"):
+        return []
+    from ..errors import ContainerNotFound
+
+    try:
+        return ctrs.get(infra)["metadata"]["pallet"].get("publish") or []
+    except ContainerNotFound:
+        return []
+
+
 def pod_names(ctrs) -> dict:
     """Pod ID -> name (``ps --pod``)."""
     from ..containers.pods import Pods

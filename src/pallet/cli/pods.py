@@ -59,6 +59,8 @@ def register(sub, only: str | None = None) -> None:
     p.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN")
     p.add_argument("--dns-option", action="append", default=[], metavar="OPTION")
     p.add_argument("--replace", action="store_true", help="remove the pod of that --name first")
+    p.add_argument("--mac-address", metavar="MAC", help="the infra container's MAC address on its network")
+    p.add_argument("--ip", metavar="IP", help="the infra container's address on its network")
     p.add_argument("--pod-id-file", metavar="FILE", help="write the pod's ID to FILE")
     p.add_argument("--tls-verify", type=_bool, nargs="?", const=True, default=None, metavar="BOOL",
                    help="verify TLS when pulling the infra image")
@@ -186,7 +188,8 @@ def options(args):
                       labels=key_values(args.label, "--label"), cgroup_parent=args.cgroup_parent,
                       network_config_dir=args.network_config_dir, create_command=["pallet"] + sys.argv[1:],
                       exit_policy=args.exit_policy, add_hosts=args.add_host, dns=args.dns,
-                      dns_search=args.dns_search, dns_options=args.dns_option, replace=args.replace)
+                      dns_search=args.dns_search, dns_options=args.dns_option, replace=args.replace,
+                      mac_address=args.mac_address, ip=args.ip)
 
 
 def cmd_create(args) -> int:

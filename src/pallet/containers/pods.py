@@ -57,7 +57,7 @@ class PodOptions:
     def __init__(self, *, name=None, infra=True, infra_image=None, infra_command=None, infra_name=None,
                  publish=(), networks=(), hostname=None, share=None, labels=None, cgroup_parent=None,
                  network_config_dir=None, create_command=None, exit_policy="continue", add_hosts=(), dns=(),
-                 dns_search=(), dns_options=(), replace=False):
+                 dns_search=(), dns_options=(), replace=False, mac_address=None, ip=None):
         self.name, self.infra, self.infra_image, self.infra_command = name, infra, infra_image, infra_command
         self.infra_name, self.publish, self.networks, self.hostname = infra_name, list(publish), list(networks), \
             hostname
@@ -65,6 +65,7 @@ class PodOptions:
         self.network_config_dir, self.create_command = network_config_dir, list(create_command or [])
         self.exit_policy, self.add_hosts, self.dns = exit_policy, list(add_hosts), list(dns)
         self.dns_search, self.dns_options, self.replace = list(dns_search), list(dns_options), replace
+        self.mac_address, self.ip = mac_address, ip
 
 
 def parse_share(text: str | None) -> list[str]:
@@ -167,6 +168,15 @@ class Pods:
 
         return edit()
 
+    def _unused_name(self) -> str:
+        """A random name no pod has (nor a container: the generator's)."""
+        taken = {r["name"] for r in self._load()["pods"].values()}
+        for _ in range(50):
+            name = self.ctrs.unused_name()
+            if name not in taken:
+                return name
+        return f"{self.ctrs.unused_name()}_{os.urandom(3).hex()}"
+
     def list(self) -> list[dict]:
         """Every pod's record (but those being removed), oldest first."""
         return sorted((r for r in self._load()["pods"].values() if not r.get("removing")),
@@ -213,6 +223,11 @@ class Pods:
             raise UsageError(f"running pod create option: invalid pod exit policy: \"{o.exit_policy}\"")
         # podman's "private" is the default network
         o.networks = ["bridge" if n == "private" else n for n in o.networks]
+        fixed = [f"{k}={v}" for k, v in (("mac", o.mac_address), ("ip", o.ip)) if v]
+        if fixed:  # --mac-address, --ip: the infra container's, on its one network
+            if len(o.networks) > 1 or (o.networks and (":" in o.networks[0] or o.networks[0] in ("none", "host"))):
+                raise UsageError("--mac-address and --ip need one network of the pod's (a bridge network)")
+            o.networks = [f"{(o.networks or ['bridge'])[0]}:{','.join(fixed)}"]
         parent = cgroup_parent(o.cgroup_parent) or DEFAULT_CGROUP_PARENT
         if o.name is not None:
             check_name(o.name)
@@ -238,7 +253,7 @@ class Pods:
             except PodNotFound:
                 pass
         pod_id = os.urandom(32).hex()
-        name = o.name or self.ctrs.unused_name()
+        name = o.name or self._unused_name()
         with self._edit() as doc:  # the name is the pod's from here (a concurrent create sees it)
             for r in doc["pods"].values():
                 if r["name"] == name:
