@@ -19,7 +19,6 @@ import urllib.request
 import pytest
 
 from conftest import free_port, need, wait_for
-from netlinks import pallet_links
 from test_containers_run import (CGROUP_PARENT, _firewall, _hierarchies, _one_line_error,  # noqa: F401
                                  _without_podman_warnings, pallet, podman)
 
@@ -48,11 +47,22 @@ def _pod_cgroups(pod_id: str) -> list:
     return [d for d in (os.path.join(h, CGROUP_PARENT, pod_id) for h in _hierarchies()) if os.path.isdir(d)]
 
 
+def _links(pallet) -> set:
+    """The module store's bridges and the veths on them (other pallets on the host have theirs)."""
+    bridges = set()
+    for f in os.listdir(pallet.nets) if os.path.isdir(pallet.nets) else ():
+        if f.endswith(".json"):
+            with open(os.path.join(pallet.nets, f)) as fh:
+                bridges.add(json.load(fh).get("network_interface"))
+    out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, check=True, text=True).stdout
+    return {link["ifname"] for link in json.loads(out) if link["ifname"] in bridges or link.get("master") in bridges}
+
+
 def _state(pallet) -> dict:
-    """What pallet has on the host: the fixture's leftovers, pods, pallet's links."""
+    """What pallet has on the host: the fixture's leftovers, pods, the store's links."""
     out = pallet.leftovers()
     out["pods"] = _pod_ids(pallet)
-    out["links"] = pallet_links()
+    out["links"] = _links(pallet)
     return out
 
 
@@ -186,25 +196,16 @@ def test_pod_life_and_the_infra_container_goes_only_with_its_pod(pallet):
     assert _pallet(pallet, "pod", "rm", "-f", tag).returncode == 0
 
 
-def test_exit_policy_stop_stops_the_pod_when_its_last_member_exits(pallet):
-    tag = f"pe{os.getpid()}"
-    before = _state(pallet)
-    pod = _pod_create(pallet, "--name", tag, "--exit-policy", "stop")
-    assert _pallet(pallet, "run", "--pod", tag, pallet.image, "true", check=True).returncode == 0
-    # conmon's exit command stops the infra container: every container exited
-    wait_for(lambda: json.loads(_pallet(pallet, "pod", "inspect", tag).stdout)["State"] == "Exited",
-             what="the pod to stop")
-    assert _pallet(pallet, "pod", "rm", tag, check=True).stdout == pod + "\n"
-    assert _state(pallet) == before
-
-
-def test_rm_all_removes_pods_with_their_containers(pallet):
-    """``rm --depend INFRA`` removes its pod; ``rm -a -f`` (the fixtures' teardown too) removes pods
-    and their infra containers, as podman's does."""
+def test_exit_policy_stop_and_rm_all_and_rm_depend(pallet):
+    """``--exit-policy stop``: when its last member exits, conmon's exit command stops the infra
+    container (the pod is Exited); ``rm --depend INFRA`` removes its pod; ``rm -a -f`` (the
+    fixtures' teardown too) removes pods and their infra containers, as podman's does."""
     tag = f"pa{os.getpid()}"
     before = _state(pallet)
-    _pod_create(pallet, "--name", tag)
-    _pallet(pallet, "run", "-d", "--pod", tag, pallet.image, "sleep", "60", check=True)
+    _pod_create(pallet, "--name", tag, "--exit-policy", "stop")
+    assert _pallet(pallet, "run", "--pod", tag, pallet.image, "true", check=True).returncode == 0
+    wait_for(lambda: json.loads(_pallet(pallet, "pod", "inspect", tag).stdout)["State"] == "Exited",
+             what="the pod to stop")
     # another pod, made by run --pod new:NAME
     _pallet(pallet, "create", "--pod", f"new:{tag}n", pallet.image, "true", check=True)
     assert len(_pod_ids(pallet) - before["pods"]) == 2
@@ -215,6 +216,7 @@ def test_rm_all_removes_pods_with_their_containers(pallet):
     r = _pallet(pallet, "rm", "-a", "-f", "-t", "0")
     assert r.returncode == 0, r.stderr
     assert _pod_ids(pallet) == set() and pallet.ids() == set()
+    assert _state(pallet) == dict(before, containers=set(), pods=set())
 
 
 def test_pod_ps_and_inspect_keys_as_podman(pallet, podman):
@@ -248,3 +250,26 @@ def test_pod_ps_and_inspect_keys_as_podman(pallet, podman):
     finally:
         podman("pod", "rm", "-f", "-t", "0", tag)
         _pallet(pallet, "pod", "rm", "-f", "-t", "0", tag)
+
+
+def test_concurrent_pod_creates_of_one_name_make_one_pod(pallet):
+    """The name is taken under the containers' lock before anything is made: of four ``pod create``
+    racing for one name, one makes the pod (and its one infra container), the others fail with
+    podman's error and leave nothing."""
+    tag = f"pc{os.getpid()}"
+    before = _state(pallet)
+    exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+    procs = [subprocess.Popen([exe] + pallet.base + ["pod", "create", "--name", tag, "--network", "none"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+             for _ in range(4)]
+    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    made = [out.strip() for rc, out, _ in results if rc == 0]
+    assert len(made) == 1, results
+    assert all(rc == 125 and f'name "{tag}" is in use' in _one_line_error(err) for rc, _, err in results if rc)
+    assert _pod_ids(pallet) - before["pods"] == set(made)
+    assert len(pallet.ids() - before["containers"]) == 1  # one infra container
+    assert _pallet(pallet, "pod", "rm", tag, check=True).stdout.strip() == made[0]
+    assert _state(pallet) == before

@@ -275,9 +275,7 @@ class Pods:
                     pull = "never"
                 else:
                     pull = "missing"
-                entry = None
-                if command:
-                    entry = json.dumps([command] if isinstance(command, str) else list(command))
+                entry = command or None  # one string: the command itself (not split), as --entrypoint
                 from .options import Extra
 
                 infra = Options(image, None, name=o.infra_name or f"{pod_id[:12]}-infra", entrypoint=entry,
@@ -487,8 +485,9 @@ class Pods:
             if rec["id"] not in doc["pods"]:
                 raise _not_found(text)
             doc["pods"][rec["id"]]["removing"] = True
+        # listed again once marked: a member made meanwhile is here, or its check_member sees the mark
         errors = []
-        for c in reversed(members):  # the infra container last
+        for c in reversed(self.containers(rec)):  # the infra container last
             try:
                 self.ctrs.remove(c["id"], force=True, timeout=timeout, pod_removal=True)
             except ContainerNotFound:
