@@ -198,7 +198,7 @@ def test_pod_life_and_the_infra_container_goes_only_with_its_pod(pallet):
 
 def test_exit_policy_stop_and_rm_all_and_rm_depend(pallet):
     """``--exit-policy stop``: when its last member exits, conmon's exit command stops the infra
-    container (the pod is Exited); ``rm --depend INFRA`` removes its pod; ``rm -a -f`` (the
+    container (the pod is Exited, and ``pod prune`` takes it); ``rm --depend INFRA`` removes its pod; ``rm -a -f`` (the
     fixtures' teardown too) removes pods and their infra containers, as podman's does."""
     tag = f"pa{os.getpid()}"
     before = _state(pallet)
@@ -206,13 +206,16 @@ def test_exit_policy_stop_and_rm_all_and_rm_depend(pallet):
     assert _pallet(pallet, "run", "--pod", tag, pallet.image, "true", check=True).returncode == 0
     wait_for(lambda: json.loads(_pallet(pallet, "pod", "inspect", tag).stdout)["State"] == "Exited",
              what="the pod to stop")
-    # another pod, made by run --pod new:NAME
-    _pallet(pallet, "create", "--pod", f"new:{tag}n", pallet.image, "true", check=True)
-    assert len(_pod_ids(pallet) - before["pods"]) == 2
-    infra = json.loads(_pallet(pallet, "pod", "inspect", f"{tag}n", check=True).stdout)["InfraContainerID"]
-    r = _pallet(pallet, "rm", "--depend", infra)  # its pod goes, with its container
-    assert r.returncode == 0 and infra in r.stdout.split() and len(r.stdout.split()) == 2, r.stderr
+    # another pod, made by run --pod new:NAME, running: pod prune takes only the exited one
+    pod = json.loads(_pallet(pallet, "pod", "inspect", tag, check=True).stdout)["Id"]
+    _pallet(pallet, "run", "-d", "--pod", f"new:{tag}n", pallet.image, "sleep", "60", check=True)
+    assert _pallet(pallet, "pod", "prune", "-f", check=True).stdout.split() == [pod]
     assert len(_pod_ids(pallet) - before["pods"]) == 1
+    infra = json.loads(_pallet(pallet, "pod", "inspect", f"{tag}n", check=True).stdout)["InfraContainerID"]
+    r = _pallet(pallet, "rm", "--depend", "-f", "-t", "0", infra)  # its pod goes, with its container
+    assert r.returncode == 0 and infra in r.stdout.split() and len(r.stdout.split()) == 2, r.stderr
+    assert _pod_ids(pallet) == before["pods"]
+    _pallet(pallet, "create", "--pod", f"new:{tag}r", pallet.image, "true", check=True)
     r = _pallet(pallet, "rm", "-a", "-f", "-t", "0")
     assert r.returncode == 0, r.stderr
     assert _pod_ids(pallet) == set() and pallet.ids() == set()
