@@ -171,6 +171,8 @@ def test_pod_life_and_the_infra_container_goes_only_with_its_pod(pallet):
     infra = doc["InfraContainerID"]
     assert (doc["State"], doc["SharedNamespaces"], doc["Labels"]) == ("Created", ["ipc", "net", "pid", "uts"],
                                                                      {"team": "a"})
+    assert _pallet(pallet, "container", "inspect", "--format", "{{.Pod}} {{.IsInfra}}", infra, member,
+                   check=True).stdout == f"{pod} true\n{pod} false\n"
     r = _pallet(pallet, "rm", "-f", infra)  # refused while its pod is there, whatever its members
     assert r.returncode == 125 and "is the infra container of pod" in _one_line_error(r.stderr)
     assert _pallet(pallet, "pod", "exists", tag).returncode == 0
