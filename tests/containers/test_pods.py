@@ -187,6 +187,11 @@ def test_pod_life_and_the_infra_container_goes_only_with_its_pod(pallet):
     assert _pallet(pallet, "pod", "ps", "-q", "--filter", "status=paused", "--no-trunc", check=True).stdout.split() \
         == [pod]
     assert _pallet(pallet, "pod", "unpause", tag, check=True).returncode == 0
+    assert _pallet(pallet, "pod", "kill", "-s", "KILL", tag, check=True).stdout == pod + "\n"
+    wait_for(lambda: json.loads(_pallet(pallet, "pod", "inspect", tag).stdout)["State"] == "Exited",
+             what="the killed pod's containers to exit")
+    assert _pallet(pallet, "pod", "restart", tag, check=True).stdout == pod + "\n"
+    assert json.loads(_pallet(pallet, "pod", "inspect", tag, check=True).stdout)["State"] == "Running"
     r = _pallet(pallet, "pod", "rm", tag)  # running: refused without -f
     assert r.returncode == 125 and "cannot be removed without force" in _one_line_error(r.stderr)
     assert _pallet(pallet, "pod", "stop", "-t", "0", tag, check=True).stdout == pod + "\n"
