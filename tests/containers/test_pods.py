@@ -210,9 +210,12 @@ def test_exit_policy_stop_and_rm_all_and_rm_depend(pallet):
     tag = f"pa{os.getpid()}"
     before = _state(pallet)
     _pod_create(pallet, "--name", tag, "--exit-policy", "stop")
-    assert _pallet(pallet, "run", "--pod", tag, pallet.image, "true", check=True).returncode == 0
+    member = _pallet(pallet, "create", "--pod", tag, pallet.image, "true", check=True).stdout.strip()
+    assert _pallet(pallet, "start", "-a", member, check=True).returncode == 0
     wait_for(lambda: json.loads(_pallet(pallet, "pod", "inspect", tag).stdout)["State"] == "Exited",
              what="the pod to stop")
+    # container prune takes the exited member, not the infra container (it goes with its pod)
+    assert _pallet(pallet, "container", "prune", "-f", check=True).stdout.split() == [member]
     # another pod, made by run --pod new:NAME, running: pod prune takes only the exited one
     pod = json.loads(_pallet(pallet, "pod", "inspect", tag, check=True).stdout)["Id"]
     _pallet(pallet, "run", "-d", "--pod", f"new:{tag}n", pallet.image, "sleep", "60", check=True)

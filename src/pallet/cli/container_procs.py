@@ -295,6 +295,8 @@ def cmd_prune(args) -> int:
     for c in sorted(ctrs.list(), key=lambda c: c["created"]):
         if ctrs.state(c["id"]).get("state") == "running" or not all(t(c) for t in tests):
             continue
+        if (c["metadata"]["pallet"].get("pod") or {}).get("infra"):  # it goes with its pod (podman's)
+            continue
         try:
             ctrs.remove(c["id"])
         except (ContainerNotFound, ContainerStateError):  # removed or started meanwhile
