@@ -62,7 +62,8 @@ def test_runflags_meta(monkeypatch):
                                         no_hosts=True, health_on_failure="restart"))
     assert m == {"cidfile": os.path.abspath("c"), "sdnotify": "conmon", "timeout": 5, "no_hosts": True,
                  "health_on_failure": "restart"}
-    for kw, err in (({"pod": "p"}, Unsupported), ({"sdnotify": "x"}, UsageError), ({"cgroups": "split"}, Unsupported),
+    assert runflags.meta(runflags.RunFlags(pod="p")) == {}  # --pod is pods.Pods.join's
+    for kw, err in (({"sdnotify": "x"}, UsageError), ({"cgroups": "split"}, Unsupported),
                     ({"cgroups": "x"}, UsageError), ({"timeout": -1}, UsageError), ({"preserve_fds": -1}, UsageError),
                     ({"health_on_failure": "x"}, UsageError), ({"pidfile": ""}, UsageError)):
         with pytest.raises(err):

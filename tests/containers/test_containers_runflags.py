@@ -185,7 +185,7 @@ def test_no_hosts_keeps_the_images_etc_hosts_as_podman(pallet, podman):
 
 
 @pytest.mark.parametrize("flags, word", [
-    (["--pod", "mypod"], "pods are not supported yet"),
+    (["--pod", "mypod"], "no pod with name or ID mypod found: no such pod"),
     (["--sdnotify", "sometimes"], "sometimes"),
     (["--cgroups", "split"], "not supported yet"),
     (["--cgroups", "bogus"], "bogus"),

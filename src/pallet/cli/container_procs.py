@@ -78,22 +78,29 @@ def _running(ctrs, text: str) -> tuple[dict, int]:
     return c, st["pid"]
 
 
-def cmd_top(args) -> int:
+def id_names(ctrs, cid: str, descriptors: list) -> tuple[dict, dict]:
+    """The container's user and group names by id (its /etc/passwd and /etc/group, read by fd in
+    its root) when ``descriptors`` show any."""
+    from .. import _rootfs
     from ..containers import procs
     from ..containers.files import Rootfs
-    from .. import _rootfs
+
+    if not any(d in ("user", "ruser", "group", "rgroup") for d in descriptors):
+        return {}, {}
+    with Rootfs(ctrs, cid) as root:
+        return tuple(procs.id_names((_rootfs.read_in_root(root.fd, f"/etc/{f}", 4 << 20) or b"").decode("utf-8",
+                                                                                                          "replace"))
+                     for f in ("passwd", "group"))
+
+
+def cmd_top(args) -> int:
+    from ..containers import procs
     from ._template import Struct, render_rows
 
     descriptors = procs.parse_descriptors(args.descriptors)
     ctrs = _containers(args)
     c, pid = _running(ctrs, args.container)
-    users = groups = {}
-    if any(d in ("user", "ruser", "group", "rgroup") for d in descriptors):
-        with Rootfs(ctrs, c["id"]) as root:
-            users = procs.id_names((_rootfs.read_in_root(root.fd, "/etc/passwd", 4 << 20) or b"").decode("utf-8",
-                                                                                                          "replace"))
-            groups = procs.id_names((_rootfs.read_in_root(root.fd, "/etc/group", 4 << 20) or b"").decode("utf-8",
-                                                                                                         "replace"))
+    users, groups = id_names(ctrs, c["id"], descriptors)
     rows = procs.top(pid, descriptors, users, groups)
     keys = [f"C{i}" for i in range(len(descriptors))]
     headers = {k: procs.DESCRIPTORS[d] for k, d in zip(keys, descriptors)}
@@ -287,6 +294,8 @@ def cmd_prune(args) -> int:
     ctrs = _containers(args)
     for c in sorted(ctrs.list(), key=lambda c: c["created"]):
         if ctrs.state(c["id"]).get("state") == "running" or not all(t(c) for t in tests):
+            continue
+        if (c["metadata"]["pallet"].get("pod") or {}).get("infra"):  # it goes with its pod (podman's)
             continue
         try:
             ctrs.remove(c["id"])

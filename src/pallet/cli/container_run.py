@@ -23,7 +23,7 @@ def add_create_flags(p) -> None:
     p.add_argument("--health-on-failure", metavar="ACTION", help="none, kill, restart or stop: what an unhealthy "
                                                                  "result of healthcheck run does")
     p.add_argument("--no-hosts", action="store_true", help="do not create /etc/hosts (the image's stays)")
-    p.add_argument("--pod", metavar="POD", help="(pods are not supported yet)")
+    p.add_argument("--pod", metavar="POD", help="join the pod POD (new:NAME: a new pod of that name)")
     p.add_argument("--quiet", "-q", action="store_true", help="no output from pulling the image (it shows none)")
     p.add_argument("--http-proxy", type=_bool, nargs="?", const=True, default=True, metavar="BOOL",
                    help="pass the host's http_proxy, https_proxy, ftp_proxy, no_proxy (either case) in (true)")

@@ -201,8 +201,9 @@ def _ps(sub, name, aliases=()):
     p.add_argument("--sort", default="created", metavar="KEY",
                    help="command, created (the default: oldest first), id, image, names, runningfor, size, status")
     p.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE",
-                   help="id, name (regular expressions), status, exited, label, ancestor, network; the same key "
-                        "given twice matches either value, different keys must all match (podman's)")
+                   help="id, name (regular expressions), status, exited, label, ancestor, network, pod; the same "
+                        "key given twice matches either value, different keys must all match (podman's)")
+    p.add_argument("--pod", "-p", action="store_true", help="show each container's pod (POD ID, PODNAME)")
     p.set_defaults(func=cmd_ps)
 
 
@@ -317,14 +318,21 @@ def _pull_fn(args, store):
     return pull
 
 
+#: the pull ``create`` uses (``pod create``'s infra image too)
+pull_fn = _pull_fn
+
+
 def cmd_create(args) -> int:
     from . import container_run
+    from .pod_members import pod_member
 
     ctrs = _containers(args)
     o = _options(args)
     container_run.warnings(args, _warn)
     container_run.before_create(args, ctrs)
-    rec = ctrs.create(o, _pull_fn(args, ctrs.store), warn=_warn)
+    with pod_member(args, ctrs, o, _pull_fn(args, ctrs.store), _warn) as member:  # --pod
+        rec = ctrs.create(o, _pull_fn(args, ctrs.store), warn=_warn)
+        member(rec)
     container_run.after_create(args, ctrs, rec)
     print(rec["id"])
     return 0
@@ -359,7 +367,11 @@ def cmd_run(args) -> int:
     o = _options(args)
     container_run.warnings(args, _warn)
     container_run.before_create(args, ctrs)
-    rec = ctrs.create(o, _pull_fn(args, ctrs.store), warn=_warn)
+    from .pod_members import pod_member
+
+    with pod_member(args, ctrs, o, _pull_fn(args, ctrs.store), _warn) as member:  # --pod
+        rec = ctrs.create(o, _pull_fn(args, ctrs.store), warn=_warn)
+        member(rec)
     container_run.after_create(args, ctrs, rec)
     cid = rec["id"]
     if o.detach:
@@ -475,15 +487,19 @@ def cmd_stop(args) -> int:
     return 0
 
 
-def cmd_kill(args) -> int:
-    from ..errors import UsageError
-    from ..errors import OCIRuntimeError
+def kill_signal(text: str) -> int:
+    """``kill -s``'s signal (a name or number; podman's error otherwise)."""
+    from ..errors import OCIRuntimeError, UsageError
     from ..runtime.container import parse_signal
 
     try:
-        sig = parse_signal(args.signal)
+        return parse_signal(text)
     except OCIRuntimeError:
-        raise UsageError(f"invalid signal: {args.signal}") from None
+        raise UsageError(f"invalid signal: {text}") from None
+
+
+def cmd_kill(args) -> int:
+    sig = kill_signal(args.signal)
     ctrs = _containers(args)
     for text in _named_or_all(ctrs, args, lambda st: st in ("running", "paused"), "kill"):
         ctrs.kill(text, sig)
@@ -505,6 +521,11 @@ def cmd_rm(args) -> int:
             raise UsageError("--latest and containers cannot be used together")
         args.containers = [latest_container(args)]
     ctrs = _containers(args)
+    if args.all:  # podman's: every pod goes with its containers
+        from .pod_members import remove_all
+
+        for cid in remove_all(ctrs, args.force, args.time):
+            print(cid)
     if args.cidfile and not args.all:
         names = targets(args)
     else:
@@ -515,7 +536,16 @@ def cmd_rm(args) -> int:
 
     for text in names:
         try:
-            cid = ctrs.get(text)["id"]
+            c = ctrs.get(text)
+            cid = c["id"]
+            if (c["metadata"]["pallet"].get("pod") or {}).get("infra"):
+                if args.depend:  # the pod goes, with its containers (podman's)
+                    from .pod_members import remove_pod_of
+
+                    for gone in remove_pod_of(ctrs, c, args.force, args.time):
+                        print(gone)
+                    continue
+                ctrs.remove(cid)  # refused (podman's words): it goes with its pod, not before its dependents
             deps = dependents(ctrs, cid)
             if deps and not (args.depend or args.all):
                 raise ContainerError(f"container {cid} has dependent containers which must be removed before it: "
@@ -551,10 +581,14 @@ def cmd_cleanup(args) -> int:
     ctrs = _containers(args)
     from .container_life import cmd_cleanup_then_restart
 
+    from .pod_members import exit_policy
+
     for text in args.containers:
+        then = exit_policy(ctrs, text)  # a pod's member: its pod's exit policy, after the cleanup
         ctrs.cleanup(text, rm=args.rm)
         if not args.rm:
             cmd_cleanup_then_restart(ctrs, text)  # the restart policy
+        then()
     return 0
 
 
@@ -610,6 +644,8 @@ def parse_time_or_none(text):
 
 
 def _ps_entry(ctrs, c) -> dict:
+    from .pod_members import pod_ports
+
     meta = c["metadata"]["pallet"]
     st = ctrs.state(c["id"])
     args = meta.get("args") or []
@@ -617,24 +653,27 @@ def _ps_entry(ctrs, c) -> dict:
     return {"AutoRemove": meta.get("rm", False), "Command": args, "Created": int(parse_time_or_none(c["created"]) or 0),
             "CreatedAt": c["created"], "Exited": state in ("exited", "stopped"), "ExitedAt": 0,
             "ExitCode": st.get("exit_code") or 0, "Id": c["id"], "Image": meta.get("image_name"),
-            "ImageID": meta.get("image_id"), "IsInfra": False, "Labels": meta.get("labels") or None,
+            "ImageID": meta.get("image_id"), "IsInfra": bool((meta.get("pod") or {}).get("infra")),
+            "Labels": meta.get("labels") or None,
             "Mounts": [b["destination"] for b in meta.get("binds") or []], "Names": [meta["name"]],
             "Namespaces": {}, "Networks": list((st.get("network_results") or {}).keys()),
-            "Pid": st.get("pid") or 0, "Pod": "", "PodName": "", "Ports": meta.get("publish") or None,
+            "Pid": st.get("pid") or 0, "Pod": (meta.get("pod") or {}).get("id") or "", "PodName": "",
+            "Ports": meta.get("publish") or pod_ports(ctrs, meta) or None,
             "Size": None, "StartedAt": int(parse_time_or_none(st.get("started_at")) or 0),
             "State": state, "Status": _status(st, meta)}
 
 
 PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor", "network", "since", "before", "until", "volume",
-              "restart-policy")
+              "restart-policy", "pod")
 #: restart-policy= values (podman's; none: no policy given)
 RESTART_FILTER = ("always", "on-failure", "unless-stopped", "no", "none")
 STATUSES = ("created", "running", "paused", "stopped", "exited", "unknown")
 
 
-def _ps_filter(texts: list[str], created_of=None):
+def _ps_filter(texts: list[str], created_of=None, pod_of=None):
     """podman's ps filters, every value checked before anything is listed; ``created_of(name)``:
-    a container's creation time (since=, before=), asked when a filter first needs it."""
+    a container's creation time (since=, before=), asked when a filter first needs it;
+    ``pod_of(text)``: the ID of the pod a name or ID prefix names ("" for none)."""
     if not texts:
         return lambda e: True
     import re
@@ -670,6 +709,8 @@ def _ps_filter(texts: list[str], created_of=None):
             test = _time_filter(key, value, text, created_of)
         elif key == "volume":
             test = lambda e, v=value: v in e["_volumes"]  # noqa: E731
+        elif key == "pod":
+            test = _pod_filter(value, pod_of)
         elif key == "restart-policy":
             if value not in RESTART_FILTER:
                 raise UsageError(f"{value} invalid restart policy")
@@ -678,6 +719,18 @@ def _ps_filter(texts: list[str], created_of=None):
             test = lambda e, v=value: v in e["Networks"]  # noqa: E731
         groups.setdefault(key, []).append((neg, test))
     return lambda e: all(any(t(e) != neg for neg, t in tests) for tests in groups.values())
+
+
+def _pod_filter(value: str, pod_of):
+    """pod=NAME|ID: the containers of that pod (``pod_of`` resolves it when first needed)."""
+    ref: list = []
+
+    def test(e):
+        if not ref:
+            ref.append(pod_of(value) if pod_of else value)
+        return bool(ref[0]) and e["Pod"] == ref[0]
+
+    return test
 
 
 def _time_filter(key: str, value: str, text: str, created_of):
@@ -740,7 +793,10 @@ def cmd_ps(args) -> int:
 
         raise UsageError(f"invalid argument \"{args.sort}\" for \"--sort\" flag: \"{args.sort}\" is not a valid "
                          f"value.  Choose from: \"{', '.join(sorted(PS_SORT))}\"")
-    keep = _ps_filter(args.filter, lambda text: _created(ctrs.get(text)))
+    from .pod_members import pod_id, pod_names
+
+    keep = _ps_filter(args.filter, lambda text: _created(ctrs.get(text)),
+                      lambda text: pod_id(ctrs, text))
     show_all = args.all or any(f.partition("=")[0].rstrip("!") in ("status", "exited") for f in args.filter)
     ctrs = _containers(args)
     entries = []
@@ -752,6 +808,10 @@ def cmd_ps(args) -> int:
     entries.sort(key=sort_key)
     for e in entries:
         del e["_volumes"], e["_created"], e["_restart"]
+    if args.pod:  # podman fills PodName only then
+        names = pod_names(ctrs)
+        for e in entries:
+            e["PodName"] = names.get(e["Pod"], "")
     if args.quiet:
         for e in entries:
             print(e["Id"] if args.no_trunc else e["Id"][:12])
@@ -768,10 +828,12 @@ def cmd_ps(args) -> int:
             d["Command"] = " ".join(e["Command"])
             d["Ports"] = _ports_text(e["Ports"])
             d["CreatedHuman"] = ago(e["CreatedAt"])
+            d["Pod"] = e["Pod"] if args.no_trunc else e["Pod"][:12]
             rows.append(Struct("container", d))
         headers = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedHuman": "CREATED",
                    "Status": "STATUS", "Ports": "PORTS", "Names": "NAMES", "State": "STATE", "Pid": "PID",
-                   "Labels": "LABELS", "Networks": "NETWORKS", "ExitCode": "EXIT CODE"}
+                   "Labels": "LABELS", "Networks": "NETWORKS", "ExitCode": "EXIT CODE", "Pod": "POD ID",
+                   "PodName": "PODNAME"}
         out = render_rows(args.format, rows, headers, "ps", noheading=args.noheading)
         if out:
             print(out)
@@ -781,9 +843,10 @@ def cmd_ps(args) -> int:
         cmd = " ".join(e["Command"])
         rows.append([e["Id"] if args.no_trunc else e["Id"][:12], e["Image"] or "",
                      cmd if args.no_trunc or len(cmd) <= 17 else cmd[:17] + "...", ago(e["CreatedAt"]),
-                     e["Status"], _ports_text(e["Ports"]), e["Names"][0]])
-    print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows,
-                noheading=args.noheading))
+                     e["Status"], _ports_text(e["Ports"]), e["Names"][0]]
+                    + ([e["Pod"] if args.no_trunc else e["Pod"][:12], e["PodName"]] if args.pod else []))
+    print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+                + (["POD ID", "PODNAME"] if args.pod else []), rows, noheading=args.noheading))
     return 0
 
 

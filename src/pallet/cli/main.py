@@ -14,7 +14,7 @@ from .._std import args as _args
 
 #: modules under pallet.cli that add verbs, in --help order
 AREAS = ("transport", "registry", "store", "build", "containers", "container_life", "container_files",
-         "container_procs", "network", "volume", "scan", "syscontainers", "cri", "manifest")
+         "container_procs", "pods", "network", "volume", "scan", "syscontainers", "cri", "manifest")
 
 #: the area that owns each verb: a verb named here imports only its own area's module (the
 #: thirteen together cost ~2 ms on every quick command); any other verb, or none, imports
@@ -31,7 +31,7 @@ VERB_AREAS = {
     **dict.fromkeys(("exec", "attach", "restart", "pause", "unpause", "healthcheck"), "container_life"),
     **dict.fromkeys(("cp", "diff", "export", "commit"), "container_files"),
     **dict.fromkeys(("top", "stats", "port", "rename"), "container_procs"),
-    "network": "network", "volume": "volume", "scan": "scan", "manifest": "manifest",
+    "pod": "pods", "network": "network", "volume": "volume", "scan": "scan", "manifest": "manifest",
     **dict.fromkeys(("install", "uninstall", "containers", "generate"), "syscontainers"),
     "cri": "cri",
 }

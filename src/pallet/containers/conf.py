@@ -45,6 +45,8 @@ _KEYS = {
     ("containers", "netns"): "str",
     ("containers", "no_hosts"): "bool",
     ("engine", "runtime"): "str",
+    ("engine", "infra_image"): "str",
+    ("engine", "infra_command"): "str",
 }
 
 
@@ -62,7 +64,7 @@ class Conf:
 
     def where(self, key: str) -> str:
         """``containers.conf FILE: [table] key`` for a message about a value read from a file."""
-        table = "engine" if key == "runtime" else "containers"
+        table = "engine" if key in ("runtime", "infra_image", "infra_command") else "containers"
         return f"containers.conf {self.origin.get(key, '(built in)')}: [{table}] {key}"
 
     def bad(self, key: str, why: str) -> UsageError:

@@ -39,6 +39,10 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
+#: the time now as records keep it (RFC 3339, nanoseconds, UTC)
+now = _now
+
+
 class Options:
     """What ``run``/``create`` take, checked before anything is made."""
 
@@ -47,7 +51,7 @@ class Options:
                  read_only=False, tmpfs=(), volumes=(), memory=None, cpus=None, pids_limit=None,
                  stop_signal=None, labels=None, rm=False, detach=False, interactive=False, tty=False,
                  runtime=None, pull="missing", network_config_dir=None, restart=None, create_command=None,
-                 publish_all=False, extra=None, life=None, cgroup_parent=None, runflags=None, rootfs=None):
+                 publish_all=False, extra=None, life=None, cgroup_parent=None, runflags=None, rootfs=None, pod=None):
         self.image, self.command, self.name = image, list(command) if command else None, name
         self.env, self.user, self.workdir, self.entrypoint = list(env), user, workdir, entrypoint
         self.networks, self.publish, self.hostname = list(networks), list(publish), hostname
@@ -70,6 +74,8 @@ class Options:
         self.runflags = runflags
         #: ``--rootfs``: ``PATH[:O]``, the root filesystem instead of an image (``image`` unused)
         self.rootfs = rootfs
+        #: the pod it belongs to, ``{"id", "infra", "infra_id"}`` (set by ``pods.Pods``)
+        self.pod = pod
 
 
 #: the environment's PATH when there is no image (``--rootfs``): containers-common's default
@@ -180,6 +186,10 @@ class Containers:
         if self._lockfile is None:
             self._lockfile = FileLock(os.path.join(self.base, "containers.lock"))
         return self._lockfile.exclusive()
+
+    def lock(self):
+        """``with ctrs.lock():`` the containers' lock (pods' records change under it too)."""
+        return self._lock()
 
     def editing_state(self, cid: str):
         """``with ctrs.editing_state(cid) as st:`` the container's run-time state under the
@@ -440,7 +450,7 @@ class Containers:
         if o.publish_all:  # -P: the image's EXPOSE ports too, each on a free host port
             mappings = _discard_ports(netports.parse_all(o.publish, list(img_cfg.get("ExposedPorts") or {}), True),
                                       mode.kind, warn)
-        name = o.name or self._unused_name()
+        name = o.name or self.unused_name()
         labels = img_cfg.get("Labels") if isinstance(img_cfg.get("Labels"), dict) else {}
         labels = {str(k): str(v) for k, v in labels.items()}
         labels.update(o.labels)  # the image's labels, the user's over them (podman's)
@@ -454,7 +464,7 @@ class Containers:
                 "image_digest": image.get("digest"), "create_command": o.create_command,
                 "interactive": o.interactive, "tty": o.tty, "runtime": runtime,
                 "publish_all": bool(o.publish_all), "created_at": _now(), "extra": extra,
-                "cgroup_parent": cgroup_parent(o.cgroup_parent)}
+                "cgroup_parent": cgroup_parent(o.cgroup_parent), "pod": o.pod}
         meta.update(policies.meta(life, img_cfg, o.rm))
         meta.update(run_meta)
         meta["image_ref"] = resolved_name(o.image, image)
@@ -544,7 +554,7 @@ class Containers:
         rec["metadata"][META] = meta
         return rec
 
-    def _unused_name(self) -> str:
+    def unused_name(self) -> str:
         """A random adjective_noun no container has (podman's names generator retries too)."""
         taken = {n for c in self.store.containers() for n in c.get("names") or ()}
         for _ in range(50):
@@ -650,6 +660,9 @@ class Containers:
 
         c = self.get(text)
         cid, meta = c["id"], c["metadata"][META]
+        infra = (meta.get("pod") or {}).get("infra_id")
+        if infra and self.state(cid).get("state") != RUNNING and self.state(infra).get("state") != RUNNING:
+            self.start(infra, warn=warn)  # a pod's member: the pod's infra container first (podman's)
         with self._lock():
             st = self.state(cid)
             if st.get("state") == RUNNING:
@@ -1236,10 +1249,15 @@ class Containers:
             except ContainerNotFound:  # removed meanwhile (``rm -f``, the foreground run)
                 pass
 
-    def remove(self, text: str, force: bool = False, timeout: float | None = None, volumes: bool = False) -> str:
-        """``volumes`` (``rm -v``; always for a ``--rm`` container): its anonymous volumes go too."""
+    def remove(self, text: str, force: bool = False, timeout: float | None = None, volumes: bool = False,
+               pod_removal: bool = False) -> str:
+        """``volumes`` (``rm -v``; always for a ``--rm`` container): its anonymous volumes go too.
+        A pod's infra container goes only with its pod (``pod_removal``: ``pods.Pods.remove``)."""
         c = self.get(text)
         cid, meta = c["id"], c["metadata"][META]
+        if (meta.get("pod") or {}).get("infra") and not pod_removal:
+            raise ContainerError(f"container {cid} is the infra container of pod {meta['pod']['id']} and cannot be "
+                                 "removed without removing the pod")
         st = self.state(cid)
         if force and (st.get("state") == RUNNING or meta.get("restart_policy", "no") != "no"):
             from .policies import before_stop

@@ -80,7 +80,8 @@ def inspect_doc(ctrs, c) -> dict:
                   "CgroupPath": (cfg.get("linux") or {}).get("cgroupsPath") or "",
                   "CheckpointedAt": zero, "RestoredAt": zero},
         "Image": meta.get("image_id"), "ImageDigest": meta.get("image_digest") or "",
-        "ImageName": meta.get("image_ref") or meta.get("image_name"), "Rootfs": (meta.get("rootfs") or {}).get("path", ""), "Pod": "",
+        "ImageName": meta.get("image_ref") or meta.get("image_name"), "Rootfs": (meta.get("rootfs") or {}).get("path", ""),
+        "Pod": (meta.get("pod") or {}).get("id") or "",
         "ResolvConfPath": os.path.join(userdata, "resolv.conf"), "HostnamePath": os.path.join(userdata, "hostname"),
         "HostsPath": os.path.join(userdata, "hosts"), "StaticDir": userdata,
         "OCIConfigPath": os.path.join(userdata, "config.json"), "OCIRuntime": meta.get("runtime"),
@@ -93,7 +94,7 @@ def inspect_doc(ctrs, c) -> dict:
         "Mounts": [{"Type": "bind", "Source": b["source"], "Destination": b["destination"], "Driver": "",
                     "Mode": "", "Options": ["rbind"], "RW": not b["readonly"], "Propagation": "rprivate"}
                    for b in meta.get("binds") or []],
-        "Dependencies": [], "NetworkSettings": netset, "Namespace": "", "IsInfra": False, "IsService": False,
+        "Dependencies": [], "NetworkSettings": netset, "Namespace": "", "IsInfra": bool((meta.get("pod") or {}).get("infra")), "IsService": False,
         "Config": {"Hostname": cfg.get("hostname") or "", "Domainname": "", "User": meta.get("user") or "",
                    "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
                    "Tty": bool(meta.get("tty")), "OpenStdin": bool(meta.get("interactive")), "StdinOnce": False,

@@ -292,6 +292,12 @@ def _cgroup_mounts() -> dict:
     return out
 
 
+def cgroup_roots() -> list[str]:
+    """Every mounted cgroup hierarchy's mount point (v2; each v1 controller and the hybrid
+    layout's unified tree)."""
+    return sorted(set(_cgroup_mounts().values()))
+
+
 def cgroup_dirs(pid: int) -> dict:
     """The cgroup directories of ``pid``: controller -> directory ("" for v2)."""
     mounts = _cgroup_mounts()

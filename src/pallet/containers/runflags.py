@@ -1,7 +1,7 @@
 """``run``/``create`` flags for supervision and systemd units, checked before anything is made:
 ``--cidfile``, ``--conmon-pidfile``, ``--pidfile``, ``--sdnotify``, ``--cgroups``,
-``--timeout``, ``--preserve-fds``, ``--no-hosts``, ``--health-on-failure``, ``--pod``
-(refused: no pods yet). ``meta`` turns them into the fields of the container's record;
+``--timeout``, ``--preserve-fds``, ``--no-hosts``, ``--health-on-failure`` (``--pod`` is
+``pods.Pods.join``'s). ``meta`` turns them into the fields of the container's record;
 ``conmon_args`` and ``after_start`` are what ``start`` does with them.
 """
 
@@ -39,8 +39,6 @@ def meta(f: RunFlags | None) -> dict:
     """The record's fields (``{}`` when no flag was given); every value checked."""
     if f is None:
         return {}
-    if f.pod:
-        raise Unsupported(f"--pod {f.pod}: pods are not supported yet")
     sd = f.sdnotify or "container"
     if sd not in SDNOTIFY:
         raise UsageError(f"invalid argument: invalid sdnotify value {sd!r}: must be container, conmon or ignore")
