@@ -125,6 +125,7 @@ def journal(pallet):
                 assert p.returncode == 0, (args, p.stderr)
             return p
 
+        run.nsenter = nsenter
         run.journalctl = lambda *a: subprocess.run(nsenter + ["journalctl", "-q", "--no-pager"] + list(a),
                                                     capture_output=True, text=True, timeout=30)
         yield run
@@ -162,5 +163,38 @@ def test_log_driver_journald_writes_and_logs_reads(pallet, journal):
     try:
         r = journal("logs", "-f", cid, check=True)  # returns once the container exited, every line read
         assert r.stdout == "a\nb\n"
+    finally:
+        journal("rm", "-f", cid)
+
+
+#: the Python API in the journal's namespace: a journald container's logs, as ``list(c.logs(...))``
+_API_LOGS = """
+import json, sys
+import pallet
+root, runroot, cid = sys.argv[1:4]
+c = pallet.open_store(root, runroot=runroot).containers.get(cid)
+kw = json.loads(sys.argv[4])
+print(json.dumps([b.decode() for b in c.logs(**kw)]))
+"""
+
+
+def test_python_api_reads_a_journald_containers_logs(pallet, journal):
+    """``ManagedContainer.logs`` reads a ``--log-driver journald`` container's entries through
+    the same reader as ``pallet logs``: both streams, one of them, the last N, following."""
+    cid = journal("run", "-d", "--network", "none", "--log-driver", "journald", pallet.image, "sh", "-c",
+                  "echo a1; echo e1 >&2; sleep 0.2; echo a2", check=True).stdout.strip()
+
+    def api_logs(**kw):
+        p = subprocess.run(journal.nsenter + [sys.executable, "-c", _API_LOGS, pallet.root, pallet.runroot, cid,
+                                              json.dumps(kw)], capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+
+    try:
+        assert api_logs(follow=True) in (["a1\n", "e1\n", "a2\n"], ["e1\n", "a1\n", "a2\n"])  # until it exited
+        assert api_logs(stderr=False) == ["a1\n", "a2\n"] and api_logs(stdout=False) == ["e1\n"]
+        assert api_logs(tail=1) == ["a2\n"] and api_logs(tail=0) == []
+        assert api_logs(since=4102444800) == []  # 2100-01-01: nothing logged since
     finally:
         journal("rm", "-f", cid)

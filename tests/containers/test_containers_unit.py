@@ -1,11 +1,10 @@
 """The container model's pure parts: flag parsing, podman's classification of runtime errors,
-k8s-file logs, the CLI's REMAINDER positional (everything after the image is the command's)."""
+the CLI's REMAINDER positional (everything after the image is the command's)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pallet.cli import container_logs as logs_cli
 from pallet.cli import containers as cli
 from pallet.cli.main import build_parser
 from pallet.containers import conmon
@@ -72,28 +71,6 @@ def test_runtime_errors_classified_as_podman_does(msg, cls, code):
     e = conmon.runtime_error("/usr/sbin/runc", msg + "\n")
     assert type(e) is cls and e.exit_code == code
     assert str(e).startswith("runc: ") and "\n" not in str(e)
-
-
-def test_k8s_file_log_parsing_and_tail(tmp_path, monkeypatch):
-    data = (b"2024-01-01T00:00:00.1+00:00 stdout F one\n"
-            b"2024-01-01T00:00:00.2+00:00 stderr P par\n"
-            b"2024-01-01T00:00:00.3+00:00 stderr F tial\n"
-            b"garbage\n"
-            b"2024-01-01T00:00:00.4+00:00 stdout F \n")
-    lines = logs_cli.parse_log(data)
-    assert [(fd, text, full) for _, fd, text, full in lines] == \
-        [(1, b"one", True), (2, b"par", False), (2, b"tial", True), (1, b"", True)]
-    path = tmp_path / "ctr.log"
-    path.write_bytes(data + b"2024-01-01T00:00:00.5+00:00 stdout P not yet ended")  # a line being written
-    for chunk in (16, 1 << 16):  # blocks smaller than a line too: read back across their edges
-        monkeypatch.setattr(logs_cli, "CHUNK", chunk)
-        for n, want in ((1, lines[3:]), (2, lines[1:]), (0, []), (10, lines), (3, lines)):
-            src = logs_cli._Source("x", str(path), b"")
-            try:
-                src.seek_tail(n)
-                assert list(src.lines()) == want, (chunk, n)  # a partial line goes with its end
-            finally:
-                src.close()
 
 
 def test_everything_after_the_image_is_the_command():

@@ -10,7 +10,6 @@ conmon supervises each container, so it outlives this process, and ``pallet ps``
 from __future__ import annotations
 
 import datetime
-import os
 import time
 from typing import Any, Iterator, Literal, Mapping, Sequence, Union
 
@@ -292,20 +291,23 @@ class ManagedContainer:
              since: float | str | datetime.datetime | None = None, until: float | str | datetime.datetime | None = None,
              timestamps: bool = False, follow: bool = False) -> Iterator[bytes]:
         """``pallet logs``: the container's output, line by line as bytes (each with its ``\\n``;
-        a very long line comes in pieces), read as it is iterated (never the whole log in memory).
-        ``tail``: the last N lines only; ``since``/``until``: lines logged in that window (Unix
-        seconds, a ``datetime``, RFC 3339 text or a duration before now such as ``"10m"``);
-        ``timestamps``: each line after its log time; ``follow``: go on until the container exited."""
+        a very long line comes in pieces), read as it is iterated (never the whole log in memory),
+        from its k8s-file log or, for ``--log-driver journald``, the journal.
+        ``tail``: the last N lines of the log only (read back from its end; as podman's, counted
+        before ``since``/``until`` and the stream choice filter them); ``since``/``until``: lines
+        logged in that window (Unix seconds, a ``datetime``, RFC 3339 text or a duration before
+        now such as ``"10m"``); ``timestamps``: each line after its log time; ``follow``: go on
+        until the container exited."""
+        from ..containers.logs import check_readable, window
+
         rec = self._rec()
-        meta = rec["metadata"]["pallet"]
-        if ((meta.get("extra") or {}).get("log") or {}).get("driver") == "none":
-            raise ContainerError("this container is using the 'none' log driver, cannot read logs", reference=self.id)
-        if tail is not None and (not isinstance(tail, int) or tail < 0):
+        check_readable(rec)
+        if tail is not None and (not isinstance(tail, int) or isinstance(tail, bool) or tail < 0):
             raise UsageError(f"tail: want a number of lines (0 or more), not {tail!r}")
-        ctrs = self._manager._ctrs()
-        lo, hi = _when(since, "since"), _when(until, "until")
+        keep = window(_when(since, "since"), _when(until, "until"))
         streams = {s for s, on in ((1, stdout), (2, stderr)) if on}
-        return _log_lines(ctrs, self.id, ctrs.log_path(self.id, meta), streams, tail, lo, hi, timestamps, follow)
+        return _log_lines(self._manager._ctrs(), rec, streams, -1 if tail is None else tail, keep, timestamps,
+                          follow)
 
     def exec_run(self, cmd: str | Sequence[str], *, env: Mapping[str, str] | Sequence[str] | None = None,
                  user: str | None = None, workdir: str | None = None, privileged: bool = False,
@@ -461,78 +463,21 @@ def _when(v, what: str) -> float | None:
                      f"not {v!r}")
 
 
-def _log_lines(ctrs, cid: str, path: str, streams: set, tail: int | None, lo: float | None, hi: float | None,
-               timestamps: bool, follow: bool) -> Iterator[bytes]:
-    """conmon's k8s-file log (``TIME STREAM P|F TEXT`` lines) as the container's lines."""
-    import collections
+def _log_lines(ctrs, rec: dict, streams: set, tail: int, keep, timestamps: bool, follow: bool) -> Iterator[bytes]:
+    """The container's log lines through ``containers/logs.py``, as the API gives them: the
+    chosen streams, each piece of a line (its time first with ``timestamps``)."""
+    from ..containers import logs
 
-    from ..oci.times import parse_rfc3339
+    def pieces(pairs) -> Iterator[bytes]:
+        for _, (ts, fd, text, full) in pairs:
+            if fd in streams:
+                yield (ts.encode() + b" " if timestamps else b"") + text + (b"\n" if full else b"")
 
-    def keep(ts: bytes) -> bool:
-        if lo is None and hi is None:
-            return True
-        try:
-            t = parse_rfc3339(ts.decode("ascii"))
-        except ValueError:
-            return True
-        return (lo is None or t >= lo) and (hi is None or t <= hi)
-
-    def pieces(chunk: bytes) -> Iterator[bytes]:
-        """The log's records in ``chunk`` (complete lines), as the lines to give."""
-        for line in chunk.split(b"\n"):
-            parts = line.split(b" ", 3)
-            if len(parts) < 3 or (2 if parts[1] == b"stderr" else 1) not in streams or not keep(parts[0]):
-                continue
-            text = (parts[3] if len(parts) > 3 else b"") + (b"\n" if parts[2] == b"F" else b"")
-            yield (parts[0] + b" " + text) if timestamps else text
-
+    src = logs.open_log(ctrs, rec)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        rest = b""
-
-        def read() -> Iterator[bytes]:
-            nonlocal rest
-            while True:
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    return
-                done, nl, rest_now = (rest + chunk).rpartition(b"\n")
-                rest = rest_now
-                if nl:
-                    yield from pieces(done)
-
-        if tail is not None:  # only the last ``tail`` lines are held, whatever the log's size
-            last: collections.deque = collections.deque()
-            lines = 0
-            for piece in read():
-                last.append(piece)
-                if piece.endswith(b"\n"):
-                    lines += 1
-                    while lines > tail:
-                        if last.popleft().endswith(b"\n"):
-                            lines -= 1
-            while lines > tail and last:
-                if last.popleft().endswith(b"\n"):
-                    lines -= 1
-            yield from last
-        else:
-            yield from read()
-        delay = 0.01
-        while follow:
-            ended = ctrs.state(cid).get("state") != "running"  # the state first: no last line missed
-            got = False
-            for piece in read():
-                got = True
-                yield piece
-            if ended:
-                return
-            if got:
-                delay = 0.01
-            else:
-                time.sleep(delay)
-                delay = min(delay * 2, 0.25)
+        yield from pieces(logs.history([src], tail, keep))
+        if follow:
+            for got in logs.follow(ctrs, [src], keep):
+                yield from pieces(got)
     finally:
-        os.close(fd)
+        src.close()
