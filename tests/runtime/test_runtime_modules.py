@@ -104,11 +104,11 @@ import os, sys, gc
 from pallet.cli import runtime
 from pallet._std.importer import PalletFinder, PalletLoader
 
-def main():
+def main(preload=False):
     for m in {RUN_PATH!r}:
         __import__(m)
     slow = sorted(n for n, m in sys.modules.items() if n.startswith("pallet") and m.__loader__ is not PalletLoader)
-    print(gc.isenabled(), PalletFinder in sys.meta_path, " ".join(slow))
+    print(gc.isenabled(), PalletFinder in sys.meta_path, preload, " ".join(slow))
     return 0
 
 runtime.main = main
@@ -117,8 +117,8 @@ runtime.run_main()
     subprocess.run([sys.executable, "-m", "compileall", "-q", SRC], check=True, timeout=120)  # as installed
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    gc_on, installed, *slow = out.stdout.split()
-    assert (gc_on, installed) == ("False", "True")
+    gc_on, installed, preload, *slow = out.stdout.split()
+    assert (gc_on, installed, preload) == ("False", "True", "True")  # the lifecycle verbs from a snapshot
     assert set(slow) <= {"pallet", "pallet.cli", "pallet.cli.runtime", "pallet.cli.runtime_args", "pallet._std",
                          "pallet._std.importer"}, slow
 
@@ -173,3 +173,20 @@ def test_every_name_imported_from_the_runtime_exists():
             if not hasattr(importlib.import_module(target), name):
                 missing.append(f"{importer}: from {target} import {name}")
     assert missing == []
+
+
+def test_the_lifecycle_verbs_preload_their_snapshot(tmp_path):
+    """``run_main`` asks ``_std.importer`` for the snapshot of the lifecycle verbs a container
+    engine runs per container (create, start, run, kill, delete, state), and of no other."""
+    code = f"""
+from pallet._std import importer
+from pallet.cli import runtime
+importer.preload = lambda name: print(name) or 0
+for argv in (["state", "x"], ["delete", "x"], ["list"], ["--version"]):
+    runtime.main(["--root", {str(tmp_path)!r}, *argv], preload=True)
+runtime.main(["--root", {str(tmp_path)!r}, "kill", "x"])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert [line for line in out.stdout.splitlines() if line.startswith("runtime-")] == ["runtime-state",
+                                                                                        "runtime-delete"]
