@@ -177,7 +177,8 @@ def test_every_name_imported_from_the_runtime_exists():
 
 def test_the_lifecycle_verbs_preload_their_snapshot(tmp_path):
     """``run_main`` asks ``_std.importer`` for the snapshot of the lifecycle verbs a container
-    engine runs per container (create, start, run, kill, delete, state), and of no other."""
+    engine runs per container (create, start, run, kill, delete, state; and features), and of
+    no other."""
     code = f"""
 from pallet._std import importer
 from pallet.cli import runtime

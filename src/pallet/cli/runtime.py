@@ -19,9 +19,10 @@ def _version(root=None, o=None, args=None):
     print(f"pallet-runtime version {__version__}\nspec: 1.0.2-dev")
 
 
-#: the commands a container engine runs for every container: ``run_main`` preloads their snapshot
-#: (``_std.importer.preload``: the modules they loaded last time, executed without importlib's bookkeeping)
-PRELOADED = ("create", "start", "run", "kill", "delete", "state")
+#: the commands a container engine runs for every container (and ``features``, which a build
+#: asks first): ``run_main`` preloads their snapshot (``_std.importer.preload``: the modules
+#: they loaded last time, executed without importlib's bookkeeping)
+PRELOADED = ("create", "start", "run", "kill", "delete", "state", "features")
 
 
 def main(argv=None, *, preload=False):
