@@ -113,15 +113,19 @@ class PalletLoader:
         (data, mtime_ns, size), spec.loader_state = spec.loader_state, None
         code = marshal.loads(memoryview(data)[16:])
         exec(code, module.__dict__)
-        _loaded.append((spec.name, spec.origin, mtime_ns, size, code))
+        if _record:
+            _loaded.append((spec.name, spec.origin, mtime_ns, size, code))
 
     @staticmethod
     def get_source(name):  # tracebacks read the source by its file name (linecache)
         return None
 
 
-def install():
-    """Put the finder first in ``sys.meta_path`` (once)."""
+def install(record=False):
+    """Put the finder first in ``sys.meta_path`` (once); ``record``: keep what it loads for
+    :func:`save_snapshot` (a process that uses snapshots)."""
+    global _record
+    _record = _record or record
     if PalletFinder not in sys.meta_path:
         sys.meta_path.insert(0, PalletFinder)
 
@@ -129,8 +133,10 @@ def install():
 # -- snapshots -----------------------------------------------------------------------------
 
 _SNAPSHOT_MAGIC = b"pallet snapshot 1 " + MAGIC_NUMBER
-#: (name, source, mtime_ns, size, code) of each module PalletLoader executed, in the order they finished
+#: (name, source, mtime_ns, size, code) of each module PalletLoader executed, in the order they
+#: finished, when ``install(record=True)`` asked for it
 _loaded = []
+_record = False
 #: (path, entries preloaded, pid) once preload() ran
 _snapshot = None
 

@@ -194,7 +194,7 @@ def run_main():
     from .._std import importer
 
     gc.disable()
-    importer.install()  # pallet's modules found and loaded in half importlib's instructions
+    importer.install(record=True)  # pallet's modules found and loaded in half importlib's instructions
     rc = main(preload=True)
     importer.save_snapshot()  # only when the command's snapshot was missing, stale or short
     try:
