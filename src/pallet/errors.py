@@ -122,7 +122,11 @@ class OCIRuntimeError(PalletError):
 # ``pallet.errors.BuildError`` work as for the others, with the same ``__module__`` and
 # ``__qualname__`` (pickling, repr).
 
-_LATER = frozenset(('LayerError', 'BuildError', 'ContainerNetworkError', 'NetworkNotFound', 'NetworkInUse', 'VolumeError', 'VolumeNotFound', 'VolumeInUse', 'ContainerError', 'ContainerNotFound', 'ContainerStateError', 'CommandNotFound', 'CommandNotRunnable', 'ScanError', 'CRIError'))
+_LATER = frozenset((
+    "LayerError", "BuildError", "ContainerNetworkError", "NetworkNotFound", "NetworkInUse", "VolumeError",
+    "VolumeNotFound", "VolumeInUse", "ContainerError", "ContainerNotFound", "ContainerStateError",
+    "CommandNotFound", "CommandNotRunnable", "ScanError", "CRIError",
+))
 _later_lock = _thread.allocate_lock()
 
 

@@ -160,7 +160,8 @@ def test_no_snapshot_is_written_without_bytecode_writing():
 def test_a_process_that_does_not_record_keeps_no_code_and_writes_no_snapshot():
     """``pallet`` installs the finder without recording: no code objects kept, nothing saved."""
     name = f"test-snapshot-r-{os.getpid()}"
-    code = _SNAP.format(name=name, body="import pallet.runtime.run\nimporter.save_snapshot()\nprint(len(importer._loaded))")
+    body = "import pallet.runtime.run\nimporter.save_snapshot()\nprint(len(importer._loaded))"
+    code = _SNAP.format(name=name, body=body)
     code = code.replace("importer.install(record=True)", "importer.install()")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=_env())
     assert out.returncode == 0 and out.stdout == "0\n", out.stderr
