@@ -29,8 +29,10 @@ with the attributes importlib gives; the command's imports then find them in ``s
 Any mismatch, an unreadable or foreign file: nothing is preloaded, the modules load one by
 one as above, and :func:`save_snapshot` writes the snapshot anew at the command's end (as
 importlib writes a missing pyc; not with ``-B``/``PYTHONDONTWRITEBYTECODE``, never into a
-directory it cannot write). A module the snapshot lacks (a verb's or a config's own) is
-loaded by the finder and added to it.
+directory it cannot write). A module the snapshot lacks (a verb's or a config's own, as
+``runtime.seccomp`` for a config with ``linux.seccomp``) is loaded by the finder and not added:
+a snapshot holds what its first command loaded, so that one config's modules are not executed
+for every later container (a union would grow to every module any container ever needed).
 """
 
 import marshal
@@ -220,18 +222,14 @@ def preload(name):
 
 def save_snapshot():
     """After a command that called :func:`preload`: write its snapshot when there was none (or
-    a stale one) or this process loaded modules it lacks. Errors are ignored (a read-only or
+    a stale one), of the modules this process loaded. Errors are ignored (a read-only or
     foreign-owned installation keeps loading module by module)."""
     if _snapshot is None or sys.dont_write_bytecode:
         return
     path, entries, pid = _snapshot
-    if pid != os.getpid():  # a forked child (the container's init) never writes it
+    if entries or not _loaded or pid != os.getpid():  # used; or a forked child (the container's init)
         return
-    have = {e[0] for e in entries}
-    new = tuple(e for e in _loaded if e[0] not in have)
-    if not new:
-        return
-    data = marshal.dumps((_SNAPSHOT_MAGIC, entries + new))
+    data = marshal.dumps((_SNAPSHOT_MAGIC, tuple(_loaded)))
     tmp = f"{path}.{pid}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
