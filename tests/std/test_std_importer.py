@@ -136,6 +136,8 @@ def test_a_snapshot_gives_the_modules_importlib_would_and_is_used_only_while_eve
         mod, source, mtime, size, code = entries[-1]
         write(list(entries[:-1]) + [(mod, source, mtime + 1, size, code)])  # a source changed since
         assert _snap(name, "print(n, [m for m in sys.modules if m.startswith('pallet.runtime')])") == "0 []\n"
+        write([(1, 2, 3, 4, 5)] + list(entries))  # not even the right types
+        assert _snap(name, "print(n)") == "0\n"
         write(entries, b"not ours")
         assert _snap(name, "print(n)") == "0\n"
         with open(path, "wb") as f:

@@ -176,11 +176,16 @@ def preload(name):
     for entry in entries:  # all or nothing: a stale module could differ in what it imports
         try:
             mod_name, source, mtime_ns, size, code = entry
-            st = os.stat(source)
-        except (OSError, TypeError, ValueError):
+        except (TypeError, ValueError):
             return 0
-        if st.st_mtime_ns != mtime_ns or st.st_size != size or not source.startswith(prefix) \
+        if type(mod_name) is not str or type(source) is not str or not source.startswith(prefix) \
                 or not mod_name.startswith("pallet.") or type(code).__name__ != "code":
+            return 0
+        try:
+            st = os.stat(source)
+        except (OSError, ValueError):
+            return 0
+        if st.st_mtime_ns != mtime_ns or st.st_size != size:
             return 0
     done = 0
     module_type = type(sys)
