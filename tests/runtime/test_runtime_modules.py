@@ -191,3 +191,27 @@ runtime.main(["--root", {str(tmp_path)!r}, "kill", "x"])
     assert out.returncode == 0, out.stderr
     assert [line for line in out.stdout.splitlines() if line.startswith("runtime-")] == ["runtime-state",
                                                                                         "runtime-delete"]
+
+
+def test_the_console_script_writes_a_verbs_snapshot_once_then_runs_from_it(tmp_path):
+    """``pallet-runtime state`` as installed (pycs current, bytecode writing on): the first run
+    writes the verb's snapshot, the next ones use it (the file is not rewritten) and answer
+    the same."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", SRC], check=True, timeout=120)
+    path = f"{SRC}/__pycache__/runtime-state.{sys.implementation.cache_tag}.snapshot"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    cmd = [sys.executable, "-c", "from pallet.cli.runtime import run_main; run_main()", "--root", str(tmp_path),
+           "state", "nosuchcontainer"]
+    if os.path.exists(path):
+        os.unlink(path)
+    try:
+        first = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+        st = os.stat(path)
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+        again = os.stat(path)
+        assert (again.st_ino, again.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+        assert first.returncode == second.returncode == 1 and first.stderr == second.stderr
+        assert "nosuchcontainer" in first.stderr
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
