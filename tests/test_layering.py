@@ -79,7 +79,9 @@ STAND_INS = {
     "pallet._std.sock": {"_socket"},  # unix/inet sockets and pairs without socket's enums and selectors
     "pallet._std.proc": set(),  # subprocess's Popen/run over os.posix_spawn (no locale, re, threading)
     "pallet._std.futures": set(),  # a function in a thread and its result, without concurrent.futures
-    "pallet._std.importer": set(),  # importlib's path finder and pyc loader for pallet.* (pallet-runtime)
+    # importlib's path finder and pyc loader for pallet.* (pallet-runtime); its snapshots put the
+    # modules they execute into sys.modules, as importlib does
+    "pallet._std.importer": {"sys.modules"},
 }
 LOW_LEVEL = ("_ssl", "_socket", "_ctypes", "_json")
 

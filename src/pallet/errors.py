@@ -8,6 +8,8 @@ as one line on stderr and exits with ``exit_code``; a traceback is a bug.
 # no ``from __future__ import annotations``: the annotations below are valid at run time, and
 # importing ``__future__`` cost pallet-runtime's start ~1 % of its instructions
 
+import _thread
+
 
 class PalletError(Exception):
     """Base of every error pallet raises on purpose.
@@ -111,98 +113,118 @@ class OCIRuntimeError(PalletError):
     """The OCI runtime could not create, start, signal or delete a container (runc's exit code 1)."""
 
 
+# -- the features' errors, defined on first use ------------------------------------------------
+# Making a class costs ~70K instructions: the fifteen classes of the features (layers, builds,
+# containers, networks, volumes, scans, the CRI) were a third of this module's import, paid by
+# every ``pallet-runtime`` start and every quick command that raises none of them. They are
+# made, all at once and once, the first time one of their names is looked up (PEP 562), and
+# are then ordinary attributes of this module: ``from pallet.errors import BuildError`` and
+# ``pallet.errors.BuildError`` work as for the others, with the same ``__module__`` and
+# ``__qualname__`` (pickling, repr).
+
+_LATER = frozenset((
+    "LayerError", "BuildError", "ContainerNetworkError", "NetworkNotFound", "NetworkInUse", "VolumeError",
+    "VolumeNotFound", "VolumeInUse", "ContainerError", "ContainerNotFound", "ContainerStateError",
+    "CommandNotFound", "CommandNotRunnable", "ScanError", "CRIError",
+))
+_later_lock = _thread.allocate_lock()
 
 
-class LayerError(PalletError):
-    """A tar layer is malformed, truncated or unsafe (a name or link that would escape the
-    directory it is applied to), or a directory cannot be turned into a layer."""
+def __getattr__(name: str):
+    if name in _LATER:
+        with _later_lock:
+            if name not in globals():
+                globals().update(_define_later())
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class BuildError(PalletError):
-    """A build or a working-container operation failed: bad Dockerfile (with file:line), a
-    missing COPY source, a RUN that exited non-zero (``exit_code`` is then the command's own,
-    as buildah reports it), an unknown stage."""
-
-    exit_code = 125
-
-    def __init__(self, message: str, exit_code: int | None = None, **kw):
-        super().__init__(message, **kw)
-        if exit_code is not None:
-            self.exit_code = exit_code
+def __dir__():
+    return sorted(set(globals()) | _LATER)
 
 
-class ContainerNetworkError(PalletError):
-    """A container network cannot be created, changed, attached or detached (netavark failed,
-    a subnet overlaps the host's routes, a name is taken); podman's verbs exit 125."""
+def _define_later() -> dict:
+    class LayerError(PalletError):
+        """A tar layer is malformed, truncated or unsafe (a name or link that would escape the
+        directory it is applied to), or a directory cannot be turned into a layer."""
 
-    exit_code = 125
+    class BuildError(PalletError):
+        """A build or a working-container operation failed: bad Dockerfile (with file:line), a
+        missing COPY source, a RUN that exited non-zero (``exit_code`` is then the command's own,
+        as buildah reports it), an unknown stage."""
 
+        exit_code = 125
 
-class NetworkNotFound(ContainerNetworkError):
-    """The network (name or ID) is not defined."""
+        def __init__(self, message: str, exit_code: int | None = None, **kw):
+            super().__init__(message, **kw)
+            if exit_code is not None:
+                self.exit_code = exit_code
 
+    class ContainerNetworkError(PalletError):
+        """A container network cannot be created, changed, attached or detached (netavark failed,
+        a subnet overlaps the host's routes, a name is taken); podman's verbs exit 125."""
 
-class NetworkInUse(ContainerNetworkError):
-    """The network still has containers attached (``network rm`` without ``-f``: exit 2, as podman)."""
+        exit_code = 125
 
+    class NetworkNotFound(ContainerNetworkError):
+        """The network (name or ID) is not defined."""
 
-class VolumeError(PalletError):
-    """A named volume cannot be created, mounted or removed (a bad name, driver or option, a
-    mount that fails); podman's volume verbs exit 125."""
+    class NetworkInUse(ContainerNetworkError):
+        """The network still has containers attached (``network rm`` without ``-f``: exit 2, as podman)."""
 
-    exit_code = 125
+    class VolumeError(PalletError):
+        """A named volume cannot be created, mounted or removed (a bad name, driver or option, a
+        mount that fails); podman's volume verbs exit 125."""
 
+        exit_code = 125
 
-class VolumeNotFound(VolumeError):
-    """No volume by that name (``volume rm`` and ``exists`` exit 1, as podman)."""
+    class VolumeNotFound(VolumeError):
+        """No volume by that name (``volume rm`` and ``exists`` exit 1, as podman)."""
 
+    class VolumeInUse(VolumeError):
+        """The volume still has users (containers): ``volume rm`` exits 2, as podman."""
 
-class VolumeInUse(VolumeError):
-    """The volume still has users (containers): ``volume rm`` exits 2, as podman."""
+    class ContainerError(PalletError):
+        """A container (``pallet run``/``create``/``start``/``rm``...) cannot be made, started or
+        removed; podman's verbs exit 125."""
 
+        exit_code = 125
 
-class ContainerError(PalletError):
-    """A container (``pallet run``/``create``/``start``/``rm``...) cannot be made, started or
-    removed; podman's verbs exit 125."""
+    class ContainerNotFound(ContainerError):
+        """No container has that name or ID (``rm``, ``stop``... exit 1 for it, as podman)."""
 
-    exit_code = 125
+    class ContainerStateError(ContainerError):
+        """The container is in the wrong state for the operation (a running one removed without -f: exit 2)."""
 
+    class CommandNotFound(ContainerError):
+        """The container's command does not exist (exit 127, as podman)."""
 
-class ContainerNotFound(ContainerError):
-    """No container has that name or ID (``rm``, ``stop``... exit 1 for it, as podman)."""
+        exit_code = 127
 
+    class CommandNotRunnable(ContainerError):
+        """The container's command cannot be invoked (permission denied), or its start fails before
+        it runs (a ``--workdir`` missing, a published host port taken): exit 126, as podman."""
 
-class ContainerStateError(ContainerError):
-    """The container is in the wrong state for the operation (a running one removed without -f: exit 2)."""
+        exit_code = 126
 
+    class ScanError(PalletError):
+        """A scan could not be done (its target cannot be read, a bad option, a database that
+        cannot be opened): ``pallet scan`` exits 125, as atomic's scan verbs did."""
 
-class CommandNotFound(ContainerError):
-    """The container's command does not exist (exit 127, as podman)."""
+        exit_code = 125
 
-    exit_code = 127
+    class CRIError(PalletError):
+        """A CRI request the server refuses or could not carry out; ``code`` is the gRPC status
+        name the server answers with (``NOT_FOUND``, ``INVALID_ARGUMENT``, ``ALREADY_EXISTS``,
+        ``FAILED_PRECONDITION``, ``UNKNOWN``...)."""
 
+        exit_code = 125
 
-class CommandNotRunnable(ContainerError):
-    """The container's command cannot be invoked (permission denied), or its start fails before
-    it runs (a ``--workdir`` missing, a published host port taken): exit 126, as podman."""
+        def __init__(self, message: str, code: str = "UNKNOWN", **kw):
+            super().__init__(message, **kw)
+            self.code = code
 
-    exit_code = 126
-
-
-class ScanError(PalletError):
-    """A scan could not be done (its target cannot be read, a bad option, a database that
-    cannot be opened): ``pallet scan`` exits 125, as atomic's scan verbs did."""
-
-    exit_code = 125
-
-
-class CRIError(PalletError):
-    """A CRI request the server refuses or could not carry out; ``code`` is the gRPC status
-    name the server answers with (``NOT_FOUND``, ``INVALID_ARGUMENT``, ``ALREADY_EXISTS``,
-    ``FAILED_PRECONDITION``, ``UNKNOWN``...)."""
-
-    exit_code = 125
-
-    def __init__(self, message: str, code: str = "UNKNOWN", **kw):
-        super().__init__(message, **kw)
-        self.code = code
+    made = {k: v for k, v in locals().items() if k in _LATER}
+    for cls in made.values():
+        cls.__qualname__ = cls.__name__
+    return made

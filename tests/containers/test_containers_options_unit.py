@@ -149,6 +149,30 @@ def test_containers_conf_cache_follows_the_files(tmp_path, monkeypatch):
         conf_mod.load(env, cache_dir=str(cache))
 
 
+def test_containers_conf_without_a_run_root_is_cached_in_roots_host_directory(tmp_path, monkeypatch):
+    """A caller with no run root (a build's RUN steps) gets the cache in HOST_CACHE_DIR, made
+    0700, as root only; a directory others may write is not used."""
+    monkeypatch.setattr(conf_mod, "_RACY", 0)
+    host = tmp_path / "host"
+    monkeypatch.setattr(conf_mod, "HOST_CACHE_DIR", str(host))
+    a = tmp_path / "a.conf"
+    a.write_text('[containers]\npids_limit = 10\n')
+    env = {"CONTAINERS_CONF": str(a)}
+    assert conf_mod.load(env).get("pids_limit") == 10
+    if os.geteuid() != 0:
+        assert not host.exists()
+        return
+    assert (host / conf_mod._CACHE).exists() and os.stat(host).st_mode & 0o777 == 0o700
+    def no_parse(*args):
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(conf_mod, "parse", no_parse)
+    assert conf_mod.load(env).get("pids_limit") == 10
+    os.chmod(host, 0o777)
+    with pytest.raises(AssertionError, match="parsed again"):
+        conf_mod.load(env)
+
+
 def test_containers_conf_just_written_is_not_cached(tmp_path):
     """A file changed within the last seconds is parsed every time (a change inside the
     filesystem's timestamp granularity could keep its size and times)."""

@@ -104,11 +104,11 @@ import os, sys, gc
 from pallet.cli import runtime
 from pallet._std.importer import PalletFinder, PalletLoader
 
-def main():
+def main(preload=False):
     for m in {RUN_PATH!r}:
         __import__(m)
     slow = sorted(n for n, m in sys.modules.items() if n.startswith("pallet") and m.__loader__ is not PalletLoader)
-    print(gc.isenabled(), PalletFinder in sys.meta_path, " ".join(slow))
+    print(gc.isenabled(), PalletFinder in sys.meta_path, preload, " ".join(slow))
     return 0
 
 runtime.main = main
@@ -117,8 +117,8 @@ runtime.run_main()
     subprocess.run([sys.executable, "-m", "compileall", "-q", SRC], check=True, timeout=120)  # as installed
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    gc_on, installed, *slow = out.stdout.split()
-    assert (gc_on, installed) == ("False", "True")
+    gc_on, installed, preload, *slow = out.stdout.split()
+    assert (gc_on, installed, preload) == ("False", "True", "True")  # the lifecycle verbs from a snapshot
     assert set(slow) <= {"pallet", "pallet.cli", "pallet.cli.runtime", "pallet.cli.runtime_args", "pallet._std",
                          "pallet._std.importer"}, slow
 
@@ -173,3 +173,45 @@ def test_every_name_imported_from_the_runtime_exists():
             if not hasattr(importlib.import_module(target), name):
                 missing.append(f"{importer}: from {target} import {name}")
     assert missing == []
+
+
+def test_the_lifecycle_verbs_preload_their_snapshot(tmp_path):
+    """``run_main`` asks ``_std.importer`` for the snapshot of the lifecycle verbs a container
+    engine runs per container (create, start, run, kill, delete, state; and features), and of
+    no other."""
+    code = f"""
+from pallet._std import importer
+from pallet.cli import runtime
+importer.preload = lambda name: print(name) or 0
+for argv in (["state", "x"], ["delete", "x"], ["list"], ["--version"]):
+    runtime.main(["--root", {str(tmp_path)!r}, *argv], preload=True)
+runtime.main(["--root", {str(tmp_path)!r}, "kill", "x"])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert [line for line in out.stdout.splitlines() if line.startswith("runtime-")] == ["runtime-state",
+                                                                                        "runtime-delete"]
+
+
+def test_the_console_script_writes_a_verbs_snapshot_once_then_runs_from_it(tmp_path):
+    """``pallet-runtime state`` as installed (pycs current, bytecode writing on): the first run
+    writes the verb's snapshot, the next ones use it (the file is not rewritten) and answer
+    the same."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", SRC], check=True, timeout=120)
+    path = f"{SRC}/__pycache__/runtime-state.{sys.implementation.cache_tag}.snapshot"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    cmd = [sys.executable, "-c", "from pallet.cli.runtime import run_main; run_main()", "--root", str(tmp_path),
+           "state", "nosuchcontainer"]
+    if os.path.exists(path):
+        os.unlink(path)
+    try:
+        first = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+        st = os.stat(path)
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+        again = os.stat(path)
+        assert (again.st_ino, again.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+        assert first.returncode == second.returncode == 1 and first.stderr == second.stderr
+        assert "nosuchcontainer" in first.stderr
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)

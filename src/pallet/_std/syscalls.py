@@ -65,12 +65,12 @@ def _func(name, argtypes=None, restype=None, gil=False):
 _M = os.uname().machine
 if _M == "x86_64":
     SYS_pivot_root, SYS_capget, SYS_capset, SYS_mount_setattr = 155, 125, 126, 442
-    SYS_keyctl, SYS_prlimit64 = 250, 302
+    SYS_keyctl, SYS_prlimit64, SYS_seccomp = 250, 302, 317
 elif _M == "aarch64":
     SYS_pivot_root, SYS_capget, SYS_capset, SYS_mount_setattr = 41, 90, 91, 442
-    SYS_keyctl, SYS_prlimit64 = 219, 261
+    SYS_keyctl, SYS_prlimit64, SYS_seccomp = 219, 261, 277
 else:  # pragma: no cover - other architectures
-    SYS_pivot_root = SYS_capget = SYS_capset = SYS_mount_setattr = SYS_keyctl = SYS_prlimit64 = -1
+    SYS_pivot_root = SYS_capget = SYS_capset = SYS_mount_setattr = SYS_keyctl = SYS_prlimit64 = SYS_seccomp = -1
 
 PR_SET_PDEATHSIG = 1
 PR_GET_DUMPABLE = 3
@@ -133,6 +133,26 @@ def setns(fd, nstype=0):
 
 
 _syscall = _func("syscall", restype=c_long)
+
+
+class c_ushort(_ctypes._SimpleCData):
+    _type_ = "H"
+
+
+class _SockFprog(Structure):  # struct sock_fprog
+    _fields_ = [("len", c_ushort), ("filter", c_char_p)]
+
+
+SECCOMP_SET_MODE_FILTER = 1
+
+
+def seccomp_set_mode_filter(program, flags=0):
+    """``seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog)``: install the classic BPF filter
+    ``program`` (struct sock_filter records, 8 bytes each), as libseccomp's ``seccomp_load`` does."""
+    if not program or len(program) % 8 or len(program) // 8 > 4096:
+        raise OSError(22, "seccomp: not a BPF program")
+    prog = _SockFprog(len(program) // 8, program)
+    _check(_syscall(c_long(SYS_seccomp), c_uint(SECCOMP_SET_MODE_FILTER), c_uint(flags), byref(prog)), "seccomp")
 
 
 def pivot_root(new_root, put_old):

@@ -19,7 +19,13 @@ def _version(root=None, o=None, args=None):
     print(f"pallet-runtime version {__version__}\nspec: 1.0.2-dev")
 
 
-def main(argv=None):
+#: the commands a container engine runs for every container (and ``features``, which a build
+#: asks first): ``run_main`` preloads their snapshot (``_std.importer.preload``: the modules
+#: they loaded last time, executed without importlib's bookkeeping)
+PRELOADED = ("create", "start", "run", "kill", "delete", "state", "features")
+
+
+def main(argv=None, *, preload=False):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("--version", "-v"):
         _version()
@@ -32,6 +38,10 @@ def main(argv=None):
             return 0
         sys.stderr.write(f"pallet-runtime: {e}\n")
         return 1
+    if preload and cmd in PRELOADED:
+        from .._std import importer
+
+        importer.preload("runtime-" + cmd)
     from ..errors import PalletError
 
     try:
@@ -176,15 +186,17 @@ def run_main():
     """Console-script entry: no cyclic garbage collection (a command lives for milliseconds: the
     collections its imports set off were a tenth of a ``run``'s instructions, and a collection in
     the forked init would copy every page it touches; ``events``, which runs on, turns it back on),
-    pallet's modules through ``_std.importer`` (half importlib's instructions each), and no
-    interpreter teardown (start-up *and* exit time count)."""
+    pallet's modules through ``_std.importer`` (half importlib's instructions each; a lifecycle
+    command's from its snapshot, without importlib's bookkeeping), and no interpreter teardown
+    (start-up *and* exit time count)."""
     import gc
 
     from .._std import importer
 
     gc.disable()
-    importer.install()  # pallet's modules found and loaded in half importlib's instructions
-    rc = main()
+    importer.install(record=True)  # pallet's modules found and loaded in half importlib's instructions
+    rc = main(preload=True)
+    importer.save_snapshot()  # only when the command's snapshot was missing, stale or short
     try:
         sys.stdout.flush()
         sys.stderr.flush()

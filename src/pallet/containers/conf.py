@@ -164,10 +164,34 @@ def _check(conf: Conf, path: str) -> None:
             raise conf.bad(key, f"{v}: want -1, 0 or a positive number")
 
 
+#: where :func:`load` keeps the merged result when its caller names no directory (a build's
+#: RUN steps, a fresh store): root's only, a directory of root's that others cannot write
+HOST_CACHE_DIR = "/run/pallet-containers-conf"
+
+
+def _host_cache_dir() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        os.mkdir(HOST_CACHE_DIR, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    try:
+        st = os.lstat(HOST_CACHE_DIR)
+    except OSError:
+        return None
+    if (st.st_mode & 0o170000) != 0o040000 or st.st_uid != 0 or st.st_mode & 0o022:
+        return None
+    return HOST_CACHE_DIR
+
+
 def load(env=None, cache_dir: str | None = None) -> Conf:
     """The merged containers.conf of this process.
 
-    ``cache_dir`` (a run root's directory): the merged result is kept there in
+    ``cache_dir`` (a run root's directory; none given: :data:`HOST_CACHE_DIR` for root, so
+    that a build's RUN steps do not import ``tomllib`` either): the merged result is kept there in
     ``containers-conf.json``, keyed by each file's path, device, inode, size, mtime and ctime
     (and which files there are), so a later ``run`` reads one small JSON file instead of
     parsing TOML (``tomllib`` imports ``typing``, ``datetime``, ``re``: several ms of every
@@ -175,6 +199,8 @@ def load(env=None, cache_dir: str | None = None) -> Conf:
     A file changed less than :data:`_RACY` seconds ago is not cached (a change within the
     filesystem's timestamp granularity could keep size and times: git's racy-file rule)."""
     paths = files(env)
+    if cache_dir is None:
+        cache_dir = _host_cache_dir()
     key = _key(paths) if cache_dir else None
     if key is not None:
         cached = _cached(cache_dir, key)

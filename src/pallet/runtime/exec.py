@@ -208,7 +208,7 @@ def _child(proc, fds, mgr, placed, console_fd, w, preserve_fds, seccomp, lx):
         if seccomp:
             from . import seccomp as _seccomp
 
-            filt = _seccomp.build(seccomp)
+            filt = _seccomp.prepare(seccomp)
         if mgr is not None:
             mgr.join_self(placed)
         os.setsid()

@@ -97,7 +97,7 @@ def _prepare(ctx, c, lx, proc, hooks):
         from . import seccomp as _seccomp
 
         try:
-            seccomp_filter = _seccomp.build(seccomp)
+            seccomp_filter = _seccomp.prepare(seccomp)
         except Exception as e:
             raise SetupError(str(e)) from None
     if ctx.get("wait_go"):
