@@ -913,7 +913,7 @@ class DockerfileBuild:
         if rec["id"] in self.made_images:
             self.made_images.remove(rec["id"])
         if not options.quiet:
-            options.out(f"--> {rec['id'][:12]}")
+            options.out(f"--> {rec['id'][:11]}")
             for t in rec["names"]:
                 options.out(f"Successfully tagged {t}")
         if options.iidfile:

@@ -13,6 +13,15 @@ from .records import State as _State
 from .records import now as _now
 
 
+def names_changed(rec: dict) -> None:
+    """containers/storage's names history after a change of an image's names: each current name
+    moves to the front in turn (the last one first), older names follow, each once."""
+    history = list(rec.get("names_history") or [])
+    for n in rec["names"]:
+        history = [n] + [h for h in history if h != n]
+    rec["names_history"] = history
+
+
 class ImageStore:
     """The store's images (a part of ``Store``)."""
 
@@ -65,6 +74,9 @@ class ImageStore:
             rec["size"] = sum(st.layers[lid].get("size", 0) for lid in layers)
             for name in names:
                 self._move_name(st, name, rec)
+            if names:  # containers/image's order: the names just given first, then the old ones
+                rec["names"] = [n for n in names if n in rec["names"]] + [n for n in rec["names"] if n not in names]
+                names_changed(rec)
             st.images[image_id] = rec
             st.dirty.add("images")
             return rec
@@ -152,6 +164,7 @@ class ImageStore:
             rec = self.lookup_image(st, text)
             for n in qualified:
                 self._move_name(st, n, rec)
+            names_changed(rec)
             st.dirty.add("images")
             return dict(rec)
 
@@ -165,8 +178,9 @@ class ImageStore:
             for n in names:
                 q = str(_names.qualify(n))
                 if q not in rec["names"]:
-                    raise NotFound(f"{n}: tag not known for image {rec['id'][:12]}")
+                    raise NotFound(f"{n}: tag not known")  # podman's words
                 rec["names"].remove(q)
+            names_changed(rec)
             st.dirty.add("images")
             return dict(rec)
 
@@ -181,13 +195,14 @@ class ImageStore:
             rec = self.lookup_image(st, text)
             iid = rec["id"]
             by_name = not (_names.is_id_like(text) and (iid.startswith(text.removeprefix("sha256:"))))
-            if by_name and len(rec["names"]) > 1 and not force:
+            if by_name and len(rec["names"]) > 1:  # even with force, a name goes alone (podman's)
                 named, short = _names.candidates(text)
                 stored = str(_names.qualify(text)) if named is not None else None
                 name = stored if stored in rec["names"] else next(
                     (n for n in rec["names"] if short and _names.name_matches_short(n, short)), None)
                 if name:
                     rec["names"].remove(name)
+                    names_changed(rec)
                     st.dirty.add("images")
                     return iid, [name], False
             if not by_name and len(rec["names"]) > 1 and not (force or every_name):

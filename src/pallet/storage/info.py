@@ -65,7 +65,7 @@ def image_summary(rec: dict, labels: dict | None, containers: int, dangling: boo
     doc = {"Id": rec["id"], "ParentId": "", "RepoTags": tags or None, "RepoDigests": digests,
            "Size": rec.get("size", 0), "SharedSize": 0, "VirtualSize": rec.get("size", 0),
            "Labels": labels or None, "Containers": containers, "Names": list(rec["names"]) or None,
-           "Digest": rec["digest"], "Digests": list(rec["digests"]), "History": list(reversed(rec["names"])) or None,
+           "Digest": rec["digest"], "Digests": list(rec["digests"]), "History": names_history(rec) or None,
            "Created": seconds, "CreatedAt": created}
     if dangling:  # podman's omitempty
         doc["Dangling"] = True
@@ -112,7 +112,7 @@ def inspect_image(store: "Store", text: str) -> dict:
         "ManifestType": rec["manifests"].get(rec["digest"], ""),
         "User": c.get("User", ""),
         "History": cfg.get("history") or [],
-        "NamesHistory": list(rec["names"]),
+        "NamesHistory": names_history(rec),
     }
 
 
@@ -153,6 +153,14 @@ def history(store: "Store", text: str) -> list[dict]:
         rows[0]["id"] = rec["id"]
         rows[0]["tags"] = [n for n in rec["names"]]
     return rows
+
+
+def names_history(rec: dict) -> list[str]:
+    """Every name the image has had, the latest first (a record from before the store kept
+    them: its names, the last first)."""
+    if "names_history" in rec:
+        return list(rec["names_history"])
+    return list(reversed(rec["names"]))
 
 
 def intermediate_ids(images: list[dict]) -> set[str]:
