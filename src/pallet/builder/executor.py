@@ -578,6 +578,9 @@ class DockerfileBuild:
             state = StageState(img, doc, step_key("", "image", img["id"], options.fmt))  # docker and oci steps differ
             state.annotations = _image.base_annotations(img, base_text)
         state.args = {}
+        # the platform its RUN steps run for: FROM --platform, else the build's (None: the host's)
+        state.platform = self._stage_platform(self.results[idx].stage) if idx is not None and getattr(
+            self.results[idx], "stage", None) is not None else self._stage_platform(stage)
         state.single = not options.layers or (last and (options.squash or options.squash_all))
         state.later_args = {}
         for ins in stage.instructions:
