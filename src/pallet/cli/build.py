@@ -140,8 +140,10 @@ def _build_parser(sub, name: str):
     p.add_argument("--compress", action="store_true", help="accepted for docker build: a no-op, as in buildah")
     p.add_argument("--cache-ttl", type=common.duration_arg, default=None, metavar="DURATION",
                    help="use cached steps built at most this long ago (0: as --no-cache), e.g. 30m, 1h")
-    p.add_argument("--cache-from", action="append", default=[], metavar="IMAGE",
-                   help="accepted for docker build: a no-op (only this store's cache is used)")
+    p.add_argument("--cache-from", metavar="REPOSITORY",
+                   help="with --layers: look for the steps the store lacks in this registry repository")
+    p.add_argument("--cache-to", metavar="REPOSITORY",
+                   help="with --layers: push each step's image to this registry repository (REPOSITORY:KEY)")
     common.add_retry_flags(p)
     p.add_argument("--retry", dest="retry_times", type=int, metavar="N", help="as --retry-times (buildah)")
     # what every RUN step gets (buildah's resource and security flags)
@@ -473,6 +475,10 @@ def _build(args) -> int:
                          "image ID")
     if several and (scan or args.output or args.context == "-"):
         raise UsageError("--scan, --output and a context on stdin build one image: give one --platform")
+    from ..builder.remote_cache import repository
+
+    cache_from = repository(args.cache_from, "--cache-from") if args.cache_from else None
+    cache_to = repository(args.cache_to, "--cache-to") if args.cache_to else None
     secrets = _secrets(args.secret)
     contexts = _build_contexts(args.build_context)
     store = _store(args)
@@ -502,7 +508,7 @@ def _build(args) -> int:
             platform=platform, cpp_flags=args.cpp_flag,
             context_stream=sys.stdin.buffer if args.context == "-" else None, cache_ttl=args.cache_ttl,
             os_version=args.os_version, os_features=args.os_feature, log_rusage=args.log_rusage,
-            from_image=args.from_image,
+            from_image=args.from_image, cache_from=cache_from, cache_to=cache_to,
             rusage_out=_appender(args.rusage_logfile) if args.rusage_logfile else None,
             warn=lambda line: (sys.stderr.write(f"WARN {line}\n"), sys.stderr.flush()))
 
