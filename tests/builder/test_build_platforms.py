@@ -88,7 +88,7 @@ def test_run_for_another_cpu_needs_emulation(s, multi_ref, tmp_path):
         assert p.returncode == 125, p.stderr
         err = p.stderr.strip().splitlines()[-1]
         assert err.startswith('Error: building at STEP "RUN echo ran > /ran": RUN for linux/') and \
-            "needs emulation" in err and "qemu-user-static" in err, err
+            "exec format error: it needs emulation" in err and "qemu-user-static" in err, err
         # nothing half-made: no list
         assert s("manifest", "exists", "runlist", check=False).returncode == 1
     else:  # an emulator is registered: the step runs (the base has no shell: it fails for want of

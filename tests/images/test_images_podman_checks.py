@@ -16,24 +16,10 @@ import pytest
 
 import images
 from conftest import need
-from test_storage import StoreCLI, push_layout
-from test_store_images import Podman
+from test_storage import push_layout
+from test_store_images import podman, s  # noqa: F401  (fixtures: pallet's store, podman's)
 
 pytestmark = pytest.mark.usefixtures("isolated")
-
-
-@pytest.fixture
-def s(tmp_path):
-    st = StoreCLI(str(tmp_path / "store"), "overlay")
-    yield st
-    st.cleanup()
-
-
-@pytest.fixture
-def podman(tmp_path):
-    p = Podman(str(tmp_path / "podman-root"))
-    yield p
-    p.cleanup()
 
 
 @pytest.fixture

@@ -134,7 +134,7 @@ def test_login_logout_cli(basic_registry, tmp_path, skopeo):
     p = run_pallet("login", "--tls-verify=false", "--authfile", authfile, "-u", "bob", "--password-stdin", host,
                    input="nope\n", check=False)
     assert p.returncode == 125  # podman's and buildah's status (podman's 150-login.bats checks it)
-    assert p.stderr == f"Error: logging in to {host}: invalid username/password\n"
+    assert p.stderr == f'Error: logging into "{host}": invalid username/password\n'  # podman's words
     assert open(authfile).read() == before
     # password from stdin
     p = run_pallet("login", "--tls-verify=false", "--authfile", authfile, "-u", "bob", "--password-stdin", host,

@@ -54,6 +54,7 @@ def check(arch: str, os_name: str = "linux") -> None:
     from ..oci.platform import host
 
     q = QEMU.get(arch, arch)
-    raise BuildError(f"RUN for {os_name}/{arch} on this {host().architecture} machine needs emulation, and there is "
-                     f"no enabled binfmt_misc handler for {q} in {BINFMT} (install qemu-user-static; a build "
-                     "for that platform without RUN steps works without it)")
+    # the kernel's words first (scripts match "exec format error"), then why and what to install
+    raise BuildError(f"RUN for {os_name}/{arch} on this {host().architecture} machine: exec format error: it needs "
+                     f"emulation, and there is no enabled binfmt_misc handler for {q} in {BINFMT} (install "
+                     "qemu-user-static; a build for that platform without RUN steps works without it)")
