@@ -6,6 +6,7 @@ load's words and load from a URL, save --uncompressed, image sign."""
 from __future__ import annotations
 
 import functools
+import json
 import http.server
 import os
 import subprocess
@@ -203,3 +204,24 @@ def test_image_sign_writes_podmans_layout(s, podman, ref, tmp_path, monkeypatch,
     p = s("image", "sign", "--sign-by", key, "--all", "--directory", str(mine),
           f"docker://{ref}", check=False)
     assert p.returncode == 125 and "not a multi-architecture image" in p.stderr
+
+
+def test_an_image_pulled_through_a_manifest_list_has_the_lists_digest_as_podman(s, podman, registry, tmp_path):
+    layout = str(tmp_path / "multi")
+    images.make_multiarch_layout(layout, "v1", platforms=(("amd64", ""), ("arm64", "v8"), ("386", "")))
+    ref = f"{registry.host}/imgchecks/listdigest:v1"
+    subprocess.run([need("skopeo"), "copy", "-q", "--all", "--dest-tls-verify=false", f"oci:{layout}:v1",
+                    f"docker://{ref}"], check=True, capture_output=True)
+    listed = subprocess.run([need("skopeo"), "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
+                             f"docker://{ref}"], check=True, capture_output=True, text=True).stdout.strip()
+    fmt = ("image", "inspect", "--format", "{{.Digest}} {{len .RepoDigests}}", ref)
+    for tool in (s, podman):
+        tool("pull", "-q", "--tls-verify=false", ref)
+    a, b = both(s, podman, *fmt)
+    assert a.stdout == b.stdout == f"{listed} 2\n"  # the list's digest; RepoDigests: the instance's and the list's
+    repo = ref.rsplit(":", 1)[0]
+    assert s("image", "exists", f"{repo}@{listed}").returncode == 0  # found by the list's digest too
+    # and a pull of one image (no list) is shown by its own digest again
+    inst = f"{repo}@" + json.loads(s("image", "inspect", ref).stdout)[0]["RepoDigests"][0].split("@")[1]
+    s("pull", "-q", "--tls-verify=false", inst)
+    assert s(*fmt).stdout.split()[0] == inst.split("@")[1]

@@ -399,7 +399,9 @@ def cmd_images(args) -> int:
             repo, tag = split_name(n)
             row = [repo, tag]
             if args.digests:
-                row.append(r.get("digest") or "")
+                from ..storage.info import digest_shown
+
+                row.append(digest_shown(r) if r.get("digest") else "")
             row += ["sha256:" + r["id"] if args.no_trunc else r["id"][:12], ago(r.get("created")),
                     human_size(r.get("size", 0))]
             rows.append(row)

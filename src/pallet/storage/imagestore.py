@@ -27,12 +27,13 @@ class ImageStore:
 
     def add_image(self, *, config: bytes, config_digest: str, manifest: bytes, manifest_digest: str,
                   media_type: str, layers: list[str], names: list[str], signatures: list[bytes] | None = None,
-                  blobs: list[str] | None = None, keep_digest: bool = False) -> dict:
+                  blobs: list[str] | None = None, keep_digest: bool = False, list_digest: str | None = None) -> dict:
         """Record an image whose layers are all in the store; names move from other images.
         ``signatures`` (simple signing, kept as blobs) replace the manifest's when given.
         ``blobs``: the layer blobs the manifest names (all in the store), kept while the image
         is. ``keep_digest``: an image already stored keeps the manifest it is pushed and saved
-        with (a load adds the archive's manifest without replacing the pulled one)."""
+        with (a load adds the archive's manifest without replacing the pulled one). ``list_digest``:
+        the manifest list it was chosen from, the digest it was pulled by (podman's Digest)."""
         from ..oci import digest as _digest
 
         self.put_blob_bytes(config, config_digest)
@@ -68,6 +69,10 @@ class ImageStore:
                 rec["blobs"] = sorted(set(rec.get("blobs") or ()) | set(blobs))
             if manifest_digest not in rec["digests"]:
                 rec["digests"].append(manifest_digest)
+            if list_digest:
+                rec["list_digest"] = list_digest
+            elif not keep_digest:
+                rec.pop("list_digest", None)
             rec["manifests"][manifest_digest] = media_type
             if sig_digests is not None:
                 rec.setdefault("signatures", {})[manifest_digest] = sig_digests
@@ -111,7 +116,8 @@ class ImageStore:
                         else n == f"{named.name}@{named.digest}") for n in rec["names"])
 
                 found = [rec for rec in st.images.values()
-                         if named_as(rec) or (named.digest in rec["digests"] and names_repo(rec))]
+                         if named_as(rec) or ((named.digest in rec["digests"] or named.digest == rec.get("list_digest"))
+                                              and names_repo(rec))]
             else:
                 full = str(named)
                 found = [rec for rec in st.images.values() if full in rec["names"]]
