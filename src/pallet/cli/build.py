@@ -520,8 +520,12 @@ def _build(args) -> int:
             from ..oci.platform import host
 
             p = platform or host()
-            recs.append(_logged(f"{args.logfile}_{p.os}_{p.architecture}",
-                                lambda: build(store, options(platform, say))))
+            made: list = []
+            rc = _with_logfile(args, f"{args.logfile}_{p.os}_{p.architecture}",
+                               lambda: made.append(build(store, options(platform, say))) or 0)
+            if rc:
+                return rc
+            recs.append(made[0])
         else:
             recs.append(build(store, options(platform, say)))
     rec = recs[0]
@@ -545,35 +549,6 @@ def _build(args) -> int:
     elif not (args.output and args.output.endswith("dest=-")):
         print(rec["id"])
     return 0
-
-
-def _logged(path: str, fn):
-    """``fn()`` with stdout and stderr in the log file ``path`` (made or truncated, 0600, as
-    buildah opens it; a symlink there is refused); its error is written there too, then raised."""
-    from ..errors import PalletError
-
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as e:
-        raise PalletError(f"opening logfile: {path!r}: {e.strerror}") from None
-    saved = os.dup(1), os.dup(2)
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        try:
-            return fn()
-        except PalletError as e:
-            print(f"Error: {e}", file=sys.stderr)
-            raise
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for x in saved + (fd,):
-            os.close(x)
 
 
 def _scan_policy(text: str) -> str:
