@@ -12,8 +12,11 @@ environment, see _common.ENV). Then, on tmpfs, with docker-registry on 127.0.0.1
 - ``images`` on a store of 20 images                     vs ``podman images`` on the same images
 - ``pull`` of a 4-layer image into an empty store        vs ``podman pull``
 - a small build (RUN + COPY + ENV) on a fresh store      vs ``buildah bud`` (the default network,
-  then ``--network host``)
+  then ``--network host``, then ``--network host`` with the RUN step's seccomp filter off for NEW
+  and buildah: OLD's RUN had none, so that row is the same work for all three)
 - ``pallet-runtime run`` of /bin/true in a busybox bundle vs ``runc run``
+
+``--only PART`` (repeatable: inspect, images, pull, build, runtime) measures only those.
 
 Each round runs OLD, the peer and NEW one after the other (the order reversed every other
 round, one uncounted warm-up round first), so the three see the same moment of a machine
@@ -121,6 +124,9 @@ def table(results: list[tuple[str, str, dict]]) -> str:
     return "\n".join(lines)
 
 
+PARTS = ("inspect", "images", "pull", "build", "runtime")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("old")
@@ -130,10 +136,12 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--size-mb", type=int, default=120, help="the pulled image, about this many MB in 4 layers")
     ap.add_argument("--copy-mb", type=int, default=5, help="the size of the build's COPY")
+    ap.add_argument("--only", action="append", choices=PARTS, help="measure only this part (repeatable)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root (podman, buildah and the runtimes need it)")
     slow_runs = max(5, args.runs // 3)
+    want = set(args.only or PARTS)
     work = c.tmpfs_dir("pallet-before-after-")
     conf = os.path.join(work, "containers.conf")
     with open(conf, "w") as f:
@@ -178,78 +186,90 @@ def main() -> None:
         def podman(root: str, runroot: str, *a: str) -> list[str]:
             return ["podman", "--root", root, "--runroot", runroot, "--storage-driver", "overlay", *a]
 
-        # 1. remote inspect
-        ref = f"docker://{small[0]}"
-        results.append(("inspect of a remote image", "skopeo", rounds("inspect", {
-            "OLD": [old.pallet, "inspect", "--tls-verify=false", "--no-tags", ref],
-            "skopeo": ["skopeo", "inspect", "--tls-verify=false", "--no-tags", ref],
-            "NEW": [new.pallet, "inspect", "--tls-verify=false", "--no-tags", ref]}, args.runs)))
+        if "inspect" in want:
+            # 1. remote inspect
+            ref = f"docker://{small[0]}"
+            results.append(("inspect of a remote image", "skopeo", rounds("inspect", {
+                "OLD": [old.pallet, "inspect", "--tls-verify=false", "--no-tags", ref],
+                "skopeo": ["skopeo", "inspect", "--tls-verify=false", "--no-tags", ref],
+                "NEW": [new.pallet, "inspect", "--tls-verify=false", "--no-tags", ref]}, args.runs)))
 
-        # 2. images on a store of N images, each store filled by its own tool
-        c.out(f"filling three stores with {args.images} images...")
-        iroot = {r.label: os.path.join(work, f"images-{r.label}") for r in revs}
-        iroot["podman"] = os.path.join(work, "images-podman")
-        for r in small:
-            for rv in revs:
-                sh(pallet(rv, iroot[rv.label], "pull", "-q", "--tls-verify=false", r), env=c.ENV)
-            sh(podman(iroot["podman"], prun[0], "pull", "-q", "--tls-verify=false", r), env=c.ENV)
-        results.append((f"images, store of {args.images} images", "podman", rounds("images", {
-            "OLD": pallet(old, iroot["OLD"], "images"),
-            "podman": podman(iroot["podman"], prun[0], "images"),
-            "NEW": pallet(new, iroot["NEW"], "images")}, args.runs)))
+        if "images" in want:
+            # 2. images on a store of N images, each store filled by its own tool
+            c.out(f"filling three stores with {args.images} images...")
+            iroot = {r.label: os.path.join(work, f"images-{r.label}") for r in revs}
+            iroot["podman"] = os.path.join(work, "images-podman")
+            for r in small:
+                for rv in revs:
+                    sh(pallet(rv, iroot[rv.label], "pull", "-q", "--tls-verify=false", r), env=c.ENV)
+                sh(podman(iroot["podman"], prun[0], "pull", "-q", "--tls-verify=false", r), env=c.ENV)
+            results.append((f"images, store of {args.images} images", "podman", rounds("images", {
+                "OLD": pallet(old, iroot["OLD"], "images"),
+                "podman": podman(iroot["podman"], prun[0], "images"),
+                "NEW": pallet(new, iroot["NEW"], "images")}, args.runs)))
 
-        # 3. pull into an empty store
-        proot = {label: os.path.join(work, f"pull-{label}") for label in ("OLD", "NEW", "podman")}
+        if "pull" in want:
+            # 3. pull into an empty store
+            proot = {label: os.path.join(work, f"pull-{label}") for label in ("OLD", "NEW", "podman")}
 
-        def empty_store(label: str) -> None:
-            if label == "podman":
-                subprocess.run(podman(proot[label], prun[1], "system", "reset", "-f"), capture_output=True,
-                               env=c.ENV)
-                _fresh(proot[label], prun[1])
-            else:
-                _fresh(proot[label], proot[label] + "-run")
+            def empty_store(label: str) -> None:
+                if label == "podman":
+                    subprocess.run(podman(proot[label], prun[1], "system", "reset", "-f"), capture_output=True,
+                                   env=c.ENV)
+                    _fresh(proot[label], prun[1])
+                else:
+                    _fresh(proot[label], proot[label] + "-run")
 
-        results.append((f"pull, {args.size_mb} MB in 4 layers, empty store", "podman", rounds("pull", {
-            "OLD": pallet(old, proot["OLD"], "pull", "-q", "--tls-verify=false", big),
-            "podman": podman(proot["podman"], prun[1], "pull", "-q", "--tls-verify=false", big),
-            "NEW": pallet(new, proot["NEW"], "pull", "-q", "--tls-verify=false", big)}, slow_runs, empty_store)))
-        for label in proot:
-            empty_store(label)
+            results.append((f"pull, {args.size_mb} MB in 4 layers, empty store", "podman", rounds("pull", {
+                "OLD": pallet(old, proot["OLD"], "pull", "-q", "--tls-verify=false", big),
+                "podman": podman(proot["podman"], prun[1], "pull", "-q", "--tls-verify=false", big),
+                "NEW": pallet(new, proot["NEW"], "pull", "-q", "--tls-verify=false", big)}, slow_runs, empty_store)))
+            for label in proot:
+                empty_store(label)
 
-        # 4. a small build on a fresh store
-        ctx = os.path.join(work, "ctx")
-        os.makedirs(ctx)
-        with open(os.path.join(ctx, "data.bin"), "wb") as f:
-            f.write(os.urandom(args.copy_mb << 20))
-        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
-            f.write(f"FROM {base}\nRUN echo built > /built.txt\nCOPY data.bin /data/data.bin\nENV BENCH=1\n")
-        broot = {label: os.path.join(work, f"build-{label}") for label in ("OLD", "NEW", "buildah")}
+        if "build" in want:
+            # 4. a small build on a fresh store
+            ctx = os.path.join(work, "ctx")
+            os.makedirs(ctx)
+            with open(os.path.join(ctx, "data.bin"), "wb") as f:
+                f.write(os.urandom(args.copy_mb << 20))
+            with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+                f.write(f"FROM {base}\nRUN echo built > /built.txt\nCOPY data.bin /data/data.bin\nENV BENCH=1\n")
+            broot = {label: os.path.join(work, f"build-{label}") for label in ("OLD", "NEW", "buildah")}
 
-        def fresh_build(label: str) -> None:
-            _fresh(broot[label], broot[label] + "-run")
+            def fresh_build(label: str) -> None:
+                _fresh(broot[label], broot[label] + "-run")
 
-        # by default NEW (as buildah) runs RUN in a private namespace on the default network
-        # (netavark); OLD ran it on the host's. With --network host all three do the same work
-        for label, net in (("", ()), (", --network host", ("--network", "host"))):
-            results.append((f"build RUN + COPY {args.copy_mb} MB + ENV, fresh store{label}", "buildah",
-                            rounds("build" + label, {
-                "OLD": pallet(old, broot["OLD"], "build", "--tls-verify=false", *net, "-t", "bench", ctx),
-                "buildah": ["buildah", "--root", broot["buildah"], "--runroot", broot["buildah"] + "-run",
-                            "--storage-driver", "overlay", "bud", "--tls-verify=false", *net, "-t", "bench", ctx],
-                "NEW": pallet(new, broot["NEW"], "build", "--tls-verify=false", *net, "-t", "bench", ctx)},
-                slow_runs, fresh_build, env={"buildah": dict(c.ENV, BUILDAH_ISOLATION="oci")})))
-        for label in broot:
-            fresh_build(label)
+            # by default NEW (as buildah) runs RUN in a private namespace on the default network
+            # (netavark); OLD ran it on the host's. With --network host all three do the same work
+            # the third row: the RUN step's seccomp filter (containers-common's profile, which the
+            # trust work gave builds) off for NEW and buildah, as OLD had none: the same work for all
+            unconfined = ("--security-opt", "seccomp=unconfined")
+            for label, net, new_only in (("", (), ()), (", --network host", ("--network", "host"), ()),
+                                         (", --network host, no seccomp filter in RUN", ("--network", "host"),
+                                          unconfined)):
+                results.append((f"build RUN + COPY {args.copy_mb} MB + ENV, fresh store{label}", "buildah",
+                                rounds("build" + label, {
+                    "OLD": pallet(old, broot["OLD"], "build", "--tls-verify=false", *net, "-t", "bench", ctx),
+                    "buildah": ["buildah", "--root", broot["buildah"], "--runroot", broot["buildah"] + "-run",
+                                "--storage-driver", "overlay", "bud", "--tls-verify=false", *net, *new_only, "-t", "bench",
+                                ctx],
+                    "NEW": pallet(new, broot["NEW"], "build", "--tls-verify=false", *net, *new_only, "-t", "bench",
+                                  ctx)},
+                    slow_runs, fresh_build, env={"buildah": dict(c.ENV, BUILDAH_ISOLATION="oci")})))
+            for label in broot:
+                fresh_build(label)
 
-        # 5. pallet-runtime run /bin/true (one bundle, made by NEW's `spec`, for all three)
-        rt = os.path.join(work, "rt")
-        os.makedirs(rt)
-        sh(["sh", "-c", '. "$0/bench/_runtime_bundle.sh"', c.REPO], env=dict(c.ENV, W=rt, PR=new.runtime))
-        results.append(("pallet-runtime run /bin/true", "runc", rounds("runtime run", {
-            "OLD": [old.runtime, "--root", os.path.join(rt, "p-old"), "run", "b"],
-            "runc": ["runc", "--root", os.path.join(rt, "r"), "run", "b"],
-            "NEW": [new.runtime, "--root", os.path.join(rt, "p-new"), "run", "b"]},
-            args.runs, cwd=os.path.join(rt, "bundle"))))
+        if "runtime" in want:
+            # 5. pallet-runtime run /bin/true (one bundle, made by NEW's `spec`, for all three)
+            rt = os.path.join(work, "rt")
+            os.makedirs(rt)
+            sh(["sh", "-c", '. "$0/bench/_runtime_bundle.sh"', c.REPO], env=dict(c.ENV, W=rt, PR=new.runtime))
+            results.append(("pallet-runtime run /bin/true", "runc", rounds("runtime run", {
+                "OLD": [old.runtime, "--root", os.path.join(rt, "p-old"), "run", "b"],
+                "runc": ["runc", "--root", os.path.join(rt, "r"), "run", "b"],
+                "NEW": [new.runtime, "--root", os.path.join(rt, "p-new"), "run", "b"]},
+                args.runs, cwd=os.path.join(rt, "bundle"))))
         loads.append(loadavg())
     finally:
         for root, runroot in ((os.path.join(work, "images-podman"), prun[0]),

@@ -280,7 +280,7 @@ def _prune_filters(pallet, podman, registry, tmp_path):
                        (["--filter", "label!=keep=yes"], [ids["p-new"]])):
         assert pallet("image", "prune", "-a", *args).stdout.split() == want
         assert podman("image", "prune", "-a", "-f", *args).split() == want
-    assert pallet("images", "-q", "--no-trunc").stdout.split() == [ids["p-kept"]]
+    assert pallet("images", "-q", "--no-trunc").stdout.split() == ["sha256:" + ids["p-kept"]]
 
 
 # -- builder containers --------------------------------------------------------------------------

@@ -271,7 +271,7 @@ def test_save_and_load(overlay_store, standard_image, tmp_path):
     try:
         out = other("load", "-i", archive).stdout
         assert f"Loaded image: {ref}" in out
-        assert other("images", "-q", "--no-trunc").stdout.strip() == iid
+        assert other("images", "-q", "--no-trunc").stdout.strip() == "sha256:" + iid
         other("rmi", "-a")
         out = other("load", "-i", two).stdout
         assert ref in out and "localhost/second:latest" in out
@@ -554,7 +554,7 @@ def test_prune_save_to_stdout_and_load_from_stdin(overlay_store, standard_image,
         with open(archive, "rb") as f:
             p = subprocess.run(other.args("load"), stdin=f, capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
-        assert other("images", "-q", "--no-trunc").stdout.strip() == iid
+        assert other("images", "-q", "--no-trunc").stdout.strip() == "sha256:" + iid
     finally:
         other.cleanup()
     # prune removes only dangling images, -a every unused one

@@ -32,8 +32,10 @@ class StepCache:
     ``--layers``) of steps in ``store``. An image recorded here stops being one of
     ``made_images``, the intermediate images a failed build removes."""
 
-    def __init__(self, store, *, use: bool, record: bool, made_images: list[str], ttl: float | None = None):
+    def __init__(self, store, *, use: bool, record: bool, made_images: list[str], ttl: float | None = None,
+                 remote=None):
         self.store = store
+        self.remote = remote  # a remote_cache.RemoteCache (--cache-from, --cache-to), or None
         self.ttl = ttl  # seconds: an entry recorded longer ago is not used (--cache-ttl)
         self.use = use
         self.record = record
@@ -50,10 +52,32 @@ class StepCache:
         except OSError:
             return False
 
-    def get(self, key: str):
-        """``(image record or None, config)`` of a recorded step, or None."""
+    def get(self, key: str, remote: bool = True):
+        """``(image record or None, config)`` of a recorded step, or None; with a remote cache
+        (``remote``) a step not recorded here is pulled from it, recorded, and used."""
         if not self.use:
             return None
+        hit = self._local(key)
+        if hit is not None or not remote or self.remote is None:
+            return hit
+        rec = self.remote.pull(key)
+        if rec is None:
+            return None
+        from .image import load_config
+
+        try:
+            doc = load_config(self.store, rec)
+        except PalletError:
+            return None
+        self.put(key, rec, doc)
+        return rec, doc
+
+    def share(self, key: str, image: dict | None) -> None:
+        """Push a step's image to the remote cache (``--cache-to``), if any."""
+        if self.remote is not None and image is not None:
+            self.remote.push(key, image["id"])
+
+    def _local(self, key: str):
         try:
             with open(os.path.join(self.directory, key), "rb") as f:
                 if self.ttl is not None:
@@ -81,3 +105,4 @@ class StepCache:
                          json.dumps({"image": image["id"] if image else None, "config": doc}).encode(), 0o600)
         if image is not None and image["id"] in self.made_images:
             self.made_images.remove(image["id"])
+        self.share(key, image)

@@ -46,8 +46,10 @@ class BuildOptions:
                  context_stream=None, cache_ttl: float | None = None, os_version: str | None = None,
                  more_dockerfiles: list[str] = (),
                  os_features: list[str] = (), log_rusage: bool = False, rusage_out=None,
-                 from_image: str | None = None):
+                 from_image: str | None = None, cache_from: str | None = None, cache_to: str | None = None):
         self.context = context
+        self.cache_from = cache_from  # --cache-from: a repository the steps are looked for in (with layers)
+        self.cache_to = cache_to  # --cache-to: a repository each step's image is pushed to (with layers)
         self.dockerfile = dockerfile
         self.dockerfile_text = dockerfile_text
         self.tags = list(tags)
@@ -162,8 +164,15 @@ class DockerfileBuild:
         #: by the next open of the store if the process is killed
         self.owner: str | None = None
         self.consumed_args: set[str] = set()
+        remote = None
+        if options.layers and (options.cache_from or options.cache_to):  # buildah's: only with --layers
+            from .remote_cache import RemoteCache
+
+            remote = RemoteCache(store, options.cache_from, options.cache_to, options.ctx,
+                                 None if options.quiet else options.out)
         self.cache = StepCache(store, use=options.layers and not options.no_cache and options.cache_ttl != 0,
-                               record=options.layers, made_images=self.made_images, ttl=options.cache_ttl)
+                               record=options.layers, made_images=self.made_images, ttl=options.cache_ttl,
+                               remote=remote)
         self.ignore = None
         #: the RUN steps' network namespaces (builder/network.py), made at the first step that
         #: needs one; torn down after the last RUN instruction, and in any case when the build ends
@@ -578,6 +587,9 @@ class DockerfileBuild:
             state = StageState(img, doc, step_key("", "image", img["id"], options.fmt))  # docker and oci steps differ
             state.annotations = _image.base_annotations(img, base_text)
         state.args = {}
+        # the platform its RUN steps run for: FROM --platform, else the build's (None: the host's)
+        state.platform = self._stage_platform(self.results[idx].stage) if idx is not None and getattr(
+            self.results[idx], "stage", None) is not None else self._stage_platform(stage)
         state.single = not options.layers or (last and (options.squash or options.squash_all))
         state.later_args = {}
         for ins in stage.instructions:
@@ -688,6 +700,7 @@ class DockerfileBuild:
                 state.workdirs = []
                 if not self.options.quiet:
                     self.options.out("--> Using cache " + (img["id"] if img else "(empty)"))
+                self.cache.share(key, img)  # --cache-to: what this store has, the remote may lack
                 return
         if prepare is not None:
             prepare()
@@ -896,7 +909,7 @@ class DockerfileBuild:
         # the image's own edits (--label, --env, ...) are a cached step too, as buildah's last
         # commit is: the same edits on the same stage give the same image again
         fkey = step_key(res.key, "finish", _timeless(doc), options.fmt)
-        hit = self.cache.get(fkey) if res.image is not None and doc["created"] == created else None
+        hit = self.cache.get(fkey, remote=False) if res.image is not None and doc["created"] == created else None
         if hit is not None and hit[0] is not None and hit[1].get("created") and _timeless(hit[1]) == _timeless(doc):
             doc = hit[1]  # its times too (the config steps' history entries)
             cfg = doc.setdefault("config", {})
@@ -913,7 +926,7 @@ class DockerfileBuild:
         if rec["id"] in self.made_images:
             self.made_images.remove(rec["id"])
         if not options.quiet:
-            options.out(f"--> {rec['id'][:12]}")
+            options.out(f"--> {rec['id'][:11]}")
             for t in rec["names"]:
                 options.out(f"Successfully tagged {t}")
         if options.iidfile:

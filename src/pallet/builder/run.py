@@ -55,7 +55,7 @@ def runtime_path(name: str | None) -> str:
             return exe
     found = shutil.which(name)
     if not found:
-        raise BuildError(f"the OCI runtime {name!r} is not installed (use --runtime NAME|PATH)")
+        raise BuildError(f'OCI runtime "{name}" not found (use --runtime NAME|PATH)')  # podman's words
     return found
 
 

@@ -61,7 +61,8 @@ def run_step(build, state: "StageState", ins: Instruction) -> None:
     run_env = dict(env_now)
     args_env = {k: v for k, v in state.args.items() if v is not None and k not in config_edit.env_dict(cfg)}
     key = step_key(state.key, "RUN", argv, args_env, network, [m["key"] for m in mounts_spec],
-                   build.epoch, build.options.volumes)
+                   build.epoch, build.options.volumes,
+                   *([str(state.platform)] if getattr(state, "platform", None) is not None else []))
     from .network import BuildNetworks, needs_own_namespace
 
     # the build's namespace on this network, attached while the step's container is made
@@ -76,6 +77,14 @@ def run_step(build, state: "StageState", ins: Instruction) -> None:
     def do(root):
         import contextlib
 
+        from .emulation import check as check_emulation
+
+        try:  # another CPU's programs need emulation
+            p = getattr(state, "platform", None)
+            check_emulation(p.architecture if p else state.doc.get("architecture") or "",
+                            p.os if p else state.doc.get("os") or "linux")
+        except BuildError as e:
+            raise ins.error(f"building at STEP \"RUN {shown}\": {e}") from None
         mounts = []
         cleanups = []
         try:

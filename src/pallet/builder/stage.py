@@ -27,6 +27,7 @@ class StageState:
         self.cmd_set = False
         self.later_args: dict = {}
         self.annotations: dict = {}  # the base-image annotations of what the stage commits
+        self.platform = None  # an oci.platform.Platform its RUN steps are for (None: the host's)
 
 
 class StageResult:

@@ -941,8 +941,8 @@ def is_table(fmt: str | None) -> bool:
 def render_rows(fmt: str, rows: list, headers: dict, name: str = "format", noheading: bool = False) -> str:
     """Listing verbs' --format: each row through the template, one line each (a newline is
     added unless the template ends with one), ``table ...`` adds a header line (each field
-    shown by its column name), and tab-separated cells are aligned as Go's tabwriter does
-    for podman (minimum width 12, padding 2). Returns the text without a final newline."""
+    shown by its column name) and aligns tab-separated cells as Go's tabwriter does for
+    podman (minimum width 12, padding 2); other templates' tabs are printed as they are. Returns the text without a final newline."""
     table = is_table(fmt)
     body = unescape(fmt[5:].lstrip(" \t") if table else fmt)
     if table:
@@ -963,7 +963,8 @@ def render_rows(fmt: str, rows: list, headers: dict, name: str = "format", nohea
     for r in rows:
         lines.append(tmpl.execute(r))
     text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-    return tabwrite(text).rstrip("\n")
+    # only a table is aligned: podman 4.3 prints another template's tabs as they are
+    return (tabwrite(text) if table else text).rstrip("\n")
 
 
 def _spaces_to_tabs(body: str) -> str:

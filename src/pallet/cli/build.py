@@ -97,8 +97,11 @@ def _build_parser(sub, name: str):
                    help="scan the image before tagging it; refuse it when the (scan) policy fails (docs/scan.md)")
     p.add_argument("--rm", type=common.tls_verify_arg, nargs="?", const=True, default=True, metavar="BOOL")
     p.add_argument("--force-rm", type=common.tls_verify_arg, nargs="?", const=True, default=True, metavar="BOOL")
-    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
-                   help="the platform to build for: bases pulled for it, TARGETPLATFORM & co., the image's config")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT][,...]",
+                   help="the platform to build for: bases pulled for it, TARGETPLATFORM & co., the image's config; "
+                        "several (comma-separated): one build each, collected by --manifest")
+    p.add_argument("--all-platforms", action="store_true",
+                   help="not supported yet: list the platforms with --platform")
     p.add_argument("--os", metavar="OS", help="as --platform, the OS alone")
     p.add_argument("--arch", metavar="ARCH", help="as --platform, the architecture alone")
     p.add_argument("--variant", metavar="VARIANT", help="as --platform, the variant alone")
@@ -123,6 +126,8 @@ def _build_parser(sub, name: str):
                    metavar="BOOL", help="accepted for buildah: pallet writes no io.buildah.version label either way")
     p.add_argument("--ignorefile", metavar="FILE", help="the ignore rules (default: .containerignore, .dockerignore)")
     p.add_argument("--logfile", metavar="FILE", help="write the build's output to FILE instead of stdout/stderr")
+    p.add_argument("--logsplit", action="store_true",
+                   help="with --logfile: one file per platform, FILE_OS_ARCH (buildah's)")
     p.add_argument("--stdin", action="store_true", help="pass stdin to RUN steps")
     p.add_argument("--skip-unused-stages", type=common.tls_verify_arg, nargs="?", const=True, default=True,
                    metavar="BOOL", help="build only the stages the target needs (default true)")
@@ -135,8 +140,10 @@ def _build_parser(sub, name: str):
     p.add_argument("--compress", action="store_true", help="accepted for docker build: a no-op, as in buildah")
     p.add_argument("--cache-ttl", type=common.duration_arg, default=None, metavar="DURATION",
                    help="use cached steps built at most this long ago (0: as --no-cache), e.g. 30m, 1h")
-    p.add_argument("--cache-from", action="append", default=[], metavar="IMAGE",
-                   help="accepted for docker build: a no-op (only this store's cache is used)")
+    p.add_argument("--cache-from", metavar="REPOSITORY",
+                   help="with --layers: look for the steps the store lacks in this registry repository")
+    p.add_argument("--cache-to", metavar="REPOSITORY",
+                   help="with --layers: push each step's image to this registry repository (REPOSITORY:KEY)")
     common.add_retry_flags(p)
     p.add_argument("--retry", dest="retry_times", type=int, metavar="N", help="as --retry-times (buildah)")
     # what every RUN step gets (buildah's resource and security flags)
@@ -287,20 +294,30 @@ def _build_contexts(items: list[str]) -> dict:
     return out
 
 
-def _platform(args):
-    """``--platform``/``--os``/``--arch``/``--variant`` as one ``Platform`` (None: none given)."""
+def _platforms(args) -> list:
+    """``--platform`` (comma-separated: several builds), ``--os``/``--arch``/``--variant``: a
+    ``Platform`` per build ([None]: none given)."""
+    if not args.platform or "," not in args.platform:
+        return [_platform(args, args.platform)]
+    texts = [t.strip() for t in args.platform.split(",") if t.strip()]
+    out = []
+    for t in texts:
+        p = _platform(args, t)
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def _platform(args, text: str | None):
+    """One platform from ``text`` and ``--os``/``--arch``/``--variant`` (None: none given)."""
     from ..errors import UsageError
     from ..oci.platform import Platform, host
 
-    if not (args.platform or args.os or args.arch or args.variant):
+    if not (text or args.os or args.arch or args.variant):
         return None
     p = host()
-    if args.platform:
-        texts = [t.strip() for t in args.platform.split(",") if t.strip()]
-        if len(texts) != 1:
-            raise UsageError(f"--platform {args.platform}: building for several platforms at once "
-                             "(a manifest list) is not supported yet: build once per platform")
-        parts = texts[0].split("/")
+    if text:
+        parts = text.split("/")
         if len(parts) == 3 and not parts[2]:  # "linux/amd64/": no variant
             parts = parts[:2]
         if len(parts) in (2, 3) and not all(parts[:2]):  # "windows/" or "/arm": the host's for the empty part
@@ -345,23 +362,30 @@ def _env_items(items: list[str]) -> list[str]:
 
 @_own_exit
 def cmd_build(args) -> int:
-    if args.logfile:
-        return _with_logfile(args)
+    from ..errors import UsageError
+
+    if args.logsplit and not args.logfile:  # buildah's words
+        raise UsageError("cannot use --logsplit without --logfile")
+    if args.all_platforms:
+        raise UsageError("--all-platforms (every platform the base images have) is not supported yet: "
+                         "give them with --platform OS/ARCH,OS/ARCH...")
+    if args.logfile and not args.logsplit:
+        return _with_logfile(args, args.logfile, lambda: _build(args))
     return _build(args)
 
 
-def _with_logfile(args) -> int:
+def _with_logfile(args, path: str, fn) -> int:
     """``--logfile FILE``: the build's output (steps, RUN output, errors) goes to FILE (written
     as every user-named output file: a regular file replaced whole at the end, a FIFO or
-    device in place)."""
+    device in place): ``fn()`` runs with stdout and stderr there."""
     from .._fs import output_file
     from ..errors import PalletError
 
     try:
-        cm = output_file(args.logfile)
+        cm = output_file(path)
         f = cm.__enter__()
     except OSError as e:
-        raise PalletError(f"--logfile {args.logfile}: cannot write: {e.strerror}") from None
+        raise PalletError(f"--logfile {path}: cannot write: {e.strerror}") from None
     saved = os.dup(1), os.dup(2)
     ok = False
     try:
@@ -370,7 +394,7 @@ def _with_logfile(args) -> int:
         os.dup2(f.fileno(), 1)
         os.dup2(f.fileno(), 2)
         try:
-            rc = _build(args)
+            rc = fn()
         except PalletError as e:  # the error goes to the log file too, as buildah's
             print(f"Error: {e}", file=sys.stderr)
             rc = getattr(e, "exit_code", 125) or 125
@@ -444,41 +468,76 @@ def _build(args) -> int:
             why = str(e).split("': ", 1)[-1]
             raise UsageError(f"tag {t}: invalid reference format: {why}") from None
     extras = _run_extras(args)  # first: chroot isolation settles --network
-    o = BuildOptions(
-        args.context, dockerfile=args.file, dockerfile_text=text, tags=[] if scan else args.tag,
-        more_dockerfiles=files[1:],
-        build_args=_build_args(args.build_arg), target=args.target, layers=args.layers, no_cache=args.no_cache,
-        squash=args.squash, squash_all=args.squash_all, secrets=_secrets(args.secret), volumes=args.volume,
-        labels=common.key_values(args.label, "--label"),
-        annotations=common.key_values(args.annotation, "--annotation"), fmt=fmt,
-        timestamp=args.timestamp, output=args.output, quiet=args.quiet, pull=args.pull,
-        ctx=common.context(args), runtime=args.runtime, network=args.network,
-        network_config_dir=args.network_config_dir,
-        out=(lambda line: sys.stderr.write(line + "\n")) if args.output in ("type=tar,dest=-", "-") else _say,
-        iidfile=None if scan else args.iidfile, rm=args.rm,
-        stdout=sys.stderr.fileno() if args.output and args.output.endswith("dest=-") else
-        (os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC) if args.quiet else None),  # -q drops RUN's stdout (buildah)
-        run_extras=extras, stdin=0 if args.stdin else None, env=_env_items(args.env),
-        unsetenv=args.unsetenv, omit_history=args.omit_history, ignorefile=args.ignorefile,
-        skip_unused_stages=args.skip_unused_stages, build_contexts=_build_contexts(args.build_context),
-        platform=_platform(args), cpp_flags=args.cpp_flag,
-        context_stream=sys.stdin.buffer if args.context == "-" else None, cache_ttl=args.cache_ttl,
-        os_version=args.os_version, os_features=args.os_feature, log_rusage=args.log_rusage,
-        from_image=args.from_image,
-        rusage_out=_appender(args.rusage_logfile) if args.rusage_logfile else None,
-        warn=lambda line: (sys.stderr.write(f"WARN {line}\n"), sys.stderr.flush()))
+    platforms = _platforms(args)
+    several = len(platforms) > 1
+    if several and args.iidfile:  # buildah's words
+        raise UsageError(f"building multiple images, but iidfile {args.iidfile!r} can only be used to store one "
+                         "image ID")
+    if several and (scan or args.output or args.context == "-"):
+        raise UsageError("--scan, --output and a context on stdin build one image: give one --platform")
+    from ..builder.remote_cache import repository
+
+    cache_from = repository(args.cache_from, "--cache-from") if args.cache_from else None
+    cache_to = repository(args.cache_to, "--cache-to") if args.cache_to else None
+    secrets = _secrets(args.secret)
+    contexts = _build_contexts(args.build_context)
     store = _store(args)
     if args.manifest:  # a bad list name is said before anything is built
         from ..storage.names import qualify
 
         qualify(args.manifest)
-    rec = build(store, o)
-    if args.manifest:
+
+    def options(platform, say):
+        return BuildOptions(
+            args.context, dockerfile=args.file, dockerfile_text=text, tags=[] if scan else args.tag,
+            more_dockerfiles=files[1:],
+            build_args=_build_args(args.build_arg), target=args.target, layers=args.layers, no_cache=args.no_cache,
+            squash=args.squash, squash_all=args.squash_all, secrets=secrets, volumes=args.volume,
+            labels=common.key_values(args.label, "--label"),
+            annotations=common.key_values(args.annotation, "--annotation"), fmt=fmt,
+            timestamp=args.timestamp, output=args.output, quiet=args.quiet, pull=args.pull,
+            ctx=common.context(args), runtime=args.runtime, network=args.network,
+            network_config_dir=args.network_config_dir,
+            out=(lambda line: sys.stderr.write(line + "\n")) if args.output in ("type=tar,dest=-", "-") else say,
+            iidfile=None if scan else args.iidfile, rm=args.rm,
+            stdout=sys.stderr.fileno() if args.output and args.output.endswith("dest=-") else
+            (os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC) if args.quiet else None),  # -q drops RUN's stdout
+            run_extras=extras, stdin=0 if args.stdin else None, env=_env_items(args.env),
+            unsetenv=args.unsetenv, omit_history=args.omit_history, ignorefile=args.ignorefile,
+            skip_unused_stages=args.skip_unused_stages, build_contexts=contexts,
+            platform=platform, cpp_flags=args.cpp_flag,
+            context_stream=sys.stdin.buffer if args.context == "-" else None, cache_ttl=args.cache_ttl,
+            os_version=args.os_version, os_features=args.os_feature, log_rusage=args.log_rusage,
+            from_image=args.from_image, cache_from=cache_from, cache_to=cache_to,
+            rusage_out=_appender(args.rusage_logfile) if args.rusage_logfile else None,
+            warn=lambda line: (sys.stderr.write(f"WARN {line}\n"), sys.stderr.flush()))
+
+    recs = []
+    for platform in platforms:
+        prefix = f"[{platform}] " if several else ""
+        say = (lambda line, prefix=prefix: _say(prefix + line)) if prefix else _say
+        if args.logsplit:  # buildah's FILE_OS_ARCH, each platform's output (and error) in its own file
+            from ..oci.platform import host
+
+            p = platform or host()
+            made: list = []
+            rc = _with_logfile(args, f"{args.logfile}_{p.os}_{p.architecture}",
+                               lambda: made.append(build(store, options(platform, say))) or 0)
+            if rc:
+                return rc
+            recs.append(made[0])
+        else:
+            recs.append(build(store, options(platform, say)))
+    rec = recs[0]
+    if args.manifest:  # made or changed once every platform's image is there (no partial list)
         from ..images.manifests import ManifestLists
 
         lists = ManifestLists(store)
         lists.create(args.manifest, amend=True)
-        lists.add(args.manifest, rec["id"])
+        for r in recs:
+            lists.add(args.manifest, r["id"])
+        if several:  # buildah prints the list's ID then
+            rec = lists.find(args.manifest) or rec
     if scan:
         _scan_gate(args, store, rec, args.tag, (lambda line: None) if args.quiet else _say)
         if args.iidfile:

@@ -44,7 +44,7 @@ def _add_login(subparsers) -> None:
     sp.add_argument("--cert-dir", metavar="DIR", help="certificates (*.crt, *.cert, *.key) for the registry")
     sp.add_argument("-v", "--verbose", action="store_true", help="say which auth file was written")
     add_retry_flags(sp)
-    sp.set_defaults(func=login_cmd)
+    sp.set_defaults(func=login_cmd, exit_map={"default": 125})  # podman's and buildah's status for a failed login
 
 
 def _add_logout(subparsers) -> None:

@@ -135,6 +135,16 @@ def _image_group(sub) -> None:
     p = _podman(isub.add_parser("exists", help="exit 0 if the image is in the store, 1 if not"))
     p.add_argument("image", metavar="IMAGE")
     p.set_defaults(func=cmd_exists)
+    p = _podman(isub.add_parser("sign", help="sign images where they are (simple signing, GnuPG), as podman"))
+    p.add_argument("images", nargs="+", metavar="TRANSPORT:IMAGE")
+    p.add_argument("--sign-by", metavar="KEY", help="the GnuPG key to sign with (required)")
+    p.add_argument("--directory", "-d", metavar="DIR",
+                   help="write the signatures under DIR (default: registries.d's lookaside-staging)")
+    p.add_argument("--all", "-a", action="store_true", help="sign every instance of a manifest list")
+    p.add_argument("--authfile", metavar="PATH")
+    p.add_argument("--cert-dir", metavar="DIR")
+    p.add_argument("--passphrase-file", metavar="FILE", help="the key's passphrase")
+    p.set_defaults(func=cmd_image_sign)
 
 
 def _history(sub, name):
@@ -290,8 +300,9 @@ def _save(sub, name):
     p.add_argument("--quiet", "-q", action="store_true")
     p.add_argument("--compress", action="store_true", help="compress layers (oci-dir, docker-dir)")
     p.add_argument("--uncompressed", action="store_true",
-                   help="accept uncompressed layers: each layer is saved as it is stored (podman's flag; "
-                        "pallet's default too), never compressed; refused with --compress")
+                   help="accept uncompressed layers (oci-archive, oci-dir): an image stored with a Docker "
+                        "manifest is saved with plain tar layers, one stored as OCI as it is (podman's); "
+                        "refused with --compress")
     p.add_argument("--multi-image-archive", "-m", action="store_true",
                    help="accepted for podman compatibility: several images always go into one archive")
     p.set_defaults(func=cmd_save)
@@ -299,7 +310,7 @@ def _save(sub, name):
 
 def _load(sub, name):
     p = _podman(sub.add_parser(name, help="load images from a docker-archive or oci-archive"))
-    p.add_argument("--input", "-i", metavar="FILE", default=None, help="default: stdin")
+    p.add_argument("--input", "-i", metavar="FILE|URL", default=None, help="an archive, or its http(s) URL (default: stdin)")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=cmd_load)
 
@@ -375,11 +386,11 @@ def cmd_images(args) -> int:
     images = [r for r in images if r["id"] not in hidden and want(r)]
     key = {"created": lambda r: r.get("created", ""), "id": lambda r: r["id"], "size": lambda r: r.get("size", 0),
            "repository": lambda r: r["names"][0] if r["names"] else "", "tag": lambda r: r["names"][0] if r["names"] else ""}
-    images.sort(key=key[args.sort], reverse=args.sort in ("created", "size"))
+    images.sort(key=key[args.sort], reverse=args.sort == "created")
     if args.quiet:
         seen = []
         for r in images:
-            i = r["id"] if args.no_trunc else r["id"][:12]
+            i = "sha256:" + r["id"] if args.no_trunc else r["id"][:12]  # podman's
             if i not in seen:
                 seen.append(i)
         if seen:
@@ -397,6 +408,8 @@ def cmd_images(args) -> int:
             common.print_json([d for _, d in docs])
             return 0
         rows = [image_row(d, n, args.no_trunc) for r, d in docs for n in (_listed_names(r) or [""])]
+        if args.sort in ("repository", "tag"):  # podman sorts the rows, one per name
+            rows.sort(key=lambda row: row["Repository" if args.sort == "repository" else "Tag"])
         output(args.format, rows, rows[0].keys() if rows else image_row(image_json(
             {"id": "", "names": [], "digest": "", "digests": []}, None, 0, False), "", False).keys(),
             IMAGE_HEADERS, "images", args.noheading)
@@ -413,9 +426,14 @@ def cmd_images(args) -> int:
             repo, tag = split_name(n)
             row = [repo, tag]
             if args.digests:
-                row.append(r.get("digest") or "")
-            row += [r["id"] if args.no_trunc else r["id"][:12], ago(r.get("created")), human_size(r.get("size", 0))]
+                from ..storage.info import digest_shown
+
+                row.append(digest_shown(r) if r.get("digest") else "")
+            row += ["sha256:" + r["id"] if args.no_trunc else r["id"][:12], ago(r.get("created")),
+                    human_size(r.get("size", 0))]
             rows.append(row)
+    if args.sort in ("repository", "tag"):  # podman sorts the rows, one per name
+        rows.sort(key=lambda row: row[0 if args.sort == "repository" else 1])
     headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
     text = table(headers, rows, args.noheading)
     if text:
@@ -426,15 +444,24 @@ def cmd_images(args) -> int:
 def cmd_rmi(args) -> int:
     from ..containers import container as _ctr
     from ..errors import PalletError
+    from ..images import lineage as _lineage
     from .common import global_store_args as _global_args
 
     store = _store(args)
     targets = common.targets_or_all(args.images, args.all, lambda: [r["id"] for r in store.images()],
                                     "rmi needs an image, or --all")
     worst = 0
+    gone: set[str] = set()  # parents removed with an image (rmi -a lists them too)
     for text in targets:
+        if text in gone:
+            continue
+        parents: list[str] = []
         try:
             try:
+                try:  # the image's ancestors: those it leaves dangling go with it (podman's)
+                    parents = _lineage.ancestors(store, store.image(text))
+                except PalletError:
+                    pass
                 iid, untagged, deleted = _ctr.remove_image(store, text, force=args.force, every_name=args.all,
                                                            global_args=_global_args(args))
             except PalletError as e:  # a manifest list of that name goes as podman's rmi removes one
@@ -448,7 +475,7 @@ def cmd_rmi(args) -> int:
                 rec = lists.delete(text)
                 iid, untagged, deleted = rec["id"], rec["names"], True
         except PalletError as e:
-            if args.ignore and type(e).__name__ == "ImageUnknown":
+            if (args.ignore or args.force) and type(e).__name__ == "ImageUnknown":  # podman: -f ignores too
                 continue
             if len(targets) == 1:
                 raise
@@ -460,6 +487,9 @@ def cmd_rmi(args) -> int:
             print(f"Untagged: {n}")
         if deleted:
             print(f"Deleted: {iid}")
+            for pid in _lineage.remove_dangling(store, parents) if parents else ():
+                gone.add(pid)
+                print(f"Deleted: {pid}")
     return worst
 
 
@@ -486,7 +516,7 @@ def cmd_save(args) -> int:
             raise UsageError("refusing to write an archive to a terminal: use --output FILE or redirect stdout")
         output = "/dev/stdout"
     options = CopyOptions(progress=Progress(None) if args.quiet or output == "/dev/stdout" else _progress(args),
-                          compress_format="gzip" if args.compress else None)
+                          compress_format="gzip" if args.compress else None, decompress=args.uncompressed)
     _archive.save(_store(args, create=False), args.images, output, args.format, common.context(args), options)
     return 0
 
@@ -739,6 +769,19 @@ def cmd_system_reset(args) -> int:
         _system.confirm(_system.RESET_WARNING.format(root=store.graphroot, runroot=store.runroot), "system reset")
     if not store.absent:
         _system.reset(store)
+    return 0
+
+
+def cmd_image_sign(args) -> int:
+    from ..errors import UsageError
+    from ..images import sign as _sign
+
+    if not args.sign_by:
+        raise UsageError("no identity provided: use --sign-by KEY")
+    ctx = common.context(args)
+    for text in args.images:
+        _sign.sign(text, args.sign_by, ctx, directory=args.directory, every=args.all,
+                   passphrase_file=args.passphrase_file)
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import InvalidReference, NotFound, UsageError
+from ..errors import InvalidDocument, InvalidReference, NetworkError, NotFound, UsageError
 from ..storage.names import qualify
 from ..storage.transport import LocalReference
 from ..transports.copy import CopyOptions, copy_image
@@ -51,8 +51,20 @@ def save(store: "Store", images: list[str], output: str, fmt: str, ctx: "SystemC
     import shutil
     import tempfile
 
+    uncompressed = options.decompress
+    options.decompress = False
+
+    def oci_options(rec: dict) -> CopyOptions:
+        # podman's --uncompressed: an image stored with a Docker manifest is converted, its layers
+        # written as plain tar; one stored as OCI keeps its layers as they are (what podman does)
+        from ..oci import mediatype as mt
+
+        options.decompress = uncompressed and rec["manifests"].get(rec["digest"]) != mt.OCI_MANIFEST
+        return options
+
     if fmt == "oci-dir":
         for text, rec in recs:
+            oci_options(rec)
             copy_image(LocalReference(store, None, rec["id"]), parse_reference(f"oci:{output}:{_archive_tag(text, rec) or rec['id']}"),
                        ctx, ctx, options)
         return
@@ -64,6 +76,7 @@ def save(store: "Store", images: list[str], output: str, fmt: str, ctx: "SystemC
     try:
         layout = os.path.join(tmp, "layout")
         for text, rec in recs:
+            oci_options(rec)
             copy_image(LocalReference(store, None, rec["id"]),
                        parse_reference(f"oci:{layout}:{_archive_tag(text, rec) or rec['id']}"), ctx, ctx, options)
         _tar_dir(layout, output)
@@ -72,7 +85,10 @@ def save(store: "Store", images: list[str], output: str, fmt: str, ctx: "SystemC
 
 
 def _archive_tag(text: str, rec: dict) -> str | None:
-    """The name an image is saved under: the one the user typed if it names it, else its first name."""
+    """The name an image is saved under: the one the user typed if it names it, else its first
+    name; none when the user named it by ID (podman's: it loads back as <none>)."""
+    from ..storage.names import is_id_like
+
     tagged = [n for n in rec["names"] if "@" not in n]  # an archive's tags cannot hold a digest
     try:
         q = str(qualify(text))
@@ -80,6 +96,8 @@ def _archive_tag(text: str, rec: dict) -> str | None:
             return q
     except InvalidReference:
         pass
+    if is_id_like(text) and rec["id"].startswith(text.removeprefix("sha256:")):
+        return None
     return tagged[0] if tagged else None
 
 
@@ -106,19 +124,29 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
     """
     import stat
 
-    if archive in ("-", "/dev/stdin") or (os.path.exists(archive) and not stat.S_ISREG(os.stat(archive).st_mode)):
-        import sys
-
-        from ..transports import _files
-
+    url = archive.startswith(("http://", "https://"))
+    if url or archive in ("-", "/dev/stdin") or (os.path.exists(archive) and
+                                                 not stat.S_ISREG(os.stat(archive).st_mode)):
         with store.staging() as spool:  # locked: a SIGKILLed load's spool is removed by the next run
             path = os.path.join(spool, "archive.tar")
-            what = "standard input" if archive in ("-", "/dev/stdin") else archive
-            with open(sys.stdin.buffer.fileno() if archive == "-" else archive, "rb", closefd=archive != "-") as src, \
-                    open(path, "wb") as f:
-                from ..layer import stream as _stream
+            if url:  # podman's: an archive at a URL is downloaded first
+                import urllib.error
+                import urllib.request
 
-                _files.spool_copy(_stream.open_decompressed(src), f, _files.spool_limit(ctx), what)
+                try:
+                    with urllib.request.urlopen(archive, timeout=60) as src:
+                        _spool(src, path, archive, ctx)
+                except urllib.error.HTTPError as e:
+                    raise NotFound(f"{archive}: {e.code} {e.reason}") from None
+                except (urllib.error.URLError, OSError) as e:
+                    raise NetworkError(f"{archive}: {getattr(e, 'reason', None) or e.strerror or e}") from None
+            else:
+                import sys
+
+                what = "standard input" if archive in ("-", "/dev/stdin") else archive
+                with open(sys.stdin.buffer.fileno() if archive == "-" else archive, "rb",
+                          closefd=archive != "-") as src:
+                    _spool(src, path, what, ctx)
             return load(store, path, ctx, options)
     options = options or CopyOptions()
     kind = _archive_kind(archive)
@@ -157,6 +185,18 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
     return loaded
 
 
+def _spool(src, path: str, what: str, ctx) -> None:
+    """Copy an archive stream (maybe compressed) into the staging file ``path``."""
+    from ..layer import stream as _stream
+    from ..transports import _files
+
+    with open(path, "wb") as f:
+        try:
+            _files.spool_copy(_stream.open_decompressed(src), f, _files.spool_limit(ctx), what)
+        except InvalidDocument as e:  # podman's words, which scripts match
+            raise InvalidDocument(f"payload does not match any of the supported image formats: {e}") from None
+
+
 def _docker_archive_tags(path: str) -> list[list[str]]:
     """RepoTags of every image in a docker-archive's manifest.json."""
     from .._std import json
@@ -179,9 +219,11 @@ def _archive_kind(path: str) -> str:
     except FileNotFoundError:
         raise NotFound(f"{path}: no such file") from None
     except (tarfile.TarError, OSError) as e:
-        raise UsageError(f"{path}: not a docker-archive or oci-archive: {e}") from None
+        raise UsageError(f"payload does not match any of the supported image formats: {path}: not a "
+                         f"docker-archive or oci-archive ({'not a tar archive' if isinstance(e, tarfile.ReadError) else e})") from None
     if "manifest.json" in names:
         return "docker-archive"
     if "index.json" in names or "oci-layout" in names:
         return "oci-archive"
-    raise UsageError(f"{path}: not a docker-archive or oci-archive (no manifest.json or index.json)")
+    raise UsageError(f"payload does not match any of the supported image formats: {path}: not a docker-archive "
+                     "or oci-archive (no manifest.json or index.json)")

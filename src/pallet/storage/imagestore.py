@@ -13,17 +13,27 @@ from .records import State as _State
 from .records import now as _now
 
 
+def names_changed(rec: dict) -> None:
+    """containers/storage's names history after a change of an image's names: each current name
+    moves to the front in turn (the last one first), older names follow, each once."""
+    history = list(rec.get("names_history") or [])
+    for n in rec["names"]:
+        history = [n] + [h for h in history if h != n]
+    rec["names_history"] = history
+
+
 class ImageStore:
     """The store's images (a part of ``Store``)."""
 
     def add_image(self, *, config: bytes, config_digest: str, manifest: bytes, manifest_digest: str,
                   media_type: str, layers: list[str], names: list[str], signatures: list[bytes] | None = None,
-                  blobs: list[str] | None = None, keep_digest: bool = False) -> dict:
+                  blobs: list[str] | None = None, keep_digest: bool = False, list_digest: str | None = None) -> dict:
         """Record an image whose layers are all in the store; names move from other images.
         ``signatures`` (simple signing, kept as blobs) replace the manifest's when given.
         ``blobs``: the layer blobs the manifest names (all in the store), kept while the image
         is. ``keep_digest``: an image already stored keeps the manifest it is pushed and saved
-        with (a load adds the archive's manifest without replacing the pulled one)."""
+        with (a load adds the archive's manifest without replacing the pulled one). ``list_digest``:
+        the manifest list it was chosen from, the digest it was pulled by (podman's Digest)."""
         from ..oci import digest as _digest
 
         self.put_blob_bytes(config, config_digest)
@@ -59,12 +69,19 @@ class ImageStore:
                 rec["blobs"] = sorted(set(rec.get("blobs") or ()) | set(blobs))
             if manifest_digest not in rec["digests"]:
                 rec["digests"].append(manifest_digest)
+            if list_digest:
+                rec["list_digest"] = list_digest
+            elif not keep_digest:
+                rec.pop("list_digest", None)
             rec["manifests"][manifest_digest] = media_type
             if sig_digests is not None:
                 rec.setdefault("signatures", {})[manifest_digest] = sig_digests
             rec["size"] = sum(st.layers[lid].get("size", 0) for lid in layers)
             for name in names:
                 self._move_name(st, name, rec)
+            if names:  # containers/image's order: the names just given first, then the old ones
+                rec["names"] = [n for n in names if n in rec["names"]] + [n for n in rec["names"] if n not in names]
+                names_changed(rec)
             st.images[image_id] = rec
             st.dirty.add("images")
             return rec
@@ -99,7 +116,8 @@ class ImageStore:
                         else n == f"{named.name}@{named.digest}") for n in rec["names"])
 
                 found = [rec for rec in st.images.values()
-                         if named_as(rec) or (named.digest in rec["digests"] and names_repo(rec))]
+                         if named_as(rec) or ((named.digest in rec["digests"] or named.digest == rec.get("list_digest"))
+                                              and names_repo(rec))]
             else:
                 full = str(named)
                 found = [rec for rec in st.images.values() if full in rec["names"]]
@@ -152,6 +170,7 @@ class ImageStore:
             rec = self.lookup_image(st, text)
             for n in qualified:
                 self._move_name(st, n, rec)
+            names_changed(rec)
             st.dirty.add("images")
             return dict(rec)
 
@@ -165,8 +184,9 @@ class ImageStore:
             for n in names:
                 q = str(_names.qualify(n))
                 if q not in rec["names"]:
-                    raise NotFound(f"{n}: tag not known for image {rec['id'][:12]}")
+                    raise NotFound(f"{n}: tag not known")  # podman's words
                 rec["names"].remove(q)
+            names_changed(rec)
             st.dirty.add("images")
             return dict(rec)
 
@@ -181,13 +201,14 @@ class ImageStore:
             rec = self.lookup_image(st, text)
             iid = rec["id"]
             by_name = not (_names.is_id_like(text) and (iid.startswith(text.removeprefix("sha256:"))))
-            if by_name and len(rec["names"]) > 1 and not force:
+            if by_name and len(rec["names"]) > 1:  # even with force, a name goes alone (podman's)
                 named, short = _names.candidates(text)
                 stored = str(_names.qualify(text)) if named is not None else None
                 name = stored if stored in rec["names"] else next(
                     (n for n in rec["names"] if short and _names.name_matches_short(n, short)), None)
                 if name:
                     rec["names"].remove(name)
+                    names_changed(rec)
                     st.dirty.add("images")
                     return iid, [name], False
             if not by_name and len(rec["names"]) > 1 and not (force or every_name):

@@ -38,6 +38,18 @@ def run_config(store: "Store", rec: dict) -> dict:
 _config = config  # the old name (cli/_filters.py reaches it through its module object)
 
 
+def pulled_digests(rec: dict) -> list[str]:
+    """The image's manifest digests, then the manifest list it was pulled through, if any
+    (podman's RepoDigests hold both, in that order)."""
+    lst = rec.get("list_digest")
+    return list(rec["digests"]) + ([lst] if lst and lst not in rec["digests"] else [])
+
+
+def digest_shown(rec: dict) -> str:
+    """podman's image Digest: what it was pulled by (the manifest list, when it came through one)."""
+    return rec.get("list_digest") or rec["digest"]
+
+
 def repo_tags_digests(rec: dict) -> tuple[list[str], list[str]]:
     """RepoTags (names with a tag) and RepoDigests (each repository it is named in, with each
     digest it has, and the names it was pulled by digest as)."""
@@ -45,7 +57,7 @@ def repo_tags_digests(rec: dict) -> tuple[list[str], list[str]]:
 
     tags = [n for n in rec["names"] if "@" not in n]
     repos = sorted({split_name(n)[0] for n in rec["names"]})
-    digests = [f"{r}@{d}" for r in repos for d in rec["digests"]]
+    digests = [f"{r}@{d}" for r in repos for d in pulled_digests(rec)]
     digests += [n for n in rec["names"] if "@" in n and n not in digests]
     return tags, digests
 
@@ -65,7 +77,7 @@ def image_summary(rec: dict, labels: dict | None, containers: int, dangling: boo
     doc = {"Id": rec["id"], "ParentId": "", "RepoTags": tags or None, "RepoDigests": digests,
            "Size": rec.get("size", 0), "SharedSize": 0, "VirtualSize": rec.get("size", 0),
            "Labels": labels or None, "Containers": containers, "Names": list(rec["names"]) or None,
-           "Digest": rec["digest"], "Digests": list(rec["digests"]), "History": list(reversed(rec["names"])) or None,
+           "Digest": digest_shown(rec), "Digests": pulled_digests(rec), "History": names_history(rec) or None,
            "Created": seconds, "CreatedAt": created}
     if dangling:  # podman's omitempty
         doc["Dangling"] = True
@@ -91,7 +103,7 @@ def inspect_image(store: "Store", text: str) -> dict:
     c = cfg.get("config") or {}
     return {
         "Id": rec["id"],
-        "Digest": rec["digest"],
+        "Digest": digest_shown(rec),
         "RepoTags": tags,
         "RepoDigests": digests,
         "Parent": "",
@@ -112,7 +124,7 @@ def inspect_image(store: "Store", text: str) -> dict:
         "ManifestType": rec["manifests"].get(rec["digest"], ""),
         "User": c.get("User", ""),
         "History": cfg.get("history") or [],
-        "NamesHistory": list(rec["names"]),
+        "NamesHistory": names_history(rec),
     }
 
 
@@ -153,6 +165,14 @@ def history(store: "Store", text: str) -> list[dict]:
         rows[0]["id"] = rec["id"]
         rows[0]["tags"] = [n for n in rec["names"]]
     return rows
+
+
+def names_history(rec: dict) -> list[str]:
+    """Every name the image has had, the latest first (a record from before the store kept
+    them: its names, the last first)."""
+    if "names_history" in rec:
+        return list(rec["names_history"])
+    return list(reversed(rec["names"]))
 
 
 def intermediate_ids(images: list[dict]) -> set[str]:

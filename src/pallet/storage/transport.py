@@ -123,6 +123,7 @@ class LocalDestination(ImageDestination):
         self._config_digest: str | None = None
         self._manifest: tuple[bytes, str] | None = None
         self._deferred: list | None = None
+        self._index_digest: str | None = None  # the manifest list the image was chosen from
         self._spool = None
         self._signatures: list[bytes] | None = None
 
@@ -241,6 +242,11 @@ class LocalDestination(ImageDestination):
             self._spool_cm.__exit__(None, None, None)
             self._spool = None
 
+    def note_index(self, digest: str) -> None:
+        """The image comes from this manifest list (for this system): recorded as the digest
+        it was pulled by, as containers/storage's image Digest is."""
+        self._index_digest = digest
+
     def put_manifest(self, raw: bytes, media_type: str, instance_digest: str | None = None) -> None:
         if instance_digest is not None:
             raise Unsupported("the store keeps one image per name, not a multi-platform index")
@@ -272,6 +278,6 @@ class LocalDestination(ImageDestination):
                                           manifest_digest=manifest_digest,
                                           media_type=media_type, layers=self._chain, names=names,
                                           signatures=self._signatures, blobs=blobs,
-                                          keep_digest=self.reference.keep_digest)
+                                          keep_digest=self.reference.keep_digest, list_digest=self._index_digest)
 
 

@@ -218,6 +218,9 @@ class _Engine:
             chosen = index.select(want)
             debug(f"index {index.digest}: chose {chosen.digest} for {want}")
             self.chosen = chosen.digest
+            note = getattr(self.dest, "note_index", None)  # the store records what was pulled (podman's Digest)
+            if note is not None:
+                note(index.digest)
             raw, media_type = self.src.get_manifest(chosen.digest)
             inst = self._parse_instance(raw, media_type, chosen)
             return self.copy_single(inst, None)

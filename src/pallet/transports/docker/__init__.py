@@ -283,7 +283,7 @@ def verify_credentials(host: str, username: str, password: str, ctx: "SystemCont
             read_limited(resp)
             from ...errors import AuthenticationRequired
 
-            raise AuthenticationRequired(f"logging in to {registry}: invalid username/password")
+            raise AuthenticationRequired(f'logging into "{registry}": invalid username/password')  # podman's words
         client.check(resp, (200,), what)
         resp.close()
     finally:
