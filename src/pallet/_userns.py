@@ -172,15 +172,15 @@ def _pause_pid(path: str, uid: int) -> int | None:
         return None
 
 
-def enter_rootless(error=PalletError) -> str | None:
+def enter_rootless(error=PalletError) -> None:
     """Move this (single-threaded) process into the user's rootless user namespace (its root
     the calling user, its subordinate ids from /etc/subuid and /etc/subgid mapped from 1 on by
     newuidmap/newgidmap) and the mount namespace that goes with it, as podman does before
     touching its store. The first pallet makes both and leaves a pause process
     (``catatonit -P``) holding them, its pid in :func:`rootless_state_dir`; later ones join
     them, so mounts, network namespaces and running containers are every pallet's to see.
-    Returns a warning for the user (no subordinate ids: only the user's own id is mapped) or
-    None. A process already inside (pallet started by conmon's exit command) is left as it is."""
+    A user without subordinate ids gets only its own id mapped (podman's fallback); an image
+    with files of other owners is then refused where it is stored. A process already inside (pallet started by conmon's exit command) is left as it is."""
     import fcntl
 
     from ._std import syscalls as _sys
@@ -211,14 +211,12 @@ def enter_rootless(error=PalletError) -> str | None:
             finally:
                 for fd in fds + [cwd]:
                     os.close(fd)
-            warning = None
         else:
-            warning = _new_namespaces(uid, os.getegid(), error)
+            _new_namespaces(uid, os.getegid(), error)
             _start_pause(pidfile, error)
     finally:
         os.close(lock)
     os.environ[ROOTLESS_ENV] = str(uid)
-    return warning
 
 
 def _start_pause(pidfile: str, error) -> None:
@@ -238,17 +236,20 @@ def _start_pause(pidfile: str, error) -> None:
     write_atomic(pidfile, f"{pid}\n".encode(), 0o600)
 
 
-def _new_namespaces(uid: int, gid: int, error) -> str | None:
+def _new_namespaces(uid: int, gid: int, error) -> None:
     """A new user namespace mapped as :func:`rootless_maps` says, and a mount namespace in it."""
     from ._std import syscalls as _sys
 
     user = _user_name(uid)
     uid_map, gid_map = rootless_maps(user, uid, gid)
-    warning = None
     helper = len(uid_map) > 1 or len(gid_map) > 1
     if not helper:
-        warning = (f"no subuid ranges found for user {user!r} in {SUBUID}: only the user's own id is mapped "
-                   "(images with files of other owners cannot be stored)")
+        # said where it matters, not up front: an image with files of other owners is refused in
+        # one line ("potentially insufficient UIDs or GIDs"); a bad input's error stays one line
+        import logging
+
+        logging.getLogger("pallet").debug("no subuid ranges found for user %r in %s: only the user's own id "
+                                          "is mapped", user, SUBUID)
     elif not (os.access(NEWUIDMAP, os.X_OK) and os.access(NEWGIDMAP, os.X_OK)):
         raise error(f"rootless mode needs {NEWUIDMAP} and {NEWGIDMAP} (Debian's uidmap package) to map "
                     f"the subordinate ids of {user!r}")
@@ -300,4 +301,3 @@ def _new_namespaces(uid: int, gid: int, error) -> str | None:
         _sys.mount("none", "/", None, 0x4000 | 0x80000)  # MS_REC | MS_SLAVE: our mounts stay ours
     except OSError as e:
         raise error(f"cannot make a mount namespace in the user namespace: {e.strerror}") from None
-    return warning

@@ -182,16 +182,16 @@ def user(registry, tmp_path_factory):
 
 
 def test_a_user_without_subordinate_ids(user):
-    """Only the user's own id is mapped (podman's fallback), with a warning: an image with other
-    owners is refused in one line, a container runs as root of that one id."""
+    """Only the user's own id is mapped (podman's fallback): an image with other owners is
+    refused in one line, a container runs as root of that one id."""
     with _test_user(f"prn{os.getpid() % 100000}", ranges=False) as nosub:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(3) as pool:  # three first pallets at once: one makes the namespace
             runs = list(pool.map(lambda _: nosub("images"), range(3)))
         assert [r.returncode for r in runs] == [0, 0, 0], [r.stderr for r in runs]
-        warned = [r for r in runs if r.stderr]
-        assert len(warned) == 1 and warned[0].stderr.startswith("WARN: no subuid ranges found for user")
+        # nothing said up front (a bad input's error stays one line): the refusal below says it
+        assert [r.stderr for r in runs] == ["", "", ""]
         pauses = [p for p in _user_pids(nosub.uid) if open(f"/proc/{p}/comm").read().strip() == "catatonit"]
         assert pauses == [nosub.pause()]
         r = nosub("pull", "-q", user.image)

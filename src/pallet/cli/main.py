@@ -213,9 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.geteuid() != 0 and VERB_AREAS.get(args.verb) in ROOTLESS_AREAS:
             from .._userns import enter_rootless
 
-            warning = enter_rootless()
-            if warning:
-                print(f"WARN: {warning}", file=sys.stderr)
+            enter_rootless()
         rc = args.func(args)
     except PalletError as e:
         print(f"Error: {e}", file=sys.stderr)
