@@ -595,3 +595,26 @@ def test_unknown_images_are_worded_as_podman_words_them(s, podman, registry, tmp
     assert s("rmi", "second:1").stdout == podman("rmi", "second:1").stdout == "Untagged: localhost/second:1\n"
     mine, theirs = s("rmi", ref).stdout, podman("rmi", ref).stdout
     assert mine == theirs and mine.splitlines()[-1].startswith("Deleted: ")
+
+
+def test_an_images_parent_is_the_nearest_whatever_order_the_store_lists(busybox_store, tmp_path):
+    """An ENV step makes no layer: its image's layers are the previous step's, and the step
+    before that (one layer fewer) passes libimage's parent test too. The parent is the nearest,
+    in any order of the store's records (rmi's chain of dangling parents depends on it)."""
+    import pallet.api as api
+    from pallet.images import lineage
+
+    s = busybox_store
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nRUN echo a > /a\nRUN echo b > /b\nENV E=1\n")
+    s("build", "--network", "none", "-t", "top", str(ctx))
+    with api.open_store(s.root, driver=s.driver) as store:
+        st = store._s()
+        top = st.image("top")
+        images = st.images()
+        want = lineage.parent(st, top, images)
+        assert want is not None and want["layers"] == top["layers"]  # the RUN b step's image
+        assert lineage.parent(st, top, list(reversed(images)))["id"] == want["id"]
+        chain = lineage.ancestors(st, top)
+        assert chain[0] == want["id"] and len(chain) == 3  # RUN b, RUN a, busybox

@@ -53,13 +53,16 @@ def parent(store: "Store", rec: dict, images: list[dict], cache: dict | None = N
     if child is None:
         return None
     below = layers[:-1]
+    best, best_len = None, -1
     for other in images:
         if other["id"] == rec["id"] or (other.get("layers") or []) not in (layers, below) or not other.get("layers"):
             continue
         doc = _config(store, other, cache)
-        if doc is not None and _parent_and_child(doc, child):
-            return other
-    return None
+        # the nearest: a grandparent can pass the same test (an instruction without a layer
+        # between them), whatever order the store lists them in
+        if doc is not None and _parent_and_child(doc, child) and len(_history(doc)) > best_len:
+            best, best_len = other, len(_history(doc))
+    return best
 
 
 def ancestors(store: "Store", rec: dict) -> list[str]:
