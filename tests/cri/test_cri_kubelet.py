@@ -199,7 +199,11 @@ class Kubelet:
 
     def alive(self) -> bool:
         if not self.ours():
-            pytest.fail("the kubelet exited:\n" + self.tail())
+            try:
+                size = f"{os.path.getsize(self.log)} bytes"
+            except OSError as e:
+                size = f"unreadable: {e.strerror}"
+            pytest.fail(f"the kubelet (pid {self.pid}) exited; its log {self.log} ({size}) ends:\n" + self.tail())
         return True
 
     def wait(self, predicate, timeout: float, what: str):
