@@ -4,7 +4,8 @@
 # image (scripts/make-demo-image.py) in both. Measured INTERLEAVED (pallet, podman, pallet, ...),
 # medians and the ratio printed; the target is pallet <= 0.8x podman. PYTHONDONTWRITEBYTECODE is
 # removed (a pip install precompiles).
-# usage: bench/containers_run.sh [RUNS] [RUNTIME]   (as root; NETWORK=bridge for the default network)
+# usage: bench/containers_run.sh [RUNS] [RUNTIME]   (as root; NETWORK=bridge for the default network:
+# then a detached container of each tool keeps its bridge up, so neither makes its bridge per run)
 set -eu
 RUNS=${1:-21}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +35,11 @@ ids = [subprocess.run(tool + ["pull", "-q", f"oci:{w}/layout:v1"], check=True, c
 tools = {"pallet": pallet + ["run", "--runtime", rt, "--network-config-dir", f"{w}/nets", "--rm", "--network", net,
                              ids[0], "true"],
          "podman": podman + ["run", "--rm", "--network", net, ids[1], "true"]}
+if net == "bridge":  # each tool's bridge kept up by a container of its own, as a user's running one would
+    subprocess.run(pallet + ["run", "-d", "--runtime", rt, "--network-config-dir", f"{w}/nets", "--network", net,
+                             ids[0], "sleep", "3600"], check=True, capture_output=True, env=env)
+    subprocess.run(podman + ["run", "-d", "--network", net, ids[1], "sleep", "3600"], check=True,
+                   capture_output=True, env=env)
 sys.path.insert(0, f"{here}/bench")
 from _common import interleaved_medians
 med = interleaved_medians(tools, runs, 2, env)  # the first 2 rounds warm the caches and are not counted
