@@ -26,11 +26,12 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 
 import pytest
 
 from conftest import release_all, unmount_under, wait_for
-from test_cri_server import _daemon, _pb, _runs, serving
+from test_cri_server import _pb, _runs, serving
 
 DEFAULT_KUBELET = "/opt/peers/kubelet/kubelet"
 BUILD = ("kubelet v1.28.7 is not here ($PALLET_TEST_KUBELET or /opt/peers/kubelet/kubelet): build it outside the "
@@ -171,11 +172,17 @@ class Kubelet:
                        "containerRuntimeEndpoint": "unix://" + cri.sock, "imageServiceEndpoint": "unix://" + cri.sock},
                       f)
         self.pid = None
+        self.proc = None
 
     def start(self) -> None:
-        self.pid = _daemon([self.binary, "--config", self.config, "--root-dir", self.root,
-                            "--cert-dir", os.path.join(self.root, "pki"),
-                            "--hostname-override", self.node, "--v=2"], self.log)
+        # our child (in a session of its own): its exit status says how it ended if it does
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([self.binary, "--config", self.config, "--root-dir", self.root,
+                                          "--cert-dir", os.path.join(self.root, "pki"),
+                                          "--hostname-override", self.node, "--v=2"],
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        self.pid = self.proc.pid
 
     def ours(self) -> bool:
         return _runs(self.pid, self.root)
@@ -188,6 +195,8 @@ class Kubelet:
             finally:
                 if self.ours():
                     os.kill(self.pid, signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(timeout=30)
         self.pid = None
 
     def tail(self, n: int = 4000) -> str:
@@ -203,7 +212,9 @@ class Kubelet:
                 size = f"{os.path.getsize(self.log)} bytes"
             except OSError as e:
                 size = f"unreadable: {e.strerror}"
-            pytest.fail(f"the kubelet (pid {self.pid}) exited; its log {self.log} ({size}) ends:\n" + self.tail())
+            status = self.proc.poll() if self.proc is not None else None
+            pytest.fail(f"the kubelet (pid {self.pid}, exit status {status}) exited; its log {self.log} ({size}) "
+                        "ends:\n" + self.tail())
         return True
 
     def wait(self, predicate, timeout: float, what: str):

@@ -308,3 +308,20 @@ def test_websocket_session_both_sides_and_hostile_frames():
         assert server.streams[0].read(10) == b""
         server.close()
         a.close()
+
+
+def test_nano_cores_never_more_than_every_processor():
+    """A first sample just after the start divides what ran before it (create, init) by a few
+    milliseconds: the figure is held to every processor's time, as no container can use more."""
+    import os
+    import time
+
+    from pallet.cri import stats
+
+    key = f"test-{os.getpid()}"
+    try:
+        most = (os.cpu_count() or 1) * 1_000_000_000
+        assert stats.nano_cores(key, 50_000_000, time.time_ns() - 1_000_000) == most  # 50 ms in 1 ms
+        assert stats.nano_cores(key, 50_000_000 + 10**12) == most  # 1000 s of CPU since the last
+    finally:
+        stats.forget(key)

@@ -72,12 +72,16 @@ def nano_cores(key: str, cpu_ns: int | None, since_ns: int | None = None) -> int
     now = time.monotonic_ns()
     prev = _last.get(key)
     _last[key] = (now, cpu_ns)
+    # at most every processor's time: the cgroup's count also holds what ran before the start
+    # (the runtime's create, the init), which a first sample just after the start would put
+    # into a few milliseconds
+    most = (os.cpu_count() or 1) * 1_000_000_000
     if prev is None:
         elapsed = time.time_ns() - since_ns if since_ns else 0
-        return int(cpu_ns * 1_000_000_000 / elapsed) if elapsed > 0 else None
+        return min(most, int(cpu_ns * 1_000_000_000 / elapsed)) if elapsed > 0 else None
     if now <= prev[0] or cpu_ns < prev[1]:
         return None
-    return int((cpu_ns - prev[1]) * 1_000_000_000 / (now - prev[0]))
+    return min(most, int((cpu_ns - prev[1]) * 1_000_000_000 / (now - prev[0])))
 
 
 def forget(key: str) -> None:
