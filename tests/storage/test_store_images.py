@@ -333,6 +333,10 @@ def test_a_killed_build_leaves_no_container_mount_or_layer(busybox_store, tmp_pa
     s("build", "-t", "whole", str(ctx))
     assert s.tree("whole")["/all"]
     s("system", "check")
+    # a killed build's network namespace goes too, even when this build's RUN steps all came
+    # from the cache (it attached no network): reaped as a build starts
+    netns_dir = os.path.join(derived_runroot(s.root), "netns")
+    assert not os.path.isdir(netns_dir) or os.listdir(netns_dir) == []
 
 
 def test_a_schema1_image_whose_layers_are_stored_as_other_blobs_keeps_its_own(schema1_dir, tmp_path):

@@ -186,6 +186,9 @@ class DockerfileBuild:
     def run(self) -> dict:
         import contextlib
 
+        from .network import reap_at_start
+
+        reap_at_start(self.store.runroot, self.store.graphroot, self.options.network_config_dir)
         with self.store.owner() as owner:
             self.owner = owner
             try:

@@ -269,6 +269,25 @@ def reap_orphans(runroot: str, endpoints) -> list[str]:
     return reap_orphaned_locks(_owners_dir(runroot), clean)
 
 
+def reap_at_start(runroot: str, graphroot: str | None, config_dir: str | None) -> list[str]:
+    """:func:`reap_orphans` when a killed build left an owner lock here (nothing to read
+    otherwise): every build calls it as it starts, so a build whose RUN steps all come from the
+    cache (it never attaches a network) still tears down what a killed one left."""
+    try:
+        if not any(n.endswith(".lock") for n in os.listdir(_owners_dir(runroot))):
+            return []
+    except OSError:
+        return []
+    from ..containers.network.config import Networks, default_config_dir
+    from ..containers.network.endpoints import Endpoints
+
+    try:
+        nets = Networks(config_dir or default_config_dir(graphroot if rootless_uid() is not None else None))
+        return reap_orphans(runroot, Endpoints(nets, runroot))
+    except PalletError:
+        return []  # tried again when a step attaches a network (its error is shown then)
+
+
 class BuildNetworks:
     """The network namespaces of one build's RUN steps: one per network, attached at the
     first step that runs on it and shared by the later ones, as one container's would be
