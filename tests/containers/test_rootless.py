@@ -495,7 +495,7 @@ def test_unshare_is_rootless_only():
 def test_slirp4netns_as_root_too(user, tmp_path):
     """podman takes --network slirp4netns as root as well: the same namespace and addresses."""
     if os.geteuid() != 0:
-        pytest.skip("as root")
+        pytest.skip("podman takes slirp4netns as root: runs when the suite runs as root, as .ci/run does")
     runroot = tempfile.mkdtemp(prefix="prr-")
     base = [os.path.join(os.path.dirname(sys.executable), "pallet"), "--root", str(tmp_path / "root"),
             "--runroot", runroot]
