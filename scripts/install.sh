@@ -8,7 +8,8 @@ PACKAGES=(python3-venv python3-dev gcc runc crun skopeo buildah podman umoci doc
           containernetworking-plugins busybox-static jq hyperfine apache2-utils iproute2 util-linux kmod time
           libseccomp2 mmdebstrap gnupg gpgv openssl libarchive-tools netavark aardvark-dns catatonit
           dpkg rpm golang-go unzip libcommons-io-java libcommons-cli-java systemd
-          openscap-scanner ssg-debian ssg-debderived git uidmap slirp4netns)
+          openscap-scanner ssg-debian ssg-debderived git uidmap slirp4netns
+          squashfs-tools-ng squashfs-tools fakeroot)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

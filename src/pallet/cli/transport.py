@@ -44,7 +44,7 @@ def _add_inspect(sub) -> None:
 def _add_copy(sub) -> None:
     p = sub.add_parser("copy", help="copy an image from one location to another",
                        description="Copy an image between docker://, oci:, oci-archive:, docker-archive:, dir: "
-                                   "and local: (the pallet store), converting and recompressing as asked.")
+                                   "and local: (the pallet store), or from a sif: file, converting and recompressing as asked.")
     p.add_argument("source", metavar="SOURCE-IMAGE")
     p.add_argument("destination", metavar="DESTINATION-IMAGE")
     p.add_argument("--all", "-a", action="store_true", help="copy every image of a multi-platform index")

@@ -20,6 +20,7 @@ TRANSPORTS = {
     "oci-archive": "pallet.transports.oci_archive",
     "docker-archive": "pallet.transports.docker_archive",
     "dir": "pallet.transports.directory",
+    "sif": "pallet.transports.sif",  # read-only
 }
 
 #: transports parsed elsewhere, with the store they name (see the module docstring)
