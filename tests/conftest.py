@@ -129,8 +129,9 @@ def _listens(pid: int, port: int) -> bool:
 class Registry:
     """A real docker-registry on 127.0.0.1 with its own storage, optionally with auth."""
 
-    def __init__(self, workdir: str, auth: dict | None = None, port: int | None = None):
+    def __init__(self, workdir: str, auth: dict | None = None, port: int | None = None, extra: dict | None = None):
         self.workdir = workdir
+        self.extra = extra or {}  # more top-level config sections (e.g. compatibility: schema1)
         self.storage = os.path.join(workdir, "storage")
         os.makedirs(self.storage, exist_ok=True)
         self.log = None
@@ -157,6 +158,7 @@ class Registry:
         }
         if auth:
             config["auth"] = auth
+        config.update(self.extra)
         self.config_path = os.path.join(self.workdir, "config.yml")
         with open(self.config_path, "w") as f:
             yaml.safe_dump(config, f)
@@ -224,8 +226,8 @@ def make_registry(tmp_path_factory):
     """Factory for registries with their own config (auth modes); all stopped at teardown."""
     started = []
 
-    def make(auth: dict | None = None) -> Registry:
-        reg = Registry(str(tmp_path_factory.mktemp("registry")), auth)
+    def make(auth: dict | None = None, extra: dict | None = None) -> Registry:
+        reg = Registry(str(tmp_path_factory.mktemp("registry")), auth, extra=extra)
         started.append(reg)
         return reg
 

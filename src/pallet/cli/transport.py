@@ -50,7 +50,8 @@ def _add_copy(sub) -> None:
     p.add_argument("--all", "-a", action="store_true", help="copy every image of a multi-platform index")
     p.add_argument("--multi-arch", choices=("system", "all", "index-only"), default=None,
                    help="with an index: copy the image for this system (default), all of them, or the index only")
-    p.add_argument("--format", "-f", choices=("oci", "v2s2"), default=None, help="manifest type of the destination")
+    p.add_argument("--format", "-f", choices=("oci", "v2s2", "v2s1"), default=None,
+                   help="manifest type of the destination")
     p.add_argument("--dest-compress-format", choices=("gzip", "zstd"), default=None,
                    help="recompress layers with this algorithm")
     p.add_argument("--dest-compress-level", type=int, default=None, metavar="N", help="compression level")
@@ -86,7 +87,7 @@ def _add_sync(sub) -> None:
     p.add_argument("--all", "-a", action="store_true", help="copy every image of multi-platform indexes")
     p.add_argument("--scoped", action="store_true", help="keep the full source name under the destination")
     p.add_argument("--keep-going", action="store_true", help="go on after an image fails; exit 1 at the end")
-    p.add_argument("--format", "-f", choices=("oci", "v2s2"), default=None)
+    p.add_argument("--format", "-f", choices=("oci", "v2s2", "v2s1"), default=None)
     p.add_argument("--dry-run", action="store_true", help="say what would be copied, copy nothing")
     p.add_argument("--quiet", "-q", action="store_true")
     p.add_argument("--preserve-digests", action="store_true")

@@ -37,7 +37,7 @@ class CopyOptions:
                  sign_identity: str | None = None):
         if multi_arch not in ("system", "all", "index-only"):
             raise UsageError(f"invalid --multi-arch value {multi_arch!r}: want system, all or index-only")
-        if format is not None and format not in (mt.OCI_MANIFEST, mt.DOCKER_V2S2):
+        if format is not None and format not in (mt.OCI_MANIFEST, mt.DOCKER_V2S2, mt.DOCKER_V2S1_SIGNED):
             raise UsageError(f"invalid format {format!r}")
         if compress_format not in (None, "gzip", "zstd"):
             raise UsageError(f"invalid compression format {compress_format!r}: want gzip or zstd")
@@ -276,6 +276,9 @@ class _Engine:
 
     def _index_target(self, index: _manifest.Index) -> str:
         fmt = self.opt.format
+        if fmt == mt.DOCKER_V2S1_SIGNED:
+            raise Unsupported("a multi-platform index cannot be written as Docker schema 1 (--format v2s1): "
+                              "copy one image of it (--multi-arch system)")
         if fmt is not None:
             return mt.DOCKER_LIST if fmt == mt.DOCKER_V2S2 else mt.OCI_INDEX
         supported = self.dest.supported_manifest_types
@@ -321,6 +324,8 @@ class _Engine:
         if isinstance(m, _manifest.Schema1Manifest):
             return self._copy_schema1(m, instance_digest)
         target = self._target_type(m, index_target)
+        if target == mt.DOCKER_V2S1_SIGNED:
+            return self._write_schema1(m)
         if target == mt.DOCKER_V2S2 and m.config.media_type not in (mt.OCI_CONFIG, mt.DOCKER_CONFIG):
             raise Unsupported(f"{m.config.media_type} artifacts cannot be stored as Docker schema 2")
         if self.opt.preserve_digests and (target != m.media_type or self._would_recompress(m)):
@@ -428,9 +433,42 @@ class _Engine:
 
     # -- Docker schema 1 ---------------------------------------------------------------------
 
+    def _write_schema1(self, m) -> CopyResult:
+        """``--format v2s1``: the image converted to a signed schema 1 manifest, as containers/image
+        does it (no config blob is stored; the gzipped empty layer is, when history has empty layers)."""
+        import io
+
+        from . import schema1
+
+        supported = self.dest.supported_manifest_types
+        if supported and mt.DOCKER_V2S1_SIGNED not in supported:
+            raise Unsupported(f"{self.dest.reference} cannot store Docker schema 1 manifests (--format v2s1)")
+        if m.config.media_type not in (mt.OCI_CONFIG, mt.DOCKER_CONFIG):
+            raise Unsupported(f"{m.config.media_type} artifacts cannot be stored as Docker schema 1")
+        if self._desired_compression() not in (None, "gzip") or any(
+                mt.layer_compression(d.media_type) == "zstd" for d in m.layers if mt.is_layer(d.media_type)):
+            raise Unsupported("Docker schema 1 layers cannot be zstd-compressed: use --dest-compress-format gzip")
+        self._started()
+        config = self._read_config(m.config)
+        self.dest.begin_image(m, config)
+        layers = self._copy_layers(m.layers)
+        ref = self.dest.reference.docker_reference()
+        name = ref.path if ref is not None else ""
+        tag = (ref.tag or "") if ref is not None else ""
+        unsigned, empty = schema1.build(config, [d.digest for d in layers], name, tag)
+        if empty:
+            desc = Descriptor(mt.DOCKER_LAYER_GZIP, schema1.GZIPPED_EMPTY_LAYER_DIGEST,
+                              len(schema1.GZIPPED_EMPTY_LAYER))
+            if self.dest.try_reusing_blob(desc, self.src.reference) is None:
+                self.dest.put_blob(io.BytesIO(schema1.GZIPPED_EMPTY_LAYER), desc)
+        out = _manifest.Schema1Manifest.from_bytes(schema1.sign(unsigned), mt.DOCKER_V2S1_SIGNED)
+        self.progress.emit("Writing manifest to image destination")
+        self._put_manifest(out, None)
+        return CopyResult(out.digest, out.raw, out.media_type)
+
     def _copy_schema1(self, m: _manifest.Schema1Manifest, instance_digest: str | None) -> CopyResult:
         supported = self.dest.supported_manifest_types
-        target = self.opt.format
+        target = None if self.opt.format == mt.DOCKER_V2S1_SIGNED else self.opt.format  # already schema 1
         if target is None and (not supported or m.media_type in supported):
             if self._desired_compression() not in (None, "gzip"):
                 raise Unsupported("schema 1 images cannot be recompressed; use --format oci or v2s2 to convert")
