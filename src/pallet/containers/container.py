@@ -474,6 +474,7 @@ class Containers:
             meta["image_name"] = meta["image_ref"] = (image.get("names") or [image["id"]])[0]
         from . import mounts as ctr_mounts
 
+        ctr_mounts.add_volumes_from(self.get, o.extra.volumes_from if o.extra else (), meta)
         ctr_mounts.add_image_volumes(meta, img_cfg)
         ctr_mounts.set_sources(self.store, meta)
         # the command and options checked before anything is made
