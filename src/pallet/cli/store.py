@@ -40,7 +40,7 @@ def _podman(p, exit_map=None):
 
 
 VERBS = ("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system", "info", "history",
-         "import", "search", "unshare")
+         "import", "search", "unshare", "version")
 
 
 def register(sub, only: str | None = None) -> None:
@@ -63,6 +63,51 @@ def register(sub, only: str | None = None) -> None:
         _system_group(sub)
     if only in (None, "unshare"):
         _unshare(sub, "unshare")
+    if only in (None, "version"):
+        _version(sub, "version")
+
+
+def _version(sub, name):
+    p = _podman(sub.add_parser(name, help="show pallet's version in podman's layout"))
+    p.add_argument("--format", "-f", metavar="FORMAT",
+                   help="json, or a Go template over podman's fields (.Client.Version, .Server.Built, .Version...)")
+    p.set_defaults(func=cmd_version)
+
+
+def version_report() -> dict:
+    """podman 4.3's version fields for pallet: ``Version`` is pallet's, ``APIVersion`` the podman
+    release whose command lines pallet follows, ``GoVersion`` the Python running it, ``Built``
+    0 (no build time is recorded: Debian's podman says the same)."""
+    import platform
+
+    from .._version import __version__
+    from ..oci.platform import host
+
+    h = host()
+    return {"APIVersion": "4.3.1", "Version": __version__, "GoVersion": "python" + platform.python_version(),
+            "GitCommit": "", "BuiltTime": "Thu Jan  1 00:00:00 1970", "Built": 0,
+            "OsArch": f"{h.os}/{h.architecture}", "Os": h.os}
+
+
+def cmd_version(args) -> int:
+    """podman's ``version``: the fields under ``Client`` (and ``Server``: a local engine is both,
+    so ``{{.Server.Version}}`` answers as podman's fallback to the client does), or at the top
+    (podman's older templates, ``{{.Version}}``)."""
+    v = version_report()
+    if args.format == "json":  # podman's: one line
+        from .._std import json
+
+        print(json.dumps({"Client": v}, separators=(",", ":")))
+    elif args.format:
+        from ._template import Template, unescape
+
+        text = Template(unescape(args.format), "version").execute(dict(v, Client=v, Server=v))
+        print(text if text.endswith("\n") else text + "\n", end="")
+    else:
+        print("\n".join(f"{k + ':':<14}{x}" for k, x in (
+            ("Client", "pallet"), ("Version", v["Version"]), ("API Version", v["APIVersion"]),
+            ("Go Version", v["GoVersion"]), ("Built", v["BuiltTime"]), ("OS/Arch", v["OsArch"]))))
+    return 0
 
 
 def _unshare(sub, name):

@@ -4,7 +4,7 @@ cgroup parent for them all, published ports that belong to the pod.
 
 - The infra container is an ordinary container of the model (``container.py``) whose only
   process is Debian's ``catatonit -P`` (podman's pause process), from the image
-  ``localhost/pallet-pause:VERSION`` made here from the host's catatonit (as podman makes
+  ``localhost/podman-pause:VERSION-0`` made here from the host's catatonit (as podman makes
   ``localhost/podman-pause``), or containers.conf's ``infra_image`` (``infra_command``, else its
   own entrypoint). It owns the pod's namespaces, network attachments and ``-p`` ports; its
   hostname is the pod's (``--hostname``, else the pod's name).
@@ -610,12 +610,19 @@ def remove_cgroup(path: str) -> None:
             raise ContainerError(f"removing the pod's cgroup {path} in {base}: {e.strerror}") from None
 
 
-def pause_image(store) -> dict:
-    """``localhost/pallet-pause:VERSION``: the host's (static) catatonit as ``/catatonit``, its
-    entrypoint ``/catatonit -P`` -- made once, as podman makes ``localhost/podman-pause``."""
+def pause_image_name() -> str:
+    """podman's name for its pause image, ``localhost/podman-pause:VERSION-BUILT``, with
+    ``pallet version``'s fields (``BUILT`` 0), so that scripts that name it from ``podman version
+    --format '{{.Server.Version}}-{{.Server.Built}}'`` (podman's own tests do) find it."""
     from .._version import __version__
 
-    name = f"localhost/pallet-pause:{__version__}"
+    return f"localhost/podman-pause:{__version__}-0"
+
+
+def pause_image(store) -> dict:
+    """:func:`pause_image_name`: the host's (static) catatonit as ``/catatonit``, its
+    entrypoint ``/catatonit -P`` -- made once, as podman makes its own."""
+    name = pause_image_name()
     try:
         return store.image(name)
     except NotFound:
