@@ -493,10 +493,14 @@ def cmd_rmi(args) -> int:
     from .common import global_store_args as _global_args
 
     store = _store(args)
-    targets = common.targets_or_all(args.images, args.all, lambda: [r["id"] for r in store.images()],
-                                    "rmi needs an image, or --all")
+    targets = common.targets_or_all(  # --all: in the order they came into the store (podman's)
+        args.images, args.all, lambda: [r["id"] for r in sorted(store.images(), key=lambda r: (
+            str(r.get("added") or ""), r["id"]))], "rmi needs an image, or --all")
     worst = 0
     gone: set[str] = set()  # parents removed with an image (rmi -a lists them too)
+    errors: list[str] = []
+    untagged_all: list[str] = []
+    deleted_all: list[str] = []  # podman's report: every Untagged line, then every Deleted line
     for text in targets:
         if text in gone:
             continue
@@ -524,17 +528,25 @@ def cmd_rmi(args) -> int:
                 continue
             if len(targets) == 1:
                 raise
-            print(f"Error: {e}", file=sys.stderr)
+            errors.append(str(e))
             code = RMI_EXIT.get(type(e).__name__, 125)
             worst = code if worst == 0 or code > worst else worst
             continue
-        for n in untagged:
-            print(f"Untagged: {n}")
+        untagged_all += untagged
         if deleted:
-            print(f"Deleted: {iid}")
+            deleted_all.append(iid)
             for pid in _lineage.remove_dangling(store, parents) if parents else ():
                 gone.add(pid)
-                print(f"Deleted: {pid}")
+                deleted_all.append(pid)
+    for n in untagged_all:
+        print(f"Untagged: {n}")
+    for iid in deleted_all:
+        print(f"Deleted: {iid}")
+    sys.stdout.flush()
+    if len(errors) == 1:
+        print(f"Error: {errors[0]}", file=sys.stderr)
+    elif errors:  # podman's (hashicorp's multierror) list
+        print(f"Error: {len(errors)} errors occurred:\n\t" + "\n\t".join(f"* {e}" for e in errors), file=sys.stderr)
     return worst
 
 

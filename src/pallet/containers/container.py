@@ -1321,7 +1321,20 @@ def remove_image(store, text: str, *, force: bool = False, every_name: bool = Fa
     container; with ``force`` the run containers using it are stopped (their stop signal, SIGKILL
     after the timeout) and removed through this model first (conmon, network, mounts torn down),
     as ``podman rmi -f`` does, then the image goes with buildah's working containers on it.
-    Returns what ``Store.remove_image`` returns."""
+    Returns what ``Store.remove_image`` returns. The refusal is podman's words (containers/storage's
+    and libimage's): ``image used by CONTAINER-ID: image is in use by a container: consider listing
+    external containers and force-removing image`` (buildah's working containers count too)."""
+    if not force:
+        from ..storage import names as _names
+        from ..storage.records import ImageInUse
+
+        rec = store.image(text)
+        users = [c["id"] for c in store.containers() if c.get("image") == rec["id"]]
+        by_id = _names.is_id_like(text) and rec["id"].startswith(text.removeprefix("sha256:"))
+        # named by one of several names, only that name goes (Store.remove_image): no removal
+        if users and (by_id or len(rec.get("names") or []) <= 1):
+            raise ImageInUse(f"image used by {users[0]}: image is in use by a container: consider listing external "
+                             "containers and force-removing image")
     if force:
         iid = store.image(text)["id"]
         users = [c["id"] for c in store.containers()
@@ -1330,7 +1343,16 @@ def remove_image(store, text: str, *, force: bool = False, every_name: bool = Fa
             ctrs = Containers(store, global_args)
             for cid in users:
                 try:
-                    ctrs.remove(cid, force=True)
+                    pod = (ctrs.get(cid)["metadata"][META].get("pod") or {})
+                    if pod.get("infra"):  # podman's: an infra container goes with its pod (and its members)
+                        from .pods import PodNotFound, Pods
+
+                        try:
+                            Pods(ctrs).remove(pod["id"], force=True)
+                        except PodNotFound:  # removed meanwhile: its infra container may be left
+                            ctrs.remove(cid, force=True, pod_removal=True)
+                    else:
+                        ctrs.remove(cid, force=True)
                 except ContainerNotFound:  # removed meanwhile (its --rm exit command)
                     pass
     return store.remove_image(text, force=force, every_name=every_name)
