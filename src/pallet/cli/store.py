@@ -487,7 +487,7 @@ def cmd_images(args) -> int:
 
 
 def cmd_rmi(args) -> int:
-    from ..containers import container as _ctr
+    from ..containers import pods as _pods
     from ..errors import PalletError
     from ..images import lineage as _lineage
     from .common import global_store_args as _global_args
@@ -511,7 +511,7 @@ def cmd_rmi(args) -> int:
                     parents = _lineage.ancestors(store, store.image(text))
                 except PalletError:
                     pass
-                iid, untagged, deleted = _ctr.remove_image(store, text, force=args.force, every_name=args.all,
+                iid, untagged, deleted = _pods.remove_image(store, text, force=args.force, every_name=args.all,
                                                            global_args=_global_args(args))
             except PalletError as e:  # a manifest list of that name goes as podman's rmi removes one
                 if type(e).__name__ != "ImageUnknown":

@@ -1321,7 +1321,8 @@ def remove_image(store, text: str, *, force: bool = False, every_name: bool = Fa
     container; with ``force`` the run containers using it are stopped (their stop signal, SIGKILL
     after the timeout) and removed through this model first (conmon, network, mounts torn down),
     as ``podman rmi -f`` does, then the image goes with buildah's working containers on it.
-    Returns what ``Store.remove_image`` returns. The refusal is podman's words (containers/storage's
+    Returns what ``Store.remove_image`` returns (a pod's infra container is not removed here:
+    ``pods.remove_image`` removes its pod first). The refusal is podman's words (containers/storage's
     and libimage's): ``image used by CONTAINER-ID: image is in use by a container: consider listing
     external containers and force-removing image`` (buildah's working containers count too)."""
     if not force:
@@ -1343,16 +1344,7 @@ def remove_image(store, text: str, *, force: bool = False, every_name: bool = Fa
             ctrs = Containers(store, global_args)
             for cid in users:
                 try:
-                    pod = (ctrs.get(cid)["metadata"][META].get("pod") or {})
-                    if pod.get("infra"):  # podman's: an infra container goes with its pod (and its members)
-                        from .pods import PodNotFound, Pods
-
-                        try:
-                            Pods(ctrs).remove(pod["id"], force=True)
-                        except PodNotFound:  # removed meanwhile: its infra container may be left
-                            ctrs.remove(cid, force=True, pod_removal=True)
-                    else:
-                        ctrs.remove(cid, force=True)
+                    ctrs.remove(cid, force=True)
                 except ContainerNotFound:  # removed meanwhile (its --rm exit command)
                     pass
     return store.remove_image(text, force=force, every_name=every_name)
