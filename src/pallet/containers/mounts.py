@@ -93,6 +93,8 @@ def add_volumes_from(get, specs, meta: dict) -> None:
     ``--mount`` and ``--tmpfs`` over both, and they over the image's ``VOLUME``s (which
     ``add_image_volumes`` adds after). The volumes are shared, not copied: ``rm -v`` of either
     container leaves an anonymous one another container still uses."""
+    if not specs:
+        return
     import copy
 
     from ..errors import ContainerNotFound
