@@ -632,3 +632,35 @@ def test_run_steps_have_a_run_directory_that_stays(pallet, tmp_path):
     pallet("build", "-t", "runs", _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN touch /run/hello\n"))
     tree = pallet.tree("runs")
     assert tree["/run"][0] == "d" and "/run/hello" in tree and "/run/.containerenv" not in tree
+
+
+def test_the_run_steps_runtime_flag_env_then_containers_conf(pallet, tmp_path):
+    """buildah 1.28's order: --runtime, $PALLET_BUILD_RUNTIME / $BUILDAH_RUNTIME, containers.conf's
+    [engine] runtime (a name its [engine.runtimes] table maps to a path), else pallet-runtime;
+    one that is not there is podman's error naming where it came from (podman 070 "set runtime")."""
+    import sys
+
+    log = tmp_path / "ran"
+    wrapper = tmp_path / "logging-runtime"
+    real = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
+    wrapper.write_text(f"#!/bin/sh\necho \"$1\" >> {log}\nexec {real} \"$@\"\n")
+    wrapper.chmod(0o755)
+    conf = tmp_path / "containers.conf"
+    conf.write_text(f'[containers]\nnetns = "host"\n[engine]\nruntime = "logged"\n'
+                    f'[engine.runtimes]\nlogged = ["/nonexistent/logged", "{wrapper}"]\n')
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN echo ran-it\n")
+    env = {"CONTAINERS_CONF": str(conf), "PALLET_BUILD_RUNTIME": "", "BUILDAH_RUNTIME": ""}
+    out = pallet("build", "--no-cache", ctx, env=env).stdout
+    assert "ran-it" in out and log.read_text().strip()  # through the table's path
+    log.write_text("")
+    pallet("build", "--no-cache", "--runtime", real, ctx, env=env)  # the flag over the file
+    assert log.read_text() == ""
+    conf.write_text('[containers]\nnetns = "host"\n[engine]\nruntime = "idonotexist"\n')
+    p = pallet("build", "--no-cache", ctx, env=env, check=False)
+    assert p.returncode == 125, p.stderr
+    assert f'OCI runtime "idonotexist" not found (containers.conf {conf}: [engine] runtime)' in p.stderr, p.stderr
+    p = pallet("build", "--no-cache", ctx, env=dict(env, BUILDAH_RUNTIME="idonotexist2"), check=False)
+    assert p.returncode == 125 and '"idonotexist2" not found ($BUILDAH_RUNTIME)' in p.stderr, p.stderr
+    pallet("build", "--no-cache", ctx, env=dict(env, BUILDAH_RUNTIME="idonotexist2", PALLET_BUILD_RUNTIME=real))
+    p = pallet("build", "--no-cache", "--runtime", "idonotexist3", ctx, env=env, check=False)
+    assert p.returncode == 125 and '"idonotexist3" not found (use --runtime NAME|PATH)' in p.stderr, p.stderr

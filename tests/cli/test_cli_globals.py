@@ -23,3 +23,25 @@ def test_log_level_debug_is_debug(tmp_path):
     assert "DEBUG" not in p.stderr and p.stderr.startswith("Error: ")
     p = run_pallet("--log-level", "loud", "images", check=False)
     assert p.returncode != 0 and "--log-level" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_version_has_podmans_layout_and_fields():
+    """``version``: podman's lines and template fields (.Client.X, .Server.X, .X), pallet's values;
+    ``{{.Server.Version}}-{{.Server.Built}}`` is what scripts name podman's pause image with."""
+    import json
+    import subprocess
+
+    from conftest import need
+    from pallet import __version__
+
+    lines = run_pallet("version").stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["Client", "Version", "API Version", "Go Version", "Built",
+                                                      "OS/Arch"]
+    assert lines[1].split() == ["Version:", __version__]
+    mine = json.loads(run_pallet("version", "--format", "json").stdout)
+    theirs = json.loads(subprocess.run([need("podman"), "version", "--format", "json"], capture_output=True,
+                                       text=True, check=True).stdout)
+    assert list(mine) == list(theirs) == ["Client"] and list(mine["Client"]) == list(theirs["Client"])
+    assert run_pallet("version", "--format", "{{.Server.Version}}-{{.Server.Built}} {{.Version}} "
+                                 "{{.Client.OsArch}}").stdout == f"{__version__}-0 {__version__} " \
+                                                                 f"{mine['Client']['OsArch']}\n"

@@ -313,6 +313,31 @@ def test_network_none_has_only_lo(net):
     assert not os.path.exists(path) and not _mounted(path)
 
 
+def test_the_last_namespace_removed_unmounts_the_directory(net):
+    """RUNROOT/netns is bound onto itself (shared) while namespaces live in it; removing the
+    last one unmounts it, so nothing is left mounted under the run root (``rm -rf RUNROOT``
+    works, as with podman, whose namespaces live in /run/netns)."""
+    from pallet.containers.network import netns
+
+    d = netns.netns_dir(net.runroot)
+    a = netns.create(net.runroot, "last-a")
+    net.namespaces.append(a)
+    b = netns.create(net.runroot, "last-b")
+    net.namespaces.append(b)
+    assert _mounted(d) and _mounted(a) and _mounted(b)
+    netns.remove(a)
+    assert _mounted(d) and _mounted(b) and not os.path.exists(a)  # one left: the directory stays shared
+    netns.remove(b)
+    assert not _mounted(d)
+    with open("/proc/self/mountinfo") as f:
+        assert [l.split(" ")[4] for l in f if l.split(" ")[4].startswith(net.runroot + "/")] == []
+    c = netns.create(net.runroot, "last-c")  # made again on the next use
+    net.namespaces.append(c)
+    assert _mounted(d) and _mounted(c)
+    netns.remove(c)
+    assert not _mounted(d)
+
+
 def test_failed_setup_leaves_nothing(net, tmp_path):
     links = _links()
     net.pallet("network", "create", "halfnet")

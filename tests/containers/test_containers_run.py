@@ -310,6 +310,19 @@ def test_rm_leaves_nothing_behind(pallet):
     assert _pallet_links() == links
 
 
+def test_the_last_container_removed_leaves_nothing_mounted_under_the_run_root(pallet):
+    """The namespaces' directory (RUNROOT/netns, bound onto itself while a namespace is in it)
+    is unmounted with the last namespace: podman's 150-login ends with ``rm -rf RUNROOT``."""
+    pallet("rm", "-a", "-f", "-t", "0", check=True, timeout=120)
+    ids = [pallet("run", "-d", pallet.image, "sleep", "60", check=True).stdout.strip() for _ in range(2)]
+    netns_dir = os.path.join(pallet.runroot, "netns")
+    assert netns_dir in _mounts_under(pallet.runroot)
+    pallet("rm", "-f", "-t", "0", ids[0], check=True)
+    assert netns_dir in _mounts_under(pallet.runroot)  # the other container's namespace is in it
+    pallet("rm", "-f", "-t", "0", ids[1], check=True)
+    assert _mounts_under(pallet.runroot + "/") == []
+
+
 def test_a_killed_foreground_run_rm_is_removed_by_the_exit_command(pallet):
     """A foreground ``run --rm`` holds its container: conmon's exit command (``cleanup --rm``)
     waits for it, so the removal is done once, by the run. Killed (SIGKILL: no wait, no

@@ -326,3 +326,66 @@ def test_device_cgroup_denies_what_was_not_given(pallet):
     r = pallet("run", "--rm", "--network", "none", "--device", f"{host}:/dev/given", pallet.image, "sh", "-c",
                "(: < /dev/given) && echo opened")
     assert r.stdout.split() == ["opened"], (r.stdout, r.stderr)
+
+
+def test_volumes_from_and_relative_image_volumes_as_podman(pallet, podman, tmp_path):
+    """``--volumes-from CTR[:ro|rw]`` shares the source's binds and volumes (its image's too),
+    while the source runs (podman 070 "--volumes-from conflict"); a relative image VOLUME
+    (buildah's ``VOLUME ['/etc/foo', '/etc/bar']``: the words ``[/etc/foo,`` and ``/etc/bar]``) is
+    made below / (podman 070 "buildx - basic test"); podman's errors for bad options."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    host = tmp_path / "hostdir"
+    host.mkdir()
+    (host / "seen").write_text("host\n")
+    tag, rel = f"localhost/r16c-volfrom{os.getpid()}", f"localhost/r16c-relvol{os.getpid()}"
+    for tool, image in ((pallet, pallet.image), (podman, podman.image)):
+        for name, body in ((tag, "VOLUME /vol\n"), (rel, "VOLUME /a/b/c\nVOLUME ['/etc/foo', '/etc/bar']\n")):
+            (ctx / "Containerfile").write_text(f"FROM {image}\n{body}")
+            r = tool("build", *(["--tls-verify=false"] if tool is pallet else []), "-t", name, str(ctx), timeout=120)
+            assert r.returncode == 0, r.stderr
+    src = f"r16c-src{os.getpid()}"
+    script = ("cat /vol/f /hostdir/seen; touch /vol/g 2>/dev/null && echo vol-rw || echo vol-ro; "
+              "touch /hostdir/x 2>/dev/null && echo host-rw || echo host-ro")
+    cases = [[f"--volumes-from={src}"], [f"--volumes-from={src}:ro"], [f"--volumes-from={src}:rw,z"],
+             ["--volumes-from=r16c-nosuch"], [f"--volumes-from={src}:ro,rw"], [f"--volumes-from={src}:z,z"],
+             [f"--volumes-from={src}:x"], [f"--volumes-from={src}", "-v", f"{host}:/vol:ro"]]
+    try:
+        outs = []
+        for tool, image in ((pallet, pallet.image), (podman, podman.image)):
+            r = tool("run", "--rm", "--network", "none", rel, "sh", "-c",
+                     "find /[ /etc/bar] -print; stat -c %D / /a/b /[/etc /a/b/c /[/etc/foo, /etc/bar]")
+            got = [(r.returncode, r.stdout.split("\n")[:4], len(set(r.stdout.split()[4:7])),
+                    len(set(r.stdout.split()[7:])))]
+            r = tool("run", "-d", "--network", "none", "--name", src, "-v", f"{host}:/hostdir:ro", tag, "sh", "-c",
+                     "echo made > /vol/f; sleep 60")
+            assert r.returncode == 0, r.stderr
+            assert tool("exec", src, "sh", "-c", "while [ ! -s /vol/f ]; do sleep 0.05; done").returncode == 0
+            for flags in cases:
+                r = tool("run", "--rm", "--network", "none", *flags, image, "sh", "-c", script)
+                got.append((r.returncode, r.stdout, [l for l in r.stderr.splitlines() if l.startswith("Error")]))
+            r = tool("exec", src, "cat", "/vol/f")  # the source's anonymous volume outlived the --rm ones
+            got.append((r.returncode, r.stdout))
+            outs.append(got)
+            assert tool("rm", "-f", "-t", "0", "-v", src).returncode == 0
+        assert outs[0] == outs[1]
+        mine = outs[0]
+        # the volumes' device differs from the root's (three directories of one root: one device)
+        assert mine[0] == (0, ["/[", "/[/etc", "/[/etc/foo,", "/etc/bar]"], 1, 1)
+        assert mine[1] == (0, "made\nhost\nvol-rw\nhost-ro\n", [])
+        assert mine[2][1] == "made\nhost\nvol-ro\nhost-ro\n" and mine[3][1] == "made\nhost\nvol-rw\nhost-rw\n"
+        assert mine[4][0] == 125 and mine[4][2] == [
+            'Error: looking up container "r16c-nosuch" for volumes-from: no container with name or ID '
+            '"r16c-nosuch" found: no such container']
+        assert [m[2] for m in mine[5:8]] == [["Error: cannot set ro or rw options more than once"],
+                                           ["Error: cannot set :z more than once in mount options"],
+                                           ['Error: invalid option "x" specified - volumes from another container '
+                                            "can only use z,ro,rw options"]]
+        assert mine[8][1] == "host\nvol-ro\nhost-ro\n"  # its own -v (no f in it) over the source's volume
+        assert mine[9] == (0, "made\n")
+    finally:
+        pallet("rm", "-f", "-t", "0", "-v", src)
+        podman("rm", "-f", "-t", "0", "-v", src)
+        for name in (tag, rel):
+            pallet("rmi", "-f", name)
+            podman("rmi", "-f", name)

@@ -113,3 +113,34 @@ def test_user_lookup_from_passwd_and_group_lines():
                         ("bad", "passwd entry of bad"), ("99999999999", "not a valid id"), ("app:huge", "group entry")):
         with pytest.raises(ContainerError, match=words):
             lookup(spec, passwd, groups, ContainerError)
+
+
+def test_image_volumes_relative_ones_go_below_root():
+    """podman's: the image's relative VOLUMEs are below / (buildah's VOLUME ['/a', '/b'] makes the
+    words [/a, and /b]); never / itself; a -v at the same place wins."""
+    from pallet.containers import mounts
+
+    meta = {"binds": [{"source": "/srv", "destination": "/etc/bar]", "readonly": False}], "tmpfs": []}
+    mounts.add_image_volumes(meta, {"Volumes": {"[/etc/foo,": {}, "/etc/bar]": {}, "//x//y/": {}, ".": {},
+                                                "": {}, "/": {}, "a\0b": {}}})
+    assert [b["destination"] for b in meta["binds"]] == ["/etc/bar]", "/x/y", "/[/etc/foo,"]
+    assert all(b.get("anonymous") for b in meta["binds"][1:])
+
+
+@pytest.mark.parametrize("text,want", [("c1", ("c1", None)), ("c1:ro", ("c1", True)), ("c1:rw", ("c1", False)),
+                                       ("c1:z", ("c1", None)), ("c1:z,ro", ("c1", True))])
+def test_volumes_from_options(text, want):
+    from pallet.containers.mounts import parse_volumes_from
+
+    assert parse_volumes_from(text) == want
+
+
+@pytest.mark.parametrize("text,words", [("c1:ro,rw", "cannot set ro or rw options more than once"),
+                                        ("c1:z,z", "cannot set :z more than once"),
+                                        ("c1:Z", 'invalid option "Z" specified'), ("c1:", 'invalid option ""'),
+                                        (":ro", "want CONTAINER"), ("", "want CONTAINER")])
+def test_bad_volumes_from_is_a_usage_error(text, words):
+    from pallet.containers.mounts import parse_volumes_from
+
+    with pytest.raises(UsageError, match=words.replace("(", r"\(")):
+        parse_volumes_from(text)

@@ -203,6 +203,32 @@ def test_pod_life_and_the_infra_container_goes_only_with_its_pod(pallet):
     assert _pallet(pallet, "pod", "rm", "-f", tag).returncode == 0
 
 
+def test_the_pause_image_by_podmans_name_and_rmi_f_of_it_removes_its_pods(pallet):
+    """podman 010 "rmi -f can remove infra images": the pause image is named from ``version``'s
+    fields as podman's is; ``rmi`` refuses it in podman's words; ``rmi -f`` removes the pods whose
+    infra container uses it (and their members); other images stay."""
+    tag = f"pi{os.getpid()}"
+    before = _state(pallet)
+    member = _pallet(pallet, "create", "--pod", f"new:{tag}", "--network-config-dir", pallet.nets, pallet.image,
+                     "true", check=True).stdout.strip()  # never started: no network, no cgroup
+    fields = _pallet(pallet, "version", "--format", "{{.Server.Version}}-{{.Server.Built}}", check=True).stdout
+    from pallet import __version__
+
+    assert fields == f"{__version__}-0\n"
+    pause = "localhost/podman-pause:" + fields.strip()
+    pause_id = _pallet(pallet, "image", "inspect", "--format", "{{.Id}}", pause, check=True).stdout.strip()
+    infra = json.loads(_pallet(pallet, "pod", "inspect", tag, check=True).stdout)["InfraContainerID"]
+    r = _pallet(pallet, "rmi", pause)
+    assert (r.returncode, r.stderr) == (2, f"Error: image used by {infra}: image is in use by a container: consider "
+                                           "listing external containers and force-removing image\n")
+    r = _pallet(pallet, "rmi", "-f", pause, check=True)
+    assert r.stdout == f"Untagged: {pause}\nDeleted: {pause_id}\n"
+    assert _pallet(pallet, "pod", "exists", tag).returncode == 1
+    assert _pallet(pallet, "container", "exists", member).returncode == 1
+    assert _pallet(pallet, "image", "exists", pallet.image).returncode == 0
+    assert _state(pallet) == before
+
+
 def test_exit_policy_stop_and_rm_all_and_rm_depend(pallet):
     """``--exit-policy stop``: when its last member exits, conmon's exit command stops the infra
     container (the pod is Exited, and ``pod prune`` takes it); ``rm --depend INFRA`` removes its pod; ``rm -a -f`` (the

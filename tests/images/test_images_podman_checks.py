@@ -225,3 +225,43 @@ def test_an_image_pulled_through_a_manifest_list_has_the_lists_digest_as_podman(
     inst = f"{repo}@" + json.loads(s("image", "inspect", ref).stdout)[0]["RepoDigests"][0].split("@")[1]
     s("pull", "-q", "--tls-verify=false", inst)
     assert s(*fmt).stdout.split()[0] == inst.split("@")[1]
+
+
+def test_rmi_all_of_images_in_use_and_rmi_all_force_as_podman(s, podman, tmp_path):
+    """podman 010 "rmi -af removes all containers and pods": ``rmi -a`` with containers on the
+    images lists every refusal in podman's words (one "N errors occurred" list, exit 2);
+    ``rmi -af`` removes the containers, then prints every Untagged line, then every Deleted
+    line, the images in the order they came into the store."""
+    import re
+    import tempfile
+
+    runroot = tempfile.mkdtemp(prefix="prr-")  # create needs a run root: this test's own
+    tars = []
+    for n in ("b", "a"):  # imported b first: its ID need not sort first
+        t = tmp_path / f"{n}.tar"
+        with tarfile.open(t, "w") as tf:
+            info = tarfile.TarInfo(f"{n}.txt")
+            tf.addfile(info)
+        tars.append((str(t), f"localhost/rmiall-{n}:latest"))
+    outs = []
+    try:
+        for tool, extra in ((s, ["--runroot", runroot]), (podman, [])):
+            ids = [tool("import", "-q", t, name).stdout.strip().removeprefix("sha256:") for t, name in tars]
+            ctrs = [tool(*extra, "create", "--network", "none", name, "/x").stdout.strip() for _, name in tars]
+            refused = tool(*extra, "rmi", "-a", check=False)
+            forced = tool(*extra, "rmi", "-a", "-f", check=False)
+            left = tool(*extra, "ps", "-a", "-q").stdout + tool("images", "-q").stdout
+            swap = dict(zip(ids + ctrs, ["IMG-B", "IMG-A", "CTR-B", "CTR-A"]))
+            anon = lambda text: re.sub(r"[0-9a-f]{64}", lambda m: swap.get(m.group(0), "?"), text)  # noqa: E731
+            outs.append((refused.returncode, refused.stdout, anon(refused.stderr), forced.returncode,
+                         anon(forced.stdout), forced.stderr, left))
+    finally:
+        s("--runroot", runroot, "rm", "-a", "-f", check=False)
+        import shutil
+
+        shutil.rmtree(runroot, ignore_errors=True)
+    assert outs[0] == outs[1]
+    used = "image is in use by a container: consider listing external containers and force-removing image"
+    assert outs[0] == (2, "", f"Error: 2 errors occurred:\n\t* image used by CTR-B: {used}\n\t* image used by CTR-A: "
+                       f"{used}\n", 0, "Untagged: localhost/rmiall-b:latest\nUntagged: localhost/rmiall-a:latest\n"
+                       "Deleted: IMG-B\nDeleted: IMG-A\n", "", "")

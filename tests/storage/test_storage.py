@@ -617,7 +617,11 @@ def test_rmi_refuses_an_image_a_container_uses(overlay_store, standard_image):
     ctr = s("builder", "from", "--name", "user-of-image", ref).stdout.strip()
     assert ctr == "user-of-image"
     p = s("rmi", ref, check=False)
-    assert p.returncode == 2 and "in use by container user-of-image" in p.stderr
+    cid = s("builder", "containers", "-q", "--notruncate").stdout.strip()
+    assert len(cid) == 64
+    # podman's words (containers/storage's and libimage's), naming the container by its ID
+    assert p.returncode == 2 and p.stderr == f"Error: image used by {cid}: image is in use by a container: " \
+        "consider listing external containers and force-removing image\n", p.stderr
     # --force removes the container first, then the image
     s("rmi", "--force", ref)
     assert s("images", "-q").stdout == "" and s("builder", "containers", "-q").stdout.strip() == ""

@@ -184,10 +184,10 @@ class Store:
     def remove(self, image: str, *, force: bool = False) -> RemoveResult:
         """``pallet rmi IMAGE``: by one of several names, only that name goes; with ``force`` the
         run containers using the image are stopped and removed first (``podman rmi -f``)."""
-        from ..containers import container as _ctr
+        from ..containers import pods as _pods  # a pod's infra container goes with its pod
 
         with about(image):
-            iid, untagged, deleted = _ctr.remove_image(self._s(), _text(image), force=force)
+            iid, untagged, deleted = _pods.remove_image(self._s(), _text(image), force=force)
         return RemoveResult(id=iid, untagged=tuple(untagged), deleted=deleted,
                             _doc={"Id": iid, "Untagged": list(untagged), "Deleted": deleted})
 

@@ -21,33 +21,58 @@ from .. import _rootfs
 from ..errors import BuildError, PalletError
 from . import hooks as _hooks
 
-_runtime_cache: dict[str, str] = {}
+_runtime_cache: dict[str, tuple[str, str | None]] = {}
 
 
-def default_runtime() -> str:
-    """pallet-runtime when its console script is installed and answers, else runc."""
+def _default_choice() -> tuple[str, str | None]:
+    """(the runtime RUN uses without ``--runtime``, where that choice came from). buildah 1.28's
+    order: ``$PALLET_BUILD_RUNTIME`` (pallet's own), ``$BUILDAH_RUNTIME``, containers.conf's
+    ``[engine] runtime`` (a name its ``[engine.runtimes]`` table gives a path for, else one on
+    PATH); with none of them pallet-runtime when its console script is installed and answers,
+    else runc."""
     if "default" in _runtime_cache:
         return _runtime_cache["default"]
-    env = os.environ.get("PALLET_BUILD_RUNTIME")
-    choice = env or "runc"
-    if not env:
-        exe = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
-        if os.path.exists(exe):
-            try:
-                p = subprocess.run([exe, "features"], capture_output=True, timeout=10)
-                if p.returncode == 0 and p.stdout.strip().startswith(b"{"):
-                    choice = exe
-            except (OSError, subprocess.TimeoutExpired):
-                pass
+    for var in ("PALLET_BUILD_RUNTIME", "BUILDAH_RUNTIME"):
+        if os.environ.get(var):
+            choice: tuple[str, str | None] = (os.environ[var], f"${var}")
+            break
+    else:
+        from ..containers import conf as _conf
+
+        conf = _conf.load()
+        name = conf.runtime
+        if name:
+            found = next((p for p in conf.runtimes.get(name, ()) if os.path.isabs(p) and os.access(p, os.X_OK)
+                          and not os.path.isdir(p)), None)
+            choice = (found or name, conf.where("runtime"))
+        else:
+            choice = ("runc", None)
+            exe = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
+            if os.path.exists(exe):
+                try:
+                    p = subprocess.run([exe, "features"], capture_output=True, timeout=10)
+                    if p.returncode == 0 and p.stdout.strip().startswith(b"{"):
+                        choice = (exe, None)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
     _runtime_cache["default"] = choice
     return choice
 
 
+def default_runtime() -> str:
+    """The runtime RUN uses without ``--runtime`` (see :func:`_default_choice`)."""
+    return _default_choice()[0]
+
+
 def runtime_path(name: str | None) -> str:
-    name = name or default_runtime()
+    where = "use --runtime NAME|PATH"
+    if not name:
+        name, origin = _default_choice()
+        if origin:
+            where = origin
     if "/" in name:
         if not os.access(name, os.X_OK):
-            raise BuildError(f"the runtime {name} is not an executable file")
+            raise BuildError(f"the runtime {name} is not an executable file ({where})")
         return name
     if name == "pallet-runtime":
         exe = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
@@ -55,7 +80,7 @@ def runtime_path(name: str | None) -> str:
             return exe
     found = shutil.which(name)
     if not found:
-        raise BuildError(f'OCI runtime "{name}" not found (use --runtime NAME|PATH)')  # podman's words
+        raise BuildError(f'OCI runtime "{name}" not found ({where})')  # podman's words
     return found
 
 

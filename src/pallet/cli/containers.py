@@ -75,6 +75,8 @@ def _create_flags(p) -> None:
     p.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]")
     p.add_argument("--volume", "-v", action="append", default=[], metavar="/HOST:/CTR[:ro]",
                    help="a host path, NAME:/CTR (a named volume, made when missing) or /CTR (an anonymous one)")
+    p.add_argument("--volumes-from", action="append", default=[], metavar="CONTAINER[:ro|rw|z]",
+                   help="the host binds and volumes of CONTAINER at the same places (shared, not copied)")
     p.add_argument("--mount", action="append", default=[], metavar="type=bind|volume|tmpfs,...",
                    help="type=bind,src=,dst=[,ro]; type=volume[,src=NAME],dst=[,ro]; type=tmpfs,dst=[,tmpfs-size=]")
     p.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
@@ -292,7 +294,8 @@ def _extra(args):
                  dns_options=args.dns_option, security_opts=args.security_opt, devices=args.device,
                  log_driver=args.log_driver, log_opts=args.log_opt, cgroupns=args.cgroupns, ipc=args.ipc,
                  pid=args.pid, uts=args.uts, userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap,
-                 mounts=args.mount, device_cgroup_rules=getattr(args, "device_cgroup_rule", ()))
+                 mounts=args.mount, device_cgroup_rules=getattr(args, "device_cgroup_rule", ()),
+                 volumes_from=getattr(args, "volumes_from", ()))
 
 
 def _env_from_host(name: str) -> str:

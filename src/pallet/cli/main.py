@@ -24,7 +24,7 @@ VERB_AREAS = {
                      "standalone-verify"), "transport"),
     **dict.fromkeys(("list-tags", "login", "logout"), "registry"),
     **dict.fromkeys(("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system", "info",
-                     "history", "import", "search", "unshare"), "store"),
+                     "history", "import", "search", "unshare", "version"), "store"),
     **dict.fromkeys(("build", "bud", "builder", "buildx"), "build"),
     **dict.fromkeys(("run", "create", "start", "stop", "kill", "rm", "ps", "logs", "wait", "container"),
                     "containers"),

@@ -40,7 +40,7 @@ def _podman(p, exit_map=None):
 
 
 VERBS = ("pull", "push", "images", "rmi", "tag", "untag", "save", "load", "image", "system", "info", "history",
-         "import", "search", "unshare")
+         "import", "search", "unshare", "version")
 
 
 def register(sub, only: str | None = None) -> None:
@@ -63,6 +63,51 @@ def register(sub, only: str | None = None) -> None:
         _system_group(sub)
     if only in (None, "unshare"):
         _unshare(sub, "unshare")
+    if only in (None, "version"):
+        _version(sub, "version")
+
+
+def _version(sub, name):
+    p = _podman(sub.add_parser(name, help="show pallet's version in podman's layout"))
+    p.add_argument("--format", "-f", metavar="FORMAT",
+                   help="json, or a Go template over podman's fields (.Client.Version, .Server.Built, .Version...)")
+    p.set_defaults(func=cmd_version)
+
+
+def version_report() -> dict:
+    """podman 4.3's version fields for pallet: ``Version`` is pallet's, ``APIVersion`` the podman
+    release whose command lines pallet follows, ``GoVersion`` the Python running it, ``Built``
+    0 (no build time is recorded: Debian's podman says the same)."""
+    import platform
+
+    from .._version import __version__
+    from ..oci.platform import host
+
+    h = host()
+    return {"APIVersion": "4.3.1", "Version": __version__, "GoVersion": "python" + platform.python_version(),
+            "GitCommit": "", "BuiltTime": "Thu Jan  1 00:00:00 1970", "Built": 0,
+            "OsArch": f"{h.os}/{h.architecture}", "Os": h.os}
+
+
+def cmd_version(args) -> int:
+    """podman's ``version``: the fields under ``Client`` (and ``Server``: a local engine is both,
+    so ``{{.Server.Version}}`` answers as podman's fallback to the client does), or at the top
+    (podman's older templates, ``{{.Version}}``)."""
+    v = version_report()
+    if args.format == "json":  # podman's: one line
+        from .._std import json
+
+        print(json.dumps({"Client": v}, separators=(",", ":")))
+    elif args.format:
+        from ._template import Template, unescape
+
+        text = Template(unescape(args.format), "version").execute(dict(v, Client=v, Server=v))
+        print(text if text.endswith("\n") else text + "\n", end="")
+    else:
+        print("\n".join(f"{k + ':':<14}{x}" for k, x in (
+            ("Client", "pallet"), ("Version", v["Version"]), ("API Version", v["APIVersion"]),
+            ("Go Version", v["GoVersion"]), ("Built", v["BuiltTime"]), ("OS/Arch", v["OsArch"]))))
+    return 0
 
 
 def _unshare(sub, name):
@@ -442,16 +487,20 @@ def cmd_images(args) -> int:
 
 
 def cmd_rmi(args) -> int:
-    from ..containers import container as _ctr
+    from ..containers import pods as _pods
     from ..errors import PalletError
     from ..images import lineage as _lineage
     from .common import global_store_args as _global_args
 
     store = _store(args)
-    targets = common.targets_or_all(args.images, args.all, lambda: [r["id"] for r in store.images()],
-                                    "rmi needs an image, or --all")
+    targets = common.targets_or_all(  # --all: in the order they came into the store (podman's)
+        args.images, args.all, lambda: [r["id"] for r in sorted(store.images(), key=lambda r: (
+            str(r.get("added") or ""), r["id"]))], "rmi needs an image, or --all")
     worst = 0
     gone: set[str] = set()  # parents removed with an image (rmi -a lists them too)
+    errors: list[str] = []
+    untagged_all: list[str] = []
+    deleted_all: list[str] = []  # podman's report: every Untagged line, then every Deleted line
     for text in targets:
         if text in gone:
             continue
@@ -462,7 +511,7 @@ def cmd_rmi(args) -> int:
                     parents = _lineage.ancestors(store, store.image(text))
                 except PalletError:
                     pass
-                iid, untagged, deleted = _ctr.remove_image(store, text, force=args.force, every_name=args.all,
+                iid, untagged, deleted = _pods.remove_image(store, text, force=args.force, every_name=args.all,
                                                            global_args=_global_args(args))
             except PalletError as e:  # a manifest list of that name goes as podman's rmi removes one
                 if type(e).__name__ != "ImageUnknown":
@@ -479,17 +528,25 @@ def cmd_rmi(args) -> int:
                 continue
             if len(targets) == 1:
                 raise
-            print(f"Error: {e}", file=sys.stderr)
+            errors.append(str(e))
             code = RMI_EXIT.get(type(e).__name__, 125)
             worst = code if worst == 0 or code > worst else worst
             continue
-        for n in untagged:
-            print(f"Untagged: {n}")
+        untagged_all += untagged
         if deleted:
-            print(f"Deleted: {iid}")
+            deleted_all.append(iid)
             for pid in _lineage.remove_dangling(store, parents) if parents else ():
                 gone.add(pid)
-                print(f"Deleted: {pid}")
+                deleted_all.append(pid)
+    for n in untagged_all:
+        print(f"Untagged: {n}")
+    for iid in deleted_all:
+        print(f"Deleted: {iid}")
+    sys.stdout.flush()
+    if len(errors) == 1:
+        print(f"Error: {errors[0]}", file=sys.stderr)
+    elif errors:  # podman's (hashicorp's multierror) list
+        print(f"Error: {len(errors)} errors occurred:\n\t" + "\n\t".join(f"* {e}" for e in errors), file=sys.stderr)
     return worst
 
 

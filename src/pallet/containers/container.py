@@ -474,6 +474,7 @@ class Containers:
             meta["image_name"] = meta["image_ref"] = (image.get("names") or [image["id"]])[0]
         from . import mounts as ctr_mounts
 
+        ctr_mounts.add_volumes_from(self.get, o.extra.volumes_from if o.extra else (), meta)
         ctr_mounts.add_image_volumes(meta, img_cfg)
         ctr_mounts.set_sources(self.store, meta)
         # the command and options checked before anything is made
@@ -1320,7 +1321,21 @@ def remove_image(store, text: str, *, force: bool = False, every_name: bool = Fa
     container; with ``force`` the run containers using it are stopped (their stop signal, SIGKILL
     after the timeout) and removed through this model first (conmon, network, mounts torn down),
     as ``podman rmi -f`` does, then the image goes with buildah's working containers on it.
-    Returns what ``Store.remove_image`` returns."""
+    Returns what ``Store.remove_image`` returns (a pod's infra container is not removed here:
+    ``pods.remove_image`` removes its pod first). The refusal is podman's words (containers/storage's
+    and libimage's): ``image used by CONTAINER-ID: image is in use by a container: consider listing
+    external containers and force-removing image`` (buildah's working containers count too)."""
+    if not force:
+        from ..storage import names as _names
+        from ..storage.records import ImageInUse
+
+        rec = store.image(text)
+        users = [c["id"] for c in store.containers() if c.get("image") == rec["id"]]
+        by_id = _names.is_id_like(text) and rec["id"].startswith(text.removeprefix("sha256:"))
+        # named by one of several names, only that name goes (Store.remove_image): no removal
+        if users and (by_id or len(rec.get("names") or []) <= 1):
+            raise ImageInUse(f"image used by {users[0]}: image is in use by a container: consider listing external "
+                             "containers and force-removing image")
     if force:
         iid = store.image(text)["id"]
         users = [c["id"] for c in store.containers()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import VolumeNotFound
+from ..errors import VolumeInUse, VolumeNotFound
 
 
 def add_image_volumes(meta: dict, img_cfg: dict) -> None:
@@ -39,13 +39,82 @@ def add_image_volumes(meta: dict, img_cfg: dict) -> None:
         taken.add(dst)
     vols = img_cfg.get("Volumes") if isinstance(img_cfg.get("Volumes"), dict) else {}
     for dst in sorted(vols):
-        if isinstance(dst, str) and dst.startswith("/") and "\0" not in dst and os.path.normpath(dst) not in taken:
-            meta["binds"].append({"volume": None, "destination": os.path.normpath(dst), "readonly": False})
-            taken.add(os.path.normpath(dst))
+        # a relative one is below / (podman's: the runtime puts it there), so buildah's
+        # VOLUME ['/a', '/b'] (shell words [/a, and /b]) is at /[/a, and /b]; never / itself
+        norm = os.path.normpath("/" + dst.lstrip("/")) if isinstance(dst, str) else "/"
+        if norm != "/" and "\0" not in norm and norm not in taken:
+            meta["binds"].append({"volume": None, "destination": norm, "readonly": False})
+            taken.add(norm)
     for b in meta["binds"]:
         if "volume" in b and b["volume"] is None:
             b["volume"] = os.urandom(32).hex()
             b["anonymous"] = True
+
+
+def parse_volumes_from(text: str) -> tuple[str, bool | None]:
+    """``--volumes-from CTR[:OPTS]``, OPTS a comma list of ``ro``/``rw`` (once) and ``z``
+    (once), podman's checks and words: ``(container, read-only)``, read-only None when
+    neither ``ro`` nor ``rw`` is given (each mount keeps the source container's). ``z`` is
+    accepted (SELinux relabelling: nothing to do here); alone it keeps the source's
+    read-only mounts read-only (podman's drops their ``ro``)."""
+    from ..errors import UsageError
+
+    name, sep, opts = text.partition(":")
+    if not name or "\0" in text:
+        raise UsageError(f"invalid --volumes-from {text!r}: want CONTAINER[:ro|rw|z]")
+    readonly = None
+    if sep:
+        seen_z = seen_rorw = False
+        for opt in opts.split(","):
+            if opt == "z":
+                if seen_z:
+                    raise UsageError("cannot set :z more than once in mount options")
+                seen_z = True
+            elif opt in ("ro", "rw"):
+                if seen_rorw:
+                    raise UsageError("cannot set ro or rw options more than once")
+                seen_rorw, readonly = True, opt == "ro"
+            else:
+                raise UsageError(f"invalid option {_go_quote(opt)} specified - volumes from another container can "
+                                 "only use z,ro,rw options")
+    return name, readonly
+
+
+def _go_quote(text: str) -> str:
+    from .._std import json
+
+    return json.dumps(text)
+
+
+def add_volumes_from(get, specs, meta: dict) -> None:
+    """``--volumes-from``: each container's (``get(name)``: its record) host binds and volumes
+    (named, anonymous, its image's, its own ``--volumes-from``) at the same destinations, as
+    podman gives them: a later container's over an earlier one's, the container's own ``-v``,
+    ``--mount`` and ``--tmpfs`` over both, and they over the image's ``VOLUME``s (which
+    ``add_image_volumes`` adds after). The volumes are shared, not copied: ``rm -v`` of either
+    container leaves an anonymous one another container still uses."""
+    if not specs:
+        return
+    import copy
+
+    from ..errors import ContainerNotFound
+
+    found: dict = {}
+    for text in specs:
+        name, readonly = parse_volumes_from(text)
+        try:
+            rec = get(name)
+        except ContainerNotFound as e:
+            raise ContainerNotFound(f"looking up container \"{name}\" for volumes-from: {e}") from None
+        for b in (rec.get("metadata") or {}).get("pallet", {}).get("binds") or ():
+            if not isinstance(b, dict) or not isinstance(b.get("destination"), str):
+                continue
+            m = copy.deepcopy(b)
+            if readonly is not None:
+                m["readonly"] = readonly
+            found[os.path.normpath(m["destination"])] = m
+    own = {os.path.normpath(m["destination"]) for m in list(meta["binds"]) + list(meta["tmpfs"])}
+    meta["binds"] += [m for dst, m in found.items() if dst not in own]
 
 
 def _volumes(store):
@@ -87,7 +156,7 @@ def release(store, cid: str, meta: dict, remove_anonymous: bool) -> list[str]:
             vols.remove_user(b["volume"], cid)
             if remove_anonymous and b.get("anonymous"):
                 vols.remove(b["volume"])
-        except VolumeNotFound:
+        except (VolumeNotFound, VolumeInUse):  # another container's too (--volumes-from): it stays
             pass
         except PalletError as e:
             errors.append(str(e))

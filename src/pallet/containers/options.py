@@ -35,7 +35,7 @@ class Extra:
 
     def __init__(self, *, ulimits=(), add_hosts=(), dns=(), dns_search=(), dns_options=(), security_opts=(),
                  devices=(), log_driver=None, log_opts=(), cgroupns=None, ipc=None, pid=None, uts=None,
-                 userns=None, uidmap=(), gidmap=(), mounts=(), device_cgroup_rules=()):
+                 userns=None, uidmap=(), gidmap=(), mounts=(), device_cgroup_rules=(), volumes_from=()):
         self.ulimits, self.add_hosts = list(ulimits), list(add_hosts)
         self.dns, self.dns_search, self.dns_options = list(dns), list(dns_search), list(dns_options)
         self.security_opts, self.devices = list(security_opts), list(devices)
@@ -44,6 +44,8 @@ class Extra:
         self.userns, self.uidmap, self.gidmap = userns, list(uidmap), list(gidmap)
         self.mounts = list(mounts)
         self.device_cgroup_rules = list(device_cgroup_rules)
+        #: ``--volumes-from CTR[:OPTS]`` (containers/mounts.py)
+        self.volumes_from = list(volumes_from)
 
 
 # -- single values ---------------------------------------------------------------------------

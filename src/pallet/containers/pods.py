@@ -4,7 +4,7 @@ cgroup parent for them all, published ports that belong to the pod.
 
 - The infra container is an ordinary container of the model (``container.py``) whose only
   process is Debian's ``catatonit -P`` (podman's pause process), from the image
-  ``localhost/pallet-pause:VERSION`` made here from the host's catatonit (as podman makes
+  ``localhost/podman-pause:VERSION-0`` made here from the host's catatonit (as podman makes
   ``localhost/podman-pause``), or containers.conf's ``infra_image`` (``infra_command``, else its
   own entrypoint). It owns the pod's namespaces, network attachments and ``-p`` ports; its
   hostname is the pod's (``--hostname``, else the pod's name).
@@ -610,12 +610,42 @@ def remove_cgroup(path: str) -> None:
             raise ContainerError(f"removing the pod's cgroup {path} in {base}: {e.strerror}") from None
 
 
-def pause_image(store) -> dict:
-    """``localhost/pallet-pause:VERSION``: the host's (static) catatonit as ``/catatonit``, its
-    entrypoint ``/catatonit -P`` -- made once, as podman makes ``localhost/podman-pause``."""
+def remove_image(store, text: str, *, force: bool = False, every_name: bool = False,
+                 global_args: list[str] | None = None) -> tuple[str, list[str], bool]:
+    """``container.remove_image``, and with ``force`` first the pods whose infra container uses the
+    image, their other containers too (podman's ``rmi -f`` of its pause image)."""
+    from .container import remove_image as remove_one
+
+    if force:
+        iid = store.image(text)["id"]
+        infra = [c for c in store.containers() if c.get("image") == iid and c.get("kind") == "container"
+                 and ((c.get("metadata") or {}).get(META, {}).get("pod") or {}).get("infra")]
+        if infra:
+            ctrs = Containers(store, global_args)
+            for c in infra:
+                try:
+                    Pods(ctrs).remove(c["metadata"][META]["pod"]["id"], force=True)
+                except PodNotFound:  # removed meanwhile, or half removed: its infra container may be left
+                    try:
+                        ctrs.remove(c["id"], force=True, pod_removal=True)
+                    except ContainerNotFound:
+                        pass
+    return remove_one(store, text, force=force, every_name=every_name, global_args=global_args)
+
+
+def pause_image_name() -> str:
+    """podman's name for its pause image, ``localhost/podman-pause:VERSION-BUILT``, with
+    ``pallet version``'s fields (``BUILT`` 0), so that scripts that name it from ``podman version
+    --format '{{.Server.Version}}-{{.Server.Built}}'`` (podman's own tests do) find it."""
     from .._version import __version__
 
-    name = f"localhost/pallet-pause:{__version__}"
+    return f"localhost/podman-pause:{__version__}-0"
+
+
+def pause_image(store) -> dict:
+    """:func:`pause_image_name`: the host's (static) catatonit as ``/catatonit``, its
+    entrypoint ``/catatonit -P`` -- made once, as podman makes its own."""
+    name = pause_image_name()
     try:
         return store.image(name)
     except NotFound:

@@ -258,15 +258,14 @@ def create_ns(runroot: str, name: str, userns: dict) -> str:
     both inside; the effect is the same)."""
     from .._std import syscalls as _sys
     from .._userns import userns_fd
-    from .network.netns import shared_dir
+    from .network.netns import make_entry
 
     d = os.path.join(runroot, "userns")
     path = os.path.join(d, name)
     if os.path.lexists(path):  # left by a pallet killed while it started this container: ours
         remove_ns(path)
     try:
-        shared_dir(d)
-        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
+        make_entry(d, name)
     except OSError as e:
         raise ContainerError(f"cannot make the user namespace file {path}: {e.strerror}") from None
     try:
@@ -282,17 +281,17 @@ def create_ns(runroot: str, name: str, userns: dict) -> str:
 
 
 def remove_ns(path: str) -> None:
-    """Unmount and delete what ``create_ns`` made (missing: nothing to do)."""
+    """Unmount and delete what ``create_ns`` made (missing: nothing to do); the last one gone,
+    the directory's own mount goes too (``netns.drop_entry``)."""
     from .._std import syscalls as _sys
+    from .network.netns import drop_entry
 
     try:
         _sys.umount2(path, _sys.MNT_DETACH)
     except OSError:
         pass
     try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+        drop_entry(path)
     except OSError as e:
         raise ContainerError(f"cannot remove the user namespace file {path}: {e.strerror}") from None
 

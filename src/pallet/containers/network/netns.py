@@ -5,7 +5,11 @@ A namespace is a file ``RUNROOT/netns/NAME`` onto which we bind-mount the
 container's user namespace when it has one); the child then exits and the mount keeps the
 namespace alive. The directory is a shared mount
 (bound onto itself once), so an unmount reaches the copies in mount namespaces made since
-(a container's), and ``remove`` really frees the namespace.
+(a container's), and ``remove`` really frees the namespace. When the last namespace file is
+removed, the directory's own mount goes too (under ``RUNROOT/netns.lock``, which ``create``
+holds while it prepares the directory and makes its file): nothing stays mounted under the
+run root once the last container is gone (podman keeps its namespaces in ``/run/netns``, so
+``rm -rf RUNROOT`` works there; it must here too).
 """
 
 from __future__ import annotations
@@ -51,6 +55,59 @@ def shared_dir(path: str) -> None:
     _sys.mount(None, path, None, MS_SHARED | MS_REC)
 
 
+def _dir_lock(path: str):
+    """``PATH.lock`` held exclusively (a file beside the directory, ``O_NOFOLLOW``): between
+    making a file in the shared directory and unmounting the emptied directory."""
+    import contextlib
+    import fcntl
+
+    @contextlib.contextmanager
+    def held():
+        fd = os.open(path.rstrip("/") + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    return held()
+
+
+def make_entry(d: str, name: str) -> str:
+    """The empty file ``D/NAME`` (``O_EXCL``) in ``D`` made a shared mount of its own first
+    (``shared_dir``), under the directory's lock; its path. ``OSError`` as the calls raise it."""
+    os.makedirs(os.path.dirname(d.rstrip("/")) or "/", mode=0o755, exist_ok=True)
+    path = os.path.join(d, name)
+    with _dir_lock(d):
+        shared_dir(d)
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
+    return path
+
+
+def drop_entry(path: str) -> None:
+    """Delete a file ``make_entry`` made (unmounted already; missing: nothing to do) and, when
+    its directory is left empty, unmount the directory's own mount (under the lock: a
+    concurrent ``make_entry`` either made its file first, so the directory stays, or waits and
+    mounts it again)."""
+    from ..._std import syscalls as _sys
+
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    d = os.path.dirname(path)
+    with _dir_lock(d):
+        try:
+            if os.listdir(d):
+                return
+        except FileNotFoundError:
+            return
+        for _ in range(8):  # bound onto itself once; more only if something else stacked it
+            if not _is_mountpoint(d):
+                break
+            _sys.umount2(d, _sys.MNT_DETACH)
+
+
 def _lo_up() -> None:
     import fcntl
     import struct
@@ -70,15 +127,11 @@ def _new_file(runroot: str, name: str) -> str:
     """The empty file ``RUNROOT/netns/NAME`` a namespace is bound onto (in the shared directory)."""
     d = netns_dir(runroot)
     try:
-        shared_dir(d)
+        return make_entry(d, name)
+    except FileExistsError:
+        raise ContainerNetworkError(f"network namespace {os.path.join(d, name)} already exists") from None
     except OSError as e:
         raise ContainerNetworkError(f"cannot prepare the network namespace directory {d}: {e.strerror}") from None
-    path = os.path.join(d, name)
-    try:
-        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
-    except FileExistsError:
-        raise ContainerNetworkError(f"network namespace {path} already exists") from None
-    return path
 
 
 def create_threaded(runroot: str, name: str) -> str:
@@ -107,7 +160,7 @@ def create_threaded(runroot: str, name: str) -> str:
     t.join()
     if "error" in out:
         try:
-            os.unlink(path)
+            drop_entry(path)
         except OSError:
             pass
         raise ContainerNetworkError(f"cannot create network namespace {path}: {out['error']}")
@@ -166,7 +219,7 @@ def create(runroot: str, name: str, userns: str | None = None) -> str:
         os.waitpid(pid, 0)
     if err:
         try:
-            os.unlink(path)
+            drop_entry(path)
         except OSError:
             pass
         where = f" in user namespace {userns}" if userns else ""
@@ -198,6 +251,6 @@ def remove(path: str) -> None:
         if e.errno not in (errno.EINVAL, errno.ENOENT):  # not mounted (any more)
             raise ContainerNetworkError(f"cannot unmount network namespace {path}: {e.strerror}") from None
     try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+        drop_entry(path)
+    except OSError as e:
+        raise ContainerNetworkError(f"cannot remove network namespace {path}: {e.strerror}") from None
