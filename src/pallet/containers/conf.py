@@ -165,11 +165,14 @@ def _check(conf: Conf, path: str) -> None:
 
 
 #: where :func:`load` keeps the merged result when its caller names no directory (a build's
-#: RUN steps, a fresh store): root's only, a directory of root's that others cannot write
+#: RUN steps, a fresh store): root's only, a directory of root's that others cannot write;
+#: also the build's runtime probe (``builder.run.default_runtime``)
 HOST_CACHE_DIR = "/run/pallet-containers-conf"
 
 
-def _host_cache_dir() -> str | None:
+def host_cache_dir() -> str | None:
+    """:data:`HOST_CACHE_DIR`, made 0700 if missing, for root only; None when this is not root or
+    the directory is not root's alone (then nothing is cached)."""
     if os.geteuid() != 0:
         return None
     try:
@@ -200,7 +203,7 @@ def load(env=None, cache_dir: str | None = None) -> Conf:
     filesystem's timestamp granularity could keep size and times: git's racy-file rule)."""
     paths = files(env)
     if cache_dir is None:
-        cache_dir = _host_cache_dir()
+        cache_dir = host_cache_dir()
     key = _key(paths) if cache_dir else None
     if key is not None:
         cached = _cached(cache_dir, key)
