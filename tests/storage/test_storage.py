@@ -742,3 +742,38 @@ def test_overlay_short_ids_are_base32_of_16_random_bytes(monkeypatch):
         data = os.urandom(16)
         monkeypatch.setattr(drivers.os, "urandom", lambda n, data=data: data)
         assert drivers._short_id() == base64.b32encode(data).decode().rstrip("=")[:26]
+
+
+def test_mount_with_a_working_directory_by_thread_or_fork(tmp_path, root_required):
+    """A mount whose source names are relative to ``cwd`` (overlay's short lowerdirs) is made by a
+    thread with a working directory of its own once ``threading`` is loaded (pytest's), and by a
+    forked child in a process that never loaded it; the caller's own cwd is never changed."""
+    import sys
+
+    from pallet.storage import _mount
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_text("x")
+    targets = []
+    try:
+        for i, prog in enumerate((None, "fork")):
+            target = tmp_path / f"t{i}"
+            target.mkdir()
+            targets.append(str(target))
+            if prog is None:
+                cwd = os.getcwd()
+                assert "threading" in sys.modules
+                _mount.mount("src", str(target), None, _mount.MS_BIND, cwd=str(tmp_path))
+                assert os.getcwd() == cwd
+            else:
+                code = ("import os, sys; from pallet.storage import _mount\n"
+                        "assert 'threading' not in sys.modules\n"
+                        f"_mount.mount('src', {str(target)!r}, None, _mount.MS_BIND, cwd={str(tmp_path)!r})\n"
+                        "assert 'threading' not in sys.modules and os.getcwd() == '/'\n")
+                subprocess.run([sys.executable, "-c", code], check=True, cwd="/")
+            assert _mount.is_mounted(str(target)) and (target / "f").read_text() == "x"
+        with pytest.raises(OSError):  # the error comes back from either
+            _mount.mount("missing", str(tmp_path / "t0"), None, _mount.MS_BIND, cwd=str(tmp_path))
+    finally:
+        for t in targets:
+            subprocess.run(["umount", t], capture_output=True)

@@ -2,8 +2,8 @@
 
 The store mounts with the syscall (no fork+exec of mount(8)); overlay's lowerdir list uses
 short relative names, so those mounts are made with the driver's directory as the working
-directory, in a child process so the parent's cwd never changes under its threads (in a
-threaded process, a thread with a working directory of its own instead of a fork).
+directory, by a thread with a working directory of its own once ``threading`` is loaded (else
+in a forked child), so the process's own cwd never changes under its threads.
 """
 
 from __future__ import annotations
@@ -49,17 +49,17 @@ def _errno() -> int:
 
 def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: str | None = None,
           cwd: str | None = None) -> None:
-    """mount(2); with ``cwd`` the call runs in a forked child whose working directory is ``cwd``
-    (in a threaded process: a thread of its own with a working directory of its own)."""
+    """mount(2); with ``cwd`` the call runs in a thread of its own with a working directory of its
+    own, once ``threading`` is loaded (a build's, a threaded server's), else in a forked child
+    whose working directory is ``cwd`` (a process that never loads ``threading``)."""
     if cwd is None:
         _mount_here(source, target, fstype, flags, data)
         return
     import sys
 
-    threading = sys.modules.get("threading")
-    if threading is not None and threading.active_count() > 1:
-        _mount_in_thread(source, target, fstype, flags, data, cwd)
-        return
+    if "threading" in sys.modules:  # threads run here, or may: a thread (no copy of the process:
+        _mount_in_thread(source, target, fstype, flags, data, cwd)  # a fork copies its page tables
+        return  # and every page it then writes, ~1 ms of a build's two mounts each)
     _lib()  # loaded here: the child must import nothing (another thread may hold an import lock)
     r, w = os.pipe()
     pid = os.fork()
