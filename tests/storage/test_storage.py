@@ -777,3 +777,45 @@ def test_mount_with_a_working_directory_by_thread_or_fork(tmp_path, root_require
     finally:
         for t in targets:
             subprocess.run(["umount", t], capture_output=True)
+
+
+def test_umount_waits_a_moment_for_a_busy_mount(tmp_path, root_required, monkeypatch):
+    """EBUSY right after a container's last process exited (the kernel frees its mount
+    namespace's copies a moment later) is tried again for up to BUSY_WAIT; a mount still in use
+    after that is an error (EBUSY)."""
+    import errno
+    import sys
+    import time
+
+    from pallet.storage import _mount
+
+    target = tmp_path / "m"
+    target.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(target)], check=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import os, sys; os.chdir(sys.argv[1]); print(1, flush=True); "
+                               "sys.stdin.read()", str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"1"  # its cwd is in the mount: busy
+        monkeypatch.setattr(_mount, "BUSY_WAIT", 0.01)
+        with pytest.raises(OSError) as e:
+            _mount.umount(str(target))
+        assert e.value.errno == errno.EBUSY and _mount.is_mounted(str(target))
+        monkeypatch.setattr(_mount, "BUSY_WAIT", 0.25)
+        waits = []
+        real_sleep = time.sleep
+
+        def sleep(s):  # the holder goes while umount waits
+            waits.append(s)
+            if holder.poll() is None:
+                holder.stdin.close()
+                holder.wait()
+            real_sleep(s)
+
+        monkeypatch.setattr(time, "sleep", sleep)
+        _mount.umount(str(target))
+        assert waits and not _mount.is_mounted(str(target))
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)

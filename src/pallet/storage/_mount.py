@@ -126,11 +126,29 @@ def _mount_here(source, target, fstype, flags, data) -> None:
         raise OSError(e, os.strerror(e), target)
 
 
+#: how long :func:`umount` waits for a mount that is busy to become free (seconds)
+BUSY_WAIT = 0.25
+
+
 def umount(target: str, detach: bool = False) -> None:
-    rc = _lib().umount2(target.encode(), MNT_DETACH if detach else 0)
-    if rc != 0:
+    """umount2(2). A mount that is busy (EBUSY) is tried again for up to :data:`BUSY_WAIT`
+    seconds: a container's mount namespace holds copies of the host's mounts (slaves, which an
+    unmount on the host reaches), and when its last process exits the kernel releases them a
+    moment after that process is reaped (deferred work), so an unmount right after a RUN step's
+    runtime returned can meet them still there. One in use for longer is still an error."""
+    waited, delay = 0.0, 0.002
+    while True:
+        rc = _lib().umount2(target.encode(), MNT_DETACH if detach else 0)
+        if rc == 0:
+            return
         e = _errno()
-        raise OSError(e, os.strerror(e), target)
+        if e != 16 or detach or waited >= BUSY_WAIT:  # EBUSY
+            raise OSError(e, os.strerror(e), target)
+        import time
+
+        time.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 0.05)
 
 
 def is_mounted(path: str) -> bool:
