@@ -77,9 +77,7 @@ STAND_INS = {
     "pallet._std.ctypes_util": {"sys.modules"},  # a faked ctypes.util so pyseccomp loads without ldconfig
     "pallet._std.args": set(),  # argparse's interface without argparse (imports no C module)
     "pallet._std.sock": {"_socket"},  # unix/inet sockets and pairs without socket's enums and selectors
-    # subprocess's Popen/run over os.posix_spawn (no locale, re, threading); in a threaded
-    # process, posix_spawn through _ctypes' foreign functions (no ctypes)
-    "pallet._std.proc": {"_ctypes"},
+    "pallet._std.proc": set(),  # subprocess's Popen/run over os.posix_spawn (no locale, re, threading)
     "pallet._std.futures": set(),  # a function in a thread and its result, without concurrent.futures
     # importlib's path finder and pyc loader for pallet.* (pallet-runtime); its snapshots put the
     # modules they execute into sys.modules, as importlib does

@@ -136,43 +136,29 @@ def _spawn_without_gil(args: list, env, actions: list, setsid: bool) -> int:
     for each exec of conmon or a runtime, milliseconds each on a loaded machine. The functions
     and buffers are ``_ctypes``' through :mod:`.syscalls` (as ctypes makes them; ``import ctypes``
     costs ~2.5 ms, which a build paid for each netavark run from its network thread)."""
-    import _ctypes
-
     from . import syscalls as sc
 
     global _libc
     if _libc is None:
-        class c_void_p(_ctypes._SimpleCData):
-            _type_ = "P"
-
-        class c_short(_ctypes._SimpleCData):
-            _type_ = "h"
-
-        class c_char(_ctypes._SimpleCData):
-            _type_ = "c"
-
-        vp, ci = c_void_p, sc.c_int
+        vp, ci = sc.c_void_p, sc.c_int
         spawn = (vp, sc.c_char_p, vp, vp, vp, vp)
-        lib = {
+        _libc = {
             "posix_spawn": sc._func("posix_spawn", spawn), "posix_spawnp": sc._func("posix_spawnp", spawn),
             "addopen": sc._func("posix_spawn_file_actions_addopen", (vp, ci, sc.c_char_p, ci, sc.c_uint)),
             "adddup2": sc._func("posix_spawn_file_actions_adddup2", (vp, ci, ci)),
             "addclose": sc._func("posix_spawn_file_actions_addclose", (vp, ci)),
-            "setflags": sc._func("posix_spawnattr_setflags", (vp, c_short)),
+            "setflags": sc._func("posix_spawnattr_setflags", (vp, sc.c_short)),
             "setsigdefault": sc._func("posix_spawnattr_setsigdefault", (vp, vp)),
             "sigemptyset": sc._func("sigemptyset", (vp,)), "sigaddset": sc._func("sigaddset", (vp, ci)),
             "fa_init": sc._func("posix_spawn_file_actions_init", (vp,)),
             "fa_destroy": sc._func("posix_spawn_file_actions_destroy", (vp,)),
             "attr_init": sc._func("posix_spawnattr_init", (vp,)),
             "attr_destroy": sc._func("posix_spawnattr_destroy", (vp,)),
-            "array": lambda t, n: type("array", (_ctypes.Array,), {"_type_": t, "_length_": n}),
-            "c_char": c_char,
         }
-        _libc = lib
     lib = _libc
-    fa = lib["array"](lib["c_char"], 256)()  # posix_spawn_file_actions_t: 80 bytes in glibc
-    attr = lib["array"](lib["c_char"], 512)()  # posix_spawnattr_t: 336 bytes
-    sigs = lib["array"](lib["c_char"], 128)()  # sigset_t
+    fa = sc.array(sc.c_char, 256)()  # posix_spawn_file_actions_t: 80 bytes in glibc
+    attr = sc.array(sc.c_char, 512)()  # posix_spawnattr_t: 336 bytes
+    sigs = sc.array(sc.c_char, 128)()  # sigset_t
     for fn, buf in ((lib["fa_init"], fa), (lib["attr_init"], attr)):
         if fn(buf):
             raise OSError(sc.get_errno(), "posix_spawn: cannot set up")
@@ -196,8 +182,8 @@ def _spawn_without_gil(args: list, env, actions: list, setsid: bool) -> int:
         envp = [k + b"=" + v for k, v in envb.items()]
         if any(b"\0" in x for x in argv + envp):  # C strings would cut them short: refuse, as os.posix_spawn does
             raise ValueError("embedded null byte")
-        c_argv = lib["array"](sc.c_char_p, len(argv) + 1)(*argv, None)
-        c_envp = lib["array"](sc.c_char_p, len(envp) + 1)(*envp, None)
+        c_argv = sc.array(sc.c_char_p, len(argv) + 1)(*argv, None)
+        c_envp = sc.array(sc.c_char_p, len(envp) + 1)(*envp, None)
         pid = sc.c_int()
         fn = lib["posix_spawn"] if b"/" in argv[0] else lib["posix_spawnp"]
         err = fn(sc.byref(pid), argv[0], fa, attr, c_argv, c_envp)

@@ -80,15 +80,10 @@ def _probe_key(exe: str) -> list | None:
     """What the probe's answer depends on: the console script, the interpreter it names
     (through symlinks: this process's, as the script is this installation's) and the module
     it runs (``pallet.cli.runtime``; its path only, nothing imported for it)."""
+    from ..containers.conf import files_identity
+
     pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = []
-    for p in (exe, os.path.realpath(sys.executable), os.path.join(pkg, "cli", "runtime.py")):
-        try:
-            st = os.stat(p)
-        except OSError:
-            return None
-        out.append([p, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
-    return out
+    return files_identity([exe, os.path.realpath(sys.executable), os.path.join(pkg, "cli", "runtime.py")])
 
 
 def runtime_path(name: str | None) -> str:

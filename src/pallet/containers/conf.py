@@ -208,7 +208,7 @@ def load(env=None, cache_dir: str | None = None) -> Conf:
     if cache_dir is None:
         cache_dir = host_cache_dir()
         name = _host_cache_name(paths)
-    key = _key(paths) if cache_dir else None
+    key = files_identity(paths) if cache_dir else None
     if key is not None:
         cached = _cached(cache_dir, key, name)
         if cached is not None:
@@ -221,7 +221,7 @@ def load(env=None, cache_dir: str | None = None) -> Conf:
         except OSError as e:
             raise UsageError(f"containers.conf {path}: {e.strerror}") from None
         parse(raw.decode("utf-8", "replace"), path, conf)
-    if key is not None and _key(paths) == key and not _racy(key):  # unchanged while it was read
+    if key is not None and files_identity(paths) == key and not _racy(key):  # unchanged while it was read
         _store(cache_dir, key, conf, name)
     return conf
 
@@ -241,7 +241,9 @@ def _host_cache_name(paths: list[str]) -> str:
         + ".json"
 
 
-def _key(paths: list[str]) -> list | None:
+def files_identity(paths: list[str]) -> list | None:
+    """Each file's path, device, inode, size, mtime and ctime (None when one is missing): a
+    cache key that any change to the files changes (also the build's runtime probe's)."""
     out = []
     for p in paths:
         try:
