@@ -162,12 +162,28 @@ def test_containers_conf_without_a_run_root_is_cached_in_roots_host_directory(tm
     if os.geteuid() != 0:
         assert not host.exists()
         return
-    assert (host / conf_mod._CACHE).exists() and os.stat(host).st_mode & 0o777 == 0o700
+    assert len(list(host.glob("containers-conf-*.json"))) == 1 and os.stat(host).st_mode & 0o777 == 0o700
+    # another CONTAINERS_CONF has a result of its own: the two do not take turns overwriting one
+    b = tmp_path / "b.conf"
+    b.write_text('[containers]\npids_limit = 20\n')
+    assert conf_mod.load({"CONTAINERS_CONF": str(b)}).get("pids_limit") == 20
+
     def no_parse(*args):
         raise AssertionError("parsed again")
 
+    real_parse = conf_mod.parse
     monkeypatch.setattr(conf_mod, "parse", no_parse)
     assert conf_mod.load(env).get("pids_limit") == 10
+    assert conf_mod.load({"CONTAINERS_CONF": str(b)}).get("pids_limit") == 20
+    monkeypatch.setattr(conf_mod, "parse", real_parse)
+    monkeypatch.setattr(conf_mod, "_HOST_ENTRIES", 2)  # the oldest results go
+    c = tmp_path / "c.conf"
+    c.write_text('[containers]\npids_limit = 30\n')
+    os.utime(host / conf_mod._host_cache_name([str(a)]), ns=(0, 0))
+    assert conf_mod.load({"CONTAINERS_CONF": str(c)}).get("pids_limit") == 30
+    assert sorted(p.name for p in host.glob("containers-conf-*.json")) == \
+        sorted(conf_mod._host_cache_name([str(x)]) for x in (b, c))
+    monkeypatch.setattr(conf_mod, "parse", no_parse)
     os.chmod(host, 0o777)
     with pytest.raises(AssertionError, match="parsed again"):
         conf_mod.load(env)

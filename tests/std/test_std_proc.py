@@ -93,3 +93,19 @@ def test_a_null_byte_is_refused_as_subprocess_refuses_it():
             mod.run([PY, "-c", "pass", "a\0b"])
         with pytest.raises(ValueError):
             mod.run([PY, "-c", "pass"], env={"A": "x\0y"})
+
+
+def test_a_threaded_spawn_loads_no_ctypes():
+    """The spawn a threaded process uses goes through ``_ctypes`` (via ``_std.syscalls``), not
+    ``ctypes``, whose import costs milliseconds (a build's network thread runs netavark)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, threading\n"
+            "from pallet._std import proc\n"
+            "t = threading.Thread(target=threading.Event().wait, args=(5,), daemon=True); t.start()\n"
+            "assert proc._threaded()\n"
+            "r = proc.run(['/bin/sh', '-c', 'echo $0 $X', 'hi'], env={'X': 'y'}, capture_output=True)\n"
+            "assert r.returncode == 0 and r.stdout == b'hi y\\n', r\n"
+            "assert 'ctypes' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

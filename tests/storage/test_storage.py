@@ -746,3 +746,80 @@ def test_overlay_short_ids_are_base32_of_16_random_bytes(monkeypatch):
         data = os.urandom(16)
         monkeypatch.setattr(drivers.os, "urandom", lambda n, data=data: data)
         assert drivers._short_id() == base64.b32encode(data).decode().rstrip("=")[:26]
+
+
+def test_mount_with_a_working_directory_by_thread_or_fork(tmp_path, root_required):
+    """A mount whose source names are relative to ``cwd`` (overlay's short lowerdirs) is made by a
+    thread with a working directory of its own once ``threading`` is loaded (pytest's), and by a
+    forked child in a process that never loaded it; the caller's own cwd is never changed."""
+    import sys
+
+    from pallet.storage import _mount
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_text("x")
+    targets = []
+    try:
+        for i, prog in enumerate((None, "fork")):
+            target = tmp_path / f"t{i}"
+            target.mkdir()
+            targets.append(str(target))
+            if prog is None:
+                cwd = os.getcwd()
+                assert "threading" in sys.modules
+                _mount.mount("src", str(target), None, _mount.MS_BIND, cwd=str(tmp_path))
+                assert os.getcwd() == cwd
+            else:
+                code = ("import os, sys; from pallet.storage import _mount\n"
+                        "assert 'threading' not in sys.modules\n"
+                        f"_mount.mount('src', {str(target)!r}, None, _mount.MS_BIND, cwd={str(tmp_path)!r})\n"
+                        "assert 'threading' not in sys.modules and os.getcwd() == '/'\n")
+                subprocess.run([sys.executable, "-c", code], check=True, cwd="/")
+            assert _mount.is_mounted(str(target)) and (target / "f").read_text() == "x"
+        with pytest.raises(OSError):  # the error comes back from either
+            _mount.mount("missing", str(tmp_path / "t0"), None, _mount.MS_BIND, cwd=str(tmp_path))
+    finally:
+        for t in targets:
+            subprocess.run(["umount", t], capture_output=True)
+
+
+def test_umount_waits_a_moment_for_a_busy_mount(tmp_path, root_required, monkeypatch):
+    """EBUSY right after a container's last process exited (the kernel frees its mount
+    namespace's copies a moment later) is tried again for up to BUSY_WAIT; a mount still in use
+    after that is an error (EBUSY)."""
+    import errno
+    import sys
+    import time
+
+    from pallet.storage import _mount
+
+    target = tmp_path / "m"
+    target.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(target)], check=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import os, sys; os.chdir(sys.argv[1]); print(1, flush=True); "
+                               "sys.stdin.read()", str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"1"  # its cwd is in the mount: busy
+        monkeypatch.setattr(_mount, "BUSY_WAIT", 0.01)
+        with pytest.raises(OSError) as e:
+            _mount.umount(str(target))
+        assert e.value.errno == errno.EBUSY and _mount.is_mounted(str(target))
+        monkeypatch.setattr(_mount, "BUSY_WAIT", 0.25)
+        waits = []
+        real_sleep = time.sleep
+
+        def sleep(s):  # the holder goes while umount waits
+            waits.append(s)
+            if holder.poll() is None:
+                holder.stdin.close()
+                holder.wait()
+            real_sleep(s)
+
+        monkeypatch.setattr(time, "sleep", sleep)
+        _mount.umount(str(target))
+        assert waits and not _mount.is_mounted(str(target))
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)

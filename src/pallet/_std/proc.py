@@ -130,62 +130,69 @@ _libc = None
 
 
 def _spawn_without_gil(args: list, env, actions: list, setsid: bool) -> int:
-    """``os.posix_spawn(p)`` through ctypes, which lets other threads run meanwhile. CPython's
-    own holds the GIL through the whole call, and glibc's posix_spawn returns only once the
-    child has exec'd (a vfork): in a threaded server (the CRI's) every other thread then waits
-    for each exec of conmon or a runtime, milliseconds each on a loaded machine."""
-    import ctypes
+    """``os.posix_spawn(p)`` through foreign functions that let other threads run meanwhile.
+    CPython's own holds the GIL through the whole call, and glibc's posix_spawn returns only once
+    the child has exec'd (a vfork): in a threaded server (the CRI's) every other thread then waits
+    for each exec of conmon or a runtime, milliseconds each on a loaded machine. The functions
+    and buffers are ``_ctypes``' through :mod:`.syscalls` (as ctypes makes them; ``import ctypes``
+    costs ~2.5 ms, which a build paid for each netavark run from its network thread)."""
+    from . import syscalls as sc
 
     global _libc
     if _libc is None:
-        lib = ctypes.CDLL(None, use_errno=True)
-        for name in ("posix_spawn", "posix_spawnp"):
-            getattr(lib, name).argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_char_p, ctypes.c_void_p,
-                                           ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-        lib.posix_spawn_file_actions_addopen.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p,
-                                                         ctypes.c_int, ctypes.c_uint]
-        lib.posix_spawn_file_actions_adddup2.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
-        lib.posix_spawn_file_actions_addclose.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        lib.posix_spawnattr_setflags.argtypes = [ctypes.c_void_p, ctypes.c_short]
-        _libc = lib
+        vp, ci = sc.c_void_p, sc.c_int
+        spawn = (vp, sc.c_char_p, vp, vp, vp, vp)
+        _libc = {
+            "posix_spawn": sc._func("posix_spawn", spawn), "posix_spawnp": sc._func("posix_spawnp", spawn),
+            "addopen": sc._func("posix_spawn_file_actions_addopen", (vp, ci, sc.c_char_p, ci, sc.c_uint)),
+            "adddup2": sc._func("posix_spawn_file_actions_adddup2", (vp, ci, ci)),
+            "addclose": sc._func("posix_spawn_file_actions_addclose", (vp, ci)),
+            "setflags": sc._func("posix_spawnattr_setflags", (vp, sc.c_short)),
+            "setsigdefault": sc._func("posix_spawnattr_setsigdefault", (vp, vp)),
+            "sigemptyset": sc._func("sigemptyset", (vp,)), "sigaddset": sc._func("sigaddset", (vp, ci)),
+            "fa_init": sc._func("posix_spawn_file_actions_init", (vp,)),
+            "fa_destroy": sc._func("posix_spawn_file_actions_destroy", (vp,)),
+            "attr_init": sc._func("posix_spawnattr_init", (vp,)),
+            "attr_destroy": sc._func("posix_spawnattr_destroy", (vp,)),
+        }
     lib = _libc
-    fa = ctypes.create_string_buffer(256)  # posix_spawn_file_actions_t: 80 bytes in glibc
-    attr = ctypes.create_string_buffer(512)  # posix_spawnattr_t: 336 bytes
-    sigs = ctypes.create_string_buffer(128)  # sigset_t
-    for fn, buf in ((lib.posix_spawn_file_actions_init, fa), (lib.posix_spawnattr_init, attr)):
+    fa = sc.array(sc.c_char, 256)()  # posix_spawn_file_actions_t: 80 bytes in glibc
+    attr = sc.array(sc.c_char, 512)()  # posix_spawnattr_t: 336 bytes
+    sigs = sc.array(sc.c_char, 128)()  # sigset_t
+    for fn, buf in ((lib["fa_init"], fa), (lib["attr_init"], attr)):
         if fn(buf):
-            raise OSError(ctypes.get_errno(), "posix_spawn: cannot set up")
+            raise OSError(sc.get_errno(), "posix_spawn: cannot set up")
     try:
         for a in actions:
             if a[0] == os.POSIX_SPAWN_OPEN:
-                err = lib.posix_spawn_file_actions_addopen(fa, a[1], os.fsencode(a[2]), a[3], a[4])
+                err = lib["addopen"](fa, a[1], os.fsencode(a[2]), a[3], a[4])
             elif a[0] == os.POSIX_SPAWN_DUP2:
-                err = lib.posix_spawn_file_actions_adddup2(fa, a[1], a[2])
+                err = lib["adddup2"](fa, a[1], a[2])
             else:
-                err = lib.posix_spawn_file_actions_addclose(fa, a[1])
+                err = lib["addclose"](fa, a[1])
             if err:
                 raise OSError(err, os.strerror(err))
-        lib.sigemptyset(sigs)
-        lib.sigaddset(sigs, _SIGPIPE)
-        lib.sigaddset(sigs, _SIGXFSZ)
-        lib.posix_spawnattr_setsigdefault(attr, sigs)
-        lib.posix_spawnattr_setflags(attr, _POSIX_SPAWN_SETSIGDEF | (_POSIX_SPAWN_SETSID if setsid else 0))
+        lib["sigemptyset"](sigs)
+        lib["sigaddset"](sigs, _SIGPIPE)
+        lib["sigaddset"](sigs, _SIGXFSZ)
+        lib["setsigdefault"](attr, sigs)
+        lib["setflags"](attr, _POSIX_SPAWN_SETSIGDEF | (_POSIX_SPAWN_SETSID if setsid else 0))
         argv = [os.fsencode(a) for a in args]
         envb = os.environb if env is None else {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
         envp = [k + b"=" + v for k, v in envb.items()]
         if any(b"\0" in x for x in argv + envp):  # C strings would cut them short: refuse, as os.posix_spawn does
             raise ValueError("embedded null byte")
-        c_argv = (ctypes.c_char_p * (len(argv) + 1))(*argv, None)
-        c_envp = (ctypes.c_char_p * (len(envp) + 1))(*envp, None)
-        pid = ctypes.c_int()
-        fn = lib.posix_spawn if b"/" in argv[0] else lib.posix_spawnp
-        err = fn(ctypes.byref(pid), argv[0], fa, attr, c_argv, c_envp)
+        c_argv = sc.array(sc.c_char_p, len(argv) + 1)(*argv, None)
+        c_envp = sc.array(sc.c_char_p, len(envp) + 1)(*envp, None)
+        pid = sc.c_int()
+        fn = lib["posix_spawn"] if b"/" in argv[0] else lib["posix_spawnp"]
+        err = fn(sc.byref(pid), argv[0], fa, attr, c_argv, c_envp)
         if err:
             raise OSError(err, os.strerror(err), args[0])
         return pid.value
     finally:
-        lib.posix_spawn_file_actions_destroy(fa)
-        lib.posix_spawnattr_destroy(attr)
+        lib["fa_destroy"](fa)
+        lib["attr_destroy"](attr)
 
 
 def _inheritable_fds() -> list:

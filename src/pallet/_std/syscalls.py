@@ -36,6 +36,23 @@ class c_char_p(_ctypes._SimpleCData):
     _type_ = "z"
 
 
+class c_void_p(_ctypes._SimpleCData):
+    _type_ = "P"
+
+
+class c_short(_ctypes._SimpleCData):
+    _type_ = "h"
+
+
+class c_char(_ctypes._SimpleCData):
+    _type_ = "c"
+
+
+def array(ctype, n: int):
+    """The type of an array of ``n`` ``ctype`` (ctypes' ``ctype * n``)."""
+    return type(f"{ctype.__name__}_Array_{n}", (_ctypes.Array,), {"_type_": ctype, "_length_": n})
+
+
 c_uint32, c_uint64, c_size_t = c_uint, c_ulong, c_ulong  # LP64 (x86_64, aarch64)
 
 

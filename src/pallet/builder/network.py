@@ -69,8 +69,8 @@ class Attached:
     """A namespace attached to a network (a context manager, or :meth:`start` / :meth:`wait` /
     :meth:`close`): ``path``, the container's addresses ``ips`` and DNS servers ``dns``.
 
-    :meth:`start` makes the namespace here (a fork: never from a thread) and attaches it in a
-    thread: netavark runs ~20 iptables commands (~40 ms of CPU, more of waiting), during which
+    :meth:`start` makes the namespace here (by a short-lived thread of its own, no fork of the
+    build's process) and attaches it in a thread: netavark runs ~20 iptables commands (~40 ms of CPU, more of waiting), during which
     the caller prepares the container; :meth:`wait` joins it. :meth:`close` detaches and
     removes the namespace (``background=True``: in a thread, joined by :meth:`join`), whatever
     state the setup reached; every started Attached is closed and joined by its owner."""
@@ -116,7 +116,7 @@ class Attached:
                 nets.get(net)
             reap_orphans(self.runroot, endpoints)
             self._owner_fd = _own(self.runroot, self.id)
-            self.path = netns.create(self.runroot, self.id[:12])
+            self.path = netns.create_threaded(self.runroot, self.id[:12])  # (no fork of the build)
         except PalletError as e:
             self._disown()
             raise self._fail(e) from None

@@ -48,13 +48,8 @@ def _default_choice() -> tuple[str, str | None]:
         else:
             choice = ("runc", None)
             exe = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
-            if os.path.exists(exe):
-                try:
-                    p = subprocess.run([exe, "features"], capture_output=True, timeout=10)
-                    if p.returncode == 0 and p.stdout.strip().startswith(b"{"):
-                        choice = (exe, None)
-                except (OSError, subprocess.TimeoutExpired):
-                    pass
+            if os.path.exists(exe) and _answers(exe):
+                choice = (exe, None)
     _runtime_cache["default"] = choice
     return choice
 
@@ -62,6 +57,54 @@ def _default_choice() -> tuple[str, str | None]:
 def default_runtime() -> str:
     """The runtime RUN uses without ``--runtime`` (see :func:`_default_choice`)."""
     return _default_choice()[0]
+
+
+def _answers(exe: str) -> bool:
+    """Whether ``exe features`` exits 0 with a JSON object. The answer is kept (root only, in
+    ``containers.conf``'s host cache directory) keyed by the identity of the script, of the
+    interpreter and of the module it runs (path, device, inode, size, mtime, ctime):
+    a build then does not start a whole runtime process (~8 ms of CPU) to learn what the last
+    one learnt, and any change to the installation asks again. Only a positive answer is kept,
+    one file per script path (several installations do not take turns overwriting one)."""
+    import hashlib
+
+    from ..containers import conf as _conf
+
+    key = _probe_key(exe)
+    cache_dir = _conf.host_cache_dir() if key is not None else None
+    name = "build-runtime-" + hashlib.sha256(os.fsencode(exe)).hexdigest()[:16] + ".json"
+    path = os.path.join(cache_dir, name) if cache_dir else None
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                if json.loads(f.read(1 << 16)) == key:
+                    return True
+        except (OSError, ValueError, RecursionError):
+            pass
+    try:
+        p = subprocess.run([exe, "features"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    if p.returncode != 0 or not p.stdout.strip().startswith(b"{"):
+        return False
+    if path is not None and _probe_key(exe) == key:
+        from .. import _fs
+
+        try:  # volatile (/run): no fsync; a failure only means no cache
+            _fs.write_atomic(path, json.dumps(key).encode(), 0o600, durable=False)
+        except OSError:
+            pass
+    return True
+
+
+def _probe_key(exe: str) -> list | None:
+    """What the probe's answer depends on: the console script, the interpreter it names
+    (through symlinks: this process's, as the script is this installation's) and the module
+    it runs (``pallet.cli.runtime``; its path only, nothing imported for it)."""
+    from ..containers.conf import files_identity
+
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return files_identity([exe, os.path.realpath(sys.executable), os.path.join(pkg, "cli", "runtime.py")])
 
 
 def runtime_path(name: str | None) -> str:
@@ -552,7 +595,8 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
             finally:
                 if o.release_network and o.shared_network is not None:
                     o.shared_network.release()  # torn down while the runtime deletes, the layer is made
-                subprocess.run(cmd + ["delete", "--force", cid], capture_output=True)
+                if left_behind(o.state_root, cid):
+                    subprocess.run(cmd + ["delete", "--force", cid], capture_output=True)
                 _remove_created(created)
         finally:
             for pfd, _rel in created:
@@ -565,6 +609,24 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
                 own.close()
         finally:
             shutil.rmtree(bundle, ignore_errors=True)
+
+
+def left_behind(state_root: str | None, cid: str) -> bool:
+    """Whether the runtime may still hold state for ``cid`` after ``run`` returned, so that a
+    ``delete --force`` has something to do. A foreground ``run`` deletes its container when
+    the command exits (runc, crun, pallet-runtime); one killed or failed half-way leaves
+    ``STATE_ROOT/ID`` (the OCI runtimes' layout under ``--root``), and only then is the
+    delete, a whole runtime process (~8 ms of CPU), needed. Without a state root of ours
+    (the runtime's default root, whose layout we do not know): always."""
+    if not state_root:
+        return True
+    try:
+        os.lstat(os.path.join(state_root, cid))
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _in_root(what: str, dest: str, fn, *args):

@@ -165,11 +165,14 @@ def _check(conf: Conf, path: str) -> None:
 
 
 #: where :func:`load` keeps the merged result when its caller names no directory (a build's
-#: RUN steps, a fresh store): root's only, a directory of root's that others cannot write
+#: RUN steps, a fresh store): root's only, a directory of root's that others cannot write;
+#: also the build's runtime probe (``builder.run.default_runtime``)
 HOST_CACHE_DIR = "/run/pallet-containers-conf"
 
 
-def _host_cache_dir() -> str | None:
+def host_cache_dir() -> str | None:
+    """:data:`HOST_CACHE_DIR`, made 0700 if missing, for root only; None when this is not root or
+    the directory is not root's alone (then nothing is cached)."""
     if os.geteuid() != 0:
         return None
     try:
@@ -192,18 +195,22 @@ def load(env=None, cache_dir: str | None = None) -> Conf:
 
     ``cache_dir`` (a run root's directory; none given: :data:`HOST_CACHE_DIR` for root, so
     that a build's RUN steps do not import ``tomllib`` either): the merged result is kept there in
-    ``containers-conf.json``, keyed by each file's path, device, inode, size, mtime and ctime
+    ``containers-conf.json`` (in the host directory: ``containers-conf-HASH.json``, one per list
+    of files, the :data:`_HOST_ENTRIES` newest kept), keyed by each file's path, device, inode,
+    size, mtime and ctime
     (and which files there are), so a later ``run`` reads one small JSON file instead of
     parsing TOML (``tomllib`` imports ``typing``, ``datetime``, ``re``: several ms of every
     start). A file that changes, appears or goes changes the key: the next load parses again.
     A file changed less than :data:`_RACY` seconds ago is not cached (a change within the
     filesystem's timestamp granularity could keep size and times: git's racy-file rule)."""
     paths = files(env)
+    name = _CACHE
     if cache_dir is None:
-        cache_dir = _host_cache_dir()
-    key = _key(paths) if cache_dir else None
+        cache_dir = host_cache_dir()
+        name = _host_cache_name(paths)
+    key = files_identity(paths) if cache_dir else None
     if key is not None:
-        cached = _cached(cache_dir, key)
+        cached = _cached(cache_dir, key, name)
         if cached is not None:
             return cached
     conf = Conf()
@@ -214,17 +221,29 @@ def load(env=None, cache_dir: str | None = None) -> Conf:
         except OSError as e:
             raise UsageError(f"containers.conf {path}: {e.strerror}") from None
         parse(raw.decode("utf-8", "replace"), path, conf)
-    if key is not None and _key(paths) == key and not _racy(key):  # unchanged while it was read
-        _store(cache_dir, key, conf)
+    if key is not None and files_identity(paths) == key and not _racy(key):  # unchanged while it was read
+        _store(cache_dir, key, conf, name)
     return conf
 
 
 #: seconds: a file whose ctime is this recent is not cached (see :func:`load`)
 _RACY = 2.0
 _CACHE = "containers-conf.json"
+#: how many results :data:`HOST_CACHE_DIR` keeps (one per list of files: builds with different
+#: ``CONTAINERS_CONF`` files do not take turns overwriting one); the oldest go first
+_HOST_ENTRIES = 32
 
 
-def _key(paths: list[str]) -> list | None:
+def _host_cache_name(paths: list[str]) -> str:
+    import hashlib
+
+    return "containers-conf-" + hashlib.sha256("\0".join(paths).encode(errors="surrogateescape")).hexdigest()[:16] \
+        + ".json"
+
+
+def files_identity(paths: list[str]) -> list | None:
+    """Each file's path, device, inode, size, mtime and ctime (None when one is missing): a
+    cache key that any change to the files changes (also the build's runtime probe's)."""
     out = []
     for p in paths:
         try:
@@ -242,11 +261,11 @@ def _racy(key: list) -> bool:
     return any(now - e[5] < _RACY * 1e9 for e in key)
 
 
-def _cached(cache_dir: str, key: list) -> Conf | None:
+def _cached(cache_dir: str, key: list, name: str = _CACHE) -> Conf | None:
     from .._std import json
 
     try:
-        with open(os.path.join(cache_dir, _CACHE), "rb") as f:
+        with open(os.path.join(cache_dir, name), "rb") as f:
             doc = json.loads(f.read(1 << 20))
     except (OSError, ValueError, RecursionError):
         return None
@@ -258,12 +277,30 @@ def _cached(cache_dir: str, key: list) -> Conf | None:
     return Conf(values, origin, runtimes)
 
 
-def _store(cache_dir: str, key: list, conf: Conf) -> None:
+def _store(cache_dir: str, key: list, conf: Conf, name: str = _CACHE) -> None:
     from .. import _fs
     from .._std import json
 
     doc = {"key": key, "values": conf.values, "origin": conf.origin, "runtimes": conf.runtimes}
     try:  # volatile (the run root): no fsync; a failure only means no cache
-        _fs.write_atomic(os.path.join(cache_dir, _CACHE), json.dumps(doc).encode(), 0o600, durable=False)
+        _fs.write_atomic(os.path.join(cache_dir, name), json.dumps(doc).encode(), 0o600, durable=False)
+        if name != _CACHE:
+            _prune(cache_dir)
     except OSError:
         pass
+
+
+def _prune(cache_dir: str) -> None:
+    """Keep the :data:`_HOST_ENTRIES` newest results of the host directory."""
+    entries = []
+    for n in os.listdir(cache_dir):
+        if n.startswith("containers-conf-") and n.endswith(".json"):
+            try:
+                entries.append((os.stat(os.path.join(cache_dir, n)).st_mtime_ns, n))
+            except OSError:
+                pass
+    for _mtime, n in sorted(entries)[:-_HOST_ENTRIES]:
+        try:
+            os.unlink(os.path.join(cache_dir, n))
+        except OSError:
+            pass

@@ -2,8 +2,8 @@
 
 The store mounts with the syscall (no fork+exec of mount(8)); overlay's lowerdir list uses
 short relative names, so those mounts are made with the driver's directory as the working
-directory, in a child process so the parent's cwd never changes under its threads (in a
-threaded process, a thread with a working directory of its own instead of a fork).
+directory, by a thread with a working directory of its own once ``threading`` is loaded (else
+in a forked child), so the process's own cwd never changes under its threads.
 """
 
 from __future__ import annotations
@@ -49,17 +49,17 @@ def _errno() -> int:
 
 def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: str | None = None,
           cwd: str | None = None) -> None:
-    """mount(2); with ``cwd`` the call runs in a forked child whose working directory is ``cwd``
-    (in a threaded process: a thread of its own with a working directory of its own)."""
+    """mount(2); with ``cwd`` the call runs in a thread of its own with a working directory of its
+    own, once ``threading`` is loaded (a build's, a threaded server's), else in a forked child
+    whose working directory is ``cwd`` (a process that never loads ``threading``)."""
     if cwd is None:
         _mount_here(source, target, fstype, flags, data)
         return
     import sys
 
-    threading = sys.modules.get("threading")
-    if threading is not None and threading.active_count() > 1:
-        _mount_in_thread(source, target, fstype, flags, data, cwd)
-        return
+    if "threading" in sys.modules:  # threads run here, or may: a thread (no copy of the process:
+        _mount_in_thread(source, target, fstype, flags, data, cwd)  # a fork copies its page tables
+        return  # and every page it then writes, ~1 ms of a build's two mounts each)
     _lib()  # loaded here: the child must import nothing (another thread may hold an import lock)
     r, w = os.pipe()
     pid = os.fork()
@@ -126,11 +126,29 @@ def _mount_here(source, target, fstype, flags, data) -> None:
         raise OSError(e, os.strerror(e), target)
 
 
+#: how long :func:`umount` waits for a mount that is busy to become free (seconds)
+BUSY_WAIT = 0.25
+
+
 def umount(target: str, detach: bool = False) -> None:
-    rc = _lib().umount2(target.encode(), MNT_DETACH if detach else 0)
-    if rc != 0:
+    """umount2(2). A mount that is busy (EBUSY) is tried again for up to :data:`BUSY_WAIT`
+    seconds: a container's mount namespace holds copies of the host's mounts (slaves, which an
+    unmount on the host reaches), and when its last process exits the kernel releases them a
+    moment after that process is reaped (deferred work), so an unmount right after a RUN step's
+    runtime returned can meet them still there. One in use for longer is still an error."""
+    waited, delay = 0.0, 0.002
+    while True:
+        rc = _lib().umount2(target.encode(), MNT_DETACH if detach else 0)
+        if rc == 0:
+            return
         e = _errno()
-        raise OSError(e, os.strerror(e), target)
+        if e != 16 or detach or waited >= BUSY_WAIT:  # EBUSY
+            raise OSError(e, os.strerror(e), target)
+        import time
+
+        time.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 0.05)
 
 
 def is_mounted(path: str) -> bool:

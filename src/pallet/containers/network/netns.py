@@ -38,10 +38,13 @@ def is_mounted(path: str) -> bool:
 def _is_mountpoint(path: str) -> bool:
     real = os.path.realpath(path)
     with open("/proc/self/mountinfo", "rb") as f:
-        for line in f:
-            fields = line.split(b" ")
-            if len(fields) > 4 and fields[4].decode("utf-8", "surrogateescape").replace("\\040", " ") == real:
-                return True
+        data = f.read()
+    if os.fsencode(real).replace(b" ", b"\\040") not in data:  # one search, no line split, mostly
+        return False
+    for line in data.splitlines():
+        fields = line.split(b" ")
+        if len(fields) > 4 and fields[4].decode("utf-8", "surrogateescape").replace("\\040", " ") == real:
+            return True
     return False
 
 
