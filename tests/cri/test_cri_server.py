@@ -516,6 +516,34 @@ def _cri_log(path: str) -> list:
     return out
 
 
+def test_log_path_stays_in_the_pod_log_directory(cri, pod, tmp_path):
+    """An absolute log_path is joined under the pod's log directory as containerd's and CRI-O's
+    filepath.Join does (os.path.join would have conmon append to that host path); '..' is refused."""
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    outside = str(tmp_path / "escaped.log")
+    cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="abslog"), image=pb.ImageSpec(image=cri.image),
+                             args=["echo", "hi"], log_path=outside)
+    cid = cri.rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=cfg,
+                                                           sandbox_config=pod_cfg), timeout=120).container_id
+    try:
+        want = os.path.join(pod_cfg.log_directory, outside.lstrip("/"))
+        assert cri.status(cid).log_path == want
+        cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+        wait_for(lambda: cri.status(cid).state == pb.CONTAINER_EXITED, 60, "the container to exit")
+        assert not os.path.exists(outside) and _cri_log(want) == [("stdout", "F", "hi")]
+    finally:
+        cri.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=60)
+    for bad in ("../../escaped.log", "a/../../b.log", "/", "x\0y"):
+        cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="badlog"), image=pb.ImageSpec(image=cri.image),
+                                 args=["true"], log_path=bad)
+        with pytest.raises(grpc.RpcError) as e:
+            cri.rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=cfg,
+                                                             sandbox_config=pod_cfg), timeout=120)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "log_path" in e.value.details(), bad
+    assert not os.path.exists(os.path.join(os.path.dirname(pod_cfg.log_directory), "escaped.log"))
+
+
 def test_container_lifecycle_logs_and_exit_reasons(cri, pod):
     pb, _ = _pb()
     pod_id, pod_cfg = pod
