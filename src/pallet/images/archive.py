@@ -134,7 +134,7 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
                 import urllib.request
 
                 try:
-                    with urllib.request.urlopen(archive, timeout=60) as src:
+                    with _http_only_opener(archive).open(archive, timeout=60) as src:
                         _spool(src, path, archive, ctx)
                 except urllib.error.HTTPError as e:
                     raise NotFound(f"{archive}: {e.code} {e.reason}") from None
@@ -183,6 +183,22 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
                         keep_digest=True)
         loaded.append(str(qualify(ref_name)) if ref_name and img["names"] else "sha256:" + img["id"])
     return loaded
+
+
+def _http_only_opener(url: str):
+    """urllib's opener for ``load -i URL`` whose redirects go to http and https only, as Go's
+    client (podman's) follows them: urllib's own would follow one to ftp:// (a request to any
+    host and port the redirecting server names, in another protocol)."""
+    import urllib.parse
+    import urllib.request
+
+    class HTTPOnly(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            if urllib.parse.urlsplit(newurl).scheme.lower() not in ("http", "https"):
+                raise NetworkError(f"{url}: redirected to {newurl}: only http and https redirects are followed")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    return urllib.request.build_opener(HTTPOnly)
 
 
 def _spool(src, path: str, what: str, ctx) -> None:
