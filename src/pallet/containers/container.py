@@ -627,21 +627,19 @@ class Containers:
     # -- start ------------------------------------------------------------------------------
 
     def resolve_user(self, rootfs: str, spec: str):
-        from .._rootfs import open_in_root
+        from .._rootfs import open_file_in_root
         from ..oci.users import lookup, parse_db
 
         rfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             def read_db(name):
-                import stat
-
-                try:
-                    fd = open_in_root(rfd, f"/etc/{name}", os.O_RDONLY | os.O_NONBLOCK)
+                try:  # a device node there is not even opened
+                    fd = open_file_in_root(rfd, f"/etc/{name}", os.O_RDONLY | os.O_NONBLOCK)
                 except (FileNotFoundError, NotADirectoryError):
                     return []
+                if fd is None:
+                    return []
                 try:
-                    if not stat.S_ISREG(os.fstat(fd).st_mode):
-                        return []
                     return parse_db(os.read(fd, 4 << 20).decode("utf-8", "replace"))
                 finally:
                     os.close(fd)
