@@ -544,6 +544,28 @@ def test_log_path_stays_in_the_pod_log_directory(cri, pod, tmp_path):
     assert not os.path.exists(os.path.join(os.path.dirname(pod_cfg.log_directory), "escaped.log"))
 
 
+def test_runtime_annotations_do_not_reach_the_runtime(cri, pod, tmp_path):
+    """Annotations an OCI runtime acts on (crun's run.oci.hooks.stderr opens that host path,
+    runc's org.systemd.property.* set unit properties) are left out of the container's runtime
+    config; the status keeps every annotation the kubelet gave."""
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    given = {"run.oci.hooks.stderr": str(tmp_path / "planted"), "org.systemd.property.CPUQuota": "1000%",
+             "org.criu.config": "/etc/shadow", "example.com/kept": "yes"}
+    cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="annotated"), image=pb.ImageSpec(image=cri.image),
+                             args=["true"], log_path="annotated.log", annotations=given)
+    cid = cri.rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=cfg,
+                                                           sandbox_config=pod_cfg), timeout=120).container_id
+    try:
+        assert dict(cri.status(cid).annotations) == given
+        with open(os.path.join(cri.root, "pallet-containers", cid, "userdata", "spec.json")) as f:
+            spec = json.load(f)
+        assert spec["annotations"].get("example.com/kept") == "yes"
+        assert not [k for k in spec["annotations"] if k.startswith(("run.oci.", "org.systemd.", "org.criu."))]
+    finally:
+        cri.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=60)
+
+
 def test_container_lifecycle_logs_and_exit_reasons(cri, pod):
     pb, _ = _pb()
     pod_id, pod_cfg = pod

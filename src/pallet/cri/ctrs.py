@@ -113,6 +113,19 @@ def _devices(items: list) -> list:
     return out
 
 
+#: annotations an OCI runtime acts on (crun's ``run.oci.hooks.stdout`` opens a host path, its
+#: ``run.oci.systemd.force_cgroup_v1`` mounts, runc's ``org.systemd.property.*`` set the scope's
+#: unit properties, ``org.criu.config`` names a host file): a pod author's annotations never reach
+#: the runtime with these (containerd and CRI-O pass them only when the node's config allows)
+RUNTIME_ANNOTATIONS = ("run.oci.", "org.criu.", "org.systemd.property.")
+
+
+def spec_annotations(given: dict) -> dict:
+    """The CRI request's annotations that go into the runtime config (all of them stay in the
+    container's status)."""
+    return {k: v for k, v in given.items() if not str(k).startswith(RUNTIME_ANNOTATIONS)}
+
+
 def log_file(log_dir: str, given: str) -> str:
     """Where a container's ``log_path`` is: ``log_dir/given`` as containerd's and CRI-O's
     ``filepath.Join`` makes it -- an absolute ``log_path`` stays under the pod's
@@ -364,7 +377,7 @@ class Ctrs:
                                    cgroups_path=f"{pod['cgroup_parent']}/pallet-{cid}",
                                    sysctl=pod.get("sysctls") or {}, rootfs_propagation=rootfs_prop,
                                    devices=tuple(devices),
-                                   annotations=dict(config.get("annotations") or {}))
+                                   annotations=spec_annotations(config.get("annotations") or {}))
                 doc = rs.generate(o, img_cfg, resolve_user=lambda s: (0, 0, []))
             except PalletError as e:
                 raise CRIError(f"CreateContainer: {e}", "INVALID_ARGUMENT") from None
