@@ -136,6 +136,23 @@ def text_lines(path: str, default: list[str]) -> list[str]:
         return default
 
 
+def open_regular(path: str):
+    """``open(path, "rb")`` of a regular file only (symlinks followed): what is there is looked
+    at through an ``O_PATH`` fd and reopened (``/proc/self/fd/N``, the same inode) only when it
+    is a regular file, so a FIFO planted as a blob does not block the reader forever and a device
+    node is never opened. OSError(EINVAL, "not a regular file") otherwise."""
+    import errno
+    import stat
+
+    pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(pfd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return open(os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_CLOEXEC), "rb")
+    finally:
+        os.close(pfd)
+
+
 def read_to_eof(fd: int, size: int = 4096) -> bytes:
     """All that ``fd`` gives until end of file (for a pipe: until every writer closed it)."""
     out = b""
