@@ -3,6 +3,7 @@ that redirects elsewhere, or serves something that is not an image."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import threading
@@ -30,9 +31,10 @@ class _Listener(TCPServer):
             c.close()
 
 
-@pytest.fixture
-def web():
-    """An HTTP server on 127.0.0.1 answering by a table of path -> (status, headers, body)."""
+@contextlib.contextmanager
+def routes_server():
+    """An HTTP server on 127.0.0.1 answering by a table of path -> (status, headers, body):
+    yields (the table, its base URL)."""
     routes: dict = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -57,6 +59,12 @@ def web():
         srv.shutdown()
         srv.server_close()
         t.join()
+
+
+@pytest.fixture
+def web():
+    with routes_server() as served:
+        yield served
 
 
 def _load(tmp_path, url):

@@ -386,11 +386,12 @@ class _Writer:
 
     def download(self, url: str, target: str) -> None:
         import email.utils
-        import urllib.request
 
         self._clear(target, False)
         try:
-            with urllib.request.urlopen(url, timeout=60) as r, open(target, "wb") as f:
+            from ..images.archive import http_only_opener
+
+            with http_only_opener(url).open(url, timeout=60) as r, open(target, "wb") as f:
                 while True:
                     b = r.read(1 << 20)
                     if not b:

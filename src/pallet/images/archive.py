@@ -134,7 +134,7 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
                 import urllib.request
 
                 try:
-                    with _http_only_opener(archive).open(archive, timeout=60) as src:
+                    with http_only_opener(archive).open(archive, timeout=60) as src:
                         _spool(src, path, archive, ctx)
                 except urllib.error.HTTPError as e:
                     raise NotFound(f"{archive}: {e.code} {e.reason}") from None
@@ -185,10 +185,11 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
     return loaded
 
 
-def _http_only_opener(url: str):
-    """urllib's opener for ``load -i URL`` whose redirects go to http and https only, as Go's
-    client (podman's) follows them: urllib's own would follow one to ftp:// (a request to any
-    host and port the redirecting server names, in another protocol)."""
+def http_only_opener(url: str):
+    """urllib's opener for a URL the user gave (``load -i URL``, build's ``ADD URL`` and context
+    URL) whose redirects go to http and https only, as Go's client (podman's, buildah's) follows
+    them: urllib's own would follow one to ftp:// (a request to any host and port the
+    redirecting server names, in another protocol)."""
     import urllib.parse
     import urllib.request
 
