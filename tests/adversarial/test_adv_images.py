@@ -109,3 +109,48 @@ def test_load_url_that_lies_about_its_content(tmp_path, web):
     _one_line(_load(tmp_path, f"{base}/page.tar"), "payload does not match")
     p = _load(tmp_path, f"{base}/zeros.tar.gz")
     _one_line(p, f"{base}/zeros.tar.gz")
+
+
+def _archive(path, members: dict) -> str:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tf:
+        for name, data in members.items():
+            t = tarfile.TarInfo(name)
+            t.size = len(data)
+            tf.addfile(t, io.BytesIO(data))
+    return str(path)
+
+
+LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
+
+
+@pytest.mark.parametrize("members,words", [
+    ({"oci-layout": LAYOUT, "index.json": b"[1,2]"}, "index.json is not an image index"),
+    ({"oci-layout": LAYOUT, "index.json": b'{"manifests":[5, {"annotations": [1]}]}'}, "index"),
+    ({"manifest.json": b'[{"Config":"c.json","RepoTags":[1],"Layers":[]}]'}, "RepoTags must be a list of strings"),
+    ({"manifest.json": b'[{"Config":'}, "manifest.json is not valid JSON"),
+    ({"manifest.json": b"[" * 100000 + b"]" * 100000}, "manifest.json is not valid JSON"),
+])
+def test_load_of_hostile_archive_documents_is_one_line(tmp_path, members, words):
+    """load reads manifest.json's RepoTags and index.json's ref names itself: wrong types,
+    broken or deeply nested JSON were "internal error" lines (AttributeError, JSONDecodeError)."""
+    p = _load(tmp_path, _archive(tmp_path / "a.tar", members))
+    _one_line(p, words)
+    assert "internal error" not in p.stderr
+
+
+def test_load_takes_member_names_with_a_dot_slash(tmp_path, src_layout):
+    """An archive made with ``tar -C DIR -cf x.tar .`` names its members ./index.json...: pull
+    read it, load said it was no archive (podman loads it)."""
+    import subprocess
+
+    d = tmp_path / "d"
+    d.mkdir()
+    run_pallet("copy", "-q", f"oci:{src_layout}:latest", f"docker-archive:{tmp_path}/d.tar:x/y:1")
+    subprocess.run(["tar", "xf", str(tmp_path / "d.tar"), "-C", str(d)], check=True)
+    for name, src in (("oci.tar", src_layout), ("docker.tar", str(d))):
+        subprocess.run(["tar", "cf", str(tmp_path / name), "-C", src, "."], check=True)
+        p = _load(tmp_path, str(tmp_path / name))
+        assert p.returncode == 0 and "Loaded image" in p.stdout, p.stderr
