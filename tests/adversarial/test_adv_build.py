@@ -420,3 +420,23 @@ def test_add_url_and_context_url_follow_no_redirect_out_of_http(pallet, tmp_path
         assert ftp.accepted == 0
     finally:
         ftp.stop()
+
+
+def test_add_url_body_stops_at_the_layer_size_limit(pallet, tmp_path):  # noqa: F811
+    """ADD URL's body is held to layer_size_limit as an archive ADD extracts is (it was written
+    whole, however large), and nothing half-written stays in a working container."""
+    from test_adv_images import routes_server
+
+    conf = tmp_path / "storage.conf"
+    conf.write_text('[storage.options.pallet]\nlayer_size_limit = "1MiB"\n')
+    env = {"PALLET_STORAGE_CONF": str(conf)}
+    with routes_server() as (routes, base_url):
+        routes["/big"] = (200, {}, b"\0" * (3 << 20))
+        p = pallet("build", "-q", _ctx(tmp_path, f"FROM localhost/busybox:v1\nADD {base_url}/big /big\n"),
+                   check=False, env=env)
+        _one_line_error(p, f"ADD {base_url}/big", "layer_size_limit of 1 MiB")
+        ctr = pallet("builder", "from", "localhost/busybox:v1", env=env).stdout.strip()
+        p = pallet("builder", "add", ctr, f"{base_url}/big", "/big", check=False, env=env)
+        _one_line_error(p, "layer_size_limit of 1 MiB")
+        mnt = pallet("builder", "mount", ctr).stdout.strip()
+        assert not os.path.lexists(os.path.join(mnt, "big"))
