@@ -455,12 +455,15 @@ def test_failed_run_pod_sandbox_leaves_nothing(cri):
 
 @pytest.mark.parametrize("field,value,code", [("name", "", grpc.StatusCode.INVALID_ARGUMENT),
                                               ("name", "../x", grpc.StatusCode.INVALID_ARGUMENT),
-                                              ("hostname", "a b", grpc.StatusCode.INVALID_ARGUMENT)])
+                                              ("hostname", "a b", grpc.StatusCode.INVALID_ARGUMENT),
+                                              ("dns", "1.1.1.1\nnameserver 6.6.6.6", grpc.StatusCode.INVALID_ARGUMENT)])
 def test_bad_pod_requests(cri, field, value, code):
     pb, _ = _pb()
     cfg = cri.pod_config("bad")
     if field == "name":
         cfg.metadata.name = value
+    elif field == "dns":  # a newline would add a resolver of the pod author's to resolv.conf
+        cfg.dns_config.servers.append(value)
     else:
         cfg.hostname = value
     with pytest.raises(grpc.RpcError) as e:
