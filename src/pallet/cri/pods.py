@@ -184,11 +184,11 @@ class Pods:
         if log_dir and not log_dir.startswith("/"):
             raise CRIError(f"log_directory {log_dir!r}: not an absolute path", "INVALID_ARGUMENT")
         dns = config.get("dns") or {}
-        for key in ("servers", "searches", "options"):  # each a word of the pod's resolv.conf
-            for v in dns.get(key) or []:
+        for field in ("servers", "searches", "options"):  # each a word of the pod's resolv.conf
+            for v in dns.get(field) or []:
                 if not isinstance(v, str) or not v or len(v) > 253 or not v.isascii() or not v.isprintable() \
                         or " " in v:
-                    raise CRIError(f"dns_config.{key} {v!r}: want one word of printable ASCII (a newline would add "
+                    raise CRIError(f"dns_config.{field} {v!r}: want one word of printable ASCII (a newline would add "
                                    "lines to the pod's resolv.conf)", "INVALID_ARGUMENT")
         parent = config.get("cgroup_parent") or DEFAULT_CGROUP_PARENT
         if not parent.startswith("/") or ".." in parent.split("/") or "\0" in parent:
