@@ -136,6 +136,23 @@ def text_lines(path: str, default: list[str]) -> list[str]:
         return default
 
 
+def open_regular(path: str):
+    """``open(path, "rb")`` of a regular file only (symlinks followed): what is there is looked
+    at through an ``O_PATH`` fd and reopened (``/proc/self/fd/N``, the same inode) only when it
+    is a regular file, so a FIFO planted as a blob does not block the reader forever and a device
+    node is never opened. OSError(EINVAL, "not a regular file") otherwise."""
+    import errno
+    import stat
+
+    pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(pfd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return open(os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_CLOEXEC), "rb")
+    finally:
+        os.close(pfd)
+
+
 def read_to_eof(fd: int, size: int = 4096) -> bytes:
     """All that ``fd`` gives until end of file (for a pipe: until every writer closed it)."""
     out = b""
@@ -217,14 +234,87 @@ def is_special(path: str) -> bool:
         or stat.S_ISSOCK(st.st_mode)
 
 
+def _planted(path: str, st, euid: int) -> str | None:
+    """Why ``path`` (lstat ``st``: a symlink, FIFO or socket) is someone else's trap, or None:
+    the kernel's ``protected_symlinks``/``protected_fifos`` rule -- it sits in a sticky,
+    world-writable directory (``/tmp``) and belongs neither to us nor to that directory's owner."""
+    import stat
+
+    parent = os.path.dirname(path) or "/"
+    try:
+        dst = os.stat(parent)
+    except OSError:
+        return None
+    if not (dst.st_mode & stat.S_ISVTX and dst.st_mode & stat.S_IWOTH) or st.st_uid in (euid, dst.st_uid):
+        return None
+    link = stat.S_ISLNK(st.st_mode)
+    kind = "symlink" if link else "FIFO" if stat.S_ISFIFO(st.st_mode) else "socket"
+    return f"a {kind} of uid {st.st_uid} in the sticky directory {parent}: not " \
+           f"{'followed' if link else 'written'} (the kernel's protected_{'symlinks' if link else 'fifos'} rule)"
+
+
+def _resolve_unplanted(p: str) -> str:
+    """``os.path.realpath(p)`` for an absolute ``p``, but a symlink on the way that another user
+    planted in a sticky world-writable directory (see :func:`_planted`) raises PermissionError
+    instead of being followed. realpath reads links with readlink, which the kernel's
+    ``fs.protected_symlinks`` does not guard: writing to the path it returns would go where a
+    planted ``/tmp/build.log -> /etc/shadow`` points, which an ``open`` of the name would refuse."""
+    import errno
+    import stat
+
+    euid = os.geteuid()
+    todo = [c for c in reversed(p.split("/")) if c]
+    resolved, links = "/", 0
+    while todo:
+        name = todo.pop()
+        if name == ".":
+            continue
+        if name == "..":
+            resolved = os.path.dirname(resolved)
+            continue
+        cand = os.path.join(resolved, name)
+        try:
+            st = os.lstat(cand)
+        except OSError:  # missing (or unreadable): the rest is taken as it is
+            return os.path.join(cand, *reversed(todo)) if todo else cand
+        if not stat.S_ISLNK(st.st_mode):
+            resolved = cand
+            continue
+        links += 1
+        if links > 40:  # the kernel's MAXSYMLINKS
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), p)
+        why = _planted(cand, st, euid)
+        if why:
+            raise PermissionError(errno.EACCES, why, cand)
+        target = os.readlink(cand)
+        if target.startswith("/"):
+            resolved = "/"
+        todo.extend(c for c in reversed(target.split("/")) if c)
+    return resolved
+
+
 def output_target(path: str) -> tuple[str, bool]:
     """Where a file the user named is written: ``(file, False)`` for a regular file or a new
     one -- symlinks followed to their target, which is written to a temp file beside it and
     renamed over it -- or ``(path, True)`` for a device, FIFO or socket (``/dev/null``,
     ``/dev/stdout``, ``/proc/self/fd/N``, a pipe), which is opened and written in place:
-    nothing is ever renamed over, or deleted at, such a path."""
+    nothing is ever renamed over, or deleted at, such a path. A symlink, FIFO or socket another
+    user planted in a sticky world-writable directory is refused (PermissionError naming it),
+    as the kernel's ``protected_symlinks`` and ``protected_fifos`` refuse an ``open`` of it."""
+    import stat
+
     p = os.path.abspath(path)
-    real = os.path.realpath(p)
+    real = _resolve_unplanted(p)
+    try:
+        st = os.lstat(real)
+    except OSError:
+        st = None
+    if st is not None and (stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode)):
+        why = _planted(real, st, os.geteuid())
+        if why:
+            import errno
+
+            raise PermissionError(errno.EACCES, why, real)
     special = ("/dev/", "/proc/")
     if is_special(p) or (p.startswith(special) or real.startswith(special)) and os.path.exists(p):
         return p, True

@@ -27,7 +27,7 @@ import os
 import stat as _stat
 
 __all__ = ["open_root", "open_in_root", "open_beneath", "open_in_root_walk", "open_in_root_openat2", "walk_in_root",
-           "mkdir_all_in_root", "mkfile_in_root", "read_in_root", "resolve_in_root", "fd_path", "have_openat2"]
+           "mkdir_all_in_root", "mkfile_in_root", "open_file_in_root", "read_in_root", "resolve_in_root", "fd_path", "have_openat2"]
 
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 _MAX_LINKS = 40  # the kernel's MAXSYMLINKS
@@ -311,22 +311,39 @@ def mkfile_in_root(root_fd: int, path: str, mode: int = 0o644) -> int:
     return open_in_root(root_fd, path)
 
 
+def open_file_in_root(root_fd: int, path: str, flags: int, *, follow_last: bool = True) -> int | None:
+    """``path`` inside the root opened with ``flags`` if it is a regular file, else None. What
+    is there is looked at through an ``O_PATH`` fd first and reopened (``/proc/self/fd/N``, the
+    same inode) only when regular: an image's ``/etc/passwd`` that is a device node is never
+    opened (opening a watchdog starts it, a tape rewinds on close), nor a FIFO or socket. With
+    ``follow_last=False`` a final symlink is no regular file. OSError as :func:`open_in_root`."""
+    pfd = open_in_root(root_fd, path, _O_PATH if follow_last else _O_PATH | os.O_NOFOLLOW,
+                       follow_last=follow_last)
+    try:
+        if not _stat.S_ISREG(os.fstat(pfd).st_mode):
+            return None
+        return os.open(fd_path(pfd), (flags & ~(os.O_CREAT | os.O_NOFOLLOW)) | os.O_CLOEXEC)
+    finally:
+        os.close(pfd)
+
+
 def read_in_root(root: str | int, path: str, limit: int = 16 << 20) -> bytes | None:
     """The content of the regular file ``path`` inside ``root`` (a path or an fd), or None when
-    it is missing or not a regular file (an ``/etc/passwd`` that is a FIFO is no passwd)."""
+    it is missing or not a regular file (an ``/etc/passwd`` that is a FIFO or a device is no
+    passwd, and is not opened: see :func:`open_file_in_root`)."""
     rfd = open_root(root) if isinstance(root, str) else root
     try:
         try:
-            fd = open_in_root(rfd, path, os.O_RDONLY | os.O_NONBLOCK)
+            fd = open_file_in_root(rfd, path, os.O_RDONLY | os.O_NONBLOCK)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         except OSError as e:
             if e.errno == errno.ELOOP:
                 return None
             raise
+        if fd is None:
+            return None
         try:
-            if not _stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
             with os.fdopen(fd, "rb", closefd=False) as f:
                 return f.read(limit)
         finally:

@@ -85,20 +85,44 @@ def host_euid() -> int:
     return os.geteuid() if uid is None else uid
 
 
+#: ids are 32-bit and (uid_t)-1 is no id: a range ends at or below this
+ID_LIMIT = (1 << 32) - 1
+#: the kernel's limits of a uid_map/gid_map: 340 lines, written in one write of less than a page
+MAX_EXTENTS, MAX_MAP_BYTES = 340, 4095
+
+
+def parse_sub_ranges(lines, names: tuple) -> list[tuple[int, int]]:
+    """``(start, size)`` of the subuid(5)/subgid(5) ``lines`` whose first field is one of
+    ``names``. As newuidmap reads the file, a malformed line is skipped: a field that is not
+    ASCII digits ("²" is a digit to ``str.isdigit`` and no number to ``int``), a size of 0, a
+    range past the last id, or one overlapping a range taken already (the kernel refuses a map
+    whose ranges overlap: one hostile line would fail every start)."""
+    out: list[tuple[int, int]] = []
+    for line in lines:
+        parts = line.strip().split(":")
+        if len(parts) != 3 or parts[0] not in names:
+            continue
+        start, size = parts[1], parts[2]
+        if not (start.isascii() and start.isdigit() and size.isascii() and size.isdigit()) \
+                or len(start) > 10 or len(size) > 10:
+            continue
+        start, size = int(start), int(size)
+        if size == 0 or start + size > ID_LIMIT:
+            continue
+        if any(start < s + n and s < start + size for s, n in out):
+            continue
+        out.append((start, size))
+    return out
+
+
 def sub_ranges(path: str, user: str, uid: int) -> list[tuple[int, int]]:
     """``(start, size)`` ranges of a subuid/subgid file (subuid(5)) for ``user`` by name or by
-    number; malformed lines are skipped, as newuidmap does."""
-    out = []
+    number (see :func:`parse_sub_ranges`)."""
     try:
         with open(path) as f:
-            for line in f:
-                parts = line.strip().split(":")
-                if len(parts) == 3 and parts[0] in (user, str(uid)) and parts[1].isdigit() and parts[2].isdigit() \
-                        and int(parts[2]) > 0:
-                    out.append((int(parts[1]), int(parts[2])))
-    except OSError:
-        pass
-    return out
+            return parse_sub_ranges(f, (user, str(uid)))
+    except (OSError, UnicodeDecodeError):
+        return []
 
 
 def rootless_maps(user: str, uid: int, gid: int, subuid: str = SUBUID, subgid: str = SUBGID) -> tuple[list, list]:
@@ -106,7 +130,14 @@ def rootless_maps(user: str, uid: int, gid: int, subuid: str = SUBUID, subgid: s
     maps = []
     for own, path in ((uid, subuid), (gid, subgid)):
         m, at = [[0, own, 1]], 1
+        text = len(f"0 {own} 1\n")
         for start, size in sub_ranges(path, user, uid):
+            if start <= own < start + size:  # the user's own id is mapped as 0 already
+                continue
+            size = min(size, ID_LIMIT - at)  # inside, the ids end where they end outside
+            text += len(f"{at} {start} {size}\n")  # newuidmap's line
+            if size <= 0 or len(m) == MAX_EXTENTS or text > MAX_MAP_BYTES:
+                break
             m.append([at, start, size])
             at += size
         maps.append(m)

@@ -401,3 +401,42 @@ def test_run_mount_points_are_tidied_by_fd_never_through_a_planted_symlink(palle
                          f"RUN --mount={mount} mv /a /a2 && mkdir /a && ln -s {victim} /a/b && ln -s {victim} /x\n")
     pallet("build", "-q", "--secret", f"id=s,src={tmp_path / 's'}", "-t", "tidied", ctx)
     assert (victim / "b" / "c").is_dir() and (victim / "c").is_dir(), "tidying followed a planted symlink"
+
+
+def test_add_url_and_context_url_follow_no_redirect_out_of_http(pallet, tmp_path):  # noqa: F811
+    """ADD URL and a build context URL are fetched as buildah's Go client fetches them: a
+    redirect to ftp://HOST:PORT/ is refused before anything connects there (urllib's handler
+    followed it)."""
+    from test_adv_images import _Listener, routes_server
+
+    ftp = _Listener()
+    try:
+        with routes_server() as (routes, base_url):
+            routes["/f"] = (302, {"Location": f"ftp://127.0.0.1:{ftp.port}/f"}, b"")
+            for args in (("build", _ctx(tmp_path, f"FROM localhost/busybox:v1\nADD {base_url}/f /f\n")),
+                         ("build", f"{base_url}/f")):
+                p = pallet(*args, check=False)
+                _one_line_error(p, f"{base_url}/f", "redirect")
+        assert ftp.accepted == 0
+    finally:
+        ftp.stop()
+
+
+def test_add_url_body_stops_at_the_layer_size_limit(pallet, tmp_path):  # noqa: F811
+    """ADD URL's body is held to layer_size_limit as an archive ADD extracts is (it was written
+    whole, however large), and nothing half-written stays in a working container."""
+    from test_adv_images import routes_server
+
+    conf = tmp_path / "storage.conf"
+    conf.write_text('[storage.options.pallet]\nlayer_size_limit = "1MiB"\n')
+    env = {"PALLET_STORAGE_CONF": str(conf)}
+    with routes_server() as (routes, base_url):
+        routes["/big"] = (200, {}, b"\0" * (3 << 20))
+        p = pallet("build", "-q", _ctx(tmp_path, f"FROM localhost/busybox:v1\nADD {base_url}/big /big\n"),
+                   check=False, env=env)
+        _one_line_error(p, f"ADD {base_url}/big", "layer_size_limit of 1 MiB")
+        ctr = pallet("builder", "from", "localhost/busybox:v1", env=env).stdout.strip()
+        p = pallet("builder", "add", ctr, f"{base_url}/big", "/big", check=False, env=env)
+        _one_line_error(p, "layer_size_limit of 1 MiB")
+        mnt = pallet("builder", "mount", ctr).stdout.strip()
+        assert not os.path.lexists(os.path.join(mnt, "big"))

@@ -52,3 +52,28 @@ def test_hostile_passwd_entries_are_one_line_errors(tmp_path, text):
     with pytest.raises(ContainerError) as e:
         Containers.resolve_user(None, str(root), "app")
     assert "\n" not in str(e.value) and "app" in str(e.value)
+
+
+@pytest.mark.parametrize("hostname", ["a\tb", "a b", "a/b", "h" * 65, "\u00e9t\u00e9", "", "a\0b"])
+def test_hostname_check(hostname):
+    from pallet.containers.container import check_hostname
+    from pallet.errors import UsageError
+
+    with pytest.raises(UsageError, match="invalid --hostname"):
+        check_hostname(hostname)
+    check_hostname("my-host.example")
+
+
+def test_hostile_hostnames_are_refused_before_anything_is_made(tmp_path):
+    """--hostname is written into the container's /etc/hosts and /etc/hostname: a newline added
+    host entries of the caller's choosing there (run and pod create)."""
+    from conftest import run_pallet
+
+    hostname = "a\n6.6.6.6 evil.example"
+    root = ["--root", str(tmp_path / "root"), "--runroot", str(tmp_path / "run"), "--storage-driver", "vfs"]
+    for args in (("run", "--rm", "--hostname", hostname, "localhost/none:v1", "true"),
+                 ("pod", "create", "--hostname", hostname)):
+        p = run_pallet(*root, *args, check=False)
+        assert p.returncode == 125 and len(p.stderr.strip().splitlines()) == 1, (args, p.stderr)
+        assert "--hostname" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert run_pallet(*root, "ps", "-a", "-q").stdout == "" and run_pallet(*root, "pod", "ps", "-q").stdout == ""

@@ -164,3 +164,45 @@ def test_runtime_pid_file_writes_through(rt, bundle, tmp_path, kind):
     got = pid.finish()
     if kind == "fifo":
         assert got.decode() == str(rt.state("advpid")["pid"])
+
+
+def test_planted_symlinks_and_fifos_in_a_sticky_directory_are_refused(pallet, tmp_path, registry):
+    """Another user's symlink (or FIFO) in a sticky world-writable directory such as /tmp is a
+    trap: --logfile, --iidfile and --authfile refuse it in one line and the target is untouched
+    (pallet resolved links with readlink, which the kernel's protected_symlinks does not guard,
+    and replaced where /tmp/build.log -> VICTIM pointed). Our own link there is still followed."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nLABEL a=b\n")
+    traps = []
+    for name in ("build.log", "iid", "auth.json"):
+        link = shared / name
+        link.symlink_to(victim)
+        os.lchown(link, 4242, 4242)  # planted by another user
+        traps.append(str(link))
+    fifo = shared / "fifo.log"
+    os.mkfifo(fifo)
+    os.chown(fifo, 4242, 4242)
+    for args, opt, path in ((("build", "--logfile", traps[0], str(ctx)), "--logfile", traps[0]),
+                            (("build", "-q", "--iidfile", traps[1], str(ctx)), "--iidfile", traps[1]),
+                            (("build", "--logfile", str(fifo), str(ctx)), "--logfile", str(fifo))):
+        p = pallet(*args, check=False)
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode != 0 and len(lines) == 1 and opt in lines[0] and path in lines[0], p.stderr
+        assert "uid 4242" in lines[0] and "Traceback" not in p.stderr
+    p = run_pallet("login", "--tls-verify=false", "--authfile", traps[2], "-u", "u", "-p", "p", registry.host,
+                   check=False)
+    assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1 and traps[2] in p.stderr, p.stderr
+    assert victim.read_text() == "precious\n"
+    assert all(os.path.islink(t) for t in traps) and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(os.listdir(shared)) == ["auth.json", "build.log", "fifo.log", "iid"]
+    # a link of our own in the same directory is ours to follow
+    own = shared / "own-iid"
+    own.symlink_to(victim)
+    pallet("build", "-q", "--iidfile", str(own), str(ctx))
+    assert victim.read_text().startswith("sha256:") and own.is_symlink()

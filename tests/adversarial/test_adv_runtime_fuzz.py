@@ -83,6 +83,9 @@ def _raw_cases(cfg):
     yield b"\xef\xbb\xbf" + text.encode()
     yield json.dumps({**cfg, "process": {**cfg["process"], "args": ["true", "\x00"]}}).encode()
     yield json.dumps(json.loads("[" * 30 + "1" + "]" * 30)).encode()
+    # found by the seeded mutations past the minimum count (a time-bound run reached it)
+    yield json.dumps({**cfg, "linux": {**cfg["linux"], "namespaces": 5}}).encode()
+    yield json.dumps({**cfg, "linux": 5}).encode()
 
 
 def test_mutated_configs_never_crash_nor_leak(tmp_path):

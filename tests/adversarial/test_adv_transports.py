@@ -515,3 +515,45 @@ def test_oci_archive_from_a_pipe_stops_at_the_limit(tmp_path, src_layout):
                        env=env)
     assert p.returncode == 0, p.stderr
     assert _spool_entries(str(tmp_path)) == []
+
+
+def test_a_fifo_planted_in_a_layout_fails_at_once(tmp_path, src_layout):
+    """oci: and dir: read their blobs and documents as regular files only: a FIFO there (a
+    blob, index.json, manifest.json) is one line at once (it blocked the open forever: no
+    writer ever comes), and a symlink to a device is not opened."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = os.path.join(os.path.dirname(sys.executable), "pallet")
+    dirref = str(tmp_path / "d")
+    run_pallet("copy", "-q", f"oci:{src_layout}:latest", f"dir:{dirref}")
+    cases = []
+    for n, what in enumerate(("index.json", "blob", "devblob")):
+        layout = str(tmp_path / f"oci{n}")
+        shutil.copytree(src_layout, layout)
+        blobs = os.path.join(layout, "blobs", "sha256")
+        victim = os.path.join(layout, what) if what == "index.json" else \
+            os.path.join(blobs, max(os.listdir(blobs), key=lambda b: os.path.getsize(os.path.join(blobs, b))))
+        os.unlink(victim)
+        if what == "devblob":
+            os.symlink("/dev/zero", victim)
+        else:
+            os.mkfifo(victim)
+        cases.append((f"oci:{layout}:latest", victim))
+    for name in ("manifest.json", "blob"):
+        d = str(tmp_path / f"dir-{name}")
+        shutil.copytree(dirref, d)
+        victim = os.path.join(d, name) if name == "manifest.json" else \
+            os.path.join(d, max((b for b in os.listdir(d) if len(b) == 64), key=lambda b: os.path.getsize(os.path.join(d, b))))
+        os.unlink(victim)
+        os.mkfifo(victim)
+        cases.append((f"dir:{d}", victim))
+    for n, (ref, victim) in enumerate(cases):
+        try:
+            p = subprocess.run([exe, "copy", "-q", ref, f"dir:{tmp_path}/out{n}"], capture_output=True, text=True,
+                               timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"copy of {ref} with {victim} a FIFO or device hung")
+        line = _one_line_error(p, "not a regular file")
+        assert victim in line or os.path.basename(victim) in line, line

@@ -55,3 +55,35 @@ def test_cache_to_pushes_steps_and_cache_from_pulls_them(pallet, tmp_path, regis
         p = pallet("build", flag, f"{repo}:v1", ctx, check=False)
         assert p.returncode == 125 and "repository must contain neither a tag nor digest" in p.stderr
         assert p.stderr.startswith(f"Error: unable to parse value provided `{repo}:v1` to {flag}")
+
+
+def test_a_hostile_cache_serves_only_builds_that_name_it(pallet, tmp_path, registry, base):  # noqa: F811
+    """A registry that answers every cache key with an image of its own choosing: a build that
+    names it with --cache-from takes what it is given (the cache is trusted by the one who names
+    it, as buildah's), but a later build in the same store without --cache-from runs its steps
+    itself: the pulled steps are not its cache."""
+    repo = f"{registry.host}/remote-cache/hostile"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nRUN echo honest > /made\n")
+    out = pallet("build", "--layers", "--tls-verify=false", "--cache-to", repo, "-t", "probe", str(ctx)).stdout
+    keys = [ln.split()[-1] for ln in out.splitlines() if ln.startswith("--> Pushing cache ")]
+    assert keys, out
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "Dockerfile").write_text("FROM localhost/busybox:v1\nRUN echo planted > /made\n")
+    pallet("build", "-q", "-t", "evil", str(evil))
+    for ref in keys:  # the registry now answers each key with the planted image
+        pallet("push", "-q", "--tls-verify=false", "evil", f"docker://{ref}")
+    other = PalletStore(str(tmp_path / "other"))
+    try:
+        other("copy", f"oci:{base}:v1", "local:localhost/busybox:v1")
+        out = other("build", "--layers", "--tls-verify=false", "--cache-from", repo, "-t", "trusting", str(ctx)).stdout
+        assert "Cache pulled from remote" in out, out
+        cat = lambda img: other("run", "--rm", img, "cat", "/made").stdout
+        assert cat("trusting") == "planted\n"  # the one who named the cache gets what it holds
+        out = other("build", "--layers", "-t", "own", str(ctx)).stdout
+        assert "Using cache" not in out and "Cache pulled" not in out, out
+        assert cat("own") == "honest\n"
+    finally:
+        other.unmount_all()

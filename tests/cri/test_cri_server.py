@@ -455,12 +455,15 @@ def test_failed_run_pod_sandbox_leaves_nothing(cri):
 
 @pytest.mark.parametrize("field,value,code", [("name", "", grpc.StatusCode.INVALID_ARGUMENT),
                                               ("name", "../x", grpc.StatusCode.INVALID_ARGUMENT),
-                                              ("hostname", "a b", grpc.StatusCode.INVALID_ARGUMENT)])
+                                              ("hostname", "a b", grpc.StatusCode.INVALID_ARGUMENT),
+                                              ("dns", "1.1.1.1\nnameserver 6.6.6.6", grpc.StatusCode.INVALID_ARGUMENT)])
 def test_bad_pod_requests(cri, field, value, code):
     pb, _ = _pb()
     cfg = cri.pod_config("bad")
     if field == "name":
         cfg.metadata.name = value
+    elif field == "dns":  # a newline would add a resolver of the pod author's to resolv.conf
+        cfg.dns_config.servers.append(value)
     else:
         cfg.hostname = value
     with pytest.raises(grpc.RpcError) as e:
@@ -514,6 +517,56 @@ def _cri_log(path: str) -> list:
             assert ts[:4].isdigit() and "T" in ts
             out.append((stream, tag, text))
     return out
+
+
+def test_log_path_stays_in_the_pod_log_directory(cri, pod, tmp_path):
+    """An absolute log_path is joined under the pod's log directory as containerd's and CRI-O's
+    filepath.Join does (os.path.join would have conmon append to that host path); '..' is refused."""
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    outside = str(tmp_path / "escaped.log")
+    cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="abslog"), image=pb.ImageSpec(image=cri.image),
+                             args=["echo", "hi"], log_path=outside)
+    cid = cri.rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=cfg,
+                                                           sandbox_config=pod_cfg), timeout=120).container_id
+    try:
+        want = os.path.join(pod_cfg.log_directory, outside.lstrip("/"))
+        assert cri.status(cid).log_path == want
+        cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+        wait_for(lambda: cri.status(cid).state == pb.CONTAINER_EXITED, 60, "the container to exit")
+        assert not os.path.exists(outside) and _cri_log(want) == [("stdout", "F", "hi")]
+    finally:
+        cri.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=60)
+    for bad in ("../../escaped.log", "a/../../b.log", "/", "x\0y"):
+        cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="badlog"), image=pb.ImageSpec(image=cri.image),
+                                 args=["true"], log_path=bad)
+        with pytest.raises(grpc.RpcError) as e:
+            cri.rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=cfg,
+                                                             sandbox_config=pod_cfg), timeout=120)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "log_path" in e.value.details(), bad
+    assert not os.path.exists(os.path.join(os.path.dirname(pod_cfg.log_directory), "escaped.log"))
+
+
+def test_runtime_annotations_do_not_reach_the_runtime(cri, pod, tmp_path):
+    """Annotations an OCI runtime acts on (crun's run.oci.hooks.stderr opens that host path,
+    runc's org.systemd.property.* set unit properties) are left out of the container's runtime
+    config; the status keeps every annotation the kubelet gave."""
+    pb, _ = _pb()
+    pod_id, pod_cfg = pod
+    given = {"run.oci.hooks.stderr": str(tmp_path / "planted"), "org.systemd.property.CPUQuota": "1000%",
+             "org.criu.config": "/etc/shadow", "example.com/kept": "yes"}
+    cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="annotated"), image=pb.ImageSpec(image=cri.image),
+                             args=["true"], log_path="annotated.log", annotations=given)
+    cid = cri.rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=cfg,
+                                                           sandbox_config=pod_cfg), timeout=120).container_id
+    try:
+        assert dict(cri.status(cid).annotations) == given
+        with open(os.path.join(cri.root, "pallet-containers", cid, "userdata", "spec.json")) as f:
+            spec = json.load(f)
+        assert spec["annotations"].get("example.com/kept") == "yes"
+        assert not [k for k in spec["annotations"] if k.startswith(("run.oci.", "org.systemd.", "org.criu."))]
+    finally:
+        cri.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=60)
 
 
 def test_container_lifecycle_logs_and_exit_reasons(cri, pod):

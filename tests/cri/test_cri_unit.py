@@ -325,3 +325,60 @@ def test_nano_cores_never_more_than_every_processor():
         assert stats.nano_cores(key, 50_000_000 + 10**12) == most  # 1000 s of CPU since the last
     finally:
         stats.forget(key)
+
+
+def test_streaming_handshake_is_bounded_in_time_and_number(monkeypatch):
+    """A peer that drips its request head a byte at a time is cut off at the head's deadline
+    (before: each read had its own 10 s, so 16 KiB of drip held a thread for hours), and only
+    MAX_HANDSHAKES connections may be sending their heads at once (more are closed at once);
+    real sockets on 127.0.0.1, the server in this process."""
+    import select
+    import socket
+    import time
+
+    from pallet.cri import streaming
+
+    monkeypatch.setattr(streaming, "HEAD_DEADLINE", 1.0, raising=False)
+    monkeypatch.setattr(streaming, "MAX_HANDSHAKES", 3, raising=False)
+    srv = streaming.StreamServer(None).start()
+    conns = []
+    try:
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        conns.append(s)
+        s.sendall(b"GET /exec/x HTTP/1.1\r\n")
+        start, answer = time.monotonic(), b""
+        try:  # the server answers 400 and closes; bytes it did not read may make that a reset
+            while time.monotonic() - start < 8:
+                if select.select([s], [], [], 0.2)[0]:  # the server answered (or closed)
+                    answer = s.recv(100)
+                    break
+                s.sendall(b"X")  # one more byte of a header that never ends
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        assert time.monotonic() - start < 6, "the dripping head was not cut off"
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer
+        s.close()
+        # three heads pending: a fourth connection is closed at once, without an answer
+        idle = [socket.create_connection(("127.0.0.1", srv.port), timeout=30) for _ in range(3)]
+        conns += idle
+        extra = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        conns.append(extra)
+        assert select.select([extra], [], [], 10)[0] and extra.recv(100) == b""
+        for c in idle:  # they give up: a new connection is served again
+            c.close()
+        def served() -> bool:
+            c = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+            conns.append(c)
+            try:  # refused while the idle ones' threads still count: closed, maybe with a reset
+                c.sendall(b"GET /exec/nosuch HTTP/1.1\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                          b"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n\r\n")
+                return c.recv(100).startswith(b"HTTP/1.1 404")
+            except (ConnectionResetError, BrokenPipeError):
+                return False
+        from conftest import wait_for
+
+        wait_for(served, 30, "a connection to be served once the idle ones closed")
+    finally:
+        for c in conns:
+            c.close()
+        srv.close()

@@ -69,7 +69,7 @@ class StepCache:
             doc = load_config(self.store, rec)
         except PalletError:
             return None
-        self.put(key, rec, doc)
+        self.put(key, rec, doc, source=self.remote.source)
         return rec, doc
 
     def share(self, key: str, image: dict | None) -> None:
@@ -86,6 +86,10 @@ class StepCache:
                     if time.time() - os.fstat(f.fileno()).st_mtime > self.ttl:
                         return None
                 entry = json.loads(f.read())
+            # a step pulled from a remote cache serves only builds that name that cache: what a
+            # registry handed one build is not another's (one without --cache-from) own step
+            if entry.get("remote") and entry["remote"] != getattr(self.remote, "source", None):
+                return None
             img = self.store.image(entry["image"]) if entry.get("image") else None
             from .._log import debug
 
@@ -95,14 +99,17 @@ class StepCache:
         except (OSError, ValueError, KeyError, TypeError, PalletError):
             return None
 
-    def put(self, key: str, image: dict | None, doc: dict) -> None:
+    def put(self, key: str, image: dict | None, doc: dict, source: str | None = None) -> None:
+        """Record a step; ``source``: the remote cache it was pulled from (see ``_local``)."""
         if not self.record:
             return
         from .. import _fs
 
         os.makedirs(self.directory, 0o700, exist_ok=True)
-        _fs.write_atomic(os.path.join(self.directory, key),
-                         json.dumps({"image": image["id"] if image else None, "config": doc}).encode(), 0o600)
+        entry = {"image": image["id"] if image else None, "config": doc}
+        if source:
+            entry["remote"] = source
+        _fs.write_atomic(os.path.join(self.directory, key), json.dumps(entry).encode(), 0o600)
         if image is not None and image["id"] in self.made_images:
             self.made_images.remove(image["id"])
         self.share(key, image)

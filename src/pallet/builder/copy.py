@@ -386,16 +386,25 @@ class _Writer:
 
     def download(self, url: str, target: str) -> None:
         import email.utils
-        import urllib.request
 
         self._clear(target, False)
         try:
-            with urllib.request.urlopen(url, timeout=60) as r, open(target, "wb") as f:
-                while True:
-                    b = r.read(1 << 20)
-                    if not b:
-                        break
-                    f.write(b)
+            from ..images.archive import http_only_opener
+            from ..layer import stream as _stream
+
+            with http_only_opener(url).open(url, timeout=60) as r, open(target, "wb") as f:
+                # the body is held to the layer's limits, as an archive ADD extracts is
+                body = _stream.SpaceGuard(r, os.path.dirname(target), f"ADD {url}", limit=self.o.size_limit,
+                                          reserve=self.o.space_reserve)
+                try:
+                    while True:
+                        b = body.read(1 << 20)
+                        if not b:
+                            break
+                        f.write(b)
+                except BaseException:  # nothing half-written stays in the container
+                    os.unlink(target)
+                    raise
                 lm = r.headers.get("Last-Modified")
         except OSError as e:
             raise BuildError(f"ADD {url}: {getattr(e, 'reason', None) or e}") from None

@@ -111,14 +111,15 @@ def _inside(top: str, sub: str, text: str) -> str:
 def _download(url: str, text: str, dest: str, *, reserve: int, limit: int) -> None:
     import shutil
     import urllib.error
-    import urllib.request
 
     from ..layer.stream import SpaceGuard
     from .copy import extract_archive, is_archive
 
     blob = os.path.join(os.path.dirname(dest), os.path.basename(dest) + ".download")
     try:
-        with urllib.request.urlopen(url, timeout=60) as r, open(blob, "wb") as f:
+        from ..images.archive import http_only_opener
+
+        with http_only_opener(url).open(url, timeout=60) as r, open(blob, "wb") as f:
             if r.headers.get("Content-Length") == "0":
                 raise BuildError(f'no contents in "{text}"')
             shutil.copyfileobj(SpaceGuard(r, os.path.dirname(dest), f"the build context {text}",

@@ -111,6 +111,14 @@ def check_name(name: str) -> None:
         raise UsageError(f"container name {name!r}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 
+def check_hostname(name: str, flag: str = "--hostname") -> None:
+    """A host name is one line of printable ASCII without blanks or '/', at most 64 bytes (the
+    kernel's limit): it is written into the container's ``/etc/hosts`` and ``/etc/hostname``, where
+    a newline would add lines of the caller's choosing."""
+    if not name or len(name) > 64 or not name.isascii() or not name.isprintable() or " " in name or "/" in name:
+        raise UsageError(f"invalid {flag} {name!r}: want at most 64 letters, digits, '-' or '.', no blanks")
+
+
 def runtime_path(name: str | None, conf=None) -> str:
     """``--runtime``: a name (pallet-runtime, runc, crun... on PATH, or containers.conf's
     ``[engine.runtimes]`` paths) or an absolute path; then ``$PALLET_RUNTIME``, then
@@ -366,6 +374,8 @@ class Containers:
             raise UsageError("the --rm option conflicts with --restart, when the restartPolicy is not \"\" and \"no\"")
         if o.name is not None:
             check_name(o.name)
+        if o.hostname is not None:
+            check_hostname(o.hostname)
             try:
                 self.store.container(o.name)
             except NotFound:
@@ -628,21 +638,19 @@ class Containers:
     # -- start ------------------------------------------------------------------------------
 
     def resolve_user(self, rootfs: str, spec: str):
-        from .._rootfs import open_in_root
+        from .._rootfs import open_file_in_root
         from ..oci.users import lookup, parse_db
 
         rfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             def read_db(name):
-                import stat
-
-                try:
-                    fd = open_in_root(rfd, f"/etc/{name}", os.O_RDONLY | os.O_NONBLOCK)
+                try:  # a device node there is not even opened
+                    fd = open_file_in_root(rfd, f"/etc/{name}", os.O_RDONLY | os.O_NONBLOCK)
                 except (FileNotFoundError, NotADirectoryError):
                     return []
+                if fd is None:
+                    return []
                 try:
-                    if not stat.S_ISREG(os.fstat(fd).st_mode):
-                        return []
                     return parse_db(os.read(fd, 4 << 20).decode("utf-8", "replace"))
                 finally:
                     os.close(fd)

@@ -28,7 +28,7 @@ import os
 
 from .._std import json
 from ..errors import ContainerError, ContainerNotFound, ContainerStateError, NotFound, UsageError
-from .container import META, RUNNING, Containers, Options, cgroup_parent, check_name, now
+from .container import META, RUNNING, Containers, Options, cgroup_parent, check_hostname, check_name, now
 
 RECORDS = "pods.json"
 MAX_RECORDS = 64 << 20
@@ -231,9 +231,8 @@ class Pods:
         parent = cgroup_parent(o.cgroup_parent) or DEFAULT_CGROUP_PARENT
         if o.name is not None:
             check_name(o.name)
-        if o.hostname is not None and (not o.hostname or len(o.hostname) > 64 or "\0" in o.hostname
-                                       or "/" in o.hostname):
-            raise UsageError(f"invalid --hostname {o.hostname!r}")
+        if o.hostname is not None:
+            check_hostname(o.hostname)
         if not o.infra:
             for given, flag in ((o.publish, "-p/--publish"), (o.networks, "--network"), (o.hostname, "--hostname"),
                                 (o.infra_image, "--infra-image"), (o.infra_command, "--infra-command"),

@@ -100,8 +100,6 @@ def keep_id_entries(rootfs: str, uid: int, gid: int, workdir: str | None) -> Non
     ``/etc/group`` (resolved by fd in its root; a file missing, not a regular file, or already
     naming the id is left as it is): ``NAME:*:UID:GID::WORKDIR:/bin/sh`` and ``GROUP:x:GID:NAME``,
     the names the host's. Written as the namespace's root: the container's layer gets the copy."""
-    import stat
-
     from .. import _rootfs
 
     from .._userns import host_name
@@ -112,13 +110,13 @@ def keep_id_entries(rootfs: str, uid: int, gid: int, workdir: str | None) -> Non
     try:
         for path, num, line in (("/etc/passwd", uid, f"{name}:*:{uid}:{gid}::{workdir or '/'}:/bin/sh\n"),
                                 ("/etc/group", gid, f"{group}:x:{gid}:{name}\n")):
-            try:
-                fd = _rootfs.open_in_root(root_fd, path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:  # a device node there is not even opened
+                fd = _rootfs.open_file_in_root(root_fd, path, os.O_RDWR, follow_last=False)
             except OSError:
                 continue
+            if fd is None:
+                continue
             try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    continue
                 data = b""
                 while len(data) < (4 << 20) and (chunk := os.read(fd, 65536)):
                     data += chunk

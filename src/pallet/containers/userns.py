@@ -150,18 +150,16 @@ def read_ns_maps(path: str) -> tuple[list, list]:
 
 def read_sub_ranges(path: str, user: str = "containers") -> list[tuple[int, int]]:
     """``user``'s ``(start, size)`` ranges in a subuid/subgid file (subuid(5))."""
+    from .._userns import parse_sub_ranges
+
     out = []
     try:
         with open(path) as f:
-            for line in f:
-                parts = line.strip().split(":")
-                if len(parts) == 3 and parts[0] == user and parts[1].isdigit() and parts[2].isdigit():
-                    if int(parts[2]) > 0:
-                        out.append((int(parts[1]), int(parts[2])))
+            out = parse_sub_ranges(f, (user,))
     except FileNotFoundError:
         pass
-    except OSError as e:
-        raise UsageError(f"--userns auto: reading {path}: {e.strerror}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--userns auto: reading {path}: {getattr(e, 'strerror', None) or e}") from None
     if not out:
         raise UsageError(f"--userns auto: could not find enough available IDs: no ranges for user \"{user}\" in "
                          f"{path} (podman's rule for root: add a line such as {user}:2147483647:2147483648)")

@@ -113,6 +113,35 @@ def _devices(items: list) -> list:
     return out
 
 
+#: annotations an OCI runtime acts on (crun's ``run.oci.hooks.stdout`` opens a host path, its
+#: ``run.oci.systemd.force_cgroup_v1`` mounts, runc's ``org.systemd.property.*`` set the scope's
+#: unit properties, ``org.criu.config`` names a host file): a pod author's annotations never reach
+#: the runtime with these (containerd and CRI-O pass them only when the node's config allows)
+RUNTIME_ANNOTATIONS = ("run.oci.", "org.criu.", "org.systemd.property.")
+
+
+def spec_annotations(given: dict) -> dict:
+    """The CRI request's annotations that go into the runtime config (all of them stay in the
+    container's status)."""
+    return {k: v for k, v in given.items() if not str(k).startswith(RUNTIME_ANNOTATIONS)}
+
+
+def log_file(log_dir: str, given: str) -> str:
+    """Where a container's ``log_path`` is: ``log_dir/given`` as containerd's and CRI-O's
+    ``filepath.Join`` makes it -- an absolute ``log_path`` stays under the pod's
+    ``log_directory`` (Python's ``os.path.join`` would drop the directory: ``/etc/passwd``
+    must not be where conmon appends). No ``..``, no NUL, a file name at the end; without a
+    log directory the path must be absolute."""
+    def parts(text: str) -> list[str]:
+        return [p for p in text.split("/") if p not in ("", ".")]
+
+    if "\0" in given or ".." in parts(given) or not parts(given) or "\0" in log_dir or ".." in parts(log_dir) \
+            or not (log_dir or given).startswith("/"):
+        raise CRIError(f"log_path {given!r}: not a file name under the pod's log directory {log_dir!r}",
+                       "INVALID_ARGUMENT")
+    return "/" + "/".join(parts(log_dir) + parts(given))
+
+
 def _resources(res: dict):
     """LinuxContainerResources (plain values) as runtime_spec's Resources; 0 and "" leave one unset."""
     from ..oci import runtime_spec as rs
@@ -297,10 +326,7 @@ class Ctrs:
         # the log
         log_path = ""
         if config.get("log_path"):
-            log_path = os.path.join(pod["log_directory"] or "/", config["log_path"])
-            if not log_path.startswith("/") or ".." in log_path.split("/"):
-                raise CRIError(f"log_path {config['log_path']!r}: not a path under the pod's log directory",
-                               "INVALID_ARGUMENT")
+            log_path = log_file(pod["log_directory"], config["log_path"])
             os.makedirs(os.path.dirname(log_path), 0o755, exist_ok=True)
         env = [f"{kv.get('key', '')}={kv.get('value', '')}" for kv in config.get("envs") or []]
         for e in env:
@@ -351,7 +377,7 @@ class Ctrs:
                                    cgroups_path=f"{pod['cgroup_parent']}/pallet-{cid}",
                                    sysctl=pod.get("sysctls") or {}, rootfs_propagation=rootfs_prop,
                                    devices=tuple(devices),
-                                   annotations=dict(config.get("annotations") or {}))
+                                   annotations=spec_annotations(config.get("annotations") or {}))
                 doc = rs.generate(o, img_cfg, resolve_user=lambda s: (0, 0, []))
             except PalletError as e:
                 raise CRIError(f"CreateContainer: {e}", "INVALID_ARGUMENT") from None

@@ -183,6 +183,13 @@ class Pods:
         log_dir = config.get("log_directory") or ""
         if log_dir and not log_dir.startswith("/"):
             raise CRIError(f"log_directory {log_dir!r}: not an absolute path", "INVALID_ARGUMENT")
+        dns = config.get("dns") or {}
+        for field in ("servers", "searches", "options"):  # each a word of the pod's resolv.conf
+            for v in dns.get(field) or []:
+                if not isinstance(v, str) or not v or len(v) > 253 or not v.isascii() or not v.isprintable() \
+                        or " " in v:
+                    raise CRIError(f"dns_config.{field} {v!r}: want one word of printable ASCII (a newline would add "
+                                   "lines to the pod's resolv.conf)", "INVALID_ARGUMENT")
         parent = config.get("cgroup_parent") or DEFAULT_CGROUP_PARENT
         if not parent.startswith("/") or ".." in parent.split("/") or "\0" in parent:
             raise CRIError(f"cgroup_parent {parent!r}: want an absolute cgroup path", "INVALID_ARGUMENT")
@@ -213,7 +220,7 @@ class Pods:
         d = self._dir(pid)
         pod = {"id": pid, "key": key, "metadata": {"name": name, "uid": uid, "namespace": namespace,
                                                    "attempt": attempt},
-               "hostname": hostname, "log_directory": log_dir, "dns": config.get("dns") or {},
+               "hostname": hostname, "log_directory": log_dir, "dns": dns,
                "port_mappings": ports, "labels": dict(config.get("labels") or {}),
                "annotations": dict(config.get("annotations") or {}), "cgroup_parent": parent,
                "host_network": host_net, "host_ipc": host_ipc, "host_pid": host_pid, "sysctls": sysctls,

@@ -50,6 +50,12 @@ WS_CHANNELS = {"stdin": 0, "stdout": 1, "stderr": 2, "error": 3, "resize": 4}
 STATUS_PROTOCOLS = ("v4.channel.k8s.io", "v5.channel.k8s.io", "v4.base64.channel.k8s.io")
 #: port-forward requests (error + data streams) a session may have half-open at once
 MAX_PENDING_PAIRS = 256
+#: seconds a connection has to send its whole request head (a peer dripping a byte at a time
+#: is cut off then, not after 16 KiB times a per-read timeout)
+HEAD_DEADLINE = 10.0
+#: connections still sending their head at once; more are closed as they come (each waits in a
+#: thread of its own before it has shown a token)
+MAX_HANDSHAKES = 128
 CLONE_NEWNET = 0x40000000
 
 
@@ -72,6 +78,7 @@ class StreamServer:
         self._tokens: dict[str, Request] = {}
         self._lock = threading.Lock()
         self._thread = None
+        self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
 
     def start(self) -> "StreamServer":
         self._thread = threading.Thread(target=self._accept, name="cri-streaming", daemon=True)
@@ -108,13 +115,18 @@ class StreamServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            if not self._handshakes.acquire(blocking=False):  # too many heads pending: this one waits not
+                conn.close()
+                continue
             threading.Thread(target=self._connection, args=(conn,), name="cri-stream", daemon=True).start()
 
     # -- HTTP ----------------------------------------------------------------------------------
     def _connection(self, conn: socket.socket) -> None:
         try:
-            conn.settimeout(10)
-            head = _read_head(conn)
+            try:
+                head = _read_head(conn, time.monotonic() + HEAD_DEADLINE)
+            finally:
+                self._handshakes.release()
             conn.settimeout(None)
             if head is None:
                 return _respond(conn, 400, "bad request")
@@ -239,11 +251,15 @@ class StreamServer:
             sess.close()
 
 
-def _read_head(conn: socket.socket):
+def _read_head(conn: socket.socket, deadline: float):
+    """(method, path, headers) of a request head of at most 16 KiB that arrived by ``deadline``
+    (monotonic), else None."""
     buf = b""
     while b"\r\n\r\n" not in buf:
-        if len(buf) > 16 << 10:
+        left = deadline - time.monotonic()
+        if len(buf) > 16 << 10 or left <= 0:
             return None
+        conn.settimeout(left)
         b = conn.recv(4096)
         if not b:
             return None

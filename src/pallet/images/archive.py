@@ -134,7 +134,7 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
                 import urllib.request
 
                 try:
-                    with urllib.request.urlopen(archive, timeout=60) as src:
+                    with http_only_opener(archive).open(archive, timeout=60) as src:
                         _spool(src, path, archive, ctx)
                 except urllib.error.HTTPError as e:
                     raise NotFound(f"{archive}: {e.code} {e.reason}") from None
@@ -163,26 +163,37 @@ def load(store: "Store", archive: str, ctx: "SystemContext", options: CopyOption
                 loaded.append("sha256:" + img["id"])
         return loaded
     # oci-archive: every ref name in the layout
-    from .._std import json
-    import tarfile
-
     names = []
-    with tarfile.open(archive) as tf:
-        try:
-            member = tf.getmember("index.json")
-        except KeyError:
-            raise NotFound(f"{archive}: not an oci-archive (no index.json)") from None
-        f = tf.extractfile(member)
-        idx = json.loads(f.read()) if f else {}
+    idx = _member_json(archive, "index.json")
+    if not isinstance(idx, dict) or not isinstance(idx.get("manifests", []), list):
+        raise InvalidDocument(f"{archive}: index.json is not an image index")
     for m in idx.get("manifests", []):
-        ref_name = (m.get("annotations") or {}).get("org.opencontainers.image.ref.name")
-        names.append(ref_name)
+        ann = m.get("annotations") if isinstance(m, dict) else None
+        ref_name = ann.get("org.opencontainers.image.ref.name") if isinstance(ann, dict) else None
+        names.append(ref_name if isinstance(ref_name, str) else None)
     for ref_name in names:
         src = parse_reference(f"oci-archive:{archive}" + (f":{ref_name}" if ref_name else ""))
         img = pull_one(store, src, ref_name if ref_name and not ref_name.startswith("sha256") else None, ctx, options,
                         keep_digest=True)
         loaded.append(str(qualify(ref_name)) if ref_name and img["names"] else "sha256:" + img["id"])
     return loaded
+
+
+def http_only_opener(url: str):
+    """urllib's opener for a URL the user gave (``load -i URL``, build's ``ADD URL`` and context
+    URL) whose redirects go to http and https only, as Go's client (podman's, buildah's) follows
+    them: urllib's own would follow one to ftp:// (a request to any host and port the
+    redirecting server names, in another protocol)."""
+    import urllib.parse
+    import urllib.request
+
+    class HTTPOnly(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            if urllib.parse.urlsplit(newurl).scheme.lower() not in ("http", "https"):
+                raise NetworkError(f"{url}: redirected to {newurl}: only http and https redirects are followed")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    return urllib.request.build_opener(HTTPOnly)
 
 
 def _spool(src, path: str, what: str, ctx) -> None:
@@ -197,17 +208,57 @@ def _spool(src, path: str, what: str, ctx) -> None:
             raise InvalidDocument(f"payload does not match any of the supported image formats: {e}") from None
 
 
-def _docker_archive_tags(path: str) -> list[list[str]]:
-    """RepoTags of every image in a docker-archive's manifest.json."""
+def _clean(name: str) -> str:
+    """A member name as the archive transports read it: ``./index.json`` is ``index.json``
+    (``tar -C DIR -cf x.tar .`` writes such names; podman loads them)."""
+    import posixpath
+
+    return posixpath.normpath("/" + name).lstrip("/")
+
+
+def _member(tf, name: str):
+    """The last member called ``name`` (see :func:`_clean`); KeyError when there is none."""
+    for m in reversed(tf.getmembers()):
+        if _clean(m.name) == name:
+            return m
+    raise KeyError(name)
+
+
+def _member_json(path: str, name: str):
+    """The JSON document ``name`` of the archive ``path`` (at most the transports'
+    ``MAX_DOCUMENT``), one-line errors naming it."""
     from .._std import json
     import tarfile
 
+    from ..transports import _files
+
+    MAX_DOCUMENT = _files.MAX_DOCUMENT
     with tarfile.open(path) as tf:
-        f = tf.extractfile("manifest.json")
-        doc = json.loads(f.read()) if f else []
+        try:
+            f = tf.extractfile(_member(tf, name))
+        except KeyError:
+            raise NotFound(f"{path}: no {name} in the archive") from None
+        data = f.read(MAX_DOCUMENT + 1) if f else b""
+    if len(data) > MAX_DOCUMENT:
+        raise InvalidDocument(f"{path}: {name} is larger than {MAX_DOCUMENT} bytes")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as e:
+        raise InvalidDocument(f"{path}: {name} is not valid JSON: {e}") from None
+
+
+def _docker_archive_tags(path: str) -> list[list[str]]:
+    """RepoTags of every image in a docker-archive's manifest.json."""
+    doc = _member_json(path, "manifest.json")
     if not isinstance(doc, list):
         raise UsageError(f"{path}: manifest.json is not a list")
-    return [list(item.get("RepoTags") or []) if isinstance(item, dict) else [] for item in doc]
+    out = []
+    for item in doc:
+        tags = item.get("RepoTags") if isinstance(item, dict) else None
+        if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+            raise InvalidDocument(f"{path}: manifest.json: RepoTags must be a list of strings")
+        out.append(list(tags or []))
+    return out
 
 
 def _archive_kind(path: str) -> str:
@@ -215,7 +266,7 @@ def _archive_kind(path: str) -> str:
 
     try:
         with tarfile.open(path) as tf:
-            names = set(tf.getnames()[:2000])
+            names = {_clean(n) for n in tf.getnames()[:2000]}
     except FileNotFoundError:
         raise NotFound(f"{path}: no such file") from None
     except (tarfile.TarError, OSError) as e:

@@ -201,9 +201,9 @@ def write_pid_file(path, pid):
     FIFO is written in place, never renamed over, and a symlink is followed."""
     from .. import _fs
 
-    path, in_place = _fs.output_target(path)
-    tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.tmp"
     try:
+        path, in_place = _fs.output_target(path)
+        tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.tmp"
         if in_place:
             with _fs.output_file(path) as f:
                 f.write(str(pid).encode())

@@ -183,8 +183,9 @@ def validate(config):
         check_type(v, str, f"annotations.{k}", True)
     if config.get("process") is not None:  # optional at create; start refuses to run nothing
         validate_process(check_type(config.get("process"), dict, "process"))
+    linux = check_type(config.get("linux"), dict, "linux") or {}
     userns = any(isinstance(n, dict) and n.get("type") == "user"
-                 for n in (config.get("linux") or {}).get("namespaces") or ())
+                 for n in check_type(linux.get("namespaces"), list, "linux.namespaces") or ())
     for i, m in enumerate(check_type(config.get("mounts"), list, "mounts") or ()):
         _validate_mount(m, f"mounts[{i}]", userns)
     hooks = check_type(config.get("hooks"), dict, "hooks")

@@ -128,9 +128,12 @@ class Staging:
 
 
 def open_blob(path: str, digest: str, what: str):
-    """Open a stored blob for reading; BlobNotFound when it is missing."""
+    """Open a stored blob for reading (a regular file: ``_fs.open_regular``); BlobNotFound when
+    it is missing."""
+    from .._fs import open_regular
+
     try:
-        return open(path, "rb")
+        return open_regular(path)
     except FileNotFoundError:
         raise BlobNotFound(f"{what}: blob {digest} not found") from None
     except OSError as e:

@@ -77,8 +77,11 @@ from .._fs import write_atomic as atomic_write  # noqa: E402,F401
 
 
 def read_small(path: str, limit: int = MAX_DOCUMENT) -> bytes:
-    """A whole (small) file; refuses files larger than ``limit``."""
-    with open(path, "rb") as f:
+    """A whole (small) regular file; refuses files larger than ``limit`` (and a FIFO or device:
+    ``_fs.open_regular``)."""
+    from .._fs import open_regular
+
+    with open_regular(path) as f:
         data = f.read(limit + 1)
     if len(data) > limit:
         raise LocalFileError(f"{path}: larger than {limit} bytes, refusing to read it into memory")

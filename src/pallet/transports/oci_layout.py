@@ -195,9 +195,11 @@ class OCISource(ImageSource):
         if not desc.digest:
             raise BlobNotFound(f"{self.what}: blob without a digest")
         _digest.validate(desc.digest, "blob digest")
+        from .._fs import open_regular
+
         for p in self._paths(desc.digest):
             try:
-                return open(p, "rb")
+                return open_regular(p)  # a FIFO or device planted as a blob is not opened
             except FileNotFoundError:
                 continue
             except OSError as e:
