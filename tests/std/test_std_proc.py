@@ -93,3 +93,31 @@ def test_a_null_byte_is_refused_as_subprocess_refuses_it():
             mod.run([PY, "-c", "pass", "a\0b"])
         with pytest.raises(ValueError):
             mod.run([PY, "-c", "pass"], env={"A": "x\0y"})
+
+
+def test_communicate_goes_on_after_a_timeout_as_subprocess():
+    """A timed-out ``communicate`` leaves the child running with what it read so far; a later
+    call goes on from there (the CRI's ExecSync kills the exec'd command, then collects the
+    runtime's output); ``take_pipe`` hands a pipe's end to the caller; ``send_signal``."""
+    code = "import sys, time; sys.stdout.write('a'); sys.stdout.flush(); time.sleep(60)"
+    for mod in (proc, subprocess):
+        p = mod.Popen([PY, "-c", code], stdout=mod.PIPE, stderr=mod.PIPE)
+        with pytest.raises(mod.TimeoutExpired) as e:
+            p.communicate(timeout=0.2)
+        assert e.value.output in (None, b"a")  # (None: the child had not written yet)
+        p.send_signal(15)
+        out, err = p.communicate(timeout=60)
+        assert (out, err, p.returncode) == (b"a", b"", -15)
+        if mod is subprocess:
+            p.stdout.close()
+            p.stderr.close()
+    p = proc.Popen([PY, "-c", "import sys; sys.stdout.write(sys.stdin.read().upper())"], stdin=proc.PIPE,
+                   stdout=proc.PIPE)
+    w, r = p.take_pipe(0), p.take_pipe(1)
+    assert p.take_pipe(2) is None
+    with open(w, "wb") as fw, open(r, "rb") as fr:
+        fw.write(b"abc")
+        fw.close()
+        assert fr.read() == b"ABC"
+    assert p.communicate(timeout=60) == (None, None) and p.returncode == 0
+    p.close()

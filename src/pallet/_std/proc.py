@@ -4,15 +4,16 @@
 ``subprocess`` imports ``locale`` (and through it ``re``), ``signal``, ``threading``,
 ``selectors`` and ``contextlib``: ~4 ms of every ``run``, before the container starts. Here:
 ``Popen(args, stdin=, stdout=, stderr=, env=, pass_fds=, start_new_session=)`` with ``wait``
-(and its ``timeout``), ``poll``, ``kill``; ``run(args, input=, capture_output=, stdin=,
+(and its ``timeout``), ``poll``, ``kill``, ``send_signal``, ``communicate`` and ``take_pipe``
+(a pipe's end handed to the caller); ``run(args, input=, capture_output=, stdin=,
 stdout=, stderr=, env=, timeout=)``; ``DEVNULL``, ``PIPE``, ``TimeoutExpired``. As
 ``subprocess`` does: every fd but 0-2 and ``pass_fds`` is closed in the child (fds are
 close-on-exec by default; inheritable ones this process got are closed explicitly), a command
 that cannot be started raises ``OSError`` (``FileNotFoundError``, ``PermissionError``) in the
 caller, ``returncode`` is ``-N`` for a child killed by signal N, and ``run`` with a ``timeout``
 kills the child and raises ``TimeoutExpired`` when it is over. Not here: shells, text mode,
-``cwd``, ``preexec_fn``, ``communicate``; the ``stdin``/``stdout``/``stderr`` of a ``Popen`` are
-not readable streams (only ``run`` captures).
+``cwd``, ``preexec_fn``; the ``stdin``/``stdout``/``stderr`` of a ``Popen`` are not streams (its
+``communicate`` writes and reads its pipes, as ``run`` does).
 """
 
 import os
@@ -48,6 +49,8 @@ class Popen:
         self.args = list(args)
         self.returncode = None
         self._pipes = {}  # child fd -> our end
+        self._got = None  # communicate()'s output so far, by child fd
+        self._todo = None  # communicate()'s input not written yet
         actions = []
         theirs = []
         try:
@@ -114,6 +117,84 @@ class Popen:
                 os.kill(self.pid, 9)
             except ProcessLookupError:
                 pass
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def take_pipe(self, child: int):
+        """Our end of the child's fd ``child`` (0, 1 or 2) made by ``PIPE``, now the caller's to
+        read or write and close (``communicate`` and ``close`` leave it alone); None if not a pipe."""
+        return self._pipes.pop(child, None)
+
+    def communicate(self, input=None, timeout=None):
+        """``subprocess``'s: ``input`` written to a ``stdin=PIPE`` (which is closed after it), the
+        ``PIPE`` outputs read to their end, the child waited for; ``(stdout, stderr)`` (None where
+        not a pipe). Over the ``timeout``, ``TimeoutExpired`` with what was read so far, the child
+        left running: a later call goes on where this one stopped (``input`` is taken once)."""
+        import select
+        import time
+
+        if self._got is None:
+            self._got = {fd: [] for fd in (1, 2) if fd in self._pipes}
+            self._todo = memoryview(input or b"")
+        got = self._got
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def expired():
+            return TimeoutExpired(self.args, timeout, b"".join(got.get(1, [])) or None,
+                                  b"".join(got.get(2, [])) or None)
+
+        poller = select.poll()
+        ours = {}
+        for child, fd in self._pipes.items():
+            ours[fd] = child
+            poller.register(fd, select.POLLOUT if child == 0 else select.POLLIN)
+        if 0 in self._pipes and not self._todo:
+            self._close_pipe(0, poller, ours)
+        while ours:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise expired()
+            for fd, _ in poller.poll(None if left is None else max(1, int(left * 1000))):
+                child = ours[fd]
+                if child == 0:
+                    try:
+                        n = os.write(fd, self._todo[:65536])
+                    except BrokenPipeError:
+                        n = len(self._todo)
+                    self._todo = self._todo[n:]
+                    if self._todo:
+                        continue
+                else:
+                    data = os.read(fd, 65536)
+                    if data:
+                        got[child].append(data)
+                        continue
+                self._close_pipe(child, poller, ours)
+        try:
+            self.wait(None if deadline is None else max(0, deadline - time.monotonic()))
+        except TimeoutExpired:
+            raise expired() from None
+        return (b"".join(got[1]) if 1 in got else None, b"".join(got[2]) if 2 in got else None)
+
+    def _close_pipe(self, child: int, poller, ours: dict) -> None:
+        fd = self._pipes.pop(child)
+        poller.unregister(fd)
+        del ours[fd]
+        os.close(fd)
+
+    def close(self) -> None:
+        """Our ends of the pipes closed; a child still running is killed and reaped."""
+        for fd in self._pipes.values():
+            os.close(fd)
+        self._pipes.clear()
+        if self.returncode is None:
+            self.kill()
+            self.wait()
 
 
 def _threaded() -> bool:
@@ -216,62 +297,18 @@ def _exited_within(pid: int, timeout: float) -> bool:
 def run(args, *, input=None, capture_output=False, stdin=None, stdout=None, stderr=None, env=None,
         timeout=None) -> CompletedProcess:
     """``subprocess.run`` (bytes, no ``check``): the child's output read as it comes, ``input``
-    written as it is taken."""
-    import select
-    import time
-
+    written as it is taken; over the ``timeout`` the child is killed and ``TimeoutExpired``
+    raised with what it wrote."""
     if capture_output:
         stdout = stderr = PIPE
     if input is not None:
         stdin = PIPE
     p = Popen(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env)
-    got = {fd: [] for fd in (1, 2) if fd in p._pipes}
-    todo = memoryview(input or b"")
-    deadline = None if timeout is None else time.monotonic() + timeout
-    poller = select.poll()
-    ours = {}
-    for child, fd in p._pipes.items():
-        ours[fd] = child
-        poller.register(fd, select.POLLOUT if child == 0 else select.POLLIN)
     try:
-        if 0 in p._pipes and not todo:
-            poller.unregister(p._pipes[0])
-            os.close(p._pipes[0])
-            del ours[p._pipes.pop(0)]
-        while ours:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                p.kill()
-                p.wait()
-                raise TimeoutExpired(p.args, timeout, b"".join(got.get(1, [])) or None,
-                                     b"".join(got.get(2, [])) or None)
-            for fd, _ in poller.poll(None if left is None else max(1, int(left * 1000))):
-                child = ours[fd]
-                if child == 0:
-                    try:
-                        n = os.write(fd, todo[:65536])
-                    except BrokenPipeError:
-                        n = len(todo)
-                    todo = todo[n:]
-                    if todo:
-                        continue
-                else:
-                    data = os.read(fd, 65536)
-                    if data:
-                        got[child].append(data)
-                        continue
-                poller.unregister(fd)
-                os.close(fd)
-                del ours[fd]
-                del p._pipes[child]
-        p.wait(None if deadline is None else max(0, deadline - time.monotonic()))
-    except BaseException:
-        for fd in p._pipes.values():
-            os.close(fd)
-        p._pipes.clear()
-        p.kill()
-        if p.returncode is None:
-            p.wait()
-        raise
-    return CompletedProcess(p.args, p.returncode, b"".join(got[1]) if 1 in got else None,
-                            b"".join(got[2]) if 2 in got else None)
+        out, err = p.communicate(input, timeout)
+    except TimeoutExpired as e:
+        p.close()
+        raise TimeoutExpired(p.args, timeout, e.output, e.stderr) from None
+    finally:
+        p.close()
+    return CompletedProcess(p.args, p.returncode, out, err)
