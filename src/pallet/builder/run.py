@@ -515,9 +515,12 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
             with open(os.path.join(bundle, "config.json"), "w") as f:
                 json.dump(doc, f)
             cmd = [runtime] + ["--" + f.lstrip("-") for f in o.extras.runtime_flags]
+            owner = None
             if o.state_root:
                 os.makedirs(o.state_root, 0o700, exist_ok=True)
                 cmd += ["--root", o.state_root]
+                reap_run_containers(o.state_root)
+                owner = _own_run_container(o.state_root, cid, cmd)
             try:
                 p = subprocess.run(cmd + ["run", "--bundle", bundle, cid], cwd=bundle,
                                    stdin=o.stdin if o.stdin is not None else subprocess.DEVNULL,
@@ -528,6 +531,8 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
                 if o.release_network and o.shared_network is not None:
                     o.shared_network.release()  # torn down while the runtime deletes, the layer is made
                 subprocess.run(cmd + ["delete", "--force", cid], capture_output=True)
+                if owner is not None:
+                    _disown(o.state_root, cid, owner)
                 _remove_created(created)
         finally:
             for pfd, _rel in created:
@@ -540,6 +545,73 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
                 own.close()
         finally:
             shutil.rmtree(bundle, ignore_errors=True)
+
+
+# -- a killed build's RUN container ----------------------------------------------------------
+# A build killed mid-RUN (SIGKILL: no teardown) left the runtime's state and cgroups of its RUN
+# container, which nothing else deletes (the store knows no runtime state). Each RUN container
+# has an owner lock, ``STATE_ROOT-owners/ID.lock``, held while the build runs it and naming the
+# runtime command; the next RUN in the same state root deletes the containers whose lock is free.
+
+def _owners(state_root: str) -> str:
+    return state_root.rstrip("/") + "-owners"
+
+
+def _own_run_container(state_root: str, cid: str, cmd: list[str]) -> int:
+    """The held owner lock of RUN container ``cid`` (made under a scratch name, locked, then
+    renamed into place: a reaper never sees it unlocked), holding the runtime command as JSON."""
+    import fcntl
+
+    d = _owners(state_root)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    scratch = os.path.join(d, f".{cid}.{os.getpid()}")
+    fd = os.open(scratch, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, json.dumps(cmd).encode())
+        os.rename(scratch, os.path.join(d, cid + ".lock"))
+    except BaseException:
+        os.close(fd)
+        try:
+            os.unlink(scratch)
+        except OSError:
+            pass
+        raise
+    return fd
+
+
+def _disown(state_root: str, cid: str, fd: int) -> None:
+    try:
+        os.unlink(os.path.join(_owners(state_root), cid + ".lock"))
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def reap_run_containers(state_root: str) -> list[str]:
+    """Delete (``RUNTIME delete --force``: its processes killed, its cgroups removed) the RUN
+    containers under ``state_root`` whose build died; returns their IDs."""
+    from .._fs import read_json_file, reap_orphaned_locks
+
+    def clean(stem: str) -> bool:
+        cid = os.path.basename(stem)
+        if not cid.startswith("pallet-build-"):
+            return False
+        try:
+            cmd = read_json_file(stem + ".lock", 1 << 20, "a RUN container's owner lock")
+        except (OSError, ValueError, PalletError):
+            cmd = None
+        if not (isinstance(cmd, list) and cmd and all(isinstance(a, str) for a in cmd) and os.path.isabs(cmd[0])):
+            return True  # nothing to run: the lock goes
+        if not os.path.isdir(os.path.join(state_root, cid)):
+            return True
+        try:
+            p = subprocess.run(cmd + ["delete", "--force", cid], capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return False  # tried again by the next RUN
+        return p.returncode == 0 or not os.path.isdir(os.path.join(state_root, cid))
+
+    return reap_orphaned_locks(_owners(state_root), clean)
 
 
 def _in_root(what: str, dest: str, fn, *args):
