@@ -18,6 +18,7 @@ import sys
 
 from .._std import json
 from .. import _rootfs
+from .._fs import drop_owner_lock, hold_owner_lock
 from ..errors import BuildError, PalletError
 from . import hooks as _hooks
 
@@ -520,7 +521,7 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
                 os.makedirs(o.state_root, 0o700, exist_ok=True)
                 cmd += ["--root", o.state_root]
                 reap_run_containers(o.state_root)
-                owner = _own_run_container(o.state_root, cid, cmd)
+                owner = hold_owner_lock(_owners(o.state_root), cid, json.dumps(cmd).encode())
             try:
                 p = subprocess.run(cmd + ["run", "--bundle", bundle, cid], cwd=bundle,
                                    stdin=o.stdin if o.stdin is not None else subprocess.DEVNULL,
@@ -532,7 +533,7 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
                     o.shared_network.release()  # torn down while the runtime deletes, the layer is made
                 subprocess.run(cmd + ["delete", "--force", cid], capture_output=True)
                 if owner is not None:
-                    _disown(o.state_root, cid, owner)
+                    drop_owner_lock(_owners(o.state_root), cid, owner)
                 _remove_created(created)
         finally:
             for pfd, _rel in created:
@@ -551,41 +552,11 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
 # A build killed mid-RUN (SIGKILL: no teardown) left the runtime's state and cgroups of its RUN
 # container, which nothing else deletes (the store knows no runtime state). Each RUN container
 # has an owner lock, ``STATE_ROOT-owners/ID.lock``, held while the build runs it and naming the
-# runtime command; the next RUN in the same state root deletes the containers whose lock is free.
+# runtime command (``_fs.hold_owner_lock``); the next RUN in the same state root deletes the
+# containers whose lock is free.
 
 def _owners(state_root: str) -> str:
     return state_root.rstrip("/") + "-owners"
-
-
-def _own_run_container(state_root: str, cid: str, cmd: list[str]) -> int:
-    """The held owner lock of RUN container ``cid`` (made under a scratch name, locked, then
-    renamed into place: a reaper never sees it unlocked), holding the runtime command as JSON."""
-    import fcntl
-
-    d = _owners(state_root)
-    os.makedirs(d, mode=0o700, exist_ok=True)
-    scratch = os.path.join(d, f".{cid}.{os.getpid()}")
-    fd = os.open(scratch, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, json.dumps(cmd).encode())
-        os.rename(scratch, os.path.join(d, cid + ".lock"))
-    except BaseException:
-        os.close(fd)
-        try:
-            os.unlink(scratch)
-        except OSError:
-            pass
-        raise
-    return fd
-
-
-def _disown(state_root: str, cid: str, fd: int) -> None:
-    try:
-        os.unlink(os.path.join(_owners(state_root), cid + ".lock"))
-    except OSError:
-        pass
-    os.close(fd)
 
 
 def reap_run_containers(state_root: str) -> list[str]:

@@ -129,6 +129,24 @@ def print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=4) + "\n")
 
 
+def print_ids_or_json(entries: list, args, indent: int = 4) -> bool:
+    """``-q`` (each entry's ``Id``, its first 12 characters unless ``--no-trunc``) or ``--format
+    json`` (the entries, indented as the podman verb indents them): printed, True; else False
+    (``ps`` and ``pod ps``)."""
+    import sys
+
+    if args.quiet:
+        for e in entries:
+            print(e["Id"] if args.no_trunc else e["Id"][:12])
+        return True
+    if args.format == "json":
+        from .._std import json
+
+        sys.stdout.write(json.dumps(entries, indent=indent) + "\n")
+        return True
+    return False
+
+
 def progress(args):
     """Copy progress on stderr as skopeo/podman show it (none with ``--quiet``; redrawn lines
     on a terminal)."""

@@ -111,6 +111,18 @@ def check_name(name: str) -> None:
         raise UsageError(f"container name {name!r}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 
+def replace(kind: str, name: str | None, remove, missing) -> None:
+    """``--replace``: the ``kind`` (container, pod) called ``name`` removed first, with
+    ``remove(name, force=True)``; none of that name (``missing`` raised) is fine; podman's error
+    without ``--name``."""
+    if not name:
+        raise UsageError(f"cannot replace {kind} without --name being set")
+    try:
+        remove(name, force=True)
+    except missing:
+        pass
+
+
 def runtime_path(name: str | None, conf=None) -> str:
     """``--runtime``: a name (pallet-runtime, runc, crun... on PATH, or containers.conf's
     ``[engine.runtimes]`` paths) or an absolute path; then ``$PALLET_RUNTIME``, then

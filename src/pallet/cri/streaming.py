@@ -678,38 +678,31 @@ def dial_in_netns(netns: str | None, port: int, timeout: float = 10) -> socket.s
     """A TCP connection to 127.0.0.1:``port`` (then ::1) made in the network namespace at
     ``netns`` (None: ours). The namespace is entered by a thread of its own, which then ends: a
     socket stays in the namespace it was made in."""
-    out: dict = {}
+    from .._std import futures
 
     def run():
-        try:
-            if netns:
-                from .._std import syscalls
+        if netns:
+            from .._std import syscalls
 
-                fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    syscalls.setns(fd, CLONE_NEWNET)
-                finally:
-                    os.close(fd)
-            last = None
-            for host in ("127.0.0.1", "::1"):
-                try:
-                    s = socket.create_connection((host, port), timeout=timeout)
-                    s.settimeout(None)
-                    out["sock"] = s
-                    return
-                except OSError as e:
-                    last = e
-            out["error"] = last
-        except OSError as e:
-            out["error"] = e
+            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                syscalls.setns(fd, CLONE_NEWNET)
+            finally:
+                os.close(fd)
+        last = None
+        for host in ("127.0.0.1", "::1"):
+            try:
+                s = socket.create_connection((host, port), timeout=timeout)
+                s.settimeout(None)
+                return s
+            except OSError as e:
+                last = e
+        raise last
 
-    t = threading.Thread(target=run, name="cri-netns-dial", daemon=True)
-    t.start()
-    t.join()
-    if "sock" in out:
-        return out["sock"]
-    e = out.get("error")
-    raise ConnectionError(f"connecting to port {port} in the pod: {getattr(e, 'strerror', None) or e}")
+    try:
+        return futures.submit(run, "cri-netns-dial").result()
+    except OSError as e:
+        raise ConnectionError(f"connecting to port {port} in the pod: {e.strerror or e}") from None
 
 
 class _WSPortForward:
