@@ -627,8 +627,9 @@ _NO_STATE_HERE = {"overlay", "vfs", "blobs", "diff", "merged", "work", "staging"
 
 
 def _leaked_cgroups(top_dir: str, depth: int = 5) -> dict[str, list[str]]:
-    """State directory -> the cgroups its ``cgroups.json`` (pallet-runtime's) names that exist,
-    for every state directory at most ``depth`` levels below ``top_dir``."""
+    """State directory -> the cgroups named after its container that its ``cgroups.json``
+    (pallet-runtime's) names and that exist, for every state directory at most ``depth`` levels
+    below ``top_dir``."""
     import json
 
     found = {}
@@ -644,7 +645,10 @@ def _leaked_cgroups(top_dir: str, depth: int = 5) -> dict[str, list[str]]:
                 paths = list((doc.get("paths") or {}).values()) + [doc.get("path") or ""]
             except (OSError, ValueError, AttributeError):
                 continue
-            live = [p for p in paths if isinstance(p, str) and p.startswith("/sys/fs/cgroup/") and os.path.isdir(p)]
+            # a container's own cgroups are named after it (hostile tests plant other paths)
+            cid = os.path.basename(top)
+            live = [p for p in paths if isinstance(p, str) and p.startswith("/sys/fs/cgroup/")
+                    and os.path.basename(p.rstrip("/")) == cid and "/.." not in p and os.path.isdir(p)]
             if live:
                 found[top] = live
     return found

@@ -47,14 +47,18 @@ def test_what_the_suite_left_is_listed_then_removed(root_required, tmp_path):
     (base / "t0" / "root").mkdir(parents=True)
     (made / "mnt").mkdir(parents=True)
     rr = derived_runroot(str(base / "t0" / "root"))
-    cg = f"/sys/fs/cgroup/pids/pallet-suite-leak-{os.urandom(4).hex()}"
-    state = base / "t0" / "run" / "build-runtime" / "pallet-build-leak"
+    cid = f"pallet-build-leak-{os.urandom(4).hex()}"
+    cg = f"/sys/fs/cgroup/pids/{cid}"
+    state = base / "t0" / "run" / "build-runtime" / cid
+    planted = base / "t1" / "run" / "oci" / "planted"  # a hostile test's: not a container's own cgroup
     try:
         ns = netns.create(rr, "t-leak")
         subprocess.run(["mount", "-t", "tmpfs", "t", str(made / "mnt")], check=True)
         os.mkdir(cg)
         state.mkdir(parents=True)
         (state / "cgroups.json").write_text(json.dumps({"kind": "v1", "paths": {"pids": cg}, "created": []}))
+        planted.mkdir(parents=True)
+        (planted / "cgroups.json").write_text(json.dumps({"kind": "v1", "paths": {"pids": "/sys/fs/cgroup/pids"}}))
         leaks = suite_leaks(str(base), [str(made)])
         assert sorted(line.split()[0] for line in leaks) == ["container", "mount", "mount"], leaks
         assert any(ns in line for line in leaks) and any(str(made / "mnt") in line for line in leaks)
