@@ -682,17 +682,14 @@ def suite_leaks(base: str | None, made: list[str], clean: bool = True) -> list[s
     own = [m for m in mounts_under(*dirs) if not (m.endswith("/netns") and os.path.isdir(m) and not os.listdir(m))]
     leaks += [f"mount {m}" for m in own]
     if clean:
-        for rr in run_roots:
-            for m in mounts_under(rr):
-                subprocess.run(["umount", "-l", m], capture_output=True)
-            shutil.rmtree(rr, ignore_errors=True)
-        if dirs:
+        for d in run_roots + dirs:
             try:
-                unmount_under(*dirs)
-            except AssertionError:
-                pass
-        for d in made:
-            shutil.rmtree(d, ignore_errors=True)
+                unmount_under(d)
+            except AssertionError as e:  # still mounted: listed, and nothing removed under it
+                leaks.append(str(e))
+        for d in run_roots + [d for d in made if os.path.isdir(d)]:
+            if not mounts_under(d):  # (never a tree through a mount that stayed)
+                shutil.rmtree(d, ignore_errors=True)
     return leaks
 
 
