@@ -147,6 +147,28 @@ def print_ids_or_json(entries: list, args, indent: int = 4) -> bool:
     return False
 
 
+def export_to(output: str | None, write, terminal_error: str) -> None:
+    """``export``'s tar stream: ``write(f)`` to ``--output FILE`` (``_fs.output_file``: a device
+    or FIFO is written in place, a regular file replaced whole) or to stdout, never to a terminal
+    (``terminal_error``: the podman verb's words). ``volume export`` and ``export``."""
+    import sys
+
+    from ..errors import UsageError
+
+    if output:
+        from .._fs import output_file
+
+        try:
+            with output_file(output, 0o644) as f:
+                write(f)
+        except OSError as e:
+            raise UsageError(f"--output {output}: {e.strerror}") from None
+        return
+    if sys.stdout.isatty():
+        raise UsageError(terminal_error)
+    write(sys.stdout.buffer)
+
+
 def progress(args):
     """Copy progress on stderr as skopeo/podman show it (none with ``--quiet``; redrawn lines
     on a terminal)."""
