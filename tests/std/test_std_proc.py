@@ -121,3 +121,13 @@ def test_communicate_goes_on_after_a_timeout_as_subprocess():
         assert fr.read() == b"ABC"
     assert p.communicate(timeout=60) == (None, None) and p.returncode == 0
     p.close()
+
+
+def test_cwd_as_subprocess(tmp_path):
+    """``cwd``: the child's working directory (conmon writes its ``oom`` file there), ours unchanged."""
+    here = os.getcwd()
+    outs = [mod.run(["pwd"], capture_output=True, cwd=str(tmp_path)).stdout for mod in (proc, subprocess)]
+    assert outs[0] == outs[1] == str(tmp_path).encode() + b"\n" and os.getcwd() == here
+    with pytest.raises(FileNotFoundError):
+        proc.run(["pwd"], cwd=str(tmp_path / "missing"))
+    assert os.getcwd() == here

@@ -3,16 +3,16 @@
 
 ``subprocess`` imports ``locale`` (and through it ``re``), ``signal``, ``threading``,
 ``selectors`` and ``contextlib``: ~4 ms of every ``run``, before the container starts. Here:
-``Popen(args, stdin=, stdout=, stderr=, env=, pass_fds=, start_new_session=)`` with ``wait``
+``Popen(args, stdin=, stdout=, stderr=, env=, pass_fds=, start_new_session=, cwd=)`` with ``wait``
 (and its ``timeout``), ``poll``, ``kill``, ``send_signal``, ``communicate`` and ``take_pipe``
 (a pipe's end handed to the caller); ``run(args, input=, capture_output=, stdin=,
-stdout=, stderr=, env=, timeout=)``; ``DEVNULL``, ``PIPE``, ``TimeoutExpired``. As
+stdout=, stderr=, env=, timeout=, cwd=)``; ``DEVNULL``, ``PIPE``, ``TimeoutExpired``. As
 ``subprocess`` does: every fd but 0-2 and ``pass_fds`` is closed in the child (fds are
 close-on-exec by default; inheritable ones this process got are closed explicitly), a command
 that cannot be started raises ``OSError`` (``FileNotFoundError``, ``PermissionError``) in the
 caller, ``returncode`` is ``-N`` for a child killed by signal N, and ``run`` with a ``timeout``
 kills the child and raises ``TimeoutExpired`` when it is over. Not here: shells, text mode,
-``cwd``, ``preexec_fn``; the ``stdin``/``stdout``/``stderr`` of a ``Popen`` are not streams (its
+``preexec_fn``; the ``stdin``/``stdout``/``stderr`` of a ``Popen`` are not streams (its
 ``communicate`` writes and reads its pipes, as ``run`` does).
 """
 
@@ -45,7 +45,7 @@ def _fd_of(f) -> int:
 
 class Popen:
     def __init__(self, args, *, stdin=None, stdout=None, stderr=None, env=None, pass_fds=(),
-                 start_new_session=False):
+                 start_new_session=False, cwd=None):
         self.args = list(args)
         self.returncode = None
         self._pipes = {}  # child fd -> our end
@@ -76,11 +76,23 @@ class Popen:
             # SIGPIPE and SIGXFSZ back to their default actions (Python ignores them), as
             # subprocess's restore_signals does
             if _threaded():
-                self.pid = _spawn_without_gil(self.args, env, actions, start_new_session)
+                self.pid = _spawn_without_gil(self.args, env, actions, start_new_session, cwd)
             else:
                 spawn = os.posix_spawn if "/" in self.args[0] else os.posix_spawnp
-                self.pid = spawn(self.args[0], self.args, os.environ if env is None else env, file_actions=actions,
-                                 setsid=start_new_session, setsigdef=(_SIGPIPE, _SIGXFSZ))
+                # os.posix_spawn has no chdir action: with no other thread here, this process
+                # changes its own directory around the spawn
+                here = None
+                if cwd is not None:
+                    here = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    if cwd is not None:
+                        os.chdir(cwd)
+                    self.pid = spawn(self.args[0], self.args, os.environ if env is None else env,
+                                     file_actions=actions, setsid=start_new_session, setsigdef=(_SIGPIPE, _SIGXFSZ))
+                finally:
+                    if here is not None:
+                        os.fchdir(here)
+                        os.close(here)
         except BaseException:
             for fd in list(self._pipes.values()) + theirs:
                 os.close(fd)
@@ -210,7 +222,7 @@ _POSIX_SPAWN_SETSIGDEF, _POSIX_SPAWN_SETSID = 0x04, 0x80
 _libc = None
 
 
-def _spawn_without_gil(args: list, env, actions: list, setsid: bool) -> int:
+def _spawn_without_gil(args: list, env, actions: list, setsid: bool, cwd=None) -> int:
     """``os.posix_spawn(p)`` through ctypes, which lets other threads run meanwhile. CPython's
     own holds the GIL through the whole call, and glibc's posix_spawn returns only once the
     child has exec'd (a vfork): in a threaded server (the CRI's) every other thread then waits
@@ -228,6 +240,7 @@ def _spawn_without_gil(args: list, env, actions: list, setsid: bool) -> int:
         lib.posix_spawn_file_actions_adddup2.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
         lib.posix_spawn_file_actions_addclose.argtypes = [ctypes.c_void_p, ctypes.c_int]
         lib.posix_spawnattr_setflags.argtypes = [ctypes.c_void_p, ctypes.c_short]
+        lib.posix_spawn_file_actions_addchdir_np.argtypes = [ctypes.c_void_p, ctypes.c_char_p]  # glibc 2.29
         _libc = lib
     lib = _libc
     fa = ctypes.create_string_buffer(256)  # posix_spawn_file_actions_t: 80 bytes in glibc
@@ -244,6 +257,10 @@ def _spawn_without_gil(args: list, env, actions: list, setsid: bool) -> int:
                 err = lib.posix_spawn_file_actions_adddup2(fa, a[1], a[2])
             else:
                 err = lib.posix_spawn_file_actions_addclose(fa, a[1])
+            if err:
+                raise OSError(err, os.strerror(err))
+        if cwd is not None:
+            err = lib.posix_spawn_file_actions_addchdir_np(fa, os.fsencode(cwd))
             if err:
                 raise OSError(err, os.strerror(err))
         lib.sigemptyset(sigs)
@@ -295,7 +312,7 @@ def _exited_within(pid: int, timeout: float) -> bool:
 
 
 def run(args, *, input=None, capture_output=False, stdin=None, stdout=None, stderr=None, env=None,
-        timeout=None) -> CompletedProcess:
+        timeout=None, cwd=None) -> CompletedProcess:
     """``subprocess.run`` (bytes, no ``check``): the child's output read as it comes, ``input``
     written as it is taken; over the ``timeout`` the child is killed and ``TimeoutExpired``
     raised with what it wrote."""
@@ -303,7 +320,7 @@ def run(args, *, input=None, capture_output=False, stdin=None, stdout=None, stde
         stdout = stderr = PIPE
     if input is not None:
         stdin = PIPE
-    p = Popen(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env)
+    p = Popen(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd)
     try:
         out, err = p.communicate(input, timeout)
     except TimeoutExpired as e:

@@ -825,7 +825,7 @@ class Containers:
             cleanup.append(lambda: [s.close() for s in held])
             st["oci"] = True  # from here the runtime may have it: deleted on teardown
             pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"),
-                               pass_fds=fds + tuple(s.fileno() for s in held))
+                               pass_fds=fds + tuple(s.fileno() for s in held), cwd=rundir)
             for s in held:
                 s.close()
             st.update(state=CREATED, pid=pid, conmon_pid=read_int(os.path.join(rundir, "conmon.pid")))
