@@ -297,6 +297,16 @@ def _pump(read, write, done=None) -> threading.Thread:
     return t
 
 
+def _file_writer(f):
+    """All of each chunk to the raw file ``f`` (a pipe or terminal takes what it has room for)."""
+    def write(b):
+        view = memoryview(b)
+        while view:
+            view = view[f.write(view):]
+
+    return write
+
+
 def _file_reader(f):
     def read():
         return f.read(32 << 10) or b""  # (None: never, the file blocks)
@@ -464,7 +474,7 @@ class _Exec:
                 try:
                     outs = []
                     if 0 in ends:
-                        _pump(streams["stdin"].read, ends[0].write, ends[0].close)
+                        _pump(streams["stdin"].read, _file_writer(ends[0]), ends[0].close)
                     for child, name in ((1, "stdout"), (2, "stderr")):
                         if child in ends:
                             outs.append(_pump(_file_reader(ends[child]), streams[name].write))
@@ -578,15 +588,10 @@ class _Exec:
                 except OSError:  # EIO: the runtime and its terminal are gone
                     return b""
 
-            def write(b):
-                view = memoryview(b)
-                while view:
-                    view = view[master.write(view):]
-
             if sizes is not None:
                 sizes.follow(resize)
             if "stdin" in streams:
-                _pump(streams["stdin"].read, write)
+                _pump(streams["stdin"].read, _file_writer(master))
             out = _pump(read, streams["stdout"].write if "stdout" in streams else (lambda b: None))
             rc = p.wait()
             out.join(5)  # what the runtime wrote before it exited (then EIO: no slave left)
