@@ -591,6 +591,113 @@ def remove_run_roots(run_roots) -> list[str]:
     return kept
 
 
+# -- what the suite leaves on the host ---------------------------------------------------------
+# The suite's stores live under pytest's base temp, or in directories its tests make with
+# tempfile.mkdtemp (short run roots, for podman and conmon's socket paths); their run roots are
+# those directories or derived from the stores' roots (/run/pallet-stores/HASH: outside the base
+# temp). At the session's end, what any of them still holds -- a network namespace or another
+# mount, a container's cgroups (a runtime state directory whose cgroups.json names cgroups that
+# exist) -- was left by the suite: it is reported and the session fails, then it is removed, so
+# the host does not collect them. Only those paths are looked at: other suites run on this host.
+
+_MADE_TEMP: list[str] = []  # the directories tempfile.mkdtemp made in this session
+
+
+def _record_mkdtemp() -> None:
+    import tempfile
+
+    if getattr(tempfile.mkdtemp, "_pallet_suite", False):
+        return
+    made = tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        d = made(*args, **kwargs)
+        _MADE_TEMP.append(os.path.abspath(d))
+        return d
+
+    mkdtemp._pallet_suite = True
+    tempfile.mkdtemp = mkdtemp
+
+
+def pytest_configure(config):
+    _record_mkdtemp()
+
+
+# a store's and an image's own trees, where no runtime state lives: not walked
+_NO_STATE_HERE = {"overlay", "vfs", "blobs", "diff", "merged", "work", "staging", "layout", "rootfs", "mounts",
+                  "overlay-layers", "volumes", "build-cache", "ctx", "regdata", "storage"}
+
+
+def _leaked_cgroups(top_dir: str, depth: int = 5) -> dict[str, list[str]]:
+    """State directory -> the cgroups named after its container that its ``cgroups.json``
+    (pallet-runtime's) names and that exist, for every state directory at most ``depth`` levels
+    below ``top_dir``."""
+    import json
+
+    found = {}
+    top_dir = os.path.realpath(top_dir)
+    for top, dirs, files in os.walk(top_dir):
+        if top[len(top_dir):].count("/") >= depth:
+            dirs[:] = []
+        dirs[:] = [d for d in dirs if d not in _NO_STATE_HERE and not os.path.ismount(os.path.join(top, d))]
+        if "cgroups.json" in files:
+            try:
+                with open(os.path.join(top, "cgroups.json")) as f:
+                    doc = json.load(f)
+                paths = list((doc.get("paths") or {}).values()) + [doc.get("path") or ""]
+            except (OSError, ValueError, AttributeError):
+                continue
+            # a container's own cgroups are named after it (hostile tests plant other paths)
+            cid = os.path.basename(top)
+            live = [p for p in paths if isinstance(p, str) and p.startswith("/sys/fs/cgroup/")
+                    and os.path.basename(p.rstrip("/")) == cid and "/.." not in p and os.path.isdir(p)]
+            if live:
+                found[top] = live
+    return found
+
+
+def _remove_container_state(state_dir: str) -> None:
+    """``pallet-runtime delete --force`` on a state directory a test left (its processes killed,
+    its cgroups removed)."""
+    runtime = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
+    subprocess.run([runtime, "--root", os.path.dirname(state_dir), "delete", "--force",
+                    os.path.basename(state_dir)], capture_output=True, timeout=60)
+
+
+def suite_leaks(base: str | None, made: list[str], clean: bool = True) -> list[str]:
+    """What the suite's stores left: namespaces and mounts under ``base`` and the ``made``
+    directories and in the stores' derived run roots, containers' cgroups; each as a line.
+    With ``clean``, removed after they are listed."""
+    dirs = ([base] if base and os.path.isdir(base) else []) + [d for d in made if os.path.isdir(d)]
+    run_roots = []
+    for d in dirs:
+        run_roots += _leftover_run_roots(d)
+    leaks = []
+    for top in dirs + run_roots:
+        for state_dir, cgroups in _leaked_cgroups(top).items():
+            leaks.append(f"container {state_dir}: cgroups {', '.join(cgroups)}")
+            if clean:
+                _remove_container_state(state_dir)
+    for rr in run_roots:
+        inner = [m for m in mounts_under(rr) if m != os.path.join(rr, "netns")]
+        leaks += [f"mount {m} (run root of a store under {base or 'a temporary directory'})" for m in inner]
+    own = [m for m in mounts_under(*dirs) if not (m.endswith("/netns") and os.path.isdir(m) and not os.listdir(m))]
+    leaks += [f"mount {m}" for m in own]
+    if clean:
+        for d in run_roots + dirs:
+            try:
+                unmount_under(d)
+            except AssertionError as e:  # still mounted: listed, and nothing removed under it
+                leaks.append(str(e))
+        for d in run_roots + [d for d in made if os.path.isdir(d)]:
+            if not mounts_under(d):  # (never a tree through a mount that stayed)
+                shutil.rmtree(d, ignore_errors=True)
+    return leaks
+
+
+_LEAKS: list[str] = []
+
+
 def pytest_sessionfinish(session, exitstatus):
     # the tests' stores live under pytest's base temp; their derived run roots do not
     if os.geteuid() != 0:
@@ -600,11 +707,17 @@ def pytest_sessionfinish(session, exitstatus):
         base = str(factory.getbasetemp()) if factory else None
     except (OSError, ValueError):
         base = None
-    if base and os.path.isdir(base):
-        remove_run_roots(_leftover_run_roots(base))
+    _LEAKS[:] = suite_leaks(base, _MADE_TEMP)
+    if _LEAKS and session.exitstatus == 0:
+        session.exitstatus = 1
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _LEAKS:
+        terminalreporter.section("left on the host by the suite (now removed): a test's cleanup missed them",
+                                 sep="!", red=True)
+        for line in _LEAKS:
+            terminalreporter.write_line(line)
     if _overlay_probe and _overlay_probe[0]:
         terminalreporter.write_line("overlayfs does not work on this host's tmp filesystem: the tests that need it "
                                     "checked that pallet refuses the overlay driver clearly ("

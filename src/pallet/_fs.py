@@ -90,6 +90,40 @@ def locked_scratch_name(base: str, lock) -> tuple[str, int]:
         os.close(fd)
 
 
+def hold_owner_lock(base: str, name: str, content: bytes = b"") -> int:
+    """``base/NAME.lock``, held (flock) by this process while it uses what NAME is, with
+    ``content`` for whoever reaps it (:func:`reap_orphaned_locks`): made under a scratch name,
+    locked and written, then renamed into place, so a reaper never sees it unlocked. Returns its
+    fd; :func:`drop_owner_lock` when done."""
+    import fcntl
+
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    scratch = os.path.join(base, f".{name}.{os.getpid()}")
+    fd = os.open(scratch, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if content:
+            os.write(fd, content)
+        os.rename(scratch, os.path.join(base, name + ".lock"))
+    except BaseException:
+        os.close(fd)
+        try:
+            os.unlink(scratch)
+        except OSError:
+            pass
+        raise
+    return fd
+
+
+def drop_owner_lock(base: str, name: str, fd: int) -> None:
+    """The lock of :func:`hold_owner_lock` removed, then let go."""
+    try:
+        os.unlink(os.path.join(base, name + ".lock"))
+    except OSError:
+        pass
+    os.close(fd)
+
+
 def reap_orphaned_locks(base: str, clean) -> list[str]:
     """For each ``NAME.lock`` in ``base`` that no process holds (its owner died without cleaning
     up; a live owner holds its flock), ``clean(base/NAME)`` runs with the lock held by us; when it

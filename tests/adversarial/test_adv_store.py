@@ -270,6 +270,13 @@ def test_a_killed_builds_busy_mount_waits_and_no_command_fails_for_it(busybox_st
         assert _containers(s.root) == {} and _store_mounts(s.root) == []
         s("system", "check")
         assert os.listdir(os.path.join(s.root, "staging")) == []
+        # its RUN step's network namespace and runtime state go with the next build's RUN (this
+        # one on no network): none is left behind on the host
+        (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nRUN true\n")
+        s("build", "--network", "none", str(ctx))
+        rr = derived_runroot(s.root)
+        for d in ("netns", "build-runtime", "build-runtime-owners"):
+            assert not os.path.isdir(os.path.join(rr, d)) or os.listdir(os.path.join(rr, d)) == [], d
     finally:
         if holder is not None:
             holder.kill()

@@ -28,11 +28,13 @@ def test_docker_py_option_forms_become_run_flags():
     assert c._volumes(["/a:/b"]) == ["/a:/b"] and c._ports(["1:2"]) == ["1:2"] and c._env(["K=V"]) == ["K=V"]
     assert c._command("sh -c 'echo a b'") == ["sh", "-c", "echo a b"] and c._command(("ls", "/")) == ["ls", "/"]
     assert c._command(None) is None and c._volumes(None) == [] and c._ports(None) == [] and c._env(None) == []
-    assert c._when(datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc), "since") == 1704067200.0
-    assert c._when("2024-01-01T00:00:00Z", "since") == 1704067200.0 and c._when(5, "since") == 5.0
-    import time
-
-    assert abs(c._when("10m", "since") - (time.time() - 600)) < 5  # a duration before now, as logs --since
+    now = 2_000_000_000.0
+    assert c._when(datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc), "since", now) == 1704067200.0
+    assert c._when("2024-01-01T00:00:00Z", "since", now) == 1704067200.0 and c._when(5, "since", now) == 5.0
+    # text as ``pallet logs --since/--until`` reads it (podman's): a duration is before now for
+    # since, after it for until
+    assert c._when("10m", "since", now) == now - 600 and c._when("10m", "until", now) == now + 600
+    assert c._when("2024-01-01", "until", now) == 1704067200.0 and c._when("1e9", "since", now) == 1e9
 
 
 @pytest.mark.parametrize("call,word", [
@@ -42,9 +44,9 @@ def test_docker_py_option_forms_become_run_flags():
     (lambda c: c._env([1]), "env"),
     (lambda c: c._command("sh -c 'unclosed"), "unclosed"),
     (lambda c: c.strings_arg(7, "cap_add"), "cap_add"),
-    (lambda c: c._when("yesterday", "since"), "since"),
-    (lambda c: c._when("-5m", "since"), "since"),
-    (lambda c: c._when(True, "until"), "until"),
+    (lambda c: c._when("yesterday", "since", 0.0), "since"),
+    (lambda c: c._when("2024-01-01T10", "since", 0.0), "since"),
+    (lambda c: c._when(True, "until", 0.0), "until"),
 ])
 def test_bad_option_forms_are_refused_naming_them(call, word):
     import pallet

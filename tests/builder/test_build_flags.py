@@ -401,10 +401,13 @@ def test_inspect_author_annotations_from_by_id_and_oci_warnings(pallet, tmp_path
 
 def test_secret_sources_as_buildah(pallet, tmp_path):
     ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN --mount=type=secret,id=s cat /run/secrets/s; echo\n")
-    env = {"MYVAR": "from-myvar", "s": "from-s"}
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    env = {"MYVAR": "from-myvar", "s": "from-s", "TMPDIR": str(tmp)}
     for flag, want in (("id=s,src=MYVAR,type=env", "from-myvar"), ("id=s,env=MYVAR", "from-myvar"),
                        ("id=s", "from-s")):
         assert want in pallet("build", "--no-cache", "--secret", flag, ctx, env=env).stdout, flag
+    assert os.listdir(tmp) == []  # a variable's secret is never left in a file (it was, in /tmp)
     (tmp_path / "sfile").write_text("from-file")
     assert "from-file" in pallet("build", "--no-cache", "--secret", f"id=s,src={tmp_path}/sfile", ctx).stdout
     p = pallet("build", "--secret", "id=s,type=env,src=UNSET_VAR_X", ctx, check=False)

@@ -232,9 +232,14 @@ def test_a_killed_builds_namespace_is_reaped_by_the_next_build(pallet, nets, tmp
         for pid in _in_netns(inode):  # the RUN's own processes (a session of their own) go too
             os.kill(pid, signal.SIGKILL)
         assert os.listdir(ep) and os.listdir(nsdir)  # what the killed build left
+        states = os.path.join(runroot, "build-runtime")
+        killed = os.listdir(states)  # and its RUN container: the runtime's state, its cgroups
+        assert len(killed) == 1 and killed[0].startswith("pallet-build-"), killed
         (ctx / "Dockerfile").write_text("FROM busybox:v1\nRUN true\n")
         pallet("--runroot", runroot, "build", str(ctx))
         _nothing_left(runroot)
+        assert os.listdir(states) == [] and os.listdir(states + "-owners") == []
+        assert not [d for d in os.listdir("/sys/fs/cgroup") if os.path.exists(f"/sys/fs/cgroup/{d}/{killed[0]}")]
     finally:
         unmount_under(runroot)
 

@@ -883,6 +883,9 @@ def test_crictl_drives_a_whole_life(cri, tmp_path):
 def test_oom_killed_reason(cri, pod):
     pb, _ = _pb()
     pod_id, pod_cfg = pod
+    # conmon writes an "oom" file in its working directory: the container's, never the server's
+    server_oom = os.path.join(os.readlink(f"/proc/{cri.pid}/cwd"), "oom")
+    before = os.stat(server_oom).st_mtime_ns if os.path.exists(server_oom) else None
     res = pb.LinuxContainerResources(memory_limit_in_bytes=16 << 20)
     cid = cri.container(pod_id, pod_cfg, "hog", ["sh", "-c", "x=a; while :; do x=$x$x$x$x; done"],
                         linux=pb.LinuxContainerConfig(resources=res))
@@ -890,6 +893,7 @@ def test_oom_killed_reason(cri, pod):
     wait_for(lambda: cri.status(cid).state == pb.CONTAINER_EXITED, 60, "the memory hog to be killed")
     s = cri.status(cid)
     assert (s.exit_code, s.reason) == (137, "OOMKilled")
+    assert (os.stat(server_oom).st_mtime_ns if os.path.exists(server_oom) else None) == before
 
 
 def test_host_port_mapping_through_portmap(cri):

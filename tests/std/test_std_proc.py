@@ -107,5 +107,45 @@ def test_a_threaded_spawn_loads_no_ctypes():
             "assert proc._threaded()\n"
             "r = proc.run(['/bin/sh', '-c', 'echo $0 $X', 'hi'], env={'X': 'y'}, capture_output=True)\n"
             "assert r.returncode == 0 and r.stdout == b'hi y\\n', r\n"
+            "r = proc.run(['pwd'], cwd='/', capture_output=True)\n"
+            "assert r.stdout == b'/\\n', r\n"
             "assert 'ctypes' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_communicate_goes_on_after_a_timeout_as_subprocess():
+    """A timed-out ``communicate`` leaves the child running with what it read so far; a later
+    call goes on from there (the CRI's ExecSync kills the exec'd command, then collects the
+    runtime's output); ``take_pipe`` hands a pipe's end to the caller; ``send_signal``."""
+    code = "import sys, time; sys.stdout.write('a'); sys.stdout.flush(); time.sleep(60)"
+    for mod in (proc, subprocess):
+        p = mod.Popen([PY, "-c", code], stdout=mod.PIPE, stderr=mod.PIPE)
+        with pytest.raises(mod.TimeoutExpired) as e:
+            p.communicate(timeout=0.2)
+        assert e.value.output in (None, b"a")  # (None: the child had not written yet)
+        p.send_signal(15)
+        out, err = p.communicate(timeout=60)
+        assert (out, err, p.returncode) == (b"a", b"", -15)
+        if mod is subprocess:
+            p.stdout.close()
+            p.stderr.close()
+    p = proc.Popen([PY, "-c", "import sys; sys.stdout.write(sys.stdin.read().upper())"], stdin=proc.PIPE,
+                   stdout=proc.PIPE)
+    w, r = p.take_pipe(0), p.take_pipe(1)
+    assert p.take_pipe(2) is None
+    with open(w, "wb") as fw, open(r, "rb") as fr:
+        fw.write(b"abc")
+        fw.close()
+        assert fr.read() == b"ABC"
+    assert p.communicate(timeout=60) == (None, None) and p.returncode == 0
+    p.close()
+
+
+def test_cwd_as_subprocess(tmp_path):
+    """``cwd``: the child's working directory (conmon writes its ``oom`` file there), ours unchanged."""
+    here = os.getcwd()
+    outs = [mod.run(["pwd"], capture_output=True, cwd=str(tmp_path)).stdout for mod in (proc, subprocess)]
+    assert outs[0] == outs[1] == str(tmp_path).encode() + b"\n" and os.getcwd() == here
+    with pytest.raises(FileNotFoundError):
+        proc.run(["pwd"], cwd=str(tmp_path / "missing"))
+    assert os.getcwd() == here

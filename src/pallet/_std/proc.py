@@ -3,16 +3,17 @@
 
 ``subprocess`` imports ``locale`` (and through it ``re``), ``signal``, ``threading``,
 ``selectors`` and ``contextlib``: ~4 ms of every ``run``, before the container starts. Here:
-``Popen(args, stdin=, stdout=, stderr=, env=, pass_fds=, start_new_session=)`` with ``wait``
-(and its ``timeout``), ``poll``, ``kill``; ``run(args, input=, capture_output=, stdin=,
-stdout=, stderr=, env=, timeout=)``; ``DEVNULL``, ``PIPE``, ``TimeoutExpired``. As
+``Popen(args, stdin=, stdout=, stderr=, env=, pass_fds=, start_new_session=, cwd=)`` with ``wait``
+(and its ``timeout``), ``poll``, ``kill``, ``send_signal``, ``communicate`` and ``take_pipe``
+(a pipe's end handed to the caller); ``run(args, input=, capture_output=, stdin=,
+stdout=, stderr=, env=, timeout=, cwd=)``; ``DEVNULL``, ``PIPE``, ``TimeoutExpired``. As
 ``subprocess`` does: every fd but 0-2 and ``pass_fds`` is closed in the child (fds are
 close-on-exec by default; inheritable ones this process got are closed explicitly), a command
 that cannot be started raises ``OSError`` (``FileNotFoundError``, ``PermissionError``) in the
 caller, ``returncode`` is ``-N`` for a child killed by signal N, and ``run`` with a ``timeout``
 kills the child and raises ``TimeoutExpired`` when it is over. Not here: shells, text mode,
-``cwd``, ``preexec_fn``, ``communicate``; the ``stdin``/``stdout``/``stderr`` of a ``Popen`` are
-not readable streams (only ``run`` captures).
+``preexec_fn``; the ``stdin``/``stdout``/``stderr`` of a ``Popen`` are not streams (its
+``communicate`` writes and reads its pipes, as ``run`` does).
 """
 
 import os
@@ -44,10 +45,12 @@ def _fd_of(f) -> int:
 
 class Popen:
     def __init__(self, args, *, stdin=None, stdout=None, stderr=None, env=None, pass_fds=(),
-                 start_new_session=False):
+                 start_new_session=False, cwd=None):
         self.args = list(args)
         self.returncode = None
         self._pipes = {}  # child fd -> our end
+        self._got = None  # communicate()'s output so far, by child fd
+        self._todo = None  # communicate()'s input not written yet
         actions = []
         theirs = []
         try:
@@ -73,11 +76,23 @@ class Popen:
             # SIGPIPE and SIGXFSZ back to their default actions (Python ignores them), as
             # subprocess's restore_signals does
             if _threaded():
-                self.pid = _spawn_without_gil(self.args, env, actions, start_new_session)
+                self.pid = _spawn_without_gil(self.args, env, actions, start_new_session, cwd)
             else:
                 spawn = os.posix_spawn if "/" in self.args[0] else os.posix_spawnp
-                self.pid = spawn(self.args[0], self.args, os.environ if env is None else env, file_actions=actions,
-                                 setsid=start_new_session, setsigdef=(_SIGPIPE, _SIGXFSZ))
+                # os.posix_spawn has no chdir action: with no other thread here, this process
+                # changes its own directory around the spawn
+                here = None
+                if cwd is not None:
+                    here = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    if cwd is not None:
+                        os.chdir(cwd)
+                    self.pid = spawn(self.args[0], self.args, os.environ if env is None else env,
+                                     file_actions=actions, setsid=start_new_session, setsigdef=(_SIGPIPE, _SIGXFSZ))
+                finally:
+                    if here is not None:
+                        os.fchdir(here)
+                        os.close(here)
         except BaseException:
             for fd in list(self._pipes.values()) + theirs:
                 os.close(fd)
@@ -115,6 +130,84 @@ class Popen:
             except ProcessLookupError:
                 pass
 
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def take_pipe(self, child: int):
+        """Our end of the child's fd ``child`` (0, 1 or 2) made by ``PIPE``, now the caller's to
+        read or write and close (``communicate`` and ``close`` leave it alone); None if not a pipe."""
+        return self._pipes.pop(child, None)
+
+    def communicate(self, input=None, timeout=None):
+        """``subprocess``'s: ``input`` written to a ``stdin=PIPE`` (which is closed after it), the
+        ``PIPE`` outputs read to their end, the child waited for; ``(stdout, stderr)`` (None where
+        not a pipe). Over the ``timeout``, ``TimeoutExpired`` with what was read so far, the child
+        left running: a later call goes on where this one stopped (``input`` is taken once)."""
+        import select
+        import time
+
+        if self._got is None:
+            self._got = {fd: [] for fd in (1, 2) if fd in self._pipes}
+            self._todo = memoryview(input or b"")
+        got = self._got
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def expired():
+            return TimeoutExpired(self.args, timeout, b"".join(got.get(1, [])) or None,
+                                  b"".join(got.get(2, [])) or None)
+
+        poller = select.poll()
+        ours = {}
+        for child, fd in self._pipes.items():
+            ours[fd] = child
+            poller.register(fd, select.POLLOUT if child == 0 else select.POLLIN)
+        if 0 in self._pipes and not self._todo:
+            self._close_pipe(0, poller, ours)
+        while ours:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise expired()
+            for fd, _ in poller.poll(None if left is None else max(1, int(left * 1000))):
+                child = ours[fd]
+                if child == 0:
+                    try:
+                        n = os.write(fd, self._todo[:65536])
+                    except BrokenPipeError:
+                        n = len(self._todo)
+                    self._todo = self._todo[n:]
+                    if self._todo:
+                        continue
+                else:
+                    data = os.read(fd, 65536)
+                    if data:
+                        got[child].append(data)
+                        continue
+                self._close_pipe(child, poller, ours)
+        try:
+            self.wait(None if deadline is None else max(0, deadline - time.monotonic()))
+        except TimeoutExpired:
+            raise expired() from None
+        return (b"".join(got[1]) if 1 in got else None, b"".join(got[2]) if 2 in got else None)
+
+    def _close_pipe(self, child: int, poller, ours: dict) -> None:
+        fd = self._pipes.pop(child)
+        poller.unregister(fd)
+        del ours[fd]
+        os.close(fd)
+
+    def close(self) -> None:
+        """Our ends of the pipes closed; a child still running is killed and reaped."""
+        for fd in self._pipes.values():
+            os.close(fd)
+        self._pipes.clear()
+        if self.returncode is None:
+            self.kill()
+            self.wait()
+
 
 def _threaded() -> bool:
     """Whether other threads run here (``threading`` is never imported for this question)."""
@@ -129,7 +222,7 @@ _POSIX_SPAWN_SETSIGDEF, _POSIX_SPAWN_SETSID = 0x04, 0x80
 _libc = None
 
 
-def _spawn_without_gil(args: list, env, actions: list, setsid: bool) -> int:
+def _spawn_without_gil(args: list, env, actions: list, setsid: bool, cwd=None) -> int:
     """``os.posix_spawn(p)`` through foreign functions that let other threads run meanwhile.
     CPython's own holds the GIL through the whole call, and glibc's posix_spawn returns only once
     the child has exec'd (a vfork): in a threaded server (the CRI's) every other thread then waits
@@ -147,6 +240,7 @@ def _spawn_without_gil(args: list, env, actions: list, setsid: bool) -> int:
             "addopen": sc._func("posix_spawn_file_actions_addopen", (vp, ci, sc.c_char_p, ci, sc.c_uint)),
             "adddup2": sc._func("posix_spawn_file_actions_adddup2", (vp, ci, ci)),
             "addclose": sc._func("posix_spawn_file_actions_addclose", (vp, ci)),
+            "addchdir": sc._func("posix_spawn_file_actions_addchdir_np", (vp, sc.c_char_p)),  # glibc 2.29
             "setflags": sc._func("posix_spawnattr_setflags", (vp, sc.c_short)),
             "setsigdefault": sc._func("posix_spawnattr_setsigdefault", (vp, vp)),
             "sigemptyset": sc._func("sigemptyset", (vp,)), "sigaddset": sc._func("sigaddset", (vp, ci)),
@@ -170,6 +264,10 @@ def _spawn_without_gil(args: list, env, actions: list, setsid: bool) -> int:
                 err = lib["adddup2"](fa, a[1], a[2])
             else:
                 err = lib["addclose"](fa, a[1])
+            if err:
+                raise OSError(err, os.strerror(err))
+        if cwd is not None:
+            err = lib["addchdir"](fa, os.fsencode(cwd))
             if err:
                 raise OSError(err, os.strerror(err))
         lib["sigemptyset"](sigs)
@@ -221,64 +319,20 @@ def _exited_within(pid: int, timeout: float) -> bool:
 
 
 def run(args, *, input=None, capture_output=False, stdin=None, stdout=None, stderr=None, env=None,
-        timeout=None) -> CompletedProcess:
+        timeout=None, cwd=None) -> CompletedProcess:
     """``subprocess.run`` (bytes, no ``check``): the child's output read as it comes, ``input``
-    written as it is taken."""
-    import select
-    import time
-
+    written as it is taken; over the ``timeout`` the child is killed and ``TimeoutExpired``
+    raised with what it wrote."""
     if capture_output:
         stdout = stderr = PIPE
     if input is not None:
         stdin = PIPE
-    p = Popen(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env)
-    got = {fd: [] for fd in (1, 2) if fd in p._pipes}
-    todo = memoryview(input or b"")
-    deadline = None if timeout is None else time.monotonic() + timeout
-    poller = select.poll()
-    ours = {}
-    for child, fd in p._pipes.items():
-        ours[fd] = child
-        poller.register(fd, select.POLLOUT if child == 0 else select.POLLIN)
+    p = Popen(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd)
     try:
-        if 0 in p._pipes and not todo:
-            poller.unregister(p._pipes[0])
-            os.close(p._pipes[0])
-            del ours[p._pipes.pop(0)]
-        while ours:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                p.kill()
-                p.wait()
-                raise TimeoutExpired(p.args, timeout, b"".join(got.get(1, [])) or None,
-                                     b"".join(got.get(2, [])) or None)
-            for fd, _ in poller.poll(None if left is None else max(1, int(left * 1000))):
-                child = ours[fd]
-                if child == 0:
-                    try:
-                        n = os.write(fd, todo[:65536])
-                    except BrokenPipeError:
-                        n = len(todo)
-                    todo = todo[n:]
-                    if todo:
-                        continue
-                else:
-                    data = os.read(fd, 65536)
-                    if data:
-                        got[child].append(data)
-                        continue
-                poller.unregister(fd)
-                os.close(fd)
-                del ours[fd]
-                del p._pipes[child]
-        p.wait(None if deadline is None else max(0, deadline - time.monotonic()))
-    except BaseException:
-        for fd in p._pipes.values():
-            os.close(fd)
-        p._pipes.clear()
-        p.kill()
-        if p.returncode is None:
-            p.wait()
-        raise
-    return CompletedProcess(p.args, p.returncode, b"".join(got[1]) if 1 in got else None,
-                            b"".join(got[2]) if 2 in got else None)
+        out, err = p.communicate(input, timeout)
+    except TimeoutExpired as e:
+        p.close()
+        raise TimeoutExpired(p.args, timeout, e.output, e.stderr) from None
+    finally:
+        p.close()
+    return CompletedProcess(p.args, p.returncode, out, err)

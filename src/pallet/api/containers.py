@@ -295,8 +295,9 @@ class ManagedContainer:
         from its k8s-file log or, for ``--log-driver journald``, the journal.
         ``tail``: the last N lines of the log only (read back from its end; as podman's, counted
         before ``since``/``until`` and the stream choice filter them); ``since``/``until``: lines
-        logged in that window (Unix seconds, a ``datetime``, RFC 3339 text or a duration before
-        now such as ``"10m"``); ``timestamps``: each line after its log time; ``follow``: go on
+        logged in that window (Unix seconds, a ``datetime``, or text as ``pallet logs --since``/
+        ``--until`` reads it: RFC 3339, a date, Unix seconds, or a duration such as ``"10m"`` --
+        before now for ``since``, after it for ``until``, as podman's); ``timestamps``: each line after its log time; ``follow``: go on
         until the container exited."""
         from ..containers.logs import check_readable, window
 
@@ -304,7 +305,8 @@ class ManagedContainer:
         check_readable(rec)
         if tail is not None and (not isinstance(tail, int) or isinstance(tail, bool) or tail < 0):
             raise UsageError(f"tail: want a number of lines (0 or more), not {tail!r}")
-        keep = window(_when(since, "since"), _when(until, "until"))
+        now = time.time()
+        keep = window(_when(since, "since", now), _when(until, "until", now))
         streams = {s for s, on in ((1, stdout), (2, stderr)) if on}
         return _log_lines(self._manager._ctrs(), rec, streams, -1 if tail is None else tail, keep, timestamps,
                           follow)
@@ -442,7 +444,9 @@ def _collect(sock, out: bytearray | None, err: bytearray) -> None:
             err += pkt[1:]
 
 
-def _when(v, what: str) -> float | None:
+def _when(v, what: str, now: float) -> float | None:
+    """``logs``' ``since``/``until``: a datetime, Unix seconds, or text read as ``pallet logs
+    --since/--until`` reads it (``oci.times.parse_log_time``)."""
     if v is None:
         return None
     if isinstance(v, datetime.datetime):
@@ -450,17 +454,13 @@ def _when(v, what: str) -> float | None:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return float(v)
     if isinstance(v, str):
-        from ..oci.times import parse_duration, parse_rfc3339
+        from ..oci.times import parse_log_time
 
         try:
-            return parse_rfc3339(v)
+            return parse_log_time(v, now, what == "since")
         except ValueError:
             pass
-        ns = parse_duration(v) if v else None
-        if ns is not None and ns >= 0:  # a duration before now, as ``pallet logs --since 10m``
-            return time.time() - ns / 1e9
-    raise UsageError(f"{what}: want Unix seconds, a datetime, an RFC 3339 time or a duration before now (10m), "
-                     f"not {v!r}")
+    raise UsageError(f"{what}: want Unix seconds, a datetime, an RFC 3339 time or a duration (10m), not {v!r}")
 
 
 def _log_lines(ctrs, rec: dict, streams: set, tail: int, keep, timestamps: bool, follow: bool) -> Iterator[bytes]:

@@ -151,21 +151,16 @@ def set_stop_signal(cfg: dict, text: str, error=_build_error) -> None:
 
 # -- Healthcheck --------------------------------------------------------------------------------
 
-_DURATION_UNITS = {"ns": 1, "us": 1000, "µs": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 _HEALTH_TIMES = (("interval", "Interval"), ("timeout", "Timeout"), ("start_period", "StartPeriod"),
                  ("start_interval", "StartInterval"))
 
 
 def parse_duration(text: str) -> int | None:
-    """A Go duration (``30s``, ``1m30s``, ``500ms``) in nanoseconds, or None if it is not one."""
-    import re
+    """A Go duration (``30s``, ``1m30s``, ``500ms``) in nanoseconds, or None if it is not one
+    (a signed one neither: a healthcheck's times are not negative)."""
+    from ..oci.times import parse_duration as go_duration
 
-    if text == "0":
-        return 0
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
-    if not parts or "".join(a + b for a, b in parts) != text:
-        return None
-    return int(sum(float(a) * _DURATION_UNITS[b] for a, b in parts))
+    return None if text[:1] in ("+", "-") else go_duration(text)
 
 
 def healthcheck(test: list[str], error=_build_error, *, flag_prefix: str = "--", keep_zero: bool = False,

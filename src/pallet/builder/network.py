@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from .._fs import drop_owner_lock, hold_owner_lock
 from .._userns import rootless_uid
 from ..errors import BuildError, PalletError, UsageError
 
@@ -115,7 +116,7 @@ class Attached:
             for net in mode.networks:  # every network named exists, before anything is made
                 nets.get(net)
             reap_orphans(self.runroot, endpoints)
-            self._owner_fd = _own(self.runroot, self.id)
+            self._owner_fd = hold_owner_lock(_owners_dir(self.runroot), self.id)
             self.path = netns.create_threaded(self.runroot, self.id[:12])  # (no fork of the build)
         except PalletError as e:
             self._disown()
@@ -184,11 +185,7 @@ class Attached:
     def _disown(self) -> None:
         if self._owner_fd is not None:
             fd, self._owner_fd = self._owner_fd, None
-            try:
-                os.unlink(_owner_path(self.runroot, self.id))
-            except OSError:
-                pass
-            os.close(fd)
+            drop_owner_lock(_owners_dir(self.runroot), self.id, fd)
 
     def _close_quietly(self) -> None:
         try:
@@ -215,32 +212,6 @@ class Attached:
 
 def _owners_dir(runroot: str) -> str:
     return os.path.join(runroot, "networks", "build-owners")
-
-
-def _owner_path(runroot: str, ns_id: str) -> str:
-    return os.path.join(_owners_dir(runroot), ns_id + ".lock")
-
-
-def _own(runroot: str, ns_id: str) -> int:
-    """A lock file for a build's namespace, held (flock) by this process while it uses it: made
-    under a scratch name, locked, then renamed into place, so a reaper never sees it unlocked."""
-    import fcntl
-
-    d = _owners_dir(runroot)
-    os.makedirs(d, mode=0o700, exist_ok=True)
-    scratch = os.path.join(d, f".{ns_id}.{os.getpid()}")
-    fd = os.open(scratch, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.rename(scratch, _owner_path(runroot, ns_id))
-    except BaseException:
-        os.close(fd)
-        try:
-            os.unlink(scratch)
-        except OSError:
-            pass
-        raise
-    return fd
 
 
 def reap_orphans(runroot: str, endpoints) -> list[str]:

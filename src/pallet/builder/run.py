@@ -18,6 +18,7 @@ import sys
 
 from .._std import json
 from .. import _rootfs
+from .._fs import drop_owner_lock, hold_owner_lock
 from ..errors import BuildError, PalletError
 from . import hooks as _hooks
 
@@ -583,9 +584,12 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
             with open(os.path.join(bundle, "config.json"), "w") as f:
                 json.dump(doc, f)
             cmd = [runtime] + ["--" + f.lstrip("-") for f in o.extras.runtime_flags]
+            owner = None
             if o.state_root:
                 os.makedirs(o.state_root, 0o700, exist_ok=True)
                 cmd += ["--root", o.state_root]
+                reap_run_containers(o.state_root)
+                owner = hold_owner_lock(_owners(o.state_root), cid, json.dumps(cmd).encode())
             try:
                 p = subprocess.run(cmd + ["run", "--bundle", bundle, cid], cwd=bundle,
                                    stdin=o.stdin if o.stdin is not None else subprocess.DEVNULL,
@@ -597,6 +601,8 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
                     o.shared_network.release()  # torn down while the runtime deletes, the layer is made
                 if left_behind(o.state_root, cid):
                     subprocess.run(cmd + ["delete", "--force", cid], capture_output=True)
+                if owner is not None:
+                    drop_owner_lock(_owners(o.state_root), cid, owner)
                 _remove_created(created)
         finally:
             for pfd, _rel in created:
@@ -627,6 +633,43 @@ def left_behind(state_root: str | None, cid: str) -> bool:
     except OSError:
         return True
     return True
+
+
+# -- a killed build's RUN container ----------------------------------------------------------
+# A build killed mid-RUN (SIGKILL: no teardown) left the runtime's state and cgroups of its RUN
+# container, which nothing else deletes (the store knows no runtime state). Each RUN container
+# has an owner lock, ``STATE_ROOT-owners/ID.lock``, held while the build runs it and naming the
+# runtime command (``_fs.hold_owner_lock``); the next RUN in the same state root deletes the
+# containers whose lock is free.
+
+def _owners(state_root: str) -> str:
+    return state_root.rstrip("/") + "-owners"
+
+
+def reap_run_containers(state_root: str) -> list[str]:
+    """Delete (``RUNTIME delete --force``: its processes killed, its cgroups removed) the RUN
+    containers under ``state_root`` whose build died; returns their IDs."""
+    from .._fs import read_json_file, reap_orphaned_locks
+
+    def clean(stem: str) -> bool:
+        cid = os.path.basename(stem)
+        if not cid.startswith("pallet-build-"):
+            return False
+        try:
+            cmd = read_json_file(stem + ".lock", 1 << 20, "a RUN container's owner lock")
+        except (OSError, ValueError, PalletError):
+            cmd = None
+        if not (isinstance(cmd, list) and cmd and all(isinstance(a, str) for a in cmd) and os.path.isabs(cmd[0])):
+            return True  # nothing to run: the lock goes
+        if not os.path.isdir(os.path.join(state_root, cid)):
+            return True
+        try:
+            p = subprocess.run(cmd + ["delete", "--force", cid], capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return False  # tried again by the next RUN
+        return p.returncode == 0 or not os.path.isdir(os.path.join(state_root, cid))
+
+    return reap_orphaned_locks(_owners(state_root), clean)
 
 
 def _in_root(what: str, dest: str, fn, *args):

@@ -45,70 +45,16 @@ def parse_bool(key: str, value: str) -> bool:
 
 # -- times -----------------------------------------------------------------------------------
 
-def parse_duration(text: str) -> float | None:
-    """Go's time.ParseDuration (``24h``, ``1h30m``, ``1.5h``, ``-10m``) in seconds; None if not one."""
-    from ..oci.times import parse_duration as ns
-
-    d = ns(text)
-    return None if d is None else d / 1e9
-
-
 def parse_until(value: str, now: float, key: str = "until") -> float:
-    """containers/common timetype.GetTimestamp: a duration before ``now``, an RFC 3339 time or
-    date (local time without a zone), or Unix seconds; returns seconds since the epoch."""
-    d = parse_duration(value)
-    if d is not None and value != "0":
-        return now - d
-    t = _parse_timestamp(value)
-    if t is None:
-        raise UsageError(f"invalid filter {key}={value!r}: want a duration (24h, 90m) or a time "
-                         "(2006-01-02, 2006-01-02T15:04:05Z, Unix seconds)")
-    return t
+    """A ``--filter until=`` value (``oci.times.parse_filter_time``: containers/common's
+    timetype.GetTimestamp) in seconds since the epoch; a one-line error naming the filter."""
+    from ..oci.times import parse_filter_time
 
-
-def _parse_timestamp(value: str) -> float | None:
-    import time as _time
-
-    from ..oci.times import days_from_civil
-
-    v = value.strip()
-    if v and all(c.isdigit() or c == "." for c in v) and v.count(".") <= 1 and v[0] != ".":
-        whole, _, frac = v.partition(".")
-        if len(whole) > 12:
-            return None
-        return int(whole) + (int(frac[:9].ljust(9, "0")) / 1e9 if frac else 0.0)
-    # a zone: Z, or +HH:MM / -HH:MM at the end (after the date's dashes)
-    offset = None
-    body = v
-    if body[-1:] in "zZ":
-        offset, body = 0, body[:-1]
-    elif len(body) > 10 and body[-6:-5] in "+-" and body[-3:-2] == ":":
-        try:
-            hh, mm = int(body[-5:-3]), int(body[-2:])
-        except ValueError:
-            return None
-        offset = (1 if body[-6] == "+" else -1) * (hh * 3600 + mm * 60)
-        body = body[:-6]
-    date, sep, clock = body.partition("T")
-    parts = date.split("-")
-    if len(parts) != 3 or len(parts[0]) != 4 or not all(p.isdigit() and p.isascii() for p in parts):
-        return None
-    y, mo, d = (int(p) for p in parts)
-    fields = clock.split(":") if sep else []
-    if sep and not (1 <= len(fields) <= 3):
-        return None
     try:
-        h = int(fields[0]) if fields else 0
-        mi = int(fields[1]) if len(fields) > 1 else 0
-        sec = float(fields[2]) if len(fields) > 2 else 0.0
+        return parse_filter_time(value, now)
     except ValueError:
-        return None
-    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and sec < 61):
-        return None
-    ts = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec
-    if offset is None:  # local time, as podman's ParseInLocation
-        offset = -_time.altzone if _time.localtime(ts).tm_isdst > 0 else -_time.timezone
-    return ts - offset
+        raise UsageError(f"invalid filter {key}={value!r}: want a duration (24h, 90m) or a time "
+                         "(2006-01-02, 2006-01-02T15:04:05Z, Unix seconds)") from None
 
 
 def created(rec: dict) -> float | None:

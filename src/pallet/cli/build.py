@@ -210,12 +210,13 @@ def _secrets(items: list[str]) -> dict:
         if var is not None:
             if var not in os.environ:
                 raise UsageError(f"--secret {it}: the environment variable {var} is not set")
-            import tempfile
-
-            fd, path = tempfile.mkstemp(prefix="pallet-secret-env-")
-            os.write(fd, os.environ[var].encode())
-            os.close(fd)
-            out[sid] = path
+            # a file only this process holds, in memory (a RUN step's secret mount copies it):
+            # nothing on disk to remove, even when the build is killed
+            fd = os.memfd_create("pallet-secret-env", os.MFD_CLOEXEC)
+            view = memoryview(os.environ[var].encode())
+            while view:
+                view = view[os.write(fd, view):]
+            out[sid] = f"/proc/self/fd/{fd}"
             continue
         src = src or sid
         if not os.path.isfile(src):

@@ -129,6 +129,46 @@ def print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=4) + "\n")
 
 
+def print_ids_or_json(entries: list, args, indent: int = 4) -> bool:
+    """``-q`` (each entry's ``Id``, its first 12 characters unless ``--no-trunc``) or ``--format
+    json`` (the entries, indented as the podman verb indents them): printed, True; else False
+    (``ps`` and ``pod ps``)."""
+    import sys
+
+    if args.quiet:
+        for e in entries:
+            print(e["Id"] if args.no_trunc else e["Id"][:12])
+        return True
+    if args.format == "json":
+        from .._std import json
+
+        sys.stdout.write(json.dumps(entries, indent=indent) + "\n")
+        return True
+    return False
+
+
+def export_to(output: str | None, write, terminal_error: str) -> None:
+    """``export``'s tar stream: ``write(f)`` to ``--output FILE`` (``_fs.output_file``: a device
+    or FIFO is written in place, a regular file replaced whole) or to stdout, never to a terminal
+    (``terminal_error``: the podman verb's words). ``volume export`` and ``export``."""
+    import sys
+
+    from ..errors import UsageError
+
+    if output:
+        from .._fs import output_file
+
+        try:
+            with output_file(output, 0o644) as f:
+                write(f)
+        except OSError as e:
+            raise UsageError(f"--output {output}: {e.strerror}") from None
+        return
+    if sys.stdout.isatty():
+        raise UsageError(terminal_error)
+    write(sys.stdout.buffer)
+
+
 def progress(args):
     """Copy progress on stderr as skopeo/podman show it (none with ``--quiet``; redrawn lines
     on a terminal)."""

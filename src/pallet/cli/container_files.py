@@ -132,22 +132,13 @@ def cmd_diff(args) -> int:
 
 def cmd_export(args) -> int:
     from ..containers import files
-    from ..errors import UsageError
+    from .common import export_to
 
     ctrs = _containers(args)
-    if args.output:
-        from .._fs import output_file
-
+    if args.output:  # (to a terminal, podman's refusal comes before the lookup)
         ctrs.get(args.container)  # an unknown container leaves no file behind
-        try:
-            with output_file(args.output, 0o644) as f:
-                files.export(ctrs, args.container, f)
-        except OSError as e:
-            raise UsageError(f"--output {args.output}: {e.strerror}") from None
-        return 0
-    if sys.stdout.isatty():
-        raise UsageError("refusing to export to terminal. Use -o flag or redirect")
-    files.export(ctrs, args.container, sys.stdout.buffer)
+    export_to(args.output, lambda f: files.export(ctrs, args.container, f),
+              "refusing to export to terminal. Use -o flag or redirect")
     return 0
 
 

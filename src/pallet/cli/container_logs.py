@@ -38,13 +38,14 @@ def cmd_logs(args) -> int:
 
 
 def log_window(since: str | None, until: str | None):
-    """``logs --since/--until``: a test of a line's log time (podman's time forms: RFC 3339, a
-    date, Unix seconds, or a duration before now)."""
+    """``logs --since/--until``: a test of a line's log time (podman's time forms, read by
+    ``oci.times.parse_log_time``: RFC 3339, a date, Unix seconds, or a duration: before now for
+    ``--since``, after it for ``--until``)."""
     import time
 
     from ..containers.logs import window
     from ..errors import UsageError
-    from ._filters import parse_until
+    from ..oci.times import parse_log_time
 
     now = time.time()
     bounds = []
@@ -53,10 +54,10 @@ def log_window(since: str | None, until: str | None):
             bounds.append(None)
             continue
         try:
-            bounds.append(parse_until(value, now, flag))
-        except UsageError:
+            bounds.append(parse_log_time(value, now, flag == "--since"))
+        except ValueError:
             raise UsageError(f"invalid {flag} {value!r}: want a time (2006-01-02T15:04:05Z, Unix seconds) or "
-                             "a duration before now (10m, 1h)") from None
+                             "a duration (10m, 1h)") from None
     return window(*bounds)
 
 

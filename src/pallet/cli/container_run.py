@@ -105,17 +105,13 @@ def before_create(args, ctrs) -> None:
     """``--replace`` (the container of that name removed first) and the ``--cidfile`` check
     (podman's error for an existing file, before anything is made)."""
     from ..containers import cidfile
-    from ..errors import ContainerNotFound, UsageError
+    from ..containers.container import replace
+    from ..errors import ContainerNotFound
 
     if args.cidfile is not None:
         cidfile.check_absent(args.cidfile)
     if args.replace:
-        if not args.name:
-            raise UsageError("cannot replace container without --name being set")
-        try:
-            ctrs.remove(args.name, force=True)
-        except ContainerNotFound:
-            pass
+        replace("container", args.name, ctrs.remove, ContainerNotFound)
 
 
 def after_create(args, ctrs, rec) -> None:

@@ -785,9 +785,8 @@ def _volumes_of(meta: dict) -> set:
 
 
 def cmd_ps(args) -> int:
-    import json
-
     from ._template import Struct, render_rows
+    from .common import print_ids_or_json
     from ._table import ago, table
 
     sort_key = PS_SORT.get(args.sort)
@@ -815,12 +814,7 @@ def cmd_ps(args) -> int:
         names = pod_names(ctrs)
         for e in entries:
             e["PodName"] = names.get(e["Pod"], "")
-    if args.quiet:
-        for e in entries:
-            print(e["Id"] if args.no_trunc else e["Id"][:12])
-        return 0
-    if args.format == "json":
-        print(json.dumps(entries, indent=4))
+    if print_ids_or_json(entries, args):
         return 0
     if args.format and args.format != "table":
         rows = []

@@ -386,9 +386,8 @@ PS_SORT = {"created": lambda e: e["Created"], "id": lambda e: e["Id"], "name": l
 
 
 def cmd_ps(args) -> int:
-    import json
-
     from ..errors import UsageError
+    from .common import print_ids_or_json
     from ._table import ago
     from ._template import Struct, render_rows
 
@@ -398,12 +397,7 @@ def cmd_ps(args) -> int:
     pods = _pods(args)
     entries = [e for e in (pods.ps_entry(r) for r in pods.list()) if keep(e)]
     entries.sort(key=PS_SORT[args.sort], reverse=args.sort == "created")  # podman's: newest first
-    if args.quiet:
-        for e in entries:
-            print(e["Id"] if args.no_trunc else e["Id"][:12])
-        return 0
-    if args.format == "json":
-        print(json.dumps(entries, indent=2))
+    if print_ids_or_json(entries, args, indent=2):
         return 0
 
     def short(i: str) -> str:

@@ -316,24 +316,12 @@ def cmd_exists(args) -> int:
 
 
 def cmd_export(args) -> int:
-    import sys
-
-    from ..errors import UsageError
+    from .common import export_to
 
     vols = _volumes(args)
     vols.get(args.volume)  # an unknown volume leaves no file behind
-    if args.output:
-        from .._fs import output_file
-
-        try:
-            with output_file(args.output, 0o644) as f:
-                vols.export(args.volume, f)
-        except OSError as e:
-            raise UsageError(f"--output {args.output}: {e.strerror}") from None
-        return 0
-    if sys.stdout.isatty():
-        raise UsageError("cannot write to terminal, use command-line redirection or the --output flag")
-    vols.export(args.volume, sys.stdout.buffer)
+    export_to(args.output, lambda f: vols.export(args.volume, f),
+              "cannot write to terminal, use command-line redirection or the --output flag")
     return 0
 
 

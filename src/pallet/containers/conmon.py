@@ -70,10 +70,12 @@ def oci_log_message(path: str | None) -> str | None:
 
 
 def start(args: list[str], *, runtime: str, oci_log: str | None, err_path: str, stdin=None,
-          timeout: float = 120, pass_fds: tuple = ()) -> int:
+          timeout: float = 120, pass_fds: tuple = (), cwd: str | None = None) -> int:
     """Run conmon with ``args``; return the container's PID once ``RUNTIME create`` succeeded, or
     raise the runtime's error (classified as podman does). ``pass_fds``: the caller's fds conmon
-    (and the runtime, with ``--preserve-fds``) inherit as they are."""
+    (and the runtime, with ``--preserve-fds``) inherit as they are. ``cwd``: conmon's working
+    directory (podman's: the bundle), where it writes an ``oom`` file when the container is
+    OOM-killed (it was the caller's own directory: a CRI server's or a user's)."""
     import select
 
     sync_parent, sync_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -86,7 +88,8 @@ def start(args: list[str], *, runtime: str, oci_log: str | None, err_path: str, 
             try:
                 proc = subprocess.Popen([find()] + args, stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                         stdout=err, stderr=err, env=env, start_new_session=True,
-                                        pass_fds=tuple(pass_fds) + (sync_child.fileno(), start_child.fileno()))
+                                        pass_fds=tuple(pass_fds) + (sync_child.fileno(), start_child.fileno()),
+                                        cwd=cwd)
             except OSError as e:
                 raise ContainerError(f"starting conmon: {e.strerror}") from None
         sync_child.close()

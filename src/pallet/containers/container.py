@@ -119,6 +119,18 @@ def check_hostname(name: str, flag: str = "--hostname") -> None:
         raise UsageError(f"invalid {flag} {name!r}: want at most 64 letters, digits, '-' or '.', no blanks")
 
 
+def replace(kind: str, name: str | None, remove, missing) -> None:
+    """``--replace``: the ``kind`` (container, pod) called ``name`` removed first, with
+    ``remove(name, force=True)``; none of that name (``missing`` raised) is fine; podman's error
+    without ``--name``."""
+    if not name:
+        raise UsageError(f"cannot replace {kind} without --name being set")
+    try:
+        remove(name, force=True)
+    except missing:
+        pass
+
+
 def runtime_path(name: str | None, conf=None) -> str:
     """``--runtime``: a name (pallet-runtime, runc, crun... on PATH, or containers.conf's
     ``[engine.runtimes]`` paths) or an absolute path; then ``$PALLET_RUNTIME``, then
@@ -822,7 +834,7 @@ class Containers:
             cleanup.append(lambda: [s.close() for s in held])
             st["oci"] = True  # from here the runtime may have it: deleted on teardown
             pid = conmon.start(args, runtime=runtime, oci_log=oci_log, err_path=os.path.join(rundir, "conmon.err"),
-                               pass_fds=fds + tuple(s.fileno() for s in held))
+                               pass_fds=fds + tuple(s.fileno() for s in held), cwd=rundir)
             for s in held:
                 s.close()
             st.update(state=CREATED, pid=pid, conmon_pid=read_int(os.path.join(rundir, "conmon.pid")))

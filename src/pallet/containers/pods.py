@@ -28,7 +28,7 @@ import os
 
 from .._std import json
 from ..errors import ContainerError, ContainerNotFound, ContainerStateError, NotFound, UsageError
-from .container import META, RUNNING, Containers, Options, cgroup_parent, check_hostname, check_name, now
+from .container import META, RUNNING, Containers, Options, cgroup_parent, check_hostname, check_name, now, replace
 
 RECORDS = "pods.json"
 MAX_RECORDS = 64 << 20
@@ -245,12 +245,7 @@ class Pods:
         if o.publish:
             netports.parse_all(o.publish)  # a bad spec is refused before anything is made
         if o.replace:
-            if not o.name:
-                raise UsageError("cannot replace pod without --name being set")
-            try:
-                self.remove(o.name, force=True)
-            except PodNotFound:
-                pass
+            replace("pod", o.name, self.remove, PodNotFound)
         pod_id = os.urandom(32).hex()
         name = o.name or self._unused_name()
         with self._edit() as doc:  # the name is the pod's from here (a concurrent create sees it)

@@ -453,7 +453,7 @@ class Ctrs:
         stats.forget(c["id"])
 
     def exec_sync(self, text: str, cmd: list[str], timeout: int) -> tuple[bytes, bytes, int]:
-        import subprocess
+        from .._std import proc  # its spawn lets the server's other threads run (subprocess's holds the GIL)
 
         c = self.get(text)
         if self.state(c)[0] != RUNNING:
@@ -466,10 +466,10 @@ class Ctrs:
             pidfile = os.path.join(tmp, "pid")
             argv = [c["metadata"]["pallet"]["runtime"], "--root", self.ctx.containers.oci_root, "exec",
                     "--pid-file", pidfile, c["id"]] + list(cmd)
-            p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            p = proc.Popen(argv, stdout=proc.PIPE, stderr=proc.PIPE, stdin=proc.DEVNULL)
             try:
                 out, err = p.communicate(timeout=timeout if timeout and timeout > 0 else None)
-            except subprocess.TimeoutExpired:
+            except proc.TimeoutExpired:
                 # the command goes too, not only the runtime's exec that waits for it; the
                 # runtime reaps it (killed first, the command would be left to the container's
                 # init, a zombie when that init does not reap)
@@ -480,10 +480,11 @@ class Ctrs:
                     pass
                 try:
                     p.communicate(timeout=5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.communicate()
+                except proc.TimeoutExpired:
+                    pass  # the runtime itself is killed by close()
                 raise CRIError(f"ExecSync: command timed out after {timeout}s", "DEADLINE_EXCEEDED") from None
+            finally:
+                p.close()
         return out, err, p.returncode
 
     def reopen_log(self, text: str) -> None:
@@ -517,9 +518,7 @@ class Ctrs:
 
     def update_resources(self, text: str, res: dict) -> None:
         """The OCI runtime's ``update --resources`` on a created or running container."""
-        import subprocess
-
-        from .._std import json
+        from .._std import json, proc
 
         c = self.get(text)
         state = self.state(c)[0]
@@ -539,8 +538,8 @@ class Ctrs:
         with open(path, "w") as f:
             json.dump(doc, f)
         runtime = c["metadata"]["pallet"]["runtime"]
-        p = subprocess.run([runtime, "--root", self.ctx.containers.oci_root, "update", "--resources", path, c["id"]],
-                           capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+        p = proc.run([runtime, "--root", self.ctx.containers.oci_root, "update", "--resources", path, c["id"]],
+                     capture_output=True, stdin=proc.DEVNULL, timeout=60)
         if p.returncode != 0:
             msg = " ".join(p.stderr.decode("utf-8", "replace").split())
             raise CRIError(f"updating {c['id'][:13]}: {os.path.basename(runtime)}: {msg or 'exit ' + str(p.returncode)}")

@@ -367,13 +367,13 @@ class Pods:
         left it made by the runtime (``create`` done under conmon) before its state said so, so
         the runtime is asked to delete it (its process killed, its cgroup removed) whatever the
         state says; one it does not know is fine."""
-        import subprocess
+        from .._std import proc  # its spawn lets the server's other threads run
 
         runtime = pod.get("runtime") or self.ctx.runtime
         try:
-            subprocess.run([runtime, "--root", self.ctx.containers.oci_root, "delete", "--force", pod["pause"]],
-                           capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
-        except (OSError, subprocess.TimeoutExpired):
+            proc.run([runtime, "--root", self.ctx.containers.oci_root, "delete", "--force", pod["pause"]],
+                     capture_output=True, stdin=proc.DEVNULL, timeout=60)
+        except (OSError, proc.TimeoutExpired):
             pass
 
     # -- Stop / Remove ------------------------------------------------------------------------

@@ -313,6 +313,23 @@ def _pump(read, write, done=None) -> threading.Thread:
     return t
 
 
+def _file_writer(f):
+    """All of each chunk to the raw file ``f`` (a pipe or terminal takes what it has room for)."""
+    def write(b):
+        view = memoryview(b)
+        while view:
+            view = view[f.write(view):]
+
+    return write
+
+
+def _file_reader(f):
+    def read():
+        return f.read(32 << 10) or b""  # (None: never, the file blocks)
+
+    return read
+
+
 def _fd_reader(fd: int):
     def read():
         try:
@@ -453,35 +470,38 @@ class _Exec:
 
     # exec: the OCI runtime's exec, as ExecSync runs it
     def _exec(self, streams: dict, tty: bool) -> int:
-        import subprocess
         import tempfile
+
+        from .._std import proc  # its spawn lets the server's other threads run (subprocess's holds the GIL)
 
         v = self.v
         with tempfile.TemporaryDirectory(prefix="exec-", dir=self.ctx.containers.base) as tmp:
             argv = [v["runtime"], "--root", self.ctx.containers.oci_root, "exec", "--pid-file",
                     os.path.join(tmp, "pid")]
             if not tty:
-                p = subprocess.Popen(argv + [v["cid"]] + list(v["cmd"]),
-                                     stdin=subprocess.PIPE if "stdin" in streams else subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE if "stdout" in streams else subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE if "stderr" in streams else subprocess.DEVNULL)
-                outs = []
-                if "stdin" in streams:
-                    def to_stdin(b, w=p.stdin):
-                        w.write(b)
-                        w.flush()
-
-                    _pump(streams["stdin"].read, to_stdin, p.stdin.close)
-                for name, f in (("stdout", p.stdout), ("stderr", p.stderr)):
-                    if f is not None:
-                        outs.append(_pump(_fd_reader(f.fileno()), streams[name].write))
-                rc = p.wait()
-                for t in outs:
-                    t.join()
-                for f in (p.stdout, p.stderr):
-                    if f is not None:
+                p = proc.Popen(argv + [v["cid"]] + list(v["cmd"]),
+                               stdin=proc.PIPE if "stdin" in streams else proc.DEVNULL,
+                               stdout=proc.PIPE if "stdout" in streams else proc.DEVNULL,
+                               stderr=proc.PIPE if "stderr" in streams else proc.DEVNULL)
+                # our pipes' ends as file objects: a pump still running after a close gets
+                # ValueError instead of writing to whatever reuses the number
+                ends = {child: open(fd, "wb" if child == 0 else "rb", buffering=0)
+                        for child in (0, 1, 2) if (fd := p.take_pipe(child)) is not None}
+                try:
+                    outs = []
+                    if 0 in ends:
+                        _pump(streams["stdin"].read, _file_writer(ends[0]), ends[0].close)
+                    for child, name in ((1, "stdout"), (2, "stderr")):
+                        if child in ends:
+                            outs.append(_pump(_file_reader(ends[child]), streams[name].write))
+                    rc = p.wait()
+                    for t in outs:
+                        t.join()
+                    return rc
+                finally:
+                    for f in ends.values():
                         f.close()
-                return rc
+                    p.close()
             # a terminal. The client's first size (sent at once from a terminal) is the console's
             # size from the start (process.consoleSize, or the size of runc's own terminal): a
             # command asking for it at once must not see 0x0
@@ -496,12 +516,12 @@ class _Exec:
                 except TimeoutError:
                     pass
             c = self.ctx.containers.get(v["cid"])
-            proc = process(self.ctx.containers, v["cid"], c["metadata"]["pallet"],
+            spec = process(self.ctx.containers, v["cid"], c["metadata"]["pallet"],
                            ExecOptions(v["cmd"], interactive="stdin" in streams, tty=True))
             if first and 0 < first[0] < 65536 and 0 < first[1] < 65536:
-                proc["consoleSize"] = {"width": first[0], "height": first[1]}
+                spec["consoleSize"] = {"width": first[0], "height": first[1]}
             with open(os.path.join(tmp, "process.json"), "w") as f:
-                json.dump(proc, f)
+                json.dump(spec, f)
             if not console_socket_exec(v["runtime"]):
                 return self._exec_on_pty(argv + ["--process", os.path.join(tmp, "process.json"), v["cid"]],
                                          streams, sizes, first, os.path.join(tmp, "pid"))
@@ -509,9 +529,10 @@ class _Exec:
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(os.path.join(tmp, "console"))
             listener.listen(1)
-            p = subprocess.Popen(argv + ["--process", os.path.join(tmp, "process.json"), "--console-socket",
-                                         os.path.join(tmp, "console"), v["cid"]],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            p = proc.Popen(argv + ["--process", os.path.join(tmp, "process.json"), "--console-socket",
+                                   os.path.join(tmp, "console"), v["cid"]],
+                           stdin=proc.DEVNULL, stdout=proc.DEVNULL, stderr=proc.PIPE)
+            errors = open(p.take_pipe(2), "rb")
             master = None
             try:
                 listener.settimeout(0.1)
@@ -520,7 +541,7 @@ class _Exec:
                         conn, _ = listener.accept()
                     except socket.timeout:
                         if p.poll() is not None:
-                            err = p.stderr.read().decode("utf-8", "replace").strip()
+                            err = errors.read().decode("utf-8", "replace").strip()
                             raise RuntimeError(err.splitlines()[-1] if err else
                                                f"the runtime's exec failed (exit {p.returncode})")
                         continue
@@ -540,10 +561,8 @@ class _Exec:
                 listener.close()
                 if master is not None:
                     os.close(master)
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-                p.stderr.close()
+                p.close()
+                errors.close()
 
     @staticmethod
     def _exec_on_pty(argv: list, streams: dict, sizes, first, pid_file: str) -> int:
@@ -553,7 +572,8 @@ class _Exec:
         by SIGWINCH (it copies our pty's size), and to the process's own terminal (crun 1.8 does
         not follow SIGWINCH)."""
         import signal
-        import subprocess
+
+        from .._std import proc
 
         fd, slave = os.openpty()
         # a file object, not the number: a pump still running after the close gets ValueError
@@ -565,7 +585,7 @@ class _Exec:
             ttymod.setraw(slave)  # as the runtime sets it, but before the first byte: no \r\r\n
             if first:
                 _set_winsize(fd, *first)
-            p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+            p = proc.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
         except BaseException:
             master.close()
             raise
@@ -584,23 +604,16 @@ class _Exec:
                 except OSError:  # EIO: the runtime and its terminal are gone
                     return b""
 
-            def write(b):
-                view = memoryview(b)
-                while view:
-                    view = view[master.write(view):]
-
             if sizes is not None:
                 sizes.follow(resize)
             if "stdin" in streams:
-                _pump(streams["stdin"].read, write)
+                _pump(streams["stdin"].read, _file_writer(master))
             out = _pump(read, streams["stdout"].write if "stdout" in streams else (lambda b: None))
             rc = p.wait()
             out.join(5)  # what the runtime wrote before it exited (then EIO: no slave left)
             return rc
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            p.close()
             master.close()
 
     # attach: conmon's attach socket (its output packets tagged 2 stdout, 3 stderr; our bytes its stdin)
@@ -686,38 +699,31 @@ def dial_in_netns(netns: str | None, port: int, timeout: float = 10) -> socket.s
     """A TCP connection to 127.0.0.1:``port`` (then ::1) made in the network namespace at
     ``netns`` (None: ours). The namespace is entered by a thread of its own, which then ends: a
     socket stays in the namespace it was made in."""
-    out: dict = {}
+    from .._std import futures
 
     def run():
-        try:
-            if netns:
-                from .._std import syscalls
+        if netns:
+            from .._std import syscalls
 
-                fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    syscalls.setns(fd, CLONE_NEWNET)
-                finally:
-                    os.close(fd)
-            last = None
-            for host in ("127.0.0.1", "::1"):
-                try:
-                    s = socket.create_connection((host, port), timeout=timeout)
-                    s.settimeout(None)
-                    out["sock"] = s
-                    return
-                except OSError as e:
-                    last = e
-            out["error"] = last
-        except OSError as e:
-            out["error"] = e
+            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                syscalls.setns(fd, CLONE_NEWNET)
+            finally:
+                os.close(fd)
+        last = None
+        for host in ("127.0.0.1", "::1"):
+            try:
+                s = socket.create_connection((host, port), timeout=timeout)
+                s.settimeout(None)
+                return s
+            except OSError as e:
+                last = e
+        raise last
 
-    t = threading.Thread(target=run, name="cri-netns-dial", daemon=True)
-    t.start()
-    t.join()
-    if "sock" in out:
-        return out["sock"]
-    e = out.get("error")
-    raise ConnectionError(f"connecting to port {port} in the pod: {getattr(e, 'strerror', None) or e}")
+    try:
+        return futures.submit(run, "cri-netns-dial").result()
+    except OSError as e:
+        raise ConnectionError(f"connecting to port {port} in the pod: {e.strerror or e}") from None
 
 
 class _WSPortForward:

@@ -95,26 +95,18 @@ def _mount_in_thread(source, target, fstype, flags, data, cwd) -> None:
     """The mount made by a short-lived thread that unshares its filesystem attributes
     (``unshare(CLONE_FS)``: a working directory of its own) and changes to ``cwd``. A threaded
     server (the CRI's) forks no copy of itself for it, and its other threads run meanwhile."""
-    import threading
-
+    from .._std import futures
     from .._std import syscalls as sc
 
-    out: dict = {}
-
     def run():  # this thread's working directory changes; it ends right after, never reused
-        try:
-            sc.unshare(CLONE_FS)
-            os.chdir(cwd)
-            _mount_here(source, target, fstype, flags, data)
-        except OSError as e:
-            out["error"] = e
+        sc.unshare(CLONE_FS)
+        os.chdir(cwd)
+        _mount_here(source, target, fstype, flags, data)
 
-    t = threading.Thread(target=run, name="mount", daemon=True)
-    t.start()
-    t.join()
-    if "error" in out:
-        e = out["error"]
-        raise OSError(e.errno or 1, e.strerror or "mount failed", target)
+    try:
+        futures.submit(run, "mount").result()
+    except OSError as e:
+        raise OSError(e.errno or 1, e.strerror or "mount failed", target) from None
 
 
 def _mount_here(source, target, fstype, flags, data) -> None:
