@@ -801,12 +801,15 @@ class DockerfileBuild:
         if squash_all:
             hist.clear()
         entries = self._history_entries(state, True)
-        # non-empty entries beyond the one that owns the layer are folded into it
         nonempty = [e for e in entries if not e.get("empty_layer")]
-        if len(nonempty) > 1:
-            keep = nonempty[-1]
-            keep["created_by"] = " && ".join(e["created_by"] for e in nonempty) if state.single else keep["created_by"]
-            entries = [e for e in entries if e.get("empty_layer") or e is keep]
+        if state.single and state.history:
+            # a stage committed once (no --layers, --squash): every instruction keeps its entry, in
+            # order, and the last one owns the layer (buildah's layout)
+            for e in entries:
+                e["empty_layer"] = True
+            del entries[-1]["empty_layer"]
+        elif len(nonempty) > 1:  # non-empty entries beyond the one that owns the layer are folded into it
+            entries = [e for e in entries if e.get("empty_layer") or e is nonempty[-1]]
         hist.extend(entries)
         doc["created"] = created
         rec = _image.write_image(self.store, doc, base_layers + [layer["id"]], self.options.fmt)
