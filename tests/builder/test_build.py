@@ -421,6 +421,33 @@ def test_special_files_in_the_context_never_block_the_build(pallet, tmp_path):
     _clean(pallet)
 
 
+def test_sigint_stops_a_build_started_with_it_ignored(pallet, tmp_path):
+    """A build a script started in the background (`pallet build ... &`: the shell makes it
+    ignore SIGINT) still stops on kill -INT, as buildah does (buildah's "build interruption"):
+    the RUN step ends, the next never starts, nothing is left behind."""
+    import signal
+
+    from conftest import wait_for
+
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN echo started > /dev/stderr; sleep 300\n"
+                         "RUN echo not fully killed\n")
+    log = tmp_path / "log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(pallet.args("build", "--layers=false", ctx), stdout=out, stderr=subprocess.STDOUT,
+                                env=pallet.env(), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        wait_for(lambda: "started" in log.read_text(), 120, "the RUN step to start")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert "not fully killed" not in text and "Error: interrupted" in text, text
+    _clean(pallet)
+
+
 def test_unknown_target_and_failed_cached_build_cleanup(pallet, tmp_path):
     ctx = _ctx(tmp_path, "FROM localhost/busybox:v1 AS a\nRUN echo 1 > /one\nRUN exit 9\n")
     p = pallet("build", "--target", "nope", "-t", "x", ctx, check=False)

@@ -362,8 +362,17 @@ def _env_items(items: list[str]) -> list[str]:
 
 @_own_exit
 def cmd_build(args) -> int:
+    import signal
+
     from ..errors import UsageError
 
+    # a build started in the background by a script (`pallet build ... &`) inherits SIGINT
+    # ignored (POSIX shells do that to asynchronous commands), and Python keeps it ignored:
+    # kill -INT would leave the build running. buildah (Go's signal.Notify) takes SIGINT
+    # whatever it inherited, and so does a build here: interrupted, it stops its RUN step and
+    # leaves nothing behind (exit 130)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.logsplit and not args.logfile:  # buildah's words
         raise UsageError("cannot use --logsplit without --logfile")
     if args.all_platforms:
