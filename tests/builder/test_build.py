@@ -421,6 +421,17 @@ def test_special_files_in_the_context_never_block_the_build(pallet, tmp_path):
     _clean(pallet)
 
 
+def test_each_dockerfile_of_several_has_its_own_directives(pallet, tmp_path):
+    """Several -f files are one Dockerfile, but each one's parser directives are checked as
+    buildah parses each file first: a bad escape in the second names that file."""
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\n", {"Dockerfile2": "# escape=|\\nFROM localhost/busybox:v1\n"})
+    p = pallet("build", "-f", f"{ctx}/Dockerfile", "-f", f"{ctx}/Dockerfile2", ctx, check=False)
+    assert p.returncode == 125 and p.stderr.startswith(f"Error: parsing additional Dockerfile {ctx}/Dockerfile2: "
+                                                       "invalid ESCAPE"), p.stderr
+    assert len(p.stderr.splitlines()) == 1
+    _clean(pallet)
+
+
 def test_sigint_stops_a_build_started_with_it_ignored(pallet, tmp_path):
     """A build a script started in the background (`pallet build ... &`: the shell makes it
     ignore SIGINT) still stops on kill -INT, as buildah does (buildah's "build interruption"):
