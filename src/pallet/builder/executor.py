@@ -23,7 +23,7 @@ from . import image as _image
 from .cache import StepCache, step_key
 from .config_steps import PROXY_ARGS, apply_config_instruction
 from .copy_step import copy_step
-from .dockerfile import Dockerfile, Instruction, Stage, _escape_directive, parse, parse_text
+from .dockerfile import Dockerfile, Instruction, Stage, escape_directive, parse, parse_text
 from .export import export
 from .run_step import run_step
 from .shell import expand
@@ -344,7 +344,7 @@ class DockerfileBuild:
             if mname.endswith(".in"):
                 more_text = self._preprocess(mname, more_text)
             try:  # each file's parser directives are its own: buildah parses every -f before joining them
-                _escape_directive(more_text)
+                escape_directive(more_text)
             except BuildError as e:
                 raise BuildError(f"parsing additional Dockerfile {mname}: invalid ESCAPE: {e}") from None
             text = text.rstrip("\n") + "\n" + more_text
