@@ -243,6 +243,49 @@ def test_heredocs_link_onbuild_as_docker_documents(pallet, tmp_path):
     _clean(pallet)
 
 
+def test_heredoc_forms_real_dockerfiles_use(pallet, tmp_path):
+    """The heredoc forms of Docker's documentation that real Dockerfiles use (buildah 1.28 has
+    none): a script of several lines, ``<<-`` stripping leading tabs, a heredoc as a program's
+    stdin, two in one RUN, a quoted delimiter (no expansion), two files in one COPY."""
+    df = ("FROM localhost/busybox:v1\n"
+          "ARG WHO=docs\n"
+          "RUN <<EOF\n"
+          "set -e\n"
+          "mkdir -p /etc/app\n"
+          "echo \"$WHO script\" > /etc/app/script.txt\n"
+          "EOF\n"
+          "RUN <<-EOT sh\n"
+          "\techo tabs stripped > /etc/app/tabs.txt\n"
+          "\tEOT\n"
+          "RUN cat <<A > /etc/app/a.txt && cat <<B > /etc/app/b.txt\n"
+          "first $WHO\n"
+          "A\n"
+          "second\n"
+          "B\n"
+          "RUN <<'EOF'\n"
+          "echo '$WHO' > /etc/app/literal.txt\n"
+          "EOF\n"
+          "COPY <<-one <<two /etc/app/files/\n"
+          "\tfirst file\n"
+          "\tone\n"
+          "second file $WHO\n"
+          "two\n")
+    pallet("bud", "-t", "heredocs", _ctx(tmp_path, df))
+    path = pallet("image", "mount", "heredocs").stdout.strip()
+    try:
+        got = {}
+        for d, _, files in os.walk(path + "/etc/app"):
+            for n in files:
+                with open(os.path.join(d, n)) as f:
+                    got[os.path.relpath(os.path.join(d, n), path + "/etc/app")] = f.read()
+    finally:
+        pallet("image", "umount", "heredocs")
+    assert got == {"script.txt": "docs script\n", "tabs.txt": "tabs stripped\n", "a.txt": "first docs\n",
+                   "b.txt": "second\n", "literal.txt": "$WHO\n", "files/one": "first file\n",
+                   "files/two": "second file docs\n"}
+    _clean(pallet)
+
+
 def test_run_network_none_and_build_volume(pallet, tmp_path):
     vol = tmp_path / "vol"
     vol.mkdir()
@@ -265,6 +308,15 @@ def test_squash_and_squash_all(pallet, tmp_path):
     assert {"/a", "/b", "/bin/sh"} <= set(pallet.tree("sqa"))
     pallet("build", "--layers=false", "-t", "nolayers", ctx)
     assert len(pallet.config("nolayers")["rootfs"]["diff_ids"]) == 2
+    # one layer for the stage: every instruction keeps its history entry, in order, and the
+    # last one owns the layer (buildah's layout)
+    assert [(h["created_by"], h.get("empty_layer", False)) for h in pallet.config("nolayers")["history"][1:]] == [
+        ("/bin/sh -c echo a > /a", True), ("/bin/sh -c echo b > /b", True), ("/bin/sh -c #(nop) ENV X=1", False)]
+    # buildah's --squash (bud's) is podman's --squash-all: the base's layers too
+    pallet("bud", "--squash", "-t", "budsq", ctx)
+    cfg = pallet.config("budsq")
+    assert len(cfg["rootfs"]["diff_ids"]) == 1 and [h.get("empty_layer", False) for h in cfg["history"]] == [
+        True, True, False]
     _clean(pallet)
 
 
@@ -289,6 +341,13 @@ def _images(pallet) -> set:
      "Dockerfile:2: ADD --checksum is not supported by pallet yet", 125),
     ("FROM localhost/busybox:v1\nRUN --mount=type=cache,target=/c,sharing=private true\n", {},
      "sharing=private", 125),
+    # hostile Dockerfiles and contexts seen in the wild (issue 16)
+    ("FROM localhost/busybox:v1\nRUN echo " + "x" * (10 << 20) + "\n", {}, "Dockerfile:2: dockerfile line greater "
+     "than max allowed size", 125),
+    ("FROM localhost/busybox:v1\nCOPY ../outside /x\n", {}, "possible escaping context directory error", 125),
+    ("FROM localhost/busybox:v1\nADD http://127.0.0.1:1/app.tar.gz /opt/\n", {},
+     'building at STEP "ADD http://127.0.0.1:1/app.tar.gz /opt/": reading "http://127.0.0.1:1/app.tar.gz": '
+     "connection refused (Dockerfile:2)", 125),
 ])
 def test_bad_input_is_one_clear_line_and_leaves_nothing(pallet, tmp_path, dockerfile, files, needle, code):
     before = _images(pallet)
@@ -299,6 +358,105 @@ def test_bad_input_is_one_clear_line_and_leaves_nothing(pallet, tmp_path, docker
     assert "Traceback" not in p.stderr
     _clean(pallet)
     assert _images(pallet) == before
+
+
+def test_context_symlinks_leading_out_of_it_are_missing(pallet, tmp_path):
+    """A symlink in the context is followed inside the context, never out of it (buildah's
+    copier): ``COPY link`` of ``link -> /etc/shadow`` or through ``dir -> /etc``, and a RUN
+    bind mount of them, are missing sources, each one line naming it; a link inside the
+    context is followed, and a directory copy keeps links as links."""
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "secret").write_text("host secret")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "real").write_text("in the context")
+    os.symlink(str(host / "secret"), ctx / "abs")
+    os.symlink("../host/secret", ctx / "rel")
+    os.symlink(str(host), ctx / "dir")
+    os.symlink("real", ctx / "good")
+    before = _images(pallet)
+    for step, needle in [("COPY abs /x", "abs is a symbolic link to"), ("COPY rel /x", "rel is a symbolic link to"),
+                         ("COPY a* /x/", "abs is a symbolic link to"), ("COPY dir/secret /x", "dir is a symbolic "
+                                                                        "link to"),
+                         ("RUN --mount=type=bind,source=abs,target=/s cat /s", "--mount=type=bind: abs: no such file"),
+                         ("RUN --mount=type=bind,source=dir,target=/d cat /d/secret", "dir: no such file")]:
+        (ctx / "Dockerfile").write_text(f"FROM localhost/busybox:v1\n{step}\n")
+        p = pallet("build", "--layers=false", "-t", "out", str(ctx), check=False)
+        assert p.returncode == 125, p.stderr
+        err = [line for line in p.stderr.splitlines() if line.startswith("Error:")]
+        assert len(err) == 1 and needle in err[0] and "no such file or directory" in err[0], p.stderr
+        assert "host secret" not in p.stdout + p.stderr
+    assert _images(pallet) == before
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nCOPY good /followed\n"
+                                    "RUN --mount=type=bind,source=good,target=/g cp /g /bound\nCOPY . /all/\n")
+    pallet("build", "--layers=false", "-t", "links", str(ctx))
+    tree = pallet.tree("links")
+    assert tree["/followed"][0] == "f" and tree["/bound"][0] == "f"
+    assert tree["/all/abs"] == ("l", "0o777", 0, 0, str(host / "secret")) and tree["/all/good"][4] == "real"
+    _clean(pallet)
+
+
+def test_special_files_in_the_context_never_block_the_build(pallet, tmp_path):
+    """A FIFO named .dockerignore is one line (its rules cannot be read without waiting for
+    a writer: buildah blocks there forever); a FIFO among the context's files is copied as
+    a FIFO, never read."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    os.mkfifo(ctx / ".dockerignore")
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nCOPY . /c/\n")
+    before = _images(pallet)
+    p = subprocess.run(pallet.args("build", "-t", "fifo", str(ctx)), capture_output=True, text=True, timeout=120,
+                       env=pallet.env())
+    assert p.returncode == 125 and p.stderr.strip() == f"Error: {ctx}/.dockerignore: not a regular file: ignore " \
+        "rules are read from a text file", p.stderr
+    assert _images(pallet) == before
+    os.unlink(ctx / ".dockerignore")
+    os.mkfifo(ctx / "pipe")
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nCOPY . /c/\nADD pipe /added\n")
+    subprocess.run(pallet.args("build", "-q", "-t", "fifo", str(ctx)), check=True, capture_output=True, timeout=120,
+                   env=pallet.env())
+    tree = pallet.tree("fifo")
+    assert tree["/c/pipe"][0] == "o" and tree["/added"][0] == "o"
+    _clean(pallet)
+
+
+def test_each_dockerfile_of_several_has_its_own_directives(pallet, tmp_path):
+    """Several -f files are one Dockerfile, but each one's parser directives are checked as
+    buildah parses each file first: a bad escape in the second names that file."""
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\n", {"Dockerfile2": "# escape=|\\nFROM localhost/busybox:v1\n"})
+    p = pallet("build", "-f", f"{ctx}/Dockerfile", "-f", f"{ctx}/Dockerfile2", ctx, check=False)
+    assert p.returncode == 125 and p.stderr.startswith(f"Error: parsing additional Dockerfile {ctx}/Dockerfile2: "
+                                                       "invalid ESCAPE"), p.stderr
+    assert len(p.stderr.splitlines()) == 1
+    _clean(pallet)
+
+
+def test_sigint_stops_a_build_started_with_it_ignored(pallet, tmp_path):
+    """A build a script started in the background (`pallet build ... &`: the shell makes it
+    ignore SIGINT) still stops on kill -INT, as buildah does (buildah's "build interruption"):
+    the RUN step ends, the next never starts, nothing is left behind."""
+    import signal
+
+    from conftest import wait_for
+
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN echo started > /dev/stderr; sleep 300\n"
+                         "RUN echo not fully killed\n")
+    log = tmp_path / "log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(pallet.args("build", "--layers=false", ctx), stdout=out, stderr=subprocess.STDOUT,
+                                env=pallet.env(), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        wait_for(lambda: "started" in log.read_text(), 120, "the RUN step to start")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert "not fully killed" not in text and "Error: interrupted" in text, text
+    _clean(pallet)
 
 
 def test_unknown_target_and_failed_cached_build_cleanup(pallet, tmp_path):
@@ -424,12 +582,26 @@ def test_stage_ending_in_workdir(pallet, tmp_path):
 
 
 def test_builder_config_env_moves_a_reset_variable_last(pallet):
-    """buildah config --env K=V moves K to the end (a Dockerfile's ENV keeps its place)."""
+    """buildah config --env K=V moves K to the end (a Dockerfile's ENV too, the first time it
+    sets a variable of the stage's base image: see test_env_order_is_buildahs)."""
     ctr = pallet("builder", "from", "busybox:v1").stdout.strip()
     pallet("builder", "config", "--env", "A=1", "--env", "B=2", ctr)
     pallet("builder", "config", "--env", "A=3", ctr)
     pallet("builder", "commit", "--rm", ctr, "envorder")
     assert pallet.config("envorder")["config"]["Env"] == ["PATH=/bin", "B=2", "A=3"]
+
+
+def test_env_order_is_buildahs(pallet, tmp_path):
+    """An ENV setting a variable of the stage's base image moves it to the end (buildah's and
+    podman's order; Docker keeps its place), once: a variable the stage set already keeps
+    its place, with or without --layers, and a later stage starts over from its base."""
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1 AS one\nENV A=1 B=2\nRUN true\nENV A=3\n"
+                         "ENV PATH=/x C=4\nENV PATH=/y\nFROM one\nENV A=5\n")
+    for layers in ("--layers=true", "--layers=false"):
+        pallet("build", layers, "--target", "one", "-t", "envord1", ctx)
+        assert pallet.config("envord1")["config"]["Env"] == ["A=3", "B=2", "PATH=/y", "C=4"]
+        pallet("build", layers, "-t", "envord2", ctx)
+        assert pallet.config("envord2")["config"]["Env"] == ["B=2", "PATH=/y", "C=4", "A=5"]
 
 
 def test_dockerfile_and_builder_config_edit_the_config_alike(pallet, tmp_path):

@@ -9,16 +9,36 @@ import posixpath
 from ..errors import BuildError
 
 
-def resolve_in_root(root: str, path: str, follow_last: bool = True) -> str:
-    """The host path of ``path`` in the tree at ``root`` (:func:`pallet._rootfs.resolve_in_root`:
-    resolved by fd, never leaving the root). For reading; what is made or written inside the
-    root goes through :func:`pallet._rootfs.mkdir_all_in_root` / ``open_in_root`` fds."""
-    from .._rootfs import resolve_in_root as resolve
+def existing_in_root(root: str, path: str) -> str | None:
+    """The host path of ``path`` in the tree at ``root`` when every component of it is there,
+    symlinks followed inside the root (:func:`pallet._rootfs.open_in_root`); None when some part
+    is missing, a symlink whose target the root lacks included. Where
+    :func:`pallet._rootfs.resolve_in_root` appends a missing rest as written (for what is about to be made),
+    this never names a path that reaches a symlink: a caller that reads, stats or mounts the
+    answer by path cannot be led out of the root (``ctx/link -> /etc/shadow``)."""
+    import errno
+    import os
 
+    from .. import _rootfs
+
+    rfd = _rootfs.open_root(root)
     try:
-        return resolve(root, path, follow_last)
-    except OSError as e:
-        raise BuildError(f"{path}: cannot resolve it in the container's root filesystem: {e.strerror}") from None
+        try:
+            fd = _rootfs.open_in_root(rfd, path or ".")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return None
+            raise BuildError(f"{path}: cannot resolve it in {root}: {e.strerror}") from None
+        try:
+            here = os.readlink(_rootfs.fd_path(fd))
+        finally:
+            os.close(fd)
+        rel = os.path.relpath(here, os.readlink(_rootfs.fd_path(rfd)))
+    finally:
+        os.close(rfd)
+    return root if rel == "." else os.path.join(root, rel)
 
 
 def _read_db(root: str, name: str) -> list[list[str]]:

@@ -29,8 +29,9 @@ def env_dict(cfg: dict) -> dict:
 
 
 def set_env(cfg: dict, key: str, value: str, move_last: bool = False) -> None:
-    """Set ``key`` in the config's Env: in place, as a Dockerfile's ENV does (Docker, buildah),
-    or ``move_last`` as ``buildah config --env`` does (the variable moves to the end)."""
+    """Set ``key`` in the config's Env: in place (Docker's ENV; buildah's for a variable its
+    stage set before), or ``move_last`` as ``buildah config --env`` and buildah's ENV of a base
+    image's variable do (the variable moves to the end)."""
     env = cfg.setdefault("Env", [])
     for i, e in enumerate(env):
         if e.partition("=")[0] == key:

@@ -35,7 +35,10 @@ def apply_config_instruction(build, state, ins: Instruction) -> None:
         # Docker documents: "ENV abc=bye def=$abc" gives def the old abc
         pairs = [(word(k), word(v)) for k, v in zip(ins.args[0::2], ins.args[1::2])]
         for k, v in pairs:
-            edit.set_env(cfg, k, v)
+            # buildah's (and podman's) order: a variable of the stage's base image moves to the
+            # end the first time an ENV sets it; one this stage set already keeps its place
+            edit.set_env(cfg, k, v, move_last=k not in state.env_set)
+            state.env_set.add(k)
         hist = "ENV " + " ".join(f"{k}={v}" for k, v in pairs)
     elif c == "LABEL":
         for k, v in zip(ins.args[0::2], ins.args[1::2]):

@@ -30,12 +30,13 @@ from ..errors import BuildError, StoreError
 _GLOB = set("*?[")
 
 
-def _resolve(root: str, rel: str) -> str:
+def _resolve(root: str, rel: str) -> str | None:
     """A source's host path inside its root (the context, a stage, an image), symlinks
-    followed without leaving it."""
-    from .._rootfs import resolve_in_root
+    followed without leaving it; None when it is not all there (a symlink to a path the root
+    lacks: ``link -> /etc/shadow`` never names the host's file)."""
+    from ._paths import existing_in_root
 
-    return resolve_in_root(root, rel)
+    return existing_in_root(root, rel)
 
 
 class Item:
@@ -91,13 +92,9 @@ class Source:
                         continue
                     for n in names:
                         if fnmatch.fnmatchcase(n, comp):
-                            r = f"{rel}/{n}".lstrip("/")
-                            nxt.append((r, _resolve(self.root, r)))
+                            self._found(pattern, rel, host, n, nxt)
                 else:
-                    r = f"{rel}/{comp}".lstrip("/")
-                    h = _resolve(self.root, r)
-                    if os.path.lexists(h):
-                        nxt.append((r, h))
+                    self._found(pattern, rel, host, comp, nxt)
             found = nxt
             del last
         items = []
@@ -111,6 +108,26 @@ class Source:
             extra = f" ({filtered} filtered out using {self.ignore.source})" if filtered else ""
             raise BuildError(f"COPY/ADD source {pattern!r}: no such file or directory in the {self.what}{extra}")
         return items
+
+    def _found(self, pattern: str, rel: str, host: str, name: str, out: list) -> None:
+        """Add ``name`` of the directory ``host`` (``rel`` in the root) to ``out`` when it is
+        there, a symlink resolved inside the root; a symlink whose target the root lacks is
+        an error naming it, as buildah's copier fails on it (unless the ignore rules drop it)."""
+        entry = os.path.join(host, name)
+        if not os.path.lexists(entry):
+            return
+        r = f"{rel}/{name}".lstrip("/")
+        h = _resolve(self.root, r)
+        if h is not None:
+            out.append((r, h))
+        elif not self.excluded(r):
+            try:
+                target = os.readlink(entry)
+            except OSError:
+                target = "?"
+            raise BuildError(f"COPY/ADD source {pattern!r}: {r} is a symbolic link to {target!r}, which is not in "
+                             f"the {self.what} (symbolic links are followed inside it, never out of it): "
+                             "no such file or directory")
 
     def checksum(self, items: list[Item], h) -> None:
         """Feed the names, types, modes and contents of ``items`` to the hash ``h`` (the build
@@ -407,7 +424,7 @@ class _Writer:
                     raise
                 lm = r.headers.get("Last-Modified")
         except OSError as e:
-            raise BuildError(f"ADD {url}: {getattr(e, 'reason', None) or e}") from None
+            raise BuildError(url_failure(url, e)) from None
         uid, gid = self.o.chown if self.o.chown is not None else (0, 0)
         os.lchown(target, uid, gid)
         os.chmod(target, self.o.chmod if self.o.chmod is not None else 0o600)
@@ -417,6 +434,29 @@ class _Writer:
                 os.utime(target, (t, t))
             except (TypeError, ValueError):
                 pass
+
+
+def url_failure(url: str, e: OSError) -> str:
+    """Why fetching ``url`` failed, in the words of Go's HTTP client that buildah prints and
+    scripts match: ``reading "URL": invalid response status 404``, ``... lookup HOST: no such
+    host``, ``... connection refused`` (an offline machine says which)."""
+    import socket
+    import urllib.error
+    import urllib.parse
+
+    if isinstance(e, urllib.error.HTTPError):
+        why = f"invalid response status {e.code}"
+    else:
+        reason = getattr(e, "reason", None) or e
+        if isinstance(reason, socket.gaierror):
+            why = f"lookup {urllib.parse.urlsplit(url).hostname}: no such host"
+        elif isinstance(reason, (TimeoutError, socket.timeout)):
+            why = "i/o timeout"
+        elif isinstance(reason, OSError) and reason.strerror:
+            why = reason.strerror[:1].lower() + reason.strerror[1:]
+        else:
+            why = str(reason)
+    return f'reading "{url}": {why}'
 
 
 def extract_archive(archive: str, dest: str, what: str, limit: int = 0, reserve: int = 0) -> None:

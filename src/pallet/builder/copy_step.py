@@ -103,6 +103,10 @@ def copy_step(build, state: "StageState", ins: Instruction, add: bool = False) -
                 _cp.copy(root, source, items, dest, opts, several=several)
             except OSError as e:
                 raise ins.error(f"{e.strerror}: {e.filename}") from None
+            except BuildError as e:  # a URL that fails, a destination that cannot be: the step's error
+                if str(e).startswith(ins.where()) or f"({ins.where()})" in str(e):
+                    raise
+                raise ins.error(f'building at STEP "{ins.text()}": {e}', getattr(e, "exit_code", None)) from None
 
         short = " ".join(srcs_raw)
         build.fs_step(state, ins, key, do, f"/bin/sh -c #(nop) {ins.cmd} {short} in {dest}")

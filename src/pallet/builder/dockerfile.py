@@ -83,7 +83,9 @@ class Dockerfile:
         self.file = file
 
 
-def _escape_directive(text: str) -> str:
+def escape_directive(text: str) -> str:
+    """The escape character a Dockerfile's ``# escape=`` parser directive chooses (``\\``
+    without one); BuildError for any other than ``\\`` and `````."""
     for line in text.splitlines():
         s = line.strip()
         if not s:
@@ -234,7 +236,7 @@ def parse_text(text: str, file: str) -> list[Instruction]:
 
 
 def parse(text: str, file: str = "Dockerfile") -> Dockerfile:
-    escape = _escape_directive(text)
+    escape = escape_directive(text)
     instrs = parse_text(text, file)
     global_args: list[Instruction] = []
     stages: list[Stage] = []

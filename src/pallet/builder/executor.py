@@ -23,7 +23,7 @@ from . import image as _image
 from .cache import StepCache, step_key
 from .config_steps import PROXY_ARGS, apply_config_instruction
 from .copy_step import copy_step
-from .dockerfile import Dockerfile, Instruction, Stage, parse, parse_text
+from .dockerfile import Dockerfile, Instruction, Stage, escape_directive, parse, parse_text
 from .export import export
 from .run_step import run_step
 from .shell import expand
@@ -343,6 +343,10 @@ class DockerfileBuild:
                 raise BuildError(f"reading {mname}: {e.strerror}") from None
             if mname.endswith(".in"):
                 more_text = self._preprocess(mname, more_text)
+            try:  # each file's parser directives are its own: buildah parses every -f before joining them
+                escape_directive(more_text)
+            except BuildError as e:
+                raise BuildError(f"parsing additional Dockerfile {mname}: invalid ESCAPE: {e}") from None
             text = text.rstrip("\n") + "\n" + more_text
         self.file = os.path.basename(fname) if fname != "-" else "Dockerfile"
         df = parse(text, self.file)
@@ -801,12 +805,15 @@ class DockerfileBuild:
         if squash_all:
             hist.clear()
         entries = self._history_entries(state, True)
-        # non-empty entries beyond the one that owns the layer are folded into it
         nonempty = [e for e in entries if not e.get("empty_layer")]
-        if len(nonempty) > 1:
-            keep = nonempty[-1]
-            keep["created_by"] = " && ".join(e["created_by"] for e in nonempty) if state.single else keep["created_by"]
-            entries = [e for e in entries if e.get("empty_layer") or e is keep]
+        if state.single and state.history:
+            # a stage committed once (no --layers, --squash): every instruction keeps its entry, in
+            # order, and the last one owns the layer (buildah's layout)
+            for e in entries:
+                e["empty_layer"] = True
+            del entries[-1]["empty_layer"]
+        elif len(nonempty) > 1:  # non-empty entries beyond the one that owns the layer are folded into it
+            entries = [e for e in entries if e.get("empty_layer") or e is nonempty[-1]]
         hist.extend(entries)
         doc["created"] = created
         rec = _image.write_image(self.store, doc, base_layers + [layer["id"]], self.options.fmt)

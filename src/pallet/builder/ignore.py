@@ -96,12 +96,26 @@ class IgnoreRules:
         if dockerfile:
             cands += [dockerfile + ".containerignore", dockerfile + ".dockerignore"]
         cands += [os.path.join(context, ".containerignore"), os.path.join(context, ".dockerignore")]
+        import stat
+
         for c in cands:
+            # opened without waiting (a FIFO named .dockerignore would block the build forever),
+            # then read only if it is a regular file; a symlink is followed as buildah follows it
+            # (a monorepo's shared rules): the rules choose what is copied, they are never copied
             try:
-                with open(c, encoding="utf-8", errors="surrogateescape") as f:
-                    return cls(f.read().splitlines(), c)
-            except (FileNotFoundError, IsADirectoryError):
+                fd = os.open(c, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 continue
+            except OSError as e:
+                raise BuildError(f"{c}: {e.strerror}") from None
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                os.close(fd)
+                if stat.S_ISDIR(mode):
+                    continue
+                raise BuildError(f"{c}: not a regular file: ignore rules are read from a text file")
+            with open(fd, encoding="utf-8", errors="surrogateescape") as f:
+                return cls(f.read().splitlines(), c)
         return cls([])
 
     @classmethod

@@ -110,10 +110,9 @@ def _inside(top: str, sub: str, text: str) -> str:
 
 def _download(url: str, text: str, dest: str, *, reserve: int, limit: int) -> None:
     import shutil
-    import urllib.error
 
     from ..layer.stream import SpaceGuard
-    from .copy import extract_archive, is_archive
+    from .copy import extract_archive, is_archive, url_failure
 
     blob = os.path.join(os.path.dirname(dest), os.path.basename(dest) + ".download")
     try:
@@ -124,11 +123,8 @@ def _download(url: str, text: str, dest: str, *, reserve: int, limit: int) -> No
                 raise BuildError(f'no contents in "{text}"')
             shutil.copyfileobj(SpaceGuard(r, os.path.dirname(dest), f"the build context {text}",
                                           limit=limit, reserve=reserve), f, 1 << 20)
-    except urllib.error.HTTPError as e:
-        raise BuildError(f"the build context {text}: {e.code} {e.reason}") from None
     except OSError as e:
-        why = getattr(e, "reason", None) or e.strerror or e
-        raise BuildError(f"the build context {text}: {why}") from None
+        raise BuildError(f"the build context {text}: {url_failure(url, e)}") from None
     try:
         if os.path.getsize(blob) == 0:
             raise BuildError(f'no contents in "{text}"')

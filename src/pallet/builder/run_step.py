@@ -262,7 +262,7 @@ def _bind(build, ins: Instruction, state, frm: str | None, source: str, target: 
     read-only, or ``rw`` as a scratch copy the step may change and that is discarded."""
 
     def make(cleanups):
-        from ._paths import resolve_in_root
+        from ._paths import existing_in_root
 
         if frm:
             m = build.from_mount(frm, ins, state)
@@ -270,8 +270,9 @@ def _bind(build, ins: Instruction, state, frm: str | None, source: str, target: 
             root = m.path
         else:
             root = build.context
-        src = resolve_in_root(root, source)
-        if not os.path.exists(src):
+        # symlinks followed inside the root, never out of it (a context's link -> /etc is missing)
+        src = existing_in_root(root, source)
+        if src is None:
             raise ins.error(f"--mount=type={kind}: {source}: no such file or directory")
         if rw:
             import shutil

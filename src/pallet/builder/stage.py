@@ -25,6 +25,7 @@ class StageState:
         self.workdirs: list[str] = []
         self.single = False
         self.cmd_set = False
+        self.env_set: set = set()  # the variables this stage's ENV instructions set (buildah's Env order)
         self.later_args: dict = {}
         self.annotations: dict = {}  # the base-image annotations of what the stage commits
         self.platform = None  # an oci.platform.Platform its RUN steps are for (None: the host's)

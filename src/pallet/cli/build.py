@@ -73,7 +73,7 @@ def _build_parser(sub, name: str):
                    help="cache every step as a layer (default: $BUILDAH_LAYERS, else true for build (podman's "
                         "default), false for bud (buildah's))")
     p.add_argument("--no-cache", action="store_true", help="do not use cached steps")
-    p.add_argument("--squash", action="store_true", help="squash the new layers into one")
+    p.add_argument("--squash", action="store_true", help="squash the new layers into one (bud, as buildah: every layer, as --squash-all)")
     p.add_argument("--squash-all", action="store_true", help="squash every layer, the base's too, into one")
     p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=PATH")
     p.add_argument("--volume", "-v", action="append", default=[], metavar="HOST:CONTAINER[:OPTS]")
@@ -363,8 +363,17 @@ def _env_items(items: list[str]) -> list[str]:
 
 @_own_exit
 def cmd_build(args) -> int:
+    import signal
+
     from ..errors import UsageError
 
+    # a build started in the background by a script (`pallet build ... &`) inherits SIGINT
+    # ignored (POSIX shells do that to asynchronous commands), and Python keeps it ignored:
+    # kill -INT would leave the build running. buildah (Go's signal.Notify) takes SIGINT
+    # whatever it inherited, and so does a build here: interrupted, it stops its RUN step and
+    # leaves nothing behind (exit 130)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.logsplit and not args.logfile:  # buildah's words
         raise UsageError("cannot use --logsplit without --logfile")
     if args.all_platforms:
@@ -429,6 +438,8 @@ def _build(args) -> int:
     if args.layers is None:  # buildah's $BUILDAH_LAYERS, else podman's default (build) or buildah's (bud)
         env = os.environ.get("BUILDAH_LAYERS", "").strip().lower()
         args.layers = env in ("1", "true", "t") if env else args.verb != "bud"
+    if args.verb == "bud" and args.squash:  # buildah's --squash: every layer, the base's too (podman's --squash-all)
+        args.squash, args.squash_all = False, True
     fmt = args.format or os.environ.get("BUILDAH_FORMAT") or "oci"
     from .._log import debug
 

@@ -63,18 +63,20 @@ def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: st
     _lib()  # loaded here: the child must import nothing (another thread may hold an import lock)
     r, w = os.pipe()
     pid = os.fork()
-    if pid == 0:  # child: chdir, mount, report errno
-        code = 0
+    if pid == 0:  # child: chdir, mount, report errno; never returns into the caller's code
         try:
-            os.close(r)
-            os.chdir(cwd)
-            _mount_here(source, target, fstype, flags, data)
-        except OSError as e:
-            code = e.errno or 1
-        except BaseException:
-            code = 255
-        os.write(w, str(code).encode())
-        os._exit(0)
+            code = 0
+            try:
+                os.close(r)
+                os.chdir(cwd)
+                _mount_here(source, target, fstype, flags, data)
+            except OSError as e:
+                code = e.errno or 1
+            except BaseException:
+                code = 255
+            os.write(w, str(code).encode())  # EPIPE when the parent was interrupted: nobody to tell
+        finally:
+            os._exit(0)
     os.close(w)
     try:
         out = b""
