@@ -14,12 +14,23 @@ def is_pallet_bridge(name: str) -> bool:
     return bool(_BRIDGE.match(name or ""))
 
 
-def pallet_links() -> set:
+def pallet_links(config_dir: str | None = None) -> set:
     """pallet's bridges and the veths on them (other engineers' podman may add and remove its
-    own links meanwhile: those are not compared)."""
+    own links meanwhile: those are not compared). With ``config_dir``, only the bridges of that
+    network configuration directory (``pl`` + its hash, as pallet names them) and their veths:
+    other pallets on the host (another store's tests, a container kept up on ``pallet0``) may
+    add and remove theirs meanwhile."""
+    mine = is_pallet_bridge
+    if config_dir is not None:
+        from pallet.containers.network.config import Networks
+
+        prefix = Networks(config_dir).bridge_prefix
+
+        def mine(name: str) -> bool:
+            return is_pallet_bridge(name) and name.startswith(prefix) and name[len(prefix):].isdigit()
+
     out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, check=True, text=True).stdout
-    return {l["ifname"] for l in json.loads(out)
-            if is_pallet_bridge(l["ifname"]) or is_pallet_bridge(str(l.get("master", "")))}
+    return {l["ifname"] for l in json.loads(out) if mine(l["ifname"]) or mine(str(l.get("master", "")))}
 
 
 def drop_netavark_rules(subnet: str) -> None:

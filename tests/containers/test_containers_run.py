@@ -120,7 +120,7 @@ def pallet(tmp_path_factory, registry):
     # in the store before the tests: run's pull prints podman's progress on stderr
     r = p("pull", "-q", "--tls-verify=false", p.image)
     assert r.returncode == 0, r.stderr
-    links_before = _pallet_links()
+    links_before = _pallet_links(p.nets)
     try:
         yield p
     finally:  # every step runs even when one fails: nothing may stay running or mounted
@@ -131,7 +131,7 @@ def pallet(tmp_path_factory, registry):
         remove_cgroup_parent()
         assert not left, left
         assert not _mounts_under(p.root) and not _mounts_under(runroot + "/")
-        assert _pallet_links() <= links_before
+        assert _pallet_links(p.nets) <= links_before
 
 
 @pytest.fixture(scope="module")
@@ -299,7 +299,7 @@ def test_rm_running_needs_force(pallet):
 
 def test_rm_leaves_nothing_behind(pallet):
     before = pallet.leftovers()
-    links = _pallet_links()
+    links = _pallet_links(pallet.nets)
     r = pallet("run", "--rm", pallet.image, "sh", "-c", "ip -o link | grep -c eth0")
     assert (r.returncode, r.stdout) == (0, "1\n"), r.stderr
     assert pallet.leftovers() == before
@@ -307,7 +307,7 @@ def test_rm_leaves_nothing_behind(pallet):
     cid = pallet("run", "-d", "--rm", pallet.image, "true", check=True).stdout.strip()
     wait_for(lambda: cid not in pallet.ids(), what="the --rm container to go")
     wait_for(lambda: pallet.leftovers() == before, what="its mount, netns and cgroup to go")
-    assert _pallet_links() == links
+    assert _pallet_links(pallet.nets) == links
 
 
 def test_the_last_container_removed_leaves_nothing_mounted_under_the_run_root(pallet):
@@ -361,7 +361,7 @@ def test_bridge_run_rm_leaves_no_veth_rule_address_or_namespace(pallet):
     returns only when it is done: no veth, no port rule, no address kept, no namespace."""
     need("iptables-save")
     before = pallet.leftovers()
-    links = _pallet_links()
+    links = _pallet_links(pallet.nets)
     ipam = os.path.join(pallet.runroot, "networks", "ipam.json")
 
     def addresses():
@@ -378,7 +378,7 @@ def test_bridge_run_rm_leaves_no_veth_rule_address_or_namespace(pallet):
     assert r.returncode == 0 and r.stdout.startswith("inet "), r.stderr
     ip = r.stdout.split()[1]
     assert pallet.leftovers() == before  # no container, mount, namespace, cgroup
-    assert _pallet_links() <= links  # no veth (nor a bridge of its own)
+    assert _pallet_links(pallet.nets) <= links  # no veth (nor a bridge of its own)
     assert addresses() == held  # its address is free again
     left = [line for line in _firewall() if f"dport {port}" in line or f"{ip}/32" in line or f"{ip}:80" in line]
     assert left == []
@@ -480,7 +480,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(pallet):
     cid = pallet("create", "--name", "taken", "--network", "none", pallet.image, "true", check=True).stdout.strip()
     try:
         before = pallet.leftovers()
-        links = _pallet_links()
+        links = _pallet_links(pallet.nets)
         for args, words in (
                 (["--name", "taken"], "already in use"),
                 (["-p", "99999:80"], "99999"),
@@ -495,7 +495,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(pallet):
             assert r.returncode == 125, (args, r.stderr)
             assert words in _one_line_error(r.stderr), (args, r.stderr)
             assert pallet.leftovers() == before, args
-            assert _pallet_links() == links, args
+            assert _pallet_links(pallet.nets) == links, args
     finally:
         pallet("rm", "-f", cid)
 

@@ -107,7 +107,7 @@ def test_a_threaded_spawn_loads_no_ctypes():
             "assert proc._threaded()\n"
             "r = proc.run(['/bin/sh', '-c', 'echo $0 $X', 'hi'], env={'X': 'y'}, capture_output=True)\n"
             "assert r.returncode == 0 and r.stdout == b'hi y\\n', r\n"
-            "r = proc.run(['pwd'], cwd='/', capture_output=True)\n"
+            "r = proc.run(['/bin/pwd'], cwd='/', capture_output=True)\n"
             "assert r.stdout == b'/\\n', r\n"
             "assert 'ctypes' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -144,8 +144,8 @@ def test_communicate_goes_on_after_a_timeout_as_subprocess():
 def test_cwd_as_subprocess(tmp_path):
     """``cwd``: the child's working directory (conmon writes its ``oom`` file there), ours unchanged."""
     here = os.getcwd()
-    outs = [mod.run(["pwd"], capture_output=True, cwd=str(tmp_path)).stdout for mod in (proc, subprocess)]
+    outs = [mod.run(["/bin/pwd"], capture_output=True, cwd=str(tmp_path)).stdout for mod in (proc, subprocess)]
     assert outs[0] == outs[1] == str(tmp_path).encode() + b"\n" and os.getcwd() == here
     with pytest.raises(FileNotFoundError):
-        proc.run(["pwd"], cwd=str(tmp_path / "missing"))
+        proc.run(["/bin/pwd"], cwd=str(tmp_path / "missing"))
     assert os.getcwd() == here

@@ -123,8 +123,9 @@ def find_dockerfile(context: str, dockerfile: str | None) -> str:
             if not os.path.isfile(p):
                 raise BuildError(f"{p} is not a file")
             return p
-    raise BuildError(f"cannot find Containerfile or Dockerfile in context directory {context}: "
-                     "no such file or directory")  # buildah's words
+    # buildah's words (pkg/util DiscoverContainerfile: the stat of CONTEXT/Dockerfile)
+    raise BuildError("cannot find Containerfile or Dockerfile in context directory: "
+                     f"stat {os.path.join(context, 'Dockerfile')}: no such file or directory")
 
 
 def _predefined_args(target=None) -> dict:

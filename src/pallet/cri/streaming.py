@@ -37,7 +37,7 @@ from . import spdy
 TOKEN_TTL = 60
 STREAM_CREATION_TIMEOUT = 30
 #: how long a terminal exec waits for the client's first size before it starts without one
-FIRST_SIZE_WAIT = 0.5
+FIRST_SIZE_WAIT = 2.0  # (kubectl and crictl send it at once; 0.5 s was missed on a loaded machine)
 EXEC_PROTOCOLS = ("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io")
 PORTFORWARD_PROTOCOL = "portforward.k8s.io"
 #: over WebSocket (the client's order of preference decides among them)
