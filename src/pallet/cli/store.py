@@ -493,9 +493,10 @@ def cmd_rmi(args) -> int:
     from .common import global_store_args as _global_args
 
     store = _store(args)
-    targets = common.targets_or_all(  # --all: in the order they came into the store (podman's)
+    # --all: in the order they came into the store (podman's; "added" has nanoseconds)
+    targets = common.targets_or_all(
         args.images, args.all, lambda: [r["id"] for r in sorted(store.images(), key=lambda r: (
-            str(r.get("added") or ""), r["id"]))], "rmi needs an image, or --all")
+            str(r.get("added") or "")))], "rmi needs an image, or --all")
     worst = 0
     gone: set[str] = set()  # parents removed with an image (rmi -a lists them too)
     errors: list[str] = []

@@ -11,6 +11,7 @@ from . import _mount
 from .records import ImageInUse, ImageUnknown
 from .records import State as _State
 from .records import now as _now
+from .records import now_ns as _now_ns
 
 
 def names_changed(rec: dict) -> None:
@@ -59,7 +60,7 @@ class ImageStore:
                     raise StoreError(f"blob {b} vanished while the image was being stored; try again")
             known = image_id in st.images
             rec = st.images.get(image_id) or {"id": image_id, "names": [], "digests": [], "manifests": {},
-                                              "created": created, "added": _now()}
+                                              "created": created, "added": _now_ns()}
             rec["config"] = config_digest
             rec["layers"] = list(layers)
             rec["top_layer"] = layers[-1] if layers else None
