@@ -246,13 +246,45 @@ def test_registries_conf_files_and_dropins(tmp_path, monkeypatch):
     (d / "20-c.conf").write_text('unqualified-search-registries = ["c.example"]\n[aliases]\n"z" = "z.example/z"\n')
     (d / "ignored.txt").write_text("not toml")
     monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(main))
-    cfg = registries_conf.load(None)
+    cfg = registries_conf.load(SystemContext(registries_conf_dir=str(d)))
     assert cfg.unqualified_search_registries == ["c.example"]
     assert str(cfg.push_endpoint(_named("x.example/r:1")).named) == "y.example/r:1"
     assert cfg.aliases == {"z": "z.example/z"}
     # ctx wins over the environment; a missing explicit file is an error
     with pytest.raises(errors.ConfigError, match="no such file"):
         registries_conf.load(SystemContext(registries_conf=str(tmp_path / "nope.conf")))
+
+
+def test_registries_conf_dropin_directories(tmp_path, monkeypatch):
+    """containers/image's rule: an explicit file does not move the drop-ins (the system's and the
+    user's are read, not a directory beside the file); --registries-conf-dir alone replaces them;
+    the user's own registries.conf (found implicitly) reads only the user's drop-ins."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("CONTAINERS_REGISTRIES_CONF", raising=False)
+    main = tmp_path / "registries.conf"
+    main.write_text("")
+    user_d = str(home / ".config/containers/registries.conf.d")
+    assert registries_conf.config_paths(SystemContext(registries_conf=str(main))) == (
+        str(main), ["/etc/containers/registries.conf.d", user_d])
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(main))
+    assert registries_conf.config_paths(None)[1] == ["/etc/containers/registries.conf.d", user_d]
+    mine = tmp_path / "mine.d"
+    assert registries_conf.config_paths(SystemContext(registries_conf_dir=str(mine))) == (str(main), [str(mine)])
+    # a drop-in beside the explicit file is not read
+    beside = tmp_path / "registries.conf.d"
+    beside.mkdir()
+    (beside / "x.conf").write_text('unqualified-search-registries = ["beside.example"]\n')
+    mine.mkdir()
+    (mine / "y.conf").write_text('unqualified-search-registries = ["mine.example"]\n')
+    cfg = registries_conf.load(SystemContext(registries_conf=str(main), registries_conf_dir=str(mine)))
+    assert cfg.unqualified_search_registries == ["mine.example"]
+    # the user's file, found implicitly: only the user's drop-ins
+    monkeypatch.delenv("CONTAINERS_REGISTRIES_CONF")
+    (home / ".config/containers").mkdir(parents=True)
+    (home / ".config/containers/registries.conf").write_text("")
+    assert registries_conf.config_paths(None) == (str(home / ".config/containers/registries.conf"), [user_d])
 
 
 def test_registries_conf_v1(tmp_path):
@@ -417,7 +449,7 @@ def test_alias_only_files_are_parsed_when_needed(tmp_path, monkeypatch):
     (d / "shortnames.conf").write_text('[aliases]\n"registry" = "docker.io/library/registry"\n')
     (d / "z.conf").write_text('[[registry]]\nprefix = "q.example"\nlocation = "r.example"\n')
     monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(main))
-    cfg = registries_conf.load(None)
+    cfg = registries_conf.load(SystemContext(registries_conf_dir=str(d)))
     assert cfg._deferred is not None  # shortnames.conf not parsed yet
     assert str(cfg.push_endpoint(_named("q.example/x:1")).named) == "r.example/x:1"
     assert cfg.aliases == {"registry": "docker.io/library/registry"}

@@ -159,6 +159,8 @@ class DockerfileBuild:
 
             self.epoch = epoch_from_env()
         self.made_images: list[str] = []  # intermediate images this build made (not cache entries)
+        self.unlogged_images: set[str] = set()  # stage images buildah would not have committed (yet)
+        self.stage_last = False
         self.mounted: list = []
         self.working = None  # the live working container (cleaned up on failure)
         #: this build's owner (Store.owner): its working containers and image mounts are reaped
@@ -534,6 +536,7 @@ class DockerfileBuild:
         options = self.options
         esc = self.dockerfile.escape
         self.stage_now = stage
+        self.stage_last = last
         self.step = 0
         if stage.index == 0 and options.from_image:  # --from: the first FROM's image replaced
             base_text = options.from_image
@@ -547,6 +550,11 @@ class DockerfileBuild:
         idx = self.stage_index(base_text, stage.index)
         if idx is not None:
             prev = self.results[idx]
+            if prev.image is not None and prev.image["id"] in self.unlogged_images:
+                from ..storage.imagestore import log_created
+
+                self.unlogged_images.discard(prev.image["id"])
+                log_created(prev.image["id"])
             state = StageState(prev.image, _copy.deepcopy(prev.doc), step_key(prev.key, "stage"))
             state.annotations = dict(prev.annotations)
         elif base_text.lower() in options.build_contexts:
@@ -817,7 +825,12 @@ class DockerfileBuild:
             entries = [e for e in entries if e.get("empty_layer") or e is nonempty[-1]]
         hist.extend(entries)
         doc["created"] = created
-        rec = _image.write_image(self.store, doc, base_layers + [layer["id"]], self.options.fmt)
+        # buildah commits a stage built without --layers only when it is the last or a later
+        # stage's base: the store's debug line for it waits until a FROM uses it
+        log = not state.single or self.stage_last
+        rec = _image.write_image(self.store, doc, base_layers + [layer["id"]], self.options.fmt, log=log)
+        if not log:
+            self.unlogged_images.add(rec["id"])
         self.made_images.append(rec["id"])
         state.image = rec
         state.doc = doc

@@ -59,7 +59,7 @@ def export(store, rec: dict, output: str, ctx=None, owner: str | None = None) ->
         dest_ref = parse_reference(output, store)
     except PalletError as e:
         raise BuildError(f"--output {output}: {e}") from None
-    copy_image(LocalReference(store, None, rec["id"]), dest_ref, ctx, ctx, CopyOptions())
+    copy_image(LocalReference(store, None, rec["id"]), dest_ref, ctx, ctx, CopyOptions(trust_local_source=True))
 
 
 def export_local(src: str, dest: str) -> None:

@@ -113,7 +113,7 @@ def base_annotations(img: dict | None, spec: str) -> dict:
 
 
 def write_image(store, doc: dict, layer_ids: list[str], fmt: str = OCI, names: list[str] = (),
-                annotations: dict | None = None, keep_digest: bool = False) -> dict:
+                annotations: dict | None = None, keep_digest: bool = False, log: bool = True) -> dict:
     """Store an image made of ``layer_ids`` (base first, all in the store) with config ``doc``;
     ``names`` are qualified as podman does. Returns the image record. ``keep_digest``: an
     image already stored with this config keeps its manifest (the new one is added)."""
@@ -156,4 +156,4 @@ def write_image(store, doc: dict, layer_ids: list[str], fmt: str = OCI, names: l
     qualified = [str(qualify(n)) for n in names]
     return store.add_image(config=config, config_digest=config_digest, manifest=m.raw, manifest_digest=m.digest,
                            media_type=m.media_type, layers=list(layer_ids), names=qualified,
-                           keep_digest=keep_digest)
+                           keep_digest=keep_digest, log=log)

@@ -306,7 +306,9 @@ class BuilderContainer:
         rec = self.commit([], **kw)
         ctx = ctx or SystemContext()
         try:
-            copy_image(LocalReference(self.store, None, rec["id"]), dest, ctx, ctx, CopyOptions(progress=Progress(None)))
+            # buildah's commit: the policy is not evaluated on the store's own image (the source)
+            copy_image(LocalReference(self.store, None, rec["id"]), dest, ctx, ctx,
+                       CopyOptions(progress=Progress(None), trust_local_source=True))
         finally:
             if rec["id"] not in known:  # made only to be copied: as buildah, nothing stays behind
                 self.store.remove_image(rec["id"], force=True)

@@ -425,7 +425,7 @@ def _with_logfile(args, path: str, fn) -> int:
 
 def _build(args) -> int:
     from ..builder.executor import BuildOptions, build
-    from ..errors import UsageError
+    from ..errors import PalletError, UsageError
 
     if args.authfile and not os.path.exists(args.authfile):  # buildah's and podman's words
         raise UsageError(f"checking authfile: stat {args.authfile}: no such file or directory")
@@ -470,6 +470,15 @@ def _build(args) -> int:
         from ..builder.export import parse_output
 
         parse_output(args.output)  # a bad --output is said before anything is built
+    commit_to = None  # buildah's: a first tag with a transport (dir:, oci:, docker://) is where the image goes
+    if args.tag and _transport_tag(args.tag[0]):
+        commit_to = args.tag.pop(0)
+        from ..images.refs import parse_reference
+
+        try:
+            parse_reference(commit_to)
+        except PalletError as e:
+            raise UsageError(f"tag {commit_to}: {e}") from None
     for t in args.tag:  # and a bad tag (buildah's words)
         from ..errors import InvalidReference
         from ..storage.names import qualify
@@ -485,6 +494,9 @@ def _build(args) -> int:
     if several and args.iidfile:  # buildah's words
         raise UsageError(f"building multiple images, but iidfile {args.iidfile!r} can only be used to store one "
                          "image ID")
+    if commit_to and (several or scan or args.manifest or args.output):
+        raise UsageError(f"tag {commit_to}: a tag with a transport cannot be used with several platforms, --scan, "
+                         "--manifest or --output")
     if several and (scan or args.output or args.context == "-"):
         raise UsageError("--scan, --output and a context on stdin build one image: give one --platform")
     from ..builder.remote_cache import repository
@@ -524,6 +536,10 @@ def _build(args) -> int:
             rusage_out=_appender(args.rusage_logfile) if args.rusage_logfile else None,
             warn=lambda line: (sys.stderr.write(f"WARN {line}\n"), sys.stderr.flush()))
 
+    known = set()
+    if commit_to:
+        with store.read() as st:
+            known = set(st.images)
     recs = []
     for platform in platforms:
         prefix = f"[{platform}] " if several else ""
@@ -541,6 +557,8 @@ def _build(args) -> int:
         else:
             recs.append(build(store, options(platform, say)))
     rec = recs[0]
+    if commit_to:
+        _copy_out(store, rec, commit_to, common.context(args), known)
     if args.manifest:  # made or changed once every platform's image is there (no partial list)
         from ..images.manifests import ManifestLists
 
@@ -561,6 +579,29 @@ def _build(args) -> int:
     elif not (args.output and args.output.endswith("dest=-")):
         print(rec["id"])
     return 0
+
+
+def _transport_tag(tag: str) -> bool:
+    """Does a ``-t`` name a transport other than the store (``dir:``, ``oci:``, ``docker://``)?"""
+    from ..images.refs import has_transport
+    from ..transports import PARSED_WITH_A_STORE
+
+    return has_transport(tag) and tag.partition(":")[0] not in PARSED_WITH_A_STORE
+
+
+def _copy_out(store, rec: dict, destination: str, ctx, known: set) -> None:
+    """The built image copied to ``destination`` (buildah commits there); an image made only for
+    that is not left in the store. The policy is not evaluated on the store's image (buildah's)."""
+    from ..images.refs import parse_reference
+    from ..storage.transport import LocalReference
+    from ..transports.copy import CopyOptions, copy_image
+
+    try:
+        copy_image(LocalReference(store, None, rec["id"]), parse_reference(destination, store), ctx, ctx,
+                   CopyOptions(trust_local_source=True))
+    finally:
+        if rec["id"] not in known and not rec.get("names"):
+            store.remove_image(rec["id"], force=True)
 
 
 def _scan_policy(text: str) -> str:

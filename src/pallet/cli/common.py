@@ -78,7 +78,8 @@ def context(args: _args.Namespace, prefix: str = ""):
     ctx = SystemContext(
         tls_verify=get("tls_verify"), creds=creds, registry_token=get("registry_token"),
         authfile=get("authfile") or getattr(args, "authfile", None),
-        registries_conf=getattr(args, "registries_conf", None), cert_dir=get("cert_dir"),
+        registries_conf=getattr(args, "registries_conf", None),
+        registries_conf_dir=getattr(args, "registries_conf_dir", None), cert_dir=get("cert_dir"),
         retry_times=getattr(args, "retry_times", 3), retry_delay=getattr(args, "retry_delay", None),
         override_os=getattr(args, "override_os", None), override_arch=getattr(args, "override_arch", None),
         override_variant=getattr(args, "override_variant", None), no_creds=bool(get("no_creds")),

@@ -61,7 +61,7 @@ class _Parser(_args.ArgumentParser):
 
 
 #: global options that take a value (to find the verb without building every parser)
-_GLOBAL_VALUES = {"--registries-conf", "--policy", "--override-arch", "--override-os", "--override-variant", "--root",
+_GLOBAL_VALUES = {"--registries-conf", "--registries-conf-dir", "--policy", "--override-arch", "--override-os", "--override-variant", "--root",
                   "--runroot", "--storage-driver", "--registries.d", "--runtime-flag"}
 
 
@@ -90,6 +90,9 @@ def build_parser(verb: str | None = None) -> _args.ArgumentParser:
                    help="podman's: debug or trace log what is done on stderr (as --debug); others change nothing")
     p.add_argument("--noout", action="store_true", help="podman's: discard what the command prints on stdout")
     p.add_argument("--registries-conf", metavar="PATH", help="use PATH as registries.conf")
+    p.add_argument("--registries-conf-dir", metavar="DIR",
+                   help="read registries.conf drop-ins from DIR only (default: /etc/containers/registries.conf.d "
+                        "and the user's)")
     p.add_argument("--policy", metavar="PATH", help="trust policy file (default: containers-policy.json locations)")
     p.add_argument("--insecure-policy", action="store_true", help="accept any image, whatever the trust policy says")
     p.add_argument("--override-arch", metavar="ARCH", help="use ARCH instead of the host's when choosing images")

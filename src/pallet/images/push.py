@@ -29,6 +29,9 @@ def push(store: "Store", image: str, destination: str | None, src_ctx: "SystemCo
     elif not has_transport(destination):
         destination = "docker://" + destination
     dest = parse_reference(destination, store)
+    # the policy is not evaluated on pallet's own store as the source (buildah's and podman's
+    # push force it to accept local storage): a deny-all policy does not stop a push
+    options.trust_local_source = True
     return copy_image(src, dest, src_ctx, dest_ctx, options)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from .._log import debug
 from .._std import json
 from ..errors import NotFound, StoreError
 from . import _mount
@@ -23,18 +24,25 @@ def names_changed(rec: dict) -> None:
     rec["names_history"] = history
 
 
+
+def log_created(image_id: str) -> None:
+    """containers/image's debug line for an image just made (buildah's tests count it)."""
+    debug(f'created new image ID "{image_id}" with metadata "{{}}"')
+
 class ImageStore:
     """The store's images (a part of ``Store``)."""
 
     def add_image(self, *, config: bytes, config_digest: str, manifest: bytes, manifest_digest: str,
                   media_type: str, layers: list[str], names: list[str], signatures: list[bytes] | None = None,
-                  blobs: list[str] | None = None, keep_digest: bool = False, list_digest: str | None = None) -> dict:
+                  blobs: list[str] | None = None, keep_digest: bool = False, list_digest: str | None = None,
+                  log: bool = True) -> dict:
         """Record an image whose layers are all in the store; names move from other images.
         ``signatures`` (simple signing, kept as blobs) replace the manifest's when given.
         ``blobs``: the layer blobs the manifest names (all in the store), kept while the image
         is. ``keep_digest``: an image already stored keeps the manifest it is pushed and saved
         with (a load adds the archive's manifest without replacing the pulled one). ``list_digest``:
-        the manifest list it was chosen from, the digest it was pulled by (podman's Digest)."""
+        the manifest list it was chosen from, the digest it was pulled by (podman's Digest).
+        ``log``: False leaves the debug line of a new image to the caller (:func:`log_created`)."""
         from ..oci import digest as _digest
 
         self.put_blob_bytes(config, config_digest)
@@ -85,7 +93,9 @@ class ImageStore:
                 names_changed(rec)
             st.images[image_id] = rec
             st.dirty.add("images")
-            return rec
+        if not known and log:
+            log_created(image_id)
+        return rec
 
     def _move_name(self, st: _State, name: str, rec: dict) -> None:
         for other in st.images.values():

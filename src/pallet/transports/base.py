@@ -32,7 +32,7 @@ class SystemContext:
     ``copy`` has one for the source and one for the destination.
     """
 
-    __slots__ = ("tls_verify", "creds", "registry_token", "authfile", "registries_conf", "cert_dir",
+    __slots__ = ("tls_verify", "creds", "registry_token", "authfile", "registries_conf", "registries_conf_dir", "cert_dir",
                  "retry_times", "retry_delay", "override_os", "override_arch", "override_variant",
                  "user_agent", "no_creds", "debug", "compress_format", "compress_level",
                  "docker_archive_additional_tags", "oci_shared_blob_dir", "registries_d",
@@ -44,6 +44,7 @@ class SystemContext:
         self.registry_token: str | None = None
         self.authfile: str | None = None
         self.registries_conf: str | None = None
+        self.registries_conf_dir: str | None = None  # drop-ins read instead of the default directories
         self.cert_dir: str | None = None
         self.retry_times: int = 3
         self.retry_delay: float | None = None  # None: exponential backoff from 1 s

@@ -34,7 +34,7 @@ class CopyOptions:
                  parallel: int = 6, progress=None, additional_tags: list | None = None,
                  policy: str | None = None, insecure_policy: bool = False, remove_signatures: bool = False,
                  sign_by: str | None = None, sign_passphrase_file: str | None = None,
-                 sign_identity: str | None = None):
+                 sign_identity: str | None = None, trust_local_source: bool = False):
         if multi_arch not in ("system", "all", "index-only"):
             raise UsageError(f"invalid --multi-arch value {multi_arch!r}: want system, all or index-only")
         if format is not None and format not in (mt.OCI_MANIFEST, mt.DOCKER_V2S2, mt.DOCKER_V2S1_SIGNED):
@@ -59,6 +59,9 @@ class CopyOptions:
         self.sign_by = sign_by
         self.sign_passphrase_file = sign_passphrase_file
         self.sign_identity = sign_identity
+        #: push and commit (buildah's, libimage's PolicyAllowStorage): a source in pallet's own
+        #: store ("local" transport) is read whatever the policy says; any other source is checked
+        self.trust_local_source = trust_local_source
         if sign_identity is not None and not sign_by:
             raise UsageError("--sign-identity needs --sign-by")
 
@@ -126,8 +129,9 @@ def copy_image(src_ref: "ImageReference", dest_ref: "ImageReference", src_ctx: "
 
     # the one trust-policy check: every image that comes in (pull, build's FROM and --from,
     # builder from, load, copy) is copied here, so the path comes from the options or the context
-    pending = policy.check(src_ref, options.policy or getattr(src_ctx, "signature_policy", None),
-                           options.insecure_policy or bool(getattr(src_ctx, "insecure_policy", False)))
+    trusted = options.insecure_policy or bool(getattr(src_ctx, "insecure_policy", False)) \
+        or (options.trust_local_source and src_ref.transport == "local")
+    pending = policy.check(src_ref, options.policy or getattr(src_ctx, "signature_policy", None), trusted)
     identity = _sign_identity(options, dest_ref)
     with src_ref.new_source(src_ctx) as src:
         raw, media_type = src.get_manifest()

@@ -399,15 +399,18 @@ def config_paths(ctx=None) -> tuple[str | None, list[str]]:
     """(main file, drop-in directories) to read, per the search order in the module docstring."""
     explicit = (getattr(ctx, "registries_conf", None) if ctx is not None else None) \
         or os.environ.get("CONTAINERS_REGISTRIES_CONF")
-    if explicit:
-        return explicit, [os.path.join(os.path.dirname(os.path.abspath(explicit)), "registries.conf.d")]
+    conf_dir = getattr(ctx, "registries_conf_dir", None) if ctx is not None else None
     home = os.path.expanduser("~")
     user = os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
                         "containers", "registries.conf")
-    dirs = [SYSTEM_PATH + ".d", user + ".d"]
-    if os.path.exists(user):
-        return user, dirs
-    return SYSTEM_PATH, dirs
+    if explicit:
+        main = explicit
+    elif os.path.exists(user):
+        # the user's file: the system's drop-ins are not read (containers/image)
+        return user, [conf_dir or user + ".d"]
+    else:
+        main = SYSTEM_PATH
+    return main, [conf_dir] if conf_dir else [SYSTEM_PATH + ".d", user + ".d"]
 
 
 def _parse_toml(data: bytes, path: str) -> dict:
