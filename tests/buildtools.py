@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import need, overlay_unavailable, release_all, unmount_under
+from conftest import http_serving, need, overlay_unavailable, release_all, unmount_under
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "builder", "build_corpus")
@@ -216,24 +216,13 @@ def http_dir(tmp_path):
     """A directory served over HTTP on 127.0.0.1 (nothing leaves the machine); yields
     (directory, base URL), the server stopped after."""
     import http.server
-    import threading
 
     served = tmp_path / "http"
     served.mkdir()
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
+    class Served(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *a, **kw):
             super().__init__(*a, directory=str(served), **kw)
 
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
+    with http_serving(Served) as srv:
         yield served, f"http://127.0.0.1:{srv.server_address[1]}"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join()

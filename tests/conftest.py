@@ -6,6 +6,7 @@ silently skipped its interop tests would claim more than it checked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -40,6 +41,29 @@ def need(tool: str) -> str:
     if not path:
         pytest.fail(f"{tool} is not installed: run .ci/run (it installs the peers) or apt-get install it")
     return path
+
+
+@contextlib.contextmanager
+def http_serving(handler, host: str = "127.0.0.1"):
+    """A threading HTTP server on ``host`` (port chosen by the kernel) with ``handler`` (a
+    ``BaseHTTPRequestHandler`` class; its request log is silenced): yields the server, stopped,
+    closed and its thread joined after, even when the test failed."""
+    import http.server
+    import threading
+
+    class Quiet(handler):
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer((host, 0), Quiet)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join()
 
 
 def wait_for(predicate, timeout: float = 60, what: str = "the condition", interval: float = 0.02):

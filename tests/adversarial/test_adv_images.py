@@ -6,11 +6,10 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
-import threading
 
 import pytest
 
-from conftest import run_pallet
+from conftest import http_serving, run_pallet
 from tcpserver import TCPServer
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -47,18 +46,8 @@ def routes_server():
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
+    with http_serving(Handler) as srv:
         yield routes, f"http://127.0.0.1:{srv.server_address[1]}"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join()
 
 
 @pytest.fixture

@@ -11,12 +11,11 @@ import http.server
 import json
 import os
 import subprocess
-import threading
 
 import pytest
 
 from buildtools import base, pallet  # noqa: F401  (fixtures)
-from conftest import unmount_under
+from conftest import http_serving, unmount_under
 
 #: busybox's wget -T crashes on Debian: bound the fetch with timeout instead
 FETCH = ("gw=$(ip route | awk '/^default/ {{print $3}}'); "
@@ -49,17 +48,8 @@ def server():
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
+    with http_serving(Handler, "0.0.0.0") as srv:
         yield srv.server_address[1]
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def _host_ip() -> str | None:
