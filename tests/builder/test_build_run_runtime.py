@@ -29,7 +29,7 @@ def _wrapper(path, log: str, keep: bool) -> str:
 @pytest.mark.parametrize("keep", [False, True])
 def test_delete_runs_only_for_state_the_runtime_left(pallet, tmp_path, keep):
     if not os.path.exists(RUNTIME):
-        pytest.skip("pallet-runtime is not installed beside this interpreter")
+        pytest.skip("pallet-runtime is not installed beside this interpreter: runs once ./scripts/install.sh (which .ci/run calls) has installed pallet into this venv")
     log = tmp_path / "calls"
     runtime = _wrapper(tmp_path / "rt", str(log), keep)
     ctx = tmp_path / "ctx"

@@ -16,36 +16,15 @@ import _ctypes
 from _ctypes import Structure, byref, get_errno, sizeof
 
 
-class c_int(_ctypes._SimpleCData):
-    _type_ = "i"
+def _simple(name: str, code: str):
+    """A simple C type as ctypes defines it (a ``_SimpleCData`` subclass with its type code)."""
+    return type(name, (_ctypes._SimpleCData,), {"_type_": code})
 
 
-class c_uint(_ctypes._SimpleCData):
-    _type_ = "I"
-
-
-class c_long(_ctypes._SimpleCData):
-    _type_ = "l"
-
-
-class c_ulong(_ctypes._SimpleCData):
-    _type_ = "L"
-
-
-class c_char_p(_ctypes._SimpleCData):
-    _type_ = "z"
-
-
-class c_void_p(_ctypes._SimpleCData):
-    _type_ = "P"
-
-
-class c_short(_ctypes._SimpleCData):
-    _type_ = "h"
-
-
-class c_char(_ctypes._SimpleCData):
-    _type_ = "c"
+c_int, c_uint, c_long, c_ulong = _simple("c_int", "i"), _simple("c_uint", "I"), _simple("c_long", "l"), \
+    _simple("c_ulong", "L")
+c_char_p, c_void_p, c_short, c_char = _simple("c_char_p", "z"), _simple("c_void_p", "P"), \
+    _simple("c_short", "h"), _simple("c_char", "c")
 
 
 def array(ctype, n: int):
