@@ -440,14 +440,14 @@ def test_sigint_stops_a_build_started_with_it_ignored(pallet, tmp_path):
 
     from conftest import wait_for
 
-    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN echo started > /dev/stderr; sleep 300\n"
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN echo sta\"\"rted > /dev/stderr; sleep 300\n"
                          "RUN echo not fully killed\n")
     log = tmp_path / "log"
     with open(log, "w") as out:
         proc = subprocess.Popen(pallet.args("build", "--layers=false", ctx), stdout=out, stderr=subprocess.STDOUT,
                                 env=pallet.env(), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
-        wait_for(lambda: "started" in log.read_text(), 120, "the RUN step to start")
+        wait_for(lambda: "started" in log.read_text(), 120, "the RUN step to start")  # its output, never the STEP line
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 130
     finally:

@@ -1,4 +1,5 @@
 """The RUN step's runtime calls: ``delete --force`` only when the runtime left state behind,
+an interrupted RUN stopped through the runtime (``kill ID KILL``, the runtime left to reap it),
 and the default runtime's probe (``pallet-runtime features``) asked again only when the
 installation changed."""
 
@@ -18,7 +19,7 @@ def _wrapper(path, log: str, keep: bool) -> str:
     """A runtime that is pallet-runtime, logging each call's verb; ``keep``: its ``run`` keeps
     the container's state when the command exits (as a runtime killed half-way leaves it)."""
     path.write_text("#!/bin/sh\n"
-                    f"for a; do case $a in run|delete|features) echo $a >> {log};; esac; done\n"
+                    f"for a; do case $a in run|delete|features|kill) echo $a >> {log};; esac; done\n"
                     + ('for a; do shift; set -- "$@" "$a"; [ "$a" = run ] && set -- "$@" --keep; done\n'
                        if keep else "")
                     + f'exec {RUNTIME} "$@"\n')
@@ -40,6 +41,67 @@ def test_delete_runs_only_for_state_the_runtime_left(pallet, tmp_path, keep):
     # a run that cleaned up after itself needs no delete; state left behind is deleted
     assert log.read_text().split() == (["run", "delete"] * 2 if keep else ["run", "run"])
     assert os.listdir(os.path.join(runroot, "build-runtime")) == []
+
+
+def test_an_interrupted_run_is_killed_through_the_runtime(pallet, tmp_path):
+    """SIGINT during a RUN step: the container is killed with ``RUNTIME kill ID KILL`` and the
+    runtime, not killed itself, reaps it and deletes its state (no ``delete`` needed). Killing
+    the runtime orphaned the container's init to the host's pid 1, and until that reaped it the
+    working container's mount stayed busy in the container's namespace: the working container
+    was left behind (seen on a loaded CI machine)."""
+    import signal
+    import subprocess
+
+    from conftest import wait_for
+
+    if not os.path.exists(RUNTIME):
+        pytest.skip("pallet-runtime is not installed beside this interpreter: runs once ./scripts/install.sh (which .ci/run calls) has installed pallet into this venv")
+    log = tmp_path / "calls"
+    runtime = _wrapper(tmp_path / "rt", str(log), False)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nRUN echo sta\"\"rted > /dev/stderr; sleep 300\n")
+    runroot = str(tmp_path / "run")
+    out = tmp_path / "out"
+    with open(out, "w") as f:
+        proc = subprocess.Popen(pallet.args("--runroot", runroot, "build", "--runtime", runtime, "--layers=false",
+                                            str(ctx)), stdout=f, stderr=subprocess.STDOUT, env=pallet.env())
+    try:
+        wait_for(lambda: "started" in out.read_text(), 120, "the RUN step to start")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130, out.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert log.read_text().split() == ["run", "kill"], out.read_text()
+    assert "stays" not in out.read_text()
+    assert pallet.containers() == []
+    assert os.listdir(os.path.join(runroot, "build-runtime")) == []
+
+
+@pytest.mark.unit
+def test_stop_runtime_run_kills_a_runtime_that_does_not_exit(tmp_path, monkeypatch):
+    """A runtime whose ``kill`` does nothing (the container not started yet, a broken runtime) is
+    killed itself after two tries; one that already exited is not asked at all."""
+    import subprocess
+
+    from pallet.builder import run as run_mod
+
+    monkeypatch.setattr(run_mod, "STOP_WAIT", 0.2)
+    log = tmp_path / "calls"
+    rt = tmp_path / "rt"
+    rt.write_text(f"#!/bin/sh\necho $1 >> {log}\n[ $1 = run ] && exec /bin/sleep 300\nexit 1\n")
+    rt.chmod(0o755)
+    p = subprocess.Popen([str(rt), "run"])
+    from conftest import wait_for
+
+    wait_for(lambda: log.exists(), 30, "the runtime to start")
+    run_mod.stop_runtime_run([str(rt)], "c1", p)
+    assert p.returncode == -9
+    assert log.read_text().split() == ["run", "kill", "kill"]
+    run_mod.stop_runtime_run([str(rt)], "c1", p)
+    assert log.read_text().split() == ["run", "kill", "kill"]
 
 
 @pytest.mark.unit

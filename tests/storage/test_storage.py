@@ -669,6 +669,37 @@ def test_staging_survives_other_processes_cleaning_leftovers(tmp_path):
     assert os.listdir(os.path.join(root, "staging")) == []
 
 
+@pytest.mark.parametrize("busy", [False, True])
+def test_an_owner_left_by_an_exception_takes_its_containers(tmp_path, busy):
+    """``Store.owner()`` left by an exception (an interrupt between the store writing a
+    container and its maker knowing it) removes the containers it owns on the way out; one
+    whose mount is still busy stays until the next open of the store, which then removes it."""
+    from pallet.storage.options import resolve
+    from pallet.storage.store import Store
+
+    root, run = str(tmp_path / "store"), str(tmp_path / "run")
+    store = Store(resolve(root, run, "overlay"))
+    other = store.create_container(None, name="unowned")
+    holder = None
+    with pytest.raises(KeyboardInterrupt):
+        with store.owner() as owner:
+            c = store.create_container(None, name="owned", owner=owner)
+            if busy:  # a process with its cwd in the mount: the unmount fails (EBUSY)
+                path = store.mount_container(c["id"])
+                holder = subprocess.Popen(["sleep", "300"], cwd=path)
+            raise KeyboardInterrupt
+    try:
+        names = sorted(n for c in Store(resolve(root, run, "overlay")).containers() for n in c["names"])
+        assert names == (["owned", "unowned"] if busy else ["unowned"])
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+    names = [n for c in Store(resolve(root, run, "overlay")).containers() for n in c["names"]]
+    assert names == ["unowned"] and other["names"] == ["unowned"]
+    assert os.listdir(os.path.join(root, "staging")) == []
+
+
 def test_is_mounted_reads_escaped_mount_points(tmp_path):
     """``is_mounted`` compares the path as the kernel escapes it in mountinfo (space, tab,
     newline, backslash as \\ooo), whole field only: a path that is only a prefix of a mount

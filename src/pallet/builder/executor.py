@@ -415,8 +415,8 @@ class DockerfileBuild:
         if self.working is not None:
             try:
                 self.working.remove()
-            except PalletError:
-                pass
+            except PalletError as e:  # said, never silent: `pallet rm ID` removes it later
+                self.options.warn(f"the working container {self.working.id[:12]} stays: {e}")
             self.working = None
         for iid in self.made_images:
             try:

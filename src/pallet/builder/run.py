@@ -591,11 +591,7 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
                 reap_run_containers(o.state_root)
                 owner = hold_owner_lock(_owners(o.state_root), cid, json.dumps(cmd).encode())
             try:
-                p = subprocess.run(cmd + ["run", "--bundle", bundle, cid], cwd=bundle,
-                                   stdin=o.stdin if o.stdin is not None else subprocess.DEVNULL,
-                                   stdout=o.stdout, stderr=o.stderr)
-            except OSError as e:
-                raise BuildError(f"starting the runtime {runtime}: {e.strerror}") from None
+                rc = _run_runtime(cmd, cid, bundle, o)
             finally:
                 if o.release_network and o.shared_network is not None:
                     o.shared_network.release()  # torn down while the runtime deletes, the layer is made
@@ -608,13 +604,59 @@ def run(rootfs: str, argv: list[str], o: RunOptions, scratch_dir: str) -> int:
             for pfd, _rel in created:
                 os.close(pfd)
             os.close(root_fd)
-        return p.returncode
+        return rc
     finally:
         try:
             if own is not None:
                 own.close()
         finally:
             shutil.rmtree(bundle, ignore_errors=True)
+
+
+def _run_runtime(cmd: list[str], cid: str, bundle: str, o: RunOptions) -> int:
+    """``RUNTIME run``, waited for; its exit status. Interrupted (SIGINT, or any exception while
+    waiting), the container is killed through the runtime (``RUNTIME kill ID KILL``) and the
+    runtime is left to reap it and delete its state before the exception goes on: killing the
+    runtime instead (what ``subprocess.run`` does) orphans the container's init to the host's
+    pid 1, and until that reaps it the kernel keeps the container's copies of the working
+    container's mounts, so its unmount fails (EBUSY) and the working container stays."""
+    try:
+        p = subprocess.Popen(cmd + ["run", "--bundle", bundle, cid], cwd=bundle,
+                             stdin=o.stdin if o.stdin is not None else subprocess.DEVNULL,
+                             stdout=o.stdout, stderr=o.stderr)
+    except OSError as e:
+        raise BuildError(f"starting the runtime {cmd[0]}: {e.strerror}") from None
+    try:
+        return p.wait()
+    except BaseException:
+        stop_runtime_run(cmd, cid, p)
+        raise
+
+
+#: how long an interrupted RUN's runtime has, after ``kill ID KILL``, to reap the container
+#: and exit before it is killed itself (seconds; twice)
+STOP_WAIT = 5.0
+
+
+def stop_runtime_run(cmd: list[str], cid: str, p: subprocess.Popen) -> None:
+    """Stop the container of a foreground ``RUNTIME run`` (``p``): ``RUNTIME kill ID KILL``, and
+    ``p`` waited for. Tried twice (the first kill can come before the runtime wrote the
+    container's state); a runtime still there then is killed (``left_behind`` finds what it
+    leaves). Never raises but for a second interrupt."""
+    for _ in range(2):
+        if p.poll() is not None:
+            return
+        try:
+            subprocess.run(cmd + ["kill", cid, "KILL"], capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        try:
+            p.wait(timeout=STOP_WAIT)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    p.kill()
+    p.wait()
 
 
 def left_behind(state_root: str | None, cid: str) -> bool:

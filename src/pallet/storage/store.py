@@ -25,7 +25,7 @@ import os
 from .._std import json
 from .. import _fs
 from .._log import debug
-from ..errors import StoreError
+from ..errors import PalletError, StoreError
 from . import _mount
 from .containerstore import ContainerStore
 from .drivers import DRIVERS, probe_overlay
@@ -291,9 +291,33 @@ class Store(LayerStore, ImageStore, MountStore, ContainerStore):
         """An owner for containers and mounts that must not outlive this process (a build's
         working containers, its image mounts): a staging entry held for the ``with`` block,
         whose name is the owner. When the process dies, the next open of the store finds the
-        entry dead and removes what it owned (see :meth:`_reap`)."""
-        with self.staging() as path:
-            yield os.path.basename(path)
+        entry dead and removes what it owned (see :meth:`_reap`). Left by an exception (an
+        interrupt can come between the store writing a container and its maker knowing it),
+        what it still owns is removed on the way out; what cannot go yet (a mount still busy)
+        is left to the next open, which finds the owner dead."""
+        name = None
+        try:
+            with self.staging() as path:
+                name = os.path.basename(path)
+                yield name
+        except BaseException:
+            if name is not None:
+                self._release_owner(name)
+            raise
+
+    def _release_owner(self, name: str) -> None:
+        """Remove what the (finished) owner ``name`` still owns; if something cannot go, its
+        lock file stays, unlocked, for the next open of the store to find dead and reap."""
+        try:
+            with self.staging() as trash, self.write() as st:
+                busy = self._reap(st, trash, {name})
+        except (OSError, PalletError) as e:
+            debug(f"removing what {name} owned: {e}")
+            busy = {name}
+        if busy:
+            with contextlib.suppress(OSError):
+                os.close(os.open(os.path.join(self.graphroot, "staging", name + ".lock"),
+                                 os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
 
     def _owner_dead(self, owner: str, dead: set) -> bool:
         """Is ``owner`` (a staging entry name) known dead: found dead by this cleaner, or its lock
