@@ -13,7 +13,8 @@ environment, see _common.ENV). Then, on tmpfs, with docker-registry on 127.0.0.1
 - ``pull`` of a 4-layer image into an empty store        vs ``podman pull``
 - a small build (RUN + COPY + ENV) on a fresh store      vs ``buildah bud`` (the default network,
   then ``--network host``, then ``--network host`` with the RUN step's seccomp filter off for NEW
-  and buildah: OLD's RUN had none, so that row is the same work for all three)
+  and buildah: OLD's RUN had none, so that row is the same work for all three); OLD and NEW each
+  run RUN with their own pallet-runtime (``--runtime``), buildah with runc
 - ``pallet-runtime run`` of /bin/true in a busybox bundle vs ``runc run``
 
 ``--only PART`` (repeatable: inspect, images, pull, build, runtime) measures only those.
@@ -244,18 +245,23 @@ def main() -> None:
             # (netavark); OLD ran it on the host's. With --network host all three do the same work
             # the third row: the RUN step's seccomp filter (containers-common's profile, which the
             # trust work gave builds) off for NEW and buildah, as OLD had none: the same work for all
+            # the RUN step's runtime named for OLD and NEW: each its own pallet-runtime. The bench's
+            # containers.conf says `runtime = "runc"` (for podman and buildah); NEW reads it for
+            # builds as buildah does, OLD did not, so without --runtime NEW's RUN ran runc (its
+            # libseccomp compile of the profile alone ~20 ms of CPU) and OLD's pallet-runtime
             unconfined = ("--security-opt", "seccomp=unconfined")
             for label, net, new_only in (("", (), ()), (", --network host", ("--network", "host"), ()),
                                          (", --network host, no seccomp filter in RUN", ("--network", "host"),
                                           unconfined)):
                 results.append((f"build RUN + COPY {args.copy_mb} MB + ENV, fresh store{label}", "buildah",
                                 rounds("build" + label, {
-                    "OLD": pallet(old, broot["OLD"], "build", "--tls-verify=false", *net, "-t", "bench", ctx),
+                    "OLD": pallet(old, broot["OLD"], "build", "--tls-verify=false", "--runtime", old.runtime, *net,
+                                  "-t", "bench", ctx),
                     "buildah": ["buildah", "--root", broot["buildah"], "--runroot", broot["buildah"] + "-run",
                                 "--storage-driver", "overlay", "bud", "--tls-verify=false", *net, *new_only, "-t", "bench",
                                 ctx],
-                    "NEW": pallet(new, broot["NEW"], "build", "--tls-verify=false", *net, *new_only, "-t", "bench",
-                                  ctx)},
+                    "NEW": pallet(new, broot["NEW"], "build", "--tls-verify=false", "--runtime", new.runtime, *net,
+                                  *new_only, "-t", "bench", ctx)},
                     slow_runs, fresh_build, env={"buildah": dict(c.ENV, BUILDAH_ISOLATION="oci")})))
             for label in broot:
                 fresh_build(label)
