@@ -52,6 +52,35 @@ def test_logs_of_a_large_log_in_bounded_memory(pallet, tmp_path):
         pallet("rm", "-f", cid)
 
 
+@pytest.mark.parametrize("swap", ["symlink", "fifo"])
+def test_log_opt_path_swapped_after_create_is_refused_at_start(pallet, tmp_path, swap):
+    """``--log-opt path=`` is checked at create, but conmon (root) opens it at start: a symlink
+    to a host file, or a FIFO, put there in between is refused at start in one line (the
+    victim untouched, the container not started, nothing hung); the regular file put back
+    starts it."""
+    log = tmp_path / "ctr.log"
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    cid = pallet("create", "--network", "none", "--log-opt", f"path={log}", pallet.image, "echo", "written",
+                 check=True).stdout.strip()
+    try:
+        if swap == "symlink":
+            log.symlink_to(victim)
+        else:
+            os.mkfifo(log)
+        r = pallet("start", "--attach", cid)
+        assert r.returncode != 0 and f"log file {log}: " in _one_line_error(r.stderr), r.stderr
+        assert victim.read_text() == "precious\n"
+        state = pallet("inspect", "--format", "{{.State.Status}}", cid, check=True).stdout.strip()
+        assert state in ("created", "exited"), state
+        log.unlink()
+        r = pallet("start", "--attach", cid)
+        assert (r.returncode, r.stdout) == (0, "written\n"), r.stderr
+        assert "written" in log.read_text() and victim.read_text() == "precious\n"
+    finally:
+        pallet("rm", "-f", cid)
+
+
 def test_log_opt_max_size_keeps_the_log_under_it(pallet):
     """``--log-opt max-size=10k``: conmon starts the log again when the next line would pass the
     size, so the log ends with the last lines and stays under it (podman 4.3.1, measured: 122 of

@@ -801,13 +801,16 @@ class Containers:
                 except FileNotFoundError:
                     pass
             runtime = meta["runtime"]
+            log_arg = _log_arg(self.log_path(cid, meta), meta)
+            if log_arg.startswith("k8s-file:"):
+                ready_log_file(log_arg[len("k8s-file:"):])
             args = ["--api-version", "1", "-c", cid, "-u", cid, "-r", runtime, "-b", userdata,
                     "-p", os.path.join(rundir, "pidfile"), "-n", meta["name"], "--exit-dir", self.exits,
                     "--full-attach", "--persist-dir", rundir]
             for flag in self.runtime_flags:  # podman's place for them: before the rest
                 args += ["--runtime-arg", flag]
             args += ["--runtime-arg", "--root", "--runtime-arg", self.oci_root,
-                    "-l", _log_arg(self.log_path(cid, meta), meta), "--log-level", "error",
+                    "-l", log_arg, "--log-level", "error",
                     "--runtime-arg", "--log-format=json", "--runtime-arg", "--log", "--runtime-arg", oci_log,
                     "--conmon-pidfile", os.path.join(rundir, "conmon.pid")]
             log = (meta.get("extra") or {}).get("log") or {}
@@ -1548,6 +1551,43 @@ def check_journal() -> None:
             from None
     finally:
         s.close()
+
+
+def ready_log_file(path: str) -> None:
+    """The k8s-file log, made (or found) as a regular file just before conmon, as root, opens
+    it to append: a name that is now a symlink (swapped in since ``create`` checked it), a FIFO,
+    device or socket is refused in one line, and conmon never starts. What is left is the
+    moment between this and conmon's own open (the kernel's ``protected_symlinks`` covers
+    sticky directories such as /tmp there)."""
+    import errno
+    import stat
+
+    parent, name = os.path.split(path)
+    try:
+        dfd = os.open(parent or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise ContainerError(f"log file {path}: its directory: {e.strerror}") from None
+    try:
+        try:  # a device is never opened (opening one can act: a tape rewinds)
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode):
+                raise ContainerError(f"log file {path}: "
+                                     f"{'a symlink: not followed' if stat.S_ISLNK(st.st_mode) else 'not a regular file: not written'}")
+        except FileNotFoundError:
+            pass
+        fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     0o600, dir_fd=dfd)
+    except OSError as e:  # swapped since the stat: a symlink (ELOOP), a FIFO or socket (ENXIO)
+        why = "a symlink: not followed" if e.errno == errno.ELOOP else \
+            "not a regular file: not written" if e.errno == errno.ENXIO else e.strerror
+        raise ContainerError(f"log file {path}: {why}") from None
+    finally:
+        os.close(dfd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ContainerError(f"log file {path}: not a regular file: not written")
+    finally:
+        os.close(fd)
 
 
 def _log_arg(path: str, meta: dict) -> str:
