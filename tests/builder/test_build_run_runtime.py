@@ -27,17 +27,22 @@ def _wrapper(path, log: str, keep: bool) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("keep", [False, True])
-def test_delete_runs_only_for_state_the_runtime_left(pallet, tmp_path, keep):
+def _build_with_wrapper(tmp_path, keep: bool, steps: str):
+    """(call log, wrapper runtime, context, runroot) for a build of busybox + ``steps``."""
     if not os.path.exists(RUNTIME):
         pytest.skip("pallet-runtime is not installed beside this interpreter: runs once ./scripts/install.sh (which .ci/run calls) has installed pallet into this venv")
     log = tmp_path / "calls"
     runtime = _wrapper(tmp_path / "rt", str(log), keep)
     ctx = tmp_path / "ctx"
     ctx.mkdir()
-    (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nRUN echo a > /a\nRUN echo b > /b\n")
-    runroot = str(tmp_path / "run")
-    pallet("--runroot", runroot, "build", "--runtime", runtime, "-t", "x", str(ctx))
+    (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\n" + steps)
+    return log, runtime, str(ctx), str(tmp_path / "run")
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_delete_runs_only_for_state_the_runtime_left(pallet, tmp_path, keep):
+    log, runtime, ctx, runroot = _build_with_wrapper(tmp_path, keep, "RUN echo a > /a\nRUN echo b > /b\n")
+    pallet("--runroot", runroot, "build", "--runtime", runtime, "-t", "x", ctx)
     # a run that cleaned up after itself needs no delete; state left behind is deleted
     assert log.read_text().split() == (["run", "delete"] * 2 if keep else ["run", "run"])
     assert os.listdir(os.path.join(runroot, "build-runtime")) == []
@@ -46,26 +51,19 @@ def test_delete_runs_only_for_state_the_runtime_left(pallet, tmp_path, keep):
 def test_an_interrupted_run_is_killed_through_the_runtime(pallet, tmp_path):
     """SIGINT during a RUN step: the container is killed with ``RUNTIME kill ID KILL`` and the
     runtime, not killed itself, reaps it and deletes its state (no ``delete`` needed). Killing
-    the runtime orphaned the container's init to the host's pid 1, and until that reaped it the
-    working container's mount stayed busy in the container's namespace: the working container
-    was left behind (seen on a loaded CI machine)."""
+    the runtime (what ``subprocess.run`` does on an interrupt) orphans the container's init to
+    the host's pid 1, and until that reaps it the container's copy of the working container's
+    mount can keep the unmount busy (EBUSY): the working container would stay."""
     import signal
     import subprocess
 
     from conftest import wait_for
 
-    if not os.path.exists(RUNTIME):
-        pytest.skip("pallet-runtime is not installed beside this interpreter: runs once ./scripts/install.sh (which .ci/run calls) has installed pallet into this venv")
-    log = tmp_path / "calls"
-    runtime = _wrapper(tmp_path / "rt", str(log), False)
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nRUN echo sta\"\"rted > /dev/stderr; sleep 300\n")
-    runroot = str(tmp_path / "run")
+    log, runtime, ctx, runroot = _build_with_wrapper(tmp_path, False, "RUN echo sta\"\"rted > /dev/stderr; sleep 300\n")
     out = tmp_path / "out"
     with open(out, "w") as f:
         proc = subprocess.Popen(pallet.args("--runroot", runroot, "build", "--runtime", runtime, "--layers=false",
-                                            str(ctx)), stdout=f, stderr=subprocess.STDOUT, env=pallet.env())
+                                            ctx), stdout=f, stderr=subprocess.STDOUT, env=pallet.env())
     try:
         wait_for(lambda: "started" in out.read_text(), 120, "the RUN step to start")
         proc.send_signal(signal.SIGINT)
