@@ -168,7 +168,7 @@ def test_runtime_pid_file_writes_through(rt, bundle, tmp_path, kind):
 
 def test_planted_symlinks_and_fifos_in_a_sticky_directory_are_refused(pallet, tmp_path, registry):
     """Another user's symlink (or FIFO) in a sticky world-writable directory such as /tmp is a
-    trap: --logfile, --iidfile and --authfile refuse it in one line and the target is untouched
+    trap: --logfile, --iidfile, --rusage-logfile and --authfile refuse it in one line and the target is untouched
     (pallet resolved links with readlink, which the kernel's protected_symlinks does not guard,
     and replaced where /tmp/build.log -> VICTIM pointed). Our own link there is still followed."""
     shared = tmp_path / "shared"
@@ -180,7 +180,7 @@ def test_planted_symlinks_and_fifos_in_a_sticky_directory_are_refused(pallet, tm
     ctx.mkdir()
     (ctx / "Dockerfile").write_text("FROM localhost/busybox:v1\nLABEL a=b\n")
     traps = []
-    for name in ("build.log", "iid", "auth.json"):
+    for name in ("build.log", "iid", "auth.json", "rusage.log"):
         link = shared / name
         link.symlink_to(victim)
         os.lchown(link, 4242, 4242)  # planted by another user
@@ -190,7 +190,9 @@ def test_planted_symlinks_and_fifos_in_a_sticky_directory_are_refused(pallet, tm
     os.chown(fifo, 4242, 4242)
     for args, opt, path in ((("build", "--logfile", traps[0], str(ctx)), "--logfile", traps[0]),
                             (("build", "-q", "--iidfile", traps[1], str(ctx)), "--iidfile", traps[1]),
-                            (("build", "--logfile", str(fifo), str(ctx)), "--logfile", str(fifo))):
+                            (("build", "--logfile", str(fifo), str(ctx)), "--logfile", str(fifo)),
+                            (("build", "--log-rusage", "--rusage-logfile", traps[3], str(ctx)), "--rusage-logfile",
+                             traps[3])):
         p = pallet(*args, check=False)
         lines = p.stderr.strip().splitlines()
         assert p.returncode != 0 and len(lines) == 1 and opt in lines[0] and path in lines[0], p.stderr
@@ -200,7 +202,7 @@ def test_planted_symlinks_and_fifos_in_a_sticky_directory_are_refused(pallet, tm
     assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1 and traps[2] in p.stderr, p.stderr
     assert victim.read_text() == "precious\n"
     assert all(os.path.islink(t) for t in traps) and stat.S_ISFIFO(os.lstat(fifo).st_mode)
-    assert sorted(os.listdir(shared)) == ["auth.json", "build.log", "fifo.log", "iid"]
+    assert sorted(os.listdir(shared)) == ["auth.json", "build.log", "fifo.log", "iid", "rusage.log"]
     # a link of our own in the same directory is ours to follow
     own = shared / "own-iid"
     own.symlink_to(victim)

@@ -350,15 +350,33 @@ def test_os_version_and_features(pallet, tmp_path):
 
 
 def test_log_rusage(pallet, tmp_path):
+    """buildah 1.28's lines: per stage, one before each instruction (the first: the base
+    image's pull and working container) and one when the stage ends; none with --quiet;
+    ``--rusage-logfile`` emptied first (buildah opens it O_TRUNC), only those lines in it."""
     import re
 
-    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN echo one\nRUN echo two\n")
+    ctx = _ctx(tmp_path, "FROM localhost/busybox:v1 AS a\nRUN echo one\nFROM localhost/busybox:v1\n"
+                         "COPY --from=a /bin/true /t\nENV x=1\nRUN echo two\n")
     want = re.compile(r"^\S+\(system\) \S+\(user\) \S+\(elapsed\) \S+ input \S+ output$", re.M)
-    assert len(want.findall(pallet("build", "--no-cache", "--log-rusage", ctx).stdout)) == 2  # one a RUN
+    out = pallet("build", "--no-cache", "--log-rusage", ctx).stdout.splitlines()
+    assert len([ln for ln in out if want.match(ln)]) == (1 + 1) + (3 + 1)  # instructions + the end, per stage
+    # each instruction's STEP line comes after the line of what the one before used
+    for i, ln in enumerate(out):
+        if "STEP 2/" in ln or "STEP 3/" in ln or "STEP 4/" in ln:
+            before = [x for x in out[:i] if "STEP" in x or want.match(x)]
+            assert want.match(before[-1]), (ln, before[-2:])
+    assert not want.findall(pallet("build", "--no-cache", "--log-rusage", "-q", ctx).stdout)
     log = tmp_path / "rusage.log"
     log.write_text("earlier\n")
     out = pallet("build", "--no-cache", "--log-rusage", "--rusage-logfile", str(log), ctx).stdout
-    assert not want.findall(out) and log.read_text().startswith("earlier\n") and len(want.findall(log.read_text())) == 2
+    text = log.read_text()
+    assert not want.findall(out) and "earlier" not in text
+    assert len(want.findall(text)) == len(text.splitlines()) == 6  # the lines only
+    # a RUN's CPU is counted in the line after it (the user time of a busy shell loop)
+    busy = _ctx(tmp_path, "FROM localhost/busybox:v1\nRUN i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done\n"
+                          "ENV z=1\n")
+    lines = [ln for ln in pallet("build", "--no-cache", "--log-rusage", busy).stdout.splitlines() if want.match(ln)]
+    assert len(lines) == 3 and lines[1].split(") ")[1].split("(user)")[0] not in ("0s", "0ms"), lines
 
 
 def test_step_lines_are_numbered_per_stage_as_buildah(pallet, tmp_path):

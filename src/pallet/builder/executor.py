@@ -92,7 +92,7 @@ class BuildOptions:
         self.platform = platform
         self.os_version = os_version
         self.from_image = from_image  # --from: replaces the first stage's base
-        self.log_rusage = log_rusage  # each RUN's resource use, a line to rusage_out (default out)
+        self.log_rusage = log_rusage  # resource use per instruction, lines to rusage_out (default out)
         self.rusage_out = rusage_out or self.out
         self.os_features = list(os_features)  # FEATURE adds, FEATURE- removes (in order)
         self.cache_ttl = cache_ttl  # seconds (--cache-ttl; 0: as --no-cache)
@@ -533,6 +533,17 @@ class DockerfileBuild:
     # -- a stage -----------------------------------------------------------------------------
 
     def _stage(self, stage: Stage, last: bool) -> StageResult:
+        if not self.options.log_rusage:
+            return self._stage_steps(stage, last, None)
+        from .run import RusageMeter
+
+        meter = RusageMeter(self.options.rusage_out)  # from before the base image is pulled
+        try:
+            return self._stage_steps(stage, last, meter)
+        finally:
+            meter.log()  # the stage's last instruction (and its commit), as buildah's deferred line
+
+    def _stage_steps(self, stage: Stage, last: bool, meter) -> StageResult:
         options = self.options
         esc = self.dockerfile.escape
         self.stage_now = stage
@@ -624,6 +635,8 @@ class DockerfileBuild:
                         self.options.out(f"--> ONBUILD {t}")
                     self._instruction(state, ins)
         for ins in stage.instructions:
+            if meter is not None:  # what the step before used (the first: the base image's pull)
+                meter.log()
             self._say_step(ins)
             self._instruction(state, ins)
         self._flush_workdirs(state, stage)

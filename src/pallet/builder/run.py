@@ -371,33 +371,32 @@ def _go_seconds(s: float) -> str:
     return f"{ms / 1000:g}s"
 
 
-class rusage_report:
-    """``--log-rusage``: the resources a RUN step's processes used, written to ``out`` on
-    exit as buildah's ``pkg/rusage.FormatDiff`` does (``0s(system) 3ms(user) 52ms(elapsed)
-    0B input 4.096kB output``)."""
+class RusageMeter:
+    """``--log-rusage``: what the build's reaped children (runtimes, RUN commands, helpers)
+    used, as buildah 1.28's stage executor logs it: made when a stage starts (before its base
+    image is pulled), :meth:`log` before each instruction and once when the stage ends, each
+    line the use since the one before in ``pkg/rusage.FormatDiff``'s words (``0s(system)
+    3ms(user) 52ms(elapsed) 0B input 4.096kB output``)."""
 
     def __init__(self, out):
         self.out = out
+        self.t0, self.r0 = self._now()
 
-    def __enter__(self):
+    @staticmethod
+    def _now():
         import resource
         import time
 
-        self.t0 = time.monotonic()
-        self.r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return self
+        return time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
 
-    def __exit__(self, *exc):
-        import resource
-        import time
-
-        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    def log(self) -> None:
+        t, r = self._now()
         self.out(f"{_go_seconds(r.ru_stime - self.r0.ru_stime)}(system) "
                  f"{_go_seconds(r.ru_utime - self.r0.ru_utime)}(user) "
-                 f"{_go_seconds(time.monotonic() - self.t0)}(elapsed) "
+                 f"{_go_seconds(t - self.t0)}(elapsed) "
                  f"{human_size((r.ru_inblock - self.r0.ru_inblock) * 512)} input "
                  f"{human_size((r.ru_oublock - self.r0.ru_oublock) * 512)} output")
-        return False
+        self.t0, self.r0 = t, r
 
 
 class RunOptions:

@@ -116,15 +116,6 @@ def args_prefix(state, cfg: dict) -> str:
 
 
 def _run_in(build, state, argv, run_env, cfg, network, mounts, shared, last) -> int:
-    if build.options.log_rusage:
-        from .run import rusage_report
-
-        with rusage_report(build.options.rusage_out):
-            return _run_in_container(build, state, argv, run_env, cfg, network, mounts, shared, last)
-    return _run_in_container(build, state, argv, run_env, cfg, network, mounts, shared, last)
-
-
-def _run_in_container(build, state, argv, run_env, cfg, network, mounts, shared, last) -> int:
     return state.container.run(argv, env=[f"{k}={v}" for k, v in run_env.items()], user=cfg.get("User") or None,
                             workdir=cfg.get("WorkingDir") or "/", network=network,
                             network_config_dir=build.options.network_config_dir, shared_network=shared,

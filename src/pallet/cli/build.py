@@ -106,8 +106,9 @@ def _build_parser(sub, name: str):
     p.add_argument("--arch", metavar="ARCH", help="as --platform, the architecture alone")
     p.add_argument("--variant", metavar="VARIANT", help="as --platform, the variant alone")
     p.add_argument("--from", dest="from_image", metavar="IMAGE", help="the first stage's base instead of its FROM's")
-    p.add_argument("--log-rusage", action="store_true", help="print each RUN step's resource use")
-    p.add_argument("--rusage-logfile", metavar="FILE", help="append --log-rusage's lines to FILE")
+    p.add_argument("--log-rusage", action="store_true",
+                   help="print the resources used by each instruction (buildah's lines; none with --quiet)")
+    p.add_argument("--rusage-logfile", metavar="FILE", help="write --log-rusage's lines to FILE (emptied first)")
     p.add_argument("--os-version", metavar="VERSION", help="the image config's os.version")
     p.add_argument("--os-feature", action="append", default=[], metavar="FEATURE[-]",
                    help="add to the image config's os.features (FEATURE- removes it)")
@@ -333,13 +334,20 @@ def _platform(args, text: str | None):
     return p
 
 
-def _appender(path: str):
-    """A line writer appending to a file the user named (made 0644 if missing; a symlink or
-    a directory there is refused)."""
+def _rusage_file(path: str):
+    """``--rusage-logfile FILE``: a line writer to FILE, emptied first as buildah opens it
+    (``O_TRUNC``). Found as every user-named output file is (``_fs.output_target``): a symlink
+    is followed to its target, one another user planted in a sticky directory refused; a FIFO,
+    device or socket is written in place, never replaced. Lines go out as they come."""
+    from .._fs import output_target
     from ..errors import UsageError
 
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        target, stream = output_target(path)
+        if stream:
+            fd = os.open(target, os.O_WRONLY | os.O_CLOEXEC)
+        else:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as e:
         raise UsageError(f"--rusage-logfile {path}: {e.strerror}") from None
 
@@ -531,9 +539,11 @@ def _build(args) -> int:
             skip_unused_stages=args.skip_unused_stages, build_contexts=contexts,
             platform=platform, cpp_flags=args.cpp_flag,
             context_stream=sys.stdin.buffer if args.context == "-" else None, cache_ttl=args.cache_ttl,
-            os_version=args.os_version, os_features=args.os_feature, log_rusage=args.log_rusage,
+            # buildah 1.28: no resource lines at all with --quiet, not even to --rusage-logfile
+            os_version=args.os_version, os_features=args.os_feature, log_rusage=args.log_rusage and not args.quiet,
             from_image=args.from_image, cache_from=cache_from, cache_to=cache_to,
-            rusage_out=_appender(args.rusage_logfile) if args.rusage_logfile else None,
+            rusage_out=_rusage_file(args.rusage_logfile)
+            if args.rusage_logfile and args.log_rusage and not args.quiet else None,
             warn=lambda line: (sys.stderr.write(f"WARN {line}\n"), sys.stderr.flush()))
 
     known = set()
