@@ -67,13 +67,11 @@ def _answers(exe: str) -> bool:
     a build then does not start a whole runtime process (~8 ms of CPU) to learn what the last
     one learnt, and any change to the installation asks again. Only a positive answer is kept,
     one file per script path (several installations do not take turns overwriting one)."""
-    import hashlib
-
     from ..containers import conf as _conf
 
     key = _probe_key(exe)
     cache_dir = _conf.host_cache_dir() if key is not None else None
-    name = "build-runtime-" + hashlib.sha256(os.fsencode(exe)).hexdigest()[:16] + ".json"
+    name = "build-runtime-" + _conf.short_hash(os.fsencode(exe)) + ".json"
     path = os.path.join(cache_dir, name) if cache_dir else None
     if path is not None:
         try:
@@ -671,8 +669,8 @@ def left_behind(state_root: str | None, cid: str) -> bool:
         os.lstat(os.path.join(state_root, cid))
     except FileNotFoundError:
         return False
-    except OSError:
-        return True
+    except OSError:  # unreadable: the runtime decides
+        pass
     return True
 
 

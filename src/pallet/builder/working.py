@@ -289,9 +289,8 @@ class BuilderContainer:
         there through the copy engine, and not left in the store unless it already was."""
         from ..errors import PalletError
         from ..images.refs import parse_reference
-        from ..storage.transport import LocalReference
         from ..transports.base import SystemContext
-        from ..transports.copy import CopyOptions, Progress, copy_image
+        from ..transports.copy import Progress
 
         try:
             dest = parse_reference(destination, self.store)
@@ -300,24 +299,40 @@ class BuilderContainer:
         if dest.transport == "local":
             named = dest.docker_reference()
             return self.commit([str(named)] if named is not None else [], **kw)
-        with self.store.read() as st:
-            known = set(st.images)
+        known = image_ids(self.store)
         rm = kw.pop("rm", False)
         rec = self.commit([], **kw)
-        ctx = ctx or SystemContext()
-        try:
-            # buildah's commit: the policy is not evaluated on the store's own image (the source)
-            copy_image(LocalReference(self.store, None, rec["id"]), dest, ctx, ctx,
-                       CopyOptions(progress=Progress(None), trust_local_source=True))
-        finally:
-            if rec["id"] not in known:  # made only to be copied: as buildah, nothing stays behind
-                self.store.remove_image(rec["id"], force=True)
+        copy_out(self.store, rec, dest, ctx or SystemContext(), known, Progress(None))
         if rm:
             self.remove()
         return rec
 
     def remove(self) -> None:
         self.store.remove_container(self.id)
+
+
+def image_ids(store) -> set:
+    """The IDs of the store's images now (what :func:`copy_out` must leave in place)."""
+    with store.read() as st:
+        return set(st.images)
+
+
+def copy_out(store, rec: dict, dest, ctx, known: set, progress=None) -> None:
+    """The store's image ``rec`` copied to the transport reference ``dest``, as buildah commits
+    to ``docker://``, ``oci:``, ``dir:``... (``builder commit``, ``build -t dir:...``). The
+    signature policy is not evaluated on the store's own image (the source; buildah's). An
+    image made only to be copied -- not among ``known`` (:func:`image_ids` before it was made)
+    and without a name -- is removed afterwards, copied or not: nothing stays behind."""
+    from ..storage.transport import LocalReference
+    from ..transports.copy import CopyOptions, copy_image
+
+    opts = CopyOptions(trust_local_source=True) if progress is None else \
+        CopyOptions(progress=progress, trust_local_source=True)
+    try:
+        copy_image(LocalReference(store, None, rec["id"]), dest, ctx, ctx, opts)
+    finally:
+        if rec["id"] not in known and not rec.get("names"):
+            store.remove_image(rec["id"], force=True)
 
 
 def commit_image(store, cid: str, image_id: str | None, config: dict, names: list[str], *, fmt: str = "oci",

@@ -519,6 +519,10 @@ def _build(args) -> int:
 
         qualify(args.manifest)
 
+    # opened (and emptied) once for every platform's build
+    rusage_out = _rusage_file(args.rusage_logfile) if args.rusage_logfile and args.log_rusage and not args.quiet \
+        else None
+
     def options(platform, say):
         return BuildOptions(
             args.context, dockerfile=args.file, dockerfile_text=text, tags=[] if scan else args.tag,
@@ -542,14 +546,12 @@ def _build(args) -> int:
             # buildah 1.28: no resource lines at all with --quiet, not even to --rusage-logfile
             os_version=args.os_version, os_features=args.os_feature, log_rusage=args.log_rusage and not args.quiet,
             from_image=args.from_image, cache_from=cache_from, cache_to=cache_to,
-            rusage_out=_rusage_file(args.rusage_logfile)
-            if args.rusage_logfile and args.log_rusage and not args.quiet else None,
+            rusage_out=rusage_out,
             warn=lambda line: (sys.stderr.write(f"WARN {line}\n"), sys.stderr.flush()))
 
-    known = set()
-    if commit_to:
-        with store.read() as st:
-            known = set(st.images)
+    from ..builder.working import copy_out, image_ids
+
+    known = image_ids(store) if commit_to else set()
     recs = []
     for platform in platforms:
         prefix = f"[{platform}] " if several else ""
@@ -567,8 +569,10 @@ def _build(args) -> int:
         else:
             recs.append(build(store, options(platform, say)))
     rec = recs[0]
-    if commit_to:
-        _copy_out(store, rec, commit_to, common.context(args), known)
+    if commit_to:  # buildah's: the image goes there; made only for that, it does not stay
+        from ..images.refs import parse_reference
+
+        copy_out(store, rec, parse_reference(commit_to, store), common.context(args), known)
     if args.manifest:  # made or changed once every platform's image is there (no partial list)
         from ..images.manifests import ManifestLists
 
@@ -597,21 +601,6 @@ def _transport_tag(tag: str) -> bool:
     from ..transports import PARSED_WITH_A_STORE
 
     return has_transport(tag) and tag.partition(":")[0] not in PARSED_WITH_A_STORE
-
-
-def _copy_out(store, rec: dict, destination: str, ctx, known: set) -> None:
-    """The built image copied to ``destination`` (buildah commits there); an image made only for
-    that is not left in the store. The policy is not evaluated on the store's image (buildah's)."""
-    from ..images.refs import parse_reference
-    from ..storage.transport import LocalReference
-    from ..transports.copy import CopyOptions, copy_image
-
-    try:
-        copy_image(LocalReference(store, None, rec["id"]), parse_reference(destination, store), ctx, ctx,
-                   CopyOptions(trust_local_source=True))
-    finally:
-        if rec["id"] not in known and not rec.get("names"):
-            store.remove_image(rec["id"], force=True)
 
 
 def _scan_policy(text: str) -> str:

@@ -235,10 +235,15 @@ _HOST_ENTRIES = 32
 
 
 def _host_cache_name(paths: list[str]) -> str:
-    import hashlib
+    return "containers-conf-" + short_hash("\0".join(paths).encode(errors="surrogateescape")) + ".json"
 
-    return "containers-conf-" + hashlib.sha256("\0".join(paths).encode(errors="surrogateescape")).hexdigest()[:16] \
-        + ".json"
+
+def short_hash(data: bytes) -> str:
+    """16 hex digits of ``data``'s SHA-256: a file name in :data:`HOST_CACHE_DIR` (the C sha256
+    of ``oci.digest``: no ``hashlib``, whose OpenSSL costs a start ~3 ms)."""
+    from ..oci.digest import of_bytes, short
+
+    return short(of_bytes(data), 16)
 
 
 def files_identity(paths: list[str]) -> list | None:
